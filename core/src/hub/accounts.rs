@@ -1456,7 +1456,8 @@ impl Hub {
         {
             let ident = self.ident_of(uid, u);
             let old = u.nick.clone();
-            self.whowas.record(uid, &old, ident, now);
+            let signed_in = u.account().is_some();
+            self.whowas.record(uid, &old, ident, signed_in, now);
         }
         let Some(u) = self.users.get_mut(&uid) else {
             return;
@@ -1759,7 +1760,7 @@ impl Hub {
                     self.scroll_from(conn, &room, after.next());
                     let waits = self.history_waits(conn, &room, after);
                     if let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut()) {
-                        d.missed_waits(waits);
+                        d.missed_waits(&room, waits);
                     }
                     self.reply(conn, Reply::Note(Note::MissedStart(room.clone())));
                     if let Some(c) = self.conns.get_mut(&conn) {

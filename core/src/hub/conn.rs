@@ -329,6 +329,8 @@ pub(crate) struct Conn {
     pub(crate) door: Door,
     /// It asked to resume a session attached elsewhere and waits for the probe's outcome.
     pub(crate) probing: bool,
+    /// It came through a TLS handshake (the shell's TLS listener): WHOIS's `671`.
+    pub(crate) secure: bool,
     /// Its rare part may hold gaps or refills ([`Rare::gaps`], [`Rare::refills`]): set when one
     /// is recorded, cleared once both are empty. Delivery and `written` look in `rare` only
     /// then: most connections that have a rare part (a scroll cursor, a flood queue) owe
@@ -495,6 +497,7 @@ impl Conn {
             counted: false,
             door,
             probing: false,
+            secure: false,
             owes: false,
             life: Life::Detect,
             backlog: None,

@@ -665,6 +665,14 @@ impl Hub {
         // Only a binary client keeps seqs: IRC and nc show a gap as lines lost ("not
         // delivered"), and nothing is lost here.
         let keeps_seqs = c.kind() == Some(ConnKind::Binary);
+        if unannounced && !keeps_seqs {
+            // The part sent so far is closed (IRC: its batch); the rest comes after, as
+            // without a store.
+            if let Some(end) = c.dialect_mut().and_then(|d| d.missed_done(&room)) {
+                self.reply(conn, Reply::Own(end));
+            }
+            return;
+        }
         if after >= latest || !unannounced || !keeps_seqs {
             return;
         }
@@ -685,7 +693,15 @@ impl Hub {
 
     /// All of `room`'s history owed to `conn` is out: the footer of its missed lines, if they
     /// came under a header ([`Note::MissedStart`]).
-    fn missed_footer(&mut self, conn: ConnId, room: &RoomName) {
+    pub(super) fn missed_footer(&mut self, conn: ConnId, room: &RoomName) {
+        let done = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.dialect_mut())
+            .and_then(|d| d.missed_done(room));
+        if let Some(end) = done {
+            self.reply(conn, Reply::Own(end));
+        }
         let owed = self
             .conns
             .get_mut(&conn)

@@ -599,7 +599,19 @@ impl Hub {
         }
         for lr in loaded.rooms {
             let mut room = Room::new();
-            room.topic = lr.topic;
+            // Who set the topic and when (IRC's `333`), if its event is among the recent ones
+            // (the store keeps the topic alone).
+            let set = lr
+                .recent
+                .iter()
+                .rev()
+                .find(|ev| matches!(ev.kind, EventKind::Topic { .. }))
+                .filter(|ev| matches!(&ev.kind, EventKind::Topic { topic } if *topic == lr.topic))
+                .map(|ev| super::room::TopicSet {
+                    by: ev.from.clone(),
+                    at: ev.at,
+                });
+            room.set_topic(lr.topic, set);
             room.last_seq = lr.last_seq;
             if self.cluster.is_none() {
                 // Who was there when the server stopped (IRC clients come back with the

@@ -44,6 +44,8 @@ impl Hub {
         self.next_conn += 1;
         let peer = peer.to_canonical();
         let mut conn = Conn::new(id, peer, door, self.config.flood_burst, now);
+        // Only a TLS listener's connections are counted before they are accepted.
+        conn.secure = attempt_counted;
         let admitted = self.conns.len() - self.refused_pending;
         let verdict = if admitted >= self.config.max_connections {
             Err(admit::Refusal {
@@ -535,6 +537,11 @@ impl Hub {
             // LUSERS and the MOTD, so that the JOINs an account's rooms bring come after
             // `376`, as IRC servers and bouncers send them.
             (ConnKind::Irc, false, motd) => {
+                if let Some(dialect::AnyDialect::Irc(i)) =
+                    self.conns.get_mut(&conn).and_then(|c| c.dialect_mut())
+                {
+                    i.active(self.now, false);
+                }
                 let motd = motd.clone();
                 let counts = self.counts();
                 self.reply(conn, Reply::Info(counts));

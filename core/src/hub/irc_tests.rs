@@ -1224,7 +1224,7 @@ fn echo_message_server_time_msgid_and_labels() {
     let l = n.lines(i);
     assert!(l[0].starts_with("@label=w1 :natter.irc BATCH +L"), "{l:?}");
     assert!(l[1..l.len() - 1].iter().all(|l| l.starts_with("@batch=L")));
-    assert_eq!(numerics(&l), ["311", "319", "312", "318"]);
+    assert_eq!(numerics(&l), ["311", "319", "312", "317", "318"]);
 
     // Without labeled-response (or without batch) a label is ignored.
     n.send(p, &["@label=x PING :p"]);
@@ -2688,6 +2688,177 @@ fn what_an_account_missed_past_the_ring_comes_from_the_store_as_history() {
     assert!(!l.iter().any(|x| x.contains(" JOIN #x ")), "{l:?}");
     assert!(!l.iter().any(|x| x.contains("not delivered")), "{l:?}");
     batches_balanced(&l);
+}
+
+/// A store to read from, a ring of 10 events, 5 replayed on a join: what an account missed
+/// past the ring comes from the store.
+fn store_net() -> Net {
+    Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_len: 10,
+        history_on_join: 5,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    })
+}
+
+/// What alice's welcome (SASL, with `caps`) brings of 31 lines she missed in `#x`, 21 of them
+/// in the store only, with carol's join and part among the last ones (in the ring); the
+/// store's page comes after the welcome's turn.
+fn missed_past_the_ring(caps: &str) -> Vec<String> {
+    let mut n = store_net();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 30);
+    let carol = n.bin("carol");
+    n.send_bin(carol, &ClientMsg::Join { room: room("#x") });
+    n.send_bin(
+        carol,
+        &ClientMsg::Part {
+            room: room("#x"),
+            reason: None,
+        },
+    );
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(31),
+            text: text("line 31"),
+        },
+    );
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    l
+}
+
+#[test]
+fn what_an_account_missed_from_the_store_and_the_ring_comes_in_one_chathistory_batch() {
+    // As without a store (the tests above): The Lounge and gamja take lines outside a
+    // chathistory batch for live ones, and a join or part of the ring's would change their
+    // member lists as if it happened now.
+    let want: Vec<String> = (1..=31).map(|i| format!("line {i}")).collect();
+    let l = missed_past_the_ring("server-time batch message-tags");
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains(":carol!")), "{l:?}");
+    let inside: Vec<String> = history_batch(&l, "#x")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(privmsg_texts(&inside), want, "{l:?}");
+    batches_balanced(&l);
+    // With server-time only: the same lines, timed, no batch, no live join or part.
+    let l = missed_past_the_ring("server-time");
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains(":carol!")), "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("BATCH")), "{l:?}");
+    // Without it no history at all, as without a store.
+    let l = missed_past_the_ring("");
+    assert!(privmsg_texts(&l).is_empty(), "{l:?}");
+    assert!(!l.iter().any(|x| x.contains(":carol!")), "{l:?}");
+}
+
+#[test]
+fn a_part_while_the_store_page_is_read_is_told_and_opens_no_batch() {
+    let mut n = store_net();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 30);
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["PART #x :gone"]);
+    l.extend(n.lines(c));
+    // Back in before the page is read: what the room sends now is live.
+    n.advance(1_000);
+    n.send(c, &["JOIN #x"]);
+    l.extend(n.lines(c));
+    let carol = n.bin("carol");
+    n.send_bin(carol, &ClientMsg::Join { room: room("#x") });
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    assert!(l.iter().any(|x| x.ends_with("PART #x :gone")), "{l:?}");
+    assert!(
+        l.iter().any(|x| x.contains(":carol!carol@natter JOIN #x")),
+        "a live join: {l:?}"
+    );
+    batches_balanced(&l);
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#x"),
+            id: crate::types::MsgId(99),
+            text: text("live now"),
+        },
+    );
+    let l = n.lines(c);
+    let live = find(&l, "live now");
+    assert!(!live.contains("batch="), "{l:?}");
+}
+
+#[test]
+fn what_an_account_missed_from_the_store_past_its_backlog_closes_its_batch_and_comes_after() {
+    // The store's page fills the connection's backlog: the batch closes with the part sent
+    // and the rest follows once it drains, as without a store (the test below).
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_len: 10,
+        history_on_join: 5,
+        outbound_max_bytes: 4_096,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+    let caps = "server-time batch message-tags";
+    let (c, _) = sasl_client(&mut n, "alice", caps);
+    n.send(c, &["QUIT :bye"]);
+    n.lines(c);
+    n.advance(1_000);
+    let b = n.bin("bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#x") });
+    said_lines(&mut n, b, "#x", 60);
+    n.advance(1_000);
+    n.hold_reads = true;
+    let (c, mut l) = sasl_client(&mut n, "alice", caps);
+    n.hold_reads = false;
+    n.answer_held();
+    n.advance(1_000);
+    l.extend(n.lines(c));
+    batches_balanced(&l);
+    let want: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
+    assert_eq!(privmsg_texts(&l), want, "{l:?}");
+    assert!(!l.iter().any(|x| x.contains("not delivered")), "{l:?}");
+    let inside = history_batch(&l, "#x");
+    assert!(!inside.is_empty() && inside.len() < 60, "{l:?}");
 }
 
 #[test]
@@ -4944,6 +5115,39 @@ fn a_topic_comes_with_who_set_it_and_when() {
     );
 }
 
+/// After a restart the topic still says who set it and when (`333`), when its event is among
+/// the recent ones loaded (irssi and WeeChat showed the topic without its setter).
+#[test]
+fn a_topic_says_who_set_it_after_a_restart() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #t", "TOPIC #t :plans"]);
+    let set_at = n.now.0 / 1000;
+    n.lines(bob);
+    let config = n.hub.config().clone();
+    let mut loaded = loaded_from(&n.stored, &n.present, config.history_on_join);
+    for r in &mut loaded.rooms {
+        r.topic = Some(text("plans"));
+    }
+    let mut again = Net::with(config);
+    again.now = n.now + Millis(5_000);
+    again.hub.restore(loaded, again.now);
+    again.pump();
+    let ann = again.client("ann", &[]);
+    again.send(ann, &["TOPIC #t"]);
+    assert_eq!(
+        again.lines(ann),
+        [
+            ":natter.irc 332 ann #t :plans".to_owned(),
+            format!(":natter.irc 333 ann #t bob!bob@natter {set_at}"),
+        ]
+    );
+}
+
 /// `TOPIC #c :` (an empty topic: irssi's and WeeChat's `/topic -delete`) clears the topic, as
 /// every IRC server does: the members see `TOPIC #c :` (nc users "cleared the topic"), a later
 /// query is `331`. Clearing a channel with no topic is `331` to the asker alone.
@@ -5611,6 +5815,95 @@ fn lusers_counts_unregistered_connections_and_keeps_the_maximum() {
         find(&l, " 266 ").contains(" 1 2 :Current global users 1, max 2"),
         "{l:?}"
     );
+}
+
+/// WHOIS as IRC servers answer it: `330` for an account, `671` for a user whose every
+/// connection came through TLS, `301` while away, and `317` (seconds since its last message,
+/// and when it signed on) for a user on IRC, in ergo's and solanum's order.
+#[test]
+fn whois_tells_account_tls_away_and_idle_time() {
+    use base64::Engine;
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.hub.handle_close(a, n.now);
+    n.pump();
+    // alice on the IRC TLS door, signed in.
+    let c = n.hub.accept_handshaken(Door::Irc, LOCAL, n.now).unwrap();
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0correct horse");
+    n.send(
+        c,
+        &[
+            "CAP LS 302",
+            "NICK alice",
+            "USER u 0 * :Alice A",
+            "CAP REQ :sasl",
+        ],
+    );
+    n.send(c, &["AUTHENTICATE PLAIN"]);
+    n.send(c, &[&format!("AUTHENTICATE {plain}"), "CAP END"]);
+    assert!(numerics(&n.lines(c)).contains(&"903"));
+    n.send(c, &["JOIN #x"]);
+    let b = n.client("bob", &[]);
+    n.advance(20_000);
+    n.lines(c);
+    n.send(b, &["WHOIS alice"]);
+    let l = n.lines(b);
+    assert_eq!(
+        numerics(&l),
+        ["311", "319", "312", "671", "330", "317", "318"],
+        "{l:?}"
+    );
+    assert_eq!(
+        find(&l, " 671 "),
+        ":natter.irc 671 bob alice :is using a secure connection"
+    );
+    let idle: Vec<String> = find(&l, " 317 ").split(' ').map(str::to_owned).collect();
+    let (secs, signon) = (idle[4].parse::<u64>().unwrap(), idle[5].clone());
+    assert!((20..30).contains(&secs) && signon != "0", "{l:?}");
+    // A message makes it not idle; signing on stays when it was.
+    n.send(c, &["PRIVMSG #x :hi", "AWAY :lunch"]);
+    n.advance(2_000);
+    n.lines(c);
+    n.send(b, &["WHOIS alice"]);
+    let l = n.lines(b);
+    assert_eq!(
+        numerics(&l),
+        ["311", "319", "312", "671", "330", "301", "317", "318"],
+        "{l:?}"
+    );
+    assert_eq!(
+        find(&l, " 317 "),
+        format!(":natter.irc 317 bob alice 2 {signon} :seconds idle, signon time")
+    );
+    // bob came in clear: no 671, no account.
+    n.send(c, &["WHOIS bob"]);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["311", "312", "317", "318"], "{l:?}");
+}
+
+/// `LUSERS` counts users, not connections: an account on two connections is one user, one
+/// client (`255`) and one local and global user (`265`/`266`), as ergo counts a user with
+/// several sessions.
+#[test]
+fn lusers_counts_an_account_on_several_connections_once() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    let (d, _) = sasl_client(&mut n, "alice", "");
+    n.lines(d);
+    n.send(c, &["LUSERS"]);
+    let l = n.lines(c);
+    assert!(
+        find(&l, " 251 ").ends_with(":There are 1 users and 0 invisible on 1 servers"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 255 ").ends_with(":I have 1 clients and 0 servers"),
+        "{l:?}"
+    );
+    assert!(find(&l, " 265 ").contains(" 1 1 :"), "{l:?}");
+    assert!(find(&l, " 266 ").contains(" 1 1 :"), "{l:?}");
+    n.recv(a);
 }
 
 /// `LUSERS`' `251` counts the users with mode `i` apart, as IRC servers do (irssi sets `+i` on
@@ -6387,6 +6680,58 @@ fn who_with_a_mask_matches_nick_user_host_and_real_name_and_hides_the_invisible(
     assert!(l[0].contains(" at most 80 bytes"), "{l:?}");
 }
 
+/// `WHO mask` as modern.ircdocs and solanum read it: a nick exactly is that user alone, else
+/// the mask is a glob over the nick, user name, host, server and real name (a nick nobody has
+/// too: `WHO natter` is everyone on the host); WHOX's match flags before the `%` narrow the
+/// fields (`n`, `u`, `h`, `s`, `r`, `a` for the account).
+#[test]
+fn who_with_a_mask_matches_the_server_and_the_fields_its_flags_name() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    let cool = with_user(&mut n, "coolNick", "myusernam", "alice in wonderland");
+    let asker = with_user(&mut n, "asker", "ask", "Asker");
+    n.lines(cool);
+    let who = |n: &mut Net, args: &str| -> Vec<String> {
+        n.advance(2_000);
+        n.send(asker, &[&format!("WHO {args}")]);
+        let l = n.lines(asker);
+        let mask = args.split(' ').next().unwrap();
+        assert_eq!(
+            l.last().unwrap(),
+            &format!(":natter.irc 315 asker {mask} :End of WHO list"),
+            "{l:?}"
+        );
+        let mut nicks: Vec<String> = l
+            .iter()
+            .filter(|l| l.contains(" 352 ") || l.contains(" 354 "))
+            .map(|l| {
+                let at = if l.contains(" 352 ") { 7 } else { 3 };
+                l.split(' ')
+                    .nth(at)
+                    .unwrap()
+                    .trim_start_matches(':')
+                    .to_owned()
+            })
+            .collect();
+        nicks.sort();
+        nicks
+    };
+    let all = ["alice", "asker", "coolNick"];
+    assert_eq!(who(&mut n, "*.irc"), all, "the server's name");
+    assert_eq!(who(&mut n, "natter"), all, "no such nick: the host");
+    // alice exactly, not the real name that holds her nick.
+    assert_eq!(who(&mut n, "alice"), ["alice"]);
+    assert_eq!(who(&mut n, "alice*"), ["alice", "coolNick"]);
+    assert_eq!(who(&mut n, "alice* n"), ["alice"]);
+    assert_eq!(who(&mut n, "alice* r%n"), ["coolNick"]);
+    assert_eq!(who(&mut n, "~as* u"), ["asker"]);
+    assert!(who(&mut n, "*.irc n").is_empty());
+    assert_eq!(who(&mut n, "*.irc s"), all);
+    assert_eq!(who(&mut n, "al?ce a%na"), ["alice"], "the account");
+    assert!(who(&mut n, "*.irc o").is_empty(), "no server admin here");
+    n.recv(a);
+}
+
 #[test]
 fn who_star_on_a_big_server_lists_a_bounded_number_and_says_so() {
     let mut n = Net::new();
@@ -6470,6 +6815,30 @@ fn whowas_remembers_quits_and_nick_changes_newest_first_with_a_count() {
     }
     n.send(asker, &["WHOWAS", "WHOWAS 9bad"]);
     assert_eq!(numerics(&n.lines(asker)), ["431", "406", "369"]);
+}
+
+/// WHOWAS of a user that was signed in says its account (`330 ... :was logged in as`), as
+/// solanum's does.
+#[test]
+fn whowas_says_the_account_a_user_was_signed_in_to() {
+    let mut n = Net::new();
+    let asker = n.client("asker", &[]);
+    let a = registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    n.send(c, &["QUIT :bye"]);
+    n.recv(a);
+    n.advance(2_000);
+    n.lines(asker);
+    n.send(asker, &["WHOWAS alice"]);
+    let l = n.lines(asker);
+    assert_eq!(numerics(&l), ["314", "330", "312", "369"], "{l:?}");
+    assert_eq!(l[1], ":natter.irc 330 asker alice alice :was logged in as");
+    // A guest's record has none.
+    let g = n.client("guest", &[]);
+    n.send(g, &["QUIT"]);
+    n.advance(2_000);
+    n.send(asker, &["WHOWAS guest"]);
+    assert_eq!(numerics(&n.lines(asker)), ["314", "312", "369"]);
 }
 
 #[test]

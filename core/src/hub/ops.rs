@@ -257,6 +257,17 @@ impl Hub {
         let Some(uid) = self.user_of(conn) else {
             return;
         };
+        if let ClientMsg::Say { .. }
+        | ClientMsg::Act { .. }
+        | ClientMsg::Msg { .. }
+        | ClientMsg::Notice { .. }
+        | ClientMsg::NoticeTo { .. } = msg
+            && let Some(super::dialect::AnyDialect::Irc(i)) =
+                self.conns.get_mut(&conn).and_then(|c| c.dialect_mut())
+        {
+            // WHOIS's idle time counts from a user's last message, as IRC servers count it.
+            i.active(now, true);
+        }
         let msg = match msg {
             quit @ ClientMsg::Quit { .. } => match self.quit_after_answers(conn, quit) {
                 Some(quit) => quit,
@@ -1058,7 +1069,8 @@ impl Hub {
             && let Some(u) = self.users.get(&uid)
         {
             let ident = self.ident_of(uid, u);
-            self.whowas.record(uid, &old, ident, now);
+            let signed_in = u.account().is_some();
+            self.whowas.record(uid, &old, ident, signed_in, now);
         }
         self.nicks.remove(old.folded_key().as_str(), uid);
         self.nicks.insert(&self.users, nick.folded_key(), uid);

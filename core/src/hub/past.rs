@@ -543,7 +543,18 @@ impl Hub {
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.rooms.contains(&room));
         if !in_room {
-            return;
+            // Left meanwhile: the replay is over (what it opened is closed).
+            return self.missed_footer(conn, &room);
+        }
+        // The page of what an account missed (its footer owed): what opens its replay.
+        let opens = self
+            .conns
+            .get_mut(&conn)
+            .filter(|c| c.rare().is_some_and(|r| r.footers.contains(&room)))
+            .and_then(|c| c.dialect_mut())
+            .and_then(|d| d.missed_page(&room));
+        if let Some(start) = opens {
+            self.reply(conn, Reply::Own(start));
         }
         let mut next = after.next();
         let mut last = after;

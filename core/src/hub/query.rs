@@ -25,15 +25,18 @@ pub(crate) enum Query {
     Users(Vec<Nick>),
     /// A room's members and whether each is away.
     Who(RoomName),
-    /// The users whose nick, user name, host or real name `mask` matches (IRC's glob, `*` and
-    /// `?`); with `ops`, only server admins. A user with IRC's mode `i` is listed only to those
-    /// sharing a room with it, unless the mask is its nick exactly. At most
-    /// [`IRC_MAX_WHO_MATCHES`].
+    /// The user whose nick `mask` is exactly, wherever it is; else the users here whose nick,
+    /// user name, host, server or real name `mask` matches (IRC's glob, `*` and `?`; `fields`
+    /// may name fewer, or the account); with `ops`, only server admins. A user with IRC's mode
+    /// `i` is listed only to those sharing a room with it, unless the mask is its nick
+    /// exactly. At most [`IRC_MAX_WHO_MATCHES`].
     WhoMask {
         /// The mask, as the client sent it.
         mask: String,
         /// Only server admins (WHO's `o` flag).
         ops: bool,
+        /// What the mask is matched against.
+        fields: WhoFields,
     },
     /// The latest `count` records of users who were called `nick` (IRC's WHOWAS), newest
     /// first; at most [`WHOWAS_MAX_REPLIES`].
@@ -131,6 +134,55 @@ pub(crate) struct Present {
     pub(crate) oper: bool,
 }
 
+/// What a `WHO mask` is matched against: WHOX's match flags (`n` nick, `u` user name, `h`
+/// host, `i` address, `s` server, `r` real name, `a` account), as ircu and solanum read
+/// them before the `%`; none named: every field but the account (and the address, never
+/// shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WhoFields(u8);
+
+impl WhoFields {
+    const NICK: u8 = 1;
+    const USER: u8 = 2;
+    const HOST: u8 = 4;
+    const SERVER: u8 = 8;
+    const REAL: u8 = 16;
+    const ACCOUNT: u8 = 32;
+    /// Every field but the account.
+    pub(crate) const DEFAULT: WhoFields = WhoFields(
+        WhoFields::NICK | WhoFields::USER | WhoFields::HOST | WhoFields::SERVER | WhoFields::REAL,
+    );
+
+    /// The match flags of a WHO's flags parameter (before its `%`); the default if it names
+    /// none. `i` (the address) matches nothing: no address is shown.
+    pub(crate) fn from_flags(flags: &str) -> WhoFields {
+        let mut f = 0;
+        let mut named = false;
+        for c in flags.chars() {
+            f |= match c {
+                'n' => WhoFields::NICK,
+                'u' => WhoFields::USER,
+                'h' => WhoFields::HOST,
+                's' => WhoFields::SERVER,
+                'r' => WhoFields::REAL,
+                'a' => WhoFields::ACCOUNT,
+                'i' => 0,
+                _ => continue,
+            };
+            named = true;
+        }
+        if named {
+            WhoFields(f)
+        } else {
+            WhoFields::DEFAULT
+        }
+    }
+
+    fn has(self, f: u8) -> bool {
+        self.0 & f != 0
+    }
+}
+
 /// A user's user name and real name, as IRC's WHO, WHOIS and WHOWAS show them (the host is
 /// everyone's, `natter`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +223,9 @@ pub(crate) struct Was {
     pub(crate) nick: Nick,
     /// Its user name and real name then.
     pub(crate) ident: Ident,
+    /// It was signed in to its account (a signed-in user's nick is its account's name):
+    /// WHOWAS's `330`.
+    pub(crate) signed_in: bool,
     /// When it was given up.
     pub(crate) at: Millis,
 }
@@ -188,6 +243,11 @@ pub(crate) struct Whois {
     /// On another node of the cluster (known from the logs of the rooms followed here; `rooms`
     /// are the ones of those it is in).
     pub(crate) elsewhere: bool,
+    /// Every connection it has here came through TLS (IRC's `671`).
+    pub(crate) secure: bool,
+    /// Seconds since its last message and when it signed on (Unix seconds), from its IRC
+    /// connections (IRC's `317`; natter's other clients keep no such times).
+    pub(crate) idle: Option<(u64, u64)>,
 }
 
 /// One room as LIST sees it.
@@ -255,8 +315,6 @@ pub(crate) enum Info {
         local_peak: usize,
         /// Rooms.
         rooms: usize,
-        /// Connections with a user.
-        connections: usize,
         /// Connections still in their handshake (IRC's "unknown connections").
         unknown: usize,
         /// Of `users`, this node's with IRC's user mode `i` (another node's are not known).
@@ -364,12 +422,35 @@ impl Hub {
                 .filter(|r| !r.members.is_empty())
                 .count()
                 + self.remote_only_rooms().len(),
-            connections: self.conns.len() - unknown,
             unknown,
             invisible,
             operators: self.operators_online(),
             servers: self.servers(),
         }
+    }
+
+    /// Whether `uid` has connections here and every one came through TLS (WHOIS's `671`: a
+    /// claim about the user's link, so a user with one plain connection has none).
+    fn all_secure(&self, uid: UserId) -> bool {
+        let mut conns = self
+            .user_conns(uid)
+            .filter_map(|c| self.conns.get(&c))
+            .peekable();
+        conns.peek().is_some() && conns.all(|c| c.secure)
+    }
+
+    /// WHOIS's `317` for `uid`: seconds since its last message on any of its IRC connections
+    /// (since its welcome when it sent none) and when the first of them was welcomed (Unix
+    /// seconds); `None` without an IRC connection.
+    fn idle_of(&self, uid: UserId, now: Millis) -> Option<(u64, u64)> {
+        let (signon, spoke) = self
+            .user_conns(uid)
+            .filter_map(|c| match self.conns.get(&c)?.dialect()? {
+                super::dialect::AnyDialect::Irc(i) => i.active_times(),
+                _ => None,
+            })
+            .reduce(|(s1, l1), (s2, l2)| (s1.min(s2), l1.max(l2)))?;
+        Some((now.0.saturating_sub(spoke.0) / 1000, signon.0 / 1000))
     }
 
     /// Users connected here with a server admin's powers (`LUSERS`' `252`): those signed in to
@@ -427,6 +508,8 @@ impl Hub {
                             .user_conns(uid_of)
                             .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
                         elsewhere: false,
+                        secure: self.all_secure(uid_of),
+                        idle: self.idle_of(uid_of, now),
                     })
                 });
                 let user = user.or_else(|| {
@@ -452,6 +535,8 @@ impl Hub {
                             rooms,
                             kind: None,
                             elsewhere: true,
+                            secure: false,
+                            idle: None,
                         })
                     })
                 });
@@ -473,6 +558,8 @@ impl Hub {
                         rooms,
                         kind: None,
                         elsewhere: true,
+                        secure: false,
+                        idle: None,
                     }))
                 });
                 Info::Whois { nick, user }
@@ -527,7 +614,7 @@ impl Hub {
                 };
                 Info::Who { room, members }
             }
-            Query::WhoMask { mask, ops } => self.who_mask(uid, mask, ops),
+            Query::WhoMask { mask, ops, fields } => self.who_mask(uid, mask, ops, fields),
             Query::Whowas { nick, count } => {
                 let count = if count == 0 {
                     WHOWAS_MAX_REPLIES
@@ -662,9 +749,21 @@ impl Hub {
     /// the mask matches (`*` and `0` match everyone), in no particular order, at most
     /// [`IRC_MAX_WHO_MATCHES`]. Invisible users (`i`) show only to those sharing a room with
     /// them, or to a mask that is their nick exactly; `ops`: only server admins.
-    fn who_mask(&self, asker: UserId, mask: String, ops: bool) -> Info {
+    fn who_mask(&self, asker: UserId, mask: String, ops: bool, fields: WhoFields) -> Info {
         let everyone = mask == "*" || mask == "0";
         let exact = Nick::new(&mask).ok();
+        // A nick exactly: that user alone, here or on another node (a nick that is nobody's
+        // is a mask like another, as solanum reads it).
+        if let Some(p) = exact.as_ref().and_then(|n| self.present(n))
+            && (!ops || p.oper)
+        {
+            return Info::WhoMask {
+                mask,
+                matched: vec![p],
+                more: false,
+            };
+        }
+        let server = self.config.irc_server_name.as_str();
         let mut matched = Vec::new();
         let mut more = false;
         let asker_rooms = self.users.get(&asker).map(|u| &u.rooms);
@@ -673,12 +772,19 @@ impl Hub {
                 .as_ref()
                 .is_some_and(|n| n.folded_key() == u.nick.folded_key());
             let ident = self.ident_of(*uid, u);
+            let account = self.account_shown(*uid);
             let hit = everyone
-                || is_nick
-                || wildcard_matches(&mask, u.nick.as_str())
-                || wildcard_matches(&mask, &ident.user)
-                || wildcard_matches(&mask, crate::hub::dialect::IRC_HOST)
-                || wildcard_matches(&mask, &ident.realname);
+                || (fields.has(WhoFields::NICK)
+                    && (is_nick || wildcard_matches(&mask, u.nick.as_str())))
+                || (fields.has(WhoFields::USER) && wildcard_matches(&mask, &ident.user))
+                || (fields.has(WhoFields::HOST)
+                    && wildcard_matches(&mask, crate::hub::dialect::IRC_HOST))
+                || (fields.has(WhoFields::SERVER) && wildcard_matches(&mask, server))
+                || (fields.has(WhoFields::REAL) && wildcard_matches(&mask, &ident.realname))
+                || (fields.has(WhoFields::ACCOUNT)
+                    && account
+                        .as_ref()
+                        .is_some_and(|a| wildcard_matches(&mask, a.as_str())));
             if !hit || (ops && !self.is_admin_user(*uid)) {
                 continue;
             }
@@ -696,7 +802,7 @@ impl Hub {
                 away: self.shown_away(u),
                 mark: "",
                 ident,
-                account: self.account_shown(*uid),
+                account,
                 oper: self.is_admin_user(*uid),
             });
         }

@@ -325,7 +325,8 @@ impl Hub {
         if let Some(u) = self.users.get(&uid) {
             let ident = self.ident_of(uid, u);
             let nick = u.nick.clone();
-            self.whowas.record(uid, &nick, ident, self.now);
+            let signed_in = u.account().is_some();
+            self.whowas.record(uid, &nick, ident, signed_in, self.now);
         }
     }
 
@@ -432,8 +433,9 @@ impl Hub {
         self.accounts.opers.remove(&uid);
         // (An IRC user was remembered as it quit or its connection closed, with its `USER`:
         // that record stands.)
+        let gone = super::query::Ident::gone(&u.nick);
         self.whowas
-            .record(uid, &u.nick, super::query::Ident::gone(&u.nick), now);
+            .record(uid, &u.nick, gone, u.account().is_some(), now);
         self.user_gone(u.account());
         self.nicks.remove(u.nick.folded_key().as_str(), u.id);
         self.cluster_release(&u.nick);

@@ -17,8 +17,16 @@ pub(super) struct Whowas {
 }
 
 impl Whowas {
-    /// `uid`, called `nick`, gave it up at `at`; unless the newest record says so already.
-    pub(super) fn record(&mut self, uid: UserId, nick: &Nick, ident: Ident, at: Millis) {
+    /// `uid`, called `nick` (signed in to the account of that name or not), gave it up at
+    /// `at`; unless the newest record says so already.
+    pub(super) fn record(
+        &mut self,
+        uid: UserId,
+        nick: &Nick,
+        ident: Ident,
+        signed_in: bool,
+        at: Millis,
+    ) {
         if self
             .records
             .back()
@@ -32,6 +40,7 @@ impl Whowas {
         let was = Was {
             nick: nick.clone(),
             ident,
+            signed_in,
             at,
         };
         self.records.push_back((uid, was));
@@ -71,13 +80,14 @@ mod tests {
     fn the_memory_is_bounded_newest_first_and_records_a_user_once() {
         let mut w = Whowas::default();
         let bob = Nick::new("bob").unwrap();
-        w.record(UserId(1), &bob, ident("~one"), Millis(1));
+        w.record(UserId(1), &bob, ident("~one"), false, Millis(1));
         // The connection's end, then the quit: one record.
-        w.record(UserId(1), &bob, ident("~one"), Millis(1));
+        w.record(UserId(1), &bob, ident("~one"), false, Millis(1));
         w.record(
             UserId(2),
             &Nick::new("Bob").unwrap(),
             ident("~two"),
+            false,
             Millis(2),
         );
         let was = w.of(&bob, 10);
@@ -90,6 +100,7 @@ mod tests {
                 UserId(10 + i),
                 &Nick::new("x").unwrap(),
                 ident("~x"),
+                false,
                 Millis(i),
             );
         }

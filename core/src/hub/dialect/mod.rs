@@ -192,11 +192,27 @@ pub(crate) trait Dialect {
         let _ = room;
     }
 
-    /// What the connection's account missed in a room comes next, under a
+    /// What the connection's account missed in `room` comes next, under a
     /// [`Note::MissedStart`](crate::wire::Note) header: now, with its footer, or (`waits`) once
     /// the store's page is read, after the line running ended.
-    fn missed_waits(&mut self, waits: bool) {
-        let _ = waits;
+    fn missed_waits(&mut self, room: &RoomName, waits: bool) {
+        let _ = (room, waits);
+    }
+
+    /// The store's page of what the account missed in `room` (see [`Dialect::missed_waits`])
+    /// is in: what opens its replay, if the dialect has something for it (IRC: a `chathistory`
+    /// batch that holds the page and the ring's events after it).
+    fn missed_page(&mut self, room: &RoomName) -> Option<Bytes> {
+        let _ = room;
+        None
+    }
+
+    /// The replay of what the account missed in `room` from the store ends here (all of it is
+    /// out, or the backlog is full and the rest comes once it drains): what closes what
+    /// [`Dialect::missed_page`] opened.
+    fn missed_done(&mut self, room: &RoomName) -> Option<Bytes> {
+        let _ = room;
+        None
     }
 
     /// The replay of what the account missed stopped half-way (the connection's backlog is
@@ -361,8 +377,14 @@ impl AnyDialect {
     pub(crate) fn entered(&mut self, room: &RoomName) {
         self.inner_mut().entered(room);
     }
-    pub(crate) fn missed_waits(&mut self, waits: bool) {
-        self.inner_mut().missed_waits(waits);
+    pub(crate) fn missed_waits(&mut self, room: &RoomName, waits: bool) {
+        self.inner_mut().missed_waits(room, waits);
+    }
+    pub(crate) fn missed_page(&mut self, room: &RoomName) -> Option<Bytes> {
+        self.inner_mut().missed_page(room)
+    }
+    pub(crate) fn missed_done(&mut self, room: &RoomName) -> Option<Bytes> {
+        self.inner_mut().missed_done(room)
     }
     pub(crate) fn missed_cut(&mut self) -> Option<Bytes> {
         self.inner_mut().missed_cut()

@@ -36,11 +36,12 @@ use super::{Dialect, EventRef, Form, Limit, Note, Reply, Request, Step};
 use crate::hub::ConnKind;
 use crate::hub::config::ServerName;
 use crate::limits::{IRC_MAX_LINE, IRC_MAX_TAGGED_LINE};
+use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
 use crate::wire::ErrorKind;
 use bytes::Bytes;
 use caps::{Cap, Caps};
-use message::Message;
+use message::{Message, Tags, write_line};
 use reader::{Read, Reader};
 use std::collections::BTreeSet;
 
@@ -207,6 +208,17 @@ pub(crate) struct State {
     /// What the account missed in a room, replayed with the welcome, waits for the store: its
     /// header and footer come in different lines' turns, so they open and close no batch.
     missed_waits: bool,
+    /// Rooms whose missed lines wait for (or come from) the store's page, after the welcome's
+    /// turn: their events are history until the replay is done ([`Dialect::missed_done`]),
+    /// in a `chathistory` batch of their own (`s<n>`: `Some(n)` once opened) for a client
+    /// that takes one, as the lines replayed in the welcome's turn are.
+    from_store: Vec<(RoomName, Option<u64>)>,
+    /// Store replays' batches opened so far (their ids).
+    store_batches: u64,
+    /// When the client was welcomed, and when it last sent a message (a `PRIVMSG` or
+    /// `NOTICE`; the welcome until then): WHOIS's `317`.
+    signon: Option<Millis>,
+    spoke: Millis,
     running: Option<Running>,
     /// `running` is answered after its line ended ([`Dialect::late_join`],
     /// [`Dialect::late_answer`]).
@@ -257,6 +269,38 @@ impl Irc {
     /// channel with it.
     pub(crate) fn invisible(&self) -> bool {
         self.umodes.contains(&'i')
+    }
+
+    /// Whether history replayed to this client comes in a `chathistory` batch: it can tell
+    /// history (server-time) and takes batches, and does not ask for history itself.
+    fn replays_in_batch(&self) -> bool {
+        self.caps.has(Cap::ServerTime)
+            && self.caps.has(Cap::Batch)
+            && !self.caps.has(Cap::ChatHistory)
+    }
+
+    /// The batch (`s<n>`) that holds `room`'s replay from the store, while it is open.
+    fn store_batch(&self, room: &RoomName) -> Option<u64> {
+        self.from_store
+            .iter()
+            .find(|(r, _)| r == room)
+            .and_then(|(_, b)| *b)
+    }
+
+    /// The client was welcomed (the first call), or sent a message (`spoke`), at `now`.
+    pub(crate) fn active(&mut self, now: Millis, spoke: bool) {
+        if self.signon.is_none() {
+            self.signon = Some(now);
+            self.spoke = now;
+        }
+        if spoke {
+            self.spoke = self.spoke.max(now);
+        }
+    }
+
+    /// When it was welcomed and when it last sent a message, once welcomed.
+    pub(crate) fn active_times(&self) -> Option<(Millis, Millis)> {
+        Some((self.signon?, self.spoke))
     }
 
     /// Whether the welcome was given.
@@ -355,7 +399,11 @@ impl Dialect for Irc {
         self.words(reply, me)
     }
 
-    fn event_form(&self, _room: &RoomName) -> Form {
+    fn event_form(&self, room: &RoomName) -> Form {
+        if !self.from_store.is_empty() && self.from_store.iter().any(|(r, _)| r == room) {
+            // What the account missed, read from the store, and the ring's events after it.
+            return Form(self.cap_bits() | S_REPLAY);
+        }
         if !self.busy {
             return Form(self.live);
         }
@@ -423,8 +471,54 @@ impl Dialect for Irc {
         self.umodes.insert('o');
     }
 
-    fn missed_waits(&mut self, waits: bool) {
+    fn missed_waits(&mut self, room: &RoomName, waits: bool) {
         self.missed_waits = waits;
+        if waits && !self.from_store.iter().any(|(r, _)| r == room) {
+            self.from_store.push((room.clone(), None));
+        }
+    }
+
+    fn missed_page(&mut self, room: &RoomName) -> Option<Bytes> {
+        if !self.replays_in_batch() {
+            return None;
+        }
+        let number = self.store_batches + 1;
+        let batch = self
+            .state
+            .from_store
+            .iter_mut()
+            .find(|(r, _)| r == room)
+            .filter(|(_, b)| b.is_none())?;
+        batch.1 = Some(number);
+        self.store_batches = number;
+        let mut out = String::new();
+        let start = format!("+s{number}");
+        let params = [start.as_str(), "chathistory", room.as_str()];
+        write_line(
+            &mut out,
+            &Tags::none(),
+            self.server.as_str(),
+            "BATCH",
+            &params,
+            false,
+        );
+        Some(Bytes::from(out))
+    }
+
+    fn missed_done(&mut self, room: &RoomName) -> Option<Bytes> {
+        let at = self.from_store.iter().position(|(r, _)| r == room)?;
+        let (_, number) = self.from_store.swap_remove(at);
+        let mut out = String::new();
+        let end = format!("-s{}", number?);
+        write_line(
+            &mut out,
+            &Tags::none(),
+            self.server.as_str(),
+            "BATCH",
+            &[&end],
+            false,
+        );
+        Some(Bytes::from(out))
     }
 
     fn missed_cut(&mut self) -> Option<Bytes> {
@@ -507,6 +601,11 @@ impl Dialect for Irc {
 
     fn left(&mut self, room: &RoomName, _next: Option<&RoomName>) -> Option<Note> {
         self.channels.remove(room);
+        // A store replay not yet begun is over: what the room sends if the user comes back is
+        // live. One begun keeps its batch until the replay ends, to be closed.
+        self.state
+            .from_store
+            .retain(|(r, batch)| r != room || batch.is_some());
         None
     }
 }

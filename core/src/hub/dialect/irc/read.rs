@@ -8,7 +8,7 @@ use super::numeric::*;
 use super::{Irc, Label, Running, Whox};
 use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, MonitorOp, Reply, Request, Step};
-use crate::hub::query::{Query, wildcard_matches};
+use crate::hub::query::{Query, WhoFields, wildcard_matches};
 use crate::limits::{
     IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK, IRC_MONITOR_MAX,
 };
@@ -647,12 +647,10 @@ impl Irc {
                     Err(_) => plan.num(RPL_ENDOFWHO, &[mask], "End of WHO list"),
                 },
                 Some(mask) => {
-                    // `WHO mask o%tn,42`: flags, then WHOX's fields.
-                    let ops = msg
-                        .param(1)
-                        .is_some_and(|f| f.split('%').next().is_some_and(|f| f.contains('o')));
-                    match Nick::new(mask) {
-                        Ok(nick) if !ops => plan.query(Query::Users(vec![nick])),
+                    // `WHO mask o%tn,42`: flags (`o`, and what to match), then WHOX's fields.
+                    let flags = msg.param(1).and_then(|f| f.split('%').next()).unwrap_or("");
+                    let ops = flags.contains('o');
+                    match mask {
                         _ if mask.len() > IRC_MAX_WHO_MASK => plan.num(
                             RPL_ENDOFWHO,
                             &[mask],
@@ -663,6 +661,7 @@ impl Irc {
                         _ => plan.query(Query::WhoMask {
                             mask: mask.to_owned(),
                             ops,
+                            fields: WhoFields::from_flags(flags),
                         }),
                     }
                 }

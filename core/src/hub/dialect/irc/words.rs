@@ -1172,8 +1172,7 @@ impl Irc {
         self.running
             .as_ref()
             .filter(|r| r.verb == "JOIN" || !self.registered())
-            .filter(|_| self.caps.has(Cap::ServerTime) && self.caps.has(Cap::Batch))
-            .filter(|_| !self.caps.has(Cap::ChatHistory))
+            .filter(|_| self.replays_in_batch())
     }
 
     fn info(&self, l: &mut Lines<'_>, info: &Info, me: Option<&Nick>) {
@@ -1212,6 +1211,9 @@ impl Irc {
                 if w.user.oper {
                     l.num(RPL_WHOISOPERATOR, &[n], "is an IRC operator");
                 }
+                if w.secure {
+                    l.num(RPL_WHOISSECURE, &[n], "is using a secure connection");
+                }
                 if let Some(account) = &w.user.account {
                     l.num(RPL_WHOISACCOUNT, &[n, account.as_str()], "is logged in as");
                 }
@@ -1225,6 +1227,14 @@ impl Irc {
                         "is between connections and may resume"
                     };
                     l.num(RPL_WHOISSPECIAL, &[n], why);
+                }
+                if let Some((idle, signon)) = w.idle {
+                    let (idle, signon) = (idle.to_string(), signon.to_string());
+                    l.num(
+                        RPL_WHOISIDLE,
+                        &[n, &idle, &signon],
+                        "seconds idle, signon time",
+                    );
                 }
                 l.num(RPL_ENDOFWHOIS, &[n], "End of /WHOIS list");
             }
@@ -1278,6 +1288,9 @@ impl Irc {
                         &[n, &w.ident.user, names::HOST, "*"],
                         &w.ident.realname,
                     );
+                    if w.signed_in {
+                        l.num(RPL_WHOISACCOUNT, &[n, n], "was logged in as");
+                    }
                     let server = l.server;
                     l.num(RPL_WHOISSERVER, &[n, server], &time::human(w.at));
                 }
@@ -1316,7 +1329,6 @@ impl Irc {
                 local,
                 local_peak,
                 rooms,
-                connections,
                 unknown,
                 invisible,
                 operators,
@@ -1343,8 +1355,10 @@ impl Irc {
                 l.num(
                     RPL_LUSERME,
                     &[],
+                    // Clients are users (as ergo counts them): one on several connections, or
+                    // on several devices of its account, is one.
                     &format!(
-                        "I have {connections} clients and {} servers",
+                        "I have {local} clients and {} servers",
                         servers.saturating_sub(1)
                     ),
                 );
@@ -1546,9 +1560,10 @@ impl Irc {
                 {
                     return None;
                 }
-                match self.replaying() {
-                    Some(r) => Tags::none().with("batch", &format!("h{}", r.number)),
-                    None => self.reply_tags(),
+                match (self.store_batch(&ev.room), self.replaying()) {
+                    (Some(n), _) => Tags::none().with("batch", &format!("s{n}")),
+                    (None, Some(r)) => Tags::none().with("batch", &format!("h{}", r.number)),
+                    (None, None) => self.reply_tags(),
                 }
             }
             _ => Tags::none(),
