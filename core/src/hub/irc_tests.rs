@@ -2806,6 +2806,10 @@ fn a_part_while_the_store_page_is_read_is_told_and_opens_no_batch() {
         l.iter().any(|x| x.contains(":carol!carol@natter JOIN #x")),
         "a live join: {l:?}"
     );
+    assert!(
+        !l.iter().any(|x| x.ends_with(":line 1")),
+        "the page read for the visit she left is not replayed into the next one: {l:?}"
+    );
     batches_balanced(&l);
     n.send_bin(
         b,

@@ -751,6 +751,7 @@ impl Hub {
         }
         for c in on {
             let mut note = None;
+            self.queries.left_room(c, &room);
             if let Some(c) = self.conns.get_mut(&c) {
                 if let Some(rare) = c.rare_mut_if_any() {
                     rare.gaps.remove(&room);

@@ -32,12 +32,15 @@ enum Asker {
     Older { conn: ConnId, room: RoomName },
     /// A search for `conn`.
     Search { conn: ConnId, user: UserId },
-    /// A refill after a gap: events `after+1..=upto` for `conn`.
+    /// A refill after a gap: events `after+1..=upto` for `conn`. `left`: its user left the
+    /// room since it was asked (a part and a join back before the page came would otherwise
+    /// replay the first visit's missed lines into the second).
     Refill {
         conn: ConnId,
         room: RoomName,
         after: Seq,
         upto: Seq,
+        left: bool,
     },
     /// A page of what a resuming connection missed.
     Resume { conn: ConnId, room: RoomName },
@@ -90,6 +93,23 @@ impl Queries {
     pub(crate) fn forget(&mut self, conn: ConnId) {
         self.resumes.remove(&conn);
         self.quitting.retain(|c| *c != conn);
+    }
+
+    /// `conn`'s user left `room`: a refill of it still to come is for a visit that is over.
+    pub(crate) fn left_room(&mut self, conn: ConnId, room: &RoomName) {
+        for a in self.waiting.values_mut() {
+            if let Asker::Refill {
+                conn: c,
+                room: r,
+                left,
+                ..
+            } = a
+                && *c == conn
+                && r == room
+            {
+                *left = true;
+            }
+        }
     }
 
     /// Whether an answer for `conn` is still to come.
@@ -178,9 +198,10 @@ impl Hub {
                     room,
                     after,
                     upto,
+                    left,
                 },
                 Answer::History(Ok(page)),
-            ) => self.refill_page(conn, room, after, upto, page),
+            ) => self.refill_page(conn, room, (after, upto), left, page),
             (Asker::Resume { conn, room }, Answer::History(page)) => {
                 // A page that could not be read is a gap, as if the store did not hold it.
                 let events = page.map(|p| p.events).unwrap_or_default();
@@ -508,6 +529,7 @@ impl Hub {
             room: room.clone(),
             after,
             upto,
+            left: false,
         };
         // Busy: the client is told the usual way (a gap) and may ask again.
         self.ask(q, asker)
@@ -526,8 +548,8 @@ impl Hub {
         &mut self,
         conn: ConnId,
         room: RoomName,
-        after: Seq,
-        upto: Seq,
+        (after, upto): (Seq, Seq),
+        left: bool,
         page: HistoryPage,
     ) {
         let lim = self.config.queue_limits();
@@ -542,8 +564,9 @@ impl Hub {
             .and_then(|c| c.user())
             .and_then(|u| self.users.get(&u))
             .is_some_and(|u| u.rooms.contains(&room));
-        if !in_room {
-            // Left meanwhile: the replay is over (what it opened is closed).
+        if !in_room || left {
+            // Left meanwhile (and maybe back since, with a history of its own): the replay is
+            // over (what it opened is closed).
             return self.missed_footer(conn, &room);
         }
         // The page of what an account missed (its footer owed): what opens its replay.
