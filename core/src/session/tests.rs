@@ -2861,6 +2861,57 @@ fn restarted(t: &mut T, token: u8) -> Vec<ClientMsg> {
     t.drain_paced()
 }
 
+/// `/logout`, `/login alice pw`, then `/password wrong new` typed (or piped) before the sign-in
+/// went out (it waits for the reconnect a sign-out makes): the change is not the sign-in's. It
+/// used to put its new password in place of the one the `/login` was given, and take the
+/// sign-in's place as the request asked, so the sign-in went out with the wrong password and
+/// was refused ("wrong account name or password").
+#[test]
+fn a_password_change_typed_before_a_sign_in_went_out_does_not_change_its_password() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_input("/login alice right-password", t.now);
+    t.s.handle_input("/password wrong-old new-password", t.now);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    let sent = t.drain_paced();
+    let signs_in: Vec<&ClientMsg> = sent
+        .iter()
+        .filter(|m| matches!(m, ClientMsg::SignIn { .. }))
+        .collect();
+    assert_eq!(
+        signs_in,
+        vec![&sign_in_msg(
+            "alice",
+            Proof::Password(pw("right-password")),
+            false
+        )],
+        "{sent:?}"
+    );
+    signed_in(&mut t, "alice", 2, None);
+    // The change itself went to the server, which answers it (here: the old one is wrong).
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::ChangePassword { .. })),
+        "{sent:?}"
+    );
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::SignInFailed,
+        re: Re::Conn,
+        detail: "the old password is wrong".into(),
+    });
+    t.events();
+    // A restart later: signed in again with the password that works.
+    let again = restarted(&mut t, 3);
+    assert!(
+        again.contains(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("right-password")),
+            false
+        )),
+        "{again:?}"
+    );
+}
+
 /// The operator removed the account while we are signed in (`NotSignedIn`, `re: Conn`, asked
 /// nothing): the session goes on as a guest, its credentials and key forgotten (`SignedOut`).
 #[test]
