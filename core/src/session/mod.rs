@@ -206,6 +206,8 @@ pub struct Session {
     events: Events,
     /// Why the session ended for good, when it was not `/quit`.
     fatal: Option<String>,
+    /// Why the latest connection attempt came to nothing (see [`Session::last_failure`]).
+    last_failure: Option<String>,
     /// Rooms whose settings or ban list were asked for by a typed command, oldest first:
     /// their answers are shown (`asked`). Capped at [`TYPED_ASKS`].
     typed_asks: VecDeque<(RoomName, ModAction)>,
@@ -253,6 +255,7 @@ impl Session {
             account: Account::default(),
             events: Events::default(),
             fatal: None,
+            last_failure: None,
             typed_asks: VecDeque::new(),
             quiet_who: VecDeque::new(),
             barrier: Barrier::Unasked,
@@ -386,6 +389,12 @@ impl Session {
             // wait): the server closes that session when the preamble arrives; a new connection
             // whose preamble comes in time is all it takes, so no backoff.
             tracing::info!("the server took us for a text client (our preamble came late)");
+            let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+            let line = &line[..line.len().min(80)];
+            let said = clean(String::from_utf8_lossy(line).trim_end());
+            self.last_failure = Some(format!(
+                "the server took us for a text client (our preamble came late); it said \"{said}\""
+            ));
             self.info(
                 "the server took us for a text client (our preamble came late); reconnecting",
             );
@@ -806,6 +815,15 @@ impl Session {
         self.fatal.as_deref()
     }
 
+    /// Why the latest connection attempt came to nothing, in words (`could not connect to
+    /// HOST:PORT: Connection refused`, `this port does not speak natter's protocol …`, `the
+    /// server took us for a text client …; it said "…"`): what a client that gives up says.
+    /// Always the latest: an earlier attempt's reason (a refused connect before the server was
+    /// up) is not the reason a later one failed.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
+    }
+
     // ---- connection lifecycle ----
 
     /// True (and `about` told) when the session has ended.
@@ -862,6 +880,7 @@ impl Session {
     /// [`Event::ConnectFailed`] says why and when the next attempt is (line mode:
     /// `could not connect to HOST:PORT: Connection refused; retrying in 0.2s`).
     fn failed(&mut self, why: &str, now: Millis) {
+        self.last_failure = Some(why.to_owned());
         let before = self.link.server();
         self.schedule_reconnect(now);
         let wait = match self.link.phase() {

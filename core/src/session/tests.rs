@@ -4418,6 +4418,108 @@ fn infos(t: &mut T) -> Vec<String> {
         .collect()
 }
 
+/// A big room (its member list as long as a list gets): the joins, parts and quits its join
+/// replays are from when it was small, and its live ones come summed up (`Crowd`). Line mode
+/// printed the fifty replayed joins as `-- m250 joined #big`, the same line as a live join, and
+/// the TUI filled its pane with them. They are history the member list holds already: not
+/// shown, on a join nor on a resume. What was said, and live comings and goings, still are.
+#[test]
+fn a_big_rooms_replayed_joins_and_parts_are_not_shown_as_news() {
+    use crate::limits::MAX_MEMBERS_LISTED;
+    let crowd: Vec<Nick> = (0..MAX_MEMBERS_LISTED)
+        .map(|i| nick(&format!("m{i}")))
+        .collect();
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #big", t.now);
+    t.sent();
+    t.recv(ServerMsg::Joined {
+        room: room("#big"),
+        topic: None,
+        members: crowd.clone(),
+        seq: Seq(60),
+    });
+    t.recv(ev("#big", 55, "m250", EventKind::Join));
+    t.recv(say("#big", 56, "m250", 1, "hello all"));
+    t.recv(ev("#big", 57, "m9", EventKind::Part { reason: None }));
+    t.recv(ev("#big", 58, "m8", EventKind::Quit { reason: None }));
+    t.recv(ev("#big", 59, "m251", EventKind::Join));
+    t.recv(ev("#big", 60, "alice", EventKind::Join));
+    // Live: said as ever.
+    t.recv(ev("#big", 61, "late", EventKind::Join));
+    let shown = seqs(&t.events());
+    assert_eq!(
+        shown,
+        vec![56, 61],
+        "history's comings and goings are not news"
+    );
+    // A small room's replay is shown whole, as before.
+    t.s.handle_input("/join #small", t.now);
+    t.sent();
+    t.joined("#small", 3);
+    t.recv(ev("#small", 2, "bob", EventKind::Join));
+    t.recv(ev("#small", 3, "alice", EventKind::Join));
+    assert_eq!(seqs(&t.events()), vec![2, 3]);
+    // A resume: what it replays of the big room is history as well.
+    let _ = reconnect(&mut t);
+    t.welcome(2, true);
+    t.sent();
+    t.recv(ServerMsg::Joined {
+        room: room("#big"),
+        topic: None,
+        members: crowd,
+        seq: Seq(64),
+    });
+    t.recv(ev("#big", 62, "m7", EventKind::Part { reason: None }));
+    t.recv(say("#big", 63, "m250", 2, "still here"));
+    t.recv(ev("#big", 64, "m252", EventKind::Join));
+    assert_eq!(seqs(&t.events()), vec![63]);
+}
+
+/// `natter --wait 10 HOST:PORT` that never got in says why at the end: the latest attempt's
+/// reason. Before, a client whose later attempts were greeted as text (a full server's text
+/// refusal, a text door) exited naming an earlier attempt's failure (a refused connect, or no
+/// reason at all), which sent people looking at the wrong thing.
+#[test]
+fn the_last_failure_is_the_latest_attempts_reason() {
+    let mut t = T::new(Transport::Stream);
+    assert_eq!(t.s.last_failure(), None);
+    t.s.handle_disconnected(
+        "could not connect to 127.0.0.1:8000: Connection refused",
+        t.now,
+    );
+    assert_eq!(
+        t.s.last_failure(),
+        Some("could not connect to 127.0.0.1:8000: Connection refused")
+    );
+    // The next attempt connects, and is greeted as a person on nc.
+    t.now = t.now + Millis(60_000);
+    t.s.handle_timeout(t.now);
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.s.handle_bytes(b"ERROR: the server is full, try again later\r\n", t.now);
+    assert_eq!(
+        t.s.last_failure(),
+        Some(
+            "the server took us for a text client (our preamble came late); it said \"ERROR: \
+             the server is full, try again later\""
+        )
+    );
+    // And the one after reaches a port of another service.
+    t.now = t.now + Millis(60_000);
+    t.s.handle_timeout(t.now);
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.s.handle_bytes(b"SSH-2.0-OpenSSH_9.2\r\n", t.now);
+    assert!(
+        t.s.last_failure()
+            .is_some_and(|w| w.starts_with("this port does not speak natter's protocol")),
+        "{:?}",
+        t.s.last_failure()
+    );
+}
+
 /// What a stream connection's first bytes make of it: (the words said, whether it closed, the
 /// wait before the next attempt).
 fn first_heard(bytes: &[u8]) -> (Vec<String>, bool, Option<Millis>) {
