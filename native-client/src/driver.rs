@@ -235,6 +235,9 @@ pub async fn run(
         if config.lockstep && matches!(ending, Some(Ending::Settling(_))) {
             session.all_answered(clock::now());
         }
+        // Lockstep: whether the next line may be read, asked here too (after a command it may
+        // send the barrier's ping, which the transmit below takes).
+        let input_ready = !config.lockstep || ready_for_input(&mut session);
         // Everything the Session has to say, in order.
         while let Some(ev) = session.poll_event() {
             match ev {
@@ -410,7 +413,7 @@ pub async fn run(
                     }
                 }
             }
-            c = commands.recv(), if commands_open && (!config.lockstep || ready_for_input(&session)) => {
+            c = commands.recv(), if commands_open && input_ready => {
                 let now = clock::now();
                 match c {
                     Some(Command::Input { line, to }) => session.handle_input_in(&line, to.as_ref(), now),
@@ -484,12 +487,13 @@ fn list(servers: &[ServerAddr]) -> String {
         .join(", ")
 }
 
-/// Lockstep: the Session can take the next line (everything before it answered, or no
-/// connection to wait for and room to keep the line for the reconnect). Connecting is bounded
-/// by the Session's connect timeout, a silent connection by its keepalive, and a reconnect
-/// with no room left by [`held_up`]'s deadline, so this cannot wait forever.
-fn ready_for_input(session: &Session) -> bool {
-    session.is_settled()
+/// Lockstep: the Session can take the next line (everything before it answered, a command's
+/// answer included: [`Session::answered_in_turn`]; or no connection to wait for and room to
+/// keep the line for the reconnect). Connecting is bounded by the Session's connect timeout,
+/// a silent connection by its keepalive, and a reconnect with no room left by [`held_up`]'s
+/// deadline, so this cannot wait forever.
+fn ready_for_input(session: &mut Session) -> bool {
+    session.answered_in_turn(clock::now())
         || match session.state() {
             ConnState::Reconnecting { .. } => session.has_room(),
             ConnState::Closed => true,

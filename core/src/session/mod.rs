@@ -220,6 +220,9 @@ pub struct Session {
     barrier: Barrier,
     /// Barrier pings sent: each one's token differs, so a late pong answers only its own.
     barriers: u64,
+    /// A typed command went out since the last barrier passed: its answer (a `/who`'s list, a
+    /// refused `/kick`) has no acknowledgement to wait for. See [`Session::answered_in_turn`].
+    commanded: bool,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
 }
@@ -260,6 +263,7 @@ impl Session {
             quiet_who: VecDeque::new(),
             barrier: Barrier::Unasked,
             barriers: 0,
+            commanded: false,
             now,
         };
         s.start_connect(now);
@@ -567,10 +571,25 @@ impl Session {
         }
     }
 
+    /// Whether the next line may be typed in turn (line mode's lockstep): everything before
+    /// is [settled](Session::is_settled), and after a typed command (`/who`, `/bans`, `/kick`,
+    /// `/register`) also [answered](Session::all_answered), so that its answer, or the
+    /// server's refusal, is printed before anything the next line brings (a usage error the
+    /// session says at once came before the refusal of the `/kick` typed above it). Chat lines
+    /// cost no ping: their echo is their answer.
+    pub fn answered_in_turn(&mut self, now: Millis) -> bool {
+        if self.commanded {
+            self.all_answered(now)
+        } else {
+            self.is_settled()
+        }
+    }
+
     /// A pong came: the barrier's, if it carries its token.
     pub(super) fn ponged(&mut self, token: u64) {
         if self.barrier == Barrier::Waiting(token) {
             self.barrier = Barrier::Passed;
+            self.commanded = false;
         }
     }
 

@@ -4109,6 +4109,38 @@ fn the_motd_is_one_event_with_its_lines() {
     assert_eq!(&printed[..3], ["-- Be kind.", "-- ", "-- Rules: see /help"]);
 }
 
+/// Line mode reads its next line once the one before is answered in turn: `/kick bob` then
+/// `/ban` (a usage error the session says at once) printed the usage error first and the
+/// server's refusal of the kick after it. After a command the next line waits for the
+/// barrier's pong; after a chat line, only for its echo (no ping).
+#[test]
+fn a_commands_answer_comes_before_the_next_line_is_taken() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/kick bob", t.now);
+    t.drain_paced();
+    assert!(t.s.is_settled(), "nothing acknowledges a /kick");
+    assert!(!t.s.answered_in_turn(t.now));
+    let token = match t.sent().as_slice() {
+        [ClientMsg::Ping { token }] => *token,
+        other => panic!("one barrier ping: {other:?}"),
+    };
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::NotOperator,
+        re: Re::Room(room("#lobby")),
+        detail: "you are not an operator of #lobby".into(),
+    });
+    assert!(!t.s.answered_in_turn(t.now));
+    t.recv(ServerMsg::Pong { token });
+    assert!(t.s.answered_in_turn(t.now));
+    // A chat line: its echo is its answer, and no ping goes out for it.
+    t.s.handle_input("hello", t.now);
+    t.drain_paced();
+    assert!(!t.s.answered_in_turn(t.now));
+    t.recv(say("#lobby", 2, "alice", 1, "hello"));
+    assert!(t.s.answered_in_turn(t.now));
+    assert!(t.sent().is_empty(), "no ping after a chat line");
+}
+
 #[test]
 fn all_answered_waits_for_a_ping_sent_after_the_last_question() {
     let mut t = T::ready(Transport::Stream);
