@@ -221,8 +221,6 @@ pub async fn run(
     let mut buf = vec![0u8; READ_CHUNK];
     // A welcome was seen: the server was reached at least once.
     let mut welcomed = false;
-    // Why the last connection attempt failed, for the exit message if none ever worked.
-    let mut last_failure = String::from("no answer");
     // Before the first connect is polled: the Session picks among the addresses.
     session.set_servers(config.servers.len());
     let mut server = config
@@ -237,6 +235,9 @@ pub async fn run(
         if config.lockstep && matches!(ending, Some(Ending::Settling(_))) {
             session.all_answered(clock::now());
         }
+        // Lockstep: whether the next line may be read, asked here too (after a command it may
+        // send the barrier's ping, which the transmit below takes).
+        let input_ready = !config.lockstep || ready_for_input(&mut session);
         // Everything the Session has to say, in order.
         while let Some(ev) = session.poll_event() {
             match ev {
@@ -319,7 +320,12 @@ pub async fn run(
             }
             Some(Ending::Settling(deadline)) if deadline <= now_i => {
                 let never = DriverError::NotSettled(config.settle_timeout);
-                return Err(gave_up(welcomed, &config, last_failure, never));
+                return Err(gave_up(
+                    welcomed,
+                    &config,
+                    failure(&session, &config),
+                    never,
+                ));
             }
             Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
             _ => {}
@@ -328,7 +334,12 @@ pub async fn run(
             let until = *held_until.get_or_insert(now_i + config.settle_timeout);
             if until <= now_i {
                 let never = DriverError::HeldUp(config.settle_timeout);
-                return Err(gave_up(welcomed, &config, last_failure, never));
+                return Err(gave_up(
+                    welcomed,
+                    &config,
+                    failure(&session, &config),
+                    never,
+                ));
             }
         } else {
             held_until = None;
@@ -351,7 +362,6 @@ pub async fn run(
                     Ok(0) => {
                         reader = None;
                         writer = None;
-                        "the server closed the connection".clone_into(&mut last_failure);
                         session.handle_disconnected("the server closed the connection", now);
                     }
                     Ok(n) => session.handle_bytes(&buf[..n], now),
@@ -399,12 +409,11 @@ pub async fn run(
                     }
                     Err(e) => {
                         info!(%server, error = %e, "connect failed");
-                        last_failure = e.to_string();
                         session.handle_disconnected(&format!("could not connect to {server}: {e}"), now);
                     }
                 }
             }
-            c = commands.recv(), if commands_open && (!config.lockstep || ready_for_input(&session)) => {
+            c = commands.recv(), if commands_open && input_ready => {
                 let now = clock::now();
                 match c {
                     Some(Command::Input { line, to }) => session.handle_input_in(&line, to.as_ref(), now),
@@ -435,7 +444,22 @@ pub async fn run(
     }
 }
 
-/// The addresses as the user gave them: `a:8000, b:8000`.
+/// Why the latest attempt failed, as the Session last said it (a refused connect, a port that
+/// is not natter's, a text greeting), without the `could not connect to HOST:PORT: ` the exit
+/// message says itself. Every failed attempt goes through the Session, so that it is the
+/// latest one's reason whichever way it failed.
+fn failure(session: &Session, config: &DriverConfig) -> String {
+    let Some(why) = session.last_failure() else {
+        return "no answer".to_owned();
+    };
+    config
+        .servers
+        .iter()
+        .find_map(|s| why.strip_prefix(&format!("could not connect to {s}: ")))
+        .unwrap_or(why)
+        .to_owned()
+}
+
 /// Why the end of input waited in vain: the server was never reached (`why`: the last
 /// attempt's failure), or `reached`, what it waited for once it was.
 fn gave_up(
@@ -454,6 +478,7 @@ fn gave_up(
     }
 }
 
+/// The addresses as the user gave them: `a:8000, b:8000`.
 fn list(servers: &[ServerAddr]) -> String {
     servers
         .iter()
@@ -462,12 +487,13 @@ fn list(servers: &[ServerAddr]) -> String {
         .join(", ")
 }
 
-/// Lockstep: the Session can take the next line (everything before it answered, or no
-/// connection to wait for and room to keep the line for the reconnect). Connecting is bounded
-/// by the Session's connect timeout, a silent connection by its keepalive, and a reconnect
-/// with no room left by [`held_up`]'s deadline, so this cannot wait forever.
-fn ready_for_input(session: &Session) -> bool {
-    session.is_settled()
+/// Lockstep: the Session can take the next line (everything before it answered, a command's
+/// answer included: [`Session::answered_in_turn`]; or no connection to wait for and room to
+/// keep the line for the reconnect). Connecting is bounded by the Session's connect timeout,
+/// a silent connection by its keepalive, and a reconnect with no room left by [`held_up`]'s
+/// deadline, so this cannot wait forever.
+fn ready_for_input(session: &mut Session) -> bool {
+    session.answered_in_turn(clock::now())
         || match session.state() {
             ConnState::Reconnecting { .. } => session.has_room(),
             ConnState::Closed => true,

@@ -30,9 +30,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
-On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Tab complete a nick,
-Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll, Ctrl+C quit. Type /help for
-commands. Mentions of your nick are highlighted; a mention or a direct message rings the bell
+On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Tab complete a nick
+(again: the next match), Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll,
+Ctrl+C quit. Type /help for commands. Mentions of your nick are highlighted; a mention or a direct message rings the bell
 (--no-bell, or bell = false in the config file, turns that off).
 
 When stdin or stdout is not a terminal it reads lines from stdin and prints one event per line:
@@ -46,6 +46,8 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
   -- away here: nick (text)  who is away, after joining a room (then each change once:
                              -- nick is away: text, -- nick is back)
   -- words                   other notices
+All of it goes to stdout (account and moderation answers and errors too); stderr has only
+natter's own words about the run (why it exited 1, a skipped line, logs with RUST_LOG).
 At the end of input it waits until the server has acknowledged and answered every line, then exits 0
 (1 if that does not happen within --wait seconds, default 10, or the server refused a message or a
 room to join). Example: echo hi | natter --nick bot

@@ -193,6 +193,70 @@ async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection
     );
 }
 
+/// `printf '/kick nobody\n/ban\n' | natter`: the server's refusal of the kick is printed
+/// before what the next line brings (here a usage error natter says at once). It came after
+/// it: line mode read the next line as soon as the kick was sent, nothing acknowledging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commands_answer_is_printed_before_the_next_lines() {
+    let (server, addr) = server().await;
+    let mut c = Client::start("kicker", addr, &[]);
+    c.expect("[#lobby] -- kicker joined #lobby").await;
+    c.send("/kick nobody").await;
+    c.send("/ban").await;
+    c.expect_containing("error: usage: /ban").await;
+    let refusal = c
+        .seen
+        .iter()
+        .position(|l| l.starts_with("error: ") && l.contains("operator"));
+    let usage = c.seen.iter().position(|l| l.contains("usage: /ban"));
+    assert!(
+        refusal.is_some_and(|r| usage.is_some_and(|u| r < u)),
+        "{:#?}",
+        c.seen
+    );
+    c.close_stdin();
+    assert!(c.exit_status().await.success(), "{:#?}", c.seen);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// A port that greets every connection as a person on nc and hangs up (a full natter server's
+/// text refusal; a text-only door): the exit message says so, with what it said. Before, it
+/// named no reason ("no answer") or an earlier attempt's, and never the real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_names_the_latest_attempts_real_failure() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let refuser = tokio::spawn(async move {
+        // Bounded: natter tries a few times within its --wait.
+        for _ in 0..200 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = s
+                .write_all(b"ERROR: the server is full, try again later\r\n")
+                .await;
+            let _ = s.shutdown().await;
+        }
+    });
+    let out = natter_that_gives_up(addr).await;
+    refuser.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "natter: could not connect to {addr} within 2s: the server took us for a text \
+             client (our preamble came late); it said \"ERROR: the server is full, try again \
+             later\""
+        ),
+        "{stdout}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stderr_ends_natter_with_its_own_status_not_a_panic() {
     // `natter ... 2>&1 | head`: once head has gone, the last words went to a closed pipe and

@@ -469,11 +469,17 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
         "{presses} PgUps for 80 lines on a 24-row screen"
     );
     assert!(screen.contains("-- bob joined #lobby"), "{screen}");
-    // Every line is there once, in order, as PgDn walks back down.
+    // Every line is there once, in order, as PgDn walks back down; the notice of our joining
+    // stays where this visit began, below the older lines PgUp loaded (it used to go above
+    // them, as if we had joined before they were said).
+    let joined = "-- you are in #lobby with: bob".to_owned();
     let mut seen: Vec<String> = Vec::new();
     for _ in 0..30 {
         let screen = tmux.screen("alice");
         for l in screen.lines() {
+            if l.contains(&joined) && !seen.contains(&joined) {
+                seen.push(joined.clone());
+            }
             if let Some(at) = l.find("<bob> old line ") {
                 let line = l[at..]
                     .split('│')
@@ -498,8 +504,13 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    let note = seen.iter().position(|l| *l == joined);
+    let lines: Vec<String> = seen.iter().filter(|l| **l != joined).cloned().collect();
     let want: Vec<String> = (1..=80).map(|i| format!("<bob> old line {i:03}")).collect();
-    assert_eq!(seen, want);
+    assert_eq!(lines, want);
+    // The join replayed the newest 50 events; the 30 or so lines PgUp loaded are above the
+    // notice.
+    assert!(note.is_some_and(|n| (25..=35).contains(&n)), "{seen:#?}");
 
     // /search shows its hits in place of the conversation; Esc goes back.
     tmux.type_line("alice", "/search line 042");
@@ -522,6 +533,46 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
     assert!(screen.contains("natter exited with 0"), "{screen}");
     bob.close_stdin();
     assert!(bob.exit_status().await.success());
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// irssi and WeeChat users press Tab again for the next nick that matches. The second Tab
+/// used to do nothing, so of `bob` and `bobby` only `bob` could be completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_tabs_cycle_through_the_nicks_that_match() {
+    let (server, addr) = server().await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    let mut bobby = Client::start("bobby", addr, &[]);
+    bobby.expect("[#lobby] -- bobby joined #lobby").await;
+
+    let tmux = Tmux::new("tabs");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "you are in #lobby with: ").await;
+    tmux.run(&["send-keys", "-t", "alice", "-l", "bo"]);
+    let prompt = |s: &str| s.lines().last().unwrap_or_default().trim_end().to_owned();
+    let mut shown = Vec::new();
+    for _ in 0..3 {
+        let before = prompt(&tmux.screen("alice"));
+        tmux.keys("alice", "Tab");
+        let screen = tmux
+            .wait("alice", "the next completion", |s| prompt(s) != before)
+            .await;
+        shown.push(prompt(&screen));
+    }
+    assert_eq!(shown, ["> bob:", "> bobby:", "> bob:"], "{shown:?}");
+    // Said to the nick shown last.
+    tmux.run(&["send-keys", "-t", "alice", "-l", "hi"]);
+    tmux.keys("alice", "Enter");
+    bobby.expect("[#lobby] <alice> bob: hi").await;
+
+    tmux.keys("alice", "C-c");
+    tmux.wait_for("alice", "natter exited with").await;
+    for c in [&mut bob, &mut bobby] {
+        c.close_stdin();
+        assert!(c.exit_status().await.success());
+    }
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
 }

@@ -372,21 +372,16 @@ impl Conv {
         dropped
     }
 
-    /// Puts older lines (oldest first) in front of the history: right before the first line
-    /// that is a room event or a missed range (so notices of our joining stay above the lines
-    /// that were history then), or at the end when there is none. Only as many as fit under
-    /// [`CHAT_MAX_LINES`], the newest of them. Returns how many went in.
+    /// Puts older lines (oldest first) in front of everything the room holds: they are older
+    /// than every line here, notices included (the notice of our joining marks where this
+    /// visit began, which is after them). Only as many as fit under [`CHAT_MAX_LINES`], the
+    /// newest of them. Returns how many went in.
     pub(super) fn prepend(&mut self, older: Vec<Line>) -> usize {
         let room = CHAT_MAX_LINES.saturating_sub(self.lines.len());
         let skip = older.len().saturating_sub(room);
-        let at = self
-            .lines
-            .iter()
-            .position(|l| l.seq.is_some() || matches!(l.kind, LineKind::Gap { .. }))
-            .unwrap_or(self.lines.len());
         let n = older.len() - skip;
         for (i, line) in older.into_iter().skip(skip).enumerate() {
-            self.lines.insert(at + i, line);
+            self.lines.insert(i, line);
         }
         if n > 0 {
             self.revision += 1;

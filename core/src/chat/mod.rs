@@ -271,12 +271,22 @@ impl Chat {
     /// A member of the open room whose nick starts with `prefix` (case-insensitively), other
     /// than us: what Tab completes to.
     pub fn complete_nick(&self, prefix: &str) -> Option<&Nick> {
+        self.nick_completions(prefix).into_iter().next()
+    }
+
+    /// Every member of the open room whose nick starts with `prefix` (case-insensitively),
+    /// other than us, in the member list's order: what repeated Tabs cycle through.
+    pub fn nick_completions(&self, prefix: &str) -> Vec<&Nick> {
         let prefix = prefix.to_ascii_lowercase();
         let me = self.me.folded();
-        self.current_conv().members().iter().find(|n| {
-            let folded = n.folded();
-            folded.starts_with(&prefix) && folded != me
-        })
+        self.current_conv()
+            .members()
+            .iter()
+            .filter(|n| {
+                let folded = n.folded();
+                folded.starts_with(&prefix) && folded != me
+            })
+            .collect()
     }
 
     /// The next change since the last call, oldest first.

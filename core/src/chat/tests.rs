@@ -966,6 +966,14 @@ fn tab_completes_members_of_the_open_room_but_not_us() {
     assert_eq!(c.complete_nick("BOBB"), Some(&nick("Bobby")));
     assert_eq!(c.complete_nick("m"), None);
     assert_eq!(c.complete_nick("z"), None);
+    // Repeated Tabs cycle through every match, in the member list's order.
+    assert_eq!(
+        c.nick_completions("B"),
+        vec![&nick("bob"), &nick("Bobby")],
+        "{:?}",
+        c.current_conv().members()
+    );
+    assert!(c.nick_completions("m").is_empty(), "never ourselves");
 }
 
 // ---- scrollback and search ----
@@ -1045,18 +1053,18 @@ fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
     assert_eq!(
         texts(&c, "#a"),
         [
-            "you are in #a with: bob",
             "<carol> hi me, long ago",
             "dave joined #a",
             "<bob> thirty-nine",
+            "you are in #a with: bob",
             "<bob> forty",
             "me joined #a",
         ],
-        "after the notice of our join, before what was history then; 40 once"
+        "above the notice of our join, which stays where this visit began; 40 once"
     );
     let lines = c.conv(&a).unwrap().lines().clone();
-    let first = lines[1].id;
-    assert!(lines[1].mention, "a mention is marked");
+    let first = lines[0].id;
+    assert!(lines[0].mention, "a mention is marked");
     assert_eq!(
         drain(&mut c),
         [
@@ -1069,8 +1077,11 @@ fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
         ]
     );
     assert_eq!(
-        c.conv(&a).unwrap().line_after(lines[3].id).map(|l| l.seq),
-        Some(Some(Seq(40))),
+        c.conv(&a)
+            .unwrap()
+            .line_after(lines[2].id)
+            .and_then(|l| l.kind.words()),
+        Some("you are in #a with: bob"),
         "the page says where they went"
     );
     // History, not news: no unread count, no alert, no member change.

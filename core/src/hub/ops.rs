@@ -218,10 +218,11 @@ impl Hub {
     }
 
     /// Whether `conn`'s requests wait for an answer: its sign-in or registration being checked
-    /// (what it sends next is the account's), or the store's answers to what it asked before
-    /// its quit ([`Hub::quit_after_answers`]).
+    /// (what it sends next is the account's), the store's answers to what it asked before
+    /// its quit ([`Hub::quit_after_answers`]), or, for a dialect that reads answers in the
+    /// order asked (nc), any store answer still owed to it.
     pub(super) fn held_up(&self, conn: ConnId) -> bool {
-        self.account_busy(conn) || self.queries.quit_waits(conn)
+        self.account_busy(conn) || self.queries.quit_waits(conn) || self.answers_owed_first(conn)
     }
 
     pub(super) fn user_of(&self, conn: ConnId) -> Option<UserId> {

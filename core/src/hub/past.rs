@@ -114,7 +114,7 @@ impl Queries {
 
     /// Whether an answer for `conn` is still to come.
     fn owed(&self, conn: ConnId) -> bool {
-        self.waiting.values().any(|a| a.conn() == conn)
+        !self.waiting.is_empty() && self.waiting.values().any(|a| a.conn() == conn)
     }
 
     /// Whether `conn`'s requests wait, behind its quit, for the answers owed to it.
@@ -157,11 +157,31 @@ impl Hub {
         };
         let conn = asker.conn();
         self.answer(asker, answer, now);
-        if self.queries.quit_waits(conn) && !self.queries.owed(conn) {
+        if self.queries.owed(conn) {
+            return;
+        }
+        if self.queries.quit_waits(conn) {
             // Its last answer is out: the quit behind it runs, and whatever waited behind that.
             self.queries.quitting.retain(|c| *c != conn);
             self.run_pending(conn, now);
+        } else if self.conns.get(&conn).is_some_and(|c| c.pending_len() > 0) {
+            // What it sent after asking (nc: answers in the order asked) runs now.
+            self.run_pending(conn, now);
         }
+    }
+
+    /// Whether `conn` reads its answers in the order it asked ([`Dialect::answers_in_order`],
+    /// nc) and one is still to come from the store: what it sends next waits for it.
+    ///
+    /// [`Dialect::answers_in_order`]: super::dialect::Dialect::answers_in_order
+    pub(super) fn answers_owed_first(&self, conn: ConnId) -> bool {
+        !self.queries.waiting.is_empty()
+            && self
+                .conns
+                .get(&conn)
+                .and_then(|c| c.dialect())
+                .is_some_and(|d| d.answers_in_order())
+            && self.queries.owed(conn)
     }
 
     /// `conn` quits (its `/quit`, nc's end of input, IRC's `QUIT`) while answers to what it

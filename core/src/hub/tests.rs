@@ -4265,13 +4265,19 @@ mod past {
             let early = t.lines(c);
             assert!(early.is_empty(), "{end}: waits for the store: {early:?}");
             assert!(!t.closed(c), "{end}");
-            let queries = std::mem::take(&mut t.queries);
-            assert_eq!(queries.len(), 2, "{end}: {queries:?}");
-            for (id, q) in queries {
-                let answer = t.fake_answer(&q);
-                t.hub.handle_answer(id, answer, t.now);
+            // One read at a time: nc's answers come in the order asked.
+            let mut asked = 0;
+            while !t.queries.is_empty() {
+                let queries = std::mem::take(&mut t.queries);
+                assert_eq!(queries.len(), 1, "{end}: {queries:?}");
+                for (id, q) in queries {
+                    let answer = t.fake_answer(&q);
+                    t.hub.handle_answer(id, answer, t.now);
+                    asked += 1;
+                }
+                t.pump();
             }
-            t.pump();
+            assert_eq!(asked, 2, "{end}");
             let lines = t.lines(c);
             assert!(
                 lines.iter().filter(|l| l.contains("> line ")).count() > 5,
@@ -4301,6 +4307,75 @@ mod past {
             );
             t.answer_queries = true;
         }
+    }
+
+    /// Several `/search` lines pasted at once into nc, mixed with `/history` (answered from
+    /// the ring) and a chat line: the store answers its reads in any order (each on its own
+    /// reader), but a person reads the answers in the order they asked. Before, the second
+    /// search's results could come before the first's, and `/history` and the echo of the chat
+    /// line before either.
+    #[test]
+    fn a_text_users_answers_come_in_the_order_asked_whatever_order_the_store_answers() {
+        let mut t = T::with(small_ring(true));
+        let a = t.bin("alice");
+        t.join(a, "#p");
+        for i in 1..=30 {
+            let word = if i % 2 == 0 { "even" } else { "odd" };
+            t.say(a, "#p", i, &format!("{word} line {i}"));
+        }
+        t.recv(a);
+        let (c, _) = t.txt();
+        t.line(c, "/join #p");
+        t.lines(c);
+        t.answer_queries = false;
+        t.feed(
+            c,
+            b"/search even\r\n/history 2\r\n/search odd\r\nhello there\r\n/who\r\n/search nothing\r\n",
+        );
+        t.pump();
+        let mut lines = t.lines(c);
+        assert!(
+            says(&t.recv(a)).is_empty(),
+            "the chat line waits behind the searches asked before it"
+        );
+        // Answer the store's reads newest first, as a busy store may.
+        for _ in 0..10 {
+            let queries = std::mem::take(&mut t.queries);
+            if queries.is_empty() {
+                break;
+            }
+            for (id, q) in queries.into_iter().rev() {
+                let answer = t.fake_answer(&q);
+                t.hub.handle_answer(id, answer, t.now);
+            }
+            t.pump();
+            lines.extend(t.lines(c));
+        }
+        t.answer_queries = true;
+        // Each line by what it is; runs of one kind as one letter.
+        let mut order = String::new();
+        for l in &lines {
+            let kind = if l.starts_with("-- (/history #p") {
+                'H'
+            } else if l.contains("> even line") {
+                'E'
+            } else if l.contains("> odd line") {
+                'O'
+            } else if l.starts_with("-- ") && l.contains(" result") {
+                'R'
+            } else if l.starts_with("-- #p ") && l.contains("alice") {
+                'W'
+            } else {
+                continue;
+            };
+            if !order.ends_with(kind) || kind == 'R' {
+                order.push(kind);
+            }
+        }
+        // The even hits, their count; `/history 2` (lines 26 and 27, then its footer); the
+        // odd hits, their count; `/who`; the last search's count.
+        assert_eq!(order, "EREOHORWR", "{lines:#?}");
+        assert_eq!(says(&t.recv(a)), vec!["hello there"]);
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub(super) struct Account {
     retry_at: Option<Millis>,
     /// The wait after the last busy answer (zero: none yet); doubles up to [`RETRY_MAX`].
     retry_wait: Millis,
+    /// The new password of a change asked before the sign-in was through, for the
+    /// credentials once the server takes it.
+    later_password: Option<Password>,
 }
 
 /// The first wait before asking a busy server again, and the longest.
@@ -190,8 +193,17 @@ impl Account {
     }
 
     /// A password change is on its way: the new password is kept (the server revokes every
-    /// device key), the old one too until the answer.
+    /// device key), the old one too until the answer. Not signed in yet (a `/login` waiting
+    /// for its answer, or for the reconnect a `/logout` makes), the credentials are the
+    /// sign-in's and the request asked is the sign-in: neither is this change's. The server
+    /// answers it once the sign-in is through (or says we are not signed in); the new password
+    /// is kept only if it takes it ([`Account::password_changed`]).
     pub(super) fn change_password(&mut self, new: &Password) {
+        if self.signed_in.is_none() {
+            self.later_password = Some(new.clone());
+            return;
+        }
+        self.later_password = None;
         let Some(creds) = self.creds.as_mut() else {
             // Signed in without this session's credentials (a resume): nothing to update.
             self.asking = Some(Ask::ChangePassword {
@@ -315,6 +327,12 @@ impl Account {
     pub(super) fn password_changed(&mut self) -> bool {
         if let Some(Ask::ChangePassword { .. }) = self.asking {
             self.asking = None;
+        } else if let Some(new) = self.later_password.take()
+            && let Some(creds) = self.creds.as_mut()
+        {
+            // Asked before the sign-in was through: the server revoked the device keys.
+            creds.password = Some(new);
+            creds.key = None;
         }
         self.key().is_some()
     }
@@ -322,6 +340,10 @@ impl Account {
     /// The server refused the account request asked (kind `kind`).
     pub(super) fn refused(&mut self, kind: ErrorKind, now: Millis) -> Refused {
         let asked = self.asking.take();
+        if asked.is_none() {
+            // Nothing asked: the refusal of a change asked before the sign-in was through.
+            self.later_password = None;
+        }
         match (asked, kind) {
             // The key was revoked (signed out elsewhere, password changed): the password, once.
             (Some(Ask::SignIn { with_key: true }), ErrorKind::SignInFailed) => {

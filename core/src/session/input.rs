@@ -71,7 +71,24 @@ impl Session {
                     }
                 }
             },
-            Input::Command(cmd) => self.command(cmd, to),
+            Input::Command(cmd) => {
+                // Commands whose answer nothing else waits for: messages have their echo,
+                // joins, parts, scrollback, searches and sign-ins their own tracking.
+                self.commanded |= matches!(
+                    cmd,
+                    Command::Nick(_)
+                        | Command::Who(_)
+                        | Command::Rooms
+                        | Command::Topic { .. }
+                        | Command::ClearTopic(_)
+                        | Command::Away(_)
+                        | Command::Logout
+                        | Command::ChangePassword { .. }
+                        | Command::Admin(_)
+                        | Command::Moderate { .. }
+                );
+                self.command(cmd, to);
+            }
         }
     }
 

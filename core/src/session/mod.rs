@@ -206,6 +206,8 @@ pub struct Session {
     events: Events,
     /// Why the session ended for good, when it was not `/quit`.
     fatal: Option<String>,
+    /// Why the latest connection attempt came to nothing (see [`Session::last_failure`]).
+    last_failure: Option<String>,
     /// Rooms whose settings or ban list were asked for by a typed command, oldest first:
     /// their answers are shown (`asked`). Capped at [`TYPED_ASKS`].
     typed_asks: VecDeque<(RoomName, ModAction)>,
@@ -218,6 +220,9 @@ pub struct Session {
     barrier: Barrier,
     /// Barrier pings sent: each one's token differs, so a late pong answers only its own.
     barriers: u64,
+    /// A typed command went out since the last barrier passed: its answer (a `/who`'s list, a
+    /// refused `/kick`) has no acknowledgement to wait for. See [`Session::answered_in_turn`].
+    commanded: bool,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
 }
@@ -253,10 +258,12 @@ impl Session {
             account: Account::default(),
             events: Events::default(),
             fatal: None,
+            last_failure: None,
             typed_asks: VecDeque::new(),
             quiet_who: VecDeque::new(),
             barrier: Barrier::Unasked,
             barriers: 0,
+            commanded: false,
             now,
         };
         s.start_connect(now);
@@ -386,6 +393,12 @@ impl Session {
             // wait): the server closes that session when the preamble arrives; a new connection
             // whose preamble comes in time is all it takes, so no backoff.
             tracing::info!("the server took us for a text client (our preamble came late)");
+            let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+            let line = &line[..line.len().min(80)];
+            let said = clean(String::from_utf8_lossy(line).trim_end());
+            self.last_failure = Some(format!(
+                "the server took us for a text client (our preamble came late); it said \"{said}\""
+            ));
             self.info(
                 "the server took us for a text client (our preamble came late); reconnecting",
             );
@@ -558,10 +571,25 @@ impl Session {
         }
     }
 
+    /// Whether the next line may be typed in turn (line mode's lockstep): everything before
+    /// is [settled](Session::is_settled), and after a typed command (`/who`, `/bans`, `/kick`,
+    /// `/register`) also [answered](Session::all_answered), so that its answer, or the
+    /// server's refusal, is printed before anything the next line brings (a usage error the
+    /// session says at once came before the refusal of the `/kick` typed above it). Chat lines
+    /// cost no ping: their echo is their answer.
+    pub fn answered_in_turn(&mut self, now: Millis) -> bool {
+        if self.commanded {
+            self.all_answered(now)
+        } else {
+            self.is_settled()
+        }
+    }
+
     /// A pong came: the barrier's, if it carries its token.
     pub(super) fn ponged(&mut self, token: u64) {
         if self.barrier == Barrier::Waiting(token) {
             self.barrier = Barrier::Passed;
+            self.commanded = false;
         }
     }
 
@@ -806,6 +834,15 @@ impl Session {
         self.fatal.as_deref()
     }
 
+    /// Why the latest connection attempt came to nothing, in words (`could not connect to
+    /// HOST:PORT: Connection refused`, `this port does not speak natter's protocol …`, `the
+    /// server took us for a text client …; it said "…"`): what a client that gives up says.
+    /// Always the latest: an earlier attempt's reason (a refused connect before the server was
+    /// up) is not the reason a later one failed.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
+    }
+
     // ---- connection lifecycle ----
 
     /// True (and `about` told) when the session has ended.
@@ -862,6 +899,7 @@ impl Session {
     /// [`Event::ConnectFailed`] says why and when the next attempt is (line mode:
     /// `could not connect to HOST:PORT: Connection refused; retrying in 0.2s`).
     fn failed(&mut self, why: &str, now: Millis) {
+        self.last_failure = Some(why.to_owned());
         let before = self.link.server();
         self.schedule_reconnect(now);
         let wait = match self.link.phase() {

@@ -26,6 +26,11 @@ pub(super) struct RoomSeqs {
     /// Someone put us out (a live `Kick` naming us): the `Parted` that follows is that kick,
     /// which its event said already, not a leave of ours.
     pub(super) kicked: bool,
+    /// A big room: its member list at our last join (or resume) was as long as a list gets
+    /// ([`MAX_MEMBERS_LISTED`](crate::limits::MAX_MEMBERS_LISTED)). Its comings and goings come
+    /// summed up (`Crowd`), so the joins, parts and quits up to `joined` are old news from
+    /// when it was small, which the list holds already: they are not shown.
+    pub(super) big: bool,
 }
 
 /// What a gap marker means to us: the part of it not seen before (to show), and from which seq
@@ -50,6 +55,7 @@ impl RoomSeqs {
             rejoined_after: None,
             joined: Seq::default(),
             kicked: false,
+            big: false,
         }
     }
 

@@ -377,9 +377,14 @@ impl Session {
     }
 
     fn on_joined(&mut self, room: RoomName, topic: Option<Text>, mut members: Vec<Nick>, seq: Seq) {
+        let big = members.len() >= MAX_MEMBERS_LISTED;
         members.truncate(MAX_MEMBERS_LISTED);
         let (resumed, quiet) = (self.handshake.resumed, self.handshake.signed_in_here);
-        match self.rooms.joined(&room, seq, resumed, quiet) {
+        let entered = self.rooms.joined(&room, seq, resumed, quiet);
+        if let Some(state) = self.rooms.get_mut(&room) {
+            state.big = big;
+        }
+        match entered {
             // A resume or a rejoin: the member list is refreshed quietly.
             (Entered::Again, _) => self.event(Event::Members {
                 room,
@@ -419,6 +424,16 @@ impl Session {
         let live = ev.seq > state.joined;
         if !state.accept(ev.seq) || ev.kind == EventKind::Moved {
             // A member's session moving to another server takes its seq and shows nothing.
+            return;
+        }
+        if !live
+            && state.big
+            && matches!(
+                ev.kind,
+                EventKind::Join | EventKind::Part { .. } | EventKind::Quit { .. }
+            )
+        {
+            // A big room's comings and goings from when it was small (see `RoomSeqs::big`).
             return;
         }
         let mine = ev.from.folded() == self.nick.folded();

@@ -2861,6 +2861,57 @@ fn restarted(t: &mut T, token: u8) -> Vec<ClientMsg> {
     t.drain_paced()
 }
 
+/// `/logout`, `/login alice pw`, then `/password wrong new` typed (or piped) before the sign-in
+/// went out (it waits for the reconnect a sign-out makes): the change is not the sign-in's. It
+/// used to put its new password in place of the one the `/login` was given, and take the
+/// sign-in's place as the request asked, so the sign-in went out with the wrong password and
+/// was refused ("wrong account name or password").
+#[test]
+fn a_password_change_typed_before_a_sign_in_went_out_does_not_change_its_password() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_input("/login alice right-password", t.now);
+    t.s.handle_input("/password wrong-old new-password", t.now);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    let sent = t.drain_paced();
+    let signs_in: Vec<&ClientMsg> = sent
+        .iter()
+        .filter(|m| matches!(m, ClientMsg::SignIn { .. }))
+        .collect();
+    assert_eq!(
+        signs_in,
+        vec![&sign_in_msg(
+            "alice",
+            Proof::Password(pw("right-password")),
+            false
+        )],
+        "{sent:?}"
+    );
+    signed_in(&mut t, "alice", 2, None);
+    // The change itself went to the server, which answers it (here: the old one is wrong).
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::ChangePassword { .. })),
+        "{sent:?}"
+    );
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::SignInFailed,
+        re: Re::Conn,
+        detail: "the old password is wrong".into(),
+    });
+    t.events();
+    // A restart later: signed in again with the password that works.
+    let again = restarted(&mut t, 3);
+    assert!(
+        again.contains(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("right-password")),
+            false
+        )),
+        "{again:?}"
+    );
+}
+
 /// The operator removed the account while we are signed in (`NotSignedIn`, `re: Conn`, asked
 /// nothing): the session goes on as a guest, its credentials and key forgotten (`SignedOut`).
 #[test]
@@ -4058,6 +4109,38 @@ fn the_motd_is_one_event_with_its_lines() {
     assert_eq!(&printed[..3], ["-- Be kind.", "-- ", "-- Rules: see /help"]);
 }
 
+/// Line mode reads its next line once the one before is answered in turn: `/kick bob` then
+/// `/ban` (a usage error the session says at once) printed the usage error first and the
+/// server's refusal of the kick after it. After a command the next line waits for the
+/// barrier's pong; after a chat line, only for its echo (no ping).
+#[test]
+fn a_commands_answer_comes_before_the_next_line_is_taken() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/kick bob", t.now);
+    t.drain_paced();
+    assert!(t.s.is_settled(), "nothing acknowledges a /kick");
+    assert!(!t.s.answered_in_turn(t.now));
+    let token = match t.sent().as_slice() {
+        [ClientMsg::Ping { token }] => *token,
+        other => panic!("one barrier ping: {other:?}"),
+    };
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::NotOperator,
+        re: Re::Room(room("#lobby")),
+        detail: "you are not an operator of #lobby".into(),
+    });
+    assert!(!t.s.answered_in_turn(t.now));
+    t.recv(ServerMsg::Pong { token });
+    assert!(t.s.answered_in_turn(t.now));
+    // A chat line: its echo is its answer, and no ping goes out for it.
+    t.s.handle_input("hello", t.now);
+    t.drain_paced();
+    assert!(!t.s.answered_in_turn(t.now));
+    t.recv(say("#lobby", 2, "alice", 1, "hello"));
+    assert!(t.s.answered_in_turn(t.now));
+    assert!(t.sent().is_empty(), "no ping after a chat line");
+}
+
 #[test]
 fn all_answered_waits_for_a_ping_sent_after_the_last_question() {
     let mut t = T::ready(Transport::Stream);
@@ -4365,6 +4448,108 @@ fn infos(t: &mut T) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// A big room (its member list as long as a list gets): the joins, parts and quits its join
+/// replays are from when it was small, and its live ones come summed up (`Crowd`). Line mode
+/// printed the fifty replayed joins as `-- m250 joined #big`, the same line as a live join, and
+/// the TUI filled its pane with them. They are history the member list holds already: not
+/// shown, on a join nor on a resume. What was said, and live comings and goings, still are.
+#[test]
+fn a_big_rooms_replayed_joins_and_parts_are_not_shown_as_news() {
+    use crate::limits::MAX_MEMBERS_LISTED;
+    let crowd: Vec<Nick> = (0..MAX_MEMBERS_LISTED)
+        .map(|i| nick(&format!("m{i}")))
+        .collect();
+    let mut t = T::ready(Transport::Stream);
+    t.s.handle_input("/join #big", t.now);
+    t.sent();
+    t.recv(ServerMsg::Joined {
+        room: room("#big"),
+        topic: None,
+        members: crowd.clone(),
+        seq: Seq(60),
+    });
+    t.recv(ev("#big", 55, "m250", EventKind::Join));
+    t.recv(say("#big", 56, "m250", 1, "hello all"));
+    t.recv(ev("#big", 57, "m9", EventKind::Part { reason: None }));
+    t.recv(ev("#big", 58, "m8", EventKind::Quit { reason: None }));
+    t.recv(ev("#big", 59, "m251", EventKind::Join));
+    t.recv(ev("#big", 60, "alice", EventKind::Join));
+    // Live: said as ever.
+    t.recv(ev("#big", 61, "late", EventKind::Join));
+    let shown = seqs(&t.events());
+    assert_eq!(
+        shown,
+        vec![56, 61],
+        "history's comings and goings are not news"
+    );
+    // A small room's replay is shown whole, as before.
+    t.s.handle_input("/join #small", t.now);
+    t.sent();
+    t.joined("#small", 3);
+    t.recv(ev("#small", 2, "bob", EventKind::Join));
+    t.recv(ev("#small", 3, "alice", EventKind::Join));
+    assert_eq!(seqs(&t.events()), vec![2, 3]);
+    // A resume: what it replays of the big room is history as well.
+    let _ = reconnect(&mut t);
+    t.welcome(2, true);
+    t.sent();
+    t.recv(ServerMsg::Joined {
+        room: room("#big"),
+        topic: None,
+        members: crowd,
+        seq: Seq(64),
+    });
+    t.recv(ev("#big", 62, "m7", EventKind::Part { reason: None }));
+    t.recv(say("#big", 63, "m250", 2, "still here"));
+    t.recv(ev("#big", 64, "m252", EventKind::Join));
+    assert_eq!(seqs(&t.events()), vec![63]);
+}
+
+/// `natter --wait 10 HOST:PORT` that never got in says why at the end: the latest attempt's
+/// reason. Before, a client whose later attempts were greeted as text (a full server's text
+/// refusal, a text door) exited naming an earlier attempt's failure (a refused connect, or no
+/// reason at all), which sent people looking at the wrong thing.
+#[test]
+fn the_last_failure_is_the_latest_attempts_reason() {
+    let mut t = T::new(Transport::Stream);
+    assert_eq!(t.s.last_failure(), None);
+    t.s.handle_disconnected(
+        "could not connect to 127.0.0.1:8000: Connection refused",
+        t.now,
+    );
+    assert_eq!(
+        t.s.last_failure(),
+        Some("could not connect to 127.0.0.1:8000: Connection refused")
+    );
+    // The next attempt connects, and is greeted as a person on nc.
+    t.now = t.now + Millis(60_000);
+    t.s.handle_timeout(t.now);
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.s.handle_bytes(b"ERROR: the server is full, try again later\r\n", t.now);
+    assert_eq!(
+        t.s.last_failure(),
+        Some(
+            "the server took us for a text client (our preamble came late); it said \"ERROR: \
+             the server is full, try again later\""
+        )
+    );
+    // And the one after reaches a port of another service.
+    t.now = t.now + Millis(60_000);
+    t.s.handle_timeout(t.now);
+    t.events();
+    t.s.handle_connected(t.now);
+    t.sent();
+    t.s.handle_bytes(b"SSH-2.0-OpenSSH_9.2\r\n", t.now);
+    assert!(
+        t.s.last_failure()
+            .is_some_and(|w| w.starts_with("this port does not speak natter's protocol")),
+        "{:?}",
+        t.s.last_failure()
+    );
 }
 
 /// What a stream connection's first bytes make of it: (the words said, whether it closed, the

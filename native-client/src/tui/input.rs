@@ -24,6 +24,23 @@ pub struct InputLine {
     history: VecDeque<String>,
     /// Position while browsing history (an index into `history`), and the line being typed.
     browsing: Option<(usize, Vec<char>)>,
+    /// The last Tab's completion, which the next Tab replaces with the next match as long as
+    /// the line is as that Tab left it.
+    cycle: Option<Cycle>,
+}
+
+/// Where a run of Tabs is: irssi's and WeeChat's cycling through every nick that matches.
+#[derive(Debug)]
+struct Cycle {
+    /// What was typed before the first Tab (the prefix every match starts with).
+    word: String,
+    /// Where the completed word starts, in chars.
+    start: usize,
+    /// Which match is shown.
+    index: usize,
+    /// The line and cursor as the last Tab left them (every other key ends the cycle too).
+    text: Vec<char>,
+    cursor: usize,
 }
 
 impl InputLine {
@@ -49,6 +66,7 @@ impl InputLine {
 
     /// Inserts one character at the cursor (refused past [`INPUT_MAX_BYTES`]).
     pub fn insert(&mut self, c: char) {
+        self.cycle = None;
         let c = if c == '\t' { ' ' } else { c };
         if c.is_control() || self.bytes() + c.len_utf8() > INPUT_MAX_BYTES {
             return;
@@ -60,6 +78,7 @@ impl InputLine {
     /// Inserts pasted text: line breaks become spaces, a trailing break is dropped, other
     /// control characters are dropped; what does not fit is cut.
     pub fn paste(&mut self, s: &str) {
+        self.cycle = None;
         let s = s.trim_end_matches(['\r', '\n']);
         let mut room = INPUT_MAX_BYTES.saturating_sub(self.bytes());
         let mut add = Vec::new();
@@ -88,6 +107,7 @@ impl InputLine {
     /// Deletes the character before the cursor (a whole grapheme cluster: an emoji sequence
     /// goes at once, as it was drawn).
     pub fn backspace(&mut self) {
+        self.cycle = None;
         let from = self.before(self.cursor);
         self.text.drain(from..self.cursor);
         self.cursor = from;
@@ -95,6 +115,7 @@ impl InputLine {
 
     /// Deletes the character under the cursor (a whole grapheme cluster).
     pub fn delete(&mut self) {
+        self.cycle = None;
         let to = self.after(self.cursor);
         self.text.drain(self.cursor..to);
     }
@@ -130,6 +151,7 @@ impl InputLine {
 
     /// Deletes the word before the cursor (Ctrl+W).
     pub fn delete_word(&mut self) {
+        self.cycle = None;
         let mut start = self.cursor;
         while start > 0 && self.text[start - 1] == ' ' {
             start -= 1;
@@ -141,60 +163,88 @@ impl InputLine {
         self.cursor = start;
     }
 
-    /// Tab: completes the word before the cursor with what `complete` finds for it (a nick),
-    /// followed by `: ` at the start of the line and a space elsewhere. False if nothing was found.
-    pub fn complete(&mut self, complete: impl FnOnce(&str) -> Option<String>) -> bool {
-        let mut start = self.cursor;
-        while start > 0 && self.text[start - 1] != ' ' {
-            start -= 1;
-        }
-        if start == self.cursor {
-            return false;
-        }
-        let word: String = self.text[start..self.cursor].iter().collect();
-        let Some(found) = complete(&word) else {
-            return false;
+    /// Tab: completes the word before the cursor with the first of `matches` for it (nicks),
+    /// followed by `: ` at the start of the line and a space elsewhere; Tab again (nothing else
+    /// typed meanwhile) puts the next match in its place, round and round. False if nothing was
+    /// found.
+    pub fn complete(&mut self, matches: impl FnOnce(&str) -> Vec<String>) -> bool {
+        let cycling = self
+            .cycle
+            .take()
+            .filter(|c| c.text == self.text && c.cursor == self.cursor);
+        let (word, start, index, end) = match cycling {
+            Some(c) => (c.word, c.start, c.index + 1, self.cursor),
+            None => {
+                let mut start = self.cursor;
+                while start > 0 && self.text[start - 1] != ' ' {
+                    start -= 1;
+                }
+                if start == self.cursor {
+                    return false;
+                }
+                let word: String = self.text[start..self.cursor].iter().collect();
+                (word, start, 0, self.cursor)
+            }
         };
-        let suffix = if start == 0 { ": " } else { " " };
-        let with: Vec<char> = found.chars().chain(suffix.chars()).collect();
-        let grows = with.iter().map(|c| c.len_utf8()).sum::<usize>();
-        if self.bytes() - word.len() + grows > INPUT_MAX_BYTES {
+        let found = matches(&word);
+        if found.is_empty() {
             return false;
         }
-        self.text.splice(start..self.cursor, with.iter().copied());
+        let index = index % found.len();
+        let suffix = if start == 0 { ": " } else { " " };
+        let with: Vec<char> = found[index].chars().chain(suffix.chars()).collect();
+        let replaced: usize = self.text[start..end].iter().map(|c| c.len_utf8()).sum();
+        let grows = with.iter().map(|c| c.len_utf8()).sum::<usize>();
+        if self.bytes() - replaced + grows > INPUT_MAX_BYTES {
+            return false;
+        }
+        self.text.splice(start..end, with.iter().copied());
         self.cursor = start + with.len();
+        self.cycle = Some(Cycle {
+            word,
+            start,
+            index,
+            text: self.text.clone(),
+            cursor: self.cursor,
+        });
         true
     }
 
     /// Clears the line (Ctrl+U).
     pub fn clear(&mut self) {
+        self.cycle = None;
         self.text.clear();
         self.cursor = 0;
     }
 
     /// Cursor one character left (over a whole grapheme cluster).
     pub fn left(&mut self) {
+        self.cycle = None;
         self.cursor = self.before(self.cursor);
     }
 
     /// Cursor one character right (over a whole grapheme cluster).
     pub fn right(&mut self) {
+        self.cycle = None;
         self.cursor = self.after(self.cursor);
     }
 
     /// Cursor to the start.
     pub fn home(&mut self) {
+        self.cycle = None;
         self.cursor = 0;
     }
 
     /// Cursor to the end.
     pub fn end(&mut self) {
+        self.cycle = None;
         self.cursor = self.text.len();
     }
 
     /// Enter: the line to send (if not blank), remembered in the history unless it carries a
     /// password (Up would show it to whoever looks next); the line is cleared.
     pub fn submit(&mut self) -> Option<String> {
+        self.cycle = None;
         let line = self.text();
         self.clear();
         self.browsing = None;
@@ -212,6 +262,7 @@ impl InputLine {
 
     /// Up: the previous line from the history.
     pub fn history_prev(&mut self) {
+        self.cycle = None;
         let at = match &self.browsing {
             Some((0, _)) => return,
             Some((i, _)) => i - 1,
@@ -226,6 +277,7 @@ impl InputLine {
 
     /// Down: the next line from the history, or back to what was being typed.
     pub fn history_next(&mut self) {
+        self.cycle = None;
         let Some((i, draft)) = &self.browsing else {
             return;
         };
@@ -323,21 +375,66 @@ mod tests {
 
     #[test]
     fn tab_completes_the_word_before_the_cursor() {
+        let one = |name: &str| vec![name.to_owned()];
         let mut i = InputLine::new();
         i.paste("bo");
-        assert!(i.complete(|w| (w == "bo").then(|| "Bob".to_owned())));
+        assert!(i.complete(|w| if w == "bo" { one("Bob") } else { vec![] }));
         assert_eq!(i.text(), "Bob: ");
         i.paste("ask ca");
-        assert!(i.complete(|_| Some("carol".into())));
+        assert!(i.complete(|_| one("carol")));
         assert_eq!(i.text(), "Bob: ask carol ");
         assert_eq!(i.cursor(), i.text().chars().count());
+        i.insert('x');
+        i.backspace();
         assert!(
-            !i.complete(|_| Some("x".into())),
-            "nothing typed before the cursor"
+            !i.complete(|_| one("x")),
+            "nothing typed before the cursor (an edit ended the Tabs)"
         );
         i.paste("zz");
-        assert!(!i.complete(|_| None));
+        assert!(!i.complete(|_| vec![]));
         assert_eq!(i.text(), "Bob: ask carol zz");
+    }
+
+    /// irssi and WeeChat users press Tab again for the next nick that matches: before, the
+    /// second Tab saw nothing typed before the cursor and did nothing, so only the first match
+    /// could ever be completed.
+    #[test]
+    fn repeated_tabs_cycle_through_every_match_and_an_edit_ends_the_cycle() {
+        let nicks = ["bob", "Bobby", "bonnie"];
+        let matches = |w: &str| -> Vec<String> {
+            nicks
+                .iter()
+                .filter(|n| n.to_lowercase().starts_with(&w.to_lowercase()))
+                .map(|n| n.to_string())
+                .collect()
+        };
+        let mut i = InputLine::new();
+        i.paste("bo");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            assert!(i.complete(matches));
+            seen.push(i.text());
+            assert_eq!(i.cursor(), i.text().chars().count());
+        }
+        assert_eq!(seen, ["bob: ", "Bobby: ", "bonnie: ", "bob: "]);
+        // Mid-line, with a space after the nick; the cycle keeps the rest of the line.
+        let mut i = InputLine::new();
+        i.paste("hi bo and more");
+        for _ in 0.." and more".chars().count() {
+            i.left();
+        }
+        assert!(i.complete(matches));
+        assert!(i.complete(matches));
+        assert_eq!(i.text(), "hi Bobby  and more");
+        // Typing after a completion starts afresh from the new word.
+        let mut i = InputLine::new();
+        i.paste("bo");
+        assert!(i.complete(matches));
+        i.paste("thanks bon");
+        assert!(i.complete(matches));
+        assert_eq!(i.text(), "bob: thanks bonnie ");
+        assert!(i.complete(matches), "the only match, again");
+        assert_eq!(i.text(), "bob: thanks bonnie ");
     }
 
     fn typed(s: &str) -> InputLine {

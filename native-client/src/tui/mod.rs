@@ -43,8 +43,8 @@ const EVENTS_PER_FRAME: usize = 256;
 const BEL: &[u8] = b"\x07";
 
 /// What `/help` adds for the full-screen UI, below the commands.
-const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, \
-Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick \
+(Tab again: the next match), Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
 lines), Esc closes search results, Ctrl+C quits";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
@@ -312,7 +312,12 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     Some(Action::Page(_)) => view.scroll_down(&chat, page),
                     Some(Action::Back) => chat.close_search(),
                     Some(Action::Complete) => {
-                        input.complete(|word| chat.complete_nick(word).map(ToString::to_string));
+                        input.complete(|word| {
+                            chat.nick_completions(word)
+                                .into_iter()
+                                .map(ToString::to_string)
+                                .collect()
+                        });
                     }
                 }
             }

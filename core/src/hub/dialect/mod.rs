@@ -180,6 +180,14 @@ pub(crate) trait Dialect {
         false
     }
 
+    /// Whether what the connection sends after a request the store answers later (`/search`,
+    /// `/history` past the ring) waits for that answer, so that answers come in the order
+    /// asked: a person on nc reads one stream, with nothing to tell whose answer a line is
+    /// (binary clients tell answers apart by their kind and room; IRC by its batches).
+    fn answers_in_order(&self) -> bool {
+        false
+    }
+
     /// Whether the hub pings this connection when it falls silent.
     fn keepalive(&self) -> bool;
 
@@ -367,6 +375,9 @@ impl AnyDialect {
     }
     pub(crate) fn replays_since_own_quit(&self) -> bool {
         self.inner().replays_since_own_quit()
+    }
+    pub(crate) fn answers_in_order(&self) -> bool {
+        self.inner().answers_in_order()
     }
     pub(crate) fn keepalive(&self) -> bool {
         self.inner().keepalive()

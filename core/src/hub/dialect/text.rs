@@ -418,6 +418,12 @@ impl Dialect for Text {
         true
     }
 
+    fn answers_in_order(&self) -> bool {
+        // `/search a`, `/search b` and `/history` pasted at once: each answer after the one
+        // before, whichever the store's readers finish first.
+        true
+    }
+
     fn keepalive(&self) -> bool {
         // A person may sit idle for hours; TCP keepalive finds dead peers.
         false
