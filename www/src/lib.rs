@@ -524,6 +524,16 @@ impl Client {
     pub fn complete_nick(&self, prefix: &str) -> Option<String> {
         self.chat.complete_nick(prefix).map(ToString::to_string)
     }
+
+    /// Every member of the open room whose nick starts with `prefix` (not us), in the member
+    /// list's order: what repeated Tabs cycle through.
+    pub fn nick_completions(&self, prefix: &str) -> Vec<String> {
+        self.chat
+            .nick_completions(prefix)
+            .into_iter()
+            .map(ToString::to_string)
+            .collect()
+    }
 }
 
 impl Client {
@@ -675,7 +685,7 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
 
 /// What `/help` adds on the page, below the commands: its keys and clicks (the TUI says its
 /// own).
-const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, Esc \
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick (again: the next match), Esc \
 closes search results; scroll to the top of a room for its older lines; click a member to write \
 to them (an operator of the room gets a menu)";
 

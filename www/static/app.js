@@ -1117,6 +1117,8 @@ ui.inputForm.addEventListener("submit", (e) => {
 });
 
 ui.input.addEventListener("keydown", (e) => {
+  // Any other key ends a run of Tabs (the nick it put there stays).
+  if (e.key !== "Tab") tabCycle = null;
   if (e.key === "ArrowUp" && historyPos > 0) {
     if (historyPos === history.length) draft = ui.input.value;
     historyPos -= 1;
@@ -1124,7 +1126,7 @@ ui.input.addEventListener("keydown", (e) => {
   } else if (e.key === "ArrowDown" && historyPos < history.length) {
     historyPos += 1;
     ui.input.value = historyPos === history.length ? draft : history[historyPos];
-  } else if (e.key === "Tab" && !e.shiftKey && wordBeforeCursor()) {
+  } else if (e.key === "Tab" && !e.shiftKey && (cycling() || wordBeforeCursor())) {
     // A word being typed: Tab completes it, and stays in the input when no nick fits (moving
     // on to Send, the next Enter would send the half-typed line). After a space, or in an
     // empty input, Tab moves on as everywhere else.
@@ -1145,20 +1147,43 @@ function wordBeforeCursor() {
   return /(\S*)$/.exec(ui.input.value.slice(0, pos))[1];
 }
 
-// Tab completes a member's nick (the model's) from what is typed before the cursor.
+// A run of Tabs: the nicks that matched the word typed, which one is in the input, where it
+// starts and ends (with its suffix), and the input as that Tab left it. Any other key, or an
+// input changed since, ends it.
+let tabCycle = null;
+
+// Whether the last key was a Tab that put a nick in, and the input is as it left it.
+function cycling() {
+  const pos = ui.input.selectionStart ?? ui.input.value.length;
+  return tabCycle !== null && tabCycle.value === ui.input.value && tabCycle.end === pos;
+}
+
+// Tab completes a member's nick (the model's) from what is typed before the cursor; Tab again
+// puts the next nick that matched in its place, round and round (as irssi and WeeChat do).
 function completeNick() {
   if (!client) return false;
   const pos = ui.input.selectionStart ?? ui.input.value.length;
-  const before = ui.input.value.slice(0, pos);
-  const word = wordBeforeCursor();
-  if (!word) return false;
-  const hit = client.complete_nick(word);
-  if (hit === undefined) return false;
-  const start = pos - word.length;
+  let start;
+  let matches;
+  let i;
+  if (cycling()) {
+    ({ start, matches } = tabCycle);
+    i = (tabCycle.i + 1) % matches.length;
+  } else {
+    const word = wordBeforeCursor();
+    if (!word) return false;
+    matches = client.nick_completions(word);
+    if (matches.length === 0) return false;
+    start = pos - word.length;
+    i = 0;
+  }
+  const hit = matches[i];
   const suffix = start === 0 ? ": " : " ";
-  ui.input.value = before.slice(0, start) + hit + suffix + ui.input.value.slice(pos);
+  const value = ui.input.value;
+  ui.input.value = value.slice(0, start) + hit + suffix + value.slice(pos);
   const end = start + hit.length + suffix.length;
   ui.input.setSelectionRange(end, end);
+  tabCycle = { start, matches, i, end, value: ui.input.value };
   return true;
 }
 

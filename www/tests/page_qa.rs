@@ -762,3 +762,59 @@ async fn answers_scenario(browser: Browser, page: String, addr: SocketAddr) {
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, serde_json::json!([]), "the page logged errors");
 }
+
+// --- Tab, again and again ----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_tabs_cycle_through_every_nick_that_matches() {
+    let config = natter_server::ServerConfig::local_test();
+    with_page("natter-qa-tabs", config, tabs_scenario).await;
+}
+
+async fn tabs_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("webby")).await;
+    let (_clara, _) = nc(addr, "clara").await;
+    let (_clint, _) = nc(addr, "clint").await;
+    let (_nora, _) = nc(addr, "nora").await;
+    wait_for!("the page lists clara, clint and nora", {
+        let members = text_of(b, "#member-list").await;
+        ["clara", "clint", "nora"]
+            .iter()
+            .all(|n| members.contains(n))
+            .then_some(())
+    });
+    let input = b
+        .find(fantoccini::Locator::Id("input"))
+        .await
+        .expect("the input");
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    let state = "return [document.getElementById('input').value, document.activeElement.id];";
+    input
+        .send_keys(&format!("cl{tab}"))
+        .await
+        .expect("type cl, Tab");
+    assert_eq!(js(b, state).await, serde_json::json!(["clara: ", "input"]));
+    input.send_keys(&tab).await.expect("Tab again");
+    assert_eq!(
+        js(b, state).await,
+        serde_json::json!(["clint: ", "input"]),
+        "the next nick that matched, in its place"
+    );
+    input.send_keys(&tab).await.expect("and again");
+    assert_eq!(
+        js(b, state).await,
+        serde_json::json!(["clara: ", "input"]),
+        "round again, nora never (she does not match)"
+    );
+    // Another key ends the run: the nick stays, and Tab after a space moves on as anywhere.
+    input
+        .send_keys(&format!("hi and n{tab}"))
+        .await
+        .expect("type on, Tab");
+    assert_eq!(
+        js(b, state).await,
+        serde_json::json!(["clara: hi and nora ", "input"]),
+        "a new word completes afresh"
+    );
+}
