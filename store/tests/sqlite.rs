@@ -139,6 +139,7 @@ fn a_batch_is_all_or_nothing() {
         nick: nick("carol"),
         rooms: vec![room("#a")],
         last_id: MsgId(3),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
@@ -230,6 +231,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("alice"),
         rooms: vec![room("#a"), room("#b")],
         last_id: MsgId(41),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
@@ -240,6 +242,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("bob"),
         rooms: vec![],
         last_id: MsgId(0),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0 + 10),
@@ -253,6 +256,7 @@ fn sessions_round_trip_by_token_hash() {
         // Replaced: the last accepted id moves on, past two messages refused.
         let s1b = SessionRecord {
             last_id: MsgId(42),
+            took_zero: false,
             refused: vec![
                 (MsgId(40), ErrorKind::NotInRoom),
                 (MsgId(41), ErrorKind::NotStored),
@@ -302,6 +306,7 @@ fn sessions_round_trip_by_token_hash() {
         sessions[1],
         SessionRecord {
             last_id: MsgId(7),
+            took_zero: false,
             updated: Millis(T0 + 12),
             ..s2.clone()
         }
@@ -362,6 +367,7 @@ fn load_returns_recent_events_only_for_the_rooms_asked() {
                 nick: nick("dave"),
                 rooms: vec![room("#b")],
                 last_id: MsgId(1),
+                took_zero: false,
                 prev: None,
                 refused: Vec::new(),
                 updated: Millis(T0),
@@ -1084,6 +1090,7 @@ fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
@@ -1150,6 +1157,7 @@ fn session_of(k: u8, last: u64, updated: u64) -> SessionRecord {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(updated),

@@ -925,8 +925,9 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
     };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO sessions \
-         (token, token_id, nick, rooms, last_id, updated, refused, prev_id, prev_token) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         (token, token_id, nick, rooms, last_id, updated, refused, prev_id, prev_token, \
+          took_zero) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -939,7 +940,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
             updated,
             refused,
             prev_id,
-            prev_token
+            prev_token,
+            s.took_zero
         ])
     })
     .map(|_| ())
