@@ -63,7 +63,7 @@ impl SqliteStore {
              PRAGMA cache_size = -16384;
              PRAGMA temp_store = MEMORY;",
             config.synchronous.pragma(),
-            64 * 1024 * 1024,
+            config.retention.wal_limit(),
         );
         conn.execute_batch(&setup)
             .map_err(|e| schema::open_error(&path, e))?;
@@ -76,6 +76,9 @@ impl SqliteStore {
             .query_row("SELECT uid FROM store_identity", [], |r| r.get(0))
             .map_err(|e| schema::open_error(&path, e))?;
         let indexer = Indexer::open(&config.search_path(), &path, &store_id, next_id - 1)?;
+        indexer
+            .limit_log(config.retention.wal_limit())
+            .map_err(|e| schema::open_error(&config.search_path(), e))?;
         let mut store = SqliteStore {
             conn,
             path,
