@@ -177,7 +177,11 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     // Asked before the screen is taken over, so the prompt is readable.
     let password = if args.login {
-        let env = std::env::var(login::PASSWORD_ENV).ok();
+        // Blank is unset, as for every NATTER_* variable: the file or the prompt is asked.
+        let env = natter_ops::args::env_var(login::PASSWORD_ENV)
+            .map(|v| v.into_string())
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("{} is not UTF-8", login::PASSWORD_ENV))?;
         let file = file.password_file.as_deref().map(config::expand_home);
         Some(login::password(nick.as_str(), env, file.as_deref())?)
     } else {

@@ -18,7 +18,8 @@ pub const DB_FILE: &str = "natter.db";
 pub const LOCK_FILE: &str = "natter.lock";
 
 /// The data directory: `flag` (`--data-dir PATH`) if given, else `$NATTER_DATA_DIR` if set and
-/// not empty, else the user's data directory plus `natter` (`$XDG_DATA_HOME/natter`, that is
+/// not blank (empty or only white space, as natter's binaries take every blank `NATTER_*`
+/// variable), else the user's data directory plus `natter` (`$XDG_DATA_HOME/natter`, that is
 /// `~/.local/share/natter` on Linux).
 pub fn resolve_data_dir(flag: Option<&Path>) -> Result<PathBuf, OpenError> {
     let home_data = directories::BaseDirs::new().map(|d| d.data_dir().to_path_buf());
@@ -50,7 +51,7 @@ fn data_dir_from(
     if let Some(dir) = flag {
         return Ok(dir.to_path_buf());
     }
-    if let Some(dir) = env.filter(|v| !v.is_empty()) {
+    if let Some(dir) = env.filter(|v| !v.to_str().is_some_and(|v| v.trim().is_empty())) {
         return Ok(PathBuf::from(dir));
     }
     home_data
@@ -225,6 +226,10 @@ mod tests {
         );
         assert_eq!(
             data_dir_from(None, Some(OsString::new()), home.clone()).unwrap(),
+            PathBuf::from("/home/a/.local/share/natter")
+        );
+        assert_eq!(
+            data_dir_from(None, Some(OsString::from(" \t")), home.clone()).unwrap(),
             PathBuf::from("/home/a/.local/share/natter")
         );
         assert_eq!(
