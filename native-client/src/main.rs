@@ -51,9 +51,9 @@ At the end of input it waits until the server has acknowledged and answered ever
 room to join). Example: echo hi | natter --nick bot
 
 --login signs in to the account named by the nick (--nick or the config file). The password
-comes from the environment variable NATTER_PASSWORD, else the file named by password_file in the
-config file, else it is asked for on the terminal without echo; it is never a flag. It is kept
-in memory only, to sign in again after a server restart.
+comes from the environment variable NATTER_PASSWORD (unless blank), else the file named by
+password_file in the config file, else it is asked for on the terminal without echo; it is never
+a flag. It is kept in memory only, to sign in again after a server restart.
 
 With --tls, --ca-file or a natters:// address the server's certificate is always verified; one
 that does not verify ends natter at once with exit status 1 and the reason.
