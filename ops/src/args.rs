@@ -7,9 +7,10 @@
 //!
 //! A blank variable (`NATTER_LISTEN=`, or only spaces: what an env file's empty line or a
 //! compose file's `${NATTER_LISTEN}` left unset gives) is taken as unset, by [`parse`] for every
-//! flag's variable and by [`env_var`] for those read otherwise (`NATTER_PASSWORD`,
-//! `NATTER_BRIDGE_SECRET`): clap would otherwise take the empty text as the flag's value and
-//! refuse it in the flag's words (`a value is required for '--listen <ADDR>'`).
+//! flag's variable and by [`env_var`] for those read otherwise (`NATTER_PASSWORD`; the bridge
+//! secret is trimmed, and blank is none: [`crate::bridge_secret`]): clap would otherwise take
+//! the empty text as the flag's value and refuse it in the flag's words (`invalid value '' for
+//! '--log-format <FORMAT>'`).
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Parser};
