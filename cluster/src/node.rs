@@ -2145,7 +2145,9 @@ struct StoredSession {
     node: String,
 }
 
-/// What follows a [`StoredSession`] in its value.
+/// What follows a [`StoredSession`] in its value. After it, when the session took a message
+/// with id 0 ([`SessionRecord::took_zero`]), one more value: `true` (an older node ignores it,
+/// and a value without it took none).
 type SessionTail = (
     Vec<(natter_core::MsgId, natter_core::wire::ErrorKind)>,
     Option<(u64, [u8; 32])>,
@@ -2163,11 +2165,16 @@ fn encode_session(r: &SessionRecord, node: &str) -> Result<Bytes, String> {
     };
     let mut value = bincode::serde::encode_to_vec(&stored, bincode::config::standard())
         .map_err(|e| e.to_string())?;
-    if !r.refused.is_empty() || r.prev.is_some() {
+    if !r.refused.is_empty() || r.prev.is_some() || r.took_zero {
         let tail: SessionTail = (r.refused.clone(), r.prev.map(|(id, h)| (id, h.0)));
         let tail = bincode::serde::encode_to_vec(&tail, bincode::config::standard())
             .map_err(|e| e.to_string())?;
         value.extend(tail);
+    }
+    if r.took_zero {
+        let zero = bincode::serde::encode_to_vec(true, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+        value.extend(zero);
     }
     Ok(Bytes::from(value))
 }
@@ -2176,20 +2183,31 @@ fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
     let (s, read): (StoredSession, usize) =
         bincode::serde::decode_from_slice(value, bincode::config::standard())
             .map_err(|e| e.to_string())?;
-    let (refused, prev): SessionTail = match value.get(read..).filter(|rest| !rest.is_empty()) {
-        Some(rest) => {
-            bincode::serde::decode_from_slice(rest, bincode::config::standard())
-                .map_err(|e| format!("refused messages and token before: {e}"))?
-                .0
-        }
-        None => (Vec::new(), None),
-    };
+    let ((refused, prev), took_zero): (SessionTail, bool) =
+        match value.get(read..).filter(|rest| !rest.is_empty()) {
+            Some(rest) => {
+                let (tail, read): (SessionTail, usize) =
+                    bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                        .map_err(|e| format!("refused messages and token before: {e}"))?;
+                let zero = match rest.get(read..).filter(|rest| !rest.is_empty()) {
+                    Some(rest) => {
+                        bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                            .map_err(|e| format!("whether id 0 was taken: {e}"))?
+                            .0
+                    }
+                    None => false,
+                };
+                (tail, zero)
+            }
+            None => ((Vec::new(), None), false),
+        };
     Ok(SessionRecord {
         token: TokenHash(s.token),
         token_id: s.token_id,
         nick: s.nick,
         rooms: s.rooms,
         last_id: s.last_id,
+        took_zero,
         refused,
         prev: prev.map(|(id, h)| (id, TokenHash(h))),
         updated: s.updated,
@@ -2358,6 +2376,7 @@ mod tests {
             nick: Nick::new("alice").unwrap(),
             rooms: vec![RoomName::new("#r").unwrap(), RoomName::new("#s").unwrap()],
             last_id: natter_core::MsgId(9),
+            took_zero: false,
             prev: None,
             refused: Vec::new(),
             updated: Millis(1_234),
@@ -2382,6 +2401,22 @@ mod tests {
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
         assert_eq!(older.last_id, r.last_id);
         assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
+        // Having taken id 0, with and without the rest of the tail.
+        for zero in [
+            SessionRecord {
+                last_id: natter_core::MsgId(0),
+                took_zero: true,
+                ..r.clone()
+            },
+            SessionRecord {
+                last_id: natter_core::MsgId(0),
+                took_zero: true,
+                ..refused.clone()
+            },
+        ] {
+            let bytes = encode_session(&zero, "node1").unwrap();
+            assert_eq!(decode_session(&bytes).unwrap(), zero);
+        }
     }
 
     #[test]

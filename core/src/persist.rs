@@ -259,6 +259,11 @@ pub struct SessionRecord {
     /// The last message id accepted from this user: a message resent after a restart with an id
     /// at or below it is acknowledged, not delivered again.
     pub last_id: MsgId,
+    /// Whether the message with id 0 was taken (a client may count its ids from 0): with
+    /// `last_id` 0 it tells a session that took its first message, id 0, from one that took
+    /// none yet, so that a resend of that message after a restart is acknowledged, not taken
+    /// again. Meaningless once `last_id` is above 0.
+    pub took_zero: bool,
     /// Messages from this user that were refused (how, each), oldest first, at most
     /// [`crate::limits::SESSION_MAX_PENDING`]: a resend of one at or below `last_id` after a
     /// restart is refused again, not acknowledged as had (its client may not have heard the

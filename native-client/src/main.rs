@@ -53,9 +53,9 @@ At the end of input it waits until the server has acknowledged and answered ever
 room to join). Example: echo hi | natter --nick bot
 
 --login signs in to the account named by the nick (--nick or the config file). The password
-comes from the environment variable NATTER_PASSWORD, else the file named by password_file in the
-config file, else it is asked for on the terminal without echo; it is never a flag. It is kept
-in memory only, to sign in again after a server restart.
+comes from the environment variable NATTER_PASSWORD (unless blank), else the file named by
+password_file in the config file, else it is asked for on the terminal without echo; it is never
+a flag. It is kept in memory only, to sign in again after a server restart.
 
 With --tls, --ca-file or a natters:// address the server's certificate is always verified; one
 that does not verify ends natter at once with exit status 1 and the reason.
@@ -179,7 +179,11 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     // Asked before the screen is taken over, so the prompt is readable.
     let password = if args.login {
-        let env = std::env::var(login::PASSWORD_ENV).ok();
+        // Blank is unset, as for every NATTER_* variable: the file or the prompt is asked.
+        let env = natter_ops::args::env_var(login::PASSWORD_ENV)
+            .map(|v| v.into_string())
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("{} is not UTF-8", login::PASSWORD_ENV))?;
         let file = file.password_file.as_deref().map(config::expand_home);
         Some(login::password(nick.as_str(), env, file.as_deref())?)
     } else {

@@ -148,7 +148,10 @@ async fn the_password_file_in_the_config_is_read_and_the_flag_needs_no_password(
     .unwrap();
     let mut args = login_args("carol", addr);
     args.extend(["--config".into(), config.display().to_string()]);
-    let mut carol = Client::start_with("carol", &args);
+    // A blank NATTER_PASSWORD (an env file's `NATTER_PASSWORD=`) is unset, as every blank
+    // NATTER_* variable is: the file is read. It was taken as the password, and refused as
+    // empty ("the password from NATTER_PASSWORD is empty").
+    let mut carol = Client::start_env("carol", &args, &[("NATTER_PASSWORD", "")]);
     carol.expect("-- you are signed in as carol").await;
     carol.close_stdin();
     assert!(carol.exit_status().await.success());

@@ -397,7 +397,7 @@ fn new_account_name(name: &str) -> Result<Nick, AccountError> {
 fn new_password(src: &PasswordSource, name: &Nick) -> Result<Password, AccountError> {
     let password = if let Some(path) = &src.password_file {
         read_password_file(path)?
-    } else if let Some(v) = std::env::var_os(PASSWORD_ENV) {
+    } else if let Some(v) = natter_ops::args::env_var(PASSWORD_ENV) {
         Password(
             v.into_string()
                 .map_err(|_| AccountError::NotText(PASSWORD_ENV.into()))?,

@@ -293,6 +293,73 @@ async fn boolean_environment_variables_take_1_yes_on_and_their_opposites() {
     }
 }
 
+/// The environment variables `--help` names (`[env: NATTER_LISTEN=]`), each once.
+fn variables_in_help(bin: &str) -> Vec<String> {
+    let out = std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .expect("runs --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<String> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split('=').next())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// README: a blank `NATTER_*` variable (an env file's `NATTER_LOG_FORMAT=`, a compose file's
+/// `${NATTER_LISTEN}` left unset) is taken as unset. Only NATTER_DATA_DIR was: clap took the
+/// empty text as the flag's value, and the server stopped with the flag's words (`invalid
+/// value '' for '--log-format <FORMAT>'`), an empty NATTER_EPHEMERAL made it ephemeral.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_blank_natter_variable_is_taken_as_unset() {
+    let bin = env!("CARGO_BIN_EXE_natter-server");
+    let mut names = variables_in_help(bin);
+    assert!(
+        names.len() >= 15 && names.iter().all(|n| n.starts_with("NATTER_")),
+        "{names:?}"
+    );
+    // Read apart from the flags: the bridge secret and an account command's password.
+    names.extend(["NATTER_BRIDGE_SECRET".into(), "NATTER_PASSWORD".into()]);
+    let dir = tempfile::tempdir().unwrap();
+    let xdg = dir.path().join("xdg").display().to_string();
+    let cfg = dir.path().join("natter.toml");
+    // The address from the file: the blank NATTER_LISTEN over it is no address.
+    std::fs::write(&cfg, "listen = [\"127.0.0.1:0\"]\n").unwrap();
+    for blank in ["", "  "] {
+        let mut env: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), blank)).collect();
+        env.push(("XDG_DATA_HOME", &xdg));
+        let (mut child, _log, _addr, seen) =
+            spawn_server_seen(&["--config", cfg.to_str().unwrap()], &env, WAIT).await;
+        // The defaults: a store in the default data directory, text logs.
+        assert!(
+            seen.iter()
+                .any(|l| l.contains("store open") && l.contains(&xdg)),
+            "{blank:?}: {seen:#?}"
+        );
+        assert!(seen.iter().all(|l| !l.starts_with('{')), "{seen:#?}");
+        assert_eq!(sigterm(&mut child).await.code(), Some(0));
+    }
+    // An account command asks for the password instead of taking an empty one (no terminal
+    // here: said so).
+    let out = Command::new(bin)
+        .args(["account", "add", "alice", "--data-dir"])
+        .arg(dir.path().join("accounts"))
+        .env("NATTER_PASSWORD", "")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = timeout(WAIT, out).await.expect("exits").unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no password: run this on a terminal"),
+        "{said}"
+    );
+}
+
 /// A bad value from an environment variable is said with the variable's name (the operator
 /// set that, not the flag), in one line of the log; from the flag, with the flag's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -853,6 +853,87 @@ async fn a_full_disk_is_logged_once_and_the_server_is_ready_again_when_space_ret
     reader.abort();
 }
 
+/// Sends long lines as `c` until one is refused for a full disk; that refusal.
+async fn send_until_the_disk_is_full(c: &mut TextClient, tag: &str) -> String {
+    let line = "x".repeat(1500);
+    for i in 0..2_000 {
+        c.send(&format!("{tag} {i} {line}")).await;
+        if let Got::Msg(l) = c.next_line(Duration::from_millis(5)).await
+            && l.contains("disk is full")
+        {
+            return l;
+        }
+    }
+    panic!("never refused; seen {:#?}", c.seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_on_a_full_disk_starts_again_and_takes_messages_once_there_is_room() {
+    // README ("Durable history"): a full disk stops the server at start only where opening
+    // needs room. A server killed (-9) while its disk was full has every file it opens, yet
+    // it did not start again while the disk stayed full: opening folded sessions' last
+    // message ids with a write even when there were none ("folding sessions' last message
+    // ids needs room"). It starts now, reads work, new messages are refused until there is
+    // room, and then taken.
+    let disk = SmallDisk::mount(4 << 20);
+    let data = disk.0.path().join("data");
+    let cfg = disk.0.path().join("natter.toml");
+    std::fs::write(
+        &cfg,
+        "[limits]\nflood_burst = 100000\nflood_refill_ms = 1\n",
+    )
+    .unwrap();
+    let (cfg, data) = (cfg.display().to_string(), data.display().to_string());
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+    ];
+    let (mut child, _log, natter, _) = spawn_json(&args).await;
+    let (mut alice, _) = TextClient::welcomed(natter, "alice").await;
+    alice.send("said before the disk filled").await;
+    let filler = disk.fill();
+    send_until_the_disk_is_full(&mut alice, "alice").await;
+    signal(&child, "-KILL");
+    timeout(WAIT, child.wait()).await.expect("killed").unwrap();
+    drop(alice);
+
+    // Still full: it starts all the same (spawn_json waits for it to listen).
+    let (child, log, natter, metrics) = spawn_json(&args).await;
+    let drain = tokio::spawn(async move {
+        let mut log = log;
+        let mut line = String::new();
+        while log.0.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+            line.clear();
+        }
+    });
+    let (mut bob, _) = TextClient::welcomed(natter, "bob").await;
+    bob.send("/history 50").await;
+    bob.expect_has("said before the disk filled").await;
+    let refused = send_until_the_disk_is_full(&mut bob, "bob").await;
+    assert!(refused.starts_with("ERROR: "), "{refused}");
+    assert_eq!(get(metrics, "/readyz").await.0, 503);
+
+    // Room again: taken, and stored.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while get(metrics, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        sleep(Duration::from_millis(100)).await;
+    }
+    bob.send("taken once there is room").await;
+    let (mut carol, _) = TextClient::welcomed(natter, "carol").await;
+    carol.send("/history 5").await;
+    carol.expect_has("taken once there is room").await;
+    stop(child).await;
+    drain.abort();
+}
+
 /// What one SIGHUP to a server with a store said, up to its last line (`accounts reloaded`).
 #[derive(Debug, Default)]
 struct Reloaded {

@@ -266,6 +266,66 @@ async fn a_client_resumes_across_a_restart_with_exactly_what_it_missed() {
     sigterm(&mut server).await;
 }
 
+/// Issue 16: after `kill -9` every acknowledged message is in history exactly once. A client
+/// counting its message ids from 0 (PROTOCOL.md allows it) resends its first message after the
+/// restart, its acknowledgement lost with the connection: it was taken again, stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_id_0_resent_after_a_kill_is_acknowledged_not_stored_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
+    let (mut alice, welcome) = BinClient::hello(addr, "alice", None).await;
+    let ServerMsg::Welcome { token, .. } = welcome else {
+        unreachable!()
+    };
+    alice.join("#z").await;
+    let first = ClientMsg::Say {
+        room: support::room("#z"),
+        id: natter_core::MsgId(0),
+        text: support::text("counted from zero"),
+    };
+    alice.send(&first).await;
+    let seen = match alice
+        .expect(
+            |m| matches!(m, ServerMsg::Event(e) if matches!(e.kind, EventKind::Say { .. })),
+            "the echo",
+        )
+        .await
+    {
+        ServerMsg::Event(e) => e.seq,
+        _ => unreachable!(),
+    };
+    kill_9(&mut server).await;
+    drop(alice);
+    let (mut server, addr) = start(dir.path(), &addr.to_string()).await;
+    let (mut alice, welcome) = BinClient::hello(
+        addr,
+        "alice",
+        Some(Resume {
+            token,
+            rooms: vec![(support::room("#z"), seen)],
+        }),
+    )
+    .await;
+    assert!(
+        matches!(&welcome, ServerMsg::Welcome { resumed: true, .. }),
+        "{welcome:?}"
+    );
+    alice.send(&first).await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Ack { id } if id.0 == 0),
+            "an Ack for the resend",
+        )
+        .await;
+    let lines = said_by(&history(addr, "#z").await);
+    assert_eq!(
+        lines,
+        [("alice".to_owned(), "counted from zero".to_owned())],
+        "stored once"
+    );
+    sigterm(&mut server).await;
+}
+
 /// Someone who reads without writing for longer than the resume grace was connected all the
 /// same: after a restart (a crash, or a stop) their client resumes. Before, a restarted server
 /// took back only the sessions whose record had changed within the grace, and told everyone

@@ -4,10 +4,17 @@
 //! `NATTER_MAX_CONNECTIONS`. Such an error is said in one line naming the variable; every other
 //! error is clap's own words in one line. The binary logs it (`cannot start`), as every other
 //! failure at start; `--help` and `--version` print as clap does.
+//!
+//! A blank variable (`NATTER_LISTEN=`, or only spaces: what an env file's empty line or a
+//! compose file's `${NATTER_LISTEN}` left unset gives) is taken as unset, by [`parse`] for every
+//! flag's variable and by [`env_var`] for those read otherwise (`NATTER_PASSWORD`; the bridge
+//! secret is trimmed, and blank is none: [`crate::bridge_secret`]): clap would otherwise take
+//! the empty text as the flag's value and refuse it in the flag's words (`invalid value '' for
+//! '--log-format <FORMAT>'`).
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Parser};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 
 /// What a boolean flag's environment variable may hold (clap's `BoolishValueParser`).
 pub const BOOLISH: &str = "true/false, yes/no, on/off or 1/0";
@@ -19,7 +26,7 @@ pub const BOOLISH: &str = "true/false, yes/no, on/off or 1/0";
 /// with its tips, without its usage block.
 pub fn parse<T: Parser>() -> Result<T, String> {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let mut cmd = T::command();
+    let mut cmd = without_blank_env(T::command(), &|name| std::env::var_os(name));
     let parsed = cmd
         .try_get_matches_from_mut(&argv)
         .and_then(|mut m| T::from_arg_matches_mut(&mut m));
@@ -29,10 +36,43 @@ pub fn parse<T: Parser>() -> Result<T, String> {
             ErrorKind::DisplayHelp
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.format(&mut cmd).exit(),
-            _ => Err(from_env(&e, &cmd, &argv, |name| std::env::var_os(name))
+            _ => Err(from_env(&e, &cmd, &argv, env_var)
                 .unwrap_or_else(|| one_line(&e.format(&mut cmd).to_string()))),
         },
     }
+}
+
+/// Whether an environment variable's value is blank: empty, or only white space.
+pub fn is_blank(value: &OsStr) -> bool {
+    value.to_str().is_some_and(|v| v.trim().is_empty())
+}
+
+/// The environment variable `name`, `None` when it is unset or blank (see [`is_blank`]).
+pub fn env_var(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !is_blank(v))
+}
+
+/// `cmd` (and its subcommands) with the environment variable of every flag whose variable is
+/// blank in `env` forgotten, so that clap takes the flag as not given.
+pub fn without_blank_env(
+    cmd: clap::Command,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> clap::Command {
+    let cmd = cmd.mut_args(|a| {
+        let blank = a
+            .get_env()
+            .and_then(|name| name.to_str())
+            .and_then(env)
+            .is_some_and(|v| is_blank(&v));
+        if blank { a.env(None) } else { a }
+    });
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    subs.iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, |s| without_blank_env(s, env))
+    })
 }
 
 /// clap's rendered error in one line: its first line without `error: `, then its tips, then
@@ -172,6 +212,25 @@ mod tests {
             words.as_deref(),
             Some("TEST_QUIET=maybe, for --quiet: expected true/false, yes/no, on/off or 1/0")
         );
+    }
+
+    #[test]
+    fn a_blank_variable_is_taken_as_unset() {
+        // NATTER_LISTEN= in an env file: clap took the empty text as the value and refused it
+        // in the flag's words, or (a yes-or-no flag) as "false".
+        let env = |name: &str| match name {
+            "TEST_MAX" => Some(OsString::from("")),
+            "TEST_QUIET" => Some(OsString::from("  ")),
+            _ => None,
+        };
+        let cmd = without_blank_env(Args::command(), &env);
+        assert!(cmd.get_arguments().all(|a| a.get_env().is_none()));
+        // A variable with a value keeps it.
+        let env = |name: &str| (name == "TEST_MAX").then(|| OsString::from("3"));
+        let cmd = without_blank_env(Args::command(), &env);
+        let kept: Vec<_> = cmd.get_arguments().filter_map(|a| a.get_env()).collect();
+        assert_eq!(kept, ["TEST_MAX", "TEST_QUIET"]);
+        assert!(is_blank(OsStr::new(" \t")) && !is_blank(OsStr::new(" x ")));
     }
 
     /// The words for `TEST_MAX=value` with `argv`. clap reads the real environment, which a

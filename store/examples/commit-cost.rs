@@ -81,6 +81,7 @@ fn main() -> anyhow::Result<()> {
                     nick: nick(i),
                     rooms: vec![room.clone()],
                     last_id: MsgId(0),
+                    took_zero: false,
                     prev: None,
                     refused: Vec::new(),
                     updated: Millis(1),

@@ -18,7 +18,8 @@ pub const DB_FILE: &str = "natter.db";
 pub const LOCK_FILE: &str = "natter.lock";
 
 /// The data directory: `flag` (`--data-dir PATH`) if given, else `$NATTER_DATA_DIR` if set and
-/// not empty, else the user's data directory plus `natter` (`$XDG_DATA_HOME/natter`, that is
+/// not blank (empty or only white space, as natter's binaries take every blank `NATTER_*`
+/// variable), else the user's data directory plus `natter` (`$XDG_DATA_HOME/natter`, that is
 /// `~/.local/share/natter` on Linux).
 pub fn resolve_data_dir(flag: Option<&Path>) -> Result<PathBuf, OpenError> {
     let home_data = directories::BaseDirs::new().map(|d| d.data_dir().to_path_buf());
@@ -50,7 +51,7 @@ fn data_dir_from(
     if let Some(dir) = flag {
         return Ok(dir.to_path_buf());
     }
-    if let Some(dir) = env.filter(|v| !v.is_empty()) {
+    if let Some(dir) = env.filter(|v| !v.to_str().is_some_and(|v| v.trim().is_empty())) {
         return Ok(PathBuf::from(dir));
     }
     home_data
@@ -113,9 +114,38 @@ pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
 pub struct Retention {
     /// Events older than this many days are removed; 0 keeps them for ever.
     pub max_age_days: u32,
-    /// Past this many bytes of database, the oldest events are removed; 0 means no limit. The
-    /// file does not shrink: freed pages are reused for new events.
+    /// The most bytes the store's files may take; past it the oldest events are removed; 0
+    /// means no limit. What counts: the pages in use of `natter.db` and of the search index,
+    /// plus the room their write-ahead logs may take ([`Retention::wal_limit`] each, kept aside
+    /// from the budget). The files do not shrink: freed pages are reused for new events.
     pub max_bytes: u64,
+}
+
+/// The most a write-ahead log is kept at when nothing bounds it otherwise (no `max_bytes`).
+pub const WAL_LIMIT_MAX: u64 = 64 * 1024 * 1024;
+
+/// The least a write-ahead log is cut back to, however small `max_bytes` is.
+pub const WAL_LIMIT_MIN: u64 = 64 * 1024;
+
+impl Retention {
+    /// What each write-ahead log (`natter.db-wal`, `search.db-wal`) is cut back to after a
+    /// checkpoint (SQLite's `journal_size_limit`): 1/32 of `max_bytes`, between
+    /// [`WAL_LIMIT_MIN`] and [`WAL_LIMIT_MAX`]. A log holds what was written since the last
+    /// checkpoint (a store run by [`crate::SqliteHandle`] checkpoints every 100 ms), so it
+    /// grows past this only for that long, by a commit bigger than it, or while a long read
+    /// keeps it from being checkpointed; the next write after a checkpoint cuts it back.
+    pub fn wal_limit(&self) -> u64 {
+        if self.max_bytes == 0 {
+            return WAL_LIMIT_MAX;
+        }
+        (self.max_bytes / 32).clamp(WAL_LIMIT_MIN, WAL_LIMIT_MAX)
+    }
+
+    /// The bytes of pages in use (the database's and the search index's) past which the
+    /// oldest events are removed: `max_bytes` less the room of the two logs. `None`: no limit.
+    pub fn pages_budget(&self) -> Option<u64> {
+        (self.max_bytes > 0).then(|| self.max_bytes.saturating_sub(2 * self.wal_limit()))
+    }
 }
 
 impl Default for Retention {
@@ -196,6 +226,10 @@ mod tests {
         );
         assert_eq!(
             data_dir_from(None, Some(OsString::new()), home.clone()).unwrap(),
+            PathBuf::from("/home/a/.local/share/natter")
+        );
+        assert_eq!(
+            data_dir_from(None, Some(OsString::from(" \t")), home.clone()).unwrap(),
             PathBuf::from("/home/a/.local/share/natter")
         );
         assert_eq!(

@@ -30,7 +30,7 @@ mod types;
 pub use backend::{Report, Reporter, Reports, Slots, Store, StoreFuture, in_flight};
 pub use config::{
     Config, DATA_DIR_ENV, DB_FILE, LOCK_FILE, Retention, Synchronous, WAL_AUTOCHECKPOINT_PAGES,
-    resolve_data_dir,
+    WAL_LIMIT_MAX, WAL_LIMIT_MIN, resolve_data_dir,
 };
 pub use error::{OpenError, ReadError, SubmitError, WriteError};
 pub use handle::SqliteHandle;

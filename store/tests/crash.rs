@@ -70,6 +70,7 @@ fn make_batch(b: u64) -> Batch {
         nick: nick("writer"),
         rooms: vec![room("#crash"), room("#side")],
         last_id: MsgId(b),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(b),

@@ -139,6 +139,7 @@ fn a_batch_is_all_or_nothing() {
         nick: nick("carol"),
         rooms: vec![room("#a")],
         last_id: MsgId(3),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
@@ -230,6 +231,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("alice"),
         rooms: vec![room("#a"), room("#b")],
         last_id: MsgId(41),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
@@ -240,6 +242,7 @@ fn sessions_round_trip_by_token_hash() {
         nick: nick("bob"),
         rooms: vec![],
         last_id: MsgId(0),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0 + 10),
@@ -253,6 +256,7 @@ fn sessions_round_trip_by_token_hash() {
         // Replaced: the last accepted id moves on, past two messages refused.
         let s1b = SessionRecord {
             last_id: MsgId(42),
+            took_zero: false,
             refused: vec![
                 (MsgId(40), ErrorKind::NotInRoom),
                 (MsgId(41), ErrorKind::NotStored),
@@ -302,6 +306,7 @@ fn sessions_round_trip_by_token_hash() {
         sessions[1],
         SessionRecord {
             last_id: MsgId(7),
+            took_zero: false,
             updated: Millis(T0 + 12),
             ..s2.clone()
         }
@@ -362,6 +367,7 @@ fn load_returns_recent_events_only_for_the_rooms_asked() {
                 nick: nick("dave"),
                 rooms: vec![room("#b")],
                 last_id: MsgId(1),
+                took_zero: false,
                 prev: None,
                 refused: Vec::new(),
                 updated: Millis(T0),
@@ -887,6 +893,68 @@ fn retention_by_size_removes_the_oldest_until_under() {
 }
 
 #[test]
+fn the_write_ahead_logs_are_cut_back_to_their_share_of_max_bytes() {
+    // README ("Durable history"): `max_bytes` is what the store's files may take, the logs
+    // beside them included. Their `journal_size_limit` was 64 MiB whatever `max_bytes` said: a
+    // store limited to 8 MiB kept a log of as many MiB as its last burst beside it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.retention = Retention {
+        max_age_days: 0,
+        max_bytes: 8 << 20,
+    };
+    let limit = config.retention.wal_limit();
+    assert_eq!(limit, 256 << 10);
+    assert_eq!(config.retention.pages_budget(), Some((8 << 20) - 2 * limit));
+    let mut store = SqliteStore::open(&config).unwrap();
+    let size = |f: &str| std::fs::metadata(dir.path().join(f)).map_or(0, |m| m.len());
+    // A burst: one commit of a few MiB.
+    let words = |s: u64| -> String {
+        (0..120u64)
+            .map(|i| {
+                format!(
+                    "{:x}",
+                    (s * 7919 + i).wrapping_mul(2_654_435_761) % 1_000_003
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    store
+        .write(&batch(1, (1..=1000).map(|s| say("#a", s, &words(s)))))
+        .unwrap();
+    assert!(
+        size("natter.db-wal") > 2 * limit,
+        "the burst went through the log"
+    );
+    // `natter.db` checkpointed, as `SqliteHandle`'s checkpoint thread does (every 100 ms); the
+    // index checkpoints its own log once it holds its share.
+    rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .unwrap();
+    // The writes after the checkpoint cut each log back.
+    for b in 2..6u64 {
+        store
+            .write(&batch(b, [say("#a", 999 + b, "small")]))
+            .unwrap();
+    }
+    for log in ["natter.db-wal", "search.db-wal"] {
+        assert!(size(log) <= limit, "{log}: {} > {limit}", size(log));
+    }
+    // No limit: the logs keep their old bound.
+    assert_eq!(
+        Retention {
+            max_age_days: 0,
+            max_bytes: 0
+        }
+        .wal_limit(),
+        64 << 20
+    );
+    assert_eq!(Retention::default().wal_limit(), 64 << 20);
+}
+
+#[test]
 fn retention_by_size_counts_the_pages_the_search_index_uses_not_its_file() {
     // A store of 2000 lines, its index file then grown by pages it holds free (as merges and
     // removed lines leave them: the file never shrinks).
@@ -1084,6 +1152,7 @@ fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(T0),
@@ -1150,6 +1219,7 @@ fn session_of(k: u8, last: u64, updated: u64) -> SessionRecord {
         nick: nick(&format!("user{k}")),
         rooms: vec![],
         last_id: MsgId(last),
+        took_zero: false,
         prev: None,
         refused: Vec::new(),
         updated: Millis(updated),

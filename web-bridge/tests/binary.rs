@@ -58,6 +58,38 @@ async fn printed_addr(child: &mut Running) -> std::net::SocketAddr {
         .unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
+/// README: a blank `NATTER_*` variable is taken as unset, as natter-server takes them. An
+/// env file's `NATTER_BRIDGE_TRUSTED_PROXY=` stopped the bridge with clap's words about a flag
+/// the operator never typed (`invalid value '' for '--trusted-proxy <ADDR>'`).
+#[tokio::test]
+async fn every_blank_natter_variable_is_taken_as_unset() {
+    let bin = env!("CARGO_BIN_EXE_natter-bridge");
+    let help = Command::new(bin).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut names: Vec<&str> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split('=').next())
+        .collect();
+    assert!(names.contains(&"NATTER_BRIDGE_SERVER"), "{names:?}");
+    assert!(names.contains(&"NATTER_BRIDGE_TRUSTED_PROXY"), "{names:?}");
+    names.push("NATTER_BRIDGE_SECRET");
+    let server = FakeServer::start().await;
+    let addr = server.addr.to_string();
+    let mut cmd = Command::new(bin);
+    cmd.args(["--listen", "127.0.0.1:0", "--server", &addr])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in &names {
+        cmd.env(name, "");
+    }
+    let mut child = Running(cmd.spawn().expect("binary starts"));
+    // It listens (prints its URL) instead of stopping at start.
+    let addr = printed_addr(&mut child).await;
+    assert_ne!(addr.port(), 0);
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn binary_serves_relays_and_exits_cleanly_on_sigterm() {

@@ -275,6 +275,7 @@ impl Hub {
             nick: u.nick.clone(),
             rooms: u.rooms.iter().cloned().collect(),
             last_id: d.last_id,
+            took_zero: d.took_zero(),
             refused: d.refused().to_vec(),
             prev: d.prev_resume().map(|k| (k.id, TokenHash(k.hash))),
             updated: self.now,

@@ -324,8 +324,9 @@ struct DeviceRare {
     /// id is taken as new.
     refused_unsaved: bool,
     /// Its client's first message had id 0 and was taken: `last_id` (0 before anything was
-    /// taken) cannot tell, so a resend of it is known by this. Not in the session record: after
-    /// a restart a resend of that one message is taken again (natter's own clients count from 1).
+    /// taken) cannot tell, so a resend of it is known by this. In the session record
+    /// ([`crate::persist::SessionRecord::took_zero`], written whole when it is taken), so a
+    /// resend after a restart is acknowledged, not taken again.
     took_zero: bool,
 }
 

@@ -803,13 +803,19 @@ impl Hub {
         let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) else {
             return;
         };
-        if let Some(d) = self.devices.get_mut(&did) {
-            d.last_id = id;
-            if id == MsgId(0) {
-                d.rare.get_or_insert_with(Box::default).took_zero = true;
-            }
+        let Some(d) = self.devices.get_mut(&did) else {
+            return;
+        };
+        d.last_id = id;
+        if id == MsgId(0) {
+            // A last-id write cannot say that id 0 was taken (0 is also "none yet"): the whole
+            // record says it, in this message's batch.
+            d.rare.get_or_insert_with(Box::default).took_zero = true;
+            d.take_refused_unsaved();
+            self.device_changed(did);
+        } else {
+            self.device_id_changed(did);
         }
-        self.device_id_changed(did);
     }
 
     fn say(

@@ -3808,19 +3808,9 @@ mod durable {
         );
     }
 
-    #[test]
-    fn a_restarted_hub_resumes_sessions_and_history_from_what_was_stored() {
-        let mut t = T::with(durable_config());
-        let (a, _, token) = t.bin_from(LOCAL, "alice");
-        let b = t.bin("bob");
-        t.join(a, "#d");
-        t.join(b, "#d");
-        t.say(a, "#d", 1, "before the crash");
-        t.say(b, "#d", 1, "seen by alice");
-        let got = t.recv(a);
-        let seen = events(&got).last().unwrap().seq;
-        t.say(b, "#d", 2, "missed by alice");
-        // What the store holds now: every event and session written, replayed as a store would.
+    /// What a store holds after every batch `t`'s hub wrote so far, as a store would load it:
+    /// every event and resume session (a restarted hub's [`Hub::restore`]).
+    fn stored(t: &T) -> Loaded {
         let mut rooms: HashMap<RoomName, LoadedRoom> = HashMap::new();
         let mut sessions = HashMap::new();
         for w in t.batches.iter().flat_map(|b| b.writes.iter()) {
@@ -3855,13 +3845,29 @@ mod durable {
                 _ => {}
             }
         }
-        let loaded = Loaded {
+        Loaded {
             rooms: rooms.into_values().collect(),
             sessions: sessions.into_values().collect(),
             accounts: Vec::new(),
             policies: Vec::new(),
             server_bans: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_restarted_hub_resumes_sessions_and_history_from_what_was_stored() {
+        let mut t = T::with(durable_config());
+        let (a, _, token) = t.bin_from(LOCAL, "alice");
+        let b = t.bin("bob");
+        t.join(a, "#d");
+        t.join(b, "#d");
+        t.say(a, "#d", 1, "before the crash");
+        t.say(b, "#d", 1, "seen by alice");
+        let got = t.recv(a);
+        let seen = events(&got).last().unwrap().seq;
+        t.say(b, "#d", 2, "missed by alice");
+        // What the store holds now: every event and session written, replayed as a store would.
+        let loaded = stored(&t);
         assert_eq!(loaded.sessions.len(), 2);
         // kill -9, and a new hub from the store.
         let mut t = T::with(durable_config());
@@ -3899,6 +3905,50 @@ mod durable {
         t.say(a2, "#d", 2, "after the restart");
         let ev = events(&t.recv(a2)).last().map(|e| e.seq);
         assert_eq!(ev, Some(Seq(seen.0 + 2)), "seqs go on where they were");
+    }
+
+    #[test]
+    fn a_first_message_with_id_0_resent_after_a_restart_is_acknowledged_not_taken_again() {
+        // Issue 16: after a restart acknowledged messages are never doubled. A client counting
+        // its ids from 0 (PROTOCOL.md allows it) resends its first message after the server was
+        // killed: `last_id` 0 cannot tell "took id 0" from "took nothing", and it was taken again.
+        let mut t = T::with(durable_config());
+        let (a, _, token) = t.bin_from(LOCAL, "alice");
+        let (c, _, carol) = t.bin_from(LOCAL, "carol");
+        let b = t.bin("bob");
+        t.join(a, "#d");
+        t.join(c, "#d");
+        t.join(b, "#d");
+        t.say(a, "#d", 0, "first");
+        let got = t.recv(a);
+        assert_eq!(says(&got), ["first"]);
+        let seen = events(&got).last().unwrap().seq;
+        t.recv(c);
+        let loaded = stored(&t);
+        // kill -9, and a new hub from the store.
+        let mut t = T::with(durable_config());
+        t.hub.restore(loaded, t.now);
+        let b = t.bin("bob2");
+        t.join(b, "#d");
+        t.recv(b);
+        let (a2, _) = t.resume("alice", token, vec![(room("#d"), seen)]);
+        t.recv(a2);
+        t.say(a2, "#d", 0, "first");
+        assert_eq!(t.recv(a2), vec![ServerMsg::Ack { id: MsgId(0) }]);
+        assert!(says(&t.recv(b)).is_empty(), "taken twice");
+        // A session that had taken nothing still has its first message, id 0, taken.
+        let (c2, _) = t.resume("carol", carol, vec![(room("#d"), seen)]);
+        t.recv(c2);
+        t.say(c2, "#d", 0, "carol's first");
+        assert_eq!(says(&t.recv(b)), ["carol's first"]);
+        // Written on by the restarted hub: a second restart knows it as well.
+        let loaded = stored(&t);
+        let alice = loaded
+            .sessions
+            .iter()
+            .find(|s| s.nick.as_str() == "alice")
+            .unwrap();
+        assert!(alice.took_zero && alice.last_id == MsgId(0), "{alice:?}");
     }
 
     /// The seqs of `r`'s events written so far, in the order they were handed out.

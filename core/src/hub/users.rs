@@ -68,6 +68,9 @@ impl Hub {
                 hash: record.token.0,
             });
             d.last_id = record.last_id;
+            if record.took_zero && record.last_id == MsgId(0) {
+                d.rare.get_or_insert_with(Box::default).took_zero = true;
+            }
             for &(id, kind) in &record.refused {
                 d.refuse(id, kind);
             }

@@ -346,6 +346,21 @@ impl Indexer {
 
     /// Tells [`Progress::used_bytes`] how much of the index file is in use now (kept as it
     /// was if the file cannot say).
+    /// Keeps the index's write-ahead log near `bytes` (see [`crate::Retention::wal_limit`]):
+    /// checkpointed once it holds that much (SQLite's 1000 pages at most, its default), and
+    /// cut back to it at the next write. Nothing else checkpoints the index: without this a
+    /// store limited to a few MiB kept a log of up to 1000 pages (4 MiB) beside its index.
+    pub(crate) fn limit_log(&self, bytes: u64) -> rusqlite::Result<()> {
+        let page: i64 = self
+            .conn
+            .query_row("PRAGMA main.page_size", [], |r| r.get(0))?;
+        let pages = (bytes / u64::try_from(page.max(512)).unwrap_or(4096)).clamp(16, 1000);
+        self.conn.execute_batch(&format!(
+            "PRAGMA main.journal_size_limit = {bytes};
+             PRAGMA main.wal_autocheckpoint = {pages};"
+        ))
+    }
+
     fn note_used(&self) {
         if let Ok(bytes) = super::retention::used_bytes(&self.conn) {
             self.progress.used_bytes.store(bytes, Ordering::Release);

@@ -296,8 +296,8 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
         .ok_or_else(|| corrupt("a session_ids row"))?;
     let mut st = conn
         .prepare(
-            "SELECT token, nick, rooms, last_id, updated, token_id, refused, prev_id, prev_token \
-             FROM sessions WHERE updated >= ?1 OR ?2",
+            "SELECT token, nick, rooms, last_id, updated, token_id, refused, prev_id, prev_token, \
+             took_zero FROM sessions WHERE updated >= ?1 OR ?2",
         )
         .map_err(ReadError::from_sqlite)?;
     let rows = st
@@ -312,12 +312,13 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
                 r.get::<_, Option<Vec<u8>>>(6)?,
                 r.get::<_, Option<i64>>(7)?,
                 r.get::<_, Option<Vec<u8>>>(8)?,
+                r.get::<_, bool>(9)?,
             ))
         })
         .map_err(ReadError::from_sqlite)?;
     let mut sessions = Vec::new();
     for row in rows {
-        let (token, nick, rooms, mut last_id, mut updated, token_id, refused, prev_id, prev) =
+        let (token, nick, rooms, mut last_id, mut updated, token_id, refused, prev_id, prev, zero) =
             row.map_err(ReadError::from_sqlite)?;
         let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
         if let Some(&(id, at)) = unfolded.get(&token) {
@@ -346,6 +347,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
             token_id: u64::from_ne_bytes(token_id.to_ne_bytes()),
             rooms,
             last_id: MsgId(int_u64("message id", last_id)?),
+            took_zero: zero,
             refused,
             prev,
             updated: Millis(int_u64("time", updated)?),

@@ -120,13 +120,15 @@ impl SqliteStore {
             self.retention.owed = 0;
             return Ok(Pruned::default());
         };
-        if r.max_bytes > 0 && self.retention.owed == 0 {
+        if let Some(budget) = r.pages_budget()
+            && self.retention.owed == 0
+        {
             // Ids are handed out in order and removed from the front, so they are dense.
             let stored = u64::try_from(last - first + 1).unwrap_or(1);
             let used = used_bytes(&tx).map_err(sql)? + index;
-            if used > r.max_bytes {
+            if used > budget {
                 let per_event = (used / stored).max(1);
-                let over = (used - r.max_bytes).div_ceil(per_event);
+                let over = (used - budget).div_ceil(per_event);
                 self.retention.owed = over + stored / BYTES_SLACK_DIVISOR;
             }
         }

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/011_events_rowid.sql"),
     include_str!("migrations/012_session_state.sql"),
     include_str!("migrations/013_held_directs.sql"),
+    include_str!("migrations/014_took_zero.sql"),
 ];
 
 /// The schema version this build writes.

@@ -113,10 +113,16 @@ impl SeqMarks {
                 for (room, seq) in seqs.iter().filter(|(_, s)| **s > 0) {
                     text.push_str(&format!("{seq} {room}\n"));
                 }
-                let mut f = File::create(&tmp)?;
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &self.path)?;
+                let written = File::create(&tmp).and_then(|mut f| {
+                    f.write_all(text.as_bytes())?;
+                    f.sync_all()?;
+                    std::fs::rename(&tmp, &self.path)
+                });
+                if written.is_err() {
+                    // Not left behind (a full disk kept an empty one after every start).
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                written?;
                 let file = OpenOptions::new().append(true).open(&self.path)?;
                 Ok((file, text.len() as u64))
             });

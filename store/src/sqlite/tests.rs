@@ -633,7 +633,7 @@ mod accounts {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 13);
+        assert_eq!(version, SCHEMA_VERSION);
         let got = accounts(&store);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].record.name, nick("Alice"));
@@ -2228,6 +2228,7 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
              ALTER TABLE sessions DROP COLUMN refused;
              ALTER TABLE sessions DROP COLUMN prev_id;
              ALTER TABLE sessions DROP COLUMN prev_token;
+             ALTER TABLE sessions DROP COLUMN took_zero;
              PRAGMA user_version = 10;
              COMMIT;",
         )
@@ -2283,6 +2284,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
         nick: Nick::new("alice").unwrap(),
         rooms: vec![RoomName::new("#a").unwrap()],
         last_id: MsgId(9),
+        took_zero: false,
         prev: None,
         refused: vec![(MsgId(4), ErrorKind::Muted)],
         updated: Millis(1),
@@ -2305,6 +2307,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
             "ALTER TABLE sessions DROP COLUMN refused;
              ALTER TABLE sessions DROP COLUMN prev_id;
              ALTER TABLE sessions DROP COLUMN prev_token;
+             ALTER TABLE sessions DROP COLUMN took_zero;
              PRAGMA user_version = 11;",
         )
         .unwrap();
@@ -2325,6 +2328,53 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
     write(&mut store, 2, &session);
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.sessions, [session]);
+}
+
+#[test]
+fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
+    // Schema 14: whether a session took a message with id 0 (a resend of it after a restart
+    // is acknowledged, not taken again). A record written before reads as having taken none.
+    use crate::{SessionRecord, TokenHash};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let session = SessionRecord {
+        token: TokenHash([6; 32]),
+        token_id: 8,
+        nick: Nick::new("zoe").unwrap(),
+        rooms: vec![RoomName::new("#a").unwrap()],
+        last_id: MsgId(0),
+        took_zero: true,
+        prev: None,
+        refused: Vec::new(),
+        updated: Millis(1),
+    };
+    let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
+        store
+            .write(&Batch {
+                id: BatchId(id),
+                writes: vec![Write::Session(s.clone())],
+            })
+            .unwrap();
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    write(&mut store, 1, &session);
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.sessions, std::slice::from_ref(&session));
+    drop(store);
+    rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE sessions DROP COLUMN took_zero;
+             PRAGMA user_version = 13;",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&config).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let before = SessionRecord {
+        took_zero: false,
+        ..session
+    };
+    assert_eq!(loaded.sessions, [before]);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
-use tracing::info;
+use tracing::{info, warn};
 
 /// A store opened for writing, used synchronously: what the writer thread of
 /// [`crate::SqliteHandle`] drives, and what tests drive directly. At most one is open per data
@@ -63,7 +63,7 @@ impl SqliteStore {
              PRAGMA cache_size = -16384;
              PRAGMA temp_store = MEMORY;",
             config.synchronous.pragma(),
-            64 * 1024 * 1024,
+            config.retention.wal_limit(),
         );
         conn.execute_batch(&setup)
             .map_err(|e| schema::open_error(&path, e))?;
@@ -76,6 +76,9 @@ impl SqliteStore {
             .query_row("SELECT uid FROM store_identity", [], |r| r.get(0))
             .map_err(|e| schema::open_error(&path, e))?;
         let indexer = Indexer::open(&config.search_path(), &path, &store_id, next_id - 1)?;
+        indexer
+            .limit_log(config.retention.wal_limit())
+            .map_err(|e| schema::open_error(&config.search_path(), e))?;
         let mut store = SqliteStore {
             conn,
             path,
@@ -96,10 +99,33 @@ impl SqliteStore {
                 detail: format!("reading the rooms' seqs: {e}"),
             })?;
         store.seq_marks = Some(marks);
-        // Last ids the last run wrote and did not fold (it stopped, or crashed, in between).
-        store.fold_session_ids().map_err(|e| {
-            schema::write_error_at_open(&store.path, "folding sessions' last message ids", e)
-        })?;
+        // Last ids the last run wrote and did not fold (it stopped, or crashed, in between):
+        // folded now, or, on a full disk, by the writer later (a read applies them meanwhile).
+        // Opening writes nothing it does not need: a server killed on a full disk starts
+        // again, its reads work, and it refuses new messages until there is room, as it did
+        // before it was killed.
+        let rows: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM session_ids", [], |r| r.get(0))
+            .map_err(|e| schema::open_error(&store.path, e))?;
+        store.unfolded_ids = u64::try_from(rows).unwrap_or(1);
+        match store.fold_session_ids() {
+            Ok(()) => {}
+            Err(WriteError::DiskFull) => {
+                warn!(
+                    path = %store.path.display(),
+                    rows,
+                    "store: the disk is full: sessions' last message ids are folded once there is room"
+                );
+            }
+            Err(e) => {
+                return Err(schema::write_error_at_open(
+                    &store.path,
+                    "folding sessions' last message ids",
+                    e,
+                ));
+            }
+        }
         // In the config file's words, so an operator can check what is in force.
         info!(
             path = %store.path.display(),
@@ -925,8 +951,9 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
     };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO sessions \
-         (token, token_id, nick, rooms, last_id, updated, refused, prev_id, prev_token) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         (token, token_id, nick, rooms, last_id, updated, refused, prev_id, prev_token, \
+          took_zero) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -939,7 +966,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
             updated,
             refused,
             prev_id,
-            prev_token
+            prev_token,
+            s.took_zero
         ])
     })
     .map(|_| ())
