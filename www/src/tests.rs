@@ -210,7 +210,11 @@ fn past(seq: u64, text: &str) -> RoomEvent {
 fn older_lines_say_what_they_go_before_and_the_top_of_the_log_what_it_shows() {
     let mut c = chat();
     c.handle_event(&say("bob", 10, "ten"), Millis(0));
+    // Older lines go above everything the room's log holds, the note of our joining included
+    // (it marks where this visit began, which is after them).
+    let first = c.current_conv().lines().front().unwrap().id.0 as f64;
     let ten = c.current_conv().lines().back().unwrap().id.0 as f64;
+    assert!(first < ten);
     c.handle_event(
         &Event::Older {
             room: RoomName::lobby(),
@@ -239,7 +243,7 @@ fn older_lines_say_what_they_go_before_and_the_top_of_the_log_what_it_shows() {
     );
     let got = changes(&mut c);
     assert_eq!(got[0]["type"], json!("prepended"));
-    assert_eq!(got[0]["before"], json!(ten));
+    assert_eq!(got[0]["before"], json!(first));
     let texts: Vec<&str> = got[0]["lines"]
         .as_array()
         .unwrap()
