@@ -8,7 +8,7 @@
 //! copied token cannot take a live session away from its owner.
 
 use super::dialect::Hello;
-use super::{DeviceId, Hub, Probe, Timer};
+use super::{Device, DeviceId, Hub, Probe, Timer};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName};
 use crate::wire::{ErrorKind, Re};
@@ -181,6 +181,11 @@ impl Hub {
         };
         let nick = u.nick.clone();
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
+        let put_out = self
+            .devices
+            .get_mut(&did)
+            .map(Device::take_put_out)
+            .unwrap_or_default();
         self.make_ready(conn, uid, did, now);
         self.stats.resumes_ok += 1;
         let token = self.issue_token(did);
@@ -188,10 +193,15 @@ impl Hub {
         self.welcome(conn, nick.clone(), token, true);
         let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);
         // Rooms the client thinks it is in but its user is not (freed while it was away, or put
-        // out: then what put it out first).
+        // out: then what put it out first). Only a room its user left while the device was away
+        // replays anything: the client names the rooms, and one it never was in, or left
+        // before it went, must tell it nothing (a guest taking a nick that once parted a room
+        // read that room's history up to the part).
         for (room, after) in seen {
             if !rooms.contains(room) {
-                self.replay_until_out(conn, room, *after, &nick);
+                if put_out.contains(room) {
+                    self.replay_until_out(conn, room, *after, &nick);
+                }
                 let parted = crate::wire::ServerMsg::Parted { room: room.clone() };
                 self.reply(conn, super::Reply::Msg(parted));
             }
