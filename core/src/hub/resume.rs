@@ -12,7 +12,7 @@ use super::{Device, DeviceId, Hub, Probe, Timer};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName};
 use crate::wire::{ErrorKind, Re};
-use tracing::debug;
+use tracing::{debug, info};
 
 impl Hub {
     /// `conn` presented device `did`'s current token.
@@ -126,6 +126,11 @@ impl Hub {
             return;
         }
         self.stats.resumes_failed += 1;
+        // Two connections holding the same session's token: a copy of it (a duplicated browser
+        // tab, or a stolen token). The operator sees who presented it.
+        if let Some(peer) = self.client_ip(conn) {
+            info!(%conn, %peer, reason = words, "resume refused");
+        }
         self.error(conn, ErrorKind::ResumeFailed, Re::Conn, words.into());
         hello.resume = None;
         self.fresh_session(conn, hello, now);
@@ -155,6 +160,10 @@ impl Hub {
         };
         match d.conn.take() {
             Some(old) if old != conn => {
+                // The connection it was on did not answer the probe: the session moves.
+                if let (Some(peer), Some(was)) = (self.client_ip(conn), self.client_ip(old)) {
+                    info!(%conn, %peer, %old, old_peer = %was, "session taken over from a connection that did not answer");
+                }
                 self.bye(
                     old,
                     "your session continues on a new connection",
