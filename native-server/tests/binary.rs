@@ -519,3 +519,90 @@ async fn a_rust_log_that_does_not_parse_is_said_in_the_log() {
     assert!(seen.iter().any(|l| l.contains(" INFO ")), "{seen:?}");
     assert_eq!(sigterm(&mut child).await.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_tokens_copied_replaced_or_guessed_are_logged_with_the_peer() {
+    // Found by the hostile-input pass: a resume with a token that opens nothing, one refused
+    // because the session is alive elsewhere, and a session taken over from a connection that
+    // did not answer left no line at the default level (only `ready ... resumed=false`), so
+    // an operator could not see a copied or guessed token being tried.
+    use natter_core::ResumeToken;
+    use natter_core::wire::{ClientMsg, Resume, ServerMsg};
+    use tokio::io::AsyncBufReadExt;
+    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
+    let token_of = |w: &ServerMsg| match w {
+        ServerMsg::Welcome { token, .. } => token.clone(),
+        other => panic!("no welcome: {other:?}"),
+    };
+    let resume = |token: ResumeToken| {
+        Some(Resume {
+            token,
+            rooms: Vec::new(),
+        })
+    };
+    let (_owner, welcome) = BinClient::hello(addr, "owner", None).await;
+    let token = token_of(&welcome);
+
+    // A guess: the right id, a wrong secret.
+    let mut guessed = token.0;
+    guessed[ResumeToken::ID_LEN..].fill(0);
+    let (_g, w) = BinClient::hello(addr, "guesser", resume(ResumeToken(guessed))).await;
+    assert!(matches!(w, ServerMsg::Welcome { resumed: false, .. }));
+
+    // A copy, while the owner's connection does not answer (it reads nothing): taken over.
+    let (mut thief, w) = BinClient::hello(addr, "thief", resume(token)).await;
+    assert!(
+        matches!(w, ServerMsg::Welcome { resumed: true, .. }),
+        "{w:?}"
+    );
+    let thiefs = token_of(&w);
+
+    // A copy of the new token, while its holder answers: refused.
+    let mut copy = BinClient::connect(addr, "copy").await;
+    copy.send(&ClientMsg::Hello {
+        version: natter_core::wire::PROTOCOL_VERSION,
+        nick: nick("copy"),
+        resume: resume(thiefs),
+    })
+    .await;
+    let ping = thief
+        .expect(|m| matches!(m, ServerMsg::Ping { .. }), "the probe")
+        .await;
+    let ServerMsg::Ping { token: probe } = ping else {
+        unreachable!()
+    };
+    thief.send(&ClientMsg::Pong { token: probe }).await;
+    let w = copy
+        .expect(
+            |m| matches!(m, ServerMsg::Welcome { .. }),
+            "a fresh welcome",
+        )
+        .await;
+    assert!(matches!(w, ServerMsg::Welcome { resumed: false, .. }));
+
+    let mut lines: Vec<String> = Vec::new();
+    let wanted = [
+        "resume refused",
+        "opens no session",
+        "taken over",
+        "active on another connection",
+    ];
+    timeout(WAIT, async {
+        while !wanted.iter().all(|w| {
+            lines
+                .iter()
+                .any(|l| l.contains(w) && l.contains("peer=127.0.0.1"))
+        }) {
+            let mut line = String::new();
+            assert!(log.read_line(&mut line).await.expect("read the log") > 0);
+            lines.push(line);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the resume lines: {lines:#?}"));
+    let taken = lines.iter().find(|l| l.contains("taken over")).unwrap();
+    assert!(
+        taken.contains(" INFO ") && taken.contains("old_peer=127.0.0.1"),
+        "{taken}"
+    );
+}

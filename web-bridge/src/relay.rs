@@ -32,6 +32,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
@@ -338,6 +339,17 @@ async fn browser_to_server(
     }
 }
 
+/// How a write to the browser ended: out of time (`Err(())`) is a browser too slow; a write that
+/// failed is a browser gone (its connection reset or closed under us), not a slow one: the
+/// operator's `browser_too_slow` count and log line should mean readers that fall behind.
+fn written(result: Result<Result<(), WsError>, ()>) -> Result<(), End> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::BrowserGone),
+        Err(()) => Err(End::BrowserTooSlow),
+    }
+}
+
 /// What one item from the browser's WebSocket means: a frame appended to `batch`, nothing
 /// (control messages), or the end of the relay.
 fn forward_message(
@@ -350,6 +362,8 @@ fn forward_message(
             return Err(match e {
                 WsError::Capacity(_) => End::TooBig,
                 WsError::Utf8(_) => End::NotBinary,
+                // A browser whose tab or network went away: no close frame, no violation.
+                WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::BrowserGone,
                 WsError::Protocol(_) => End::BrowserProtocol,
                 _ => End::BrowserGone,
             });
@@ -408,9 +422,9 @@ async fn server_to_browser(
                     // it: a browser that does not read holds its relay until the write timeout
                     // or the shutdown grace, whichever is first, as it would get no close frame
                     // anyway (watching the stop here too would make every relay's task larger).
-                    match timeout_at(held + write_timeout, ws.send(Message::Binary(batch))).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) | Err(_) => return End::BrowserTooSlow,
+                    let sent = timeout_at(held + write_timeout, ws.send(Message::Binary(batch)));
+                    if let Err(end) = written(sent.await.map_err(|_| ())) {
+                        return end;
                     }
                     metrics.bytes.inc_by(whole as u64);
                     metrics.latency.observe(held.elapsed());
@@ -431,8 +445,8 @@ async fn server_to_browser(
                 if now >= next_ping {
                     next_ping = now.saturating_add(sweep.ping_every);
                     let ping = ws.send(Message::Ping(Default::default()));
-                    if !matches!(timeout(write_timeout, ping).await, Ok(Ok(()))) {
-                        return End::BrowserTooSlow;
+                    if let Err(end) = written(timeout(write_timeout, ping).await.map_err(|_| ())) {
+                        return end;
                     }
                 }
             }
@@ -609,6 +623,37 @@ mod tests {
             CloseCode::Unsupported
         );
         assert_eq!(End::BrowserClosed.close_frame(), None);
+    }
+
+    #[test]
+    fn a_browser_that_went_away_is_gone_not_slow_nor_a_protocol_error() {
+        // Found by the hostile-input pass: a browser closing its socket without a close frame
+        // was counted and logged as `browser_protocol_error`, and a write failing on a reset
+        // socket as `browser_too_slow`, so an operator could not tell attacks from closed tabs.
+        let eof = forward_message(
+            Some(Err(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake,
+            ))),
+            &mut BytesMut::new(),
+        );
+        assert_eq!(eof, Err(End::BrowserGone));
+        let bad = forward_message(
+            Some(Err(WsError::Protocol(ProtocolError::NonZeroReservedBits))),
+            &mut BytesMut::new(),
+        );
+        assert_eq!(bad, Err(End::BrowserProtocol));
+        assert_eq!(
+            written(Ok(Err(WsError::ConnectionClosed))),
+            Err(End::BrowserGone)
+        );
+        assert_eq!(
+            written(Ok(Err(WsError::Io(
+                std::io::ErrorKind::ConnectionReset.into()
+            )))),
+            Err(End::BrowserGone)
+        );
+        assert_eq!(written(Err(())), Err(End::BrowserTooSlow));
+        assert_eq!(written(Ok(Ok(()))), Ok(()));
     }
 
     #[test]

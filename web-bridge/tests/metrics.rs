@@ -164,6 +164,46 @@ async fn metrics_move_as_browsers_chat_through_a_real_server() {
         })
         .sum();
     assert_eq!(ended, 1.0);
+
+    // A browser whose tab or network goes away (its socket closes with no close frame) is
+    // `browser_gone`, not a protocol error (it was counted as one until the twenty-ninth
+    // session's hostile-input pass), so the operator can tell attacks from closed tabs.
+    let gone = |s: &Scrape| {
+        value(
+            s,
+            "natter_bridge_websocket_sessions_ended_total",
+            &[("reason", "browser_gone")],
+        )
+    };
+    let gone_before = gone(&after);
+    let tab = connect_origin(addr, None).await.expect("upgraded");
+    let mut wait = scrape(m).await;
+    for _ in 0..50 {
+        if value(&wait, "natter_bridge_websocket_sessions", &[]) == 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        wait = scrape(m).await;
+    }
+    assert_eq!(value(&wait, "natter_bridge_websocket_sessions", &[]), 2.0);
+    drop(tab);
+    let mut after = scrape(m).await;
+    for _ in 0..50 {
+        if value(&after, "natter_bridge_websocket_sessions", &[]) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = scrape(m).await;
+    }
+    assert_eq!(gone(&after), gone_before + 1.0);
+    assert_eq!(
+        value(
+            &after,
+            "natter_bridge_websocket_sessions_ended_total",
+            &[("reason", "browser_protocol_error")],
+        ),
+        0.0
+    );
     for (reason, n) in [
         ("origin", 1.0),
         ("host", 1.0),

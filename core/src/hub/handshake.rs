@@ -444,6 +444,12 @@ impl Hub {
                 return;
             }
             self.stats.resumes_failed += 1;
+            // A token that opens nothing: expired, replaced by a later welcome, or never issued
+            // (copied from an old welcome, or guessed). The operator sees who presented it.
+            if let Some(peer) = self.client_ip(conn) {
+                let reason = "the token opens no session (expired, replaced or never issued)";
+                info!(%conn, %peer, reason, "resume refused");
+            }
             self.error(
                 conn,
                 ErrorKind::ResumeFailed,

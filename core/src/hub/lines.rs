@@ -29,7 +29,7 @@ const IAC: u8 = 0xFF;
 const SB: u8 = 250;
 const SE: u8 = 240;
 
-/// Cuts bytes into lines. Holds at most [`MAX_LINE_BYTES`].
+/// Cuts bytes into lines. Holds at most [`MAX_LINE_BYTES`] and a CR that may end the line.
 #[derive(Debug, Default)]
 pub(crate) struct LineReader {
     buf: Vec<u8>,
@@ -82,7 +82,10 @@ impl LineReader {
             if self.discarding {
                 continue;
             }
-            if self.buf.len() >= MAX_LINE_BYTES {
+            // A CR right after a full line may be the start of its CRLF: held, as the line
+            // end is not part of the line (a CRLF client's line of exactly the limit was cut).
+            let cr_ending = b == b'\r' && self.buf.len() == MAX_LINE_BYTES;
+            if self.buf.len() >= MAX_LINE_BYTES && !cr_ending {
                 on_line(self.take(true));
                 self.discarding = true;
                 continue;
@@ -159,6 +162,39 @@ mod tests {
     }
 
     #[test]
+    fn a_line_of_the_limit_ending_in_crlf_is_not_cut() {
+        // PROTOCOL.md: lines end with LF or CRLF, and a line over 2048 bytes is cut. A line of
+        // exactly 2048 bytes was cut when it ended in CRLF (telnet, Windows) and not in LF.
+        for end in [&b"\n"[..], b"\r\n"] {
+            let mut line = vec![b'a'; MAX_LINE_BYTES];
+            line.extend_from_slice(end);
+            let got = read(&[&line]);
+            assert_eq!(got.len(), 1);
+            assert!(!got[0].cut, "{end:?}");
+            assert_eq!(got[0].text.len(), MAX_LINE_BYTES);
+        }
+        // One byte more is cut, whichever the end, and the CR is never part of the text.
+        for end in [&b"\n"[..], b"\r\n", b"\rz\n"] {
+            let mut line = vec![b'a'; MAX_LINE_BYTES + 1];
+            line.extend_from_slice(end);
+            line.extend_from_slice(b"next\n");
+            let got = read(&[&line]);
+            assert_eq!(got.len(), 2, "{end:?}");
+            assert!(got[0].cut);
+            assert_eq!(got[0].text.len(), MAX_LINE_BYTES);
+            assert_eq!(got[1], plain("next"));
+        }
+        // A full line, a CR, then more: cut there, the CR not in it.
+        let mut line = vec![b'a'; MAX_LINE_BYTES];
+        line.extend_from_slice(b"\rmore\nnext\n");
+        let got = read(&[&line]);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].cut);
+        assert_eq!(got[0].text.len(), MAX_LINE_BYTES);
+        assert_eq!(got[1], plain("next"));
+    }
+
+    #[test]
     fn telnet_and_bad_utf8_never_break() {
         let got = read(&[b"\xff\xfb\x01hi\xff\xfa\x18\x01\xff\xf0 \xc3\x28there\n"]);
         assert_eq!(got, vec![plain("hi \u{FFFD}(there")]);
@@ -166,6 +202,6 @@ mod tests {
         let mut r = LineReader::default();
         let junk: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
         r.feed(&junk, |_| {});
-        assert!(r.buffered() <= MAX_LINE_BYTES);
+        assert!(r.buffered() <= MAX_LINE_BYTES + 1);
     }
 }

@@ -328,6 +328,12 @@ struct DeviceRare {
     /// ([`crate::persist::SessionRecord::took_zero`], written whole when it is taken), so a
     /// resend after a restart is acknowledged, not taken again.
     took_zero: bool,
+    /// Rooms its user left while this device was away (waiting for a resume): kicked, banned,
+    /// the room closed, or parted by another device. Only these may replay what put it out on
+    /// its resume (`Hub::replay_until_out`): a client names the rooms it was in, and a room it
+    /// never was in must tell it nothing, whatever nick was once put out there. At most
+    /// [`crate::limits::MAX_ROOMS_PER_USER`] (a user is in no more at once; the oldest goes).
+    put_out: Vec<RoomName>,
 }
 
 impl Device {
@@ -417,6 +423,30 @@ impl Device {
         kept.iter().find(|(k, _)| *k == id).map(|(_, kind)| *kind)
     }
 
+    /// Its user left `room` while this device was away (see [`DeviceRare::put_out`]).
+    fn note_put_out(&mut self, room: &RoomName) {
+        let kept = &mut self.rare.get_or_insert_with(Box::default).put_out;
+        if kept.contains(room) {
+            return;
+        }
+        if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
+            kept.remove(0);
+        }
+        kept.push(room.clone());
+    }
+
+    /// The rooms its user left while this device was away, forgotten as they are taken (on its
+    /// resume).
+    fn take_put_out(&mut self) -> Vec<RoomName> {
+        let taken = self
+            .rare
+            .as_mut()
+            .map(|r| core::mem::take(&mut r.put_out))
+            .unwrap_or_default();
+        self.drop_empty_rare();
+        taken
+    }
+
     /// The id of the device key it signed in with or was given.
     fn key(&self) -> Option<u64> {
         self.rare.as_ref()?.key
@@ -435,6 +465,7 @@ impl Device {
                 && r.key.is_none()
                 && r.refused.is_empty()
                 && !r.took_zero
+                && r.put_out.is_empty()
         }) {
             self.rare = None;
         }

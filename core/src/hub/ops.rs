@@ -739,6 +739,15 @@ impl Hub {
         }
         let next = u.rooms.iter().next_back().cloned();
         let nick = u.nick.clone();
+        // A device away (waiting for a resume) hears what put it out when it comes back, and
+        // only for a room its user was in.
+        for did in u.devices.iter() {
+            if let Some(d) = self.devices.get_mut(did)
+                && d.conn.is_none()
+            {
+                d.note_put_out(&room);
+            }
+        }
         if let Some(r) = self.rooms.get_mut(&room) {
             self.attach_gen += 1;
             r.members.remove(&uid);

@@ -8,11 +8,11 @@
 //! copied token cannot take a live session away from its owner.
 
 use super::dialect::Hello;
-use super::{DeviceId, Hub, Probe, Timer};
+use super::{Device, DeviceId, Hub, Probe, Timer};
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName};
 use crate::wire::{ErrorKind, Re};
-use tracing::debug;
+use tracing::{debug, info};
 
 impl Hub {
     /// `conn` presented device `did`'s current token.
@@ -126,6 +126,11 @@ impl Hub {
             return;
         }
         self.stats.resumes_failed += 1;
+        // Two connections holding the same session's token: a copy of it (a duplicated browser
+        // tab, or a stolen token). The operator sees who presented it.
+        if let Some(peer) = self.client_ip(conn) {
+            info!(%conn, %peer, reason = words, "resume refused");
+        }
         self.error(conn, ErrorKind::ResumeFailed, Re::Conn, words.into());
         hello.resume = None;
         self.fresh_session(conn, hello, now);
@@ -155,6 +160,10 @@ impl Hub {
         };
         match d.conn.take() {
             Some(old) if old != conn => {
+                // The connection it was on did not answer the probe: the session moves.
+                if let (Some(peer), Some(was)) = (self.client_ip(conn), self.client_ip(old)) {
+                    info!(%conn, %peer, %old, old_peer = %was, "session taken over from a connection that did not answer");
+                }
                 self.bye(
                     old,
                     "your session continues on a new connection",
@@ -181,6 +190,11 @@ impl Hub {
         };
         let nick = u.nick.clone();
         let rooms: Vec<RoomName> = u.rooms.iter().cloned().collect();
+        let put_out = self
+            .devices
+            .get_mut(&did)
+            .map(Device::take_put_out)
+            .unwrap_or_default();
         self.make_ready(conn, uid, did, now);
         self.stats.resumes_ok += 1;
         let token = self.issue_token(did);
@@ -188,10 +202,15 @@ impl Hub {
         self.welcome(conn, nick.clone(), token, true);
         let seen = hello.resume.as_ref().map_or(&[][..], |r| &r.rooms[..]);
         // Rooms the client thinks it is in but its user is not (freed while it was away, or put
-        // out: then what put it out first).
+        // out: then what put it out first). Only a room its user left while the device was away
+        // replays anything: the client names the rooms, and one it never was in, or left
+        // before it went, must tell it nothing (a guest taking a nick that once parted a room
+        // read that room's history up to the part).
         for (room, after) in seen {
             if !rooms.contains(room) {
-                self.replay_until_out(conn, room, *after, &nick);
+                if put_out.contains(room) {
+                    self.replay_until_out(conn, room, *after, &nick);
+                }
                 let parted = crate::wire::ServerMsg::Parted { room: room.clone() };
                 self.reply(conn, super::Reply::Msg(parted));
             }

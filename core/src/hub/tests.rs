@@ -6658,6 +6658,48 @@ mod moderation {
     }
 
     #[test]
+    fn a_resume_naming_a_room_its_user_never_was_in_reads_nothing_of_it() {
+        // Found by the hostile-input pass: the replay of what put a device out matched the
+        // put-out event by nick only, and the client names the rooms. A guest who took the nick
+        // of someone who had parted an invite-only room, resumed its own session naming that
+        // room from seq 0, and read the room's history up to that part.
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::InviteOnly(true)),
+        );
+        t.say(a, "#r", 1, "the launch code is 1234");
+        t.send(
+            b,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.pump();
+        // Anyone may take the nick now: a guest's belongs to whoever holds it.
+        let (x, got_nick, token) = t.bin_from(ip("203.0.113.66"), "bob");
+        assert_eq!(got_nick.as_str(), "bob");
+        assert!(!joined(&t.join(x, "#r"), "#r"), "invite-only keeps it out");
+        t.hub.handle_close(x, t.now);
+        t.pump();
+        let (_, got) = t.resume("bob", token, vec![(room("#r"), Seq(0))]);
+        assert!(
+            events(&got).is_empty(),
+            "nothing of a room it never was in: {got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#r")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn an_account_ban_holds_every_device_and_later_sign_ins() {
         let mut t = T::with(cfg());
         let (a, _) = founded(&mut t);
