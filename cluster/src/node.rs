@@ -368,30 +368,50 @@ impl Node {
         let link_log = Arc::new(crate::link::LinkLog::default());
         let (in_tx, inbox) = mpsc::unbounded_channel();
         let link_tx = in_tx.clone();
-        let client = async_nats::ConnectOptions::new()
-            .event_callback(move |ev| {
-                match ev {
-                    async_nats::Event::Connected => {
-                        on_event.send_modify(|n| *n += 1);
-                        let _ = link_tx.send(ClusterIn::Link(true));
+        let options = || {
+            let (on_event, link_tx, link_log) =
+                (on_event.clone(), link_tx.clone(), link_log.clone());
+            async_nats::ConnectOptions::new()
+                .event_callback(move |ev| {
+                    match ev {
+                        async_nats::Event::Connected => {
+                            on_event.send_modify(|n| *n += 1);
+                            let _ = link_tx.send(ClusterIn::Link(true));
+                        }
+                        async_nats::Event::Disconnected => {
+                            let _ = link_tx.send(ClusterIn::Link(false));
+                        }
+                        _ => {}
                     }
-                    async_nats::Event::Disconnected => {
-                        let _ = link_tx.send(ClusterIn::Link(false));
+                    link_log.note(&ev);
+                    std::future::ready(())
+                })
+                .name(format!("natter-server {id}"))
+                // Come back quickly after NATS does: writes are refused until then.
+                .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).min(1_000)))
+        };
+        // NATS started with the node (a machine booting, a compose file) may not listen yet:
+        // a starting node waits for it, as it waits for JetStream (see [`bucket`]); what NATS
+        // refuses (a bad address, credentials) ends the start at once.
+        let deadline = Instant::now() + SETUP_WAIT;
+        let mut told = false;
+        let client = loop {
+            match options().connect(cfg.servers.as_slice()).await {
+                Ok(client) => break client,
+                Err(e) if nats_not_up(&e) && Instant::now() < deadline => {
+                    if !core::mem::replace(&mut told, true) {
+                        info!(%servers, why = %e, "NATS does not answer yet; waiting for it");
                     }
-                    _ => {}
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                link_log.note(&ev);
-                std::future::ready(())
-            })
-            .name(format!("natter-server {id}"))
-            // Come back quickly after NATS does: writes are refused until then.
-            .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).min(1_000)))
-            .connect(cfg.servers.as_slice())
-            .await
-            .map_err(|source| ClusterError::Connect {
-                servers: servers.clone(),
-                source,
-            })?;
+                Err(source) => {
+                    return Err(ClusterError::Connect {
+                        servers: servers.clone(),
+                        source,
+                    });
+                }
+            }
+        };
         let mut js = jetstream::new(client.clone());
         js.set_timeout(cfg.ack_timeout);
         let nicks = bucket(&js, &cfg, "nicks", Duration::ZERO).await?;
@@ -724,13 +744,21 @@ pub(crate) async fn bucket(
 /// How long a starting node waits for JetStream to make its buckets (see [`bucket`]).
 const SETUP_WAIT: Duration = Duration::from_secs(30);
 
+/// Whether connecting failed because no NATS server listens or answers yet (it may be
+/// starting), not because one refused.
+fn nats_not_up(e: &async_nats::ConnectError) -> bool {
+    use async_nats::ConnectErrorKind as Kind;
+    matches!(e.kind(), Kind::Io | Kind::TimedOut)
+}
+
 /// Whether making a stream failed because JetStream is still forming (its cluster has not
-/// found enough peers, or elected no leader yet), not because it refuses.
+/// found enough peers, or elected no leader yet, or its servers answer no JetStream request
+/// yet), not because it refuses.
 fn jetstream_not_ready(e: &jetstream::context::CreateStreamError) -> bool {
     use jetstream::ErrorCode;
     use jetstream::context::CreateStreamErrorKind as Kind;
     match e.kind() {
-        Kind::TimedOut => true,
+        Kind::TimedOut | Kind::JetStreamUnavailable => true,
         Kind::JetStream(j) => matches!(
             j.error_code(),
             ErrorCode::CLUSTER_NO_PEERS | ErrorCode::CLUSTER_NOT_AVAILABLE

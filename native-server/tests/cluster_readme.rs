@@ -203,3 +203,22 @@ async fn a_node_started_with_its_nats_servers_waits_for_jetstream() {
     cluster.all_running();
     a_line_is_kept(addr).await;
 }
+
+/// A node started before its nats-server listens (a machine booting, a compose file starting
+/// both, a slow machine) waits for it, as it waits for JetStream to form, instead of exiting
+/// with "connection refused".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_its_nats_server_waits_for_it() {
+    let mut nats = natter_cluster::test_server::NatsServer::start();
+    nats.stop();
+    let url = nats.url();
+    let node = tokio::spawn(async move {
+        let args = ["--cluster", &url, "--listen", "127.0.0.1:0"];
+        spawn_server_within(&args, &[], Duration::from_secs(40)).await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!node.is_finished(), "the node neither waited nor listened");
+    nats.run();
+    let (_node, _log, addr) = node.await.expect("the node listens once NATS does");
+    a_line_is_kept(addr).await;
+}

@@ -525,7 +525,11 @@ pub async fn spawn_server_wrapped(
         loop {
             line.clear();
             let n = log.read_line(&mut line).await.expect("read the log");
-            assert!(n > 0, "natter-server exited before listening");
+            assert!(
+                n > 0,
+                "natter-server exited before listening; its log:\n{}",
+                seen.concat()
+            );
             seen.push(line.clone());
             if line.contains("listening") {
                 if let Some(a) = line.split("addr=").nth(1) {
