@@ -211,6 +211,16 @@ pub enum ClusterIn {
     /// The link to NATS was lost (`false`) or is back: while it is down, the hub refuses
     /// changes of rooms' settings at once ([`Hub::handle_cluster_link`]).
     Link(bool),
+    /// A server admin's `/wall` (`ops`: IRC's `WALLOPS`) said on another node, for this node's
+    /// users ([`Hub::handle_remote_wall`]).
+    Wall {
+        /// The admin.
+        from: natter_core::Nick,
+        /// What they say.
+        text: natter_core::Text,
+        /// IRC's `WALLOPS`, not a `/wall`.
+        ops: bool,
+    },
     /// What a node says of its user called `nick` now (`None`: nobody has the nick there).
     Presence {
         /// The nick (its folded form is the key).
@@ -275,6 +285,7 @@ impl ClusterIn {
                 node,
             } => hub.handle_presence(&nick, presence, &node),
             ClusterIn::Link(up) => hub.handle_cluster_link(up),
+            ClusterIn::Wall { from, text, ops } => hub.handle_remote_wall(from, text, ops),
         }
     }
 }
@@ -451,6 +462,14 @@ impl Node {
             subject: gone_subject(&cfg.prefix),
             wait: cfg.ack_timeout,
         };
+        let walls = client
+            .subscribe(wall_subject(&cfg.prefix))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "admins' walls",
+                why: e.to_string(),
+            })?;
+        let hear_walls = tokio::spawn(hear_walls(walls, id.clone(), in_tx.clone()));
         let inbox_subject = node_subject(&cfg.prefix, &id);
         let requests =
             client
@@ -519,6 +538,7 @@ impl Node {
             tasks: vec![
                 driver,
                 serve,
+                hear_walls,
                 account_watch,
                 rooms.watch,
                 bans.watch,
@@ -1287,6 +1307,47 @@ async fn serve_directs(
     }
 }
 
+/// The subject every node hears admins' walls on (see [`ClusterOut::Wall`]).
+fn wall_subject(prefix: &str) -> String {
+    format!("{prefix}.wall")
+}
+
+/// An admin's wall as it crosses to the other nodes (bincode), with the node it was said on.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wall {
+    node: String,
+    from: natter_core::Nick,
+    text: natter_core::Text,
+    ops: bool,
+}
+
+/// The largest wall read (a line's text is far smaller).
+const MAX_WALL_BYTES: usize = 64 << 10;
+
+/// Hands admins' walls said on other nodes to the hub (this node's own are its users' already).
+async fn hear_walls(
+    mut walls: async_nats::Subscriber,
+    me: String,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
+    while let Some(m) = walls.next().await {
+        let wall = match crate::kept::decode_entry::<Wall, MAX_WALL_BYTES>(&m.payload, "a wall") {
+            Ok(w) => w,
+            Err(why) => {
+                warn!(%why, "an admin's wall not understood; dropped");
+                continue;
+            }
+        };
+        if wall.node == me {
+            continue;
+        }
+        let (from, text, ops) = (wall.from, wall.text, wall.ops);
+        if tx.send(ClusterIn::Wall { from, text, ops }).is_err() {
+            return;
+        }
+    }
+}
+
 /// Why the cluster could not do something, in words for people.
 fn unavailable(e: &dyn std::fmt::Display) -> String {
     format!("the cluster is unavailable ({e})")
@@ -1516,6 +1577,27 @@ impl Driver {
                             Err(why) => warn!(%mask, %why, "server ban that ran out not removed"),
                         }
                     });
+                }
+                ClusterOut::Wall { from, text, ops } => {
+                    let node = self.id.clone();
+                    let wall = Wall {
+                        node,
+                        from,
+                        text,
+                        ops,
+                    };
+                    let sent = match crate::kept::encode_entry(&wall) {
+                        Ok(payload) => self
+                            .client
+                            .publish(wall_subject(&self.cfg.prefix), payload)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(why) => Err(why),
+                    };
+                    match sent {
+                        Ok(()) => info!(from = %wall.from, "an admin's wall told to every node"),
+                        Err(why) => warn!(%why, "an admin's wall not told to the other nodes"),
+                    }
                 }
                 ClusterOut::Forget { node, nicks } => {
                     let (users, kv) = (self.users.clone(), self.nicks.clone());

@@ -178,6 +178,18 @@ pub enum ClusterOut {
         /// The entry's revision that ran out.
         revision: u64,
     },
+    /// A server admin here said `text` to everyone (`/wall`; `ops`: IRC's `WALLOPS`, to the
+    /// IRC users with user mode `w`): this node's users have it already; tell every other
+    /// node, whose hub hands it to its own users ([`Hub::handle_remote_wall`]). Not kept: a
+    /// notice for who is online now, lost for a node the cluster cannot reach.
+    Wall {
+        /// The admin.
+        from: Nick,
+        /// What they say.
+        text: crate::types::Text,
+        /// IRC's `WALLOPS`, not a `/wall`.
+        ops: bool,
+    },
     /// Node `node`'s lease ran out while the cluster still kept these users of it (see
     /// [`Hub::handle_nodes`]): remove each one's record (the one [`ClusterOut::Presence`] keeps)
     /// and its nick's ownership, each only if it is still `node`'s (compare-and-swap: another
@@ -1229,6 +1241,33 @@ impl Hub {
         if was_mine {
             // A room nobody here is in any more was kept for this event (`cluster_keeps`).
             self.drop_if_empty(&room);
+        }
+    }
+
+    /// A server admin's `/wall` (`ops`: `WALLOPS`) said on another node
+    /// ([`ClusterOut::Wall`]): this node's users hear it as they would the same admin's here
+    /// (the admin's node wrote the audit line).
+    pub fn handle_remote_wall(&mut self, from: Nick, text: crate::types::Text, ops: bool) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.wall_here(from, text, ops);
+    }
+
+    /// A server admin's `/wall` (`ops`: `WALLOPS`) said here: in a cluster, every other node's
+    /// users hear it too ([`ClusterOut::Wall`]).
+    pub(in crate::hub) fn cluster_wall(
+        &mut self,
+        from: &Nick,
+        text: &crate::types::Text,
+        ops: bool,
+    ) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::Wall {
+                from: from.clone(),
+                text: text.clone(),
+                ops,
+            });
         }
     }
 
@@ -2350,6 +2389,13 @@ mod tests {
                 ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
                 ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
                 ClusterOut::Forget { node, nicks } => self.forget(&node, &nicks),
+                ClusterOut::Wall { from, text, ops } => {
+                    for (j, n) in self.nodes.iter_mut().enumerate() {
+                        if j != i {
+                            n.hub.handle_remote_wall(from.clone(), text.clone(), ops);
+                        }
+                    }
+                }
                 ClusterOut::ExpireServerBan { mask, revision } => {
                     self.expire_server_ban(&mask, revision);
                 }
