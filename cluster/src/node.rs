@@ -211,6 +211,13 @@ pub enum ClusterIn {
     /// The link to NATS was lost (`false`) or is back: while it is down, the hub refuses
     /// changes of rooms' settings at once ([`Hub::handle_cluster_link`]).
     Link(bool),
+    /// A room's topic as the cluster keeps it, after a node told it (`None`: none is kept).
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// Its topic, with the seq of its event.
+        topic: Option<natter_core::hub::RoomTopic>,
+    },
     /// A server admin's `/wall` (`ops`: IRC's `WALLOPS`) said on another node, for this node's
     /// users ([`Hub::handle_remote_wall`]).
     Wall {
@@ -286,6 +293,7 @@ impl ClusterIn {
             } => hub.handle_presence(&nick, presence, &node),
             ClusterIn::Link(up) => hub.handle_cluster_link(up),
             ClusterIn::Wall { from, text, ops } => hub.handle_remote_wall(from, text, ops),
+            ClusterIn::Topic { room, topic } => hub.handle_topic(room, topic),
         }
     }
 }
@@ -502,7 +510,9 @@ impl Node {
         let bans = crate::bans::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let users =
             crate::presence::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
+        let topics = crate::topics::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let driver = Driver {
+            topics_tx: topics.writes,
             users_tx: users.writes,
             users: users.users,
             bans: bans.bans,
@@ -543,6 +553,7 @@ impl Node {
                 rooms.watch,
                 bans.watch,
                 users.watch,
+                topics.watch,
             ],
             accounts,
             rooms: rooms.kept,
@@ -1026,6 +1037,8 @@ fn now_millis() -> Millis {
 }
 
 struct Driver {
+    /// Rooms' topics, written in order by the topics' task (`topics.rs`).
+    topics_tx: mpsc::UnboundedSender<(RoomName, natter_core::hub::RoomTopic)>,
     /// Edits of rooms' settings, done in order by the rooms' task (`rooms.rs`).
     rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
     /// Users' records, written in order by the users' task (`presence.rs`).
@@ -1577,6 +1590,9 @@ impl Driver {
                             Err(why) => warn!(%mask, %why, "server ban that ran out not removed"),
                         }
                     });
+                }
+                ClusterOut::Topic { room, topic } => {
+                    let _ = self.topics_tx.send((room, topic));
                 }
                 ClusterOut::Wall { from, text, ops } => {
                     let node = self.id.clone();

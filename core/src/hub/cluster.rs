@@ -23,11 +23,13 @@ use tracing::debug;
 mod bans;
 mod presence;
 mod rooms;
+mod topics;
 use bans::Bans;
 pub use bans::mask_key;
 pub use presence::Presence;
 use presence::Presences;
 use rooms::Rooms;
+pub use topics::RoomTopic;
 
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
 const CLAIM_TRIES: u32 = 8;
@@ -177,6 +179,15 @@ pub enum ClusterOut {
         mask: crate::moderation::Mask,
         /// The entry's revision that ran out.
         revision: u64,
+    },
+    /// A `Topic` event this node published is in `room`'s log: keep the room's topic where
+    /// every node can read it, unless the topic kept is of a later event (`topic.seq`), and
+    /// every node then hears it through [`Hub::handle_topic`].
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// Its topic, with the event's seq.
+        topic: RoomTopic,
     },
     /// A server admin here said `text` to everyone (`/wall`; `ops`: IRC's `WALLOPS`, to the
     /// IRC users with user mode `w`): this node's users have it already; tell every other
@@ -448,6 +459,8 @@ pub(crate) struct Cluster {
     bans: Bans,
     /// What this node's users are, as told to the cluster, and every other node's.
     presence: Presences,
+    /// Rooms' topics as the cluster keeps them, newest by seq (see `cluster/topics.rs`).
+    topics: BTreeMap<RoomName, RoomTopic>,
     /// The shell's link to the cluster is down ([`Hub::handle_cluster_link`]): changes of a
     /// room's settings and topic are refused at once.
     away: bool,
@@ -1165,6 +1178,8 @@ impl Hub {
                 at: event.at,
             };
             r.set_topic(topic.clone(), Some(by));
+            let (room, seq, from) = (event.room.clone(), event.seq, event.from.clone());
+            self.topic_from_log(&room, seq, topic.clone(), from, event.at, mine.is_some());
         }
         let was_mine = mine.is_some();
         let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
@@ -1221,6 +1236,8 @@ impl Hub {
                 .get(&uid)
                 .is_some_and(|u| u.rooms.contains(&room))
         {
+            // A topic set before the log events read here: the cluster's.
+            self.fill_topic(&room);
             let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
             if self.conns.contains_key(&conn) {
                 on.insert(0, conn);
@@ -2216,6 +2233,8 @@ mod tests {
         bans_kv: bans::BansKv,
         /// Every node's users as the cluster keeps them (see `cluster/tests/presence.rs`).
         users_kv: presence::UsersKv,
+        /// Rooms' topics as the cluster keeps them (newest by seq).
+        topics_kv: BTreeMap<RoomName, crate::hub::cluster::RoomTopic>,
     }
 
     impl Net {
@@ -2259,6 +2278,7 @@ mod tests {
                 rooms_kv: rooms::RoomsKv::default(),
                 bans_kv: bans::BansKv::default(),
                 users_kv: presence::UsersKv::default(),
+                topics_kv: BTreeMap::new(),
             }
         }
 
@@ -2389,6 +2409,15 @@ mod tests {
                 ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
                 ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
                 ClusterOut::Forget { node, nicks } => self.forget(&node, &nicks),
+                ClusterOut::Topic { room, topic } => {
+                    let kept = self.topics_kv.get(&room);
+                    if kept.is_none_or(|k| k.seq < topic.seq) {
+                        self.topics_kv.insert(room.clone(), topic.clone());
+                        for n in &mut self.nodes {
+                            n.hub.handle_topic(room.clone(), Some(topic.clone()));
+                        }
+                    }
+                }
                 ClusterOut::Wall { from, text, ops } => {
                     for (j, n) in self.nodes.iter_mut().enumerate() {
                         if j != i {
