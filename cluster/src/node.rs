@@ -124,6 +124,10 @@ pub enum ClusterIn {
         dm: DirectMsg,
         /// A direct notice (its request carries the `Natter-Notice` header), not a message.
         notice: bool,
+        /// The client-only tags it was sent with (the `Natter-Tags` header).
+        tags: Option<std::sync::Arc<str>>,
+        /// Its sender is signed in (the `Natter-Signed-In` header).
+        signed_in: bool,
     },
     /// The answer to a direct message this node sent to another.
     DirectDone {
@@ -255,9 +259,13 @@ impl ClusterIn {
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
-            ClusterIn::RemoteDirect { token, dm, notice } => {
-                hub.handle_remote_direct(token, dm, notice, now)
-            }
+            ClusterIn::RemoteDirect {
+                token,
+                dm,
+                notice,
+                tags,
+                signed_in,
+            } => hub.handle_remote_direct(token, dm, notice, tags, signed_in, now),
             ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
             ClusterIn::TakenOver { id, granted, moved } => {
                 hub.handle_take_over(id, granted, moved, now);
@@ -1283,6 +1291,12 @@ impl Replies {
 /// A header, not a change of the payload: a node built before notices ignores it and delivers
 /// a plain direct message, as it would have before.
 const NOTICE_HEADER: &str = "Natter-Notice";
+/// The header saying a direct message's sender is signed in (IRC's account-tag: its nick is its
+/// account's name); a header for the same reason as [`NOTICE_HEADER`].
+const SIGNED_IN_HEADER: &str = "Natter-Signed-In";
+/// The header holding the client-only tags a direct message was sent with (IRC's
+/// message-tags, as the client sent them: escaped, so one line).
+const TAGS_HEADER: &str = "Natter-Tags";
 
 /// The subject a node's direct messages come to.
 fn node_subject(prefix: &str, node: &str) -> String {
@@ -1306,15 +1320,19 @@ async fn serve_directs(
                 continue;
             }
         };
-        let notice = m
-            .headers
-            .as_ref()
-            .is_some_and(|h| h.get(NOTICE_HEADER).is_some());
+        let header = |name: &str| m.headers.as_ref().and_then(|h| h.get(name));
+        let notice = header(NOTICE_HEADER).is_some();
+        let signed_in = header(SIGNED_IN_HEADER).is_some();
+        let tags = header(TAGS_HEADER).map(|t| std::sync::Arc::<str>::from(t.as_str()));
         let token = replies.add(reply);
-        if tx
-            .send(ClusterIn::RemoteDirect { token, dm, notice })
-            .is_err()
-        {
+        let direct = ClusterIn::RemoteDirect {
+            token,
+            dm,
+            notice,
+            tags,
+            signed_in,
+        };
+        if tx.send(direct).is_err() {
             return;
         }
     }
@@ -1366,6 +1384,16 @@ fn unavailable(e: &dyn std::fmt::Display) -> String {
     format!("the cluster is unavailable ({e})")
 }
 
+/// How a direct message was sent, beside the message.
+struct Sent {
+    /// A direct notice.
+    notice: bool,
+    /// Its sender is signed in.
+    signed_in: bool,
+    /// The client-only tags it was sent with.
+    tags: Option<std::sync::Arc<str>>,
+}
+
 /// Asks the node holding `dm.to` to deliver it: `Err` says why not, in words for people.
 async fn send_direct(
     client: &async_nats::Client,
@@ -1373,7 +1401,7 @@ async fn send_direct(
     prefix: &str,
     wait: Duration,
     dm: &DirectMsg,
-    notice: bool,
+    how: &Sent,
 ) -> Result<(), String> {
     let nobody = || format!("nobody is called {}", dm.to);
     let entry = nicks
@@ -1385,13 +1413,22 @@ async fn send_direct(
     let holder = String::from_utf8_lossy(&entry.value).into_owned();
     let payload = encode_payload(dm).map_err(|e| e.to_string())?;
     let subject = node_subject(prefix, &holder);
+    let mut headers = HeaderMap::new();
+    if how.notice {
+        headers.insert(NOTICE_HEADER, "1");
+    }
+    if how.signed_in {
+        headers.insert(SIGNED_IN_HEADER, "1");
+    }
+    // Tags are escaped by their client (no line breaks); any that are not are left out.
+    if let Some(t) = how.tags.as_deref().filter(|t| !t.contains(['\r', '\n'])) {
+        headers.insert(TAGS_HEADER, t);
+    }
     let asked = async {
-        if notice {
-            let mut headers = HeaderMap::new();
-            headers.insert(NOTICE_HEADER, "1");
-            client.request_with_headers(subject, headers, payload).await
-        } else {
+        if headers.is_empty() {
             client.request(subject, payload).await
+        } else {
+            client.request_with_headers(subject, headers, payload).await
         }
     };
     let answer = tokio::time::timeout(wait, asked)
@@ -1467,7 +1504,18 @@ impl Driver {
                         });
                     });
                 }
-                ClusterOut::Direct { id, dm, notice } => {
+                ClusterOut::Direct {
+                    id,
+                    dm,
+                    notice,
+                    tags,
+                    signed_in,
+                } => {
+                    let how = Sent {
+                        notice,
+                        signed_in,
+                        tags,
+                    };
                     let (client, nicks, tx) =
                         (self.client.clone(), self.nicks.clone(), self.tx.clone());
                     let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
@@ -1475,7 +1523,7 @@ impl Driver {
                     // hold the nick's lookup until it is back and deliver the message late.
                     let connected = self.client.connection_state() == State::Connected;
                     tokio::spawn(async move {
-                        let sent = send_direct(&client, &nicks, &prefix, wait, &dm, notice);
+                        let sent = send_direct(&client, &nicks, &prefix, wait, &dm, &how);
                         let result = match connected {
                             true => tokio::time::timeout(wait, sent)
                                 .await

@@ -71,6 +71,11 @@ pub enum ClusterOut {
         dm: DirectMsg,
         /// A direct notice ([`ServerMsg::DirectNotice`]), not a message.
         notice: bool,
+        /// The client-only tags it was sent with (IRC's message-tags), for the recipient's
+        /// clients that carry them.
+        tags: Option<std::sync::Arc<str>>,
+        /// Its sender is signed in (IRC's account-tag: its nick is its account's name).
+        signed_in: bool,
     },
     /// The answer to a direct message another node asked this one to deliver (see
     /// [`Hub::handle_remote_direct`]): `Err` says why not, in words for people.
@@ -410,6 +415,10 @@ enum Late<'a> {
     Answer(Option<MsgId>),
 }
 
+/// A direct message on its way to another node: the sending connection, the message, whether
+/// it is a notice, and the client-only tags it was sent with (for the sender's echo).
+type Sending = (ConnId, DirectMsg, bool, Option<std::sync::Arc<str>>);
+
 /// The cluster's state in the hub.
 #[derive(Debug, Default)]
 pub(crate) struct Cluster {
@@ -431,7 +440,7 @@ pub(crate) struct Cluster {
     /// Requests of connections whose join is on its way, run in order once it is done.
     deferred: BTreeMap<ConnId, VecDeque<Request>>,
     /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
-    directs: BTreeMap<u64, (ConnId, DirectMsg, bool)>,
+    directs: BTreeMap<u64, Sending>,
     /// Members of followed rooms on other nodes, from the rooms' logs.
     rosters: BTreeMap<RoomName, Roster>,
     /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
@@ -1031,7 +1040,7 @@ impl Hub {
             waiting(cl, conn)
                 || cl.deferred.get(&conn).is_some_and(|q| !q.is_empty())
                 || cl.published.saying(conn)
-                || cl.directs.values().any(|(c, _, _)| *c == conn)
+                || cl.directs.values().any(|(c, _, _, _)| *c == conn)
         })
     }
 
@@ -1811,9 +1820,14 @@ impl Hub {
         id: MsgId,
         text: &crate::types::Text,
         notice: bool,
+        tags: Option<std::sync::Arc<str>>,
         now: Millis,
     ) -> bool {
-        let Some(from) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+        let Some((from, signed_in)) = self
+            .users
+            .get(&uid)
+            .map(|u| (u.nick.clone(), u.account().is_some()))
+        else {
             return false;
         };
         let Some(cl) = self.cluster.as_mut() else {
@@ -1828,8 +1842,15 @@ impl Hub {
         };
         let no = cl.next;
         cl.next += 1;
-        cl.directs.insert(no, (conn, dm.clone(), notice));
-        cl.out.push_back(ClusterOut::Direct { id: no, dm, notice });
+        cl.directs
+            .insert(no, (conn, dm.clone(), notice, tags.clone()));
+        cl.out.push_back(ClusterOut::Direct {
+            id: no,
+            dm,
+            notice,
+            tags,
+            signed_in,
+        });
         true
     }
 
@@ -1837,19 +1858,24 @@ impl Hub {
     /// acknowledgement, its other devices a copy), or not (`Err`: why, in words for people).
     pub fn handle_direct_done(&mut self, id: u64, result: Result<(), String>, now: Millis) {
         self.now = self.now.max(now);
-        let Some((conn, dm, notice)) = self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id))
+        let Some((conn, dm, notice, tags)) =
+            self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id))
         else {
             return;
         };
-        let wrap = move |dm: DirectMsg| {
-            super::dialect::Reply::Msg(if notice {
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        // The sender's echo and copies carry its tags and account as on one node.
+        let signed_in = self.users.get(&uid).is_some_and(|u| u.account().is_some());
+        let wrap = move |dm: DirectMsg| super::dialect::Reply::Direct {
+            msg: if notice {
                 ServerMsg::DirectNotice(dm)
             } else {
                 ServerMsg::Direct(dm)
-            })
-        };
-        let Some(uid) = self.user_of(conn) else {
-            return;
+            },
+            tags: tags.clone(),
+            signed_in,
         };
         let msg = dm.id;
         match result {
@@ -1874,7 +1900,17 @@ impl Hub {
     /// delivered to the recipient's connections here that are reading; the answer goes out as
     /// [`ClusterOut::Delivered`].
     /// `notice`: a direct notice ([`ServerMsg::DirectNotice`]).
-    pub fn handle_remote_direct(&mut self, token: u64, dm: DirectMsg, notice: bool, now: Millis) {
+    /// `tags`: the client-only tags it was sent with; `signed_in`: its sender is signed in
+    /// (IRC clients with message-tags and account-tag get them, as from a user of this node).
+    pub fn handle_remote_direct(
+        &mut self,
+        token: u64,
+        dm: DirectMsg,
+        notice: bool,
+        tags: Option<std::sync::Arc<str>>,
+        signed_in: bool,
+        now: Millis,
+    ) {
         self.now = self.now.max(now);
         if self.cluster.is_none() {
             return;
@@ -1906,7 +1942,12 @@ impl Hub {
             } else {
                 ServerMsg::Direct(dm.clone())
             };
-            self.reply(c, super::dialect::Reply::Msg(msg));
+            let reply = super::dialect::Reply::Direct {
+                msg,
+                tags: tags.clone(),
+                signed_in,
+            };
+            self.reply(c, reply);
         }
         if let Some(cl) = self.cluster.as_mut() {
             cl.out.push_back(ClusterOut::Delivered { token, result });
@@ -2385,13 +2426,19 @@ mod tests {
                         self.owners.remove(&nick.folded());
                     }
                 }
-                ClusterOut::Direct { id, dm, notice } => match self.owners.get(&dm.to.folded()) {
+                ClusterOut::Direct {
+                    id,
+                    dm,
+                    notice,
+                    tags,
+                    signed_in,
+                } => match self.owners.get(&dm.to.folded()) {
                     Some(&j) => {
                         let token = self.directs.len() as u64 + 1;
                         self.directs.insert(token, (i, id));
                         self.nodes[j]
                             .hub
-                            .handle_remote_direct(token, dm, notice, now);
+                            .handle_remote_direct(token, dm, notice, tags, signed_in, now);
                     }
                     None => {
                         let why = format!("nobody is called {}", dm.to);

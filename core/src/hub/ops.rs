@@ -879,7 +879,7 @@ impl Hub {
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
-            if self.cluster_direct(conn, uid, &to, id, &text, notice, now) {
+            if self.cluster_direct(conn, uid, &to, id, &text, notice, tags.clone(), now) {
                 return;
             }
             // A registered account with no user here (not always-on, or in no room): kept.
