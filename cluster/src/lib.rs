@@ -31,6 +31,12 @@
 //! - **Users.** A KV bucket (`<prefix>_users`) keeps what each node says of its users (nick as
 //!   spelt, account, away message) beside the nick's owner; every node watches it, so WHOIS,
 //!   ISON and away know every node's users.
+//! - **Topics.** A KV bucket (`<prefix>_topics`) keeps each room's newest topic told, with
+//!   its event's seq (a later seq only replaces it), under the hex of its name; every node
+//!   watches it and tells its hub, so a room only other nodes' users are in has its topic.
+//! - **Walls.** An admin's `/wall` or `WALLOPS` is published on the plain NATS subject
+//!   `<prefix>.wall` (not kept); every node subscribes and hands those of the other nodes to
+//!   its hub, for its users.
 //! - **Nodes.** A KV bucket (`<prefix>_nodes`) whose entries expire after the lease: each node
 //!   refreshes its own key. A nick held by a node whose lease ran out may be taken over with a
 //!   compare-and-swap on its revision.
@@ -48,6 +54,7 @@ mod rooms;
 mod search;
 #[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
+mod topics;
 
 pub use accounts::ClusterAccounts;
 pub use bans::{KeptBan, ban_key};

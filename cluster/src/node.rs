@@ -124,6 +124,10 @@ pub enum ClusterIn {
         dm: DirectMsg,
         /// A direct notice (its request carries the `Natter-Notice` header), not a message.
         notice: bool,
+        /// The client-only tags it was sent with (the `Natter-Tags` header).
+        tags: Option<std::sync::Arc<str>>,
+        /// Its sender is signed in (the `Natter-Signed-In` header).
+        signed_in: bool,
     },
     /// The answer to a direct message this node sent to another.
     DirectDone {
@@ -211,6 +215,23 @@ pub enum ClusterIn {
     /// The link to NATS was lost (`false`) or is back: while it is down, the hub refuses
     /// changes of rooms' settings at once ([`Hub::handle_cluster_link`]).
     Link(bool),
+    /// A room's topic as the cluster keeps it, after a node told it (`None`: none is kept).
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// Its topic, with the seq of its event.
+        topic: Option<natter_core::hub::RoomTopic>,
+    },
+    /// A server admin's `/wall` (`ops`: IRC's `WALLOPS`) said on another node, for this node's
+    /// users ([`Hub::handle_remote_wall`]).
+    Wall {
+        /// The admin.
+        from: natter_core::Nick,
+        /// What they say.
+        text: natter_core::Text,
+        /// IRC's `WALLOPS`, not a `/wall`.
+        ops: bool,
+    },
     /// What a node says of its user called `nick` now (`None`: nobody has the nick there).
     Presence {
         /// The nick (its folded form is the key).
@@ -238,9 +259,13 @@ impl ClusterIn {
             ClusterIn::Failed { id, why } => hub.handle_publish_failed(id, &why, now),
             ClusterIn::Claimed { id, granted } => hub.handle_claim(id, granted, now),
             ClusterIn::ClaimFailed { id, why } => hub.handle_claim_failed(id, &why, now),
-            ClusterIn::RemoteDirect { token, dm, notice } => {
-                hub.handle_remote_direct(token, dm, notice, now)
-            }
+            ClusterIn::RemoteDirect {
+                token,
+                dm,
+                notice,
+                tags,
+                signed_in,
+            } => hub.handle_remote_direct(token, dm, notice, tags, signed_in, now),
             ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
             ClusterIn::TakenOver { id, granted, moved } => {
                 hub.handle_take_over(id, granted, moved, now);
@@ -275,6 +300,8 @@ impl ClusterIn {
                 node,
             } => hub.handle_presence(&nick, presence, &node),
             ClusterIn::Link(up) => hub.handle_cluster_link(up),
+            ClusterIn::Wall { from, text, ops } => hub.handle_remote_wall(from, text, ops),
+            ClusterIn::Topic { room, topic } => hub.handle_topic(room, topic),
         }
     }
 }
@@ -471,6 +498,14 @@ impl Node {
             subject: gone_subject(&cfg.prefix),
             wait: cfg.ack_timeout,
         };
+        let walls = client
+            .subscribe(wall_subject(&cfg.prefix))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "admins' walls",
+                why: e.to_string(),
+            })?;
+        let hear_walls = tokio::spawn(hear_walls(walls, id.clone(), in_tx.clone()));
         let inbox_subject = node_subject(&cfg.prefix, &id);
         let requests =
             client
@@ -503,7 +538,9 @@ impl Node {
         let bans = crate::bans::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let users =
             crate::presence::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
+        let topics = crate::topics::start(&js, &cfg, &id, in_tx.clone(), links.subscribe()).await?;
         let driver = Driver {
+            topics_tx: topics.writes,
             users_tx: users.writes,
             users: users.users,
             bans: bans.bans,
@@ -539,10 +576,12 @@ impl Node {
             tasks: vec![
                 driver,
                 serve,
+                hear_walls,
                 account_watch,
                 rooms.watch,
                 bans.watch,
                 users.watch,
+                topics.watch,
             ],
             accounts,
             rooms: rooms.kept,
@@ -1034,6 +1073,8 @@ fn now_millis() -> Millis {
 }
 
 struct Driver {
+    /// Rooms' topics, written in order by the topics' task (`topics.rs`).
+    topics_tx: mpsc::UnboundedSender<(RoomName, natter_core::hub::RoomTopic)>,
     /// Edits of rooms' settings, done in order by the rooms' task (`rooms.rs`).
     rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
     /// Users' records, written in order by the users' task (`presence.rs`).
@@ -1278,6 +1319,12 @@ impl Replies {
 /// A header, not a change of the payload: a node built before notices ignores it and delivers
 /// a plain direct message, as it would have before.
 const NOTICE_HEADER: &str = "Natter-Notice";
+/// The header saying a direct message's sender is signed in (IRC's account-tag: its nick is its
+/// account's name); a header for the same reason as [`NOTICE_HEADER`].
+const SIGNED_IN_HEADER: &str = "Natter-Signed-In";
+/// The header holding the client-only tags a direct message was sent with (IRC's
+/// message-tags, as the client sent them: escaped, so one line).
+const TAGS_HEADER: &str = "Natter-Tags";
 
 /// The subject a node's direct messages come to.
 fn node_subject(prefix: &str, node: &str) -> String {
@@ -1301,15 +1348,60 @@ async fn serve_directs(
                 continue;
             }
         };
-        let notice = m
-            .headers
-            .as_ref()
-            .is_some_and(|h| h.get(NOTICE_HEADER).is_some());
+        let header = |name: &str| m.headers.as_ref().and_then(|h| h.get(name));
+        let notice = header(NOTICE_HEADER).is_some();
+        let signed_in = header(SIGNED_IN_HEADER).is_some();
+        let tags = header(TAGS_HEADER).map(|t| std::sync::Arc::<str>::from(t.as_str()));
         let token = replies.add(reply);
-        if tx
-            .send(ClusterIn::RemoteDirect { token, dm, notice })
-            .is_err()
-        {
+        let direct = ClusterIn::RemoteDirect {
+            token,
+            dm,
+            notice,
+            tags,
+            signed_in,
+        };
+        if tx.send(direct).is_err() {
+            return;
+        }
+    }
+}
+
+/// The subject every node hears admins' walls on (see [`ClusterOut::Wall`]).
+fn wall_subject(prefix: &str) -> String {
+    format!("{prefix}.wall")
+}
+
+/// An admin's wall as it crosses to the other nodes (bincode), with the node it was said on.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wall {
+    node: String,
+    from: natter_core::Nick,
+    text: natter_core::Text,
+    ops: bool,
+}
+
+/// The largest wall read (a line's text is far smaller).
+const MAX_WALL_BYTES: usize = 64 << 10;
+
+/// Hands admins' walls said on other nodes to the hub (this node's own are its users' already).
+async fn hear_walls(
+    mut walls: async_nats::Subscriber,
+    me: String,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
+    while let Some(m) = walls.next().await {
+        let wall = match crate::kept::decode_entry::<Wall, MAX_WALL_BYTES>(&m.payload, "a wall") {
+            Ok(w) => w,
+            Err(why) => {
+                warn!(%why, "an admin's wall not understood; dropped");
+                continue;
+            }
+        };
+        if wall.node == me {
+            continue;
+        }
+        let (from, text, ops) = (wall.from, wall.text, wall.ops);
+        if tx.send(ClusterIn::Wall { from, text, ops }).is_err() {
             return;
         }
     }
@@ -1320,6 +1412,16 @@ fn unavailable(e: &dyn std::fmt::Display) -> String {
     format!("the cluster is unavailable ({e})")
 }
 
+/// How a direct message was sent, beside the message.
+struct Sent {
+    /// A direct notice.
+    notice: bool,
+    /// Its sender is signed in.
+    signed_in: bool,
+    /// The client-only tags it was sent with.
+    tags: Option<std::sync::Arc<str>>,
+}
+
 /// Asks the node holding `dm.to` to deliver it: `Err` says why not, in words for people.
 async fn send_direct(
     client: &async_nats::Client,
@@ -1327,7 +1429,7 @@ async fn send_direct(
     prefix: &str,
     wait: Duration,
     dm: &DirectMsg,
-    notice: bool,
+    how: &Sent,
 ) -> Result<(), String> {
     let nobody = || format!("nobody is called {}", dm.to);
     let entry = nicks
@@ -1339,13 +1441,22 @@ async fn send_direct(
     let holder = String::from_utf8_lossy(&entry.value).into_owned();
     let payload = encode_payload(dm).map_err(|e| e.to_string())?;
     let subject = node_subject(prefix, &holder);
+    let mut headers = HeaderMap::new();
+    if how.notice {
+        headers.insert(NOTICE_HEADER, "1");
+    }
+    if how.signed_in {
+        headers.insert(SIGNED_IN_HEADER, "1");
+    }
+    // Tags are escaped by their client (no line breaks); any that are not are left out.
+    if let Some(t) = how.tags.as_deref().filter(|t| !t.contains(['\r', '\n'])) {
+        headers.insert(TAGS_HEADER, t);
+    }
     let asked = async {
-        if notice {
-            let mut headers = HeaderMap::new();
-            headers.insert(NOTICE_HEADER, "1");
-            client.request_with_headers(subject, headers, payload).await
-        } else {
+        if headers.is_empty() {
             client.request(subject, payload).await
+        } else {
+            client.request_with_headers(subject, headers, payload).await
         }
     };
     let answer = tokio::time::timeout(wait, asked)
@@ -1421,7 +1532,18 @@ impl Driver {
                         });
                     });
                 }
-                ClusterOut::Direct { id, dm, notice } => {
+                ClusterOut::Direct {
+                    id,
+                    dm,
+                    notice,
+                    tags,
+                    signed_in,
+                } => {
+                    let how = Sent {
+                        notice,
+                        signed_in,
+                        tags,
+                    };
                     let (client, nicks, tx) =
                         (self.client.clone(), self.nicks.clone(), self.tx.clone());
                     let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
@@ -1429,7 +1551,7 @@ impl Driver {
                     // hold the nick's lookup until it is back and deliver the message late.
                     let connected = self.client.connection_state() == State::Connected;
                     tokio::spawn(async move {
-                        let sent = send_direct(&client, &nicks, &prefix, wait, &dm, notice);
+                        let sent = send_direct(&client, &nicks, &prefix, wait, &dm, &how);
                         let result = match connected {
                             true => tokio::time::timeout(wait, sent)
                                 .await
@@ -1544,6 +1666,30 @@ impl Driver {
                             Err(why) => warn!(%mask, %why, "server ban that ran out not removed"),
                         }
                     });
+                }
+                ClusterOut::Topic { room, topic } => {
+                    let _ = self.topics_tx.send((room, topic));
+                }
+                ClusterOut::Wall { from, text, ops } => {
+                    let node = self.id.clone();
+                    let wall = Wall {
+                        node,
+                        from,
+                        text,
+                        ops,
+                    };
+                    let sent = match crate::kept::encode_entry(&wall) {
+                        Ok(payload) => self
+                            .client
+                            .publish(wall_subject(&self.cfg.prefix), payload)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(why) => Err(why),
+                    };
+                    match sent {
+                        Ok(()) => info!(from = %wall.from, "an admin's wall told to every node"),
+                        Err(why) => warn!(%why, "an admin's wall not told to the other nodes"),
+                    }
                 }
                 ClusterOut::Forget { node, nicks } => {
                     let (users, kv) = (self.users.clone(), self.nicks.clone());

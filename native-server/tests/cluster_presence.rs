@@ -4,7 +4,8 @@
 //! room with it (WHOIS, ISON), sees it away (WHOIS's and PRIVMSG's `301`), hears it go away in
 //! a shared room (away-notify) and sees it in WHO with `G`, and no longer finds it once it quit;
 //! a room whose members are all on the other node is in `LIST`, LUSERS, `Rooms` and its
-//! `NAMES` there;
+//! `NAMES` there, with its topic (and `TOPIC` answers with it); a direct message to the other
+//! node carries its client-only tags;
 //! the users of a node killed with SIGKILL are forgotten by the cluster once its lease ran out,
 //! so a node started after that does not find them either.
 
@@ -177,6 +178,37 @@ async fn a_room_only_another_nodes_users_are_in_is_listed() {
         assert!(Instant::now() < deadline, "#onlya is still listed");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_topic_and_a_direct_messages_tags_reach_another_node() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut carol = irc(&a, "carol", "message-tags").await;
+    let mut bob = irc(&b, "bob", "message-tags").await;
+    carol.send("JOIN #onlya").await;
+    carol.expect_has(" 366 ").await;
+    carol.send("TOPIC #onlya :release on friday").await;
+    carol.expect_has(" TOPIC #onlya :release on friday").await;
+    // Nobody on b is in #onlya: its topic comes from the cluster.
+    until(
+        &mut bob,
+        "LIST",
+        " 323 ",
+        " 322 bob #onlya 1 :release on friday",
+    )
+    .await;
+    let lines = ask(&mut bob, "TOPIC #onlya", " 333 ").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" 332 bob #onlya :release on friday")),
+        "{lines:#?}"
+    );
+    // carol's direct message to bob, on the other node, with a client-only tag: it comes along.
+    carol.send("@+draft/reply=abc PRIVMSG bob :hi from a").await;
+    let got = bob.expect_has("PRIVMSG bob :hi from a").await;
+    assert!(got.contains("+draft/reply=abc"), "{got}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,11 +23,13 @@ use tracing::debug;
 mod bans;
 mod presence;
 mod rooms;
+mod topics;
 use bans::Bans;
 pub use bans::mask_key;
 pub use presence::Presence;
 use presence::Presences;
 use rooms::Rooms;
+pub use topics::RoomTopic;
 
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
 const CLAIM_TRIES: u32 = 8;
@@ -69,6 +71,11 @@ pub enum ClusterOut {
         dm: DirectMsg,
         /// A direct notice ([`ServerMsg::DirectNotice`]), not a message.
         notice: bool,
+        /// The client-only tags it was sent with (IRC's message-tags), for the recipient's
+        /// clients that carry them.
+        tags: Option<std::sync::Arc<str>>,
+        /// Its sender is signed in (IRC's account-tag: its nick is its account's name).
+        signed_in: bool,
     },
     /// The answer to a direct message another node asked this one to deliver (see
     /// [`Hub::handle_remote_direct`]): `Err` says why not, in words for people.
@@ -177,6 +184,27 @@ pub enum ClusterOut {
         mask: crate::moderation::Mask,
         /// The entry's revision that ran out.
         revision: u64,
+    },
+    /// A `Topic` event this node published is in `room`'s log: keep the room's topic where
+    /// every node can read it, unless the topic kept is of a later event (`topic.seq`), and
+    /// every node then hears it through [`Hub::handle_topic`].
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// Its topic, with the event's seq.
+        topic: RoomTopic,
+    },
+    /// A server admin here said `text` to everyone (`/wall`; `ops`: IRC's `WALLOPS`, to the
+    /// IRC users with user mode `w`): this node's users have it already; tell every other
+    /// node, whose hub hands it to its own users ([`Hub::handle_remote_wall`]). Not kept: a
+    /// notice for who is online now, lost for a node the cluster cannot reach.
+    Wall {
+        /// The admin.
+        from: Nick,
+        /// What they say.
+        text: crate::types::Text,
+        /// IRC's `WALLOPS`, not a `/wall`.
+        ops: bool,
     },
     /// Node `node`'s lease ran out while the cluster still kept these users of it (see
     /// [`Hub::handle_nodes`]): remove each one's record (the one [`ClusterOut::Presence`] keeps)
@@ -387,6 +415,10 @@ enum Late<'a> {
     Answer(Option<MsgId>),
 }
 
+/// A direct message on its way to another node: the sending connection, the message, whether
+/// it is a notice, and the client-only tags it was sent with (for the sender's echo).
+type Sending = (ConnId, DirectMsg, bool, Option<std::sync::Arc<str>>);
+
 /// The cluster's state in the hub.
 #[derive(Debug, Default)]
 pub(crate) struct Cluster {
@@ -408,7 +440,7 @@ pub(crate) struct Cluster {
     /// Requests of connections whose join is on its way, run in order once it is done.
     deferred: BTreeMap<ConnId, VecDeque<Request>>,
     /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
-    directs: BTreeMap<u64, (ConnId, DirectMsg, bool)>,
+    directs: BTreeMap<u64, Sending>,
     /// Members of followed rooms on other nodes, from the rooms' logs.
     rosters: BTreeMap<RoomName, Roster>,
     /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
@@ -436,6 +468,8 @@ pub(crate) struct Cluster {
     bans: Bans,
     /// What this node's users are, as told to the cluster, and every other node's.
     presence: Presences,
+    /// Rooms' topics as the cluster keeps them, newest by seq (see `cluster/topics.rs`).
+    topics: BTreeMap<RoomName, RoomTopic>,
     /// The shell's link to the cluster is down ([`Hub::handle_cluster_link`]): changes of a
     /// room's settings and topic are refused at once.
     away: bool,
@@ -1006,7 +1040,7 @@ impl Hub {
             waiting(cl, conn)
                 || cl.deferred.get(&conn).is_some_and(|q| !q.is_empty())
                 || cl.published.saying(conn)
-                || cl.directs.values().any(|(c, _, _)| *c == conn)
+                || cl.directs.values().any(|(c, _, _, _)| *c == conn)
         })
     }
 
@@ -1153,6 +1187,8 @@ impl Hub {
                 at: event.at,
             };
             r.set_topic(topic.clone(), Some(by));
+            let (room, seq, from) = (event.room.clone(), event.seq, event.from.clone());
+            self.topic_from_log(&room, seq, topic.clone(), from, event.at, mine.is_some());
         }
         let was_mine = mine.is_some();
         let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
@@ -1209,6 +1245,8 @@ impl Hub {
                 .get(&uid)
                 .is_some_and(|u| u.rooms.contains(&room))
         {
+            // A topic set before the log events read here: the cluster's.
+            self.fill_topic(&room);
             let mut on: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
             if self.conns.contains_key(&conn) {
                 on.insert(0, conn);
@@ -1229,6 +1267,33 @@ impl Hub {
         if was_mine {
             // A room nobody here is in any more was kept for this event (`cluster_keeps`).
             self.drop_if_empty(&room);
+        }
+    }
+
+    /// A server admin's `/wall` (`ops`: `WALLOPS`) said on another node
+    /// ([`ClusterOut::Wall`]): this node's users hear it as they would the same admin's here
+    /// (the admin's node wrote the audit line).
+    pub fn handle_remote_wall(&mut self, from: Nick, text: crate::types::Text, ops: bool) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.wall_here(from, text, ops);
+    }
+
+    /// A server admin's `/wall` (`ops`: `WALLOPS`) said here: in a cluster, every other node's
+    /// users hear it too ([`ClusterOut::Wall`]).
+    pub(in crate::hub) fn cluster_wall(
+        &mut self,
+        from: &Nick,
+        text: &crate::types::Text,
+        ops: bool,
+    ) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::Wall {
+                from: from.clone(),
+                text: text.clone(),
+                ops,
+            });
         }
     }
 
@@ -1755,9 +1820,14 @@ impl Hub {
         id: MsgId,
         text: &crate::types::Text,
         notice: bool,
+        tags: Option<std::sync::Arc<str>>,
         now: Millis,
     ) -> bool {
-        let Some(from) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+        let Some((from, signed_in)) = self
+            .users
+            .get(&uid)
+            .map(|u| (u.nick.clone(), u.account().is_some()))
+        else {
             return false;
         };
         let Some(cl) = self.cluster.as_mut() else {
@@ -1772,8 +1842,15 @@ impl Hub {
         };
         let no = cl.next;
         cl.next += 1;
-        cl.directs.insert(no, (conn, dm.clone(), notice));
-        cl.out.push_back(ClusterOut::Direct { id: no, dm, notice });
+        cl.directs
+            .insert(no, (conn, dm.clone(), notice, tags.clone()));
+        cl.out.push_back(ClusterOut::Direct {
+            id: no,
+            dm,
+            notice,
+            tags,
+            signed_in,
+        });
         true
     }
 
@@ -1781,19 +1858,24 @@ impl Hub {
     /// acknowledgement, its other devices a copy), or not (`Err`: why, in words for people).
     pub fn handle_direct_done(&mut self, id: u64, result: Result<(), String>, now: Millis) {
         self.now = self.now.max(now);
-        let Some((conn, dm, notice)) = self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id))
+        let Some((conn, dm, notice, tags)) =
+            self.cluster.as_mut().and_then(|cl| cl.directs.remove(&id))
         else {
             return;
         };
-        let wrap = move |dm: DirectMsg| {
-            super::dialect::Reply::Msg(if notice {
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        // The sender's echo and copies carry its tags and account as on one node.
+        let signed_in = self.users.get(&uid).is_some_and(|u| u.account().is_some());
+        let wrap = move |dm: DirectMsg| super::dialect::Reply::Direct {
+            msg: if notice {
                 ServerMsg::DirectNotice(dm)
             } else {
                 ServerMsg::Direct(dm)
-            })
-        };
-        let Some(uid) = self.user_of(conn) else {
-            return;
+            },
+            tags: tags.clone(),
+            signed_in,
         };
         let msg = dm.id;
         match result {
@@ -1818,7 +1900,17 @@ impl Hub {
     /// delivered to the recipient's connections here that are reading; the answer goes out as
     /// [`ClusterOut::Delivered`].
     /// `notice`: a direct notice ([`ServerMsg::DirectNotice`]).
-    pub fn handle_remote_direct(&mut self, token: u64, dm: DirectMsg, notice: bool, now: Millis) {
+    /// `tags`: the client-only tags it was sent with; `signed_in`: its sender is signed in
+    /// (IRC clients with message-tags and account-tag get them, as from a user of this node).
+    pub fn handle_remote_direct(
+        &mut self,
+        token: u64,
+        dm: DirectMsg,
+        notice: bool,
+        tags: Option<std::sync::Arc<str>>,
+        signed_in: bool,
+        now: Millis,
+    ) {
         self.now = self.now.max(now);
         if self.cluster.is_none() {
             return;
@@ -1850,7 +1942,12 @@ impl Hub {
             } else {
                 ServerMsg::Direct(dm.clone())
             };
-            self.reply(c, super::dialect::Reply::Msg(msg));
+            let reply = super::dialect::Reply::Direct {
+                msg,
+                tags: tags.clone(),
+                signed_in,
+            };
+            self.reply(c, reply);
         }
         if let Some(cl) = self.cluster.as_mut() {
             cl.out.push_back(ClusterOut::Delivered { token, result });
@@ -2177,6 +2274,8 @@ mod tests {
         bans_kv: bans::BansKv,
         /// Every node's users as the cluster keeps them (see `cluster/tests/presence.rs`).
         users_kv: presence::UsersKv,
+        /// Rooms' topics as the cluster keeps them (newest by seq).
+        topics_kv: BTreeMap<RoomName, crate::hub::cluster::RoomTopic>,
     }
 
     impl Net {
@@ -2220,6 +2319,7 @@ mod tests {
                 rooms_kv: rooms::RoomsKv::default(),
                 bans_kv: bans::BansKv::default(),
                 users_kv: presence::UsersKv::default(),
+                topics_kv: BTreeMap::new(),
             }
         }
 
@@ -2326,13 +2426,19 @@ mod tests {
                         self.owners.remove(&nick.folded());
                     }
                 }
-                ClusterOut::Direct { id, dm, notice } => match self.owners.get(&dm.to.folded()) {
+                ClusterOut::Direct {
+                    id,
+                    dm,
+                    notice,
+                    tags,
+                    signed_in,
+                } => match self.owners.get(&dm.to.folded()) {
                     Some(&j) => {
                         let token = self.directs.len() as u64 + 1;
                         self.directs.insert(token, (i, id));
                         self.nodes[j]
                             .hub
-                            .handle_remote_direct(token, dm, notice, now);
+                            .handle_remote_direct(token, dm, notice, tags, signed_in, now);
                     }
                     None => {
                         let why = format!("nobody is called {}", dm.to);
@@ -2350,6 +2456,22 @@ mod tests {
                 ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
                 ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
                 ClusterOut::Forget { node, nicks } => self.forget(&node, &nicks),
+                ClusterOut::Topic { room, topic } => {
+                    let kept = self.topics_kv.get(&room);
+                    if kept.is_none_or(|k| k.seq < topic.seq) {
+                        self.topics_kv.insert(room.clone(), topic.clone());
+                        for n in &mut self.nodes {
+                            n.hub.handle_topic(room.clone(), Some(topic.clone()));
+                        }
+                    }
+                }
+                ClusterOut::Wall { from, text, ops } => {
+                    for (j, n) in self.nodes.iter_mut().enumerate() {
+                        if j != i {
+                            n.hub.handle_remote_wall(from.clone(), text.clone(), ops);
+                        }
+                    }
+                }
                 ClusterOut::ExpireServerBan { mask, revision } => {
                     self.expire_server_ban(&mask, revision);
                 }

@@ -573,20 +573,37 @@ impl Hub {
             return;
         };
         self.audit(None, &me, format!("wallops {text}"), now);
-        let irc: Vec<ConnId> = self
+        self.cluster_wall(&me, &text, true);
+        self.wall_here(me, text, true);
+    }
+
+    /// A server admin's `/wall` (`ops`: IRC's `WALLOPS`, to the IRC users with user mode `w`)
+    /// to this node's users: the admin's own node's, or another node's, told by the cluster
+    /// ([`Hub::handle_remote_wall`]).
+    pub(super) fn wall_here(&mut self, from: Nick, text: Text, ops: bool) {
+        let to: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| {
-                c.kind() == Some(super::ConnKind::Irc) && c.user().is_some() && !c.closing()
+                c.user().is_some()
+                    && !c.closing()
+                    && (!ops || c.kind() == Some(super::ConnKind::Irc))
             })
             .map(|(id, _)| *id)
             .collect();
-        for c in irc {
-            let note = super::dialect::Note::Wallops {
-                from: me.clone(),
-                text: text.clone(),
+        for c in to {
+            let reply = if ops {
+                Reply::Note(super::dialect::Note::Wallops {
+                    from: from.clone(),
+                    text: text.clone(),
+                })
+            } else {
+                Reply::Msg(ServerMsg::Wall {
+                    from: from.clone(),
+                    text: text.clone(),
+                })
             };
-            self.reply(c, Reply::Note(note));
+            self.reply(c, reply);
         }
     }
 
@@ -618,19 +635,8 @@ impl Hub {
             }
             AdminAction::Wall(text) => {
                 self.audit(None, &me, format!("wall {text}"), now);
-                let all: Vec<ConnId> = self
-                    .conns
-                    .iter()
-                    .filter(|(_, c)| c.user().is_some() && !c.closing())
-                    .map(|(id, _)| *id)
-                    .collect();
-                for c in all {
-                    let msg = ServerMsg::Wall {
-                        from: me.clone(),
-                        text: text.clone(),
-                    };
-                    self.reply(c, Reply::Msg(msg));
-                }
+                self.cluster_wall(&me, &text, false);
+                self.wall_here(me, text, false);
             }
             AdminAction::Ban {
                 target,

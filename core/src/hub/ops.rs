@@ -888,7 +888,7 @@ impl Hub {
         let Some((to_uid, to_nick)) =
             target.and_then(|t| self.users.get(&t).map(|u| (t, u.nick.clone())))
         else {
-            if self.cluster_direct(conn, uid, &to, id, &text, notice, now) {
+            if self.cluster_direct(conn, uid, &to, id, &text, notice, tags.clone(), now) {
                 return;
             }
             // A registered account with no user here (not always-on, or in no room): kept.
@@ -1141,9 +1141,18 @@ impl Hub {
         // Anyone may ask a room's topic (natter has no secret rooms); setting it needs being in it.
         match topic {
             Some(topic) => self.set_topic(conn, uid, room, Some(topic), now),
-            None => match self.rooms.get(&room).map(|r| r.topic.clone()) {
+            // In a cluster, a room only other nodes' users are in has the cluster's topic.
+            None => match self.remote_topic(&room).map(|t| t.topic.clone()) {
                 Some(topic) => self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic })),
-                None => self.not_in_room(conn, &room, None),
+                None => match self.rooms.get(&room).map(|r| r.topic.clone()) {
+                    Some(topic) => self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic })),
+                    // Other nodes' users are in it, and it has had no topic the cluster knows.
+                    None if self.remote_only_rooms().contains_key(&room) => {
+                        let topic = None;
+                        self.reply(conn, Reply::Msg(ServerMsg::Topic { room, topic }));
+                    }
+                    None => self.not_in_room(conn, &room, None),
+                },
             },
         }
     }
@@ -1224,7 +1233,7 @@ impl Hub {
 
     /// The rooms anyone is in (only those `named`, if any), by name, with how many members
     /// each has and its topic: in a cluster also the rooms only other nodes' users are in, as
-    /// their records say (their topics are not known here).
+    /// their records say, with the topic the cluster keeps of each.
     pub(super) fn listed_rooms(&self, named: &[RoomName]) -> Vec<(RoomName, usize, Option<Text>)> {
         let wanted = |name: &RoomName| named.is_empty() || named.contains(name);
         let mut rooms: BTreeMap<RoomName, (usize, Option<Text>)> = self
@@ -1238,7 +1247,8 @@ impl Hub {
             .collect();
         for (name, members) in self.remote_only_rooms() {
             if wanted(&name) {
-                rooms.entry(name).or_insert((members, None));
+                let topic = self.remote_topic(&name).and_then(|t| t.topic.clone());
+                rooms.entry(name).or_insert((members, topic));
             }
         }
         rooms

@@ -149,6 +149,12 @@ impl Hub {
         else {
             return None;
         };
+        if let Some(t) = self.remote_topic(room) {
+            return Some(super::room::TopicSet {
+                by: t.by.clone(),
+                at: t.at,
+            });
+        }
         self.rooms.get(room)?.topic_set.as_deref().cloned()
     }
 

@@ -815,3 +815,88 @@ fn a_password_change_elsewhere_ends_the_accounts_sessions_on_this_node() {
     settle(&mut net);
     assert!(!resumes(&mut net, 1, &tr), "r's token still opens");
 }
+
+#[test]
+fn a_direct_message_to_another_node_carries_its_tags_and_its_senders_account() {
+    use base64::Engine;
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    net.nodes[0].hub.handle_close(a, net.now);
+    settle(&mut net);
+    let irc = |net: &mut Net, i: usize, lines: &[String]| {
+        let now = net.now;
+        let c = net.nodes[i]
+            .hub
+            .accept_on(crate::hub::Door::Irc, LOCAL, now)
+            .unwrap();
+        for line in lines {
+            let now = net.now;
+            net.nodes[i].hub.handle_bytes(c, line.as_bytes(), now);
+            settle(net);
+        }
+        c
+    };
+    let caps = "message-tags account-tag echo-message";
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("alice\0alice\0{PW}"));
+    let alice = irc(
+        &mut net,
+        0,
+        &[
+            format!("CAP LS 302\r\nNICK someone\r\nUSER u 0 * :U\r\nCAP REQ :sasl {caps}\r\n"),
+            "AUTHENTICATE PLAIN\r\n".to_owned(),
+            format!("AUTHENTICATE {plain}\r\n"),
+            "CAP END\r\n".to_owned(),
+        ],
+    );
+    let carol = irc(
+        &mut net,
+        1,
+        &[format!(
+            "CAP LS 302\r\nNICK carol\r\nUSER c 0 * :C\r\nCAP REQ :{caps}\r\nCAP END\r\n"
+        )],
+    );
+    let guest_irc = irc(
+        &mut net,
+        0,
+        &[format!(
+            "CAP LS 302\r\nNICK gus\r\nUSER g 0 * :G\r\nCAP REQ :{caps}\r\nCAP END\r\n"
+        )],
+    );
+    for n in &mut net.nodes {
+        n.raw.clear();
+    }
+    net.now = Millis(net.now.0 + 5_000);
+    let now = net.now;
+    net.nodes[0].hub.handle_bytes(
+        alice,
+        b"@+draft/reply=abc PRIVMSG carol :hi from node 0\r\n",
+        now,
+    );
+    net.nodes[0]
+        .hub
+        .handle_bytes(guest_irc, b"NOTICE carol :a guest's notice\r\n", now);
+    settle(&mut net);
+    let got = String::from_utf8_lossy(&net.nodes[1].raw[&carol]).into_owned();
+    let line = got
+        .lines()
+        .find(|l| l.contains("PRIVMSG carol :hi from node 0"))
+        .unwrap_or_else(|| panic!("{got}"));
+    assert!(line.contains("account=alice"), "{line}");
+    assert!(line.contains("+draft/reply=abc"), "{line}");
+    let line = got
+        .lines()
+        .find(|l| l.contains("NOTICE carol :a guest's notice"))
+        .unwrap_or_else(|| panic!("{got}"));
+    assert!(!line.contains("account="), "a guest has none: {line}");
+    // alice's echo says the same, as on one node.
+    let echo = String::from_utf8_lossy(&net.nodes[0].raw[&alice]).into_owned();
+    let line = echo
+        .lines()
+        .find(|l| l.contains("PRIVMSG carol :hi from node 0"))
+        .unwrap_or_else(|| panic!("{echo}"));
+    assert!(
+        line.contains("account=alice") && line.contains("+draft/reply=abc"),
+        "{line}"
+    );
+}

@@ -415,3 +415,67 @@ fn bans_set_at_once_on_two_nodes_may_pass_the_cap_by_one_each_then_every_node_re
     assert!(error(&got).is_some(), "{got:?}");
     assert_eq!(net.bans_kv.bans.len(), 1_001);
 }
+
+#[test]
+fn an_admins_wall_and_wallops_reach_the_users_of_every_node() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    let (b, _) = guest(&mut net, 1, "bob");
+    // An IRC user with user mode `w` on node 1, and one without it.
+    let now = net.now;
+    let irc = |net: &mut Net, nick: &str| {
+        let c = net.nodes[1]
+            .hub
+            .accept_on(crate::hub::Door::Irc, LOCAL, now)
+            .unwrap();
+        let reg = format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n");
+        net.nodes[1].hub.handle_bytes(c, reg.as_bytes(), now);
+        net.pump();
+        c
+    };
+    let (w, paul) = (irc(&mut net, "wendy"), irc(&mut net, "paul"));
+    net.nodes[1].hub.handle_bytes(w, b"MODE wendy +w\r\n", now);
+    net.pump();
+    net.nodes[1].raw.clear();
+    let got = admin_do(&mut net, a, AdminAction::Wall(text("maintenance at noon")));
+    assert!(error(&got).is_none(), "{got:?}");
+    let wall = |m: &ServerMsg| matches!(m, ServerMsg::Wall { from, text } if from.as_str() == "alice" && text.as_str() == "maintenance at noon");
+    assert!(got.iter().any(wall), "the admin's own node: {got:?}");
+    let got = net.recv(1, b);
+    assert!(got.iter().any(wall), "another node's user: {got:?}");
+    let raw = |net: &Net, c: ConnId| {
+        String::from_utf8_lossy(net.nodes[1].raw.get(&c).map_or(&[][..], |r| &r[..])).into_owned()
+    };
+    for c in [w, paul] {
+        let seen = raw(&net, c);
+        assert!(
+            seen.contains("NOTICE") && seen.contains("maintenance at noon"),
+            "{seen}"
+        );
+    }
+    // WALLOPS from an IRC client signed in as alice on node 0: node 1's IRC users with user
+    // mode `w` read it, the others do not.
+    use base64::Engine;
+    let o = net.nodes[0]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{PW}"));
+    let login = format!(
+        "CAP LS 302\r\nNICK alicia\r\nUSER a 0 * :A\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n\
+         AUTHENTICATE {plain}\r\nCAP END\r\n"
+    );
+    net.nodes[0].hub.handle_bytes(o, login.as_bytes(), now);
+    settle(&mut net);
+    net.now = Millis(net.now.0 + 5_000);
+    net.nodes[1].raw.clear();
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_bytes(o, b"WALLOPS :ops, look at #k\r\n", now);
+    net.pump();
+    let seen = raw(&net, w);
+    assert!(seen.contains(" WALLOPS :ops, look at #k"), "{seen}");
+    assert_eq!(raw(&net, paul), "", "no +w, no WALLOPS");
+    assert!(net.recv(1, b).is_empty(), "not for the binary dialect");
+}

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::hub::Presence;
+use crate::types::Text;
 
 /// Every node's users as the cluster keeps them: folded nick → (record, node index).
 #[derive(Default)]
@@ -453,4 +454,77 @@ fn list_and_lusers_show_a_room_whose_members_are_all_on_another_node() {
     // Node 0's own users' rooms are listed there as always, once.
     let text = irc(&mut net, 0, carol, "LIST");
     assert_eq!(text.matches("#both").count(), 1, "{text}");
+}
+
+/// alice, on node 0, in #r, sets its topic and says `lines` lines after it.
+fn alice_sets_the_topic(net: &mut Net, lines: u64) -> ConnId {
+    let a = net.hello(0, "alice");
+    net.pump();
+    let r = RoomName::new("#r").unwrap();
+    net.send(0, a, &ClientMsg::Join { room: r.clone() });
+    net.send(
+        0,
+        a,
+        &ClientMsg::Topic {
+            room: r.clone(),
+            topic: Text::new("release on friday").ok(),
+        },
+    );
+    for id in 1..=lines {
+        net.send(
+            0,
+            a,
+            &ClientMsg::Say {
+                room: r.clone(),
+                id: crate::types::MsgId(id),
+                text: Text::new("hi").unwrap(),
+            },
+        );
+    }
+    a
+}
+
+#[test]
+fn a_rooms_topic_is_known_on_a_node_none_of_whose_users_is_in_it() {
+    let mut net = Net::new(2);
+    alice_sets_the_topic(&mut net, 0);
+    let carol = irc_user(&mut net, 1, "carol", "");
+    let text = irc(&mut net, 1, carol, "LIST");
+    assert!(
+        text.contains(" 322 carol #r 1 :release on friday"),
+        "{text}"
+    );
+    let text = irc(&mut net, 1, carol, "TOPIC #r");
+    assert!(text.contains(" 332 carol #r :release on friday"), "{text}");
+    assert!(text.contains(" 333 carol #r alice!"), "{text}");
+    // A room with no topic that only node 0's users are in: none, not "no such channel".
+    let b = net.hello(0, "bea");
+    net.pump();
+    net.send(
+        0,
+        b,
+        &ClientMsg::Join {
+            room: RoomName::new("#plain").unwrap(),
+        },
+    );
+    let text = irc(&mut net, 1, carol, "TOPIC #plain");
+    assert!(
+        text.contains(" 331 carol #plain :No topic is set"),
+        "{text}"
+    );
+    // A room nobody is in anywhere is still not known.
+    let text = irc(&mut net, 1, carol, "TOPIC #nowhere");
+    assert!(!text.contains(" 332 "), "{text}");
+}
+
+#[test]
+fn a_topic_set_before_the_events_a_node_reads_when_it_follows_a_room_is_known_there() {
+    let mut net = Net::new(2);
+    // A node starting to follow #r reads only its last two events: the topic is before them.
+    net.recent = 2;
+    alice_sets_the_topic(&mut net, 4);
+    let bob = irc_user(&mut net, 1, "bob", "");
+    let text = irc(&mut net, 1, bob, "JOIN #r");
+    assert!(text.contains(" 332 bob #r :release on friday"), "{text}");
+    assert!(text.contains(" 333 bob #r alice!"), "{text}");
 }

@@ -1,0 +1,191 @@
+//! Rooms' topics in the cluster: one KV entry per room (`<prefix>_topics`, keyed by the hex of
+//! its name) holding the topic of the room's newest `Topic` event told, with the event's seq
+//! ([`RoomTopic`]). The node that published the event writes it once the room's log has stored
+//! it ([`ClusterOut::Topic`](natter_core::hub::ClusterOut::Topic)), compare-and-swap on the
+//! entry's revision, and never over a topic of a later seq: two nodes' topics, or one written
+//! late, leave the log's last one. Every node watches the bucket from its start and hands each
+//! to its hub, so a node none of whose users is in a room knows its topic (`LIST`, `TOPIC`).
+//! The topic is an event of the room's log as before; this is a copy of the newest one.
+
+use crate::names::room_key;
+use crate::node::ClusterIn;
+use crate::{ClusterConfig, ClusterError};
+use async_nats::jetstream::{self, kv};
+use natter_core::RoomName;
+use natter_core::hub::RoomTopic;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+/// Tries of one write against other nodes' writes of the same room before it is given up.
+const MAX_WRITE_TRIES: usize = 16;
+/// How long a write is tried again while NATS does not answer (then it is given up, logged:
+/// the room's log still has the topic; nodes not in the room go on with the one before).
+const WRITE_PATIENCE: Duration = Duration::from_secs(30);
+/// The largest topic entry read (a topic is a line of text).
+const MAX_ENTRY_BYTES: usize = 64 << 10;
+
+/// A room's topic as the bucket keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredTopic {
+    room: RoomName,
+    topic: RoomTopic,
+    /// The node that wrote it.
+    node: String,
+}
+
+fn decode(value: &[u8]) -> Result<StoredTopic, String> {
+    crate::kept::decode_entry::<StoredTopic, MAX_ENTRY_BYTES>(value, "a room's topic")
+}
+
+/// The topics' side of a node: where to send the hub's topics, and the bucket's watch.
+pub(crate) struct TopicsLink {
+    pub(crate) writes: mpsc::UnboundedSender<(RoomName, RoomTopic)>,
+    pub(crate) watch: JoinHandle<()>,
+}
+
+/// Opens the bucket and starts the task that writes this node's topics in order and the one
+/// that hands every room's (from the bucket's first revision: each room's latest) to the hub.
+pub(crate) async fn start(
+    js: &jetstream::Context,
+    cfg: &ClusterConfig,
+    me: &str,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+    links: watch::Receiver<u64>,
+) -> Result<TopicsLink, ClusterError> {
+    let topics = crate::node::bucket(js, cfg, "topics", Duration::ZERO).await?;
+    let (writes, rx) = mpsc::unbounded_channel();
+    // Ends when the driver (which holds the sender) does.
+    tokio::spawn(keep_topics(
+        topics.clone(),
+        me.to_owned(),
+        cfg.ack_timeout,
+        rx,
+    ));
+    let watch = tokio::spawn(crate::kept::watch_changes(
+        topics, 1, tx, links, "topics", news,
+    ));
+    Ok(TopicsLink { writes, watch })
+}
+
+/// Writes the hub's topics in order, each try bounded by `wait`, again while NATS does not
+/// answer, for up to [`WRITE_PATIENCE`].
+async fn keep_topics(
+    topics: kv::Store,
+    me: String,
+    wait: Duration,
+    mut rx: mpsc::UnboundedReceiver<(RoomName, RoomTopic)>,
+) {
+    while let Some((room, topic)) = rx.recv().await {
+        let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
+        loop {
+            let tried = tokio::time::timeout(wait, write(&topics, &me, &room, &topic))
+                .await
+                .unwrap_or_else(|_| Err("no answer in time".to_owned()));
+            match tried {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() >= give_up => {
+                    warn!(%room, error = %e, "room's topic not kept in the cluster; given up");
+                    break;
+                }
+                Err(e) => {
+                    debug!(%room, error = %e, "room's topic not kept yet");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Writes `topic` as `room`'s unless the entry holds one of the same or a later seq: read,
+/// compare, compare-and-swap on the revision read (a `create` if there is none), again if
+/// another node wrote in between.
+pub(crate) async fn write(
+    topics: &kv::Store,
+    me: &str,
+    room: &RoomName,
+    topic: &RoomTopic,
+) -> Result<(), String> {
+    let key = room_key(room);
+    let value = crate::kept::encode_entry(&StoredTopic {
+        room: room.clone(),
+        topic: topic.clone(),
+        node: me.to_owned(),
+    })?;
+    for _ in 0..MAX_WRITE_TRIES {
+        let entry = topics
+            .entry(&key)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|e| e.operation == kv::Operation::Put);
+        match entry {
+            Some(e) => {
+                // An entry that does not read is written over.
+                if decode(&e.value).is_ok_and(|kept| kept.topic.seq >= topic.seq) {
+                    debug!(%room, seq = topic.seq, "a later topic is kept already");
+                    return Ok(());
+                }
+                match topics.update(&key, value.clone(), e.revision).await {
+                    Ok(_) => return Ok(()),
+                    Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                        debug!(%room, "another node wrote the room's topic meanwhile; again");
+                    }
+                    Err(err) => return Err(err.to_string()),
+                }
+            }
+            None => match topics.create(&key, value.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    debug!(%room, "another node wrote the room's topic meanwhile; again");
+                }
+                Err(err) => return Err(err.to_string()),
+            },
+        }
+    }
+    Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
+}
+
+/// What a bucket entry tells the hub: the room's topic, or that none is kept any more.
+fn news(entry: &kv::Entry) -> Option<ClusterIn> {
+    match entry.operation {
+        kv::Operation::Put => match decode(&entry.value) {
+            Ok(s) => Some(ClusterIn::Topic {
+                room: s.room,
+                topic: Some(s.topic),
+            }),
+            Err(why) => {
+                warn!(key = %entry.key, %why, "room's topic not understood; skipped");
+                None
+            }
+        },
+        kv::Operation::Delete | kv::Operation::Purge => Some(ClusterIn::Topic {
+            room: RoomName::new(&crate::names::unhex(&entry.key)?).ok()?,
+            topic: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::{Millis, Nick, Text};
+
+    #[test]
+    fn a_topic_reads_back_as_written() {
+        let stored = StoredTopic {
+            room: RoomName::new("#Rust.dev").unwrap(),
+            topic: RoomTopic {
+                seq: 42,
+                topic: Text::new("release on friday").ok(),
+                by: Nick::new("alice").unwrap(),
+                at: Millis(1_700_000_000_000),
+            },
+            node: "node1".into(),
+        };
+        let bytes = crate::kept::encode_entry(&stored).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert_eq!((back.room, back.topic), (stored.room, stored.topic));
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+}
