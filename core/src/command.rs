@@ -151,7 +151,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CommandError {
     /// `/frobnicate`
-    #[error("unknown command /{0} (try /help)")]
+    #[error("unknown command /{0} (try /help; to say a line that starts with /, type it as //)")]
     Unknown(String),
     /// Right command, wrong arguments.
     #[error("usage: {0}")]
@@ -255,6 +255,10 @@ pub const HELP: &[(&str, &str)] = &[
         "/close #room [reason]",
         "server admins: put everyone out and unregister the room",
     ),
+    (
+        "//text",
+        "say a line that starts with / (//usr/bin says /usr/bin)",
+    ),
     ("/quit [reason]", "leave"),
     ("/help [command]", "this list, or what one command does"),
 ];
@@ -308,7 +312,7 @@ pub fn carries_password(line: &str) -> bool {
 }
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -745,6 +749,22 @@ mod tests {
     }
     fn r(s: &str) -> RoomName {
         RoomName::new(s).unwrap()
+    }
+
+    /// A line meant as text that starts with `/` (a path, a smiley) is refused as an unknown
+    /// command on every natter door; the refusal and `/help` say how to say it (`//`), which
+    /// before the twenty-ninth session only PROTOCOL.md did.
+    #[test]
+    fn the_escape_for_a_leading_slash_is_told_where_people_look() {
+        let refused = parse("/usr/bin is where it lives").unwrap_err().to_string();
+        assert!(refused.contains("//"), "{refused}");
+        assert_eq!(
+            parse("///usr/bin is where it lives"),
+            Ok(Some(Input::Say(t("//usr/bin is where it lives"))))
+        );
+        let help: Vec<String> = help_lines(None).collect();
+        assert!(help.iter().any(|l| l.starts_with("//text")), "{help:?}");
+        assert_eq!(help_lines(Some("//text")).count(), 1);
     }
 
     #[test]

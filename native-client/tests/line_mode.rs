@@ -81,7 +81,7 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
         "debug dump: {err}"
     );
     bob.send("/frobnicate").await;
-    bob.expect("error: unknown command /frobnicate (try /help)")
+    bob.expect("error: unknown command /frobnicate (try /help; to say a line that starts with /, type it as //)")
         .await;
 
     // End of input: both leave cleanly.

@@ -881,7 +881,26 @@ impl Chat {
         if let Some(c) = self.conv_mut(&id) {
             c.kicked = kicked;
         }
-        let line = self.line_of(ev);
+        let mut line = self.line_of(ev);
+        if live && let EventKind::Nick { new } = &ev.kind {
+            // Our own rename, told also by the session's `Nick` (a notice where we look),
+            // before or after this event: said as that notice, once in each room, as nc says
+            // it once and IRC clients say `You're now known as` in each channel.
+            let ours = [&ev.from, new]
+                .iter()
+                .any(|n| n.folded() == self.me.folded());
+            if ours {
+                line.kind = LineKind::Notice(render::nick_words(new));
+                line.mine = true;
+                if self
+                    .conv(&id)
+                    .and_then(Conv::last)
+                    .is_some_and(|l| l.kind == line.kind)
+                {
+                    return;
+                }
+            }
+        }
         let signed_in = self.account.is_some();
         let viewing = self.current == id && self.attention;
         let mut read = false;

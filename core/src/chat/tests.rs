@@ -2114,3 +2114,64 @@ fn a_resume_replay_up_to_the_refresh_keeps_away_marks() {
     c.handle_event(&room_ev("#a", 14, "bob", EventKind::Join), T0);
     assert_eq!(shown(&c, "bob"), None);
 }
+
+/// Our own rename is said once where we look, in the second person, whichever the session
+/// tells first (its `Nick`, or the room's event: the server broadcasts the event, then answers,
+/// and either may be read first); each other room we are in says it too. Before the
+/// twenty-ninth session's cross-door pass the page and the TUI showed `you are now known as
+/// robert` and then `me is now known as robert` in the open room (nc and IRC say it once).
+#[test]
+fn our_own_rename_is_said_once_in_each_room() {
+    let you = |n: &str| LineKind::Notice(format!("you are now known as {n}"));
+    for answer_first in [true, false] {
+        let mut c = chat_in(&["#a", "#b"]);
+        let answer = Event::Nick(nick("robert"));
+        let renamed = |r: &str| {
+            room_ev(
+                r,
+                2,
+                "me",
+                EventKind::Nick {
+                    new: nick("robert"),
+                },
+            )
+        };
+        if answer_first {
+            c.handle_event(&answer, T0);
+        }
+        c.handle_event(&renamed("#a"), T0);
+        c.handle_event(&renamed("#b"), T0);
+        if !answer_first {
+            c.handle_event(&answer, T0);
+        }
+        let said = |c: &Chat, r: &str| {
+            kinds(c, &rid(r))
+                .into_iter()
+                .filter(|k| k.words().is_some_and(|w| w.contains("known as")))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            said(&c, "#a"),
+            [you("robert")],
+            "answer first: {answer_first}"
+        );
+        assert_eq!(
+            said(&c, "#b"),
+            [you("robert")],
+            "answer first: {answer_first}"
+        );
+        assert_eq!(c.me(), &nick("robert"));
+        // Someone else's rename stays in the third person.
+        c.handle_event(
+            &room_ev("#a", 3, "bob", EventKind::Nick { new: nick("rob") }),
+            T0,
+        );
+        assert_eq!(
+            said(&c, "#a").last(),
+            Some(&LineKind::Event {
+                who: nick("bob"),
+                words: "bob is now known as rob".into()
+            })
+        );
+    }
+}

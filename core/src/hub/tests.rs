@@ -769,7 +769,12 @@ fn nick_clash_change_and_dm() {
     t.line(tc, "/help register");
     assert_eq!(t.lines(tc).len(), 2);
     t.line(tc, "/help afk");
-    assert_eq!(t.lines(tc), vec!["ERROR: unknown command /afk (try /help)"]);
+    assert_eq!(
+        t.lines(tc),
+        vec![
+            "ERROR: unknown command /afk (try /help; to say a line that starts with /, type it as //)"
+        ]
+    );
     t.line(tc, "/help away");
     assert_eq!(
         t.lines(tc),
