@@ -11,6 +11,29 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+/// Writes `value` under `key` over the entry as it was read: a compare-and-swap on its
+/// `revision`, or a `create` when there was none. The entry's new revision, or `None` when
+/// another node wrote in between (read it again and retry).
+pub(crate) async fn write_over(
+    store: &kv::Store,
+    key: &str,
+    value: bytes::Bytes,
+    revision: Option<u64>,
+) -> Result<Option<u64>, String> {
+    match revision {
+        Some(revision) => match store.update(key, value, revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+        None => match store.create(key, value).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
 /// A bucket entry's value: `stored` in bincode.
 pub(crate) fn encode_entry<T: serde::Serialize>(stored: &T) -> Result<bytes::Bytes, String> {
     bincode::serde::encode_to_vec(stored, bincode::config::standard())

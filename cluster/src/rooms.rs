@@ -203,21 +203,10 @@ pub(crate) async fn apply(
             }
         }
         let value = encode_room(room, &shared, me)?;
-        match entry {
-            Some(e) => match rooms.update(&key, value, e.revision).await {
-                Ok(revision) => return Ok(revision),
-                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    debug!(%room, "another node changed the room meanwhile; again");
-                }
-                Err(err) => return Err(err.to_string()),
-            },
-            None => match rooms.create(&key, value).await {
-                Ok(revision) => return Ok(revision),
-                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    debug!(%room, "another node made the room's entry meanwhile; again");
-                }
-                Err(err) => return Err(err.to_string()),
-            },
+        let read = entry.map(|e| e.revision);
+        match crate::kept::write_over(rooms, &key, value, read).await? {
+            Some(revision) => return Ok(revision),
+            None => debug!(%room, "another node changed the room's entry meanwhile; again"),
         }
     }
     Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))

@@ -119,28 +119,17 @@ pub(crate) async fn write(
             .await
             .map_err(|e| e.to_string())?
             .filter(|e| e.operation == kv::Operation::Put);
-        match entry {
-            Some(e) => {
-                // An entry that does not read is written over.
-                if decode(&e.value).is_ok_and(|kept| kept.topic.seq >= topic.seq) {
-                    debug!(%room, seq = topic.seq, "a later topic is kept already");
-                    return Ok(());
-                }
-                match topics.update(&key, value.clone(), e.revision).await {
-                    Ok(_) => return Ok(()),
-                    Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                        debug!(%room, "another node wrote the room's topic meanwhile; again");
-                    }
-                    Err(err) => return Err(err.to_string()),
-                }
-            }
-            None => match topics.create(&key, value.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    debug!(%room, "another node wrote the room's topic meanwhile; again");
-                }
-                Err(err) => return Err(err.to_string()),
-            },
+        // An entry that does not read is written over.
+        if let Some(e) = &entry
+            && decode(&e.value).is_ok_and(|kept| kept.topic.seq >= topic.seq)
+        {
+            debug!(%room, seq = topic.seq, "a later topic is kept already");
+            return Ok(());
+        }
+        let read = entry.map(|e| e.revision);
+        match crate::kept::write_over(topics, &key, value.clone(), read).await? {
+            Some(_) => return Ok(()),
+            None => debug!(%room, "another node wrote the room's topic meanwhile; again"),
         }
     }
     Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
