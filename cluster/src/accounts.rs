@@ -129,24 +129,14 @@ pub(crate) async fn keep_accounts(
                 }
             }
             AccountOp::Write { account, write } => {
-                let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
-                let revision = loop {
-                    let tried = tokio::time::timeout(wait, apply(&accounts, &me, &account, &write))
-                        .await
-                        .map_err(late)
-                        .and_then(|r| r);
-                    match tried {
-                        Ok(revision) => break revision,
-                        Err(e) if tokio::time::Instant::now() >= give_up => {
-                            warn!(%account, error = %e, "account change not written; given up");
-                            break None;
-                        }
-                        Err(e) => {
-                            debug!(%account, error = %e, "account change not written yet");
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
-                    }
-                };
+                let label = ("account change", &account);
+                let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
+                    apply(&accounts, &me, &account, &write)
+                });
+                let revision = written.await.unwrap_or_else(|e| {
+                    warn!(%account, error = %e, "account change not written; given up");
+                    None
+                });
                 let account = account.folded();
                 if tx
                     .send(ClusterIn::AccountWritten { account, revision })

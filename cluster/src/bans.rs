@@ -17,7 +17,7 @@ use natter_core::moderation::{Entry, Mask};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::warn;
 
 /// How long a ban or a lift is tried again while NATS does not answer (then it is given up,
 /// logged, and the node goes back to what the cluster holds).
@@ -155,28 +155,24 @@ async fn keep_bans(
     tx: mpsc::UnboundedSender<ClusterIn>,
 ) {
     while let Some((mask, ban)) = rx.recv().await {
-        let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
-        let revision = loop {
-            let tried = match encode(&mask, ban.as_ref(), &me) {
-                Ok(value) => tokio::time::timeout(wait, bans.put(ban_key(&mask), value))
-                    .await
-                    .map_err(|_| "no answer in time".to_owned())
-                    .and_then(|r| r.map_err(|e| e.to_string())),
-                Err(e) => {
-                    warn!(%mask, error = %e, "server ban not encoded; given up");
-                    break None;
-                }
-            };
-            match tried {
-                Ok(revision) => break Some(revision),
-                Err(e) if tokio::time::Instant::now() >= give_up => {
-                    warn!(%mask, error = %e, "server ban not written; given up");
-                    break None;
-                }
-                Err(e) => {
-                    debug!(%mask, error = %e, "server ban not written yet");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
+        let revision = match encode(&mask, ban.as_ref(), &me) {
+            Ok(value) => {
+                let label = ("server ban", &mask);
+                let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || async {
+                    let put = bans.put(ban_key(&mask), value.clone()).await;
+                    put.map_err(|e| e.to_string())
+                });
+                written.await.map_or_else(
+                    |e| {
+                        warn!(%mask, error = %e, "server ban not written; given up");
+                        None
+                    },
+                    Some,
+                )
+            }
+            Err(e) => {
+                warn!(%mask, error = %e, "server ban not encoded; given up");
+                None
             }
         };
         if tx

@@ -11,6 +11,34 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+/// Runs `write` (each try bounded by `wait`) again every 250 ms while it fails, NATS not
+/// answering or no leader elected yet, for up to `patience`: its value, or the last error (the
+/// caller gives up and says so). Each retry is logged at debug, `what` about `about`.
+pub(crate) async fn patiently<T, Fut>(
+    wait: Duration,
+    patience: Duration,
+    (what, about): (&str, &(impl std::fmt::Display + Sync)),
+    mut write: impl FnMut() -> Fut,
+) -> Result<T, String>
+where
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let give_up = tokio::time::Instant::now() + patience;
+    loop {
+        let tried = tokio::time::timeout(wait, write())
+            .await
+            .unwrap_or_else(|_| Err("no answer in time".to_owned()));
+        match tried {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() >= give_up => return Err(e),
+            Err(e) => {
+                debug!(%about, error = %e, "{what} not written yet; again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
 /// Writes `value` under `key` over the entry as it was read: a compare-and-swap on its
 /// `revision`, or a `create` when there was none. The entry's new revision, or `None` when
 /// another node wrote in between (read it again and retry).

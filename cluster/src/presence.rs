@@ -133,23 +133,12 @@ async fn keep_users(
     mut rx: mpsc::UnboundedReceiver<(Nick, Option<Presence>)>,
 ) {
     while let Some((nick, presence)) = rx.recv().await {
-        let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
-        loop {
-            let tried = tokio::time::timeout(wait, write(&users, &me, &nick, presence.as_ref()))
-                .await
-                .map_err(|_| "no answer in time".to_owned())
-                .and_then(|r| r);
-            match tried {
-                Ok(()) => break,
-                Err(e) if tokio::time::Instant::now() >= give_up => {
-                    warn!(%nick, error = %e, "user's record not written; given up");
-                    break;
-                }
-                Err(e) => {
-                    debug!(%nick, error = %e, "user's record not written yet");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
+        let label = ("user's record", &nick);
+        let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
+            write(&users, &me, &nick, presence.as_ref())
+        });
+        if let Err(e) = written.await {
+            warn!(%nick, error = %e, "user's record not written; given up");
         }
     }
 }

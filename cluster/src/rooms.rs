@@ -141,24 +141,16 @@ async fn keep_rooms(
     mut rx: mpsc::UnboundedReceiver<(RoomName, PolicyEdit)>,
     tx: mpsc::UnboundedSender<ClusterIn>,
 ) {
-    let late = |_| "no answer in time".to_owned();
     while let Some((room, edit)) = rx.recv().await {
-        let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
-        let revision = loop {
-            let tried = tokio::time::timeout(wait, apply(&rooms, &me, &room, &edit))
-                .await
-                .map_err(late)
-                .and_then(|r| r);
-            match tried {
-                Ok(revision) => break Some(revision),
-                Err(e) if tokio::time::Instant::now() >= give_up => {
-                    warn!(%room, error = %e, "room settings not written; given up");
-                    break None;
-                }
-                Err(e) => {
-                    debug!(%room, error = %e, "room settings not written yet");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
+        let label = ("room settings", &room);
+        let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
+            apply(&rooms, &me, &room, &edit)
+        });
+        let revision = match written.await {
+            Ok(revision) => Some(revision),
+            Err(e) => {
+                warn!(%room, error = %e, "room settings not written; given up");
+                None
             }
         };
         if tx.send(ClusterIn::RoomWritten { room, revision }).is_err() {

@@ -78,22 +78,12 @@ async fn keep_topics(
     mut rx: mpsc::UnboundedReceiver<(RoomName, RoomTopic)>,
 ) {
     while let Some((room, topic)) = rx.recv().await {
-        let give_up = tokio::time::Instant::now() + WRITE_PATIENCE;
-        loop {
-            let tried = tokio::time::timeout(wait, write(&topics, &me, &room, &topic))
-                .await
-                .unwrap_or_else(|_| Err("no answer in time".to_owned()));
-            match tried {
-                Ok(()) => break,
-                Err(e) if tokio::time::Instant::now() >= give_up => {
-                    warn!(%room, error = %e, "room's topic not kept in the cluster; given up");
-                    break;
-                }
-                Err(e) => {
-                    debug!(%room, error = %e, "room's topic not kept yet");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
+        let label = ("room's topic", &room);
+        let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
+            write(&topics, &me, &room, &topic)
+        });
+        if let Err(e) = written.await {
+            warn!(%room, error = %e, "room's topic not kept in the cluster; given up");
         }
     }
 }
