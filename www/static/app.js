@@ -359,7 +359,13 @@ function hitEl(h) {
 let seeking = null; // { key, seq }
 
 function openHit(h) {
-  if (!client?.open(h.room)) return;
+  if (!client) return;
+  if (!client.open(h.room)) {
+    // Left since the search (or kicked): nothing to open.
+    ui.searchNote.textContent = `you are not in ${h.room}`;
+    ui.searchNote.hidden = false;
+    return;
+  }
   seeking = h.line.seq === undefined ? null : { key: h.room, seq: h.line.seq };
   ui.searchNote.hidden = true;
   pump(); // the room is shown (at its bottom), then seekHit goes on from there
