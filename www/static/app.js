@@ -306,6 +306,11 @@ const tops = []; // what the tops said, for the tests
 function renderTop(d, sb) {
   d.top.hidden = !sb;
   if (!sb) return;
+  // A page asked for at the bottom (`/history` typed there) that brought nothing: the log
+  // goes up to where it says why (the beginning, or that older lines are no longer kept),
+  // or the command would seem to do nothing. Lines it brought were shown (prependLines).
+  const reveal = d.top.dataset.state === "loading" && (sb.state === "start" || sb.state === "gone")
+    && !d.log.hidden && atBottom(d.log);
   d.top.className = `history-top ${sb.state}`;
   d.top.dataset.state = sb.state;
   const parts = [];
@@ -317,6 +322,7 @@ function renderTop(d, sb) {
     parts.push(b);
   }
   d.top.replaceChildren(...parts);
+  if (reveal) d.log.scrollTop = 0;
   if (tops.length < MAX_TOPS) tops.push(`${d.key} ${sb.state}: ${sb.text ?? ""}`);
 }
 

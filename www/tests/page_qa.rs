@@ -1057,3 +1057,54 @@ async fn keyed_scenario(browser: Browser, page: String, addr: SocketAddr) {
         "joined with its key: {all:#?}"
     );
 }
+
+// --- /history at the beginning of a room ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_typed_at_a_rooms_beginning_says_so_where_it_can_be_seen() {
+    with_page(
+        "natter-qa-history-start",
+        quick_server(),
+        history_start_scenario,
+    )
+    .await;
+}
+
+/// The whole room is on the page (its first event too) and the log scrolls: `/history 5` typed
+/// at the bottom brings nothing, and the log goes up to its top, which says this is the
+/// beginning of the room (it stayed at the bottom: the command seemed to do nothing, where nc
+/// and the terminal client say `(the beginning of #lobby)`).
+async fn history_start_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut talker, talker_out) = nc(addr, "talker").await;
+    for i in 1..=40 {
+        say(&mut talker, &format!("early {i:02}")).await;
+    }
+    say(&mut talker, "/who").await;
+    wait_for!("the talk said", talker_out.has("#lobby (1): talker"));
+    open_page_as(b, &page, Some("reader")).await;
+    wait_said(b, "#lobby", &["early 40"]).await;
+    let log = r##"document.querySelector('.log[data-conv="#lobby"]')"##;
+    let scrolls = js(
+        b,
+        &format!("const l = {log}; return l.scrollHeight > l.clientHeight + 100;"),
+    )
+    .await;
+    assert_eq!(scrolls, serde_json::json!(true), "the log scrolls");
+    send_line(b, "/history 5").await;
+    wait_for!(
+        "the top of #lobby on screen, saying it is the beginning",
+        js(
+            b,
+            &format!(
+                "const l = {log}; const t = l.querySelector('.history-top'); \
+                 const r = t.getBoundingClientRect(), v = l.getBoundingClientRect(); \
+                 return !t.hidden && t.textContent.includes('the beginning of #lobby') \
+                   && r.bottom > v.top && r.top < v.bottom;"
+            ),
+        )
+        .await
+        .as_bool()
+        .filter(|x| *x)
+    );
+}
