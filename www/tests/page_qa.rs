@@ -3,8 +3,10 @@
 //! does not exist, a moderated room, said on joining it, the server's flood control), never
 //! silently dropped; the account commands typed at the bottom (`/register`, `/login`,
 //! `/logout`, `/password`) do what they do on nc, with the page saying what became of a
-//! remembered sign-in; and a guest's reload, or its tab closed and opened again, resumes its
-//! session.
+//! remembered sign-in; a guest's reload resumes its session, past the resume window it
+//! joins its rooms again (a `+k` one with the key the tab kept), and its tab closed for good
+//! quits at once (through the bridge's short grace); a search hit opens its room at the line;
+//! `/history` at a room's beginning shows that it is.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
