@@ -452,7 +452,10 @@ ui.searchForm.addEventListener("submit", (e) => {
 });
 ui.searchClose.addEventListener("click", closeSearch);
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && !ui.searchPanel.hidden && !ui.nickDialog.open) closeSearch();
+  // (A drawer open on a phone is closed first, below.)
+  if (e.key === "Escape" && !ui.searchPanel.hidden && !ui.nickDialog.open && ui.scrim.hidden) {
+    closeSearch();
+  }
 });
 
 // Lines typed here that the server has not acknowledged: after the real ones. They look like
@@ -1284,6 +1287,14 @@ ui.scrim.addEventListener("click", () => {
   ui.app.classList.remove("show-rooms", "show-members");
   ui.scrim.hidden = true;
 });
+// Escape closes a drawer (the phone layout's rooms or members), as a click beside it does.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || ui.scrim.hidden || ui.nickDialog.open) return;
+  const which = ui.app.classList.contains("show-rooms") ? "toggle-rooms" : "toggle-members";
+  ui.app.classList.remove("show-rooms", "show-members");
+  ui.scrim.hidden = true;
+  $(which).focus();
+});
 
 // A log that was at the bottom stays there when the window changes size.
 let pinned = true;
@@ -1495,6 +1506,9 @@ function askNick() {
     if (start(nick, how, password, ui.rememberInput.checked)) {
       ui.passwordInput.value = "";
       ui.nickDialog.close();
+      // Closing gives the focus back to what had it before the dialog (nothing): the input
+      // line takes it, so that one types at once (from the keyboard, Enter then talk).
+      ui.input.focus();
     }
   });
   // Escape must not leave the page without a nick.

@@ -1110,3 +1110,116 @@ async fn history_start_scenario(browser: Browser, page: String, addr: SocketAddr
         .filter(|x| *x)
     );
 }
+
+// --- the keyboard alone, on a phone ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyboard_alone_joins_talks_and_moves_on_a_phone() {
+    with_page(
+        "natter-qa-keys",
+        natter_server::ServerConfig::local_test(),
+        keyboard_scenario,
+    )
+    .await;
+}
+
+/// Presses `key` where the focus is.
+async fn press(b: &Browser, key: fantoccini::key::Key) {
+    b.active_element()
+        .await
+        .expect("something has the focus")
+        .send_keys(&char::from(key).to_string())
+        .await
+        .expect("a key press");
+}
+
+/// What has the focus: `id`, or `in:drawer` for something inside a closed drawer.
+async fn focused(b: &Browser) -> String {
+    js(
+        b,
+        "const a = document.activeElement; \
+         const drawer = a.closest('.sidebar, .members'); \
+         const app = document.getElementById('app'); \
+         const open = app.classList.contains('show-rooms') || app.classList.contains('show-members'); \
+         return drawer && !open ? 'in:closed-drawer' : (a.id || a.tagName);",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+/// On a phone-sized window, with the keyboard alone: the nick typed and Enter, then the input
+/// line has the focus (it went back to nothing when the dialog closed: the person had to find
+/// it); Tab does not walk through the drawers slid away off screen (the rooms list, the join
+/// box, the members); a drawer opened from its button is walked through, and Escape closes it,
+/// the focus back on its button.
+async fn keyboard_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    use fantoccini::key::Key;
+    let b = &browser;
+    timeout(STEP, b.set_window_size(390, 800))
+        .await
+        .expect("resize in time")
+        .expect("a phone-sized window");
+    let (_nc_w, nc_out) = nc(addr, "netcat").await;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let input = nick_prompt(b).await;
+    input.clear().await.expect("clear the nick");
+    input.send_keys("keys").await.expect("type a nick");
+    press(b, Key::Enter).await;
+    wait_for!(
+        "the page to connect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    assert_eq!(focused(b).await, "input", "the input line has the focus");
+    b.active_element()
+        .await
+        .expect("the input")
+        .send_keys("typed at once")
+        .await
+        .expect("typing");
+    press(b, Key::Enter).await;
+    wait_for!("nc to hear it", nc_out.has("<keys> typed at once"));
+
+    let mut walked = Vec::new();
+    for _ in 0..12 {
+        press(b, Key::Tab).await;
+        walked.push(focused(b).await);
+    }
+    assert!(
+        !walked.iter().any(|f| f == "in:closed-drawer"),
+        "Tab went into a drawer off screen: {walked:?}"
+    );
+    js(b, "document.getElementById('toggle-rooms').focus();").await;
+    press(b, Key::Enter).await;
+    let mut walked = Vec::new();
+    for _ in 0..4 {
+        press(b, Key::Tab).await;
+        walked.push(
+            js(
+                b,
+                "return document.activeElement.dataset.conv ?? document.activeElement.id;",
+            )
+            .await,
+        );
+    }
+    assert!(
+        walked.iter().any(|f| f == "#lobby"),
+        "the open drawer's rooms are walked through: {walked:?}"
+    );
+    press(b, Key::Escape).await;
+    wait_for!(
+        "the drawer to close",
+        js(
+            b,
+            "return !document.getElementById('app').classList.contains('show-rooms');"
+        )
+        .await
+        .as_bool()
+        .filter(|x| *x)
+    );
+    assert_eq!(focused(b).await, "toggle-rooms");
+}
