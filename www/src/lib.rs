@@ -692,8 +692,9 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
 /// What `/help` adds on the page, below the commands: its keys and clicks (the TUI says its
 /// own).
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick (again: the next match), Esc \
-closes search results; scroll to the top of a room for its older lines; click a member to write \
-to them (an operator of the room gets a menu)";
+closes search results (or a drawer on a phone); a search hit (click, or Enter) opens its room at \
+that line; scroll to the top of a room for its older lines; click a member to write to them (an \
+operator of the room gets a menu)";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command).
