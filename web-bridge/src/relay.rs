@@ -715,6 +715,100 @@ mod tests {
     }
 
     #[test]
+    fn a_page_that_was_left_is_told_from_a_plain_close() {
+        let mut batch = BytesMut::new();
+        let close = |code: u16| {
+            Some(Ok(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: Utf8Bytes::from_static("bye"),
+            }))))
+        };
+        assert_eq!(
+            forward_message(close(LEFT_THE_PAGE), &mut batch),
+            Err(End::BrowserLeft)
+        );
+        assert_eq!(
+            forward_message(close(1000), &mut batch),
+            Err(End::BrowserClosed)
+        );
+        assert_eq!(
+            forward_message(Some(Ok(Message::Close(None))), &mut batch),
+            Err(End::BrowserClosed)
+        );
+        assert_eq!(End::BrowserLeft.close_frame(), None);
+    }
+
+    /// A relay's server side over a real socket: what the bridge holds, and the server's end.
+    async fn held_connection() -> (ServerRx, ServerTx, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bridge = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (rx, tx) = bridge.into_split();
+        (ServerRx::Plain(rx), Box::new(tx), server)
+    }
+
+    /// Everything the bridge wrote until it closed, within a few seconds.
+    async fn written_until_closed(server: &mut TcpStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        timeout(Duration::from_secs(5), server.read_to_end(&mut got))
+            .await
+            .expect("the bridge closes in time")
+            .expect("read what the bridge wrote");
+        got
+    }
+
+    #[tokio::test]
+    async fn a_page_left_for_good_is_quit_for_after_the_grace() {
+        let (mut rx, mut tx, mut server) = held_connection().await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let started = Instant::now();
+        let grace = Duration::from_millis(300);
+        let hold = async {
+            left_the_page(&mut rx, &mut tx, &mut shutdown, grace).await;
+            tx.shutdown().await.ok();
+        };
+        // The server answers the quit with its close; a room event meanwhile is dropped.
+        let serve = async {
+            let event = wire::encode_frame(&ServerMsg::Pong { token: 1 }).unwrap();
+            server.write_all(&event).await.unwrap();
+            let mut prefix = [0u8; LEN_PREFIX];
+            server.read_exact(&mut prefix).await.unwrap();
+            let n = u32::from_be_bytes(prefix) as usize;
+            let mut payload = vec![0u8; n];
+            server.read_exact(&mut payload).await.unwrap();
+            server.shutdown().await.unwrap();
+            wire::decode_payload::<ClientMsg>(&payload).unwrap()
+        };
+        let ((), quit) = tokio::join!(hold, serve);
+        assert!(started.elapsed() >= grace, "not before the grace");
+        assert_eq!(
+            quit,
+            ClientMsg::Quit {
+                reason: Text::new("left the page").ok()
+            }
+        );
+        assert!(written_until_closed(&mut server).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_reloaded_page_lets_its_held_connection_go_at_the_servers_probe() {
+        let (mut rx, mut tx, mut server) = held_connection().await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let started = Instant::now();
+        let probe = wire::encode_frame(&ServerMsg::Ping { token: 9 }).unwrap();
+        server.write_all(&probe).await.unwrap();
+        left_the_page(&mut rx, &mut tx, &mut shutdown, Duration::from_secs(30)).await;
+        tx.shutdown().await.ok();
+        assert!(started.elapsed() < Duration::from_secs(5), "at the probe");
+        assert!(
+            written_until_closed(&mut server).await.is_empty(),
+            "no quit: the reload took the session over"
+        );
+    }
+
+    #[test]
     fn a_browser_that_went_away_is_gone_not_slow_nor_a_protocol_error() {
         // Found by the hostile-input pass: a browser closing its socket without a close frame
         // was counted and logged as `browser_protocol_error`, and a write failing on a reset
