@@ -325,6 +325,56 @@ fn a_page_reloaded_after_the_resume_window_starts_again_in_its_rooms() {
     assert_eq!(texts, ["after the window"]);
 }
 
+/// A page reloaded past the resume window joins its rooms again: a `+k` room with the key it
+/// was joined with (kept with the session, as a reconnecting client keeps it), not refused
+/// for want of it.
+#[test]
+fn a_page_reloaded_after_the_resume_window_joins_its_keyed_room_with_its_key() {
+    let mut net = Net::new(Config::default());
+    let b = net.add_session("bob", &["#vault"]);
+    net.type_line(b, "/register correct horse battery");
+    net.type_line(b, "/register #vault");
+    net.type_line(b, "/mode #vault +k sesame");
+    let c = net.add_session("carol", &["#lobby"]);
+    net.type_line(c, "/join #vault");
+    assert!(
+        !net.session(c).rooms().contains(&room("#vault")),
+        "a +k room: not without its key"
+    );
+    let a = net.add_session("pat", &["#lobby"]);
+    net.type_line(a, "/join #vault sesame");
+    assert!(
+        net.session(a).rooms().contains(&room("#vault")),
+        "in #vault"
+    );
+    let from = net
+        .session(a)
+        .resumable()
+        .expect("a guest's session resumes");
+    assert_eq!(
+        from.keys,
+        [(
+            room("#vault"),
+            natter_core::types::Text::new("sesame").unwrap()
+        )]
+    );
+    net.gone(a);
+    net.advance(natter_core::limits::RESUME_GRACE + Millis(1_000));
+    let a2 = net.add_resumed_session(from);
+    let evs = net.events(a2).to_vec();
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::Welcome { resumed: false, .. })),
+        "past the window: {evs:?}"
+    );
+    for r in ["#lobby", "#vault"] {
+        assert!(
+            net.session(a2).rooms().contains(&room(r)),
+            "back in {r}: {evs:?}"
+        );
+    }
+}
+
 #[test]
 fn slow_consumer_gets_a_gap_marker_and_others_are_unaffected() {
     let config = Config {

@@ -20,7 +20,8 @@ use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use natter_core::limits::MAX_FRAME;
-use natter_core::wire::{self, ErrorKind, LEN_PREFIX, ServerMsg};
+use natter_core::types::Text;
+use natter_core::wire::{self, ClientMsg, ErrorKind, LEN_PREFIX, ServerMsg};
 use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,6 +100,10 @@ const LINGER: Duration = Duration::from_secs(1);
 pub(crate) enum End {
     /// The browser sent a close frame (answered by tungstenite).
     BrowserClosed,
+    /// The browser's page was left (closed, reloaded, or navigated away): its close frame's
+    /// code is [`LEFT_THE_PAGE`]. The bridge quits for it unless a reload resumes its session
+    /// first (see [`left_the_page`]).
+    BrowserLeft,
     /// The browser's connection failed or ended without a close frame.
     BrowserGone,
     /// Nothing (not even a pong) from the browser for ping interval + ping timeout.
@@ -128,8 +133,9 @@ pub(crate) enum End {
 
 impl End {
     /// Every way a relay ends, in declaration order (so `end as usize` indexes it).
-    pub(crate) const ALL: [End; 13] = [
+    pub(crate) const ALL: [End; 14] = [
         End::BrowserClosed,
+        End::BrowserLeft,
         End::BrowserGone,
         End::BrowserIdle,
         End::BrowserTooSlow,
@@ -148,6 +154,7 @@ impl End {
     pub(crate) fn label(self) -> &'static str {
         match self {
             End::BrowserClosed => "browser_closed",
+            End::BrowserLeft => "browser_left",
             End::BrowserGone => "browser_gone",
             End::BrowserIdle => "browser_idle",
             End::BrowserTooSlow => "browser_too_slow",
@@ -166,7 +173,11 @@ impl End {
     /// The close frame to send, if the WebSocket is still worth talking to.
     fn close_frame(self) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            End::BrowserClosed | End::BrowserGone | End::BrowserIdle | End::BrowserTooSlow => {
+            End::BrowserClosed
+            | End::BrowserLeft
+            | End::BrowserGone
+            | End::BrowserIdle
+            | End::BrowserTooSlow => {
                 return None;
             }
             End::BrowserProtocol => (CloseCode::Protocol, "websocket protocol error"),
@@ -262,7 +273,12 @@ async fn relay(
     if end == End::SecretRefused {
         shared.server_health.record(Verdict::SecretRefused);
     }
-    // The server sees EOF and keeps the user's session for a resume.
+    if end == End::BrowserLeft {
+        // The browser's close answered first (tungstenite queued the answer): the page is done.
+        let _ = timeout(CLOSE_WRITE_TIMEOUT, ws_tx.flush()).await;
+        left_the_page(&mut tcp_rx, &mut tcp_tx, shutdown, LEAVE_GRACE).await;
+    }
+    // The server sees EOF and keeps the user's session for a resume (unless it quit above).
     let _ = timeout(CLOSE_WRITE_TIMEOUT, tcp_tx.shutdown()).await;
     // Cannot fail: both halves come from the `split` above.
     let ws = ws_rx
@@ -373,6 +389,9 @@ fn forward_message(
     match msg {
         Message::Binary(payload) => wire::put_frame(batch, &payload).map_err(|_| End::TooBig),
         Message::Text(_) => Err(End::NotBinary),
+        Message::Close(Some(frame)) if u16::from(frame.code) == LEFT_THE_PAGE => {
+            Err(End::BrowserLeft)
+        }
         Message::Close(_) => Err(End::BrowserClosed),
         // Pings are answered by tungstenite; any of these shows the browser is alive.
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
@@ -452,6 +471,76 @@ async fn server_to_browser(
             }
         }
     }
+}
+
+/// The close code of a page's WebSocket closed because the page was left for good or for a
+/// reload, which the page cannot tell apart (`pagehide` not kept in the back/forward cache):
+/// www/static/app.js closes with it.
+pub(crate) const LEFT_THE_PAGE: u16 = 4100;
+
+/// How long the bridge holds the server connection of a page that was left before it quits
+/// for it: long enough for a reload to come back and resume the session (its `Hello` makes the
+/// server probe this connection, and the bridge then lets go), short enough that a tab closed
+/// for good frees its nick and leaves its rooms at once, as far as people can tell, rather than
+/// after the server's resume window (2 minutes).
+pub(crate) const LEAVE_GRACE: Duration = Duration::from_secs(5);
+
+/// The page on the other end of this relay was left (the browser closed with
+/// [`LEFT_THE_PAGE`]): a reload, or the tab closed for good. For `grace` the connection is held
+/// with what the server sends read and dropped. A reload resumes the session on its new
+/// connection within it: the server probes this one first (a `Ping`), and the bridge closes it
+/// unanswered, so the newcomer takes the session over at once. Otherwise (no probe within the
+/// grace), the bridge sends `Quit` for the page: its nick is free and its rooms see it go.
+/// The server closing first, or the bridge stopping, ends the wait with no quit (the server
+/// then keeps the session for its resume window, as after a dropped connection).
+async fn left_the_page(
+    tcp: &mut ServerRx,
+    tx: &mut ServerTx,
+    shutdown: &mut watch::Receiver<bool>,
+    grace: Duration,
+) {
+    // At most one partial frame plus one read: whole frames are looked at and dropped.
+    let mut buf = BytesMut::new();
+    let until = Instant::now() + grace;
+    loop {
+        tokio::select! {
+            r = tcp.read_into(&mut buf) => {
+                if !matches!(r, Ok(true)) {
+                    return;
+                }
+                let Ok(whole) = wire::whole_frames_len(&buf) else {
+                    return;
+                };
+                let frames = buf.split_to(whole);
+                let probed = wire::frame_payloads(&frames).any(|p| {
+                    p.is_ok_and(|p| {
+                        matches!(wire::decode_payload::<ServerMsg>(p), Ok(ServerMsg::Ping { .. }))
+                    })
+                });
+                if probed {
+                    debug!("left page's session resumed elsewhere: letting it go");
+                    return;
+                }
+            }
+            () = tokio::time::sleep_until(until) => break,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+    let reason = Text::new("left the page").ok();
+    let Ok(quit) = wire::encode_frame(&ClientMsg::Quit { reason }) else {
+        return;
+    };
+    if tx.write_all(&quit).await.is_err() || tx.flush().await.is_err() {
+        return;
+    }
+    debug!("quit for a page that was left");
+    // Its `Bye`, then the close: what comes meanwhile is dropped.
+    let _ = timeout(CLOSE_WRITE_TIMEOUT, async {
+        while let Ok(true) = tcp.read_into(&mut buf).await {
+            buf.clear();
+        }
+    })
+    .await;
 }
 
 /// Whether the first of `frames` (whole frames from the server, the first it sent) is its
@@ -623,6 +712,100 @@ mod tests {
             CloseCode::Unsupported
         );
         assert_eq!(End::BrowserClosed.close_frame(), None);
+    }
+
+    #[test]
+    fn a_page_that_was_left_is_told_from_a_plain_close() {
+        let mut batch = BytesMut::new();
+        let close = |code: u16| {
+            Some(Ok(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: Utf8Bytes::from_static("bye"),
+            }))))
+        };
+        assert_eq!(
+            forward_message(close(LEFT_THE_PAGE), &mut batch),
+            Err(End::BrowserLeft)
+        );
+        assert_eq!(
+            forward_message(close(1000), &mut batch),
+            Err(End::BrowserClosed)
+        );
+        assert_eq!(
+            forward_message(Some(Ok(Message::Close(None))), &mut batch),
+            Err(End::BrowserClosed)
+        );
+        assert_eq!(End::BrowserLeft.close_frame(), None);
+    }
+
+    /// A relay's server side over a real socket: what the bridge holds, and the server's end.
+    async fn held_connection() -> (ServerRx, ServerTx, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bridge = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (rx, tx) = bridge.into_split();
+        (ServerRx::Plain(rx), Box::new(tx), server)
+    }
+
+    /// Everything the bridge wrote until it closed, within a few seconds.
+    async fn written_until_closed(server: &mut TcpStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        timeout(Duration::from_secs(5), server.read_to_end(&mut got))
+            .await
+            .expect("the bridge closes in time")
+            .expect("read what the bridge wrote");
+        got
+    }
+
+    #[tokio::test]
+    async fn a_page_left_for_good_is_quit_for_after_the_grace() {
+        let (mut rx, mut tx, mut server) = held_connection().await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let started = Instant::now();
+        let grace = Duration::from_millis(300);
+        let hold = async {
+            left_the_page(&mut rx, &mut tx, &mut shutdown, grace).await;
+            tx.shutdown().await.ok();
+        };
+        // The server answers the quit with its close; a room event meanwhile is dropped.
+        let serve = async {
+            let event = wire::encode_frame(&ServerMsg::Pong { token: 1 }).unwrap();
+            server.write_all(&event).await.unwrap();
+            let mut prefix = [0u8; LEN_PREFIX];
+            server.read_exact(&mut prefix).await.unwrap();
+            let n = u32::from_be_bytes(prefix) as usize;
+            let mut payload = vec![0u8; n];
+            server.read_exact(&mut payload).await.unwrap();
+            server.shutdown().await.unwrap();
+            wire::decode_payload::<ClientMsg>(&payload).unwrap()
+        };
+        let ((), quit) = tokio::join!(hold, serve);
+        assert!(started.elapsed() >= grace, "not before the grace");
+        assert_eq!(
+            quit,
+            ClientMsg::Quit {
+                reason: Text::new("left the page").ok()
+            }
+        );
+        assert!(written_until_closed(&mut server).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_reloaded_page_lets_its_held_connection_go_at_the_servers_probe() {
+        let (mut rx, mut tx, mut server) = held_connection().await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let started = Instant::now();
+        let probe = wire::encode_frame(&ServerMsg::Ping { token: 9 }).unwrap();
+        server.write_all(&probe).await.unwrap();
+        left_the_page(&mut rx, &mut tx, &mut shutdown, Duration::from_secs(30)).await;
+        tx.shutdown().await.ok();
+        assert!(started.elapsed() < Duration::from_secs(5), "at the probe");
+        assert!(
+            written_until_closed(&mut server).await.is_empty(),
+            "no quit: the reload took the session over"
+        );
     }
 
     #[test]

@@ -113,16 +113,21 @@ impl Client {
     }
 
     /// A client that resumes a guest's session the page kept for its tab before a reload (the
-    /// fields of what `resumable` gave: `nick`, `token`, `rooms`, `seqs`, `lastId`, 0 for a
-    /// session kept without it): the same nick, its
+    /// fields of what `resumable` gave: `nick`, `token`, `rooms`, `seqs`, `keys` (empty for a
+    /// session kept without them), `lastId` (0 for one kept without it)): the same nick, its
     /// rooms, and exactly the events it did not see, if the server still holds it; past the
     /// server's resume window, a fresh session as that nick in those rooms, which says so.
     /// Throws why, in words, when they are not such a session (damaged, or not ours).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "plain arguments from JS: a struct would cost the page a deserialiser"
+    )]
     pub fn resumed(
         nick: String,
         token: String,
         rooms: Vec<String>,
         seqs: Vec<f64>,
+        keys: Vec<String>,
         last_id: f64,
         seed: f64,
         now: f64,
@@ -132,6 +137,7 @@ impl Client {
             token,
             rooms,
             seqs,
+            keys,
             last_id,
         };
         let from = kept.resumable().map_err(|e| JsError::new(&e))?;
@@ -686,8 +692,9 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
 /// What `/help` adds on the page, below the commands: its keys and clicks (the TUI says its
 /// own).
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick (again: the next match), Esc \
-closes search results; scroll to the top of a room for its older lines; click a member to write \
-to them (an operator of the room gets a menu)";
+closes search results (or a drawer on a phone); a search hit (click, or Enter) opens its room at \
+that line; scroll to the top of a room for its older lines; click a member to write to them (an \
+operator of the room gets a menu)";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command).
@@ -701,8 +708,10 @@ fn keys_help(line: &str) -> Option<&'static str> {
 
 /// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after
 /// a reload ([`Client::resumed`]): plain data, the token in hex; its rooms, and the last seq
-/// seen in each (in the same order); the id of the last message it numbered (the reloaded
-/// page's go on after it: the server drops one it takes for a resend). Read back from plain
+/// seen in each and the key it was joined with ("" for none; in the same order), which a
+/// reload past the server's resume window joins it again with; the id of the last message it
+/// numbered (the reloaded page's go on after it: the server drops one it takes for a resend).
+/// The token and the keys are secrets: the page keeps them for its tab only. Read back from plain
 /// arguments, not deserialised: that would cost the page a JS deserialiser.
 #[derive(Debug, Serialize, PartialEq)]
 struct KeptSession {
@@ -710,6 +719,7 @@ struct KeptSession {
     token: String,
     rooms: Vec<String>,
     seqs: Vec<f64>,
+    keys: Vec<String>,
     #[serde(rename = "lastId")]
     last_id: f64,
 }
@@ -721,6 +731,16 @@ impl KeptSession {
             token: hex32(&r.token.0),
             rooms: r.rooms.iter().map(|(room, _)| room.to_string()).collect(),
             seqs: r.rooms.iter().map(|(_, seq)| num(seq.0)).collect(),
+            keys: r
+                .rooms
+                .iter()
+                .map(|(room, _)| {
+                    r.keys
+                        .iter()
+                        .find(|(r, _)| r == room)
+                        .map_or_else(String::new, |(_, key)| key.to_string())
+                })
+                .collect(),
             last_id: num(r.last_id.0),
         }
     }
@@ -743,12 +763,20 @@ impl KeptSession {
                     Seq(*seq as u64),
                 ))
             })
+            .collect::<Result<Vec<_>, String>>()?;
+        // A session kept before keys were: none (fewer keys than rooms are as many "").
+        let keys = rooms
+            .iter()
+            .zip(&self.keys)
+            .filter(|(_, key)| !key.is_empty())
+            .map(|((room, _), key)| Ok((room.clone(), Text::new(key).map_err(|e| e.to_string())?)))
             .collect::<Result<_, String>>()?;
         Ok(Resumable {
             nick,
             token: ResumeToken(token),
             rooms,
             last_id: MsgId(self.last_id as u64),
+            keys,
         })
     }
 }

@@ -311,6 +311,10 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             (RoomName::new("#rust").unwrap(), Seq(0)),
         ],
         last_id: MsgId(7),
+        keys: vec![(
+            RoomName::new("#rust").unwrap(),
+            Text::new("sesame").unwrap(),
+        )],
     };
     let kept = KeptSession::of(&r);
     assert_eq!(
@@ -320,10 +324,11 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             "token": hex32(&r.token.0),
             "rooms": ["#lobby", "#rust"],
             "seqs": [12.0, 0.0],
+            "keys": ["", "sesame"],
             "lastId": 7.0,
         })
     );
-    assert_eq!(kept.resumable(), Ok(r));
+    assert_eq!(kept.resumable(), Ok(r.clone()));
     let damaged = KeptSession {
         token: "00".into(),
         ..KeptSession::of(&Resumable {
@@ -331,6 +336,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             token: ResumeToken([1; 32]),
             rooms: Vec::new(),
             last_id: MsgId(0),
+            keys: Vec::new(),
         })
     };
     assert!(damaged.resumable().is_err());
@@ -342,6 +348,7 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             token: ResumeToken([1; 32]),
             rooms: Vec::new(),
             last_id: MsgId(0),
+            keys: Vec::new(),
         })
     };
     assert!(bad_room.resumable().is_err());
@@ -352,9 +359,22 @@ fn a_kept_session_round_trips_as_plain_data_and_damage_is_refused() {
             token: ResumeToken([1; 32]),
             rooms: vec![(RoomName::lobby(), Seq(3))],
             last_id: MsgId(0),
+            keys: Vec::new(),
         })
     };
     assert!(unmatched.resumable().is_err());
+    // Kept before keys were: no keys.
+    let keyless = KeptSession {
+        keys: Vec::new(),
+        ..KeptSession::of(&r)
+    };
+    assert_eq!(
+        keyless.resumable(),
+        Ok(Resumable {
+            keys: Vec::new(),
+            ..r
+        })
+    );
 }
 
 #[test]

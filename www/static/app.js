@@ -60,6 +60,7 @@ const ui = {
   searchPanel: $("search-panel"),
   searchTitle: $("search-title"),
   searchHits: $("search-hits"),
+  searchNote: $("search-note"),
   searchClose: $("search-close"),
   settingsToggle: $("settings-toggle"),
   settingsPanel: $("settings-panel"),
@@ -305,6 +306,11 @@ const tops = []; // what the tops said, for the tests
 function renderTop(d, sb) {
   d.top.hidden = !sb;
   if (!sb) return;
+  // A page asked for at the bottom (`/history` typed there) that brought nothing: the log
+  // goes up to where it says why (the beginning, or that older lines are no longer kept),
+  // or the command would seem to do nothing. Lines it brought were shown (prependLines).
+  const reveal = d.top.dataset.state === "loading" && (sb.state === "start" || sb.state === "gone")
+    && !d.log.hidden && atBottom(d.log);
   d.top.className = `history-top ${sb.state}`;
   d.top.dataset.state = sb.state;
   const parts = [];
@@ -316,6 +322,7 @@ function renderTop(d, sb) {
     parts.push(b);
   }
   d.top.replaceChildren(...parts);
+  if (reveal) d.log.scrollTop = 0;
   if (tops.length < MAX_TOPS) tops.push(`${d.key} ${sb.state}: ${sb.text ?? ""}`);
 }
 
@@ -339,11 +346,77 @@ function hitEl(h) {
     li.append(who);
   }
   li.append(chatText(h.line));
-  // A hit's room opens on click.
-  li.addEventListener("click", () => {
-    if (client?.open(h.room)) pump();
+  // A hit opens its room at the line (click, or Enter or Space from the keyboard).
+  li.tabIndex = 0;
+  li.setAttribute("role", "button");
+  li.addEventListener("click", () => openHit(h));
+  li.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      openHit(h);
+    }
   });
   return li;
+}
+
+// The hit being gone to: its room is open, and its older lines are loaded (a page at a time,
+// as scrolling up does) until the hit's line is among them; then it is scrolled to and
+// highlighted for a moment. What stops it short is said under the search's title.
+let seeking = null; // { key, seq }
+
+function openHit(h) {
+  if (!client) return;
+  if (!client.open(h.room)) {
+    // Left since the search (or kicked): nothing to open.
+    ui.searchNote.textContent = `you are not in ${h.room}`;
+    ui.searchNote.hidden = false;
+    return;
+  }
+  seeking = h.line.seq === undefined ? null : { key: h.room, seq: h.line.seq };
+  ui.searchNote.hidden = true;
+  pump(); // the room is shown (at its bottom), then seekHit goes on from there
+}
+
+function seekHit() {
+  if (!seeking) return;
+  const { key, seq } = seeking;
+  const d = logs.get(key);
+  if (!d || shown !== key) {
+    seeking = null; // another conversation was opened meanwhile
+    return;
+  }
+  const line = d.lines.querySelector(`.line[data-seq="${seq}"]`);
+  if (line) {
+    seeking = null;
+    line.scrollIntoView({ block: "center" });
+    line.classList.remove("found");
+    void line.offsetWidth; // restarts the highlight when the same hit is opened again
+    line.classList.add("found");
+    setTimeout(() => line.classList.remove("found"), 2500);
+    return;
+  }
+  const first = d.lines.querySelector(".line[data-seq]");
+  const state = d.top.dataset.state;
+  let why = null;
+  if (first && Number(first.dataset.seq) < seq) {
+    why = `that line of ${key} is not here: history was lost around it`;
+  } else if (state === "more") {
+    loadOlder(key);
+    return;
+  } else if (state === "loading") {
+    return; // the next page is on its way
+  } else if (state === "gone") {
+    why = `that line is older than what the server keeps of ${key}`;
+  } else if (state === "full") {
+    why = `that line is further back than this page keeps of ${key}`;
+  } else if (state === "failed") {
+    why = `could not load the lines of ${key} up to it (see the top of ${key})`;
+  } else {
+    why = `that line is no longer in ${key}`;
+  }
+  seeking = null;
+  ui.searchNote.textContent = why;
+  ui.searchNote.hidden = false;
 }
 
 function renderSearch() {
@@ -354,6 +427,7 @@ function renderSearch() {
   ui.searchPanel.classList.toggle("failed", s.state === "failed");
   ui.searchTitle.textContent = s.title;
   ui.searchHits.replaceChildren(...s.hits.map(hitEl));
+  ui.searchNote.hidden = true;
 }
 
 function closeSearch() {
@@ -378,7 +452,10 @@ ui.searchForm.addEventListener("submit", (e) => {
 });
 ui.searchClose.addEventListener("click", closeSearch);
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && !ui.searchPanel.hidden && !ui.nickDialog.open) closeSearch();
+  // (A drawer open on a phone is closed first, below.)
+  if (e.key === "Escape" && !ui.searchPanel.hidden && !ui.nickDialog.open && ui.scrim.hidden) {
+    closeSearch();
+  }
 });
 
 // Lines typed here that the server has not acknowledged: after the real ones. They look like
@@ -882,6 +959,7 @@ function applyChanges() {
   }
   if (listed) syncLogs();
   if (current || shown === null) showCurrent();
+  seekHit();
   document.title = client.title();
 }
 
@@ -1083,13 +1161,13 @@ function openSocket() {
   sock.onerror = () => {}; // a close event always follows, with more to say
 }
 
-function closeSocket(why) {
+function closeSocket(why, code = 1000) {
   const sock = ws;
   if (!sock) return;
   ws = null; // its close event is ours, not the Client's news
   sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
   try {
-    sock.close(1000, why);
+    sock.close(code, why);
   } catch {
     // already closing
   }
@@ -1209,6 +1287,14 @@ ui.scrim.addEventListener("click", () => {
   ui.app.classList.remove("show-rooms", "show-members");
   ui.scrim.hidden = true;
 });
+// Escape closes a drawer (the phone layout's rooms or members), as a click beside it does.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || ui.scrim.hidden || ui.nickDialog.open) return;
+  const which = ui.app.classList.contains("show-rooms") ? "toggle-rooms" : "toggle-members";
+  ui.app.classList.remove("show-rooms", "show-members");
+  ui.scrim.hidden = true;
+  $(which).focus();
+});
 
 // A log that was at the bottom stays there when the window changes size.
 let pinned = true;
@@ -1234,13 +1320,18 @@ document.addEventListener("visibilitychange", () => {
 });
 
 // Leaving the page (reloaded, closed, navigated away), which the page cannot tell apart: a
-// guest's session is kept for this tab (sessionStorage) and the connection closed without a
-// quit, so that a reload resumes it: the same nick, its rooms, and what was said meanwhile.
-// The server holds a session whose connection went for its resume window (2 minutes): a tab
-// closed by mistake and opened again within it resumes the session from the browser's copy
-// (KEPT_LAST); closed for good, the nick stays taken that long, then its rooms see it quit.
-// An account's page keeps nothing here: a remembered one signs in again with its kept key.
-window.addEventListener("pagehide", () => {
+// guest's session is kept for this tab (sessionStorage) and the connection closed with
+// LEFT_THE_PAGE, not a quit. The bridge holds the session's connection for a short grace
+// (web-bridge/src/relay.rs, LEAVE_GRACE: 5 s): a reload resumes the session within it (the
+// same nick, its rooms, and what was said meanwhile; nobody sees it go); a tab closed for good
+// does not come back, and the bridge quits for it, so its nick is free and its rooms see it
+// go at once rather than after the server's resume window (2 minutes). The browser's copy
+// (KEPT_LAST) lets a tab opened again soon after come back as the same nick in the same rooms.
+// A page kept in the back/forward cache closes without that code (the server holds its
+// session for its window; shown again, it reloads and resumes). An account's page keeps
+// nothing here and closes plainly: a remembered one signs in again with its kept key.
+const LEFT_THE_PAGE = 4100; // web-bridge/src/relay.rs
+window.addEventListener("pagehide", (e) => {
   if (!client) return;
   const kept = client.resumable();
   try {
@@ -1251,13 +1342,15 @@ window.addEventListener("pagehide", () => {
   }
   try {
     // For a tab closed for good (the page cannot tell): the next page to open resumes it.
+    // Not the rooms' keys: other people's secrets, kept for this tab only (sessionStorage).
     if (kept !== undefined) {
-      localStorage.setItem(KEPT_LAST, JSON.stringify({ at: Date.now(), kept }));
+      const shared = { ...kept, keys: [] };
+      localStorage.setItem(KEPT_LAST, JSON.stringify({ at: Date.now(), kept: shared }));
     }
   } catch {
     // storage disabled: a closed tab's session ends with its resume window
   }
-  closeSocket("left the page");
+  closeSocket("left the page", kept !== undefined && !e.persisted ? LEFT_THE_PAGE : 1000);
 });
 // Back from the browser's back/forward cache after that: a new session.
 window.addEventListener("pageshow", (e) => {
@@ -1303,7 +1396,8 @@ function keptSession(orLast = true) {
 function resume(kept) {
   try {
     client = Client.resumed(
-      kept.nick, kept.token, kept.rooms, kept.seqs, kept.lastId ?? 0, randomSeed(), now());
+      kept.nick, kept.token, kept.rooms, kept.seqs, kept.keys ?? [], kept.lastId ?? 0, randomSeed(),
+      now());
   } catch (e) {
     console.warn("natter: the kept session cannot be resumed", e);
     client = null;
@@ -1412,6 +1506,9 @@ function askNick() {
     if (start(nick, how, password, ui.rememberInput.checked)) {
       ui.passwordInput.value = "";
       ui.nickDialog.close();
+      // Closing gives the focus back to what had it before the dialog (nothing): the input
+      // line takes it, so that one types at once (from the keyboard, Enter then talk).
+      ui.input.focus();
     }
   });
   // Escape must not leave the page without a nick.

@@ -3,8 +3,10 @@
 //! does not exist, a moderated room, said on joining it, the server's flood control), never
 //! silently dropped; the account commands typed at the bottom (`/register`, `/login`,
 //! `/logout`, `/password`) do what they do on nc, with the page saying what became of a
-//! remembered sign-in; and a guest's reload, or its tab closed and opened again, resumes its
-//! session.
+//! remembered sign-in; a guest's reload resumes its session, past the resume window it
+//! joins its rooms again (a `+k` one with the key the tab kept), and its tab closed for good
+//! quits at once (through the bridge's short grace); a search hit opens its room at the line;
+//! `/history` at a room's beginning shows that it is.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -455,10 +457,13 @@ async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
         "taken, kept again when the page goes: {kept}"
     );
 
-    // It goes on as pat; nobody saw it go or come back.
+    // It goes on as pat; nobody saw it go or come back, also once the bridge's grace for the
+    // page that was left is over (it let that connection go when the reload resumed).
+    tokio::time::sleep(Duration::from_secs(6)).await;
     send_line(b, "back again").await;
     wait_for!("nc to hear pat", nc_out.has("<pat> back again"));
     wait_said(b, "#lobby", &["pat", "back again"]).await;
+    assert_eq!(conn_state(b).await, "connected");
     assert_eq!(nc_out.count("pat quit"), 0, "{:#?}", nc_out.lines());
     assert_eq!(
         nc_out.count("pat joined #lobby"),
@@ -472,7 +477,7 @@ async fn reload_scenario(browser: Browser, page: String, addr: SocketAddr) {
 // --- a tab closed and opened again -------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guest_who_closes_its_tab_and_opens_the_page_again_gets_its_session_back() {
+async fn a_guest_who_closes_its_tab_quits_at_once_and_comes_back_in_its_rooms() {
     with_page(
         "natter-qa-reopen",
         natter_server::ServerConfig::local_test(),
@@ -481,10 +486,12 @@ async fn a_guest_who_closes_its_tab_and_opens_the_page_again_gets_its_session_ba
     .await;
 }
 
-/// A guest closes its tab (by mistake) and opens the page in a new one within the server's
-/// resume window: the browser kept the session, which resumes as a reload does (the same
-/// nick, no dialog, its rooms, what was said meanwhile), and nobody sees it go. Taken once: a
-/// second new tab opened meanwhile starts its own session instead of taking this one over.
+/// A guest closes its tab: the page quits (the bridge does it for the page that was left, after
+/// its short grace), so its rooms see it go and its nick is free at once, not after the
+/// server's resume window (2 minutes). The page opened again in a new tab comes back as the
+/// same nick (free again) in the same rooms, with no dialog, from what the browser kept, and
+/// says it could not resume. Taken once: a second new tab opened meanwhile starts its own
+/// session instead of taking this one over.
 async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
     let b = &browser;
     let (mut nc_w, nc_out) = guest_in_two_rooms(b, &page, addr, "tess").await;
@@ -499,6 +506,7 @@ async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
         .expect("a new tab in time")
         .expect("a new tab")
         .handle;
+    let closed = std::time::Instant::now();
     timeout(STEP, b.close_window())
         .await
         .expect("close in time")
@@ -508,7 +516,16 @@ async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
         .await
         .expect("switch in time")
         .expect("switch to the new tab");
-    say(&mut nc_w, "while the tab was closed").await;
+    wait_for!(
+        "nc to see tess quit",
+        nc_out.has("tess quit (left the page)")
+    );
+    assert!(
+        closed.elapsed() < Duration::from_secs(20),
+        "at once, not after the resume window: {:?}",
+        closed.elapsed()
+    );
+    say(&mut nc_w, "after the tab was closed").await;
     timeout(STEP, b.goto(&page))
         .await
         .expect("open in time")
@@ -518,10 +535,13 @@ async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
         (conn_state(b).await == "connected").then_some(())
     );
     assert!(!dialog_open(b).await, "no nick asked for");
-    assert_eq!(text_of(b, "#me-nick").await, "tess");
+    assert_eq!(text_of(b, "#me-nick").await, "tess", "the nick was free");
     assert_eq!(two_rooms_listed(b).await, ["#lobby", "#rust"]);
-    click_conv(b, "#lobby").await;
-    wait_said(b, "#lobby", &["while the tab was closed"]).await;
+    wait_anywhere(b, "could not resume").await;
+    wait_for!(
+        "nc to see tess back",
+        (nc_out.count("tess joined #lobby") == 2).then_some(())
+    );
     let last = js(b, "return localStorage.getItem('natter.lastSession');").await;
     assert!(last.is_null(), "taken from the browser once: {last}");
 
@@ -551,13 +571,7 @@ async fn reopen_scenario(browser: Browser, page: String, addr: SocketAddr) {
 
     send_line(b, "still here").await;
     wait_for!("nc to hear tess", nc_out.has("<tess> still here"));
-    assert_eq!(nc_out.count("tess quit"), 0, "{:#?}", nc_out.lines());
-    assert_eq!(
-        nc_out.count("tess joined #lobby"),
-        1,
-        "{:#?}",
-        nc_out.lines()
-    );
+    assert_eq!(nc_out.count("tess quit"), 1, "{:#?}", nc_out.lines());
     assert_eq!(nc_out.count("tess_2"), 0, "{:#?}", nc_out.lines());
 }
 
@@ -817,4 +831,395 @@ async fn tabs_scenario(browser: Browser, page: String, addr: SocketAddr) {
         serde_json::json!(["clara: hi and nora ", "input"]),
         "a new word completes afresh"
     );
+}
+
+// --- a search hit opens its room at the line -----------------------------------------------------
+
+/// A server whose talkers go quickly (the lines below go in at once).
+fn quick_server() -> natter_server::ServerConfig {
+    let mut config = natter_server::ServerConfig::local_test();
+    config.hub.flood_burst = 1_000;
+    config.hub.flood_refill = natter_core::Millis(1);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_hit_opens_its_room_at_the_line_from_the_ring() {
+    with_page("natter-qa-hit-ring", quick_server(), |b, page, addr| {
+        search_hit_scenario(b, page, addr, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_hit_opens_its_room_at_the_line_from_the_store() {
+    let data = tempfile::tempdir().expect("a store directory");
+    let mut config = quick_server();
+    config.store = Some(natter_store::Config::new(data.path().join("data")));
+    with_page("natter-qa-hit-store", config, |b, page, addr| {
+        search_hit_scenario(b, page, addr, false)
+    })
+    .await;
+}
+
+/// Searches from the header box for `words` and waits for `n` hits.
+async fn search_for(b: &Browser, words: &str, n: usize) {
+    let script = format!(
+        "document.getElementById('search-input').value = {}; \
+         document.getElementById('search-form').requestSubmit();",
+        serde_json::Value::from(words)
+    );
+    js(b, &script).await;
+    wait_for!(
+        format!("{n} hit(s) for {words:?}"),
+        (js(
+            b,
+            "return document.getElementById('search-panel').dataset.state === 'done' \
+                && document.querySelectorAll('#search-hits .hit').length;"
+        )
+        .await
+        .as_u64()
+            == Some(n as u64))
+        .then_some(())
+    );
+}
+
+/// Whether the line of `conv` whose text is `text` is on screen within its log, highlighted
+/// as the line a hit opened (`found`): `Some(true)` both, `Some(false)` there but not so,
+/// `None` not in the log.
+async fn hit_line(b: &Browser, conv: &str, text: &str) -> Option<bool> {
+    let script = format!(
+        r#"const log = document.querySelector('.log[data-conv="{conv}"]');
+           const l = [...log.querySelectorAll('.line')]
+             .find(e => e.querySelector('.text')?.textContent === {text});
+           if (!l) return null;
+           const r = l.getBoundingClientRect(), v = log.getBoundingClientRect();
+           return !log.hidden && r.top >= v.top && r.bottom <= v.bottom && l.classList.contains('found');"#,
+        text = serde_json::Value::from(text)
+    );
+    js(b, &script).await.as_bool()
+}
+
+/// Someone said many lines before the page joined: the join shows the last of them. A search
+/// hit far above them, clicked, opens the room at that line: its older lines are loaded page
+/// after page until it is there, then it is scrolled to and highlighted. From the keyboard
+/// too (Enter on a hit). With a memory-only server (`ring`), a hit whose line the server has
+/// since dropped says so under the search's title.
+async fn search_hit_scenario(browser: Browser, page: String, addr: SocketAddr, ring: bool) {
+    let b = &browser;
+    let (mut talker, talker_out) = nc(addr, "talker").await;
+    for i in 1..=300 {
+        say(&mut talker, &format!("talk {i:03}")).await;
+    }
+    say(&mut talker, "/who").await;
+    wait_for!("the talk said", talker_out.has("#lobby (1): talker"));
+    open_page_as(b, &page, Some("finder")).await;
+    wait_said(b, "#lobby", &["talk 300"]).await;
+    assert!(
+        hit_line(b, "#lobby", "talk 120").await.is_none(),
+        "not shown yet"
+    );
+    // Another room open: the hit opens #lobby.
+    send_line(b, "/join #elsewhere").await;
+    wait_said(b, "#elsewhere", &["you are in #elsewhere"]).await;
+
+    search_for(b, "talk 120", 1).await;
+    b.find(fantoccini::Locator::Css("#search-hits .hit"))
+        .await
+        .expect("the hit")
+        .click()
+        .await
+        .expect("click the hit");
+    wait_for!(
+        "the hit's line on screen, highlighted",
+        (hit_line(b, "#lobby", "talk 120").await == Some(true)).then_some(())
+    );
+    assert_eq!(text_of(b, "#conv-name").await, "#lobby");
+    let seqs = js(
+        b,
+        r##"return [...document.querySelectorAll('.log[data-conv="#lobby"] .line[data-seq]')]
+             .map(l => Number(l.dataset.seq));"##,
+    )
+    .await;
+    let seqs: Vec<u64> = seqs
+        .as_array()
+        .expect("seqs")
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in order, once: {seqs:?}"
+    );
+
+    // From the keyboard: back to #elsewhere, a hit further up, Enter on it.
+    click_conv(b, "#elsewhere").await;
+    search_for(b, "talk 060", 1).await;
+    let hit = b
+        .find(fantoccini::Locator::Css("#search-hits .hit"))
+        .await
+        .expect("the hit");
+    js(b, "document.querySelector('#search-hits .hit').focus();").await;
+    hit.send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+        .await
+        .expect("Enter on the hit");
+    wait_for!(
+        "the keyboard's hit on screen, highlighted",
+        (hit_line(b, "#lobby", "talk 060").await == Some(true)).then_some(())
+    );
+
+    if !ring {
+        return;
+    }
+    // The memory-only server keeps a room's last 256 events. A hit found while its line was
+    // among them, whose line then falls out (300 lines more), is said to be older than what
+    // the server keeps once every line above the page's is loaded.
+    say(&mut talker, "/join #old").await;
+    for i in 1..=300 {
+        say(&mut talker, &format!("old {i:03}")).await;
+    }
+    say(&mut talker, "/who").await;
+    wait_for!("the old talk said", talker_out.has("#old (1): talker"));
+    send_line(b, "/join #old").await;
+    wait_said(b, "#old", &["old 300"]).await;
+    search_for(b, "#old old 100", 1).await;
+    for i in 1..=300 {
+        say(&mut talker, &format!("newer {i:03}")).await;
+    }
+    wait_said(b, "#old", &["newer 300"]).await;
+    click_conv(b, "#lobby").await;
+    b.find(fantoccini::Locator::Css("#search-hits .hit"))
+        .await
+        .expect("the hit")
+        .click()
+        .await
+        .expect("click the hit");
+    wait_for!(
+        "the page to say the line is gone",
+        (text_of(b, "#search-note").await
+            == "that line is older than what the server keeps of #old")
+            .then_some(())
+    );
+    assert_eq!(text_of(b, "#conv-name").await, "#old");
+    assert!(hit_line(b, "#old", "old 100").await.is_none());
+}
+
+// --- a room's key, kept with the session -------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_past_the_resume_window_joins_a_keyed_room_with_its_key() {
+    let mut config = natter_server::ServerConfig::local_test();
+    // A short resume window, to be past it soon.
+    config.hub.resume_grace = natter_core::Millis(1_000);
+    with_page("natter-qa-keyed", config, keyed_scenario).await;
+}
+
+/// A guest joined a `+k` room with its key (`/join #vault sesame`) and leaves the page for
+/// longer than the server keeps its session: back in the same tab, it starts again as the same
+/// nick in the same rooms, the keyed one joined with the key this tab kept (not refused for
+/// want of it).
+async fn keyed_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut keeper, keeper_out) = nc(addr, "keeper").await;
+    say(&mut keeper, "/register correct horse battery").await;
+    wait_for!("keeper signed in", keeper_out.has("signed in as keeper"));
+    for line in ["/join #vault", "/register #vault", "/mode #vault +k sesame"] {
+        say(&mut keeper, line).await;
+    }
+    wait_for!("#vault to be +k", keeper_out.has("+k"));
+    open_page_as(b, &page, Some("kay")).await;
+    send_line(b, "/join #vault sesame").await;
+    wait_for!("kay in #vault", keeper_out.has("kay joined #vault"));
+    wait_said(b, "#vault", &["you are in #vault"]).await;
+
+    timeout(STEP, b.goto("about:blank"))
+        .await
+        .expect("leave in time")
+        .expect("leave");
+    // Past the bridge's grace for a page that was left and the server's resume window.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("come back in time")
+        .expect("come back");
+    wait_for!(
+        "the page to be back",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    assert!(!dialog_open(b).await, "no nick asked for");
+    wait_anywhere(b, "could not resume").await;
+    wait_for!(
+        "kay back in #vault",
+        (keeper_out.count("kay joined #vault") == 2).then_some(())
+    );
+    assert_eq!(two_rooms_listed(b).await, ["#lobby", "#vault"]);
+    let all = every_line(b).await;
+    assert!(
+        !all.iter().any(|l| l.contains("needs its key")),
+        "joined with its key: {all:#?}"
+    );
+}
+
+// --- /history at the beginning of a room ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_typed_at_a_rooms_beginning_says_so_where_it_can_be_seen() {
+    with_page(
+        "natter-qa-history-start",
+        quick_server(),
+        history_start_scenario,
+    )
+    .await;
+}
+
+/// The whole room is on the page (its first event too) and the log scrolls: `/history 5` typed
+/// at the bottom brings nothing, and the log goes up to its top, which says this is the
+/// beginning of the room (it stayed at the bottom: the command seemed to do nothing, where nc
+/// and the terminal client say `(the beginning of #lobby)`).
+async fn history_start_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut talker, talker_out) = nc(addr, "talker").await;
+    for i in 1..=40 {
+        say(&mut talker, &format!("early {i:02}")).await;
+    }
+    say(&mut talker, "/who").await;
+    wait_for!("the talk said", talker_out.has("#lobby (1): talker"));
+    open_page_as(b, &page, Some("reader")).await;
+    wait_said(b, "#lobby", &["early 40"]).await;
+    let log = r##"document.querySelector('.log[data-conv="#lobby"]')"##;
+    let scrolls = js(
+        b,
+        &format!("const l = {log}; return l.scrollHeight > l.clientHeight + 100;"),
+    )
+    .await;
+    assert_eq!(scrolls, serde_json::json!(true), "the log scrolls");
+    send_line(b, "/history 5").await;
+    wait_for!(
+        "the top of #lobby on screen, saying it is the beginning",
+        js(
+            b,
+            &format!(
+                "const l = {log}; const t = l.querySelector('.history-top'); \
+                 const r = t.getBoundingClientRect(), v = l.getBoundingClientRect(); \
+                 return !t.hidden && t.textContent.includes('the beginning of #lobby') \
+                   && r.bottom > v.top && r.top < v.bottom;"
+            ),
+        )
+        .await
+        .as_bool()
+        .filter(|x| *x)
+    );
+}
+
+// --- the keyboard alone, on a phone ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyboard_alone_joins_talks_and_moves_on_a_phone() {
+    with_page(
+        "natter-qa-keys",
+        natter_server::ServerConfig::local_test(),
+        keyboard_scenario,
+    )
+    .await;
+}
+
+/// Presses `key` where the focus is.
+async fn press(b: &Browser, key: fantoccini::key::Key) {
+    b.active_element()
+        .await
+        .expect("something has the focus")
+        .send_keys(&char::from(key).to_string())
+        .await
+        .expect("a key press");
+}
+
+/// What has the focus: `id`, or `in:drawer` for something inside a closed drawer.
+async fn focused(b: &Browser) -> String {
+    js(
+        b,
+        "const a = document.activeElement; \
+         const drawer = a.closest('.sidebar, .members'); \
+         const app = document.getElementById('app'); \
+         const open = app.classList.contains('show-rooms') || app.classList.contains('show-members'); \
+         return drawer && !open ? 'in:closed-drawer' : (a.id || a.tagName);",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+/// On a phone-sized window, with the keyboard alone: the nick typed and Enter, then the input
+/// line has the focus (it went back to nothing when the dialog closed: the person had to find
+/// it); Tab does not walk through the drawers slid away off screen (the rooms list, the join
+/// box, the members); a drawer opened from its button is walked through, and Escape closes it,
+/// the focus back on its button.
+async fn keyboard_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    use fantoccini::key::Key;
+    let b = &browser;
+    timeout(STEP, b.set_window_size(390, 800))
+        .await
+        .expect("resize in time")
+        .expect("a phone-sized window");
+    let (_nc_w, nc_out) = nc(addr, "netcat").await;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let input = nick_prompt(b).await;
+    input.clear().await.expect("clear the nick");
+    input.send_keys("keys").await.expect("type a nick");
+    press(b, Key::Enter).await;
+    wait_for!(
+        "the page to connect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    assert_eq!(focused(b).await, "input", "the input line has the focus");
+    b.active_element()
+        .await
+        .expect("the input")
+        .send_keys("typed at once")
+        .await
+        .expect("typing");
+    press(b, Key::Enter).await;
+    wait_for!("nc to hear it", nc_out.has("<keys> typed at once"));
+
+    let mut walked = Vec::new();
+    for _ in 0..12 {
+        press(b, Key::Tab).await;
+        walked.push(focused(b).await);
+    }
+    assert!(
+        !walked.iter().any(|f| f == "in:closed-drawer"),
+        "Tab went into a drawer off screen: {walked:?}"
+    );
+    js(b, "document.getElementById('toggle-rooms').focus();").await;
+    press(b, Key::Enter).await;
+    let mut walked = Vec::new();
+    for _ in 0..4 {
+        press(b, Key::Tab).await;
+        walked.push(
+            js(
+                b,
+                "return document.activeElement.dataset.conv ?? document.activeElement.id;",
+            )
+            .await,
+        );
+    }
+    assert!(
+        walked.iter().any(|f| f == "#lobby"),
+        "the open drawer's rooms are walked through: {walked:?}"
+    );
+    press(b, Key::Escape).await;
+    wait_for!(
+        "the drawer to close",
+        js(
+            b,
+            "return !document.getElementById('app').classList.contains('show-rooms');"
+        )
+        .await
+        .as_bool()
+        .filter(|x| *x)
+    );
+    assert_eq!(focused(b).await, "toggle-rooms");
 }

@@ -129,6 +129,10 @@ pub struct Resumable {
     /// above the session's last for a resend of one it has (acknowledged, not said again), so
     /// the new session numbers its messages after this one.
     pub last_id: MsgId,
+    /// The keys given for its rooms (`/join #room KEY`): should the resume fail (past the
+    /// server's resume window), the new session joins those rooms again with them, as one that
+    /// reconnects does, or a `+k` room would refuse it. Secrets, as the token is.
+    pub keys: Vec<(RoomName, Text)>,
 }
 
 /// The resume state the handshake carries from one connection to the next, and what the
@@ -286,6 +290,9 @@ impl Session {
         s.handshake.token = Some(from.token);
         s.handshake.ever_welcomed = true;
         s.rooms.restore(from.rooms);
+        for (room, key) in from.keys {
+            s.rooms.keep_key(&room, key);
+        }
         s.out.number_after(from.last_id);
         s
     }
@@ -307,6 +314,7 @@ impl Session {
             token: self.handshake.token.clone()?,
             rooms: self.rooms.resume_point(),
             last_id: self.out.last_numbered(),
+            keys: self.rooms.keys().to_vec(),
         })
     }
 

@@ -335,6 +335,19 @@ impl Rooms {
         self.keys.push((room.clone(), key));
     }
 
+    /// The key of an earlier session's room ([`Session::resume`](super::Session::resume)),
+    /// for a room it was in (so at most one per room restored): kept like one given here.
+    pub(super) fn keep_key(&mut self, room: &RoomName, key: Text) {
+        if self.is_in(room) || self.restored.iter().any(|(r, _)| r == room) {
+            self.set_key(room, key);
+        }
+    }
+
+    /// The keys given for rooms we are in or joining, each with its room.
+    pub(super) fn keys(&self) -> &[(RoomName, Text)] {
+        &self.keys
+    }
+
     /// What asks to join `room`: with its key, if one was given for it.
     pub(super) fn join_msg(&self, room: RoomName) -> ClientMsg {
         match self.keys.iter().find(|(r, _)| *r == room) {
