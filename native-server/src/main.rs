@@ -25,8 +25,8 @@ const DEFAULT_GRACE_MS: u64 = 5_000;
 /// natter's chat server. Binary clients (natter, the web bridge) and people on nc/telnet share
 /// one port, IRC clients come in on IRC listeners, all in the same rooms. Logs go to stderr;
 /// set RUST_LOG (default: info, and warn for the NATS client's own lines). SIGHUP reloads the
-/// config file (`[limits]`, `[accounts]`, trusted proxies, the bridge secret), the TLS
-/// certificate and the accounts in the store.
+/// config file (`[limits]`, `[accounts]`, `[irc]`, `motd`, trusted proxies, the bridge secret),
+/// the TLS certificate and the accounts in the store.
 #[derive(Debug, Parser)]
 #[command(name = "natter-server", version)]
 struct Args {
@@ -95,10 +95,11 @@ struct Args {
         value_delimiter = ','
     )]
     trusted_proxy: Vec<IpAddr>,
-    /// Connections at once, in total
+    /// Connections at once, in total [default: 20000, or `[limits] max_connections`]
     #[arg(long, value_name = "N", env = "NATTER_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
-    /// Connections at once from one IP address
+    /// Connections at once from one IP address (an IPv6 address: its /64) [default: 50, or
+    /// `[limits] max_connections_per_ip`]
     #[arg(long, value_name = "N", env = "NATTER_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
     /// How long shutdown waits for going-away notices to be written, in milliseconds [default: 5000]
@@ -867,6 +868,160 @@ mod tests {
         let args = Args::parse_from(["natter-server", "--irc-tls-listen", "127.0.0.1:7000"]);
         let c = server_config(&args, &file, [0; 32]).unwrap();
         assert_eq!(c.irc_tls_listen, vec!["127.0.0.1:7000".parse().unwrap()]);
+    }
+
+    /// The example config file with every setting uncommented (`#key = value` and the lines of
+    /// a commented multi-line value; prose comments are `# ...`).
+    fn example_config_uncommented() -> String {
+        include_str!("../../deploy/natter.toml")
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.is_empty() && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The field names a `Deserialize` struct takes, as serde hands them to a deserializer.
+    fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        use serde::de::value::Error;
+        struct Grab(std::rc::Rc<std::cell::Cell<&'static [&'static str]>>);
+        impl<'de> serde::Deserializer<'de> for Grab {
+            type Error = Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Error> {
+                self.0.set(fields);
+                Err(serde::de::Error::custom("only the fields were wanted"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes byte_buf
+                option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let fields = std::rc::Rc::new(std::cell::Cell::new(&[][..]));
+        let _ = T::deserialize(Grab(fields.clone()));
+        fields.get()
+    }
+
+    #[test]
+    fn the_example_config_file_names_every_key_at_its_default() {
+        // deploy/natter.toml is what an operator copies: every key the server takes, each at
+        // the default the code has, so that its numbers cannot drift from the constants.
+        let as_shipped: FileConfig = toml::from_str(include_str!("../../deploy/natter.toml"))
+            .expect("the example parses as shipped (all commented out)");
+        let text = example_config_uncommented();
+        let file: FileConfig = toml::from_str(&text).expect("the example parses uncommented");
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let keys = |t: Option<&str>| -> Vec<String> {
+            let t = match t {
+                None => &table,
+                Some(name) => table[name].as_table().unwrap(),
+            };
+            let mut k: Vec<String> = t.keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let sorted = |f: &[&str]| -> Vec<String> {
+            let mut k: Vec<String> = f.iter().map(|f| f.to_string()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(None), sorted(fields_of::<FileConfig>()));
+        // The hub's fields the server sets from elsewhere are `#[serde(skip)]`: not named.
+        assert_eq!(keys(Some("limits")), sorted(fields_of::<Config>()));
+        assert_eq!(
+            keys(Some("accounts")),
+            sorted(fields_of::<natter_core::hub::AccountsConfig>())
+        );
+        assert_eq!(keys(Some("irc")), sorted(fields_of::<IrcFile>()));
+        assert_eq!(keys(Some("store")), sorted(fields_of::<StoreFile>()));
+
+        let defaults = Config::default();
+        assert_eq!(
+            format!("{:?}", file.limits),
+            format!("{defaults:?}"),
+            "every [limits] value in deploy/natter.toml is the code's default"
+        );
+        assert_eq!(format!("{:?}", as_shipped.limits), format!("{defaults:?}"));
+        assert_eq!(file.accounts, natter_core::hub::AccountsConfig::default());
+        assert_eq!(
+            file.irc.server_name.as_deref(),
+            Some(defaults.irc_server_name.as_str())
+        );
+        let store = natter_store::Config::new(PathBuf::from("/nowhere"));
+        assert!(!file.store.ephemeral);
+        assert_eq!(file.store.synchronous, store.synchronous);
+        assert_eq!(file.store.max_age_days, store.retention.max_age_days);
+        assert_eq!(file.store.max_bytes, Some(store.retention.max_bytes));
+        assert_eq!(file.listen, vec![DEFAULT_LISTEN.parse().unwrap()]);
+        assert_eq!(file.shutdown_grace_ms, Some(DEFAULT_GRACE_MS));
+        assert!(matches!(file.log_format, Some(FileLogFormat::Text)));
+        assert!(file.irc_listen.is_empty() && file.tls_listen.is_empty());
+        assert_eq!(file.trusted_proxies, Some(Vec::new()));
+        // And the server takes it whole, as at start.
+        let args = Args::parse_from(["natter-server", "--ephemeral"]);
+        let c = server_config(&args, &file, [0; 32]).unwrap();
+        assert_eq!(c.hub.motd.unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn every_flag_and_variable_is_in_the_readme() {
+        // An operator learns the flags from README.md: each one `--help` lists, and each
+        // environment variable standing for one, is named there.
+        use clap::CommandFactory;
+        let readme = include_str!("../../README.md");
+        let mut missing = Vec::new();
+        let mut commands = vec![Args::command()];
+        while let Some(cmd) = commands.pop() {
+            for a in cmd.get_arguments() {
+                if let Some(long) = a.get_long()
+                    && !["help", "version"].contains(&long)
+                    && !readme.contains(&format!("--{long}"))
+                {
+                    missing.push(format!("--{long}"));
+                }
+                if let Some(var) = a.get_env().and_then(|v| v.to_str())
+                    && !readme.contains(var)
+                {
+                    missing.push(var.to_string());
+                }
+            }
+            commands.extend(cmd.get_subcommands().cloned());
+        }
+        assert!(missing.is_empty(), "not in README.md: {missing:?}");
+    }
+
+    #[test]
+    fn the_defaults_help_states_are_the_codes() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        let limits = natter_core::limits::MAX_CONNECTIONS;
+        let per_ip = natter_core::limits::MAX_CONNECTIONS_PER_IP;
+        for said in [
+            format!("[default: {limits}, or `[limits] max_connections`]"),
+            format!("[default: {per_ip}, or"),
+            format!("[default: {DEFAULT_LISTEN}]"),
+            format!("[default: {DEFAULT_GRACE_MS}]"),
+            format!("[default: {}]", natter_core::hub::ServerName::default()),
+        ] {
+            assert!(help.contains(&said), "--help does not say {said}");
+        }
+        let lease = natter_cluster::ClusterConfig::new(Vec::new())
+            .lease
+            .as_millis();
+        assert!(
+            help.contains(&format!("[default: {lease}]")),
+            "lease {lease}"
+        );
     }
 
     #[test]

@@ -301,6 +301,84 @@ async fn each_failed_sign_in_is_logged_with_its_address_and_account() {
     }
 }
 
+/// README's fail2ban filter, as written, catches a failed sign-in in both log formats: its
+/// first `failregex` the text format's line, its second `--log-format json`'s (the format the
+/// systemd unit in deploy/ uses), with the client's address where fail2ban reads `<HOST>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readmes_fail2ban_filter_matches_both_log_formats() {
+    use tokio::io::AsyncBufReadExt;
+    let readme = include_str!("../../README.md");
+    let filter = readme
+        .split("# /etc/fail2ban/filter.d/natter.conf")
+        .nth(1)
+        .and_then(|f| f.split("[Init]").next())
+        .expect("README's fail2ban filter");
+    // `failregex = A` and its continuation lines, each one regex; `\S+` stands for a word.
+    let regexes: Vec<String> = filter
+        .lines()
+        .skip_while(|l| !l.starts_with("failregex"))
+        .take_while(|l| l.starts_with("failregex") || l.starts_with(' '))
+        .map(|l| {
+            l.trim_start_matches("failregex =")
+                .trim()
+                .replace("\\S+", "")
+        })
+        .collect();
+    assert_eq!(regexes.len(), 2, "{filter}");
+    for (format, regex) in ["text", "json"].into_iter().zip(&regexes) {
+        let (before, after) = regex
+            .split_once("<HOST>")
+            .unwrap_or_else(|| panic!("no <HOST> in {regex}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"))
+            .args(["--listen", &listen, "--log-format", format])
+            .env("RUST_LOG", "info")
+            .env("NATTER_EPHEMERAL", "true")
+            .env_remove("NATTER_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn natter-server");
+        let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        timeout(Duration::from_secs(10), async {
+            loop {
+                line.clear();
+                assert!(log.read_line(&mut line).await.unwrap() > 0, "exited");
+                if line.contains("listening") && line.contains(&listen) {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("natter-server listens");
+        let (mut nc, _) = TextClient::welcomed(listen.parse().unwrap(), "nc").await;
+        nc.send("/login bob wrong horse").await;
+        nc.expect_has("wrong account name or password").await;
+        let want = format!("{before}127.0.0.1{after}");
+        let found = timeout(Duration::from_secs(10), async {
+            loop {
+                line.clear();
+                assert!(log.read_line(&mut line).await.unwrap() > 0, "exited");
+                if line.contains("sign-in failed") {
+                    return line.clone();
+                }
+            }
+        })
+        .await
+        .expect("a sign-in failed line");
+        assert!(found.contains(&want), "{format}: {want:?} not in {found}");
+        child.kill().await.ok();
+    }
+}
+
 /// Over real sockets: a laptop's connection drops (its session waits for a resume), the
 /// password is changed from another device, and the laptop's token (or a copy of it) no longer
 /// opens the account's session.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 #[command(version, about)]
 struct Args {
     /// Address for browsers (page on `/`, WebSocket on `/ws`).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
     /// natter-server address, IP:PORT or HOST:PORT (env NATTER_BRIDGE_SERVER; a host name is
     /// resolved at start, to each of its addresses). Repeat it, or separate with commas, for
@@ -79,7 +79,7 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
     /// Log lines as text (default) or one JSON object per line.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     log_format: LogFormat,
     /// A file holding natter-server's bridge secret (or set NATTER_BRIDGE_SECRET): the bridge
     /// then names each browser's address to the server. Without one, every browser counts as
@@ -297,4 +297,32 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Res
     }
     #[cfg(not(unix))]
     Ok(async { tokio::signal::ctrl_c().await.context("waiting for Ctrl+C") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_and_variable_is_in_the_readme() {
+        // An operator learns the bridge's flags from README.md: each one `--help` lists, and
+        // each environment variable standing for one, is named there.
+        use clap::CommandFactory;
+        let readme = include_str!("../../README.md");
+        let mut missing = Vec::new();
+        for a in Args::command().get_arguments() {
+            if let Some(long) = a.get_long()
+                && !["help", "version"].contains(&long)
+                && !readme.contains(&format!("--{long}"))
+            {
+                missing.push(format!("--{long}"));
+            }
+            if let Some(var) = a.get_env().and_then(|v| v.to_str())
+                && !readme.contains(var)
+            {
+                missing.push(var.to_string());
+            }
+        }
+        assert!(missing.is_empty(), "not in README.md: {missing:?}");
+    }
 }
