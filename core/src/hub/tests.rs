@@ -5742,6 +5742,46 @@ mod accounts {
         assert_eq!(seqs, vec![1, 2, 3], "up to the marker: {got:?}");
     }
 
+    /// Found by the third accounts pass: signing in gave every connection a resume token, nc's
+    /// and IRC's too, which cannot resume. An nc account whose connection dropped then waited
+    /// out the resume window (counted as detached, its session written to the store and brought
+    /// back by a restart): shown present, and a direct message to it kept "for the resume"
+    /// with no word to the sender that it was away.
+    #[test]
+    fn an_nc_account_whose_connection_drops_is_away_at_once() {
+        let mut t = T::new();
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        assert!(
+            t.lines(a)
+                .iter()
+                .any(|l| l == "-- you are signed in as alice"),
+            "signed in"
+        );
+        let (b, _) = t.txt();
+        t.lines(b);
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        assert_eq!(t.hub.detached(), 0, "nothing waits for a resume");
+        assert!(
+            t.hub.is_member(&nick("alice"), &room("#lobby")),
+            "always-on"
+        );
+        assert_eq!(
+            t.lines(b),
+            [format!("-- alice is away: {}", super::ops::KEPT_WORDS)]
+        );
+        t.line(b, "/msg alice are you there");
+        assert_eq!(
+            t.lines(b),
+            [
+                "-> *alice* are you there".to_owned(),
+                format!("-- alice is away: {}", super::ops::KEPT_WORDS)
+            ]
+        );
+    }
+
     /// A direct message to an always-on account with nothing connected is kept for it and
     /// delivered, with the time it was sent, when the account next signs in (on any device),
     /// once. The sender gets its echo and is told the message waits (as IRC's `301`).
