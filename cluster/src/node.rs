@@ -2320,8 +2320,9 @@ struct StoredSession {
 }
 
 /// What follows a [`StoredSession`] in its value. After it, when the session took a message
-/// with id 0 ([`SessionRecord::took_zero`]), one more value: `true` (an older node ignores it,
-/// and a value without it took none).
+/// with id 0 ([`SessionRecord::took_zero`]) or was put out of rooms, one more value: whether it
+/// took it (an older node ignores it, and a value without it took none); then, when it was put
+/// out of rooms ([`SessionRecord::put_out`]), those rooms (an older node ignores them too).
 type SessionTail = (
     Vec<(natter_core::MsgId, natter_core::wire::ErrorKind)>,
     Option<(u64, [u8; 32])>,
@@ -2339,42 +2340,60 @@ fn encode_session(r: &SessionRecord, node: &str) -> Result<Bytes, String> {
     };
     let mut value = bincode::serde::encode_to_vec(&stored, bincode::config::standard())
         .map_err(|e| e.to_string())?;
-    if !r.refused.is_empty() || r.prev.is_some() || r.took_zero {
+    let put_out = !r.put_out.is_empty();
+    if !r.refused.is_empty() || r.prev.is_some() || r.took_zero || put_out {
         let tail: SessionTail = (r.refused.clone(), r.prev.map(|(id, h)| (id, h.0)));
         let tail = bincode::serde::encode_to_vec(&tail, bincode::config::standard())
             .map_err(|e| e.to_string())?;
         value.extend(tail);
     }
-    if r.took_zero {
-        let zero = bincode::serde::encode_to_vec(true, bincode::config::standard())
+    if r.took_zero || put_out {
+        let zero = bincode::serde::encode_to_vec(r.took_zero, bincode::config::standard())
             .map_err(|e| e.to_string())?;
         value.extend(zero);
     }
+    if put_out {
+        let rooms = bincode::serde::encode_to_vec(&r.put_out, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+        value.extend(rooms);
+    }
     Ok(Bytes::from(value))
+}
+
+/// What follows byte `at` of `of`, if anything does.
+fn rest(at: usize, of: &[u8]) -> Option<&[u8]> {
+    of.get(at..).filter(|rest| !rest.is_empty())
 }
 
 fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
     let (s, read): (StoredSession, usize) =
         bincode::serde::decode_from_slice(value, bincode::config::standard())
             .map_err(|e| e.to_string())?;
-    let ((refused, prev), took_zero): (SessionTail, bool) =
-        match value.get(read..).filter(|rest| !rest.is_empty()) {
-            Some(rest) => {
-                let (tail, read): (SessionTail, usize) =
-                    bincode::serde::decode_from_slice(rest, bincode::config::standard())
-                        .map_err(|e| format!("refused messages and token before: {e}"))?;
-                let zero = match rest.get(read..).filter(|rest| !rest.is_empty()) {
-                    Some(rest) => {
-                        bincode::serde::decode_from_slice(rest, bincode::config::standard())
-                            .map_err(|e| format!("whether id 0 was taken: {e}"))?
-                            .0
+    let mut put_out = Vec::new();
+    let ((refused, prev), took_zero): (SessionTail, bool) = match rest(read, value) {
+        Some(tail) => {
+            let (head, read): (SessionTail, usize) =
+                bincode::serde::decode_from_slice(tail, bincode::config::standard())
+                    .map_err(|e| format!("refused messages and token before: {e}"))?;
+            let zero = match rest(read, tail) {
+                Some(more) => {
+                    let (zero, read): (bool, usize) =
+                        bincode::serde::decode_from_slice(more, bincode::config::standard())
+                            .map_err(|e| format!("whether id 0 was taken: {e}"))?;
+                    if let Some(rooms) = rest(read, more) {
+                        put_out =
+                            bincode::serde::decode_from_slice(rooms, bincode::config::standard())
+                                .map_err(|e| format!("rooms put out of: {e}"))?
+                                .0;
                     }
-                    None => false,
-                };
-                (tail, zero)
-            }
-            None => ((Vec::new(), None), false),
-        };
+                    zero
+                }
+                None => false,
+            };
+            (head, zero)
+        }
+        None => ((Vec::new(), None), false),
+    };
     Ok(SessionRecord {
         token: TokenHash(s.token),
         token_id: s.token_id,
@@ -2384,6 +2403,7 @@ fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
         took_zero,
         refused,
         prev: prev.map(|(id, h)| (id, TokenHash(h))),
+        put_out,
         updated: s.updated,
     })
 }
@@ -2553,6 +2573,7 @@ mod tests {
             took_zero: false,
             prev: None,
             refused: Vec::new(),
+            put_out: Vec::new(),
             updated: Millis(1_234),
         };
         let bytes = encode_session(&r, "node1").unwrap();
@@ -2585,6 +2606,19 @@ mod tests {
             SessionRecord {
                 last_id: natter_core::MsgId(0),
                 took_zero: true,
+                ..refused.clone()
+            },
+            // Put out of rooms, with and without having taken id 0 or the rest of the tail.
+            SessionRecord {
+                put_out: vec![RoomName::new("#gone").unwrap()],
+                ..r.clone()
+            },
+            SessionRecord {
+                took_zero: true,
+                put_out: vec![
+                    RoomName::new("#gone").unwrap(),
+                    RoomName::new("#x").unwrap(),
+                ],
                 ..refused.clone()
             },
         ] {

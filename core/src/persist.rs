@@ -274,6 +274,11 @@ pub struct SessionRecord {
     /// after a restart, as it is in the hub, so a kill right after a resume does not leave the
     /// client with a token nobody knows.
     pub prev: Option<(u64, TokenHash)>,
+    /// Rooms its user left while this session's client may not have heard it (kicked, banned,
+    /// the room closed, or parted from another device): its resume replays what put it out of
+    /// these, and of no other room it names. At most [`crate::limits::MAX_ROOMS_PER_USER`];
+    /// forgotten on its resume.
+    pub put_out: Vec<RoomName>,
     /// When this record was written (the hub's clock: Unix milliseconds in a real server).
     pub updated: Millis,
 }

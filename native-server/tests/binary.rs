@@ -585,7 +585,7 @@ async fn resume_tokens_copied_replaced_or_guessed_are_logged_with_the_peer() {
         "resume refused",
         "opens no session",
         "taken over",
-        "active on another connection",
+        "alive on another connection",
     ];
     timeout(WAIT, async {
         while !wanted.iter().all(|w| {

@@ -84,6 +84,7 @@ fn main() -> anyhow::Result<()> {
                     took_zero: false,
                     prev: None,
                     refused: Vec::new(),
+                    put_out: Vec::new(),
                     updated: Millis(1),
                 })
             })

@@ -73,6 +73,7 @@ fn make_batch(b: u64) -> Batch {
         took_zero: false,
         prev: None,
         refused: Vec::new(),
+        put_out: Vec::new(),
         updated: Millis(b),
     }));
     Batch {

@@ -142,6 +142,7 @@ fn a_batch_is_all_or_nothing() {
         took_zero: false,
         prev: None,
         refused: Vec::new(),
+        put_out: Vec::new(),
         updated: Millis(T0),
     };
     // A new room, a session, a topic, then a duplicate seq: the whole batch fails.
@@ -234,6 +235,7 @@ fn sessions_round_trip_by_token_hash() {
         took_zero: false,
         prev: None,
         refused: Vec::new(),
+        put_out: Vec::new(),
         updated: Millis(T0),
     };
     let s2 = SessionRecord {
@@ -245,6 +247,7 @@ fn sessions_round_trip_by_token_hash() {
         took_zero: false,
         prev: None,
         refused: Vec::new(),
+        put_out: Vec::new(),
         updated: Millis(T0 + 10),
     };
     {
@@ -262,6 +265,7 @@ fn sessions_round_trip_by_token_hash() {
                 (MsgId(41), ErrorKind::NotStored),
             ],
             prev: Some((u64::MAX - 1, TokenHash::of(&ResumeToken([3; 32])))),
+            put_out: Vec::new(),
             updated: Millis(T0 + 20),
             ..s1.clone()
         };
@@ -307,6 +311,7 @@ fn sessions_round_trip_by_token_hash() {
         SessionRecord {
             last_id: MsgId(7),
             took_zero: false,
+            put_out: Vec::new(),
             updated: Millis(T0 + 12),
             ..s2.clone()
         }
@@ -370,6 +375,7 @@ fn load_returns_recent_events_only_for_the_rooms_asked() {
                 took_zero: false,
                 prev: None,
                 refused: Vec::new(),
+                put_out: Vec::new(),
                 updated: Millis(T0),
             })],
         })
@@ -1155,6 +1161,7 @@ fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
         took_zero: false,
         prev: None,
         refused: Vec::new(),
+        put_out: Vec::new(),
         updated: Millis(T0),
     };
     let last_id = |k: u8, id: u64| Write::SessionLastId {
@@ -1222,6 +1229,7 @@ fn session_of(k: u8, last: u64, updated: u64) -> SessionRecord {
         took_zero: false,
         prev: None,
         refused: Vec::new(),
+        put_out: Vec::new(),
         updated: Millis(updated),
     }
 }

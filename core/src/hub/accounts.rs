@@ -1049,7 +1049,10 @@ impl Hub {
     }
 
     /// Tells `conn` (device `did`) it is signed in to `account`, with a new resume token (the
-    /// session is the account's now) and, if one was made, its device key.
+    /// session is the account's now) if its dialect resumes, and, if one was made, its device
+    /// key. Not on nc or IRC: a token there was never shown to anyone, and made the device of a
+    /// dropped connection wait out the resume window for a resume that cannot come (its account
+    /// shown present, a direct message to it kept for that resume, not said to be away).
     fn tell_signed_in(
         &mut self,
         conn: ConnId,
@@ -1057,8 +1060,14 @@ impl Hub {
         account: Nick,
         key: Option<DeviceKey>,
     ) {
-        let token = self
-            .issue_token(did)
+        let resumable = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.dialect())
+            .is_some_and(|d| d.resumable());
+        let token = resumable
+            .then(|| self.issue_token(did))
+            .flatten()
             .unwrap_or(crate::types::ResumeToken([0; 32]));
         self.reply(
             conn,

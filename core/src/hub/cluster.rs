@@ -634,7 +634,7 @@ impl Hub {
             conn,
             ErrorKind::ResumeFailed,
             Re::Conn,
-            "your earlier session has expired; starting a new one".into(),
+            super::resume::RESUME_REFUSED.into(),
         );
         hello.resume = None;
         self.fresh_session(conn, hello, now);

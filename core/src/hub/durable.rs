@@ -278,6 +278,7 @@ impl Hub {
             took_zero: d.took_zero(),
             refused: d.refused().to_vec(),
             prev: d.prev_resume().map(|k| (k.id, TokenHash(k.hash))),
+            put_out: d.put_out().to_vec(),
             updated: self.now,
         })
     }

@@ -328,11 +328,15 @@ struct DeviceRare {
     /// ([`crate::persist::SessionRecord::took_zero`], written whole when it is taken), so a
     /// resend after a restart is acknowledged, not taken again.
     took_zero: bool,
-    /// Rooms its user left while this device was away (waiting for a resume): kicked, banned,
-    /// the room closed, or parted by another device. Only these may replay what put it out on
-    /// its resume (`Hub::replay_until_out`): a client names the rooms it was in, and a room it
-    /// never was in must tell it nothing, whatever nick was once put out there. At most
+    /// Rooms its user left while this device's client may not have heard it: kicked, banned,
+    /// the room closed, or parted by another device, while it was away (waiting for a resume)
+    /// or on a connection still open that may be dead (its resume takes the session over, and
+    /// the `Parted` sent there is lost). Only these may replay what put it out on its resume
+    /// (`Hub::replay_until_out`): a client names the rooms it was in, and a room it never was
+    /// in must tell it nothing, whatever nick was once put out there. At most
     /// [`crate::limits::MAX_ROOMS_PER_USER`] (a user is in no more at once; the oldest goes).
+    /// In the session record, so a restart forgets none
+    /// ([`crate::persist::SessionRecord::put_out`]).
     put_out: Vec<RoomName>,
 }
 
@@ -423,7 +427,7 @@ impl Device {
         kept.iter().find(|(k, _)| *k == id).map(|(_, kind)| *kind)
     }
 
-    /// Its user left `room` while this device was away (see [`DeviceRare::put_out`]).
+    /// Its user left `room`, and its client may not have heard (see [`DeviceRare::put_out`]).
     fn note_put_out(&mut self, room: &RoomName) {
         let kept = &mut self.rare.get_or_insert_with(Box::default).put_out;
         if kept.contains(room) {
@@ -435,8 +439,12 @@ impl Device {
         kept.push(room.clone());
     }
 
-    /// The rooms its user left while this device was away, forgotten as they are taken (on its
-    /// resume).
+    /// The rooms it was put out of (see [`DeviceRare::put_out`]).
+    fn put_out(&self) -> &[RoomName] {
+        self.rare.as_ref().map_or(&[], |r| &r.put_out)
+    }
+
+    /// The rooms it was put out of, forgotten as they are taken (on its resume).
     fn take_put_out(&mut self) -> Vec<RoomName> {
         let taken = self
             .rare

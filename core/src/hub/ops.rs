@@ -739,11 +739,14 @@ impl Hub {
         }
         let next = u.rooms.iter().next_back().cloned();
         let nick = u.nick.clone();
-        // A device away (waiting for a resume) hears what put it out when it comes back, and
-        // only for a room its user was in.
-        for did in u.devices.iter() {
+        // A device that may resume hears what put it out when it comes back, and only for a
+        // room its user was in: one away (waiting for a resume), and one whose connection is
+        // still open but may be dead (a resume takes it over, and `Parted` sent to it now
+        // may never arrive). Not the device that asked: its client knows it left.
+        let asker = first.and_then(|c| self.conns.get(&c)?.device());
+        for did in u.devices.iter().filter(|d| Some(**d) != asker) {
             if let Some(d) = self.devices.get_mut(did)
-                && d.conn.is_none()
+                && d.resume.is_some()
             {
                 d.note_put_out(&room);
             }

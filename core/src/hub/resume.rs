@@ -14,6 +14,12 @@ use crate::types::{ConnId, RoomName};
 use crate::wire::{ErrorKind, Re};
 use tracing::{debug, info};
 
+/// What a refused resume is told, whatever the reason: a token that opens nothing (expired,
+/// replaced, never issued) reads the same as one whose session is alive on another connection
+/// (a copied token, or a duplicated tab), so the words tell someone holding a token nothing of
+/// whether its session is alive. The operator's log says which it was.
+pub(super) const RESUME_REFUSED: &str = "your earlier session cannot be resumed (it has expired, or is in use on another connection); starting a new one";
+
 impl Hub {
     /// `conn` presented device `did`'s current token.
     pub(super) fn resume_request(
@@ -35,8 +41,8 @@ impl Hub {
             return;
         };
         if d.probe().is_some() {
-            let words = "your session is being resumed on another connection; starting a new one";
-            return self.refuse_resume(conn, hello, words, now);
+            let reason = "the session is being resumed on another connection";
+            return self.refuse_resume(conn, hello, reason, now);
         }
         debug!(conn = %conn, old = %old, device = did.0, "resume of an attached session: probing");
         let token = self.next_ping;
@@ -68,8 +74,8 @@ impl Hub {
             c.probing = false;
         }
         debug!(conn = %probe.newcomer, device = did.0, "resume refused: the session is alive");
-        let words = "your session is active on another connection; starting a new one";
-        self.refuse_resume(probe.newcomer, probe.hello, words, now);
+        let reason = "the session is alive on another connection";
+        self.refuse_resume(probe.newcomer, probe.hello, reason, now);
     }
 
     /// The attached connection sent something while probed, not the probe's `Pong` (see
@@ -120,8 +126,9 @@ impl Hub {
         self.resume(probe.newcomer, did, &probe.hello, now);
     }
 
-    /// `conn` does not get the session it asked for: it is told, and starts a fresh one.
-    fn refuse_resume(&mut self, conn: ConnId, mut hello: Hello, words: &str, now: Millis) {
+    /// `conn` does not get the session it asked for (`reason`, for the log): it is told, and
+    /// starts a fresh one.
+    fn refuse_resume(&mut self, conn: ConnId, mut hello: Hello, reason: &str, now: Millis) {
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             return;
         }
@@ -129,9 +136,14 @@ impl Hub {
         // Two connections holding the same session's token: a copy of it (a duplicated browser
         // tab, or a stolen token). The operator sees who presented it.
         if let Some(peer) = self.client_ip(conn) {
-            info!(%conn, %peer, reason = words, "resume refused");
+            info!(%conn, %peer, reason, "resume refused");
         }
-        self.error(conn, ErrorKind::ResumeFailed, Re::Conn, words.into());
+        self.error(
+            conn,
+            ErrorKind::ResumeFailed,
+            Re::Conn,
+            RESUME_REFUSED.into(),
+        );
         hello.resume = None;
         self.fresh_session(conn, hello, now);
     }

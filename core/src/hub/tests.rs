@@ -1958,7 +1958,9 @@ fn a_copied_token_cannot_take_a_live_session_and_an_old_one_opens_nothing() {
     t.send(a, &ClientMsg::Pong { token: probe });
     let got = t.recv(thief);
     assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed, "{got:?}");
-    assert!(errors(&got)[0].2.contains("active on another connection"));
+    // The same words as a token that opens nothing: whoever holds a copy learns nothing of
+    // whether its session is alive.
+    assert_eq!(errors(&got)[0].2, super::resume::RESUME_REFUSED);
     assert!(
         got.iter()
             .any(|m| matches!(m, ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "mallory")),
@@ -1985,6 +1987,7 @@ fn a_copied_token_cannot_take_a_live_session_and_an_old_one_opens_nothing() {
     t.recv(a2);
     let (_, got) = t.resume("mallory2", token, vec![]);
     assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed);
+    assert_eq!(errors(&got)[0].2, super::resume::RESUME_REFUSED);
     assert!(!t.closed(a2));
     // And a token with the right id but another secret is refused the same way.
     let mut forged = fresh.clone();
@@ -3815,7 +3818,7 @@ mod durable {
 
     /// What a store holds after every batch `t`'s hub wrote so far, as a store would load it:
     /// every event and resume session (a restarted hub's [`Hub::restore`]).
-    fn stored(t: &T) -> Loaded {
+    pub(super) fn stored(t: &T) -> Loaded {
         let mut rooms: HashMap<RoomName, LoadedRoom> = HashMap::new();
         let mut sessions = HashMap::new();
         for w in t.batches.iter().flat_map(|b| b.writes.iter()) {
@@ -5739,6 +5742,46 @@ mod accounts {
         assert_eq!(seqs, vec![1, 2, 3], "up to the marker: {got:?}");
     }
 
+    /// Found by the third accounts pass: signing in gave every connection a resume token, nc's
+    /// and IRC's too, which cannot resume. An nc account whose connection dropped then waited
+    /// out the resume window (counted as detached, its session written to the store and brought
+    /// back by a restart): shown present, and a direct message to it kept "for the resume"
+    /// with no word to the sender that it was away.
+    #[test]
+    fn an_nc_account_whose_connection_drops_is_away_at_once() {
+        let mut t = T::new();
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        assert!(
+            t.lines(a)
+                .iter()
+                .any(|l| l == "-- you are signed in as alice"),
+            "signed in"
+        );
+        let (b, _) = t.txt();
+        t.lines(b);
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        assert_eq!(t.hub.detached(), 0, "nothing waits for a resume");
+        assert!(
+            t.hub.is_member(&nick("alice"), &room("#lobby")),
+            "always-on"
+        );
+        assert_eq!(
+            t.lines(b),
+            [format!("-- alice is away: {}", super::ops::KEPT_WORDS)]
+        );
+        t.line(b, "/msg alice are you there");
+        assert_eq!(
+            t.lines(b),
+            [
+                "-> *alice* are you there".to_owned(),
+                format!("-- alice is away: {}", super::ops::KEPT_WORDS)
+            ]
+        );
+    }
+
     /// A direct message to an always-on account with nothing connected is kept for it and
     /// delivered, with the time it was sent, when the account next signs in (on any device),
     /// once. The sender gets its echo and is told the message waits (as IRC's `301`).
@@ -6660,6 +6703,105 @@ mod moderation {
                 .any(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#r")),
             "{got:?}"
         );
+    }
+
+    /// Whether `got` has `alice`'s kick of `carl` ("rude") before `Parted` from `#r`.
+    fn kick_then_parted(got: &[ServerMsg]) -> bool {
+        let kick = got.iter().position(|m| {
+            matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Kick { target, reason }, from, .. })
+                if target.as_str() == "carl" && from.as_str() == "alice"
+                    && reason.as_ref().is_some_and(|r| r.as_str() == "rude"))
+        });
+        let parted = got
+            .iter()
+            .position(|m| matches!(m, ServerMsg::Parted { room: r } if r.as_str() == "#r"));
+        kick.is_some() && parted.is_some() && kick < parted
+    }
+
+    fn kick_carl(t: &mut T, a: ConnId) {
+        act(
+            t,
+            a,
+            "#r",
+            ModAction::Kick {
+                nick: nick("carl"),
+                reason: Text::new("rude").ok(),
+            },
+        );
+    }
+
+    #[test]
+    fn a_device_kicked_on_a_dead_connection_hears_who_and_why_when_its_resume_takes_over() {
+        // Found by the third accounts pass: a device was noted as put out only while it had no
+        // connection. Kicked while its connection was open but dead (the `Kick` and `Parted`
+        // sent there never arrived), its resume took the session over and got a bare `Parted`.
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        let (b, _, token) = t.bin_from(ip("198.51.100.21"), "carl");
+        t.join(b, "#r");
+        t.say(a, "#r", 1, "before");
+        let seen = events(&t.recv(b)).last().unwrap().seq;
+        kick_carl(&mut t, a);
+        t.say(a, "#r", 2, "after the kick");
+        let lost = t.recv(b);
+        assert!(kick_then_parted(&lost), "sent to the dead one: {lost:?}");
+        let (b2, got) = t.resume("carl", token, vec![(room("#r"), seen)]);
+        assert!(
+            got.is_empty(),
+            "the attached connection is probed first: {got:?}"
+        );
+        t.advance(crate::limits::TAKEOVER_PROBE.0);
+        assert!(t.closed(b));
+        let got = t.recv(b2);
+        assert!(
+            matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+            "{got:?}"
+        );
+        assert!(kick_then_parted(&got), "the kick, then Parted: {got:?}");
+        assert!(says(&got).is_empty(), "nothing of the room after: {got:?}");
+        // Taken: a later resume of the same device hears it no more.
+        let Some(ServerMsg::Welcome { token, .. }) = got.first().cloned() else {
+            unreachable!("matched above")
+        };
+        t.hub.handle_close(b2, t.now);
+        t.pump();
+        let (_, got) = t.resume("carl", token, vec![(room("#r"), seen)]);
+        assert!(events(&got).is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn a_device_put_out_hears_who_and_why_when_it_resumes_after_a_restart() {
+        // Found by the third accounts pass: the rooms a device was put out of lived only in the
+        // hub, not in its session record; after a restart its resume got a bare `Parted`.
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        for away in [true, false] {
+            let mut t = T::with(cfg.clone());
+            let (a, _) = founded(&mut t);
+            let (b, _, token) = t.bin_from(ip("198.51.100.21"), "carl");
+            t.join(b, "#r");
+            t.say(a, "#r", 1, "before");
+            let seen = events(&t.recv(b)).last().unwrap().seq;
+            if away {
+                t.hub.handle_close(b, t.now);
+                t.pump();
+            }
+            kick_carl(&mut t, a);
+            t.say(a, "#r", 2, "after the kick");
+            // kill -9, and a new hub from the store.
+            let loaded = super::durable::stored(&t);
+            let mut t = T::with(cfg.clone());
+            t.hub.restore(loaded, t.now);
+            let (_, got) = t.resume("carl", token, vec![(room("#r"), seen)]);
+            assert!(
+                matches!(got.first(), Some(ServerMsg::Welcome { resumed: true, .. })),
+                "away {away}: {got:?}"
+            );
+            assert!(kick_then_parted(&got), "away {away}: {got:?}");
+            assert!(says(&got).is_empty(), "away {away}: {got:?}");
+        }
     }
 
     #[test]

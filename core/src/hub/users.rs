@@ -77,6 +77,9 @@ impl Hub {
             if let Some((id, hash)) = record.prev {
                 d.set_prev_resume(super::ResumeKey { id, hash: hash.0 });
             }
+            for room in &record.put_out {
+                d.note_put_out(room);
+            }
         }
         self.tokens
             .insert(&self.devices, record.token_id, did, Which::Current);

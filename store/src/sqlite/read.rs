@@ -297,7 +297,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
     let mut st = conn
         .prepare(
             "SELECT token, nick, rooms, last_id, updated, token_id, refused, prev_id, prev_token, \
-             took_zero FROM sessions WHERE updated >= ?1 OR ?2",
+             took_zero, put_out FROM sessions WHERE updated >= ?1 OR ?2",
         )
         .map_err(ReadError::from_sqlite)?;
     let rows = st
@@ -313,13 +313,25 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
                 r.get::<_, Option<i64>>(7)?,
                 r.get::<_, Option<Vec<u8>>>(8)?,
                 r.get::<_, bool>(9)?,
+                r.get::<_, String>(10)?,
             ))
         })
         .map_err(ReadError::from_sqlite)?;
     let mut sessions = Vec::new();
     for row in rows {
-        let (token, nick, rooms, mut last_id, mut updated, token_id, refused, prev_id, prev, zero) =
-            row.map_err(ReadError::from_sqlite)?;
+        let (
+            token,
+            nick,
+            rooms,
+            mut last_id,
+            mut updated,
+            token_id,
+            refused,
+            prev_id,
+            prev,
+            zero,
+            put_out,
+        ) = row.map_err(ReadError::from_sqlite)?;
         let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
         if let Some(&(id, at)) = unfolded.get(&token) {
             (last_id, updated) = (id, at);
@@ -328,11 +340,14 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
             continue;
         }
         let nick = Nick::try_from(nick).map_err(|e| corrupt(format!("session nick: {e}")))?;
-        let rooms = rooms
-            .split_whitespace()
-            .map(|r| RoomName::try_from(r.to_owned()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| corrupt(format!("rooms of session of {nick}: {e}")))?;
+        let room_list = |list: &str, what: &str| {
+            list.split_whitespace()
+                .map(|r| RoomName::try_from(r.to_owned()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| corrupt(format!("{what} of session of {nick}: {e}")))
+        };
+        let rooms = room_list(&rooms, "rooms")?;
+        let put_out = room_list(&put_out, "rooms put out of")?;
         let refused = super::codec::refused_of(refused.as_deref())
             .ok_or_else(|| corrupt(format!("refused messages of session of {nick}")))?;
         let prev = match (prev_id, prev) {
@@ -350,6 +365,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
             took_zero: zero,
             refused,
             prev,
+            put_out,
             updated: Millis(int_u64("time", updated)?),
             nick,
         });

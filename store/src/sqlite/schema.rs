@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/012_session_state.sql"),
     include_str!("migrations/013_held_directs.sql"),
     include_str!("migrations/014_took_zero.sql"),
+    include_str!("migrations/015_put_out.sql"),
 ];
 
 /// The schema version this build writes.

@@ -2229,6 +2229,7 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
              ALTER TABLE sessions DROP COLUMN prev_id;
              ALTER TABLE sessions DROP COLUMN prev_token;
              ALTER TABLE sessions DROP COLUMN took_zero;
+             ALTER TABLE sessions DROP COLUMN put_out;
              PRAGMA user_version = 10;
              COMMIT;",
         )
@@ -2287,6 +2288,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
         took_zero: false,
         prev: None,
         refused: vec![(MsgId(4), ErrorKind::Muted)],
+        put_out: Vec::new(),
         updated: Millis(1),
     };
     let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
@@ -2308,6 +2310,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
              ALTER TABLE sessions DROP COLUMN prev_id;
              ALTER TABLE sessions DROP COLUMN prev_token;
              ALTER TABLE sessions DROP COLUMN took_zero;
+             ALTER TABLE sessions DROP COLUMN put_out;
              PRAGMA user_version = 11;",
         )
         .unwrap();
@@ -2346,6 +2349,7 @@ fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
         took_zero: true,
         prev: None,
         refused: Vec::new(),
+        put_out: Vec::new(),
         updated: Millis(1),
     };
     let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
@@ -2365,6 +2369,7 @@ fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
         .unwrap()
         .execute_batch(
             "ALTER TABLE sessions DROP COLUMN took_zero;
+             ALTER TABLE sessions DROP COLUMN put_out;
              PRAGMA user_version = 13;",
         )
         .unwrap();
@@ -2372,6 +2377,52 @@ fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     let before = SessionRecord {
         took_zero: false,
+        ..session
+    };
+    assert_eq!(loaded.sessions, [before]);
+}
+
+#[test]
+fn a_schema_14_store_keeps_its_sessions_and_the_rooms_put_out_of_read_back() {
+    // Schema 15: the rooms a session's user left while its client may not have heard (its
+    // resume after a restart replays who put it out, and why). A record written before reads
+    // as put out of none.
+    use crate::{SessionRecord, TokenHash};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let session = SessionRecord {
+        token: TokenHash([5; 32]),
+        token_id: 9,
+        nick: Nick::new("zed").unwrap(),
+        rooms: vec![RoomName::new("#a").unwrap()],
+        last_id: MsgId(2),
+        took_zero: false,
+        prev: None,
+        refused: Vec::new(),
+        put_out: vec![RoomName::new("#b").unwrap(), RoomName::new("#c").unwrap()],
+        updated: Millis(1),
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![Write::Session(session.clone())],
+        })
+        .unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.sessions, std::slice::from_ref(&session));
+    drop(store);
+    rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE sessions DROP COLUMN put_out;
+             PRAGMA user_version = 14;",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&config).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let before = SessionRecord {
+        put_out: Vec::new(),
         ..session
     };
     assert_eq!(loaded.sessions, [before]);

@@ -934,12 +934,14 @@ fn duplicate(tx: &Connection, room: i64, first: &RoomEvent, seq: i64) -> WriteEr
 }
 
 fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> {
-    let rooms = s
-        .rooms
-        .iter()
-        .map(RoomName::as_str)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let list = |rooms: &[RoomName]| {
+        rooms
+            .iter()
+            .map(RoomName::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (rooms, put_out) = (list(&s.rooms), list(&s.put_out));
     let (last_id, updated) = (int("message id", s.last_id.0)?, int("time", s.updated.0)?);
     let refused = super::codec::refused_blob(&s.refused)?;
     let (prev_id, prev_token) = match &s.prev {
@@ -952,8 +954,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
     tx.prepare_cached(
         "INSERT OR REPLACE INTO sessions \
          (token, token_id, nick, rooms, last_id, updated, refused, prev_id, prev_token, \
-          took_zero) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+          took_zero, put_out) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -967,7 +969,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
             refused,
             prev_id,
             prev_token,
-            s.took_zero
+            s.took_zero,
+            put_out
         ])
     })
     .map(|_| ())
