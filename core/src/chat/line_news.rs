@@ -1,8 +1,9 @@
 //! What natter's line mode prints for the session's events: [`render::session_lines`], plus
 //! what only a printer that remembers can say right. Who is away, once per change
 //! ([`AwayNews`]); a rename or a quit once, though it comes as an event in every room we share
-//! with its user (nc says it once too); and `/who` with operators marked (`@alice`), from the
-//! rooms' settings the server sends after each join and change.
+//! with its user (nc says it once too), and our own rename only as the session's news of it;
+//! and `/who` with operators marked (`@alice`), from the rooms' settings the server sends after
+//! each join and change.
 
 use super::away_news::AwayNews;
 use super::policy::RoomPolicy;
@@ -31,6 +32,13 @@ impl LineNews {
         let mut lines = self.away.lines(ev, me);
         match ev {
             Event::Room(e) if self.repeats(e) => return lines,
+            // Our own rename: `-- you are now known as ...` (the session's `Nick`) says it, as
+            // nc says it, before or after this event.
+            Event::Room(RoomEvent {
+                from,
+                kind: EventKind::Nick { new },
+                ..
+            }) if [from, new].iter().any(|n| n.folded() == me.folded()) => return lines,
             Event::Policy {
                 room,
                 founder,
@@ -170,6 +178,23 @@ mod tests {
                 "[#c] -- dave joined #c",
                 "[#c] -- dave quit"
             ]
+        );
+    }
+
+    /// Our own rename was printed twice: `[#a] -- me is now known as you` and the session's
+    /// `-- you are now known as you`. Once, as nc says it.
+    #[test]
+    fn our_own_rename_is_said_by_the_session_alone() {
+        let mut n = LineNews::default();
+        let ev = ev("#a", 3, "me", renamed("mee"));
+        assert!(n.lines(&ev, &nick("me")).is_empty());
+        assert!(
+            n.lines(&ev, &nick("mee")).is_empty(),
+            "after the session's news"
+        );
+        assert_eq!(
+            n.lines(&Event::Nick(nick("mee")), &nick("me")),
+            ["-- you are now known as mee"]
         );
     }
 
