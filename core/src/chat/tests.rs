@@ -1505,6 +1505,27 @@ fn policy(r: &str, founder: Option<&str>, ops: &[&str], voiced: &[&str]) -> Even
     policy_asked(r, founder, ops, voiced, false)
 }
 
+/// The full-screen client's and the page's `/who` answer did not mark operators, while their
+/// member lists and IRC's NAMES do: `~` the founder, `@` operators, `+` voiced.
+#[test]
+fn a_who_answer_marks_the_founder_operators_and_voiced() {
+    let mut c = chat_in(&["#r"]);
+    c.handle_event(&policy("#r", Some("ann"), &["bob"], &["cat"]), T0);
+    c.handle_event(
+        &Event::Members {
+            room: room("#r"),
+            members: ["ann", "bob", "cat", "me"].map(nick).to_vec(),
+            asked: true,
+            as_of: None,
+        },
+        T0,
+    );
+    assert_eq!(
+        kinds(&c, &rid("#r")).last(),
+        Some(&LineKind::Notice("#r (4): ~ann, @bob, +cat, me".into()))
+    );
+}
+
 fn policy_asked(
     r: &str,
     founder: Option<&str>,
