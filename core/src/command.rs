@@ -74,6 +74,8 @@ pub enum Command {
     },
     /// `/who [#room]`
     Who(Option<RoomName>),
+    /// `/whois nick`: what is known of someone (IRC's `WHOIS`).
+    Whois(Nick),
     /// `/rooms`
     Rooms,
     /// `/topic [#room] [text]`: without text, shows the topic.
@@ -189,7 +191,14 @@ pub const HELP: &[(&str, &str)] = &[
         "say you are away (others see it); /away alone: back",
     ),
     ("/back", "no longer away"),
-    ("/who [#room]", "list a room's members"),
+    (
+        "/who [#room]",
+        "list a room's members (~founder, @operator, +voiced)",
+    ),
+    (
+        "/whois nick",
+        "who someone is: account, away, rooms you share, idle, TLS",
+    ),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
     ("/topic [#room] -delete", "clear the topic"),
@@ -312,7 +321,7 @@ pub fn carries_password(line: &str) -> bool {
 }
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /whois nick, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -608,6 +617,10 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             ("", _) => Command::Who(None),
             (r, "") => Command::Who(Some(RoomName::new(r)?)),
             _ => return Err(CommandError::Usage(usage("/who"))),
+        },
+        "whois" => match word(args) {
+            (n, "") if !n.is_empty() => Command::Whois(Nick::new(n)?),
+            _ => return Err(CommandError::Usage(usage("/whois"))),
         },
         "rooms" | "list" if args.trim().is_empty() => Command::Rooms,
         "rooms" | "list" => return Err(CommandError::Usage(usage("/rooms"))),
@@ -923,6 +936,8 @@ mod tests {
         assert_eq!(parse("/back soon"), Err(CommandError::Usage("/back")));
         assert_eq!(cmd("/who"), Command::Who(None));
         assert_eq!(cmd("/who #rust"), Command::Who(Some(r("#rust"))));
+        assert_eq!(cmd("/whois Bob"), Command::Whois(Nick::new("Bob").unwrap()));
+        assert!(parse("/whois").is_err() && parse("/whois a b").is_err());
         assert_eq!(cmd("/rooms"), Command::Rooms);
         assert_eq!(
             cmd("/topic"),

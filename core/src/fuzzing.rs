@@ -996,7 +996,7 @@ impl HubRig {
                 nothing(line)
             }
             9 => nothing(
-                format!("/msg {n} hi\n/nick {n}\n/who\n/rooms\n/history\n").into_bytes(),
+                format!("/msg {n} hi\n/nick {n}\n/who\n/whois {n}\n/rooms\n/history\n").into_bytes(),
             ),
             10 => nothing(format!("NICK {n}\r\nUSER u 0 * :real\r\n").into_bytes()),
             11 => nothing(b"CAP LS 302\r\nCAP REQ :message-tags server-time labeled-response batch echo-message away-notify\r\nCAP END\r\n".to_vec()),

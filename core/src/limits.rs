@@ -250,6 +250,16 @@ pub const CLIENT_PING_AFTER: Millis = Millis(20_000);
 /// in one frame).
 pub const MAX_MEMBERS_LISTED: usize = 300;
 
+/// Members a join's notice names (`you are in #rust with 57 others: ann, bob, ... and 47 more`):
+/// up to 300 nicks on one line are not read, and `/who` lists them all. Ten fit a terminal's
+/// line or two.
+pub const JOINED_NAMES_SHOWN: usize = 10;
+
+/// Users whose latest rename or quit natter's line mode remembers, to say each once although it
+/// comes through every room shared with them (`chat::LineNews`): the repeats of one come
+/// together, within one fan-out, so a few dozen users changing at once are more than enough.
+pub const LINE_NEWS_MAX_USERS: usize = 64;
+
 /// Rooms listed in a `rooms` reply (fits in one frame).
 pub const MAX_ROOMS_LISTED: usize = 100;
 

@@ -10,7 +10,7 @@
 //! details) is cleaned by the session. So a rendered line cannot carry a terminal escape sequence.
 
 use crate::chat::Scrollback;
-use crate::limits::{CHAT_MAX_LINES, MAX_MEMBERS_LISTED};
+use crate::limits::{CHAT_MAX_LINES, JOINED_NAMES_SHOWN, MAX_MEMBERS_LISTED};
 use crate::session::{About, ConnState, Event, Target};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Seq, Text, sanitize};
@@ -176,27 +176,109 @@ pub fn other_nick_words(asked: &Nick, nick: &Nick) -> String {
     )
 }
 
-/// We are in a room: who else is, and its topic.
+/// We are in a room: who else is, and its topic. `marks` are the members' standings
+/// ([`marked`]; empty: none known). A room of more than [`JOINED_NAMES_SHOWN`] others names
+/// that many (operators first) and counts the rest: `you are in #rust with 57 others: @ann,
+/// bob, ... and 47 more (/who #rust lists them)`; a full list ([`MAX_MEMBERS_LISTED`]) is not
+/// the room's size, so then only `and more` (the size follows: [`size_words`]).
 pub fn joined_words(
     room: &RoomName,
     topic: Option<&Text>,
     members: &[Nick],
+    marks: &[&str],
     me: Option<&Nick>,
 ) -> Vec<String> {
-    let others: Vec<&str> = members
-        .iter()
-        .filter(|n| me.is_none_or(|me| me.folded() != n.folded()))
-        .map(Nick::as_str)
+    let mut others: Vec<String> = marked(members, marks)
+        .into_iter()
+        .zip(members)
+        .filter(|(_, n)| me.is_none_or(|me| me.folded() != n.folded()))
+        .map(|(shown, _)| shown)
         .collect();
     let mut out = if others.is_empty() {
         vec![format!("you are in {room} (nobody else is here yet)")]
-    } else {
+    } else if others.len() <= JOINED_NAMES_SHOWN {
         vec![format!("you are in {room} with: {}", others.join(", "))]
+    } else {
+        // Operators first (a stable sort keeps the list's order otherwise).
+        others.sort_by_key(|n| !n.starts_with(['~', '@']));
+        let rest = others.len() - JOINED_NAMES_SHOWN;
+        let named = others[..JOINED_NAMES_SHOWN].join(", ");
+        if members.len() >= MAX_MEMBERS_LISTED {
+            vec![format!("you are in {room} with: {named} and more")]
+        } else {
+            vec![format!(
+                "you are in {room} with {} others: {named} and {rest} more (/who {room} lists \
+                 them)",
+                others.len()
+            )]
+        }
     };
     if let Some(t) = topic {
         out.push(topic_words(room, Some(t)));
     }
     out
+}
+
+/// Members as a list shows them: each with its mark in front (`~` the founder, `@` an
+/// operator, `+` voiced: [`crate::chat::Role::mark`]), `marks[i]` for `members[i]`; a member
+/// past the end of `marks` has none.
+pub fn marked(members: &[Nick], marks: &[&str]) -> Vec<String> {
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{}{n}", marks.get(i).copied().unwrap_or("")))
+        .collect()
+}
+
+/// The answer to `/whois nick`, in lines: who they are signed in as, whether away, the rooms
+/// we share, how long idle, and how connected; `None`: nobody is called that.
+pub fn whois_lines(nick: &Nick, user: Option<&crate::wire::WhoisUser>) -> Vec<String> {
+    use crate::wire::Presence;
+    let Some(u) = user else {
+        return vec![format!("no such nick: nobody is called {nick}")];
+    };
+    let n = &u.nick;
+    let mut out = vec![match &u.account {
+        Some(a) => format!("{n} is signed in as {a}"),
+        None => format!("{n} is a guest (not signed in)"),
+    }];
+    if let Some(away) = &u.away {
+        out.push(format!("{n} is away: {away}"));
+    }
+    if u.rooms.is_empty() {
+        out.push(format!("{n} shares no room with you"));
+    } else {
+        let rooms: Vec<&str> = u.rooms.iter().map(RoomName::as_str).collect();
+        out.push(format!("{n} shares {} with you", rooms.join(", ")));
+    }
+    out.push(match u.presence {
+        Presence::Here if u.secure => format!("{n} is connected over TLS"),
+        Presence::Here => format!("{n} is connected without TLS"),
+        Presence::Elsewhere => format!("{n} is connected to another server of this cluster"),
+        Presence::Resuming => format!("{n} is between connections and may come back"),
+        Presence::Offline => {
+            format!("{n} is connected nowhere now; an account stays in its rooms")
+        }
+    });
+    match (u.idle, u.presence) {
+        (Some(idle), _) => out.push(format!("{n} has been idle {}", span_words(idle))),
+        (None, Presence::Here) => out.push(format!("{n} has said nothing since connecting")),
+        (None, _) => {}
+    }
+    out
+}
+
+/// A length of time as a person says it, to the largest two units: `45s`, `3m 20s`,
+/// `2h 5m`, `3d 4h`.
+pub fn span_words(span: Millis) -> String {
+    let s = span.0 / 1000;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m {s}s"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 /// We left a room.
@@ -208,12 +290,18 @@ pub fn parted_words(room: &RoomName) -> String {
 /// [`MAX_MEMBERS_LISTED`] members, so a full one is not said to be the room's size: with the
 /// size the client knows from a big room's `Crowd` (`counted`), `#big (404 members, 300 listed):
 /// ...`; without it, `#big (300 listed; a list stops at 300, /rooms counts them all): ...`.
-pub fn members_words(room: &RoomName, members: &[Nick], counted: Option<usize>) -> String {
+/// Operators are marked ([`marked`]: `@alice`), as IRC's NAMES and the member lists mark them.
+pub fn members_words(
+    room: &RoomName,
+    members: &[Nick],
+    marks: &[&str],
+    counted: Option<usize>,
+) -> String {
     if members.is_empty() {
         // A kept room everyone left (its history and topic stay): not a dangling `(0): `.
         return format!("{room} (0): nobody is in it now");
     }
-    let names: Vec<&str> = members.iter().map(Nick::as_str).collect();
+    let names = marked(members, marks);
     let n = members.len();
     let names = names.join(", ");
     // A shorter list is the whole room (whatever a count from earlier says).
@@ -512,7 +600,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
             topic,
             members,
             ..
-        } => joined_words(room, topic.as_ref(), members, me)
+        } => joined_words(room, topic.as_ref(), members, &[], me)
             .into_iter()
             .map(notice)
             .collect(),
@@ -529,7 +617,13 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Gap { room, first, last } => {
             vec![gap_line(room, *first, *last, current)]
         }
-        ServerMsg::Members { room, members } => vec![notice(members_words(room, members, None))],
+        ServerMsg::Members { room, members } => {
+            vec![notice(members_words(room, members, &[], None))]
+        }
+        ServerMsg::Whois { nick, user } => whois_lines(nick, user.as_ref())
+            .into_iter()
+            .map(notice)
+            .collect(),
         ServerMsg::Rooms { rooms } => vec![notice(rooms_words(rooms))],
         ServerMsg::Policy {
             room,
@@ -663,7 +757,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             topic,
             members,
             ..
-        } => joined_words(room, topic.as_ref(), members, Some(me))
+        } => joined_words(room, topic.as_ref(), members, &[], Some(me))
             .into_iter()
             .map(notice)
             .collect(),
@@ -673,6 +767,10 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         } => vec![notice(parted_words(room))],
         Event::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), Some(me)))],
         Event::Done(words) => vec![notice(words.clone())],
+        Event::Whois { nick, user } => whois_lines(nick, user.as_ref())
+            .into_iter()
+            .map(notice)
+            .collect(),
         // The kick's own line said it.
         Event::Parted { kicked: true, .. } => Vec::new(),
         Event::Members {
@@ -680,7 +778,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             members,
             asked: true,
             ..
-        } => vec![notice(members_words(room, members, None))],
+        } => vec![notice(members_words(room, members, &[], None))],
         Event::Rooms(rooms) => vec![notice(rooms_words(rooms))],
         Event::Topic { room, topic } => vec![notice(topic_words(room, topic.as_ref()))],
         Event::Nick(nick) => vec![notice(nick_words(nick))],
@@ -817,14 +915,46 @@ mod tests {
         RoomName::new(s).unwrap()
     }
 
+    /// A join's line named every member, up to 300 on one line: ten (operators first), and
+    /// how many more, or `and more` for a full list (whose size the next line gives).
+    #[test]
+    fn a_join_names_ten_members_and_counts_the_rest() {
+        let members: Vec<Nick> = std::iter::once(nick("me"))
+            .chain((0..56).map(|i| nick(&format!("m{i}"))))
+            .collect();
+        let mut marks = vec![""; members.len()];
+        marks[40] = "@";
+        let said = joined_words(&room("#r"), None, &members, &marks, Some(&nick("me")));
+        assert_eq!(
+            said,
+            [
+                "you are in #r with 56 others: @m39, m0, m1, m2, m3, m4, m5, m6, m7, m8 and 46 \
+              more (/who #r lists them)"
+            ]
+        );
+        let full: Vec<Nick> = (0..MAX_MEMBERS_LISTED)
+            .map(|i| nick(&format!("m{i}")))
+            .collect();
+        let said = joined_words(&room("#big"), None, &full, &[], Some(&nick("me")));
+        assert_eq!(
+            said,
+            ["you are in #big with: m0, m1, m2, m3, m4, m5, m6, m7, m8, m9 and more"]
+        );
+        let few = [nick("me"), nick("a"), nick("b")];
+        assert_eq!(
+            joined_words(&room("#r"), None, &few, &["", "~", ""], Some(&nick("me"))),
+            ["you are in #r with: ~a, b"]
+        );
+    }
+
     #[test]
     fn a_member_list_names_them_or_says_nobody_is_there() {
         assert_eq!(
-            members_words(&room("#a"), &[nick("bob"), nick("ann")], None),
+            members_words(&room("#a"), &[nick("bob"), nick("ann")], &[], None),
             "#a (2): bob, ann"
         );
         assert_eq!(
-            members_words(&room("#a"), &[], None),
+            members_words(&room("#a"), &[], &[], None),
             "#a (0): nobody is in it now"
         );
     }
@@ -836,23 +966,23 @@ mod tests {
         let full: Vec<Nick> = (0..MAX_MEMBERS_LISTED)
             .map(|i| nick(&format!("u{i}")))
             .collect();
-        let said = members_words(&room("#big"), &full, None);
+        let said = members_words(&room("#big"), &full, &[], None);
         assert!(
             said.starts_with(
                 "#big (300 listed; a list stops at 300, /rooms counts them all): u0, u1"
             ),
             "{said}"
         );
-        let said = members_words(&room("#big"), &full, Some(404));
+        let said = members_words(&room("#big"), &full, &[], Some(404));
         assert!(
             said.starts_with("#big (404 members, 300 listed): u0, "),
             "{said}"
         );
         // A count no bigger than the list adds nothing; a shorter list is the whole room.
-        let said = members_words(&room("#big"), &full, Some(300));
+        let said = members_words(&room("#big"), &full, &[], Some(300));
         assert!(said.starts_with("#big (300 listed; "), "{said}");
         assert_eq!(
-            members_words(&room("#a"), &full[..2], Some(404)),
+            members_words(&room("#a"), &full[..2], &[], Some(404)),
             "#a (2): u0, u1"
         );
         // What nc users read.

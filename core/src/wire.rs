@@ -17,7 +17,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 10;
+pub const PROTOCOL_VERSION: u16 = 11;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
 /// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), 6 from 7 only
@@ -48,6 +48,9 @@ pub const AWAY_HERE_VERSION: u16 = 9;
 /// The first version whose clients are told what an action did where nothing else tells it
 /// ([`ServerMsg::Done`]).
 pub const DONE_VERSION: u16 = 10;
+
+/// The first version whose servers answer [`ClientMsg::Whois`] (with [`ServerMsg::Whois`]).
+pub const WHOIS_VERSION: u16 = 11;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -299,6 +302,13 @@ pub enum ClientMsg {
     ClearTopic {
         /// Room.
         room: RoomName,
+    },
+    /// What is known of the user called `nick` (IRC's `WHOIS`): answered with
+    /// [`ServerMsg::Whois`]. Appended in version 11; a client asks only a server whose welcome
+    /// says 11 or more ([`WHOIS_VERSION`]).
+    Whois {
+        /// Who.
+        nick: Nick,
     },
 }
 
@@ -943,6 +953,50 @@ pub enum ServerMsg {
     /// words as `-- ` lines. Appended in version 10; a client that said an older version is
     /// never sent it ([`sent_to`]), and hears nothing for these, as before.
     Done(Text),
+    /// The answer to [`ClientMsg::Whois`]: what is known of the user called `nick` (`None`:
+    /// nobody is called that). Appended in version 11; only a client that asked gets it.
+    Whois {
+        /// The nick asked about, as asked.
+        nick: Nick,
+        /// What is known.
+        user: Option<WhoisUser>,
+    },
+}
+
+/// A user as [`ServerMsg::Whois`] tells it: what IRC's `WHOIS` tells, but the rooms are only
+/// those the asker shares with the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoisUser {
+    /// The nick, as the user spells it.
+    pub nick: Nick,
+    /// The account it is signed in to (`None`: a guest).
+    pub account: Option<Nick>,
+    /// Its away message, while it is away.
+    pub away: Option<Text>,
+    /// The rooms both the asker and the user are in (at most [`crate::limits::MAX_ROOMS_PER_USER`]).
+    pub rooms: Vec<RoomName>,
+    /// How long since its last message (to a room or a person), on the connection that spoke
+    /// last; `None`: it said nothing since it connected, or the server does not know (a user
+    /// on another node of a cluster).
+    pub idle: Option<Millis>,
+    /// Every connection it has came through TLS.
+    pub secure: bool,
+    /// Where it is: connected to this server, to another node of the cluster, or nowhere now
+    /// (between connections, or an always-on account with no device connected).
+    pub presence: Presence,
+}
+
+/// Where a [`WhoisUser`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Presence {
+    /// Connected to this server.
+    Here,
+    /// Connected to another node of the cluster.
+    Elsewhere,
+    /// A guest between connections, which may resume.
+    Resuming,
+    /// A registered account with no connection: it stays in its rooms.
+    Offline,
 }
 
 fn config() -> impl bincode::config::Config {
@@ -1024,6 +1078,7 @@ pub fn sent_to(msg: &ServerMsg, version: u16) -> bool {
         ServerMsg::Away { .. } | ServerMsg::InviteSent { .. } => version >= AWAY_VERSION,
         ServerMsg::AwayHere { .. } => version >= AWAY_HERE_VERSION,
         ServerMsg::Done(_) => version >= DONE_VERSION,
+        ServerMsg::Whois { .. } => version >= WHOIS_VERSION,
         _ => true,
     }
 }
@@ -1507,6 +1562,7 @@ mod tests {
             ClientMsg::Away(Some(text("at lunch"))),
             ClientMsg::Away(None),
             ClientMsg::ClearTopic { room: r.clone() },
+            ClientMsg::Whois { nick: nick("bob") },
         ] {
             roundtrip(m);
         }
@@ -1559,12 +1615,32 @@ mod tests {
         assert!(speaks(9));
     }
 
+    /// `/whois` came in version 11 as one appended message each way: what older clients and
+    /// servers decode keeps its bytes, every client of 5 to 10 still speaks, and the answer is
+    /// never sent to one (it cannot ask).
+    #[test]
+    fn whois_is_appended_in_version_11() {
+        assert_eq!((PROTOCOL_VERSION, WHOIS_VERSION), (11, 11));
+        assert!(speaks(11) && !speaks(12));
+        let ask = ClientMsg::Whois { nick: nick("bob") };
+        assert_eq!(encode_frame(&ask).unwrap()[LEN_PREFIX], 29);
+        let answer = ServerMsg::Whois {
+            nick: nick("bob"),
+            user: None,
+        };
+        assert_eq!(encode_frame(&answer).unwrap()[LEN_PREFIX], 34);
+        for old in 5..=10 {
+            assert!(speaks(old) && !sent_to(&answer, old), "version {old}");
+        }
+        assert!(sent_to(&answer, 11));
+    }
+
     /// An action's outcome in words came in version 10 as one appended server message, never
     /// sent to a client of 5 to 9 (which cannot decode it); what they decode keeps its bytes.
     #[test]
     fn done_is_appended_in_version_10_and_not_sent_to_older_clients() {
-        assert_eq!((PROTOCOL_VERSION, DONE_VERSION), (10, 10));
-        assert!(speaks(10) && !speaks(11));
+        assert_eq!(DONE_VERSION, 10);
+        assert!(speaks(10));
         let done = ServerMsg::Done(text("#r is banned from the server"));
         // Appended last: 33 after AwayHere (32).
         assert_eq!(encode_frame(&done).unwrap()[LEN_PREFIX], 33);
@@ -1734,6 +1810,22 @@ mod tests {
             away: vec![(nick("bob"), text("lunch")), (nick("carol"), text("brb"))],
         });
         msgs.push(ServerMsg::Done(text("root put eve out of #r")));
+        msgs.push(ServerMsg::Whois {
+            nick: nick("bob"),
+            user: None,
+        });
+        msgs.push(ServerMsg::Whois {
+            nick: nick("bob"),
+            user: Some(WhoisUser {
+                nick: nick("Bob"),
+                account: Some(nick("bob")),
+                away: Some(text("lunch")),
+                rooms: vec![r.clone()],
+                idle: Some(Millis(61_000)),
+                secure: true,
+                presence: Presence::Here,
+            }),
+        });
         for m in msgs {
             roundtrip(m);
         }

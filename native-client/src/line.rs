@@ -1,17 +1,17 @@
 //! Line mode, used when stdin or stdout is not a terminal: every line read from stdin is typed
 //! into the Session (chat for the room last joined, or a `/command`), each once the one before
 //! it is answered (see [`DriverConfig::lockstep`]); every event is printed in the format of
-//! [`natter_core::render::session_lines`], and who is away in a room as it changes
-//! ([`natter_core::chat::AwayNews`]); at the end of stdin the client waits until the server
+//! [`natter_core::render::session_lines`], with what only a printer that remembers says right
+//! (who is away as it changes, a rename or a quit once, operators marked in `/who`:
+//! [`natter_core::chat::LineNews`]); at the end of stdin the client waits until the server
 //! has acknowledged everything it sent, says `/quit`, and exits: with status 1 if a message was
 //! refused (not delivered), or a room it was to join, so that a script does not take it for
 //! said.
 
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
-use natter_core::chat::AwayNews;
+use natter_core::chat::LineNews;
 use natter_core::limits::MAX_LINE_BYTES;
-use natter_core::render;
 use natter_core::session::Session;
 use std::io::BufRead;
 use thiserror::Error;
@@ -67,10 +67,9 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
 
     let mut out = tokio::io::stdout();
     let mut refused = Refused::default();
-    let mut away = AwayNews::default();
+    let mut news = LineNews::default();
     while let Some(ev) = ev_rx.recv().await {
-        let mut lines = away.lines(&ev, &me);
-        lines.extend(render::session_lines(&ev, &me));
+        let lines = news.lines(&ev, &me);
         track_nick(&ev, &mut me);
         refused.note(&ev);
         if write_lines(&mut out, &lines).await.is_err() {

@@ -179,8 +179,11 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
 
     tmux.start("alice", &addr);
     tmux.wait_for("alice", "[Connected] alice").await;
-    tmux.wait_for("alice", "-- alice joined #lobby").await;
-    assert_eq!(members(&tmux.screen("alice")), ["1 here", "alice"]);
+    tmux.wait_for("alice", "-- you are in #lobby").await;
+    let screen = tmux.screen("alice");
+    assert_eq!(members(&screen), ["1 here", "alice"]);
+    // Our own join is said once, by that notice (it was said again as `alice joined #lobby`).
+    assert!(!screen.contains("alice joined"), "{screen}");
 
     // Someone joins: the member list updates.
     tmux.start("bob", &addr);
@@ -274,7 +277,7 @@ async fn a_line_typed_while_the_server_is_down_shows_as_pending_until_delivered(
     let tmux = Tmux::new("pending");
     tmux.start("carol", &addr.to_string());
     tmux.wait_for("carol", "[Connected] carol").await;
-    tmux.wait_for("carol", "-- carol joined #lobby").await;
+    tmux.wait_for("carol", "-- you are in #lobby").await;
 
     first.shutdown().await.expect("first server shuts down");
     tmux.wait_for("carol", "connection lost; reconnecting")
@@ -613,7 +616,7 @@ async fn a_direct_conversation_follows_a_rename_and_up_never_shows_a_password() 
     let (server, addr) = server().await;
     let tmux = Tmux::new("direct");
     tmux.start("alice", &addr.to_string());
-    tmux.wait_for("alice", "-- alice joined #lobby").await;
+    tmux.wait_for("alice", "-- you are in #lobby").await;
     let mut bob = Client::start("bob", addr, &[]);
     bob.expect("-- connected as bob").await;
     tmux.wait_for("alice", "-- bob joined #lobby").await;

@@ -195,7 +195,7 @@ async fn errors_scenario(browser: Browser, page: String, addr: SocketAddr) {
     }
     wait_for!("#hush to be +m", fern_out.has("set #hush +m"));
     send_line(b, "/join #hush").await;
-    wait_said(b, "#hush", &["pat joined #hush"]).await;
+    wait_said(b, "#hush", &["you are in #hush"]).await;
     // Told on joining, before trying to speak: a notice in the room, not an error.
     let told = wait_said(b, "#hush", &["#hush is moderated", "not speak there"]).await;
     let kind = js(

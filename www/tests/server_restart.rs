@@ -509,7 +509,7 @@ async fn lost_scenario(
         log_of(b, "#side")
             .await
             .iter()
-            .any(|l| l.contains("webby joined #side"))
+            .any(|l| l.contains("you are in #side"))
             .then_some(())
     });
     js(

@@ -25,8 +25,8 @@
 //!   at or below it is read, here and on every other device of the account, and what the person
 //!   is shown here goes back to the server ([`Chat::poll_read`], debounced).
 //!
-//! A front end that prints lines instead (natter's line mode) keeps no chat model; [`AwayNews`]
-//! says who is away there, once per change.
+//! A front end that prints lines instead (natter's line mode) keeps no chat model; [`LineNews`]
+//! remembers what it must there (who is away, once per change; a rename once; who operates).
 //!
 //! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
 //! proportion to the changes) and what to ring or notify about from [`Chat::poll_alert`].
@@ -39,6 +39,7 @@ mod away_news;
 mod change;
 mod conv;
 mod line;
+mod line_news;
 mod mention;
 mod past;
 mod policy;
@@ -48,6 +49,7 @@ pub use away_news::AwayNews;
 pub use change::{Alert, Change};
 pub use conv::{AwayMembers, Conv, ConvId, Members};
 pub use line::{Line, LineId, LineKind, Outgoing};
+pub use line_news::LineNews;
 pub use mention::{mention_spans, mentions};
 pub use past::{Hit, Scrollback, Search, SearchState};
 pub use policy::{Role, RoomPolicy};
@@ -427,7 +429,10 @@ impl Chat {
             } => {
                 let id = ConvId::Room(room.clone());
                 let mut counted = None;
+                let mut marks = Vec::new();
                 if let Some(c) = self.conv_mut(&id) {
+                    // Operators marked as the member list marks them (`@alice`).
+                    marks = members.iter().map(|n| c.policy.role(n).mark()).collect();
                     c.members.set(members);
                     if as_of.is_some() {
                         // The room as it is now (a resume or a rejoin): a count from before
@@ -443,7 +448,7 @@ impl Chat {
                 }
                 if *asked {
                     let id = self.here_or_current(id);
-                    let words = render::members_words(room, members, counted);
+                    let words = render::members_words(room, members, &marks, counted);
                     self.answer_in(&id, LineKind::Notice(words), now);
                 }
             }
@@ -585,6 +590,12 @@ impl Chat {
                     self.answer_in(&id, LineKind::Notice(line), now);
                 }
             }
+            Event::Whois { nick, user } => {
+                let id = self.current.clone();
+                for line in render::whois_lines(nick, user.as_ref()) {
+                    self.answer_in(&id, LineKind::Notice(line), now);
+                }
+            }
             Event::Away { nick, away } => {
                 self.on_away(nick, away.as_ref());
                 self.say_away(nick, away.as_ref(), now);
@@ -655,7 +666,8 @@ impl Chat {
         }
         self.log.push(Change::Members(id.clone()));
         self.log.push(Change::Topic(id.clone()));
-        for words in render::joined_words(room, topic, members, Some(&self.me)) {
+        // Operators are not known yet: the room's `Policy` follows the join.
+        for words in render::joined_words(room, topic, members, &[], Some(&self.me)) {
             self.notice_in(&id, LineKind::Notice(words), now);
         }
         let from_server = self.current == ConvId::Server;
@@ -938,7 +950,15 @@ impl Chat {
                 });
             }
         }
-        self.add_line(&id, line);
+        // Our own join, the last event a join replays: the notice of the join (`you are in
+        // #rust with: ...`) said it already, as nc says it once (the join of an earlier visit,
+        // in older lines, is shown).
+        let own_join = ev.kind == EventKind::Join
+            && ev.from.folded() == self.me.folded()
+            && self.conv(&id).and_then(|c| c.live_after) == Some(ev.seq);
+        if !own_join {
+            self.add_line(&id, line);
+        }
         if ev.seq == Seq(1) {
             // A room's first event: nothing is older.
             self.set_scrollback(&id, Scrollback::Start);

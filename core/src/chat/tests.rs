@@ -1022,6 +1022,58 @@ fn texts(c: &Chat, r: &str) -> Vec<String> {
         .collect()
 }
 
+/// The full-screen client and the page said a join twice: `you are in #a with: bob`, then the
+/// replay's last event, our own join, as `me joined #a`. Said once, by the notice (as nc says
+/// it); someone else's join, and ours of an earlier visit shown in older lines, still are.
+#[test]
+fn our_own_join_is_said_once_by_the_notice_of_it() {
+    let mut c = Chat::new(nick("me"));
+    c.handle_event(&Event::State(ConnState::Connected), T0);
+    c.handle_event(&joined("#a", 3, &["me", "bob"]), T0);
+    c.handle_event(&room_ev("#a", 1, "bob", EventKind::Join), T0);
+    c.handle_event(&say("#a", 2, "bob", "hi"), T0);
+    c.handle_event(&room_ev("#a", 3, "me", EventKind::Join), T0);
+    c.handle_event(&room_ev("#a", 4, "carol", EventKind::Join), T0);
+    assert_eq!(
+        texts(&c, "#a"),
+        [
+            "you are in #a with: bob",
+            "bob joined #a",
+            "<bob> hi",
+            "carol joined #a",
+        ]
+    );
+    assert_eq!(
+        c.conv(&rid("#a")).unwrap().scrollback(),
+        Some(Scrollback::Start),
+        "the room's first event is held: nothing is older"
+    );
+    // Left and back: the new visit's own join is said by its notice too.
+    c.handle_event(
+        &Event::Parted {
+            room: room("#a"),
+            kicked: false,
+        },
+        T0,
+    );
+    c.handle_event(&joined("#a", 6, &["me", "bob", "carol"]), T0);
+    c.handle_event(
+        &room_ev("#a", 5, "me", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 6, "me", EventKind::Join), T0);
+    let texts = texts(&c, "#a");
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("me joined")).count(),
+        0,
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t == "you are in #a with: bob, carol"),
+        "{texts:?}"
+    );
+}
+
 #[test]
 fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
     let mut c = Chat::new(nick("me"));
@@ -1058,7 +1110,6 @@ fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
             "<bob> thirty-nine",
             "you are in #a with: bob",
             "<bob> forty",
-            "me joined #a",
         ],
         "above the notice of our join, which stays where this visit began; 40 once"
     );
@@ -1452,6 +1503,27 @@ fn guests_and_the_signed_out_tell_nothing_and_count_as_before() {
 
 fn policy(r: &str, founder: Option<&str>, ops: &[&str], voiced: &[&str]) -> Event {
     policy_asked(r, founder, ops, voiced, false)
+}
+
+/// The full-screen client's and the page's `/who` answer did not mark operators, while their
+/// member lists and IRC's NAMES do: `~` the founder, `@` operators, `+` voiced.
+#[test]
+fn a_who_answer_marks_the_founder_operators_and_voiced() {
+    let mut c = chat_in(&["#r"]);
+    c.handle_event(&policy("#r", Some("ann"), &["bob"], &["cat"]), T0);
+    c.handle_event(
+        &Event::Members {
+            room: room("#r"),
+            members: ["ann", "bob", "cat", "me"].map(nick).to_vec(),
+            asked: true,
+            as_of: None,
+        },
+        T0,
+    );
+    assert_eq!(
+        kinds(&c, &rid("#r")).last(),
+        Some(&LineKind::Notice("#r (4): ~ann, @bob, +cat, me".into()))
+    );
 }
 
 fn policy_asked(

@@ -263,11 +263,10 @@ impl Hub {
         | ClientMsg::Msg { .. }
         | ClientMsg::Notice { .. }
         | ClientMsg::NoticeTo { .. } = msg
-            && let Some(super::dialect::AnyDialect::Irc(i)) =
-                self.conns.get_mut(&conn).and_then(|c| c.dialect_mut())
+            && let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut())
         {
             // WHOIS's idle time counts from a user's last message, as IRC servers count it.
-            i.active(now, true);
+            d.spoke(now);
         }
         let msg = match msg {
             quit @ ClientMsg::Quit { .. } => match self.quit_after_answers(conn, quit) {
@@ -304,6 +303,7 @@ impl Hub {
             ClientMsg::Topic { room, topic } => self.topic(conn, uid, room, topic, now),
             ClientMsg::ClearTopic { room } => self.set_topic(conn, uid, room, None, now),
             ClientMsg::Who { room } => self.who(conn, room),
+            ClientMsg::Whois { nick } => self.whois(conn, uid, nick, now),
             ClientMsg::Rooms => self.list_rooms(conn),
             ClientMsg::History { room, after } => {
                 if !self.member(uid, &room) {

@@ -13,7 +13,7 @@ use crate::limits::{
 };
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Text};
-use crate::wire::ServerMsg;
+use crate::wire::{Presence, ServerMsg, WhoisUser};
 use std::collections::BTreeSet;
 
 /// A question ([`super::dialect::Request::Query`]).
@@ -489,79 +489,7 @@ impl Hub {
         };
         let info = match q {
             Query::Whois(nick) => {
-                let user = self.user_named(&nick).map(|(uid_of, u)| {
-                    Box::new(Whois {
-                        user: Present {
-                            nick: u.nick.clone(),
-                            away: self.shown_away(u),
-                            mark: "",
-                            ident: self.ident_of(uid_of, u),
-                            account: self.account_shown(uid_of),
-                            oper: self.is_admin_user(uid_of),
-                        },
-                        rooms: u
-                            .rooms
-                            .iter()
-                            .map(|r| (r.clone(), self.standing(r, &u.nick)))
-                            .collect(),
-                        kind: self
-                            .user_conns(uid_of)
-                            .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
-                        elsewhere: false,
-                        secure: self.all_secure(uid_of),
-                        idle: self.idle_of(uid_of, now),
-                    })
-                });
-                let user = user.or_else(|| {
-                    self.remote_user(&nick).map(|(nick, rooms)| {
-                        let away = self.remote_away(&nick);
-                        let account = self.remote_account(&nick);
-                        let rooms = rooms
-                            .into_iter()
-                            .map(|r| {
-                                let mark = self.standing(&r, &nick);
-                                (r, mark)
-                            })
-                            .collect();
-                        Box::new(Whois {
-                            user: Present {
-                                ident: Ident::remote(&nick),
-                                nick,
-                                away,
-                                mark: "",
-                                account,
-                                oper: false,
-                            },
-                            rooms,
-                            kind: None,
-                            elsewhere: true,
-                            secure: false,
-                            idle: None,
-                        })
-                    })
-                });
-                // In a cluster, a user on another node sharing no room with this one: its
-                // rooms are those its record names.
-                let user = user.or_else(|| {
-                    let user = self.remote_present(&nick)?;
-                    let rooms = self
-                        .remote_presence(&nick)
-                        .map_or_else(Vec::new, |p| p.rooms.clone())
-                        .into_iter()
-                        .map(|r| {
-                            let mark = self.standing(&r, &user.nick);
-                            (r, mark)
-                        })
-                        .collect();
-                    Some(Box::new(Whois {
-                        user,
-                        rooms,
-                        kind: None,
-                        elsewhere: true,
-                        secure: false,
-                        idle: None,
-                    }))
-                });
+                let user = self.whois_of(&nick, now);
                 Info::Whois { nick, user }
             }
             Query::Users(nicks) => Info::Users(
@@ -654,6 +582,127 @@ impl Hub {
             Query::Targets { from, to, limit } => self.targets(uid, from, to, limit),
         };
         self.reply(conn, Reply::Info(info));
+    }
+
+    /// What WHOIS tells of the user called `nick`, here or (in a cluster) on another node.
+    fn whois_of(&self, nick: &Nick, now: Millis) -> Option<Box<Whois>> {
+        let user = self.user_named(nick).map(|(uid_of, u)| {
+            Box::new(Whois {
+                user: Present {
+                    nick: u.nick.clone(),
+                    away: self.shown_away(u),
+                    mark: "",
+                    ident: self.ident_of(uid_of, u),
+                    account: self.account_shown(uid_of),
+                    oper: self.is_admin_user(uid_of),
+                },
+                rooms: u
+                    .rooms
+                    .iter()
+                    .map(|r| (r.clone(), self.standing(r, &u.nick)))
+                    .collect(),
+                kind: self
+                    .user_conns(uid_of)
+                    .find_map(|c| self.conns.get(&c).and_then(|c| c.kind())),
+                elsewhere: false,
+                secure: self.all_secure(uid_of),
+                idle: self.idle_of(uid_of, now),
+            })
+        });
+        let user = user.or_else(|| {
+            self.remote_user(nick).map(|(nick, rooms)| {
+                let away = self.remote_away(&nick);
+                let account = self.remote_account(&nick);
+                let rooms = rooms
+                    .into_iter()
+                    .map(|r| {
+                        let mark = self.standing(&r, &nick);
+                        (r, mark)
+                    })
+                    .collect();
+                Box::new(Whois {
+                    user: Present {
+                        ident: Ident::remote(&nick),
+                        nick,
+                        away,
+                        mark: "",
+                        account,
+                        oper: false,
+                    },
+                    rooms,
+                    kind: None,
+                    elsewhere: true,
+                    secure: false,
+                    idle: None,
+                })
+            })
+        });
+        // In a cluster, a user on another node sharing no room with this one: its
+        // rooms are those its record names.
+        user.or_else(|| {
+            let user = self.remote_present(nick)?;
+            let rooms = self
+                .remote_presence(nick)
+                .map_or_else(Vec::new, |p| p.rooms.clone())
+                .into_iter()
+                .map(|r| {
+                    let mark = self.standing(&r, &user.nick);
+                    (r, mark)
+                })
+                .collect();
+            Some(Box::new(Whois {
+                user,
+                rooms,
+                kind: None,
+                elsewhere: true,
+                secure: false,
+                idle: None,
+            }))
+        })
+    }
+
+    /// `/whois nick` of nc and natter's own clients ([`ClientMsg::Whois`]): what WHOIS tells,
+    /// in one [`ServerMsg::Whois`], with only the rooms the asker shares with the user (an
+    /// invite-only room the asker is not in is nobody else's business), and the idle time
+    /// of every kind of connection.
+    pub(super) fn whois(&mut self, conn: ConnId, asker: UserId, nick: Nick, now: Millis) {
+        let user = self.whois_of(&nick, now).map(|w| {
+            let shared = |r: &RoomName| self.member(asker, r);
+            let presence = match (w.kind, w.elsewhere) {
+                (Some(_), _) => Presence::Here,
+                (None, true) => Presence::Elsewhere,
+                (None, false) if w.user.account.is_some() => Presence::Offline,
+                (None, false) => Presence::Resuming,
+            };
+            let idle = self
+                .user_named(&w.user.nick)
+                .and_then(|(uid, _)| self.idle_for(uid, now));
+            WhoisUser {
+                rooms: w
+                    .rooms
+                    .iter()
+                    .map(|(r, _)| r)
+                    .filter(|r| shared(r))
+                    .cloned()
+                    .collect(),
+                nick: w.user.nick,
+                account: w.user.account,
+                away: w.user.away,
+                idle,
+                secure: w.secure,
+                presence,
+            }
+        });
+        self.reply(conn, Reply::Msg(ServerMsg::Whois { nick, user }));
+    }
+
+    /// How long since `uid` last said something on any of its connections (its IRC ones count
+    /// from their welcome when they said nothing); `None` when none of them spoke.
+    fn idle_for(&self, uid: UserId, now: Millis) -> Option<Millis> {
+        self.user_conns(uid)
+            .filter_map(|c| self.conns.get(&c)?.dialect()?.last_spoke())
+            .max()
+            .map(|spoke| Millis(now.0.saturating_sub(spoke.0)))
     }
 
     fn user_named(&self, nick: &Nick) -> Option<(UserId, &super::User)> {

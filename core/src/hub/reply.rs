@@ -59,6 +59,20 @@ impl Hub {
                     })
                 }
             }
+            // nc's `/who` and join line mark operators (`@alice`), as NAMES does.
+            Reply::Msg(m @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. }))
+                if c.kind() == Some(super::ConnKind::Text) =>
+            {
+                match self.marks(&m) {
+                    None => Reply::Msg(m),
+                    Some(marks) => Reply::Note(Note::Detailed {
+                        msg: Box::new(m),
+                        marks,
+                        topic_set: None,
+                        created: None,
+                    }),
+                }
+            }
             // `MODE #channel`'s `324`, followed by `329` when the server knows when it made
             // the room.
             Reply::Msg(m @ ServerMsg::Policy { .. }) if c.kind() == Some(super::ConnKind::Irc) => {
@@ -102,6 +116,13 @@ impl Hub {
         // list.
         let list = match &reply {
             Reply::Msg(m @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. })) => Some(m),
+            // nc's, marked.
+            Reply::Note(Note::Detailed { msg, .. })
+                if kind == Some(super::ConnKind::Text)
+                    && matches!(**msg, ServerMsg::Joined { .. } | ServerMsg::Members { .. }) =>
+            {
+                Some(&**msg)
+            }
             Reply::Rejoined(m) if kind == Some(super::ConnKind::Binary) => Some(m),
             _ => None,
         };
@@ -172,17 +193,55 @@ impl Hub {
         Some(members.iter().map(|n| self.standing(room, n)).collect())
     }
 
+    /// The account the member `nick` is signed in to (folded), if any; for a member on another
+    /// node, the account its node says.
+    fn member_account(&self, nick: &crate::types::Nick) -> Option<String> {
+        match self.nicks.get(&self.users, nick.folded_key().as_str()) {
+            Some(u) => self.account_of(u),
+            None => self.remote_account(nick).map(|a| a.folded()),
+        }
+    }
+
+    /// The marks of the members a `Joined` or `Members` lists as natter's own lists show them
+    /// (nc's `/who` and join line): `~` the founder, `@` an operator, `+` voiced, the highest
+    /// only ([`crate::chat::Role::mark`]); `None` in a room nobody has any.
+    fn marks(&self, msg: &ServerMsg) -> Option<Vec<&'static str>> {
+        let (ServerMsg::Joined { room, members, .. } | ServerMsg::Members { room, members }) = msg
+        else {
+            return None;
+        };
+        let p = self.rooms.get(room)?.policy.as_ref()?;
+        if p.founder.is_none() && p.ops.is_empty() && p.voiced.is_empty() {
+            return None;
+        }
+        let marks = members.iter().map(|nick| {
+            let account = self.member_account(nick);
+            let is = |n: &crate::types::Nick| account.as_deref() == Some(n.folded().as_str());
+            let role = if p.founder.as_ref().is_some_and(is) {
+                crate::chat::Role::Founder
+            } else if p.ops.iter().any(is) {
+                crate::chat::Role::Operator
+            } else if p
+                .voiced
+                .iter()
+                .any(|v| is(v) || v.folded() == nick.folded())
+            {
+                crate::chat::Role::Voiced
+            } else {
+                crate::chat::Role::Member
+            };
+            role.mark()
+        });
+        Some(marks.collect())
+    }
+
     /// The standing of the member `nick` in `room`: `@` the founder or an operator, `+`
     /// voiced, `@+` both, empty otherwise.
     pub(super) fn standing(&self, room: &RoomName, nick: &crate::types::Nick) -> &'static str {
         let Some(p) = self.rooms.get(room).and_then(|r| r.policy.as_ref()) else {
             return "";
         };
-        // A member on another node: the account its node says it is signed in to.
-        let account = match self.nicks.get(&self.users, nick.folded_key().as_str()) {
-            Some(u) => self.account_of(u),
-            None => self.remote_account(nick).map(|a| a.folded()),
-        };
+        let account = self.member_account(nick);
         let op = p.is_op(account.as_deref());
         let voiced = p.voiced.iter().any(|v| {
             v.folded() == nick.folded() || account.as_deref() == Some(v.folded().as_str())

@@ -125,6 +125,7 @@ impl MsgKind {
             ClientMsg::Nick { .. } => MsgKind::Nick,
             ClientMsg::Topic { .. } | ClientMsg::ClearTopic { .. } => MsgKind::Topic,
             ClientMsg::Who { .. }
+            | ClientMsg::Whois { .. }
             | ClientMsg::Rooms
             | ClientMsg::History { .. }
             | ClientMsg::Older { .. }

@@ -782,6 +782,79 @@ fn nick_clash_change_and_dm() {
     );
 }
 
+/// natter's own clients and nc had no `/whois`, while IRC has WHOIS: the same facts, with only
+/// the rooms the asker shares (an invite-only room the asker is not in stays unsaid), the
+/// idle time of any kind of connection, and `no such nick` for nobody.
+#[test]
+fn whois_tells_nc_and_binary_clients_who_someone_is() {
+    let mut t = T::new();
+    let (a, _) = t.txt();
+    t.line(a, "/nick alice");
+    t.line(a, "/join #hidden");
+    t.line(a, "/mode +i");
+    let (b, bob) = t.txt();
+    t.lines(a);
+    t.lines(b);
+    t.line(b, "/whois Alice");
+    assert_eq!(
+        t.lines(b),
+        [
+            "-- alice is a guest (not signed in)",
+            "-- alice shares #lobby with you",
+            "-- alice is connected without TLS",
+            "-- alice has said nothing since connecting",
+        ]
+    );
+    t.line(a, "/away lunch");
+    t.line(a, "/msg #lobby back soon");
+    t.advance(65_000);
+    t.lines(b);
+    t.line(b, "/whois alice");
+    let l = t.lines(b);
+    assert!(l.contains(&"-- alice is away: lunch".to_owned()), "{l:?}");
+    assert!(
+        l.contains(&"-- alice has been idle 1m 5s".to_owned()),
+        "{l:?}"
+    );
+    t.line(b, "/whois nobody");
+    assert_eq!(t.lines(b), ["-- no such nick: nobody is called nobody"]);
+
+    // A binary client asks with `Whois`; the answer names the rooms it shares.
+    let c = t.bin("carol");
+    t.join(c, "#lobby");
+    t.send(
+        c,
+        &ClientMsg::Whois {
+            nick: nick("alice"),
+        },
+    );
+    let got = t.recv(c);
+    let [
+        ServerMsg::Whois {
+            nick: asked,
+            user: Some(u),
+        },
+    ] = got.as_slice()
+    else {
+        panic!("{got:?}");
+    };
+    assert_eq!(asked.as_str(), "alice");
+    assert_eq!(
+        u.rooms,
+        [room("#lobby")],
+        "not #hidden, which carol is not in"
+    );
+    assert_eq!(u.presence, crate::wire::Presence::Here);
+    assert_eq!(u.away, Some(text("lunch")));
+    assert!(!u.secure && u.account.is_none());
+    t.send(c, &ClientMsg::Whois { nick: nick(&bob) });
+    let got = t.recv(c);
+    assert!(
+        matches!(&got[..], [ServerMsg::Whois { user: Some(u), .. }] if u.rooms == [room("#lobby")] && u.idle.is_none()),
+        "{got:?}"
+    );
+}
+
 /// `printf 'hi\n/who\n/rooms' | ncat host 8000` (or `nc -N`, `nc -q 1`): the lines come with
 /// the end of input at once. Every one is said or answered (the last one too, without its
 /// newline), flood control pacing them as for anyone, and then the user quits and the
@@ -7450,6 +7523,40 @@ mod moderation {
         );
     }
 
+    /// nc's `/who` and join line did not mark operators, while IRC's NAMES and natter's
+    /// member lists do: `~` the founder, `@` an operator, `+` voiced, as the lists mark them.
+    #[test]
+    fn nc_who_and_join_lines_mark_operators() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, bob) = t.txt();
+        t.line(b, "/join #r");
+        let l = t.lines(b);
+        assert!(
+            l.contains(&"-- you are in #r with: ~alice".to_owned()),
+            "{l:?}"
+        );
+        t.line(a, &format!("/voice {bob}"));
+        t.lines(b);
+        t.line(b, "/who");
+        let l = t.lines(b);
+        assert!(
+            l.len() == 1
+                && l[0].starts_with("-- #r (2): ")
+                && l[0].contains("~alice")
+                && l[0].contains(&format!("+{bob}")),
+            "{l:?}"
+        );
+        // Nobody marked in a room without settings: as before.
+        t.line(b, "/who #lobby");
+        let l = t.lines(b);
+        assert!(!l[0].contains('~') && !l[0].contains('+'), "{l:?}");
+    }
+
     #[test]
     fn nc_operators_type_the_commands() {
         let mut t = T::with(cfg());
@@ -8877,6 +8984,16 @@ mod crowd {
         let l = t.lines(p);
         let size = format!("-- #big has {} members: /who lists 300 of them", n + 1);
         assert!(l.contains(&size), "{l:?}");
+        // The join's line named all 300 listed members (a screenful on nc): ten and `more`,
+        // the size line following it.
+        let you = l
+            .iter()
+            .find(|l| l.starts_with("-- you are in #big"))
+            .expect("a join line");
+        assert!(
+            you.ends_with(" and more") && you.matches(", ").count() == 9,
+            "{you}"
+        );
         assert!(!l.iter().any(|l| l.contains("summed up")), "{l:?}");
         // A room its list holds says nothing of its size.
         let small = t.bin("small");

@@ -3,7 +3,7 @@
 use crate::moderation::{Entry, Modes};
 use crate::time::Millis;
 use crate::types::{DeviceKey, MsgId, Nick, RoomName, Seq, Text};
-use crate::wire::{DirectMsg, ErrorKind, RoomEvent, RoomInfo};
+use crate::wire::{DirectMsg, ErrorKind, RoomEvent, RoomInfo, WhoisUser};
 
 /// Connection state, for the UI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +229,14 @@ pub enum Event {
     /// ([`crate::wire::ServerMsg::Done`]: a server ban, a takeover or close, an action in a
     /// room we are not in, a change that changed nothing): an answer, shown each time.
     Done(String),
+    /// The answer to a `/whois`: what is known of the user called `nick` (`None`: nobody is
+    /// called that). Shown each time.
+    Whois {
+        /// The nick asked about.
+        nick: Nick,
+        /// What is known.
+        user: Option<WhoisUser>,
+    },
     /// `nick` is away now with this message (`Some`) or back (`None`): us, a co-member, or
     /// someone we wrote to (the server says it after each message to someone away). Member
     /// lists mark it ([`crate::chat::Chat::away`]); its line for people is

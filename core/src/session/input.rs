@@ -7,8 +7,10 @@ use super::asks::{Query, SearchStart};
 use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
-use crate::types::{MsgId, RoomName, Seq, Text};
-use crate::wire::{AWAY_VERSION, ClientMsg, DirectMsg, NOTICE_VERSION, Proof, TOPIC_CLEAR_VERSION};
+use crate::types::{MsgId, Nick, RoomName, Seq, Text};
+use crate::wire::{
+    AWAY_VERSION, ClientMsg, DirectMsg, NOTICE_VERSION, Proof, TOPIC_CLEAR_VERSION, WHOIS_VERSION,
+};
 
 /// What a command that needs a room does in one, and what to type for it in a direct
 /// conversation (where it would otherwise go to the room open there).
@@ -78,6 +80,7 @@ impl Session {
                     cmd,
                     Command::Nick(_)
                         | Command::Who(_)
+                        | Command::Whois(_)
                         | Command::Rooms
                         | Command::Topic { .. }
                         | Command::ClearTopic(_)
@@ -188,6 +191,7 @@ impl Session {
                     self.send_or_defer(ClientMsg::Who { room });
                 }
             }
+            Command::Whois(nick) => self.whois(nick),
             Command::Rooms => self.send_or_defer(ClientMsg::Rooms),
             Command::Topic { room, topic } => {
                 if let Some(room) = self.room_named(room, to, TOPIC) {
@@ -443,6 +447,27 @@ impl Session {
             ),
             _ => {
                 self.pace(ClientMsg::ClearTopic { room });
+            }
+        }
+    }
+
+    /// `/whois nick`: asked of a server of [`WHOIS_VERSION`] or later (an older one cannot
+    /// decode it and would close the connection), refused in words otherwise, and while not
+    /// connected (the server's version is not known yet).
+    fn whois(&mut self, nick: Nick) {
+        if !self.link.is_welcomed() {
+            return self.error(About::Input, "not connected; /whois again once connected");
+        }
+        match self.handshake.version {
+            Some(v) if v < WHOIS_VERSION => self.error(
+                About::Input,
+                format!(
+                    "this server is too old for /whois: it speaks natter protocol version {v}, \
+                     and /whois needs version {WHOIS_VERSION}"
+                ),
+            ),
+            _ => {
+                self.pace(ClientMsg::Whois { nick });
             }
         }
     }

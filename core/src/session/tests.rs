@@ -5029,6 +5029,44 @@ fn clearing_a_topic_is_sent_to_a_server_that_knows_it() {
     assert!(errors(&t.events()).is_empty());
 }
 
+/// `/whois nick` goes to a server of version 11 as `Whois`, and its answer comes back as an
+/// event; to an older server (which could not decode it) it is refused in words and nothing
+/// is sent.
+#[test]
+fn whois_is_asked_of_a_server_that_knows_it() {
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    t.s.handle_connected(t.now);
+    t.welcome_at(10, 1, false);
+    t.joined("#lobby", 1);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/whois bob", t.now);
+    let errs = errors(&t.events());
+    assert!(
+        errs.len() == 1 && errs[0].contains("too old") && errs[0].contains("needs version 11"),
+        "{errs:?}"
+    );
+    assert!(t.drain_paced().is_empty());
+
+    let mut t = T::ready(Transport::Stream);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/whois bob", t.now);
+    assert_eq!(t.drain_paced(), [ClientMsg::Whois { nick: nick("bob") }]);
+    t.recv(ServerMsg::Whois {
+        nick: nick("bob"),
+        user: None,
+    });
+    assert_eq!(
+        t.events(),
+        [Event::Whois {
+            nick: nick("bob"),
+            user: None
+        }]
+    );
+}
+
 /// `/join #a #b` and `/join #c,#d` ask the server for each room, in order.
 #[test]
 fn joining_several_rooms_asks_for_each() {

@@ -41,6 +41,8 @@ pub(crate) struct Text {
     any_byte: bool,
     /// Lines read so far, up to [`HTTP_CHECKED_LINES`].
     lines_seen: u8,
+    /// When its user last said something on it (`/whois`'s idle time).
+    pub(super) spoke: Option<super::Spoke>,
 }
 
 impl Text {
@@ -265,6 +267,7 @@ impl Dialect for Text {
                     topic,
                 },
                 Command::ClearTopic(r) => ClientMsg::ClearTopic { room: room(r)? },
+                Command::Whois(nick) => ClientMsg::Whois { nick },
                 Command::Nick(nick) => ClientMsg::Nick { nick },
                 Command::Quit(reason) => ClientMsg::Quit { reason },
                 Command::Away(away) => ClientMsg::Away(away),
@@ -357,8 +360,27 @@ impl Dialect for Text {
                     }
                     .to_owned(),
                 ),
+                // A join or a member list with operators marked (`@alice`).
+                Note::Detailed { msg, marks, .. } => match &**msg {
+                    ServerMsg::Members { room, members } => line(format!(
+                        "-- {}",
+                        render::members_words(room, members, marks, None)
+                    )),
+                    ServerMsg::Joined {
+                        room,
+                        topic,
+                        members,
+                        ..
+                    } => Text::lines(
+                        render::joined_words(room, topic.as_ref(), members, marks, me)
+                            .into_iter()
+                            .map(|w| format!("-- {w}"))
+                            .collect(),
+                    ),
+                    msg => Text::lines(render::reply_lines(msg, me, self.current.as_deref())),
+                },
                 // The room event and `Policy` tell it.
-                Note::Detailed { .. } | Note::KeySet { .. } | Note::Tagged { .. } => None,
+                Note::KeySet { .. } | Note::Tagged { .. } => None,
                 // Only IRC has `MONITOR` and `WALLOPS`.
                 Note::Monitor(_) | Note::Wallops { .. } => None,
             },

@@ -642,6 +642,8 @@ impl Irc {
             ServerMsg::Away { .. }
             | ServerMsg::InviteSent { .. }
             | ServerMsg::AwayHere { .. }
+            // IRC asks `WHOIS`, answered by its numerics (`Info::Whois`).
+            | ServerMsg::Whois { .. }
             | ServerMsg::Done(_) => {}
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
