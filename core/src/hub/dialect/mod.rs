@@ -574,6 +574,10 @@ pub(crate) enum Request {
     /// IRC's `MONITOR` ([`crate::hub::monitor`]): a change to, or a look at, this
     /// connection's list of watched nicks. Answered by [`Note::Monitor`]s, if at all.
     Monitor(MonitorOp),
+    /// IRC's `SETNAME` (IRCv3 `setname`): the user's real name is now this (clean text of at
+    /// most [`IRC_MAX_REALNAME`](crate::limits::IRC_MAX_REALNAME) bytes), on each of its IRC
+    /// connections; it and its co-members are told ([`crate::hub::setname`]).
+    SetName(Box<str>),
     /// A message (a say, action or notice to a room, or a direct one) with the client-only
     /// tags the client sent with it (IRC's `@+draft/reply=... PRIVMSG`): they go with it, live,
     /// to the connections whose dialect carries them; the room event and history hold none.

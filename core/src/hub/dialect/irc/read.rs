@@ -26,7 +26,7 @@ const ONE_REPLY: [&str; 11] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-const KNOWN: [&str; 35] = [
+const KNOWN: [&str; 36] = [
     "CAP",
     "PASS",
     "USER",
@@ -62,6 +62,7 @@ const KNOWN: [&str; 35] = [
     "OPER",
     "INFO",
     "MONITOR",
+    "SETNAME",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -860,6 +861,16 @@ impl Irc {
                     (_, Err(bad)) => plan.num(bad.numeric, &[chan], &bad.words),
                 },
                 _ => plan.need_more(verb),
+            },
+            // IRCv3 setname: checked as `USER`'s real name is; a client without the capability
+            // is served all the same, silently (as the specification asks).
+            "SETNAME" => match msg.param(0).filter(|r| !r.is_empty()).map(names::realname) {
+                Some(Some(realname)) => plan.request(Request::SetName(realname.into())),
+                _ => plan.line(
+                    "FAIL",
+                    &["SETNAME", "INVALID_REALNAME", "Realname is not valid"],
+                    true,
+                ),
             },
             // A command added above goes into KNOWN too: a labeled one is otherwise taken
             // for an unknown command, answered by one labeled line.

@@ -1262,9 +1262,11 @@ impl Irc {
                 mask,
                 matched,
                 more,
+                channel,
             } => {
+                let channel = channel.as_ref().map_or("*", RoomName::as_str);
                 for p in matched {
-                    who_line(l, "*", p, self.caps.has(Cap::MultiPrefix), whox);
+                    who_line(l, channel, p, self.caps.has(Cap::MultiPrefix), whox);
                 }
                 let end = if *more {
                     format!("End of WHO list (at most {IRC_MAX_WHO_MATCHES} users are listed)")
@@ -1433,6 +1435,17 @@ impl Irc {
                 }
                 if batch {
                     l.from(&open, l.server, "BATCH", &[&format!("-{id}")], false);
+                }
+            }
+            Info::SetName { nick, realname } => {
+                if self.caps.has(Cap::SetName) {
+                    let src = names::source(nick);
+                    l.from(&Tags::none(), &src, "SETNAME", &[realname], true);
+                }
+            }
+            Info::Monitored(news) => {
+                if self.caps.has(Cap::ExtendedMonitor) {
+                    self.info(l, news, me);
                 }
             }
             Info::Account { nick, account } => {
