@@ -778,6 +778,11 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("MODE #x +o bob", &["442"]),
         ("MODE #nowhere +o bob", &["403"]),
         ("MODE bob +i", &["502"]),
+        // Modern IRC: a nick nobody has is 401, not 502 (until the thirtieth session).
+        ("MODE nobody", &["401"]),
+        ("MODE nobody +i", &["401"]),
+        ("MODE 9bad +i", &["401"]),
+        ("MODE bob", &["502"]),
         ("MODE al +z", &["501"]),
         ("KICK #x bob", &["442"]),
         ("KICK #nowhere bob", &["403"]),

@@ -1066,7 +1066,14 @@ impl Irc {
             return channel_modes(msg, room, plan);
         }
         if !target.eq_ignore_ascii_case(&me) {
-            return plan.num(ERR_USERSDONTMATCH, &[], "Can't change mode for other users");
+            // Another user's modes: `502`, or `401` for a nick nobody has (the hub knows).
+            let Ok(nick) = Nick::new(target) else {
+                return plan.num(ERR_NOSUCHNICK, &[target], "No such nick/channel");
+            };
+            if let Some(r) = self.running.as_mut() {
+                r.target = target.to_owned();
+            }
+            return plan.query(Query::Users(vec![nick]));
         }
         let Some(change) = msg.param(1) else {
             let modes: String = self.umodes.iter().collect();

@@ -1240,6 +1240,11 @@ impl Irc {
             }
             Info::Users(users) => match verb {
                 "ISON" => l.num_list(RPL_ISON, &[], users.iter().map(|p| p.nick.as_str())),
+                // `MODE othernick`: someone else's modes, or nobody's (modern IRC's order).
+                "MODE" if users.is_empty() => {
+                    l.num(ERR_NOSUCHNICK, &[&target], "No such nick/channel");
+                }
+                "MODE" => l.num(ERR_USERSDONTMATCH, &[], "Can't change mode for other users"),
                 "USERHOST" => {
                     let replies: Vec<String> = users
                         .iter()
