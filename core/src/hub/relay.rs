@@ -3,7 +3,8 @@
 //! that enabled `message-tags`; natter's own clients have no such notion). They are no room
 //! event: no seq, no history, no store, and in a cluster they reach a room's members on this
 //! node only; to a user on another node they go to that node, as a direct message does, but
-//! unanswered ([`ClusterOut::Relay`](super::cluster::ClusterOut::Relay)). What they may cost is bounded: a line's tags are at most
+//! unanswered ([`ClusterOut::Relay`](super::cluster::ClusterOut::Relay)). What they may cost
+//! is bounded: a line's tags are at most
 //! [`IRC_MAX_CLIENT_TAGS`](crate::limits::IRC_MAX_CLIENT_TAGS) bytes and cost a flood token,
 //! a big room ([`Hub::is_quiet`]) relays none, and a reader already behind is sent none.
 
