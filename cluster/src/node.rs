@@ -232,6 +232,18 @@ pub enum ClusterIn {
         /// IRC's `WALLOPS`, not a `/wall`.
         ops: bool,
     },
+    /// Client-only tags (IRC's `TAGMSG`) from a user on another node for a user here
+    /// ([`Hub::handle_remote_relay`]).
+    RemoteRelay {
+        /// The sender.
+        from: natter_core::Nick,
+        /// The recipient.
+        to: natter_core::Nick,
+        /// The tags, as its client sent them.
+        tags: std::sync::Arc<str>,
+        /// The sender is signed in.
+        signed_in: bool,
+    },
     /// What a node says of its user called `nick` now (`None`: nobody has the nick there).
     Presence {
         /// The nick (its folded form is the key).
@@ -301,6 +313,12 @@ impl ClusterIn {
             } => hub.handle_presence(&nick, presence, &node),
             ClusterIn::Link(up) => hub.handle_cluster_link(up),
             ClusterIn::Wall { from, text, ops } => hub.handle_remote_wall(from, text, ops),
+            ClusterIn::RemoteRelay {
+                from,
+                to,
+                tags,
+                signed_in,
+            } => hub.handle_remote_relay(from, to, tags, signed_in, now),
             ClusterIn::Topic { room, topic } => hub.handle_topic(room, topic),
         }
     }
@@ -506,6 +524,14 @@ impl Node {
                 why: e.to_string(),
             })?;
         let hear_walls = tokio::spawn(hear_walls(walls, id.clone(), in_tx.clone()));
+        let relays = client
+            .subscribe(relay_subject(&cfg.prefix, &id))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "relayed tags",
+                why: e.to_string(),
+            })?;
+        let hear_relays = tokio::spawn(hear_relays(relays, in_tx.clone()));
         let inbox_subject = node_subject(&cfg.prefix, &id);
         let requests =
             client
@@ -577,6 +603,7 @@ impl Node {
                 driver,
                 serve,
                 hear_walls,
+                hear_relays,
                 account_watch,
                 rooms.watch,
                 bans.watch,
@@ -1407,6 +1434,70 @@ async fn hear_walls(
     }
 }
 
+/// The subject a node hears client-only tags for its users on (see [`ClusterOut::Relay`]):
+/// beside its inbox, which only direct messages reach (a node built before relays crossed
+/// hears none of them).
+fn relay_subject(prefix: &str, node: &str) -> String {
+    format!("{prefix}.node.{node}.relay")
+}
+
+/// Client-only tags as they cross to the node holding the recipient's nick (bincode).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RelayOut {
+    from: natter_core::Nick,
+    to: natter_core::Nick,
+    tags: String,
+    signed_in: bool,
+}
+
+/// The largest relay read (a client's tags are at most 4094 bytes).
+const MAX_RELAY_BYTES: usize = 8 << 10;
+
+/// Hands client-only tags other nodes' users send to users here to the hub.
+async fn hear_relays(mut relays: async_nats::Subscriber, tx: mpsc::UnboundedSender<ClusterIn>) {
+    while let Some(m) = relays.next().await {
+        let r = match crate::kept::decode_entry::<RelayOut, MAX_RELAY_BYTES>(&m.payload, "a relay")
+        {
+            Ok(r) => r,
+            Err(why) => {
+                debug!(%why, "relayed tags not understood; dropped");
+                continue;
+            }
+        };
+        let relay = ClusterIn::RemoteRelay {
+            from: r.from,
+            to: r.to,
+            tags: r.tags.into(),
+            signed_in: r.signed_in,
+        };
+        if tx.send(relay).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends client-only tags to the node holding `relay.to`'s nick; nothing when nobody holds
+/// it or NATS cannot be reached (typing is worth nothing late).
+async fn send_relay(
+    client: &async_nats::Client,
+    nicks: &kv::Store,
+    prefix: &str,
+    relay: &RelayOut,
+) -> Result<(), String> {
+    let entry = nicks
+        .entry(nick_key(&relay.to))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .filter(|e| e.operation == kv::Operation::Put)
+        .ok_or_else(|| format!("nobody is called {}", relay.to))?;
+    let holder = String::from_utf8_lossy(&entry.value).into_owned();
+    let payload = crate::kept::encode_entry(relay)?;
+    client
+        .publish(relay_subject(prefix, &holder), payload)
+        .await
+        .map_err(|e| unavailable(&e))
+}
+
 /// Why the cluster could not do something, in words for people.
 fn unavailable(e: &dyn std::fmt::Display) -> String {
     format!("the cluster is unavailable ({e})")
@@ -1690,6 +1781,32 @@ impl Driver {
                         Ok(()) => info!(from = %wall.from, "an admin's wall told to every node"),
                         Err(why) => warn!(%why, "an admin's wall not told to the other nodes"),
                     }
+                }
+                ClusterOut::Relay {
+                    from,
+                    to,
+                    tags,
+                    signed_in,
+                } => {
+                    if self.client.connection_state() != State::Connected {
+                        continue;
+                    }
+                    let relay = RelayOut {
+                        from,
+                        to,
+                        tags: tags.to_string(),
+                        signed_in,
+                    };
+                    let (client, nicks) = (self.client.clone(), self.nicks.clone());
+                    let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
+                    tokio::spawn(async move {
+                        let sent = send_relay(&client, &nicks, &prefix, &relay);
+                        match tokio::time::timeout(wait, sent).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(why)) => debug!(to = %relay.to, %why, "tags not relayed"),
+                            Err(_) => debug!(to = %relay.to, "tags not relayed: timed out"),
+                        }
+                    });
                 }
                 ClusterOut::Forget { node, nicks } => {
                     let (users, kv) = (self.users.clone(), self.nicks.clone());

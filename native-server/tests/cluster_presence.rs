@@ -5,7 +5,7 @@
 //! a shared room (away-notify) and sees it in WHO with `G`, and no longer finds it once it quit;
 //! a room whose members are all on the other node is in `LIST`, LUSERS, `Rooms` and its
 //! `NAMES` there, with its topic (and `TOPIC` answers with it); a direct message to the other
-//! node carries its client-only tags;
+//! node carries its client-only tags, and a `TAGMSG` to a nick there arrives;
 //! the users of a node killed with SIGKILL are forgotten by the cluster once its lease ran out,
 //! so a node started after that does not find them either.
 
@@ -181,7 +181,7 @@ async fn a_room_only_another_nodes_users_are_in_is_listed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rooms_topic_and_a_direct_messages_tags_reach_another_node() {
+async fn a_rooms_topic_a_direct_messages_tags_and_a_tagmsg_reach_another_node() {
     let nats = Nats::start();
     let (a, b) = (node(&nats).await, node(&nats).await);
     let mut carol = irc(&a, "carol", "message-tags").await;
@@ -209,6 +209,15 @@ async fn a_rooms_topic_and_a_direct_messages_tags_reach_another_node() {
     carol.send("@+draft/reply=abc PRIVMSG bob :hi from a").await;
     let got = bob.expect_has("PRIVMSG bob :hi from a").await;
     assert!(got.contains("+draft/reply=abc"), "{got}");
+    // A TAGMSG (a typing notification) to bob there arrives too (it went nowhere before the
+    // thirtieth session).
+    carol.send("@+typing=active TAGMSG bob").await;
+    let got = bob.expect_has(" TAGMSG bob").await;
+    assert!(
+        got.starts_with("@+typing=active;msgid=~carol/")
+            && got.ends_with(" :carol!carol@natter TAGMSG bob"),
+        "{got}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

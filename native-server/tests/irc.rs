@@ -493,6 +493,40 @@ async fn monitor_tells_an_irc_user_when_a_watched_nick_comes_and_goes() {
     server.shutdown().await.unwrap();
 }
 
+/// IRCv3 `setname` and `extended-monitor` over sockets: a `SETNAME` comes back to its sender
+/// and to a co-member with `setname`, and reaches a watcher sharing no channel with
+/// `extended-monitor` (its `AWAY` too, with away-notify); `WHOIS` then shows the new name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setname_reaches_co_members_and_extended_monitor_watchers() {
+    let (server, _, irc) = server().await;
+    let mut amy = irc_client(irc, "amy", "setname").await;
+    let mut seer = irc_client(irc, "seer", "setname").await;
+    let mut far = irc_client(irc, "far", "setname extended-monitor away-notify").await;
+    for (c, nick) in [(&mut amy, "amy"), (&mut seer, "seer")] {
+        c.send("JOIN #s").await;
+        c.expect_has(&format!(" 366 {nick} #s ")).await;
+    }
+    far.send("MONITOR + amy").await;
+    far.expect(|l| numeric(l) == Some("730"), "730").await;
+    amy.send("SETNAME :Amy Q. Person").await;
+    let line = ":amy!amy@natter SETNAME :Amy Q. Person";
+    assert_eq!(amy.expect_has(" SETNAME ").await, line);
+    assert_eq!(seer.expect_has(" SETNAME ").await, line);
+    assert_eq!(far.expect_has(" SETNAME ").await, line);
+    amy.send("AWAY :brb").await;
+    assert_eq!(far.expect_has(" AWAY ").await, ":amy!amy@natter AWAY :brb");
+    seer.send("WHOIS amy").await;
+    let l = seer.expect(|l| numeric(l) == Some("311"), "311").await;
+    assert!(l.ends_with(" * :Amy Q. Person"), "{l}");
+    amy.send("SETNAME :").await;
+    let l = amy.expect_has("FAIL").await;
+    assert_eq!(
+        l,
+        ":natter.irc FAIL SETNAME INVALID_REALNAME :Realname is not valid"
+    );
+    server.shutdown().await.unwrap();
+}
+
 /// An IRC client signed in to `alice` (password "correct horse") with SASL PLAIN and `caps`,
 /// registered; the lines of its welcome up to the MOTD's end.
 async fn sasl_alice(irc: SocketAddr, caps: &str) -> (TextClient, Vec<String>) {

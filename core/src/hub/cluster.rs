@@ -206,6 +206,20 @@ pub enum ClusterOut {
         /// IRC's `WALLOPS`, not a `/wall`.
         ops: bool,
     },
+    /// Client-only tags (IRC's `TAGMSG`: typing, reactions) for `to`, a user on another node:
+    /// hand them to the node holding the nick, whose hub gives them to its connections
+    /// ([`Hub::handle_remote_relay`]). Not answered and not kept: worth nothing late, and lost
+    /// (as a typing notification may be) when the nick's node cannot be reached.
+    Relay {
+        /// The sender.
+        from: Nick,
+        /// The recipient.
+        to: Nick,
+        /// `+key=value;...` as the client sent them (escaped: one line).
+        tags: std::sync::Arc<str>,
+        /// The sender is signed in (IRC's account-tag: its nick is its account's name).
+        signed_in: bool,
+    },
     /// Node `node`'s lease ran out while the cluster still kept these users of it (see
     /// [`Hub::handle_nodes`]): remove each one's record (the one [`ClusterOut::Presence`] keeps)
     /// and its nick's ownership, each only if it is still `node`'s (compare-and-swap: another
@@ -1293,6 +1307,24 @@ impl Hub {
                 from: from.clone(),
                 text: text.clone(),
                 ops,
+            });
+        }
+    }
+
+    /// Client-only tags from `from` for `to`, a user on another node ([`ClusterOut::Relay`]).
+    pub(in crate::hub) fn cluster_relay(
+        &mut self,
+        from: Nick,
+        to: Nick,
+        tags: std::sync::Arc<str>,
+        signed_in: bool,
+    ) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out.push_back(ClusterOut::Relay {
+                from,
+                to,
+                tags,
+                signed_in,
             });
         }
     }
@@ -2474,6 +2506,18 @@ mod tests {
                 }
                 ClusterOut::ExpireServerBan { mask, revision } => {
                     self.expire_server_ban(&mask, revision);
+                }
+                ClusterOut::Relay {
+                    from,
+                    to,
+                    tags,
+                    signed_in,
+                } => {
+                    if let Some(&j) = self.owners.get(&to.folded()) {
+                        self.nodes[j]
+                            .hub
+                            .handle_remote_relay(from, to, tags, signed_in, now);
+                    }
                 }
             }
         }

@@ -406,6 +406,11 @@ impl Hub {
             return;
         };
         debug!(conn = %conn, peer = %ip, "forwarded");
+        // The bridge's own link may be TLS (its `--server-tls`), the browser's is not known:
+        // WHOIS says nothing of it (`671` is a claim about the user's whole way here).
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.secure = false;
+        }
         self.count_client(conn, ip, now);
         if let Some(detail) = self.conns.get(&conn).and_then(|c| c.refused().cloned()) {
             self.fatal(conn, ErrorKind::Full, detail, now);
@@ -543,11 +548,6 @@ impl Hub {
             // LUSERS and the MOTD, so that the JOINs an account's rooms bring come after
             // `376`, as IRC servers and bouncers send them.
             (ConnKind::Irc, false, motd) => {
-                if let Some(dialect::AnyDialect::Irc(i)) =
-                    self.conns.get_mut(&conn).and_then(|c| c.dialect_mut())
-                {
-                    i.active(self.now, false);
-                }
                 let motd = motd.clone();
                 let counts = self.counts();
                 self.reply(conn, Reply::Info(counts));
@@ -571,6 +571,9 @@ impl Hub {
         };
         c.make_ready(uid, did);
         let keepalive = c.dialect().is_some_and(|d| d.keepalive());
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.seen.connected(now);
+        }
         self.timers.cancel(Timer::Hello(conn));
         self.timers.cancel(Timer::Detect(conn));
         if keepalive {

@@ -547,7 +547,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join labeled-response message-tags multi-prefix server-time sasl=PLAIN userhost-in-names"
+            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join extended-monitor labeled-response message-tags multi-prefix server-time setname sasl=PLAIN userhost-in-names"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -778,6 +778,11 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("MODE #x +o bob", &["442"]),
         ("MODE #nowhere +o bob", &["403"]),
         ("MODE bob +i", &["502"]),
+        // Modern IRC: a nick nobody has is 401, not 502 (until the thirtieth session).
+        ("MODE nobody", &["401"]),
+        ("MODE nobody +i", &["401"]),
+        ("MODE 9bad +i", &["401"]),
+        ("MODE bob", &["502"]),
         ("MODE al +z", &["501"]),
         ("KICK #x bob", &["442"]),
         ("KICK #nowhere bob", &["403"]),
@@ -1371,7 +1376,8 @@ fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
 
     n.send(i, &["WHOIS BINNY"]);
     let l = n.lines(i);
-    assert_eq!(numerics(&l), ["311", "319", "312", "318"]);
+    // `317` for natter's client's users too (before the thirtieth session, IRC's only).
+    assert_eq!(numerics(&l), ["311", "319", "312", "317", "318"]);
     assert_eq!(
         l[0],
         ":natter.irc 311 asker binny binny natter * :natter user on the natter client or a web page"
@@ -6573,9 +6579,10 @@ fn user_gives_the_user_name_and_real_name_that_who_and_whois_show() {
         find(&l, " 311 "),
         ":natter.irc 311 other coolNick ~myusernam natter * :My UniqueReal Name"
     );
+    // `WHO nick` names the channel they share (`*` before the thirtieth session).
     assert_eq!(
-        find(&l, " 352 other * "),
-        ":natter.irc 352 other * ~myusernam natter natter.irc coolNick H :0 My UniqueReal Name"
+        l[5],
+        ":natter.irc 352 other #chan ~myusernam natter natter.irc coolNick H :0 My UniqueReal Name"
     );
     assert!(l.contains(
         &":natter.irc 352 other #chan ~myusernam natter natter.irc coolNick H :0 My UniqueReal Name"
@@ -6909,7 +6916,7 @@ fn whox_answers_the_fields_asked_in_whox_order_with_the_token_and_account() {
         assert_eq!(
             n.lines(other),
             [
-                ":natter.irc 354 other 123 * ~myusernam 255.255.255.255 natter natter.irc \
+                ":natter.irc 354 other 123 #chan ~myusernam 255.255.255.255 natter natter.irc \
                  coolNick H 0 0 0 n/a :My UniqueReal Name",
                 ":natter.irc 315 other coolNick :End of WHO list",
             ]
@@ -7097,4 +7104,202 @@ fn an_irc_user_whose_account_the_operator_removes_is_logged_out() {
     );
     n.send(a, &["PING x"]);
     assert_eq!(n.lines(a), [":natter.irc PONG natter.irc :x"]);
+}
+
+/// `WHO nick` names a channel of the user's the asker may see, as solanum, ergo and InspIRCd
+/// answer: one they share first, else any (natter has no secret channels) unless the user is
+/// `+i`; `*` when there is none. Its flags carry the user's standing there.
+#[test]
+fn who_of_a_nick_names_a_channel_the_asker_can_see() {
+    let mut n = Net::new();
+    let a = n.client("asker", &[]);
+    let b = n.client("bob", &[]);
+    n.send(a, &["WHO bob"]);
+    assert_eq!(
+        n.lines(a)[0],
+        ":natter.irc 352 asker * ~u natter natter.irc bob H :0 Real Name"
+    );
+    // In a channel the asker is not in: that one (it is no secret).
+    n.send(b, &["JOIN #zeta"]);
+    n.send(a, &["WHO bob", "WHO bob %tcn,7"]);
+    let l = n.lines(a);
+    assert_eq!(
+        l[0],
+        ":natter.irc 352 asker #zeta ~u natter natter.irc bob H :0 Real Name"
+    );
+    assert_eq!(l[2], ":natter.irc 354 asker 7 #zeta :bob");
+    // One they share comes first.
+    n.send(b, &["JOIN #alpha,#mid"]);
+    n.send(a, &["JOIN #mid"]);
+    n.lines(a);
+    n.send(a, &["WHO bob"]);
+    assert!(n.lines(a)[0].contains(" 352 asker #mid ~u "));
+    // An invisible user shows only a channel shared with the asker, else `*`.
+    n.send(b, &["MODE bob +i"]);
+    n.send(a, &["PART #mid", "WHO bob"]);
+    let l = n.lines(a);
+    assert!(l.iter().any(|l| l.contains(" 352 asker * ~u ")), "{l:?}");
+    // The asker itself: its own channel.
+    n.send(a, &["JOIN #mid", "WHO asker"]);
+    let l = n.lines(a);
+    assert!(
+        l.iter()
+            .any(|l| l.contains(" 352 asker #mid ~u natter natter.irc asker H ")),
+        "{l:?}"
+    );
+}
+
+/// WHOIS's `317` (idle seconds, sign-on) for every door's users, not IRC's alone: a user of
+/// natter's client and an nc user get it, counted from their last message.
+#[test]
+fn whois_tells_idle_time_of_users_on_every_door() {
+    let mut n = Net::new();
+    let w = n.client("watcher", &[]);
+    let b = n.bin_in_lobby("binuser");
+    let (_t, tn) = n.nc();
+    n.advance(10_000);
+    n.send(w, &["WHOIS binuser"]);
+    let l = n.lines(w);
+    assert_eq!(numerics(&l), ["311", "319", "312", "317", "318"], "{l:?}");
+    let idle: Vec<String> = find(&l, " 317 ").split(' ').map(str::to_owned).collect();
+    let (secs, signon) = (idle[4].parse::<u64>().unwrap(), idle[5].clone());
+    assert!((10..20).contains(&secs), "{l:?}");
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#lobby"),
+            id: crate::types::MsgId(1),
+            text: text("hi"),
+        },
+    );
+    n.advance(1_000);
+    n.send(w, &["WHOIS binuser", &format!("WHOIS {tn}")]);
+    let l = n.lines(w);
+    assert_eq!(
+        find(&l, " 317 watcher binuser "),
+        format!(":natter.irc 317 watcher binuser 1 {signon} :seconds idle, signon time")
+    );
+    assert!(
+        find(&l, &format!(" 317 watcher {tn} ")).contains(":seconds idle"),
+        "{l:?}"
+    );
+}
+
+/// IRCv3 `setname`: offered, `SETNAME` changes the real name WHO and WHOIS show, the change
+/// comes back to the sender and to co-members that asked for `setname` (not to others), and a
+/// real name of nothing is `FAIL SETNAME INVALID_REALNAME`.
+#[test]
+fn setname_changes_the_real_name_and_tells_who_asked() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["CAP LS 302"]);
+    let ls = n.lines(c).concat();
+    assert!(
+        ls.contains(" setname ") && ls.contains(" extended-monitor "),
+        "{ls}"
+    );
+    n.send(
+        c,
+        &[
+            "NICK alice",
+            "USER u 0 * :Old Name",
+            "CAP REQ :setname",
+            "CAP END",
+        ],
+    );
+    n.advance(3_000);
+    n.lines(c);
+    let s = n.client("seer", &["setname"]);
+    let p = n.client("plain", &[]);
+    let far = n.client("far", &["setname"]);
+    for x in [c, s, p] {
+        n.send(x, &["JOIN #x"]);
+    }
+    n.settle(&[c, s, p, far]);
+    n.send(c, &["SETNAME :New \x02Name\x02"]);
+    let line = ":alice!alice@natter SETNAME :New Name";
+    assert_eq!(n.lines(c), [line]);
+    assert_eq!(n.lines(s), [line]);
+    assert!(n.lines(p).is_empty());
+    assert!(n.lines(far).is_empty(), "shares no channel");
+    n.send(p, &["WHOIS alice", "WHO alice"]);
+    let l = n.lines(p);
+    assert!(find(&l, " 311 ").ends_with(" * :New Name"), "{l:?}");
+    assert!(find(&l, " 352 ").ends_with(" :0 New Name"), "{l:?}");
+    n.send(c, &["SETNAME :", "SETNAME :\x02\x02"]);
+    let fail = ":natter.irc FAIL SETNAME INVALID_REALNAME :Realname is not valid";
+    assert_eq!(n.lines(c), [fail, fail]);
+    // Without the capability: changed silently.
+    n.send(p, &["SETNAME :Plain Person"]);
+    assert!(n.lines(p).is_empty());
+    assert_eq!(n.lines(s), [":plain!plain@natter SETNAME :Plain Person"]);
+}
+
+/// IRCv3 `extended-monitor`: a monitored nick the watcher shares no channel with still tells
+/// it its `AWAY` (with away-notify), `SETNAME` (with setname) and `ACCOUNT` changes; a watcher
+/// without extended-monitor hears only `730`/`731`.
+#[test]
+fn extended_monitor_tells_away_and_setname_of_monitored_nicks() {
+    let mut n = Net::new();
+    let x = n.client("ext", &["extended-monitor", "away-notify", "setname"]);
+    let m = n.client("mon", &["away-notify", "setname"]);
+    let t = n.client("target", &["setname"]);
+    n.send(x, &["MONITOR + target"]);
+    n.send(m, &["MONITOR + target"]);
+    n.lines(x);
+    n.lines(m);
+    n.send(t, &["AWAY :lunch", "SETNAME :T Name", "AWAY"]);
+    assert_eq!(
+        n.lines(x),
+        [
+            ":target!target@natter AWAY :lunch",
+            ":target!target@natter SETNAME :T Name",
+            ":target!target@natter AWAY",
+        ]
+    );
+    assert!(n.lines(m).is_empty());
+    // Sharing a channel: told once, not twice.
+    n.send(x, &["JOIN #c"]);
+    n.send(t, &["JOIN #c"]);
+    n.settle(&[x, t]);
+    n.send(t, &["AWAY :again"]);
+    assert_eq!(n.lines(x), [":target!target@natter AWAY :again"]);
+}
+
+/// A page user through a bridge that reaches the server over TLS (`--server-tls`) is not said
+/// to be on a secure connection (`671`): the browser's side of the bridge is not known. A
+/// natter client over TLS is.
+#[test]
+fn whois_says_tls_only_of_what_the_server_knows() {
+    let mut n = Net::with(Config {
+        bridge_secret: Some(crate::hub::config::BridgeSecret::new(TEST_BRIDGE_SECRET).unwrap()),
+        ..Config::default()
+    });
+    let w = n.client("watcher", &[]);
+    for (bridged, want) in [(true, "paged"), (false, "tlsbin")] {
+        let c = n.hub.accept_handshaken(Door::Natter, LOCAL, n.now).unwrap();
+        n.feed(c, &MAGIC);
+        if bridged {
+            n.send_bin(
+                c,
+                &ClientMsg::Forwarded {
+                    peer: "198.51.100.7".into(),
+                    secret: TEST_BRIDGE_SECRET.into(),
+                },
+            );
+        }
+        n.send_bin(
+            c,
+            &ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume: None,
+            },
+        );
+        assert!(matches!(n.recv(c)[..], [ServerMsg::Welcome { .. }]));
+    }
+    n.send(w, &["WHOIS paged"]);
+    assert_eq!(numerics(&n.lines(w)), ["311", "312", "317", "318"]);
+    n.send(w, &["WHOIS tlsbin"]);
+    assert_eq!(numerics(&n.lines(w)), ["311", "312", "671", "317", "318"]);
 }

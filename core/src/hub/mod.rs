@@ -69,6 +69,7 @@ mod relay;
 mod reply;
 mod resume;
 mod room;
+mod setname;
 mod slab;
 mod stats;
 #[cfg(test)]
@@ -211,6 +212,79 @@ struct User {
     extra: Option<Box<UserExtra>>,
 }
 
+/// When a device signed on (its first connection: a resume keeps it) and when it last sent a
+/// message (a line, action, notice or direct message; its sign-on until then), for WHOIS's
+/// `317`. Seven bytes, in the padding after a `Device`'s address, so a `Device` stays 120 bytes
+/// and a glibc chunk of 128 (issue 22's idle memory): the sign-on in Unix seconds plus one (0:
+/// no connection yet, a session restored from the store or moved from another node until its
+/// client resumes), then the last message as seconds after it in 24 bits (194 days: a device
+/// connected longer is shown idle since then at most).
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen([u8; 7]);
+
+impl Seen {
+    const MAX_AFTER: u32 = (1 << 24) - 1;
+
+    fn secs(now: Millis) -> u32 {
+        u32::try_from(now.0 / 1000).unwrap_or(u32::MAX - 1)
+    }
+
+    fn on(self) -> u32 {
+        u32::from_le_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+
+    fn after(self) -> u32 {
+        u32::from_le_bytes([self.0[4], self.0[5], self.0[6], 0])
+    }
+
+    fn new(on: u32, after: u32) -> Seen {
+        let [a, b, c, d] = on.to_le_bytes();
+        let [e, f, g, _] = after.min(Seen::MAX_AFTER).to_le_bytes();
+        Seen([a, b, c, d, e, f, g])
+    }
+
+    /// A connection of the device's is ready at `now`: its sign-on, the first time.
+    fn connected(&mut self, now: Millis) {
+        if self.on() == 0 {
+            *self = Seen::new(Seen::secs(now).saturating_add(1), 0);
+        }
+    }
+
+    /// It sent a message at `now`.
+    fn spoke(&mut self, now: Millis) {
+        self.connected(now);
+        let on = self.on();
+        let after = Seen::secs(now).saturating_sub(on - 1);
+        *self = Seen::new(on, after.max(self.after()));
+    }
+
+    /// Its sign-on (Unix seconds) and last message (Unix seconds), once it had a connection.
+    fn times(self) -> Option<(u64, u64)> {
+        let on = u64::from(self.on().checked_sub(1)?);
+        Some((on, on + u64::from(self.after())))
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_devices_times_keep_its_sign_on_and_latest_message_in_seven_bytes() {
+    let mut s = Seen::default();
+    assert_eq!(s.times(), None);
+    s.connected(Millis(1_714_564_800_500));
+    s.connected(Millis(1_714_564_900_000));
+    assert_eq!(s.times(), Some((1_714_564_800, 1_714_564_800)));
+    s.spoke(Millis(1_714_564_830_000));
+    s.spoke(Millis(1_714_564_820_000));
+    assert_eq!(s.times(), Some((1_714_564_800, 1_714_564_830)));
+    // 24 bits of seconds after the sign-on: past 194 days, the last message is taken then.
+    s.spoke(Millis((1_714_564_800 + 400 * 86_400) * 1000));
+    assert_eq!(
+        s.times(),
+        Some((1_714_564_800, 1_714_564_800 + (1 << 24) - 1))
+    );
+    assert_eq!(core::mem::size_of::<Seen>(), 7);
+}
+
 /// What only some users have.
 #[derive(Debug, Default)]
 struct UserExtra {
@@ -297,6 +371,8 @@ struct Device {
     /// apart: 8 bytes in every device instead of 32, and a `Device` of 112 bytes takes a glibc
     /// chunk of 128 where one of 136 took 144, issue 22's idle memory).
     rare: Option<Box<DeviceRare>>,
+    /// When it signed on and last sent a message (WHOIS's `317`).
+    seen: Seen,
 }
 
 /// The parts of a [`Device`] that most devices have not.

@@ -8,10 +8,12 @@
 //! so a server without IRC users pays nothing.
 
 use super::ConnId;
-use super::dialect::{MonitorNote, MonitorOp};
+use super::dialect::{MonitorNote, MonitorOp, Reply};
+use super::query::Info;
 use crate::limits::IRC_MONITOR_MAX;
 use crate::types::{FoldedNick, Nick};
 use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 
 /// The lists, and for each nick the connections that watch it.
 #[derive(Debug, Default)]
@@ -187,6 +189,40 @@ impl super::Hub {
         if old.folded_key() != new.folded_key() {
             self.monitored_off(old);
             self.monitored_on(new);
+        }
+    }
+
+    /// News of `uid`'s (its away, account or real name) for the connections that monitor its
+    /// nick and are not among `told` (its co-members' connections) nor its own, as
+    /// [`Info::Monitored`]: IRC's `extended-monitor` shows it to those that asked for it.
+    pub(super) fn monitored_news(
+        &mut self,
+        uid: super::UserId,
+        told: &BTreeSet<ConnId>,
+        news: &Info,
+    ) {
+        if self.monitors.is_empty() {
+            return;
+        }
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return;
+        };
+        self.monitored_news_of(&nick, told, news, Some(uid));
+    }
+
+    /// [`Hub::monitored_news`] of `nick` (a user here, `own`, or on another node).
+    pub(super) fn monitored_news_of(
+        &mut self,
+        nick: &Nick,
+        told: &BTreeSet<ConnId>,
+        news: &Info,
+        own: Option<super::UserId>,
+    ) {
+        for c in self.monitors.watching(nick) {
+            if told.contains(&c) || own.is_some_and(|u| self.user_of(c) == Some(u)) {
+                continue;
+            }
+            self.reply(c, Reply::Info(Info::Monitored(Box::new(news.clone()))));
         }
     }
 

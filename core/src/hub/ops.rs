@@ -208,6 +208,7 @@ impl Hub {
             Request::Relay(r) => self.relay(conn, r, now),
             Request::Oper { name, password } => self.oper(conn, name, password, now),
             Request::Monitor(op) => self.monitor(conn, op),
+            Request::SetName(realname) => self.set_realname(conn, realname),
             Request::Wallops(text) => self.wallops(conn, text, now),
             Request::Deoper => {
                 if let Some(uid) = self.user_of(conn) {
@@ -263,10 +264,14 @@ impl Hub {
         | ClientMsg::Msg { .. }
         | ClientMsg::Notice { .. }
         | ClientMsg::NoticeTo { .. } = msg
-            && let Some(d) = self.conns.get_mut(&conn).and_then(|c| c.dialect_mut())
+            && let Some(d) = self
+                .conns
+                .get(&conn)
+                .and_then(|c| c.device())
+                .and_then(|d| self.devices.get_mut(&d))
         {
             // WHOIS's idle time counts from a user's last message, as IRC servers count it.
-            d.spoke(now);
+            d.seen.spoke(now);
         }
         let msg = match msg {
             quit @ ClientMsg::Quit { .. } => match self.quit_after_answers(conn, quit) {

@@ -245,8 +245,8 @@ pub(crate) struct Whois {
     pub(crate) elsewhere: bool,
     /// Every connection it has here came through TLS (IRC's `671`).
     pub(crate) secure: bool,
-    /// Seconds since its last message and when it signed on (Unix seconds), from its IRC
-    /// connections (IRC's `317`; natter's other clients keep no such times).
+    /// Seconds since its last message and when it signed on (Unix seconds), on any door
+    /// (IRC's `317`); `None` on another node, or before it had a connection here.
     pub(crate) idle: Option<(u64, u64)>,
 }
 
@@ -281,6 +281,9 @@ pub(crate) enum Info {
         matched: Vec<Present>,
         /// Some that matched were left out ([`IRC_MAX_WHO_MATCHES`]).
         more: bool,
+        /// For a nick exactly: a channel of its user's the asker may see (the `352`'s
+        /// channel, the user's `mark` being its standing there); else `*`.
+        channel: Option<RoomName>,
     },
     /// The records of a [`Query::Whowas`], newest first (none: nobody was called that).
     Whowas {
@@ -350,6 +353,16 @@ pub(crate) enum Info {
     },
     /// The rooms of a [`Query::Targets`], each with the time of its latest line.
     Targets(Vec<(RoomName, Millis)>),
+    /// A co-member (or the user itself) changed its real name (IRC's `setname`).
+    SetName {
+        /// Who.
+        nick: Nick,
+        /// The real name now.
+        realname: Box<str>,
+    },
+    /// News ([`Info::Away`], [`Info::Account`], [`Info::SetName`]) of a nick the connection
+    /// monitors (IRC's `MONITOR`) and shares no room with: IRC's `extended-monitor`.
+    Monitored(Box<Info>),
     /// A co-member signed in to an account (`Some`: its name, the user's nick now) or its
     /// account is gone (IRC's account-notify).
     Account {
@@ -439,18 +452,18 @@ impl Hub {
         conns.peek().is_some() && conns.all(|c| c.secure)
     }
 
-    /// WHOIS's `317` for `uid`: seconds since its last message on any of its IRC connections
-    /// (since its welcome when it sent none) and when the first of them was welcomed (Unix
-    /// seconds); `None` without an IRC connection.
+    /// WHOIS's `317` for `uid`: seconds since its last message on any of its devices, every
+    /// door (since it signed on when it sent none), and when its first device signed on (Unix
+    /// seconds); `None` with no device that had a connection.
     fn idle_of(&self, uid: UserId, now: Millis) -> Option<(u64, u64)> {
-        let (signon, spoke) = self
-            .user_conns(uid)
-            .filter_map(|c| match self.conns.get(&c)?.dialect()? {
-                super::dialect::AnyDialect::Irc(i) => i.active_times(),
-                _ => None,
-            })
-            .reduce(|(s1, l1), (s2, l2)| (s1.min(s2), l1.max(l2)))?;
-        Some((now.0.saturating_sub(spoke.0) / 1000, signon.0 / 1000))
+        let (on, spoke) = self
+            .users
+            .get(&uid)?
+            .devices
+            .iter()
+            .filter_map(|d| self.devices.get(d)?.seen.times())
+            .reduce(|(o1, s1), (o2, s2)| (o1.min(o2), s1.max(s2)))?;
+        Some(((now.0 / 1000).saturating_sub(spoke), on))
     }
 
     /// Users connected here with a server admin's powers (`LUSERS`' `252`): those signed in to
@@ -663,8 +676,7 @@ impl Hub {
 
     /// `/whois nick` of nc and natter's own clients ([`ClientMsg::Whois`]): what WHOIS tells,
     /// in one [`ServerMsg::Whois`], with only the rooms the asker shares with the user (an
-    /// invite-only room the asker is not in is nobody else's business), and the idle time
-    /// of every kind of connection.
+    /// invite-only room the asker is not in is nobody else's business).
     pub(super) fn whois(&mut self, conn: ConnId, asker: UserId, nick: Nick, now: Millis) {
         let user = self.whois_of(&nick, now).map(|w| {
             let shared = |r: &RoomName| self.member(asker, r);
@@ -674,9 +686,8 @@ impl Hub {
                 (None, false) if w.user.account.is_some() => Presence::Offline,
                 (None, false) => Presence::Resuming,
             };
-            let idle = self
-                .user_named(&w.user.nick)
-                .and_then(|(uid, _)| self.idle_for(uid, now));
+            // WHOIS's `317`: since its last message on any device (its sign-on when none).
+            let idle = w.idle.map(|(secs, _)| Millis(secs.saturating_mul(1000)));
             WhoisUser {
                 rooms: w
                     .rooms
@@ -694,15 +705,6 @@ impl Hub {
             }
         });
         self.reply(conn, Reply::Msg(ServerMsg::Whois { nick, user }));
-    }
-
-    /// How long since `uid` last said something on any of its connections (its IRC ones count
-    /// from their welcome when they said nothing); `None` when none of them spoke.
-    fn idle_for(&self, uid: UserId, now: Millis) -> Option<Millis> {
-        self.user_conns(uid)
-            .filter_map(|c| self.conns.get(&c)?.dialect()?.last_spoke())
-            .max()
-            .map(|spoke| Millis(now.0.saturating_sub(spoke.0)))
     }
 
     fn user_named(&self, nick: &Nick) -> Option<(UserId, &super::User)> {
@@ -803,13 +805,18 @@ impl Hub {
         let exact = Nick::new(&mask).ok();
         // A nick exactly: that user alone, here or on another node (a nick that is nobody's
         // is a mask like another, as solanum reads it).
-        if let Some(p) = exact.as_ref().and_then(|n| self.present(n))
+        if let Some(mut p) = exact.as_ref().and_then(|n| self.present(n))
             && (!ops || p.oper)
         {
+            let channel = self.who_channel(asker, &p.nick);
+            if let Some(room) = &channel {
+                p.mark = self.standing(room, &p.nick);
+            }
             return Info::WhoMask {
                 mask,
                 matched: vec![p],
                 more: false,
+                channel,
             };
         }
         let server = self.config.irc_server_name.as_str();
@@ -859,11 +866,30 @@ impl Hub {
             mask,
             matched,
             more,
+            channel: None,
         }
     }
 
+    /// The channel a `WHO nick` names for `nick`'s user, as solanum picks it: one `asker`
+    /// shares with it, else (unless it has mode `i`) any of its rooms; `None` (`*`) when it is
+    /// in none the asker may see. natter has no secret channels.
+    fn who_channel(&self, asker: UserId, nick: &Nick) -> Option<RoomName> {
+        let rooms: Vec<RoomName> = match self.user_named(nick) {
+            Some((_, u)) => u.rooms.iter().cloned().collect(),
+            None => self.remote_user(nick).map(|(_, r)| r).unwrap_or_default(),
+        };
+        let mine = self.users.get(&asker).map(|u| &u.rooms);
+        let shared = rooms.iter().find(|r| mine.is_some_and(|m| m.contains(r)));
+        let hidden = self
+            .user_named(nick)
+            .is_some_and(|(uid, _)| self.invisible(uid));
+        shared
+            .or_else(|| rooms.first().filter(|_| !hidden))
+            .cloned()
+    }
+
     /// Every connection of the users sharing a room with `uid` (its own aside), each once.
-    fn co_member_conns(&self, uid: UserId) -> BTreeSet<ConnId> {
+    pub(super) fn co_member_conns(&self, uid: UserId) -> BTreeSet<ConnId> {
         let Some(u) = self.users.get(&uid) else {
             return BTreeSet::new();
         };
@@ -886,12 +912,13 @@ impl Hub {
         let account = u.account().is_some().then(|| nick.clone());
         self.cluster_presence_changed(&nick);
         let others = self.co_member_conns(uid);
+        let news = Info::Account {
+            nick: nick.clone(),
+            account: account.clone(),
+        };
+        self.monitored_news(uid, &others, &news);
         for other in others {
-            let news = Info::Account {
-                nick: nick.clone(),
-                account: account.clone(),
-            };
-            self.reply(other, Reply::Info(news));
+            self.reply(other, Reply::Info(news.clone()));
         }
     }
 
@@ -940,12 +967,14 @@ impl Hub {
         let away = offline
             .then(|| Text::new(super::ops::KEPT_WORDS).ok())
             .flatten();
-        for other in self.co_member_conns(uid) {
-            let news = Info::Away {
-                nick: nick.clone(),
-                away: away.clone(),
-            };
-            self.reply(other, Reply::Info(news));
+        let others = self.co_member_conns(uid);
+        let news = Info::Away {
+            nick: nick.clone(),
+            away: away.clone(),
+        };
+        self.monitored_news(uid, &others, &news);
+        for other in others {
+            self.reply(other, Reply::Info(news.clone()));
         }
     }
 
@@ -964,12 +993,13 @@ impl Hub {
             return;
         }
         let others = self.co_member_conns(uid);
+        let news = Info::Away {
+            nick: nick.clone(),
+            away: away.clone(),
+        };
+        self.monitored_news(uid, &others, &news);
         for other in others {
-            let news = Info::Away {
-                nick: nick.clone(),
-                away: away.clone(),
-            };
-            self.reply(other, Reply::Info(news));
+            self.reply(other, Reply::Info(news.clone()));
         }
     }
 }

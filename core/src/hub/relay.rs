@@ -1,8 +1,10 @@
 //! Client-only message tags (IRCv3 `TAGMSG`: typing notifications, reactions) relayed live to
 //! a room's members or to a user, for the connections whose dialect carries them (IRC clients
 //! that enabled `message-tags`; natter's own clients have no such notion). They are no room
-//! event: no seq, no history, no store, and in a cluster they reach the members on this node
-//! only. What they may cost is bounded: a line's tags are at most
+//! event: no seq, no history, no store, and in a cluster they reach a room's members on this
+//! node only; to a user on another node they go to that node, as a direct message does, but
+//! unanswered ([`ClusterOut::Relay`](super::cluster::ClusterOut::Relay)). What they may cost
+//! is bounded: a line's tags are at most
 //! [`IRC_MAX_CLIENT_TAGS`](crate::limits::IRC_MAX_CLIENT_TAGS) bytes and cost a flood token,
 //! a big room ([`Hub::is_quiet`]) relays none, and a reader already behind is sent none.
 
@@ -56,10 +58,17 @@ impl Hub {
                     }
                     to
                 }
-                // In a cluster, someone on another node: relays stay on their node (the
-                // cluster carries messages, not typing), and nobody is told there is no such
-                // nick when there is one.
-                None if self.remote_presence(nick).is_some() => return,
+                // In a cluster, someone on another node: to its node, unanswered (typing is
+                // worth nothing late); the sender's echo here, as for someone here.
+                None if self.remote_presence(nick).is_some() => {
+                    let signed_in = self.account_of(uid).is_some();
+                    self.cluster_relay(from.clone(), nick.clone(), relay.tags.clone(), signed_in);
+                    if self.echoes(conn) {
+                        vec![conn]
+                    } else {
+                        return;
+                    }
+                }
                 None => {
                     let detail = format!("nobody is called {nick}");
                     return self.error(conn, ErrorKind::NoSuchNick, Re::Conn, detail);
@@ -77,6 +86,44 @@ impl Hub {
             at: now,
         });
         // Typing notifications are worth nothing late: a reader behind gets none.
+        for c in targets {
+            self.reply_fresh(c, &note);
+        }
+    }
+
+    /// Client-only tags from `from`, a user on another node, for `to` here
+    /// ([`ClusterOut::Relay`](super::cluster::ClusterOut::Relay)): to its connections that
+    /// are reading, as from a user here (`signed_in`: with `from` as its account). Dropped
+    /// without a word when nobody here is called `to`.
+    pub fn handle_remote_relay(
+        &mut self,
+        from: Nick,
+        to: Nick,
+        tags: Arc<str>,
+        signed_in: bool,
+        now: Millis,
+    ) {
+        self.now = self.now.max(now);
+        // Another node's words: held to what a client here may send, and to one line.
+        let bad = tags.is_empty()
+            || tags.len() > crate::limits::IRC_MAX_CLIENT_TAGS
+            || tags.contains(['\r', '\n', '\0', ' ']);
+        if self.cluster.is_none() || bad {
+            return;
+        }
+        let Some(uid) = self.nicks.get(&self.users, to.folded_key().as_str()) else {
+            return;
+        };
+        let targets: Vec<ConnId> = self.user_conns(uid).collect();
+        self.relayed += 1;
+        let note = Reply::Note(Note::Tagged {
+            no: self.relayed,
+            account: signed_in.then(|| from.clone()),
+            from,
+            to: RelayTo::Nick(to),
+            tags,
+            at: now,
+        });
         for c in targets {
             self.reply_fresh(c, &note);
         }

@@ -43,6 +43,7 @@ impl Hub {
                 last_id: MsgId(0),
                 addr,
                 rare: None,
+                seen: super::Seen::default(),
             }),
         );
         if let Some(u) = self.users.get_mut(&uid) {
@@ -423,6 +424,7 @@ mod tests {
                 last_id: MsgId(0),
                 addr: None,
                 rare: None,
+                seen: super::super::Seen::default(),
             })
         };
         let mut devices: IdMap<Device> = IdMap::default();

@@ -209,12 +209,13 @@ impl Hub {
             return;
         };
         let conns = self.conns_sharing_with_remote(&folded);
+        let news = Info::Away {
+            nick: shown.clone(),
+            away: after.clone(),
+        };
+        self.monitored_news_of(&shown, &conns, &news, None);
         for c in conns {
-            let news = Info::Away {
-                nick: shown.clone(),
-                away: after.clone(),
-            };
-            self.reply(c, Reply::Info(news));
+            self.reply(c, Reply::Info(news.clone()));
         }
     }
 

@@ -22,8 +22,6 @@ pub(crate) struct Binary {
     /// The protocol version its hello said (0 before it): a version-5 client gets version 5's
     /// forms of what changed since ([`crate::wire::encode_frame_for`]).
     version: u16,
-    /// When its user last said something on it (`/whois`'s idle time).
-    pub(super) spoke: Option<super::Spoke>,
 }
 
 impl Binary {

@@ -338,45 +338,7 @@ dialects! {
     Irc(Irc),
 }
 
-/// When a connection's user last said something, to the second (idle times are said in
-/// seconds): four bytes in every binary and text connection's dialect, which an idle
-/// connection's record keeps small for (issue 22).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Spoke(std::num::NonZeroU32);
-
-impl Spoke {
-    /// `now`, to the second (Unix seconds up to the year 2106).
-    fn at(now: crate::time::Millis) -> Option<Spoke> {
-        let secs = u32::try_from(now.0 / 1000).unwrap_or(u32::MAX);
-        std::num::NonZeroU32::new(secs.saturating_add(1)).map(Spoke)
-    }
-
-    fn time(self) -> crate::time::Millis {
-        crate::time::Millis(u64::from(self.0.get() - 1) * 1000)
-    }
-}
-
 impl AnyDialect {
-    /// The connection's user said something (to a room or a person) at `now`: `/whois`'s and
-    /// WHOIS's idle time counts from it, as IRC servers count it.
-    pub(crate) fn spoke(&mut self, now: crate::time::Millis) {
-        match self {
-            AnyDialect::Irc(i) => i.active(now, true),
-            AnyDialect::Text(t) => t.spoke = Spoke::at(now),
-            AnyDialect::Binary(b) => b.spoke = Spoke::at(now),
-        }
-    }
-
-    /// When the connection's user last said something (an IRC connection: its welcome when it
-    /// said nothing); `None` if it said nothing since it connected.
-    pub(crate) fn last_spoke(&self) -> Option<crate::time::Millis> {
-        match self {
-            AnyDialect::Irc(i) => i.active_times().map(|(_, spoke)| spoke),
-            AnyDialect::Text(t) => t.spoke.map(Spoke::time),
-            AnyDialect::Binary(b) => b.spoke.map(Spoke::time),
-        }
-    }
-
     pub(crate) fn kind(&self) -> ConnKind {
         self.inner().kind()
     }
@@ -612,6 +574,10 @@ pub(crate) enum Request {
     /// IRC's `MONITOR` ([`crate::hub::monitor`]): a change to, or a look at, this
     /// connection's list of watched nicks. Answered by [`Note::Monitor`]s, if at all.
     Monitor(MonitorOp),
+    /// IRC's `SETNAME` (IRCv3 `setname`): the user's real name is now this (clean text of at
+    /// most [`IRC_MAX_REALNAME`](crate::limits::IRC_MAX_REALNAME) bytes), on each of its IRC
+    /// connections; it and its co-members are told ([`crate::hub::setname`]).
+    SetName(Box<str>),
     /// A message (a say, action or notice to a room, or a direct one) with the client-only
     /// tags the client sent with it (IRC's `@+draft/reply=... PRIVMSG`): they go with it, live,
     /// to the connections whose dialect carries them; the room event and history hold none.

@@ -41,8 +41,6 @@ pub(crate) struct Text {
     any_byte: bool,
     /// Lines read so far, up to [`HTTP_CHECKED_LINES`].
     lines_seen: u8,
-    /// When its user last said something on it (`/whois`'s idle time).
-    pub(super) spoke: Option<super::Spoke>,
 }
 
 impl Text {

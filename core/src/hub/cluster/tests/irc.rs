@@ -412,17 +412,32 @@ fn a_privmsgs_client_only_tags_reach_members_on_the_senders_node_only() {
     );
 }
 
-/// A `TAGMSG` to someone on another node goes nowhere (relays stay on their node), and is no
-/// `401`: there is such a nick. One to nobody at all is `401`.
+/// A `TAGMSG` to someone on another node reaches it there, as a `PRIVMSG` does (until the
+/// thirtieth session it went nowhere), with the sender's echo here (echo-message), nothing
+/// for a receiver without message-tags, and no `401`. One to nobody at all is `401`.
 #[test]
-fn a_tagmsg_to_someone_on_another_node_is_not_401() {
+fn a_tagmsg_to_someone_on_another_node_arrives_there() {
     let mut net = net(2);
     let a = irc_client(&mut net, 0, "ann", "message-tags");
     let c = irc_client(&mut net, 1, "cal", "message-tags");
+    let p = irc_client(&mut net, 1, "pat", "server-time");
     net.nodes[1].raw.remove(&c);
-    let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG cal\r\n");
+    net.nodes[1].raw.remove(&p);
+    let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG cal,pat\r\n");
     assert_eq!(text, "", "{text}");
-    assert_eq!(raw_text(&net, 1, c), "");
+    let there = raw_text(&net, 1, c);
+    assert!(
+        there.starts_with("@+typing=active;msgid=~ann/")
+            && there.ends_with(" :ann!ann@natter TAGMSG cal\r\n"),
+        "{there}"
+    );
+    assert_eq!(raw_text(&net, 1, p), "", "no message-tags: nothing");
+    let e = irc_client(&mut net, 0, "eve", "message-tags echo-message");
+    let text = irc_says(&mut net, 0, e, "@+typing=paused TAGMSG cal\r\n");
+    assert!(
+        text.starts_with("@+typing=paused;msgid=~eve/") && text.ends_with(" TAGMSG cal\r\n"),
+        "the echo: {text}"
+    );
     let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG nobody\r\n");
     assert!(text.contains(" 401 ann nobody "), "{text}");
 }

@@ -22,6 +22,9 @@ pub(super) enum Cap {
     EchoMessage,
     /// `extended-join`: a JOIN line says the joiner's account (or `*`) and real name.
     ExtendedJoin,
+    /// `extended-monitor`: a monitored nick's `AWAY`, `ACCOUNT` and `SETNAME` come as
+    /// co-members' do (with `away-notify`, `account-notify`, `setname`), shared channel or not.
+    ExtendedMonitor,
     /// `labeled-response`: a client's `label` tag comes back on the answer (with `batch`).
     LabeledResponse,
     /// `message-tags`: tags on messages (`msgid`), and tags from clients accepted.
@@ -30,6 +33,8 @@ pub(super) enum Cap {
     MultiPrefix,
     /// `server-time`: the `time` tag.
     ServerTime,
+    /// `setname`: `SETNAME` changes one's real name; co-members' changes come as `SETNAME`.
+    SetName,
     /// `sasl`: `AUTHENTICATE PLAIN` signs in to an account before registration.
     Sasl,
     /// `userhost-in-names`: NAMES lists each member as `nick!user@host`.
@@ -37,7 +42,7 @@ pub(super) enum Cap {
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
-const ALL: [(Cap, &str); 14] = [
+const ALL: [(Cap, &str); 16] = [
     (Cap::AccountNotify, "account-notify"),
     (Cap::AccountTag, "account-tag"),
     (Cap::AwayNotify, "away-notify"),
@@ -46,10 +51,12 @@ const ALL: [(Cap, &str); 14] = [
     (Cap::ChatHistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
+    (Cap::ExtendedMonitor, "extended-monitor"),
     (Cap::LabeledResponse, "labeled-response"),
     (Cap::MessageTags, "message-tags"),
     (Cap::MultiPrefix, "multi-prefix"),
     (Cap::ServerTime, "server-time"),
+    (Cap::SetName, "setname"),
     (Cap::Sasl, "sasl"),
     (Cap::UserhostInNames, "userhost-in-names"),
 ];

@@ -36,7 +36,6 @@ use super::{Dialect, EventRef, Form, Limit, Note, Reply, Request, Step};
 use crate::hub::ConnKind;
 use crate::hub::config::ServerName;
 use crate::limits::{IRC_MAX_LINE, IRC_MAX_TAGGED_LINE};
-use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
 use crate::wire::ErrorKind;
 use bytes::Bytes;
@@ -215,10 +214,6 @@ pub(crate) struct State {
     from_store: Vec<(RoomName, Option<u64>)>,
     /// Store replays' batches opened so far (their ids).
     store_batches: u64,
-    /// When the client was welcomed, and when it last sent a message (a `PRIVMSG` or
-    /// `NOTICE`; the welcome until then): WHOIS's `317`.
-    signon: Option<Millis>,
-    spoke: Millis,
     running: Option<Running>,
     /// `running` is answered after its line ended ([`Dialect::late_join`],
     /// [`Dialect::late_answer`]).
@@ -260,6 +255,14 @@ impl Irc {
             .then_some((self.username.as_str(), self.realname.as_str()))
     }
 
+    /// The real name is now `realname` (`SETNAME`, on this or another of the user's IRC
+    /// connections; already clean and cut).
+    pub(crate) fn set_realname(&mut self, realname: &str) {
+        if self.user_given {
+            realname.clone_into(&mut self.realname);
+        }
+    }
+
     /// The client set user mode `w`: it reads server admins' `WALLOPS`.
     pub(crate) fn wallops(&self) -> bool {
         self.umodes.contains(&'w')
@@ -285,22 +288,6 @@ impl Irc {
             .iter()
             .find(|(r, _)| r == room)
             .and_then(|(_, b)| *b)
-    }
-
-    /// The client was welcomed (the first call), or sent a message (`spoke`), at `now`.
-    pub(crate) fn active(&mut self, now: Millis, spoke: bool) {
-        if self.signon.is_none() {
-            self.signon = Some(now);
-            self.spoke = now;
-        }
-        if spoke {
-            self.spoke = self.spoke.max(now);
-        }
-    }
-
-    /// When it was welcomed and when it last sent a message, once welcomed.
-    pub(crate) fn active_times(&self) -> Option<(Millis, Millis)> {
-        Some((self.signon?, self.spoke))
     }
 
     /// Whether the welcome was given.

@@ -26,7 +26,7 @@ const ONE_REPLY: [&str; 11] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-const KNOWN: [&str; 35] = [
+const KNOWN: [&str; 36] = [
     "CAP",
     "PASS",
     "USER",
@@ -62,6 +62,7 @@ const KNOWN: [&str; 35] = [
     "OPER",
     "INFO",
     "MONITOR",
+    "SETNAME",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -861,6 +862,16 @@ impl Irc {
                 },
                 _ => plan.need_more(verb),
             },
+            // IRCv3 setname: checked as `USER`'s real name is; a client without the capability
+            // is served all the same, silently (as the specification asks).
+            "SETNAME" => match msg.param(0).filter(|r| !r.is_empty()).map(names::realname) {
+                Some(Some(realname)) => plan.request(Request::SetName(realname.into())),
+                _ => plan.line(
+                    "FAIL",
+                    &["SETNAME", "INVALID_REALNAME", "Realname is not valid"],
+                    true,
+                ),
+            },
             // A command added above goes into KNOWN too: a labeled one is otherwise taken
             // for an unknown command, answered by one labeled line.
             _ => {
@@ -1055,7 +1066,14 @@ impl Irc {
             return channel_modes(msg, room, plan);
         }
         if !target.eq_ignore_ascii_case(&me) {
-            return plan.num(ERR_USERSDONTMATCH, &[], "Can't change mode for other users");
+            // Another user's modes: `502`, or `401` for a nick nobody has (the hub knows).
+            let Ok(nick) = Nick::new(target) else {
+                return plan.num(ERR_NOSUCHNICK, &[target], "No such nick/channel");
+            };
+            if let Some(r) = self.running.as_mut() {
+                r.target = target.to_owned();
+            }
+            return plan.query(Query::Users(vec![nick]));
         }
         let Some(change) = msg.param(1) else {
             let modes: String = self.umodes.iter().collect();

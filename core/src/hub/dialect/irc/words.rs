@@ -1242,6 +1242,11 @@ impl Irc {
             }
             Info::Users(users) => match verb {
                 "ISON" => l.num_list(RPL_ISON, &[], users.iter().map(|p| p.nick.as_str())),
+                // `MODE othernick`: someone else's modes, or nobody's (modern IRC's order).
+                "MODE" if users.is_empty() => {
+                    l.num(ERR_NOSUCHNICK, &[&target], "No such nick/channel");
+                }
+                "MODE" => l.num(ERR_USERSDONTMATCH, &[], "Can't change mode for other users"),
                 "USERHOST" => {
                     let replies: Vec<String> = users
                         .iter()
@@ -1264,9 +1269,11 @@ impl Irc {
                 mask,
                 matched,
                 more,
+                channel,
             } => {
+                let channel = channel.as_ref().map_or("*", RoomName::as_str);
                 for p in matched {
-                    who_line(l, "*", p, self.caps.has(Cap::MultiPrefix), whox);
+                    who_line(l, channel, p, self.caps.has(Cap::MultiPrefix), whox);
                 }
                 let end = if *more {
                     format!("End of WHO list (at most {IRC_MAX_WHO_MATCHES} users are listed)")
@@ -1435,6 +1442,17 @@ impl Irc {
                 }
                 if batch {
                     l.from(&open, l.server, "BATCH", &[&format!("-{id}")], false);
+                }
+            }
+            Info::SetName { nick, realname } => {
+                if self.caps.has(Cap::SetName) {
+                    let src = names::source(nick);
+                    l.from(&Tags::none(), &src, "SETNAME", &[realname], true);
+                }
+            }
+            Info::Monitored(news) => {
+                if self.caps.has(Cap::ExtendedMonitor) {
+                    self.info(l, news, me);
                 }
             }
             Info::Account { nick, account } => {

@@ -1,0 +1,36 @@
+//! IRC's `SETNAME` (IRCv3 `setname`): a user on IRC changes its real name, which its IRC
+//! connections keep (WHO, WHOIS, WHOWAS and extended-join show it). The user's connections and
+//! its co-members' are told ([`Info::SetName`]; IRC clients with `setname` see `SETNAME`), and
+//! so are those monitoring its nick (with `extended-monitor`). natter's own clients and nc
+//! show no real names and hear nothing; in a cluster another node's users are not told (a
+//! user's real name is not shared: other nodes show how it is connected).
+
+use super::dialect::{AnyDialect, Reply};
+use super::query::Info;
+use super::{ConnId, Hub};
+use std::collections::BTreeSet;
+
+impl Hub {
+    /// `conn`'s user's real name is now `realname` on each of its IRC connections.
+    pub(super) fn set_realname(&mut self, conn: ConnId, realname: Box<str>) {
+        let Some(uid) = self.user_of(conn) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return;
+        };
+        let own: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in &own {
+            if let Some(AnyDialect::Irc(i)) = self.conns.get_mut(c).and_then(|c| c.dialect_mut()) {
+                i.set_realname(&realname);
+            }
+        }
+        let news = Info::SetName { nick, realname };
+        let mut told: BTreeSet<ConnId> = self.co_member_conns(uid);
+        self.monitored_news(uid, &told, &news);
+        told.extend(own);
+        for c in told {
+            self.reply(c, Reply::Info(news.clone()));
+        }
+    }
+}
