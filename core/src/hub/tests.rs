@@ -784,7 +784,8 @@ fn nick_clash_change_and_dm() {
 
 /// natter's own clients and nc had no `/whois`, while IRC has WHOIS: the same facts, with only
 /// the rooms the asker shares (an invite-only room the asker is not in stays unsaid), the
-/// idle time of any kind of connection, and `no such nick` for nobody.
+/// idle time of any kind of connection (since its sign-on when it said nothing, as WHOIS's
+/// `317`), and `no such nick` for nobody.
 #[test]
 fn whois_tells_nc_and_binary_clients_who_someone_is() {
     let mut t = T::new();
@@ -802,7 +803,7 @@ fn whois_tells_nc_and_binary_clients_who_someone_is() {
             "-- alice is a guest (not signed in)",
             "-- alice shares #lobby with you",
             "-- alice is connected without TLS",
-            "-- alice has said nothing since connecting",
+            "-- alice has been idle 0s",
         ]
     );
     t.line(a, "/away lunch");
@@ -850,8 +851,8 @@ fn whois_tells_nc_and_binary_clients_who_someone_is() {
     t.send(c, &ClientMsg::Whois { nick: nick(&bob) });
     let got = t.recv(c);
     assert!(
-        matches!(&got[..], [ServerMsg::Whois { user: Some(u), .. }] if u.rooms == [room("#lobby")] && u.idle.is_none()),
-        "{got:?}"
+        matches!(&got[..], [ServerMsg::Whois { user: Some(u), .. }] if u.rooms == [room("#lobby")] && u.idle == Some(Millis(65_000))),
+        "bob said nothing: idle since he signed on, as WHOIS's 317 counts it: {got:?}"
     );
 }
 
