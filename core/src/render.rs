@@ -159,12 +159,13 @@ pub fn gap_words(room: &RoomName, first: Seq, last: Seq) -> String {
     format!("{n} {what} missed here ({room} #{first}..#{last})")
 }
 
-/// The server welcomed us.
-pub fn welcome_words(nick: &Nick, resumed: bool) -> String {
-    if resumed {
-        format!("reconnected as {nick}; picked up where you left off")
-    } else {
-        format!("connected as {nick}")
+/// The server welcomed us (as `nick` for the moment, when `signing_in` to an account: the nick
+/// a guest is given then is not worth saying, and a refused sign-in never talks under it).
+pub fn welcome_words(nick: &Nick, resumed: bool, signing_in: Option<&Nick>) -> String {
+    match signing_in {
+        _ if resumed => format!("reconnected as {nick}; picked up where you left off"),
+        Some(account) => format!("connected; signing in as {account}"),
+        None => format!("connected as {nick}"),
     }
 }
 
@@ -751,7 +752,11 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         Event::DirectNotice(dm) => vec![direct_notice_line(dm, me)],
         Event::Gap { room, first, last } => vec![gap_line(room, *first, *last, None)],
         Event::State(state) => state_words(*state).map(notice).into_iter().collect(),
-        Event::Welcome { nick, resumed } => vec![notice(welcome_words(nick, *resumed))],
+        Event::Welcome {
+            nick,
+            resumed,
+            signing_in,
+        } => vec![notice(welcome_words(nick, *resumed, signing_in.as_ref()))],
         Event::Joined {
             room,
             topic,
@@ -1186,7 +1191,8 @@ mod tests {
             session_lines(
                 &Event::Welcome {
                     nick: me.clone(),
-                    resumed: false
+                    resumed: false,
+                    signing_in: None
                 },
                 &me
             ),

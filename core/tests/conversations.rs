@@ -252,9 +252,9 @@ fn a_reloaded_page_resumes_its_guest_session_with_exactly_what_it_missed() {
     net.advance(Millis(2_000));
     let a2 = net.add_resumed_session(from);
     assert!(
-        net.events(a2)
-            .iter()
-            .any(|e| matches!(e, Event::Welcome { nick: n, resumed: true } if *n == nick("pat"))),
+        net.events(a2).iter().any(
+            |e| matches!(e, Event::Welcome { nick: n, resumed: true, .. } if *n == nick("pat"))
+        ),
         "{:?}",
         net.events(a2)
     );
@@ -305,8 +305,9 @@ fn a_page_reloaded_after_the_resume_window_starts_again_in_its_rooms() {
     let a2 = net.add_resumed_session(from);
     let evs = net.events(a2);
     assert!(
-        evs.iter()
-            .any(|e| matches!(e, Event::Welcome { nick: n, resumed: false } if *n == nick("pat"))),
+        evs.iter().any(
+            |e| matches!(e, Event::Welcome { nick: n, resumed: false, .. } if *n == nick("pat"))
+        ),
         "the same nick, free again: {evs:?}"
     );
     assert!(

@@ -380,7 +380,9 @@ fn check_accounts(
         let mut unheard = Vec::new();
         for (at, e) in net.events(i).iter().enumerate() {
             match e {
-                Event::Welcome { nick: n, resumed } => {
+                Event::Welcome {
+                    nick: n, resumed, ..
+                } => {
                     nick = n.folded();
                     heard &= *resumed;
                 }

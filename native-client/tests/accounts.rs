@@ -84,6 +84,13 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
     assert_eq!(status.code(), Some(1), "{status}");
     wrong.drain().await;
     assert_eq!(wrong.count("-- you are signed in as alice"), 0);
+    // Nor does it print the guest nick it had for a moment ("-- connected as alice_2").
+    assert!(
+        wrong.seen.iter().all(|l| !l.contains("alice_")),
+        "{:?}",
+        wrong.seen
+    );
+    assert_eq!(wrong.count("-- connected; signing in as alice"), 1);
     bob.send("/who").await;
     // Answered after anything the script could have said.
     bob.expect_containing("#lobby (").await;

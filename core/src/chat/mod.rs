@@ -386,7 +386,11 @@ impl Chat {
         match ev {
             Event::Connect | Event::Close => {}
             Event::State(state) => self.on_state(*state, now),
-            Event::Welcome { nick, resumed } => {
+            Event::Welcome {
+                nick,
+                resumed,
+                signing_in,
+            } => {
                 self.ever_connected = true;
                 if !resumed {
                     // A new session: what an earlier one said before a room opened is old.
@@ -395,7 +399,10 @@ impl Chat {
                     self.set_account(None);
                 }
                 self.set_me(nick);
-                self.note(render::welcome_words(nick, *resumed), now);
+                self.note(
+                    render::welcome_words(nick, *resumed, signing_in.as_ref()),
+                    now,
+                );
             }
             Event::Joined {
                 room,

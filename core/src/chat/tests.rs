@@ -49,6 +49,7 @@ fn chat_in(rooms: &[&str]) -> Chat {
         &Event::Welcome {
             nick: nick("me"),
             resumed: false,
+            signing_in: None,
         },
         now,
     );
@@ -888,6 +889,7 @@ fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
         &Event::Welcome {
             nick: nick("me"),
             resumed: true,
+            signing_in: None,
         },
         T0,
     );
@@ -1495,6 +1497,7 @@ fn guests_and_the_signed_out_tell_nothing_and_count_as_before() {
         &Event::Welcome {
             nick: nick("me"),
             resumed: false,
+            signing_in: None,
         },
         T0,
     );
@@ -1785,6 +1788,7 @@ fn what_the_session_said_before_any_room_is_shown_in_the_first_room() {
         &Event::Welcome {
             nick: nick("alice_2"),
             resumed: false,
+            signing_in: None,
         },
         T0,
     );

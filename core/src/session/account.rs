@@ -107,6 +107,13 @@ impl Account {
         self.signed_in.as_ref()
     }
 
+    /// The account a request sent and not answered yet is for (a registration's: the nick
+    /// being registered).
+    pub(super) fn asked_for(&self) -> Option<&Nick> {
+        self.asking.as_ref()?;
+        self.creds.as_ref().map(|c| &c.account)
+    }
+
     /// The device key kept, if any.
     pub(super) fn key(&self) -> Option<&DeviceKey> {
         self.creds.as_ref().and_then(|c| c.key.as_ref())

@@ -89,6 +89,9 @@ pub enum Event {
         nick: Nick,
         /// The earlier session was resumed (rooms and nick kept, missed events follow).
         resumed: bool,
+        /// The account a sign-in (or registration) sent at once with this welcome is for: the
+        /// nick above is a guest's for the moment ([`Event::SignedIn`] or an error follows).
+        signing_in: Option<Nick>,
     },
     /// We are in a room we were not in (once per room we enter; a resume or a rejoin refreshes
     /// a room we are in with [`Event::Members`] instead). History events follow.

@@ -299,13 +299,15 @@ impl Session {
         self.handshake.resumed = resumed;
         self.handshake.signed_in_here = false;
         let asked = core::mem::replace(&mut self.nick, nick.clone());
+        // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
+        let sign_in = self.account.welcomed(resumed);
         self.event(Event::State(ConnState::Connected));
         self.event(Event::Welcome {
             nick: nick.clone(),
             resumed,
+            signing_in: sign_in.as_ref().and(self.account.asked_for().cloned()),
         });
-        // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
-        if let Some(msg) = self.account.welcomed(resumed) {
+        if let Some(msg) = sign_in {
             self.pace(msg);
         } else if !resumed && asked.folded() != nick.folded() {
             // The server gave another nick than the one asked (someone has it, or it is an

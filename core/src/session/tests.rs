@@ -252,7 +252,8 @@ fn stream_handshake_is_preamble_then_hello() {
             Event::State(ConnState::Connected),
             Event::Welcome {
                 nick: nick("alice"),
-                resumed: false
+                resumed: false,
+                signing_in: None
             }
         ]
     );
@@ -1204,7 +1205,8 @@ fn resume_sends_token_and_seqs_then_resends_pending_in_order() {
         let evs = t.events();
         assert!(evs.contains(&Event::Welcome {
             nick: nick("alice"),
-            resumed: true
+            resumed: true,
+            signing_in: None
         }));
         assert!(!evs.iter().any(|e| matches!(e, Event::Info(_))));
         assert_eq!(t.s.state(), ConnState::Connected);
@@ -4403,9 +4405,27 @@ fn a_welcome_under_another_nick_says_why_unless_signing_in() {
         resumed: false,
         limits: Limits::default(),
     });
+    let events = t.events();
     assert!(
-        !t.events().iter().any(|e| matches!(e, Event::Info(_))),
+        !events.iter().any(|e| matches!(e, Event::Info(_))),
         "a sign-in follows"
+    );
+    // Nor is the guest nick said: line mode, the TUI and the page say what is under way.
+    let welcome = events
+        .iter()
+        .find(|e| matches!(e, Event::Welcome { .. }))
+        .expect("a welcome");
+    assert_eq!(
+        welcome,
+        &Event::Welcome {
+            nick: nick("alice_2"),
+            resumed: false,
+            signing_in: Some(nick("alice")),
+        }
+    );
+    assert_eq!(
+        crate::render::session_lines(welcome, &nick("alice_2")),
+        ["-- connected; signing in as alice"]
     );
 }
 

@@ -956,6 +956,7 @@ mod tests {
         let welcome = Event::Welcome {
             nick: nick("me"),
             resumed: false,
+            signing_in: None,
         };
         c.handle_event(&welcome, Millis(0));
         c.handle_event(
