@@ -3348,9 +3348,23 @@ fn an_irc_admin_kills_wallops_and_walls_and_anyone_else_gets_481() {
     assert_eq!(numerics(&l), ["481", "481", "481"], "{l:?}");
     assert!(!n.closed(d));
     assert_eq!(n.lines(d), Vec::<String>::new());
-    n.send(b, &["KILL"]);
+    // Before its parameters are looked at, as solanum answers (461 until the thirtieth
+    // session told a non-admin how to word a command it may not give).
+    n.send(b, &["KILL", "KILL 9bad", "WALLOPS", "WALLOPS :"]);
     n.advance(1_000);
-    assert_eq!(numerics(&n.lines(b)), ["461"]);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l), ["481", "481", "481", "481"], "{l:?}");
+    assert!(
+        l[0].starts_with(":natter.irc 481 bob :Permission Denied"),
+        "{l:?}"
+    );
+    // An admin is told what is missing.
+    n.send(a, &["KILL", "KILL 9bad", "WALLOPS"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l), ["461", "401", "461"], "{l:?}");
+    assert!(l[0].contains(" 461 alice KILL :"), "{l:?}");
+    assert!(l[2].contains(" 461 alice WALLOPS :"), "{l:?}");
     // The admin's WALLOPS: to user mode `w` (irctest's `testWallops`), and its own echo.
     n.send(b, &["MODE bob +w"]);
     n.advance(1_000);
@@ -7356,4 +7370,52 @@ fn a_join_and_a_line_sent_while_the_store_page_is_read_come_back_in_order() {
     batches_balanced(&l);
     let heard = format!("{:?}", n.recv(b));
     assert_eq!(heard.matches("hello from irssi").count(), 1, "{heard}");
+}
+
+/// `INVITE` with no parameters lists the invitations the user holds and has not used, one
+/// `336` a channel, then `337` (modern.ircdocs.horse); it was `461` before.
+#[test]
+fn invite_alone_lists_the_users_unused_invitations() {
+    let mut n = Net::new();
+    let a = n.client("alice", &[]);
+    let b = n.client("bob", &[]);
+    n.send(b, &["INVITE"]);
+    assert_eq!(
+        n.lines(b),
+        [":natter.irc 337 bob :End of /INVITE list"],
+        "none yet"
+    );
+    n.send(a, &["JOIN #secret", "JOIN #open", "MODE #secret +i"]);
+    n.advance(1_000);
+    n.send(a, &["INVITE bob #secret", "INVITE bob #open"]);
+    n.advance(1_000);
+    n.lines(a);
+    n.lines(b);
+    n.send(b, &["INVITE"]);
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc 336 bob :#open",
+            ":natter.irc 336 bob :#secret",
+            ":natter.irc 337 bob :End of /INVITE list",
+        ]
+    );
+    // Used by the join: no longer listed; nobody else holds bob's.
+    n.send(b, &["JOIN #secret"]);
+    n.advance(1_000);
+    n.lines(a);
+    n.lines(b);
+    n.send(b, &["INVITE"]);
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc 336 bob :#open",
+            ":natter.irc 337 bob :End of /INVITE list",
+        ]
+    );
+    n.send(a, &["INVITE"]);
+    assert_eq!(n.lines(a), [":natter.irc 337 alice :End of /INVITE list"]);
+    // A nick and no channel is still too few.
+    n.send(b, &["INVITE alice"]);
+    assert_eq!(numerics(&n.lines(b)), ["461"]);
 }
