@@ -1,7 +1,7 @@
 //! The IRC listener over real sockets on 127.0.0.1: a scripted raw IRC client gets the numeric
 //! for each kind of bad input, and chats with an nc user; ERROR comes before every close; and
 //! CHATHISTORY reads what was said before a restart of a server with a data directory; MONITOR
-//! tells of a watched nick.
+//! tells of a watched nick; a JOIN and a line in one write come back in order.
 
 mod support;
 
@@ -620,6 +620,53 @@ async fn what_an_account_missed_past_the_ring_comes_from_the_store_with_its_sasl
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=270).collect::<Vec<u32>>());
     drop(talkers);
+    let status = sigterm(&mut server).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// QA saw, in irssi against a server with a store, a line typed right after `/join #room`
+/// above its JOIN. The server's order is right (irssi prints its own lines itself, asking no
+/// echo-message, in the window it opens at `/join`): JOIN and PRIVMSG in one write come back
+/// to the sender as its JOIN, the names, the history batch, then the echo; another member sees
+/// the JOIN before the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_and_a_line_in_one_write_come_back_in_order_from_a_stored_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _, irc) = durable_irc_server(dir.path()).await;
+    let mut talker = irc_client(irc, "talker", "echo-message").await;
+    talker.send("JOIN #room").await;
+    talker.expect_has(" 366 talker #room ").await;
+    for i in 1..=3 {
+        talker.send(&format!("PRIVMSG #room :old line {i}")).await;
+        talker.expect_has(&format!(":old line {i}")).await;
+    }
+    let caps = "echo-message batch server-time message-tags";
+    let mut sender = irc_client(irc, "sender", caps).await;
+    let from = sender.seen.len();
+    sender
+        .send_raw(b"JOIN #room\r\nPRIVMSG #room :hello from irssi\r\n")
+        .await;
+    sender.expect_has(":hello from irssi").await;
+    let got = &sender.seen[from..];
+    let at = |what: &dyn Fn(&str) -> bool| {
+        got.iter()
+            .position(|l| what(l))
+            .unwrap_or_else(|| panic!("not in {got:#?}"))
+    };
+    let join = at(&|l| l.ends_with(":sender!sender@natter JOIN #room"));
+    let names = at(&|l| l.contains(" 366 sender #room "));
+    let open = at(&|l| l.contains(" BATCH +") && l.ends_with(" chathistory #room"));
+    let close = at(&|l| l.contains(" BATCH -"));
+    let old = at(&|l| l.ends_with(":old line 3"));
+    let echo = at(&|l| l.ends_with(":hello from irssi"));
+    assert!(
+        join < names && names < open && open < old && old < close && close < echo,
+        "{got:#?}"
+    );
+    let join = talker.expect_has(" JOIN #room").await;
+    assert!(join.ends_with(":sender!sender@natter JOIN #room"), "{join}");
+    let line = talker.expect_has(" PRIVMSG #room ").await;
+    assert!(line.ends_with(":hello from irssi"), "{line}");
     let status = sigterm(&mut server).await;
     assert_eq!(status.code(), Some(0), "{status:?}");
 }

@@ -210,6 +210,14 @@ impl Hub {
             Request::Monitor(op) => self.monitor(conn, op),
             Request::SetName(realname) => self.set_realname(conn, realname),
             Request::Wallops(text) => self.wallops(conn, text, now),
+            Request::AdminsOnly(reply) => match self.user_of(conn) {
+                Some(uid) if self.is_admin_user(uid) => self.reply(conn, reply),
+                Some(_) => {
+                    let detail = "that is for server admins".to_owned();
+                    self.error(conn, ErrorKind::NotOperator, Re::Conn, detail);
+                }
+                None => {}
+            },
             Request::Deoper => {
                 if let Some(uid) = self.user_of(conn) {
                     self.accounts.opers.remove(&uid);

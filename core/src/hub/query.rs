@@ -53,6 +53,9 @@ pub(crate) enum Query {
     Counts,
     /// The server's time.
     Time,
+    /// The rooms the user is invited into and not in (IRC's `INVITE` with no parameters);
+    /// at most [`MAX_LIST_ROOMS`].
+    Invites,
     /// The message of the day (the operator's `motd`, else the dialect's own words).
     Motd,
     /// Go away with a message (`Some`), or come back (`None`). Co-members are told.
@@ -329,6 +332,8 @@ pub(crate) enum Info {
     },
     /// The server's time.
     Time(Millis),
+    /// The rooms of a [`Query::Invites`], by name.
+    Invites(Vec<RoomName>),
     /// The message of the day: the operator's, or `None` for the dialect's own words.
     Motd(Option<super::config::Motd>),
     /// The asker is away now (`Some`: the message, as kept) or back.
@@ -581,6 +586,7 @@ impl Hub {
             }
             Query::Counts => self.counts(),
             Query::Time => Info::Time(now),
+            Query::Invites => Info::Invites(self.invites_of(uid, now)),
             Query::Motd => Info::Motd(self.config.motd.clone()),
             Query::Away(text) => return self.set_away(conn, uid, text.map(away_text)),
             Query::AwayOf(nick) => match self.present(&nick) {
@@ -595,6 +601,25 @@ impl Hub {
             Query::Targets { from, to, limit } => self.targets(uid, from, to, limit),
         };
         self.reply(conn, Reply::Info(info));
+    }
+
+    /// The rooms `uid` is invited into and not in, by name (at most [`MAX_LIST_ROOMS`]).
+    fn invites_of(&self, uid: UserId, now: Millis) -> Vec<RoomName> {
+        let Some(u) = self.users.get(&uid) else {
+            return Vec::new();
+        };
+        let nick = u.nick.folded();
+        let mut rooms: Vec<RoomName> = self
+            .rooms
+            .iter()
+            .filter(|(name, r)| {
+                !u.rooms.contains(name) && r.invited.iter().any(|i| i.admits(uid, &nick, now))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        rooms.sort_unstable();
+        rooms.truncate(MAX_LIST_ROOMS);
+        rooms
     }
 
     /// What WHOIS tells of the user called `nick`, here or (in a cluster) on another node.

@@ -559,6 +559,10 @@ pub(crate) enum Request {
     Relay(crate::hub::relay::Relay),
     /// IRC's `MODE me -o`: this user gives up what `OPER` gave it.
     Deoper,
+    /// The dialect's own answer to a command only server admins may give (IRC's `KILL` or
+    /// `WALLOPS` with a parameter missing), told to a server admin only; anyone else is refused
+    /// `NotOperator` (IRC's 481 before the parameters are looked at, as solanum answers).
+    AdminsOnly(Reply),
     /// IRC's `OPER name password`: this user takes the server admin powers of the admin
     /// account `name` (`[accounts] admins`), proved by its password, without signing in to it
     /// (the nick stays). Answered by [`Note::Oper`].

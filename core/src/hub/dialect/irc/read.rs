@@ -212,6 +212,16 @@ impl Plan<'_> {
     fn need_more(&mut self, verb: &str) {
         self.num(ERR_NEEDMOREPARAMS, &[verb], "Not enough parameters");
     }
+
+    /// The answers `words` write, for a server admin only ([`Request::AdminsOnly`]): anyone
+    /// else gets 481, whatever the line's parameters (as solanum answers `KILL` and `WALLOPS`).
+    fn admins_only(&mut self, words: impl FnOnce(&mut Self)) {
+        self.flush();
+        words(self);
+        let words = Bytes::from(core::mem::take(&mut self.answer));
+        self.steps
+            .push(Step::Request(Request::AdminsOnly(Reply::Own(words))));
+    }
 }
 
 impl Irc {
@@ -836,18 +846,20 @@ impl Irc {
                         reason,
                     }));
                 }
-                Some(Err(_)) => plan.num(
-                    ERR_NOSUCHNICK,
-                    &[msg.param(0).unwrap_or("*")],
-                    "No such nick/channel",
-                ),
-                None => plan.need_more(verb),
+                Some(Err(_)) => plan.admins_only(|p| {
+                    p.num(
+                        ERR_NOSUCHNICK,
+                        &[msg.param(0).unwrap_or("*")],
+                        "No such nick/channel",
+                    );
+                }),
+                None => plan.admins_only(|p| p.need_more(verb)),
             },
             // To IRC users with user mode `w` (IRC's operators' channel); a server admin's
             // words to everyone are `NOTICE $*` (see `say`), natter's `/wall`.
             "WALLOPS" => match msg.param(0).map(|t| Text::new(&names::plain(t))) {
                 Some(Ok(text)) => plan.request(Request::Wallops(text)),
-                _ => plan.need_more(verb),
+                _ => plan.admins_only(|p| p.need_more(verb)),
             },
             "INVITE" => match (msg.param(0), msg.param(1)) {
                 (Some(nick), Some(chan)) => match (Nick::new(nick), names::channel(chan)) {
@@ -860,6 +872,8 @@ impl Irc {
                     (Err(_), _) => plan.num(ERR_NOSUCHNICK, &[nick], "No such nick/channel"),
                     (_, Err(bad)) => plan.num(bad.numeric, &[chan], &bad.words),
                 },
+                // No parameters: the invitations the user has and has not used.
+                (None, _) => plan.query(Query::Invites),
                 _ => plan.need_more(verb),
             },
             // IRCv3 setname: checked as `USER`'s real name is; a client without the capability

@@ -1383,6 +1383,13 @@ impl Irc {
                 );
             }
             Info::Time(now) => l.num(RPL_TIME, &[l.server], &time::human(*now)),
+            // `INVITE` alone (modern.ircdocs.horse): one 336 a channel, then 337.
+            Info::Invites(rooms) => {
+                for r in rooms {
+                    l.num(RPL_INVITELIST, &[], r.as_str());
+                }
+                l.num(RPL_ENDOFINVITELIST, &[], "End of /INVITE list");
+            }
             Info::Motd(Some(m)) => l.motd(m.lines()),
             Info::Motd(None) => l.motd(MOTD.iter().copied()),
             Info::AwayNow(Some(_)) => {
