@@ -210,9 +210,16 @@ impl Ident {
         }
     }
 
-    /// Of a user on another node of the cluster (its `USER` is not shared).
-    pub(crate) fn remote(nick: &Nick) -> Ident {
-        Ident::natter(nick, "on another natter node")
+    /// Of a user on another node of the cluster: its IRC user name and real name from its
+    /// record (`irc`), else words saying where it is.
+    pub(crate) fn remote(nick: &Nick, irc: Option<&(Box<str>, Box<str>)>) -> Ident {
+        match irc {
+            Some((user, realname)) => Ident {
+                user: user.clone(),
+                realname: realname.clone(),
+            },
+            None => Ident::natter(nick, "on another natter node"),
+        }
     }
 }
 
@@ -528,7 +535,7 @@ impl Hub {
                             nick: n.clone(),
                             away: self.remote_away(n),
                             mark: "",
-                            ident: Ident::remote(n),
+                            ident: self.remote_ident(n),
                             account: self.remote_account(n),
                             oper: false,
                         }))
@@ -543,7 +550,7 @@ impl Hub {
                         nick: p.nick.clone(),
                         away: p.away.clone(),
                         mark: "",
-                        ident: Ident::remote(&p.nick),
+                        ident: Ident::remote(&p.nick, p.irc.as_ref()),
                         account: p.account.clone(),
                         oper: false,
                     })
@@ -635,7 +642,7 @@ impl Hub {
                     .collect();
                 Box::new(Whois {
                     user: Present {
-                        ident: Ident::remote(&nick),
+                        ident: self.remote_ident(&nick),
                         nick,
                         away,
                         mark: "",
@@ -741,7 +748,7 @@ impl Hub {
                     let away = self.remote_away(&nick);
                     Present {
                         account: self.remote_account(&nick),
-                        ident: Ident::remote(&nick),
+                        ident: self.remote_ident(&nick),
                         nick,
                         away,
                         mark: "",
@@ -778,7 +785,7 @@ impl Hub {
     }
 
     /// The `USER` of `uid`'s IRC connection, if it has one.
-    fn irc_ident(&self, uid: UserId) -> Option<Ident> {
+    pub(super) fn irc_ident(&self, uid: UserId) -> Option<Ident> {
         self.user_conns(uid)
             .find_map(|c| match self.conns.get(&c)?.dialect()? {
                 super::dialect::AnyDialect::Irc(irc) => irc.ident().map(|(user, realname)| Ident {
