@@ -1101,7 +1101,7 @@ fn now_millis() -> Millis {
 
 struct Driver {
     /// Rooms' topics, written in order by the topics' task (`topics.rs`).
-    topics_tx: mpsc::UnboundedSender<(RoomName, natter_core::hub::RoomTopic)>,
+    topics_tx: mpsc::UnboundedSender<(RoomName, crate::topics::TopicOp)>,
     /// Edits of rooms' settings, done in order by the rooms' task (`rooms.rs`).
     rooms_tx: mpsc::UnboundedSender<(RoomName, natter_core::moderation::PolicyEdit)>,
     /// Users' records, written in order by the users' task (`presence.rs`).
@@ -1759,7 +1759,14 @@ impl Driver {
                     });
                 }
                 ClusterOut::Topic { room, topic } => {
-                    let _ = self.topics_tx.send((room, topic));
+                    let _ = self
+                        .topics_tx
+                        .send((room, crate::topics::TopicOp::Set(topic)));
+                }
+                ClusterOut::TopicGone { room, upto } => {
+                    let _ = self
+                        .topics_tx
+                        .send((room, crate::topics::TopicOp::Gone(upto)));
                 }
                 ClusterOut::Wall { from, text, ops } => {
                     let node = self.id.clone();

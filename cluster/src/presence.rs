@@ -22,8 +22,8 @@ use tracing::{debug, warn};
 /// How long a record's write is tried again while NATS does not answer (then it is given up,
 /// logged: the next change of the user writes it whole again).
 const WRITE_PATIENCE: Duration = Duration::from_secs(10);
-/// The largest entry read (bincode's limit before it allocates): two nicks, an away message
-/// and a node id.
+/// The largest entry read (bincode's limit before it allocates): two nicks, an away message,
+/// its rooms' names, IRC's user and real names (a line's worth) and a node id.
 const MAX_ENTRY_BYTES: usize = 4 << 10;
 
 /// A user's entry as the bucket keeps it.
@@ -32,6 +32,43 @@ struct StoredUser {
     presence: Presence,
     /// The node holding the user.
     node: String,
+}
+
+/// A record as nodes wrote it before records carried IRC's user and real names: read with
+/// none.
+#[derive(serde::Deserialize)]
+struct StoredUserV2 {
+    presence: PresenceV2,
+    node: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PresenceV2 {
+    nick: Nick,
+    account: Option<Nick>,
+    away: Option<natter_core::Text>,
+    rooms: Vec<natter_core::RoomName>,
+}
+
+impl From<StoredUserV2> for StoredUser {
+    fn from(o: StoredUserV2) -> StoredUser {
+        let PresenceV2 {
+            nick,
+            account,
+            away,
+            rooms,
+        } = o.presence;
+        StoredUser {
+            presence: Presence {
+                nick,
+                account,
+                away,
+                rooms,
+                irc: None,
+            },
+            node: o.node,
+        }
+    }
 }
 
 /// A record as nodes wrote it before records named the user's rooms: read with none.
@@ -61,6 +98,7 @@ impl From<StoredUserV1> for StoredUser {
                 account,
                 away,
                 rooms: Vec::new(),
+                irc: None,
             },
             node: o.node,
         }
@@ -76,10 +114,15 @@ fn encode(presence: &Presence, node: &str) -> Result<Bytes, String> {
 }
 
 fn decode(value: &[u8]) -> Result<(Presence, String), String> {
-    let s = crate::kept::decode_entry_or_older::<StoredUser, StoredUserV1, MAX_ENTRY_BYTES>(
-        value,
-        "a user's record",
-    )?;
+    let what = "a user's record";
+    let s = crate::kept::decode_entry_or_older::<StoredUser, StoredUserV2, MAX_ENTRY_BYTES>(
+        value, what,
+    )
+    .or_else(|e| {
+        crate::kept::decode_entry::<StoredUserV1, MAX_ENTRY_BYTES>(value, what)
+            .map(Into::into)
+            .map_err(|_| e)
+    })?;
     Ok((s.presence, s.node))
 }
 
@@ -251,6 +294,7 @@ mod tests {
             account: Some(Nick::new("bob").unwrap()),
             away: natter_core::Text::new("lunch").ok(),
             rooms: vec![natter_core::RoomName::new("#a").unwrap()],
+            irc: Some(("~bob".into(), "Bob Stone".into())),
         };
         let bytes = encode(&p, "node1").unwrap();
         assert_eq!(decode(&bytes).unwrap(), (p.clone(), "node1".to_owned()));
@@ -280,5 +324,30 @@ mod tests {
         let (p, node) = decode(&bytes).unwrap();
         assert_eq!((p.nick.as_str(), node.as_str()), ("Bob", "node1"));
         assert!(p.rooms.is_empty());
+    }
+
+    #[test]
+    fn a_record_a_node_wrote_before_irc_names_were_shared_reads_with_none() {
+        #[derive(serde::Serialize)]
+        struct V2 {
+            nick: Nick,
+            account: Option<Nick>,
+            away: Option<natter_core::Text>,
+            rooms: Vec<natter_core::RoomName>,
+            node: String,
+        }
+        let old = V2 {
+            nick: Nick::new("Bob").unwrap(),
+            account: None,
+            away: natter_core::Text::new("lunch").ok(),
+            rooms: vec![natter_core::RoomName::new("#a").unwrap()],
+            node: "node-7f3a".to_owned(),
+        };
+        let bytes = crate::kept::encode_entry(&old).unwrap();
+        let (p, node) = decode(&bytes).unwrap();
+        assert_eq!((p.nick.as_str(), node.as_str()), ("Bob", "node-7f3a"));
+        assert_eq!(p.rooms.len(), 1);
+        assert_eq!(p.away.as_ref().map(|a| a.as_str()), Some("lunch"));
+        assert_eq!(p.irc, None);
     }
 }

@@ -82,15 +82,17 @@ async fn until(c: &mut TextClient, command: &str, end: &str, want: &str) -> Vec<
 async fn whois_ison_and_away_know_a_user_on_another_node() {
     let nats = Nats::start();
     let (a, b) = (node(&nats).await, node(&nats).await);
-    let mut carol = irc(&a, "carol", "away-notify").await;
-    let mut bob = irc(&b, "Bob", "").await;
+    let mut carol = irc(&a, "carol", "away-notify setname").await;
+    let mut bob = irc(&b, "Bob", "setname").await;
 
-    // Bob shares no room with carol: her node knows him all the same.
-    let lines = until(&mut carol, "WHOIS bob", " 318 ", " 311 carol Bob ").await;
-    assert!(
-        lines.iter().any(|l| l.contains("on another natter node")),
-        "{lines:#?}"
-    );
+    // Bob shares no room with carol: her node knows him all the same, with his IRC names.
+    until(
+        &mut carol,
+        "WHOIS bob",
+        " 318 ",
+        " 311 carol Bob ~Bob natter * :Bob",
+    )
+    .await;
     let lines = ask(&mut carol, "ISON bob dave", " 303 ").await;
     assert!(
         lines.iter().any(|l| l.ends_with(" 303 carol :Bob")),
@@ -118,6 +120,20 @@ async fn whois_ison_and_away_know_a_user_on_another_node() {
     let away = carol.expect_has(" AWAY :gone fishing").await;
     assert!(away.starts_with(":Bob!"), "{away}");
     until(&mut carol, "WHO #r", " 315 ", " Bob G").await;
+
+    // A new real name (IRC's SETNAME) reaches her as it changes, and her WHO and WHOIS.
+    bob.send("SETNAME :Bob Stone").await;
+    bob.expect_has(" SETNAME :Bob Stone").await;
+    let told = carol.expect_has(" SETNAME :Bob Stone").await;
+    assert!(told.starts_with(":Bob!"), "{told}");
+    until(&mut carol, "WHO #r", " 315 ", " :0 Bob Stone").await;
+    until(
+        &mut carol,
+        "WHOIS bob",
+        " 318 ",
+        " 311 carol Bob ~Bob natter * :Bob Stone",
+    )
+    .await;
 
     // Bob quits: nobody has the nick any more.
     bob.send("QUIT :bye").await;

@@ -194,6 +194,16 @@ pub enum ClusterOut {
         /// Its topic, with the event's seq.
         topic: RoomTopic,
     },
+    /// `room` was closed here (`/close`): remove the topic the cluster keeps of it, unless it is
+    /// of an event after seq `upto` (the room's newest this node knew of when it closed it: a
+    /// topic set after, in a room of that name opened again, stays). Every node then hears
+    /// that none is kept ([`Hub::handle_topic`] with `None`).
+    TopicGone {
+        /// The room.
+        room: RoomName,
+        /// The seq of the newest event or topic of the room this node knew of.
+        upto: u64,
+    },
     /// A server admin here said `text` to everyone (`/wall`; `ops`: IRC's `WALLOPS`, to the
     /// IRC users with user mode `w`): this node's users have it already; tell every other
     /// node, whose hub hands it to its own users ([`Hub::handle_remote_wall`]). Not kept: a
@@ -2494,6 +2504,14 @@ mod tests {
                         self.topics_kv.insert(room.clone(), topic.clone());
                         for n in &mut self.nodes {
                             n.hub.handle_topic(room.clone(), Some(topic.clone()));
+                        }
+                    }
+                }
+                ClusterOut::TopicGone { room, upto } => {
+                    if self.topics_kv.get(&room).is_some_and(|k| k.seq <= upto) {
+                        self.topics_kv.remove(&room);
+                        for n in &mut self.nodes {
+                            n.hub.handle_topic(room.clone(), None);
                         }
                     }
                 }

@@ -773,6 +773,9 @@ impl Hub {
                 }
                 // Every node's members leave when the close reaches them.
                 self.cluster_room_edit(&room, PolicyEdit::Close);
+                // And its topic: other nodes would answer `TOPIC` with it, and a room of
+                // that name opened again would take it up.
+                self.topic_gone(&room);
                 info!(room = %room, by = %me, members = members.len(), "room closed");
                 // One event that every member sees (and history keeps), then each leaves
                 // quietly: O(members), not a kick per member to everyone left.

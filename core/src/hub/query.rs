@@ -213,9 +213,16 @@ impl Ident {
         }
     }
 
-    /// Of a user on another node of the cluster (its `USER` is not shared).
-    pub(crate) fn remote(nick: &Nick) -> Ident {
-        Ident::natter(nick, "on another natter node")
+    /// Of a user on another node of the cluster: its IRC user name and real name from its
+    /// record (`irc`), else words saying where it is.
+    pub(crate) fn remote(nick: &Nick, irc: Option<&(Box<str>, Box<str>)>) -> Ident {
+        match irc {
+            Some((user, realname)) => Ident {
+                user: user.clone(),
+                realname: realname.clone(),
+            },
+            None => Ident::natter(nick, "on another natter node"),
+        }
     }
 }
 
@@ -533,7 +540,7 @@ impl Hub {
                             nick: n.clone(),
                             away: self.remote_away(n),
                             mark: "",
-                            ident: Ident::remote(n),
+                            ident: self.remote_ident(n),
                             account: self.remote_account(n),
                             oper: false,
                         }))
@@ -548,7 +555,7 @@ impl Hub {
                         nick: p.nick.clone(),
                         away: p.away.clone(),
                         mark: "",
-                        ident: Ident::remote(&p.nick),
+                        ident: Ident::remote(&p.nick, p.irc.as_ref()),
                         account: p.account.clone(),
                         oper: false,
                     })
@@ -660,7 +667,7 @@ impl Hub {
                     .collect();
                 Box::new(Whois {
                     user: Present {
-                        ident: Ident::remote(&nick),
+                        ident: self.remote_ident(&nick),
                         nick,
                         away,
                         mark: "",
@@ -766,7 +773,7 @@ impl Hub {
                     let away = self.remote_away(&nick);
                     Present {
                         account: self.remote_account(&nick),
-                        ident: Ident::remote(&nick),
+                        ident: self.remote_ident(&nick),
                         nick,
                         away,
                         mark: "",
@@ -803,7 +810,7 @@ impl Hub {
     }
 
     /// The `USER` of `uid`'s IRC connection, if it has one.
-    fn irc_ident(&self, uid: UserId) -> Option<Ident> {
+    pub(super) fn irc_ident(&self, uid: UserId) -> Option<Ident> {
         self.user_conns(uid)
             .find_map(|c| match self.conns.get(&c)?.dialect()? {
                 super::dialect::AnyDialect::Irc(irc) => irc.ident().map(|(user, realname)| Ident {

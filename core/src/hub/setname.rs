@@ -2,8 +2,9 @@
 //! connections keep (WHO, WHOIS, WHOWAS and extended-join show it). The user's connections and
 //! its co-members' are told ([`Info::SetName`]; IRC clients with `setname` see `SETNAME`), and
 //! so are those monitoring its nick (with `extended-monitor`). natter's own clients and nc
-//! show no real names and hear nothing; in a cluster another node's users are not told (a
-//! user's real name is not shared: other nodes show how it is connected).
+//! show no real names and hear nothing. In a cluster the user's record carries its IRC user
+//! and real names ([`super::cluster::Presence`]'s `irc`): other nodes show the new one in WHO
+//! and WHOIS, and tell their users sharing a room with it ([`Hub::handle_presence`]).
 
 use super::dialect::{AnyDialect, Reply};
 use super::query::Info;
@@ -25,6 +26,7 @@ impl Hub {
                 i.set_realname(&realname);
             }
         }
+        self.cluster_presence_changed(&nick);
         let news = Info::SetName { nick, realname };
         let mut told: BTreeSet<ConnId> = self.co_member_conns(uid);
         self.monitored_news(uid, &told, &news);

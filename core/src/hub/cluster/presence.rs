@@ -14,7 +14,7 @@
 
 use super::super::Hub;
 use super::super::dialect::Reply;
-use super::super::query::{Info, Present};
+use super::super::query::{Ident, Info, Present};
 use super::ClusterOut;
 use crate::Millis;
 use crate::limits::MAX_MEMBERS_LISTED;
@@ -38,6 +38,10 @@ pub struct Presence {
     /// The rooms it is in (by name), so that every node lists the rooms whose members are all
     /// on other nodes (`/rooms`, IRC's `LIST`). Empty in a record an older node wrote.
     pub rooms: Vec<RoomName>,
+    /// On IRC: its user name as WHO and WHOIS show it (`~` and its `USER`) and its real name
+    /// (`USER`'s, or the last `SETNAME`), so every node shows them. `None` for natter's own
+    /// doors and nc, and in a record an older node wrote.
+    pub irc: Option<(Box<str>, Box<str>)>,
 }
 
 /// The hub's side of presence.
@@ -107,7 +111,17 @@ impl Hub {
             account,
             away: u.away().cloned(),
             rooms: u.rooms.iter().cloned().collect(),
+            irc: self.irc_ident(uid).map(|i| (i.user, i.realname)),
         })
+    }
+
+    /// Cluster mode: the user name and real name WHO and WHOIS show of the user on another
+    /// node called `nick`: its IRC ones from its record, else words saying where it is.
+    pub(in crate::hub) fn remote_ident(&self, nick: &Nick) -> Ident {
+        match self.remote_presence(nick) {
+            Some(p) => Ident::remote(&p.nick, p.irc.as_ref()),
+            None => Ident::remote(nick, None),
+        }
     }
 
     /// Cluster mode: the rooms no member here is in that users on other nodes are in, by
@@ -163,8 +177,10 @@ impl Hub {
             .presence
             .known
             .get(&folded)
-            .map(|(p, _)| p.away.clone())
+            .map(|(p, _)| (p.away.clone(), p.irc.clone()))
             .unwrap_or_default();
+        let (before, realname_before) = before;
+        let realname = presence.as_ref().and_then(|p| p.irc.clone());
         let after = presence.as_ref().and_then(|p| p.away.clone());
         let shown = presence.as_ref().map(|p| p.nick.clone());
         let was_known = cl.presence.known.contains_key(&folded);
@@ -202,20 +218,37 @@ impl Hub {
                 _ => {}
             }
         }
-        if before == after || self.nicks.contains_key(&self.users, folded.as_str()) {
+        if self.nicks.contains_key(&self.users, folded.as_str()) {
             return;
         }
         let Some(shown) = shown else {
             return;
         };
+        let mut news = Vec::new();
+        if before != after {
+            news.push(Info::Away {
+                nick: shown.clone(),
+                away: after.clone(),
+            });
+        }
+        // A real name changed (IRC's `SETNAME`), not one first heard of.
+        if let (Some((_, old)), Some((_, new))) = (&realname_before, &realname)
+            && old != new
+        {
+            news.push(Info::SetName {
+                nick: shown.clone(),
+                realname: new.clone(),
+            });
+        }
+        if news.is_empty() {
+            return;
+        }
         let conns = self.conns_sharing_with_remote(&folded);
-        let news = Info::Away {
-            nick: shown.clone(),
-            away: after.clone(),
-        };
-        self.monitored_news_of(&shown, &conns, &news, None);
-        for c in conns {
-            self.reply(c, Reply::Info(news.clone()));
+        for news in news {
+            self.monitored_news_of(&shown, &conns, &news, None);
+            for c in &conns {
+                self.reply(*c, Reply::Info(news.clone()));
+            }
         }
     }
 
@@ -296,7 +329,7 @@ impl Hub {
     /// [`Present`] of the user on another node called `nick`, from its presence.
     pub(in crate::hub) fn remote_present(&self, nick: &Nick) -> Option<Present> {
         self.remote_presence(nick).map(|p| Present {
-            ident: super::super::query::Ident::remote(&p.nick),
+            ident: super::super::query::Ident::remote(&p.nick, p.irc.as_ref()),
             account: p.account.clone(),
             nick: p.nick.clone(),
             away: p.away.clone(),

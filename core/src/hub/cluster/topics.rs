@@ -59,6 +59,21 @@ impl Hub {
         }
     }
 
+    /// Cluster mode: `room` is being closed here: the topic the cluster keeps of it goes
+    /// (unless a later one came meanwhile, [`ClusterOut::TopicGone`]), so that no node
+    /// answers `TOPIC` or fills in a room of that name opened again with the closed room's.
+    pub(in crate::hub) fn topic_gone(&mut self, room: &RoomName) {
+        let last = self.rooms.get(room).map_or(0, |r| r.last_seq.0);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let told = cl.topics.remove(room).map_or(0, |t| t.seq);
+        cl.out.push_back(ClusterOut::TopicGone {
+            room: room.clone(),
+            upto: last.max(told),
+        });
+    }
+
     /// Keeps `told` as `room`'s topic if it is newer than the one kept; whether it was.
     fn keep_topic(&mut self, room: &RoomName, told: &RoomTopic) -> bool {
         let Some(cl) = self.cluster.as_mut() else {

@@ -111,8 +111,11 @@ fn whois_ison_and_userhost_know_a_user_on_another_node_who_shares_no_room() {
     let carol = irc_user(&mut net, 0, "carol", "");
     let bob = irc_user(&mut net, 1, "Bob", "");
     let text = irc(&mut net, 0, carol, "WHOIS bob");
-    assert!(text.contains(" 311 carol Bob Bob "), "{text}");
-    assert!(text.contains("on another natter node"), "{text}");
+    // His IRC names come with his record.
+    assert!(
+        text.contains(" 311 carol Bob ~Bob natter * :Bob\r\n"),
+        "{text}"
+    );
     assert!(!text.contains(" 319 "), "no shared room: {text}");
     assert!(!text.contains(" 301 "), "{text}");
     let text = irc(&mut net, 0, carol, "ISON bob dave");
@@ -156,6 +159,45 @@ fn whois_ison_and_userhost_know_a_user_on_another_node_who_shares_no_room() {
 }
 
 #[test]
+fn a_real_name_set_on_another_node_shows_there_and_reaches_its_co_members() {
+    let mut net = Net::new(2);
+    let carol = irc_user(&mut net, 0, "carol", "setname");
+    let bob = irc_user(&mut net, 1, "bob", "setname");
+    irc(&mut net, 0, carol, "JOIN #r");
+    irc(&mut net, 1, bob, "JOIN #r");
+    net.nodes[0].raw.remove(&carol);
+    let text = irc(&mut net, 1, bob, "SETNAME :Bob Stone");
+    assert!(text.contains(" SETNAME :Bob Stone"), "{text}");
+    let told = net.nodes[0]
+        .raw
+        .get(&carol)
+        .map(|r| String::from_utf8_lossy(r).into_owned());
+    assert!(
+        told.as_deref()
+            .is_some_and(|t| t.contains(":bob!") && t.contains(" SETNAME :Bob Stone\r\n")),
+        "told as it changed: {told:?}"
+    );
+    let text = irc(&mut net, 0, carol, "WHOIS bob");
+    assert!(
+        text.contains(" 311 carol bob ~bob natter * :Bob Stone\r\n"),
+        "{text}"
+    );
+    let text = irc(&mut net, 0, carol, "WHO #r");
+    assert!(text.contains(" :0 Bob Stone\r\n"), "{text}");
+    let text = irc(&mut net, 0, carol, "WHO bob");
+    assert!(text.contains(" :0 Bob Stone\r\n"), "{text}");
+    // A user on natter's own client still shows how it is connected.
+    let d = net.hello(1, "dave");
+    net.pump();
+    let text = irc(&mut net, 0, carol, "WHOIS dave");
+    assert!(
+        text.contains(":natter user on another natter node"),
+        "{text}"
+    );
+    let _ = d;
+}
+
+#[test]
 fn a_renamed_user_on_another_node_is_known_by_its_new_nick_only() {
     let mut net = Net::new(2);
     let carol = irc_user(&mut net, 0, "carol", "");
@@ -173,7 +215,7 @@ fn away_on_another_node_shows_in_who_and_reaches_away_notify_in_a_shared_room() 
     irc(&mut net, 0, carol, "JOIN #r");
     irc(&mut net, 1, bob, "JOIN #r");
     let text = irc(&mut net, 0, carol, "WHO #r");
-    assert!(text.contains(" 352 carol #r bob "), "{text}");
+    assert!(text.contains(" 352 carol #r ~bob "), "{text}");
     assert!(text.contains(" bob H :"), "here: {text}");
     irc(&mut net, 1, bob, "AWAY :gone fishing");
     let text = String::from_utf8_lossy(&net.nodes[0].raw[&carol]).into_owned();
@@ -443,8 +485,8 @@ fn list_and_lusers_show_a_room_whose_members_are_all_on_another_node() {
     let text = irc(&mut net, 1, bob, "NAMES #onlya");
     assert!(text.contains(" 353 bob = #onlya :carol dave\r\n"), "{text}");
     let text = irc(&mut net, 1, bob, "WHO #onlya");
-    assert!(text.contains(" 352 bob #onlya carol "), "{text}");
-    assert!(text.contains(" 352 bob #onlya dave "), "{text}");
+    assert!(text.contains(" 352 bob #onlya ~carol "), "{text}");
+    assert!(text.contains(" 352 bob #onlya ~dave "), "{text}");
     irc(&mut net, 0, carol, "PART #onlya");
     let text = irc(&mut net, 1, bob, "LIST");
     assert!(text.contains(" 322 bob #onlya 1 "), "{text}");

@@ -397,6 +397,42 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
 }
 
 #[test]
+fn a_closed_rooms_topic_is_no_longer_kept_in_the_cluster() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let topic = ClientMsg::Topic {
+        room: room("#r"),
+        topic: crate::types::Text::new("old plans").ok(),
+    };
+    net.send(0, a, &topic);
+    settle(&mut net);
+    assert!(net.topics_kv.contains_key(&room("#r")));
+    assert!(net.nodes[1].hub.remote_topic(&room("#r")).is_some());
+    let now = net.now;
+    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
+    net.nodes[0].hub.handle_bytes(
+        a,
+        &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
+            room: room("#r"),
+            reason: None,
+        }))
+        .unwrap(),
+        now,
+    );
+    settle(&mut net);
+    assert!(
+        !net.topics_kv.contains_key(&room("#r")),
+        "the cluster forgot it"
+    );
+    for i in 0..2 {
+        assert!(
+            net.nodes[i].hub.remote_topic(&room("#r")).is_none(),
+            "node {i} answers TOPIC with the closed room's topic"
+        );
+    }
+}
+
+#[test]
 fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its_nick() {
     let mut net = net(2);
     let a = founder(&mut net);
