@@ -943,12 +943,15 @@ impl Hub {
         let nick = u.nick.clone();
         let account = u.account().is_some().then(|| nick.clone());
         self.cluster_presence_changed(&nick);
+        self.tell_co_members(uid, &Info::Account { nick, account });
+    }
+
+    /// `news` of `uid`'s (its away, account or real name), told once to each connection that
+    /// shares a room with it (its own aside) and, with `extended-monitor`, to those monitoring
+    /// its nick ([`Hub::monitored_news`]).
+    pub(super) fn tell_co_members(&mut self, uid: UserId, news: &Info) {
         let others = self.co_member_conns(uid);
-        let news = Info::Account {
-            nick: nick.clone(),
-            account: account.clone(),
-        };
-        self.monitored_news(uid, &others, &news);
+        self.monitored_news(uid, &others, news);
         for other in others {
             self.reply(other, Reply::Info(news.clone()));
         }
@@ -999,15 +1002,7 @@ impl Hub {
         let away = offline
             .then(|| Text::new(super::ops::KEPT_WORDS).ok())
             .flatten();
-        let others = self.co_member_conns(uid);
-        let news = Info::Away {
-            nick: nick.clone(),
-            away: away.clone(),
-        };
-        self.monitored_news(uid, &others, &news);
-        for other in others {
-            self.reply(other, Reply::Info(news.clone()));
-        }
+        self.tell_co_members(uid, &Info::Away { nick, away });
     }
 
     /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares
@@ -1024,15 +1019,7 @@ impl Hub {
         if !changed {
             return;
         }
-        let others = self.co_member_conns(uid);
-        let news = Info::Away {
-            nick: nick.clone(),
-            away: away.clone(),
-        };
-        self.monitored_news(uid, &others, &news);
-        for other in others {
-            self.reply(other, Reply::Info(news.clone()));
-        }
+        self.tell_co_members(uid, &Info::Away { nick, away });
     }
 }
 

@@ -179,17 +179,32 @@ impl Hub {
         self.rooms.get(room)?.topic_set.as_deref().cloned()
     }
 
-    /// The standing of each member a `Joined` or `Members` lists, for IRC's `NAMES` (`@`
-    /// the founder or an operator, `+` voiced); `None` in a room nobody has any.
-    fn standings(&self, msg: &ServerMsg) -> Option<Vec<&'static str>> {
+    /// The room and members a `Joined` or `Members` lists, with the room's settings, when
+    /// someone in the room has a role (a founder, operators or voiced members); `None` for any
+    /// other message, or a room without one.
+    fn listed_with_roles<'m>(
+        &self,
+        msg: &'m ServerMsg,
+    ) -> Option<(
+        &'m RoomName,
+        &'m [crate::types::Nick],
+        &crate::moderation::Policy,
+    )> {
         let (ServerMsg::Joined { room, members, .. } | ServerMsg::Members { room, members }) = msg
         else {
             return None;
         };
-        let p = self.rooms.get(room)?.policy.as_ref()?;
+        let p = self.rooms.get(room)?.policy.as_deref()?;
         if p.founder.is_none() && p.ops.is_empty() && p.voiced.is_empty() {
             return None;
         }
+        Some((room, members, p))
+    }
+
+    /// The standing of each member a `Joined` or `Members` lists, for IRC's `NAMES` (`@`
+    /// the founder or an operator, `+` voiced); `None` in a room nobody has any.
+    fn standings(&self, msg: &ServerMsg) -> Option<Vec<&'static str>> {
+        let (room, members, _) = self.listed_with_roles(msg)?;
         Some(members.iter().map(|n| self.standing(room, n)).collect())
     }
 
@@ -206,14 +221,7 @@ impl Hub {
     /// (nc's `/who` and join line): `~` the founder, `@` an operator, `+` voiced, the highest
     /// only ([`crate::chat::Role::mark`]); `None` in a room nobody has any.
     fn marks(&self, msg: &ServerMsg) -> Option<Vec<&'static str>> {
-        let (ServerMsg::Joined { room, members, .. } | ServerMsg::Members { room, members }) = msg
-        else {
-            return None;
-        };
-        let p = self.rooms.get(room)?.policy.as_ref()?;
-        if p.founder.is_none() && p.ops.is_empty() && p.voiced.is_empty() {
-            return None;
-        }
+        let (_, members, p) = self.listed_with_roles(msg)?;
         let marks = members.iter().map(|nick| {
             let account = self.member_account(nick);
             let is = |n: &crate::types::Nick| account.as_deref() == Some(n.folded().as_str());

@@ -9,7 +9,6 @@
 use super::dialect::{AnyDialect, Reply};
 use super::query::Info;
 use super::{ConnId, Hub};
-use std::collections::BTreeSet;
 
 impl Hub {
     /// `conn`'s user's real name is now `realname` on each of its IRC connections.
@@ -28,10 +27,8 @@ impl Hub {
         }
         self.cluster_presence_changed(&nick);
         let news = Info::SetName { nick, realname };
-        let mut told: BTreeSet<ConnId> = self.co_member_conns(uid);
-        self.monitored_news(uid, &told, &news);
-        told.extend(own);
-        for c in told {
+        self.tell_co_members(uid, &news);
+        for c in own {
             self.reply(c, Reply::Info(news.clone()));
         }
     }
