@@ -398,21 +398,48 @@ fn room_then_text(args: &str) -> Result<(Option<RoomName>, Option<Text>), Comman
 }
 
 /// A ban's optional duration and the reason after it. A first word that is not a duration is
-/// the reason's start; one shaped like a duration (digits and a unit: `400d`, `0h`) that is out
-/// of range is refused, not read as a reason: the ban would otherwise be for ever.
+/// the reason's start; one shaped like a duration that natter does not read (out of range:
+/// `400d`, `0h`; or written otherwise: `1H`, `90min`, `1.5h`, `5m5m`, `-5m`) is refused, not
+/// read as a reason: the ban would otherwise be for ever, with the time typed as its reason.
 fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), CommandError> {
     let (d, why) = word(after);
     match parse_duration(d) {
         Ok(d) => Ok((Some(d), why)),
-        Err(e)
-            if d.len() > 1
-                && d.ends_with(['s', 'm', 'h', 'd', 'w', 'y'])
-                && d[..d.len() - 1].bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            Err(CommandError::Bad(e.to_string()))
-        }
+        Err(e) if duration_shaped(d) => Err(CommandError::Bad(e.to_string())),
         Err(_) => Ok((None, after)),
     }
+}
+
+/// Whether `word` is meant as a time: numbers (a sign, a fraction) each followed by a unit,
+/// in any case, as `s`, `m`, `h`, `d`, `w`, `y` or a word for one (`min`, `hours`, `days`...).
+/// `10x` or `2nd` is not: a reason may start so.
+fn duration_shaped(word: &str) -> bool {
+    const UNITS: [&str; 26] = [
+        "s", "m", "h", "d", "w", "y", "sec", "secs", "second", "seconds", "min", "mins", "minute",
+        "minutes", "hr", "hrs", "hour", "hours", "day", "days", "week", "weeks", "yr", "yrs",
+        "year", "years",
+    ];
+    let mut rest = word.strip_prefix(['-', '+']).unwrap_or(word);
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let number = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+            .unwrap_or(rest.len());
+        if number == 0 || !rest.as_bytes()[0].is_ascii_digit() {
+            return false;
+        }
+        rest = &rest[number..];
+        let unit = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        if !UNITS.contains(&rest[..unit].to_ascii_lowercase().as_str()) {
+            return false;
+        }
+        rest = &rest[unit..];
+    }
+    true
 }
 
 /// An operator's command: `[#room]` first (or, for `/invite nick #room`, last), then its words.
@@ -1177,11 +1204,20 @@ mod tests {
         ));
         // Out of range is refused, not taken for a reason (a ban for ever); other words are
         // the reason.
+        // So is a time written as natter does not read it (the ban was for ever, and `1H`
+        // its reason).
         for line in [
             "/ban bob 400d spam",
             "/ban bob 0h",
             "/gban bob 999w",
             "/ban bob 99y",
+            "/ban bob 1H spam",
+            "/ban bob 90min",
+            "/ban bob 2hours spam",
+            "/ban bob 1.5h",
+            "/ban bob 5m5m",
+            "/ban bob -5m",
+            "/gban bob 7D",
         ] {
             assert!(
                 matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("365")
@@ -1202,6 +1238,27 @@ mod tests {
                 ..
             })))
         ));
+        for line in [
+            "/ban bob 2nd warning",
+            "/ban bob 3 strikes",
+            "/ban bob m8 spam",
+        ] {
+            assert!(
+                matches!(
+                    parse(line),
+                    Ok(Some(Input::Command(Command::Moderate {
+                        action: ModAction::Ban {
+                            duration: None,
+                            reason: Some(_),
+                            ..
+                        },
+                        ..
+                    })))
+                ),
+                "{line}: {:?}",
+                parse(line)
+            );
+        }
         assert!(matches!(
             parse("/ban bob 10x spam"),
             Ok(Some(Input::Command(Command::Moderate {

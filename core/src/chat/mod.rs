@@ -973,15 +973,21 @@ impl Chat {
     }
 
     /// What a join, part, quit, rename or topic change does to a room's members and topic.
-    /// History replayed after a join runs up to the member list's snapshot, so applying it in
-    /// order leaves the list right (as does a resume's replay after its refresh). Who is away
-    /// is changed by events after the snapshot (`live`) only: the server said who is away as
-    /// of it, and a member's past part then join would lose their mark.
+    /// History replayed after a join runs up to the member list's snapshot (as does a
+    /// resume's replay after its refresh): the list is the room as it is, and only events
+    /// after it (`live`) change who is in it, or who is away (the server said who is away as
+    /// of it, and a member's past part then join would lose their mark). Applying the replay
+    /// too left the list right only when history is whole: a restart writes no quits (IRC
+    /// keeps none either, see `Boot`), so the joins it replayed of nc and IRC users gone with
+    /// the restart listed them as members for good. Topics are taken from either.
     fn apply_membership(&mut self, id: &ConvId, from: &Nick, kind: &EventKind, live: bool) {
         let Some(c) = self.conv_mut(id) else {
             return;
         };
         let mut changes = Vec::new();
+        if !live && !matches!(kind, EventKind::Topic { .. }) {
+            return;
+        }
         match kind {
             EventKind::Join => {
                 if let Some(n) = c.counted.as_mut() {

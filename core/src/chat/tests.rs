@@ -2251,3 +2251,60 @@ fn our_own_rename_is_said_once_in_each_room() {
         );
     }
 }
+
+/// The member list a join brings is the room as it is; the history replayed after it does
+/// not change it. After a restart (which writes no quits) the replay holds joins of nc and
+/// IRC users the restart took away: the page and the TUI listed them as members for good
+/// (`7 here` in a room of 5, past its `+l`). Joins, parts and kicks after the list count.
+#[test]
+fn history_replayed_after_a_join_leaves_its_member_list_as_the_server_said() {
+    let mut c = chat_in(&[]);
+    let names = |c: &Chat| -> Vec<String> {
+        c.conv(&rid("#a"))
+            .unwrap()
+            .members()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    };
+    c.handle_event(&joined("#a", 9, &["me", "alice"]), T0);
+    // The replay: a guest who joined before a restart and never quit, alice's part and
+    // join, a kick of her, our own join.
+    c.handle_event(&room_ev("#a", 5, "ghost", EventKind::Join), T0);
+    c.handle_event(
+        &room_ev("#a", 6, "alice", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(
+        &room_ev(
+            "#a",
+            7,
+            "op",
+            EventKind::Kick {
+                target: nick("alice"),
+                reason: None,
+            },
+        ),
+        T0,
+    );
+    c.handle_event(
+        &room_ev(
+            "#a",
+            8,
+            "zed",
+            EventKind::Nick {
+                new: nick("ghost2"),
+            },
+        ),
+        T0,
+    );
+    c.handle_event(&room_ev("#a", 9, "me", EventKind::Join), T0);
+    assert_eq!(names(&c), ["alice", "me"]);
+    // Live, after the list: they count.
+    c.handle_event(&room_ev("#a", 10, "bob", EventKind::Join), T0);
+    c.handle_event(
+        &room_ev("#a", 11, "alice", EventKind::Part { reason: None }),
+        T0,
+    );
+    assert_eq!(names(&c), ["bob", "me"]);
+}

@@ -675,6 +675,7 @@ impl Hub {
             self.restored_device(uid, &s, now);
             restored += 1;
         }
+        self.voices_of_guests_gone();
         debug!(rooms = self.rooms.len(), sessions = restored, "restored");
     }
 }

@@ -29,7 +29,7 @@ use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Seq, Text};
 use crate::wire::{AdminAction, ErrorKind, EventKind, ModAction, Re, ServerMsg};
 use core::net::IpAddr;
-use tracing::info;
+use tracing::{debug, info};
 
 /// Server-wide bans the server keeps.
 const MAX_SERVER_BANS: usize = 1000;
@@ -1116,6 +1116,36 @@ impl Hub {
         }
     }
 
+    /// After a restart: a guest's voice whose guest did not come back (no restored session
+    /// holds its nick, and no account has that name) is lifted, as its quit lifts it
+    /// ([`Self::guest_voice_gone`]): the restart ended it, and the next to take the nick
+    /// would speak in a `+m` room for it. Not in a cluster, where another node may hold it.
+    pub(super) fn voices_of_guests_gone(&mut self) {
+        if self.cluster.is_some() {
+            return;
+        }
+        let mut changed = Vec::new();
+        for (name, r) in self.rooms.iter_mut() {
+            let Some(p) = r.policy.as_deref_mut() else {
+                continue;
+            };
+            let before = p.voiced.len();
+            p.voiced.retain(|v| {
+                self.accounts.registered(v)
+                    || self
+                        .nicks
+                        .contains_key(&self.users, v.folded_key().as_str())
+            });
+            if p.voiced.len() != before {
+                changed.push((name.clone(), Some(p.clone())));
+            }
+        }
+        for (room, policy) in changed {
+            debug!(room = %room, "voices of guests gone at the restart lifted");
+            self.record(Write::RoomPolicy { room, policy });
+        }
+    }
+
     /// A line in the audit log (the store's; without a store, the log's).
     pub(super) fn audit(
         &mut self,
@@ -1420,6 +1450,33 @@ impl Hub {
             self.cluster_room_edit(room, PolicyEdit::Voice(nick.clone()));
             self.policy_to_members(room);
         }
+    }
+
+    /// A guest voiced by nick leaves `room` (a part, a kick, its quit): its voice goes with it,
+    /// as IRC's `+v` does. The nick is free now, and whoever took it next spoke in a `+m` room,
+    /// kept across restarts by the store. A signed-in member's voice is its account's, as its
+    /// operator status is, and stays. No event: the part or quit says it. Members here get
+    /// the new settings.
+    pub(super) fn guest_voice_gone(&mut self, room: &RoomName, nick: &Nick) {
+        let Some(p) = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.policy.as_deref_mut())
+        else {
+            return;
+        };
+        let before = p.voiced.len();
+        p.voiced.retain(|v| v.folded() != nick.folded());
+        if p.voiced.len() == before {
+            return;
+        }
+        let policy = Some(p.clone());
+        self.record(Write::RoomPolicy {
+            room: room.clone(),
+            policy,
+        });
+        self.cluster_room_edit(room, PolicyEdit::Devoice(nick.clone()));
+        self.policy_to_members(room);
     }
 
     /// `room`'s members on this node (none if there is no such room), to go through while

@@ -522,6 +522,9 @@ impl Hub {
                     r.members.remove(&uid);
                 }
                 hub.record_presence(room, &u.nick, false);
+                if u.account().is_none() {
+                    hub.guest_voice_gone(room, &u.nick);
+                }
                 // In a big room the quit is counted for the next summary (`crowd.rs`).
                 if !hub.crowd_left(room, before, now) {
                     let quit = EventKind::Quit {

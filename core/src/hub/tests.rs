@@ -7932,6 +7932,143 @@ mod moderation {
         assert!(joined(&t.join(a, "#r"), "#r"), "the founder comes back");
         assert_eq!(kinds(&t.join(m, "#r")), vec![ErrorKind::Banned]);
     }
+
+    /// A guest's voice goes when it quits: it was voiced by nick, and the nick it gave up
+    /// spoke in a `+m` room for whoever took it next (kept in the store, across restarts).
+    /// A part keeps it (the guest keeps its nick), and a signed-in member's voice is its
+    /// account's and stays.
+    #[test]
+    fn a_guests_voice_goes_when_it_quits_and_an_accounts_stays() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Moderated(true)),
+        );
+        act(&mut t, a, "#r", ModAction::Voice(nick("bob")));
+        t.recv(b);
+        // A part keeps it.
+        t.send(
+            b,
+            &ClientMsg::Part {
+                room: room("#r"),
+                reason: None,
+            },
+        );
+        t.recv(b);
+        assert_eq!(voiced(&mut t, a), vec!["bob".to_owned()]);
+        t.join(b, "#r");
+        t.recv(a);
+        t.say(b, "#r", 1, "still voiced");
+        assert_eq!(says(&t.recv(a)), vec!["still voiced"]);
+        // A quit lifts it: whoever takes the nick next is not voiced.
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(b, t.now);
+        t.pump();
+        t.recv(a);
+        assert_eq!(voiced(&mut t, a), Vec::<String>::new());
+        let (imp, got, _) = t.bin_from(ip("203.0.113.66"), "bob");
+        assert_eq!(got.as_str(), "bob", "the nick is free");
+        t.join(imp, "#r");
+        t.recv(a);
+        t.say(imp, "#r", 1, "i am bob now");
+        assert_eq!(kinds(&t.recv(imp)), vec![ErrorKind::Muted]);
+        assert!(says(&t.recv(a)).is_empty(), "nobody heard the impostor");
+        // A signed-in member's voice outlives its quit.
+        let c = signed_up(&mut t, ip("198.51.100.30"), "carol");
+        t.join(c, "#r");
+        act(&mut t, a, "#r", ModAction::Voice(nick("carol")));
+        t.send(c, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(c, t.now);
+        t.pump();
+        assert_eq!(voiced(&mut t, a), vec!["carol".to_owned()]);
+    }
+
+    /// The settings' voiced list, as `a` is told it.
+    fn voiced(t: &mut T, a: ConnId) -> Vec<String> {
+        act(t, a, "#r", ModAction::Settings)
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Policy { voiced, .. } => {
+                    Some(voiced.iter().map(|v| v.to_string()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// A restart ends the sessions of guests it does not take back (nc users, a binary
+    /// client that never resumes): their voices are lifted then, as their quits would have,
+    /// and the store is told. A voiced account keeps its voice.
+    #[test]
+    fn a_restart_lifts_the_voices_of_guests_it_did_not_take_back() {
+        use crate::persist::{LoadedAccount, Write};
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _b) = founded(&mut t);
+        act(&mut t, a, "#r", ModAction::Voice(nick("bob")));
+        let c = signed_up(&mut t, ip("198.51.100.30"), "carol");
+        t.join(c, "#r");
+        act(&mut t, a, "#r", ModAction::Voice(nick("carol")));
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Mode(ModeChange::Moderated(true)),
+        );
+        let writes: Vec<Write> = t.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        let policy = writes
+            .iter()
+            .rev()
+            .find_map(|w| match w {
+                Write::RoomPolicy { room: r, policy } if r.as_str() == "#r" => policy.clone(),
+                _ => None,
+            })
+            .expect("the settings are written");
+        assert_eq!(policy.voiced.len(), 2);
+        let accounts = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Account(record) => Some(LoadedAccount {
+                    record: record.clone(),
+                    rooms: Vec::new(),
+                    read: Vec::new(),
+                    keys: Vec::new(),
+                    held: Vec::new(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            crate::persist::Loaded {
+                accounts,
+                policies: vec![(room("#r"), policy)],
+                ..Default::default()
+            },
+            t2.now,
+        );
+        t2.pump();
+        let stored = t2
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .find_map(|w| match w {
+                Write::RoomPolicy { room: r, policy } if r.as_str() == "#r" => policy.clone(),
+                _ => None,
+            })
+            .expect("the lifted voice is written");
+        assert_eq!(stored.voiced, vec![nick("carol")]);
+        let imp = t2.bin("bob");
+        t2.join(imp, "#r");
+        t2.say(imp, "#r", 1, "i am bob now");
+        assert_eq!(kinds(&t2.recv(imp)), vec![ErrorKind::Muted]);
+    }
 }
 
 mod admins {
