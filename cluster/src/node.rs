@@ -2273,7 +2273,9 @@ impl RoomReader {
             }
             let node = self.last_node.clone();
             if room_seq < self.recent_from {
-                if is_membership(&event.kind)
+                // Only who is in the room is taken from the older log (member lists count
+                // each member on its node): core says which events tell it.
+                if event.kind.changes_membership()
                     && self.tx.send(ClusterIn::Past { event, node }).is_err()
                 {
                     return false;
@@ -2326,16 +2328,6 @@ fn delivery_seqs(reply: &str) -> Option<(u64, u64)> {
         _ => return None,
     };
     Some((stream.parse().ok()?, consumer.parse().ok()?))
-}
-
-/// Whether `kind` changes who is in a room: only such events of the log before the recent
-/// ones are handed over (member lists count each member on its node).
-fn is_membership(kind: &natter_core::wire::EventKind) -> bool {
-    use natter_core::wire::EventKind as K;
-    matches!(
-        kind,
-        K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. } | K::Moved
-    )
 }
 
 /// Claims `nick` for node `me`: created if nobody holds it; ours already; or taken over from a

@@ -1401,15 +1401,7 @@ impl Hub {
     /// Updates the room's members on other nodes from a log event (`node`: its user's node).
     /// `joins_here`: the event is the `Join` of a user of this node.
     fn apply_membership(&mut self, event: &RoomEvent, node: &str, joins_here: bool) {
-        if !matches!(
-            event.kind,
-            EventKind::Join
-                | EventKind::Part { .. }
-                | EventKind::Quit { .. }
-                | EventKind::Kick { .. }
-                | EventKind::Nick { .. }
-                | EventKind::Moved
-        ) {
+        if !event.kind.changes_membership() {
             // Lines, topics and modes: nothing for the roster (and nothing to look up).
             return;
         }
