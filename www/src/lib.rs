@@ -37,7 +37,7 @@ use natter_core::chat::{
 use natter_core::command;
 use natter_core::limits::MAX_ROOMS_PER_USER;
 use natter_core::limits::SCROLLBACK_PAGE;
-use natter_core::moderation::{self, Entry, ModeChange, parse_duration};
+use natter_core::moderation::Entry;
 use natter_core::render;
 use natter_core::session::{About, ConnState, Event, Resumable, Session, SessionConfig, Transport};
 use natter_core::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
@@ -611,53 +611,10 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// An operator's action as the page names it: `kick` (`target` a nick, `arg` a reason), `ban`
-/// (`target` a nick or mask, `arg` a duration such as `1h` or `7d`, blank for until unbanned),
-/// `unban`, `mute` (`arg` a duration), `unmute`, `op`, `deop`, `voice`, `devoice`, `invite`,
-/// `mode` (`target` a flag such as `+m` or `-k`, `arg` the key or limit), `settings`, `bans`.
+/// An operator's action as the page names it: core's reading of a moderation menu
+/// ([`command::menu_action`]: the commands' rules and words), its refusal in words.
 pub fn mod_action(action: &str, target: &str, arg: &str) -> Result<ModAction, String> {
-    let (target, arg) = (target.trim(), arg.trim());
-    let nick = || Nick::new(target).map_err(|e| e.to_string());
-    let mask = || {
-        if target.is_empty() {
-            Err("whom?".to_owned())
-        } else {
-            Ok(target.to_owned())
-        }
-    };
-    let duration = || match arg {
-        "" => Ok(None),
-        d => parse_duration(d).map(Some).map_err(|e| e.to_string()),
-    };
-    Ok(match action {
-        "kick" => ModAction::Kick {
-            nick: nick()?,
-            reason: moderation::reason(arg),
-        },
-        "ban" => ModAction::Ban {
-            target: mask()?,
-            duration: duration()?,
-            reason: None,
-        },
-        "unban" => ModAction::Unban { target: mask()? },
-        "mute" => ModAction::Mute {
-            target: mask()?,
-            duration: duration()?,
-        },
-        "unmute" => ModAction::Unmute { target: mask()? },
-        "op" => ModAction::Op(nick()?),
-        "deop" => ModAction::Deop(nick()?),
-        "voice" => ModAction::Voice(nick()?),
-        "devoice" => ModAction::Devoice(nick()?),
-        "invite" => ModAction::Invite(nick()?),
-        "mode" => ModAction::Mode(ModeChange::parse(
-            target,
-            Some(arg).filter(|a| !a.is_empty()),
-        )?),
-        "settings" => ModAction::Settings,
-        "bans" => ModAction::Bans,
-        other => return Err(format!("{other:?} is not a moderation action")),
-    })
+    command::menu_action(action, target, arg).map_err(|e| e.to_string())
 }
 
 /// A device key as the page keeps it: 64 hex digits.
