@@ -1322,7 +1322,7 @@ document.addEventListener("visibilitychange", () => {
 // Leaving the page (reloaded, closed, navigated away), which the page cannot tell apart: a
 // guest's session is kept for this tab (sessionStorage) and the connection closed with
 // LEFT_THE_PAGE, not a quit. The bridge holds the session's connection for a short grace
-// (web-bridge/src/relay.rs, LEAVE_GRACE: 5 s): a reload resumes the session within it (the
+// (core/src/limits.rs, LEFT_PAGE_GRACE: 5 s): a reload resumes the session within it (the
 // same nick, its rooms, and what was said meanwhile; nobody sees it go); a tab closed for good
 // does not come back, and the bridge quits for it, so its nick is free and its rooms see it
 // go at once rather than after the server's resume window (2 minutes). The browser's copy
@@ -1330,7 +1330,7 @@ document.addEventListener("visibilitychange", () => {
 // A page kept in the back/forward cache closes without that code (the server holds its
 // session for its window; shown again, it reloads and resumes). An account's page keeps
 // nothing here and closes plainly: a remembered one signs in again with its kept key.
-const LEFT_THE_PAGE = 4100; // web-bridge/src/relay.rs
+const LEFT_THE_PAGE = 4100; // core/src/bridge.rs
 window.addEventListener("pagehide", (e) => {
   if (!client) return;
   const kept = client.resumable();
