@@ -593,6 +593,30 @@ impl Session {
         }
     }
 
+    /// Line mode's lockstep: whether the next typed line may be read now. Either everything
+    /// before it is [answered in turn](Session::answered_in_turn), or there is no connection to
+    /// wait for: reconnecting with [room](Session::has_room) to keep the line for after the
+    /// reconnect, or closed for good (the line is then refused in words). While connecting it
+    /// waits: the connect timeout bounds that, the keepalive a silent connection, and the
+    /// front-end's own patience a reconnect with no room left ([`Session::holds_input_back`]),
+    /// so a front-end that waits on this cannot wait for ever.
+    pub fn takes_next_line(&mut self, now: Millis) -> bool {
+        self.answered_in_turn(now)
+            || match self.state() {
+                ConnState::Reconnecting { .. } => self.has_room(),
+                ConnState::Closed => true,
+                ConnState::Connecting | ConnState::Connected => false,
+            }
+    }
+
+    /// Line mode's lockstep, reconnecting with as many lines kept for the reconnect as the
+    /// Session keeps: the next line waits in the input (a pipe holds it back from its writer)
+    /// instead of being refused, until the reconnect or the end of the front-end's patience
+    /// (natter's `--wait`).
+    pub fn holds_input_back(&self) -> bool {
+        matches!(self.state(), ConnState::Reconnecting { .. }) && !self.has_room()
+    }
+
     /// A pong came: the barrier's, if it carries its token.
     pub(super) fn ponged(&mut self, token: u64) {
         if self.barrier == Barrier::Waiting(token) {
