@@ -747,6 +747,14 @@ pub fn password_error(password: &str) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// Whether a session a tab kept when it closed at `at` (a `Date.now()` value) is still worth
+/// resuming at `now`: within the server's resume window (core's [`Resumable::fresh`]; the page
+/// offers it to the next tab opened only then).
+#[wasm_bindgen]
+pub fn kept_session_fresh(at: f64, now: f64) -> bool {
+    Resumable::fresh(millis(at), millis(now))
+}
+
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with
 /// core's own rule before connecting.
 #[wasm_bindgen]

@@ -10,7 +10,7 @@
 // with what was being read kept in place. Every piece of text is put in the DOM as text, never
 // as HTML.
 
-import init, { Client, nick_error, password_error } from "./natter_web.js";
+import init, { Client, kept_session_fresh, nick_error, password_error } from "./natter_web.js";
 
 const MAX_HISTORY = 100; // typed lines remembered for Up/Down
 const MAX_NOTES = 100; // notifications remembered for the tests
@@ -24,9 +24,9 @@ const KEPT_SIGN_IN = "natter.signin";
 const KEPT_SESSION = "natter.session";
 // The same, for the browser (localStorage), when a guest's tab goes: a tab closed by mistake
 // and opened again resumes it, as a reload does, while the server still holds it (its resume
-// window, RESUME_GRACE: 2 minutes). Taken by the first page that starts after, at most once.
+// window, RESUME_GRACE: 2 minutes; kept_session_fresh says). Taken by the first page that starts
+// after, at most once.
 const KEPT_LAST = "natter.lastSession";
-const KEPT_LAST_FOR = 120_000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -1382,7 +1382,7 @@ function keptSession(orLast = true) {
   try {
     const last = JSON.parse(localStorage.getItem(KEPT_LAST) ?? "null");
     const mine = kept !== null && last?.kept?.token === kept.token;
-    const fresh = typeof last?.at === "number" && Math.abs(Date.now() - last.at) < KEPT_LAST_FOR;
+    const fresh = typeof last?.at === "number" && kept_session_fresh(last.at, Date.now());
     const taken = orLast && kept === null && fresh && last?.kept;
     if (last !== null && (mine || taken || !fresh)) localStorage.removeItem(KEPT_LAST);
     if (taken) kept = last.kept;

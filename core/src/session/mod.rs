@@ -135,6 +135,22 @@ pub struct Resumable {
     pub keys: Vec<(RoomName, Text)>,
 }
 
+impl Resumable {
+    /// Whether a session kept when its front-end went at `kept_at` (a page's copy of it when
+    /// its tab closed) is still worth resuming at `now`: within the server's resume window
+    /// ([`RESUME_GRACE`](crate::limits::RESUME_GRACE)), counted either way (a clock set back
+    /// since is as far off as one set forward). Past it the server has ended the session, and
+    /// a front-end that another tab's copy would have taken over starts afresh instead.
+    pub fn fresh(kept_at: Millis, now: Millis) -> bool {
+        let apart = if now >= kept_at {
+            now - kept_at
+        } else {
+            kept_at - now
+        };
+        apart < crate::limits::RESUME_GRACE
+    }
+}
+
 /// The resume state the handshake carries from one connection to the next, and what the
 /// server announced.
 #[derive(Debug, Default)]

@@ -4143,6 +4143,22 @@ fn a_commands_answer_comes_before_the_next_line_is_taken() {
     assert!(t.sent().is_empty(), "no ping after a chat line");
 }
 
+/// A page's copy of a session kept when its tab closed is offered to the next tab within the
+/// server's resume window only (the page's JavaScript kept its own copy of the window's length
+/// until the thirty-first session); a clock that moved back is as far off as one that moved on.
+#[test]
+fn a_kept_session_is_fresh_within_the_resume_window_either_way() {
+    use crate::limits::RESUME_GRACE;
+    let at = Millis(1_000_000);
+    assert!(Resumable::fresh(at, at));
+    assert!(Resumable::fresh(at, at + Millis(RESUME_GRACE.0 - 1)));
+    assert!(!Resumable::fresh(at, at + RESUME_GRACE));
+    assert!(Resumable::fresh(at, Millis(at.0 - (RESUME_GRACE.0 - 1))));
+    assert!(!Resumable::fresh(at, Millis(at.0 - RESUME_GRACE.0)));
+    assert!(!Resumable::fresh(Millis(0), Millis(u64::MAX)));
+    assert!(!Resumable::fresh(Millis(u64::MAX), Millis(0)));
+}
+
 /// Line mode's lockstep as a whole: when the next line may be read, and when the input is
 /// held back rather than refused. natter's driver asked these questions itself until the
 /// thirty-first session (`ready_for_input`, `held_up`), where only a test over a socket could
