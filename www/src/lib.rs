@@ -495,6 +495,20 @@ impl Client {
         self.chat.away(&room, &nick).map(ToString::to_string)
     }
 
+    /// What a member's menu offers us to do to `nick` in the room with key `room`, in order:
+    /// action names [`Client::moderate`] takes (none unless we may moderate the room; see
+    /// core's [`Chat::member_actions`]).
+    pub fn member_actions(&self, room: &str, nick: &str) -> Vec<String> {
+        let (Some(room), Ok(nick)) = (room_of(room), Nick::new(nick)) else {
+            return Vec::new();
+        };
+        self.chat
+            .member_actions(&room, &nick)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// An operator's action in the room with key `room` (see [`mod_action`] for `action`,
     /// `target` and `arg`). Returns why not, in words, when it cannot be sent as asked (no such
     /// room, a bad duration or mode; also an error line in the open conversation); the server may still refuse it (an `error` line says

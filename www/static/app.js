@@ -627,9 +627,21 @@ function moderate(room, action, target = "", arg = "") {
 }
 
 const BAN_ACTIONS = new Set(["ban", "unban", "mute", "unmute"]);
+// How a member's menu names what the Client offers (`member_actions`: which, and in what order,
+// is core's to say); ban and mute take the menu's duration.
+const MENU_LABELS = {
+  kick: "Kick",
+  ban: "Ban",
+  mute: "Mute",
+  unmute: "Unmute",
+  voice: "Voice",
+  devoice: "Devoice",
+  op: "Make operator",
+  deop: "Deop",
+};
+const TIMED_ACTIONS = new Set(["ban", "mute"]);
 
 function openMemberMenu(room, nick, anchor) {
-  const policy = client.policy(room);
   const role = client.role(room, nick);
   ui.memberMenuNick.textContent = `${MARKS[role] ?? ""}${nick}`;
   ui.memberMenuDuration.value = "";
@@ -645,14 +657,10 @@ function openMemberMenu(room, nick, anchor) {
     return b;
   };
   const items = [item("Message", "message", () => messageMember(nick))];
-  items.push(item("Kick", "kick", () => moderate(room, "kick", nick)));
-  items.push(item("Ban", "ban", () => moderate(room, "ban", nick, ui.memberMenuDuration.value)));
-  items.push(item("Mute", "mute", () => moderate(room, "mute", nick, ui.memberMenuDuration.value)));
-  items.push(item("Unmute", "unmute", () => moderate(room, "unmute", nick)));
-  if (role === "voiced") items.push(item("Devoice", "devoice", () => moderate(room, "devoice", nick)));
-  else if (role === "member") items.push(item("Voice", "voice", () => moderate(room, "voice", nick)));
-  if (policy.am_founder && role === "operator") items.push(item("Deop", "deop", () => moderate(room, "deop", nick)));
-  else if (policy.am_founder && role !== "founder") items.push(item("Make operator", "op", () => moderate(room, "op", nick)));
+  for (const action of client.member_actions(room, nick)) {
+    const arg = () => (TIMED_ACTIONS.has(action) ? ui.memberMenuDuration.value : "");
+    items.push(item(MENU_LABELS[action] ?? action, action, () => moderate(room, action, nick, arg())));
+  }
   ui.memberMenuItems.replaceChildren(...items);
   const r = anchor.getBoundingClientRect();
   ui.memberMenu.style.top = `${Math.round(r.bottom)}px`;
