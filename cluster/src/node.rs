@@ -973,7 +973,6 @@ async fn reap(
         return Ok(());
     }
     info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
-    let reason = natter_core::Text::new("lost with their server").ok();
     let at = reap_time(nicks_kv, node).await?;
     let mut quits = Vec::new();
     for nick in nicks {
@@ -981,15 +980,8 @@ async fn reap(
             debug!(%nick, %node, "not reaped: its session went on on another node");
             continue;
         }
-        let event = RoomEvent {
-            room: room.clone(),
-            seq: Seq(0),
-            at,
-            from: nick,
-            kind: natter_core::wire::EventKind::Quit {
-                reason: reason.clone(),
-            },
-        };
+        // What a reaped member's quit is and says is core's.
+        let event = natter_core::hub::reaped_quit(room.clone(), nick, at);
         let payload = encode_payload(&event).map_err(|e| e.to_string())?;
         // About the node that is gone, published by this one.
         quits.push(crate::batch::entry(node, &payload));
