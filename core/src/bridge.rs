@@ -36,16 +36,19 @@ pub fn secret_refusal(frames: &[u8]) -> Option<String> {
 }
 
 /// Whether `frames` (whole frames the server sent on the connection of a page that was left)
-/// hold a `Ping`: the probe the server sends the attached connection when a reload's `Hello`
-/// resumes the session on a new one. The bridge then lets the held connection go unanswered,
-/// so the newcomer takes the session over at once, and sends no quit. Anything else (room
-/// events, the page's own answers) is dropped. A damaged frame is not a probe.
+/// hold the server's probe: the `Ping` marked [`wire::PROBE_TOKEN`] it sends the attached
+/// connection when a reload's `Hello` resumes the session on a new one. The bridge then lets
+/// the held connection go unanswered, so the newcomer takes the session over at once, and
+/// sends no quit. Anything else is dropped: room events, and keepalive pings (a page that only
+/// reads a busy room is pinged every [`PING_AFTER`](crate::limits::PING_AFTER); taken for a
+/// probe, one in the grace left a tab closed for good holding its nick for the resume window).
+/// A damaged frame is not a probe.
 pub fn resumed_elsewhere(frames: &[u8]) -> bool {
     wire::frame_payloads(frames).any(|p| {
         p.is_ok_and(|p| {
             matches!(
                 wire::decode_payload::<ServerMsg>(p),
-                Ok(ServerMsg::Ping { .. })
+                Ok(ServerMsg::Ping { token }) if token & wire::PROBE_TOKEN != 0
             )
         })
     })
@@ -107,9 +110,9 @@ mod tests {
     }
 
     /// The server's probe among what else a held connection gets: a reload resumed the
-    /// session. Room events, pongs and damaged frames are not.
+    /// session. Room events, pongs, keepalive pings and damaged frames are not.
     #[test]
-    fn a_held_page_is_let_go_at_the_servers_ping_only() {
+    fn a_held_page_is_let_go_at_the_servers_probe_only() {
         let pong = ServerMsg::Pong { token: 1 };
         let bye = ServerMsg::Bye {
             reason: "bye".into(),
@@ -117,9 +120,17 @@ mod tests {
         assert!(!resumed_elsewhere(&frames(&[pong.clone(), bye])));
         assert!(!resumed_elsewhere(&[]));
         assert!(!resumed_elsewhere(&[0, 0, 0, 1, 0xff]), "not a message");
+        // Found in the thirty-first session's audit: any ping was taken for the probe, so a
+        // keepalive in the grace kept a closed tab's nick for the whole resume window.
+        assert!(
+            !resumed_elsewhere(&frames(&[ServerMsg::Ping { token: 9 }])),
+            "a keepalive"
+        );
         assert!(resumed_elsewhere(&frames(&[
             pong,
-            ServerMsg::Ping { token: 9 }
+            ServerMsg::Ping {
+                token: wire::PROBE_TOKEN | 9
+            }
         ])));
     }
 

@@ -1358,6 +1358,13 @@ pub fn bridge_preamble(peer: &str, secret: &str) -> Bytes {
 /// server: use 16 to 256 random characters).
 pub const MAX_BRIDGE_SECRET: usize = 256;
 
+/// Set in the token of the `Ping` with which the server probes a connection whose session
+/// another connection asks to resume (a keepalive's token never has it: they count up from 1).
+/// Clients answer every `Ping` alike; an intermediary holding a connection for a page that was
+/// left (natter-bridge, [`crate::bridge::resumed_elsewhere`]) tells the probe from a keepalive
+/// by it.
+pub const PROBE_TOKEN: u64 = 1 << 62;
+
 /// Checks a resume request's size (a `Vec` on the wire is otherwise bounded only by the frame).
 pub fn resume_is_bounded(r: &Resume) -> bool {
     r.rooms.len() <= MAX_ROOMS_PER_USER

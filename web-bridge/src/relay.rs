@@ -757,6 +757,10 @@ mod tests {
         let serve = async {
             let event = wire::encode_frame(&ServerMsg::Pong { token: 1 }).unwrap();
             server.write_all(&event).await.unwrap();
+            // A keepalive ping in the grace is not the probe of a resume: the quit still goes
+            // (any ping let the connection go without a quit before the thirty-first session).
+            let keepalive = wire::encode_frame(&ServerMsg::Ping { token: 2 }).unwrap();
+            server.write_all(&keepalive).await.unwrap();
             let mut prefix = [0u8; LEN_PREFIX];
             server.read_exact(&mut prefix).await.unwrap();
             let n = u32::from_be_bytes(prefix) as usize;
@@ -781,7 +785,11 @@ mod tests {
         let (mut rx, mut tx, mut server) = held_connection().await;
         let (_stop, mut shutdown) = watch::channel(false);
         let started = Instant::now();
-        let probe = wire::encode_frame(&ServerMsg::Ping { token: 9 }).unwrap();
+        // A keepalive first: not the probe, the connection is still held.
+        let keepalive = wire::encode_frame(&ServerMsg::Ping { token: 8 }).unwrap();
+        server.write_all(&keepalive).await.unwrap();
+        let token = wire::PROBE_TOKEN | 9;
+        let probe = wire::encode_frame(&ServerMsg::Ping { token }).unwrap();
         server.write_all(&probe).await.unwrap();
         left_the_page(&mut rx, &mut tx, &mut shutdown, Duration::from_secs(30)).await;
         tx.shutdown().await.ok();
