@@ -973,7 +973,6 @@ async fn reap(
         return Ok(());
     }
     info!(%node, %room, members = nicks.len(), "reaping the members of a node that is gone");
-    let reason = natter_core::Text::new("lost with their server").ok();
     let at = reap_time(nicks_kv, node).await?;
     let mut quits = Vec::new();
     for nick in nicks {
@@ -981,15 +980,8 @@ async fn reap(
             debug!(%nick, %node, "not reaped: its session went on on another node");
             continue;
         }
-        let event = RoomEvent {
-            room: room.clone(),
-            seq: Seq(0),
-            at,
-            from: nick,
-            kind: natter_core::wire::EventKind::Quit {
-                reason: reason.clone(),
-            },
-        };
+        // What a reaped member's quit is and says is core's.
+        let event = natter_core::hub::reaped_quit(room.clone(), nick, at);
         let payload = encode_payload(&event).map_err(|e| e.to_string())?;
         // About the node that is gone, published by this one.
         quits.push(crate::batch::entry(node, &payload));
@@ -2273,7 +2265,9 @@ impl RoomReader {
             }
             let node = self.last_node.clone();
             if room_seq < self.recent_from {
-                if is_membership(&event.kind)
+                // Only who is in the room is taken from the older log (member lists count
+                // each member on its node): core says which events tell it.
+                if event.kind.changes_membership()
                     && self.tx.send(ClusterIn::Past { event, node }).is_err()
                 {
                     return false;
@@ -2326,16 +2320,6 @@ fn delivery_seqs(reply: &str) -> Option<(u64, u64)> {
         _ => return None,
     };
     Some((stream.parse().ok()?, consumer.parse().ok()?))
-}
-
-/// Whether `kind` changes who is in a room: only such events of the log before the recent
-/// ones are handed over (member lists count each member on its node).
-fn is_membership(kind: &natter_core::wire::EventKind) -> bool {
-    use natter_core::wire::EventKind as K;
-    matches!(
-        kind,
-        K::Join | K::Part { .. } | K::Quit { .. } | K::Kick { .. } | K::Nick { .. } | K::Moved
-    )
 }
 
 /// Claims `nick` for node `me`: created if nobody holds it; ours already; or taken over from a

@@ -534,6 +534,63 @@ pub fn search_box(typed: &str) -> Result<(Option<RoomName>, Text), CommandError>
     }
 }
 
+/// An operator's action as a page's moderation menu names it, read with the same rules as the
+/// commands: `kick` (`target` a nick, `arg` a reason), `ban` (`target` a nick or mask, `arg` a
+/// duration such as `1h` or `7d`, blank for until unbanned), `unban`, `mute` (`arg` a
+/// duration), `unmute`, `op`, `deop`, `voice`, `devoice`, `invite`, `mode` (`target` a flag
+/// such as `+m` or `-k`, `arg` the key or limit), `settings`, `bans`. The words of an error are
+/// what the page shows.
+pub fn menu_action(action: &str, target: &str, arg: &str) -> Result<ModAction, CommandError> {
+    let (target, arg) = (target.trim(), arg.trim());
+    let nick = || Nick::new(target).map_err(CommandError::from);
+    let mask = || {
+        if target.is_empty() {
+            Err(CommandError::Bad("whom?".to_owned()))
+        } else {
+            Ok(target.to_owned())
+        }
+    };
+    let duration = || match arg {
+        "" => Ok(None),
+        d => parse_duration(d)
+            .map(Some)
+            .map_err(|e| CommandError::Bad(e.to_string())),
+    };
+    Ok(match action {
+        "kick" => ModAction::Kick {
+            nick: nick()?,
+            reason: reason(arg),
+        },
+        "ban" => ModAction::Ban {
+            target: mask()?,
+            duration: duration()?,
+            reason: None,
+        },
+        "unban" => ModAction::Unban { target: mask()? },
+        "mute" => ModAction::Mute {
+            target: mask()?,
+            duration: duration()?,
+        },
+        "unmute" => ModAction::Unmute { target: mask()? },
+        "op" => ModAction::Op(nick()?),
+        "deop" => ModAction::Deop(nick()?),
+        "voice" => ModAction::Voice(nick()?),
+        "devoice" => ModAction::Devoice(nick()?),
+        "invite" => ModAction::Invite(nick()?),
+        "mode" => ModAction::Mode(
+            ModeChange::parse(target, Some(arg).filter(|a| !a.is_empty()))
+                .map_err(CommandError::Bad)?,
+        ),
+        "settings" => ModAction::Settings,
+        "bans" => ModAction::Bans,
+        other => {
+            return Err(CommandError::Bad(format!(
+                "{other:?} is not a moderation action"
+            )));
+        }
+    })
+}
+
 /// What a terminal sends for keys that mean nothing on a line typed into `nc` or `telnet`, at
 /// the start of the line: control characters (Ctrl+L pressed to clear the screen) and escape
 /// sequences (an arrow key: `ESC [ A`, `ESC O A`). Without them, `^L/login alice secret` is the
@@ -1367,5 +1424,94 @@ mod tests {
             .unwrap();
         let most = format!("at most {}", crate::limits::HISTORY_PAGE_MAX);
         assert!(history.contains(&most), "{history}");
+    }
+
+    /// The page's moderation menu (www's wasm glue read it with its own copy of these rules
+    /// until the thirty-first session): its actions are the commands' actions, and its refusals
+    /// say why in the commands' words.
+    #[test]
+    fn a_menus_actions_read_as_the_commands_do() {
+        use crate::moderation::ModeChange;
+        use crate::time::Millis;
+        let typed = |line: &str| match cmd(line) {
+            Command::Moderate { action, .. } => action,
+            other => panic!("{line:?} gave {other:?}"),
+        };
+        assert_eq!(
+            menu_action("ban", " bob ", "1h").unwrap(),
+            ModAction::Ban {
+                target: "bob".into(),
+                duration: Some(Millis(3_600_000)),
+                reason: None
+            }
+        );
+        assert_eq!(
+            menu_action("ban", "account:bob", "").unwrap(),
+            typed("/ban #r account:bob")
+        );
+        assert_eq!(
+            menu_action("kick", "bob", " spam ").unwrap(),
+            typed("/kick #r bob spam")
+        );
+        assert_eq!(
+            menu_action("kick", "bob", "").unwrap(),
+            ModAction::Kick {
+                nick: Nick::new("bob").unwrap(),
+                reason: None
+            }
+        );
+        assert_eq!(
+            menu_action("mute", "eve", "10m").unwrap(),
+            typed("/mute #r eve 10m")
+        );
+        assert_eq!(
+            menu_action("unmute", "eve", "").unwrap(),
+            typed("/unmute #r eve")
+        );
+        assert_eq!(
+            menu_action("unban", "eve", "").unwrap(),
+            typed("/unban #r eve")
+        );
+        for op in ["op", "deop", "voice", "devoice", "invite"] {
+            let line = format!("/{op} #r carol");
+            assert_eq!(menu_action(op, "carol", "").unwrap(), typed(&line), "{op}");
+        }
+        assert_eq!(
+            menu_action("mode", "+m", "").unwrap(),
+            ModAction::Mode(ModeChange::Moderated(true))
+        );
+        assert_eq!(
+            menu_action("mode", "+l", "20").unwrap(),
+            ModAction::Mode(ModeChange::Limit(Some(20)))
+        );
+        assert_eq!(
+            menu_action("mode", "+k", "sesame").unwrap(),
+            typed("/mode #r +k sesame")
+        );
+        assert_eq!(
+            menu_action("settings", "", "").unwrap(),
+            ModAction::Settings
+        );
+        assert_eq!(menu_action("bans", "", "").unwrap(), ModAction::Bans);
+
+        let refused = |a, t, g| menu_action(a, t, g).unwrap_err().to_string();
+        assert_eq!(
+            refused("kick", "", ""),
+            Nick::new("").unwrap_err().to_string()
+        );
+        assert_eq!(refused("ban", " ", ""), "whom?");
+        assert_eq!(refused("mute", "", "1h"), "whom?");
+        assert_eq!(
+            refused("ban", "bob", "forever"),
+            parse_duration("forever").unwrap_err().to_string()
+        );
+        assert_eq!(
+            refused("mode", "+k", ""),
+            ModeChange::parse("+k", None).unwrap_err()
+        );
+        assert_eq!(
+            refused("explode", "bob", ""),
+            "\"explode\" is not a moderation action"
+        );
     }
 }

@@ -9,13 +9,15 @@
 //! - [`render`]: words for people, for every surface;
 //! - [`limits`]: every limit, with its reason;
 //! - [`persist`]: what the hub asks a durable store to keep and to find, as data;
-//! - [`proxy`]: the PROXY protocol header a TCP proxy puts in front of a connection.
+//! - [`proxy`]: the PROXY protocol header a TCP proxy puts in front of a connection;
+//! - [`bridge`]: the little of the protocol natter-bridge reads and writes itself.
 //!
 //! Nothing here performs I/O or reads a clock: bytes and `now` go in, bytes, events and the next
 //! deadline come out. It builds for `wasm32-unknown-unknown`.
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod bridge;
 pub mod chat;
 pub mod command;
 mod flood;

@@ -120,6 +120,14 @@ pub const INVITE_LIFETIME: Millis = Millis(60 * 60 * 1000);
 /// A binary user whose connection dropped keeps nick and rooms this long, waiting for a resume.
 pub const RESUME_GRACE: Millis = Millis(120_000);
 
+/// How long natter-bridge holds the server connection of a page that was left (its WebSocket
+/// closed with [`crate::bridge::LEFT_THE_PAGE`]) before it quits for it: long enough for a
+/// reload to come back and resume the session (its `Hello` makes the server probe the held
+/// connection, and the bridge then lets go), short enough that a tab closed for good frees its
+/// nick and leaves its rooms at once, as far as people can tell, rather than after
+/// [`RESUME_GRACE`].
+pub const LEFT_PAGE_GRACE: Millis = Millis(5_000);
+
 /// A resume for a session still attached to another connection probes that connection (a
 /// keepalive ping) and waits this long: if it answers, the session stays there and the newcomer
 /// gets a fresh one; if not, the newcomer takes over. Long enough for a live peer on a slow link

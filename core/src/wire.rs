@@ -504,6 +504,22 @@ impl EventKind {
     pub fn is_line(&self) -> bool {
         self.line().is_some()
     }
+
+    /// Whether this changes who is in the room, or which server holds a member (a join, a
+    /// part, a quit, a kick, a rename, a move): what a cluster's hub takes its rosters from,
+    /// and the only events of a room's older log a node hands its hub when it starts following
+    /// the room. Lines, topics and modes change nobody's membership.
+    pub fn changes_membership(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Join
+                | EventKind::Part { .. }
+                | EventKind::Quit { .. }
+                | EventKind::Kick { .. }
+                | EventKind::Nick { .. }
+                | EventKind::Moved
+        )
+    }
 }
 
 /// One sequenced room event, as stored in history and sent to members.
@@ -1342,6 +1358,13 @@ pub fn bridge_preamble(peer: &str, secret: &str) -> Bytes {
 /// server: use 16 to 256 random characters).
 pub const MAX_BRIDGE_SECRET: usize = 256;
 
+/// Set in the token of the `Ping` with which the server probes a connection whose session
+/// another connection asks to resume (a keepalive's token never has it: they count up from 1).
+/// Clients answer every `Ping` alike; an intermediary holding a connection for a page that was
+/// left (natter-bridge, [`crate::bridge::resumed_elsewhere`]) tells the probe from a keepalive
+/// by it.
+pub const PROBE_TOKEN: u64 = 1 << 62;
+
 /// Checks a resume request's size (a `Vec` on the wire is otherwise bounded only by the frame).
 pub fn resume_is_bounded(r: &Resume) -> bool {
     r.rooms.len() <= MAX_ROOMS_PER_USER
@@ -2007,6 +2030,67 @@ mod tests {
         let mut it = frame_payloads(&big).skip(2);
         assert_eq!(it.next(), Some(Err(WireError::FrameTooLarge(0xffff_ffff))));
         assert_eq!(it.next(), None);
+    }
+
+    /// Which events change a room's membership: what a cluster's hub builds its rosters from,
+    /// and what a node hands its hub of a room's older log (the cluster shell asked this of its
+    /// own copy of the list, which a new membership event could have missed).
+    #[test]
+    fn membership_events_are_joins_parts_quits_kicks_renames_and_moves() {
+        let line = || (MsgId(1), text("hi"));
+        for (kind, changes) in [
+            (EventKind::Join, true),
+            (EventKind::Part { reason: None }, true),
+            (EventKind::Quit { reason: None }, true),
+            (
+                EventKind::Kick {
+                    target: nick("eve"),
+                    reason: None,
+                },
+                true,
+            ),
+            (EventKind::Nick { new: nick("bob") }, true),
+            (EventKind::Moved, true),
+            (
+                EventKind::Say {
+                    id: line().0,
+                    text: line().1,
+                },
+                false,
+            ),
+            (
+                EventKind::Act {
+                    id: line().0,
+                    text: line().1,
+                },
+                false,
+            ),
+            (
+                EventKind::Notice {
+                    id: line().0,
+                    text: line().1,
+                },
+                false,
+            ),
+            (EventKind::Topic { topic: None }, false),
+            (EventKind::Mode { change: text("+m") }, false),
+        ] {
+            assert_eq!(kind.changes_membership(), changes, "{kind:?}");
+            // Every kind is listed above: a new one must be added here, and decided.
+            match kind {
+                EventKind::Say { .. }
+                | EventKind::Act { .. }
+                | EventKind::Join
+                | EventKind::Part { .. }
+                | EventKind::Quit { .. }
+                | EventKind::Nick { .. }
+                | EventKind::Topic { .. }
+                | EventKind::Kick { .. }
+                | EventKind::Mode { .. }
+                | EventKind::Moved
+                | EventKind::Notice { .. } => {}
+            }
+        }
     }
 
     proptest::proptest! {

@@ -75,12 +75,12 @@ pub struct DriverConfig {
     pub settle_timeout: Duration,
     /// After `/quit`: how long to wait for the goodbye to be written.
     pub quit_timeout: Duration,
-    /// Feed typed lines one at a time, the next once the Session has settled (line mode): a
-    /// script's `/join #r` then `hi` says `hi` in `#r`, and a long pipe goes at the pace the
-    /// server acknowledges instead of running into flood control. While the Session is
-    /// reconnecting lines flow as long as it has room to keep them for after the reconnect
-    /// ([`Session::has_room`]); then the input waits, up to `settle_timeout`
-    /// ([`DriverError::HeldUp`]).
+    /// Feed typed lines one at a time, the next once the Session takes it
+    /// ([`Session::takes_next_line`]; line mode): a script's `/join #r` then `hi` says `hi` in
+    /// `#r`, and a long pipe goes at the pace the server acknowledges instead of running into
+    /// flood control. While the Session is reconnecting lines flow as long as it has room to
+    /// keep them for after the reconnect; then the input waits
+    /// ([`Session::holds_input_back`]), up to `settle_timeout` ([`DriverError::HeldUp`]).
     pub lockstep: bool,
     /// Everything the Session gives is shown (line mode prints every event): before quitting,
     /// the account's rooms are marked read up to the newest event seen.
@@ -237,7 +237,7 @@ pub async fn run(
         }
         // Lockstep: whether the next line may be read, asked here too (after a command it may
         // send the barrier's ping, which the transmit below takes).
-        let input_ready = !config.lockstep || ready_for_input(&mut session);
+        let input_ready = !config.lockstep || session.takes_next_line(clock::now());
         // Everything the Session has to say, in order.
         while let Some(ev) = session.poll_event() {
             match ev {
@@ -330,7 +330,7 @@ pub async fn run(
             Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
             _ => {}
         }
-        if config.lockstep && commands_open && ending.is_none() && held_up(&session) {
+        if config.lockstep && commands_open && ending.is_none() && session.holds_input_back() {
             let until = *held_until.get_or_insert(now_i + config.settle_timeout);
             if until <= now_i {
                 let never = DriverError::HeldUp(config.settle_timeout);
@@ -485,27 +485,6 @@ fn list(servers: &[ServerAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Lockstep: the Session can take the next line (everything before it answered, a command's
-/// answer included: [`Session::answered_in_turn`]; or no connection to wait for and room to
-/// keep the line for the reconnect). Connecting is bounded by the Session's connect timeout,
-/// a silent connection by its keepalive, and a reconnect with no room left by [`held_up`]'s
-/// deadline, so this cannot wait forever.
-fn ready_for_input(session: &mut Session) -> bool {
-    session.answered_in_turn(clock::now())
-        || match session.state() {
-            ConnState::Reconnecting { .. } => session.has_room(),
-            ConnState::Closed => true,
-            _ => false,
-        }
-}
-
-/// Lockstep, reconnecting, with as many lines kept for the reconnect as the Session keeps:
-/// the next line waits in the input (a pipe holds it back from its writer) instead of being
-/// refused, until the reconnect or the end of `--wait`.
-fn held_up(session: &Session) -> bool {
-    matches!(session.state(), ConnState::Reconnecting { .. }) && !session.has_room()
 }
 
 fn start_quit(session: &mut Session, config: &DriverConfig) -> Ending {

@@ -9,8 +9,10 @@
 //!   `natter_ops`).
 //!
 //! The bridge speaks no chat protocol: it adds and strips the length prefix of natter frames
-//! (`natter_core::wire`) and enforces the frame size limit; it reads one message only, the
-//! server's first when it named the browser, to tell a refusal of its secret (`relay`).
+//! (`natter_core::wire`) and enforces the frame size limit. The little it reads and writes
+//! itself (the server's first message when it named the browser, to tell a refusal of its
+//! secret; the server's probe of a page that was left, and the quit for one left for good) is
+//! decided by `natter_core::bridge` and carried out by `relay`.
 //!
 //! # What a browser sees
 //! `GET /ws` (WebSocket): one binary message per natter frame payload, both ways. The Origin

@@ -7,8 +7,10 @@
 //! length-prefixed frame ([`wire::frame_payload`]); what the server sends is passed on in batches,
 //! each binary message the longest run of whole frames one read completed
 //! ([`wire::whole_frames_len`]), prefixes included and byte for byte, so a hub cycle's many frames
-//! cost one WebSocket message. It decodes no chat message but the server's first, after a
-//! `Forwarded`: an `Error { BridgeSecret }` there is the bridge's to log, not the browser's.
+//! cost one WebSocket message. What it reads or writes of the chat protocol itself (the server's
+//! first message, after a `Forwarded`: an `Error { BridgeSecret }` there is the bridge's to log,
+//! not the browser's; the server's probe of a page that was left, and the quit for one left for
+//! good) is core's to say ([`natter_core::bridge`]): this file only carries it out.
 //! Both directions forward directly (a write finishes before the next read), so neither side can
 //! make the bridge buffer more than one frame and one read. Each batch adds its bytes and the time the bridge held it to the metrics
 //! (atomics, no locks).
@@ -19,9 +21,9 @@ use crate::{Shared, Stream};
 use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use natter_core::limits::MAX_FRAME;
-use natter_core::types::Text;
-use natter_core::wire::{self, ClientMsg, ErrorKind, LEN_PREFIX, ServerMsg};
+use natter_core::bridge;
+use natter_core::limits::{LEFT_PAGE_GRACE, MAX_FRAME};
+use natter_core::wire::{self, LEN_PREFIX};
 use natter_tls::client::TlsStream;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -473,24 +475,21 @@ async fn server_to_browser(
     }
 }
 
-/// The close code of a page's WebSocket closed because the page was left for good or for a
-/// reload, which the page cannot tell apart (`pagehide` not kept in the back/forward cache):
-/// www/static/app.js closes with it.
-pub(crate) const LEFT_THE_PAGE: u16 = 4100;
+/// The close code of a page's WebSocket closed because the page was left (core's
+/// [`bridge::LEFT_THE_PAGE`]: www/static/app.js closes with it).
+pub(crate) const LEFT_THE_PAGE: u16 = bridge::LEFT_THE_PAGE;
 
 /// How long the bridge holds the server connection of a page that was left before it quits
-/// for it: long enough for a reload to come back and resume the session (its `Hello` makes the
-/// server probe this connection, and the bridge then lets go), short enough that a tab closed
-/// for good frees its nick and leaves its rooms at once, as far as people can tell, rather than
-/// after the server's resume window (2 minutes).
-pub(crate) const LEAVE_GRACE: Duration = Duration::from_secs(5);
+/// for it (core's [`LEFT_PAGE_GRACE`], which says why).
+pub(crate) const LEAVE_GRACE: Duration = Duration::from_millis(LEFT_PAGE_GRACE.0);
 
 /// The page on the other end of this relay was left (the browser closed with
 /// [`LEFT_THE_PAGE`]): a reload, or the tab closed for good. For `grace` the connection is held
 /// with what the server sends read and dropped. A reload resumes the session on its new
-/// connection within it: the server probes this one first (a `Ping`), and the bridge closes it
-/// unanswered, so the newcomer takes the session over at once. Otherwise (no probe within the
-/// grace), the bridge sends `Quit` for the page: its nick is free and its rooms see it go.
+/// connection within it: the server probes this one first ([`bridge::resumed_elsewhere`]), and
+/// the bridge closes it unanswered, so the newcomer takes the session over at once. Otherwise
+/// (no probe within the grace), the bridge sends [`bridge::quit_for_left_page`]: the page's
+/// nick is free and its rooms see it go.
 /// The server closing first, or the bridge stopping, ends the wait with no quit (the server
 /// then keeps the session for its resume window, as after a dropped connection).
 async fn left_the_page(
@@ -512,12 +511,7 @@ async fn left_the_page(
                     return;
                 };
                 let frames = buf.split_to(whole);
-                let probed = wire::frame_payloads(&frames).any(|p| {
-                    p.is_ok_and(|p| {
-                        matches!(wire::decode_payload::<ServerMsg>(p), Ok(ServerMsg::Ping { .. }))
-                    })
-                });
-                if probed {
+                if bridge::resumed_elsewhere(&frames) {
                     debug!("left page's session resumed elsewhere: letting it go");
                     return;
                 }
@@ -526,10 +520,7 @@ async fn left_the_page(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
-    let reason = Text::new("left the page").ok();
-    let Ok(quit) = wire::encode_frame(&ClientMsg::Quit { reason }) else {
-        return;
-    };
+    let quit = bridge::quit_for_left_page();
     if tx.write_all(&quit).await.is_err() || tx.flush().await.is_err() {
         return;
     }
@@ -544,27 +535,18 @@ async fn left_the_page(
 }
 
 /// Whether the first of `frames` (whole frames from the server, the first it sent) is its
-/// refusal of the bridge's secret (`ErrorKind::BridgeSecret`), which is then logged with the
-/// server's words. The one message of the chat protocol the bridge reads.
+/// refusal of the bridge's secret ([`bridge::secret_refusal`]), which is then logged with the
+/// server's words.
 fn secret_refused(frames: &[u8]) -> bool {
-    let Some(Ok(payload)) = wire::frame_payloads(frames).next() else {
+    let Some(detail) = bridge::secret_refusal(frames) else {
         return false;
     };
-    match wire::decode_payload::<ServerMsg>(payload) {
-        Ok(ServerMsg::Error {
-            kind: ErrorKind::BridgeSecret,
-            detail,
-            ..
-        }) => {
-            tracing::warn!(
-                server_said = %detail,
-                "the chat server refused this bridge's secret: give natter-bridge the server's \
-                 (NATTER_BRIDGE_SECRET or --server-secret-file); until then no browser can chat"
-            );
-            true
-        }
-        _ => false,
-    }
+    tracing::warn!(
+        server_said = %detail,
+        "the chat server refused this bridge's secret: give natter-bridge the server's \
+         (NATTER_BRIDGE_SECRET or --server-secret-file); until then no browser can chat"
+    );
+    true
 }
 
 /// Connects to the first of the server's addresses that accepts, starting at the one that
@@ -690,6 +672,8 @@ pub(crate) const WS_MAX_MESSAGE: usize = MAX_FRAME + 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use natter_core::types::Text;
+    use natter_core::wire::{ClientMsg, ServerMsg};
 
     #[test]
     fn every_bridge_initiated_close_has_a_code_and_a_short_reason() {
@@ -773,6 +757,10 @@ mod tests {
         let serve = async {
             let event = wire::encode_frame(&ServerMsg::Pong { token: 1 }).unwrap();
             server.write_all(&event).await.unwrap();
+            // A keepalive ping in the grace is not the probe of a resume: the quit still goes
+            // (any ping let the connection go without a quit before the thirty-first session).
+            let keepalive = wire::encode_frame(&ServerMsg::Ping { token: 2 }).unwrap();
+            server.write_all(&keepalive).await.unwrap();
             let mut prefix = [0u8; LEN_PREFIX];
             server.read_exact(&mut prefix).await.unwrap();
             let n = u32::from_be_bytes(prefix) as usize;
@@ -797,7 +785,11 @@ mod tests {
         let (mut rx, mut tx, mut server) = held_connection().await;
         let (_stop, mut shutdown) = watch::channel(false);
         let started = Instant::now();
-        let probe = wire::encode_frame(&ServerMsg::Ping { token: 9 }).unwrap();
+        // A keepalive first: not the probe, the connection is still held.
+        let keepalive = wire::encode_frame(&ServerMsg::Ping { token: 8 }).unwrap();
+        server.write_all(&keepalive).await.unwrap();
+        let token = wire::PROBE_TOKEN | 9;
+        let probe = wire::encode_frame(&ServerMsg::Ping { token }).unwrap();
         server.write_all(&probe).await.unwrap();
         left_the_page(&mut rx, &mut tx, &mut shutdown, Duration::from_secs(30)).await;
         tx.shutdown().await.ok();

@@ -37,7 +37,7 @@ use natter_core::chat::{
 use natter_core::command;
 use natter_core::limits::MAX_ROOMS_PER_USER;
 use natter_core::limits::SCROLLBACK_PAGE;
-use natter_core::moderation::{self, Entry, ModeChange, parse_duration};
+use natter_core::moderation::Entry;
 use natter_core::render;
 use natter_core::session::{About, ConnState, Event, Resumable, Session, SessionConfig, Transport};
 use natter_core::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
@@ -495,6 +495,20 @@ impl Client {
         self.chat.away(&room, &nick).map(ToString::to_string)
     }
 
+    /// What a member's menu offers us to do to `nick` in the room with key `room`, in order:
+    /// action names [`Client::moderate`] takes (none unless we may moderate the room; see
+    /// core's [`Chat::member_actions`]).
+    pub fn member_actions(&self, room: &str, nick: &str) -> Vec<String> {
+        let (Some(room), Ok(nick)) = (room_of(room), Nick::new(nick)) else {
+            return Vec::new();
+        };
+        self.chat
+            .member_actions(&room, &nick)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// An operator's action in the room with key `room` (see [`mod_action`] for `action`,
     /// `target` and `arg`). Returns why not, in words, when it cannot be sent as asked (no such
     /// room, a bad duration or mode; also an error line in the open conversation); the server may still refuse it (an `error` line says
@@ -611,53 +625,10 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// An operator's action as the page names it: `kick` (`target` a nick, `arg` a reason), `ban`
-/// (`target` a nick or mask, `arg` a duration such as `1h` or `7d`, blank for until unbanned),
-/// `unban`, `mute` (`arg` a duration), `unmute`, `op`, `deop`, `voice`, `devoice`, `invite`,
-/// `mode` (`target` a flag such as `+m` or `-k`, `arg` the key or limit), `settings`, `bans`.
+/// An operator's action as the page names it: core's reading of a moderation menu
+/// ([`command::menu_action`]: the commands' rules and words), its refusal in words.
 pub fn mod_action(action: &str, target: &str, arg: &str) -> Result<ModAction, String> {
-    let (target, arg) = (target.trim(), arg.trim());
-    let nick = || Nick::new(target).map_err(|e| e.to_string());
-    let mask = || {
-        if target.is_empty() {
-            Err("whom?".to_owned())
-        } else {
-            Ok(target.to_owned())
-        }
-    };
-    let duration = || match arg {
-        "" => Ok(None),
-        d => parse_duration(d).map(Some).map_err(|e| e.to_string()),
-    };
-    Ok(match action {
-        "kick" => ModAction::Kick {
-            nick: nick()?,
-            reason: moderation::reason(arg),
-        },
-        "ban" => ModAction::Ban {
-            target: mask()?,
-            duration: duration()?,
-            reason: None,
-        },
-        "unban" => ModAction::Unban { target: mask()? },
-        "mute" => ModAction::Mute {
-            target: mask()?,
-            duration: duration()?,
-        },
-        "unmute" => ModAction::Unmute { target: mask()? },
-        "op" => ModAction::Op(nick()?),
-        "deop" => ModAction::Deop(nick()?),
-        "voice" => ModAction::Voice(nick()?),
-        "devoice" => ModAction::Devoice(nick()?),
-        "invite" => ModAction::Invite(nick()?),
-        "mode" => ModAction::Mode(ModeChange::parse(
-            target,
-            Some(arg).filter(|a| !a.is_empty()),
-        )?),
-        "settings" => ModAction::Settings,
-        "bans" => ModAction::Bans,
-        other => return Err(format!("{other:?} is not a moderation action")),
-    })
+    command::menu_action(action, target, arg).map_err(|e| e.to_string())
 }
 
 /// A device key as the page keeps it: 64 hex digits.
@@ -788,6 +759,14 @@ pub fn password_error(password: &str) -> Option<String> {
     natter_core::accounts::check_password(&Password(password.to_owned()))
         .err()
         .map(|e| e.to_string())
+}
+
+/// Whether a session a tab kept when it closed at `at` (a `Date.now()` value) is still worth
+/// resuming at `now`: within the server's resume window (core's [`Resumable::fresh`]; the page
+/// offers it to the next tab opened only then).
+#[wasm_bindgen]
+pub fn kept_session_fresh(at: f64, now: f64) -> bool {
+    Resumable::fresh(millis(at), millis(now))
 }
 
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with

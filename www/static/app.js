@@ -10,7 +10,7 @@
 // with what was being read kept in place. Every piece of text is put in the DOM as text, never
 // as HTML.
 
-import init, { Client, nick_error, password_error } from "./natter_web.js";
+import init, { Client, kept_session_fresh, nick_error, password_error } from "./natter_web.js";
 
 const MAX_HISTORY = 100; // typed lines remembered for Up/Down
 const MAX_NOTES = 100; // notifications remembered for the tests
@@ -24,9 +24,9 @@ const KEPT_SIGN_IN = "natter.signin";
 const KEPT_SESSION = "natter.session";
 // The same, for the browser (localStorage), when a guest's tab goes: a tab closed by mistake
 // and opened again resumes it, as a reload does, while the server still holds it (its resume
-// window, RESUME_GRACE: 2 minutes). Taken by the first page that starts after, at most once.
+// window, RESUME_GRACE: 2 minutes; kept_session_fresh says). Taken by the first page that starts
+// after, at most once.
 const KEPT_LAST = "natter.lastSession";
-const KEPT_LAST_FOR = 120_000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -627,9 +627,21 @@ function moderate(room, action, target = "", arg = "") {
 }
 
 const BAN_ACTIONS = new Set(["ban", "unban", "mute", "unmute"]);
+// How a member's menu names what the Client offers (`member_actions`: which, and in what order,
+// is core's to say); ban and mute take the menu's duration.
+const MENU_LABELS = {
+  kick: "Kick",
+  ban: "Ban",
+  mute: "Mute",
+  unmute: "Unmute",
+  voice: "Voice",
+  devoice: "Devoice",
+  op: "Make operator",
+  deop: "Deop",
+};
+const TIMED_ACTIONS = new Set(["ban", "mute"]);
 
 function openMemberMenu(room, nick, anchor) {
-  const policy = client.policy(room);
   const role = client.role(room, nick);
   ui.memberMenuNick.textContent = `${MARKS[role] ?? ""}${nick}`;
   ui.memberMenuDuration.value = "";
@@ -645,14 +657,10 @@ function openMemberMenu(room, nick, anchor) {
     return b;
   };
   const items = [item("Message", "message", () => messageMember(nick))];
-  items.push(item("Kick", "kick", () => moderate(room, "kick", nick)));
-  items.push(item("Ban", "ban", () => moderate(room, "ban", nick, ui.memberMenuDuration.value)));
-  items.push(item("Mute", "mute", () => moderate(room, "mute", nick, ui.memberMenuDuration.value)));
-  items.push(item("Unmute", "unmute", () => moderate(room, "unmute", nick)));
-  if (role === "voiced") items.push(item("Devoice", "devoice", () => moderate(room, "devoice", nick)));
-  else if (role === "member") items.push(item("Voice", "voice", () => moderate(room, "voice", nick)));
-  if (policy.am_founder && role === "operator") items.push(item("Deop", "deop", () => moderate(room, "deop", nick)));
-  else if (policy.am_founder && role !== "founder") items.push(item("Make operator", "op", () => moderate(room, "op", nick)));
+  for (const action of client.member_actions(room, nick)) {
+    const arg = () => (TIMED_ACTIONS.has(action) ? ui.memberMenuDuration.value : "");
+    items.push(item(MENU_LABELS[action] ?? action, action, () => moderate(room, action, nick, arg())));
+  }
   ui.memberMenuItems.replaceChildren(...items);
   const r = anchor.getBoundingClientRect();
   ui.memberMenu.style.top = `${Math.round(r.bottom)}px`;
@@ -1322,7 +1330,7 @@ document.addEventListener("visibilitychange", () => {
 // Leaving the page (reloaded, closed, navigated away), which the page cannot tell apart: a
 // guest's session is kept for this tab (sessionStorage) and the connection closed with
 // LEFT_THE_PAGE, not a quit. The bridge holds the session's connection for a short grace
-// (web-bridge/src/relay.rs, LEAVE_GRACE: 5 s): a reload resumes the session within it (the
+// (core/src/limits.rs, LEFT_PAGE_GRACE: 5 s): a reload resumes the session within it (the
 // same nick, its rooms, and what was said meanwhile; nobody sees it go); a tab closed for good
 // does not come back, and the bridge quits for it, so its nick is free and its rooms see it
 // go at once rather than after the server's resume window (2 minutes). The browser's copy
@@ -1330,7 +1338,7 @@ document.addEventListener("visibilitychange", () => {
 // A page kept in the back/forward cache closes without that code (the server holds its
 // session for its window; shown again, it reloads and resumes). An account's page keeps
 // nothing here and closes plainly: a remembered one signs in again with its kept key.
-const LEFT_THE_PAGE = 4100; // web-bridge/src/relay.rs
+const LEFT_THE_PAGE = 4100; // core/src/bridge.rs
 window.addEventListener("pagehide", (e) => {
   if (!client) return;
   const kept = client.resumable();
@@ -1382,7 +1390,7 @@ function keptSession(orLast = true) {
   try {
     const last = JSON.parse(localStorage.getItem(KEPT_LAST) ?? "null");
     const mine = kept !== null && last?.kept?.token === kept.token;
-    const fresh = typeof last?.at === "number" && Math.abs(Date.now() - last.at) < KEPT_LAST_FOR;
+    const fresh = typeof last?.at === "number" && kept_session_fresh(last.at, Date.now());
     const taken = orLast && kept === null && fresh && last?.kept;
     if (last !== null && (mine || taken || !fresh)) localStorage.removeItem(KEPT_LAST);
     if (taken) kept = last.kept;

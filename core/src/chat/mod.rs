@@ -16,7 +16,8 @@
 //!   oldest seq held ([`Chat::want_older`]) and put in front of the room's history when they
 //!   come;
 //! - per room its settings ([`RoomPolicy`]): founder, operators, voiced, modes, bans, so a UI
-//!   marks members by [`Role`] and offers operators ([`Chat::am_op`]) their actions;
+//!   marks members by [`Role`] and offers operators ([`Chat::am_op`]) their actions
+//!   ([`Chat::member_actions`]);
 //! - per room who is away, with their messages ([`AwayMembers`], [`Chat::away`]), so a UI
 //!   marks them too;
 //! - the search asked for last and its hits ([`Chat::search`]);
@@ -162,6 +163,32 @@ impl Chat {
     /// not in it.
     pub fn role(&self, room: &RoomName, nick: &Nick) -> Role {
         self.policy(room).map_or(Role::Member, |p| p.role(nick))
+    }
+
+    /// What a member's menu offers us to do to `nick` in `room`, in the order it lists them:
+    /// each an action's name as [`command::menu_action`](crate::command::menu_action) reads it.
+    /// Nothing unless we may moderate the room; an operator may kick, ban, mute and unmute
+    /// anyone, and voice a member (devoice a voiced one); only the founder makes operators and
+    /// unmakes them, as the server rules. The server decides: a stale view costs a refusal.
+    pub fn member_actions(&self, room: &RoomName, nick: &Nick) -> Vec<&'static str> {
+        if !self.am_op(room) {
+            return Vec::new();
+        }
+        let role = self.role(room, nick);
+        let mut actions = vec!["kick", "ban", "mute", "unmute"];
+        match role {
+            Role::Voiced => actions.push("devoice"),
+            Role::Member => actions.push("voice"),
+            Role::Operator | Role::Founder => {}
+        }
+        if self.am_founder(room) {
+            match role {
+                Role::Operator => actions.push("deop"),
+                Role::Member | Role::Voiced => actions.push("op"),
+                Role::Founder => {}
+            }
+        }
+        actions
     }
 
     /// A member's away message in `room`, if they are away (`None` too when we are not in it).

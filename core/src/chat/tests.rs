@@ -1556,6 +1556,60 @@ fn notices(c: &Chat, r: &str, needle: &str) -> usize {
         .count()
 }
 
+/// A member's menu on the page: what it offers, for whom. The page's JavaScript decided it
+/// from the roles itself until the thirty-first session (a copy of the server's rule that only
+/// the founder makes operators); every name it offers is an action the menu's reader takes.
+#[test]
+fn a_members_menu_offers_what_our_standing_allows() {
+    let mut c = chat_in(&["#a"]);
+    c.handle_event(&policy("#a", Some("me"), &["bob"], &["carol"]), T0);
+    assert!(
+        c.member_actions(&room("#a"), &nick("dave")).is_empty(),
+        "a guest moderates nothing"
+    );
+    c.handle_event(
+        &Event::SignedIn {
+            account: nick("me"),
+            key: None,
+        },
+        T0,
+    );
+    let offered = |c: &Chat, n: &str| c.member_actions(&room("#a"), &nick(n));
+    assert_eq!(
+        offered(&c, "dave"),
+        ["kick", "ban", "mute", "unmute", "voice", "op"]
+    );
+    assert_eq!(
+        offered(&c, "carol"),
+        ["kick", "ban", "mute", "unmute", "devoice", "op"]
+    );
+    assert_eq!(
+        offered(&c, "Bob"),
+        ["kick", "ban", "mute", "unmute", "deop"]
+    );
+    assert_eq!(offered(&c, "me"), ["kick", "ban", "mute", "unmute"]);
+    for action in offered(&c, "dave").into_iter().chain(offered(&c, "bob")) {
+        assert!(
+            crate::command::menu_action(action, "dave", "").is_ok(),
+            "{action} is read"
+        );
+    }
+    assert!(
+        c.member_actions(&room("#nowhere"), &nick("dave"))
+            .is_empty()
+    );
+    // An operator, not the founder: no operators made or unmade.
+    c.handle_event(&policy("#a", Some("bob"), &["me"], &["carol"]), T0);
+    assert_eq!(
+        offered(&c, "dave"),
+        ["kick", "ban", "mute", "unmute", "voice"]
+    );
+    assert_eq!(offered(&c, "bob"), ["kick", "ban", "mute", "unmute"]);
+    // Nobody's operator any more: nothing.
+    c.handle_event(&policy("#a", Some("bob"), &[], &[]), T0);
+    assert!(offered(&c, "dave").is_empty());
+}
+
 #[test]
 fn room_settings_say_who_is_in_charge_and_whether_we_are() {
     let mut c = chat_in(&["#a", "#b"]);

@@ -34,6 +34,26 @@ pub use topics::RoomTopic;
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
 const CLAIM_TRIES: u32 = 8;
 
+/// The reason every client is shown for a member of a node that is gone (`QUIT :lost with their
+/// server` on IRC).
+const REAPED_REASON: &str = "lost with their server";
+
+/// The `Quit` a node appends to `room`'s log for `nick`, a member of a node whose lease ran out
+/// (the shell's reaper finds them and decides which node writes it; what it writes, and the
+/// words everyone is shown, are the protocol's). `at` is when the node was found gone, one time
+/// for all of its users' quits. The log numbers it: its seq here is 0.
+pub fn reaped_quit(room: RoomName, nick: Nick, at: Millis) -> RoomEvent {
+    RoomEvent {
+        room,
+        seq: Seq(0),
+        at,
+        from: nick,
+        kind: EventKind::Quit {
+            reason: crate::types::Text::new(REAPED_REASON).ok(),
+        },
+    }
+}
+
 /// What the hub asks of the cluster's shell, in the order it must be done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterOut {
@@ -1401,15 +1421,7 @@ impl Hub {
     /// Updates the room's members on other nodes from a log event (`node`: its user's node).
     /// `joins_here`: the event is the `Join` of a user of this node.
     fn apply_membership(&mut self, event: &RoomEvent, node: &str, joins_here: bool) {
-        if !matches!(
-            event.kind,
-            EventKind::Join
-                | EventKind::Part { .. }
-                | EventKind::Quit { .. }
-                | EventKind::Kick { .. }
-                | EventKind::Nick { .. }
-                | EventKind::Moved
-        ) {
+        if !event.kind.changes_membership() {
             // Lines, topics and modes: nothing for the roster (and nothing to look up).
             return;
         }
@@ -3319,21 +3331,21 @@ mod tests {
         net.now = net.now + Millis(5_000);
         for r in ["#a", "#b"] {
             for who in &gone {
-                let quit = RoomEvent {
-                    room: room(r),
-                    seq: Seq(0),
-                    at,
-                    from: nick(who),
-                    kind: EventKind::Quit {
-                        reason: Some(text("lost with their server")),
-                    },
-                };
+                let quit = reaped_quit(room(r), nick(who), at);
                 net.append(quit, "n1", None);
             }
             net.pump();
             net.now = net.now + Millis(3_000);
         }
         let raw = net.nodes[0].raw.remove(&c).unwrap_or_default();
+        // The words of a reaped member's quit (`reaped_quit`, which the cluster's reaper writes).
+        let said = String::from_utf8_lossy(&raw);
+        assert!(
+            said.split_terminator("\r\n")
+                .filter(|l| l.contains(" QUIT "))
+                .all(|l| l.ends_with(" QUIT :lost with their server")),
+            "{said}"
+        );
         let quits: Vec<String> = String::from_utf8_lossy(&raw)
             .split_terminator("\r\n")
             .filter(|l| l.contains(" QUIT "))

@@ -95,7 +95,7 @@ use tracing::debug;
 
 pub use accounts::{AccountsConfig, Registration};
 pub use admit::{ConnectRate, address_key};
-pub use cluster::{ClusterOut, Presence, RoomTopic, mask_key};
+pub use cluster::{ClusterOut, Presence, RoomTopic, mask_key, reaped_quit};
 pub use config::{
     BridgeSecret, Config, ConfigError, DEFAULT_SERVER_NAME, MAX_MOTD_LINES, MAX_SERVER_NAME_LEN,
     Motd, ServerName, TEST_BRIDGE_SECRET,

@@ -45,7 +45,9 @@ impl Hub {
             return self.refuse_resume(conn, hello, reason, now);
         }
         debug!(conn = %conn, old = %old, device = did.0, "resume of an attached session: probing");
-        let token = self.next_ping;
+        // Marked as a probe, so a bridge holding the connection for a page that was left
+        // tells it from a keepalive (see `wire::PROBE_TOKEN`).
+        let token = crate::wire::PROBE_TOKEN | self.next_ping;
         self.next_ping += 1;
         d.set_probe(Probe {
             newcomer: conn,

@@ -135,6 +135,22 @@ pub struct Resumable {
     pub keys: Vec<(RoomName, Text)>,
 }
 
+impl Resumable {
+    /// Whether a session kept when its front-end went at `kept_at` (a page's copy of it when
+    /// its tab closed) is still worth resuming at `now`: within the server's resume window
+    /// ([`RESUME_GRACE`](crate::limits::RESUME_GRACE)), counted either way (a clock set back
+    /// since is as far off as one set forward). Past it the server has ended the session, and
+    /// a front-end that another tab's copy would have taken over starts afresh instead.
+    pub fn fresh(kept_at: Millis, now: Millis) -> bool {
+        let apart = if now >= kept_at {
+            now - kept_at
+        } else {
+            kept_at - now
+        };
+        apart < crate::limits::RESUME_GRACE
+    }
+}
+
 /// The resume state the handshake carries from one connection to the next, and what the
 /// server announced.
 #[derive(Debug, Default)]
@@ -591,6 +607,30 @@ impl Session {
         } else {
             self.is_settled()
         }
+    }
+
+    /// Line mode's lockstep: whether the next typed line may be read now. Either everything
+    /// before it is [answered in turn](Session::answered_in_turn), or there is no connection to
+    /// wait for: reconnecting with [room](Session::has_room) to keep the line for after the
+    /// reconnect, or closed for good (the line is then refused in words). While connecting it
+    /// waits: the connect timeout bounds that, the keepalive a silent connection, and the
+    /// front-end's own patience a reconnect with no room left ([`Session::holds_input_back`]),
+    /// so a front-end that waits on this cannot wait for ever.
+    pub fn takes_next_line(&mut self, now: Millis) -> bool {
+        self.answered_in_turn(now)
+            || match self.state() {
+                ConnState::Reconnecting { .. } => self.has_room(),
+                ConnState::Closed => true,
+                ConnState::Connecting | ConnState::Connected => false,
+            }
+    }
+
+    /// Line mode's lockstep, reconnecting with as many lines kept for the reconnect as the
+    /// Session keeps: the next line waits in the input (a pipe holds it back from its writer)
+    /// instead of being refused, until the reconnect or the end of the front-end's patience
+    /// (natter's `--wait`).
+    pub fn holds_input_back(&self) -> bool {
+        matches!(self.state(), ConnState::Reconnecting { .. }) && !self.has_room()
     }
 
     /// A pong came: the barrier's, if it carries its token.

@@ -4143,6 +4143,62 @@ fn a_commands_answer_comes_before_the_next_line_is_taken() {
     assert!(t.sent().is_empty(), "no ping after a chat line");
 }
 
+/// A page's copy of a session kept when its tab closed is offered to the next tab within the
+/// server's resume window only (the page's JavaScript kept its own copy of the window's length
+/// until the thirty-first session); a clock that moved back is as far off as one that moved on.
+#[test]
+fn a_kept_session_is_fresh_within_the_resume_window_either_way() {
+    use crate::limits::RESUME_GRACE;
+    let at = Millis(1_000_000);
+    assert!(Resumable::fresh(at, at));
+    assert!(Resumable::fresh(at, at + Millis(RESUME_GRACE.0 - 1)));
+    assert!(!Resumable::fresh(at, at + RESUME_GRACE));
+    assert!(Resumable::fresh(at, Millis(at.0 - (RESUME_GRACE.0 - 1))));
+    assert!(!Resumable::fresh(at, Millis(at.0 - RESUME_GRACE.0)));
+    assert!(!Resumable::fresh(Millis(0), Millis(u64::MAX)));
+    assert!(!Resumable::fresh(Millis(u64::MAX), Millis(0)));
+}
+
+/// Line mode's lockstep as a whole: when the next line may be read, and when the input is
+/// held back rather than refused. natter's driver asked these questions itself until the
+/// thirty-first session (`ready_for_input`, `held_up`), where only a test over a socket could
+/// reach them.
+#[test]
+fn line_mode_takes_the_next_line_in_turn_or_while_there_is_room_to_keep_it() {
+    let mut t = T::ready(Transport::Stream);
+    assert!(t.s.takes_next_line(t.now), "nothing is waited for");
+    t.s.handle_input("hello", t.now);
+    t.drain_paced();
+    assert!(!t.s.takes_next_line(t.now), "its echo first");
+    assert!(!t.s.holds_input_back());
+    t.s.handle_disconnected("gone", t.now);
+    t.events();
+    // Reconnecting: lines are kept for after the reconnect while there is room.
+    for i in 1..SESSION_MAX_PENDING {
+        assert!(t.s.takes_next_line(t.now), "room for line {i}");
+        assert!(!t.s.holds_input_back());
+        t.s.handle_input(&format!("m{i}"), t.now);
+    }
+    assert_eq!(t.s.pending(), SESSION_MAX_PENDING);
+    assert!(!t.s.takes_next_line(t.now), "no room left");
+    assert!(
+        t.s.holds_input_back(),
+        "the input waits instead of a refusal"
+    );
+    // Connecting again: nothing is held back (the connect timeout bounds the wait), and the
+    // next line waits for what was kept to be answered.
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    assert_eq!(t.s.state(), ConnState::Connecting);
+    assert!(!t.s.takes_next_line(t.now));
+    assert!(!t.s.holds_input_back());
+    // Closed for good: lines are read, to be refused in words.
+    t.s.handle_input("/quit", t.now);
+    assert_eq!(t.s.state(), ConnState::Closed);
+    assert!(t.s.takes_next_line(t.now));
+    assert!(!t.s.holds_input_back());
+}
+
 #[test]
 fn all_answered_waits_for_a_ping_sent_after_the_last_question() {
     let mut t = T::ready(Transport::Stream);
