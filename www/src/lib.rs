@@ -790,6 +790,14 @@ pub fn password_error(password: &str) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// Whether a typed line carries a password (`/login`, `/register`, `/password`): the page keeps
+/// such a line out of its Up/Down history, as the terminal client does, so that Up on a
+/// shared screen never shows it.
+#[wasm_bindgen]
+pub fn carries_password(line: &str) -> bool {
+    natter_core::command::carries_password(line)
+}
+
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with
 /// core's own rule before connecting.
 #[wasm_bindgen]
