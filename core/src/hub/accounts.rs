@@ -615,7 +615,7 @@ impl Hub {
         // The account's throttle is there against guessing its password. A device key of the
         // account (32 random bytes nobody guesses) still opens it: else anyone could keep an
         // account's remembered devices out for good with one wrong password per wait. A wrong
-        // key while the account waits is refused as throttled, unchecked and unlogged, as a
+        // key while the account waits is refused as throttled, neither counted nor logged, as a
         // password is.
         let owners_key = matches!(&proof, Proof::Key(k) if self.key_owner(k).as_deref() == Some(folded.as_str()));
         if let Some(wait) = self.accounts.fails.wait(&folded, now)
