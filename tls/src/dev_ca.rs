@@ -245,7 +245,11 @@ mod tests {
         let ca = DevCa::new("test CA").unwrap();
         let (cert, key) = ca.leaf(&["localhost"]).unwrap().write(dir.path()).unwrap();
         let tls = Arc::new(ServerTls::load(&cert, &key).unwrap());
-        for (years, words) in [((2020, 2021), "expired"), ((2999, 3000), "not valid yet")] {
+        for (years, words) in [
+            ((2020, 2021), "expired"),
+            ((2999, 3000), "not valid yet"),
+            ((2021, 2020), "never valid"),
+        ] {
             ca.leaf_valid(&["localhost"], years)
                 .unwrap()
                 .write(dir.path())

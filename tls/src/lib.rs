@@ -226,6 +226,9 @@ pub fn out_of_date(cert: &CertificateDer<'_>, now: rustls_pki_types::UnixTime) -
             "is not valid yet (for another {} day(s))",
             days(not_before.as_secs().saturating_sub(time.as_secs()))
         )),
+        Err(webpki::Error::InvalidCertValidity) => {
+            Some("is never valid (its validity period ends before it starts)".to_owned())
+        }
         _ => None,
     }
 }
