@@ -359,7 +359,6 @@ impl Accounts {
 pub(crate) const ACCOUNT_REMOVED: &str =
     "the operator removed your account: you are a guest now (your nick stays until you leave)";
 
-/// "try again in 8 s".
 /// Whether a stored account is named as an IRC service (`NickServ`): such an account is not
 /// used, since nobody may hold a service's nick (IRC clients send it their passwords). Neither
 /// `/register` nor `natter-server account add` makes one; a store may hold one made before
@@ -374,6 +373,7 @@ fn service_account(name: &Nick) -> bool {
     name.is_service()
 }
 
+/// "try again in 8 s".
 fn retry_words(wait: Millis) -> String {
     let s = wait.0.div_ceil(1000);
     if s >= 120 {
