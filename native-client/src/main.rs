@@ -189,6 +189,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    if password.is_some() {
+        warn_of_clear_sign_in(&servers);
+    }
     let account = nick.clone();
     let mut session = Session::new(
         SessionConfig {
@@ -231,6 +234,24 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Nothing left worth waiting for (a blocked stdin read cannot be cancelled).
     runtime.shutdown_background();
     result
+}
+
+/// `--login` to a server on another machine without TLS: the password crosses the network in
+/// clear, so say so on stderr (natter's own words about the run) before anything is sent.
+fn warn_of_clear_sign_in(servers: &[driver::ServerAddr]) {
+    let local = |host: &str| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    for s in servers.iter().filter(|s| !s.tls && !local(&s.host)) {
+        eprintln!(
+            "natter: warning: {s} is reached without TLS: your password crosses the network in \
+             clear (use natters://{}:PORT, --tls or --ca-file with the server's TLS port)",
+            s.host
+        );
+    }
 }
 
 /// A seed for reconnect jitter, from std's per-process random hasher keys.

@@ -147,6 +147,43 @@ async fn a_certificate_that_does_not_verify_ends_the_client_with_the_reason() {
     s.server.shutdown().await.unwrap();
 }
 
+/// `--login` to a server on another machine without TLS says, on stderr and before anything is
+/// sent, that the password crosses the network in clear; over TLS, or to this machine, nothing
+/// is said. Until the thirty-first session nothing was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_without_tls_to_another_machine_is_warned_of() {
+    // 192.0.2.1 (TEST-NET-1) is never answered: the client is stopped once it has spoken.
+    for (server, extra, warned) in [
+        ("192.0.2.1:8000", None, true),
+        ("natters://192.0.2.1:8443", None, false),
+        ("192.0.2.1:8443", Some("--tls"), false),
+        ("127.0.0.1:9", None, false),
+        ("localhost:9", None, false),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+        cmd.args(["--lines", "--login", "--nick", "alice"])
+            .args(extra)
+            .arg(server)
+            .env("NATTER_PASSWORD", "correct horse")
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("natter starts");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        child.start_kill().unwrap();
+        let out = child.wait_with_output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.contains("crosses the network in clear"),
+            warned,
+            "{server} {extra:?}: {err}"
+        );
+    }
+}
+
 /// A CA certificate served as the server's own (what `openssl req -x509` makes unless told
 /// otherwise; `native-server/tests/tls.rs` makes one with openssl itself) is refused by every verifying client, even with it as the CA file: the CLI says
 /// what that means and what the operator should do, not rustls's `CaUsedAsEndEntity`.

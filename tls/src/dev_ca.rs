@@ -58,8 +58,26 @@ impl DevCa {
 
     /// A server certificate for `names` (DNS names or IP addresses).
     pub fn leaf(&self, names: &[&str]) -> Result<Leaf, rcgen::Error> {
+        self.leaf_for_years(names, None)
+    }
+
+    /// As [`DevCa::leaf`], valid only from January 1st of the first year to that of the last
+    /// (e.g. `(2020, 2021)`: long expired, or `(2999, 3000)`: not valid yet).
+    pub fn leaf_valid(&self, names: &[&str], years: (i32, i32)) -> Result<Leaf, rcgen::Error> {
+        self.leaf_for_years(names, Some(years))
+    }
+
+    fn leaf_for_years(
+        &self,
+        names: &[&str],
+        years: Option<(i32, i32)>,
+    ) -> Result<Leaf, rcgen::Error> {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names.clone())?;
+        if let Some((from, to)) = years {
+            params.not_before = rcgen::date_time_ymd(from, 1, 1);
+            params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        }
         if let Some(first) = names.first() {
             params.distinguished_name.push(DnType::CommonName, first);
         }
@@ -214,6 +232,45 @@ mod tests {
         std::fs::write(&key, "garbage").unwrap();
         assert!(tls.reload().is_err());
         assert!(handshake(tls, ca2.cert_pem(), dir.path()).await.is_ok());
+    }
+
+    /// An operator's renewal that copies an expired certificate (or one not valid yet) into
+    /// place: at a reload it is refused and the certificate in use stays, since every client
+    /// that verifies would refuse it (until the thirty-first session it was swapped in, and the
+    /// server's log said nothing above `DEBUG` while every handshake failed). At start it is
+    /// served, with a warning.
+    #[tokio::test]
+    async fn a_certificate_out_of_its_dates_is_refused_at_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::new("test CA").unwrap();
+        let (cert, key) = ca.leaf(&["localhost"]).unwrap().write(dir.path()).unwrap();
+        let tls = Arc::new(ServerTls::load(&cert, &key).unwrap());
+        for (years, words) in [
+            ((2020, 2021), "expired"),
+            ((2999, 3000), "not valid yet"),
+            ((2021, 2020), "never valid"),
+        ] {
+            ca.leaf_valid(&["localhost"], years)
+                .unwrap()
+                .write(dir.path())
+                .unwrap();
+            let e = tls.reload().unwrap_err();
+            assert!(matches!(e, crate::TlsError::OutOfDate { .. }), "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+            assert!(
+                handshake(tls.clone(), ca.cert_pem(), dir.path())
+                    .await
+                    .is_ok(),
+                "the certificate in use stays"
+            );
+            // At start there is none to keep: served, and said.
+            let started = ServerTls::load(&cert, &key).unwrap();
+            assert!(
+                handshake(Arc::new(started), ca.cert_pem(), dir.path())
+                    .await
+                    .is_err()
+            );
+        }
     }
 
     #[test]

@@ -57,6 +57,17 @@ pub enum TlsError {
         /// Why.
         source: rustls::Error,
     },
+    /// A reloaded certificate is expired or not valid yet: every client that verifies would
+    /// refuse it, so the one in use stays.
+    #[error(
+        "the certificate in {cert} {words}: every client that verifies would refuse it; the certificate in use stays"
+    )]
+    OutOfDate {
+        /// The certificate file.
+        cert: PathBuf,
+        /// "expired 3 days ago" or "is not valid yet (for another 2 days)".
+        words: String,
+    },
     /// The system has no root certificates to verify against.
     #[error("no system root certificates found{0}")]
     NoSystemRoots(String),
@@ -82,9 +93,16 @@ pub struct ServerTls {
 
 impl ServerTls {
     /// Reads the certificate chain (leaf first) and the private key (PKCS#8, PKCS#1 or SEC1).
+    /// A certificate out of its dates is served (there is none to keep instead), with a warning.
     pub fn load(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Result<ServerTls, TlsError> {
         let (cert, key) = (cert.into(), key.into());
-        let config = server_config(&cert, &key)?;
+        let (config, out_of_date) = server_config(&cert, &key)?;
+        if let Some(words) = out_of_date {
+            tracing::warn!(
+                cert = %cert.display(),
+                "the server's certificate {words}: every client that verifies refuses it"
+            );
+        }
         Ok(ServerTls {
             cert,
             key,
@@ -92,9 +110,16 @@ impl ServerTls {
         })
     }
 
-    /// Reads the files again. On an error the certificate in use stays.
+    /// Reads the files again. On an error the certificate in use stays; a certificate expired
+    /// or not valid yet is an error.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = server_config(&self.cert, &self.key)?;
+        let (config, out_of_date) = server_config(&self.cert, &self.key)?;
+        if let Some(words) = out_of_date {
+            return Err(TlsError::OutOfDate {
+                cert: self.cert.clone(),
+                words,
+            });
+        }
         self.config.store(Arc::new(config));
         Ok(())
     }
@@ -143,9 +168,12 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 /// A server config from PEM files: TLS 1.2 and 1.3, no client certificates, and the key checked
-/// against the certificate.
-fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+/// against the certificate; with what is wrong with the certificate's dates, if anything.
+fn server_config(cert: &Path, key: &Path) -> Result<(ServerConfig, Option<String>), TlsError> {
     let chain = read_certs(cert, "certificate chain")?;
+    let out_of_date = chain
+        .first()
+        .and_then(|c| out_of_date(c, rustls_pki_types::UnixTime::now()));
     if chain.first().is_some_and(is_ca_certificate) {
         // Served all the same (it is the operator's choice), but said: clients that verify,
         // natter's own and natter-bridge among them, refuse it with a word of X.509 at best.
@@ -168,7 +196,41 @@ fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
         .with_no_client_auth();
     let certified =
         rustls::sign::CertifiedKey::from_der(chain, private, &provider()).map_err(config_error)?;
-    Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified))))
+    let config =
+        builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+    Ok((config, out_of_date))
+}
+
+/// What is wrong with `cert`'s dates at `now`, in words ("expired 3 days ago"), if anything:
+/// the first check a verifying client makes of a certificate, whoever issued it.
+pub fn out_of_date(cert: &CertificateDer<'_>, now: rustls_pki_types::UnixTime) -> Option<String> {
+    let leaf = webpki::EndEntityCert::try_from(cert).ok()?;
+    // Any anchor will do: the dates are checked before the issuer is looked for.
+    let anchors = [webpki::anchor_from_trusted_cert(cert).ok()?];
+    let verified = leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &[],
+        now,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    );
+    let days = |secs: u64| secs.div_ceil(86_400);
+    match verified {
+        Err(webpki::Error::CertExpired { time, not_after }) => Some(format!(
+            "expired {} day(s) ago",
+            days(time.as_secs().saturating_sub(not_after.as_secs()))
+        )),
+        Err(webpki::Error::CertNotValidYet { time, not_before }) => Some(format!(
+            "is not valid yet (for another {} day(s))",
+            days(not_before.as_secs().saturating_sub(time.as_secs()))
+        )),
+        Err(webpki::Error::InvalidCertValidity) => {
+            Some("is never valid (its validity period ends before it starts)".to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// What is wrong with a CA certificate as a server's own, for the server's warning and the

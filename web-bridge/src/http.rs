@@ -13,7 +13,9 @@
 //! `Last-Modified`, honours `If-None-Match`/`If-Modified-Since` (304) and ranges, and sends the
 //! `.br` or `.gz` file that `cargo xtask web` wrote beside a file when the browser accepts that
 //! encoding. Every file goes out with `Cache-Control: no-cache` (the names carry no content hash,
-//! so a browser revalidates, which the ETag makes a 304) and `X-Content-Type-Options: nosniff`.
+//! so a browser revalidates, which the ETag makes a 304), `X-Content-Type-Options: nosniff`, and
+//! `X-Frame-Options: DENY` with `Content-Security-Policy: frame-ancestors 'none'` (no site frames
+//! the page).
 
 use crate::forwarded::{self, X_FORWARDED_FOR};
 use crate::metrics::Refused;
@@ -21,7 +23,8 @@ use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
 use crate::{IpSlot, Shared, Stream, relay, stopped};
 use bytes::Bytes;
 use http::header::{
-    CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, LOCATION, UPGRADE, X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, LOCATION, UPGRADE,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Empty, Full};
@@ -261,6 +264,14 @@ async fn page(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             h.insert(CONNECTION, HeaderValue::from_static("close"));
             h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            // No other site may frame the page: framed, it signs in with the device key its
+            // origin keeps, and the framing page could lay its own buttons over ours
+            // (clickjacking). A `<meta>` CSP cannot say `frame-ancestors`, so it is a header.
+            h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(
+                CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("frame-ancestors 'none'"),
+            );
             r
         }
         Err(e) => {

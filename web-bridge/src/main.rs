@@ -213,6 +213,25 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
              every browser as this bridge's address"
         );
     }
+    // A server on another machine reached without TLS: whatever browsers send (passwords,
+    // device keys, resume tokens) crosses that network in clear, however the page was served.
+    let in_clear: Vec<String> = match config.server_tls {
+        Some(_) => Vec::new(),
+        None => config
+            .servers()
+            .iter()
+            .filter(|a| !a.ip().is_loopback())
+            .map(ToString::to_string)
+            .collect(),
+    };
+    if !in_clear.is_empty() {
+        tracing::warn!(
+            servers = %in_clear.join(","),
+            "natter-server is reached in clear on another machine: browsers' passwords, device \
+             keys and resume tokens cross that network unencrypted; give it --tls-listen and \
+             this bridge --server-tls (or --server-ca)"
+        );
+    }
     // Before anything listens: a SIGHUP or SIGTERM that comes once the bridge says where it
     // listens must find its handler, not the default action, which ends the process at once.
     let stop = stop_signal()?;

@@ -58,6 +58,45 @@ async fn printed_addr(child: &mut Running) -> std::net::SocketAddr {
         .unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
+/// A server on another machine reached without TLS is warned of at start (what browsers send,
+/// passwords and keys among it, crosses that network in clear); one on this machine, or one
+/// reached over TLS, is not. Until the thirty-first session nothing said so.
+#[tokio::test]
+async fn a_server_on_another_machine_reached_in_clear_is_warned_of() {
+    for (args, warned) in [
+        (&[][..], true),
+        (
+            &["--server-tls", "--server-name", "chat.example.org"][..],
+            false,
+        ),
+    ] {
+        let mut child = spawn_bridge("192.0.2.1:8000", args, "warn", Stdio::piped());
+        printed_addr(&mut child).await;
+        let _ = child.0.kill();
+        let stderr = child.0.stderr.take().unwrap();
+        let log: Vec<String> = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        let said = log
+            .iter()
+            .any(|l| l.contains("reached in clear") && l.contains("192.0.2.1:8000"));
+        assert_eq!(said, warned, "{args:?}: {log:#?}");
+    }
+    let mut child = spawn_bridge("127.0.0.1:8000", &[], "warn", Stdio::piped());
+    printed_addr(&mut child).await;
+    let _ = child.0.kill();
+    let stderr = child.0.stderr.take().unwrap();
+    let log: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(
+        !log.iter().any(|l| l.contains("reached in clear")),
+        "{log:#?}"
+    );
+}
+
 /// README: a blank `NATTER_*` variable is taken as unset, as natter-server takes them. An
 /// env file's `NATTER_BRIDGE_TRUSTED_PROXY=` stopped the bridge with clap's words about a flag
 /// the operator never typed (`invalid value '' for '--trusted-proxy <ADDR>'`).

@@ -91,6 +91,13 @@ async fn serves_the_page_with_content_types_and_refuses_traversal() {
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
         assert_eq!(r.body, index);
+        // No other site may frame the page (it signs in with its origin's device key there).
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("frame-ancestors 'none'"),
+            "{path}"
+        );
     }
     let r = get(addr, "/natter_web_bg.wasm").await;
     assert_eq!(r.status, 200);

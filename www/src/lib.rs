@@ -769,6 +769,14 @@ pub fn kept_session_fresh(at: f64, now: f64) -> bool {
     Resumable::fresh(millis(at), millis(now))
 }
 
+/// Whether a typed line carries a password (`/login`, `/register`, `/password`): the page keeps
+/// such a line out of its Up/Down history, as the terminal client does, so that Up on a
+/// shared screen never shows it.
+#[wasm_bindgen]
+pub fn carries_password(line: &str) -> bool {
+    natter_core::command::carries_password(line)
+}
+
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with
 /// core's own rule before connecting.
 #[wasm_bindgen]

@@ -10,7 +10,13 @@
 // with what was being read kept in place. Every piece of text is put in the DOM as text, never
 // as HTML.
 
-import init, { Client, kept_session_fresh, nick_error, password_error } from "./natter_web.js";
+import init, {
+  Client,
+  carries_password,
+  kept_session_fresh,
+  nick_error,
+  password_error,
+} from "./natter_web.js";
 
 const MAX_HISTORY = 100; // typed lines remembered for Up/Down
 const MAX_NOTES = 100; // notifications remembered for the tests
@@ -1194,7 +1200,8 @@ ui.inputForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const line = ui.input.value;
   if (!line.trim()) return;
-  if (history[history.length - 1] !== line) history.push(line);
+  // A line with a password is sent, never kept for Up/Down (as the terminal client does).
+  if (!carries_password(line) && history[history.length - 1] !== line) history.push(line);
   if (history.length > MAX_HISTORY) history.shift();
   historyPos = history.length;
   draft = "";

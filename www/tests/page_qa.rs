@@ -346,6 +346,19 @@ async fn accounts_scenario(browser: Browser, page: String, _addr: SocketAddr) {
         kept_sign_in(b).await.is_null(),
         "a typed /login is not remembered"
     );
+    // Nor kept for Up: the line before the two `/login`s comes back, never a password (until
+    // the thirty-first session Up on the page showed the password typed last).
+    let input = b
+        .find(fantoccini::Locator::Id("input"))
+        .await
+        .expect("the input");
+    input
+        .send_keys(&char::from(fantoccini::key::Key::Up).to_string())
+        .await
+        .expect("press Up");
+    let recalled = js(b, "return document.getElementById('input').value;").await;
+    assert_eq!(recalled, "/logout", "Up skips lines with a password");
+    input.clear().await.expect("clear the input");
 
     timeout(STEP, b.refresh())
         .await

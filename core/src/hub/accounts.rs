@@ -162,11 +162,15 @@ struct Throttle<K> {
     first_wait: Millis,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Strikes {
     count: u32,
     until: Millis,
     last: Millis,
+    /// The account every counted failure was for, or `None` once they were for several: a
+    /// success clears an address's failures only when they were all of the account it signs
+    /// in to (its owner mistyping), never another's (see [`Throttle::clear_if_only`]).
+    only: Option<String>,
 }
 
 impl<K: Hash + Eq + Clone> Throttle<K> {
@@ -187,7 +191,7 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     /// Counts a failure (or registration) of `k`; true when it is the one that starts the
     /// waits (the first past the free ones since `k` was last forgotten or cleared): what is
     /// worth a log line, once, rather than one per try.
-    fn strike(&mut self, k: &K, now: Millis) -> bool {
+    fn strike(&mut self, k: &K, of: &str, now: Millis) -> bool {
         if !self.map.contains_key(k) && self.map.len() >= MAX_THROTTLED {
             self.map.retain(|_, s| s.last.0 + FORGET_AFTER.0 > now.0);
             if self.map.len() >= MAX_THROTTLED {
@@ -206,9 +210,14 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
             count: 0,
             until: now,
             last: now,
+            only: Some(of.to_owned()),
         });
         if s.last.0 + FORGET_AFTER.0 <= now.0 {
             s.count = 0;
+            s.only = Some(of.to_owned());
+        }
+        if s.only.as_deref() != Some(of) {
+            s.only = None;
         }
         s.count += 1;
         s.last = now;
@@ -226,6 +235,20 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
 
     fn clear(&mut self, k: &K) {
         self.map.remove(k);
+    }
+
+    /// Clears `k`'s failures if every one of them was `of`'s. A sign-in to an account clears
+    /// its address's count this way only: cleared by any success, an address's limit held
+    /// nobody who had an account of their own (ten guesses at others' passwords, a sign-in to
+    /// their own, ten more, ...).
+    fn clear_if_only(&mut self, k: &K, of: &str) {
+        if self
+            .map
+            .get(k)
+            .is_some_and(|s| s.only.as_deref() == Some(of))
+        {
+            self.map.remove(k);
+        }
     }
 }
 
@@ -336,7 +359,6 @@ impl Accounts {
 pub(crate) const ACCOUNT_REMOVED: &str =
     "the operator removed your account: you are a guest now (your nick stays until you leave)";
 
-/// "try again in 8 s".
 /// Whether a stored account is named as an IRC service (`NickServ`): such an account is not
 /// used, since nobody may hold a service's nick (IRC clients send it their passwords). Neither
 /// `/register` nor `natter-server account add` makes one; a store may hold one made before
@@ -351,6 +373,7 @@ fn service_account(name: &Nick) -> bool {
     name.is_service()
 }
 
+/// "try again in 8 s".
 fn retry_words(wait: Millis) -> String {
     let s = wait.0.div_ceil(1000);
     if s >= 120 {
@@ -589,7 +612,15 @@ impl Hub {
             let words = "that account is banned from this server".to_owned();
             return self.fatal(conn, ErrorKind::Banned, words, now);
         }
-        if let Some(wait) = self.accounts.fails.wait(&folded, now) {
+        // The account's throttle is there against guessing its password. A device key of the
+        // account (32 random bytes nobody guesses) still opens it: else anyone could keep an
+        // account's remembered devices out for good with one wrong password per wait. A wrong
+        // key while the account waits is refused as throttled, neither counted nor logged, as a
+        // password is.
+        let owners_key = matches!(&proof, Proof::Key(k) if self.key_owner(k).as_deref() == Some(folded.as_str()));
+        if let Some(wait) = self.accounts.fails.wait(&folded, now)
+            && !owners_key
+        {
             return self.throttled(conn, "too many failed sign-ins to that account", wait);
         }
         if let Some(mine) = self.account_of_conn(conn) {
@@ -949,10 +980,16 @@ impl Hub {
         };
         let fresh_here = existing.is_none();
         let signed_as = name.clone();
-        if let Some(ip) = self.throttle_addr(conn) {
-            self.accounts.addr_fails.clear(&ip);
+        // A password that checks clears the account's failures, and its address's when they
+        // were all for this account. A device key proves the device, not the password those
+        // failures guessed at: it clears nothing (else an owner's remembered page, reloaded,
+        // gave a guesser three more free tries).
+        if used_key.is_none() {
+            if let Some(ip) = self.throttle_addr(conn) {
+                self.accounts.addr_fails.clear_if_only(&ip, account);
+            }
+            self.accounts.fails.clear(&account.to_owned());
         }
-        self.accounts.fails.clear(&account.to_owned());
         info!(conn = %conn, account = %name, "signed in");
         let key = if remember {
             Some(self.new_key(account, now))
@@ -1165,7 +1202,11 @@ impl Hub {
         if let Some(peer) = peer {
             info!(peer = %peer, account = %account, conn = %conn, "sign-in failed");
         }
-        if self.accounts.fails.strike(&account.to_owned(), now) {
+        if self
+            .accounts
+            .fails
+            .strike(&account.to_owned(), account, now)
+        {
             warn!(
                 conn = %conn,
                 account = %account,
@@ -1174,7 +1215,7 @@ impl Hub {
             );
         }
         if let Some(ip) = self.throttle_addr(conn)
-            && self.accounts.addr_fails.strike(&ip, now)
+            && self.accounts.addr_fails.strike(&ip, account, now)
         {
             warn!(
                 conn = %conn,
@@ -1206,7 +1247,7 @@ impl Hub {
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if let Some(ip) = self.throttle_addr(conn) {
-            if self.accounts.registrations.strike(&ip, now) {
+            if self.accounts.registrations.strike(&ip, "", now) {
                 warn!(
                     conn = %conn,
                     peer = %ip,
@@ -2270,7 +2311,7 @@ mod tests {
         let started: Vec<bool> = (0..8)
             .map(|_| {
                 now = Millis(now.0 + 60_000);
-                t.strike(&1, now)
+                t.strike(&1, "a", now)
             })
             .collect();
         assert_eq!(
@@ -2279,11 +2320,11 @@ mod tests {
         );
         // Cleared by a success: a new episode is said again.
         t.clear(&1);
-        let again: Vec<bool> = (0..5).map(|_| t.strike(&1, now)).collect();
+        let again: Vec<bool> = (0..5).map(|_| t.strike(&1, "a", now)).collect();
         assert_eq!(again, [false, false, false, true, false]);
         // Forgotten after an hour of quiet: the same.
         now = Millis(now.0 + FORGET_AFTER.0);
-        let later: Vec<bool> = (0..4).map(|_| t.strike(&1, now)).collect();
+        let later: Vec<bool> = (0..4).map(|_| t.strike(&1, "a", now)).collect();
         assert_eq!(later, [false, false, false, true]);
     }
 }

@@ -5450,6 +5450,112 @@ mod accounts {
         assert!(error_detail(&got).contains("address"), "{got:?}");
     }
 
+    /// Someone guessing at alice's password keeps her account throttled with one wrong try per
+    /// wait. Her remembered devices still get in: a device key is 32 random bytes nobody
+    /// guesses (until the thirty-first session a throttled account refused its keys too, so a
+    /// guesser anywhere kept its owner's pages out for good). Such a sign-in gives the guesser
+    /// no fresh tries, and a wrong key meanwhile is refused as throttled.
+    #[test]
+    fn a_guesser_keeps_no_remembered_device_out_and_gains_no_tries_from_it() {
+        let mut t = T::new();
+        let (a, key) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let (m, _, _) = t.bin_from(ip("203.0.113.9"), "mallory");
+        for _ in 0..4 {
+            sign_in(&mut t, m, "alice", Proof::Password(pw("a guess")), false);
+        }
+        let got = sign_in(&mut t, m, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        let (w, _, _) = t.bin_from(ip("198.51.100.7"), "w");
+        let wrong = DeviceKey([7; 32]);
+        let got = sign_in(&mut t, w, "alice", Proof::Key(wrong), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        let got = sign_in(&mut t, w, "alice", Proof::Key(key), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "the owner's remembered device gets in: {got:?}"
+        );
+        let got = sign_in(&mut t, m, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+    }
+
+    /// An address's limit holds whoever has an account of their own: signing in to it clears
+    /// the address's failures only when they were all that account's (its owner mistyping).
+    /// Until the thirty-first session any success cleared them: ten guesses at others'
+    /// passwords, a sign-in to one's own account, ten more, without end.
+    #[test]
+    fn a_sign_in_to_ones_own_account_does_not_clear_guesses_at_others() {
+        let mut t = T::with(Config {
+            flood_burst: 100,
+            ..config()
+        });
+        let mallory = ip("203.0.113.9");
+        let (m, _, _) = t.bin_from(mallory, "mallory");
+        t.send(
+            m,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        assert!(
+            t.recv(m)
+                .iter()
+                .any(|x| matches!(x, ServerMsg::SignedIn { .. }))
+        );
+        let (g, _, _) = t.bin_from(mallory, "g");
+        for i in 0..10 {
+            let got = sign_in(
+                &mut t,
+                g,
+                &format!("user{i}"),
+                Proof::Password(pw(PW)),
+                false,
+            );
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed]);
+        }
+        let (e, _, _) = t.bin_from(mallory, "e");
+        let got = sign_in(&mut t, e, "mallory", Proof::Password(pw(PW)), false);
+        assert!(
+            got.iter().any(|x| matches!(x, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        sign_in(&mut t, g, "user10", Proof::Password(pw(PW)), false);
+        let got = sign_in(&mut t, g, "user11", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("address"), "{got:?}");
+
+        // The owner who mistyped: its sign-in clears its address's count.
+        let home = ip("198.51.100.7");
+        let (b, _, _) = t.bin_from(home, "b");
+        for _ in 0..3 {
+            let got = sign_in(
+                &mut t,
+                b,
+                "mallory",
+                Proof::Password(pw("typo typo")),
+                false,
+            );
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed]);
+        }
+        let got = sign_in(&mut t, b, "mallory", Proof::Password(pw(PW)), false);
+        assert!(
+            got.iter().any(|x| matches!(x, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        let (h, _, _) = t.bin_from(home, "h");
+        for i in 0..10 {
+            let got = sign_in(
+                &mut t,
+                h,
+                &format!("other{i}"),
+                Proof::Password(pw(PW)),
+                false,
+            );
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{i}");
+        }
+    }
+
     /// Throttling tells nothing either: wrong passwords for an account that does not exist
     /// are throttled exactly like those for one that does (else the fifth try's answer said
     /// which names are accounts).
