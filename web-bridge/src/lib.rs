@@ -490,7 +490,9 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         server = ?shared.config.servers(),
         server_tls = shared.server_tls.is_some(),
         www = %shared.config.www_dir.display(),
-        metrics = ?metrics.as_ref().map(Endpoint::local_addr),
+        metrics = %metrics
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |m| m.local_addr().to_string()),
         "bridge listening"
     );
     let stop = Arc::new(stop);

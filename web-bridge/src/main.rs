@@ -219,8 +219,15 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let bridge = natter_bridge::start(config).await?;
+    // The two lines for a person at a terminal (and for scripts that start the bridge): with
+    // `--log-format json` they are left out, as a container's or a unit's log takes stdout and
+    // stderr together, and a JSON log must hold only JSON; the same addresses are in the log
+    // (`bridge listening` and `metrics endpoint listening`).
+    let tell = args.log_format == LogFormat::Text;
     let scheme = if bridge.is_https() { "https" } else { "http" };
-    println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
+    if tell {
+        println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
+    }
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(
         hup,
@@ -228,7 +235,7 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
         bridge.server_secret(),
         args.server_secret_file,
     ));
-    if let Some(addr) = bridge.metrics_addr() {
+    if let Some(addr) = bridge.metrics_addr().filter(|_| tell) {
         println!("natter-bridge: metrics on http://{addr}/metrics");
     }
     stop.await?;

@@ -189,26 +189,28 @@ async fn binary_logs_json_and_serves_metrics() {
             }
         }
     });
-    // Log lines, then the two address lines.
+    // Everything it writes, on stdout and stderr alike, is JSON: a container's or a unit's log
+    // takes both together. (It printed its two address lines for a person on stdout as they
+    // are in text, which broke the JSON log.) The addresses are in the start-up lines.
     let mut json = Vec::new();
     let (mut addr, mut metrics) = (None, None);
     while addr.is_none() || metrics.is_none() {
-        let line = within("stdout", lines.recv()).await.expect("more output");
-        if let Some(a) = line.strip_prefix("natter-bridge: open http://") {
-            addr = Some(
-                a.trim_end_matches('/')
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap(),
-            );
-        } else if let Some(m) = line.strip_prefix("natter-bridge: metrics on http://") {
-            metrics = Some(
-                m.trim_end_matches("/metrics")
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap(),
-            );
-        } else {
-            json.push(line);
+        let line = within("the start-up lines", lines.recv())
+            .await
+            .expect("more output");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        let addr_in = |field: &str| -> std::net::SocketAddr {
+            v[field].as_str().unwrap_or("").parse().unwrap()
+        };
+        if v["message"] == "bridge listening" {
+            addr = Some(addr_in("listen"));
+            // The endpoint says where it listens first; this line names the same address.
+            assert_eq!(Some(addr_in("metrics")), metrics, "{line}");
+        } else if v["message"] == "metrics endpoint listening" {
+            metrics = Some(addr_in("listen"));
         }
+        json.push(line);
     }
     let (addr, metrics) = (addr.unwrap(), metrics.unwrap());
 
