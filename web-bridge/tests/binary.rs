@@ -381,7 +381,15 @@ async fn every_failure_at_start_is_one_error_line_of_the_log() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let cases: [(&[&str], i32, &[&str]); 5] = [
+    let short = dir.path().join("short-secret");
+    std::fs::write(&short, "too short\n").unwrap();
+    let short = short.display().to_string();
+    let cases: [(&[&str], i32, &[&str]); 6] = [
+        (
+            &["--listen", "127.0.0.1:0", "--server-secret-file", &short],
+            1,
+            &[&short, "bridge secret", "must be 16 to 256 characters"],
+        ),
         (
             &["--max-connections", "lots"],
             2,
@@ -617,6 +625,16 @@ async fn sighup_rereads_the_secret_file() {
     }
     // An empty file is refused; the secret in use stays.
     std::fs::write(&file, "").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(presented().await, second);
+    // So is one no server can have (natter-server takes 16 to 256 characters): it was taken,
+    // and every browser from then on was refused by the server.
+    std::fs::write(&file, "too short\n").unwrap();
     let hup = Command::new("kill")
         .args(["-HUP", &child.0.id().to_string()])
         .status()
