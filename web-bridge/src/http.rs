@@ -325,7 +325,7 @@ impl Service {
         let key = natter_core::hub::address_key(ip);
         let Some(slot) = IpSlot::take(&self.shared, key) else {
             debug!(peer = %client, via = %self.peer, "refused: too many connections from this address");
-            self.shared.metrics.refused(Refused::AddressCapacity);
+            self.shared.refused_at_cap(Refused::AddressCapacity, client);
             return Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Unavailable\n".to_owned(),

@@ -643,3 +643,61 @@ async fn sighup_rereads_the_secret_file() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(presented().await, second);
 }
+
+/// A bridge at its connection cap answers 503 and says so in its log once (the operator learns
+/// which limit to raise), not once per refusal: it said nothing above DEBUG, so browsers got
+/// 503s while the log at its default level was silent.
+#[cfg(unix)]
+#[tokio::test]
+async fn refusals_at_the_connection_cap_are_said_once_in_the_log() {
+    let server = FakeServer::start().await;
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &["--www", "/nonexistent", "--max-connections", "1"],
+        "info",
+        Stdio::piped(),
+    );
+    let addr = printed_addr(&mut child).await;
+    // One connection holds the only place (its request head not yet sent).
+    let held = within("connect", tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let mut s = within("connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = within("the 503", s.read_to_end(&mut answer)).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 503"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    drop(held);
+    let _ = child.0.kill();
+    let stderr = child.0.stderr.take().unwrap();
+    let log = within(
+        "the log",
+        tokio::task::spawn_blocking(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        }),
+    )
+    .await
+    .unwrap();
+    let said: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("at its connection cap"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log:#?}");
+    assert!(
+        said[0].contains("WARN") && said[0].contains("max_connections=1"),
+        "{}",
+        said[0]
+    );
+}
