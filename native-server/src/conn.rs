@@ -8,6 +8,7 @@
 
 use crate::hub_task::Input;
 use crate::outbox::Outbox;
+use crate::socket_cap::Place;
 use bytes::Bytes;
 use natter_core::ConnId;
 use natter_core::hub::Door;
@@ -20,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Sleep, sleep, timeout};
 use tracing::debug;
 
@@ -74,7 +75,7 @@ pub(crate) fn serve(
     peer: SocketAddr,
     door: Door,
     hub: mpsc::Sender<Input>,
-    permit: OwnedSemaphorePermit,
+    permit: Place,
 ) -> Connection {
     tune(&stream, peer);
     let outbox = Arc::new(Outbox::default());
@@ -142,7 +143,7 @@ pub(crate) struct Connection {
     stream: Option<TcpStream>,
     hub: mpsc::Sender<Input>,
     outbox: Arc<Outbox>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Place,
     state: State,
     out: Unwritten,
     conn: ConnId,
@@ -590,9 +591,7 @@ mod tests {
         let mut peeked = [0u8; 16];
         while server_side.peek(&mut peeked).await.unwrap() < 13 {}
         let (hub_tx, mut hub_rx) = mpsc::channel(1);
-        let permit = Arc::new(tokio::sync::Semaphore::new(1))
-            .try_acquire_owned()
-            .unwrap();
+        let permit = crate::socket_cap::SocketCap::new(1).acquire().await;
         let _conn = serve(server_side, peer, Door::Natter, hub_tx, permit);
         let Some(Input::Accepted { first, outbox, .. }) = hub_rx.recv().await else {
             panic!("no accept");
@@ -604,9 +603,7 @@ mod tests {
 
         let (_quiet, server_side, peer) = accepted().await;
         let (hub_tx, mut hub_rx) = mpsc::channel(1);
-        let permit = Arc::new(tokio::sync::Semaphore::new(1))
-            .try_acquire_owned()
-            .unwrap();
+        let permit = crate::socket_cap::SocketCap::new(1).acquire().await;
         let _conn = serve(server_side, peer, Door::Natter, hub_tx, permit);
         let Some(Input::Accepted { first, outbox, .. }) = hub_rx.recv().await else {
             panic!("no accept");
@@ -621,9 +618,7 @@ mod tests {
     async fn idle_connection_state_is_small() {
         let (_client, server_side, peer) = accepted().await;
         let (hub_tx, _hub_rx) = mpsc::channel(1);
-        let permit = Arc::new(tokio::sync::Semaphore::new(1))
-            .try_acquire_owned()
-            .unwrap();
+        let permit = crate::socket_cap::SocketCap::new(1).acquire().await;
         let serve_fut = serve(server_side, peer, Door::Natter, hub_tx, permit);
         let serve_size = std::mem::size_of_val(&serve_fut);
         assert!(serve_size <= 152, "connection future is {serve_size} bytes");

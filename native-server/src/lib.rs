@@ -15,6 +15,7 @@ mod hub_task;
 mod metrics;
 mod outbox;
 mod server;
+mod socket_cap;
 mod store;
 mod tls;
 

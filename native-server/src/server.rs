@@ -7,6 +7,7 @@
 use crate::clock::Clock;
 use crate::hub_task::{self, Input};
 use crate::metrics::{Health, Metrics};
+use crate::socket_cap::SocketCap;
 use crate::store::{self, StoreSide};
 use crate::tls::{Handshakes, TlsDoor};
 use crate::{ServerConfig, ServerError, conn, tls};
@@ -16,7 +17,7 @@ use natter_store::{SqliteHandle, Store};
 use natter_tls::ServerTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -54,9 +55,8 @@ pub struct Server {
     hub_tx: mpsc::Sender<Input>,
     hub_task: JoinHandle<()>,
     accept_tasks: Vec<JoinHandle<()>>,
-    /// The socket backstop and its current size (it follows `max_connections` on reload).
-    permits: Arc<Semaphore>,
-    socket_cap: AtomicUsize,
+    /// The socket backstop (it follows `max_connections` on reload).
+    socket_cap: Arc<SocketCap>,
     health: Arc<Health>,
     metrics: Option<Endpoint>,
 }
@@ -150,7 +150,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
 
     let grace = config.shutdown_grace;
     let cap = socket_cap(config.hub.max_connections);
-    let permits = Arc::new(Semaphore::new(cap));
+    let socket_cap = SocketCap::new(cap);
     let clock = Clock::new();
     let metrics = config.metrics_listen.map(|_| Arc::new(Metrics::new()));
     let health = Arc::new(Health::new(config.store.as_ref().map(|s| s.db_path())));
@@ -202,7 +202,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
                 listener,
                 door,
                 hub_tx.clone(),
-                permits.clone(),
+                Arc::clone(&socket_cap),
                 stop_rx.clone(),
                 grace,
             ))
@@ -219,8 +219,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         hub_tx,
         hub_task,
         accept_tasks,
-        permits,
-        socket_cap: AtomicUsize::new(cap),
+        socket_cap,
         health,
         metrics: endpoint,
     })
@@ -295,15 +294,9 @@ impl Server {
             .await
             .map_err(|_| ReloadError::Stopping)?;
         let changes = answer.await.map_err(|_| ReloadError::Stopping)??;
-        // The socket backstop follows the connection limit. Shrinking takes only permits that
-        // are free now; sockets open beyond the new cap close in their own time.
-        let new = socket_cap(max_connections);
-        let old = self.socket_cap.swap(new, Ordering::Relaxed);
-        if new > old {
-            self.permits.add_permits(new - old);
-        } else {
-            self.permits.forget_permits(old - new);
-        }
+        // The socket backstop follows the connection limit. Sockets open beyond a smaller cap
+        // close in their own time, and no new one is accepted until they have.
+        self.socket_cap.resize(socket_cap(max_connections));
         Ok(changes)
     }
 
@@ -460,7 +453,7 @@ async fn accept_loop(
     listener: TcpListener,
     door: Kind,
     hub: mpsc::Sender<Input>,
-    permits: Arc<Semaphore>,
+    cap: Arc<SocketCap>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -474,11 +467,7 @@ async fn accept_loop(
                 conns.prune();
                 continue 'accepting;
             }
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                // The semaphore is never closed.
-                Err(_) => break 'accepting,
-            },
+            p = cap.acquire() => p,
         };
         let accepted = loop {
             tokio::select! {
@@ -521,5 +510,56 @@ async fn accept_loop(
         // Aborted tasks end when the runtime next polls them; bounded, in case one is stuck
         // in a blocking call.
         let _ = timeout(grace, conns.all_ended()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerConfig;
+
+    /// Waits (bounded) until the socket cap has `want` free places.
+    async fn free_places(server: &Server, want: usize) {
+        let waited = timeout(Duration::from_secs(10), async {
+            while server.socket_cap.available() != want {
+                sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "the socket cap has {} free places, not {want}",
+            server.socket_cap.available()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_that_shrinks_then_grows_the_connection_limit_leaves_the_socket_cap_its_size()
+    {
+        // More sockets open than the smaller cap holds: the cap of max_connections 1 is 65.
+        let mut config = ServerConfig::local_test();
+        config.hub.max_connections = 100;
+        let server = crate::start(config.clone()).await.unwrap();
+        let addr = server.local_addrs()[0];
+        let mut open = Vec::new();
+        for _ in 0..80 {
+            open.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // The accept loop holds one place more, for the next connection.
+        free_places(&server, socket_cap(100) - 80 - 1).await;
+
+        let small = Config {
+            max_connections: 1,
+            ..config.hub.clone()
+        };
+        server.reconfigure(small).await.unwrap();
+        assert_eq!(server.socket_cap.available(), 0);
+        // Once they have gone, the cap is the smaller one: not what was open at the reload.
+        open.clear();
+        free_places(&server, socket_cap(1) - 1).await;
+        // And back: the size asked for, not more.
+        server.reconfigure(config.hub.clone()).await.unwrap();
+        assert_eq!(server.socket_cap.available(), socket_cap(100) - 1);
+        server.shutdown().await.unwrap();
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::hub_task::Input;
 use crate::outbox::Outbox;
+use crate::socket_cap::Place;
 use bytes::Bytes;
 use natter_core::hub::Door;
 use natter_core::proxy::{self, Parsed};
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, info};
 
@@ -128,7 +129,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     door: TlsDoor,
     hub: mpsc::Sender<Input>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Place,
 ) {
     crate::conn::tune(&stream, peer);
     let started = Instant::now();

@@ -1130,6 +1130,6 @@ async fn sighup_rereads_the_bridge_secret_file_without_a_config_file() {
             _ => {}
         }
     }
-    assert_eq!(changed, ["bridge secret"]);
+    assert_eq!(changed, ["bridge_secret"]);
     stop(child).await;
 }

@@ -80,6 +80,10 @@ pub(crate) enum Route {
     WebSocket,
     /// A page file (`GET` or `HEAD`).
     Page,
+    /// A request on `/ws` that is not a WebSocket handshake (no `Upgrade: websocket`, or not
+    /// `GET`): answered with this status, counted as a refused handshake and logged, since a
+    /// reverse proxy that does not pass the Upgrade header sends every browser's this way.
+    NotAnUpgrade(StatusCode),
     /// Answer with this status and close.
     Refuse(StatusCode),
 }
@@ -95,8 +99,8 @@ pub(crate) fn route(method: &Method, path: &str, headers: &HeaderMap) -> Route {
         });
         return match (method, upgrade) {
             (&Method::GET, true) => Route::WebSocket,
-            (&Method::GET, false) => Route::Refuse(StatusCode::UPGRADE_REQUIRED),
-            _ => Route::Refuse(StatusCode::METHOD_NOT_ALLOWED),
+            (&Method::GET, false) => Route::NotAnUpgrade(StatusCode::UPGRADE_REQUIRED),
+            _ => Route::NotAnUpgrade(StatusCode::METHOD_NOT_ALLOWED),
         };
     }
     if method == Method::GET || method == Method::HEAD {
@@ -332,7 +336,7 @@ impl Service {
         let key = natter_core::hub::address_key(ip);
         let Some(slot) = IpSlot::take(&self.shared, key) else {
             debug!(peer = %client, via = %self.peer, "refused: too many connections from this address");
-            self.shared.metrics.refused(Refused::AddressCapacity);
+            self.shared.refused_at_cap(Refused::AddressCapacity, client);
             return Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Unavailable\n".to_owned(),
@@ -392,6 +396,17 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                 self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
                 let shared = Arc::clone(&self.shared);
                 Box::pin(async move { Ok(page(&shared, req).await) })
+            }
+            Route::NotAnUpgrade(status) => {
+                info!(
+                    %peer,
+                    %status,
+                    "websocket refused: not a WebSocket handshake (no `Upgrade: websocket`); \
+                     a reverse proxy in front must pass the Upgrade and Connection headers"
+                );
+                self.shared.metrics.refused(Refused::Handshake);
+                self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
+                Box::pin(ready(Ok(status_text(status))))
             }
             Route::Refuse(status) => {
                 debug!(%peer, %status, "refused request");
@@ -589,11 +604,11 @@ mod tests {
         );
         assert_eq!(
             route_of("GET", "/ws", None),
-            Route::Refuse(StatusCode::UPGRADE_REQUIRED)
+            Route::NotAnUpgrade(StatusCode::UPGRADE_REQUIRED)
         );
         assert_eq!(
             route_of("POST", "/ws", Some("websocket")),
-            Route::Refuse(StatusCode::METHOD_NOT_ALLOWED)
+            Route::NotAnUpgrade(StatusCode::METHOD_NOT_ALLOWED)
         );
         assert_eq!(route_of("GET", "/app.js", None), Route::Page);
         assert_eq!(route_of("HEAD", "/", None), Route::Page);

@@ -54,7 +54,7 @@ use natter_ops::Endpoint;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -473,6 +473,7 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         server_tls,
         server_at: AtomicUsize::new(0),
         secret: ServerSecret::new(config.server_secret.as_deref()),
+        at_cap_said: AtomicU64::new(0),
         config,
     });
     let metrics = match shared.config.metrics_listen {
@@ -492,7 +493,9 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         server = ?shared.config.servers(),
         server_tls = shared.server_tls.is_some(),
         www = %shared.config.www_dir.display(),
-        metrics = ?metrics.as_ref().map(Endpoint::local_addr),
+        metrics = %metrics
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |m| m.local_addr().to_string()),
         "bridge listening"
     );
     let stop = Arc::new(stop);
@@ -573,9 +576,52 @@ pub(crate) struct Shared {
     pub(crate) server_at: AtomicUsize,
     /// The bridge secret new relays present (`config.server_secret` until replaced).
     pub(crate) secret: ServerSecret,
+    /// When a cap's refusals were last said in the log (see [`Shared::said_at_cap`]).
+    at_cap_said: AtomicU64,
 }
 
+/// How often, at most, the log says that connections are refused at a cap: once tells the
+/// operator which limit to raise; a line per refusal would flood the log in the very storm
+/// that fills the cap (the metrics count each one). The line itself says "10 s".
+pub(crate) const AT_CAP_SAID_EVERY: Duration = Duration::from_secs(10);
+
 impl Shared {
+    /// Counts a connection refused at the total or per-address cap (`why`) and says so in a
+    /// `WARN` line, at most once per [`AT_CAP_SAID_EVERY`] for both caps together.
+    pub(crate) fn refused_at_cap(&self, why: Refused, peer: SocketAddr) {
+        self.metrics.refused(why);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let every = AT_CAP_SAID_EVERY.as_millis() as u64;
+        let last = self.at_cap_said.load(Ordering::Relaxed);
+        // 0 is never: the first refusal is said however soon after the start it comes.
+        if last != 0 && now.saturating_sub(last) < every {
+            return;
+        }
+        if self
+            .at_cap_said
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        match why {
+            Refused::Capacity => warn!(
+                %peer,
+                max_connections = self.config.max_connections,
+                "connections refused: the bridge is at its connection cap (--max-connections); \
+                 they are answered 503 (said at most every 10 s, counted in \
+                 natter_bridge_refused_total{{reason=\"capacity\"}})"
+            ),
+            _ => warn!(
+                %peer,
+                max_connections_per_ip = self.config.max_connections_per_ip,
+                "connections refused: an address is at its cap (--max-connections-per-ip; \
+                 behind a proxy, --trusted-proxy); they are answered 503 (said at most every \
+                 10 s, counted in natter_bridge_refused_total{{reason=\"address_capacity\"}})"
+            ),
+        }
+    }
+
     /// Whether `ip` is one of [`BridgeConfig::trusted_proxies`] (an IPv4 address on a
     /// dual-stack socket as itself).
     pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
@@ -784,7 +830,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         // listen backlog.
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             debug!(%peer, "refused: the bridge is at its connection cap");
-            refuse_now(tcp, &shared, Refused::Capacity);
+            refuse_now(tcp, &shared, Refused::Capacity, peer);
             continue;
         };
         let accepted = tokio::time::Instant::now();
@@ -810,7 +856,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                         Ok(slot) => {
                             connection(tcp, peer, accepted, shared, stop, Some(slot), permit).await;
                         }
-                        Err(why) => refuse_now(tcp, &shared, why),
+                        Err(why) => refuse_now(tcp, &shared, why, peer),
                     }
                 }
                 .instrument(span),
@@ -820,7 +866,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         let slot = match admit(peer, &shared) {
             Ok(slot) => slot,
             Err(why) => {
-                refuse_now(tcp, &shared, why);
+                refuse_now(tcp, &shared, why, peer);
                 continue;
             }
         };
@@ -922,8 +968,11 @@ const REFUSE_DRAIN: usize = 8 * 1024;
 /// request already sent is read and dropped first (so closing sends a FIN the client can read the
 /// answer before, not a reset), then the 503 goes into the empty socket buffer of the new
 /// connection.
-fn refuse_now(tcp: TcpStream, shared: &Shared, why: Refused) {
-    shared.metrics.refused(why);
+fn refuse_now(tcp: TcpStream, shared: &Shared, why: Refused, peer: SocketAddr) {
+    match why {
+        Refused::Capacity | Refused::AddressCapacity => shared.refused_at_cap(why, peer),
+        _ => shared.metrics.refused(why),
+    }
     if shared.tls.is_some() {
         // Before a TLS handshake there is no way to say 503: the connection is just closed.
         return;
@@ -962,6 +1011,7 @@ mod tests {
             server_tls: None,
             server_at: AtomicUsize::new(0),
             secret: ServerSecret::new(None),
+            at_cap_said: AtomicU64::new(0),
             config,
         })
     }

@@ -197,7 +197,7 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
             .max_tls_handshakes_per_ip
             .unwrap_or(defaults.max_tls_handshakes_per_ip),
         metrics_listen: args.metrics_listen,
-        server_secret: natter_ops::bridge_secret(args.server_secret_file.as_deref())?,
+        server_secret: server_secret(args.server_secret_file.as_deref())?,
         trusted_proxies: args.trusted_proxy,
         ..defaults
     };
@@ -238,8 +238,15 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let bridge = natter_bridge::start(config).await?;
+    // The two lines for a person at a terminal (and for scripts that start the bridge): with
+    // `--log-format json` they are left out, as a container's or a unit's log takes stdout and
+    // stderr together, and a JSON log must hold only JSON; the same addresses are in the log
+    // (`bridge listening` and `metrics endpoint listening`).
+    let tell = args.log_format == LogFormat::Text;
     let scheme = if bridge.is_https() { "https" } else { "http" };
-    println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
+    if tell {
+        println!("natter-bridge: open {scheme}://{}/", bridge.local_addr());
+    }
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(
         hup,
@@ -247,7 +254,7 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
         bridge.server_secret(),
         args.server_secret_file,
     ));
-    if let Some(addr) = bridge.metrics_addr() {
+    if let Some(addr) = bridge.metrics_addr().filter(|_| tell) {
         println!("natter-bridge: metrics on http://{addr}/metrics");
     }
     stop.await?;
@@ -255,6 +262,22 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     *doing = "shutdown failed";
     bridge.shutdown().await?;
     Ok(())
+}
+
+/// The bridge secret from `file` (or NATTER_BRIDGE_SECRET), held to natter-server's rule for
+/// one (16 to 256 characters): a secret no server can have would get every browser refused, so
+/// it is refused here, at start as at a reload (where the secret in use then stays, as the
+/// server keeps its own).
+fn server_secret(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let secret = natter_ops::bridge_secret(file)?;
+    if let Some(s) = &secret {
+        let from = file.map_or_else(
+            || natter_ops::BRIDGE_SECRET_ENV.to_owned(),
+            |f| f.display().to_string(),
+        );
+        natter_core::hub::BridgeSecret::new(s).map_err(|e| anyhow::anyhow!("{from}: {e}"))?;
+    }
+    Ok(secret)
 }
 
 /// SIGHUP: the bridge's certificate and key are read again, and so is `--server-secret-file`
@@ -275,6 +298,7 @@ async fn reload_on_sighup(
         }
     };
     while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading");
         if let Err(e) = certificates.reload() {
             tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays");
         }
@@ -282,17 +306,17 @@ async fn reload_on_sighup(
             continue;
         };
         let shown = file.display();
-        match natter_ops::bridge_secret(Some(file)) {
+        match server_secret(Some(file)) {
             Ok(Some(s)) if secret.set(Some(&s)) => {
                 tracing::info!(file = %shown, "bridge secret reloaded: new relays present it");
             }
-            Ok(Some(_)) => {}
+            Ok(Some(_)) => tracing::info!(file = %shown, "bridge secret unchanged"),
             Ok(None) => tracing::error!(
                 file = %shown,
                 "bridge secret not reloaded: the file is empty; the secret in use stays"
             ),
             Err(e) => tracing::error!(
-                error = %e,
+                error = %format!("{e:#}"),
                 "bridge secret not reloaded; the secret in use stays"
             ),
         }

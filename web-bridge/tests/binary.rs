@@ -228,26 +228,28 @@ async fn binary_logs_json_and_serves_metrics() {
             }
         }
     });
-    // Log lines, then the two address lines.
+    // Everything it writes, on stdout and stderr alike, is JSON: a container's or a unit's log
+    // takes both together. (It printed its two address lines for a person on stdout as they
+    // are in text, which broke the JSON log.) The addresses are in the start-up lines.
     let mut json = Vec::new();
     let (mut addr, mut metrics) = (None, None);
     while addr.is_none() || metrics.is_none() {
-        let line = within("stdout", lines.recv()).await.expect("more output");
-        if let Some(a) = line.strip_prefix("natter-bridge: open http://") {
-            addr = Some(
-                a.trim_end_matches('/')
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap(),
-            );
-        } else if let Some(m) = line.strip_prefix("natter-bridge: metrics on http://") {
-            metrics = Some(
-                m.trim_end_matches("/metrics")
-                    .parse::<std::net::SocketAddr>()
-                    .unwrap(),
-            );
-        } else {
-            json.push(line);
+        let line = within("the start-up lines", lines.recv())
+            .await
+            .expect("more output");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        let addr_in = |field: &str| -> std::net::SocketAddr {
+            v[field].as_str().unwrap_or("").parse().unwrap()
+        };
+        if v["message"] == "bridge listening" {
+            addr = Some(addr_in("listen"));
+            // The endpoint says where it listens first; this line names the same address.
+            assert_eq!(Some(addr_in("metrics")), metrics, "{line}");
+        } else if v["message"] == "metrics endpoint listening" {
+            metrics = Some(addr_in("listen"));
         }
+        json.push(line);
     }
     let (addr, metrics) = (addr.unwrap(), metrics.unwrap());
 
@@ -418,7 +420,15 @@ async fn every_failure_at_start_is_one_error_line_of_the_log() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let cases: [(&[&str], i32, &[&str]); 5] = [
+    let short = dir.path().join("short-secret");
+    std::fs::write(&short, "too short\n").unwrap();
+    let short = short.display().to_string();
+    let cases: [(&[&str], i32, &[&str]); 6] = [
+        (
+            &["--listen", "127.0.0.1:0", "--server-secret-file", &short],
+            1,
+            &[&short, "bridge secret", "must be 16 to 256 characters"],
+        ),
         (
             &["--max-connections", "lots"],
             2,
@@ -661,4 +671,72 @@ async fn sighup_rereads_the_secret_file() {
     assert!(hup.success());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(presented().await, second);
+    // So is one no server can have (natter-server takes 16 to 256 characters): it was taken,
+    // and every browser from then on was refused by the server.
+    std::fs::write(&file, "too short\n").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(presented().await, second);
+}
+
+/// A bridge at its connection cap answers 503 and says so in its log once (the operator learns
+/// which limit to raise), not once per refusal: it said nothing above DEBUG, so browsers got
+/// 503s while the log at its default level was silent.
+#[cfg(unix)]
+#[tokio::test]
+async fn refusals_at_the_connection_cap_are_said_once_in_the_log() {
+    let server = FakeServer::start().await;
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &["--www", "/nonexistent", "--max-connections", "1"],
+        "info",
+        Stdio::piped(),
+    );
+    let addr = printed_addr(&mut child).await;
+    // One connection holds the only place (its request head not yet sent).
+    let held = within("connect", tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let mut s = within("connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = within("the 503", s.read_to_end(&mut answer)).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 503"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    drop(held);
+    let _ = child.0.kill();
+    let stderr = child.0.stderr.take().unwrap();
+    let log = within(
+        "the log",
+        tokio::task::spawn_blocking(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        }),
+    )
+    .await
+    .unwrap();
+    let said: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("at its connection cap"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log:#?}");
+    assert!(
+        said[0].contains("WARN") && said[0].contains("max_connections=1"),
+        "{}",
+        said[0]
+    );
 }

@@ -246,3 +246,53 @@ async fn metrics_move_as_browsers_chat_through_a_real_server() {
         "the metrics endpoint stops with the bridge"
     );
 }
+
+/// A request to `/ws` that is not a WebSocket handshake (what a reverse proxy without the
+/// Upgrade lines sends on for every browser: nginx's default is HTTP/1.0 and `Connection:
+/// close`) is a refused handshake in the metrics and one line of the log. It was answered 426
+/// with neither, so such a proxy left the operator nothing to see but browsers that never
+/// connected.
+#[tokio::test]
+async fn a_request_on_ws_without_the_upgrade_header_is_counted_as_a_refused_handshake() {
+    let mut config =
+        BridgeConfig::local_test("127.0.0.1:1".parse().unwrap(), "/nonexistent".into());
+    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let bridge = bridge_with(config).await;
+    let (addr, m) = (bridge.local_addr(), bridge.metrics_addr().unwrap());
+    let handshakes =
+        |s: &Scrape| value(s, "natter_bridge_refused_total", &[("reason", "handshake")]);
+    assert_eq!(handshakes(&scrape(m).await), 0.0);
+    for (request, status, counted) in [
+        (
+            "GET /ws HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+            "426",
+            1.0,
+        ),
+        (
+            "POST /ws HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n",
+            "405",
+            2.0,
+        ),
+        // A page that is not there is not a handshake.
+        (
+            "GET /nothing.js HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+            "404",
+            2.0,
+        ),
+    ] {
+        let mut raw = within("connect", TcpStream::connect(addr)).await.unwrap();
+        let request = request.replace("{addr}", &addr.to_string());
+        within("write", raw.write_all(request.as_bytes()))
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = within("answer", raw.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.split(' ').nth(1) == Some(status),
+            "{request}: {answer}"
+        );
+        assert_eq!(handshakes(&scrape(m).await), counted, "{request}");
+    }
+    within("bridge shutdown", bridge.shutdown()).await.unwrap();
+}

@@ -13,7 +13,9 @@ use thiserror::Error;
 /// One value that changed, as the config file names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// The key (`[limits]` names, times as `*_ms`).
+    /// The key, one word that log queries can match: `[limits]` names bare (times as `*_ms`),
+    /// other tables' with the table's name and a dot (`accounts.registration`,
+    /// `irc.server_name`), and `bridge_secret` for the secret natter-bridge presents.
     pub key: &'static str,
     /// The value in force before.
     pub old: String,
@@ -135,7 +137,7 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
     } = accounts;
     let mut out = Vec::new();
     let o = &mut out;
-    cmp(o, "bridge secret", bridge_secret, &new.bridge_secret, |s| {
+    cmp(o, "bridge_secret", bridge_secret, &new.bridge_secret, |s| {
         if s.is_some() { "(set)" } else { "(none)" }.to_owned()
     });
     cmp(
@@ -154,7 +156,7 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
     });
     cmp(
         o,
-        "[irc] server_name",
+        "irc.server_name",
         irc_server_name,
         &new.irc_server_name,
         |n| n.to_string(),
@@ -353,5 +355,19 @@ mod tests {
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].key, "accounts.kept_bytes");
         assert_eq!(c[0].new, (old.accounts.kept_bytes / 2).to_string());
+    }
+
+    #[test]
+    fn every_key_is_one_word_in_the_files_terms() {
+        // The log's `key` field is what an operator's query matches: it was `bridge secret`
+        // (a space) and `[irc] server_name` beside `accounts.registration`.
+        let old = Config::default();
+        let new = Config {
+            bridge_secret: Some(crate::hub::BridgeSecret::new("0123456789abcdef").unwrap()),
+            irc_server_name: crate::hub::ServerName::new("irc.example.org").unwrap(),
+            ..old.clone()
+        };
+        let keys: Vec<&str> = changes(&old, &new).iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["bridge_secret", "irc.server_name"]);
     }
 }
