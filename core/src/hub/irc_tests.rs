@@ -2459,6 +2459,24 @@ fn a_labeled_privmsg_the_store_could_not_write_is_answered_with_its_label() {
         "{l:?}"
     );
 
+    // A paste of a dozen labeled lines in one read (past the flood burst): each refusal
+    // names its command and carries its own label.
+    n.advance(3_000);
+    let paste: Vec<String> = (1..=12)
+        .map(|k| format!("@label=p{k} PRIVMSG #d :line {k}"))
+        .collect();
+    let paste: Vec<&str> = paste.iter().map(String::as_str).collect();
+    n.send(i, &paste);
+    n.advance(3_000);
+    let l = n.lines(i);
+    let want: Vec<String> = (1..=12)
+        .map(|k| format!("@label=p{k} :natter.irc 400 tagged PRIVMSG :"))
+        .collect();
+    assert_eq!(l.len(), 12, "{l:?}");
+    for (line, want) in l.iter().zip(&want) {
+        assert!(line.starts_with(want.as_str()), "{line} is not {want}...");
+    }
+
     // Room again: the echo is the answer, as ever.
     n.writes_fail = false;
     n.advance(2_000);

@@ -45,8 +45,11 @@ use reader::{Read, Reader};
 use std::collections::BTreeSet;
 
 /// Messages remembered for a late refusal ([`State::recent`]): more than a client sends in a
-/// cluster's round trip at IRC's pace (a few bytes each, kept while the connection lives).
-const RECENT_SENT: usize = 8;
+/// cluster's round trip or a store's commit at IRC's pace (a burst of the default
+/// [`crate::limits::FLOOD_BURST`], 10, and the first tokens after it; a few bytes each, kept
+/// while the connection lives). With 8, a paste of 12 lines refused by a full disk named
+/// `*` and no label for its first ones.
+const RECENT_SENT: usize = 16;
 
 /// Form bits: the `time` tag.
 const F_TIME: u8 = 1;

@@ -1059,7 +1059,10 @@ impl Irc {
                 "PRIVMSG"
             };
             let label = match self.running.as_ref().map(|r| &r.label) {
-                Some(Label::Single(l)) if self.caps.has(super::caps::Cap::EchoMessage) => {
+                Some(Label::Single(l))
+                    if self.caps.has(super::caps::Cap::EchoMessage)
+                        && l.len() <= crate::limits::IRC_MAX_KEPT_LABEL =>
+                {
                     Some(l.clone())
                 }
                 _ => None,
