@@ -316,6 +316,11 @@ pub const IRC_MAX_USERNAME: usize = 16;
 /// WHOWAS, so it stays short (Solanum's `REALLEN` is 50).
 pub const IRC_MAX_REALNAME: usize = 64;
 
+/// The longest `label` an IRC connection remembers for a message's late refusal (a store that
+/// could not write it): a few per connection are kept while it lives, and clients' labels are
+/// short counters. A longer one's late refusal comes unlabeled.
+pub const IRC_MAX_KEPT_LABEL: usize = 64;
+
 /// Users one IRC `WHO` with a mask (`WHO *`, `WHO al*`) lists at most: each is a line of up to
 /// ~200 bytes, so a `WHO *` on a server of 100,000 users answers ~40 KB, not megabytes (a
 /// channel's `WHO` is bounded by [`MAX_MEMBERS_LISTED`]).

@@ -29,6 +29,8 @@ struct Net {
     reads: usize,
     /// The store fails every read.
     store_fails: bool,
+    /// The store fails every write (a full disk).
+    writes_fail: bool,
     /// Reads wait here (unanswered) while this is on; `answer_held` answers them.
     hold_reads: bool,
     held: Vec<(crate::persist::QueryId, crate::persist::HistoryQuery)>,
@@ -58,6 +60,7 @@ impl Net {
             markers: Vec::new(),
             reads: 0,
             store_fails: false,
+            writes_fail: false,
             hold_reads: false,
             held: Vec::new(),
         }
@@ -69,6 +72,11 @@ impl Net {
         }
         // A durable hub's store: writes commit at once, history reads are answered at once.
         while let Some(b) = self.hub.poll_store() {
+            if self.writes_fail {
+                let why = "the server's disk is full: the message was not stored";
+                self.hub.handle_store_failed(b.id, why, self.now);
+                continue;
+            }
             for w in &b.writes {
                 match w {
                     crate::persist::Write::Event(ev) => self.stored.push(ev.clone()),
@@ -2407,6 +2415,82 @@ fn chathistory_refusals_are_fail_lines_and_each_costs_a_flood_token() {
 }
 
 #[test]
+fn a_labeled_privmsg_the_store_could_not_write_is_answered_with_its_label() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        ..Config::default()
+    });
+    let caps = ["echo-message", "message-tags", "batch", "labeled-response"];
+    let i = n.client("tagged", &caps);
+    let no_echo = n.client("quiet", &["message-tags", "batch", "labeled-response"]);
+    n.send(i, &["JOIN #d"]);
+    n.send(no_echo, &["JOIN #d"]);
+    n.advance(3_000);
+    n.lines(i);
+    n.lines(no_echo);
+
+    // The disk is full: the echo that would have answered the line is dropped with the
+    // message, so the refusal is the answer, and carries the label (a client waiting for
+    // it showed the line as being sent for ever).
+    n.writes_fail = true;
+    n.send(i, &["@label=f1 PRIVMSG #d :lost"]);
+    n.advance(2_000);
+    let l = n.lines(i);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=f1 :natter.irc 400 tagged PRIVMSG :")
+            && l[0].contains("disk is full"),
+        "{l:?}"
+    );
+    // Without echo-message the line's answer is its ACK: the refusal after it is not a
+    // second answer with the same label.
+    n.send(no_echo, &["@label=f2 PRIVMSG #d :lost too"]);
+    n.advance(2_000);
+    let l = n.lines(no_echo);
+    assert_eq!(
+        l.iter().filter(|l| l.contains("label=f2")).count(),
+        1,
+        "{l:?}"
+    );
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with(":natter.irc 400 quiet PRIVMSG :")),
+        "{l:?}"
+    );
+
+    // A paste of a dozen labeled lines in one read (past the flood burst): each refusal
+    // names its command and carries its own label.
+    n.advance(3_000);
+    let paste: Vec<String> = (1..=12)
+        .map(|k| format!("@label=p{k} PRIVMSG #d :line {k}"))
+        .collect();
+    let paste: Vec<&str> = paste.iter().map(String::as_str).collect();
+    n.send(i, &paste);
+    n.advance(3_000);
+    let l = n.lines(i);
+    let want: Vec<String> = (1..=12)
+        .map(|k| format!("@label=p{k} :natter.irc 400 tagged PRIVMSG :"))
+        .collect();
+    assert_eq!(l.len(), 12, "{l:?}");
+    for (line, want) in l.iter().zip(&want) {
+        assert!(line.starts_with(want.as_str()), "{line} is not {want}...");
+    }
+
+    // Room again: the echo is the answer, as ever.
+    n.writes_fail = false;
+    n.advance(2_000);
+    n.send(i, &["@label=f3 PRIVMSG #d :kept"]);
+    n.advance(2_000);
+    let l = n.lines(i);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("@label=f3;msgid=") && l[0].ends_with("PRIVMSG #d :kept"),
+        "{l:?}"
+    );
+}
+
+#[test]
 fn chathistory_reaches_past_the_ring_into_the_store() {
     let mut n = Net::with(Config {
         secret_seed: [3; 32],
@@ -3531,7 +3615,7 @@ fn wrong_oper_passwords_throttle_the_account_as_failed_sign_ins_do() {
     let mut all = Vec::new();
     for i in 0..12 {
         n.send(b, &[&format!("OPER alice wrong{i}")]);
-        n.advance(10);
+        n.advance(2_000);
         let l = n.lines(b);
         wrong += numerics(&l).iter().filter(|r| **r == "464").count();
         all.extend(l);
@@ -3541,7 +3625,7 @@ fn wrong_oper_passwords_throttle_the_account_as_failed_sign_ins_do() {
         "some checked, then throttled: {all:?}"
     );
     n.send(b, &["OPER alice :correct horse"]);
-    n.advance(10);
+    n.advance(2_000);
     let l = n.lines(b);
     assert!(!numerics(&l).contains(&"381"), "throttled: {l:?}");
 }

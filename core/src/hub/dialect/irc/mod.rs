@@ -45,8 +45,11 @@ use reader::{Read, Reader};
 use std::collections::BTreeSet;
 
 /// Messages remembered for a late refusal ([`State::recent`]): more than a client sends in a
-/// cluster's round trip at IRC's pace (a few bytes each, kept while the connection lives).
-const RECENT_SENT: usize = 8;
+/// cluster's round trip or a store's commit at IRC's pace (a burst of the default
+/// [`crate::limits::FLOOD_BURST`], 10, and the first tokens after it; a few bytes each, kept
+/// while the connection lives). With 8, a paste of 12 lines refused by a full disk named
+/// `*` and no label for its first ones.
+const RECENT_SENT: usize = 16;
 
 /// Form bits: the `time` tag.
 const F_TIME: u8 = 1;
@@ -137,6 +140,21 @@ impl Whox {
     }
 }
 
+/// A message sent by a line that has ended, remembered for a late refusal ([`State::recent`]).
+#[derive(Debug)]
+struct Sent {
+    id: MsgId,
+    /// The target as the client named it.
+    target: String,
+    /// `PRIVMSG` or `NOTICE`.
+    command: &'static str,
+    /// The label of a labeled line whose one answer was the message's echo (echo-message).
+    /// With a store the echo waits for the commit and is dropped if the write fails: the
+    /// store's refusal (`NotStored`) is then the line's answer, and carries its label, or a
+    /// client that tracks its labels shows the message as being sent for ever.
+    label: Option<String>,
+}
+
 /// Whether `running` is a line's answer that came after the line ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Late {
@@ -221,10 +239,10 @@ pub(crate) struct State {
     /// A line that ended with part of its answer to come (a JOIN through the cluster's log):
     /// its command and label, for that answer ([`Dialect::read_done`]'s `later`).
     kept: Option<Running>,
-    /// The last messages sent, oldest first: (id, target as the client named it, command),
-    /// for a refusal that comes after their line ended (in a cluster: the log refused a line,
+    /// The last messages sent, oldest first, for a refusal that comes after their line ended
+    /// (a store that could not write them, a full disk; in a cluster: the log refused a line,
     /// or the node holding a nick found nobody), whose numeric names them.
-    recent: std::collections::VecDeque<(MsgId, String, &'static str)>,
+    recent: std::collections::VecDeque<Sent>,
     /// Lines read so far (batch ids).
     lines: u64,
     /// Some byte has arrived (the first is checked for a TLS client's hello).

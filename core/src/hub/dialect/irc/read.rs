@@ -1058,7 +1058,21 @@ impl Irc {
             } else {
                 "PRIVMSG"
             };
-            self.recent.push_back((id, target.to_owned(), command));
+            let label = match self.running.as_ref().map(|r| &r.label) {
+                Some(Label::Single(l))
+                    if self.caps.has(super::caps::Cap::EchoMessage)
+                        && l.len() <= crate::limits::IRC_MAX_KEPT_LABEL =>
+                {
+                    Some(l.clone())
+                }
+                _ => None,
+            };
+            self.recent.push_back(super::Sent {
+                id,
+                target: target.to_owned(),
+                command,
+                label,
+            });
             id = MsgId(id.0 + 1);
         }
     }

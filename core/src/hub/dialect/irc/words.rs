@@ -324,8 +324,8 @@ impl Irc {
         self.recent
             .iter()
             .rev()
-            .find(|(i, ..)| *i == id)
-            .map(|(_, t, v)| (t.as_str(), *v))
+            .find(|s| s.id == id)
+            .map(|s| (s.target.as_str(), s.command))
     }
 
     /// A reply in IRC's words.
@@ -797,7 +797,18 @@ impl Irc {
         // A message refused after its line ended names the command that sent it.
         let verb = match (&self.running, re) {
             (Some(r), _) => r.verb.as_str(),
-            (None, Re::Msg(id)) => self.sent_late(*id).map_or("*", |(_, v)| v),
+            (None, Re::Msg(id)) => {
+                // A store's refusal is the answer to a labeled line whose echo it replaces
+                // (see `Sent::label`).
+                let label = (kind == ErrorKind::NotStored)
+                    .then(|| self.recent.iter().rev().find(|s| s.id == *id))
+                    .flatten()
+                    .and_then(|s| s.label.as_deref());
+                if let Some(label) = label {
+                    l.tags = Tags::none().with("label", label);
+                }
+                self.sent_late(*id).map_or("*", |(_, v)| v)
+            }
             (None, _) => "*",
         };
         if verb == "NOTICE" {
