@@ -268,3 +268,72 @@ fn line_mode_says_who_is_away_once_per_change_across_resumes() {
         .expect("carol's join");
     assert_eq!(lines[join + 1], "-- carol is away: brb", "{lines:?}");
 }
+
+/// An account signed in on two doors is one person, away on both: set on one door (nc here),
+/// the natter client on the other is told it is away too, and `/back` typed in the client is
+/// said on nc, as each door says its own. Only the asking connection was told: the client
+/// showed nothing while everyone writing to the account was answered that it was away, and
+/// after `/back` elsewhere nc still read it as away; a door signing in later is told too.
+/// Co-members are told once either way.
+#[test]
+fn away_set_on_one_door_of_an_account_is_said_on_its_other_doors() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    net.type_line(a, "/register correct horse battery");
+    let b = net.add_session("bob", &["#lobby"]);
+    let t = net.add_text();
+    net.type_line(t, "/login alice correct horse battery");
+    assert!(
+        net.lines(t)
+            .contains(&"-- you are signed in as alice".to_owned()),
+        "{:?}",
+        net.lines(t)
+    );
+
+    net.type_line(t, "/away on the phone");
+    assert!(
+        net.lines(t)
+            .contains(&"-- you are away: on the phone (/back when you are back)".to_owned()),
+        "{:?}",
+        net.lines(t)
+    );
+    let mine = "you are away: on the phone (/back when you are back)".to_owned();
+    assert!(
+        notes(&mut net, a).contains(&mine),
+        "the account's other door: {:?}",
+        notes(&mut net, a)
+    );
+    let bob_told =
+        |net: &mut Net, words: &str| notes(net, b).iter().filter(|l| l.as_str() == words).count();
+    assert_eq!(bob_told(&mut net, "alice is away: on the phone"), 1);
+
+    net.type_line(a, "/back");
+    assert!(
+        notes(&mut net, a).contains(&"you are back (no longer away)".to_owned()),
+        "{:?}",
+        notes(&mut net, a)
+    );
+    assert_eq!(
+        net.lines(t).last().map(String::as_str),
+        Some("-- you are back (no longer away)"),
+        "the account's other door: {:?}",
+        net.lines(t)
+    );
+    assert_eq!(bob_told(&mut net, "alice is back"), 1);
+
+    // Said again with nothing changed: the asker is answered, the other door told nothing.
+    let before = net.lines(t).len();
+    net.type_line(a, "/back");
+    assert_eq!(net.lines(t).len(), before, "{:?}", net.lines(t));
+
+    // A third door signing in while the account is away is told so, as the others were.
+    net.type_line(a, "/away in a meeting");
+    let n = net.add_text();
+    net.type_line(n, "/login alice correct horse battery");
+    assert!(
+        net.lines(n)
+            .contains(&"-- you are away: in a meeting (/back when you are back)".to_owned()),
+        "{:?}",
+        net.lines(n)
+    );
+}

@@ -1055,6 +1055,7 @@ impl Hub {
                     }
                 }
                 self.send_markers(conn, uid);
+                self.tell_own_away(conn, uid);
                 self.deliver_held(uid);
                 if was_offline {
                     self.account_presence_changed(uid, false);
@@ -1171,6 +1172,7 @@ impl Hub {
         self.welcome(conn, name.clone(), None, false);
         self.enter_account_rooms(conn, uid);
         self.send_markers(conn, uid);
+        self.tell_own_away(conn, uid);
         self.deliver_held(uid);
         if was_offline {
             self.account_presence_changed(uid, false);
@@ -1831,6 +1833,16 @@ impl Hub {
                 None => self.replay_recent(conn, &room, latest),
             }
         }
+    }
+
+    /// A device joining an account's user that is away (set on another of its doors, or
+    /// before it last went offline) is told so, as that door was: every door of one person
+    /// says the same.
+    fn tell_own_away(&mut self, conn: ConnId, uid: UserId) {
+        let Some(away) = self.users.get(&uid).and_then(|u| u.away().cloned()) else {
+            return;
+        };
+        self.reply(conn, Reply::Info(super::query::Info::AwayNow(Some(away))));
     }
 
     /// The account's read markers, one per room it is in.

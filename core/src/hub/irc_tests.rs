@@ -7503,3 +7503,34 @@ fn invite_alone_lists_the_users_unused_invitations() {
     n.send(b, &["INVITE alice"]);
     assert_eq!(numerics(&n.lines(b)), ["461"]);
 }
+
+/// An account on an IRC client and on natter's client is one person, away on both: the IRC
+/// connection signing in while the account is away is told `306`, `/back` on the natter
+/// client is `305` there, and the IRC client's `AWAY` is the natter client's `Away` of its own
+/// nick. Only the connection that asked was told: the other door showed its user as here.
+#[test]
+fn away_is_said_on_every_door_of_an_account() {
+    let mut n = Net::new();
+    let a = registered(&mut n, "alice");
+    n.send_bin(a, &ClientMsg::Away(Some(text("lunch"))));
+    n.recv(a);
+    let (c, l) = sasl_client(&mut n, "alice", "");
+    assert!(
+        l.iter().any(|l| l.starts_with(":natter.irc 306 alice ")),
+        "{l:?}"
+    );
+    n.send_bin(a, &ClientMsg::Away(None));
+    let l = n.lines(c);
+    assert!(
+        l.iter().any(|l| l.starts_with(":natter.irc 305 alice ")),
+        "{l:?}"
+    );
+    n.send(c, &["AWAY :on the phone"]);
+    let got = n.recv(a);
+    assert!(
+        got.iter().any(|m| matches!(m,
+            ServerMsg::Away { nick, away: Some(t) }
+                if nick.as_str() == "alice" && t.as_str() == "on the phone")),
+        "{got:?}"
+    );
+}

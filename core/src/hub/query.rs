@@ -1005,8 +1005,10 @@ impl Hub {
         self.tell_co_members(uid, &Info::Away { nick, away });
     }
 
-    /// Sets or clears `uid`'s away message, tells `conn`, and tells each connection that shares
-    /// a room with the user once (when it changed).
+    /// Sets or clears `uid`'s away message, tells `conn`, and, when it changed, the user's other
+    /// connections (an account signed in on several doors is away on all of them: each says
+    /// so as it says its own, IRC's `305`/`306`, natter's `Away` of its own nick) and each
+    /// connection that shares a room with the user once.
     pub(super) fn set_away(&mut self, conn: ConnId, uid: UserId, away: Option<Text>) {
         let Some(u) = self.users.get_mut(&uid) else {
             return;
@@ -1018,6 +1020,10 @@ impl Hub {
         self.reply(conn, Reply::Info(Info::AwayNow(away.clone())));
         if !changed {
             return;
+        }
+        let own: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
+        for other in own {
+            self.reply(other, Reply::Info(Info::AwayNow(away.clone())));
         }
         self.tell_co_members(uid, &Info::Away { nick, away });
     }
