@@ -7422,9 +7422,10 @@ fn invite_alone_lists_the_users_unused_invitations() {
 
 /// A numeric that echoes a name the client gave (a refused nick, an unknown channel or target)
 /// fits its 512-byte line however long the name was, and shows none of the characters
-/// `sanitize` would change. Found by the thirty-first session's attack pass: `NICK` with 490
-/// letters was answered with a 568-byte `432` (and `JOIN`, `WHOIS`, `PRIVMSG` likewise, up to
-/// 571 bytes: lines IRC clients may refuse), and `NICK \u{202e}q` echoed the bidi override raw.
+/// `sanitize` would change; so do `PONG` and `CAP NAK`. Found by the thirty-first session's
+/// attack pass: `NICK` with 490 letters was answered with a 568-byte `432` (and `JOIN`,
+/// `WHOIS`, `PRIVMSG` likewise, up to 571 bytes; a long `PING` with a 529-byte `PONG`: lines IRC
+/// clients may refuse), and `NICK \u{202e}q` echoed the bidi override raw.
 #[test]
 fn numerics_echo_what_a_client_named_within_the_line_and_without_invisible_characters() {
     let mut n = Net::new();
@@ -7449,6 +7450,9 @@ fn numerics_echo_what_a_client_named_within_the_line_and_without_invisible_chara
         format!("PRIVMSG {target} :hi"),
         format!("KICK #{} {} :x", "a".repeat(240), "b".repeat(240)),
         format!("INVITE {} #{}", "a".repeat(250), "b".repeat(240)),
+        // Not numerics, but echoes too (529 and 515 bytes before).
+        format!("PING :{}", "p".repeat(500)),
+        format!("CAP REQ :{}", "x".repeat(490)),
     ] {
         n.feed(c, format!("{line}\r\n").as_bytes());
         n.advance(1_000); // out of flood control's way

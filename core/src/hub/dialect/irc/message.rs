@@ -268,10 +268,15 @@ pub(super) fn without_controls(p: &str, last: bool) -> Cow<'_, str> {
 /// A name a client gave as a numeric echoes it: at most [`IRC_MAX_ECHOED`] bytes, cut at a
 /// character boundary, so that the numeric fits its line however long the name was.
 pub(super) fn echoed(p: &str) -> &str {
-    if p.len() <= IRC_MAX_ECHOED {
+    cut(p, IRC_MAX_ECHOED)
+}
+
+/// `p` cut to at most `max` bytes at a character boundary, with nothing added.
+pub(super) fn cut(p: &str, max: usize) -> &str {
+    if p.len() <= max {
         return p;
     }
-    let mut end = IRC_MAX_ECHOED;
+    let mut end = max;
     while !p.is_char_boundary(end) {
         end -= 1;
     }

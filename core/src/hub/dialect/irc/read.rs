@@ -2,7 +2,7 @@
 //! as hub requests, queries, or answers of the dialect's own. Every refusal is a numeric.
 
 use super::caps;
-use super::message::{Message, Tags, body_len, echoed, fit, write_line};
+use super::message::{Message, Tags, body_len, cut, echoed, fit, write_line};
 use super::names::{self, Said};
 use super::numeric::*;
 use super::{Irc, Label, Running, Whox};
@@ -164,14 +164,23 @@ impl Plan<'_> {
         }
     }
 
-    /// Any line from the server.
+    /// Any line from the server. Its last parameter may echo what the client sent (a `PING`'s
+    /// token, a `CAP REQ`'s list): it is cut so that the line fits [`IRC_MAX_LINE`].
     fn line(&mut self, command: &str, params: &[&str], trailing: bool) {
+        let server = self.server.as_str();
+        let mut params = params.to_vec();
+        if let Some((last, middle)) = params.split_last_mut() {
+            *last = cut(
+                last,
+                IRC_MAX_LINE.saturating_sub(body_len(server, command, middle, 0)),
+            );
+        }
         write_line(
             &mut self.answer,
             &self.tags,
-            self.server.as_str(),
+            server,
             command,
-            params,
+            &params,
             trailing,
         );
     }
