@@ -332,6 +332,12 @@ pub const IRC_MAX_WHO_MATCHES: usize = 200;
 /// worst); a longer one is answered with its `315` alone.
 pub const IRC_MAX_WHO_MASK: usize = 80;
 
+/// Longest part of a name a client gave that an IRC numeric echoes back (a refused nick, channel,
+/// target or mask), in bytes; the rest is cut. Every valid name, key and `WHO` mask fits
+/// ([`IRC_MAX_WHO_MASK`]), and a numeric echoing three of them still fits [`IRC_MAX_LINE`]:
+/// before this a 490-byte `NICK` was answered with a 568-byte `432`, a line IRC clients may refuse.
+pub const IRC_MAX_ECHOED: usize = 100;
+
 /// Most nicks one IRC connection may `MONITOR` (its `MONITOR=` in the welcome): bounds the
 /// hub's lists at this many per IRC connection; a `MONITOR +` past it is `734` for the rest.
 pub const IRC_MONITOR_MAX: usize = 100;

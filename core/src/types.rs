@@ -393,6 +393,13 @@ pub fn sanitize(s: &str) -> String {
     out
 }
 
+/// Whether [`sanitize`] replaces or drops `c`: a control character, a bidi override, isolate or
+/// mark, a line separator, an invisible character. For text written as it came, never stored
+/// (the names an IRC numeric echoes), that leaves such characters out.
+pub(crate) fn shown_unsafely(c: char) -> bool {
+    matches!(class(c), Class::Replace(_) | Class::Drop)
+}
+
 /// What [`sanitize`] does with a character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {

@@ -7534,3 +7534,49 @@ fn away_is_said_on_every_door_of_an_account() {
         "{got:?}"
     );
 }
+
+/// A numeric that echoes a name the client gave (a refused nick, an unknown channel or target)
+/// fits its 512-byte line however long the name was, and shows none of the characters
+/// `sanitize` would change; so do `PONG` and `CAP NAK`. Found by the thirty-first session's
+/// attack pass: `NICK` with 490 letters was answered with a 568-byte `432` (and `JOIN`,
+/// `WHOIS`, `PRIVMSG` likewise, up to 571 bytes; a long `PING` with a 529-byte `PONG`: lines IRC
+/// clients may refuse), and `NICK \u{202e}q` echoed the bidi override raw.
+#[test]
+fn numerics_echo_what_a_client_named_within_the_line_and_without_invisible_characters() {
+    let mut n = Net::new();
+    let c = n.irc();
+    let long = "n".repeat(490);
+    n.feed(c, format!("NICK {long}\r\n").as_bytes());
+    let l = n.said(c);
+    assert!(l.iter().any(|l| numeric(l) == Some("432")), "{l:?}");
+    n.feed(c, "NICK \u{202e}q\u{200b}\u{2028}r\r\n".as_bytes());
+    let l = n.said(c);
+    let shown = l.iter().find(|l| numeric(l) == Some("432")).unwrap();
+    assert!(shown.starts_with(":natter.irc 432 * qr :"), "{shown:?}");
+    n.feed(c, b"NICK ann\r\nUSER a 0 * :Ann\r\n");
+    n.said(c);
+    let channel = format!("#{}", "c".repeat(490));
+    let target = "q".repeat(480);
+    for line in [
+        format!("JOIN {channel}"),
+        format!("MODE {channel}"),
+        format!("TOPIC {channel}"),
+        format!("WHOIS {target}"),
+        format!("PRIVMSG {target} :hi"),
+        format!("KICK #{} {} :x", "a".repeat(240), "b".repeat(240)),
+        format!("INVITE {} #{}", "a".repeat(250), "b".repeat(240)),
+        // Not numerics, but echoes too (529 and 515 bytes before).
+        format!("PING :{}", "p".repeat(500)),
+        format!("CAP REQ :{}", "x".repeat(490)),
+    ] {
+        n.feed(c, format!("{line}\r\n").as_bytes());
+        n.advance(1_000); // out of flood control's way
+        let l = n.said(c);
+        assert!(!l.is_empty(), "{line:.20}: no answer");
+        assert!(
+            l.iter().all(|l| !l.contains('\u{202e}')),
+            "{line:.20}: {l:?}"
+        );
+    }
+    assert!(!n.closed(c));
+}

@@ -477,11 +477,20 @@ impl Hub {
         if wanted.is_empty() {
             return self.send_found(conn, uid, Vec::new());
         }
+        // Only the rings of the rooms asked about, which the user is in: the newest hits of
+        // other rooms would fill the results in place of its own (and each search would read
+        // the whole server's history).
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
         let mut hits: Vec<RoomEvent> = Vec::new();
-        for (name, r) in &self.rooms {
+        for name in u.rooms.iter() {
             if room.as_ref().is_some_and(|want| want != name) {
                 continue;
             }
+            let Some(r) = self.rooms.get(name) else {
+                continue;
+            };
             hits.extend(r.events().filter(|ev| match &ev.kind {
                 EventKind::Say { text, .. }
                 | EventKind::Act { text, .. }

@@ -4235,6 +4235,47 @@ mod past {
     }
 
     #[test]
+    fn without_a_store_search_reads_only_the_searchers_rooms() {
+        // A memory-only server searched every room's ring, then kept the newest
+        // SEARCH_MAX_RESULTS hits, then dropped those of rooms the searcher is not in: newer
+        // lines in other people's rooms crowded the searcher's own out (found by the
+        // thirty-first session's attack pass), and every search read the whole server's history.
+        let mut t = T::with(Config {
+            history_len: 256,
+            ..small_ring(false)
+        });
+        let a = t.bin("alice");
+        let b = t.bin("bob");
+        t.join(a, "#mine");
+        t.say(a, "#mine", 1, "needle of alice");
+        t.join(b, "#theirs");
+        for i in 1..=u64::try_from(crate::limits::SEARCH_MAX_RESULTS).unwrap() + 5 {
+            t.say(b, "#theirs", i, &format!("needle {i}"));
+        }
+        t.recv(a);
+        t.send(
+            a,
+            &ClientMsg::Search {
+                room: None,
+                words: text("needle"),
+            },
+        );
+        let got = t.recv(a);
+        let found: Vec<String> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Found(ev) => ev.kind.line().map(|(_, t)| t.as_str().to_owned()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(found, ["needle of alice"], "{got:?}");
+        assert!(
+            matches!(got.last(), Some(ServerMsg::FoundEnd { count: 1 })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn without_a_store_a_ring_that_dropped_older_lines_does_not_call_its_start_the_beginning() {
         let mut t = T::with(small_ring(false));
         let a = t.bin("alice");

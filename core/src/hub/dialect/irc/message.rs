@@ -3,6 +3,7 @@
 //! never fails on junk (a line with no command is nothing); writing escapes tag values and puts
 //! a `:` in front of a last parameter that needs one.
 
+use crate::limits::IRC_MAX_ECHOED;
 use std::borrow::Cow;
 
 /// Parameters a message may have (RFC 2812: 15; the 15th takes the rest of the line).
@@ -250,16 +251,48 @@ pub(super) fn middle_param(p: &str) -> Cow<'_, str> {
 
 /// A parameter without control characters. Numerics echo what a client typed (a channel or
 /// nick that was refused), which may hold NUL, CR or LF (which would cut the line or make it
-/// one no client may receive) or terminal controls; everything else natter writes is cleaned
+/// one no client may receive), terminal controls, or bidi overrides, line separators and
+/// invisible characters (which would garble how the client shows the rest of the line); all
+/// are left out ([`crate::types::shown_unsafely`]); everything else natter writes is cleaned
 /// [`crate::types::Text`] already. `\x01` stays in the last parameter, where CTCP (`ACTION`)
 /// needs it. Never longer than `p`, so the line lengths counted before stay true.
 pub(super) fn without_controls(p: &str, last: bool) -> Cow<'_, str> {
-    let drop = |c: char| c.is_control() && !(last && c == '\x01');
+    let drop = |c: char| crate::types::shown_unsafely(c) && !(last && c == '\x01');
     if p.contains(drop) {
         Cow::Owned(p.chars().filter(|&c| !drop(c)).collect())
     } else {
         Cow::Borrowed(p)
     }
+}
+
+/// A name a client gave as a numeric echoes it: at most [`IRC_MAX_ECHOED`] bytes, cut at a
+/// character boundary, so that the numeric fits its line however long the name was.
+pub(super) fn echoed(p: &str) -> &str {
+    cut(p, IRC_MAX_ECHOED)
+}
+
+/// `p` cut to at most `max` bytes at a character boundary, with nothing added.
+pub(super) fn cut(p: &str, max: usize) -> &str {
+    if p.len() <= max {
+        return p;
+    }
+    let mut end = max;
+    while !p.is_char_boundary(end) {
+        end -= 1;
+    }
+    &p[..end]
+}
+
+/// `text` cut to at most `max` bytes, with an ellipsis if it was cut.
+pub(super) fn fit(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// The length in bytes of what [`write_line`] writes after the tags (the part the 512-byte
@@ -365,6 +398,11 @@ mod tests {
             ":s 403 ann #a[2J :No such channel\r\n"
         );
         assert_eq!(w(&["ann", "\0\u{85}", "x\ny\0"]), ":s 403 ann * xy\r\n");
+        assert_eq!(
+            w(&["ann", "#a\u{202e}\u{200b}\u{2028}b", "x\u{2066}y"]),
+            ":s 403 ann #ab xy\r\n",
+            "nor bidi overrides, invisible characters or line separators"
+        );
         assert_eq!(
             w(&["\0:a", "b"]),
             ":s 403 * b\r\n",

@@ -2,7 +2,7 @@
 //! as hub requests, queries, or answers of the dialect's own. Every refusal is a numeric.
 
 use super::caps;
-use super::message::{Message, Tags, write_line};
+use super::message::{Message, Tags, body_len, cut, echoed, fit, write_line};
 use super::names::{self, Said};
 use super::numeric::*;
 use super::{Irc, Label, Running, Whox};
@@ -10,7 +10,8 @@ use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, MonitorOp, Reply, Request, Step};
 use crate::hub::query::{Query, WhoFields, wildcard_matches};
 use crate::limits::{
-    IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK, IRC_MONITOR_MAX,
+    IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK,
+    IRC_MONITOR_MAX,
 };
 use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
@@ -139,8 +140,11 @@ impl Plan<'_> {
     fn num(&mut self, code: &str, middle: &[&str], text: &str) {
         let mut params = Vec::with_capacity(middle.len() + 2);
         params.push(self.me.as_str());
-        params.extend_from_slice(middle);
-        params.push(text);
+        // What the client named is echoed cut, and the text cut to what is left of the line.
+        params.extend(middle.iter().map(|p| echoed(p)));
+        let room = IRC_MAX_LINE.saturating_sub(body_len(self.server.as_str(), code, &params, 0));
+        let text = fit(text, room);
+        params.push(&text);
         write_line(
             &mut self.answer,
             &self.tags,
@@ -160,14 +164,23 @@ impl Plan<'_> {
         }
     }
 
-    /// Any line from the server.
+    /// Any line from the server. Its last parameter may echo what the client sent (a `PING`'s
+    /// token, a `CAP REQ`'s list): it is cut so that the line fits [`IRC_MAX_LINE`].
     fn line(&mut self, command: &str, params: &[&str], trailing: bool) {
+        let server = self.server.as_str();
+        let mut params = params.to_vec();
+        if let Some((last, middle)) = params.split_last_mut() {
+            *last = cut(
+                last,
+                IRC_MAX_LINE.saturating_sub(body_len(server, command, middle, 0)),
+            );
+        }
         write_line(
             &mut self.answer,
             &self.tags,
-            self.server.as_str(),
+            server,
             command,
-            params,
+            &params,
             trailing,
         );
     }

@@ -4,7 +4,7 @@
 //! capabilities and the line running (its label or batch).
 
 use super::caps::Cap;
-use super::message::{Tags, body_len, write_line};
+use super::message::{Tags, body_len, echoed, fit, write_line};
 use super::names::{self, NETWORK};
 use super::numeric::*;
 use super::time;
@@ -100,17 +100,6 @@ fn size_notice(members: u32, summed: bool) -> String {
     }
 }
 
-fn fit(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// Lines being written for one reply or event.
 struct Lines<'s> {
     /// The server's name, the source of its own lines.
@@ -139,7 +128,7 @@ impl Lines<'_> {
     fn num(&mut self, code: &str, middle: &[&str], text: &str) {
         let mut params = Vec::with_capacity(middle.len() + 2);
         params.push(self.me.as_str());
-        params.extend_from_slice(middle);
+        params.extend(middle.iter().map(|p| echoed(p)));
         // A numeric's text is cut to fit its line (topics, away messages: never chat).
         let room = IRC_MAX_LINE.saturating_sub(body_len(self.server, code, &params, 0));
         let text = fit(text, room);
