@@ -537,7 +537,11 @@ impl HubTask {
                 match accepted {
                     Ok(conn) => {
                         if reply.send(Some(conn)).is_ok() {
-                            info!(%conn, %peer, "connected");
+                            if self.hub.refusal_unsaid(conn) {
+                                debug!(%conn, %peer, "connected, refused");
+                            } else {
+                                info!(%conn, %peer, "connected");
+                            }
                             self.conns.insert(conn, Conn { outbox });
                             if let Some(data) = first {
                                 self.read(conn, &data, now);
@@ -573,8 +577,13 @@ impl HubTask {
             Input::Eof { conn } | Input::Closed { conn } => {
                 if self.conns.remove(&self.hub, &conn).is_some() {
                     let (peer, via) = (self.peer(conn), self.via(conn));
+                    let unsaid = self.hub.refusal_unsaid(conn);
                     self.hub.handle_close(conn, now);
-                    info!(%conn, %peer, via, "disconnected");
+                    if unsaid {
+                        debug!(%conn, %peer, via, "disconnected");
+                    } else {
+                        info!(%conn, %peer, via, "disconnected");
+                    }
                 }
             }
             Input::ReloadAccounts { reply } => match &self.store {
@@ -682,7 +691,11 @@ impl HubTask {
                 HubEvent::Close { conn, reason } => {
                     if let Some(c) = self.conns.get(&self.hub, &conn) {
                         let (peer, via) = (self.peer(conn), self.via(conn));
-                        info!(%conn, %peer, via, %reason, "closing");
+                        if self.hub.refusal_unsaid(conn) {
+                            debug!(%conn, %peer, via, %reason, "closing");
+                        } else {
+                            info!(%conn, %peer, via, %reason, "closing");
+                        }
                         c.outbox.close();
                     }
                 }

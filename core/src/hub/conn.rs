@@ -462,6 +462,9 @@ struct Held {
 pub(crate) struct Rare {
     /// Refused at admission: told in its mode as soon as that is known, then closed.
     pub(crate) refused: Option<String>,
+    /// Its refusal at admission was not said in the log ([`super::admit::RefusalLog`]): nor
+    /// are its accept and close.
+    pub(crate) refusal_unsaid: bool,
     /// Rooms whose traffic is being skipped: first..=last missed seq.
     pub(crate) gaps: BTreeMap<RoomName, (Seq, Seq)>,
     /// History refills that stopped because the backlog was full: room → continue after this
@@ -1062,6 +1065,32 @@ impl Conn {
         }
         // Caught up: an idle connection keeps no bookkeeping allocated.
         self.drop_backlog_if_caught_up();
+    }
+
+    /// Refused at admission for `limit`: `LimitHit` if the log is to hear of it (`said`:
+    /// how many such refusals it did not hear of before this one), else only noted, so that
+    /// neither it nor the connection's accept and close are logged.
+    pub(crate) fn refused_at_admission(
+        &mut self,
+        out: &mut Out,
+        limit: Limit,
+        detail: String,
+        said: Option<u32>,
+    ) {
+        match said {
+            Some(0) => self.limit_hit(out, limit, detail.clone()),
+            Some(unsaid) => self.limit_hit(
+                out,
+                limit,
+                format!("{detail} ({unsaid} more refused for this limit since the last such line)"),
+            ),
+            None => {
+                let rare = self.rare_mut();
+                rare.limits_hit.insert(limit);
+                rare.refusal_unsaid = true;
+            }
+        }
+        self.rare_mut().refused = Some(detail);
     }
 
     /// Emits `LimitHit` the first time this connection hits `limit`.

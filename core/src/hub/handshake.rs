@@ -71,8 +71,8 @@ impl Hub {
                 self.stats.refused(Some(r.limit));
                 debug!(conn = %id, %peer, limit = %r.limit, "refused at accept");
                 self.refused_pending += 1;
-                conn.limit_hit(&mut self.out, r.limit, r.detail.clone());
-                conn.rare_mut().refused = Some(r.detail);
+                let said = self.refusals_said.say(r.limit, now);
+                conn.refused_at_admission(&mut self.out, r.limit, r.detail, said);
             }
         }
         debug!(conn = %id, %peer, "accepted");
@@ -168,11 +168,11 @@ impl Hub {
                 Ok(()) => c.set_counted_ip(Some(ip)),
                 Err(r) => {
                     self.stats.refused(Some(r.limit));
-                    c.limit_hit(&mut self.out, r.limit, r.detail.clone());
                     if c.refused().is_none() {
                         self.refused_pending += 1;
                     }
-                    c.rare_mut().refused = Some(r.detail);
+                    let said = self.refusals_said.say(r.limit, now);
+                    c.refused_at_admission(&mut self.out, r.limit, r.detail, said);
                 }
             }
         }

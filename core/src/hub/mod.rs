@@ -655,6 +655,8 @@ pub struct Hub {
     out: Out,
     timers: Timers,
     ips: IpTable,
+    /// Which refusals at admission the log hears of.
+    refusals_said: admit::RefusalLog,
     refused_pending: usize,
     detached: usize,
     shut: bool,
@@ -720,6 +722,7 @@ impl Hub {
             out: Out::default(),
             timers: Timers::default(),
             ips: IpTable::default(),
+            refusals_said: admit::RefusalLog::default(),
             refused_pending: 0,
             detached: 0,
             shut: false,
@@ -1104,6 +1107,16 @@ impl Hub {
     /// the `sign-in failed` line says; `None` for an unknown connection.
     pub fn client_ip(&self, conn: ConnId) -> Option<IpAddr> {
         self.conns.get(&conn).map(conn::Conn::client_ip)
+    }
+
+    /// Whether `conn` was refused at admission and the log was not told (at most one line per
+    /// limit per ten seconds says such refusals, with how many went unsaid): its accept and
+    /// close are then not worth a line either. Every refusal is counted in the metrics.
+    pub fn refusal_unsaid(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.rare())
+            .is_some_and(|r| r.refusal_unsaid)
     }
 
     /// Whether the user with `nick` (attached or detached) is in `room`.

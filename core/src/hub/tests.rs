@@ -4737,6 +4737,67 @@ fn stats_count_what_the_hub_did() {
     assert!(t.hub.stats().gaps >= 1, "{:?}", t.hub.stats());
 }
 
+/// An address opening connections in a loop past its limit is refused every time, and told
+/// every time, but the log hears of the first refusal of a limit and then of one per ten
+/// seconds, with how many it did not hear of: the thirty-first session's attack pass wrote
+/// 1,028 `WARN` lines (and as many accepts and closes at `INFO`) for one burst. The quiet ones
+/// are marked for the shell ([`Hub::refusal_unsaid`]), which logs their accept and close at
+/// `DEBUG`; the metrics count them all.
+#[test]
+fn refusals_at_admission_are_said_in_the_log_once_per_ten_seconds_with_a_count() {
+    let mut cfg = config();
+    cfg.max_connections_per_ip = 1;
+    let mut t = T::with(cfg);
+    let far = ip("203.0.113.5");
+    let (_held, _) = t.hello(far, "one", None);
+    let said = |t: &T| {
+        t.events
+            .iter()
+            .filter_map(|e| match e {
+                HubEvent::LimitHit {
+                    limit: Limit::PerIp,
+                    detail,
+                    ..
+                } => Some(detail.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut refused = Vec::new();
+    for _ in 0..5 {
+        let c = t.hub.accept(far, t.now).unwrap();
+        t.pump();
+        t.feed(c, b"hi\n");
+        let l = t.lines(c);
+        assert!(
+            l.iter().any(|l| l.contains("connections open")),
+            "every one is told: {l:?}"
+        );
+        assert!(t.closed(c));
+        refused.push(c);
+    }
+    let first = said(&t);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(!first[0].contains("more refused"), "{first:?}");
+    assert!(!t.hub.refusal_unsaid(refused[0]));
+    assert!(refused[1..].iter().all(|&c| t.hub.refusal_unsaid(c)));
+    for c in refused {
+        t.hub.handle_close(c, t.now);
+    }
+    // Ten seconds on, the next is said with the four before it.
+    t.advance(10_000);
+    let c = t.hub.accept(far, t.now).unwrap();
+    t.pump();
+    let now_said = said(&t);
+    assert_eq!(now_said.len(), 2, "{now_said:?}");
+    assert!(
+        now_said[1].ends_with("(4 more refused for this limit since the last such line)"),
+        "{now_said:?}"
+    );
+    assert!(!t.hub.refusal_unsaid(c));
+    assert_eq!(t.hub.stats().refusals(RefusedWhy::PerIp), 6);
+}
+
 #[test]
 fn reconfigure_applies_to_new_work_and_keeps_open_connections() {
     let mut cfg = config();
@@ -4764,7 +4825,8 @@ fn reconfigure_applies_to_new_work_and_keeps_open_connections() {
     t.hub.handle_close(c1, t.now);
     let c4 = t.hub.accept(far, t.now).unwrap();
     t.pump();
-    assert_eq!(t.limit(c4, Limit::PerIp), 1);
+    // Refused (the log heard of c3's refusal a moment ago: this one is counted, not said).
+    assert!(t.hub.refusal_unsaid(c4));
     t.hub.handle_close(c4, t.now);
     t.hub.handle_close(c2, t.now);
     let (_, got) = t.hello(far, "five", None);
