@@ -316,6 +316,12 @@ pub const IRC_MAX_USERNAME: usize = 16;
 /// WHOWAS, so it stays short (Solanum's `REALLEN` is 50).
 pub const IRC_MAX_REALNAME: usize = 64;
 
+/// Longest topic an IRC client sets, in UTF-8 bytes (`TOPICLEN`): about what fits in a `332`
+/// to a 16-byte nick for a 32-byte channel with room to spare. A longer one is cut there at a
+/// character boundary, as solanum and ergo cut it; natter's other doors set topics of up to
+/// [`MAX_TEXT_BYTES`], which IRC's `332` shows cut to the line.
+pub const IRC_TOPICLEN: usize = 390;
+
 /// Users one IRC `WHO` with a mask (`WHO *`, `WHO al*`) lists at most: each is a line of up to
 /// ~200 bytes, so a `WHO *` on a server of 100,000 users answers ~40 KB, not megabytes (a
 /// channel's `WHO` is bounded by [`MAX_MEMBERS_LISTED`]).

@@ -767,6 +767,14 @@ fn every_refusal_after_registration_is_a_numeric() {
             &["401", "401", "401", "401", "407"],
         ),
         ("NOTICE nobody :hi", &[]),
+        // Commas and no target: 411 (until the thirty-first session, nothing at all).
+        ("PRIVMSG ,, :hi", &["411"]),
+        ("NOTICE , :hi", &[]),
+        // A target named twice is one target: four others still fit.
+        (
+            "PRIVMSG a,A,b,c,d,e :hi",
+            &["401", "401", "401", "401", "407"],
+        ),
         ("NICK", &["431"]),
         ("NICK 1x", &["432"]),
         ("NICK bob", &["433"]),
@@ -1532,6 +1540,96 @@ fn join_several_then_join_0_parts_them_all() {
         ]
     );
     assert!(!n.hub.is_member(&nick("hopper"), &room("#a")));
+}
+
+#[test]
+fn a_target_named_twice_in_one_privmsg_gets_the_text_once() {
+    let mut n = Net::new();
+    let a = n.client("twice", &["echo-message"]);
+    let b = n.client("reader", &[]);
+    n.send(a, &["JOIN #d"]);
+    n.send(b, &["JOIN #d"]);
+    n.lines(a);
+    n.lines(b);
+    // One line, one flood-control token: the room (and a nick) hears it once, however the
+    // name is written (until the thirty-first session, once per time it was named).
+    n.send(a, &["PRIVMSG #d,#D,#d,reader,READER :once"]);
+    assert_eq!(
+        n.lines(b),
+        [
+            ":twice!twice@natter PRIVMSG #d :once",
+            ":twice!twice@natter PRIVMSG reader :once",
+        ]
+    );
+    assert_eq!(n.lines(a).len(), 2);
+    n.send(a, &["NOTICE #d,#d :note"]);
+    assert_eq!(n.lines(b), [":twice!twice@natter NOTICE #d :note"]);
+}
+
+#[test]
+fn names_of_several_channels_answers_each() {
+    let mut n = Net::new();
+    let a = n.client("namer", &[]);
+    let b = n.client("other", &[]);
+    n.send(a, &["JOIN #n1,#n2"]);
+    n.send(b, &["JOIN #n2"]);
+    n.lines(a);
+    n.lines(b);
+    // Each channel named, in turn; a bad name and a room nobody is in get their `366` alone
+    // (until the thirty-first session only the first channel was answered, the rest dropped).
+    n.send(b, &["NAMES #n1,#c++,#n2,#none"]);
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc 353 other = #n1 :namer",
+            ":natter.irc 366 other #n1 :End of /NAMES list",
+            ":natter.irc 366 other #c++ :End of /NAMES list",
+            ":natter.irc 353 other = #n2 :namer other",
+            ":natter.irc 366 other #n2 :End of /NAMES list",
+            ":natter.irc 366 other #none :End of /NAMES list",
+        ]
+    );
+    // As many as a JOIN takes (TARGMAX NAMES:20); past that, 407 for the first left out.
+    let many: Vec<String> = (0..21).map(|i| format!("#m{i}")).collect();
+    n.send(b, &[format!("NAMES {}", many.join(",")).as_str()]);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l).iter().filter(|n| **n == "366").count(), 20);
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some(":natter.irc 407 other #m20 :Too many channels in one NAMES")
+    );
+}
+
+#[test]
+fn a_topic_from_irc_is_cut_to_topiclen() {
+    let mut n = Net::new();
+    let a = n.client("setter", &[]);
+    let b = n.client("reader", &[]);
+    n.send(a, &["JOIN #t"]);
+    n.send(b, &["JOIN #t"]);
+    n.lines(a);
+    n.lines(b);
+    // 005 says TOPICLEN=390: a longer topic is cut there, at a character boundary (`é` is two
+    // bytes: 389 + 2 would pass it), as solanum and ergo cut it; until the thirty-first
+    // session it was kept whole.
+    let long = format!("{}é{}", "x".repeat(389), "y".repeat(80));
+    n.send(a, &[format!("TOPIC #t :{long}").as_str()]);
+    let want = format!(":setter!setter@natter TOPIC #t :{}", "x".repeat(389));
+    assert_eq!(n.lines(b), [want]);
+    n.send(b, &["TOPIC #t"]);
+    assert_eq!(
+        n.lines(b)[0],
+        format!(":natter.irc 332 reader #t :{}", "x".repeat(389))
+    );
+    // One that fits is kept whole, and `TOPIC #t :` still clears it.
+    n.send(a, &[format!("TOPIC #t :{}", "z".repeat(390)).as_str()]);
+    assert_eq!(
+        n.lines(b),
+        [format!(
+            ":setter!setter@natter TOPIC #t :{}",
+            "z".repeat(390)
+        )]
+    );
 }
 
 #[test]

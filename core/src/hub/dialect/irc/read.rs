@@ -641,12 +641,25 @@ impl Irc {
             "PART" => self.part(msg, plan),
             "PRIVMSG" | "NOTICE" => self.say(msg, verb, next_id, plan),
             "TOPIC" => topic(msg, plan),
-            "NAMES" => match msg.param(0).map(|t| t.split(',').next().unwrap_or(t)) {
+            // `NAMES #a,#b`: each channel's names in turn (as many as a `JOIN` takes), as
+            // ergo and InspIRCd answer; none is left out without a word.
+            "NAMES" => match msg.param(0).filter(|t| t.split(',').any(|n| !n.is_empty())) {
                 None => plan.num(RPL_ENDOFNAMES, &["*"], "End of /NAMES list"),
-                Some(name) => match names::channel(name) {
-                    Ok(room) => plan.msg(ClientMsg::Who { room }),
-                    Err(_) => plan.num(RPL_ENDOFNAMES, &[name], "End of /NAMES list"),
-                },
+                Some(list) => {
+                    for (i, name) in list.split(',').filter(|n| !n.is_empty()).enumerate() {
+                        if i == IRC_MAX_JOIN_TARGETS {
+                            return plan.num(
+                                ERR_TOOMANYTARGETS,
+                                &[name],
+                                "Too many channels in one NAMES",
+                            );
+                        }
+                        match names::channel(name) {
+                            Ok(room) => plan.msg(ClientMsg::Who { room }),
+                            Err(_) => plan.num(RPL_ENDOFNAMES, &[name], "End of /NAMES list"),
+                        }
+                    }
+                }
             },
             // `WHO #chan`, `WHO nick`, or `WHO mask [o]` (a glob on nick, user name, host and
             // real name; `o`: server admins only); WHOX's `%fields[,token]` after the flags
@@ -983,7 +996,29 @@ impl Irc {
         let tags: Option<std::sync::Arc<str>> = (!tags.is_empty()).then(|| tags.into());
         let mut id = next_id;
         let mut text = Some(text);
-        let mut targets = targets.split(',').filter(|t| !t.is_empty()).enumerate();
+        // Each target once (`#a,#A`, `bob,BOB` name one: channels and nicks are ASCII and
+        // case-insensitive), as solanum drops duplicates: a line is one flood-control token,
+        // and would otherwise say the same text to a room several times. One past the limit is
+        // kept, for its `407`.
+        let mut list: Vec<&str> = Vec::new();
+        for t in targets.split(',').filter(|t| !t.is_empty()) {
+            if !list.iter().any(|seen| seen.eq_ignore_ascii_case(t)) {
+                list.push(t);
+                if list.len() > IRC_MAX_TARGETS {
+                    break;
+                }
+            }
+        }
+        // `PRIVMSG , :text`: commas but no target.
+        if list.is_empty() {
+            return plan.refuse(
+                notice,
+                ERR_NORECIPIENT,
+                &[],
+                &format!("No recipient given ({verb})"),
+            );
+        }
+        let mut targets = list.into_iter().enumerate();
         let mut next = targets.next();
         while let Some((i, target)) = next {
             next = targets.next();
@@ -1307,7 +1342,8 @@ fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
     match msg.params.get(1) {
         None => plan.msg(ClientMsg::Topic { room, topic: None }),
         // An empty topic (`TOPIC #room :`) clears it, as every IRC server does.
-        Some(text) => match Text::new(&names::plain(text)) {
+        // Cut to `TOPICLEN`, as `005` says.
+        Some(text) => match Text::new(&names::topic(text)) {
             Ok(topic) => plan.msg(ClientMsg::Topic {
                 room,
                 topic: Some(topic),

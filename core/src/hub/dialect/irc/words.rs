@@ -20,16 +20,13 @@ use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
 use crate::limits::{
     HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, IRC_MAX_WHO_MATCHES,
-    IRC_MONITOR_MAX, MAX_AWAY_BYTES, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN,
+    IRC_MONITOR_MAX, IRC_TOPICLEN, MAX_AWAY_BYTES, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN,
     MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
 use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
 use bytes::Bytes;
-
-/// What `TOPICLEN` says: about what fits in a `TOPIC` line from a client.
-const TOPICLEN: usize = 390;
 
 /// The message of the day.
 const MOTD: [&str; 3] = [
@@ -58,9 +55,9 @@ fn isupport() -> Vec<String> {
         "PREFIX=(ov)@+".into(),
         format!(
             "TARGMAX=PRIVMSG:{IRC_MAX_TARGETS},NOTICE:{IRC_MAX_TARGETS},\
-             TAGMSG:{IRC_MAX_TARGETS},JOIN:{IRC_MAX_JOIN_TARGETS},PART:{IRC_MAX_JOIN_TARGETS},NAMES:1,WHOIS:1"
+             TAGMSG:{IRC_MAX_TARGETS},JOIN:{IRC_MAX_JOIN_TARGETS},PART:{IRC_MAX_JOIN_TARGETS},NAMES:{IRC_MAX_JOIN_TARGETS},WHOIS:1"
         ),
-        format!("TOPICLEN={TOPICLEN}"),
+        format!("TOPICLEN={IRC_TOPICLEN}"),
         "UTF8ONLY".into(),
         "WHOX".into(),
     ]
