@@ -299,6 +299,10 @@ pub const IRC_MAX_TAGGED_LINE: usize = 8191;
 /// member of a room as sent, so this bounds what one line makes the server write per member.
 pub const IRC_MAX_CLIENT_TAGS: usize = 4094;
 
+/// Mode changes one IRC `MODE #room` line makes (`MODES`, in `005`): those past it are left
+/// out, as solanum leaves out those past its `MODES`. Each is an operator's action of its own.
+pub const IRC_MAX_MODES: usize = 8;
+
 /// Targets one IRC `PRIVMSG`/`NOTICE`/`TAGMSG` may name (`TARGMAX`): each is a request of its own, all
 /// for one flood-control token.
 pub const IRC_MAX_TARGETS: usize = 4;

@@ -521,6 +521,8 @@ fn registration_without_caps_gets_the_welcome_burst() {
         "PREFIX=(ov)@+",
         "CHANMODES=",
         "LINELEN=512",
+        // What one MODE line makes (until the thirty-first session, 8 unsaid).
+        "MODES=8",
         "NETWORK=natter",
         "UTF8ONLY",
         "WHOX",
@@ -1564,6 +1566,25 @@ fn a_target_named_twice_in_one_privmsg_gets_the_text_once() {
     assert_eq!(n.lines(a).len(), 2);
     n.send(a, &["NOTICE #d,#d :note"]);
     assert_eq!(n.lines(b), [":twice!twice@natter NOTICE #d :note"]);
+}
+
+#[test]
+fn a_mode_line_makes_at_most_the_modes_005_says() {
+    let mut n = Net::new();
+    let bob = n.bin("bob");
+    n.send_bin(bob, &ClientMsg::Join { room: room("#x") });
+    let c = n.client("al", &[]);
+    n.send(c, &["JOIN #x"]);
+    n.lines(c);
+    // Ten changes: the first MODES=8 are asked (and refused, al being no operator), the
+    // rest left out.
+    n.send(c, &["MODE #x +tttttttttt"]);
+    let l = n.lines(c);
+    assert_eq!(
+        numerics(&l),
+        vec!["482"; crate::limits::IRC_MAX_MODES],
+        "{l:?}"
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@ use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, MonitorOp, Reply, Request, Step};
 use crate::hub::query::{Query, WhoFields, wildcard_matches};
 use crate::limits::{
-    IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK, IRC_MONITOR_MAX,
+    IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_MODES, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK,
+    IRC_MONITOR_MAX,
 };
 use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
@@ -1475,7 +1476,7 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             }
         };
         asked += 1;
-        if asked > 8 {
+        if asked > IRC_MAX_MODES {
             break;
         }
         plan.msg(ClientMsg::Moderate {

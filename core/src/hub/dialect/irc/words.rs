@@ -19,9 +19,9 @@ use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
 use crate::limits::{
-    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, IRC_MAX_WHO_MATCHES,
-    IRC_MONITOR_MAX, IRC_TOPICLEN, MAX_AWAY_BYTES, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN,
-    MAX_ROOMS_PER_USER,
+    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_MODES, IRC_MAX_TARGETS,
+    IRC_MAX_WHO_MATCHES, IRC_MONITOR_MAX, IRC_TOPICLEN, MAX_AWAY_BYTES, MAX_MEMBERS_LISTED,
+    MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
@@ -48,6 +48,7 @@ fn isupport() -> Vec<String> {
         "CHANTYPES=#".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
         format!("MAXTARGETS={IRC_MAX_TARGETS}"),
+        format!("MODES={IRC_MAX_MODES}"),
         format!("MONITOR={IRC_MONITOR_MAX}"),
         "MSGREFTYPES=msgid,timestamp".into(),
         format!("NETWORK={NETWORK}"),
