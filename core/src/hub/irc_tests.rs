@@ -523,6 +523,7 @@ fn registration_without_caps_gets_the_welcome_burst() {
         "LINELEN=512",
         // What one MODE line makes (until the thirty-first session, 8 unsaid).
         "MODES=8",
+        "NAMES:20,LIST:20,KICK:4,WHOIS:1 ",
         "NETWORK=natter",
         "UTF8ONLY",
         "WHOX",
@@ -795,6 +796,9 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("MODE bob", &["502"]),
         ("MODE al +z", &["501"]),
         ("KICK #x bob", &["442"]),
+        // Four nicks at most, as TARGMAX says (until the thirty-first session the fifth was
+        // left out without a word).
+        ("KICK #x a,b,c,d,e", &["442", "442", "442", "442", "407"]),
         ("KICK #nowhere bob", &["403"]),
         ("KICK #x", &["461"]),
         ("WHOIS", &["431"]),

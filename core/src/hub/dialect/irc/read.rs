@@ -797,11 +797,16 @@ impl Irc {
                         Err(bad) => return plan.num(bad.numeric, &[chan], &bad.words),
                     };
                     let reason = msg.param(2).and_then(|r| Text::new(&names::plain(r)).ok());
-                    for nick in who
-                        .split(',')
-                        .filter(|n| !n.is_empty())
-                        .take(IRC_MAX_TARGETS)
-                    {
+                    // `KICK #a bob,carol`: as many as a PRIVMSG names (TARGMAX KICK:4), a
+                    // `407` for the first past them.
+                    for (i, nick) in who.split(',').filter(|n| !n.is_empty()).enumerate() {
+                        if i == IRC_MAX_TARGETS {
+                            return plan.num(
+                                ERR_TOOMANYTARGETS,
+                                &[nick],
+                                "Too many nicks in one KICK",
+                            );
+                        }
                         match Nick::new(nick) {
                             Ok(nick) => plan.msg(ClientMsg::Moderate {
                                 room: room.clone(),
