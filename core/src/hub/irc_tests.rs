@@ -1592,6 +1592,34 @@ fn a_mode_line_makes_at_most_the_modes_005_says() {
 }
 
 #[test]
+fn an_action_in_a_notice_to_a_nick_is_an_action_as_in_a_channel() {
+    let mut n = Net::new();
+    let a = n.client("actor", &[]);
+    let b = n.client("watcher", &[]);
+    n.send(a, &["JOIN #n"]);
+    n.send(b, &["JOIN #n"]);
+    n.lines(a);
+    n.lines(b);
+    n.send(
+        a,
+        &[
+            "NOTICE #n :\x01ACTION bows\x01",
+            "NOTICE watcher :\x01ACTION waves\x01",
+        ],
+    );
+    assert_eq!(
+        n.lines(b),
+        [
+            ":actor!actor@natter PRIVMSG #n :\x01ACTION bows\x01",
+            ":actor!actor@natter PRIVMSG watcher :\x01ACTION waves\x01",
+        ]
+    );
+    // A plain notice stays a notice.
+    n.send(a, &["NOTICE watcher :plain"]);
+    assert_eq!(n.lines(b), [":actor!actor@natter NOTICE watcher :plain"]);
+}
+
+#[test]
 fn names_of_several_channels_answers_each() {
     let mut n = Net::new();
     let a = n.client("namer", &[]);

@@ -779,9 +779,11 @@ impl Irc {
                 l.tags.clone()
             });
         }
-        // A direct action (`* nick action`, see `DirectMsg::action`) goes as IRC's.
+        // A direct action (`* nick action`, see `DirectMsg::action`) goes as IRC's; one that
+        // came in a NOTICE too, as a channel's `NOTICE #a :\x01ACTION ...` is an action (until
+        // the thirty-first session it reached IRC as the words `* nick action`).
         let (text, how) = match (how, dm.action()) {
-            (How::Say, Some(act)) => (act, How::Act),
+            (How::Say | How::Notice, Some(act)) => (act, How::Act),
             _ => (dm.text.as_str(), how),
         };
         for base in bases {
