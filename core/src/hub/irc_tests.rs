@@ -1816,6 +1816,55 @@ fn one_flood_token_per_line_and_a_full_queue_is_263() {
 }
 
 #[test]
+fn a_line_refused_as_a_flood_is_answered_as_itself() {
+    let mut n = Net::new();
+    let i = n.client("fast", &["labeled-response", "batch"]);
+    let b = n.client("bot", &[]);
+    n.send(i, &["JOIN #f"]);
+    n.send(b, &["JOIN #f"]);
+    n.lines(i);
+    n.lines(b);
+    n.advance(15_000);
+    // 10 at once, 20 waiting: the last 10 are refused before their turn. The 263 names the
+    // refused line's command, as RFC 2812 words it (until the thirty-first session `*`).
+    let lines: Vec<String> = (0..40).map(|k| format!("PING :{k}")).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    n.send(i, &refs);
+    let l = n.lines(i);
+    let refused: Vec<&String> = l.iter().filter(|l| numeric(l) == Some("263")).collect();
+    assert_eq!(refused.len(), 10, "{l:?}");
+    assert!(
+        refused[0].starts_with(":natter.irc 263 fast PING :"),
+        "{l:?}"
+    );
+    n.advance(15_000);
+    n.lines(i);
+    // A refused NOTICE is answered nothing (no error reply to a notice, RFC 2812 and
+    // PROTOCOL.md; until the thirty-first session it got its 263 all the same).
+    let notices: Vec<String> = (0..40).map(|k| format!("NOTICE #f :n{k}")).collect();
+    let refs: Vec<&str> = notices.iter().map(String::as_str).collect();
+    n.send(b, &refs);
+    assert_eq!(n.lines(b), Vec::<String>::new());
+    n.advance(15_000);
+    n.lines(b);
+    // A labeled line refused: its 263 carries its label; a labeled NOTICE gets its ACK
+    // (labeled-response: every labeled line is answered).
+    let mut burst: Vec<String> = (0..30).map(|k| format!("PING :{k}")).collect();
+    burst.push("@label=p1 PRIVMSG #f,#g :hi".into());
+    burst.push("@label=n1 NOTICE #f :hi".into());
+    let refs: Vec<&str> = burst.iter().map(String::as_str).collect();
+    n.send(i, &refs);
+    let l = n.lines(i);
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with("@label=p1 :natter.irc 263 fast PRIVMSG :")),
+        "{l:?}"
+    );
+    assert!(l.iter().any(|l| l == "@label=n1 :natter.irc ACK"), "{l:?}");
+    assert!(!l.iter().any(|l| l.contains(" 263 fast NOTICE ")), "{l:?}");
+}
+
+#[test]
 fn the_server_shutting_down_says_error() {
     let mut n = Net::new();
     let i = n.client("x", &[]);

@@ -362,6 +362,41 @@ impl Irc {
         close(running, answered, self.server.as_str())
     }
 
+    /// A line refused by flood control before its turn ([`super::Dialect::refusing`]): it
+    /// runs as a line with no steps, so the refusal is its answer: `263 <command>` with its
+    /// label, nothing for a `NOTICE` (no error reply to a notice) but a labeled one's `ACK`.
+    /// Its answer is one line at most, so a label is a single reply's.
+    pub(super) fn refused_line(&mut self, line: &str) -> bool {
+        if self.running.is_some() {
+            return false;
+        }
+        let Some(msg) = Message::parse(line) else {
+            return false;
+        };
+        let verb = msg.verb();
+        self.lines += 1;
+        let label = match self.label_of(&msg, &verb) {
+            Label::Batch(_) => msg
+                .tag("label")
+                .map_or(Label::None, |l| Label::Single(l.into_owned())),
+            label => label,
+        };
+        self.busy = true;
+        self.running = Some(Running {
+            verb,
+            label,
+            sent: Vec::new(),
+            target: String::new(),
+            modes_asked: false,
+            quiets_asked: false,
+            reason: None,
+            number: self.lines,
+            answered: false,
+            whox: None,
+        });
+        true
+    }
+
     /// The `ACK` a `PONG` (`line`) gets when it is labeled for a client with labeled-response.
     pub(super) fn pong_ack(&self, line: &str) -> Option<Bytes> {
         let msg = Message::parse(line)?;
