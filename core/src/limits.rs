@@ -299,6 +299,10 @@ pub const IRC_MAX_TAGGED_LINE: usize = 8191;
 /// member of a room as sent, so this bounds what one line makes the server write per member.
 pub const IRC_MAX_CLIENT_TAGS: usize = 4094;
 
+/// Mode changes one IRC `MODE #room` line makes (`MODES`, in `005`): those past it are left
+/// out, as solanum leaves out those past its `MODES`. Each is an operator's action of its own.
+pub const IRC_MAX_MODES: usize = 8;
+
 /// Targets one IRC `PRIVMSG`/`NOTICE`/`TAGMSG` may name (`TARGMAX`): each is a request of its own, all
 /// for one flood-control token.
 pub const IRC_MAX_TARGETS: usize = 4;
@@ -320,6 +324,12 @@ pub const IRC_MAX_REALNAME: usize = 64;
 /// could not write it): a few per connection are kept while it lives, and clients' labels are
 /// short counters. A longer one's late refusal comes unlabeled.
 pub const IRC_MAX_KEPT_LABEL: usize = 64;
+
+/// Longest topic an IRC client sets, in UTF-8 bytes (`TOPICLEN`): about what fits in a `332`
+/// to a 16-byte nick for a 32-byte channel with room to spare. A longer one is cut there at a
+/// character boundary, as solanum and ergo cut it; natter's other doors set topics of up to
+/// [`MAX_TEXT_BYTES`], which IRC's `332` shows cut to the line.
+pub const IRC_TOPICLEN: usize = 390;
 
 /// Users one IRC `WHO` with a mask (`WHO *`, `WHO al*`) lists at most: each is a line of up to
 /// ~200 bytes, so a `WHO *` on a server of 100,000 users answers ~40 KB, not megabytes (a

@@ -529,6 +529,9 @@ fn registration_without_caps_gets_the_welcome_burst() {
         "PREFIX=(ov)@+",
         "CHANMODES=",
         "LINELEN=512",
+        // What one MODE line makes (until the thirty-first session, 8 unsaid).
+        "MODES=8",
+        "NAMES:20,LIST:20,KICK:4,WHOIS:1 ",
         "NETWORK=natter",
         "UTF8ONLY",
         "WHOX",
@@ -775,6 +778,14 @@ fn every_refusal_after_registration_is_a_numeric() {
             &["401", "401", "401", "401", "407"],
         ),
         ("NOTICE nobody :hi", &[]),
+        // Commas and no target: 411 (until the thirty-first session, nothing at all).
+        ("PRIVMSG ,, :hi", &["411"]),
+        ("NOTICE , :hi", &[]),
+        // A target named twice is one target: four others still fit.
+        (
+            "PRIVMSG a,A,b,c,d,e :hi",
+            &["401", "401", "401", "401", "407"],
+        ),
         ("NICK", &["431"]),
         ("NICK 1x", &["432"]),
         ("NICK bob", &["433"]),
@@ -793,6 +804,9 @@ fn every_refusal_after_registration_is_a_numeric() {
         ("MODE bob", &["502"]),
         ("MODE al +z", &["501"]),
         ("KICK #x bob", &["442"]),
+        // Four nicks at most, as TARGMAX says (until the thirty-first session the fifth was
+        // left out without a word).
+        ("KICK #x a,b,c,d,e", &["442", "442", "442", "442", "407"]),
         ("KICK #nowhere bob", &["403"]),
         ("KICK #x", &["461"]),
         ("WHOIS", &["431"]),
@@ -1543,6 +1557,143 @@ fn join_several_then_join_0_parts_them_all() {
 }
 
 #[test]
+fn a_target_named_twice_in_one_privmsg_gets_the_text_once() {
+    let mut n = Net::new();
+    let a = n.client("twice", &["echo-message"]);
+    let b = n.client("reader", &[]);
+    n.send(a, &["JOIN #d"]);
+    n.send(b, &["JOIN #d"]);
+    n.lines(a);
+    n.lines(b);
+    // One line, one flood-control token: the room (and a nick) hears it once, however the
+    // name is written (until the thirty-first session, once per time it was named).
+    n.send(a, &["PRIVMSG #d,#D,#d,reader,READER :once"]);
+    assert_eq!(
+        n.lines(b),
+        [
+            ":twice!twice@natter PRIVMSG #d :once",
+            ":twice!twice@natter PRIVMSG reader :once",
+        ]
+    );
+    assert_eq!(n.lines(a).len(), 2);
+    n.send(a, &["NOTICE #d,#d :note"]);
+    assert_eq!(n.lines(b), [":twice!twice@natter NOTICE #d :note"]);
+}
+
+#[test]
+fn a_mode_line_makes_at_most_the_modes_005_says() {
+    let mut n = Net::new();
+    let bob = n.bin("bob");
+    n.send_bin(bob, &ClientMsg::Join { room: room("#x") });
+    let c = n.client("al", &[]);
+    n.send(c, &["JOIN #x"]);
+    n.lines(c);
+    // Ten changes: the first MODES=8 are asked (and refused, al being no operator), the
+    // rest left out.
+    n.send(c, &["MODE #x +tttttttttt"]);
+    let l = n.lines(c);
+    assert_eq!(
+        numerics(&l),
+        vec!["482"; crate::limits::IRC_MAX_MODES],
+        "{l:?}"
+    );
+}
+
+#[test]
+fn an_action_in_a_notice_to_a_nick_is_an_action_as_in_a_channel() {
+    let mut n = Net::new();
+    let a = n.client("actor", &[]);
+    let b = n.client("watcher", &[]);
+    n.send(a, &["JOIN #n"]);
+    n.send(b, &["JOIN #n"]);
+    n.lines(a);
+    n.lines(b);
+    n.send(
+        a,
+        &[
+            "NOTICE #n :\x01ACTION bows\x01",
+            "NOTICE watcher :\x01ACTION waves\x01",
+        ],
+    );
+    assert_eq!(
+        n.lines(b),
+        [
+            ":actor!actor@natter PRIVMSG #n :\x01ACTION bows\x01",
+            ":actor!actor@natter PRIVMSG watcher :\x01ACTION waves\x01",
+        ]
+    );
+    // A plain notice stays a notice.
+    n.send(a, &["NOTICE watcher :plain"]);
+    assert_eq!(n.lines(b), [":actor!actor@natter NOTICE watcher :plain"]);
+}
+
+#[test]
+fn names_of_several_channels_answers_each() {
+    let mut n = Net::new();
+    let a = n.client("namer", &[]);
+    let b = n.client("other", &[]);
+    n.send(a, &["JOIN #n1,#n2"]);
+    n.send(b, &["JOIN #n2"]);
+    n.lines(a);
+    n.lines(b);
+    // Each channel named, in turn; a bad name and a room nobody is in get their `366` alone
+    // (until the thirty-first session only the first channel was answered, the rest dropped).
+    n.send(b, &["NAMES #n1,#c++,#n2,#none"]);
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc 353 other = #n1 :namer",
+            ":natter.irc 366 other #n1 :End of /NAMES list",
+            ":natter.irc 366 other #c++ :End of /NAMES list",
+            ":natter.irc 353 other = #n2 :namer other",
+            ":natter.irc 366 other #n2 :End of /NAMES list",
+            ":natter.irc 366 other #none :End of /NAMES list",
+        ]
+    );
+    // As many as a JOIN takes (TARGMAX NAMES:20); past that, 407 for the first left out.
+    let many: Vec<String> = (0..21).map(|i| format!("#m{i}")).collect();
+    n.send(b, &[format!("NAMES {}", many.join(",")).as_str()]);
+    let l = n.lines(b);
+    assert_eq!(numerics(&l).iter().filter(|n| **n == "366").count(), 20);
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some(":natter.irc 407 other #m20 :Too many channels in one NAMES")
+    );
+}
+
+#[test]
+fn a_topic_from_irc_is_cut_to_topiclen() {
+    let mut n = Net::new();
+    let a = n.client("setter", &[]);
+    let b = n.client("reader", &[]);
+    n.send(a, &["JOIN #t"]);
+    n.send(b, &["JOIN #t"]);
+    n.lines(a);
+    n.lines(b);
+    // 005 says TOPICLEN=390: a longer topic is cut there, at a character boundary (`é` is two
+    // bytes: 389 + 2 would pass it), as solanum and ergo cut it; until the thirty-first
+    // session it was kept whole.
+    let long = format!("{}é{}", "x".repeat(389), "y".repeat(80));
+    n.send(a, &[format!("TOPIC #t :{long}").as_str()]);
+    let want = format!(":setter!setter@natter TOPIC #t :{}", "x".repeat(389));
+    assert_eq!(n.lines(b), [want]);
+    n.send(b, &["TOPIC #t"]);
+    assert_eq!(
+        n.lines(b)[0],
+        format!(":natter.irc 332 reader #t :{}", "x".repeat(389))
+    );
+    // One that fits is kept whole, and `TOPIC #t :` still clears it.
+    n.send(a, &[format!("TOPIC #t :{}", "z".repeat(390)).as_str()]);
+    assert_eq!(
+        n.lines(b),
+        [format!(
+            ":setter!setter@natter TOPIC #t :{}",
+            "z".repeat(390)
+        )]
+    );
+}
+
+#[test]
 fn keepalive_pings_irc_clients_and_drops_the_silent() {
     let mut n = Net::new();
     let i = n.client("idle", &[]);
@@ -1670,6 +1821,55 @@ fn one_flood_token_per_line_and_a_full_queue_is_263() {
     n.advance(10_000);
     let l = n.lines(i);
     assert_eq!(l.iter().filter(|l| l.contains(" PONG ")).count(), 20);
+}
+
+#[test]
+fn a_line_refused_as_a_flood_is_answered_as_itself() {
+    let mut n = Net::new();
+    let i = n.client("fast", &["labeled-response", "batch"]);
+    let b = n.client("bot", &[]);
+    n.send(i, &["JOIN #f"]);
+    n.send(b, &["JOIN #f"]);
+    n.lines(i);
+    n.lines(b);
+    n.advance(15_000);
+    // 10 at once, 20 waiting: the last 10 are refused before their turn. The 263 names the
+    // refused line's command, as RFC 2812 words it (until the thirty-first session `*`).
+    let lines: Vec<String> = (0..40).map(|k| format!("PING :{k}")).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    n.send(i, &refs);
+    let l = n.lines(i);
+    let refused: Vec<&String> = l.iter().filter(|l| numeric(l) == Some("263")).collect();
+    assert_eq!(refused.len(), 10, "{l:?}");
+    assert!(
+        refused[0].starts_with(":natter.irc 263 fast PING :"),
+        "{l:?}"
+    );
+    n.advance(15_000);
+    n.lines(i);
+    // A refused NOTICE is answered nothing (no error reply to a notice, RFC 2812 and
+    // PROTOCOL.md; until the thirty-first session it got its 263 all the same).
+    let notices: Vec<String> = (0..40).map(|k| format!("NOTICE #f :n{k}")).collect();
+    let refs: Vec<&str> = notices.iter().map(String::as_str).collect();
+    n.send(b, &refs);
+    assert_eq!(n.lines(b), Vec::<String>::new());
+    n.advance(15_000);
+    n.lines(b);
+    // A labeled line refused: its 263 carries its label; a labeled NOTICE gets its ACK
+    // (labeled-response: every labeled line is answered).
+    let mut burst: Vec<String> = (0..30).map(|k| format!("PING :{k}")).collect();
+    burst.push("@label=p1 PRIVMSG #f,#g :hi".into());
+    burst.push("@label=n1 NOTICE #f :hi".into());
+    let refs: Vec<&str> = burst.iter().map(String::as_str).collect();
+    n.send(i, &refs);
+    let l = n.lines(i);
+    assert!(
+        l.iter()
+            .any(|l| l.starts_with("@label=p1 :natter.irc 263 fast PRIVMSG :")),
+        "{l:?}"
+    );
+    assert!(l.iter().any(|l| l == "@label=n1 :natter.irc ACK"), "{l:?}");
+    assert!(!l.iter().any(|l| l.contains(" 263 fast NOTICE ")), "{l:?}");
 }
 
 #[test]

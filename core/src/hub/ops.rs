@@ -127,7 +127,28 @@ impl Hub {
         }
         self.stats.flood_refused += 1;
         self.flush_fanout();
+        // A line the dialect reads when it runs (IRC) is refused as that line: its command
+        // and label name the refusal (a NOTICE gets none), and its end closes the answer.
+        let line = match &req {
+            Request::Line(line) => self
+                .conns
+                .get_mut(&conn)
+                .and_then(|c| c.dialect_mut())
+                .is_some_and(|d| d.refusing(line)),
+            _ => false,
+        };
+        let before = self.conns.get(&conn).map(|c| c.backlog_bytes());
         self.limit(conn, Limit::Flood, ErrorKind::Flood, re, detail);
+        if !line {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let answered = before.is_some_and(|b| c.backlog_bytes() > b);
+        if let Some(end) = c.dialect_mut().and_then(|d| d.read_done(answered, false)) {
+            self.reply(conn, Reply::Own(end));
+        }
     }
 
     /// When the shell should next read `conn`'s socket: `None` at once; `Some(t)` while its

@@ -291,6 +291,15 @@ pub(crate) trait Dialect {
         let _ = (line, me, next_id, steps);
     }
 
+    /// A line of input refused by flood control before its turn ([`Request::Line`]): whether
+    /// the dialect takes it as a line that runs with no steps, so that the refusal is worded
+    /// as its answer (IRC: its command, its `label`; nothing for a `NOTICE`). The hub then
+    /// closes it with [`Dialect::read_done`].
+    fn refusing(&mut self, line: &str) -> bool {
+        let _ = line;
+        false
+    }
+
     /// The steps of a line have run; `answered`: whether anything was queued for this
     /// connection meanwhile. Returns what closes the answer (IRC: a labeled batch's end, or an
     /// acknowledgement when nothing was said). `later`: part of the answer comes after the
@@ -432,6 +441,9 @@ impl AnyDialect {
         steps: &mut Vec<Step>,
     ) {
         self.inner_mut().read(line, me, next_id, steps);
+    }
+    pub(crate) fn refusing(&mut self, line: &str) -> bool {
+        self.inner_mut().refusing(line)
     }
     pub(crate) fn read_done(&mut self, answered: bool, later: bool) -> Option<Bytes> {
         self.inner_mut().read_done(answered, later)

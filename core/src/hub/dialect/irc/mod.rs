@@ -396,6 +396,10 @@ impl Dialect for Irc {
         self.read_line(line, me, next_id, steps);
     }
 
+    fn refusing(&mut self, line: &str) -> bool {
+        self.refused_line(line)
+    }
+
     fn read_done(&mut self, answered: bool, later: bool) -> Option<Bytes> {
         self.line_done(answered, later)
     }

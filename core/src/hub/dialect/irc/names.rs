@@ -3,7 +3,7 @@
 //! `#Rust` is `#rust`); everyone is `nick!nick@natter`. Text loses IRC's formatting codes, a
 //! CTCP ACTION is natter's action, and a natter text longer than an IRC line is split.
 
-use crate::limits::{IRC_MAX_REALNAME, IRC_MAX_USERNAME, MAX_NICK_LEN, MAX_ROOM_LEN};
+use crate::limits::{IRC_MAX_REALNAME, IRC_MAX_USERNAME, IRC_TOPICLEN, MAX_NICK_LEN, MAX_ROOM_LEN};
 use crate::moderation::Mask;
 use crate::types::{Nick, RoomName, Text};
 use std::borrow::Cow;
@@ -90,6 +90,20 @@ pub(super) fn realname(s: &str) -> Option<String> {
         end -= 1;
     }
     Some(s[..end].trim_end().to_owned()).filter(|r| !r.is_empty())
+}
+
+/// A topic as an IRC client sets it: without formatting, cut to [`IRC_TOPICLEN`] bytes (what
+/// `TOPICLEN` says) at a character boundary. Empty when nothing is left (`TOPIC #a :` clears).
+pub(super) fn topic(s: &str) -> Cow<'_, str> {
+    let plain = plain(s);
+    if plain.len() <= IRC_TOPICLEN {
+        return plain;
+    }
+    let mut end = IRC_TOPICLEN;
+    while !plain.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(plain[..end].trim_end().to_owned())
 }
 
 /// Why a channel name is no natter room: the numeric and its words.

@@ -10,8 +10,8 @@ use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, MonitorOp, Reply, Request, Step};
 use crate::hub::query::{Query, WhoFields, wildcard_matches};
 use crate::limits::{
-    IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, IRC_MAX_WHO_MASK,
-    IRC_MONITOR_MAX,
+    IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_MODES, IRC_MAX_TARGETS,
+    IRC_MAX_WHO_MASK, IRC_MONITOR_MAX,
 };
 use crate::moderation::Mask;
 use crate::types::{MsgId, Nick, Text};
@@ -374,6 +374,41 @@ impl Irc {
         close(running, answered, self.server.as_str())
     }
 
+    /// A line refused by flood control before its turn ([`super::Dialect::refusing`]): it
+    /// runs as a line with no steps, so the refusal is its answer: `263 <command>` with its
+    /// label, nothing for a `NOTICE` (no error reply to a notice) but a labeled one's `ACK`.
+    /// Its answer is one line at most, so a label is a single reply's.
+    pub(super) fn refused_line(&mut self, line: &str) -> bool {
+        if self.running.is_some() {
+            return false;
+        }
+        let Some(msg) = Message::parse(line) else {
+            return false;
+        };
+        let verb = msg.verb();
+        self.lines += 1;
+        let label = match self.label_of(&msg, &verb) {
+            Label::Batch(_) => msg
+                .tag("label")
+                .map_or(Label::None, |l| Label::Single(l.into_owned())),
+            label => label,
+        };
+        self.busy = true;
+        self.running = Some(Running {
+            verb,
+            label,
+            sent: Vec::new(),
+            target: String::new(),
+            modes_asked: false,
+            quiets_asked: false,
+            reason: None,
+            number: self.lines,
+            answered: false,
+            whox: None,
+        });
+        true
+    }
+
     /// The `ACK` a `PONG` (`line`) gets when it is labeled for a client with labeled-response.
     pub(super) fn pong_ack(&self, line: &str) -> Option<Bytes> {
         let msg = Message::parse(line)?;
@@ -654,12 +689,25 @@ impl Irc {
             "PART" => self.part(msg, plan),
             "PRIVMSG" | "NOTICE" => self.say(msg, verb, next_id, plan),
             "TOPIC" => topic(msg, plan),
-            "NAMES" => match msg.param(0).map(|t| t.split(',').next().unwrap_or(t)) {
+            // `NAMES #a,#b`: each channel's names in turn (as many as a `JOIN` takes), as
+            // ergo and InspIRCd answer; none is left out without a word.
+            "NAMES" => match msg.param(0).filter(|t| t.split(',').any(|n| !n.is_empty())) {
                 None => plan.num(RPL_ENDOFNAMES, &["*"], "End of /NAMES list"),
-                Some(name) => match names::channel(name) {
-                    Ok(room) => plan.msg(ClientMsg::Who { room }),
-                    Err(_) => plan.num(RPL_ENDOFNAMES, &[name], "End of /NAMES list"),
-                },
+                Some(list) => {
+                    for (i, name) in list.split(',').filter(|n| !n.is_empty()).enumerate() {
+                        if i == IRC_MAX_JOIN_TARGETS {
+                            return plan.num(
+                                ERR_TOOMANYTARGETS,
+                                &[name],
+                                "Too many channels in one NAMES",
+                            );
+                        }
+                        match names::channel(name) {
+                            Ok(room) => plan.msg(ClientMsg::Who { room }),
+                            Err(_) => plan.num(RPL_ENDOFNAMES, &[name], "End of /NAMES list"),
+                        }
+                    }
+                }
             },
             // `WHO #chan`, `WHO nick`, or `WHO mask [o]` (a glob on nick, user name, host and
             // real name; `o`: server admins only); WHOX's `%fields[,token]` after the flags
@@ -796,11 +844,16 @@ impl Irc {
                         Err(bad) => return plan.num(bad.numeric, &[chan], &bad.words),
                     };
                     let reason = msg.param(2).and_then(|r| Text::new(&names::plain(r)).ok());
-                    for nick in who
-                        .split(',')
-                        .filter(|n| !n.is_empty())
-                        .take(IRC_MAX_TARGETS)
-                    {
+                    // `KICK #a bob,carol`: as many as a PRIVMSG names (TARGMAX KICK:4), a
+                    // `407` for the first past them.
+                    for (i, nick) in who.split(',').filter(|n| !n.is_empty()).enumerate() {
+                        if i == IRC_MAX_TARGETS {
+                            return plan.num(
+                                ERR_TOOMANYTARGETS,
+                                &[nick],
+                                "Too many nicks in one KICK",
+                            );
+                        }
                         match Nick::new(nick) {
                             Ok(nick) => plan.msg(ClientMsg::Moderate {
                                 room: room.clone(),
@@ -996,7 +1049,29 @@ impl Irc {
         let tags: Option<std::sync::Arc<str>> = (!tags.is_empty()).then(|| tags.into());
         let mut id = next_id;
         let mut text = Some(text);
-        let mut targets = targets.split(',').filter(|t| !t.is_empty()).enumerate();
+        // Each target once (`#a,#A`, `bob,BOB` name one: channels and nicks are ASCII and
+        // case-insensitive), as solanum drops duplicates: a line is one flood-control token,
+        // and would otherwise say the same text to a room several times. One past the limit is
+        // kept, for its `407`.
+        let mut list: Vec<&str> = Vec::new();
+        for t in targets.split(',').filter(|t| !t.is_empty()) {
+            if !list.iter().any(|seen| seen.eq_ignore_ascii_case(t)) {
+                list.push(t);
+                if list.len() > IRC_MAX_TARGETS {
+                    break;
+                }
+            }
+        }
+        // `PRIVMSG , :text`: commas but no target.
+        if list.is_empty() {
+            return plan.refuse(
+                notice,
+                ERR_NORECIPIENT,
+                &[],
+                &format!("No recipient given ({verb})"),
+            );
+        }
+        let mut targets = list.into_iter().enumerate();
         let mut next = targets.next();
         while let Some((i, target)) = next {
             next = targets.next();
@@ -1334,7 +1409,8 @@ fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
     match msg.params.get(1) {
         None => plan.msg(ClientMsg::Topic { room, topic: None }),
         // An empty topic (`TOPIC #room :`) clears it, as every IRC server does.
-        Some(text) => match Text::new(&names::plain(text)) {
+        // Cut to `TOPICLEN`, as `005` says.
+        Some(text) => match Text::new(&names::topic(text)) {
             Ok(topic) => plan.msg(ClientMsg::Topic {
                 room,
                 topic: Some(topic),
@@ -1466,7 +1542,7 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             }
         };
         asked += 1;
-        if asked > 8 {
+        if asked > IRC_MAX_MODES {
             break;
         }
         plan.msg(ClientMsg::Moderate {

@@ -19,17 +19,14 @@ use crate::hub::ops::NO_ROOM;
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
 use crate::limits::{
-    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_TARGETS, IRC_MAX_WHO_MATCHES,
-    IRC_MONITOR_MAX, MAX_AWAY_BYTES, MAX_MEMBERS_LISTED, MAX_NICK_LEN, MAX_ROOM_LEN,
-    MAX_ROOMS_PER_USER,
+    HISTORY_WINDOW_MAX, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_MODES, IRC_MAX_TARGETS,
+    IRC_MAX_WHO_MATCHES, IRC_MONITOR_MAX, IRC_TOPICLEN, MAX_AWAY_BYTES, MAX_MEMBERS_LISTED,
+    MAX_NICK_LEN, MAX_ROOM_LEN, MAX_ROOMS_PER_USER,
 };
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, RoomName, Text};
 use crate::wire::{DirectMsg, ErrorKind, EventKind, Re, RoomEvent, ServerMsg};
 use bytes::Bytes;
-
-/// What `TOPICLEN` says: about what fits in a `TOPIC` line from a client.
-const TOPICLEN: usize = 390;
 
 /// The message of the day.
 const MOTD: [&str; 3] = [
@@ -51,6 +48,7 @@ fn isupport() -> Vec<String> {
         "CHANTYPES=#".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
         format!("MAXTARGETS={IRC_MAX_TARGETS}"),
+        format!("MODES={IRC_MAX_MODES}"),
         format!("MONITOR={IRC_MONITOR_MAX}"),
         "MSGREFTYPES=msgid,timestamp".into(),
         format!("NETWORK={NETWORK}"),
@@ -58,9 +56,9 @@ fn isupport() -> Vec<String> {
         "PREFIX=(ov)@+".into(),
         format!(
             "TARGMAX=PRIVMSG:{IRC_MAX_TARGETS},NOTICE:{IRC_MAX_TARGETS},\
-             TAGMSG:{IRC_MAX_TARGETS},JOIN:{IRC_MAX_JOIN_TARGETS},PART:{IRC_MAX_JOIN_TARGETS},NAMES:1,WHOIS:1"
+             TAGMSG:{IRC_MAX_TARGETS},JOIN:{IRC_MAX_JOIN_TARGETS},PART:{IRC_MAX_JOIN_TARGETS},NAMES:{IRC_MAX_JOIN_TARGETS},LIST:{IRC_MAX_JOIN_TARGETS},KICK:{IRC_MAX_TARGETS},WHOIS:1"
         ),
-        format!("TOPICLEN={TOPICLEN}"),
+        format!("TOPICLEN={IRC_TOPICLEN}"),
         "UTF8ONLY".into(),
         "WHOX".into(),
     ]
@@ -770,9 +768,11 @@ impl Irc {
                 l.tags.clone()
             });
         }
-        // A direct action (`* nick action`, see `DirectMsg::action`) goes as IRC's.
+        // A direct action (`* nick action`, see `DirectMsg::action`) goes as IRC's; one that
+        // came in a NOTICE too, as a channel's `NOTICE #a :\x01ACTION ...` is an action (until
+        // the thirty-first session it reached IRC as the words `* nick action`).
         let (text, how) = match (how, dm.action()) {
-            (How::Say, Some(act)) => (act, How::Act),
+            (How::Say | How::Notice, Some(act)) => (act, How::Act),
             _ => (dm.text.as_str(), how),
         };
         for base in bases {
