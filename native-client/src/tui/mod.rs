@@ -4,8 +4,10 @@
 //! keeps only view concerns: scroll positions ([`view::View`]) and the input line
 //! ([`input::InputLine`]). This file routes events between them and rings the bell.
 //!
-//! Keys: Enter sends (to the open conversation); Up/Down history; Tab completes a nick;
-//! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W); Alt+1..9
+//! Keys: Enter sends (to the open conversation); Up/Down history; Tab completes a nick, a
+//! command at the start of the line or a room we are in ([`Chat::completions`]);
+//! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W; Ctrl+Left/Right,
+//! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
 //! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
 //! room's top in view loads its older lines (as the model says: below the oldest it holds, one
 //! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C (or
@@ -43,8 +45,8 @@ const EVENTS_PER_FRAME: usize = 256;
 const BEL: &[u8] = b"\x07";
 
 /// What `/help` adds for the full-screen UI, below the commands.
-const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick \
-(Tab again: the next match), Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
+/command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
 lines), Esc closes search results, Ctrl+C quits";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
@@ -116,11 +118,15 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
         KeyCode::Char(c @ '1'..='9') if alt => {
             return Some(Action::Room(usize::from(c as u8 - b'0')));
         }
+        KeyCode::Char('b') if alt => input.word_left(),
+        KeyCode::Char('f') if alt => input.word_right(),
         KeyCode::Char(_) if ctrl || alt => {}
         KeyCode::Char(c) => input.insert(c),
         KeyCode::Enter => return input.submit().map(Action::Send),
         KeyCode::Backspace => input.backspace(),
         KeyCode::Delete => input.delete(),
+        KeyCode::Left if ctrl || alt => input.word_left(),
+        KeyCode::Right if ctrl || alt => input.word_right(),
         KeyCode::Left => input.left(),
         KeyCode::Right => input.right(),
         KeyCode::Home => input.home(),
@@ -312,12 +318,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     Some(Action::Page(_)) => view.scroll_down(&chat, page),
                     Some(Action::Back) => chat.close_search(),
                     Some(Action::Complete) => {
-                        input.complete(|word| {
-                            chat.nick_completions(word)
-                                .into_iter()
-                                .map(ToString::to_string)
-                                .collect()
-                        });
+                        input.complete(|word, line_start| chat.completions(word, line_start));
                     }
                 }
             }
@@ -429,5 +430,20 @@ mod tests {
         key_action(key(KeyCode::Home, none), &mut i);
         key_action(key(KeyCode::Delete, none), &mut i);
         assert_eq!(i.text(), "i");
+        // By word: Ctrl or Alt with Left/Right, and Alt+b/Alt+f as in readline.
+        key_action(key(KeyCode::End, none), &mut i);
+        i.paste(" two three");
+        for (code, mods, at) in [
+            (KeyCode::Left, KeyModifiers::CONTROL, 6),
+            (KeyCode::Left, KeyModifiers::ALT, 2),
+            (KeyCode::Right, KeyModifiers::CONTROL, 5),
+            (KeyCode::Char('b'), KeyModifiers::ALT, 2),
+            (KeyCode::Char('f'), KeyModifiers::ALT, 5),
+            (KeyCode::Right, KeyModifiers::ALT, 11),
+        ] {
+            assert_eq!(key_action(key(code, mods), &mut i), None);
+            assert_eq!(i.cursor(), at, "{code:?} {mods:?}");
+        }
+        assert_eq!(i.text(), "i two three");
     }
 }
