@@ -10,7 +10,8 @@
 //! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
 //! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
 //! room's top in view loads its older lines (as the model says: below the oldest it holds, one
-//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C (or
+//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C (Ctrl+D on
+//! an empty line, or
 //! `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
 //! spaces and is sent, as one message, on Enter.
 
@@ -47,7 +48,7 @@ const BEL: &[u8] = b"\x07";
 /// What `/help` adds for the full-screen UI, below the commands.
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
 /command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
-lines), Esc closes search results, Ctrl+C quits";
+lines), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -108,7 +109,11 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let alt = key.modifiers.contains(KeyModifiers::ALT);
     match key.code {
-        KeyCode::Char('c' | 'd') if ctrl => return Some(Action::Quit),
+        KeyCode::Char('c') if ctrl => return Some(Action::Quit),
+        // As in a shell: the end of input on an empty line; in the middle of one, as in
+        // irssi, WeeChat and readline, the character under the cursor goes.
+        KeyCode::Char('d') if ctrl && input.text().is_empty() => return Some(Action::Quit),
+        KeyCode::Char('d') if ctrl => input.delete(),
         KeyCode::Char('n') if ctrl => return Some(Action::Step(1)),
         KeyCode::Char('p') if ctrl => return Some(Action::Step(-1)),
         KeyCode::Char('a') if ctrl => input.home(),
@@ -445,5 +450,13 @@ mod tests {
             assert_eq!(i.cursor(), at, "{code:?} {mods:?}");
         }
         assert_eq!(i.text(), "i two three");
+        // Ctrl+D quit whatever was typed, a half-written line lost to a key that deletes a
+        // character elsewhere: it deletes one now, and quits on an empty line only.
+        key_action(key(KeyCode::Home, none), &mut i);
+        let ctrl_d = || key(KeyCode::Char('d'), KeyModifiers::CONTROL);
+        assert_eq!(key_action(ctrl_d(), &mut i), None);
+        assert_eq!(i.text(), " two three");
+        i.clear();
+        assert_eq!(key_action(ctrl_d(), &mut i), Some(Action::Quit));
     }
 }
