@@ -10,9 +10,8 @@
 //! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
 //! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
 //! room's top in view loads its older lines (as the model says: below the oldest it holds, one
-//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C (Ctrl+D on
-//! an empty line, or
-//! `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
+//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C
+//! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
 //! spaces and is sent, as one message, on Enter.
 
 pub mod draw;
