@@ -320,6 +320,18 @@ pub fn carries_password(line: &str) -> bool {
     }
 }
 
+/// The commands' names (`/join`, `/part`, ...), once each, in the order `/help` lists them:
+/// what Tab completes a `/` at the start of the input line to.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    HELP.iter().enumerate().filter_map(|(i, (usage, _))| {
+        let name = usage.split(' ').next()?;
+        let first = HELP[..i]
+            .iter()
+            .all(|(u, _)| u.split(' ').next() != Some(name));
+        (first && !name.starts_with("//")).then_some(name)
+    })
+}
+
 /// One line that says what can be typed, for welcome banners.
 pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /whois nick, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -88,6 +88,12 @@ pub struct DriverConfig {
     /// How the server's certificate is verified when [`ServerAddr::tls`] is set (see
     /// [`natter_tls::client_config`]: there is no way to skip the check).
     pub tls: Option<Arc<ClientConfig>>,
+    /// Changes or closes when the front-end's input has ended (line mode: stdin's end, seen by
+    /// the thread reading it, perhaps before the Session takes the lines still queued). Until a
+    /// server has welcomed us, `settle_timeout` counts from then: a server that takes the
+    /// connection and never answers ends line mode at `--wait`, not at the Session's own
+    /// connect timeout after it.
+    pub input_ended: Option<watch::Receiver<()>>,
 }
 
 impl DriverConfig {
@@ -98,6 +104,7 @@ impl DriverConfig {
             connect_timeout: Duration::from_secs(5),
             settle_timeout: Duration::from_secs(10),
             quit_timeout: Duration::from_secs(2),
+            input_ended: None,
             lockstep: false,
             shows_everything: false,
             tls: None,
@@ -221,6 +228,9 @@ pub async fn run(
     let mut buf = vec![0u8; READ_CHUNK];
     // A welcome was seen: the server was reached at least once.
     let mut welcomed = false;
+    // When the input ended (see `DriverConfig::input_ended`).
+    let mut input_ended = config.input_ended.clone();
+    let mut ended_at: Option<Instant> = None;
     // Before the first connect is polled: the Session picks among the addresses.
     session.set_servers(config.servers.len());
     let mut server = config
@@ -330,6 +340,20 @@ pub async fn run(
             Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
             _ => {}
         }
+        // Input over and still no welcome: the wait counts from the end of input, whatever
+        // the Session is doing (an attempt the server took and never answers).
+        let unreached_until = ended_at
+            .filter(|_| !welcomed && ending.is_none())
+            .map(|at| at + config.settle_timeout);
+        if unreached_until.is_some_and(|until| until <= now_i) {
+            let never = DriverError::NotSettled(config.settle_timeout);
+            return Err(gave_up(
+                welcomed,
+                &config,
+                failure(&session, &config),
+                never,
+            ));
+        }
         if config.lockstep && commands_open && ending.is_none() && session.holds_input_back() {
             let until = *held_until.get_or_insert(now_i + config.settle_timeout);
             if until <= now_i {
@@ -354,6 +378,7 @@ pub async fn run(
                 })
                 .or(held_until),
         );
+        let wake = earliest(wake, unreached_until);
 
         tokio::select! {
             r = read_some(&mut reader, &mut buf) => {
@@ -433,6 +458,10 @@ pub async fn run(
                         }
                     }
                 }
+            }
+            _ = ended(&mut input_ended), if ended_at.is_none() => {
+                ended_at = Some(Instant::now());
+                input_ended = None;
             }
             _ = sleep_until(wake) => {
                 let now = clock::now();
@@ -576,6 +605,16 @@ fn advance(w: &mut Writer, mut n: usize) {
 async fn finish_connect(connecting: &mut Option<Connecting>) -> std::io::Result<Stream> {
     match connecting {
         Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When the input ends (its sender changes or is dropped); never without one.
+async fn ended(input: &mut Option<watch::Receiver<()>>) {
+    match input {
+        Some(rx) => {
+            let _ = rx.changed().await;
+        }
         None => std::future::pending().await,
     }
 }

@@ -51,6 +51,9 @@ pub enum LineError {
 pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineError> {
     config.lockstep = true;
     config.shows_everything = true;
+    // Dropped by the stdin thread when it returns: at the end of input.
+    let (input_end_tx, input_end_rx) = tokio::sync::watch::channel(());
+    config.input_ended = Some(input_end_rx);
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut me = session.nick().clone();
@@ -61,7 +64,10 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     // dies with the process.
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || read_stdin(std::io::stdin().lock(), &cmd_tx))
+        .spawn(move || {
+            read_stdin(std::io::stdin().lock(), &cmd_tx);
+            drop(input_end_tx);
+        })
         .map_err(|e| tracing::error!(error = %e, "cannot start the stdin reader"))
         .ok();
 

@@ -257,6 +257,43 @@ async fn giving_up_names_the_latest_attempts_real_failure() {
     );
 }
 
+/// A server that takes the connection and never says a word (stopped, hung): `--wait 2` with
+/// nothing to send took 22 s, the Session's 20 s wait for a welcome and then the 2 s, since
+/// line mode reads no line before the welcome and so never saw the input end. The wait now
+/// counts from the end of input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_welcomes_ends_line_mode_at_wait() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let silent = tokio::spawn(async move {
+        // Accepts and holds each connection, saying nothing (bounded).
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            held.push(s);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = natter_that_gives_up(addr).await;
+    let took = started.elapsed();
+    silent.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "took {took:?}: {stdout}{stderr}"
+    );
+    assert!(
+        stderr.starts_with(&format!("natter: could not connect to {addr} within 2s: ")),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stderr_ends_natter_with_its_own_status_not_a_panic() {
     // `natter ... 2>&1 | head`: once head has gone, the last words went to a closed pipe and

@@ -318,6 +318,39 @@ impl Chat {
             .collect()
     }
 
+    /// What Tab completes `word` (the text before the cursor, back to a space) to, in the
+    /// order repeated Tabs cycle through: at the start of the line a `/` word to the commands
+    /// that start with it (`/jo`: `/join`), a `#` word to the rooms we are in (`#ru`:
+    /// `#rust`), else to the nicks of [`Chat::nick_completions`]. Case-insensitively.
+    pub fn completions(&self, word: &str, line_start: bool) -> Vec<String> {
+        let prefix = word.to_ascii_lowercase();
+        if word.starts_with('/') {
+            if !line_start {
+                return Vec::new();
+            }
+            return crate::command::names()
+                .filter(|n| n.starts_with(&prefix))
+                .map(String::from)
+                .collect();
+        }
+        if word.starts_with('#') {
+            return self
+                .rooms
+                .iter()
+                .filter_map(|c| match c.id() {
+                    ConvId::Room(r) if r.as_str().to_ascii_lowercase().starts_with(&prefix) => {
+                        Some(r.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+        }
+        self.nick_completions(word)
+            .into_iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// The next change since the last call, oldest first.
     pub fn poll_change(&mut self) -> Option<Change> {
         self.log.pop()

@@ -978,6 +978,28 @@ fn tab_completes_members_of_the_open_room_but_not_us() {
     assert!(c.nick_completions("m").is_empty(), "never ourselves");
 }
 
+/// Tab completed nicks only: `/jo` and `#ru` stayed as typed, though irssi and WeeChat
+/// complete commands and rooms. Commands at the start of the line, rooms we are in.
+#[test]
+fn tab_completes_commands_at_the_start_and_rooms_we_are_in() {
+    let c = chat_in(&["#rust", "#Ruby", "#go"]);
+    assert_eq!(c.completions("/jo", true), ["/join"]);
+    assert_eq!(c.completions("/J", true), ["/join"]);
+    // Once each (`/register` and `/topic` have two usages), in /help's order.
+    assert_eq!(c.completions("/re", true), ["/register"]);
+    assert_eq!(c.completions("/p", true), ["/part", "/password"]);
+    assert!(
+        c.completions("/jo", false).is_empty(),
+        "a path in a message"
+    );
+    assert!(c.completions("//", true).is_empty());
+    assert_eq!(c.completions("#r", false), ["#rust", "#ruby"]);
+    assert_eq!(c.completions("#RU", true), ["#rust", "#ruby"]);
+    assert!(c.completions("#x", false).is_empty());
+    // Anything else is a nick of the open room.
+    assert_eq!(c.completions("b", true), ["bob"]);
+}
+
 // ---- scrollback and search ----
 
 fn ev_at(r: &str, seq: u64, from: &str, kind: EventKind) -> RoomEvent {

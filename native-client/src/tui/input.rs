@@ -163,11 +163,12 @@ impl InputLine {
         self.cursor = start;
     }
 
-    /// Tab: completes the word before the cursor with the first of `matches` for it (nicks),
-    /// followed by `: ` at the start of the line and a space elsewhere; Tab again (nothing else
+    /// Tab: completes the word before the cursor with the first of `matches` for it (given
+    /// the word and whether it starts the line: a nick, a command or a room), followed by `: `
+    /// after a nick at the start of the line and a space elsewhere; Tab again (nothing else
     /// typed meanwhile) puts the next match in its place, round and round. False if nothing was
     /// found.
-    pub fn complete(&mut self, matches: impl FnOnce(&str) -> Vec<String>) -> bool {
+    pub fn complete(&mut self, matches: impl FnOnce(&str, bool) -> Vec<String>) -> bool {
         let cycling = self
             .cycle
             .take()
@@ -186,12 +187,13 @@ impl InputLine {
                 (word, start, 0, self.cursor)
             }
         };
-        let found = matches(&word);
+        let found = matches(&word, start == 0);
         if found.is_empty() {
             return false;
         }
         let index = index % found.len();
-        let suffix = if start == 0 { ": " } else { " " };
+        let nick = !found[index].starts_with(['/', '#']);
+        let suffix = if start == 0 && nick { ": " } else { " " };
         let with: Vec<char> = found[index].chars().chain(suffix.chars()).collect();
         let replaced: usize = self.text[start..end].iter().map(|c| c.len_utf8()).sum();
         let grows = with.iter().map(|c| c.len_utf8()).sum::<usize>();
@@ -227,6 +229,34 @@ impl InputLine {
     pub fn right(&mut self) {
         self.cycle = None;
         self.cursor = self.after(self.cursor);
+    }
+
+    /// Cursor to the start of the word before it (Ctrl+Left, Alt+b): over spaces, then over
+    /// what is not a space.
+    pub fn word_left(&mut self) {
+        self.cycle = None;
+        let mut at = self.cursor;
+        while at > 0 && self.text[at - 1] == ' ' {
+            at -= 1;
+        }
+        while at > 0 && self.text[at - 1] != ' ' {
+            at -= 1;
+        }
+        self.cursor = at;
+    }
+
+    /// Cursor to the end of the word after it (Ctrl+Right, Alt+f).
+    pub fn word_right(&mut self) {
+        self.cycle = None;
+        let n = self.text.len();
+        let mut at = self.cursor;
+        while at < n && self.text[at] == ' ' {
+            at += 1;
+        }
+        while at < n && self.text[at] != ' ' {
+            at += 1;
+        }
+        self.cursor = at;
     }
 
     /// Cursor to the start.
@@ -378,20 +408,20 @@ mod tests {
         let one = |name: &str| vec![name.to_owned()];
         let mut i = InputLine::new();
         i.paste("bo");
-        assert!(i.complete(|w| if w == "bo" { one("Bob") } else { vec![] }));
+        assert!(i.complete(|w, _| if w == "bo" { one("Bob") } else { vec![] }));
         assert_eq!(i.text(), "Bob: ");
         i.paste("ask ca");
-        assert!(i.complete(|_| one("carol")));
+        assert!(i.complete(|_, _| one("carol")));
         assert_eq!(i.text(), "Bob: ask carol ");
         assert_eq!(i.cursor(), i.text().chars().count());
         i.insert('x');
         i.backspace();
         assert!(
-            !i.complete(|_| one("x")),
+            !i.complete(|_, _| one("x")),
             "nothing typed before the cursor (an edit ended the Tabs)"
         );
         i.paste("zz");
-        assert!(!i.complete(|_| vec![]));
+        assert!(!i.complete(|_, _| vec![]));
         assert_eq!(i.text(), "Bob: ask carol zz");
     }
 
@@ -401,7 +431,7 @@ mod tests {
     #[test]
     fn repeated_tabs_cycle_through_every_match_and_an_edit_ends_the_cycle() {
         let nicks = ["bob", "Bobby", "bonnie"];
-        let matches = |w: &str| -> Vec<String> {
+        let matches = |w: &str, _| -> Vec<String> {
             nicks
                 .iter()
                 .filter(|n| n.to_lowercase().starts_with(&w.to_lowercase()))
@@ -435,6 +465,64 @@ mod tests {
         assert_eq!(i.text(), "bob: thanks bonnie ");
         assert!(i.complete(matches), "the only match, again");
         assert_eq!(i.text(), "bob: thanks bonnie ");
+    }
+
+    /// A completed command or room is followed by a space, never by the `: ` that addresses
+    /// a nick at the start of the line; whether the word starts the line is passed on.
+    #[test]
+    fn a_completed_command_or_room_takes_a_space() {
+        let mut i = InputLine::new();
+        i.paste("/jo");
+        assert!(i.complete(|w, start| {
+            assert!(start);
+            if w == "/jo" {
+                vec!["/join".into()]
+            } else {
+                vec![]
+            }
+        }));
+        assert_eq!(i.text(), "/join ");
+        i.paste("#ru");
+        assert!(i.complete(|w, start| {
+            assert!(!start);
+            if w == "#ru" {
+                vec!["#rust".into()]
+            } else {
+                vec![]
+            }
+        }));
+        assert_eq!(i.text(), "/join #rust ");
+        let mut i = InputLine::new();
+        i.paste("#r");
+        assert!(i.complete(|_, _| vec!["#rust".into()]));
+        assert_eq!(i.text(), "#rust ");
+    }
+
+    /// Ctrl+Left/Right (and Alt+b/f, Alt+Left/Right) moved one character, like Left/Right:
+    /// there was no way to move by word, which every line editor has.
+    #[test]
+    fn the_cursor_moves_by_word() {
+        let mut i = InputLine::new();
+        i.paste("one  two 日本 three");
+        let n = i.text().chars().count();
+        i.word_left();
+        assert_eq!(i.cursor(), n - "three".len());
+        i.word_left();
+        assert_eq!(i.cursor(), "one  two ".len());
+        i.word_left();
+        i.word_left();
+        assert_eq!(i.cursor(), 0);
+        i.word_left();
+        assert_eq!(i.cursor(), 0, "stays at the start");
+        i.word_right();
+        assert_eq!(i.cursor(), 3, "to the end of `one`");
+        i.word_right();
+        assert_eq!(i.cursor(), "one  two".len());
+        i.word_right();
+        assert_eq!(i.cursor(), "one  two 日本".chars().count());
+        i.word_right();
+        i.word_right();
+        assert_eq!(i.cursor(), n, "stays at the end");
     }
 
     fn typed(s: &str) -> InputLine {

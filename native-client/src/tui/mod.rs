@@ -4,12 +4,14 @@
 //! keeps only view concerns: scroll positions ([`view::View`]) and the input line
 //! ([`input::InputLine`]). This file routes events between them and rings the bell.
 //!
-//! Keys: Enter sends (to the open conversation); Up/Down history; Tab completes a nick;
-//! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W); Alt+1..9
+//! Keys: Enter sends (to the open conversation); Up/Down history; Tab completes a nick, a
+//! command at the start of the line or a room we are in ([`Chat::completions`]);
+//! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W; Ctrl+Left/Right,
+//! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
 //! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
 //! room's top in view loads its older lines (as the model says: below the oldest it holds, one
-//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C (or
-//! `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
+//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C
+//! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
 //! spaces and is sent, as one message, on Enter.
 
 pub mod draw;
@@ -43,9 +45,9 @@ const EVENTS_PER_FRAME: usize = 256;
 const BEL: &[u8] = b"\x07";
 
 /// What `/help` adds for the full-screen UI, below the commands.
-const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick \
-(Tab again: the next match), Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
-lines), Esc closes search results, Ctrl+C quits";
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
+/command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
+lines), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -106,7 +108,11 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let alt = key.modifiers.contains(KeyModifiers::ALT);
     match key.code {
-        KeyCode::Char('c' | 'd') if ctrl => return Some(Action::Quit),
+        KeyCode::Char('c') if ctrl => return Some(Action::Quit),
+        // As in a shell: the end of input on an empty line; in the middle of one, as in
+        // irssi, WeeChat and readline, the character under the cursor goes.
+        KeyCode::Char('d') if ctrl && input.text().is_empty() => return Some(Action::Quit),
+        KeyCode::Char('d') if ctrl => input.delete(),
         KeyCode::Char('n') if ctrl => return Some(Action::Step(1)),
         KeyCode::Char('p') if ctrl => return Some(Action::Step(-1)),
         KeyCode::Char('a') if ctrl => input.home(),
@@ -116,11 +122,15 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
         KeyCode::Char(c @ '1'..='9') if alt => {
             return Some(Action::Room(usize::from(c as u8 - b'0')));
         }
+        KeyCode::Char('b') if alt => input.word_left(),
+        KeyCode::Char('f') if alt => input.word_right(),
         KeyCode::Char(_) if ctrl || alt => {}
         KeyCode::Char(c) => input.insert(c),
         KeyCode::Enter => return input.submit().map(Action::Send),
         KeyCode::Backspace => input.backspace(),
         KeyCode::Delete => input.delete(),
+        KeyCode::Left if ctrl || alt => input.word_left(),
+        KeyCode::Right if ctrl || alt => input.word_right(),
         KeyCode::Left => input.left(),
         KeyCode::Right => input.right(),
         KeyCode::Home => input.home(),
@@ -312,12 +322,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     Some(Action::Page(_)) => view.scroll_down(&chat, page),
                     Some(Action::Back) => chat.close_search(),
                     Some(Action::Complete) => {
-                        input.complete(|word| {
-                            chat.nick_completions(word)
-                                .into_iter()
-                                .map(ToString::to_string)
-                                .collect()
-                        });
+                        input.complete(|word, line_start| chat.completions(word, line_start));
                     }
                 }
             }
@@ -429,5 +434,28 @@ mod tests {
         key_action(key(KeyCode::Home, none), &mut i);
         key_action(key(KeyCode::Delete, none), &mut i);
         assert_eq!(i.text(), "i");
+        // By word: Ctrl or Alt with Left/Right, and Alt+b/Alt+f as in readline.
+        key_action(key(KeyCode::End, none), &mut i);
+        i.paste(" two three");
+        for (code, mods, at) in [
+            (KeyCode::Left, KeyModifiers::CONTROL, 6),
+            (KeyCode::Left, KeyModifiers::ALT, 2),
+            (KeyCode::Right, KeyModifiers::CONTROL, 5),
+            (KeyCode::Char('b'), KeyModifiers::ALT, 2),
+            (KeyCode::Char('f'), KeyModifiers::ALT, 5),
+            (KeyCode::Right, KeyModifiers::ALT, 11),
+        ] {
+            assert_eq!(key_action(key(code, mods), &mut i), None);
+            assert_eq!(i.cursor(), at, "{code:?} {mods:?}");
+        }
+        assert_eq!(i.text(), "i two three");
+        // Ctrl+D quit whatever was typed, a half-written line lost to a key that deletes a
+        // character elsewhere: it deletes one now, and quits on an empty line only.
+        key_action(key(KeyCode::Home, none), &mut i);
+        let ctrl_d = || key(KeyCode::Char('d'), KeyModifiers::CONTROL);
+        assert_eq!(key_action(ctrl_d(), &mut i), None);
+        assert_eq!(i.text(), " two three");
+        i.clear();
+        assert_eq!(key_action(ctrl_d(), &mut i), Some(Action::Quit));
     }
 }
