@@ -555,6 +555,10 @@ async fn repeated_tabs_cycle_through_the_nicks_that_match() {
     tmux.wait_for("alice", "you are in #lobby with: ").await;
     tmux.run(&["send-keys", "-t", "alice", "-l", "bo"]);
     let prompt = |s: &str| s.lines().last().unwrap_or_default().trim_end().to_owned();
+    // The typed word is on the screen before the first Tab: on a busy machine the screen
+    // could still show `> b` there, and the first Tab's change was then only `bo` appearing.
+    tmux.wait("alice", "the typed word", |s| prompt(s) == "> bo")
+        .await;
     let mut shown = Vec::new();
     for _ in 0..3 {
         let before = prompt(&tmux.screen("alice"));
