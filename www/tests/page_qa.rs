@@ -1358,3 +1358,51 @@ async fn days_scenario(browser: Browser, page: String, _addr: SocketAddr) {
         serde_json::json!(["Yesterday", "Today"])
     );
 }
+
+// --- a phone's width -----------------------------------------------------------------------------
+
+/// On a phone, a line from someone with a long nick still reads as a line: its text flows on under
+/// the nick rather than being squeezed into the sliver of width the nick leaves (a word a row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_nick_leaves_its_text_the_width_of_a_phone() {
+    with_page(
+        "natter-qa-narrow",
+        natter_server::ServerConfig::local_test(),
+        narrow_scenario,
+    )
+    .await;
+}
+
+async fn narrow_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    timeout(STEP, b.set_window_size(360, 740))
+        .await
+        .expect("resize in time")
+        .expect("resize the window");
+    open_page_as(b, &page, Some("pat")).await;
+    let nick = "W".repeat(natter_core::limits::MAX_NICK_LEN);
+    let (mut fern, _fern_out) = nc(addr, &nick).await;
+    say(&mut fern, "one two three four five six seven eight nine").await;
+    wait_said(b, "#lobby", &["eight nine"]).await;
+    let v = js(
+        b,
+        "const l = [...document.querySelectorAll('.log[data-conv=\"#lobby\"] .line')] \
+           .find(x => x.textContent.includes('eight nine')); \
+         const row = parseFloat(getComputedStyle(l.querySelector('.text')).lineHeight); \
+         return [l.getBoundingClientRect().height / row, innerWidth, \
+                 document.documentElement.scrollWidth, \
+                 l.querySelector('.text').getBoundingClientRect().width / \
+                   l.getBoundingClientRect().width];",
+    )
+    .await;
+    // The widest nick there is (capital Ws) gets a row of its own after the time; the words
+    // then take one more (in a column of the width the nick leaves, they took 36).
+    let rows = v[0].as_f64().expect("a height");
+    assert!(
+        rows < 4.0,
+        "nine short words take {rows} rows on a phone: {v}"
+    );
+    let share = v[3].as_f64().expect("a width");
+    assert!(share > 0.8, "the text has {share} of the line's width: {v}");
+    assert_eq!(v[1], v[2], "nothing wider than the screen: {v}");
+}
