@@ -151,25 +151,103 @@ function atBottom(log) {
 
 // --- lines: one model line, one element ------------------------------------------------------
 
-// Chat text with the mentions of our nick marked (the model says where). Its direction is its
-// own (`dir=auto`: from its first strong character), isolated from the nick and time around it:
-// a line in Hebrew or Arabic reads right to left, its end punctuation where it belongs, and
-// cannot reorder what is around it.
-function chatText(l) {
-  const t = el("span", "text");
-  t.dir = "auto";
+// The web addresses in `text`: `[start, end)` of each `http://` or `https://` one, without the
+// punctuation that ends a sentence around it (`see https://x.org/a.` links `https://x.org/a`, a `)`
+// only when the address opened one). Only these two schemes are ever links: `javascript:`,
+// `data:` and the rest stay text, whatever a message says.
+const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+function linkRanges(text) {
+  const out = [];
+  for (const m of text.matchAll(URL_RE)) {
+    let u = m[0];
+    for (;;) {
+      const last = u[u.length - 1];
+      if (".,;:!?'*".includes(last)) u = u.slice(0, -1);
+      else if (last === ")" && u.split("(").length < u.split(")").length) u = u.slice(0, -1);
+      else break;
+    }
+    let url;
+    try {
+      url = new URL(u);
+    } catch {
+      continue;
+    }
+    if ((url.protocol === "http:" || url.protocol === "https:") && url.host) {
+      out.push([m.index, m.index + u.length]);
+    }
+  }
+  return out;
+}
+
+// `text[a, b)` into `parent`, the parts of it inside `spans` (mentions of our nick) marked.
+function appendMarked(parent, text, spans, a, b) {
+  let at = a;
+  for (const [start, end] of spans) {
+    const s = Math.max(start, at);
+    const e = Math.min(end, b);
+    if (s >= e) continue;
+    parent.append(text.slice(at, s), el("mark", "me", text.slice(s, e)));
+    at = e;
+  }
+  parent.append(text.slice(at, b));
+}
+
+// `text` into `parent`, its web addresses as links that open in a new tab, which gets neither
+// this page (`noopener`) nor its address (`noreferrer`), and its mentions marked.
+function appendLinked(parent, text, spans = []) {
   let at = 0;
-  for (const [start, end] of l.spans) {
-    t.append(l.text.slice(at, start), el("mark", "me", l.text.slice(start, end)));
+  for (const [start, end] of linkRanges(text)) {
+    appendMarked(parent, text, spans, at, start);
+    const a = el("a", "link");
+    a.href = text.slice(start, end);
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    appendMarked(a, text, spans, start, end);
+    parent.append(a);
     at = end;
   }
-  t.append(l.text.slice(at));
+  appendMarked(parent, text, spans, at, text.length);
+}
+
+// Chat text with its links and the mentions of our nick marked (the model says where). Its
+// direction is its own (`dir=auto`: from its first strong character), isolated from the nick and
+// time around it: a line in Hebrew or Arabic reads right to left, its end punctuation where it
+// belongs, and cannot reorder what is around it. A search hit's text has no links: the whole hit
+// is one button (which opens its room at the line).
+function chatText(l, links = true) {
+  const t = el("span", "text");
+  t.dir = "auto";
+  if (links) appendLinked(t, l.text, l.spans);
+  else appendMarked(t, l.text, l.spans, 0, l.text.length);
   return t;
 }
 
+// The day marks say "Today" and "Yesterday" of the day they were drawn on: once the day has
+// changed (a page left open overnight), every mark is said again, before a new one is drawn (or
+// two days would both be "Today") and at midnight for a page that hears nothing then.
+let labelledOn = new Date().toDateString();
+function freshDayLabels() {
+  const today = new Date().toDateString();
+  if (today === labelledOn) return;
+  labelledOn = today;
+  for (const m of document.querySelectorAll(".day")) m.textContent = dayLabel(Number(m.dataset.at));
+}
+(function atMidnight() {
+  const n = new Date();
+  const next = new Date(n.getFullYear(), n.getMonth(), n.getDate() + 1);
+  setTimeout(() => {
+    freshDayLabels();
+    atMidnight();
+  }, next - n + 1000);
+})();
+// A tab asleep past midnight (its timers held back) catches up when it is looked at again.
+document.addEventListener("visibilitychange", freshDayLabels);
+
 function dayEl(at) {
+  freshDayLabels();
   const day = el("div", "day", dayLabel(at));
   day.dataset.day = new Date(at).toDateString();
+  day.dataset.at = String(at);
   return day;
 }
 
@@ -351,7 +429,7 @@ function hitEl(h) {
     who.style.setProperty("--h", String(nickHue(h.line.from)));
     li.append(who);
   }
-  li.append(chatText(h.line));
+  li.append(chatText(h.line, false));
   // A hit opens its room at the line (click, or Enter or Space from the keyboard).
   li.tabIndex = 0;
   li.setAttribute("role", "button");
@@ -540,7 +618,8 @@ function renderHeader() {
   const c = client.conversations().find((x) => x.key === shown);
   ui.convName.textContent = c ? c.label : "natter";
   const topic = c?.kind === "room" ? (c.topic ?? "") : "";
-  ui.topic.textContent = !c ? "" : c.kind === "room" ? topic || "no topic — set one with /topic text" : "direct messages";
+  ui.topic.textContent = !c ? "" : c.kind === "room" ? (topic ? "" : "no topic — set one with /topic text") : "direct messages";
+  if (topic) appendLinked(ui.topic, topic);
   // Someone's words: their direction is theirs, as a line's text is (chatText).
   ui.topic.dir = topic ? "auto" : "";
   ui.topic.title = topic;

@@ -6,7 +6,8 @@
 //! remembered sign-in; a guest's reload resumes its session, past the resume window it
 //! joins its rooms again (a `+k` one with the key the tab kept), and its tab closed for good
 //! quits at once (through the bridge's short grace); a search hit opens its room at the line;
-//! `/history` at a room's beginning shows that it is.
+//! `/history` at a room's beginning shows that it is; web addresses are safe links; a page left
+//! open overnight says its day marks again.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -1235,4 +1236,173 @@ async fn keyboard_scenario(browser: Browser, page: String, addr: SocketAddr) {
         .filter(|x| *x)
     );
     assert_eq!(focused(b).await, "toggle-rooms");
+}
+
+// --- links -------------------------------------------------------------------------------------
+
+/// Web addresses in what people say, and in a topic, are links: `http(s)` ones only (never
+/// `javascript:` or `data:`), without the punctuation that ends the sentence around them, opening
+/// in a tab of their own that gets neither this page nor its address; the text around them, and a
+/// mention of our nick in it, stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_addresses_in_lines_and_topics_are_safe_links() {
+    with_page(
+        "natter-qa-links",
+        natter_server::ServerConfig::local_test(),
+        links_scenario,
+    )
+    .await;
+}
+
+async fn links_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("pat")).await;
+    let (mut fern, _fern_out) = nc(addr, "fern").await;
+    let said = "see https://example.com/a?b=1&c=(2). or (https://example.org/x) \
+                but not javascript:alert(1) nor data:text/html,hi nor https:evil, pat";
+    say(&mut fern, said).await;
+    wait_said(b, "#lobby", &["javascript:alert(1)"]).await;
+    let line = js(
+        b,
+        "const t = [...document.querySelectorAll('.log[data-conv=\"#lobby\"] .line .text')] \
+           .find(t => t.textContent.includes('javascript:')); \
+         return { text: t.textContent, \
+                  links: [...t.querySelectorAll('a')].map(a => [a.getAttribute('href'), \
+                          a.textContent, a.target, a.rel]), \
+                  marks: [...t.querySelectorAll('mark.me')].map(m => m.textContent) };",
+    )
+    .await;
+    assert_eq!(line["text"], said, "the line reads as it was said: {line}");
+    let links: Vec<Vec<String>> = serde_json::from_value(line["links"].clone()).expect("links");
+    let want = |url: &str| {
+        vec![
+            url.to_owned(),
+            url.to_owned(),
+            "_blank".to_owned(),
+            "noopener noreferrer".to_owned(),
+        ]
+    };
+    assert_eq!(
+        links,
+        vec![
+            want("https://example.com/a?b=1&c=(2)"),
+            want("https://example.org/x")
+        ],
+        "the two web addresses, and nothing else, are links: {line}"
+    );
+    assert_eq!(line["marks"], serde_json::json!(["pat"]), "{line}");
+
+    // A topic's address is a link too (the sentence's full stop left out of it).
+    say(&mut fern, "/topic the rules: https://example.com/rules.").await;
+    wait_for!("the topic's link", {
+        let v = js(
+            b,
+            "const t = document.getElementById('topic'); \
+             return [t.textContent, [...t.querySelectorAll('a')].map(a => \
+                     [a.getAttribute('href'), a.target, a.rel])];",
+        )
+        .await;
+        (v == serde_json::json!([
+            "the rules: https://example.com/rules.",
+            [["https://example.com/rules", "_blank", "noopener noreferrer"]]
+        ]))
+        .then_some(())
+    });
+}
+
+// --- day marks ---------------------------------------------------------------------------------
+
+/// A page left open past midnight says its day marks again: what was "Today" is "Yesterday" once
+/// a line of the new day comes, never two days both "Today".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_marks_follow_the_day_on_a_page_left_open_overnight() {
+    with_page(
+        "natter-qa-days",
+        natter_server::ServerConfig::local_test(),
+        days_scenario,
+    )
+    .await;
+}
+
+async fn day_marks(b: &Browser) -> serde_json::Value {
+    js(
+        b,
+        "return [...document.querySelectorAll('.log[data-conv=\"#lobby\"] .day')] \
+           .map(d => d.textContent);",
+    )
+    .await
+}
+
+async fn days_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("pat")).await;
+    wait_said(b, "#lobby", &["#lobby"]).await;
+    assert_eq!(day_marks(b).await, serde_json::json!(["Today"]));
+    // The page's clock goes on to the same hour tomorrow (the lines already shown keep theirs).
+    js(
+        b,
+        "const Real = Date, later = 86400000; \
+         window.Date = class extends Real { \
+           constructor(...a) { if (a.length) super(...a); else super(Real.now() + later); } \
+           static now() { return Real.now() + later; } };",
+    )
+    .await;
+    // A line made now, by the page itself: a new day's mark, and yesterday's said so.
+    send_line(b, "/help").await;
+    wait_for!("a second day mark", {
+        let marks = day_marks(b).await;
+        (marks.as_array().map(Vec::len) == Some(2)).then_some(marks)
+    });
+    assert_eq!(
+        day_marks(b).await,
+        serde_json::json!(["Yesterday", "Today"])
+    );
+}
+
+// --- a phone's width -----------------------------------------------------------------------------
+
+/// On a phone, a line from someone with a long nick still reads as a line: its text flows on under
+/// the nick rather than being squeezed into the sliver of width the nick leaves (a word a row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_nick_leaves_its_text_the_width_of_a_phone() {
+    with_page(
+        "natter-qa-narrow",
+        natter_server::ServerConfig::local_test(),
+        narrow_scenario,
+    )
+    .await;
+}
+
+async fn narrow_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    timeout(STEP, b.set_window_size(360, 740))
+        .await
+        .expect("resize in time")
+        .expect("resize the window");
+    open_page_as(b, &page, Some("pat")).await;
+    let nick = "W".repeat(natter_core::limits::MAX_NICK_LEN);
+    let (mut fern, _fern_out) = nc(addr, &nick).await;
+    say(&mut fern, "one two three four five six seven eight nine").await;
+    wait_said(b, "#lobby", &["eight nine"]).await;
+    let v = js(
+        b,
+        "const l = [...document.querySelectorAll('.log[data-conv=\"#lobby\"] .line')] \
+           .find(x => x.textContent.includes('eight nine')); \
+         const row = parseFloat(getComputedStyle(l.querySelector('.text')).lineHeight); \
+         return [l.getBoundingClientRect().height / row, innerWidth, \
+                 document.documentElement.scrollWidth, \
+                 l.querySelector('.text').getBoundingClientRect().width / \
+                   l.getBoundingClientRect().width];",
+    )
+    .await;
+    // The widest nick there is (capital Ws) gets a row of its own after the time; the words
+    // then take one more (in a column of the width the nick leaves, they took 36).
+    let rows = v[0].as_f64().expect("a height");
+    assert!(
+        rows < 4.0,
+        "nine short words take {rows} rows on a phone: {v}"
+    );
+    let share = v[3].as_f64().expect("a width");
+    assert!(share > 0.8, "the text has {share} of the line's width: {v}");
+    assert_eq!(v[1], v[2], "nothing wider than the screen: {v}");
 }
