@@ -1788,7 +1788,16 @@ impl Hub {
             ) => {
                 if tries == 0 && hello.taken == IfTaken::Refuse {
                     let detail = format!("the nick {nick} is taken");
-                    return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+                    self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
+                    // The lines that waited are read now, after the refusal, as a single
+                    // node reads them (a new `NICK` registers); what the registration
+                    // itself asked next (its welcome's parts) is not wanted.
+                    for req in held {
+                        if matches!(req, Request::Line(_)) {
+                            self.submit(conn, req, now);
+                        }
+                    }
+                    return;
                 }
                 self.claim_for_hello(conn, hello, want, tries + 1, held);
             }

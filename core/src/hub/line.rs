@@ -12,6 +12,15 @@ use crate::types::ConnId;
 impl Hub {
     /// Reads `line` in `conn`'s dialect and runs the steps it means, in order.
     pub(super) fn run_line(&mut self, conn: ConnId, line: &str, now: Millis) {
+        // In a cluster, a line after the registration that waits for its nick claim waits
+        // too, and is read once the claim is answered (registered, or refused: then read as
+        // a single node reads it after a refusal), not now as if the registration had failed
+        // (IRC's `JOIN` sent with `NICK` and `USER` would be answered 451).
+        if self.conns.get(&conn).is_some_and(|c| c.user().is_none())
+            && self.cluster_holds(conn, Request::Line(line.to_owned()))
+        {
+            return;
+        }
         let next_id = self.next_id(conn);
         let Hub { conns, users, .. } = self;
         let Some(c) = conns.get_mut(&conn) else {

@@ -441,3 +441,40 @@ fn a_tagmsg_to_someone_on_another_node_arrives_there() {
     let text = irc_says(&mut net, 0, a, "@+typing=active TAGMSG nobody\r\n");
     assert!(text.contains(" 401 ann nobody "), "{text}");
 }
+
+/// What an IRC client sends with its registration, in the same read, is read once the nick's
+/// claim is answered, as a single node reads it: a `JOIN` sent with `NICK` and `USER` joins
+/// (not 451); after a refused nick, a new `NICK` in the same read registers.
+#[test]
+fn lines_sent_with_the_registration_wait_for_the_nick_claim() {
+    let mut net = Net::new(2);
+    let now = net.now;
+    let c = net.nodes[0]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let lines = "NICK erin\r\nUSER e 0 * :Erin\r\nJOIN #r\r\nWHOIS erin\r\n";
+    net.nodes[0].hub.handle_bytes(c, lines.as_bytes(), now);
+    net.pump();
+    let got =
+        String::from_utf8_lossy(&net.nodes[0].raw.remove(&c).unwrap_or_default()).into_owned();
+    assert!(got.contains(" 001 erin "), "{got}");
+    assert!(!got.contains(" 451 "), "{got}");
+    assert!(got.contains(":erin!") && got.contains(" JOIN #r"), "{got}");
+    assert!(got.contains(" 311 erin erin "), "{got}");
+    // Node 1: the nick is taken; the second NICK in the same read registers.
+    let now = net.now;
+    let d = net.nodes[1]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let lines = "NICK erin\r\nUSER e 0 * :Erin\r\nNICK fay\r\nJOIN #r\r\n";
+    net.nodes[1].hub.handle_bytes(d, lines.as_bytes(), now);
+    net.pump();
+    let got =
+        String::from_utf8_lossy(&net.nodes[1].raw.remove(&d).unwrap_or_default()).into_owned();
+    assert!(got.contains(" 433 * erin "), "{got}");
+    assert!(got.contains(" 001 fay "), "{got}");
+    assert!(!got.contains(" 451 "), "{got}");
+    assert!(got.contains(":fay!") && got.contains(" JOIN #r"), "{got}");
+}
