@@ -25,18 +25,24 @@ impl NatsServer {
     /// If no port or directory can be had, or nats-server does not run or listen in time:
     /// a test cannot go on without it.
     pub fn start() -> NatsServer {
-        // A free port: bound by the OS, then let go for nats-server to take.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut nats = NatsServer {
             child: None,
-            port,
+            port: 0,
             dir: tempfile::tempdir().expect("a temporary directory"),
         };
-        nats.run();
-        nats
+        // A free port: bound by the OS, then let go for nats-server to take. Something else
+        // may take it in between (another test's connection or server): nats-server then
+        // exits, and another free port is tried.
+        for _ in 0..PORT_TRIES {
+            nats.port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            if nats.try_run() {
+                return nats;
+            }
+        }
+        panic!("nats-server did not listen on any of {PORT_TRIES} free ports");
     }
 
     /// The binary: Debian installs it in /usr/sbin, which is not on every user's PATH.
@@ -55,6 +61,18 @@ impl NatsServer {
     /// # Panics
     /// As [`NatsServer::start`].
     pub fn run(&mut self) {
+        assert!(
+            self.try_run(),
+            "nats-server did not listen on its port again"
+        );
+    }
+
+    /// Starts nats-server on `self.port` and waits until it listens there: false if it exited
+    /// first (the port was taken) or was not ready in time. Only this child's own "ready"
+    /// counts: before, a connection accepted by whatever else held the port passed.
+    fn try_run(&mut self) -> bool {
+        // A fresh log each run: "ready" in it is this run's.
+        let _ = std::fs::remove_file(self.log());
         let child = Command::new(Self::bin())
             .args([
                 "-js",
@@ -65,6 +83,8 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .arg("-l")
+            .arg(self.log())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -72,8 +92,24 @@ impl NatsServer {
             .expect("nats-server runs (cargo xtask test installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(self.addr()).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
+        loop {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited || Instant::now() >= deadline {
+                if let Some(mut c) = self.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return false;
+            }
+            // Its own log says it is ready (listening on its port), and it answers there.
+            let ready =
+                std::fs::read_to_string(self.log()).is_ok_and(|l| l.contains("Server is ready"));
+            if ready && TcpStream::connect(self.addr()).is_ok() {
+                return true;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -95,6 +131,11 @@ impl NatsServer {
         }
     }
 
+    /// Its log file, beside its store.
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("nats.log")
+    }
+
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
@@ -114,6 +155,9 @@ impl Drop for NatsServer {
         }
     }
 }
+
+/// Free ports tried before [`NatsServer::start`] gives up.
+const PORT_TRIES: usize = 5;
 
 /// A natter-server node process joined to a [`NatsServer`] (memory-only, on a free port of
 /// 127.0.0.1), killed when dropped; a test can `kill -9` it with [`NodeProcess::kill`].
