@@ -155,6 +155,10 @@ pub enum CommandError {
     /// `/frobnicate`
     #[error("unknown command /{0} (try /help; to say a line that starts with /, type it as //)")]
     Unknown(String),
+    /// `/help frobnicate`: no such command to help with (until the thirty-first session it
+    /// read as the unknown command `/frobnicate`, as if one had typed it).
+    #[error("there is no command /{0} to help with; /help lists them all")]
+    NoHelp(String),
     /// Right command, wrong arguments.
     #[error("usage: {0}")]
     Usage(&'static str),
@@ -411,8 +415,8 @@ fn room_then_text(args: &str) -> Result<(Option<RoomName>, Option<Text>), Comman
 
 /// A ban's optional duration and the reason after it. A first word that is not a duration is
 /// the reason's start; one shaped like a duration that natter does not read (out of range:
-/// `400d`, `0h`; or written otherwise: `1H`, `90min`, `1.5h`, `5m5m`, `-5m`) is refused, not
-/// read as a reason: the ban would otherwise be for ever, with the time typed as its reason.
+/// `400d`, `0h`; or written otherwise: `1H`, `90min`, `1.5h`, `5m5m`, `-5m`, `5ms`) is refused,
+/// not read as a reason: the ban would otherwise be for ever, with the time typed as its reason.
 fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), CommandError> {
     let (d, why) = word(after);
     match parse_duration(d) {
@@ -423,14 +427,20 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
 }
 
 /// Whether `word` is meant as a time: numbers (a sign, a fraction) each followed by a unit,
-/// in any case, as `s`, `m`, `h`, `d`, `w`, `y` or a word for one (`min`, `hours`, `days`...).
+/// in any case, as `s`, `m`, `h`, `d`, `w`, `y`, a word for one (`min`, `hours`, `days`...) or
+/// a unit natter does not take (`ms`, `us`, `ns`, `mo`, `months`, ...: a `/ban bob 5ms why`
+/// was for ever with the reason `5ms why` until the thirty-first session's QA).
 /// `10x` or `2nd` is not: a reason may start so.
 fn duration_shaped(word: &str) -> bool {
+    // natter's units and words for them, then units it does not take.
     const UNITS: [&str; 26] = [
         "s", "m", "h", "d", "w", "y", "sec", "secs", "second", "seconds", "min", "mins", "minute",
         "minutes", "hr", "hrs", "hour", "hours", "day", "days", "week", "weeks", "yr", "yrs",
         "year", "years",
     ];
+    const OTHER_UNITS: &str = "ms msec msecs millis millisecond milliseconds us \u{b5}s \u{3bc}s \
+        usec usecs microsecond microseconds ns nsec nsecs nanosecond nanoseconds wk wks mo mos \
+        mon mons month months fortnight fortnights decade decades";
     let mut rest = word.strip_prefix(['-', '+']).unwrap_or(word);
     if rest.is_empty() {
         return false;
@@ -444,9 +454,12 @@ fn duration_shaped(word: &str) -> bool {
         }
         rest = &rest[number..];
         let unit = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
+            .find(|c: char| !c.is_alphabetic())
             .unwrap_or(rest.len());
-        if !UNITS.contains(&rest[..unit].to_ascii_lowercase().as_str()) {
+        let unit_word = rest[..unit].to_lowercase();
+        if !UNITS.contains(&unit_word.as_str())
+            && !OTHER_UNITS.split_whitespace().any(|u| u == unit_word)
+        {
             return false;
         }
         rest = &rest[unit..];
@@ -825,11 +838,11 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             ("", _) => Command::Help(None),
             (topic, "") => match command_named(topic) {
                 Some(name) => Command::Help(Some(name)),
-                // The same words as typing it: there is no such command.
+                // No such command to help with, cleaned as an unknown command is.
                 None => {
                     let topic = topic.strip_prefix('/').unwrap_or(topic);
                     let name: String = topic.chars().take(20).collect();
-                    return Err(CommandError::Unknown(crate::types::sanitize(&name)));
+                    return Err(CommandError::NoHelp(crate::types::sanitize(&name)));
                 }
             },
             _ => return Err(CommandError::Usage(usage("/help"))),
@@ -1097,7 +1110,11 @@ mod tests {
         assert_eq!(cmd("/help passwd"), Command::Help(Some("/password")));
         assert_eq!(
             parse("/help afk"),
-            Err(CommandError::Unknown("afk".to_owned()))
+            Err(CommandError::NoHelp("afk".to_owned()))
+        );
+        assert_eq!(
+            parse("/help /nosuch").unwrap_err().to_string(),
+            "there is no command /nosuch to help with; /help lists them all"
         );
         assert_eq!(cmd("/help away"), Command::Help(Some("/away")));
         assert_eq!(help_lines(Some("/away")).count(), 1);
@@ -1287,6 +1304,13 @@ mod tests {
             "/ban bob 5m5m",
             "/ban bob -5m",
             "/gban bob 7D",
+            "/ban bob 5ms why",
+            "/ban bob 5MS",
+            "/ban bob 3mo spam",
+            "/ban bob 2months",
+            "/ban bob 10\u{b5}s",
+            "/ban bob 1ns",
+            "/ban bob 2wks spam",
         ] {
             assert!(
                 matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("365")
@@ -1311,6 +1335,10 @@ mod tests {
             "/ban bob 2nd warning",
             "/ban bob 3 strikes",
             "/ban bob m8 spam",
+            "/ban bob 10x spam",
+            "/ban bob 3rd strike",
+            "/ban bob 4th time",
+            "/ban bob 2fa bypass",
         ] {
             assert!(
                 matches!(

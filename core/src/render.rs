@@ -21,6 +21,17 @@ const UNDELIVERED_PREVIEW: usize = 60;
 
 // ---- words ----
 
+/// A count and its noun, singular for one: `count(1, "member")` is `1 member`, `count(3,
+/// "member")` `3 members`. Every count a person reads goes through here, so no refusal or notice
+/// says `1 connections` (the thirty-first session's QA found one that did).
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// What a room event other than chat says (`bob joined #lobby`); `None` for a say or an action,
 /// which are shown as chat lines, and for a move to another server, which is not shown at all.
 pub fn event_words(ev: &RoomEvent) -> Option<String> {
@@ -82,7 +93,7 @@ pub fn policy_words(
         about.push(format!("key {k}"));
     }
     if let Some(n) = modes.limit {
-        about.push(format!("at most {n} members"));
+        about.push(format!("at most {}", count(u64::from(n), "member")));
     }
     if !about.is_empty() {
         s.push_str(&format!(" ({})", about.join(", ")));
@@ -310,7 +321,10 @@ pub fn members_words(
         return format!("{room} ({n}): {names}");
     }
     match counted.filter(|&c| c > n) {
-        Some(c) => format!("{room} ({c} members, {n} listed): {names}"),
+        Some(c) => format!(
+            "{room} ({}, {n} listed): {names}",
+            count(c as u64, "member")
+        ),
         None => format!(
             "{room} ({n} listed; a list stops at {MAX_MEMBERS_LISTED}, /rooms counts them all): \
              {names}"
@@ -922,6 +936,19 @@ mod tests {
 
     /// A join's line named every member, up to 300 on one line: ten (operators first), and
     /// how many more, or `and more` for a full list (whose size the next line gives).
+    #[test]
+    fn a_count_of_one_is_singular() {
+        assert_eq!(count(0, "room"), "0 rooms");
+        assert_eq!(count(1, "room"), "1 room");
+        assert_eq!(count(2, "member"), "2 members");
+        let modes = crate::moderation::Modes {
+            limit: Some(1),
+            ..Default::default()
+        };
+        let words = policy_words(&room("#a"), None, &[], &[], &modes);
+        assert!(words.ends_with("(at most 1 member)"), "{words}");
+    }
+
     #[test]
     fn a_join_names_ten_members_and_counts_the_rest() {
         let members: Vec<Nick> = std::iter::once(nick("me"))

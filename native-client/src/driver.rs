@@ -142,6 +142,17 @@ pub enum Command {
     Quit,
 }
 
+/// A wait as `--wait` took it, in seconds (`0s`, `10s`), as the other waits are said (`no answer
+/// within 10s`); a wait with a fraction of a second (only tests set one) as `Duration` says it.
+/// `Duration`'s own words said `within 0ns` for `--wait 0` until the thirty-first session.
+fn wait_words(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{d:?}")
+    }
+}
+
 /// Why the driver stopped without a clean end.
 #[derive(Debug, Error)]
 pub enum DriverError {
@@ -149,17 +160,18 @@ pub enum DriverError {
     #[error("no server address")]
     NoServer,
     /// Input ended but the server did not acknowledge everything in time.
-    #[error("the server did not acknowledge everything sent within {0:?}")]
+    #[error("the server did not acknowledge everything sent within {}", wait_words(*.0))]
     NotSettled(Duration),
     /// The connection was down with as many lines waiting as the Session keeps for the
     /// reconnect, and stayed down this long: the rest of the input was not read, nor sent.
     #[error(
-        "the connection stayed down for {0:?} with {SESSION_MAX_PENDING} messages waiting to be sent; the rest of the input was not sent"
+        "the connection stayed down for {} with {SESSION_MAX_PENDING} messages waiting to be sent; the rest of the input was not sent",
+        wait_words(*.0)
     )]
     HeldUp(Duration),
     /// Input ended and no server could be reached before the wait ran out (nothing was ever
     /// connected, so there was nothing to acknowledge).
-    #[error("could not connect to {servers} within {waited:?}: {why}")]
+    #[error("could not connect to {servers} within {}: {why}", wait_words(*waited))]
     Unreachable {
         /// The addresses tried.
         servers: String,
@@ -651,5 +663,25 @@ mod tests {
             tls: true,
         };
         assert_eq!(b.to_string(), "natters://chat.example:7");
+    }
+
+    /// `--wait 0` said "within 0ns"; every wait is said in seconds as `--wait` takes it.
+    #[test]
+    fn waits_are_said_in_seconds() {
+        let e = DriverError::NotSettled(Duration::ZERO).to_string();
+        assert!(e.ends_with("sent within 0s"), "{e}");
+        let e = DriverError::Unreachable {
+            servers: "127.0.0.1:1".into(),
+            waited: Duration::from_secs(120),
+            why: "refused".into(),
+        }
+        .to_string();
+        assert_eq!(e, "could not connect to 127.0.0.1:1 within 120s: refused");
+        let e = DriverError::HeldUp(Duration::from_secs(10)).to_string();
+        assert!(
+            e.starts_with("the connection stayed down for 10s with "),
+            "{e}"
+        );
+        assert_eq!(wait_words(Duration::from_millis(300)), "300ms");
     }
 }

@@ -13,6 +13,7 @@
 use super::Config;
 use super::dialect::Limit;
 use crate::limits::MAX_TRACKED_IPS;
+use crate::render::count;
 use crate::time::Millis;
 use core::net::IpAddr;
 use std::collections::{HashMap, VecDeque};
@@ -255,10 +256,10 @@ impl IpTable {
             return Err(Refusal {
                 limit: Limit::RoomCreates,
                 detail: format!(
-                    "your address has created {} rooms in the last {} seconds, the most allowed; \
+                    "your address has created {} in the last {}, the most allowed; \
                      join an existing room or try later",
-                    st.rooms_created,
-                    cfg.room_create_window.0 / 1000
+                    count(u64::from(st.rooms_created), "room"),
+                    count(cfg.room_create_window.0 / 1000, "second")
                 ),
             });
         }
@@ -342,8 +343,8 @@ fn count_connect(
         return Err(Refusal {
             limit: Limit::ConnectRate,
             detail: format!(
-                "too many connections from {whose}: at most {max_connects} per {} seconds",
-                cfg.connect_window.0 / 1000
+                "too many connections from {whose}: at most {max_connects} per {}",
+                count(cfg.connect_window.0 / 1000, "second")
             ),
         });
     }
@@ -356,8 +357,8 @@ fn open_one(cfg: &Config, st: &mut IpStat, factor: usize, whose: &str) -> Result
         return Err(Refusal {
             limit: Limit::PerIp,
             detail: format!(
-                "{whose} already has {} connections open, the most allowed",
-                st.open
+                "{whose} already has {} open, the most allowed",
+                count(st.open as u64, "connection")
             ),
         });
     }
@@ -515,6 +516,39 @@ mod tests {
         );
         t.prune(&cfg, later, usize::MAX);
         assert_eq!(t.addrs.map.len(), 1);
+    }
+
+    /// A limit of one is said in the singular: until the thirty-first session's QA an address
+    /// allowed one connection was told it "already has 1 connections open".
+    #[test]
+    fn counts_of_one_are_said_in_the_singular() {
+        let cfg = Config {
+            max_connections_per_ip: 1,
+            max_connects_per_window: 1,
+            max_room_creates_per_window: 1,
+            connect_window: Millis(1_000),
+            room_create_window: Millis(1_000),
+            ..Config::default()
+        };
+        let mut t = IpTable::default();
+        let a = ip("198.51.100.7");
+        t.admit(&cfg, a, Millis(0)).unwrap();
+        let r = t.admit(&cfg, a, Millis(5_000)).unwrap_err();
+        assert_eq!(r.limit, Limit::PerIp);
+        assert!(r.detail.contains("has 1 connection open,"), "{}", r.detail);
+        t.release(&cfg, a, Millis(5_000));
+        t.admit(&cfg, a, Millis(10_000)).unwrap();
+        t.release(&cfg, a, Millis(10_000));
+        let r = t.admit(&cfg, a, Millis(10_000)).unwrap_err();
+        assert_eq!(r.limit, Limit::ConnectRate);
+        assert!(r.detail.ends_with("at most 1 per 1 second"), "{}", r.detail);
+        t.create_room(&cfg, a, Millis(10_000)).unwrap();
+        let r = t.create_room(&cfg, a, Millis(10_000)).unwrap_err();
+        assert!(
+            r.detail.contains("created 1 room in the last 1 second,"),
+            "{}",
+            r.detail
+        );
     }
 
     #[test]

@@ -179,7 +179,7 @@ impl BridgeSecret {
             return Err(ConfigError {
                 table: None,
                 key: "bridge secret",
-                value: format!("({n} characters)"),
+                value: format!("({})", crate::render::count(n as u64, "character")),
                 why: "must be 16 to 256 characters",
             });
         }

@@ -5,6 +5,7 @@
 use super::dialect::{AnyDialect, Door, Limit, Request};
 use super::{ConnKind, DeviceId, HubEvent, UserId};
 use crate::flood::Bucket;
+use crate::render::count;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Seq};
 use bytes::{Bytes, BytesMut};
@@ -945,9 +946,9 @@ impl Conn {
         self.rare_mut().gaps.insert(room.clone(), (seq, seq));
         self.owes = true;
         let detail = format!(
-            "outbound queue full ({} messages, {} bytes): room traffic skipped",
-            self.backlog_msgs(),
-            self.backlog_bytes()
+            "outbound queue full ({}, {}): room traffic skipped",
+            count(self.backlog_msgs() as u64, "message"),
+            count(self.backlog_bytes() as u64, "byte")
         );
         self.limit_hit(out, Limit::Queue, detail);
         false

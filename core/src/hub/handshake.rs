@@ -8,6 +8,7 @@ use super::dialect::{self, Door, Hello, IfTaken, Limit, Reply, Request, Step};
 use super::reply::Gone;
 use super::{Conn, ConnKind, DeviceId, Hub, HubEvent, Refused, Timer, UserId, admit};
 use crate::limits::MAX_REFUSED_PENDING;
+use crate::render::count;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, ResumeToken};
 use crate::wire::{ClientMsg, ErrorKind, PROTOCOL_VERSION, Re, ServerMsg};
@@ -589,7 +590,7 @@ impl Hub {
             Life::Detect => self.detect_wait_over(conn, now),
             Life::Proxy | Life::Handshake(_) => {
                 let secs = self.config.hello_timeout.0 / 1000;
-                let detail = format!("no hello within {secs} seconds");
+                let detail = format!("no hello within {}", count(secs, "second"));
                 self.fatal(conn, ErrorKind::Timeout, detail, now);
             }
             Life::Ready(..) | Life::Closing => {}

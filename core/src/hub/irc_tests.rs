@@ -1682,6 +1682,24 @@ fn a_topic_from_irc_is_cut_to_topiclen() {
         n.lines(b)[0],
         format!(":natter.irc 332 reader #t :{}", "x".repeat(389))
     );
+    // A topic of formatting codes alone is refused, as a PRIVMSG of them is, and the topic
+    // stays (it was cleared until the thirty-first session's QA); an empty one clears it.
+    n.lines(a);
+    n.lines(b);
+    n.send(a, &["TOPIC #t :\x02\x03\x0f"]);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc FAIL TOPIC INVALID_TEXT #t :Nothing is left of that topic without its \
+          formatting codes (TOPIC #t : clears it)"
+        ]
+    );
+    assert!(n.lines(b).is_empty(), "nobody saw the topic change");
+    n.send(b, &["TOPIC #t"]);
+    assert_eq!(
+        n.lines(b)[0],
+        format!(":natter.irc 332 reader #t :{}", "x".repeat(389))
+    );
     // One that fits is kept whole, and `TOPIC #t :` still clears it.
     n.send(a, &[format!("TOPIC #t :{}", "z".repeat(390)).as_str()]);
     assert_eq!(
@@ -1691,6 +1709,8 @@ fn a_topic_from_irc_is_cut_to_topiclen() {
             "z".repeat(390)
         )]
     );
+    n.send(a, &["TOPIC #t :"]);
+    assert_eq!(n.lines(b), [":setter!setter@natter TOPIC #t :"]);
 }
 
 #[test]

@@ -25,6 +25,7 @@ use crate::moderation::{
     Entry, MAX_BANS_PER_ROOM, MAX_INVITED, MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
 };
 use crate::persist::Write;
+use crate::render::count;
 use crate::time::Millis;
 use crate::types::{ConnId, Nick, RoomName, Seq, Text};
 use crate::wire::{AdminAction, ErrorKind, EventKind, ModAction, Re, ServerMsg};
@@ -1013,7 +1014,10 @@ impl Hub {
         {
             return Err((
                 ErrorKind::RoomFull,
-                format!("{room} is full ({limit} members, its operators' limit)"),
+                format!(
+                    "{room} is full ({}, its operators' limit)",
+                    count(u64::from(limit), "member")
+                ),
             ));
         }
         self.drop_lapsed_invites(room, now);

@@ -10,6 +10,7 @@ use super::room::Room;
 use super::timers::Timer;
 use super::{Hub, UserId};
 use crate::limits::{FLOOD_READ_GAP, MAX_ROOMS_LISTED, MAX_ROOMS_PER_USER};
+use crate::render::count;
 use crate::time::Millis;
 use crate::types::{ConnId, FoldedNick, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{ClientMsg, DirectMsg, ErrorKind, EventKind, Re, RoomInfo, ServerMsg};
@@ -446,7 +447,10 @@ impl Hub {
             None => {
                 let max = self.config.max_rooms;
                 if self.rooms.len() >= max && !self.reclaim_orphan_room() {
-                    let detail = format!("the server has {max} rooms, the most it holds");
+                    let detail = format!(
+                        "the server has {}, the most it holds",
+                        count(max as u64, "room")
+                    );
                     let re = Re::Room(room);
                     return self.limit(conn, Limit::Rooms, ErrorKind::TooManyRooms, re, detail);
                 }
@@ -467,8 +471,8 @@ impl Hub {
             }
             Some(r) if r.members.len() >= self.config.max_room_members => {
                 let detail = format!(
-                    "{room} is full ({} members, the most a room holds)",
-                    r.members.len()
+                    "{room} is full ({}, the most a room holds)",
+                    count(r.members.len() as u64, "member")
                 );
                 let re = Re::Room(room);
                 return self.limit(conn, Limit::RoomMembers, ErrorKind::RoomFull, re, detail);

@@ -4,6 +4,7 @@
 
 use super::dialect::{Limit, Note, Reply};
 use super::{Device, DeviceId, Hub, UserId};
+use crate::render::count;
 use crate::time::Millis;
 use crate::types::{ConnId, RoomName, Text};
 use crate::wire::{ErrorKind, EventKind, Re, ServerMsg};
@@ -26,7 +27,9 @@ impl Gone {
     pub(super) fn reason(self) -> Option<Text> {
         let words = match self {
             Gone::Closed => "Connection closed".to_owned(),
-            Gone::PingTimeout(silent) => format!("Ping timeout: {} seconds", silent.0 / 1000),
+            Gone::PingTimeout(silent) => {
+                format!("Ping timeout: {}", count(silent.0 / 1000, "second"))
+            }
             Gone::TooSlow => "SendQ exceeded".to_owned(),
         };
         Text::new(&words).ok()

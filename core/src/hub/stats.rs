@@ -296,3 +296,42 @@ impl Hub {
         census
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The log's `limit=` word for a limit that refuses a connection is the metric's `reason`
+    /// word for it, so an operator greps one word for both; and no limit's word has a dash
+    /// (the log said `per-ip`, the metric `per_ip`, until the thirty-first session).
+    #[test]
+    fn the_logs_limit_words_are_the_metrics() {
+        let all = [
+            Limit::Connections,
+            Limit::PerIp,
+            Limit::ConnectRate,
+            Limit::IpTable,
+            Limit::Magic,
+            Limit::Frame,
+            Limit::Line,
+            Limit::Flood,
+            Limit::Queue,
+            Limit::QueueHard,
+            Limit::RoomsPerUser,
+            Limit::Rooms,
+            Limit::RoomCreates,
+            Limit::RoomMembers,
+        ];
+        for l in all {
+            assert!(!l.as_str().contains('-'), "{l:?}: {}", l.as_str());
+        }
+        for l in [
+            Limit::Connections,
+            Limit::PerIp,
+            Limit::ConnectRate,
+            Limit::IpTable,
+        ] {
+            assert_eq!(l.as_str(), RefusedWhy::of(l).as_str(), "{l:?}");
+        }
+    }
+}

@@ -7,6 +7,7 @@ use super::asks::{Query, SearchStart};
 use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
+use crate::render::count;
 use crate::types::{MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{
     AWAY_VERSION, ClientMsg, DirectMsg, NOTICE_VERSION, Proof, TOPIC_CLEAR_VERSION, WHOIS_VERSION,
@@ -26,6 +27,16 @@ const WHO: InRoom = (
 const TOPIC: InRoom = (
     "see the topic",
     "to see a room's topic, name it: /topic #room",
+);
+// Setting or clearing one says so (`/topic text` in a direct conversation was told how to see
+// a topic until the thirty-first session).
+const SET_TOPIC: InRoom = (
+    "set the topic",
+    "only a room has a topic; to set one, name it: /topic #room text",
+);
+const CLEAR_TOPIC: InRoom = (
+    "clear the topic",
+    "only a room has a topic; to clear one, name it: /topic #room -delete",
 );
 const HISTORY: InRoom = (
     "see its history",
@@ -194,12 +205,13 @@ impl Session {
             Command::Whois(nick) => self.whois(nick),
             Command::Rooms => self.send_or_defer(ClientMsg::Rooms),
             Command::Topic { room, topic } => {
-                if let Some(room) = self.room_named(room, to, TOPIC) {
+                let about = if topic.is_some() { SET_TOPIC } else { TOPIC };
+                if let Some(room) = self.room_named(room, to, about) {
                     self.send_or_defer(ClientMsg::Topic { room, topic });
                 }
             }
             Command::ClearTopic(room) => {
-                if let Some(room) = self.room_named(room, to, TOPIC) {
+                if let Some(room) = self.room_named(room, to, CLEAR_TOPIC) {
                     self.clear_topic(room);
                 }
             }
@@ -332,7 +344,10 @@ impl Session {
         if !self.rooms.room_for(max, leaving) {
             self.error(
                 About::Join(room),
-                format!("you can be in at most {max} rooms; /part one first"),
+                format!(
+                    "you can be in at most {}; /part one first",
+                    count(max as u64, "room")
+                ),
             );
             return;
         }

@@ -737,6 +737,8 @@ fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
     let bob = Target::Nick(nick("bob"));
     t.s.handle_input_in("psst", Some(&bob), t.now);
     t.s.handle_input_in("/topic", Some(&bob), t.now);
+    t.s.handle_input_in("/topic tea at five", Some(&bob), t.now);
+    t.s.handle_input_in("/topic -delete", Some(&bob), t.now);
     t.s.handle_input_in("/me waves", Some(&bob), t.now);
     t.s.handle_input_in("/part", Some(&bob), t.now);
     // `/me` there is a direct action: a direct message `* me action` (`DirectMsg::action`).
@@ -765,6 +767,8 @@ fn a_join_asked_for_is_focused_and_input_naming_no_room_follows_it() {
         errors,
         [
             "this is a direct conversation with bob, not a room; to see a room's topic, name it: /topic #room",
+            "this is a direct conversation with bob, not a room; only a room has a topic; to set one, name it: /topic #room text",
+            "this is a direct conversation with bob, not a room; only a room has a topic; to clear one, name it: /topic #room -delete",
             "this is a direct conversation with bob, not a room; to leave a room, name it: /part #room",
         ]
     );

@@ -1028,23 +1028,26 @@ pub enum Limit {
 }
 
 impl Limit {
-    /// A short stable word (`flood`, `per-ip`, ...).
+    /// A short stable word (`flood`, `per_ip`, ...), the log's `limit=`. A limit that refuses a
+    /// connection has the word of `natter_connections_refused_total`'s `reason` for it (`full`,
+    /// `per_ip`, `connect_rate`, `ip_table`), so one word finds both; until the thirty-first
+    /// session the log said `per-ip` where the metric said `per_ip`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Limit::Connections => "connections",
-            Limit::PerIp => "per-ip",
-            Limit::ConnectRate => "connect-rate",
-            Limit::IpTable => "ip-table",
+            Limit::Connections => "full",
+            Limit::PerIp => "per_ip",
+            Limit::ConnectRate => "connect_rate",
+            Limit::IpTable => "ip_table",
             Limit::Magic => "magic",
             Limit::Frame => "frame",
             Limit::Line => "line",
             Limit::Flood => "flood",
             Limit::Queue => "queue",
-            Limit::QueueHard => "queue-hard",
-            Limit::RoomsPerUser => "rooms-per-user",
+            Limit::QueueHard => "queue_hard",
+            Limit::RoomsPerUser => "rooms_per_user",
             Limit::Rooms => "rooms",
-            Limit::RoomCreates => "room-creates",
-            Limit::RoomMembers => "room-members",
+            Limit::RoomCreates => "room_creates",
+            Limit::RoomMembers => "room_members",
         }
     }
 }

@@ -1409,13 +1409,29 @@ fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
     match msg.params.get(1) {
         None => plan.msg(ClientMsg::Topic { room, topic: None }),
         // An empty topic (`TOPIC #room :`) clears it, as every IRC server does.
+        Some(text) if text.trim().is_empty() => plan.msg(ClientMsg::ClearTopic { room }),
         // Cut to `TOPICLEN`, as `005` says.
         Some(text) => match Text::new(&names::topic(text)) {
             Ok(topic) => plan.msg(ClientMsg::Topic {
                 room,
                 topic: Some(topic),
             }),
-            Err(crate::types::InvalidName::EmptyText) => plan.msg(ClientMsg::ClearTopic { room }),
+            // Nothing left once formatting codes (or invisible characters) are taken out: it
+            // was meant as a topic, not as clearing one, so it is refused as a PRIVMSG of only
+            // codes is (`412`); until the thirty-first session it cleared the topic.
+            Err(crate::types::InvalidName::EmptyText) => plan.line(
+                "FAIL",
+                &[
+                    "TOPIC",
+                    "INVALID_TEXT",
+                    name,
+                    &format!(
+                        "Nothing is left of that topic without its formatting codes \
+                         (TOPIC {room} : clears it)"
+                    ),
+                ],
+                true,
+            ),
             Err(e) => plan.line(
                 "FAIL",
                 &["TOPIC", "INVALID_TEXT", name, &e.to_string()],
