@@ -110,6 +110,24 @@ struct Running {
     whox: Option<Whox>,
 }
 
+impl Running {
+    /// Line number `number`, a `verb` with `label`, that has sent and asked nothing yet.
+    fn new(verb: String, label: Label, number: u64) -> Running {
+        Running {
+            verb,
+            label,
+            sent: Vec::new(),
+            target: String::new(),
+            modes_asked: false,
+            quiets_asked: false,
+            reason: None,
+            number,
+            answered: false,
+            whox: None,
+        }
+    }
+}
+
 /// What a WHOX `WHO mask %fields[,token]` asks for: its replies are `354`s with those fields, in
 /// WHOX's order (`t c u i h s n f d l a o r`) whatever the order asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -557,16 +575,8 @@ impl Dialect for Irc {
         self.lines += 1;
         self.late = Late::Fresh;
         self.running = Some(Running {
-            verb: "JOIN".into(),
-            label: Label::None,
-            sent: Vec::new(),
             target: room.as_str().to_owned(),
-            modes_asked: false,
-            quiets_asked: false,
-            reason: None,
-            number: self.lines,
-            answered: false,
-            whox: None,
+            ..Running::new("JOIN".into(), Label::None, self.lines)
         });
     }
 

@@ -394,18 +394,7 @@ impl Irc {
             label => label,
         };
         self.busy = true;
-        self.running = Some(Running {
-            verb,
-            label,
-            sent: Vec::new(),
-            target: String::new(),
-            modes_asked: false,
-            quiets_asked: false,
-            reason: None,
-            number: self.lines,
-            answered: false,
-            whox: None,
-        });
+        self.running = Some(Running::new(verb, label, self.lines));
         true
     }
 
@@ -415,18 +404,7 @@ impl Irc {
         let Label::Single(label) = self.label_of(&msg, "PONG") else {
             return None;
         };
-        let running = Running {
-            verb: "PONG".into(),
-            label: Label::Single(label),
-            sent: Vec::new(),
-            target: String::new(),
-            modes_asked: false,
-            quiets_asked: false,
-            reason: None,
-            number: self.lines,
-            answered: false,
-            whox: None,
-        };
+        let running = Running::new("PONG".into(), Label::Single(label), self.lines);
         close(running, false, self.server.as_str())
     }
 
