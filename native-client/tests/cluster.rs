@@ -194,3 +194,72 @@ async fn a_node_killed_mid_stream_costs_its_users_nothing_acknowledged() {
         assert!(c.exit_status().await.success(), "{} exits cleanly", c.name);
     }
 }
+
+/// One account on two devices whose address lists start at different nodes (a laptop and a
+/// phone behind different balancers): the later sign-in takes the account's user to its node,
+/// and the device sent away goes to the next address, where the other is, and both stay there.
+/// Before, each device signed in again where it was and sent the other away in turn, 46 times
+/// each in 20 seconds, every move a join line in the account's rooms (the thirty-first
+/// session's cluster pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_of_one_account_on_two_nodes_settle_on_one() {
+    let nats = Nats::start();
+    let bin = natter_server_bin().await;
+    let nodes = [
+        Node::start(&bin, &nats, &[]).await,
+        Node::start(&bin, &nats, &[]).await,
+    ];
+    let (n0, n1) = (nodes[0].addr, nodes[1].addr);
+    let mut reg = Client::start("alice", n0, &[]);
+    reg.expect("-- connected as alice").await;
+    reg.send("/register correct horse").await;
+    reg.expect("-- you are signed in as alice").await;
+    reg.close_stdin();
+    assert!(reg.exit_status().await.success());
+    let mut watch = Nc::join(n0, "watch", "#r").await;
+
+    let device = |first: SocketAddr, then: SocketAddr| {
+        Client::start_env(
+            "alice",
+            &[
+                "--login".into(),
+                "--nick".into(),
+                "alice".into(),
+                "--room".into(),
+                "#r".into(),
+                format!("{first},{then}"),
+            ],
+            &[("NATTER_PASSWORD", "correct horse")],
+        )
+    };
+    let mut laptop = device(n0, n1);
+    laptop.expect("-- you are signed in as alice").await;
+    let mut phone = device(n1, n0);
+    phone.expect("-- you are signed in as alice").await;
+    // Time for a few rounds of the old back and forth (a reconnect's first wait is under a
+    // second), then each device's line reaches the other: one user, on one node.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    laptop.send("from the laptop").await;
+    phone.expect("[#r] <alice> from the laptop").await;
+    phone.send("from the phone").await;
+    laptop.expect("[#r] <alice> from the phone").await;
+    watch
+        .expect_where("the phone's line", |l| l == "<alice> from the phone")
+        .await;
+    // The laptop's join, and the phone's when it took the user to its node (a move is not
+    // said as a part).
+    let joins = watch
+        .seen
+        .iter()
+        .filter(|l| *l == "-- alice joined #r")
+        .count();
+    assert!(
+        joins <= 2,
+        "alice came and went {joins} times: {:#?}",
+        watch.seen
+    );
+    for c in [&mut laptop, &mut phone] {
+        c.close_stdin();
+        assert!(c.exit_status().await.success(), "{} exits cleanly", c.name);
+    }
+}

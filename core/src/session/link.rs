@@ -243,8 +243,8 @@ impl Link {
     /// server address, at once while some address has not failed since the last welcome (see
     /// [`Servers`]). Returns the new phase (`Waiting`).
     pub(super) fn reconnect(&mut self, now: Millis, quick: bool) -> Phase {
-        // Lost after a welcome: that server worked, so it is tried again first (a resume
-        // works only there while resume tokens are per node).
+        // Lost after a welcome: that server worked, so it is tried again first, unless it sent
+        // us away (`Link::sent_away` moved on already).
         let failed_attempt = self.phase != (Phase::Open { welcomed: true });
         self.transmits.clear();
         self.decoder = FrameDecoder::new();
@@ -268,6 +268,15 @@ impl Link {
         };
         self.timers.set(Timer::Reconnect, at);
         self.phase
+    }
+
+    /// The server sent us away after its welcome (a `Bye`: it shuts down, or a cluster moved
+    /// our account's user to another node): the next address is tried first, after the usual
+    /// wait. With one address nothing changes. In a cluster this is what lets two devices of
+    /// one account on two nodes end on one: the one sent away goes where the other is, instead
+    /// of signing in again where it was and sending the other away in turn, for ever.
+    pub(super) fn sent_away(&mut self) {
+        self.servers.current = (self.servers.current + 1) % self.servers.count;
     }
 
     /// The link just scheduled to reconnect was closed as asked (a sign-out), not lost: the

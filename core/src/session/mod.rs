@@ -37,7 +37,9 @@
 //!   RNG seeded from [`SessionConfig::seed`]. A welcome resets the count. `/quit` and a protocol
 //!   version mismatch end the session for good. With several server addresses (a cluster's
 //!   nodes, [`Session::set_servers`]) a failed attempt moves to the next address at once, and the
-//!   backoff is waited only after every address failed in a row.
+//!   backoff is waited only after every address failed in a row; a `Bye` after the welcome (the
+//!   server sent us away: it shuts down, or a cluster moved our account's user to another node)
+//!   tries the next address first, after the usual wait.
 //! - Pacing: commands and messages go out at the flood rate the server announced in its welcome
 //!   (its `Limits`; the hub's defaults until then), in the order typed, so the server never has
 //!   to refuse any. Everything the server answers costs it a token: history refills, scrollback

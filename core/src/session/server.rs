@@ -286,6 +286,7 @@ impl Session {
             ServerMsg::Bye { reason } => {
                 // The server's words say why; no second notice.
                 self.info(clean(&reason));
+                self.link.sent_away();
                 self.lost("", now);
             }
         }

@@ -3932,6 +3932,39 @@ fn several_servers_are_tried_in_turn_at_once_then_after_the_backoff() {
     assert_eq!(t.s.server(), 1);
 }
 
+/// Sent away after the welcome (a `Bye`), the session tries the next address first: two
+/// devices of one account on two nodes of a cluster each signed in again where they were and
+/// took the account back from the other, 46 times each in 20 seconds (the thirty-first
+/// session's cluster pass), every move a join line in the account's rooms. The one sent away
+/// now goes to the next node, where the other is, and they stay there together.
+#[test]
+fn sent_away_after_the_welcome_the_next_address_is_tried_first() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.set_servers(2);
+    assert_eq!(t.s.server(), 0);
+    t.events();
+    t.recv(ServerMsg::Bye {
+        reason: "your session continues on another server".into(),
+    });
+    let ev = t.events();
+    assert!(ev.contains(&Event::Close), "{ev:?}");
+    // After the usual first wait, not at once (no storm of reconnects).
+    let at = t.s.poll_timeout().unwrap();
+    assert!(at > t.now, "a wait first");
+    t.run_to_deadline();
+    assert!(t.events().contains(&Event::Connect));
+    assert_eq!(t.s.server(), 1, "the next address");
+    // With one address it is that one again.
+    let mut one = T::ready(Transport::Stream);
+    one.events();
+    one.recv(ServerMsg::Bye {
+        reason: "server shutting down".into(),
+    });
+    one.run_to_deadline();
+    assert!(one.events().contains(&Event::Connect));
+    assert_eq!(one.s.server(), 0);
+}
+
 #[test]
 fn one_server_address_changes_nothing() {
     let mut t = T::new(Transport::Stream);
