@@ -598,6 +598,10 @@ async fn login_asks_for_the_password_without_echo_and_the_status_line_says_who_w
     let tmux = Tmux::new("login");
     tmux.start_with("tuia", &addr, &["--login"]);
     tmux.wait_for("tuia", "password for tuia:").await;
+    // rpassword writes the prompt, then turns the terminal's echo off: keys that come within
+    // that instant are echoed. No person types that fast, but tmux's send-keys on a loaded
+    // machine did (the full test run of the thirty-first session failed here once).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     tmux.run(&["send-keys", "-t", "tuia", "-l", "hidden passphrase"]);
     // Typed, not yet sent: nothing of it on the screen.
     tokio::time::sleep(Duration::from_millis(200)).await;
