@@ -340,24 +340,17 @@ pub async fn run(
                 ending = Some(start_quit(&mut session, &config));
                 continue;
             }
-            Some(Ending::Settling(deadline)) if deadline <= now_i => {
-                let never = DriverError::NotSettled(config.settle_timeout);
-                return Err(gave_up(
-                    welcomed,
-                    &config,
-                    failure(&session, &config),
-                    never,
-                ));
-            }
             Some(Ending::Quitting(deadline)) if deadline <= now_i => return Ok(()),
             _ => {}
         }
-        // Input over and still no welcome: the wait counts from the end of input, whatever
-        // the Session is doing (an attempt the server took and never answers).
-        let unreached_until = ended_at
-            .filter(|_| !welcomed && ending.is_none())
-            .map(|at| at + config.settle_timeout);
-        if unreached_until.is_some_and(|until| until <= now_i) {
+        let gives_up_at = match ending {
+            Some(Ending::Settling(deadline)) => Some(deadline),
+            // Input over and still no welcome: the wait counts from the end of input, whatever
+            // the Session is doing (an attempt the server took and never answers).
+            None if !welcomed => ended_at.map(|at| at + config.settle_timeout),
+            _ => None,
+        };
+        if gives_up_at.is_some_and(|at| at <= now_i) {
             let never = DriverError::NotSettled(config.settle_timeout);
             return Err(gave_up(
                 welcomed,
@@ -390,7 +383,7 @@ pub async fn run(
                 })
                 .or(held_until),
         );
-        let wake = earliest(wake, unreached_until);
+        let wake = earliest(wake, gives_up_at);
 
         tokio::select! {
             r = read_some(&mut reader, &mut buf) => {
