@@ -118,6 +118,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // Ctrl+C at the password prompt: the status a shell knows from SIGINT, nothing said.
+        Err(e) if matches!(e.downcast_ref(), Some(login::LoginError::Interrupted)) => {
+            ExitCode::from(130)
+        }
         Err(e) => {
             // Each cause once: natter's errors word their cause into their message, which
             // anyhow's `{:#}` would say again.

@@ -598,10 +598,7 @@ async fn login_asks_for_the_password_without_echo_and_the_status_line_says_who_w
     let tmux = Tmux::new("login");
     tmux.start_with("tuia", &addr, &["--login"]);
     tmux.wait_for("tuia", "password for tuia:").await;
-    // rpassword writes the prompt, then turns the terminal's echo off: keys that come within
-    // that instant are echoed. No person types that fast, but tmux's send-keys on a loaded
-    // machine did (the full test run of the thirty-first session failed here once).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // At once: echo went off before the prompt was written.
     tmux.run(&["send-keys", "-t", "tuia", "-l", "hidden passphrase"]);
     // Typed, not yet sent: nothing of it on the screen.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -614,6 +611,43 @@ async fn login_asks_for_the_password_without_echo_and_the_status_line_says_who_w
     tmux.type_line("tuia", "/quit");
     tmux.wait_for("tuia", "natter exited with 0").await;
     server.shutdown().await.expect("server shuts down");
+}
+
+/// Ctrl+C at the password prompt ends natter with 130 (as SIGINT would) and leaves the shell's
+/// terminal as it was: echo and line editing on (rpassword's prompt left both off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_the_password_prompt_gives_the_terminal_back_as_it_was() {
+    let tmux = Tmux::new("pwint");
+    let script = "\"$0\" --nick tuib --login 127.0.0.1:9; echo \"natter exited with $?\"; \
+         stty -a | tr ' ;' '\\n\\n' | grep -x -e -echo -e echo -e -icanon -e icanon \
+         | tr '\\n' ' '; echo; exec sleep 60";
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "tuib",
+        "-x",
+        "100",
+        "-y",
+        "24",
+        "env",
+        "-u",
+        "NATTER_PASSWORD",
+        &format!("XDG_CONFIG_HOME={}", config_home().display()),
+        "sh",
+        "-c",
+        script,
+        env!("CARGO_BIN_EXE_natter"),
+    ]);
+    tmux.wait_for("tuib", "password for tuib:").await;
+    tmux.run(&["send-keys", "-t", "tuib", "-l", "half"]);
+    tmux.keys("tuib", "C-c");
+    tmux.wait_for("tuib", "natter exited with 130").await;
+    let screen = tmux
+        .wait("tuib", "the terminal's modes", |s| s.contains("icanon"))
+        .await;
+    assert!(screen.contains("icanon echo"), "{screen}");
+    assert!(!screen.contains("half"), "{screen}");
 }
 
 /// A direct conversation in the TUI: its side pane names the two people (not "0 here"), it

@@ -1273,15 +1273,30 @@ fn long_lines_non_utf8_and_crlf() {
     long.extend_from_slice(b"\r\nok\r\n");
     t.feed(c, &long);
     let lc = t.lines(c);
-    assert_eq!(lc[0], "ERROR: line too long (max 2048 bytes), cut");
-    // The first part is processed: over the chat text limit, so the user hears that too.
-    assert!(
-        lc[1].starts_with("ERROR: that message is 2048 bytes long"),
-        "{lc:?}"
+    // Cut where a message ends, said once, and the cut line is said: not refused whole.
+    assert_eq!(lc, ["ERROR: line too long (max 2000 bytes), cut"]);
+    let x = "x".repeat(crate::limits::MAX_TEXT_BYTES);
+    assert_eq!(
+        t.lines(d),
+        vec![format!("<{me}> {x}"), format!("<{me}> ok")]
     );
-    assert_eq!(lc.len(), 2);
-    assert_eq!(t.lines(d), vec![format!("<{me}> ok")]);
     assert_eq!(t.limit(c, Limit::Line), 1);
+    // Over the message limit but within the reader's: cut the same way, at a character's
+    // boundary (a 3-byte character straddles the limit here).
+    let mut near = "y".repeat(crate::limits::MAX_TEXT_BYTES - 1);
+    near.push_str("\u{20AC}tail");
+    t.line(c, &near);
+    assert_eq!(t.lines(c), ["ERROR: line too long (max 2000 bytes), cut"]);
+    let y = "y".repeat(crate::limits::MAX_TEXT_BYTES - 1);
+    assert_eq!(t.lines(d), vec![format!("<{me}> {y}")]);
+    // A command's line too: /me is cut, and said.
+    t.line(
+        c,
+        &format!("/me {}", "z".repeat(crate::limits::MAX_LINE_BYTES)),
+    );
+    assert_eq!(t.lines(c).len(), 1);
+    let z = "z".repeat(crate::limits::MAX_TEXT_BYTES - 4);
+    assert_eq!(t.lines(d), vec![format!("* {me} {z}")]);
 
     t.feed(c, b"caf\xe9 \xfe ok\n");
     let got = t.lines(d);
@@ -2916,7 +2931,8 @@ fn text_errors_carry_words() {
         t.line(c, l);
     }
     let got = t.lines(c);
-    assert_eq!(got.len(), 7, "{got:?}");
+    // The long line: one notice that it was cut (and then it is said).
+    assert_eq!(got.len(), 6, "{got:?}");
     for l in &got {
         let words = l.strip_prefix("ERROR: ").unwrap_or_else(|| panic!("{l:?}"));
         assert!(words.len() >= 10 && words.contains(' '), "{l:?}");

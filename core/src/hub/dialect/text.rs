@@ -10,7 +10,7 @@ use super::{Dialect, EventRef, Form, Hello, IfTaken, Limit, Note, Reply, Request
 use crate::command::{self, Command, CommandError, HELP_LINE, Input};
 use crate::hub::ConnKind;
 use crate::hub::lines::{LineReader, wire_line};
-use crate::limits::MAX_LINE_BYTES;
+use crate::limits::MAX_TEXT_BYTES;
 use crate::render;
 use crate::types::{MsgId, Nick, RoomName};
 use crate::wire::{ClientMsg, ErrorKind, Re, ServerMsg};
@@ -166,12 +166,20 @@ impl Dialect for Text {
         self.any_byte |= !data.is_empty();
         let mut lines = Vec::new();
         self.reader.feed(data, |l| lines.push(l));
-        for line in lines {
-            if line.cut {
+        for mut line in lines {
+            // Cut where a message ends, not only where the reader stops (2,048 bytes): a line
+            // cut at the reader's limit is still over the 2,000 bytes a message may have, and
+            // was refused whole after its notice, so a pasted paragraph said nothing at all.
+            if line.cut || line.text.len() > MAX_TEXT_BYTES {
+                let mut end = MAX_TEXT_BYTES.min(line.text.len());
+                while !line.text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                line.text.truncate(end);
                 steps.push(Step::Limit {
                     limit: Limit::Line,
                     kind: ErrorKind::LineTooLong,
-                    detail: format!("line too long (max {MAX_LINE_BYTES} bytes), cut"),
+                    detail: format!("line too long (max {MAX_TEXT_BYTES} bytes), cut"),
                 });
             }
             if self.line(&line.text, steps).is_err() {
