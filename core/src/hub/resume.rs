@@ -262,6 +262,8 @@ impl Hub {
                 (None, _) => self.replay_recent(conn, &room, latest),
             }
         }
+        // Its own away, as a sign-in says it: another device may have set or cleared it.
+        self.tell_away_on_resume(conn, uid, did);
         // Direct messages kept for its account while it was away, after what its rooms had.
         self.deliver_held(uid);
     }
