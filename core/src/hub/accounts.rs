@@ -1849,11 +1849,19 @@ impl Hub {
     /// A device resuming (`did`, now on `conn`) is told its user's away as a signing-in one is,
     /// and told it is back when its client last heard it was away: another device may have
     /// changed either while this one waited for its resume, and nothing reaches a device with
-    /// no connection. A device that was not away and is not says nothing of it.
-    pub(super) fn tell_away_on_resume(&mut self, conn: ConnId, uid: UserId, did: DeviceId) {
+    /// no connection. A device that was not away and is not says nothing of it, unless its
+    /// resume `took_over` a connection that may have been dead (what it was told there may
+    /// never have arrived).
+    pub(super) fn tell_away_on_resume(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        did: DeviceId,
+        took_over: bool,
+    ) {
         let away = self.users.get(&uid).and_then(|u| u.away().cloned());
         let told = self.devices.get(&did).is_some_and(Device::told_away);
-        if away.is_some() || told {
+        if away.is_some() || told || took_over {
             let now_away = away.is_some();
             self.reply(conn, Reply::Info(super::query::Info::AwayNow(away)));
             self.note_told_away(conn, now_away);

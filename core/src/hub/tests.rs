@@ -5470,6 +5470,37 @@ mod accounts {
         assert!(own(&got).is_empty(), "{got:?}");
     }
 
+    /// A resume that takes the session over from a connection that did not answer (it may be
+    /// dead: what was sent there since may never have arrived) says the away as it is now,
+    /// "back" included.
+    #[test]
+    fn a_resume_taking_over_a_dead_connection_says_the_away_as_it_is_now() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        let (p, tp) = device(&mut t, "p", "alice");
+        t.send(a, &ClientMsg::Away(Some(text("lunch"))));
+        t.send(a, &ClientMsg::Away(None));
+        t.recv(a);
+        let lost = t.recv(p);
+        assert_eq!(lost.len(), 2, "sent to the connection that died: {lost:?}");
+        let (q, got) = t.resume("x", tp, vec![]);
+        assert!(
+            got.is_empty(),
+            "the attached connection is probed first: {got:?}"
+        );
+        t.advance(crate::limits::TAKEOVER_PROBE.0);
+        assert!(t.closed(p));
+        let got = t.recv(q);
+        assert!(resumed(&got), "{got:?}");
+        assert!(
+            got.contains(&ServerMsg::Away {
+                nick: nick("alice"),
+                away: None
+            }),
+            "{got:?}"
+        );
+    }
+
     /// The operator's `natter-server account passwd` (the reload brings a new hash) ends the
     /// account's sessions as a `/password` from one of its devices does, none excepted: an
     /// operator resets a password when the account is not its owner's any more, and a resume
