@@ -217,7 +217,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("/register password", "register your nick as an account"),
     ("/login nick password", "sign in to your account"),
     ("/logout", "sign out on this connection"),
-    ("/password old new", "change your account's password"),
+    (
+        "/password old new",
+        "change your account's password (an old one with spaces in \"double quotes\")",
+    ),
     (
         "/register #room",
         "register the current room: you are its founder",
@@ -344,6 +347,28 @@ fn usage(name: &str) -> &'static str {
         .find(|(u, _)| u.split(' ').next() == Some(name))
         .map(|(u, _)| *u)
         .unwrap_or("/help")
+}
+
+/// `/password`'s old password and the rest: the first word, or what stands between double
+/// quotes when it has spaces (`/register` takes a passphrase whole: `"correct horse" new`).
+/// Quotes that do not close before a space are part of a one-word password.
+fn old_password(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    if let Some(quoted) = s.strip_prefix('"')
+        && let Some(end) = quoted
+            .char_indices()
+            .find(|&(i, c)| {
+                c == '"'
+                    && quoted[i + 1..]
+                        .chars()
+                        .next()
+                        .is_none_or(char::is_whitespace)
+            })
+            .map(|(i, _)| i)
+    {
+        return (&quoted[..end], quoted[end + 1..].trim_start());
+    }
+    word(s)
 }
 
 /// Splits off the first whitespace-separated word.
@@ -827,7 +852,7 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         "logout" if args.trim().is_empty() => Command::Logout,
         "logout" => return Err(CommandError::Usage(usage("/logout"))),
-        "password" | "passwd" => match word(args) {
+        "password" | "passwd" => match old_password(args) {
             (old, new) if !old.is_empty() && !new.trim().is_empty() => Command::ChangePassword {
                 old: Password(old.to_owned()),
                 new: Password(new.trim().to_owned()),
@@ -1155,6 +1180,37 @@ mod tests {
         assert_eq!(parse("\u{1b}O"), Ok(None));
         // Within a line, a control character is the text's (cleaned when said).
         assert!(matches!(parse("a\u{c}/who"), Ok(Some(Input::Say(_)))));
+    }
+
+    /// `/register` takes a passphrase whole (`/register correct horse`), so `/password` must
+    /// be able to name it as the old one. Found by the thirty-second session's acceptance
+    /// audit: the old password was the first word only, and an account registered with a
+    /// space in its password could never change it from any door.
+    #[test]
+    fn an_old_password_with_spaces_is_given_in_double_quotes() {
+        let change = |old: &str, new: &str| Command::ChangePassword {
+            old: Password(old.to_owned()),
+            new: Password(new.to_owned()),
+        };
+        assert_eq!(
+            cmd("/password \"correct horse\" battery staple"),
+            change("correct horse", "battery staple")
+        );
+        assert_eq!(
+            cmd("/passwd   \"a b c d\"  new-one "),
+            change("a b c d", "new-one")
+        );
+        // One word, as before, quotes and all when they do not close before a space.
+        assert_eq!(cmd("/password old new one"), change("old", "new one"));
+        assert_eq!(cmd("/password \"old new"), change("\"old", "new"));
+        assert_eq!(cmd("/password o\"ld new"), change("o\"ld", "new"));
+        // Quoted, with nothing new after it, or nothing between the quotes: usage.
+        for line in ["/password \"correct horse\"", "/password \"\" new"] {
+            assert!(
+                matches!(parse(line), Err(CommandError::Usage(u)) if u.starts_with("/password")),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -171,6 +171,8 @@ struct Relay {
     addr: SocketAddr,
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
+    /// While set, a connection is closed as soon as it is accepted (the network is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -179,8 +181,13 @@ impl Relay {
         let addr = listener.local_addr().unwrap();
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let held = conns.clone();
+        let down: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let is_down = down.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
                 let task = tokio::spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(server).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
@@ -193,6 +200,15 @@ impl Relay {
             addr,
             conns,
             accept,
+            down,
+        }
+    }
+
+    /// The network goes down (every relayed connection cut, new ones closed at once) or back up.
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            self.cut();
         }
     }
 
@@ -236,6 +252,46 @@ async fn when_the_session_cannot_be_resumed_the_client_signs_in_again_by_itself(
     assert_eq!(dora.count("-- you are signed in as dora"), 2);
     erin.close_stdin();
     assert!(erin.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// Away is the account's on every door (README, Accounts): a terminal whose connection was
+/// down while the account went away, then came back, on another door hears each when it
+/// resumes. Found by the thirty-second session's acceptance audit: the resume said neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_terminal_hears_the_away_another_door_set_meanwhile() {
+    let (server, addr) = server().await;
+    register(addr, "fay", "a long passphrase").await;
+    let relay = Relay::start(addr).await;
+    let password = [("NATTER_PASSWORD", "a long passphrase")];
+    let mut term = Client::start_env("fay", &login_args("fay", relay.addr), &password);
+    term.expect("-- you are signed in as fay").await;
+    let mut other = Client::start_env("fay", &login_args("fay", addr), &password);
+    other.expect("-- you are signed in as fay").await;
+    for (command, said) in [
+        (
+            "/away lunch",
+            "-- you are away: lunch (/back when you are back)",
+        ),
+        ("/back", "-- you are back (no longer away)"),
+    ] {
+        relay.set_down(true);
+        term.expect_where("a reconnect notice", |l| {
+            l.starts_with("-- connection lost; reconnecting")
+        })
+        .await;
+        other.send(command).await;
+        other.expect(said).await;
+        relay.set_down(false);
+        term.expect("-- reconnected as fay; picked up where you left off")
+            .await;
+        term.expect(said).await;
+    }
+    for c in [&mut term, &mut other] {
+        c.close_stdin();
+        assert!(c.exit_status().await.success());
+    }
+    drop(relay);
     server.shutdown().await.expect("server shuts down");
 }
 

@@ -1843,6 +1843,37 @@ impl Hub {
             return;
         };
         self.reply(conn, Reply::Info(super::query::Info::AwayNow(Some(away))));
+        self.note_told_away(conn, true);
+    }
+
+    /// A device resuming (`did`, now on `conn`) is told its user's away as a signing-in one is,
+    /// and told it is back when its client last heard it was away: another device may have
+    /// changed either while this one waited for its resume, and nothing reaches a device with
+    /// no connection. A device that was not away and is not says nothing of it, unless its
+    /// resume `took_over` a connection that may have been dead (what it was told there may
+    /// never have arrived).
+    pub(super) fn tell_away_on_resume(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        did: DeviceId,
+        took_over: bool,
+    ) {
+        let away = self.users.get(&uid).and_then(|u| u.away().cloned());
+        let told = self.devices.get(&did).is_some_and(Device::told_away);
+        if away.is_some() || told || took_over {
+            let now_away = away.is_some();
+            self.reply(conn, Reply::Info(super::query::Info::AwayNow(away)));
+            self.note_told_away(conn, now_away);
+        }
+    }
+
+    /// `conn`'s device has just been told its user is away (`true`) or back.
+    pub(super) fn note_told_away(&mut self, conn: ConnId, away: bool) {
+        let did = self.conns.get(&conn).and_then(|c| c.device());
+        if let Some(d) = did.and_then(|did| self.devices.get_mut(&did)) {
+            d.set_told_away(away);
+        }
     }
 
     /// The account's read markers, one per room it is in.

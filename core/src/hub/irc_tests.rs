@@ -7553,6 +7553,33 @@ fn setname_changes_the_real_name_and_tells_who_asked() {
     assert_eq!(n.lines(s), [":plain!plain@natter SETNAME :Plain Person"]);
 }
 
+/// natter's chat model has no real names (its member lists, `/whois` and nc's lines show
+/// none), so an IRC co-member's `SETNAME` is nothing its own clients or nc users could show:
+/// they hear nothing of it, as IRC clients without `setname` do (decided in the thirty-second
+/// session's audit; PROTOCOL.md's `SETNAME` row). A co-member's message after it comes through
+/// as usual.
+#[test]
+fn setname_is_not_told_to_natters_own_clients_or_nc() {
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("ircer");
+    let b = n.bin_in_lobby("binary");
+    let (t, _) = n.nc();
+    n.settle(&[c, b, t]);
+    n.recv(b);
+    n.send(c, &["SETNAME :A New Name", "PRIVMSG #lobby :after"]);
+    let got = n.recv(b);
+    assert!(
+        matches!(&got[..], [ServerMsg::Event(e)] if matches!(&e.kind, EventKind::Say { text, .. } if text.as_str() == "after")),
+        "{got:?}"
+    );
+    let l = n.lines(t);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].contains("after") && !l[0].contains("New Name"),
+        "{l:?}"
+    );
+}
+
 /// IRCv3 `extended-monitor`: a monitored nick the watcher shares no channel with still tells
 /// it its `AWAY` (with away-notify), `SETNAME` (with setname) and `ACCOUNT` changes; a watcher
 /// without extended-monitor hears only `730`/`731`.

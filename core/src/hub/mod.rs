@@ -414,6 +414,10 @@ struct DeviceRare {
     /// In the session record, so a restart forgets none
     /// ([`crate::persist::SessionRecord::put_out`]).
     put_out: Vec<RoomName>,
+    /// Whether the last word its client had of its user's own away was "away" (a sign-in
+    /// into an away account, or an `Away` of its own nick): a resume after another device
+    /// brought the user back says so (`Hub::tell_away_on_resume`).
+    told_away: bool,
 }
 
 impl Device {
@@ -542,6 +546,18 @@ impl Device {
         key
     }
 
+    /// Whether its client last heard its user is away (see [`DeviceRare::told_away`]).
+    fn told_away(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.told_away)
+    }
+
+    fn set_told_away(&mut self, away: bool) {
+        if away || self.rare.is_some() {
+            self.rare.get_or_insert_with(Box::default).told_away = away;
+            self.drop_empty_rare();
+        }
+    }
+
     fn drop_empty_rare(&mut self) {
         if self.rare.as_ref().is_some_and(|r| {
             r.prev_resume.is_none()
@@ -550,6 +566,7 @@ impl Device {
                 && r.refused.is_empty()
                 && !r.took_zero
                 && r.put_out.is_empty()
+                && !r.told_away
         }) {
             self.rare = None;
         }

@@ -1018,12 +1018,14 @@ impl Hub {
         let nick = u.nick.clone();
         self.cluster_presence_changed(&nick);
         self.reply(conn, Reply::Info(Info::AwayNow(away.clone())));
+        self.note_told_away(conn, away.is_some());
         if !changed {
             return;
         }
         let own: Vec<ConnId> = self.user_conns(uid).filter(|c| *c != conn).collect();
         for other in own {
             self.reply(other, Reply::Info(Info::AwayNow(away.clone())));
+            self.note_told_away(other, away.is_some());
         }
         self.tell_co_members(uid, &Info::Away { nick, away });
     }

@@ -172,6 +172,9 @@ impl Hub {
         let Some(d) = self.devices.get_mut(&did) else {
             return;
         };
+        // Whether it comes from a connection that may be dead: what was sent there since may
+        // never have arrived.
+        let took_over = matches!(d.conn, Some(old) if old != conn);
         match d.conn.take() {
             Some(old) if old != conn => {
                 // The connection it was on did not answer the probe: the session moves.
@@ -262,6 +265,8 @@ impl Hub {
                 (None, _) => self.replay_recent(conn, &room, latest),
             }
         }
+        // Its own away, as a sign-in says it: another device may have set or cleared it.
+        self.tell_away_on_resume(conn, uid, did, took_over);
         // Direct messages kept for its account while it was away, after what its rooms had.
         self.deliver_held(uid);
     }

@@ -5427,6 +5427,96 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// The Welcome's token in `got` (a resume's answer).
+    fn welcomed_token(got: &[ServerMsg]) -> ResumeToken {
+        got.iter()
+            .find_map(|m| match m {
+                ServerMsg::Welcome { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no welcome: {got:?}"))
+    }
+
+    /// Away is the person's, on every door (README, Accounts). Found by the thirty-second
+    /// session's acceptance audit: a device waiting for its resume while another device of
+    /// the account went away (or came back) missed that `Away` (nothing is sent to a device
+    /// with no connection), and its resume did not say it: the page or the TUI went on saying
+    /// "you are back" while the account was away, or the reverse.
+    #[test]
+    fn a_resumed_device_hears_the_away_another_device_set_or_cleared_meanwhile() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        let (p, tp) = device(&mut t, "p", "alice");
+        t.hub.handle_close(p, t.now);
+        t.pump();
+        t.send(a, &ClientMsg::Away(Some(text("lunch"))));
+        t.recv(a);
+        let own = |got: &[ServerMsg]| -> Vec<Option<Text>> {
+            got.iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Away { nick, away } if nick.as_str() == "alice" => {
+                        Some(away.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let (p, got) = t.resume("x", tp, vec![]);
+        assert!(resumed(&got), "{got:?}");
+        assert_eq!(own(&got), vec![Some(text("lunch"))], "{got:?}");
+        let token = welcomed_token(&got);
+        t.send(p, &ClientMsg::Ping { token: 1 });
+        t.recv(p);
+        // Back, set on the other device while this one waits again.
+        t.hub.handle_close(p, t.now);
+        t.pump();
+        t.send(a, &ClientMsg::Away(None));
+        t.recv(a);
+        let (p, got) = t.resume("x", token, vec![]);
+        assert!(resumed(&got), "{got:?}");
+        assert_eq!(own(&got), vec![None], "{got:?}");
+        // Nothing changed while it was gone, and it is not away: nothing said of it.
+        let token = welcomed_token(&got);
+        t.send(p, &ClientMsg::Ping { token: 2 });
+        t.recv(p);
+        t.hub.handle_close(p, t.now);
+        t.pump();
+        let (_, got) = t.resume("x", token, vec![]);
+        assert!(resumed(&got), "{got:?}");
+        assert!(own(&got).is_empty(), "{got:?}");
+    }
+
+    /// A resume that takes the session over from a connection that did not answer (it may be
+    /// dead: what was sent there since may never have arrived) says the away as it is now,
+    /// "back" included.
+    #[test]
+    fn a_resume_taking_over_a_dead_connection_says_the_away_as_it_is_now() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        let (p, tp) = device(&mut t, "p", "alice");
+        t.send(a, &ClientMsg::Away(Some(text("lunch"))));
+        t.send(a, &ClientMsg::Away(None));
+        t.recv(a);
+        let lost = t.recv(p);
+        assert_eq!(lost.len(), 2, "sent to the connection that died: {lost:?}");
+        let (q, got) = t.resume("x", tp, vec![]);
+        assert!(
+            got.is_empty(),
+            "the attached connection is probed first: {got:?}"
+        );
+        t.advance(crate::limits::TAKEOVER_PROBE.0);
+        assert!(t.closed(p));
+        let got = t.recv(q);
+        assert!(resumed(&got), "{got:?}");
+        assert!(
+            got.contains(&ServerMsg::Away {
+                nick: nick("alice"),
+                away: None
+            }),
+            "{got:?}"
+        );
+    }
+
     /// The operator's `natter-server account passwd` (the reload brings a new hash) ends the
     /// account's sessions as a `/password` from one of its devices does, none excepted: an
     /// operator resets a password when the account is not its owner's any more, and a resume
