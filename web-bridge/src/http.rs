@@ -17,6 +17,7 @@
 //! `X-Frame-Options: DENY` with `Content-Security-Policy: frame-ancestors 'none'` (no site frames
 //! the page).
 
+use crate::faults::Fault;
 use crate::forwarded::{self, X_FORWARDED_FOR};
 use crate::metrics::Refused;
 use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
@@ -522,21 +523,18 @@ async fn http_phase(
             if phase.load(Ordering::Relaxed) == PHASE_ANSWER {
                 debug!(%peer, "page request timed out");
             } else {
-                shared.metrics.refused(Refused::Timeout);
-                debug!(%peer, "handshake timed out");
+                shared.peer_fault(Fault::Timeout, peer, "HTTP or WebSocket handshake");
             }
             return None;
         }
         Some(Err(e)) if e.is_timeout() => {
-            shared.metrics.refused(Refused::Timeout);
-            debug!(%peer, "request head timed out");
+            shared.peer_fault(Fault::Timeout, peer, "request head");
             return None;
         }
         Some(Err(e)) => {
             if e.is_parse() || e.is_parse_too_large() {
                 // hyper has answered 400 or 431.
-                shared.metrics.refused(Refused::BadRequest);
-                debug!(%peer, error = %e, "bad request head");
+                shared.peer_fault(Fault::BadRequest, peer, &e.to_string());
             } else {
                 debug!(%peer, error = %e, "connection failed");
             }

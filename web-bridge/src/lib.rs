@@ -43,12 +43,14 @@
 //! when `cargo xtask web` left a `.br` or `.gz` beside it (see `http`).
 #![warn(missing_docs)]
 
+mod faults;
 mod forwarded;
 mod http;
 mod metrics;
 mod relay;
 mod upgrade;
 
+use faults::{Fault, Faults};
 use metrics::{Metrics, Refused, ServerHealth};
 use natter_ops::Endpoint;
 use std::collections::HashMap;
@@ -474,6 +476,7 @@ pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         server_at: AtomicUsize::new(0),
         secret: ServerSecret::new(config.server_secret.as_deref()),
         at_cap_said: AtomicU64::new(0),
+        faults: Mutex::new(Faults::default()),
         config,
     });
     let metrics = match shared.config.metrics_listen {
@@ -578,6 +581,9 @@ pub(crate) struct Shared {
     pub(crate) secret: ServerSecret,
     /// When a cap's refusals were last said in the log (see [`Shared::said_at_cap`]).
     at_cap_said: AtomicU64,
+    /// Peers' failed TLS handshakes and bad or late request heads, for their log lines (see
+    /// [`Shared::peer_fault`]).
+    faults: Mutex<Faults>,
 }
 
 /// How often, at most, the log says that connections are refused at a cap: once tells the
@@ -618,6 +624,52 @@ impl Shared {
                 "connections refused: an address is at its cap (--max-connections-per-ip; \
                  behind a proxy, --trusted-proxy); they are answered 503 (said at most every \
                  10 s, counted in natter_bridge_refused_total{{reason=\"address_capacity\"}})"
+            ),
+        }
+    }
+
+    /// Counts a peer's `fault` (a failed TLS handshake, a request head that is bad or late) in
+    /// the metrics and says it in the log: each one at `DEBUG`, and at `INFO` at most once per
+    /// [`faults::SAID_EVERY`] for each kind, with how many came since that kind's last line
+    /// (this peer's `detail` as an example).
+    pub(crate) fn peer_fault(&self, fault: Fault, peer: SocketAddr, detail: &str) {
+        self.metrics.refused(match fault {
+            Fault::TlsHandshake => Refused::TlsHandshake,
+            Fault::Timeout => Refused::Timeout,
+            Fault::BadRequest => Refused::BadRequest,
+        });
+        debug!(%peer, detail, ?fault, "a peer's fault");
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let Some(count) = self
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(fault, now)
+        else {
+            return;
+        };
+        match fault {
+            Fault::TlsHandshake => info!(
+                %peer,
+                error = detail,
+                count,
+                "TLS handshakes failed: {count} since the last such line (a client that does \
+                 not trust the certificate, or speaks no TLS the bridge takes; said at most \
+                 every 10 s, counted in natter_bridge_refused_total{{reason=\"tls_handshake\"}})"
+            ),
+            Fault::Timeout => info!(
+                %peer,
+                what = detail,
+                count,
+                "handshakes not done in time: {count} since the last such line (said at most \
+                 every 10 s, counted in natter_bridge_refused_total{{reason=\"timeout\"}})"
+            ),
+            Fault::BadRequest => info!(
+                %peer,
+                error = detail,
+                count,
+                "bad request heads: {count} since the last such line (answered 400 or 431; said \
+                 at most every 10 s, counted in natter_bridge_refused_total{{reason=\"bad_request\"}})"
             ),
         }
     }
@@ -761,13 +813,11 @@ async fn connection(
             {
                 Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "TLS handshake failed");
-                    shared.metrics.refused(Refused::TlsHandshake);
+                    shared.peer_fault(Fault::TlsHandshake, peer, &e.to_string());
                     return;
                 }
                 Err(_) => {
-                    debug!(%peer, "TLS handshake timed out");
-                    shared.metrics.refused(Refused::Timeout);
+                    shared.peer_fault(Fault::Timeout, peer, "TLS handshake");
                     return;
                 }
             }
@@ -1012,6 +1062,7 @@ mod tests {
             server_at: AtomicUsize::new(0),
             secret: ServerSecret::new(None),
             at_cap_said: AtomicU64::new(0),
+            faults: Mutex::new(Faults::default()),
             config,
         })
     }

@@ -740,3 +740,98 @@ async fn refusals_at_the_connection_cap_are_said_once_in_the_log() {
         said[0]
     );
 }
+
+/// A failed TLS handshake and a bad request head are said in the log at `INFO` (an operator
+/// whose users' browsers fail the handshake has something to read at the default level), at
+/// most once per 10 s for each kind with how many came since (a scanner does not write the
+/// log line by line). Until the thirty-second session both were `DEBUG` only, counted in the
+/// metrics and nowhere else.
+#[cfg(unix)]
+#[tokio::test]
+async fn failed_tls_handshakes_and_bad_heads_are_said_once_per_10_s_at_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = natter_tls::dev_ca::DevCa::new("natter test CA").unwrap();
+    let (cert, key) = ca
+        .leaf(&["localhost", "127.0.0.1"])
+        .unwrap()
+        .write(dir.path())
+        .unwrap();
+    let server = FakeServer::start().await;
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &[
+            "--www",
+            "/nonexistent",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        "info",
+        Stdio::piped(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = within(
+        "the URL line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let addr: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("https://"))
+        .unwrap_or_else(|| panic!("no https URL in {line:?}"))
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    for _ in 0..4 {
+        // A TLS record header (handshake, TLS 1.0) around bytes that are no ClientHello.
+        let mut s = within("connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap();
+        write_all(
+            &mut s,
+            &[0x16, 0x03, 0x01, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef],
+        )
+        .await;
+        assert!(sees_eof(&mut s).await);
+        // Plain HTTP on the HTTPS port whose head HTTP cannot read: answered 400.
+        let mut s = within("connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap();
+        write_all(&mut s, b"GARBAGE\r\n\r\n").await;
+        let mut answer = String::new();
+        within("the answer", s.read_to_string(&mut answer))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    let log = log.join().unwrap();
+    let said = |words: &str| {
+        log.iter()
+            .filter(|l| l.contains(" INFO ") && l.contains(words))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let tls = said("TLS handshakes failed");
+    assert_eq!(tls.len(), 1, "{log:#?}");
+    assert!(tls[0].contains("count=1"), "{tls:?}");
+    assert!(tls[0].contains("tls_handshake"), "{tls:?}");
+    let heads = said("bad request heads");
+    assert_eq!(heads.len(), 1, "{log:#?}");
+    assert!(heads[0].contains("bad_request"), "{heads:?}");
+}

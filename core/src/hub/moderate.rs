@@ -314,7 +314,7 @@ impl Hub {
                 duration,
                 reason,
             } => {
-                let masks = self.masks_for(&target, uid, room, admin)?;
+                let (masks, nick_only) = self.masks_for(&target, uid, room, admin, "ban")?;
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
@@ -347,6 +347,9 @@ impl Hub {
                     let words = format!("+b {}", e.mask);
                     self.changed(room, me.clone(), words, PolicyEdit::Ban(e), now);
                 }
+                if let Some(words) = nick_only {
+                    self.reply(conn, Reply::Note(Note::NickOnly(words)));
+                }
                 // Whoever the ban holds leaves now.
                 let held: Vec<UserId> = self
                     .rooms
@@ -377,7 +380,7 @@ impl Hub {
                 }
             }
             ModAction::Mute { target, duration } => {
-                let masks = self.masks_for(&target, uid, room, admin)?;
+                let (masks, nick_only) = self.masks_for(&target, uid, room, admin, "mute")?;
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
@@ -409,6 +412,9 @@ impl Hub {
                 for e in entries {
                     let words = format!("+q {}", e.mask);
                     self.changed(room, me.clone(), words, PolicyEdit::Mute(e), now);
+                }
+                if let Some(words) = nick_only {
+                    self.reply(conn, Reply::Note(Note::NickOnly(words)));
                 }
             }
             ModAction::Unmute { target } => {
@@ -1250,8 +1256,10 @@ impl Hub {
         actor: UserId,
         room: &RoomName,
         admin: bool,
-    ) -> Result<Vec<Mask>, Refusal> {
+        what: &str,
+    ) -> Result<(Vec<Mask>, Option<String>), Refusal> {
         let bad = |e: crate::moderation::MaskError| (ErrorKind::Invalid, e.to_string());
+        let mut note = None;
         let present = match Mask::parse(target).map_err(bad)? {
             Mask::Nick(n) => self
                 .nicks
@@ -1270,11 +1278,16 @@ impl Hub {
                     return Err((ErrorKind::Invalid, "not yourself".into()));
                 }
                 self.protected(u, room, admin, "banned or muted")?;
-                self.person_masks(u)
+                let mut masks = self.person_masks(u);
+                note = self.nick_only_words(u, actor, &mut masks, what);
+                masks
             }
             None => match Mask::parse(target).map_err(bad)? {
                 Mask::Nick(n) => self.remote_masks(n, room, admin)?,
-                mask => vec![mask],
+                mask => {
+                    self.refuse_exempt_mask(&mask, what)?;
+                    vec![mask]
+                }
             },
         };
         // A network that holds the one setting it: refused as a ban of its own nick is (it
@@ -1285,7 +1298,7 @@ impl Hub {
                 format!("not yourself: {mine} holds you"),
             ));
         }
-        Ok(masks)
+        Ok((masks, note))
     }
 
     /// Whether `mask` holds `uid` (its account, nick, or any of its connections' addresses).
@@ -1294,13 +1307,79 @@ impl Hub {
             return false;
         };
         let account = self.account_of(uid);
+        self.addresses(uid)
+            .into_iter()
+            .any(|ip| mask.holds(account.as_deref(), &u.nick, ip))
+    }
+
+    /// The counted address of each of `uid`'s connections (`None` for one exempt from the
+    /// per-address limits, which is nobody's address here: PROTOCOL.md), and `None` once more
+    /// so that account and nick masks hold one with no connection.
+    fn addresses(&self, uid: UserId) -> Vec<Option<IpAddr>> {
         let mut ips: Vec<Option<IpAddr>> = self
             .user_conns(uid)
             .map(|c| self.conns.get(&c).and_then(|c| c.counted_ip()))
             .collect();
         ips.push(None);
-        ips.into_iter()
-            .any(|ip| mask.holds(account.as_deref(), &u.nick, ip))
+        ips
+    }
+
+    /// Refuses a typed address mask that takes in loopback while loopback is exempt from the
+    /// per-address limits: no ban or mute of it would hold anyone (an exempt address is
+    /// nobody's), and until the thirty-second session one was set, said and listed all the
+    /// same, so the operator believed the room rid of whoever came from there.
+    fn refuse_exempt_mask(&self, mask: &Mask, what: &str) -> Result<(), Refusal> {
+        let lo4 = IpAddr::from(core::net::Ipv4Addr::LOCALHOST);
+        let lo6 = IpAddr::from(core::net::Ipv6Addr::LOCALHOST);
+        if !self.config.exempt_loopback || !(mask.holds_addr(lo4) || mask.holds_addr(lo6)) {
+            return Ok(());
+        }
+        Err((
+            ErrorKind::Invalid,
+            format!(
+                "a {what} of {mask} would hold nobody: loopback is every local user's address \
+                 (exempt from the per-address limits), not one person's; {what} the nick"
+            ),
+        ))
+    }
+
+    /// Why a ban or mute of the present guest `target`, set by `actor`, holds its nick only,
+    /// when its person's masks (`masks`) take in no address: an address exempt from the
+    /// per-address limits (loopback) is every local user's, not one person's (a bridge without
+    /// the bridge secret, a proxy that sends no PROXY header, nc on the server's machine); one
+    /// the operator is on too (a school's or an office's network) would hold the operator.
+    fn nick_only_words(
+        &self,
+        target: UserId,
+        actor: UserId,
+        masks: &mut Vec<Mask>,
+        what: &str,
+    ) -> Option<String> {
+        if self.account_of(target).is_some() {
+            return None;
+        }
+        let nick = self.users.get(&target)?.nick.clone();
+        if let Some(i) = masks
+            .iter()
+            .position(|m| matches!(m, Mask::Net { .. }) && self.holds(actor, m))
+        {
+            let shared = masks.remove(i);
+            return Some(format!(
+                "the {what} holds {nick}'s nick only: {nick}'s address ({shared}) is yours too"
+            ));
+        }
+        if masks.iter().any(|m| matches!(m, Mask::Net { .. })) {
+            return None;
+        }
+        let ip = self
+            .user_conns(target)
+            .filter_map(|c| self.conns.get(&c))
+            .find(|c| c.counted_ip().is_none())?
+            .client_ip();
+        Some(format!(
+            "the {what} holds {nick}'s nick only: {nick}'s address ({ip}) is exempt from the \
+             per-address limits (loopback: every user on the server's machine shares it)"
+        ))
     }
 
     /// Cluster mode: the masks a ban or mute of `nick`, when it is not a user here, sets. A
@@ -1333,7 +1412,9 @@ impl Hub {
         Self::spare_founder(is_founder, admin, room, what)
     }
 
-    /// What holds a person: its account if signed in, else its nick and address.
+    /// What holds a person: its account if signed in, else its nick and the address it is
+    /// counted under (none when exempt from the per-address limits: see
+    /// [`Hub::nick_only_words`]).
     pub(super) fn person_masks(&self, uid: UserId) -> Vec<Mask> {
         if let Some(a) = self.account_of(uid).and_then(|a| self.account_name(&a)) {
             return vec![Mask::Account(a)];

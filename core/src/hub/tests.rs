@@ -7045,6 +7045,152 @@ mod moderation {
         assert!(joined(&t.join(b, "#r"), "#r"), "expired");
     }
 
+    fn done(msgs: &[ServerMsg]) -> Vec<String> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Done(w) => Some(w.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ban(target: &str) -> ModAction {
+        ModAction::Ban {
+            target: target.into(),
+            duration: None,
+            reason: None,
+        }
+    }
+
+    fn ban_masks(t: &mut T, c: ConnId, r: &str) -> Vec<String> {
+        act(t, c, r, ModAction::Bans)
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::BanList { bans, .. } => {
+                    Some(bans.iter().map(|b| b.mask.to_string()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// SECURITY.md: a ban of a guest holds its nick and its address. A guest on loopback
+    /// (exempt from the per-address limits: every user on the server's machine, a bridge
+    /// without the secret, a proxy without PROXY headers share it) is held by its nick only,
+    /// and the operator is told so and why (until the thirty-second session nothing said it,
+    /// and a new nick got round the ban unknown to the operator). An exempt address is nobody's
+    /// (PROTOCOL.md), so a typed ban or mute of loopback, which would hold nobody, is refused
+    /// (until then it was set, said and listed, and held nobody); with `exempt_loopback =
+    /// false` loopback counts, and a guest there is banned by its address too.
+    #[test]
+    fn a_guest_on_loopback_is_banned_by_nick_and_a_loopback_mask_is_refused() {
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        let (troll, _, _) = t.bin_from(LOCAL, "troll");
+        assert!(joined(&t.join(troll, "#r"), "#r"));
+        t.recv(a);
+        let got = act(&mut t, a, "#r", ban("troll"));
+        assert!(!t.hub.is_member(&nick("troll"), &room("#r")));
+        assert!(
+            done(&got).iter().any(|w| w.contains("nick only")
+                && w.contains("127.0.0.1")
+                && w.contains("loopback")),
+            "{got:?}"
+        );
+        assert_eq!(ban_masks(&mut t, a, "#r"), vec!["nick:troll".to_owned()]);
+        // A new nick gets it back in: what the operator was told.
+        t.send(
+            troll,
+            &ClientMsg::Nick {
+                nick: nick("troll2"),
+            },
+        );
+        t.recv(troll);
+        assert!(joined(&t.join(troll, "#r"), "#r"));
+        // A ban or a mute of loopback would hold nobody: refused, saying why.
+        t.recv(a);
+        for (target, action) in [
+            ("127.0.0.1", ban("127.0.0.1")),
+            ("127.0.0.0/8", ban("127.0.0.0/8")),
+            ("::1", ban("::1")),
+            (
+                "127.0.0.1",
+                ModAction::Mute {
+                    target: "127.0.0.1".into(),
+                    duration: None,
+                },
+            ),
+        ] {
+            let got = act(&mut t, a, "#r", action);
+            assert_eq!(kinds(&got), vec![ErrorKind::Invalid], "{target}: {got:?}");
+            assert!(
+                got.iter()
+                    .any(|m| matches!(m, ServerMsg::Error { detail, .. }
+                    if detail.contains("hold nobody") && detail.contains("loopback"))),
+                "{target}: {got:?}"
+            );
+        }
+        assert_eq!(ban_masks(&mut t, a, "#r"), vec!["nick:troll".to_owned()]);
+        assert!(t.hub.is_member(&nick("troll2"), &room("#r")));
+        // Where loopback counts, a guest there is its address too.
+        let mut t = T::with(Config {
+            exempt_loopback: false,
+            ..cfg()
+        });
+        let (a, _) = founded(&mut t);
+        let carol = signed_up(&mut t, ip("203.0.113.7"), "carol");
+        t.join(carol, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("carol")));
+        let (troll, _, _) = t.bin_from(LOCAL, "troll");
+        t.join(troll, "#r");
+        t.recv(carol);
+        let got = act(&mut t, carol, "#r", ban("troll"));
+        assert!(done(&got).is_empty(), "{got:?}");
+        assert!(ban_masks(&mut t, carol, "#r").contains(&"127.0.0.1/32".to_owned()));
+        t.send(
+            troll,
+            &ClientMsg::Nick {
+                nick: nick("troll2"),
+            },
+        );
+        t.recv(troll);
+        assert_eq!(kinds(&t.join(troll, "#r")), vec![ErrorKind::Banned]);
+    }
+
+    /// A guest on the operator's own address (one school's or office's network) is banned by
+    /// its nick, and the operator told so: until the thirty-second session the whole ban was
+    /// refused ("not yourself: 203.0.113.7/32 holds you"), so a teacher could not ban a pupil
+    /// in the same classroom at all.
+    #[test]
+    fn a_guest_on_the_operators_own_address_is_banned_by_nick() {
+        let mut t = T::with(cfg());
+        let (a, _) = founded(&mut t);
+        let carol = signed_up(&mut t, ip("203.0.113.7"), "carol");
+        t.join(carol, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("carol")));
+        let (pupil, _, _) = t.bin_from(ip("203.0.113.7"), "pupil");
+        assert!(joined(&t.join(pupil, "#r"), "#r"));
+        t.recv(carol);
+        let got = act(&mut t, carol, "#r", ban("pupil"));
+        assert!(kinds(&got).is_empty(), "{got:?}");
+        assert!(
+            done(&got)
+                .iter()
+                .any(|w| w.contains("nick only") && w.contains("yours too")),
+            "{got:?}"
+        );
+        assert!(!t.hub.is_member(&nick("pupil"), &room("#r")));
+        assert!(t.hub.is_member(&nick("carol"), &room("#r")));
+        assert!(ban_masks(&mut t, carol, "#r").contains(&"nick:pupil".to_owned()));
+        // A guest elsewhere is still held by its address too.
+        let (far, _, _) = t.bin_from(ip("192.0.2.99"), "far");
+        t.join(far, "#r");
+        t.recv(carol);
+        let got = act(&mut t, carol, "#r", ban("far"));
+        assert!(done(&got).is_empty(), "{got:?}");
+        assert!(ban_masks(&mut t, carol, "#r").contains(&"192.0.2.99/32".to_owned()));
+    }
+
     #[test]
     fn a_device_put_out_while_away_hears_who_and_why_when_it_resumes() {
         // README: a member put out is told who did it and why, on every door. A binary client

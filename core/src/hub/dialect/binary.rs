@@ -179,6 +179,7 @@ impl Dialect for Binary {
             // What an action did where nothing else tells it (version 10 on).
             Reply::Note(
                 note @ (Note::Unchanged(_)
+                | Note::NickOnly(_)
                 | Note::DoneOutside(_)
                 | Note::ServerBan { .. }
                 | Note::AdminDone(_)),

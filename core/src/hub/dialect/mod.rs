@@ -732,6 +732,10 @@ pub(crate) enum Note {
     /// An operator's change changed nothing, in words (nc says them, the binary protocol from
     /// version 10 as `Done`; IRC servers say nothing).
     Unchanged(String),
+    /// A ban or mute of a present guest holds its nick only, and why (its address is loopback,
+    /// every local user's, or the operator's own): a new nick gets round it. nc says it, the
+    /// binary protocol from version 10 as `Done`, IRC as a server `NOTICE`.
+    NickOnly(String),
     /// A server admin's action in a room it is not in went through, in the words the room's
     /// members read (`root put eve out of #r`): the room's event reaches only them, and an nc
     /// admin heard nothing at all. nc says it, the binary protocol from version 10 as `Done`;
@@ -854,7 +858,9 @@ impl Note {
     /// protocol sends them as [`crate::wire::ServerMsg::Done`] (version 10); `None` for any other note.
     pub(crate) fn done_words(&self) -> Option<String> {
         Some(match self {
-            Note::Unchanged(words) | Note::DoneOutside(words) => words.clone(),
+            Note::Unchanged(words) | Note::DoneOutside(words) | Note::NickOnly(words) => {
+                words.clone()
+            }
             Note::ServerBan {
                 mask,
                 lifted: false,

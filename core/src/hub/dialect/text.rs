@@ -349,6 +349,7 @@ impl Dialect for Text {
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
                 Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
                 Note::Unchanged(_)
+                | Note::NickOnly(_)
                 | Note::DoneOutside(_)
                 | Note::ServerBan { .. }
                 | Note::AdminDone(_) => note.done_words().and_then(|w| line(format!("-- {w}"))),

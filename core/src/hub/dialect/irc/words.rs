@@ -1120,6 +1120,10 @@ impl Irc {
             let (tags, text) = (l.tags.clone(), size_notice(*members, *summed));
             return l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
         }
+        if let Note::NickOnly(words) = note {
+            let (tags, me) = (l.tags.clone(), l.me.clone());
+            return l.from(&tags, l.server, "NOTICE", &[me.as_str(), words], true);
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
@@ -1154,6 +1158,7 @@ impl Irc {
             | Note::ServerBan { .. }
             | Note::AdminDone(_)
             | Note::Unchanged(_)
+            | Note::NickOnly(_)
             | Note::DoneOutside(_)
             | Note::Voiceless { .. }
             | Note::Detailed { .. }

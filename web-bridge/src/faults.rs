@@ -1,0 +1,94 @@
+//! What peers get wrong before they are browsers on a WebSocket (a TLS handshake that fails, a
+//! request head that is bad, or one not done in time), said in the log at `INFO` at most once per
+//! [`SAID_EVERY`] for each kind, with how many there were since the kind's last line. Each one
+//! is counted in the metrics; a line per failure would let any scanner write the log, and none
+//! at all (they were `DEBUG` until the thirty-second session) left an operator whose users'
+//! browsers failed the handshake (a certificate they do not trust, an old client) nothing to
+//! read at the default level.
+
+use std::time::Duration;
+
+/// How often, at most, one kind of fault is said in the log. The lines say "10 s".
+pub(crate) const SAID_EVERY: Duration = Duration::from_secs(10);
+
+/// A kind of fault, each said on its own schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// A TLS handshake failed (`refused_total{reason="tls_handshake"}`).
+    TlsHandshake,
+    /// A TLS handshake or a request head not done within the handshake budget
+    /// (`refused_total{reason="timeout"}`).
+    Timeout,
+    /// A request head HTTP cannot read, answered 400 or 431
+    /// (`refused_total{reason="bad_request"}`).
+    BadRequest,
+}
+
+impl Fault {
+    const COUNT: usize = 3;
+
+    fn index(self) -> usize {
+        match self {
+            Fault::TlsHandshake => 0,
+            Fault::Timeout => 1,
+            Fault::BadRequest => 2,
+        }
+    }
+}
+
+/// When each kind was last said and how many of it came since.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    kinds: [Kind; Fault::COUNT],
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Kind {
+    /// When its last line was said (milliseconds on the caller's clock); `None`: never.
+    said_at: Option<u64>,
+    /// How many came since that line (this one included, once noted).
+    since: u64,
+}
+
+impl Faults {
+    /// Notes one `fault` at `now_ms`: `Some(n)` when a line is due, `n` being how many of
+    /// that kind came since its last line (this one included); `None` while the kind's last
+    /// line is younger than [`SAID_EVERY`].
+    pub(crate) fn note(&mut self, fault: Fault, now_ms: u64) -> Option<u64> {
+        let k = &mut self.kinds[fault.index()];
+        k.since = k.since.saturating_add(1);
+        let every = u64::try_from(SAID_EVERY.as_millis()).unwrap_or(u64::MAX);
+        if k.said_at
+            .is_some_and(|at| now_ms.saturating_sub(at) < every)
+        {
+            return None;
+        }
+        k.said_at = Some(now_ms);
+        Some(std::mem::take(&mut k.since))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_said_at_once_then_at_most_every_10_s_with_the_count_since() {
+        let mut f = Faults::default();
+        // The first one is said, however soon after the start.
+        assert_eq!(f.note(Fault::TlsHandshake, 0), Some(1));
+        // Within 10 s: counted, not said.
+        for t in [1, 500, 9_999] {
+            assert_eq!(f.note(Fault::TlsHandshake, t), None);
+        }
+        // Another kind has its own schedule.
+        assert_eq!(f.note(Fault::BadRequest, 9_999), Some(1));
+        assert_eq!(f.note(Fault::Timeout, 9_999), Some(1));
+        // 10 s after the last line: said, with the three held back and this one.
+        assert_eq!(f.note(Fault::TlsHandshake, 10_000), Some(4));
+        assert_eq!(f.note(Fault::TlsHandshake, 10_001), None);
+        // A quiet minute later: one again.
+        assert_eq!(f.note(Fault::TlsHandshake, 70_000), Some(2));
+        assert_eq!(f.note(Fault::BadRequest, 70_000), Some(1));
+    }
+}
