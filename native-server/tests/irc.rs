@@ -691,7 +691,7 @@ async fn nick_changes_too_fast_are_refused_on_every_door() {
         nc.expect_has(&format!("you are now known as nc{k}")).await;
     }
     nc.send("/nick nc9").await;
-    nc.expect_has("you are changing nicks too fast: wait 10 s before changing to nc9")
+    nc.expect_has("you are changing nicks too fast: try again in 10 s")
         .await;
 
     for k in 0..3 {

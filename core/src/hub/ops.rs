@@ -24,7 +24,7 @@ pub(super) const NO_ROOM: &str = "there is no room ";
 
 /// How the words of a nick change refused by its own limit ([`crate::limits::NICK_BURST`])
 /// begin, the seconds to wait following: IRC tells it from a flood refusal (`438`, not `263`).
-pub(super) const NICK_TOO_FAST: &str = "you are changing nicks too fast: wait ";
+pub(super) const NICK_TOO_FAST: &str = "you are changing nicks too fast: try again in ";
 
 /// A message's id, and the client-only tags it was sent with ([`Request::Tagged`]).
 struct Said {
@@ -1124,7 +1124,7 @@ impl Hub {
         // Every refusal above costs the user only its flood token; a change made is an event
         // in each of its rooms, and has its own, slower bucket.
         if let Err(secs) = self.take_nick_token(conn, now) {
-            let detail = format!("{NICK_TOO_FAST}{secs} s before changing to {nick}");
+            let detail = format!("{NICK_TOO_FAST}{secs} s");
             let re = Re::Nick(nick);
             return self.limit(conn, Limit::NickRate, ErrorKind::Flood, re, detail);
         }
