@@ -91,6 +91,17 @@ pub const FLOOD_REFILL: Millis = Millis(200);
 /// is full the next one is refused with an error.
 pub const FLOOD_QUEUE: usize = 20;
 
+/// Nick changes, a token bucket per connection beside flood control's: burst size. A nick
+/// change is one event in each of the user's rooms (up to [`MAX_ROOMS_PER_USER`]), so one
+/// flood token each would let a guest in 20 rooms make 100 room events a second; past this a
+/// change is refused with the wait in its words (IRC: `438 ERR_NICKTOOFAST`, as hybrid,
+/// charybdis and UnrealIRCd answer). Only changes made count, not refused ones.
+pub const NICK_BURST: u32 = 3;
+
+/// Nick changes: one more is allowed every this many milliseconds once the burst is spent
+/// (6 a minute steady). Zero turns the limit off.
+pub const NICK_REFILL: Millis = Millis(10_000);
+
 /// A connection that has sent nothing for this long gets a ping (binary) so half-open sockets
 /// are found.
 pub const PING_AFTER: Millis = Millis(30_000);

@@ -356,6 +356,51 @@ async fn scenario(
     )
     .await;
 
+    // Issue 6's "messages with timestamps and nick colours, joins shown quietly": each line of
+    // the three carries its time (a `<time>` with the instant), each speaker has a colour of
+    // their own, and the others' joins are quiet lines, not messages.
+    let look = js(
+        b,
+        r##"const log = document.querySelector('.log[data-conv="#lobby"]');
+        const said = [...log.querySelectorAll('.line.say')].filter(l => l.textContent.includes('hello from'));
+        return {
+            times: said.map(l => { const t = l.querySelector('time'); return t ? t.getAttribute('datetime') || '' : ''; }),
+            colours: said.map(l => { const n = l.querySelector('.nick'); return n ? getComputedStyle(n).color : ''; }),
+            joins: [...log.querySelectorAll('.line')].filter(l => / joined #lobby/.test(l.textContent)).map(l => l.className),
+        };"##,
+    )
+    .await;
+    let strs = |k: &str| -> Vec<String> {
+        look[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (times, colours, joins) = (strs("times"), strs("colours"), strs("joins"));
+    assert_eq!(times.len(), 3, "three lines said: {look}");
+    assert!(
+        times
+            .iter()
+            .all(|t| t.starts_with("20") && t.ends_with('Z')),
+        "each line has its time: {times:?}"
+    );
+    let distinct: std::collections::HashSet<&String> = colours.iter().collect();
+    assert!(
+        distinct.len() == 3 && colours.iter().all(|c| c.starts_with("rgb")),
+        "three speakers, three colours: {colours:?}"
+    );
+    assert!(
+        !joins.is_empty()
+            && joins
+                .iter()
+                .all(|c| c.contains("quiet") && !c.contains("say")),
+        "joins are quiet lines: {joins:?}"
+    );
+
     // /me and the topic, from the page.
     type_line(b, "/me waves at everyone").await;
     type_line(b, "/topic natter end-to-end").await;

@@ -74,6 +74,11 @@ pub struct Config {
     pub flood_refill: Millis,
     /// See [`crate::limits::FLOOD_QUEUE`].
     pub flood_queue: usize,
+    /// See [`crate::limits::NICK_BURST`].
+    pub nick_burst: u32,
+    /// See [`crate::limits::NICK_REFILL`]. Zero turns the nick-change limit off.
+    #[serde(rename = "nick_refill_ms")]
+    pub nick_refill: Millis,
     /// See [`crate::limits::PING_AFTER`].
     #[serde(rename = "ping_after_ms")]
     pub ping_after: Millis,
@@ -142,6 +147,8 @@ impl Default for Config {
             flood_burst: FLOOD_BURST,
             flood_refill: FLOOD_REFILL,
             flood_queue: FLOOD_QUEUE,
+            nick_burst: NICK_BURST,
+            nick_refill: NICK_REFILL,
             ping_after: PING_AFTER,
             ping_timeout: PING_TIMEOUT,
             hello_timeout: HELLO_TIMEOUT,
@@ -400,6 +407,9 @@ impl Config {
         if self.flood_burst == 0 {
             return Err(err("flood_burst", 0, "must be at least 1"));
         }
+        if self.nick_burst == 0 {
+            return Err(err("nick_burst", 0, "must be at least 1"));
+        }
         if self.text_detect_wait > self.hello_timeout {
             return Err(err(
                 "text_detect_wait_ms",
@@ -506,6 +516,11 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "flood_burst");
+        let c = Config {
+            nick_burst: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "nick_burst");
         let c = Config {
             text_detect_wait: Millis(20_000),
             ..Config::default()

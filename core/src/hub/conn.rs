@@ -476,6 +476,9 @@ pub(crate) struct Rare {
     pub(crate) footers: BTreeSet<RoomName>,
     /// Requests waiting for a flood-control token.
     pub(crate) pending: VecDeque<Request>,
+    /// Nick changes' own bucket ([`crate::limits::NICK_BURST`]), from the first change on
+    /// (none yet: full).
+    pub(crate) nick_bucket: Option<Bucket>,
     /// The start of a PROXY header from a trusted proxy, until it is whole.
     pub(crate) proxy_header: Vec<u8>,
     /// The client's address a trusted proxy named, while it is the one counted (see

@@ -1843,6 +1843,35 @@ fn one_flood_token_per_line_and_a_full_queue_is_263() {
     assert_eq!(l.iter().filter(|l| l.contains(" PONG ")).count(), 20);
 }
 
+/// A nick change past the server's rate is `438 ERR_NICKTOOFAST` with the wait, as hybrid,
+/// charybdis and UnrealIRCd answer, and the client keeps its nick.
+#[test]
+fn nick_changes_too_fast_are_438() {
+    use crate::limits::NICK_BURST;
+    let mut n = Net::new();
+    let i = n.client("quick", &[]);
+    n.send(i, &["JOIN #a"]);
+    n.lines(i);
+    for k in 0..NICK_BURST {
+        n.send(i, &[&format!("NICK quick{k}")]);
+    }
+    let l = n.lines(i);
+    assert_eq!(
+        l.iter().filter(|l| l.contains(" NICK ")).count(),
+        NICK_BURST as usize,
+        "{l:?}"
+    );
+    n.send(i, &["NICK slower"]);
+    let l = n.lines(i);
+    let me = format!("quick{}", NICK_BURST - 1);
+    assert_eq!(
+        l,
+        [format!(
+            ":natter.irc 438 {me} slower :Nick change too fast. Please wait 10 seconds."
+        )]
+    );
+}
+
 #[test]
 fn a_line_refused_as_a_flood_is_answered_as_itself() {
     let mut n = Net::new();

@@ -22,6 +22,10 @@ use tracing::debug;
 /// dialects tell it from one about a room without you.
 pub(super) const NO_ROOM: &str = "there is no room ";
 
+/// How the words of a nick change refused by its own limit ([`crate::limits::NICK_BURST`])
+/// begin, the seconds to wait following: IRC tells it from a flood refusal (`438`, not `263`).
+pub(super) const NICK_TOO_FAST: &str = "you are changing nicks too fast: try again in ";
+
 /// A message's id, and the client-only tags it was sent with ([`Request::Tagged`]).
 struct Said {
     id: MsgId,
@@ -1117,6 +1121,13 @@ impl Hub {
             let detail = format!("the nick {nick} is taken");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
+        // Every refusal above costs the user only its flood token; a change made is an event
+        // in each of its rooms, and has its own, slower bucket.
+        if let Err(secs) = self.take_nick_token(conn, now) {
+            let detail = format!("{NICK_TOO_FAST}{secs} s");
+            let re = Re::Nick(nick);
+            return self.limit(conn, Limit::NickRate, ErrorKind::Flood, re, detail);
+        }
         if old.folded() != nick.folded() {
             if self.cluster_nick(conn, uid, &nick) {
                 return;
@@ -1143,6 +1154,27 @@ impl Hub {
         self.session_changed(uid);
         let skip = self.skip_own(conn);
         self.announce_rename(uid, &rooms, &old, &nick, skip, now);
+    }
+
+    /// Takes one of `conn`'s nick-change tokens ([`crate::limits::NICK_BURST`]), or says in
+    /// whole seconds (at least 1) when the next one comes.
+    fn take_nick_token(&mut self, conn: ConnId, now: Millis) -> Result<(), u64> {
+        let (burst, refill) = (self.config.nick_burst, self.config.nick_refill);
+        if refill == Millis::ZERO {
+            return Ok(());
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Ok(());
+        };
+        let bucket = c
+            .rare_mut()
+            .nick_bucket
+            .get_or_insert_with(|| crate::flood::Bucket::new(burst, now));
+        if bucket.take(burst, refill, now) {
+            return Ok(());
+        }
+        let at = bucket.next_token_at(refill);
+        Err(at.since(now).0.div_ceil(1000).max(1))
     }
 
     /// `uid` is called `nick` now, not `old`: a nick event in each of its `rooms` (but to

@@ -109,6 +109,8 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
         flood_burst,
         flood_refill,
         flood_queue,
+        nick_burst,
+        nick_refill,
         ping_after,
         ping_timeout,
         hello_timeout,
@@ -235,6 +237,8 @@ fn changes(old: &Config, new: &Config) -> Vec<Change> {
     cmp(o, "flood_burst", flood_burst, &new.flood_burst, num);
     cmp(o, "flood_refill_ms", flood_refill, &new.flood_refill, ms);
     cmp(o, "flood_queue", flood_queue, &new.flood_queue, num);
+    cmp(o, "nick_burst", nick_burst, &new.nick_burst, num);
+    cmp(o, "nick_refill_ms", nick_refill, &new.nick_refill, ms);
     cmp(o, "ping_after_ms", ping_after, &new.ping_after, ms);
     cmp(o, "ping_timeout_ms", ping_timeout, &new.ping_timeout, ms);
     cmp(o, "hello_timeout_ms", hello_timeout, &new.hello_timeout, ms);

@@ -321,6 +321,7 @@ mod tests {
             Limit::Rooms,
             Limit::RoomCreates,
             Limit::RoomMembers,
+            Limit::NickRate,
         ];
         for l in all {
             assert!(!l.as_str().contains('-'), "{l:?}: {}", l.as_str());

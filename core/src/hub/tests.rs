@@ -646,6 +646,112 @@ fn join_part_who_rooms_topic() {
     assert_eq!(t.hub.rooms(), 0);
 }
 
+/// A nick change is an event in each of the user's rooms, so past `NICK_BURST` changes one waits
+/// for its own token; refused changes (a taken nick) cost none, and nobody else hears a
+/// refused one.
+#[test]
+fn nick_changes_past_their_burst_are_refused_with_the_wait() {
+    use crate::limits::{NICK_BURST, NICK_REFILL};
+    let mut t = T::new();
+    let a = t.bin("alice");
+    let b = t.bin("bob");
+    t.join(a, "#x");
+    t.join(b, "#x");
+    t.recv(a);
+    // A refusal costs no nick token.
+    t.send(
+        b,
+        &ClientMsg::Nick {
+            nick: nick("alice"),
+        },
+    );
+    assert_eq!(errors(&t.recv(b))[0].0, ErrorKind::NickTaken);
+    for k in 0..NICK_BURST {
+        t.send(
+            b,
+            &ClientMsg::Nick {
+                nick: nick(&format!("bob{k}")),
+            },
+        );
+        assert!(errors(&t.recv(b)).is_empty());
+    }
+    assert_eq!(events(&t.recv(a)).len(), NICK_BURST as usize);
+    t.send(b, &ClientMsg::Nick { nick: nick("fast") });
+    let e = errors(&t.recv(b));
+    assert_eq!(
+        (e[0].0, &e[0].1),
+        (ErrorKind::Flood, &Re::Nick(nick("fast")))
+    );
+    assert_eq!(
+        e[0].2,
+        format!(
+            "you are changing nicks too fast: try again in {} s",
+            NICK_REFILL.0 / 1000
+        )
+    );
+    assert!(t.recv(a).is_empty(), "nobody hears a refused change");
+    assert_eq!(
+        t.limit(b, Limit::NickRate),
+        1,
+        "in the log, as other limits"
+    );
+    assert_eq!(t.hub.nick(b).unwrap().as_str(), "bob2");
+    // One more comes with each refill, no sooner.
+    t.advance(NICK_REFILL.0 - 1_000);
+    t.send(b, &ClientMsg::Nick { nick: nick("fast") });
+    assert!(errors(&t.recv(b))[0].2.ends_with("try again in 1 s"));
+    t.advance(1_000);
+    t.send(b, &ClientMsg::Nick { nick: nick("fast") });
+    let got = t.recv(b);
+    assert!(errors(&got).is_empty(), "{got:?}");
+    assert_eq!(
+        got.last(),
+        Some(&ServerMsg::YourNick { nick: nick("fast") })
+    );
+    t.send(
+        b,
+        &ClientMsg::Nick {
+            nick: nick("faster"),
+        },
+    );
+    assert_eq!(errors(&t.recv(b))[0].0, ErrorKind::Flood);
+}
+
+/// On nc the refusal is a line in words; a zero `nick_refill_ms` turns the limit off.
+#[test]
+fn nick_changes_on_nc_are_limited_and_the_limit_can_be_turned_off() {
+    use crate::limits::NICK_BURST;
+    let mut t = T::new();
+    let (c, _) = t.txt();
+    for k in 0..NICK_BURST {
+        t.line(c, &format!("/nick nc{k}"));
+    }
+    t.lines(c);
+    t.line(c, "/nick toofast");
+    let l = t.lines(c);
+    assert!(
+        l.iter()
+            .any(|l| l.ends_with("you are changing nicks too fast: try again in 10 s")),
+        "{l:?}"
+    );
+    assert_eq!(
+        t.hub.nick(c).unwrap().as_str(),
+        format!("nc{}", NICK_BURST - 1)
+    );
+
+    let mut t = T::with(Config {
+        nick_refill: Millis::ZERO,
+        ..Config::default()
+    });
+    let (c, _) = t.txt();
+    for k in 0..8 {
+        t.line(c, &format!("/nick nc{k}"));
+    }
+    let l = t.lines(c);
+    assert!(!l.iter().any(|l| l.contains("too fast")), "{l:?}");
+    assert_eq!(t.hub.nick(c).unwrap().as_str(), "nc7");
+}
+
 #[test]
 fn nick_clash_change_and_dm() {
     let mut t = T::new();

@@ -1031,6 +1031,8 @@ pub enum Limit {
     RoomCreates,
     /// The room has as many members as it may.
     RoomMembers,
+    /// The user changed nicks as often lately as one may ([`crate::limits::NICK_BURST`]).
+    NickRate,
 }
 
 impl Limit {
@@ -1054,6 +1056,7 @@ impl Limit {
             Limit::Rooms => "rooms",
             Limit::RoomCreates => "room_creates",
             Limit::RoomMembers => "room_members",
+            Limit::NickRate => "nick_rate",
         }
     }
 }

@@ -88,6 +88,8 @@ pub(super) const ERR_UNKNOWNCOMMAND: &str = "421";
 pub(super) const ERR_NONICKNAMEGIVEN: &str = "431";
 pub(super) const ERR_ERRONEUSNICKNAME: &str = "432";
 pub(super) const ERR_NICKNAMEINUSE: &str = "433";
+/// A nick change past the server's rate (hybrid, charybdis, UnrealIRCd; not in RFC 2812).
+pub(super) const ERR_NICKTOOFAST: &str = "438";
 pub(super) const ERR_USERNOTINCHANNEL: &str = "441";
 pub(super) const ERR_USERONCHANNEL: &str = "443";
 pub(super) const RPL_QUIETLIST: &str = "728";

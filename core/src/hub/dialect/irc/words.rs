@@ -15,7 +15,7 @@ use super::{
 use crate::hub::accounts::{ACCOUNT_REMOVED, REGISTERED};
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
 use crate::hub::moderate::{ALREADY_IN, NO_BAN_ON, NOT_AN_ACCOUNT, NOT_MUTED_IN};
-use crate::hub::ops::NO_ROOM;
+use crate::hub::ops::{NICK_TOO_FAST, NO_ROOM};
 use crate::hub::query::{HistoryFail, Info, Present, Window};
 use crate::hub::room::TopicSet;
 use crate::limits::{
@@ -981,6 +981,14 @@ impl Irc {
                     .filter(|t| !t.is_empty() && !t.contains(' '))
                     .unwrap_or("*");
                 l.num(ERR_NOSUCHNICK, &[named], detail);
+            }
+            (ErrorKind::Flood, Re::Nick(n)) if detail.starts_with(NICK_TOO_FAST) => {
+                let secs = detail[NICK_TOO_FAST.len()..]
+                    .split(' ')
+                    .next()
+                    .unwrap_or("10");
+                let words = format!("Nick change too fast. Please wait {secs} seconds.");
+                l.num(ERR_NICKTOOFAST, &[n.as_str()], &words);
             }
             (ErrorKind::Flood, _) => l.num(RPL_TRYAGAIN, &[verb], detail),
             (ErrorKind::LineTooLong, _) => l.num(ERR_INPUTTOOLONG, &[], "Input line was too long"),
