@@ -788,15 +788,25 @@ mod tests {
 
     #[test]
     fn the_load_meter_sees_this_process_work_and_stays_in_bounds() {
+        // Work until the process has used 100 ms of CPU (however long a loaded machine takes to
+        // give it that), then the meter must read at least those 100 ms over the wall time it
+        // spanned: a fixed 100 ms of wall time read 90 thousandths at load average 7.
+        let outer = std::time::Instant::now();
         let mut m = LoadMeter::new().expect("getrusage works here");
-        // Busy on this thread for 100 ms: at least a few percent of the machine's cores.
-        let until = std::time::Instant::now() + Duration::from_millis(100);
+        let start = cpu_time().expect("getrusage works here");
+        let give_up = outer + Duration::from_secs(20);
         let mut x = 0u64;
-        while std::time::Instant::now() < until {
-            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        while cpu_time().expect("getrusage works here") < start + Duration::from_millis(100) {
+            assert!(std::time::Instant::now() < give_up, "no CPU time in 20 s");
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+            }
         }
         let busy = m.sample().expect("a sample");
-        let floor = 1000 / (4 * m.cores.max(1));
+        let wall = outer.elapsed().as_secs_f64() * f64::from(m.cores.max(1));
+        // At least 100 ms used over at most `wall`, less one for the meter's rounding.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let floor = ((0.1 / wall * 1000.0) as u32).saturating_sub(1).max(1);
         assert!(
             busy >= floor,
             "{busy} thousandths busy, at least {floor} expected"
