@@ -7804,10 +7804,10 @@ fn numerics_echo_what_a_client_named_within_the_line_and_without_invisible_chara
     assert!(!n.closed(c));
 }
 
-/// With server-time, the user's own `JOIN` and `PART` lines carry `time`, as everyone else's
-/// (and its own PRIVMSG echo) do; without it, they carry none.
+/// With server-time, the user's own `JOIN`, `PART` and `NICK` lines carry `time`, as everyone
+/// else's (and its own PRIVMSG echo) do; without it, they carry none.
 #[test]
-fn own_join_and_part_carry_time_with_server_time() {
+fn own_join_part_and_nick_carry_time_with_server_time() {
     let mut n = Net::new();
     let t = n.client("timed", &["server-time"]);
     let p = n.client("plain", &[]);
@@ -7830,6 +7830,15 @@ fn own_join_and_part_carry_time_with_server_time() {
     assert_eq!(n.lines(p), [":timed!timed@natter PART #t :bye"]);
     n.send(p, &["PART #t"]);
     assert_eq!(n.lines(p), [":plain!plain@natter PART #t"]);
+    // Its own nick change (without echo-message: the answer to its NICK) too.
+    n.send(t, &["NICK timed2"]);
+    let l = n.lines(t);
+    assert!(
+        l[0].starts_with("@time=2024-") && l[0].ends_with(" :timed!timed@natter NICK :timed2"),
+        "{l:?}"
+    );
+    n.send(p, &["NICK plain2"]);
+    assert_eq!(n.lines(p), [":plain!plain@natter NICK :plain2"]);
 }
 
 /// A labeled JOIN's batch holds the JOIN with both its batch and its time.

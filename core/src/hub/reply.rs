@@ -48,15 +48,21 @@ impl Hub {
             Reply::Msg(
                 m @ (ServerMsg::Joined { .. }
                 | ServerMsg::Parted { .. }
+                | ServerMsg::YourNick { .. }
                 | ServerMsg::Members { .. }
                 | ServerMsg::Topic { .. }),
             ) if c.kind() == Some(super::ConnKind::Irc) => {
                 let marks = self.standings(&m);
                 let topic_set = self.topic_set(&m);
-                // The user's own JOIN and PART lines carry `time` (server-time) as every
-                // other user's do.
-                let at = matches!(m, ServerMsg::Joined { .. } | ServerMsg::Parted { .. })
-                    .then_some(self.now);
+                // The user's own JOIN, PART and NICK lines carry `time` (server-time) as
+                // every other user's do.
+                let at = matches!(
+                    m,
+                    ServerMsg::Joined { .. }
+                        | ServerMsg::Parted { .. }
+                        | ServerMsg::YourNick { .. }
+                )
+                .then_some(self.now);
                 if marks.is_none() && topic_set.is_none() && at.is_none() {
                     Reply::Msg(m)
                 } else {

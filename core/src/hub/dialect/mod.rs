@@ -755,7 +755,8 @@ pub(crate) enum Note {
     /// founder or an operator, `+` voiced, `@+` both, empty for the others: `NAMES` prefixes;
     /// none at all in a room nobody has any), and who set the topic and when (`333`), if known;
     /// or a `Policy` asked for, with when the room was made (`329`), if known. `at` is when
-    /// the hub made a `Joined` or `Parted` (the `time` tag of IRC's own `JOIN`/`PART` line).
+    /// the hub made a `Joined`, `Parted` or `YourNick` (the `time` tag of IRC's own `JOIN`,
+    /// `PART` or `NICK` line).
     Detailed {
         msg: Box<ServerMsg>,
         marks: Vec<&'static str>,

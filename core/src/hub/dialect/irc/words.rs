@@ -305,7 +305,7 @@ impl Irc {
         tags
     }
 
-    /// Tags of the user's own `JOIN` or `PART` line, made `at` (if the hub said when): the
+    /// Tags of the user's own `JOIN`, `PART` or `NICK` line, made `at` (if the hub said when): the
     /// running line's label or batch, and `time` for clients with server-time.
     fn own_tags(&self, l: &Lines<'_>, at: Option<Millis>) -> Tags {
         match at {
@@ -439,8 +439,8 @@ impl Irc {
 
     /// `msg`, its member list (`Joined`, `Members`) with `marks` before the nicks.
     /// [`Irc::msg`], with what a [`Note::Detailed`] adds: the members' standings, who set
-    /// the topic, when the room was made, and when the user's own join or part was made (its
-    /// `time` tag).
+    /// the topic, when the room was made, and when the user's own join, part or nick change
+    /// was made (its `time` tag).
     #[allow(clippy::too_many_arguments)]
     fn msg_marked(
         &self,
@@ -539,7 +539,7 @@ impl Irc {
                 // With echo-message the room events said it already, once per channel.
                 let told = self.caps.has(Cap::EchoMessage) && !self.channels.is_empty();
                 if old.as_str() != nick.as_str() && !told {
-                    let tags = l.tags.clone();
+                    let tags = self.own_tags(l, at);
                     l.from(&tags, &names::source(old), "NICK", &[nick.as_str()], true);
                 }
             }
