@@ -7930,6 +7930,11 @@ fn list_filters_by_member_count_and_name_globs() {
     assert_eq!(listed(&mut n, "LIST >9"), Vec::<String>::new());
     // Unknown conditions (creation and topic times, junk) are ignored.
     assert_eq!(listed(&mut n, "LIST C>5,T<3,junk").len(), 4);
+    // At most 4 globs are kept (each costs a walk over every room): a fifth is not read.
+    assert_eq!(
+        listed(&mut n, "LIST !#a*,!#c*,!#d*,!#e*,!#big"),
+        ["#big=3", "#rust=2", "#rust-beginners=1", "#test=1"]
+    );
     // VERSION's answer ends with the ISUPPORT tokens (Modern IRC), which offer the filters.
     n.send(a, &["VERSION"]);
     n.advance(1_000);

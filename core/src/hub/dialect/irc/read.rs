@@ -137,8 +137,9 @@ impl Irc {
 /// parameter either): the channels it names, the ELIST conditions (`M` name globs, `N` their
 /// negations, `U` member counts; creation and topic times, `C` and `T`, are not offered and
 /// are ignored), and whether it named any channel at all (then it lists those only, none if
-/// none of them can be a natter room). At most [`IRC_MAX_JOIN_TARGETS`] of each kind; a glob
-/// longer than [`IRC_MAX_WHO_MASK`] is ignored.
+/// none of them can be a natter room). At most [`IRC_MAX_JOIN_TARGETS`] names and
+/// [`IRC_MAX_TARGETS`] globs (each matched against every room: the hub's work stays within
+/// what one `WHO` mask costs); a glob longer than [`IRC_MAX_WHO_MASK`] is ignored.
 fn list_asked(msg: &Message<'_>) -> (Vec<RoomName>, ListFilter, bool) {
     let (mut named, mut filter, mut asked) = (Vec::new(), ListFilter::default(), false);
     let items = (0..2)
@@ -154,11 +155,11 @@ fn list_asked(msg: &Message<'_>) -> (Vec<RoomName>, ListFilter, bool) {
         } else if let Some(n) = item.strip_prefix('<').and_then(count) {
             filter.below = Some(filter.below.map_or(n, |b| b.min(n)));
         } else if let Some(g) = item.strip_prefix('!') {
-            if filter.not.len() < IRC_MAX_JOIN_TARGETS {
+            if filter.not.len() + filter.masks.len() < IRC_MAX_TARGETS {
                 filter.not.extend(glob(g));
             }
         } else if item.contains(['*', '?']) {
-            if filter.masks.len() < IRC_MAX_JOIN_TARGETS {
+            if filter.not.len() + filter.masks.len() < IRC_MAX_TARGETS {
                 filter.masks.extend(glob(item));
             }
         } else if item.starts_with('#') {
