@@ -7942,3 +7942,30 @@ fn list_filters_by_member_count_and_name_globs() {
     assert_eq!(numerics(&l)[0], "351", "{l:?}");
     assert!(l.iter().any(|x| x.contains(" ELIST=MNU ")), "{l:?}");
 }
+
+/// `CHANLIMIT=#:20` and `TARGMAX` `JOIN:20` hold: a JOIN past the 20th channel named is `407`,
+/// a join past the 20 channels one may be in is `405`, naming the channel each time.
+#[test]
+fn a_join_past_the_channel_limit_is_405_and_past_the_targets_407() {
+    use crate::limits::MAX_ROOMS_PER_USER;
+    let mut n = Net::new();
+    let c = n.client("many", &[]);
+    let names: Vec<String> = (0..=MAX_ROOMS_PER_USER).map(|i| format!("#m{i}")).collect();
+    n.send(c, &[&format!("JOIN {}", names.join(","))]);
+    n.advance(5_000);
+    let l = n.lines(c);
+    let joins = l.iter().filter(|x| x.contains(" JOIN #m")).count();
+    assert_eq!(joins, MAX_ROOMS_PER_USER, "{l:?}");
+    let last = &names[MAX_ROOMS_PER_USER];
+    assert!(
+        l.iter()
+            .any(|x| x.starts_with(&format!(":natter.irc 407 many {last} :"))),
+        "{l:?}"
+    );
+    n.send(c, &["JOIN #extra"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["405"], "{l:?}");
+    assert!(l[0].starts_with(":natter.irc 405 many #extra :"), "{l:?}");
+    assert!(!n.closed(c));
+}
