@@ -1200,9 +1200,12 @@ fn echo_message_server_time_msgid_and_labels() {
         .strip_prefix("@label=j1 :natter.irc BATCH +")
         .and_then(|r| r.strip_suffix(" labeled-response"))
         .unwrap_or_else(|| panic!("{l:?}"));
-    assert_eq!(l[1], format!("@batch={id} :tagged!tagged@natter JOIN #t"));
+    assert_eq!(
+        l[1],
+        format!("@batch={id};time=2024-05-01T12:00:06.000Z :tagged!tagged@natter JOIN #t")
+    );
     assert!(
-        l[1..l.len() - 1]
+        l[2..l.len() - 1]
             .iter()
             .all(|l| l.starts_with(&format!("@batch={id} "))),
         "{l:?}"
@@ -7854,5 +7857,171 @@ fn numerics_echo_what_a_client_named_within_the_line_and_without_invisible_chara
             "{line:.20}: {l:?}"
         );
     }
+    assert!(!n.closed(c));
+}
+
+/// With server-time, the user's own `JOIN`, `PART` and `NICK` lines carry `time`, as everyone
+/// else's (and its own PRIVMSG echo) do; without it, they carry none.
+#[test]
+fn own_join_part_and_nick_carry_time_with_server_time() {
+    let mut n = Net::new();
+    let t = n.client("timed", &["server-time"]);
+    let p = n.client("plain", &[]);
+    n.send(t, &["JOIN #t"]);
+    let l = n.lines(t);
+    assert!(
+        l[0].starts_with("@time=2024-") && l[0].ends_with(" :timed!timed@natter JOIN #t"),
+        "{l:?}"
+    );
+    n.send(p, &["JOIN #t"]);
+    assert_eq!(n.lines(p)[0], ":plain!plain@natter JOIN #t");
+    let l = n.lines(t);
+    assert!(l[0].starts_with("@time=2024-"), "another's join: {l:?}");
+    n.send(t, &["PART #t :bye"]);
+    let l = n.lines(t);
+    assert!(
+        l[0].starts_with("@time=2024-") && l[0].ends_with(" :timed!timed@natter PART #t :bye"),
+        "{l:?}"
+    );
+    assert_eq!(n.lines(p), [":timed!timed@natter PART #t :bye"]);
+    n.send(p, &["PART #t"]);
+    assert_eq!(n.lines(p), [":plain!plain@natter PART #t"]);
+    // Its own nick change (without echo-message: the answer to its NICK) too.
+    n.send(t, &["NICK timed2"]);
+    let l = n.lines(t);
+    assert!(
+        l[0].starts_with("@time=2024-") && l[0].ends_with(" :timed!timed@natter NICK :timed2"),
+        "{l:?}"
+    );
+    n.send(p, &["NICK plain2"]);
+    assert_eq!(n.lines(p), [":plain!plain@natter NICK :plain2"]);
+}
+
+/// A labeled JOIN's batch holds the JOIN with both its batch and its time.
+#[test]
+fn a_labeled_own_join_carries_its_batch_and_time() {
+    let mut n = Net::new();
+    let c = n.client("lab", &["server-time", "batch", "labeled-response"]);
+    n.send(c, &["@label=j1 JOIN #lab"]);
+    let l = n.lines(c);
+    assert!(l[0].starts_with("@label=j1 :natter.irc BATCH +"), "{l:?}");
+    assert!(
+        l[1].starts_with("@batch=") && l[1].contains(";time=2024-"),
+        "{l:?}"
+    );
+    assert!(l[1].ends_with(" :lab!lab@natter JOIN #lab"), "{l:?}");
+}
+
+/// A `NOTICE` that is not UTF-8 gets no error (no reply to a notice, from servers either:
+/// RFC 2812 3.3.2, the Modern IRC document), a labeled one its `ACK`; a labeled PRIVMSG's
+/// `FAIL` carries its label.
+#[test]
+fn a_non_utf8_notice_gets_no_fail_and_a_labeled_fail_carries_its_label() {
+    let mut n = Net::new();
+    let c = n.client("u8", &["batch", "labeled-response"]);
+    n.send(c, &["JOIN #u"]);
+    n.lines(c);
+    n.feed(c, b"NOTICE #u :caf\xe9\r\nNOTICE u8 :caf\xe9\r\n");
+    assert_eq!(n.lines(c), Vec::<String>::new());
+    n.feed(c, b"@label=n1 NOTICE #u :caf\xe9\r\n");
+    assert_eq!(n.lines(c), ["@label=n1 :natter.irc ACK"]);
+    n.feed(c, b"@label=p1 PRIVMSG #u :caf\xe9\r\n");
+    assert_eq!(
+        n.lines(c),
+        [
+            "@label=p1 :natter.irc FAIL PRIVMSG INVALID_UTF8 :Message rejected: natter takes UTF-8 \
+          only"
+        ]
+    );
+    // A client without labeled-response gets no label.
+    let d = n.client("plain", &[]);
+    n.feed(d, b"@label=p2 PRIVMSG #u :caf\xe9\r\n");
+    assert_eq!(
+        n.lines(d),
+        [":natter.irc FAIL PRIVMSG INVALID_UTF8 :Message rejected: natter takes UTF-8 only"]
+    );
+    assert!(!n.closed(c) && !n.closed(d));
+}
+
+/// `LIST`'s ELIST conditions (`ELIST=MNU` in ISUPPORT): `>N` and `<N` members, name globs and
+/// their negations, several at once and with channel names.
+#[test]
+fn list_filters_by_member_count_and_name_globs() {
+    let mut n = Net::new();
+    let a = n.client("alice", &[]);
+    let b = n.client("bob", &[]);
+    let c = n.client("carol", &[]);
+    n.send(a, &["JOIN #rust,#rust-beginners,#test,#big"]);
+    n.send(b, &["JOIN #rust,#big"]);
+    n.send(c, &["JOIN #big"]);
+    n.advance(3_000);
+    for x in [a, b, c] {
+        n.lines(x);
+    }
+    let listed = |n: &mut Net, line: &str| -> Vec<String> {
+        n.send(a, &[line]);
+        n.advance(1_000);
+        let l = n.lines(a);
+        assert_eq!(l.first().map(|x| x.contains(" 321 ")), Some(true), "{l:?}");
+        assert_eq!(l.last().map(|x| x.contains(" 323 ")), Some(true), "{l:?}");
+        l.iter()
+            .filter(|x| x.contains(" 322 "))
+            .map(|x| {
+                let w: Vec<&str> = x.split(' ').collect();
+                format!("{}={}", w[3], w[4])
+            })
+            .collect()
+    };
+    assert_eq!(listed(&mut n, "LIST >1"), ["#big=3", "#rust=2"]);
+    assert_eq!(listed(&mut n, "LIST <2"), ["#rust-beginners=1", "#test=1"]);
+    assert_eq!(listed(&mut n, "LIST >1,<3"), ["#rust=2"]);
+    assert_eq!(
+        listed(&mut n, "LIST #RUST*"),
+        ["#rust=2", "#rust-beginners=1"]
+    );
+    assert_eq!(listed(&mut n, "LIST !#rust*"), ["#big=3", "#test=1"]);
+    assert_eq!(listed(&mut n, "LIST #rust* <2"), ["#rust-beginners=1"]);
+    assert_eq!(listed(&mut n, "LIST #big,#test >2"), ["#big=3"]);
+    assert_eq!(listed(&mut n, "LIST *es?"), ["#test=1"]);
+    assert_eq!(listed(&mut n, "LIST >9"), Vec::<String>::new());
+    // Unknown conditions (creation and topic times, junk) are ignored.
+    assert_eq!(listed(&mut n, "LIST C>5,T<3,junk").len(), 4);
+    // At most 4 globs are kept (each costs a walk over every room): a fifth is not read.
+    assert_eq!(
+        listed(&mut n, "LIST !#a*,!#c*,!#d*,!#e*,!#big"),
+        ["#big=3", "#rust=2", "#rust-beginners=1", "#test=1"]
+    );
+    // VERSION's answer ends with the ISUPPORT tokens (Modern IRC), which offer the filters.
+    n.send(a, &["VERSION"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert_eq!(numerics(&l)[0], "351", "{l:?}");
+    assert!(l.iter().any(|x| x.contains(" ELIST=MNU ")), "{l:?}");
+}
+
+/// `CHANLIMIT=#:20` and `TARGMAX` `JOIN:20` hold: a JOIN past the 20th channel named is `407`,
+/// a join past the 20 channels one may be in is `405`, naming the channel each time.
+#[test]
+fn a_join_past_the_channel_limit_is_405_and_past_the_targets_407() {
+    use crate::limits::MAX_ROOMS_PER_USER;
+    let mut n = Net::new();
+    let c = n.client("many", &[]);
+    let names: Vec<String> = (0..=MAX_ROOMS_PER_USER).map(|i| format!("#m{i}")).collect();
+    n.send(c, &[&format!("JOIN {}", names.join(","))]);
+    n.advance(5_000);
+    let l = n.lines(c);
+    let joins = l.iter().filter(|x| x.contains(" JOIN #m")).count();
+    assert_eq!(joins, MAX_ROOMS_PER_USER, "{l:?}");
+    let last = &names[MAX_ROOMS_PER_USER];
+    assert!(
+        l.iter()
+            .any(|x| x.starts_with(&format!(":natter.irc 407 many {last} :"))),
+        "{l:?}"
+    );
+    n.send(c, &["JOIN #extra"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["405"], "{l:?}");
+    assert!(l[0].starts_with(":natter.irc 405 many #extra :"), "{l:?}");
     assert!(!n.closed(c));
 }

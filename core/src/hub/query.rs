@@ -47,8 +47,8 @@ pub(crate) enum Query {
         count: usize,
     },
     /// Rooms with members, their member counts and topics: these rooms only, unless none is
-    /// named.
-    List(Vec<RoomName>),
+    /// named; only those `filter` admits.
+    List(Vec<RoomName>, ListFilter),
     /// How many users, rooms and connections there are.
     Counts,
     /// The server's time.
@@ -577,8 +577,9 @@ impl Hub {
                 let was = self.whowas.of(&nick, count);
                 Info::Whowas { nick, was }
             }
-            Query::List(named) => {
-                let listed = self.listed_rooms(&named);
+            Query::List(named, filter) => {
+                let mut listed = self.listed_rooms(&named);
+                listed.retain(|(room, members, _)| filter.admits(room, *members));
                 let total = listed.len();
                 let rooms = listed
                     .into_iter()
@@ -1028,6 +1029,31 @@ impl Hub {
             self.note_told_away(other, away.is_some());
         }
         self.tell_co_members(uid, &Info::Away { nick, away });
+    }
+}
+
+/// Which rooms a `LIST` wants, beyond their names (IRC's ELIST conditions `M`, `N` and
+/// `U`): the default admits every room.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ListFilter {
+    /// More members than this (`>N`).
+    pub(crate) above: Option<usize>,
+    /// Fewer members than this (`<N`).
+    pub(crate) below: Option<usize>,
+    /// Names matching one of these globs (`#rust*`), when there are any.
+    pub(crate) masks: Vec<String>,
+    /// Names matching none of these globs (`!*test*`).
+    pub(crate) not: Vec<String>,
+}
+
+impl ListFilter {
+    /// Whether a room called `room` with `members` members is listed.
+    pub(crate) fn admits(&self, room: &RoomName, members: usize) -> bool {
+        let name = room.as_str();
+        self.above.is_none_or(|n| members > n)
+            && self.below.is_none_or(|n| members < n)
+            && (self.masks.is_empty() || self.masks.iter().any(|m| wildcard_matches(m, name)))
+            && !self.not.iter().any(|m| wildcard_matches(m, name))
     }
 }
 

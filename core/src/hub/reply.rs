@@ -46,12 +46,24 @@ impl Hub {
         };
         let reply = match reply {
             Reply::Msg(
-                m
-                @ (ServerMsg::Joined { .. } | ServerMsg::Members { .. } | ServerMsg::Topic { .. }),
+                m @ (ServerMsg::Joined { .. }
+                | ServerMsg::Parted { .. }
+                | ServerMsg::YourNick { .. }
+                | ServerMsg::Members { .. }
+                | ServerMsg::Topic { .. }),
             ) if c.kind() == Some(super::ConnKind::Irc) => {
                 let marks = self.standings(&m);
                 let topic_set = self.topic_set(&m);
-                if marks.is_none() && topic_set.is_none() {
+                // The user's own JOIN, PART and NICK lines carry `time` (server-time) as
+                // every other user's do.
+                let at = matches!(
+                    m,
+                    ServerMsg::Joined { .. }
+                        | ServerMsg::Parted { .. }
+                        | ServerMsg::YourNick { .. }
+                )
+                .then_some(self.now);
+                if marks.is_none() && topic_set.is_none() && at.is_none() {
                     Reply::Msg(m)
                 } else {
                     Reply::Note(Note::Detailed {
@@ -59,6 +71,7 @@ impl Hub {
                         marks: marks.unwrap_or_default(),
                         topic_set,
                         created: None,
+                        at,
                     })
                 }
             }
@@ -73,6 +86,7 @@ impl Hub {
                         marks,
                         topic_set: None,
                         created: None,
+                        at: None,
                     }),
                 }
             }
@@ -90,6 +104,7 @@ impl Hub {
                         marks: Vec::new(),
                         topic_set: None,
                         created,
+                        at: None,
                     }),
                 }
             }

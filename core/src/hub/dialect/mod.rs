@@ -758,12 +758,15 @@ pub(crate) enum Note {
     /// message does not: each member's standing in the room, in the same order (`@` the
     /// founder or an operator, `+` voiced, `@+` both, empty for the others: `NAMES` prefixes;
     /// none at all in a room nobody has any), and who set the topic and when (`333`), if known;
-    /// or a `Policy` asked for, with when the room was made (`329`), if known.
+    /// or a `Policy` asked for, with when the room was made (`329`), if known. `at` is when
+    /// the hub made a `Joined`, `Parted` or `YourNick` (the `time` tag of IRC's own `JOIN`,
+    /// `PART` or `NICK` line).
     Detailed {
         msg: Box<ServerMsg>,
         marks: Vec<&'static str>,
         topic_set: Option<crate::hub::room::TopicSet>,
         created: Option<crate::time::Millis>,
+        at: Option<crate::time::Millis>,
     },
     /// Client-only message tags `from` someone (signed in to `account`, if so) for `to` (a
     /// room, or this user), relayed at `at` ([`Request::Relay`]): only IRC clients with

@@ -402,10 +402,10 @@ impl Dialect for Irc {
                          tags); dropped"
                     ),
                 },
-                Read::NotUtf8(lossy) => Step::Request(Request::Answer(Reply::Own(read::not_utf8(
-                    &lossy,
-                    self.server.as_str(),
-                )))),
+                // Run in turn as any line (one flood-control token), answered at once.
+                Read::NotUtf8(lossy) => {
+                    Step::Request(Request::Answer(Reply::Own(self.not_utf8(&lossy))))
+                }
             });
         }
     }

@@ -8,21 +8,20 @@ use super::numeric::*;
 use super::{Irc, Label, Running, Whox};
 use crate::hub::config::ServerName;
 use crate::hub::dialect::{Hello, IfTaken, MonitorOp, Reply, Request, Step};
-use crate::hub::query::{Query, WhoFields, wildcard_matches};
+use crate::hub::query::{ListFilter, Query, WhoFields, wildcard_matches};
 use crate::limits::{
     IRC_MAX_CLIENT_TAGS, IRC_MAX_JOIN_TARGETS, IRC_MAX_LINE, IRC_MAX_MODES, IRC_MAX_TARGETS,
     IRC_MAX_WHO_MASK, IRC_MONITOR_MAX,
 };
 use crate::moderation::Mask;
-use crate::types::{MsgId, Nick, Text};
+use crate::types::{MsgId, Nick, RoomName, Text};
 use crate::wire::ClientMsg;
 use bytes::Bytes;
 
 /// Commands whose answer is one line (or none): a label is put on it, or an `ACK` sent. Every
 /// other labeled command is answered in a `labeled-response` batch.
-const ONE_REPLY: [&str; 11] = [
-    "PRIVMSG", "NOTICE", "TAGMSG", "PING", "PONG", "AWAY", "ISON", "USERHOST", "TIME", "VERSION",
-    "TOPIC",
+const ONE_REPLY: [&str; 10] = [
+    "PRIVMSG", "NOTICE", "TAGMSG", "PING", "PONG", "AWAY", "ISON", "USERHOST", "TIME", "TOPIC",
 ];
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
@@ -93,24 +92,84 @@ pub(super) fn close(running: Running, answered: bool, server: &str) -> Option<By
     Some(Bytes::from(out))
 }
 
-/// `FAIL <command> INVALID_UTF8` for a line that was not UTF-8 (natter advertises `UTF8ONLY`).
-pub(super) fn not_utf8(lossy: &str, server: &str) -> Bytes {
-    let verb = Message::parse(lossy).map_or_else(|| "*".to_owned(), |m| m.verb());
-    let verb = shown(&verb);
-    let mut out = String::new();
-    write_line(
-        &mut out,
-        &Tags::none(),
-        server,
-        "FAIL",
-        &[
-            &verb,
-            "INVALID_UTF8",
-            "Message rejected: natter takes UTF-8 only",
-        ],
-        true,
-    );
-    Bytes::from(out)
+impl Irc {
+    /// The answer to a line that was not UTF-8 (natter advertises `UTF8ONLY`): `FAIL <command>
+    /// INVALID_UTF8`, with the line's label for a client with labeled-response; for a
+    /// `NOTICE` nothing (no error reply to a notice, RFC 2812 3.3.2 and the Modern IRC
+    /// document), but a labeled one's `ACK`.
+    pub(super) fn not_utf8(&self, lossy: &str) -> Bytes {
+        let server = self.server.as_str();
+        let msg = Message::parse(lossy);
+        let verb = msg.as_ref().map_or_else(|| "*".to_owned(), Message::verb);
+        let label = msg.as_ref().and_then(|m| match self.label_of(m, &verb) {
+            Label::None => None,
+            // A label is one reply's here: the answer is one line at most.
+            _ => m.tag("label").map(std::borrow::Cow::into_owned),
+        });
+        let tags = label
+            .as_deref()
+            .map_or_else(Tags::none, |l| Tags::none().with("label", l));
+        let mut out = String::new();
+        if verb == "NOTICE" {
+            if label.is_some() {
+                write_line(&mut out, &tags, server, "ACK", &[], false);
+            }
+            return Bytes::from(out);
+        }
+        let verb = shown(&verb);
+        write_line(
+            &mut out,
+            &tags,
+            server,
+            "FAIL",
+            &[
+                &verb,
+                "INVALID_UTF8",
+                "Message rejected: natter takes UTF-8 only",
+            ],
+            true,
+        );
+        Bytes::from(out)
+    }
+}
+
+/// What a `LIST` asks (`LIST [<channel>{,<channel>}] [<elistcond>{,<elistcond>}]`, each
+/// parameter either): the channels it names, the ELIST conditions (`M` name globs, `N` their
+/// negations, `U` member counts; creation and topic times, `C` and `T`, are not offered and
+/// are ignored), and whether it named any channel at all (then it lists those only, none if
+/// none of them can be a natter room). At most [`IRC_MAX_JOIN_TARGETS`] names and
+/// [`IRC_MAX_TARGETS`] globs (each matched against every room: the hub's work stays within
+/// what one `WHO` mask costs); a glob longer than [`IRC_MAX_WHO_MASK`] is ignored.
+fn list_asked(msg: &Message<'_>) -> (Vec<RoomName>, ListFilter, bool) {
+    let (mut named, mut filter, mut asked) = (Vec::new(), ListFilter::default(), false);
+    let items = (0..2)
+        .filter_map(|i| msg.param(i))
+        .flat_map(|p| p.split(','))
+        .filter(|i| !i.is_empty())
+        .take(4 * IRC_MAX_JOIN_TARGETS);
+    for item in items {
+        let glob = |g: &str| (g.len() <= IRC_MAX_WHO_MASK).then(|| g.to_owned());
+        let count = |n: &str| n.parse::<usize>().ok();
+        if let Some(n) = item.strip_prefix('>').and_then(count) {
+            filter.above = Some(filter.above.map_or(n, |a| a.max(n)));
+        } else if let Some(n) = item.strip_prefix('<').and_then(count) {
+            filter.below = Some(filter.below.map_or(n, |b| b.min(n)));
+        } else if let Some(g) = item.strip_prefix('!') {
+            if filter.not.len() + filter.masks.len() < IRC_MAX_TARGETS {
+                filter.not.extend(glob(g));
+            }
+        } else if item.contains(['*', '?']) {
+            if filter.not.len() + filter.masks.len() < IRC_MAX_TARGETS {
+                filter.masks.extend(glob(item));
+            }
+        } else if item.starts_with('#') {
+            asked = true;
+            if named.len() < IRC_MAX_JOIN_TARGETS {
+                named.extend(names::channel(item).ok());
+            }
+        }
+    }
+    (named, filter, asked)
 }
 
 /// A command's name as it can be shown in a reply: printable ASCII, at most 32 characters, `*`
@@ -754,22 +813,15 @@ impl Irc {
                     }
                 },
             },
-            // `LIST #a,#b` lists those channels; other filters (`>3`, masks) are not kept.
+            // `LIST #a,#b` lists those channels; `>N`, `<N` (members), `#ru*` and `!*test*`
+            // (name globs) filter the list (ELIST=MNU).
             "LIST" => {
-                let named =
-                    msg.param(0)
-                        .filter(|p| p.starts_with('#'))
-                        .map_or_else(Vec::new, |p| {
-                            p.split(',')
-                                .filter_map(|c| names::channel(c).ok())
-                                .take(IRC_MAX_JOIN_TARGETS)
-                                .collect()
-                        });
-                if named.is_empty() && msg.param(0).is_some_and(|p| p.starts_with('#')) {
+                let (named, filter, asked) = list_asked(msg);
+                if asked && named.is_empty() {
                     plan.num(RPL_LISTSTART, &["Channel"], "Users  Name");
                     return plan.num(RPL_LISTEND, &[], "End of /LIST");
                 }
-                plan.query(Query::List(named));
+                plan.query(Query::List(named, filter));
             }
             "MODE" => self.mode(msg, plan),
             "AWAY" => {
@@ -792,14 +844,22 @@ impl Irc {
                 }
                 plan.num(RPL_ENDOFINFO, &[], "End of INFO list");
             }
-            "VERSION" => plan.num(
-                RPL_VERSION,
-                &[
-                    &format!("natter-{}.", env!("CARGO_PKG_VERSION")),
-                    self.server.as_str(),
-                ],
-                "natter's IRC listener",
-            ),
+            // The version, then the ISUPPORT tokens again (Modern IRC: "SHOULD respond with a
+            // RPL_VERSION reply and one or more RPL_ISUPPORT replies").
+            "VERSION" => {
+                plan.num(
+                    RPL_VERSION,
+                    &[
+                        &format!("natter-{}.", env!("CARGO_PKG_VERSION")),
+                        self.server.as_str(),
+                    ],
+                    "natter's IRC listener",
+                );
+                for tokens in super::words::isupport_lines() {
+                    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+                    plan.num(RPL_ISUPPORT, &tokens, "are supported by this server");
+                }
+            }
             "ISON" | "USERHOST" => {
                 if msg.params.is_empty() {
                     return plan.need_more(verb);

@@ -36,6 +36,12 @@ const MOTD: [&str; 3] = [
 ];
 
 /// `ISUPPORT` tokens (`005`), at most 13 to a line.
+/// The ISUPPORT tokens as the `005` lines of the welcome and of `VERSION` give them, 13 a
+/// line.
+pub(super) fn isupport_lines() -> Vec<Vec<String>> {
+    isupport().chunks(13).map(<[String]>::to_vec).collect()
+}
+
 fn isupport() -> Vec<String> {
     vec![
         "AWAYLEN=".to_owned() + &MAX_AWAY_BYTES.to_string(),
@@ -46,6 +52,8 @@ fn isupport() -> Vec<String> {
         "CHANMODES=bq,k,l,imnrt".into(),
         format!("CHANNELLEN={MAX_ROOM_LEN}"),
         "CHANTYPES=#".into(),
+        // LIST's filters: name globs (`M`) and their negations (`N`), member counts (`U`).
+        "ELIST=MNU".into(),
         format!("LINELEN={IRC_MAX_LINE}"),
         format!("MAXTARGETS={IRC_MAX_TARGETS}"),
         format!("MODES={IRC_MAX_MODES}"),
@@ -297,6 +305,15 @@ impl Irc {
         tags
     }
 
+    /// Tags of the user's own `JOIN`, `PART` or `NICK` line, made `at` (if the hub said when): the
+    /// running line's label or batch, and `time` for clients with server-time.
+    fn own_tags(&self, l: &Lines<'_>, at: Option<Millis>) -> Tags {
+        match at {
+            Some(at) => self.said_tags(at, l.tags.clone()),
+            None => l.tags.clone(),
+        }
+    }
+
     fn target_of(&self, id: MsgId) -> String {
         self.running
             .as_ref()
@@ -325,7 +342,8 @@ impl Irc {
         }
         let mut l = self.lines(me);
         match reply {
-            Reply::Own(bytes) => return Some(bytes.clone()),
+            // Nothing at all for an empty one (a non-UTF-8 `NOTICE`'s).
+            Reply::Own(bytes) => return (!bytes.is_empty()).then(|| bytes.clone()),
             Reply::Welcome { nick, .. } => self.welcome(&mut l, nick),
             Reply::Msg(msg) | Reply::Settings(msg) => self.msg(&mut l, msg, me),
             Reply::Direct {
@@ -409,19 +427,21 @@ impl Irc {
             &[&me, l.server, &version, "iw", "bklimnoqrtv", "bklov"],
             false,
         );
-        for chunk in isupport().chunks(13) {
-            let tokens: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for tokens in isupport_lines() {
+            let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
             l.num(RPL_ISUPPORT, &tokens, "are supported by this server");
         }
     }
 
     fn msg(&self, l: &mut Lines<'_>, msg: &ServerMsg, me: Option<&Nick>) {
-        self.msg_marked(l, msg, me, &[], None, None);
+        self.msg_marked(l, msg, me, &[], None, None, None);
     }
 
     /// `msg`, its member list (`Joined`, `Members`) with `marks` before the nicks.
     /// [`Irc::msg`], with what a [`Note::Detailed`] adds: the members' standings, who set
-    /// the topic, and when the room was made.
+    /// the topic, when the room was made, and when the user's own join, part or nick change
+    /// was made (its `time` tag).
+    #[allow(clippy::too_many_arguments)]
     fn msg_marked(
         &self,
         l: &mut Lines<'_>,
@@ -430,6 +450,7 @@ impl Irc {
         marks: &[&str],
         topic_set: Option<&TopicSet>,
         created: Option<Millis>,
+        at: Option<Millis>,
     ) {
         if let ServerMsg::SignedIn { .. } = msg {
             // Its nick is the account's from now on (account-tag, extended-join).
@@ -464,7 +485,7 @@ impl Irc {
                 members,
                 ..
             } => {
-                let tags = l.tags.clone();
+                let tags = self.own_tags(l, at);
                 if self.caps.has(Cap::ExtendedJoin) {
                     let account = if self.signed_in.get() {
                         me.as_str()
@@ -486,7 +507,7 @@ impl Irc {
             // Put out: the KICK line said it.
             ServerMsg::Parted { room } if self.kicked.as_ref() == Some(room) => {}
             ServerMsg::Parted { room } => {
-                let tags = l.tags.clone();
+                let tags = self.own_tags(l, at);
                 match self.running.as_ref().and_then(|r| r.reason.as_ref()) {
                     Some(reason) => {
                         l.from(&tags, &src, "PART", &[room.as_str(), reason.as_str()], true)
@@ -518,7 +539,7 @@ impl Irc {
                 // With echo-message the room events said it already, once per channel.
                 let told = self.caps.has(Cap::EchoMessage) && !self.channels.is_empty();
                 if old.as_str() != nick.as_str() && !told {
-                    let tags = l.tags.clone();
+                    let tags = self.own_tags(l, at);
                     l.from(&tags, &names::source(old), "NICK", &[nick.as_str()], true);
                 }
             }
@@ -1002,9 +1023,10 @@ impl Irc {
             marks,
             topic_set,
             created,
+            at,
         } = note
         {
-            return self.msg_marked(l, msg, me, marks, topic_set.as_ref(), *created);
+            return self.msg_marked(l, msg, me, marks, topic_set.as_ref(), *created, *at);
         }
         if let Note::KeySet { room, by, key } = note {
             let tags = l.tags.clone();
