@@ -571,6 +571,15 @@ impl Hub {
         })
     }
 
+    /// Why a server admin's `/wall` or `WALLOPS` is refused now, if it is: while the cluster is
+    /// away the other nodes' users could not hear it, and a wall only some hear is not said
+    /// (the admin says it again once NATS is back).
+    pub(super) fn cluster_wall_away(&self) -> Option<String> {
+        self.cluster.as_ref().filter(|cl| cl.away).map(|_| {
+            "the cluster is unavailable (no NATS server answers); nobody was told".to_owned()
+        })
+    }
+
     /// The next thing to ask of the cluster, in order.
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
         self.poll_presence();
