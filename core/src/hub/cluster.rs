@@ -2002,6 +2002,15 @@ impl Hub {
             .collect();
         let result = match (target, readers.is_empty()) {
             (None, _) => Err(format!("nobody is called {}", dm.to)),
+            // Nothing connected here: refused in the words a sender on this node gets (a
+            // cluster keeps no direct message), not as a reader too slow to take it.
+            (Some(uid), true) if self.user_conns(uid).next().is_none() => {
+                Err(if self.devices_of(uid).is_empty() {
+                    format!("{} is not connected; direct messages are not kept", dm.to)
+                } else {
+                    format!("{} is reconnecting right now; try again in a moment", dm.to)
+                })
+            }
             (Some(_), true) => Err(format!(
                 "{} is not reading right now; message not delivered",
                 dm.to
