@@ -183,6 +183,8 @@ struct HubTask {
     /// Connections whose next read waits for a flood token ([`Hub::read_after`]), soonest
     /// first.
     paused: BinaryHeap<Reverse<(Millis, ConnId)>>,
+    /// What an operator runs to make an account ([`warn_unclaimed_admins`]).
+    account_add: String,
 }
 
 /// An accounts reload under way. The read starts once every write the hub handed out is
@@ -320,13 +322,19 @@ fn cpu_time() -> Option<Duration> {
 pub(crate) struct Sides {
     pub(crate) store: Option<StoreSide>,
     pub(crate) cluster: Option<natter_cluster::Node>,
+    /// What an operator runs to make an account ([`account_add`]).
+    pub(crate) account_add: String,
 }
 
 /// Runs the hub until shutdown has closed every connection (or `grace` ran out), or until every
 /// sender of `rx` is gone.
 pub(crate) async fn run(
     hub: Hub,
-    Sides { store, cluster }: Sides,
+    Sides {
+        store,
+        cluster,
+        account_add,
+    }: Sides,
     mut rx: mpsc::Receiver<Input>,
     clock: Clock,
     grace: Duration,
@@ -342,6 +350,7 @@ pub(crate) async fn run(
         work: Worker::new(),
         accounts: None,
         paused: BinaryHeap::new(),
+        account_add,
     };
     let mut give_up: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86_400);
@@ -410,7 +419,7 @@ pub(crate) async fn run(
                     let answer = match loaded {
                         Ok(accounts) => {
                             task.hub.load_accounts(accounts);
-                            warn_unclaimed_admins(&task.hub);
+                            warn_unclaimed_admins(&task.hub, &task.account_add);
                             Ok(task.hub.account_count())
                         }
                         Err(e) => Err(e.to_string()),
@@ -601,7 +610,7 @@ impl HubTask {
                 // With a store, SIGHUP reloads the accounts next and says it then, against the
                 // accounts as they are now (the operator may just have made the admin's).
                 if self.store.is_none() {
-                    warn_unclaimed_admins(&self.hub);
+                    warn_unclaimed_admins(&self.hub, &self.account_add);
                 }
             }
             Input::Shutdown => {
@@ -733,15 +742,33 @@ impl std::fmt::Display for Peer {
 }
 
 /// Says, once per name, which of `[accounts] admins` nobody has registered while anyone may
-/// (whoever registers one first is a server admin): at start, and after a reload.
-pub(crate) fn warn_unclaimed_admins(hub: &Hub) {
+/// (whoever registers one first is a server admin): at start, and after a reload. `add` is
+/// the command that makes an account ([`account_add`]).
+pub(crate) fn warn_unclaimed_admins(hub: &Hub, add: &str) {
     for name in hub.unclaimed_admins() {
         warn!(
             admin = %name,
             "[accounts] admins names an account that does not exist, and registration is open: \
              whoever registers it first becomes a server admin; make it now with \
-             `natter-server account add {name}`"
+             `{}`",
+            add.replace(ACCOUNT_NAME, name.as_str())
         );
+    }
+}
+
+/// Where [`account_add`]'s command takes the account's name.
+const ACCOUNT_NAME: &str = "{name}";
+
+/// The command an operator runs to make an account on this server's accounts: a cluster
+/// node's are the cluster's, which `account` reaches only given the cluster's NATS servers
+/// (without them it would make the account in a local store no node reads).
+pub(crate) fn account_add(cluster: Option<&[String]>) -> String {
+    match cluster {
+        Some(servers) => format!(
+            "natter-server account add {ACCOUNT_NAME} --cluster {}",
+            servers.join(",")
+        ),
+        None => format!("natter-server account add {ACCOUNT_NAME}"),
     }
 }
 

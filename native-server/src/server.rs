@@ -159,6 +159,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         _ => None,
     };
     let commit_time = metrics.as_ref().map(|m| m.store_commit.clone());
+    let account_add = hub_task::account_add(config.cluster.as_ref().map(|c| c.servers.as_slice()));
     let (hub, store, cluster) = match config.cluster {
         Some(cluster) => {
             let mut node = natter_cluster::Node::start(cluster).await?;
@@ -189,9 +190,13 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             (hub, store, None)
         }
     };
-    hub_task::warn_unclaimed_admins(&hub);
+    hub_task::warn_unclaimed_admins(&hub, &account_add);
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
-    let sides = hub_task::Sides { store, cluster };
+    let sides = hub_task::Sides {
+        store,
+        cluster,
+        account_add,
+    };
     let hub_task = tokio::spawn(hub_task::run(hub, sides, hub_rx, clock, grace, metrics));
     let (stop, stop_rx) = watch::channel(false);
     let accept_tasks = listeners

@@ -431,3 +431,59 @@ async fn a_password_changed_elsewhere_ends_the_accounts_sessions_on_every_node()
         "the connected device's token opens the session after it dropped"
     );
 }
+
+/// A cluster node's start warns of an admin nobody has registered, and the command it says to
+/// run makes the account in the cluster: run as written, it reaches the node's NATS (the
+/// command without `--cluster` made it in a local store no node reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unclaimed_admin_warning_of_a_node_names_the_command_that_makes_it_in_the_cluster() {
+    let nats = Nats::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("natter.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts]\nadmins = [\"boss\"]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
+    )
+    .unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--cluster",
+        &url,
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    let (mut child, _log, _addr, seen) =
+        support::spawn_server_seen(&args, &[], Duration::from_secs(30)).await;
+    let warning = seen
+        .iter()
+        .find(|l| l.contains("admins names an account that does not exist"))
+        .unwrap_or_else(|| panic!("no warning in {seen:?}"));
+    let command = warning
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {warning}"));
+    assert_eq!(
+        command,
+        format!("natter-server account add boss --cluster {url}")
+    );
+    // Run it as written (the config for its cheap hash, somewhere the user's data is not).
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[0], "natter-server");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(&words[1..])
+        .arg("--config")
+        .arg(&cfg)
+        .env("NATTER_DATA_DIR", dir.path().join("data"))
+        .env("NATTER_PASSWORD", "boss passphrase")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run the command");
+    assert!(out.status.success(), "{out:?}");
+    let (code, listed) = account_cmd(&nats, &["list"], None).await;
+    assert_eq!(code, 0, "{listed}");
+    assert!(listed.starts_with("boss\t"), "{listed}");
+    child.kill().await.unwrap();
+}

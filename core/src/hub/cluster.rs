@@ -571,6 +571,15 @@ impl Hub {
         })
     }
 
+    /// Why a server admin's `/wall` or `WALLOPS` is refused now, if it is: while the cluster is
+    /// away the other nodes' users could not hear it, and a wall only some hear is not said
+    /// (the admin says it again once NATS is back).
+    pub(super) fn cluster_wall_away(&self) -> Option<String> {
+        self.cluster.as_ref().filter(|cl| cl.away).map(|_| {
+            "the cluster is unavailable (no NATS server answers); nobody was told".to_owned()
+        })
+    }
+
     /// The next thing to ask of the cluster, in order.
     pub fn poll_cluster(&mut self) -> Option<ClusterOut> {
         self.poll_presence();
@@ -1993,6 +2002,15 @@ impl Hub {
             .collect();
         let result = match (target, readers.is_empty()) {
             (None, _) => Err(format!("nobody is called {}", dm.to)),
+            // Nothing connected here: refused in the words a sender on this node gets (a
+            // cluster keeps no direct message), not as a reader too slow to take it.
+            (Some(uid), true) if self.user_conns(uid).next().is_none() => {
+                Err(if self.devices_of(uid).is_empty() {
+                    format!("{} is not connected; direct messages are not kept", dm.to)
+                } else {
+                    format!("{} is reconnecting right now; try again in a moment", dm.to)
+                })
+            }
             (Some(_), true) => Err(format!(
                 "{} is not reading right now; message not delivered",
                 dm.to

@@ -576,6 +576,9 @@ impl Hub {
             let detail = "that is for server admins".to_owned();
             return self.error(conn, ErrorKind::NotOperator, Re::Conn, detail);
         }
+        if let Some(detail) = self.cluster_wall_away() {
+            return self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
+        }
         let Some(me) = self.users.get(&uid).map(|u| u.nick.clone()) else {
             return;
         };
@@ -641,6 +644,9 @@ impl Hub {
                 self.kill_user(target, me, reason.map(|r| r.to_string()), now);
             }
             AdminAction::Wall(text) => {
+                if let Some(detail) = self.cluster_wall_away() {
+                    return Err((ErrorKind::Unavailable, detail));
+                }
                 self.audit(None, &me, format!("wall {text}"), now);
                 self.cluster_wall(&me, &text, false);
                 self.wall_here(me, text, false);

@@ -900,3 +900,53 @@ fn a_direct_message_to_another_node_carries_its_tags_and_its_senders_account() {
         "{line}"
     );
 }
+
+#[test]
+fn a_direct_message_to_an_account_with_nothing_connected_on_another_node_says_so() {
+    let mut net = net(2);
+    // alice, an account on node 0, with nothing connected (her device not kept either).
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    // carol, a guest on node 0 whose client dropped and may resume.
+    let (c, carol) = guest(&mut net, 0, "carol");
+    let now = net.now;
+    net.nodes[0].hub.handle_close(a, now);
+    net.nodes[0].hub.handle_close(c, now);
+    settle(&mut net);
+    let refusal = |net: &mut Net, i: usize, from: ConnId, to: &Nick| {
+        let msg = ClientMsg::Msg {
+            to: to.clone(),
+            id: MsgId(7),
+            text: text("are you there"),
+        };
+        net.recv(i, from);
+        ask(net, i, from, &msg);
+        error(&net.recv(i, from)).expect("refused").1
+    };
+    // The same words from either node: on one node a sender is told alice is not connected,
+    // not that she is "not reading right now" (a reader too slow to take it).
+    let (here, _) = guest(&mut net, 0, "dan");
+    let (there, _) = guest(&mut net, 1, "bob");
+    for to in [nick("alice"), carol] {
+        let said_here = refusal(&mut net, 0, here, &to);
+        let said_there = refusal(&mut net, 1, there, &to);
+        assert_eq!(said_there, said_here, "to {to}");
+        assert_eq!(
+            said_there,
+            format!("{to} is reconnecting right now; try again in a moment")
+        );
+    }
+    // Their resumes lapse: alice, an account, stays in her rooms with nothing connected.
+    net.now = Millis(net.now.0 + 24 * 3_600_000);
+    let now = net.now;
+    for n in &mut net.nodes {
+        n.hub.handle_timeout(now);
+    }
+    settle(&mut net);
+    let said_here = refusal(&mut net, 0, here, &nick("alice"));
+    assert_eq!(
+        said_here,
+        "alice is not connected; direct messages are not kept"
+    );
+    assert_eq!(refusal(&mut net, 1, there, &nick("alice")), said_here);
+}

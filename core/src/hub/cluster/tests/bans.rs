@@ -479,3 +479,65 @@ fn an_admins_wall_and_wallops_reach_the_users_of_every_node() {
     assert_eq!(raw(&net, paul), "", "no +w, no WALLOPS");
     assert!(net.recv(1, b).is_empty(), "not for the binary dialect");
 }
+
+#[test]
+fn a_wall_or_wallops_while_the_cluster_is_away_is_refused_and_heard_by_nobody() {
+    let mut net = net(2);
+    let a = admin(&mut net);
+    let (b, _) = guest(&mut net, 1, "bob");
+    let now = net.now;
+    // An IRC user with user mode `w` on the admin's own node, and alice on IRC there too.
+    let w = net.nodes[0]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    net.nodes[0]
+        .hub
+        .handle_bytes(w, b"NICK wendy\r\nUSER w 0 * :W\r\nMODE wendy +w\r\n", now);
+    use base64::Engine;
+    let o = net.nodes[0]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{PW}"));
+    let login = format!(
+        "CAP LS 302\r\nNICK alicia\r\nUSER a 0 * :A\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n\
+         AUTHENTICATE {plain}\r\nCAP END\r\n"
+    );
+    net.nodes[0].hub.handle_bytes(o, login.as_bytes(), now);
+    settle(&mut net);
+    net.recv(0, a);
+    net.recv(1, b);
+    net.nodes[0].raw.clear();
+    // NATS is away from the admin's node: a wall would reach its own users only.
+    net.nodes[0].hub.handle_cluster_link(false);
+    let got = admin_do(&mut net, a, AdminAction::Wall(text("maintenance at noon")));
+    let (kind, why) = error(&got).expect("refused");
+    assert_eq!(kind, ErrorKind::Unavailable);
+    assert!(why.contains("cluster is unavailable"), "{why}");
+    assert!(
+        !got.iter().any(|m| matches!(m, ServerMsg::Wall { .. })),
+        "not said on its own node either: {got:?}"
+    );
+    let now = net.now;
+    net.nodes[0]
+        .hub
+        .handle_bytes(o, b"WALLOPS :ops, look at #k\r\n", now);
+    net.pump();
+    let raw = |net: &Net, c: ConnId| {
+        String::from_utf8_lossy(net.nodes[0].raw.get(&c).map_or(&[][..], |r| &r[..])).into_owned()
+    };
+    assert!(!raw(&net, w).contains("look at #k"), "{}", raw(&net, w));
+    assert!(
+        raw(&net, o).contains("cluster is unavailable"),
+        "{}",
+        raw(&net, o)
+    );
+    assert!(net.recv(1, b).is_empty(), "nothing crossed");
+    // Back: the wall is said, on both nodes.
+    net.nodes[0].hub.handle_cluster_link(true);
+    let got = admin_do(&mut net, a, AdminAction::Wall(text("maintenance at noon")));
+    let wall = |m: &ServerMsg| matches!(m, ServerMsg::Wall { text, .. } if text.as_str() == "maintenance at noon");
+    assert!(got.iter().any(wall), "{got:?}");
+    assert!(net.recv(1, b).iter().any(wall));
+}
