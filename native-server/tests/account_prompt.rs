@@ -175,13 +175,14 @@ fn ctrl_c_at_the_account_password_prompt_gives_the_terminal_back_as_it_was() {
     tmux.wait_for("int", "New password for dave:");
     tmux.literal("int", "half");
     tmux.keys("int", "C-c");
-    let screen = tmux.wait_for("int", "exited with 130");
+    tmux.wait_for("int", "exited with 130");
+    let screen = tmux.wait("int", "the terminal's modes", |s| s.contains("icanon"));
+    // rpassword's prompt left `-echo -icanon` here.
+    assert!(screen.contains("icanon echo"), "{screen}");
     assert!(
         screen.contains("interrupted at the password prompt; nothing was changed"),
         "{screen}"
     );
-    let screen = tmux.wait("int", "the terminal's modes", |s| s.contains("icanon"));
-    assert!(screen.contains("icanon echo"), "{screen}");
     assert!(!screen.contains("half"), "{screen}");
     assert!(!list(dir.path()).contains("dave"), "no account made");
 }
