@@ -3,10 +3,9 @@
 //! on the terminal without echo. The password stays in this process's memory only, for the
 //! session to sign in again after a server restart.
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use natter_core::Password;
 use natter_core::limits::PASSWORD_MAX_BYTES;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -60,97 +59,15 @@ pub fn password(
     checked(ask(&format!("password for {account}: "))?, "the terminal")
 }
 
-/// Asks on the terminal. Echo goes off (raw mode) *before* the prompt is written: a prompt
-/// written first and echo turned off after it (rpassword's order) echoes the keys typed in
-/// between. Raw mode also takes Ctrl+C as a key, so the terminal is put back before natter
-/// ends (rpassword raised SIGINT in its raw mode and left the shell without echo).
+/// Asks on the terminal, echo off before the prompt is written; Ctrl+C gives the terminal back
+/// (natter's shared prompt, [`natter_ops::prompt`]).
 fn ask(prompt: &str) -> Result<String, LoginError> {
-    let raw = RawMode::on().map_err(LoginError::NoTerminal)?;
-    // Where crossterm reads keys from: stdin when it is the terminal, else /dev/tty.
-    let mut tty = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/tty")
-        .map_err(LoginError::NoTerminal)?;
-    tty.write_all(prompt.as_bytes())
-        .and_then(|()| tty.flush())
-        .map_err(LoginError::NoTerminal)?;
-    let mut line = String::new();
-    let end = loop {
-        let event = crossterm::event::read().map_err(LoginError::Terminal)?;
-        if let Event::Key(key) = event
-            && let Some(end) = edit(&mut line, key)
-        {
-            break end;
-        }
-    };
-    drop(raw);
-    // Raw mode wrote no newline for Enter; the next output starts on a line of its own.
-    let _ = tty.write_all(b"\n").and_then(|()| tty.flush());
-    match end {
-        End::Enter => Ok(line),
-        End::Interrupt => Err(LoginError::Interrupted),
-    }
-}
-
-/// The terminal in raw mode while it lives; as it was after (also when unwinding).
-struct RawMode;
-
-impl RawMode {
-    fn on() -> std::io::Result<RawMode> {
-        crossterm::terminal::enable_raw_mode()?;
-        Ok(RawMode)
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = crossterm::terminal::disable_raw_mode();
-    }
-}
-
-/// How a password prompt ends.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    /// Enter (or Ctrl+D on an empty line, which then is an empty password).
-    Enter,
-    /// Ctrl+C.
-    Interrupt,
-}
-
-/// One key at the password prompt: edits `line`, or ends the prompt. A line that would pass
-/// the longest password the server takes stops growing (the check after says it is too long).
-fn edit(line: &mut String, key: KeyEvent) -> Option<End> {
-    if key.kind == KeyEventKind::Release {
-        return None;
-    }
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    match key.code {
-        KeyCode::Enter => return Some(End::Enter),
-        KeyCode::Char('c') if ctrl => return Some(End::Interrupt),
-        KeyCode::Char('d') if ctrl && line.is_empty() => return Some(End::Enter),
-        // Ctrl+J and Ctrl+M are Enter when a terminal sends them as such.
-        KeyCode::Char('j' | 'm') if ctrl => return Some(End::Enter),
-        KeyCode::Char('u') if ctrl => line.clear(),
-        KeyCode::Char('w') if ctrl => {
-            let kept = line.trim_end().rfind(' ').map_or(0, |i| i + 1);
-            line.truncate(kept);
-        }
-        KeyCode::Backspace => {
-            line.pop();
-        }
-        KeyCode::Char('h') if ctrl => {
-            line.pop();
-        }
-        KeyCode::Char(c)
-            if !ctrl
-                && !key.modifiers.contains(KeyModifiers::ALT)
-                && line.len() <= PASSWORD_MAX_BYTES =>
-        {
-            line.push(c);
-        }
-        _ => {}
-    }
-    None
+    use natter_ops::prompt::PromptError;
+    natter_ops::prompt::hidden(prompt, PASSWORD_MAX_BYTES).map_err(|e| match e {
+        PromptError::NoTerminal(e) => LoginError::NoTerminal(e),
+        PromptError::Terminal(e) => LoginError::Terminal(e),
+        PromptError::Interrupted => LoginError::Interrupted,
+    })
 }
 
 fn checked(p: String, from: &str) -> Result<Password, LoginError> {
@@ -194,64 +111,6 @@ fn warn_if_readable_by_others(file: &std::fs::File, path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
-        KeyEvent::new(code, modifiers)
-    }
-
-    fn typed(keys: &[KeyEvent]) -> (String, Option<End>) {
-        let mut line = String::new();
-        for (i, k) in keys.iter().enumerate() {
-            if let Some(end) = edit(&mut line, *k) {
-                assert_eq!(i, keys.len() - 1, "ended early at key {i}");
-                return (line, Some(end));
-            }
-        }
-        (line, None)
-    }
-
-    #[test]
-    fn the_prompt_edits_like_a_terminal_line_and_ctrl_c_interrupts() {
-        let none = KeyModifiers::NONE;
-        let ctrl = KeyModifiers::CONTROL;
-        let chars = |s: &str| -> Vec<KeyEvent> {
-            s.chars()
-                .map(|c| key(KeyCode::Char(c), KeyModifiers::NONE))
-                .collect()
-        };
-        let mut keys = chars("hidden pass");
-        keys.push(key(KeyCode::Backspace, none));
-        keys.push(key(KeyCode::Char('h'), ctrl));
-        keys.extend(chars("ss phrase"));
-        keys.push(key(KeyCode::Char('w'), ctrl));
-        keys.extend(chars("phrase!"));
-        keys.push(key(KeyCode::Enter, none));
-        assert_eq!(
-            typed(&keys),
-            ("hidden pass phrase!".into(), Some(End::Enter))
-        );
-
-        let mut keys = chars("gone");
-        keys.push(key(KeyCode::Char('u'), ctrl));
-        keys.extend(chars("kept"));
-        keys.push(key(KeyCode::Char('d'), ctrl)); // not empty: ignored
-        keys.push(key(KeyCode::Char('b'), KeyModifiers::ALT)); // not text
-        keys.push(key(KeyCode::Left, none));
-        keys.push(key(KeyCode::Char('j'), ctrl));
-        assert_eq!(typed(&keys), ("kept".into(), Some(End::Enter)));
-
-        let mut keys = chars("half");
-        keys.push(key(KeyCode::Char('c'), ctrl));
-        assert_eq!(typed(&keys).1, Some(End::Interrupt));
-        assert_eq!(
-            typed(&[key(KeyCode::Char('d'), ctrl)]),
-            (String::new(), Some(End::Enter)),
-            "Ctrl+D on an empty line: an empty password, refused after"
-        );
-        // Bounded: a held key stops one past the longest password (then called too long).
-        let long = chars(&"x".repeat(PASSWORD_MAX_BYTES + 50));
-        assert_eq!(typed(&long).0.len(), PASSWORD_MAX_BYTES + 1);
-    }
 
     #[test]
     fn the_environment_comes_first_then_the_file() {

@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // Ctrl+C at the password prompt: the status a shell knows from SIGINT, nothing said.
         Err(e) if matches!(e.downcast_ref(), Some(login::LoginError::Interrupted)) => {
-            ExitCode::from(130)
+            ExitCode::from(natter_ops::prompt::INTERRUPTED_STATUS)
         }
         Err(e) => {
             // Each cause once: natter's errors word their cause into their message, which

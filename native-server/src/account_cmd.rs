@@ -106,6 +106,10 @@ pub enum AccountError {
         "no password: run this on a terminal, or give --password-file PATH, or set {PASSWORD_ENV} ({0})"
     )]
     NoPassword(std::io::Error),
+    /// Ctrl+C at the password prompt: the terminal is as it was, nothing was changed, and the
+    /// command exits 130 as if by SIGINT.
+    #[error("interrupted at the password prompt; nothing was changed")]
+    Interrupted,
     /// The password file could not be read.
     #[error("cannot read the password file {}: {source}", path.display())]
     PasswordFile {
@@ -403,10 +407,9 @@ fn new_password(src: &PasswordSource, name: &Nick) -> Result<Password, AccountEr
                 .map_err(|_| AccountError::NotText(PASSWORD_ENV.into()))?,
         )
     } else {
-        let first = rpassword::prompt_password(format!("New password for {name}: "))
-            .map_err(AccountError::NoPassword)?;
+        let first = ask(&format!("New password for {name}: "))?;
         check_password(&Password(first.clone()))?;
-        let again = rpassword::prompt_password("Again: ").map_err(AccountError::NoPassword)?;
+        let again = ask("Again: ")?;
         if first != again {
             return Err(AccountError::Mismatch);
         }
@@ -414,6 +417,16 @@ fn new_password(src: &PasswordSource, name: &Nick) -> Result<Password, AccountEr
     };
     check_password(&password)?;
     Ok(password)
+}
+
+/// One entry on the terminal, echo off before the prompt is written; Ctrl+C gives the terminal
+/// back ([`natter_ops::prompt`], the prompt `natter --login` uses too).
+fn ask(prompt: &str) -> Result<String, AccountError> {
+    use natter_ops::prompt::PromptError;
+    natter_ops::prompt::hidden(prompt, PASSWORD_MAX_BYTES).map_err(|e| match e {
+        PromptError::NoTerminal(e) | PromptError::Terminal(e) => AccountError::NoPassword(e),
+        PromptError::Interrupted => AccountError::Interrupted,
+    })
 }
 
 /// The password in `path`: the file's text less one line ending. Reads a bounded amount, so a

@@ -541,7 +541,12 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
             // The command's answer to the operator who typed it (not a log line): the words
             // only, no error chain, no backtrace.
             eprintln!("natter-server account: {e}");
-            std::process::exit(1);
+            let status = if matches!(e, account_cmd::AccountError::Interrupted) {
+                natter_ops::prompt::INTERRUPTED_STATUS.into()
+            } else {
+                1
+            };
+            std::process::exit(status);
         }
         return Ok(());
     }

@@ -11,6 +11,8 @@
 //!   with the variable's name;
 //! - [`mod@listen`]: the doors' listening sockets, with a backlog for connection storms;
 //! - [`files`]: the open-file limit raised to what the hard limit allows, at start;
+//! - [`prompt`]: a password asked on the terminal without echo (the `prompt` feature), for
+//!   `natter --login` and `natter-server account add|passwd`;
 //! - [`error_words`]: an error that stops a binary, in one line (the `natter` CLI's too).
 //!
 //! The metrics endpoint, the histogram, the listeners and the open-file limit are the
@@ -27,6 +29,8 @@ pub mod histogram;
 #[cfg(feature = "service")]
 pub mod listen;
 pub mod logging;
+#[cfg(feature = "prompt")]
+pub mod prompt;
 
 #[cfg(feature = "service")]
 pub use endpoint::{Endpoint, ReadyCheck};

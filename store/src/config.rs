@@ -26,9 +26,13 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> Result<PathBuf, OpenError> {
     data_dir_from(flag, std::env::var_os(DATA_DIR_ENV), home_data)
 }
 
-/// Creates the data directory `dir` if it is missing. A file in its place is refused in those
-/// words (the system's own, "File exists", reads as if the directory were fine).
+/// Creates the data directory `dir` if it is missing, and any missing parent, readable by the
+/// server's user only (0700, as the XDG base directory spec asks of what it creates there): the
+/// store holds the rooms' history, password hashes and messages kept for accounts. A directory
+/// that exists is left as it is. A file in its place is refused in those words (the system's
+/// own, "File exists", reads as if the directory were fine).
 pub(crate) fn create_data_dir(dir: &Path) -> Result<(), OpenError> {
+    use std::os::unix::fs::DirBuilderExt;
     let refused = |source| OpenError::DataDir {
         path: dir.to_path_buf(),
         source,
@@ -39,7 +43,11 @@ pub(crate) fn create_data_dir(dir: &Path) -> Result<(), OpenError> {
             "it is a file, not a directory",
         )));
     }
-    std::fs::create_dir_all(dir).map_err(refused)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(refused)
 }
 
 /// [`resolve_data_dir`] with its inputs passed in.
@@ -210,6 +218,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_dir_made_for_the_store_is_the_users_only_and_one_there_is_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // As `~/.local/share/natter` on a first start, its parent missing too.
+        let dir = tmp.path().join("share").join("natter");
+        create_data_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&tmp.path().join("share")), 0o700);
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_data_dir(&open).unwrap();
+        assert_eq!(mode(&open), 0o755, "the operator's choice is kept");
+    }
 
     #[test]
     fn data_dir_prefers_flag_then_env_then_home() {

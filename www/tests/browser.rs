@@ -981,6 +981,21 @@ async fn scrolling_to_the_top_loads_older_lines_and_search_shows_hits() {
     with_browser(server_config, scrollback_scenario).await;
 }
 
+/// The same with a store (natter-server's default) and a ring smaller than what was said: the
+/// older lines scrolling up loads, with its "loading" and "beginning of #lobby" markers, and the
+/// search panel's hits come from the store (the test above reads them from the ring only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_to_the_top_loads_older_lines_from_the_store_and_search_shows_hits() {
+    let data = tempfile::tempdir().expect("a store directory");
+    let mut server_config = natter_server::ServerConfig::local_test();
+    server_config.store = Some(natter_store::Config::new(data.path().join("data")));
+    server_config.hub.history_len = SCROLL_JOIN + 10;
+    server_config.hub.history_on_join = SCROLL_JOIN;
+    server_config.hub.flood_burst = 1_000;
+    server_config.hub.flood_refill = natter_core::Millis(1);
+    with_browser(server_config, scrollback_scenario).await;
+}
+
 /// `/history 3` typed at the bottom of a room: the three lines before the oldest shown go in
 /// front of the log, above the screen, and the log goes up to show them (it stayed at the
 /// bottom, and the command seemed to do nothing).
