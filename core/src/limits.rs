@@ -95,8 +95,10 @@ pub const FLOOD_QUEUE: usize = 20;
 /// change is one event in each of the user's rooms (up to [`MAX_ROOMS_PER_USER`]), so one
 /// flood token each would let a guest in 20 rooms make 100 room events a second; past this a
 /// change is refused with the wait in its words (IRC: `438 ERR_NICKTOOFAST`, as hybrid,
-/// charybdis and UnrealIRCd answer). Only changes made count, not refused ones.
-pub const NICK_BURST: u32 = 3;
+/// charybdis and UnrealIRCd answer). Only changes made count, not refused ones. Five, as
+/// hybrid's `max_nick_changes`: a person settling on a nick, or a script renaming a test user a
+/// few times, never meets it.
+pub const NICK_BURST: u32 = 5;
 
 /// Nick changes: one more is allowed every this many milliseconds once the burst is spent
 /// (6 a minute steady). Zero turns the limit off.

@@ -672,11 +672,12 @@ async fn a_join_and_a_line_in_one_write_come_back_in_order_from_a_stored_server(
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
-/// Nick changes past their burst (`NICK_BURST`, 3) are refused on every door, over real
+/// Nick changes past their burst (`NICK_BURST`) are refused on every door, over real
 /// sockets: `438` on IRC, the words on nc, `Error { Flood, Re::Nick }` in binary; each keeps
 /// its nick, and the room hears only the changes made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nick_changes_too_fast_are_refused_on_every_door() {
+    use natter_core::limits::NICK_BURST;
     use natter_core::wire::{ClientMsg, ErrorKind, EventKind, Re, ServerMsg};
     let (server, natter, irc) = server().await;
     let mut i = irc_client(irc, "ircer", "").await;
@@ -687,7 +688,7 @@ async fn nick_changes_too_fast_are_refused_on_every_door() {
     b.join("#lobby").await;
     let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
 
-    for k in 0..3 {
+    for k in 0..NICK_BURST {
         nc.send(&format!("/nick nc{k}")).await;
         nc.expect_has(&format!("you are now known as nc{k}")).await;
     }
@@ -695,17 +696,20 @@ async fn nick_changes_too_fast_are_refused_on_every_door() {
     nc.expect_has("you are changing nicks too fast: try again in 10 s")
         .await;
 
-    for k in 0..3 {
+    for k in 0..NICK_BURST {
         i.send(&format!("NICK irc{k}")).await;
         i.expect_has(&format!("NICK :irc{k}")).await;
     }
     let l = expect_numeric(&mut i, b"NICK irc9\r\n", "438").await;
     assert_eq!(
         l,
-        ":natter.irc 438 irc2 irc9 :Nick change too fast. Please wait 10 seconds."
+        format!(
+            ":natter.irc 438 irc{} irc9 :Nick change too fast. Please wait 10 seconds.",
+            NICK_BURST - 1
+        )
     );
 
-    for k in 0..4 {
+    for k in 0..=NICK_BURST {
         b.send(&ClientMsg::Nick {
             nick: nick(&format!("bin{k}")),
         })
@@ -717,9 +721,15 @@ async fn nick_changes_too_fast_are_refused_on_every_door() {
     let ServerMsg::Error { kind, re, detail } = got else {
         unreachable!()
     };
-    assert_eq!((kind, re), (ErrorKind::Flood, Re::Nick(nick("bin3"))));
+    assert_eq!(
+        (kind, re),
+        (
+            ErrorKind::Flood,
+            Re::Nick(nick(&format!("bin{NICK_BURST}")))
+        )
+    );
     assert!(detail.contains("too fast"), "{detail}");
-    // The room heard three changes of each, and nothing of a refused one.
+    // The room heard the burst's changes of each, and nothing of a refused one.
     b.msgs_for(Duration::from_millis(300)).await;
     let renames: Vec<String> = b
         .seen
@@ -732,13 +742,10 @@ async fn nick_changes_too_fast_are_refused_on_every_door() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        renames,
-        [
-            "nc0", "nc1", "nc2", "irc0", "irc1", "irc2", "bin0", "bin1", "bin2"
-        ],
-        "{:?}",
-        b.seen
-    );
+    let made: Vec<String> = ["nc", "irc", "bin"]
+        .iter()
+        .flat_map(|door| (0..NICK_BURST).map(move |k| format!("{door}{k}")))
+        .collect();
+    assert_eq!(renames, made, "{:?}", b.seen);
     drop(server);
 }
