@@ -761,20 +761,60 @@ const ACCOUNT_NAME: &str = "{name}";
 
 /// The command an operator runs to make an account on this server's accounts: a cluster
 /// node's are the cluster's, which `account` reaches only given the cluster's NATS servers
-/// (without them it would make the account in a local store no node reads).
-pub(crate) fn account_add(cluster: Option<&[String]>) -> String {
-    match cluster {
-        Some(servers) => format!(
+/// (without them it would make the account in a local store no node reads); a single node's
+/// are in its data directory `data_dir`, named too (without it `account` opens the default
+/// one, and a server given `--data-dir` elsewhere would never see the account).
+pub(crate) fn account_add(
+    cluster: Option<&[String]>,
+    data_dir: Option<&std::path::Path>,
+) -> String {
+    match (cluster, data_dir) {
+        (Some(servers), _) => format!(
             "natter-server account add {ACCOUNT_NAME} --cluster {}",
             servers.join(",")
         ),
-        None => format!("natter-server account add {ACCOUNT_NAME}"),
+        (None, Some(dir)) => format!(
+            "natter-server account add {ACCOUNT_NAME} --data-dir {}",
+            shell_word(&dir.display().to_string())
+        ),
+        (None, None) => format!("natter-server account add {ACCOUNT_NAME}"),
+    }
+}
+
+/// `word` as one word of a POSIX shell's command line: as it is when it holds nothing a shell
+/// reads specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The unclaimed-admin warning's command reaches the accounts this server reads: the
+    /// cluster's, or the data directory's, quoted for a shell when it must be.
+    #[test]
+    fn the_account_add_command_names_where_the_accounts_are() {
+        let servers = ["nats://a:4222".to_owned(), "nats://b:4222".to_owned()];
+        assert_eq!(
+            account_add(Some(&servers), Some(std::path::Path::new("/x"))),
+            "natter-server account add {name} --cluster nats://a:4222,nats://b:4222"
+        );
+        assert_eq!(
+            account_add(None, Some(std::path::Path::new("/var/lib/natter"))),
+            "natter-server account add {name} --data-dir /var/lib/natter"
+        );
+        assert_eq!(
+            account_add(None, Some(std::path::Path::new("/srv/my chat/it's"))),
+            "natter-server account add {name} --data-dir '/srv/my chat/it'\\''s'"
+        );
+        assert_eq!(account_add(None, None), "natter-server account add {name}");
+    }
 
     /// The table finds a connection by its id while the hub has it, past its first page, and
     /// never a later connection in a reused slot under an earlier one's id.

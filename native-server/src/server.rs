@@ -159,7 +159,10 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         _ => None,
     };
     let commit_time = metrics.as_ref().map(|m| m.store_commit.clone());
-    let account_add = hub_task::account_add(config.cluster.as_ref().map(|c| c.servers.as_slice()));
+    let account_add = hub_task::account_add(
+        config.cluster.as_ref().map(|c| c.servers.as_slice()),
+        config.store.as_ref().map(|s| s.dir.as_path()),
+    );
     let (hub, store, cluster) = match config.cluster {
         Some(cluster) => {
             let mut node = natter_cluster::Node::start(cluster).await?;

@@ -644,6 +644,15 @@ async fn sighup_after_the_operator_makes_an_admin_account_does_not_ask_for_it_ag
         let ev = log.next().await;
         if unclaimed(&ev) {
             warned.push(ev["admin"].as_str().unwrap_or_default().to_owned());
+            // The command it gives makes the account where this server reads it: a server
+            // given `--data-dir` is named it (without it `account add` opened the default
+            // data directory, and the server never saw the account).
+            let said = ev["message"].as_str().unwrap_or_default();
+            let command = format!(
+                "`natter-server account add chief --data-dir {}`",
+                data.display()
+            );
+            assert!(said.ends_with(&command), "{said}");
         }
         if ev.get("message").and_then(|m| m.as_str()) == Some("accounts reloaded from the store") {
             break;
