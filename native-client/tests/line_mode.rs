@@ -84,11 +84,12 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
     bob.expect("error: unknown command /frobnicate (try /help; to say a line that starts with /, type it as //)")
         .await;
 
-    // End of input: both leave cleanly.
+    // End of input: both leave cleanly; bob's refused /nick makes his status 1 (see
+    // `a_refused_nick_change_makes_the_exit_status_1`), a typo does not.
     alice.close_stdin();
     bob.close_stdin();
     assert!(alice.exit_status().await.success());
-    assert!(bob.exit_status().await.success());
+    assert_eq!(bob.exit_status().await.code(), Some(1));
     alice.drain().await;
     assert_eq!(alice.count("[#lobby] <bob> hello alice"), 1);
     assert_eq!(alice.count("[#lobby] <bob> in rust now"), 0);
