@@ -223,7 +223,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/register #room",
-        "register the current room: you are its founder",
+        "register a room you are in (/join it first): you are its founder",
     ),
     (
         "/op [#room] nick",

@@ -5,12 +5,13 @@
 //! (who is away as it changes, a rename or a quit once, operators marked in `/who`:
 //! [`natter_core::chat::LineNews`]); at the end of stdin the client waits until the server
 //! has acknowledged everything it sent, says `/quit`, and exits: with status 1 if a message was
-//! refused (not delivered), or a room it was to join, so that a script does not take it for
-//! said.
+//! refused (not delivered), or a room it was to join, or a `/nick` it typed, so that a script
+//! does not take it for said (or said under the nick it asked for).
 
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
 use natter_core::chat::LineNews;
+use natter_core::command::{Command as CommandLine, Input};
 use natter_core::limits::MAX_LINE_BYTES;
 use natter_core::session::Session;
 use std::io::BufRead;
@@ -36,6 +37,15 @@ pub enum LineError {
         /// Why, as the server said.
         why: String,
     },
+    /// The server refused a `/nick` the input asked for: what followed was said under the
+    /// nick the client had.
+    #[error("could not change the nick to {nick}: {why}")]
+    NotRenamed {
+        /// The nick asked for.
+        nick: String,
+        /// Why, as the server said.
+        why: String,
+    },
     /// Every line was answered, but the server refused some messages (a full disk, flood
     /// control, a muted room, an unknown nick): a script must not take them for delivered.
     #[error("the server refused {count} of the messages sent (the last: {last})")]
@@ -58,6 +68,10 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut me = session.nick().clone();
     let driver = tokio::spawn(driver::run(session, config, cmd_rx, ev_tx));
+    // The nicks the input asked for with `/nick`: a refusal of one of those is the script's
+    // failure, unlike a rename nobody typed (a registered nick's owner signing in).
+    let asked = AskedNicks::default();
+    let asked_by_stdin = asked.clone();
 
     // A plain thread: a blocking read of stdin cannot be cancelled, and a tokio blocking task
     // would hold up the runtime's shutdown until the user pressed Enter. This thread simply
@@ -65,7 +79,7 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
-            read_stdin(std::io::stdin().lock(), &cmd_tx);
+            read_stdin(std::io::stdin().lock(), &cmd_tx, &asked_by_stdin);
             drop(input_end_tx);
         })
         .map_err(|e| tracing::error!(error = %e, "cannot start the stdin reader"))
@@ -77,7 +91,7 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     while let Some(ev) = ev_rx.recv().await {
         let lines = news.lines(&ev, &me);
         track_nick(&ev, &mut me);
-        refused.note(&ev);
+        refused.note(&ev, &asked);
         if write_lines(&mut out, &lines).await.is_err() {
             // stdout is gone (`natter | head -1`): nobody is listening, so leave.
             break;
@@ -97,10 +111,29 @@ struct Refused {
     last: Option<String>,
     /// The last room the server would not let us into, and why.
     not_joined: Option<(String, String)>,
+    /// The last nick asked for with `/nick` that the server refused, and why.
+    not_renamed: Option<(String, String)>,
+}
+
+/// The nicks (folded) that `/nick` lines of the input asked for, shared by the stdin thread and
+/// the event loop.
+#[derive(Debug, Default, Clone)]
+struct AskedNicks(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl AskedNicks {
+    fn ask(&self, nick: &Nick) {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(nick.folded());
+        }
+    }
+
+    fn asked(&self, nick: &Nick) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(&nick.folded()))
+    }
 }
 
 impl Refused {
-    fn note(&mut self, ev: &natter_core::session::Event) {
+    fn note(&mut self, ev: &natter_core::session::Event, asked: &AskedNicks) {
         use natter_core::session::{About, Event};
         match ev {
             Event::Error {
@@ -113,6 +146,11 @@ impl Refused {
                 text,
                 ..
             } => self.not_joined = Some((room.to_string(), text.clone())),
+            Event::Error {
+                about: About::Nick(nick),
+                text,
+                ..
+            } if asked.asked(nick) => self.not_renamed = Some((nick.to_string(), text.clone())),
             Event::Settled {
                 delivered: false, ..
             } => self.count += 1,
@@ -120,15 +158,20 @@ impl Refused {
         }
     }
 
-    /// How line mode ends: refused messages first (they were sent), then a refused join.
+    /// How line mode ends: refused messages first (they were sent), then a refused join, then
+    /// a refused `/nick`.
     fn result(&self) -> Result<(), LineError> {
-        match (self.count, &self.not_joined) {
-            (0, None) => Ok(()),
-            (0, Some((room, why))) => Err(LineError::NotJoined {
+        match (self.count, &self.not_joined, &self.not_renamed) {
+            (0, None, None) => Ok(()),
+            (0, Some((room, why)), _) => Err(LineError::NotJoined {
                 room: room.clone(),
                 why: why.clone(),
             }),
-            (count, _) => Err(LineError::Refused {
+            (0, None, Some((nick, why))) => Err(LineError::NotRenamed {
+                nick: nick.clone(),
+                why: why.clone(),
+            }),
+            (count, _, _) => Err(LineError::Refused {
                 count,
                 last: self
                     .last
@@ -162,7 +205,7 @@ async fn write_lines(out: &mut tokio::io::Stdout, lines: &[String]) -> std::io::
 
 /// Reads lines and queues them as commands; returns (dropping the sender, which tells the
 /// driver input has ended) at end of input or when the driver is gone.
-fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>) {
+fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>, asked: &AskedNicks) {
     let mut buf = Vec::new();
     loop {
         let line = match read_line_bounded(&mut input, MAX_LINE_BYTES, &mut buf) {
@@ -177,6 +220,11 @@ fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>) {
                 return;
             }
         };
+        if let Ok(Some(Input::Command(CommandLine::Nick(nick)))) =
+            natter_core::command::parse(&line)
+        {
+            asked.ask(&nick);
+        }
         // No conversation is open in line mode: the session's default room (the one last
         // joined) takes chat, as a script expects.
         if commands
@@ -282,18 +330,45 @@ mod tests {
     fn a_refused_join_is_a_failure_of_the_script() {
         use natter_core::session::{About, Event};
         let mut r = Refused::default();
-        r.note(&Event::Error {
-            kind: None,
-            about: About::Input,
-            text: "unknown command /frob (try /help)".into(),
-        });
+        let asked = AskedNicks::default();
+        r.note(
+            &Event::Error {
+                kind: None,
+                about: About::Input,
+                text: "unknown command /frob (try /help)".into(),
+            },
+            &asked,
+        );
         assert!(r.result().is_ok(), "a typo is not a refusal");
-        r.note(&Event::Error {
-            kind: None,
-            about: About::Join(natter_core::RoomName::new("#ci").unwrap()),
-            text: "#ci is invite-only".into(),
-        });
+        r.note(
+            &Event::Error {
+                kind: None,
+                about: About::Join(natter_core::RoomName::new("#ci").unwrap()),
+                text: "#ci is invite-only".into(),
+            },
+            &asked,
+        );
         let e = r.result().unwrap_err().to_string();
         assert_eq!(e, "could not join #ci: #ci is invite-only");
+    }
+
+    /// A `/nick` the input typed and the server refused fails the script, as a refused join
+    /// does; a rename nobody typed (a registered nick's owner signing in) does not.
+    #[test]
+    fn a_refused_nick_typed_is_a_failure_but_one_not_typed_is_not() {
+        use natter_core::session::{About, Event};
+        let refusal = |n: &str| Event::Error {
+            kind: None,
+            about: About::Nick(Nick::new(n).unwrap()),
+            text: format!("{n} is taken"),
+        };
+        let asked = AskedNicks::default();
+        let mut r = Refused::default();
+        r.note(&refusal("owner"), &asked);
+        assert!(r.result().is_ok(), "not asked for");
+        asked.ask(&Nick::new("Bob").unwrap());
+        r.note(&refusal("bob"), &asked);
+        let e = r.result().unwrap_err().to_string();
+        assert_eq!(e, "could not change the nick to bob: bob is taken");
     }
 }

@@ -49,8 +49,8 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
 All of it goes to stdout (account and moderation answers and errors too); stderr has only
 natter's own words about the run (why it exited 1, a skipped line, logs with RUST_LOG).
 At the end of input it waits until the server has acknowledged and answered every line, then exits 0
-(1 if that does not happen within --wait seconds, default 10, or the server refused a message or a
-room to join). Example: echo hi | natter --nick bot
+(1 if that does not happen within --wait seconds, default 10, or the server refused a message, a
+room to join or a /nick). Example: echo hi | natter --nick bot
 
 --login signs in to the account named by the nick (--nick or the config file). The password
 comes from the environment variable NATTER_PASSWORD (unless blank), else the file named by

@@ -84,11 +84,12 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
     bob.expect("error: unknown command /frobnicate (try /help; to say a line that starts with /, type it as //)")
         .await;
 
-    // End of input: both leave cleanly.
+    // End of input: both leave cleanly; bob's refused /nick makes his status 1 (see
+    // `a_refused_nick_change_makes_the_exit_status_1`), a typo does not.
     alice.close_stdin();
     bob.close_stdin();
     assert!(alice.exit_status().await.success());
-    assert!(bob.exit_status().await.success());
+    assert_eq!(bob.exit_status().await.code(), Some(1));
     alice.drain().await;
     assert_eq!(alice.count("[#lobby] <bob> hello alice"), 1);
     assert_eq!(alice.count("[#lobby] <bob> in rust now"), 0);
@@ -701,5 +702,60 @@ async fn a_refused_message_makes_a_piped_client_exit_1_with_the_reason() {
     // Everything taken: 0, as before.
     let out = run("first\nlast\n").await;
     assert!(out.status.success(), "{out:?}");
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// A script's `/nick` that the server refuses (the nick is someone else's) makes the exit status
+/// 1, as a refused message or join does: what followed was said under the old nick, which a
+/// script author did not ask for. It is said on stdout as an `error:` line and on stderr with
+/// the reason; the lines after it are still said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_nick_change_makes_the_exit_status_1() {
+    use tokio::io::AsyncWriteExt;
+    let (server, addr) = server().await;
+    let mut alice = Client::start("alice", addr, &[]);
+    alice.expect_containing("-- you are in #lobby").await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--nick", "bot", &addr.to_string()])
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("natter starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"/nick alice\nstill bot\n")
+        .await
+        .expect("write");
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("natter exits")
+        .expect("natter runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("error: could not change your nick to alice: ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[#lobby] <bot> still bot"), "{stdout}");
+    assert!(
+        stderr.contains("natter: could not change the nick to alice: "),
+        "{stderr}"
+    );
+    // A /nick that works is no failure.
+    let mut carol = Client::start("carol", addr, &[]);
+    carol.send("/nick caroline").await;
+    carol.expect("-- you are now known as caroline").await;
+    carol.close_stdin();
+    assert!(carol.exit_status().await.success(), "{:#?}", carol.seen);
+    alice.close_stdin();
+    assert!(alice.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }

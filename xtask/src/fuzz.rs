@@ -19,7 +19,16 @@ use std::path::{Path, PathBuf};
 
 const TARGETS: &[&str] = &["wire", "hub", "command", "session"];
 
-pub fn fuzz(args: &[String]) -> Result<()> {
+/// `cargo xtask fuzz`'s options.
+#[derive(Debug, PartialEq)]
+pub struct FuzzArgs {
+    seconds: u64,
+    targets: Vec<&'static str>,
+    stable: bool,
+}
+
+/// Reads `fuzz`'s options; an `Err` is a usage error (see `crate::parse`).
+pub fn parse(args: &[String]) -> std::result::Result<FuzzArgs, String> {
     let mut seconds: u64 = 60;
     let mut targets = Vec::new();
     let mut stable = false;
@@ -29,24 +38,40 @@ pub fn fuzz(args: &[String]) -> Result<()> {
             "--seconds" => {
                 seconds = args
                     .next()
-                    .context("--seconds needs a number")?
+                    .ok_or("--seconds needs a number")?
                     .parse()
-                    .context("--seconds needs a whole number")?;
+                    .map_err(|_| "--seconds needs a whole number")?;
             }
             "--target" => {
-                let t = args.next().context("--target needs a name")?;
-                if !TARGETS.contains(&t.as_str()) {
-                    bail!("no fuzz target {t}; the targets are {}", TARGETS.join(", "));
-                }
-                targets.push(t.as_str());
+                let t = args.next().ok_or("--target needs a name")?;
+                let Some(t) = TARGETS.iter().find(|known| **known == t.as_str()) else {
+                    return Err(format!(
+                        "no fuzz target {t}; the targets are {}",
+                        TARGETS.join(", ")
+                    ));
+                };
+                targets.push(*t);
             }
             "--stable" => stable = true,
-            other => bail!("unknown argument {other}\n{}", crate::USAGE),
+            other => return Err(format!("unknown argument {other}")),
         }
     }
     if seconds == 0 {
-        bail!("--seconds must be at least 1");
+        return Err("--seconds must be at least 1".into());
     }
+    Ok(FuzzArgs {
+        seconds,
+        targets,
+        stable,
+    })
+}
+
+pub fn fuzz(args: FuzzArgs) -> Result<()> {
+    let FuzzArgs {
+        seconds,
+        mut targets,
+        stable,
+    } = args;
     if stable {
         return run(cargo()
             .args([

@@ -26,25 +26,89 @@ mod www;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::sync::OnceLock;
 
 pub const USAGE: &str = "usage: cargo xtask <up [--tls|--cluster]|test|web|fuzz [--seconds N] [--target T] [--stable]|bench [ARGS]>";
 
-fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// What the command line asks for, or why it cannot be read.
+#[derive(Debug, PartialEq)]
+enum Cmd {
+    Help,
+    Up { tls: bool, cluster: bool },
+    Test,
+    Web,
+    Fuzz(fuzz::FuzzArgs),
+    Bench(Vec<String>),
+}
+
+/// Reads the command line (less the program name). An `Err` is a usage error: said with the usage
+/// and exit status 2, as clap does, never as a failure with a backtrace.
+fn parse(args: &[String]) -> std::result::Result<Cmd, String> {
+    let no_more = |rest: &[String], cmd: Cmd| match rest.first() {
+        None => Ok(cmd),
+        Some(other) => Err(format!("unknown argument {other}")),
+    };
     match args.first().map(String::as_str) {
         Some("up") => match args.get(1).map(String::as_str) {
-            None => up::up(false, false),
-            Some("--tls") => up::up(true, false),
-            Some("--cluster") => up::up(false, true),
-            Some(other) => bail!("unknown argument {other}\n{USAGE}"),
+            None => Ok(Cmd::Up {
+                tls: false,
+                cluster: false,
+            }),
+            Some("--tls") => no_more(
+                &args[2..],
+                Cmd::Up {
+                    tls: true,
+                    cluster: false,
+                },
+            ),
+            Some("--cluster") => no_more(
+                &args[2..],
+                Cmd::Up {
+                    tls: false,
+                    cluster: true,
+                },
+            ),
+            Some(other) => Err(format!("unknown argument {other}")),
         },
-        Some("test") => test(),
-        Some("web") => web(),
-        Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("bench") => bench(&args[1..]),
-        _ => bail!("{USAGE}"),
+        Some("test") => no_more(&args[1..], Cmd::Test),
+        Some("web") => no_more(&args[1..], Cmd::Web),
+        Some("fuzz") => fuzz::parse(&args[1..]).map(Cmd::Fuzz),
+        Some("bench") => Ok(Cmd::Bench(args[1..].to_vec())),
+        Some("help" | "-h" | "--help") => Ok(Cmd::Help),
+        None => Err("no command given".into()),
+        Some(other) => Err(format!("unknown command {other}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match parse(&args) {
+        Ok(cmd) => cmd,
+        Err(why) => {
+            eprintln!("error: {why}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let done = match cmd {
+        Cmd::Help => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Cmd::Up { tls, cluster } => up::up(tls, cluster),
+        Cmd::Test => test(),
+        Cmd::Web => web(),
+        Cmd::Fuzz(f) => fuzz::fuzz(f),
+        Cmd::Bench(args) => bench(&args),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the error and its causes on one line; `Debug` would add a backtrace
+            // whenever RUST_BACKTRACE is set, which says nothing about a failed step.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -238,4 +302,48 @@ pub fn build_release(packages: &[&str]) -> Result<()> {
         cmd.args(["-p", p]);
     }
     run(&mut cmd)
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::{Cmd, parse};
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn known_commands_parse() {
+        assert_eq!(
+            parse(&args("up --tls")),
+            Ok(Cmd::Up {
+                tls: true,
+                cluster: false
+            })
+        );
+        assert_eq!(parse(&args("test")), Ok(Cmd::Test));
+        assert_eq!(parse(&args("--help")), Ok(Cmd::Help));
+        assert_eq!(
+            parse(&args("bench fanout --clients 10")),
+            Ok(Cmd::Bench(args("fanout --clients 10")))
+        );
+        assert!(parse(&args("fuzz --seconds 5 --target hub --stable")).is_ok());
+    }
+
+    #[test]
+    fn bad_command_lines_are_usage_errors() {
+        for (line, said) in [
+            ("", "no command given"),
+            ("upp", "unknown command upp"),
+            ("up --tsl", "unknown argument --tsl"),
+            ("up --tls --cluster", "unknown argument --cluster"),
+            ("test --quick", "unknown argument --quick"),
+            ("fuzz --seconds soon", "--seconds needs a whole number"),
+            ("fuzz --seconds 0", "--seconds must be at least 1"),
+            ("fuzz --target nope", "no fuzz target nope"),
+        ] {
+            let got = parse(&args(line)).expect_err(line);
+            assert!(got.starts_with(said), "{line:?}: {got}");
+        }
+    }
 }

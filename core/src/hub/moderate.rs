@@ -109,15 +109,25 @@ impl Hub {
         action: ModAction,
         now: Millis,
     ) -> Result<(), Refusal> {
+        // A room is registered by a member: `/register #new` says how to get there, as the
+        // other actions' refusals need not.
+        let join_first = if matches!(action, ModAction::Register) {
+            format!(": join it first (/join {room}), then /register {room}")
+        } else {
+            String::new()
+        };
         let Some(r) = self.rooms.get(room) else {
-            return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
+            return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}{join_first}")));
         };
         let account = self.account_of(uid);
         let admin = self.is_admin_user(uid);
         // Anyone may look at a room's settings and bans; acting needs being in it.
         let looking = matches!(action, ModAction::Settings | ModAction::Bans);
         if !admin && !looking && !r.members.contains(&uid) {
-            return Err((ErrorKind::NotInRoom, format!("you are not in {room}")));
+            return Err((
+                ErrorKind::NotInRoom,
+                format!("you are not in {room}{join_first}"),
+            ));
         }
         let me = self
             .users

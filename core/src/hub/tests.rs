@@ -6969,6 +6969,49 @@ mod moderation {
         (a, b)
     }
 
+    /// `/register #new` for a room nobody made yet, or one the sender is not in, says to join
+    /// it first, as `/help register` does; joined, the same command registers it.
+    #[test]
+    fn registering_a_room_not_joined_says_to_join_it_first() {
+        let mut t = T::with(cfg());
+        let a = account(&mut t, "alice");
+        let details = |got: &[ServerMsg]| -> Vec<String> {
+            got.iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Error { detail, .. } => Some(detail.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let got = act(&mut t, a, "#new", ModAction::Register);
+        assert_eq!(kinds(&got), vec![ErrorKind::NotInRoom]);
+        assert_eq!(
+            details(&got),
+            vec!["there is no room #new: join it first (/join #new), then /register #new"]
+        );
+        let (b, _, _) = t.bin_from(ip("198.51.100.20"), "bob");
+        t.join(b, "#other");
+        let got = act(&mut t, a, "#other", ModAction::Register);
+        assert_eq!(
+            details(&got),
+            vec!["you are not in #other: join it first (/join #other), then /register #other"]
+        );
+        // Other actions keep their plain words.
+        let got = act(
+            &mut t,
+            a,
+            "#nowhere",
+            ModAction::Kick {
+                nick: nick("bob"),
+                reason: None,
+            },
+        );
+        assert_eq!(details(&got), vec!["there is no room #nowhere"]);
+        t.join(a, "#new");
+        let got = act(&mut t, a, "#new", ModAction::Register);
+        assert!(kinds(&got).is_empty(), "{got:?}");
+    }
+
     /// A client built for version 5 is still served (welcomed as version 5); the one message
     /// that changed, the ban list, comes in version 5's form (no `at`).
     #[test]
