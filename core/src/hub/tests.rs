@@ -695,7 +695,10 @@ fn nick_changes_past_their_burst_are_refused_with_the_wait() {
         1,
         "in the log, as other limits"
     );
-    assert_eq!(t.hub.nick(b).unwrap().as_str(), "bob2");
+    assert_eq!(
+        t.hub.nick(b).unwrap().as_str(),
+        format!("bob{}", NICK_BURST - 1)
+    );
     // One more comes with each refill, no sooner.
     t.advance(NICK_REFILL.0 - 1_000);
     t.send(b, &ClientMsg::Nick { nick: nick("fast") });
