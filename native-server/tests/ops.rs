@@ -1112,6 +1112,52 @@ async fn a_store_on_a_full_disk_is_refused_at_start_saying_the_disk_is_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_index_cannot_be_made_on_a_full_disk_is_refused_saying_the_disk_is_full() {
+    // As above, where the store's own files open and the search index's do not: natter.db
+    // kept its log and shared-memory file (a server killed, -9) and search.db's shared memory
+    // went (closed, as its connection closes last). Opening the index then failed with
+    // SQLite's "disk I/O error" alone: it was taken for an index to rebuild, its files were
+    // removed (which freed room) and making it again failed, said as is.
+    let disk = SmallDisk::mount(4 << 20);
+    let data = disk.0.path().join("data");
+    let (child, _, _, _) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.display().to_string(),
+    ])
+    .await;
+    signal(&child, "-KILL");
+    let mut child = child;
+    timeout(WAIT, child.wait()).await.expect("killed").unwrap();
+    assert!(
+        data.join("natter.db-shm").exists(),
+        "killed, natter.db keeps its shared memory"
+    );
+    std::fs::remove_file(data.join("search.db-shm")).unwrap();
+    let _filler = disk.fill();
+    let out = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_EPHEMERAL")
+        .stdin(Stdio::null())
+        .output();
+    let out = timeout(WAIT, out).await.expect("exits").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = stderr.lines().last().unwrap_or_default();
+    assert!(
+        said.contains(" ERROR natter_server: cannot start error="),
+        "{stderr}"
+    );
+    assert!(said.contains(&data.display().to_string()), "{said}");
+    assert!(said.contains("disk is full"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rereads_the_bridge_secret_file_without_a_config_file() {
     // README ("Reload"): SIGHUP rereads the bridge secret file. Given as a flag, with no
     // config file, it was not: the reload stopped at "no config file to read", and a secret

@@ -50,6 +50,11 @@ struct Inner {
     index: Mutex<Option<Sender<IndexCmd>>>,
     /// The checkpoint thread: stops when this goes.
     checkpoints: Mutex<Option<Sender<()>>>,
+    /// The reader and checkpoint threads, joined at close before the writer closes: each holds
+    /// a connection to natter.db, and SQLite removes the write-ahead log and its shared-memory
+    /// file only at the close of the last one. Left to end on their own, they were still open
+    /// when the process exited after "store closed" (on a busy machine), and the files stayed.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     progress: Arc<Progress>,
 }
 
@@ -83,8 +88,19 @@ impl SqliteHandle {
                 .map(|_| store.reader())
                 .collect::<Result<Vec<_>, _>>()
         };
-        let history = Lane::start("history", readers(config.history_threads)?, &config);
-        let search = Lane::start("search", readers(config.search_threads)?, &config);
+        let mut threads = Vec::new();
+        let history = Lane::start(
+            "history",
+            readers(config.history_threads)?,
+            &config,
+            &mut threads,
+        );
+        let search = Lane::start(
+            "search",
+            readers(config.search_threads)?,
+            &config,
+            &mut threads,
+        );
         let (slots, reporter, reports) = in_flight(config.max_in_flight);
         let (tx, rx) = std::sync::mpsc::channel();
         let path = store.path().to_path_buf();
@@ -109,13 +125,14 @@ impl SqliteHandle {
         let (checkpoints, stop) = std::sync::mpsc::channel::<()>();
         let checkpointer = crate::sqlite::Checkpointer::open(&store)?;
         store.checkpoint_elsewhere()?;
-        std::thread::Builder::new()
+        let checkpoint = std::thread::Builder::new()
             .name("natter-store-checkpoint".into())
             .spawn(move || checkpointer.run(&stop))
             .map_err(|source| OpenError::Thread {
                 name: "checkpoint",
                 source,
             })?;
+        threads.push(checkpoint);
         std::thread::Builder::new()
             .name("natter-store-writer".into())
             .spawn(move || write_loop(store, &rx, &reporter))
@@ -131,6 +148,7 @@ impl SqliteHandle {
             search: Mutex::new(Some(search)),
             index: Mutex::new(Some(index_tx)),
             checkpoints: Mutex::new(Some(checkpoints)),
+            threads: Mutex::new(threads),
             progress,
         };
         Ok((
@@ -249,11 +267,26 @@ impl Store for SqliteHandle {
         lock(&self.inner.search).take();
         lock(&self.inner.index).take();
         lock(&self.inner.checkpoints).take();
+        let threads = std::mem::take(&mut *lock(&self.inner.threads));
         self.inner.slots.close();
         Box::pin(async move {
             let Some(writer) = writer else {
                 return;
             };
+            // Their channels gone, the readers finish the reads queued and end, and the
+            // checkpoint thread ends: their connections close before the writer's, the last.
+            let (joined, all_joined) = oneshot::channel();
+            let joiner = std::thread::Builder::new()
+                .name("natter-store-close".into())
+                .spawn(move || {
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    let _ = joined.send(());
+                });
+            if joiner.is_ok() {
+                let _ = all_joined.await;
+            }
             let (tx, rx) = oneshot::channel();
             if writer.send(Cmd::Close(tx)).is_ok() {
                 let _ = rx.await;
@@ -418,7 +451,13 @@ struct Lane {
 }
 
 impl Lane {
-    fn start(name: &str, readers: Vec<Reader>, config: &Config) -> Lane {
+    /// Starts a thread per reader; their handles go in `threads`.
+    fn start(
+        name: &str,
+        readers: Vec<Reader>,
+        config: &Config,
+        threads: &mut Vec<std::thread::JoinHandle<()>>,
+    ) -> Lane {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(config.max_queued_reads.max(1));
         let rx = Arc::new(Mutex::new(rx));
         for (i, mut reader) in readers.into_iter().enumerate() {
@@ -435,9 +474,10 @@ impl Lane {
                         }
                     }
                 });
-            if let Err(e) = spawned {
+            match spawned {
+                Ok(t) => threads.push(t),
                 // The lane works with the threads it has; with none, its reads fail as closed.
-                error!(lane = name, error = %e, "could not start a reader thread");
+                Err(e) => error!(lane = name, error = %e, "could not start a reader thread"),
             }
         }
         Lane { tx }

@@ -241,6 +241,30 @@ async fn close_writes_what_is_queued_then_refuses_and_releases_the_files() {
 }
 
 #[tokio::test]
+async fn close_returns_once_every_connection_is_closed_and_the_log_is_gone() {
+    // The server exits right after "store closed". The readers closed their connections
+    // after the writer, on their own: the writer, not the last, could not remove natter.db's
+    // write-ahead log and shared-memory file, and the process exited before the readers did,
+    // so they stayed (and a full disk at the next start failed elsewhere than at them).
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let (store, mut reports) = SqliteHandle::open(&config).unwrap();
+    store.try_submit(batch(1, 1..=200, "kept")).unwrap();
+    reports_until(&mut reports, 1).await;
+    // Reads queued when the store closes keep the reader busy past the writer's close.
+    let reads: Vec<_> = (0..config.max_queued_reads)
+        .map(|_| store.history(history(200)))
+        .collect();
+    store.close().await;
+    for name in ["natter.db-wal", "natter.db-shm"] {
+        assert!(!dir.path().join(name).exists(), "{name} stays after close");
+    }
+    for read in reads {
+        assert_eq!(read.await.unwrap().events.len(), 200);
+    }
+}
+
+#[tokio::test]
 async fn backup_while_open() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut reports) = SqliteHandle::open(&Config::new(dir.path())).unwrap();

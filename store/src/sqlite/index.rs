@@ -265,6 +265,22 @@ fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// Whether `e` says the index file cannot be written now (the disk, the rights), rather than
+/// that it is not an index this build can use.
+fn cannot_write(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::PermissionDenied
+        )
+    )
+}
+
 /// What `search_state` says.
 struct State {
     indexed: i64,
@@ -284,12 +300,16 @@ impl Indexer {
         stored: i64,
     ) -> Result<Indexer, OpenError> {
         let boot = boot_id();
-        let state = match Indexer::connect(path, db) {
-            Ok(conn) => upgrade(&conn)
-                .and_then(|()| read_state(&conn))
-                .ok()
-                .flatten()
-                .map(|s| (conn, s)),
+        let state = match Indexer::connect(path, db).and_then(|conn| {
+            Ok(upgrade(&conn)
+                .and_then(|()| read_state(&conn))?
+                .map(|s| (conn, s)))
+        }) {
+            Ok(state) => state,
+            // A file this process cannot write to now (a full disk, no rights) is not a reason
+            // to rebuild it: removing it would free the very room whose lack is the error, and
+            // the rebuild, failing as well, would be said as a plain "disk I/O error".
+            Err(e) if cannot_write(&e) => return Err(super::schema::open_error(path, e)),
             Err(_) => None,
         };
         let reason = match &state {
@@ -314,10 +334,7 @@ impl Indexer {
             }
             (None, None) => unreachable!("no state is a reason"),
         };
-        let fail = |e: rusqlite::Error| OpenError::Sqlite {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        };
+        let fail = |e: rusqlite::Error| super::schema::open_error(path, e);
         conn.execute(
             "UPDATE search_state SET clean = 0, boot = ?1",
             params![boot],
@@ -401,9 +418,10 @@ impl Indexer {
                 Err(source) => return Err(OpenError::File { path: p, source }),
             }
         }
-        let fail = |e: rusqlite::Error| OpenError::Unwritable {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
+        // As any write refused at open, a full disk said as the disk's (see `open_error`).
+        let fail = |e: rusqlite::Error| match super::schema::open_error(path, e) {
+            OpenError::Sqlite { path, detail } => OpenError::Unwritable { path, detail },
+            other => other,
         };
         let conn = Indexer::connect(path, db).map_err(fail)?;
         conn.execute_batch(&format!(

@@ -93,11 +93,16 @@ impl SqliteStore {
             _lock: lock,
         };
         // Before anything is read: a restored backup's rooms go on after the seqs given out.
-        let marks =
-            super::seqmarks::SeqMarks::open(dir, &store.conn).map_err(|e| OpenError::Sqlite {
-                path: store.path.clone(),
-                detail: format!("reading the rooms' seqs: {e}"),
-            })?;
+        let marks = super::seqmarks::SeqMarks::open(dir, &store.conn).map_err(|e| {
+            // A full disk said as the disk's (see `open_error`).
+            match schema::open_error(&store.path, e) {
+                OpenError::Sqlite { path, detail } => OpenError::Sqlite {
+                    path,
+                    detail: format!("reading the rooms' seqs: {detail}"),
+                },
+                other => other,
+            }
+        })?;
         store.seq_marks = Some(marks);
         // Last ids the last run wrote and did not fold (it stopped, or crashed, in between):
         // folded now, or, on a full disk, by the writer later (a read applies them meanwhile).
