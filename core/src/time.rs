@@ -44,6 +44,46 @@ impl Millis {
     }
 }
 
+/// A log line that recurs (a limit hit in a storm, a peer's failed handshake), said at most once
+/// per `every` for each key `K`, with how many of that key went unsaid since its last line: the
+/// first is said at once, and a storm writes one line per interval instead of one per event.
+/// The hub's refusals at admission and the bridge's peer faults are said through it.
+#[derive(Debug, Clone)]
+pub struct SaidEvery<K> {
+    every: Millis,
+    /// Per key: when it was last said, and how many were not said since.
+    said: Vec<(K, Millis, u32)>,
+}
+
+impl<K: PartialEq> SaidEvery<K> {
+    /// Nothing said yet, each key at most once per `every`.
+    pub const fn new(every: Millis) -> SaidEvery<K> {
+        SaidEvery {
+            every,
+            said: Vec::new(),
+        }
+    }
+
+    /// One more of `key` at `now`: `Some(n)` when it is to be said (`n` of that key went
+    /// unsaid before it), `None` when it is not (and it is counted for the next line).
+    pub fn say(&mut self, key: K, now: Millis) -> Option<u32> {
+        match self.said.iter_mut().find(|(k, ..)| *k == key) {
+            None => {
+                self.said.push((key, now, 0));
+                Some(0)
+            }
+            Some((_, at, unsaid)) if now.since(*at) >= self.every => {
+                *at = now;
+                Some(core::mem::take(unsaid))
+            }
+            Some((_, _, unsaid)) => {
+                *unsaid = unsaid.saturating_add(1);
+                None
+            }
+        }
+    }
+}
+
 impl Add for Millis {
     type Output = Millis;
     fn add(self, rhs: Millis) -> Millis {
@@ -61,5 +101,23 @@ impl Sub for Millis {
 impl core::fmt::Display for Millis {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{}ms", self.0)
+    }
+}
+
+#[cfg(test)]
+mod said_every_tests {
+    use super::{Millis, SaidEvery};
+
+    #[test]
+    fn each_key_is_said_at_once_then_at_most_once_per_interval_with_the_unsaid_count() {
+        let mut g = SaidEvery::new(Millis(10_000));
+        assert_eq!(g.say('a', Millis(5)), Some(0));
+        assert_eq!(g.say('a', Millis(6)), None);
+        assert_eq!(g.say('a', Millis(10_004)), None);
+        // Its own schedule for another key.
+        assert_eq!(g.say('b', Millis(10_004)), Some(0));
+        assert_eq!(g.say('a', Millis(10_005)), Some(2));
+        assert_eq!(g.say('a', Millis(10_006)), None);
+        assert_eq!(g.say('a', Millis(90_000)), Some(1));
     }
 }

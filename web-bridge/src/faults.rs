@@ -6,6 +6,8 @@
 //! browsers failed the handshake (a certificate they do not trust, an old client) nothing to
 //! read at the default level.
 
+use natter_core::Millis;
+use natter_core::time::SaidEvery;
 use std::time::Duration;
 
 /// How often, at most, one kind of fault is said in the log. The lines say "10 s".
@@ -24,30 +26,20 @@ pub(crate) enum Fault {
     BadRequest,
 }
 
-impl Fault {
-    const COUNT: usize = 3;
+/// When each kind was last said and how many of it came since (core's one gate for recurring
+/// log lines, as the server says its refusals at admission).
+#[derive(Debug)]
+pub(crate) struct Faults {
+    said: SaidEvery<Fault>,
+}
 
-    fn index(self) -> usize {
-        match self {
-            Fault::TlsHandshake => 0,
-            Fault::Timeout => 1,
-            Fault::BadRequest => 2,
+impl Default for Faults {
+    fn default() -> Faults {
+        let every = u64::try_from(SAID_EVERY.as_millis()).unwrap_or(u64::MAX);
+        Faults {
+            said: SaidEvery::new(Millis(every)),
         }
     }
-}
-
-/// When each kind was last said and how many of it came since.
-#[derive(Debug, Default)]
-pub(crate) struct Faults {
-    kinds: [Kind; Fault::COUNT],
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Kind {
-    /// When its last line was said (milliseconds on the caller's clock); `None`: never.
-    said_at: Option<u64>,
-    /// How many came since that line (this one included, once noted).
-    since: u64,
 }
 
 impl Faults {
@@ -55,16 +47,8 @@ impl Faults {
     /// that kind came since its last line (this one included); `None` while the kind's last
     /// line is younger than [`SAID_EVERY`].
     pub(crate) fn note(&mut self, fault: Fault, now_ms: u64) -> Option<u64> {
-        let k = &mut self.kinds[fault.index()];
-        k.since = k.since.saturating_add(1);
-        let every = u64::try_from(SAID_EVERY.as_millis()).unwrap_or(u64::MAX);
-        if k.said_at
-            .is_some_and(|at| now_ms.saturating_sub(at) < every)
-        {
-            return None;
-        }
-        k.said_at = Some(now_ms);
-        Some(std::mem::take(&mut k.since))
+        let unsaid = self.said.say(fault, Millis(now_ms))?;
+        Some(u64::from(unsaid) + 1)
     }
 }
 

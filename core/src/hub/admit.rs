@@ -374,32 +374,7 @@ pub(crate) const REFUSALS_SAID_EVERY: Millis = Millis(10_000);
 /// The log's share of refusals at admission: the first refusal of a limit is said, then at
 /// most one per [`REFUSALS_SAID_EVERY`], with how many went unsaid since. Refusals are all
 /// counted in the metrics and every client is told; only the log is spared.
-#[derive(Debug, Default)]
-pub(crate) struct RefusalLog {
-    /// Per limit: when a refusal was last said, and how many were not said since.
-    said: Vec<(Limit, Millis, u32)>,
-}
-
-impl RefusalLog {
-    /// A refusal of `limit` at `now`: `Some(n)` when it is to be said (`n` refusals of that
-    /// limit went unsaid before it), `None` when it is not.
-    pub(crate) fn say(&mut self, limit: Limit, now: Millis) -> Option<u32> {
-        match self.said.iter_mut().find(|(l, ..)| *l == limit) {
-            None => {
-                self.said.push((limit, now, 0));
-                Some(0)
-            }
-            Some((_, at, unsaid)) if now.since(*at) >= REFUSALS_SAID_EVERY => {
-                *at = now;
-                Some(core::mem::take(unsaid))
-            }
-            Some((_, _, unsaid)) => {
-                *unsaid = unsaid.saturating_add(1);
-                None
-            }
-        }
-    }
-}
+pub(crate) type RefusalLog = crate::time::SaidEvery<Limit>;
 
 /// The key an address is counted under for per-address limits: an IPv4 address itself (also
 /// when mapped into IPv6), an IPv6 address its /64. The bridge counts browsers the same way.

@@ -739,7 +739,7 @@ impl Hub {
             out: Out::default(),
             timers: Timers::default(),
             ips: IpTable::default(),
-            refusals_said: admit::RefusalLog::default(),
+            refusals_said: admit::RefusalLog::new(admit::REFUSALS_SAID_EVERY),
             refused_pending: 0,
             detached: 0,
             shut: false,
