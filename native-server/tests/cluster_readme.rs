@@ -78,7 +78,21 @@ struct ReadmeCluster {
 }
 
 impl ReadmeCluster {
+    /// Started, each server listening on its ports. The ports are picked free and let go
+    /// before the servers bind them, so another test's socket may take one in between, and
+    /// that server exits: then all three start again on other ports (a JetStream cluster that
+    /// lacks a server never forms, and the node waited its whole setup time for it).
     fn start() -> ReadmeCluster {
+        for _ in 0..5 {
+            if let Some(cluster) = ReadmeCluster::try_start() {
+                return cluster;
+            }
+        }
+        panic!("README's three nats-servers did not all listen in five tries");
+    }
+
+    /// `None` when a server exited before it listened on both its ports.
+    fn try_start() -> Option<ReadmeCluster> {
         let (nats_args, node_args) = readme_commands();
         let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -136,14 +150,27 @@ impl ReadmeCluster {
                 .expect("nats-server runs");
             servers.push(Stopped(child));
         }
+        // Listening only: JetStream still forms after this, as it does when everything starts
+        // at once.
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        for (i, server) in servers.iter_mut().enumerate() {
+            let listens = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            while !(listens(clients[i]) && listens(routes[i])) {
+                let exited = server.0.try_wait().expect("waitable").is_some();
+                if exited || std::time::Instant::now() > give_up {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let mut node_args: Vec<String> = node_args.iter().map(|w| local(w)).collect();
         node_args.extend(["--listen".into(), "127.0.0.1:0".into()]);
-        ReadmeCluster {
+        Some(ReadmeCluster {
             servers,
             _dirs: dirs,
             nats_args,
             node_args,
-        }
+        })
     }
 
     fn all_running(&mut self) {
