@@ -278,6 +278,7 @@ fn a_search_has_the_shape_the_panel_reads() {
             room: None,
             words,
             hits: vec![past(9, "nine, webby")],
+            more: false,
         },
         Millis(0),
     );
