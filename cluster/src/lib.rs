@@ -129,6 +129,20 @@ pub enum ClusterError {
         /// Why it failed.
         why: String,
     },
+    /// More replicas than the NATS servers can hold: `--cluster-replicas` above 1 against a
+    /// single nats-server (JetStream refuses every such stream), or above the servers of its
+    /// JetStream cluster that are up (no placement within the start's wait).
+    #[error(
+        "--cluster-replicas {replicas} (NATTER_CLUSTER_REPLICAS) needs a JetStream cluster of at least {replicas} nats-servers, and {servers}: start natter-server with --cluster-replicas 1, or with {replicas} clustered nats-servers up (README, \"A cluster of nodes\") (JetStream said: {why})"
+    )]
+    Replicas {
+        /// The replicas asked for.
+        replicas: usize,
+        /// What NATS has, in words (`nats://127.0.0.1:4222 is 1 nats-server, not clustered`).
+        servers: String,
+        /// JetStream's own words.
+        why: String,
+    },
     /// The node's local search index (a cache of the followed rooms' logs) cannot be made.
     #[error("{0}")]
     Index(String),

@@ -801,7 +801,7 @@ pub(crate) async fn bucket(
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Err(e) => return Err(failed(&e)),
+            Err(e) => return Err(too_few_servers(cfg, &e).unwrap_or_else(|| failed(&e))),
         }
     }
     js.get_key_value(&bucket).await.map_err(|e| failed(&e))
@@ -820,6 +820,38 @@ fn nats_not_up(e: &async_nats::ConnectError) -> bool {
 /// Whether making a stream failed because JetStream is still forming (its cluster has not
 /// found enough peers, or elected no leader yet, or its servers answer no JetStream request
 /// yet), not because it refuses.
+/// `e` refused a stream for its replicas (`cfg.replicas` above 1), said with the flag that
+/// asked for them: at once against a single nats-server, which refuses any, or after the
+/// start's wait when a JetStream cluster has fewer servers up than replicas.
+fn too_few_servers(
+    cfg: &ClusterConfig,
+    e: &jetstream::context::CreateStreamError,
+) -> Option<ClusterError> {
+    use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind as Kind;
+    let Kind::JetStream(j) = e.kind() else {
+        return None;
+    };
+    let servers = cfg.servers.join(",");
+    let servers = match j.error_code() {
+        _ if cfg.replicas <= 1 => return None,
+        ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED => {
+            format!("{servers} is 1 nats-server, not clustered")
+        }
+        ErrorCode::CLUSTER_NO_PEERS | ErrorCode::INSUFFICIENT_RESOURCES => format!(
+            "the JetStream cluster of {servers} found no {} servers to hold them within {} s",
+            cfg.replicas,
+            SETUP_WAIT.as_secs()
+        ),
+        _ => return None,
+    };
+    Some(ClusterError::Replicas {
+        replicas: cfg.replicas,
+        servers,
+        why: j.to_string(),
+    })
+}
+
 fn jetstream_not_ready(e: &jetstream::context::CreateStreamError) -> bool {
     use jetstream::ErrorCode;
     use jetstream::context::CreateStreamErrorKind as Kind;
@@ -2864,6 +2896,27 @@ mod tests {
             .expect("the shell is woken once below half")
             .unwrap();
         assert!(p.take());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_replicas_than_a_single_nats_server_is_refused_at_once_naming_the_flag() {
+        // `--cluster-replicas 3` against one nats-server: JetStream refuses every R3 stream
+        // ("replicas > 1 not supported in non-clustered mode"), which the start said as a bare
+        // JetStream error until the thirty-third session; now in the operator's words, the flag
+        // and the server count, before anything else is made.
+        let nats = crate::test_server::NatsServer::start();
+        let cfg = ClusterConfig {
+            replicas: 3,
+            ..ClusterConfig::new(vec![nats.url()])
+        };
+        let t0 = Instant::now();
+        let Err(e) = Node::start(cfg).await else {
+            panic!("started with 3 replicas on one nats-server");
+        };
+        let said = e.to_string();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(said.contains("--cluster-replicas 3"), "{said}");
+        assert!(said.contains("1 nats-server"), "{said}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,7 @@
 //!   from its first event).
 //! - **What a search does.** It goes through the same queue, so every line the hub had been
 //!   handed before it asked is written before the search runs ("read your lines"). Per room
-//!   asked, the index gives the seqs of the newest [`SEARCH_MAX_RESULTS`] lines holding every
+//!   asked, the index gives the seqs of the newest [`SEARCH_LOOKED_FOR`] lines holding every
 //!   word (words taken literally, as a single node's store takes them; within the time
 //!   budget, [`SEARCH_BUDGET`]); those lines are then read from the rooms' logs by seq, the
 //!   rooms' lists merged newest first (by time) as they are read, so a search reads at most
@@ -42,7 +42,7 @@
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use natter_core::limits::{SEARCH_MAX_RESULTS, SEARCH_MAX_WORDS};
+use natter_core::limits::{SEARCH_LOOKED_FOR, SEARCH_MAX_WORDS};
 use natter_core::persist::SearchQuery;
 use natter_core::wire::{EventKind, RoomEvent, decode_payload};
 use natter_core::{RoomName, Seq};
@@ -310,7 +310,7 @@ impl SearchIndex {
     /// Chat lines holding the words of `q`, newest first, once its rooms are caught up and
     /// every line added before is written: seqs from the index, the lines from their logs.
     pub(crate) async fn search(&self, q: SearchQuery) -> Result<Vec<RoomEvent>, String> {
-        let limit = q.limit.min(SEARCH_MAX_RESULTS);
+        let limit = q.limit.min(SEARCH_LOOKED_FOR);
         if limit == 0 || phrases(&q.words).is_empty() {
             return Ok(Vec::new());
         }
@@ -812,7 +812,7 @@ impl Index {
     /// Per room of `q` (every room held when it names none), the seqs of the newest lines
     /// holding every word, at most the query's limit.
     fn find(&mut self, q: &SearchQuery) -> Found {
-        let limit = q.limit.min(SEARCH_MAX_RESULTS);
+        let limit = q.limit.min(SEARCH_LOOKED_FOR);
         let phrases = phrases(&q.words);
         if limit == 0 || phrases.is_empty() {
             return Ok(Vec::new());

@@ -212,7 +212,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/search [#room] words",
-        "find stored lines holding every word",
+        "find stored lines holding every word (the newest 50)",
     ),
     ("/register password", "register your nick as an account"),
     ("/login nick password", "sign in to your account"),

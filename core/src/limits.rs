@@ -412,6 +412,11 @@ pub const HISTORY_PAGE_MAX: usize = 200;
 /// Hits in one search's answer.
 pub const SEARCH_MAX_RESULTS: usize = 50;
 
+/// Hits a search asks its store (or the rooms' rings) for: one more than it sends, so that the
+/// answer can say whether older matches were left out (`FoundEnd`'s `count` past the hits sent)
+/// without counting every match.
+pub const SEARCH_LOOKED_FOR: usize = SEARCH_MAX_RESULTS + 1;
+
 /// Lines `/history` shows when no number is given.
 pub const HISTORY_LINES_DEFAULT: u16 = 20;
 

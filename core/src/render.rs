@@ -10,7 +10,7 @@
 //! details) is cleaned by the session. So a rendered line cannot carry a terminal escape sequence.
 
 use crate::chat::Scrollback;
-use crate::limits::{CHAT_MAX_LINES, JOINED_NAMES_SHOWN, MAX_MEMBERS_LISTED};
+use crate::limits::{CHAT_MAX_LINES, JOINED_NAMES_SHOWN, MAX_MEMBERS_LISTED, SEARCH_MAX_RESULTS};
 use crate::session::{About, ConnState, Event, Target};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Seq, Text, sanitize};
@@ -491,6 +491,12 @@ pub fn results_words(count: usize) -> String {
     }
 }
 
+/// Said after a search's results when older matches were left out (the server sends the
+/// newest [`SEARCH_MAX_RESULTS`]).
+pub fn search_cut_words() -> String {
+    format!("showing the newest {SEARCH_MAX_RESULTS} matches; narrow the words to see older ones")
+}
+
 /// A search and how it went (`found`: the hits' count once answered):
 /// `searching for "borrow" in #rust…`, `3 results for "borrow" in all your rooms`.
 pub fn search_words(room: Option<&RoomName>, words: &Text, found: Option<usize>) -> String {
@@ -698,9 +704,13 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Past(ev) | ServerMsg::Found(ev) => vec![past_line(ev)],
         ServerMsg::PastEnd { room, at_start } => vec![past_end_line(room, *at_start, None)],
         ServerMsg::FoundEnd { count } => {
-            vec![notice(results_words(
-                usize::try_from(*count).unwrap_or(usize::MAX),
-            ))]
+            // A count past the limit: the server found more than it sent.
+            let count = usize::try_from(*count).unwrap_or(usize::MAX);
+            let mut lines = vec![notice(results_words(count.min(SEARCH_MAX_RESULTS)))];
+            if count > SEARCH_MAX_RESULTS {
+                lines.push(notice(search_cut_words()));
+            }
+            lines
         }
         ServerMsg::Crowd {
             room,
@@ -869,10 +879,11 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
                 events.first().map(|e| e.seq).or(*oldest),
             )])
             .collect(),
-        Event::Found { hits, .. } => hits
+        Event::Found { hits, more, .. } => hits
             .iter()
             .map(past_line)
             .chain([notice(results_words(hits.len()))])
+            .chain(more.then(|| notice(search_cut_words())))
             .collect(),
         // The session's own refresh after a reconnect: nothing to say.
         Event::Members { asked: false, .. }
@@ -1027,6 +1038,19 @@ mod tests {
     }
 
     #[test]
+    fn nc_users_read_that_a_search_was_cut() {
+        let end = |count| reply_lines(&ServerMsg::FoundEnd { count }, None, None);
+        assert_eq!(end(50), ["-- 50 results"]);
+        assert_eq!(
+            end(51),
+            [
+                "-- 50 results",
+                "-- showing the newest 50 matches; narrow the words to see older ones"
+            ]
+        );
+    }
+
+    #[test]
     fn past_lines_carry_room_and_utc_time() {
         let mut e = ev(EventKind::Say {
             id: MsgId(1),
@@ -1115,7 +1139,8 @@ mod tests {
         let found = Event::Found {
             room: None,
             words: Text::new("hi").unwrap(),
-            hits: vec![e.clone(), e],
+            hits: vec![e.clone(), e.clone()],
+            more: false,
         };
         assert_eq!(
             session_lines(&found, &me),
@@ -1123,6 +1148,21 @@ mod tests {
                 "[#lobby 2025-12-02 14:03] <alice> hi",
                 "[#lobby 2025-12-02 14:03] <alice> hi",
                 "-- 2 results"
+            ]
+        );
+        // Cut at the server's limit: a last line says so (line mode).
+        let cut = Event::Found {
+            room: None,
+            words: Text::new("hi").unwrap(),
+            hits: vec![e],
+            more: true,
+        };
+        assert_eq!(
+            session_lines(&cut, &me),
+            [
+                "[#lobby 2025-12-02 14:03] <alice> hi",
+                "-- 1 result",
+                "-- showing the newest 50 matches; narrow the words to see older ones"
             ]
         );
         let asked = Event::Search {

@@ -51,6 +51,7 @@ pub(crate) struct Metrics {
     gaps: Counter,
     flood_delayed: Counter,
     flood_refused: Counter,
+    flood_nick_refused: Counter,
     refused: [Counter; RefusedWhy::ALL.len()],
     resumes_ok: Counter,
     resumes_failed: Counter,
@@ -130,11 +131,15 @@ impl Metrics {
         let flood = Family::<Labels, Counter>::default();
         r.register(
             "flood",
-            "Requests held back by flood control: delayed (queued for a token) or refused",
+            "Requests held back by flood control: delayed (queued for a token) or refused (kind=nick: a nick change refused by its own rate)",
             flood.clone(),
         );
         let flood_delayed = flood.get_or_create(&vec![("outcome", "delayed")]).clone();
         let flood_refused = flood.get_or_create(&vec![("outcome", "refused")]).clone();
+        // Nick changes have their own bucket: refused ones carry `kind="nick"`.
+        let flood_nick_refused = flood
+            .get_or_create(&vec![("outcome", "refused"), ("kind", "nick")])
+            .clone();
         let refused_family = Family::<Labels, Counter>::default();
         r.register(
             "connections_refused",
@@ -208,6 +213,7 @@ impl Metrics {
             gaps,
             flood_delayed,
             flood_refused,
+            flood_nick_refused,
             refused,
             resumes_ok,
             resumes_failed,
@@ -260,6 +266,7 @@ impl Metrics {
         set(&self.gaps, s.gaps);
         set(&self.flood_delayed, s.flood_delayed);
         set(&self.flood_refused, s.flood_refused);
+        set(&self.flood_nick_refused, s.flood_nick_refused);
         set(&self.resumes_ok, s.resumes_ok);
         set(&self.resumes_failed, s.resumes_failed);
         let [ok, failed, throttled] = &self.sign_ins;

@@ -135,7 +135,10 @@ async fn shutdown_and_hello_timeout_end_with_error() {
     let mut slow = TextClient::connect(irc, "slow").await;
     slow.send("NICK slow").await;
     let got = slow.expect_closed().await;
-    assert_eq!(got, ["ERROR :no hello within 1 second"]);
+    assert_eq!(
+        got,
+        ["ERROR :Closing Link: natter (Registration timed out: no NICK and USER within 1 second)"]
+    );
 
     let mut c = TextClient::connect(irc, "c").await;
     c.send("NICK c\r\nUSER c 0 * :c").await;

@@ -206,6 +206,24 @@ async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
         assert!(!body.contains(private), "{private} in the metrics");
     }
 
+    // Nick changes past their own bucket (NICK_BURST) are refused, and counted as flood
+    // (until the thirty-third session only the log said so).
+    let mut nicks = String::new();
+    for k in 0..=natter_core::limits::NICK_BURST {
+        nicks.push_str(&format!("NICK ircy{k}\r\n"));
+    }
+    ircc.send_raw(nicks.as_bytes()).await;
+    ircc.expect(|l| l.contains(" 438 "), "the refused change (438)")
+        .await;
+    scrape_until(m, "the refused nick change", |s| {
+        value(
+            s,
+            "natter_flood_total",
+            &[("outcome", "refused"), ("kind", "nick")],
+        ) == Some(1.0)
+    })
+    .await;
+
     // The binary client leaves; the census follows.
     bin.send(&natter_core::wire::ClientMsg::Quit { reason: None })
         .await;

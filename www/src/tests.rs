@@ -278,6 +278,7 @@ fn a_search_has_the_shape_the_panel_reads() {
             room: None,
             words,
             hits: vec![past(9, "nine, webby")],
+            more: false,
         },
         Millis(0),
     );
@@ -298,6 +299,31 @@ fn a_search_has_the_shape_the_panel_reads() {
     assert_eq!(
         hit["words"],
         json!("[#lobby 2023-11-14 22:13] <bob> nine, webby")
+    );
+    // Cut at the server's 50: the panel's title says older matches were left out.
+    let words = Text::new("nine").unwrap();
+    c.handle_event(
+        &Event::Search {
+            room: None,
+            words: words.clone(),
+        },
+        Millis(0),
+    );
+    c.handle_event(
+        &Event::Found {
+            room: None,
+            words,
+            hits: vec![past(9, "nine, webby")],
+            more: true,
+        },
+        Millis(0),
+    );
+    let view = serde_json::to_value(SearchView::of(c.search().unwrap(), c.me())).unwrap();
+    assert_eq!(
+        view["title"],
+        json!(
+            "1 result for \"nine\" in all your rooms; showing the newest 50 matches; narrow the words to see older ones"
+        )
     );
 }
 

@@ -684,7 +684,12 @@ impl Chat {
                 ..
             } => self.on_past(room, events, *at_start),
             Event::Search { room, words } => self.on_search(room.as_ref(), words),
-            Event::Found { room, words, hits } => self.on_found(room.as_ref(), words, hits),
+            Event::Found {
+                room,
+                words,
+                hits,
+                more,
+            } => self.on_found(room.as_ref(), words, hits, *more),
         }
     }
 

@@ -64,6 +64,8 @@ pub struct Search {
     words: Text,
     state: SearchState,
     hits: Vec<Hit>,
+    /// Older matches were left out (the server sent its newest [`SEARCH_MAX_RESULTS`]).
+    more: bool,
 }
 
 impl Search {
@@ -87,10 +89,21 @@ impl Search {
         &self.hits
     }
 
-    /// What it is and how it went, in words: `3 results for "borrow" in #rust`.
+    /// Whether older matches were left out: the server found more than it sent.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
+    /// What it is and how it went, in words: `3 results for "borrow" in #rust`, followed by
+    /// `; showing the newest 50 matches; ...` when older matches were left out.
     pub fn title(&self) -> String {
         match &self.state {
             SearchState::Searching => render::search_words(self.room(), &self.words, None),
+            SearchState::Done if self.more => format!(
+                "{}; {}",
+                render::search_words(self.room(), &self.words, Some(self.hits.len())),
+                render::search_cut_words()
+            ),
             SearchState::Done => {
                 render::search_words(self.room(), &self.words, Some(self.hits.len()))
             }
@@ -192,13 +205,21 @@ impl Chat {
             words: words.clone(),
             state: SearchState::Searching,
             hits: Vec::new(),
+            more: false,
         });
         self.log.push(Change::Search);
     }
 
     /// A search's hits: shown if it is the search asked for last (a later one replaced it
     /// otherwise, or the person closed it).
-    pub(super) fn on_found(&mut self, room: Option<&RoomName>, words: &Text, hits: &[RoomEvent]) {
+    pub(super) fn on_found(
+        &mut self,
+        room: Option<&RoomName>,
+        words: &Text,
+        hits: &[RoomEvent],
+        more: bool,
+    ) {
+        let more = more || hits.len() > SEARCH_MAX_RESULTS;
         let asked = self
             .search
             .as_ref()
@@ -217,6 +238,7 @@ impl Chat {
             .collect();
         if let Some(s) = self.search.as_mut() {
             s.hits = hits;
+            s.more = more;
             s.state = SearchState::Done;
             self.log.push(Change::Search);
         }

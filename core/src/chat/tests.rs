@@ -1300,6 +1300,7 @@ fn a_search_shows_its_hits_until_closed_and_only_its_own() {
             room: Some(room("#a")),
             words: words.clone(),
             hits: vec![hit("#a", 1, "bob", "nope")],
+            more: false,
         },
         T0,
     );
@@ -1319,6 +1320,7 @@ fn a_search_shows_its_hits_until_closed_and_only_its_own() {
             room: None,
             words: words.clone(),
             hits,
+            more: true,
         },
         T0,
     );
@@ -1334,9 +1336,11 @@ fn a_search_shows_its_hits_until_closed_and_only_its_own() {
         first.words,
         "[#b 2025-12-02 14:03] <bob> the borrow checker, me"
     );
+    // The server found more than it sent: the title says the results were cut.
+    assert!(s.more());
     assert_eq!(
         s.title(),
-        r#"50 results for "borrow "checker" -x" in all your rooms"#
+        r#"50 results for "borrow "checker" -x" in all your rooms; showing the newest 50 matches; narrow the words to see older ones"#
     );
     // Hits are not news either.
     assert_eq!(c.counts(), (0, 0));

@@ -590,7 +590,11 @@ impl Hub {
             Life::Detect => self.detect_wait_over(conn, now),
             Life::Proxy | Life::Handshake(_) => {
                 let secs = self.config.hello_timeout.0 / 1000;
-                let detail = format!("no hello within {}", count(secs, "second"));
+                let detail = format!(
+                    "{}{}",
+                    super::dialect::NO_HELLO_WITHIN,
+                    count(secs, "second")
+                );
                 self.fatal(conn, ErrorKind::Timeout, detail, now);
             }
             Life::Ready(..) | Life::Closing => {}

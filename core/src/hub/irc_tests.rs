@@ -745,6 +745,41 @@ fn a_registration_pipelined_with_commands_in_one_read_works() {
 }
 
 #[test]
+fn an_irc_client_searches_history_with_natters_search_answered_as_notices() {
+    // Until the thirty-third session `SEARCH` was `421 Unknown command`: IRC users had no way
+    // to the history search every other door has. natter's own command (`/quote SEARCH ...`
+    // in irssi and WeeChat), answered in the words nc users read, as server NOTICEs.
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("al");
+    n.send(
+        c,
+        &[
+            "PRIVMSG #lobby :the borrow checker",
+            "PRIVMSG #lobby :lunch?",
+        ],
+    );
+    n.settle(&[c]);
+    n.send(c, &["SEARCH #lobby :Borrow"]);
+    let l = n.said(c);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(
+        l[0].starts_with(":natter.irc NOTICE al :[#lobby ")
+            && l[0].ends_with("] <al> the borrow checker"),
+        "{l:?}"
+    );
+    assert_eq!(l[1], ":natter.irc NOTICE al :1 result");
+    // Words as separate parameters, every room.
+    n.send(c, &["SEARCH lunch nothing"]);
+    assert_eq!(n.said(c), [":natter.irc NOTICE al :no results"]);
+    n.send(c, &["SEARCH"]);
+    assert_eq!(numerics(&n.said(c)), ["461"]);
+    n.send(c, &["SEARCH #c++ x"]);
+    assert_eq!(numerics(&n.said(c)), ["479"]);
+    n.send(c, &["SEARCH #elsewhere x"]);
+    assert_eq!(numerics(&n.said(c)), ["442"]);
+}
+
+#[test]
 fn every_refusal_after_registration_is_a_numeric() {
     let mut n = Net::new();
     let bob = n.bin("bob");
@@ -1757,7 +1792,14 @@ fn an_unregistered_client_is_timed_out_with_error() {
     let c = n.irc();
     n.send(c, &["NICK slow"]);
     n.advance(n.hub.config().hello_timeout.0);
-    assert_eq!(n.lines(c), ["ERROR :no hello within 10 seconds"]);
+    // In IRC's words, as solanum and InspIRCd close it (until the thirty-third session
+    // natter's own: "no hello within 10 seconds").
+    assert_eq!(
+        n.lines(c),
+        [
+            "ERROR :Closing Link: natter (Registration timed out: no NICK and USER within 10 seconds)"
+        ]
+    );
     assert!(n.closed(c));
 }
 

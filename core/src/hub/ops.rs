@@ -1126,6 +1126,7 @@ impl Hub {
         if let Err(secs) = self.take_nick_token(conn, now) {
             let detail = format!("{NICK_TOO_FAST}{secs} s");
             let re = Re::Nick(nick);
+            self.stats.flood_nick_refused += 1;
             return self.limit(conn, Limit::NickRate, ErrorKind::Flood, re, detail);
         }
         if old.folded() != nick.folded() {

@@ -12,8 +12,8 @@ use super::query::{HistoryFail, Info, Point, Window};
 use super::room::Room;
 use super::{DeviceId, Hub, UserId};
 use crate::limits::{
-    HISTORY_PAGE_MAX, HISTORY_WINDOW_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_MAX_RESULTS,
-    SEARCH_MAX_WORDS,
+    HISTORY_PAGE_MAX, HISTORY_WINDOW_MAX, MAX_QUERIES_IN_FLIGHT, SEARCH_LOOKED_FOR,
+    SEARCH_MAX_RESULTS, SEARCH_MAX_WORDS,
 };
 use crate::persist::{Answer, HistoryPage, HistoryQuery, Query, QueryId, SearchQuery};
 use crate::time::Millis;
@@ -463,7 +463,7 @@ impl Hub {
             let q = Query::Search(SearchQuery {
                 words: words.as_str().to_owned(),
                 rooms,
-                limit: SEARCH_MAX_RESULTS,
+                limit: SEARCH_LOOKED_FOR,
             });
             if !self.ask(q, Asker::Search { conn, user: uid }) {
                 let detail = "the server is busy; try again in a moment".to_string();
@@ -499,21 +499,24 @@ impl Hub {
             }));
         }
         hits.sort_by(|a, b| b.at.cmp(&a.at).then(b.seq.cmp(&a.seq)));
-        hits.truncate(SEARCH_MAX_RESULTS);
+        hits.truncate(SEARCH_LOOKED_FOR);
         self.send_found(conn, uid, hits);
     }
 
-    /// Sends search hits from rooms the user is in, then the count.
+    /// Sends search hits from rooms the user is in (the newest [`SEARCH_MAX_RESULTS`]), then
+    /// the count: the hits found, up to [`SEARCH_LOOKED_FOR`], so that a count past the hits
+    /// sent says older matches were left out.
     fn send_found(&mut self, conn: ConnId, uid: UserId, hits: Vec<RoomEvent>) {
         let Some(u) = self.users.get(&uid) else {
             return;
         };
-        let hits: Vec<RoomEvent> = hits
+        let mut hits: Vec<RoomEvent> = hits
             .into_iter()
             .filter(|ev| u.rooms.contains(&ev.room))
-            .take(SEARCH_MAX_RESULTS)
+            .take(SEARCH_LOOKED_FOR)
             .collect();
         let count = u32::try_from(hits.len()).unwrap_or(u32::MAX);
+        hits.truncate(SEARCH_MAX_RESULTS);
         for ev in hits {
             self.reply(conn, Reply::Msg(ServerMsg::Found(ev)));
         }

@@ -27,6 +27,8 @@ pub struct Stats {
     pub flood_delayed: u64,
     /// Requests dropped because the flood queue was full.
     pub flood_refused: u64,
+    /// Nick changes refused by their own, slower bucket ([`crate::limits::NICK_BURST`]).
+    pub flood_nick_refused: u64,
     /// Connections turned away, by reason (index: [`RefusedWhy`] as `usize`).
     pub refused: [u64; RefusedWhy::ALL.len()],
     /// Sessions resumed.

@@ -695,6 +695,9 @@ fn nick_changes_past_their_burst_are_refused_with_the_wait() {
         1,
         "in the log, as other limits"
     );
+    // And in the metrics' flood count (natter_flood_total{outcome="refused",kind="nick"});
+    // until the thirty-third session only the log said it.
+    assert_eq!(t.hub.stats().flood_nick_refused, 1);
     assert_eq!(
         t.hub.nick(b).unwrap().as_str(),
         format!("bob{}", NICK_BURST - 1)
@@ -4400,6 +4403,46 @@ mod past {
             matches!(got.last(), Some(ServerMsg::FoundEnd { count: 1 })),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_search_cut_at_its_limit_says_older_matches_were_left_out() {
+        // Issue 16: at most 50 results. The answer's count goes one past the hits sent when
+        // there were more (the store or the rings are asked for 51), so every door can say
+        // the results were cut; exactly 50 matches are not called cut.
+        let max = crate::limits::SEARCH_MAX_RESULTS;
+        for store in [false, true] {
+            for (said, count) in [(max, max), (max + 5, max + 1)] {
+                let mut t = T::with(Config {
+                    history_len: 256,
+                    ..small_ring(store)
+                });
+                let a = t.bin("alice");
+                t.join(a, "#p");
+                for i in 1..=u64::try_from(said).unwrap() {
+                    t.say(a, "#p", i, &format!("needle {i}"));
+                }
+                t.recv(a);
+                t.send(
+                    a,
+                    &ClientMsg::Search {
+                        room: None,
+                        words: text("needle"),
+                    },
+                );
+                let got = t.recv(a);
+                let hits = got
+                    .iter()
+                    .filter(|m| matches!(m, ServerMsg::Found(_)))
+                    .count();
+                assert_eq!(hits, max, "store {store}, {said} said");
+                assert!(
+                    matches!(got.last(), Some(ServerMsg::FoundEnd { count: c }) if *c as usize == count),
+                    "store {store}, {said} said: {:?}",
+                    got.last()
+                );
+            }
+        }
     }
 
     #[test]

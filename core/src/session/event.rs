@@ -314,6 +314,8 @@ pub enum Event {
         words: Text,
         /// The hits.
         hits: Vec<RoomEvent>,
+        /// Older matches were left out: the server found more than it sent.
+        more: bool,
     },
     /// A message we typed (say, action or notice, to a room or a nick) has its id and is on its
     /// way: sent now, or after the next welcome. [`Event::Settled`] with the same id follows.

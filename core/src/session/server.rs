@@ -261,15 +261,19 @@ impl Session {
                 });
             }
             ServerMsg::Found(ev) => self.asks.found(ev),
-            ServerMsg::FoundEnd { .. } => {
+            ServerMsg::FoundEnd { count } => {
                 let Some((query, hits)) = self.asks.found_end() else {
                     tracing::debug!("the end of a search nobody asked for");
                     return;
                 };
+                // A count past the hits sent: the server found more than it sends (it looks
+                // one past its limit), so older matches were left out.
+                let more = usize::try_from(count).is_ok_and(|n| n > hits.len());
                 self.event(Event::Found {
                     room: query.room,
                     words: query.words,
                     hits,
+                    more,
                 });
                 self.send_next_search();
             }

@@ -2700,6 +2700,26 @@ fn a_search_of_a_room_we_are_not_in_is_refused_as_a_search() {
 }
 
 #[test]
+fn a_count_past_the_hits_sent_says_older_matches_were_left_out() {
+    // The server looks one past its 50 results: a `FoundEnd` counting more than the hits it
+    // sent means older matches were left out (issue 16), which every client says.
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_input("/search hit", t.now);
+    t.sent();
+    t.events();
+    let ServerMsg::Past(ev) = past("#lobby", 9, "hit") else {
+        unreachable!()
+    };
+    t.recv(ServerMsg::Found(ev));
+    t.recv(ServerMsg::FoundEnd { count: 2 });
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Found { hits, more: true, .. }] if hits.len() == 1),
+        "{evs:?}"
+    );
+}
+
+#[test]
 fn searches_go_one_at_a_time_and_carry_their_words() {
     let mut t = T::ready(Transport::Messages);
     let hostile = r#""quoted" * -not NEAR(a b) col:on"#;
@@ -2740,6 +2760,7 @@ fn searches_go_one_at_a_time_and_carry_their_words() {
             room: None,
             words,
             hits,
+            more: false,
         },
     ] = &evs[..]
     else {

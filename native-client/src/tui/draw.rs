@@ -1481,6 +1481,7 @@ mod tests {
                 room: None,
                 words,
                 hits: vec![past_say(30, "borrow checker"), past_say(3, "checker, me?")],
+                more: false,
             },
             Millis(0),
         );

@@ -389,6 +389,8 @@ impl Indexer {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         super::schema::sqlite_memory();
+        // Readable by the server's user only, as the store (its words are the rooms' lines).
+        super::schema::private_file(path);
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let db = db

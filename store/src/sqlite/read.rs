@@ -7,7 +7,7 @@ use crate::{
     Config, HistoryPage, HistoryQuery, LoadOptions, Loaded, LoadedRoom, OpenError, ReadError,
     RecentRooms, SearchQuery, SessionRecord,
 };
-use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
+use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_LOOKED_FOR};
 use natter_core::persist::LoadedAccount;
 use natter_core::wire::RoomEvent;
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
@@ -164,13 +164,13 @@ impl Reader {
     }
 
     /// Says and actions holding every word of `q.words` (taken literally), newest first, at
-    /// most `q.limit` (at most [`SEARCH_MAX_RESULTS`]). The index is searched in windows of
+    /// most `q.limit` (at most [`SEARCH_LOOKED_FOR`]). The index is searched in windows of
     /// event ids, newest first, until enough results are found; past the search budget no new
     /// window starts, and what was found is returned, or [`ReadError::TimedOut`] if nothing was
     /// (words that are everywhere but never together, over a long history). See
     /// `sqlite/search.rs` for how.
     pub fn search(&mut self, q: &SearchQuery) -> Result<Vec<RoomEvent>, ReadError> {
-        let limit = q.limit.min(SEARCH_MAX_RESULTS);
+        let limit = q.limit.min(SEARCH_LOOKED_FOR);
         let mut phrases = search::phrases(&q.words);
         if limit == 0 || phrases.is_empty() {
             return Ok(Vec::new());

@@ -43,12 +43,54 @@ pub(crate) fn sqlite_memory() {
     }
 }
 
+/// Makes `path` (a database file) readable by the server's user only, creating it empty (which
+/// SQLite takes for a new database) with mode 0600 if it is not there: it holds the rooms'
+/// history and password hashes, and SQLite gives the `-wal` and `-shm` files it makes beside
+/// it the database file's mode. A file made by an older natter (0644, under the umask) is
+/// narrowed to 0600, with the `-wal` and `-shm` files already there. What cannot be done is
+/// left to SQLite's open, which says why in its words (a directory in the file's place, a
+/// read-only file, a full disk).
+pub(crate) fn private_file(path: &Path) {
+    if let Err(e) = narrow(path) {
+        debug!(path = %path.display(), error = %e, "database file: not made 0600 before its open");
+    }
+}
+
+fn narrow(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            let private = std::fs::Permissions::from_mode(0o600);
+            file.set_permissions(private.clone())?;
+            for suffix in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(suffix);
+                match std::fs::set_permissions(&side, private.clone()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Opens `path` (creating it) for the writer: checks what it is, applies missing migrations.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     sqlite_memory();
+    private_file(path);
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
     // The first read of the file: a file that is not a database fails here.
     let (app_id, version) = identify(&conn, path)?;

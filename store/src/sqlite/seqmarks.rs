@@ -113,7 +113,12 @@ impl SeqMarks {
                 for (room, seq) in seqs.iter().filter(|(_, s)| **s > 0) {
                     text.push_str(&format!("{seq} {room}\n"));
                 }
-                let written = File::create(&tmp).and_then(|mut f| {
+                // The server's user's only, as the store's other files.
+                let mut create = OpenOptions::new();
+                create.create(true).truncate(true).write(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+                let written = create.open(&tmp).and_then(|mut f| {
                     f.write_all(text.as_bytes())?;
                     f.sync_all()?;
                     std::fs::rename(&tmp, &self.path)

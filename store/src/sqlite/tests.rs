@@ -2459,3 +2459,51 @@ fn a_write_that_opening_needs_on_a_full_disk_says_the_disk_is_full_not_a_message
         format!("{}: {what}: no such table", path.display())
     );
 }
+
+/// The mode of each file in `dir`, by name.
+#[cfg(unix)]
+fn file_modes(dir: &std::path::Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut modes: Vec<(String, u32)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            (e.file_name().to_string_lossy().into_owned(), mode)
+        })
+        .collect();
+    modes.sort();
+    modes
+}
+
+#[cfg(unix)]
+#[test]
+fn the_store_files_are_the_servers_users_only() {
+    // Until the thirty-third session natter.db, its -wal and -shm and search.db were made
+    // 0644 (under the usual umask) inside the 0700 data dir: readable by anyone who could get
+    // into the directory (a backup copied elsewhere, a dir made 0755 by hand). They hold the
+    // rooms' history and password hashes.
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fresh");
+    let mut store = filled(&dir, 20);
+    store.catch_up_search().unwrap();
+    let mut reader = store.reader().unwrap();
+    assert_eq!(hits(&mut reader, "line 7").len(), 3);
+    let modes = file_modes(&dir);
+    for name in ["natter.db", "natter.db-wal", "natter.db-shm", SEARCH_FILE] {
+        assert!(modes.iter().any(|(n, _)| n == name), "{name}: {modes:?}");
+    }
+    assert!(modes.iter().all(|(_, m)| *m == 0o600), "{modes:?}");
+    drop(reader);
+    drop(store);
+    // A store made before: its files are narrowed at the next open.
+    for (name, _) in file_modes(&dir) {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let store = SqliteStore::open(&Config::new(&dir)).unwrap();
+    let modes = file_modes(&dir);
+    assert!(modes.iter().all(|(_, m)| *m == 0o600), "{modes:?}");
+    drop(store);
+}

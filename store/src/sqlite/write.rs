@@ -1101,15 +1101,25 @@ pub(super) struct DirLock {
 
 impl DirLock {
     pub(super) fn take(path: &Path) -> Result<DirLock, OpenError> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|source| OpenError::File {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let mut options = File::options();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|source| OpenError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // One made 0644 by an older natter is narrowed as the database files are.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if file
+                .metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+            {
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+            }
+        }
         #[cfg(unix)]
         {
             use nix::fcntl::{Flock, FlockArg};

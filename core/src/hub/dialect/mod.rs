@@ -673,6 +673,10 @@ pub(crate) enum Reply {
     },
 }
 
+/// How the hub's words for a connection that never said hello begin (`no hello within 10
+/// seconds`): the IRC dialect says it as a registration timeout.
+pub(crate) const NO_HELLO_WITHIN: &str = "no hello within ";
+
 /// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and
 /// ergo say it): its own last words and the quit its rooms see.
 pub(crate) fn killed_words(by: &Nick, reason: Option<&str>) -> String {

@@ -26,7 +26,7 @@ const ONE_REPLY: [&str; 10] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-const KNOWN: [&str; 36] = [
+const KNOWN: [&str; 37] = [
     "CAP",
     "PASS",
     "USER",
@@ -63,6 +63,7 @@ const KNOWN: [&str; 36] = [
     "INFO",
     "MONITOR",
     "SETNAME",
+    "SEARCH",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -990,6 +991,13 @@ impl Irc {
                     true,
                 ),
             },
+            // natter's own (no IRC client has a command for it; typed `/quote SEARCH ...`):
+            // `/search [#room] words`, the hits and their count answered as NOTICEs.
+            "SEARCH" => match search(msg) {
+                Some(Ok((room, words))) => plan.msg(ClientMsg::Search { room, words }),
+                Some(Err(bad)) => plan.num(bad.numeric, &[msg.param(0).unwrap_or("*")], &bad.words),
+                None => plan.need_more(verb),
+            },
             // A command added above goes into KNOWN too: a labeled one is otherwise taken
             // for an unknown command, answered by one labeled line.
             _ => {
@@ -1285,6 +1293,23 @@ impl Irc {
             );
         }
     }
+}
+
+/// `SEARCH [#room] words...`: the room (a first parameter starting with `#`) and the words (the
+/// other parameters, side by side); `None` without words.
+fn search(msg: &Message<'_>) -> Option<Result<(Option<RoomName>, Text), names::BadChannel>> {
+    let params: Vec<&str> = (0..msg.params.len()).filter_map(|i| msg.param(i)).collect();
+    let (room, rest) = match params.split_first() {
+        Some((first, rest)) if first.starts_with('#') => (Some(*first), rest),
+        _ => (None, &params[..]),
+    };
+    let room = match room.map(names::channel).transpose() {
+        Ok(room) => room,
+        Err(bad) => return Some(Err(bad)),
+    };
+    let joined = rest.join(" ");
+    let words = names::plain(&joined);
+    Text::new(words.trim()).ok().map(|words| Ok((room, words)))
 }
 
 /// `CHATHISTORY <sub> ...` (draft/chathistory): a window of a channel's lines, or the channels

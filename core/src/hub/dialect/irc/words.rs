@@ -368,6 +368,22 @@ impl Irc {
             },
             // Joining a channel one is in: IRC servers say nothing.
             Reply::Rejoined(_) => {}
+            // A client that never finished registering, in IRC's words (as solanum and
+            // InspIRCd close it) rather than natter's ("no hello"): the hub's detail says
+            // how long it had.
+            Reply::Fatal {
+                kind: ErrorKind::Timeout,
+                detail,
+            } if detail.starts_with(super::super::NO_HELLO_WITHIN) => {
+                let within = detail
+                    .strip_prefix(super::super::NO_HELLO_WITHIN)
+                    .map_or_else(String::new, |w| format!(": no NICK and USER within {w}"));
+                let words = format!(
+                    "Closing Link: {} (Registration timed out{within})",
+                    names::HOST
+                );
+                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
+            }
             Reply::Fatal { kind, detail } => {
                 // A server ban, as IRC servers close a banned client's link: 465, then ERROR.
                 if *kind == ErrorKind::Banned {
@@ -684,12 +700,18 @@ impl Irc {
                     &format!("You are now logged in as {account}"),
                 );
             }
-            // Scrollback and search are natter's requests; an IRC client asks neither (its
-            // history is draft/chathistory: `Info::History`).
-            ServerMsg::Past(_)
-            | ServerMsg::PastEnd { .. }
-            | ServerMsg::Found(_)
-            | ServerMsg::FoundEnd { .. } => {}
+            // Scrollback is natter's request; an IRC client's history is draft/chathistory
+            // (`Info::History`).
+            ServerMsg::Past(_) | ServerMsg::PastEnd { .. } => {}
+            // natter's `SEARCH` (no IRC client has one): each hit and the count as a server
+            // NOTICE, in the words nc users read.
+            ServerMsg::Found(_) | ServerMsg::FoundEnd { .. } => {
+                let tags = l.tags.clone();
+                for words in crate::render::reply_lines(msg, Some(me), None) {
+                    let words = words.strip_prefix("-- ").unwrap_or(&words);
+                    l.from(&tags, l.server, "NOTICE", &[me.as_str(), words], true);
+                }
+            }
         }
     }
 
