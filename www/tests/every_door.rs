@@ -160,7 +160,26 @@ impl Drop for Tmux {
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let pids: Vec<String> = tmux(&["list-panes", "-a", "-F", "#{pane_pid}"])
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // irssi and WeeChat write their configuration on the way out: their homes (in the
+        // site's directory) go once they are gone (bounded).
         let _ = tmux(&["kill-server"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pids
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if let Some(path) = socket_path.filter(|p| !p.is_empty()) {
             let _ = std::fs::remove_file(path);
         }
