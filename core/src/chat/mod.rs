@@ -1042,7 +1042,7 @@ impl Chat {
     /// resume's replay after its refresh): the list is the room as it is, and only events
     /// after it (`live`) change who is in it, or who is away (the server said who is away as
     /// of it, and a member's past part then join would lose their mark). Applying the replay
-    /// too left the list right only when history is whole: a restart writes no quits (IRC
+    /// too left the list right only when history is whole: a kill -9 writes no quits (IRC
     /// keeps none either, see `Boot`), so the joins it replayed of nc and IRC users gone with
     /// the restart listed them as members for good. Topics are taken from either.
     fn apply_membership(&mut self, id: &ConvId, from: &Nick, kind: &EventKind, live: bool) {

@@ -2333,7 +2333,7 @@ fn our_own_rename_is_said_once_in_each_room() {
 }
 
 /// The member list a join brings is the room as it is; the history replayed after it does
-/// not change it. After a restart (which writes no quits) the replay holds joins of nc and
+/// not change it. After a kill -9 restart (which writes no quits) the replay holds joins of nc and
 /// IRC users the restart took away: the page and the TUI listed them as members for good
 /// (`7 here` in a room of 5, past its `+l`). Joins, parts and kicks after the list count.
 #[test]

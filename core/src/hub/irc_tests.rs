@@ -4313,7 +4313,7 @@ fn loaded_from(
     }
 }
 
-/// `n`'s hub stops (a kill -9 and a graceful stop alike write nothing more: no quit for who is
+/// `n`'s hub stops as a kill -9 stops it (nothing more is written: no quit for who is
 /// connected) and a new one starts from what it stored.
 fn restarted(n: Net) -> Net {
     let config = n.hub.config().clone();

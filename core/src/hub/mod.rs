@@ -976,6 +976,39 @@ impl Hub {
         let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
         ids.sort();
         let reason = "server shutting down";
+        // Users who will not be back: every device of theirs is an nc or IRC connection (they
+        // cannot resume) and no always-on account keeps them in their rooms. Their rooms hear
+        // them quit now, and keep it in history, so that natter's clients resuming after the
+        // restart (and those who join later) read that they went. (Not on a node of a cluster:
+        // the other nodes see its users go with its lease.)
+        let mut gone: Vec<UserId> = self
+            .users
+            .keys()
+            .copied()
+            .filter(|uid| {
+                self.users.get(uid).is_some_and(|u| {
+                    !u.devices.is_empty()
+                        && u.devices
+                            .iter()
+                            .all(|d| self.devices.get(d).is_some_and(|d| d.resume.is_none()))
+                })
+            })
+            .filter(|uid| self.cluster.is_none() && !self.stays_offline(*uid))
+            .collect();
+        gone.sort();
+        for uid in gone {
+            let Some(u) = self.users.get(&uid) else {
+                continue;
+            };
+            let (nick, rooms) = (u.nick.clone(), u.rooms.iter().cloned().collect::<Vec<_>>());
+            self.quit_user(uid, Text::new(reason).ok(), now);
+            // The store's record of who was in each room stays as it was: it tells the
+            // restarted hub whom not to replay what they saw when their IRC clients come back
+            // (`Room::boot`), which the quit does not in a big room (counted, not an event).
+            for room in &rooms {
+                self.record_presence(room, &nick, true);
+            }
+        }
         for id in ids {
             let bye = crate::wire::ServerMsg::Bye {
                 reason: reason.into(),
@@ -984,7 +1017,7 @@ impl Hub {
             // An nc or IRC connection of an account read its rooms up to now, as when it
             // closes any other way (it is detached from its user below, so not later).
             self.read_on_leaving(id);
-            // No quit notices: everyone is leaving at once.
+            // No quit notices for the others: they resume, or are kept always-on.
             if let Some((_, did)) = self.begin_close(id, Some(reason.into()))
                 && let Some(d) = self.devices.get_mut(&did)
             {

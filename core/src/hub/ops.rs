@@ -605,7 +605,8 @@ impl Hub {
     /// The room's seq at the restart ("boot seq") if `conn`'s nick was in `room` then and has
     /// not joined since (see [`Boot`](super::room::Boot)), and what a join would replay up to
     /// `upto` reaches back to it; else `Seq(0)`. Its client kept the room's window through the
-    /// restart, which wrote no quit, so everything up to the restart is in it already.
+    /// restart (a kill -9 wrote no quit; a graceful stop's quit of it, if any, is before the
+    /// boot seq), so everything up to the restart is in it already.
     ///
     /// Not in a cluster: there a node's restart is not the room's (the others kept it going,
     /// and quit the node's users for it), and a clustered hub restores no rooms anyway.

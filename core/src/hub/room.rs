@@ -249,8 +249,9 @@ pub(crate) struct Room {
 
 /// The nicks a restarted hub takes to have been in a room at the restart, and the room's last
 /// seq then ("the boot seq"). IRC keeps no record of who was connected when the server stopped
-/// (a graceful stop and a kill -9 alike write no quit), so an IRC client that comes back and
-/// joins again shows what came before the restart already; see `Hub::entered_on`.
+/// (a kill -9 writes no quit, and a graceful stop's quit of an IRC user is counted, not an
+/// event, in a big room; the stop keeps its presence record), so an IRC client that comes back
+/// and joins again shows what came before the restart already; see `Hub::entered_on`.
 ///
 /// Told by the store's record of who was in the room ([`crate::persist::Write::Presence`],
 /// written with the events, so it is as of the last batch stored): every member, a lurker

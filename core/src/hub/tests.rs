@@ -2427,6 +2427,62 @@ fn shutdown_tells_everyone() {
     assert_eq!(t.hub.connections(), 0);
 }
 
+/// nc and IRC users cannot resume, so a restart ends them for good, unlike natter's clients
+/// (and accounts kept always-on): their rooms hear them quit before the server goes, and keep
+/// it in history, so that whoever resumes after the restart, or joins later, reads that they
+/// went. (They used to vanish without a word: a page resuming after a restart still counted
+/// them among the room's people in its conversation, and read their later joins as doubles.)
+#[test]
+fn shutdown_quits_the_users_who_cannot_resume() {
+    let mut t = T::new();
+    let a = t.bin("alice");
+    t.join(a, "#d");
+    let (c, n) = t.txt();
+    t.line(c, "/join #d");
+    t.lines(c);
+    let (k, kn) = t.txt();
+    t.line(k, "/nick kept");
+    t.line(k, "/register a long password");
+    t.pump();
+    t.line(k, "/join #d");
+    t.lines(k);
+    t.recv(a);
+    t.hub.shutdown(t.now);
+    t.pump();
+    let got = t.recv(a);
+    let quits: Vec<(String, String, Option<String>)> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                room,
+                from,
+                kind: EventKind::Quit { reason },
+                ..
+            }) => Some((
+                room.to_string(),
+                from.to_string(),
+                reason.as_ref().map(|r| r.to_string()),
+            )),
+            _ => None,
+        })
+        .collect();
+    let why = Some("server shutting down".to_string());
+    // In the room alice shares with the nc user; the always-on account stays.
+    assert_eq!(
+        quits,
+        [("#d".to_string(), n.clone(), why)],
+        "{got:?} ({kn} registered as kept)"
+    );
+    assert!(matches!(got.last(), Some(ServerMsg::Bye { .. })), "{got:?}");
+    // And in the rooms' history, for whoever resumes or joins after the restart.
+    let d = t.hub.rooms.get(&room("#d")).expect("#d is there");
+    assert!(
+        d.events()
+            .any(|e| matches!(&e.kind, EventKind::Quit { .. }) && e.from.as_str() == n),
+        "no quit of {n} in #d's history"
+    );
+}
+
 #[test]
 fn resend_is_acked_not_delivered_twice() {
     let mut t = T::new();
@@ -3505,6 +3561,41 @@ mod durable {
 
     fn said(t: &mut T, c: ConnId) -> Vec<String> {
         says(&t.recv(c))
+    }
+
+    /// A graceful stop quits an nc user (it cannot resume) in its rooms' stored history, but
+    /// the store's record of who was in each room keeps it, so that its IRC-like return after
+    /// the restart is not replayed what it saw, even in a big room where a quit is no event.
+    #[test]
+    fn a_stop_stores_the_quit_of_an_nc_user_and_keeps_its_presence() {
+        let mut t = T::with(durable_config());
+        let a = t.bin("alice");
+        t.join(a, "#d");
+        let (c, n) = t.txt();
+        t.line(c, "/join #d");
+        t.lines(c);
+        t.recv(a);
+        let first = t.batches.len();
+        t.hub.shutdown(t.now);
+        t.pump();
+        let writes: Vec<Write> = t.batches[first..]
+            .iter()
+            .flat_map(|b| b.writes.clone())
+            .collect();
+        assert!(
+            writes.iter().any(|w| matches!(w, Write::Event(ev)
+                if ev.from.as_str() == n && matches!(ev.kind, EventKind::Quit { .. }))),
+            "the quit is stored: {writes:?}"
+        );
+        let last_presence = writes.iter().rev().find_map(|w| match w {
+            Write::Presence {
+                room: r,
+                nick,
+                here,
+            } if nick.as_str() == n && r.as_str() == "#d" => Some(*here),
+            _ => None,
+        });
+        assert_eq!(last_presence, Some(true), "{writes:?}");
     }
 
     #[test]
