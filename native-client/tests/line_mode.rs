@@ -140,11 +140,8 @@ async fn a_piped_client_sends_its_lines_and_exits_once_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_gets_an_answer_exits_1() {
-    // A port nobody listens on: bind one, note it, free it.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    // A port nobody listens on.
+    let (_held, addr) = support::refusing_addr();
     let mut c = Client::start("lonely", addr, &["--wait", "1"]);
     c.send("anyone?").await;
     c.close_stdin();
@@ -169,10 +166,7 @@ async fn natter_that_gives_up(addr: std::net::SocketAddr) -> std::process::Outpu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection() {
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    let (_held, addr) = support::refusing_addr();
     let out = natter_that_gives_up(addr).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -299,10 +293,7 @@ async fn a_server_that_never_welcomes_ends_line_mode_at_wait() {
 async fn a_closed_stderr_ends_natter_with_its_own_status_not_a_panic() {
     // `natter ... 2>&1 | head`: once head has gone, the last words went to a closed pipe and
     // `eprintln!` panicked (status 101).
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    let (_held, addr) = support::refusing_addr();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
         .args(["--nick", "nobody", "--wait", "1", &addr.to_string()])
         .env("XDG_CONFIG_HOME", support::config_home())

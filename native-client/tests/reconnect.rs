@@ -256,9 +256,7 @@ async fn a_pipe_held_up_by_a_connection_down_for_good_exits_1_after_the_wait() {
 /// Several addresses: one nobody listens on is passed over at once for the next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_that_refuses_is_passed_over_for_the_next() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let (_held, dead) = support::refusing_addr();
     let (server, addr) = server().await;
     let t0 = std::time::Instant::now();
     let mut alice = support::Client::start_with(

@@ -329,14 +329,10 @@ async fn readmes_fail2ban_filter_matches_both_log_formats() {
         let (before, after) = regex
             .split_once("<HOST>")
             .unwrap_or_else(|| panic!("no <HOST> in {regex}"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
+        // Port 0, the address read from the log: a port found free here and bound by the
+        // server later can be taken meanwhile by another test's socket.
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"))
-            .args(["--listen", &listen, "--log-format", format])
+            .args(["--listen", "127.0.0.1:0", "--log-format", format])
             .env("RUST_LOG", "info")
             .env("NATTER_EPHEMERAL", "true")
             .env_remove("NATTER_CONFIG")
@@ -348,18 +344,26 @@ async fn readmes_fail2ban_filter_matches_both_log_formats() {
             .expect("spawn natter-server");
         let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
-        timeout(Duration::from_secs(10), async {
+        let listen: std::net::SocketAddr = timeout(WAIT, async {
             loop {
                 line.clear();
                 assert!(log.read_line(&mut line).await.unwrap() > 0, "exited");
-                if line.contains("listening") && line.contains(&listen) {
-                    return;
+                // `addr=127.0.0.1:N` in text, `"addr":"127.0.0.1:N"` in JSON.
+                if let Some((_, at)) = line
+                    .contains("listening")
+                    .then(|| line.split_once("127.0.0.1:"))
+                    .flatten()
+                {
+                    let port: String = at.chars().take_while(char::is_ascii_digit).collect();
+                    return format!("127.0.0.1:{port}")
+                        .parse()
+                        .expect("a port in the log line");
                 }
             }
         })
         .await
         .expect("natter-server listens");
-        let (mut nc, _) = TextClient::welcomed(listen.parse().unwrap(), "nc").await;
+        let (mut nc, _) = TextClient::welcomed(listen, "nc").await;
         nc.send("/login bob wrong horse").await;
         nc.expect_has("wrong account name or password").await;
         let want = format!("{before}127.0.0.1{after}");

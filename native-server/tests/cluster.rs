@@ -12,7 +12,7 @@ use natter_core::{RoomName, Seq};
 use natter_server::{Server, ServerConfig, start};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{BinClient, Got, TextClient, room, spawn_server};
+use support::{BinClient, Got, TextClient, room, spawn_server_within};
 
 /// How long anything in these tests may take.
 const WAIT: Duration = Duration::from_secs(20);
@@ -73,7 +73,7 @@ async fn doomed_node(
         "--cluster-lease-ms",
         lease_ms,
     ];
-    spawn_server(&args, &[]).await
+    spawn_server_within(&args, &[], support::NODE_START).await
 }
 
 /// A chat line event in `r`: (seq, from, text).
@@ -433,8 +433,12 @@ async fn a_nats_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     let url = nats.url();
     let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
     // natter-server's default filter, said outright (the tests' support sets RUST_LOG=info).
-    let (_node, mut log, _addr) =
-        spawn_server(&args, &[("RUST_LOG", "info,async_nats=warn")]).await;
+    let (_node, mut log, _addr) = spawn_server_within(
+        &args,
+        &[("RUST_LOG", "info,async_nats=warn")],
+        support::NODE_START,
+    )
+    .await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
         let mut line = String::new();
@@ -475,8 +479,8 @@ async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere
     let nats = Nats::start();
     let url = nats.url();
     let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
-    let (mut doomed, _log0, addr0) = spawn_server(&args, &[]).await;
-    let (_n1, _log1, addr1) = spawn_server(&args, &[]).await;
+    let (mut doomed, _log0, addr0) = spawn_server_within(&args, &[], support::NODE_START).await;
+    let (_n1, _log1, addr1) = spawn_server_within(&args, &[], support::NODE_START).await;
     let r = room("#r");
     let (mut alice, _) = BinClient::hello(addr0, "alice", None).await;
     let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
@@ -651,7 +655,7 @@ async fn a_session_resumes_on_another_node_after_its_node_is_killed() {
     let nats = Nats::start();
     let url = nats.url();
     let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
-    let (mut doomed, _log, addr0) = spawn_server(&args, &[]).await;
+    let (mut doomed, _log, addr0) = spawn_server_within(&args, &[], support::NODE_START).await;
     let node1 = node(&nats).await;
     let addr1 = node1.local_addrs()[0];
     let r = room("#r");

@@ -10,7 +10,7 @@ use natter_cluster::test_server::NatsServer as Nats;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use support::{TextClient, sigterm, spawn_server};
+use support::{TextClient, sigterm, spawn_server_within};
 use tokio::process::Child;
 
 /// Lines said after the needle.
@@ -29,7 +29,7 @@ async fn node(nats: &Nats, config: &Path) -> (Child, SocketAddr) {
         "--config",
         &config,
     ];
-    let (child, mut log, addr) = spawn_server(&args, &[]).await;
+    let (child, mut log, addr) = spawn_server_within(&args, &[], support::NODE_START).await;
     tokio::spawn(async move {
         use tokio::io::AsyncBufReadExt;
         let mut line = String::new();

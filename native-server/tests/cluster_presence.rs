@@ -250,7 +250,8 @@ async fn a_killed_nodes_users_are_forgotten_so_a_node_started_later_does_not_fin
         "--cluster-lease-ms",
         "1000",
     ];
-    let (mut doomed, _log, addr) = support::spawn_server(&args, &[]).await;
+    let (mut doomed, _log, addr) =
+        support::spawn_server_within(&args, &[], support::NODE_START).await;
     let b = node(&nats).await;
     let mut carol = irc(&b, "carol", "").await;
     // Ghost is on the doomed node, in no room.

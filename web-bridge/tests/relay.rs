@@ -266,10 +266,7 @@ async fn a_rebound_host_is_refused_and_a_named_one_accepted() {
 #[tokio::test]
 async fn server_down_gives_a_prompt_clean_close() {
     // A port with nothing listening on it.
-    let dead = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_held, dead) = refusing_addr();
     let bridge = bridge(dead).await;
     let mut ws = connect(bridge.local_addr()).await;
     let t0 = tokio::time::Instant::now();

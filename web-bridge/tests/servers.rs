@@ -12,15 +12,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// A port with nothing listening on it.
-async fn dead_port() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
-
 #[tokio::test]
 async fn each_websocket_goes_to_an_address_that_accepts() {
-    let dead = dead_port().await;
+    let (_held, dead) = refusing_addr();
     let mut a = FakeServer::start().await;
     let mut b = FakeServer::start().await;
     let mut config = BridgeConfig::local_test(dead, PathBuf::from("/nonexistent"));

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
@@ -29,30 +29,56 @@ use tokio::time::timeout;
 const SCENARIO_LIMIT: Duration = Duration::from_secs(180);
 
 /// natter-server on `addr` with its store in `data`, taking the test bridge's secret; returns
-/// once it accepts connections.
-async fn start_server(addr: SocketAddr, data: &Path) -> Child {
+/// once it says it listens (its log read for that line, then drained). Port 0 asks for a free
+/// port: the address it listens on is returned.
+async fn start_server(addr: SocketAddr, data: &Path) -> (Child, SocketAddr) {
     start_server_with(addr, data, &[]).await
 }
 
 /// As [`start_server`], with more flags.
-async fn start_server_with(addr: SocketAddr, data: &Path, flags: &[&str]) -> Child {
-    let child = Command::new(workspace_bin("natter-server").await)
+async fn start_server_with(addr: SocketAddr, data: &Path, flags: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(workspace_bin("natter-server").await)
         .args(["--listen", &addr.to_string(), "--data-dir"])
         .arg(data)
         .args(flags)
         .env("NATTER_BRIDGE_SECRET", natter_core::hub::TEST_BRIDGE_SECRET)
-        .env("RUST_LOG", "warn")
+        // Its warnings, and the line that says where it listens.
+        .env("RUST_LOG", "warn,natter_server::server=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start natter-server");
-    wait_for!(
-        "natter-server to listen",
-        tokio::net::TcpStream::connect(addr).await.ok()
-    );
-    child
+    let mut log = BufReader::new(child.stderr.take().expect("piped stderr"));
+    // A server that cannot bind (a restart on a port something else took meanwhile) exits:
+    // said with its log, not found out later as a page that never reconnects.
+    let listening = timeout(STEP, async {
+        let mut seen = String::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = log.read_line(&mut line).await.expect("read the log");
+            assert!(n > 0, "natter-server on {addr} exited; its log:\n{seen}");
+            seen.push_str(&line);
+            if line.contains("listening")
+                && let Some(a) = line.split("addr=").nth(1)
+            {
+                let a = a.split_whitespace().next().unwrap_or_default();
+                break a.parse::<SocketAddr>().expect("an address in the log line");
+            }
+        }
+    })
+    .await
+    .expect("natter-server says it listens");
+    tokio::spawn(async move {
+        let mut line = String::new();
+        while log.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+            eprint!("[natter-server] {line}");
+            line.clear();
+        }
+    });
+    (child, listening)
 }
 
 /// The text of every line of the page's `#lobby` log (notices too).
@@ -80,11 +106,8 @@ where
 {
     let www = www_dir();
     let data = TempDir::new(&format!("{tag}-store"));
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
-    let server = start_server(addr, &data.0).await;
+    // Port 0: a port found free here and given to the server later could be taken meanwhile.
+    let (server, addr) = start_server(SocketAddr::from(([127, 0, 0, 1], 0)), &data.0).await;
     let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
         .await
         .expect("start natter-bridge");
@@ -316,8 +339,8 @@ async fn full_scenario(
     wait_for!("an attempt due in over two seconds", {
         (attempt().await >= 3 && retry_in().await > 2_500.0).then_some(())
     });
-    let mut full = start_server_with(addr, &data, &["--max-connections", "1"]).await;
-    // The one place, once the server has let go of start_server's probe: nc is greeted once
+    let (mut full, _) = start_server_with(addr, &data, &["--max-connections", "1"]).await;
+    // The one place: nc is greeted once
     // the server gives up waiting for a binary preamble, which a loaded machine may take a
     // while to do, so each try waits for the greeting (or the refusal) rather than a fixed time.
     let mut holder = None;

@@ -212,3 +212,15 @@ impl Client {
             .expect("wait for natter")
     }
 }
+
+/// An address that refuses connections: a port bound and kept (not listening) by the returned
+/// socket, so no other test's listener can take it while this one counts on it being dead (a
+/// port found free and let go could be).
+pub fn refusing_addr() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind a free port");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
+}

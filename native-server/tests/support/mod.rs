@@ -31,6 +31,11 @@ use tokio::time::{Instant, timeout};
 /// The longest any single expectation waits.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How long a clustered natter-server process may take to listen: it first waits for NATS and
+/// JetStream to answer, which on a loaded machine running several nats-servers at once took
+/// more than [`WAIT`] (liveness, not speed: nothing is measured by it).
+pub const NODE_START: Duration = Duration::from_secs(30);
+
 pub fn nick(s: &str) -> Nick {
     Nick::new(s).unwrap()
 }
