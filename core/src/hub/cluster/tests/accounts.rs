@@ -466,6 +466,7 @@ fn writes_apply_to_a_kept_account_as_a_store_would() {
         id,
         hash: TokenHash([id as u8; 32]),
         created: Millis(id),
+        used: None,
     };
     let marker = |seq| Write::ReadMarker {
         account: name.clone(),
