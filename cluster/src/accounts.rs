@@ -85,6 +85,8 @@ pub(crate) fn decode_account(value: &[u8]) -> Result<LoadedAccount, String> {
                 id,
                 hash: TokenHash(hash),
                 created,
+                // A key's last use is not kept in a cluster (`/devices` is refused there).
+                used: None,
             })
             .collect(),
         // Not kept in a cluster: a message to an account with nothing connected is refused
@@ -350,6 +352,7 @@ mod tests {
                 id: 9,
                 hash: TokenHash([3; 32]),
                 created: Millis(8),
+                used: None,
             }],
             held: Vec::new(),
         };

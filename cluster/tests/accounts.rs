@@ -104,6 +104,7 @@ async fn writes_of_two_nodes_to_one_account_all_land_and_a_new_node_reads_them()
         id,
         hash: TokenHash([id as u8; 32]),
         created: Millis(id),
+        used: None,
     };
     // Both nodes write at once, interleaved: keys and markers in two rooms.
     for i in 1..=EACH {

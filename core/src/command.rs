@@ -122,6 +122,10 @@ pub enum Command {
     },
     /// `/logout`
     Logout,
+    /// `/devices`: the account's remembered devices.
+    Devices,
+    /// `/devices forget ID`: sign the remembered device `ID` out for good.
+    ForgetDevice(u32),
     /// `/password OLD NEW`
     ChangePassword {
         /// The current password (one word).
@@ -217,6 +221,14 @@ pub const HELP: &[(&str, &str)] = &[
     ("/register password", "register your nick as an account"),
     ("/login nick password", "sign in to your account"),
     ("/logout", "sign out on this connection"),
+    (
+        "/devices",
+        "list your account's remembered devices: when and where each last signed in",
+    ),
+    (
+        "/devices forget ID",
+        "sign a remembered device out for good (a lost laptop) without changing the password",
+    ),
     (
         "/password old new",
         "change your account's password (an old one with spaces in \"double quotes\")",
@@ -340,7 +352,7 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 /// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /whois nick, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
+pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /whois nick, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /devices, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -850,6 +862,23 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             },
             _ => return Err(CommandError::Usage(usage("/login"))),
         },
+        "devices" => match word(args) {
+            ("", _) => Command::Devices,
+            (forget, id) if forget.eq_ignore_ascii_case("forget") => {
+                let id = id.trim();
+                match u32::from_str_radix(id, 16) {
+                    Ok(n) if id.len() <= 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                        Command::ForgetDevice(n)
+                    }
+                    _ => {
+                        return Err(CommandError::Usage(
+                            "/devices forget ID (8 hex digits, as /devices lists them)",
+                        ));
+                    }
+                }
+            }
+            _ => return Err(CommandError::Usage("/devices [forget ID]")),
+        },
         "logout" if args.trim().is_empty() => Command::Logout,
         "logout" => return Err(CommandError::Usage(usage("/logout"))),
         "password" | "passwd" => match old_password(args) {
@@ -1110,6 +1139,25 @@ mod tests {
         assert_eq!(cmd("/quit"), Command::Quit(None));
         assert_eq!(cmd("/QUIT bye all"), Command::Quit(Some(t("bye all"))));
         assert_eq!(cmd("/help"), Command::Help(None));
+        assert_eq!(cmd("/devices"), Command::Devices);
+        assert_eq!(
+            cmd("/devices forget 0a0B0c0d"),
+            Command::ForgetDevice(0x0a0b_0c0d)
+        );
+        assert_eq!(cmd("/devices FORGET ff"), Command::ForgetDevice(0xff));
+        for bad in [
+            "/devices forget",
+            "/devices forget 123456789",
+            "/devices forget +1",
+            "/devices forget xyz",
+            "/devices list",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(CommandError::Usage(u)) if u.starts_with("/devices")),
+                "{bad}"
+            );
+        }
+        assert_eq!(cmd("/help devices"), Command::Help(Some("/devices")));
     }
 
     #[test]

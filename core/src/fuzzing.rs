@@ -1030,11 +1030,11 @@ impl HubRig {
     }
 
     /// A binary client's account request: sign in (with a password or a device key), register,
-    /// sign out, change the password.
+    /// sign out, change the password, list or forget remembered devices.
     fn account_frame(&mut self, ops: &mut Ops, n: Nick) -> (Vec<u8>, Carries) {
         let pw = |ops: &mut Ops| Password(self.passwords.pick(ops).to_owned());
         let remember = ops.byte() % 2 == 0;
-        let m = match ops.byte() % 6 {
+        let m = match ops.byte() % 8 {
             0 | 1 => ClientMsg::SignIn {
                 account: n,
                 proof: Proof::Password(pw(ops)),
@@ -1056,6 +1056,15 @@ impl HubRig {
                 remember,
             },
             4 => ClientMsg::SignOut,
+            5 => ClientMsg::Devices,
+            6 => ClientMsg::ForgetDevice {
+                id: match ops.byte() % 2 {
+                    0 if !self.learned.keys.is_empty() => wire::RememberedDevice::id_of(
+                        self.learned.keys[usize::from(ops.byte()) % self.learned.keys.len()].id(),
+                    ),
+                    _ => u32::from_be_bytes([ops.byte(), ops.byte(), ops.byte(), ops.byte()]),
+                },
+            },
             _ => ClientMsg::ChangePassword {
                 old: pw(ops),
                 new: pw(ops),

@@ -91,6 +91,16 @@ pub enum Write {
         /// Its id.
         id: u64,
     },
+    /// A device key signed in, or its device's session resumed: when, where and from where
+    /// (what `/devices` tells of it). A key no longer kept is left unkept.
+    KeyUsed {
+        /// The account.
+        account: Nick,
+        /// The key's id.
+        id: u64,
+        /// The use.
+        used: crate::wire::DeviceUse,
+    },
     /// Revokes every device key of an account (a password change).
     RevokeKeys {
         /// The account.
@@ -199,6 +209,8 @@ pub struct KeyRecord {
     pub hash: TokenHash,
     /// When it was issued.
     pub created: Millis,
+    /// Its last sign-in or resume (`None`: none since the store began keeping them).
+    pub used: Option<crate::wire::DeviceUse>,
 }
 
 impl KeyRecord {
@@ -208,6 +220,7 @@ impl KeyRecord {
             id: key.id(),
             hash: TokenHash(Sha256::digest(key.secret()).into()),
             created,
+            used: None,
         }
     }
 }
@@ -399,6 +412,11 @@ impl LoadedAccount {
                 self.keys.drain(..over);
             }
             Write::RevokeKey { id } => self.keys.retain(|k| k.id != *id),
+            Write::KeyUsed { id, used, .. } => {
+                if let Some(k) = self.keys.iter_mut().find(|k| k.id == *id) {
+                    k.used = Some(used.clone());
+                }
+            }
             Write::RevokeKeys { .. } => self.keys.clear(),
             Write::HeldDirects { held, .. } => self.held.clone_from(held),
             _ => {}

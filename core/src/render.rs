@@ -280,6 +280,42 @@ pub fn whois_lines(nick: &Nick, user: Option<&crate::wire::WhoisUser>) -> Vec<St
     out
 }
 
+/// The answer to `/devices`: the account's remembered devices, one line each after a header
+/// (`a1b2c3d4 (this device): remembered 2026-12-06 20:51 UTC, last signed in 2026-12-06 21:03
+/// UTC through the page from 203.0.113.7`).
+pub fn devices_lines(devices: &[crate::wire::RememberedDevice]) -> Vec<String> {
+    use crate::wire::RememberedDevice;
+    if devices.is_empty() {
+        return vec![
+            "no remembered devices: a sign-in that asks to be remembered makes one".to_owned(),
+        ];
+    }
+    let mut out = vec![format!(
+        "{} (/devices forget ID signs one out for good):",
+        count(devices.len() as u64, "remembered device")
+    )];
+    for d in devices {
+        let this = if d.this { " (this device)" } else { "" };
+        let used = match &d.used {
+            Some(u) => {
+                let from = u.address.map(|a| format!(" from {a}")).unwrap_or_default();
+                format!(
+                    "last signed in {} UTC through {}{from}",
+                    utc_minute(u.at),
+                    u.door.words()
+                )
+            }
+            None => "last sign-in not recorded".to_owned(),
+        };
+        out.push(format!(
+            "{}{this}: remembered {} UTC, {used}",
+            RememberedDevice::id_words(d.id),
+            utc_minute(d.remembered)
+        ));
+    }
+    out
+}
+
 /// A length of time as a person says it, to the largest two units: `45s`, `3m 20s`,
 /// `2h 5m`, `3d 4h`.
 pub fn span_words(span: Millis) -> String {
@@ -645,6 +681,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
             .into_iter()
             .map(notice)
             .collect(),
+        ServerMsg::Devices { devices } => devices_lines(devices).into_iter().map(notice).collect(),
         ServerMsg::Rooms { rooms } => vec![notice(rooms_words(rooms))],
         ServerMsg::Policy {
             room,
@@ -800,6 +837,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
             .into_iter()
             .map(notice)
             .collect(),
+        Event::Devices(devices) => devices_lines(devices).into_iter().map(notice).collect(),
         // The kick's own line said it.
         Event::Parted { kicked: true, .. } => Vec::new(),
         Event::Members {

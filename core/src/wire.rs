@@ -17,7 +17,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 11;
+pub const PROTOCOL_VERSION: u16 = 12;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
 /// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), 6 from 7 only
@@ -51,6 +51,10 @@ pub const DONE_VERSION: u16 = 10;
 
 /// The first version whose servers answer [`ClientMsg::Whois`] (with [`ServerMsg::Whois`]).
 pub const WHOIS_VERSION: u16 = 11;
+
+/// The first version whose servers list and forget an account's remembered devices
+/// ([`ClientMsg::Devices`], [`ClientMsg::ForgetDevice`], answered with [`ServerMsg::Devices`]).
+pub const DEVICES_VERSION: u16 = 12;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -309,6 +313,17 @@ pub enum ClientMsg {
     Whois {
         /// Who.
         nick: Nick,
+    },
+    /// The account's remembered devices (those holding a device key): answered with
+    /// [`ServerMsg::Devices`]; a guest gets `Error { NotSignedIn }`. Appended in version 12; a
+    /// client asks only a server whose welcome says 12 or more ([`DEVICES_VERSION`]).
+    Devices,
+    /// Forget the remembered device `id` ([`RememberedDevice::id`]): its key is revoked, and
+    /// if it is connected or waiting for a resume it is signed out. Answered with `Done`; an id
+    /// the account has not is `Error { Invalid }`. Appended in version 12.
+    ForgetDevice {
+        /// The device's short id, as [`ServerMsg::Devices`] listed it.
+        id: u32,
     },
 }
 
@@ -977,6 +992,78 @@ pub enum ServerMsg {
         /// What is known.
         user: Option<WhoisUser>,
     },
+    /// The answer to [`ClientMsg::Devices`]: the account's remembered devices, oldest first
+    /// (at most [`crate::limits::MAX_DEVICE_KEYS`]). Appended in version 12; only a client
+    /// that asked gets it.
+    Devices {
+        /// The devices.
+        devices: Vec<RememberedDevice>,
+    },
+}
+
+/// A device that holds one of the account's device keys, as [`ServerMsg::Devices`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RememberedDevice {
+    /// Its short id: the high 32 bits of its key's public 8-byte id (never anything of the
+    /// secret), unique among the account's keys; shown as 8 hex digits
+    /// ([`RememberedDevice::id_words`]) and named by [`ClientMsg::ForgetDevice`].
+    pub id: u32,
+    /// When it was remembered (its key issued).
+    pub remembered: Millis,
+    /// When its key last signed in or its session last resumed, where it did, and from which
+    /// address as the server saw it (`None`: not since the server began keeping it).
+    pub used: Option<DeviceUse>,
+    /// It is the device asking.
+    pub this: bool,
+}
+
+impl RememberedDevice {
+    /// The short id of the key whose public id is `key_id`.
+    pub fn id_of(key_id: u64) -> u32 {
+        (key_id >> 32) as u32
+    }
+
+    /// The short id as people type it: 8 lowercase hex digits.
+    pub fn id_words(id: u32) -> String {
+        format!("{id:08x}")
+    }
+}
+
+/// A remembered device's last sign-in or resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceUse {
+    /// When.
+    pub at: Millis,
+    /// Through which door.
+    pub door: DeviceDoor,
+    /// From which address, as the server saw it (a bridge's: the browser's it named); `None`
+    /// when it did not know one.
+    pub address: Option<core::net::IpAddr>,
+}
+
+/// Which door a remembered device came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceDoor {
+    /// A program speaking the binary protocol itself (the `natter` CLI).
+    Client,
+    /// The page, through the bridge.
+    Page,
+    /// A person on `nc` or `telnet`.
+    Text,
+    /// An IRC client.
+    Irc,
+}
+
+impl DeviceDoor {
+    /// The door in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            DeviceDoor::Client => "the natter client",
+            DeviceDoor::Page => "the page",
+            DeviceDoor::Text => "text (nc)",
+            DeviceDoor::Irc => "IRC",
+        }
+    }
 }
 
 /// A user as [`ServerMsg::Whois`] tells it: what IRC's `WHOIS` tells, but the rooms are only
@@ -1095,6 +1182,7 @@ pub fn sent_to(msg: &ServerMsg, version: u16) -> bool {
         ServerMsg::AwayHere { .. } => version >= AWAY_HERE_VERSION,
         ServerMsg::Done(_) => version >= DONE_VERSION,
         ServerMsg::Whois { .. } => version >= WHOIS_VERSION,
+        ServerMsg::Devices { .. } => version >= DEVICES_VERSION,
         _ => true,
     }
 }
@@ -1586,6 +1674,8 @@ mod tests {
             ClientMsg::Away(None),
             ClientMsg::ClearTopic { room: r.clone() },
             ClientMsg::Whois { nick: nick("bob") },
+            ClientMsg::Devices,
+            ClientMsg::ForgetDevice { id: u32::MAX },
         ] {
             roundtrip(m);
         }
@@ -1643,8 +1733,8 @@ mod tests {
     /// never sent to one (it cannot ask).
     #[test]
     fn whois_is_appended_in_version_11() {
-        assert_eq!((PROTOCOL_VERSION, WHOIS_VERSION), (11, 11));
-        assert!(speaks(11) && !speaks(12));
+        assert_eq!(WHOIS_VERSION, 11);
+        assert!(speaks(11));
         let ask = ClientMsg::Whois { nick: nick("bob") };
         assert_eq!(encode_frame(&ask).unwrap()[LEN_PREFIX], 29);
         let answer = ServerMsg::Whois {
@@ -1656,6 +1746,28 @@ mod tests {
             assert!(speaks(old) && !sent_to(&answer, old), "version {old}");
         }
         assert!(sent_to(&answer, 11));
+    }
+
+    /// Remembered devices came in version 12 as two appended client messages and one server
+    /// message: what older clients and servers decode keeps its bytes, every client of 5 to 11
+    /// still speaks, and the list is never sent to one (it cannot ask).
+    #[test]
+    fn devices_are_appended_in_version_12() {
+        assert_eq!((PROTOCOL_VERSION, DEVICES_VERSION), (12, 12));
+        assert!(speaks(12) && !speaks(13));
+        assert_eq!(encode_frame(&ClientMsg::Devices).unwrap()[LEN_PREFIX], 30);
+        let forget = ClientMsg::ForgetDevice { id: 0xdead_beef };
+        assert_eq!(encode_frame(&forget).unwrap()[LEN_PREFIX], 31);
+        let answer = ServerMsg::Devices {
+            devices: Vec::new(),
+        };
+        assert_eq!(encode_frame(&answer).unwrap()[LEN_PREFIX], 35);
+        for old in 5..=11 {
+            assert!(speaks(old) && !sent_to(&answer, old), "version {old}");
+        }
+        assert!(sent_to(&answer, 12));
+        assert_eq!(RememberedDevice::id_of(0x0123_4567_89ab_cdef), 0x0123_4567);
+        assert_eq!(RememberedDevice::id_words(0xab), "000000ab");
     }
 
     /// An action's outcome in words came in version 10 as one appended server message, never
@@ -1836,6 +1948,26 @@ mod tests {
         msgs.push(ServerMsg::Whois {
             nick: nick("bob"),
             user: None,
+        });
+        msgs.push(ServerMsg::Devices {
+            devices: vec![
+                RememberedDevice {
+                    id: 7,
+                    remembered: Millis(5),
+                    used: None,
+                    this: false,
+                },
+                RememberedDevice {
+                    id: u32::MAX,
+                    remembered: Millis(5),
+                    used: Some(DeviceUse {
+                        at: Millis(9),
+                        door: DeviceDoor::Page,
+                        address: Some("2001:db8::1".parse().unwrap()),
+                    }),
+                    this: true,
+                },
+            ],
         });
         msgs.push(ServerMsg::Whois {
             nick: nick("bob"),

@@ -343,3 +343,105 @@ async fn after_a_restart_that_cannot_resume_the_client_signs_in_again_by_itself(
     assert!(erin.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+/// A remembered device as a program is one: a raw binary connection that signs in to
+/// `account` asking to be remembered. Returns its stream (still connected) and its key's id.
+async fn remembered_device(addr: SocketAddr, account: &str, password: &str) -> (TcpStream, u64) {
+    use natter_core::wire::{
+        ClientMsg, FrameDecoder, MAGIC, PROTOCOL_VERSION, Proof, ServerMsg, decode_payload,
+        encode_frame,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut out = MAGIC.to_vec();
+    for m in [
+        ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: natter_core::Nick::new("laptop").unwrap(),
+            resume: None,
+        },
+        ClientMsg::SignIn {
+            account: natter_core::Nick::new(account).unwrap(),
+            proof: Proof::Password(natter_core::Password(password.into())),
+            remember: true,
+        },
+    ] {
+        out.extend_from_slice(&encode_frame(&m).unwrap());
+    }
+    s.write_all(&out).await.unwrap();
+    let mut dec = FrameDecoder::new();
+    let mut buf = [0u8; 4096];
+    let key = tokio::time::timeout(WAIT, async {
+        loop {
+            while let Some(f) = dec.next_frame().unwrap() {
+                if let ServerMsg::SignedIn { key: Some(k), .. } = decode_payload(&f).unwrap() {
+                    return k;
+                }
+            }
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before signing in");
+            dec.extend(&buf[..n]);
+        }
+    })
+    .await
+    .expect("signed in with a key");
+    (s, key.id())
+}
+
+/// Line mode: `/devices` lists the account's remembered devices and `/devices forget ID`
+/// signs one out; the forgotten device, still connected, is closed, and the list after holds
+/// none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_mode_lists_and_forgets_a_remembered_device() {
+    use natter_core::wire::RememberedDevice;
+    use tokio::io::AsyncReadExt;
+    let (server, addr) = server().await;
+    register(addr, "alice", "correct horse").await;
+    let (mut laptop, key_id) = remembered_device(addr, "alice", "correct horse").await;
+    let id = RememberedDevice::id_words(RememberedDevice::id_of(key_id));
+
+    let mut alice = Client::start_env(
+        "alice",
+        &login_args("alice", addr),
+        &[("NATTER_PASSWORD", "correct horse")],
+    );
+    alice.expect("-- you are signed in as alice").await;
+    alice.send("/devices").await;
+    alice
+        .expect("-- 1 remembered device (/devices forget ID signs one out for good):")
+        .await;
+    let line = alice
+        .expect_where("the laptop's line", |l| {
+            l.starts_with(&format!("-- {id}: "))
+        })
+        .await;
+    assert!(
+        line.contains("through the natter client from 127.0.0.1") && !line.contains("this device"),
+        "{line}"
+    );
+    alice.send(&format!("/devices forget {id}")).await;
+    alice
+        .expect(&format!(
+            "-- device {id} is forgotten and signed out: its key opens nothing now"
+        ))
+        .await;
+    // The laptop's connection is closed by the server (after its NotSignedIn and Bye).
+    let closed = tokio::time::timeout(WAIT, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match laptop.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the forgotten device is closed");
+    alice.send("/devices").await;
+    alice
+        .expect("-- no remembered devices: a sign-in that asks to be remembered makes one")
+        .await;
+    alice.close_stdin();
+    assert!(alice.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}

@@ -222,6 +222,7 @@ async fn the_store_loads_what_add_wrote_and_passwd_revokes_device_keys() {
             id,
             hash: TokenHash([id as u8; 32]),
             created: natter_core::Millis(1),
+            used: None,
         };
         store
             .write(&Batch {

@@ -647,3 +647,124 @@ async fn a_copied_account_token_takes_nothing_and_stops_working_once_replaced() 
     );
     stop(server).await;
 }
+
+/// A lost laptop, signed out alone: two remembered devices of alice over real sockets; the
+/// desk lists both (the laptop's door and address as the server saw them, the desk marked as
+/// this device), forgets the laptop, and the laptop, still connected, is told why and closed;
+/// its key opens nothing after, while the desk stays signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_device_forgotten_from_another_is_told_and_its_key_opens_nothing() {
+    use natter_core::wire::{DeviceDoor, ErrorKind, Proof, RememberedDevice};
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let password = || natter_core::Password("correct horse".into());
+    let _account = BinClient::registered(addr, "alice", "correct horse").await;
+    // Two remembered devices: each signs in with "remember me" and gets a key.
+    let mut keys = Vec::new();
+    let mut devices = Vec::new();
+    for name in ["desk", "laptop"] {
+        let (mut c, _) = BinClient::hello(addr, name, None).await;
+        c.send(&ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: Proof::Password(password()),
+            remember: true,
+        })
+        .await;
+        let ServerMsg::SignedIn { key: Some(key), .. } = c
+            .expect(
+                |m| matches!(m, ServerMsg::SignedIn { key: Some(_), .. }),
+                "signed in with a key",
+            )
+            .await
+        else {
+            unreachable!("expect returned what it matched");
+        };
+        keys.push(key);
+        devices.push(c);
+    }
+    let mut laptop = devices.pop().unwrap();
+    let mut desk = devices.pop().unwrap();
+    let laptop_id = RememberedDevice::id_of(keys[1].id());
+
+    desk.send(&ClientMsg::Devices).await;
+    let ServerMsg::Devices { devices: list } = desk
+        .expect(
+            |m| matches!(m, ServerMsg::Devices { .. }),
+            "the device list",
+        )
+        .await
+    else {
+        unreachable!("expect returned what it matched");
+    };
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0].id, RememberedDevice::id_of(keys[0].id()));
+    assert!(list[0].this && !list[1].this, "{list:?}");
+    assert_eq!(list[1].id, laptop_id);
+    let used = list[1].used.clone().expect("its sign-in is its use");
+    assert_eq!(used.door, DeviceDoor::Client);
+    assert_eq!(used.address, Some(addr.ip()));
+
+    desk.send(&ClientMsg::ForgetDevice { id: laptop_id }).await;
+    desk.expect(
+        |m| matches!(m, ServerMsg::Done(w) if w.as_str().contains("forgotten and signed out")),
+        "the forgetting done",
+    )
+    .await;
+    let told = laptop.expect_closed_with(ErrorKind::NotSignedIn).await;
+    assert!(
+        told.iter().any(
+            |m| matches!(m, ServerMsg::Bye { reason } if reason.contains("forgotten by another of your devices"))
+        ),
+        "{told:?}"
+    );
+
+    let (mut thief, _) = BinClient::hello(addr, "thief", None).await;
+    thief
+        .send(&ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: Proof::Key(keys[1].clone()),
+            remember: false,
+        })
+        .await;
+    thief
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        kind: ErrorKind::SignInFailed,
+                        ..
+                    }
+                )
+            },
+            "the forgotten key refused",
+        )
+        .await;
+    // The desk is still alice, and its own key still opens the account.
+    desk.send(&ClientMsg::Devices).await;
+    let ServerMsg::Devices { devices: list } = desk
+        .expect(
+            |m| matches!(m, ServerMsg::Devices { .. }),
+            "the device list",
+        )
+        .await
+    else {
+        unreachable!("expect returned what it matched");
+    };
+    assert_eq!(list.len(), 1, "{list:?}");
+    let (mut again, _) = BinClient::hello(addr, "again", None).await;
+    again
+        .send(&ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: Proof::Key(keys[0].clone()),
+            remember: false,
+        })
+        .await;
+    again
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. }),
+            "the desk's key opens",
+        )
+        .await;
+    stop(server).await;
+}

@@ -663,6 +663,12 @@ impl Chat {
                     self.answer_in(&id, LineKind::Notice(line), now);
                 }
             }
+            Event::Devices(devices) => {
+                let id = self.current.clone();
+                for line in render::devices_lines(devices) {
+                    self.answer_in(&id, LineKind::Notice(line), now);
+                }
+            }
             Event::Away { nick, away } => {
                 self.on_away(nick, away.as_ref());
                 self.say_away(nick, away.as_ref(), now);

@@ -26,10 +26,10 @@ use crate::limits::{
     HELD_DIRECT_OVERHEAD, MAX_DEVICE_KEYS, MAX_HELD_DIRECT_BYTES, MAX_HELD_DIRECTS, MAX_THROTTLED,
     MAX_WORK_QUEUED,
 };
-use crate::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, TokenHash, Write};
+use crate::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, Write};
 use crate::time::Millis;
 use crate::types::{ConnId, DeviceKey, Nick, Password, RoomName, Seq, Text};
-use crate::wire::{ErrorKind, Proof, Re, ServerMsg};
+use crate::wire::{DeviceUse, ErrorKind, Proof, Re, RememberedDevice, ServerMsg};
 use core::hash::Hash;
 use core::net::IpAddr;
 use rand_core::RngCore;
@@ -257,8 +257,9 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
 pub(crate) struct Accounts {
     /// Folded name → account.
     by_name: HashMap<String, Account>,
-    /// Device key id → (folded account name, hash of its secret).
-    keys: HashMap<u64, (String, TokenHash)>,
+    /// Device key id → (folded account name, the key as kept: the hash of its secret, when
+    /// it was issued and last used).
+    keys: HashMap<u64, (String, KeyRecord)>,
     work: VecDeque<Work>,
     pending: FxHashMap<WorkId, Pending>,
     next_work: u64,
@@ -358,6 +359,11 @@ impl Accounts {
 /// `re: Conn`): it goes on as a guest under the same nick. IRC answers it `901`.
 pub(crate) const ACCOUNT_REMOVED: &str =
     "the operator removed your account: you are a guest now (your nick stays until you leave)";
+
+/// What a connected device is told when another device of its account forgot it
+/// (`/devices forget`): `NotSignedIn` with these words, then `Bye` with them, and the close.
+pub(crate) const DEVICE_FORGOTTEN: &str = "this device was forgotten by another of your devices \
+    (/devices forget): you are signed out, and its remembered sign-in no longer works";
 
 /// Whether a stored account is named as an IRC service (`NickServ`): such an account is not
 /// used, since nobody may hold a service's nick (IRC clients send it their passwords). Neither
@@ -499,7 +505,7 @@ impl Hub {
             seen.insert(folded.clone());
             let keys: VecDeque<u64> = la.keys.iter().map(|k| k.id).collect();
             for k in &la.keys {
-                self.accounts.keys.insert(k.id, (folded.clone(), k.hash));
+                self.accounts.keys.insert(k.id, (folded.clone(), k.clone()));
             }
             match self.accounts.by_name.get_mut(&folded) {
                 Some(a) => {
@@ -824,6 +830,156 @@ impl Hub {
         );
     }
 
+    /// `/devices`: the account's remembered devices (each holding one of its device keys),
+    /// oldest first, with when each was remembered and last used, and which is this one.
+    pub(super) fn list_devices(&mut self, conn: ConnId) {
+        let Some(account) = self.account_of_conn(conn) else {
+            return self.not_signed_in(conn);
+        };
+        if self.cluster.is_some() {
+            return self.devices_not_in_cluster(conn);
+        }
+        let this = self.key_of_conn(conn);
+        let devices = self
+            .accounts
+            .by_name
+            .get(&account)
+            .map(|a| {
+                a.keys
+                    .iter()
+                    .filter_map(|id| self.accounts.keys.get(id))
+                    .map(|(_, k)| RememberedDevice {
+                        id: RememberedDevice::id_of(k.id),
+                        remembered: k.created,
+                        used: k.used.clone(),
+                        this: Some(k.id) == this,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.reply(conn, Reply::Msg(ServerMsg::Devices { devices }));
+    }
+
+    /// `/devices forget ID`: the remembered device `id` ([`RememberedDevice::id`]) is
+    /// forgotten: its key is revoked (a sign-in with it fails from now on), and the device, if
+    /// connected or waiting for a resume, is signed out as a `/logout` there would (told
+    /// `NotSignedIn` with [`DEVICE_FORGOTTEN`], then `Bye`, and closed; its session no longer
+    /// resumes). The way to shut out a lost laptop without a `/password`, which signs out
+    /// every device.
+    pub(super) fn forget_remembered(&mut self, conn: ConnId, id: u32, now: Millis) {
+        let Some(account) = self.account_of_conn(conn) else {
+            return self.not_signed_in(conn);
+        };
+        if self.cluster.is_some() {
+            return self.devices_not_in_cluster(conn);
+        }
+        let words = RememberedDevice::id_words(id);
+        let key = self.accounts.by_name.get(&account).and_then(|a| {
+            a.keys
+                .iter()
+                .find(|k| RememberedDevice::id_of(**k) == id)
+                .copied()
+        });
+        let Some(key) = key else {
+            let detail = format!("you have no remembered device {words} (/devices lists them)");
+            return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+        };
+        if self.key_of_conn(conn) == Some(key) {
+            let detail = format!("{words} is this device: /logout signs it out and forgets it");
+            return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+        }
+        self.revoke_key(&account, key);
+        let uid = self.accounts.by_name.get(&account).and_then(|a| a.user);
+        let holders: Vec<DeviceId> = uid
+            .map(|uid| self.devices_of(uid))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|did| self.devices.get(did).and_then(Device::key) == Some(key))
+            .collect();
+        let signed_out = !holders.is_empty();
+        for did in holders {
+            let on = self.devices.get_mut(&did).and_then(|d| {
+                d.take_key();
+                d.conn
+            });
+            match on {
+                Some(c) => {
+                    let detail = DEVICE_FORGOTTEN.to_owned();
+                    self.error(c, ErrorKind::NotSignedIn, Re::Conn, detail);
+                    self.leave_device(did, None, now);
+                    self.bye(c, DEVICE_FORGOTTEN, "device forgotten");
+                }
+                None => {
+                    if self.timers.is_set(super::Timer::Grace(did)) {
+                        self.undetach(did, now);
+                    }
+                    self.leave_device(did, None, now);
+                }
+            }
+        }
+        info!(conn = %conn, %account, device = %words, signed_out, "remembered device forgotten");
+        let said = if signed_out {
+            format!("device {words} is forgotten and signed out: its key opens nothing now")
+        } else {
+            format!("device {words} is forgotten: its key opens nothing now")
+        };
+        if let Ok(text) = Text::new(&said) {
+            self.reply(conn, Reply::Msg(ServerMsg::Done(text)));
+        }
+    }
+
+    /// `/devices` in a cluster: refused in words (a device's last use is not kept in the
+    /// cluster's accounts).
+    fn devices_not_in_cluster(&mut self, conn: ConnId) {
+        let detail = "remembered devices cannot be listed or forgotten on a cluster yet: \
+                      /password forgets every remembered device"
+            .to_owned();
+        self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
+    }
+
+    /// The id of the device key `conn`'s device signed in with or was given.
+    fn key_of_conn(&self, conn: ConnId) -> Option<u64> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.device())
+            .and_then(|did| self.devices.get(&did))
+            .and_then(Device::key)
+    }
+
+    /// How `conn` came in, as a remembered device's last use tells it.
+    fn device_use(&self, conn: ConnId, now: Millis) -> Option<DeviceUse> {
+        let c = self.conns.get(&conn)?;
+        Some(DeviceUse {
+            at: now,
+            door: c.dialect()?.device_door(),
+            address: Some(c.client_ip()),
+        })
+    }
+
+    /// The device key `id` was used on `conn` (a sign-in with it, or its device's session
+    /// resumed there): kept for `/devices`, and stored (not in a cluster, whose accounts keep
+    /// no use: a write per resume to every node for what it cannot list).
+    pub(super) fn key_used(&mut self, conn: ConnId, id: u64, now: Millis) {
+        let Some(used) = self.device_use(conn, now) else {
+            return;
+        };
+        let Some((owner, kept)) = self.accounts.keys.get_mut(&id) else {
+            return;
+        };
+        kept.used = Some(used.clone());
+        let owner = owner.clone();
+        if self.cluster.is_some() {
+            return;
+        }
+        if let Some(name) = self.account_name(&owner) {
+            self.record(Write::KeyUsed {
+                account: name,
+                id,
+                used,
+            });
+        }
+    }
+
     pub(super) fn change_password(
         &mut self,
         conn: ConnId,
@@ -992,12 +1148,15 @@ impl Hub {
         }
         info!(conn = %conn, account = %name, "signed in");
         let key = if remember {
-            Some(self.new_key(account, now))
+            Some(self.new_key(account, conn, now))
         } else {
             None
         };
         if let Some(d) = self.devices.get_mut(&did) {
             d.set_key(key.as_ref().map(DeviceKey::id).or(used_key));
+        }
+        if let Some(id) = used_key {
+            self.key_used(conn, id, now);
         }
         let only_device = self.users.get(&guest).is_some_and(|u| u.devices.len() == 1);
         match existing {
@@ -1309,7 +1468,7 @@ impl Hub {
         self.end_sessions(account, mine, now);
         info!(conn = %conn, account = %name, "password changed");
         if let Some(did) = mine.filter(|_| remembered) {
-            let key = self.new_key(account, now);
+            let key = self.new_key(account, conn, now);
             if let Some(d) = self.devices.get_mut(&did) {
                 d.set_key(Some(key.id()));
             }
@@ -1424,21 +1583,38 @@ impl Hub {
     /// The folded account a device key opens, compared in constant time.
     fn key_owner(&self, key: &DeviceKey) -> Option<String> {
         use subtle::ConstantTimeEq;
-        let (owner, hash) = self.accounts.keys.get(&key.id())?;
+        let (owner, kept) = self.accounts.keys.get(&key.id())?;
         let shown = KeyRecord::of(key, Millis::ZERO).hash;
-        bool::from(hash.0.ct_eq(&shown.0)).then(|| owner.clone())
+        bool::from(kept.hash.0.ct_eq(&shown.0)).then(|| owner.clone())
     }
 
-    fn new_key(&mut self, account: &str, now: Millis) -> DeviceKey {
+    /// A new device key for `account`, given to `conn`'s device (its first use).
+    fn new_key(&mut self, account: &str, conn: ConnId, now: Millis) -> DeviceKey {
+        // Its short id (`/devices`) is unique among the account's keys too, so that
+        // `/devices forget ID` names one device.
+        let taken: FxHashSet<u32> = self
+            .accounts
+            .by_name
+            .get(account)
+            .map(|a| {
+                a.keys
+                    .iter()
+                    .map(|id| RememberedDevice::id_of(*id))
+                    .collect()
+            })
+            .unwrap_or_default();
         let key = loop {
             let mut k = [0u8; 32];
             self.rng.fill_bytes(&mut k);
             let k = DeviceKey(k);
-            if !self.accounts.keys.contains_key(&k.id()) {
+            if !self.accounts.keys.contains_key(&k.id())
+                && !taken.contains(&RememberedDevice::id_of(k.id()))
+            {
                 break k;
             }
         };
-        let rec = KeyRecord::of(&key, now);
+        let mut rec = KeyRecord::of(&key, now);
+        rec.used = self.device_use(conn, now);
         let Some(a) = self.accounts.by_name.get_mut(account) else {
             return key;
         };
@@ -1449,7 +1625,7 @@ impl Hub {
             .flatten();
         self.accounts
             .keys
-            .insert(rec.id, (account.to_owned(), rec.hash));
+            .insert(rec.id, (account.to_owned(), rec.clone()));
         self.account_write(
             &name,
             Write::AddKey {
@@ -1590,14 +1766,10 @@ impl Hub {
             account: account.clone(),
         });
         for id in &a.keys {
-            if let Some((_, hash)) = self.accounts.keys.get(id) {
+            if let Some((_, kept)) = self.accounts.keys.get(id) {
                 writes.push(Write::AddKey {
                     account: account.clone(),
-                    key: KeyRecord {
-                        id: *id,
-                        hash: *hash,
-                        created: self.now,
-                    },
+                    key: kept.clone(),
                 });
             }
         }
@@ -2219,7 +2391,15 @@ impl Hub {
             }
         }
         for k in &keys {
-            self.accounts.keys.insert(k.id, (folded.clone(), k.hash));
+            // What this node knows of a key's last use stays (the cluster keeps none).
+            let used = self
+                .accounts
+                .keys
+                .get(&k.id)
+                .and_then(|(_, kept)| kept.used.clone());
+            let mut k = k.clone();
+            k.used = k.used.or(used);
+            self.accounts.keys.insert(k.id, (folded.clone(), k));
         }
         let is_new = !self.accounts.by_name.contains_key(&folded);
         let registering_here = self

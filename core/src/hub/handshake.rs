@@ -411,6 +411,9 @@ impl Hub {
         // WHOIS says nothing of it (`671` is a claim about the user's whole way here).
         if let Some(c) = self.conns.get_mut(&conn) {
             c.secure = false;
+            if let Some(super::dialect::AnyDialect::Binary(b)) = c.dialect_mut() {
+                b.bridged = true;
+            }
         }
         self.count_client(conn, ip, now);
         if let Some(detail) = self.conns.get(&conn).and_then(|c| c.refused().cloned()) {

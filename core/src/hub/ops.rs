@@ -374,6 +374,8 @@ impl Hub {
                 self.register(conn, password, remember, now)
             }
             ClientMsg::SignOut => self.sign_out(conn, now),
+            ClientMsg::Devices => self.list_devices(conn),
+            ClientMsg::ForgetDevice { id } => self.forget_remembered(conn, id, now),
             ClientMsg::ChangePassword { old, new } => self.change_password(conn, old, new, now),
             ClientMsg::Read { room, seq } => self.read_marker(conn, room, seq),
             ClientMsg::JoinKey { room, key } => self.join_keyed(conn, room, Some(&key), now),

@@ -214,6 +214,9 @@ impl Hub {
             .unwrap_or_default();
         self.make_ready(conn, uid, did, now);
         self.stats.resumes_ok += 1;
+        if let Some(id) = self.devices.get(&did).and_then(Device::key) {
+            self.key_used(conn, id, now);
+        }
         let token = self.issue_token(did);
         debug!(conn = %conn, %nick, rooms = rooms.len(), "resumed");
         self.welcome(conn, nick.clone(), token, true);

@@ -138,7 +138,9 @@ impl MsgKind {
             ClientMsg::SignIn { .. }
             | ClientMsg::Register { .. }
             | ClientMsg::SignOut
-            | ClientMsg::ChangePassword { .. } => MsgKind::Account,
+            | ClientMsg::ChangePassword { .. }
+            | ClientMsg::Devices
+            | ClientMsg::ForgetDevice { .. } => MsgKind::Account,
             ClientMsg::Read { .. } => MsgKind::Read,
             ClientMsg::Moderate { .. } | ClientMsg::Admin(_) => MsgKind::Moderate,
             ClientMsg::Hello { .. } | ClientMsg::Forwarded { .. } => return None,

@@ -6924,6 +6924,257 @@ mod accounts {
         assert_eq!(error_kinds(&t.recv(r)), vec![ErrorKind::Invalid]);
     }
 
+    /// A browser through the bridge (its address named by `Forwarded`) that says `Hello`.
+    fn page(t: &mut T, browser: &str, want: &str) -> ConnId {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(
+            c,
+            &crate::wire::bridge_preamble(browser, TEST_BRIDGE_SECRET),
+        );
+        t.send(
+            c,
+            &ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume: None,
+            },
+        );
+        t.recv(c);
+        c
+    }
+
+    fn key_in(got: &[ServerMsg]) -> DeviceKey {
+        got.iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { key, .. } => key.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no key: {got:?}"))
+    }
+
+    fn devices_in(got: &[ServerMsg]) -> Vec<crate::wire::RememberedDevice> {
+        got.iter()
+            .find_map(|m| match m {
+                ServerMsg::Devices { devices } => Some(devices.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no device list: {got:?}"))
+    }
+
+    /// `/devices` lists the account's remembered devices (when remembered, last used, door,
+    /// address, which is this one); `/devices forget ID` revokes that device's key and signs
+    /// the connected device out (told, then closed), and its key opens nothing after.
+    #[test]
+    fn remembered_devices_are_listed_and_a_forgotten_one_is_signed_out() {
+        use crate::wire::{DeviceDoor, RememberedDevice};
+        let mut t = T::new();
+        let (a, key_a) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        t.advance(20_000);
+        let remembered_p = t.now;
+        let p = page(&mut t, "198.51.100.7", "p");
+        let key_p = key_in(&sign_in(&mut t, p, "alice", Proof::Password(pw(PW)), true));
+        // Signed in without "remember": no key, not listed.
+        let q = t.bin("q");
+        sign_in(&mut t, q, "alice", Proof::Password(pw(PW)), false);
+        t.recv(a);
+        t.recv(p);
+
+        t.send(a, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(a));
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(list[0].id, RememberedDevice::id_of(key_a.id()));
+        assert!(list[0].this && !list[1].this, "{list:?}");
+        let used = list[0].used.clone().expect("registering used it");
+        assert_eq!(used.door, DeviceDoor::Client);
+        assert_eq!(used.address, Some(LOCAL));
+        assert_eq!(list[1].id, RememberedDevice::id_of(key_p.id()));
+        assert_eq!(list[1].remembered, remembered_p);
+        let used = list[1].used.clone().expect("remembered at its sign-in");
+        assert_eq!(used.door, DeviceDoor::Page);
+        assert_eq!(used.address, Some("198.51.100.7".parse().unwrap()));
+        // The list never holds anything of a key's secret.
+        let bytes = crate::wire::encode_frame(&ServerMsg::Devices {
+            devices: list.clone(),
+        })
+        .unwrap();
+        assert!(!bytes.windows(8).any(|w| w == &key_p.0[8..16]));
+
+        // Forgetting one's own device is /logout's job; an id not the account's is refused.
+        t.send(a, &ClientMsg::ForgetDevice { id: list[0].id });
+        let got = t.recv(a);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Invalid]);
+        assert!(error_detail(&got).contains("/logout"), "{got:?}");
+        let unknown = list[0].id.wrapping_add(1).max(list[1].id.wrapping_add(1));
+        t.send(a, &ClientMsg::ForgetDevice { id: unknown });
+        let got = t.recv(a);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Invalid]);
+        assert!(
+            error_detail(&got).contains("no remembered device")
+                && error_detail(&got).contains(&RememberedDevice::id_words(unknown)),
+            "{got:?}"
+        );
+
+        // The page is forgotten from a: it is told and closed; a hears it done.
+        t.send(a, &ClientMsg::ForgetDevice { id: list[1].id });
+        let got = t.recv(a);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Done(w)
+                if w.as_str().contains("forgotten and signed out"))),
+            "{got:?}"
+        );
+        let told = t.recv(p);
+        assert_eq!(error_kinds(&told), vec![ErrorKind::NotSignedIn], "{told:?}");
+        assert!(error_detail(&told).contains("forgotten"), "{told:?}");
+        assert!(
+            matches!(told.last(), Some(ServerMsg::Bye { .. })),
+            "{told:?}"
+        );
+        assert!(t.closed(p));
+        // Its key opens nothing now; a's still does; the account stays in its rooms.
+        let r = t.bin("r");
+        let got = sign_in(&mut t, r, "alice", Proof::Key(key_p), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        t.send(a, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(a));
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert!(t.hub.is_member(&nick("alice"), &room("#x")));
+        assert!(!t.closed(q), "a device without a key is not touched");
+
+        // A guest has no devices to list or forget.
+        let g = t.bin("g");
+        t.send(g, &ClientMsg::Devices);
+        assert_eq!(error_kinds(&t.recv(g)), vec![ErrorKind::NotSignedIn]);
+        t.send(g, &ClientMsg::ForgetDevice { id: list[0].id });
+        assert_eq!(error_kinds(&t.recv(g)), vec![ErrorKind::NotSignedIn]);
+    }
+
+    /// A forgotten device waiting for its resume is signed out there and then: its token no
+    /// longer resumes. A resume of a remembered device is its last use (time, door, address),
+    /// written to the store with the key's id.
+    #[test]
+    fn a_forgotten_device_loses_its_resume_and_a_resume_is_a_use() {
+        use crate::persist::Write;
+        use crate::wire::RememberedDevice;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let (a, _) = registered(&mut t, "alice");
+        let q = t.bin("q");
+        let got = sign_in(&mut t, q, "alice", Proof::Password(pw(PW)), true);
+        let (key_q, token) = (key_in(&got), token_of(&got));
+        t.send(q, &ClientMsg::Ping { token: 1 });
+        t.recv(q);
+        // q drops and comes back from elsewhere, later: that is its last use.
+        t.hub.handle_close(q, t.now);
+        t.pump();
+        t.advance(20_000);
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let (q2, got) = t.hello(
+            peer,
+            "q",
+            Some(Resume {
+                token,
+                rooms: vec![],
+            }),
+        );
+        assert!(resumed(&got), "{got:?}");
+        t.send(a, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(a));
+        let used = list[1].used.clone().unwrap();
+        assert_eq!((used.at, used.address), (t.now, Some(peer)));
+        let written = t.batches.iter().flat_map(|b| b.writes.iter()).any(|w| {
+            matches!(w, Write::KeyUsed { id, used, .. } if *id == key_q.id() && used.address == Some(peer))
+        });
+        assert!(written, "the use is stored");
+        // It drops again, and is forgotten while it waits for its resume.
+        let token = welcomed_token(&got);
+        t.send(q2, &ClientMsg::Ping { token: 2 });
+        t.recv(q2);
+        t.hub.handle_close(q2, t.now);
+        t.pump();
+        t.send(
+            a,
+            &ClientMsg::ForgetDevice {
+                id: RememberedDevice::id_of(key_q.id()),
+            },
+        );
+        let got = t.recv(a);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Done(w) if w.as_str().contains("signed out"))),
+            "{got:?}"
+        );
+        let revoked = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .any(|w| matches!(w, Write::RevokeKey { id } if *id == key_q.id()));
+        assert!(revoked, "the revocation is stored");
+        let (_, got) = t.resume("q", token, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+    }
+
+    /// nc: `/devices` and `/devices forget ID` as typed, answered in `-- ` lines.
+    #[test]
+    fn nc_lists_and_forgets_remembered_devices() {
+        use crate::wire::RememberedDevice;
+        let mut t = T::new();
+        let (a, key_a) = registered(&mut t, "alice");
+        let (c, _) = t.txt();
+        t.line(c, "/devices");
+        let lines = t.lines(c);
+        assert!(
+            lines.iter().any(|l| l.contains("not signed in")),
+            "{lines:?}"
+        );
+        t.line(c, &format!("/login alice {PW}"));
+        t.pump();
+        t.lines(c);
+        t.line(c, "/devices");
+        let lines = t.lines(c);
+        let id = RememberedDevice::id_words(RememberedDevice::id_of(key_a.id()));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("-- 1 remembered device")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("-- {id}: remembered "))
+                    && l.contains("through the natter client from 127.0.0.1")),
+            "{lines:?}"
+        );
+        t.line(c, "/devices forget zz");
+        let lines = t.lines(c);
+        assert!(
+            lines.iter().any(|l| l.contains("/devices forget ID")),
+            "{lines:?}"
+        );
+        t.line(c, &format!("/devices forget {}", id.to_uppercase()));
+        let lines = t.lines(c);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("device {id} is forgotten and signed out"))),
+            "{lines:?}"
+        );
+        assert!(t.closed(a));
+        t.line(c, "/devices");
+        let lines = t.lines(c);
+        assert!(
+            lines.iter().any(|l| l.contains("no remembered devices")),
+            "{lines:?}"
+        );
+        t.line(c, "/help");
+        let lines = t.lines(c);
+        assert!(lines.iter().any(|l| l.contains("/devices")), "{lines:?}");
+    }
+
     #[test]
     fn accounts_are_written_and_come_back_after_a_restart() {
         use crate::persist::{LoadedAccount, Write};

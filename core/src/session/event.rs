@@ -240,6 +240,9 @@ pub enum Event {
         /// What is known.
         user: Option<WhoisUser>,
     },
+    /// The answer to `/devices`: the account's remembered devices, oldest first. Shown each
+    /// time.
+    Devices(Vec<crate::wire::RememberedDevice>),
     /// `nick` is away now with this message (`Some`) or back (`None`): us, a co-member, or
     /// someone we wrote to (the server says it after each message to someone away). Member
     /// lists mark it ([`crate::chat::Chat::away`]); its line for people is

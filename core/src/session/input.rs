@@ -10,7 +10,8 @@ use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::render::count;
 use crate::types::{MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{
-    AWAY_VERSION, ClientMsg, DirectMsg, NOTICE_VERSION, Proof, TOPIC_CLEAR_VERSION, WHOIS_VERSION,
+    AWAY_VERSION, ClientMsg, DEVICES_VERSION, DirectMsg, NOTICE_VERSION, Proof,
+    TOPIC_CLEAR_VERSION, WHOIS_VERSION,
 };
 
 /// What a command that needs a room does in one, and what to type for it in a direct
@@ -97,6 +98,8 @@ impl Session {
                         | Command::ClearTopic(_)
                         | Command::Away(_)
                         | Command::Logout
+                        | Command::Devices
+                        | Command::ForgetDevice(_)
                         | Command::ChangePassword { .. }
                         | Command::Admin(_)
                         | Command::Moderate { .. }
@@ -203,6 +206,8 @@ impl Session {
                 }
             }
             Command::Whois(nick) => self.whois(nick),
+            Command::Devices => self.devices(ClientMsg::Devices),
+            Command::ForgetDevice(id) => self.devices(ClientMsg::ForgetDevice { id }),
             Command::Rooms => self.send_or_defer(ClientMsg::Rooms),
             Command::Topic { room, topic } => {
                 let about = if topic.is_some() { SET_TOPIC } else { TOPIC };
@@ -462,6 +467,27 @@ impl Session {
             ),
             _ => {
                 self.pace(ClientMsg::ClearTopic { room });
+            }
+        }
+    }
+
+    /// `/devices` and `/devices forget ID`: asked of a server of [`DEVICES_VERSION`] or later
+    /// (an older one cannot decode them and would close the connection), refused in words
+    /// otherwise, and while not connected (the server's version is not known yet).
+    fn devices(&mut self, msg: ClientMsg) {
+        if !self.link.is_welcomed() {
+            return self.error(About::Input, "not connected; /devices again once connected");
+        }
+        match self.handshake.version {
+            Some(v) if v < DEVICES_VERSION => self.error(
+                About::Input,
+                format!(
+                    "this server is too old for /devices: it speaks natter protocol version {v}, \
+                     and /devices needs version {DEVICES_VERSION}"
+                ),
+            ),
+            _ => {
+                self.pace(msg);
             }
         }
     }

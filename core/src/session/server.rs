@@ -185,6 +185,7 @@ impl Session {
             }
             ServerMsg::Done(words) => self.event(Event::Done(words.to_string())),
             ServerMsg::Whois { nick, user } => self.event(Event::Whois { nick, user }),
+            ServerMsg::Devices { devices } => self.event(Event::Devices(devices)),
             // Someone's away: what member lists mark, and a line whose place a UI chooses
             // (beside the direct conversation with them, if any).
             ServerMsg::Away { nick, away } => self.event(Event::Away { nick, away }),

@@ -5294,3 +5294,90 @@ fn a_big_room_small_again_refreshes_its_member_list_quietly() {
         "{evs:?}"
     );
 }
+
+/// `/devices` and `/devices forget ID` go to a server of version 12 as `Devices` and
+/// `ForgetDevice`, and the list comes back as an event; to an older server (which could not
+/// decode them) they are refused in words and nothing is sent.
+#[test]
+fn devices_are_asked_of_a_server_that_knows_them() {
+    let mut t = T::new(Transport::Stream);
+    t.events();
+    t.s.handle_connected(t.now);
+    t.welcome_at(11, 1, false);
+    t.joined("#lobby", 1);
+    t.drain_paced();
+    t.events();
+    for line in ["/devices", "/devices forget 0a0b0c0d"] {
+        t.s.handle_input(line, t.now);
+        let errs = errors(&t.events());
+        assert!(
+            errs.len() == 1 && errs[0].contains("too old") && errs[0].contains("needs version 12"),
+            "{errs:?}"
+        );
+    }
+    assert!(t.drain_paced().is_empty());
+
+    let mut t = T::ready(Transport::Stream);
+    t.drain_paced();
+    t.events();
+    t.s.handle_input("/devices", t.now);
+    t.s.handle_input("/devices forget 0A0B0C0D", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        [
+            ClientMsg::Devices,
+            ClientMsg::ForgetDevice { id: 0x0a0b_0c0d }
+        ]
+    );
+    let devices = vec![crate::wire::RememberedDevice {
+        id: 0x0a0b_0c0d,
+        remembered: crate::time::Millis(0),
+        used: None,
+        this: true,
+    }];
+    t.recv(ServerMsg::Devices {
+        devices: devices.clone(),
+    });
+    assert_eq!(t.events(), [Event::Devices(devices.clone())]);
+    let lines = crate::render::session_lines(&Event::Devices(devices), &nick("alice"));
+    assert_eq!(
+        lines,
+        [
+            "-- 1 remembered device (/devices forget ID signs one out for good):",
+            "-- 0a0b0c0d (this device): remembered 1970-01-01 00:00 UTC, last sign-in not recorded"
+        ]
+    );
+}
+
+/// A remembered device forgotten from another device (`NotSignedIn`, then `Bye`) lets go of
+/// its key and password: it comes back as a guest and does not sign in again by itself.
+#[test]
+fn a_forgotten_device_lets_go_of_its_credentials() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("correct horse")),
+        true,
+        t.now,
+    );
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, Some(5));
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([5; 32])));
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::NotSignedIn,
+        re: Re::Conn,
+        detail: "this device was forgotten by another of your devices".into(),
+    });
+    t.recv(ServerMsg::Bye {
+        reason: "this device was forgotten by another of your devices".into(),
+    });
+    let evs = t.events();
+    assert!(evs.contains(&Event::SignedOut), "{evs:?}");
+    assert_eq!((t.s.account(), t.s.device_key()), (None, None));
+    let sent = restarted(&mut t, 3);
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
+        "{sent:?}"
+    );
+}

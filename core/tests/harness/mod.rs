@@ -148,6 +148,7 @@ impl FakeStore {
             Write::AccountRooms { account, .. }
             | Write::ReadMarker { account, .. }
             | Write::AddKey { account, .. }
+            | Write::KeyUsed { account, .. }
             | Write::HeldDirects { account, .. }
             | Write::RevokeKeys { account } => {
                 if let Some(a) = self.accounts.get_mut(&account.folded()) {

@@ -1,5 +1,5 @@
 //! Accounts in the store: applying the account writes (`Account`, `DropAccount`,
-//! `AccountRooms`, `ReadMarker`, `AddKey`, `RevokeKey`, `RevokeKeys`, `HeldDirects`) inside a writer's
+//! `AccountRooms`, `ReadMarker`, `AddKey`, `KeyUsed`, `RevokeKey`, `RevokeKeys`, `HeldDirects`) inside a writer's
 //! transaction, loading every account back, and [`AccountStore`], the operator's door to them
 //! (`natter-server account …`), which works whether or not a server has the store open.
 //! Accounts are keyed by their folded name ([`Nick::folded`]).
@@ -13,6 +13,7 @@ use natter_core::accounts::PasswordHash;
 use natter_core::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, Write};
 use natter_core::types::{InvalidName, MsgId, Text};
 use natter_core::wire::DirectMsg;
+use natter_core::wire::{DeviceDoor, DeviceUse};
 use natter_core::{Millis, Nick, RoomName, Seq};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
@@ -63,16 +64,21 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
         }
         Write::AddKey { account, key } => {
             let created = int("time", key.created.0)?;
+            let (used, door, address) = use_columns(key.used.as_ref())?;
             let added = tx
                 .prepare_cached(
-                    "INSERT INTO device_keys (id, account, hash, created) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO device_keys (id, account, hash, created, used, door, address)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .and_then(|mut st| {
                     st.execute(params![
                         key_id(key.id),
                         account.folded(),
                         &key.hash.0[..],
-                        created
+                        created,
+                        used,
+                        door,
+                        address
                     ])
                 });
             match added {
@@ -90,6 +96,14 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
             tx.prepare_cached("DELETE FROM device_keys WHERE id = ?1")
                 .and_then(|mut st| st.execute([key_id(*id)]))
                 .map_err(sql)?;
+        }
+        Write::KeyUsed { id, used, .. } => {
+            let (at, door, address) = use_columns(Some(used))?;
+            tx.prepare_cached(
+                "UPDATE device_keys SET used = ?2, door = ?3, address = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut st| st.execute(params![key_id(*id), at, door, address]))
+            .map_err(sql)?;
         }
         Write::RevokeKeys { account } => {
             tx.prepare_cached("DELETE FROM device_keys WHERE account = ?1")
@@ -144,6 +158,42 @@ fn upsert(tx: &Connection, rec: &AccountRecord) -> Result<(), WriteError> {
     })
     .map(|_| ())
     .map_err(WriteError::from_sqlite)
+}
+
+/// A key's last use as its columns: the time, the door's word and the address as text.
+#[allow(clippy::type_complexity)]
+fn use_columns(
+    used: Option<&DeviceUse>,
+) -> Result<(Option<i64>, Option<&'static str>, Option<String>), WriteError> {
+    let Some(u) = used else {
+        return Ok((None, None, None));
+    };
+    Ok((
+        Some(int("time", u.at.0)?),
+        Some(door_word(u.door)),
+        u.address.map(|a| a.to_string()),
+    ))
+}
+
+/// A door as the `door` column holds it.
+fn door_word(door: DeviceDoor) -> &'static str {
+    match door {
+        DeviceDoor::Client => "client",
+        DeviceDoor::Page => "page",
+        DeviceDoor::Text => "text",
+        DeviceDoor::Irc => "irc",
+    }
+}
+
+/// The door a `door` column names.
+fn door_of(word: &str) -> Option<DeviceDoor> {
+    Some(match word {
+        "client" => DeviceDoor::Client,
+        "page" => DeviceDoor::Page,
+        "text" => DeviceDoor::Text,
+        "irc" => DeviceDoor::Irc,
+        _ => return None,
+    })
 }
 
 /// A device key's id as stored: all 64 bits, as SQLite's signed integer.
@@ -235,27 +285,47 @@ pub(super) fn load(conn: &Connection) -> Result<Vec<LoadedAccount>, ReadError> {
     }
 
     let mut st = conn
-        .prepare("SELECT account, id, hash, created FROM device_keys ORDER BY account, created, id")
+        .prepare(
+            "SELECT account, id, hash, created, used, door, address FROM device_keys
+             ORDER BY account, created, id",
+        )
         .map_err(sql)?;
     let rows = st
         .query_map([], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ),
+                (
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ),
             ))
         })
         .map_err(sql)?;
     for row in rows {
-        let (account, id, hash, created) = row.map_err(sql)?;
+        let ((account, id, hash, created), (used, door, address)) = row.map_err(sql)?;
         if let Some(&i) = index.get(&account) {
             let hash = token_hash(&hash)
                 .ok_or_else(|| corrupt(format!("a device key hash of account {account}")))?;
+            // A use whose door or address does not read is kept as none: it only informs.
+            let used = match (used, door.as_deref().and_then(door_of)) {
+                (Some(at), Some(door)) => Some(DeviceUse {
+                    at: Millis(unsigned("time", at)?),
+                    door,
+                    address: address.and_then(|a| a.parse().ok()),
+                }),
+                _ => None,
+            };
             accounts[i].keys.push(KeyRecord {
                 id: u64::from_ne_bytes(id.to_ne_bytes()),
                 hash,
                 created: Millis(unsigned("time", created)?),
+                used,
             });
         }
     }

@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/013_held_directs.sql"),
     include_str!("migrations/014_took_zero.sql"),
     include_str!("migrations/015_put_out.sql"),
+    include_str!("migrations/016_device_use.sql"),
 ];
 
 /// The schema version this build writes.

@@ -422,6 +422,7 @@ mod accounts {
             id,
             hash: TokenHash([byte; 32]),
             created: Millis(created),
+            used: None,
         }
     }
 
@@ -657,6 +658,82 @@ mod accounts {
         )
         .unwrap();
         assert_eq!(accounts(&store)[0].held, held);
+    }
+
+    /// Step 16 on a store made by schema 15: its device keys come through with no use kept,
+    /// a use is kept after (time, door, address) and moves with each later one, and a key
+    /// added with its first use keeps it.
+    #[test]
+    fn a_schema_15_store_gains_device_keys_last_use() {
+        use natter_core::wire::{DeviceDoor, DeviceUse};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+            c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+            for step in &MIGRATIONS[..15] {
+                c.execute_batch(step).unwrap();
+            }
+            c.execute_batch(
+                "PRAGMA user_version = 15; PRAGMA application_id = 1314148913;
+                 INSERT INTO accounts (name, display, hash, created)
+                 VALUES ('alice', 'Alice', '$argon2id$a', 1700000000000);
+                 INSERT INTO device_keys (id, account, hash, created)
+                 VALUES (77, 'alice', x'0303030303030303030303030303030303030303030303030303030303030303', 1700000000001);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        let version: u32 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let got = accounts(&store);
+        assert_eq!(got[0].keys, vec![key(77, 3, 1_700_000_000_001)]);
+        let used = |at, door, address: Option<&str>| DeviceUse {
+            at: Millis(at),
+            door,
+            address: address.map(|a| a.parse().unwrap()),
+        };
+        let page = used(1_700_000_000_500, DeviceDoor::Page, Some("2001:db8::7"));
+        write(
+            &mut store,
+            vec![Write::KeyUsed {
+                account: nick("alice"),
+                id: 77,
+                used: page.clone(),
+            }],
+        )
+        .unwrap();
+        assert_eq!(accounts(&store)[0].keys[0].used, Some(page));
+        let client = used(1_700_000_000_900, DeviceDoor::Client, None);
+        let mut added = key(78, 4, 1_700_000_000_800);
+        added.used = Some(used(1_700_000_000_800, DeviceDoor::Text, Some("192.0.2.1")));
+        write(
+            &mut store,
+            vec![
+                Write::KeyUsed {
+                    account: nick("alice"),
+                    id: 77,
+                    used: client.clone(),
+                },
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: added.clone(),
+                },
+                // A key no longer kept stays unkept.
+                Write::KeyUsed {
+                    account: nick("alice"),
+                    id: 99,
+                    used: client.clone(),
+                },
+            ],
+        )
+        .unwrap();
+        let keys = accounts(&store).remove(0).keys;
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(keys[0].used, Some(client));
+        assert_eq!(keys[1], added);
     }
 
     #[test]
@@ -2230,6 +2307,9 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
              ALTER TABLE sessions DROP COLUMN prev_token;
              ALTER TABLE sessions DROP COLUMN took_zero;
              ALTER TABLE sessions DROP COLUMN put_out;
+             ALTER TABLE device_keys DROP COLUMN used;
+             ALTER TABLE device_keys DROP COLUMN door;
+             ALTER TABLE device_keys DROP COLUMN address;
              PRAGMA user_version = 10;
              COMMIT;",
         )
@@ -2311,6 +2391,9 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
              ALTER TABLE sessions DROP COLUMN prev_token;
              ALTER TABLE sessions DROP COLUMN took_zero;
              ALTER TABLE sessions DROP COLUMN put_out;
+             ALTER TABLE device_keys DROP COLUMN used;
+             ALTER TABLE device_keys DROP COLUMN door;
+             ALTER TABLE device_keys DROP COLUMN address;
              PRAGMA user_version = 11;",
         )
         .unwrap();
@@ -2370,6 +2453,9 @@ fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
         .execute_batch(
             "ALTER TABLE sessions DROP COLUMN took_zero;
              ALTER TABLE sessions DROP COLUMN put_out;
+             ALTER TABLE device_keys DROP COLUMN used;
+             ALTER TABLE device_keys DROP COLUMN door;
+             ALTER TABLE device_keys DROP COLUMN address;
              PRAGMA user_version = 13;",
         )
         .unwrap();
@@ -2416,6 +2502,9 @@ fn a_schema_14_store_keeps_its_sessions_and_the_rooms_put_out_of_read_back() {
         .unwrap()
         .execute_batch(
             "ALTER TABLE sessions DROP COLUMN put_out;
+             ALTER TABLE device_keys DROP COLUMN used;
+             ALTER TABLE device_keys DROP COLUMN door;
+             ALTER TABLE device_keys DROP COLUMN address;
              PRAGMA user_version = 14;",
         )
         .unwrap();

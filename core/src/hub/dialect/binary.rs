@@ -19,6 +19,9 @@ pub(crate) struct Binary {
     magic_seen: u8,
     frames: FrameDecoder,
     any_frame: bool,
+    /// A bridge speaks for a browser on it (its `Forwarded` was taken): a remembered
+    /// device's door is the page (`/devices`).
+    pub(crate) bridged: bool,
     /// The protocol version its hello said (0 before it): a version-5 client gets version 5's
     /// forms of what changed since ([`crate::wire::encode_frame_for`]).
     version: u16,

@@ -351,6 +351,16 @@ impl AnyDialect {
     pub(crate) fn kind(&self) -> ConnKind {
         self.inner().kind()
     }
+    /// The door a device on this connection came through, as `/devices` tells it.
+    pub(crate) fn device_door(&self) -> crate::wire::DeviceDoor {
+        use crate::wire::DeviceDoor;
+        match self {
+            AnyDialect::Binary(b) if b.bridged => DeviceDoor::Page,
+            AnyDialect::Binary(_) => DeviceDoor::Client,
+            AnyDialect::Text(_) => DeviceDoor::Text,
+            AnyDialect::Irc(_) => DeviceDoor::Irc,
+        }
+    }
     pub(crate) fn feed(&mut self, data: &[u8], steps: &mut Vec<Step>) {
         self.inner_mut().feed(data, steps);
     }

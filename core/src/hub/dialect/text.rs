@@ -294,6 +294,8 @@ impl Dialect for Text {
                     remember: false,
                 },
                 Command::Logout => ClientMsg::SignOut,
+                Command::Devices => ClientMsg::Devices,
+                Command::ForgetDevice(id) => ClientMsg::ForgetDevice { id },
                 Command::ChangePassword { old, new } => ClientMsg::ChangePassword { old, new },
                 Command::JoinKey { room, key } => ClientMsg::JoinKey { room, key },
                 Command::Admin(action) => ClientMsg::Admin(action),

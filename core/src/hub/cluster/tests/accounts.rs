@@ -466,6 +466,7 @@ fn writes_apply_to_a_kept_account_as_a_store_would() {
         id,
         hash: TokenHash([id as u8; 32]),
         created: Millis(id),
+        used: None,
     };
     let marker = |seq| Write::ReadMarker {
         account: name.clone(),
@@ -949,4 +950,34 @@ fn a_direct_message_to_an_account_with_nothing_connected_on_another_node_says_so
         "alice is not connected; direct messages are not kept"
     );
     assert_eq!(refusal(&mut net, 1, there, &nick("alice")), said_here);
+}
+
+/// `/devices` in a cluster is refused in words (the cluster's accounts keep no device's last
+/// use), and a remembered key is not revoked by a forget that was refused.
+#[test]
+fn remembered_devices_are_refused_in_words_in_a_cluster() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, true);
+    let got = net.recv(0, a);
+    let key = signed_in(&got).and_then(|s| s.1).expect("a key");
+    for msg in [
+        ClientMsg::Devices,
+        ClientMsg::ForgetDevice {
+            id: crate::wire::RememberedDevice::id_of(key.id()),
+        },
+    ] {
+        ask(&mut net, 0, a, &msg);
+        let got = net.recv(0, a);
+        let (kind, words) = error(&got).unwrap_or_else(|| panic!("{got:?}"));
+        assert_eq!(kind, ErrorKind::Unavailable);
+        assert!(
+            words.contains("cluster") && words.contains("/password"),
+            "{words}"
+        );
+    }
+    let (b, _) = guest(&mut net, 1, "visitor");
+    sign_in(&mut net, 1, b, "alice", Proof::Key(key));
+    let got = net.recv(1, b);
+    assert_eq!(signed_in(&got).map(|s| s.0), Some(nick("alice")), "{got:?}");
 }

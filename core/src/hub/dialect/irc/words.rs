@@ -668,6 +668,8 @@ impl Irc {
             | ServerMsg::AwayHere { .. }
             // IRC asks `WHOIS`, answered by its numerics (`Info::Whois`).
             | ServerMsg::Whois { .. }
+            // IRC has no way to ask for remembered devices (it remembers none).
+            | ServerMsg::Devices { .. }
             | ServerMsg::Done(_) => {}
             ServerMsg::Wall { from, text } => {
                 let tags = l.tags.clone();
