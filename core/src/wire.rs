@@ -4,7 +4,7 @@
 //! Decoding is defensive: the length is checked against [`MAX_FRAME`] before anything is buffered
 //! or allocated, bincode runs with a byte limit, and a payload must be consumed exactly.
 
-use crate::limits::{MAX_FRAME, MAX_ROOMS_PER_USER};
+use crate::limits::{MAX_FRAME, MAX_ROOMS_PER_USER, SEARCH_MAX_RESULTS};
 use crate::moderation::{Entry, ModeChange, Modes};
 use crate::time::Millis;
 use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
@@ -55,6 +55,11 @@ pub const WHOIS_VERSION: u16 = 11;
 /// The first version whose servers list and forget an account's remembered devices
 /// ([`ClientMsg::Devices`], [`ClientMsg::ForgetDevice`], answered with [`ServerMsg::Devices`]).
 pub const DEVICES_VERSION: u16 = 12;
+
+/// The first version whose clients are told that a search was cut: [`ServerMsg::FoundEnd`]'s
+/// `count` one past the hits sent. A client before it is sent the hits sent as the count, the
+/// meaning `count` had for it.
+pub const SEARCH_MORE_VERSION: u16 = 12;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -1150,10 +1155,19 @@ pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
 
 /// Encodes `msg` as a client that said `version` in its hello decodes it: as
 /// [`encode_frame`], except that a client before version 7 gets a notice as a say or a direct
-/// message ([`without_notice`]) and a version-5 client ban entries without `at`.
+/// message ([`without_notice`]), a client before version 12 a search's count no greater than
+/// the hits sent ([`SEARCH_MORE_VERSION`]), and a version-5 client ban entries without `at`.
 pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireError> {
     if version >= PROTOCOL_VERSION {
         return encode_frame(msg);
+    }
+    if version < SEARCH_MORE_VERSION
+        && let ServerMsg::FoundEnd { count } = msg
+        && *count > SEARCH_MAX_RESULTS as u32
+    {
+        return encode_frame(&ServerMsg::FoundEnd {
+            count: SEARCH_MAX_RESULTS as u32,
+        });
     }
     if version < NOTICE_VERSION
         && let Some(old) = without_notice(msg)
@@ -1768,6 +1782,30 @@ mod tests {
         assert!(sent_to(&answer, 12));
         assert_eq!(RememberedDevice::id_of(0x0123_4567_89ab_cdef), 0x0123_4567);
         assert_eq!(RememberedDevice::id_words(0xab), "000000ab");
+    }
+
+    /// A search cut at its limit says so from version 12 (`count` one past the hits sent); a
+    /// client of 5 to 11 reads `count` as the hits sent, and is sent no more than that.
+    #[test]
+    fn a_cut_searchs_count_is_the_hits_sent_before_version_12() {
+        let cut = ServerMsg::FoundEnd { count: 51 };
+        let as_before = encode_frame(&ServerMsg::FoundEnd { count: 50 }).unwrap();
+        for old in 5..SEARCH_MORE_VERSION {
+            assert_eq!(
+                encode_frame_for(&cut, old).unwrap(),
+                as_before,
+                "version {old}"
+            );
+        }
+        assert_eq!(
+            encode_frame_for(&cut, 12).unwrap(),
+            encode_frame(&cut).unwrap()
+        );
+        let whole = ServerMsg::FoundEnd { count: 7 };
+        assert_eq!(
+            encode_frame_for(&whole, 11).unwrap(),
+            encode_frame(&whole).unwrap()
+        );
     }
 
     /// An action's outcome in words came in version 10 as one appended server message, never
