@@ -410,9 +410,15 @@ pub async fn run(
                         }
                     }
                     Err(e) => {
-                        reader = None;
                         writer = None;
-                        session.handle_disconnected(&format!("the connection failed: {e}"), clock::now());
+                        // A server that refuses says why and closes; our write can then fail
+                        // before we read its words ("the server is full"), which name the
+                        // failure better than the write's error: read them first.
+                        let heard_out = read_what_was_said(&mut reader, &mut buf, &mut session).await;
+                        reader = None;
+                        if !heard_out {
+                            session.handle_disconnected(&format!("the connection failed: {e}"), clock::now());
+                        }
                     }
                 }
             }
@@ -568,6 +574,34 @@ async fn connect(
             format!("no answer within {}s", timeout.as_secs()),
         )),
     }
+}
+
+/// How long a failed write waits for what the server said before it closed.
+const READ_AFTER_WRITE_FAILED: Duration = Duration::from_millis(500);
+
+/// After a write failed: hands the Session what the server sent before it closed, until the
+/// read side ends (at once after a reset: what was received is read first) or
+/// [`READ_AFTER_WRITE_FAILED`]. Whether the Session took that connection's end from what it
+/// read (a refusal, a text greeting): then it is not told of the write's failure as well.
+async fn read_what_was_said(
+    reader: &mut Option<Reader>,
+    buf: &mut [u8],
+    session: &mut Session,
+) -> bool {
+    let until = Instant::now() + READ_AFTER_WRITE_FAILED;
+    while reader.is_some() {
+        match tokio::time::timeout_at(until, read_some(reader, buf)).await {
+            Ok(Ok(n)) if n > 0 => session.handle_bytes(&buf[..n], clock::now()),
+            _ => break,
+        }
+        if !matches!(
+            session.state(),
+            ConnState::Connecting | ConnState::Connected
+        ) {
+            return true;
+        }
+    }
+    false
 }
 
 async fn read_some(reader: &mut Option<Reader>, buf: &mut [u8]) -> std::io::Result<usize> {
