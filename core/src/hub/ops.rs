@@ -949,10 +949,10 @@ impl Hub {
             // An always-on account with no device at all stays in its rooms for hours, and one
             // whose device waits for its resume may be back in a moment or not at all: the
             // message is kept for the account, delivered when its device resumes or it next
-            // signs in. A guest's device waiting for its resume has nowhere to keep it (nor
-            // has a cluster: another node may hold the account's devices).
+            // signs in. A guest's device waiting for its resume has nowhere to keep it. A
+            // cluster keeps it where every node reads it: its device may resume on any node.
             let no_device = self.devices_of(to_uid).is_empty();
-            if self.account_of(to_uid).is_some() && (no_device || self.cluster.is_none()) {
+            if self.account_of(to_uid).is_some() {
                 let said = Said { id, tags };
                 return self.keep_direct(conn, uid, to_nick, said, text, notice, now);
             }
@@ -1052,6 +1052,18 @@ impl Hub {
             at: now,
             text,
         };
+        if self.cluster.is_some() {
+            if self.config.accounts.kept_bytes == 0 {
+                let detail = format!("{to} is not connected; direct messages are not kept");
+                return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
+            }
+            // Kept where every node reads it; the sender hears once it is.
+            let resuming = self
+                .nicks
+                .get(&self.users, to.folded_key().as_str())
+                .is_some_and(|u| !self.devices_of(u).is_empty());
+            return self.cluster_hold(conn, dm, notice, tags, resuming);
+        }
         let held = crate::persist::HeldDirect {
             msg: dm.clone(),
             notice,
@@ -1069,17 +1081,23 @@ impl Hub {
             .get(&self.users, to.folded_key().as_str())
             .is_some();
         if !notice && !has_user {
-            let away = Text::new(KEPT_WORDS).ok();
-            let p = super::query::Present {
-                ident: super::query::Ident::gone(&to),
-                account: None,
-                nick: to,
-                away,
-                mark: "",
-                oper: false,
-            };
-            self.reply(conn, Reply::Info(super::query::Info::IsAway(p)));
+            self.tell_kept(conn, to);
         }
+    }
+
+    /// `conn` is told that `to`, to whom it wrote, is not connected and that its message
+    /// waits for them ([`KEPT_WORDS`]), as if `to` were away with those words.
+    pub(super) fn tell_kept(&mut self, conn: ConnId, to: Nick) {
+        let away = Text::new(KEPT_WORDS).ok();
+        let p = super::query::Present {
+            ident: super::query::Ident::gone(&to),
+            account: None,
+            nick: to,
+            away,
+            mark: "",
+            oper: false,
+        };
+        self.reply(conn, Reply::Info(super::query::Info::IsAway(p)));
     }
 
     pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
