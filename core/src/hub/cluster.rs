@@ -1768,16 +1768,12 @@ impl Hub {
     /// Cluster mode: a nick change claims the new nick first. False without a cluster, or
     /// when it was granted (the change goes on).
     pub(super) fn cluster_nick(&mut self, conn: ConnId, uid: UserId, nick: &Nick) -> bool {
+        if self.cluster_granted(conn, nick) {
+            return false;
+        }
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
-        if cl
-            .granted
-            .as_ref()
-            .is_some_and(|(c, n)| *c == conn && *n == nick.folded())
-        {
-            return false;
-        }
         let id = cl.next;
         cl.next += 1;
         cl.claims
@@ -1787,6 +1783,16 @@ impl Hub {
             nick: nick.clone(),
         });
         true
+    }
+
+    /// Whether the cluster granted `nick` to `conn` for the call being made now (its claim
+    /// came back granted: [`Hub::with_grant`]).
+    pub(super) fn cluster_granted(&self, conn: ConnId, nick: &Nick) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            cl.granted
+                .as_ref()
+                .is_some_and(|(c, n)| *c == conn && *n == nick.folded())
+        })
     }
 
     /// The answer to claim `id`: `granted` if this node holds the nick now.
@@ -1813,6 +1819,9 @@ impl Hub {
                 self.cluster_release(&nick);
             }
             if matches!(claiming, Claiming::Change { .. }) && !gone {
+                if !granted {
+                    self.give_back_nick_token(conn);
+                }
                 self.run_deferred(conn, now);
             }
             return;
@@ -1866,6 +1875,8 @@ impl Hub {
                 self.run_deferred(conn, now);
             }
             (Claiming::Change { .. }, false) => {
+                // Refused by the cluster, as one node refuses a taken nick: no token spent.
+                self.give_back_nick_token(conn);
                 let detail = format!("the nick {nick} is taken");
                 let re = Re::Nick(nick);
                 self.late_answer(conn, None, |hub| {
@@ -1911,6 +1922,8 @@ impl Hub {
                 }
             }
             Claiming::Change { conn, .. } => {
+                // Nothing the user did: its token back.
+                self.give_back_nick_token(conn);
                 let detail = format!("{why}; your nick is unchanged");
                 let re = Re::Nick(nick);
                 self.late_answer(conn, None, |hub| {
@@ -2523,6 +2536,8 @@ mod tests {
         /// Claims held back, to answer in a chosen order.
         claims: Vec<(usize, u64, Nick)>,
         hold_claims: bool,
+        /// Claims the cluster cannot decide (`handle_claim_failed`).
+        refuse_claims: bool,
         /// Direct messages out to another node: token → (asking node, its id).
         directs: HashMap<u64, (usize, u64)>,
         /// Nodes gone and rooms whose members on them were reaped.
@@ -2578,6 +2593,7 @@ mod tests {
                 refuse: false,
                 claims: Vec::new(),
                 hold_claims: false,
+                refuse_claims: false,
                 directs: HashMap::new(),
                 reaped: BTreeSet::new(),
                 sessions: HashMap::new(),
@@ -2684,7 +2700,10 @@ mod tests {
                     }
                 }
                 ClusterOut::Claim { id, nick } => {
-                    if self.hold_claims {
+                    if self.refuse_claims {
+                        let why = "the cluster is unavailable";
+                        self.nodes[i].hub.handle_claim_failed(id, why, now);
+                    } else if self.hold_claims {
                         self.claims.push((i, id, nick));
                     } else {
                         self.answer(i, id, &nick);
@@ -3087,6 +3106,52 @@ mod tests {
         );
         assert_eq!(net.owners.get("sam"), Some(&0));
         assert!(!net.owners.contains_key("sam_2"));
+    }
+
+    /// As on one node (`nick_changes_past_their_burst_are_refused_with_the_wait`): a change
+    /// the cluster refuses (the nick is another node's) or cannot decide costs no nick token,
+    /// and a change it grants costs one, not two.
+    #[test]
+    fn nick_changes_cost_one_token_each_and_the_clusters_refusals_none() {
+        use crate::limits::NICK_BURST;
+        let mut net = Net::new(2);
+        let x = net.hello(0, "sam");
+        let y = net.hello(1, "kim");
+        net.pump();
+        net.welcomed(0, x);
+        net.welcomed(1, y);
+        // Paced past the flood limit, well within one nick token's refill (10 s).
+        let nick_kinds = |net: &mut Net| -> Vec<Option<ErrorKind>> {
+            net.now = Millis(net.now.0 + 250);
+            net.recv(0, x)
+                .iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Error { kind, .. } => Some(Some(*kind)),
+                    ServerMsg::YourNick { .. } => Some(None),
+                    _ => None,
+                })
+                .collect()
+        };
+        for _ in 0..NICK_BURST + 2 {
+            net.send(0, x, &ClientMsg::Nick { nick: nick("kim") });
+            assert_eq!(nick_kinds(&mut net), [Some(ErrorKind::NickTaken)]);
+        }
+        net.refuse_claims = true;
+        net.send(0, x, &ClientMsg::Nick { nick: nick("lee") });
+        assert_eq!(nick_kinds(&mut net), [Some(ErrorKind::Unavailable)]);
+        net.refuse_claims = false;
+        for k in 0..NICK_BURST {
+            net.send(
+                0,
+                x,
+                &ClientMsg::Nick {
+                    nick: nick(&format!("sam{k}")),
+                },
+            );
+            assert_eq!(nick_kinds(&mut net), [None], "change {k}");
+        }
+        net.send(0, x, &ClientMsg::Nick { nick: nick("fast") });
+        assert_eq!(nick_kinds(&mut net), [Some(ErrorKind::Flood)]);
     }
 
     #[test]

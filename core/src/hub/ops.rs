@@ -1140,8 +1140,12 @@ impl Hub {
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         // Every refusal above costs the user only its flood token; a change made is an event
-        // in each of its rooms, and has its own, slower bucket.
-        if let Err(secs) = self.take_nick_token(conn, now) {
+        // in each of its rooms, and has its own, slower bucket. In a cluster the token was
+        // taken before the nick was claimed ([`Hub::cluster_nick`]): a change the cluster
+        // granted is not charged twice (and one it refused gets it back).
+        if !self.cluster_granted(conn, &nick)
+            && let Err(secs) = self.take_nick_token(conn, now)
+        {
             let detail = format!("{NICK_TOO_FAST}{secs} s");
             let re = Re::Nick(nick);
             return self.limit(conn, Limit::NickRate, ErrorKind::Flood, re, detail);
@@ -1172,6 +1176,19 @@ impl Hub {
         self.session_changed(uid);
         let skip = self.skip_own(conn);
         self.announce_rename(uid, &rooms, &old, &nick, skip, now);
+    }
+
+    /// Gives back the nick-change token `conn` spent on a change the cluster then refused or
+    /// could not decide: on one node such a refusal (a taken nick) costs none.
+    pub(super) fn give_back_nick_token(&mut self, conn: ConnId) {
+        let burst = self.config.nick_burst;
+        if let Some(b) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.rare_mut().nick_bucket.as_mut())
+        {
+            b.give_back(burst);
+        }
     }
 
     /// Takes one of `conn`'s nick-change tokens ([`crate::limits::NICK_BURST`]), or says in
