@@ -1785,6 +1785,16 @@ impl Hub {
         true
     }
 
+    /// Whether `conn`'s direct message `id` waits for the cluster (its answer, and the away
+    /// reply after it, come with [`Hub::handle_direct_done`]).
+    pub(super) fn cluster_direct_pending(&self, conn: ConnId, id: MsgId) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            cl.directs
+                .values()
+                .any(|(c, dm, _, _)| *c == conn && dm.id == id)
+        })
+    }
+
     /// Whether the cluster granted `nick` to `conn` for the call being made now (its claim
     /// came back granted: [`Hub::with_grant`]).
     pub(super) fn cluster_granted(&self, conn: ConnId, nick: &Nick) -> bool {
@@ -2010,13 +2020,22 @@ impl Hub {
             signed_in,
         };
         let msg = dm.id;
-        // Kept for an account with nothing connected: answered as on one node, as a message
-        // to someone away (unless its own away is what the sender hears after the message).
-        let words = self
+        // A message (not a notice) is answered after its echo or refusal, as on one node, as
+        // one to someone away (IRC's `301`): the recipient's away as known here, else, kept for
+        // an account with nothing connected, that it waits for them.
+        let kept = self
             .cluster
             .as_mut()
-            .is_some_and(|cl| cl.kept_words.remove(&id))
-            && self.present(&dm.to).and_then(|p| p.away).is_none();
+            .is_some_and(|cl| cl.kept_words.remove(&id));
+        let away = (!notice)
+            .then(|| self.present(&dm.to).filter(|p| p.away.is_some()))
+            .flatten();
+        let to = dm.to.clone();
+        let tell_away = move |hub: &mut Hub| match away {
+            Some(p) => hub.reply(conn, Reply::Info(super::query::Info::IsAway(p))),
+            None if kept => hub.tell_kept(conn, to),
+            None => {}
+        };
         match result {
             Ok(()) => {
                 self.accept_id(conn, dm.id);
@@ -2024,16 +2043,14 @@ impl Hub {
                 for c in copies {
                     self.reply(c, wrap(dm.clone()));
                 }
-                let to = dm.to.clone();
                 self.late_answer(conn, Some(msg), |hub| {
                     hub.reply(conn, wrap(dm));
-                    if words {
-                        hub.tell_kept(conn, to);
-                    }
+                    tell_away(hub);
                 });
             }
             Err(why) => self.late_answer(conn, Some(msg), |hub| {
-                hub.error(conn, ErrorKind::NoSuchNick, Re::Msg(msg), why)
+                hub.error(conn, ErrorKind::NoSuchNick, Re::Msg(msg), why);
+                tell_away(hub);
             }),
         }
         self.late_settle(conn);

@@ -332,8 +332,11 @@ impl Hub {
             ClientMsg::Msg { to, id, text } => {
                 self.direct(conn, uid, to.clone(), Said { id, tags }, text, false, now);
                 // As IRC's 301, for every dialect: the writer learns that nobody may read it
-                // soon. Never after a notice (nothing answers a notice automatically).
-                self.query(conn, Query::AwayOf(to), now);
+                // soon. Never after a notice (nothing answers a notice automatically). In a
+                // cluster a message that waits for another node is answered so after its echo.
+                if !self.cluster_direct_pending(conn, id) {
+                    self.query(conn, Query::AwayOf(to), now);
+                }
             }
             ClientMsg::NoticeTo { to, id, text } => {
                 self.direct(conn, uid, to, Said { id, tags }, text, true, now)
