@@ -31,6 +31,10 @@
 //! - **Users.** A KV bucket (`<prefix>_users`) keeps what each node says of its users (nick as
 //!   spelt, account, away message) beside the nick's owner; every node watches it, so WHOIS,
 //!   ISON and away know every node's users.
+//! - **Kept direct messages.** A KV bucket (`<prefix>_held`) keeps the direct messages sent
+//!   to an account with nothing connected on any node (at most 100, numbered), under its
+//!   folded name: added compare-and-swap, read and delivered by the node it next signs in on,
+//!   then removed (`held.rs`).
 //! - **Topics.** A KV bucket (`<prefix>_topics`) keeps each room's newest topic told, with
 //!   its event's seq (a later seq only replaces it), under the hex of its name; every node
 //!   watches it and tells its hub, so a room only other nodes' users are in has its topic.
@@ -44,6 +48,7 @@
 mod accounts;
 mod bans;
 mod batch;
+mod held;
 mod kept;
 mod line_id;
 mod link;

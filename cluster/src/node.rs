@@ -136,6 +136,22 @@ pub enum ClusterIn {
         /// Delivered, or why not.
         result: Result<(), String>,
     },
+    /// The answer to a direct message this node sent: nothing of its recipient is connected
+    /// on any node (no node holds the nick, or its node has no connection of it).
+    DirectUnheld {
+        /// The hub's number for it.
+        id: u64,
+        /// A device of the recipient may still resume.
+        resuming: bool,
+    },
+    /// The direct messages kept for an account that signed in here, numbered, oldest first
+    /// (see [`Hub::handle_held`]).
+    Held {
+        /// The account.
+        account: natter_core::Nick,
+        /// The messages.
+        held: Vec<(u64, natter_core::persist::HeldDirect)>,
+    },
     /// A nick claim could not be decided.
     ClaimFailed {
         /// The hub's number for the claim.
@@ -279,6 +295,10 @@ impl ClusterIn {
                 signed_in,
             } => hub.handle_remote_direct(token, dm, notice, tags, signed_in, now),
             ClusterIn::DirectDone { id, result } => hub.handle_direct_done(id, result, now),
+            ClusterIn::DirectUnheld { id, resuming } => {
+                hub.handle_direct_unheld(id, resuming, now);
+            }
+            ClusterIn::Held { account, held } => hub.handle_held(account, held, now),
             ClusterIn::TakenOver { id, granted, moved } => {
                 hub.handle_take_over(id, granted, moved, now);
             }
@@ -463,6 +483,7 @@ impl Node {
         let nodes = bucket(&js, &cfg, "nodes", cfg.lease).await?;
         let sessions = bucket(&js, &cfg, "sessions", cfg.session_ttl).await?;
         let accounts_kv = bucket(&js, &cfg, "accounts", Duration::ZERO).await?;
+        let held = bucket(&js, &cfg, "held", Duration::ZERO).await?;
         let accounts_stream = format!("KV_{}_accounts", cfg.prefix);
         let (accounts, watch_from) =
             crate::accounts::load(&js, &accounts_stream, &accounts_kv, 5 * cfg.ack_timeout)
@@ -532,6 +553,14 @@ impl Node {
                 why: e.to_string(),
             })?;
         let hear_relays = tokio::spawn(hear_relays(relays, in_tx.clone()));
+        let nudges = client
+            .subscribe(crate::held::nudge_subject(&cfg.prefix, &id))
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "kept messages' nudges",
+                why: e.to_string(),
+            })?;
+        let hear_nudges = tokio::spawn(hear_nudges(nudges, held.clone(), in_tx.clone()));
         let inbox_subject = node_subject(&cfg.prefix, &id);
         let requests =
             client
@@ -581,6 +610,7 @@ impl Node {
             js,
             nicks,
             nodes,
+            held,
             rooms: HashMap::new(),
             tx: in_tx,
             links,
@@ -604,6 +634,7 @@ impl Node {
                 serve,
                 hear_walls,
                 hear_relays,
+                hear_nudges,
                 account_watch,
                 rooms.watch,
                 bans.watch,
@@ -1151,6 +1182,8 @@ struct Driver {
     js: jetstream::Context,
     nicks: kv::Store,
     nodes: kv::Store,
+    /// Direct messages kept for accounts with nothing connected (see `held.rs`).
+    held: kv::Store,
     /// Rooms followed, each by its task (which reads the room's log and publishes this
     /// node's events in it).
     rooms: HashMap<RoomName, Room>,
@@ -1522,8 +1555,56 @@ async fn send_relay(
         .map_err(|e| unavailable(&e))
 }
 
+/// Hands the direct messages kept for `account` to the hub, if there are any.
+async fn take_held(kv: kv::Store, account: Nick, tx: mpsc::UnboundedSender<ClusterIn>) {
+    match crate::held::take(&kv, &account).await {
+        Ok(held) if held.is_empty() => {}
+        Ok(held) => {
+            let _ = tx.send(ClusterIn::Held { account, held });
+        }
+        Err(why) => {
+            warn!(%account, %why, "kept direct messages not read; kept for the next sign-in")
+        }
+    }
+}
+
+/// A message was kept for `account`: if a node holds its nick now (it signed in after the
+/// sender's node looked), that node is told, and delivers it if the account is connected.
+async fn nudge(client: &async_nats::Client, nicks: &kv::Store, prefix: &str, account: &Nick) {
+    let Ok(Some(entry)) = nicks.entry(nick_key(account)).await else {
+        return;
+    };
+    if entry.operation != kv::Operation::Put {
+        return;
+    }
+    let holder = String::from_utf8_lossy(&entry.value).into_owned();
+    let subject = crate::held::nudge_subject(prefix, &holder);
+    let payload = Bytes::from(account.as_str().to_owned());
+    if let Err(e) = client.publish(subject, payload).await {
+        debug!(error = %e, "kept direct message's nudge not sent");
+    }
+}
+
+/// Hands the direct messages kept for an account a nudge names to the hub (which delivers
+/// them if the account is connected here).
+async fn hear_nudges(
+    mut nudges: async_nats::Subscriber,
+    kv: kv::Store,
+    tx: mpsc::UnboundedSender<ClusterIn>,
+) {
+    while let Some(m) = nudges.next().await {
+        let Ok(account) = std::str::from_utf8(&m.payload).map(Nick::new) else {
+            continue;
+        };
+        let Ok(account) = account else {
+            continue;
+        };
+        tokio::spawn(take_held(kv.clone(), account, tx.clone()));
+    }
+}
+
 /// Why the cluster could not do something, in words for people.
-fn unavailable(e: &dyn std::fmt::Display) -> String {
+pub(crate) fn unavailable(e: &dyn std::fmt::Display) -> String {
     format!("the cluster is unavailable ({e})")
 }
 
@@ -1537,6 +1618,19 @@ struct Sent {
     tags: Option<std::sync::Arc<str>>,
 }
 
+/// What became of a direct message sent to another node.
+enum Answered {
+    /// Delivered.
+    Delivered,
+    /// Nothing of the recipient is connected anywhere (`true`: a device of it may resume).
+    Unheld(bool),
+}
+
+/// The answer a node gives when the recipient of a direct message, an account, has nothing
+/// connected there: the sender's node keeps it ([`ClusterOut::Unheld`]); then `1` if a device
+/// of it may still resume, else `0`. A NUL starts no words for people.
+const UNHELD_ANSWER: &[u8] = b"\0unheld:";
+
 /// Asks the node holding `dm.to` to deliver it: `Err` says why not, in words for people.
 async fn send_direct(
     client: &async_nats::Client,
@@ -1545,14 +1639,17 @@ async fn send_direct(
     wait: Duration,
     dm: &DirectMsg,
     how: &Sent,
-) -> Result<(), String> {
+) -> Result<Answered, String> {
     let nobody = || format!("nobody is called {}", dm.to);
-    let entry = nicks
+    let Some(entry) = nicks
         .entry(nick_key(&dm.to))
         .await
         .map_err(|e| unavailable(&e))?
         .filter(|e| e.operation == kv::Operation::Put)
-        .ok_or_else(nobody)?;
+    else {
+        // Nobody anywhere holds the nick: an account's message is kept for it.
+        return Ok(Answered::Unheld(false));
+    };
     let holder = String::from_utf8_lossy(&entry.value).into_owned();
     let payload = encode_payload(dm).map_err(|e| e.to_string())?;
     let subject = node_subject(prefix, &holder);
@@ -1579,7 +1676,9 @@ async fn send_direct(
         .map_err(|_| unavailable(&"the node holding the nick did not answer"))?
         .map_err(|_| nobody())?;
     if answer.payload.is_empty() {
-        Ok(())
+        Ok(Answered::Delivered)
+    } else if let Some(rest) = answer.payload.strip_prefix(UNHELD_ANSWER) {
+        Ok(Answered::Unheld(rest == b"1"))
     } else {
         Err(String::from_utf8_lossy(&answer.payload).into_owned())
     }
@@ -1673,7 +1772,64 @@ impl Driver {
                                 .unwrap_or_else(|_| Err(unavailable(&"timed out"))),
                             false => Err(unavailable(&"no NATS server answers")),
                         };
+                        let _ = tx.send(match result {
+                            Ok(Answered::Delivered) => ClusterIn::DirectDone { id, result: Ok(()) },
+                            Ok(Answered::Unheld(resuming)) => {
+                                ClusterIn::DirectUnheld { id, resuming }
+                            }
+                            Err(why) => ClusterIn::DirectDone {
+                                id,
+                                result: Err(why),
+                            },
+                        });
+                    });
+                }
+                ClusterOut::Unheld { token, resuming } => {
+                    let Some(reply) = self.replies.take(token) else {
+                        continue;
+                    };
+                    let mut payload = UNHELD_ANSWER.to_vec();
+                    payload.push(if resuming { b'1' } else { b'0' });
+                    if let Err(e) = self.client.publish(reply, Bytes::from(payload)).await {
+                        debug!(error = %e, "direct message answer not sent");
+                    }
+                }
+                ClusterOut::Hold { id, account, held } => {
+                    let (kv, nicks, client, tx) = (
+                        self.held.clone(),
+                        self.nicks.clone(),
+                        self.client.clone(),
+                        self.tx.clone(),
+                    );
+                    let (prefix, wait) = (self.cfg.prefix.clone(), self.cfg.ack_timeout);
+                    let connected = self.client.connection_state() == State::Connected;
+                    tokio::spawn(async move {
+                        let result = match connected {
+                            true => {
+                                tokio::time::timeout(wait, crate::held::hold(&kv, &account, held))
+                                    .await
+                                    .unwrap_or_else(|_| Err(unavailable(&"timed out")))
+                            }
+                            false => Err(unavailable(&"no NATS server answers")),
+                        };
+                        let kept = result.is_ok();
                         let _ = tx.send(ClusterIn::DirectDone { id, result });
+                        if kept {
+                            nudge(&client, &nicks, &prefix, &account).await;
+                        }
+                    });
+                }
+                ClusterOut::TakeHeld { account } => {
+                    let (kv, tx) = (self.held.clone(), self.tx.clone());
+                    tokio::spawn(take_held(kv, account, tx));
+                }
+                ClusterOut::HeldDelivered { account, upto } => {
+                    let kv = self.held.clone();
+                    tokio::spawn(async move {
+                        if let Err(why) = crate::held::forget(&kv, &account, upto).await {
+                            // Delivered again at the next sign-in: at least once.
+                            warn!(%account, %why, "delivered direct messages not forgotten");
+                        }
                     });
                 }
                 ClusterOut::Delivered { token, result } => {

@@ -34,6 +34,46 @@ struct StoredUser {
     node: String,
 }
 
+/// A record as nodes wrote it before records said whether anything of the user is connected:
+/// read as connected.
+#[derive(serde::Deserialize)]
+struct StoredUserV3 {
+    presence: PresenceV3,
+    node: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PresenceV3 {
+    nick: Nick,
+    account: Option<Nick>,
+    away: Option<natter_core::Text>,
+    rooms: Vec<natter_core::RoomName>,
+    irc: Option<(Box<str>, Box<str>)>,
+}
+
+impl From<StoredUserV3> for StoredUser {
+    fn from(o: StoredUserV3) -> StoredUser {
+        let PresenceV3 {
+            nick,
+            account,
+            away,
+            rooms,
+            irc,
+        } = o.presence;
+        StoredUser {
+            presence: Presence {
+                nick,
+                account,
+                away,
+                rooms,
+                irc,
+                offline: false,
+            },
+            node: o.node,
+        }
+    }
+}
+
 /// A record as nodes wrote it before records carried IRC's user and real names: read with
 /// none.
 #[derive(serde::Deserialize)]
@@ -65,6 +105,7 @@ impl From<StoredUserV2> for StoredUser {
                 away,
                 rooms,
                 irc: None,
+                offline: false,
             },
             node: o.node,
         }
@@ -99,6 +140,7 @@ impl From<StoredUserV1> for StoredUser {
                 away,
                 rooms: Vec::new(),
                 irc: None,
+                offline: false,
             },
             node: o.node,
         }
@@ -115,9 +157,14 @@ fn encode(presence: &Presence, node: &str) -> Result<Bytes, String> {
 
 fn decode(value: &[u8]) -> Result<(Presence, String), String> {
     let what = "a user's record";
-    let s = crate::kept::decode_entry_or_older::<StoredUser, StoredUserV2, MAX_ENTRY_BYTES>(
+    let s = crate::kept::decode_entry_or_older::<StoredUser, StoredUserV3, MAX_ENTRY_BYTES>(
         value, what,
     )
+    .or_else(|e| {
+        crate::kept::decode_entry::<StoredUserV2, MAX_ENTRY_BYTES>(value, what)
+            .map(Into::into)
+            .map_err(|_| e)
+    })
     .or_else(|e| {
         crate::kept::decode_entry::<StoredUserV1, MAX_ENTRY_BYTES>(value, what)
             .map(Into::into)
@@ -295,6 +342,7 @@ mod tests {
             away: natter_core::Text::new("lunch").ok(),
             rooms: vec![natter_core::RoomName::new("#a").unwrap()],
             irc: Some(("~bob".into(), "Bob Stone".into())),
+            offline: true,
         };
         let bytes = encode(&p, "node1").unwrap();
         assert_eq!(decode(&bytes).unwrap(), (p.clone(), "node1".to_owned()));
@@ -349,5 +397,31 @@ mod tests {
         assert_eq!(p.rooms.len(), 1);
         assert_eq!(p.away.as_ref().map(|a| a.as_str()), Some("lunch"));
         assert_eq!(p.irc, None);
+    }
+
+    #[test]
+    fn a_record_a_node_wrote_before_offline_was_shared_reads_as_connected() {
+        #[derive(serde::Serialize)]
+        struct V3 {
+            nick: Nick,
+            account: Option<Nick>,
+            away: Option<natter_core::Text>,
+            rooms: Vec<natter_core::RoomName>,
+            irc: Option<(Box<str>, Box<str>)>,
+            node: String,
+        }
+        let old = V3 {
+            nick: Nick::new("Bob").unwrap(),
+            account: Some(Nick::new("bob").unwrap()),
+            away: None,
+            rooms: vec![natter_core::RoomName::new("#a").unwrap()],
+            irc: Some(("~bob".into(), "Bob Stone".into())),
+            node: "node-7f3a0c1d2e".to_owned(),
+        };
+        let bytes = crate::kept::encode_entry(&old).unwrap();
+        let (p, node) = decode(&bytes).unwrap();
+        assert_eq!((p.nick.as_str(), node.as_str()), ("Bob", "node-7f3a0c1d2e"));
+        assert_eq!(p.irc.as_ref().map(|i| &*i.1), Some("Bob Stone"));
+        assert!(!p.offline);
     }
 }

@@ -9,9 +9,11 @@ use common::*;
 use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterIn, Node};
 use natter_core::hub::ClusterOut;
+use natter_core::persist::HeldDirect;
 use natter_core::wire::DirectMsg;
 use natter_core::{Millis, MsgId, Text};
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn claim(node: &mut Node, id: u64, who: &str) {
     node.send(ClusterOut::Claim {
@@ -92,4 +94,143 @@ async fn a_direct_message_crosses_with_its_tags_and_whether_its_sender_is_signed
     assert!(notice);
     assert_eq!(got_tags, None);
     assert!(!signed_in);
+}
+
+fn kept(id: u64, words: &str) -> HeldDirect {
+    HeldDirect {
+        msg: dm(id, words),
+        notice: false,
+    }
+}
+
+/// Keeps `h` for carol through `node` (hub number `id`): its answer.
+async fn hold(node: &mut Node, id: u64, h: HeldDirect) -> Result<(), String> {
+    node.send(ClusterOut::Hold {
+        id,
+        account: nick("carol"),
+        held: h,
+    });
+    next(node, "a hold's answer", |got| match got {
+        ClusterIn::DirectDone { id: i, result } if i == id => Some(result),
+        _ => None,
+    })
+    .await
+}
+
+/// What `node` is handed for carol when asked (nothing within a second: none).
+async fn take(node: &mut Node) -> Vec<(u64, HeldDirect)> {
+    node.send(ClusterOut::TakeHeld {
+        account: nick("carol"),
+    });
+    let got = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if let Some(ClusterIn::Held { account, held }) = node.next().await {
+                assert_eq!(account, nick("carol"));
+                return held;
+            }
+        }
+    });
+    got.await.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_to_nobody_connected_is_kept_once_for_the_next_sign_in_anywhere() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    // Nobody holds carol's nick: the sender's hub is told so (it keeps an account's).
+    a.send(ClusterOut::Direct {
+        id: 1,
+        dm: dm(1, "hi"),
+        notice: false,
+        tags: None,
+        signed_in: false,
+    });
+    let unheld = next(&mut a, "the answer", |got| match got {
+        ClusterIn::DirectUnheld { id: 1, resuming } => Some(resuming),
+        _ => None,
+    })
+    .await;
+    assert!(!unheld);
+    // The node holding the nick says so for an account with nothing connected there.
+    claim(&mut b, 1, "carol").await;
+    a.send(ClusterOut::Direct {
+        id: 2,
+        dm: dm(2, "hi"),
+        notice: false,
+        tags: None,
+        signed_in: false,
+    });
+    let (token, ..) = asked(&mut b).await;
+    b.send(ClusterOut::Unheld {
+        token,
+        resuming: true,
+    });
+    let unheld = next(&mut a, "the answer", |got| match got {
+        ClusterIn::DirectUnheld { id: 2, resuming } => Some(resuming),
+        _ => None,
+    })
+    .await;
+    assert!(unheld);
+    // Kept from both nodes, in order; read on either.
+    assert_eq!(hold(&mut a, 3, kept(1, "one")).await, Ok(()));
+    assert_eq!(hold(&mut b, 4, kept(2, "two")).await, Ok(()));
+    let read = take(&mut a).await;
+    assert_eq!(
+        read.iter()
+            .map(|(_, h)| h.msg.text.as_str())
+            .collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    // One more kept before the delivered ones are forgotten stays.
+    assert_eq!(hold(&mut a, 5, kept(3, "three")).await, Ok(()));
+    let upto = read.iter().map(|(n, _)| *n).max().unwrap();
+    a.send(ClusterOut::HeldDelivered {
+        account: nick("carol"),
+        upto,
+    });
+    // Forgetting them twice (a second sign-in that read them too) forgets nothing more.
+    b.send(ClusterOut::HeldDelivered {
+        account: nick("carol"),
+        upto,
+    });
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = take(&mut b).await;
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left.iter()
+            .map(|(_, h)| h.msg.text.as_str())
+            .collect::<Vec<_>>(),
+        ["three"]
+    );
+    // At most 100 are kept.
+    for i in 0..99 {
+        assert_eq!(hold(&mut a, 10 + i, kept(10 + i, "more")).await, Ok(()));
+    }
+    let full = hold(&mut b, 200, kept(200, "one too many")).await;
+    assert!(
+        full.as_ref()
+            .is_err_and(|w| w.contains("100 messages wait")),
+        "{full:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_kept_for_an_account_signed_in_meanwhile_reaches_its_node() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    // carol signed in on b after a looked her up: a keeps it, and b is told.
+    claim(&mut b, 1, "carol").await;
+    assert_eq!(hold(&mut a, 1, kept(1, "late")).await, Ok(()));
+    let held = next(&mut b, "the kept message", |got| match got {
+        ClusterIn::Held { account, held } if account == nick("carol") => Some(held),
+        _ => None,
+    })
+    .await;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].1.msg.text.as_str(), "late");
 }

@@ -31,6 +31,7 @@ fn bob(away: Option<&str>) -> Presence {
         away: away.and_then(|a| Text::new(a).ok()),
         rooms: Vec::new(),
         irc: None,
+        offline: false,
     }
 }
 
@@ -64,6 +65,7 @@ async fn a_record_reaches_every_node_and_only_its_node_removes_it() {
         away: None,
         rooms: Vec::new(),
         irc: None,
+        offline: false,
     };
     tell(&b, nick("dave"), Some(dave));
     let bob_before_dave = next(&mut c, "dave's record", |got| match got {
@@ -103,6 +105,7 @@ async fn a_gone_nodes_users_are_forgotten_with_their_nicks_but_not_what_another_
         away: None,
         rooms: Vec::new(),
         irc: None,
+        offline: false,
     };
     let mut c = node(&nats).await;
     // a holds bob and carol; b then took carol over (her session moved there).

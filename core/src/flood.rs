@@ -58,6 +58,12 @@ impl Bucket {
         }
     }
 
+    /// Puts back a token taken for something that did not happen after all (at most a full
+    /// bucket).
+    pub(crate) fn give_back(&mut self, burst: u32) {
+        self.tokens = (self.tokens + 1).min(burst);
+    }
+
     /// When the next token will be there.
     pub(crate) fn next_token_at(&self, refill: Millis) -> Millis {
         self.last + Millis(refill.0.max(1))

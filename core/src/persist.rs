@@ -166,6 +166,14 @@ pub enum Write {
     },
 }
 
+/// Whether `kind` is the event of an admin's close of its room (`Mode` `close` or
+/// `close: reason`, [`crate::wire::AdminAction::Close`]): its topic goes with its registration
+/// and settings, so a store that keeps a room's topic forgets it there.
+pub fn closes_room(kind: &crate::wire::EventKind) -> bool {
+    matches!(kind, crate::wire::EventKind::Mode { change }
+        if change.as_str() == "close" || change.as_str().starts_with("close: "))
+}
+
 /// A direct message (or direct notice) kept for an account with nothing connected, delivered
 /// when it next signs in, with the time it was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -297,3 +297,55 @@ async fn a_killed_nodes_users_are_forgotten_so_a_node_started_later_does_not_fin
         "{lines:#?}"
     );
 }
+
+/// A registered account connected nowhere (it stays in its rooms) gets the same WHOIS on
+/// every node as on its own: away with the words a single node uses, `320` (nothing of it is
+/// connected), no `317`; until the thirty-third session other nodes said it was on another
+/// node, and nobody said it was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whois_of_an_account_connected_nowhere_is_the_same_on_every_node() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let (mut erin, _) = TextClient::welcomed(a.local_addrs()[0], "erin").await;
+    erin.send("/nick erin").await;
+    erin.expect_has("you are now known as erin").await;
+    erin.send("/register a long passphrase").await;
+    erin.expect_has("you are signed in as erin").await;
+    erin.send("/join #r").await;
+    erin.expect_has("#r").await;
+    erin.send("/quit").await;
+    erin.expect_closed().await;
+    let mut here = irc(&a, "dan", "").await;
+    let mut there = irc(&b, "bob", "").await;
+    let waits = " 301 {me} erin :not connected; your message waits for them";
+    // The numerics of each answer, with the asker's nick taken out.
+    let shape = |lines: Vec<String>, me: &str| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| !l.contains(" 317 "))
+            .map(|l| {
+                let rest = l.split_once(' ').map_or(l.as_str(), |(_, r)| r).to_owned();
+                rest.replace(&format!(" {me} "), " ME ")
+            })
+            .collect()
+    };
+    let on_hers = until(
+        &mut here,
+        "WHOIS erin",
+        " 318 ",
+        &waits.replace("{me}", "dan"),
+    )
+    .await;
+    let on_other = until(
+        &mut there,
+        "WHOIS erin",
+        " 318 ",
+        &waits.replace("{me}", "bob"),
+    )
+    .await;
+    for lines in [&on_hers, &on_other] {
+        assert!(lines.iter().any(|l| l.contains(" 320 ")), "{lines:#?}");
+        assert!(!lines.iter().any(|l| l.contains(" 317 ")), "{lines:#?}");
+    }
+    assert_eq!(shape(on_other, "bob"), shape(on_hers, "dan"));
+}

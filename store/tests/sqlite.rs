@@ -128,6 +128,57 @@ fn room_metadata_follows_events_and_survives_reopen() {
     assert_eq!((b.topic.clone(), b.last_seq), (None, Seq(1)));
 }
 
+/// An admin's close of a room (its `Mode` `close` event) forgets its topic with its settings
+/// (PROTOCOL.md, `Close`); another mode change does not.
+#[test]
+fn a_closed_rooms_topic_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let topic = |r: &str, seq| {
+        event(
+            r,
+            seq,
+            "bob",
+            EventKind::Topic {
+                topic: Some(text("old plans")),
+            },
+        )
+    };
+    let mode = |r: &str, seq, change: &str| {
+        event(
+            r,
+            seq,
+            "root",
+            EventKind::Mode {
+                change: text(change),
+            },
+        )
+    };
+    store
+        .write(&batch(
+            1,
+            [
+                topic("#a", 1),
+                mode("#a", 2, "close: moved to #b"),
+                topic("#c", 1),
+                mode("#c", 2, "+m"),
+            ],
+        ))
+        .unwrap();
+    let loaded = load_all(&store, 2);
+    let topic_of = |r: &str| {
+        loaded
+            .rooms
+            .iter()
+            .find(|x| x.name == room(r))
+            .unwrap()
+            .topic
+            .clone()
+    };
+    assert_eq!(topic_of("#a"), None);
+    assert_eq!(topic_of("#c"), Some(text("old plans")));
+}
+
 #[test]
 fn a_batch_is_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -1784,16 +1784,10 @@ impl Hub {
     /// deliver when a device of it resumes or it next signs in ([`Hub::deliver_held`]); written
     /// to the store with this
     /// batch, so the sender's echo (which follows the write) waits until it is durable. `Err`
-    /// says why it is not kept: a cluster (another node may have the account's devices),
-    /// [`MAX_HELD_DIRECTS`] kept for it already, or [`AccountsConfig::kept_bytes`] reached (0:
-    /// nothing is kept).
+    /// says why it is not kept: [`MAX_HELD_DIRECTS`] kept for it already, or
+    /// [`AccountsConfig::kept_bytes`] reached (0: nothing is kept). Not in a cluster, which
+    /// keeps them where every node reads them ([`Hub::cluster_hold`]).
     pub(super) fn hold_direct(&mut self, to: &str, held: HeldDirect) -> Result<(), String> {
-        if self.cluster.is_some() {
-            return Err(format!(
-                "{} is not connected; direct messages are not kept",
-                held.msg.to
-            ));
-        }
         let Some(a) = self.accounts.by_name.get_mut(to) else {
             return Err(format!("nobody is called {}", held.msg.to));
         };
@@ -1845,6 +1839,11 @@ impl Hub {
         let Some(a) = self.accounts.by_name.get_mut(&account) else {
             return;
         };
+        if let Some(cl) = self.cluster.as_mut() {
+            // Kept where every node reads them ([`Hub::handle_held`] delivers them).
+            cl.ask_held(a.name.clone());
+            return;
+        }
         if a.held.is_empty() {
             return;
         }
@@ -2353,7 +2352,7 @@ impl Hub {
     /// not applied (see [`Hub::handle_account_written`]).
     pub fn handle_account(&mut self, account: LoadedAccount, revision: u64, now: Millis) {
         self.now = self.now.max(now);
-        // Direct messages are not kept in a cluster ([`Hub::hold_direct`]).
+        // Direct messages kept for it are the cluster's, apart ([`Hub::handle_held`]).
         let LoadedAccount {
             record,
             rooms,

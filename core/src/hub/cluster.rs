@@ -105,6 +105,43 @@ pub enum ClusterOut {
         /// Whether it was delivered.
         result: Result<(), String>,
     },
+    /// The answer to a direct message another node asked this one to deliver (see
+    /// [`Hub::handle_remote_direct`]) whose recipient is an account with nothing connected
+    /// here: the asking node keeps it for the account ([`ClusterOut::Hold`]), as one node
+    /// keeps it. The asking node's hub hears it as [`Hub::handle_direct_unheld`].
+    Unheld {
+        /// The shell's token for the asking node.
+        token: u64,
+        /// A device of the account may still resume (its sender is not told it is away).
+        resuming: bool,
+    },
+    /// Keep direct message `id` for the account `account`, which has nothing connected on
+    /// any node, until its next sign-in on any node ([`ClusterOut::TakeHeld`]); at most
+    /// [`crate::limits::MAX_HELD_DIRECTS`] are kept for an account. Answer with
+    /// [`Hub::handle_direct_done`] for `id`: `Ok` once it is kept durably, else why not.
+    Hold {
+        /// The hub's number for the message.
+        id: u64,
+        /// The account, as spelt.
+        account: Nick,
+        /// The message.
+        held: crate::persist::HeldDirect,
+    },
+    /// The account signed in (or a device of it resumed) here: hand the direct messages kept
+    /// for it, if any, to [`Hub::handle_held`].
+    TakeHeld {
+        /// The account, as spelt.
+        account: Nick,
+    },
+    /// The direct messages kept for `account` numbered up to `upto` (as
+    /// [`Hub::handle_held`] was handed them) were delivered: forget them, and keep any kept
+    /// since.
+    HeldDelivered {
+        /// The account, as spelt.
+        account: Nick,
+        /// The last one delivered.
+        upto: u64,
+    },
     /// Node `node`'s lease ran out while these members of `room` were on it (see
     /// [`Hub::handle_nodes`]): unless another node does it first, append a `Quit` of each to
     /// the room's log, marked as being about `node`'s users (so it comes back through
@@ -485,6 +522,9 @@ pub(crate) struct Cluster {
     deferred: BTreeMap<ConnId, VecDeque<Request>>,
     /// Direct messages to users on other nodes, by the hub's number: the sender's connection.
     directs: BTreeMap<u64, Sending>,
+    /// Direct messages on their way to be kept for an account ([`ClusterOut::Hold`]) whose
+    /// sender is then told the recipient is away, as on one node ([`super::ops::KEPT_WORDS`]).
+    kept_words: BTreeSet<u64>,
     /// Members of followed rooms on other nodes, from the rooms' logs.
     rosters: BTreeMap<RoomName, Roster>,
     /// Nodes whose lease ran out, with the rooms whose members on them were handed out to be
@@ -519,6 +559,13 @@ pub(crate) struct Cluster {
     away: bool,
     /// Nodes whose lease was alive at the last listing ([`Hub::handle_nodes`]): IRC's `LUSERS`.
     nodes_alive: usize,
+}
+
+impl Cluster {
+    /// Asks for the direct messages kept for `account` ([`ClusterOut::TakeHeld`]).
+    pub(super) fn ask_held(&mut self, account: Nick) {
+        self.out.push_back(ClusterOut::TakeHeld { account });
+    }
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -1721,16 +1768,12 @@ impl Hub {
     /// Cluster mode: a nick change claims the new nick first. False without a cluster, or
     /// when it was granted (the change goes on).
     pub(super) fn cluster_nick(&mut self, conn: ConnId, uid: UserId, nick: &Nick) -> bool {
+        if self.cluster_granted(conn, nick) {
+            return false;
+        }
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
-        if cl
-            .granted
-            .as_ref()
-            .is_some_and(|(c, n)| *c == conn && *n == nick.folded())
-        {
-            return false;
-        }
         let id = cl.next;
         cl.next += 1;
         cl.claims
@@ -1740,6 +1783,26 @@ impl Hub {
             nick: nick.clone(),
         });
         true
+    }
+
+    /// Whether `conn`'s direct message `id` waits for the cluster (its answer, and the away
+    /// reply after it, come with [`Hub::handle_direct_done`]).
+    pub(super) fn cluster_direct_pending(&self, conn: ConnId, id: MsgId) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            cl.directs
+                .values()
+                .any(|(c, dm, _, _)| *c == conn && dm.id == id)
+        })
+    }
+
+    /// Whether the cluster granted `nick` to `conn` for the call being made now (its claim
+    /// came back granted: [`Hub::with_grant`]).
+    pub(super) fn cluster_granted(&self, conn: ConnId, nick: &Nick) -> bool {
+        self.cluster.as_ref().is_some_and(|cl| {
+            cl.granted
+                .as_ref()
+                .is_some_and(|(c, n)| *c == conn && *n == nick.folded())
+        })
     }
 
     /// The answer to claim `id`: `granted` if this node holds the nick now.
@@ -1766,6 +1829,9 @@ impl Hub {
                 self.cluster_release(&nick);
             }
             if matches!(claiming, Claiming::Change { .. }) && !gone {
+                if !granted {
+                    self.give_back_nick_token(conn);
+                }
                 self.run_deferred(conn, now);
             }
             return;
@@ -1819,6 +1885,8 @@ impl Hub {
                 self.run_deferred(conn, now);
             }
             (Claiming::Change { .. }, false) => {
+                // Refused by the cluster, as one node refuses a taken nick: no token spent.
+                self.give_back_nick_token(conn);
                 let detail = format!("the nick {nick} is taken");
                 let re = Re::Nick(nick);
                 self.late_answer(conn, None, |hub| {
@@ -1864,6 +1932,8 @@ impl Hub {
                 }
             }
             Claiming::Change { conn, .. } => {
+                // Nothing the user did: its token back.
+                self.give_back_nick_token(conn);
                 let detail = format!("{why}; your nick is unchanged");
                 let re = Re::Nick(nick);
                 self.late_answer(conn, None, |hub| {
@@ -1950,6 +2020,22 @@ impl Hub {
             signed_in,
         };
         let msg = dm.id;
+        // A message (not a notice) is answered after its echo or refusal, as on one node, as
+        // one to someone away (IRC's `301`): the recipient's away as known here, else, kept for
+        // an account with nothing connected, that it waits for them.
+        let kept = self
+            .cluster
+            .as_mut()
+            .is_some_and(|cl| cl.kept_words.remove(&id));
+        let away = (!notice)
+            .then(|| self.present(&dm.to).filter(|p| p.away.is_some()))
+            .flatten();
+        let to = dm.to.clone();
+        let tell_away = move |hub: &mut Hub| match away {
+            Some(p) => hub.reply(conn, Reply::Info(super::query::Info::IsAway(p))),
+            None if kept => hub.tell_kept(conn, to),
+            None => {}
+        };
         match result {
             Ok(()) => {
                 self.accept_id(conn, dm.id);
@@ -1959,13 +2045,132 @@ impl Hub {
                 }
                 self.late_answer(conn, Some(msg), |hub| {
                     hub.reply(conn, wrap(dm));
+                    tell_away(hub);
                 });
             }
             Err(why) => self.late_answer(conn, Some(msg), |hub| {
-                hub.error(conn, ErrorKind::NoSuchNick, Re::Msg(msg), why)
+                hub.error(conn, ErrorKind::NoSuchNick, Re::Msg(msg), why);
+                tell_away(hub);
             }),
         }
         self.late_settle(conn);
+    }
+
+    /// The answer to direct message `id`: nothing of its recipient is connected on any node
+    /// (no node holds the nick, or the node holding it has no connection of it: `resuming`
+    /// if a device of it may still resume there). An account's is kept for it, as on one
+    /// node ([`ClusterOut::Hold`], answered by [`Hub::handle_direct_done`]); anyone else's
+    /// is refused, `NoSuchNick`.
+    pub fn handle_direct_unheld(&mut self, id: u64, resuming: bool, now: Millis) {
+        self.now = self.now.max(now);
+        let Some((_, dm, notice, _)) = self.cluster.as_ref().and_then(|cl| cl.directs.get(&id))
+        else {
+            return;
+        };
+        let (mut dm, notice) = (dm.clone(), *notice);
+        let Some(account) = self.account_name(&dm.to.folded()) else {
+            let why = format!("nobody is called {}", dm.to);
+            return self.handle_direct_done(id, Err(why), now);
+        };
+        if self.config.accounts.kept_bytes == 0 {
+            let why = format!("{account} is not connected; direct messages are not kept");
+            return self.handle_direct_done(id, Err(why), now);
+        }
+        dm.to = account.clone();
+        if let Some(cl) = self.cluster.as_mut() {
+            if let Some(d) = cl.directs.get_mut(&id) {
+                d.1.to = account.clone();
+            }
+            if !notice && !resuming {
+                cl.kept_words.insert(id);
+            }
+            let held = crate::persist::HeldDirect { msg: dm, notice };
+            cl.out.push_back(ClusterOut::Hold { id, account, held });
+        }
+    }
+
+    /// Cluster mode: a direct message (or notice) from `conn` to `dm.to`, an account whose
+    /// user here has nothing connected, is kept for the account where every node reads it
+    /// ([`ClusterOut::Hold`]), as a single node keeps it in its store; the sender hears once it
+    /// is kept ([`Hub::handle_direct_done`]). `resuming`: a device of it may still resume.
+    pub(super) fn cluster_hold(
+        &mut self,
+        conn: ConnId,
+        dm: DirectMsg,
+        notice: bool,
+        tags: Option<std::sync::Arc<str>>,
+        resuming: bool,
+    ) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let id = cl.next;
+        cl.next += 1;
+        if !notice && !resuming {
+            cl.kept_words.insert(id);
+        }
+        cl.directs.insert(id, (conn, dm.clone(), notice, tags));
+        let held = crate::persist::HeldDirect {
+            msg: dm.clone(),
+            notice,
+        };
+        cl.out.push_back(ClusterOut::Hold {
+            id,
+            account: dm.to,
+            held,
+        });
+    }
+
+    /// The direct messages kept for `account` while it had nothing connected, numbered as the
+    /// cluster keeps them, oldest first (asked by [`ClusterOut::TakeHeld`] when it signed in
+    /// or a device of it resumed here): each goes to every connection it has here, after what
+    /// its sign-in or resume is still waiting for (its rooms' joins), as they were sent, and
+    /// the cluster is told to forget them ([`ClusterOut::HeldDelivered`]). With nothing of it
+    /// connected here any more they stay kept for its next sign-in. Delivered at least once,
+    /// as on one node: a node that dies before the cluster forgets them has them delivered
+    /// again.
+    pub fn handle_held(
+        &mut self,
+        account: Nick,
+        held: Vec<(u64, crate::persist::HeldDirect)>,
+        now: Millis,
+    ) {
+        self.now = self.now.max(now);
+        let Some(upto) = held.iter().map(|(n, _)| *n).max() else {
+            return;
+        };
+        let Some(uid) = self
+            .nicks
+            .get(&self.users, account.folded_key().as_str())
+            .filter(|&u| self.account_of(u).as_deref() == Some(account.folded().as_str()))
+        else {
+            return;
+        };
+        let conns: Vec<ConnId> = self.user_conns(uid).collect();
+        if conns.is_empty() {
+            return;
+        }
+        for (_, h) in &held {
+            let signed_in = self.accounts.registered(&h.msg.from);
+            let msg = if h.notice {
+                ServerMsg::DirectNotice(h.msg.clone())
+            } else {
+                ServerMsg::Direct(h.msg.clone())
+            };
+            for &c in &conns {
+                let reply = Reply::Direct {
+                    msg: msg.clone(),
+                    tags: None,
+                    signed_in,
+                };
+                self.run(c, Request::Answer(reply), now);
+            }
+        }
+        debug!(%account, messages = held.len(), "kept direct messages delivered");
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.out
+                .push_back(ClusterOut::HeldDelivered { account, upto });
+        }
     }
 
     /// A direct message from a user on another node (`token`: the shell's, to answer with):
@@ -2004,6 +2209,16 @@ impl Hub {
             (None, _) => Err(format!("nobody is called {}", dm.to)),
             // Nothing connected here: refused in the words a sender on this node gets (a
             // cluster keeps no direct message), not as a reader too slow to take it.
+            // An account's is kept by the sender's node, as a single node keeps it.
+            (Some(uid), true)
+                if self.user_conns(uid).next().is_none() && self.account_of(uid).is_some() =>
+            {
+                let resuming = !self.devices_of(uid).is_empty();
+                if let Some(cl) = self.cluster.as_mut() {
+                    cl.out.push_back(ClusterOut::Unheld { token, resuming });
+                }
+                return;
+            }
             (Some(uid), true) if self.user_conns(uid).next().is_none() => {
                 Err(if self.devices_of(uid).is_empty() {
                     format!("{} is not connected; direct messages are not kept", dm.to)
@@ -2338,6 +2553,8 @@ mod tests {
         /// Claims held back, to answer in a chosen order.
         claims: Vec<(usize, u64, Nick)>,
         hold_claims: bool,
+        /// Claims the cluster cannot decide (`handle_claim_failed`).
+        refuse_claims: bool,
         /// Direct messages out to another node: token → (asking node, its id).
         directs: HashMap<u64, (usize, u64)>,
         /// Nodes gone and rooms whose members on them were reaped.
@@ -2357,6 +2574,8 @@ mod tests {
         users_kv: presence::UsersKv,
         /// Rooms' topics as the cluster keeps them (newest by seq).
         topics_kv: BTreeMap<RoomName, crate::hub::cluster::RoomTopic>,
+        /// Direct messages kept for accounts (folded): the next number, and those kept.
+        held: BTreeMap<String, (u64, Vec<(u64, crate::persist::HeldDirect)>)>,
     }
 
     impl Net {
@@ -2391,6 +2610,7 @@ mod tests {
                 refuse: false,
                 claims: Vec::new(),
                 hold_claims: false,
+                refuse_claims: false,
                 directs: HashMap::new(),
                 reaped: BTreeSet::new(),
                 sessions: HashMap::new(),
@@ -2401,6 +2621,7 @@ mod tests {
                 bans_kv: bans::BansKv::default(),
                 users_kv: presence::UsersKv::default(),
                 topics_kv: BTreeMap::new(),
+                held: BTreeMap::new(),
             }
         }
 
@@ -2496,7 +2717,10 @@ mod tests {
                     }
                 }
                 ClusterOut::Claim { id, nick } => {
-                    if self.hold_claims {
+                    if self.refuse_claims {
+                        let why = "the cluster is unavailable";
+                        self.nodes[i].hub.handle_claim_failed(id, why, now);
+                    } else if self.hold_claims {
                         self.claims.push((i, id, nick));
                     } else {
                         self.answer(i, id, &nick);
@@ -2521,14 +2745,39 @@ mod tests {
                             .hub
                             .handle_remote_direct(token, dm, notice, tags, signed_in, now);
                     }
-                    None => {
-                        let why = format!("nobody is called {}", dm.to);
-                        self.nodes[i].hub.handle_direct_done(id, Err(why), now);
-                    }
+                    None => self.nodes[i].hub.handle_direct_unheld(id, false, now),
                 },
                 ClusterOut::Delivered { token, result } => {
                     let (j, id) = self.directs[&token];
                     self.nodes[j].hub.handle_direct_done(id, result, now);
+                }
+                ClusterOut::Unheld { token, resuming } => {
+                    let (j, id) = self.directs[&token];
+                    self.nodes[j].hub.handle_direct_unheld(id, resuming, now);
+                }
+                ClusterOut::Hold { id, account, held } => {
+                    let (next, kept) = self.held.entry(account.folded()).or_default();
+                    let result = if kept.len() >= crate::limits::MAX_HELD_DIRECTS {
+                        Err(format!("{account} is not connected and 100 messages wait"))
+                    } else {
+                        *next += 1;
+                        kept.push((*next, held));
+                        Ok(())
+                    };
+                    self.nodes[i].hub.handle_direct_done(id, result, now);
+                }
+                ClusterOut::TakeHeld { account } => {
+                    let kept = self
+                        .held
+                        .get(&account.folded())
+                        .map(|(_, k)| k.clone())
+                        .unwrap_or_default();
+                    self.nodes[i].hub.handle_held(account, kept, now);
+                }
+                ClusterOut::HeldDelivered { account, upto } => {
+                    if let Some((_, kept)) = self.held.get_mut(&account.folded()) {
+                        kept.retain(|(n, _)| *n > upto);
+                    }
                 }
                 o @ (ClusterOut::CreateAccount { .. } | ClusterOut::AccountWrite { .. }) => {
                     self.account_out(i, o);
@@ -2874,6 +3123,52 @@ mod tests {
         );
         assert_eq!(net.owners.get("sam"), Some(&0));
         assert!(!net.owners.contains_key("sam_2"));
+    }
+
+    /// As on one node (`nick_changes_past_their_burst_are_refused_with_the_wait`): a change
+    /// the cluster refuses (the nick is another node's) or cannot decide costs no nick token,
+    /// and a change it grants costs one, not two.
+    #[test]
+    fn nick_changes_cost_one_token_each_and_the_clusters_refusals_none() {
+        use crate::limits::NICK_BURST;
+        let mut net = Net::new(2);
+        let x = net.hello(0, "sam");
+        let y = net.hello(1, "kim");
+        net.pump();
+        net.welcomed(0, x);
+        net.welcomed(1, y);
+        // Paced past the flood limit, well within one nick token's refill (10 s).
+        let nick_kinds = |net: &mut Net| -> Vec<Option<ErrorKind>> {
+            net.now = Millis(net.now.0 + 250);
+            net.recv(0, x)
+                .iter()
+                .filter_map(|m| match m {
+                    ServerMsg::Error { kind, .. } => Some(Some(*kind)),
+                    ServerMsg::YourNick { .. } => Some(None),
+                    _ => None,
+                })
+                .collect()
+        };
+        for _ in 0..NICK_BURST + 2 {
+            net.send(0, x, &ClientMsg::Nick { nick: nick("kim") });
+            assert_eq!(nick_kinds(&mut net), [Some(ErrorKind::NickTaken)]);
+        }
+        net.refuse_claims = true;
+        net.send(0, x, &ClientMsg::Nick { nick: nick("lee") });
+        assert_eq!(nick_kinds(&mut net), [Some(ErrorKind::Unavailable)]);
+        net.refuse_claims = false;
+        for k in 0..NICK_BURST {
+            net.send(
+                0,
+                x,
+                &ClientMsg::Nick {
+                    nick: nick(&format!("sam{k}")),
+                },
+            );
+            assert_eq!(nick_kinds(&mut net), [None], "change {k}");
+        }
+        net.send(0, x, &ClientMsg::Nick { nick: nick("fast") });
+        assert_eq!(nick_kinds(&mut net), [Some(ErrorKind::Flood)]);
     }
 
     #[test]

@@ -779,9 +779,13 @@ impl Hub {
                 let Some(r) = self.rooms.get_mut(&room) else {
                     return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
                 };
-                // Unregistered first, so the room goes with its last member.
+                // Unregistered first, so the room goes with its last member; its topic goes
+                // with its settings (a room kept for its store's seqs is opened again without
+                // it, as it would be in a cluster or without a store; the store forgets it
+                // at the close's event, `persist::closes_room`).
                 let registered = r.policy.take().is_some();
                 r.invited.clear();
+                r.set_topic(None, None);
                 let members: Vec<UserId> = r.members.iter().copied().collect();
                 let words = match &reason {
                     Some(r) => format!("close: {r}"),

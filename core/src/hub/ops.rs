@@ -332,8 +332,11 @@ impl Hub {
             ClientMsg::Msg { to, id, text } => {
                 self.direct(conn, uid, to.clone(), Said { id, tags }, text, false, now);
                 // As IRC's 301, for every dialect: the writer learns that nobody may read it
-                // soon. Never after a notice (nothing answers a notice automatically).
-                self.query(conn, Query::AwayOf(to), now);
+                // soon. Never after a notice (nothing answers a notice automatically). In a
+                // cluster a message that waits for another node is answered so after its echo.
+                if !self.cluster_direct_pending(conn, id) {
+                    self.query(conn, Query::AwayOf(to), now);
+                }
             }
             ClientMsg::NoticeTo { to, id, text } => {
                 self.direct(conn, uid, to, Said { id, tags }, text, true, now)
@@ -952,10 +955,10 @@ impl Hub {
             // An always-on account with no device at all stays in its rooms for hours, and one
             // whose device waits for its resume may be back in a moment or not at all: the
             // message is kept for the account, delivered when its device resumes or it next
-            // signs in. A guest's device waiting for its resume has nowhere to keep it (nor
-            // has a cluster: another node may hold the account's devices).
+            // signs in. A guest's device waiting for its resume has nowhere to keep it. A
+            // cluster keeps it where every node reads it: its device may resume on any node.
             let no_device = self.devices_of(to_uid).is_empty();
-            if self.account_of(to_uid).is_some() && (no_device || self.cluster.is_none()) {
+            if self.account_of(to_uid).is_some() {
                 let said = Said { id, tags };
                 return self.keep_direct(conn, uid, to_nick, said, text, notice, now);
             }
@@ -1055,6 +1058,18 @@ impl Hub {
             at: now,
             text,
         };
+        if self.cluster.is_some() {
+            if self.config.accounts.kept_bytes == 0 {
+                let detail = format!("{to} is not connected; direct messages are not kept");
+                return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), detail);
+            }
+            // Kept where every node reads it; the sender hears once it is.
+            let resuming = self
+                .nicks
+                .get(&self.users, to.folded_key().as_str())
+                .is_some_and(|u| !self.devices_of(u).is_empty());
+            return self.cluster_hold(conn, dm, notice, tags, resuming);
+        }
         let held = crate::persist::HeldDirect {
             msg: dm.clone(),
             notice,
@@ -1072,17 +1087,23 @@ impl Hub {
             .get(&self.users, to.folded_key().as_str())
             .is_some();
         if !notice && !has_user {
-            let away = Text::new(KEPT_WORDS).ok();
-            let p = super::query::Present {
-                ident: super::query::Ident::gone(&to),
-                account: None,
-                nick: to,
-                away,
-                mark: "",
-                oper: false,
-            };
-            self.reply(conn, Reply::Info(super::query::Info::IsAway(p)));
+            self.tell_kept(conn, to);
         }
+    }
+
+    /// `conn` is told that `to`, to whom it wrote, is not connected and that its message
+    /// waits for them ([`KEPT_WORDS`]), as if `to` were away with those words.
+    pub(super) fn tell_kept(&mut self, conn: ConnId, to: Nick) {
+        let away = Text::new(KEPT_WORDS).ok();
+        let p = super::query::Present {
+            ident: super::query::Ident::gone(&to),
+            account: None,
+            nick: to,
+            away,
+            mark: "",
+            oper: false,
+        };
+        self.reply(conn, Reply::Info(super::query::Info::IsAway(p)));
     }
 
     pub(super) fn change_nick(&mut self, conn: ConnId, uid: UserId, nick: Nick, now: Millis) {
@@ -1125,8 +1146,12 @@ impl Hub {
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         // Every refusal above costs the user only its flood token; a change made is an event
-        // in each of its rooms, and has its own, slower bucket.
-        if let Err(secs) = self.take_nick_token(conn, now) {
+        // in each of its rooms, and has its own, slower bucket. In a cluster the token was
+        // taken before the nick was claimed ([`Hub::cluster_nick`]): a change the cluster
+        // granted is not charged twice (and one it refused gets it back).
+        if !self.cluster_granted(conn, &nick)
+            && let Err(secs) = self.take_nick_token(conn, now)
+        {
             let detail = format!("{NICK_TOO_FAST}{secs} s");
             let re = Re::Nick(nick);
             self.stats.flood_nick_refused += 1;
@@ -1158,6 +1183,19 @@ impl Hub {
         self.session_changed(uid);
         let skip = self.skip_own(conn);
         self.announce_rename(uid, &rooms, &old, &nick, skip, now);
+    }
+
+    /// Gives back the nick-change token `conn` spent on a change the cluster then refused or
+    /// could not decide: on one node such a refusal (a taken nick) costs none.
+    pub(super) fn give_back_nick_token(&mut self, conn: ConnId) {
+        let burst = self.config.nick_burst;
+        if let Some(b) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.rare_mut().nick_bucket.as_mut())
+        {
+            b.give_back(burst);
+        }
     }
 
     /// Takes one of `conn`'s nick-change tokens ([`crate::limits::NICK_BURST`]), or says in

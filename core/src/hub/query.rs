@@ -198,7 +198,7 @@ pub(crate) struct Ident {
 
 impl Ident {
     /// Of a user who is not on IRC (`how`: how it is connected, as words).
-    fn natter(nick: &Nick, how: &str) -> Ident {
+    pub(crate) fn natter(nick: &Nick, how: &str) -> Ident {
         Ident {
             user: nick.as_str().into(),
             realname: format!("natter user {how}").into(),
@@ -666,6 +666,8 @@ impl Hub {
                         (r, mark)
                     })
                     .collect();
+                // An account with nothing connected is answered as its own node answers.
+                let offline = self.remote_presence(&nick).is_some_and(|p| p.offline);
                 Box::new(Whois {
                     user: Present {
                         ident: self.remote_ident(&nick),
@@ -677,7 +679,7 @@ impl Hub {
                     },
                     rooms,
                     kind: None,
-                    elsewhere: true,
+                    elsewhere: !offline,
                     secure: false,
                     idle: None,
                 })
@@ -687,6 +689,7 @@ impl Hub {
         // rooms are those its record names.
         user.or_else(|| {
             let user = self.remote_present(nick)?;
+            let offline = self.remote_presence(nick).is_some_and(|p| p.offline);
             let rooms = self
                 .remote_presence(nick)
                 .map_or_else(Vec::new, |p| p.rooms.clone())
@@ -700,7 +703,7 @@ impl Hub {
                 user,
                 rooms,
                 kind: None,
-                elsewhere: true,
+                elsewhere: !offline,
                 secure: false,
                 idle: None,
             }))
@@ -748,12 +751,13 @@ impl Hub {
     /// `nick`'s user, here or (in a cluster) in a followed room on another node.
     /// `u`'s away message as others are shown it: its own, or, for an account with nothing
     /// connected (always-on: it stays in its rooms), that messages to it wait for it (as
-    /// ergo's auto-away: `WHO`'s `G`, `WHOIS`'s `301`). Not in a cluster, where nothing waits.
+    /// ergo's auto-away: `WHO`'s `G`, `WHOIS`'s `301`); in a cluster too, where they wait as on
+    /// one node (other nodes show it from its record, `Presence::shown_away`).
     pub(super) fn shown_away(&self, u: &super::User) -> Option<Text> {
         if let Some(away) = u.away() {
             return Some(away.clone());
         }
-        let offline = u.devices.is_empty() && u.account().is_some() && self.cluster.is_none();
+        let offline = u.devices.is_empty() && u.account().is_some();
         offline
             .then(|| Text::new(super::ops::KEPT_WORDS).ok())
             .flatten()
@@ -988,11 +992,14 @@ impl Hub {
     /// always-on), or back: unless it set an away message of its own, each connection sharing
     /// a room with it is told it is away ([`super::ops::KEPT_WORDS`]) or back, as for an away it
     /// set ([`Hub::set_away`]; IRC's away-notify `AWAY`), so member lists follow
-    /// ([`Hub::shown_away`]). Not in a cluster, where nothing waits for it.
+    /// ([`Hub::shown_away`]). In a cluster its record says so too (`Presence::offline`), and
+    /// other nodes tell their members.
     pub(super) fn account_presence_changed(&mut self, uid: UserId, offline: bool) {
-        if self.cluster.is_some() {
+        let Some(u) = self.users.get(&uid) else {
             return;
-        }
+        };
+        let nick = u.nick.clone();
+        self.cluster_presence_changed(&nick);
         let Some(u) = self.users.get(&uid) else {
             return;
         };

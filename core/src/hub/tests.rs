@@ -9971,6 +9971,54 @@ mod admins {
             "{got:?}"
         );
     }
+
+    /// A closed room's topic goes with its registration and settings (PROTOCOL.md, `Close`),
+    /// with a store too, where the room itself stays (its seqs go on): opened again it has
+    /// none, and the store is told (the close's event clears the topic it keeps), as a
+    /// cluster forgets it.
+    #[test]
+    fn a_closed_rooms_topic_is_forgotten_with_a_store_too() {
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#club");
+        t.send(
+            alice,
+            &ClientMsg::Topic {
+                room: room("#club"),
+                topic: Some(text("old plans")),
+            },
+        );
+        let root = account(&mut t, "root");
+        t.recv(alice);
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#club"),
+                reason: None,
+            }),
+        );
+        t.recv(alice);
+        let got = t.join(alice, "#club");
+        let topic = got.iter().find_map(|m| match m {
+            ServerMsg::Joined { room: r, topic, .. } if r.as_str() == "#club" => Some(topic),
+            _ => None,
+        });
+        assert_eq!(topic, Some(&None), "{got:?}");
+        let close = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .find_map(|w| match w {
+                crate::persist::Write::Event(ev) if ev.room.as_str() == "#club" => {
+                    crate::persist::closes_room(&ev.kind).then_some(ev)
+                }
+                _ => None,
+            });
+        assert!(close.is_some(), "the store is told of the close");
+    }
 }
 
 /// A room big enough to keep a list of its attached connections (`Room::attached`) still

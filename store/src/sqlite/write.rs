@@ -997,6 +997,9 @@ impl RoomMeta {
         if let EventKind::Topic { topic } = &ev.kind {
             self.topics
                 .insert(room, topic.as_ref().map(|t| t.as_str().to_owned()));
+        } else if natter_core::persist::closes_room(&ev.kind) {
+            // A closed room's topic goes with its settings.
+            self.topics.insert(room, None);
         }
     }
 

@@ -42,6 +42,24 @@ pub struct Presence {
     /// (`USER`'s, or the last `SETNAME`), so every node shows them. `None` for natter's own
     /// doors and nc, and in a record an older node wrote.
     pub irc: Option<(Box<str>, Box<str>)>,
+    /// Nothing of the user is connected: an account that stays in its rooms (always-on). Every
+    /// node answers WHOIS of it as its own node does (`Offline`, not on another node) and
+    /// shows it away, "not connected; your message waits for them", unless it set an away of
+    /// its own. `false` in a record an older node wrote.
+    pub offline: bool,
+}
+
+impl Presence {
+    /// The away message other users are shown: its own, else, for an account with nothing
+    /// connected, that messages to it wait for it ([`Hub::shown_away`] on its node).
+    pub(in crate::hub) fn shown_away(&self) -> Option<Text> {
+        if self.away.is_some() {
+            return self.away.clone();
+        }
+        (self.offline && self.account.is_some())
+            .then(|| Text::new(super::super::ops::KEPT_WORDS).ok())
+            .flatten()
+    }
 }
 
 /// The hub's side of presence.
@@ -112,6 +130,7 @@ impl Hub {
             away: u.away().cloned(),
             rooms: u.rooms.iter().cloned().collect(),
             irc: self.irc_ident(uid).map(|i| (i.user, i.realname)),
+            offline: u.devices.is_empty() && u.account().is_some(),
         })
     }
 
@@ -119,6 +138,9 @@ impl Hub {
     /// node called `nick`: its IRC ones from its record, else words saying where it is.
     pub(in crate::hub) fn remote_ident(&self, nick: &Nick) -> Ident {
         match self.remote_presence(nick) {
+            Some(p) if p.offline && p.irc.is_none() => {
+                Ident::natter(&p.nick, "with nothing connected")
+            }
             Some(p) => Ident::remote(&p.nick, p.irc.as_ref()),
             None => Ident::remote(nick, None),
         }
@@ -177,11 +199,11 @@ impl Hub {
             .presence
             .known
             .get(&folded)
-            .map(|(p, _)| (p.away.clone(), p.irc.clone()))
+            .map(|(p, _)| (p.shown_away(), p.irc.clone()))
             .unwrap_or_default();
         let (before, realname_before) = before;
         let realname = presence.as_ref().and_then(|p| p.irc.clone());
-        let after = presence.as_ref().and_then(|p| p.away.clone());
+        let after = presence.as_ref().and_then(Presence::shown_away);
         let shown = presence.as_ref().map(|p| p.nick.clone());
         let was_known = cl.presence.known.contains_key(&folded);
         if presence.is_none() && self.nicks.contains_key(&self.users, folded.as_str()) {
@@ -329,10 +351,10 @@ impl Hub {
     /// [`Present`] of the user on another node called `nick`, from its presence.
     pub(in crate::hub) fn remote_present(&self, nick: &Nick) -> Option<Present> {
         self.remote_presence(nick).map(|p| Present {
-            ident: super::super::query::Ident::remote(&p.nick, p.irc.as_ref()),
+            ident: self.remote_ident(&p.nick),
             account: p.account.clone(),
             nick: p.nick.clone(),
-            away: p.away.clone(),
+            away: p.shown_away(),
             mark: "",
             oper: false,
         })
@@ -353,6 +375,6 @@ impl Hub {
 
     /// The away message of the user on another node called `nick`, if it is away.
     pub(in crate::hub) fn remote_away(&self, nick: &Nick) -> Option<Text> {
-        self.remote_presence(nick).and_then(|p| p.away.clone())
+        self.remote_presence(nick).and_then(Presence::shown_away)
     }
 }

@@ -903,7 +903,7 @@ fn a_direct_message_to_another_node_carries_its_tags_and_its_senders_account() {
 }
 
 #[test]
-fn a_direct_message_to_an_account_with_nothing_connected_on_another_node_says_so() {
+fn a_direct_message_to_an_account_with_nothing_connected_is_kept_for_its_next_sign_in_anywhere() {
     let mut net = net(2);
     // alice, an account on node 0, with nothing connected (her device not kept either).
     let (a, _) = guest(&mut net, 0, "alice");
@@ -914,42 +914,121 @@ fn a_direct_message_to_an_account_with_nothing_connected_on_another_node_says_so
     net.nodes[0].hub.handle_close(a, now);
     net.nodes[0].hub.handle_close(c, now);
     settle(&mut net);
-    let refusal = |net: &mut Net, i: usize, from: ConnId, to: &Nick| {
+    // What a sender hears: its echo, or the refusal, and an away line.
+    let send = |net: &mut Net, i: usize, from: ConnId, to: &Nick, id: u64| {
         let msg = ClientMsg::Msg {
             to: to.clone(),
-            id: MsgId(7),
-            text: text("are you there"),
+            id: MsgId(id),
+            text: text(&format!("message {id}")),
         };
         net.recv(i, from);
         ask(net, i, from, &msg);
-        error(&net.recv(i, from)).expect("refused").1
+        let got = net.recv(i, from);
+        let echo = got
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Direct(d) if d.id == MsgId(id)));
+        let away = got.iter().find_map(|m| match m {
+            ServerMsg::Away { away, .. } => away.as_ref().map(|a| a.to_string()),
+            _ => None,
+        });
+        (echo, error(&got).map(|e| e.1), away)
     };
-    // The same words from either node: on one node a sender is told alice is not connected,
-    // not that she is "not reading right now" (a reader too slow to take it).
+    // The same answers from either node: a guest who may resume is refused; an account
+    // whose device may resume has it kept (nothing said of away: it may be back at once).
     let (here, _) = guest(&mut net, 0, "dan");
     let (there, _) = guest(&mut net, 1, "bob");
-    for to in [nick("alice"), carol] {
-        let said_here = refusal(&mut net, 0, here, &to);
-        let said_there = refusal(&mut net, 1, there, &to);
-        assert_eq!(said_there, said_here, "to {to}");
-        assert_eq!(
-            said_there,
-            format!("{to} is reconnecting right now; try again in a moment")
-        );
-    }
-    // Their resumes lapse: alice, an account, stays in her rooms with nothing connected.
+    let reconnecting = format!("{carol} is reconnecting right now; try again in a moment");
+    assert_eq!(
+        send(&mut net, 0, here, &carol, 1),
+        (false, Some(reconnecting.clone()), None)
+    );
+    assert_eq!(
+        send(&mut net, 1, there, &carol, 2),
+        (false, Some(reconnecting), None)
+    );
+    assert_eq!(
+        send(&mut net, 0, here, &nick("alice"), 3),
+        (true, None, None)
+    );
+    assert_eq!(
+        send(&mut net, 1, there, &nick("alice"), 4),
+        (true, None, None)
+    );
+    // Their resumes lapse: kept, and said to wait for her, as on one node.
     net.now = Millis(net.now.0 + 24 * 3_600_000);
     let now = net.now;
     for n in &mut net.nodes {
         n.hub.handle_timeout(now);
     }
     settle(&mut net);
-    let said_here = refusal(&mut net, 0, here, &nick("alice"));
+    let waits = Some(crate::hub::ops::KEPT_WORDS.to_owned());
     assert_eq!(
-        said_here,
-        "alice is not connected; direct messages are not kept"
+        send(&mut net, 0, here, &nick("alice"), 5),
+        (true, None, waits.clone())
     );
-    assert_eq!(refusal(&mut net, 1, there, &nick("alice")), said_here);
+    assert_eq!(
+        send(&mut net, 1, there, &nick("alice"), 6),
+        (true, None, waits)
+    );
+    // She signs in on node 1: each kept message once, oldest first; then none are kept.
+    let (b, _) = guest(&mut net, 1, "visitor");
+    net.recv(1, b);
+    sign_in(&mut net, 1, b, "alice", Proof::Password(pw(PW)));
+    let got: Vec<u64> = net
+        .recv(1, b)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Direct(d) => Some(d.id.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [3, 4, 5, 6]);
+    assert!(net.held.values().all(|(_, kept)| kept.is_empty()));
+    let now = net.now;
+    net.nodes[1].hub.handle_close(b, now);
+    settle(&mut net);
+    let (b, _) = guest(&mut net, 0, "visitor");
+    net.recv(0, b);
+    sign_in(&mut net, 0, b, "alice", Proof::Password(pw(PW)));
+    let again = net.recv(0, b);
+    assert!(
+        !again.iter().any(|m| matches!(m, ServerMsg::Direct(_))),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_cluster_keeps_at_most_a_hundred_direct_messages_for_an_account() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    let now = net.now;
+    net.nodes[0].hub.handle_close(a, now);
+    net.now = Millis(net.now.0 + 24 * 3_600_000);
+    let now = net.now;
+    for n in &mut net.nodes {
+        n.hub.handle_timeout(now);
+    }
+    settle(&mut net);
+    let (there, _) = guest(&mut net, 1, "bob");
+    for id in 1..=crate::limits::MAX_HELD_DIRECTS as u64 + 1 {
+        let msg = ClientMsg::Msg {
+            to: nick("alice"),
+            id: MsgId(id),
+            text: text("hello"),
+        };
+        // Paced, as a person writes (no flood limit is met).
+        net.now = Millis(net.now.0 + 5_000);
+        ask(&mut net, 1, there, &msg);
+    }
+    let got = net.recv(1, there);
+    let echoes = got
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::Direct(_)))
+        .count();
+    assert_eq!(echoes, crate::limits::MAX_HELD_DIRECTS);
+    let (kind, _) = error(&got).expect("the 101st refused");
+    assert_eq!(kind, ErrorKind::NoSuchNick);
 }
 
 /// `/devices` in a cluster is refused in words (the cluster's accounts keep no device's last

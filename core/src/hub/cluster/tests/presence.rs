@@ -570,3 +570,68 @@ fn a_topic_set_before_the_events_a_node_reads_when_it_follows_a_room_is_known_th
     assert!(text.contains(" 332 bob #r :release on friday"), "{text}");
     assert!(text.contains(" 333 bob #r alice!"), "{text}");
 }
+
+/// A registered account connected nowhere (always-on: it stays in its rooms) is answered
+/// alike by every node, as its own node answers: `Offline`, signed in to its account, away
+/// with the words a single node uses; and its co-members on other nodes are told it is away
+/// when its last connection goes, as those on its node are (a single node's always-on away).
+#[test]
+fn an_account_connected_nowhere_is_answered_alike_by_every_node() {
+    use super::accounts::{PW, ask, guest, net, register, settle};
+    use crate::wire::{Presence as Seen, WhoisUser};
+    let mut net = net(3);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#r") });
+    let (here, _) = guest(&mut net, 0, "dan");
+    let (there, _) = guest(&mut net, 1, "bob");
+    let (far, _) = guest(&mut net, 2, "eve");
+    ask(&mut net, 0, here, &ClientMsg::Join { room: room("#r") });
+    ask(&mut net, 1, there, &ClientMsg::Join { room: room("#r") });
+    let now = net.now;
+    net.nodes[0].hub.handle_close(a, now);
+    // Her device's resume lapses: nothing of her is connected.
+    net.now = Millis(net.now.0 + 24 * 3_600_000);
+    let now = net.now;
+    for n in &mut net.nodes {
+        n.hub.handle_timeout(now);
+    }
+    settle(&mut net);
+    let waits = Text::new(crate::hub::ops::KEPT_WORDS).ok();
+    for (i, c) in [(0, here), (1, there)] {
+        let told = net.recv(i, c);
+        assert!(
+            told.iter().any(|m| matches!(m, ServerMsg::Away { nick: n, away } if n.as_str() == "alice" && *away == waits)),
+            "node {i}'s co-member is told she is away: {told:?}"
+        );
+    }
+    let whois = |net: &mut Net, i: usize, c: ConnId| -> Option<WhoisUser> {
+        net.recv(i, c);
+        ask(
+            net,
+            i,
+            c,
+            &ClientMsg::Whois {
+                nick: nick("alice"),
+            },
+        );
+        net.recv(i, c).into_iter().find_map(|m| match m {
+            ServerMsg::Whois { user, .. } => Some(user),
+            _ => None,
+        })?
+    };
+    let on_hers = whois(&mut net, 0, here).expect("her node knows her");
+    assert_eq!(on_hers.presence, Seen::Offline);
+    assert_eq!(on_hers.away, waits);
+    assert_eq!(on_hers.account, Some(nick("alice")));
+    assert_eq!(
+        whois(&mut net, 1, there).as_ref(),
+        Some(&on_hers),
+        "a co-member's node"
+    );
+    let mut far_answer = whois(&mut net, 2, far).expect("a node sharing no room knows her");
+    // Only the rooms the asker shares are named.
+    assert!(far_answer.rooms.is_empty());
+    far_answer.rooms = on_hers.rooms.clone();
+    assert_eq!(far_answer, on_hers, "a node sharing no room");
+}
