@@ -578,6 +578,7 @@ impl Node {
         // Ends when the driver (which holds the sender) does.
         tokio::spawn(crate::accounts::keep_accounts(
             accounts_kv.clone(),
+            held.clone(),
             id.clone(),
             cfg.ack_timeout,
             accounts_rx,
