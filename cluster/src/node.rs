@@ -2701,6 +2701,8 @@ fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
         refused,
         prev: prev.map(|(id, h)| (id, TokenHash(h))),
         put_out,
+        // A cluster keeps no device's key with its session (`/devices` is refused there).
+        device_key: None,
         updated: s.updated,
     })
 }
@@ -2871,6 +2873,7 @@ mod tests {
             prev: None,
             refused: Vec::new(),
             put_out: Vec::new(),
+            device_key: None,
             updated: Millis(1_234),
         };
         let bytes = encode_session(&r, "node1").unwrap();
