@@ -104,11 +104,13 @@ fn folded_of_key(key: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-/// Does the hub's account asks in order, each try bounded by `wait`; answers creates at once
+/// Does the hub's account asks in order (`held`: the direct messages kept for accounts, which
+/// go with a removed account), each try bounded by `wait`; answers creates at once
 /// (a registrant may try again), and tries a write again while NATS does not answer, for up to
 /// [`WRITE_PATIENCE`].
 pub(crate) async fn keep_accounts(
     accounts: kv::Store,
+    held: kv::Store,
     me: String,
     wait: Duration,
     mut rx: mpsc::UnboundedReceiver<AccountOp>,
@@ -133,7 +135,7 @@ pub(crate) async fn keep_accounts(
             AccountOp::Write { account, write } => {
                 let label = ("account change", &account);
                 let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
-                    apply(&accounts, &me, &account, &write)
+                    apply(&accounts, &held, &me, &account, &write)
                 });
                 let revision = written.await.unwrap_or_else(|e| {
                     warn!(%account, error = %e, "account change not written; given up");
@@ -178,14 +180,20 @@ pub(crate) async fn create(
 
 /// Applies `write` to `account`'s entry: read, change, compare-and-swap on the revision read,
 /// again if another node wrote in between. The entry's revision after it; `None` if the
-/// account is not there (left alone) or was removed.
+/// account is not there (left alone) or was removed. A removal first forgets the direct
+/// messages kept for the account (in `held`), as one node's store drops them with it: the
+/// next account of that name is someone else's.
 pub(crate) async fn apply(
     accounts: &kv::Store,
+    held: &kv::Store,
     me: &str,
     account: &Nick,
     write: &Write,
 ) -> Result<Option<u64>, String> {
     let key = nick_key(account);
+    if matches!(write, Write::DropAccount(_)) {
+        crate::held::drop_all(held, account).await?;
+    }
     for _ in 0..MAX_WRITE_TRIES {
         let Some(entry) = accounts
             .entry(&key)
@@ -277,6 +285,8 @@ pub(crate) async fn watch_accounts(
 pub struct ClusterAccounts {
     js: jetstream::Context,
     kv: kv::Store,
+    /// The direct messages kept for accounts (a removed account's go with it).
+    held: kv::Store,
     stream: String,
     wait: Duration,
 }
@@ -293,9 +303,11 @@ impl ClusterAccounts {
         let mut js = jetstream::new(client);
         js.set_timeout(cfg.ack_timeout);
         let kv = crate::node::bucket(&js, cfg, "accounts", Duration::ZERO).await?;
+        let held = crate::node::bucket(&js, cfg, "held", Duration::ZERO).await?;
         Ok(ClusterAccounts {
             js,
             kv,
+            held,
             stream: format!("KV_{}_accounts", cfg.prefix),
             wait: 5 * cfg.ack_timeout,
         })
@@ -327,7 +339,7 @@ impl ClusterAccounts {
 
     /// Applies `write` to `account` (merged with the nodes' writes, as theirs are).
     pub async fn write(&self, account: &Nick, write: &Write) -> Result<(), String> {
-        apply(&self.kv, "operator", account, write)
+        apply(&self.kv, &self.held, "operator", account, write)
             .await
             .map(|_| ())
     }

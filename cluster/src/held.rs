@@ -108,6 +108,17 @@ pub(crate) async fn take(
         .collect())
 }
 
+/// Forgets every message kept for `account`: the account is being removed, and a later
+/// account of that name (anyone may register it) must not read what was sent to this one, as
+/// one node's store removes them with the account.
+pub(crate) async fn drop_all(held: &kv::Store, account: &Nick) -> Result<(), String> {
+    held.purge(nick_key(account))
+        .await
+        .map_err(|e| crate::node::unavailable(&e))?;
+    debug!(%account, "kept direct messages forgotten with the account");
+    Ok(())
+}
+
 /// Forgets the messages kept for `account` numbered up to `upto` (delivered).
 pub(crate) async fn forget(held: &kv::Store, account: &Nick, upto: u64) -> Result<(), String> {
     let key = nick_key(account);

@@ -578,6 +578,7 @@ impl Node {
         // Ends when the driver (which holds the sender) does.
         tokio::spawn(crate::accounts::keep_accounts(
             accounts_kv.clone(),
+            held.clone(),
             id.clone(),
             cfg.ack_timeout,
             accounts_rx,
@@ -2700,6 +2701,8 @@ fn decode_session(value: &[u8]) -> Result<SessionRecord, String> {
         refused,
         prev: prev.map(|(id, h)| (id, TokenHash(h))),
         put_out,
+        // A cluster keeps no device's key with its session (`/devices` is refused there).
+        device_key: None,
         updated: s.updated,
     })
 }
@@ -2870,6 +2873,7 @@ mod tests {
             prev: None,
             refused: Vec::new(),
             put_out: Vec::new(),
+            device_key: None,
             updated: Millis(1_234),
         };
         let bytes = encode_session(&r, "node1").unwrap();

@@ -234,3 +234,35 @@ async fn a_message_kept_for_an_account_signed_in_meanwhile_reaches_its_node() {
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].1.msg.text.as_str(), "late");
 }
+
+/// A removed account's kept messages go with it, as one node's store drops them with the
+/// account: whoever registers the name next must not be handed what was sent to the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messages_kept_for_a_removed_account_go_with_it() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    assert_eq!(
+        hold(&mut a, 1, kept(1, "for the first carol")).await,
+        Ok(())
+    );
+    assert_eq!(take(&mut b).await.len(), 1);
+    a.send(ClusterOut::AccountWrite {
+        account: nick("carol"),
+        write: natter_core::persist::Write::DropAccount(nick("carol")),
+    });
+    next(&mut a, "the removal written", |got| match got {
+        ClusterIn::AccountWritten { account, .. } if account == "carol" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(take(&mut b).await.is_empty(), "kept after the removal");
+    // Kept for the next account of the name as for any.
+    assert_eq!(hold(&mut b, 2, kept(2, "for the new carol")).await, Ok(()));
+    let read = take(&mut a).await;
+    assert_eq!(
+        read.iter()
+            .map(|(_, h)| h.msg.text.as_str())
+            .collect::<Vec<_>>(),
+        ["for the new carol"]
+    );
+}

@@ -300,6 +300,10 @@ pub struct SessionRecord {
     /// these, and of no other room it names. At most [`crate::limits::MAX_ROOMS_PER_USER`];
     /// forgotten on its resume.
     pub put_out: Vec<RoomName>,
+    /// The id of the device key its device holds (signed in with, or was given), if any: a
+    /// restarted hub still ends this session when that device is forgotten
+    /// (`/devices forget`). `None` in records written before schema 17.
+    pub device_key: Option<u64>,
     /// When this record was written (the hub's clock: Unix milliseconds in a real server).
     pub updated: Millis,
 }

@@ -85,6 +85,7 @@ fn main() -> anyhow::Result<()> {
                     prev: None,
                     refused: Vec::new(),
                     put_out: Vec::new(),
+                    device_key: None,
                     updated: Millis(1),
                 })
             })

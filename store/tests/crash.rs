@@ -74,6 +74,7 @@ fn make_batch(b: u64) -> Batch {
         prev: None,
         refused: Vec::new(),
         put_out: Vec::new(),
+        device_key: None,
         updated: Millis(b),
     }));
     Batch {

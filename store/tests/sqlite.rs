@@ -194,6 +194,7 @@ fn a_batch_is_all_or_nothing() {
         prev: None,
         refused: Vec::new(),
         put_out: Vec::new(),
+        device_key: None,
         updated: Millis(T0),
     };
     // A new room, a session, a topic, then a duplicate seq: the whole batch fails.
@@ -287,6 +288,7 @@ fn sessions_round_trip_by_token_hash() {
         prev: None,
         refused: Vec::new(),
         put_out: Vec::new(),
+        device_key: None,
         updated: Millis(T0),
     };
     let s2 = SessionRecord {
@@ -299,6 +301,8 @@ fn sessions_round_trip_by_token_hash() {
         prev: None,
         refused: Vec::new(),
         put_out: Vec::new(),
+        // The device key's id, all 64 bits (schema 17).
+        device_key: Some(0x8000_0000_0000_0001),
         updated: Millis(T0 + 10),
     };
     {
@@ -317,6 +321,7 @@ fn sessions_round_trip_by_token_hash() {
             ],
             prev: Some((u64::MAX - 1, TokenHash::of(&ResumeToken([3; 32])))),
             put_out: Vec::new(),
+            device_key: None,
             updated: Millis(T0 + 20),
             ..s1.clone()
         };
@@ -427,6 +432,7 @@ fn load_returns_recent_events_only_for_the_rooms_asked() {
                 prev: None,
                 refused: Vec::new(),
                 put_out: Vec::new(),
+                device_key: None,
                 updated: Millis(T0),
             })],
         })
@@ -1213,6 +1219,7 @@ fn in_a_group_a_sessions_last_id_is_written_once_with_the_same_outcome() {
         prev: None,
         refused: Vec::new(),
         put_out: Vec::new(),
+        device_key: None,
         updated: Millis(T0),
     };
     let last_id = |k: u8, id: u64| Write::SessionLastId {
@@ -1281,6 +1288,7 @@ fn session_of(k: u8, last: u64, updated: u64) -> SessionRecord {
         prev: None,
         refused: Vec::new(),
         put_out: Vec::new(),
+        device_key: None,
         updated: Millis(updated),
     }
 }

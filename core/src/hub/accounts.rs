@@ -937,6 +937,12 @@ impl Hub {
         self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
     }
 
+    /// Whether device key `id` is one of the keys of the account user `uid` is signed in as.
+    pub(super) fn key_of_user_account(&self, id: u64, uid: UserId) -> bool {
+        let owner = self.accounts.keys.get(&id).map(|(owner, _)| owner.as_str());
+        owner.is_some() && owner == self.account_of(uid).as_deref()
+    }
+
     /// The id of the device key `conn`'s device signed in with or was given.
     fn key_of_conn(&self, conn: ConnId) -> Option<u64> {
         self.conns
@@ -1155,6 +1161,8 @@ impl Hub {
         if let Some(d) = self.devices.get_mut(&did) {
             d.set_key(key.as_ref().map(DeviceKey::id).or(used_key));
         }
+        // Its session record names the key (a restarted hub ends it if the key is forgotten).
+        self.device_changed(did);
         if let Some(id) = used_key {
             self.key_used(conn, id, now);
         }
@@ -1472,6 +1480,7 @@ impl Hub {
             if let Some(d) = self.devices.get_mut(&did) {
                 d.set_key(Some(key.id()));
             }
+            self.device_changed(did);
             self.tell_signed_in(conn, did, name, Some(key));
         }
         self.reply(conn, Reply::Msg(ServerMsg::PasswordChanged));

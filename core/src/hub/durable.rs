@@ -279,6 +279,7 @@ impl Hub {
             refused: d.refused().to_vec(),
             prev: d.prev_resume().map(|k| (k.id, TokenHash(k.hash))),
             put_out: d.put_out().to_vec(),
+            device_key: d.key(),
             updated: self.now,
         })
     }

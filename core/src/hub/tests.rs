@@ -7117,6 +7117,69 @@ mod accounts {
         assert!(!resumed(&got), "{got:?}");
     }
 
+    /// Found by the review of the thirty-third session: a session restored after a restart
+    /// did not know which device key its device held (the session record kept none), so
+    /// forgetting that device revoked its key but left its session to resume, signed in: the
+    /// lost laptop came back in after any restart.
+    #[test]
+    fn a_device_forgotten_after_a_restart_loses_its_resume_too() {
+        use crate::wire::RememberedDevice;
+        let cfg = Config {
+            durable: true,
+            ..config()
+        };
+        let mut t = T::with(cfg.clone());
+        registered(&mut t, "alice");
+        let q = t.bin("q");
+        let got = sign_in(&mut t, q, "alice", Proof::Password(pw(PW)), true);
+        let (key_q, token) = (key_in(&got), token_of(&got));
+        t.send(q, &ClientMsg::Ping { token: 1 });
+        t.recv(q);
+        // kill -9, and a new hub from the store; another device of alice's forgets q.
+        let mut loaded = super::durable::stored(&t);
+        let mut alice: Option<crate::persist::LoadedAccount> = None;
+        for w in t.batches.iter().flat_map(|b| b.writes.iter()) {
+            match (w, alice.as_mut()) {
+                (crate::persist::Write::Account(record), None) => {
+                    alice = Some(crate::persist::LoadedAccount {
+                        record: record.clone(),
+                        rooms: Vec::new(),
+                        read: Vec::new(),
+                        keys: Vec::new(),
+                        held: Vec::new(),
+                    });
+                }
+                (w, Some(a)) => {
+                    a.apply(w);
+                }
+                _ => {}
+            }
+        }
+        loaded.accounts = alice.into_iter().collect();
+        let mut t = T::with(cfg);
+        t.hub.restore(loaded, t.now);
+        let a = t.bin("a");
+        let got = sign_in(&mut t, a, "alice", Proof::Password(pw(PW)), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        t.send(a, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(a));
+        let q_id = RememberedDevice::id_of(key_q.id());
+        assert!(list.iter().any(|d| d.id == q_id && !d.this), "{list:?}");
+        t.send(a, &ClientMsg::ForgetDevice { id: q_id });
+        let got = t.recv(a);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Done(w) if w.as_str().contains("signed out"))),
+            "{got:?}"
+        );
+        let (_, got) = t.resume("q", token, vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        assert!(!resumed(&got), "{got:?}");
+    }
+
     /// nc: `/devices` and `/devices forget ID` as typed, answered in `-- ` lines.
     #[test]
     fn nc_lists_and_forgets_remembered_devices() {

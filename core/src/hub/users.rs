@@ -82,6 +82,14 @@ impl Hub {
                 d.note_put_out(room);
             }
         }
+        // The device key it held, if its account still has it: `/devices forget` ends this
+        // session as it would have before the restart.
+        let key = record
+            .device_key
+            .filter(|k| self.key_of_user_account(*k, uid));
+        if let Some(d) = self.devices.get_mut(&did) {
+            d.set_key(key);
+        }
         self.tokens
             .insert(&self.devices, record.token_id, did, Which::Current);
         if let Some((id, _)) = record.prev {

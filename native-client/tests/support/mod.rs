@@ -16,6 +16,13 @@ use tokio::sync::mpsc;
 /// How long any one expected thing may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How long a reconnect may take once the network is back: the client's backoff may have
+/// grown while it was down (up to `RECONNECT_MAX` between tries, and a loaded machine stretches
+/// the time down), then [`WAIT`] for the reconnect itself. A liveness bound: the backoff is
+/// the client's design, not a delay of the product to catch.
+pub const RECONNECT_WAIT: Duration =
+    Duration::from_millis(natter_core::limits::RECONNECT_MAX.0).saturating_add(WAIT);
+
 /// Lines of a client's output buffered before the reader waits for the test to catch up.
 const OUTPUT_QUEUE: usize = 4096;
 
@@ -46,7 +53,19 @@ pub async fn next_where(
     what: &str,
     pred: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    next_where_within(name, lines, seen, what, pred, WAIT).await
+}
+
+/// [`next_where`] with a bound of `wait`.
+pub async fn next_where_within(
+    name: &str,
+    lines: &mut mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+    wait: Duration,
+) -> String {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         match tokio::time::timeout_at(deadline, lines.recv()).await {
             Ok(Some(line)) => {
@@ -56,7 +75,7 @@ pub async fn next_where(
                 }
             }
             Ok(None) => panic!("{name}: output ended before {what:?}; saw {seen:#?}"),
-            Err(_) => panic!("{name}: no {what:?} within {WAIT:?}; saw {seen:#?}"),
+            Err(_) => panic!("{name}: no {what:?} within {wait:?}; saw {seen:#?}"),
         }
     }
 }
@@ -179,6 +198,22 @@ impl Client {
     /// Waits for a line equal to `want`, or fails with what was seen.
     pub async fn expect(&mut self, want: &str) -> String {
         self.expect_where(want, |l| l == want).await
+    }
+
+    /// Waits for a line equal to `want` that comes once the client has reconnected by itself
+    /// ([`RECONNECT_WAIT`]: its backoff may have grown while the network was down).
+    pub async fn expect_reconnect(&mut self, want: &str) -> String {
+        let name = &self.name;
+        let pred = |l: &str| l == want;
+        next_where_within(
+            name,
+            &mut self.lines,
+            &mut self.seen,
+            want,
+            pred,
+            RECONNECT_WAIT,
+        )
+        .await
     }
 
     /// Waits for a line containing `part`.

@@ -297,7 +297,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
     let mut st = conn
         .prepare(
             "SELECT token, nick, rooms, last_id, updated, token_id, refused, prev_id, prev_token, \
-             took_zero, put_out FROM sessions WHERE updated >= ?1 OR ?2",
+             took_zero, put_out, device_key FROM sessions WHERE updated >= ?1 OR ?2",
         )
         .map_err(ReadError::from_sqlite)?;
     let rows = st
@@ -314,6 +314,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
                 r.get::<_, Option<Vec<u8>>>(8)?,
                 r.get::<_, bool>(9)?,
                 r.get::<_, String>(10)?,
+                r.get::<_, Option<i64>>(11)?,
             ))
         })
         .map_err(ReadError::from_sqlite)?;
@@ -331,6 +332,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
             prev,
             zero,
             put_out,
+            device_key,
         ) = row.map_err(ReadError::from_sqlite)?;
         let token = token_hash(&token).ok_or_else(|| corrupt("a session token hash"))?;
         if let Some(&(id, at)) = unfolded.get(&token) {
@@ -366,6 +368,7 @@ fn load_sessions(conn: &Connection, since: Millis) -> Result<Vec<SessionRecord>,
             refused,
             prev,
             put_out,
+            device_key: device_key.map(|k| u64::from_ne_bytes(k.to_ne_bytes())),
             updated: Millis(int_u64("time", updated)?),
             nick,
         });

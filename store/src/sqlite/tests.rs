@@ -2310,6 +2310,7 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
              ALTER TABLE device_keys DROP COLUMN used;
              ALTER TABLE device_keys DROP COLUMN door;
              ALTER TABLE device_keys DROP COLUMN address;
+             ALTER TABLE sessions DROP COLUMN device_key;
              PRAGMA user_version = 10;
              COMMIT;",
         )
@@ -2369,6 +2370,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
         prev: None,
         refused: vec![(MsgId(4), ErrorKind::Muted)],
         put_out: Vec::new(),
+        device_key: None,
         updated: Millis(1),
     };
     let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
@@ -2394,6 +2396,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
              ALTER TABLE device_keys DROP COLUMN used;
              ALTER TABLE device_keys DROP COLUMN door;
              ALTER TABLE device_keys DROP COLUMN address;
+             ALTER TABLE sessions DROP COLUMN device_key;
              PRAGMA user_version = 11;",
         )
         .unwrap();
@@ -2433,6 +2436,7 @@ fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
         prev: None,
         refused: Vec::new(),
         put_out: Vec::new(),
+        device_key: None,
         updated: Millis(1),
     };
     let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
@@ -2456,6 +2460,7 @@ fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
              ALTER TABLE device_keys DROP COLUMN used;
              ALTER TABLE device_keys DROP COLUMN door;
              ALTER TABLE device_keys DROP COLUMN address;
+             ALTER TABLE sessions DROP COLUMN device_key;
              PRAGMA user_version = 13;",
         )
         .unwrap();
@@ -2486,6 +2491,7 @@ fn a_schema_14_store_keeps_its_sessions_and_the_rooms_put_out_of_read_back() {
         prev: None,
         refused: Vec::new(),
         put_out: vec![RoomName::new("#b").unwrap(), RoomName::new("#c").unwrap()],
+        device_key: None,
         updated: Millis(1),
     };
     let mut store = SqliteStore::open(&config).unwrap();
@@ -2505,6 +2511,7 @@ fn a_schema_14_store_keeps_its_sessions_and_the_rooms_put_out_of_read_back() {
              ALTER TABLE device_keys DROP COLUMN used;
              ALTER TABLE device_keys DROP COLUMN door;
              ALTER TABLE device_keys DROP COLUMN address;
+             ALTER TABLE sessions DROP COLUMN device_key;
              PRAGMA user_version = 14;",
         )
         .unwrap();
@@ -2512,6 +2519,52 @@ fn a_schema_14_store_keeps_its_sessions_and_the_rooms_put_out_of_read_back() {
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     let before = SessionRecord {
         put_out: Vec::new(),
+        ..session
+    };
+    assert_eq!(loaded.sessions, [before]);
+}
+
+#[test]
+fn a_schema_16_store_keeps_its_sessions_and_the_device_key_reads_back() {
+    // Schema 17: the device key a session's device holds (a restarted server ends the session
+    // when that device is forgotten). A record written before reads as holding none.
+    use crate::{SessionRecord, TokenHash};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path());
+    let session = SessionRecord {
+        token: TokenHash([6; 32]),
+        token_id: 10,
+        nick: Nick::new("zed").unwrap(),
+        rooms: vec![RoomName::new("#a").unwrap()],
+        last_id: MsgId(2),
+        took_zero: false,
+        prev: None,
+        refused: Vec::new(),
+        put_out: Vec::new(),
+        device_key: Some(u64::MAX - 6),
+        updated: Millis(1),
+    };
+    let mut store = SqliteStore::open(&config).unwrap();
+    store
+        .write(&Batch {
+            id: BatchId(1),
+            writes: vec![Write::Session(session.clone())],
+        })
+        .unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.sessions, std::slice::from_ref(&session));
+    drop(store);
+    rusqlite::Connection::open(dir.path().join("natter.db"))
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE sessions DROP COLUMN device_key;
+             PRAGMA user_version = 16;",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&config).unwrap();
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    let before = SessionRecord {
+        device_key: None,
         ..session
     };
     assert_eq!(loaded.sessions, [before]);

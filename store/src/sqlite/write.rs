@@ -959,8 +959,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
     tx.prepare_cached(
         "INSERT OR REPLACE INTO sessions \
          (token, token_id, nick, rooms, last_id, updated, refused, prev_id, prev_token, \
-          took_zero, put_out) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+          took_zero, put_out, device_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -975,7 +975,8 @@ fn upsert_session(tx: &Connection, s: &SessionRecord) -> Result<(), WriteError> 
             prev_id,
             prev_token,
             s.took_zero,
-            put_out
+            put_out,
+            s.device_key.map(|k| i64::from_ne_bytes(k.to_ne_bytes()))
         ])
     })
     .map(|_| ())
