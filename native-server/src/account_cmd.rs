@@ -150,14 +150,17 @@ fn write_detail(e: &WriteError) -> String {
 /// Whether `config`'s directory has no store yet, which is then said on stderr: most likely
 /// the server keeps its store elsewhere (a systemd unit's `--data-dir /var/lib/natter`, while
 /// the command, run as root, looked in root's `~/.local/share/natter`).
-fn no_store_yet(command: &str, config: &natter_store::Config) -> bool {
+/// `makes`: the command goes on to make the store (`account add`), which is said too, so that
+/// the line does not read as a failure.
+fn no_store_yet(command: &str, config: &natter_store::Config, makes: bool) -> bool {
     let db = config.db_path();
     let missing = !db.exists();
     if missing {
+        let making = if makes { ": making a new one" } else { "" };
         eprintln!(
-            "natter-server {command}: there is no store at {} yet; if the server keeps its \
-             store elsewhere, give its data directory (--data-dir, {DATA_DIR_ENV}, or [store] \
-             data_dir in --config)",
+            "natter-server {command}: there is no store at {} yet{making}; if the server keeps \
+             its store elsewhere, give its data directory (--data-dir, {DATA_DIR_ENV}, or \
+             [store] data_dir in --config)",
             db.display()
         );
     }
@@ -173,7 +176,7 @@ pub fn audit(
     out: &mut dyn std::io::Write,
 ) -> Result<(), AccountError> {
     let config = store.ok_or(AccountError::NoAuditLog)?;
-    let missing = no_store_yet("audit", &config);
+    let missing = no_store_yet("audit", &config, false);
     let room = room
         .map(|r| {
             natter_core::RoomName::new(r).map_err(|reason| AccountError::BadRoom {
@@ -208,7 +211,7 @@ pub fn run(
     let config = store.ok_or(AccountError::Ephemeral)?;
     // `add` makes the store (accounts may be made before the server's first start), the others
     // leave the directory as it is.
-    let new_store = no_store_yet("account", &config);
+    let new_store = no_store_yet("account", &config, matches!(cmd, AccountCmd::Add { .. }));
     // A name is checked before the store is opened; an existing account before a password is
     // asked for.
     match cmd {

@@ -286,6 +286,7 @@ async fn a_directory_without_a_store_is_said_and_left_alone_except_by_add() {
     let (code, out, err) = account(&d, &["list"], None).await;
     assert_eq!((code, out.as_str()), (0, ""));
     assert!(said(&err), "{err}");
+    assert!(!err.contains("making"), "{err}");
     for args in [&["remove", "alice"][..], &["passwd", "alice"]] {
         let (code, _, err) = account(&d, args, Some(PASSWORD)).await;
         assert_eq!(code, 1);
@@ -311,6 +312,7 @@ async fn a_directory_without_a_store_is_said_and_left_alone_except_by_add() {
     let (code, out, err) = account(&d, &["add", "alice"], Some(PASSWORD)).await;
     assert_eq!((code, out.as_str()), (0, "added account alice\n"));
     assert!(said(&err), "{err}");
+    assert!(err.contains("yet: making a new one;"), "{err}");
     // With the store there, nothing more is said.
     let (code, out, err) = account(&d, &["list"], None).await;
     assert_eq!(code, 0);
