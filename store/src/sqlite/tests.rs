@@ -2239,6 +2239,56 @@ fn a_schema_9_store_opens_knowing_nobody_in_its_rooms_and_keeps_who_enters() {
     );
 }
 
+/// The columns each schema step added to an existing table (the version the step makes, the
+/// table, the column), in order: what a store of an older version lacked. A test that turns a
+/// store back into an older version drops those of every later step ([`back_to_schema`]), so a
+/// new step's columns are listed here once, not in every such test
+/// (`every_added_column_is_listed_for_the_tests_of_older_stores` holds the list to the steps).
+const ADDED_COLUMNS: &[(u32, &str, &str)] = &[
+    (12, "sessions", "refused"),
+    (12, "sessions", "prev_id"),
+    (12, "sessions", "prev_token"),
+    (14, "sessions", "took_zero"),
+    (15, "sessions", "put_out"),
+    (16, "device_keys", "used"),
+    (16, "device_keys", "door"),
+    (16, "device_keys", "address"),
+    (17, "sessions", "device_key"),
+];
+
+/// SQL that takes the columns of a store back to schema `version` (dropping what later steps
+/// added, see [`ADDED_COLUMNS`]) and says that version.
+fn back_to_schema(version: u32) -> String {
+    let mut sql: String = ADDED_COLUMNS
+        .iter()
+        .filter(|(step, ..)| *step > version)
+        .map(|(_, table, column)| format!("ALTER TABLE {table} DROP COLUMN {column};\n"))
+        .collect();
+    sql.push_str(&format!("PRAGMA user_version = {version};"));
+    sql
+}
+
+#[test]
+fn every_added_column_is_listed_for_the_tests_of_older_stores() {
+    let mut added = Vec::new();
+    for (i, step) in super::schema::MIGRATIONS.iter().enumerate().skip(11) {
+        for line in step.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("ALTER TABLE ") {
+                let mut words = rest.split_whitespace();
+                let table = words.next().unwrap();
+                assert_eq!(
+                    (words.next(), words.next()),
+                    (Some("ADD"), Some("COLUMN")),
+                    "{line}"
+                );
+                let column = words.next().unwrap();
+                added.push((i as u32 + 1, table, column));
+            }
+        }
+    }
+    assert_eq!(added, ADDED_COLUMNS);
+}
+
 #[test]
 fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
     use natter_core::persist::HistoryPage;
@@ -2290,7 +2340,7 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
     // sessions without schema 12's column).
     rusqlite::Connection::open(dir.path().join("natter.db"))
         .unwrap()
-        .execute_batch(
+        .execute_batch(&format!(
             "BEGIN;
              ALTER TABLE events RENAME TO events_v11;
              DROP INDEX events_by_seq;
@@ -2302,18 +2352,10 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
              CREATE UNIQUE INDEX events_by_id ON events (id);
              INSERT INTO events SELECT room, seq, n, id, at, frames, ends FROM events_v11;
              DROP TABLE events_v11;
-             ALTER TABLE sessions DROP COLUMN refused;
-             ALTER TABLE sessions DROP COLUMN prev_id;
-             ALTER TABLE sessions DROP COLUMN prev_token;
-             ALTER TABLE sessions DROP COLUMN took_zero;
-             ALTER TABLE sessions DROP COLUMN put_out;
-             ALTER TABLE device_keys DROP COLUMN used;
-             ALTER TABLE device_keys DROP COLUMN door;
-             ALTER TABLE device_keys DROP COLUMN address;
-             ALTER TABLE sessions DROP COLUMN device_key;
-             PRAGMA user_version = 10;
+             {}
              COMMIT;",
-        )
+            back_to_schema(10)
+        ))
         .unwrap();
     let mut store = SqliteStore::open(&config).unwrap();
     let (version, table): (u32, String) = (
@@ -2387,18 +2429,7 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
     // What schema 11 had: the same row without the column.
     rusqlite::Connection::open(dir.path().join("natter.db"))
         .unwrap()
-        .execute_batch(
-            "ALTER TABLE sessions DROP COLUMN refused;
-             ALTER TABLE sessions DROP COLUMN prev_id;
-             ALTER TABLE sessions DROP COLUMN prev_token;
-             ALTER TABLE sessions DROP COLUMN took_zero;
-             ALTER TABLE sessions DROP COLUMN put_out;
-             ALTER TABLE device_keys DROP COLUMN used;
-             ALTER TABLE device_keys DROP COLUMN door;
-             ALTER TABLE device_keys DROP COLUMN address;
-             ALTER TABLE sessions DROP COLUMN device_key;
-             PRAGMA user_version = 11;",
-        )
+        .execute_batch(&back_to_schema(11))
         .unwrap();
     let mut store = SqliteStore::open(&config).unwrap();
     let version: u32 = store
@@ -2454,15 +2485,7 @@ fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
     drop(store);
     rusqlite::Connection::open(dir.path().join("natter.db"))
         .unwrap()
-        .execute_batch(
-            "ALTER TABLE sessions DROP COLUMN took_zero;
-             ALTER TABLE sessions DROP COLUMN put_out;
-             ALTER TABLE device_keys DROP COLUMN used;
-             ALTER TABLE device_keys DROP COLUMN door;
-             ALTER TABLE device_keys DROP COLUMN address;
-             ALTER TABLE sessions DROP COLUMN device_key;
-             PRAGMA user_version = 13;",
-        )
+        .execute_batch(&back_to_schema(13))
         .unwrap();
     let store = SqliteStore::open(&config).unwrap();
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
@@ -2506,14 +2529,7 @@ fn a_schema_14_store_keeps_its_sessions_and_the_rooms_put_out_of_read_back() {
     drop(store);
     rusqlite::Connection::open(dir.path().join("natter.db"))
         .unwrap()
-        .execute_batch(
-            "ALTER TABLE sessions DROP COLUMN put_out;
-             ALTER TABLE device_keys DROP COLUMN used;
-             ALTER TABLE device_keys DROP COLUMN door;
-             ALTER TABLE device_keys DROP COLUMN address;
-             ALTER TABLE sessions DROP COLUMN device_key;
-             PRAGMA user_version = 14;",
-        )
+        .execute_batch(&back_to_schema(14))
         .unwrap();
     let store = SqliteStore::open(&config).unwrap();
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
@@ -2556,10 +2572,7 @@ fn a_schema_16_store_keeps_its_sessions_and_the_device_key_reads_back() {
     drop(store);
     rusqlite::Connection::open(dir.path().join("natter.db"))
         .unwrap()
-        .execute_batch(
-            "ALTER TABLE sessions DROP COLUMN device_key;
-             PRAGMA user_version = 16;",
-        )
+        .execute_batch(&back_to_schema(16))
         .unwrap();
     let store = SqliteStore::open(&config).unwrap();
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
