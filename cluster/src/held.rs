@@ -86,7 +86,8 @@ async fn write(held: &kv::Store, key: &str, kept: &Kept, at: Option<u64>) -> Res
 /// it, and nothing left to drift when a node dies between two writes. The new message counts
 /// as its text plus [`HELD_DIRECT_OVERHEAD`], as one node counts it. Nodes keeping messages at
 /// the same moment may each pass the check before the others' writes: the bound can be
-/// exceeded by at most one message per such node.
+/// exceeded by at most one message per such node. An entry whose messages were delivered
+/// stays (a few dozen bytes: its next number, which must only grow) and counts too.
 pub(crate) async fn hold(
     held: &kv::Store,
     account: &Nick,
