@@ -7,13 +7,15 @@
 //! are removed, compare-and-swap again, keeping any added meanwhile: delivered at least once
 //! (a node that dies between the delivery and the removal has them delivered again at the
 //! next sign-in), and a second sign-in elsewhere that read them too removes nothing more.
+//! What the bucket holds for all accounts together is bounded by `[accounts] kept_bytes`
+//! (see [`hold`]).
 
 use async_nats::jetstream::kv;
 use natter_core::Nick;
-use natter_core::limits::MAX_HELD_DIRECTS;
+use natter_core::limits::{HELD_DIRECT_OVERHEAD, MAX_HELD_DIRECTS};
 use natter_core::persist::HeldDirect;
 use natter_core::wire::DirectMsg;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::names::nick_key;
 
@@ -75,9 +77,47 @@ async fn write(held: &kv::Store, key: &str, kept: &Kept, at: Option<u64>) -> Res
     }
 }
 
-/// Keeps `h` for `account`: `Err` says why not, in words for its sender.
-pub(crate) async fn hold(held: &kv::Store, account: &Nick, h: HeldDirect) -> Result<(), String> {
+/// Keeps `h` for `account`, unless the bucket holds `kept_bytes` or more with it (`[accounts]
+/// kept_bytes`: for all accounts together, as one node bounds what it keeps): `Err` says why
+/// not, in words for its sender.
+///
+/// The bytes counted are the bucket's as JetStream stores them (its stream's, read before the
+/// write): every message kept with its names and JetStream's overhead, whichever node kept
+/// it, and nothing left to drift when a node dies between two writes. The new message counts
+/// as its text plus [`HELD_DIRECT_OVERHEAD`], as one node counts it. Nodes keeping messages at
+/// the same moment may each pass the check before the others' writes: the bound can be
+/// exceeded by at most one message per such node. An entry whose messages were delivered
+/// stays (a few dozen bytes: its next number, which must only grow) and counts too.
+pub(crate) async fn hold(
+    held: &kv::Store,
+    account: &Nick,
+    h: HeldDirect,
+    kept_bytes: usize,
+) -> Result<(), String> {
     let key = nick_key(account);
+    let stored = held
+        .stream
+        .get_info()
+        .await
+        .map_err(|e| crate::node::unavailable(&e))?
+        .state
+        .bytes;
+    let cost = h.msg.text.as_str().len() + HELD_DIRECT_OVERHEAD;
+    if usize::try_from(stored)
+        .unwrap_or(usize::MAX)
+        .saturating_add(cost)
+        > kept_bytes
+    {
+        warn!(
+            bytes = stored,
+            kept_bytes,
+            "direct messages kept for accounts with nothing connected are at their limit"
+        );
+        return Err(format!(
+            "{account} is not connected, and the server keeps no more messages for accounts \
+             that are away right now; try again once they are back"
+        ));
+    }
     for _ in 0..TRIES {
         let (mut kept, at) = read(held, &key).await?;
         if kept.msgs.len() >= MAX_HELD_DIRECTS {

@@ -1795,7 +1795,12 @@ impl Driver {
                         debug!(error = %e, "direct message answer not sent");
                     }
                 }
-                ClusterOut::Hold { id, account, held } => {
+                ClusterOut::Hold {
+                    id,
+                    account,
+                    held,
+                    kept_bytes,
+                } => {
                     let (kv, nicks, client, tx) = (
                         self.held.clone(),
                         self.nicks.clone(),
@@ -1807,7 +1812,8 @@ impl Driver {
                     tokio::spawn(async move {
                         let result = match connected {
                             true => {
-                                tokio::time::timeout(wait, crate::held::hold(&kv, &account, held))
+                                let hold = crate::held::hold(&kv, &account, held, kept_bytes);
+                                tokio::time::timeout(wait, hold)
                                     .await
                                     .unwrap_or_else(|_| Err(unavailable(&"timed out")))
                             }

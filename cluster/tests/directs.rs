@@ -103,12 +103,25 @@ fn kept(id: u64, words: &str) -> HeldDirect {
     }
 }
 
-/// Keeps `h` for carol through `node` (hub number `id`): its answer.
+/// Keeps `h` for carol through `node` (hub number `id`), under `[accounts] kept_bytes`'s
+/// default: its answer.
 async fn hold(node: &mut Node, id: u64, h: HeldDirect) -> Result<(), String> {
+    hold_within(node, id, h, natter_core::limits::MAX_HELD_DIRECT_BYTES).await
+}
+
+/// Keeps `h` for carol through `node` (hub number `id`) with the cluster keeping at most
+/// `kept_bytes` for all accounts: its answer.
+async fn hold_within(
+    node: &mut Node,
+    id: u64,
+    h: HeldDirect,
+    kept_bytes: usize,
+) -> Result<(), String> {
     node.send(ClusterOut::Hold {
         id,
         account: nick("carol"),
         held: h,
+        kept_bytes,
     });
     next(node, "a hold's answer", |got| match got {
         ClusterIn::DirectDone { id: i, result } if i == id => Some(result),
@@ -217,6 +230,53 @@ async fn a_direct_message_to_nobody_connected_is_kept_once_for_the_next_sign_in_
             .is_err_and(|w| w.contains("100 messages wait")),
         "{full:?}"
     );
+}
+
+/// `[accounts] kept_bytes` bounds what the cluster keeps for all accounts together, whichever
+/// node keeps it (one node's bound, cluster-wide): past it a message is refused in the words
+/// one node uses, and once those kept are delivered there is room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_cluster_keeps_is_bounded_by_kept_bytes() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    const BOUND: usize = 3_000;
+    let words = "x".repeat(200);
+    let mut kept = 0;
+    let mut refused = None;
+    for i in 0..30u64 {
+        // Kept from both nodes: the bound is the bucket's, not a node's.
+        let node = if i % 2 == 0 { &mut a } else { &mut b };
+        match hold_within(node, i + 1, self::kept(i + 1, &words), BOUND).await {
+            Ok(()) => kept += 1,
+            Err(why) => {
+                refused = Some(why);
+                break;
+            }
+        }
+    }
+    let why = refused.expect("one refused before 30 of 200 bytes in 3,000");
+    assert!(why.contains("keeps no more messages"), "{why}");
+    // Each costs at least its text: at most 3,000 / 200 are kept; and not far fewer.
+    assert!((5..BOUND / 200).contains(&kept), "{kept} kept");
+    // Under the default bound the same message is kept (it is the bound that refused it).
+    assert_eq!(hold(&mut a, 100, self::kept(100, &words)).await, Ok(()));
+    let read = take(&mut b).await;
+    assert_eq!(read.len(), kept + 1);
+    let upto = read.iter().map(|(n, _)| *n).max().unwrap();
+    b.send(ClusterOut::HeldDelivered {
+        account: nick("carol"),
+        upto,
+    });
+    // Delivered and forgotten: there is room again.
+    let mut again = Err(String::new());
+    for i in 0..50 {
+        again = hold_within(&mut a, 200 + i, self::kept(200 + i, &words), BOUND).await;
+        if again.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(again, Ok(()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,7 +117,8 @@ pub enum ClusterOut {
     },
     /// Keep direct message `id` for the account `account`, which has nothing connected on
     /// any node, until its next sign-in on any node ([`ClusterOut::TakeHeld`]); at most
-    /// [`crate::limits::MAX_HELD_DIRECTS`] are kept for an account. Answer with
+    /// [`crate::limits::MAX_HELD_DIRECTS`] are kept for an account, and none past
+    /// `kept_bytes` kept for all accounts together. Answer with
     /// [`Hub::handle_direct_done`] for `id`: `Ok` once it is kept durably, else why not.
     Hold {
         /// The hub's number for the message.
@@ -126,6 +127,11 @@ pub enum ClusterOut {
         account: Nick,
         /// The message.
         held: crate::persist::HeldDirect,
+        /// `[accounts] kept_bytes` as the hub has it now
+        /// ([`crate::hub::AccountsConfig::kept_bytes`], never 0: the hub refuses those
+        /// itself): the bytes the cluster may keep for all accounts together, as a single node
+        /// keeps at most that many; past it the message is refused in the same words.
+        kept_bytes: usize,
     },
     /// The account signed in (or a device of it resumed) here: hand the direct messages kept
     /// for it, if any, to [`Hub::handle_held`].
@@ -2085,7 +2091,13 @@ impl Hub {
                 cl.kept_words.insert(id);
             }
             let held = crate::persist::HeldDirect { msg: dm, notice };
-            cl.out.push_back(ClusterOut::Hold { id, account, held });
+            let kept_bytes = self.config.accounts.kept_bytes;
+            cl.out.push_back(ClusterOut::Hold {
+                id,
+                account,
+                held,
+                kept_bytes,
+            });
         }
     }
 
@@ -2101,6 +2113,7 @@ impl Hub {
         tags: Option<std::sync::Arc<str>>,
         resuming: bool,
     ) {
+        let kept_bytes = self.config.accounts.kept_bytes;
         let Some(cl) = self.cluster.as_mut() else {
             return;
         };
@@ -2118,6 +2131,7 @@ impl Hub {
             id,
             account: dm.to,
             held,
+            kept_bytes,
         });
     }
 
@@ -2755,10 +2769,28 @@ mod tests {
                     let (j, id) = self.directs[&token];
                     self.nodes[j].hub.handle_direct_unheld(id, resuming, now);
                 }
-                ClusterOut::Hold { id, account, held } => {
+                ClusterOut::Hold {
+                    id,
+                    account,
+                    held,
+                    kept_bytes,
+                } => {
+                    // The shell's bound for all accounts together, counted here as one node
+                    // counts it (natter-cluster counts the bucket's bytes).
+                    let cost = |h: &crate::persist::HeldDirect| {
+                        h.msg.text.as_str().len() + crate::limits::HELD_DIRECT_OVERHEAD
+                    };
+                    let all: usize = (self.held.values())
+                        .flat_map(|(_, k)| k.iter().map(|(_, h)| cost(h)))
+                        .sum();
+                    let full = all + cost(&held) > kept_bytes;
                     let (next, kept) = self.held.entry(account.folded()).or_default();
                     let result = if kept.len() >= crate::limits::MAX_HELD_DIRECTS {
                         Err(format!("{account} is not connected and 100 messages wait"))
+                    } else if full {
+                        Err(format!(
+                            "{account} is not connected; the cluster keeps no more"
+                        ))
                     } else {
                         *next += 1;
                         kept.push((*next, held));

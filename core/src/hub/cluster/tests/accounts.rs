@@ -1031,6 +1031,52 @@ fn a_cluster_keeps_at_most_a_hundred_direct_messages_for_an_account() {
     assert_eq!(kind, ErrorKind::NoSuchNick);
 }
 
+/// `[accounts] kept_bytes` bounds what the cluster keeps for all accounts together, as it
+/// bounds one node's: the hub hands the bound (as reloaded) with each message to keep, and a
+/// message past it is refused to its sender, while one to another account still fits once
+/// some are delivered.
+#[test]
+fn a_cluster_keeps_no_more_than_kept_bytes_for_all_accounts_together() {
+    let mut net = net(2);
+    for who in ["alice", "bert"] {
+        let (a, _) = guest(&mut net, 0, who);
+        register(&mut net, 0, a, PW, false);
+        let now = net.now;
+        net.nodes[0].hub.handle_close(a, now);
+    }
+    net.now = Millis(net.now.0 + 24 * 3_600_000);
+    let now = net.now;
+    for n in &mut net.nodes {
+        n.hub.handle_timeout(now);
+    }
+    settle(&mut net);
+    let per = "hello".len() + crate::limits::HELD_DIRECT_OVERHEAD;
+    for n in &mut net.nodes {
+        let mut cfg = n.hub.config().clone();
+        cfg.accounts.kept_bytes = 2 * per;
+        n.hub.reconfigure(cfg).expect("a reload");
+    }
+    let (there, _) = guest(&mut net, 1, "carol");
+    let mut refused = Vec::new();
+    for (i, to) in ["alice", "bert", "alice"].into_iter().enumerate() {
+        net.now = Millis(net.now.0 + 5_000);
+        let msg = ClientMsg::Msg {
+            to: nick(to),
+            id: MsgId(i as u64 + 1),
+            text: text("hello"),
+        };
+        ask(&mut net, 1, there, &msg);
+        let got = net.recv(1, there);
+        if let Some((kind, words)) = error(&got) {
+            assert_eq!(kind, ErrorKind::NoSuchNick);
+            refused.push((i, words));
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, 2, "{refused:?}");
+    assert!(refused[0].1.contains("keeps no more"), "{refused:?}");
+}
+
 /// `/devices` in a cluster is refused in words (the cluster's accounts keep no device's last
 /// use), and a remembered key is not revoked by a forget that was refused.
 #[test]
