@@ -173,9 +173,11 @@ pub(crate) trait Dialect {
     }
 
     /// Whether a join replays only what came after the joiner's nick last quit, when that quit
-    /// is among what the join would replay: a client that keeps its windows across reconnecting
-    /// (an IRC client: The Lounge, irssi, WeeChat) shows what came before already, and would
-    /// show it twice. Those that resume (binary) or start afresh (nc) get the recent history.
+    /// is among what the join would replay, and only what came after this connection last left
+    /// the room (a part, a kick): a client that keeps its windows across reconnecting and
+    /// parting (an IRC client: The Lounge, irssi, WeeChat) shows what came before already, and
+    /// would show it twice. Those that resume (binary) or start afresh (nc) get the recent
+    /// history.
     fn replays_since_own_quit(&self) -> bool {
         false
     }
