@@ -777,6 +777,26 @@ fn an_irc_client_searches_history_with_natters_search_answered_as_notices() {
     assert_eq!(numerics(&n.said(c)), ["479"]);
     n.send(c, &["SEARCH #elsewhere x"]);
     assert_eq!(numerics(&n.said(c)), ["442"]);
+    // Words, but none to search for once their formatting and invisible characters are gone:
+    // said so in words, not `461 Not enough parameters` (the client gave some).
+    for line in ["SEARCH #lobby :\x02\x0f", "SEARCH \u{200b}"] {
+        n.send(c, &[line]);
+        let l = n.said(c);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].starts_with(":natter.irc NOTICE al :no results: those words are only"),
+            "{line:?}: {l:?}"
+        );
+    }
+    n.send(c, &["SEARCH #lobby"]);
+    assert_eq!(numerics(&n.said(c)), ["461"]);
+    // More words than a search reads: the first 32, as on every door.
+    let many = format!("SEARCH #lobby borrow {}", "checker ".repeat(40));
+    n.send(c, &[&many]);
+    assert_eq!(
+        n.said(c).last().map(String::as_str),
+        Some(":natter.irc NOTICE al :1 result")
+    );
 }
 
 #[test]
