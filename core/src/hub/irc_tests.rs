@@ -1457,14 +1457,25 @@ fn a_connection_back_after_parting_is_replayed_only_what_came_after_its_part() {
         l.iter().any(|l| l.contains("BATCH +")),
         "in its batch: {l:?}"
     );
-    // Out and in again with nothing said meanwhile: nothing replayed at all.
-    n.send(wee, &["PART #h", "JOIN #h"]);
+    // Out and in again with nothing said meanwhile (someone came, which a replay does not
+    // show): nothing replayed at all, not even an empty batch.
+    n.send(wee, &["PART #h"]);
+    let comer = n.client("comer", &caps);
+    n.send(comer, &["JOIN #h"]);
+    n.send(wee, &["JOIN #h"]);
     let l = n.lines(wee);
     assert!(
         !l.iter()
             .any(|l| l.contains("PRIVMSG") || l.contains("BATCH")),
         "{l:?}"
     );
+    // Nor for a newcomer to a room where nobody said anything yet.
+    n.send(comer, &["JOIN #quiet"]);
+    n.send(wee, &["JOIN #quiet"]);
+    let l = n.lines(wee);
+    assert!(find(&l, " 366 ").contains("#quiet"), "{l:?}");
+    assert!(!l.iter().any(|l| l.contains("BATCH")), "{l:?}");
+    n.send(wee, &["PART #quiet"]);
     // Kicked, the window stays too: what came after the kick.
     let boss = registered(&mut n, "boss");
     n.send_bin(boss, &ClientMsg::Join { room: room("#h") });

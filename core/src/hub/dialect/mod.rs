@@ -182,6 +182,13 @@ pub(crate) trait Dialect {
         false
     }
 
+    /// Whether a join's replay of recent history shows only chat lines (says, actions and
+    /// notices): IRC leaves old joins and parts out (they would change its member lists), so a
+    /// replay with no line in it opens nothing (no empty `chathistory` batch).
+    fn replays_lines_only(&self) -> bool {
+        false
+    }
+
     /// Whether what the connection sends after a request the store answers later (`/search`,
     /// `/history` past the ring) waits for that answer, so that answers come in the order
     /// asked: a person on nc reads one stream, with nothing to tell whose answer a line is
@@ -396,6 +403,9 @@ impl AnyDialect {
     }
     pub(crate) fn replays_since_own_quit(&self) -> bool {
         self.inner().replays_since_own_quit()
+    }
+    pub(crate) fn replays_lines_only(&self) -> bool {
+        self.inner().replays_lines_only()
     }
     pub(crate) fn answers_in_order(&self) -> bool {
         self.inner().answers_in_order()
