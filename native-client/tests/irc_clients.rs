@@ -2,7 +2,8 @@
 //! installs them) in panes of a private tmux server, in `#lobby` with a person on nc and a
 //! `natter` line-mode user, on a natter-server with an IRC listener. Messages, actions, notices
 //! (to the channel and to nicks), topics, joins, parts and nick changes go every way, and each
-//! client shows them in its own words.
+//! client shows them in its own words. A client that parts and joins again is shown what was
+//! said while it was out, and WeeChat, which keeps the channel's buffer, nothing a second time.
 //! Each IRC client runs with a throwaway home directory; the tmux server (and with it both
 //! clients) is killed when the test ends, also when it fails. irssi and WeeChat also connect over
 //! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA. WeeChat,
@@ -340,6 +341,35 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
         .await;
     nc.expect(&["<clia> hello from the cli"]).await;
 
+    // WeeChat keeps a channel's buffer when it parts: back in, it shows what was said while it
+    // was out, and nothing it showed already a second time (the join's replay of the room's
+    // recent lines, a `chathistory` batch with server-time, starts after its part).
+    tmux.type_line("weechat", "/part #lobby");
+    tmux.wait_line("irssi", &["weeuser", "has left #lobby"])
+        .await;
+    nc.send("said while weechat was out").await;
+    tmux.wait_line("irssi", &["said while weechat was out"])
+        .await;
+    tmux.type_line("weechat", "/join #lobby");
+    tmux.wait_line("irssi", &["weeuser", "has joined #lobby"])
+        .await;
+    tmux.wait_line("weechat", &[&ncnick, "said while weechat was out"])
+        .await;
+    let screen = tmux.screen("weechat");
+    for line in [
+        "hello from irssi",
+        "hello from weechat",
+        "hello from nc",
+        "hello from the cli",
+        "said while weechat was out",
+    ] {
+        assert_eq!(
+            screen.matches(line).count(),
+            1,
+            "weechat shows {line:?} once:\n{screen}"
+        );
+    }
+
     // Actions.
     tmux.type_line("irssi", "/me waves from irssi");
     tmux.wait_line("weechat", &["irssiuser waves from irssi"])
@@ -457,11 +487,23 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
     nc.expect(&["-- irssiuser left #lobby (off for tea)"]).await;
     cli.expect("[#lobby] -- irssiuser left #lobby (off for tea)")
         .await;
+    cli.send("said while irssi was out").await;
+    tmux.wait_line("weechat", &["clia", "said while irssi was out"])
+        .await;
     tmux.type_line("irssi", "/join #lobby");
     tmux.wait_line("weechat", &["irssiuser", "has joined #lobby"])
         .await;
     nc.expect(&["-- irssiuser joined #lobby"]).await;
     cli.expect("[#lobby] -- irssiuser joined #lobby").await;
+    // irssi closed the window at its part: the new one shows what was said while it was out
+    // (and not what its old window had: the notices above, shown once there, are not back).
+    tmux.wait_line("irssi", &["< clia> said while irssi was out"])
+        .await;
+    let screen = tmux.screen("irssi");
+    assert!(
+        !screen.contains("notice from weechat"),
+        "irssi's new window shows only what it missed:\n{screen}"
+    );
 
     // Nick changes, from IRC and from natter.
     tmux.type_line("irssi", "/nick irssi2");

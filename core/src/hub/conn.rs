@@ -487,6 +487,21 @@ pub(crate) struct Rare {
     /// Closed while output was held for a store commit: the `Close` event waits for it.
     pub(crate) close_when_released: Option<String>,
     limits_hit: BTreeSet<Limit>,
+    /// Rooms this connection left (a part, a kick) whose windows its client keeps (IRC: WeeChat
+    /// keeps a parted channel's buffer), oldest first, at most
+    /// [`MAX_ROOMS_PER_USER`](crate::limits::MAX_ROOMS_PER_USER): a join of one again
+    /// replays only what came after what it was sent (see [`Conn::left_seen`]).
+    parted: Vec<Parted>,
+}
+
+/// What a connection had been sent of a room when it left it: the room's events up to `seen`,
+/// in the room numbered `made` ([`Room::made`](super::room::Room::made): a memory-only server
+/// drops a room nobody is in, and one made again counts its seqs from 1).
+#[derive(Debug)]
+struct Parted {
+    room: RoomName,
+    seen: Seq,
+    made: u64,
 }
 
 impl super::idmap::Keyed for Conn {
@@ -621,6 +636,53 @@ impl Conn {
             self.rare_mut().client_ip = client;
         } else if let Some(r) = self.rare_mut_if_any() {
             r.client_ip = None;
+        }
+    }
+
+    /// The connection left `room`, whose events up to `seen` it had been sent (the room
+    /// numbered `made`, see [`Parted`]). The oldest record goes when there are too many: that room,
+    /// joined again, replays its recent history in full, as before.
+    pub(crate) fn left_seen(&mut self, room: &RoomName, seen: Seq, made: u64) {
+        let parted = &mut self.rare_mut().parted;
+        parted.retain(|p| p.room != *room);
+        if parted.len() >= crate::limits::MAX_ROOMS_PER_USER {
+            parted.remove(0);
+        }
+        parted.push(Parted {
+            room: room.clone(),
+            seen,
+            made,
+        });
+    }
+
+    /// The event `seq` of `room`, the one after what the connection was sent when it left
+    /// (its own part), counts as sent too.
+    pub(crate) fn left_seen_also(&mut self, room: &RoomName, seq: Seq) {
+        let Some(rare) = self.rare_mut_if_any() else {
+            return;
+        };
+        if let Some(p) = rare.parted.iter_mut().find(|p| p.room == *room)
+            && p.seen.next() == seq
+        {
+            p.seen = seq;
+        }
+    }
+
+    /// The connection is in `room` again: what it had been sent of it when it left, if that is
+    /// known and the room is the one it left (numbered `made`, its latest seq `last` now);
+    /// `Seq(0)` otherwise. The record is used up.
+    pub(crate) fn back_in(&mut self, room: &RoomName, made: u64, last: Seq) -> Seq {
+        let Some(rare) = self.rare_mut_if_any() else {
+            return Seq(0);
+        };
+        let Some(at) = rare.parted.iter().position(|p| p.room == *room) else {
+            return Seq(0);
+        };
+        let p = rare.parted.remove(at);
+        if p.made == made && p.seen <= last {
+            p.seen
+        } else {
+            Seq(0)
         }
     }
 

@@ -507,11 +507,18 @@ impl Hub {
         upto: Seq,
     ) {
         let n = self.config.history_on_join;
-        let Some(first) = self
-            .rooms
-            .get(room)
-            .and_then(|r| r.last_n_after(n, after, upto).next().map(|s| s.seq))
-        else {
+        let lines_only = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.dialect())
+            .is_some_and(|d| d.replays_lines_only());
+        // A dialect that shows only the lines starts at the first one, and with none opens
+        // nothing (an empty batch on IRC).
+        let Some(first) = self.rooms.get(room).and_then(|r| {
+            r.last_n_after(n, after, upto)
+                .find(|s| !lines_only || s.event().is_some_and(|ev| ev.kind.is_line()))
+                .map(|s| s.seq)
+        }) else {
             return;
         };
         self.reply(conn, Reply::Note(Note::RecentStart(room.clone())));

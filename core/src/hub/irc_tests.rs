@@ -777,6 +777,26 @@ fn an_irc_client_searches_history_with_natters_search_answered_as_notices() {
     assert_eq!(numerics(&n.said(c)), ["479"]);
     n.send(c, &["SEARCH #elsewhere x"]);
     assert_eq!(numerics(&n.said(c)), ["442"]);
+    // Words, but none to search for once their formatting and invisible characters are gone:
+    // said so in words, not `461 Not enough parameters` (the client gave some).
+    for line in ["SEARCH #lobby :\x02\x0f", "SEARCH \u{200b}"] {
+        n.send(c, &[line]);
+        let l = n.said(c);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].starts_with(":natter.irc NOTICE al :no results: those words are only"),
+            "{line:?}: {l:?}"
+        );
+    }
+    n.send(c, &["SEARCH #lobby"]);
+    assert_eq!(numerics(&n.said(c)), ["461"]);
+    // More words than a search reads: the first 32, as on every door.
+    let many = format!("SEARCH #lobby borrow {}", "checker ".repeat(40));
+    n.send(c, &[&many]);
+    assert_eq!(
+        n.said(c).last().map(String::as_str),
+        Some(":natter.irc NOTICE al :1 result")
+    );
 }
 
 #[test]
@@ -1405,16 +1425,105 @@ fn a_client_back_after_quitting_is_replayed_only_what_it_missed() {
             .any(|l| l.contains("PRIVMSG") || l.contains("BATCH")),
         "{l:?}"
     );
-    // Someone else gets the room's recent history; so does one who only parted (its client
-    // closed the window).
+    // Someone else gets the room's recent history.
     let other = n.client("other", &caps);
     n.send(other, &["JOIN #h"]);
     let l = n.lines(other);
     for said in ["seen by lounge", "said to lounge live", "missed while away"] {
         assert!(find(&l, said).contains("PRIVMSG #h"), "{l:?}");
     }
-    n.send(other, &["PART #h", "JOIN #h"]);
-    assert!(find(&n.lines(other), "seen by lounge").contains("PRIVMSG #h"));
+}
+
+#[test]
+fn a_connection_back_after_parting_is_replayed_only_what_came_after_its_part() {
+    // WeeChat keeps a parted channel's buffer: what it was sent there is on screen, and came
+    // twice when a join again replayed the room's recent lines. irssi closes the window: its
+    // user still learns what was said while it was out.
+    let mut n = Net::new();
+    let caps = ["server-time", "batch", "message-tags"];
+    let talker = n.client("talker", &caps);
+    n.send(talker, &["JOIN #h", "PRIVMSG #h :before the part"]);
+    let wee = n.client("wee", &caps);
+    n.send(wee, &["JOIN #h"]);
+    assert_eq!(privmsg_texts(&n.lines(wee)), ["before the part"]);
+    n.send(talker, &["PRIVMSG #h :seen live"]);
+    assert_eq!(privmsg_texts(&n.lines(wee)), ["seen live"]);
+    n.send(wee, &["PART #h :brb"]);
+    n.send(talker, &["PRIVMSG #h :said while out"]);
+    n.send(wee, &["JOIN #h"]);
+    let l = n.lines(wee);
+    assert_eq!(privmsg_texts(&l), ["said while out"], "{l:?}");
+    assert!(
+        l.iter().any(|l| l.contains("BATCH +")),
+        "in its batch: {l:?}"
+    );
+    // Out and in again with nothing said meanwhile (someone came, which a replay does not
+    // show): nothing replayed at all, not even an empty batch.
+    n.send(wee, &["PART #h"]);
+    let comer = n.client("comer", &caps);
+    n.send(comer, &["JOIN #h"]);
+    n.send(wee, &["JOIN #h"]);
+    let l = n.lines(wee);
+    assert!(
+        !l.iter()
+            .any(|l| l.contains("PRIVMSG") || l.contains("BATCH")),
+        "{l:?}"
+    );
+    // Nor for a newcomer to a room where nobody said anything yet.
+    n.send(comer, &["JOIN #quiet"]);
+    n.send(wee, &["JOIN #quiet"]);
+    let l = n.lines(wee);
+    assert!(find(&l, " 366 ").contains("#quiet"), "{l:?}");
+    assert!(!l.iter().any(|l| l.contains("BATCH")), "{l:?}");
+    n.send(wee, &["PART #quiet"]);
+    // Kicked, the window stays too: what came after the kick.
+    let boss = registered(&mut n, "boss");
+    n.send_bin(boss, &ClientMsg::Join { room: room("#h") });
+    n.send_bin(
+        boss,
+        &ClientMsg::Moderate {
+            room: room("#h"),
+            action: crate::wire::ModAction::Register,
+        },
+    );
+    n.lines(wee);
+    n.send(talker, &["PRIVMSG #h :before the kick"]);
+    n.send_bin(
+        boss,
+        &ClientMsg::Moderate {
+            room: room("#h"),
+            action: crate::wire::ModAction::Kick {
+                nick: nick("wee"),
+                reason: None,
+            },
+        },
+    );
+    let l = n.lines(wee);
+    assert!(find(&l, " KICK #h wee").starts_with("@time="), "{l:?}");
+    n.send(talker, &["PRIVMSG #h :said after the kick"]);
+    n.send(wee, &["JOIN #h"]);
+    assert_eq!(privmsg_texts(&n.lines(wee)), ["said after the kick"]);
+    // Another connection (a client that starts afresh) gets the recent history in full.
+    let fresh = n.client("fresh", &caps);
+    n.send(fresh, &["JOIN #h"]);
+    assert_eq!(privmsg_texts(&n.lines(fresh)).len(), 5);
+    // A room nobody was left in went (memory only) and was made again, counting from seq 1:
+    // what the connection saw of the old one says nothing about the new one.
+    n.send(
+        wee,
+        &["JOIN #gone", "PRIVMSG #gone :one", "PRIVMSG #gone :two"],
+    );
+    n.send(wee, &["PART #gone"]);
+    n.lines(wee);
+    n.send(talker, &["JOIN #gone"]);
+    for line in ["new one", "new two", "new three", "new four"] {
+        n.send(talker, &[&format!("PRIVMSG #gone :{line}")]);
+    }
+    n.send(wee, &["JOIN #gone"]);
+    assert_eq!(
+        privmsg_texts(&n.lines(wee)),
+        ["new one", "new two", "new three", "new four"]
+    );
 }
 
 #[test]
@@ -4455,10 +4564,10 @@ fn irc_clients_back_after_a_restart_are_replayed_only_what_came_after_it() {
         ],
         "{l:?}"
     );
-    // Back from the restart, it is like anyone else: a part closed its window, so joining
-    // again brings the recent history; a quit, what came after it.
+    // Back from the restart, it is like anyone else: parted and in again on this connection,
+    // nothing it was sent here (WeeChat keeps the buffer); a quit, what came after it.
     n.send(stay, &["PART #h", "JOIN #h"]);
-    assert_eq!(privmsg_texts(&n.lines(stay)).len(), 5);
+    assert_eq!(privmsg_texts(&n.lines(stay)), Vec::<String>::new());
     n.send(stay, &["QUIT :again"]);
     say(&mut n, b, 6, "after its quit");
     let stay = n.client("stay", &caps);

@@ -635,6 +635,8 @@ pub struct Hub {
     durable: Option<Box<durable::Durable>>,
     /// Where the last look for a room of departed users stopped (see `reclaim_orphan_room`).
     reclaim_cursor: Option<RoomName>,
+    /// Rooms a join made new so far: each one's [`room::Room::made`].
+    rooms_made: u64,
     /// Steps decoded from one read, reused between reads.
     steps: Vec<Step>,
     /// A say or action of one of those steps runs: its room event may wait for the next ones
@@ -723,6 +725,7 @@ impl Hub {
             fanout: deliver::Fanout::default(),
             relayed: 0,
             reclaim_cursor: None,
+            rooms_made: 0,
             queries: past::Queries::default(),
             durable,
             conns: slab::ConnSlab::default(),

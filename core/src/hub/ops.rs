@@ -476,6 +476,8 @@ impl Hub {
                 if made.last_seq == Seq(0) && self.cluster.is_none() {
                     made.created = Some(now);
                 }
+                self.rooms_made += 1;
+                made.made = self.rooms_made;
                 self.rooms.insert(room.clone(), made);
             }
             Some(r) if r.members.len() >= self.config.max_room_members => {
@@ -601,6 +603,7 @@ impl Hub {
         let after = if since_quit {
             self.own_quit_before(conn, room, upto)
                 .max(self.in_at_restart(conn, room, upto))
+                .max(self.own_part_before(conn, room))
         } else {
             Seq(0)
         };
@@ -660,6 +663,19 @@ impl Hub {
         if !left || !reaches {
             r.boot = None;
         }
+    }
+
+    /// What `conn` had been sent of `room` when it last left it, this connection (its client
+    /// kept the window, see [`Conn::left_seen`](super::conn::Conn::left_seen)); `Seq(0)` if it
+    /// did not leave it, or the room it left is gone.
+    fn own_part_before(&mut self, conn: ConnId, room: &RoomName) -> Seq {
+        let (made, last) = self
+            .rooms
+            .get(room)
+            .map_or((0, Seq(0)), |r| (r.made, r.last_seq));
+        self.conns
+            .get_mut(&conn)
+            .map_or(Seq(0), |c| c.back_in(room, made, last))
     }
 
     /// The seq of the latest quit of `conn`'s nick among the events a join would replay up to
@@ -754,7 +770,14 @@ impl Hub {
         // the parter heard `Parted`.
         if !self.crowd_left(&room, before, now) {
             let part = EventKind::Part { reason };
-            self.broadcast(&room, nick, part, now, Skip::None, None);
+            let seq = self.broadcast(&room, nick, part, now, Skip::None, None);
+            // Its own part it knows of too (a join again replays nothing for it).
+            let on: Vec<ConnId> = self.user_conns(uid).collect();
+            for c in on {
+                if let Some(c) = self.conns.get_mut(&c) {
+                    c.left_seen_also(&room, seq);
+                }
+            }
         }
         self.drop_if_empty(&room);
     }
@@ -810,13 +833,25 @@ impl Hub {
         if let Some(c) = first {
             on.insert(0, c);
         }
+        let (last, made) = self
+            .rooms
+            .get(&room)
+            .map_or((Seq(0), 0), |r| (r.last_seq, r.made));
         for c in on {
             let mut note = None;
             self.queries.left_room(c, &room);
             if let Some(c) = self.conns.get_mut(&c) {
+                let mut gap = None;
                 if let Some(rare) = c.rare_mut_if_any() {
-                    rare.gaps.remove(&room);
+                    gap = rare.gaps.remove(&room);
                     rare.refills.remove(&room);
+                }
+                // A client that keeps the window (WeeChat keeps a parted channel's buffer)
+                // has what it was sent: up to the room's latest event, or to the first it
+                // missed (it read too slowly; the gap's notice said so).
+                if c.dialect().is_some_and(|d| d.replays_since_own_quit()) {
+                    let seen = gap.map_or(last, |(first, _)| Seq(first.0.saturating_sub(1)));
+                    c.left_seen(&room, seen, made);
                 }
                 note = c.dialect_mut().and_then(|d| d.left(&room, next.as_ref()));
             }

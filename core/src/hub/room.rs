@@ -245,6 +245,10 @@ pub(crate) struct Room {
     /// history, and in a cluster (another node may have made it first): no time rather than a
     /// wrong one. Kept in memory only.
     pub(crate) created: Option<crate::time::Millis>,
+    /// Which of the rooms a join made new this is (the hub counts them; 0: made otherwise,
+    /// from the store, a cluster or settings): a memory-only server drops a room nobody is
+    /// in, and one made again under its name counts its seqs from 1 again.
+    pub(crate) made: u64,
 }
 
 /// The nicks a restarted hub takes to have been in a room at the restart, and the room's last
@@ -369,6 +373,7 @@ impl Room {
             attached_gen: 0,
             boot: None,
             created: None,
+            made: 0,
         }
     }
 

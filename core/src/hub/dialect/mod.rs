@@ -173,10 +173,19 @@ pub(crate) trait Dialect {
     }
 
     /// Whether a join replays only what came after the joiner's nick last quit, when that quit
-    /// is among what the join would replay: a client that keeps its windows across reconnecting
-    /// (an IRC client: The Lounge, irssi, WeeChat) shows what came before already, and would
-    /// show it twice. Those that resume (binary) or start afresh (nc) get the recent history.
+    /// is among what the join would replay, and only what came after this connection last left
+    /// the room (a part, a kick): a client that keeps its windows across reconnecting and
+    /// parting (an IRC client: The Lounge, irssi, WeeChat) shows what came before already, and
+    /// would show it twice. Those that resume (binary) or start afresh (nc) get the recent
+    /// history.
     fn replays_since_own_quit(&self) -> bool {
+        false
+    }
+
+    /// Whether a join's replay of recent history shows only chat lines (says, actions and
+    /// notices): IRC leaves old joins and parts out (they would change its member lists), so a
+    /// replay with no line in it opens nothing (no empty `chathistory` batch).
+    fn replays_lines_only(&self) -> bool {
         false
     }
 
@@ -394,6 +403,9 @@ impl AnyDialect {
     }
     pub(crate) fn replays_since_own_quit(&self) -> bool {
         self.inner().replays_since_own_quit()
+    }
+    pub(crate) fn replays_lines_only(&self) -> bool {
+        self.inner().replays_lines_only()
     }
     pub(crate) fn answers_in_order(&self) -> bool {
         self.inner().answers_in_order()

@@ -476,6 +476,10 @@ impl Dialect for Irc {
         true
     }
 
+    fn replays_lines_only(&self) -> bool {
+        true
+    }
+
     fn keepalive(&self) -> bool {
         true
     }

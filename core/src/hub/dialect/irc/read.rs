@@ -996,6 +996,13 @@ impl Irc {
             "SEARCH" => match search(msg) {
                 Some(Ok((room, words))) => plan.msg(ClientMsg::Search { room, words }),
                 Some(Err(bad)) => plan.num(bad.numeric, &[msg.param(0).unwrap_or("*")], &bad.words),
+                // Words that are only formatting codes or invisible characters: nothing a
+                // search can match, said in words as its answers are (not "not enough
+                // parameters": the client gave some).
+                None if search_typed(msg) => {
+                    let me = plan.me.clone();
+                    plan.line("NOTICE", &[&me, SEARCH_NOTHING], true);
+                }
                 None => plan.need_more(verb),
             },
             // A command added above goes into KNOWN too: a labeled one is otherwise taken
@@ -1293,6 +1300,16 @@ impl Irc {
             );
         }
     }
+}
+
+/// What `SEARCH` says to words with nothing in them to search for.
+const SEARCH_NOTHING: &str =
+    "no results: those words are only formatting or invisible characters, nothing to search for";
+
+/// Whether a `SEARCH` line has words after its room, whatever they hold.
+fn search_typed(msg: &Message<'_>) -> bool {
+    let first = msg.param(0).is_some_and(|p| p.starts_with('#'));
+    (usize::from(first)..msg.params.len()).any(|i| msg.param(i).is_some_and(|p| !p.is_empty()))
 }
 
 /// `SEARCH [#room] words...`: the room (a first parameter starting with `#`) and the words (the
