@@ -504,6 +504,15 @@ pub const MAX_WORK_QUEUED: usize = 64;
 /// Accounts, or addresses, whose failed sign-ins the hub remembers at once for throttling.
 pub const MAX_THROTTLED: usize = 10_000;
 
+/// Addresses (an IPv6 /64 as one) remembered per account as ones its owner signed in from
+/// lately, whose tries at it are held by its own throttle rather than the address's: home, work,
+/// a lab, a phone's carrier or two. The one signed in from longest ago goes first, so an owner
+/// who roams loses only the sparing at an old place (its next sign-in there is held by the
+/// address's waits, as everyone's was before). Bounded per account, and only a sign-in that
+/// proved the account adds one, so the table grows with the accounts (each at most this), never
+/// with what strangers send.
+pub const MAX_KNOWN_ADDRESSES: usize = 8;
+
 /// Device keys one account may hold (the oldest is revoked past this).
 pub const MAX_DEVICE_KEYS: usize = 32;
 

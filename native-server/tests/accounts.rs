@@ -298,6 +298,8 @@ async fn each_failed_sign_in_is_logged_with_its_address_and_account() {
         assert!(line.contains(" INFO "), "{line}");
         let want = format!("sign-in failed peer=127.0.0.1 account={account} ");
         assert!(line.contains(&want), "{want:?} not in {line}");
+        // Loopback is exempt from the per-address limits, so no address of it is known.
+        assert!(line.contains(" known=false"), "{line}");
     }
 }
 
@@ -766,5 +768,53 @@ async fn a_remembered_device_forgotten_from_another_is_told_and_its_key_opens_no
             "the desk's key opens",
         )
         .await;
+    stop(server).await;
+}
+
+/// A lab behind one address (here 127.0.0.1, counted as any address): eleven mistyped
+/// passwords from neighbours start the address's waits, which hold a name never signed in to
+/// from there; alice, who proved her account from there before, still signs in at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_behind_one_address_still_signs_in_after_its_neighbours_typos() {
+    let mut config = ServerConfig::local_test();
+    // 127.0.0.1 is neither exempt nor a trusted proxy: the lab's one address.
+    config.hub.exempt_loopback = false;
+    config.hub.trusted_proxies.clear();
+    let server = start(config).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    a.send("/nick alice").await;
+    a.expect_has("you are now known as alice").await;
+    a.send("/register correct horse").await;
+    a.expect_has("you are signed in as alice").await;
+    // (Her registration proved the account from this address, as a sign-in does.)
+
+    // Two neighbours mistype their passwords, eleven times in all (each within its flood
+    // burst), one refusal read before the next try.
+    let (mut s1, _) = TextClient::welcomed(addr, "s1").await;
+    let (mut s2, _) = TextClient::welcomed(addr, "s2").await;
+    for i in 0..11 {
+        let s = if i % 2 == 0 { &mut s1 } else { &mut s2 };
+        s.send(&format!("/login student{i} typo typo")).await;
+        let r = s.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
+        assert!(r.contains("wrong account name or password"), "{i}: {r}");
+    }
+    s1.send("/login bob correct horse").await;
+    let r = s1.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
+    assert!(
+        r.contains("too many failed sign-ins from your address"),
+        "{r}"
+    );
+    // Alice mistypes once (her own count) and then is in, with no wait.
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    b.send("/login alice correct hose").await;
+    let r = b.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
+    assert!(r.contains("wrong account name or password"), "{r}");
+    b.send("/login alice correct horse").await;
+    b.expect_has("you are signed in as alice").await;
+    // The address still waits for the names it does not know.
+    s2.send("/login bob correct horse").await;
+    let r = s2.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
+    assert!(r.contains("from your address"), "{r}");
     stop(server).await;
 }

@@ -15,6 +15,9 @@
 //!   with the same words, so neither the answer nor its timing tells whether the account exists.
 //! - Failures are counted per account and per address; past a few, each try must wait twice as
 //!   long as the one before (up to [`MAX_WAIT`]); a success clears the account's count.
+//!   An account tried from an address its owner signed in from lately (a known address) is
+//!   held by its own count only, not by the address's: one neighbour's typos or guesses behind
+//!   a shared NAT do not lock out everyone else there (see [`KnownAddresses`]).
 //!   Registrations are counted per address the same way. Both tables are bounded.
 //! - A registered user is always-on (unless configured off): it stays in its rooms with no
 //!   device connected.
@@ -23,8 +26,8 @@ use super::dialect::{Note, Reply};
 use super::{ClusterOut, Device, DeviceId, Hub, UserId};
 use crate::accounts::{HashCost, Outcome, PasswordHash, Work, WorkDone, WorkId, check_password};
 use crate::limits::{
-    HELD_DIRECT_OVERHEAD, MAX_DEVICE_KEYS, MAX_HELD_DIRECT_BYTES, MAX_HELD_DIRECTS, MAX_THROTTLED,
-    MAX_WORK_QUEUED,
+    HELD_DIRECT_OVERHEAD, MAX_DEVICE_KEYS, MAX_HELD_DIRECT_BYTES, MAX_HELD_DIRECTS,
+    MAX_KNOWN_ADDRESSES, MAX_THROTTLED, MAX_WORK_QUEUED,
 };
 use crate::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, Write};
 use crate::time::Millis;
@@ -56,6 +59,9 @@ const FREE_REGISTRATIONS: u32 = 3;
 const REGISTRATION_WAIT: Millis = Millis(60 * 1000);
 /// A throttling record nobody has touched for this long is forgotten.
 const FORGET_AFTER: Millis = Millis(60 * 60 * 1000);
+/// An address an account's owner has not signed in from for this long is no longer known
+/// for it (a term's weekly lab, a month's holiday apart).
+const KNOWN_FOR: Millis = Millis(30 * 24 * 60 * 60 * 1000);
 
 /// Who may make accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -252,6 +258,48 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     }
 }
 
+/// The addresses (throttling keys: an IPv6 /64 as one) each account signed in from lately.
+///
+/// A try at an account from one of its known addresses is held by the account's own throttle
+/// only, neither held by nor counted against the address's: a lab, an office or a carrier's
+/// NAT behind one address is not locked out by one neighbour's typos or guesses. A guesser
+/// there gains nothing at such an account that a guesser anywhere lacks (the account's
+/// throttle holds every address's tries at it), and guesses at every other account are bounded
+/// by the address's throttle as before. Only a sign-in that proved the account (a password, a
+/// device key, a registration) makes an address known, so nobody can add or push out another
+/// account's. Memory only (a restart forgets them all); at most [`MAX_KNOWN_ADDRESSES`] per
+/// account, the one signed in from longest ago going first; each forgotten after
+/// [`KNOWN_FOR`], and all of an account's with it.
+#[derive(Debug, Default)]
+struct KnownAddresses {
+    /// Folded account name → its addresses, the most recent sign-in last.
+    map: HashMap<String, VecDeque<(IpAddr, Millis)>>,
+}
+
+impl KnownAddresses {
+    /// Whether `account`'s owner signed in from `ip` within [`KNOWN_FOR`].
+    fn knows(&self, account: &str, ip: &IpAddr, now: Millis) -> bool {
+        self.map.get(account).is_some_and(|l| {
+            l.iter()
+                .any(|(a, at)| a == ip && at.0.saturating_add(KNOWN_FOR.0) > now.0)
+        })
+    }
+
+    /// `account` signed in from `ip`.
+    fn note(&mut self, account: &str, ip: IpAddr, now: Millis) {
+        let l = self.map.entry(account.to_owned()).or_default();
+        l.retain(|(a, at)| *a != ip && at.0.saturating_add(KNOWN_FOR.0) > now.0);
+        while l.len() >= MAX_KNOWN_ADDRESSES {
+            l.pop_front();
+        }
+        l.push_back((ip, now));
+    }
+
+    fn forget(&mut self, account: &str) {
+        self.map.remove(account);
+    }
+}
+
 /// The hub's accounts.
 #[derive(Debug)]
 pub(crate) struct Accounts {
@@ -271,6 +319,7 @@ pub(crate) struct Accounts {
     fails: Throttle<String>,
     addr_fails: Throttle<IpAddr>,
     registrations: Throttle<IpAddr>,
+    known: KnownAddresses,
     /// Cluster mode: registrations waiting for the cluster to create their account, by the
     /// hub's number for the [`ClusterOut::CreateAccount`].
     registering: FxHashMap<u64, Registering>,
@@ -331,6 +380,7 @@ impl Default for Accounts {
             addr_fails: Throttle::new(FREE_FAILS_ADDRESS, FIRST_WAIT),
             // The wait starts with the registration that used the last free one.
             registrations: Throttle::new(FREE_REGISTRATIONS - 1, REGISTRATION_WAIT),
+            known: KnownAddresses::default(),
             registering: FxHashMap::default(),
             own_writes: FxHashMap::default(),
             opers: FxHashMap::default(),
@@ -606,10 +656,18 @@ impl Hub {
         remember: bool,
         now: Millis,
     ) {
-        if !self.may_start(conn, now) {
+        let folded = account.folded();
+        // The account's throttle is there against guessing its password. A device key of the
+        // account (32 random bytes nobody guesses) still opens it, whatever the account's or the
+        // address's waits: else anyone could keep an account's remembered devices out for good
+        // with one wrong password per wait, and one guesser behind a NAT every device there. A
+        // wrong key while the account waits is refused as throttled, neither counted nor logged,
+        // as a password is.
+        let owners_key = matches!(&proof, Proof::Key(k) if self.key_owner(k).as_deref() == Some(folded.as_str()));
+        let spared = owners_key || self.known_here(conn, &folded, now);
+        if !self.may_start(conn, spared, now) {
             return;
         }
-        let folded = account.folded();
         let banned = self
             .server_bans
             .iter()
@@ -618,12 +676,6 @@ impl Hub {
             let words = "that account is banned from this server".to_owned();
             return self.fatal(conn, ErrorKind::Banned, words, now);
         }
-        // The account's throttle is there against guessing its password. A device key of the
-        // account (32 random bytes nobody guesses) still opens it: else anyone could keep an
-        // account's remembered devices out for good with one wrong password per wait. A wrong
-        // key while the account waits is refused as throttled, neither counted nor logged, as a
-        // password is.
-        let owners_key = matches!(&proof, Proof::Key(k) if self.key_owner(k).as_deref() == Some(folded.as_str()));
         if let Some(wait) = self.accounts.fails.wait(&folded, now)
             && !owners_key
         {
@@ -685,7 +737,8 @@ impl Hub {
         if self.is_admin_user(uid) {
             return self.reply(conn, Reply::Note(Note::Oper(OperAnswer::Granted)));
         }
-        if !self.may_start(conn, now) {
+        let spared = self.known_here(conn, &folded, now);
+        if !self.may_start(conn, spared, now) {
             return;
         }
         if let Some(wait) = self.accounts.fails.wait(&folded, now) {
@@ -753,7 +806,8 @@ impl Hub {
         remember: bool,
         now: Millis,
     ) {
-        if !self.may_start(conn, now) {
+        // A new account is known nowhere: registrations are held by the address's waits.
+        if !self.may_start(conn, false, now) {
             return;
         }
         if self.config.accounts.registration == Registration::Closed {
@@ -996,7 +1050,8 @@ impl Hub {
         let Some(account) = self.account_of_conn(conn) else {
             return self.not_signed_in(conn);
         };
-        if !self.may_start(conn, now) {
+        let spared = self.known_here(conn, &account, now);
+        if !self.may_start(conn, spared, now) {
             return;
         }
         if let Some(wait) = self.accounts.fails.wait(&account, now) {
@@ -1124,6 +1179,7 @@ impl Hub {
         now: Millis,
     ) {
         self.stats.sign_ins_ok += 1;
+        self.note_sign_in(conn, account, used_key.is_none(), now);
         let Some(guest) = self.user_of(conn) else {
             return self.pre_authenticated(conn, account);
         };
@@ -1142,16 +1198,6 @@ impl Hub {
         };
         let fresh_here = existing.is_none();
         let signed_as = name.clone();
-        // A password that checks clears the account's failures, and its address's when they
-        // were all for this account. A device key proves the device, not the password those
-        // failures guessed at: it clears nothing (else an owner's remembered page, reloaded,
-        // gave a guesser three more free tries).
-        if used_key.is_none() {
-            if let Some(ip) = self.throttle_addr(conn) {
-                self.accounts.addr_fails.clear_if_only(&ip, account);
-            }
-            self.accounts.fails.clear(&account.to_owned());
-        }
         info!(conn = %conn, account = %name, "signed in");
         let key = if remember {
             Some(self.new_key(account, conn, now))
@@ -1291,7 +1337,6 @@ impl Hub {
         };
         info!(conn = %conn, account = %name, "signed in before registration");
         self.accounts.preauth.insert(conn, account.to_owned());
-        self.accounts.fails.clear(&account.to_owned());
         let token = crate::types::ResumeToken([0; 32]);
         self.reply(
             conn,
@@ -1350,6 +1395,33 @@ impl Hub {
         true
     }
 
+    /// `conn` proved `account` (folded): by its password (`password`: a sign-in, IRC's SASL or
+    /// a registration), or by a device key. Its address becomes known for the account (see
+    /// [`KnownAddresses`]). A password that checks clears the account's failures, and its
+    /// address's when they were all for this account. A device key proves the device, not
+    /// the password those failures guessed at: it clears nothing (else an owner's remembered
+    /// page, reloaded, gave a guesser three more free tries).
+    fn note_sign_in(&mut self, conn: ConnId, account: &str, password: bool, now: Millis) {
+        let ip = self.throttle_addr(conn);
+        if let Some(ip) = ip {
+            self.accounts.known.note(account, ip, now);
+        }
+        if password {
+            if let Some(ip) = ip {
+                self.accounts.addr_fails.clear_if_only(&ip, account);
+            }
+            self.accounts.fails.clear(&account.to_owned());
+        }
+    }
+
+    /// Whether `account` (folded) signed in from `conn`'s address lately: then its tries from
+    /// there are held by its own throttle only (see [`KnownAddresses`]). Never for an exempt
+    /// address (loopback), which no address throttle holds anyway.
+    fn known_here(&self, conn: ConnId, account: &str, now: Millis) -> bool {
+        self.throttle_addr(conn)
+            .is_some_and(|ip| self.accounts.known.knows(account, &ip, now))
+    }
+
     /// A sign-in to `account` (folded, whether it exists or not) failed.
     fn sign_in_failed(&mut self, conn: ConnId, account: &str, now: Millis) {
         self.count_failed_sign_in(conn, account, now);
@@ -1359,9 +1431,10 @@ impl Hub {
 
     /// A wrong password for `account` (folded, as asked) on `conn`: counted, logged, and
     /// throttled, per account and per address (a sign-in's, a password change's or an
-    /// `OPER`'s alike).
+    /// `OPER`'s alike); per account only from one of the account's known addresses.
     fn count_failed_sign_in(&mut self, conn: ConnId, account: &str, now: Millis) {
         self.stats.sign_ins_failed += 1;
+        let known = self.known_here(conn, account, now);
         // Each try checked is counted (metrics) and logged at info, in the one form SECURITY.md
         // gives for fail2ban: `sign-in failed peer=IP account=NAME` (the name tried, folded; a
         // nick cannot hold a space, so the line cannot be forged by it). Tries refused by the
@@ -1369,7 +1442,9 @@ impl Hub {
         // The start of throttling, once per account or address, is at warn.
         let peer = self.conns.get(&conn).map(super::conn::Conn::client_ip);
         if let Some(peer) = peer {
-            info!(peer = %peer, account = %account, conn = %conn, "sign-in failed");
+            // `known`: the account signed in from this address lately, so the address's count
+            // was left alone (its own still counts): what tells an operator which rule held.
+            info!(peer = %peer, account = %account, conn = %conn, known, "sign-in failed");
         }
         if self
             .accounts
@@ -1384,6 +1459,7 @@ impl Hub {
             );
         }
         if let Some(ip) = self.throttle_addr(conn)
+            && !known
             && self.accounts.addr_fails.strike(&ip, account, now)
         {
             warn!(
@@ -1519,14 +1595,15 @@ impl Hub {
     // ---- pieces ----
 
     /// Whether `conn` may start an account request now (not one already out, not throttled by
-    /// address, room in the work queue); refused with its reason otherwise.
-    fn may_start(&mut self, conn: ConnId, now: Millis) -> bool {
+    /// address unless `spared` (a known address of the account tried, or its owner's device
+    /// key), room in the work queue); refused with its reason otherwise.
+    fn may_start(&mut self, conn: ConnId, spared: bool, now: Millis) -> bool {
         if self.accounts.busy.contains(&conn) {
             let detail = "your last sign-in request is still being checked".to_owned();
             self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
             return false;
         }
-        if let Some(ip) = self.throttle_addr(conn)
+        if let Some(ip) = self.throttle_addr(conn).filter(|_| !spared)
             && let Some(wait) = self.accounts.addr_fails.wait(&ip, now)
         {
             self.throttled(conn, "too many failed sign-ins from your address", wait);
@@ -2144,6 +2221,8 @@ impl Hub {
         let Some(a) = self.accounts.by_name.remove(account) else {
             return;
         };
+        // Whoever registers the name next has proved nothing from anywhere.
+        self.accounts.known.forget(account);
         self.accounts.held_bytes = self
             .accounts
             .held_bytes
@@ -2532,6 +2611,36 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An account's known addresses are few (the one signed in from longest ago goes first),
+    /// and each is forgotten a while after its last sign-in; a sign-in again from one keeps it.
+    #[test]
+    fn known_addresses_are_bounded_per_account_and_forgotten() {
+        let mut k = KnownAddresses::default();
+        let at = |i: u8| IpAddr::from([198, 51, 100, i]);
+        let mut now = Millis(1_000);
+        for i in 0..20 {
+            now = Millis(now.0 + 1_000);
+            k.note("alice", at(i), now);
+            // Coming back from the first keeps it among the most recent.
+            k.note("alice", at(0), now);
+        }
+        assert_eq!(k.map["alice"].len(), MAX_KNOWN_ADDRESSES);
+        assert!(k.knows("alice", &at(0), now));
+        assert!(k.knows("alice", &at(19), now));
+        assert!(!k.knows("alice", &at(1), now), "pushed out");
+        assert!(!k.knows("bob", &at(19), now), "per account");
+        let later = Millis(now.0 + KNOWN_FOR.0);
+        assert!(!k.knows("alice", &at(19), later));
+        k.note("alice", at(50), later);
+        assert_eq!(
+            k.map["alice"].len(),
+            1,
+            "the stale ones go at the next sign-in"
+        );
+        k.forget("alice");
+        assert!(k.map.is_empty());
+    }
 
     /// The strike that starts the waits says so, once per episode: the hub logs that one, not
     /// every guess after it.

@@ -2959,6 +2959,64 @@ fn chathistory_reaches_past_the_ring_into_the_store() {
     );
 }
 
+/// IRC's SASL shares the sign-in's throttling (SECURITY.md, *Accounts*): from a lab's address
+/// in the waits its neighbours' typos started, a name never proved there is refused unchecked,
+/// and alice, who signed in from there before, still gets in at once.
+#[test]
+fn sasl_from_a_known_address_is_not_held_by_its_neighbours_typos() {
+    use base64::Engine;
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        flood_burst: 100,
+        accounts: AccountsConfig {
+            hash_cost: crate::accounts::HashCost::TEST,
+            ..AccountsConfig::default()
+        },
+        ..Config::default()
+    });
+    registered(&mut n, "alice");
+    registered(&mut n, "bob");
+    let lab = IpAddr::from([203, 0, 113, 9]);
+    let connect = |n: &mut Net| {
+        let c = n.hub.accept_on(Door::Irc, lab, n.now).unwrap();
+        n.pump();
+        n.send(
+            c,
+            &[
+                "CAP LS 302",
+                "NICK someone",
+                "USER u 0 * :U",
+                "CAP REQ :sasl",
+            ],
+        );
+        n.lines(c);
+        c
+    };
+    let sasl = |n: &mut Net, c: ConnId, who: &str, password: &str| {
+        n.send(c, &["AUTHENTICATE PLAIN"]);
+        n.lines(c);
+        let plain = format!("\0{who}\0{password}");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(plain);
+        n.send(c, &[&format!("AUTHENTICATE {b64}")]);
+        n.lines(c)
+    };
+    let a = connect(&mut n);
+    let l = sasl(&mut n, a, "alice", "correct horse");
+    assert_eq!(numerics(&l), ["900", "903"], "{l:?}");
+    n.hub.handle_close(a, n.now);
+    n.pump();
+    let s = connect(&mut n);
+    for i in 0..11 {
+        let l = sasl(&mut n, s, &format!("student{i}"), "typo typo");
+        assert_eq!(numerics(&l), ["904"], "{i}: {l:?}");
+    }
+    let b = connect(&mut n);
+    let l = sasl(&mut n, b, "bob", "correct horse");
+    assert!(l.iter().any(|l| l.contains("from your address")), "{l:?}");
+    let l = sasl(&mut n, b, "alice", "correct horse");
+    assert_eq!(numerics(&l), ["900", "903"], "{l:?}");
+}
+
 /// An IRC client of `caps` that signs in to `account` with SASL PLAIN (password "correct
 /// horse") and registers; the lines of its welcome.
 fn sasl_client(n: &mut Net, account: &str, caps: &str) -> (ConnId, Vec<String>) {

@@ -5181,6 +5181,10 @@ mod accounts {
             .collect()
     }
 
+    fn signed_in(msgs: &[ServerMsg]) -> bool {
+        msgs.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. }))
+    }
+
     fn error_detail(msgs: &[ServerMsg]) -> String {
         msgs.iter()
             .find_map(|m| match m {
@@ -6008,6 +6012,164 @@ mod accounts {
             );
             assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{i}");
         }
+    }
+
+    /// A lab behind one address: alice signed in from there before; ten neighbours mistype
+    /// (or one guesses) and the address is throttled. Alice still signs in at once, held by her
+    /// own account's throttle only; bob, never seen there, waits as everyone did before, but
+    /// his remembered device gets in. Until the thirty-fourth session the whole lab waited up
+    /// to 15 minutes.
+    #[test]
+    fn a_lab_behind_one_address_is_not_locked_out_by_its_neighbours_typos() {
+        let mut t = T::with(Config {
+            flood_burst: 100,
+            ..config()
+        });
+        let lab = ip("203.0.113.9");
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let (b, bobs_key) = registered(&mut t, "bob");
+        t.send(b, &ClientMsg::Quit { reason: None });
+        let (c, _, _) = t.bin_from(lab, "c");
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert!(signed_in(&got), "{got:?}");
+        t.send(c, &ClientMsg::Quit { reason: None });
+        let (n, _, _) = t.bin_from(lab, "students");
+        for i in 0..11 {
+            let got = sign_in(
+                &mut t,
+                n,
+                &format!("student{i}"),
+                Proof::Password(pw("typo typo")),
+                false,
+            );
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{i}");
+        }
+        let (x, _, _) = t.bin_from(lab, "x");
+        let got = sign_in(&mut t, x, "bob", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("address"), "{got:?}");
+        // Alice's typo is counted against her account only, and she is in at the next try.
+        let (y, _, _) = t.bin_from(lab, "y");
+        let got = sign_in(&mut t, y, "alice", Proof::Password(pw("typo")), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        let got = sign_in(&mut t, y, "alice", Proof::Password(pw(PW)), false);
+        assert!(signed_in(&got), "at once: {got:?}");
+        // The address still waits for everyone else.
+        let got = sign_in(&mut t, x, "bob", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        // A device key is no guess: bob's remembered device gets in through the address's
+        // waits, and then bob's password is known there too.
+        let got = sign_in(&mut t, x, "bob", Proof::Key(bobs_key), false);
+        assert!(signed_in(&got), "{got:?}");
+        t.send(x, &ClientMsg::Quit { reason: None });
+        let (z, _, _) = t.bin_from(lab, "z");
+        let got = sign_in(&mut t, z, "bob", Proof::Password(pw(PW)), false);
+        assert!(signed_in(&got), "{got:?}");
+    }
+
+    /// A guesser behind an address where others signed in stays bounded: guesses at accounts
+    /// not known there are held by the address's throttle as before, and guesses at a known
+    /// account by that account's own throttle (3 free, then doubling waits), as a guesser's
+    /// anywhere else are; they do not count against the address, nor do they free it.
+    #[test]
+    fn a_guesser_behind_a_known_address_is_held_per_account_and_per_address() {
+        let mut t = T::with(Config {
+            flood_burst: 100,
+            ..config()
+        });
+        let lab = ip("203.0.113.9");
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let (c, _, _) = t.bin_from(lab, "c");
+        assert!(signed_in(&sign_in(
+            &mut t,
+            c,
+            "alice",
+            Proof::Password(pw(PW)),
+            false
+        )));
+        t.send(c, &ClientMsg::Quit { reason: None });
+        let (g, _, _) = t.bin_from(lab, "g");
+        // At the known account: three free, the fourth starts the account's waits.
+        for _ in 0..4 {
+            let got = sign_in(&mut t, g, "alice", Proof::Password(pw("guess")), false);
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        }
+        let got = sign_in(&mut t, g, "alice", Proof::Password(pw("guess")), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("that account"), "{got:?}");
+        assert!(error_detail(&got).contains("try again in 1 s"), "{got:?}");
+        t.advance(1_000);
+        sign_in(&mut t, g, "alice", Proof::Password(pw("guess")), false);
+        let got = sign_in(&mut t, g, "alice", Proof::Password(pw(PW)), false);
+        assert!(
+            error_detail(&got).contains("try again in 2 s"),
+            "doubled, for alice's password too: {got:?}"
+        );
+        // Those five did not count against the address: ten guesses at others are free, the
+        // eleventh starts the address's waits, which hold every account not known there.
+        for i in 0..11 {
+            let got = sign_in(
+                &mut t,
+                g,
+                &format!("user{i}"),
+                Proof::Password(pw(PW)),
+                false,
+            );
+            assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{i}");
+        }
+        let got = sign_in(&mut t, g, "user11", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("address"), "{got:?}");
+        // Alice's own sign-in there once her wait is over clears her count, not the address's.
+        t.advance(2_000);
+        let got = sign_in(&mut t, g, "alice", Proof::Password(pw(PW)), false);
+        assert!(signed_in(&got), "{got:?}");
+        let (h, _, _) = t.bin_from(lab, "h");
+        let got = sign_in(&mut t, h, "user12", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        let got = sign_in(&mut t, h, "user13", Proof::Password(pw(PW)), false);
+        assert!(
+            error_detail(&got).contains("try again in 2 s"),
+            "the address's count goes on: {got:?}"
+        );
+    }
+
+    /// An address stays known for a while only, and an account removed forgets its addresses
+    /// (whoever registers the name next proved nothing there).
+    #[test]
+    fn a_known_address_is_forgotten_after_a_while() {
+        let mut t = T::with(Config {
+            flood_burst: 100,
+            ..config()
+        });
+        let lab = ip("203.0.113.9");
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let (c, _, _) = t.bin_from(lab, "c");
+        assert!(signed_in(&sign_in(
+            &mut t,
+            c,
+            "alice",
+            Proof::Password(pw(PW)),
+            false
+        )));
+        t.send(c, &ClientMsg::Quit { reason: None });
+        t.advance(31 * 24 * 60 * 60 * 1000);
+        let (g, _, _) = t.bin_from(lab, "g");
+        for i in 0..11 {
+            sign_in(
+                &mut t,
+                g,
+                &format!("user{i}"),
+                Proof::Password(pw(PW)),
+                false,
+            );
+        }
+        let got = sign_in(&mut t, g, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("address"), "{got:?}");
     }
 
     /// Throttling tells nothing either: wrong passwords for an account that does not exist
