@@ -292,11 +292,16 @@ pub const HELP: &[(&str, &str)] = &[
 ];
 
 /// `/help`'s lines as a client shows them: each usage, padded, and what it does; with a
-/// command's name (`/register`), only that command's lines.
+/// command's name (`/register`), only that command's lines. A usage longer than the column is
+/// followed by two spaces: with one, `/kick [#room] nick [reason] put a member out` read as
+/// if `put` were an argument.
 pub fn help_lines(only: Option<&str>) -> impl Iterator<Item = String> {
     HELP.iter()
         .filter(move |(usage, _)| only.is_none_or(|name| usage.split(' ').next() == Some(name)))
-        .map(|(usage, what)| format!("{usage:<24} {what}"))
+        .map(|(usage, what)| match usage.len() {
+            ..24 => format!("{usage:<24} {what}"),
+            _ => format!("{usage}  {what}"),
+        })
 }
 
 /// The command a typed name means (`join`, `/j`, `LEAVE`), as [`HELP`] names it (`/join`),
@@ -950,6 +955,14 @@ mod tests {
         );
         let help: Vec<String> = help_lines(None).collect();
         assert!(help.iter().any(|l| l.starts_with("//text")), "{help:?}");
+        // Every usage is set off from its words by two spaces at least, long ones too.
+        for ((usage, what), line) in HELP.iter().zip(&help) {
+            assert!(line.starts_with(&format!("{usage}  ")), "{line}");
+            assert!(line.ends_with(&format!("  {what}")), "{line}");
+        }
+        assert!(
+            help.contains(&"/kick [#room] nick [reason]  put a member out of the room".to_owned())
+        );
         assert_eq!(help_lines(Some("//text")).count(), 1);
     }
 
