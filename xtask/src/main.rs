@@ -56,7 +56,7 @@ enum Cmd {
     /// Install what the tests need (wasm target, wasm-bindgen-cli, Chromium, tmux, ...), then
     /// run every check and test, as CI does
     Test,
-    /// Build the browser page into <target>/www/, with a .br and a .gz beside each text and wasm
+    /// Build the browser page into target/www/, with a .br and a .gz beside each text and wasm
     /// file
     Web,
     /// Run each cargo-fuzz target for N seconds on nightly, and keep what crashes as

@@ -42,7 +42,7 @@ const NATS: &str = "127.0.0.1:4222";
 #[derive(Debug, PartialEq, clap::Args)]
 pub struct UpArgs {
     /// Also serve TLS: natter-server on :8443 and IRC on 127.0.0.1:6697, the page on
-    /// https://localhost:8080/, with a local CA and certificate made once in <target>/tls/
+    /// https://localhost:8080/, with a local CA and certificate made once in target/tls/
     #[arg(long, conflicts_with = "cluster")]
     pub tls: bool,
     /// Run a nats-server with JetStream (127.0.0.1:4222) and a second node (:8001, IRC on
