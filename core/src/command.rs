@@ -292,11 +292,16 @@ pub const HELP: &[(&str, &str)] = &[
 ];
 
 /// `/help`'s lines as a client shows them: each usage, padded, and what it does; with a
-/// command's name (`/register`), only that command's lines.
+/// command's name (`/register`), only that command's lines. A usage longer than the column is
+/// followed by two spaces: with one, `/kick [#room] nick [reason] put a member out` read as
+/// if `put` were an argument.
 pub fn help_lines(only: Option<&str>) -> impl Iterator<Item = String> {
     HELP.iter()
         .filter(move |(usage, _)| only.is_none_or(|name| usage.split(' ').next() == Some(name)))
-        .map(|(usage, what)| format!("{usage:<24} {what}"))
+        .map(|(usage, what)| match usage.len() {
+            ..24 => format!("{usage:<24} {what}"),
+            _ => format!("{usage}  {what}"),
+        })
 }
 
 /// The command a typed name means (`join`, `/j`, `LEAVE`), as [`HELP`] names it (`/join`),
@@ -309,7 +314,7 @@ fn command_named(typed: &str) -> Option<&'static str> {
     let name = match typed.as_str() {
         "j" => "join",
         "leave" => "part",
-        "dm" => "msg",
+        "dm" | "query" => "msg",
         "names" => "who",
         "list" => "rooms",
         "hist" => "history",
@@ -705,6 +710,15 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         "join" | "j" if several_rooms(args) => join_many(args)?,
         "join" | "j" => match word(args) {
             (r, "") if !r.is_empty() => Command::Join(RoomName::new(r)?),
+            // `/join my room`: a newcomer's room name with a space, not `#my` with the key
+            // `room` (joined without a word: a new room needs no key).
+            (r, _) if !r.is_empty() && !r.starts_with('#') => {
+                let dashed: Vec<&str> = args.split_whitespace().collect();
+                return Err(CommandError::Bad(format!(
+                    "a room name has no spaces: /join #{} (a key goes after a #room: /join #{r} KEY)",
+                    dashed.join("-"),
+                )));
+            }
             (r, key) if !r.is_empty() && !key.contains(char::is_whitespace) => Command::JoinKey {
                 room: RoomName::new(r)?,
                 key: Text::new(key)?,
@@ -731,7 +745,8 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
                 Command::Part { room, reason }
             }
         },
-        "msg" | "dm" => match word(args) {
+        // `query`: IRC clients' habit (`/query bob hi`); there is no window to open here.
+        "msg" | "dm" | "query" => match word(args) {
             // A room, as IRC's `PRIVMSG #room`.
             (r, text) if r.starts_with('#') && !text.trim().is_empty() => Command::SayIn {
                 room: RoomName::new(r)?,
@@ -940,6 +955,14 @@ mod tests {
         );
         let help: Vec<String> = help_lines(None).collect();
         assert!(help.iter().any(|l| l.starts_with("//text")), "{help:?}");
+        // Every usage is set off from its words by two spaces at least, long ones too.
+        for ((usage, what), line) in HELP.iter().zip(&help) {
+            assert!(line.starts_with(&format!("{usage}  ")), "{line}");
+            assert!(line.ends_with(&format!("  {what}")), "{line}");
+        }
+        assert!(
+            help.contains(&"/kick [#room] nick [reason]  put a member out of the room".to_owned())
+        );
         assert_eq!(help_lines(Some("//text")).count(), 1);
     }
 
@@ -1336,6 +1359,29 @@ mod tests {
             parse("/join #a key"),
             Ok(Some(Input::Command(Command::JoinKey { .. })))
         ));
+        // A room name with a space joined the room of its first word with the rest as a key,
+        // without a word (a new room needs none): `/join my room` put one in `#my`.
+        for line in ["/join my room", "/j my room"] {
+            let e = parse(line).unwrap_err().to_string();
+            assert!(
+                e.starts_with("a room name has no spaces: /join #my-room")
+                    && e.contains("/join #my KEY"),
+                "{line}: {e}"
+            );
+        }
+        assert_eq!(cmd("/join rust"), Command::Join(r("#rust")));
+        // IRC's `/query nick text` is a direct message.
+        assert_eq!(
+            cmd("/query bob hi there"),
+            Command::Msg {
+                to: Nick::new("bob").unwrap(),
+                text: t("hi there")
+            }
+        );
+        assert_eq!(
+            parse("/query bob"),
+            Err(CommandError::Usage("/msg nick|#room text"))
+        );
         // Several rooms: words that all look like rooms, or a list with commas.
         let rooms = |names: &[&str]| Command::JoinMany(names.iter().map(|n| r(n)).collect());
         assert_eq!(cmd("/join #a #B"), rooms(&["#a", "#b"]));

@@ -64,6 +64,21 @@ pub fn event_words(ev: &RoomEvent) -> Option<String> {
     })
 }
 
+/// [`event_words`] as `me` reads them: a kick of `me` is addressed to it (`bob put you out of
+/// #a (too loud)`), not told of it in the third person as the room's other members read it.
+pub fn event_words_to(ev: &RoomEvent, me: Option<&Nick>) -> Option<String> {
+    match &ev.kind {
+        EventKind::Kick { target, reason } if me.is_some_and(|m| m.folded() == target.folded()) => {
+            let (from, room) = (&ev.from, &ev.room);
+            Some(match reason {
+                Some(r) => format!("{from} put you out of {room} ({r})"),
+                None => format!("{from} put you out of {room}"),
+            })
+        }
+        _ => event_words(ev),
+    }
+}
+
 /// A room's settings, in words (`/mode #room` on nc, the page's room panel).
 pub fn policy_words(
     room: &RoomName,
@@ -587,13 +602,14 @@ pub fn title(open: Option<&str>, unread: u32, mentions: u32) -> String {
 
 // ---- lines for text-mode users (nc) ----
 
-/// Renders a room event. The room is named in front (`[#rust] `) unless it is `current`.
-pub fn event_line(ev: &RoomEvent, current: Option<&RoomName>) -> String {
+/// Renders a room event as `me` reads it (see [`event_words_to`]). The room is named in front
+/// (`[#rust] `) unless it is `current`.
+pub fn event_line(ev: &RoomEvent, current: Option<&RoomName>, me: Option<&Nick>) -> String {
     let body = match &ev.kind {
         EventKind::Say { text, .. } => format!("<{}> {}", ev.from, text),
         EventKind::Act { text, .. } => format!("* {} {}", ev.from, text),
         EventKind::Notice { text, .. } => format!("-{}- {}", ev.from, text),
-        _ => format!("-- {}", event_words(ev).unwrap_or_default()),
+        _ => format!("-- {}", event_words_to(ev, me).unwrap_or_default()),
     };
     with_room(&ev.room, current, body)
 }
@@ -662,7 +678,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
             .map(notice)
             .collect(),
         ServerMsg::Parted { room } => vec![notice(parted_words(room))],
-        ServerMsg::Event(ev) => vec![event_line(ev, current)],
+        ServerMsg::Event(ev) => vec![event_line(ev, current, me)],
         ServerMsg::Direct(dm) => match me {
             Some(me) => vec![direct_line(dm, me)],
             None => Vec::new(),
@@ -761,7 +777,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
 
 /// An event from history or a search, with its room and time: `[#rust 2026-12-02 14:03] <alice> hi`.
 pub fn past_line(ev: &RoomEvent) -> String {
-    let body = event_line(ev, Some(&ev.room));
+    let body = event_line(ev, Some(&ev.room), None);
     format!("[{} {}] {body}", ev.room, utc_minute(ev.at))
 }
 
@@ -808,7 +824,7 @@ pub fn utc_minute(at: crate::time::Millis) -> String {
 pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
     let notice = |words: String| format!("-- {words}");
     match ev {
-        Event::Room(ev) => vec![event_line(ev, None)],
+        Event::Room(ev) => vec![event_line(ev, None, Some(me))],
         Event::Direct(dm) => vec![direct_line(dm, me)],
         Event::DirectNotice(dm) => vec![direct_notice_line(dm, me)],
         Event::Gap { room, first, last } => vec![gap_line(room, *first, *last, None)],
@@ -1109,32 +1125,35 @@ mod tests {
             id: MsgId(1),
             text: Text::new("hello").unwrap(),
         };
-        assert_eq!(event_line(&ev(say.clone()), cur), "<alice> hello");
-        assert_eq!(event_line(&ev(say.clone()), None), "[#lobby] <alice> hello");
+        assert_eq!(event_line(&ev(say.clone()), cur, None), "<alice> hello");
+        assert_eq!(
+            event_line(&ev(say.clone()), None, None),
+            "[#lobby] <alice> hello"
+        );
         assert_eq!(event_words(&ev(say)), None);
         let act = EventKind::Act {
             id: MsgId(2),
             text: Text::new("waves").unwrap(),
         };
-        assert_eq!(event_line(&ev(act), cur), "* alice waves");
+        assert_eq!(event_line(&ev(act), cur, None), "* alice waves");
         assert_eq!(
-            event_line(&ev(EventKind::Join), cur),
+            event_line(&ev(EventKind::Join), cur, None),
             "-- alice joined #lobby"
         );
         assert_eq!(
-            event_line(&ev(EventKind::Part { reason: t("bye") }), cur),
+            event_line(&ev(EventKind::Part { reason: t("bye") }), cur, None),
             "-- alice left #lobby (bye)"
         );
         assert_eq!(
-            event_line(&ev(EventKind::Quit { reason: None }), cur),
+            event_line(&ev(EventKind::Quit { reason: None }), cur, None),
             "-- alice quit"
         );
         assert_eq!(
-            event_line(&ev(EventKind::Nick { new: nick("al") }), cur),
+            event_line(&ev(EventKind::Nick { new: nick("al") }), cur, None),
             "-- alice is now known as al"
         );
         assert_eq!(
-            event_line(&ev(EventKind::Topic { topic: t("rust") }), cur),
+            event_line(&ev(EventKind::Topic { topic: t("rust") }), cur, None),
             "-- alice set the topic of #lobby: rust"
         );
         assert_eq!(
@@ -1387,8 +1406,11 @@ mod tests {
                 text: Text::new("build passed").unwrap(),
             },
         };
-        assert_eq!(event_line(&ev, None), "[#a] -bot- build passed");
-        assert_eq!(event_line(&ev, Some(&room("#a"))), "-bot- build passed");
+        assert_eq!(event_line(&ev, None, None), "[#a] -bot- build passed");
+        assert_eq!(
+            event_line(&ev, Some(&room("#a")), None),
+            "-bot- build passed"
+        );
         assert_eq!(event_words(&ev), None, "chat, not words");
         let dm = DirectMsg {
             from: nick("bot"),

@@ -614,7 +614,7 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
         &["Mode #mod [+b evelyn!*@*] by dora"],
     )
     .await;
-    eve.expect(&["dora put evelyn out of #mod (banned)"]).await;
+    eve.expect(&["dora put you out of #mod (banned)"]).await;
     eve.send("/join #mod").await;
     eve.expect(&["ERROR: you are banned from #mod"]).await;
     // The ban list says who set each ban and when (WeeChat words 367's time as a date).

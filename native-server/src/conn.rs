@@ -35,7 +35,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// After our side is closed, how long unread input is drained and dropped, so the kernel does not
 /// answer it with a reset that could destroy the last error line before the peer reads it.
-const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
+pub(crate) const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
 
 /// TCP keepalive probes start after this much silence. Binary clients are pinged by the hub;
 /// people on `nc` cannot answer pings, so for them the kernel finds a vanished peer (a laptop

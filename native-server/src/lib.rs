@@ -47,7 +47,10 @@ pub struct ServerConfig {
     pub tls_certs: Option<TlsCerts>,
     /// The hub's limits. `secret_seed` must come from the OS's random source in a real server.
     pub hub: Config,
-    /// How long a graceful shutdown waits for the going-away notices to be written.
+    /// How long a graceful shutdown waits for the going-away notices to be written. A connection
+    /// whose notice is written then has up to a second more for its peer to read it (its unread
+    /// input is drained, so the close does not reset it); only what is still writing after both
+    /// is warned of and dropped.
     pub shutdown_grace: Duration,
     /// Where rooms, history and resume sessions are kept; `None`: in memory only (ephemeral:
     /// everything is forgotten at exit).

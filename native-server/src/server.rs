@@ -43,7 +43,8 @@ fn socket_cap(max_connections: usize) -> usize {
 }
 
 /// A running server. Stop it with [`Server::shutdown`]. Dropping it instead stops accepting and,
-/// after `shutdown_grace`, drops every connection without a word.
+/// after `shutdown_grace` (and the second a closed connection drains for), drops every connection
+/// without a word.
 #[derive(Debug)]
 pub struct Server {
     addrs: Vec<SocketAddr>,
@@ -455,8 +456,13 @@ impl Tasks {
 /// How often the shutdown looks whether its connection tasks have ended.
 const WAIT_STEP: Duration = Duration::from_millis(10);
 
-/// Accepts on `door` until told to stop, then waits up to `grace` for its connections and
-/// aborts the rest.
+/// Beyond the grace and the drain, what a shutdown allows for the hub task's grace starting
+/// after the accept loops' (it hears `Shutdown` through its queue) and for a TLS connection's
+/// close check.
+const DRAIN_SLACK: Duration = Duration::from_millis(250);
+
+/// Accepts on `door` until told to stop, then waits up to `grace` (and the drain after it) for
+/// its connections and aborts the rest.
 async fn accept_loop(
     listener: TcpListener,
     door: Kind,
@@ -507,10 +513,17 @@ async fn accept_loop(
     }
     drop(listener);
     drop(hub);
-    if timeout(grace, conns.all_ended()).await.is_err() {
+    // The hub has `grace` to have its going-away notices written; a connection whose notice
+    // is written still drains its peer's unread input for up to `DRAIN_AFTER_CLOSE` (so the
+    // close does not reset the connection and destroy the notice unread). Waiting `grace`
+    // alone warned of connections that were only draining whenever the grace was 1 s or less,
+    // and cut their drain short: what is open after this wait is still writing.
+    let wait = grace + crate::conn::DRAIN_AFTER_CLOSE + DRAIN_SLACK;
+    if timeout(wait, conns.all_ended()).await.is_err() {
         warn!(
             open = conns.handles.len(),
-            "connections still open after the grace period; aborting"
+            grace_ms = grace.as_millis() as u64,
+            "connections still writing after the grace period and a drain; aborting"
         );
         for h in &conns.handles {
             h.abort();

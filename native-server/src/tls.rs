@@ -36,7 +36,7 @@ const READ_CHUNK: usize = 4096;
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// After our side is closed, how long unread input is drained (as on the plain port).
-const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(1);
+const DRAIN_AFTER_CLOSE: Duration = crate::conn::DRAIN_AFTER_CLOSE;
 
 /// After the words to a peer without TLS, how much of its input is read before the close.
 const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;

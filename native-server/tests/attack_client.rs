@@ -194,7 +194,7 @@ fn broken_streams() -> Vec<Vec<u8>> {
 /// The strings a UI shows for an event (what could carry an escape to a terminal).
 fn shown(ev: &Event) -> Vec<String> {
     match ev {
-        Event::Room(e) => vec![natter_core::render::event_line(e, None)],
+        Event::Room(e) => vec![natter_core::render::event_line(e, None, Some(&n("victim")))],
         Event::Direct(d) => vec![natter_core::render::direct_line(d, &n("victim"))],
         Event::Error { text, .. } | Event::Info(text) => vec![text.clone()],
         Event::Joined { topic, .. } | Event::Topic { topic, .. } => {

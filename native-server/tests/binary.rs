@@ -46,6 +46,47 @@ async fn sigterm_says_goodbye_and_exits_zero() {
     assert!(rest.contains("peer=127.0.0.1:"), "{rest}");
 }
 
+/// A grace of a second or less made every shutdown with clients still connected warn
+/// `connections still open after the grace period; aborting`: each connection, its goodbye
+/// written, drains its peer's unread input for up to a second (so the close does not reset
+/// it), and the accept loops waited the grace alone. Clients that stay connected (nc does, after
+/// the server's FIN) get their goodbye, the process exits 0, and the log warns of nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_grace_does_not_warn_of_connections_only_draining() {
+    let (mut child, mut log, addr) = spawn_server(
+        &["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "300"],
+        &[],
+    )
+    .await;
+    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut bin, _) = BinClient::hello(addr, "bin", None).await;
+
+    let status = sigterm(&mut child).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    for c in [&mut a, &mut b] {
+        let lines = c.expect_closed().await;
+        assert!(
+            lines.iter().any(|l| l.contains("server shutting down")),
+            "{lines:?}"
+        );
+    }
+    let got = bin.expect_closed().await;
+    assert!(
+        matches!(got.last(), Some(natter_core::wire::ServerMsg::Bye { .. })),
+        "{got:#?}"
+    );
+    let mut rest = String::new();
+    let _ = timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read_to_string(&mut log, &mut rest),
+    )
+    .await;
+    assert!(rest.contains("server stopped"), "{rest}");
+    assert!(!rest.contains("after the grace period"), "{rest}");
+    assert!(!rest.contains("grace ran out"), "{rest}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_lines_name_the_client_a_proxy_named_and_the_proxy_beside_it() {
     // Behind a proxy (or the bridge) every connection's socket is the proxy's: the "ready",

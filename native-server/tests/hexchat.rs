@@ -445,14 +445,14 @@ async fn hexchat_signs_in_with_sasl_and_moderates_a_room() {
     // Its ban type 3 (`*!*evelyn@natter`) bans evelyn, who is put out and cannot come back.
     hex.command("#mod", "ban evelyn 3");
     hex.wait("Kick", &["dora", "evelyn", "#mod"]).await;
-    eve.expect_has("dora put evelyn out of #mod (banned)").await;
+    eve.expect_has("dora put you out of #mod (banned)").await;
     eve.send("/join #mod").await;
     eve.expect_has("you are banned from #mod").await;
     // A kick with a reason.
     hex.command("#mod", "kick fred calm down");
     hex.wait("Kick", &["dora", "fred", "#mod", "calm down"])
         .await;
-    fred.expect_has("dora put fred out of #mod (calm down)")
+    fred.expect_has("dora put you out of #mod (calm down)")
         .await;
     let (_, names) = hex.names("#mod").await;
     assert_eq!(

@@ -2077,7 +2077,7 @@ async fn joining_a_registered_room(
     wait_for!(
         "troll put out",
         STEP,
-        troll.out.has("deputy put troll out of #hq")
+        troll.out.has("deputy put you out of #hq")
     );
     bridge
 }

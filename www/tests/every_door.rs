@@ -718,7 +718,7 @@ async fn scenario(
     sees(
         "nc",
         &r.nc.out,
-        &["webby put ncuser out of #deploy (mind your manners)"],
+        &["webby put you out of #deploy (mind your manners)"],
     )
     .await;
     r.tmux

@@ -711,7 +711,7 @@ async fn answers_scenario(browser: Browser, page: String, addr: SocketAddr) {
     type_line(b, "/join #hq").await;
     wait_for!("root in #hq", boss_out.has("root joined #hq"));
     say(&mut boss, "/kick root flooding").await;
-    let kick = wait_said(b, "#lobby", &["boss put root out of #hq", "flooding"]).await;
+    let kick = wait_said(b, "#lobby", &["boss put you out of #hq", "flooding"]).await;
     assert!(kick.contains("(flooding)"), "{kick:?}");
     // The page settles (a line after the kick shows where it landed).
     type_line(b, "/topic").await;
@@ -723,7 +723,7 @@ async fn answers_scenario(browser: Browser, page: String, addr: SocketAddr) {
     );
     assert_eq!(
         all.iter()
-            .filter(|l| l.contains("boss put root out of #hq"))
+            .filter(|l| l.contains("boss put you out of #hq"))
             .count(),
         1,
         "{all:#?}"

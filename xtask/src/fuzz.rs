@@ -20,50 +20,30 @@ use std::path::{Path, PathBuf};
 const TARGETS: &[&str] = &["wire", "hub", "command", "session"];
 
 /// `cargo xtask fuzz`'s options.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, clap::Args)]
 pub struct FuzzArgs {
+    /// How long each target runs (or, with --stable, the whole pass), in seconds
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = whole_seconds)]
     seconds: u64,
-    targets: Vec<&'static str>,
+    /// Fuzz only this target (repeat for more); every target when none is named
+    #[arg(
+        long = "target",
+        value_name = "T",
+        value_parser = clap::builder::PossibleValuesParser::new(TARGETS)
+    )]
+    targets: Vec<String>,
+    /// Run the older proptest pass (core/tests/fuzz.rs) on stable Rust instead of cargo-fuzz
+    #[arg(long)]
     stable: bool,
 }
 
-/// Reads `fuzz`'s options; an `Err` is a usage error (see `crate::parse`).
-pub fn parse(args: &[String]) -> std::result::Result<FuzzArgs, String> {
-    let mut seconds: u64 = 60;
-    let mut targets = Vec::new();
-    let mut stable = false;
-    let mut args = args.iter();
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--seconds" => {
-                seconds = args
-                    .next()
-                    .ok_or("--seconds needs a number")?
-                    .parse()
-                    .map_err(|_| "--seconds needs a whole number")?;
-            }
-            "--target" => {
-                let t = args.next().ok_or("--target needs a name")?;
-                let Some(t) = TARGETS.iter().find(|known| **known == t.as_str()) else {
-                    return Err(format!(
-                        "no fuzz target {t}; the targets are {}",
-                        TARGETS.join(", ")
-                    ));
-                };
-                targets.push(*t);
-            }
-            "--stable" => stable = true,
-            other => return Err(format!("unknown argument {other}")),
-        }
+/// `--seconds`: a whole number of seconds, at least 1.
+fn whole_seconds(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("at least 1 second, or nothing is fuzzed".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("a whole number of seconds".into()),
     }
-    if seconds == 0 {
-        return Err("--seconds must be at least 1".into());
-    }
-    Ok(FuzzArgs {
-        seconds,
-        targets,
-        stable,
-    })
 }
 
 pub fn fuzz(args: FuzzArgs) -> Result<()> {
@@ -87,12 +67,12 @@ pub fn fuzz(args: FuzzArgs) -> Result<()> {
             .env("NATTER_FUZZ_SECONDS", seconds.to_string()));
     }
     if targets.is_empty() {
-        targets = TARGETS.to_vec();
+        targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
     install::cargo_fuzz()?;
     let fuzz_dir = root().join("fuzz");
     let mut found = Vec::new();
-    for t in targets {
+    for t in &targets {
         found.extend(run_target(&fuzz_dir, t, seconds)?);
     }
     if !found.is_empty() {

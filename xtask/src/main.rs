@@ -1,11 +1,11 @@
 //! natter's project commands, so a fresh clone needs nothing but cargo:
 //!
-//! - `cargo xtask up [--tls|--cluster]`: build the page, start natter-server (:8000) and
-//!   natter-bridge (:8080), print how to join, stop both on Ctrl+C; with `--tls`, the server
-//!   also on :8443; with `--cluster`, a nats-server with JetStream (:4222) and a second node
-//!   (:8001) in one cluster
-//!   over TLS and the page on https, with a local CA and certificate made once in
-//!   `<target>/tls/`;
+//! - `cargo xtask up [--tls|--cluster] [--bind ADDR]`: build the page, start natter-server
+//!   (:8000, on every interface unless `--bind` says otherwise) and natter-bridge (:8080), print
+//!   how to join, stop both on Ctrl+C; with `--tls`, the server also over TLS on :8443 and the
+//!   page on https, with a local CA and certificate made once in `<target>/tls/`; with
+//!   `--cluster`, a nats-server with JetStream (:4222) and a second node (:8001) in one cluster
+//!   (see `up.rs`);
 //! - `cargo xtask test`: install what the tests need (wasm target, wasm-bindgen-cli, Chromium,
 //!   tmux), then run every check and test;
 //! - `cargo xtask web`: build the browser page into `<target>/www/`, with a `.br` and a `.gz` beside
@@ -16,6 +16,9 @@
 //!
 //! Installs are idempotent: each step checks first and only installs what is missing.
 //!
+//! The command line is read by clap: `cargo xtask --help` and `cargo xtask COMMAND --help` say
+//! what each command and flag does, and a line it cannot read is refused in words (exit 2).
+//!
 //! `<target>` is cargo's target directory as `cargo metadata` reports it: `target/` in the
 //! workspace, or wherever `CARGO_TARGET_DIR` (or `build.target-dir`) puts it.
 
@@ -25,81 +28,63 @@ mod up;
 mod www;
 
 use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::OnceLock;
 
-pub const USAGE: &str = "usage: cargo xtask <up [--tls|--cluster]|test|web|fuzz [--seconds N] [--target T] [--stable]|bench [ARGS]>";
-
-/// What the command line asks for, or why it cannot be read.
-#[derive(Debug, PartialEq)]
-enum Cmd {
-    Help,
-    Up { tls: bool, cluster: bool },
-    Test,
-    Web,
-    Fuzz(fuzz::FuzzArgs),
-    Bench(Vec<String>),
+/// natter's project commands (`cargo xtask <COMMAND> --help` says more of each).
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "natter's project commands: a fresh clone needs nothing but cargo",
+    subcommand_required = true,
+    arg_required_else_help = false
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-/// Reads the command line (less the program name). An `Err` is a usage error: said with the usage
-/// and exit status 2, as clap does, never as a failure with a backtrace.
-fn parse(args: &[String]) -> std::result::Result<Cmd, String> {
-    let no_more = |rest: &[String], cmd: Cmd| match rest.first() {
-        None => Ok(cmd),
-        Some(other) => Err(format!("unknown argument {other}")),
-    };
-    match args.first().map(String::as_str) {
-        Some("up") => match args.get(1).map(String::as_str) {
-            None => Ok(Cmd::Up {
-                tls: false,
-                cluster: false,
-            }),
-            Some("--tls") => no_more(
-                &args[2..],
-                Cmd::Up {
-                    tls: true,
-                    cluster: false,
-                },
-            ),
-            Some("--cluster") => no_more(
-                &args[2..],
-                Cmd::Up {
-                    tls: false,
-                    cluster: true,
-                },
-            ),
-            Some(other) => Err(format!("unknown argument {other}")),
-        },
-        Some("test") => no_more(&args[1..], Cmd::Test),
-        Some("web") => no_more(&args[1..], Cmd::Web),
-        Some("fuzz") => fuzz::parse(&args[1..]).map(Cmd::Fuzz),
-        Some("bench") => Ok(Cmd::Bench(args[1..].to_vec())),
-        Some("help" | "-h" | "--help") => Ok(Cmd::Help),
-        None => Err("no command given".into()),
-        Some(other) => Err(format!("unknown command {other}")),
-    }
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Subcommand)]
+enum Cmd {
+    /// Build the page and the binaries, start natter-server (:8000, IRC on 127.0.0.1:6667) and
+    /// natter-bridge (http://127.0.0.1:8080/), print how to join; Ctrl+C stops both
+    Up(up::UpArgs),
+    /// Install what the tests need (wasm target, wasm-bindgen-cli, Chromium, tmux, ...), then
+    /// run every check and test, as CI does
+    Test,
+    /// Build the browser page into target/www/, with a .br and a .gz beside each text and wasm
+    /// file
+    Web,
+    /// Run each cargo-fuzz target for N seconds on nightly, and keep what crashes as
+    /// regressions (fuzz/regressions/)
+    Fuzz(fuzz::FuzzArgs),
+    /// Build release binaries and run natter-bench with ARGS (see bench/README.md); with none,
+    /// the whole set
+    Bench {
+        /// natter-bench's own arguments (`cargo xtask bench fanout --clients 50`)
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = match parse(&args) {
-        Ok(cmd) => cmd,
-        Err(why) => {
-            eprintln!("error: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let done = match cmd {
-        Cmd::Help => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Cmd::Up { tls, cluster } => up::up(tls, cluster),
+    // A command line clap cannot read is said with the usage and exit status 2 (help and
+    // `--version` on stdout, status 0), never as a failure with a backtrace.
+    let cli = Cli::parse();
+    let done = match cli.cmd {
+        Cmd::Up(args) => up::up(args),
         Cmd::Test => test(),
         Cmd::Web => web(),
         Cmd::Fuzz(f) => fuzz::fuzz(f),
-        Cmd::Bench(args) => bench(&args),
+        Cmd::Bench { args } => bench(&args),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -306,44 +291,87 @@ pub fn build_release(packages: &[&str]) -> Result<()> {
 
 #[cfg(test)]
 mod cli_tests {
-    use super::{Cmd, parse};
+    use super::{Cli, Cmd};
+    use clap::{CommandFactory, Parser};
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn parse(line: &str) -> Result<Cmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(line.split_whitespace()))
+            .map(|c| c.cmd)
     }
 
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command line README, .ci/run and bench/README use still parses as before.
     #[test]
     fn known_commands_parse() {
+        let up = |line: &str| match parse(line) {
+            Ok(Cmd::Up(a)) => (a.tls, a.cluster, a.bind.to_string()),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(up("up"), (false, false, "0.0.0.0".into()));
+        assert_eq!(up("up --tls"), (true, false, "0.0.0.0".into()));
+        assert_eq!(up("up --cluster"), (false, true, "0.0.0.0".into()));
         assert_eq!(
-            parse(&args("up --tls")),
-            Ok(Cmd::Up {
-                tls: true,
-                cluster: false
-            })
+            up("up --bind 127.0.0.1"),
+            (false, false, "127.0.0.1".into())
         );
-        assert_eq!(parse(&args("test")), Ok(Cmd::Test));
-        assert_eq!(parse(&args("--help")), Ok(Cmd::Help));
+        assert_eq!(up("up --tls --bind ::1"), (true, false, "::1".into()));
+        assert_eq!(parse("test").unwrap(), Cmd::Test);
+        assert_eq!(parse("web").unwrap(), Cmd::Web);
         assert_eq!(
-            parse(&args("bench fanout --clients 10")),
-            Ok(Cmd::Bench(args("fanout --clients 10")))
+            parse("bench fanout --clients 10").unwrap(),
+            Cmd::Bench {
+                args: vec!["fanout".into(), "--clients".into(), "10".into()]
+            }
         );
-        assert!(parse(&args("fuzz --seconds 5 --target hub --stable")).is_ok());
+        assert_eq!(parse("bench").unwrap(), Cmd::Bench { args: vec![] });
+        // After its command, natter-bench's flags are its own, `--help` too.
+        assert_eq!(
+            parse("bench attack --help").unwrap(),
+            Cmd::Bench {
+                args: vec!["attack".into(), "--help".into()]
+            }
+        );
+        for line in [
+            "fuzz",
+            "fuzz --seconds 600",
+            "fuzz --seconds 60 --target hub",
+            "fuzz --seconds 5 --target hub --target wire --stable",
+            "fuzz --stable --seconds 30",
+        ] {
+            assert!(matches!(parse(line), Ok(Cmd::Fuzz(_))), "{line}");
+        }
     }
 
     #[test]
-    fn bad_command_lines_are_usage_errors() {
+    fn bad_command_lines_are_refused_in_words() {
         for (line, said) in [
-            ("", "no command given"),
-            ("upp", "unknown command upp"),
-            ("up --tsl", "unknown argument --tsl"),
-            ("up --tls --cluster", "unknown argument --cluster"),
-            ("test --quick", "unknown argument --quick"),
-            ("fuzz --seconds soon", "--seconds needs a whole number"),
-            ("fuzz --seconds 0", "--seconds must be at least 1"),
-            ("fuzz --target nope", "no fuzz target nope"),
+            ("", "requires a subcommand"),
+            ("upp", "unrecognized subcommand 'upp'"),
+            ("up --tsl", "unexpected argument '--tsl'"),
+            ("up --tls --cluster", "cannot be used with"),
+            (
+                "up --bind everywhere",
+                "invalid value 'everywhere' for '--bind <ADDR>'",
+            ),
+            ("test --quick", "unexpected argument '--quick'"),
+            ("web now", "unexpected argument 'now'"),
+            (
+                "fuzz --seconds soon",
+                "invalid value 'soon' for '--seconds <N>'",
+            ),
+            ("fuzz --seconds 0", "at least 1 second"),
+            ("fuzz --seconds soon", "a whole number of seconds"),
+            (
+                "fuzz --target nope",
+                "invalid value 'nope' for '--target <T>'",
+            ),
         ] {
-            let got = parse(&args(line)).expect_err(line);
-            assert!(got.starts_with(said), "{line:?}: {got}");
+            let err = parse(line).expect_err(line).to_string();
+            assert!(err.contains(said), "{line:?}: {err}");
         }
     }
 }

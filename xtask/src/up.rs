@@ -12,24 +12,96 @@
 //! `<target>/nats/`), and two natter-server nodes in one cluster through it: :8000 and :8001
 //! (IRC on :6668), both given to the bridge (without `--tls`), which relays each browser to the
 //! one that answers. Users on either node share rooms.
+//!
+//! natter-server's ports (:8000, :8443, :8001) are on every interface (`0.0.0.0`), as README
+//! promises, in plaintext but for :8443: anyone who can reach the machine can connect. `up` says
+//! so in one line at start; `--bind 127.0.0.1` keeps them to this machine. The bridge and the
+//! IRC listeners are on 127.0.0.1 either way.
 
 use crate::{build_release, install, root, target_dir, web};
 use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const SERVER: &str = "127.0.0.1:8000";
+/// natter-server's ports, on `--bind`'s address.
+const SERVER_PORT: u16 = 8000;
+const TLS_SERVER_PORT: u16 = 8443;
+/// The second node's natter port under `--cluster`.
+const NODE_2_PORT: u16 = 8001;
 const BRIDGE: &str = "127.0.0.1:8080";
 const IRC: &str = "127.0.0.1:6667";
-const TLS_SERVER: &str = "127.0.0.1:8443";
 const IRC_TLS: &str = "127.0.0.1:6697";
 const NATS: &str = "127.0.0.1:4222";
-/// The second node's natter port under `--cluster`.
-const NODE_2: &str = "127.0.0.1:8001";
+
+/// `cargo xtask up`'s options.
+#[derive(Debug, PartialEq, clap::Args)]
+pub struct UpArgs {
+    /// Also serve TLS: natter-server on :8443 and IRC on 127.0.0.1:6697, the page on
+    /// https://localhost:8080/, with a local CA and certificate made once in target/tls/
+    #[arg(long, conflicts_with = "cluster")]
+    pub tls: bool,
+    /// Run a nats-server with JetStream (127.0.0.1:4222) and a second node (:8001, IRC on
+    /// 127.0.0.1:6668) in one cluster with the first
+    #[arg(long)]
+    pub cluster: bool,
+    /// The address natter-server's ports listen on: 0.0.0.0 (the default) is every interface,
+    /// where anyone who can reach this machine can connect; 127.0.0.1 keeps them to this machine
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+}
+
+/// Where natter-server's ports listen (`bind`) and where this machine reaches them (`here`:
+/// loopback when they are on every interface).
+struct Ports {
+    bind: IpAddr,
+    here: IpAddr,
+}
+
+impl Ports {
+    fn new(bind: IpAddr) -> Ports {
+        let here = match bind {
+            IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            a => a,
+        };
+        Ports { bind, here }
+    }
+
+    fn listen(&self, port: u16) -> String {
+        SocketAddr::new(self.bind, port).to_string()
+    }
+
+    fn here(&self, port: u16) -> String {
+        SocketAddr::new(self.here, port).to_string()
+    }
+
+    /// Who can reach natter-server's ports, and how to change that: one line.
+    fn reach_words(&self) -> String {
+        if self.bind.is_unspecified() {
+            format!(
+                "xtask: natter-server listens on every interface ({}): anyone who can reach \
+                 this machine can connect, in plaintext; --bind 127.0.0.1 keeps it to this machine",
+                self.listen(SERVER_PORT)
+            )
+        } else if self.bind.is_loopback() {
+            format!(
+                "xtask: natter-server listens on {} only: this machine alone can connect",
+                self.listen(SERVER_PORT)
+            )
+        } else {
+            format!(
+                "xtask: natter-server listens on {}: whoever can reach that address can \
+                 connect, in plaintext; --bind 127.0.0.1 keeps it to this machine",
+                self.listen(SERVER_PORT)
+            )
+        }
+    }
+}
 
 /// The local CA and the certificate it signed, as files.
 struct LocalTls {
@@ -81,7 +153,11 @@ fn local_tls(dir: &Path) -> Result<LocalTls> {
     Ok(LocalTls { spki, ..files })
 }
 
-pub fn up(tls: bool, cluster: bool) -> Result<()> {
+pub fn up(args: UpArgs) -> Result<()> {
+    let UpArgs { tls, cluster, bind } = args;
+    let ports = Ports::new(bind);
+    let server_here = ports.here(SERVER_PORT);
+    let node_2_here = ports.here(NODE_2_PORT);
     install::wasm_target()?;
     if cluster {
         install::apt_tools()?;
@@ -108,7 +184,7 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
     let mut server = Command::new(bin.join("natter-server"));
     server.env("NATTER_BRIDGE_SECRET", &secret).args([
         "--listen",
-        "0.0.0.0:8000",
+        &ports.listen(SERVER_PORT),
         "--irc-listen",
         IRC,
     ]);
@@ -119,11 +195,16 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
         .arg(target.join("www"));
     match &tls {
         None => {
-            bridge.args(["--server", SERVER]);
+            bridge.args(["--server", &server_here]);
         }
         Some(t) => {
             server
-                .args(["--tls-listen", "0.0.0.0:8443", "--irc-tls-listen", IRC_TLS])
+                .args([
+                    "--tls-listen",
+                    &ports.listen(TLS_SERVER_PORT),
+                    "--irc-tls-listen",
+                    IRC_TLS,
+                ])
                 .arg("--tls-cert")
                 .arg(&t.cert)
                 .arg("--tls-key")
@@ -135,7 +216,7 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
                 .arg(&t.key)
                 .args([
                     "--server",
-                    TLS_SERVER,
+                    &ports.here(TLS_SERVER_PORT),
                     "--server-name",
                     "localhost",
                     "--server-ca",
@@ -143,6 +224,7 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
                 .arg(&t.ca);
         }
     }
+    println!("{}", ports.reach_words());
     let mut children = Children(Vec::new());
     if cluster {
         children.0.push(nats(&target.join("nats"))?);
@@ -157,7 +239,7 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
             .arg(target.join("cluster").join("node-8001"));
         node.env("NATTER_BRIDGE_SECRET", &secret).args([
             "--listen",
-            "0.0.0.0:8001",
+            &ports.listen(NODE_2_PORT),
             "--irc-listen",
             "127.0.0.1:6668",
             "--cluster",
@@ -165,7 +247,7 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
         ]);
         if tls.is_none() {
             // Both nodes for the bridge: a browser whose node goes away comes back on the other.
-            bridge.args(["--server", NODE_2]);
+            bridge.args(["--server", &node_2_here]);
         }
         children.0.push(
             node.current_dir(root())
@@ -187,9 +269,9 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
     );
     // "Up" only once every door accepts connections (a node binds them before it joins the
     // cluster: a connection made while it waits for JetStream is served once it has joined).
-    let mut doors = vec![SERVER, BRIDGE];
+    let mut doors = vec![server_here.as_str(), BRIDGE];
     if cluster {
-        doors.push(NODE_2);
+        doors.push(&node_2_here);
     }
     if let Err(e) = wait_listening(&doors, Duration::from_secs(45), || children.any_exited()) {
         children.stop(Duration::from_secs(10));
@@ -202,7 +284,14 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
         None => println!("  browser:   http://{BRIDGE}/"),
         Some(_) => println!("  browser:   https://localhost:8080/"),
     }
-    println!("  terminal:  {}/natter --nick yourname", bin.display());
+    if ports.here.is_loopback() && ports.here.is_ipv4() {
+        println!("  terminal:  {}/natter --nick yourname", bin.display());
+    } else {
+        println!(
+            "  terminal:  {}/natter --nick yourname {server_here}",
+            bin.display()
+        );
+    }
     if let Some(t) = &tls {
         println!(
             "             {}/natter --nick yourname --ca-file {} natters://localhost",
@@ -214,11 +303,12 @@ pub fn up(tls: bool, cluster: bool) -> Result<()> {
             t.ca.display()
         );
     }
-    println!("  nc:        nc 127.0.0.1 8000   (or: telnet 127.0.0.1 8000)");
+    let nc_host = ports.here;
+    println!("  nc:        nc {nc_host} {SERVER_PORT}   (or: telnet {nc_host} {SERVER_PORT})");
     if cluster {
-        println!("  node 2:    nc 127.0.0.1 8001   (IRC: 127.0.0.1:6668); NATS on {NATS}");
+        println!("  node 2:    nc {nc_host} {NODE_2_PORT}   (IRC: 127.0.0.1:6668); NATS on {NATS}");
         println!(
-            "  failover:  {}/natter --nick yourname {SERVER},{NODE_2}",
+            "  failover:  {}/natter --nick yourname {server_here},{node_2_here}",
             bin.display()
         );
     }
@@ -380,6 +470,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains(&closed_addr), "{err}");
+    }
+
+    /// `up` says who can reach natter-server, and how to keep it local when everyone can.
+    #[test]
+    fn up_says_who_can_reach_the_server() {
+        let every = Ports::new("0.0.0.0".parse().unwrap());
+        assert_eq!(every.listen(SERVER_PORT), "0.0.0.0:8000");
+        assert_eq!(every.here(SERVER_PORT), "127.0.0.1:8000");
+        let words = every.reach_words();
+        assert!(words.contains("every interface (0.0.0.0:8000)"), "{words}");
+        assert!(words.contains("--bind 127.0.0.1"), "{words}");
+        assert!(!words.contains('\n'), "one line: {words}");
+        let local = Ports::new("127.0.0.1".parse().unwrap());
+        assert!(local.reach_words().contains("this machine alone"));
+        let v6 = Ports::new("::".parse().unwrap());
+        assert_eq!(v6.listen(SERVER_PORT), "[::]:8000");
+        assert_eq!(v6.here(SERVER_PORT), "[::1]:8000");
+        assert!(v6.reach_words().contains("every interface"));
+        let lan = Ports::new("192.0.2.7".parse().unwrap());
+        assert_eq!(lan.here(NODE_2_PORT), "192.0.2.7:8001");
+        assert!(lan.reach_words().contains("--bind 127.0.0.1"));
     }
 
     #[test]

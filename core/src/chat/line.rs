@@ -39,7 +39,7 @@ pub enum LineKind {
     Event {
         /// Who it is about.
         who: Nick,
-        /// The words ([`crate::render::event_words`]).
+        /// The words, as we read them ([`crate::render::event_words_to`]).
         words: String,
     },
     /// News from the session or the server, in words (`you are in #rust with: bob`).

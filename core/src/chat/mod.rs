@@ -903,7 +903,7 @@ impl Chat {
             },
             _ => LineKind::Event {
                 who: ev.from.clone(),
-                words: render::event_words(ev).unwrap_or_default(),
+                words: render::event_words_to(ev, Some(&self.me)).unwrap_or_default(),
             },
         };
         let mention = match &kind {
@@ -964,7 +964,7 @@ impl Chat {
         }
         let kicked = match &ev.kind {
             EventKind::Kick { target, .. } if target.folded() == self.me.folded() => {
-                render::event_words(ev)
+                render::event_words_to(ev, Some(&self.me))
             }
             _ => None,
         };

@@ -604,7 +604,7 @@ fn a_kick_out_of_a_room_is_said_where_we_land() {
     let lines = kinds(&c, &rid("#b"));
     assert_eq!(
         lines.last(),
-        Some(&LineKind::Notice("op put me out of #a (spam)".into()))
+        Some(&LineKind::Notice("op put you out of #a (spam)".into()))
     );
     assert!(
         !lines.contains(&LineKind::Notice("you left #a".into())),
@@ -624,7 +624,7 @@ fn a_kick_out_of_a_room_is_said_where_we_land() {
     let lines = kinds(&c, &rid("#b"));
     let kicks = lines
         .iter()
-        .filter(|l| **l == LineKind::Notice("op put me out of #a (spam)".into()))
+        .filter(|l| **l == LineKind::Notice("op put you out of #a (spam)".into()))
         .count();
     assert_eq!(kicks, 1);
     assert_eq!(lines.last(), Some(&LineKind::Notice("you left #a".into())));

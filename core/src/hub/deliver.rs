@@ -314,6 +314,7 @@ impl Hub {
         let Hub {
             rooms,
             users,
+            nicks,
             devices,
             conns,
             out,
@@ -367,6 +368,17 @@ impl Hub {
                 skip_conns.push(c);
             }
         }
+        // A kick's target's connections, whose dialect may address it (`Dialect::kicked_form`):
+        // a kick goes alone (nothing else is said in its broadcast).
+        let mut kicked_conns = super::few::Few::default();
+        if let [ev] = &evs[..]
+            && let Some(EventKind::Kick { target, .. }) = ev.event().map(|e| &e.kind)
+            && let Some(uid) = nicks.get(users, target.folded_key().as_str())
+        {
+            for c in conns_of(&uid) {
+                kicked_conns.push(c);
+            }
+        }
         let mut deliver = |cid: ConnId| {
             if skip == Skip::All || skip == Skip::Conn(cid) || skip_conns.as_slice().contains(&cid)
             {
@@ -384,7 +396,15 @@ impl Hub {
             {
                 return;
             }
-            let key = (dialect.kind(), dialect.event_form(room));
+            let kicked = kicked_conns
+                .as_slice()
+                .contains(&cid)
+                .then(|| dialect.kicked_form(room))
+                .flatten();
+            let key = (
+                dialect.kind(),
+                kicked.unwrap_or_else(|| dialect.event_form(room)),
+            );
             let at = match forms.0.iter().position(|(k, _)| *k == key) {
                 Some(at) => at,
                 None => {

@@ -8724,9 +8724,9 @@ mod moderation {
         assert!(joined(&t2.join(ok, "#r"), "#r"));
     }
 
-    /// An nc user put out of a room reads the kick (who, why) and where it talks now, not also
-    /// "you left" (as if it had left of its own accord); back in and leaving by itself, it
-    /// reads "you left" again.
+    /// An nc user put out of a room reads the kick (who, why) addressed to it, and where it
+    /// talks now, not also "you left" (as if it had left of its own accord); back in and
+    /// leaving by itself, it reads "you left" again.
     #[test]
     fn an_nc_user_put_out_reads_the_kick_once() {
         let mut t = T::with(cfg());
@@ -8742,7 +8742,7 @@ mod moderation {
         assert_eq!(
             t.lines(b),
             [
-                format!("-- alice put {bob} out of #r (too loud)"),
+                "-- alice put you out of #r (too loud)".to_owned(),
                 "-- you are now talking in #lobby".to_owned(),
             ]
         );
@@ -8752,6 +8752,68 @@ mod moderation {
         assert!(
             t.lines(b).contains(&"-- you left #r".to_owned()),
             "a leave of one's own"
+        );
+    }
+
+    /// A kicked nc user read of its own kick in the third person (`alice put guest1 out of
+    /// #a`), as the room's other members read it. Put out of two rooms, one it talks in and one
+    /// it does not, by a kick and by a ban: each line is addressed to it, the others' are not,
+    /// and it hears "you left" for neither.
+    #[test]
+    fn an_nc_user_put_out_of_several_rooms_is_addressed_each_time() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        for r in ["#a", "#b"] {
+            t.line(a, &format!("/join {r}"));
+            t.line(a, &format!("/register {r}"));
+        }
+        let (c, _) = t.txt();
+        t.line(c, "/nick carol");
+        t.line(c, "/join #a");
+        let (b, bob) = t.txt();
+        t.line(b, "/join #a");
+        t.line(b, "/join #b");
+        t.lines(b);
+        t.lines(c);
+        t.lines(a);
+        // Not the room it talks in (#b): named in front.
+        t.line(a, &format!("/kick #a {bob} too loud"));
+        assert_eq!(
+            t.lines(b),
+            ["[#a] -- alice put you out of #a (too loud)".to_owned()]
+        );
+        assert_eq!(
+            t.lines(c),
+            [format!("-- alice put {bob} out of #a (too loud)")]
+        );
+        let l = t.lines(a);
+        assert!(
+            l.contains(&format!("[#a] -- alice put {bob} out of #a (too loud)")),
+            "{l:?}"
+        );
+        // The room it talks in, by a ban.
+        t.line(a, &format!("/ban #b {bob} 1h spam"));
+        let l = t.lines(b);
+        assert!(
+            l.contains(&"-- alice put you out of #b (spam)".to_owned()),
+            "{l:?}"
+        );
+        assert!(
+            l.contains(&"-- you are now talking in #lobby".to_owned()),
+            "{l:?}"
+        );
+        assert!(
+            !l.iter()
+                .any(|l| l.contains("out of #b") && l.contains(bob.as_str())),
+            "{l:?}"
+        );
+        assert!(!l.iter().any(|l| l.contains("you left")), "{l:?}");
+        let l = t.lines(a);
+        assert!(
+            l.contains(&format!("-- alice put {bob} out of #b (spam)")),
+            "{l:?}"
         );
     }
 

@@ -922,7 +922,8 @@ fn a_kick_naming_us_makes_the_part_that_follows_a_kick() {
             kicked: true,
         })
     );
-    // Line mode prints the kick, and nothing for the part.
+    // Line mode prints the kick, addressed to us (whatever the case of our nick in it), and
+    // nothing for the part.
     let me = nick("alice");
     let lines: Vec<String> = evs
         .iter()
@@ -932,7 +933,7 @@ fn a_kick_naming_us_makes_the_part_that_follows_a_kick() {
         lines,
         [
             "[#lobby] -- op put bob out of #lobby (spam)",
-            "[#lobby] -- op put ALICE out of #lobby (spam)",
+            "[#lobby] -- op put you out of #lobby (spam)",
         ]
     );
     // Back in, with that kick in the join's history: leaving now is ours.

@@ -154,6 +154,14 @@ pub(crate) trait Dialect {
     /// same form share one rendering per broadcast.
     fn event_form(&self, room: &RoomName) -> Form;
 
+    /// Which rendering of a `Kick` of this connection's own user in `room` it needs, when the
+    /// dialect addresses the kicked (`bob put you out of #a`) instead of telling it as the
+    /// room's other members read it; `None` (the default): [`Dialect::event_form`]'s.
+    fn kicked_form(&self, room: &RoomName) -> Option<Form> {
+        let _ = room;
+        None
+    }
+
     /// A room event rendered in `form`; `None` when it shows nothing for it.
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes>;
 
@@ -388,6 +396,9 @@ impl AnyDialect {
     }
     pub(crate) fn event_form(&self, room: &RoomName) -> Form {
         self.inner().event_form(room)
+    }
+    pub(crate) fn kicked_form(&self, room: &RoomName) -> Option<Form> {
+        self.inner().kicked_form(room)
     }
     pub(crate) fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
         self.inner().render_event(ev, form)

@@ -19,9 +19,13 @@ use bytes::Bytes;
 /// Lines at the start of a connection checked for the marks of an HTTP request.
 const HTTP_CHECKED_LINES: u8 = 8;
 
-/// Forms of a room event for a person: in their current room, or elsewhere (named in front).
+/// Forms of a room event for a person: in their current room, or elsewhere (named in front);
+/// and a kick of the person themselves, addressed to them (`bob put you out of #a`), here or
+/// elsewhere.
 const HERE: Form = Form(0);
 const ELSEWHERE: Form = Form(1);
+const KICKED_HERE: Form = Form(2);
+const KICKED_ELSEWHERE: Form = Form(3);
 
 /// A person's connection.
 #[derive(Debug, Default)]
@@ -410,6 +414,13 @@ impl Dialect for Text {
         }
     }
 
+    fn kicked_form(&self, room: &RoomName) -> Option<Form> {
+        Some(match self.event_form(room) {
+            HERE => KICKED_HERE,
+            _ => KICKED_ELSEWHERE,
+        })
+    }
+
     /// A live join of someone away is followed by their away line (`-- bob is away: lunch`),
     /// as binary clients get `AwayHere` and IRC's away-notify an `AWAY` after the `JOIN`.
     fn render_event(&self, ev: &EventRef<'_>, form: Form) -> Option<Bytes> {
@@ -425,8 +436,17 @@ impl Dialect for Text {
             ev.kind,
             crate::wire::EventKind::Nick { .. } | crate::wire::EventKind::Quit { .. }
         );
-        let current = (form == HERE || user_wide).then_some(&ev.room);
-        let mut line = wire_line(&render::event_line(ev, current));
+        let current = (form == HERE || form == KICKED_HERE || user_wide).then_some(&ev.room);
+        // A kicked form is asked for a kick of this person only: addressed to its target.
+        let me = match &ev.kind {
+            crate::wire::EventKind::Kick { target, .. }
+                if form == KICKED_HERE || form == KICKED_ELSEWHERE =>
+            {
+                Some(target)
+            }
+            _ => None,
+        };
+        let mut line = wire_line(&render::event_line(ev, current, me));
         if let Some(away) = away.filter(|_| ev.kind == crate::wire::EventKind::Join) {
             line.extend(wire_line(&format!(
                 "-- {}",
