@@ -4310,6 +4310,7 @@ fn loaded_from(
         accounts: Vec::new(),
         policies: Vec::new(),
         server_bans: Vec::new(),
+        device_labels: Vec::new(),
     }
 }
 
