@@ -476,7 +476,7 @@ impl Session {
     /// `/devices` and `/devices forget ID`: asked of a server of [`DEVICES_VERSION`] or later
     /// (an older one cannot decode them and would close the connection), refused in words
     /// otherwise, and while not connected (the server's version is not known yet).
-    fn devices(&mut self, msg: ClientMsg) {
+    pub(super) fn devices(&mut self, msg: ClientMsg) {
         if !self.link.is_welcomed() {
             return self.error(About::Input, "not connected; /devices again once connected");
         }

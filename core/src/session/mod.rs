@@ -866,6 +866,20 @@ impl Session {
         }
     }
 
+    /// Asks for the account's remembered devices (`/devices`): [`Event::Devices`] brings them;
+    /// an [`Event::Error`] about [`About::Input`] says why not (not connected, a server too old).
+    pub fn list_devices(&mut self, now: Millis) {
+        self.tick(now);
+        self.devices(ClientMsg::Devices);
+    }
+
+    /// Forgets the account's remembered device `id` (`/devices forget ID`): answered with a
+    /// line of what it did ([`Event::Done`]), or an error.
+    pub fn forget_device(&mut self, id: u32, now: Millis) {
+        self.tick(now);
+        self.devices(ClientMsg::ForgetDevice { id });
+    }
+
     /// What this device is called (`natter on laptop`, `Chromium on Linux`): a device key the
     /// server issues to it (a sign-in or registration with `remember`) gets this label, which
     /// `/devices` shows on the account's devices. Said after each welcome of a server of
