@@ -5398,6 +5398,18 @@ fn a_device_label_is_said_before_the_sign_in_to_a_server_that_keeps_it() {
             assert!(t.drain_paced().is_empty());
         }
     }
+    // A front-end's panel asks without typing: the same messages as `/devices`.
+    let mut t = T::ready(Transport::Stream);
+    t.drain_paced();
+    t.s.list_devices(t.now);
+    t.s.forget_device(0x0a0b_0c0d, t.now);
+    assert_eq!(
+        t.drain_paced(),
+        [
+            ClientMsg::Devices,
+            ClientMsg::ForgetDevice { id: 0x0a0b_0c0d }
+        ]
+    );
     // A resumed welcome is a new connection: the label is said again.
     let mut t = T::ready(Transport::Stream);
     t.s.set_device_label(Some(label.clone()));
