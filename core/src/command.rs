@@ -3,7 +3,7 @@
 //! `/command`; `//text` says `/text` literally.
 
 use crate::moderation::{ModeChange, parse_duration, reason};
-use crate::types::{InvalidName, Nick, Password, RoomName, Text};
+use crate::types::{DeviceLabel, InvalidName, Nick, Password, RoomName, Text};
 use crate::wire::{AdminAction, ModAction};
 use thiserror::Error;
 
@@ -126,6 +126,8 @@ pub enum Command {
     Devices,
     /// `/devices forget ID`: sign the remembered device `ID` out for good.
     ForgetDevice(u32),
+    /// `/devices name ID LABEL`: call the remembered device `ID` `LABEL`.
+    NameDevice(u32, DeviceLabel),
     /// `/password OLD NEW`
     ChangePassword {
         /// The current password (one word).
@@ -228,6 +230,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "/devices forget ID",
         "sign a remembered device out for good (a lost laptop) without changing the password",
+    ),
+    (
+        "/devices name ID label",
+        "give a remembered device a name /devices shows (\"work laptop\")",
     ),
     (
         "/password old new",
@@ -358,6 +364,14 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 /// One line that says what can be typed, for welcome banners.
 pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /whois nick, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /devices, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
+
+/// A remembered device's id as `/devices` shows it: 1 to 8 hex digits.
+fn device_id(id: &str) -> Option<u32> {
+    if id.is_empty() || id.len() > 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(id, 16).ok()
+}
 
 fn usage(name: &str) -> &'static str {
     HELP.iter()
@@ -879,20 +893,26 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         "devices" => match word(args) {
             ("", _) => Command::Devices,
-            (forget, id) if forget.eq_ignore_ascii_case("forget") => {
-                let id = id.trim();
-                match u32::from_str_radix(id, 16) {
-                    Ok(n) if id.len() <= 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                        Command::ForgetDevice(n)
-                    }
-                    _ => {
+            (forget, id) if forget.eq_ignore_ascii_case("forget") => match device_id(id.trim()) {
+                Some(n) => Command::ForgetDevice(n),
+                None => {
+                    return Err(CommandError::Usage(
+                        "/devices forget ID (8 hex digits, as /devices lists them)",
+                    ));
+                }
+            },
+            (name, rest) if name.eq_ignore_ascii_case("name") => match word(rest) {
+                (id, label) if !label.trim().is_empty() => match device_id(id) {
+                    Some(n) => Command::NameDevice(n, DeviceLabel::new(label)?),
+                    None => {
                         return Err(CommandError::Usage(
-                            "/devices forget ID (8 hex digits, as /devices lists them)",
+                            "/devices name ID label (ID: 8 hex digits, as /devices lists them)",
                         ));
                     }
-                }
-            }
-            _ => return Err(CommandError::Usage("/devices [forget ID]")),
+                },
+                _ => return Err(CommandError::Usage("/devices name ID label")),
+            },
+            _ => return Err(CommandError::Usage("/devices [forget ID | name ID label]")),
         },
         "logout" if args.trim().is_empty() => Command::Logout,
         "logout" => return Err(CommandError::Usage(usage("/logout"))),
@@ -1168,12 +1188,33 @@ mod tests {
             Command::ForgetDevice(0x0a0b_0c0d)
         );
         assert_eq!(cmd("/devices FORGET ff"), Command::ForgetDevice(0xff));
+        let label = |s: &str| DeviceLabel::new(s).unwrap();
+        assert_eq!(
+            cmd("/devices name 0a0B0c0d  work  laptop "),
+            Command::NameDevice(0x0a0b_0c0d, label("work laptop"))
+        );
+        assert_eq!(
+            cmd("/devices NAME ff natter on\u{202E}pc"),
+            Command::NameDevice(0xff, label("natter on\u{FFFD}pc"))
+        );
+        // A label too long is refused in words, not cut.
+        let max = crate::limits::MAX_DEVICE_LABEL_BYTES;
+        let long = format!("/devices name ff {}", "x".repeat(max + 1));
+        assert!(matches!(
+            parse(&long),
+            Err(CommandError::Invalid(InvalidName::LabelTooLong(n))) if n == max + 1
+        ));
         for bad in [
             "/devices forget",
             "/devices forget 123456789",
             "/devices forget +1",
             "/devices forget xyz",
             "/devices list",
+            "/devices name",
+            "/devices name 0a0b0c0d",
+            "/devices name 0a0b0c0d   ",
+            "/devices name laptop 0a0b0c0d",
+            "/devices name 123456789 laptop",
         ] {
             assert!(
                 matches!(parse(bad), Err(CommandError::Usage(u)) if u.starts_with("/devices")),

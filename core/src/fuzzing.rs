@@ -589,7 +589,21 @@ fn loaded(bits: u8, passwords: &Passwords) -> Loaded {
         } else {
             Vec::new()
         },
+        device_labels: vec![(
+            DeviceKey(ANN_KEY).id(),
+            crate::types::DeviceLabel::new("ann's laptop").expect("a label"),
+        )],
     }
+}
+
+/// A device label: a usual one, or one at its longest.
+fn device_label(ops: &mut Ops) -> crate::types::DeviceLabel {
+    let s = match ops.byte() % 3 {
+        0 => "natter on laptop".to_owned(),
+        1 => "Chromium on Linux".to_owned(),
+        _ => "\u{e9}".repeat(crate::limits::MAX_DEVICE_LABEL_BYTES / 2),
+    };
+    crate::types::DeviceLabel::new(&s).expect("a label within bounds")
 }
 
 fn peer_addr(b: u8) -> IpAddr {
@@ -1034,7 +1048,7 @@ impl HubRig {
     fn account_frame(&mut self, ops: &mut Ops, n: Nick) -> (Vec<u8>, Carries) {
         let pw = |ops: &mut Ops| Password(self.passwords.pick(ops).to_owned());
         let remember = ops.byte() % 2 == 0;
-        let m = match ops.byte() % 8 {
+        let m = match ops.byte() % 10 {
             0 | 1 => ClientMsg::SignIn {
                 account: n,
                 proof: Proof::Password(pw(ops)),
@@ -1064,6 +1078,18 @@ impl HubRig {
                     ),
                     _ => u32::from_be_bytes([ops.byte(), ops.byte(), ops.byte(), ops.byte()]),
                 },
+            },
+            7 => ClientMsg::ThisDevice {
+                label: device_label(ops),
+            },
+            8 => ClientMsg::NameDevice {
+                id: match ops.byte() % 2 {
+                    0 if !self.learned.keys.is_empty() => wire::RememberedDevice::id_of(
+                        self.learned.keys[usize::from(ops.byte()) % self.learned.keys.len()].id(),
+                    ),
+                    _ => u32::from_be_bytes([ops.byte(), ops.byte(), ops.byte(), ops.byte()]),
+                },
+                label: device_label(ops),
             },
             _ => ClientMsg::ChangePassword {
                 old: pw(ops),

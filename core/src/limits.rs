@@ -516,6 +516,13 @@ pub const MAX_KNOWN_ADDRESSES: usize = 8;
 /// Device keys one account may hold (the oldest is revoked past this).
 pub const MAX_DEVICE_KEYS: usize = 32;
 
+/// Longest device label (`natter on laptop`, `Chromium on Linux`), in UTF-8 bytes after
+/// cleaning: a name to tell an account's devices apart at a glance, one line of `/devices`
+/// with the id, dates, door and address beside it. 64 bytes holds a hostname of the usual
+/// length after `natter on `, and 32 labels at most (one per key, [`MAX_DEVICE_KEYS`]) keep a
+/// `Devices` answer a few kilobytes.
+pub const MAX_DEVICE_LABEL_BYTES: usize = 64;
+
 /// Direct messages kept for an account with nothing connected, until it signs in again: one
 /// more is refused, telling the sender to try once the account is back (a sender cannot fill
 /// an account's store without bound).

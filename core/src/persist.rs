@@ -101,6 +101,16 @@ pub enum Write {
         /// The use.
         used: crate::wire::DeviceUse,
     },
+    /// What the device holding key `id` is called (`/devices`): given when the key was
+    /// issued, or later with `/devices name`. A key no longer kept is left unkept.
+    KeyLabel {
+        /// The account.
+        account: Nick,
+        /// The key's id.
+        id: u64,
+        /// The label.
+        label: crate::types::DeviceLabel,
+    },
     /// Revokes every device key of an account (a password change).
     RevokeKeys {
         /// The account.
@@ -321,6 +331,10 @@ pub struct Loaded {
     pub policies: Vec<(RoomName, crate::moderation::Policy)>,
     /// Server-wide bans.
     pub server_bans: Vec<crate::moderation::Entry>,
+    /// Device keys' labels ([`Write::KeyLabel`]): the key's id and its device's label, for the
+    /// keys of [`Loaded::accounts`] that have one. Apart from [`KeyRecord`], which a cluster's
+    /// accounts carry without labels.
+    pub device_labels: Vec<(u64, crate::types::DeviceLabel)>,
 }
 
 /// One room as stored.

@@ -296,8 +296,9 @@ pub fn whois_lines(nick: &Nick, user: Option<&crate::wire::WhoisUser>) -> Vec<St
 }
 
 /// The answer to `/devices`: the account's remembered devices, one line each after a header
-/// (`a1b2c3d4 (this device): remembered 2026-12-06 20:51 UTC, last signed in 2026-12-06 21:03
-/// UTC through the page from 203.0.113.7`).
+/// (`a1b2c3d4 "Chromium on Linux" (this device): remembered 2026-12-06 20:51 UTC, last signed
+/// in 2026-12-06 21:03 UTC through the page from 203.0.113.7`; a device without a label has no
+/// quoted part).
 pub fn devices_lines(devices: &[crate::wire::RememberedDevice]) -> Vec<String> {
     use crate::wire::RememberedDevice;
     if devices.is_empty() {
@@ -306,11 +307,16 @@ pub fn devices_lines(devices: &[crate::wire::RememberedDevice]) -> Vec<String> {
         ];
     }
     let mut out = vec![format!(
-        "{} (/devices forget ID signs one out for good):",
+        "{} (/devices name ID label names one, /devices forget ID signs one out for good):",
         count(devices.len() as u64, "remembered device")
     )];
     for d in devices {
         let this = if d.this { " (this device)" } else { "" };
+        let label = d
+            .label
+            .as_ref()
+            .map(|l| format!(" \"{l}\""))
+            .unwrap_or_default();
         let used = match &d.used {
             Some(u) => {
                 let from = u.address.map(|a| format!(" from {a}")).unwrap_or_default();
@@ -323,7 +329,7 @@ pub fn devices_lines(devices: &[crate::wire::RememberedDevice]) -> Vec<String> {
             None => "last sign-in not recorded".to_owned(),
         };
         out.push(format!(
-            "{}{this}: remembered {} UTC, {used}",
+            "{}{label}{this}: remembered {} UTC, {used}",
             RememberedDevice::id_words(d.id),
             utc_minute(d.remembered)
         ));

@@ -1,7 +1,9 @@
 //! The protocol's nouns as types: a `Nick`, `RoomName` or `Text` is validated when it is made
 //! (including when it is decoded off the wire), so an invalid one cannot exist past the parser.
 
-use crate::limits::{MAX_COMBINING_RUN, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_TEXT_BYTES};
+use crate::limits::{
+    MAX_COMBINING_RUN, MAX_DEVICE_LABEL_BYTES, MAX_NICK_LEN, MAX_ROOM_LEN, MAX_TEXT_BYTES,
+};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use thiserror::Error;
@@ -29,6 +31,12 @@ pub enum InvalidName {
     /// Chat text longer than the limit.
     #[error("that message is {0} bytes long; the limit is {MAX_TEXT_BYTES}")]
     TextTooLong(usize),
+    /// A device label with nothing visible in it.
+    #[error("a device label can't be empty")]
+    EmptyLabel,
+    /// A device label longer than the limit.
+    #[error("that device label is {0} bytes long; the limit is {MAX_DEVICE_LABEL_BYTES}")]
+    LabelTooLong(usize),
 }
 
 /// A short checked name held inline: at most `N` bytes of ASCII, then zeros. It compares,
@@ -446,6 +454,78 @@ impl core::fmt::Display for Text {
     }
 }
 
+/// What a remembered device is called (`natter on laptop`, `Chromium on Linux`): chosen by its
+/// client when it asks to be remembered, or given with `/devices name`. 1 to
+/// [`MAX_DEVICE_LABEL_BYTES`] bytes, cleaned as [`Text`] is ([`sanitize`]), then with its
+/// whitespace trimmed and every run of it one space: a label is shown inside a line of
+/// `/devices` and in a cell of the page's panel, where a tab or a line break would only
+/// mislead. Shown to the account's own devices only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeviceLabel(String);
+
+impl DeviceLabel {
+    /// Validates and cleans `s`.
+    pub fn new(s: &str) -> Result<DeviceLabel, InvalidName> {
+        let label = clean_label(s);
+        if label.is_empty() {
+            return Err(InvalidName::EmptyLabel);
+        }
+        if label.len() > MAX_DEVICE_LABEL_BYTES {
+            return Err(InvalidName::LabelTooLong(label.len()));
+        }
+        Ok(DeviceLabel(label))
+    }
+
+    /// `s` cleaned as [`DeviceLabel::new`] does and cut to [`MAX_DEVICE_LABEL_BYTES`] at a
+    /// character boundary, for a label a client makes up itself (a long hostname, a browser's
+    /// name): `None` when nothing visible is left.
+    pub fn cut(s: &str) -> Option<DeviceLabel> {
+        let clean = clean_label(s);
+        let mut end = clean.len().min(MAX_DEVICE_LABEL_BYTES);
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        DeviceLabel::new(&clean[..end]).ok()
+    }
+
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `s` as one line: every run of whitespace (a tab, a line break) one space, none at the ends,
+/// then [`sanitize`]d (whitespace again, around what it dropped).
+fn clean_label(s: &str) -> String {
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    words(&sanitize(&words(s)))
+}
+
+impl TryFrom<&str> for DeviceLabel {
+    type Error = InvalidName;
+    fn try_from(s: &str) -> Result<DeviceLabel, InvalidName> {
+        DeviceLabel::new(s)
+    }
+}
+
+impl Serialize for DeviceLabel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceLabel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DeviceLabel, D::Error> {
+        d.deserialize_str(FromStr::new("a device label"))
+    }
+}
+
+impl core::fmt::Display for DeviceLabel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A connection, as the hub numbers them. Never reused within one hub.
 ///
 /// It carries two numbers: the connection's sequence number ([`ConnId::seq`]: 1 for the hub's
@@ -812,5 +892,39 @@ mod tests {
         );
         // Text of nothing but invisible characters is empty.
         assert_eq!(clean("\u{200B}\u{FEFF}"), Err(InvalidName::EmptyText));
+    }
+
+    /// A device label is cleaned as text is, its whitespace made single spaces, and bounded;
+    /// `cut` shortens what a client made up itself instead of refusing it.
+    #[test]
+    fn device_labels_are_cleaned_and_bounded() {
+        let label = |s: &str| DeviceLabel::new(s).map(|l| l.as_str().to_owned());
+        assert_eq!(
+            label("  natter on\tlaptop \n"),
+            Ok("natter on laptop".into())
+        );
+        // A bidi override cannot turn the line around; an invisible character goes.
+        assert_eq!(label("evil\u{202E}pc\u{200B}"), Ok("evil\u{FFFD}pc".into()));
+        assert_eq!(label(" \u{200B} "), Err(InvalidName::EmptyLabel));
+        let long = "é".repeat(MAX_DEVICE_LABEL_BYTES / 2 + 1);
+        assert_eq!(label(&long), Err(InvalidName::LabelTooLong(long.len())));
+        let cut = DeviceLabel::cut(&long).unwrap();
+        assert_eq!(cut.as_str(), "é".repeat(MAX_DEVICE_LABEL_BYTES / 2));
+        let odd = format!("a{}", "é".repeat(MAX_DEVICE_LABEL_BYTES));
+        assert!(DeviceLabel::cut(&odd).unwrap().as_str().len() == MAX_DEVICE_LABEL_BYTES - 1);
+        assert_eq!(DeviceLabel::cut("\u{200B}"), None);
+        // On the wire it is its string; a decoded label is checked as a made one.
+        use crate::wire::{decode_payload, encode_payload};
+        let wire = encode_payload(&"natter on laptop".to_owned()).unwrap();
+        assert_eq!(
+            encode_payload(&DeviceLabel::new("natter on laptop").unwrap()).unwrap(),
+            wire
+        );
+        assert_eq!(
+            decode_payload::<DeviceLabel>(&wire).unwrap().as_str(),
+            "natter on laptop"
+        );
+        let bad = encode_payload(&" \u{FEFF} ".to_owned()).unwrap();
+        assert!(decode_payload::<DeviceLabel>(&bad).is_err());
     }
 }

@@ -7,7 +7,9 @@
 use crate::limits::{MAX_FRAME, MAX_ROOMS_PER_USER, SEARCH_MAX_RESULTS};
 use crate::moderation::{Entry, ModeChange, Modes};
 use crate::time::Millis;
-use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
+use crate::types::{
+    DeviceKey, DeviceLabel, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text,
+};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -17,7 +19,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 12;
+pub const PROTOCOL_VERSION: u16 = 13;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
 /// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), 6 from 7 only
@@ -60,6 +62,11 @@ pub const DEVICES_VERSION: u16 = 12;
 /// `count` one past the hits sent. A client before it is sent the hits sent as the count, the
 /// meaning `count` had for it.
 pub const SEARCH_MORE_VERSION: u16 = 12;
+
+/// The first version whose devices have labels: its servers take [`ClientMsg::ThisDevice`] and
+/// [`ClientMsg::NameDevice`], and its clients decode [`RememberedDevice::label`]. A client of
+/// 12 is sent [`ServerMsg::Devices`] without the labels ([`encode_frame_for`]).
+pub const DEVICE_LABEL_VERSION: u16 = 13;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -329,6 +336,24 @@ pub enum ClientMsg {
     ForgetDevice {
         /// The device's short id, as [`ServerMsg::Devices`] listed it.
         id: u32,
+    },
+    /// What this device is called (`natter on laptop`): the label a device key issued to this
+    /// connection from now on gets (a [`ClientMsg::SignIn`] or [`ClientMsg::Register`] with
+    /// `remember`), shown by [`ServerMsg::Devices`]. A key the device holds already keeps its
+    /// label (`/devices name` changes that). Not answered. Appended in version 13; a client
+    /// sends it only to a server whose welcome says 13 or more ([`DEVICE_LABEL_VERSION`]).
+    ThisDevice {
+        /// The label.
+        label: DeviceLabel,
+    },
+    /// Gives the remembered device `id` ([`RememberedDevice::id`]) the label `label`, this
+    /// device too. Answered with `Done`; an id the account has not is `Error { Invalid }`.
+    /// Appended in version 13.
+    NameDevice {
+        /// The device's short id, as [`ServerMsg::Devices`] listed it.
+        id: u32,
+        /// Its new label.
+        label: DeviceLabel,
     },
 }
 
@@ -1020,6 +1045,9 @@ pub struct RememberedDevice {
     pub used: Option<DeviceUse>,
     /// It is the device asking.
     pub this: bool,
+    /// What it is called (`None`: its client gave no label, one before version 13). Sent to
+    /// clients of [`DEVICE_LABEL_VERSION`] or later only.
+    pub label: Option<DeviceLabel>,
 }
 
 impl RememberedDevice {
@@ -1156,10 +1184,16 @@ pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
 /// Encodes `msg` as a client that said `version` in its hello decodes it: as
 /// [`encode_frame`], except that a client before version 7 gets a notice as a say or a direct
 /// message ([`without_notice`]), a client before version 12 a search's count no greater than
-/// the hits sent ([`SEARCH_MORE_VERSION`]), and a version-5 client ban entries without `at`.
+/// the hits sent ([`SEARCH_MORE_VERSION`]), a client of 12 remembered devices without their
+/// labels ([`DEVICE_LABEL_VERSION`]), and a version-5 client ban entries without `at`.
 pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireError> {
     if version >= PROTOCOL_VERSION {
         return encode_frame(msg);
+    }
+    if version < DEVICE_LABEL_VERSION
+        && let ServerMsg::Devices { devices } = msg
+    {
+        return encode_frame(&v12::Devices { devices });
     }
     if version < SEARCH_MORE_VERSION
         && let ServerMsg::FoundEnd { count } = msg
@@ -1286,6 +1320,55 @@ mod v5 {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut v = s.serialize_struct_variant("ServerMsg", SERVER_BANS, "ServerBans", 1)?;
             v.serialize_field("bans", &OldEntries(self.bans))?;
+            v.end()
+        }
+    }
+}
+
+/// Version 12's form of the message that changed in version 13: [`ServerMsg::Devices`] without
+/// the devices' labels.
+mod v12 {
+    use super::RememberedDevice;
+    use serde::Serialize;
+    use serde::ser::{SerializeSeq, SerializeStruct, SerializeStructVariant, Serializer};
+
+    /// `ServerMsg::Devices`'s variant index (checked against the enum by a test).
+    pub(super) const DEVICES: u32 = 35;
+
+    /// A [`RememberedDevice`] without `label`.
+    struct OldDevice<'a>(&'a RememberedDevice);
+
+    impl Serialize for OldDevice<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut st = s.serialize_struct("RememberedDevice", 4)?;
+            st.serialize_field("id", &self.0.id)?;
+            st.serialize_field("remembered", &self.0.remembered)?;
+            st.serialize_field("used", &self.0.used)?;
+            st.serialize_field("this", &self.0.this)?;
+            st.end()
+        }
+    }
+
+    struct OldDevices<'a>(&'a [RememberedDevice]);
+
+    impl Serialize for OldDevices<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for d in self.0 {
+                seq.serialize_element(&OldDevice(d))?;
+            }
+            seq.end()
+        }
+    }
+
+    pub(super) struct Devices<'a> {
+        pub(super) devices: &'a [RememberedDevice],
+    }
+
+    impl Serialize for Devices<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut v = s.serialize_struct_variant("ServerMsg", DEVICES, "Devices", 1)?;
+            v.serialize_field("devices", &OldDevices(self.devices))?;
             v.end()
         }
     }
@@ -1690,6 +1773,13 @@ mod tests {
             ClientMsg::Whois { nick: nick("bob") },
             ClientMsg::Devices,
             ClientMsg::ForgetDevice { id: u32::MAX },
+            ClientMsg::ThisDevice {
+                label: DeviceLabel::new("natter on laptop").unwrap(),
+            },
+            ClientMsg::NameDevice {
+                id: 0x0123_abcd,
+                label: DeviceLabel::new("Chromium on Linux").unwrap(),
+            },
         ] {
             roundtrip(m);
         }
@@ -1767,8 +1857,8 @@ mod tests {
     /// still speaks, and the list is never sent to one (it cannot ask).
     #[test]
     fn devices_are_appended_in_version_12() {
-        assert_eq!((PROTOCOL_VERSION, DEVICES_VERSION), (12, 12));
-        assert!(speaks(12) && !speaks(13));
+        assert_eq!(DEVICES_VERSION, 12);
+        assert!(speaks(12));
         assert_eq!(encode_frame(&ClientMsg::Devices).unwrap()[LEN_PREFIX], 30);
         let forget = ClientMsg::ForgetDevice { id: 0xdead_beef };
         assert_eq!(encode_frame(&forget).unwrap()[LEN_PREFIX], 31);
@@ -1782,6 +1872,53 @@ mod tests {
         assert!(sent_to(&answer, 12));
         assert_eq!(RememberedDevice::id_of(0x0123_4567_89ab_cdef), 0x0123_4567);
         assert_eq!(RememberedDevice::id_words(0xab), "000000ab");
+    }
+
+    /// Device labels came in version 13: two appended client messages, and a field of
+    /// `RememberedDevice` that a client of 12 is never sent (its list keeps version 12's bytes);
+    /// every client of 5 to 12 still speaks.
+    #[test]
+    fn device_labels_come_in_version_13_and_a_version_12_client_gets_none() {
+        assert_eq!((PROTOCOL_VERSION, DEVICE_LABEL_VERSION), (13, 13));
+        assert!((5..=13).all(speaks) && !speaks(14));
+        let label = DeviceLabel::new("natter on laptop").unwrap();
+        let this = ClientMsg::ThisDevice {
+            label: label.clone(),
+        };
+        assert_eq!(encode_frame(&this).unwrap()[LEN_PREFIX], 32);
+        let name = ClientMsg::NameDevice {
+            id: 7,
+            label: label.clone(),
+        };
+        assert_eq!(encode_frame(&name).unwrap()[LEN_PREFIX], 33);
+        let device = |label: Option<DeviceLabel>| RememberedDevice {
+            id: 0xdead_beef,
+            remembered: Millis(5),
+            used: Some(DeviceUse {
+                at: Millis(9),
+                door: DeviceDoor::Client,
+                address: Some("192.0.2.1".parse().unwrap()),
+            }),
+            this: true,
+            label,
+        };
+        let list = ServerMsg::Devices {
+            devices: vec![device(Some(label.clone())), device(None)],
+        };
+        assert_eq!(encode_frame(&list).unwrap()[LEN_PREFIX], v12::DEVICES as u8);
+        assert_eq!(
+            encode_frame_for(&list, 13).unwrap(),
+            encode_frame(&list).unwrap()
+        );
+        // Version 12's bytes: the struct as it was, field by field, without the label.
+        type Old = (u32, Vec<(u32, Millis, Option<DeviceUse>, bool)>);
+        let old = encode_frame_for(&list, 12).unwrap();
+        let (index, devices): Old = decode_payload(&old[LEN_PREFIX..]).unwrap();
+        let was = (0xdead_beef, Millis(5), device(None).used, true);
+        assert_eq!((index, devices), (v12::DEVICES, vec![was.clone(), was]));
+        for v in 5..=12 {
+            assert_eq!(sent_to(&list, v), v >= DEVICES_VERSION, "version {v}");
+        }
     }
 
     /// A search cut at its limit says so from version 12 (`count` one past the hits sent); a
@@ -1994,6 +2131,7 @@ mod tests {
                     remembered: Millis(5),
                     used: None,
                     this: false,
+                    label: None,
                 },
                 RememberedDevice {
                     id: u32::MAX,
@@ -2004,6 +2142,7 @@ mod tests {
                         address: Some("2001:db8::1".parse().unwrap()),
                     }),
                     this: true,
+                    label: Some(DeviceLabel::new("Chromium on Linux").unwrap()),
                 },
             ],
         });

@@ -390,9 +390,9 @@ async fn remembered_device(addr: SocketAddr, account: &str, password: &str) -> (
     (s, key.id())
 }
 
-/// Line mode: `/devices` lists the account's remembered devices and `/devices forget ID`
-/// signs one out; the forgotten device, still connected, is closed, and the list after holds
-/// none.
+/// Line mode: `/devices` lists the account's remembered devices, `/devices name ID LABEL`
+/// names one (listed with its label after), and `/devices forget ID` signs one out; the
+/// forgotten device, still connected, is closed, and the list after holds none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_mode_lists_and_forgets_a_remembered_device() {
     use natter_core::wire::RememberedDevice;
@@ -410,7 +410,7 @@ async fn line_mode_lists_and_forgets_a_remembered_device() {
     alice.expect("-- you are signed in as alice").await;
     alice.send("/devices").await;
     alice
-        .expect("-- 1 remembered device (/devices forget ID signs one out for good):")
+        .expect("-- 1 remembered device (/devices name ID label names one, /devices forget ID signs one out for good):")
         .await;
     let line = alice
         .expect_where("the laptop's line", |l| {
@@ -421,6 +421,18 @@ async fn line_mode_lists_and_forgets_a_remembered_device() {
         line.contains("through the natter client from 127.0.0.1") && !line.contains("this device"),
         "{line}"
     );
+    alice
+        .send(&format!("/devices name {id}   work laptop"))
+        .await;
+    alice
+        .expect(&format!("-- device {id} is called work laptop now"))
+        .await;
+    alice.send("/devices").await;
+    alice
+        .expect_where("the laptop's line, named", |l| {
+            l.starts_with(&format!("-- {id} \"work laptop\": remembered "))
+        })
+        .await;
     alice.send(&format!("/devices forget {id}")).await;
     alice
         .expect(&format!(

@@ -818,3 +818,142 @@ async fn a_lab_behind_one_address_still_signs_in_after_its_neighbours_typos() {
     assert!(r.contains("from your address"), "{r}");
     stop(server).await;
 }
+
+/// The ids and labels of the account's remembered devices, as `c` is told them.
+async fn labels_listed(c: &mut BinClient) -> Vec<(u32, Option<String>)> {
+    c.send(&ClientMsg::Devices).await;
+    let ServerMsg::Devices { devices } = c
+        .expect(
+            |m| matches!(m, ServerMsg::Devices { .. }),
+            "the device list",
+        )
+        .await
+    else {
+        unreachable!("expect returned what it matched");
+    };
+    devices
+        .into_iter()
+        .map(|d| (d.id, d.label.map(|l| l.as_str().to_owned())))
+        .collect()
+}
+
+/// Device labels over real sockets: a device that says what it is called before its
+/// remembered sign-in is listed with that label by another device of the account, which
+/// renames it; a client of version 12 signed in to the same account gets the list as version
+/// 12 had it (the same devices, no labels, its bytes), and still decodes everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_label_is_listed_by_another_device_and_a_version_12_client_gets_none() {
+    use natter_core::types::DeviceLabel;
+    use natter_core::wire::{
+        DeviceUse, FrameDecoder, MAGIC, Proof, RememberedDevice, decode_payload, encode_frame,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(ServerConfig::local_test()).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let password = || natter_core::Password("correct horse".into());
+    let label = |s: &str| DeviceLabel::new(s).unwrap();
+    let _account = BinClient::registered(addr, "alice", "correct horse").await;
+    let mut ids = Vec::new();
+    let mut devices = Vec::new();
+    for (name, said) in [("desk", None), ("laptop", Some("natter on laptop"))] {
+        let (mut c, _) = BinClient::hello(addr, name, None).await;
+        if let Some(said) = said {
+            c.send(&ClientMsg::ThisDevice { label: label(said) }).await;
+        }
+        c.send(&ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: Proof::Password(password()),
+            remember: true,
+        })
+        .await;
+        let ServerMsg::SignedIn { key: Some(key), .. } = c
+            .expect(
+                |m| matches!(m, ServerMsg::SignedIn { key: Some(_), .. }),
+                "signed in with a key",
+            )
+            .await
+        else {
+            unreachable!("expect returned what it matched");
+        };
+        ids.push(RememberedDevice::id_of(key.id()));
+        devices.push(c);
+    }
+    let mut desk = devices.remove(0);
+    assert_eq!(
+        labels_listed(&mut desk).await,
+        [
+            (ids[0], None),
+            (ids[1], Some("natter on laptop".to_owned()))
+        ]
+    );
+    desk.send(&ClientMsg::NameDevice {
+        id: ids[0],
+        label: label("desk at work"),
+    })
+    .await;
+    desk.expect(
+        |m| matches!(m, ServerMsg::Done(w) if w.as_str().ends_with("is called desk at work now")),
+        "the naming done",
+    )
+    .await;
+    assert_eq!(
+        labels_listed(&mut devices[0]).await,
+        [
+            (ids[0], Some("desk at work".to_owned())),
+            (ids[1], Some("natter on laptop".to_owned()))
+        ]
+    );
+
+    // A client of 12: it cannot say a label, and its list is version 12's.
+    let mut old = support::connect(addr).await;
+    let mut out = MAGIC.to_vec();
+    for m in [
+        ClientMsg::Hello {
+            version: 12,
+            nick: nick("old"),
+            resume: None,
+        },
+        ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: Proof::Password(password()),
+            remember: false,
+        },
+        ClientMsg::Devices,
+    ] {
+        out.extend_from_slice(&encode_frame(&m).unwrap());
+    }
+    old.write_all(&out).await.unwrap();
+    type V12 = (
+        u32,
+        Vec<(u32, natter_core::Millis, Option<DeviceUse>, bool)>,
+    );
+    let mut dec = FrameDecoder::new();
+    let mut buf = [0u8; 8192];
+    let mut seen = Vec::new();
+    let got: V12 = timeout(WAIT, async {
+        loop {
+            while let Some(p) = dec.next_frame().unwrap() {
+                // The list is variant 35; everything before it decodes as it always did.
+                if p.first() == Some(&35) {
+                    return decode_payload::<V12>(&p).expect("version 12's list");
+                }
+                seen.push(decode_payload::<ServerMsg>(&p).expect("a message of 12"));
+            }
+            let n = old.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {seen:?}");
+            dec.extend(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the list, in time");
+    assert!(
+        seen.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+        "{seen:?}"
+    );
+    assert_eq!(got.0, 35);
+    assert_eq!(
+        got.1.iter().map(|d| (d.0, d.3)).collect::<Vec<_>>(),
+        [(ids[0], false), (ids[1], false)]
+    );
+    stop(server).await;
+}

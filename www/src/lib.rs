@@ -40,8 +40,9 @@ use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::moderation::Entry;
 use natter_core::render;
 use natter_core::session::{About, ConnState, Event, Resumable, Session, SessionConfig, Transport};
+use natter_core::types::DeviceLabel;
 use natter_core::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
-use natter_core::wire::{ModAction, Proof};
+use natter_core::wire::{ModAction, Proof, RememberedDevice};
 use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
@@ -89,6 +90,13 @@ pub struct Client {
     held_key: bool,
     /// The server refused the device key the session held (see `key_refused`).
     key_refused: bool,
+    /// The devices panel asked for the list (`list_devices`): the answer goes to the panel,
+    /// not to the conversation as lines.
+    devices_asked: bool,
+    /// The account's remembered devices as last listed for the panel (`devices_view`).
+    devices: Option<Vec<RememberedDevice>>,
+    /// The list changed and the page has not been told (a `devices` change).
+    devices_changed: bool,
 }
 
 #[wasm_bindgen]
@@ -282,6 +290,44 @@ impl Client {
         self.pump(millis(now));
     }
 
+    /// What this device is called (`Chromium on Linux`: see `browser_device_label`): a device
+    /// key the server issues to it gets this label, which `/devices` and the devices panel
+    /// show on the account's devices. Cleaned and cut to the label limit; blank says none.
+    pub fn set_device_label(&mut self, label: &str) {
+        self.session.set_device_label(DeviceLabel::cut(label));
+    }
+
+    /// Asks for the account's remembered devices for the devices panel: the answer comes as a
+    /// `devices` change (read `devices_view()`), not as lines; why not (not connected, a server
+    /// too old) comes as a line in the open conversation.
+    pub fn list_devices(&mut self, now: f64) {
+        self.devices_asked = true;
+        self.session.list_devices(millis(now));
+        self.pump(millis(now));
+    }
+
+    /// Forgets the remembered device `id` (8 hex digits, as `devices_view()` gives it): its
+    /// key opens nothing after, and it is signed out if connected. What it did comes as a line
+    /// in the open conversation. Ask `list_devices` after: the list then holds it no more.
+    /// Returns why not when `id` is not one.
+    pub fn forget_device(&mut self, id: &str, now: f64) -> Option<String> {
+        let Ok(id) = u32::from_str_radix(id, 16) else {
+            return Some(format!("{id:?} is not a device's id"));
+        };
+        self.session.forget_device(id, millis(now));
+        self.pump(millis(now));
+        None
+    }
+
+    /// The account's remembered devices as last listed for the panel (see [`DeviceView`]),
+    /// oldest first, or `undefined` before any list.
+    pub fn devices_view(&self) -> JsValue {
+        match &self.devices {
+            Some(list) => js(&list.iter().map(DeviceView::of).collect::<Vec<_>>()),
+            None => JsValue::UNDEFINED,
+        }
+    }
+
     /// The account we are signed in to, or `undefined` for a guest.
     pub fn account(&self) -> Option<String> {
         self.chat.account().map(ToString::to_string)
@@ -386,6 +432,9 @@ impl Client {
 
     /// The next change to the model as a plain object (see [`ChangeView`]), or `undefined`.
     pub fn poll_change(&mut self) -> JsValue {
+        if core::mem::take(&mut self.devices_changed) {
+            return js(&ChangeView::Devices);
+        }
         match self.chat.poll_change() {
             Some(change) => js(&ChangeView::of(&change, &self.chat)),
             None => JsValue::UNDEFINED,
@@ -566,6 +615,9 @@ impl Client {
             now: millis(now),
             held_key: false,
             key_refused: false,
+            devices_asked: false,
+            devices: None,
+            devices_changed: false,
         };
         client.pump(millis(now));
         client
@@ -585,6 +637,11 @@ impl Client {
             match ev {
                 Event::Connect => self.actions.push_back(Action::Connect),
                 Event::Close => self.actions.push_back(Action::Close),
+                Event::Devices(list) if self.devices_asked => {
+                    self.devices_asked = false;
+                    self.devices = Some(list);
+                    self.devices_changed = true;
+                }
                 ev => {
                     match &ev {
                         Event::Error {
@@ -606,6 +663,131 @@ impl Client {
             self.session.read(room, seq, now);
         }
     }
+}
+
+/// A remembered device as the devices panel shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceView {
+    /// Its id, 8 hex digits (what `forget_device` takes).
+    pub id: String,
+    /// What it is called, absent when its client gave no label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// When it was remembered (Unix milliseconds).
+    pub remembered: f64,
+    /// When it was last used (Unix milliseconds), absent when not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<f64>,
+    /// Through which door, in words (`the page`), absent when not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
+    /// From which address, absent when not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Its last use in words (`last used 2026-12-06 21:03 UTC through the page from
+    /// 203.0.113.7`).
+    pub last: String,
+    /// It is this device (no Forget button: signing out does that).
+    pub this: bool,
+}
+
+impl DeviceView {
+    fn of(d: &RememberedDevice) -> DeviceView {
+        let used = d.used.as_ref();
+        let last = match used {
+            Some(u) => {
+                let from = u.address.map(|a| format!(" from {a}")).unwrap_or_default();
+                format!(
+                    "last used {} UTC through {}{from}",
+                    render::utc_minute(u.at),
+                    u.door.words()
+                )
+            }
+            None => "last use not recorded".to_owned(),
+        };
+        DeviceView {
+            id: RememberedDevice::id_words(d.id),
+            label: d.label.as_ref().map(|l| l.as_str().to_owned()),
+            remembered: num(d.remembered.0),
+            used: used.map(|u| num(u.at.0)),
+            door: used.map(|u| u.door.words().to_owned()),
+            address: used.and_then(|u| u.address).map(|a| a.to_string()),
+            last,
+            this: d.this,
+        }
+    }
+}
+
+/// What a browser calls itself, as a device label: its brand and system (`Chromium on
+/// Linux`, `Firefox on Windows`). `brands` are `navigator.userAgentData.brands`' names where
+/// the browser has them (empty otherwise) and `platform` its `platform`; else the brand and
+/// system are read from `user_agent` (`navigator.userAgent`). `natter page` when neither
+/// tells anything.
+#[wasm_bindgen]
+pub fn browser_device_label(brands: Vec<String>, platform: &str, user_agent: &str) -> String {
+    // Brands are listed with made-up ones ("Not A(Brand") among them, and a browser built
+    // on Chromium lists "Chromium" beside its own name: its own is the one to show.
+    let real = |b: &&String| {
+        let b = b.to_ascii_lowercase();
+        !b.contains("not") && !b.contains("brand")
+    };
+    let listed: Vec<&String> = brands.iter().filter(real).collect();
+    let brand = listed
+        .iter()
+        .find(|b| b.as_str() != "Chromium")
+        .or(listed.first())
+        .map(|b| {
+            b.trim_start_matches("Google ")
+                .trim_start_matches("Headless")
+                .to_owned()
+        })
+        .or_else(|| ua_brand(user_agent).map(str::to_owned));
+    let platform = Some(platform.trim())
+        .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("unknown"))
+        .map(str::to_owned)
+        .or_else(|| ua_system(user_agent).map(str::to_owned));
+    let label = match (brand, platform) {
+        (Some(b), Some(p)) => format!("{b} on {p}"),
+        (Some(b), None) => b,
+        (None, Some(p)) => format!("natter page on {p}"),
+        (None, None) => "natter page".to_owned(),
+    };
+    DeviceLabel::cut(&label).map_or_else(|| "natter page".to_owned(), |l| l.as_str().to_owned())
+}
+
+/// The browser a user agent string names, the most specific first (Edge and Opera say
+/// "Chrome" too, Chrome says "Safari").
+fn ua_brand(ua: &str) -> Option<&'static str> {
+    [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chromium/", "Chromium"),
+        ("HeadlessChrome/", "Chromium"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map(|(_, name)| *name)
+}
+
+/// The system a user agent string names (Android and iOS before the desktop systems they
+/// also name).
+fn ua_system(ua: &str) -> Option<&'static str> {
+    [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map(|(_, name)| *name)
 }
 
 /// The room a conversation key names (`#room`), if it names one.
@@ -1343,6 +1525,8 @@ pub enum ChangeView {
     },
     /// The search changed (read `search_view()`).
     Search,
+    /// The devices panel's list came (read `devices_view()`).
+    Devices,
     /// A room's settings changed (read `policy(key)`; members' marks may have changed).
     Policy {
         /// The room.

@@ -544,3 +544,48 @@ fn help_tells_the_pages_keys_too() {
     assert_eq!(keys_help("/help join"), None);
     assert_eq!(keys_help("/who"), None);
 }
+
+/// The page's device label is the browser's brand and system, from User-Agent Client Hints
+/// where the browser has them (its own brand, not "Chromium" beside it, nor the made-up one),
+/// else from the user agent string; something always, within the label limit.
+#[test]
+fn the_page_calls_itself_by_its_browser_and_system() {
+    let brands = |b: &[&str]| b.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        browser_device_label(brands(&["Not_A Brand", "Chromium"]), "Linux", ""),
+        "Chromium on Linux"
+    );
+    assert_eq!(
+        browser_device_label(
+            brands(&["Chromium", "Google Chrome", "Not/A)Brand"]),
+            "Windows",
+            ""
+        ),
+        "Chrome on Windows"
+    );
+    let firefox = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    assert_eq!(
+        browser_device_label(Vec::new(), "", firefox),
+        "Firefox on Linux"
+    );
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+                  (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    assert_eq!(
+        browser_device_label(Vec::new(), "", iphone),
+        "Safari on iOS"
+    );
+    let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                    HeadlessChrome/131.0.0.0 Safari/537.36";
+    assert_eq!(
+        browser_device_label(Vec::new(), "", headless),
+        "Chromium on Linux"
+    );
+    assert_eq!(browser_device_label(Vec::new(), "", ""), "natter page");
+    // Nothing a browser reports gets past the label's cleaning and bound.
+    let odd = browser_device_label(brands(&["Evil\u{202E}Brand\n"]), &"x".repeat(300), "");
+    assert!(
+        odd.len() <= natter_core::limits::MAX_DEVICE_LABEL_BYTES,
+        "{odd}"
+    );
+    assert!(!odd.contains('\u{202E}') && !odd.contains('\n'), "{odd:?}");
+}

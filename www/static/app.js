@@ -12,6 +12,7 @@
 
 import init, {
   Client,
+  browser_device_label,
   carries_password,
   kept_session_fresh,
   nick_error,
@@ -60,6 +61,11 @@ const ui = {
   rememberInput: $("remember-input"),
   meAccount: $("me-account"),
   signOut: $("sign-out"),
+  devicesOpen: $("devices-open"),
+  devicesPanel: $("devices-panel"),
+  devicesTitle: $("devices-title"),
+  devicesList: $("devices-list"),
+  devicesClose: $("devices-close"),
   scrim: $("scrim"),
   searchForm: $("search-form"),
   searchInput: $("search-input"),
@@ -1046,6 +1052,9 @@ function applyChanges() {
       case "search":
         renderSearch();
         break;
+      case "devices":
+        renderDevices();
+        break;
       default:
         if (typeof ch === "string") console.error(ch);
     }
@@ -1105,7 +1114,8 @@ function notifyAlerts() {
 // Who we are signed in as, and the Sign out control.
 function renderAccount() {
   const account = client.account();
-  ui.meAccount.hidden = ui.signOut.hidden = account === undefined;
+  ui.meAccount.hidden = ui.signOut.hidden = ui.devicesOpen.hidden = account === undefined;
+  if (account === undefined) ui.devicesPanel.hidden = true;
   const same = account?.toLowerCase() === client.me().toLowerCase();
   ui.meAccount.textContent =
     account === undefined ? "" : same ? " · signed in" : ` · signed in as ${account}`;
@@ -1146,6 +1156,73 @@ function keepKey() {
   }
   keptKey = key;
 }
+
+// --- the devices panel ----------------------------------------------------------------------------
+
+// What this browser calls itself when the server remembers it ("Chromium on Linux"): from
+// User-Agent Client Hints where there are some, else the user agent string.
+function deviceLabel() {
+  const data = navigator.userAgentData;
+  const brands = Array.isArray(data?.brands) ? data.brands.map((b) => String(b.brand)) : [];
+  return browser_device_label(brands, String(data?.platform ?? ""), navigator.userAgent);
+}
+
+function openDevices() {
+  if (!client) return;
+  ui.devicesPanel.hidden = false;
+  ui.devicesTitle.textContent = "Remembered devices…";
+  client.list_devices(now());
+  pump();
+}
+
+// One device: its name, its last use, "this device" or a Forget button that asks first.
+function deviceEl(d) {
+  const li = el("li", "device");
+  li.dataset.id = d.id;
+  li.classList.toggle("this", d.this);
+  const name = el("span", "device-label", d.label ?? "unnamed device");
+  const id = el("span", "device-id", d.id);
+  const head = el("div", "device-head");
+  head.append(name, id);
+  if (d.this) head.append(el("span", "device-this", "this device"));
+  const when = new Date(d.remembered).toISOString().slice(0, 16).replace("T", " ");
+  const last = el("div", "device-last", `${d.last}; remembered ${when} UTC`);
+  li.append(head, last);
+  if (!d.this) {
+    const forget = el("button", "device-forget", "Forget");
+    forget.type = "button";
+    forget.addEventListener("click", () => {
+      // Asked first: forgetting signs that device out for good.
+      const ask = el("span", "device-confirm", `Forget ${d.label ?? d.id}? It is signed out for good. `);
+      const yes = el("button", "device-yes", "Forget it");
+      const no = el("button", "device-no", "Keep it");
+      yes.type = no.type = "button";
+      yes.addEventListener("click", () => {
+        if (!client) return;
+        client.forget_device(d.id, now());
+        // Answered in order: the list asked after the forget no longer holds it.
+        client.list_devices(now());
+        pump();
+      });
+      no.addEventListener("click", () => ask.replaceWith(forget));
+      ask.append(yes, no);
+      forget.replaceWith(ask);
+    });
+    li.append(forget);
+  }
+  return li;
+}
+
+function renderDevices() {
+  const list = client.devices_view();
+  if (!list) return;
+  ui.devicesTitle.textContent =
+    list.length === 1 ? "1 remembered device" : `${list.length} remembered devices`;
+  ui.devicesList.replaceChildren(...list.map(deviceEl));
+}
+
+ui.devicesOpen.addEventListener("click", openDevices);
+ui.devicesClose.addEventListener("click", () => { ui.devicesPanel.hidden = true; });
 
 ui.signOut.addEventListener("click", () => {
   if (!client) return;
@@ -1534,6 +1611,7 @@ function start(nick, how = "guest", secret = "", remember = false) {
 
 // The client is made: the page follows it.
 function started() {
+  client.set_device_label(deviceLabel());
   try {
     localStorage.setItem("natter.nick", client.me());
   } catch {

@@ -2194,3 +2194,172 @@ async fn away_scenario(
     assert_eq!(errors, json!([]), "the page logged errors");
     bridge
 }
+
+/// The devices panel, in Chromium: the page registers remembered (labelled as the browser it
+/// is), another device of the account says "natter on laptop" and signs in remembered over
+/// natter's protocol; the panel (opened from the account area) lists both with their labels,
+/// last use, door and address, marks this one, and has a Forget button on the other only,
+/// which asks first ("Keep it" keeps it); forgotten, the other device is signed out and
+/// closed and the list, asked again, holds this page alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devices_panel_lists_labelled_devices_and_forgets_another() {
+    with_browser(natter_server::ServerConfig::local_test(), devices_scenario).await;
+}
+
+/// The devices panel's rows: (id, label, last use in words, this device, has a Forget button).
+async fn device_rows(b: &Browser) -> Vec<(String, String, String, bool, bool)> {
+    let rows = js(
+        b,
+        "return [...document.querySelectorAll('#devices-list .device')].map(d => [\
+           d.dataset.id, d.querySelector('.device-label').textContent, \
+           d.querySelector('.device-last').textContent, \
+           d.querySelector('.device-this') !== null, \
+           d.querySelector('.device-forget') !== null]);",
+    )
+    .await;
+    rows.as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| {
+            let s = |i: usize| r[i].as_str().unwrap_or_default().to_owned();
+            (s(0), s(1), s(2), r[3] == json!(true), r[4] == json!(true))
+        })
+        .collect()
+}
+
+async fn devices_scenario(
+    browser: Browser,
+    server_addr: SocketAddr,
+    bridge: natter_bridge::Bridge,
+    _www: PathBuf,
+) -> natter_bridge::Bridge {
+    use natter_core::types::DeviceLabel;
+    use natter_core::wire::{
+        ClientMsg, FrameDecoder, MAGIC, PROTOCOL_VERSION, Proof, RememberedDevice, ServerMsg,
+        decode_payload, encode_frame,
+    };
+    use tokio::io::AsyncReadExt;
+    let b = &browser;
+    let page = format!("http://{}/", bridge.local_addr());
+    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
+    wait_for!(
+        "the page to be signed in as rosa",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    // Signed in: the account area shows the Devices button.
+    assert!(
+        !js(b, "return document.getElementById('devices-open').hidden;")
+            .await
+            .as_bool()
+            .unwrap_or(true)
+    );
+
+    // The laptop: natter's protocol, labelled, remembered.
+    let mut laptop = TcpStream::connect(server_addr).await.expect("connect");
+    let mut out = MAGIC.to_vec();
+    for m in [
+        ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            nick: natter_core::Nick::new("laptop").unwrap(),
+            resume: None,
+        },
+        ClientMsg::ThisDevice {
+            label: DeviceLabel::new("natter on laptop").unwrap(),
+        },
+        ClientMsg::SignIn {
+            account: natter_core::Nick::new("rosa").unwrap(),
+            proof: Proof::Password(natter_core::Password("correct horse battery".into())),
+            remember: true,
+        },
+    ] {
+        out.extend_from_slice(&encode_frame(&m).unwrap());
+    }
+    laptop.write_all(&out).await.expect("write");
+    let mut dec = FrameDecoder::new();
+    let mut buf = [0u8; 8192];
+    let key = timeout(STEP, async {
+        loop {
+            while let Some(p) = dec.next_frame().unwrap() {
+                if let Ok(ServerMsg::SignedIn { key: Some(k), .. }) = decode_payload(&p) {
+                    return k;
+                }
+            }
+            let n = laptop.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the laptop was closed before signing in");
+            dec.extend(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the laptop signed in with a key");
+    let laptop_id = RememberedDevice::id_words(RememberedDevice::id_of(key.id()));
+
+    click(b, "#devices-open").await;
+    let rows = wait_for!("both devices in the panel", STEP, {
+        let rows = device_rows(b).await;
+        (rows.len() == 2).then_some(rows)
+    });
+    let (this, other) = (&rows[0], &rows[1]);
+    assert!(this.3 && !this.4, "this page: marked, no Forget: {rows:?}");
+    assert!(
+        this.1.ends_with(" on Linux") && this.1 != "unnamed device",
+        "the page's label names the browser and system: {rows:?}"
+    );
+    assert!(
+        this.2.contains("through the page from 127.0.0.1"),
+        "{rows:?}"
+    );
+    assert_eq!(other.0, laptop_id);
+    assert_eq!(other.1, "natter on laptop");
+    assert!(!other.3 && other.4, "the laptop: a Forget button: {rows:?}");
+    assert!(
+        other.2.contains("through the natter client from 127.0.0.1"),
+        "{rows:?}"
+    );
+    assert_eq!(text_of(b, "#devices-title").await, "2 remembered devices");
+    screenshot(b, "devices.png").await;
+
+    // Forget asks first; "Keep it" keeps it.
+    let forget = format!("#devices-list .device[data-id='{laptop_id}'] .device-forget");
+    click(b, &forget).await;
+    let ask = text_of(b, "#devices-list .device-confirm").await;
+    assert!(ask.contains("Forget natter on laptop?"), "{ask:?}");
+    click(b, "#devices-list .device-no").await;
+    assert_eq!(device_rows(b).await.len(), 2);
+    click(b, &forget).await;
+    click(b, "#devices-list .device-yes").await;
+    wait_for!("the list to hold this page alone", STEP, {
+        let rows = device_rows(b).await;
+        (rows.len() == 1 && rows[0].3).then_some(())
+    });
+    assert_eq!(text_of(b, "#devices-title").await, "1 remembered device");
+    // The laptop was signed out and closed.
+    let closed = timeout(STEP, async {
+        loop {
+            match laptop.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the forgotten laptop is closed");
+    // Closing the panel hides it; the conversation said what the forget did.
+    click(b, "#devices-close").await;
+    assert!(
+        js(b, "return document.getElementById('devices-panel').hidden;")
+            .await
+            .as_bool()
+            .unwrap_or(false)
+    );
+    wait_for!(
+        "the forget's words in the conversation",
+        STEP,
+        log_of(b, "#lobby")
+            .await
+            .iter()
+            .any(|l| l.contains(&format!("device {laptop_id} is forgotten")))
+            .then_some(())
+    );
+    bridge
+}

@@ -2388,3 +2388,43 @@ fn history_replayed_after_a_join_leaves_its_member_list_as_the_server_said() {
     );
     assert_eq!(names(&c), ["bob", "me"]);
 }
+
+/// The TUI's and the page's `/devices` answer (the chat model's lines): each device with its
+/// label quoted after its id, one without a label as before, in the open conversation.
+#[test]
+fn the_device_list_shows_each_devices_label_in_the_open_conversation() {
+    use crate::types::DeviceLabel;
+    use crate::wire::RememberedDevice;
+    let mut c = chat_in(&["#a"]);
+    let device = |id, label: Option<&str>, this| RememberedDevice {
+        id,
+        remembered: T0,
+        used: None,
+        this,
+        label: label.map(|l| DeviceLabel::new(l).unwrap()),
+    };
+    c.handle_event(
+        &Event::Devices(vec![
+            device(0x0a0b_0c0d, Some("Chromium on Linux"), true),
+            device(0xff, None, false),
+        ]),
+        T0,
+    );
+    let notices: Vec<String> = kinds(&c, &rid("#a"))
+        .into_iter()
+        .filter_map(|k| match k {
+            LineKind::Notice(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let n = notices.len();
+    assert!(n >= 3, "{notices:?}");
+    assert!(
+        notices[n - 2].starts_with("0a0b0c0d \"Chromium on Linux\" (this device): remembered "),
+        "{notices:?}"
+    );
+    assert!(
+        notices[n - 1].starts_with("000000ff: remembered "),
+        "{notices:?}"
+    );
+}

@@ -31,7 +31,7 @@ use crate::limits::{
 };
 use crate::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, Write};
 use crate::time::Millis;
-use crate::types::{ConnId, DeviceKey, Nick, Password, RoomName, Seq, Text};
+use crate::types::{ConnId, DeviceKey, DeviceLabel, Nick, Password, RoomName, Seq, Text};
 use crate::wire::{DeviceUse, ErrorKind, Proof, Re, RememberedDevice, ServerMsg};
 use core::hash::Hash;
 use core::net::IpAddr;
@@ -308,6 +308,13 @@ pub(crate) struct Accounts {
     /// Device key id → (folded account name, the key as kept: the hash of its secret, when
     /// it was issued and last used).
     keys: HashMap<u64, (String, KeyRecord)>,
+    /// Device key id → what its device is called (`/devices`), for the keys that have a label
+    /// (one of [`Accounts::keys`] each: it goes with its key, [`Accounts::drop_key`]). Kept
+    /// apart from the key records, which a cluster's accounts carry without labels.
+    labels: FxHashMap<u64, DeviceLabel>,
+    /// Connections that said what their device is called ([`ClientMsg::ThisDevice`]): the
+    /// label a key issued to them gets. Gone with the connection.
+    asked_labels: FxHashMap<ConnId, DeviceLabel>,
     work: VecDeque<Work>,
     pending: FxHashMap<WorkId, Pending>,
     next_work: u64,
@@ -371,6 +378,8 @@ impl Default for Accounts {
         Accounts {
             by_name: HashMap::new(),
             keys: HashMap::new(),
+            labels: FxHashMap::default(),
+            asked_labels: FxHashMap::default(),
             work: VecDeque::new(),
             pending: FxHashMap::default(),
             next_work: 1,
@@ -392,6 +401,12 @@ impl Default for Accounts {
 }
 
 impl Accounts {
+    /// Forgets device key `id`, and its label.
+    fn drop_key(&mut self, id: u64) {
+        self.keys.remove(&id);
+        self.labels.remove(&id);
+    }
+
     /// The user of the account named `folded`, while it has one.
     pub(super) fn user_of_account(&self, folded: &str) -> Option<UserId> {
         self.by_name.get(folded).and_then(|a| a.user)
@@ -581,7 +596,7 @@ impl Hub {
                             .get(&id)
                             .is_some_and(|(owner, _)| *owner == folded)
                         {
-                            self.accounts.keys.remove(&id);
+                            self.accounts.drop_key(id);
                         }
                     }
                 }
@@ -907,6 +922,7 @@ impl Hub {
                         remembered: k.created,
                         used: k.used.clone(),
                         this: Some(k.id) == this,
+                        label: self.accounts.labels.get(&k.id).cloned(),
                     })
                     .collect()
             })
@@ -984,8 +1000,56 @@ impl Hub {
 
     /// `/devices` in a cluster: refused in words (a device's last use is not kept in the
     /// cluster's accounts).
+    /// What this connection's device is called ([`ClientMsg::ThisDevice`]): the label of a
+    /// device key issued to it from now on. A key it holds already keeps its own.
+    pub(super) fn this_device(&mut self, conn: ConnId, label: DeviceLabel) {
+        debug!(conn = %conn, label = %label, "device label");
+        self.accounts.asked_labels.insert(conn, label);
+    }
+
+    /// `/devices name ID LABEL`: the remembered device `id` ([`RememberedDevice::id`]), this
+    /// one too, is called `label` from now on.
+    pub(super) fn name_device(&mut self, conn: ConnId, id: u32, label: DeviceLabel) {
+        let Some(account) = self.account_of_conn(conn) else {
+            return self.not_signed_in(conn);
+        };
+        if self.cluster.is_some() {
+            return self.devices_not_in_cluster(conn);
+        }
+        let words = RememberedDevice::id_words(id);
+        let found = self.accounts.by_name.get(&account).and_then(|a| {
+            let key = a.keys.iter().find(|k| RememberedDevice::id_of(**k) == id)?;
+            Some((*key, a.name.clone()))
+        });
+        let Some((key, name)) = found else {
+            let detail = format!("you have no remembered device {words} (/devices lists them)");
+            return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+        };
+        info!(conn = %conn, %account, device = %words, label = %label, "remembered device named");
+        let said = format!("device {words} is called {label} now");
+        self.accounts.labels.insert(key, label.clone());
+        self.record(Write::KeyLabel {
+            account: name,
+            id: key,
+            label,
+        });
+        if let Ok(text) = Text::new(&said) {
+            self.reply(conn, Reply::Msg(ServerMsg::Done(text)));
+        }
+    }
+
+    /// Device keys' labels as stored, at start-up (with [`Hub::restore`], after the accounts):
+    /// a label of a key no account holds is left out.
+    pub(super) fn load_device_labels(&mut self, labels: Vec<(u64, DeviceLabel)>) {
+        for (id, label) in labels {
+            if self.accounts.keys.contains_key(&id) {
+                self.accounts.labels.insert(id, label);
+            }
+        }
+    }
+
     fn devices_not_in_cluster(&mut self, conn: ConnId) {
-        let detail = "remembered devices cannot be listed or forgotten on a cluster yet: \
+        let detail = "remembered devices cannot be listed, named or forgotten on a cluster yet: \
                       /password forgets every remembered device"
             .to_owned();
         self.error(conn, ErrorKind::Unavailable, Re::Conn, detail);
@@ -1200,7 +1264,7 @@ impl Hub {
         let signed_as = name.clone();
         info!(conn = %conn, account = %name, "signed in");
         let key = if remember {
-            Some(self.new_key(account, conn, now))
+            Some(self.new_key(account, conn, None, now))
         } else {
             None
         };
@@ -1524,8 +1588,12 @@ impl Hub {
         a.hash = hash.clone();
         let name = a.name.clone();
         let keys: Vec<u64> = a.keys.drain(..).collect();
+        // This device's label goes to its new key (below), whatever its connection said.
+        let mine_label = self
+            .key_of_conn(conn)
+            .and_then(|id| self.accounts.labels.get(&id).cloned());
         for id in keys {
-            self.accounts.keys.remove(&id);
+            self.accounts.drop_key(id);
         }
         self.account_write(
             &name,
@@ -1552,7 +1620,7 @@ impl Hub {
         self.end_sessions(account, mine, now);
         info!(conn = %conn, account = %name, "password changed");
         if let Some(did) = mine.filter(|_| remembered) {
-            let key = self.new_key(account, conn, now);
+            let key = self.new_key(account, conn, mine_label, now);
             if let Some(d) = self.devices.get_mut(&did) {
                 d.set_key(Some(key.id()));
             }
@@ -1674,8 +1742,16 @@ impl Hub {
         bool::from(kept.hash.0.ct_eq(&shown.0)).then(|| owner.clone())
     }
 
-    /// A new device key for `account`, given to `conn`'s device (its first use).
-    fn new_key(&mut self, account: &str, conn: ConnId, now: Millis) -> DeviceKey {
+    /// A new device key for `account`, given to `conn`'s device (its first use), labelled
+    /// `label` (the label of the key it replaces), else as the connection said
+    /// ([`ClientMsg::ThisDevice`]).
+    fn new_key(
+        &mut self,
+        account: &str,
+        conn: ConnId,
+        label: Option<DeviceLabel>,
+        now: Millis,
+    ) -> DeviceKey {
         // Its short id (`/devices`) is unique among the account's keys too, so that
         // `/devices forget ID` names one device.
         let taken: FxHashSet<u32> = self
@@ -1712,6 +1788,7 @@ impl Hub {
         self.accounts
             .keys
             .insert(rec.id, (account.to_owned(), rec.clone()));
+        let id = rec.id;
         self.account_write(
             &name,
             Write::AddKey {
@@ -1719,6 +1796,19 @@ impl Hub {
                 key: rec,
             },
         );
+        // A cluster keeps no labels (its accounts carry keys without them: `/devices` is
+        // refused there).
+        let label = label.or_else(|| self.accounts.asked_labels.get(&conn).cloned());
+        if self.cluster.is_none()
+            && let Some(label) = label
+        {
+            self.accounts.labels.insert(id, label.clone());
+            self.record(Write::KeyLabel {
+                account: name,
+                id,
+                label,
+            });
+        }
         if let Some(old) = oldest {
             self.revoke_key(account, old);
         }
@@ -1726,7 +1816,7 @@ impl Hub {
     }
 
     fn revoke_key(&mut self, account: &str, id: u64) {
-        self.accounts.keys.remove(&id);
+        self.accounts.drop_key(id);
         let mut name = None;
         if let Some(a) = self.accounts.by_name.get_mut(account) {
             a.keys.retain(|k| *k != id);
@@ -2228,7 +2318,7 @@ impl Hub {
             .held_bytes
             .saturating_sub(a.held.iter().map(held_cost).sum());
         for id in a.keys {
-            self.accounts.keys.remove(&id);
+            self.accounts.drop_key(id);
         }
         if let Some(uid) = a.user
             && let Some(u) = self.users.get_mut(&uid)
@@ -2257,6 +2347,7 @@ impl Hub {
     pub(super) fn forget_account_work(&mut self, conn: ConnId) {
         self.accounts.busy.remove(&conn);
         self.accounts.preauth.remove(&conn);
+        self.accounts.asked_labels.remove(&conn);
     }
 }
 
@@ -2475,6 +2566,7 @@ impl Hub {
         if let Some(a) = self.accounts.by_name.get(&folded) {
             for id in a.keys.iter().filter(|id| !ids.contains(id)) {
                 self.accounts.keys.remove(id);
+                self.accounts.labels.remove(id);
             }
         }
         for k in &keys {

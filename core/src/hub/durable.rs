@@ -641,6 +641,7 @@ impl Hub {
         self.server_bans = loaded.server_bans;
         // Accounts before sessions: an always-on account's user is there for its devices.
         self.load_accounts(loaded.accounts);
+        self.load_device_labels(loaded.device_labels);
         for s in loaded.sessions {
             if self.tokens.contains_key(&self.devices, s.token_id) {
                 continue;

@@ -4477,6 +4477,7 @@ fn loaded_from(
         accounts: Vec::new(),
         policies: Vec::new(),
         server_bans: Vec::new(),
+        device_labels: Vec::new(),
     }
 }
 

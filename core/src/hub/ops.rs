@@ -379,6 +379,8 @@ impl Hub {
             ClientMsg::SignOut => self.sign_out(conn, now),
             ClientMsg::Devices => self.list_devices(conn),
             ClientMsg::ForgetDevice { id } => self.forget_remembered(conn, id, now),
+            ClientMsg::ThisDevice { label } => self.this_device(conn, label),
+            ClientMsg::NameDevice { id, label } => self.name_device(conn, id, label),
             ClientMsg::ChangePassword { old, new } => self.change_password(conn, old, new, now),
             ClientMsg::Read { room, seq } => self.read_marker(conn, room, seq),
             ClientMsg::JoinKey { room, key } => self.join_keyed(conn, room, Some(&key), now),

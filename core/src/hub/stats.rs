@@ -140,7 +140,9 @@ impl MsgKind {
             | ClientMsg::SignOut
             | ClientMsg::ChangePassword { .. }
             | ClientMsg::Devices
-            | ClientMsg::ForgetDevice { .. } => MsgKind::Account,
+            | ClientMsg::ForgetDevice { .. }
+            | ClientMsg::ThisDevice { .. }
+            | ClientMsg::NameDevice { .. } => MsgKind::Account,
             ClientMsg::Read { .. } => MsgKind::Read,
             ClientMsg::Moderate { .. } | ClientMsg::Admin(_) => MsgKind::Moderate,
             ClientMsg::Hello { .. } | ClientMsg::Forwarded { .. } => return None,

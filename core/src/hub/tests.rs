@@ -4122,8 +4122,12 @@ mod durable {
     pub(super) fn stored(t: &T) -> Loaded {
         let mut rooms: HashMap<RoomName, LoadedRoom> = HashMap::new();
         let mut sessions = HashMap::new();
+        let mut labels = HashMap::new();
         for w in t.batches.iter().flat_map(|b| b.writes.iter()) {
             match w {
+                Write::KeyLabel { id, label, .. } => {
+                    labels.insert(*id, label.clone());
+                }
                 Write::Event(ev) => {
                     let r = rooms.entry(ev.room.clone()).or_insert_with(|| LoadedRoom {
                         name: ev.room.clone(),
@@ -4160,6 +4164,7 @@ mod durable {
             accounts: Vec::new(),
             policies: Vec::new(),
             server_bans: Vec::new(),
+            device_labels: labels.into_iter().collect(),
         }
     }
 
@@ -6941,6 +6946,7 @@ mod accounts {
                 }],
                 policies: Vec::new(),
                 server_bans: Vec::new(),
+                device_labels: Vec::new(),
             },
             t2.now,
         );
@@ -7342,6 +7348,212 @@ mod accounts {
         assert!(!resumed(&got), "{got:?}");
     }
 
+    /// A device key is labelled as its connection said ([`ClientMsg::ThisDevice`]) before it
+    /// was issued; every device of the account sees the labels and renames any device
+    /// (`NameDevice`); the labels are stored and a restarted hub lists them; a password change
+    /// gives the changing device a new key with its label; a client of 12 gets the list
+    /// without labels, in version 12's bytes.
+    #[test]
+    fn remembered_devices_have_labels_every_device_sees_and_renames() {
+        use crate::persist::Write;
+        use crate::types::DeviceLabel;
+        use crate::wire::{DeviceUse, RememberedDevice};
+        let label = |s: &str| DeviceLabel::new(s).unwrap();
+        let labels = |list: &[RememberedDevice]| -> Vec<Option<String>> {
+            list.iter()
+                .map(|d| d.label.as_ref().map(|l| l.as_str().to_owned()))
+                .collect()
+        };
+        let cfg = Config {
+            durable: true,
+            ..config()
+        };
+        let mut t = T::with(cfg.clone());
+        // Registered by a client that said no label (one of 12, say).
+        let (a, key_a) = registered(&mut t, "alice");
+        let p = page(&mut t, "198.51.100.7", "p");
+        t.send(
+            p,
+            &ClientMsg::ThisDevice {
+                label: label("Chromium on Linux"),
+            },
+        );
+        assert!(t.recv(p).is_empty(), "not answered");
+        let key_p = key_in(&sign_in(&mut t, p, "alice", Proof::Password(pw(PW)), true));
+        t.recv(a);
+        t.send(a, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(a));
+        assert_eq!(labels(&list), [None, Some("Chromium on Linux".into())]);
+        assert!(list[0].this && !list[1].this);
+
+        // a names itself; a label said once a key is held renames nothing.
+        let (id_a, id_p) = (
+            RememberedDevice::id_of(key_a.id()),
+            RememberedDevice::id_of(key_p.id()),
+        );
+        t.send(
+            a,
+            &ClientMsg::NameDevice {
+                id: id_a,
+                label: label("natter on laptop"),
+            },
+        );
+        let got = t.recv(a);
+        let words = format!(
+            "device {} is called natter on laptop now",
+            RememberedDevice::id_words(id_a)
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Done(w) if w.as_str() == words)),
+            "{got:?}"
+        );
+        t.send(
+            p,
+            &ClientMsg::ThisDevice {
+                label: label("something else"),
+            },
+        );
+        t.send(p, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(p));
+        assert_eq!(
+            labels(&list),
+            [
+                Some("natter on laptop".into()),
+                Some("Chromium on Linux".into())
+            ]
+        );
+        assert!(!list[0].this && list[1].this);
+        // An id the account has not, and a guest, are refused; nothing is written for them.
+        let unknown = id_a.wrapping_add(1).max(id_p.wrapping_add(1));
+        t.send(
+            a,
+            &ClientMsg::NameDevice {
+                id: unknown,
+                label: label("x"),
+            },
+        );
+        let got = t.recv(a);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Invalid]);
+        assert!(
+            error_detail(&got).contains("no remembered device"),
+            "{got:?}"
+        );
+        let g = t.bin("g");
+        t.send(
+            g,
+            &ClientMsg::NameDevice {
+                id: id_a,
+                label: label("mine now"),
+            },
+        );
+        assert_eq!(error_kinds(&t.recv(g)), vec![ErrorKind::NotSignedIn]);
+        t.pump();
+        let written: Vec<(u64, String)> = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                Write::KeyLabel { id, label, .. } => Some((*id, label.as_str().to_owned())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            written,
+            [
+                (key_p.id(), "Chromium on Linux".to_owned()),
+                (key_a.id(), "natter on laptop".to_owned())
+            ]
+        );
+
+        // A client of 12 signed in to the account: the same list, without the labels, in
+        // version 12's bytes (it could not decode the field).
+        let old = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(old, &MAGIC);
+        t.send(
+            old,
+            &ClientMsg::Hello {
+                version: 12,
+                nick: nick("old"),
+                resume: None,
+            },
+        );
+        sign_in(&mut t, old, "alice", Proof::Password(pw(PW)), false);
+        t.send(old, &ClientMsg::Devices);
+        let bytes = t.inbox.remove(&old).unwrap_or_default();
+        let mut d = crate::wire::FrameDecoder::default();
+        d.extend(&bytes);
+        type V12 = (u32, Vec<(u32, Millis, Option<DeviceUse>, bool)>);
+        let p = d.next_frame().unwrap().expect("the list");
+        let (index, devices): V12 = decode_payload(&p).unwrap();
+        assert_eq!(index, 35);
+        assert_eq!(
+            devices.iter().map(|d| d.0).collect::<Vec<_>>(),
+            [id_a, id_p]
+        );
+
+        // kill -9, and a new hub from the store: the labels come back with the keys.
+        let mut loaded = super::durable::stored(&t);
+        let mut alice: Option<crate::persist::LoadedAccount> = None;
+        for w in t.batches.iter().flat_map(|b| b.writes.iter()) {
+            match (w, alice.as_mut()) {
+                (Write::Account(record), None) => {
+                    alice = Some(crate::persist::LoadedAccount {
+                        record: record.clone(),
+                        rooms: Vec::new(),
+                        read: Vec::new(),
+                        keys: Vec::new(),
+                        held: Vec::new(),
+                    });
+                }
+                (w, Some(a)) => {
+                    a.apply(w);
+                }
+                _ => {}
+            }
+        }
+        loaded.accounts = alice.into_iter().collect();
+        // A label of a key no account holds is not taken.
+        loaded.device_labels.push((7, label("stale")));
+        let mut t = T::with(cfg);
+        t.hub.restore(loaded, t.now);
+        let a = t.bin("a");
+        let got = sign_in(&mut t, a, "alice", Proof::Key(key_a), false);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        t.send(a, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(a));
+        assert_eq!(
+            labels(&list),
+            [
+                Some("natter on laptop".into()),
+                Some("Chromium on Linux".into())
+            ]
+        );
+        // A password change: a's new key keeps a's label (not a label a connection said).
+        t.send(
+            a,
+            &ClientMsg::ThisDevice {
+                label: label("said later"),
+            },
+        );
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        let new_key = key_in(&t.recv(a));
+        t.send(a, &ClientMsg::Devices);
+        let list = devices_in(&t.recv(a));
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0].id, RememberedDevice::id_of(new_key.id()));
+        assert_eq!(labels(&list), [Some("natter on laptop".into())]);
+    }
+
     /// nc: `/devices` and `/devices forget ID` as typed, answered in `-- ` lines.
     #[test]
     fn nc_lists_and_forgets_remembered_devices() {
@@ -7378,6 +7590,29 @@ mod accounts {
         let lines = t.lines(c);
         assert!(
             lines.iter().any(|l| l.contains("/devices forget ID")),
+            "{lines:?}"
+        );
+        // Named as typed (the label cleaned), and listed so; a bad id is refused in words.
+        t.line(c, &format!("/devices name {id} old \u{202E}laptop"));
+        let lines = t.lines(c);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == &format!("-- device {id} is called old \u{FFFD}laptop now")),
+            "{lines:?}"
+        );
+        t.line(c, "/devices");
+        let lines = t.lines(c);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("-- {id} \"old \u{FFFD}laptop\": remembered "))),
+            "{lines:?}"
+        );
+        t.line(c, "/devices name zz laptop");
+        let lines = t.lines(c);
+        assert!(
+            lines.iter().any(|l| l.contains("/devices name ID label")),
             "{lines:?}"
         );
         t.line(c, &format!("/devices forget {}", id.to_uppercase()));
@@ -7468,6 +7703,7 @@ mod accounts {
                 }],
                 policies: Vec::new(),
                 server_bans: Vec::new(),
+                device_labels: Vec::new(),
             },
             t2.now,
         );

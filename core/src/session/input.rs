@@ -8,10 +8,10 @@ use super::{About, ChatKind, Event, Session, Target};
 use crate::command::{self, Command, Input};
 use crate::limits::{HISTORY_LINES_DEFAULT, MAX_ROOMS_PER_USER};
 use crate::render::count;
-use crate::types::{MsgId, Nick, RoomName, Seq, Text};
+use crate::types::{DeviceLabel, MsgId, Nick, RoomName, Seq, Text};
 use crate::wire::{
-    AWAY_VERSION, ClientMsg, DEVICES_VERSION, DirectMsg, NOTICE_VERSION, Proof,
-    TOPIC_CLEAR_VERSION, WHOIS_VERSION,
+    AWAY_VERSION, ClientMsg, DEVICE_LABEL_VERSION, DEVICES_VERSION, DirectMsg, NOTICE_VERSION,
+    Proof, TOPIC_CLEAR_VERSION, WHOIS_VERSION,
 };
 
 /// What a command that needs a room does in one, and what to type for it in a direct
@@ -100,6 +100,7 @@ impl Session {
                         | Command::Logout
                         | Command::Devices
                         | Command::ForgetDevice(_)
+                        | Command::NameDevice(..)
                         | Command::ChangePassword { .. }
                         | Command::Admin(_)
                         | Command::Moderate { .. }
@@ -208,6 +209,7 @@ impl Session {
             Command::Whois(nick) => self.whois(nick),
             Command::Devices => self.devices(ClientMsg::Devices),
             Command::ForgetDevice(id) => self.devices(ClientMsg::ForgetDevice { id }),
+            Command::NameDevice(id, label) => self.name_device(id, label),
             Command::Rooms => self.send_or_defer(ClientMsg::Rooms),
             Command::Topic { room, topic } => {
                 let about = if topic.is_some() { SET_TOPIC } else { TOPIC };
@@ -474,7 +476,7 @@ impl Session {
     /// `/devices` and `/devices forget ID`: asked of a server of [`DEVICES_VERSION`] or later
     /// (an older one cannot decode them and would close the connection), refused in words
     /// otherwise, and while not connected (the server's version is not known yet).
-    fn devices(&mut self, msg: ClientMsg) {
+    pub(super) fn devices(&mut self, msg: ClientMsg) {
         if !self.link.is_welcomed() {
             return self.error(About::Input, "not connected; /devices again once connected");
         }
@@ -489,6 +491,21 @@ impl Session {
             _ => {
                 self.pace(msg);
             }
+        }
+    }
+
+    /// `/devices name ID LABEL`: asked of a server of [`DEVICE_LABEL_VERSION`] or later (an
+    /// older one cannot decode it and would close the connection), refused in words otherwise.
+    fn name_device(&mut self, id: u32, label: DeviceLabel) {
+        match self.handshake.version {
+            Some(v) if self.link.is_welcomed() && v < DEVICE_LABEL_VERSION => self.error(
+                About::Input,
+                format!(
+                    "this server is too old to name devices: it speaks natter protocol version \
+                     {v}, and /devices name needs version {DEVICE_LABEL_VERSION}"
+                ),
+            ),
+            _ => self.devices(ClientMsg::NameDevice { id, label }),
         }
     }
 

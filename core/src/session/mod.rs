@@ -79,7 +79,9 @@ pub use event::{About, ChatKind, ConnState, Event, Target};
 
 use crate::limits::{MAX_DETAIL_CHARS, MAX_FRAME, MAX_QUEUED_EVENTS};
 use crate::time::Millis;
-use crate::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text, sanitize};
+use crate::types::{
+    DeviceKey, DeviceLabel, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text, sanitize,
+};
 use crate::wire::{
     self, ClientMsg, Limits, ModAction, PROTOCOL_VERSION, Proof, Resume, ServerMsg, WireError,
 };
@@ -245,6 +247,9 @@ pub struct Session {
     /// A typed command went out since the last barrier passed: its answer (a `/who`'s list, a
     /// refused `/kick`) has no acknowledgement to wait for. See [`Session::answered_in_turn`].
     commanded: bool,
+    /// What this device is called ([`Session::set_device_label`]): said after each welcome
+    /// of a server that takes it, so that a device key issued to it is labelled.
+    device_label: Option<DeviceLabel>,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
 }
@@ -286,6 +291,7 @@ impl Session {
             barrier: Barrier::Unasked,
             barriers: 0,
             commanded: false,
+            device_label: None,
             now,
         };
         s.start_connect(now);
@@ -858,6 +864,30 @@ impl Session {
         if let Phase::Waiting { .. } = self.link.phase() {
             self.start_connect(now);
         }
+    }
+
+    /// Asks for the account's remembered devices (`/devices`): [`Event::Devices`] brings them;
+    /// an [`Event::Error`] about [`About::Input`] says why not (not connected, a server too old).
+    pub fn list_devices(&mut self, now: Millis) {
+        self.tick(now);
+        self.devices(ClientMsg::Devices);
+    }
+
+    /// Forgets the account's remembered device `id` (`/devices forget ID`): answered with a
+    /// line of what it did ([`Event::Done`]), or an error.
+    pub fn forget_device(&mut self, id: u32, now: Millis) {
+        self.tick(now);
+        self.devices(ClientMsg::ForgetDevice { id });
+    }
+
+    /// What this device is called (`natter on laptop`, `Chromium on Linux`): a device key the
+    /// server issues to it (a sign-in or registration with `remember`) gets this label, which
+    /// `/devices` shows on the account's devices. Said after each welcome of a server of
+    /// [`wire::DEVICE_LABEL_VERSION`] or later (an older one keeps no labels and could not
+    /// decode it), before any sign-in; a key held already keeps its own label (`/devices name`
+    /// changes it). `None` (the default) says nothing.
+    pub fn set_device_label(&mut self, label: Option<DeviceLabel>) {
+        self.device_label = label;
     }
 
     /// The driver holds `count` addresses of equivalent servers (nodes of one cluster), in the

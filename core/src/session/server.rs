@@ -11,7 +11,8 @@ use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use crate::wire::{
-    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re, RoomEvent, ServerMsg,
+    ClientMsg, DEVICE_LABEL_VERSION, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re,
+    RoomEvent, ServerMsg,
 };
 
 impl Session {
@@ -313,6 +314,14 @@ impl Session {
             resumed,
             signing_in: sign_in.as_ref().and(self.account.asked_for().cloned()),
         });
+        if let Some(label) = self.device_label.clone().filter(|_| {
+            self.handshake
+                .version
+                .is_some_and(|v| v >= DEVICE_LABEL_VERSION)
+        }) {
+            // Before any sign-in, which may ask for a key to label.
+            self.pace(ClientMsg::ThisDevice { label });
+        }
         if let Some(msg) = sign_in {
             self.pace(msg);
         } else if !resumed && asked.folded() != nick.folded() {

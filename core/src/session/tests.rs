@@ -5335,6 +5335,7 @@ fn devices_are_asked_of_a_server_that_knows_them() {
         remembered: crate::time::Millis(0),
         used: None,
         this: true,
+        label: None,
     }];
     t.recv(ServerMsg::Devices {
         devices: devices.clone(),
@@ -5344,9 +5345,94 @@ fn devices_are_asked_of_a_server_that_knows_them() {
     assert_eq!(
         lines,
         [
-            "-- 1 remembered device (/devices forget ID signs one out for good):",
+            "-- 1 remembered device (/devices name ID label names one, /devices forget ID signs one out for good):",
             "-- 0a0b0c0d (this device): remembered 1970-01-01 00:00 UTC, last sign-in not recorded"
         ]
+    );
+}
+
+/// A session given a device label says it after each welcome of a server of 13 or later,
+/// before the sign-in that may ask for a key, and never to an older server (which could not
+/// decode it); `/devices name` goes to a server of 13 only, and the labels come back in the
+/// list's lines.
+#[test]
+fn a_device_label_is_said_before_the_sign_in_to_a_server_that_keeps_it() {
+    use crate::types::DeviceLabel;
+    let label = DeviceLabel::new("natter on laptop").unwrap();
+    for (version, says) in [(12, false), (13, true)] {
+        let mut t = T::new(Transport::Stream);
+        t.s.set_device_label(Some(label.clone()));
+        t.s.sign_in(nick("alice"), Proof::Password(pw("secret")), true, t.now);
+        t.events();
+        t.s.handle_connected(t.now);
+        t.welcome_at(version, 1, false);
+        let sent = t.drain_paced();
+        let this = ClientMsg::ThisDevice {
+            label: label.clone(),
+        };
+        let first_sign_in = sent
+            .iter()
+            .position(|m| matches!(m, ClientMsg::SignIn { remember: true, .. }))
+            .expect("a sign-in");
+        match sent.iter().position(|m| *m == this) {
+            Some(i) => assert!(says && i < first_sign_in, "version {version}: {sent:?}"),
+            None => assert!(!says, "version {version}: {sent:?}"),
+        }
+        t.joined("#lobby", 1);
+        t.drain_paced();
+        t.events();
+        t.s.handle_input("/devices name 0a0b0c0d work  laptop", t.now);
+        if says {
+            assert_eq!(
+                t.drain_paced(),
+                [ClientMsg::NameDevice {
+                    id: 0x0a0b_0c0d,
+                    label: DeviceLabel::new("work laptop").unwrap(),
+                }]
+            );
+        } else {
+            let errs = errors(&t.events());
+            assert!(
+                errs.len() == 1 && errs[0].contains("needs version 13"),
+                "{errs:?}"
+            );
+            assert!(t.drain_paced().is_empty());
+        }
+    }
+    // A front-end's panel asks without typing: the same messages as `/devices`.
+    let mut t = T::ready(Transport::Stream);
+    t.drain_paced();
+    t.s.list_devices(t.now);
+    t.s.forget_device(0x0a0b_0c0d, t.now);
+    assert_eq!(
+        t.drain_paced(),
+        [
+            ClientMsg::Devices,
+            ClientMsg::ForgetDevice { id: 0x0a0b_0c0d }
+        ]
+    );
+    // A resumed welcome is a new connection: the label is said again.
+    let mut t = T::ready(Transport::Stream);
+    t.s.set_device_label(Some(label.clone()));
+    t.drain_paced();
+    t.s.handle_disconnected("gone", t.now);
+    t.run_to_deadline();
+    t.s.handle_connected(t.now);
+    t.welcome_at(13, 2, true);
+    assert!(t.drain_paced().contains(&ClientMsg::ThisDevice {
+        label: label.clone()
+    }));
+    let devices = vec![crate::wire::RememberedDevice {
+        id: 0x0a0b_0c0d,
+        remembered: Millis(0),
+        used: None,
+        this: false,
+        label: Some(label),
+    }];
+    let lines = crate::render::session_lines(&Event::Devices(devices), &nick("alice"));
+    assert_eq!(
+        lines[1],
+        "-- 0a0b0c0d \"natter on laptop\": remembered 1970-01-01 00:00 UTC, last sign-in not recorded"
     );
 }
 

@@ -11,7 +11,7 @@ use crate::config::LOCK_FILE;
 use crate::{Batch, Config, OpenError, ReadError, WriteError};
 use natter_core::accounts::PasswordHash;
 use natter_core::persist::{AccountRecord, HeldDirect, KeyRecord, LoadedAccount, Write};
-use natter_core::types::{InvalidName, MsgId, Text};
+use natter_core::types::{DeviceLabel, InvalidName, MsgId, Text};
 use natter_core::wire::DirectMsg;
 use natter_core::wire::{DeviceDoor, DeviceUse};
 use natter_core::{Millis, Nick, RoomName, Seq};
@@ -104,6 +104,11 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
             )
             .and_then(|mut st| st.execute(params![key_id(*id), at, door, address]))
             .map_err(sql)?;
+        }
+        Write::KeyLabel { id, label, .. } => {
+            tx.prepare_cached("UPDATE device_keys SET label = ?2 WHERE id = ?1")
+                .and_then(|mut st| st.execute(params![key_id(*id), label.as_str()]))
+                .map_err(sql)?;
         }
         Write::RevokeKeys { account } => {
             tx.prepare_cached("DELETE FROM device_keys WHERE account = ?1")
@@ -199,6 +204,28 @@ fn door_of(word: &str) -> Option<DeviceDoor> {
 /// A device key's id as stored: all 64 bits, as SQLite's signed integer.
 fn key_id(id: u64) -> i64 {
     i64::from_ne_bytes(id.to_ne_bytes())
+}
+
+/// Every device key's label (what [`Reader::load`] returns as `device_labels`), by key id. A
+/// label that does not read as one (only a hand edit makes one) is left out: it only informs.
+///
+/// [`Reader::load`]: super::read::Reader::load
+pub(super) fn labels(conn: &Connection) -> Result<Vec<(u64, DeviceLabel)>, ReadError> {
+    let sql = ReadError::from_sqlite;
+    let mut st = conn
+        .prepare("SELECT id, label FROM device_keys WHERE label IS NOT NULL ORDER BY id")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .map_err(sql)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, label) = row.map_err(sql)?;
+        if let Ok(label) = DeviceLabel::new(&label) {
+            out.push((u64::from_ne_bytes(id.to_ne_bytes()), label));
+        }
+    }
+    Ok(out)
 }
 
 fn corrupt(detail: impl Into<String>) -> ReadError {

@@ -133,6 +133,7 @@ impl Reader {
             accounts,
             policies: super::policies::load(&tx)?,
             server_bans: super::policies::server_bans(&tx)?,
+            device_labels: super::accounts::labels(&tx)?,
         })
     }
 

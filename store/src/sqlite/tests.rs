@@ -736,6 +736,73 @@ mod accounts {
         assert_eq!(keys[1], added);
     }
 
+    /// Step 18 on a store made by schema 17: its device keys come through unlabelled, a label
+    /// written after reads back (the last one given), a label of a key not kept stays unkept,
+    /// and a label goes with its key.
+    #[test]
+    fn a_schema_17_store_gains_device_labels() {
+        use natter_core::types::DeviceLabel;
+        let label = |s: &str| DeviceLabel::new(s).unwrap();
+        let labels = |store: &SqliteStore| {
+            let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+            loaded
+                .device_labels
+                .into_iter()
+                .map(|(id, l)| (id, l.as_str().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new(dir.path());
+        let mut store = SqliteStore::open(&config).unwrap();
+        two_accounts(&mut store);
+        let alice_keys = accounts(&store).remove(0).keys;
+        assert!(alice_keys.len() >= 2, "{alice_keys:?}");
+        let (k1, k2) = (alice_keys[0].id, alice_keys[1].id);
+        let named = |id, s: &str| Write::KeyLabel {
+            account: nick("alice"),
+            id,
+            label: label(s),
+        };
+        write(&mut store, vec![named(k1, "natter on laptop")]).unwrap();
+        assert_eq!(labels(&store), [(k1, "natter on laptop".to_owned())]);
+        drop(store);
+        // The same store as schema 17 made it: no label column.
+        rusqlite::Connection::open(dir.path().join("natter.db"))
+            .unwrap()
+            .execute_batch(&back_to_schema(17))
+            .unwrap();
+        let mut store = SqliteStore::open(&config).unwrap();
+        let version: u32 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(accounts(&store)[0].keys, alice_keys);
+        assert!(labels(&store).is_empty());
+        write(
+            &mut store,
+            vec![
+                named(k2, "Chromium on Linux"),
+                named(k1, "old name"),
+                named(k1, "work laptop"),
+                // A key no longer kept stays unkept.
+                named(0x5eed, "nobody's"),
+            ],
+        )
+        .unwrap();
+        let mut got = labels(&store);
+        got.sort();
+        let mut want = vec![
+            (k1, "work laptop".to_owned()),
+            (k2, "Chromium on Linux".to_owned()),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        write(&mut store, vec![Write::RevokeKey { id: k1 }]).unwrap();
+        assert_eq!(labels(&store), [(k2, "Chromium on Linux".to_owned())]);
+        assert_eq!(accounts(&store)[0].keys.len(), alice_keys.len() - 1);
+    }
+
     #[test]
     fn a_read_marker_only_moves_forward() {
         let dir = tempfile::tempdir().unwrap();
@@ -2254,6 +2321,7 @@ const ADDED_COLUMNS: &[(u32, &str, &str)] = &[
     (16, "device_keys", "door"),
     (16, "device_keys", "address"),
     (17, "sessions", "device_key"),
+    (18, "device_keys", "label"),
 ];
 
 /// SQL that takes the columns of a store back to schema `version` (dropping what later steps

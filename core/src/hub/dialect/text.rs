@@ -300,6 +300,7 @@ impl Dialect for Text {
                 Command::Logout => ClientMsg::SignOut,
                 Command::Devices => ClientMsg::Devices,
                 Command::ForgetDevice(id) => ClientMsg::ForgetDevice { id },
+                Command::NameDevice(id, label) => ClientMsg::NameDevice { id, label },
                 Command::ChangePassword { old, new } => ClientMsg::ChangePassword { old, new },
                 Command::JoinKey { room, key } => ClientMsg::JoinKey { room, key },
                 Command::Admin(action) => ClientMsg::Admin(action),
