@@ -2521,6 +2521,10 @@ impl Hub {
         a.hash = record.hash;
         a.keys = ids;
         a.rooms = rooms;
+        if password_changed {
+            // Nobody proved the new password from here (see `password_changed`).
+            self.accounts.known.forget(&folded);
+        }
         let mut moved = Vec::new();
         for (room, seq) in read {
             let marker = a.read.entry(room.clone()).or_insert(Seq(0));
