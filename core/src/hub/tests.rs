@@ -6272,6 +6272,35 @@ mod accounts {
         assert!(error_detail(&got).contains("address"), "{got:?}");
     }
 
+    /// An account the operator removes forgets its known addresses: whoever registers the
+    /// name next proved nothing anywhere, and the address the old owner used waits for it as
+    /// for any account (SECURITY.md's claim, which no test held).
+    #[test]
+    fn a_removed_account_forgets_its_known_addresses() {
+        let mut t = T::with(Config {
+            flood_burst: 100,
+            ..config()
+        });
+        let lab = ip("203.0.113.9");
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let (c, _, _) = t.bin_from(lab, "c");
+        let got = sign_in(&mut t, c, "alice", Proof::Password(pw(PW)), false);
+        assert!(signed_in(&got), "{got:?}");
+        t.send(c, &ClientMsg::Quit { reason: None });
+        t.hub.load_accounts(Vec::new());
+        let (b, _) = registered(&mut t, "alice");
+        t.send(b, &ClientMsg::Quit { reason: None });
+        let (g, _, _) = t.bin_from(lab, "g");
+        for j in 0..11 {
+            let name = format!("user{j}");
+            sign_in(&mut t, g, &name, Proof::Password(pw(PW)), false);
+        }
+        let got = sign_in(&mut t, g, "alice", Proof::Password(pw(PW)), false);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::Throttled], "{got:?}");
+        assert!(error_detail(&got).contains("address"), "{got:?}");
+    }
+
     /// Throttling tells nothing either: wrong passwords for an account that does not exist
     /// are throttled exactly like those for one that does (else the fifth try's answer said
     /// which names are accounts).
