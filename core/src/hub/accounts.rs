@@ -637,6 +637,8 @@ impl Hub {
         for name in reset {
             info!(account = %name, "password set by the operator: the account's sessions end");
             self.end_sessions(&name, None, self.now);
+            // Nobody proved the new password anywhere yet (see `password_changed`).
+            self.accounts.known.forget(&name);
         }
     }
 
@@ -1618,6 +1620,15 @@ impl Hub {
             .and_then(Device::key)
             .is_some();
         self.end_sessions(account, mine, now);
+        // The addresses the old password (or a key now revoked) was proved from stop being
+        // known, all but this one's, which proved it just now: a password is changed because
+        // the old one got out, and whoever signed in with it was else spared its address's
+        // waits at the account for 30 days more (its guesses logged `known=true`, which the
+        // fail2ban filter leaves out).
+        self.accounts.known.forget(account);
+        if let Some(ip) = self.throttle_addr(conn) {
+            self.accounts.known.note(account, ip, now);
+        }
         info!(conn = %conn, account = %name, "password changed");
         if let Some(did) = mine.filter(|_| remembered) {
             let key = self.new_key(account, conn, mine_label, now);
@@ -2602,6 +2613,10 @@ impl Hub {
         a.hash = record.hash;
         a.keys = ids;
         a.rooms = rooms;
+        if password_changed {
+            // Nobody proved the new password from here (see `password_changed`).
+            self.accounts.known.forget(&folded);
+        }
         let mut moved = Vec::new();
         for (room, seq) in read {
             let marker = a.read.entry(room.clone()).or_insert(Seq(0));

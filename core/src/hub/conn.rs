@@ -492,6 +492,12 @@ pub(crate) struct Rare {
     /// [`MAX_ROOMS_PER_USER`](crate::limits::MAX_ROOMS_PER_USER): a join of one again
     /// replays only what came after what it was sent (see [`Conn::left_seen`]).
     parted: Vec<Parted>,
+    /// Rooms it is in where it was told lines were not delivered to it (a gap marker; IRC's
+    /// `*** N message(s)` notice), by the first seq told of, for a client that keeps its
+    /// windows: a part records what it was sent from just before there, so that a join again
+    /// replays the lines it never got (see [`Conn::left_seen`]). At most one per room it is in;
+    /// taken at its part.
+    told_gaps: BTreeMap<RoomName, Seq>,
 }
 
 /// What a connection had been sent of a room when it left it: the room's events up to `seen`,
@@ -653,6 +659,26 @@ impl Conn {
             seen,
             made,
         });
+    }
+
+    /// The connection was told that `first` of `room` and some after it were not delivered to
+    /// it (a gap marker): kept for its part, if its client keeps the window (see
+    /// [`Rare::told_gaps`]).
+    pub(crate) fn gap_told(&mut self, room: &RoomName, first: Seq) {
+        if !self.dialect().is_some_and(|d| d.replays_since_own_quit()) {
+            return;
+        }
+        self.rare_mut()
+            .told_gaps
+            .entry(room.clone())
+            .and_modify(|f| *f = (*f).min(first))
+            .or_insert(first);
+    }
+
+    /// The first seq of `room` it was told was not delivered to it, while in it (see
+    /// [`Conn::gap_told`]), taken.
+    pub(crate) fn take_gap_told(&mut self, room: &RoomName) -> Option<Seq> {
+        self.rare_mut_if_any()?.told_gaps.remove(room)
     }
 
     /// The event `seq` of `room`, the one after what the connection was sent when it left

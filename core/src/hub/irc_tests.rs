@@ -34,6 +34,9 @@ struct Net {
     /// Reads wait here (unanswered) while this is on; `answer_held` answers them.
     hold_reads: bool,
     held: Vec<(crate::persist::QueryId, crate::persist::HistoryQuery)>,
+    /// Connections that read nothing meanwhile: the bytes polled for them, not yet written
+    /// (`unstall` writes them).
+    stalled: HashMap<ConnId, usize>,
 }
 
 impl Net {
@@ -63,6 +66,20 @@ impl Net {
             writes_fail: false,
             hold_reads: false,
             held: Vec::new(),
+            stalled: HashMap::new(),
+        }
+    }
+
+    /// `c` reads nothing until [`Net::unstall`]: its output backs up in the hub.
+    fn stall(&mut self, c: ConnId) {
+        self.stalled.insert(c, 0);
+    }
+
+    /// `c` reads again: what was polled for it is written, and the hub goes on.
+    fn unstall(&mut self, c: ConnId) {
+        if let Some(n) = self.stalled.remove(&c) {
+            self.hub.handle_written(c, n, self.now);
+            self.pump();
         }
     }
 
@@ -114,7 +131,10 @@ impl Net {
                 .entry(t.conn)
                 .or_default()
                 .extend_from_slice(&t.concat());
-            self.hub.handle_written(t.conn, t.len(), self.now);
+            match self.stalled.get_mut(&t.conn) {
+                Some(n) => *n += t.len(),
+                None => self.hub.handle_written(t.conn, t.len(), self.now),
+            }
         }
         while let Some(e) = self.hub.poll_event() {
             self.events.push(e);
@@ -1431,6 +1451,44 @@ fn a_client_back_after_quitting_is_replayed_only_what_it_missed() {
     let l = n.lines(other);
     for said in ["seen by lounge", "said to lounge live", "missed while away"] {
         assert!(find(&l, said).contains("PRIVMSG #h"), "{l:?}");
+    }
+}
+
+#[test]
+fn lines_a_slow_reader_was_told_it_missed_come_when_it_parts_and_joins_again() {
+    // A connection that read too slowly was told `*** N message(s) here were not delivered`;
+    // a part and a join again is how an IRC user gets the room's recent lines: those it missed
+    // come then, though the notice was sent before the part (the ircx merge replayed only
+    // what came after the part, and they were never seen).
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        outbound_max_msgs: 40,
+        flood_burst: 1000,
+        ..Config::default()
+    });
+    let caps = ["server-time", "batch", "message-tags"];
+    let talker = n.client("talker", &caps);
+    n.send(talker, &["JOIN #h"]);
+    let wee = n.client("wee", &caps);
+    n.send(wee, &["JOIN #h"]);
+    n.lines(wee);
+    n.stall(wee);
+    for i in 0..50 {
+        n.send(talker, &[&format!("PRIVMSG #h :line {i}")]);
+    }
+    n.unstall(wee);
+    let l = n.lines(wee);
+    assert!(find(&l, "not delivered").contains("NOTICE #h"), "{l:?}");
+    let live = privmsg_texts(&l);
+    assert!(live.len() < 50, "{l:?}");
+    n.send(wee, &["PART #h", "JOIN #h"]);
+    let again = privmsg_texts(&n.lines(wee));
+    for i in 0..50 {
+        let line = format!("line {i}");
+        assert!(
+            live.contains(&line) || again.contains(&line),
+            "{line} never seen: live {live:?}, again {again:?}"
+        );
     }
 }
 

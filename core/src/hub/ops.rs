@@ -850,9 +850,11 @@ impl Hub {
                 }
                 // A client that keeps the window (WeeChat keeps a parted channel's buffer)
                 // has what it was sent: up to the room's latest event, or to the first it
-                // missed (it read too slowly; the gap's notice said so).
+                // missed (it read too slowly; the gap's notice said so, or is still owed).
+                let told = c.take_gap_told(&room);
                 if c.dialect().is_some_and(|d| d.replays_since_own_quit()) {
-                    let seen = gap.map_or(last, |(first, _)| Seq(first.0.saturating_sub(1)));
+                    let missed = gap.map(|(first, _)| first).into_iter().chain(told).min();
+                    let seen = missed.map_or(last, |first| Seq(first.0.saturating_sub(1)));
                     c.left_seen(&room, seen, made);
                 }
                 note = c.dialect_mut().and_then(|d| d.left(&room, next.as_ref()));

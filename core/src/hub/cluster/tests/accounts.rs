@@ -1106,3 +1106,57 @@ fn remembered_devices_are_refused_in_words_in_a_cluster() {
     let got = net.recv(1, b);
     assert_eq!(signed_in(&got).map(|s| s.0), Some(nick("alice")), "{got:?}");
 }
+
+/// A password changed on another node makes the addresses the old one was proved from here
+/// strangers again, as a change on this node does: else whoever signed in here with a stolen
+/// password stayed spared its address's waits at the account (its guesses at the new one
+/// logged `known=true`, which the fail2ban filter leaves out).
+#[test]
+fn a_password_changed_on_another_node_forgets_the_addresses_known_here() {
+    let den = "203.0.113.66";
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    assert!(signed_in(&net.recv(0, a)).is_some());
+    ask(&mut net, 0, a, &ClientMsg::Quit { reason: None });
+    // The intruder signs in on node 0 with the stolen password.
+    let i = super::rooms::hello_on(&mut net, 0, "i", den);
+    net.welcomed(0, i);
+    sign_in(&mut net, 0, i, "alice", Proof::Password(pw(PW)));
+    assert!(signed_in(&net.recv(0, i)).is_some());
+    ask(&mut net, 0, i, &ClientMsg::Quit { reason: None });
+    // Its owner changes it on node 1.
+    let (o, _) = guest(&mut net, 1, "o");
+    sign_in(&mut net, 1, o, "alice", Proof::Password(pw(PW)));
+    assert!(signed_in(&net.recv(1, o)).is_some());
+    let change = ClientMsg::ChangePassword {
+        old: pw(PW),
+        new: pw("battery staple"),
+    };
+    ask(&mut net, 1, o, &change);
+    assert!(net.recv(1, o).contains(&ServerMsg::PasswordChanged));
+    // The den in its address's waits (guesses at names known nowhere): a try at alice from
+    // there waits with them.
+    let g = super::rooms::hello_on(&mut net, 0, "g", den);
+    net.welcomed(0, g);
+    // Slowly enough for flood control: 12 failures, the last starting a 2 s wait.
+    let tick = |net: &mut Net| {
+        net.now = net.now + Millis(1_500);
+        let now = net.now;
+        for n in &mut net.nodes {
+            n.hub.handle_timeout(now);
+        }
+        settle(net);
+    };
+    for j in 0..12 {
+        tick(&mut net);
+        sign_in(&mut net, 0, g, &format!("user{j}"), Proof::Password(pw(PW)));
+    }
+    net.recv(0, g);
+    tick(&mut net);
+    sign_in(&mut net, 0, g, "alice", Proof::Password(pw("guess")));
+    let got = net.recv(0, g);
+    let (kind, detail) = error(&got).unwrap_or_else(|| panic!("refused: {got:?}"));
+    assert_eq!(kind, ErrorKind::Throttled, "{detail}");
+    assert!(detail.contains("address"), "{detail}");
+}
