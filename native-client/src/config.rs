@@ -10,13 +10,11 @@
 //! rooms = ["#lobby", "#rust"]
 //! bell = false   # no terminal bell on mentions and direct messages
 //! password_file = "~/.config/natter/password"   # for --login without a prompt
-//! device_label = "work laptop"   # what /devices calls this device (default: natter on HOSTNAME)
 //! ```
 
 use crate::driver::ServerAddr;
 use natter_core::Nick;
 use natter_core::limits::MAX_NICK_LEN;
-use natter_core::types::DeviceLabel;
 use serde::Deserialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -46,9 +44,6 @@ pub struct FileConfig {
     /// `--login`: read the password from this file (its first line) instead of asking. A
     /// leading `~/` is the home directory.
     pub password_file: Option<PathBuf>,
-    /// What `/devices` calls this device when the server remembers it (default
-    /// [`default_device_label`]).
-    pub device_label: Option<String>,
 }
 
 /// The config file's `server`: one string (which may hold several addresses, comma-separated)
@@ -170,41 +165,6 @@ pub fn default_nick() -> Nick {
         })
 }
 
-/// The label this device gives itself when none is set: `natter on HOSTNAME` (cut to the
-/// label limit), or `natter` where the host has no name to tell.
-pub fn default_device_label(hostname: Option<&str>) -> DeviceLabel {
-    let named = hostname
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .and_then(|h| DeviceLabel::cut(&format!("natter on {h}")));
-    // Cannot fail: "natter" is a valid label.
-    named.unwrap_or_else(|| DeviceLabel::new("natter").expect("natter is a valid label"))
-}
-
-/// This machine's name, if it has one that reads as text.
-pub fn hostname() -> Option<String> {
-    #[cfg(unix)]
-    {
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-    }
-    #[cfg(not(unix))]
-    {
-        std::env::var("COMPUTERNAME").ok()
-    }
-}
-
-/// The device label to use: the flag's, else the config file's, else
-/// [`default_device_label`] of this machine's name. A set label that is not one (blank, too
-/// long) is refused in words.
-pub fn device_label(flag: Option<&str>, file: Option<&str>) -> Result<DeviceLabel, String> {
-    match flag.or(file) {
-        Some(set) => DeviceLabel::new(set).map_err(|e| format!("bad device label {set:?}: {e}")),
-        None => Ok(default_device_label(hostname().as_deref())),
-    }
-}
-
 /// Parses server addresses: each item one address or several comma-separated (`a,b:8001`), as
 /// [`parse_server`] reads them; the order is kept and repeats are dropped. None is an error.
 pub fn parse_servers<S: AsRef<str>>(items: &[S]) -> Result<Vec<ServerAddr>, ConfigError> {
@@ -287,43 +247,6 @@ pub fn parse_server(s: &str) -> Result<ServerAddr, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The device label is `natter on HOSTNAME` unless set (the flag over the file), cleaned
-    /// and bounded; a long hostname is cut, a set label too long is refused.
-    #[test]
-    fn the_device_label_is_natter_on_the_hostname_unless_set() {
-        let label = |h: Option<&str>| default_device_label(h).as_str().to_owned();
-        assert_eq!(label(Some("laptop")), "natter on laptop");
-        assert_eq!(label(Some(" box\n")), "natter on box");
-        assert_eq!(label(Some("")), "natter");
-        assert_eq!(label(None), "natter");
-        let long = "h".repeat(200);
-        let cut = label(Some(&long));
-        assert!(cut.starts_with("natter on hhh"), "{cut}");
-        assert_eq!(cut.len(), natter_core::limits::MAX_DEVICE_LABEL_BYTES);
-        // This machine's own name, as the client sends it.
-        let here = device_label(None, None).unwrap();
-        assert_eq!(here, default_device_label(hostname().as_deref()));
-        assert!(here.as_str().starts_with("natter"), "{here}");
-        assert_eq!(
-            device_label(Some("work  laptop"), Some("from file"))
-                .unwrap()
-                .as_str(),
-            "work laptop"
-        );
-        assert_eq!(
-            device_label(None, Some("from file")).unwrap().as_str(),
-            "from file"
-        );
-        let err = device_label(Some(&"x".repeat(65)), None).unwrap_err();
-        assert!(
-            err.contains("bad device label") && err.contains("64"),
-            "{err}"
-        );
-        assert!(device_label(Some("  "), None).is_err());
-        let file = parse("device_label = \"phone\"").unwrap();
-        assert_eq!(file.device_label.as_deref(), Some("phone"));
-    }
 
     fn addr(host: &str, port: u16) -> ServerAddr {
         ServerAddr {

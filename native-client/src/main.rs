@@ -66,7 +66,7 @@ at once; after a whole round fails it waits (backoff) before the next. A connect
 server answered tries the same address first.
 
 Config file: ~/.config/natter/config.toml (or --config) with server (one address, several
-comma-separated, or a list), nick, rooms, bell, password_file and device_label.";
+comma-separated, or a list), nick, rooms, bell and password_file.";
 
 /// natter: chat in shared rooms.
 #[derive(Debug, Parser)]
@@ -88,10 +88,6 @@ struct Args {
     /// password_file, or asked on the terminal).
     #[arg(long)]
     login: bool,
-    /// What /devices calls this device when the server remembers it (default: the config
-    /// file's device_label, else "natter on HOSTNAME").
-    #[arg(long, value_name = "LABEL")]
-    device_label: Option<String>,
     /// Use line mode even on a terminal.
     #[arg(long)]
     lines: bool,
@@ -210,9 +206,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         clock::now(),
     );
-    let label = config::device_label(args.device_label.as_deref(), file.device_label.as_deref())
-        .map_err(|e| anyhow::anyhow!(e))?;
-    session.set_device_label(Some(label));
     if let Some(password) = password {
         // Sent right after the welcome, before the rooms are asked for.
         session.sign_in(account, Proof::Password(password), false, clock::now());

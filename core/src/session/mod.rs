@@ -882,10 +882,10 @@ impl Session {
 
     /// What this device is called (`natter on laptop`, `Chromium on Linux`): a device key the
     /// server issues to it (a sign-in or registration with `remember`) gets this label, which
-    /// `/devices` shows on the account's devices. Said after each welcome of a server of
-    /// [`wire::DEVICE_LABEL_VERSION`] or later (an older one keeps no labels and could not
-    /// decode it), before any sign-in; a key held already keeps its own label (`/devices name`
-    /// changes it). `None` (the default) says nothing.
+    /// `/devices` shows on the account's devices. Said just before each sign-in or registration
+    /// that asks for a key, to a server of [`wire::DEVICE_LABEL_VERSION`] or later (an older one
+    /// keeps no labels and could not decode it); a key held already keeps its own label
+    /// (`/devices name` changes it). `None` (the default) says nothing.
     pub fn set_device_label(&mut self, label: Option<DeviceLabel>) {
         self.device_label = label;
     }
@@ -939,8 +939,31 @@ impl Session {
         if let Some(msg) = msg
             && self.link.is_welcomed()
         {
-            self.pace(msg);
+            self.pace_account(msg);
         }
+    }
+
+    /// Sends a sign-in or registration; one that asks for a key is preceded by the device's
+    /// label ([`Session::set_device_label`]) to a server of [`wire::DEVICE_LABEL_VERSION`] or
+    /// later, so that the key gets it. Only then: the server keeps a connection's label while it
+    /// lasts, and one that asks for no key (the terminal client's sign-ins) would hold it for
+    /// nothing.
+    fn pace_account(&mut self, msg: ClientMsg) {
+        let asks_key = matches!(
+            msg,
+            ClientMsg::SignIn { remember: true, .. } | ClientMsg::Register { remember: true, .. }
+        );
+        let label = self.device_label.clone().filter(|_| {
+            asks_key
+                && self
+                    .handshake
+                    .version
+                    .is_some_and(|v| v >= wire::DEVICE_LABEL_VERSION)
+        });
+        if let Some(label) = label {
+            self.pace(ClientMsg::ThisDevice { label });
+        }
+        self.pace(msg);
     }
 
     fn tick(&mut self, now: Millis) {

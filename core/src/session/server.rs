@@ -11,8 +11,7 @@ use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use crate::wire::{
-    ClientMsg, DEVICE_LABEL_VERSION, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re,
-    RoomEvent, ServerMsg,
+    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re, RoomEvent, ServerMsg,
 };
 
 impl Session {
@@ -314,16 +313,8 @@ impl Session {
             resumed,
             signing_in: sign_in.as_ref().and(self.account.asked_for().cloned()),
         });
-        if let Some(label) = self.device_label.clone().filter(|_| {
-            self.handshake
-                .version
-                .is_some_and(|v| v >= DEVICE_LABEL_VERSION)
-        }) {
-            // Before any sign-in, which may ask for a key to label.
-            self.pace(ClientMsg::ThisDevice { label });
-        }
         if let Some(msg) = sign_in {
-            self.pace(msg);
+            self.pace_account(msg);
         } else if !resumed && asked.folded() != nick.folded() {
             // The server gave another nick than the one asked (someone has it, or it is an
             // account's) and says nothing of it: say why, and how to have it.

@@ -5411,17 +5411,33 @@ fn a_device_label_is_said_before_the_sign_in_to_a_server_that_keeps_it() {
             ClientMsg::ForgetDevice { id: 0x0a0b_0c0d }
         ]
     );
-    // A resumed welcome is a new connection: the label is said again.
+    // Only a sign-in that asks for a key says it (the server keeps a connection's label while
+    // it lasts): not one with a password alone (the terminal client's), not a resume.
     let mut t = T::ready(Transport::Stream);
     t.s.set_device_label(Some(label.clone()));
     t.drain_paced();
+    t.s.sign_in(nick("alice"), Proof::Password(pw("secret")), false, t.now);
+    let sent = t.drain_paced();
+    assert!(
+        matches!(
+            sent[..],
+            [ClientMsg::SignIn {
+                remember: false,
+                ..
+            }]
+        ),
+        "{sent:?}"
+    );
     t.s.handle_disconnected("gone", t.now);
     t.run_to_deadline();
     t.s.handle_connected(t.now);
     t.welcome_at(13, 2, true);
-    assert!(t.drain_paced().contains(&ClientMsg::ThisDevice {
-        label: label.clone()
-    }));
+    assert!(
+        !t.drain_paced()
+            .iter()
+            .any(|m| matches!(m, ClientMsg::ThisDevice { .. })),
+        "a resume asks for no key"
+    );
     let devices = vec![crate::wire::RememberedDevice {
         id: 0x0a0b_0c0d,
         remembered: Millis(0),
