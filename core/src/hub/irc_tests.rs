@@ -1726,6 +1726,13 @@ fn away_is_reported_in_whois_and_to_writers_and_notified_to_those_who_asked() {
         [":natter.irc 305 sleepy :You are no longer marked as being away"]
     );
     assert_eq!(n.lines(w), [":sleepy!sleepy@natter AWAY"]);
+    // Not away, AWAY again: 305 all the same (as other servers), and nobody is told.
+    n.send(a, &["AWAY"]);
+    assert_eq!(
+        n.lines(a),
+        [":natter.irc 305 sleepy :You are no longer marked as being away"]
+    );
+    assert!(n.lines(w).is_empty());
     // A long away message is cut to AWAYLEN.
     n.send(a, &[&format!("AWAY :{}", "z".repeat(400))]);
     n.lines(a);
