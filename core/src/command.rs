@@ -362,8 +362,9 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     })
 }
 
-/// One line that says what can be typed, for welcome banners.
-pub const HELP_LINE: &str = "Type to talk. Commands: /join #room, /part, /msg nick text, /me text, /notice #room|nick text, /nick name, /away text, /back, /who, /whois nick, /rooms, /topic text, /history, /search words, /register password, /login nick password, /logout, /devices, /password old new, /quit, /help, //text says /text; operators: /register #room, /op, /deop, /voice, /devoice, /kick, /ban, /unban, /bans, /mute, /unmute, /invite, /mode; admins: /kill, /wall, /gban, /gunban, /gbans, /takeover, /close";
+/// What follows the nick in the nc welcome: short, so a guest's welcome fits an 80-column
+/// terminal (`/help` lists every command).
+pub const HELP_LINE: &str = "Type to talk. /help lists commands; /quit leaves.";
 
 /// A remembered device's id as `/devices` shows it: 1 to 8 hex digits.
 fn device_id(id: &str) -> Option<u32> {
@@ -1644,7 +1645,6 @@ mod tests {
     fn help_covers_every_command() {
         for (u, _) in HELP {
             let name = u.split(' ').next().unwrap();
-            assert!(HELP_LINE.contains(name), "{name} missing from HELP_LINE");
             // Every listed command is known to the parser (it may want arguments).
             assert!(!matches!(parse(name), Err(CommandError::Unknown(_))));
         }

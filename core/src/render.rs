@@ -121,6 +121,9 @@ pub fn invited_words(room: &RoomName, by: &Nick) -> String {
     format!("{by} invites you to {room} (/join {room})")
 }
 
+/// The answer to `/away` alone or `/back` from someone who was not away.
+pub const NOT_AWAY: &str = "you were not away (nothing changed)";
+
 /// Someone's away ([`ServerMsg::Away`]): `you are away: lunch`, `you are back`, `bob is away:
 /// lunch`, `bob is back`.
 pub fn away_words(nick: &Nick, away: Option<&Text>, me: Option<&Nick>) -> String {

@@ -337,3 +337,45 @@ fn away_set_on_one_door_of_an_account_is_said_on_its_other_doors() {
         net.lines(n)
     );
 }
+
+/// `/away` alone or `/back` from someone who was not away says so, in line mode and on nc
+/// alike: it used to say "you are back (no longer away)", as if something had changed.
+/// Nobody else hears of it.
+#[test]
+fn back_when_not_away_says_nothing_changed() {
+    let mut net = Net::new(Config::default());
+    let a = net.add_session("alice", &["#lobby"]);
+    let b = net.add_session("bob", &["#lobby"]);
+    let t = net.add_text();
+    let said = |net: &mut Net, i: usize| printed(net, i).len();
+    let (a0, b0) = (said(&mut net, a), said(&mut net, b));
+
+    net.type_line(a, "/away");
+    let lines = printed(&mut net, a);
+    assert_eq!(
+        lines[a0..],
+        [format!("-- {}", natter_core::render::NOT_AWAY)],
+        "{lines:?}"
+    );
+    assert_eq!(
+        natter_core::render::NOT_AWAY,
+        "you were not away (nothing changed)"
+    );
+    net.type_line(t, "/back");
+    assert_eq!(
+        net.lines(t).last().map(String::as_str),
+        Some("-- you were not away (nothing changed)")
+    );
+    let lines = printed(&mut net, b);
+    assert!(lines[b0..].iter().all(|l| !l.contains("back")), "{lines:?}");
+
+    // Away and back again is said as before.
+    net.type_line(a, "/away lunch");
+    net.type_line(a, "/back");
+    let lines = printed(&mut net, a);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("-- you are back (no longer away)"),
+        "{lines:?}"
+    );
+}

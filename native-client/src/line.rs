@@ -15,6 +15,8 @@ use natter_core::command::{Command as CommandLine, Input};
 use natter_core::limits::MAX_LINE_BYTES;
 use natter_core::session::Session;
 use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -72,6 +74,10 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     // failure, unlike a rename nobody typed (a registered nick's owner signing in).
     let asked = AskedNicks::default();
     let asked_by_stdin = asked.clone();
+    // Set once the input said `/quit` or ended (line mode then says it): the close that
+    // follows is a goodbye, not a drop.
+    let quit_asked = Arc::new(AtomicBool::new(false));
+    let quit_by_stdin = quit_asked.clone();
 
     // A plain thread: a blocking read of stdin cannot be cancelled, and a tokio blocking task
     // would hold up the runtime's shutdown until the user pressed Enter. This thread simply
@@ -79,7 +85,12 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
-            read_stdin(std::io::stdin().lock(), &cmd_tx, &asked_by_stdin);
+            read_stdin(
+                std::io::stdin().lock(),
+                &cmd_tx,
+                &asked_by_stdin,
+                &quit_by_stdin,
+            );
             drop(input_end_tx);
         })
         .map_err(|e| tracing::error!(error = %e, "cannot start the stdin reader"))
@@ -89,7 +100,11 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     let mut refused = Refused::default();
     let mut news = LineNews::default();
     while let Some(ev) = ev_rx.recv().await {
-        let lines = news.lines(&ev, &me);
+        let lines = closing_lines(
+            &ev,
+            news.lines(&ev, &me),
+            quit_asked.load(Ordering::Relaxed),
+        );
         track_nick(&ev, &mut me);
         refused.note(&ev, &asked);
         if write_lines(&mut out, &lines).await.is_err() {
@@ -182,6 +197,26 @@ impl Refused {
     }
 }
 
+/// What line mode prints for `ev` (`lines`, as the session's events are printed): the
+/// close after a quit the input asked for (`/quit`, or the end of input) is `-- goodbye`, as
+/// nc says it; any other close stays `-- disconnected`.
+fn closing_lines(
+    ev: &natter_core::session::Event,
+    mut lines: Vec<String>,
+    quit_asked: bool,
+) -> Vec<String> {
+    use natter_core::session::{ConnState, Event};
+    if quit_asked && matches!(ev, Event::State(ConnState::Closed)) {
+        let closed = natter_core::render::state_words(ConnState::Closed).map(|w| format!("-- {w}"));
+        for l in &mut lines {
+            if Some(&*l) == closed.as_ref() {
+                *l = "-- goodbye".to_owned();
+            }
+        }
+    }
+    lines
+}
+
 fn track_nick(ev: &natter_core::session::Event, me: &mut Nick) {
     use natter_core::session::Event;
     match ev {
@@ -205,7 +240,12 @@ async fn write_lines(out: &mut tokio::io::Stdout, lines: &[String]) -> std::io::
 
 /// Reads lines and queues them as commands; returns (dropping the sender, which tells the
 /// driver input has ended) at end of input or when the driver is gone.
-fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>, asked: &AskedNicks) {
+fn read_stdin(
+    mut input: impl BufRead,
+    commands: &mpsc::Sender<Command>,
+    asked: &AskedNicks,
+    quit_asked: &AtomicBool,
+) {
     let mut buf = Vec::new();
     loop {
         let line = match read_line_bounded(&mut input, MAX_LINE_BYTES, &mut buf) {
@@ -214,16 +254,21 @@ fn read_stdin(mut input: impl BufRead, commands: &mpsc::Sender<Command>, asked: 
                 tell!("natter: skipped a line longer than {MAX_LINE_BYTES} bytes");
                 continue;
             }
-            Ok(None) => return,
+            Ok(None) => {
+                quit_asked.store(true, Ordering::Relaxed);
+                return;
+            }
             Err(e) => {
                 tell!("natter: cannot read stdin: {e}");
                 return;
             }
         };
-        if let Ok(Some(Input::Command(CommandLine::Nick(nick)))) =
-            natter_core::command::parse(&line)
-        {
-            asked.ask(&nick);
+        match natter_core::command::parse(&line) {
+            Ok(Some(Input::Command(CommandLine::Nick(nick)))) => asked.ask(&nick),
+            Ok(Some(Input::Command(CommandLine::Quit(_)))) => {
+                quit_asked.store(true, Ordering::Relaxed);
+            }
+            _ => {}
         }
         // No conversation is open in line mode: the session's default room (the one last
         // joined) takes chat, as a script expects.
@@ -305,6 +350,47 @@ mod tests {
             });
         }
         out
+    }
+
+    #[test]
+    fn a_quit_asked_for_closes_with_a_goodbye_and_a_drop_stays_disconnected() {
+        use natter_core::session::{ConnState, Event};
+        let closed = Event::State(ConnState::Closed);
+        let printed = |quit_asked| {
+            let lines = natter_core::render::session_lines(&closed, &Nick::new("me").unwrap());
+            closing_lines(&closed, lines, quit_asked)
+        };
+        assert_eq!(printed(true), ["-- goodbye"]);
+        assert_eq!(printed(false), ["-- disconnected"]);
+        // Other events are printed as they are, asked or not.
+        let said = vec!["-- you are now known as me".to_owned()];
+        let nick = Event::Nick(Nick::new("me").unwrap());
+        assert_eq!(closing_lines(&nick, said.clone(), true), said);
+    }
+
+    #[test]
+    fn the_input_saying_quit_or_ending_asks_for_the_quit() {
+        let read = |input: &'static [u8]| {
+            let (tx, mut rx) = mpsc::channel(8);
+            let quit = AtomicBool::new(false);
+            read_stdin(input, &tx, &AskedNicks::default(), &quit);
+            let mut typed = Vec::new();
+            while let Ok(Command::Input { line, .. }) = rx.try_recv() {
+                typed.push(line);
+            }
+            (typed, quit.load(Ordering::Relaxed))
+        };
+        assert_eq!(
+            read(b"hi\n/quit bye\n"),
+            (vec!["hi".into(), "/quit bye".into()], true)
+        );
+        assert_eq!(read(b"hi\n"), (vec!["hi".into()], true));
+        // A closed command queue (the driver gone) is no quit the input asked for.
+        let (tx, rx) = mpsc::channel(8);
+        drop(rx);
+        let quit = AtomicBool::new(false);
+        read_stdin(&b"hi\nmore\n"[..], &tx, &AskedNicks::default(), &quit);
+        assert!(!quit.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -119,6 +119,14 @@ async fn a_piped_client_sends_its_lines_and_exits_once_acknowledged() {
     );
     assert!(bot.seen.contains(&"[#lobby] <bot> second".to_owned()));
     assert!(bot.seen.contains(&"-> *alice* done".to_owned()));
+    // The end of its input was a quit it asked for: a goodbye, as nc says, not a drop.
+    assert_eq!(
+        bot.seen.last().map(String::as_str),
+        Some("-- goodbye"),
+        "{:#?}",
+        bot.seen
+    );
+    assert_eq!(bot.count("-- disconnected"), 0);
 
     alice.expect("[#lobby] <bot> first").await;
     alice.expect("[#lobby] <bot> second").await;
@@ -748,5 +756,20 @@ async fn a_refused_nick_change_makes_the_exit_status_1() {
     assert!(carol.exit_status().await.success(), "{:#?}", carol.seen);
     alice.close_stdin();
     assert!(alice.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// `/quit` typed says goodbye, as nc does (it said `-- disconnected`, as a drop does), and the
+/// client exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_typed_says_goodbye() {
+    let (server, addr) = server().await;
+    let mut alice = Client::start("alice", addr, &[]);
+    alice.expect("[#lobby] -- alice joined #lobby").await;
+    alice.send("/quit see you").await;
+    alice.expect("-- goodbye").await;
+    assert!(alice.exit_status().await.success());
+    alice.drain().await;
+    assert_eq!(alice.count("-- disconnected"), 0, "{:#?}", alice.seen);
     server.shutdown().await.expect("server shuts down");
 }

@@ -764,6 +764,72 @@ fn a_registration_pipelined_with_commands_in_one_read_works() {
     assert_eq!(said, [("bot".to_owned(), "build green".to_owned())]);
 }
 
+/// `HELP` (`/quote HELP`, WeeChat's `/quote help`) was `421 Unknown command`: it is answered
+/// as ergo and InspIRCd answer it, `704`, `705`s and `706`, with the commands natter takes;
+/// `HELP command` with a line for it, `524` for one natter does not take.
+#[test]
+fn help_lists_the_irc_commands_and_says_one() {
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("al");
+    n.settle(&[c]);
+    n.lines(c);
+    n.send(c, &["HELP"]);
+    let l = n.said(c);
+    let codes = numerics(&l);
+    assert_eq!(codes.first(), Some(&"704"), "{l:?}");
+    assert_eq!(codes.last(), Some(&"706"), "{l:?}");
+    assert!(
+        codes[1..codes.len() - 1].iter().all(|c| *c == "705"),
+        "{l:?}"
+    );
+    assert!(l[0].starts_with(":natter.irc 704 al * :"), "{l:?}");
+    let all = l.join("\n");
+    for cmd in [
+        "JOIN",
+        "PRIVMSG",
+        "CHATHISTORY",
+        "SEARCH",
+        "MONITOR",
+        "QUIT",
+        "HELP",
+    ] {
+        assert!(
+            l[1..]
+                .iter()
+                .any(|line| line.split([' ', ':']).any(|w| w == cmd)),
+            "{cmd} not listed: {all}"
+        );
+    }
+    assert!(l.iter().all(|line| line.len() <= 512), "{l:?}");
+
+    // One command, any case, with or without its slash.
+    for asked in ["HELP join", "HELPOP JOIN", "HELP /Join"] {
+        n.send(c, &[asked]);
+        let l = n.said(c);
+        assert_eq!(numerics(&l), ["704", "705", "706"], "{asked}: {l:?}");
+        assert!(
+            l[0].starts_with(":natter.irc 704 al JOIN :JOIN #channel"),
+            "{asked}: {l:?}"
+        );
+        assert!(l[1].contains("join channels"), "{l:?}");
+    }
+    n.send(c, &["HELP FROBNICATE"]);
+    assert_eq!(
+        n.said(c),
+        [":natter.irc 524 al FROBNICATE :No help available on this topic"]
+    );
+    // A labeled HELP comes in one batch.
+    let b = n.client("bo", &["batch", "labeled-response"]);
+    n.send(b, &["@label=h1 HELP motd"]);
+    let l = n.lines(b);
+    assert_eq!(l.len(), 5, "{l:?}");
+    assert!(l[0].starts_with("@label=h1 :natter.irc BATCH +"), "{l:?}");
+    assert!(
+        l[2].ends_with(" 705 bo MOTD :the message of the day"),
+        "{l:?}"
+    );
+}
+
 #[test]
 fn an_irc_client_searches_history_with_natters_search_answered_as_notices() {
     // Until the thirty-third session `SEARCH` was `421 Unknown command`: IRC users had no way
@@ -1726,6 +1792,13 @@ fn away_is_reported_in_whois_and_to_writers_and_notified_to_those_who_asked() {
         [":natter.irc 305 sleepy :You are no longer marked as being away"]
     );
     assert_eq!(n.lines(w), [":sleepy!sleepy@natter AWAY"]);
+    // Not away, AWAY again: 305 all the same (as other servers), and nobody is told.
+    n.send(a, &["AWAY"]);
+    assert_eq!(
+        n.lines(a),
+        [":natter.irc 305 sleepy :You are no longer marked as being away"]
+    );
+    assert!(n.lines(w).is_empty());
     // A long away message is cut to AWAYLEN.
     n.send(a, &[&format!("AWAY :{}", "z".repeat(400))]);
     n.lines(a);

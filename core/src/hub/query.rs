@@ -345,6 +345,10 @@ pub(crate) enum Info {
     Motd(Option<super::config::Motd>),
     /// The asker is away now (`Some`: the message, as kept) or back.
     AwayNow(Option<Text>),
+    /// The asker said it is back (`/away` alone, `/back`) and was not away: nothing changed.
+    /// IRC hears `305` all the same; nc and natter's clients from [`crate::wire::DONE_VERSION`]
+    /// on hear [`crate::render::NOT_AWAY`], older ones [`Info::AwayNow`]`(None)`'s words.
+    NotAway,
     /// A co-member went away (`Some`: the message) or came back.
     Away {
         /// Who.
@@ -393,6 +397,7 @@ impl Info {
     pub(crate) fn away_msg(&self, me: Option<&Nick>) -> Option<ServerMsg> {
         let (nick, away) = match self {
             Info::AwayNow(away) => (me?.clone(), away.clone()),
+            Info::NotAway => (me?.clone(), None),
             Info::Away { nick, away } => (nick.clone(), away.clone()),
             Info::IsAway(p) => (p.nick.clone(), p.away.clone()),
             _ => return None,
@@ -1025,7 +1030,11 @@ impl Hub {
         u.set_away(away.clone());
         let nick = u.nick.clone();
         self.cluster_presence_changed(&nick);
-        self.reply(conn, Reply::Info(Info::AwayNow(away.clone())));
+        let answer = match (&away, changed) {
+            (None, false) => Info::NotAway,
+            _ => Info::AwayNow(away.clone()),
+        };
+        self.reply(conn, Reply::Info(answer));
         self.note_told_away(conn, away.is_some());
         if !changed {
             return;

@@ -393,7 +393,10 @@ fn text_welcome_autojoin_and_chat_without_echo() {
     let l = t.lines(c);
     let me = t.hub.nick(c).unwrap().to_string();
     assert!(me.starts_with("guest"));
-    assert!(l[0].contains("Welcome") && l[0].contains(&me) && l[0].contains(HELP_LINE));
+    assert_eq!(l[0], format!("Welcome to natter, {me}! {HELP_LINE}"));
+    // One line of an 80-column terminal, not a wall of every command (/help lists them).
+    assert!(l[0].starts_with(&format!("Welcome to natter, {me}! Type to talk.")));
+    assert!(l[0].len() <= 80 && l[0].contains("/help"), "{}", l[0]);
     assert_eq!(l[1], "-- you are in #lobby (nobody else is here yet)");
     assert!(t.hub.is_member(&nick(&me), &RoomName::lobby()));
 
@@ -11223,4 +11226,52 @@ fn tls_handshakes_count_as_connects_before_they_start_and_not_again_after() {
     for _ in 0..50 {
         assert_eq!(t.hub.may_handshake(LOCAL, t.now), Ok(()));
     }
+}
+
+/// A binary client that says it is back without being away hears `Done` ("you were not
+/// away") from version 10 on; a version-9 one hears what it always did (`Away` of itself,
+/// `None`), which it can decode. Nobody else hears anything either way.
+#[test]
+fn a_binary_back_when_not_away_is_done_from_version_10_and_away_before() {
+    let mut t = T::new();
+    let hello = |t: &mut T, version: u16, who: &str| {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(c, &MAGIC);
+        t.send(
+            c,
+            &ClientMsg::Hello {
+                version,
+                nick: nick(who),
+                resume: None,
+            },
+        );
+        t.recv(c);
+        c
+    };
+    let new = hello(&mut t, PROTOCOL_VERSION, "newer");
+    let old = hello(&mut t, 9, "older");
+    t.recv(new);
+    t.send(new, &ClientMsg::Away(None));
+    assert_eq!(
+        t.recv(new),
+        [ServerMsg::Done(text("you were not away (nothing changed)"))]
+    );
+    assert!(t.recv(old).is_empty());
+    t.send(old, &ClientMsg::Away(None));
+    assert_eq!(
+        t.recv(old),
+        [ServerMsg::Away {
+            nick: nick("older"),
+            away: None
+        }]
+    );
+    assert!(t.recv(new).is_empty());
+    // Away and back again: `Away` of itself, as before.
+    t.send(new, &ClientMsg::Away(Some(text("lunch"))));
+    t.recv(new);
+    t.send(new, &ClientMsg::Away(None));
+    assert!(t.recv(new).contains(&ServerMsg::Away {
+        nick: nick("newer"),
+        away: None
+    }));
 }

@@ -192,6 +192,15 @@ impl Dialect for Binary {
                 .map(ServerMsg::Done)
                 .filter(|msg| crate::wire::sent_to(msg, version))
                 .and_then(|msg| frame(&msg)),
+            // A "back" from someone who was not away says so from version 10 on (before, as
+            // any "back").
+            Reply::Info(crate::hub::query::Info::NotAway)
+                if version >= crate::wire::DONE_VERSION =>
+            {
+                crate::types::Text::new(crate::render::NOT_AWAY)
+                    .ok()
+                    .and_then(|t| frame(&ServerMsg::Done(t)))
+            }
             // Of the answers to other dialects' questions, away news has a message of its own
             // from version 8 on.
             Reply::Info(info) => info

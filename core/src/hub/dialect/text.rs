@@ -400,6 +400,9 @@ impl Dialect for Text {
             },
             Reply::Own(bytes) => Some(bytes.clone()),
             // No typed command asks a query (yet), and nobody needs to hear of others' away.
+            Reply::Info(crate::hub::query::Info::NotAway) => {
+                line(format!("-- {}", render::NOT_AWAY))
+            }
             Reply::Info(info) => info
                 .away_msg(me)
                 .and_then(|msg| Text::lines(render::reply_lines(&msg, me, None))),

@@ -22,6 +22,7 @@
 //! of the line running, its channels, and the line running (command, label, targets).
 
 mod caps;
+mod help;
 mod message;
 mod names;
 mod numeric;

@@ -26,7 +26,7 @@ const ONE_REPLY: [&str; 10] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-const KNOWN: [&str; 37] = [
+pub(super) const KNOWN: [&str; 39] = [
     "CAP",
     "PASS",
     "USER",
@@ -64,6 +64,8 @@ const KNOWN: [&str; 37] = [
     "MONITOR",
     "SETNAME",
     "SEARCH",
+    "HELP",
+    "HELPOP",
 ];
 
 /// What closes the answer to `running`: its labeled batch's end, or an `ACK` for a labeled
@@ -182,6 +184,33 @@ fn shown(verb: &str) -> String {
         .take(32)
         .collect();
     if shown.is_empty() { "*".into() } else { shown }
+}
+
+/// `HELP` alone: the commands natter takes; `HELP command`: its parameters and what it does
+/// (`704`, `705`s, `706`, the subject `*` or the command), or `524` for one it does not take.
+fn help(msg: &Message<'_>, plan: &mut Plan<'_>) {
+    let (subject, lines) = match msg.param(0).filter(|s| !s.is_empty()) {
+        None => ("*".to_owned(), super::help::index()),
+        Some(asked) => match super::help::about(asked) {
+            Some(lines) => (asked.trim_start_matches('/').to_ascii_uppercase(), lines),
+            None => {
+                return plan.num(
+                    ERR_HELPNOTFOUND,
+                    &[&shown(asked)],
+                    "No help available on this topic",
+                );
+            }
+        },
+    };
+    let last = lines.len().saturating_sub(1);
+    for (i, line) in lines.iter().enumerate() {
+        let code = match i {
+            0 => RPL_HELPSTART,
+            _ if i == last => RPL_ENDOFHELP,
+            _ => RPL_HELPTXT,
+        };
+        plan.num(code, &[&subject], line);
+    }
 }
 
 /// Steps being made for one line, with the words of answers the dialect makes itself.
@@ -1005,6 +1034,8 @@ impl Irc {
                 }
                 None => plan.need_more(verb),
             },
+            // `HELP [command]` (InspIRCd's `HELPOP` too): the commands, or a line for one.
+            "HELP" | "HELPOP" => help(msg, plan),
             // A command added above goes into KNOWN too: a labeled one is otherwise taken
             // for an unknown command, answered by one labeled line.
             _ => {

@@ -1454,7 +1454,7 @@ impl Irc {
             Info::AwayNow(Some(_)) => {
                 l.num(RPL_NOWAWAY, &[], "You have been marked as being away");
             }
-            Info::AwayNow(None) => {
+            Info::AwayNow(None) | Info::NotAway => {
                 l.num(RPL_UNAWAY, &[], "You are no longer marked as being away");
             }
             Info::Away { nick, away } => {
