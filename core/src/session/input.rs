@@ -428,104 +428,79 @@ impl Session {
         }
     }
 
-    /// `/away [text]`, `/back`: sent to a server that knows away (version [`AWAY_VERSION`]);
-    /// its answer ([`crate::wire::ServerMsg::Away`]) is the confirmation. Not kept for a
-    /// welcome: the server's version is not known before it, and an older one would close
-    /// the connection on a message it does not know.
+    /// `/away [text]`, `/back`: its answer ([`crate::wire::ServerMsg::Away`]) is the
+    /// confirmation. Not kept for a welcome: the server's version is not known before it.
     fn away(&mut self, away: Option<Text>) {
-        if !self.link.is_welcomed() {
-            return self.error(About::Input, "not connected; /away again once connected");
-        }
-        match self.handshake.version {
-            Some(v) if v < AWAY_VERSION => self.error(
-                About::Input,
-                format!(
-                    "this server is too old for /away: it speaks natter protocol version {v}, \
-                     and /away needs version {AWAY_VERSION}"
-                ),
-            ),
-            _ => {
-                self.pace(ClientMsg::Away(away));
-            }
-        }
+        self.versioned(ClientMsg::Away(away), AWAY_VERSION, "/away", "for /away");
     }
 
-    /// `/topic -delete`: a server before [`TOPIC_CLEAR_VERSION`] cannot decode it (it would
-    /// close the connection), so the user is told instead.
+    /// `/topic -delete`.
     fn clear_topic(&mut self, room: RoomName) {
+        let msg = ClientMsg::ClearTopic { room };
+        let too_old = "to clear a topic";
+        self.versioned_as(
+            msg,
+            TOPIC_CLEAR_VERSION,
+            "/topic -delete",
+            too_old,
+            "clearing",
+        );
+    }
+
+    /// `/devices` and `/devices forget ID`.
+    pub(super) fn devices(&mut self, msg: ClientMsg) {
+        self.versioned(msg, DEVICES_VERSION, "/devices", "for /devices");
+    }
+
+    /// `/devices name ID LABEL`.
+    fn name_device(&mut self, id: u32, label: DeviceLabel) {
+        let msg = ClientMsg::NameDevice { id, label };
+        let too_old = "to name devices";
+        self.versioned_as(
+            msg,
+            DEVICE_LABEL_VERSION,
+            "/devices",
+            too_old,
+            "/devices name",
+        );
+    }
+
+    /// `/whois nick`.
+    fn whois(&mut self, nick: Nick) {
+        self.versioned(
+            ClientMsg::Whois { nick },
+            WHOIS_VERSION,
+            "/whois",
+            "for /whois",
+        );
+    }
+
+    /// Sends `msg`, which a server decodes from protocol `needs` on (an older one would close
+    /// the connection on it): refused in words to an older server, and while not connected (the
+    /// server's version is not known yet). `typed` is the command as the user types it (`/away`),
+    /// `too_old` what an older server is too old for (`for /away`).
+    fn versioned(&mut self, msg: ClientMsg, needs: u16, typed: &str, too_old: &str) {
+        self.versioned_as(msg, needs, typed, too_old, typed);
+    }
+
+    /// [`Self::versioned`], the refusal naming `what` as what needs the version (`clearing`).
+    fn versioned_as(&mut self, msg: ClientMsg, needs: u16, typed: &str, too_old: &str, what: &str) {
         if !self.link.is_welcomed() {
             return self.error(
                 About::Input,
-                "not connected; /topic -delete again once connected",
+                format!("not connected; {typed} again once connected"),
             );
         }
         match self.handshake.version {
-            Some(v) if v < TOPIC_CLEAR_VERSION => self.error(
+            Some(v) if v < needs => self.error(
                 About::Input,
                 format!(
-                    "this server is too old to clear a topic: it speaks natter protocol version \
-                     {v}, and clearing needs version {TOPIC_CLEAR_VERSION}"
-                ),
-            ),
-            _ => {
-                self.pace(ClientMsg::ClearTopic { room });
-            }
-        }
-    }
-
-    /// `/devices` and `/devices forget ID`: asked of a server of [`DEVICES_VERSION`] or later
-    /// (an older one cannot decode them and would close the connection), refused in words
-    /// otherwise, and while not connected (the server's version is not known yet).
-    pub(super) fn devices(&mut self, msg: ClientMsg) {
-        if !self.link.is_welcomed() {
-            return self.error(About::Input, "not connected; /devices again once connected");
-        }
-        match self.handshake.version {
-            Some(v) if v < DEVICES_VERSION => self.error(
-                About::Input,
-                format!(
-                    "this server is too old for /devices: it speaks natter protocol version {v}, \
-                     and /devices needs version {DEVICES_VERSION}"
+                    "this server is too old {too_old}: it speaks natter protocol version {v}, \
+                     and {what} needs version {needs}"
                 ),
             ),
             _ => {
                 self.pace(msg);
-            }
-        }
-    }
-
-    /// `/devices name ID LABEL`: asked of a server of [`DEVICE_LABEL_VERSION`] or later (an
-    /// older one cannot decode it and would close the connection), refused in words otherwise.
-    fn name_device(&mut self, id: u32, label: DeviceLabel) {
-        match self.handshake.version {
-            Some(v) if self.link.is_welcomed() && v < DEVICE_LABEL_VERSION => self.error(
-                About::Input,
-                format!(
-                    "this server is too old to name devices: it speaks natter protocol version \
-                     {v}, and /devices name needs version {DEVICE_LABEL_VERSION}"
-                ),
-            ),
-            _ => self.devices(ClientMsg::NameDevice { id, label }),
-        }
-    }
-
-    /// `/whois nick`: asked of a server of [`WHOIS_VERSION`] or later (an older one cannot
-    /// decode it and would close the connection), refused in words otherwise, and while not
-    /// connected (the server's version is not known yet).
-    fn whois(&mut self, nick: Nick) {
-        if !self.link.is_welcomed() {
-            return self.error(About::Input, "not connected; /whois again once connected");
-        }
-        match self.handshake.version {
-            Some(v) if v < WHOIS_VERSION => self.error(
-                About::Input,
-                format!(
-                    "this server is too old for /whois: it speaks natter protocol version {v}, \
-                     and /whois needs version {WHOIS_VERSION}"
-                ),
-            ),
-            _ => {
-                self.pace(ClientMsg::Whois { nick });
             }
         }
     }
