@@ -15,6 +15,8 @@ macro_rules! tell {
 mod clock;
 mod config;
 mod driver;
+mod forget;
+mod keys;
 mod line;
 mod login;
 mod tui;
@@ -84,10 +86,20 @@ struct Args {
     /// Write logs to FILE (level from RUST_LOG, default info).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
-    /// Sign in to the account named by the nick (password: NATTER_PASSWORD, the config file's
-    /// password_file, or asked on the terminal).
+    /// Sign in to the account named by the nick: with the device key kept by --remember if
+    /// there is one, else the password (NATTER_PASSWORD, the config file's password_file, or
+    /// asked on the terminal).
     #[arg(long)]
     login: bool,
+    /// Remember this device: the sign-in (or a typed /login or /register) asks the server for
+    /// a device key, kept in a private file, and the next --login uses it instead of the
+    /// password. Also remember = true in the config file.
+    #[arg(long)]
+    remember: bool,
+    /// Forget this device: tell the server to revoke the key kept for the nick's account at the
+    /// server (by signing in with it and out), and delete its file.
+    #[arg(long, conflicts_with_all = ["login", "remember"])]
+    forget_device: bool,
     /// Use line mode even on a terminal.
     #[arg(long)]
     lines: bool,
@@ -181,6 +193,25 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     rooms.dedup();
 
+    let remember = args.remember || file.remember == Some(true);
+    // Keys are kept under the first address (a cluster's nodes share accounts).
+    let store = if remember || args.forget_device {
+        Some(keys::KeyStore::for_server(&servers[0])?)
+    } else if args.login {
+        // No state directory: no key kept, the password as before.
+        keys::KeyStore::for_server(&servers[0]).ok()
+    } else {
+        None
+    };
+    if args.forget_device {
+        let store = store.context("no key store")?;
+        return forget_device(&store, nick, servers, tls, args.wait);
+    }
+    let kept = match (&store, args.login) {
+        (Some(store), true) => store.load(&nick)?,
+        _ => None,
+    };
+
     // Asked before the screen is taken over, so the prompt is readable.
     let password = if args.login {
         // Blank is unset, as for every NATTER_* variable: the file or the prompt is asked.
@@ -189,12 +220,18 @@ fn run(args: Args) -> anyhow::Result<()> {
             .transpose()
             .map_err(|_| anyhow::anyhow!("{} is not UTF-8", login::PASSWORD_ENV))?;
         let file = file.password_file.as_deref().map(config::expand_home);
-        Some(login::password(nick.as_str(), env, file.as_deref())?)
+        if kept.is_some() {
+            // The key signs in; a password at hand (never asked for: the key is there so
+            // that it is not) is for a key the server refuses.
+            login::password_at_hand(env, file.as_deref())?
+        } else {
+            Some(login::password(nick.as_str(), env, file.as_deref())?)
+        }
     } else {
         None
     };
-    if password.is_some() {
-        warn_of_clear_sign_in(&servers);
+    if password.is_some() || kept.is_some() {
+        warn_of_clear_sign_in(&servers, kept.is_some());
     }
     let account = nick.clone();
     let mut session = Session::new(
@@ -206,15 +243,48 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         clock::now(),
     );
-    if let Some(password) = password {
+    if remember || kept.is_some() {
+        session.set_device_label(Some(keys::device_label()));
+    }
+    session.set_remember(remember);
+    let has_password = password.is_some();
+    if args.login {
         // Sent right after the welcome, before the rooms are asked for.
-        session.sign_in(account, Proof::Password(password), false, clock::now());
+        match (&kept, password) {
+            (Some(key), password) => {
+                session.sign_in_with_key(
+                    account.clone(),
+                    key.clone(),
+                    password,
+                    remember,
+                    clock::now(),
+                );
+            }
+            (None, Some(password)) => {
+                session.sign_in(
+                    account.clone(),
+                    Proof::Password(password),
+                    remember,
+                    clock::now(),
+                );
+            }
+            (None, None) => {}
+        }
         // A refused password ends the client: a script must not talk under a guest's nick.
         session.require_sign_in();
     }
+    let keeper = match store {
+        Some(store) if remember || kept.is_some() => Some(keys::Keeper::new(
+            store,
+            kept.map(|key| (account, key)),
+            has_password,
+        )),
+        _ => None,
+    };
     let mut driver_config = driver::DriverConfig::new(servers);
     driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
     driver_config.tls = tls;
+    driver_config.keeper = keeper;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -242,7 +312,12 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 /// `--login` to a server on another machine without TLS: the password crosses the network in
 /// clear, so say so on stderr (natter's own words about the run) before anything is sent.
-fn warn_of_clear_sign_in(servers: &[driver::ServerAddr]) {
+fn warn_of_clear_sign_in(servers: &[driver::ServerAddr], key: bool) {
+    let what = if key {
+        "this device's key crosses"
+    } else {
+        "your password crosses"
+    };
     let local = |host: &str| {
         host.eq_ignore_ascii_case("localhost")
             || host
@@ -251,10 +326,79 @@ fn warn_of_clear_sign_in(servers: &[driver::ServerAddr]) {
     };
     for s in servers.iter().filter(|s| !s.tls && !local(&s.host)) {
         eprintln!(
-            "natter: warning: {s} is reached without TLS: your password crosses the network in \
-             clear (use natters://{}:PORT, --tls or --ca-file with the server's TLS port)",
+            "natter: warning: {s} is reached without TLS: {what} the network in clear (use \
+             natters://{}:PORT, --tls or --ca-file with the server's TLS port)",
             s.host
         );
+    }
+}
+
+/// `--forget-device`: the server revokes the key kept for `nick`'s account (a sign-in with it
+/// and a sign-out), and its file is deleted. The file goes even when the server could not be
+/// told; then natter says so, with the device's id to forget from elsewhere, and exits 1.
+fn forget_device(
+    store: &keys::KeyStore,
+    nick: Nick,
+    servers: Vec<driver::ServerAddr>,
+    tls: Option<std::sync::Arc<natter_tls::rustls::ClientConfig>>,
+    wait: u64,
+) -> anyhow::Result<()> {
+    let path = store.path(&nick);
+    let key = match store.load_to_revoke(&nick) {
+        Ok(Some(key)) => key,
+        Ok(None) => anyhow::bail!(
+            "no device key is kept for {nick} at {} ({} does not exist)",
+            store.server(),
+            path.display()
+        ),
+        Err(e @ keys::KeyFileError::Bad { .. }) => {
+            store.delete(&nick)?;
+            tell!("natter: {e}: deleted it (it held no key to revoke)");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = natter_core::wire::RememberedDevice::id_words(
+        natter_core::wire::RememberedDevice::id_of(key.id()),
+    );
+    let mut session = Session::new(
+        SessionConfig {
+            nick: nick.clone(),
+            rooms: Vec::new(),
+            transport: Transport::Stream,
+            seed: random_seed(),
+        },
+        clock::now(),
+    );
+    session.sign_in_with_key(nick.clone(), key, None, false, clock::now());
+    session.require_sign_in();
+    let mut config = driver::DriverConfig::new(servers);
+    config.settle_timeout = std::time::Duration::from_secs(wait);
+    config.tls = tls;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(forget::run(session, config));
+    runtime.shutdown_background();
+    store.delete(&nick)?;
+    let path = path.display();
+    match outcome {
+        forget::Outcome::Revoked => {
+            tell!("natter: the server forgot this device (key {id}); {path} is deleted");
+            Ok(())
+        }
+        forget::Outcome::AlreadyRefused => {
+            tell!(
+                "natter: the server no longer took this device's key {id} (forgotten already); \
+                 {path} is deleted"
+            );
+            Ok(())
+        }
+        forget::Outcome::NotTold(why) => anyhow::bail!(
+            "{path} is deleted, but the server was not told to forget the key ({why}): forget \
+             it with /devices forget {id} from a signed-in client"
+        ),
     }
 }
 
