@@ -59,6 +59,15 @@ comes from the environment variable NATTER_PASSWORD (unless blank), else the fil
 password_file in the config file, else it is asked for on the terminal without echo; it is never
 a flag. It is kept in memory only, to sign in again after a server restart.
 
+--remember (or remember = true in the config file) asks the server for a device key with the
+sign-in (or a typed /login or /register) and keeps it, never the password, in a file only you may
+read: $XDG_STATE_HOME/natter/devices/ACCOUNT@HOST_PORT (default ~/.local/state/natter/devices/).
+The next --login for that server and account signs in with it and asks for no password; a key
+the server refuses (the device forgotten with /devices forget, the password changed) is deleted
+and the password is used: NATTER_PASSWORD or password_file, else the full-screen client asks
+for it (line mode exits 1). A key file others may read is refused (chmod 600 it).
+natter --forget-device --nick ACCOUNT SERVER has the server revoke the key and deletes the file.
+
 With --tls, --ca-file or a natters:// address the server's certificate is always verified; one
 that does not verify ends natter at once with exit status 1 and the reason.
 
@@ -68,7 +77,7 @@ at once; after a whole round fails it waits (backoff) before the next. A connect
 server answered tries the same address first.
 
 Config file: ~/.config/natter/config.toml (or --config) with server (one address, several
-comma-separated, or a list), nick, rooms, bell and password_file.";
+comma-separated, or a list), nick, rooms, bell, password_file and remember.";
 
 /// natter: chat in shared rooms.
 #[derive(Debug, Parser)]
@@ -207,107 +216,140 @@ fn run(args: Args) -> anyhow::Result<()> {
         let store = store.context("no key store")?;
         return forget_device(&store, nick, servers, tls, args.wait);
     }
-    let kept = match (&store, args.login) {
+    let mut kept = match (&store, args.login) {
         (Some(store), true) => store.load(&nick)?,
         _ => None,
     };
-
-    // Asked before the screen is taken over, so the prompt is readable.
-    let password = if args.login {
-        // Blank is unset, as for every NATTER_* variable: the file or the prompt is asked.
-        let env = natter_ops::args::env_var(login::PASSWORD_ENV)
-            .map(|v| v.into_string())
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("{} is not UTF-8", login::PASSWORD_ENV))?;
-        let file = file.password_file.as_deref().map(config::expand_home);
-        if kept.is_some() {
-            // The key signs in; a password at hand (never asked for: the key is there so
-            // that it is not) is for a key the server refuses.
-            login::password_at_hand(env, file.as_deref())?
-        } else {
-            Some(login::password(nick.as_str(), env, file.as_deref())?)
-        }
+    let bell = if args.bell || args.no_bell {
+        args.bell
     } else {
-        None
+        file.bell.unwrap_or(true)
     };
-    if password.is_some() || kept.is_some() {
-        warn_of_clear_sign_in(&servers, kept.is_some());
-    }
-    let account = nick.clone();
-    let mut session = Session::new(
-        SessionConfig {
-            nick,
-            rooms,
-            transport: Transport::Stream,
-            seed: random_seed(),
-        },
-        clock::now(),
-    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // At most twice: the full-screen client whose kept key the server refused with no password
+    // at hand asks for the password on the terminal and starts again.
+    let result = loop {
+        // Asked before the screen is taken over, so the prompt is readable.
+        let password = if args.login {
+            // Blank is unset, as for every NATTER_* variable: the file or the prompt is asked.
+            let env = natter_ops::args::env_var(login::PASSWORD_ENV)
+                .map(|v| v.into_string())
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("{} is not UTF-8", login::PASSWORD_ENV))?;
+            let file = file.password_file.as_deref().map(config::expand_home);
+            if kept.is_some() {
+                // The key signs in; a password at hand (never asked for: the key is there so
+                // that it is not) is for a key the server refuses.
+                login::password_at_hand(env, file.as_deref())?
+            } else {
+                Some(login::password(nick.as_str(), env, file.as_deref())?)
+            }
+        } else {
+            None
+        };
+        if password.is_some() || kept.is_some() {
+            warn_of_clear_sign_in(&servers, kept.is_some());
+        }
+        let may_ask_again = kept.is_some() && password.is_none() && !line_mode;
+        let (session, has_password) = session(
+            SessionConfig {
+                nick: nick.clone(),
+                rooms: rooms.clone(),
+                transport: Transport::Stream,
+                seed: random_seed(),
+            },
+            args.login,
+            remember,
+            kept.clone(),
+            password,
+        );
+        let keeper = match &store {
+            Some(store) if remember || kept.is_some() => Some(keys::Keeper::new(
+                store.clone(),
+                kept.clone().map(|key| (nick.clone(), key)),
+                has_password,
+            )),
+            _ => None,
+        };
+        let mut driver_config = driver::DriverConfig::new(servers.clone());
+        driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
+        driver_config.tls = tls.clone();
+        driver_config.keeper = keeper;
+
+        let result = if line_mode {
+            runtime
+                .block_on(line::run(session, driver_config))
+                .map_err(anyhow::Error::from)
+        } else {
+            runtime
+                .block_on(tui::run(session, driver_config, tui::Options { bell }))
+                .map_err(anyhow::Error::from)
+        };
+        // The key is gone from its file, and the session ended for want of a sign-in: the
+        // server refused the key (the keeper deleted the file). The screen is the shell's
+        // again: say so there, and ask.
+        let refused = |e: &anyhow::Error| {
+            matches!(
+                e.downcast_ref(),
+                Some(tui::TuiError::Driver(driver::DriverError::Fatal(_)))
+            )
+        };
+        if may_ask_again
+            && result.as_ref().is_err_and(refused)
+            && store
+                .as_ref()
+                .is_some_and(|s| matches!(s.load(&nick), Ok(None)))
+        {
+            tell!(
+                "natter: the server refused this device's key (the device was forgotten, the \
+                 password changed, or the account is gone); its file is deleted"
+            );
+            kept = None;
+            continue;
+        }
+        break result;
+    };
+    // Nothing left worth waiting for (a blocked stdin read cannot be cancelled).
+    runtime.shutdown_background();
+    result
+}
+
+/// The session for the run: signing in to the account named by its nick if `login` (with the
+/// kept key, and the password to fall back to if at hand; else the password), asking for a
+/// device key when `remember`. Also whether it has a password to sign in with.
+fn session(
+    config: SessionConfig,
+    login: bool,
+    remember: bool,
+    kept: Option<natter_core::DeviceKey>,
+    password: Option<natter_core::Password>,
+) -> (Session, bool) {
+    let account = config.nick.clone();
+    let mut session = Session::new(config, clock::now());
     if remember || kept.is_some() {
         session.set_device_label(Some(keys::device_label()));
     }
     session.set_remember(remember);
     let has_password = password.is_some();
-    if args.login {
+    if login {
         // Sent right after the welcome, before the rooms are asked for.
-        match (&kept, password) {
+        match (kept, password) {
             (Some(key), password) => {
-                session.sign_in_with_key(
-                    account.clone(),
-                    key.clone(),
-                    password,
-                    remember,
-                    clock::now(),
-                );
+                session.sign_in_with_key(account, key, password, remember, clock::now());
             }
             (None, Some(password)) => {
-                session.sign_in(
-                    account.clone(),
-                    Proof::Password(password),
-                    remember,
-                    clock::now(),
-                );
+                session.sign_in(account, Proof::Password(password), remember, clock::now());
             }
             (None, None) => {}
         }
         // A refused password ends the client: a script must not talk under a guest's nick.
         session.require_sign_in();
     }
-    let keeper = match store {
-        Some(store) if remember || kept.is_some() => Some(keys::Keeper::new(
-            store,
-            kept.map(|key| (account, key)),
-            has_password,
-        )),
-        _ => None,
-    };
-    let mut driver_config = driver::DriverConfig::new(servers);
-    driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
-    driver_config.tls = tls;
-    driver_config.keeper = keeper;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let bell = if args.bell || args.no_bell {
-        args.bell
-    } else {
-        file.bell.unwrap_or(true)
-    };
-    let result = if line_mode {
-        runtime
-            .block_on(line::run(session, driver_config))
-            .map_err(anyhow::Error::from)
-    } else {
-        runtime
-            .block_on(tui::run(session, driver_config, tui::Options { bell }))
-            .map_err(anyhow::Error::from)
-    };
-    // Nothing left worth waiting for (a blocked stdin read cannot be cancelled).
-    runtime.shutdown_background();
-    result
+    (session, has_password)
 }
 
 /// `--login` to a server on another machine without TLS: the password crosses the network in

@@ -150,11 +150,18 @@ async fn a_remembered_device_signs_in_again_without_a_password() {
         1
     );
 
-    // The new key signs in.
+    // The new key signs in; signing out revokes it, and its file goes.
     let mut ann = start("ann", &["--login"], addr, &env(state.path()));
     ann.expect("-- you are signed in as ann").await;
+    ann.send("/logout").await;
+    ann.expect(&format!(
+        "-- the device key kept in {} is deleted (signing out revokes it)",
+        file.display()
+    ))
+    .await;
     ann.close_stdin();
     assert!(ann.exit_status().await.success());
+    assert!(!file.exists());
     bob.close_stdin();
     assert!(bob.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
