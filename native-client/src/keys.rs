@@ -315,6 +315,19 @@ impl KeyStore {
         Ok(path)
     }
 
+    /// Deletes `account`'s key file unless it holds another key than `key` (another natter
+    /// wrote a new one meanwhile): false when it is left. A file that holds no key goes.
+    pub fn delete_holding(
+        &self,
+        account: &Nick,
+        key: Option<&DeviceKey>,
+    ) -> Result<bool, KeyFileError> {
+        match (self.load_to_revoke(account), key) {
+            (Ok(Some(held)), Some(key)) if held != *key => Ok(false),
+            _ => self.delete(account).map(|_| true),
+        }
+    }
+
     /// Deletes `account`'s key file; whether there was one.
     pub fn delete(&self, account: &Nick) -> Result<bool, KeyFileError> {
         let path = self.path(account);
@@ -491,7 +504,7 @@ impl Keeper {
                 Some(said)
             }
             Step::Refused(account) => {
-                self.kept = None;
+                let key = self.kept.take().map(|(_, k)| k);
                 let path = self.store.path(&account);
                 let next = if self.has_password {
                     "signing in with the password"
@@ -499,8 +512,13 @@ impl Keeper {
                     "sign in with --login and the password (NATTER_PASSWORD, password_file or \
                      the prompt)"
                 };
-                Some(match self.store.delete(&account) {
-                    Ok(_) => format!(
+                Some(match self.store.delete_holding(&account, key.as_ref()) {
+                    Ok(false) => format!(
+                        "the server refused this device's key; {} holds another one now (kept); \
+                         {next}",
+                        path.display()
+                    ),
+                    Ok(true) => format!(
                         "the server refused the device key kept in {} (the device was forgotten, \
                          the password changed, or the account is gone): the file is deleted; \
                          {next}",
@@ -510,9 +528,13 @@ impl Keeper {
                 })
             }
             Step::SignedOut(account) => {
-                self.kept = None;
-                Some(match self.store.delete(&account) {
-                    Ok(_) => format!(
+                let key = self.kept.take().map(|(_, k)| k);
+                Some(match self.store.delete_holding(&account, key.as_ref()) {
+                    Ok(false) => format!(
+                        "{} holds another device key than the one signed out (kept)",
+                        self.store.path(&account).display()
+                    ),
+                    Ok(true) => format!(
                         "the device key kept in {} is deleted (signing out revokes it)",
                         self.store.path(&account).display()
                     ),
@@ -765,6 +787,21 @@ mod tests {
                 ..
             })
         ));
+        // A file holding another key than the one refused is left; one holding it goes.
+        store.save(&ann, &DeviceKey([4; 32])).unwrap();
+        assert!(
+            !store
+                .delete_holding(&ann, Some(&DeviceKey([3; 32])))
+                .unwrap()
+        );
+        assert!(path.exists());
+        assert!(
+            store
+                .delete_holding(&ann, Some(&DeviceKey([4; 32])))
+                .unwrap()
+        );
+        assert!(!path.exists());
+        std::fs::write(&path, "garbage").unwrap();
         assert!(store.delete(&ann).unwrap());
         assert!(!store.delete(&ann).unwrap());
         // A directory left open to others is made private on the next save.

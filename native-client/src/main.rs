@@ -400,6 +400,7 @@ fn forget_device(
         }
         Err(e) => return Err(e.into()),
     };
+    warn_of_clear_sign_in(&servers, true);
     let id = natter_core::wire::RememberedDevice::id_words(
         natter_core::wire::RememberedDevice::id_of(key.id()),
     );
