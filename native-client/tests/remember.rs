@@ -331,3 +331,87 @@ async fn a_key_file_others_may_read_or_that_holds_no_key_is_refused() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     server.shutdown().await.expect("server shuts down");
 }
+
+/// `natter --login --remember` with the password remembers the device; once the key is
+/// refused, the same command signs in with the password and keeps the new key it asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_remember_keeps_a_key_and_keeps_a_new_one_after_a_refusal() {
+    let (server, addr) = server().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut reg = start("gil", &[], addr, &env(state.path()));
+    reg.expect("-- connected as gil").await;
+    reg.send(&format!("/register {PASSWORD}")).await;
+    reg.expect("-- you are signed in as gil").await;
+    reg.close_stdin();
+    assert!(reg.exit_status().await.success());
+    let file = key_file(state.path(), "gil", addr);
+    assert!(
+        !file.exists(),
+        "a registration without --remember keeps nothing"
+    );
+
+    let mut with_password = env(state.path());
+    with_password[1].1 = PASSWORD.to_owned();
+    let remembered = format!(
+        "-- this device is remembered: its key is kept in {} (natter --forget-device forgets it)",
+        file.display()
+    );
+    let mut gil = start("gil", &["--login", "--remember"], addr, &with_password);
+    gil.expect("-- you are signed in as gil").await;
+    gil.expect(&remembered).await;
+    gil.close_stdin();
+    assert!(gil.exit_status().await.success());
+    let first = std::fs::read_to_string(&file).unwrap();
+
+    forget_from_elsewhere(addr, "gil").await;
+    let mut gil = start("gil", &["--login", "--remember"], addr, &with_password);
+    gil.expect_containing("the file is deleted; signing in with the password")
+        .await;
+    gil.expect("-- you are signed in as gil").await;
+    gil.expect(&remembered).await;
+    gil.close_stdin();
+    assert!(gil.exit_status().await.success());
+    assert_ne!(std::fs::read_to_string(&file).unwrap(), first, "a new key");
+
+    // And it signs in with no password.
+    let mut gil = start("gil", &["--login"], addr, &env(state.path()));
+    gil.expect("-- you are signed in as gil").await;
+    gil.close_stdin();
+    assert!(gil.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// `--forget-device` with the server out of reach: the file goes anyway, and natter says the
+/// server still takes the key and how to forget it from elsewhere (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_device_out_of_reach_deletes_the_file_and_says_what_is_left_to_do() {
+    let (server, addr) = server().await;
+    let state = tempfile::tempdir().unwrap();
+    let file = register_remembered(state.path(), addr, "hal").await;
+    let hex = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    server.shutdown().await.expect("server shuts down");
+    let out = run_to_end(
+        &args(&["--forget-device", "--nick", "hal", "--wait", "1"], addr),
+        &env(state.path()),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "natter: {} is deleted, but the server was not told to forget the key (could not \
+             connect to {addr} within 1s",
+            file.display()
+        )) && stderr.contains(&format!(
+            "/devices forget {} from a signed-in client",
+            &hex[..8]
+        )),
+        "{stderr}"
+    );
+    assert!(!file.exists());
+}
