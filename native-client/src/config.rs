@@ -10,6 +10,7 @@
 //! rooms = ["#lobby", "#rust"]
 //! bell = false   # no terminal bell on mentions and direct messages
 //! password_file = "~/.config/natter/password"   # for --login without a prompt
+//! remember = true   # as --remember: keep a device key for the next --login
 //! ```
 
 use crate::driver::ServerAddr;
@@ -44,6 +45,9 @@ pub struct FileConfig {
     /// `--login`: read the password from this file (its first line) instead of asking. A
     /// leading `~/` is the home directory.
     pub password_file: Option<PathBuf>,
+    /// `--remember`: a sign-in or registration asks for a device key, kept in a file for the
+    /// next `--login` (default false).
+    pub remember: Option<bool>,
 }
 
 /// The config file's `server`: one string (which may hold several addresses, comma-separated)
@@ -342,6 +346,7 @@ mod tests {
         assert_eq!(c.server, Some(Servers::One("h:1".into())));
         assert_eq!(c.nick.as_deref(), Some("n"));
         assert_eq!(c.rooms, Some(vec!["#a".to_owned()]));
+        assert_eq!(parse("remember = true").unwrap().remember, Some(true));
         let c = parse("password_file = \"/run/pw\"").unwrap();
         assert_eq!(c.password_file, Some(PathBuf::from("/run/pw")));
         assert_eq!(parse("").unwrap(), FileConfig::default());

@@ -6,9 +6,10 @@
 //! person is the front-end's chat model's (or, in line mode, render.rs's words).
 
 use crate::clock;
+use crate::keys::Keeper;
 use bytes::{Buf, Bytes};
 use natter_core::limits::{MAX_FRAME, SCROLLBACK_PAGE, SESSION_MAX_PENDING};
-use natter_core::session::{ConnState, Event, Session, Target};
+use natter_core::session::{About, ConnState, Event, Session, Target};
 use natter_core::{RoomName, Seq};
 use natter_tls::rustls::ClientConfig;
 use std::collections::VecDeque;
@@ -94,6 +95,10 @@ pub struct DriverConfig {
     /// connection and never answers ends line mode at `--wait`, not at the Session's own
     /// connect timeout after it.
     pub input_ended: Option<watch::Receiver<()>>,
+    /// `--remember`, or a key file read at start: keeps the key file in step with the
+    /// Session's device key ([`Keeper`]); what it did is told to the front-end as
+    /// [`Event::Info`].
+    pub keeper: Option<Keeper>,
 }
 
 impl DriverConfig {
@@ -108,6 +113,7 @@ impl DriverConfig {
             lockstep: false,
             shows_everything: false,
             tls: None,
+            keeper: None,
         }
     }
 }
@@ -225,7 +231,7 @@ struct Writer {
 /// event for people (never `Connect`/`Close`, which the driver handles) goes to `events`.
 pub async fn run(
     mut session: Session,
-    config: DriverConfig,
+    mut config: DriverConfig,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
 ) -> Result<(), DriverError> {
@@ -245,6 +251,7 @@ pub async fn run(
     let mut ended_at: Option<Instant> = None;
     // Before the first connect is polled: the Session picks among the addresses.
     session.set_servers(config.servers.len());
+    let mut keeper = config.keeper.take();
     let mut server = config
         .servers
         .first()
@@ -260,8 +267,18 @@ pub async fn run(
         // Lockstep: whether the next line may be read, asked here too (after a command it may
         // send the barrier's ping, which the transmit below takes).
         let input_ready = !config.lockstep || session.takes_next_line(clock::now());
-        // Everything the Session has to say, in order.
+        // Everything the Session has to say, in order; the key file follows the device key
+        // the Session holds, said right after the account news that changed it.
         while let Some(ev) = session.poll_event() {
+            let refused = matches!(
+                ev,
+                Event::Error {
+                    about: About::Account,
+                    ..
+                }
+            );
+            let signed_out = matches!(ev, Event::SignedOut);
+            let account_news = refused || signed_out || matches!(ev, Event::SignedIn { .. });
             match ev {
                 Event::Connect => {
                     if let Some(next) = config.servers.get(session.server()) {
@@ -292,7 +309,18 @@ pub async fn run(
                     }
                 }
             }
+            if account_news {
+                let said = keeper
+                    .as_mut()
+                    .and_then(|k| k.after(&session, refused, signed_out));
+                tell(&events, &mut frontend_open, said).await;
+            }
         }
+        // A new key without account news of its own (a password change's).
+        let said = keeper
+            .as_mut()
+            .and_then(|k| k.after(&session, false, false));
+        tell(&events, &mut frontend_open, said).await;
         while let Some(bytes) = session.poll_transmit() {
             match writer.as_mut() {
                 Some(w) => {
@@ -481,6 +509,16 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// Says `said` to the front-end, if anything (and it is still there).
+async fn tell(events: &mpsc::Sender<Event>, frontend_open: &mut bool, said: Option<String>) {
+    if let Some(said) = said
+        && *frontend_open
+        && events.send(Event::Info(said)).await.is_err()
+    {
+        *frontend_open = false;
     }
 }
 

@@ -59,6 +59,21 @@ pub fn password(
     checked(ask(&format!("password for {account}: "))?, "the terminal")
 }
 
+/// The password if one is at hand without asking: from `env`, else `file` (a sign-in with a
+/// kept device key, which falls back to it if the server refuses the key).
+pub fn password_at_hand(
+    env: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<Password>, LoginError> {
+    if let Some(p) = env {
+        return checked(p, PASSWORD_ENV).map(Some);
+    }
+    match file {
+        Some(path) => checked(read_file(path)?, &path.display().to_string()).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Asks on the terminal, echo off before the prompt is written; Ctrl+C gives the terminal back
 /// (natter's shared prompt, [`natter_ops::prompt`]).
 fn ask(prompt: &str) -> Result<String, LoginError> {

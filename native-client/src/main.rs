@@ -15,6 +15,8 @@ macro_rules! tell {
 mod clock;
 mod config;
 mod driver;
+mod forget;
+mod keys;
 mod line;
 mod login;
 mod tui;
@@ -57,6 +59,15 @@ comes from the environment variable NATTER_PASSWORD (unless blank), else the fil
 password_file in the config file, else it is asked for on the terminal without echo; it is never
 a flag. It is kept in memory only, to sign in again after a server restart.
 
+--remember (or remember = true in the config file) asks the server for a device key with the
+sign-in (or a typed /login or /register) and keeps it, never the password, in a file only you may
+read: $XDG_STATE_HOME/natter/devices/ACCOUNT@HOST_PORT (default ~/.local/state/natter/devices/).
+The next --login for that server and account signs in with it and asks for no password; a key
+the server refuses (the device forgotten with /devices forget, the password changed) is deleted
+and the password is used: NATTER_PASSWORD or password_file, else the full-screen client asks
+for it (line mode exits 1). A key file others may read is refused (chmod 600 it).
+natter --forget-device --nick ACCOUNT SERVER has the server revoke the key and deletes the file.
+
 With --tls, --ca-file or a natters:// address the server's certificate is always verified; one
 that does not verify ends natter at once with exit status 1 and the reason.
 
@@ -66,7 +77,7 @@ at once; after a whole round fails it waits (backoff) before the next. A connect
 server answered tries the same address first.
 
 Config file: ~/.config/natter/config.toml (or --config) with server (one address, several
-comma-separated, or a list), nick, rooms, bell and password_file.";
+comma-separated, or a list), nick, rooms, bell, password_file and remember.";
 
 /// natter: chat in shared rooms.
 #[derive(Debug, Parser)]
@@ -84,10 +95,20 @@ struct Args {
     /// Write logs to FILE (level from RUST_LOG, default info).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
-    /// Sign in to the account named by the nick (password: NATTER_PASSWORD, the config file's
-    /// password_file, or asked on the terminal).
+    /// Sign in to the account named by the nick: with the device key kept by --remember if
+    /// there is one, else the password (NATTER_PASSWORD, the config file's password_file, or
+    /// asked on the terminal).
     #[arg(long)]
     login: bool,
+    /// Remember this device: the sign-in (or a typed /login or /register) asks the server for
+    /// a device key, kept in a private file, and the next --login uses it instead of the
+    /// password. Also remember = true in the config file.
+    #[arg(long)]
+    remember: bool,
+    /// Forget this device: tell the server to revoke the key kept for the nick's account at the
+    /// server (by signing in with it and out), and delete its file.
+    #[arg(long, conflicts_with_all = ["login", "remember"])]
+    forget_device: bool,
     /// Use line mode even on a terminal.
     #[arg(long)]
     lines: bool,
@@ -181,68 +202,164 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     rooms.dedup();
 
-    // Asked before the screen is taken over, so the prompt is readable.
-    let password = if args.login {
-        // Blank is unset, as for every NATTER_* variable: the file or the prompt is asked.
-        let env = natter_ops::args::env_var(login::PASSWORD_ENV)
-            .map(|v| v.into_string())
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("{} is not UTF-8", login::PASSWORD_ENV))?;
-        let file = file.password_file.as_deref().map(config::expand_home);
-        Some(login::password(nick.as_str(), env, file.as_deref())?)
+    let remember = args.remember || file.remember == Some(true);
+    // Keys are kept under the first address (a cluster's nodes share accounts).
+    let store = if remember || args.forget_device {
+        Some(keys::KeyStore::for_server(&servers[0])?)
+    } else if args.login {
+        // No state directory: no key kept, the password as before.
+        keys::KeyStore::for_server(&servers[0]).ok()
     } else {
         None
     };
-    if password.is_some() {
-        warn_of_clear_sign_in(&servers);
+    if args.forget_device {
+        let store = store.context("no key store")?;
+        return forget_device(&store, nick, servers, tls, args.wait);
     }
-    let account = nick.clone();
-    let mut session = Session::new(
-        SessionConfig {
-            nick,
-            rooms,
-            transport: Transport::Stream,
-            seed: random_seed(),
-        },
-        clock::now(),
-    );
-    if let Some(password) = password {
-        // Sent right after the welcome, before the rooms are asked for.
-        session.sign_in(account, Proof::Password(password), false, clock::now());
-        // A refused password ends the client: a script must not talk under a guest's nick.
-        session.require_sign_in();
-    }
-    let mut driver_config = driver::DriverConfig::new(servers);
-    driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
-    driver_config.tls = tls;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let mut kept = match (&store, args.login) {
+        (Some(store), true) => store.load(&nick)?,
+        _ => None,
+    };
     let bell = if args.bell || args.no_bell {
         args.bell
     } else {
         file.bell.unwrap_or(true)
     };
-    let result = if line_mode {
-        runtime
-            .block_on(line::run(session, driver_config))
-            .map_err(anyhow::Error::from)
-    } else {
-        runtime
-            .block_on(tui::run(session, driver_config, tui::Options { bell }))
-            .map_err(anyhow::Error::from)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // At most twice: the full-screen client whose kept key the server refused with no password
+    // at hand asks for the password on the terminal and starts again.
+    let result = loop {
+        // Asked before the screen is taken over, so the prompt is readable.
+        let password = if args.login {
+            // Blank is unset, as for every NATTER_* variable: the file or the prompt is asked.
+            let env = natter_ops::args::env_var(login::PASSWORD_ENV)
+                .map(|v| v.into_string())
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("{} is not UTF-8", login::PASSWORD_ENV))?;
+            let file = file.password_file.as_deref().map(config::expand_home);
+            if kept.is_some() {
+                // The key signs in; a password at hand (never asked for: the key is there so
+                // that it is not) is for a key the server refuses.
+                login::password_at_hand(env, file.as_deref())?
+            } else {
+                Some(login::password(nick.as_str(), env, file.as_deref())?)
+            }
+        } else {
+            None
+        };
+        if password.is_some() || kept.is_some() {
+            warn_of_clear_sign_in(&servers, kept.is_some());
+        }
+        let may_ask_again = kept.is_some() && password.is_none() && !line_mode;
+        let (session, has_password) = session(
+            SessionConfig {
+                nick: nick.clone(),
+                rooms: rooms.clone(),
+                transport: Transport::Stream,
+                seed: random_seed(),
+            },
+            args.login,
+            remember,
+            kept.clone(),
+            password,
+        );
+        let keeper = match &store {
+            Some(store) if remember || kept.is_some() => Some(keys::Keeper::new(
+                store.clone(),
+                kept.clone().map(|key| (nick.clone(), key)),
+                has_password,
+            )),
+            _ => None,
+        };
+        let mut driver_config = driver::DriverConfig::new(servers.clone());
+        driver_config.settle_timeout = std::time::Duration::from_secs(args.wait);
+        driver_config.tls = tls.clone();
+        driver_config.keeper = keeper;
+
+        let result = if line_mode {
+            runtime
+                .block_on(line::run(session, driver_config))
+                .map_err(anyhow::Error::from)
+        } else {
+            runtime
+                .block_on(tui::run(session, driver_config, tui::Options { bell }))
+                .map_err(anyhow::Error::from)
+        };
+        // The key is gone from its file, and the session ended for want of a sign-in: the
+        // server refused the key (the keeper deleted the file). The screen is the shell's
+        // again: say so there, and ask.
+        let refused = |e: &anyhow::Error| {
+            matches!(
+                e.downcast_ref(),
+                Some(tui::TuiError::Driver(driver::DriverError::Fatal(_)))
+            )
+        };
+        if may_ask_again
+            && result.as_ref().is_err_and(refused)
+            && store
+                .as_ref()
+                .is_some_and(|s| matches!(s.load(&nick), Ok(None)))
+        {
+            tell!(
+                "natter: the server refused this device's key (the device was forgotten, the \
+                 password changed, or the account is gone); its file is deleted"
+            );
+            kept = None;
+            continue;
+        }
+        break result;
     };
     // Nothing left worth waiting for (a blocked stdin read cannot be cancelled).
     runtime.shutdown_background();
     result
 }
 
+/// The session for the run: signing in to the account named by its nick if `login` (with the
+/// kept key, and the password to fall back to if at hand; else the password), asking for a
+/// device key when `remember`. Also whether it has a password to sign in with.
+fn session(
+    config: SessionConfig,
+    login: bool,
+    remember: bool,
+    kept: Option<natter_core::DeviceKey>,
+    password: Option<natter_core::Password>,
+) -> (Session, bool) {
+    let account = config.nick.clone();
+    let mut session = Session::new(config, clock::now());
+    if remember || kept.is_some() {
+        session.set_device_label(Some(keys::device_label()));
+    }
+    session.set_remember(remember);
+    let has_password = password.is_some();
+    if login {
+        // Sent right after the welcome, before the rooms are asked for.
+        match (kept, password) {
+            (Some(key), password) => {
+                session.sign_in_with_key(account, key, password, remember, clock::now());
+            }
+            (None, Some(password)) => {
+                session.sign_in(account, Proof::Password(password), remember, clock::now());
+            }
+            (None, None) => {}
+        }
+        // A refused password ends the client: a script must not talk under a guest's nick.
+        session.require_sign_in();
+    }
+    (session, has_password)
+}
+
 /// `--login` to a server on another machine without TLS: the password crosses the network in
 /// clear, so say so on stderr (natter's own words about the run) before anything is sent.
-fn warn_of_clear_sign_in(servers: &[driver::ServerAddr]) {
+fn warn_of_clear_sign_in(servers: &[driver::ServerAddr], key: bool) {
+    let what = if key {
+        "this device's key crosses"
+    } else {
+        "your password crosses"
+    };
     let local = |host: &str| {
         host.eq_ignore_ascii_case("localhost")
             || host
@@ -251,10 +368,80 @@ fn warn_of_clear_sign_in(servers: &[driver::ServerAddr]) {
     };
     for s in servers.iter().filter(|s| !s.tls && !local(&s.host)) {
         eprintln!(
-            "natter: warning: {s} is reached without TLS: your password crosses the network in \
-             clear (use natters://{}:PORT, --tls or --ca-file with the server's TLS port)",
+            "natter: warning: {s} is reached without TLS: {what} the network in clear (use \
+             natters://{}:PORT, --tls or --ca-file with the server's TLS port)",
             s.host
         );
+    }
+}
+
+/// `--forget-device`: the server revokes the key kept for `nick`'s account (a sign-in with it
+/// and a sign-out), and its file is deleted. The file goes even when the server could not be
+/// told; then natter says so, with the device's id to forget from elsewhere, and exits 1.
+fn forget_device(
+    store: &keys::KeyStore,
+    nick: Nick,
+    servers: Vec<driver::ServerAddr>,
+    tls: Option<std::sync::Arc<natter_tls::rustls::ClientConfig>>,
+    wait: u64,
+) -> anyhow::Result<()> {
+    let path = store.path(&nick);
+    let key = match store.load_to_revoke(&nick) {
+        Ok(Some(key)) => key,
+        Ok(None) => anyhow::bail!(
+            "no device key is kept for {nick} at {} ({} does not exist)",
+            store.server(),
+            path.display()
+        ),
+        Err(e @ keys::KeyFileError::Bad { .. }) => {
+            store.delete(&nick)?;
+            tell!("natter: {e}: deleted it (it held no key to revoke)");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    warn_of_clear_sign_in(&servers, true);
+    let id = natter_core::wire::RememberedDevice::id_words(
+        natter_core::wire::RememberedDevice::id_of(key.id()),
+    );
+    let mut session = Session::new(
+        SessionConfig {
+            nick: nick.clone(),
+            rooms: Vec::new(),
+            transport: Transport::Stream,
+            seed: random_seed(),
+        },
+        clock::now(),
+    );
+    session.sign_in_with_key(nick.clone(), key, None, false, clock::now());
+    session.require_sign_in();
+    let mut config = driver::DriverConfig::new(servers);
+    config.settle_timeout = std::time::Duration::from_secs(wait);
+    config.tls = tls;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(forget::run(session, config));
+    runtime.shutdown_background();
+    store.delete(&nick)?;
+    let path = path.display();
+    match outcome {
+        forget::Outcome::Revoked => {
+            tell!("natter: the server forgot this device (key {id}); {path} is deleted");
+            Ok(())
+        }
+        forget::Outcome::AlreadyRefused => {
+            tell!(
+                "natter: the server no longer took this device's key {id} (forgotten already); \
+                 {path} is deleted"
+            );
+            Ok(())
+        }
+        forget::Outcome::NotTold(why) => anyhow::bail!(
+            "{path} is deleted, but the server was not told to forget the key ({why}): forget \
+             it with /devices forget {id} from a signed-in client"
+        ),
     }
 }
 

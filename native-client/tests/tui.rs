@@ -691,3 +691,106 @@ async fn a_direct_conversation_follows_a_rename_and_up_never_shows_a_password() 
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
 }
+
+/// `--remember` in the full-screen client: the next `--login` signs in with the kept key and
+/// asks for no password; once the server refuses the key (the device forgotten from another
+/// client) and no password is at hand, the screen is given back, natter says why, asks for the
+/// password on the terminal, and starts again signed in with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_terminal_asks_for_the_password_once_its_key_is_refused() {
+    let (server, addr) = server().await;
+    let state = tempfile::tempdir().unwrap();
+    let state_home = format!("XDG_STATE_HOME={}", state.path().display());
+    let mut reg = Client::start_env(
+        "tuir",
+        &[
+            "--nick".into(),
+            "tuir".into(),
+            "--remember".into(),
+            addr.to_string(),
+        ],
+        &[("XDG_STATE_HOME", &state.path().display().to_string())],
+    );
+    reg.expect("-- connected as tuir").await;
+    reg.send("/register remembered-passphrase").await;
+    reg.expect_containing("-- this device is remembered: its key is kept in ")
+        .await;
+    reg.close_stdin();
+    assert!(reg.exit_status().await.success());
+
+    let tmux = Tmux::new("remember");
+    let start = |name: &str| {
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "24",
+            "env",
+            "-u",
+            "NATTER_PASSWORD",
+            &format!("XDG_CONFIG_HOME={}", config_home().display()),
+            &state_home,
+            "sh",
+            "-c",
+            "\"$0\" \"$@\"; echo \"natter exited with $?\"; exec sleep 60",
+            env!("CARGO_BIN_EXE_natter"),
+            "--nick",
+            "tuir",
+            "--login",
+            &addr.to_string(),
+        ]);
+    };
+    // No prompt: the key signs in.
+    start("first");
+    tmux.wait_for("first", "[Connected] tuir · signed in as tuir")
+        .await;
+    assert!(!tmux.screen("first").contains("password for"));
+    tmux.type_line("first", "/quit");
+    tmux.wait_for("first", "natter exited with 0").await;
+
+    // Forgotten from another client.
+    let mut other = Client::start_env(
+        "tuir",
+        &[
+            "--nick".into(),
+            "tuir".into(),
+            "--login".into(),
+            addr.to_string(),
+        ],
+        &[("NATTER_PASSWORD", "remembered-passphrase")],
+    );
+    other.expect("-- you are signed in as tuir").await;
+    other.send("/devices").await;
+    let line = other
+        .expect_where("the device", |l| l.contains("\"natter on "))
+        .await;
+    let id = line["-- ".len().."-- ".len() + 8].to_owned();
+    other.send(&format!("/devices forget {id}")).await;
+    other.expect_containing(&id).await;
+    other.close_stdin();
+    assert!(other.exit_status().await.success());
+
+    start("second");
+    let screen = tmux.wait_for("second", "password for tuir:").await;
+    assert!(
+        screen.contains("natter: the server refused this device's key"),
+        "{screen}"
+    );
+    tmux.run(&["send-keys", "-t", "second", "-l", "remembered-passphrase"]);
+    tmux.keys("second", "Enter");
+    tmux.wait_for("second", "[Connected] tuir · signed in as tuir")
+        .await;
+    tmux.type_line("second", "/quit");
+    tmux.wait_for("second", "natter exited with 0").await;
+    let dir = state.path().join("natter").join("devices");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "the refused key's file is deleted, and --login alone asks for no new key"
+    );
+    server.shutdown().await.expect("server shuts down");
+}

@@ -144,6 +144,11 @@ impl Account {
         matches!(self.asking, Some(Ask::Register))
     }
 
+    /// The request waiting for its answer is a sign-in with the device key.
+    pub(super) fn is_signing_in_with_key(&self) -> bool {
+        matches!(self.asking, Some(Ask::SignIn { with_key: true }))
+    }
+
     /// An account request is waiting for its answer.
     pub(super) fn is_asking(&self) -> bool {
         self.asking.is_some()
@@ -164,6 +169,26 @@ impl Account {
             account,
             password,
             key,
+            remember,
+            registering: false,
+        });
+        self.request()
+    }
+
+    /// Keeps what signs in to `account` with a device key kept from an earlier sign-in, and
+    /// `password` to fall back to (once) if the server refuses the key; `remember` asks for a
+    /// new key with that password. Returns the request to send (when welcomed).
+    pub(super) fn sign_in_with_key(
+        &mut self,
+        account: Nick,
+        key: DeviceKey,
+        password: Option<Password>,
+        remember: bool,
+    ) -> Option<ClientMsg> {
+        self.creds = Some(Creds {
+            account,
+            password,
+            key: Some(key),
             remember,
             registering: false,
         });

@@ -243,13 +243,15 @@ impl Session {
             Command::Search { room, words } => self.ask_search(room, words),
             // Typed credentials are kept like given ones, to sign in again after a restart.
             Command::Register(password) => {
-                let msg = self.account.register(self.nick.clone(), password, false);
+                let msg = self
+                    .account
+                    .register(self.nick.clone(), password, self.remember);
                 self.send_account(msg);
             }
             Command::Login { account, password } => {
                 let msg = self
                     .account
-                    .sign_in(account, Proof::Password(password), false);
+                    .sign_in(account, Proof::Password(password), self.remember);
                 self.send_account(msg);
             }
             Command::Logout => self.sign_out(self.now),

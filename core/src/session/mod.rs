@@ -250,6 +250,8 @@ pub struct Session {
     /// What this device is called ([`Session::set_device_label`]): said after each welcome
     /// of a server that takes it, so that a device key issued to it is labelled.
     device_label: Option<DeviceLabel>,
+    /// A typed `/login` or `/register` asks for a device key ([`Session::set_remember`]).
+    remember: bool,
     /// The latest `now` passed in (for decisions made deep inside a call).
     now: Millis,
 }
@@ -292,6 +294,7 @@ impl Session {
             barriers: 0,
             commanded: false,
             device_label: None,
+            remember: false,
             now,
         };
         s.start_connect(now);
@@ -687,6 +690,37 @@ impl Session {
         }
         let msg = self.account.sign_in(account, proof, remember);
         self.send_account(msg);
+    }
+
+    /// Signs in to `account` with a device key kept from an earlier remembered sign-in (a
+    /// terminal client's key file), with `password` to fall back to once if the server refuses
+    /// the key (forgotten with `/devices forget`, revoked by a password change); `remember`
+    /// asks for a new key with that password. Without a password a refused key is the end of
+    /// it ([`Event::Error`] about [`About::Account`]; with [`Session::require_sign_in`], the
+    /// session's). [`Session::device_key`] is `None` once the key is refused.
+    pub fn sign_in_with_key(
+        &mut self,
+        account: Nick,
+        key: DeviceKey,
+        password: Option<Password>,
+        remember: bool,
+        now: Millis,
+    ) {
+        self.tick(now);
+        if self.closed_for(About::Account) {
+            return;
+        }
+        let msg = self
+            .account
+            .sign_in_with_key(account, key, password, remember);
+        self.send_account(msg);
+    }
+
+    /// Whether a typed `/login` or `/register` asks the server for a device key (`natter
+    /// --remember`); false by default (a page asks with its own checkbox through
+    /// [`Session::sign_in`] and [`Session::register`]).
+    pub fn set_remember(&mut self, remember: bool) {
+        self.remember = remember;
     }
 
     /// Registers our current nick as an account with `password`, and signs in (as

@@ -629,13 +629,18 @@ impl Session {
             About::Account => {
                 let what = if self.account.is_registering() {
                     "register"
+                } else if self.account.is_signing_in_with_key() {
+                    // The server says "wrong account name or password" to a key it does not
+                    // take: not what a person who typed no password should read alone.
+                    "sign in with this device's key"
                 } else {
                     "sign in"
                 };
                 let refused = self.account.refused(kind, self.now);
                 if let Refused::Retry(msg) = refused {
                     self.info("the device key was refused; signing in with the password");
-                    self.pace(msg);
+                    // Perhaps asking for a new key: with the device's label first.
+                    self.pace_account(msg);
                 } else if let Refused::Later = refused {
                     if let Some(at) = self.account.retry_at() {
                         let secs = (at - self.now).0.div_ceil(1000);

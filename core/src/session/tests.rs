@@ -5484,3 +5484,93 @@ fn a_forgotten_device_lets_go_of_its_credentials() {
         "{sent:?}"
     );
 }
+
+/// `natter --login` with a key file: the key first, without asking for another; refused (the
+/// device was forgotten), the password it was given once, asking for a new key (labelled) when
+/// the terminal client remembers; the new key is the one held.
+#[test]
+fn a_kept_key_signs_in_and_a_refused_one_falls_back_to_the_password_once() {
+    use crate::types::DeviceLabel;
+    let label = DeviceLabel::new("natter on box").unwrap();
+    let mut t = T::ready(Transport::Stream);
+    t.s.set_device_label(Some(label.clone()));
+    t.s.sign_in_with_key(
+        nick("alice"),
+        DeviceKey([3; 32]),
+        Some(pw("secret")),
+        true,
+        t.now,
+    );
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([3; 32])));
+    assert_eq!(
+        t.drain_paced(),
+        [sign_in_msg("alice", Proof::Key(DeviceKey([3; 32])), false)],
+        "the key is the remembering: no label, no new key asked for"
+    );
+    t.events();
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(t.s.device_key(), None, "a refused key is let go");
+    assert_eq!(
+        t.drain_paced(),
+        [
+            ClientMsg::ThisDevice { label },
+            sign_in_msg("alice", Proof::Password(pw("secret")), true)
+        ]
+    );
+    signed_in(&mut t, "alice", 4, Some(8));
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([8; 32])));
+    assert_eq!(t.s.account(), Some(&nick("alice")));
+}
+
+/// A kept key with no password to fall back to: refused, the session holds no key, and a
+/// session that must be the account's ends saying why (the terminal client exits 1).
+#[test]
+fn a_refused_key_without_a_password_ends_a_session_that_must_sign_in() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in_with_key(nick("alice"), DeviceKey([3; 32]), None, false, t.now);
+    t.s.require_sign_in();
+    t.drain_paced();
+    t.events();
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(t.s.device_key(), None);
+    assert_eq!(t.s.state(), ConnState::Closed);
+    assert!(
+        t.s.fatal()
+            .is_some_and(|f| f.starts_with("could not sign in with this device's key: ")),
+        "{:?}",
+        t.s.fatal()
+    );
+    assert!(
+        !t.sent()
+            .iter()
+            .any(|m| matches!(m, ClientMsg::SignIn { .. })),
+        "nothing else is tried"
+    );
+}
+
+/// `natter --remember`: a typed `/login` or `/register` asks for a device key; by default
+/// (and on the page, which asks with its own checkbox) they do not.
+#[test]
+fn a_remembering_session_asks_for_a_key_with_typed_sign_ins() {
+    for remember in [false, true] {
+        let mut t = T::ready(Transport::Stream);
+        t.s.set_remember(remember);
+        t.drain_paced();
+        t.s.handle_input("/login alice secret-pw", t.now);
+        assert_eq!(
+            t.drain_paced(),
+            [sign_in_msg(
+                "alice",
+                Proof::Password(pw("secret-pw")),
+                remember
+            )]
+        );
+        t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+        t.s.handle_input("/register secret-pw", t.now);
+        let sent = t.drain_paced();
+        assert!(
+            matches!(&sent[..], [ClientMsg::Register { remember: r, .. }] if *r == remember),
+            "{sent:?}"
+        );
+    }
+}
