@@ -674,15 +674,15 @@ impl Hub {
         now: Millis,
     ) {
         let folded = account.folded();
+        if let Some(words) = self.cluster_came_back(conn, &folded) {
+            return self.error(conn, ErrorKind::Throttled, Re::Conn, words);
+        }
         // The account's throttle is there against guessing its password. A device key of the
         // account (32 random bytes nobody guesses) still opens it, whatever the account's or the
         // address's waits: else anyone could keep an account's remembered devices out for good
         // with one wrong password per wait, and one guesser behind a NAT every device there. A
         // wrong key while the account waits is refused as throttled, neither counted nor logged,
         // as a password is.
-        if let Some(words) = self.cluster_came_back(conn, &folded) {
-            return self.error(conn, ErrorKind::Throttled, Re::Conn, words);
-        }
         let owners_key = matches!(&proof, Proof::Key(k) if self.key_owner(k).as_deref() == Some(folded.as_str()));
         let spared = owners_key || self.known_here(conn, &folded, now);
         if !self.may_start(conn, spared, now) {

@@ -566,8 +566,8 @@ pub(crate) struct Cluster {
     /// Nodes whose lease was alive at the last listing ([`Hub::handle_nodes`]): IRC's `LUSERS`.
     nodes_alive: usize,
     /// Resume tokens (by id, current and previous) of an account's devices sent away because
-    /// the account's user went to another node ([`Hub::moved_away`]), with the account
-    /// (folded) and when, oldest first: a client that comes back with one is not signed in
+    /// the account's user went to another node ([`Hub::moved_away`]), with the account's
+    /// name and when, oldest first: a client that comes back with one is not signed in
     /// again by itself ([`Hub::cluster_came_back`]).
     sent_away: VecDeque<(Millis, u64, Nick)>,
     /// Connections that came back with one of those tokens: the account whose next sign-in
@@ -1585,8 +1585,11 @@ impl Hub {
             .get(&self.users, account)
             .and_then(|uid| self.users.get(&uid))
             .is_some_and(|u| u.account() == Some(account));
-        (name.folded() == account && now < at + SENT_AWAY_FOR && !here)
-            .then(|| came_back_words(name.as_str()))
+        let held_back = name.folded() == account && now < at + SENT_AWAY_FOR && !here;
+        if held_back {
+            debug!(%conn, account = %name, "the sign-in of a device sent away is held back");
+        }
+        held_back.then(|| came_back_words(name.as_str()))
     }
 
     /// An event of `room`'s log from before the recent events a node reads when it starts
