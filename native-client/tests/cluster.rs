@@ -263,3 +263,77 @@ async fn two_devices_of_one_account_on_two_nodes_settle_on_one() {
         assert!(c.exit_status().await.success(), "{} exits cleanly", c.name);
     }
 }
+
+/// One account on two devices each given one node (a laptop that knows node 0, a phone that
+/// knows node 1): the phone's sign-in takes the account's user to node 1, and the laptop is sent
+/// away saying why. Its client comes back to node 0 and signs in by itself, which is held back
+/// (it would take the account back and send the phone away, whose client would do the same, for
+/// ever: each sign-in a join line in the account's rooms); the laptop, told to sign in
+/// (`--login`), ends saying why, and the phone stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_of_one_account_each_given_one_node_do_not_take_it_from_each_other() {
+    let nats = Nats::start();
+    let bin = natter_server_bin().await;
+    let nodes = [
+        Node::start(&bin, &nats, &[]).await,
+        Node::start(&bin, &nats, &[]).await,
+    ];
+    let (n0, n1) = (nodes[0].addr, nodes[1].addr);
+    let mut reg = Client::start("alice", n0, &[]);
+    reg.expect("-- connected as alice").await;
+    reg.send("/register correct horse").await;
+    reg.expect("-- you are signed in as alice").await;
+    reg.close_stdin();
+    assert!(reg.exit_status().await.success());
+    let mut watch = Nc::join(n0, "watch", "#r").await;
+
+    let device = |only: SocketAddr| {
+        Client::start_env(
+            "alice",
+            &[
+                "--login".into(),
+                "--nick".into(),
+                "alice".into(),
+                "--room".into(),
+                "#r".into(),
+                only.to_string(),
+            ],
+            &[("NATTER_PASSWORD", "correct horse")],
+        )
+    };
+    let mut laptop = device(n0);
+    laptop.expect("-- you are signed in as alice").await;
+    let mut phone = device(n1);
+    phone.expect("-- you are signed in as alice").await;
+    laptop
+        .expect_containing("alice is connected through another server of this cluster")
+        .await;
+    laptop.expect_containing("/login alice <password>").await;
+    let status = laptop.exit_status().await;
+    // Time for a few rounds of the old back and forth (a reconnect's first wait is under a
+    // second): the phone is still alice, on node 1.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    phone.send("from the phone").await;
+    watch
+        .expect_where("the phone's line", |l| l == "<alice> from the phone")
+        .await;
+    let joins = watch
+        .seen
+        .iter()
+        .filter(|l| *l == "-- alice joined #r")
+        .count();
+    assert!(
+        joins <= 2,
+        "alice came and went {joins} times: {:#?}",
+        watch.seen
+    );
+    assert_eq!(
+        phone.count("-- you are signed in as alice"),
+        1,
+        "{:#?}",
+        phone.seen
+    );
+    assert!(!status.success(), "{:#?}", laptop.seen);
+    phone.close_stdin();
+    assert!(phone.exit_status().await.success());
+}

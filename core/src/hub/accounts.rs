@@ -674,6 +674,9 @@ impl Hub {
         now: Millis,
     ) {
         let folded = account.folded();
+        if let Some(words) = self.cluster_came_back(conn, &folded) {
+            return self.error(conn, ErrorKind::Throttled, Re::Conn, words);
+        }
         // The account's throttle is there against guessing its password. A device key of the
         // account (32 random bytes nobody guesses) still opens it, whatever the account's or the
         // address's waits: else anyone could keep an account's remembered devices out for good

@@ -565,6 +565,14 @@ pub(crate) struct Cluster {
     away: bool,
     /// Nodes whose lease was alive at the last listing ([`Hub::handle_nodes`]): IRC's `LUSERS`.
     nodes_alive: usize,
+    /// Resume tokens (by id, current and previous) of an account's devices sent away because
+    /// the account's user went to another node ([`Hub::moved_away`]), with the account's
+    /// name and when, oldest first: a client that comes back with one is not signed in
+    /// again by itself ([`Hub::cluster_came_back`]).
+    sent_away: VecDeque<(Millis, u64, Nick)>,
+    /// Connections that came back with one of those tokens: the account whose next sign-in
+    /// there is refused once, and when they came.
+    came_back: BTreeMap<ConnId, (Millis, Nick)>,
 }
 
 impl Cluster {
@@ -572,6 +580,35 @@ impl Cluster {
     pub(super) fn ask_held(&mut self, account: Nick) {
         self.out.push_back(ClusterOut::TakeHeld { account });
     }
+}
+
+/// How long a node remembers the devices it sent away because their account's user went to
+/// another node: a client sent away comes back within its reconnect backoff (at most a
+/// minute); ten cover a laptop that slept meanwhile.
+const SENT_AWAY_FOR: Millis = Millis(600_000);
+
+/// Devices sent away (and connections that came back) a node remembers at most, the oldest
+/// forgotten first.
+const MAX_SENT_AWAY: usize = 1024;
+
+/// What a device of an account is told when it is sent away because the account's user went
+/// to another node of the cluster (a sign-in there, or another device's resume).
+fn moved_words(account: &str) -> String {
+    format!(
+        "{account} is connected through another server of this cluster now, which has the \
+         account (an account is on one server of a cluster at a time)"
+    )
+}
+
+/// What a device sent away so is told when its client signs in again by itself on coming
+/// back: not done, so that the two devices do not take the account from each other in turn.
+fn came_back_words(account: &str) -> String {
+    format!(
+        "{account} is connected through another server of this cluster, which has the account \
+         (an account is on one server of a cluster at a time): not signed in again by itself, \
+         which would send that device away in turn; sign in again (/login {account} \
+         <password>) to take the account back here"
+    )
 }
 
 /// How long after a take-over the client's resends are looked for (it sends them right after
@@ -668,9 +705,24 @@ impl Hub {
         let Some(token_id) = hello.resume.as_ref().map(|r| r.token.id()) else {
             return false;
         };
+        let now = self.now;
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };
+        let at = cl.sent_away.iter().position(|(_, t, _)| *t == token_id);
+        if let Some((_, _, account)) = at.and_then(|at| cl.sent_away.remove(at)) {
+            // A device this node sent away (its account went to another node) comes back: its
+            // session ended then, so there is nothing to find; the client's own sign-in that
+            // follows is refused once ([`Hub::cluster_came_back`]).
+            cl.came_back
+                .retain(|_, (when, _)| now < *when + SENT_AWAY_FOR);
+            if cl.came_back.len() >= MAX_SENT_AWAY {
+                cl.came_back.pop_first();
+            }
+            debug!(%conn, %account, "a device sent away to another node comes back");
+            cl.came_back.insert(conn, (now, account));
+            return false;
+        }
         let id = cl.next;
         cl.next += 1;
         cl.finding.insert(
@@ -1439,13 +1491,25 @@ impl Hub {
             return;
         };
         debug!(%nick, "session resumed on another node; it leaves this one");
+        // An account's user: its name (the user's nick).
+        let account = self
+            .users
+            .get(&uid)
+            .filter(|u| u.account().is_some())
+            .map(|u| u.nick.clone());
+        let words = account.as_ref().map(|a| moved_words(a.as_str()));
         let devices = self.devices_of(uid);
         for did in devices {
+            if let Some(account) = &account {
+                self.note_sent_away(did, account);
+            }
             let conn = self.devices.get_mut(&did).and_then(|d| d.conn.take());
             match conn {
                 Some(conn) => self.bye(
                     conn,
-                    "your session continues on another server",
+                    words
+                        .as_deref()
+                        .unwrap_or("your session continues on another server"),
                     "session resumed on another node",
                 ),
                 None if self.timers.is_set(Timer::Grace(did)) => self.undetach(did, now),
@@ -1470,6 +1534,62 @@ impl Hub {
             }
             self.drop_if_empty(r);
         }
+    }
+
+    /// Device `did` of the account `account` is sent away because the account's user went to
+    /// another node: its tokens are remembered, so that its client coming back is not signed
+    /// in again by itself (which would take the account back and send the other node's
+    /// devices away in turn, back and forth for ever with two single-server clients).
+    fn note_sent_away(&mut self, did: DeviceId, account: &Nick) {
+        let now = self.now;
+        let Some(d) = self.devices.get(&did) else {
+            return;
+        };
+        let ids: Vec<u64> = d
+            .resume
+            .iter()
+            .chain(d.prev_resume())
+            .map(|k| k.id)
+            .collect();
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        while cl
+            .sent_away
+            .front()
+            .is_some_and(|(at, _, _)| now >= *at + SENT_AWAY_FOR)
+        {
+            cl.sent_away.pop_front();
+        }
+        for id in ids {
+            if cl.sent_away.len() >= MAX_SENT_AWAY {
+                cl.sent_away.pop_front();
+            }
+            cl.sent_away.push_back((now, id, account.clone()));
+        }
+    }
+
+    /// Cluster mode: why `conn`'s sign-in to `account` (folded) is refused, if it is: the
+    /// connection came back with the token of a device of that account this node sent away
+    /// because the account went to another node ([`Hub::moved_away`]), and this is its first
+    /// sign-in, the one its client sends by itself after a welcome that is not a resume.
+    /// Refused once (`Throttled`: a natter client keeps its credentials and does not ask again
+    /// by itself), so the account stays where it went; the next sign-in there takes it back.
+    pub(super) fn cluster_came_back(&mut self, conn: ConnId, account: &str) -> Option<String> {
+        let now = self.now;
+        let cl = self.cluster.as_mut()?;
+        let (at, name) = cl.came_back.remove(&conn)?;
+        // Its user is here again (another device took it back meanwhile): one more device.
+        let here = self
+            .nicks
+            .get(&self.users, account)
+            .and_then(|uid| self.users.get(&uid))
+            .is_some_and(|u| u.account() == Some(account));
+        let held_back = name.folded() == account && now < at + SENT_AWAY_FOR && !here;
+        if held_back {
+            debug!(%conn, account = %name, "the sign-in of a device sent away is held back");
+        }
+        held_back.then(|| came_back_words(name.as_str()))
     }
 
     /// An event of `room`'s log from before the recent events a node reads when it starts

@@ -1160,3 +1160,142 @@ fn a_password_changed_on_another_node_forgets_the_addresses_known_here() {
     assert_eq!(kind, ErrorKind::Throttled, "{detail}");
     assert!(detail.contains("address"), "{detail}");
 }
+
+/// A hello on node `i` resuming `token` (pumped): the connection.
+fn comes_back(net: &mut Net, i: usize, token: &ResumeToken) -> ConnId {
+    let now = net.now;
+    let x = net.nodes[i].hub.accept(LOCAL, now).unwrap();
+    net.nodes[i].hub.handle_bytes(x, &MAGIC, now);
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        nick: nick("alice"),
+        resume: Some(crate::wire::Resume {
+            token: token.clone(),
+            rooms: Vec::new(),
+        }),
+    };
+    net.nodes[i]
+        .hub
+        .handle_bytes(x, &encode_frame(&hello).unwrap(), now);
+    settle(net);
+    x
+}
+
+fn bye(msgs: &[ServerMsg]) -> Option<String> {
+    msgs.iter().find_map(|m| match m {
+        ServerMsg::Bye { reason } => Some(reason.to_string()),
+        _ => None,
+    })
+}
+
+/// One account on two nodes, each device given one node (until an account's nick can be held
+/// by several nodes): a sign-in on node 1 takes the account's user there, and the device on
+/// node 0 is sent away saying why. Its client comes back to node 0 with its token and signs in
+/// by itself, which would take the account back and send node 1's device away in turn, back
+/// and forth for ever: that sign-in is refused once, in words, as `Throttled` (a natter client
+/// keeps its credentials and does not ask again by itself). The next sign-in there takes the
+/// account back, and node 1's device is told so in turn; a member sees no quit.
+#[test]
+fn a_device_sent_away_by_a_sign_in_on_another_node_is_told_why_and_does_not_take_it_back_by_itself()
+{
+    let mut net = net(2);
+    let (laptop, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, laptop, PW, false);
+    let token = net
+        .recv(0, laptop)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .expect("registered");
+    let (carol, _) = guest(&mut net, 0, "carol");
+    for c in [laptop, carol] {
+        ask(&mut net, 0, c, &ClientMsg::Join { room: room("#r") });
+        net.recv(0, c);
+    }
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    assert_eq!(net.owners.get("alice"), Some(&1), "the nick went to node 1");
+    let words = bye(&net.recv(0, laptop)).expect("the laptop is sent away");
+    assert!(
+        words.contains("alice is connected through another server of this cluster"),
+        "{words}"
+    );
+    net.nodes[0].hub.handle_close(laptop, net.now);
+    settle(&mut net);
+
+    // The laptop's client comes back with its token: a guest, and its own sign-in is refused.
+    let back = comes_back(&mut net, 0, &token);
+    let got = net.recv(0, back);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Welcome { resumed: false, .. })),
+        "{got:?}"
+    );
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    let got = net.recv(0, back);
+    let (kind, words) = error(&got).expect("refused");
+    assert_eq!(kind, ErrorKind::Throttled, "{got:?}");
+    assert!(words.contains("/login alice <password>"), "{words}");
+    assert_eq!(net.owners.get("alice"), Some(&1), "the account stayed");
+    assert_eq!(bye(&net.recv(1, phone)), None, "the phone stays");
+
+    // Asked again (by the person), it takes the account back; the phone is told in turn.
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        signed_in(&net.recv(0, back)).map(|s| s.0),
+        Some(nick("alice"))
+    );
+    assert_eq!(net.owners.get("alice"), Some(&0));
+    let words = bye(&net.recv(1, phone)).expect("the phone is sent away");
+    assert!(words.contains("another server"), "{words}");
+    let quits = net.log[&room("#r")]
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Quit { .. }))
+        .count();
+    assert_eq!(quits, 0, "a member saw alice quit");
+}
+
+/// Only what would send another node's device away is held back: a fresh connection signs in
+/// at once, a device sent away whose client signs in to another account is not held back, nor
+/// one whose account is on this node again by the time it comes back.
+#[test]
+fn only_a_sign_in_that_would_take_the_account_back_by_itself_is_held_back() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#r") });
+    net.recv(0, a);
+    let (b, _) = guest(&mut net, 1, "bob");
+    register(&mut net, 1, b, PW, false);
+    net.recv(1, b);
+    let (laptop, t1) = device(&mut net, 0, "laptop", "alice");
+    let (desk, t2) = device(&mut net, 0, "desk", "alice");
+    // A sign-in on node 1 sends node 0's devices of alice away.
+    device(&mut net, 1, "phone", "alice");
+    assert!(bye(&net.recv(0, laptop)).is_some());
+    assert!(bye(&net.recv(0, desk)).is_some());
+    // The desk's client, back with its token, signs in to bob: not held back.
+    let back = comes_back(&mut net, 0, &t2);
+    net.recv(0, back);
+    sign_in(&mut net, 0, back, "bob", Proof::Password(pw(PW)));
+    assert_eq!(
+        signed_in(&net.recv(0, back)).map(|s| s.0),
+        Some(nick("bob"))
+    );
+    // A fresh connection on node 0 takes alice back at once.
+    let (tablet, _) = guest(&mut net, 0, "tablet");
+    sign_in(&mut net, 0, tablet, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        signed_in(&net.recv(0, tablet)).map(|s| s.0),
+        Some(nick("alice"))
+    );
+    // The laptop's client comes back now: alice is here, so it is one more device of her.
+    let back = comes_back(&mut net, 0, &t1);
+    net.recv(0, back);
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        signed_in(&net.recv(0, back)).map(|s| s.0),
+        Some(nick("alice"))
+    );
+}

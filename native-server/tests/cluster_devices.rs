@@ -1,0 +1,194 @@
+//! One account on two nodes of a cluster (issue 23), against a real nats-server with
+//! JetStream, started by each test on a free port and stopped by its pid. An account's user is
+//! on one node at a time (ARCHITECTURE.md, "An account on several nodes"): a sign-in on another
+//! node takes it there, and the device sent away is told why and is not signed in again by
+//! itself when its client comes back, so two devices given one node each do not take the
+//! account from each other in turn.
+
+mod support;
+
+use natter_cluster::test_server::NatsServer as Nats;
+use natter_core::wire::{ClientMsg, ErrorKind, EventKind, Proof, ServerMsg};
+use natter_core::{Password, ResumeToken, RoomName};
+use natter_server::Server;
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{BinClient, nick, room};
+
+async fn node(nats: &Nats) -> Server {
+    support::cluster_node(nats.url()).await
+}
+
+fn addr(s: &Server) -> SocketAddr {
+    s.local_addrs()[0]
+}
+
+const PW: &str = "correct horse";
+
+/// `c` signs in to `account`: the answer, `Ok(token)` or `Err((kind, words))`.
+async fn sign_in(c: &mut BinClient, account: &str) -> Result<ResumeToken, (ErrorKind, String)> {
+    c.send(&ClientMsg::SignIn {
+        account: nick(account),
+        proof: Proof::Password(Password(PW.into())),
+        remember: false,
+    })
+    .await;
+    let got = c
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. } | ServerMsg::Error { .. }),
+            "an answer to the sign-in",
+        )
+        .await;
+    match got {
+        ServerMsg::SignedIn { token, .. } => Ok(token),
+        ServerMsg::Error { kind, detail, .. } => Err((kind, detail.to_string())),
+        _ => unreachable!("expect returned what it matched"),
+    }
+}
+
+/// A new connection to `at` signed in to `account` (tried again, three times at most, while
+/// the node has not heard of the account yet).
+async fn device(at: SocketAddr, account: &str) -> BinClient {
+    for _ in 0..3 {
+        let (mut c, _) = BinClient::hello(at, "device", None).await;
+        if sign_in(&mut c, account).await.is_ok() {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("{account} did not sign in at {at}");
+}
+
+/// Reads until the server closes `c`: the words of its `Bye`.
+async fn sent_away(c: &mut BinClient) -> String {
+    let got = c.expect_closed().await;
+    got.iter()
+        .find_map(|m| match m {
+            ServerMsg::Bye { reason } => Some(reason.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{}: closed without a Bye: {got:#?}", c.name))
+}
+
+fn line_of(m: &ServerMsg, r: &RoomName) -> Option<(String, String)> {
+    match m {
+        ServerMsg::Event(ev) if ev.room == *r => match &ev.kind {
+            EventKind::Say { text, .. } => Some((ev.from.to_string(), text.to_string())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A laptop on node A and a phone on node B, each given that node alone: the phone's sign-in
+/// takes alice to node B, and the laptop is sent away saying why. Its client comes back to
+/// node A with its token and signs in by itself: refused once, in words, so the phone stays
+/// (before, that sign-in took alice back and sent the phone away, whose client did the same,
+/// for ever). The person signing in again takes alice back; a member on either node sees
+/// neither device's move as a quit, and lists alice once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_sent_away_by_a_sign_in_on_another_node_is_told_why_and_does_not_take_it_back() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let r = room("#r");
+    let (mut laptop, _) = BinClient::hello(addr(&a), "alice", None).await;
+    laptop
+        .send(&ClientMsg::Register {
+            password: Password(PW.into()),
+            remember: false,
+        })
+        .await;
+    let token = match laptop
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await
+    {
+        ServerMsg::SignedIn { token, .. } => token,
+        _ => unreachable!("expect returned what it matched"),
+    };
+    laptop.join("#r").await;
+    let (mut carol, _) = BinClient::hello(addr(&b), "carol", None).await;
+    carol.join("#r").await;
+
+    let mut phone = device(addr(&b), "alice").await;
+    phone
+        .expect(
+            |m| matches!(m, ServerMsg::Joined { room, .. } if *room == r),
+            "the phone in #r",
+        )
+        .await;
+    let words = sent_away(&mut laptop).await;
+    assert!(
+        words.contains("alice is connected through another server of this cluster"),
+        "{words}"
+    );
+
+    // The laptop's client comes back to node A with its token, as natter's clients do.
+    let resume = natter_core::wire::Resume {
+        token,
+        rooms: Vec::new(),
+    };
+    let (mut back, welcome) = BinClient::hello(addr(&a), "alice", Some(resume)).await;
+    assert!(
+        matches!(welcome, ServerMsg::Welcome { resumed: false, .. }),
+        "{welcome:?}"
+    );
+    let (kind, words) = sign_in(&mut back, "alice")
+        .await
+        .expect_err("its own sign-in is held back");
+    assert_eq!(kind, ErrorKind::Throttled, "{words}");
+    assert!(words.contains("/login alice <password>"), "{words}");
+
+    // The phone stays: its line reaches carol, and it answers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    phone.say("#r", "from the phone").await;
+    carol
+        .expect(
+            |m| line_of(m, &r).is_some_and(|(f, t)| f == "alice" && t == "from the phone"),
+            "the phone's line",
+        )
+        .await;
+    phone.send(&ClientMsg::Ping { token: 9 }).await;
+    phone
+        .expect(|m| matches!(m, ServerMsg::Pong { token: 9 }), "a pong")
+        .await;
+
+    // Signed in again by the person: alice goes back to node A, and the phone is told.
+    sign_in(&mut back, "alice")
+        .await
+        .expect("the second sign-in takes the account back");
+    let words = sent_away(&mut phone).await;
+    assert!(words.contains("another server"), "{words}");
+    back.expect(
+        |m| matches!(m, ServerMsg::Joined { room, .. } if *room == r),
+        "the laptop in #r again",
+    )
+    .await;
+    back.say("#r", "from the laptop").await;
+    carol
+        .expect(
+            |m| line_of(m, &r).is_some_and(|(f, t)| f == "alice" && t == "from the laptop"),
+            "the laptop's line",
+        )
+        .await;
+    let quits = carol
+        .seen
+        .iter()
+        .filter(|m| {
+            matches!(m, ServerMsg::Event(ev) if ev.from.as_str() == "alice"
+                && matches!(ev.kind, EventKind::Quit { .. } | EventKind::Part { .. }))
+        })
+        .count();
+    assert_eq!(quits, 0, "carol saw alice leave: {:#?}", carol.seen);
+    carol.send(&ClientMsg::Who { room: r.clone() }).await;
+    let got = carol
+        .expect(|m| matches!(m, ServerMsg::Members { .. }), "members")
+        .await;
+    let ServerMsg::Members { members, .. } = got else {
+        unreachable!()
+    };
+    assert_eq!(
+        members.iter().filter(|n| n.as_str() == "alice").count(),
+        1,
+        "{members:?}"
+    );
+}
