@@ -11,12 +11,12 @@ use tokio::time::timeout;
 async fn sigterm_says_goodbye_and_exits_zero() {
     let (mut child, mut log, addr) = spawn_server(
         &["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "2000"],
-        &[],
+        &[patient()],
     )
     .await;
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
-    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut a, nick_a) = TextClient::entered(addr, "a").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     a.send("over the process boundary").await;
     b.expect(
         |l| l == format!("<{nick_a}> over the process boundary"),
@@ -55,11 +55,11 @@ async fn sigterm_says_goodbye_and_exits_zero() {
 async fn a_short_grace_does_not_warn_of_connections_only_draining() {
     let (mut child, mut log, addr) = spawn_server(
         &["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "300"],
-        &[],
+        &[patient()],
     )
     .await;
-    let (mut a, _) = TextClient::welcomed(addr, "a").await;
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut a, _) = TextClient::entered(addr, "a").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     let (mut bin, _) = BinClient::hello(addr, "bin", None).await;
 
     let status = sigterm(&mut child).await;
@@ -570,7 +570,7 @@ async fn resume_tokens_copied_replaced_or_guessed_are_logged_with_the_peer() {
     use natter_core::ResumeToken;
     use natter_core::wire::{ClientMsg, Resume, ServerMsg};
     use tokio::io::AsyncBufReadExt;
-    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
+    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[patient()]).await;
     let token_of = |w: &ServerMsg| match w {
         ServerMsg::Welcome { token, .. } => token.clone(),
         other => panic!("no welcome: {other:?}"),

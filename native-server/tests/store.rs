@@ -24,9 +24,16 @@ async fn start(dir: &Path, listen: &str) -> (Child, SocketAddr) {
 
 /// [`start`] with more `[limits]` lines.
 async fn start_with(dir: &Path, listen: &str, limits: &str) -> (Child, SocketAddr) {
-    // A join replays one line, so `/history` has something to show.
+    // A join replays one line, so `/history` has something to show. The detection wait is
+    // patient (see `patient`): binary clients stay binary on a loaded machine, nc users press
+    // Enter.
     let config = dir.join("natter-server.toml");
-    std::fs::write(&config, format!("[limits]\nhistory_on_join = 1\n{limits}")).unwrap();
+    let wait = natter_server::PATIENT_DETECT_WAIT.0;
+    std::fs::write(
+        &config,
+        format!("[limits]\nhistory_on_join = 1\ntext_detect_wait_ms = {wait}\n{limits}"),
+    )
+    .unwrap();
     let (child, _log, addr) = spawn_server(
         &[
             "--listen",
@@ -365,7 +372,7 @@ async fn a_quiet_client_connected_longer_than_the_grace_resumes_after_a_restart(
 async fn nc_reads_history_and_searches_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
-    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut a, nick_a) = TextClient::entered(addr, "a").await;
     for w in [
         "apples are red",
         "bananas are yellow",
@@ -374,13 +381,13 @@ async fn nc_reads_history_and_searches_after_a_restart() {
         a.send(w).await;
     }
     // The lines are durable once a reader sees them.
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     let _ = b.lines_for(Duration::from_millis(300)).await;
     drop(a);
     sigterm(&mut server).await;
 
     let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
-    let (mut c, _) = TextClient::welcomed(addr, "c").await;
+    let (mut c, _) = TextClient::entered(addr, "c").await;
     let _ = c.lines_for(Duration::from_millis(300)).await;
     c.send("/search red").await;
     let hits = c.lines_for(Duration::from_millis(800)).await;
