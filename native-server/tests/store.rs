@@ -459,7 +459,7 @@ async fn a_new_store_is_one_line_in_the_log() {
     let args = ["--listen", "127.0.0.1:0", "--data-dir", data.as_str()];
     let env = [("NATTER_EPHEMERAL", "false")];
     for first in [true, false] {
-        let (mut child, _log, _addr, seen) = spawn_server_seen(&args, &env, WAIT).await;
+        let (mut child, _log, _addr, seen) = spawn_server_seen(&args, &env, SERVER_START).await;
         let about = |what: &str| seen.iter().filter(|l| l.contains(what)).count();
         assert_eq!(about("new store created"), usize::from(first), "{seen:?}");
         assert_eq!(about("schema"), usize::from(first), "{seen:?}");
@@ -642,7 +642,7 @@ async fn a_blank_natter_data_dir_is_the_default_data_dir() {
         ("XDG_DATA_HOME", xdg_path.as_str()),
     ];
     let (mut child, _log, _addr, seen) =
-        spawn_server_seen(&["--listen", "127.0.0.1:0"], &env, WAIT).await;
+        spawn_server_seen(&["--listen", "127.0.0.1:0"], &env, SERVER_START).await;
     let db = xdg.join("natter").join("natter.db").display().to_string();
     assert!(
         seen.iter()

@@ -773,7 +773,7 @@ async fn a_ca_certificate_as_the_servers_own_is_warned_of_at_start() {
             "--tls-key",
             key.to_str().unwrap(),
         ];
-        let (_child, _log, addr, seen) = spawn_server_seen(&args, &[], WAIT).await;
+        let (_child, _log, addr, seen) = spawn_server_seen(&args, &[], SERVER_START).await;
         let warned = seen
             .iter()
             .any(|l| l.contains("WARN") && l.contains("is a CA certificate"));

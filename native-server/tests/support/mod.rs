@@ -31,6 +31,11 @@ use tokio::time::{Instant, timeout};
 /// The longest any single expectation waits.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How long a natter-server process may take to listen ([`spawn_server`]): opening its store
+/// and binding took more than [`WAIT`] beside a loaded CI machine's other tests (liveness, not
+/// speed: nothing is measured by it).
+pub const SERVER_START: Duration = Duration::from_secs(30);
+
 /// How long a clustered natter-server process may take to listen: it first waits for NATS and
 /// JetStream to answer, which on a loaded machine running several nats-servers at once took
 /// more than [`WAIT`] (liveness, not speed: nothing is measured by it).
@@ -496,7 +501,7 @@ pub async fn spawn_server(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> (Child, BufReader<ChildStderr>, SocketAddr) {
-    spawn_server_within(args, envs, WAIT).await
+    spawn_server_within(args, envs, SERVER_START).await
 }
 
 /// [`spawn_server`], waiting up to `wait` for it to listen.
