@@ -31,9 +31,9 @@ use tokio::time::{Instant, timeout};
 /// The longest any single expectation waits.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// How long a natter-server process may take to listen ([`spawn_server`]): opening its store
-/// and binding took more than [`WAIT`] beside a loaded CI machine's other tests (liveness, not
-/// speed: nothing is measured by it).
+/// How long a natter-server process may take to listen ([`spawn_server`]): starting, opening
+/// its store and binding took more than [`WAIT`] on a machine loaded past a load average of 10
+/// (liveness, not speed: nothing is measured by it).
 pub const SERVER_START: Duration = Duration::from_secs(30);
 
 /// How long a clustered natter-server process may take to listen: it first waits for NATS and
@@ -485,10 +485,14 @@ pub fn frame_header(len: u32) -> Bytes {
 pub fn patient() -> (&'static str, &'static str) {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let path = PATH.get_or_init(|| {
-        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("patient-{}.toml", std::process::id()));
+        // One file for every test process, each writing the same words: written aside and
+        // renamed, so none reads it half written.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join("patient.toml");
+        let aside = dir.join(format!("patient.toml.{}", std::process::id()));
         let wait = natter_server::PATIENT_DETECT_WAIT.0;
-        std::fs::write(&path, format!("[limits]\ntext_detect_wait_ms = {wait}\n"))
+        std::fs::write(&aside, format!("[limits]\ntext_detect_wait_ms = {wait}\n"))
+            .and_then(|()| std::fs::rename(&aside, &path))
             .expect("write the patient config file");
         path.display().to_string()
     });
