@@ -302,7 +302,7 @@ async fn a_resumed_terminal_hears_the_away_another_door_set_meanwhile() {
 async fn stored_server(dir: &Path, addr: SocketAddr) -> Server {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let mut config = ServerConfig::local_test();
+        let mut config = ServerConfig::local_test_patient();
         config.listen = vec![addr];
         config.store = Some(natter_store::Config::new(dir));
         config.hub.resume_grace = natter_core::Millis(1);

@@ -31,7 +31,7 @@ async fn setup() -> Setup {
         .unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.cert_pem()).unwrap();
-    let mut c = ServerConfig::local_test();
+    let mut c = ServerConfig::local_test_patient();
     c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     c.tls_certs = Some(TlsCerts { cert, key });
     let server = natter_server::start(c).await.unwrap();
@@ -192,7 +192,7 @@ async fn a_ca_certificate_as_the_servers_own_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let leaf = natter_tls::dev_ca::self_signed_ca_leaf(&["localhost", "127.0.0.1"]).unwrap();
     let (cert, key) = leaf.write(dir.path()).unwrap();
-    let mut c = ServerConfig::local_test();
+    let mut c = ServerConfig::local_test_patient();
     c.tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     c.tls_certs = Some(TlsCerts {
         cert: cert.clone(),

@@ -96,7 +96,24 @@ impl ServerConfig {
             cluster: None,
         }
     }
+
+    /// [`ServerConfig::local_test`] for tests that are not about telling the dialects apart:
+    /// the detection wait is [`PATIENT_DETECT_WAIT`], not the default 400 ms, so a binary
+    /// client whose preamble a loaded machine delays (a test's client task not scheduled for
+    /// a while) is still taken as binary, not greeted as a person. A person on `nc` who says
+    /// nothing is greeted that much later: tests of silent people keep
+    /// [`ServerConfig::local_test`].
+    pub fn local_test_patient() -> ServerConfig {
+        let mut config = ServerConfig::local_test();
+        config.hub.text_detect_wait = PATIENT_DETECT_WAIT;
+        config
+    }
 }
+
+/// The detection wait of [`ServerConfig::local_test_patient`] (and of the tests' config files
+/// for the binary): longer than any stall of a test client on a loaded CI machine, within the
+/// default hello timeout (10 s) that it may not exceed.
+pub const PATIENT_DETECT_WAIT: natter_core::Millis = natter_core::Millis(5_000);
 
 /// PEM files for the TLS listeners.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,15 +22,15 @@ async fn stop(server: natter_server::Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nc_registers_and_signs_in_twice_and_everyone_hears_one_alice() {
-    let server = start(ServerConfig::local_test()).await.unwrap();
+    let server = start(ServerConfig::local_test_patient()).await.unwrap();
     let addr = server.local_addrs()[0];
-    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    let (mut a, _) = TextClient::entered(addr, "a").await;
     a.send("/nick alice").await;
     a.expect_has("you are now known as alice").await;
     a.send("/register correct horse").await;
     a.expect_has("you are signed in as alice").await;
 
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     b.send("/nick alice").await;
     let refused = b.expect(|l| l.starts_with("ERROR:"), "a refusal").await;
     assert!(refused.contains("registered"), "{refused}");
@@ -88,7 +88,7 @@ async fn nc_registers_and_signs_in_twice_and_everyone_hears_one_alice() {
 }
 
 async fn start_stored(dir: &Path) -> (Child, std::net::SocketAddr) {
-    let (child, _log, addr) = spawn_stored_server(dir, &[]).await;
+    let (child, _log, addr) = patient_stored_server(dir, &[]).await;
     (child, addr)
 }
 
@@ -96,7 +96,7 @@ async fn start_stored(dir: &Path) -> (Child, std::net::SocketAddr) {
 async fn an_account_and_its_rooms_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start_stored(dir.path()).await;
-    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    let (mut a, _) = TextClient::entered(addr, "a").await;
     a.send("/nick dora").await;
     a.expect_has("you are now known as dora").await;
     a.send("/register a long passphrase").await;
@@ -127,7 +127,7 @@ async fn an_account_and_its_rooms_survive_a_restart() {
         "{who:?}"
     );
     // The nick is still owned, and the password still opens it.
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     b.send("/login dora a long passphrase").await;
     b.expect_has("you are signed in as dora").await;
     b.expect_has("#kept").await;
@@ -176,14 +176,14 @@ async fn read_log_until(
 /// none: the throttle bounds the lines as it bounds the checks. No line holds the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_is_refused_in_words_and_logged_once() {
-    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
-    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[patient()]).await;
+    let (mut a, _) = TextClient::entered(addr, "a").await;
     a.send("/nick alice").await;
     a.expect_has("you are now known as alice").await;
     a.send("/register correct horse").await;
     a.expect_has("you are signed in as alice").await;
 
-    let (mut m, _) = TextClient::welcomed(addr, "m").await;
+    let (mut m, _) = TextClient::entered(addr, "m").await;
     let mut refusals = Vec::new();
     for _ in 0..8 {
         m.send("/login alice guessing-0000").await;
@@ -231,7 +231,7 @@ async fn each_failed_sign_in_is_logged_with_its_address_and_account() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let (_child, mut log, addr) = spawn_server(
         &["--listen", "127.0.0.1:0", "--irc-listen", "127.0.0.1:0"],
-        &[],
+        &[patient()],
     )
     .await;
     let lines = read_log_until(&mut log, "door=Irc ", "wrong horse").await;
@@ -244,7 +244,7 @@ async fn each_failed_sign_in_is_logged_with_its_address_and_account() {
     let _alice = BinClient::registered(addr, "alice", "correct horse").await;
 
     // nc, an account nobody registered.
-    let (mut nc, _) = TextClient::welcomed(addr, "nc").await;
+    let (mut nc, _) = TextClient::entered(addr, "nc").await;
     nc.send("/login nobody wrong horse").await;
     nc.expect_has("wrong account name or password").await;
     // natter's binary protocol, a wrong password.
@@ -391,7 +391,7 @@ async fn readmes_fail2ban_filter_matches_both_log_formats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_leaves_a_dropped_devices_token_useless() {
     use natter_core::wire::{ErrorKind, Proof, Resume};
-    let server = start(ServerConfig::local_test()).await.unwrap();
+    let server = start(ServerConfig::local_test_patient()).await.unwrap();
     let addr = server.local_addrs()[0];
     let mut desk = BinClient::registered(addr, "alice", "correct horse").await;
 
@@ -496,7 +496,7 @@ async fn an_admin_name_nobody_registered_is_warned_of_at_start() {
 async fn a_direct_message_to_an_account_with_nothing_connected_waits_across_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start_stored(dir.path()).await;
-    let (mut a, _) = TextClient::welcomed(addr, "a").await;
+    let (mut a, _) = TextClient::entered(addr, "a").await;
     a.send("/nick erin").await;
     a.expect_has("you are now known as erin").await;
     a.send("/register a long passphrase").await;
@@ -525,12 +525,12 @@ async fn a_direct_message_to_an_account_with_nothing_connected_waits_across_a_cr
     server.wait().await.expect("wait for natter-server");
 
     let (_server, addr) = start_stored(dir.path()).await;
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     b.send("/login erin a long passphrase").await;
     b.expect_has("you are signed in as erin").await;
     b.expect_has("*bob* lunch tomorrow?").await;
     // Once: signed in again elsewhere, it is not there.
-    let (mut c, _) = TextClient::welcomed(addr, "c").await;
+    let (mut c, _) = TextClient::entered(addr, "c").await;
     c.send("/login erin a long passphrase").await;
     c.expect_has("you are signed in as erin").await;
     let rest = c.lines_for(std::time::Duration::from_millis(500)).await;
@@ -547,7 +547,7 @@ async fn a_direct_message_to_an_account_with_nothing_connected_waits_across_a_cr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copied_account_token_takes_nothing_and_stops_working_once_replaced() {
     use natter_core::wire::{ErrorKind, Resume};
-    let server = start(ServerConfig::local_test()).await.unwrap();
+    let server = start(ServerConfig::local_test_patient()).await.unwrap();
     let addr = server.local_addrs()[0];
     let (mut desk, _) = BinClient::hello(addr, "alice", None).await;
     desk.send(&ClientMsg::Register {
@@ -657,7 +657,7 @@ async fn a_copied_account_token_takes_nothing_and_stops_working_once_replaced() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remembered_device_forgotten_from_another_is_told_and_its_key_opens_nothing() {
     use natter_core::wire::{DeviceDoor, ErrorKind, Proof, RememberedDevice};
-    let server = start(ServerConfig::local_test()).await.unwrap();
+    let server = start(ServerConfig::local_test_patient()).await.unwrap();
     let addr = server.local_addrs()[0];
     let password = || natter_core::Password("correct horse".into());
     let _account = BinClient::registered(addr, "alice", "correct horse").await;
@@ -848,7 +848,7 @@ async fn a_device_label_is_listed_by_another_device_and_a_version_12_client_gets
         DeviceUse, FrameDecoder, MAGIC, Proof, RememberedDevice, decode_payload, encode_frame,
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = start(ServerConfig::local_test()).await.unwrap();
+    let server = start(ServerConfig::local_test_patient()).await.unwrap();
     let addr = server.local_addrs()[0];
     let password = || natter_core::Password("correct horse".into());
     let label = |s: &str| DeviceLabel::new(s).unwrap();

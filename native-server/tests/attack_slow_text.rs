@@ -21,7 +21,7 @@ const N: usize = 3000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_user_who_stops_reading_is_told_what_was_missed() {
-    let mut config = ServerConfig::local_test();
+    let mut config = ServerConfig::local_test_patient();
     config.hub.outbound_max_bytes = 16 * 1024;
     config.hub.outbound_max_msgs = 64;
     config.hub.flood_burst = 10 * N as u32;

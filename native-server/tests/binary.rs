@@ -11,12 +11,12 @@ use tokio::time::timeout;
 async fn sigterm_says_goodbye_and_exits_zero() {
     let (mut child, mut log, addr) = spawn_server(
         &["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "2000"],
-        &[],
+        &[patient()],
     )
     .await;
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
-    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut a, nick_a) = TextClient::entered(addr, "a").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     a.send("over the process boundary").await;
     b.expect(
         |l| l == format!("<{nick_a}> over the process boundary"),
@@ -55,11 +55,11 @@ async fn sigterm_says_goodbye_and_exits_zero() {
 async fn a_short_grace_does_not_warn_of_connections_only_draining() {
     let (mut child, mut log, addr) = spawn_server(
         &["--listen", "127.0.0.1:0", "--shutdown-grace-ms", "300"],
-        &[],
+        &[patient()],
     )
     .await;
-    let (mut a, _) = TextClient::welcomed(addr, "a").await;
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut a, _) = TextClient::entered(addr, "a").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     let (mut bin, _) = BinClient::hello(addr, "bin", None).await;
 
     let status = sigterm(&mut child).await;
@@ -245,8 +245,13 @@ async fn it_raises_a_low_open_file_limit_to_the_hard_limit() {
         .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
         .expect("the open files line");
     let wrapper = ["sh", "-c", r#"ulimit -S -n 256 && exec "$0" "$@""#];
-    let (child, mut log, addr, seen) =
-        spawn_server_wrapped(&wrapper, &["--listen", "127.0.0.1:0"], &[], WAIT).await;
+    let (child, mut log, addr, seen) = spawn_server_wrapped(
+        &wrapper,
+        &["--listen", "127.0.0.1:0"],
+        &[patient()],
+        SERVER_START,
+    )
+    .await;
     let pid = child.id().expect("a pid");
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
     let line = limits
@@ -269,12 +274,18 @@ async fn it_raises_a_low_open_file_limit_to_the_hard_limit() {
         }
     });
     // 300 connections at once (loopback is exempt from the per-address limits): past the 256
-    // files it started with.
+    // files it started with. Each sends the binary preamble and waits, so that none is greeted
+    // as a person: 300 guests joining #lobby, each join told to all the others, kept a loaded
+    // machine's server busy past the last one's wait for its welcome.
     let mut held = Vec::new();
     for _ in 0..300 {
-        held.push(connect(addr).await);
+        let mut c = connect(addr).await;
+        tokio::io::AsyncWriteExt::write_all(&mut c, &natter_core::wire::MAGIC)
+            .await
+            .expect("write the preamble");
+        held.push(c);
     }
-    let (_last, nick) = TextClient::welcomed(addr, "last").await;
+    let (_last, nick) = TextClient::entered(addr, "last").await;
     assert!(!nick.is_empty());
 }
 
@@ -308,7 +319,7 @@ async fn boolean_environment_variables_take_1_yes_on_and_their_opposites() {
         let (mut child, _log, _addr, seen) = spawn_server_seen(
             &["--listen", "127.0.0.1:0"],
             &[("NATTER_EPHEMERAL", yes), ("NATTER_CLUSTER_LINE_IDS", yes)],
-            WAIT,
+            SERVER_START,
         )
         .await;
         assert!(
@@ -323,7 +334,7 @@ async fn boolean_environment_variables_take_1_yes_on_and_their_opposites() {
         let (mut child, _log, _addr, seen) = spawn_server_seen(
             &["--listen", "127.0.0.1:0", "--data-dir", &data],
             &[("NATTER_EPHEMERAL", no), ("NATTER_CLUSTER_LINE_IDS", no)],
-            WAIT,
+            SERVER_START,
         )
         .await;
         assert!(
@@ -375,7 +386,7 @@ async fn every_blank_natter_variable_is_taken_as_unset() {
         let mut env: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), blank)).collect();
         env.push(("XDG_DATA_HOME", &xdg));
         let (mut child, _log, _addr, seen) =
-            spawn_server_seen(&["--config", cfg.to_str().unwrap()], &env, WAIT).await;
+            spawn_server_seen(&["--config", cfg.to_str().unwrap()], &env, SERVER_START).await;
         // The defaults: a store in the default data directory, text logs.
         assert!(
             seen.iter()
@@ -548,7 +559,7 @@ async fn a_rust_log_that_does_not_parse_is_said_in_the_log() {
     let (mut child, _log, _addr, seen) = spawn_server_seen(
         &["--listen", "127.0.0.1:0"],
         &[("RUST_LOG", "natter_server=debgu")],
-        WAIT,
+        SERVER_START,
     )
     .await;
     let said = seen
@@ -570,7 +581,7 @@ async fn resume_tokens_copied_replaced_or_guessed_are_logged_with_the_peer() {
     use natter_core::ResumeToken;
     use natter_core::wire::{ClientMsg, Resume, ServerMsg};
     use tokio::io::AsyncBufReadExt;
-    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[]).await;
+    let (_child, mut log, addr) = spawn_server(&["--listen", "127.0.0.1:0"], &[patient()]).await;
     let token_of = |w: &ServerMsg| match w {
         ServerMsg::Welcome { token, .. } => token.clone(),
         other => panic!("no welcome: {other:?}"),

@@ -46,7 +46,7 @@ async fn node(nats: &Nats) -> Server {
 
 /// A node in this process with an IRC door too, whose view of other nodes' leases is short.
 async fn node_with_irc(nats: &Nats) -> Server {
-    let mut cfg = ServerConfig::local_test();
+    let mut cfg = ServerConfig::local_test_patient();
     cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
     cluster.lease = Duration::from_millis(900);
@@ -73,7 +73,7 @@ async fn doomed_node(
         "--cluster-lease-ms",
         lease_ms,
     ];
-    spawn_server_within(&args, &[], support::NODE_START).await
+    spawn_server_within(&args, &[support::patient()], support::NODE_START).await
 }
 
 /// A chat line event in `r`: (seq, from, text).
@@ -124,8 +124,8 @@ async fn three_nodes_one_room_every_line_once_in_one_order() {
     let r = room("#r");
     let (mut alice, _) = BinClient::hello(addr(0), "alice", None).await;
     let (mut bob, _) = BinClient::hello(addr(1), "bob", None).await;
-    let (mut carol, _) = TextClient::welcomed(addr(2), "carol").await;
-    let (mut dave, _) = TextClient::welcomed(addr(0), "dave").await;
+    let (mut carol, _) = TextClient::entered(addr(2), "carol").await;
+    let (mut dave, _) = TextClient::entered(addr(0), "dave").await;
     carol.send("/nick carol").await;
     carol.expect_has("carol").await;
     alice.join("#r").await;
@@ -244,7 +244,7 @@ async fn a_nick_claimed_on_two_nodes_at_once_goes_to_one() {
         );
     }
     // A rename to a nick held on the other node is refused.
-    let (mut t, _) = TextClient::welcomed(addr(1), "t").await;
+    let (mut t, _) = TextClient::entered(addr(1), "t").await;
     t.send("/nick SAM").await;
     t.expect(
         |l| l.starts_with("ERROR:") && l.contains("taken"),
@@ -479,8 +479,10 @@ async fn a_killed_node_loses_nothing_acknowledged_and_its_user_goes_on_elsewhere
     let nats = Nats::start();
     let url = nats.url();
     let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
-    let (mut doomed, _log0, addr0) = spawn_server_within(&args, &[], support::NODE_START).await;
-    let (_n1, _log1, addr1) = spawn_server_within(&args, &[], support::NODE_START).await;
+    let (mut doomed, _log0, addr0) =
+        spawn_server_within(&args, &[support::patient()], support::NODE_START).await;
+    let (_n1, _log1, addr1) =
+        spawn_server_within(&args, &[support::patient()], support::NODE_START).await;
     let r = room("#r");
     let (mut alice, _) = BinClient::hello(addr0, "alice", None).await;
     let (mut bob, _) = BinClient::hello(addr1, "bob", None).await;
@@ -655,7 +657,8 @@ async fn a_session_resumes_on_another_node_after_its_node_is_killed() {
     let nats = Nats::start();
     let url = nats.url();
     let args = ["--listen", "127.0.0.1:0", "--cluster", &url];
-    let (mut doomed, _log, addr0) = spawn_server_within(&args, &[], support::NODE_START).await;
+    let (mut doomed, _log, addr0) =
+        spawn_server_within(&args, &[support::patient()], support::NODE_START).await;
     let node1 = node(&nats).await;
     let addr1 = node1.local_addrs()[0];
     let r = room("#r");
@@ -742,7 +745,7 @@ async fn history_beyond_a_nodes_ring_is_read_from_the_rooms_log() {
     let nats = Nats::start();
     let node0 = node(&nats).await;
     // The second node reads only three events back when it starts following a room.
-    let mut cfg = ServerConfig::local_test();
+    let mut cfg = ServerConfig::local_test_patient();
     cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
     cluster.recent = 3;
@@ -845,7 +848,7 @@ async fn a_resume_on_another_node_reads_what_its_ring_lacks_from_the_log() {
     let nats = Nats::start();
     let node0 = node(&nats).await;
     // The second node keeps only three events of a room it starts following.
-    let mut cfg = ServerConfig::local_test();
+    let mut cfg = ServerConfig::local_test_patient();
     let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
     cluster.recent = 3;
     cfg.cluster = Some(cluster);
@@ -926,7 +929,7 @@ async fn a_line_stored_as_its_node_is_killed_and_sent_again_elsewhere_is_shown_o
     alice.join("#r").await;
     bob.join("#r").await;
     carol.join("#r").await;
-    let (mut dave, dave_nick) = TextClient::welcomed(addr2, "dave").await;
+    let (mut dave, dave_nick) = TextClient::entered(addr2, "dave").await;
     dave.send("/join #r").await;
     dave.expect_has("you are in #r").await;
     let mut erin = TextClient::connect(irc2, "erin").await;
@@ -1100,7 +1103,7 @@ async fn readyz_becomes(addr: SocketAddr, want: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_says_not_ready_while_nats_is_down_and_ready_once_it_is_back() {
     let mut nats = Nats::start();
-    let mut cfg = ServerConfig::local_test();
+    let mut cfg = ServerConfig::local_test_patient();
     cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
     cluster.ack_timeout = Duration::from_secs(2);
@@ -1121,7 +1124,7 @@ async fn readyz_says_not_ready_while_nats_is_down_and_ready_once_it_is_back() {
 
 /// A node in this process whose lease is `lease`.
 async fn node_with_lease(nats: &Nats, lease: Duration) -> Server {
-    let mut cfg = ServerConfig::local_test();
+    let mut cfg = ServerConfig::local_test_patient();
     let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
     cluster.ack_timeout = Duration::from_secs(2);
     cluster.lease = lease;
@@ -1142,7 +1145,7 @@ async fn a_node_stopped_on_purpose_lets_its_members_go_at_once() {
     let r = room("#r");
     let (mut alice, _) = BinClient::hello(stays.local_addrs()[0], "alice", None).await;
     alice.join("#r").await;
-    let (mut bob, _) = TextClient::welcomed(goes.local_addrs()[0], "bob").await;
+    let (mut bob, _) = TextClient::entered(goes.local_addrs()[0], "bob").await;
     bob.send("/nick bob").await;
     bob.expect_has("you are now known as bob").await;
     bob.send("/join #r").await;

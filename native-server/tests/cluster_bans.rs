@@ -20,7 +20,7 @@ const PASSWORD: &str = "correct horse";
 /// A natter-server node in this process, in the cluster at `nats`, where `root` is an admin
 /// (as `cluster_node`, with admins).
 async fn node(nats: &Nats) -> Server {
-    let mut cfg = natter_server::ServerConfig::local_test();
+    let mut cfg = natter_server::ServerConfig::local_test_patient();
     cfg.hub.accounts.admins = vec![nick("root")];
     let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
     cluster.ack_timeout = Duration::from_secs(2);
@@ -90,7 +90,7 @@ async fn a_server_ban_on_one_node_puts_out_and_keeps_out_on_every_node_after_bot
     let mut root = registered(addr(&a), "root").await;
     // On node b: mallory (binary), eve (nc, a guest until she picks a nick), victor (signed in).
     let (mut mallory, _) = BinClient::hello(addr(&b), "mallory", None).await;
-    let (mut eve, _) = TextClient::welcomed(addr(&b), "eve").await;
+    let (mut eve, _) = TextClient::entered(addr(&b), "eve").await;
     eve.send("/nick eve").await;
     eve.expect_has("eve").await;
     let victor = registered(addr(&b), "victor").await;

@@ -106,7 +106,7 @@ async fn a_ban_on_one_node_puts_out_a_member_on_another_and_holds_after_both_res
         .await
         .expect("bob joins on the other node");
     // An nc user is a guest until it picks a nick.
-    let (mut carol, carol_nick) = TextClient::welcomed(addr(&b), "carol").await;
+    let (mut carol, carol_nick) = TextClient::entered(addr(&b), "carol").await;
     carol.send("/join #r").await;
     carol.expect_has("#r").await;
     // alice sees both join (through the log) before she bans.

@@ -26,7 +26,7 @@ fn addr(s: &Server) -> SocketAddr {
 /// the account yet (accounts reach other nodes through a watch, a moment later).
 async fn nc_login(at: SocketAddr, account: &str, password: &str) -> TextClient {
     for _ in 0..10 {
-        let (mut c, _) = TextClient::welcomed(at, "visitor").await;
+        let (mut c, _) = TextClient::entered(at, "visitor").await;
         c.send(&format!("/login {account} {password}")).await;
         let got = c
             .expect(
@@ -47,7 +47,7 @@ async fn a_direct_message_to_an_account_with_nothing_connected_waits_for_its_nex
  {
     let nats = Nats::start();
     let (a, b) = (node(&nats).await, node(&nats).await);
-    let (mut erin, _) = TextClient::welcomed(addr(&a), "erin").await;
+    let (mut erin, _) = TextClient::entered(addr(&a), "erin").await;
     erin.send("/nick erin").await;
     erin.expect_has("you are now known as erin").await;
     erin.send("/register a long passphrase").await;

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 /// A node in this process with an IRC door, in the cluster at `nats`.
 async fn node(nats: &Nats) -> Server {
-    let mut cfg = ServerConfig::local_test();
+    let mut cfg = ServerConfig::local_test_patient();
     cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
     cluster.ack_timeout = Duration::from_secs(2);
@@ -251,7 +251,7 @@ async fn a_killed_nodes_users_are_forgotten_so_a_node_started_later_does_not_fin
         "1000",
     ];
     let (mut doomed, _log, addr) =
-        support::spawn_server_within(&args, &[], support::NODE_START).await;
+        support::spawn_server_within(&args, &[support::patient()], support::NODE_START).await;
     let b = node(&nats).await;
     let mut carol = irc(&b, "carol", "").await;
     // Ghost is on the doomed node, in no room.
@@ -306,7 +306,7 @@ async fn a_killed_nodes_users_are_forgotten_so_a_node_started_later_does_not_fin
 async fn whois_of_an_account_connected_nowhere_is_the_same_on_every_node() {
     let nats = Nats::start();
     let (a, b) = (node(&nats).await, node(&nats).await);
-    let (mut erin, _) = TextClient::welcomed(a.local_addrs()[0], "erin").await;
+    let (mut erin, _) = TextClient::entered(a.local_addrs()[0], "erin").await;
     erin.send("/nick erin").await;
     erin.expect_has("you are now known as erin").await;
     erin.send("/register a long passphrase").await;

@@ -11,7 +11,16 @@ use std::time::Duration;
 use support::*;
 
 async fn server() -> (Server, SocketAddr, SocketAddr) {
-    let mut config = ServerConfig::local_test();
+    server_of(ServerConfig::local_test()).await
+}
+
+/// [`server`] with a patient detection wait, for tests with binary clients (their nc users
+/// press Enter).
+async fn patient_server() -> (Server, SocketAddr, SocketAddr) {
+    server_of(ServerConfig::local_test_patient()).await
+}
+
+async fn server_of(mut config: ServerConfig) -> (Server, SocketAddr, SocketAddr) {
     config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     let server = start(config).await.unwrap();
     let natter = server.local_addrs()[0];
@@ -318,10 +327,10 @@ async fn chathistory_latest_reads_what_was_said_before_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_natter_client_going_away_is_seen_by_irc_and_nc() {
     use natter_core::wire::{ClientMsg, ServerMsg};
-    let (server, natter, irc) = server().await;
+    let (server, natter, irc) = patient_server().await;
     let (mut bin, _) = BinClient::hello(natter, "natty", None).await;
     bin.join("#lobby").await;
-    let (mut nc, nc_nick) = TextClient::welcomed(natter, "nc").await;
+    let (mut nc, nc_nick) = TextClient::entered(natter, "nc").await;
     let mut c = TextClient::connect(irc, "ircy").await;
     c.send("CAP LS 302\r\nNICK ircy\r\nUSER i 0 * :I\r\nCAP REQ :away-notify\r\nCAP END")
         .await;
@@ -395,8 +404,8 @@ async fn a_natter_client_going_away_is_seen_by_irc_and_nc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_away_joiner_is_said_away_to_nc_and_irc() {
     use natter_core::wire::{ClientMsg, ServerMsg};
-    let (server, natter, irc) = server().await;
-    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    let (server, natter, irc) = patient_server().await;
+    let (mut nc, _) = TextClient::entered(natter, "nc").await;
     nc.send("/join #den").await;
     nc.expect(|l| l.starts_with("-- you are in #den"), "nc in #den")
         .await;
@@ -558,7 +567,7 @@ async fn sasl_alice(irc: SocketAddr, caps: &str) -> (TextClient, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_an_account_missed_past_the_ring_comes_from_the_store_with_its_sasl_welcome() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, natter, irc) = durable_irc_server(dir.path()).await;
+    let (mut server, natter, irc) = patient_durable_irc_server(dir.path()).await;
     let mut owner = BinClient::registered(natter, "alice", "correct horse").await;
     owner.join("#big").await;
     drop(owner);
@@ -682,14 +691,14 @@ async fn a_join_and_a_line_in_one_write_come_back_in_order_from_a_stored_server(
 async fn nick_changes_too_fast_are_refused_on_every_door() {
     use natter_core::limits::NICK_BURST;
     use natter_core::wire::{ClientMsg, ErrorKind, EventKind, Re, ServerMsg};
-    let (server, natter, irc) = server().await;
+    let (server, natter, irc) = patient_server().await;
     let mut i = irc_client(irc, "ircer", "").await;
     i.send("JOIN #lobby").await;
     i.expect(|l| numeric(l) == Some("366"), "the end of NAMES")
         .await;
     let (mut b, _) = BinClient::hello(natter, "binner", None).await;
     b.join("#lobby").await;
-    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    let (mut nc, _) = TextClient::entered(natter, "nc").await;
 
     for k in 0..NICK_BURST {
         nc.send(&format!("/nick nc{k}")).await;

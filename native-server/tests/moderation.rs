@@ -10,7 +10,7 @@ use support::*;
 use tokio::process::Child;
 
 async fn start(dir: &Path) -> (Child, std::net::SocketAddr) {
-    let (child, _log, addr) = spawn_stored_server(dir, &[]).await;
+    let (child, _log, addr) = patient_stored_server(dir, &[]).await;
     (child, addr)
 }
 
@@ -35,7 +35,7 @@ async fn refused_join(bob: &mut BinClient, room_: &str) -> ServerMsg {
 async fn an_nc_founder_bans_a_user_who_stays_out_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start(dir.path()).await;
-    let (mut alice, _) = TextClient::welcomed(addr, "alice").await;
+    let (mut alice, _) = TextClient::entered(addr, "alice").await;
     alice.send("/nick alice").await;
     alice.send("/register correct horse").await;
     alice.expect_has("you are signed in as alice").await;

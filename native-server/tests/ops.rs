@@ -91,7 +91,7 @@ fn at_least(s: &Scrape, name: &str, labels: &[(&str, &str)], n: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
     let data = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::local_test();
+    let mut config = ServerConfig::local_test_patient();
     config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.store = Some(natter_store::Config::new(data.path()));
@@ -128,7 +128,7 @@ async fn metrics_move_as_nc_irc_and_binary_clients_chat() {
         );
     }
 
-    let (mut nc, _) = TextClient::welcomed(natter, "nc").await;
+    let (mut nc, _) = TextClient::entered(natter, "nc").await;
     nc.send("/join #ops").await;
     nc.expect_has("#ops").await;
     // nc signs up and registers #ops: a moderation action.

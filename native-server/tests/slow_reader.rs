@@ -24,7 +24,7 @@ const RSS_BOUND_KIB: u64 = 10 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_that_never_read_do_not_hurt_anyone() {
-    let mut config = ServerConfig::local_test();
+    let mut config = ServerConfig::local_test_patient();
     // Flood control would pace one sender to 5 messages/s; this test is about the outbound side.
     config.hub.flood_burst = u32::try_from(N * 2).unwrap();
     config.hub.flood_refill = Millis(1);

@@ -24,9 +24,16 @@ async fn start(dir: &Path, listen: &str) -> (Child, SocketAddr) {
 
 /// [`start`] with more `[limits]` lines.
 async fn start_with(dir: &Path, listen: &str, limits: &str) -> (Child, SocketAddr) {
-    // A join replays one line, so `/history` has something to show.
+    // A join replays one line, so `/history` has something to show. The detection wait is
+    // patient (see `patient`): binary clients stay binary on a loaded machine, nc users press
+    // Enter.
     let config = dir.join("natter-server.toml");
-    std::fs::write(&config, format!("[limits]\nhistory_on_join = 1\n{limits}")).unwrap();
+    let wait = natter_server::PATIENT_DETECT_WAIT.0;
+    std::fs::write(
+        &config,
+        format!("[limits]\nhistory_on_join = 1\ntext_detect_wait_ms = {wait}\n{limits}"),
+    )
+    .unwrap();
     let (child, _log, addr) = spawn_server(
         &[
             "--listen",
@@ -365,7 +372,7 @@ async fn a_quiet_client_connected_longer_than_the_grace_resumes_after_a_restart(
 async fn nc_reads_history_and_searches_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
-    let (mut a, nick_a) = TextClient::welcomed(addr, "a").await;
+    let (mut a, nick_a) = TextClient::entered(addr, "a").await;
     for w in [
         "apples are red",
         "bananas are yellow",
@@ -374,13 +381,13 @@ async fn nc_reads_history_and_searches_after_a_restart() {
         a.send(w).await;
     }
     // The lines are durable once a reader sees them.
-    let (mut b, _) = TextClient::welcomed(addr, "b").await;
+    let (mut b, _) = TextClient::entered(addr, "b").await;
     let _ = b.lines_for(Duration::from_millis(300)).await;
     drop(a);
     sigterm(&mut server).await;
 
     let (mut server, addr) = start(dir.path(), "127.0.0.1:0").await;
-    let (mut c, _) = TextClient::welcomed(addr, "c").await;
+    let (mut c, _) = TextClient::entered(addr, "c").await;
     let _ = c.lines_for(Duration::from_millis(300)).await;
     c.send("/search red").await;
     let hits = c.lines_for(Duration::from_millis(800)).await;
@@ -452,7 +459,7 @@ async fn a_new_store_is_one_line_in_the_log() {
     let args = ["--listen", "127.0.0.1:0", "--data-dir", data.as_str()];
     let env = [("NATTER_EPHEMERAL", "false")];
     for first in [true, false] {
-        let (mut child, _log, _addr, seen) = spawn_server_seen(&args, &env, WAIT).await;
+        let (mut child, _log, _addr, seen) = spawn_server_seen(&args, &env, SERVER_START).await;
         let about = |what: &str| seen.iter().filter(|l| l.contains(what)).count();
         assert_eq!(about("new store created"), usize::from(first), "{seen:?}");
         assert_eq!(about("schema"), usize::from(first), "{seen:?}");
@@ -635,7 +642,7 @@ async fn a_blank_natter_data_dir_is_the_default_data_dir() {
         ("XDG_DATA_HOME", xdg_path.as_str()),
     ];
     let (mut child, _log, _addr, seen) =
-        spawn_server_seen(&["--listen", "127.0.0.1:0"], &env, WAIT).await;
+        spawn_server_seen(&["--listen", "127.0.0.1:0"], &env, SERVER_START).await;
     let db = xdg.join("natter").join("natter.db").display().to_string();
     assert!(
         seen.iter()

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::old_store::{made_by_schema, upgraded};
 use common::*;
 use natter_core::limits::{HISTORY_PAGE_MAX, SEARCH_MAX_RESULTS};
 use natter_core::wire::{ErrorKind, EventKind};
@@ -831,28 +832,18 @@ fn a_second_writer_on_the_same_dir_is_refused() {
 #[test]
 fn a_schema_1_store_is_upgraded_and_its_lines_become_searchable() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        // What schema 1 of natter wrote: its tables, its version, its rows.
-        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-        c.execute_batch(natter_store::sqlite::MIGRATIONS[0])
-            .unwrap();
-        c.execute_batch(
-            "PRAGMA user_version = 1; PRAGMA application_id = 1314148913;
-             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', 'kept', 3);
-             INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES
-               (1, 1, 1, 1700000001000, 'alice', 2, NULL, NULL),
-               (1, 2, 2, 1700000002000, 'alice', 0, 5, 'written before search existed'),
-               (1, 3, 3, 1700000003000, 'alice', 6, NULL, 'kept');
-             INSERT INTO sessions VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', 7, 'alice', '#old', 5, 1700000003000);",
-        )
-        .unwrap();
-    }
-    let mut store = open(dir.path());
-    let version: u32 = rusqlite::Connection::open(dir.path().join("natter.db"))
-        .unwrap()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, natter_store::sqlite::SCHEMA_VERSION);
+    // What schema 1 of natter wrote: its tables, its version, its rows.
+    made_by_schema(
+        dir.path(),
+        1,
+        "INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', 'kept', 3);
+         INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES
+           (1, 1, 1, 1700000001000, 'alice', 2, NULL, NULL),
+           (1, 2, 2, 1700000002000, 'alice', 0, 5, 'written before search existed'),
+           (1, 3, 3, 1700000003000, 'alice', 6, NULL, 'kept');
+         INSERT INTO sessions VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', 7, 'alice', '#old', 5, 1700000003000);",
+    );
+    let mut store = upgraded(dir.path());
     assert_eq!(
         search(&store, "before search", None),
         vec![("#old".into(), 2)]
@@ -1424,27 +1415,14 @@ fn session_writes_after_last_ids_not_folded_apply_in_order() {
 #[test]
 fn a_schema_5_store_is_upgraded_and_its_sessions_move_on() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        for step in &natter_store::sqlite::MIGRATIONS[..5] {
-            c.execute_batch(step).unwrap();
-        }
-        let token = TokenHash::of(&ResumeToken([1; 32]));
-        c.execute_batch("PRAGMA user_version = 5; PRAGMA application_id = 1314148913;")
-            .unwrap();
-        c.execute(
+    let token = TokenHash::of(&ResumeToken([1; 32]));
+    made_by_schema(dir.path(), 5, "")
+        .execute(
             "INSERT INTO sessions VALUES (?1, 1, 'user1', '', 5, ?2)",
             rusqlite::params![&token.0[..], T0 as i64],
         )
         .unwrap();
-    }
-    let mut store = open(dir.path());
-    let version: u32 = rusqlite::Connection::open(dir.path().join("natter.db"))
-        .unwrap()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, natter_store::sqlite::SCHEMA_VERSION);
+    let mut store = upgraded(dir.path());
     assert_eq!(last_ids(&store, 0), vec![(1, 5, 0)]);
     store
         .write(&Batch {

@@ -85,11 +85,13 @@ pub async fn server() -> (Server, SocketAddr) {
     server_with(|_| {}).await
 }
 
-/// Starts a server on a free loopback port, its limits changed by `limits` first.
+/// Starts a server on a free loopback port, its limits changed by `limits` first. Its detection
+/// wait is patient ([`ServerConfig::local_test_patient`]): the clients here speak binary, and a
+/// loaded machine must not delay one's preamble past the wait (`late_preamble.rs` sets its own).
 pub async fn server_with(
     limits: impl FnOnce(&mut natter_core::hub::Config),
 ) -> (Server, SocketAddr) {
-    let mut config = ServerConfig::local_test();
+    let mut config = ServerConfig::local_test_patient();
     limits(&mut config.hub);
     let server = tokio::time::timeout(WAIT, natter_server::start(config))
         .await
@@ -112,7 +114,7 @@ pub fn long_history(hub: &mut natter_core::hub::Config) {
 pub async fn server_on(addr: SocketAddr) -> Server {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let mut config = ServerConfig::local_test();
+        let mut config = ServerConfig::local_test_patient();
         config.listen = vec![addr];
         match natter_server::start(config).await {
             Ok(s) => return s,

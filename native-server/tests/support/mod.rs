@@ -31,6 +31,11 @@ use tokio::time::{Instant, timeout};
 /// The longest any single expectation waits.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How long a natter-server process may take to listen ([`spawn_server`]): starting, opening
+/// its store and binding took more than [`WAIT`] on a machine loaded past a load average of 10
+/// (liveness, not speed: nothing is measured by it).
+pub const SERVER_START: Duration = Duration::from_secs(30);
+
 /// How long a clustered natter-server process may take to listen: it first waits for NATS and
 /// JetStream to answer, which on a loaded machine running several nats-servers at once took
 /// more than [`WAIT`] (liveness, not speed: nothing is measured by it).
@@ -108,6 +113,21 @@ impl TextClient {
         let mut c = TextClient::connect(addr, name).await;
         let nick = c.welcome().await;
         (c, nick)
+    }
+
+    /// Connects, presses Enter (an empty line, which says nothing) and waits for the welcome:
+    /// greeted at once, not at the end of the detection wait, for servers whose wait is
+    /// patient ([`natter_server::ServerConfig::local_test_patient`], [`patient`]).
+    pub async fn entered(addr: SocketAddr, name: &str) -> (TextClient, String) {
+        let mut c = TextClient::connect(addr, name).await;
+        let nick = c.enter().await;
+        (c, nick)
+    }
+
+    /// Presses Enter and waits for the welcome (see [`TextClient::entered`]); returns NICK.
+    pub async fn enter(&mut self) -> String {
+        self.send("").await;
+        self.welcome().await
     }
 
     /// Waits for `Welcome to natter, NICK!` and returns NICK.
@@ -458,13 +478,34 @@ pub fn frame_header(len: u32) -> Bytes {
 
 // ---- the natter-server binary ----
 
+/// For [`spawn_server`]'s `envs`: a config file whose only setting is the detection wait of
+/// [`natter_server::ServerConfig::local_test_patient`], for tests of the binary that are not
+/// about telling the dialects apart (their binary clients stay binary on a loaded machine).
+/// A test that gives its own `--config` sets `text_detect_wait_ms` in it instead.
+pub fn patient() -> (&'static str, &'static str) {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        // One file for every test process, each writing the same words: written aside and
+        // renamed, so none reads it half written.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join("patient.toml");
+        let aside = dir.join(format!("patient.toml.{}", std::process::id()));
+        let wait = natter_server::PATIENT_DETECT_WAIT.0;
+        std::fs::write(&aside, format!("[limits]\ntext_detect_wait_ms = {wait}\n"))
+            .and_then(|()| std::fs::rename(&aside, &path))
+            .expect("write the patient config file");
+        path.display().to_string()
+    });
+    ("NATTER_CONFIG", path)
+}
+
 /// Starts the binary with `args` and `envs`; returns it (killed when dropped), its log and the
 /// address it says it listens on.
 pub async fn spawn_server(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> (Child, BufReader<ChildStderr>, SocketAddr) {
-    spawn_server_within(args, envs, WAIT).await
+    spawn_server_within(args, envs, SERVER_START).await
 }
 
 /// [`spawn_server`], waiting up to `wait` for it to listen.
@@ -555,10 +596,28 @@ pub async fn spawn_stored_server(
     dir: &std::path::Path,
     more: &[&str],
 ) -> (Child, BufReader<ChildStderr>, SocketAddr) {
+    stored_server(dir, more, &[]).await
+}
+
+/// [`spawn_stored_server`] with the [`patient`] detection wait.
+pub async fn patient_stored_server(
+    dir: &std::path::Path,
+    more: &[&str],
+) -> (Child, BufReader<ChildStderr>, SocketAddr) {
+    stored_server(dir, more, &[patient()]).await
+}
+
+async fn stored_server(
+    dir: &std::path::Path,
+    more: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, BufReader<ChildStderr>, SocketAddr) {
     let dir = dir.display().to_string();
     let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", dir.as_str()];
     args.extend_from_slice(more);
-    spawn_server(&args, &[("NATTER_EPHEMERAL", "false")]).await
+    let mut envs = envs.to_vec();
+    envs.push(("NATTER_EPHEMERAL", "false"));
+    spawn_server(&args, &envs).await
 }
 
 /// natter-server as a process with its store in `dir`, natter's port and an IRC port: both
@@ -566,6 +625,12 @@ pub async fn spawn_stored_server(
 /// on it).
 pub async fn durable_irc_server(dir: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
     let (child, log, natter) = spawn_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
+    (child, natter, irc_addr_then_drain(log, "Irc").await)
+}
+
+/// [`durable_irc_server`] with the [`patient`] detection wait on natter's port.
+pub async fn patient_durable_irc_server(dir: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
+    let (child, log, natter) = patient_stored_server(dir, &["--irc-listen", "127.0.0.1:0"]).await;
     (child, natter, irc_addr_then_drain(log, "Irc").await)
 }
 
@@ -622,9 +687,11 @@ pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// A natter-server node in this process, in the cluster whose NATS is at `url` (acknowledgements
-/// given up after 2 s, a lease of 3 s, so tests see failures and dead nodes quickly).
+/// given up after 2 s, a lease of 3 s, so tests see failures and dead nodes quickly), with the
+/// patient detection wait ([`natter_server::ServerConfig::local_test_patient`]: nc users on it
+/// press Enter, [`TextClient::entered`]).
 pub async fn cluster_node(url: String) -> natter_server::Server {
-    let mut cfg = natter_server::ServerConfig::local_test();
+    let mut cfg = natter_server::ServerConfig::local_test_patient();
     let mut cluster = natter_cluster::ClusterConfig::new(vec![url]);
     cluster.ack_timeout = Duration::from_secs(2);
     cluster.lease = Duration::from_secs(3);

@@ -611,30 +611,17 @@ mod accounts {
         assert_eq!(left, 0, "dropped with the account");
     }
 
+    /// alice's account as every schema since accounts (3) stores it.
+    const ALICE: &str = "INSERT INTO accounts (name, display, hash, created)
+         VALUES ('alice', 'Alice', '$argon2id$a', 1700000000000);";
+
     /// Step 13 on a store made by schema 12 (every step before it run as such a build did):
     /// its accounts come through with no message kept, and one can be kept after.
     #[test]
     fn a_schema_12_store_gains_the_kept_messages_table() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-            c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-            for step in &MIGRATIONS[..12] {
-                c.execute_batch(step).unwrap();
-            }
-            c.execute_batch(
-                "PRAGMA user_version = 12; PRAGMA application_id = 1314148913;
-                 INSERT INTO accounts (name, display, hash, created)
-                 VALUES ('alice', 'Alice', '$argon2id$a', 1700000000000);",
-            )
-            .unwrap();
-        }
-        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
-        let version: u32 = store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        made_by_schema(dir.path(), 12, ALICE);
+        let mut store = upgraded(dir.path());
         let got = accounts(&store);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].record.name, nick("Alice"));
@@ -667,27 +654,17 @@ mod accounts {
     fn a_schema_15_store_gains_device_keys_last_use() {
         use natter_core::wire::{DeviceDoor, DeviceUse};
         let dir = tempfile::tempdir().unwrap();
-        {
-            let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-            c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-            for step in &MIGRATIONS[..15] {
-                c.execute_batch(step).unwrap();
-            }
-            c.execute_batch(
-                "PRAGMA user_version = 15; PRAGMA application_id = 1314148913;
-                 INSERT INTO accounts (name, display, hash, created)
-                 VALUES ('alice', 'Alice', '$argon2id$a', 1700000000000);
+        made_by_schema(
+            dir.path(),
+            15,
+            &format!(
+                "{ALICE}
                  INSERT INTO device_keys (id, account, hash, created)
-                 VALUES (77, 'alice', x'0303030303030303030303030303030303030303030303030303030303030303', 1700000000001);",
-            )
-            .unwrap();
-        }
-        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
-        let version: u32 = store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+                 VALUES (77, 'alice', x'{}', 1700000000001);",
+                "03".repeat(32)
+            ),
+        );
+        let mut store = upgraded(dir.path());
         let got = accounts(&store);
         assert_eq!(got[0].keys, vec![key(77, 3, 1_700_000_000_001)]);
         let used = |at, door, address: Option<&str>| DeviceUse {
@@ -767,16 +744,8 @@ mod accounts {
         assert_eq!(labels(&store), [(k1, "natter on laptop".to_owned())]);
         drop(store);
         // The same store as schema 17 made it: no label column.
-        rusqlite::Connection::open(dir.path().join("natter.db"))
-            .unwrap()
-            .execute_batch(&back_to_schema(17))
-            .unwrap();
-        let mut store = SqliteStore::open(&config).unwrap();
-        let version: u32 = store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        taken_back_to_schema(dir.path(), 17, "");
+        let mut store = upgraded(dir.path());
         assert_eq!(accounts(&store)[0].keys, alice_keys);
         assert!(labels(&store).is_empty());
         write(
@@ -969,19 +938,12 @@ mod accounts {
 fn a_schema_2_store_gains_accounts_and_a_running_older_server_is_not_upgraded_under_it() {
     use crate::{AccountStore, OpenError};
     let dir = tempfile::tempdir().unwrap();
-    {
-        // What schema 2 of natter wrote.
-        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        for step in &MIGRATIONS[..2] {
-            c.execute_batch(step).unwrap();
-        }
-        c.execute_batch(
-            "PRAGMA user_version = 2; PRAGMA application_id = 1314148913;
-             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 7);",
-        )
-        .unwrap();
-    }
+    // What schema 2 of natter wrote.
+    made_by_schema(
+        dir.path(),
+        2,
+        "INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 7);",
+    );
     {
         // An older server holds the directory: the operator's tool refuses to upgrade under it.
         let _server = super::write::DirLock::take(&dir.path().join("natter.lock")).unwrap();
@@ -996,7 +958,7 @@ fn a_schema_2_store_gains_accounts_and_a_running_older_server_is_not_upgraded_un
     let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
     assert!(admin.accounts().unwrap().is_empty());
     drop(admin);
-    let store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let store = upgraded(dir.path());
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.rooms[0].last_seq, Seq(7));
     assert!(loaded.accounts.is_empty());
@@ -1573,25 +1535,18 @@ fn the_search_index_is_rebuilt_when_it_may_be_torn_or_wrong_and_kept_after_a_pro
 #[test]
 fn a_schema_6_store_drops_its_index_and_a_server_rebuilds_it_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        // What schema 6 of natter wrote: the index inside natter.db.
-        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        for step in &MIGRATIONS[..6] {
-            c.execute_batch(step).unwrap();
-        }
-        c.execute_batch(
-            "PRAGMA user_version = 6; PRAGMA application_id = 1314148913;
-             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 0);
+    // What schema 6 of natter wrote: the index inside natter.db.
+    made_by_schema(
+        dir.path(),
+        6,
+        "INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 0);
              INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES
                  (1, 1, 1, 1700000000000, 'alice', 0, 1, 'an old line'),
                  (1, 2, 2, 1700000000001, 'bob', 0, 2, 'another old line');
              INSERT INTO events_fts (rowid, text, room) VALUES
                  (1, 'an old line', '1'), (2, 'another old line', '1');
              UPDATE search_state SET indexed = 2;",
-        )
-        .unwrap();
-    }
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1612,10 +1567,7 @@ fn a_schema_6_store_drops_its_index_and_a_server_rebuilds_it_in_the_background()
         handle.close().await;
     });
     let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-    let version: u32 = c
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(schema_of(&c), SCHEMA_VERSION);
     let left: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name IN ('events_fts', 'search_state')",
@@ -1777,13 +1729,7 @@ fn a_schema_7_stores_bans_come_back_without_a_time_and_are_written_with_one_afte
     let bans_blob = bincode::serde::encode_to_vec(vec![old("198.51.100.0/24")], cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     {
-        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        for step in &MIGRATIONS[..7] {
-            c.execute_batch(step).unwrap();
-        }
-        c.execute_batch("PRAGMA user_version = 7; PRAGMA application_id = 1314148913;")
-            .unwrap();
+        let c = made_by_schema(dir.path(), 7, "");
         c.execute(
             "INSERT INTO room_policies (room, policy) VALUES ('#r', ?1)",
             [&policy_blob],
@@ -1795,7 +1741,7 @@ fn a_schema_7_stores_bans_come_back_without_a_time_and_are_written_with_one_afte
         )
         .unwrap();
     }
-    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let mut store = upgraded(dir.path());
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     let (room, mut got) = loaded
         .policies
@@ -1871,16 +1817,11 @@ fn a_schema_8_store_has_its_events_rewritten_several_to_a_row_and_reads_them_bac
     old.push((1, 321, 322, 6, None, None));
     old.push((1, 322, 323, 2, None, None));
     {
-        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        for step in &MIGRATIONS[..8] {
-            c.execute_batch(step).unwrap();
-        }
-        c.execute_batch(
-            "PRAGMA user_version = 8; PRAGMA application_id = 1314148913;
-             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#a', NULL, 0), (2, '#b', NULL, 0);",
-        )
-        .unwrap();
+        let c = made_by_schema(
+            dir.path(),
+            8,
+            "INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#a', NULL, 0), (2, '#b', NULL, 0);",
+        );
         let mut st = c
             .prepare("INSERT INTO events (room, seq, id, at, nick, kind, msg_id, text) VALUES (?1, ?2, ?3, ?4, 'alice', ?5, ?6, ?7)")
             .unwrap();
@@ -1897,7 +1838,7 @@ fn a_schema_8_store_has_its_events_rewritten_several_to_a_row_and_reads_them_bac
             .unwrap();
         }
     }
-    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+    let mut store = upgraded(dir.path());
     let rows: Vec<(i64, i64, i64, i64)> = store
         .conn
         .prepare("SELECT room, seq, n, id FROM events ORDER BY id")
@@ -2267,27 +2208,15 @@ fn who_is_in_each_room_is_stored_with_the_events_and_comes_back_after_a_reopen()
 #[test]
 fn a_schema_9_store_opens_knowing_nobody_in_its_rooms_and_keeps_who_enters() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        // What schema 9 of natter wrote: one room with one event in a row.
-        let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
-        c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-        for step in &MIGRATIONS[..9] {
-            c.execute_batch(step).unwrap();
-        }
-        c.execute_batch(
-            "PRAGMA user_version = 9; PRAGMA application_id = 1314148913;
-             INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 1);
-             INSERT INTO events (room, seq, n, id, at, frames, ends) VALUES
-                 (1, 1, 1, 1, 1700000000001, '[[1700000000001,\"alice\",0,1,\"an old line\"]]', NULL);",
-        )
-        .unwrap();
-    }
-    let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
-    let version: u32 = store
-        .conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
+    // What schema 9 of natter wrote: one room with one event in a row.
+    made_by_schema(
+        dir.path(),
+        9,
+        "INSERT INTO rooms (id, name, topic, last_seq) VALUES (1, '#old', NULL, 1);
+         INSERT INTO events (room, seq, n, id, at, frames, ends) VALUES
+             (1, 1, 1, 1, 1700000000001, '[[1700000000001,\"alice\",0,1,\"an old line\"]]', NULL);",
+    );
+    let mut store = upgraded(dir.path());
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.rooms.len(), 1);
     assert_eq!(loaded.rooms[0].recent.len(), 1);
@@ -2334,6 +2263,84 @@ fn back_to_schema(version: u32) -> String {
         .collect();
     sql.push_str(&format!("PRAGMA user_version = {version};"));
     sql
+}
+
+// The migration tests: "a store made by schema N opens under this build and keeps X". Each says
+// how its old store is made (by that schema's steps, [`made_by_schema`], or by this build and
+// then taken back, [`taken_back_to_schema`]) and what it keeps; opening it again is
+// [`upgraded`].
+
+#[path = "../../tests/common/old_store.rs"]
+mod old_store;
+use old_store::{made_by_schema, schema_of, upgraded};
+
+#[test]
+fn old_stores_say_the_application_id_of_this_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = made_by_schema(dir.path(), 1, "");
+    let id: i32 = c
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .unwrap();
+    assert_eq!(id, schema::APPLICATION_ID);
+}
+
+/// Takes the closed store in `dir`, made by this build, back to schema `version` in one
+/// transaction: `first` (SQL undoing what the later steps did besides adding columns; often
+/// nothing), then [`back_to_schema`].
+fn taken_back_to_schema(dir: &std::path::Path, version: u32, first: &str) {
+    rusqlite::Connection::open(dir.join("natter.db"))
+        .unwrap()
+        .execute_batch(&format!(
+            "BEGIN;\n{first}\n{}\nCOMMIT;",
+            back_to_schema(version)
+        ))
+        .unwrap();
+}
+
+/// A session of `nick` holding `token` (its hash and id) in #a, up to `last_id`, with nothing
+/// else: a migration test of sessions changes the field its step added.
+fn session(token: (u8, u64), nick: &str, last_id: u64) -> crate::SessionRecord {
+    crate::SessionRecord {
+        token: crate::TokenHash([token.0; 32]),
+        token_id: token.1,
+        nick: Nick::new(nick).unwrap(),
+        rooms: vec![RoomName::new("#a").unwrap()],
+        last_id: MsgId(last_id),
+        took_zero: false,
+        prev: None,
+        refused: Vec::new(),
+        put_out: Vec::new(),
+        device_key: None,
+        updated: Millis(1),
+    }
+}
+
+/// Writes `session` as batch `id`.
+fn write_session(store: &mut SqliteStore, id: u64, session: &crate::SessionRecord) {
+    store
+        .write(&Batch {
+            id: BatchId(id),
+            writes: vec![Write::Session(session.clone())],
+        })
+        .unwrap();
+}
+
+/// `session`, written by this build (and read back as written), then its store taken back to
+/// schema `version` and upgraded: the store, and the sessions it reads.
+fn session_through_schema(
+    dir: &std::path::Path,
+    version: u32,
+    session: &crate::SessionRecord,
+) -> (SqliteStore, Vec<crate::SessionRecord>) {
+    let mut store = SqliteStore::open(&Config::new(dir)).unwrap();
+    write_session(&mut store, 1, session);
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    assert_eq!(loaded.sessions, std::slice::from_ref(session));
+    drop(store);
+    taken_back_to_schema(dir, version, "");
+    let store = upgraded(dir);
+    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+    (store, loaded.sessions)
 }
 
 #[test]
@@ -2406,41 +2413,29 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
     drop(store);
     // What schema 10 wrote: the same rows in a WITHOUT ROWID table keyed by (room, seq) (and
     // sessions without schema 12's column).
-    rusqlite::Connection::open(dir.path().join("natter.db"))
-        .unwrap()
-        .execute_batch(&format!(
-            "BEGIN;
-             ALTER TABLE events RENAME TO events_v11;
-             DROP INDEX events_by_seq;
-             CREATE TABLE events (
-                 room INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,
-                 id INTEGER NOT NULL, at INTEGER NOT NULL, frames TEXT NOT NULL, ends BLOB,
-                 PRIMARY KEY (room, seq)
-             ) WITHOUT ROWID;
-             CREATE UNIQUE INDEX events_by_id ON events (id);
-             INSERT INTO events SELECT room, seq, n, id, at, frames, ends FROM events_v11;
-             DROP TABLE events_v11;
-             {}
-             COMMIT;",
-            back_to_schema(10)
-        ))
-        .unwrap();
-    let mut store = SqliteStore::open(&config).unwrap();
-    let (version, table): (u32, String) = (
-        store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap(),
-        store
-            .conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE name = 'events'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap(),
+    taken_back_to_schema(
+        dir.path(),
+        10,
+        "ALTER TABLE events RENAME TO events_v11;
+         DROP INDEX events_by_seq;
+         CREATE TABLE events (
+             room INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,
+             id INTEGER NOT NULL, at INTEGER NOT NULL, frames TEXT NOT NULL, ends BLOB,
+             PRIMARY KEY (room, seq)
+         ) WITHOUT ROWID;
+         CREATE UNIQUE INDEX events_by_id ON events (id);
+         INSERT INTO events SELECT room, seq, n, id, at, frames, ends FROM events_v11;
+         DROP TABLE events_v11;",
     );
-    assert_eq!(version, SCHEMA_VERSION);
+    let mut store = upgraded(dir.path());
+    let table: String = store
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(!table.contains("WITHOUT ROWID"), "{table}");
     assert_eq!(pages(&store), before);
     assert_eq!(
@@ -2466,54 +2461,22 @@ fn a_schema_10_store_keeps_every_event_when_its_rows_move_to_a_rowid_table() {
 
 #[test]
 fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before() {
-    use crate::{SessionRecord, TokenHash};
     use natter_core::wire::ErrorKind;
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::new(dir.path());
-    let session = SessionRecord {
-        token: TokenHash([5; 32]),
-        token_id: 7,
-        nick: Nick::new("alice").unwrap(),
-        rooms: vec![RoomName::new("#a").unwrap()],
-        last_id: MsgId(9),
-        took_zero: false,
-        prev: None,
+    let session = crate::SessionRecord {
         refused: vec![(MsgId(4), ErrorKind::Muted)],
-        put_out: Vec::new(),
-        device_key: None,
-        updated: Millis(1),
+        ..session((5, 7), "alice", 9)
     };
-    let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
-        store
-            .write(&Batch {
-                id: BatchId(id),
-                writes: vec![Write::Session(s.clone())],
-            })
-            .unwrap();
-    };
-    let mut store = SqliteStore::open(&config).unwrap();
-    write(&mut store, 1, &session);
-    drop(store);
     // What schema 11 had: the same row without the column.
-    rusqlite::Connection::open(dir.path().join("natter.db"))
-        .unwrap()
-        .execute_batch(&back_to_schema(11))
-        .unwrap();
-    let mut store = SqliteStore::open(&config).unwrap();
-    let version: u32 = store
-        .conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
-    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
-    let nothing_refused = SessionRecord {
+    let (mut store, sessions) = session_through_schema(dir.path(), 11, &session);
+    let nothing_refused = crate::SessionRecord {
         refused: Vec::new(),
         prev: None,
         ..session.clone()
     };
-    assert_eq!(loaded.sessions, [nothing_refused]);
+    assert_eq!(sessions, [nothing_refused]);
     // Written again, with what was refused and the token before: read back as written.
-    write(&mut store, 2, &session);
+    write_session(&mut store, 2, &session);
     let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
     assert_eq!(loaded.sessions, [session]);
 }
@@ -2522,46 +2485,17 @@ fn a_schema_11_store_keeps_its_sessions_with_nothing_refused_and_no_token_before
 fn a_schema_13_store_keeps_its_sessions_and_a_taken_id_0_reads_back() {
     // Schema 14: whether a session took a message with id 0 (a resend of it after a restart
     // is acknowledged, not taken again). A record written before reads as having taken none.
-    use crate::{SessionRecord, TokenHash};
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::new(dir.path());
-    let session = SessionRecord {
-        token: TokenHash([6; 32]),
-        token_id: 8,
-        nick: Nick::new("zoe").unwrap(),
-        rooms: vec![RoomName::new("#a").unwrap()],
-        last_id: MsgId(0),
+    let session = crate::SessionRecord {
         took_zero: true,
-        prev: None,
-        refused: Vec::new(),
-        put_out: Vec::new(),
-        device_key: None,
-        updated: Millis(1),
+        ..session((6, 8), "zoe", 0)
     };
-    let write = |store: &mut SqliteStore, id: u64, s: &SessionRecord| {
-        store
-            .write(&Batch {
-                id: BatchId(id),
-                writes: vec![Write::Session(s.clone())],
-            })
-            .unwrap();
-    };
-    let mut store = SqliteStore::open(&config).unwrap();
-    write(&mut store, 1, &session);
-    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
-    assert_eq!(loaded.sessions, std::slice::from_ref(&session));
-    drop(store);
-    rusqlite::Connection::open(dir.path().join("natter.db"))
-        .unwrap()
-        .execute_batch(&back_to_schema(13))
-        .unwrap();
-    let store = SqliteStore::open(&config).unwrap();
-    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
-    let before = SessionRecord {
+    let (_, sessions) = session_through_schema(dir.path(), 13, &session);
+    let before = crate::SessionRecord {
         took_zero: false,
         ..session
     };
-    assert_eq!(loaded.sessions, [before]);
+    assert_eq!(sessions, [before]);
 }
 
 #[test]
@@ -2569,86 +2503,34 @@ fn a_schema_14_store_keeps_its_sessions_and_the_rooms_put_out_of_read_back() {
     // Schema 15: the rooms a session's user left while its client may not have heard (its
     // resume after a restart replays who put it out, and why). A record written before reads
     // as put out of none.
-    use crate::{SessionRecord, TokenHash};
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::new(dir.path());
-    let session = SessionRecord {
-        token: TokenHash([5; 32]),
-        token_id: 9,
-        nick: Nick::new("zed").unwrap(),
-        rooms: vec![RoomName::new("#a").unwrap()],
-        last_id: MsgId(2),
-        took_zero: false,
-        prev: None,
-        refused: Vec::new(),
+    let session = crate::SessionRecord {
         put_out: vec![RoomName::new("#b").unwrap(), RoomName::new("#c").unwrap()],
-        device_key: None,
-        updated: Millis(1),
+        ..session((5, 9), "zed", 2)
     };
-    let mut store = SqliteStore::open(&config).unwrap();
-    store
-        .write(&Batch {
-            id: BatchId(1),
-            writes: vec![Write::Session(session.clone())],
-        })
-        .unwrap();
-    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
-    assert_eq!(loaded.sessions, std::slice::from_ref(&session));
-    drop(store);
-    rusqlite::Connection::open(dir.path().join("natter.db"))
-        .unwrap()
-        .execute_batch(&back_to_schema(14))
-        .unwrap();
-    let store = SqliteStore::open(&config).unwrap();
-    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
-    let before = SessionRecord {
+    let (_, sessions) = session_through_schema(dir.path(), 14, &session);
+    let before = crate::SessionRecord {
         put_out: Vec::new(),
         ..session
     };
-    assert_eq!(loaded.sessions, [before]);
+    assert_eq!(sessions, [before]);
 }
 
 #[test]
 fn a_schema_16_store_keeps_its_sessions_and_the_device_key_reads_back() {
     // Schema 17: the device key a session's device holds (a restarted server ends the session
     // when that device is forgotten). A record written before reads as holding none.
-    use crate::{SessionRecord, TokenHash};
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::new(dir.path());
-    let session = SessionRecord {
-        token: TokenHash([6; 32]),
-        token_id: 10,
-        nick: Nick::new("zed").unwrap(),
-        rooms: vec![RoomName::new("#a").unwrap()],
-        last_id: MsgId(2),
-        took_zero: false,
-        prev: None,
-        refused: Vec::new(),
-        put_out: Vec::new(),
+    let session = crate::SessionRecord {
         device_key: Some(u64::MAX - 6),
-        updated: Millis(1),
+        ..session((6, 10), "zed", 2)
     };
-    let mut store = SqliteStore::open(&config).unwrap();
-    store
-        .write(&Batch {
-            id: BatchId(1),
-            writes: vec![Write::Session(session.clone())],
-        })
-        .unwrap();
-    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
-    assert_eq!(loaded.sessions, std::slice::from_ref(&session));
-    drop(store);
-    rusqlite::Connection::open(dir.path().join("natter.db"))
-        .unwrap()
-        .execute_batch(&back_to_schema(16))
-        .unwrap();
-    let store = SqliteStore::open(&config).unwrap();
-    let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
-    let before = SessionRecord {
+    let (_, sessions) = session_through_schema(dir.path(), 16, &session);
+    let before = crate::SessionRecord {
         device_key: None,
         ..session
     };
-    assert_eq!(loaded.sessions, [before]);
+    assert_eq!(sessions, [before]);
 }
 
 #[test]

@@ -3,7 +3,10 @@
 
 use natter_core::wire::{EventKind, RoomEvent};
 use natter_core::{Millis, MsgId, Nick, RoomName, Seq, Text};
+use natter_store::sqlite::{MIGRATIONS, SCHEMA_VERSION};
 use natter_store::{Batch, BatchId, Config, HistoryQuery, SqliteStore, Write};
+
+pub mod old_store;
 
 /// The time of event `seq` in the tests: one event a second from a fixed day.
 pub const T0: u64 = 1_700_000_000_000;
