@@ -15,8 +15,9 @@
 
 use crate::driver::ServerAddr;
 use natter_core::Nick;
-use natter_core::session::Session;
+use natter_core::session::{About, Event, Session};
 use natter_core::types::DeviceKey;
+use natter_core::wire::ErrorKind;
 use natter_core::wire::RememberedDevice;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -381,6 +382,46 @@ fn read_bounded(file: std::fs::File, path: &Path) -> Result<String, KeyFileError
     String::from_utf8(bytes).map_err(|_| bad(BadKey::NotText))
 }
 
+/// What one of the Session's events says about the account, for the [`Keeper`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct News {
+    /// An account error: a sign-in (or registration) refused or throttled.
+    pub refused: bool,
+    /// Signed out: by this device, or by the server (`NotSignedIn` while signed in: the
+    /// device was forgotten from another one, or the account removed), which revokes the key
+    /// and lets go of the password too.
+    pub signed_out: bool,
+}
+
+impl News {
+    /// The news in `ev`, if it is about the account (a sign-in, a sign-out, an account error).
+    pub fn of(ev: &Event) -> Option<News> {
+        match ev {
+            Event::SignedIn { .. } => Some(News {
+                refused: false,
+                signed_out: false,
+            }),
+            Event::SignedOut
+            | Event::Error {
+                about: About::Account,
+                kind: Some(ErrorKind::NotSignedIn),
+                ..
+            } => Some(News {
+                refused: false,
+                signed_out: true,
+            }),
+            Event::Error {
+                about: About::Account,
+                ..
+            } => Some(News {
+                refused: true,
+                signed_out: false,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What to do with the key files after a batch of the Session's events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -733,6 +774,39 @@ mod tests {
                 key: k2,
                 replaces: false
             }
+        );
+    }
+
+    #[test]
+    fn the_server_signing_this_device_out_is_a_sign_out_not_a_refusal() {
+        use natter_core::session::About;
+        let error = |kind| Event::Error {
+            kind: Some(kind),
+            about: About::Account,
+            text: "t".into(),
+        };
+        let (refusal, sign_out) = (
+            News {
+                refused: true,
+                signed_out: false,
+            },
+            News {
+                refused: false,
+                signed_out: true,
+            },
+        );
+        assert_eq!(News::of(&error(ErrorKind::SignInFailed)), Some(refusal));
+        assert_eq!(News::of(&error(ErrorKind::Throttled)), Some(refusal));
+        // Forgotten from another device, or the account removed: signed out by the server,
+        // the password let go of with the key.
+        assert_eq!(News::of(&error(ErrorKind::NotSignedIn)), Some(sign_out));
+        assert_eq!(News::of(&Event::SignedOut), Some(sign_out));
+        assert_eq!(News::of(&Event::Info("x".into())), None);
+        let (a, k) = (nick("ann"), DeviceKey([1; 32]));
+        let kept = (a.clone(), k.clone());
+        assert_eq!(
+            step(Some(&kept), Some(&k), None, None, false, true),
+            Step::SignedOut(a)
         );
     }
 
