@@ -9,7 +9,7 @@ use crate::clock;
 use crate::keys::Keeper;
 use bytes::{Buf, Bytes};
 use natter_core::limits::{MAX_FRAME, SCROLLBACK_PAGE, SESSION_MAX_PENDING};
-use natter_core::session::{About, ConnState, Event, Session, Target};
+use natter_core::session::{ConnState, Event, Session, Target};
 use natter_core::{RoomName, Seq};
 use natter_tls::rustls::ClientConfig;
 use std::collections::VecDeque;
@@ -270,15 +270,7 @@ pub async fn run(
         // Everything the Session has to say, in order; the key file follows the device key
         // the Session holds, said right after the account news that changed it.
         while let Some(ev) = session.poll_event() {
-            let refused = matches!(
-                ev,
-                Event::Error {
-                    about: About::Account,
-                    ..
-                }
-            );
-            let signed_out = matches!(ev, Event::SignedOut);
-            let account_news = refused || signed_out || matches!(ev, Event::SignedIn { .. });
+            let news = crate::keys::News::of(&ev);
             match ev {
                 Event::Connect => {
                     if let Some(next) = config.servers.get(session.server()) {
@@ -309,10 +301,10 @@ pub async fn run(
                     }
                 }
             }
-            if account_news {
+            if let Some(news) = news {
                 let said = keeper
                     .as_mut()
-                    .and_then(|k| k.after(&session, refused, signed_out));
+                    .and_then(|k| k.after(&session, news.refused, news.signed_out));
                 tell(&events, &mut frontend_open, said).await;
             }
         }

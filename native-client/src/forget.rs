@@ -4,6 +4,7 @@
 
 use crate::driver::{self, Command, DriverConfig};
 use natter_core::session::{About, Event, Session};
+use natter_core::wire::ErrorKind;
 use tokio::sync::mpsc;
 
 /// What the server made of the kept key.
@@ -32,20 +33,39 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Outcome {
         })
         .await;
     drop(cmd_tx);
-    let (mut signed_in, mut signed_out, mut refused) = (false, false, false);
+    let mut seen = Seen::default();
     while let Some(ev) = ev_rx.recv().await {
+        seen.see(&ev);
+    }
+    let ended = driver.await;
+    outcome(seen.signed_in && seen.signed_out, seen.refused, ended)
+}
+
+/// What the events said so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    signed_in: bool,
+    signed_out: bool,
+    /// The key was refused before any sign-in: `SignInFailed`, or `Throttled` (a key that is
+    /// not the account's, while the account or the address waits; the account's own key is
+    /// never throttled so). Not `Unavailable` (the server busy checking passwords, asked again
+    /// later): that says nothing of the key.
+    refused: bool,
+}
+
+impl Seen {
+    fn see(&mut self, ev: &Event) {
         match ev {
-            Event::SignedIn { .. } => signed_in = true,
-            Event::SignedOut => signed_out = true,
+            Event::SignedIn { .. } => self.signed_in = true,
+            Event::SignedOut => self.signed_out = true,
             Event::Error {
                 about: About::Account,
+                kind: Some(ErrorKind::SignInFailed | ErrorKind::Throttled),
                 ..
-            } if !signed_in => refused = true,
+            } if !self.signed_in => self.refused = true,
             _ => {}
         }
     }
-    let ended = driver.await;
-    outcome(signed_in && signed_out, refused, ended)
 }
 
 /// The outcome, from what was seen and how the driver ended.
@@ -65,4 +85,37 @@ fn outcome(
         Ok(Err(e)) => e.to_string(),
         Err(e) => format!("the connection task failed: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(kind: ErrorKind) -> Event {
+        Event::Error {
+            kind: Some(kind),
+            about: About::Account,
+            text: "t".into(),
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_key_says_it_was_forgotten_already() {
+        for (kind, refused) in [
+            (ErrorKind::SignInFailed, true),
+            (ErrorKind::Throttled, true),
+            // The server busy checking passwords: the key may well be good.
+            (ErrorKind::Unavailable, false),
+        ] {
+            let mut seen = Seen::default();
+            seen.see(&error(kind));
+            assert_eq!(seen.refused, refused, "{kind:?}");
+            let said = outcome(seen.signed_in && seen.signed_out, seen.refused, Ok(Ok(())));
+            assert_eq!(
+                matches!(said, Outcome::AlreadyRefused),
+                refused,
+                "{kind:?}: {said:?}"
+            );
+        }
+    }
 }

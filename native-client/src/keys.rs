@@ -15,8 +15,9 @@
 
 use crate::driver::ServerAddr;
 use natter_core::Nick;
-use natter_core::session::Session;
+use natter_core::session::{About, Event, Session};
 use natter_core::types::DeviceKey;
+use natter_core::wire::ErrorKind;
 use natter_core::wire::RememberedDevice;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub enum KeyFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// Other users may read the file (or it is not a plain file): the key may have been copied.
+    /// Other users may read the file: the key may have been copied.
     #[error(
         "the device key file {path} {what}: natter does not use a key others may have copied. If \
          nobody else could have read it, run chmod 600 {path}; otherwise delete it (natter \
@@ -105,6 +106,10 @@ pub enum BadKey {
     /// The key line is not 64 hex digits.
     #[error("the key is not 64 hex digits")]
     NotHex,
+    /// Not a plain file (a directory, a FIFO, a device): never opened, as opening a FIFO
+    /// waits for a writer, for ever.
+    #[error("not a plain file")]
+    NotAFile,
 }
 
 /// natter's per-user state directory: `$XDG_STATE_HOME/natter` (default
@@ -253,11 +258,8 @@ impl KeyStore {
     pub fn load_to_revoke(&self, account: &Nick) -> Result<Option<DeviceKey>, KeyFileError> {
         match self.load(account) {
             Err(KeyFileError::Exposed { path, .. }) => {
-                let err = |source| KeyFileError::Read {
-                    path: path.clone(),
-                    source,
-                };
-                let text = read_bounded(std::fs::File::open(&path).map_err(err)?, &path)?;
+                let (file, _) = open_plain(&path)?;
+                let text = read_bounded(file, &path)?;
                 parse(&text)
                     .map(Some)
                     .map_err(|why| KeyFileError::Bad { path, why })
@@ -339,21 +341,33 @@ impl KeyStore {
     }
 }
 
-/// A key file's text, if only its owner may read it.
-fn read_private(path: &Path) -> Result<String, KeyFileError> {
-    use std::os::unix::fs::PermissionsExt;
+/// The key file at `path`, opened if it is a plain file: what is there is looked at before it
+/// is opened (a FIFO, which would keep `open` waiting for a writer for ever, or a device, is
+/// never opened) and again once it is.
+fn open_plain(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), KeyFileError> {
     let err = |source| KeyFileError::Read {
         path: path.to_owned(),
         source,
     };
+    let not_a_file = || KeyFileError::Bad {
+        path: path.to_owned(),
+        why: BadKey::NotAFile,
+    };
+    if !std::fs::metadata(path).map_err(err)?.is_file() {
+        return Err(not_a_file());
+    }
     let file = std::fs::File::open(path).map_err(err)?;
     let meta = file.metadata().map_err(err)?;
     if !meta.is_file() {
-        return Err(KeyFileError::Exposed {
-            path: path.to_owned(),
-            what: "is not a plain file".to_owned(),
-        });
+        return Err(not_a_file());
     }
+    Ok((file, meta))
+}
+
+/// A key file's text, if only its owner may read it.
+fn read_private(path: &Path) -> Result<String, KeyFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (file, meta) = open_plain(path)?;
     if let Err(what) = check_mode(meta.permissions().mode()) {
         return Err(KeyFileError::Exposed {
             path: path.to_owned(),
@@ -379,6 +393,46 @@ fn read_bounded(file: std::fs::File, path: &Path) -> Result<String, KeyFileError
         return Err(bad(BadKey::TooLarge));
     }
     String::from_utf8(bytes).map_err(|_| bad(BadKey::NotText))
+}
+
+/// What one of the Session's events says about the account, for the [`Keeper`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct News {
+    /// An account error: a sign-in (or registration) refused or throttled.
+    pub refused: bool,
+    /// Signed out: by this device, or by the server (`NotSignedIn` while signed in: the
+    /// device was forgotten from another one, or the account removed), which revokes the key
+    /// and lets go of the password too.
+    pub signed_out: bool,
+}
+
+impl News {
+    /// The news in `ev`, if it is about the account (a sign-in, a sign-out, an account error).
+    pub fn of(ev: &Event) -> Option<News> {
+        match ev {
+            Event::SignedIn { .. } => Some(News {
+                refused: false,
+                signed_out: false,
+            }),
+            Event::SignedOut
+            | Event::Error {
+                about: About::Account,
+                kind: Some(ErrorKind::NotSignedIn),
+                ..
+            } => Some(News {
+                refused: false,
+                signed_out: true,
+            }),
+            Event::Error {
+                about: About::Account,
+                ..
+            } => Some(News {
+                refused: true,
+                signed_out: false,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What to do with the key files after a batch of the Session's events.
@@ -737,6 +791,39 @@ mod tests {
     }
 
     #[test]
+    fn the_server_signing_this_device_out_is_a_sign_out_not_a_refusal() {
+        use natter_core::session::About;
+        let error = |kind| Event::Error {
+            kind: Some(kind),
+            about: About::Account,
+            text: "t".into(),
+        };
+        let (refusal, sign_out) = (
+            News {
+                refused: true,
+                signed_out: false,
+            },
+            News {
+                refused: false,
+                signed_out: true,
+            },
+        );
+        assert_eq!(News::of(&error(ErrorKind::SignInFailed)), Some(refusal));
+        assert_eq!(News::of(&error(ErrorKind::Throttled)), Some(refusal));
+        // Forgotten from another device, or the account removed: signed out by the server,
+        // the password let go of with the key.
+        assert_eq!(News::of(&error(ErrorKind::NotSignedIn)), Some(sign_out));
+        assert_eq!(News::of(&Event::SignedOut), Some(sign_out));
+        assert_eq!(News::of(&Event::Info("x".into())), None);
+        let (a, k) = (nick("ann"), DeviceKey([1; 32]));
+        let kept = (a.clone(), k.clone());
+        assert_eq!(
+            step(Some(&kept), Some(&k), None, None, false, true),
+            Step::SignedOut(a)
+        );
+    }
+
+    #[test]
     fn keys_are_saved_private_replaced_whole_and_deleted() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
@@ -804,6 +891,42 @@ mod tests {
         std::fs::write(&path, "garbage").unwrap();
         assert!(store.delete(&ann).unwrap());
         assert!(!store.delete(&ann).unwrap());
+        // Not a plain file (a FIFO, a directory): said at once, never opened (opening a FIFO
+        // would wait for a writer for ever).
+        store.delete(&ann).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (s, a) = (store.clone(), ann.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send((
+                s.load(&a).map_err(|e| e.to_string()),
+                s.load_to_revoke(&a).map_err(|e| e.to_string()),
+            ));
+        });
+        let (load, revoke) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a FIFO is not opened");
+        for e in [load.unwrap_err(), revoke.unwrap_err()] {
+            assert!(e.contains("(not a plain file)"), "{e}");
+        }
+        assert!(store.delete(&ann).unwrap(), "and it can be deleted");
+        std::fs::create_dir(&path).unwrap();
+        let e = store.load(&ann).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                KeyFileError::Bad {
+                    why: BadKey::NotAFile,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        std::fs::remove_dir(&path).unwrap();
         // A directory left open to others is made private on the next save.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         store.save(&ann, &DeviceKey([3; 32])).unwrap();

@@ -243,6 +243,39 @@ async fn a_key_forgotten_elsewhere_is_deleted_and_the_password_signs_in_or_it_ex
     server.shutdown().await.expect("server shuts down");
 }
 
+/// A device forgotten from another while it is signed in with its kept key, a password at
+/// hand: the server signs it out (which revokes the key, and the client lets go of the password
+/// too), so the file is deleted as after a sign-out, and natter does not say that it signs in
+/// with the password, which it does not do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_forgotten_while_signed_in_deletes_its_key_as_a_sign_out() {
+    let (server, addr) = server().await;
+    let state = tempfile::tempdir().unwrap();
+    let file = register_remembered(state.path(), addr, "hal").await;
+    let mut with_password = env(state.path());
+    with_password[1].1 = PASSWORD.to_owned();
+    let mut hal = start("hal", &["--login"], addr, &with_password);
+    hal.expect("-- you are signed in as hal").await;
+    forget_from_elsewhere(addr, "hal").await;
+    hal.expect(&format!(
+        "-- the device key kept in {} is deleted (signing out revokes it)",
+        file.display()
+    ))
+    .await;
+    assert!(!file.exists(), "the revoked key is deleted");
+    hal.close_stdin();
+    hal.exit_status().await;
+    hal.drain().await;
+    assert!(
+        !hal.seen
+            .iter()
+            .any(|l| l.contains("refused") || l.contains("signing in with the password")),
+        "{:#?}",
+        hal.seen
+    );
+    server.shutdown().await.expect("server shuts down");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_device_revokes_the_key_and_deletes_the_file() {
     let (server, addr) = server().await;

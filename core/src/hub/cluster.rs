@@ -1571,8 +1571,9 @@ impl Hub {
 
     /// Cluster mode: why `conn`'s sign-in to `account` (folded) is refused, if it is: the
     /// connection came back with the token of a device of that account this node sent away
-    /// because the account went to another node ([`Hub::moved_away`]), and this is its first
-    /// sign-in, the one its client sends by itself after a welcome that is not a resume.
+    /// because the account went to another node ([`Hub::moved_away`]), this is its first
+    /// sign-in, the one its client sends by itself after a welcome that is not a resume, and
+    /// the account's user is connected through another node still.
     /// Refused once (`Throttled`: a natter client keeps its credentials and does not ask again
     /// by itself), so the account stays where it went; the next sign-in there takes it back.
     pub(super) fn cluster_came_back(&mut self, conn: ConnId, account: &str) -> Option<String> {
@@ -1585,7 +1586,15 @@ impl Hub {
             .get(&self.users, account)
             .and_then(|uid| self.users.get(&uid))
             .is_some_and(|u| u.account() == Some(account));
-        let held_back = name.folded() == account && now < at + SENT_AWAY_FOR && !here;
+        // Its user is connected through another node still, as the cluster's records say (or,
+        // without a record yet, the rooms followed here): else (its devices there quit, and it
+        // is offline or gone; its node is gone) the sign-in sends nobody away.
+        let elsewhere = !here
+            && match self.remote_presence(&name) {
+                Some(p) => !p.offline,
+                None => self.remote_user(&name).is_some(),
+            };
+        let held_back = name.folded() == account && now < at + SENT_AWAY_FOR && elsewhere;
         if held_back {
             debug!(%conn, account = %name, "the sign-in of a device sent away is held back");
         }

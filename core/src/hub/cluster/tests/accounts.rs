@@ -1299,3 +1299,51 @@ fn only_a_sign_in_that_would_take_the_account_back_by_itself_is_held_back() {
         Some(nick("alice"))
     );
 }
+
+/// A device sent away whose account has nothing connected on the other node by the time its
+/// client comes back (the other device quit; always-on, the account stays there offline) is
+/// not held back: its sign-in sends nobody away, and the words it would get ("alice is
+/// connected through another server") would be untrue.
+#[test]
+fn a_device_sent_away_is_not_held_back_once_nothing_of_its_account_is_connected_elsewhere() {
+    let mut net = net(2);
+    let (laptop, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, laptop, PW, false);
+    let token = net
+        .recv(0, laptop)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .expect("registered");
+    let (carol, _) = guest(&mut net, 0, "carol");
+    for c in [laptop, carol] {
+        ask(&mut net, 0, c, &ClientMsg::Join { room: room("#r") });
+        net.recv(0, c);
+    }
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    assert!(
+        bye(&net.recv(0, laptop)).is_some(),
+        "the laptop is sent away"
+    );
+    net.nodes[0].hub.handle_close(laptop, net.now);
+    settle(&mut net);
+    // The phone quits: alice is on no node now.
+    ask(&mut net, 1, phone, &ClientMsg::Quit { reason: None });
+    net.nodes[1].hub.handle_close(phone, net.now);
+    settle(&mut net);
+
+    assert!(
+        net.nodes[0]
+            .hub
+            .remote_presence(&nick("alice"))
+            .is_some_and(|p| p.offline),
+        "alice is offline on node 1 (always-on), nothing of her connected"
+    );
+    let back = comes_back(&mut net, 0, &token);
+    net.recv(0, back);
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    let got = net.recv(0, back);
+    assert_eq!(signed_in(&got).map(|s| s.0), Some(nick("alice")), "{got:?}");
+}
