@@ -263,8 +263,10 @@ async fn a_device_forgotten_while_signed_in_deletes_its_key_as_a_sign_out() {
     ))
     .await;
     assert!(!file.exists(), "the revoked key is deleted");
-    hal.close_stdin();
-    hal.exit_status().await;
+    // `--login`: the account's only session ends (`natter: signed out by the server: ...` on
+    // stderr) rather than talking on as a guest.
+    let status = hal.exit_status().await;
+    assert_eq!(status.code(), Some(1), "{:#?}", hal.seen);
     hal.drain().await;
     assert!(
         !hal.seen

@@ -124,6 +124,11 @@ impl Account {
         self.required = true;
     }
 
+    /// Signing in is a condition of the session ([`Account::require`]).
+    pub(super) fn is_required(&self) -> bool {
+        self.required
+    }
+
     /// Signing in is required, and the account's credentials were refused for good (nothing
     /// signed in, nothing asked, nothing left to try).
     pub(super) fn required_and_refused(&self) -> bool {

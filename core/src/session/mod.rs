@@ -737,7 +737,8 @@ impl Session {
     /// Makes the session the account's only (`natter --login`): if the sign-in asked with
     /// [`Session::sign_in`] is refused (wrong credentials, throttled), here or when signing in
     /// again after a welcome that is not a resume, the session ends ([`Session::fatal`] says
-    /// why) instead of going on as a guest. Signing out lifts it.
+    /// why) instead of going on as a guest. Signing out lifts it; the server signing this
+    /// device out (the account removed, this device forgotten from another) ends the session.
     pub fn require_sign_in(&mut self) {
         self.account.require();
     }

@@ -567,14 +567,17 @@ impl Session {
             tracing::debug!(?kind, detail, "refused before the welcome");
             return;
         }
-        // Not signed in while we are, asked nothing: the operator removed the account. The
-        // session goes on as the guest the server now has (its credentials and key are no
-        // longer any use), as after a sign-out.
+        // Not signed in while we are, asked nothing: the operator removed the account, or
+        // another device forgot this one. The session goes on as the guest the server now has
+        // (its credentials and key are no longer any use), as after a sign-out; unless it is
+        // the account's only ([`Session::require_sign_in`]): then it ends, as a refused
+        // sign-in ends it, so that nothing is said under a guest's name.
         if re_conn
             && kind == ErrorKind::NotSignedIn
             && self.account.signed_in().is_some()
             && !self.account.is_asking()
         {
+            let required = self.account.is_required();
             self.account.sign_out();
             self.event(Event::Error {
                 kind: Some(kind),
@@ -582,6 +585,10 @@ impl Session {
                 text: clean(detail),
             });
             self.event(Event::SignedOut);
+            if required {
+                self.send(&ClientMsg::Quit { reason: None });
+                self.close_for_good(Some(format!("signed out by the server: {}", clean(detail))));
+            }
             return;
         }
         let about = match re {

@@ -2982,6 +2982,32 @@ fn an_account_removed_under_us_signs_us_out_and_we_stay() {
     assert!(!t.events().contains(&Event::SignedOut));
 }
 
+/// The same for `natter --login` (the account's only session): signed out by the server, it
+/// ends with the reason and a quit, instead of going on under a guest's name.
+#[test]
+fn a_required_session_signed_out_by_the_server_ends() {
+    let mut t = welcomed_signing_in("correct horse");
+    signed_in(&mut t, "alice", 2, None);
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::NotSignedIn,
+        re: Re::Conn,
+        detail: "this device was forgotten from another".into(),
+    });
+    let ev = t.events();
+    assert!(ev.contains(&Event::SignedOut), "{ev:?}");
+    assert!(ev.contains(&Event::Close), "{ev:?}");
+    assert_eq!(t.s.state(), ConnState::Closed);
+    assert_eq!(
+        t.s.fatal(),
+        Some("signed out by the server: this device was forgotten from another")
+    );
+    assert!(
+        t.sent().contains(&ClientMsg::Quit { reason: None }),
+        "a quit, so the guest does not wait on the server for a resume"
+    );
+}
+
 #[test]
 fn a_sign_in_asked_before_the_welcome_goes_first_after_it() {
     let mut t = T::new(Transport::Stream);
