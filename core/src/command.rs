@@ -184,7 +184,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/part [#room] [reason]",
-        "leave a room (default: the current one); several: /part #a,#b",
+        "leave a room (default: the current one); several: /part #a #b",
     ),
     (
         "/msg nick|#room text",
@@ -741,6 +741,25 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             _ => return Err(CommandError::Usage(usage("/join"))),
         },
         "part" | "leave" => match word(args) {
+            // `/part #a #b`: each room, as `/join #a #b` joins each (every word a room: a
+            // reason that is only room names is not one anybody types).
+            (first, rest)
+                if first.starts_with('#')
+                    && !rest.trim().is_empty()
+                    && rest.split_whitespace().all(|w| w.starts_with('#')) =>
+            {
+                match join_many(args)? {
+                    Command::JoinMany(rooms) => Command::PartMany {
+                        rooms,
+                        reason: None,
+                    },
+                    Command::Join(room) => Command::Part {
+                        room: Some(room),
+                        reason: None,
+                    },
+                    _ => return Err(CommandError::Usage(usage("/part"))),
+                }
+            }
             // `/part #a,#b [reason]`: each room, as IRC's `PART #a,#b`.
             (list, reason) if list.starts_with('#') && list.contains(',') => {
                 match join_many(list)? {
@@ -1444,14 +1463,33 @@ mod tests {
                 reason: Some(t("bye"))
             }
         );
-        // Without a comma the words after the room are the reason, as before.
+        // Words that are all rooms are rooms, as `/join #a #b` takes them (it was #a left
+        // with the reason "#b"); any other word makes the words after the room the reason.
         assert_eq!(
-            cmd("/part #a #b"),
-            Command::Part {
-                room: Some(r("#a")),
-                reason: Some(t("#b"))
+            cmd("/part #a #B"),
+            Command::PartMany {
+                rooms: vec![r("#a"), r("#b")],
+                reason: None
             }
         );
+        assert_eq!(
+            cmd("/part #a #a"),
+            Command::Part {
+                room: Some(r("#a")),
+                reason: None
+            }
+        );
+        assert_eq!(
+            cmd("/part #a #b is better"),
+            Command::Part {
+                room: Some(r("#a")),
+                reason: Some(t("#b is better"))
+            }
+        );
+        assert!(matches!(
+            parse("/part #a #no!room"),
+            Err(CommandError::Invalid(_))
+        ));
         assert_eq!(
             parse("/join ,"),
             Err(CommandError::Usage("/join #room [key]"))
