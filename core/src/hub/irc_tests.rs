@@ -1859,6 +1859,25 @@ fn a_target_named_twice_in_one_privmsg_gets_the_text_once() {
 }
 
 #[test]
+fn a_channel_nobody_registered_says_how_it_gets_operators_in_irc_words() {
+    let mut n = Net::new();
+    let c = n.client("al", &[]);
+    let d = n.client("di", &[]);
+    n.send(c, &["JOIN #new"]);
+    n.send(d, &["JOIN #new"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.send(c, &["KICK #new di"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 482 al #new :#new is not registered, so it has no operators: sign in \
+          to an account (SASL), then /mode #new +r to become its founder"
+        ]
+    );
+}
+
+#[test]
 fn a_mode_line_makes_at_most_the_modes_005_says() {
     let mut n = Net::new();
     let bob = n.bin("bob");

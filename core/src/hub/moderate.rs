@@ -101,6 +101,29 @@ impl Hub {
         }
     }
 
+    /// Why nobody is an operator of a room no account registered, and how to change that
+    /// in the words of `conn`'s door: `/register #room` typed, `MODE #room +r` on IRC (as
+    /// irssi and WeeChat type it: `/mode #room +r`), after signing in (SASL on IRC).
+    fn unregistered_words(&self, conn: ConnId, room: &RoomName, signed_in: bool) -> String {
+        let irc = matches!(
+            self.conns.get(&conn).and_then(|c| c.dialect()),
+            Some(super::dialect::AnyDialect::Irc(_))
+        );
+        let how = if irc {
+            format!("/mode {room} +r")
+        } else {
+            format!("/register {room}")
+        };
+        let sign_in = match (signed_in, irc) {
+            (true, _) => "",
+            (false, true) => "sign in to an account (SASL), then ",
+            (false, false) => "sign in (/login, or /register PASSWORD for a new account), then ",
+        };
+        format!(
+            "{room} is not registered, so it has no operators: {sign_in}{how} to become its founder"
+        )
+    }
+
     fn try_moderate(
         &mut self,
         conn: ConnId,
@@ -145,10 +168,17 @@ impl Hub {
                 .is_some_and(|p| p.is_op(account.as_deref()));
         let invite_only = r.policy.as_ref().is_some_and(|p| p.modes.invite_only);
         let inviting = matches!(action, ModAction::Invite(_));
+        // A room nobody registered has no operators at all: its maker, refused a `/kick`, is
+        // told how a room gets some rather than that it is not one of them. The lobby belongs
+        // to everyone and cannot be registered (but by a server admin).
+        let unregistered = (founder.is_none() && *room != RoomName::lobby())
+            .then(|| self.unregistered_words(conn, room, account.is_some()));
         let need_op = || {
             Err((
                 ErrorKind::NotOperator,
-                format!("you are not an operator of {room}"),
+                unregistered
+                    .clone()
+                    .unwrap_or_else(|| format!("you are not an operator of {room}")),
             ))
         };
         match action {
@@ -210,7 +240,9 @@ impl Hub {
             ModAction::Op(_) | ModAction::Deop(_) if !is_founder => {
                 return Err((
                     ErrorKind::NotOperator,
-                    format!("only the founder of {room} makes operators"),
+                    unregistered
+                        .clone()
+                        .unwrap_or_else(|| format!("only the founder of {room} makes operators")),
                 ));
             }
             ModAction::Op(nick) => {

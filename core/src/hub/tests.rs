@@ -9220,6 +9220,52 @@ mod moderation {
     }
 
     #[test]
+    fn a_room_nobody_registered_says_how_it_gets_operators() {
+        // A newcomer makes #den and tries to moderate it: "you are not an operator of #den"
+        // told them nothing of why (nobody is) or what to do.
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        let (b, bob) = t.txt();
+        t.line(a, "/join #den");
+        t.line(b, "/join #den");
+        t.lines(a);
+        t.lines(b);
+        let guest = "ERROR: #den is not registered, so it has no operators: sign in (/login, \
+                     or /register PASSWORD for a new account), then /register #den to become \
+                     its founder";
+        for cmd in [
+            format!("/kick {bob}"),
+            "/mode +m".to_owned(),
+            format!("/op {bob}"),
+        ] {
+            t.line(a, &cmd);
+            assert_eq!(t.lines(a), [guest], "{cmd}");
+        }
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.lines(a);
+        t.line(a, &format!("/ban {bob}"));
+        assert_eq!(
+            t.lines(a),
+            [
+                "ERROR: #den is not registered, so it has no operators: /register #den to \
+              become its founder"
+            ]
+        );
+        // What it says works; after it the founder acts and others are told they are not
+        // operators, as before.
+        t.line(a, "/register #den");
+        assert!(t.lines(a).iter().any(|l| l.contains("alice set #den +r")));
+        t.lines(b);
+        t.line(b, "/mode +m");
+        t.lines(a);
+        assert_eq!(t.lines(b), ["ERROR: you are not an operator of #den"]);
+        // The lobby, which nobody but a server admin registers, is as it was.
+        t.line(b, "/kick #lobby alice");
+        assert_eq!(t.lines(b), ["ERROR: you are not an operator of #lobby"]);
+    }
+
+    #[test]
     fn nc_operators_type_the_commands() {
         let mut t = T::with(cfg());
         let (a, _) = t.txt();
