@@ -1875,6 +1875,14 @@ fn a_channel_nobody_registered_says_how_it_gets_operators_in_irc_words() {
           to an account (SASL), then /mode #new +r to become its founder"
         ]
     );
+    // Registering it: the refusal names SASL, not nc's /login.
+    n.send(c, &["MODE #new +r"]);
+    let l = n.lines(c);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].ends_with(":a room is registered to an account: sign in to an account (SASL) first"),
+        "{l:?}"
+    );
 }
 
 #[test]

@@ -101,23 +101,37 @@ impl Hub {
         }
     }
 
-    /// Why nobody is an operator of a room no account registered, and how to change that
-    /// in the words of `conn`'s door: `/register #room` typed, `MODE #room +r` on IRC (as
-    /// irssi and WeeChat type it: `/mode #room +r`), after signing in (SASL on IRC).
-    fn unregistered_words(&self, conn: ConnId, room: &RoomName, signed_in: bool) -> String {
-        let irc = matches!(
+    /// Whether `conn` speaks IRC, whose users sign in with SASL and register a channel with
+    /// `MODE #room +r`, not with the typed `/login` and `/register #room`.
+    fn speaks_irc(&self, conn: ConnId) -> bool {
+        matches!(
             self.conns.get(&conn).and_then(|c| c.dialect()),
             Some(super::dialect::AnyDialect::Irc(_))
-        );
-        let how = if irc {
+        )
+    }
+
+    /// How a guest on `conn` signs in, in its door's words.
+    fn sign_in_how(&self, conn: ConnId) -> &'static str {
+        if self.speaks_irc(conn) {
+            "sign in to an account (SASL)"
+        } else {
+            "sign in (/login, or /register PASSWORD for a new account)"
+        }
+    }
+
+    /// Why nobody is an operator of a room no account registered, and how to change that
+    /// in the words of `conn`'s door: `/register #room` typed, `MODE #room +r` on IRC (as
+    /// irssi and WeeChat type it: `/mode #room +r`), after signing in.
+    fn unregistered_words(&self, conn: ConnId, room: &RoomName, signed_in: bool) -> String {
+        let how = if self.speaks_irc(conn) {
             format!("/mode {room} +r")
         } else {
             format!("/register {room}")
         };
-        let sign_in = match (signed_in, irc) {
-            (true, _) => "",
-            (false, true) => "sign in to an account (SASL), then ",
-            (false, false) => "sign in (/login, or /register PASSWORD for a new account), then ",
+        let sign_in = if signed_in {
+            String::new()
+        } else {
+            format!("{}, then ", self.sign_in_how(conn))
         };
         format!(
             "{room} is not registered, so it has no operators: {sign_in}{how} to become its founder"
@@ -210,7 +224,10 @@ impl Hub {
                 let Some(account) = account else {
                     return Err((
                         ErrorKind::NotSignedIn,
-                        "sign in first: a room is registered to an account".into(),
+                        format!(
+                            "a room is registered to an account: {} first",
+                            self.sign_in_how(conn)
+                        ),
                     ));
                 };
                 if let Some(f) = founder {

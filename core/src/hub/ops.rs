@@ -1173,7 +1173,7 @@ impl Hub {
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.accounts.registered(&nick) {
-            let detail = format!("{nick}{REGISTERED}: sign in with /login {nick}");
+            let detail = format!("{nick}{REGISTERED}: sign in with /login {nick} PASSWORD");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded()

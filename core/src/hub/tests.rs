@@ -9241,9 +9241,26 @@ mod moderation {
             t.line(a, &cmd);
             assert_eq!(t.lines(a), [guest], "{cmd}");
         }
+        // Registering it needs an account, and says how to get one.
+        t.line(a, "/register #den");
+        assert_eq!(
+            t.lines(a),
+            [
+                "ERROR: a room is registered to an account: sign in (/login, or /register \
+              PASSWORD for a new account) first"
+            ]
+        );
         t.line(a, "/nick alice");
         t.line(a, "/register correct horse");
         t.lines(a);
+        t.lines(b);
+        // The nick of an account says what the sign-in takes (`/login alice` alone is a
+        // usage error).
+        t.line(b, "/nick alice");
+        assert_eq!(
+            t.lines(b),
+            ["ERROR: alice is a registered account: sign in with /login alice PASSWORD"]
+        );
         t.line(a, &format!("/ban {bob}"));
         assert_eq!(
             t.lines(a),
