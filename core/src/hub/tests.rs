@@ -9321,8 +9321,9 @@ mod moderation {
         t.line(a, "/mode +m");
         // One line for a change, to everyone: the settings binary clients get after it are
         // not said again in words.
-        assert_eq!(t.lines(a), ["-- alice set #r +m"]);
-        assert_eq!(t.lines(c), ["-- alice set #r +m"]);
+        let plus_m = "-- alice set #r +m (moderated: only operators and voiced members speak)";
+        assert_eq!(t.lines(a), [plus_m]);
+        assert_eq!(t.lines(c), [plus_m]);
         t.line(a, "/mode");
         let l = t.lines(a);
         assert!(
@@ -9854,7 +9855,10 @@ mod admins {
         t.line(r, &format!("/kick #far {eve} go"));
         assert_eq!(t.lines(r), [format!("-- root put {eve} out of #far (go)")]);
         t.line(r, "/mode #far +m");
-        assert_eq!(t.lines(r), ["-- root set #far +m"]);
+        assert_eq!(
+            t.lines(r),
+            ["-- root set #far +m (moderated: only operators and voiced members speak)"]
+        );
         // A refusal is still an error, and a question still its answer alone.
         t.line(r, "/kick #far nobody");
         assert_eq!(t.lines(r), ["ERROR: nobody is called nobody"]);
@@ -10384,12 +10388,19 @@ mod admins {
                 format!("/devoice {bob}"),
                 format!("-- {bob} is not voiced in #r"),
             ),
-            (format!("/voice {bob}"), format!("-- alice set #r +v {bob}")),
+            (
+                format!("/voice {bob}"),
+                format!("-- alice set #r +v {bob} ({bob} may speak while #r is moderated)"),
+            ),
             (
                 format!("/voice {bob}"),
                 format!("-- {bob} is voiced in #r already"),
             ),
-            ("/mode +m".to_owned(), "-- alice set #r +m".to_owned()),
+            (
+                "/mode +m".to_owned(),
+                "-- alice set #r +m (moderated: only operators and voiced members speak)"
+                    .to_owned(),
+            ),
             (
                 "/mode +m".to_owned(),
                 "-- +m changes nothing in #r".to_owned(),
