@@ -193,22 +193,19 @@ pub const HELP: &[(&str, &str)] = &[
     ("/me text", "an action: * you text"),
     (
         "/notice #room|nick text",
-        "a notice: -you- text, a line that asks for no answer",
+        "a notice: -you- text, a line asking for no answer",
     ),
     ("/nick name", "change your nick"),
     (
         "/away [text]",
-        "say you are away (others see it); /away alone: back",
+        "say you are away (others see it); alone: back",
     ),
     ("/back", "no longer away"),
     (
         "/who [#room]",
-        "list a room's members (~founder, @operator, +voiced)",
+        "a room's members (~founder, @operator, +voiced)",
     ),
-    (
-        "/whois nick",
-        "who someone is: account, away, rooms you share, idle, TLS",
-    ),
+    ("/whois nick", "account, away, rooms you share, idle, TLS"),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
     ("/topic [#room] -delete", "clear the topic"),
@@ -218,22 +215,22 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/search [#room] words",
-        "find stored lines holding every word (the newest 50)",
+        "find stored lines with every word (the newest 50)",
     ),
     ("/register password", "register your nick as an account"),
     ("/login nick password", "sign in to your account"),
     ("/logout", "sign out on this connection"),
     (
         "/devices",
-        "list your account's remembered devices: when and where each last signed in",
+        "your remembered devices, where and when last used",
     ),
     (
         "/devices forget ID",
-        "sign a remembered device out for good (a lost laptop) without changing the password",
+        "sign a lost laptop out; the password stays",
     ),
     (
         "/devices name ID label",
-        "give a remembered device a name /devices shows (\"work laptop\")",
+        "name a device for /devices (\"work laptop\")",
     ),
     (
         "/password old new",
@@ -241,7 +238,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/register #room",
-        "register a room you are in (/join it first): you are its founder",
+        "register a room you are in: you become its founder",
     ),
     (
         "/op [#room] nick",
@@ -287,12 +284,9 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/close #room [reason]",
-        "server admins: put everyone out and unregister the room",
+        "server admins: empty the room and unregister it",
     ),
-    (
-        "//text",
-        "say a line that starts with / (//usr/bin says /usr/bin)",
-    ),
+    ("//text", "say a line that starts with / (//etc says /etc)"),
     ("/quit [reason]", "leave"),
     ("/help [command]", "this list, or what one command does"),
 ];

@@ -878,7 +878,8 @@ fn nick_clash_change_and_dm() {
     assert_eq!(
         t.lines(tc),
         vec![
-            "--   /join #room [key]        join a room (created if new) and make it current; several: /join #a #b"
+            "--   /join #room [key]        join a room (created if new) and make it current;",
+            "--                            several: /join #a #b",
         ]
     );
     t.line(tc, "/help register");
@@ -891,7 +892,30 @@ fn nick_clash_change_and_dm() {
     t.line(tc, "/help away");
     assert_eq!(
         t.lines(tc),
-        vec!["--   /away [text]             say you are away (others see it); /away alone: back"]
+        vec!["--   /away [text]             say you are away (others see it); alone: back"]
+    );
+    // Every line of the list fits an 80-column terminal: a long description goes on under
+    // its column, a long usage (/ban's, /mode's) keeps its words after it.
+    t.advance(5_000);
+    t.line(tc, "/help");
+    let help = t.lines(tc);
+    for l in &help {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    let ban = help
+        .iter()
+        .position(|l| l.contains("/ban [#room]"))
+        .unwrap();
+    assert_eq!(
+        help[ban..ban + 2],
+        [
+            "--   /ban [#room] nick|mask [30m|2h|7d] [reason]  ban (masks: account:NAME,",
+            "--                            nick:NAME, a.b.c.d/N)",
+        ]
     );
 }
 
