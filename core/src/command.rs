@@ -161,6 +161,18 @@ pub enum CommandError {
     /// `/frobnicate`
     #[error("unknown command /{0} (try /help; to say a line that starts with /, type it as //)")]
     Unknown(String),
+    /// `/jion`: no such command, but one a letter or two from it (a typo), named for the
+    /// user to type instead.
+    #[error(
+        "unknown command /{typed}: did you mean {meant}? (/help lists them; to say a line that \
+         starts with /, type it as //)"
+    )]
+    Typo {
+        /// What was typed, cleaned.
+        typed: String,
+        /// The command it is nearest (`/join`).
+        meant: &'static str,
+    },
     /// `/help frobnicate`: no such command to help with (until the thirty-first session it
     /// read as the unknown command `/frobnicate`, as if one had typed it).
     #[error("there is no command /{0} to help with; /help lists them all")]
@@ -328,6 +340,54 @@ fn command_named(typed: &str) -> Option<&'static str> {
     HELP.iter()
         .filter_map(|(usage, _)| usage.split(' ').next())
         .find(|u| u.strip_prefix('/') == Some(name))
+}
+
+/// The command a mistyped name is nearest (`jion`, `hlep`, `whios`, `nikc`): one letter
+/// wrong, missing, extra or two swapped (two for a name of more than four letters), the first
+/// in [`HELP`]'s order when several are as near. `None` for anything further, and for what
+/// looks like a path (`/usr/bin`), which was meant to be said.
+fn nearest_command(typed: &str) -> Option<&'static str> {
+    if typed.is_empty() || typed.len() > 20 || !typed.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let most = if typed.len() > 4 { 2 } else { 1 };
+    let mut best: Option<(usize, &'static str)> = None;
+    for name in names() {
+        let d = typo_distance(typed, name.trim_start_matches('/'));
+        if d <= most && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, name));
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+/// The edits between two short ASCII words: a letter changed, added or dropped, or two side
+/// by side swapped, one each (optimal string alignment).
+fn typo_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let same = usize::from(!a[i - 1].eq_ignore_ascii_case(&b[j - 1]));
+                let mut v = (d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1)
+                    .min(d[(i - 1) * w + j - 1] + same);
+                if i > 1
+                    && j > 1
+                    && a[i - 1].eq_ignore_ascii_case(&b[j - 2])
+                    && a[i - 2].eq_ignore_ascii_case(&b[j - 1])
+                {
+                    v = v.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                v
+            };
+        }
+    }
+    d[a.len() * w + b.len()]
 }
 
 /// Whether a typed line carries a password (`/register`, `/login`, `/password`), which a client
@@ -952,8 +1012,11 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         // Echoed back to the user: cleaned, so a typed ESC never comes back raw.
         _ => {
-            let name: String = name.chars().take(20).collect();
-            return Err(CommandError::Unknown(crate::types::sanitize(&name)));
+            let typed = crate::types::sanitize(&name.chars().take(20).collect::<String>());
+            return Err(match nearest_command(&name) {
+                Some(meant) => CommandError::Typo { typed, meant },
+                None => CommandError::Unknown(typed),
+            });
         }
     };
     Ok(Some(Input::Command(cmd)))
@@ -1395,6 +1458,38 @@ mod tests {
         }
         assert!(parse("/mode +k -sesame").is_ok(), "a key may start with -");
         assert_eq!(parse("/frob"), Err(CommandError::Unknown("frob".into())));
+        // A typo is answered with the command it was nearly: what to type instead.
+        for (typed, meant) in [
+            ("/jion #rust", "/join"),
+            ("/hlep", "/help"),
+            ("/Whios bob", "/whois"),
+            ("/nikc bob", "/nick"),
+            ("/mgs bob hi", "/msg"),
+            ("/regsiter pw", "/register"),
+            ("/quti", "/quit"),
+            ("/tpoic", "/topic"),
+            ("/histroy", "/history"),
+            ("/serach words", "/search"),
+        ] {
+            assert!(
+                matches!(parse(typed), Err(CommandError::Typo { meant: m, .. }) if m == meant),
+                "{typed}: {:?}",
+                parse(typed)
+            );
+        }
+        assert_eq!(
+            parse("/jion #rust").unwrap_err().to_string(),
+            "unknown command /jion: did you mean /join? (/help lists them; to say a line that \
+             starts with /, type it as //)"
+        );
+        // Nothing near, or a path meant to be said: as before.
+        for far in ["/frobnicate", "/usr/bin", "/xyzzy", "/ls -l"] {
+            assert!(
+                matches!(parse(far), Err(CommandError::Unknown(_))),
+                "{far}: {:?}",
+                parse(far)
+            );
+        }
         // An unknown command is named in the reply, never with a raw ESC in it.
         let e = parse("/x\x1b[2J").unwrap_err().to_string();
         assert!(!e.contains('\x1b') && e.contains("x\u{FFFD}[2j"), "{e:?}");

@@ -867,6 +867,13 @@ fn nick_clash_change_and_dm() {
     assert_eq!(says(&t.recv(a)), vec!["hi from nc"]);
     t.line(tc, "/frob");
     assert!(t.lines(tc)[0].starts_with("ERROR: unknown command /frob"));
+    // A typo says what to type instead.
+    t.line(tc, "/jion #side");
+    assert!(
+        t.lines(tc)[0].starts_with("ERROR: unknown command /jion: did you mean /join?"),
+        "a typo"
+    );
+    t.advance(5_000); // flood control's tokens back
     t.line(tc, "/help");
     let help = t.lines(tc);
     for (usage, _) in crate::command::HELP {
