@@ -688,6 +688,8 @@ fn nobody_may_be_nickserv_and_what_is_sent_there_reaches_nobody() {
     let l = n.lines(irc);
     assert_eq!(numerics(&l), ["401"], "{l:?}");
     assert!(l[0].contains("SASL"), "{l:?}");
+    // In IRC's words: an IRC client has no /login to type.
+    assert!(!l[0].contains("/login"), "{l:?}");
     n.send(nc, &["/msg nickserv identify hunter22hunter"]);
     let l = n.lines(nc);
     assert!(l.iter().any(|l| l.contains("/login")), "{l:?}");

@@ -103,7 +103,7 @@ impl Hub {
 
     /// Whether `conn` speaks IRC, whose users sign in with SASL and register a channel with
     /// `MODE #room +r`, not with the typed `/login` and `/register #room`.
-    fn speaks_irc(&self, conn: ConnId) -> bool {
+    pub(super) fn speaks_irc(&self, conn: ConnId) -> bool {
         matches!(
             self.conns.get(&conn).and_then(|c| c.dialect()),
             Some(super::dialect::AnyDialect::Irc(_))
