@@ -653,6 +653,30 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
                     "one change at a time: /mode {first}, then /mode {next}"
                 )));
             }
+            // IRC's habits, said how natter takes them: `+mt` (several letters to a sign) and
+            // `m` (no sign).
+            if let Some((sign, letters)) = first
+                .strip_prefix('+')
+                .map(|l| ('+', l))
+                .or_else(|| first.strip_prefix('-').map(|l| ('-', l)))
+                && letters.len() > 1
+                && letters.bytes().all(|b| b"imtkl".contains(&b))
+            {
+                let each: Vec<String> = letters
+                    .chars()
+                    .map(|c| format!("/mode {sign}{c}"))
+                    .collect();
+                return Err(CommandError::Bad(format!(
+                    "one change at a time: {}",
+                    each.join(", then ")
+                )));
+            }
+            if let [c @ (b'i' | b'm' | b't' | b'k' | b'l')] = first.as_bytes() {
+                let c = char::from(*c);
+                return Err(CommandError::Bad(format!(
+                    "a mode is set with + and unset with -: /mode +{c} or /mode -{c}"
+                )));
+            }
             let arg = (!after.is_empty()).then_some(after);
             ModAction::Mode(ModeChange::parse(first, arg).map_err(CommandError::Bad)?)
         }
@@ -1449,6 +1473,30 @@ mod tests {
     fn bad_commands_say_why() {
         // One mode change a line: a second one was dropped without a word, so `/mode +i +m`
         // set +i and left the person believing the room was moderated too.
+        assert_eq!(
+            parse("/mode +mt"),
+            Err(CommandError::Bad(
+                "one change at a time: /mode +m, then /mode +t".into()
+            ))
+        );
+        assert_eq!(
+            parse("/mode #r -imt"),
+            Err(CommandError::Bad(
+                "one change at a time: /mode -i, then /mode -m, then /mode -t".into()
+            ))
+        );
+        assert_eq!(
+            parse("/mode m"),
+            Err(CommandError::Bad(
+                "a mode is set with + and unset with -: /mode +m or /mode -m".into()
+            ))
+        );
+        assert_eq!(
+            parse("/mode +x"),
+            Err(CommandError::Bad(
+                "there is no mode +x; modes: +i -i +k KEY -k +m -m +t -t +l N -l".into()
+            ))
+        );
         for line in ["/mode +i +m", "/mode #r -t +m", "/mode -k +i"] {
             assert!(
                 matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("one change at a time")),
