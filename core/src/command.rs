@@ -161,7 +161,7 @@ pub enum CommandError {
     /// `/frobnicate`
     #[error("unknown command /{0} (try /help; to say a line that starts with /, type it as //)")]
     Unknown(String),
-    /// `/jion`: no such command, but one a letter or two from it (a typo), named for the
+    /// `/jion`: no such command, but one a letter from it (a typo), named for the
     /// user to type instead.
     #[error(
         "unknown command /{typed}: did you mean {meant}? (/help lists them; to say a line that \
@@ -343,22 +343,14 @@ fn command_named(typed: &str) -> Option<&'static str> {
 }
 
 /// The command a mistyped name is nearest (`jion`, `hlep`, `whios`, `nikc`): one letter
-/// wrong, missing, extra or two swapped (two for a name of more than four letters), the first
-/// in [`HELP`]'s order when several are as near. `None` for anything further, and for what
-/// looks like a path (`/usr/bin`), which was meant to be said.
+/// wrong, missing, extra or two swapped, the first in [`HELP`]'s order when several are. `None`
+/// for anything further (two edits would name `/quit` for IRC's `/quote` and `/register` for
+/// `/unregister`), and for what looks like a path (`/usr/bin`), which was meant to be said.
 fn nearest_command(typed: &str) -> Option<&'static str> {
     if typed.is_empty() || typed.len() > 20 || !typed.bytes().all(|b| b.is_ascii_alphabetic()) {
         return None;
     }
-    let most = if typed.len() > 4 { 2 } else { 1 };
-    let mut best: Option<(usize, &'static str)> = None;
-    for name in names() {
-        let d = typo_distance(typed, name.trim_start_matches('/'));
-        if d <= most && best.is_none_or(|(b, _)| d < b) {
-            best = Some((d, name));
-        }
-    }
-    best.map(|(_, name)| name)
+    names().find(|name| typo_distance(typed, name.trim_start_matches('/')) <= 1)
 }
 
 /// The edits between two short ASCII words: a letter changed, added or dropped, or two side
@@ -1531,7 +1523,14 @@ mod tests {
              starts with /, type it as //)"
         );
         // Nothing near, or a path meant to be said: as before.
-        for far in ["/frobnicate", "/usr/bin", "/xyzzy", "/ls -l"] {
+        for far in [
+            "/frobnicate",
+            "/usr/bin",
+            "/xyzzy",
+            "/ls -l",
+            "/quote HELP",
+            "/unregister",
+        ] {
             assert!(
                 matches!(parse(far), Err(CommandError::Unknown(_))),
                 "{far}: {:?}",
