@@ -161,6 +161,18 @@ pub enum CommandError {
     /// `/frobnicate`
     #[error("unknown command /{0} (try /help; to say a line that starts with /, type it as //)")]
     Unknown(String),
+    /// `/jion`: no such command, but one a letter from it (a typo), named for the
+    /// user to type instead.
+    #[error(
+        "unknown command /{typed}: did you mean {meant}? (/help lists them; to say a line that \
+         starts with /, type it as //)"
+    )]
+    Typo {
+        /// What was typed, cleaned.
+        typed: String,
+        /// The command it is nearest (`/join`).
+        meant: &'static str,
+    },
     /// `/help frobnicate`: no such command to help with (until the thirty-first session it
     /// read as the unknown command `/frobnicate`, as if one had typed it).
     #[error("there is no command /{0} to help with; /help lists them all")]
@@ -184,7 +196,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/part [#room] [reason]",
-        "leave a room (default: the current one); several: /part #a,#b",
+        "leave a room (default: the current one); several: /part #a #b",
     ),
     (
         "/msg nick|#room text",
@@ -193,22 +205,19 @@ pub const HELP: &[(&str, &str)] = &[
     ("/me text", "an action: * you text"),
     (
         "/notice #room|nick text",
-        "a notice: -you- text, a line that asks for no answer",
+        "a notice: -you- text, a line asking for no answer",
     ),
     ("/nick name", "change your nick"),
     (
         "/away [text]",
-        "say you are away (others see it); /away alone: back",
+        "say you are away (others see it); alone: back",
     ),
     ("/back", "no longer away"),
     (
         "/who [#room]",
-        "list a room's members (~founder, @operator, +voiced)",
+        "a room's members (~founder, @operator, +voiced)",
     ),
-    (
-        "/whois nick",
-        "who someone is: account, away, rooms you share, idle, TLS",
-    ),
+    ("/whois nick", "account, away, rooms you share, idle, TLS"),
     ("/rooms", "list rooms"),
     ("/topic [#room] [text]", "show or set the topic"),
     ("/topic [#room] -delete", "clear the topic"),
@@ -218,22 +227,22 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/search [#room] words",
-        "find stored lines holding every word (the newest 50)",
+        "find stored lines with every word (the newest 50)",
     ),
     ("/register password", "register your nick as an account"),
     ("/login nick password", "sign in to your account"),
     ("/logout", "sign out on this connection"),
     (
         "/devices",
-        "list your account's remembered devices: when and where each last signed in",
+        "your remembered devices, where and when last used",
     ),
     (
         "/devices forget ID",
-        "sign a remembered device out for good (a lost laptop) without changing the password",
+        "sign a lost laptop out; the password stays",
     ),
     (
         "/devices name ID label",
-        "give a remembered device a name /devices shows (\"work laptop\")",
+        "name a device for /devices (\"work laptop\")",
     ),
     (
         "/password old new",
@@ -241,7 +250,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/register #room",
-        "register a room you are in (/join it first): you are its founder",
+        "register a room you are in: you become its founder",
     ),
     (
         "/op [#room] nick",
@@ -287,12 +296,9 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/close #room [reason]",
-        "server admins: put everyone out and unregister the room",
+        "server admins: empty the room and unregister it",
     ),
-    (
-        "//text",
-        "say a line that starts with / (//usr/bin says /usr/bin)",
-    ),
+    ("//text", "say a line that starts with / (//etc says /etc)"),
     ("/quit [reason]", "leave"),
     ("/help [command]", "this list, or what one command does"),
 ];
@@ -334,6 +340,46 @@ fn command_named(typed: &str) -> Option<&'static str> {
     HELP.iter()
         .filter_map(|(usage, _)| usage.split(' ').next())
         .find(|u| u.strip_prefix('/') == Some(name))
+}
+
+/// The command a mistyped name is nearest (`jion`, `hlep`, `whios`, `nikc`): one letter
+/// wrong, missing, extra or two swapped, the first in [`HELP`]'s order when several are. `None`
+/// for anything further (two edits would name `/quit` for IRC's `/quote` and `/register` for
+/// `/unregister`), and for what looks like a path (`/usr/bin`), which was meant to be said.
+fn nearest_command(typed: &str) -> Option<&'static str> {
+    if typed.is_empty() || typed.len() > 20 || !typed.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    names().find(|name| typo_distance(typed, name.trim_start_matches('/')) <= 1)
+}
+
+/// The edits between two short ASCII words: a letter changed, added or dropped, or two side
+/// by side swapped, one each (optimal string alignment).
+fn typo_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let same = usize::from(!a[i - 1].eq_ignore_ascii_case(&b[j - 1]));
+                let mut v = (d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1)
+                    .min(d[(i - 1) * w + j - 1] + same);
+                if i > 1
+                    && j > 1
+                    && a[i - 1].eq_ignore_ascii_case(&b[j - 2])
+                    && a[i - 2].eq_ignore_ascii_case(&b[j - 1])
+                {
+                    v = v.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                v
+            };
+        }
+    }
+    d[a.len() * w + b.len()]
 }
 
 /// Whether a typed line carries a password (`/register`, `/login`, `/password`), which a client
@@ -599,6 +645,30 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
                     "one change at a time: /mode {first}, then /mode {next}"
                 )));
             }
+            // IRC's habits, said how natter takes them: `+mt` (several letters to a sign) and
+            // `m` (no sign).
+            if let Some((sign, letters)) = first
+                .strip_prefix('+')
+                .map(|l| ('+', l))
+                .or_else(|| first.strip_prefix('-').map(|l| ('-', l)))
+                && letters.len() > 1
+                && letters.bytes().all(|b| b"imtkl".contains(&b))
+            {
+                let each: Vec<String> = letters
+                    .chars()
+                    .map(|c| format!("/mode {sign}{c}"))
+                    .collect();
+                return Err(CommandError::Bad(format!(
+                    "one change at a time: {}",
+                    each.join(", then ")
+                )));
+            }
+            if let [c @ (b'i' | b'm' | b't' | b'k' | b'l')] = first.as_bytes() {
+                let c = char::from(*c);
+                return Err(CommandError::Bad(format!(
+                    "a mode is set with + and unset with -: /mode +{c} or /mode -{c}"
+                )));
+            }
             let arg = (!after.is_empty()).then_some(after);
             ModAction::Mode(ModeChange::parse(first, arg).map_err(CommandError::Bad)?)
         }
@@ -741,6 +811,25 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
             _ => return Err(CommandError::Usage(usage("/join"))),
         },
         "part" | "leave" => match word(args) {
+            // `/part #a #b`: each room, as `/join #a #b` joins each (every word a room: a
+            // reason that is only room names is not one anybody types).
+            (first, rest)
+                if first.starts_with('#')
+                    && !rest.trim().is_empty()
+                    && rest.split_whitespace().all(|w| w.starts_with('#')) =>
+            {
+                match join_many(args)? {
+                    Command::JoinMany(rooms) => Command::PartMany {
+                        rooms,
+                        reason: None,
+                    },
+                    Command::Join(room) => Command::Part {
+                        room: Some(room),
+                        reason: None,
+                    },
+                    _ => return Err(CommandError::Usage(usage("/part"))),
+                }
+            }
             // `/part #a,#b [reason]`: each room, as IRC's `PART #a,#b`.
             (list, reason) if list.starts_with('#') && list.contains(',') => {
                 match join_many(list)? {
@@ -939,8 +1028,11 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
         },
         // Echoed back to the user: cleaned, so a typed ESC never comes back raw.
         _ => {
-            let name: String = name.chars().take(20).collect();
-            return Err(CommandError::Unknown(crate::types::sanitize(&name)));
+            let typed = crate::types::sanitize(&name.chars().take(20).collect::<String>());
+            return Err(match nearest_command(&name) {
+                Some(meant) => CommandError::Typo { typed, meant },
+                None => CommandError::Unknown(typed),
+            });
         }
     };
     Ok(Some(Input::Command(cmd)))
@@ -1373,6 +1465,30 @@ mod tests {
     fn bad_commands_say_why() {
         // One mode change a line: a second one was dropped without a word, so `/mode +i +m`
         // set +i and left the person believing the room was moderated too.
+        assert_eq!(
+            parse("/mode +mt"),
+            Err(CommandError::Bad(
+                "one change at a time: /mode +m, then /mode +t".into()
+            ))
+        );
+        assert_eq!(
+            parse("/mode #r -imt"),
+            Err(CommandError::Bad(
+                "one change at a time: /mode -i, then /mode -m, then /mode -t".into()
+            ))
+        );
+        assert_eq!(
+            parse("/mode m"),
+            Err(CommandError::Bad(
+                "a mode is set with + and unset with -: /mode +m or /mode -m".into()
+            ))
+        );
+        assert_eq!(
+            parse("/mode +x"),
+            Err(CommandError::Bad(
+                "there is no mode +x; modes: +i -i +k KEY -k +m -m +t -t +l N -l".into()
+            ))
+        );
         for line in ["/mode +i +m", "/mode #r -t +m", "/mode -k +i"] {
             assert!(
                 matches!(parse(line), Err(CommandError::Bad(ref e)) if e.contains("one change at a time")),
@@ -1382,6 +1498,45 @@ mod tests {
         }
         assert!(parse("/mode +k -sesame").is_ok(), "a key may start with -");
         assert_eq!(parse("/frob"), Err(CommandError::Unknown("frob".into())));
+        // A typo is answered with the command it was nearly: what to type instead.
+        for (typed, meant) in [
+            ("/jion #rust", "/join"),
+            ("/hlep", "/help"),
+            ("/Whios bob", "/whois"),
+            ("/nikc bob", "/nick"),
+            ("/mgs bob hi", "/msg"),
+            ("/regsiter pw", "/register"),
+            ("/quti", "/quit"),
+            ("/tpoic", "/topic"),
+            ("/histroy", "/history"),
+            ("/serach words", "/search"),
+        ] {
+            assert!(
+                matches!(parse(typed), Err(CommandError::Typo { meant: m, .. }) if m == meant),
+                "{typed}: {:?}",
+                parse(typed)
+            );
+        }
+        assert_eq!(
+            parse("/jion #rust").unwrap_err().to_string(),
+            "unknown command /jion: did you mean /join? (/help lists them; to say a line that \
+             starts with /, type it as //)"
+        );
+        // Nothing near, or a path meant to be said: as before.
+        for far in [
+            "/frobnicate",
+            "/usr/bin",
+            "/xyzzy",
+            "/ls -l",
+            "/quote HELP",
+            "/unregister",
+        ] {
+            assert!(
+                matches!(parse(far), Err(CommandError::Unknown(_))),
+                "{far}: {:?}",
+                parse(far)
+            );
+        }
         // An unknown command is named in the reply, never with a raw ESC in it.
         let e = parse("/x\x1b[2J").unwrap_err().to_string();
         assert!(!e.contains('\x1b') && e.contains("x\u{FFFD}[2j"), "{e:?}");
@@ -1444,14 +1599,33 @@ mod tests {
                 reason: Some(t("bye"))
             }
         );
-        // Without a comma the words after the room are the reason, as before.
+        // Words that are all rooms are rooms, as `/join #a #b` takes them (it was #a left
+        // with the reason "#b"); any other word makes the words after the room the reason.
         assert_eq!(
-            cmd("/part #a #b"),
-            Command::Part {
-                room: Some(r("#a")),
-                reason: Some(t("#b"))
+            cmd("/part #a #B"),
+            Command::PartMany {
+                rooms: vec![r("#a"), r("#b")],
+                reason: None
             }
         );
+        assert_eq!(
+            cmd("/part #a #a"),
+            Command::Part {
+                room: Some(r("#a")),
+                reason: None
+            }
+        );
+        assert_eq!(
+            cmd("/part #a #b is better"),
+            Command::Part {
+                room: Some(r("#a")),
+                reason: Some(t("#b is better"))
+            }
+        );
+        assert!(matches!(
+            parse("/part #a #no!room"),
+            Err(CommandError::Invalid(_))
+        ));
         assert_eq!(
             parse("/join ,"),
             Err(CommandError::Usage("/join #room [key]"))

@@ -326,7 +326,7 @@ impl ModeChange {
                 ModeChange::Limit(Some(n))
             }
             (b'l', false) => ModeChange::Limit(None),
-            _ => return Err(usage()),
+            _ => return Err(format!("there is no mode {flag}; {}", usage())),
         })
     }
 

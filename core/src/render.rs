@@ -60,7 +60,39 @@ pub fn event_words(ev: &RoomEvent) -> Option<String> {
             Some(r) => format!("{from} put {target} out of {room} ({r})"),
             None => format!("{from} put {target} out of {room}"),
         },
-        EventKind::Mode { change } => format!("{from} set {room} {change}"),
+        EventKind::Mode { change } => match mode_gloss(change.as_str(), from, room) {
+            Some(gloss) => format!("{from} set {room} {change} ({gloss})"),
+            None => format!("{from} set {room} {change}"),
+        },
+    })
+}
+
+/// What a room's mode change means, for someone who never learnt IRC's letters (`+m`:
+/// "moderated: only operators and voiced members speak"); `None` for words that are no
+/// letters (an admin's `founder NAME`, a `close: reason`), which say it themselves.
+fn mode_gloss(change: &str, from: &Nick, room: &RoomName) -> Option<String> {
+    let (letters, arg) = change.split_once(' ').unwrap_or((change, ""));
+    Some(match (letters, arg) {
+        ("+r", _) => format!("registered: {from} is its founder"),
+        ("+i", _) => "invite only: only the invited may join".into(),
+        ("-i", _) => "anyone may join".into(),
+        ("+m", _) => "moderated: only operators and voiced members speak".into(),
+        ("-m", _) => "anyone may speak".into(),
+        ("+t", _) => "only operators set the topic".into(),
+        ("-t", _) => "anyone may set the topic".into(),
+        ("+k", _) => "joining takes a key".into(),
+        ("-k", _) => "no key needed".into(),
+        ("+l", n) if !n.is_empty() => format!("at most {n} members"),
+        ("-l", _) => "no limit on members".into(),
+        ("+o", n) if !n.is_empty() => format!("{n} is an operator now"),
+        ("-o", n) if !n.is_empty() => format!("{n} is an operator no longer"),
+        ("+v", n) if !n.is_empty() => format!("{n} may speak while {room} is moderated"),
+        ("-v", n) if !n.is_empty() => format!("{n} is voiced no longer"),
+        ("+b", _) => "banned".into(),
+        ("-b", _) => "ban lifted".into(),
+        ("+q", _) => "muted: reads but does not speak".into(),
+        ("-q", _) => "mute lifted".into(),
+        _ => return None,
     })
 }
 
@@ -1123,6 +1155,68 @@ mod tests {
         assert_eq!(past_line(&e), "[#lobby 2025-12-02 14:03] <alice> hi");
         assert_eq!(utc_minute(Millis(0)), "1970-01-01 00:00");
         assert_eq!(utc_minute(Millis(951_782_400_000)), "2000-02-29 00:00");
+    }
+
+    #[test]
+    fn a_mode_change_says_what_it_means() {
+        // `alice set #lobby +m` said nothing to someone who never learnt IRC's letters; the
+        // letters stay (IRC users, and what /mode takes), the meaning follows them.
+        let mode = |c: &str| {
+            event_words(&ev(EventKind::Mode {
+                change: Text::new(c).unwrap(),
+            }))
+            .unwrap()
+        };
+        for (change, words) in [
+            (
+                "+r",
+                "alice set #lobby +r (registered: alice is its founder)",
+            ),
+            (
+                "+m",
+                "alice set #lobby +m (moderated: only operators and voiced members speak)",
+            ),
+            ("-m", "alice set #lobby -m (anyone may speak)"),
+            (
+                "+i",
+                "alice set #lobby +i (invite only: only the invited may join)",
+            ),
+            ("-i", "alice set #lobby -i (anyone may join)"),
+            ("+t", "alice set #lobby +t (only operators set the topic)"),
+            ("-t", "alice set #lobby -t (anyone may set the topic)"),
+            ("+k", "alice set #lobby +k (joining takes a key)"),
+            ("-k", "alice set #lobby -k (no key needed)"),
+            ("+l 5", "alice set #lobby +l 5 (at most 5 members)"),
+            ("-l", "alice set #lobby -l (no limit on members)"),
+            ("+o bob", "alice set #lobby +o bob (bob is an operator now)"),
+            (
+                "-o bob",
+                "alice set #lobby -o bob (bob is an operator no longer)",
+            ),
+            (
+                "+v bob",
+                "alice set #lobby +v bob (bob may speak while #lobby is moderated)",
+            ),
+            (
+                "-v bob",
+                "alice set #lobby -v bob (bob is voiced no longer)",
+            ),
+            ("+b nick:eve", "alice set #lobby +b nick:eve (banned)"),
+            ("-b nick:eve", "alice set #lobby -b nick:eve (ban lifted)"),
+            (
+                "+q account:eve",
+                "alice set #lobby +q account:eve (muted: reads but does not speak)",
+            ),
+            (
+                "-q account:eve",
+                "alice set #lobby -q account:eve (mute lifted)",
+            ),
+            // Words, not letters: as they are.
+            ("founder root", "alice set #lobby founder root"),
+            ("+x", "alice set #lobby +x"),
+        ] {
+            assert_eq!(mode(change), words);
+        }
     }
 
     #[test]

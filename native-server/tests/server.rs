@@ -576,6 +576,19 @@ async fn text_help_and_quit() {
     for cmd in ["/join", "/msg", "/nick", "/quit"] {
         a.expect_has(cmd).await;
     }
+    // The whole list fits the 80 columns of a terminal nc runs in (a third of its lines
+    // wrapped there mid-word).
+    a.expect_has("-- anything else you type").await;
+    let from = a.seen.iter().rposition(|l| l == "-- commands:").unwrap();
+    let help = &a.seen[from..];
+    assert!(help.len() > 40, "{help:#?}");
+    for l in help {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
     a.send("/quit gone fishing").await;
     a.expect_closed().await;
     b.expect(

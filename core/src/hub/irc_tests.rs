@@ -688,6 +688,8 @@ fn nobody_may_be_nickserv_and_what_is_sent_there_reaches_nobody() {
     let l = n.lines(irc);
     assert_eq!(numerics(&l), ["401"], "{l:?}");
     assert!(l[0].contains("SASL"), "{l:?}");
+    // In IRC's words: an IRC client has no /login to type.
+    assert!(!l[0].contains("/login"), "{l:?}");
     n.send(nc, &["/msg nickserv identify hunter22hunter"]);
     let l = n.lines(nc);
     assert!(l.iter().any(|l| l.contains("/login")), "{l:?}");
@@ -1856,6 +1858,33 @@ fn a_target_named_twice_in_one_privmsg_gets_the_text_once() {
     assert_eq!(n.lines(a).len(), 2);
     n.send(a, &["NOTICE #d,#d :note"]);
     assert_eq!(n.lines(b), [":twice!twice@natter NOTICE #d :note"]);
+}
+
+#[test]
+fn a_channel_nobody_registered_says_how_it_gets_operators_in_irc_words() {
+    let mut n = Net::new();
+    let c = n.client("al", &[]);
+    let d = n.client("di", &[]);
+    n.send(c, &["JOIN #new"]);
+    n.send(d, &["JOIN #new"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.send(c, &["KICK #new di"]);
+    assert_eq!(
+        n.lines(c),
+        [
+            ":natter.irc 482 al #new :#new is not registered, so it has no operators: sign in \
+          to an account (SASL), then /mode #new +r to become its founder"
+        ]
+    );
+    // Registering it: the refusal names SASL, not nc's /login.
+    n.send(c, &["MODE #new +r"]);
+    let l = n.lines(c);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].ends_with(":a room is registered to an account: sign in to an account (SASL) first"),
+        "{l:?}"
+    );
 }
 
 #[test]

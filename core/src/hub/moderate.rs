@@ -101,6 +101,43 @@ impl Hub {
         }
     }
 
+    /// Whether `conn` speaks IRC, whose users sign in with SASL and register a channel with
+    /// `MODE #room +r`, not with the typed `/login` and `/register #room`.
+    pub(super) fn speaks_irc(&self, conn: ConnId) -> bool {
+        matches!(
+            self.conns.get(&conn).and_then(|c| c.dialect()),
+            Some(super::dialect::AnyDialect::Irc(_))
+        )
+    }
+
+    /// How a guest on `conn` signs in, in its door's words.
+    fn sign_in_how(&self, conn: ConnId) -> &'static str {
+        if self.speaks_irc(conn) {
+            "sign in to an account (SASL)"
+        } else {
+            "sign in (/login, or /register PASSWORD for a new account)"
+        }
+    }
+
+    /// Why nobody is an operator of a room no account registered, and how to change that
+    /// in the words of `conn`'s door: `/register #room` typed, `MODE #room +r` on IRC (as
+    /// irssi and WeeChat type it: `/mode #room +r`), after signing in.
+    fn unregistered_words(&self, conn: ConnId, room: &RoomName, signed_in: bool) -> String {
+        let how = if self.speaks_irc(conn) {
+            format!("/mode {room} +r")
+        } else {
+            format!("/register {room}")
+        };
+        let sign_in = if signed_in {
+            String::new()
+        } else {
+            format!("{}, then ", self.sign_in_how(conn))
+        };
+        format!(
+            "{room} is not registered, so it has no operators: {sign_in}{how} to become its founder"
+        )
+    }
+
     fn try_moderate(
         &mut self,
         conn: ConnId,
@@ -145,10 +182,17 @@ impl Hub {
                 .is_some_and(|p| p.is_op(account.as_deref()));
         let invite_only = r.policy.as_ref().is_some_and(|p| p.modes.invite_only);
         let inviting = matches!(action, ModAction::Invite(_));
+        // A room nobody registered has no operators at all: its maker, refused a `/kick`, is
+        // told how a room gets some rather than that it is not one of them. The lobby belongs
+        // to everyone and cannot be registered (but by a server admin).
+        let unregistered = (founder.is_none() && *room != RoomName::lobby())
+            .then(|| self.unregistered_words(conn, room, account.is_some()));
         let need_op = || {
             Err((
                 ErrorKind::NotOperator,
-                format!("you are not an operator of {room}"),
+                unregistered
+                    .clone()
+                    .unwrap_or_else(|| format!("you are not an operator of {room}")),
             ))
         };
         match action {
@@ -180,7 +224,10 @@ impl Hub {
                 let Some(account) = account else {
                     return Err((
                         ErrorKind::NotSignedIn,
-                        "sign in first: a room is registered to an account".into(),
+                        format!(
+                            "a room is registered to an account: {} first",
+                            self.sign_in_how(conn)
+                        ),
                     ));
                 };
                 if let Some(f) = founder {
@@ -210,7 +257,9 @@ impl Hub {
             ModAction::Op(_) | ModAction::Deop(_) if !is_founder => {
                 return Err((
                     ErrorKind::NotOperator,
-                    format!("only the founder of {room} makes operators"),
+                    unregistered
+                        .clone()
+                        .unwrap_or_else(|| format!("only the founder of {room} makes operators")),
                 ));
             }
             ModAction::Op(nick) => {

@@ -972,7 +972,16 @@ impl Hub {
         // Whoever might hold a service's nick (nobody should), what IRC clients send there
         // (`IDENTIFY` and a password) reaches nobody.
         if to.is_service() {
-            return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), service(&to));
+            // An IRC client has no `/login`: its way in is its SASL setting.
+            let words = if self.speaks_irc(conn) {
+                format!(
+                    "{to} is reserved: natter runs no {to}; sign in with SASL PLAIN (your \
+                     client's SASL account and password)"
+                )
+            } else {
+                service(&to)
+            };
+            return self.error(conn, ErrorKind::NoSuchNick, Re::Msg(id), words);
         }
         let target = self.nicks.get(&self.users, to.folded_key().as_str());
         let Some((to_uid, to_nick)) =
@@ -1173,7 +1182,7 @@ impl Hub {
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded() && self.accounts.registered(&nick) {
-            let detail = format!("{nick}{REGISTERED}: sign in with /login {nick}");
+            let detail = format!("{nick}{REGISTERED}: sign in with /login {nick} PASSWORD");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
         if old.folded() != nick.folded()

@@ -867,6 +867,13 @@ fn nick_clash_change_and_dm() {
     assert_eq!(says(&t.recv(a)), vec!["hi from nc"]);
     t.line(tc, "/frob");
     assert!(t.lines(tc)[0].starts_with("ERROR: unknown command /frob"));
+    // A typo says what to type instead.
+    t.line(tc, "/jion #side");
+    assert!(
+        t.lines(tc)[0].starts_with("ERROR: unknown command /jion: did you mean /join?"),
+        "a typo"
+    );
+    t.advance(5_000); // flood control's tokens back
     t.line(tc, "/help");
     let help = t.lines(tc);
     for (usage, _) in crate::command::HELP {
@@ -878,7 +885,8 @@ fn nick_clash_change_and_dm() {
     assert_eq!(
         t.lines(tc),
         vec![
-            "--   /join #room [key]        join a room (created if new) and make it current; several: /join #a #b"
+            "--   /join #room [key]        join a room (created if new) and make it current;",
+            "--                            several: /join #a #b",
         ]
     );
     t.line(tc, "/help register");
@@ -891,7 +899,30 @@ fn nick_clash_change_and_dm() {
     t.line(tc, "/help away");
     assert_eq!(
         t.lines(tc),
-        vec!["--   /away [text]             say you are away (others see it); /away alone: back"]
+        vec!["--   /away [text]             say you are away (others see it); alone: back"]
+    );
+    // Every line of the list fits an 80-column terminal: a long description goes on under
+    // its column, a long usage (/ban's, /mode's) keeps its words after it.
+    t.advance(5_000);
+    t.line(tc, "/help");
+    let help = t.lines(tc);
+    for l in &help {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    let ban = help
+        .iter()
+        .position(|l| l.contains("/ban [#room]"))
+        .unwrap();
+    assert_eq!(
+        help[ban..ban + 2],
+        [
+            "--   /ban [#room] nick|mask [30m|2h|7d] [reason]  ban (masks: account:NAME,",
+            "--                            nick:NAME, a.b.c.d/N)",
+        ]
     );
 }
 
@@ -9220,6 +9251,69 @@ mod moderation {
     }
 
     #[test]
+    fn a_room_nobody_registered_says_how_it_gets_operators() {
+        // A newcomer makes #den and tries to moderate it: "you are not an operator of #den"
+        // told them nothing of why (nobody is) or what to do.
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        let (b, bob) = t.txt();
+        t.line(a, "/join #den");
+        t.line(b, "/join #den");
+        t.lines(a);
+        t.lines(b);
+        let guest = "ERROR: #den is not registered, so it has no operators: sign in (/login, \
+                     or /register PASSWORD for a new account), then /register #den to become \
+                     its founder";
+        for cmd in [
+            format!("/kick {bob}"),
+            "/mode +m".to_owned(),
+            format!("/op {bob}"),
+        ] {
+            t.line(a, &cmd);
+            assert_eq!(t.lines(a), [guest], "{cmd}");
+        }
+        // Registering it needs an account, and says how to get one.
+        t.line(a, "/register #den");
+        assert_eq!(
+            t.lines(a),
+            [
+                "ERROR: a room is registered to an account: sign in (/login, or /register \
+              PASSWORD for a new account) first"
+            ]
+        );
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.lines(a);
+        t.lines(b);
+        // The nick of an account says what the sign-in takes (`/login alice` alone is a
+        // usage error).
+        t.line(b, "/nick alice");
+        assert_eq!(
+            t.lines(b),
+            ["ERROR: alice is a registered account: sign in with /login alice PASSWORD"]
+        );
+        t.line(a, &format!("/ban {bob}"));
+        assert_eq!(
+            t.lines(a),
+            [
+                "ERROR: #den is not registered, so it has no operators: /register #den to \
+              become its founder"
+            ]
+        );
+        // What it says works; after it the founder acts and others are told they are not
+        // operators, as before.
+        t.line(a, "/register #den");
+        assert!(t.lines(a).iter().any(|l| l.contains("alice set #den +r")));
+        t.lines(b);
+        t.line(b, "/mode +m");
+        t.lines(a);
+        assert_eq!(t.lines(b), ["ERROR: you are not an operator of #den"]);
+        // The lobby, which nobody but a server admin registers, is as it was.
+        t.line(b, "/kick #lobby alice");
+        assert_eq!(t.lines(b), ["ERROR: you are not an operator of #lobby"]);
+    }
+
+    #[test]
     fn nc_operators_type_the_commands() {
         let mut t = T::with(cfg());
         let (a, _) = t.txt();
@@ -9258,8 +9352,9 @@ mod moderation {
         t.line(a, "/mode +m");
         // One line for a change, to everyone: the settings binary clients get after it are
         // not said again in words.
-        assert_eq!(t.lines(a), ["-- alice set #r +m"]);
-        assert_eq!(t.lines(c), ["-- alice set #r +m"]);
+        let plus_m = "-- alice set #r +m (moderated: only operators and voiced members speak)";
+        assert_eq!(t.lines(a), [plus_m]);
+        assert_eq!(t.lines(c), [plus_m]);
         t.line(a, "/mode");
         let l = t.lines(a);
         assert!(
@@ -9791,7 +9886,10 @@ mod admins {
         t.line(r, &format!("/kick #far {eve} go"));
         assert_eq!(t.lines(r), [format!("-- root put {eve} out of #far (go)")]);
         t.line(r, "/mode #far +m");
-        assert_eq!(t.lines(r), ["-- root set #far +m"]);
+        assert_eq!(
+            t.lines(r),
+            ["-- root set #far +m (moderated: only operators and voiced members speak)"]
+        );
         // A refusal is still an error, and a question still its answer alone.
         t.line(r, "/kick #far nobody");
         assert_eq!(t.lines(r), ["ERROR: nobody is called nobody"]);
@@ -10321,12 +10419,19 @@ mod admins {
                 format!("/devoice {bob}"),
                 format!("-- {bob} is not voiced in #r"),
             ),
-            (format!("/voice {bob}"), format!("-- alice set #r +v {bob}")),
+            (
+                format!("/voice {bob}"),
+                format!("-- alice set #r +v {bob} ({bob} may speak while #r is moderated)"),
+            ),
             (
                 format!("/voice {bob}"),
                 format!("-- {bob} is voiced in #r already"),
             ),
-            ("/mode +m".to_owned(), "-- alice set #r +m".to_owned()),
+            (
+                "/mode +m".to_owned(),
+                "-- alice set #r +m (moderated: only operators and voiced members speak)"
+                    .to_owned(),
+            ),
             (
                 "/mode +m".to_owned(),
                 "-- +m changes nothing in #r".to_owned(),

@@ -131,12 +131,51 @@ fn help(only: Option<&str>) -> String {
         s.push_str("-- commands:\r\n");
     }
     for line in command::help_lines(only) {
-        s.push_str(&format!("--   {line}\r\n"));
+        for part in wrap_help(&format!("--   {line}")) {
+            s.push_str(&part);
+            s.push_str("\r\n");
+        }
     }
     if only.is_none() {
         s.push_str("-- anything else you type is said in your current room\r\n");
     }
     s
+}
+
+/// The width of the terminal `/help` is laid out for: an `nc` in a default window.
+const HELP_WIDTH: usize = 80;
+
+/// The column a `/help` description starts at: `--   `, a usage padded to 24, a space.
+const HELP_WHAT_COLUMN: usize = 30;
+
+/// A `/help` line cut at spaces to fit [`HELP_WIDTH`], what is left going on under the
+/// descriptions' column (a word longer than the rest of a line is not cut): the list is the
+/// first thing a newcomer on `nc` reads, and a third of its lines wrapped mid-word in an
+/// 80-column terminal, under the usages.
+fn wrap_help(line: &str) -> Vec<String> {
+    // The usage and the description are two spaces apart at least; a usage has no two.
+    let Some(gap) = line.get(5..).and_then(|l| l.find("  ")).map(|i| i + 5) else {
+        return vec![line.to_owned()];
+    };
+    let start = line.len() - line[gap..].trim_start().len();
+    let (head, what) = line.split_at(start);
+    let indent = format!("--{}", " ".repeat(HELP_WHAT_COLUMN - 2));
+    let mut out = Vec::new();
+    let mut cur = head.to_owned();
+    let mut bare = true;
+    for word in what.split_whitespace() {
+        if !bare && cur.chars().count() + 1 + word.chars().count() > HELP_WIDTH {
+            out.push(core::mem::replace(&mut cur, indent.clone()));
+            bare = true;
+        }
+        if !bare {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+        bare = false;
+    }
+    out.push(cur);
+    out
 }
 
 impl Dialect for Text {
