@@ -513,6 +513,49 @@ fn a_sign_in_that_leaves_and_rejoins_the_rooms_is_said_in_the_room_that_opens() 
     }
 }
 
+/// `/login` while reading the middle one of three rooms: they are all left, one by one (the
+/// model opens another each time the open one goes), and joined again. The room that was
+/// being read opens again, not the last one the model opened on the way: typed in #b, the
+/// person found themselves in #c.
+#[test]
+fn a_sign_in_brings_back_the_room_being_read_not_one_opened_on_the_way() {
+    for order in [["#a", "#b", "#c"], ["#b", "#c", "#a"], ["#c", "#b", "#a"]] {
+        let mut c = chat_in(&["#a", "#b", "#c"]);
+        assert!(c.open(&rid("#b")));
+        for r in order {
+            c.handle_event(
+                &Event::Parted {
+                    room: room(r),
+                    kicked: false,
+                },
+                T0,
+            );
+        }
+        assert_eq!(c.current(), &ConvId::Server, "{order:?}");
+        for (i, r) in order.iter().enumerate() {
+            c.handle_event(&joined(r, 7 + i as u64, &["me"]), T0);
+        }
+        assert_eq!(c.current(), &rid("#b"), "{order:?}");
+    }
+    // The person's choice meanwhile wins, and is not undone by a room that comes back later.
+    let mut c = chat_in(&["#a", "#b"]);
+    assert!(c.open(&rid("#b")));
+    for r in ["#b", "#a"] {
+        c.handle_event(
+            &Event::Parted {
+                room: room(r),
+                kicked: false,
+            },
+            T0,
+        );
+    }
+    c.handle_event(&joined("#a", 7, &["me"]), T0);
+    c.handle_event(&joined("#x", 1, &["me"]), T0);
+    assert!(c.open(&rid("#x")));
+    c.handle_event(&joined("#b", 8, &["me"]), T0);
+    assert_eq!(c.current(), &rid("#x"));
+}
+
 /// A room left and joined again (a guest's `/login` leaves its rooms and joins them as the
 /// account at once; or `/part` then `/join`) keeps what it showed: the join's replay adds only
 /// what is newer, and a stretch nobody replayed is marked as missed.
