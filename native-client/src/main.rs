@@ -33,9 +33,11 @@ use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Tab complete a nick,
-a /command or a #room (again: the next match), Ctrl+Left/Right or Alt+B/F move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll,
-Ctrl+C (or Ctrl+D on an empty line) quit. Type /help for commands. Mentions of your nick are highlighted; a mention or a direct message rings the bell
-(--no-bell, or bell = false in the config file, turns that off).
+a /command or a #room (again: the next match), Ctrl+Left/Right or Alt+B/F move by word,
+Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll, Ctrl+C (or Ctrl+D on an empty
+line) quit. Type /help for commands; /query nick opens a direct conversation. Mentions of your
+nick are highlighted; a mention or a direct message rings the bell (--no-bell, or bell = false
+in the config file, turns that off).
 
 When stdin or stdout is not a terminal it reads lines from stdin and prints one event per line:
   [#room] <nick> text        chat (always with the room)

@@ -515,6 +515,9 @@ fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// The empty input line's hint, until the first line is sent.
+pub const INPUT_HINT: &str = "type to talk; /help lists commands and keys";
+
 /// Draws the whole screen.
 pub fn draw(
     frame: &mut Frame,
@@ -674,7 +677,20 @@ pub fn draw(
     let prompt = "> ";
     let avail = usize::from(areas.input.width).saturating_sub(prompt.len());
     let (shown, cursor_col) = input.visible(avail);
-    frame.render_widget(Paragraph::new(format!("{prompt}{shown}")), areas.input);
+    if input.wants_hint() {
+        // A first run's empty screen says nothing of where to start: the input line does, dim,
+        // until the first line is sent.
+        let hint = fit(INPUT_HINT, avail);
+        frame.render_widget(
+            Paragraph::new(TextLine::from(vec![
+                Span::raw(prompt),
+                Span::styled(hint, Style::new().fg(Color::DarkGray)),
+            ])),
+            areas.input,
+        );
+    } else {
+        frame.render_widget(Paragraph::new(format!("{prompt}{shown}")), areas.input);
+    }
     let x = areas.input.x + u16::try_from(prompt.len() + cursor_col).unwrap_or(u16::MAX);
     frame.set_cursor_position(Position::new(
         x.min(areas.input.right().saturating_sub(1)),
@@ -830,6 +846,24 @@ mod tests {
             let c = Chat::new(nick("me"));
             let _ = screen(&c, &View::new(), &InputLine::new(), w.max(1), h.max(1));
         }
+    }
+
+    #[test]
+    fn the_empty_input_line_says_how_to_start_until_a_line_is_sent() {
+        let c = chat_in(&["#lobby"]);
+        let mut input = InputLine::new();
+        let s = screen(&c, &View::new(), &input, 100, 12);
+        assert_eq!(s[11].trim_end(), format!("> {INPUT_HINT}"), "{s:?}");
+        input.paste("hi");
+        let s = screen(&c, &View::new(), &input, 100, 12);
+        assert_eq!(s[11].trim_end(), "> hi", "{s:?}");
+        assert_eq!(input.submit().as_deref(), Some("hi"));
+        let s = screen(&c, &View::new(), &input, 100, 12);
+        assert_eq!(s[11].trim_end(), ">", "{s:?}");
+        // Narrow: cut to fit, not wrapped over the status line.
+        let s = screen(&c, &View::new(), &InputLine::new(), 20, 12);
+        assert!(s[11].starts_with("> type to talk"), "{s:?}");
+        assert!(s[11].chars().count() <= 20, "{s:?}");
     }
 
     #[test]
