@@ -105,6 +105,9 @@ pub struct Chat {
     /// joins them again at once: the room being read must come back, not the last one the
     /// model passed through while the rooms went). At most [`CHAT_MAX_LEFT`].
     reopen: Vec<ConvId>,
+    /// Our away message while we are away (`/away`), for the status a front end shows: said
+    /// once as a line, it scrolled out of sight while it still held.
+    my_away: Option<Text>,
 }
 
 impl Chat {
@@ -128,10 +131,16 @@ impl Chat {
             held: Vec::new(),
             left: VecDeque::new(),
             reopen: Vec::new(),
+            my_away: None,
         }
     }
 
     // ---- reading the model ----
+
+    /// Our away message while we are away (`/away text`; `/back` ends it).
+    pub fn my_away(&self) -> Option<&Text> {
+        self.my_away.as_ref()
+    }
 
     /// Our nick.
     pub fn me(&self) -> &Nick {
@@ -460,6 +469,8 @@ impl Chat {
                     self.held.clear();
                     // A guest until the session signs in again.
                     self.set_account(None);
+                    // The server's new user is not away (the session does not ask again).
+                    self.my_away = None;
                 }
                 self.set_me(nick);
                 self.note(
@@ -673,6 +684,9 @@ impl Chat {
                 }
             }
             Event::Away { nick, away } => {
+                if nick.folded() == self.me.folded() {
+                    self.my_away = away.clone();
+                }
                 self.on_away(nick, away.as_ref());
                 self.say_away(nick, away.as_ref(), now);
             }

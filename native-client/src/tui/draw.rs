@@ -665,6 +665,10 @@ pub fn draw(
     if let Some(account) = chat.account() {
         status.push_str(&format!(" · signed in as {account}"));
     }
+    if chat.my_away().is_some() {
+        // Said once as a line when it began, which scrolls away while it still holds.
+        status.push_str(" · away (/back)");
+    }
     if *conv.id() != ConvId::Server {
         status.push_str(&format!(" │ {}", conv_name(conv)));
     }
@@ -1023,6 +1027,30 @@ mod tests {
         assert!(s[1].trim_end().ends_with("│direct"), "{:?}", s[1]);
         assert!(s[2].contains("│Bob"), "{:?}", s[2]);
         assert!(s[3].contains("│me"), "{:?}", s[3]);
+    }
+
+    #[test]
+    fn the_status_line_says_while_we_are_away() {
+        let mut c = chat_in(&["#lobby"]);
+        let away = |a: Option<&str>| Event::Away {
+            nick: nick("me"),
+            away: a.map(|a| Text::new(a).unwrap()),
+        };
+        c.handle_event(&away(Some("lunch")), Millis(0));
+        // The line that said so gone from view: the status still says it.
+        for i in 0..20 {
+            c.handle_event(&say("#lobby", "ann", &format!("line {i}")), Millis(0));
+        }
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(!s.iter().any(|l| l.contains("you are away")), "{s:#?}");
+        assert!(
+            s[10].contains("[Connected] me · away (/back) │ #lobby"),
+            "{:?}",
+            s[10]
+        );
+        c.handle_event(&away(None), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
     }
 
     #[test]
