@@ -752,6 +752,51 @@ async fn msg_from_a_room_says_what_it_sent_and_query_opens_the_conversation() {
     server.shutdown().await.expect("server shuts down");
 }
 
+/// `natter` run bare, as a new user does first: the screen says which server it tries, that
+/// it is only the default, and how to choose one (nothing said where to look when nothing
+/// listened there). Given a server, it is not said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_a_server_the_first_screen_says_which_it_tries_and_how_to_choose() {
+    let tmux = Tmux::new("bare");
+    let config_home = format!("XDG_CONFIG_HOME={}", config_home().display());
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "bare",
+        "-x",
+        "100",
+        "-y",
+        "24",
+        "env",
+        &config_home,
+        "USER=newbie",
+        env!("CARGO_BIN_EXE_natter"),
+    ]);
+    let screen = tmux
+        .wait_for("bare", "no server given: trying 127.0.0.1:8000")
+        .await;
+    // Wrapped in the pane: the words, whatever the rows.
+    let words = screen
+        .lines()
+        .filter_map(|l| l.split('│').nth(1))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("(the default) as newbie; to choose: natter --nick NICK HOST:PORT"),
+        "{screen}"
+    );
+    assert!(words.contains("natter/config.toml"), "{screen}");
+
+    let (server, addr) = server().await;
+    tmux.start("given", &addr.to_string());
+    let screen = tmux.wait_for("given", "-- you are in #lobby").await;
+    assert!(!screen.contains("no server given"), "{screen}");
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
 /// `--remember` in the full-screen client: the next `--login` signs in with the kept key and
 /// asks for no password; once the server refuses the key (the device forgotten from another
 /// client) and no password is at hand, the screen is given back, natter says why, asks for the

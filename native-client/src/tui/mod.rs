@@ -91,10 +91,13 @@ fn sent_elsewhere(line: &str, open: &ConvId) -> Option<String> {
 }
 
 /// How the TUI behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Ring the terminal bell on a mention of our nick or a direct message.
     pub bell: bool,
+    /// Said on the first screen, before anything from the server: what natter chose for the
+    /// person (the default server), and how to choose otherwise.
+    pub first_note: Option<String>,
 }
 
 /// Why the TUI stopped badly.
@@ -222,6 +225,9 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut chat = Chat::new(session.nick().clone());
+    if let Some(words) = &options.first_note {
+        chat.note(words.as_str(), clock::now());
+    }
     let mut view = View::new();
     let mut input = InputLine::new();
     let (guard, mut terminal) = setup_terminal()?;
