@@ -33,9 +33,11 @@ use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Tab complete a nick,
-a /command or a #room (again: the next match), Ctrl+Left/Right or Alt+B/F move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll,
-Ctrl+C (or Ctrl+D on an empty line) quit. Type /help for commands. Mentions of your nick are highlighted; a mention or a direct message rings the bell
-(--no-bell, or bell = false in the config file, turns that off).
+a /command or a #room (again: the next match), Ctrl+Left/Right or Alt+B/F move by word,
+Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll, Ctrl+C (or Ctrl+D on an empty
+line) quit. Type /help for commands; /query nick opens a direct conversation. Mentions of your
+nick are highlighted; a mention or a direct message rings the bell (--no-bell, or bell = false
+in the config file, turns that off).
 
 When stdin or stdout is not a terminal it reads lines from stdin and prints one event per line:
   [#room] <nick> text        chat (always with the room)
@@ -135,6 +137,19 @@ struct Args {
     servers: Vec<String>,
 }
 
+/// The full-screen client's first words when no server was given (natter run bare, as a new
+/// user does): which one it tries and how to pick another, above the refusals that follow
+/// when nothing listens there.
+fn default_server_words(nick: &Nick) -> String {
+    let file = config::default_path()
+        .map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
+    format!(
+        "no server given: trying {} (the default) as {nick}; to choose: natter --nick NICK \
+         HOST:PORT, or server and nick in {file} (natter --help says more)",
+        config::DEFAULT_SERVER
+    )
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
@@ -168,6 +183,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(n) => Nick::new(n).with_context(|| format!("bad nick {n:?}"))?,
         None => config::default_nick(),
     };
+    let chose_server = !args.servers.is_empty() || file.server.is_some();
     let server_items = if !args.servers.is_empty() {
         args.servers.clone()
     } else if let Some(s) = &file.server {
@@ -286,7 +302,14 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::from)
         } else {
             runtime
-                .block_on(tui::run(session, driver_config, tui::Options { bell }))
+                .block_on(tui::run(
+                    session,
+                    driver_config,
+                    tui::Options {
+                        bell,
+                        first_note: (!chose_server).then(|| default_server_words(&nick)),
+                    },
+                ))
                 .map_err(anyhow::Error::from)
         };
         // The key is gone from its file, and the session ended for want of a sign-in: the

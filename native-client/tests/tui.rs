@@ -692,6 +692,111 @@ async fn a_direct_conversation_follows_a_rename_and_up_never_shows_a_password() 
     server.shutdown().await.expect("server shuts down");
 }
 
+/// A new user's first screen says where to start; `/msg bob ...` typed in a room says what it
+/// sent there (the line goes to `@bob`, out of sight: Enter seemed to do nothing); `/query bob`
+/// opens the direct conversation, as in IRC clients (it was a usage error), and
+/// `/query bob text` sends there and opens it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msg_from_a_room_says_what_it_sent_and_query_opens_the_conversation() {
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("query");
+    tmux.start("alice", &addr.to_string());
+    let screen = tmux.wait_for("alice", "-- you are in #lobby").await;
+    assert!(
+        screen.contains("> type to talk; /help lists commands and keys"),
+        "{screen}"
+    );
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("-- connected as bob").await;
+    tmux.wait_for("alice", "-- bob joined #lobby").await;
+
+    tmux.type_line("alice", "/msg bob first words");
+    bob.expect("*alice* first words").await;
+    // Said at once; the conversation is listed once the session has the line.
+    let screen = tmux
+        .wait("alice", "the line said and @bob listed", |s| {
+            s.contains("-> *bob* first words") && s.contains("2 @bob")
+        })
+        .await;
+    assert!(topic_line(&screen).starts_with(" #lobby"), "{screen}");
+    assert!(!screen.contains("type to talk"), "{screen}");
+
+    tmux.type_line("alice", "/query bob");
+    let screen = tmux.wait_for("alice", "@bob: direct messages").await;
+    assert!(screen.contains("<alice> first words"), "{screen}");
+    assert!(!screen.contains("usage"), "{screen}");
+    // Typed in the conversation with bob: no "->" line, the line itself is there.
+    tmux.type_line("alice", "/msg bob second");
+    bob.expect("*alice* second").await;
+    let screen = tmux.wait_for("alice", "<alice> second").await;
+    assert!(!screen.contains("-> *bob* second"), "{screen}");
+
+    tmux.keys("alice", "M-1");
+    tmux.wait("alice", "#lobby open", |s| {
+        topic_line(s).starts_with(" #lobby")
+    })
+    .await;
+    tmux.type_line("alice", "/query carol");
+    tmux.wait_for("alice", "@carol: direct messages").await;
+    tmux.keys("alice", "M-1");
+    tmux.wait("alice", "#lobby open", |s| {
+        topic_line(s).starts_with(" #lobby")
+    })
+    .await;
+    tmux.type_line("alice", "/QUERY bob third");
+    bob.expect("*alice* third").await;
+    let screen = tmux.wait_for("alice", "<alice> third").await;
+    assert!(topic_line(&screen).starts_with(" @bob"), "{screen}");
+
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// `natter` run bare, as a new user does first: the screen says which server it tries, that
+/// it is only the default, and how to choose one (nothing said where to look when nothing
+/// listened there). Given a server, it is not said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_a_server_the_first_screen_says_which_it_tries_and_how_to_choose() {
+    let tmux = Tmux::new("bare");
+    let config_home = format!("XDG_CONFIG_HOME={}", config_home().display());
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "bare",
+        "-x",
+        "100",
+        "-y",
+        "24",
+        "env",
+        &config_home,
+        "USER=newbie",
+        env!("CARGO_BIN_EXE_natter"),
+    ]);
+    let screen = tmux
+        .wait_for("bare", "no server given: trying 127.0.0.1:8000")
+        .await;
+    // Wrapped in the pane: the words, whatever the rows.
+    let words = screen
+        .lines()
+        .filter_map(|l| l.split('│').nth(1))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("(the default) as newbie; to choose: natter --nick NICK HOST:PORT"),
+        "{screen}"
+    );
+    assert!(words.contains("natter/config.toml"), "{screen}");
+
+    let (server, addr) = server().await;
+    tmux.start("given", &addr.to_string());
+    let screen = tmux.wait_for("given", "-- you are in #lobby").await;
+    assert!(!screen.contains("no server given"), "{screen}");
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
 /// `--remember` in the full-screen client: the next `--login` signs in with the kept key and
 /// asks for no password; once the server refuses the key (the device forgotten from another
 /// client) and no password is at hand, the screen is given back, natter says why, asks for the

@@ -99,9 +99,15 @@ pub struct Chat {
     /// Rooms left, with their lines, to show again if they are joined again; at most
     /// [`CHAT_MAX_LEFT`], the oldest left going first.
     left: VecDeque<Conv>,
-    /// The room that was open when we left it: opened again if it is joined again before the
-    /// person asks for another (a `/login` leaves every room and joins them again at once).
-    reopen: Option<ConvId>,
+    /// The rooms that were open when we left them, the person's own choice first, then each
+    /// the model opened in its place and we left too: the first of them joined again is opened
+    /// again, unless the person asks for another meanwhile (a `/login` leaves every room and
+    /// joins them again at once: the room being read must come back, not the last one the
+    /// model passed through while the rooms went). At most [`CHAT_MAX_LEFT`].
+    reopen: Vec<ConvId>,
+    /// Our away message while we are away (`/away`), for the status a front end shows: said
+    /// once as a line, it scrolled out of sight while it still held.
+    my_away: Option<Text>,
 }
 
 impl Chat {
@@ -124,11 +130,17 @@ impl Chat {
             next_active: 0,
             held: Vec::new(),
             left: VecDeque::new(),
-            reopen: None,
+            reopen: Vec::new(),
+            my_away: None,
         }
     }
 
     // ---- reading the model ----
+
+    /// Our away message while we are away (`/away text`; `/back` ends it).
+    pub fn my_away(&self) -> Option<&Text> {
+        self.my_away.as_ref()
+    }
 
     /// Our nick.
     pub fn me(&self) -> &Nick {
@@ -386,7 +398,7 @@ impl Chat {
     /// is no such conversation.
     pub fn open(&mut self, id: &ConvId) -> bool {
         // The person chose: a room left is not opened for them when it comes back.
-        self.reopen = None;
+        self.reopen.clear();
         self.show(id)
     }
 
@@ -457,6 +469,8 @@ impl Chat {
                     self.held.clear();
                     // A guest until the session signs in again.
                     self.set_account(None);
+                    // The server's new user is not away (the session does not ask again).
+                    self.my_away = None;
                 }
                 self.set_me(nick);
                 self.note(
@@ -670,6 +684,9 @@ impl Chat {
                 }
             }
             Event::Away { nick, away } => {
+                if nick.folded() == self.me.folded() {
+                    self.my_away = away.clone();
+                }
                 self.on_away(nick, away.as_ref());
                 self.say_away(nick, away.as_ref(), now);
             }
@@ -749,11 +766,13 @@ impl Chat {
             self.notice_in(&id, LineKind::Notice(words), now);
         }
         let from_server = self.current == ConvId::Server;
-        if from_server || self.reopen.as_ref() == Some(&id) {
+        let reopen = self.reopen.iter().position(|r| *r == id);
+        if from_server || reopen.is_some() {
             // Back in the room we were reading when we left it (a `/login` leaves every room
-            // and joins them again), or the first room after none.
-            if self.reopen.as_ref() == Some(&id) {
-                self.reopen = None;
+            // and joins them again), or the first room after none. Only rooms opened in its
+            // place are let go: the one read before this one may still come back.
+            if let Some(i) = reopen {
+                self.reopen.truncate(i);
             }
             self.show(&id);
         }
@@ -868,7 +887,9 @@ impl Chat {
                 .first()
                 .map_or(ConvId::Server, |c| c.id().clone());
             self.show(&next);
-            self.reopen = Some(id.clone());
+            if !self.reopen.contains(&id) && self.reopen.len() < CHAT_MAX_LEFT {
+                self.reopen.push(id.clone());
+            }
         }
         // Kept, to show again if the room is joined again.
         if self.left.len() >= CHAT_MAX_LEFT {

@@ -513,6 +513,77 @@ fn a_sign_in_that_leaves_and_rejoins_the_rooms_is_said_in_the_room_that_opens() 
     }
 }
 
+/// `/login` while reading the middle one of three rooms: they are all left, one by one (the
+/// model opens another each time the open one goes), and joined again. The room that was
+/// being read opens again, not the last one the model opened on the way: typed in #b, the
+/// person found themselves in #c.
+#[test]
+fn a_sign_in_brings_back_the_room_being_read_not_one_opened_on_the_way() {
+    for order in [["#a", "#b", "#c"], ["#b", "#c", "#a"], ["#c", "#b", "#a"]] {
+        let mut c = chat_in(&["#a", "#b", "#c"]);
+        assert!(c.open(&rid("#b")));
+        for r in order {
+            c.handle_event(
+                &Event::Parted {
+                    room: room(r),
+                    kicked: false,
+                },
+                T0,
+            );
+        }
+        assert_eq!(c.current(), &ConvId::Server, "{order:?}");
+        for (i, r) in order.iter().enumerate() {
+            c.handle_event(&joined(r, 7 + i as u64, &["me"]), T0);
+        }
+        assert_eq!(c.current(), &rid("#b"), "{order:?}");
+    }
+    // The person's choice meanwhile wins, and is not undone by a room that comes back later.
+    let mut c = chat_in(&["#a", "#b"]);
+    assert!(c.open(&rid("#b")));
+    for r in ["#b", "#a"] {
+        c.handle_event(
+            &Event::Parted {
+                room: room(r),
+                kicked: false,
+            },
+            T0,
+        );
+    }
+    c.handle_event(&joined("#a", 7, &["me"]), T0);
+    c.handle_event(&joined("#x", 1, &["me"]), T0);
+    assert!(c.open(&rid("#x")));
+    c.handle_event(&joined("#b", 8, &["me"]), T0);
+    assert_eq!(c.current(), &rid("#x"));
+}
+
+/// Our own away message is kept while it holds, for a status line: `/back` ends it, and so
+/// does a new session (the server's new user is not away); someone else's is not ours.
+#[test]
+fn our_away_message_is_kept_until_we_are_back_or_a_new_session() {
+    let mut c = chat_in(&["#a"]);
+    assert_eq!(c.my_away(), None);
+    let away = |n: &str, a: Option<&str>| Event::Away {
+        nick: nick(n),
+        away: a.map(text),
+    };
+    c.handle_event(&away("bob", Some("lunch")), T0);
+    assert_eq!(c.my_away(), None);
+    c.handle_event(&away("ME", Some("lunch")), T0);
+    assert_eq!(c.my_away(), Some(&text("lunch")));
+    c.handle_event(&away("me", None), T0);
+    assert_eq!(c.my_away(), None);
+    c.handle_event(&away("me", Some("brb")), T0);
+    let welcome = |resumed| Event::Welcome {
+        nick: nick("me"),
+        resumed,
+        signing_in: None,
+    };
+    c.handle_event(&welcome(true), T0);
+    assert_eq!(c.my_away(), Some(&text("brb")));
+    c.handle_event(&welcome(false), T0);
+    assert_eq!(c.my_away(), None);
+}
+
 /// A room left and joined again (a guest's `/login` leaves its rooms and joins them as the
 /// account at once; or `/part` then `/join`) keeps what it showed: the join's replay adds only
 /// what is newer, and a stretch nobody replayed is marked as missed.

@@ -567,6 +567,13 @@ impl Session {
             tracing::debug!(?kind, detail, "refused before the welcome");
             return;
         }
+        // The server's own words for a resume it could not do: the welcome that follows says
+        // it in the session's words ("could not resume the session: rejoining rooms; ..."),
+        // which also say what happens next. Both shown, the person read the same news twice.
+        if re_conn && kind == ErrorKind::ResumeFailed && self.handshake.ever_welcomed {
+            tracing::debug!(detail, "resume refused; the welcome says so");
+            return;
+        }
         // Not signed in while we are, asked nothing: the operator removed the account, or
         // another device forgot this one. The session goes on as the guest the server now has
         // (its credentials and key are no longer any use), as after a sign-out; unless it is

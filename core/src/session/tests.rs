@@ -1270,6 +1270,27 @@ fn resume_sends_token_and_seqs_then_resends_pending_in_order() {
     }
 }
 
+/// The server's refusal of the resume and the session's own words after the welcome were
+/// the same news twice, one of them shown as an error: said once, by the session.
+#[test]
+fn failed_resume_is_said_once() {
+    let mut t = T::ready(Transport::Stream);
+    t.events();
+    reconnect(&mut t);
+    t.recv(error(ErrorKind::ResumeFailed, Re::Conn));
+    t.welcome(9, false);
+    let evs = t.events();
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::Error { .. })),
+        "{evs:?}"
+    );
+    let said: Vec<_> = evs
+        .iter()
+        .filter(|e| matches!(e, Event::Info(m) if m.contains("could not resume")))
+        .collect();
+    assert_eq!(said.len(), 1, "{evs:?}");
+}
+
 #[test]
 fn failed_resume_says_so_and_rejoins() {
     let mut t = T::ready(Transport::Stream);

@@ -515,6 +515,9 @@ fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// The empty input line's hint, until the first line is sent.
+pub const INPUT_HINT: &str = "type to talk; /help lists commands and keys";
+
 /// Draws the whole screen.
 pub fn draw(
     frame: &mut Frame,
@@ -662,6 +665,10 @@ pub fn draw(
     if let Some(account) = chat.account() {
         status.push_str(&format!(" · signed in as {account}"));
     }
+    if chat.my_away().is_some() {
+        // Said once as a line when it began, which scrolls away while it still holds.
+        status.push_str(" · away (/back)");
+    }
     if *conv.id() != ConvId::Server {
         status.push_str(&format!(" │ {}", conv_name(conv)));
     }
@@ -674,7 +681,20 @@ pub fn draw(
     let prompt = "> ";
     let avail = usize::from(areas.input.width).saturating_sub(prompt.len());
     let (shown, cursor_col) = input.visible(avail);
-    frame.render_widget(Paragraph::new(format!("{prompt}{shown}")), areas.input);
+    if input.wants_hint() {
+        // A first run's empty screen says nothing of where to start: the input line does, dim,
+        // until the first line is sent.
+        let hint = fit(INPUT_HINT, avail);
+        frame.render_widget(
+            Paragraph::new(TextLine::from(vec![
+                Span::raw(prompt),
+                Span::styled(hint, Style::new().fg(Color::DarkGray)),
+            ])),
+            areas.input,
+        );
+    } else {
+        frame.render_widget(Paragraph::new(format!("{prompt}{shown}")), areas.input);
+    }
     let x = areas.input.x + u16::try_from(prompt.len() + cursor_col).unwrap_or(u16::MAX);
     frame.set_cursor_position(Position::new(
         x.min(areas.input.right().saturating_sub(1)),
@@ -830,6 +850,24 @@ mod tests {
             let c = Chat::new(nick("me"));
             let _ = screen(&c, &View::new(), &InputLine::new(), w.max(1), h.max(1));
         }
+    }
+
+    #[test]
+    fn the_empty_input_line_says_how_to_start_until_a_line_is_sent() {
+        let c = chat_in(&["#lobby"]);
+        let mut input = InputLine::new();
+        let s = screen(&c, &View::new(), &input, 100, 12);
+        assert_eq!(s[11].trim_end(), format!("> {INPUT_HINT}"), "{s:?}");
+        input.paste("hi");
+        let s = screen(&c, &View::new(), &input, 100, 12);
+        assert_eq!(s[11].trim_end(), "> hi", "{s:?}");
+        assert_eq!(input.submit().as_deref(), Some("hi"));
+        let s = screen(&c, &View::new(), &input, 100, 12);
+        assert_eq!(s[11].trim_end(), ">", "{s:?}");
+        // Narrow: cut to fit, not wrapped over the status line.
+        let s = screen(&c, &View::new(), &InputLine::new(), 20, 12);
+        assert!(s[11].starts_with("> type to talk"), "{s:?}");
+        assert!(s[11].chars().count() <= 20, "{s:?}");
     }
 
     #[test]
@@ -989,6 +1027,30 @@ mod tests {
         assert!(s[1].trim_end().ends_with("│direct"), "{:?}", s[1]);
         assert!(s[2].contains("│Bob"), "{:?}", s[2]);
         assert!(s[3].contains("│me"), "{:?}", s[3]);
+    }
+
+    #[test]
+    fn the_status_line_says_while_we_are_away() {
+        let mut c = chat_in(&["#lobby"]);
+        let away = |a: Option<&str>| Event::Away {
+            nick: nick("me"),
+            away: a.map(|a| Text::new(a).unwrap()),
+        };
+        c.handle_event(&away(Some("lunch")), Millis(0));
+        // The line that said so gone from view: the status still says it.
+        for i in 0..20 {
+            c.handle_event(&say("#lobby", "ann", &format!("line {i}")), Millis(0));
+        }
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(!s.iter().any(|l| l.contains("you are away")), "{s:#?}");
+        assert!(
+            s[10].contains("[Connected] me · away (/back) │ #lobby"),
+            "{:?}",
+            s[10]
+        );
+        c.handle_event(&away(None), Millis(0));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct InputLine {
     /// The last Tab's completion, which the next Tab replaces with the next match as long as
     /// the line is as that Tab left it.
     cycle: Option<Cycle>,
+    /// A line was sent: the empty line's hint (where to start) is no longer shown.
+    sent: bool,
 }
 
 /// Where a run of Tabs is: irssi's and WeeChat's cycling through every nick that matches.
@@ -52,6 +54,11 @@ impl InputLine {
     /// The text.
     pub fn text(&self) -> String {
         self.text.iter().collect()
+    }
+
+    /// Empty, and nothing sent yet: the time to say how to start.
+    pub fn wants_hint(&self) -> bool {
+        !self.sent && self.text.is_empty()
     }
 
     /// The cursor, in chars from the start.
@@ -281,6 +288,7 @@ impl InputLine {
         if line.trim().is_empty() {
             return None;
         }
+        self.sent = true;
         if !natter_core::command::carries_password(&line) && self.history.back() != Some(&line) {
             if self.history.len() == HISTORY_LEN {
                 self.history.pop_front();

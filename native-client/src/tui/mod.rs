@@ -27,6 +27,7 @@ use crossterm::event::{
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
 use input::InputLine;
+use natter_core::Nick;
 use natter_core::chat::{Chat, ConvId};
 use natter_core::session::Session;
 use ratatui::Terminal;
@@ -47,7 +48,7 @@ const BEL: &[u8] = b"\x07";
 /// What `/help` adds for the full-screen UI, below the commands.
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
 /command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
-lines), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits";
+lines), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -60,11 +61,43 @@ fn keys_help(line: &str) -> Option<&'static str> {
     .then_some(KEYS_HELP)
 }
 
+/// The nick `/query nick [text]` names: IRC clients' way to open a conversation with someone.
+/// The session takes `/query nick text` as `/msg`; here, where there are conversations to open,
+/// it opens the direct one too, and `/query nick` alone (a usage error to the session) just
+/// opens it.
+fn query_nick(line: &str) -> Option<(Nick, bool)> {
+    let rest = line.trim_start().strip_prefix('/')?;
+    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !word.eq_ignore_ascii_case("query") {
+        return None;
+    }
+    let args = args.trim_start();
+    let (nick, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let nick = Nick::new(nick).ok()?;
+    Some((nick, !text.trim().is_empty()))
+}
+
+/// What to say in the open conversation when `line` sends a direct message that shows in
+/// another (`/msg bob hi` typed in a room): without it, Enter seemed to do nothing, as the
+/// line lands in `@bob` out of sight. Worded as line mode prints a sent direct message.
+fn sent_elsewhere(line: &str, open: &ConvId) -> Option<String> {
+    use natter_core::command::{self, Command as Typed, Input};
+    match command::parse(line) {
+        Ok(Some(Input::Command(Typed::Msg { to, text }))) if *open != ConvId::direct(&to) => {
+            Some(format!("-> *{to}* {text}"))
+        }
+        _ => None,
+    }
+}
+
 /// How the TUI behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Ring the terminal bell on a mention of our nick or a direct message.
     pub bell: bool,
+    /// Said on the first screen, before anything from the server: what natter chose for the
+    /// person (the default server), and how to choose otherwise.
+    pub first_note: Option<String>,
 }
 
 /// Why the TUI stopped badly.
@@ -192,6 +225,9 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut chat = Chat::new(session.nick().clone());
+    if let Some(words) = &options.first_note {
+        chat.note(words.as_str(), clock::now());
+    }
     let mut view = View::new();
     let mut input = InputLine::new();
     let (guard, mut terminal) = setup_terminal()?;
@@ -287,7 +323,22 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         }
                         chat.note(KEYS_HELP, now);
                     }
+                    // `/query nick`: the conversation opens, nothing to send.
+                    Some(Action::Send(line))
+                        if query_nick(&line).is_some_and(|(_, text)| !text) =>
+                    {
+                        if let Some((nick, _)) = query_nick(&line) {
+                            chat.close_search();
+                            chat.open_direct(&nick);
+                        }
+                    }
                     Some(Action::Send(line)) => {
+                        if let Some((nick, _)) = query_nick(&line) {
+                            chat.close_search();
+                            chat.open_direct(&nick);
+                        } else if let Some(words) = sent_elsewhere(&line, chat.current()) {
+                            chat.note(words, clock::now());
+                        }
                         let to = chat.target();
                         if cmd_tx.try_send(Command::Input { line, to }).is_err() {
                             chat.note_error(
