@@ -192,3 +192,45 @@ async fn a_device_sent_away_by_a_sign_in_on_another_node_is_told_why_and_does_no
         "{members:?}"
     );
 }
+
+/// An account's user in no room: no room's `Join` tells node A that a sign-in on node B took
+/// it, but B's record of the user does, once A reads the nick's entry as B's. The laptop on A
+/// is sent away saying why (before, A kept a user alice that direct messages and presence no
+/// longer reached), and a direct message from node A's bob reaches the phone on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_in_no_room_is_sent_away_by_a_sign_in_on_another_node() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let (mut laptop, _) = BinClient::hello(addr(&a), "alice", None).await;
+    laptop
+        .send(&ClientMsg::Register {
+            password: Password(PW.into()),
+            remember: false,
+        })
+        .await;
+    laptop
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await;
+    let (mut bob, _) = BinClient::hello(addr(&a), "bob", None).await;
+
+    let mut phone = device(addr(&b), "alice").await;
+    let words = sent_away(&mut laptop).await;
+    assert!(
+        words.contains("alice is connected through another server of this cluster"),
+        "{words}"
+    );
+
+    let id = bob.id();
+    bob.send(&ClientMsg::Msg {
+        to: nick("alice"),
+        id,
+        text: support::text("psst"),
+    })
+    .await;
+    phone
+        .expect(
+            |m| matches!(m, ServerMsg::Direct(d) if d.from.as_str() == "bob" && d.text.as_str() == "psst"),
+            "bob's message on the phone",
+        )
+        .await;
+}

@@ -789,12 +789,13 @@ fn a_password_change_elsewhere_ends_the_accounts_sessions_on_this_node() {
     register(&mut net, 1, q, PW, false);
     net.recv(1, q);
     let (p, tp) = device(&mut net, 1, "p", "alice");
-    let (r, tr) = device(&mut net, 1, "r", "alice");
     net.nodes[1].hub.handle_close(p, net.now);
     settle(&mut net);
-    // The password changes on node 0 (a device signed in there; the operator's command
-    // writes the bucket the same way).
+    // The password changes on node 0 (a device signed in there, which takes the account's
+    // user there; the operator's command writes the bucket the same way). r is another
+    // device of it there.
     let (a, _) = device(&mut net, 0, "a", "alice");
+    let (r, tr) = device(&mut net, 0, "r", "alice");
     let change = ClientMsg::ChangePassword {
         old: pw(PW),
         new: pw("battery staple"),
@@ -811,10 +812,10 @@ fn a_password_change_elsewhere_ends_the_accounts_sessions_on_this_node() {
         "p's token still opens on node 0"
     );
     // r goes on until it drops, as on one node; then its token is dead too.
-    assert_eq!(net.nodes[1].hub.nick(r), Some(&nick("alice")));
-    net.nodes[1].hub.handle_close(r, net.now);
+    assert_eq!(net.nodes[0].hub.nick(r), Some(&nick("alice")));
+    net.nodes[0].hub.handle_close(r, net.now);
     settle(&mut net);
-    assert!(!resumes(&mut net, 1, &tr), "r's token still opens");
+    assert!(!resumes(&mut net, 0, &tr), "r's token still opens");
 }
 
 #[test]
@@ -1297,5 +1298,111 @@ fn only_a_sign_in_that_would_take_the_account_back_by_itself_is_held_back() {
     assert_eq!(
         signed_in(&net.recv(0, back)).map(|s| s.0),
         Some(nick("alice"))
+    );
+}
+
+/// An account's user in no room on node 0 is sent away by a sign-in on node 1 too: no room's
+/// `Join` tells node 0, but node 1's record of the user does, once the nick's entry says node 1
+/// holds it. The laptop is told why; a direct message from node 0 then reaches the phone (it
+/// went to the laptop, node 0's own user of the nick, before), and the laptop's client coming
+/// back is held back as after a sent-away device in rooms.
+#[test]
+fn an_account_in_no_room_is_sent_away_by_a_sign_in_on_another_node() {
+    let mut net = net(2);
+    let (laptop, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, laptop, PW, false);
+    let token = net
+        .recv(0, laptop)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .expect("registered");
+    let (bob, _) = guest(&mut net, 0, "bob");
+    net.recv(0, bob);
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    assert_eq!(net.owners.get("alice"), Some(&1), "the nick went to node 1");
+    let words = bye(&net.recv(0, laptop)).expect("the laptop is sent away");
+    assert!(
+        words.contains("alice is connected through another server of this cluster"),
+        "{words}"
+    );
+    assert!(
+        !net.nodes[0]
+            .hub
+            .nicks
+            .contains_key(&net.nodes[0].hub.users, "alice"),
+        "node 0 still has a user alice"
+    );
+    net.nodes[0].hub.handle_close(laptop, net.now);
+    settle(&mut net);
+
+    // A direct message from node 0 goes to the node holding the nick: the phone has it.
+    let dm = ClientMsg::Msg {
+        to: nick("alice"),
+        id: MsgId(7),
+        text: text("psst"),
+    };
+    ask(&mut net, 0, bob, &dm);
+    let got = net.recv(1, phone);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Direct(d) if d.text.as_str() == "psst")),
+        "{got:?}"
+    );
+
+    // The laptop's client comes back with its token and signs in by itself: held back.
+    let back = comes_back(&mut net, 0, &token);
+    net.recv(0, back);
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    let got = net.recv(0, back);
+    let (kind, words) = error(&got).expect("refused");
+    assert_eq!(kind, ErrorKind::Throttled, "{got:?}");
+    assert!(words.contains("/login alice <password>"), "{words}");
+    assert_eq!(net.owners.get("alice"), Some(&1), "the account stayed");
+    assert_eq!(bye(&net.recv(1, phone)), None, "the phone stays");
+}
+
+/// Another node's record of a user this node holds is not enough to send it away: a record
+/// older than this node's take-over (the watch lags behind it) finds the nick's entry this
+/// node's, and another account's or a guest's record of the nick changes nothing either.
+#[test]
+fn a_record_from_another_node_sends_nobody_away_while_the_nick_is_this_nodes() {
+    let mut net = net(2);
+    let (laptop, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, laptop, PW, false);
+    net.recv(0, laptop);
+    assert_eq!(net.owners.get("alice"), Some(&0));
+    let now = net.now;
+    let hub = &mut net.nodes[0].hub;
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("Alice")), now);
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("bob")), now);
+    hub.handle_record_elsewhere(&nick("alice"), None, now);
+    settle(&mut net);
+    assert_eq!(bye(&net.recv(0, laptop)), None, "the laptop stays");
+    assert!(
+        net.nodes[0]
+            .hub
+            .nicks
+            .contains_key(&net.nodes[0].hub.users, "alice")
+    );
+    // The entry is another node's now (a sign-in there whose record comes later): only the
+    // record of the same account asks, and that one sends the laptop away.
+    net.owners.insert("alice".into(), 1);
+    let hub = &mut net.nodes[0].hub;
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("bob")), now);
+    settle(&mut net);
+    assert_eq!(
+        bye(&net.recv(0, laptop)),
+        None,
+        "another account's record sent it away"
+    );
+    let hub = &mut net.nodes[0].hub;
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("alice")), now);
+    settle(&mut net);
+    assert!(
+        bye(&net.recv(0, laptop)).is_some(),
+        "the laptop was not sent away"
     );
 }
