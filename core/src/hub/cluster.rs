@@ -585,6 +585,12 @@ pub(crate) struct Cluster {
     /// Connections that came back with one of those tokens: the account whose next sign-in
     /// there is refused once, and when they came.
     came_back: BTreeMap<ConnId, (Millis, Nick)>,
+    /// IRC connections of an account's devices sent away because the account's user went to
+    /// another node ([`Hub::moved_away`]): their address, the account's name and when, oldest
+    /// first. An IRC client presents no token to recognise it by when it comes back and signs
+    /// in with SASL by itself: a SASL sign-in to the account from that address is refused
+    /// while the account is connected on the other node ([`Hub::cluster_came_back`]).
+    irc_sent_away: VecDeque<(Millis, std::net::IpAddr, Nick)>,
     /// Take-overs on their way ([`ClusterOut::TakeOver`], by the hub's number): the folded
     /// nick. The user's record waits for the answer ([`Hub::poll_presence`]), so that a node
     /// hearing it reads the nick's entry as this node's ([`ClusterOut::Holder`]).
@@ -630,6 +636,20 @@ fn came_back_words(account: &str) -> String {
          (an account is on one server of a cluster at a time): not signed in again by itself, \
          which would send that device away in turn; sign in again (/login {account} \
          <password>) to take the account back here"
+    )
+}
+
+/// What an IRC device sent away so is told when its client signs in again with SASL from the
+/// same address while the account is connected through another node: an IRC client cannot
+/// say whether a person asked (it signs in the same way each time it reconnects), so it waits
+/// for that device to leave, or `minutes`.
+fn irc_came_back_words(account: &str, minutes: u64) -> String {
+    format!(
+        "{account} is connected through another server of this cluster, which has the account \
+         (an account is on one server of a cluster at a time): not signed in again by your \
+         client's reconnection, which would send that device away in turn; it signs in here \
+         once that device disconnects, or in {minutes} min (disconnect it, or wait, to take \
+         the account back here)"
     )
 }
 
@@ -1534,6 +1554,9 @@ impl Hub {
                 self.note_sent_away(did, account);
             }
             let conn = self.devices.get_mut(&did).and_then(|d| d.conn.take());
+            if let (Some(account), Some(conn)) = (&account, conn) {
+                self.note_irc_sent_away(conn, account);
+            }
             match conn {
                 Some(conn) => self.bye(
                     conn,
@@ -1599,6 +1622,67 @@ impl Hub {
         }
     }
 
+    /// `conn`, an IRC connection of the account `account`, is sent away because the account's
+    /// user went to another node: its address is remembered (see [`Cluster::irc_sent_away`]).
+    fn note_irc_sent_away(&mut self, conn: ConnId, account: &Nick) {
+        let now = self.now;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if !matches!(c.dialect(), Some(super::dialect::AnyDialect::Irc(_))) {
+            return;
+        }
+        let ip = c.client_ip();
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let list = &mut cl.irc_sent_away;
+        while list
+            .front()
+            .is_some_and(|(at, _, _)| now >= *at + SENT_AWAY_FOR)
+        {
+            list.pop_front();
+        }
+        list.retain(|(_, i, a)| !(*i == ip && a.folded() == account.folded()));
+        if list.len() >= MAX_SENT_AWAY {
+            list.pop_front();
+        }
+        list.push_back((now, ip, account.clone()));
+    }
+
+    /// Cluster mode: why `conn`'s SASL sign-in to `account` (folded) is refused, if it is: an
+    /// IRC connection from the address of an IRC device of the account this node sent away
+    /// (its client reconnecting, see [`Cluster::irc_sent_away`]), while the account is
+    /// connected through another node. Refused each time until that device leaves (the
+    /// account's record there says nothing is connected, or goes) or [`SENT_AWAY_FOR`] has
+    /// passed: an IRC client that reconnects on a SASL failure would else take the account at
+    /// its next try.
+    fn irc_came_back(&self, conn: ConnId, account: &str) -> Option<String> {
+        let now = self.now;
+        let c = self.conns.get(&conn)?;
+        if !matches!(c.dialect(), Some(super::dialect::AnyDialect::Irc(_))) {
+            return None;
+        }
+        let ip = c.client_ip();
+        let cl = self.cluster.as_ref()?;
+        let (at, name) = cl
+            .irc_sent_away
+            .iter()
+            .rev()
+            .find(|(at, i, a)| *i == ip && a.folded() == account && now < *at + SENT_AWAY_FOR)
+            .map(|(at, _, a)| (*at, a.clone()))?;
+        let elsewhere = self.remote_presence(&name).is_some_and(|p| !p.offline);
+        if !elsewhere {
+            return None;
+        }
+        let minutes = (at + SENT_AWAY_FOR)
+            .0
+            .saturating_sub(now.0)
+            .div_ceil(60_000);
+        debug!(%conn, account = %name, "the SASL sign-in of an IRC device sent away is held back");
+        Some(irc_came_back_words(name.as_str(), minutes))
+    }
+
     /// Cluster mode: why `conn`'s sign-in to `account` (folded) is refused, if it is: the
     /// connection came back with the token of a device of that account this node sent away
     /// because the account went to another node ([`Hub::moved_away`]), and this is its first
@@ -1607,6 +1691,9 @@ impl Hub {
     /// by itself), so the account stays where it went; the next sign-in there takes it back.
     pub(super) fn cluster_came_back(&mut self, conn: ConnId, account: &str) -> Option<String> {
         let now = self.now;
+        if let Some(words) = self.irc_came_back(conn, account) {
+            return Some(words);
+        }
         let cl = self.cluster.as_mut()?;
         let (at, name) = cl.came_back.remove(&conn)?;
         // Its user is here again (another device took it back meanwhile): one more device.

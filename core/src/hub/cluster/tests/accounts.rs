@@ -1406,3 +1406,136 @@ fn a_record_from_another_node_sends_nobody_away_while_the_nick_is_this_nodes() {
         "the laptop was not sent away"
     );
 }
+
+/// An IRC connection on node `i` signing in to alice with SASL (from `LOCAL`), pumped.
+fn irc_alice(net: &mut Net, i: usize) -> ConnId {
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("alice\0alice\0{PW}"));
+    let now = net.now;
+    let c = net.nodes[i]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    for line in [
+        "CAP LS 302\r\nNICK alice\r\nUSER a 0 * :A\r\nCAP REQ :sasl\r\n".to_owned(),
+        "AUTHENTICATE PLAIN\r\n".to_owned(),
+        format!("AUTHENTICATE {plain}\r\n"),
+        "CAP END\r\n".to_owned(),
+    ] {
+        let now = net.now;
+        net.nodes[i].hub.handle_bytes(c, line.as_bytes(), now);
+        settle(net);
+    }
+    c
+}
+
+/// An IRC client presents no token: sent away by a sign-in on another node, it reconnects and
+/// signs in with SASL by itself, which took the account back (and the other device did the
+/// same, at each one's reconnect delay). A SASL sign-in to the account from the address of an
+/// IRC device sent away is refused (`904`, saying why and how to take it back) while the
+/// account is connected on the other node, however often the client reconnects; once that
+/// device leaves, or the hold-back's ten minutes have passed, it signs in.
+#[test]
+fn an_irc_device_sent_away_does_not_take_its_account_back_by_reconnecting() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    net.recv(0, a);
+    net.nodes[0].hub.handle_close(a, net.now);
+    settle(&mut net);
+    let irc = irc_alice(&mut net, 0);
+    assert!(
+        raw_text(&net, 0, irc).contains(" 903 "),
+        "{}",
+        raw_text(&net, 0, irc)
+    );
+    assert_eq!(net.owners.get("alice"), Some(&0));
+
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    assert_eq!(net.owners.get("alice"), Some(&1));
+    let text = raw_text(&net, 0, irc);
+    assert!(
+        text.contains("alice is connected through another server of this cluster"),
+        "{text}"
+    );
+    net.nodes[0].hub.handle_close(irc, net.now);
+    settle(&mut net);
+
+    // The client reconnects (twice: one that reconnects on a SASL failure is held back too).
+    for _ in 0..2 {
+        net.now = Millis(net.now.0 + 10_000);
+        let back = irc_alice(&mut net, 0);
+        let text = raw_text(&net, 0, back);
+        assert!(text.contains(" 904 "), "{text}");
+        assert!(
+            text.contains("not signed in again by your client's reconnection"),
+            "{text}"
+        );
+        assert!(text.contains("disconnect it, or wait"), "{text}");
+        assert_eq!(net.owners.get("alice"), Some(&1), "the account stayed");
+        assert_eq!(bye(&net.recv(1, phone)), None, "the phone stays");
+        net.nodes[0].hub.handle_close(back, net.now);
+        settle(&mut net);
+    }
+    // A natter client from the same address signs in at once (a person asked).
+    let (desk, _) = guest(&mut net, 0, "desk");
+    sign_in(&mut net, 0, desk, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        signed_in(&net.recv(0, desk)).map(|s| s.0),
+        Some(nick("alice"))
+    );
+    assert!(bye(&net.recv(1, phone)).is_some(), "the phone is sent away");
+    net.nodes[0].hub.handle_close(desk, net.now);
+    settle(&mut net);
+}
+
+/// The IRC hold-back ends when the device that has the account leaves, and after ten minutes.
+#[test]
+fn an_irc_device_sent_away_signs_in_once_the_other_device_leaves_or_later() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    net.recv(0, a);
+    net.nodes[0].hub.handle_close(a, net.now);
+    settle(&mut net);
+    let irc = irc_alice(&mut net, 0);
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    net.nodes[0].hub.handle_close(irc, net.now);
+    settle(&mut net);
+    // The phone leaves (quits: no resume to wait for): the IRC client's next SASL sign-in
+    // takes the account.
+    ask(&mut net, 1, phone, &ClientMsg::Quit { reason: None });
+    net.nodes[1].hub.handle_close(phone, net.now);
+    settle(&mut net);
+    let back = irc_alice(&mut net, 0);
+    let text = raw_text(&net, 0, back);
+    assert!(text.contains(" 903 "), "{text}");
+    assert_eq!(net.owners.get("alice"), Some(&0));
+    assert!(
+        !net.nodes[1]
+            .hub
+            .nicks
+            .contains_key(&net.nodes[1].hub.users, "alice"),
+        "node 1 kept alice"
+    );
+
+    // Sent away again; ten minutes later it signs in though the phone is still there.
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    net.nodes[0].hub.handle_close(back, net.now);
+    settle(&mut net);
+    assert_eq!(net.owners.get("alice"), Some(&1));
+    let held = irc_alice(&mut net, 0);
+    assert!(
+        raw_text(&net, 0, held).contains(" 904 "),
+        "{}",
+        raw_text(&net, 0, held)
+    );
+    net.now = Millis(net.now.0 + 600_000);
+    let later = irc_alice(&mut net, 0);
+    assert!(
+        raw_text(&net, 0, later).contains(" 903 "),
+        "{}",
+        raw_text(&net, 0, later)
+    );
+    assert!(bye(&net.recv(1, phone)).is_some(), "the phone is sent away");
+}
