@@ -159,6 +159,13 @@ pub enum ClusterIn {
         /// Why, in words for people.
         why: String,
     },
+    /// The answer to a [`ClusterOut::Holder`] (see [`Hub::handle_holder`]).
+    Holder {
+        /// The hub's number for the question.
+        id: u64,
+        /// Whether another node holds the nick.
+        elsewhere: bool,
+    },
     /// The answer to a [`ClusterOut::TakeOver`] (see [`Hub::handle_take_over`]).
     TakenOver {
         /// The hub's number for the claim.
@@ -268,6 +275,9 @@ pub enum ClusterIn {
         presence: Option<natter_core::hub::Presence>,
         /// The node holding it ("" for a removal).
         node: String,
+        /// This node wrote it (else another node did, and a user here of the nick may have
+        /// gone there: [`Hub::handle_record_elsewhere`]).
+        mine: bool,
     },
 }
 
@@ -330,7 +340,16 @@ impl ClusterIn {
                 nick,
                 presence,
                 node,
-            } => hub.handle_presence(&nick, presence, &node),
+                mine,
+            } => {
+                let account = presence.as_ref().and_then(|p| p.account.clone());
+                let elsewhere = !mine && presence.is_some();
+                hub.handle_presence(&nick, presence, &node);
+                if elsewhere {
+                    hub.handle_record_elsewhere(&nick, account.as_ref(), now);
+                }
+            }
+            ClusterIn::Holder { id, elsewhere } => hub.handle_holder(id, elsewhere, now),
             ClusterIn::Link(up) => hub.handle_cluster_link(up),
             ClusterIn::Wall { from, text, ops } => hub.handle_remote_wall(from, text, ops),
             ClusterIn::RemoteRelay {
@@ -2002,6 +2021,21 @@ impl Driver {
                         }
                     });
                 }
+                ClusterOut::Holder { id, nick } => {
+                    let (nicks, me, tx) = (self.nicks.clone(), self.id.clone(), self.tx.clone());
+                    tokio::spawn(async move {
+                        let elsewhere = match holder(&nicks, &nick).await {
+                            Ok(h) => h.is_some_and(|h| h != me),
+                            Err(why) => {
+                                // The user stays; the other node's next record asks again.
+                                warn!(%nick, %why, "nick's holder not read");
+                                false
+                            }
+                        };
+                        debug!(%nick, elsewhere, "nick's holder read");
+                        let _ = tx.send(ClusterIn::Holder { id, elsewhere });
+                    });
+                }
                 ClusterOut::Forget { node, nicks } => {
                     let (users, kv) = (self.users.clone(), self.nicks.clone());
                     tokio::spawn(async move {
@@ -2562,6 +2596,17 @@ async fn claim(
         .update(&key, Bytes::from(me.to_owned()), entry.revision)
         .await
         .is_ok())
+}
+
+/// The node holding `nick` (its owner entry), if any.
+async fn holder(nicks: &kv::Store, nick: &Nick) -> Result<Option<String>, String> {
+    let entry = nicks
+        .entry(nick_key(nick))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(entry
+        .filter(|e| e.operation == kv::Operation::Put)
+        .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
 }
 
 /// Releases `nick` if node `me` holds it.

@@ -199,13 +199,14 @@ pub(crate) async fn start(
         cfg.ack_timeout,
         rx,
     ));
+    let mine = me.to_owned();
     let watch = tokio::spawn(crate::kept::watch_changes(
         users.clone(),
         1,
         tx,
         links,
         "users",
-        news,
+        move |entry| news(entry, &mine),
     ));
     Ok(UsersLink {
         writes,
@@ -308,13 +309,15 @@ async fn delete_if(store: &kv::Store, key: &str, revision: u64) -> Result<(), St
     }
 }
 
-/// What a bucket entry tells the hub: the user as its node says, or that nobody has the nick.
-fn news(entry: &kv::Entry) -> Option<ClusterIn> {
+/// What a bucket entry tells the hub of node `me`: the user as its node says, or that nobody
+/// has the nick.
+fn news(entry: &kv::Entry, me: &str) -> Option<ClusterIn> {
     match entry.operation {
         kv::Operation::Put => match decode(&entry.value) {
             Ok((presence, node)) => Some(ClusterIn::Presence {
                 nick: presence.nick.clone(),
                 presence: Some(presence),
+                mine: node == me,
                 node,
             }),
             Err(why) => {
@@ -326,6 +329,7 @@ fn news(entry: &kv::Entry) -> Option<ClusterIn> {
             nick: Nick::new(&unhex(&entry.key)?).ok()?,
             presence: None,
             node: String::new(),
+            mine: false,
         }),
     }
 }

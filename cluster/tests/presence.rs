@@ -18,6 +18,7 @@ async fn heard(node: &mut Node, who: &str) -> (Option<Presence>, String) {
             nick,
             presence,
             node,
+            ..
         } if nick.folded() == who => Some((presence, node)),
         _ => None,
     })
@@ -158,6 +159,7 @@ async fn a_gone_nodes_users_are_forgotten_with_their_nicks_but_not_what_another_
             nick,
             presence: Some(_),
             node,
+            ..
         } => {
             let last = nick.folded() == "zed";
             seen.borrow_mut().push((nick.folded(), node));
@@ -173,4 +175,72 @@ async fn a_gone_nodes_users_are_forgotten_with_their_nicks_but_not_what_another_
             ("zed".to_owned(), c.id().to_owned())
         ]
     );
+}
+
+/// Whether the next record of `who` (folded) that `node` hears is its own.
+async fn mine(node: &mut Node, who: &str) -> bool {
+    next(node, "a user's record", |got| match got {
+        ClusterIn::Presence {
+            nick,
+            presence: Some(_),
+            mine,
+            ..
+        } if nick.folded() == who => Some(mine),
+        _ => None,
+    })
+    .await
+}
+
+/// Whether `node` reads `who` as held by another node ([`ClusterOut::Holder`]).
+async fn elsewhere(node: &mut Node, id: u64, who: &str) -> bool {
+    node.send(ClusterOut::Holder {
+        id,
+        nick: nick(who),
+    });
+    next(node, "the holder's answer", |got| match got {
+        ClusterIn::Holder { id: i, elsewhere } if i == id => Some(elsewhere),
+        _ => None,
+    })
+    .await
+}
+
+/// A record says whether the node hearing it wrote it, and the holder of a nick is read from
+/// its owner entry: what a node whose account's user was taken over by a sign-in on another
+/// node (a user in no room, whose rooms' `Join`s cannot tell it) learns it by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_hears_whether_a_record_is_its_own_and_reads_who_holds_a_nick() {
+    let nats = NatsServer::start();
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    assert!(claim(&mut a, 1, "alice").await);
+    assert!(!elsewhere(&mut a, 2, "alice").await, "a holds alice");
+    assert!(elsewhere(&mut b, 3, "alice").await, "b does not");
+    assert!(!elsewhere(&mut b, 4, "nobody").await, "nobody holds it");
+    // b takes alice over (a sign-in of her account there) and tells its record.
+    b.send(ClusterOut::TakeOver {
+        id: 5,
+        nick: nick("alice"),
+    });
+    let granted = next(&mut b, "the take-over", |got| match got {
+        ClusterIn::TakenOver { id: 5, granted, .. } => Some(granted),
+        _ => None,
+    })
+    .await;
+    assert!(granted);
+    let mut alice = bob(None);
+    alice.nick = nick("alice");
+    alice.account = Some(nick("alice"));
+    tell(&b, nick("alice"), Some(alice));
+    assert!(
+        !mine(&mut a, "alice").await,
+        "a took b's record for its own"
+    );
+    assert!(
+        mine(&mut b, "alice").await,
+        "b took its record for another node's"
+    );
+    assert!(
+        elsewhere(&mut a, 6, "alice").await,
+        "a still reads alice as its own"
+    );
+    assert!(!elsewhere(&mut b, 7, "alice").await);
 }

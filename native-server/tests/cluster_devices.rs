@@ -13,7 +13,7 @@ use natter_core::{Password, ResumeToken, RoomName};
 use natter_server::Server;
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::{BinClient, nick, room};
+use support::{BinClient, TextClient, nick, room};
 
 async fn node(nats: &Nats) -> Server {
     support::cluster_node(nats.url()).await
@@ -191,4 +191,153 @@ async fn a_device_sent_away_by_a_sign_in_on_another_node_is_told_why_and_does_no
         1,
         "{members:?}"
     );
+}
+
+/// An account's user in no room: no room's `Join` tells node A that a sign-in on node B took
+/// it, but B's record of the user does, once A reads the nick's entry as B's. The laptop on A
+/// is sent away saying why (before, A kept a user alice that direct messages and presence no
+/// longer reached), and a direct message from node A's bob reaches the phone on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_in_no_room_is_sent_away_by_a_sign_in_on_another_node() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let (mut laptop, _) = BinClient::hello(addr(&a), "alice", None).await;
+    laptop
+        .send(&ClientMsg::Register {
+            password: Password(PW.into()),
+            remember: false,
+        })
+        .await;
+    laptop
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await;
+    let (mut bob, _) = BinClient::hello(addr(&a), "bob", None).await;
+
+    let mut phone = device(addr(&b), "alice").await;
+    let words = sent_away(&mut laptop).await;
+    assert!(
+        words.contains("alice is connected through another server of this cluster"),
+        "{words}"
+    );
+
+    let id = bob.id();
+    bob.send(&ClientMsg::Msg {
+        to: nick("alice"),
+        id,
+        text: support::text("psst"),
+    })
+    .await;
+    phone
+        .expect(
+            |m| matches!(m, ServerMsg::Direct(d) if d.from.as_str() == "bob" && d.text.as_str() == "psst"),
+            "bob's message on the phone",
+        )
+        .await;
+}
+
+/// A node with an IRC door too, in the cluster at `nats`.
+async fn irc_node(nats: &Nats) -> Server {
+    let mut cfg = natter_server::ServerConfig::local_test();
+    cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+    cluster.ack_timeout = Duration::from_secs(2);
+    cluster.lease = Duration::from_secs(3);
+    cfg.cluster = Some(cluster);
+    natter_server::start(cfg)
+        .await
+        .expect("a clustered node starts")
+}
+
+/// An IRC client on `server` registering as alice with SASL PLAIN (her password), as a client
+/// configured to sign in does each time it connects: the SASL answer's line (`903` or `904`).
+async fn irc_alice(server: &Server) -> (TextClient, String) {
+    let mut c = TextClient::connect(server.irc_addrs()[0], "irc").await;
+    c.send("CAP LS 302\r\nNICK alice\r\nUSER a 0 * :A\r\nCAP REQ :sasl")
+        .await;
+    c.expect_has("ACK").await;
+    c.send("AUTHENTICATE PLAIN").await;
+    c.expect_has("AUTHENTICATE +").await;
+    // "alice\0alice\0correct horse"
+    c.send("AUTHENTICATE YWxpY2UAYWxpY2UAY29ycmVjdCBob3JzZQ==")
+        .await;
+    let answer = c
+        .expect(
+            |l| l.contains(" 903 ") || l.contains(" 904 "),
+            "SASL's answer",
+        )
+        .await;
+    c.send("CAP END").await;
+    (c, answer)
+}
+
+/// An IRC client presents no token: sent away by a sign-in on another node, it reconnects and
+/// signs in with SASL by itself, which took the account back (and the other device did the
+/// same, at each client's reconnect delay). Now its SASL sign-in from the same address is
+/// refused with a `904` saying why, however often it reconnects, while the phone that has the
+/// account stays connected; once the phone quits, the IRC client's next sign-in takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_irc_device_sent_away_does_not_take_its_account_back_by_reconnecting() {
+    let nats = Nats::start();
+    let (a, b) = (irc_node(&nats).await, node(&nats).await);
+    let (mut first, _) = BinClient::hello(addr(&a), "alice", None).await;
+    first
+        .send(&ClientMsg::Register {
+            password: Password(PW.into()),
+            remember: false,
+        })
+        .await;
+    first
+        .expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await;
+    first.send(&ClientMsg::Quit { reason: None }).await;
+    first.expect_closed().await;
+
+    let (mut irc, answer) = irc_alice(&a).await;
+    assert!(answer.contains(" 903 "), "{answer}");
+    irc.expect_has(" 376 ").await;
+
+    let mut phone = device(addr(&b), "alice").await;
+    let said = irc.expect_closed().await.join("\n");
+    assert!(
+        said.contains("alice is connected through another server of this cluster"),
+        "{said}"
+    );
+
+    for _ in 0..2 {
+        let (mut back, answer) = irc_alice(&a).await;
+        assert!(answer.contains(" 904 "), "{answer}");
+        assert!(
+            answer.contains("not signed in again by your client's reconnection"),
+            "{answer}"
+        );
+        // It goes on as a guest under another nick (alice's is the account's), as IRC
+        // clients do when theirs is taken.
+        back.expect_has(" 433 ").await;
+        back.send("NICK alice_").await;
+        back.expect_has(" 376 ").await;
+        drop(back);
+    }
+    phone.send(&ClientMsg::Ping { token: 3 }).await;
+    phone
+        .expect(
+            |m| matches!(m, ServerMsg::Pong { token: 3 }),
+            "the phone stays",
+        )
+        .await;
+
+    // The phone quits: the IRC client's next sign-in takes the account.
+    phone.send(&ClientMsg::Quit { reason: None }).await;
+    phone.expect_closed().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_c, answer) = irc_alice(&a).await;
+        if answer.contains(" 903 ") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still held back after the phone quit: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

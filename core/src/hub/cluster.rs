@@ -306,6 +306,18 @@ pub enum ClusterOut {
         /// Its users' nicks, as the cluster kept them.
         nicks: Vec<Nick>,
     },
+    /// Read which node holds `nick` now (its owner entry, the one [`ClusterOut::Claim`] and
+    /// [`ClusterOut::TakeOver`] write) and answer with [`Hub::handle_holder`]: whether another
+    /// node does (`false` if this one does, nobody does, or it could not be read). Asked when
+    /// another node writes a record of a user this node has (see [`Hub::handle_record_elsewhere`]):
+    /// an account signed in there took the nick over, which a user in no room hears of no
+    /// other way.
+    Holder {
+        /// The hub's number for the question.
+        id: u64,
+        /// The nick.
+        nick: Nick,
+    },
 }
 
 /// What waits for a published event to come back.
@@ -573,6 +585,22 @@ pub(crate) struct Cluster {
     /// Connections that came back with one of those tokens: the account whose next sign-in
     /// there is refused once, and when they came.
     came_back: BTreeMap<ConnId, (Millis, Nick)>,
+    /// IRC connections of an account's devices sent away because the account's user went to
+    /// another node ([`Hub::moved_away`]): their address, the account's name and when, oldest
+    /// first. An IRC client presents no token to recognise it by when it comes back and signs
+    /// in with SASL by itself: a SASL sign-in to the account from that address is refused
+    /// while the account is connected on the other node ([`Hub::cluster_came_back`]).
+    irc_sent_away: VecDeque<(Millis, std::net::IpAddr, Nick)>,
+    /// Take-overs on their way ([`ClusterOut::TakeOver`], by the hub's number): the folded
+    /// nick. The user's record waits for the answer ([`Hub::poll_presence`]), so that a node
+    /// hearing it reads the nick's entry as this node's ([`ClusterOut::Holder`]).
+    taking: BTreeMap<u64, String>,
+    /// Questions of who holds a nick ([`ClusterOut::Holder`], by the hub's number): the user
+    /// here it is asked for.
+    holders: BTreeMap<u64, UserId>,
+    /// Folded nicks whose holder is asked once this node's own take-over of them is answered
+    /// (another node's record came while it was on its way).
+    holder_later: BTreeSet<String>,
 }
 
 impl Cluster {
@@ -608,6 +636,20 @@ fn came_back_words(account: &str) -> String {
          (an account is on one server of a cluster at a time): not signed in again by itself, \
          which would send that device away in turn; sign in again (/login {account} \
          <password>) to take the account back here"
+    )
+}
+
+/// What an IRC device sent away so is told when its client signs in again with SASL from the
+/// same address while the account is connected through another node: an IRC client cannot
+/// say whether a person asked (it signs in the same way each time it reconnects), so it waits
+/// for that device to leave, or `minutes`.
+fn irc_came_back_words(account: &str, minutes: u64) -> String {
+    format!(
+        "{account} is connected through another server of this cluster, which has the account \
+         (an account is on one server of a cluster at a time): not signed in again by your \
+         client's reconnection, which would send that device away in turn; it signs in here \
+         once that device disconnects, or in {minutes} min (disconnect it, or wait, to take \
+         the account back here)"
     )
 }
 
@@ -777,6 +819,7 @@ impl Hub {
             held: f.held,
         };
         cl.claims.insert(id, (nick.clone(), claiming));
+        cl.taking.insert(id, nick.folded());
         cl.out.push_back(ClusterOut::TakeOver { id, nick });
     }
 
@@ -1491,6 +1534,13 @@ impl Hub {
             return;
         };
         debug!(%nick, "session resumed on another node; it leaves this one");
+        self.user_moved_away(uid, now);
+    }
+
+    /// This node's user `uid` went to another node (a resume there, or a sign-in of its
+    /// account): it goes from here without a word to the rooms (it is still in them, through
+    /// the other node); a connection it still had here is told where it went and closed.
+    fn user_moved_away(&mut self, uid: UserId, now: Millis) {
         // An account's user: its name (the user's nick).
         let account = self
             .users
@@ -1504,6 +1554,9 @@ impl Hub {
                 self.note_sent_away(did, account);
             }
             let conn = self.devices.get_mut(&did).and_then(|d| d.conn.take());
+            if let (Some(account), Some(conn)) = (&account, conn) {
+                self.note_irc_sent_away(conn, account);
+            }
             match conn {
                 Some(conn) => self.bye(
                     conn,
@@ -1569,6 +1622,67 @@ impl Hub {
         }
     }
 
+    /// `conn`, an IRC connection of the account `account`, is sent away because the account's
+    /// user went to another node: its address is remembered (see [`Cluster::irc_sent_away`]).
+    fn note_irc_sent_away(&mut self, conn: ConnId, account: &Nick) {
+        let now = self.now;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if !matches!(c.dialect(), Some(super::dialect::AnyDialect::Irc(_))) {
+            return;
+        }
+        let ip = c.client_ip();
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let list = &mut cl.irc_sent_away;
+        while list
+            .front()
+            .is_some_and(|(at, _, _)| now >= *at + SENT_AWAY_FOR)
+        {
+            list.pop_front();
+        }
+        list.retain(|(_, i, a)| !(*i == ip && a.folded() == account.folded()));
+        if list.len() >= MAX_SENT_AWAY {
+            list.pop_front();
+        }
+        list.push_back((now, ip, account.clone()));
+    }
+
+    /// Cluster mode: why `conn`'s SASL sign-in to `account` (folded) is refused, if it is: an
+    /// IRC connection from the address of an IRC device of the account this node sent away
+    /// (its client reconnecting, see [`Cluster::irc_sent_away`]), while the account is
+    /// connected through another node. Refused each time until that device leaves (the
+    /// account's record there says nothing is connected, or goes) or [`SENT_AWAY_FOR`] has
+    /// passed: an IRC client that reconnects on a SASL failure would else take the account at
+    /// its next try.
+    fn irc_came_back(&self, conn: ConnId, account: &str) -> Option<String> {
+        let now = self.now;
+        let c = self.conns.get(&conn)?;
+        if !matches!(c.dialect(), Some(super::dialect::AnyDialect::Irc(_))) {
+            return None;
+        }
+        let ip = c.client_ip();
+        let cl = self.cluster.as_ref()?;
+        let (at, name) = cl
+            .irc_sent_away
+            .iter()
+            .rev()
+            .find(|(at, i, a)| *i == ip && a.folded() == account && now < *at + SENT_AWAY_FOR)
+            .map(|(at, _, a)| (*at, a.clone()))?;
+        let elsewhere = self.remote_presence(&name).is_some_and(|p| !p.offline);
+        if !elsewhere {
+            return None;
+        }
+        let minutes = (at + SENT_AWAY_FOR)
+            .0
+            .saturating_sub(now.0)
+            .div_ceil(60_000);
+        debug!(%conn, account = %name, "the SASL sign-in of an IRC device sent away is held back");
+        Some(irc_came_back_words(name.as_str(), minutes))
+    }
+
     /// Cluster mode: why `conn`'s sign-in to `account` (folded) is refused, if it is: the
     /// connection came back with the token of a device of that account this node sent away
     /// because the account went to another node ([`Hub::moved_away`]), this is its first
@@ -1578,6 +1692,9 @@ impl Hub {
     /// by itself), so the account stays where it went; the next sign-in there takes it back.
     pub(super) fn cluster_came_back(&mut self, conn: ConnId, account: &str) -> Option<String> {
         let now = self.now;
+        if let Some(words) = self.irc_came_back(conn, account) {
+            return Some(words);
+        }
         let cl = self.cluster.as_mut()?;
         let (at, name) = cl.came_back.remove(&conn)?;
         // Its user is here again (another device took it back meanwhile): one more device.
@@ -1599,6 +1716,112 @@ impl Hub {
             debug!(%conn, account = %name, "the sign-in of a device sent away is held back");
         }
         held_back.then(|| came_back_words(name.as_str()))
+    }
+
+    /// Cluster mode: another node (not this one) wrote its record of its user called `nick`,
+    /// signed in to `account` ([`ClusterOut::Presence`]; natter-cluster hands every other
+    /// node's record here as well as to [`Hub::handle_presence`]). If this node's user of that
+    /// nick is signed in to the same account, a sign-in of it there took the nick over: its
+    /// rooms' `Join`s tell this node so ([`Hub::moved_away`]), but a user in no room would
+    /// stay here, missing the direct messages and presence that go by the nick's entry. So
+    /// the entry is read ([`ClusterOut::Holder`]) and the user leaves if another node holds
+    /// it ([`Hub::handle_holder`]). A record older than this node's own take-over of the nick
+    /// (the watch may lag behind it) finds the entry this node's, and changes nothing.
+    pub fn handle_record_elsewhere(&mut self, nick: &Nick, account: Option<&Nick>, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(account) = account else {
+            return;
+        };
+        let folded = nick.folded();
+        let Some(uid) = self.nicks.get(&self.users, folded.as_str()) else {
+            return;
+        };
+        let same = self
+            .users
+            .get(&uid)
+            .and_then(|u| u.account())
+            .is_some_and(|a| a == account.folded());
+        if !same {
+            return;
+        }
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        if cl.taking.values().any(|n| *n == folded) {
+            // This node's own take-over of the nick is on its way: asked once it is answered
+            // (the entry read now may be from before it).
+            cl.holder_later.insert(folded);
+            return;
+        }
+        self.ask_holder(uid, nick.clone());
+    }
+
+    /// Asks which node holds `nick`, the nick of this node's user `uid`.
+    fn ask_holder(&mut self, uid: UserId, nick: Nick) {
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        if cl.holders.len() >= MAX_SENT_AWAY {
+            // Thousands of questions unanswered: the cluster is away; the next record asks.
+            return;
+        }
+        let id = cl.next;
+        cl.next += 1;
+        cl.holders.insert(id, uid);
+        debug!(%nick, "another node has a record of a user here: who holds the nick?");
+        cl.out.push_back(ClusterOut::Holder { id, nick });
+    }
+
+    /// The answer to [`ClusterOut::Holder`] `id`: whether another node holds the nick. If it
+    /// does and this node's user of it is still the one asked for, the account went there
+    /// (see [`Hub::handle_record_elsewhere`]): the user leaves as when its rooms' `Join`s say
+    /// so, its devices told why ([`Hub::moved_away`]).
+    pub fn handle_holder(&mut self, id: u64, elsewhere: bool, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(uid) = self.cluster.as_mut().and_then(|cl| cl.holders.remove(&id)) else {
+            return;
+        };
+        if !elsewhere {
+            return;
+        }
+        // The same user, still holding its nick here: one made since (by a sign-in here, whose
+        // take-over may have come after the entry was read) is another user.
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        if u.account().is_none()
+            || self.nicks.get(&self.users, u.nick.folded_key().as_str()) != Some(uid)
+        {
+            return;
+        }
+        debug!(nick = %u.nick, "account signed in on another node; it leaves this one");
+        self.user_moved_away(uid, now);
+    }
+
+    /// This node's take-over `id` (if it is one) was answered, granted or not: a question of
+    /// who holds its nick that waited for it is asked now.
+    fn took_over(&mut self, id: u64, now: Millis) {
+        self.now = self.now.max(now);
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let Some(folded) = cl.taking.remove(&id) else {
+            return;
+        };
+        let more = cl.taking.values().any(|n| *n == folded);
+        let ask = !more && cl.holder_later.remove(&folded);
+        let Some(uid) = self.nicks.get(&self.users, folded.as_str()) else {
+            return;
+        };
+        let Some(nick) = self.users.get(&uid).map(|u| u.nick.clone()) else {
+            return;
+        };
+        // Its record is told now: a sign-in that took the nick over made the user under it
+        // without a claim (IRC's SASL before registration), which told nothing by itself.
+        self.cluster_presence_changed(&nick);
+        if ask {
+            self.ask_holder(uid, nick);
+        }
     }
 
     /// An event of `room`'s log from before the recent events a node reads when it starts
@@ -2055,6 +2278,8 @@ impl Hub {
     /// unavailable): a hello is refused and its connection closed, a nick change is refused.
     pub fn handle_claim_failed(&mut self, id: u64, why: &str, now: Millis) {
         self.now = self.now.max(now);
+        // A take-over that could not be decided is answered so too.
+        self.took_over(id, now);
         let Some((nick, claiming)) = self.cluster.as_mut().and_then(|cl| cl.claims.remove(&id))
         else {
             return;
@@ -2429,6 +2654,7 @@ impl Hub {
     /// and everyone saw them quit: it joins its rooms again, visibly).
     /// [`Hub::handle_claim`] answers as if `moved`.
     pub fn handle_take_over(&mut self, id: u64, granted: bool, moved: bool, now: Millis) {
+        self.took_over(id, now);
         if let Some(cl) = self.cluster.as_mut()
             && granted
             && !moved
@@ -2569,7 +2795,11 @@ impl Hub {
         let cl = self.cluster.as_mut()?;
         let id = cl.next;
         cl.next += 1;
-        cl.out.push_back(make(id));
+        let out = make(id);
+        if let ClusterOut::TakeOver { nick, .. } = &out {
+            cl.taking.insert(id, nick.folded());
+        }
+        cl.out.push_back(out);
         Some(id)
     }
 }
@@ -2947,6 +3177,10 @@ mod tests {
                 ClusterOut::ServerBan { mask, ban } => self.server_ban(i, mask, ban),
                 ClusterOut::Presence { nick, presence } => self.presence(i, nick, presence),
                 ClusterOut::Forget { node, nicks } => self.forget(&node, &nicks),
+                ClusterOut::Holder { id, nick } => {
+                    let elsewhere = self.owners.get(&nick.folded()).is_some_and(|&j| j != i);
+                    self.nodes[i].hub.handle_holder(id, elsewhere, now);
+                }
                 ClusterOut::Topic { room, topic } => {
                     let kept = self.topics_kv.get(&room);
                     if kept.is_none_or(|k| k.seq < topic.seq) {

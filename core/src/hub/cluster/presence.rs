@@ -97,7 +97,15 @@ impl Hub {
         if cl.presence.dirty.is_empty() {
             return;
         }
-        let dirty = core::mem::take(&mut cl.presence.dirty);
+        // A user whose nick this node is taking over: told once the take-over is answered,
+        // so that a node hearing the record reads the nick's entry as this node's (see
+        // `Hub::handle_record_elsewhere`).
+        let taking: BTreeSet<&String> = cl.taking.values().collect();
+        let (wait, dirty): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            core::mem::take(&mut cl.presence.dirty)
+                .into_iter()
+                .partition(|(f, _)| taking.contains(f));
+        cl.presence.dirty = wait;
         for (folded, nick) in dirty {
             let now = self.presence_here(&folded);
             let Some(cl) = self.cluster.as_mut() else {

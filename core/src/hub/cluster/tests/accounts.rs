@@ -789,12 +789,13 @@ fn a_password_change_elsewhere_ends_the_accounts_sessions_on_this_node() {
     register(&mut net, 1, q, PW, false);
     net.recv(1, q);
     let (p, tp) = device(&mut net, 1, "p", "alice");
-    let (r, tr) = device(&mut net, 1, "r", "alice");
     net.nodes[1].hub.handle_close(p, net.now);
     settle(&mut net);
-    // The password changes on node 0 (a device signed in there; the operator's command
-    // writes the bucket the same way).
+    // The password changes on node 0 (a device signed in there, which takes the account's
+    // user there; the operator's command writes the bucket the same way). r is another
+    // device of it there.
     let (a, _) = device(&mut net, 0, "a", "alice");
+    let (r, tr) = device(&mut net, 0, "r", "alice");
     let change = ClientMsg::ChangePassword {
         old: pw(PW),
         new: pw("battery staple"),
@@ -811,10 +812,10 @@ fn a_password_change_elsewhere_ends_the_accounts_sessions_on_this_node() {
         "p's token still opens on node 0"
     );
     // r goes on until it drops, as on one node; then its token is dead too.
-    assert_eq!(net.nodes[1].hub.nick(r), Some(&nick("alice")));
-    net.nodes[1].hub.handle_close(r, net.now);
+    assert_eq!(net.nodes[0].hub.nick(r), Some(&nick("alice")));
+    net.nodes[0].hub.handle_close(r, net.now);
     settle(&mut net);
-    assert!(!resumes(&mut net, 1, &tr), "r's token still opens");
+    assert!(!resumes(&mut net, 0, &tr), "r's token still opens");
 }
 
 #[test]
@@ -1298,6 +1299,245 @@ fn only_a_sign_in_that_would_take_the_account_back_by_itself_is_held_back() {
         signed_in(&net.recv(0, back)).map(|s| s.0),
         Some(nick("alice"))
     );
+}
+
+/// An account's user in no room on node 0 is sent away by a sign-in on node 1 too: no room's
+/// `Join` tells node 0, but node 1's record of the user does, once the nick's entry says node 1
+/// holds it. The laptop is told why; a direct message from node 0 then reaches the phone (it
+/// went to the laptop, node 0's own user of the nick, before), and the laptop's client coming
+/// back is held back as after a sent-away device in rooms.
+#[test]
+fn an_account_in_no_room_is_sent_away_by_a_sign_in_on_another_node() {
+    let mut net = net(2);
+    let (laptop, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, laptop, PW, false);
+    let token = net
+        .recv(0, laptop)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .expect("registered");
+    let (bob, _) = guest(&mut net, 0, "bob");
+    net.recv(0, bob);
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    assert_eq!(net.owners.get("alice"), Some(&1), "the nick went to node 1");
+    let words = bye(&net.recv(0, laptop)).expect("the laptop is sent away");
+    assert!(
+        words.contains("alice is connected through another server of this cluster"),
+        "{words}"
+    );
+    assert!(
+        !net.nodes[0]
+            .hub
+            .nicks
+            .contains_key(&net.nodes[0].hub.users, "alice"),
+        "node 0 still has a user alice"
+    );
+    net.nodes[0].hub.handle_close(laptop, net.now);
+    settle(&mut net);
+
+    // A direct message from node 0 goes to the node holding the nick: the phone has it.
+    let dm = ClientMsg::Msg {
+        to: nick("alice"),
+        id: MsgId(7),
+        text: text("psst"),
+    };
+    ask(&mut net, 0, bob, &dm);
+    let got = net.recv(1, phone);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Direct(d) if d.text.as_str() == "psst")),
+        "{got:?}"
+    );
+
+    // The laptop's client comes back with its token and signs in by itself: held back.
+    let back = comes_back(&mut net, 0, &token);
+    net.recv(0, back);
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    let got = net.recv(0, back);
+    let (kind, words) = error(&got).expect("refused");
+    assert_eq!(kind, ErrorKind::Throttled, "{got:?}");
+    assert!(words.contains("/login alice <password>"), "{words}");
+    assert_eq!(net.owners.get("alice"), Some(&1), "the account stayed");
+    assert_eq!(bye(&net.recv(1, phone)), None, "the phone stays");
+}
+
+/// Another node's record of a user this node holds is not enough to send it away: a record
+/// older than this node's take-over (the watch lags behind it) finds the nick's entry this
+/// node's, and another account's or a guest's record of the nick changes nothing either.
+#[test]
+fn a_record_from_another_node_sends_nobody_away_while_the_nick_is_this_nodes() {
+    let mut net = net(2);
+    let (laptop, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, laptop, PW, false);
+    net.recv(0, laptop);
+    assert_eq!(net.owners.get("alice"), Some(&0));
+    let now = net.now;
+    let hub = &mut net.nodes[0].hub;
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("Alice")), now);
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("bob")), now);
+    hub.handle_record_elsewhere(&nick("alice"), None, now);
+    settle(&mut net);
+    assert_eq!(bye(&net.recv(0, laptop)), None, "the laptop stays");
+    assert!(
+        net.nodes[0]
+            .hub
+            .nicks
+            .contains_key(&net.nodes[0].hub.users, "alice")
+    );
+    // The entry is another node's now (a sign-in there whose record comes later): only the
+    // record of the same account asks, and that one sends the laptop away.
+    net.owners.insert("alice".into(), 1);
+    let hub = &mut net.nodes[0].hub;
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("bob")), now);
+    settle(&mut net);
+    assert_eq!(
+        bye(&net.recv(0, laptop)),
+        None,
+        "another account's record sent it away"
+    );
+    let hub = &mut net.nodes[0].hub;
+    hub.handle_record_elsewhere(&nick("alice"), Some(&nick("alice")), now);
+    settle(&mut net);
+    assert!(
+        bye(&net.recv(0, laptop)).is_some(),
+        "the laptop was not sent away"
+    );
+}
+
+/// An IRC connection on node `i` signing in to alice with SASL (from `LOCAL`), pumped.
+fn irc_alice(net: &mut Net, i: usize) -> ConnId {
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("alice\0alice\0{PW}"));
+    let now = net.now;
+    let c = net.nodes[i]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    for line in [
+        "CAP LS 302\r\nNICK alice\r\nUSER a 0 * :A\r\nCAP REQ :sasl\r\n".to_owned(),
+        "AUTHENTICATE PLAIN\r\n".to_owned(),
+        format!("AUTHENTICATE {plain}\r\n"),
+        "CAP END\r\n".to_owned(),
+    ] {
+        let now = net.now;
+        net.nodes[i].hub.handle_bytes(c, line.as_bytes(), now);
+        settle(net);
+    }
+    c
+}
+
+/// An IRC client presents no token: sent away by a sign-in on another node, it reconnects and
+/// signs in with SASL by itself, which took the account back (and the other device did the
+/// same, at each one's reconnect delay). A SASL sign-in to the account from the address of an
+/// IRC device sent away is refused (`904`, saying why and how to take it back) while the
+/// account is connected on the other node, however often the client reconnects; once that
+/// device leaves, or the hold-back's ten minutes have passed, it signs in.
+#[test]
+fn an_irc_device_sent_away_does_not_take_its_account_back_by_reconnecting() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    net.recv(0, a);
+    net.nodes[0].hub.handle_close(a, net.now);
+    settle(&mut net);
+    let irc = irc_alice(&mut net, 0);
+    assert!(
+        raw_text(&net, 0, irc).contains(" 903 "),
+        "{}",
+        raw_text(&net, 0, irc)
+    );
+    assert_eq!(net.owners.get("alice"), Some(&0));
+
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    assert_eq!(net.owners.get("alice"), Some(&1));
+    let text = raw_text(&net, 0, irc);
+    assert!(
+        text.contains("alice is connected through another server of this cluster"),
+        "{text}"
+    );
+    net.nodes[0].hub.handle_close(irc, net.now);
+    settle(&mut net);
+
+    // The client reconnects (twice: one that reconnects on a SASL failure is held back too).
+    for _ in 0..2 {
+        net.now = Millis(net.now.0 + 10_000);
+        let back = irc_alice(&mut net, 0);
+        let text = raw_text(&net, 0, back);
+        assert!(text.contains(" 904 "), "{text}");
+        assert!(
+            text.contains("not signed in again by your client's reconnection"),
+            "{text}"
+        );
+        assert!(text.contains("disconnect it, or wait"), "{text}");
+        assert_eq!(net.owners.get("alice"), Some(&1), "the account stayed");
+        assert_eq!(bye(&net.recv(1, phone)), None, "the phone stays");
+        net.nodes[0].hub.handle_close(back, net.now);
+        settle(&mut net);
+    }
+    // A natter client from the same address signs in at once (a person asked).
+    let (desk, _) = guest(&mut net, 0, "desk");
+    sign_in(&mut net, 0, desk, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        signed_in(&net.recv(0, desk)).map(|s| s.0),
+        Some(nick("alice"))
+    );
+    assert!(bye(&net.recv(1, phone)).is_some(), "the phone is sent away");
+    net.nodes[0].hub.handle_close(desk, net.now);
+    settle(&mut net);
+}
+
+/// The IRC hold-back ends when the device that has the account leaves, and after ten minutes.
+#[test]
+fn an_irc_device_sent_away_signs_in_once_the_other_device_leaves_or_later() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    net.recv(0, a);
+    net.nodes[0].hub.handle_close(a, net.now);
+    settle(&mut net);
+    let irc = irc_alice(&mut net, 0);
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    net.nodes[0].hub.handle_close(irc, net.now);
+    settle(&mut net);
+    // The phone leaves (quits: no resume to wait for): the IRC client's next SASL sign-in
+    // takes the account.
+    ask(&mut net, 1, phone, &ClientMsg::Quit { reason: None });
+    net.nodes[1].hub.handle_close(phone, net.now);
+    settle(&mut net);
+    let back = irc_alice(&mut net, 0);
+    let text = raw_text(&net, 0, back);
+    assert!(text.contains(" 903 "), "{text}");
+    assert_eq!(net.owners.get("alice"), Some(&0));
+    assert!(
+        !net.nodes[1]
+            .hub
+            .nicks
+            .contains_key(&net.nodes[1].hub.users, "alice"),
+        "node 1 kept alice"
+    );
+
+    // Sent away again; ten minutes later it signs in though the phone is still there.
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    net.nodes[0].hub.handle_close(back, net.now);
+    settle(&mut net);
+    assert_eq!(net.owners.get("alice"), Some(&1));
+    let held = irc_alice(&mut net, 0);
+    assert!(
+        raw_text(&net, 0, held).contains(" 904 "),
+        "{}",
+        raw_text(&net, 0, held)
+    );
+    net.now = Millis(net.now.0 + 600_000);
+    let later = irc_alice(&mut net, 0);
+    assert!(
+        raw_text(&net, 0, later).contains(" 903 "),
+        "{}",
+        raw_text(&net, 0, later)
+    );
+    assert!(bye(&net.recv(1, phone)).is_some(), "the phone is sent away");
 }
 
 /// A device sent away whose account has nothing connected on the other node by the time its

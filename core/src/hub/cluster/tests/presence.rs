@@ -21,9 +21,14 @@ impl Net {
         match presence {
             Some(p) => {
                 self.users_kv.users.insert(folded, (p.clone(), i));
-                for n in &mut self.nodes {
+                let now = self.now;
+                for (j, n) in self.nodes.iter_mut().enumerate() {
                     n.hub
                         .handle_presence(&nick, Some(p.clone()), &format!("n{i}"));
+                    if j != i {
+                        n.hub
+                            .handle_record_elsewhere(&nick, p.account.as_ref(), now);
+                    }
                 }
             }
             None => {
