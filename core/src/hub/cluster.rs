@@ -1722,7 +1722,7 @@ impl Hub {
     /// signed in to `account` ([`ClusterOut::Presence`]; natter-cluster hands every other
     /// node's record here as well as to [`Hub::handle_presence`]). If this node's user of that
     /// nick is signed in to the same account, a sign-in of it there took the nick over: its
-    /// rooms' `Join`s tell this node so ([`Hub::moved_away`]), but a user in no room would
+    /// rooms' `Join`s tell this node so (`moved_away`), but a user in no room would
     /// stay here, missing the direct messages and presence that go by the nick's entry. So
     /// the entry is read ([`ClusterOut::Holder`]) and the user leaves if another node holds
     /// it ([`Hub::handle_holder`]). A record older than this node's own take-over of the nick
@@ -1775,7 +1775,7 @@ impl Hub {
     /// The answer to [`ClusterOut::Holder`] `id`: whether another node holds the nick. If it
     /// does and this node's user of it is still the one asked for, the account went there
     /// (see [`Hub::handle_record_elsewhere`]): the user leaves as when its rooms' `Join`s say
-    /// so, its devices told why ([`Hub::moved_away`]).
+    /// so, its devices told why (`moved_away`).
     pub fn handle_holder(&mut self, id: u64, elsewhere: bool, now: Millis) {
         self.now = self.now.max(now);
         let Some(uid) = self.cluster.as_mut().and_then(|cl| cl.holders.remove(&id)) else {
