@@ -456,6 +456,21 @@ impl Room {
         self.last_n(n, upto).skip_while(move |s| s.seq <= after)
     }
 
+    /// The seqs of the last `n` chat lines (says, actions, notices) with `after` < seq ≤
+    /// `upto`, oldest first: what a join replays to a dialect that shows only the lines, so
+    /// that a room where many came and went still shows its last `n` lines, not the few among
+    /// its last `n` events.
+    pub(crate) fn last_n_lines_after(&self, n: usize, after: Seq, upto: Seq) -> Vec<Seq> {
+        let mut lines: Vec<Seq> = self
+            .last_n_after(usize::MAX, after, upto)
+            .filter(|s| s.event().is_some_and(|ev| ev.kind.is_line()))
+            .map(|s| s.seq)
+            .collect();
+        let extra = lines.len().saturating_sub(n);
+        lines.drain(..extra);
+        lines
+    }
+
     /// Every event kept, decoded, oldest first.
     pub(crate) fn events(&self) -> impl Iterator<Item = crate::wire::RoomEvent> + '_ {
         self.history.iter().filter_map(|s| s.event())

@@ -512,6 +512,15 @@ impl Dialect for Text {
         true
     }
 
+    fn replays_lines_only(&self) -> bool {
+        // A person's first screen in a room is its conversation: in a busy lobby the last
+        // events are mostly `guest1234 joined #lobby` and `guest1234 quit`, which buried the
+        // few lines said. As on IRC, the replay leaves out joins, parts, quits, kicks, renames,
+        // topics and modes: the join's own lines say who is in the room and its topic now,
+        // and a kick is of someone no longer there. Live, all of them are still shown.
+        true
+    }
+
     fn answers_in_order(&self) -> bool {
         // `/search a`, `/search b` and `/history` pasted at once: each answer after the one
         // before, whichever the store's readers finish first.
