@@ -957,6 +957,16 @@ fn whois_tells_nc_and_binary_clients_who_someone_is() {
     );
     t.line(b, "/whois nobody");
     assert_eq!(t.lines(b), ["-- no such nick: nobody is called nobody"]);
+    // Of ourselves: the rooms we are in, not "alice shares #lobby with you".
+    t.lines(a);
+    t.line(a, "/whois ALICE");
+    let l = t.lines(a);
+    assert!(
+        l.contains(&"-- you are in #hidden, #lobby".to_owned())
+            || l.contains(&"-- you are in #lobby, #hidden".to_owned()),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|l| l.contains("shares")), "{l:?}");
 
     // A binary client asks with `Whois`; the answer names the rooms it shares.
     let c = t.bin("carol");
@@ -1163,6 +1173,15 @@ fn text_commands_join_part_who_rooms_topic() {
     assert_eq!(
         t.lines(c),
         vec!["ERROR: you are in no room: /join #room first".to_string()]
+    );
+    // A search in no room says so, not "no results" as if nothing matched.
+    t.line(c, "/search hello");
+    assert_eq!(
+        t.lines(c),
+        vec![
+            "ERROR: you are in no room: /search finds lines of the rooms you are in; /join #room first"
+                .to_string()
+        ]
     );
 }
 

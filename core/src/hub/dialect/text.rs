@@ -325,6 +325,15 @@ impl Dialect for Text {
                     before: crate::types::Seq(0),
                     limit: count.unwrap_or(crate::limits::HISTORY_LINES_DEFAULT),
                 },
+                // Search reads only the rooms one is in: in none, it would answer "no
+                // results", as if nothing had matched.
+                Command::Search { room: None, .. } if current.is_none() => {
+                    return Err(Reply::error(
+                        ErrorKind::NotInRoom,
+                        Re::Conn,
+                        "you are in no room: /search finds lines of the rooms you are in; /join #room first",
+                    ));
+                }
                 Command::Search { room, words } => ClientMsg::Search { room, words },
                 Command::Help(only) => return Err(Reply::Note(Note::Help(only))),
                 Command::Register(password) => ClientMsg::Register {
