@@ -543,6 +543,11 @@ impl Hub {
             .next()
             .map(|s| s.seq)
         else {
+            if lines_only {
+                // Nothing said yet among what the ring keeps: `/history` pages back from the
+                // join, not from the newest event.
+                self.scroll_from(conn, room, upto.next());
+            }
             return;
         };
         self.reply(conn, Reply::Note(Note::RecentStart(room.clone())));

@@ -1253,6 +1253,14 @@ fn a_text_join_replays_the_last_lines_not_the_comings_and_goings() {
         !got.iter().any(|l| l.contains("recent messages")),
         "{got:?}"
     );
+    // `/history` there pages back from the join (not from the newest event, the join itself).
+    t.line(g, "/history");
+    let got = t.lines(g);
+    assert!(
+        got.iter().any(|l| l.ends_with("-- alice joined #quiet")),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|l| l.contains(&gn)), "{got:?}");
 }
 
 #[test]
