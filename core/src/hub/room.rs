@@ -460,14 +460,18 @@ impl Room {
     /// `upto`, oldest first: what a join replays to a dialect that shows only the lines, so
     /// that a room where many came and went still shows its last `n` lines, not the few among
     /// its last `n` events.
+    /// Decodes from the newest back only as far as the `n`th line (the ring walks forward, so
+    /// its headers are gathered first: no frame is decoded for that).
     pub(crate) fn last_n_lines_after(&self, n: usize, after: Seq, upto: Seq) -> Vec<Seq> {
-        let mut lines: Vec<Seq> = self
-            .last_n_after(usize::MAX, after, upto)
+        let kept: Vec<Stored<'_>> = self.last_n_after(usize::MAX, after, upto).collect();
+        let mut lines: Vec<Seq> = kept
+            .iter()
+            .rev()
             .filter(|s| s.event().is_some_and(|ev| ev.kind.is_line()))
             .map(|s| s.seq)
+            .take(n)
             .collect();
-        let extra = lines.len().saturating_sub(n);
-        lines.drain(..extra);
+        lines.reverse();
         lines
     }
 
