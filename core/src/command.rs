@@ -522,11 +522,20 @@ fn room_then_text(args: &str) -> Result<(Option<RoomName>, Option<Text>), Comman
 /// not read as a reason: the ban would otherwise be for ever, with the time typed as its reason.
 fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), CommandError> {
     let (d, why) = word(after);
+    if is_forever(d) {
+        return Ok((None, why));
+    }
     match parse_duration(d) {
         Ok(d) => Ok((Some(d), why)),
         Err(e) if duration_shaped(d) => Err(CommandError::Bad(e.to_string())),
         Err(_) => Ok((None, after)),
     }
+}
+
+/// `forever` in a ban's or a mute's place for a duration: no end, as no duration at all (a
+/// `/ban bob forever` took `forever` as its reason, and `/mute bob forever` was refused).
+fn is_forever(word: &str) -> bool {
+    word.eq_ignore_ascii_case("forever")
 }
 
 /// Whether `word` is meant as a time: numbers (a sign, a fraction) each followed by a unit,
@@ -618,6 +627,7 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
             target: mask(first)?,
             duration: match after {
                 "" => None,
+                d if is_forever(d) => None,
                 d => Some(duration(d)?),
             },
         },
@@ -1653,6 +1663,42 @@ mod tests {
         assert!(matches!(
             parse("/mute #r bob 2x"),
             Err(CommandError::Bad(_))
+        ));
+        // `forever` is no end for both: a mute took none (refused), a ban took it as its reason.
+        for (line, why) in [("/mute bob forever", None), ("/mute bob Forever", None)] {
+            assert_eq!(
+                parse(line).unwrap(),
+                Some(Input::Command(Command::Moderate {
+                    room: None,
+                    action: ModAction::Mute {
+                        target: "bob".to_owned(),
+                        duration: why,
+                    }
+                })),
+                "{line}"
+            );
+        }
+        assert!(matches!(
+            parse("/ban bob forever spam"),
+            Ok(Some(Input::Command(Command::Moderate {
+                room: None,
+                action: ModAction::Ban {
+                    duration: None,
+                    reason: Some(ref r),
+                    ..
+                }
+            }))) if r.as_str() == "spam"
+        ));
+        assert!(matches!(
+            parse("/ban bob forever"),
+            Ok(Some(Input::Command(Command::Moderate {
+                room: None,
+                action: ModAction::Ban {
+                    duration: None,
+                    reason: None,
+                    ..
+                }
+            })))
         ));
         // Out of range is refused, not taken for a reason (a ban for ever); other words are
         // the reason.

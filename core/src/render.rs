@@ -293,8 +293,14 @@ pub fn marked(members: &[Nick], marks: &[&str]) -> Vec<String> {
 }
 
 /// The answer to `/whois nick`, in lines: who they are signed in as, whether away, the rooms
-/// we share, how long idle, and how connected; `None`: nobody is called that.
-pub fn whois_lines(nick: &Nick, user: Option<&crate::wire::WhoisUser>) -> Vec<String> {
+/// we share, how long idle, and how connected; `None`: nobody is called that. Asked of
+/// ourselves (`me`), the rooms are the ones we are in (`alice shares #lobby with you` read as
+/// if there were two of us).
+pub fn whois_lines(
+    nick: &Nick,
+    user: Option<&crate::wire::WhoisUser>,
+    me: Option<&Nick>,
+) -> Vec<String> {
     use crate::wire::Presence;
     let Some(u) = user else {
         return vec![format!("no such nick: nobody is called {nick}")];
@@ -307,10 +313,17 @@ pub fn whois_lines(nick: &Nick, user: Option<&crate::wire::WhoisUser>) -> Vec<St
     if let Some(away) = &u.away {
         out.push(format!("{n} is away: {away}"));
     }
-    if u.rooms.is_empty() {
+    let ourselves = me.is_some_and(|me| me.folded() == n.folded());
+    let rooms: Vec<&str> = u.rooms.iter().map(RoomName::as_str).collect();
+    if ourselves {
+        out.push(if rooms.is_empty() {
+            "you are in no room".to_owned()
+        } else {
+            format!("you are in {}", rooms.join(", "))
+        });
+    } else if u.rooms.is_empty() {
         out.push(format!("{n} shares no room with you"));
     } else {
-        let rooms: Vec<&str> = u.rooms.iter().map(RoomName::as_str).collect();
         out.push(format!("{n} shares {} with you", rooms.join(", ")));
     }
     out.push(match u.presence {
@@ -734,7 +747,7 @@ pub fn reply_lines(msg: &ServerMsg, me: Option<&Nick>, current: Option<&RoomName
         ServerMsg::Members { room, members } => {
             vec![notice(members_words(room, members, &[], None))]
         }
-        ServerMsg::Whois { nick, user } => whois_lines(nick, user.as_ref())
+        ServerMsg::Whois { nick, user } => whois_lines(nick, user.as_ref(), me)
             .into_iter()
             .map(notice)
             .collect(),
@@ -890,7 +903,7 @@ pub fn session_lines(ev: &Event, me: &Nick) -> Vec<String> {
         } => vec![notice(parted_words(room))],
         Event::Away { nick, away } => vec![notice(away_words(nick, away.as_ref(), Some(me)))],
         Event::Done(words) => vec![notice(words.clone())],
-        Event::Whois { nick, user } => whois_lines(nick, user.as_ref())
+        Event::Whois { nick, user } => whois_lines(nick, user.as_ref(), Some(me))
             .into_iter()
             .map(notice)
             .collect(),

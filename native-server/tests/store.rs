@@ -407,7 +407,7 @@ async fn nc_reads_history_and_searches_after_a_restart() {
     c.send("/history 2").await;
     let h = c.lines_for(Duration::from_millis(800)).await;
     assert_eq!(h.len(), 3, "{h:?}");
-    assert_eq!(h[2], "-- (/history #lobby shows older lines)");
+    assert_eq!(h[2], "-- (/history #lobby shows older lines)", "{h:?}");
     // Page back to the start: every line said before the restart, once, in order.
     c.send("/history 20").await;
     let more = c.lines_for(Duration::from_millis(800)).await;

@@ -673,7 +673,7 @@ impl Chat {
             }
             Event::Whois { nick, user } => {
                 let id = self.current.clone();
-                for line in render::whois_lines(nick, user.as_ref()) {
+                for line in render::whois_lines(nick, user.as_ref(), Some(&self.me)) {
                     self.answer_in(&id, LineKind::Notice(line), now);
                 }
             }

@@ -532,13 +532,22 @@ impl Hub {
             .get(&conn)
             .and_then(|c| c.dialect())
             .is_some_and(|d| d.replays_lines_only());
-        // A dialect that shows only the lines starts at the first one, and with none opens
-        // nothing (an empty batch on IRC).
-        let Some(first) = self.rooms.get(room).and_then(|r| {
-            r.last_n_after(n, after, upto)
-                .find(|s| !lines_only || s.event().is_some_and(|ev| ev.kind.is_line()))
-                .map(|s| s.seq)
-        }) else {
+        // A dialect that shows only the lines gets the last `n` of them (not the lines among
+        // the last `n` events, which in a busy lobby are mostly comings and goings), and with
+        // none opens nothing (an empty batch on IRC).
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let lines = lines_only.then(|| r.last_n_lines_after(n, after, upto));
+        let Some(first) = recent(r, n, after, upto, lines.as_deref())
+            .next()
+            .map(|s| s.seq)
+        else {
+            if lines_only {
+                // Nothing said yet among what the ring keeps: `/history` pages back from the
+                // join, not from the newest event.
+                self.scroll_from(conn, room, upto.next());
+            }
             return;
         };
         self.reply(conn, Reply::Note(Note::RecentStart(room.clone())));
@@ -549,9 +558,10 @@ impl Hub {
         };
         let dur = self.durable.as_deref();
         let held = self.out.hold;
-        let own = !pending_among(dur, r.last_n_after(n, after, upto))
-            && own_buffer(c, &mut self.out, r.last_n_after(n, after, upto));
-        for s in r.last_n_after(n, after, upto) {
+        let lines = lines.as_deref();
+        let own = !pending_among(dur, recent(r, n, after, upto, lines))
+            && own_buffer(c, &mut self.out, recent(r, n, after, upto, lines));
+        for s in recent(r, n, after, upto, lines) {
             if let Some(data) = stored_piece(c, &mut self.out, own, room, &s) {
                 self.out.tag = s.no;
                 self.out.hold = replay_hold(dur, held, s.no);
@@ -796,6 +806,19 @@ fn ack_instead(
     {
         c.push(out, ack);
     }
+}
+
+/// What a join replays of `r`: its last `n` events with `after` < seq ≤ `upto`, or, for a
+/// dialect that shows only the lines, those of `lines` ([`super::room::Room::last_n_lines_after`]).
+fn recent<'a>(
+    r: &'a super::room::Room,
+    n: usize,
+    after: Seq,
+    upto: Seq,
+    lines: Option<&'a [Seq]>,
+) -> impl Iterator<Item = Stored<'a>> + 'a {
+    r.last_n_after(if lines.is_some() { usize::MAX } else { n }, after, upto)
+        .filter(move |s| lines.is_none_or(|l| l.binary_search(&s.seq).is_ok()))
 }
 
 /// Whether any of `events` waits for its batch to be stored: a replay of it is held (see

@@ -1468,6 +1468,36 @@ fn history_comes_with_a_join_in_a_chathistory_batch_only_for_clients_that_can_te
     assert!(find(&l, "before you came").starts_with("@time="));
 }
 
+/// A join's replay is the room's last `history_on_join` lines, not the lines among its last
+/// `history_on_join` events: in a room where people came and went after the talk, those
+/// events were all joins and parts, and the replay was empty.
+#[test]
+fn a_joins_replay_is_the_last_lines_however_many_came_and_went_after_them() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        history_on_join: 3,
+        ..Config::default()
+    });
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    said_lines(&mut n, b, "#h", 4);
+    for i in 0..4 {
+        let g = n.bin(&format!("passer{i}"));
+        n.send_bin(g, &ClientMsg::Join { room: room("#h") });
+        n.send_bin(
+            g,
+            &ClientMsg::Part {
+                room: room("#h"),
+                reason: None,
+            },
+        );
+    }
+    let t = n.client("timed", &["server-time", "batch"]);
+    n.send(t, &["JOIN #h"]);
+    let l = n.lines(t);
+    assert_eq!(privmsg_texts(&l), ["line 2", "line 3", "line 4"], "{l:?}");
+}
+
 #[test]
 fn a_client_back_after_quitting_is_replayed_only_what_it_missed() {
     // The Lounge (and irssi, WeeChat) keeps its channel windows when it reconnects: the room's

@@ -353,9 +353,12 @@ impl Hub {
             }
             return;
         }
+        // The ring's oldest is the room's start only without a store to read older ones from
+        // (after a restart the ring begins at it, the store holds what came before).
         let at_start = in_ring
             .first()
-            .is_none_or(|s| Some(s.seq) == r.oldest_kept());
+            .is_none_or(|s| Some(s.seq) == r.oldest_kept())
+            && (!self.reads_log() || r.oldest_kept().is_none_or(|o| o <= Seq(1)));
         // Not an event that is not durable yet: it is told live once stored.
         let dur = self.durable.as_deref();
         let events: Vec<RoomEvent> = in_ring

@@ -456,6 +456,25 @@ impl Room {
         self.last_n(n, upto).skip_while(move |s| s.seq <= after)
     }
 
+    /// The seqs of the last `n` chat lines (says, actions, notices) with `after` < seq ≤
+    /// `upto`, oldest first: what a join replays to a dialect that shows only the lines, so
+    /// that a room where many came and went still shows its last `n` lines, not the few among
+    /// its last `n` events.
+    /// Decodes from the newest back only as far as the `n`th line (the ring walks forward, so
+    /// its headers are gathered first: no frame is decoded for that).
+    pub(crate) fn last_n_lines_after(&self, n: usize, after: Seq, upto: Seq) -> Vec<Seq> {
+        let kept: Vec<Stored<'_>> = self.last_n_after(usize::MAX, after, upto).collect();
+        let mut lines: Vec<Seq> = kept
+            .iter()
+            .rev()
+            .filter(|s| s.event().is_some_and(|ev| ev.kind.is_line()))
+            .map(|s| s.seq)
+            .take(n)
+            .collect();
+        lines.reverse();
+        lines
+    }
+
     /// Every event kept, decoded, oldest first.
     pub(crate) fn events(&self) -> impl Iterator<Item = crate::wire::RoomEvent> + '_ {
         self.history.iter().filter_map(|s| s.event())

@@ -405,15 +405,9 @@ fn text_welcome_autojoin_and_chat_without_echo() {
     let bn = t.hub.nick(b).unwrap().to_string();
     let lb = t.lines(b);
     assert_eq!(lb[1], format!("-- you are in #lobby with: {me}"));
-    // Then recent history, framed as the past: the first user's join.
-    assert_eq!(
-        lb[2..],
-        [
-            "-- recent messages in #lobby:".to_owned(),
-            format!("-- {me} joined #lobby"),
-            "-- (end of recent messages)".to_owned()
-        ]
-    );
+    // No recent messages: nothing was said yet, and the first user's join is no message
+    // (the line above says who is here).
+    assert_eq!(lb.len(), 2, "{lb:?}");
     assert_eq!(t.lines(c), vec![format!("-- {bn} joined #lobby")]);
 
     t.line(c, "hello there");
@@ -963,6 +957,16 @@ fn whois_tells_nc_and_binary_clients_who_someone_is() {
     );
     t.line(b, "/whois nobody");
     assert_eq!(t.lines(b), ["-- no such nick: nobody is called nobody"]);
+    // Of ourselves: the rooms we are in, not "alice shares #lobby with you".
+    t.lines(a);
+    t.line(a, "/whois ALICE");
+    let l = t.lines(a);
+    assert!(
+        l.contains(&"-- you are in #hidden, #lobby".to_owned())
+            || l.contains(&"-- you are in #lobby, #hidden".to_owned()),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|l| l.contains("shares")), "{l:?}");
 
     // A binary client asks with `Whois`; the answer names the rooms it shares.
     let c = t.bin("carol");
@@ -1170,6 +1174,93 @@ fn text_commands_join_part_who_rooms_topic() {
         t.lines(c),
         vec!["ERROR: you are in no room: /join #room first".to_string()]
     );
+    // A search in no room says so, not "no results" as if nothing matched.
+    t.line(c, "/search hello");
+    assert_eq!(
+        t.lines(c),
+        vec![
+            "ERROR: you are in no room: /search finds lines of the rooms you are in; /join #room first"
+                .to_string()
+        ]
+    );
+}
+
+/// A person's first screen in a room is its conversation: nc's join replay has the last
+/// `history_on_join` chat lines (says, actions, notices), not the comings and goings among the
+/// last events, which in a busy lobby were most of them (found by the new-user walk-through).
+/// What happens live is still shown.
+#[test]
+fn a_text_join_replays_the_last_lines_not_the_comings_and_goings() {
+    let mut cfg = config();
+    cfg.history_on_join = 3;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    t.join(a, "#h");
+    t.send(
+        a,
+        &ClientMsg::Topic {
+            room: room("#h"),
+            topic: Some(text("plans")),
+        },
+    );
+    for i in 1..=4 {
+        t.say(a, "#h", i, &format!("m{i}"));
+        // Guests come and go between the lines, more of them than the replay's count.
+        for _ in 0..3 {
+            let g = t.hub.accept(LOCAL, t.now).unwrap();
+            t.feed(g, b"\r\n");
+            t.line(g, "/join #h");
+            t.line(g, "/quit");
+        }
+    }
+    let (v, vn) = t.txt();
+    t.line(v, "/join #h");
+    t.line(v, "/me waves");
+    t.line(v, "/nick vera");
+    t.line(v, "/part #h");
+    t.recv(a);
+    let (c, _) = t.txt();
+    t.line(c, "/join #h");
+    let got = t.lines(c);
+    let from = got
+        .iter()
+        .position(|l| l == "-- recent messages in #h:")
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(
+        got[from..],
+        [
+            "-- recent messages in #h:".to_owned(),
+            "<alice> m3".to_owned(),
+            "<alice> m4".to_owned(),
+            format!("* {vn} waves"),
+            "-- (end of recent messages)".to_owned(),
+        ],
+        "{got:?}"
+    );
+    // The topic is said by the join's own lines, as it is now.
+    assert!(got[..from].iter().any(|l| l.contains("plans")), "{got:?}");
+    // Live, a join still shows.
+    let (g, gn) = t.txt();
+    t.lines(c);
+    t.line(g, "/join #h");
+    assert_eq!(t.lines(c), vec![format!("-- {gn} joined #h")]);
+    // A room where nothing was said yet replays nothing, not an empty "recent messages".
+    t.join(a, "#quiet");
+    t.lines(g);
+    t.line(g, "/join #quiet");
+    let got = t.lines(g);
+    assert!(
+        !got.iter().any(|l| l.contains("recent messages")),
+        "{got:?}"
+    );
+    // `/history` there pages back from the join (not from the newest event, the join itself).
+    t.line(g, "/history");
+    let got = t.lines(g);
+    assert!(
+        got.iter().any(|l| l.ends_with("-- alice joined #quiet")),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|l| l.contains(&gn)), "{got:?}");
 }
 
 #[test]

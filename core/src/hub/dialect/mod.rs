@@ -191,8 +191,10 @@ pub(crate) trait Dialect {
     }
 
     /// Whether a join's replay of recent history shows only chat lines (says, actions and
-    /// notices): IRC leaves old joins and parts out (they would change its member lists), so a
-    /// replay with no line in it opens nothing (no empty `chathistory` batch).
+    /// notices), the last `history_on_join` of them: IRC leaves old joins and parts out (they
+    /// would change its member lists), nc leaves them out so that a person sees the
+    /// conversation, not who came and went; a replay with no line in it opens nothing (no
+    /// empty `chathistory` batch, no empty "recent messages").
     fn replays_lines_only(&self) -> bool {
         false
     }

@@ -325,6 +325,15 @@ impl Dialect for Text {
                     before: crate::types::Seq(0),
                     limit: count.unwrap_or(crate::limits::HISTORY_LINES_DEFAULT),
                 },
+                // Search reads only the rooms one is in: in none, it would answer "no
+                // results", as if nothing had matched.
+                Command::Search { room: None, .. } if current.is_none() => {
+                    return Err(Reply::error(
+                        ErrorKind::NotInRoom,
+                        Re::Conn,
+                        "you are in no room: /search finds lines of the rooms you are in; /join #room first",
+                    ));
+                }
                 Command::Search { room, words } => ClientMsg::Search { room, words },
                 Command::Help(only) => return Err(Reply::Note(Note::Help(only))),
                 Command::Register(password) => ClientMsg::Register {
@@ -509,6 +518,15 @@ impl Dialect for Text {
     }
 
     fn user_events_once(&self) -> bool {
+        true
+    }
+
+    fn replays_lines_only(&self) -> bool {
+        // A person's first screen in a room is its conversation: in a busy lobby the last
+        // events are mostly `guest1234 joined #lobby` and `guest1234 quit`, which buried the
+        // few lines said. As on IRC, the replay leaves out joins, parts, quits, kicks, renames,
+        // topics and modes: the join's own lines say who is in the room and its topic now,
+        // and a kick is of someone no longer there. Live, all of them are still shown.
         true
     }
 
