@@ -206,20 +206,22 @@ async fn a_direct_message_to_nobody_connected_is_kept_once_for_the_next_sign_in_
         account: nick("carol"),
         upto,
     });
+    // b holds carol's nick, so each message kept was also handed to it unasked (the nudge
+    // after a keep): an answer read here may be one of those, older than the forgetting.
+    let texts = |held: &[(u64, HeldDirect)]| {
+        held.iter()
+            .map(|(_, h)| h.msg.text.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
     let mut left = Vec::new();
     for _ in 0..50 {
-        left = take(&mut b).await;
-        if left.len() == 1 {
+        left = texts(&take(&mut b).await);
+        if left == ["three"] {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        left.iter()
-            .map(|(_, h)| h.msg.text.as_str())
-            .collect::<Vec<_>>(),
-        ["three"]
-    );
+    assert_eq!(left, ["three"]);
     // At most 100 are kept.
     for i in 0..99 {
         assert_eq!(hold(&mut a, 10 + i, kept(10 + i, "more")).await, Ok(()));
