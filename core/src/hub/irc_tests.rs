@@ -1498,6 +1498,50 @@ fn a_joins_replay_is_the_last_lines_however_many_came_and_went_after_them() {
     assert_eq!(privmsg_texts(&l), ["line 2", "line 3", "line 4"], "{l:?}");
 }
 
+/// A client back after its quit is spared the lines before the quit however many came and went
+/// after it: the join's replay is the last lines, further back than the last events, and the
+/// quit was looked for among the last events only (its window got them twice).
+#[test]
+fn a_client_back_after_quitting_while_many_came_and_went_is_replayed_only_what_it_missed() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        history_on_join: 3,
+        ..Config::default()
+    });
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    let caps = ["server-time", "batch", "message-tags"];
+    let l1 = n.client("lounge", &caps);
+    n.send(l1, &["JOIN #h"]);
+    said_lines(&mut n, b, "#h", 2);
+    assert_eq!(privmsg_texts(&n.lines(l1)), ["line 1", "line 2"]);
+    n.send(l1, &["QUIT :brb"]);
+    assert!(n.closed(l1));
+    for i in 0..3 {
+        let g = n.bin(&format!("passer{i}"));
+        n.send_bin(g, &ClientMsg::Join { room: room("#h") });
+        n.send_bin(
+            g,
+            &ClientMsg::Part {
+                room: room("#h"),
+                reason: None,
+            },
+        );
+    }
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#h"),
+            id: crate::types::MsgId(9),
+            text: text("missed while away"),
+        },
+    );
+    let l2 = n.client("lounge", &caps);
+    n.send(l2, &["JOIN #h"]);
+    let l = n.lines(l2);
+    assert_eq!(privmsg_texts(&l), ["missed while away"], "{l:?}");
+}
+
 #[test]
 fn a_client_back_after_quitting_is_replayed_only_what_it_missed() {
     // The Lounge (and irssi, WeeChat) keeps its channel windows when it reconnects: the room's

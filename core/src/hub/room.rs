@@ -475,6 +475,24 @@ impl Room {
         lines
     }
 
+    /// The seq of the oldest event a join's replay up to `upto` may show: the first of the
+    /// last `n` events, or, for a dialect that shows only the lines (`lines_only`), of the last
+    /// `n` lines ([`Room::last_n_lines_after`]), the oldest kept while there are fewer. What
+    /// the replay is spared of (its nick's own quit, the restart) is looked for back to there:
+    /// the last `n` lines reach further back than the last `n` events where many came and went.
+    pub(crate) fn replay_reach(&self, n: usize, upto: Seq, lines_only: bool) -> Option<Seq> {
+        if lines_only {
+            let lines = self.last_n_lines_after(n, Seq(0), upto);
+            if lines.len() >= n
+                && let Some(&first) = lines.first()
+            {
+                return Some(first);
+            }
+            return self.oldest_kept();
+        }
+        self.last_n(n, upto).next().map(|s| s.seq)
+    }
+
     /// Every event kept, decoded, oldest first.
     pub(crate) fn events(&self) -> impl Iterator<Item = crate::wire::RoomEvent> + '_ {
         self.history.iter().filter_map(|s| s.event())
