@@ -10746,6 +10746,30 @@ mod admins {
         assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
     }
 
+    /// A room nobody registered has operators when a server admin made some: one who is not
+    /// is told so, not that the room has none and how to become its founder.
+    #[test]
+    fn a_room_an_admin_gave_operators_without_registering_it_says_it_has_some() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#den");
+        let root = account(&mut t, "root");
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#den"),
+                action: ModAction::Op(nick("alice")),
+            },
+        );
+        assert!(errors(&t.recv(root)).is_empty());
+        let (b, _) = t.txt();
+        t.line(b, "/join #den");
+        t.lines(b);
+        t.line(b, "/kick alice");
+        assert_eq!(t.lines(b), ["ERROR: you are not an operator of #den"]);
+    }
+
     #[test]
     fn admins_take_over_and_close_any_room() {
         use crate::wire::ModAction;
