@@ -1498,6 +1498,50 @@ fn a_joins_replay_is_the_last_lines_however_many_came_and_went_after_them() {
     assert_eq!(privmsg_texts(&l), ["line 2", "line 3", "line 4"], "{l:?}");
 }
 
+/// A client back after its quit is spared the lines before the quit however many came and went
+/// after it: the join's replay is the last lines, further back than the last events, and the
+/// quit was looked for among the last events only (its window got them twice).
+#[test]
+fn a_client_back_after_quitting_while_many_came_and_went_is_replayed_only_what_it_missed() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        history_on_join: 3,
+        ..Config::default()
+    });
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    let caps = ["server-time", "batch", "message-tags"];
+    let l1 = n.client("lounge", &caps);
+    n.send(l1, &["JOIN #h"]);
+    said_lines(&mut n, b, "#h", 2);
+    assert_eq!(privmsg_texts(&n.lines(l1)), ["line 1", "line 2"]);
+    n.send(l1, &["QUIT :brb"]);
+    assert!(n.closed(l1));
+    for i in 0..3 {
+        let g = n.bin(&format!("passer{i}"));
+        n.send_bin(g, &ClientMsg::Join { room: room("#h") });
+        n.send_bin(
+            g,
+            &ClientMsg::Part {
+                room: room("#h"),
+                reason: None,
+            },
+        );
+    }
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#h"),
+            id: crate::types::MsgId(9),
+            text: text("missed while away"),
+        },
+    );
+    let l2 = n.client("lounge", &caps);
+    n.send(l2, &["JOIN #h"]);
+    let l = n.lines(l2);
+    assert_eq!(privmsg_texts(&l), ["missed while away"], "{l:?}");
+}
+
 #[test]
 fn a_client_back_after_quitting_is_replayed_only_what_it_missed() {
     // The Lounge (and irssi, WeeChat) keeps its channel windows when it reconnects: the room's
@@ -4673,6 +4717,56 @@ fn loaded_from(
 
 /// `n`'s hub stops as a kill -9 stops it (nothing more is written: no quit for who is
 /// connected) and a new one starts from what it stored.
+/// A client connected at a restart is spared what came before it however many came and went
+/// after it: the join's replay is the last lines, reaching further back than the last events,
+/// and whether it reached the restart was judged by the last events (its window got the lines
+/// before the restart twice).
+#[test]
+fn irc_clients_back_after_a_restart_while_many_came_and_went_get_only_what_came_after_it() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        durable: true,
+        history_on_join: 3,
+        ..Config::default()
+    });
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    let caps = ["server-time", "batch", "message-tags"];
+    let stay = n.client("stay", &caps);
+    n.send(stay, &["JOIN #h"]);
+    said_lines(&mut n, b, "#h", 2);
+    assert_eq!(privmsg_texts(&n.lines(stay)), ["line 1", "line 2"]);
+
+    let mut n = restarted(n);
+    for i in 0..3 {
+        let g = n.bin(&format!("passer{i}"));
+        n.send_bin(g, &ClientMsg::Join { room: room("#h") });
+        n.send_bin(
+            g,
+            &ClientMsg::Part {
+                room: room("#h"),
+                reason: None,
+            },
+        );
+    }
+    let b = n.bin("old");
+    n.send_bin(b, &ClientMsg::Join { room: room("#h") });
+    n.advance(1_000);
+    n.send_bin(
+        b,
+        &ClientMsg::Say {
+            room: room("#h"),
+            id: crate::types::MsgId(9),
+            text: text("after the restart"),
+        },
+    );
+    n.recv(b);
+    let stay = n.client("stay", &caps);
+    n.send(stay, &["JOIN #h"]);
+    let l = n.lines(stay);
+    assert_eq!(privmsg_texts(&l), ["after the restart"], "{l:?}");
+}
+
 fn restarted(n: Net) -> Net {
     let config = n.hub.config().clone();
     let recent = config.history_on_join;

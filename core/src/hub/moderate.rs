@@ -184,8 +184,10 @@ impl Hub {
         let inviting = matches!(action, ModAction::Invite(_));
         // A room nobody registered has no operators at all: its maker, refused a `/kick`, is
         // told how a room gets some rather than that it is not one of them. The lobby belongs
-        // to everyone and cannot be registered (but by a server admin).
-        let unregistered = (founder.is_none() && *room != RoomName::lobby())
+        // to everyone and cannot be registered (but by a server admin). A server admin may
+        // make operators of a room nobody registered: then it has some.
+        let no_ops = r.policy.as_ref().is_none_or(|p| p.ops.is_empty());
+        let unregistered = (founder.is_none() && no_ops && *room != RoomName::lobby())
             .then(|| self.unregistered_words(conn, room, account.is_some()));
         let need_op = || {
             Err((

@@ -634,9 +634,8 @@ impl Hub {
             return Seq(0);
         };
         let reaches = r
-            .last_n(self.config.history_on_join, upto)
-            .next()
-            .is_some_and(|s| s.seq <= boot.seq);
+            .replay_reach(self.config.history_on_join, upto, self.lines_only(conn))
+            .is_some_and(|s| s <= boot.seq);
         if reaches && boot.was_in(&u.nick.folded_key()) {
             boot.seq
         } else {
@@ -658,10 +657,11 @@ impl Hub {
         };
         let boot_seq = boot.seq;
         let left = boot.forget(nick);
+        // The record serves clients that keep their windows, whose replay is the last lines:
+        // as far back as any join's replay reaches.
         let reaches = r
-            .last_n(n, r.last_seq)
-            .next()
-            .is_some_and(|s| s.seq <= boot_seq);
+            .replay_reach(n, r.last_seq, true)
+            .is_some_and(|s| s <= boot_seq);
         if !left || !reaches {
             r.boot = None;
         }
@@ -680,6 +680,14 @@ impl Hub {
             .map_or(Seq(0), |c| c.back_in(room, made, last))
     }
 
+    /// Whether `conn`'s dialect replays only the lines of a room's recent history.
+    fn lines_only(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.dialect())
+            .is_some_and(|d| d.replays_lines_only())
+    }
+
     /// The seq of the latest quit of `conn`'s nick among the events a join would replay up to
     /// `upto` (`Seq(0)` if there is none): what came before it, that nick saw.
     fn own_quit_before(&self, conn: ConnId, room: &RoomName, upto: Seq) -> Seq {
@@ -690,7 +698,11 @@ impl Hub {
             return Seq(0);
         };
         let me = u.nick.folded_key();
-        r.last_n(self.config.history_on_join, upto)
+        let Some(reach) = r.replay_reach(self.config.history_on_join, upto, self.lines_only(conn))
+        else {
+            return Seq(0);
+        };
+        r.between(Seq(reach.0.saturating_sub(1)), upto)
             .filter(|s| {
                 s.event().is_some_and(|ev| {
                     matches!(ev.kind, crate::wire::EventKind::Quit { .. })

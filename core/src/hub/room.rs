@@ -7,6 +7,12 @@ use crate::types::{FoldedNick, Nick, RoomName, Seq, Text};
 use crate::wire::{EventKind, RoomEvent};
 use std::collections::BTreeSet;
 
+/// How many events a join's replay of the last lines looks back for each line it replays
+/// ([`Room::last_n_lines_after`]): past that, a room of comings and goings replays fewer lines
+/// (none: nothing said for a long while) rather than a join decoding its whole ring. With the
+/// defaults (50 lines, a ring of 256 events) it reaches the whole ring.
+pub(crate) const LINES_LOOKBACK: usize = 8;
+
 /// One room event as kept: its seq, its frame (`ServerMsg::Event`, length-prefixed) and the
 /// hub's number for it while its batch may still fail (see `durable.rs`; 0 once stored). A view
 /// into the room's [`Ring`]. Binary members get a copy of the frame; other dialects render from
@@ -462,8 +468,13 @@ impl Room {
     /// its last `n` events.
     /// Decodes from the newest back only as far as the `n`th line (the ring walks forward, so
     /// its headers are gathered first: no frame is decoded for that).
+    /// Looks back at most [`LINES_LOOKBACK`] events a line: a join's cost stays bounded by
+    /// `n`, not by the ring's length (a room of only comings and goings has every event of a
+    /// ring decoded on every join, and `history_len` may be large).
     pub(crate) fn last_n_lines_after(&self, n: usize, after: Seq, upto: Seq) -> Vec<Seq> {
-        let kept: Vec<Stored<'_>> = self.last_n_after(usize::MAX, after, upto).collect();
+        let kept: Vec<Stored<'_>> = self
+            .last_n_after(n.saturating_mul(LINES_LOOKBACK), after, upto)
+            .collect();
         let mut lines: Vec<Seq> = kept
             .iter()
             .rev()
@@ -473,6 +484,27 @@ impl Room {
             .collect();
         lines.reverse();
         lines
+    }
+
+    /// The seq of the oldest event a join's replay up to `upto` may show: the first of the
+    /// last `n` events, or, for a dialect that shows only the lines (`lines_only`), of the last
+    /// `n` lines ([`Room::last_n_lines_after`]), the oldest kept while there are fewer. What
+    /// the replay is spared of (its nick's own quit, the restart) is looked for back to there:
+    /// the last `n` lines reach further back than the last `n` events where many came and went.
+    pub(crate) fn replay_reach(&self, n: usize, upto: Seq, lines_only: bool) -> Option<Seq> {
+        if lines_only {
+            let lines = self.last_n_lines_after(n, Seq(0), upto);
+            if lines.len() >= n
+                && let Some(&first) = lines.first()
+            {
+                return Some(first);
+            }
+            return self
+                .last_n(n.saturating_mul(LINES_LOOKBACK), upto)
+                .next()
+                .map(|s| s.seq);
+        }
+        self.last_n(n, upto).next().map(|s| s.seq)
     }
 
     /// Every event kept, decoded, oldest first.

@@ -1185,6 +1185,43 @@ fn text_commands_join_part_who_rooms_topic() {
     );
 }
 
+/// nc's join replay of the last lines looks back a bounded number of events for them
+/// ([`super::room::LINES_LOOKBACK`] a line), however long the ring: a room of comings and
+/// goings decoded its whole ring on every join (and `history_len` is the admin's to raise).
+#[test]
+fn a_text_join_looks_back_a_bounded_number_of_events_for_its_lines() {
+    let mut cfg = config();
+    cfg.history_on_join = 2;
+    cfg.history_len = 10_000;
+    let mut t = T::with(cfg);
+    let a = t.bin("alice");
+    t.join(a, "#h");
+    t.say(a, "#h", 1, "long ago");
+    let joins = 2 * super::room::LINES_LOOKBACK;
+    for _ in 0..joins {
+        let g = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(g, b"\r\n");
+        t.line(g, "/join #h");
+        t.line(g, "/quit");
+    }
+    t.recv(a);
+    let (c, _) = t.txt();
+    t.line(c, "/join #h");
+    let got = t.lines(c);
+    assert!(!got.iter().any(|l| l.contains("long ago")), "{got:?}");
+    assert!(
+        !got.iter().any(|l| l.contains("recent messages")),
+        "{got:?}"
+    );
+    // Within reach, it is found.
+    t.say(a, "#h", 2, "just now");
+    t.recv(a);
+    let (d, _) = t.txt();
+    t.line(d, "/join #h");
+    let got = t.lines(d);
+    assert!(got.iter().any(|l| l == "<alice> just now"), "{got:?}");
+}
+
 /// A person's first screen in a room is its conversation: nc's join replay has the last
 /// `history_on_join` chat lines (says, actions, notices), not the comings and goings among the
 /// last events, which in a busy lobby were most of them (found by the new-user walk-through).
@@ -10707,6 +10744,30 @@ mod admins {
         t.line(r, "/close #club moved to #new");
         assert_eq!(t.lines(r), ["-- you closed #club: its 2 members left it"]);
         assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
+    }
+
+    /// A room nobody registered has operators when a server admin made some: one who is not
+    /// is told so, not that the room has none and how to become its founder.
+    #[test]
+    fn a_room_an_admin_gave_operators_without_registering_it_says_it_has_some() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let alice = account(&mut t, "alice");
+        t.join(alice, "#den");
+        let root = account(&mut t, "root");
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#den"),
+                action: ModAction::Op(nick("alice")),
+            },
+        );
+        assert!(errors(&t.recv(root)).is_empty());
+        let (b, _) = t.txt();
+        t.line(b, "/join #den");
+        t.lines(b);
+        t.line(b, "/kick alice");
+        assert_eq!(t.lines(b), ["ERROR: you are not an operator of #den"]);
     }
 
     #[test]
