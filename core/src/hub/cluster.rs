@@ -590,7 +590,7 @@ pub(crate) struct Cluster {
     /// first. An IRC client presents no token to recognise it by when it comes back and signs
     /// in with SASL by itself: a SASL sign-in to the account from that address is refused
     /// while the account is connected on the other node ([`Hub::cluster_came_back`]).
-    irc_sent_away: VecDeque<(Millis, std::net::IpAddr, Nick)>,
+    irc_sent_away: VecDeque<(Millis, core::net::IpAddr, Nick)>,
     /// Take-overs on their way ([`ClusterOut::TakeOver`], by the hub's number): the folded
     /// nick. The user's record waits for the answer ([`Hub::poll_presence`]), so that a node
     /// hearing it reads the nick's entry as this node's ([`ClusterOut::Holder`]).
