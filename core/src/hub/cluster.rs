@@ -591,6 +591,12 @@ pub(crate) struct Cluster {
     /// in with SASL by itself: a SASL sign-in to the account from that address is refused
     /// while the account is connected on the other node ([`Hub::cluster_came_back`]).
     irc_sent_away: VecDeque<(Millis, core::net::IpAddr, Nick)>,
+    /// Accounts (folded) whose user went to another node ([`Hub::moved_away`]) before any
+    /// record of it from another node came, and when, oldest first. Until one comes the
+    /// account is taken for connected there ([`Hub::connected_elsewhere`]): the users' watch
+    /// may lag behind the room's `Join` that sent the devices away, and this node's own
+    /// record of the user, removed meanwhile, says nothing of where it went.
+    unrecorded: VecDeque<(Millis, String)>,
     /// Take-overs on their way ([`ClusterOut::TakeOver`], by the hub's number): the folded
     /// nick. The user's record waits for the answer ([`Hub::poll_presence`]), so that a node
     /// hearing it reads the nick's entry as this node's ([`ClusterOut::Holder`]).
@@ -618,6 +624,11 @@ const SENT_AWAY_FOR: Millis = Millis(600_000);
 /// Devices sent away (and connections that came back) a node remembers at most, the oldest
 /// forgotten first.
 const MAX_SENT_AWAY: usize = 1024;
+
+/// How long an account whose user went to another node is taken for connected there while
+/// no record of it from that node has come (see [`Cluster::unrecorded`]): that node writes
+/// it as soon as its take-over of the nick is answered, and one that never does is gone.
+const RECORD_WAIT: Millis = Millis(30_000);
 
 /// What a device of an account is told when it is sent away because the account's user went
 /// to another node of the cluster (a sign-in there, or another device's resume).
@@ -1548,6 +1559,9 @@ impl Hub {
             .filter(|u| u.account().is_some())
             .map(|u| u.nick.clone());
         let words = account.as_ref().map(|a| moved_words(a.as_str()));
+        if let Some(account) = &account {
+            self.note_unrecorded(account);
+        }
         let devices = self.devices_of(uid);
         for did in devices {
             if let Some(account) = &account {
@@ -1622,6 +1636,56 @@ impl Hub {
         }
     }
 
+    /// The user of `account` went to another node: unless that node's record of it came
+    /// already, it is taken for connected there until the record comes (see
+    /// [`Cluster::unrecorded`]).
+    fn note_unrecorded(&mut self, account: &Nick) {
+        let now = self.now;
+        let folded = account.folded();
+        if self.recorded_elsewhere(&folded) {
+            return;
+        }
+        let Some(cl) = self.cluster.as_mut() else {
+            return;
+        };
+        let list = &mut cl.unrecorded;
+        while list.front().is_some_and(|(at, _)| now >= *at + RECORD_WAIT) {
+            list.pop_front();
+        }
+        list.retain(|(_, a)| *a != folded);
+        if list.len() >= MAX_SENT_AWAY {
+            list.pop_front();
+        }
+        list.push_back((now, folded));
+    }
+
+    /// Whether the user of `account`, not here, is connected through another node: as the
+    /// cluster's record of it says, or without one, as the followed rooms say; taken to be
+    /// while the record from the node it went to has not come yet (see
+    /// [`Cluster::unrecorded`]).
+    fn connected_elsewhere(&self, account: &Nick) -> bool {
+        let folded = account.folded();
+        let here = self
+            .nicks
+            .get(&self.users, folded.as_str())
+            .and_then(|uid| self.users.get(&uid))
+            .is_some_and(|u| u.account() == Some(folded.as_str()));
+        if here {
+            return false;
+        }
+        let now = self.now;
+        let unrecorded = self.cluster.as_ref().is_some_and(|cl| {
+            cl.unrecorded
+                .iter()
+                .any(|(at, a)| *a == folded && now < *at + RECORD_WAIT)
+        });
+        unrecorded
+            || match self.remote_presence(account) {
+                Some(p) => !p.offline,
+                None => self.remote_user(account).is_some(),
+            }
+    }
+
     /// `conn`, an IRC connection of the account `account`, is sent away because the account's
     /// user went to another node: its address is remembered (see [`Cluster::irc_sent_away`]).
     fn note_irc_sent_away(&mut self, conn: ConnId, account: &Nick) {
@@ -1671,8 +1735,7 @@ impl Hub {
             .rev()
             .find(|(at, i, a)| *i == ip && a.folded() == account && now < *at + SENT_AWAY_FOR)
             .map(|(at, _, a)| (*at, a.clone()))?;
-        let elsewhere = self.remote_presence(&name).is_some_and(|p| !p.offline);
-        if !elsewhere {
+        if !self.connected_elsewhere(&name) {
             return None;
         }
         let minutes = (at + SENT_AWAY_FOR)
@@ -1697,20 +1760,10 @@ impl Hub {
         }
         let cl = self.cluster.as_mut()?;
         let (at, name) = cl.came_back.remove(&conn)?;
-        // Its user is here again (another device took it back meanwhile): one more device.
-        let here = self
-            .nicks
-            .get(&self.users, account)
-            .and_then(|uid| self.users.get(&uid))
-            .is_some_and(|u| u.account() == Some(account));
-        // Its user is connected through another node still, as the cluster's records say (or,
-        // without a record yet, the rooms followed here): else (its devices there quit, and it
+        // Its user is connected through another node still (not here again: another device
+        // took it back meanwhile, and this is one more): else (its devices there quit, and it
         // is offline or gone; its node is gone) the sign-in sends nobody away.
-        let elsewhere = !here
-            && match self.remote_presence(&name) {
-                Some(p) => !p.offline,
-                None => self.remote_user(&name).is_some(),
-            };
+        let elsewhere = self.connected_elsewhere(&name);
         let held_back = name.folded() == account && now < at + SENT_AWAY_FOR && elsewhere;
         if held_back {
             debug!(%conn, account = %name, "the sign-in of a device sent away is held back");
@@ -1727,12 +1780,18 @@ impl Hub {
     /// the entry is read ([`ClusterOut::Holder`]) and the user leaves if another node holds
     /// it ([`Hub::handle_holder`]). A record older than this node's own take-over of the nick
     /// (the watch may lag behind it) finds the entry this node's, and changes nothing.
+    /// The record is also what says, from then on, whether an account whose user went from
+    /// here to that node is still connected there: until it comes, the account is taken to be.
     pub fn handle_record_elsewhere(&mut self, nick: &Nick, account: Option<&Nick>, now: Millis) {
         self.now = self.now.max(now);
+        let folded = nick.folded();
+        self.note_record_elsewhere(&folded);
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.unrecorded.retain(|(_, a)| *a != folded);
+        }
         let Some(account) = account else {
             return;
         };
-        let folded = nick.folded();
         let Some(uid) = self.nicks.get(&self.users, folded.as_str()) else {
             return;
         };

@@ -71,6 +71,9 @@ pub(crate) struct Presences {
     told: BTreeMap<String, Presence>,
     /// Every node's users as the cluster says, by folded nick, with their node.
     known: BTreeMap<String, (Presence, String)>,
+    /// Folded nicks whose record in `known` another node wrote ([`Hub::handle_record_elsewhere`];
+    /// `known` names the writer, but not which node is this one).
+    elsewhere: BTreeSet<String>,
     /// How many of the users in `known` are in each room, by their records (kept as records
     /// come, so that listing the rooms does not walk every user).
     rooms: BTreeMap<RoomName, usize>,
@@ -231,6 +234,8 @@ impl Hub {
             }
             None => p.known.remove(&folded),
         };
+        // Told again by `handle_record_elsewhere` if another node wrote it.
+        p.elsewhere.remove(&folded);
         for room in old.iter().flat_map(|(o, _)| &o.rooms) {
             if let Some(n) = p.rooms.get_mut(room) {
                 *n = n.saturating_sub(1);
@@ -354,6 +359,24 @@ impl Hub {
         let (p, node) = cl.presence.known.get(folded.as_str())?;
         let alive = cl.presence.alive.as_ref().is_none_or(|a| a.contains(node));
         alive.then_some(p)
+    }
+
+    /// Another node wrote the record of `folded` the cluster has now (see
+    /// [`Presences::elsewhere`]).
+    pub(in crate::hub) fn note_record_elsewhere(&mut self, folded: &str) {
+        let Some(p) = self.cluster.as_mut().map(|cl| &mut cl.presence) else {
+            return;
+        };
+        if p.known.contains_key(folded) {
+            p.elsewhere.insert(folded.to_owned());
+        }
+    }
+
+    /// Whether the cluster's record of `folded` now is another node's.
+    pub(in crate::hub) fn recorded_elsewhere(&self, folded: &str) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|cl| cl.presence.elsewhere.contains(folded))
     }
 
     /// [`Present`] of the user on another node called `nick`, from its presence.

@@ -1257,6 +1257,72 @@ fn a_device_sent_away_by_a_sign_in_on_another_node_is_told_why_and_does_not_take
     assert_eq!(quits, 0, "a member saw alice quit");
 }
 
+/// The record of the account's user from the node it went to may come after the room's
+/// `Join` that sent the device away (the users' watch lags behind the rooms' logs), and this
+/// node's own record of the user is removed meanwhile: with the device's room let go (it was
+/// alone in it here), nothing this node knows says where the account is. Its client's own
+/// sign-in is held back all the same: before, it took the account back (a race a loaded CI
+/// machine lost). Once the record comes it decides, as before.
+#[test]
+fn a_device_sent_away_is_held_back_before_the_record_of_where_its_account_went_comes() {
+    let mut net = net(2);
+    let (laptop, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, laptop, PW, false);
+    let token = net
+        .recv(0, laptop)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .expect("registered");
+    ask(&mut net, 0, laptop, &ClientMsg::Join { room: room("#r") });
+    net.recv(0, laptop);
+    let (carol, _) = guest(&mut net, 1, "carol");
+    ask(&mut net, 1, carol, &ClientMsg::Join { room: room("#r") });
+    net.recv(1, carol);
+    settle(&mut net);
+
+    net.users_kv.hold = Some(1);
+    let (phone, _) = device(&mut net, 1, "phone", "alice");
+    assert!(
+        bye(&net.recv(0, laptop)).is_some(),
+        "the laptop is sent away"
+    );
+    net.nodes[0].hub.handle_close(laptop, net.now);
+    settle(&mut net);
+    assert!(
+        net.nodes[0].hub.remote_presence(&nick("alice")).is_none(),
+        "no record of alice from node 1 yet"
+    );
+
+    let back = comes_back(&mut net, 0, &token);
+    net.recv(0, back);
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    let got = net.recv(0, back);
+    let (kind, words) = error(&got).expect("held back");
+    assert_eq!(kind, ErrorKind::Throttled, "{got:?}");
+    assert!(words.contains("/login alice <password>"), "{words}");
+    assert_eq!(net.owners.get("alice"), Some(&1), "the account stayed");
+    assert_eq!(bye(&net.recv(1, phone)), None, "the phone stays");
+
+    // The record comes; the person's sign-in (the next one) takes the account back.
+    net.release_presence();
+    assert!(
+        net.nodes[0]
+            .hub
+            .remote_presence(&nick("alice"))
+            .is_some_and(|p| !p.offline),
+        "node 1's record of alice"
+    );
+    sign_in(&mut net, 0, back, "alice", Proof::Password(pw(PW)));
+    assert_eq!(
+        signed_in(&net.recv(0, back)).map(|s| s.0),
+        Some(nick("alice")),
+        "the person's sign-in takes the account back"
+    );
+}
+
 /// Only what would send another node's device away is held back: a fresh connection signs in
 /// at once, a device sent away whose client signs in to another account is not held back, nor
 /// one whose account is on this node again by the time it comes back.

@@ -11,12 +11,30 @@ use crate::types::Text;
 #[derive(Default)]
 pub(super) struct UsersKv {
     users: BTreeMap<String, (Presence, usize)>,
+    /// A node whose writes are held back, to hand out later ([`Net::release_presence`]): the
+    /// watch lags behind the rooms' logs.
+    pub(super) hold: Option<usize>,
+    /// The writes held back, oldest first: the writing node, the nick, the record.
+    held: Vec<(usize, Nick, Option<Presence>)>,
 }
 
 impl Net {
+    /// Stops holding the users' records back, and hands out those held, in order.
+    pub(super) fn release_presence(&mut self) {
+        self.users_kv.hold = None;
+        for (i, nick, presence) in core::mem::take(&mut self.users_kv.held) {
+            self.presence(i, nick, presence);
+        }
+        self.pump();
+    }
+
     /// Keeps node `i`'s record of `nick` and tells every node (a removal only removes node
     /// `i`'s own record, as natter-cluster's does).
     pub(super) fn presence(&mut self, i: usize, nick: Nick, presence: Option<Presence>) {
+        if self.users_kv.hold == Some(i) {
+            self.users_kv.held.push((i, nick, presence));
+            return;
+        }
         let folded = nick.folded();
         match presence {
             Some(p) => {
