@@ -1634,6 +1634,60 @@ fn lines_a_slow_reader_was_told_it_missed_come_when_it_parts_and_joins_again() {
     }
 }
 
+/// natter's own quit reasons are lowercase sentences (`-- bob quit (connection lost)` on nc);
+/// IRC users read them as IRC servers word theirs: capitalised, and a member lost with its
+/// cluster node as a netsplit. A user's own words stay as they are.
+#[test]
+fn natters_own_quit_reasons_read_as_irc_servers_word_them() {
+    use super::dialect::{
+        QUIT_ACCOUNT_REMOVED, QUIT_BANNED, QUIT_CONNECTION_LOST, QUIT_REAPED, QUIT_SHUTDOWN,
+        QUIT_SIGNED_IN, irc_quit_reason,
+    };
+    let banned = format!("{QUIT_BANNED}root: spam");
+    for (ours, irc) in [
+        (QUIT_CONNECTION_LOST, "Connection lost"),
+        (QUIT_SHUTDOWN, "Server shutting down"),
+        (QUIT_SIGNED_IN, "Signed in"),
+        (QUIT_ACCOUNT_REMOVED, "Account removed"),
+        (QUIT_REAPED, "*.net *.split"),
+        (banned.as_str(), "Banned from this server by root: spam"),
+        ("off to bed", "off to bed"),
+        ("connection lost, brb", "connection lost, brb"),
+        ("Ping timeout: 15 seconds", "Ping timeout: 15 seconds"),
+    ] {
+        assert_eq!(irc_quit_reason(ours), irc, "{ours}");
+    }
+    // A natter client that dropped and did not come back in time: IRC and nc members.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        resume_grace: Millis(2_000),
+        ..Config::default()
+    });
+    let i = n.client("watcher", &[]);
+    n.send(i, &["JOIN #q"]);
+    let (t, _) = n.nc();
+    n.feed(t, b"/join #q\r\n");
+    let d = n.bin("dropper");
+    n.send_bin(d, &ClientMsg::Join { room: room("#q") });
+    n.lines(i);
+    n.lines(t);
+    n.hub.handle_close(d, n.now);
+    n.advance(3_000);
+    let l = n.lines(i);
+    assert_eq!(
+        l.iter()
+            .filter(|l| l.contains(" QUIT "))
+            .collect::<Vec<_>>(),
+        [":dropper!dropper@natter QUIT :Connection lost"],
+        "{l:?}"
+    );
+    let l = n.lines(t);
+    assert!(
+        l.iter().any(|l| l == "-- dropper quit (connection lost)"),
+        "{l:?}"
+    );
+}
+
 #[test]
 fn a_connection_back_after_parting_is_replayed_only_what_came_after_its_part() {
     // WeeChat keeps a parted channel's buffer: what it was sent there is on screen, and came

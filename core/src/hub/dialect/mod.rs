@@ -712,6 +712,43 @@ pub(crate) enum Reply {
 /// seconds`): the IRC dialect says it as a registration timeout.
 pub(crate) const NO_HELLO_WITHIN: &str = "no hello within ";
 
+/// The quit reason a device that dropped and did not resume in time leaves with.
+pub(crate) const QUIT_CONNECTION_LOST: &str = "connection lost";
+/// The quit reason of the users a server shutdown ends (and its goodbye).
+pub(crate) const QUIT_SHUTDOWN: &str = "server shutting down";
+/// The quit reason of a guest whose last connection signed in to an account.
+pub(crate) const QUIT_SIGNED_IN: &str = "signed in";
+/// The quit reason of a user whose account was removed with nothing connected.
+pub(crate) const QUIT_ACCOUNT_REMOVED: &str = "account removed";
+/// The quit reason of a member of a cluster's node that is gone.
+pub(crate) const QUIT_REAPED: &str = "lost with their server";
+/// How the quit reason of a user a server ban put out starts (`banned from this server by
+/// root: spam`).
+pub(crate) const QUIT_BANNED: &str = "banned from this server by ";
+
+/// A quit reason as IRC users read it: natter's own, lowercase sentences as nc and natter's
+/// clients show them, capitalised as IRC servers word theirs (`Ping timeout: 120 seconds`,
+/// `Killed (root (spam))`), and a member lost with its cluster node as IRC servers that hide
+/// their names show a netsplit (`*.net *.split`, which irssi gathers into one netsplit line); a
+/// user's own words as they are.
+pub(crate) fn irc_quit_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    if reason == QUIT_REAPED {
+        return "*.net *.split".into();
+    }
+    let ours = matches!(
+        reason,
+        QUIT_CONNECTION_LOST | QUIT_SHUTDOWN | QUIT_SIGNED_IN | QUIT_ACCOUNT_REMOVED
+    ) || reason.starts_with(QUIT_BANNED);
+    if !ours {
+        return reason.into();
+    }
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(c) => format!("{}{}", c.to_ascii_uppercase(), chars.as_str()).into(),
+        None => reason.into(),
+    }
+}
+
 /// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and
 /// ergo say it): its own last words and the quit its rooms see.
 pub(crate) fn killed_words(by: &Nick, reason: Option<&str>) -> String {

@@ -1733,8 +1733,10 @@ impl Irc {
                 None => l.from(&tags, &src, "PART", &[room], false),
             },
             EventKind::Quit { reason } => {
-                let reason = reason.as_ref().map_or("Quit", Text::as_str);
-                l.from(&tags, &src, "QUIT", &[&fit(reason, 300)], true);
+                let reason = reason
+                    .as_ref()
+                    .map_or("Quit".into(), |r| super::super::irc_quit_reason(r.as_str()));
+                l.from(&tags, &src, "QUIT", &[&fit(&reason, 300)], true);
             }
             EventKind::Nick { new } => l.from(&tags, &src, "NICK", &[new.as_str()], true),
             EventKind::Topic { topic } => {
