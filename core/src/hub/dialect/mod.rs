@@ -786,6 +786,17 @@ pub(crate) enum Note {
     RecentStart(RoomName),
     /// ... and ends.
     RecentEnd,
+    /// Before a join's replay of `room` to a client that keeps its windows (IRC, spared what
+    /// it saw before its part, its quit or a restart): `count` more lines were said there since
+    /// then than the `shown` last ones replayed (`more`: at least `count`; the look back is
+    /// bounded, or the ring no longer holds them all). A slow reader that missed more than a
+    /// replay holds was told nothing of the rest.
+    Unreplayed {
+        room: RoomName,
+        count: usize,
+        more: bool,
+        shown: usize,
+    },
     /// A sign-in's replay of what the account missed in `room` since its read marker starts
     /// (nc words it as a join's recent messages; IRC's own batches are its join's).
     MissedStart(RoomName),
