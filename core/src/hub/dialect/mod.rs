@@ -838,8 +838,8 @@ pub(crate) enum Note {
     /// its members (the admin need not be one); nc says it, the binary protocol from version
     /// 10 as `Done`.
     AdminDone(AdminDone),
-    /// The operator's message of the day, under a text user's welcome (IRC clients ask for
-    /// it; the binary protocol has no message for it).
+    /// The operator's message of the day, under a text user's welcome (IRC clients get it as
+    /// `Info::Motd` at registration, binary clients as `ServerMsg::Motd`).
     Motd(super::config::Motd),
     /// A `Joined`, `Members` or `Topic` with what IRC's numerics say and the protocol's
     /// message does not: each member's standing in the room, in the same order (`@` the
