@@ -1,7 +1,8 @@
 //! The IRC listener over real sockets on 127.0.0.1: a scripted raw IRC client gets the numeric
 //! for each kind of bad input, and chats with an nc user; ERROR comes before every close; and
 //! CHATHISTORY reads what was said before a restart of a server with a data directory; MONITOR
-//! tells of a watched nick; a JOIN and a line in one write come back in order.
+//! tells of a watched nick; a JOIN and a line in one write come back in order; natter's own quit
+//! reasons read in IRC's words.
 
 mod support;
 
@@ -435,6 +436,37 @@ async fn an_away_joiner_is_said_away_to_nc_and_irc() {
     .await;
     let next = c.expect(|_| true, "the line after the JOIN").await;
     assert_eq!(next, ":natty!natty@natter AWAY :at lunch");
+    server.shutdown().await.unwrap();
+}
+
+/// A natter client that drops and does not resume in time quits with natter's own words, read
+/// on each door as its users expect: `QUIT :Connection lost`, capitalised as IRC servers word
+/// their quits, to an IRC client; `-- natty quit (connection lost)` to an nc user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_natter_clients_quit_reads_as_each_door_words_it() {
+    let mut config = ServerConfig::local_test_patient();
+    config.hub.resume_grace = natter_core::Millis(1_000);
+    let (server, natter, irc) = server_of(config).await;
+    let (mut nc, _) = TextClient::entered(natter, "nc").await;
+    nc.send("/join #den").await;
+    nc.expect(|l| l.starts_with("-- you are in #den"), "nc in #den")
+        .await;
+    let mut c = TextClient::connect(irc, "ircy").await;
+    c.send("NICK ircy\r\nUSER i 0 * :I").await;
+    c.expect(|l| numeric(l) == Some("376"), "registration")
+        .await;
+    c.send("JOIN #den").await;
+    c.expect_has(" 366 ircy #den ").await;
+    let (mut bin, _) = BinClient::hello(natter, "natty", None).await;
+    bin.join("#den").await;
+    nc.expect(|l| l == "-- natty joined #den", "the join").await;
+    c.expect(|l| l.ends_with(" JOIN #den"), "JOIN").await;
+    // Its socket closes without a `Quit`: the session waits for a resume, then ends.
+    drop(bin);
+    let quit = c.expect(|l| l.contains(" QUIT "), "the QUIT").await;
+    assert_eq!(quit, ":natty!natty@natter QUIT :Connection lost");
+    nc.expect(|l| l == "-- natty quit (connection lost)", "the quit")
+        .await;
     server.shutdown().await.unwrap();
 }
 

@@ -2125,7 +2125,7 @@ impl Hub {
             u.devices.retain(|d| *d != did);
         }
         if self.users.get(&from).is_some_and(|u| u.devices.is_empty()) {
-            let reason = Text::new("signed in").ok();
+            let reason = Text::new(super::dialect::QUIT_SIGNED_IN).ok();
             self.quit_user(from, reason, now);
         }
         if let Some(d) = self.devices.get_mut(&did) {
@@ -2346,7 +2346,7 @@ impl Hub {
                 self.error(c, ErrorKind::NotSignedIn, Re::Conn, detail);
             }
             if self.users.get(&uid).is_some_and(|u| u.devices.is_empty()) {
-                let reason = Text::new("account removed").ok();
+                let reason = Text::new(super::dialect::QUIT_ACCOUNT_REMOVED).ok();
                 self.quit_user(uid, reason, self.now);
             }
         }

@@ -34,9 +34,9 @@ pub use topics::RoomTopic;
 /// Claims of one hello before it gives up (the nick asked for, three like it, then guests).
 const CLAIM_TRIES: u32 = 8;
 
-/// The reason every client is shown for a member of a node that is gone (`QUIT :lost with their
-/// server` on IRC).
-const REAPED_REASON: &str = "lost with their server";
+/// The reason every client is shown for a member of a node that is gone (`QUIT :*.net *.split`
+/// on IRC, a netsplit's words).
+const REAPED_REASON: &str = super::dialect::QUIT_REAPED;
 
 /// The `Quit` a node appends to `room`'s log for `nick`, a member of a node whose lease ran out
 /// (the shell's reaper finds them and decides which node writes it; what it writes, and the
@@ -4119,7 +4119,7 @@ mod tests {
         assert!(
             said.split_terminator("\r\n")
                 .filter(|l| l.contains(" QUIT "))
-                .all(|l| l.ends_with(" QUIT :lost with their server")),
+                .all(|l| l.ends_with(" QUIT :*.net *.split")),
             "{said}"
         );
         let quits: Vec<String> = String::from_utf8_lossy(&raw)

@@ -550,6 +550,15 @@ impl Hub {
             }
             return;
         };
+        // A client back after it left (`after`: its part, its quit, a restart, a slow read)
+        // that missed more lines than the replay holds is told so before them.
+        let skipped = match lines.as_deref() {
+            Some(shown) if after.0 > 0 => unreplayed(r, n, after, first, room, shown.len()),
+            _ => None,
+        };
+        if let Some(note) = skipped {
+            self.reply(conn, Reply::Note(note));
+        }
         self.reply(conn, Reply::Note(Note::RecentStart(room.clone())));
         self.scroll_from(conn, room, first);
         let lim = self.config.queue_limits();
@@ -806,6 +815,40 @@ fn ack_instead(
     {
         c.push(out, ack);
     }
+}
+
+/// The lines of `r` (`room`) after `after` and before `first`, the oldest of the `shown` a
+/// join replays: [`Note::Unreplayed`] when there are any. Looks back at most
+/// [`LINES_LOOKBACK`](super::room::LINES_LOOKBACK) events a replayed line, as the replay does
+/// (a join's cost stays bounded by `n`); past that, or where the ring no longer reaches
+/// `after`, the count is a lower bound (`more`).
+fn unreplayed(
+    r: &super::room::Room,
+    n: usize,
+    after: Seq,
+    first: Seq,
+    room: &RoomName,
+    shown: usize,
+) -> Option<Note> {
+    let before = Seq(first.0.checked_sub(1)?);
+    let limit = n.saturating_mul(super::room::LINES_LOOKBACK);
+    let mut reached = first;
+    let mut count = 0;
+    for s in r.last_n_after(limit, after, before) {
+        reached = reached.min(s.seq);
+        if s.event().is_some_and(|ev| ev.kind.is_line()) {
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    Some(Note::Unreplayed {
+        room: room.clone(),
+        count,
+        more: reached.0 > after.0.saturating_add(1),
+        shown,
+    })
 }
 
 /// What a join replays of `r`: its last `n` events with `after` < seq ≤ `upto`, or, for a

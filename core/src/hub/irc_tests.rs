@@ -1634,6 +1634,152 @@ fn lines_a_slow_reader_was_told_it_missed_come_when_it_parts_and_joins_again() {
     }
 }
 
+/// A client back in a channel (after its part, its quit, a slow read) that missed more lines
+/// than a join replays is told so before them, and how to ask for the rest: the replay of the
+/// last 50 read as all there was, and a slow reader that parted and came back to catch up lost
+/// the rest unknowing.
+#[test]
+fn a_client_back_that_missed_more_than_a_replay_holds_is_told_so() {
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        history_on_join: 3,
+        flood_burst: 1000,
+        ..Config::default()
+    });
+    let caps = ["server-time", "batch", "message-tags"];
+    let talker = n.client("talker", &caps);
+    n.send(talker, &["JOIN #h"]);
+    let wee = n.client("wee", &caps);
+    let plain = n.client("plain", &[]);
+    n.send(wee, &["JOIN #h", "PART #h"]);
+    n.send(plain, &["JOIN #h", "PART #h"]);
+    for i in 1..=5 {
+        n.send(talker, &[&format!("PRIVMSG #h :line {i}")]);
+    }
+    n.send(wee, &["JOIN #h"]);
+    let l = n.lines(wee);
+    assert_eq!(privmsg_texts(&l), ["line 3", "line 4", "line 5"], "{l:?}");
+    let notice = l
+        .iter()
+        .position(|l| l.contains(" NOTICE #h :*** "))
+        .unwrap_or_else(|| panic!("{l:?}"));
+    assert!(
+        l[notice].ends_with(
+            ":natter.irc NOTICE #h :*** 2 earlier message(s) said since you were last here are \
+             not replayed, only the last 3: CHATHISTORY BEFORE asks for them"
+        ),
+        "{l:?}"
+    );
+    let batch = l.iter().position(|l| l.contains("BATCH +")).unwrap();
+    assert!(notice < batch, "before the replay: {l:?}");
+    // A client without server-time is replayed nothing, and told nothing of it.
+    n.send(plain, &["JOIN #h"]);
+    let l = n.lines(plain);
+    assert!(!l.iter().any(|l| l.contains("NOTICE #h")), "{l:?}");
+    // All it missed fits: no notice; nothing said: none either.
+    n.send(wee, &["PART #h"]);
+    n.send(talker, &["PRIVMSG #h :line 6", "PRIVMSG #h :line 7"]);
+    n.send(wee, &["JOIN #h"]);
+    let l = n.lines(wee);
+    assert_eq!(privmsg_texts(&l), ["line 6", "line 7"], "{l:?}");
+    assert!(!l.iter().any(|l| l.contains("NOTICE #h")), "{l:?}");
+    n.send(wee, &["PART #h", "JOIN #h"]);
+    let l = n.lines(wee);
+    assert!(!l.iter().any(|l| l.contains("NOTICE #h")), "{l:?}");
+    // A newcomer is not back from anywhere: the last 3 and no notice.
+    let new = n.client("new", &caps);
+    n.send(new, &["JOIN #h"]);
+    let l = n.lines(new);
+    assert_eq!(privmsg_texts(&l), ["line 5", "line 6", "line 7"], "{l:?}");
+    assert!(!l.iter().any(|l| l.contains("NOTICE #h")), "{l:?}");
+    // A slow reader told it missed lines, that parts and joins again to catch up, is told
+    // that more were missed than come.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        outbound_max_msgs: 40,
+        flood_burst: 1000,
+        history_on_join: 5,
+        ..Config::default()
+    });
+    let talker = n.client("talker", &caps);
+    n.send(talker, &["JOIN #h"]);
+    let wee = n.client("wee", &caps);
+    n.send(wee, &["JOIN #h"]);
+    n.lines(wee);
+    n.stall(wee);
+    for i in 0..50 {
+        n.send(talker, &[&format!("PRIVMSG #h :line {i}")]);
+    }
+    n.unstall(wee);
+    let l = n.lines(wee);
+    assert!(find(&l, "not delivered").contains("NOTICE #h"), "{l:?}");
+    let live = privmsg_texts(&l).len();
+    n.send(wee, &["PART #h", "JOIN #h"]);
+    let l = n.lines(wee);
+    assert_eq!(privmsg_texts(&l).len(), 5, "{l:?}");
+    let missed = 50 - live - 5;
+    assert!(
+        find(&l, "earlier message(s)").contains(&format!(
+            "NOTICE #h :*** {missed} earlier message(s) said since you were last here"
+        )),
+        "{l:?}"
+    );
+}
+
+/// natter's own quit reasons are lowercase sentences (`-- bob quit (connection lost)` on nc);
+/// IRC users read them as IRC servers word theirs: capitalised, and a member lost with its
+/// cluster node as a netsplit. A user's own words stay as they are.
+#[test]
+fn natters_own_quit_reasons_read_as_irc_servers_word_them() {
+    use super::dialect::{
+        QUIT_ACCOUNT_REMOVED, QUIT_BANNED, QUIT_CONNECTION_LOST, QUIT_REAPED, QUIT_SHUTDOWN,
+        QUIT_SIGNED_IN, irc_quit_reason,
+    };
+    let banned = format!("{QUIT_BANNED}root: spam");
+    for (ours, irc) in [
+        (QUIT_CONNECTION_LOST, "Connection lost"),
+        (QUIT_SHUTDOWN, "Server shutting down"),
+        (QUIT_SIGNED_IN, "Signed in"),
+        (QUIT_ACCOUNT_REMOVED, "Account removed"),
+        (QUIT_REAPED, "*.net *.split"),
+        (banned.as_str(), "Banned from this server by root: spam"),
+        ("off to bed", "off to bed"),
+        ("connection lost, brb", "connection lost, brb"),
+        ("Ping timeout: 15 seconds", "Ping timeout: 15 seconds"),
+    ] {
+        assert_eq!(irc_quit_reason(ours), irc, "{ours}");
+    }
+    // A natter client that dropped and did not come back in time: IRC and nc members.
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        resume_grace: Millis(2_000),
+        ..Config::default()
+    });
+    let i = n.client("watcher", &[]);
+    n.send(i, &["JOIN #q"]);
+    let (t, _) = n.nc();
+    n.feed(t, b"/join #q\r\n");
+    let d = n.bin("dropper");
+    n.send_bin(d, &ClientMsg::Join { room: room("#q") });
+    n.lines(i);
+    n.lines(t);
+    n.hub.handle_close(d, n.now);
+    n.advance(3_000);
+    let l = n.lines(i);
+    assert_eq!(
+        l.iter()
+            .filter(|l| l.contains(" QUIT "))
+            .collect::<Vec<_>>(),
+        [":dropper!dropper@natter QUIT :Connection lost"],
+        "{l:?}"
+    );
+    let l = n.lines(t);
+    assert!(
+        l.iter().any(|l| l == "-- dropper quit (connection lost)"),
+        "{l:?}"
+    );
+}
+
 #[test]
 fn a_connection_back_after_parting_is_replayed_only_what_came_after_its_part() {
     // WeeChat keeps a parted channel's buffer: what it was sent there is on screen, and came

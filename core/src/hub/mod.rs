@@ -956,7 +956,8 @@ impl Hub {
                     if self.devices.get(&d).is_some_and(|d| d.conn.is_none()) {
                         debug!(device = d.0, "resume grace over");
                         self.undetach(d, now);
-                        self.leave_device(d, Text::new("connection lost").ok(), now);
+                        let why = Text::new(dialect::QUIT_CONNECTION_LOST).ok();
+                        self.leave_device(d, why, now);
                     }
                 }
                 Timer::Crowds => self.crowd_summaries(),
@@ -981,7 +982,7 @@ impl Hub {
         self.shut = true;
         let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
         ids.sort();
-        let reason = "server shutting down";
+        let reason = dialect::QUIT_SHUTDOWN;
         // Users who will not be back: every device of theirs is an nc or IRC connection (they
         // cannot resume) and no always-on account keeps them in their rooms. Their rooms hear
         // them quit now, and keep it in history, so that natter's clients resuming after the

@@ -767,8 +767,8 @@ impl Hub {
                     .filter(|u| *u != uid && self.server_banned(*u, None, now).is_some())
                     .collect();
                 let why = match &reason {
-                    Some(r) => format!("banned from this server by {me}: {r}"),
-                    None => format!("banned from this server by {me}"),
+                    Some(r) => format!("{}{me}: {r}", super::dialect::QUIT_BANNED),
+                    None => format!("{}{me}", super::dialect::QUIT_BANNED),
                 };
                 for u in held {
                     self.remove_user(u, &why, now);

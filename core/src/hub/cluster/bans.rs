@@ -137,8 +137,8 @@ impl Hub {
             })
             .collect();
         let why = match &ban.reason {
-            Some(r) => format!("banned from this server by {}: {r}", ban.by),
-            None => format!("banned from this server by {}", ban.by),
+            Some(r) => format!("{}{}: {r}", super::super::dialect::QUIT_BANNED, ban.by),
+            None => format!("{}{}", super::super::dialect::QUIT_BANNED, ban.by),
         };
         for u in held {
             info!(%mask, by = %ban.by, "server ban from the cluster: user put out");

@@ -712,6 +712,43 @@ pub(crate) enum Reply {
 /// seconds`): the IRC dialect says it as a registration timeout.
 pub(crate) const NO_HELLO_WITHIN: &str = "no hello within ";
 
+/// The quit reason a device that dropped and did not resume in time leaves with.
+pub(crate) const QUIT_CONNECTION_LOST: &str = "connection lost";
+/// The quit reason of the users a server shutdown ends (and its goodbye).
+pub(crate) const QUIT_SHUTDOWN: &str = "server shutting down";
+/// The quit reason of a guest whose last connection signed in to an account.
+pub(crate) const QUIT_SIGNED_IN: &str = "signed in";
+/// The quit reason of a user whose account was removed with nothing connected.
+pub(crate) const QUIT_ACCOUNT_REMOVED: &str = "account removed";
+/// The quit reason of a member of a cluster's node that is gone.
+pub(crate) const QUIT_REAPED: &str = "lost with their server";
+/// How the quit reason of a user a server ban put out starts (`banned from this server by
+/// root: spam`).
+pub(crate) const QUIT_BANNED: &str = "banned from this server by ";
+
+/// A quit reason as IRC users read it: natter's own, lowercase sentences as nc and natter's
+/// clients show them, capitalised as IRC servers word theirs (`Ping timeout: 120 seconds`,
+/// `Killed (root (spam))`), and a member lost with its cluster node as IRC servers that hide
+/// their names show a netsplit (`*.net *.split`, which irssi gathers into one netsplit line); a
+/// user's own words as they are.
+pub(crate) fn irc_quit_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    if reason == QUIT_REAPED {
+        return "*.net *.split".into();
+    }
+    let ours = matches!(
+        reason,
+        QUIT_CONNECTION_LOST | QUIT_SHUTDOWN | QUIT_SIGNED_IN | QUIT_ACCOUNT_REMOVED
+    ) || reason.starts_with(QUIT_BANNED);
+    if !ours {
+        return reason.into();
+    }
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(c) => format!("{}{}", c.to_ascii_uppercase(), chars.as_str()).into(),
+        None => reason.into(),
+    }
+}
+
 /// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and
 /// ergo say it): its own last words and the quit its rooms see.
 pub(crate) fn killed_words(by: &Nick, reason: Option<&str>) -> String {
@@ -749,6 +786,17 @@ pub(crate) enum Note {
     RecentStart(RoomName),
     /// ... and ends.
     RecentEnd,
+    /// Before a join's replay of `room` to a client that keeps its windows (IRC, spared what
+    /// it saw before its part, its quit or a restart): `count` more lines were said there since
+    /// then than the `shown` last ones replayed (`more`: at least `count`; the look back is
+    /// bounded, or the ring no longer holds them all). A slow reader that missed more than a
+    /// replay holds was told nothing of the rest.
+    Unreplayed {
+        room: RoomName,
+        count: usize,
+        more: bool,
+        shown: usize,
+    },
     /// A sign-in's replay of what the account missed in `room` since its read marker starts
     /// (nc words it as a join's recent messages; IRC's own batches are its join's).
     MissedStart(RoomName),
@@ -790,8 +838,8 @@ pub(crate) enum Note {
     /// its members (the admin need not be one); nc says it, the binary protocol from version
     /// 10 as `Done`.
     AdminDone(AdminDone),
-    /// The operator's message of the day, under a text user's welcome (IRC clients ask for
-    /// it; the binary protocol has no message for it).
+    /// The operator's message of the day, under a text user's welcome (IRC clients get it as
+    /// `Info::Motd` at registration, binary clients as `ServerMsg::Motd`).
     Motd(super::config::Motd),
     /// A `Joined`, `Members` or `Topic` with what IRC's numerics say and the protocol's
     /// message does not: each member's standing in the room, in the same order (`@` the

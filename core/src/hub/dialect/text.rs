@@ -392,6 +392,13 @@ impl Dialect for Text {
                     line(format!("-- recent messages in {room}:"))
                 }
                 Note::RecentEnd | Note::MissedEnd => line("-- (end of recent messages)".into()),
+                // nc's join replays the last lines whenever (it keeps no window): not sent.
+                Note::Unreplayed {
+                    room, count, more, ..
+                } => line(format!(
+                    "-- ({count}{} earlier messages in {room} are not shown: /history shows them)",
+                    if *more { " or more" } else { "" }
+                )),
                 Note::NowTalkingIn(room) => line(format!("-- you are now talking in {room}")),
                 Note::Size {
                     room,

@@ -86,6 +86,21 @@ fn topic_who_time(l: &mut Lines<'_>, room: &RoomName, set: Option<&TopicSet>) {
     l.from(&tags, l.server, RPL_TOPICWHOTIME, &params, false);
 }
 
+/// The server's `NOTICE #room` before a join's replay that leaves out lines said since the
+/// client was last there ([`Note::Unreplayed`]): a slow reader that parts and joins again, or a
+/// client back after its quit, knows more was said than it is shown, and how to ask for it.
+fn unreplayed_notice(count: usize, more: bool, shown: usize) -> String {
+    let count = if more {
+        format!("{count} or more")
+    } else {
+        count.to_string()
+    };
+    format!(
+        "*** {count} earlier message(s) said since you were last here are not replayed, only the \
+         last {shown}: CHATHISTORY BEFORE asks for them"
+    )
+}
+
 /// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
 /// A channel's size right after joining it (a `NOTICE` from the server), when its `NAMES` is
 /// cut short or its JOINs, PARTs and QUITs are `summed` up (a big room, `crowd.rs`).
@@ -1174,6 +1189,21 @@ impl Irc {
             let (tags, text) = (l.tags.clone(), size_notice(*members, *summed));
             return l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
         }
+        if let Note::Unreplayed {
+            room,
+            count,
+            more,
+            shown,
+        } = note
+        {
+            // Before the replay's lines, to a client that is shown them (as `event_words`).
+            if !self.caps.has(Cap::ServerTime) || self.caps.has(Cap::ChatHistory) {
+                return;
+            }
+            let text = unreplayed_notice(*count, *more, *shown);
+            let tags = l.tags.clone();
+            return l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
+        }
         if let Note::NickOnly(words) = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             return l.from(&tags, l.server, "NOTICE", &[me.as_str(), words], true);
@@ -1221,6 +1251,7 @@ impl Irc {
             | Note::Oper(_)
             | Note::Monitor(_)
             | Note::Wallops { .. }
+            | Note::Unreplayed { .. }
             | Note::Motd(_) => {}
         }
     }
@@ -1733,8 +1764,10 @@ impl Irc {
                 None => l.from(&tags, &src, "PART", &[room], false),
             },
             EventKind::Quit { reason } => {
-                let reason = reason.as_ref().map_or("Quit", Text::as_str);
-                l.from(&tags, &src, "QUIT", &[&fit(reason, 300)], true);
+                let reason = reason
+                    .as_ref()
+                    .map_or("Quit".into(), |r| super::super::irc_quit_reason(r.as_str()));
+                l.from(&tags, &src, "QUIT", &[&fit(&reason, 300)], true);
             }
             EventKind::Nick { new } => l.from(&tags, &src, "NICK", &[new.as_str()], true),
             EventKind::Topic { topic } => {
