@@ -67,7 +67,8 @@ read: $XDG_STATE_HOME/natter/devices/ACCOUNT@HOST_PORT (default ~/.local/state/n
 The next --login for that server and account signs in with it and asks for no password; a key
 the server refuses (the device forgotten with /devices forget, the password changed) is deleted
 and the password is used: NATTER_PASSWORD or password_file, else the full-screen client asks
-for it (line mode exits 1). A key file others may read is refused (chmod 600 it).
+for it (line mode exits 1). A key file others may read, or that belongs to another user, is
+refused (chmod 600 it), and so is a devices directory others may write to (chmod 700 it).
 natter --forget-device --nick ACCOUNT SERVER has the server revoke the key and deletes the file.
 
 With --tls, --ca-file or a natters:// address the server's certificate is always verified; one
