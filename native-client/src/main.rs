@@ -54,7 +54,9 @@ All of it goes to stdout (account and moderation answers and errors too); stderr
 natter's own words about the run (why it exited 1, a skipped line, logs with RUST_LOG).
 At the end of input it waits until the server has acknowledged and answered every line, then exits 0
 (1 if that does not happen within --wait seconds, default 10, or the server refused a message, a
-room to join or a /nick). Example: echo hi | natter --nick bot
+room to join or a /nick, or a line could not be done: an unknown command, a usage error, a
+command the server refused; every line is still tried, and stderr says how many were not done).
+Example: echo hi | natter --nick bot
 
 --login signs in to the account named by the nick (--nick or the config file). The password
 comes from the environment variable NATTER_PASSWORD (unless blank), else the file named by
