@@ -6,8 +6,10 @@
 //! default `~/.local/state/natter/devices/`; the `directories` crate's state directory, its
 //! local data directory where a platform has none), mode 0600 in a 0700 directory, written to a
 //! temporary file and renamed over the old one. A cluster's key is kept under its first
-//! address. The file is a comment and 64 hex digits; one that other users may read is refused,
-//! as ssh refuses such a private key.
+//! address. The file is a comment and 64 hex digits; one that other users may read, or that
+//! belongs to another user, is refused, as ssh refuses such a private key, and so is every key
+//! in a directory others may write to (they could have put a key of theirs there, or replace
+//! ours).
 //!
 //! What to do with the file after the Session's events is decided by [`step`], a pure function;
 //! [`Keeper`] carries it out. The decisions about the key itself (the key first, the password
@@ -56,6 +58,34 @@ pub enum KeyFileError {
     Exposed {
         /// The file.
         path: PathBuf,
+        /// What is wrong, in words.
+        what: String,
+    },
+    /// The file belongs to another user: someone else put it there, and could change it.
+    #[error(
+        "the device key file {path} belongs to another user (uid {owner}; natter runs as uid \
+         {me}): natter does not use a key someone else could have written. Delete it and sign \
+         in again with --login --remember"
+    )]
+    NotOwned {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user natter runs as.
+        me: u32,
+    },
+    /// Others may write to the directory of key files: they could have put a key of their own
+    /// there, or replace one.
+    #[error(
+        "the device key directory {dir} {what}: others could put a key of their own in it or \
+         replace yours, so natter uses none of its keys. If nobody else could have written to \
+         it, run chmod 700 {dir}; otherwise delete the directory and sign in again with --login \
+         --remember"
+    )]
+    OpenDirectory {
+        /// The directory.
+        dir: PathBuf,
         /// What is wrong, in words.
         what: String,
     },
@@ -201,6 +231,26 @@ pub fn check_mode(mode: u32) -> Result<(), String> {
     ))
 }
 
+/// Whether the directory of key files, of this mode and owner, may hold keys natter uses: only
+/// its owner (`me`) may write to it. `Err` says what is wrong.
+pub fn check_dir(mode: u32, owner: u32, me: u32) -> Result<(), String> {
+    if owner != me {
+        return Err(format!(
+            "belongs to another user (uid {owner}; natter runs as uid {me})"
+        ));
+    }
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (false, false) => return Ok(()),
+        (true, true) => "its group and every other user",
+        (true, false) => "its group",
+        (false, true) => "every other user",
+    };
+    Err(format!(
+        "may be written to by {who} (mode {:04o}; it must be 0700)",
+        mode & 0o7777
+    ))
+}
+
 /// Where the keys for one server are kept.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
@@ -208,6 +258,8 @@ pub struct KeyStore {
     dir: PathBuf,
     /// The server (a cluster's first address).
     server: ServerAddr,
+    /// The user the files and their directory must belong to: the one natter runs as.
+    me: u32,
 }
 
 impl KeyStore {
@@ -222,6 +274,7 @@ impl KeyStore {
         KeyStore {
             dir,
             server: server.clone(),
+            me: nix::unistd::geteuid().as_raw(),
         }
     }
 
@@ -235,11 +288,26 @@ impl KeyStore {
         self.dir.join(file_name(&self.server, account))
     }
 
-    /// The key kept for `account`, if there is a file. A file others may read, or that is not
-    /// a key, is an error.
+    /// The key kept for `account`, if there is a file. A file others may read, or that
+    /// belongs to another user, or that is not a key, is an error; so is any file in a
+    /// directory others may write to.
     pub fn load(&self, account: &Nick) -> Result<Option<DeviceKey>, KeyFileError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let path = self.path(account);
-        let text = match read_private(&path) {
+        match std::fs::metadata(&self.dir) {
+            Ok(meta) => {
+                if let Err(what) = check_dir(meta.permissions().mode(), meta.uid(), self.me) {
+                    return Err(KeyFileError::OpenDirectory {
+                        dir: self.dir.clone(),
+                        what,
+                    });
+                }
+            }
+            // No directory: no file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(KeyFileError::Read { path, source }),
+        }
+        let text = match read_private(&path, self.me) {
             Ok(text) => text,
             Err(KeyFileError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
@@ -253,18 +321,38 @@ impl KeyStore {
             .map_err(|why| KeyFileError::Bad { path, why })
     }
 
-    /// The key in `account`'s file whatever its mode (to revoke a key that may have been
-    /// copied): `Ok(None)` without a file, `Err` with a file that holds no key.
+    /// The key in `account`'s file whatever its mode or its directory's (to revoke a key that
+    /// may have been copied): `Ok(None)` without a file, `Err` with a file that holds no key or
+    /// belongs to another user.
     pub fn load_to_revoke(&self, account: &Nick) -> Result<Option<DeviceKey>, KeyFileError> {
         match self.load(account) {
-            Err(KeyFileError::Exposed { path, .. }) => {
-                let (file, _) = open_plain(&path)?;
+            Err(KeyFileError::Exposed { path, .. }) => self.read_loose(path),
+            Err(KeyFileError::OpenDirectory { .. }) => self.read_loose(self.path(account)),
+            r => r,
+        }
+    }
+
+    /// The key in the file at `path` whatever its mode, if it is there and this user's.
+    fn read_loose(&self, path: PathBuf) -> Result<Option<DeviceKey>, KeyFileError> {
+        use std::os::unix::fs::MetadataExt;
+        match open_plain(&path) {
+            Err(KeyFileError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+            Ok((_, meta)) if meta.uid() != self.me => Err(KeyFileError::NotOwned {
+                path,
+                owner: meta.uid(),
+                me: self.me,
+            }),
+            Ok((file, _)) => {
                 let text = read_bounded(file, &path)?;
                 parse(&text)
                     .map(Some)
                     .map_err(|why| KeyFileError::Bad { path, why })
             }
-            r => r,
         }
     }
 
@@ -364,10 +452,17 @@ fn open_plain(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), KeyFile
     Ok((file, meta))
 }
 
-/// A key file's text, if only its owner may read it.
-fn read_private(path: &Path) -> Result<String, KeyFileError> {
-    use std::os::unix::fs::PermissionsExt;
+/// A key file's text, if it belongs to `me` and only they may read it.
+fn read_private(path: &Path, me: u32) -> Result<String, KeyFileError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let (file, meta) = open_plain(path)?;
+    if meta.uid() != me {
+        return Err(KeyFileError::NotOwned {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            me,
+        });
+    }
     if let Err(what) = check_mode(meta.permissions().mode()) {
         return Err(KeyFileError::Exposed {
             path: path.to_owned(),
@@ -715,6 +810,94 @@ mod tests {
                 .starts_with("is open to every other user")
         );
         assert!(check_mode(0o601).is_err(), "even others' execute bit");
+    }
+
+    #[test]
+    fn only_a_directory_its_owner_alone_may_write_to_holds_keys() {
+        assert_eq!(check_dir(0o40700, 5, 5), Ok(()));
+        // Read or searched by others: only their names show, as ssh allows for ~/.ssh.
+        assert_eq!(check_dir(0o755, 5, 5), Ok(()));
+        let e = check_dir(0o40777, 5, 5).unwrap_err();
+        assert_eq!(
+            e,
+            "may be written to by its group and every other user (mode 0777; it must be 0700)"
+        );
+        assert_eq!(
+            check_dir(0o775, 5, 5),
+            Err("may be written to by its group (mode 0775; it must be 0700)".into())
+        );
+        assert!(
+            check_dir(0o720, 5, 5)
+                .unwrap_err()
+                .contains("by its group (")
+        );
+        assert!(check_dir(0o1777, 5, 5).unwrap_err().contains("(mode 1777;"));
+        assert!(
+            check_dir(0o702, 5, 5)
+                .unwrap_err()
+                .contains("every other user")
+        );
+        assert_eq!(
+            check_dir(0o700, 0, 5),
+            Err("belongs to another user (uid 0; natter runs as uid 5)".into())
+        );
+    }
+
+    #[test]
+    fn a_key_in_an_open_directory_or_another_users_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("devices");
+        let store = KeyStore::in_dir(dir.clone(), &addr("127.0.0.1", 8000));
+        let ann = nick("ann");
+        let path = store.save(&ann, &DeviceKey([1; 32])).unwrap();
+
+        // Its directory open to others' writes: refused, with the fix, but still revocable.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = store.load(&ann).unwrap_err();
+        assert!(matches!(e, KeyFileError::OpenDirectory { .. }), "{e}");
+        let words = e.to_string();
+        assert!(
+            words.contains("may be written to by its group and every other user (mode 0777")
+                && words.contains(&format!("run chmod 700 {}", dir.display())),
+            "{words}"
+        );
+        assert_eq!(
+            store.load_to_revoke(&ann).unwrap(),
+            Some(DeviceKey([1; 32]))
+        );
+        assert!(
+            store.load_to_revoke(&nick("bob")).unwrap().is_none(),
+            "no file: no key"
+        );
+        // The fix given works.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(store.load(&ann).unwrap(), Some(DeviceKey([1; 32])));
+
+        // The same files to another user (as if they were not this user's): the directory is
+        // theirs, and so is the file.
+        let me = store.me;
+        let other = KeyStore {
+            me: me + 1,
+            ..store.clone()
+        };
+        let e = other.load(&ann).unwrap_err();
+        assert!(e.to_string().contains("belongs to another user"), "{e}");
+        let e = read_private(&path, me + 1).unwrap_err();
+        assert!(matches!(e, KeyFileError::NotOwned { .. }), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "belongs to another user (uid {me}; natter runs as uid {})",
+                me + 1
+            )),
+            "{e}"
+        );
+        // Not revoked with either: the key is someone else's.
+        let e = other.load_to_revoke(&ann).unwrap_err();
+        assert!(matches!(e, KeyFileError::NotOwned { .. }), "{e}");
+        // No directory at all: no key.
+        let none = KeyStore::in_dir(tmp.path().join("none"), &addr("127.0.0.1", 8000));
+        assert!(none.load(&ann).unwrap().is_none());
     }
 
     #[test]

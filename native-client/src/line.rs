@@ -6,7 +6,10 @@
 //! [`natter_core::chat::LineNews`]); at the end of stdin the client waits until the server
 //! has acknowledged everything it sent, says `/quit`, and exits: with status 1 if a message was
 //! refused (not delivered), or a room it was to join, or a `/nick` it typed, so that a script
-//! does not take it for said (or said under the nick it asked for).
+//! does not take it for said (or said under the nick it asked for), and if a line could not be
+//! done (an unknown command, a usage error, a command the server refused): as `make -k` or
+//! `sqlite3` without `-bail` do, every line is still tried, and the status says afterwards
+//! that not all of them were done.
 
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
@@ -47,6 +50,19 @@ pub enum LineError {
         nick: String,
         /// Why, as the server said.
         why: String,
+    },
+    /// Every line was answered, but some could not be done: a command natter does not know or
+    /// could not parse, or one the server refused (`/kick` by someone who is not an
+    /// operator). A script must not take them for done.
+    #[error(
+        "{count} line{s} of the input could not be done (the last: {last})",
+        s = if *count == 1 { "" } else { "s" }
+    )]
+    NotDone {
+        /// Lines not done.
+        count: usize,
+        /// Why the last one was not, as it was said.
+        last: String,
     },
     /// Every line was answered, but the server refused some messages (a full disk, flood
     /// control, a muted room, an unknown nick): a script must not take them for delivered.
@@ -128,6 +144,9 @@ struct Refused {
     not_joined: Option<(String, String)>,
     /// The last nick asked for with `/nick` that the server refused, and why.
     not_renamed: Option<(String, String)>,
+    /// Lines of the input that could not be done, and why the last one was not.
+    not_done: usize,
+    last_not_done: Option<String>,
 }
 
 /// The nicks (folded) that `/nick` lines of the input asked for, shared by the stdin thread and
@@ -150,6 +169,7 @@ impl AskedNicks {
 impl Refused {
     fn note(&mut self, ev: &natter_core::session::Event, asked: &AskedNicks) {
         use natter_core::session::{About, Event};
+        use natter_core::wire::ErrorKind;
         match ev {
             Event::Error {
                 about: About::Message(_),
@@ -166,6 +186,23 @@ impl Refused {
                 text,
                 ..
             } if asked.asked(nick) => self.not_renamed = Some((nick.to_string(), text.clone())),
+            // A line typed that was not done: not understood (`kind: None`, said by the
+            // session), or refused by the server. An operator's command refused names the room
+            // when it has one (`/topic`); a joiner told it may not speak there (`Muted`) was
+            // refused nothing.
+            Event::Error {
+                about: About::Input,
+                text,
+                ..
+            }
+            | Event::Error {
+                about: About::Room(_),
+                kind: Some(ErrorKind::NotOperator),
+                text,
+            } => {
+                self.not_done += 1;
+                self.last_not_done = Some(text.clone());
+            }
             Event::Settled {
                 delivered: false, ..
             } => self.count += 1,
@@ -174,24 +211,34 @@ impl Refused {
     }
 
     /// How line mode ends: refused messages first (they were sent), then a refused join, then
-    /// a refused `/nick`.
+    /// a refused `/nick`, then the other lines not done.
     fn result(&self) -> Result<(), LineError> {
-        match (self.count, &self.not_joined, &self.not_renamed) {
-            (0, None, None) => Ok(()),
-            (0, Some((room, why)), _) => Err(LineError::NotJoined {
-                room: room.clone(),
-                why: why.clone(),
-            }),
-            (0, None, Some((nick, why))) => Err(LineError::NotRenamed {
-                nick: nick.clone(),
-                why: why.clone(),
-            }),
-            (count, _, _) => Err(LineError::Refused {
-                count,
+        if self.count > 0 {
+            return Err(LineError::Refused {
+                count: self.count,
                 last: self
                     .last
                     .clone()
                     .unwrap_or_else(|| "no reason given".into()),
+            });
+        }
+        if let Some((room, why)) = &self.not_joined {
+            return Err(LineError::NotJoined {
+                room: room.clone(),
+                why: why.clone(),
+            });
+        }
+        if let Some((nick, why)) = &self.not_renamed {
+            return Err(LineError::NotRenamed {
+                nick: nick.clone(),
+                why: why.clone(),
+            });
+        }
+        match (self.not_done, &self.last_not_done) {
+            (0, _) | (_, None) => Ok(()),
+            (count, Some(last)) => Err(LineError::NotDone {
+                count,
+                last: last.clone(),
             }),
         }
     }
@@ -425,7 +472,10 @@ mod tests {
             },
             &asked,
         );
-        assert!(r.result().is_ok(), "a typo is not a refusal");
+        assert_eq!(
+            r.result().unwrap_err().to_string(),
+            "1 line of the input could not be done (the last: unknown command /frob (try /help))",
+        );
         r.note(
             &Event::Error {
                 kind: None,
@@ -435,7 +485,79 @@ mod tests {
             &asked,
         );
         let e = r.result().unwrap_err().to_string();
-        assert_eq!(e, "could not join #ci: #ci is invite-only");
+        assert_eq!(
+            e, "could not join #ci: #ci is invite-only",
+            "said before a typo"
+        );
+    }
+
+    /// `printf '/frob\n/ban\nhi\n' | natter`: every line is tried, and the status says
+    /// afterwards that some were not done (a script can tell), with the last reason. A refusal
+    /// the server sends about a room unasked (a joiner muted there) is not a line not done.
+    #[test]
+    fn lines_not_done_make_the_status_1_once_every_line_was_tried() {
+        use natter_core::session::{About, Event};
+        use natter_core::wire::ErrorKind;
+        let asked = AskedNicks::default();
+        let mut r = Refused::default();
+        let lobby = natter_core::RoomName::lobby();
+        r.note(
+            &Event::Error {
+                kind: Some(ErrorKind::Muted),
+                about: About::Room(lobby.clone()),
+                text: "you may not speak in #lobby".into(),
+            },
+            &asked,
+        );
+        r.note(&Event::Info("hi".into()), &asked);
+        assert!(r.result().is_ok(), "{:?}", r.result());
+        for (kind, about, text) in [
+            (None, About::Input, "unknown command /frob (try /help)"),
+            (
+                Some(ErrorKind::NotOperator),
+                About::Input,
+                "you are not an operator of #lobby",
+            ),
+            (
+                Some(ErrorKind::NotOperator),
+                About::Room(lobby.clone()),
+                "only an operator may change the topic of #lobby",
+            ),
+        ] {
+            r.note(
+                &Event::Error {
+                    kind,
+                    about,
+                    text: text.into(),
+                },
+                &asked,
+            );
+        }
+        assert_eq!(
+            r.result().unwrap_err().to_string(),
+            "3 lines of the input could not be done (the last: only an operator may change the \
+             topic of #lobby)"
+        );
+        // A refused message says more: it was sent, and not delivered.
+        r.note(
+            &Event::Error {
+                kind: Some(ErrorKind::Flood),
+                about: About::Message(natter_core::types::MsgId(1)),
+                text: "slow down".into(),
+            },
+            &asked,
+        );
+        r.note(
+            &Event::Settled {
+                id: natter_core::types::MsgId(1),
+                delivered: false,
+            },
+            &asked,
+        );
+        assert!(matches!(
+            r.result(),
+            Err(LineError::Refused { count: 1, .. })
+        ));
     }
 
     /// A `/nick` the input typed and the server refused fails the script, as a refused join

@@ -54,7 +54,9 @@ All of it goes to stdout (account and moderation answers and errors too); stderr
 natter's own words about the run (why it exited 1, a skipped line, logs with RUST_LOG).
 At the end of input it waits until the server has acknowledged and answered every line, then exits 0
 (1 if that does not happen within --wait seconds, default 10, or the server refused a message, a
-room to join or a /nick). Example: echo hi | natter --nick bot
+room to join or a /nick, or a line could not be done: an unknown command, a usage error, a
+command the server refused; every line is still tried, and stderr says how many were not done).
+Example: echo hi | natter --nick bot
 
 --login signs in to the account named by the nick (--nick or the config file). The password
 comes from the environment variable NATTER_PASSWORD (unless blank), else the file named by
@@ -67,7 +69,8 @@ read: $XDG_STATE_HOME/natter/devices/ACCOUNT@HOST_PORT (default ~/.local/state/n
 The next --login for that server and account signs in with it and asks for no password; a key
 the server refuses (the device forgotten with /devices forget, the password changed) is deleted
 and the password is used: NATTER_PASSWORD or password_file, else the full-screen client asks
-for it (line mode exits 1). A key file others may read is refused (chmod 600 it).
+for it (line mode exits 1). A key file others may read, or that belongs to another user, is
+refused (chmod 600 it), and so is a devices directory others may write to (chmod 700 it).
 natter --forget-device --nick ACCOUNT SERVER has the server revoke the key and deletes the file.
 
 With --tls, --ca-file or a natters:// address the server's certificate is always verified; one

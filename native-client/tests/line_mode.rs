@@ -85,7 +85,7 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
         .await;
 
     // End of input: both leave cleanly; bob's refused /nick makes his status 1 (see
-    // `a_refused_nick_change_makes_the_exit_status_1`), a typo does not.
+    // `a_refused_nick_change_makes_the_exit_status_1`; his typo would too).
     alice.close_stdin();
     bob.close_stdin();
     assert!(alice.exit_status().await.success());
@@ -218,7 +218,8 @@ async fn a_commands_answer_is_printed_before_the_next_lines() {
         c.seen
     );
     c.close_stdin();
-    assert!(c.exit_status().await.success(), "{:#?}", c.seen);
+    // Neither line was done: the status says so.
+    assert_eq!(c.exit_status().await.code(), Some(1), "{:#?}", c.seen);
     server.shutdown().await.expect("server shuts down");
 }
 
@@ -608,8 +609,9 @@ async fn a_piped_question_is_answered_before_the_client_exits() {
         asker.send(line).await;
     }
     asker.close_stdin();
+    // The kick was refused (the line was not done): exit status 1, once every answer is in.
     let status = asker.exit_status().await;
-    assert!(status.success(), "asker exited with {status}");
+    assert_eq!(status.code(), Some(1), "asker exited with {status}");
     asker.drain().await;
     let seen = &asker.seen;
     for want in [
@@ -700,6 +702,69 @@ async fn a_refused_message_makes_a_piped_client_exit_1_with_the_reason() {
     );
     // Everything taken: 0, as before.
     let out = run("first\nlast\n").await;
+    assert!(out.status.success(), "{out:?}");
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// `printf '/frob\n/ban\nfirst\n/kick nobody\nlast\n' | natter`: lines natter could not do
+/// (an unknown command, a usage error) or the server refused (a kick by someone who is not an
+/// operator) exited 0 at the end of input, so a script could not tell. Every line is still
+/// tried; the exit status is 1 and stderr says how many lines were not done, and why the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_not_done_make_a_piped_client_exit_1_after_trying_every_line() {
+    let (server, addr) = server().await;
+    let run = |input: &'static str| {
+        let addr = addr.to_string();
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+                .args(["--nick", "bot", &addr])
+                .env("XDG_CONFIG_HOME", support::config_home())
+                .env_remove("RUST_LOG")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("natter runs");
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).await.unwrap();
+            drop(stdin);
+            tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+                .await
+                .expect("natter exits")
+                .expect("natter runs")
+        }
+    };
+    let out = run("/frob\n/ban\nfirst\n/kick nobody\nlast\n").await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    for said in ["[#lobby] <bot> first", "[#lobby] <bot> last"] {
+        assert!(stdout.contains(said), "every line is tried: {stdout}");
+    }
+    assert!(stdout.contains("error: unknown command /frob"), "{stdout}");
+    assert!(stdout.contains("error: usage: /ban"), "{stdout}");
+    assert_eq!(
+        stderr.trim_end(),
+        "natter: 3 lines of the input could not be done (the last: you are not an operator of \
+         #lobby)",
+        "{stdout}"
+    );
+    // One typo alone is enough.
+    let out = run("hello\n/jion #x\n").await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "natter: 1 line of the input could not be done (the last: unknown command /jion"
+        ),
+        "{stderr}"
+    );
+    // Every line done: 0, as before.
+    let out = run("hello\n/who\n").await;
     assert!(out.status.success(), "{out:?}");
     server.shutdown().await.expect("server shuts down");
 }

@@ -352,6 +352,27 @@ async fn a_key_file_others_may_read_or_that_holds_no_key_is_refused() {
     flo.close_stdin();
     assert!(flo.exit_status().await.success());
 
+    // A directory others may write to: they could have put the key there.
+    let dir = file.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let out = run_to_end(&login, &env(state.path())).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing connected");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "natter: the device key directory {} may be written to by its group (mode 0770; it \
+             must be 0700)",
+            dir.display()
+        )) && stderr.contains(&format!("run chmod 700 {};", dir.display())),
+        "{stderr}"
+    );
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut flo = start("flo", &["--login"], addr, &env(state.path()));
+    flo.expect("-- you are signed in as flo").await;
+    flo.close_stdin();
+    assert!(flo.exit_status().await.success());
+
     std::fs::write(&file, "not a key\n").unwrap();
     let out = run_to_end(&login, &env(state.path())).await;
     assert_eq!(out.status.code(), Some(1));
@@ -364,6 +385,53 @@ async fn a_key_file_others_may_read_or_that_holds_no_key_is_refused() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// A device remembered for one account, run as a guest under that account's name with
+/// `--remember`, that signs in to another with a typed `/login` keeps the other's key in the
+/// other's file: the first account's file is left as it was, and still signs in. (Signed in, a
+/// `/login` to another account is refused: `/logout` first, which revokes the key.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_login_to_another_account_keeps_its_key_in_its_own_file() {
+    let (server, addr) = server().await;
+    let state = tempfile::tempdir().unwrap();
+    let ann_file = register_remembered(state.path(), addr, "ann").await;
+    let ann_key = std::fs::read_to_string(&ann_file).unwrap();
+    let mut reg = start("bob", &[], addr, &env(state.path()));
+    reg.expect("-- connected as bob").await;
+    reg.send(&format!("/register {PASSWORD}")).await;
+    reg.expect("-- you are signed in as bob").await;
+    reg.close_stdin();
+    assert!(reg.exit_status().await.success());
+
+    // A guest asking for ann's nick (a registered one: given another), then `/login bob`.
+    let mut ann = start("ann", &["--remember"], addr, &env(state.path()));
+    ann.expect_containing("-- connected as ").await;
+    ann.send(&format!("/login bob {PASSWORD}")).await;
+    ann.expect("-- you are signed in as bob").await;
+    let bob_file = key_file(state.path(), "bob", addr);
+    ann.expect(&format!(
+        "-- this device is remembered: its key is kept in {} (natter --forget-device forgets it)",
+        bob_file.display()
+    ))
+    .await;
+    ann.close_stdin();
+    assert!(ann.exit_status().await.success());
+    assert_eq!(
+        std::fs::read_to_string(&ann_file).unwrap(),
+        ann_key,
+        "ann's file is left alone"
+    );
+    assert_ne!(std::fs::read_to_string(&bob_file).unwrap(), ann_key);
+
+    // Each file signs in to its own account, no password at hand.
+    for who in ["ann", "bob"] {
+        let mut c = start(who, &["--login"], addr, &env(state.path()));
+        c.expect(&format!("-- you are signed in as {who}")).await;
+        c.close_stdin();
+        assert!(c.exit_status().await.success());
+    }
     server.shutdown().await.expect("server shuts down");
 }
 

@@ -613,6 +613,61 @@ async fn login_asks_for_the_password_without_echo_and_the_status_line_says_who_w
     server.shutdown().await.expect("server shuts down");
 }
 
+/// `natter --login`: the account's rooms come back by name, and the first (`#aaa`) was opened
+/// whatever the person talks in. The room with the most recent chat the sign-in brought is
+/// opened instead; the person's own pick (Alt+1) is theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_opens_the_most_recently_active_room_not_the_first_by_name() {
+    let (server, addr) = server().await;
+    let mut reg = Client::start("tuic", addr, &[]);
+    reg.expect("-- connected as tuic").await;
+    reg.send("/register hidden passphrase").await;
+    reg.expect("-- you are signed in as tuic").await;
+    for room in ["#zzz", "#aaa", "#work"] {
+        reg.send(&format!("/join {room}")).await;
+        reg.expect(&format!("[{room}] -- tuic joined {room}")).await;
+    }
+    for room in ["#zzz", "#aaa"] {
+        reg.send(&format!("/join {room}")).await;
+        reg.send(&format!("said in {room}")).await;
+        reg.expect(&format!("[{room}] <tuic> said in {room}")).await;
+    }
+    reg.close_stdin();
+    assert!(reg.exit_status().await.success());
+    // The newest line, in #work, said once the others are (another run: a later time).
+    let mut bob = Client::start("bob", addr, &["--room", "#work"]);
+    bob.send("work news").await;
+    bob.expect("[#work] <bob> work news").await;
+
+    let addr = addr.to_string();
+    let tmux = Tmux::new("lastroom");
+    tmux.start_with("tuic", &addr, &["--login"]);
+    tmux.wait_for("tuic", "password for tuic:").await;
+    tmux.type_line("tuic", "hidden passphrase");
+    let screen = tmux
+        .wait("tuic", "#work open", |s| topic_line(s).trim() == "#work")
+        .await;
+    let screen = if screen.contains("<bob> work news") {
+        screen
+    } else {
+        tmux.wait_for("tuic", "<bob> work news").await
+    };
+    assert!(!screen.contains("said in #aaa"), "{screen}");
+    // The person's pick stays: Alt+1 (the first room) and a line said in #work meanwhile.
+    tmux.keys("tuic", "M-1");
+    tmux.wait("tuic", "#aaa open", |s| topic_line(s).trim() == "#aaa")
+        .await;
+    bob.send("more news").await;
+    bob.expect("[#work] <bob> more news").await;
+    tmux.wait_for("tuic", "#work (1)").await;
+    assert_eq!(topic_line(&tmux.screen("tuic")).trim(), "#aaa");
+    tmux.type_line("tuic", "/quit");
+    tmux.wait_for("tuic", "natter exited with 0").await;
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}
+
 /// Ctrl+C at the password prompt ends natter with 130 (as SIGINT would) and leaves the shell's
 /// terminal as it was: echo and line editing on (rpassword's prompt left both off).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

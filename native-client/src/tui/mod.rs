@@ -15,6 +15,7 @@
 //! spaces and is sent, as one message, on Enter.
 
 pub mod draw;
+pub mod first_room;
 pub mod input;
 pub mod view;
 
@@ -235,6 +236,9 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut quitting = false;
+    // After `--login`: the most recently active of the account's rooms is opened, not the
+    // first by name.
+    let mut first_room = first_room::FirstRoom::default();
     // Killed or hung up on: leave at once (the guard restores the terminal).
     let mut term = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
@@ -277,12 +281,19 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         tokio::select! {
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
+                first_room.on_event(&ev, chat.current());
                 chat.handle_event(&ev, clock::now());
                 for _ in 1..EVENTS_PER_FRAME {
                     match ev_rx.try_recv() {
-                        Ok(ev) => chat.handle_event(&ev, clock::now()),
+                        Ok(ev) => {
+                            first_room.on_event(&ev, chat.current());
+                            chat.handle_event(&ev, clock::now());
+                        }
                         Err(_) => break,
                     }
+                }
+                if let Some(id) = first_room.pick(&chat) {
+                    chat.open(&id);
                 }
             }
             ev = keys.next() => {
@@ -305,6 +316,10 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     Some(Err(_)) | None => Some(Action::Quit),
                 };
                 let page = usize::from(terminal.size()?.height).saturating_sub(4).max(1);
+                if action.is_some() {
+                    // The person is doing something where they are: theirs from now on.
+                    first_room.chosen();
+                }
                 match action {
                     None => {}
                     Some(Action::Quit) if quitting => break,
