@@ -550,8 +550,9 @@ pub fn error_words(about: &About, text: &str) -> String {
         About::Nick(nick) => format!("could not change your nick to {nick}: {text}"),
         About::Older(room) => format!("could not load older lines of {room}: {text}"),
         About::Search => format!("search failed: {text}"),
-        About::Account => format!("account: {text}"),
-        About::Session | About::Input | About::Message(_) | About::Room(_) => text.to_owned(),
+        About::Account | About::Session | About::Input | About::Message(_) | About::Room(_) => {
+            text.to_owned()
+        }
     }
 }
 

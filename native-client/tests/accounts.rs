@@ -79,7 +79,10 @@ async fn a_script_signs_in_with_natter_password_and_talks_as_the_account() {
     let err = wrong
         .expect_where("the refusal", |l| l.starts_with("error: "))
         .await;
-    assert_eq!(err, "error: account: wrong account name or password");
+    assert_eq!(
+        err,
+        "error: could not sign in: wrong account name or password"
+    );
     let status = wrong.exit_status().await;
     assert_eq!(status.code(), Some(1), "{status}");
     wrong.drain().await;

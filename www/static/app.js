@@ -57,10 +57,12 @@ const ui = {
   nickForm: $("nick-form"),
   nickInput: $("nick-input"),
   nickError: $("nick-error"),
+  nickStatus: $("nick-status"),
   passwordInput: $("password-input"),
   rememberInput: $("remember-input"),
   meAccount: $("me-account"),
   signOut: $("sign-out"),
+  signInOpen: $("sign-in-open"),
   devicesOpen: $("devices-open"),
   devicesPanel: $("devices-panel"),
   devicesTitle: $("devices-title"),
@@ -96,6 +98,9 @@ const ui = {
 };
 
 let client = null; // the wasm Client, once a nick is chosen
+// A sign-in or registration asked in the dialog ("sign-in", "register"), until the server
+// answers: the dialog stays open meanwhile, and a refusal is said in it.
+let dialogAsk = null;
 let ws = null; // the current WebSocket; callbacks from older ones are ignored
 let closeAfterFlush = false;
 let timer = null;
@@ -1115,6 +1120,7 @@ function notifyAlerts() {
 function renderAccount() {
   const account = client.account();
   ui.meAccount.hidden = ui.signOut.hidden = ui.devicesOpen.hidden = account === undefined;
+  ui.signInOpen.hidden = account !== undefined;
   if (account === undefined) ui.devicesPanel.hidden = true;
   const same = account?.toLowerCase() === client.me().toLowerCase();
   ui.meAccount.textContent =
@@ -1141,8 +1147,8 @@ function keepKey() {
   // Let go here (Sign out, /logout, /login, /password), the conversation says so; refused by
   // the server (signed out elsewhere, or the password changed), only this can.
   if (key === undefined && keptKey !== undefined && client.key_refused()) {
-    showBanner("Your remembered sign-in no longer works, so you are a guest now. " +
-      "Sign in again with /login nick password, or reload to use the form.", false);
+    showBanner("Your remembered sign-in no longer works, so you are a guest now. Sign in " +
+      "again with \u201cSign in or register\u201d in the sidebar, or /login nick password.", false);
     const ok = el("button", "", "OK");
     ok.type = "button";
     ok.addEventListener("click", () => { ui.banner.hidden = true; });
@@ -1228,7 +1234,10 @@ ui.signOut.addEventListener("click", () => {
   if (!client) return;
   client.sign_out(now());
   pump();
+  // The button is gone (a guest has none): the focus goes where one types, not to the page.
+  ui.input.focus();
 });
+ui.signInOpen.addEventListener("click", openSignIn);
 
 // --- the driver loop ----------------------------------------------------------------------------
 
@@ -1260,6 +1269,7 @@ function pump() {
     noteError(e);
   }
   arm();
+  settleDialog();
 }
 
 function arm() {
@@ -1625,6 +1635,58 @@ function started() {
   return true;
 }
 
+// The dialog's sign-in or registration, once the server has answered it: taken, the dialog
+// closes and the input line has the focus; refused (or the session ended otherwise), the dialog
+// says why, keeps the account name, and clears and focuses the password field for another try.
+// Meanwhile it says what it is waiting for, and that the server cannot be reached if so.
+function settleDialog() {
+  if (dialogAsk === null || !client) return;
+  if (client.account() !== undefined) {
+    dialogAsk = null;
+    ui.nickStatus.textContent = "";
+    closeDialog();
+    return;
+  }
+  const conn = client.conn();
+  if (conn.state === "closed") {
+    dialogAsk = null;
+    const why = conn.fatal ?? "the server closed the connection";
+    dropClient();
+    ui.nickStatus.textContent = "";
+    ui.nickError.textContent = why;
+    ui.passwordInput.value = "";
+    ui.passwordInput.setAttribute("aria-invalid", "true");
+    ui.passwordInput.focus();
+    return;
+  }
+  const waiting = dialogAsk === "register" ? "Registering…" : "Signing in…";
+  ui.nickStatus.textContent = conn.state === "reconnecting" && conn.attempt > 0
+    ? `${waiting} (cannot reach the chat server yet; still trying)`
+    : waiting;
+}
+
+// Lets go of the client of a sign-in the dialog asked and that did not happen: its socket,
+// its timers and what it drew behind the dialog go with it.
+function dropClient() {
+  clearTimeout(timer);
+  timer = null;
+  clearInterval(bannerTimer);
+  bannerTimer = null;
+  closeSocket("signing in again");
+  client = null;
+  for (const d of logs.values()) d.log.remove();
+  logs.clear();
+  shown = null;
+  ui.roomList.replaceChildren();
+  ui.dmList.replaceChildren();
+  ui.memberList.replaceChildren();
+  ui.banner.hidden = true;
+  ui.app.dataset.state = "connecting";
+  ui.status.textContent = "";
+  ui.meNick.textContent = "";
+  ui.signInOpen.hidden = true;
+}
+
 function askNick() {
   // Remembered: signed in with the kept device key, no questions asked.
   const kept = keptSignIn();
@@ -1654,6 +1716,16 @@ function askNick() {
     // ignore
   }
   ui.nickInput.value = fromUrl ?? remembered;
+  setUpDialog();
+  ui.nickDialog.showModal();
+  ui.nickInput.select();
+}
+
+// The dialog's handlers, set once: at the start, or when a guest's page first opens it.
+let dialogSetUp = false;
+function setUpDialog() {
+  if (dialogSetUp) return;
+  dialogSetUp = true;
   const check = () => {
     const err = ui.nickInput.value ? nick_error(ui.nickInput.value) : undefined;
     ui.nickError.textContent = err ?? "";
@@ -1672,19 +1744,65 @@ function askNick() {
       return;
     }
     const password = ui.passwordInput.value;
+    ui.passwordInput.setAttribute("aria-invalid", "false");
     // Enter in the form is the first button's ("Join"): with a password typed, it signs in.
     let how = e.submitter?.value ?? "guest";
     if (how === "guest" && password) how = "sign-in";
-    if (start(nick, how, password, ui.rememberInput.checked)) {
-      ui.passwordInput.value = "";
-      ui.nickDialog.close();
-      // Closing gives the focus back to what had it before the dialog (nothing): the input
-      // line takes it, so that one types at once (from the keyboard, Enter then talk).
-      ui.input.focus();
+    // Asked again while the last sign-in still waits (a server out of reach): this one instead.
+    if (client && dialogAsk !== null) dropClient();
+    if (client && how === "guest") {
+      // A guest's page that opened the dialog goes on as a guest (under the nick typed).
+      if (nick.toLowerCase() !== client.me().toLowerCase()) input(`/nick ${nick}`);
+      closeDialog();
+      return;
     }
+    if (client) {
+      // A guest signing in or registering from its page: the guest's session ends, and the
+      // account's starts as from the dialog at the start.
+      client.handle_input("/quit signing in", now());
+      pump();
+      dropClient();
+    }
+    dialogAsk = null;
+    ui.nickStatus.textContent = "";
+    ui.nickError.textContent = "";
+    if (!start(nick, how, password, ui.rememberInput.checked)) return;
+    if (how !== "guest") {
+      // The dialog stays until the server answers (settleDialog).
+      dialogAsk = how;
+      settleDialog();
+      return;
+    }
+    closeDialog();
   });
-  // Escape must not leave the page without a nick.
-  ui.nickDialog.addEventListener("cancel", (e) => e.preventDefault());
+  // Escape must not leave the page without a nick: it closes the dialog only for a guest's
+  // page that opened it (and is not waiting for a sign-in).
+  ui.nickDialog.addEventListener("cancel", (e) => {
+    if (!client || dialogAsk !== null) e.preventDefault();
+  });
+  ui.nickDialog.addEventListener("close", () => {
+    ui.passwordInput.value = "";
+    if (client) ui.input.focus();
+  });
+}
+
+function closeDialog() {
+  ui.passwordInput.value = "";
+  ui.nickDialog.close();
+  // Closing gives the focus back to what had it before the dialog (nothing): the input
+  // line takes it, so that one types at once (from the keyboard, Enter then talk).
+  ui.input.focus();
+}
+
+// A guest's page asks to sign in or register: the dialog, its nick offered.
+function openSignIn() {
+  if (!client || ui.nickDialog.open) return;
+  setUpDialog();
+  ui.nickInput.value = client.me();
+  ui.nickInput.setAttribute("aria-invalid", "false");
+  ui.passwordInput.setAttribute("aria-invalid", "false");
+  ui.nickError.textContent = "";
+  ui.nickStatus.textContent = "";
   ui.nickDialog.showModal();
   ui.nickInput.select();
 }

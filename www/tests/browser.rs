@@ -1654,14 +1654,14 @@ async fn accounts_scenario(
         dialog_open(b).await.then_some(())
     );
 
-    // A wrong password in the dialog ends the session with the reason, rather than joining as
-    // a guest under another nick.
+    // A wrong password in the dialog is said in the dialog, which stays open (never joining as
+    // a guest under another nick): the account name stays, the password field is cleared and
+    // has the focus, for another try.
     let nick_input = b.find(Locator::Id("nick-input")).await.expect("nick");
     nick_input.clear().await.expect("clear the nick");
     nick_input.send_keys("rosa").await.expect("type a nick");
-    b.find(Locator::Id("password-input"))
-        .await
-        .expect("pw")
+    let password = b.find(Locator::Id("password-input")).await.expect("pw");
+    password
         .send_keys("not the password")
         .await
         .expect("type a password");
@@ -1672,15 +1672,110 @@ async fn accounts_scenario(
         .await
         .expect("click sign in");
     wait_for!(
-        "the refusal in the banner",
+        "the refusal in the dialog",
         STEP,
-        text_of(b, "#banner")
-            .await
-            .contains("You could not sign in: wrong account name or password.")
+        (text_of(b, "#nick-error").await == "could not sign in: wrong account name or password")
             .then_some(())
     );
-    assert_eq!(conn_state(b).await, "closed");
+    assert!(dialog_open(b).await, "the dialog stays open");
+    let fields = js(
+        b,
+        "return [document.getElementById('nick-input').value, \
+                 document.getElementById('password-input').value, \
+                 document.activeElement && document.activeElement.id, \
+                 document.getElementById('password-input').getAttribute('aria-invalid'), \
+                 document.getElementById('banner').hidden];",
+    )
+    .await;
+    assert_eq!(
+        fields,
+        serde_json::json!(["rosa", "", "password-input", "true", true]),
+        "the account name kept, the password cleared and focused, no banner behind"
+    );
     assert_eq!(account_of(b).await, None);
+    screenshot(b, "sign-in-refused.png").await;
+    // The right password, typed where the focus is, and Enter: signed in from the same dialog.
+    password
+        .send_keys("correct horse battery\u{E007}")
+        .await
+        .expect("type the password and Enter");
+    wait_for!(
+        "the page to be signed in as rosa",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    wait_for!(
+        "the dialog to close and the input to have the focus",
+        STEP,
+        (!dialog_open(b).await
+            && js(
+                b,
+                "return document.activeElement && document.activeElement.id;"
+            )
+            .await
+            .as_str()
+                == Some("input"))
+        .then_some(())
+    );
+    assert_eq!(text_of(b, "#nick-error").await, "");
+    assert_eq!(conn_state(b).await, "connected");
+
+    // Signed out with the button: the focus goes to the input (the button is gone), and the
+    // guest's page offers the dialog again ("Sign in or register"), which Escape closes.
+    click(b, "#sign-out").await;
+    wait_for!(
+        "the page to be a guest offering to sign in",
+        STEP,
+        (account_of(b).await.is_none()
+            && js(b, "return !document.getElementById('sign-in-open').hidden;")
+                .await
+                .as_bool()
+                == Some(true))
+        .then_some(())
+    );
+    let focus = js(
+        b,
+        "return document.activeElement && document.activeElement.id;",
+    )
+    .await;
+    assert_eq!(focus, "input", "the focus is not left on the page");
+    click(b, "#sign-in-open").await;
+    wait_for!(
+        "the dialog for the guest",
+        STEP,
+        dialog_open(b).await.then_some(())
+    );
+    b.active_element()
+        .await
+        .expect("the focused element")
+        .send_keys("\u{E00C}")
+        .await
+        .expect("press Escape");
+    wait_for!(
+        "Escape to close the guest's dialog",
+        STEP,
+        (!dialog_open(b).await).then_some(())
+    );
+    assert_eq!(conn_state(b).await, "connected", "still here as a guest");
+    // Opened again: the account's name and password, Enter, and signed in (the guest's session
+    // gives way to the account's).
+    click(b, "#sign-in-open").await;
+    wait_for!("the dialog again", STEP, dialog_open(b).await.then_some(()));
+    let nick_input = b.find(Locator::Id("nick-input")).await.expect("nick");
+    nick_input.clear().await.expect("clear the nick");
+    nick_input.send_keys("rosa").await.expect("type a nick");
+    b.find(Locator::Id("password-input"))
+        .await
+        .expect("pw")
+        .send_keys("correct horse battery\u{E007}")
+        .await
+        .expect("type the password and Enter");
+    wait_for!(
+        "the guest's page to be signed in as rosa",
+        STEP,
+        (account_of(b).await.as_deref() == Some("rosa") && !dialog_open(b).await).then_some(())
+    );
+    assert_eq!(text_of(b, "#me-nick").await, "rosa");
     screenshot(b, "sign-in-refused.png").await;
     bridge
 }

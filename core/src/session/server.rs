@@ -628,10 +628,18 @@ impl Session {
             Re::Room(room) => self.room_refusal(kind, room),
             Re::Nick(nick) => About::Nick(nick),
         };
+        // A refused account request is said as what it refused (`could not sign in: wrong
+        // account name or password`): the server's words alone do not say which request they
+        // answer, and the category ("account") is not words a person reads.
+        let what = (about == About::Account).then(|| self.account_request_words());
+        let text = match what {
+            Some(Some(what)) => format!("could not {what}: {}", clean(detail)),
+            _ => clean(detail),
+        };
         self.event(Event::Error {
             kind: Some(kind),
             about: about.clone(),
-            text: clean(detail),
+            text: text.clone(),
         });
         match about {
             // Refused: it will not be delivered, so it is not resent either.
@@ -641,15 +649,6 @@ impl Session {
                 self.send_next_search();
             }
             About::Account => {
-                let what = if self.account.is_registering() {
-                    "register"
-                } else if self.account.is_signing_in_with_key() {
-                    // The server says "wrong account name or password" to a key it does not
-                    // take: not what a person who typed no password should read alone.
-                    "sign in with this device's key"
-                } else {
-                    "sign in"
-                };
                 let refused = self.account.refused(kind, self.now);
                 if let Refused::Retry(msg) = refused {
                     self.info("the device key was refused; signing in with the password");
@@ -664,7 +663,11 @@ impl Session {
                     // Not to go on under another name than the one asked for; a quit, so the
                     // guest it was does not wait on the server for a resume.
                     self.send(&ClientMsg::Quit { reason: None });
-                    self.close_for_good(Some(format!("could not {what}: {}", clean(detail))));
+                    let why = match what.flatten() {
+                        Some(_) => text,
+                        None => format!("could not sign in: {}", clean(detail)),
+                    };
+                    self.close_for_good(Some(why));
                 }
             }
             _ => {}
@@ -674,6 +677,23 @@ impl Session {
         // of saying it again at each retry, for ever.
         if kind == ErrorKind::Version || (kind == ErrorKind::Banned && re_conn) {
             self.close_for_good(Some(clean(detail)));
+        }
+    }
+
+    /// The account request waiting for its answer, as what it does (`sign in`), if one is.
+    fn account_request_words(&self) -> Option<&'static str> {
+        if !self.account.is_asking() {
+            None
+        } else if self.account.is_registering() {
+            Some("register")
+        } else if self.account.is_signing_in_with_key() {
+            // The server says "wrong account name or password" to a key it does not take: not
+            // what a person who typed no password should read alone.
+            Some("sign in with this device's key")
+        } else if self.account.is_changing_password() {
+            Some("change your password")
+        } else {
+            Some("sign in")
         }
     }
 

@@ -3168,13 +3168,13 @@ fn throttled_is_said_about_the_account_and_the_credentials_stay() {
         vec![Event::Error {
             kind: Some(ErrorKind::Throttled),
             about: About::Account,
-            text: "too many failed sign-ins; try again in 30 s".into()
+            text: "could not sign in: too many failed sign-ins; try again in 30 s".into()
         }]
     );
+    // Said as a sentence a person reads: what was refused, no category in front of it.
     assert_eq!(
-        render::error_words(&About::Account, "no"),
-        "account: no",
-        "worded as being about the account"
+        render::error_words(&About::Account, "could not sign in: no"),
+        "could not sign in: no"
     );
     // Kept: tried again at the next fresh welcome.
     let sent = restarted(&mut t, 5);
@@ -3205,8 +3205,9 @@ fn register_names_the_current_nick_and_a_refusal_forgets_it() {
         &t.events()[..],
         [Event::Error {
             about: About::Account,
+            text,
             ..
-        }]
+        }] if text == "could not register: no"
     ));
     assert!(
         restarted(&mut t, 6)
@@ -3459,7 +3460,17 @@ fn a_change_of_password_is_kept_unless_refused() {
             new: pw("new password")
         }]
     );
+    t.events();
     t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    // Said as what was refused (the server's words alone read as a failed sign-in).
+    assert_eq!(
+        t.events(),
+        vec![Event::Error {
+            kind: Some(ErrorKind::SignInFailed),
+            about: About::Account,
+            text: "could not change your password: no".into()
+        }]
+    );
     // Refused: the key and the old password stay.
     assert_eq!(t.s.device_key(), Some(&DeviceKey([8; 32])));
     t.s.handle_input("/password old-password new password", t.now);

@@ -425,7 +425,8 @@ pub async fn log_of(b: &Browser, conv: &str) -> Vec<String> {
 }
 
 /// Opens `page`, and registers `nick` with `password` in the sign-in dialog, "Remember me"
-/// ticked (the answer is the caller's to wait for).
+/// ticked; returns once the dialog has closed (it stays open until the server takes the
+/// registration: the page behind it cannot be typed into before).
 pub async fn open_and_register_remembered(b: &Browser, page: &str, nick: &str, password: &str) {
     timeout(STEP, b.goto(page))
         .await
@@ -441,6 +442,10 @@ pub async fn open_and_register_remembered(b: &Browser, page: &str, nick: &str, p
         Json::from(password)
     );
     js(b, &script).await;
+    wait_for!(
+        format!("the dialog to close, {nick} registered"),
+        (!dialog_open(b).await).then_some(())
+    );
 }
 
 /// Types `line` into the input and sends it.
