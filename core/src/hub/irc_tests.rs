@@ -1780,6 +1780,53 @@ fn natters_own_quit_reasons_read_as_irc_servers_word_them() {
     );
 }
 
+/// A user's own quit words are never read as the server's: an nc user typing `/quit lost with
+/// their server` was shown to IRC as a netsplit (`*.net *.split`, which irssi prints as one),
+/// `/quit connection lost` as the server's `Connection lost`; an IRC user's `QUIT :*.net
+/// *.split` faked a netsplit as IRC servers prevent by saying a user's words as `Quit: ...`.
+/// Such words are said that way; any others stay as they are.
+#[test]
+fn a_users_own_quit_words_are_never_read_as_the_servers() {
+    use super::dialect::{QUIT_BANNED, QUIT_CONNECTION_LOST, QUIT_REAPED};
+    let mut n = Net::new();
+    let i = n.client("watcher", &[]);
+    n.send(i, &["JOIN #q"]);
+    let banned = format!("{QUIT_BANNED}root: spam");
+    for (typed, irc) in [
+        (QUIT_REAPED, "Quit: lost with their server"),
+        (QUIT_CONNECTION_LOST, "Quit: connection lost"),
+        (
+            banned.as_str(),
+            "Quit: banned from this server by root: spam",
+        ),
+        ("off to bed", "off to bed"),
+    ] {
+        let (t, _) = n.nc();
+        n.feed(t, b"/join #q\r\n");
+        n.lines(i);
+        n.feed(t, format!("/quit {typed}\r\n").as_bytes());
+        let l = n.lines(i);
+        let quit = find(&l, " QUIT ");
+        assert!(quit.ends_with(&format!(" QUIT :{irc}")), "{typed}: {l:?}");
+    }
+    for (typed, irc) in [
+        ("*.net *.split", "Quit: *.net *.split"),
+        (
+            "irc.example.net hub.example.org",
+            "Quit: irc.example.net hub.example.org",
+        ),
+        ("see you. later", "see you. later"),
+    ] {
+        let c = n.client("quitter", &[]);
+        n.send(c, &["JOIN #q"]);
+        n.lines(i);
+        n.send(c, &[&format!("QUIT :{typed}")]);
+        let l = n.lines(i);
+        let quit = find(&l, " QUIT ");
+        assert!(quit.ends_with(&format!(" QUIT :{irc}")), "{typed}: {l:?}");
+    }
+}
+
 #[test]
 fn a_connection_back_after_parting_is_replayed_only_what_came_after_its_part() {
     // WeeChat keeps a parted channel's buffer: what it was sent there is on screen, and came

@@ -905,7 +905,7 @@ impl Hub {
             });
         if let Some(reason) = quit {
             if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
-                self.leave_device(did, reason, now);
+                self.leave_device(did, dialect::users_quit_words(reason), now);
             }
         }
         if let Some((_, did)) = self.begin_close(conn, None) {

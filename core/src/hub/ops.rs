@@ -364,7 +364,7 @@ impl Hub {
                 self.remember_irc_user(conn);
                 // This device leaves; the user quits with its last one.
                 if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
-                    self.leave_device(did, reason, now);
+                    self.leave_device(did, super::dialect::users_quit_words(reason), now);
                 }
                 self.bye(conn, "goodbye", "quit");
             }
