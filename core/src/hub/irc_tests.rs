@@ -1726,6 +1726,53 @@ fn a_client_back_that_missed_more_than_a_replay_holds_is_told_so() {
     );
 }
 
+/// The count of lines a slow reader back in its channel is told were left out is of those it
+/// never got: lines it read live after the lines it missed, which the join replays again (its
+/// client keeps the window from before its part), are not among them. Before, it was told it
+/// missed every line after its gap but the ones replayed, those it had read too.
+#[test]
+fn a_slow_reader_back_is_not_told_it_missed_lines_it_read_after_its_gap() {
+    let caps = ["server-time", "batch", "message-tags"];
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        outbound_max_msgs: 40,
+        flood_burst: 1000,
+        history_on_join: 5,
+        ..Config::default()
+    });
+    let talker = n.client("talker", &caps);
+    n.send(talker, &["JOIN #h"]);
+    let wee = n.client("wee", &caps);
+    n.send(wee, &["JOIN #h"]);
+    n.lines(wee);
+    n.stall(wee);
+    for i in 0..50 {
+        n.send(talker, &[&format!("PRIVMSG #h :line {i}")]);
+    }
+    n.unstall(wee);
+    let l = n.lines(wee);
+    assert!(find(&l, "not delivered").contains("NOTICE #h"), "{l:?}");
+    let missed = 50 - privmsg_texts(&l).len();
+    for i in 0..8 {
+        n.send(talker, &[&format!("PRIVMSG #h :after {i}")]);
+    }
+    let l = n.lines(wee);
+    assert_eq!(privmsg_texts(&l).len(), 8, "read live: {l:?}");
+    n.send(wee, &["PART #h", "JOIN #h"]);
+    let l = n.lines(wee);
+    assert_eq!(
+        privmsg_texts(&l),
+        ["after 3", "after 4", "after 5", "after 6", "after 7"],
+        "{l:?}"
+    );
+    assert!(
+        find(&l, "earlier message(s)").contains(&format!(
+            "NOTICE #h :*** {missed} earlier message(s) said since you were last here"
+        )),
+        "{l:?}"
+    );
+}
+
 /// natter's own quit reasons are lowercase sentences (`-- bob quit (connection lost)` on nc);
 /// IRC users read them as IRC servers word theirs: capitalised, and a member lost with its
 /// cluster node as a netsplit. A user's own words stay as they are.

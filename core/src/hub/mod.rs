@@ -862,7 +862,7 @@ impl Hub {
                 .and_then(|d| d.batch_of_seq(&room, last));
             self.out.hold = held.max(pending);
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.gap_told(&room, first);
+                c.gap_told(&room, first, last);
             }
             let gap = crate::wire::ServerMsg::Gap { room, first, last };
             self.reply(conn, Reply::Msg(gap));
