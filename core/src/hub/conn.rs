@@ -493,11 +493,12 @@ pub(crate) struct Rare {
     /// replays only what came after what it was sent (see [`Conn::left_seen`]).
     parted: Vec<Parted>,
     /// Rooms it is in where it was told lines were not delivered to it (a gap marker; IRC's
-    /// `*** N message(s)` notice), by the first seq told of, for a client that keeps its
-    /// windows: a part records what it was sent from just before there, so that a join again
-    /// replays the lines it never got (see [`Conn::left_seen`]). At most one per room it is in;
-    /// taken at its part.
-    told_gaps: BTreeMap<RoomName, Seq>,
+    /// `*** N message(s)` notice), by the first and the last seq told of, for a client that
+    /// keeps its windows: a part records what it was sent from just before there, so that a
+    /// join again replays the lines it never got (see [`Conn::left_seen`]), and counts as left
+    /// out only those up to the last (it read what came after live). At most one per room it
+    /// is in; taken at its part.
+    told_gaps: BTreeMap<RoomName, (Seq, Seq)>,
 }
 
 /// What a connection had been sent of a room when it left it: the room's events up to `seen`,
@@ -508,6 +509,9 @@ struct Parted {
     room: RoomName,
     seen: Seq,
     made: u64,
+    /// The last seq of the lines it was not delivered after `seen` (a slow read), if any: what
+    /// came after those it was sent live.
+    missed_upto: Option<Seq>,
 }
 
 impl super::idmap::Keyed for Conn {
@@ -646,9 +650,16 @@ impl Conn {
     }
 
     /// The connection left `room`, whose events up to `seen` it had been sent (the room
-    /// numbered `made`, see [`Parted`]). The oldest record goes when there are too many: that room,
+    /// numbered `made`, see [`Parted`]; and, with `missed_upto`, those after that last seq of
+    /// the lines it was not). The oldest record goes when there are too many: that room,
     /// joined again, replays its recent history in full, as before.
-    pub(crate) fn left_seen(&mut self, room: &RoomName, seen: Seq, made: u64) {
+    pub(crate) fn left_seen(
+        &mut self,
+        room: &RoomName,
+        seen: Seq,
+        made: u64,
+        missed_upto: Option<Seq>,
+    ) {
         let parted = &mut self.rare_mut().parted;
         parted.retain(|p| p.room != *room);
         if parted.len() >= crate::limits::MAX_ROOMS_PER_USER {
@@ -658,26 +669,29 @@ impl Conn {
             room: room.clone(),
             seen,
             made,
+            missed_upto,
         });
     }
 
-    /// The connection was told that `first` of `room` and some after it were not delivered to
-    /// it (a gap marker): kept for its part, if its client keeps the window (see
-    /// [`Rare::told_gaps`]).
-    pub(crate) fn gap_told(&mut self, room: &RoomName, first: Seq) {
+    /// The connection was told that `first` to `last` of `room` were not delivered to it (a gap
+    /// marker): kept for its part, if its client keeps the window (see [`Rare::told_gaps`]).
+    pub(crate) fn gap_told(&mut self, room: &RoomName, first: Seq, last: Seq) {
         if !self.dialect().is_some_and(|d| d.replays_since_own_quit()) {
             return;
         }
         self.rare_mut()
             .told_gaps
             .entry(room.clone())
-            .and_modify(|f| *f = (*f).min(first))
-            .or_insert(first);
+            .and_modify(|(f, l)| {
+                *f = (*f).min(first);
+                *l = (*l).max(last);
+            })
+            .or_insert((first, last));
     }
 
-    /// The first seq of `room` it was told was not delivered to it, while in it (see
-    /// [`Conn::gap_told`]), taken.
-    pub(crate) fn take_gap_told(&mut self, room: &RoomName) -> Option<Seq> {
+    /// The first and the last seq of `room` it was told were not delivered to it, while in it
+    /// (see [`Conn::gap_told`]), taken.
+    pub(crate) fn take_gap_told(&mut self, room: &RoomName) -> Option<(Seq, Seq)> {
         self.rare_mut_if_any()?.told_gaps.remove(room)
     }
 
@@ -695,20 +709,21 @@ impl Conn {
     }
 
     /// The connection is in `room` again: what it had been sent of it when it left, if that is
-    /// known and the room is the one it left (numbered `made`, its latest seq `last` now);
-    /// `Seq(0)` otherwise. The record is used up.
-    pub(crate) fn back_in(&mut self, room: &RoomName, made: u64, last: Seq) -> Seq {
+    /// known and the room is the one it left (numbered `made`, its latest seq `last` now),
+    /// with the last seq of the lines after that it was not sent, if it read later ones live
+    /// ([`Parted::missed_upto`]); `Seq(0)` otherwise. The record is used up.
+    pub(crate) fn back_in(&mut self, room: &RoomName, made: u64, last: Seq) -> (Seq, Option<Seq>) {
         let Some(rare) = self.rare_mut_if_any() else {
-            return Seq(0);
+            return (Seq(0), None);
         };
         let Some(at) = rare.parted.iter().position(|p| p.room == *room) else {
-            return Seq(0);
+            return (Seq(0), None);
         };
         let p = rare.parted.remove(at);
         if p.made == made && p.seen <= last {
-            p.seen
+            (p.seen, p.missed_upto)
         } else {
-            Seq(0)
+            (Seq(0), None)
         }
     }
 

@@ -515,15 +515,18 @@ impl Hub {
     /// Replays the last `history_on_join` events up to `upto` as room traffic, framed as the
     /// past for people.
     pub(super) fn replay_recent(&mut self, conn: ConnId, room: &RoomName, upto: Seq) {
-        self.replay_recent_after(conn, room, Seq(0), upto);
+        self.replay_recent_after(conn, room, Seq(0), None, upto);
     }
 
     /// [`Hub::replay_recent`], less the events up to `after` (what the connection's user saw).
+    /// With `missed_upto`, what came after that seq it saw too (it read it live after lines it
+    /// was not sent): not counted among the lines the replay leaves out.
     pub(super) fn replay_recent_after(
         &mut self,
         conn: ConnId,
         room: &RoomName,
         after: Seq,
+        missed_upto: Option<Seq>,
         upto: Seq,
     ) {
         let n = self.config.history_on_join;
@@ -553,7 +556,10 @@ impl Hub {
         // A client back after it left (`after`: its part, its quit, a restart, a slow read)
         // that missed more lines than the replay holds is told so before them.
         let skipped = match lines.as_deref() {
-            Some(shown) if after.0 > 0 => unreplayed(r, n, after, first, room, shown.len()),
+            Some(shown) if after.0 > 0 => {
+                let before = missed_upto.map_or(first, |m| first.min(m.next()));
+                unreplayed(r, n, after, before, room, shown.len())
+            }
             _ => None,
         };
         if let Some(note) = skipped {
@@ -818,7 +824,8 @@ fn ack_instead(
 }
 
 /// The lines of `r` (`room`) after `after` and before `first`, the oldest of the `shown` a
-/// join replays: [`Note::Unreplayed`] when there are any. Looks back at most
+/// join replays (or, sooner, the first the client read live after those it missed):
+/// [`Note::Unreplayed`] when there are any. Looks back at most
 /// [`LINES_LOOKBACK`](super::room::LINES_LOOKBACK) events a replayed line, as the replay does
 /// (a join's cost stays bounded by `n`); past that, or where the ring no longer reaches
 /// `after`, the count is a lower bound (`more`).

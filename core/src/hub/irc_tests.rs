@@ -1726,6 +1726,53 @@ fn a_client_back_that_missed_more_than_a_replay_holds_is_told_so() {
     );
 }
 
+/// The count of lines a slow reader back in its channel is told were left out is of those it
+/// never got: lines it read live after the lines it missed, which the join replays again (its
+/// client keeps the window from before its part), are not among them. Before, it was told it
+/// missed every line after its gap but the ones replayed, those it had read too.
+#[test]
+fn a_slow_reader_back_is_not_told_it_missed_lines_it_read_after_its_gap() {
+    let caps = ["server-time", "batch", "message-tags"];
+    let mut n = Net::with(Config {
+        secret_seed: [3; 32],
+        outbound_max_msgs: 40,
+        flood_burst: 1000,
+        history_on_join: 5,
+        ..Config::default()
+    });
+    let talker = n.client("talker", &caps);
+    n.send(talker, &["JOIN #h"]);
+    let wee = n.client("wee", &caps);
+    n.send(wee, &["JOIN #h"]);
+    n.lines(wee);
+    n.stall(wee);
+    for i in 0..50 {
+        n.send(talker, &[&format!("PRIVMSG #h :line {i}")]);
+    }
+    n.unstall(wee);
+    let l = n.lines(wee);
+    assert!(find(&l, "not delivered").contains("NOTICE #h"), "{l:?}");
+    let missed = 50 - privmsg_texts(&l).len();
+    for i in 0..8 {
+        n.send(talker, &[&format!("PRIVMSG #h :after {i}")]);
+    }
+    let l = n.lines(wee);
+    assert_eq!(privmsg_texts(&l).len(), 8, "read live: {l:?}");
+    n.send(wee, &["PART #h", "JOIN #h"]);
+    let l = n.lines(wee);
+    assert_eq!(
+        privmsg_texts(&l),
+        ["after 3", "after 4", "after 5", "after 6", "after 7"],
+        "{l:?}"
+    );
+    assert!(
+        find(&l, "earlier message(s)").contains(&format!(
+            "NOTICE #h :*** {missed} earlier message(s) said since you were last here"
+        )),
+        "{l:?}"
+    );
+}
+
 /// natter's own quit reasons are lowercase sentences (`-- bob quit (connection lost)` on nc);
 /// IRC users read them as IRC servers word theirs: capitalised, and a member lost with its
 /// cluster node as a netsplit. A user's own words stay as they are.
@@ -1778,6 +1825,53 @@ fn natters_own_quit_reasons_read_as_irc_servers_word_them() {
         l.iter().any(|l| l == "-- dropper quit (connection lost)"),
         "{l:?}"
     );
+}
+
+/// A user's own quit words are never read as the server's: an nc user typing `/quit lost with
+/// their server` was shown to IRC as a netsplit (`*.net *.split`, which irssi prints as one),
+/// `/quit connection lost` as the server's `Connection lost`; an IRC user's `QUIT :*.net
+/// *.split` faked a netsplit as IRC servers prevent by saying a user's words as `Quit: ...`.
+/// Such words are said that way; any others stay as they are.
+#[test]
+fn a_users_own_quit_words_are_never_read_as_the_servers() {
+    use super::dialect::{QUIT_BANNED, QUIT_CONNECTION_LOST, QUIT_REAPED};
+    let mut n = Net::new();
+    let i = n.client("watcher", &[]);
+    n.send(i, &["JOIN #q"]);
+    let banned = format!("{QUIT_BANNED}root: spam");
+    for (typed, irc) in [
+        (QUIT_REAPED, "Quit: lost with their server"),
+        (QUIT_CONNECTION_LOST, "Quit: connection lost"),
+        (
+            banned.as_str(),
+            "Quit: banned from this server by root: spam",
+        ),
+        ("off to bed", "off to bed"),
+    ] {
+        let (t, _) = n.nc();
+        n.feed(t, b"/join #q\r\n");
+        n.lines(i);
+        n.feed(t, format!("/quit {typed}\r\n").as_bytes());
+        let l = n.lines(i);
+        let quit = find(&l, " QUIT ");
+        assert!(quit.ends_with(&format!(" QUIT :{irc}")), "{typed}: {l:?}");
+    }
+    for (typed, irc) in [
+        ("*.net *.split", "Quit: *.net *.split"),
+        (
+            "irc.example.net hub.example.org",
+            "Quit: irc.example.net hub.example.org",
+        ),
+        ("see you. later", "see you. later"),
+    ] {
+        let c = n.client("quitter", &[]);
+        n.send(c, &["JOIN #q"]);
+        n.lines(i);
+        n.send(c, &[&format!("QUIT :{typed}")]);
+        let l = n.lines(i);
+        let quit = find(&l, " QUIT ");
+        assert!(quit.ends_with(&format!(" QUIT :{irc}")), "{typed}: {l:?}");
+    }
 }
 
 #[test]

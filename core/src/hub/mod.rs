@@ -862,7 +862,7 @@ impl Hub {
                 .and_then(|d| d.batch_of_seq(&room, last));
             self.out.hold = held.max(pending);
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.gap_told(&room, first);
+                c.gap_told(&room, first, last);
             }
             let gap = crate::wire::ServerMsg::Gap { room, first, last };
             self.reply(conn, Reply::Msg(gap));
@@ -905,7 +905,7 @@ impl Hub {
             });
         if let Some(reason) = quit {
             if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
-                self.leave_device(did, reason, now);
+                self.leave_device(did, dialect::users_quit_words(reason), now);
             }
         }
         if let Some((_, did)) = self.begin_close(conn, None) {

@@ -364,7 +364,7 @@ impl Hub {
                 self.remember_irc_user(conn);
                 // This device leaves; the user quits with its last one.
                 if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
-                    self.leave_device(did, reason, now);
+                    self.leave_device(did, super::dialect::users_quit_words(reason), now);
                 }
                 self.bye(conn, "goodbye", "quit");
             }
@@ -602,14 +602,18 @@ impl Hub {
         } else {
             Seq(seq.0.saturating_sub(1))
         };
-        let after = if since_quit {
-            self.own_quit_before(conn, room, upto)
+        let (after, missed_upto) = if since_quit {
+            let (parted, missed_upto) = self.own_part_before(conn, room);
+            let after = self
+                .own_quit_before(conn, room, upto)
                 .max(self.in_at_restart(conn, room, upto))
-                .max(self.own_part_before(conn, room))
+                .max(parted);
+            // What it read live after the lines it missed is not among those left out.
+            (after, missed_upto.filter(|_| after == parted))
         } else {
-            Seq(0)
+            (Seq(0), None)
         };
-        self.replay_recent_after(conn, room, after, upto);
+        self.replay_recent_after(conn, room, after, missed_upto, upto);
     }
 
     /// The room's seq at the restart ("boot seq") if `conn`'s nick was in `room` then and has
@@ -668,16 +672,17 @@ impl Hub {
     }
 
     /// What `conn` had been sent of `room` when it last left it, this connection (its client
-    /// kept the window, see [`Conn::left_seen`](super::conn::Conn::left_seen)); `Seq(0)` if it
-    /// did not leave it, or the room it left is gone.
-    fn own_part_before(&mut self, conn: ConnId, room: &RoomName) -> Seq {
+    /// kept the window, see [`Conn::left_seen`](super::conn::Conn::left_seen)), and the last
+    /// seq of the lines after that it was not sent if it read later ones; `Seq(0)` if it did
+    /// not leave it, or the room it left is gone.
+    fn own_part_before(&mut self, conn: ConnId, room: &RoomName) -> (Seq, Option<Seq>) {
         let (made, last) = self
             .rooms
             .get(room)
             .map_or((0, Seq(0)), |r| (r.made, r.last_seq));
         self.conns
             .get_mut(&conn)
-            .map_or(Seq(0), |c| c.back_in(room, made, last))
+            .map_or((Seq(0), None), |c| c.back_in(room, made, last))
     }
 
     /// Whether `conn`'s dialect replays only the lines of a room's recent history.
@@ -865,9 +870,10 @@ impl Hub {
                 // missed (it read too slowly; the gap's notice said so, or is still owed).
                 let told = c.take_gap_told(&room);
                 if c.dialect().is_some_and(|d| d.replays_since_own_quit()) {
-                    let missed = gap.map(|(first, _)| first).into_iter().chain(told).min();
-                    let seen = missed.map_or(last, |first| Seq(first.0.saturating_sub(1)));
-                    c.left_seen(&room, seen, made);
+                    let missed = gap.into_iter().chain(told);
+                    let missed = missed.reduce(|(f, l), (f2, l2)| (f.min(f2), l.max(l2)));
+                    let seen = missed.map_or(last, |(first, _)| Seq(first.0.saturating_sub(1)));
+                    c.left_seen(&room, seen, made, missed.map(|(_, upto)| upto));
                 }
                 note = c.dialect_mut().and_then(|d| d.left(&room, next.as_ref()));
             }

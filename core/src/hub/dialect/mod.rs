@@ -749,6 +749,42 @@ pub(crate) fn irc_quit_reason(reason: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A user's own quit words as its rooms are told them: where they would read as the server's
+/// (one of natter's own reasons, which [`irc_quit_reason`] rewrites, in any case; or two
+/// server names, which irssi takes for a netsplit) they are said as IRC servers say every
+/// user's, `Quit: <words>`, so that no user can fake a netsplit, a ban or a lost connection;
+/// any others as they are. Words too long for that are dropped (IRC then says `Quit`).
+pub(crate) fn users_quit_words(reason: Option<crate::types::Text>) -> Option<crate::types::Text> {
+    let words = reason?;
+    let w = words.as_str();
+    let ours = [
+        QUIT_CONNECTION_LOST,
+        QUIT_SHUTDOWN,
+        QUIT_SIGNED_IN,
+        QUIT_ACCOUNT_REMOVED,
+        QUIT_REAPED,
+    ]
+    .iter()
+    .any(|o| w.eq_ignore_ascii_case(o))
+        || w.get(..QUIT_BANNED.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(QUIT_BANNED));
+    if !ours && !looks_like_a_split(w) {
+        return Some(words);
+    }
+    crate::types::Text::new(&format!("Quit: {w}")).ok()
+}
+
+/// Whether quit words look like a netsplit's to an IRC client: two words, each with a dot in
+/// it (`*.net *.split`, `irc.example.net hub.example.org`), as irssi's `quitmsg_is_split`
+/// looks at them (more loosely: a user's words caught by it are only prefixed).
+fn looks_like_a_split(w: &str) -> bool {
+    let mut parts = w.split(' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), None) => [a, b].iter().all(|h| h.contains('.') && !h.contains("..")),
+        _ => false,
+    }
+}
+
 /// Why a killed user is gone, in IRC's words (`Killed (<admin> (<reason>))`, as InspIRCd and
 /// ergo say it): its own last words and the quit its rooms see.
 pub(crate) fn killed_words(by: &Nick, reason: Option<&str>) -> String {
