@@ -2113,7 +2113,7 @@ impl Driver {
             me: Arc::from(self.id.as_str()),
             next: first,
             delivered: 0,
-            heard: true,
+            heard: false,
             recent_from,
             following: true,
             seen: 0,
@@ -2278,7 +2278,10 @@ impl RoomReader {
             .await
             .map_err(|e| cannot(&e))?;
         self.delivered = 0;
-        self.heard = true;
+        // A consumer heard from sends at least its heartbeats (two per look): one that sent
+        // nothing by the first look is read again then, not a look later (a reader that heard
+        // nothing at all from its new consumer was seen under load).
+        self.heard = false;
         Ok(sub)
     }
 
@@ -2355,9 +2358,13 @@ impl RoomReader {
                     continue;
                 }
                 () = tokio::time::sleep_until(resend.unwrap_or_else(far)), if resend.is_some() => {
+                    // NATS may have lost the batch, or this reader its delivery: a reader that
+                    // hears nothing at all (not even heartbeats) is only noticed after two
+                    // heartbeats, longer than a batch may wait (seen under load: a room followed
+                    // again while its old task drained heard nothing of its own batch, and its
+                    // events were given up). So the log is read again from `next` as well.
                     debug!(room = %self.room, "a batch with no word of it is sent again");
                     self.resend().await;
-                    continue;
                 }
                 changed = self.links.changed() => {
                     if changed.is_err() {
@@ -2372,8 +2379,8 @@ impl RoomReader {
                     debug!(room = %self.room, "room reader heard nothing for two heartbeats");
                 }
             }
-            // The connection came back, a delivery was missed, nothing came for too long (or
-            // the read ended): read again from `next`.
+            // The connection came back, a delivery was missed, nothing came for too long, a
+            // batch on its way had no word of it (or the read ended): read again from `next`.
             messages = loop {
                 match self.messages().await {
                     Ok(m) => break m,
