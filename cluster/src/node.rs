@@ -636,6 +636,7 @@ impl Node {
             links,
             replies,
             draining: HashMap::new(),
+            batch_numbers: BatchNumbers::default(),
             pending: pending.clone(),
             index,
         };
@@ -1209,6 +1210,8 @@ struct Driver {
     rooms: HashMap<RoomName, Room>,
     /// Tasks of rooms no longer followed that still have events of this node to store.
     draining: HashMap<RoomName, JoinHandle<()>>,
+    /// The last batch number this node used, shared by every room's [`Outbox`].
+    batch_numbers: BatchNumbers,
     tx: mpsc::UnboundedSender<ClusterIn>,
     /// Bumped at each (re)connection to NATS.
     links: watch::Sender<u64>,
@@ -1269,17 +1272,30 @@ struct Outbox {
     max_events: usize,
     queued: VecDeque<Waiting>,
     flight: Option<Flight>,
-    /// The last batch number used.
-    number: u64,
+    /// The node's batch numbers, shared by its rooms' outboxes.
+    numbers: BatchNumbers,
+}
+
+/// The last batch number a node used, one counter for all its outboxes: a room followed again
+/// while its old task still stores this node's events has two outboxes at once, and the new
+/// one's batch must not take the old one's stored batch (same node, same number) for its own:
+/// its events would be acknowledged and never stored.
+#[derive(Debug, Clone, Default)]
+struct BatchNumbers(Arc<std::sync::atomic::AtomicU64>);
+
+impl BatchNumbers {
+    fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
 }
 
 impl Outbox {
-    fn new(max_events: usize) -> Outbox {
+    fn new(max_events: usize, numbers: BatchNumbers) -> Outbox {
         Outbox {
             max_events: max_events.clamp(1, crate::batch::MAX_EVENTS),
             queued: VecDeque::new(),
             flight: None,
-            number: 0,
+            numbers,
         }
     }
 
@@ -1308,19 +1324,15 @@ impl Outbox {
             bytes += w.entry.len();
             events.extend(self.queued.pop_front());
         }
-        self.number += 1;
-        let payload = crate::batch::encode(
-            last_room + 1,
-            node,
-            self.number,
-            events.iter().map(|w| &w.entry),
-        );
+        let number = self.numbers.next();
+        let payload =
+            crate::batch::encode(last_room + 1, node, number, events.iter().map(|w| &w.entry));
         let line = match events.as_slice() {
             [one] => one.line.clone(),
             _ => None,
         };
         self.flight = Some(Flight {
-            number: self.number,
+            number,
             after,
             payload: payload.clone(),
             events,
@@ -2101,13 +2113,13 @@ impl Driver {
             me: Arc::from(self.id.as_str()),
             next: first,
             delivered: 0,
-            heard: true,
+            heard: false,
             recent_from,
             following: true,
             seen: 0,
             last_room: 0,
             caught_up_at: last,
-            outbox: Outbox::new(max_events),
+            outbox: Outbox::new(max_events, self.batch_numbers.clone()),
             resend: self.cfg.ack_timeout / 4,
             client: self.client.clone(),
             pending: self.pending.clone(),
@@ -2266,7 +2278,10 @@ impl RoomReader {
             .await
             .map_err(|e| cannot(&e))?;
         self.delivered = 0;
-        self.heard = true;
+        // A consumer heard from sends at least its heartbeats (two per look): one that sent
+        // nothing by the first look is read again then, not a look later (a reader that heard
+        // nothing at all from its new consumer was seen under load).
+        self.heard = false;
         Ok(sub)
     }
 
@@ -2343,9 +2358,13 @@ impl RoomReader {
                     continue;
                 }
                 () = tokio::time::sleep_until(resend.unwrap_or_else(far)), if resend.is_some() => {
+                    // NATS may have lost the batch, or this reader its delivery: a reader that
+                    // hears nothing at all (not even heartbeats) is only noticed after two
+                    // heartbeats, longer than a batch may wait (seen under load: a room followed
+                    // again while its old task drained heard nothing of its own batch, and its
+                    // events were given up). So the log is read again from `next` as well.
                     debug!(room = %self.room, "a batch with no word of it is sent again");
                     self.resend().await;
-                    continue;
                 }
                 changed = self.links.changed() => {
                     if changed.is_err() {
@@ -2360,8 +2379,8 @@ impl RoomReader {
                     debug!(room = %self.room, "room reader heard nothing for two heartbeats");
                 }
             }
-            // The connection came back, a delivery was missed, nothing came for too long (or
-            // the read ended): read again from `next`.
+            // The connection came back, a delivery was missed, nothing came for too long, a
+            // batch on its way had no word of it (or the read ended): read again from `next`.
             messages = loop {
                 match self.messages().await {
                     Ok(m) => break m,
@@ -3013,7 +3032,7 @@ mod tests {
     fn an_outbox_sends_one_batch_at_a_time_and_a_refused_one_goes_first_again() {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(60);
-        let mut o = Outbox::new(3);
+        let mut o = Outbox::new(3, BatchNumbers::default());
         assert!(o.send(0, 0, "n1", t0).is_none(), "nothing to send");
         o.push(waiting(1, later));
         let (p, after, _) = o.send(0, 0, "n1", t0).unwrap();
@@ -3049,11 +3068,43 @@ mod tests {
         assert!(o.is_empty());
     }
 
+    /// A room followed again while its old task still stores this node's events: the new
+    /// task's first batch may go before it has read the old task's last one (JetStream
+    /// refuses it: it follows an older end of the log). Reading that batch, this node's but
+    /// not the one on its way, is its refusal, not its acknowledgement: else its events are
+    /// acknowledged and never stored (under load, `batches.rs`'s room let go and followed
+    /// again lost its last line so: the other node never read it).
+    #[test]
+    fn a_room_followed_again_does_not_take_its_old_tasks_batch_for_its_own() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(60);
+        let numbers = BatchNumbers::default();
+        let mut old = Outbox::new(3, numbers.clone());
+        let mut new = Outbox::new(3, numbers);
+        let number = |p: &[u8]| crate::batch::decode(p).unwrap().number;
+        old.push(waiting(1, later));
+        let (p, _, _) = old.send(0, 0, "n1", t0).unwrap();
+        let old_number = number(&p);
+        // The old task reads its batch back and ends; the new one has not read it yet.
+        assert_eq!(old.stored(Some(old_number)), Some(vec![Some(1)]));
+        assert!(old.is_empty());
+        new.push(waiting(2, later));
+        let (p, after, _) = new.send(0, 0, "n1", t0).unwrap();
+        assert_eq!(after, 0, "after the end the new task knows of: refused");
+        assert_ne!(number(&p), old_number);
+        assert_eq!(new.stored(Some(old_number)), None, "not acknowledged");
+        // Sent again after the old task's batch, and acknowledged by its own.
+        let (p, after, _) = new.send(1, 1, "n1", t0).unwrap();
+        assert_eq!((after, ids_in(&p)), (1, (2, vec![2])));
+        assert_eq!(new.stored(Some(number(&p))), Some(vec![Some(2)]));
+        assert!(new.is_empty());
+    }
+
     #[test]
     fn an_outbox_gives_events_up_at_their_deadline_once() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let mut o = Outbox::new(crate::batch::MAX_EVENTS);
+        let mut o = Outbox::new(crate::batch::MAX_EVENTS, BatchNumbers::default());
         o.push(waiting(1, t0 + s));
         o.send(0, 0, "n1", t0).unwrap();
         o.push(waiting(2, t0 + 2 * s));

@@ -9,7 +9,6 @@ mod support;
 use natter_cluster::test_server::NatsServer as Nats;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 use support::{TextClient, sigterm, spawn_server_within};
 use tokio::process::Child;
 
@@ -61,6 +60,13 @@ async fn until(c: &mut TextClient, end: impl Fn(&str) -> bool) -> Vec<String> {
         }
     }
     panic!("{}: no end in {out:?}", c.name);
+}
+
+/// Waits for the end of the lines `c`'s join of #lobby replays (the room has lines): a
+/// command sent before may be answered before them, and they would be read as its answer.
+async fn joined_lobby(c: &mut TextClient) {
+    c.expect(|l| l == "-- (end of recent messages)", "the join's replay")
+        .await;
 }
 
 /// A search's last line: `-- 1 result`, `-- 3 results`, `-- no results`.
@@ -151,13 +157,13 @@ async fn nc_users_search_and_page_back_beyond_the_ring_on_other_nodes_and_a_late
 
     // Node two follows #lobby only now: its ring never held the needle.
     let (mut bob, _) = TextClient::welcomed(at_two, "bob").await;
-    let _ = bob.lines_for(Duration::from_millis(300)).await;
+    joined_lobby(&mut bob).await;
     finds_and_pages_back(&mut bob, &nick_a, &want).await;
 
     // A node started after every line was said.
     let (mut three, at_three) = node(&nats, &config).await;
     let (mut carol, _) = TextClient::welcomed(at_three, "carol").await;
-    let _ = carol.lines_for(Duration::from_millis(300)).await;
+    joined_lobby(&mut carol).await;
     finds_and_pages_back(&mut carol, &nick_a, &want).await;
 
     // A line said now is found at once, everywhere.
