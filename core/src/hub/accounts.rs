@@ -2271,6 +2271,12 @@ impl Hub {
         let Some(a) = self.accounts.by_name.get_mut(account) else {
             return;
         };
+        if a.rooms.len() == rooms.len() && rooms.iter().all(|r| a.rooms.contains(r)) {
+            // Nothing changed: nothing is written. In a cluster a write of the rooms this node
+            // knows could overwrite rooms another node wrote that this one has not heard of
+            // yet (a join there followed at once by a sign-in here).
+            return;
+        }
         a.rooms.clone_from(&rooms);
         let name = a.name.clone();
         self.account_write(
@@ -2615,7 +2621,16 @@ impl Hub {
         let password_changed = a.hash != record.hash;
         a.hash = record.hash;
         a.keys = ids;
-        a.rooms = rooms;
+        let before = core::mem::replace(&mut a.rooms, rooms);
+        // Rooms the account joined on another node that this node had not heard of: its user
+        // here signed in before that node's write of them came (the watch lags behind a join
+        // there followed at once by a sign-in here), and joins them now, as it would have.
+        let added: Vec<RoomName> = a
+            .rooms
+            .iter()
+            .filter(|r| !before.contains(r))
+            .cloned()
+            .collect();
         if password_changed {
             // Nobody proved the new password from here (see `password_changed`).
             self.accounts.known.forget(&folded);
@@ -2634,6 +2649,20 @@ impl Hub {
         if password_changed {
             info!(account = %record.name, "password changed on another node: sessions here end");
             self.end_sessions(&folded, None, now);
+        }
+        let conn = self
+            .devices_of(uid)
+            .into_iter()
+            .find_map(|d| self.devices.get(&d).and_then(|d| d.conn));
+        for room in added {
+            let Some(conn) = conn else {
+                break;
+            };
+            if self.member(uid, &room) {
+                continue;
+            }
+            debug!(account = %record.name, %room, "a room the account joined elsewhere comes after its sign-in here: joined");
+            self.join(conn, room, now);
         }
         for (room, seq) in moved {
             if !self
