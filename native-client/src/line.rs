@@ -149,10 +149,14 @@ struct Refused {
     last_not_done: Option<String>,
 }
 
-/// The nicks (folded) that `/nick` lines of the input asked for, shared by the stdin thread and
-/// the event loop.
+/// The nicks (folded) that `/nick` lines of the input asked for, and whether a line asked
+/// something of the account (`/login`, `/register`, `/password`), shared by the stdin thread
+/// and the event loop.
 #[derive(Debug, Default, Clone)]
-struct AskedNicks(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+struct AskedNicks(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    Arc<AtomicBool>,
+);
 
 impl AskedNicks {
     fn ask(&self, nick: &Nick) {
@@ -163,6 +167,14 @@ impl AskedNicks {
 
     fn asked(&self, nick: &Nick) -> bool {
         self.0.lock().is_ok_and(|set| set.contains(&nick.folded()))
+    }
+
+    fn ask_account(&self) {
+        self.1.store(true, Ordering::Relaxed);
+    }
+
+    fn asked_account(&self) -> bool {
+        self.1.load(Ordering::Relaxed)
     }
 }
 
@@ -200,6 +212,20 @@ impl Refused {
                 kind: Some(ErrorKind::NotOperator),
                 text,
             } => {
+                self.not_done += 1;
+                self.last_not_done = Some(text.clone());
+            }
+            // An account line typed (`/login`, `/register`, `/password`) refused. Not one: a
+            // refusal before any was typed (the remembered key at the start, the password
+            // tried after it), a busy server's answer (the session asks again by itself), or
+            // a sign-out the server made unasked.
+            Event::Error {
+                about: About::Account,
+                kind,
+                text,
+            } if asked.asked_account()
+                && !matches!(kind, Some(ErrorKind::Unavailable | ErrorKind::NotSignedIn)) =>
+            {
                 self.not_done += 1;
                 self.last_not_done = Some(text.clone());
             }
@@ -312,6 +338,11 @@ fn read_stdin(
         };
         match natter_core::command::parse(&line) {
             Ok(Some(Input::Command(CommandLine::Nick(nick)))) => asked.ask(&nick),
+            Ok(Some(Input::Command(
+                CommandLine::Login { .. }
+                | CommandLine::Register(_)
+                | CommandLine::ChangePassword { .. },
+            ))) => asked.ask_account(),
             Ok(Some(Input::Command(CommandLine::Quit(_)))) => {
                 quit_asked.store(true, Ordering::Relaxed);
             }
@@ -578,5 +609,53 @@ mod tests {
         r.note(&refusal("bob"), &asked);
         let e = r.result().unwrap_err().to_string();
         assert_eq!(e, "could not change the nick to bob: bob is taken");
+    }
+
+    /// `printf '/login alice wrong\nhi\n' | natter`: the sign-in typed was refused (and `hi`
+    /// said as a guest), a line not done; so is a `/password` or `/register` refused. A
+    /// refusal before any such line was typed (the remembered key refused at the start,
+    /// signed in with the password after it) is none, nor a busy server's answer (asked again
+    /// by itself), nor a sign-out the server made unasked.
+    #[test]
+    fn an_account_line_refused_is_a_line_not_done() {
+        use natter_core::session::{About, Event};
+        use natter_core::wire::ErrorKind;
+        let account_error = |kind, text: &str| Event::Error {
+            kind: Some(kind),
+            about: About::Account,
+            text: text.into(),
+        };
+        let asked = AskedNicks::default();
+        let mut r = Refused::default();
+        r.note(
+            &account_error(
+                ErrorKind::SignInFailed,
+                "could not sign in with this device's key: wrong account name or password",
+            ),
+            &asked,
+        );
+        assert!(r.result().is_ok(), "no account line typed");
+        asked.ask_account();
+        r.note(
+            &account_error(ErrorKind::Unavailable, "the server is busy"),
+            &asked,
+        );
+        r.note(
+            &account_error(ErrorKind::NotSignedIn, "this device was signed out"),
+            &asked,
+        );
+        assert!(r.result().is_ok(), "{:?}", r.result());
+        r.note(
+            &account_error(
+                ErrorKind::SignInFailed,
+                "could not sign in: wrong account name or password",
+            ),
+            &asked,
+        );
+        assert_eq!(
+            r.result().unwrap_err().to_string(),
+            "1 line of the input could not be done (the last: could not sign in: wrong account \
+             name or password)"
+        );
     }
 }
