@@ -131,6 +131,7 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     // Dropping the receiver tells the driver the front-end is gone (it quits).
     drop(ev_rx);
     driver.await??;
+    refused.skipped(asked.skipped());
     refused.result()
 }
 
@@ -149,13 +150,15 @@ struct Refused {
     last_not_done: Option<String>,
 }
 
-/// The nicks (folded) that `/nick` lines of the input asked for, and whether a line asked
-/// something of the account (`/login`, `/register`, `/password`), shared by the stdin thread
-/// and the event loop.
+/// The nicks (folded) that `/nick` lines of the input asked for, whether a line asked
+/// something of the account (`/login`, `/register`, `/password`), and how many lines were
+/// skipped as too long, shared by the stdin thread and the event loop.
 #[derive(Debug, Default, Clone)]
 struct AskedNicks(
     std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     Arc<AtomicBool>,
+    /// Lines skipped as too long to send.
+    Arc<std::sync::atomic::AtomicUsize>,
 );
 
 impl AskedNicks {
@@ -175,6 +178,14 @@ impl AskedNicks {
 
     fn asked_account(&self) -> bool {
         self.1.load(Ordering::Relaxed)
+    }
+
+    fn skip_line(&self) {
+        self.2.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn skipped(&self) -> usize {
+        self.2.load(Ordering::Relaxed)
     }
 }
 
@@ -233,6 +244,16 @@ impl Refused {
                 delivered: false, ..
             } => self.count += 1,
             _ => {}
+        }
+    }
+
+    /// `count` lines of the input skipped as too long to send: not done either.
+    fn skipped(&mut self, count: usize) {
+        if count > 0 {
+            self.not_done += count;
+            self.last_not_done.get_or_insert_with(|| {
+                format!("skipped a line longer than {MAX_LINE_BYTES} bytes")
+            });
         }
     }
 
@@ -325,6 +346,7 @@ fn read_stdin(
             Ok(Some(ReadLine::Line)) => String::from_utf8_lossy(&buf).into_owned(),
             Ok(Some(ReadLine::TooLong)) => {
                 tell!("natter: skipped a line longer than {MAX_LINE_BYTES} bytes");
+                asked.skip_line();
                 continue;
             }
             Ok(None) => {
@@ -469,6 +491,32 @@ mod tests {
         let quit = AtomicBool::new(false);
         read_stdin(&b"hi\nmore\n"[..], &tx, &AskedNicks::default(), &quit);
         assert!(!quit.load(Ordering::Relaxed));
+    }
+
+    /// A line too long to send was skipped, not done: the status says so, as for a typo.
+    #[test]
+    fn a_line_too_long_skipped_is_a_line_not_done() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let asked = AskedNicks::default();
+        let mut input = b"hi\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        input.extend(b"\nthere\n");
+        read_stdin(&input[..], &tx, &asked, &AtomicBool::new(false));
+        let mut typed = Vec::new();
+        while let Ok(Command::Input { line, .. }) = rx.try_recv() {
+            typed.push(line);
+        }
+        assert_eq!(typed, ["hi", "there"]);
+        let mut r = Refused::default();
+        assert!(r.result().is_ok());
+        r.skipped(asked.skipped());
+        assert_eq!(
+            r.result().unwrap_err().to_string(),
+            format!(
+                "1 line of the input could not be done (the last: skipped a line longer than \
+                 {MAX_LINE_BYTES} bytes)"
+            )
+        );
     }
 
     #[test]
