@@ -131,6 +131,7 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     // Dropping the receiver tells the driver the front-end is gone (it quits).
     drop(ev_rx);
     driver.await??;
+    refused.skipped(asked.skipped());
     refused.result()
 }
 
@@ -149,10 +150,16 @@ struct Refused {
     last_not_done: Option<String>,
 }
 
-/// The nicks (folded) that `/nick` lines of the input asked for, shared by the stdin thread and
-/// the event loop.
+/// The nicks (folded) that `/nick` lines of the input asked for, whether a line asked
+/// something of the account (`/login`, `/register`, `/password`), and how many lines were
+/// skipped as too long, shared by the stdin thread and the event loop.
 #[derive(Debug, Default, Clone)]
-struct AskedNicks(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+struct AskedNicks(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    Arc<AtomicBool>,
+    /// Lines skipped as too long to send.
+    Arc<std::sync::atomic::AtomicUsize>,
+);
 
 impl AskedNicks {
     fn ask(&self, nick: &Nick) {
@@ -163,6 +170,22 @@ impl AskedNicks {
 
     fn asked(&self, nick: &Nick) -> bool {
         self.0.lock().is_ok_and(|set| set.contains(&nick.folded()))
+    }
+
+    fn ask_account(&self) {
+        self.1.store(true, Ordering::Relaxed);
+    }
+
+    fn asked_account(&self) -> bool {
+        self.1.load(Ordering::Relaxed)
+    }
+
+    fn skip_line(&self) {
+        self.2.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn skipped(&self) -> usize {
+        self.2.load(Ordering::Relaxed)
     }
 }
 
@@ -203,10 +226,34 @@ impl Refused {
                 self.not_done += 1;
                 self.last_not_done = Some(text.clone());
             }
+            // An account line typed (`/login`, `/register`, `/password`) refused. Not one: a
+            // refusal before any was typed (the remembered key at the start, the password
+            // tried after it), a busy server's answer (the session asks again by itself), or
+            // a sign-out the server made unasked.
+            Event::Error {
+                about: About::Account,
+                kind,
+                text,
+            } if asked.asked_account()
+                && !matches!(kind, Some(ErrorKind::Unavailable | ErrorKind::NotSignedIn)) =>
+            {
+                self.not_done += 1;
+                self.last_not_done = Some(text.clone());
+            }
             Event::Settled {
                 delivered: false, ..
             } => self.count += 1,
             _ => {}
+        }
+    }
+
+    /// `count` lines of the input skipped as too long to send: not done either.
+    fn skipped(&mut self, count: usize) {
+        if count > 0 {
+            self.not_done += count;
+            self.last_not_done.get_or_insert_with(|| {
+                format!("skipped a line longer than {MAX_LINE_BYTES} bytes")
+            });
         }
     }
 
@@ -299,6 +346,7 @@ fn read_stdin(
             Ok(Some(ReadLine::Line)) => String::from_utf8_lossy(&buf).into_owned(),
             Ok(Some(ReadLine::TooLong)) => {
                 tell!("natter: skipped a line longer than {MAX_LINE_BYTES} bytes");
+                asked.skip_line();
                 continue;
             }
             Ok(None) => {
@@ -312,6 +360,11 @@ fn read_stdin(
         };
         match natter_core::command::parse(&line) {
             Ok(Some(Input::Command(CommandLine::Nick(nick)))) => asked.ask(&nick),
+            Ok(Some(Input::Command(
+                CommandLine::Login { .. }
+                | CommandLine::Register(_)
+                | CommandLine::ChangePassword { .. },
+            ))) => asked.ask_account(),
             Ok(Some(Input::Command(CommandLine::Quit(_)))) => {
                 quit_asked.store(true, Ordering::Relaxed);
             }
@@ -438,6 +491,32 @@ mod tests {
         let quit = AtomicBool::new(false);
         read_stdin(&b"hi\nmore\n"[..], &tx, &AskedNicks::default(), &quit);
         assert!(!quit.load(Ordering::Relaxed));
+    }
+
+    /// A line too long to send was skipped, not done: the status says so, as for a typo.
+    #[test]
+    fn a_line_too_long_skipped_is_a_line_not_done() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let asked = AskedNicks::default();
+        let mut input = b"hi\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        input.extend(b"\nthere\n");
+        read_stdin(&input[..], &tx, &asked, &AtomicBool::new(false));
+        let mut typed = Vec::new();
+        while let Ok(Command::Input { line, .. }) = rx.try_recv() {
+            typed.push(line);
+        }
+        assert_eq!(typed, ["hi", "there"]);
+        let mut r = Refused::default();
+        assert!(r.result().is_ok());
+        r.skipped(asked.skipped());
+        assert_eq!(
+            r.result().unwrap_err().to_string(),
+            format!(
+                "1 line of the input could not be done (the last: skipped a line longer than \
+                 {MAX_LINE_BYTES} bytes)"
+            )
+        );
     }
 
     #[test]
@@ -578,5 +657,53 @@ mod tests {
         r.note(&refusal("bob"), &asked);
         let e = r.result().unwrap_err().to_string();
         assert_eq!(e, "could not change the nick to bob: bob is taken");
+    }
+
+    /// `printf '/login alice wrong\nhi\n' | natter`: the sign-in typed was refused (and `hi`
+    /// said as a guest), a line not done; so is a `/password` or `/register` refused. A
+    /// refusal before any such line was typed (the remembered key refused at the start,
+    /// signed in with the password after it) is none, nor a busy server's answer (asked again
+    /// by itself), nor a sign-out the server made unasked.
+    #[test]
+    fn an_account_line_refused_is_a_line_not_done() {
+        use natter_core::session::{About, Event};
+        use natter_core::wire::ErrorKind;
+        let account_error = |kind, text: &str| Event::Error {
+            kind: Some(kind),
+            about: About::Account,
+            text: text.into(),
+        };
+        let asked = AskedNicks::default();
+        let mut r = Refused::default();
+        r.note(
+            &account_error(
+                ErrorKind::SignInFailed,
+                "could not sign in with this device's key: wrong account name or password",
+            ),
+            &asked,
+        );
+        assert!(r.result().is_ok(), "no account line typed");
+        asked.ask_account();
+        r.note(
+            &account_error(ErrorKind::Unavailable, "the server is busy"),
+            &asked,
+        );
+        r.note(
+            &account_error(ErrorKind::NotSignedIn, "this device was signed out"),
+            &asked,
+        );
+        assert!(r.result().is_ok(), "{:?}", r.result());
+        r.note(
+            &account_error(
+                ErrorKind::SignInFailed,
+                "could not sign in: wrong account name or password",
+            ),
+            &asked,
+        );
+        assert_eq!(
+            r.result().unwrap_err().to_string(),
+            "1 line of the input could not be done (the last: could not sign in: wrong account \
+             name or password)"
+        );
     }
 }

@@ -462,3 +462,27 @@ async fn line_mode_lists_and_forgets_a_remembered_device() {
     assert!(alice.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+/// `printf '/login alice wrong\nhi\n' | natter`: the typed sign-in was refused and `hi` was
+/// said as a guest; the script must not take that for success (it exited 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_login_refused_makes_line_mode_exit_1() {
+    let (server, addr) = server().await;
+    register(addr, "alice", "correct horse").await;
+    let mut c = Client::start("guest", addr, &[]);
+    c.expect("-- connected as guest").await;
+    c.send("/login alice wrong horse").await;
+    c.expect("error: could not sign in: wrong account name or password")
+        .await;
+    c.close_stdin();
+    let status = c.exit_status().await;
+    assert_eq!(status.code(), Some(1), "{status}");
+    // A typed sign-in that works is done: exit 0.
+    let mut ok = Client::start("guest2", addr, &[]);
+    ok.expect("-- connected as guest2").await;
+    ok.send("/login alice correct horse").await;
+    ok.expect("-- you are signed in as alice").await;
+    ok.close_stdin();
+    assert!(ok.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}

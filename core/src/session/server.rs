@@ -631,9 +631,13 @@ impl Session {
         // A refused account request is said as what it refused (`could not sign in: wrong
         // account name or password`): the server's words alone do not say which request they
         // answer, and the category ("account") is not words a person reads.
+        // A busy server's answer is not a refusal: the request is asked again by itself
+        // (said next), so it is not said as one that could not be done.
         let what = (about == About::Account).then(|| self.account_request_words());
-        let text = match what {
-            Some(Some(what)) => format!("could not {what}: {}", clean(detail)),
+        let refused = (about == About::Account).then(|| self.account.refused(kind, self.now));
+        let text = match (what, &refused) {
+            (_, Some(Refused::Later)) => clean(detail),
+            (Some(Some(what)), _) => format!("could not {what}: {}", clean(detail)),
             _ => clean(detail),
         };
         self.event(Event::Error {
@@ -649,7 +653,7 @@ impl Session {
                 self.send_next_search();
             }
             About::Account => {
-                let refused = self.account.refused(kind, self.now);
+                let refused = refused.unwrap_or(Refused::Done);
                 if let Refused::Retry(msg) = refused {
                     self.info("the device key was refused; signing in with the password");
                     // Perhaps asking for a new key: with the device's label first.

@@ -3736,6 +3736,30 @@ fn a_busy_server_is_asked_again_later_and_a_required_sign_in_waits_for_it() {
     assert_eq!(t.s.account(), Some(&nick("alice")));
 }
 
+/// A busy server's answer to a sign-in is not said as a refusal ("could not sign in: ...")
+/// while the session says it asks again: the sign-in was not refused, it waits.
+#[test]
+fn a_busy_server_is_not_said_as_a_sign_in_that_could_not_be_done() {
+    let mut t = welcomed_signing_in("correct horse");
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Unavailable,
+        re: Re::Conn,
+        detail: "the server is busy checking passwords; try again shortly".into(),
+    });
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::Error {
+                kind: Some(ErrorKind::Unavailable),
+                about: About::Account,
+                text: "the server is busy checking passwords; try again shortly".into()
+            },
+            Event::Info("the server is busy: asking again in 1 s".into())
+        ]
+    );
+}
+
 #[test]
 fn moderation_is_an_api_call_and_its_answers_are_events() {
     use crate::moderation::{Entry, Mask, ModeChange, Modes};
