@@ -1221,6 +1221,21 @@ fn comes_back(net: &mut Net, i: usize, token: &ResumeToken) -> ConnId {
     x
 }
 
+/// A guest `alice` on node 0 that registers the account: its connection and resume token.
+fn laptop_alice(net: &mut Net) -> (ConnId, ResumeToken) {
+    let (laptop, _) = guest(net, 0, "alice");
+    register(net, 0, laptop, PW, false);
+    let token = net
+        .recv(0, laptop)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+            _ => None,
+        })
+        .expect("registered");
+    (laptop, token)
+}
+
 fn bye(msgs: &[ServerMsg]) -> Option<String> {
     msgs.iter().find_map(|m| match m {
         ServerMsg::Bye { reason } => Some(reason.to_string()),
@@ -1239,16 +1254,7 @@ fn bye(msgs: &[ServerMsg]) -> Option<String> {
 fn a_device_sent_away_by_a_sign_in_on_another_node_is_told_why_and_does_not_take_it_back_by_itself()
 {
     let mut net = net(2);
-    let (laptop, _) = guest(&mut net, 0, "alice");
-    register(&mut net, 0, laptop, PW, false);
-    let token = net
-        .recv(0, laptop)
-        .iter()
-        .find_map(|m| match m {
-            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
-            _ => None,
-        })
-        .expect("registered");
+    let (laptop, token) = laptop_alice(&mut net);
     let (carol, _) = guest(&mut net, 0, "carol");
     for c in [laptop, carol] {
         ask(&mut net, 0, c, &ClientMsg::Join { room: room("#r") });
@@ -1305,16 +1311,7 @@ fn a_device_sent_away_by_a_sign_in_on_another_node_is_told_why_and_does_not_take
 #[test]
 fn a_device_sent_away_is_held_back_before_the_record_of_where_its_account_went_comes() {
     let mut net = net(2);
-    let (laptop, _) = guest(&mut net, 0, "alice");
-    register(&mut net, 0, laptop, PW, false);
-    let token = net
-        .recv(0, laptop)
-        .iter()
-        .find_map(|m| match m {
-            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
-            _ => None,
-        })
-        .expect("registered");
+    let (laptop, token) = laptop_alice(&mut net);
     ask(&mut net, 0, laptop, &ClientMsg::Join { room: room("#r") });
     net.recv(0, laptop);
     let (carol, _) = guest(&mut net, 1, "carol");
@@ -1414,16 +1411,7 @@ fn only_a_sign_in_that_would_take_the_account_back_by_itself_is_held_back() {
 #[test]
 fn an_account_in_no_room_is_sent_away_by_a_sign_in_on_another_node() {
     let mut net = net(2);
-    let (laptop, _) = guest(&mut net, 0, "alice");
-    register(&mut net, 0, laptop, PW, false);
-    let token = net
-        .recv(0, laptop)
-        .iter()
-        .find_map(|m| match m {
-            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
-            _ => None,
-        })
-        .expect("registered");
+    let (laptop, token) = laptop_alice(&mut net);
     let (bob, _) = guest(&mut net, 0, "bob");
     net.recv(0, bob);
     let (phone, _) = device(&mut net, 1, "phone", "alice");
@@ -1652,16 +1640,7 @@ fn an_irc_device_sent_away_signs_in_once_the_other_device_leaves_or_later() {
 #[test]
 fn a_device_sent_away_is_not_held_back_once_nothing_of_its_account_is_connected_elsewhere() {
     let mut net = net(2);
-    let (laptop, _) = guest(&mut net, 0, "alice");
-    register(&mut net, 0, laptop, PW, false);
-    let token = net
-        .recv(0, laptop)
-        .iter()
-        .find_map(|m| match m {
-            ServerMsg::SignedIn { token, .. } => Some(token.clone()),
-            _ => None,
-        })
-        .expect("registered");
+    let (laptop, token) = laptop_alice(&mut net);
     let (carol, _) = guest(&mut net, 0, "carol");
     for c in [laptop, carol] {
         ask(&mut net, 0, c, &ClientMsg::Join { room: room("#r") });
