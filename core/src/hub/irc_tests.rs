@@ -1830,7 +1830,8 @@ fn natters_own_quit_reasons_read_as_irc_servers_word_them() {
 /// A user's own quit words are never read as the server's: an nc user typing `/quit lost with
 /// their server` was shown to IRC as a netsplit (`*.net *.split`, which irssi prints as one),
 /// `/quit connection lost` as the server's `Connection lost`; an IRC user's `QUIT :*.net
-/// *.split` faked a netsplit as IRC servers prevent by saying a user's words as `Quit: ...`.
+/// *.split` faked a netsplit as IRC servers prevent by saying a user's words as `Quit: ...`;
+/// `/quit Ping timeout: 120 seconds` or `Killed (root (spam))` read as the server's own.
 /// Such words are said that way; any others stay as they are.
 #[test]
 fn a_users_own_quit_words_are_never_read_as_the_servers() {
@@ -1847,6 +1848,16 @@ fn a_users_own_quit_words_are_never_read_as_the_servers() {
             "Quit: banned from this server by root: spam",
         ),
         ("off to bed", "off to bed"),
+        // The IRC servers' words natter gives for a ping timeout, a slow reader and a kill
+        // (not `Connection closed`: nc's end of input quits with it).
+        (
+            "Ping timeout: 120 seconds",
+            "Quit: Ping timeout: 120 seconds",
+        ),
+        ("ping timeout:240 seconds", "Quit: ping timeout:240 seconds"),
+        ("SendQ exceeded", "Quit: SendQ exceeded"),
+        ("Killed (root (spam))", "Quit: Killed (root (spam))"),
+        ("Ping me later", "Ping me later"),
     ] {
         let (t, _) = n.nc();
         n.feed(t, b"/join #q\r\n");

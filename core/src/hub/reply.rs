@@ -2,7 +2,7 @@
 //! queued under the outbound limits (past the hard limit the connection is closed as too slow),
 //! and the one close path.
 
-use super::dialect::{Limit, Note, Reply};
+use super::dialect::{Limit, Note, QUIT_CLOSED, QUIT_PING_TIMEOUT, QUIT_TOO_SLOW, Reply};
 use super::{Device, DeviceId, Hub, UserId};
 use crate::render::count;
 use crate::time::Millis;
@@ -26,11 +26,11 @@ impl Gone {
     /// The quit reason its rooms see.
     pub(super) fn reason(self) -> Option<Text> {
         let words = match self {
-            Gone::Closed => "Connection closed".to_owned(),
+            Gone::Closed => QUIT_CLOSED.to_owned(),
             Gone::PingTimeout(silent) => {
-                format!("Ping timeout: {}", count(silent.0 / 1000, "second"))
+                format!("{QUIT_PING_TIMEOUT}{}", count(silent.0 / 1000, "second"))
             }
-            Gone::TooSlow => "SendQ exceeded".to_owned(),
+            Gone::TooSlow => QUIT_TOO_SLOW.to_owned(),
         };
         Text::new(&words).ok()
     }

@@ -725,6 +725,15 @@ pub(crate) const QUIT_REAPED: &str = "lost with their server";
 /// How the quit reason of a user a server ban put out starts (`banned from this server by
 /// root: spam`).
 pub(crate) const QUIT_BANNED: &str = "banned from this server by ";
+/// The quit reason of a user whose connection its peer closed (or that failed).
+pub(crate) const QUIT_CLOSED: &str = "Connection closed";
+/// How the quit reason of a user that left a ping unanswered starts (`Ping timeout: 120
+/// seconds`).
+pub(crate) const QUIT_PING_TIMEOUT: &str = "Ping timeout: ";
+/// The quit reason of a user that read too slowly.
+pub(crate) const QUIT_TOO_SLOW: &str = "SendQ exceeded";
+/// How the quit reason of a killed user starts ([`killed_words`]).
+pub(crate) const QUIT_KILLED: &str = "Killed (";
 
 /// A quit reason as IRC users read it: natter's own, lowercase sentences as nc and natter's
 /// clients show them, capitalised as IRC servers word theirs (`Ping timeout: 120 seconds`,
@@ -750,10 +759,13 @@ pub(crate) fn irc_quit_reason(reason: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A user's own quit words as its rooms are told them: where they would read as the server's
-/// (one of natter's own reasons, which [`irc_quit_reason`] rewrites, in any case; or two
-/// server names, which irssi takes for a netsplit) they are said as IRC servers say every
-/// user's, `Quit: <words>`, so that no user can fake a netsplit, a ban or a lost connection;
-/// any others as they are. Words too long for that are dropped (IRC then says `Quit`).
+/// (any quit reason natter itself gives, in any case: its own sentences, which
+/// [`irc_quit_reason`] rewrites, and the IRC servers' words it uses for a ping timeout, a
+/// slow reader or a kill; or two server names, which irssi takes for a netsplit) they are said
+/// as IRC servers say every user's, `Quit: <words>`, so that no user can fake a netsplit, a
+/// ban, a kill or a lost connection; any others as they are. Words too long for that are
+/// dropped (IRC then says `Quit`). [`QUIT_CLOSED`] is let through: it is what nc's end of
+/// input quits with (`Connection closed`), and a user who says it did close their connection.
 pub(crate) fn users_quit_words(reason: Option<crate::types::Text>) -> Option<crate::types::Text> {
     let words = reason?;
     let w = words.as_str();
@@ -763,11 +775,17 @@ pub(crate) fn users_quit_words(reason: Option<crate::types::Text>) -> Option<cra
         QUIT_SIGNED_IN,
         QUIT_ACCOUNT_REMOVED,
         QUIT_REAPED,
+        QUIT_TOO_SLOW,
     ]
     .iter()
-    .any(|o| w.eq_ignore_ascii_case(o))
-        || w.get(..QUIT_BANNED.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(QUIT_BANNED));
+    .any(|o| w.trim().eq_ignore_ascii_case(o))
+        || [QUIT_BANNED, QUIT_PING_TIMEOUT.trim_end(), QUIT_KILLED]
+            .iter()
+            .any(|start| {
+                w.trim_start()
+                    .get(..start.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(start))
+            });
     if !ours && !looks_like_a_split(w) {
         return Some(words);
     }
@@ -789,8 +807,8 @@ fn looks_like_a_split(w: &str) -> bool {
 /// ergo say it): its own last words and the quit its rooms see.
 pub(crate) fn killed_words(by: &Nick, reason: Option<&str>) -> String {
     match reason {
-        Some(r) => format!("Killed ({by} ({r}))"),
-        None => format!("Killed ({by})"),
+        Some(r) => format!("{QUIT_KILLED}{by} ({r}))"),
+        None => format!("{QUIT_KILLED}{by})"),
     }
 }
 
