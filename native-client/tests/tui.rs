@@ -639,6 +639,7 @@ async fn login_opens_the_most_recently_active_room_not_the_first_by_name() {
     bob.send("work news").await;
     bob.expect("[#work] <bob> work news").await;
 
+    let sock = addr;
     let addr = addr.to_string();
     let tmux = Tmux::new("lastroom");
     tmux.start_with("tuic", &addr, &["--login"]);
@@ -653,6 +654,26 @@ async fn login_opens_the_most_recently_active_room_not_the_first_by_name() {
         tmux.wait_for("tuic", "<bob> work news").await
     };
     assert!(!screen.contains("said in #aaa"), "{screen}");
+    // Another device of the account joins a room later, whose replay is newer than #work's:
+    // the sign-in's choice was made, and the person stays where they are (the choice stayed
+    // armed until a key was pressed, and took them to #later).
+    let mut carl = Client::start("carl", sock, &["--room", "#later"]);
+    carl.send("later news").await;
+    carl.expect("[#later] <carl> later news").await;
+    let args: Vec<String> = ["--nick", "tuic", "--login", &addr]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let mut other = Client::start_env("tuic2", &args, &[("NATTER_PASSWORD", "hidden passphrase")]);
+    other.expect("-- you are signed in as tuic").await;
+    other.send("/join #later").await;
+    other.expect("[#later] <carl> later news").await;
+    tmux.wait_for("tuic", "#later").await;
+    other.close_stdin();
+    assert!(other.exit_status().await.success());
+    carl.close_stdin();
+    assert!(carl.exit_status().await.success());
+    assert_eq!(topic_line(&tmux.screen("tuic")).trim(), "#work");
     // The person's pick stays: Alt+1 (the first room) and a line said in #work meanwhile.
     tmux.keys("tuic", "M-1");
     tmux.wait("tuic", "#aaa open", |s| topic_line(s).trim() == "#aaa")

@@ -281,18 +281,18 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         tokio::select! {
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                first_room.on_event(&ev, chat.current());
+                first_room.on_event(&ev, chat.current(), clock::now());
                 chat.handle_event(&ev, clock::now());
                 for _ in 1..EVENTS_PER_FRAME {
                     match ev_rx.try_recv() {
                         Ok(ev) => {
-                            first_room.on_event(&ev, chat.current());
+                            first_room.on_event(&ev, chat.current(), clock::now());
                             chat.handle_event(&ev, clock::now());
                         }
                         Err(_) => break,
                     }
                 }
-                if let Some(id) = first_room.pick(&chat) {
+                if let Some(id) = first_room.pick(&chat, clock::now()) {
                     chat.open(&id);
                 }
             }
