@@ -248,13 +248,28 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     })
     .await;
 
-    // A multi-line paste becomes one message, sent on Enter.
+    // A multi-line paste waits in the input line (its breaks shown) and Enter sends each
+    // line as a message of its own, as irssi and WeeChat do (it was joined into one).
     tmux.run(&["set-buffer", "-b", "p", "line one\nline two\n"]);
     tmux.run(&["paste-buffer", "-p", "-b", "p", "-t", "bob"]);
-    tmux.wait_for("bob", "> line one line two").await;
+    tmux.wait_for("bob", "> line one↵line two").await;
     tmux.keys("bob", "Enter");
-    tmux.wait_for("alice", "<bob> line one line two").await;
-    assert!(!tmux.screen("alice").contains("<bob> line two"));
+    tmux.wait_for("alice", "<bob> line two").await;
+    let screen = tmux.wait_for("alice", "<bob> line one").await;
+    assert!(!screen.contains("line one line two"), "{screen}");
+    // A longer one is asked about first: the first Enter says how many messages it makes.
+    let seven: Vec<String> = (1..=7).map(|n| format!("pasted {n}")).collect();
+    tmux.run(&["set-buffer", "-b", "p", &seven.join("\n")]);
+    tmux.run(&["paste-buffer", "-p", "-b", "p", "-t", "bob"]);
+    tmux.wait_for("bob", "> pasted 1↵pasted 2").await;
+    tmux.keys("bob", "Enter");
+    tmux.wait_for("bob", "this paste is 7 lines: Enter again sends them")
+        .await;
+    assert!(!tmux.screen("alice").contains("pasted 1"));
+    tmux.keys("bob", "Enter");
+    for line in &seven {
+        tmux.wait_for("alice", &format!("<bob> {line}")).await;
+    }
 
     // Ctrl+C leaves cleanly (exit status 0, terminal restored: the UI is gone from the pane).
     tmux.keys("alice", "C-c");
