@@ -250,10 +250,18 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
 
     // A multi-line paste waits in the input line (its breaks shown) and Enter sends each
     // line as a message of its own, as irssi and WeeChat do (it was joined into one).
-    tmux.run(&["set-buffer", "-b", "p", "line one\nline two\n"]);
+    // A later line starting with `/` is said, not run.
+    tmux.run(&[
+        "set-buffer",
+        "-b",
+        "p",
+        "line one\nline two\n/quit not run\n",
+    ]);
     tmux.run(&["paste-buffer", "-p", "-b", "p", "-t", "bob"]);
-    tmux.wait_for("bob", "> line one↵line two").await;
+    tmux.wait_for("bob", "> line one↵line two↵/quit not run")
+        .await;
     tmux.keys("bob", "Enter");
+    tmux.wait_for("alice", "<bob> /quit not run").await;
     tmux.wait_for("alice", "<bob> line two").await;
     let screen = tmux.wait_for("alice", "<bob> line one").await;
     assert!(!screen.contains("line one line two"), "{screen}");

@@ -1,7 +1,8 @@
 //! The input line: text with a cursor, editing keys and a bounded history. Pasted text arrives
 //! whole (bracketed paste) and is inserted at the cursor with its line breaks kept (drawn as
 //! `↵`): nothing is sent until Enter, which sends each line as its own message, in order, as
-//! irssi and WeeChat send a pasted text, blank lines left out. A paste of more than
+//! irssi and WeeChat send a pasted text, blank lines left out; a line after the first is said
+//! even if it starts with `/` ([`lines_to_send`]). A paste of more than
 //! [`PASTE_ASK_LINES`] lines asks first (the first Enter says how many messages it would be,
 //! the second sends them, as irssi asks before a paste of more than five lines), and one of
 //! more than [`PASTE_MAX_LINES`] is not sent at all (the line stays, to cut).
@@ -41,6 +42,23 @@ pub enum Check {
 /// typed, several for a paste).
 pub fn messages(line: &str) -> impl Iterator<Item = &str> {
     line.split('\n').filter(|l| !l.trim().is_empty())
+}
+
+/// The lines to type into the session for a submitted line: its [`messages`], the first as it
+/// is (a command typed before the paste, `/me ` or `/msg bob `, stays one), every later one
+/// said as text, a `/` at its start doubled (the session's way to say such a line): a pasted
+/// log or shell snippet with a `/quit` or `/usr/bin` line must not run it.
+pub fn lines_to_send(line: &str) -> Vec<String> {
+    messages(line)
+        .enumerate()
+        .map(|(k, l)| {
+            if k > 0 && l.starts_with('/') {
+                format!("/{l}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect()
 }
 
 /// Whether `c` ends a word (for moving by word, deleting one and completing one).
@@ -716,6 +734,27 @@ mod tests {
         assert!(p.submit().is_some());
         p.history_prev();
         assert_eq!(p.text(), "");
+    }
+
+    /// A pasted line starting with `/` (a shell path, a log with `/quit` in it) was run as a
+    /// command, as irssi runs it; it is said as text, but for the first line, which may hold
+    /// the command typed before the paste.
+    #[test]
+    fn a_pasted_line_after_the_first_is_said_even_if_it_starts_with_a_slash() {
+        assert_eq!(
+            lines_to_send("/me pastes:\n/quit now\n\nplain\n//already"),
+            ["/me pastes:", "//quit now", "plain", "///already"]
+        );
+        assert_eq!(lines_to_send("/join #x"), ["/join #x"], "typed: a command");
+        for l in lines_to_send("a\n/quit\n/usr/bin/env") {
+            assert!(
+                matches!(
+                    natter_core::command::parse(&l),
+                    Ok(Some(natter_core::command::Input::Say(_)))
+                ),
+                "{l}"
+            );
+        }
     }
 
     /// More than [`PASTE_ASK_LINES`] messages: the first Enter asks, the second sends (an edit

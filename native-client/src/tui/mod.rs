@@ -120,7 +120,7 @@ pub enum TuiError {
 /// What a key asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send this line (a paste's lines: each as a message, see [`input::messages`]).
+    /// Send this line (a paste's lines: each as a message, see [`input::lines_to_send`]).
     Send(String),
     /// A paste of this many messages: Enter again sends them.
     AskPaste(usize),
@@ -342,8 +342,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         }
                     }
                     Some(Action::Send(text)) => {
-                        for line in input::messages(&text) {
-                            send_typed(&mut chat, &cmd_tx, line);
+                        for line in input::lines_to_send(&text) {
+                            send_typed(&mut chat, &cmd_tx, &line);
                         }
                     }
                     Some(Action::AskPaste(n)) => chat.note(
