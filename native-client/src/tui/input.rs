@@ -47,18 +47,28 @@ pub fn messages(line: &str) -> impl Iterator<Item = &str> {
 /// The lines to type into the session for a submitted line: its [`messages`], the first as it
 /// is (a command typed before the paste, `/me ` or `/msg bob `, stays one), every later one
 /// said as text, a `/` at its start doubled (the session's way to say such a line): a pasted
-/// log or shell snippet with a `/quit` or `/usr/bin` line must not run it.
+/// log or shell snippet with a `/quit` or `/usr/bin` line must not run it. After a first line
+/// that sends elsewhere (`/msg bob`, `/msg #room`, `/notice`), the later lines go there too,
+/// not to the open conversation: what was meant for one person must not land in a room.
 pub fn lines_to_send(line: &str) -> Vec<String> {
-    messages(line)
-        .enumerate()
-        .map(|(k, l)| {
-            if k > 0 && l.starts_with('/') {
-                format!("/{l}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect()
+    use natter_core::command::{self, Command, Input};
+    let mut lines = messages(line);
+    let Some(first) = lines.next() else {
+        return Vec::new();
+    };
+    let prefix = match command::parse(first) {
+        Ok(Some(Input::Command(Command::Msg { to, .. }))) => Some(format!("/msg {to} ")),
+        Ok(Some(Input::Command(Command::SayIn { room, .. }))) => Some(format!("/msg {room} ")),
+        Ok(Some(Input::Command(Command::Notice { room, .. }))) => Some(format!("/notice {room} ")),
+        Ok(Some(Input::Command(Command::NoticeTo { to, .. }))) => Some(format!("/notice {to} ")),
+        _ => None,
+    };
+    let later = lines.map(|l| match &prefix {
+        Some(p) => format!("{p}{l}"),
+        None if l.starts_with('/') => format!("/{l}"),
+        None => l.to_owned(),
+    });
+    std::iter::once(first.to_owned()).chain(later).collect()
 }
 
 /// Whether `c` ends a word (for moving by word, deleting one and completing one).
@@ -746,6 +756,23 @@ mod tests {
             ["/me pastes:", "//quit now", "plain", "///already"]
         );
         assert_eq!(lines_to_send("/join #x"), ["/join #x"], "typed: a command");
+        // `/msg bob ` typed, then a paste: every line to bob, none to the open room.
+        assert_eq!(
+            lines_to_send("/msg bob one\ntwo\n/three"),
+            ["/msg bob one", "/msg bob two", "/msg bob /three"]
+        );
+        assert_eq!(
+            lines_to_send("/msg #ops a\nb"),
+            ["/msg #ops a", "/msg #ops b"]
+        );
+        assert_eq!(
+            lines_to_send("/notice #ops a\nb"),
+            ["/notice #ops a", "/notice #ops b"]
+        );
+        assert_eq!(
+            lines_to_send("/notice bob a\nb"),
+            ["/notice bob a", "/notice bob b"]
+        );
         for l in lines_to_send("a\n/quit\n/usr/bin/env") {
             assert!(
                 matches!(
