@@ -15,7 +15,7 @@ use natter_tls::rustls::ClientConfig;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -99,6 +99,22 @@ pub struct DriverConfig {
     /// Session's device key ([`Keeper`]); what it did is told to the front-end as
     /// [`Event::Info`].
     pub keeper: Option<Keeper>,
+    /// Line mode: set, once, to how many events the front-end had been sent when the Session
+    /// took the first typed line that asks something of the account ([`asks_account`]). The
+    /// account's answers sent before it (the start-up sign-in's) are not that line's, even if
+    /// the line was read long before; those after it are.
+    pub account_line: Option<Arc<OnceLock<u64>>>,
+}
+
+/// Whether a typed line asks something of the account: `/login`, `/register`, `/password`.
+pub fn asks_account(line: &str) -> bool {
+    use natter_core::command::{self, Command as Typed, Input};
+    matches!(
+        command::parse(line),
+        Ok(Some(Input::Command(
+            Typed::Login { .. } | Typed::Register(_) | Typed::ChangePassword { .. }
+        )))
+    )
 }
 
 impl DriverConfig {
@@ -114,6 +130,7 @@ impl DriverConfig {
             shows_everything: false,
             tls: None,
             keeper: None,
+            account_line: None,
         }
     }
 }
@@ -252,6 +269,8 @@ pub async fn run(
     // Before the first connect is polled: the Session picks among the addresses.
     session.set_servers(config.servers.len());
     let mut keeper = config.keeper.take();
+    // Events sent to the front-end so far (see `DriverConfig::account_line`).
+    let mut sent: u64 = 0;
     let mut server = config
         .servers
         .first()
@@ -296,8 +315,12 @@ pub async fn run(
                 }
                 ev => {
                     welcomed |= matches!(ev, Event::Welcome { .. });
-                    if frontend_open && events.send(ev).await.is_err() {
-                        frontend_open = false;
+                    if frontend_open {
+                        if events.send(ev).await.is_err() {
+                            frontend_open = false;
+                        } else {
+                            sent += 1;
+                        }
                     }
                 }
             }
@@ -305,14 +328,14 @@ pub async fn run(
                 let said = keeper
                     .as_mut()
                     .and_then(|k| k.after(&session, news.refused, news.signed_out));
-                tell(&events, &mut frontend_open, said).await;
+                tell(&events, &mut frontend_open, &mut sent, said).await;
             }
         }
         // A new key without account news of its own (a password change's).
         let said = keeper
             .as_mut()
             .and_then(|k| k.after(&session, false, false));
-        tell(&events, &mut frontend_open, said).await;
+        tell(&events, &mut frontend_open, &mut sent, said).await;
         while let Some(bytes) = session.poll_transmit() {
             match writer.as_mut() {
                 Some(w) => {
@@ -472,7 +495,12 @@ pub async fn run(
             c = commands.recv(), if commands_open && input_ready => {
                 let now = clock::now();
                 match c {
-                    Some(Command::Input { line, to }) => session.handle_input_in(&line, to.as_ref(), now),
+                    Some(Command::Input { line, to }) => {
+                        if let Some(taken) = config.account_line.as_ref().filter(|_| asks_account(&line)) {
+                            taken.get_or_init(|| sent);
+                        }
+                        session.handle_input_in(&line, to.as_ref(), now);
+                    }
                     Some(Command::Older { room, before }) => {
                         session.older(room, before, SCROLLBACK_PAGE, now);
                     }
@@ -505,12 +533,21 @@ pub async fn run(
 }
 
 /// Says `said` to the front-end, if anything (and it is still there).
-async fn tell(events: &mpsc::Sender<Event>, frontend_open: &mut bool, said: Option<String>) {
+/// `sent` counts the events the front-end was sent.
+async fn tell(
+    events: &mpsc::Sender<Event>,
+    frontend_open: &mut bool,
+    sent: &mut u64,
+    said: Option<String>,
+) {
     if let Some(said) = said
         && *frontend_open
-        && events.send(Event::Info(said)).await.is_err()
     {
-        *frontend_open = false;
+        if events.send(Event::Info(said)).await.is_err() {
+            *frontend_open = false;
+        } else {
+            *sent += 1;
+        }
     }
 }
 

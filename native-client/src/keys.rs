@@ -9,7 +9,9 @@
 //! address. The file is a comment and 64 hex digits; one that other users may read, or that
 //! belongs to another user, is refused, as ssh refuses such a private key, and so is every key
 //! in a directory others may write to (they could have put a key of theirs there, or replace
-//! ours).
+//! ours), or under a directory others could move it from (one of another user's, or one others
+//! may write to that is not sticky), as ssh checks the directories above the files it trusts.
+//! Saving refuses the same way, so natter never writes a key that it refuses at the next start.
 //!
 //! What to do with the file after the Session's events is decided by [`step`], a pure function;
 //! [`Keeper`] carries it out. The decisions about the key itself (the key first, the password
@@ -86,6 +88,23 @@ pub enum KeyFileError {
     OpenDirectory {
         /// The directory.
         dir: PathBuf,
+        /// What is wrong, in words.
+        what: String,
+    },
+    /// A directory above the directory of key files may be written to by another user (and
+    /// is not sticky), or belongs to one: they could rename the key directory away and put one
+    /// of theirs in its place, with a key of theirs in it.
+    #[error(
+        "{parent}, a directory above the device key directory {dir}, {what}: others could swap \
+         the key directory for one of theirs, so natter uses none of its keys. If nobody else \
+         could have written to it, run chmod go-w {parent} (or keep natter's state elsewhere: \
+         XDG_STATE_HOME); otherwise also delete {dir} and sign in again with --login --remember"
+    )]
+    OpenParent {
+        /// The directory of key files.
+        dir: PathBuf,
+        /// The directory above it that others may write to.
+        parent: PathBuf,
         /// What is wrong, in words.
         what: String,
     },
@@ -251,6 +270,31 @@ pub fn check_dir(mode: u32, owner: u32, me: u32) -> Result<(), String> {
     ))
 }
 
+/// Whether a directory above the directory of key files, of this mode and owner, keeps it
+/// where it is, as ssh takes the directories above a file it trusts: it belongs to `me` or to
+/// root, and nobody else may write to it, unless it is sticky (`/tmp`): there others may add
+/// names but not rename or delete ours. `Err` says what is wrong.
+pub fn check_parent(mode: u32, owner: u32, me: u32) -> Result<(), String> {
+    if owner != me && owner != 0 {
+        return Err(format!(
+            "belongs to another user (uid {owner}; natter runs as uid {me})"
+        ));
+    }
+    if mode & 0o1000 != 0 {
+        return Ok(());
+    }
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (false, false) => return Ok(()),
+        (true, true) => "its group and every other user",
+        (true, false) => "its group",
+        (false, true) => "every other user",
+    };
+    Err(format!(
+        "may be written to by {who} and is not sticky (mode {:04o})",
+        mode & 0o7777
+    ))
+}
+
 /// Where the keys for one server are kept.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
@@ -292,17 +336,9 @@ impl KeyStore {
     /// belongs to another user, or that is not a key, is an error; so is any file in a
     /// directory others may write to.
     pub fn load(&self, account: &Nick) -> Result<Option<DeviceKey>, KeyFileError> {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let path = self.path(account);
         match std::fs::metadata(&self.dir) {
-            Ok(meta) => {
-                if let Err(what) = check_dir(meta.permissions().mode(), meta.uid(), self.me) {
-                    return Err(KeyFileError::OpenDirectory {
-                        dir: self.dir.clone(),
-                        what,
-                    });
-                }
-            }
+            Ok(_) => self.check_tree()?,
             // No directory: no file.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(KeyFileError::Read { path, source }),
@@ -321,13 +357,45 @@ impl KeyStore {
             .map_err(|why| KeyFileError::Bad { path, why })
     }
 
+    /// Whether the directory of key files (which exists) may hold keys natter uses: only this
+    /// user may write to it ([`check_dir`]), and nobody else may move it: each directory above
+    /// it, the symbolic links resolved, passes [`check_parent`].
+    fn check_tree(&self) -> Result<(), KeyFileError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let read = |source| KeyFileError::Read {
+            path: self.dir.clone(),
+            source,
+        };
+        let real = std::fs::canonicalize(&self.dir).map_err(read)?;
+        let meta = std::fs::metadata(&real).map_err(read)?;
+        if let Err(what) = check_dir(meta.permissions().mode(), meta.uid(), self.me) {
+            return Err(KeyFileError::OpenDirectory {
+                dir: self.dir.clone(),
+                what,
+            });
+        }
+        for parent in real.ancestors().skip(1) {
+            let meta = std::fs::metadata(parent).map_err(read)?;
+            if let Err(what) = check_parent(meta.permissions().mode(), meta.uid(), self.me) {
+                return Err(KeyFileError::OpenParent {
+                    dir: self.dir.clone(),
+                    parent: parent.to_owned(),
+                    what,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The key in `account`'s file whatever its mode or its directory's (to revoke a key that
     /// may have been copied): `Ok(None)` without a file, `Err` with a file that holds no key or
     /// belongs to another user.
     pub fn load_to_revoke(&self, account: &Nick) -> Result<Option<DeviceKey>, KeyFileError> {
         match self.load(account) {
             Err(KeyFileError::Exposed { path, .. }) => self.read_loose(path),
-            Err(KeyFileError::OpenDirectory { .. }) => self.read_loose(self.path(account)),
+            Err(KeyFileError::OpenDirectory { .. } | KeyFileError::OpenParent { .. }) => {
+                self.read_loose(self.path(account))
+            }
             r => r,
         }
     }
@@ -358,9 +426,12 @@ impl KeyStore {
 
     /// Keeps `key` as `account`'s: written to a temporary file (0600) in the 0700 directory and
     /// renamed over the old file, so that a crash leaves the old key or the new one, never half
-    /// of one. Returns the file's path.
+    /// of one. Returns the file's path. Never a key [`KeyStore::load`] would refuse: a
+    /// directory of this user's that others may write to is made 0700 first; one that belongs
+    /// to another user, or under a directory others could move it from, is refused as `load`
+    /// refuses it, with the same words, and nothing is written.
     pub fn save(&self, account: &Nick, key: &DeviceKey) -> Result<PathBuf, KeyFileError> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
         let path = self.path(account);
         let err = |source| KeyFileError::Write {
             path: path.clone(),
@@ -371,12 +442,14 @@ impl KeyStore {
             .mode(0o700)
             .create(&self.dir)
             .map_err(err)?;
-        // A directory made before (by hand, or by an older umask) is made private too.
+        // A directory made before (by hand, or by an older umask) is made private too; not
+        // someone else's (root could change it, and the key would then be refused).
         let meta = std::fs::metadata(&self.dir).map_err(err)?;
-        if meta.permissions().mode() & 0o077 != 0 {
+        if meta.uid() == self.me && meta.permissions().mode() & 0o077 != 0 {
             std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(err)?;
         }
+        self.check_tree()?;
         let tmp = self.dir.join(format!(
             ".{}.{}.tmp",
             file_name(&self.server, account),
@@ -898,6 +971,111 @@ mod tests {
         // No directory at all: no key.
         let none = KeyStore::in_dir(tmp.path().join("none"), &addr("127.0.0.1", 8000));
         assert!(none.load(&ann).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_directories_others_cannot_move_the_keys_from_are_above_them() {
+        assert_eq!(check_parent(0o40755, 5, 5), Ok(()));
+        assert_eq!(check_parent(0o755, 0, 5), Ok(()), "root's");
+        assert_eq!(check_parent(0o1777, 0, 5), Ok(()), "sticky, as /tmp");
+        assert_eq!(
+            check_parent(0o777, 5, 5),
+            Err(
+                "may be written to by its group and every other user and is not sticky \
+                 (mode 0777)"
+                    .into()
+            )
+        );
+        assert!(
+            check_parent(0o775, 0, 5)
+                .unwrap_err()
+                .contains("its group and")
+        );
+        assert!(
+            check_parent(0o757, 5, 5)
+                .unwrap_err()
+                .contains("by every other user")
+        );
+        assert_eq!(
+            check_parent(0o1777, 7, 5),
+            Err("belongs to another user (uid 7; natter runs as uid 5)".into()),
+            "its owner may delete anything in it, sticky or not"
+        );
+    }
+
+    /// A 0700 key directory under one that anybody may write to (and is not sticky) could be
+    /// renamed away and replaced by someone else's, with their key in it: only the file and the
+    /// key directory were checked. Now every directory above is, as ssh checks them; saving
+    /// refuses the same way, so it never writes a key the next start would refuse.
+    #[test]
+    fn a_key_under_a_directory_others_may_write_to_is_refused_and_not_saved() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dir = open.join("natter").join("devices");
+        let store = KeyStore::in_dir(dir.clone(), &addr("127.0.0.1", 8000));
+        let ann = nick("ann");
+        let e = store.save(&ann, &DeviceKey([1; 32])).unwrap_err();
+        assert!(matches!(e, KeyFileError::OpenParent { .. }), "{e}");
+        let words = e.to_string();
+        assert!(
+            words.starts_with(&format!(
+                "{}, a directory above the device key directory {}, may be written to by its \
+                 group and every other user and is not sticky (mode 0777)",
+                open.display(),
+                dir.display()
+            )) && words.contains(&format!("run chmod go-w {}", open.display())),
+            "{words}"
+        );
+        assert!(!store.path(&ann).exists(), "nothing written");
+        // Sticky, as /tmp: others cannot move what is ours.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let path = store.save(&ann, &DeviceKey([1; 32])).unwrap();
+        assert_eq!(store.load(&ann).unwrap(), Some(DeviceKey([1; 32])));
+        // Not sticky any more: refused on load, but still revocable.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = store.load(&ann).unwrap_err();
+        assert!(matches!(e, KeyFileError::OpenParent { .. }), "{e}");
+        assert_eq!(
+            store.load_to_revoke(&ann).unwrap(),
+            Some(DeviceKey([1; 32]))
+        );
+        // Reached through a symbolic link from a safe place: the real path is checked.
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(open.join("natter"), &link).unwrap();
+        let linked = KeyStore::in_dir(link.join("devices"), &addr("127.0.0.1", 8000));
+        let e = linked.load(&ann).unwrap_err();
+        assert!(matches!(e, KeyFileError::OpenParent { .. }), "{e}");
+        // The fix given works.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(linked.load(&ann).unwrap(), Some(DeviceKey([1; 32])));
+        assert!(path.exists());
+    }
+
+    /// A key directory of another user's (one root may write to): the key was written, and
+    /// the next start refused it as someone else's directory. Refused before it is written,
+    /// in the words the load says.
+    #[test]
+    fn a_key_is_not_saved_where_the_next_load_would_refuse_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("devices");
+        let mine = KeyStore::in_dir(dir.clone(), &addr("127.0.0.1", 8000));
+        let ann = nick("ann");
+        mine.save(&ann, &DeviceKey([1; 32])).unwrap();
+        // The same directory to another user (as if it were not this user's).
+        let other = KeyStore {
+            me: mine.me + 1,
+            ..mine.clone()
+        };
+        let bob = nick("bob");
+        let e = other.save(&bob, &DeviceKey([2; 32])).unwrap_err();
+        assert!(matches!(e, KeyFileError::OpenDirectory { .. }), "{e}");
+        assert!(e.to_string().contains("belongs to another user"), "{e}");
+        assert!(!other.path(&bob).exists(), "nothing written");
+        // Whatever saving did not refuse, loading takes.
+        assert_eq!(mine.load(&ann).unwrap(), Some(DeviceKey([1; 32])));
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     // Dropped by the stdin thread when it returns: at the end of input.
     let (input_end_tx, input_end_rx) = tokio::sync::watch::channel(());
     config.input_ended = Some(input_end_rx);
+    // When the Session took the first account line typed: the account's answers after it are
+    // the input's (reading it said nothing: stdin is read ahead of the Session taking it).
+    let account_line = Arc::new(std::sync::OnceLock::new());
+    config.account_line = Some(account_line.clone());
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut me = session.nick().clone();
@@ -115,14 +119,17 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     let mut out = tokio::io::stdout();
     let mut refused = Refused::default();
     let mut news = LineNews::default();
+    let mut received: u64 = 0;
     while let Some(ev) = ev_rx.recv().await {
+        received += 1;
+        let typed_account = account_line.get().is_some_and(|before| received > *before);
         let lines = closing_lines(
             &ev,
             news.lines(&ev, &me),
             quit_asked.load(Ordering::Relaxed),
         );
         track_nick(&ev, &mut me);
-        refused.note(&ev, &asked);
+        refused.note(&ev, &asked, typed_account);
         if write_lines(&mut out, &lines).await.is_err() {
             // stdout is gone (`natter | head -1`): nobody is listening, so leave.
             break;
@@ -150,13 +157,11 @@ struct Refused {
     last_not_done: Option<String>,
 }
 
-/// The nicks (folded) that `/nick` lines of the input asked for, whether a line asked
-/// something of the account (`/login`, `/register`, `/password`), and how many lines were
+/// The nicks (folded) that `/nick` lines of the input asked for, and how many lines were
 /// skipped as too long, shared by the stdin thread and the event loop.
 #[derive(Debug, Default, Clone)]
 struct AskedNicks(
     std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    Arc<AtomicBool>,
     /// Lines skipped as too long to send.
     Arc<std::sync::atomic::AtomicUsize>,
 );
@@ -172,25 +177,19 @@ impl AskedNicks {
         self.0.lock().is_ok_and(|set| set.contains(&nick.folded()))
     }
 
-    fn ask_account(&self) {
-        self.1.store(true, Ordering::Relaxed);
-    }
-
-    fn asked_account(&self) -> bool {
-        self.1.load(Ordering::Relaxed)
-    }
-
     fn skip_line(&self) {
-        self.2.fetch_add(1, Ordering::Relaxed);
+        self.1.fetch_add(1, Ordering::Relaxed);
     }
 
     fn skipped(&self) -> usize {
-        self.2.load(Ordering::Relaxed)
+        self.1.load(Ordering::Relaxed)
     }
 }
 
 impl Refused {
-    fn note(&mut self, ev: &natter_core::session::Event, asked: &AskedNicks) {
+    /// Notes `ev`; `typed_account`: the Session had taken an account line of the input
+    /// (`/login`, `/register`, `/password`) before it said `ev`.
+    fn note(&mut self, ev: &natter_core::session::Event, asked: &AskedNicks, typed_account: bool) {
         use natter_core::session::{About, Event};
         use natter_core::wire::ErrorKind;
         match ev {
@@ -227,14 +226,15 @@ impl Refused {
                 self.last_not_done = Some(text.clone());
             }
             // An account line typed (`/login`, `/register`, `/password`) refused. Not one: a
-            // refusal before any was typed (the remembered key at the start, the password
-            // tried after it), a busy server's answer (the session asks again by itself), or
-            // a sign-out the server made unasked.
+            // refusal said before the Session took any such line (the remembered key at the
+            // start, the password tried after it, even with the line read already), a busy
+            // server's answer (the session asks again by itself), or a sign-out the server
+            // made unasked.
             Event::Error {
                 about: About::Account,
                 kind,
                 text,
-            } if asked.asked_account()
+            } if typed_account
                 && !matches!(kind, Some(ErrorKind::Unavailable | ErrorKind::NotSignedIn)) =>
             {
                 self.not_done += 1;
@@ -360,11 +360,6 @@ fn read_stdin(
         };
         match natter_core::command::parse(&line) {
             Ok(Some(Input::Command(CommandLine::Nick(nick)))) => asked.ask(&nick),
-            Ok(Some(Input::Command(
-                CommandLine::Login { .. }
-                | CommandLine::Register(_)
-                | CommandLine::ChangePassword { .. },
-            ))) => asked.ask_account(),
             Ok(Some(Input::Command(CommandLine::Quit(_)))) => {
                 quit_asked.store(true, Ordering::Relaxed);
             }
@@ -550,6 +545,7 @@ mod tests {
                 text: "unknown command /frob (try /help)".into(),
             },
             &asked,
+            false,
         );
         assert_eq!(
             r.result().unwrap_err().to_string(),
@@ -562,6 +558,7 @@ mod tests {
                 text: "#ci is invite-only".into(),
             },
             &asked,
+            false,
         );
         let e = r.result().unwrap_err().to_string();
         assert_eq!(
@@ -587,8 +584,9 @@ mod tests {
                 text: "you may not speak in #lobby".into(),
             },
             &asked,
+            false,
         );
-        r.note(&Event::Info("hi".into()), &asked);
+        r.note(&Event::Info("hi".into()), &asked, false);
         assert!(r.result().is_ok(), "{:?}", r.result());
         for (kind, about, text) in [
             (None, About::Input, "unknown command /frob (try /help)"),
@@ -610,6 +608,7 @@ mod tests {
                     text: text.into(),
                 },
                 &asked,
+                false,
             );
         }
         assert_eq!(
@@ -625,6 +624,7 @@ mod tests {
                 text: "slow down".into(),
             },
             &asked,
+            false,
         );
         r.note(
             &Event::Settled {
@@ -632,6 +632,7 @@ mod tests {
                 delivered: false,
             },
             &asked,
+            false,
         );
         assert!(matches!(
             r.result(),
@@ -651,10 +652,10 @@ mod tests {
         };
         let asked = AskedNicks::default();
         let mut r = Refused::default();
-        r.note(&refusal("owner"), &asked);
+        r.note(&refusal("owner"), &asked, false);
         assert!(r.result().is_ok(), "not asked for");
         asked.ask(&Nick::new("Bob").unwrap());
-        r.note(&refusal("bob"), &asked);
+        r.note(&refusal("bob"), &asked, false);
         let e = r.result().unwrap_err().to_string();
         assert_eq!(e, "could not change the nick to bob: bob is taken");
     }
@@ -681,16 +682,18 @@ mod tests {
                 "could not sign in with this device's key: wrong account name or password",
             ),
             &asked,
+            false,
         );
-        assert!(r.result().is_ok(), "no account line typed");
-        asked.ask_account();
+        assert!(r.result().is_ok(), "no account line taken yet");
         r.note(
             &account_error(ErrorKind::Unavailable, "the server is busy"),
             &asked,
+            true,
         );
         r.note(
             &account_error(ErrorKind::NotSignedIn, "this device was signed out"),
             &asked,
+            true,
         );
         assert!(r.result().is_ok(), "{:?}", r.result());
         r.note(
@@ -699,6 +702,7 @@ mod tests {
                 "could not sign in: wrong account name or password",
             ),
             &asked,
+            true,
         );
         assert_eq!(
             r.result().unwrap_err().to_string(),

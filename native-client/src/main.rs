@@ -341,7 +341,31 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     // Nothing left worth waiting for (a blocked stdin read cannot be cancelled).
     runtime.shutdown_background();
-    result
+    match result {
+        Err(e) if args.login => Err(with_register_hint(e, &nick, &servers[0])),
+        r => r,
+    }
+}
+
+/// `natter --login` refused its password: the server does not say whether the account exists
+/// (the same words for a wrong password), and a newcomer may have taken `--login` for the way
+/// to make one; the refusal then says how to make it.
+fn with_register_hint(e: anyhow::Error, nick: &Nick, server: &driver::ServerAddr) -> anyhow::Error {
+    let fatal = match (e.downcast_ref(), e.downcast_ref()) {
+        (Some(tui::TuiError::Driver(d)), _) | (_, Some(line::LineError::Driver(d))) => d,
+        _ => return e,
+    };
+    match fatal {
+        // The session's words for a refused password sign-in (a key's are `could not sign in
+        // with this device's key`, and the key was the account's).
+        driver::DriverError::Fatal(why) if why.starts_with("could not sign in: ") => {
+            anyhow::anyhow!(
+                "{why} (if there is no account {nick} yet, make it: natter --nick {nick} \
+                 {server}, then type /register and a password)"
+            )
+        }
+        _ => e,
+    }
 }
 
 /// The session for the run: signing in to the account named by its nick if `login` (with the

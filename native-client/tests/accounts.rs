@@ -501,3 +501,37 @@ async fn a_typed_login_refused_makes_line_mode_exit_1() {
     assert!(ok.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
 }
+
+/// A newcomer's `natter --login --nick NICK` for an account that is not there: the server
+/// says "wrong account name or password" (it does not tell which), and that was all, with
+/// nothing on how to make the account. The refusal now says how.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refused_says_how_to_make_the_account() {
+    let (server, addr) = server().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["--login", "--nick", "newcomer", &addr.to_string()])
+        .env("NATTER_PASSWORD", "some passphrase")
+        .env("XDG_CONFIG_HOME", support::config_home())
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(WAIT + Duration::from_secs(5), cmd.output())
+        .await
+        .expect("natter ends in time")
+        .expect("natter runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "natter: could not sign in: wrong account name or password (if there is no account \
+             newcomer yet, make it: natter --nick newcomer {addr}, then type /register and a \
+             password)"
+        )),
+        "{stderr}"
+    );
+    server.shutdown().await.expect("server shuts down");
+}

@@ -518,3 +518,34 @@ async fn forget_device_out_of_reach_deletes_the_file_and_says_what_is_left_to_do
     );
     assert!(!file.exists());
 }
+
+/// `natter --login` whose kept key is refused (forgotten elsewhere) and signs in with the
+/// password, fed a `/password` line that works: every line was done, exit 0. The `/password`
+/// line counted as typed from the moment it was read, which is before the start-up sign-in was
+/// answered, so the key's refusal was taken for that line's and line mode exited 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_key_refused_is_not_taken_for_a_typed_account_line_read_before_it() {
+    let (server, addr) = server().await;
+    let state = tempfile::tempdir().unwrap();
+    let file = register_remembered(state.path(), addr, "fay").await;
+    forget_from_elsewhere(addr, "fay").await;
+    let mut with_password = env(state.path());
+    with_password[1].1 = PASSWORD.to_owned();
+    let mut fay = start("fay", &["--login"], addr, &with_password);
+    // Read at once, typed in turn once the sign-in is through.
+    fay.send(&format!("/password {PASSWORD} another-passphrase-3"))
+        .await;
+    fay.expect(&format!(
+        "-- the server refused the device key kept in {} (the device was forgotten, the \
+         password changed, or the account is gone): the file is deleted; signing in with the \
+         password",
+        file.display()
+    ))
+    .await;
+    fay.expect("-- you are signed in as fay").await;
+    fay.expect_containing("your password was changed").await;
+    fay.close_stdin();
+    let status = fay.exit_status().await;
+    assert!(status.success(), "{status}: {:#?}", fay.seen);
+    server.shutdown().await.expect("server shuts down");
+}

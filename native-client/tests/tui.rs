@@ -248,13 +248,36 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     })
     .await;
 
-    // A multi-line paste becomes one message, sent on Enter.
-    tmux.run(&["set-buffer", "-b", "p", "line one\nline two\n"]);
+    // A multi-line paste waits in the input line (its breaks shown) and Enter sends each
+    // line as a message of its own, as irssi and WeeChat do (it was joined into one).
+    // A later line starting with `/` is said, not run.
+    tmux.run(&[
+        "set-buffer",
+        "-b",
+        "p",
+        "line one\nline two\n/quit not run\n",
+    ]);
     tmux.run(&["paste-buffer", "-p", "-b", "p", "-t", "bob"]);
-    tmux.wait_for("bob", "> line one line two").await;
+    tmux.wait_for("bob", "> line one↵line two↵/quit not run")
+        .await;
     tmux.keys("bob", "Enter");
-    tmux.wait_for("alice", "<bob> line one line two").await;
-    assert!(!tmux.screen("alice").contains("<bob> line two"));
+    tmux.wait_for("alice", "<bob> /quit not run").await;
+    tmux.wait_for("alice", "<bob> line two").await;
+    let screen = tmux.wait_for("alice", "<bob> line one").await;
+    assert!(!screen.contains("line one line two"), "{screen}");
+    // A longer one is asked about first: the first Enter says how many messages it makes.
+    let seven: Vec<String> = (1..=7).map(|n| format!("pasted {n}")).collect();
+    tmux.run(&["set-buffer", "-b", "p", &seven.join("\n")]);
+    tmux.run(&["paste-buffer", "-p", "-b", "p", "-t", "bob"]);
+    tmux.wait_for("bob", "> pasted 1↵pasted 2").await;
+    tmux.keys("bob", "Enter");
+    tmux.wait_for("bob", "this paste is 7 lines: Enter again sends them")
+        .await;
+    assert!(!tmux.screen("alice").contains("pasted 1"));
+    tmux.keys("bob", "Enter");
+    for line in &seven {
+        tmux.wait_for("alice", &format!("<bob> {line}")).await;
+    }
 
     // Ctrl+C leaves cleanly (exit status 0, terminal restored: the UI is gone from the pane).
     tmux.keys("alice", "C-c");
@@ -639,6 +662,7 @@ async fn login_opens_the_most_recently_active_room_not_the_first_by_name() {
     bob.send("work news").await;
     bob.expect("[#work] <bob> work news").await;
 
+    let sock = addr;
     let addr = addr.to_string();
     let tmux = Tmux::new("lastroom");
     tmux.start_with("tuic", &addr, &["--login"]);
@@ -653,6 +677,26 @@ async fn login_opens_the_most_recently_active_room_not_the_first_by_name() {
         tmux.wait_for("tuic", "<bob> work news").await
     };
     assert!(!screen.contains("said in #aaa"), "{screen}");
+    // Another device of the account joins a room later, whose replay is newer than #work's:
+    // the sign-in's choice was made, and the person stays where they are (the choice stayed
+    // armed until a key was pressed, and took them to #later).
+    let mut carl = Client::start("carl", sock, &["--room", "#later"]);
+    carl.send("later news").await;
+    carl.expect("[#later] <carl> later news").await;
+    let args: Vec<String> = ["--nick", "tuic", "--login", &addr]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let mut other = Client::start_env("tuic2", &args, &[("NATTER_PASSWORD", "hidden passphrase")]);
+    other.expect("-- you are signed in as tuic").await;
+    other.send("/join #later").await;
+    other.expect("[#later] <carl> later news").await;
+    tmux.wait_for("tuic", "#later").await;
+    other.close_stdin();
+    assert!(other.exit_status().await.success());
+    carl.close_stdin();
+    assert!(carl.exit_status().await.success());
+    assert_eq!(topic_line(&tmux.screen("tuic")).trim(), "#work");
     // The person's pick stays: Alt+1 (the first room) and a line said in #work meanwhile.
     tmux.keys("tuic", "M-1");
     tmux.wait("tuic", "#aaa open", |s| topic_line(s).trim() == "#aaa")

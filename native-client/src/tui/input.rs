@@ -1,6 +1,11 @@
 //! The input line: text with a cursor, editing keys and a bounded history. Pasted text arrives
-//! whole (bracketed paste) and is inserted at the cursor with its line breaks turned into
-//! spaces, so a multi-line paste becomes one message, sent when Enter is pressed.
+//! whole (bracketed paste) and is inserted at the cursor with its line breaks kept (drawn as
+//! `↵`): nothing is sent until Enter, which sends each line as its own message, in order, as
+//! irssi and WeeChat send a pasted text, blank lines left out; a line after the first is said
+//! even if it starts with `/` ([`lines_to_send`]). A paste of more than
+//! [`PASTE_ASK_LINES`] lines asks first (the first Enter says how many messages it would be,
+//! the second sends them, as irssi asks before a paste of more than five lines), and one of
+//! more than [`PASTE_MAX_LINES`] is not sent at all (the line stays, to cut).
 
 use natter_core::limits::MAX_TEXT_BYTES;
 use std::collections::VecDeque;
@@ -14,6 +19,62 @@ pub const HISTORY_LEN: usize = 200;
 /// little too long is kept whole: the refusal says its real length and Up brings all of it back
 /// to shorten (cut at the limit, its tail was lost without a word). Bounded all the same.
 pub const INPUT_MAX_BYTES: usize = 8 * MAX_TEXT_BYTES;
+
+/// Lines a paste sends on one Enter; more, and the first Enter asks ([`InputLine::check`]).
+pub const PASTE_ASK_LINES: usize = 5;
+
+/// Lines one Enter sends at most: more is not a chat line but a file (and would run into the
+/// server's flood control, the lines waiting long after they were sent).
+pub const PASTE_MAX_LINES: usize = 40;
+
+/// What Enter on a line of several lines (a paste) does first ([`InputLine::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Send it.
+    Send,
+    /// This many messages: say so, and send them on the next Enter if the line is unchanged.
+    Ask(usize),
+    /// This many lines is more than [`PASTE_MAX_LINES`]: not sent.
+    TooMany(usize),
+}
+
+/// The messages a submitted line sends: each of its lines that is not blank (one for a line
+/// typed, several for a paste).
+pub fn messages(line: &str) -> impl Iterator<Item = &str> {
+    line.split('\n').filter(|l| !l.trim().is_empty())
+}
+
+/// The lines to type into the session for a submitted line: its [`messages`], the first as it
+/// is (a command typed before the paste, `/me ` or `/msg bob `, stays one), every later one
+/// said as text, a `/` at its start doubled (the session's way to say such a line): a pasted
+/// log or shell snippet with a `/quit` or `/usr/bin` line must not run it. After a first line
+/// that sends elsewhere (`/msg bob`, `/msg #room`, `/notice`), the later lines go there too,
+/// not to the open conversation: what was meant for one person must not land in a room.
+pub fn lines_to_send(line: &str) -> Vec<String> {
+    use natter_core::command::{self, Command, Input};
+    let mut lines = messages(line);
+    let Some(first) = lines.next() else {
+        return Vec::new();
+    };
+    let prefix = match command::parse(first) {
+        Ok(Some(Input::Command(Command::Msg { to, .. }))) => Some(format!("/msg {to} ")),
+        Ok(Some(Input::Command(Command::SayIn { room, .. }))) => Some(format!("/msg {room} ")),
+        Ok(Some(Input::Command(Command::Notice { room, .. }))) => Some(format!("/notice {room} ")),
+        Ok(Some(Input::Command(Command::NoticeTo { to, .. }))) => Some(format!("/notice {to} ")),
+        _ => None,
+    };
+    let later = lines.map(|l| match &prefix {
+        Some(p) => format!("{p}{l}"),
+        None if l.starts_with('/') => format!("/{l}"),
+        None => l.to_owned(),
+    });
+    std::iter::once(first.to_owned()).chain(later).collect()
+}
+
+/// Whether `c` ends a word (for moving by word, deleting one and completing one).
+fn is_gap(c: char) -> bool {
+    c == ' ' || c == '\n'
+}
 
 /// An editable line with history.
 #[derive(Debug, Default)]
@@ -29,6 +90,8 @@ pub struct InputLine {
     cycle: Option<Cycle>,
     /// A line was sent: the empty line's hint (where to start) is no longer shown.
     sent: bool,
+    /// The text the last Enter asked about (a long paste): the next Enter on it sends it.
+    asked: Option<Vec<char>>,
 }
 
 /// Where a run of Tabs is: irssi's and WeeChat's cycling through every nick that matches.
@@ -82,23 +145,24 @@ impl InputLine {
         self.cursor += 1;
     }
 
-    /// Inserts pasted text: line breaks become spaces, a trailing break is dropped, other
-    /// control characters are dropped; what does not fit is cut.
+    /// Inserts pasted text: its line breaks are kept (`\r\n` and `\r` as `\n`; each line is
+    /// sent as a message of its own), breaks at its end dropped, a tab as a space, other
+    /// control characters dropped; what does not fit is cut.
     pub fn paste(&mut self, s: &str) {
         self.cycle = None;
         let s = s.trim_end_matches(['\r', '\n']);
         let mut room = INPUT_MAX_BYTES.saturating_sub(self.bytes());
         let mut add = Vec::new();
-        let mut last_was_break = false;
-        for c in s.chars() {
-            let is_break = c == '\r' || c == '\n';
-            let c = match c {
-                _ if is_break && last_was_break => None,
-                '\t' | '\r' | '\n' => Some(' '),
+        let mut prev = None;
+        for raw in s.chars() {
+            let c = match raw {
+                '\n' if prev == Some('\r') => None,
+                '\r' | '\n' => Some('\n'),
+                '\t' => Some(' '),
                 c if c.is_control() => None,
                 c => Some(c),
             };
-            last_was_break = is_break;
+            prev = Some(raw);
             let Some(c) = c else { continue };
             if c.len_utf8() > room {
                 break;
@@ -160,10 +224,10 @@ impl InputLine {
     pub fn delete_word(&mut self) {
         self.cycle = None;
         let mut start = self.cursor;
-        while start > 0 && self.text[start - 1] == ' ' {
+        while start > 0 && is_gap(self.text[start - 1]) {
             start -= 1;
         }
-        while start > 0 && self.text[start - 1] != ' ' {
+        while start > 0 && !is_gap(self.text[start - 1]) {
             start -= 1;
         }
         self.text.drain(start..self.cursor);
@@ -184,7 +248,7 @@ impl InputLine {
             Some(c) => (c.word, c.start, c.index + 1, self.cursor),
             None => {
                 let mut start = self.cursor;
-                while start > 0 && self.text[start - 1] != ' ' {
+                while start > 0 && !is_gap(self.text[start - 1]) {
                     start -= 1;
                 }
                 if start == self.cursor {
@@ -194,13 +258,14 @@ impl InputLine {
                 (word, start, 0, self.cursor)
             }
         };
-        let found = matches(&word, start == 0);
+        let found = matches(&word, start == 0 || self.text[start - 1] == '\n');
         if found.is_empty() {
             return false;
         }
         let index = index % found.len();
         let nick = !found[index].starts_with(['/', '#']);
-        let suffix = if start == 0 && nick { ": " } else { " " };
+        let line_start = start == 0 || self.text[start - 1] == '\n';
+        let suffix = if line_start && nick { ": " } else { " " };
         let with: Vec<char> = found[index].chars().chain(suffix.chars()).collect();
         let replaced: usize = self.text[start..end].iter().map(|c| c.len_utf8()).sum();
         let grows = with.iter().map(|c| c.len_utf8()).sum::<usize>();
@@ -243,10 +308,10 @@ impl InputLine {
     pub fn word_left(&mut self) {
         self.cycle = None;
         let mut at = self.cursor;
-        while at > 0 && self.text[at - 1] == ' ' {
+        while at > 0 && is_gap(self.text[at - 1]) {
             at -= 1;
         }
-        while at > 0 && self.text[at - 1] != ' ' {
+        while at > 0 && !is_gap(self.text[at - 1]) {
             at -= 1;
         }
         self.cursor = at;
@@ -257,10 +322,10 @@ impl InputLine {
         self.cycle = None;
         let n = self.text.len();
         let mut at = self.cursor;
-        while at < n && self.text[at] == ' ' {
+        while at < n && is_gap(self.text[at]) {
             at += 1;
         }
-        while at < n && self.text[at] != ' ' {
+        while at < n && !is_gap(self.text[at]) {
             at += 1;
         }
         self.cursor = at;
@@ -278,10 +343,28 @@ impl InputLine {
         self.cursor = self.text.len();
     }
 
-    /// Enter: the line to send (if not blank), remembered in the history unless it carries a
-    /// password (Up would show it to whoever looks next); the line is cleared.
+    /// Enter, before [`InputLine::submit`]: whether the line may be sent. A paste of more than
+    /// [`PASTE_ASK_LINES`] messages ([`messages`]) is asked about once (the next Enter on the
+    /// same text sends it); one of more than [`PASTE_MAX_LINES`] is not sent.
+    pub fn check(&mut self) -> Check {
+        let line = self.text();
+        let n = messages(&line).count();
+        if n > PASTE_MAX_LINES {
+            return Check::TooMany(n);
+        }
+        if n <= PASTE_ASK_LINES || self.asked.as_ref() == Some(&self.text) {
+            return Check::Send;
+        }
+        self.asked = Some(self.text.clone());
+        Check::Ask(n)
+    }
+
+    /// Enter: the line to send (if not blank; a paste's lines are kept in it, see
+    /// [`messages`]), remembered in the history unless it carries a password (Up would show it
+    /// to whoever looks next); the line is cleared.
     pub fn submit(&mut self) -> Option<String> {
         self.cycle = None;
+        self.asked = None;
         let line = self.text();
         self.clear();
         self.browsing = None;
@@ -289,7 +372,8 @@ impl InputLine {
             return None;
         }
         self.sent = true;
-        if !natter_core::command::carries_password(&line) && self.history.back() != Some(&line) {
+        let secret = line.split('\n').any(natter_core::command::carries_password);
+        if !secret && self.history.back() != Some(&line) {
             if self.history.len() == HISTORY_LEN {
                 self.history.pop_front();
             }
@@ -347,7 +431,12 @@ impl InputLine {
         if width == 0 {
             return (String::new(), 0);
         }
-        let s: String = self.text.iter().collect();
+        // A paste's line breaks drawn as `↵` (one char for one: the cursor's index holds).
+        let s: String = self
+            .text
+            .iter()
+            .map(|c| if *c == '\n' { '↵' } else { *c })
+            .collect();
         let cursor = s
             .char_indices()
             .nth(self.cursor)
@@ -617,11 +706,130 @@ mod tests {
         assert_eq!(i.history.front().map(String::as_str), Some("5"));
     }
 
+    /// A paste of several lines was joined with spaces into one message; irssi and WeeChat
+    /// send each line as its own. The breaks are kept (drawn as `↵`) and each line that is not
+    /// blank is a message.
     #[test]
-    fn a_multi_line_paste_is_one_line() {
+    fn a_multi_line_paste_keeps_its_lines_each_a_message() {
         let mut i = typed("> ");
-        i.paste("line one\r\nline two\nthree\n");
-        assert_eq!(i.text(), "> line one line two three");
+        i.paste("line one\r\nline two\n\n\tthree\rfour\n");
+        assert_eq!(i.text(), "> line one\nline two\n\n three\nfour");
+        assert_eq!(i.visible(40).0, "> line one↵line two↵↵ three↵four");
+        assert_eq!(i.check(), Check::Send);
+        let line = i.submit().expect("sent");
+        assert_eq!(
+            messages(&line).collect::<Vec<_>>(),
+            ["> line one", "line two", " three", "four"]
+        );
+        // Up brings the whole paste back.
+        i.history_prev();
+        assert_eq!(i.text(), line);
+        // Words end at a line break too: moving, deleting, completing.
+        let mut w = InputLine::new();
+        w.paste("ab\ncd");
+        w.word_left();
+        assert_eq!(w.cursor(), 3);
+        w.end();
+        assert!(w.complete(|word, start| {
+            assert!(start, "a line of its own");
+            assert_eq!(word, "cd");
+            vec!["cdr".into()]
+        }));
+        assert_eq!(w.text(), "ab\ncdr: ");
+        w.delete_word();
+        assert_eq!(w.text(), "ab\n");
+        // A paste with a password on one of its lines is not kept for Up.
+        let mut p = InputLine::new();
+        p.paste("hello\n/login alice hunter2hunter2");
+        assert!(p.submit().is_some());
+        p.history_prev();
+        assert_eq!(p.text(), "");
+    }
+
+    /// A pasted line starting with `/` (a shell path, a log with `/quit` in it) was run as a
+    /// command, as irssi runs it; it is said as text, but for the first line, which may hold
+    /// the command typed before the paste.
+    #[test]
+    fn a_pasted_line_after_the_first_is_said_even_if_it_starts_with_a_slash() {
+        assert_eq!(
+            lines_to_send("/me pastes:\n/quit now\n\nplain\n//already"),
+            ["/me pastes:", "//quit now", "plain", "///already"]
+        );
+        assert_eq!(lines_to_send("/join #x"), ["/join #x"], "typed: a command");
+        // `/msg bob ` typed, then a paste: every line to bob, none to the open room.
+        assert_eq!(
+            lines_to_send("/msg bob one\ntwo\n/three"),
+            ["/msg bob one", "/msg bob two", "/msg bob /three"]
+        );
+        assert_eq!(
+            lines_to_send("/msg #ops a\nb"),
+            ["/msg #ops a", "/msg #ops b"]
+        );
+        assert_eq!(
+            lines_to_send("/notice #ops a\nb"),
+            ["/notice #ops a", "/notice #ops b"]
+        );
+        assert_eq!(
+            lines_to_send("/notice bob a\nb"),
+            ["/notice bob a", "/notice bob b"]
+        );
+        for l in lines_to_send("a\n/quit\n/usr/bin/env") {
+            assert!(
+                matches!(
+                    natter_core::command::parse(&l),
+                    Ok(Some(natter_core::command::Input::Say(_)))
+                ),
+                "{l}"
+            );
+        }
+    }
+
+    /// More than [`PASTE_ASK_LINES`] messages: the first Enter asks, the second sends (an edit
+    /// in between asks again); more than [`PASTE_MAX_LINES`] is never sent.
+    #[test]
+    fn a_long_paste_is_asked_about_and_a_huge_one_is_not_sent() {
+        let lines = |n: usize| {
+            (1..=n)
+                .map(|k| format!("l{k}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut i = InputLine::new();
+        i.paste(&lines(PASTE_ASK_LINES));
+        assert_eq!(i.check(), Check::Send);
+        i.clear();
+        i.paste(&lines(PASTE_ASK_LINES + 1));
+        assert_eq!(i.check(), Check::Ask(PASTE_ASK_LINES + 1));
+        i.insert('x');
+        assert_eq!(
+            i.check(),
+            Check::Ask(PASTE_ASK_LINES + 1),
+            "changed: asked again"
+        );
+        assert_eq!(i.check(), Check::Send);
+        assert_eq!(
+            i.submit().map(|l| messages(&l).count()),
+            Some(PASTE_ASK_LINES + 1)
+        );
+        i.paste(&lines(PASTE_ASK_LINES + 1));
+        assert_eq!(
+            i.check(),
+            Check::Ask(PASTE_ASK_LINES + 1),
+            "a new paste asks"
+        );
+        i.clear();
+        i.paste(&lines(PASTE_MAX_LINES + 1));
+        assert_eq!(i.check(), Check::TooMany(PASTE_MAX_LINES + 1));
+        assert_eq!(i.check(), Check::TooMany(PASTE_MAX_LINES + 1));
+        assert_eq!(i.text(), lines(PASTE_MAX_LINES + 1), "kept, to cut");
+        // Blank lines are not messages.
+        i.clear();
+        i.paste(&format!("{}\n\n\n  \n", lines(PASTE_ASK_LINES)));
+        assert_eq!(i.check(), Check::Send);
+    }
+
+    #[test]
+    fn a_paste_is_bounded() {
         // A paste too long to send is kept whole (the refusal says how long it is, Up brings
         // it back to shorten); one past what the line holds is cut there.
         let mut long = typed("x");

@@ -11,8 +11,10 @@
 //! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
 //! room's top in view loads its older lines (as the model says: below the oldest it holds, one
 //! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C
-//! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with its line breaks turned into
-//! spaces and is sent, as one message, on Enter.
+//! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with
+//! its line breaks kept (drawn as `↵`) and sent on Enter, each line as its own message, as
+//! irssi and WeeChat do; more than [`input::PASTE_ASK_LINES`] lines are asked about first
+//! (Enter again sends them), more than [`input::PASTE_MAX_LINES`] are not sent.
 
 pub mod draw;
 pub mod first_room;
@@ -118,8 +120,12 @@ pub enum TuiError {
 /// What a key asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send this line.
+    /// Send this line (a paste's lines: each as a message, see [`input::lines_to_send`]).
     Send(String),
+    /// A paste of this many messages: Enter again sends them.
+    AskPaste(usize),
+    /// A paste of this many lines: more than one Enter sends.
+    TooManyLines(usize),
     /// Switch to the `n`th room (1-based).
     Room(usize),
     /// Next (+1) or previous (-1) room.
@@ -160,7 +166,13 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
         KeyCode::Char('f') if alt => input.word_right(),
         KeyCode::Char(_) if ctrl || alt => {}
         KeyCode::Char(c) => input.insert(c),
-        KeyCode::Enter => return input.submit().map(Action::Send),
+        KeyCode::Enter => {
+            return match input.check() {
+                input::Check::Send => input.submit().map(Action::Send),
+                input::Check::Ask(n) => Some(Action::AskPaste(n)),
+                input::Check::TooMany(n) => Some(Action::TooManyLines(n)),
+            };
+        }
         KeyCode::Backspace => input.backspace(),
         KeyCode::Delete => input.delete(),
         KeyCode::Left if ctrl || alt => input.word_left(),
@@ -281,18 +293,18 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         tokio::select! {
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                first_room.on_event(&ev, chat.current());
+                first_room.on_event(&ev, chat.current(), clock::now());
                 chat.handle_event(&ev, clock::now());
                 for _ in 1..EVENTS_PER_FRAME {
                     match ev_rx.try_recv() {
                         Ok(ev) => {
-                            first_room.on_event(&ev, chat.current());
+                            first_room.on_event(&ev, chat.current(), clock::now());
                             chat.handle_event(&ev, clock::now());
                         }
                         Err(_) => break,
                     }
                 }
-                if let Some(id) = first_room.pick(&chat) {
+                if let Some(id) = first_room.pick(&chat, clock::now()) {
                     chat.open(&id);
                 }
             }
@@ -329,39 +341,26 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                             break;
                         }
                     }
-                    // Answered here, the keys below the commands (the session's answer would
-                    // come after anything noted now).
-                    Some(Action::Send(line)) if keys_help(&line).is_some() => {
-                        let now = clock::now();
-                        for l in natter_core::command::help_lines(None) {
-                            chat.note(l, now);
-                        }
-                        chat.note(KEYS_HELP, now);
-                    }
-                    // `/query nick`: the conversation opens, nothing to send.
-                    Some(Action::Send(line))
-                        if query_nick(&line).is_some_and(|(_, text)| !text) =>
-                    {
-                        if let Some((nick, _)) = query_nick(&line) {
-                            chat.close_search();
-                            chat.open_direct(&nick);
+                    Some(Action::Send(text)) => {
+                        for line in input::lines_to_send(&text) {
+                            send_typed(&mut chat, &cmd_tx, &line);
                         }
                     }
-                    Some(Action::Send(line)) => {
-                        if let Some((nick, _)) = query_nick(&line) {
-                            chat.close_search();
-                            chat.open_direct(&nick);
-                        } else if let Some(words) = sent_elsewhere(&line, chat.current()) {
-                            chat.note(words, clock::now());
-                        }
-                        let to = chat.target();
-                        if cmd_tx.try_send(Command::Input { line, to }).is_err() {
-                            chat.note_error(
-                                "typing faster than the connection can take it; line dropped",
-                                clock::now(),
-                            );
-                        }
-                    }
+                    Some(Action::AskPaste(n)) => chat.note(
+                        format!(
+                            "this paste is {n} lines: Enter again sends them as {n} messages \
+                             (Ctrl+U clears the input line)"
+                        ),
+                        clock::now(),
+                    ),
+                    Some(Action::TooManyLines(n)) => chat.note_error(
+                        format!(
+                            "this paste is {n} lines, more than one Enter sends (at most {}): \
+                             send it in parts, or share it as a link (Ctrl+U clears the input line)",
+                            input::PASTE_MAX_LINES
+                        ),
+                        clock::now(),
+                    ),
                     Some(Action::Room(n)) => {
                         let conv = chat.conv_number(n);
                         open(&mut chat, conv);
@@ -413,6 +412,39 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     drop(ev_rx);
     // The driver quits once its front-end is gone; bounded by its quit timeout.
     Ok(driver.await??)
+}
+
+/// One line typed (or one line of a paste): to the session, in the open conversation; `/help`
+/// and `/query nick` are answered here.
+fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
+    // Answered here, the keys below the commands (the session's answer would come after
+    // anything noted now).
+    if keys_help(line).is_some() {
+        let now = clock::now();
+        for l in natter_core::command::help_lines(None) {
+            chat.note(l, now);
+        }
+        chat.note(KEYS_HELP, now);
+        return;
+    }
+    if let Some((nick, text)) = query_nick(line) {
+        chat.close_search();
+        chat.open_direct(&nick);
+        if !text {
+            // `/query nick`: the conversation opens, nothing to send.
+            return;
+        }
+    } else if let Some(words) = sent_elsewhere(line, chat.current()) {
+        chat.note(words, clock::now());
+    }
+    let to = chat.target();
+    let line = line.to_owned();
+    if commands.try_send(Command::Input { line, to }).is_err() {
+        chat.note_error(
+            "typing faster than the connection can take it; line dropped",
+            clock::now(),
+        );
+    }
 }
 
 fn open(chat: &mut Chat, conv: Option<ConvId>) {
