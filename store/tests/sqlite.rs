@@ -840,6 +840,41 @@ fn a_write_ahead_log_from_another_file_is_refused_and_nothing_is_folded() {
     assert_eq!(kept, vec![1]);
 }
 
+/// A `natter.db` cut to no bytes (a copy onto a full disk, a file emptied by mistake) is a new
+/// database to SQLite: the store used to make a new, empty one in it, with a WARN, and every
+/// line was gone. Beside a `natter.seqs` that says rooms had lines, it is refused and left as it
+/// is; without one (nothing was ever stored) it is a new store, as before.
+#[test]
+fn an_emptied_database_file_is_refused_beside_the_seqs_given_out() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        store.write(&batch(1, [say("#a", 1, "kept")])).unwrap();
+    }
+    let db = dir.path().join("natter.db");
+    std::fs::write(&db, b"").unwrap();
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::Corrupt { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("natter.db"), "{said}");
+            assert!(
+                said.contains("empty") && said.contains("natter.seqs"),
+                "{said}"
+            );
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "left as it was");
+    // Nothing stored before: an empty file is a new store.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("natter.db"), b"").unwrap();
+    drop(open(fresh.path()));
+    // The operator's way on: without the seqs, a new store.
+    std::fs::remove_file(dir.path().join("natter.seqs")).unwrap();
+    let store = open(dir.path());
+    assert!(all_events(&store, "#a").is_empty());
+}
+
 #[test]
 fn open_refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();

@@ -64,6 +64,7 @@ impl SqliteStore {
         crate::config::create_data_dir(dir)?;
         let lock = DirLock::take(&dir.join(LOCK_FILE))?;
         let path = config.db_path();
+        super::seqmarks::refuse_emptied(dir, &path)?;
         let conn = schema::open_writer(&path)?;
         let setup = format!(
             "PRAGMA synchronous = {};
