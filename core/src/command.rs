@@ -915,6 +915,8 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
                 // [`crate::limits::HISTORY_PAGE_MAX`] at a time anyway.
                 (n, "") => match n.parse::<u64>() {
                     Ok(n) if n > 0 => Some(u16::try_from(n).unwrap_or(u16::MAX)),
+                    // Digits past what 64 bits hold are "lots" too.
+                    Err(_) if n.bytes().all(|b| b.is_ascii_digit()) => Some(u16::MAX),
                     _ => return Err(CommandError::Usage(usage("/history"))),
                 },
                 _ => return Err(CommandError::Usage(usage("/history"))),
@@ -1168,6 +1170,15 @@ mod tests {
             },
             "more than fits is as many as the server gives, not an error"
         );
+        assert_eq!(
+            cmd("/history 99999999999999999999999"),
+            Command::History {
+                room: None,
+                count: Some(u16::MAX)
+            },
+            "so is more than a 64-bit number holds"
+        );
+        assert!(matches!(parse("/history 000"), Err(CommandError::Usage(_))));
         assert_eq!(
             cmd("/search #rust borrow \"checker\" -x"),
             Command::Search {

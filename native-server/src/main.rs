@@ -329,6 +329,8 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         hub.irc_server_name = natter_core::hub::ServerName::new(name)?;
     }
     hub.validate()?;
+    // Before a cluster's search index reads the table for its directory only.
+    check_store_file(&file.store)?;
     let cluster = (!args.cluster.is_empty()).then(|| {
         let mut c = natter_cluster::ClusterConfig::new(args.cluster.clone());
         c.replicas = args.cluster_replicas.unwrap_or(1);
@@ -391,6 +393,7 @@ fn given_data_dir(args: &Args) -> Option<&Path> {
 
 /// Where the store lives and how it writes, or `None` with `--ephemeral`.
 fn store_config(args: &Args, file: &StoreFile) -> anyhow::Result<Option<natter_store::Config>> {
+    check_store_file(file)?;
     // The flag (or its variable) over the file, as for every other setting: a data dir named
     // there asks for a store in it, whatever the file's `ephemeral` says.
     let given = given_data_dir(args);
@@ -407,6 +410,20 @@ fn store_config(args: &Args, file: &StoreFile) -> anyhow::Result<Option<natter_s
         c.retention.max_bytes = b;
     }
     Ok(Some(c))
+}
+
+/// The least `[store] max_bytes` other than 0 (no limit).
+const MIN_STORE_BYTES: u64 = 1 << 20;
+
+/// Refuses a `[store]` table whose `max_bytes` would keep nothing: a size written in other units
+/// (`10` for 10 GiB) would prune every line but the newest as soon as it is stored.
+fn check_store_file(file: &StoreFile) -> anyhow::Result<()> {
+    match file.max_bytes {
+        Some(b) if b != 0 && b < MIN_STORE_BYTES => anyhow::bail!(
+            "[store] max_bytes = {b} is less than the least a store is kept in, {MIN_STORE_BYTES} bytes (1 MiB); it counts bytes (10 GiB is 10737418240; 0: no limit)"
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The log's format: the flag (or its variable) over the file over text.

@@ -511,6 +511,61 @@ async fn an_unusable_data_dir_stops_the_server_and_says_which() {
     }
 }
 
+/// `[store] max_bytes` counts bytes: a number that reads as a size in other units (`10`, for
+/// 10 GiB) stops the server at start, naming the key and the least it takes, instead of pruning
+/// every line but the newest as soon as it is stored. 0 (no limit) and the least are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_size_limit_too_small_to_keep_anything_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("natter.toml");
+    let config_arg = config.display().to_string();
+    let write = |max: u64| {
+        let toml = format!(
+            "[store]\ndata_dir = {:?}\nmax_bytes = {max}\n",
+            data.display()
+        );
+        std::fs::write(&config, toml).unwrap();
+    };
+    write(10);
+    let out = timeout(
+        WAIT,
+        Command::new(env!("CARGO_BIN_EXE_natter-server"))
+            .args(["--listen", "127.0.0.1:0", "--config", &config_arg])
+            .env_remove("NATTER_EPHEMERAL")
+            .env_remove("NATTER_DATA_DIR")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("natter-server did not stop")
+    .expect("run natter-server");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said = err
+        .lines()
+        .find(|l| l.contains(" ERROR natter_server: cannot start error="))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(said.contains("max_bytes = 10 "), "{err}");
+    assert!(said.contains("1048576"), "{err}");
+    assert!(!data.join("natter.db").exists(), "no store made: {err}");
+    for fine in [0, 1 << 20] {
+        write(fine);
+        let (mut server, _log, _addr, seen) = spawn_server_seen(
+            &["--listen", "127.0.0.1:0", "--config", &config_arg],
+            &[("NATTER_EPHEMERAL", "false")],
+            SERVER_START,
+        )
+        .await;
+        assert!(
+            seen.iter()
+                .any(|l| l.contains("store open") && l.contains(&format!("max_bytes={fine}"))),
+            "{seen:?}"
+        );
+        sigterm(&mut server).await;
+    }
+}
+
 /// A store whose damage opening it does not reach (a page of a table the start reads) stops the
 /// server too, with the file's path, not only "cannot read the store".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

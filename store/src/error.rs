@@ -62,6 +62,23 @@ pub enum OpenError {
         /// What SQLite said.
         detail: String,
     },
+    /// The database file could not be read with the write-ahead log beside it: damaged, or the
+    /// log is another file's (a backup put in place as `natter.db` with the old file's
+    /// `natter.db-wal` left beside it). Both are left as they were: SQLite would fold the log
+    /// into the file when the connection closes.
+    #[error(
+        "{} is not a natter store or is damaged, read with the write-ahead log beside it, {} ({bytes} bytes): {detail}; both files are left as they were: if natter.db was put back from a backup with an old log beside it, move {} and natter.db-shm away and start again", path.display(), wal.display(), wal.display()
+    )]
+    StrangeLog {
+        /// The database file.
+        path: PathBuf,
+        /// The write-ahead log beside it.
+        wal: PathBuf,
+        /// The log's size.
+        bytes: u64,
+        /// What gave it away (SQLite's words, or what the file held).
+        detail: String,
+    },
     /// The file is an SQLite database of some other program.
     #[error("{} is an SQLite database but not a natter store ({detail}); refusing to touch it", path.display())]
     Foreign {

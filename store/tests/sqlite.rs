@@ -784,6 +784,97 @@ fn open_refuses_a_corrupt_or_foreign_file() {
     ));
 }
 
+/// A write-ahead log beside `natter.db` that is not its own (a copy put in place as `natter.db`
+/// with the old file's `natter.db-wal` left beside it) is refused, and both files are left as
+/// they were, so that moving the log away gives the store back. SQLite folds a log into its
+/// file when the last connection closes: closing the refused connection used to write the
+/// stranger's pages into `natter.db` and delete the log, and the store was lost.
+#[test]
+fn a_write_ahead_log_from_another_file_is_refused_and_nothing_is_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        store.write(&batch(1, [say("#a", 1, "kept")])).unwrap();
+    }
+    let db = dir.path().join("natter.db");
+    let wal = dir.path().join("natter.db-wal");
+    assert!(!wal.exists(), "a clean close folds the log in");
+    let before = std::fs::read(&db).unwrap();
+    // Another database's log, left by a connection that did not fold it.
+    let other = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(other.path().join("other.db")).unwrap();
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (zeroblob(20000));",
+        )
+        .unwrap();
+    }
+    let stranger = std::fs::read(other.path().join("other.db-wal")).unwrap();
+    assert!(!stranger.is_empty());
+    std::fs::write(&wal, &stranger).unwrap();
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::StrangeLog { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("natter.db-wal"), "{said}");
+            assert!(said.contains("left as they were"), "{said}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "natter.db was written"
+    );
+    assert!(
+        std::fs::read(&wal).is_ok_and(|w| w == stranger),
+        "the log was folded in or removed"
+    );
+    std::fs::remove_file(&wal).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("natter.db-shm"));
+    let store = open(dir.path());
+    let kept: Vec<u64> = all_events(&store, "#a").iter().map(|e| e.seq.0).collect();
+    assert_eq!(kept, vec![1]);
+}
+
+/// A `natter.db` cut to no bytes (a copy onto a full disk, a file emptied by mistake) is a new
+/// database to SQLite: the store used to make a new, empty one in it, with a WARN, and every
+/// line was gone. Beside a `natter.seqs` that says rooms had lines, it is refused and left as it
+/// is; without one (nothing was ever stored) it is a new store, as before.
+#[test]
+fn an_emptied_database_file_is_refused_beside_the_seqs_given_out() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        store.write(&batch(1, [say("#a", 1, "kept")])).unwrap();
+    }
+    let db = dir.path().join("natter.db");
+    std::fs::write(&db, b"").unwrap();
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::Corrupt { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("natter.db"), "{said}");
+            assert!(
+                said.contains("empty") && said.contains("natter.seqs"),
+                "{said}"
+            );
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "left as it was");
+    // Nothing stored before: an empty file is a new store.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("natter.db"), b"").unwrap();
+    drop(open(fresh.path()));
+    // The operator's way on: without the seqs, a new store.
+    std::fs::remove_file(dir.path().join("natter.seqs")).unwrap();
+    let store = open(dir.path());
+    assert!(all_events(&store, "#a").is_empty());
+}
+
 #[test]
 fn open_refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();

@@ -3165,6 +3165,9 @@ fn chathistory_answers_every_subcommand_from_the_ring_in_a_batch() {
     // A limit past CHATHISTORY= is cut to it; nothing there is an empty batch.
     let l = ask("CHATHISTORY LATEST #h * 5000");
     assert_eq!(privmsg_texts(&l).len(), 10);
+    // So is one past what 64 bits hold: a number however long, not a bad parameter.
+    let l = ask("CHATHISTORY LATEST #h * 99999999999999999999999");
+    assert_eq!(privmsg_texts(&l).len(), 10, "{l:?}");
     let l = ask("CHATHISTORY AFTER #h msgid=h/11 5");
     assert_eq!(l.len(), 2, "an empty batch: {l:?}");
     assert!(l[0].contains(" BATCH +") && l[1].contains(" BATCH -"));

@@ -354,11 +354,13 @@ impl Hub {
             return;
         }
         // The ring's oldest is the room's start only without a store to read older ones from
-        // (after a restart the ring begins at it, the store holds what came before).
-        let at_start = in_ring
-            .first()
-            .is_none_or(|s| Some(s.seq) == r.oldest_kept())
-            && (!self.reads_log() || r.oldest_kept().is_none_or(|o| o <= Seq(1)));
+        // (after a restart the ring begins at it, the store holds what came before). Seqs
+        // start at 1: before it there is nothing, wherever the ring begins.
+        let at_start = before <= Seq(1)
+            || (in_ring
+                .first()
+                .is_none_or(|s| Some(s.seq) == r.oldest_kept())
+                && (!self.reads_log() || r.oldest_kept().is_none_or(|o| o <= Seq(1))));
         // Not an event that is not durable yet: it is told live once stored.
         let dur = self.durable.as_deref();
         let events: Vec<RoomEvent> = in_ring

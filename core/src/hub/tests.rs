@@ -4845,6 +4845,48 @@ mod past {
         t.answer_queries = true;
     }
 
+    /// Scrollback that has reached a room's first line, asked again, says the beginning again:
+    /// nothing is older than seq 1. With a store and a ring that no longer starts at seq 1 (a
+    /// busy room, or any room after a restart), it said "/history #p shows older lines" with
+    /// no line, however often asked, and the binary protocol got `at_start: false`.
+    #[test]
+    fn with_a_store_scrollback_at_the_first_line_stays_at_the_beginning() {
+        let mut t = T::with(small_ring(true));
+        let a = t.bin("alice");
+        t.join(a, "#p");
+        for i in 1..=30 {
+            t.say(a, "#p", i, &format!("line {i}"));
+        }
+        t.recv(a);
+        let (c, _) = t.txt();
+        t.line(c, "/join #p");
+        t.lines(c);
+        t.line(c, "/history 200");
+        let h = t.lines(c);
+        assert!(h.iter().any(|l| l.ends_with("<alice> line 1")), "{h:?}");
+        assert_eq!(h.last().unwrap(), "-- (the beginning of #p)");
+        for _ in 0..2 {
+            t.line(c, "/history");
+            assert_eq!(t.lines(c), ["-- (the beginning of #p)"]);
+        }
+        // The binary protocol: before the room's first event there is nothing, and that is
+        // its start.
+        t.send(
+            a,
+            &ClientMsg::Older {
+                room: room("#p"),
+                before: Seq(1),
+                limit: 50,
+            },
+        );
+        let got = t.recv(a);
+        assert!(past(&got).is_empty(), "{got:?}");
+        assert!(
+            matches!(got.last(), Some(ServerMsg::PastEnd { at_start: true, .. })),
+            "{got:?}"
+        );
+    }
+
     /// `printf '/search words\n/quit\n' | nc host 8000`, or the same ended by the end of
     /// input (`nc -N`): the store's answers come before the goodbye. Before, the quit ran at
     /// once and the answers found the connection gone.

@@ -418,7 +418,12 @@ impl AccountStore {
         let conn = match DirLock::take(&dir.join(LOCK_FILE)) {
             // Nobody else has it: open it as a server would (creating or upgrading it), then
             // let the lock go so a server can start while this runs.
-            Ok(_lock) => schema::open_writer(&path)?,
+            Ok(_lock) => {
+                super::seqmarks::refuse_emptied(dir, &path)?;
+                let conn = schema::open_writer(&path).map_err(|e| schema::with_log(&path, e))?;
+                schema::fold_on_close(&conn, &path)?;
+                conn
+            }
             Err(OpenError::Locked { .. }) => schema::open_beside(&path)?,
             Err(e) => return Err(e),
         };

@@ -3,6 +3,7 @@
 //! (`PRAGMA user_version` holds the step reached).
 
 use crate::{OpenError, WriteError};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::Path;
 use tracing::{debug, info};
@@ -95,6 +96,12 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     sqlite_memory();
     private_file(path);
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    // Until the store is known to be good ([`fold_on_close`]), closing this connection leaves
+    // the write-ahead log as it is: SQLite folds the log into the file at the last close, and
+    // a log that is not this file's (a backup put in place with the old log beside it) would
+    // be written into it, and removed, by the close of a connection that refused the file.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(|e| open_error(path, e))?;
     // The first read of the file: a file that is not a database fails here.
     let (app_id, version) = identify(&conn, path)?;
     if conn
@@ -131,6 +138,35 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     }
     migrate(&conn, path, version)?;
     Ok(conn)
+}
+
+/// The store opened by [`open_writer`] is good: closing `conn` folds the write-ahead log into
+/// the file again, as SQLite does by default (a clean stop leaves no log behind).
+pub(crate) fn fold_on_close(conn: &Connection, path: &Path) -> Result<(), OpenError> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+        .map(|_| ())
+        .map_err(|e| open_error(path, e))
+}
+
+/// `e`, refusing the database file at `path`, said with the write-ahead log beside it when
+/// there is one: what could not be read may be the log's pages, another file's (see
+/// [`OpenError::StrangeLog`]).
+pub(crate) fn with_log(path: &Path, e: OpenError) -> OpenError {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    match e {
+        OpenError::Corrupt { path, detail } | OpenError::Foreign { path, detail } if bytes > 0 => {
+            OpenError::StrangeLog {
+                path,
+                wal,
+                bytes,
+                detail,
+            }
+        }
+        e => e,
+    }
 }
 
 /// Opens `path` for reading, after the writer has opened (and migrated) it.

@@ -30,6 +30,37 @@ pub const SEQS_FILE: &str = "natter.seqs";
 /// The marks file is rewritten (one line per room) once appends made it this large.
 pub const MAX_SEQ_MARKS_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Refuses a database file `db` of no bytes beside a marks file in `dir` that holds a mark:
+/// SQLite takes an empty file for a new database, and the store would be made again, empty,
+/// where rooms had lines (a copy cut short by a full disk, a file emptied by mistake). Without
+/// marks (nothing was ever stored), or with a write-ahead log beside it, it is SQLite's to read.
+pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenError> {
+    let len = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    };
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    if len(db) != Some(0) || len(Path::new(&wal)).is_some_and(|n| n > 0) {
+        return Ok(());
+    }
+    let marks = std::fs::read(dir.join(SEQS_FILE)).unwrap_or_default();
+    if !marks
+        .split(|b| *b == b'\n')
+        .any(|l| !l.trim_ascii().is_empty())
+    {
+        return Ok(());
+    }
+    Err(crate::OpenError::Corrupt {
+        path: db.to_path_buf(),
+        detail: format!(
+            "the file is empty, but {SEQS_FILE} beside it holds the seqs its rooms gave out: it was emptied or cut short (a copy onto a full disk?); put a backup in its place, or remove {SEQS_FILE} to start a new, empty store"
+        ),
+    })
+}
+
 /// The open marks file.
 pub(crate) struct SeqMarks {
     path: PathBuf,

@@ -51,10 +51,20 @@ impl SqliteStore {
     /// upgraded. The search index file beside it is opened (or rebuilt when it may be torn or
     /// wrong) and not caught up: what is stored past it is indexed by the next step.
     pub fn open_deferred(config: &Config) -> Result<SqliteStore, OpenError> {
+        let store = SqliteStore::open_checked(config)
+            .map_err(|e| schema::with_log(&config.db_path(), e))?;
+        // Read as a natter store: its log is its own, folded in at a clean close.
+        schema::fold_on_close(&store.conn, &store.path)?;
+        Ok(store)
+    }
+
+    /// [`SqliteStore::open_deferred`], with the write-ahead log left as it is when it fails.
+    fn open_checked(config: &Config) -> Result<SqliteStore, OpenError> {
         let dir = &config.dir;
         crate::config::create_data_dir(dir)?;
         let lock = DirLock::take(&dir.join(LOCK_FILE))?;
         let path = config.db_path();
+        super::seqmarks::refuse_emptied(dir, &path)?;
         let conn = schema::open_writer(&path)?;
         let setup = format!(
             "PRAGMA synchronous = {};

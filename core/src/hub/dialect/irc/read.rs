@@ -1373,7 +1373,14 @@ fn chathistory(msg: &Message<'_>, plan: &mut Plan<'_>) {
         params.push(text);
         plan.line("FAIL", &params, true);
     };
-    let limit = |at: usize| msg.param(at).and_then(|l| l.parse::<usize>().ok());
+    // Digits past what a usize holds ask for as many as there are, as a large limit does.
+    let limit = |at: usize| {
+        msg.param(at).and_then(|l| match l.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => Some(usize::MAX),
+            Err(_) => None,
+        })
+    };
     let time = |at: usize| {
         msg.param(at)
             .and_then(|t| t.strip_prefix("timestamp="))
