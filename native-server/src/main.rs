@@ -132,11 +132,13 @@ struct Args {
     /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
     /// several with commas, for several NATS servers): rooms, history, nicks and accounts are
     /// shared with the other nodes, and the local store is not used (`account` commands then
-    /// work on the cluster's accounts)
+    /// work on the cluster's accounts). A NATS that requires credentials takes them in the
+    /// address: nats://USER:PASSWORD@HOST:PORT or nats://TOKEN@HOST:PORT (the log shows `***`)
     #[arg(
         long,
         value_name = "nats://HOST:PORT",
         env = "NATTER_CLUSTER",
+        hide_env_values = true,
         value_delimiter = ',',
         global = true
     )]
