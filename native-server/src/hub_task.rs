@@ -63,6 +63,9 @@ pub(crate) enum Input {
     Closed { conn: ConnId },
     /// The server is shutting down.
     Shutdown,
+    /// A bug in the hub task, for the tests of what the server does then: it panics.
+    #[cfg(test)]
+    Panic,
     /// Read the accounts from the store again (the operator changed them with
     /// `natter-server account`): how many there are now, or why not.
     ReloadAccounts {
@@ -613,6 +616,8 @@ impl HubTask {
                     warn_unclaimed_admins(&self.hub, &self.account_add);
                 }
             }
+            #[cfg(test)]
+            Input::Panic => panic!("a bug in the hub task (a test's)"),
             Input::Shutdown => {
                 if !self.shutting_down {
                     info!(

@@ -581,12 +581,24 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
         info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
     }
 
-    loop {
+    let failed = loop {
         tokio::select! {
-            _ = int.recv() => break,
-            _ = term.recv() => break,
+            _ = int.recv() => break false,
+            _ = term.recv() => break false,
             _ = hup.recv() => on_sighup(&server, &args, &mut running, format).await,
+            // A bug, or the store's writer gone: nothing is served any more. Exit (status 1)
+            // for a supervisor to start the server again, rather than run on looking alive.
+            () = server.failed() => break true,
         }
+    };
+    if failed {
+        progress.doing = "server failed";
+        error!(
+            "the server's hub task stopped (see the lines above); closing every connection and exiting"
+        );
+        // Closes the listeners and the connections; its error is the task's, said below.
+        let _ = server.shutdown().await;
+        anyhow::bail!("the hub task stopped unexpectedly");
     }
     info!("signal received; shutting down");
     progress.doing = "shutdown failed";
