@@ -576,7 +576,14 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let server = natter_server::start(running.clone()).await?;
+    // A start can take a while (up to 30 s waiting for NATS, a large store's loading): a
+    // SIGINT or SIGTERM meanwhile stops it there, as it would the running server, instead of
+    // waiting for the start to end (systemd kills a unit that does not stop in time).
+    let server = tokio::select! {
+        started = natter_server::start(running.clone()) => started?,
+        _ = int.recv() => return stopped_while_starting(),
+        _ = term.recv() => return stopped_while_starting(),
+    };
     if let Some(addr) = server.metrics_addr() {
         info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
     }
@@ -603,6 +610,13 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
     info!("signal received; shutting down");
     progress.doing = "shutdown failed";
     server.shutdown().await?;
+    Ok(())
+}
+
+/// A SIGINT or SIGTERM came before the server was started: what the start had made (its
+/// listeners, the metrics endpoint, the store) goes with it, unfinished, and the process exits 0.
+fn stopped_while_starting() -> anyhow::Result<()> {
+    info!("signal received while starting; stopping");
     Ok(())
 }
 

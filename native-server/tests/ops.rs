@@ -1206,3 +1206,43 @@ async fn sighup_rereads_the_bridge_secret_file_without_a_config_file() {
     assert_eq!(changed, ["bridge_secret"]);
     stop(child).await;
 }
+
+#[tokio::test]
+async fn sigterm_while_starting_stops_the_server_at_once() {
+    // A node waits up to 30 s for NATS at start (a large store takes a while to load too): an
+    // operator's Ctrl+C or `systemctl stop` meanwhile must stop it then, not once the wait is
+    // over (systemd kills it after TimeoutStopSec). A port nothing listens on: NATS is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--cluster",
+        ])
+        .arg(format!("nats://127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_LOG_FORMAT")
+        .env_remove("NATTER_CLUSTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn natter-server");
+    let mut log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
+    log.until("NATS does not answer yet; waiting for it").await;
+    let asked = Instant::now();
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("natter-server exits within 10 s of SIGTERM, not after its 30 s wait for NATS")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "after {:?}", asked.elapsed());
+    log.until("signal received while starting; stopping").await;
+}
