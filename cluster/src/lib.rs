@@ -53,6 +53,8 @@ mod kept;
 mod line_id;
 mod link;
 mod names;
+mod nats_url;
+pub use nats_url::shown as nats_address_shown;
 mod node;
 mod presence;
 mod rooms;

@@ -444,7 +444,11 @@ impl Node {
     /// tasks. Fails if no server answers or JetStream refuses.
     pub async fn start(cfg: ClusterConfig) -> Result<Node, ClusterError> {
         let id = node_id();
-        let servers = cfg.servers.join(",");
+        // As the log shows them: a password in an address as `***`.
+        let servers = crate::nats_url::shown_all(&cfg.servers);
+        // Without their credentials, which go to the options (async_nats ignores them in an
+        // address, and its DEBUG lines print the address whole).
+        let addresses = crate::nats_url::bare_all(&cfg.servers);
         // Counts (re)connections: each room reader reads again from where it was after one.
         let (links, _) = watch::channel(0u64);
         let on_event = links.clone();
@@ -455,7 +459,7 @@ impl Node {
         let options = || {
             let (on_event, link_tx, link_log) =
                 (on_event.clone(), link_tx.clone(), link_log.clone());
-            async_nats::ConnectOptions::new()
+            crate::nats_url::with_credentials(async_nats::ConnectOptions::new(), &cfg.servers)
                 .event_callback(move |ev| {
                     match ev {
                         async_nats::Event::Connected => {
@@ -480,7 +484,7 @@ impl Node {
         let deadline = Instant::now() + SETUP_WAIT;
         let mut told = false;
         let client = loop {
-            match options().connect(cfg.servers.as_slice()).await {
+            match options().connect(addresses.as_slice()).await {
                 Ok(client) => break client,
                 Err(e) if nats_not_up(&e) && Instant::now() < deadline => {
                     if !core::mem::replace(&mut told, true) {
@@ -884,7 +888,7 @@ fn too_few_servers(
     let Kind::JetStream(j) = e.kind() else {
         return None;
     };
-    let servers = cfg.servers.join(",");
+    let servers = crate::nats_url::shown_all(&cfg.servers);
     let servers = match j.error_code() {
         _ if cfg.replicas <= 1 => return None,
         ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED => {

@@ -63,6 +63,9 @@ pub(crate) enum Input {
     Closed { conn: ConnId },
     /// The server is shutting down.
     Shutdown,
+    /// A bug in the hub task, for the tests of what the server does then: it panics.
+    #[cfg(test)]
+    Panic,
     /// Read the accounts from the store again (the operator changed them with
     /// `natter-server account`): how many there are now, or why not.
     ReloadAccounts {
@@ -613,6 +616,8 @@ impl HubTask {
                     warn_unclaimed_admins(&self.hub, &self.account_add);
                 }
             }
+            #[cfg(test)]
+            Input::Panic => panic!("a bug in the hub task (a test's)"),
             Input::Shutdown => {
                 if !self.shutting_down {
                     info!(
@@ -769,9 +774,14 @@ pub(crate) fn account_add(
     data_dir: Option<&std::path::Path>,
 ) -> String {
     match (cluster, data_dir) {
+        // A password in an address is not repeated in the log: `***`, for the operator to fill.
         (Some(servers), _) => format!(
             "natter-server account add {ACCOUNT_NAME} --cluster {}",
-            servers.join(",")
+            servers
+                .iter()
+                .map(|s| natter_cluster::nats_address_shown(s))
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         (None, Some(dir)) => format!(
             "natter-server account add {ACCOUNT_NAME} --data-dir {}",
@@ -804,6 +814,12 @@ mod tests {
         assert_eq!(
             account_add(Some(&servers), Some(std::path::Path::new("/x"))),
             "natter-server account add {name} --cluster nats://a:4222,nats://b:4222"
+        );
+        // Not the password of natter's NATS account, which the log would carry.
+        let servers = ["nats://natter:pw-Secret@a:4222".to_owned()];
+        assert_eq!(
+            account_add(Some(&servers), None),
+            "natter-server account add {name} --cluster nats://natter:***@a:4222"
         );
         assert_eq!(
             account_add(None, Some(std::path::Path::new("/var/lib/natter"))),

@@ -132,11 +132,13 @@ struct Args {
     /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
     /// several with commas, for several NATS servers): rooms, history, nicks and accounts are
     /// shared with the other nodes, and the local store is not used (`account` commands then
-    /// work on the cluster's accounts)
+    /// work on the cluster's accounts). A NATS that requires credentials takes them in the
+    /// address: nats://USER:PASSWORD@HOST:PORT or nats://TOKEN@HOST:PORT (the log shows `***`)
     #[arg(
         long,
         value_name = "nats://HOST:PORT",
         env = "NATTER_CLUSTER",
+        hide_env_values = true,
         value_delimiter = ',',
         global = true
     )]
@@ -591,21 +593,47 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let server = natter_server::start(running.clone()).await?;
+    // A start can take a while (up to 30 s waiting for NATS, a large store's loading): a
+    // SIGINT or SIGTERM meanwhile stops it there, as it would the running server, instead of
+    // waiting for the start to end (systemd kills a unit that does not stop in time).
+    let server = tokio::select! {
+        started = natter_server::start(running.clone()) => started?,
+        _ = int.recv() => return stopped_while_starting(),
+        _ = term.recv() => return stopped_while_starting(),
+    };
     if let Some(addr) = server.metrics_addr() {
         info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
     }
 
-    loop {
+    let failed = loop {
         tokio::select! {
-            _ = int.recv() => break,
-            _ = term.recv() => break,
+            _ = int.recv() => break false,
+            _ = term.recv() => break false,
             _ = hup.recv() => on_sighup(&server, &args, &mut running, format).await,
+            // A bug, or the store's writer gone: nothing is served any more. Exit (status 1)
+            // for a supervisor to start the server again, rather than run on looking alive.
+            () = server.failed() => break true,
         }
+    };
+    if failed {
+        progress.doing = "server failed";
+        error!(
+            "the server's hub task stopped (see the lines above); closing every connection and exiting"
+        );
+        // Closes the listeners and the connections; its error is the task's, said below.
+        let _ = server.shutdown().await;
+        anyhow::bail!("the hub task stopped unexpectedly");
     }
     info!("signal received; shutting down");
     progress.doing = "shutdown failed";
     server.shutdown().await?;
+    Ok(())
+}
+
+/// A SIGINT or SIGTERM came before the server was started: what the start had made (its
+/// listeners, the metrics endpoint, the store) goes with it, unfinished, and the process exits 0.
+fn stopped_while_starting() -> anyhow::Result<()> {
+    info!("signal received while starting; stopping");
     Ok(())
 }
 

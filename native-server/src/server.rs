@@ -55,6 +55,8 @@ pub struct Server {
     stop: watch::Sender<bool>,
     hub_tx: mpsc::Sender<Input>,
     hub_task: JoinHandle<()>,
+    /// True once the hub task has ended, however (see [`Server::failed`]).
+    hub_ended: watch::Receiver<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     /// The socket backstop (it follows `max_connections` on reload).
     socket_cap: Arc<SocketCap>,
@@ -201,7 +203,16 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         cluster,
         account_add,
     };
-    let hub_task = tokio::spawn(hub_task::run(hub, sides, hub_rx, clock, grace, metrics));
+    let (ended, hub_ended) = watch::channel(false);
+    let hub_ended_guard = HubEnded {
+        ended,
+        health: Arc::clone(&health),
+    };
+    let hub_task = tokio::spawn(async move {
+        // Dropped when the task ends: by returning, or by a panic unwinding it.
+        let _ended = hub_ended_guard;
+        hub_task::run(hub, sides, hub_rx, clock, grace, metrics).await;
+    });
     let (stop, stop_rx) = watch::channel(false);
     let accept_tasks = listeners
         .into_iter()
@@ -227,11 +238,27 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         stop,
         hub_tx,
         hub_task,
+        hub_ended,
         accept_tasks,
         socket_cap,
         health,
         metrics: endpoint,
     })
+}
+
+/// Says that the hub task has ended, when it is dropped with the task (also while a panic
+/// unwinds it): the server serves nobody from then on, so `/readyz` says not ready and
+/// [`Server::failed`] wakes.
+struct HubEnded {
+    ended: watch::Sender<bool>,
+    health: Arc<Health>,
+}
+
+impl Drop for HubEnded {
+    fn drop(&mut self) {
+        self.health.listening.store(false, Ordering::Relaxed);
+        self.ended.send_replace(true);
+    }
 }
 
 /// The hub, with what the store holds when there is one: rooms, history and sessions restored.
@@ -346,6 +373,15 @@ impl Server {
     /// of its own (a signal handler) that must not hold the server.
     pub fn certificates(&self) -> Certificates {
         Certificates(self.tls.clone())
+    }
+
+    /// Resolves if the hub task ends before [`Server::shutdown`] is called: a bug (a panic in
+    /// it), or the store's writer gone. Nothing is served from then on (connections are
+    /// accepted and closed), so the binary exits, for its supervisor to start it again.
+    pub async fn failed(&self) {
+        let mut ended = self.hub_ended.clone();
+        // The sender is the hub task's guard, dropped after it has said `true`.
+        let _ = ended.wait_for(|e| *e).await;
     }
 
     /// Stops accepting, tells every client the server is going away, waits up to
@@ -552,6 +588,54 @@ mod tests {
             "the socket cap has {} free places, not {want}",
             server.socket_cap.available()
         );
+    }
+
+    /// `/readyz`'s status code at `addr`.
+    async fn readyz(addr: SocketAddr) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let step = Duration::from_secs(5);
+        let mut s = timeout(step, tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap()
+            .unwrap();
+        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut all = Vec::new();
+        timeout(step, s.read_to_end(&mut all))
+            .await
+            .unwrap()
+            .unwrap();
+        let all = String::from_utf8_lossy(&all);
+        all.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hub_task_that_dies_makes_the_server_not_ready_and_says_it_failed() {
+        // A bug that panics the hub task leaves a process that accepts connections and serves
+        // nobody: `/readyz` must not call it ready, and the binary must hear of it to exit
+        // (for systemd's Restart=on-failure) instead of running on looking alive.
+        let mut config = ServerConfig::local_test();
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        let server = crate::start(config).await.unwrap();
+        let metrics = server.metrics_addr().unwrap();
+        assert_eq!(readyz(metrics).await, 200);
+        assert!(
+            timeout(Duration::from_millis(200), server.failed())
+                .await
+                .is_err(),
+            "failed while the hub runs"
+        );
+        server.hub_tx.send(Input::Panic).await.unwrap();
+        timeout(Duration::from_secs(10), server.failed())
+            .await
+            .expect("the server says it failed");
+        assert_eq!(readyz(metrics).await, 503);
+        // Its shutdown still closes everything, and says the task failed.
+        let stopped = timeout(Duration::from_secs(30), server.shutdown())
+            .await
+            .unwrap();
+        assert!(matches!(stopped, Err(ServerError::Task(_))), "{stopped:?}");
     }
 
     #[tokio::test]

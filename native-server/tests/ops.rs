@@ -1206,3 +1206,112 @@ async fn sighup_rereads_the_bridge_secret_file_without_a_config_file() {
     assert_eq!(changed, ["bridge_secret"]);
     stop(child).await;
 }
+
+#[tokio::test]
+async fn sigterm_while_starting_stops_the_server_at_once() {
+    // A node waits up to 30 s for NATS at start (a large store takes a while to load too): an
+    // operator's Ctrl+C or `systemctl stop` meanwhile must stop it then, not once the wait is
+    // over (systemd kills it after TimeoutStopSec). A port nothing listens on: NATS is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--cluster",
+        ])
+        .arg(format!("nats://127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_LOG_FORMAT")
+        .env_remove("NATTER_CLUSTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn natter-server");
+    let mut log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
+    log.until("NATS does not answer yet; waiting for it").await;
+    let asked = Instant::now();
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("natter-server exits within 10 s of SIGTERM, not after its 30 s wait for NATS")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "after {:?}", asked.elapsed());
+    log.until("signal received while starting; stopping").await;
+}
+
+/// `chattr FLAG path`, as root or through passwordless `sudo` (as [`SmallDisk`]).
+fn chattr(flag: &str, path: &Path) {
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        std::process::Command::new("chattr")
+    } else {
+        let mut sudo = std::process::Command::new("sudo");
+        sudo.args(["-n", "chattr"]);
+        sudo
+    };
+    let out = cmd.arg(flag).arg(path).output().expect("running chattr");
+    assert!(
+        out.status.success(),
+        "this test makes the store's file immutable (even root cannot write it then), which \
+         needs root or passwordless sudo: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Makes `path` writable again when dropped, also when the test fails.
+struct Immutable<'a>(&'a Path);
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        chattr("-i", self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_a_store_that_cannot_be_written_is_not_ready() {
+    // README ("Operations"): `/readyz` is 503 when the store's database file cannot be opened
+    // for writing (a read-only remount, lost permissions) before a write fails, and 200 again
+    // once it can. Tests run as root, for whom permissions are no obstacle: an immutable file
+    // refuses root too.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (child, _log, _natter, metrics) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.display().to_string(),
+    ])
+    .await;
+    let ready = async || {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = get(metrics, "/readyz").await;
+            if got.0 == 200 || Instant::now() > deadline {
+                return got;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(ready().await, (200, "ready\n".to_owned()));
+    let db = data.join("natter.db");
+    chattr("+i", &db);
+    let guard = Immutable(&db);
+    let (status, body) = get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: the store ") && body.contains("is not writable"),
+        "{body}"
+    );
+    drop(guard);
+    assert_eq!(ready().await, (200, "ready\n".to_owned()));
+    stop(child).await;
+}

@@ -1,7 +1,8 @@
 //! Log output for natter's binaries: human-readable lines (the default) or one JSON object per
 //! line for log shippers (`--log-format json`). `RUST_LOG` filters both, except that what
-//! prints the bytes on the wire (tungstenite's TRACE events) is never logged: no secret a client
-//! sends (a password, a device key, a resume token) may reach a log at any level.
+//! prints the bytes on the wire (tungstenite's and async_nats' TRACE events) is never logged:
+//! no secret a client sends (a password, a device key, a resume token), nor a cluster's
+//! password hashes, may reach a log at any level.
 
 use crate::OpsError;
 use tracing_subscriber::EnvFilter;
@@ -114,8 +115,11 @@ pub fn format_asked(argv: &[std::ffi::OsString], env: Option<&str>) -> LogFormat
 
 /// Where TRACE events print what crosses the wire: tungstenite logs every WebSocket frame and
 /// message it reads or writes (`received frame ... payload: 0x...`, `Received message ...`), so
-/// a browser's password, device key or resume token would reach the log. The crates, and their
-/// modules that log at TRACE (a directive naming a module outranks one naming its crate).
+/// a browser's password, device key or resume token would reach the log; the NATS client
+/// (async_nats, a cluster node's) logs every message it reads from NATS whole (`read operation
+/// completed op=Message { .. payload: b"..." }`): the accounts' argon2id hashes, direct
+/// messages, every chat line. The crates, and their modules that log at TRACE (a directive
+/// naming a module outranks one naming its crate).
 const PAYLOAD_TARGETS: &[&str] = &[
     "tungstenite",
     "tungstenite::protocol",
@@ -123,11 +127,19 @@ const PAYLOAD_TARGETS: &[&str] = &[
     "tungstenite::protocol::frame::frame",
     "tokio_tungstenite",
     "tokio_tungstenite::compat",
+    "async_nats",
+    "async_nats::client",
+    "async_nats::connection",
+    "async_nats::jetstream::consumer::pull",
+    "async_nats::jetstream::consumer::push",
+    "async_nats::jetstream::object_store",
+    "async_nats::service::endpoint",
 ];
 
-/// `filter`, with tungstenite and tokio_tungstenite (and their modules) held at DEBUG when it
-/// would let their TRACE events through (`RUST_LOG=trace`, or naming them): no secret a client
-/// sends may reach a log at any level. A filter at DEBUG or below is left as it is.
+/// `filter`, with tungstenite, tokio_tungstenite and async_nats (and their modules) held at
+/// DEBUG when it would let their TRACE events through (`RUST_LOG=trace`, or naming them): no
+/// secret a client sends, nor a hash of one, may reach a log at any level. A filter at DEBUG
+/// or below is left as it is.
 pub fn capped(filter: EnvFilter) -> EnvFilter {
     if filter.max_level_hint() != Some(tracing::level_filters::LevelFilter::TRACE) {
         return filter;
@@ -175,6 +187,10 @@ mod tests {
             ("tokio_tungstenite", Level::TRACE) => {
                 tracing::trace!(target: "tokio_tungstenite", "read")
             }
+            ("async_nats::connection", Level::TRACE) => {
+                tracing::trace!(target: "async_nats::connection", "op=Message {{ payload: .. }}")
+            }
+            ("async_nats", Level::DEBUG) => tracing::debug!(target: "async_nats", "received PING"),
             ("mio::poll", Level::TRACE) => tracing::trace!(target: "mio::poll", "poll"),
             ("natter_bridge", Level::INFO) => tracing::info!(target: "natter_bridge", "hi"),
             other => panic!("{other:?}"),
@@ -224,5 +240,24 @@ mod tests {
         // A quieter filter is left as it is: no tungstenite DEBUG lines added to `info`.
         assert!(!passes("info", "tungstenite::protocol", Level::DEBUG));
         assert!(passes("info", "natter_bridge", Level::INFO));
+    }
+
+    #[test]
+    fn no_filter_lets_nats_payloads_through() {
+        // The NATS client's TRACE lines print every message read from NATS whole: a cluster's
+        // account records (argon2id hashes), direct messages, chat lines.
+        for filter in [
+            "trace",
+            "info,async_nats=trace",
+            "async_nats::connection=trace",
+        ] {
+            assert!(
+                !passes(filter, "async_nats::connection", Level::TRACE),
+                "{filter}"
+            );
+        }
+        // Its DEBUG lines (no payloads) stay.
+        assert!(passes("trace", "async_nats", Level::DEBUG));
+        assert!(passes("async_nats=debug", "async_nats", Level::DEBUG));
     }
 }

@@ -374,6 +374,11 @@ impl Bridge {
 pub struct Certificates(Option<Arc<natter_tls::ServerTls>>);
 
 impl Certificates {
+    /// Whether the bridge serves TLS (`--tls-cert`): there is a certificate to reload.
+    pub fn any(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// See [`Bridge::reload_certificates`].
     pub fn reload(&self) -> Result<(), BridgeError> {
         let Some(tls) = &self.0 else {

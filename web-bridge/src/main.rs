@@ -298,6 +298,13 @@ async fn reload_on_sighup(
         }
     };
     while hup.recv().await.is_some() {
+        if !certificates.any() && secret_file.is_none() {
+            tracing::info!(
+                "SIGHUP received: nothing to reread (no --tls-cert, no --server-secret-file); \
+                 the bridge's other settings are flags, read at start"
+            );
+            continue;
+        }
         tracing::info!("SIGHUP received: reloading");
         if let Err(e) = certificates.reload() {
             tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays");

@@ -835,3 +835,44 @@ async fn failed_tls_handshakes_and_bad_heads_are_said_once_per_10_s_at_info() {
     assert_eq!(heads.len(), 1, "{log:#?}");
     assert!(heads[0].contains("bad_request"), "{heads:?}");
 }
+
+/// SIGHUP to a bridge with nothing it can reread (no `--tls-cert`, no `--server-secret-file`)
+/// says so, instead of a bare `SIGHUP received: reloading` that left the operator wondering
+/// what it did.
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_with_nothing_to_reread_says_so() {
+    let server = FakeServer::start().await;
+    let mut child = spawn_bridge(&server.addr.to_string(), &[], "info", Stdio::piped());
+    let _ = printed_addr(&mut child).await;
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, what: &str| loop {
+        let line = within(what, rx.recv())
+            .await
+            .expect("the bridge's log goes on");
+        if line.contains(what) {
+            return line;
+        }
+    };
+    next(&mut rx, "bridge listening").await;
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let said = next(&mut rx, "SIGHUP").await;
+    assert!(said.contains("nothing to reread"), "{said}");
+    assert!(
+        said.contains("--tls-cert") && said.contains("--server-secret-file"),
+        "{said}"
+    );
+}

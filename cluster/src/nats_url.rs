@@ -1,0 +1,161 @@
+//! Credentials in `--cluster` addresses: `nats://USER:PASSWORD@HOST:PORT` (or
+//! `nats://TOKEN@HOST:PORT`), the form nats-server's own tools take. async_nats ignores a URL's
+//! user part (it authenticates with what its `ConnectOptions` hold), and its DEBUG lines print
+//! the URL whole; so the credentials are taken out of the addresses here and handed to
+//! `ConnectOptions`, and what the log and the errors show has the secret as `***`.
+
+/// One address's user part, if any: (before it, the user part, after its `@`).
+fn split(url: &str) -> (&str, Option<&str>, &str) {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => (
+            &url[..start],
+            Some(&url[start..start + at]),
+            &url[start + at + 1..],
+        ),
+        None => (url, None, ""),
+    }
+}
+
+/// `url` without its user part: what async_nats is given.
+pub(crate) fn bare(url: &str) -> String {
+    match split(url) {
+        (before, Some(_), after) => format!("{before}{after}"),
+        (all, None, _) => all.to_owned(),
+    }
+}
+
+/// `url` (a `--cluster` address) as a log line or an error may show it: a password or a token
+/// as `***`, a user name kept.
+pub fn shown(url: &str) -> String {
+    match split(url) {
+        (before, Some(user), after) => match user.split_once(':') {
+            Some((name, _)) => format!("{before}{name}:***@{after}"),
+            None => format!("{before}***@{after}"),
+        },
+        (all, None, _) => all.to_owned(),
+    }
+}
+
+/// The addresses as shown, comma-separated.
+pub(crate) fn shown_all(urls: &[String]) -> String {
+    urls.iter().map(|u| shown(u)).collect::<Vec<_>>().join(",")
+}
+
+/// Credentials for NATS, from the first address with a user part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Credentials {
+    /// `USER:PASSWORD@`.
+    UserPassword(String, String),
+    /// `TOKEN@`.
+    Token(String),
+}
+
+/// The credentials the addresses carry (percent-decoded, as in any URL), if any.
+pub(crate) fn credentials(urls: &[String]) -> Option<Credentials> {
+    let user = urls.iter().find_map(|u| split(u).1)?;
+    Some(match user.split_once(':') {
+        Some((name, password)) => Credentials::UserPassword(decode(name), decode(password)),
+        None => Credentials::Token(decode(user)),
+    })
+}
+
+/// `options` with the credentials of `urls`, if they carry any.
+pub(crate) fn with_credentials(
+    options: async_nats::ConnectOptions,
+    urls: &[String],
+) -> async_nats::ConnectOptions {
+    match credentials(urls) {
+        Some(Credentials::UserPassword(user, password)) => {
+            options.user_and_password(user, password)
+        }
+        Some(Credentials::Token(token)) => options.token(token),
+        None => options,
+    }
+}
+
+/// The addresses without their user parts.
+pub(crate) fn bare_all(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|u| bare(u)).collect()
+}
+
+/// `%XX` escapes decoded (a password holding `@`, `:` or `/` is written with them).
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                // Two hex digits: at most 255.
+                out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(u: &[&str]) -> Vec<String> {
+        u.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_password_or_token_in_an_address_is_never_shown() {
+        assert_eq!(
+            shown("nats://natter:N4tsPassw0rd@127.0.0.1:4222"),
+            "nats://natter:***@127.0.0.1:4222"
+        );
+        assert_eq!(
+            shown("nats://s3cr3tToken@nats1:4222"),
+            "nats://***@nats1:4222"
+        );
+        assert_eq!(shown("user:pw@nats1:4222"), "user:***@nats1:4222");
+        // An `@` in the password is escaped; one past the host part is not a user part.
+        assert_eq!(shown("tls://u:p%40ss@h:4222/x@y"), "tls://u:***@h:4222/x@y");
+        assert_eq!(shown("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        let all = shown_all(&urls(&["nats://a:pw1@n1:4222", "nats://n2:4222"]));
+        assert_eq!(all, "nats://a:***@n1:4222,nats://n2:4222");
+        assert!(!all.contains("pw1"), "{all}");
+    }
+
+    #[test]
+    fn credentials_come_from_the_addresses_and_the_addresses_go_without_them() {
+        assert_eq!(
+            credentials(&urls(&[
+                "nats://n1:4222",
+                "nats://natter:p%40ss%3Aw@n2:4222"
+            ])),
+            Some(Credentials::UserPassword("natter".into(), "p@ss:w".into()))
+        );
+        assert_eq!(
+            credentials(&urls(&["nats://t0ken@n1:4222"])),
+            Some(Credentials::Token("t0ken".into()))
+        );
+        assert_eq!(credentials(&urls(&["nats://n1:4222", "n2:4222"])), None);
+        assert_eq!(
+            bare_all(&urls(&[
+                "nats://u:pw@n1:4222",
+                "t@n2:4222",
+                "nats://n3:4222"
+            ])),
+            urls(&["nats://n1:4222", "n2:4222", "nats://n3:4222"])
+        );
+    }
+}
