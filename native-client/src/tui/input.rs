@@ -48,27 +48,47 @@ pub fn messages(line: &str) -> impl Iterator<Item = &str> {
 /// is (a command typed before the paste, `/me ` or `/msg bob `, stays one), every later one
 /// said as text, a `/` at its start doubled (the session's way to say such a line): a pasted
 /// log or shell snippet with a `/quit` or `/usr/bin` line must not run it. After a first line
-/// that sends elsewhere (`/msg bob`, `/msg #room`, `/notice`), the later lines go there too,
-/// not to the open conversation: what was meant for one person must not land in a room.
+/// that sends elsewhere (`/msg bob`, `/msg #room`, `/notice`; or that is only `/msg bob`,
+/// the paste starting on the next line), the later lines go there too, not to the open
+/// conversation: what was meant for one person must not land in a room.
 pub fn lines_to_send(line: &str) -> Vec<String> {
     use natter_core::command::{self, Command, Input};
-    let mut lines = messages(line);
+    let mut lines = messages(line).peekable();
     let Some(first) = lines.next() else {
         return Vec::new();
     };
-    let prefix = match command::parse(first) {
+    let sends_to = |line: &str| match command::parse(line) {
         Ok(Some(Input::Command(Command::Msg { to, .. }))) => Some(format!("/msg {to} ")),
         Ok(Some(Input::Command(Command::SayIn { room, .. }))) => Some(format!("/msg {room} ")),
         Ok(Some(Input::Command(Command::Notice { room, .. }))) => Some(format!("/notice {room} ")),
         Ok(Some(Input::Command(Command::NoticeTo { to, .. }))) => Some(format!("/notice {to} ")),
         _ => None,
     };
+    // `/msg bob` with nothing after it on its line (a paste that starts with a line break):
+    // nothing to send itself, but where the lines after it go.
+    let bare = lines
+        .peek()
+        .and(bare_target(first))
+        .and_then(|probe| sends_to(&probe));
+    let prefix = bare.clone().or_else(|| sends_to(first));
     let later = lines.map(|l| match &prefix {
         Some(p) => format!("{p}{l}"),
         None if l.starts_with('/') => format!("/{l}"),
         None => l.to_owned(),
     });
-    std::iter::once(first.to_owned()).chain(later).collect()
+    let first = bare.is_none().then(|| first.to_owned());
+    first.into_iter().chain(later).collect()
+}
+
+/// For a line that is `/msg` or `/notice` and a target, nothing more: the same with a word
+/// after it, to ask [`natter_core::command::parse`] where it would send.
+fn bare_target(line: &str) -> Option<String> {
+    let mut words = line.trim().strip_prefix('/')?.split_whitespace();
+    let (verb, to) = (words.next()?, words.next()?);
+    let said = ["msg", "dm", "notice"]
+        .iter()
+        .any(|v| verb.eq_ignore_ascii_case(v));
+    (said && words.next().is_none()).then(|| format!("/{verb} {to} x"))
 }
 
 /// Whether `c` ends a word (for moving by word, deleting one and completing one).
@@ -782,6 +802,30 @@ mod tests {
                 "{l}"
             );
         }
+    }
+
+    /// `/msg bob ` typed, then a paste that starts with a line break (a selection begun at the
+    /// end of the line above): the first message was `/msg bob ` alone, a usage error, and
+    /// every pasted line went to the open conversation instead of to bob.
+    #[test]
+    fn a_paste_after_a_bare_msg_goes_where_the_msg_said() {
+        let mut i = typed("/msg bob ");
+        i.paste("\nhello\n/three");
+        assert_eq!(
+            lines_to_send(&i.text()),
+            ["/msg bob hello", "/msg bob /three"]
+        );
+        assert_eq!(
+            lines_to_send("/notice #ops\n  \na\nb"),
+            ["/notice #ops a", "/notice #ops b"]
+        );
+        assert_eq!(
+            lines_to_send("/msg bob "),
+            ["/msg bob "],
+            "typed alone: the session's usage words"
+        );
+        // `/query bob` opens bob's conversation itself: the lines follow it there.
+        assert_eq!(lines_to_send("/query bob\nhi"), ["/query bob", "hi"]);
     }
 
     /// More than [`PASTE_ASK_LINES`] messages: the first Enter asks, the second sends (an edit
