@@ -5,7 +5,8 @@
 //! even if it starts with `/` ([`lines_to_send`]). A paste of more than
 //! [`PASTE_ASK_LINES`] lines asks first (the first Enter says how many messages it would be,
 //! the second sends them, as irssi asks before a paste of more than five lines), and one of
-//! more than [`PASTE_MAX_LINES`] is not sent at all (the line stays, to cut).
+//! more than [`PASTE_MAX_LINES`] is not sent at all (the line stays, to cut), nor is one with a
+//! password command on any of its lines ([`Check::Password`]).
 
 use natter_core::limits::MAX_TEXT_BYTES;
 use std::collections::VecDeque;
@@ -36,6 +37,11 @@ pub enum Check {
     Ask(usize),
     /// This many lines is more than [`PASTE_MAX_LINES`]: not sent.
     TooMany(usize),
+    /// Several lines, one of them a command with a password (`/login`, `/register`,
+    /// `/password`): not sent. A later line is said, not run ([`lines_to_send`]), so its
+    /// password would be said in the open conversation, and the lines after a typed `/login`
+    /// may be the password itself.
+    Password,
 }
 
 /// The messages a submitted line sends: each of its lines that is not blank (one for a line
@@ -369,6 +375,9 @@ impl InputLine {
     pub fn check(&mut self) -> Check {
         let line = self.text();
         let n = messages(&line).count();
+        if n > 1 && messages(&line).any(natter_core::command::carries_password) {
+            return Check::Password;
+        }
         if n > PASTE_MAX_LINES {
             return Check::TooMany(n);
         }
@@ -826,6 +835,29 @@ mod tests {
         );
         // `/query bob` opens bob's conversation itself: the lines follow it there.
         assert_eq!(lines_to_send("/query bob\nhi"), ["/query bob", "hi"]);
+    }
+
+    /// A pasted line after the first is said, not run: a pasted `/login alice PASSWORD` was
+    /// said in the open room (or to bob after `/msg bob`), and a paste into a typed `/login
+    /// alice ` of two lines ran the first and said the second. A paste of several lines with a
+    /// password command on any of them is not sent; one line is the command as typed.
+    #[test]
+    fn a_paste_of_several_lines_with_a_password_command_is_not_sent() {
+        for (typed_first, pasted) in [
+            ("", "my notes:\n/login alice hunter2hunter2"),
+            ("/msg bob ", "here:\n  /password old new"),
+            ("/login alice ", "alice\nhunter2hunter2"),
+        ] {
+            let mut i = typed(typed_first);
+            i.paste(pasted);
+            let text = i.text();
+            assert_eq!(i.check(), Check::Password, "{text:?}");
+            assert_eq!(i.check(), Check::Password, "{text:?}: asked again");
+            assert_eq!(i.text(), text, "kept, to edit");
+        }
+        let mut i = typed("/login alice ");
+        i.paste("hunter2hunter2\n");
+        assert_eq!(i.check(), Check::Send, "one line: the command typed");
     }
 
     /// More than [`PASTE_ASK_LINES`] messages: the first Enter asks, the second sends (an edit
