@@ -51,7 +51,8 @@ pub fn messages(line: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The lines to type into the session for a submitted line: its [`messages`], the first as it
-/// is (a command typed before the paste, `/me ` or `/msg bob `, stays one), every later one
+/// is (a command typed before the paste, `/me ` or `/msg bob `, stays one; a paste's own first
+/// line had its `/` doubled by [`InputLine::paste`]), every later one
 /// said as text, a `/` at its start doubled (the session's way to say such a line): a pasted
 /// log or shell snippet with a `/quit` or `/usr/bin` line must not run it. After a first line
 /// that sends elsewhere (`/msg bob`, `/msg #room`, `/notice`; or that is only `/msg bob`,
@@ -173,7 +174,10 @@ impl InputLine {
 
     /// Inserts pasted text: its line breaks are kept (`\r\n` and `\r` as `\n`; each line is
     /// sent as a message of its own), breaks at its end dropped, a tab as a space, other
-    /// control characters dropped; what does not fit is cut.
+    /// control characters dropped; what does not fit is cut. A paste of several lines put at
+    /// the start of the input line whose first line starts with `/` has that `/` doubled (the
+    /// session's way to say such a line, shown as it will be sent): its first line is pasted
+    /// text like the others ([`lines_to_send`]), not a command typed before the paste.
     pub fn paste(&mut self, s: &str) {
         self.cycle = None;
         let s = s.trim_end_matches(['\r', '\n']);
@@ -195,6 +199,13 @@ impl InputLine {
             }
             room -= c.len_utf8();
             add.push(c);
+        }
+        if self.cursor == 0 && add.first() == Some(&'/') && add.contains(&'\n') {
+            if room == 0 {
+                // No room for the doubled `/`: the last character goes instead.
+                add.pop();
+            }
+            add.insert(0, '/');
         }
         let n = add.len();
         self.text.splice(self.cursor..self.cursor, add);
@@ -858,6 +869,24 @@ mod tests {
         let mut i = typed("/login alice ");
         i.paste("hunter2hunter2\n");
         assert_eq!(i.check(), Check::Send, "one line: the command typed");
+    }
+
+    /// A paste of several lines whose first line starts with `/`, pasted at the start of the
+    /// input line, ran that line as a command (a pasted log's `/quit` quit), though every later
+    /// line of it is said: the paste's own first line is said too (its `/` doubled where it
+    /// shows); a command typed before the paste still applies, and a one-line paste is as if
+    /// typed.
+    #[test]
+    fn a_pasted_first_line_is_said_too() {
+        let mut i = InputLine::new();
+        i.paste("/quit now\nmore");
+        assert_eq!(lines_to_send(&i.text()), ["//quit now", "more"]);
+        let mut i = typed("/me ");
+        i.paste("waves\nmore");
+        assert_eq!(lines_to_send(&i.text()), ["/me waves", "more"]);
+        let mut i = InputLine::new();
+        i.paste("/join #x");
+        assert_eq!(lines_to_send(&i.text()), ["/join #x"]);
     }
 
     /// More than [`PASTE_ASK_LINES`] messages: the first Enter asks, the second sends (an edit
