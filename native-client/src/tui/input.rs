@@ -200,12 +200,25 @@ impl InputLine {
             room -= c.len_utf8();
             add.push(c);
         }
-        if self.cursor == 0 && add.first() == Some(&'/') && add.contains(&'\n') {
-            if room == 0 {
-                // No room for the doubled `/`: the last character goes instead.
-                add.pop();
+        // Where the paste's first line that is not blank starts, when nothing but line breaks
+        // is before it (blank lines are not sent: that line is the first message).
+        let first_line = add
+            .split(|c| *c == '\n')
+            .scan(0, |at, line| {
+                let start = *at;
+                *at += line.len() + 1;
+                Some((start, line))
+            })
+            .find(|(_, line)| line.iter().any(|c| !c.is_whitespace()));
+        let typed_before = self.text[..self.cursor].iter().any(|c| *c != '\n');
+        if let Some((at, line)) = first_line.filter(|_| !typed_before && add.contains(&'\n')) {
+            if line.first() == Some(&'/') {
+                if room == 0 {
+                    // No room for the doubled `/`: the last character goes instead.
+                    add.pop();
+                }
+                add.insert(at, '/');
             }
-            add.insert(0, '/');
         }
         let n = add.len();
         self.text.splice(self.cursor..self.cursor, add);
@@ -880,6 +893,10 @@ mod tests {
     fn a_pasted_first_line_is_said_too() {
         let mut i = InputLine::new();
         i.paste("/quit now\nmore");
+        assert_eq!(lines_to_send(&i.text()), ["//quit now", "more"]);
+        // After blank lines, which are not sent: still the paste's first line.
+        let mut i = InputLine::new();
+        i.paste("\n  \n/quit now\nmore");
         assert_eq!(lines_to_send(&i.text()), ["//quit now", "more"]);
         let mut i = typed("/me ");
         i.paste("waves\nmore");
