@@ -347,6 +347,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// The server's words for a sign-in with a wrong account name or password (the same for an
+/// account that does not exist).
+const WRONG_PASSWORD: &str = "wrong account name or password";
+
 /// `natter --login` refused its password: the server does not say whether the account exists
 /// (the same words for a wrong password), and a newcomer may have taken `--login` for the way
 /// to make one; the refusal then says how to make it.
@@ -357,8 +361,12 @@ fn with_register_hint(e: anyhow::Error, nick: &Nick, server: &driver::ServerAddr
     };
     match fatal {
         // The session's words for a refused password sign-in (a key's are `could not sign in
-        // with this device's key`, and the key was the account's).
-        driver::DriverError::Fatal(why) if why.starts_with("could not sign in: ") => {
+        // with this device's key`, and the key was the account's), with the server's words for
+        // a wrong name or password: not a throttled or banned sign-in, which no new account
+        // would get past.
+        driver::DriverError::Fatal(why)
+            if why.starts_with("could not sign in: ") && why.ends_with(WRONG_PASSWORD) =>
+        {
             anyhow::anyhow!(
                 "{why} (if there is no account {nick} yet, make it: natter --nick {nick} \
                  {server}, then type /register and a password)"
@@ -524,4 +532,41 @@ fn init_logging(log: Option<&std::path::Path>, line_mode: bool) -> anyhow::Resul
             .init();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `natter --login` refused: the hint to make the account was added to every refusal of a
+    /// password sign-in, a throttled one (`too many failed sign-ins from your address`) too,
+    /// where making an account is no way past it. Only a wrong name or password gets it.
+    #[test]
+    fn only_a_wrong_name_or_password_says_how_to_make_the_account() {
+        let nick = Nick::new("newcomer").unwrap();
+        let server = driver::ServerAddr {
+            host: "127.0.0.1".into(),
+            port: 7000,
+            tls: false,
+        };
+        let refused = |why: &str| {
+            let e = anyhow::Error::from(line::LineError::Driver(driver::DriverError::Fatal(
+                why.to_owned(),
+            )));
+            with_register_hint(e, &nick, &server).to_string()
+        };
+        assert_eq!(
+            refused("could not sign in: wrong account name or password"),
+            "could not sign in: wrong account name or password (if there is no account \
+             newcomer yet, make it: natter --nick newcomer 127.0.0.1:7000, then type /register \
+             and a password)"
+        );
+        for why in [
+            "could not sign in: too many failed sign-ins from your address: try again in 30 s",
+            "could not sign in: too many failed sign-ins to that account: try again in 30 s",
+            "could not sign in with this device's key: wrong account name or password",
+        ] {
+            assert!(!refused(why).contains("make it"), "{why}");
+        }
+    }
 }

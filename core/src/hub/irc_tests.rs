@@ -1885,6 +1885,51 @@ fn a_users_own_quit_words_are_never_read_as_the_servers() {
     }
 }
 
+/// Quit words that only look like the server's: a no-break or thin space between the words,
+/// an invisible joiner inside one (the text cleaning keeps those), a Cyrillic `і` for the
+/// Latin `i`. They reached every IRC client as natter's own `Ping timeout: ...`, `SendQ
+/// exceeded` or `Killed (...`, matched as typed only in ASCII; each is said as `Quit: ...`.
+/// Words that merely share letters with them, or are in another script, stay as they are.
+#[test]
+fn a_users_quit_words_that_only_look_like_the_servers_are_not_read_as_them() {
+    let mut n = Net::new();
+    let i = n.client("watcher", &[]);
+    n.send(i, &["JOIN #q"]);
+    for (typed, prefixed) in [
+        ("Ping\u{a0}timeout: 120 seconds", true),
+        ("P\u{200c}ing timeout: 120 seconds", true),
+        ("P\u{0456}ng timeout: 120 seconds", true),
+        ("SendQ\u{2009}exceeded", true),
+        ("SendQ \u{3000}exceeded", true),
+        ("Ki\u{0301}lled (root (spam))", true),
+        ("K\u{0456}lled \u{ff08}root (spam))", true),
+        ("connection\u{a0}lost", true),
+        ("Ping me later", false),
+        ("caf\u{e9} time", false),
+        (
+            "\u{041f}\u{043e}\u{043a}\u{0430} \u{0432}\u{0441}\u{0435}\u{043c}",
+            false,
+        ),
+        (
+            "\u{6211}\u{4eca}\u{5929}\u{5f88}\u{7d2f}\u{4e86}\u{8981}\u{53bb}\u{7761}\u{89c9}\u{4e86}\u{660e}\u{5929}\u{89c1}",
+            false,
+        ),
+    ] {
+        let (t, _) = n.nc();
+        n.feed(t, b"/join #q\r\n");
+        n.lines(i);
+        n.feed(t, format!("/quit {typed}\r\n").as_bytes());
+        let l = n.lines(i);
+        let quit = find(&l, " QUIT ");
+        let irc = if prefixed {
+            format!("Quit: {typed}")
+        } else {
+            typed.to_owned()
+        };
+        assert!(quit.ends_with(&format!(" QUIT :{irc}")), "{typed:?}: {l:?}");
+    }
+}
+
 #[test]
 fn a_connection_back_after_parting_is_replayed_only_what_came_after_its_part() {
     // WeeChat keeps a parted channel's buffer: what it was sent there is on screen, and came

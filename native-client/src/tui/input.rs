@@ -5,7 +5,8 @@
 //! even if it starts with `/` ([`lines_to_send`]). A paste of more than
 //! [`PASTE_ASK_LINES`] lines asks first (the first Enter says how many messages it would be,
 //! the second sends them, as irssi asks before a paste of more than five lines), and one of
-//! more than [`PASTE_MAX_LINES`] is not sent at all (the line stays, to cut).
+//! more than [`PASTE_MAX_LINES`] is not sent at all (the line stays, to cut), nor is one with a
+//! password command on any of its lines ([`Check::Password`]).
 
 use natter_core::limits::MAX_TEXT_BYTES;
 use std::collections::VecDeque;
@@ -36,6 +37,11 @@ pub enum Check {
     Ask(usize),
     /// This many lines is more than [`PASTE_MAX_LINES`]: not sent.
     TooMany(usize),
+    /// Several lines, one of them a command with a password (`/login`, `/register`,
+    /// `/password`): not sent. A later line is said, not run ([`lines_to_send`]), so its
+    /// password would be said in the open conversation, and the lines after a typed `/login`
+    /// may be the password itself.
+    Password,
 }
 
 /// The messages a submitted line sends: each of its lines that is not blank (one for a line
@@ -45,30 +51,51 @@ pub fn messages(line: &str) -> impl Iterator<Item = &str> {
 }
 
 /// The lines to type into the session for a submitted line: its [`messages`], the first as it
-/// is (a command typed before the paste, `/me ` or `/msg bob `, stays one), every later one
+/// is (a command typed before the paste, `/me ` or `/msg bob `, stays one; a paste's own first
+/// line had its `/` doubled by [`InputLine::paste`]), every later one
 /// said as text, a `/` at its start doubled (the session's way to say such a line): a pasted
 /// log or shell snippet with a `/quit` or `/usr/bin` line must not run it. After a first line
-/// that sends elsewhere (`/msg bob`, `/msg #room`, `/notice`), the later lines go there too,
-/// not to the open conversation: what was meant for one person must not land in a room.
+/// that sends elsewhere (`/msg bob`, `/msg #room`, `/notice`; or that is only `/msg bob`,
+/// the paste starting on the next line), the later lines go there too, not to the open
+/// conversation: what was meant for one person must not land in a room.
 pub fn lines_to_send(line: &str) -> Vec<String> {
     use natter_core::command::{self, Command, Input};
-    let mut lines = messages(line);
+    let mut lines = messages(line).peekable();
     let Some(first) = lines.next() else {
         return Vec::new();
     };
-    let prefix = match command::parse(first) {
+    let sends_to = |line: &str| match command::parse(line) {
         Ok(Some(Input::Command(Command::Msg { to, .. }))) => Some(format!("/msg {to} ")),
         Ok(Some(Input::Command(Command::SayIn { room, .. }))) => Some(format!("/msg {room} ")),
         Ok(Some(Input::Command(Command::Notice { room, .. }))) => Some(format!("/notice {room} ")),
         Ok(Some(Input::Command(Command::NoticeTo { to, .. }))) => Some(format!("/notice {to} ")),
         _ => None,
     };
+    // `/msg bob` with nothing after it on its line (a paste that starts with a line break):
+    // nothing to send itself, but where the lines after it go.
+    let bare = lines
+        .peek()
+        .and(bare_target(first))
+        .and_then(|probe| sends_to(&probe));
+    let prefix = bare.clone().or_else(|| sends_to(first));
     let later = lines.map(|l| match &prefix {
         Some(p) => format!("{p}{l}"),
         None if l.starts_with('/') => format!("/{l}"),
         None => l.to_owned(),
     });
-    std::iter::once(first.to_owned()).chain(later).collect()
+    let first = bare.is_none().then(|| first.to_owned());
+    first.into_iter().chain(later).collect()
+}
+
+/// For a line that is `/msg` or `/notice` and a target, nothing more: the same with a word
+/// after it, to ask [`natter_core::command::parse`] where it would send.
+fn bare_target(line: &str) -> Option<String> {
+    let mut words = line.trim().strip_prefix('/')?.split_whitespace();
+    let (verb, to) = (words.next()?, words.next()?);
+    let said = ["msg", "dm", "notice"]
+        .iter()
+        .any(|v| verb.eq_ignore_ascii_case(v));
+    (said && words.next().is_none()).then(|| format!("/{verb} {to} x"))
 }
 
 /// Whether `c` ends a word (for moving by word, deleting one and completing one).
@@ -147,7 +174,10 @@ impl InputLine {
 
     /// Inserts pasted text: its line breaks are kept (`\r\n` and `\r` as `\n`; each line is
     /// sent as a message of its own), breaks at its end dropped, a tab as a space, other
-    /// control characters dropped; what does not fit is cut.
+    /// control characters dropped; what does not fit is cut. A paste of several lines put at
+    /// the start of the input line whose first line starts with `/` has that `/` doubled (the
+    /// session's way to say such a line, shown as it will be sent): its first line is pasted
+    /// text like the others ([`lines_to_send`]), not a command typed before the paste.
     pub fn paste(&mut self, s: &str) {
         self.cycle = None;
         let s = s.trim_end_matches(['\r', '\n']);
@@ -169,6 +199,26 @@ impl InputLine {
             }
             room -= c.len_utf8();
             add.push(c);
+        }
+        // Where the paste's first line that is not blank starts, when nothing but line breaks
+        // is before it (blank lines are not sent: that line is the first message).
+        let first_line = add
+            .split(|c| *c == '\n')
+            .scan(0, |at, line| {
+                let start = *at;
+                *at += line.len() + 1;
+                Some((start, line))
+            })
+            .find(|(_, line)| line.iter().any(|c| !c.is_whitespace()));
+        let typed_before = self.text[..self.cursor].iter().any(|c| *c != '\n');
+        if let Some((at, line)) = first_line.filter(|_| !typed_before && add.contains(&'\n')) {
+            if line.first() == Some(&'/') {
+                if room == 0 {
+                    // No room for the doubled `/`: the last character goes instead.
+                    add.pop();
+                }
+                add.insert(at, '/');
+            }
         }
         let n = add.len();
         self.text.splice(self.cursor..self.cursor, add);
@@ -349,6 +399,9 @@ impl InputLine {
     pub fn check(&mut self) -> Check {
         let line = self.text();
         let n = messages(&line).count();
+        if n > 1 && messages(&line).any(natter_core::command::carries_password) {
+            return Check::Password;
+        }
         if n > PASTE_MAX_LINES {
             return Check::TooMany(n);
         }
@@ -782,6 +835,75 @@ mod tests {
                 "{l}"
             );
         }
+    }
+
+    /// `/msg bob ` typed, then a paste that starts with a line break (a selection begun at the
+    /// end of the line above): the first message was `/msg bob ` alone, a usage error, and
+    /// every pasted line went to the open conversation instead of to bob.
+    #[test]
+    fn a_paste_after_a_bare_msg_goes_where_the_msg_said() {
+        let mut i = typed("/msg bob ");
+        i.paste("\nhello\n/three");
+        assert_eq!(
+            lines_to_send(&i.text()),
+            ["/msg bob hello", "/msg bob /three"]
+        );
+        assert_eq!(
+            lines_to_send("/notice #ops\n  \na\nb"),
+            ["/notice #ops a", "/notice #ops b"]
+        );
+        assert_eq!(
+            lines_to_send("/msg bob "),
+            ["/msg bob "],
+            "typed alone: the session's usage words"
+        );
+        // `/query bob` opens bob's conversation itself: the lines follow it there.
+        assert_eq!(lines_to_send("/query bob\nhi"), ["/query bob", "hi"]);
+    }
+
+    /// A pasted line after the first is said, not run: a pasted `/login alice PASSWORD` was
+    /// said in the open room (or to bob after `/msg bob`), and a paste into a typed `/login
+    /// alice ` of two lines ran the first and said the second. A paste of several lines with a
+    /// password command on any of them is not sent; one line is the command as typed.
+    #[test]
+    fn a_paste_of_several_lines_with_a_password_command_is_not_sent() {
+        for (typed_first, pasted) in [
+            ("", "my notes:\n/login alice hunter2hunter2"),
+            ("/msg bob ", "here:\n  /password old new"),
+            ("/login alice ", "alice\nhunter2hunter2"),
+        ] {
+            let mut i = typed(typed_first);
+            i.paste(pasted);
+            let text = i.text();
+            assert_eq!(i.check(), Check::Password, "{text:?}");
+            assert_eq!(i.check(), Check::Password, "{text:?}: asked again");
+            assert_eq!(i.text(), text, "kept, to edit");
+        }
+        let mut i = typed("/login alice ");
+        i.paste("hunter2hunter2\n");
+        assert_eq!(i.check(), Check::Send, "one line: the command typed");
+    }
+
+    /// A paste of several lines whose first line starts with `/`, pasted at the start of the
+    /// input line, ran that line as a command (a pasted log's `/quit` quit), though every later
+    /// line of it is said: the paste's own first line is said too (its `/` doubled where it
+    /// shows); a command typed before the paste still applies, and a one-line paste is as if
+    /// typed.
+    #[test]
+    fn a_pasted_first_line_is_said_too() {
+        let mut i = InputLine::new();
+        i.paste("/quit now\nmore");
+        assert_eq!(lines_to_send(&i.text()), ["//quit now", "more"]);
+        // After blank lines, which are not sent: still the paste's first line.
+        let mut i = InputLine::new();
+        i.paste("\n  \n/quit now\nmore");
+        assert_eq!(lines_to_send(&i.text()), ["//quit now", "more"]);
+        let mut i = typed("/me ");
+        i.paste("waves\nmore");
+        assert_eq!(lines_to_send(&i.text()), ["/me waves", "more"]);
+        let mut i = InputLine::new();
+        i.paste("/join #x");
+        assert_eq!(lines_to_send(&i.text()), ["/join #x"]);
     }
 
     /// More than [`PASTE_ASK_LINES`] messages: the first Enter asks, the second sends (an edit

@@ -14,7 +14,8 @@
 //! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with
 //! its line breaks kept (drawn as `↵`) and sent on Enter, each line as its own message, as
 //! irssi and WeeChat do; more than [`input::PASTE_ASK_LINES`] lines are asked about first
-//! (Enter again sends them), more than [`input::PASTE_MAX_LINES`] are not sent.
+//! (Enter again sends them), more than [`input::PASTE_MAX_LINES`] are not sent, nor a paste
+//! with a password command (`/login`) on one of its lines.
 
 pub mod draw;
 pub mod first_room;
@@ -126,6 +127,8 @@ pub enum Action {
     AskPaste(usize),
     /// A paste of this many lines: more than one Enter sends.
     TooManyLines(usize),
+    /// A paste of several lines with a password command on one: not sent.
+    PastedPassword,
     /// Switch to the `n`th room (1-based).
     Room(usize),
     /// Next (+1) or previous (-1) room.
@@ -171,6 +174,7 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
                 input::Check::Send => input.submit().map(Action::Send),
                 input::Check::Ask(n) => Some(Action::AskPaste(n)),
                 input::Check::TooMany(n) => Some(Action::TooManyLines(n)),
+                input::Check::Password => Some(Action::PastedPassword),
             };
         }
         KeyCode::Backspace => input.backspace(),
@@ -359,6 +363,12 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                              send it in parts, or share it as a link (Ctrl+U clears the input line)",
                             input::PASTE_MAX_LINES
                         ),
+                        clock::now(),
+                    ),
+                    Some(Action::PastedPassword) => chat.note_error(
+                        "a line of this paste is a command with a password (/login, /register, \
+                         /password): not sent, so that the password is not said as a message; \
+                         send that command on its own line (Ctrl+U clears the input line)",
                         clock::now(),
                     ),
                     Some(Action::Room(n)) => {

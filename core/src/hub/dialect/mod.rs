@@ -759,7 +759,8 @@ pub(crate) fn irc_quit_reason(reason: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A user's own quit words as its rooms are told them: where they would read as the server's
-/// (any quit reason natter itself gives, in any case: its own sentences, which
+/// (any quit reason natter itself gives, in any case and however written, a no-break space
+/// or a look-alike letter for its own ([`reads_as`]): its own sentences, which
 /// [`irc_quit_reason`] rewrites, and the IRC servers' words it uses for a ping timeout, a
 /// slow reader or a kill; or two server names, which irssi takes for a netsplit) they are said
 /// as IRC servers say every user's, `Quit: <words>`, so that no user can fake a netsplit, a
@@ -778,18 +779,110 @@ pub(crate) fn users_quit_words(reason: Option<crate::types::Text>) -> Option<cra
         QUIT_TOO_SLOW,
     ]
     .iter()
-    .any(|o| w.trim().eq_ignore_ascii_case(o))
+    .any(|o| reads_as(w, o, true))
         || [QUIT_BANNED, QUIT_PING_TIMEOUT.trim_end(), QUIT_KILLED]
             .iter()
-            .any(|start| {
-                w.trim_start()
-                    .get(..start.len())
-                    .is_some_and(|s| s.eq_ignore_ascii_case(start))
-            });
+            .any(|start| reads_as(w, start, false));
     if !ours && !looks_like_a_split(w) {
         return Some(words);
     }
     crate::types::Text::new(&format!("Quit: {w}")).ok()
+}
+
+/// How a character of a user's words may look to a person reading them ([`reads_as`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Looks {
+    /// Nothing: a joiner, a soft hyphen, a variation selector, a combining mark (what
+    /// [`crate::types::Text`] keeps of them).
+    Invisible,
+    /// A space of any width, or a filler drawn as one.
+    Blank,
+    /// This ASCII character (lowercase).
+    Ascii(char),
+    /// A letter or sign that may pass for an ASCII one: accented Latin, Greek, Cyrillic,
+    /// fullwidth forms, mathematical letters, colon and bracket look-alikes.
+    Similar,
+    /// Anything else (CJK, emoji, ...).
+    Other,
+}
+
+fn looks(c: char) -> Looks {
+    match c {
+        c if c.is_whitespace() => Looks::Blank,
+        c if c.is_ascii() => Looks::Ascii(c.to_ascii_lowercase()),
+        '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}' => Looks::Blank,
+        '\u{00AD}'
+        | '\u{0300}'..='\u{036F}'
+        | '\u{17B4}'
+        | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FE20}'..='\u{FE2F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E0FFF}' => Looks::Invisible,
+        '\u{00C0}'..='\u{02FF}'
+        | '\u{0370}'..='\u{052F}'
+        | '\u{0589}'
+        | '\u{05C3}'
+        | '\u{13A0}'..='\u{13FF}'
+        | '\u{1D00}'..='\u{1DBF}'
+        | '\u{1E00}'..='\u{1EFF}'
+        | '\u{207D}'
+        | '\u{207E}'
+        | '\u{208D}'
+        | '\u{208E}'
+        | '\u{2100}'..='\u{214F}'
+        | '\u{2236}'
+        | '\u{2768}'..='\u{276B}'
+        | '\u{A789}'
+        | '\u{FE13}'
+        | '\u{FE50}'..='\u{FE5A}'
+        | '\u{FF01}'..='\u{FF5E}'
+        | '\u{1D400}'..='\u{1D7FF}' => Looks::Similar,
+        _ => Looks::Other,
+    }
+}
+
+/// Whether `words` read as `phrase` (ASCII) to a person, after any blanks: in any case, a
+/// space as any run of blanks, invisible characters not there, and a letter that may pass for
+/// an ASCII one as that one; the whole of `words` (`whole`, blanks after it aside) or only
+/// their start. Comparing the bytes let `Ping<no-break space>timeout: 120 seconds`, a joiner
+/// inside a word or a Cyrillic `і` pass for the server's words.
+fn reads_as(words: &str, phrase: &str, whole: bool) -> bool {
+    let mut seen = words
+        .chars()
+        .map(looks)
+        .filter(|l| *l != Looks::Invisible)
+        .peekable();
+    let blanks = |seen: &mut core::iter::Peekable<_>| {
+        let mut any = false;
+        while seen.next_if_eq(&Looks::Blank).is_some() {
+            any = true;
+        }
+        any
+    };
+    blanks(&mut seen);
+    for p in phrase.chars() {
+        let ok = match p {
+            ' ' => blanks(&mut seen),
+            p => match seen.next() {
+                Some(Looks::Ascii(c)) => c == p.to_ascii_lowercase(),
+                Some(Looks::Similar) => true,
+                _ => false,
+            },
+        };
+        if !ok {
+            return false;
+        }
+    }
+    blanks(&mut seen);
+    !whole || seen.next().is_none()
 }
 
 /// Whether quit words look like a netsplit's to an IRC client: two words, each with a dot in
