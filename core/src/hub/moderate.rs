@@ -375,7 +375,8 @@ impl Hub {
                 duration,
                 reason,
             } => {
-                let (masks, nick_only) = self.masks_for(&target, uid, room, admin, "ban")?;
+                let (masks, nick_only) =
+                    self.masks_for(&target, (conn, uid), room, admin, "ban")?;
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
@@ -441,7 +442,8 @@ impl Hub {
                 }
             }
             ModAction::Mute { target, duration } => {
-                let (masks, nick_only) = self.masks_for(&target, uid, room, admin, "mute")?;
+                let (masks, nick_only) =
+                    self.masks_for(&target, (conn, uid), room, admin, "mute")?;
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
@@ -1320,11 +1322,11 @@ impl Hub {
     }
 
     /// The masks a ban or mute of `target` sets: a present member's person (account, or nick
-    /// and address), or the mask as typed.
+    /// and address), or the mask as typed; `actor` asks on `conn`.
     fn masks_for(
         &self,
         target: &str,
-        actor: UserId,
+        (conn, actor): (ConnId, UserId),
         room: &RoomName,
         admin: bool,
         what: &str,
@@ -1361,6 +1363,26 @@ impl Hub {
                 }
             },
         };
+        // No room's ban or mute holds its founder (`banned`, `may_speak`): one naming its
+        // account (or its nick, the account's) would be said to the room and listed and hold
+        // nobody, as an admin's did until the thirty-seventh session, and an operator's typed
+        // as `account:NAME` while the founder was away. An admin takes the room over first.
+        if let Some(f) = self.founder_folded(room) {
+            let founders = masks.iter().any(|m| match m {
+                Mask::Account(a) | Mask::Nick(a) => a.folded() == f,
+                Mask::Net { .. } => false,
+            });
+            if founders {
+                let words = format!("the founder of {room} cannot be banned or muted");
+                // IRC has no command to take a room over: an admin there uses another door.
+                let words = if admin && !self.speaks_irc(conn) {
+                    format!("{words}: /takeover {room} first")
+                } else {
+                    words
+                };
+                return Err((ErrorKind::NotOperator, words));
+            }
+        }
         // A network that holds the one setting it: refused as a ban of its own nick is (it
         // would put the operator out and keep them out).
         if let Some(mine) = masks.iter().find(|m| self.holds(actor, m)) {

@@ -10746,6 +10746,65 @@ mod admins {
         assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
     }
 
+    /// A ban or mute that would hold a room's founder is refused, an admin's too (it may take
+    /// the room over first), and so is one typed as the founder's account while the founder
+    /// is away: no room's ban or mute holds its founder, and until the thirty-seventh session
+    /// an admin's was set, said to the room and listed, and the founder stayed and spoke.
+    #[test]
+    fn a_ban_or_mute_of_the_founder_is_refused_an_admins_too() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #club");
+        t.line(a, "/register #club");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #club");
+        t.line(a, "/op bob");
+        let (r, _) = t.txt();
+        t.line(r, "/nick root");
+        t.line(r, "/register correct horse");
+        t.lines(a);
+        t.lines(b);
+        t.lines(r);
+        for line in [
+            "/ban #club alice spam",
+            "/mute #club alice",
+            "/ban #club account:alice",
+            "/mute #club nick:ALICE 1h",
+        ] {
+            t.line(r, line);
+            let got = t.lines(r);
+            assert_eq!(
+                got,
+                ["ERROR: the founder of #club cannot be banned or muted: /takeover #club first"],
+                "{line}"
+            );
+        }
+        assert!(t.lines(a).is_empty(), "the room heard of no ban");
+        // The founder away: an operator's ban of its account is refused all the same.
+        t.line(a, "/quit");
+        t.lines(b);
+        for line in ["/ban account:alice", "/mute nick:alice"] {
+            t.line(b, line);
+            assert_eq!(
+                t.lines(b),
+                ["ERROR: the founder of #club cannot be banned or muted"],
+                "{line}"
+            );
+        }
+        t.line(b, "/bans");
+        assert!(t.lines(b).iter().all(|l| !l.contains("alice")));
+        // Taken over, the room's former founder is anyone's to ban.
+        t.line(r, "/takeover #club");
+        t.line(r, "/ban #club account:alice");
+        assert!(
+            t.lines(r).iter().any(|l| l.contains("+b account:alice")),
+            "a ban once alice is founder no longer"
+        );
+    }
     /// A room nobody registered has operators when a server admin made some: one who is not
     /// is told so, not that the room has none and how to become its founder.
     #[test]
