@@ -1083,10 +1083,14 @@ impl Hub {
             && key.is_none_or(|given| given.as_str() != k.as_str())
             && !invited
         {
-            return Err((
-                ErrorKind::BadKey,
-                format!("{room} needs its key: /join {room} KEY"),
-            ));
+            // A key given and wrong is not "needs its key": the joiner gave one.
+            let words = match key {
+                None => format!("{room} needs its key: /join {room} KEY"),
+                Some(_) => format!(
+                    "that is not the key of {room}: ask its operators for it (/join {room} KEY)"
+                ),
+            };
+            return Err((ErrorKind::BadKey, words));
         }
         if let Some(limit) = p.modes.limit
             && r.members.len() + self.remote_count(room) >= limit as usize

@@ -8083,6 +8083,15 @@ mod moderation {
             .any(|m| matches!(m, ServerMsg::Joined { room: x, .. } if x.as_str() == r))
     }
 
+    fn error_detail(msgs: &[ServerMsg]) -> String {
+        msgs.iter()
+            .find_map(|m| match m {
+                ServerMsg::Error { detail, .. } => Some(detail.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     fn event(msgs: &[ServerMsg], f: impl Fn(&EventKind) -> bool) -> bool {
         msgs.iter()
             .any(|m| matches!(m, ServerMsg::Event(ev) if f(&ev.kind)))
@@ -9051,7 +9060,9 @@ mod moderation {
             "never to members"
         );
         let (d, _, _) = t.bin_from(ip("198.51.100.41"), "dan");
-        assert_eq!(kinds(&t.join(d, "#r")), vec![ErrorKind::BadKey]);
+        let got = t.join(d, "#r");
+        assert_eq!(kinds(&got), vec![ErrorKind::BadKey]);
+        assert_eq!(error_detail(&got), "#r needs its key: /join #r KEY");
         t.send(
             d,
             &ClientMsg::JoinKey {
@@ -9059,7 +9070,13 @@ mod moderation {
                 key: text("wrong"),
             },
         );
-        assert_eq!(kinds(&t.recv(d)), vec![ErrorKind::BadKey]);
+        // A key that is not it is said so, not that the room needs one (dan gave one).
+        let got = t.recv(d);
+        assert_eq!(kinds(&got), vec![ErrorKind::BadKey]);
+        assert_eq!(
+            error_detail(&got),
+            "that is not the key of #r: ask its operators for it (/join #r KEY)"
+        );
         t.send(
             d,
             &ClientMsg::JoinKey {
