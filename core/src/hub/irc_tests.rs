@@ -4436,6 +4436,43 @@ fn an_irc_admin_kills_wallops_and_walls_and_anyone_else_gets_481() {
     );
 }
 
+/// 004's last word, the channel modes that take a parameter, names every one that does:
+/// CHANMODES's lists A to C (`q`, a mute, as `b`) and PREFIX's modes. It left out `q`, so a
+/// client reading 004 took `MODE #a +q nick` for a flag and the nick for the next mode's.
+#[test]
+fn myinfo_names_every_channel_mode_that_takes_a_parameter() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["NICK foo", "USER foo * * :foo"]);
+    let l = n.lines(c);
+    let myinfo: Vec<&str> = find(&l, " 004 ").split(' ').collect();
+    let with_param: std::collections::BTreeSet<char> = myinfo[7].chars().collect();
+    let isupport = l
+        .iter()
+        .filter(|l| l.contains(" 005 "))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let chanmodes = isupport
+        .split(' ')
+        .find_map(|t| t.strip_prefix("CHANMODES="))
+        .unwrap_or_default();
+    let prefix = isupport
+        .split(' ')
+        .find_map(|t| t.strip_prefix("PREFIX=("))
+        .and_then(|t| t.split(')').next())
+        .unwrap_or_default();
+    let wanted: std::collections::BTreeSet<char> = chanmodes
+        .split(',')
+        .take(3)
+        .flat_map(str::chars)
+        .chain(prefix.chars())
+        .collect();
+    assert_eq!(with_param, wanted, "{myinfo:?} {isupport}");
+    let all: std::collections::BTreeSet<char> = myinfo[6].chars().collect();
+    assert!(wanted.is_subset(&all), "{myinfo:?}");
+}
+
 /// An IRC admin's `+b`/`+q` of a room's founder is refused with 482, as an operator's is, and
 /// the room hears nothing: no room's ban holds its founder (it was set, said and listed, and
 /// held nobody, until the thirty-seventh session). The words name no `/takeover`, which IRC
