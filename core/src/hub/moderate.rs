@@ -430,15 +430,55 @@ impl Hub {
             }
             ModAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                let mut lift = vec![mask.clone()];
+                // A present user's person, as `Unmute` takes it: what a ban of its nick set
+                // (a guest's address too), so `/unban bob` undoes `/ban bob`.
+                let present = match &mask {
+                    Mask::Nick(n) => self.nicks.get(&self.users, n.folded_key().as_str()),
+                    _ => None,
+                };
+                if let Some(t) = present {
+                    lift.extend(self.person_masks(t));
+                }
                 let p = self.policy_mut(room);
-                let gone = lifted(&mask, p.bans.iter().map(|b| &b.mask));
+                let mut gone: Vec<Mask> = Vec::new();
+                for l in &lift {
+                    for m in lifted(l, p.bans.iter().map(|b| &b.mask)) {
+                        if !gone.contains(&m) {
+                            gone.push(m);
+                        }
+                    }
+                }
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
+                // An address a guest's ban set with its nick, the guest gone since (no nick
+                // knows it now): still held, which the operator is told with how to lift it.
+                let still: Vec<(Mask, Mask)> = p
+                    .bans
+                    .iter()
+                    .filter(|b| gone.contains(&b.mask) && matches!(b.mask, Mask::Nick(_)))
+                    .flat_map(|nick_ban| {
+                        p.bans
+                            .iter()
+                            .filter(|b| {
+                                matches!(b.mask, Mask::Net { .. })
+                                    && !gone.contains(&b.mask)
+                                    && b.at == nick_ban.at
+                                    && b.by.folded() == nick_ban.by.folded()
+                            })
+                            .map(|b| (b.mask.clone(), nick_ban.mask.clone()))
+                    })
+                    .collect();
                 p.bans.retain(|b| !gone.contains(&b.mask));
                 for mask in gone {
                     let words = format!("-b {mask}");
                     self.changed(room, me.clone(), words, PolicyEdit::Unban(mask), now);
+                }
+                for (addr, nick) in still {
+                    let words =
+                        format!("{addr}, banned with {nick}, still holds: /unban {addr} lifts it");
+                    self.reply(conn, Reply::Note(Note::NickOnly(words)));
                 }
             }
             ModAction::Mute { target, duration } => {

@@ -8372,6 +8372,66 @@ mod moderation {
             .unwrap_or_default()
     }
 
+    /// `/unban nick` undoes `/ban nick` of a guest: the address entry that ban added goes too
+    /// while the guest is there to be known by its nick, as `/unmute nick` lifts its address's
+    /// mute (until the thirty-seventh session only `nick:bob` was lifted, the room read "ban
+    /// lifted", and bob was still refused as banned). A guest gone since is no nick's: the
+    /// operator is told which address still holds, and how to lift it.
+    #[test]
+    fn an_unban_of_a_guests_nick_lifts_the_address_its_ban_added() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(&mut t, a, "#r", ban("bob"));
+        assert_eq!(ban_masks(&mut t, a, "#r"), ["nick:bob", "198.51.100.20/32"]);
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unban {
+                target: "bob".into(),
+            },
+        );
+        for lifted in ["-b nick:bob", "-b 198.51.100.20/32"] {
+            assert!(
+                event(
+                    &got,
+                    |k| matches!(k, EventKind::Mode { change } if change.as_str() == lifted)
+                ),
+                "{lifted}: {got:?}"
+            );
+        }
+        assert!(ban_masks(&mut t, a, "#r").is_empty());
+        assert!(joined(&t.join(b, "#r"), "#r"), "bob is let back in");
+        // Banned again, bob goes: the nick's ban is lifted, and the operator told that the
+        // address one still holds.
+        act(&mut t, a, "#r", ban("bob"));
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.recv(a);
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unban {
+                target: "bob".into(),
+            },
+        );
+        let done: Vec<&str> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Done(words) => Some(words.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            done,
+            [
+                "198.51.100.20/32, banned with nick:bob, still holds: /unban 198.51.100.20/32 lifts it"
+            ],
+            "{got:?}"
+        );
+        assert_eq!(ban_masks(&mut t, a, "#r"), ["198.51.100.20/32"]);
+    }
+
     /// SECURITY.md: a ban of a guest holds its nick and its address. A guest on loopback
     /// (exempt from the per-address limits: every user on the server's machine, a bridge
     /// without the secret, a proxy without PROXY headers share it) is held by its nick only,
