@@ -1826,6 +1826,17 @@ impl Hub {
     ) {
         self.audit_kick(room, by, &tnick, reason.as_ref(), now);
         let sent = self.cluster_kick_sent(room, &tnick, now);
+        // An always-on account with nothing connected hears of it when it signs in again.
+        if let Some(u) = self.users.get_mut(&target).filter(|u| u.devices.is_empty()) {
+            let why = reason.as_ref().map_or(String::new(), |r| format!(" ({r})"));
+            let kept = &mut u.extra_mut().put_out_away;
+            if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
+                kept.remove(0);
+            }
+            kept.push(format!(
+                "while you were away, {by} put you out of {room}{why}"
+            ));
+        }
         let kind = EventKind::Kick {
             target: tnick,
             reason,

@@ -9359,6 +9359,70 @@ mod moderation {
         );
     }
 
+    /// An always-on account put out of a room with nothing connected is told who did it and
+    /// why when it signs in again, once: the room is no longer among those it comes back to,
+    /// and until the thirty-seventh session nothing said why (a device that resumes hears the
+    /// kick itself: `a_device_kicked_on_a_dead_connection_hears_who_and_why...`).
+    #[test]
+    fn an_account_put_out_while_away_is_told_at_its_next_sign_in() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #r");
+        t.line(b, "/join #s");
+        t.line(b, "/quit");
+        assert!(t.hub.is_member(&nick("bob"), &room("#r")), "always-on");
+        t.line(a, "/kick bob too loud");
+        t.line(a, "/ban #r bob");
+        assert!(!t.hub.is_member(&nick("bob"), &room("#r")));
+        let (b2, _) = t.txt();
+        t.line(b2, "/login bob correct horse");
+        let got = t.lines(b2);
+        assert_eq!(
+            got.iter()
+                .filter(|l| l.contains("while you were away"))
+                .collect::<Vec<_>>(),
+            ["-- while you were away, alice put you out of #r (too loud)"],
+            "{got:#?}"
+        );
+        // Told once: a later sign-in hears it no more.
+        let (b3, _) = t.txt();
+        t.line(b3, "/login bob correct horse");
+        assert!(
+            !t.lines(b3)
+                .iter()
+                .any(|l| l.contains("while you were away")),
+            "told once"
+        );
+        // A binary device is told as a `Done`.
+        t.line(a, "/unban bob");
+        t.line(b2, "/join #r");
+        t.line(b2, "/quit");
+        t.line(b3, "/quit");
+        t.line(a, "/kick bob again");
+        let c = t.bin("someone");
+        t.send(
+            c,
+            &ClientMsg::SignIn {
+                account: nick("bob"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        let got = t.recv(c);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Done(w)
+                if w.as_str() == "while you were away, alice put you out of #r (again)")),
+            "{got:?}"
+        );
+    }
+
     /// A kicked nc user read of its own kick in the third person (`alice put guest1 out of
     /// #a`), as the room's other members read it. Put out of two rooms, one it talks in and one
     /// it does not, by a kick and by a ban: each line is addressed to it, the others' are not,
