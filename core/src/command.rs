@@ -267,7 +267,7 @@ pub const HELP: &[(&str, &str)] = &[
         "/ban [#room] nick|mask [30m|2h|7d] [reason]",
         "ban (masks: account:NAME, nick:NAME, a.b.c.d/N)",
     ),
-    ("/unban [#room] mask", "lift a ban"),
+    ("/unban [#room] nick|mask", "lift a ban (a nick: what /ban nick set)"),
     ("/bans [#room]", "list bans and mutes"),
     (
         "/mute [#room] nick|mask [duration]",
@@ -524,6 +524,32 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
     let (d, why) = word(after);
     if is_forever(d) {
         return Ok((None, why));
+    }
+    // `2 weeks`: a number, then its unit in a word of its own. Taken for the reason, the ban
+    // was for ever; refused, with the one word natter reads for it.
+    let (unit, _) = word(why);
+    let number = d.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && d.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b',');
+    if number && !unit.is_empty() && duration_shaped(&format!("{d}{unit}")) {
+        let typed = format!("{d} {unit}");
+        let letter = match unit.to_lowercase().as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" => Some('s'),
+            "m" | "min" | "mins" | "minute" | "minutes" => Some('m'),
+            "h" | "hr" | "hrs" | "hour" | "hours" => Some('h'),
+            "d" | "day" | "days" => Some('d'),
+            "w" | "week" | "weeks" => Some('w'),
+            "y" | "yr" | "yrs" | "year" | "years" => Some('y'),
+            _ => None,
+        };
+        let words = match letter.map(|l| format!("{d}{l}")) {
+            Some(one) => match parse_duration(&one) {
+                Ok(_) => format!("write {typed:?} as one word: {one}"),
+                Err(e) => e.to_string(),
+            },
+            None => crate::moderation::MaskError::Duration(typed).to_string(),
+        };
+        return Err(CommandError::Bad(words));
     }
     match parse_duration(d) {
         Ok(d) => Ok((Some(d), why)),
@@ -1740,6 +1766,25 @@ mod tests {
                     || e.contains("duration")),
                 "{line}: {:?}",
                 parse(line)
+            );
+        }
+        // A number and a unit in two words is a time too, refused with the word natter reads
+        // (`/ban bob 2 weeks` was a ban for ever, its reason `2 weeks`, until the
+        // thirty-seventh session).
+        for (line, said) in [
+            ("/ban bob 2 weeks", "write \"2 weeks\" as one word: 2w"),
+            ("/ban bob 30 min spam", "write \"30 min\" as one word: 30m"),
+            ("/gban eve 1 Day", "write \"1 Day\" as one word: 1d"),
+            ("/ban bob 12 hours", "write \"12 hours\" as one word: 12h"),
+            (
+                "/ban bob 3 months",
+                "\"3 months\" is not a duration like 30m, 12h or 7d",
+            ),
+        ] {
+            assert_eq!(
+                parse(line),
+                Err(CommandError::Bad(said.to_owned())),
+                "{line}"
             );
         }
         // A year is the longest ban, and `1y` says it (it was a reason, the ban for ever).

@@ -82,7 +82,10 @@ fn mode_gloss(change: &str, from: &Nick, room: &RoomName) -> Option<String> {
         ("-t", _) => "anyone may set the topic".into(),
         ("+k", _) => "joining takes a key".into(),
         ("-k", _) => "no key needed".into(),
-        ("+l", n) if !n.is_empty() => format!("at most {n} members"),
+        ("+l", n) if !n.is_empty() => match n.parse::<u64>() {
+            Ok(n) => format!("at most {}", count(n, "member")),
+            Err(_) => format!("at most {n} members"),
+        },
         ("-l", _) => "no limit on members".into(),
         ("+o", n) if !n.is_empty() => format!("{n} is an operator now"),
         ("-o", n) if !n.is_empty() => format!("{n} is an operator no longer"),
@@ -1201,6 +1204,7 @@ mod tests {
             ("+k", "alice set #lobby +k (joining takes a key)"),
             ("-k", "alice set #lobby -k (no key needed)"),
             ("+l 5", "alice set #lobby +l 5 (at most 5 members)"),
+            ("+l 1", "alice set #lobby +l 1 (at most 1 member)"),
             ("-l", "alice set #lobby -l (no limit on members)"),
             ("+o bob", "alice set #lobby +o bob (bob is an operator now)"),
             (

@@ -145,3 +145,60 @@ async fn a_server_ban_of_a_network_keeps_nc_users_from_it_out() {
     let mut other = proxied("198.51.100.9").await;
     other.welcome().await;
 }
+
+/// An always-on account put out of a room while nothing of it is connected hears who did it
+/// and why when it comes back, once, on IRC as a server `NOTICE` (the room is not among the
+/// channels it is joined to, and until the thirty-seventh session nothing said why).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_kicked_while_away_reads_why_when_it_comes_back_over_irc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, irc) = patient_durable_irc_server(dir.path()).await;
+    let (mut alice, _) = TextClient::entered(addr, "alice").await;
+    alice.send("/nick alice").await;
+    alice.send("/register correct horse").await;
+    alice.expect_has("you are signed in as alice").await;
+    alice.send("/join #mod").await;
+    alice.send("/register #mod").await;
+    alice.expect_has("alice set #mod +r").await;
+
+    let (mut bob, _) = TextClient::entered(addr, "bob").await;
+    bob.send("/nick bob").await;
+    bob.send("/register correct horse").await;
+    bob.expect_has("you are signed in as bob").await;
+    bob.send("/join #mod").await;
+    alice.expect_has("bob joined #mod").await;
+    bob.send("/quit").await;
+    bob.expect_closed().await;
+    alice.expect_has("bob is away").await;
+    alice.send("/kick bob too loud").await;
+    alice
+        .expect_has("alice put bob out of #mod (too loud)")
+        .await;
+
+    let mut back = TextClient::connect(irc, "bob on IRC").await;
+    // SASL PLAIN's `bob\0bob\0correct horse`, in base64.
+    let plain = "Ym9iAGJvYgBjb3JyZWN0IGhvcnNl";
+    for line in [
+        "CAP LS 302",
+        "NICK bob",
+        "USER bob 0 * :Bob",
+        "CAP REQ :sasl",
+    ] {
+        back.send(line).await;
+    }
+    back.expect_has("ACK").await;
+    back.send("AUTHENTICATE PLAIN").await;
+    back.expect_has("AUTHENTICATE +").await;
+    back.send(&format!("AUTHENTICATE {plain}")).await;
+    back.expect_has(" 903 ").await;
+    back.send("CAP END").await;
+    let told = back
+        .expect_has("while you were away, alice put you out of #mod (too loud)")
+        .await;
+    assert!(told.contains(" NOTICE bob :"), "{told}");
+    assert!(
+        !back.seen.iter().any(|l| l.contains(" JOIN #mod")),
+        "{:?}",
+        back.seen
+    );
+}

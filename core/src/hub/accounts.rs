@@ -1338,6 +1338,7 @@ impl Hub {
                 }
                 self.send_markers(conn, uid);
                 self.tell_own_away(conn, uid);
+                self.tell_put_out_away(conn, uid);
                 self.deliver_held(uid);
                 if was_offline {
                     self.account_presence_changed(uid, false);
@@ -1454,6 +1455,7 @@ impl Hub {
         self.enter_account_rooms(conn, uid);
         self.send_markers(conn, uid);
         self.tell_own_away(conn, uid);
+        self.tell_put_out_away(conn, uid);
         self.deliver_held(uid);
         if was_offline {
             self.account_presence_changed(uid, false);
@@ -2205,6 +2207,24 @@ impl Hub {
         };
         self.reply(conn, Reply::Info(super::query::Info::AwayNow(Some(away))));
         self.note_told_away(conn, true);
+    }
+
+    /// A device signing in to an always-on account that was put out of rooms while nothing
+    /// of it was connected is told who did it and why, once (the rooms are no longer among
+    /// those it comes back to, and nothing else would say why).
+    fn tell_put_out_away(&mut self, conn: ConnId, uid: UserId) {
+        let Some(u) = self.users.get_mut(&uid) else {
+            return;
+        };
+        let told = u
+            .extra
+            .as_mut()
+            .map(|e| core::mem::take(&mut e.put_out_away))
+            .unwrap_or_default();
+        u.drop_empty_extra();
+        for words in told {
+            self.reply(conn, Reply::Note(Note::NickOnly(words)));
+        }
     }
 
     /// A device resuming (`did`, now on `conn`) is told its user's away as a signing-in one is,

@@ -4495,6 +4495,87 @@ fn an_irc_admin_kills_wallops_and_walls_and_anyone_else_gets_481() {
     );
 }
 
+/// 004's last word, the channel modes that take a parameter, names every one that does:
+/// CHANMODES's lists A to C (`q`, a mute, as `b`) and PREFIX's modes. It left out `q`, so a
+/// client reading 004 took `MODE #a +q nick` for a flag and the nick for the next mode's.
+#[test]
+fn myinfo_names_every_channel_mode_that_takes_a_parameter() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["NICK foo", "USER foo * * :foo"]);
+    let l = n.lines(c);
+    let myinfo: Vec<&str> = find(&l, " 004 ").split(' ').collect();
+    let with_param: std::collections::BTreeSet<char> = myinfo[7].chars().collect();
+    let isupport = l
+        .iter()
+        .filter(|l| l.contains(" 005 "))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let chanmodes = isupport
+        .split(' ')
+        .find_map(|t| t.strip_prefix("CHANMODES="))
+        .unwrap_or_default();
+    let prefix = isupport
+        .split(' ')
+        .find_map(|t| t.strip_prefix("PREFIX=("))
+        .and_then(|t| t.split(')').next())
+        .unwrap_or_default();
+    let wanted: std::collections::BTreeSet<char> = chanmodes
+        .split(',')
+        .take(3)
+        .flat_map(str::chars)
+        .chain(prefix.chars())
+        .collect();
+    assert_eq!(with_param, wanted, "{myinfo:?} {isupport}");
+    let all: std::collections::BTreeSet<char> = myinfo[6].chars().collect();
+    assert!(wanted.is_subset(&all), "{myinfo:?}");
+}
+
+/// An IRC admin's `+b`/`+q` of a room's founder is refused with 482, as an operator's is, and
+/// the room hears nothing: no room's ban holds its founder (it was set, said and listed, and
+/// held nobody, until the thirty-seventh session). The words name no `/takeover`, which IRC
+/// has no command for.
+#[test]
+fn an_irc_admins_ban_of_a_rooms_founder_is_482_and_no_mode_line() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let bob = registered(&mut n, "bob");
+    n.send_bin(
+        bob,
+        &ClientMsg::Join {
+            room: room("#club"),
+        },
+    );
+    n.send_bin(
+        bob,
+        &ClientMsg::Moderate {
+            room: room("#club"),
+            action: crate::wire::ModAction::Register,
+        },
+    );
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.send(a, &["JOIN #club"]);
+    n.advance(1_000);
+    n.lines(a);
+    n.recv(bob);
+    n.send(a, &["MODE #club +b bob", "MODE #club +q account:bob"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 482 alice #club :the founder of #club cannot be banned or muted",
+            ":natter.irc 482 alice #club :the founder of #club cannot be banned or muted",
+        ]
+    );
+    let got = n.recv(bob);
+    assert!(
+        !got.iter().any(|m| matches!(m, ServerMsg::Event(_))),
+        "{got:?}"
+    );
+}
+
 /// `OPER name password` gives an IRC user an admin account's powers, as an operator block
 /// does on other servers: the nick stays (no sign-in), `381` and `MODE nick +o` say so, and
 /// KILL works. A name that is no admin account is `491` with nothing checked; a wrong password

@@ -292,6 +292,10 @@ struct UserExtra {
     away: Option<Text>,
     /// The folded name of the account it is signed in to (its nick is the account's).
     account: Option<String>,
+    /// An always-on account put out of rooms while nothing of it was connected: who did it
+    /// and why, in words, for its next sign-in (at most
+    /// [`crate::limits::MAX_ROOMS_PER_USER`]; in memory only, as invitations are).
+    put_out_away: Vec<String>,
 }
 
 impl idmap::Keyed for User {
@@ -347,7 +351,7 @@ impl User {
         if self
             .extra
             .as_ref()
-            .is_some_and(|e| e.away.is_none() && e.account.is_none())
+            .is_some_and(|e| e.away.is_none() && e.account.is_none() && e.put_out_away.is_empty())
         {
             self.extra = None;
         }

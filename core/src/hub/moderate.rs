@@ -375,7 +375,8 @@ impl Hub {
                 duration,
                 reason,
             } => {
-                let (masks, nick_only) = self.masks_for(&target, uid, room, admin, "ban")?;
+                let (masks, nick_only) =
+                    self.masks_for(&target, (conn, uid), room, admin, "ban")?;
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
@@ -429,19 +430,60 @@ impl Hub {
             }
             ModAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                let mut lift = vec![mask.clone()];
+                // A present user's person, as `Unmute` takes it: what a ban of its nick set
+                // (a guest's address too), so `/unban bob` undoes `/ban bob`.
+                let present = match &mask {
+                    Mask::Nick(n) => self.nicks.get(&self.users, n.folded_key().as_str()),
+                    _ => None,
+                };
+                if let Some(t) = present {
+                    lift.extend(self.person_masks(t));
+                }
                 let p = self.policy_mut(room);
-                let gone = lifted(&mask, p.bans.iter().map(|b| &b.mask));
+                let mut gone: Vec<Mask> = Vec::new();
+                for l in &lift {
+                    for m in lifted(l, p.bans.iter().map(|b| &b.mask)) {
+                        if !gone.contains(&m) {
+                            gone.push(m);
+                        }
+                    }
+                }
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
+                // An address a guest's ban set with its nick, the guest gone since (no nick
+                // knows it now): still held, which the operator is told with how to lift it.
+                let still: Vec<(Mask, Mask)> = p
+                    .bans
+                    .iter()
+                    .filter(|b| gone.contains(&b.mask) && matches!(b.mask, Mask::Nick(_)))
+                    .flat_map(|nick_ban| {
+                        p.bans
+                            .iter()
+                            .filter(|b| {
+                                matches!(b.mask, Mask::Net { .. })
+                                    && !gone.contains(&b.mask)
+                                    && b.at == nick_ban.at
+                                    && b.by.folded() == nick_ban.by.folded()
+                            })
+                            .map(|b| (b.mask.clone(), nick_ban.mask.clone()))
+                    })
+                    .collect();
                 p.bans.retain(|b| !gone.contains(&b.mask));
                 for mask in gone {
                     let words = format!("-b {mask}");
                     self.changed(room, me.clone(), words, PolicyEdit::Unban(mask), now);
                 }
+                for (addr, nick) in still {
+                    let words =
+                        format!("{addr}, banned with {nick}, still holds: /unban {addr} lifts it");
+                    self.reply(conn, Reply::Note(Note::NickOnly(words)));
+                }
             }
             ModAction::Mute { target, duration } => {
-                let (masks, nick_only) = self.masks_for(&target, uid, room, admin, "mute")?;
+                let (masks, nick_only) =
+                    self.masks_for(&target, (conn, uid), room, admin, "mute")?;
                 let until = duration.map(|d| Millis(now.0.saturating_add(d.0)));
                 let p = self.policy_mut(room);
                 p.expire(now);
@@ -1081,10 +1123,14 @@ impl Hub {
             && key.is_none_or(|given| given.as_str() != k.as_str())
             && !invited
         {
-            return Err((
-                ErrorKind::BadKey,
-                format!("{room} needs its key: /join {room} KEY"),
-            ));
+            // A key given and wrong is not "needs its key": the joiner gave one.
+            let words = match key {
+                None => format!("{room} needs its key: /join {room} KEY"),
+                Some(_) => format!(
+                    "that is not the key of {room}: ask its operators for it (/join {room} KEY)"
+                ),
+            };
+            return Err((ErrorKind::BadKey, words));
         }
         if let Some(limit) = p.modes.limit
             && r.members.len() + self.remote_count(room) >= limit as usize
@@ -1320,11 +1366,11 @@ impl Hub {
     }
 
     /// The masks a ban or mute of `target` sets: a present member's person (account, or nick
-    /// and address), or the mask as typed.
+    /// and address), or the mask as typed; `actor` asks on `conn`.
     fn masks_for(
         &self,
         target: &str,
-        actor: UserId,
+        (conn, actor): (ConnId, UserId),
         room: &RoomName,
         admin: bool,
         what: &str,
@@ -1361,6 +1407,26 @@ impl Hub {
                 }
             },
         };
+        // No room's ban or mute holds its founder (`banned`, `may_speak`): one naming its
+        // account (or its nick, the account's) would be said to the room and listed and hold
+        // nobody, as an admin's did until the thirty-seventh session, and an operator's typed
+        // as `account:NAME` while the founder was away. An admin takes the room over first.
+        if let Some(f) = self.founder_folded(room) {
+            let founders = masks.iter().any(|m| match m {
+                Mask::Account(a) | Mask::Nick(a) => a.folded() == f,
+                Mask::Net { .. } => false,
+            });
+            if founders {
+                let words = format!("the founder of {room} cannot be banned or muted");
+                // IRC has no command to take a room over: an admin there uses another door.
+                let words = if admin && !self.speaks_irc(conn) {
+                    format!("{words}: /takeover {room} first")
+                } else {
+                    words
+                };
+                return Err((ErrorKind::NotOperator, words));
+            }
+        }
         // A network that holds the one setting it: refused as a ban of its own nick is (it
         // would put the operator out and keep them out).
         if let Some(mine) = masks.iter().find(|m| self.holds(actor, m)) {
@@ -1760,6 +1826,17 @@ impl Hub {
     ) {
         self.audit_kick(room, by, &tnick, reason.as_ref(), now);
         let sent = self.cluster_kick_sent(room, &tnick, now);
+        // An always-on account with nothing connected hears of it when it signs in again.
+        if let Some(u) = self.users.get_mut(&target).filter(|u| u.devices.is_empty()) {
+            let why = reason.as_ref().map_or(String::new(), |r| format!(" ({r})"));
+            let kept = &mut u.extra_mut().put_out_away;
+            if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
+                kept.remove(0);
+            }
+            kept.push(format!(
+                "while you were away, {by} put you out of {room}{why}"
+            ));
+        }
         let kind = EventKind::Kick {
             target: tnick,
             reason,

@@ -8125,6 +8125,15 @@ mod moderation {
             .any(|m| matches!(m, ServerMsg::Joined { room: x, .. } if x.as_str() == r))
     }
 
+    fn error_detail(msgs: &[ServerMsg]) -> String {
+        msgs.iter()
+            .find_map(|m| match m {
+                ServerMsg::Error { detail, .. } => Some(detail.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     fn event(msgs: &[ServerMsg], f: impl Fn(&EventKind) -> bool) -> bool {
         msgs.iter()
             .any(|m| matches!(m, ServerMsg::Event(ev) if f(&ev.kind)))
@@ -8403,6 +8412,66 @@ mod moderation {
                 _ => None,
             })
             .unwrap_or_default()
+    }
+
+    /// `/unban nick` undoes `/ban nick` of a guest: the address entry that ban added goes too
+    /// while the guest is there to be known by its nick, as `/unmute nick` lifts its address's
+    /// mute (until the thirty-seventh session only `nick:bob` was lifted, the room read "ban
+    /// lifted", and bob was still refused as banned). A guest gone since is no nick's: the
+    /// operator is told which address still holds, and how to lift it.
+    #[test]
+    fn an_unban_of_a_guests_nick_lifts_the_address_its_ban_added() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(&mut t, a, "#r", ban("bob"));
+        assert_eq!(ban_masks(&mut t, a, "#r"), ["nick:bob", "198.51.100.20/32"]);
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unban {
+                target: "bob".into(),
+            },
+        );
+        for lifted in ["-b nick:bob", "-b 198.51.100.20/32"] {
+            assert!(
+                event(
+                    &got,
+                    |k| matches!(k, EventKind::Mode { change } if change.as_str() == lifted)
+                ),
+                "{lifted}: {got:?}"
+            );
+        }
+        assert!(ban_masks(&mut t, a, "#r").is_empty());
+        assert!(joined(&t.join(b, "#r"), "#r"), "bob is let back in");
+        // Banned again, bob goes: the nick's ban is lifted, and the operator told that the
+        // address one still holds.
+        act(&mut t, a, "#r", ban("bob"));
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.recv(a);
+        let got = act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Unban {
+                target: "bob".into(),
+            },
+        );
+        let done: Vec<&str> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Done(words) => Some(words.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            done,
+            [
+                "198.51.100.20/32, banned with nick:bob, still holds: /unban 198.51.100.20/32 lifts it"
+            ],
+            "{got:?}"
+        );
+        assert_eq!(ban_masks(&mut t, a, "#r"), ["198.51.100.20/32"]);
     }
 
     /// SECURITY.md: a ban of a guest holds its nick and its address. A guest on loopback
@@ -9093,7 +9162,9 @@ mod moderation {
             "never to members"
         );
         let (d, _, _) = t.bin_from(ip("198.51.100.41"), "dan");
-        assert_eq!(kinds(&t.join(d, "#r")), vec![ErrorKind::BadKey]);
+        let got = t.join(d, "#r");
+        assert_eq!(kinds(&got), vec![ErrorKind::BadKey]);
+        assert_eq!(error_detail(&got), "#r needs its key: /join #r KEY");
         t.send(
             d,
             &ClientMsg::JoinKey {
@@ -9101,7 +9172,13 @@ mod moderation {
                 key: text("wrong"),
             },
         );
-        assert_eq!(kinds(&t.recv(d)), vec![ErrorKind::BadKey]);
+        // A key that is not it is said so, not that the room needs one (dan gave one).
+        let got = t.recv(d);
+        assert_eq!(kinds(&got), vec![ErrorKind::BadKey]);
+        assert_eq!(
+            error_detail(&got),
+            "that is not the key of #r: ask its operators for it (/join #r KEY)"
+        );
         t.send(
             d,
             &ClientMsg::JoinKey {
@@ -9321,6 +9398,70 @@ mod moderation {
         assert!(
             t.lines(b).contains(&"-- you left #r".to_owned()),
             "a leave of one's own"
+        );
+    }
+
+    /// An always-on account put out of a room with nothing connected is told who did it and
+    /// why when it signs in again, once: the room is no longer among those it comes back to,
+    /// and until the thirty-seventh session nothing said why (a device that resumes hears the
+    /// kick itself: `a_device_kicked_on_a_dead_connection_hears_who_and_why...`).
+    #[test]
+    fn an_account_put_out_while_away_is_told_at_its_next_sign_in() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #r");
+        t.line(b, "/join #s");
+        t.line(b, "/quit");
+        assert!(t.hub.is_member(&nick("bob"), &room("#r")), "always-on");
+        t.line(a, "/kick bob too loud");
+        t.line(a, "/ban #r bob");
+        assert!(!t.hub.is_member(&nick("bob"), &room("#r")));
+        let (b2, _) = t.txt();
+        t.line(b2, "/login bob correct horse");
+        let got = t.lines(b2);
+        assert_eq!(
+            got.iter()
+                .filter(|l| l.contains("while you were away"))
+                .collect::<Vec<_>>(),
+            ["-- while you were away, alice put you out of #r (too loud)"],
+            "{got:#?}"
+        );
+        // Told once: a later sign-in hears it no more.
+        let (b3, _) = t.txt();
+        t.line(b3, "/login bob correct horse");
+        assert!(
+            !t.lines(b3)
+                .iter()
+                .any(|l| l.contains("while you were away")),
+            "told once"
+        );
+        // A binary device is told as a `Done`.
+        t.line(a, "/unban bob");
+        t.line(b2, "/join #r");
+        t.line(b2, "/quit");
+        t.line(b3, "/quit");
+        t.line(a, "/kick bob again");
+        let c = t.bin("someone");
+        t.send(
+            c,
+            &ClientMsg::SignIn {
+                account: nick("bob"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        let got = t.recv(c);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Done(w)
+                if w.as_str() == "while you were away, alice put you out of #r (again)")),
+            "{got:?}"
         );
     }
 
@@ -10788,6 +10929,65 @@ mod admins {
         assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
     }
 
+    /// A ban or mute that would hold a room's founder is refused, an admin's too (it may take
+    /// the room over first), and so is one typed as the founder's account while the founder
+    /// is away: no room's ban or mute holds its founder, and until the thirty-seventh session
+    /// an admin's was set, said to the room and listed, and the founder stayed and spoke.
+    #[test]
+    fn a_ban_or_mute_of_the_founder_is_refused_an_admins_too() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #club");
+        t.line(a, "/register #club");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #club");
+        t.line(a, "/op bob");
+        let (r, _) = t.txt();
+        t.line(r, "/nick root");
+        t.line(r, "/register correct horse");
+        t.lines(a);
+        t.lines(b);
+        t.lines(r);
+        for line in [
+            "/ban #club alice spam",
+            "/mute #club alice",
+            "/ban #club account:alice",
+            "/mute #club nick:ALICE 1h",
+        ] {
+            t.line(r, line);
+            let got = t.lines(r);
+            assert_eq!(
+                got,
+                ["ERROR: the founder of #club cannot be banned or muted: /takeover #club first"],
+                "{line}"
+            );
+        }
+        assert!(t.lines(a).is_empty(), "the room heard of no ban");
+        // The founder away: an operator's ban of its account is refused all the same.
+        t.line(a, "/quit");
+        t.lines(b);
+        for line in ["/ban account:alice", "/mute nick:alice"] {
+            t.line(b, line);
+            assert_eq!(
+                t.lines(b),
+                ["ERROR: the founder of #club cannot be banned or muted"],
+                "{line}"
+            );
+        }
+        t.line(b, "/bans");
+        assert!(t.lines(b).iter().all(|l| !l.contains("alice")));
+        // Taken over, the room's former founder is anyone's to ban.
+        t.line(r, "/takeover #club");
+        t.line(r, "/ban #club account:alice");
+        assert!(
+            t.lines(r).iter().any(|l| l.contains("+b account:alice")),
+            "a ban once alice is founder no longer"
+        );
+    }
     /// A room nobody registered has operators when a server admin made some: one who is not
     /// is told so, not that the room has none and how to become its founder.
     #[test]

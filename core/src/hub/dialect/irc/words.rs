@@ -455,7 +455,7 @@ impl Irc {
             &l.tags,
             l.server,
             RPL_MYINFO,
-            &[&me, l.server, &version, "iw", "bklimnoqrtv", "bklov"],
+            &[&me, l.server, &version, "iw", "bklimnoqrtv", "bkloqv"],
             false,
         );
         for tokens in isupport_lines() {
