@@ -1519,7 +1519,11 @@ document.addEventListener("visibilitychange", () => {
 // (KEPT_LAST) lets a tab opened again soon after come back as the same nick in the same rooms.
 // A page kept in the back/forward cache closes without that code (the server holds its
 // session for its window; shown again, it reloads and resumes). An account's page keeps
-// nothing here and closes plainly: a remembered one signs in again with its kept key.
+// nothing here and closes plainly: a remembered one signs in again with its kept key. A
+// guest's session that is not kept (a guest only because its remembered sign-in was refused,
+// whose reload offers the form instead; one still asking to sign in) quits as the page goes:
+// nobody will resume it, and closed plainly the server would hold it for its resume window, its
+// nick a ghost in other people's member lists for those 2 minutes.
 const LEFT_THE_PAGE = 4100; // core/src/bridge.rs
 window.addEventListener("pagehide", (e) => {
   if (!client) return;
@@ -1539,6 +1543,11 @@ window.addEventListener("pagehide", (e) => {
     }
   } catch {
     // storage disabled: a closed tab's session ends with its resume window
+  }
+  if (kept === undefined && client.account() === undefined && !e.persisted) {
+    client.handle_input("/quit left the page", now());
+    pump(); // sends the quit, and closes the socket after it
+    return;
   }
   closeSocket("left the page", kept !== undefined && !e.persisted ? LEFT_THE_PAGE : 1000);
 });

@@ -1,7 +1,9 @@
 //! The sign-in dialog, in headless Chromium against an in-process natter-server and
 //! natter-bridge on 127.0.0.1:0: one request at a time (a double click or Enter then a click
 //! asks nothing twice, and the answer shown is the first one's); a guest signing in or
-//! registering from its page does it where it stands, its rooms and what it saw kept.
+//! registering from its page does it where it stands, its rooms and what it saw kept; and a
+//! guest's session that nobody will resume ends when its page goes, so its nick does not
+//! linger in other people's member lists.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -363,5 +365,86 @@ async fn keeps_rooms_scenario(browser: Browser, page: String, addr: SocketAddr) 
     assert!(
         !lines.contains("could not register"),
         "registered once: {lines}"
+    );
+}
+
+// --- no ghost -----------------------------------------------------------------------------------
+
+/// The members of `#lobby` as netcat's `/who` lists them now.
+async fn lobby_who(w: &mut tokio::net::tcp::OwnedWriteHalf, out: &Captured) -> String {
+    let before = out.count("#lobby (");
+    say(w, "/who").await;
+    wait_for!(
+        "netcat's /who answer",
+        out.lines()
+            .iter()
+            .filter(|l| l.contains("#lobby ("))
+            .nth(before)
+            .cloned()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_page_nobody_will_resume_quits_when_it_goes() {
+    with_page("natter-dialog-ghost", ghost_scenario).await;
+}
+
+async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
+    // rosa, remembered; her key is revoked (signed out), and the page is given it back, as
+    // a browser whose key was revoked elsewhere: the reload's sign-in with it is refused,
+    // and the page is a guest only because of that. Such a page keeps no session for a
+    // reload (the reload offers the form).
+    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
+    let kept = js(b, "return window.natterDebug.keptSignIn();").await;
+    js(b, "document.getElementById('sign-out').click();").await;
+    wait_for!(
+        "the page to be a guest",
+        (account_of(b).await.is_none() && conn_state(b).await == "connected").then_some(())
+    );
+    let script = format!("localStorage.setItem('natter.signin', JSON.stringify({kept}));");
+    js(b, &script).await;
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the kept key to be refused",
+        text_of(b, "#banner")
+            .await
+            .contains("remembered sign-in no longer works")
+            .then_some(())
+    );
+    wait_for!(
+        "the page connected as a guest",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    let guest = text_of(b, "#me-nick").await;
+    assert_ne!(guest, "rosa");
+    let who = lobby_who(&mut nc_w, &nc_out).await;
+    assert!(who.contains(&guest), "{guest} in #lobby: {who}");
+
+    // Reloaded: the form is offered, and the guest it was quits as the page goes (until the
+    // thirty-seventh session it closed plainly, and the server held its session, the nick in
+    // #lobby, for its 2-minute resume window). Within a step, far less than that window.
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the dialog on the reloaded page",
+        dialog_open(b).await.then_some(())
+    );
+    wait_for!(format!("{guest} gone from #lobby"), {
+        let who = lobby_who(&mut nc_w, &nc_out).await;
+        (!who.contains(&guest)).then_some(())
+    });
+    let heard = nc_out.lines();
+    assert!(
+        heard
+            .iter()
+            .any(|l| l.contains(&guest) && l.contains("left the page")),
+        "netcat saw {guest} go: {heard:#?}"
     );
 }
