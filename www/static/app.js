@@ -932,18 +932,30 @@ function renderConn() {
   }
 }
 
+// The attempt the banner speaks of (its time), and whether it was set for at once.
+let reconnectAt = null;
+let reconnectAtOnce = false;
+
 function renderReconnectBanner() {
   const conn = client?.conn();
   if (conn?.state !== "reconnecting") return;
-  const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
   // Trying again at once (after a sign-out, whose close is asked for, or on the next address
-  // of a cluster): nothing to wait for, and nothing to call lost.
-  if (secs === 0) {
+  // of a cluster): nothing to wait for, and nothing to call lost. Decided when the attempt is
+  // set, not from the time left: an attempt after a loss whose time has come (its timer late
+  // on a busy machine) is still one after a loss (until the thirty-seventh session the banner
+  // said a bare "reconnecting…" then).
+  if (conn.at !== reconnectAt) {
+    reconnectAt = conn.at;
+    reconnectAtOnce = conn.at <= now();
+  }
+  if (reconnectAtOnce) {
     showBanner("reconnecting…", false);
     return;
   }
+  const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
   const what = conn.everConnected ? "Connection lost" : "Can't reach the chat server";
-  showBanner(`${what}; reconnecting… — trying again in ${secs}s`, false);
+  const when = secs > 0 ? `trying again in ${secs}s` : "trying again now";
+  showBanner(`${what}; reconnecting… — ${when}`, false);
 }
 
 function showBanner(text, closed) {
