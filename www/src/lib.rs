@@ -18,7 +18,9 @@
 //!
 //! Accounts: `sign_in(account, password, remember)` or `sign_in_with_key(account, key)` (a key
 //! kept from an earlier remembered sign-in), `register(password, remember)` (the nick asked
-//! for), `sign_out()`. `account()` is who we are signed in as; `device_key()` is the key to keep
+//! for), `sign_out()`; a guest's page signs in where it stands with `sign_in_here`,
+//! `register_here` (after `rename_here` for another nick), its rooms kept, `account_pending()`
+//! true until the answer and `take_refusal()` saying why it was refused. `account()` is who we are signed in as; `device_key()` is the key to keep
 //! (hex) while the session holds one: the page mirrors it in `localStorage`, never the
 //! password. A signed-in model's counts come from the account's read markers, and what the page
 //! shows goes back to the server from here (`Read`), debounced by the model.
@@ -97,6 +99,9 @@ pub struct Client {
     devices: Option<Vec<RememberedDevice>>,
     /// The list changed and the page has not been told (a `devices` change).
     devices_changed: bool,
+    /// Why the last account request or rename was refused, until the page takes it
+    /// (`take_refusal`).
+    refusal: Option<String>,
 }
 
 #[wasm_bindgen]
@@ -281,6 +286,73 @@ impl Client {
         self.session.require_sign_in();
         self.pump(millis(now));
         None
+    }
+
+    /// Signs a guest's session in to `account` where it stands (a guest's page asking in its
+    /// dialog): the same connection, its rooms and conversations kept, which the server makes
+    /// the account's. Returns why not, in words, as `sign_in` does. Refused, the session goes
+    /// on as the guest it was (not ended, unlike `sign_in`): `take_refusal` says why, once
+    /// `account_pending` is false.
+    pub fn sign_in_here(
+        &mut self,
+        account: &str,
+        password: &str,
+        remember: bool,
+        now: f64,
+    ) -> Option<String> {
+        let account = match Nick::new(account.trim()) {
+            Ok(a) => a,
+            Err(e) => return Some(e.to_string()),
+        };
+        if password.is_empty() {
+            return Some("type your password".into());
+        }
+        self.refusal = None;
+        let proof = Proof::Password(Password(password.to_owned()));
+        self.session.sign_in(account, proof, remember, millis(now));
+        self.pump(millis(now));
+        None
+    }
+
+    /// Registers a guest's session's nick (`me()`) as an account where it stands, and signs
+    /// in, as `sign_in_here` does: refused (taken), it goes on as the guest it was and
+    /// `take_refusal` says why. Returns why not when the password is not one the server takes.
+    pub fn register_here(&mut self, password: &str, remember: bool, now: f64) -> Option<String> {
+        if let Some(why) = password_error(password) {
+            return Some(why);
+        }
+        self.refusal = None;
+        self.session
+            .register(Password(password.to_owned()), remember, millis(now));
+        self.pump(millis(now));
+        None
+    }
+
+    /// Renames a guest's session to `nick` for a registration under that nick
+    /// (`register_here` once `me()` is `nick`); refused (taken), `take_refusal` says why.
+    pub fn rename_here(&mut self, nick: &str, now: f64) -> Option<String> {
+        let nick = match Nick::new(nick.trim()) {
+            Ok(n) => n,
+            Err(e) => return Some(e.to_string()),
+        };
+        self.refusal = None;
+        self.session
+            .handle_input(&format!("/nick {nick}"), millis(now));
+        self.pump(millis(now));
+        None
+    }
+
+    /// A sign-in or registration is waiting for the server's answer (or for a busy server, to
+    /// be asked again by itself).
+    pub fn account_pending(&self) -> bool {
+        self.session.account_pending()
+    }
+
+    /// Why the sign-in, registration or rename asked last (`sign_in_here`, `register_here`,
+    /// `rename_here`) was refused, in words (`could not sign in: wrong account name or
+    /// password`); taken by this call, `undefined` when nothing was refused since.
+    pub fn take_refusal(&mut self) -> Option<String> {
+        self.refusal.take()
     }
 
     /// Signs out on this device: the server revokes its key and closes the connection, and
@@ -618,6 +690,7 @@ impl Client {
             devices_asked: false,
             devices: None,
             devices_changed: false,
+            refusal: None,
         };
         client.pump(millis(now));
         client
@@ -646,8 +719,17 @@ impl Client {
                     match &ev {
                         Event::Error {
                             about: About::Account,
+                            text,
                             ..
-                        } => refused = true,
+                        } => {
+                            refused = true;
+                            self.refusal = Some(text.clone());
+                        }
+                        Event::Error {
+                            about: About::Nick(_),
+                            text,
+                            ..
+                        } => self.refusal = Some(text.clone()),
                         Event::SignedIn { .. } => self.key_refused = false,
                         _ => {}
                     }

@@ -99,8 +99,17 @@ const ui = {
 
 let client = null; // the wasm Client, once a nick is chosen
 // A sign-in or registration asked in the dialog ("sign-in", "register"), until the server
-// answers: the dialog stays open meanwhile, and a refusal is said in it.
+// answers: the dialog stays open meanwhile, busy (one request at a time: its buttons and
+// fields wait for the answer, so a double click or Enter then a click asks nothing twice), and
+// a refusal is said in it.
 let dialogAsk = null;
+// The dialog's request was asked on a guest's own session (its page opened the dialog): the
+// guest signs in where it stands, its rooms and conversations kept; refused, it stays the
+// guest it was. Otherwise (the dialog at the start) the request has a client of its own.
+let dialogHere = false;
+// A guest's registration under another nick than its own: `{ nick, password, remember }`,
+// asked once the guest's rename to that nick is through.
+let dialogRegister = null;
 let ws = null; // the current WebSocket; callbacks from older ones are ignored
 let closeAfterFlush = false;
 let timer = null;
@@ -923,18 +932,30 @@ function renderConn() {
   }
 }
 
+// The attempt the banner speaks of (its time), and whether it was set for at once.
+let reconnectAt = null;
+let reconnectAtOnce = false;
+
 function renderReconnectBanner() {
   const conn = client?.conn();
   if (conn?.state !== "reconnecting") return;
-  const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
   // Trying again at once (after a sign-out, whose close is asked for, or on the next address
-  // of a cluster): nothing to wait for, and nothing to call lost.
-  if (secs === 0) {
+  // of a cluster): nothing to wait for, and nothing to call lost. Decided when the attempt is
+  // set, not from the time left: an attempt after a loss whose time has come (its timer late
+  // on a busy machine) is still one after a loss (until the thirty-seventh session the banner
+  // said a bare "reconnecting…" then).
+  if (conn.at !== reconnectAt) {
+    reconnectAt = conn.at;
+    reconnectAtOnce = conn.at <= now();
+  }
+  if (reconnectAtOnce) {
     showBanner("reconnecting…", false);
     return;
   }
+  const secs = Math.max(0, Math.ceil((conn.at - now()) / 1000));
   const what = conn.everConnected ? "Connection lost" : "Can't reach the chat server";
-  showBanner(`${what}; reconnecting… — trying again in ${secs}s`, false);
+  const when = secs > 0 ? `trying again in ${secs}s` : "trying again now";
+  showBanner(`${what}; reconnecting… — ${when}`, false);
 }
 
 function showBanner(text, closed) {
@@ -1510,7 +1531,11 @@ document.addEventListener("visibilitychange", () => {
 // (KEPT_LAST) lets a tab opened again soon after come back as the same nick in the same rooms.
 // A page kept in the back/forward cache closes without that code (the server holds its
 // session for its window; shown again, it reloads and resumes). An account's page keeps
-// nothing here and closes plainly: a remembered one signs in again with its kept key.
+// nothing here and closes plainly: a remembered one signs in again with its kept key. A
+// guest's session that is not kept (a guest only because its remembered sign-in was refused,
+// whose reload offers the form instead; one still asking to sign in) quits as the page goes:
+// nobody will resume it, and closed plainly the server would hold it for its resume window, its
+// nick a ghost in other people's member lists for those 2 minutes.
 const LEFT_THE_PAGE = 4100; // core/src/bridge.rs
 window.addEventListener("pagehide", (e) => {
   if (!client) return;
@@ -1530,6 +1555,11 @@ window.addEventListener("pagehide", (e) => {
     }
   } catch {
     // storage disabled: a closed tab's session ends with its resume window
+  }
+  if (kept === undefined && client.account() === undefined && !e.persisted) {
+    client.handle_input("/quit left the page", now());
+    pump(); // sends the quit, and closes the socket after it
+    return;
   }
   closeSocket("left the page", kept !== undefined && !e.persisted ? LEFT_THE_PAGE : 1000);
 });
@@ -1642,27 +1672,73 @@ function started() {
 function settleDialog() {
   if (dialogAsk === null || !client) return;
   if (client.account() !== undefined) {
-    dialogAsk = null;
-    ui.nickStatus.textContent = "";
+    endDialogAsk();
     closeDialog();
     return;
   }
   const conn = client.conn();
   if (conn.state === "closed") {
-    dialogAsk = null;
     const why = conn.fatal ?? "the server closed the connection";
     dropClient();
-    ui.nickStatus.textContent = "";
-    ui.nickError.textContent = why;
-    ui.passwordInput.value = "";
-    ui.passwordInput.setAttribute("aria-invalid", "true");
-    ui.passwordInput.focus();
+    refusedInDialog(why);
     return;
+  }
+  if (dialogHere) {
+    // On the guest's own session: refused, it goes on as the guest it was.
+    const refused = client.take_refusal();
+    if (refused !== undefined && !client.account_pending()) {
+      refusedInDialog(refused);
+      return;
+    }
+    if (dialogRegister !== null && client.me().toLowerCase() === dialogRegister.nick.toLowerCase()) {
+      // Renamed for the registration: now the registration itself.
+      const { password, remember } = dialogRegister;
+      dialogRegister = null;
+      const err = client.register_here(password, remember, now());
+      if (err) {
+        refusedInDialog(err);
+        return;
+      }
+      pump(); // sends it, and settles again
+      return;
+    }
   }
   const waiting = dialogAsk === "register" ? "Registering…" : "Signing in…";
   ui.nickStatus.textContent = conn.state === "reconnecting" && conn.attempt > 0
     ? `${waiting} (cannot reach the chat server yet; still trying)`
     : waiting;
+  // A client of the dialog's own that has never reached the server asked it nothing yet (the
+  // request waits for the welcome): another request may take its place.
+  setDialogBusy(dialogHere || conn.everConnected || conn.state !== "reconnecting");
+}
+
+// The dialog's request is answered (or given up): the dialog takes input again.
+function endDialogAsk() {
+  dialogAsk = null;
+  dialogHere = false;
+  dialogRegister = null;
+  ui.nickStatus.textContent = "";
+  setDialogBusy(false);
+}
+
+// The dialog's request was refused (`why`): said in the dialog, which keeps the account name
+// and clears and focuses the password field for another try.
+function refusedInDialog(why) {
+  endDialogAsk();
+  ui.nickError.textContent = why;
+  ui.passwordInput.value = "";
+  ui.passwordInput.setAttribute("aria-invalid", "true");
+  ui.passwordInput.focus();
+}
+
+// While the dialog's request waits for its answer, nothing in the dialog can ask another
+// (a second click, Enter again): its buttons are disabled and its fields read-only.
+function setDialogBusy(busy) {
+  ui.nickForm.setAttribute("aria-busy", String(busy));
+  for (const b of ui.nickForm.querySelectorAll("button")) b.disabled = busy;
+  ui.nickInput.readOnly = busy;
+  ui.passwordInput.readOnly = busy;
+  ui.rememberInput.disabled = busy;
 }
 
 // Lets go of the client of a sign-in the dialog asked and that did not happen: its socket,
@@ -1748,28 +1824,58 @@ function setUpDialog() {
     // Enter in the form is the first button's ("Join"): with a password typed, it signs in.
     let how = e.submitter?.value ?? "guest";
     if (how === "guest" && password) how = "sign-in";
-    // Asked again while the last sign-in still waits (a server out of reach): this one instead.
-    if (client && dialogAsk !== null) dropClient();
+    // One request at a time: asked while the last one waits for its answer (a double click,
+    // Enter then a click), nothing more is asked, and the answer shown is the first one's.
+    if (dialogAsk !== null && ui.nickForm.getAttribute("aria-busy") === "true") return;
+    // Asked again while the last sign-in still waits for a server never reached (it was asked
+    // nothing yet): this one instead.
+    if (client && dialogAsk !== null) {
+      dropClient();
+      endDialogAsk();
+    }
     if (client && how === "guest") {
       // A guest's page that opened the dialog goes on as a guest (under the nick typed).
       if (nick.toLowerCase() !== client.me().toLowerCase()) input(`/nick ${nick}`);
       closeDialog();
       return;
     }
-    if (client) {
-      // A guest signing in or registering from its page: the guest's session ends, and the
-      // account's starts as from the dialog at the start.
-      client.handle_input("/quit signing in", now());
-      pump();
-      dropClient();
-    }
-    dialogAsk = null;
     ui.nickStatus.textContent = "";
     ui.nickError.textContent = "";
-    if (!start(nick, how, password, ui.rememberInput.checked)) return;
-    if (how !== "guest") {
-      // The dialog stays until the server answers (settleDialog).
+    const remember = ui.rememberInput.checked;
+    if (client) {
+      // A guest signing in or registering from its page does it where it stands: the same
+      // session, its rooms and conversations kept (the server makes them the account's);
+      // refused, it goes on as the guest it was. A registration under another nick renames
+      // the guest first (settleDialog registers once that is through).
+      let err;
+      if (how === "sign-in") {
+        err = password ? client.sign_in_here(nick, password, remember, now())
+          : "type your password to sign in";
+      } else if (nick.toLowerCase() === client.me().toLowerCase()) {
+        err = client.register_here(password, remember, now());
+      } else {
+        err = password_error(password);
+        if (!err) {
+          dialogRegister = { nick, password, remember };
+          err = client.rename_here(nick, now());
+        }
+      }
+      if (err) {
+        dialogRegister = null;
+        ui.nickError.textContent = err;
+        return;
+      }
       dialogAsk = how;
+      dialogHere = true;
+      setDialogBusy(true);
+      pump(); // sends it, and settles the dialog
+      return;
+    }
+    if (!start(nick, how, password, remember)) return;
+    if (how !== "guest") {
+      // The dialog stays until the server answers (settleDialog), busy meanwhile.
+      dialogAsk = how;
+      setDialogBusy(true);
       settleDialog();
       return;
     }

@@ -1757,8 +1757,8 @@ async fn accounts_scenario(
         (!dialog_open(b).await).then_some(())
     );
     assert_eq!(conn_state(b).await, "connected", "still here as a guest");
-    // Opened again: the account's name and password, Enter, and signed in (the guest's session
-    // gives way to the account's).
+    // Opened again: the account's name and password, Enter, and signed in (where the guest
+    // stands: the same session becomes the account's).
     click(b, "#sign-in-open").await;
     wait_for!("the dialog again", STEP, dialog_open(b).await.then_some(()));
     let nick_input = b.find(Locator::Id("nick-input")).await.expect("nick");

@@ -163,11 +163,17 @@ async fn scenario(
     // The server dies (SIGKILL: no goodbye) and stays away a moment.
     server.kill().await.expect("kill natter-server");
     drop(nc_w);
-    wait_for!(
-        "the page to show it is reconnecting",
-        (conn_state(b).await == "reconnecting").then_some(())
-    );
-    let banner = text_of(b, "#banner").await;
+    // The state and the banner read together: read one after the other, the next attempt
+    // (state "connecting", banner "reconnecting…") could come between them on a busy machine.
+    let banner = wait_for!("the page to show it is reconnecting", {
+        let seen = js(
+            b,
+            "return window.natterDebug.state() === 'reconnecting' \
+               ? document.getElementById('banner').textContent : null;",
+        )
+        .await;
+        seen.as_str().map(str::to_owned)
+    });
     assert!(banner.contains("Connection lost"), "banner: {banner:?}");
     // Typed while the server is down: kept, sent once it is back.
     type_line(b, "typed while down").await;

@@ -734,6 +734,14 @@ impl Session {
         self.send_account(msg);
     }
 
+    /// A sign-in or registration is waiting for the server's answer, or for a busy server to
+    /// be asked again ([`Session::sign_in`], [`Session::register`]): a UI that asked shows it
+    /// as under way until this is false (signed in, or refused: [`Event::Error`] about
+    /// [`About::Account`] said why).
+    pub fn account_pending(&self) -> bool {
+        self.account.is_asking() || self.account.retry_at().is_some()
+    }
+
     /// Makes the session the account's only (`natter --login`): if the sign-in asked with
     /// [`Session::sign_in`] is refused (wrong credentials, throttled), here or when signing in
     /// again after a welcome that is not a resume, the session ends ([`Session::fatal`] says

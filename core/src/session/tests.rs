@@ -5656,3 +5656,60 @@ fn a_remembering_session_asks_for_a_key_with_typed_sign_ins() {
         );
     }
 }
+
+/// A guest's page asks to sign in where it stands and shows the dialog busy until
+/// [`Session::account_pending`] is false: through a busy server's answer (asked again by
+/// itself), until the refusal; the guest then goes on as it was (the sign-in was not
+/// required).
+#[test]
+fn an_account_request_is_pending_until_answered_and_through_a_busy_server() {
+    let mut t = T::new(Transport::Stream);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    assert!(!t.s.account_pending(), "nothing asked");
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("wrong horse")),
+        false,
+        t.now,
+    );
+    assert!(t.s.account_pending(), "asked, not answered");
+    assert_eq!(
+        t.drain_paced(),
+        vec![sign_in_msg(
+            "alice",
+            Proof::Password(pw("wrong horse")),
+            false
+        )]
+    );
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Unavailable,
+        re: Re::Conn,
+        detail: "the server is busy checking passwords; try again shortly".into(),
+    });
+    assert!(t.s.account_pending(), "to be asked again by itself");
+    t.advance(1_000);
+    assert_eq!(
+        t.drain_paced(),
+        vec![sign_in_msg(
+            "alice",
+            Proof::Password(pw("wrong horse")),
+            false
+        )]
+    );
+    assert!(t.s.account_pending(), "asked again");
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::SignInFailed,
+        re: Re::Conn,
+        detail: "wrong account name or password".into(),
+    });
+    assert!(!t.s.account_pending(), "refused");
+    assert_eq!(t.s.state(), ConnState::Connected, "still the guest it was");
+    assert_eq!(t.s.account(), None);
+    // Registered where it stands: pending until signed in.
+    t.s.register(pw("correct horse"), false, t.now);
+    assert!(t.s.account_pending());
+    signed_in(&mut t, "guest", 2, None);
+    assert!(!t.s.account_pending(), "signed in");
+}

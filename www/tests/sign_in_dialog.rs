@@ -1,0 +1,462 @@
+//! The sign-in dialog, in headless Chromium against an in-process natter-server and
+//! natter-bridge on 127.0.0.1:0: one request at a time (a double click or Enter then a click
+//! asks nothing twice, and the answer shown is the first one's); a guest signing in or
+//! registering from its page does it where it stands, its rooms and what it saw kept; and a
+//! guest's session that nobody will resume ends when its page goes, so its nick does not
+//! linger in other people's member lists.
+//!
+//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use fantoccini::Client as Browser;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
+
+/// The whole scenario must finish within this (a hung browser must not hang CI).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(150);
+
+/// Runs `scenario` (the browser, the page's address, the server's address) against an
+/// in-process natter-server and natter-bridge, within [`SCENARIO_LIMIT`], and stops everything
+/// whatever the scenario did.
+async fn with_page<F, Fut>(tag: &str, scenario: F)
+where
+    F: FnOnce(Browser, String, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let www = www_dir();
+    let server = natter_server::start(natter_server::ServerConfig::local_test())
+        .await
+        .expect("start natter-server");
+    let addr = *server
+        .local_addrs()
+        .first()
+        .expect("the server listens somewhere");
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new(&format!("{tag}-chromium"));
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(scenario(browser.clone(), page, addr));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+async fn account_of(b: &Browser) -> Option<String> {
+    js(
+        b,
+        "return window.natterDebug ? window.natterDebug.account() : null;",
+    )
+    .await
+    .as_str()
+    .map(str::to_owned)
+}
+
+async fn say(w: &mut tokio::net::tcp::OwnedWriteHalf, line: &str) {
+    timeout(STEP, w.write_all(format!("{line}\r\n").as_bytes()))
+        .await
+        .expect("the server reads in time")
+        .expect("write to the server");
+}
+
+/// Every line of every conversation the page shows, for a failure's message and for what must
+/// never be said.
+async fn every_line(b: &Browser) -> String {
+    js(
+        b,
+        "return [...document.querySelectorAll('.log .line')].map(x => x.textContent).join('\\n');",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+/// What the dialog shows: `[open, busy, error, status]`.
+async fn dialog_view(b: &Browser) -> serde_json::Value {
+    js(
+        b,
+        "return [document.getElementById('nick-dialog').open, \
+                 document.getElementById('nick-form').getAttribute('aria-busy'), \
+                 document.getElementById('nick-error').textContent, \
+                 document.getElementById('nick-status').textContent];",
+    )
+    .await
+}
+
+/// Waits until the dialog says `error`; panics with what the dialog and the page show.
+async fn wait_dialog_error(b: &Browser, error: &str) {
+    let deadline = std::time::Instant::now() + STEP;
+    while text_of(b, "#nick-error").await != error {
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "the dialog did not say {error:?} within {STEP:?}: {} {}",
+                dialog_view(b).await,
+                every_line(b).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// --- one request at a time ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_submit_of_the_dialog_asks_once_and_shows_that_answer() {
+    with_page("natter-dialog-double", double_submit_scenario).await;
+}
+
+async fn double_submit_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick = nick_prompt(b).await;
+    nick.clear().await.expect("clear the nick");
+    nick.send_keys("dora").await.expect("type a nick");
+    // A double click on Register: two clicks in one go, before any answer can come. The
+    // first makes the dialog busy, so the second asks nothing (until the thirty-seventh
+    // session it dropped the first registration and asked again: "taken", for the account
+    // just made).
+    let busy = js(
+        b,
+        "document.getElementById('password-input').value = 'correct horse battery'; \
+         const r = document.getElementById('register'); \
+         r.click(); \
+         const busy = [r.disabled, document.getElementById('sign-in').disabled, \
+                       document.getElementById('nick-go').disabled, \
+                       document.getElementById('password-input').readOnly, \
+                       document.getElementById('nick-form').getAttribute('aria-busy')]; \
+         r.dispatchEvent(new MouseEvent('click', {bubbles: true})); \
+         r.click(); \
+         return busy;",
+    )
+    .await;
+    assert_eq!(
+        busy,
+        serde_json::json!([true, true, true, true, "true"]),
+        "asked: the dialog is busy"
+    );
+    wait_for!(
+        "the page to be signed in as dora",
+        (account_of(b).await.as_deref() == Some("dora") && !dialog_open(b).await).then_some(())
+    );
+    let lines = every_line(b).await;
+    assert!(
+        !lines.contains("could not register") && !lines.contains("taken"),
+        "one registration, taken: {lines}"
+    );
+    assert_eq!(text_of(b, "#me-nick").await, "dora");
+
+    // Signed out, and back in from the dialog with a wrong password: Enter, then a click on
+    // Sign in while it waits. One refusal is shown, for what was typed; then the right
+    // password, Enter twice: signed in once.
+    js(b, "document.getElementById('sign-out').click();").await;
+    wait_for!(
+        "the page to be a guest",
+        (account_of(b).await.is_none() && conn_state(b).await == "connected").then_some(())
+    );
+    js(b, "document.getElementById('sign-in-open').click();").await;
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    let nick = b
+        .find(fantoccini::Locator::Id("nick-input"))
+        .await
+        .expect("the nick field");
+    nick.clear().await.expect("clear the nick");
+    nick.send_keys("dora").await.expect("type a nick");
+    // Enter (the form's implicit submission: `requestSubmit`, with no button), then a click
+    // on Sign in and Enter again, in one go: before any answer can come.
+    let twice = |password: &str| {
+        format!(
+            "const f = document.getElementById('nick-form'); \
+             document.getElementById('password-input').value = {}; \
+             f.requestSubmit(); \
+             const busy = f.getAttribute('aria-busy'); \
+             document.getElementById('sign-in').click(); \
+             f.requestSubmit(); \
+             return busy;",
+            serde_json::Value::from(password)
+        )
+    };
+    assert_eq!(js(b, &twice("not the password")).await, "true");
+    wait_dialog_error(b, "could not sign in: wrong account name or password").await;
+    assert_eq!(
+        dialog_view(b).await,
+        serde_json::json!([
+            true,
+            "false",
+            "could not sign in: wrong account name or password",
+            ""
+        ]),
+        "refused: the dialog takes input again"
+    );
+    assert_eq!(account_of(b).await, None);
+    assert_eq!(conn_state(b).await, "connected", "still the guest it was");
+    assert_eq!(js(b, &twice("correct horse battery")).await, "true");
+    wait_for!(
+        "signed in as dora again",
+        (account_of(b).await.as_deref() == Some("dora") && !dialog_open(b).await).then_some(())
+    );
+    let lines = every_line(b).await;
+    assert_eq!(
+        lines.matches("wrong account name or password").count(),
+        1,
+        "one refusal, for the one wrong password asked: {lines}"
+    );
+    assert_eq!(text_of(b, "#nick-error").await, "");
+}
+
+// --- a guest signing in keeps its rooms ---------------------------------------------------------
+
+/// The rooms the page lists, sorted.
+async fn rooms_listed(b: &Browser) -> Vec<String> {
+    let v = js(
+        b,
+        "return [...document.querySelectorAll('#room-list button')].map(e => e.dataset.conv);",
+    )
+    .await;
+    let mut rooms: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    rooms.sort();
+    rooms
+}
+
+/// Opens the dialog from the guest's page, types `nick` and `password` and clicks `button`.
+async fn ask_from_the_page(b: &Browser, nick: &str, password: &str, button: &str) {
+    js(b, "document.getElementById('sign-in-open').click();").await;
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    let script = format!(
+        "document.getElementById('nick-input').value = {}; \
+         document.getElementById('password-input').value = {}; \
+         document.getElementById('{button}').click();",
+        serde_json::Value::from(nick),
+        serde_json::Value::from(password)
+    );
+    js(b, &script).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_signing_in_from_its_page_keeps_its_rooms() {
+    with_page("natter-dialog-rooms", keeps_rooms_scenario).await;
+}
+
+async fn keeps_rooms_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    // rosa's account, made in the terminal client (which then goes: the account stays).
+    let config_home = TempDir::new("natter-dialog-cli");
+    let mut cli = Cli::start("rosa", addr, &config_home.0).await;
+    cli.say("/register correct horse battery").await;
+    wait_for!(
+        "the CLI to register",
+        cli.out.has("-- you are signed in as rosa")
+    );
+    cli.say("/quit").await;
+
+    // A guest, gus, in #lobby and #side with netcat, says something in #side.
+    let (mut nc_w, nc_out) = nc(addr, "netcat").await;
+    say(&mut nc_w, "/join #side").await;
+    open_page_as(b, &page, Some("gus")).await;
+    js(
+        b,
+        "const i = document.getElementById('input'); i.value = '/join #side'; \
+         document.querySelector('#input-form button').click();",
+    )
+    .await;
+    wait_for!(
+        "gus in #side",
+        (rooms_listed(b).await == ["#lobby", "#side"]).then_some(())
+    );
+    type_line(b, "said as a guest").await;
+    wait_for!("netcat to hear gus", nc_out.has("<gus> said as a guest"));
+
+    // A wrong password: said in the dialog; gus is still gus, in both rooms.
+    ask_from_the_page(b, "rosa", "not the password", "sign-in").await;
+    wait_dialog_error(b, "could not sign in: wrong account name or password").await;
+    assert!(dialog_open(b).await);
+    assert_eq!(conn_state(b).await, "connected");
+    assert_eq!(text_of(b, "#me-nick").await, "gus");
+    assert_eq!(rooms_listed(b).await, ["#lobby", "#side"]);
+
+    // The right one: signed in where it stands (until the thirty-seventh session the guest
+    // quit and the account started in #lobby alone).
+    let script = "document.getElementById('password-input').value = 'correct horse battery'; \
+                  document.getElementById('sign-in').click();";
+    js(b, script).await;
+    wait_for!(
+        "the page to be signed in as rosa",
+        (account_of(b).await.as_deref() == Some("rosa") && !dialog_open(b).await).then_some(())
+    );
+    assert_eq!(text_of(b, "#me-nick").await, "rosa");
+    // rosa's account was there before (always on): the server moves the guest's connection to
+    // it, leaving the guest's rooms and entering the account's, then the guest's (its own
+    // messages, which the bridge may hand the page in more than one batch).
+    wait_for!(
+        "its rooms kept",
+        (rooms_listed(b).await == ["#lobby", "#side"]).then_some(())
+    );
+    wait_for!(
+        "what it saw in #side",
+        log_of(b, "#side")
+            .await
+            .iter()
+            .any(|l| l.contains("said as a guest"))
+            .then_some(())
+    );
+    type_line(b, "said as rosa").await;
+    wait_for!("netcat to hear rosa", nc_out.has("<rosa> said as rosa"));
+    // netcat sees rosa's account take gus's place in #side (the account's user, always on,
+    // was there before: the guest's connection becomes one of its devices).
+    wait_for!(
+        "netcat to see rosa in #side",
+        nc_out.has("-- rosa joined #side")
+    );
+
+    // Signed out (a guest again, in its rooms), then registering under another nick from the
+    // dialog: renamed, then registered, where it stands. A taken one is refused in the
+    // dialog, and the guest stays as it was.
+    js(b, "document.getElementById('sign-out').click();").await;
+    wait_for!(
+        "a guest again",
+        (account_of(b).await.is_none()
+            && conn_state(b).await == "connected"
+            && rooms_listed(b).await == ["#lobby", "#side"])
+        .then_some(())
+    );
+    let guest = text_of(b, "#me-nick").await;
+    ask_from_the_page(b, "rosa", "another good password", "register").await;
+    wait_for!(
+        "the refusal in the dialog",
+        text_of(b, "#nick-error")
+            .await
+            .contains("registered")
+            .then_some(())
+    );
+    assert_eq!(
+        dialog_view(b).await[1],
+        "false",
+        "refused: the dialog takes input again"
+    );
+    assert_eq!(text_of(b, "#me-nick").await, guest);
+    js(
+        b,
+        "document.getElementById('nick-input').value = 'gustav'; \
+         document.getElementById('password-input').value = 'another good password'; \
+         document.getElementById('register').click();",
+    )
+    .await;
+    wait_for!(
+        "the page to be signed in as gustav",
+        (account_of(b).await.as_deref() == Some("gustav") && !dialog_open(b).await).then_some(())
+    );
+    wait_for!(
+        "its rooms kept",
+        (rooms_listed(b).await == ["#lobby", "#side"]).then_some(())
+    );
+    let lines = every_line(b).await;
+    assert!(
+        !lines.contains("could not register"),
+        "registered once: {lines}"
+    );
+}
+
+// --- no ghost -----------------------------------------------------------------------------------
+
+/// The members of `#lobby` as netcat's `/who` lists them now.
+async fn lobby_who(w: &mut tokio::net::tcp::OwnedWriteHalf, out: &Captured) -> String {
+    let before = out.count("#lobby (");
+    say(w, "/who").await;
+    wait_for!(
+        "netcat's /who answer",
+        out.lines()
+            .iter()
+            .filter(|l| l.contains("#lobby ("))
+            .nth(before)
+            .cloned()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_page_nobody_will_resume_quits_when_it_goes() {
+    with_page("natter-dialog-ghost", ghost_scenario).await;
+}
+
+async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
+    // rosa, remembered; her key is revoked (signed out), and the page is given it back, as
+    // a browser whose key was revoked elsewhere: the reload's sign-in with it is refused,
+    // and the page is a guest only because of that. Such a page keeps no session for a
+    // reload (the reload offers the form).
+    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
+    let kept = js(b, "return window.natterDebug.keptSignIn();").await;
+    js(b, "document.getElementById('sign-out').click();").await;
+    wait_for!(
+        "the page to be a guest",
+        (account_of(b).await.is_none() && conn_state(b).await == "connected").then_some(())
+    );
+    let script = format!("localStorage.setItem('natter.signin', JSON.stringify({kept}));");
+    js(b, &script).await;
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the kept key to be refused",
+        text_of(b, "#banner")
+            .await
+            .contains("remembered sign-in no longer works")
+            .then_some(())
+    );
+    wait_for!(
+        "the page connected as a guest",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    let guest = text_of(b, "#me-nick").await;
+    assert_ne!(guest, "rosa");
+    let who = lobby_who(&mut nc_w, &nc_out).await;
+    assert!(who.contains(&guest), "{guest} in #lobby: {who}");
+
+    // Reloaded: the form is offered, and the guest it was quits as the page goes (until the
+    // thirty-seventh session it closed plainly, and the server held its session, the nick in
+    // #lobby, for its 2-minute resume window). Within a step, far less than that window.
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the dialog on the reloaded page",
+        dialog_open(b).await.then_some(())
+    );
+    wait_for!(format!("{guest} gone from #lobby"), {
+        let who = lobby_who(&mut nc_w, &nc_out).await;
+        (!who.contains(&guest)).then_some(())
+    });
+    let heard = nc_out.lines();
+    assert!(
+        heard
+            .iter()
+            .any(|l| l.contains(&guest) && l.contains("left the page")),
+        "netcat saw {guest} go: {heard:#?}"
+    );
+}
