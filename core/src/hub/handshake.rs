@@ -445,6 +445,16 @@ impl Hub {
                 self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
                 return;
             }
+            // A grace that ended by `now` has ended, though its timer may not have fired yet
+            // (the shell read this hello first): the session is gone, as it would have been a
+            // moment later.
+            if let Some(did) = self.token_device(&r.token)
+                && let Some(at) = self.timers.at(Timer::Grace(did))
+                && at <= now
+            {
+                self.timers.cancel(Timer::Grace(did));
+                self.grace_over(did, now);
+            }
             if let Some(did) = self.token_device(&r.token) {
                 self.resume_request(conn, did, hello, now);
                 return;

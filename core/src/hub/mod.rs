@@ -941,6 +941,17 @@ impl Hub {
         self.input_waiting = waiting;
     }
 
+    /// A detached device's resume grace has ended: its user leaves as one whose connection
+    /// was lost.
+    fn grace_over(&mut self, d: DeviceId, now: Millis) {
+        if self.devices.get(&d).is_some_and(|d| d.conn.is_none()) {
+            debug!(device = d.0, "resume grace over");
+            self.undetach(d, now);
+            let why = Text::new(dialect::QUIT_CONNECTION_LOST).ok();
+            self.leave_device(d, why, now);
+        }
+    }
+
     /// A deadline from [`Hub::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.now = self.now.max(now);
@@ -956,14 +967,7 @@ impl Hub {
                 Timer::Keepalive => self.keepalive_sweep(now),
                 Timer::Flood(c) => self.run_pending(c, now),
                 Timer::Takeover(d) => self.takeover_probe_over(d, now),
-                Timer::Grace(d) => {
-                    if self.devices.get(&d).is_some_and(|d| d.conn.is_none()) {
-                        debug!(device = d.0, "resume grace over");
-                        self.undetach(d, now);
-                        let why = Text::new(dialect::QUIT_CONNECTION_LOST).ok();
-                        self.leave_device(d, why, now);
-                    }
-                }
+                Timer::Grace(d) => self.grace_over(d, now),
                 Timer::Crowds => self.crowd_summaries(),
                 Timer::ClusterRedo => self.redo_membership(now),
                 // `poll_store` hands out the next batch from now on.

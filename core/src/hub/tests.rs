@@ -2279,6 +2279,50 @@ fn resume_with_a_bad_token_starts_fresh_and_grace_expiry_quits() {
 
 const RESUME_GRACE_MS: u64 = crate::limits::RESUME_GRACE.0;
 
+/// A resume read at or after the grace's end, before the shell fired the grace's timer (its
+/// read came first): the session was taken back though its time was over. It is over: the
+/// others hear the quit, and the newcomer starts afresh under the nick, as a moment later.
+#[test]
+fn a_resume_after_the_grace_ended_is_refused_though_its_timer_has_not_fired() {
+    let mut t = T::with(Config {
+        ping_after: Millis(1_000_000),
+        ..config()
+    });
+    let (a, _, token) = t.bin_from(LOCAL, "alice");
+    let b = t.bin("bob");
+    t.join(a, "#r");
+    t.join(b, "#r");
+    t.recv(b);
+    t.hub.handle_close(a, t.now);
+    // The clock moves to the grace's end; no `handle_timeout` yet.
+    t.now = Millis(t.now.0 + RESUME_GRACE_MS);
+    let (_, got) = t.resume("alice", token, vec![(room("#r"), Seq(1))]);
+    assert_eq!(errors(&got)[0].0, ErrorKind::ResumeFailed, "{got:?}");
+    assert!(
+        matches!(&got[1], ServerMsg::Welcome { resumed: false, nick, .. } if nick.as_str() == "alice"),
+        "{got:?}"
+    );
+    assert!(!t.hub.is_member(&nick("alice"), &room("#r")));
+    let got = t.recv(b);
+    assert!(
+        events(&got)
+            .iter()
+            .any(|e| e.from.as_str() == "alice" && matches!(e.kind, EventKind::Quit { .. })),
+        "{got:?}"
+    );
+    assert_eq!(t.hub.detached(), 0);
+    // A millisecond before the end, the same resume is taken back.
+    let (a, _, token) = t.bin_from(LOCAL, "carol");
+    t.join(a, "#r");
+    t.hub.handle_close(a, t.now);
+    t.now = Millis(t.now.0 + RESUME_GRACE_MS - 1);
+    let (_, got) = t.resume("carol", token, vec![]);
+    assert!(
+        matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }),
+        "{got:?}"
+    );
+}
+
 #[test]
 fn resume_takes_over_a_connection_not_yet_known_dead() {
     let mut t = T::new();

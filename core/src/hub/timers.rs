@@ -75,6 +75,11 @@ impl Timers {
         self.by_key.contains_key(&key)
     }
 
+    /// When `key` is due, if it is armed.
+    pub(crate) fn at(&self, key: Timer) -> Option<Millis> {
+        self.by_key.get(&key).copied()
+    }
+
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Millis> {
         self.by_time.peek().map(|Reverse((at, _))| *at)
