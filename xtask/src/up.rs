@@ -158,6 +158,21 @@ pub fn up(args: UpArgs) -> Result<()> {
     let ports = Ports::new(bind);
     let server_here = ports.here(SERVER_PORT);
     let node_2_here = ports.here(NODE_2_PORT);
+    // A port already taken (often by a natter left running) is said now, before minutes of
+    // building, not as "up" followed by "a service exited": the one listening there answered
+    // for the server that could not bind.
+    let mut listens = vec![ports.listen(SERVER_PORT), IRC.to_owned(), BRIDGE.to_owned()];
+    if tls {
+        listens.extend([ports.listen(TLS_SERVER_PORT), IRC_TLS.to_owned()]);
+    }
+    if cluster {
+        listens.extend([
+            ports.listen(NODE_2_PORT),
+            "127.0.0.1:6668".to_owned(),
+            NATS.to_owned(),
+        ]);
+    }
+    ports_free(&listens)?;
     install::wasm_target()?;
     if cluster {
         install::apt_tools()?;
@@ -381,6 +396,19 @@ fn nats(dir: &Path) -> Result<Child> {
     Ok(child)
 }
 
+/// Fails, naming the first of `addrs` (listen addresses) something else listens on already.
+fn ports_free(addrs: &[String]) -> Result<()> {
+    for addr in addrs {
+        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+            anyhow::bail!(
+                "cannot listen on {addr}: {e} (is natter, or something else, running there \
+                 already? stop it first)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if `exited`
 /// says a service ended (its status).
 fn wait_listening(
@@ -470,6 +498,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains(&closed_addr), "{err}");
+    }
+
+    /// A port something listens on already is said before anything starts (a natter left
+    /// running answered for the new one, which could not bind: "up", then "a service exited").
+    #[test]
+    fn up_refuses_a_port_taken_before_it_builds_anything() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_addr = taken.local_addr().unwrap().to_string();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free_addr = free.local_addr().unwrap().to_string();
+        drop(free);
+        assert!(ports_free(std::slice::from_ref(&free_addr)).is_ok());
+        let err = ports_free(&[free_addr, taken_addr.clone()]).unwrap_err();
+        assert!(err.to_string().contains(&taken_addr), "{err}");
+        assert!(err.to_string().contains("running there already"), "{err}");
     }
 
     /// `up` says who can reach natter-server, and how to keep it local when everyone can.
