@@ -875,6 +875,49 @@ fn an_emptied_database_file_is_refused_beside_the_seqs_given_out() {
     assert!(all_events(&store, "#a").is_empty());
 }
 
+/// A `natter.db` that is not there at all (deleted by mistake, or a restore that left the copy
+/// elsewhere) beside a `natter.seqs` that says rooms had lines is refused as an emptied one is:
+/// SQLite would make a new, empty store in its place, and the server started on it with only a
+/// WARN about the seqs. Nothing is made; the operator's way on is the same.
+#[test]
+fn a_missing_database_file_is_refused_beside_the_seqs_given_out() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        store.write(&batch(1, [say("#a", 1, "kept")])).unwrap();
+    }
+    let db = dir.path().join("natter.db");
+    let moved = dir.path().join("natter.db.moved");
+    std::fs::rename(&db, &moved).unwrap();
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::Missing { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("natter.db is not there"), "{said}");
+            assert!(said.contains("natter.seqs"), "{said}");
+            assert!(said.contains("remove"), "{said}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert!(!db.exists(), "no new store was made in its place");
+    // The accounts' command (`natter-server account`, the server stopped) refuses it too.
+    assert!(matches!(
+        natter_store::AccountStore::open(&Config::new(dir.path())),
+        Err(OpenError::Missing { .. })
+    ));
+    assert!(!db.exists(), "no new store was made in its place");
+    // Put back, it opens as it was.
+    std::fs::rename(&moved, &db).unwrap();
+    let store = open(dir.path());
+    let kept: Vec<u64> = all_events(&store, "#a").iter().map(|e| e.seq.0).collect();
+    assert_eq!(kept, vec![1]);
+    drop(store);
+    // Without the seqs, a new store, as before.
+    std::fs::remove_file(&db).unwrap();
+    std::fs::remove_file(dir.path().join("natter.seqs")).unwrap();
+    let store = open(dir.path());
+    assert!(all_events(&store, "#a").is_empty());
+}
+
 #[test]
 fn open_refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
