@@ -188,6 +188,17 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_configs_debug_does_not_show_the_password() {
+        // natter-server's `ServerConfig` holds it, and derives `Debug`: a `{config:?}` in a
+        // log line or a test's panic would have printed the password.
+        let cfg = crate::ClusterConfig::new(urls(&["nats://natter:pw-Secret@n1:4222"]));
+        let said = format!("{cfg:?}");
+        assert!(!said.contains("pw-Secret"), "{said}");
+        assert!(said.contains("nats://natter:***@n1:4222"), "{said}");
+        assert!(said.contains("prefix: \"natter\""), "{said}");
+    }
+
+    #[test]
     fn credentials_come_from_the_addresses_and_the_addresses_go_without_them() {
         assert_eq!(
             credentials(&urls(&[
