@@ -155,12 +155,13 @@ pub fn capped(filter: EnvFilter) -> EnvFilter {
     if hint.is_some_and(|h| h < LevelFilter::DEBUG) {
         return filter;
     }
-    let filter = DEBUG_PAYLOAD_TARGETS
-        .iter()
-        .fold(filter, |f, t| match format!("{t}=info").parse() {
-            Ok(d) => f.add_directive(d),
-            Err(_) => f,
-        });
+    let filter =
+        DEBUG_PAYLOAD_TARGETS
+            .iter()
+            .fold(filter, |f, t| match format!("{t}=info").parse() {
+                Ok(d) => f.add_directive(d),
+                Err(_) => f,
+            });
     if hint.is_some_and(|h| h < LevelFilter::TRACE) {
         return filter;
     }
