@@ -840,6 +840,67 @@ fn a_write_ahead_log_from_another_file_is_refused_and_nothing_is_folded() {
     assert_eq!(kept, vec![1]);
 }
 
+/// The likeliest stranger's log: the store's own, left by a crash, beside a backup put back as
+/// `natter.db` (README's restore asks to remove it; the crash that makes one restore is the
+/// time it is there). Its pages, a checkpoint newer than the backup, read over the copy's:
+/// SQLite's words were "natter.db: Query returned no rows" (a row the store always holds read
+/// from a page of another time), an `Sqlite` error, not said with the log, so nothing told the
+/// operator what to move. It is `StrangeLog`, both files left as they were.
+#[test]
+fn a_backup_put_back_beside_the_crashed_files_own_log_is_refused_naming_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let side = tempfile::tempdir().unwrap();
+    let backup = side.path().join("backup.db");
+    let restored = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        let line = |r: &str, seq: u64| say(r, seq, &format!("line {seq} {}", "x".repeat(300)));
+        for i in 1..=200 {
+            store.write(&batch(i, [line("#a", i)])).unwrap();
+        }
+        store.backup(&backup).unwrap();
+        for i in 1..=200 {
+            store.write(&batch(200 + i, [line("#b", i)])).unwrap();
+            if i == 100 {
+                // The server's checkpoints: the file moves on past the backup, the log
+                // starts again.
+                let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+            }
+        }
+        // The crash: the log as it is while the store runs; the backup put in place.
+        for f in ["natter.db-wal", "natter.seqs"] {
+            std::fs::copy(dir.path().join(f), restored.path().join(f)).unwrap();
+        }
+        std::fs::copy(&backup, restored.path().join("natter.db")).unwrap();
+    }
+    let db = restored.path().join("natter.db");
+    let wal = restored.path().join("natter.db-wal");
+    let (copy, log) = (std::fs::read(&db).unwrap(), std::fs::read(&wal).unwrap());
+    assert!(!log.is_empty());
+    match SqliteStore::open(&Config::new(restored.path())) {
+        Err(e @ OpenError::StrangeLog { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("natter.db-wal"), "{said}");
+            assert!(said.contains("put back from a backup"), "{said}");
+        }
+        Err(e) => panic!("refused, but not said with the log: {e:?}"),
+        Ok(_) => panic!("opened the backup read with another time's pages"),
+    }
+    assert!(std::fs::read(&db).unwrap() == copy, "natter.db was written");
+    assert!(
+        std::fs::read(&wal).is_ok_and(|w| w == log),
+        "the log was folded in or removed"
+    );
+    // Moved away, the backup opens as it was taken.
+    std::fs::remove_file(&wal).unwrap();
+    let _ = std::fs::remove_file(restored.path().join("natter.db-shm"));
+    let store = open(restored.path());
+    assert_eq!(all_events(&store, "#a").len(), 200);
+    assert!(all_events(&store, "#b").is_empty());
+}
+
 /// A `natter.db` cut to no bytes (a copy onto a full disk, a file emptied by mistake) is a new
 /// database to SQLite: the store used to make a new, empty one in it, with a WARN, and every
 /// line was gone. Beside a `natter.seqs` that says rooms had lines, it is refused and left as it
