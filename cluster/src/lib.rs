@@ -72,8 +72,9 @@ pub use rooms::KeptRoom;
 use std::time::Duration;
 use thiserror::Error;
 
-/// How a node joins the cluster.
-#[derive(Debug, Clone)]
+/// How a node joins the cluster. Its `Debug` shows the addresses as the log does (a password in
+/// one as `***`: see [`nats_address_shown`]).
+#[derive(Clone)]
 pub struct ClusterConfig {
     /// NATS servers (`nats://HOST:PORT`), any of which will do.
     pub servers: Vec<String>,
@@ -114,6 +115,34 @@ impl ClusterConfig {
             search_dir: None,
             line_ids: false,
         }
+    }
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ClusterConfig {
+            servers,
+            prefix,
+            replicas,
+            recent,
+            ack_timeout,
+            lease,
+            session_ttl,
+            search_dir,
+            line_ids,
+        } = self;
+        let servers: Vec<String> = servers.iter().map(|s| nats_url::shown(s)).collect();
+        f.debug_struct("ClusterConfig")
+            .field("servers", &servers)
+            .field("prefix", prefix)
+            .field("replicas", replicas)
+            .field("recent", recent)
+            .field("ack_timeout", ack_timeout)
+            .field("lease", lease)
+            .field("session_ttl", session_ttl)
+            .field("search_dir", search_dir)
+            .field("line_ids", line_ids)
+            .finish()
     }
 }
 

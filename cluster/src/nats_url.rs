@@ -29,14 +29,39 @@ pub(crate) fn bare(url: &str) -> String {
 }
 
 /// `url` (a `--cluster` address) as a log line or an error may show it: a password or a token
-/// as `***`, a user name kept.
+/// as `***`, a user name kept. An address that is not well formed is shown so too: a password
+/// written with a bare `/`, `?` or `#` (not `%2F`...) ends the host part before its `@`, so
+/// all before the last `@` is hidden; one with a bare `,` is cut in two there by `--cluster`,
+/// and the first piece, `nats://USER:PASS`, reads as a host with a port that is no number,
+/// which is hidden.
 pub fn shown(url: &str) -> String {
     match split(url) {
         (before, Some(user), after) => match user.split_once(':') {
             Some((name, _)) => format!("{before}{name}:***@{after}"),
             None => format!("{before}***@{after}"),
         },
-        (all, None, _) => all.to_owned(),
+        (all, None, _) => {
+            let start = all.find("://").map_or(0, |i| i + 3);
+            if let Some(at) = all[start..].rfind('@') {
+                return format!("{}***@{}", &all[..start], &all[start + at + 1..]);
+            }
+            let end = all[start..]
+                .find(['/', '?', '#'])
+                .map_or(all.len(), |i| start + i);
+            let host = &all[start..end];
+            // The port: after `]:` for an IPv6 literal, else after the first `:`.
+            let colon = if host.starts_with('[') {
+                host.find("]:").map(|i| i + 1)
+            } else {
+                host.find(':')
+            };
+            match colon.map(|c| start + c + 1) {
+                Some(p) if !all[p..end].bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("{}***{}", &all[..p], &all[end..])
+                }
+                _ => all.to_owned(),
+            }
+        }
     }
 }
 
@@ -130,9 +155,47 @@ mod tests {
         // An `@` in the password is escaped; one past the host part is not a user part.
         assert_eq!(shown("tls://u:p%40ss@h:4222/x@y"), "tls://u:***@h:4222/x@y");
         assert_eq!(shown("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(shown("nats://[::1]:4222"), "nats://[::1]:4222");
+        assert_eq!(shown("nats://u:pw@[::1]:4222"), "nats://u:***@[::1]:4222");
+        assert_eq!(shown("nats://nats1"), "nats://nats1");
+        assert_eq!(shown("nats1:4222"), "nats1:4222");
         let all = shown_all(&urls(&["nats://a:pw1@n1:4222", "nats://n2:4222"]));
         assert_eq!(all, "nats://a:***@n1:4222,nats://n2:4222");
         assert!(!all.contains("pw1"), "{all}");
+    }
+
+    #[test]
+    fn a_password_not_written_as_a_url_wants_is_not_shown_either() {
+        // A bare `/`, `?` or `#` (base64 passwords hold `/`) ends the host part before the
+        // `@`: the address has no user part to a URL parser, and it was shown whole.
+        for url in [
+            "nats://natter:ab/cd+ef@nats1:4222",
+            "nats://natter:ab?cd@nats1:4222",
+            "nats://natter:ab#cd@nats1:4222",
+            "nats://ab/cd@nats1:4222",
+        ] {
+            let said = shown(url);
+            assert_eq!(said, "nats://***@nats1:4222", "{url}");
+        }
+        // A bare `,`: `--cluster` splits there (`value_delimiter`), and the first piece reads
+        // as a host whose port is the start of the password.
+        let pieces = urls(&["nats://natter:ab", "cd@nats1:4222"]);
+        let said = shown_all(&pieces);
+        assert_eq!(said, "nats://natter:***,***@nats1:4222");
+        assert!(!said.contains("ab"), "{said}");
+        assert_eq!(shown("nats://natter:ab:cd"), "nats://natter:***");
+        assert_eq!(shown("nats://[::1]:ab"), "nats://[::1]:***");
+    }
+
+    #[test]
+    fn a_cluster_configs_debug_does_not_show_the_password() {
+        // natter-server's `ServerConfig` holds it, and derives `Debug`: a `{config:?}` in a
+        // log line or a test's panic would have printed the password.
+        let cfg = crate::ClusterConfig::new(urls(&["nats://natter:pw-Secret@n1:4222"]));
+        let said = format!("{cfg:?}");
+        assert!(!said.contains("pw-Secret"), "{said}");
+        assert!(said.contains("nats://natter:***@n1:4222"), "{said}");
+        assert!(said.contains("prefix: \"natter\""), "{said}");
     }
 
     #[test]

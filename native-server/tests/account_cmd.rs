@@ -320,6 +320,42 @@ async fn a_directory_without_a_store_is_said_and_left_alone_except_by_add() {
     assert!(!err.contains("no store"), "{err}");
 }
 
+/// A data directory whose `natter.db` is gone while its `natter.seqs` says rooms had lines is
+/// not one without a store yet: `account list` said "there is no store at ... yet" and listed
+/// nothing, `remove` "no account named", `audit` nothing, all with status 0, and `add` said
+/// "making a new one" before the store refused to be made again. Each says what the server
+/// says at start, with status 1, and makes nothing.
+#[tokio::test]
+async fn a_store_gone_from_beside_its_seqs_is_said_as_gone_not_as_none_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("natter.seqs"), "42 #lobby\n").unwrap();
+    let gone = |err: &str| {
+        err.contains(&format!("{} is not there", d.join("natter.db").display()))
+            && err.contains("natter.seqs")
+            && !err.contains("no store at")
+            && !err.contains("making")
+    };
+    for args in [&["list"][..], &["remove", "alice"], &["add", "alice"]] {
+        let (code, _, err) = account(d, args, Some(PASSWORD)).await;
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(gone(&err), "{args:?}: {err}");
+    }
+    let audit = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(["audit", "--data-dir"])
+        .arg(d)
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_DATA_DIR")
+        .env_remove("NATTER_EPHEMERAL")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&audit.stderr);
+    assert_eq!(audit.status.code(), Some(1), "{err}");
+    assert!(gone(&err), "{err}");
+    assert!(!d.join("natter.db").exists(), "no store made");
+}
+
 /// A `[accounts] hash_cost` argon2 refuses stops `account add` as it stops the server, naming
 /// the key, before a store is made; it used to make the store, then say "password refused".
 #[tokio::test]

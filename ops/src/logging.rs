@@ -1,8 +1,9 @@
 //! Log output for natter's binaries: human-readable lines (the default) or one JSON object per
 //! line for log shippers (`--log-format json`). `RUST_LOG` filters both, except that what
-//! prints the bytes on the wire (tungstenite's and async_nats' TRACE events) is never logged:
-//! no secret a client sends (a password, a device key, a resume token), nor a cluster's
-//! password hashes, may reach a log at any level.
+//! prints the bytes on the wire (tungstenite's and async_nats' TRACE events, async_nats'
+//! JetStream answers at DEBUG) is never logged: no secret a client sends (a password, a device
+//! key, a resume token), nor a cluster's password hashes, nor its rooms' lines, may reach a log
+//! at any level.
 
 use crate::OpsError;
 use tracing_subscriber::EnvFilter;
@@ -136,12 +137,32 @@ const PAYLOAD_TARGETS: &[&str] = &[
     "async_nats::service::endpoint",
 ];
 
+/// Where DEBUG events print what NATS holds: async_nats logs each JetStream API request and its
+/// answer whole at DEBUG (`JetStream request response: Ok("{...\"data\":\"...\"...}")`), and a
+/// cluster node reads room logs' batches so (`Stream::get_raw_message`: each line its search
+/// finds, each room it starts following), base64 with the room's subject. The module has no
+/// line above DEBUG, so holding it at INFO hides nothing else.
+const DEBUG_PAYLOAD_TARGETS: &[&str] = &["async_nats::jetstream::context"];
+
 /// `filter`, with tungstenite, tokio_tungstenite and async_nats (and their modules) held at
-/// DEBUG when it would let their TRACE events through (`RUST_LOG=trace`, or naming them): no
-/// secret a client sends, nor a hash of one, may reach a log at any level. A filter at DEBUG
-/// or below is left as it is.
+/// DEBUG when it would let their TRACE events through (`RUST_LOG=trace`, or naming them), and
+/// async_nats' JetStream answers held at INFO when it would let DEBUG events through: no secret
+/// a client sends, nor a hash of one, nor what is said in the rooms, may reach a log at any
+/// level. A filter at INFO or below is left as it is.
 pub fn capped(filter: EnvFilter) -> EnvFilter {
-    if filter.max_level_hint() != Some(tracing::level_filters::LevelFilter::TRACE) {
+    use tracing::level_filters::LevelFilter;
+    let hint = filter.max_level_hint();
+    if hint.is_some_and(|h| h < LevelFilter::DEBUG) {
+        return filter;
+    }
+    let filter =
+        DEBUG_PAYLOAD_TARGETS
+            .iter()
+            .fold(filter, |f, t| match format!("{t}=info").parse() {
+                Ok(d) => f.add_directive(d),
+                Err(_) => f,
+            });
+    if hint.is_some_and(|h| h < LevelFilter::TRACE) {
         return filter;
     }
     PAYLOAD_TARGETS
@@ -191,6 +212,10 @@ mod tests {
                 tracing::trace!(target: "async_nats::connection", "op=Message {{ payload: .. }}")
             }
             ("async_nats", Level::DEBUG) => tracing::debug!(target: "async_nats", "received PING"),
+            ("async_nats::jetstream::context", Level::DEBUG) => tracing::debug!(
+                target: "async_nats::jetstream::context",
+                "JetStream request response: Ok(message data)"
+            ),
             ("mio::poll", Level::TRACE) => tracing::trace!(target: "mio::poll", "poll"),
             ("natter_bridge", Level::INFO) => tracing::info!(target: "natter_bridge", "hi"),
             other => panic!("{other:?}"),
@@ -259,5 +284,26 @@ mod tests {
         // Its DEBUG lines (no payloads) stay.
         assert!(passes("trace", "async_nats", Level::DEBUG));
         assert!(passes("async_nats=debug", "async_nats", Level::DEBUG));
+    }
+
+    #[test]
+    fn no_filter_lets_jetstream_answers_through() {
+        // async_nats logs each JetStream API answer whole at DEBUG: a stored message read back
+        // (a cluster node reads room logs' batches so: every line its search index reads) is
+        // there, base64, with its room's subject.
+        for filter in [
+            "debug",
+            "trace",
+            "info,async_nats=debug",
+            "async_nats::jetstream=trace",
+            "async_nats::jetstream::context=debug",
+        ] {
+            assert!(
+                !passes(filter, "async_nats::jetstream::context", Level::DEBUG),
+                "{filter}"
+            );
+        }
+        // The NATS client's other DEBUG lines stay.
+        assert!(passes("debug", "async_nats", Level::DEBUG));
     }
 }

@@ -62,6 +62,17 @@ pub enum OpenError {
         /// What SQLite said.
         detail: String,
     },
+    /// The database file is not there, while the seq marks beside it say rooms had lines: SQLite
+    /// would make a new, empty store in its place.
+    #[error(
+        "{} is not there, but {} beside it holds the seqs its rooms gave out: the store was moved or deleted (a restore that left the copy elsewhere?); put it, or a backup, in its place, or remove {} to start a new, empty store", path.display(), seqs.display(), seqs.display()
+    )]
+    Missing {
+        /// The database file.
+        path: PathBuf,
+        /// The seq marks file beside it.
+        seqs: PathBuf,
+    },
     /// The database file could not be read with the write-ahead log beside it: damaged, or the
     /// log is another file's (a backup put in place as `natter.db` with the old file's
     /// `natter.db-wal` left beside it). Both are left as they were: SQLite would fold the log

@@ -840,6 +840,67 @@ fn a_write_ahead_log_from_another_file_is_refused_and_nothing_is_folded() {
     assert_eq!(kept, vec![1]);
 }
 
+/// The likeliest stranger's log: the store's own, left by a crash, beside a backup put back as
+/// `natter.db` (README's restore asks to remove it; the crash that makes one restore is the
+/// time it is there). Its pages, a checkpoint newer than the backup, read over the copy's:
+/// SQLite's words were "natter.db: Query returned no rows" (a row the store always holds read
+/// from a page of another time), an `Sqlite` error, not said with the log, so nothing told the
+/// operator what to move. It is `StrangeLog`, both files left as they were.
+#[test]
+fn a_backup_put_back_beside_the_crashed_files_own_log_is_refused_naming_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let side = tempfile::tempdir().unwrap();
+    let backup = side.path().join("backup.db");
+    let restored = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        let line = |r: &str, seq: u64| say(r, seq, &format!("line {seq} {}", "x".repeat(300)));
+        for i in 1..=200 {
+            store.write(&batch(i, [line("#a", i)])).unwrap();
+        }
+        store.backup(&backup).unwrap();
+        for i in 1..=200 {
+            store.write(&batch(200 + i, [line("#b", i)])).unwrap();
+            if i == 100 {
+                // The server's checkpoints: the file moves on past the backup, the log
+                // starts again.
+                let c = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+            }
+        }
+        // The crash: the log as it is while the store runs; the backup put in place.
+        for f in ["natter.db-wal", "natter.seqs"] {
+            std::fs::copy(dir.path().join(f), restored.path().join(f)).unwrap();
+        }
+        std::fs::copy(&backup, restored.path().join("natter.db")).unwrap();
+    }
+    let db = restored.path().join("natter.db");
+    let wal = restored.path().join("natter.db-wal");
+    let (copy, log) = (std::fs::read(&db).unwrap(), std::fs::read(&wal).unwrap());
+    assert!(!log.is_empty());
+    match SqliteStore::open(&Config::new(restored.path())) {
+        Err(e @ OpenError::StrangeLog { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("natter.db-wal"), "{said}");
+            assert!(said.contains("put back from a backup"), "{said}");
+        }
+        Err(e) => panic!("refused, but not said with the log: {e:?}"),
+        Ok(_) => panic!("opened the backup read with another time's pages"),
+    }
+    assert!(std::fs::read(&db).unwrap() == copy, "natter.db was written");
+    assert!(
+        std::fs::read(&wal).is_ok_and(|w| w == log),
+        "the log was folded in or removed"
+    );
+    // Moved away, the backup opens as it was taken.
+    std::fs::remove_file(&wal).unwrap();
+    let _ = std::fs::remove_file(restored.path().join("natter.db-shm"));
+    let store = open(restored.path());
+    assert_eq!(all_events(&store, "#a").len(), 200);
+    assert!(all_events(&store, "#b").is_empty());
+}
+
 /// A `natter.db` cut to no bytes (a copy onto a full disk, a file emptied by mistake) is a new
 /// database to SQLite: the store used to make a new, empty one in it, with a WARN, and every
 /// line was gone. Beside a `natter.seqs` that says rooms had lines, it is refused and left as it
@@ -870,6 +931,49 @@ fn an_emptied_database_file_is_refused_beside_the_seqs_given_out() {
     std::fs::write(fresh.path().join("natter.db"), b"").unwrap();
     drop(open(fresh.path()));
     // The operator's way on: without the seqs, a new store.
+    std::fs::remove_file(dir.path().join("natter.seqs")).unwrap();
+    let store = open(dir.path());
+    assert!(all_events(&store, "#a").is_empty());
+}
+
+/// A `natter.db` that is not there at all (deleted by mistake, or a restore that left the copy
+/// elsewhere) beside a `natter.seqs` that says rooms had lines is refused as an emptied one is:
+/// SQLite would make a new, empty store in its place, and the server started on it with only a
+/// WARN about the seqs. Nothing is made; the operator's way on is the same.
+#[test]
+fn a_missing_database_file_is_refused_beside_the_seqs_given_out() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path());
+        store.write(&batch(1, [say("#a", 1, "kept")])).unwrap();
+    }
+    let db = dir.path().join("natter.db");
+    let moved = dir.path().join("natter.db.moved");
+    std::fs::rename(&db, &moved).unwrap();
+    match SqliteStore::open(&Config::new(dir.path())) {
+        Err(e @ OpenError::Missing { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("natter.db is not there"), "{said}");
+            assert!(said.contains("natter.seqs"), "{said}");
+            assert!(said.contains("remove"), "{said}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    assert!(!db.exists(), "no new store was made in its place");
+    // The accounts' command (`natter-server account`, the server stopped) refuses it too.
+    assert!(matches!(
+        natter_store::AccountStore::open(&Config::new(dir.path())),
+        Err(OpenError::Missing { .. })
+    ));
+    assert!(!db.exists(), "no new store was made in its place");
+    // Put back, it opens as it was.
+    std::fs::rename(&moved, &db).unwrap();
+    let store = open(dir.path());
+    let kept: Vec<u64> = all_events(&store, "#a").iter().map(|e| e.seq.0).collect();
+    assert_eq!(kept, vec![1]);
+    drop(store);
+    // Without the seqs, a new store, as before.
+    std::fs::remove_file(&db).unwrap();
     std::fs::remove_file(dir.path().join("natter.seqs")).unwrap();
     let store = open(dir.path());
     assert!(all_events(&store, "#a").is_empty());

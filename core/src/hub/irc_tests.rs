@@ -3243,6 +3243,43 @@ fn chathistory_answers_every_subcommand_from_the_ring_in_a_batch() {
     assert_eq!(l[4], format!(":natter.irc BATCH -{outer}"));
 }
 
+/// The draft asks for "up to `limit`" lines: a limit of 0 is none, an empty batch, for every
+/// subcommand and `TARGETS` (it was read as 1, and `LATEST #h * 0` gave the newest line).
+#[test]
+fn a_chathistory_limit_of_zero_is_an_empty_batch() {
+    let mut n = Net::new();
+    let old = n.bin("old");
+    n.send_bin(old, &ClientMsg::Join { room: room("#h") });
+    said_lines(&mut n, old, "#h", 5);
+    let c = n.client("hist", &HISTORY_CAPS);
+    n.send(c, &["JOIN #h"]);
+    n.advance(3_000);
+    n.lines(c);
+    for line in [
+        "CHATHISTORY LATEST #h * 0",
+        "CHATHISTORY LATEST #h msgid=h/2 0",
+        "CHATHISTORY BEFORE #h msgid=h/5 0",
+        "CHATHISTORY AFTER #h msgid=h/2 0",
+        "CHATHISTORY AROUND #h msgid=h/3 0",
+        "CHATHISTORY BETWEEN #h msgid=h/1 msgid=h/6 0",
+        "CHATHISTORY TARGETS timestamp=2024-01-01T00:00:00Z timestamp=2030-01-01T00:00:00Z 0",
+        "CHATHISTORY LATEST #h * 000",
+    ] {
+        n.advance(1_000);
+        n.send(c, &[line]);
+        let l = n.lines(c);
+        assert_eq!(l.len(), 2, "{line}: an empty batch: {l:?}");
+        assert!(
+            l[0].contains(" BATCH +") && l[1].contains(" BATCH -"),
+            "{line}: {l:?}"
+        );
+    }
+    // One is one, the newest.
+    n.advance(1_000);
+    n.send(c, &["CHATHISTORY LATEST #h * 1"]);
+    assert_eq!(privmsg_texts(&n.lines(c)), ["line 5"]);
+}
+
 #[test]
 fn chathistory_refusals_are_fail_lines_and_each_costs_a_flood_token() {
     let mut n = Net::new();

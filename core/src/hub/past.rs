@@ -885,7 +885,8 @@ impl Hub {
         window: Window,
         limit: usize,
     ) {
-        let limit = limit.clamp(1, HISTORY_WINDOW_MAX);
+        // The draft asks for "up to `limit`" lines: a limit of 0 is none (an empty batch).
+        let limit = limit.min(HISTORY_WINDOW_MAX);
         let member = self
             .users
             .get(&uid)
@@ -901,6 +902,17 @@ impl Hub {
                 }),
             );
         };
+        if limit == 0 {
+            let lines = Ok(Vec::new());
+            return self.reply(
+                conn,
+                Reply::Info(Info::History {
+                    room,
+                    window,
+                    lines,
+                }),
+            );
+        }
         let ring_start = r.oldest_kept().unwrap_or(r.last_seq.next());
         let lines = said(r.durable_events(self.durable.as_deref()));
         let (lines, touches) = self.window_lines(lines, window, limit);
@@ -1009,7 +1021,8 @@ impl Hub {
         if from > to {
             found.reverse();
         }
-        found.truncate(limit.clamp(1, HISTORY_WINDOW_MAX));
+        // As many as asked (none for 0: see `history_window`), at most the window's most.
+        found.truncate(limit.min(HISTORY_WINDOW_MAX));
         Info::Targets(found)
     }
 }

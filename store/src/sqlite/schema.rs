@@ -148,16 +148,24 @@ pub(crate) fn fold_on_close(conn: &Connection, path: &Path) -> Result<(), OpenEr
         .map_err(|e| open_error(path, e))
 }
 
-/// `e`, refusing the database file at `path`, said with the write-ahead log beside it when
-/// there is one: what could not be read may be the log's pages, another file's (see
-/// [`OpenError::StrangeLog`]).
-pub(crate) fn with_log(path: &Path, e: OpenError) -> OpenError {
-    let mut wal = path.as_os_str().to_owned();
+/// `e`, refusing the database file at `db`, said with the write-ahead log beside it when there
+/// is one: what could not be read may be the log's pages, another file's (see
+/// [`OpenError::StrangeLog`]). So is any other refusal of what SQLite read there (`Sqlite`): a
+/// copy read with pages of another time gives whatever those pages hold ("Query returned no
+/// rows" for a row every store has), not always `Corrupt`. A refusal of another file (the
+/// search index's) stays as it is: its words would send the operator to move away a log that
+/// may hold the last commits.
+pub(crate) fn with_log(db: &Path, e: OpenError) -> OpenError {
+    let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
     let wal = std::path::PathBuf::from(wal);
     let bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     match e {
-        OpenError::Corrupt { path, detail } | OpenError::Foreign { path, detail } if bytes > 0 => {
+        OpenError::Corrupt { path, detail }
+        | OpenError::Foreign { path, detail }
+        | OpenError::Sqlite { path, detail }
+            if bytes > 0 && path == db =>
+        {
             OpenError::StrangeLog {
                 path,
                 wal,

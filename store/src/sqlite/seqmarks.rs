@@ -30,20 +30,25 @@ pub const SEQS_FILE: &str = "natter.seqs";
 /// The marks file is rewritten (one line per room) once appends made it this large.
 pub const MAX_SEQ_MARKS_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Refuses a database file `db` of no bytes beside a marks file in `dir` that holds a mark:
-/// SQLite takes an empty file for a new database, and the store would be made again, empty,
-/// where rooms had lines (a copy cut short by a full disk, a file emptied by mistake). Without
-/// marks (nothing was ever stored), or with a write-ahead log beside it, it is SQLite's to read.
+/// Refuses a database file `db` of no bytes, or none at all, beside a marks file in `dir` that
+/// holds a mark: SQLite takes an empty or missing file for a new database, and the store would
+/// be made again, empty, where rooms had lines (a copy cut short by a full disk, a file emptied
+/// or deleted by mistake, a restore that left the copy elsewhere). Without marks (nothing was
+/// ever stored), or with a write-ahead log beside it, it is SQLite's to read.
 pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenError> {
-    let len = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-    };
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
-    if len(db) != Some(0) || len(Path::new(&wal)).is_some_and(|n| n > 0) {
+    let missing = match std::fs::metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Ok(m) if m.is_file() && m.len() == 0 => false,
+        // A file with pages (SQLite reads it), or something SQLite will say it cannot open.
+        _ => return Ok(()),
+    };
+    let log = std::fs::metadata(Path::new(&wal))
+        .ok()
+        .filter(|m| m.is_file())
+        .is_some_and(|m| m.len() > 0);
+    if log {
         return Ok(());
     }
     let marks = std::fs::read(dir.join(SEQS_FILE)).unwrap_or_default();
@@ -52,6 +57,12 @@ pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenErr
         .any(|l| !l.trim_ascii().is_empty())
     {
         return Ok(());
+    }
+    if missing {
+        return Err(crate::OpenError::Missing {
+            path: db.to_path_buf(),
+            seqs: dir.join(SEQS_FILE),
+        });
     }
     Err(crate::OpenError::Corrupt {
         path: db.to_path_buf(),

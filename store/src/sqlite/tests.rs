@@ -2565,6 +2565,28 @@ fn a_write_that_opening_needs_on_a_full_disk_says_the_disk_is_full_not_a_message
     );
 }
 
+#[test]
+fn only_natter_db_is_said_as_read_with_its_log() {
+    use crate::OpenError;
+    // `with_log` turns a refusal of `natter.db` into `StrangeLog` when a log is beside it. Open
+    // also fails for the search index (`search.db`, its own log) with the same kinds: said with
+    // natter.db's log, the operator was told to move `natter.db-wal` away, which holds the
+    // last commits after a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("natter.db");
+    std::fs::write(dir.path().join("natter.db-wal"), b"the last commits").unwrap();
+    let corrupt = |path: &std::path::Path| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        detail: "database disk image is malformed".into(),
+    };
+    let search = dir.path().join("search.db");
+    let e = schema::with_log(&db, corrupt(&search));
+    assert!(matches!(e, OpenError::Corrupt { .. }), "{e:?}");
+    assert!(!e.to_string().contains("natter.db-wal"), "{e}");
+    let e = schema::with_log(&db, corrupt(&db));
+    assert!(matches!(e, OpenError::StrangeLog { .. }), "{e:?}");
+}
+
 /// The mode of each file in `dir`, by name.
 #[cfg(unix)]
 fn file_modes(dir: &std::path::Path) -> Vec<(String, u32)> {
