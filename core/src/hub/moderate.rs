@@ -454,20 +454,24 @@ impl Hub {
                 }
                 // An address a guest's ban set with its nick, the guest gone since (no nick
                 // knows it now): still held, which the operator is told with how to lift it.
+                // It is the entry right after the nick's, set by the same operator in the
+                // same instant (a person's masks go in together): not any address set then,
+                // as `MODE #r +bb bob carol` sets carol's in that instant too. A ban from
+                // before bans recorded their time (`at` 0) is nobody's to guess.
                 let still: Vec<(Mask, Mask)> = p
                     .bans
-                    .iter()
-                    .filter(|b| gone.contains(&b.mask) && matches!(b.mask, Mask::Nick(_)))
-                    .flat_map(|nick_ban| {
-                        p.bans
-                            .iter()
-                            .filter(|b| {
-                                matches!(b.mask, Mask::Net { .. })
-                                    && !gone.contains(&b.mask)
-                                    && b.at == nick_ban.at
-                                    && b.by.folded() == nick_ban.by.folded()
-                            })
-                            .map(|b| (b.mask.clone(), nick_ban.mask.clone()))
+                    .windows(2)
+                    .filter_map(|w| {
+                        let (nick_ban, next) = (&w[0], &w[1]);
+                        (matches!(nick_ban.mask, Mask::Nick(_))
+                            && gone.contains(&nick_ban.mask)
+                            && matches!(next.mask, Mask::Net { .. })
+                            && !gone.contains(&next.mask)
+                            && nick_ban.at != Millis(0)
+                            && next.at == nick_ban.at
+                            && next.until == nick_ban.until
+                            && next.by.folded() == nick_ban.by.folded())
+                        .then(|| (next.mask.clone(), nick_ban.mask.clone()))
                     })
                     .collect();
                 p.bans.retain(|b| !gone.contains(&b.mask));
