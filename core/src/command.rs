@@ -528,9 +528,19 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
     if is_forever(d) {
         return Ok((None, why));
     }
+    // A time with a comma, colon or full stop after it, as people write before a reason
+    // (`2w, spam`): the time still, not the reason's start (the ban for ever).
+    let bare = d.trim_end_matches(TIME_STOPS);
+    if bare != d && duration_shaped(bare) {
+        return match parse_duration(bare) {
+            Ok(t) => Ok((Some(t), why)),
+            Err(e) => Err(CommandError::Bad(e.to_string())),
+        };
+    }
     // `2 weeks`: a number, then its unit in a word of its own. Taken for the reason, the ban
-    // was for ever; refused, with the one word natter reads for it.
+    // was for ever; refused, with the one word natter reads for it (`2 weeks, spam` too).
     let (unit, _) = word(why);
+    let unit = unit.trim_end_matches(TIME_STOPS);
     let number = d.as_bytes().first().is_some_and(u8::is_ascii_digit)
         && d.bytes()
             .all(|b| b.is_ascii_digit() || b == b'.' || b == b',');
@@ -560,6 +570,9 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
         Err(_) => Ok((None, after)),
     }
 }
+
+/// What may follow a ban's time before its reason (`2w, spam`, `2w: spam`).
+const TIME_STOPS: [char; 4] = [',', ':', ';', '.'];
 
 /// `forever` in a ban's or a mute's place for a duration: no end, as no duration at all (a
 /// `/ban bob forever` took `forever` as its reason, and `/mute bob forever` was refused).
@@ -1870,6 +1883,54 @@ mod tests {
                 .to_string()
                 .contains("room name")
         );
+    }
+
+    /// A ban's time with a comma, colon or full stop after it, as people write before a
+    /// reason (`/ban bob 2w, spam`, `/ban bob 2 weeks: spam`), is a time still: it was the
+    /// reason's start, and the ban for ever.
+    #[test]
+    fn a_bans_time_followed_by_punctuation_is_a_time() {
+        let ban = |line: &str| match parse(line) {
+            Ok(Some(Input::Command(Command::Moderate {
+                action: ModAction::Ban {
+                    duration, reason, ..
+                },
+                ..
+            }))) => Ok((duration, reason.map(|r| r.as_str().to_owned()))),
+            Err(e) => Err(e),
+            other => panic!("{line}: {other:?}"),
+        };
+        let week = parse_duration("2w").ok();
+        for (line, why) in [
+            ("/ban bob 2w, spam", Some("spam")),
+            ("/ban bob 2w: spam", Some("spam")),
+            ("/ban bob 2w; spam", Some("spam")),
+            ("/ban bob 2w.", None),
+        ] {
+            assert_eq!(ban(line), Ok((week, why.map(str::to_owned))), "{line}");
+        }
+        for (line, said) in [
+            (
+                "/ban bob 2 weeks, spam",
+                "write \"2 weeks\" as one word: 2w",
+            ),
+            (
+                "/ban bob 2 weeks: spam",
+                "write \"2 weeks\" as one word: 2w",
+            ),
+            ("/ban bob 2 weeks.", "write \"2 weeks\" as one word: 2w"),
+            ("/ban bob 400d, spam", "at most 365 days"),
+            (
+                "/ban bob 2H, spam",
+                "\"2H\" is not a duration like 30m, 12h or 7d",
+            ),
+        ] {
+            assert_eq!(ban(line), Err(CommandError::Bad(said.to_owned())), "{line}");
+        }
+        // A reason that only starts with a number is a reason still.
+        for line in ["/ban bob 3 strikes, out", "/ban bob 2nd warning."] {
+            assert!(matches!(ban(line), Ok((None, Some(_)))), "{line}");
+        }
     }
 
     #[test]
