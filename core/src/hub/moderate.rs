@@ -1830,16 +1830,9 @@ impl Hub {
     ) {
         self.audit_kick(room, by, &tnick, reason.as_ref(), now);
         let sent = self.cluster_kick_sent(room, &tnick, now);
-        // An always-on account with nothing connected hears of it when it signs in again.
-        if let Some(u) = self.users.get_mut(&target).filter(|u| u.devices.is_empty()) {
-            let why = reason.as_ref().map_or(String::new(), |r| format!(" ({r})"));
-            let kept = &mut u.extra_mut().put_out_away;
-            if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
-                kept.remove(0);
-            }
-            kept.push(format!(
-                "while you were away, {by} put you out of {room}{why}"
-            ));
+        // In a cluster the member leaves, and is noted, when the kick comes back from the log.
+        if !sent {
+            self.keep_put_out_away(target, room, by, reason.as_ref());
         }
         let kind = EventKind::Kick {
             target: tnick,
@@ -1851,6 +1844,29 @@ impl Hub {
         }
         self.leave_kicked(target, room);
         self.drop_if_empty(room);
+    }
+
+    /// An always-on account with nothing connected, put out of `room` by `by`, hears of it
+    /// when it signs in again ([`Hub::tell_put_out_away`]): on the node it is a member on,
+    /// wherever the kick was typed.
+    pub(super) fn keep_put_out_away(
+        &mut self,
+        uid: UserId,
+        room: &RoomName,
+        by: &Nick,
+        reason: Option<&Text>,
+    ) {
+        let Some(u) = self.users.get_mut(&uid).filter(|u| u.devices.is_empty()) else {
+            return;
+        };
+        let why = reason.map_or(String::new(), |r| format!(" ({r})"));
+        let kept = &mut u.extra_mut().put_out_away;
+        if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
+            kept.remove(0);
+        }
+        kept.push(format!(
+            "while you were away, {by} put you out of {room}{why}"
+        ));
     }
 }
 
