@@ -1415,9 +1415,12 @@ impl Hub {
         // account (or its nick, the account's) would be said to the room and listed and hold
         // nobody, as an admin's did until the thirty-seventh session, and an operator's typed
         // as `account:NAME` while the founder was away. An admin takes the room over first.
+        // The nick is the founder's only while its account is there to hold it: an account
+        // the server's operator removed leaves a guest with the nick, banned as any guest.
         if let Some(f) = self.founder_folded(room) {
             let founders = masks.iter().any(|m| match m {
-                Mask::Account(a) | Mask::Nick(a) => a.folded() == f,
+                Mask::Account(a) => a.folded() == f,
+                Mask::Nick(n) => n.folded() == f && self.account_name(&f).is_some(),
                 Mask::Net { .. } => false,
             });
             if founders {

@@ -8474,6 +8474,46 @@ mod moderation {
         assert_eq!(ban_masks(&mut t, a, "#r"), ["198.51.100.20/32"]);
     }
 
+    /// The server's operator removed the founder's account (`natter-server account remove`: a
+    /// reload without it): its connected user stays, a guest with the nick, and the room's
+    /// settings still name the founder. An operator bans that guest as any guest, as it kicks
+    /// it: the ban was refused as one of the founder (`nick:alice` read as the founder's
+    /// nick, which no guest holds while the account exists), and the guest stayed.
+    #[test]
+    fn a_guest_left_with_a_removed_founders_nick_is_banned_as_any_guest() {
+        let mut t = T::with(cfg());
+        let a = signed_up(&mut t, ip("198.51.100.7"), "alice");
+        t.join(a, "#r");
+        act(&mut t, a, "#r", ModAction::Register);
+        let carol = signed_up(&mut t, ip("203.0.113.7"), "carol");
+        t.join(carol, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("carol")));
+        let now = t.now;
+        t.hub.handle_account_dropped("alice", now);
+        t.pump();
+        t.recv(a);
+        t.recv(carol);
+        assert!(t.hub.is_member(&nick("alice"), &room("#r")), "a guest now");
+        let got = act(&mut t, carol, "#r", ban("alice"));
+        assert!(kinds(&got).is_empty(), "{got:?}");
+        assert_eq!(
+            ban_masks(&mut t, carol, "#r"),
+            ["nick:alice", "198.51.100.7/32"]
+        );
+        assert!(!t.hub.is_member(&nick("alice"), &room("#r")), "put out");
+        // Typed as a mask, a mute of the nick holds it too.
+        let got = act(
+            &mut t,
+            carol,
+            "#r",
+            ModAction::Mute {
+                target: "nick:alice".into(),
+                duration: None,
+            },
+        );
+        assert!(kinds(&got).is_empty(), "{got:?}");
+    }
+
     /// SECURITY.md: a ban of a guest holds its nick and its address. A guest on loopback
     /// (exempt from the per-address limits: every user on the server's machine, a bridge
     /// without the secret, a proxy without PROXY headers share it) is held by its nick only,
