@@ -430,50 +430,11 @@ impl Hub {
             }
             ModAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
-                let mut lift = vec![mask.clone()];
-                // A present user's person, as `Unmute` takes it: what a ban of its nick set
-                // (a guest's address too), so `/unban bob` undoes `/ban bob`.
-                let present = match &mask {
-                    Mask::Nick(n) => self.nicks.get(&self.users, n.folded_key().as_str()),
-                    _ => None,
-                };
-                if let Some(t) = present {
-                    lift.extend(self.person_masks(t));
-                }
-                let p = self.policy_mut(room);
-                let mut gone: Vec<Mask> = Vec::new();
-                for l in &lift {
-                    for m in lifted(l, p.bans.iter().map(|b| &b.mask)) {
-                        if !gone.contains(&m) {
-                            gone.push(m);
-                        }
-                    }
-                }
+                let (gone, still) = self.lifting(&mask, room, |p| &p.bans);
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
-                // An address a guest's ban set with its nick, the guest gone since (no nick
-                // knows it now): still held, which the operator is told with how to lift it.
-                // It is the entry right after the nick's, set by the same operator in the
-                // same instant (a person's masks go in together): not any address set then,
-                // as `MODE #r +bb bob carol` sets carol's in that instant too. A ban from
-                // before bans recorded their time (`at` 0) is nobody's to guess.
-                let still: Vec<(Mask, Mask)> = p
-                    .bans
-                    .windows(2)
-                    .filter_map(|w| {
-                        let (nick_ban, next) = (&w[0], &w[1]);
-                        (matches!(nick_ban.mask, Mask::Nick(_))
-                            && gone.contains(&nick_ban.mask)
-                            && matches!(next.mask, Mask::Net { .. })
-                            && !gone.contains(&next.mask)
-                            && nick_ban.at != Millis(0)
-                            && next.at == nick_ban.at
-                            && next.until == nick_ban.until
-                            && next.by.folded() == nick_ban.by.folded())
-                        .then(|| (next.mask.clone(), nick_ban.mask.clone()))
-                    })
-                    .collect();
+                let p = self.policy_mut(room);
                 p.bans.retain(|b| !gone.contains(&b.mask));
                 for mask in gone {
                     let words = format!("-b {mask}");
@@ -525,29 +486,21 @@ impl Hub {
                 }
             }
             ModAction::Unmute { target } => {
-                let mut masks =
-                    vec![Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?];
-                // A present member's person: what a mute of its nick set (its address too).
-                if let Some(t) = self
-                    .nicks
-                    .get(&self.users, target.to_ascii_lowercase().as_str())
-                {
-                    masks.extend(self.person_masks(t));
-                }
-                let p = self.policy_mut(room);
-                let gone: Vec<Mask> = p
-                    .mutes
-                    .iter()
-                    .filter(|m| masks.iter().any(|l| lifts(l, &m.mask)))
-                    .map(|m| m.mask.clone())
-                    .collect();
+                let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                let (gone, still) = self.lifting(&mask, room, |p| &p.mutes);
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{target}{NOT_MUTED_IN}{room}")));
                 }
+                let p = self.policy_mut(room);
                 p.mutes.retain(|m| !gone.contains(&m.mask));
                 for mask in gone {
                     let words = format!("-q {mask}");
                     self.changed(room, me.clone(), words, PolicyEdit::Unmute(mask), now);
+                }
+                for (addr, nick) in still {
+                    let words =
+                        format!("{addr}, muted with {nick}, still holds: /unmute {addr} lifts it");
+                    self.reply(conn, Reply::Note(Note::NickOnly(words)));
                 }
             }
             ModAction::Invite(nick) => {
@@ -1367,6 +1320,63 @@ impl Hub {
             ));
         }
         Ok(())
+    }
+
+    /// What an unban or unmute naming `mask` lifts of `room`'s bans or mutes (`list`): the
+    /// mask (a nick's also lifts the account of its name) and, while a user has the nick, what
+    /// a ban or mute of it set (a guest's address too), so `/unban bob` undoes `/ban bob`,
+    /// typed `nick:bob` as well. Then the addresses a lifted nick's entry was set with, the
+    /// guest gone since (no nick knows them now): each stays, with that nick, for the
+    /// operator to be told. Such an address is the entry right after the nick's, set by the
+    /// same operator in the same instant (a person's masks go in together): not any address
+    /// set then, as `MODE #r +bb bob carol` sets carol's in that instant too; one from before
+    /// entries recorded their time (`at` 0) is nobody's to guess.
+    fn lifting(
+        &self,
+        mask: &Mask,
+        room: &RoomName,
+        list: impl Fn(&Policy) -> &Vec<Entry>,
+    ) -> (Vec<Mask>, Vec<(Mask, Mask)>) {
+        let Some(list) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_deref())
+            .map(list)
+        else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut lift = vec![mask.clone()];
+        let present = match mask {
+            Mask::Nick(n) => self.nicks.get(&self.users, n.folded_key().as_str()),
+            _ => None,
+        };
+        if let Some(t) = present {
+            lift.extend(self.person_masks(t));
+        }
+        let mut gone: Vec<Mask> = Vec::new();
+        for l in &lift {
+            for m in lifted(l, list.iter().map(|e| &e.mask)) {
+                if !gone.contains(&m) {
+                    gone.push(m);
+                }
+            }
+        }
+        let still = list
+            .windows(2)
+            .filter_map(|w| {
+                let (nick_entry, next) = (&w[0], &w[1]);
+                (matches!(nick_entry.mask, Mask::Nick(_))
+                    && gone.contains(&nick_entry.mask)
+                    && matches!(next.mask, Mask::Net { .. })
+                    && !gone.contains(&next.mask)
+                    && nick_entry.at != Millis(0)
+                    && next.at == nick_entry.at
+                    && next.until == nick_entry.until
+                    && next.by.folded() == nick_entry.by.folded())
+                .then(|| (next.mask.clone(), nick_entry.mask.clone()))
+            })
+            .collect();
+        (gone, still)
     }
 
     /// The masks a ban or mute of `target` sets: a present member's person (account, or nick

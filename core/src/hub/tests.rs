@@ -8474,6 +8474,66 @@ mod moderation {
         assert_eq!(ban_masks(&mut t, a, "#r"), ["198.51.100.20/32"]);
     }
 
+    /// `/unmute` of a guest's nick undoes `/mute` of it as `/unban` undoes `/ban`: typed as
+    /// `nick:bob` too (IRC's `-q bob!*@*`), which lifted the nick's mute only and left bob
+    /// muted by its address; and once bob has gone, the operator is told which address still
+    /// holds (it was lifted in silence, and bob back from there was muted still).
+    #[test]
+    fn an_unmute_of_a_guests_nick_lifts_its_address_or_says_it_still_holds() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        let mute = |t: &mut T| {
+            act(
+                t,
+                a,
+                "#r",
+                ModAction::Mute {
+                    target: "bob".into(),
+                    duration: None,
+                },
+            );
+        };
+        let unmute = |t: &mut T, target: &str| {
+            act(
+                t,
+                a,
+                "#r",
+                ModAction::Unmute {
+                    target: target.into(),
+                },
+            )
+        };
+        let lifted = |got: &[ServerMsg]| -> Vec<String> {
+            events(got)
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::Mode { change } => Some(change.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect()
+        };
+        mute(&mut t);
+        let got = unmute(&mut t, "nick:bob");
+        assert_eq!(
+            lifted(&got),
+            ["-q nick:bob", "-q 198.51.100.20/32"],
+            "{got:?}"
+        );
+        // Gone, bob's address stays muted, and the operator is told so.
+        mute(&mut t);
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.recv(a);
+        let got = unmute(&mut t, "bob");
+        assert_eq!(lifted(&got), ["-q nick:bob"], "{got:?}");
+        assert_eq!(
+            done(&got),
+            [
+                "198.51.100.20/32, muted with nick:bob, still holds: /unmute 198.51.100.20/32 lifts it"
+            ],
+            "{got:?}"
+        );
+    }
+
     /// The server's operator removed the founder's account (`natter-server account remove`: a
     /// reload without it): its connected user stays, a guest with the nick, and the room's
     /// settings still name the founder. An operator bans that guest as any guest, as it kicks
