@@ -1403,6 +1403,12 @@ impl Hub {
                 .map(|u| (u, a)),
             _ => None,
         };
+        // A present user with an admin's powers (signed in to an admin account, or `OPER`).
+        let present_admin = present
+            .as_ref()
+            .filter(|(u, _)| self.is_admin_user(*u))
+            .and_then(|(u, _)| self.users.get(u))
+            .map(|u| u.nick.clone());
         let masks = match present {
             Some((u, _)) => {
                 if u == actor {
@@ -1443,6 +1449,26 @@ impl Hub {
                 };
                 return Err((ErrorKind::NotOperator, words));
             }
+        }
+        // Nor a server admin's: one naming it would be set, said and listed, and hold nobody
+        // (an operator's was, the admin staying and speaking).
+        let admin_named = present_admin.or_else(|| {
+            masks.iter().find_map(|m| match m {
+                Mask::Account(a) if self.is_admin_account(&a.folded()) => Some(a.clone()),
+                Mask::Nick(n)
+                    if self.is_admin_account(&n.folded())
+                        && self.account_name(&n.folded()).is_some() =>
+                {
+                    Some(n.clone())
+                }
+                _ => None,
+            })
+        });
+        if let Some(name) = admin_named {
+            return Err((
+                ErrorKind::NotOperator,
+                format!("{name} is a server admin: no room's ban or mute holds it"),
+            ));
         }
         // A network that holds the one setting it: refused as a ban of its own nick is (it
         // would put the operator out and keep them out).

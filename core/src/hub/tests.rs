@@ -11088,6 +11088,47 @@ mod admins {
             "a ban once alice is founder no longer"
         );
     }
+
+    /// A ban or mute naming a server admin is refused as one of the founder is: no room's ban
+    /// or mute holds an admin (`banned`, `may_speak`), and an operator's was set, said to the
+    /// room and listed, and the admin stayed and spoke (present or away, by nick or account).
+    #[test]
+    fn a_ban_or_mute_of_a_server_admin_is_refused() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #club");
+        t.line(a, "/register #club");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #club");
+        t.line(a, "/op bob");
+        let (r, _) = t.txt();
+        t.line(r, "/nick root");
+        t.line(r, "/register correct horse");
+        t.line(r, "/join #club");
+        t.lines(a);
+        t.lines(b);
+        t.lines(r);
+        let refused = "ERROR: root is a server admin: no room's ban or mute holds it";
+        for line in ["/ban root spam", "/mute root", "/ban account:root"] {
+            t.line(b, line);
+            assert_eq!(t.lines(b), [refused], "{line}");
+        }
+        assert!(t.lines(a).is_empty(), "the room heard of no ban");
+        assert!(t.hub.is_member(&nick("root"), &room("#club")));
+        // Away, too.
+        t.line(r, "/quit");
+        t.lines(b);
+        for line in ["/ban nick:ROOT", "/mute account:root 1h"] {
+            t.line(b, line);
+            assert_eq!(t.lines(b), [refused], "{line}");
+        }
+        t.line(b, "/bans");
+        assert!(t.lines(b).iter().all(|l| !l.contains("root")));
+    }
     /// A room nobody registered has operators when a server admin made some: one who is not
     /// is told so, not that the room has none and how to become its founder.
     #[test]
