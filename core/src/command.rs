@@ -276,7 +276,10 @@ pub const HELP: &[(&str, &str)] = &[
         "/mute [#room] nick|mask [duration]",
         "a muted member reads but does not speak",
     ),
-    ("/unmute [#room] nick|mask", "lift a mute"),
+    (
+        "/unmute [#room] nick|mask",
+        "lift a mute (a nick: what /mute nick set)",
+    ),
     (
         "/invite nick [#room]",
         "invite someone (into a +i room: operators only)",
