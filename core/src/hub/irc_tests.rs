@@ -4580,7 +4580,9 @@ fn an_irc_admins_ban_of_a_rooms_founder_is_482_and_no_mode_line() {
 /// nick and address. Both gone, `MODE #r -b bob` tells that bob's address still holds, and
 /// not carol's: the address a nick's ban added is the one set with it, not every address
 /// the same operator banned in that instant (the notice named carol's address as bob's, so
-/// an operator lifting "bob's" address let carol back in).
+/// an operator lifting "bob's" address let carol back in). In the masks IRC clients are
+/// shown, lifted with `/mode`: irssi's `/unban 198.51.100.20/32` sends nothing, as its ban
+/// list holds `*!*@198.51.100.20`.
 #[test]
 fn an_unban_of_one_of_two_nicks_banned_in_one_mode_line_names_only_its_address() {
     let mut n = Net::new();
@@ -4635,8 +4637,8 @@ fn an_unban_of_one_of_two_nicks_banned_in_one_mode_line_names_only_its_address()
     assert_eq!(
         notices,
         [
-            ":natter.irc NOTICE alice :198.51.100.20/32, banned with nick:bob, still holds: \
-          /unban 198.51.100.20/32 lifts it"
+            ":natter.irc NOTICE alice :*!*@198.51.100.20, banned with bob!*@*, still holds: \
+          /mode #r -b *!*@198.51.100.20 lifts it"
         ],
     );
 }

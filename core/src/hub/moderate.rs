@@ -16,7 +16,7 @@
 //!   validated; a registered room outlives its last member.
 
 use super::deliver::Skip;
-use super::dialect::{AdminDone, Note, Reply};
+use super::dialect::{AdminDone, Note, Reply, irc_shown_mask};
 use super::ops::NO_ROOM;
 use super::room::Invite;
 use super::{Hub, UserId};
@@ -441,8 +441,7 @@ impl Hub {
                     self.changed(room, me.clone(), words, PolicyEdit::Unban(mask), now);
                 }
                 for (addr, nick) in still {
-                    let words =
-                        format!("{addr}, banned with {nick}, still holds: /unban {addr} lifts it");
+                    let words = self.still_holds(conn, room, &addr, &nick, false);
                     self.reply(conn, Reply::Note(Note::NickOnly(words)));
                 }
             }
@@ -498,8 +497,7 @@ impl Hub {
                     self.changed(room, me.clone(), words, PolicyEdit::Unmute(mask), now);
                 }
                 for (addr, nick) in still {
-                    let words =
-                        format!("{addr}, muted with {nick}, still holds: /unmute {addr} lifts it");
+                    let words = self.still_holds(conn, room, &addr, &nick, true);
                     self.reply(conn, Reply::Note(Note::NickOnly(words)));
                 }
             }
@@ -1377,6 +1375,32 @@ impl Hub {
             })
             .collect();
         (gone, still)
+    }
+
+    /// The words telling the operator on `conn` that `addr`, set with `nick`'s ban (or mute),
+    /// still holds, and how to lift it. On IRC in the masks its clients are shown
+    /// (`*!*@198.51.100.20`, `bob!*@*`) and with `/mode`, which every client sends as typed:
+    /// irssi's `/unban` sends only what its ban list holds, so `/unban 198.51.100.20/32` sent
+    /// nothing at all.
+    fn still_holds(
+        &self,
+        conn: ConnId,
+        room: &RoomName,
+        addr: &Mask,
+        nick: &Mask,
+        mute: bool,
+    ) -> String {
+        let set = if mute { "muted" } else { "banned" };
+        if self.speaks_irc(conn) {
+            let (addr, nick) = (irc_shown_mask(addr), irc_shown_mask(nick));
+            let letter = if mute { 'q' } else { 'b' };
+            format!(
+                "{addr}, {set} with {nick}, still holds: /mode {room} -{letter} {addr} lifts it"
+            )
+        } else {
+            let lift = if mute { "/unmute" } else { "/unban" };
+            format!("{addr}, {set} with {nick}, still holds: {lift} {addr} lifts it")
+        }
     }
 
     /// The masks a ban or mute of `target` sets: a present member's person (account, or nick

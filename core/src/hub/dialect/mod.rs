@@ -29,7 +29,7 @@ use super::config::ServerName;
 pub(crate) use binary::Binary;
 #[cfg(feature = "fuzzing")]
 pub(crate) use irc::fuzz_lines as fuzz_irc_lines;
-pub(crate) use irc::{IRC_HOST, Irc};
+pub(crate) use irc::{IRC_HOST, Irc, shown_mask as irc_shown_mask};
 pub(crate) use text::Text;
 
 /// Whether a line is an HTTP request line or a `Host:` header: what a web page makes its
