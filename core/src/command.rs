@@ -673,7 +673,12 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
             duration: match after {
                 "" => None,
                 d if is_forever(d) => None,
-                d => Some(duration(d)?),
+                // Read as a ban's time is (`2 weeks` told `2w`, `2w.` the time); nothing
+                // may follow it.
+                d => match ban_duration(d)? {
+                    (Some(t), "") => Some(t),
+                    _ => Some(duration(d)?),
+                },
             },
         },
         "unmute" if after.is_empty() => ModAction::Unmute {
@@ -1933,6 +1938,32 @@ mod tests {
         // A reason that only starts with a number is a reason still.
         for line in ["/ban bob 3 strikes, out", "/ban bob 2nd warning."] {
             assert!(matches!(ban(line), Ok((None, Some(_)))), "{line}");
+        }
+    }
+
+    /// `/mute bob 2 weeks` is told the one word natter reads, as `/ban bob 2 weeks` is (it
+    /// was told only that `2 weeks` is no duration), and a time with a full stop after it is
+    /// the time; anything else after a mute's time is refused as before.
+    #[test]
+    fn a_mutes_time_in_two_words_is_told_the_one_word() {
+        let mute = |line: &str| match parse(line) {
+            Ok(Some(Input::Command(Command::Moderate {
+                action: ModAction::Mute { duration, .. },
+                ..
+            }))) => Ok(duration),
+            Err(e) => Err(e),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(
+            mute("/mute bob 2 weeks"),
+            Err(CommandError::Bad(
+                "write \"2 weeks\" as one word: 2w".to_owned()
+            ))
+        );
+        assert_eq!(mute("/mute bob 2w."), Ok(parse_duration("2w").ok()));
+        assert_eq!(mute("/mute bob 2w"), Ok(parse_duration("2w").ok()));
+        for line in ["/mute bob 2w spam", "/mute bob spam", "/mute bob 3 strikes"] {
+            assert!(matches!(mute(line), Err(CommandError::Bad(_))), "{line}");
         }
     }
 
