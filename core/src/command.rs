@@ -276,7 +276,10 @@ pub const HELP: &[(&str, &str)] = &[
         "/mute [#room] nick|mask [duration]",
         "a muted member reads but does not speak",
     ),
-    ("/unmute [#room] nick|mask", "lift a mute"),
+    (
+        "/unmute [#room] nick|mask",
+        "lift a mute (a nick: what /mute nick set)",
+    ),
     (
         "/invite nick [#room]",
         "invite someone (into a +i room: operators only)",
@@ -528,9 +531,19 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
     if is_forever(d) {
         return Ok((None, why));
     }
+    // A time with a comma, colon or full stop after it, as people write before a reason
+    // (`2w, spam`): the time still, not the reason's start (the ban for ever).
+    let bare = d.trim_end_matches(TIME_STOPS);
+    if bare != d && duration_shaped(bare) {
+        return match parse_duration(bare) {
+            Ok(t) => Ok((Some(t), why)),
+            Err(e) => Err(CommandError::Bad(e.to_string())),
+        };
+    }
     // `2 weeks`: a number, then its unit in a word of its own. Taken for the reason, the ban
-    // was for ever; refused, with the one word natter reads for it.
+    // was for ever; refused, with the one word natter reads for it (`2 weeks, spam` too).
     let (unit, _) = word(why);
+    let unit = unit.trim_end_matches(TIME_STOPS);
     let number = d.as_bytes().first().is_some_and(u8::is_ascii_digit)
         && d.bytes()
             .all(|b| b.is_ascii_digit() || b == b'.' || b == b',');
@@ -560,6 +573,9 @@ fn ban_duration(after: &str) -> Result<(Option<crate::time::Millis>, &str), Comm
         Err(_) => Ok((None, after)),
     }
 }
+
+/// What may follow a ban's time before its reason (`2w, spam`, `2w: spam`).
+const TIME_STOPS: [char; 4] = [',', ':', ';', '.'];
 
 /// `forever` in a ban's or a mute's place for a duration: no end, as no duration at all (a
 /// `/ban bob forever` took `forever` as its reason, and `/mute bob forever` was refused).
@@ -657,7 +673,12 @@ fn moderation(name: &str, args: &str) -> Result<Option<Input>, CommandError> {
             duration: match after {
                 "" => None,
                 d if is_forever(d) => None,
-                d => Some(duration(d)?),
+                // Read as a ban's time is (`2 weeks` told `2w`, `2w.` the time); nothing
+                // may follow it.
+                d => match ban_duration(d)? {
+                    (Some(t), "") => Some(t),
+                    _ => Some(duration(d)?),
+                },
             },
         },
         "unmute" if after.is_empty() => ModAction::Unmute {
@@ -1870,6 +1891,80 @@ mod tests {
                 .to_string()
                 .contains("room name")
         );
+    }
+
+    /// A ban's time with a comma, colon or full stop after it, as people write before a
+    /// reason (`/ban bob 2w, spam`, `/ban bob 2 weeks: spam`), is a time still: it was the
+    /// reason's start, and the ban for ever.
+    #[test]
+    fn a_bans_time_followed_by_punctuation_is_a_time() {
+        let ban = |line: &str| match parse(line) {
+            Ok(Some(Input::Command(Command::Moderate {
+                action: ModAction::Ban {
+                    duration, reason, ..
+                },
+                ..
+            }))) => Ok((duration, reason.map(|r| r.as_str().to_owned()))),
+            Err(e) => Err(e),
+            other => panic!("{line}: {other:?}"),
+        };
+        let week = parse_duration("2w").ok();
+        for (line, why) in [
+            ("/ban bob 2w, spam", Some("spam")),
+            ("/ban bob 2w: spam", Some("spam")),
+            ("/ban bob 2w; spam", Some("spam")),
+            ("/ban bob 2w.", None),
+        ] {
+            assert_eq!(ban(line), Ok((week, why.map(str::to_owned))), "{line}");
+        }
+        for (line, said) in [
+            (
+                "/ban bob 2 weeks, spam",
+                "write \"2 weeks\" as one word: 2w",
+            ),
+            (
+                "/ban bob 2 weeks: spam",
+                "write \"2 weeks\" as one word: 2w",
+            ),
+            ("/ban bob 2 weeks.", "write \"2 weeks\" as one word: 2w"),
+            ("/ban bob 400d, spam", "at most 365 days"),
+            (
+                "/ban bob 2H, spam",
+                "\"2H\" is not a duration like 30m, 12h or 7d",
+            ),
+        ] {
+            assert_eq!(ban(line), Err(CommandError::Bad(said.to_owned())), "{line}");
+        }
+        // A reason that only starts with a number is a reason still.
+        for line in ["/ban bob 3 strikes, out", "/ban bob 2nd warning."] {
+            assert!(matches!(ban(line), Ok((None, Some(_)))), "{line}");
+        }
+    }
+
+    /// `/mute bob 2 weeks` is told the one word natter reads, as `/ban bob 2 weeks` is (it
+    /// was told only that `2 weeks` is no duration), and a time with a full stop after it is
+    /// the time; anything else after a mute's time is refused as before.
+    #[test]
+    fn a_mutes_time_in_two_words_is_told_the_one_word() {
+        let mute = |line: &str| match parse(line) {
+            Ok(Some(Input::Command(Command::Moderate {
+                action: ModAction::Mute { duration, .. },
+                ..
+            }))) => Ok(duration),
+            Err(e) => Err(e),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(
+            mute("/mute bob 2 weeks"),
+            Err(CommandError::Bad(
+                "write \"2 weeks\" as one word: 2w".to_owned()
+            ))
+        );
+        assert_eq!(mute("/mute bob 2w."), Ok(parse_duration("2w").ok()));
+        assert_eq!(mute("/mute bob 2w"), Ok(parse_duration("2w").ok()));
+        for line in ["/mute bob 2w spam", "/mute bob spam", "/mute bob 3 strikes"] {
+            assert!(matches!(mute(line), Err(CommandError::Bad(_))), "{line}");
+        }
     }
 
     #[test]

@@ -1410,7 +1410,9 @@ impl Hub {
         });
         let room = event.room;
         let kicked = match &event.kind {
-            EventKind::Kick { target, .. } => Some(target.clone()),
+            EventKind::Kick { target, reason } => {
+                Some((target.clone(), event.from.clone(), reason.clone()))
+            }
             _ => None,
         };
         if let Some((_, uid)) = join
@@ -1447,8 +1449,8 @@ impl Hub {
         if let Some((c, _)) = line {
             self.late_settle(c);
         }
-        if let Some(target) = kicked {
-            self.cluster_kicked(&room, &target);
+        if let Some((target, by, reason)) = kicked {
+            self.cluster_kicked(&room, &target, &by, reason.as_ref());
         }
         if let Some((conn, uid)) = join
             && !rejoin

@@ -4613,6 +4613,73 @@ fn an_irc_admins_ban_of_a_rooms_founder_is_482_and_no_mode_line() {
     );
 }
 
+/// `MODE #r +bb bob carol` (irssi's `/ban bob carol`) bans two guests in one instant, each by
+/// nick and address. Both gone, `MODE #r -b bob` tells that bob's address still holds, and
+/// not carol's: the address a nick's ban added is the one set with it, not every address
+/// the same operator banned in that instant (the notice named carol's address as bob's, so
+/// an operator lifting "bob's" address let carol back in). In the masks IRC clients are
+/// shown, lifted with `/mode`: irssi's `/unban 198.51.100.20/32` sends nothing, as its ban
+/// list holds `*!*@198.51.100.20`.
+#[test]
+fn an_unban_of_one_of_two_nicks_banned_in_one_mode_line_names_only_its_address() {
+    let mut n = Net::new();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.send(a, &["JOIN #r", "MODE #r +r"]);
+    let mut guest = |want: &str, from: &str| {
+        let c = n.hub.accept(from.parse().unwrap(), n.now).unwrap();
+        n.feed(c, &MAGIC);
+        n.send_bin(
+            c,
+            &ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                nick: nick(want),
+                resume: None,
+            },
+        );
+        n.send_bin(c, &ClientMsg::Join { room: room("#r") });
+        assert!(
+            n.recv(c)
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Joined { .. })),
+            "{want} joined"
+        );
+        c
+    };
+    let b = guest("bob", "198.51.100.20");
+    let c = guest("carol", "203.0.113.7");
+    n.advance(1_000);
+    n.lines(a);
+    n.send(a, &["MODE #r +bb bob carol"]);
+    let l = n.lines(a);
+    for set in [
+        "+b bob!*@*",
+        "+b *!*@198.51.100.20",
+        "+b carol!*@*",
+        "+b *!*@203.0.113.7",
+    ] {
+        assert!(l.iter().any(|l| l.ends_with(set)), "{set}: {l:?}");
+    }
+    for g in [b, c] {
+        n.send_bin(g, &ClientMsg::Quit { reason: None });
+    }
+    n.advance(1_000);
+    n.lines(a);
+    n.send(a, &["MODE #r -b bob"]);
+    let notices: Vec<String> = n
+        .lines(a)
+        .into_iter()
+        .filter(|l| l.contains(" NOTICE "))
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            ":natter.irc NOTICE alice :*!*@198.51.100.20, banned with bob!*@*, still holds: \
+          /mode #r -b *!*@198.51.100.20 lifts it"
+        ],
+    );
+}
+
 /// `OPER name password` gives an IRC user an admin account's powers, as an operator block
 /// does on other servers: the nick stays (no sign-in), `381` and `MODE nick +o` say so, and
 /// KILL works. A name that is no admin account is `491` with nothing checked; a wrong password

@@ -16,7 +16,7 @@
 //!   validated; a registered room outlives its last member.
 
 use super::deliver::Skip;
-use super::dialect::{AdminDone, Note, Reply};
+use super::dialect::{AdminDone, Note, Reply, irc_shown_mask};
 use super::ops::NO_ROOM;
 use super::room::Invite;
 use super::{Hub, UserId};
@@ -430,54 +430,18 @@ impl Hub {
             }
             ModAction::Unban { target } => {
                 let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
-                let mut lift = vec![mask.clone()];
-                // A present user's person, as `Unmute` takes it: what a ban of its nick set
-                // (a guest's address too), so `/unban bob` undoes `/ban bob`.
-                let present = match &mask {
-                    Mask::Nick(n) => self.nicks.get(&self.users, n.folded_key().as_str()),
-                    _ => None,
-                };
-                if let Some(t) = present {
-                    lift.extend(self.person_masks(t));
-                }
-                let p = self.policy_mut(room);
-                let mut gone: Vec<Mask> = Vec::new();
-                for l in &lift {
-                    for m in lifted(l, p.bans.iter().map(|b| &b.mask)) {
-                        if !gone.contains(&m) {
-                            gone.push(m);
-                        }
-                    }
-                }
+                let (gone, still) = self.lifting(&mask, room, |p| &p.bans);
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{NO_BAN_ON}{mask} in {room}")));
                 }
-                // An address a guest's ban set with its nick, the guest gone since (no nick
-                // knows it now): still held, which the operator is told with how to lift it.
-                let still: Vec<(Mask, Mask)> = p
-                    .bans
-                    .iter()
-                    .filter(|b| gone.contains(&b.mask) && matches!(b.mask, Mask::Nick(_)))
-                    .flat_map(|nick_ban| {
-                        p.bans
-                            .iter()
-                            .filter(|b| {
-                                matches!(b.mask, Mask::Net { .. })
-                                    && !gone.contains(&b.mask)
-                                    && b.at == nick_ban.at
-                                    && b.by.folded() == nick_ban.by.folded()
-                            })
-                            .map(|b| (b.mask.clone(), nick_ban.mask.clone()))
-                    })
-                    .collect();
+                let p = self.policy_mut(room);
                 p.bans.retain(|b| !gone.contains(&b.mask));
                 for mask in gone {
                     let words = format!("-b {mask}");
                     self.changed(room, me.clone(), words, PolicyEdit::Unban(mask), now);
                 }
                 for (addr, nick) in still {
-                    let words =
-                        format!("{addr}, banned with {nick}, still holds: /unban {addr} lifts it");
+                    let words = self.still_holds(conn, room, &addr, &nick, false);
                     self.reply(conn, Reply::Note(Note::NickOnly(words)));
                 }
             }
@@ -521,29 +485,20 @@ impl Hub {
                 }
             }
             ModAction::Unmute { target } => {
-                let mut masks =
-                    vec![Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?];
-                // A present member's person: what a mute of its nick set (its address too).
-                if let Some(t) = self
-                    .nicks
-                    .get(&self.users, target.to_ascii_lowercase().as_str())
-                {
-                    masks.extend(self.person_masks(t));
-                }
-                let p = self.policy_mut(room);
-                let gone: Vec<Mask> = p
-                    .mutes
-                    .iter()
-                    .filter(|m| masks.iter().any(|l| lifts(l, &m.mask)))
-                    .map(|m| m.mask.clone())
-                    .collect();
+                let mask = Mask::parse(&target).map_err(|e| (ErrorKind::Invalid, e.to_string()))?;
+                let (gone, still) = self.lifting(&mask, room, |p| &p.mutes);
                 if gone.is_empty() {
                     return Err((ErrorKind::Invalid, format!("{target}{NOT_MUTED_IN}{room}")));
                 }
+                let p = self.policy_mut(room);
                 p.mutes.retain(|m| !gone.contains(&m.mask));
                 for mask in gone {
                     let words = format!("-q {mask}");
                     self.changed(room, me.clone(), words, PolicyEdit::Unmute(mask), now);
+                }
+                for (addr, nick) in still {
+                    let words = self.still_holds(conn, room, &addr, &nick, true);
+                    self.reply(conn, Reply::Note(Note::NickOnly(words)));
                 }
             }
             ModAction::Invite(nick) => {
@@ -1365,6 +1320,89 @@ impl Hub {
         Ok(())
     }
 
+    /// What an unban or unmute naming `mask` lifts of `room`'s bans or mutes (`list`): the
+    /// mask (a nick's also lifts the account of its name) and, while a user has the nick, what
+    /// a ban or mute of it set (a guest's address too), so `/unban bob` undoes `/ban bob`,
+    /// typed `nick:bob` as well. Then the addresses a lifted nick's entry was set with, the
+    /// guest gone since (no nick knows them now): each stays, with that nick, for the
+    /// operator to be told. Such an address is the entry right after the nick's, set by the
+    /// same operator in the same instant (a person's masks go in together): not any address
+    /// set then, as `MODE #r +bb bob carol` sets carol's in that instant too; one from before
+    /// entries recorded their time (`at` 0) is nobody's to guess.
+    fn lifting(
+        &self,
+        mask: &Mask,
+        room: &RoomName,
+        list: impl Fn(&Policy) -> &Vec<Entry>,
+    ) -> (Vec<Mask>, Vec<(Mask, Mask)>) {
+        let Some(list) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.policy.as_deref())
+            .map(list)
+        else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut lift = vec![mask.clone()];
+        let present = match mask {
+            Mask::Nick(n) => self.nicks.get(&self.users, n.folded_key().as_str()),
+            _ => None,
+        };
+        if let Some(t) = present {
+            lift.extend(self.person_masks(t));
+        }
+        let mut gone: Vec<Mask> = Vec::new();
+        for l in &lift {
+            for m in lifted(l, list.iter().map(|e| &e.mask)) {
+                if !gone.contains(&m) {
+                    gone.push(m);
+                }
+            }
+        }
+        let still = list
+            .windows(2)
+            .filter_map(|w| {
+                let (nick_entry, next) = (&w[0], &w[1]);
+                (matches!(nick_entry.mask, Mask::Nick(_))
+                    && gone.contains(&nick_entry.mask)
+                    && matches!(next.mask, Mask::Net { .. })
+                    && !gone.contains(&next.mask)
+                    && nick_entry.at != Millis(0)
+                    && next.at == nick_entry.at
+                    && next.until == nick_entry.until
+                    && next.by.folded() == nick_entry.by.folded())
+                .then(|| (next.mask.clone(), nick_entry.mask.clone()))
+            })
+            .collect();
+        (gone, still)
+    }
+
+    /// The words telling the operator on `conn` that `addr`, set with `nick`'s ban (or mute),
+    /// still holds, and how to lift it. On IRC in the masks its clients are shown
+    /// (`*!*@198.51.100.20`, `bob!*@*`) and with `/mode`, which every client sends as typed:
+    /// irssi's `/unban` sends only what its ban list holds, so `/unban 198.51.100.20/32` sent
+    /// nothing at all.
+    fn still_holds(
+        &self,
+        conn: ConnId,
+        room: &RoomName,
+        addr: &Mask,
+        nick: &Mask,
+        mute: bool,
+    ) -> String {
+        let set = if mute { "muted" } else { "banned" };
+        if self.speaks_irc(conn) {
+            let (addr, nick) = (irc_shown_mask(addr), irc_shown_mask(nick));
+            let letter = if mute { 'q' } else { 'b' };
+            format!(
+                "{addr}, {set} with {nick}, still holds: /mode {room} -{letter} {addr} lifts it"
+            )
+        } else {
+            let lift = if mute { "/unmute" } else { "/unban" };
+            format!("{addr}, {set} with {nick}, still holds: {lift} {addr} lifts it")
+        }
+    }
+
     /// The masks a ban or mute of `target` sets: a present member's person (account, or nick
     /// and address), or the mask as typed; `actor` asks on `conn`.
     fn masks_for(
@@ -1389,6 +1427,12 @@ impl Hub {
                 .map(|u| (u, a)),
             _ => None,
         };
+        // A present user with an admin's powers (signed in to an admin account, or `OPER`).
+        let present_admin = present
+            .as_ref()
+            .filter(|(u, _)| self.is_admin_user(*u))
+            .and_then(|(u, _)| self.users.get(u))
+            .map(|u| u.nick.clone());
         let masks = match present {
             Some((u, _)) => {
                 if u == actor {
@@ -1411,9 +1455,12 @@ impl Hub {
         // account (or its nick, the account's) would be said to the room and listed and hold
         // nobody, as an admin's did until the thirty-seventh session, and an operator's typed
         // as `account:NAME` while the founder was away. An admin takes the room over first.
+        // The nick is the founder's only while its account is there to hold it: an account
+        // the server's operator removed leaves a guest with the nick, banned as any guest.
         if let Some(f) = self.founder_folded(room) {
             let founders = masks.iter().any(|m| match m {
-                Mask::Account(a) | Mask::Nick(a) => a.folded() == f,
+                Mask::Account(a) => a.folded() == f,
+                Mask::Nick(n) => n.folded() == f && self.account_name(&f).is_some(),
                 Mask::Net { .. } => false,
             });
             if founders {
@@ -1426,6 +1473,26 @@ impl Hub {
                 };
                 return Err((ErrorKind::NotOperator, words));
             }
+        }
+        // Nor a server admin's: one naming it would be set, said and listed, and hold nobody
+        // (an operator's was, the admin staying and speaking).
+        let admin_named = present_admin.or_else(|| {
+            masks.iter().find_map(|m| match m {
+                Mask::Account(a) if self.is_admin_account(&a.folded()) => Some(a.clone()),
+                Mask::Nick(n)
+                    if self.is_admin_account(&n.folded())
+                        && self.account_name(&n.folded()).is_some() =>
+                {
+                    Some(n.clone())
+                }
+                _ => None,
+            })
+        });
+        if let Some(name) = admin_named {
+            return Err((
+                ErrorKind::NotOperator,
+                format!("{name} is a server admin: no room's ban or mute holds it"),
+            ));
         }
         // A network that holds the one setting it: refused as a ban of its own nick is (it
         // would put the operator out and keep them out).
@@ -1826,16 +1893,9 @@ impl Hub {
     ) {
         self.audit_kick(room, by, &tnick, reason.as_ref(), now);
         let sent = self.cluster_kick_sent(room, &tnick, now);
-        // An always-on account with nothing connected hears of it when it signs in again.
-        if let Some(u) = self.users.get_mut(&target).filter(|u| u.devices.is_empty()) {
-            let why = reason.as_ref().map_or(String::new(), |r| format!(" ({r})"));
-            let kept = &mut u.extra_mut().put_out_away;
-            if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
-                kept.remove(0);
-            }
-            kept.push(format!(
-                "while you were away, {by} put you out of {room}{why}"
-            ));
+        // In a cluster the member leaves, and is noted, when the kick comes back from the log.
+        if !sent {
+            self.keep_put_out_away(target, room, by, reason.as_ref());
         }
         let kind = EventKind::Kick {
             target: tnick,
@@ -1847,6 +1907,29 @@ impl Hub {
         }
         self.leave_kicked(target, room);
         self.drop_if_empty(room);
+    }
+
+    /// An always-on account with nothing connected, put out of `room` by `by`, hears of it
+    /// when it signs in again ([`Hub::tell_put_out_away`]): on the node it is a member on,
+    /// wherever the kick was typed.
+    pub(super) fn keep_put_out_away(
+        &mut self,
+        uid: UserId,
+        room: &RoomName,
+        by: &Nick,
+        reason: Option<&Text>,
+    ) {
+        let Some(u) = self.users.get_mut(&uid).filter(|u| u.devices.is_empty()) else {
+            return;
+        };
+        let why = reason.map_or(String::new(), |r| format!(" ({r})"));
+        let kept = &mut u.extra_mut().put_out_away;
+        if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
+            kept.remove(0);
+        }
+        kept.push(format!(
+            "while you were away, {by} put you out of {room}{why}"
+        ));
     }
 }
 

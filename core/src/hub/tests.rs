@@ -8518,6 +8518,106 @@ mod moderation {
         assert_eq!(ban_masks(&mut t, a, "#r"), ["198.51.100.20/32"]);
     }
 
+    /// `/unmute` of a guest's nick undoes `/mute` of it as `/unban` undoes `/ban`: typed as
+    /// `nick:bob` too (IRC's `-q bob!*@*`), which lifted the nick's mute only and left bob
+    /// muted by its address; and once bob has gone, the operator is told which address still
+    /// holds (it was lifted in silence, and bob back from there was muted still).
+    #[test]
+    fn an_unmute_of_a_guests_nick_lifts_its_address_or_says_it_still_holds() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        let mute = |t: &mut T| {
+            act(
+                t,
+                a,
+                "#r",
+                ModAction::Mute {
+                    target: "bob".into(),
+                    duration: None,
+                },
+            );
+        };
+        let unmute = |t: &mut T, target: &str| {
+            act(
+                t,
+                a,
+                "#r",
+                ModAction::Unmute {
+                    target: target.into(),
+                },
+            )
+        };
+        let lifted = |got: &[ServerMsg]| -> Vec<String> {
+            events(got)
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::Mode { change } => Some(change.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect()
+        };
+        mute(&mut t);
+        let got = unmute(&mut t, "nick:bob");
+        assert_eq!(
+            lifted(&got),
+            ["-q nick:bob", "-q 198.51.100.20/32"],
+            "{got:?}"
+        );
+        // Gone, bob's address stays muted, and the operator is told so.
+        mute(&mut t);
+        t.send(b, &ClientMsg::Quit { reason: None });
+        t.recv(a);
+        let got = unmute(&mut t, "bob");
+        assert_eq!(lifted(&got), ["-q nick:bob"], "{got:?}");
+        assert_eq!(
+            done(&got),
+            [
+                "198.51.100.20/32, muted with nick:bob, still holds: /unmute 198.51.100.20/32 lifts it"
+            ],
+            "{got:?}"
+        );
+    }
+
+    /// The server's operator removed the founder's account (`natter-server account remove`: a
+    /// reload without it): its connected user stays, a guest with the nick, and the room's
+    /// settings still name the founder. An operator bans that guest as any guest, as it kicks
+    /// it: the ban was refused as one of the founder (`nick:alice` read as the founder's
+    /// nick, which no guest holds while the account exists), and the guest stayed.
+    #[test]
+    fn a_guest_left_with_a_removed_founders_nick_is_banned_as_any_guest() {
+        let mut t = T::with(cfg());
+        let a = signed_up(&mut t, ip("198.51.100.7"), "alice");
+        t.join(a, "#r");
+        act(&mut t, a, "#r", ModAction::Register);
+        let carol = signed_up(&mut t, ip("203.0.113.7"), "carol");
+        t.join(carol, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("carol")));
+        let now = t.now;
+        t.hub.handle_account_dropped("alice", now);
+        t.pump();
+        t.recv(a);
+        t.recv(carol);
+        assert!(t.hub.is_member(&nick("alice"), &room("#r")), "a guest now");
+        let got = act(&mut t, carol, "#r", ban("alice"));
+        assert!(kinds(&got).is_empty(), "{got:?}");
+        assert_eq!(
+            ban_masks(&mut t, carol, "#r"),
+            ["nick:alice", "198.51.100.7/32"]
+        );
+        assert!(!t.hub.is_member(&nick("alice"), &room("#r")), "put out");
+        // Typed as a mask, a mute of the nick holds it too.
+        let got = act(
+            &mut t,
+            carol,
+            "#r",
+            ModAction::Mute {
+                target: "nick:alice".into(),
+                duration: None,
+            },
+        );
+        assert!(kinds(&got).is_empty(), "{got:?}");
+    }
+
     /// SECURITY.md: a ban of a guest holds its nick and its address. A guest on loopback
     /// (exempt from the per-address limits: every user on the server's machine, a bridge
     /// without the secret, a proxy without PROXY headers share it) is held by its nick only,
@@ -11031,6 +11131,47 @@ mod admins {
             t.lines(r).iter().any(|l| l.contains("+b account:alice")),
             "a ban once alice is founder no longer"
         );
+    }
+
+    /// A ban or mute naming a server admin is refused as one of the founder is: no room's ban
+    /// or mute holds an admin (`banned`, `may_speak`), and an operator's was set, said to the
+    /// room and listed, and the admin stayed and spoke (present or away, by nick or account).
+    #[test]
+    fn a_ban_or_mute_of_a_server_admin_is_refused() {
+        let mut t = T::with(cfg());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #club");
+        t.line(a, "/register #club");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #club");
+        t.line(a, "/op bob");
+        let (r, _) = t.txt();
+        t.line(r, "/nick root");
+        t.line(r, "/register correct horse");
+        t.line(r, "/join #club");
+        t.lines(a);
+        t.lines(b);
+        t.lines(r);
+        let refused = "ERROR: root is a server admin: no room's ban or mute holds it";
+        for line in ["/ban root spam", "/mute root", "/ban account:root"] {
+            t.line(b, line);
+            assert_eq!(t.lines(b), [refused], "{line}");
+        }
+        assert!(t.lines(a).is_empty(), "the room heard of no ban");
+        assert!(t.hub.is_member(&nick("root"), &room("#club")));
+        // Away, too.
+        t.line(r, "/quit");
+        t.lines(b);
+        for line in ["/ban nick:ROOT", "/mute account:root 1h"] {
+            t.line(b, line);
+            assert_eq!(t.lines(b), [refused], "{line}");
+        }
+        t.line(b, "/bans");
+        assert!(t.lines(b).iter().all(|l| !l.contains("root")));
     }
     /// A room nobody registered has operators when a server admin made some: one who is not
     /// is told so, not that the room has none and how to become its founder.

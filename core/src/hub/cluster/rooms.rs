@@ -291,9 +291,16 @@ impl Hub {
             .contains_key(&(room.clone(), nick.folded()))
     }
 
-    /// A `Kick` of `target` came back from `room`'s log (delivered to the members here): if
-    /// the target is a member here, it leaves now, on every device.
-    pub(in crate::hub) fn cluster_kicked(&mut self, room: &RoomName, target: &Nick) {
+    /// A `Kick` of `target` by `by` came back from `room`'s log (delivered to the members
+    /// here): if the target is a member here, it leaves now, on every device (an account with
+    /// nothing connected is told at its next sign-in).
+    pub(in crate::hub) fn cluster_kicked(
+        &mut self,
+        room: &RoomName,
+        target: &Nick,
+        by: &Nick,
+        reason: Option<&Text>,
+    ) {
         if let Some(cl) = self.cluster.as_mut() {
             cl.rooms.kicking.remove(&(room.clone(), target.folded()));
         }
@@ -301,6 +308,7 @@ impl Hub {
             return;
         };
         debug!(%room, %target, "kicked through the log");
+        self.keep_put_out_away(uid, room, by, reason);
         self.leave_kicked(uid, room);
         self.drop_if_empty(room);
     }

@@ -29,7 +29,7 @@ use super::config::ServerName;
 pub(crate) use binary::Binary;
 #[cfg(feature = "fuzzing")]
 pub(crate) use irc::fuzz_lines as fuzz_irc_lines;
-pub(crate) use irc::{IRC_HOST, Irc};
+pub(crate) use irc::{IRC_HOST, Irc, shown_mask as irc_shown_mask};
 pub(crate) use text::Text;
 
 /// Whether a line is an HTTP request line or a `Host:` header: what a web page makes its
@@ -967,8 +967,8 @@ pub(crate) enum Note {
     /// version 10 as `Done`; IRC servers say nothing).
     Unchanged(String),
     /// A ban or mute of a present guest holds its nick only, and why (its address is loopback,
-    /// every local user's, or the operator's own): a new nick gets round it. Also an unban of a
-    /// guest's nick that leaves the address its ban added (the guest gone), and how to lift
+    /// every local user's, or the operator's own): a new nick gets round it. Also an unban or
+    /// unmute of a guest's nick that leaves the address its ban or mute added (the guest gone), and how to lift
     /// it; and at a sign-in, who put the account out of a room while nothing of it was
     /// connected. nc says it, the binary protocol from version 10 as `Done`, IRC as a server `NOTICE`.
     NickOnly(String),

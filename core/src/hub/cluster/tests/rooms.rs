@@ -618,3 +618,82 @@ fn joining_a_moderated_room_on_another_node_says_one_may_not_speak() {
         "told after the join: {got:?}"
     );
 }
+
+/// An always-on account put out of a room by an operator on another node, while nothing of
+/// it was connected, is told who and why at its next sign-in on its own node, as on one
+/// node: the words were kept only by a kick on the account's own node (the kicking node
+/// knows no such user, and the node that puts it out kept nothing).
+#[test]
+fn an_account_kicked_from_another_node_while_away_is_told_at_its_next_sign_in() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    ask(&mut net, 1, d, &ClientMsg::Quit { reason: None });
+    net.recv(0, a);
+    let kick = ModAction::Kick {
+        nick: nick("dave"),
+        reason: Some(text("too loud")),
+    };
+    moderate(&mut net, 0, a, "#r", kick);
+    assert_eq!(
+        kicks(&net.recv(0, a)),
+        [("alice".to_owned(), "dave".to_owned())]
+    );
+    let (c, _) = guest(&mut net, 1, "someone");
+    let sign_in = ClientMsg::SignIn {
+        account: nick("dave"),
+        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
+        remember: false,
+    };
+    ask(&mut net, 1, c, &sign_in);
+    let got = net.recv(1, c);
+    let told: Vec<&str> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Done(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        ["while you were away, alice put you out of #r (too loud)"],
+        "{got:?}"
+    );
+    assert!(!joined(&got), "not back in #r: {got:?}");
+    // Put out by a kick typed on its own node, it is told once, not once more as the kick
+    // comes back from the log.
+    join(&mut net, 1, c, "#r");
+    ask(&mut net, 1, c, &ClientMsg::Quit { reason: None });
+    let (a1, _) = guest(&mut net, 1, "alice-phone");
+    let sign_in_alice = ClientMsg::SignIn {
+        account: nick("alice"),
+        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
+        remember: false,
+    };
+    ask(&mut net, 1, a1, &sign_in_alice);
+    net.recv(1, a1);
+    let kick = ModAction::Kick {
+        nick: nick("dave"),
+        reason: Some(text("again")),
+    };
+    moderate(&mut net, 1, a1, "#r", kick);
+    assert_eq!(
+        kicks(&net.recv(1, a1)),
+        [("alice".to_owned(), "dave".to_owned())]
+    );
+    let (c2, _) = guest(&mut net, 1, "someone");
+    ask(&mut net, 1, c2, &sign_in);
+    let got = net.recv(1, c2);
+    let told: Vec<&str> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Done(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        ["while you were away, alice put you out of #r (again)"],
+        "{got:?}"
+    );
+}

@@ -32,6 +32,7 @@ mod time;
 mod words;
 
 pub(crate) use names::HOST as IRC_HOST;
+pub(crate) use names::mask as shown_mask;
 
 use super::{Dialect, EventRef, Form, Limit, Note, Reply, Request, Step};
 use crate::hub::ConnKind;

@@ -24,7 +24,7 @@ pub(super) fn source(nick: &Nick) -> String {
 /// `/unban` of what it was shown, or its own ban list's entry, lifts it: a nick is `bob!*@*`,
 /// an address `*!*@203.0.113.7`, a network `*!*@203.0.113.0/24`. An account stays
 /// `account:alice` (InspIRCd 4's named extban): no `nick!user@host` names an account.
-pub(super) fn mask(mask: &Mask) -> String {
+pub(crate) fn mask(mask: &Mask) -> String {
     match mask {
         Mask::Account(_) => mask.to_string(),
         Mask::Nick(n) => format!("{n}!*@*"),
