@@ -267,7 +267,10 @@ pub const HELP: &[(&str, &str)] = &[
         "/ban [#room] nick|mask [30m|2h|7d] [reason]",
         "ban (masks: account:NAME, nick:NAME, a.b.c.d/N)",
     ),
-    ("/unban [#room] nick|mask", "lift a ban (a nick: what /ban nick set)"),
+    (
+        "/unban [#room] nick|mask",
+        "lift a ban (a nick: what /ban nick set)",
+    ),
     ("/bans [#room]", "list bans and mutes"),
     (
         "/mute [#room] nick|mask [duration]",
