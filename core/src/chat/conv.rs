@@ -372,6 +372,26 @@ impl Conv {
         dropped
     }
 
+    /// Takes the answers and notices at its end newer than line `mark` (at most `max`, the
+    /// newest): what was said to the person here, not the room's own lines.
+    pub(super) fn take_said_since(&mut self, mark: LineId, max: usize) -> Vec<Line> {
+        let mut said = Vec::new();
+        while said.len() < max
+            && let Some(last) = self.lines.back()
+            && last.id > mark
+            && last.seq.is_none()
+            && matches!(
+                last.kind,
+                LineKind::Notice(_) | LineKind::Error(_) | LineKind::Rooms { .. }
+            )
+            && let Some(line) = self.lines.pop_back()
+        {
+            said.push(line);
+        }
+        said.reverse();
+        said
+    }
+
     /// Puts older lines (oldest first) in front of everything the room holds: they are older
     /// than every line here, notices included (the notice of our joining marks where this
     /// visit began, which is after them). Only as many as fit under [`CHAT_MAX_LINES`], the

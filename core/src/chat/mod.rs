@@ -105,6 +105,11 @@ pub struct Chat {
     /// joins them again at once: the room being read must come back, not the last one the
     /// model passed through while the rooms went). At most [`CHAT_MAX_LEFT`].
     reopen: Vec<ConvId>,
+    /// The open conversation is the one the model opened when the room being read was left,
+    /// and the person has not chosen another since: the newest line id then. What the model
+    /// says there after it, at its end (the "you left" of a `/part #a #b`'s first room), goes
+    /// with the person if that room is left too, instead of with the room's lines.
+    landed: Option<LineId>,
     /// Our away message while we are away (`/away`), for the status a front end shows: said
     /// once as a line, it scrolled out of sight while it still held.
     my_away: Option<Text>,
@@ -131,6 +136,7 @@ impl Chat {
             held: Vec::new(),
             left: VecDeque::new(),
             reopen: Vec::new(),
+            landed: None,
             my_away: None,
         }
     }
@@ -399,6 +405,7 @@ impl Chat {
     pub fn open(&mut self, id: &ConvId) -> bool {
         // The person chose: a room left is not opened for them when it comes back.
         self.reopen.clear();
+        self.landed = None;
         self.show(id)
     }
 
@@ -413,6 +420,7 @@ impl Chat {
                 c.read.leave();
             }
             self.current = id.clone();
+            self.landed = None;
             self.log.push(Change::Current);
         }
         self.mark_read();
@@ -882,11 +890,23 @@ impl Chat {
         self.log.push(Change::List);
         let kicked = gone.kicked.take();
         if self.current == id {
+            // Said where we land: what the model said in the room since it put us there (the
+            // earlier rooms of a `/part #a #b #c`: their "you left"), not lost with it.
+            let said = self
+                .landed
+                .take()
+                .map(|mark| gone.take_said_since(mark, CHAT_MAX_HELD))
+                .unwrap_or_default();
             let next = self
                 .rooms
                 .first()
                 .map_or(ConvId::Server, |c| c.id().clone());
             self.show(&next);
+            self.landed = Some(LineId(self.next_line));
+            for line in said {
+                let line = self.make_line(line.at, None, line.kind);
+                self.add_line(&next, line);
+            }
             if !self.reopen.contains(&id) && self.reopen.len() < CHAT_MAX_LEFT {
                 self.reopen.push(id.clone());
             }

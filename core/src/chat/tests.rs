@@ -445,6 +445,79 @@ fn parting_the_open_room_opens_the_next() {
     assert_eq!(c.conversations().count(), 0);
 }
 
+fn parted(r: &str) -> Event {
+    Event::Parted {
+        room: room(r),
+        kicked: false,
+    }
+}
+
+/// `/part #a #b` typed in #a: #a went, the model opened #b and said "you left #a" there, then
+/// #b went with that line, and the person, now in #c, read only "you left #b". What the model
+/// says in the room it opened goes on with the person while they have not chosen another; the
+/// room's own lines, and what was said before, stay with the room.
+#[test]
+fn what_is_said_in_a_room_left_right_after_we_landed_there_follows_us() {
+    let mut c = chat_in(&["#a", "#b", "#c", "#d"]);
+    c.handle_event(&say("#b", 2, "bob", "before"), T0);
+    let said_before = kinds(&c, &rid("#b"));
+    c.handle_event(&parted("#a"), T0);
+    assert_eq!(c.current(), &rid("#b"));
+    // An answer about a room we were not in, between the parts: said where we are.
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::NotInRoom),
+            about: About::Part(room("#x")),
+            text: "you are not in #x".into(),
+        },
+        T0,
+    );
+    c.handle_event(&parted("#b"), T0);
+    assert_eq!(c.current(), &rid("#c"));
+    let words = |c: &Chat, r: &str| -> Vec<String> {
+        c.conv(&rid(r))
+            .unwrap()
+            .lines()
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LineKind::Notice(t) | LineKind::Error(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        words(&c, "#c")[1..],
+        [
+            "you left #a",
+            "could not leave #x: you are not in #x",
+            "you left #b"
+        ]
+    );
+    assert_eq!(words(&c, "#c")[0], "you are in #c with: bob");
+    // The room's own lines stay with it (and show again if it is joined again).
+    c.handle_event(&joined("#b", 9, &["me", "bob"]), T0);
+    let back = kinds(&c, &rid("#b"));
+    assert_eq!(back[..said_before.len()], said_before[..]);
+    assert!(
+        !back.contains(&LineKind::Notice("you left #a".into())),
+        "{back:#?}"
+    );
+    // Chosen by the person: the room is theirs, and what was said in it stays there.
+    c.open(&rid("#c"));
+    c.handle_event(&parted("#c"), T0);
+    assert_eq!(c.current(), &rid("#d"));
+    let d = words(&c, "#d");
+    assert_eq!(d[1..], ["you left #c"], "{d:?}");
+    // The room said something of its own after the note: the note is the room's now.
+    c.handle_event(&joined("#e", 1, &["me", "bob"]), T0);
+    c.handle_event(&parted("#d"), T0);
+    assert_eq!(c.current(), &rid("#b"));
+    c.handle_event(&say("#b", 10, "bob", "news"), T0);
+    c.handle_event(&parted("#b"), T0);
+    assert_eq!(c.current(), &rid("#e"));
+    assert_eq!(words(&c, "#e")[1..], ["you left #b"]);
+}
+
 /// Out of a room not of our accord with no kick to tell it (a rejoin refused after a failed
 /// resume): no "you left", only the refusal that follows, where we are now.
 #[test]
