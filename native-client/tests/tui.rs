@@ -111,6 +111,31 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", target])
     }
 
+    /// A notch of the mouse wheel over column 40, row 10, as a terminal reports it to a
+    /// program that asked for mouse reports (SGR encoding): up, or down.
+    fn wheel(&self, target: &str, up: bool) {
+        let report = format!("\x1b[<{};40;10M", if up { 64 } else { 65 });
+        let hex: Vec<String> = report.bytes().map(|b| format!("{b:02x}")).collect();
+        let mut args = vec!["send-keys", "-t", target, "-H"];
+        args.extend(hex.iter().map(String::as_str));
+        self.run(&args);
+    }
+
+    /// The mouse reporting `target`'s program asked for: (presses and the wheel, in SGR
+    /// encoding, with motion while a button is held, with every motion).
+    fn mouse_modes(&self, target: &str) -> (bool, bool, bool, bool) {
+        let flags = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            target,
+            "#{mouse_standard_flag} #{mouse_sgr_flag} #{mouse_button_flag} #{mouse_all_flag}",
+        ]);
+        let on: Vec<bool> = flags.split_whitespace().map(|f| f == "1").collect();
+        assert_eq!(on.len(), 4, "{flags}");
+        (on[0], on[1], on[2], on[3])
+    }
+
     /// Polls `target`'s screen until `pred` holds.
     async fn wait(&self, target: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -557,6 +582,61 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
     tmux.keys("alice", "C-c");
     let screen = tmux.wait_for("alice", "natter exited with").await;
     assert!(screen.contains("natter exited with 0"), "{screen}");
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// The mouse wheel browsed the input history: with mouse reporting off, a terminal sends the
+/// wheel as Up/Down in the alternate screen. The TUI asks for the wheel's reports (presses
+/// only, no motion, so a terminal still selects text with Shift held) and scrolls the
+/// conversation with it, as irssi and WeeChat do; the terminal is given back without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mouse_wheel_scrolls_the_conversation_and_leaves_the_input_alone() {
+    let (server, addr) = server().await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    for i in 1..=40 {
+        bob.send(&format!("line {i:03}")).await;
+    }
+    bob.expect("[#lobby] <bob> line 040").await;
+
+    let tmux = Tmux::new("wheel");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "<bob> line 040").await;
+    assert_eq!(
+        tmux.mouse_modes("alice"),
+        (true, true, false, false),
+        "the wheel's reports, no motion"
+    );
+    tmux.type_line("alice", "my own words");
+    tmux.wait_for("alice", "<alice> my own words").await;
+    // Two notches up: older lines, the newest out of sight, the input line as it was.
+    tmux.wheel("alice", true);
+    tmux.wheel("alice", true);
+    let screen = tmux
+        .wait("alice", "the conversation scrolled up", |s| {
+            !s.contains("my own words") && !s.contains("line 040")
+        })
+        .await;
+    assert!(screen.contains("<bob> line 030"), "{screen}");
+    let input = |s: &str| s.lines().last().unwrap_or_default().to_owned();
+    assert!(!input(&screen).contains("my own words"), "{screen}");
+    // And down again to the newest.
+    tmux.wheel("alice", false);
+    tmux.wheel("alice", false);
+    let screen = tmux.wait_for("alice", "<alice> my own words").await;
+    assert!(!input(&screen).contains("my own words"), "{screen}");
+
+    tmux.keys("alice", "C-c");
+    let screen = tmux.wait_for("alice", "natter exited with").await;
+    assert!(screen.contains("natter exited with 0"), "{screen}");
+    assert_eq!(
+        tmux.mouse_modes("alice"),
+        (false, false, false, false),
+        "the terminal given back without mouse reports"
+    );
     bob.close_stdin();
     assert!(bob.exit_status().await.success());
     drop(tmux);

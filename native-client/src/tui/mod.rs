@@ -8,9 +8,10 @@
 //! command at the start of the line or a room we are in ([`Chat::completions`]);
 //! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W; Ctrl+Left/Right,
 //! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
-//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
-//! room's top in view loads its older lines (as the model says: below the oldest it holds, one
-//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C
+//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and so does the
+//! mouse wheel ([`WHEEL_ROWS`] rows a notch), and either with a room's top in view loads its
+//! older lines (as the model says: below the oldest it holds, one page at a time); `/search`
+//! shows results in place of the conversation until Esc; Ctrl+C
 //! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with
 //! its line breaks kept (drawn as `↵`) and sent on Enter, each line as its own message, as
 //! irssi and WeeChat do; more than [`input::PASTE_ASK_LINES`] lines are asked about first
@@ -26,7 +27,8 @@ use crate::clock;
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use crossterm::event::{
     DisableBracketedPaste, DisableFocusChange, EnableBracketedPaste, EnableFocusChange,
-    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent,
+    MouseEventKind,
 };
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
@@ -49,10 +51,32 @@ const EVENTS_PER_FRAME: usize = 256;
 /// The terminal bell.
 const BEL: &[u8] = b"\x07";
 
+/// Rows a notch of the mouse wheel scrolls, as in irssi and WeeChat.
+pub const WHEEL_ROWS: isize = 3;
+
+/// Mouse reporting for the wheel: xterm's "normal tracking" (button presses and releases, the
+/// wheel's notches among them; no motion, unlike crossterm's `EnableMouseCapture`, which asks
+/// for every move of the pointer) in SGR encoding. Without it a terminal turns the wheel into
+/// Up/Down arrows in the alternate screen (xterm's `alternateScroll`, on by default in most),
+/// and the wheel browsed the input history. With it, a terminal selects text with Shift held
+/// (Option in iTerm2) while dragging.
+#[derive(Debug, Clone, Copy)]
+pub struct WheelReporting(pub bool);
+
+impl crossterm::Command for WheelReporting {
+    fn write_ansi(&self, f: &mut impl std::fmt::Write) -> std::fmt::Result {
+        if self.0 {
+            f.write_str("\x1b[?1000h\x1b[?1006h")
+        } else {
+            f.write_str("\x1b[?1006l\x1b[?1000l")
+        }
+    }
+}
+
 /// What `/help` adds for the full-screen UI, below the commands.
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
-/command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
-lines), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation";
+/command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn or the mouse wheel scroll (at the top: older \
+lines; Shift+drag selects text), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -135,6 +159,8 @@ pub enum Action {
     Step(isize),
     /// Scroll up (+) or down (-) a page.
     Page(isize),
+    /// Scroll up (+) or down (-) this many rows (the mouse wheel).
+    Scroll(isize),
     /// Complete the nick before the cursor.
     Complete,
     /// Close what covers the conversation (a search's results).
@@ -196,11 +222,36 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
     None
 }
 
+/// What a mouse event asks for: the wheel scrolls the conversation (or a search's results);
+/// a click or a drag asks nothing (selecting text is the terminal's, with Shift held).
+pub fn mouse_action(mouse: MouseEvent) -> Option<Action> {
+    match mouse.kind {
+        MouseEventKind::ScrollUp => Some(Action::Scroll(WHEEL_ROWS)),
+        MouseEventKind::ScrollDown => Some(Action::Scroll(-WHEEL_ROWS)),
+        _ => None,
+    }
+}
+
+/// What a terminal event asks for, applying keys and pastes to the input line (focus changes
+/// are the main loop's).
+pub fn event_action(ev: TermEvent, input: &mut InputLine) -> Option<Action> {
+    match ev {
+        TermEvent::Key(key) => key_action(key, input),
+        TermEvent::Paste(text) => {
+            input.paste(&text);
+            None
+        }
+        TermEvent::Mouse(mouse) => mouse_action(mouse),
+        TermEvent::FocusGained | TermEvent::FocusLost | TermEvent::Resize(..) => None,
+    }
+}
+
 /// Puts the terminal back as it was. Safe to call more than once.
 fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(
         std::io::stdout(),
+        WheelReporting(false),
         DisableFocusChange,
         DisableBracketedPaste,
         LeaveAlternateScreen,
@@ -230,7 +281,8 @@ fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>
         std::io::stdout(),
         EnterAlternateScreen,
         EnableBracketedPaste,
-        EnableFocusChange
+        EnableFocusChange,
+        WheelReporting(true)
     )?;
     let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     Ok((guard, terminal))
@@ -314,11 +366,6 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
             }
             ev = keys.next() => {
                 let action = match ev {
-                    Some(Ok(TermEvent::Key(key))) => key_action(key, &mut input),
-                    Some(Ok(TermEvent::Paste(text))) => {
-                        input.paste(&text);
-                        None
-                    }
                     Some(Ok(TermEvent::FocusLost)) => {
                         chat.set_attention(false);
                         None
@@ -327,11 +374,21 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         chat.set_attention(true);
                         None
                     }
-                    Some(Ok(_)) => None,
+                    Some(Ok(ev)) => event_action(ev, &mut input),
                     // The terminal is gone: nothing left to show, so leave.
                     Some(Err(_)) | None => Some(Action::Quit),
                 };
-                let page = usize::from(terminal.size()?.height).saturating_sub(4).max(1);
+                // Rows to scroll up (+) or down (-): a page less a few rows of context, or the
+                // wheel's.
+                let page = isize::try_from(terminal.size()?.height)
+                    .unwrap_or(isize::MAX)
+                    .saturating_sub(4)
+                    .max(1);
+                let rows = match action {
+                    Some(Action::Page(n)) => page * n.signum(),
+                    Some(Action::Scroll(n)) => n,
+                    _ => 0,
+                };
                 if action.is_some() {
                     // The person is doing something where they are: theirs from now on.
                     first_room.chosen();
@@ -379,22 +436,13 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         let conv = chat.conv_after(step);
                         open(&mut chat, conv);
                     }
-                    Some(Action::Page(n)) if chat.search().is_some() => {
-                        let rows = isize::try_from(page).unwrap_or(isize::MAX);
-                        view.scroll_search(if n > 0 { -rows } else { rows });
-                    }
-                    Some(Action::Page(n)) if n > 0 => {
-                        view.scroll_up(&chat, page);
+                    Some(Action::Page(_) | Action::Scroll(_)) => {
                         let size = terminal.size()?;
                         let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-                        let pane = draw::pane_on(&chat, &view, size, tz);
-                        // Not past the top: lines put there later must not make the view jump.
-                        view.clamp(&chat, pane.scroll);
-                        if pane.top {
+                        if scroll(&chat, &mut view, rows, size, tz) {
                             load_older(&mut chat, &cmd_tx);
                         }
                     }
-                    Some(Action::Page(_)) => view.scroll_down(&chat, page),
                     Some(Action::Back) => chat.close_search(),
                     Some(Action::Complete) => {
                         input.complete(|word, line_start| chat.completions(word, line_start));
@@ -457,6 +505,25 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
     }
 }
 
+/// Scrolls the open conversation (or a search's results over it) up (+) or down (-) by `rows`
+/// on a screen of `size`. True when, scrolled up, the top of the conversation is in view: PgUp
+/// or the wheel there loads a room's older lines.
+fn scroll(chat: &Chat, view: &mut View, rows: isize, size: ratatui::layout::Rect, tz: i32) -> bool {
+    if chat.search().is_some() {
+        view.scroll_search(-rows);
+        return false;
+    }
+    if rows <= 0 {
+        view.scroll_down(chat, rows.unsigned_abs());
+        return false;
+    }
+    view.scroll_up(chat, rows.unsigned_abs());
+    let pane = draw::pane_on(chat, view, size, tz);
+    // Not past the top: lines put there later must not make the view jump.
+    view.clamp(chat, pane.scroll);
+    pane.top
+}
+
 fn open(chat: &mut Chat, conv: Option<ConvId>) {
     if let Some(conv) = conv {
         // Another conversation is what the person wants to see, not the results over it.
@@ -481,9 +548,92 @@ fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossterm::event::MouseButton;
+    use view::tests::{apply, chat_in, say};
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, mods)
+    }
+
+    fn mouse(kind: MouseEventKind) -> TermEvent {
+        TermEvent::Mouse(MouseEvent {
+            kind,
+            column: 40,
+            row: 10,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    /// The wheel browsed the input history (the terminal sent it as Up/Down, mouse reporting
+    /// being off): it scrolls the conversation now, a few rows a notch, as in irssi and
+    /// WeeChat, and leaves the input line alone; a click asks nothing.
+    #[test]
+    fn the_mouse_wheel_scrolls_the_conversation_not_the_input_history() {
+        let mut input = InputLine::new();
+        input.paste("sent before");
+        assert!(input.submit().is_some());
+        let mut chat = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 0..40 {
+            apply(&mut chat, &mut v, &say("#a", "bob", &format!("line {i}")));
+        }
+        let size = ratatui::layout::Rect::new(0, 0, 100, 24);
+        let shown = |v: &View| {
+            let (rows, _) = draw::message_rows(&chat, v, 60, 21, 0);
+            rows.iter()
+                .map(|r| r.iter().map(|(t, _)| t.as_str()).collect::<String>())
+                .collect::<Vec<_>>()
+        };
+        assert!(shown(&v).last().unwrap().ends_with("line 39"));
+        let wheel = |kind, v: &mut View, input: &mut InputLine| {
+            let action = event_action(mouse(kind), input);
+            let Some(Action::Scroll(rows)) = action else {
+                panic!("{kind:?}: {action:?}");
+            };
+            scroll(&chat, v, rows, size, 0)
+        };
+        assert!(!wheel(MouseEventKind::ScrollUp, &mut v, &mut input));
+        assert_eq!(v.scroll(&chat), WHEEL_ROWS.unsigned_abs());
+        assert!(shown(&v).last().unwrap().ends_with("line 36"));
+        assert_eq!(input.text(), "", "the input line is left alone");
+        wheel(MouseEventKind::ScrollUp, &mut v, &mut input);
+        wheel(MouseEventKind::ScrollDown, &mut v, &mut input);
+        assert_eq!(v.scroll(&chat), WHEEL_ROWS.unsigned_abs());
+        wheel(MouseEventKind::ScrollDown, &mut v, &mut input);
+        wheel(MouseEventKind::ScrollDown, &mut v, &mut input);
+        assert_eq!(v.scroll(&chat), 0, "not below the newest line");
+        // Up to the top, where a room's older lines are wanted.
+        let mut top = false;
+        for _ in 0..20 {
+            top = wheel(MouseEventKind::ScrollUp, &mut v, &mut input);
+        }
+        assert!(top);
+        assert!(shown(&v).iter().any(|r| r.ends_with("line 0")));
+        // Clicks and drags are the terminal's business (selecting text, with Shift).
+        for kind in [
+            MouseEventKind::Down(MouseButton::Left),
+            MouseEventKind::Up(MouseButton::Left),
+            MouseEventKind::Drag(MouseButton::Left),
+        ] {
+            assert_eq!(event_action(mouse(kind), &mut input), None, "{kind:?}");
+        }
+        assert_eq!(input.text(), "");
+        // Up is still the history's.
+        key_action(key(KeyCode::Up, KeyModifiers::NONE), &mut input);
+        assert_eq!(input.text(), "sent before");
+    }
+
+    /// The terminal is asked for the wheel (button presses, SGR-encoded) and nothing more:
+    /// no reports of every move of the pointer; and asked to stop when the TUI leaves.
+    #[test]
+    fn the_terminal_reports_the_wheel_only_while_the_tui_runs() {
+        let ansi = |on| {
+            let mut s = String::new();
+            crossterm::Command::write_ansi(&WheelReporting(on), &mut s).unwrap();
+            s
+        };
+        assert_eq!(ansi(true), "\x1b[?1000h\x1b[?1006h");
+        assert_eq!(ansi(false), "\x1b[?1006l\x1b[?1000l");
     }
 
     #[test]
