@@ -191,6 +191,9 @@ pub struct Conv {
     /// Rooms: older lines being loaded, failed to load, or known not to exist ([`Scrollback`]
     /// without `Full`, which the line count says).
     pub(super) older: Scrollback,
+    /// Rooms: the oldest seq of the lines `/clear` took away, which older lines are asked
+    /// below, as if they were still held.
+    cleared_below: Option<Seq>,
     /// Rooms, signed in: the account's read position here.
     pub(super) read: ReadMark,
     /// Rooms: who is in charge, modes, bans ([`RoomPolicy`]).
@@ -230,6 +233,7 @@ impl Conv {
             live_after: None,
             listed_at: None,
             older: Scrollback::More,
+            cleared_below: None,
             read: ReadMark::default(),
             policy: RoomPolicy::default(),
             policy_seen: false,
@@ -281,8 +285,8 @@ impl Conv {
         })
     }
 
-    /// The oldest seq its lines hold (events, and the first seq of a missed range), if any:
-    /// what older lines are asked below.
+    /// The oldest seq its lines hold (events, and the first seq of a missed range), or held
+    /// before a `/clear`, if any: what older lines are asked below.
     pub fn oldest_seq(&self) -> Option<Seq> {
         self.lines
             .iter()
@@ -290,6 +294,7 @@ impl Conv {
                 LineKind::Gap { first, .. } => Some(first),
                 _ => l.seq,
             })
+            .chain(self.cleared_below)
             .min()
     }
 
@@ -362,6 +367,8 @@ impl Conv {
         if self.lines.len() >= CHAT_MAX_LINES {
             self.lines.pop_front();
             dropped = 1;
+            // What was cleared is older still: below the oldest held now is what is missing.
+            self.cleared_below = None;
             // The first lines are gone: the beginning is no longer here.
             if matches!(self.older, Scrollback::Start | Scrollback::Gone) {
                 self.older = Scrollback::More;
@@ -390,6 +397,19 @@ impl Conv {
         }
         said.reverse();
         said
+    }
+
+    /// Drops every line (`/clear`); returns how many. Older lines are still asked for below
+    /// the oldest of them ([`Conv::oldest_seq`]), so scrolling up does not bring them back, and
+    /// what is known of the room's beginning holds.
+    pub(super) fn clear(&mut self) -> usize {
+        let n = self.lines.len();
+        self.cleared_below = self.oldest_seq();
+        self.lines.clear();
+        if n > 0 {
+            self.revision += 1;
+        }
+        n
     }
 
     /// Puts older lines (oldest first) in front of everything the room holds: they are older

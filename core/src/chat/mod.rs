@@ -454,6 +454,28 @@ impl Chat {
         self.notice_in(&id, LineKind::Error(text.into()), now);
     }
 
+    /// Empties conversation `id`'s lines (IRC clients' `/clear`): only what this front end
+    /// shows; nothing is sent. Scrolling up still loads a room's lines older than those
+    /// ([`Chat::want_older`]), not those again. Said to a front end as [`Change::LinesTrimmed`]
+    /// of every line. Returns how many went.
+    pub fn clear(&mut self, id: &ConvId) -> usize {
+        let Some(c) = self.conv_mut(id) else {
+            return 0;
+        };
+        let before = c.scrollback();
+        let n = c.clear();
+        if c.scrollback() != before {
+            self.log.push(Change::Scrollback(id.clone()));
+        }
+        if n > 0 {
+            self.log.push(Change::LinesTrimmed {
+                conv: id.clone(),
+                n,
+            });
+        }
+        n
+    }
+
     /// A deadline from [`Chat::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.refresh_looks(now);

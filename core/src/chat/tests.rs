@@ -1389,6 +1389,77 @@ fn a_room_holding_its_first_event_is_at_its_beginning() {
     assert_eq!(c.want_older(&a), None, "no room for older lines");
 }
 
+/// `/clear` (a front end's own command, as IRC clients have it) empties a conversation's
+/// lines here only: the front end hears it as every line trimmed; what comes next is added as
+/// ever, and scrolling up loads a room's lines older than those cleared, not those again (what
+/// is known of the room's beginning holds).
+#[test]
+fn clearing_a_conversation_empties_its_lines_and_scrolling_up_loads_only_older_ones() {
+    let mut c = chat_in(&["#a", "#b"]);
+    for seq in 5..=7 {
+        c.handle_event(&say("#a", seq, "bob", &format!("line {seq}")), T0);
+    }
+    let a = rid("#a");
+    assert_eq!(c.want_older(&a), Some((room("#a"), Seq(5))));
+    let n = c.conv(&a).unwrap().lines().len();
+    assert_eq!(n, 4, "the join's notice and three lines");
+    drain(&mut c);
+    assert_eq!(c.clear(&a), n);
+    assert!(c.conv(&a).unwrap().lines().is_empty());
+    assert_eq!(drain(&mut c), [Change::LinesTrimmed { conv: a.clone(), n }]);
+    // Cleared already: nothing more to say.
+    assert_eq!(c.clear(&a), 0);
+    assert_eq!(drain(&mut c), []);
+    c.handle_event(&say("#a", 8, "bob", "after"), T0);
+    assert_eq!(texts(&c, "#a"), ["<bob> after"]);
+    assert_eq!(
+        c.want_older(&a),
+        Some((room("#a"), Seq(5))),
+        "below what was cleared"
+    );
+    c.handle_event(
+        &past(
+            "#a",
+            vec![
+                said("#a", 3, "bob", "line 3"),
+                said("#a", 4, "bob", "line 4"),
+                said("#a", 6, "bob", "line 6"),
+            ],
+            false,
+        ),
+        T0,
+    );
+    assert_eq!(
+        texts(&c, "#a"),
+        ["<bob> line 3", "<bob> line 4", "<bob> after"]
+    );
+    // A room whose beginning was held: still known, nothing to load.
+    c.handle_event(&room_ev("#b", 1, "bob", EventKind::Join), T0);
+    let b = rid("#b");
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
+    assert!(c.clear(&b) > 0);
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
+    assert_eq!(c.want_older(&b), None);
+    // A direct conversation and the server's are cleared too; nothing else is touched.
+    c.handle_event(
+        &Event::Direct(DirectMsg {
+            from: nick("bob"),
+            to: nick("me"),
+            id: MsgId(9),
+            at: T0,
+            text: text("psst"),
+        }),
+        T0,
+    );
+    let dm = ConvId::direct(&nick("bob"));
+    assert_eq!(c.clear(&dm), 1);
+    assert!(c.conv(&dm).unwrap().lines().is_empty());
+    assert_eq!(texts(&c, "#a").len(), 3);
+    assert!(c.clear(&ConvId::Server) > 0, "its welcome");
+    assert!(c.conv(&ConvId::Server).unwrap().lines().is_empty());
+    assert_eq!(c.clear(&rid("#nowhere")), 0);
+}
+
 #[test]
 fn older_lines_fill_the_room_up_to_its_bound_with_the_newest_of_them() {
     let mut c = chat_in(&["#a"]);

@@ -76,7 +76,7 @@ impl crossterm::Command for WheelReporting {
 /// What `/help` adds for the full-screen UI, below the commands.
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
 /command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn or the mouse wheel scroll (at the top: older \
-lines; Shift+drag selects text), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation";
+lines; Shift+drag selects text), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation, /clear empties the open one (/clear all: every one)";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -103,6 +103,48 @@ fn query_nick(line: &str) -> Option<(Nick, bool)> {
     let (nick, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
     let nick = Nick::new(nick).ok()?;
     Some((nick, !text.trim().is_empty()))
+}
+
+/// What `/clear` asks for (IRC clients' command; answered here, nothing goes to the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clear {
+    /// `/clear`: the open conversation's lines go.
+    Open,
+    /// `/clear all` (or irssi's `/clear -all`): every conversation's.
+    All,
+    /// Something else after it: say how it is typed.
+    Usage,
+}
+
+/// How `/clear` is typed.
+const CLEAR_USAGE: &str = "usage: /clear [all] (empties the open conversation on this screen, or \
+every one; nothing is sent)";
+
+/// `/help clear`'s line, as `/help` words the session's commands.
+const CLEAR_HELP: &str = "/clear [all]             empty the open conversation on this screen \
+(all: every one); nothing is sent";
+
+/// `/help clear`: the session knows no `/clear` to help with.
+fn clear_help(line: &str) -> Option<&'static str> {
+    use natter_core::command::{self, CommandError};
+    match command::parse(line) {
+        Err(CommandError::NoHelp(name)) if name.eq_ignore_ascii_case("clear") => Some(CLEAR_HELP),
+        _ => None,
+    }
+}
+
+/// Whether `line` is `/clear`, and what it asks for.
+fn clear_command(line: &str) -> Option<Clear> {
+    let rest = line.trim().strip_prefix('/')?;
+    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !word.eq_ignore_ascii_case("clear") {
+        return None;
+    }
+    Some(match args.trim() {
+        "" => Clear::Open,
+        a if a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case("-all") => Clear::All,
+        _ => Clear::Usage,
+    })
 }
 
 /// What to say in the open conversation when `line` sends a direct message that shows in
@@ -472,8 +514,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     Ok(driver.await??)
 }
 
-/// One line typed (or one line of a paste): to the session, in the open conversation; `/help`
-/// and `/query nick` are answered here.
+/// One line typed (or one line of a paste): to the session, in the open conversation; `/help`,
+/// `/clear` and `/query nick` are answered here.
 fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
     // Answered here, the keys below the commands (the session's answer would come after
     // anything noted now).
@@ -483,6 +525,28 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
             chat.note(l, now);
         }
         chat.note(KEYS_HELP, now);
+        return;
+    }
+    if let Some(help) = clear_help(line) {
+        chat.note(help, clock::now());
+        return;
+    }
+    if let Some(clear) = clear_command(line) {
+        let ids: Vec<ConvId> = match clear {
+            Clear::Open => vec![chat.current().clone()],
+            Clear::All => std::iter::once(ConvId::Server)
+                .chain(chat.conversations().map(|c| c.id().clone()))
+                .collect(),
+            Clear::Usage => {
+                chat.note_error(CLEAR_USAGE, clock::now());
+                return;
+            }
+        };
+        // What covers the conversation goes too: the screen is what the person cleared.
+        chat.close_search();
+        for id in ids {
+            chat.clear(&id);
+        }
         return;
     }
     if let Some((nick, text)) = query_nick(line) {
@@ -549,7 +613,8 @@ fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
 mod tests {
     use super::*;
     use crossterm::event::MouseButton;
-    use view::tests::{apply, chat_in, say};
+    use natter_core::chat::LineKind;
+    use view::tests::{apply, chat_in, rid, say};
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, mods)
@@ -621,6 +686,56 @@ mod tests {
         // Up is still the history's.
         key_action(key(KeyCode::Up, KeyModifiers::NONE), &mut input);
         assert_eq!(input.text(), "sent before");
+    }
+
+    /// `/clear` was an unknown command (the server's answer): it empties the open
+    /// conversation here, as irssi's `/clear`, and sends nothing; `/clear all` every one.
+    #[test]
+    fn clear_empties_the_open_conversation_here_and_sends_nothing() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a", "#b"]);
+        let mut v = View::new();
+        for r in ["#a", "#b"] {
+            apply(&mut chat, &mut v, &say(r, "bob", "hello"));
+        }
+        let lines = |chat: &Chat, r: &str| chat.conv(&rid(r)).unwrap().lines().len();
+        assert!(lines(&chat, "#a") > 0 && lines(&chat, "#b") > 0);
+        send_typed(&mut chat, &tx, "/clear");
+        assert_eq!(lines(&chat, "#a"), 0);
+        assert!(lines(&chat, "#b") > 0, "only the open one");
+        assert!(rx.try_recv().is_err(), "nothing for the session");
+        // What comes next shows as ever.
+        apply(&mut chat, &mut v, &say("#a", "bob", "again"));
+        assert_eq!(lines(&chat, "#a"), 1);
+        send_typed(&mut chat, &tx, " /CLEAR all");
+        assert_eq!((lines(&chat, "#a"), lines(&chat, "#b")), (0, 0));
+        assert!(rx.try_recv().is_err());
+        // Anything else after it says how it is typed (and clears nothing).
+        apply(&mut chat, &mut v, &say("#a", "bob", "kept"));
+        send_typed(&mut chat, &tx, "/clear #b");
+        let last = chat.current_conv().lines().back().unwrap();
+        assert_eq!(last.kind, LineKind::Error(CLEAR_USAGE.into()));
+        assert_eq!(lines(&chat, "#a"), 2);
+        assert_eq!(lines(&chat, "#b"), 0);
+        assert!(rx.try_recv().is_err());
+        // A word that only starts like it is the session's.
+        send_typed(&mut chat, &tx, "/clearly");
+        assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
+        assert_eq!(clear_command("/clear -all"), Some(Clear::All));
+        assert_eq!(clear_command("//clear"), None, "said, not run");
+        // `/help clear` is answered here too (the session knew no such command).
+        send_typed(&mut chat, &tx, "/help /CLEAR");
+        let last = chat.current_conv().lines().back().unwrap();
+        assert_eq!(last.kind, LineKind::Notice(CLEAR_HELP.into()));
+        assert!(rx.try_recv().is_err());
+        let usage = natter_core::command::help_lines(Some("/join"))
+            .next()
+            .unwrap();
+        assert_eq!(
+            CLEAR_HELP.find("empty"),
+            usage.find("join a room"),
+            "lined up as /help lines the others up"
+        );
     }
 
     /// The terminal is asked for the wheel (button presses, SGR-encoded) and nothing more:
