@@ -105,6 +105,21 @@ fn query_nick(line: &str) -> Option<(Nick, bool)> {
     Some((nick, !text.trim().is_empty()))
 }
 
+/// The commands the TUI answers itself, which the session's list ([`Chat::completions`]) does not
+/// hold: Tab completes them too.
+const OWN_COMMANDS: [&str; 2] = ["/clear", "/query"];
+
+/// What Tab completes `word` to: the TUI's own commands first (everyday ones, where the
+/// session's list puts an admin's `/close` before `/clear`), then the model's matches.
+fn completions(chat: &Chat, word: &str, line_start: bool) -> Vec<String> {
+    let typed = word.to_ascii_lowercase();
+    let own = OWN_COMMANDS
+        .iter()
+        .filter(|c| line_start && typed.starts_with('/') && c.starts_with(&typed))
+        .map(|c| (*c).to_owned());
+    own.chain(chat.completions(word, line_start)).collect()
+}
+
 /// What `/clear` asks for (IRC clients' command; answered here, nothing goes to the server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Clear {
@@ -487,7 +502,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     }
                     Some(Action::Back) => chat.close_search(),
                     Some(Action::Complete) => {
-                        input.complete(|word, line_start| chat.completions(word, line_start));
+                        input.complete(|word, line_start| completions(&chat, word, line_start));
                     }
                 }
             }
@@ -736,6 +751,21 @@ mod tests {
             usage.find("join a room"),
             "lined up as /help lines the others up"
         );
+    }
+
+    /// Tab completed `/cl` to `/close`, an admin's command that empties a room, and never to
+    /// `/clear`; nor `/qu` to `/query`: the TUI's own commands were not in the list.
+    #[test]
+    fn tab_completes_the_tuis_own_commands_too() {
+        let chat = chat_in(&["#a"]);
+        assert_eq!(completions(&chat, "/cl", true), ["/clear", "/close"]);
+        assert_eq!(completions(&chat, "/QU", true), ["/query", "/quit"]);
+        assert_eq!(completions(&chat, "/cl", false), Vec::<String>::new());
+        assert_eq!(completions(&chat, "/jo", true), ["/join"]);
+        let mut i = InputLine::new();
+        i.paste("/cle");
+        assert!(i.complete(|w, start| completions(&chat, w, start)));
+        assert_eq!(i.text(), "/clear ");
     }
 
     /// The terminal is asked for the wheel (button presses, SGR-encoded) and nothing more:
