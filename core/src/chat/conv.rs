@@ -400,12 +400,19 @@ impl Conv {
     }
 
     /// Drops every line (`/clear`); returns how many. Older lines are still asked for below
-    /// the oldest of them ([`Conv::oldest_seq`]), so scrolling up does not bring them back, and
-    /// what is known of the room's beginning holds.
+    /// the oldest of them ([`Conv::oldest_seq`]), so scrolling up does not bring them back. What
+    /// the top said (the room's beginning) is not said over the emptied view: scrolling up to it
+    /// finds it again.
     pub(super) fn clear(&mut self) -> usize {
         let n = self.lines.len();
         self.cleared_below = self.oldest_seq();
         self.lines.clear();
+        if matches!(
+            self.older,
+            Scrollback::Start | Scrollback::Gone | Scrollback::Failed(_)
+        ) {
+            self.older = Scrollback::More;
+        }
         if n > 0 {
             self.revision += 1;
         }

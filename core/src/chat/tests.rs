@@ -1391,8 +1391,8 @@ fn a_room_holding_its_first_event_is_at_its_beginning() {
 
 /// `/clear` (a front end's own command, as IRC clients have it) empties a conversation's
 /// lines here only: the front end hears it as every line trimmed; what comes next is added as
-/// ever, and scrolling up loads a room's lines older than those cleared, not those again (what
-/// is known of the room's beginning holds).
+/// ever, and scrolling up loads a room's lines older than those cleared, not those again (a
+/// room's beginning is not said over the emptied view, but found again above it).
 #[test]
 fn clearing_a_conversation_empties_its_lines_and_scrolling_up_loads_only_older_ones() {
     let mut c = chat_in(&["#a", "#b"]);
@@ -1433,13 +1433,23 @@ fn clearing_a_conversation_empties_its_lines_and_scrolling_up_loads_only_older_o
         texts(&c, "#a"),
         ["<bob> line 3", "<bob> line 4", "<bob> after"]
     );
-    // A room whose beginning was held: still known, nothing to load.
+    // A room whose beginning was held: not said over the emptied view; nothing older to load,
+    // so scrolling up finds it again.
     c.handle_event(&room_ev("#b", 1, "bob", EventKind::Join), T0);
     let b = rid("#b");
     assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
-    assert!(c.clear(&b) > 0);
-    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
+    drain(&mut c);
+    let n = c.clear(&b);
+    assert_eq!(
+        drain(&mut c),
+        [
+            Change::Scrollback(b.clone()),
+            Change::LinesTrimmed { conv: b.clone(), n }
+        ]
+    );
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::More));
     assert_eq!(c.want_older(&b), None);
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
     // A direct conversation and the server's are cleared too; nothing else is touched.
     c.handle_event(
         &Event::Direct(DirectMsg {
