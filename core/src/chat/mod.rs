@@ -1005,6 +1005,19 @@ impl Chat {
                 let line = self.make_line(ev.at, None, LineKind::Gap { first, last, words });
                 self.add_line(&id, line);
             }
+            // The first event after what was shown is our own part, which left the room: said
+            // as "you left" where we landed then, it read here, below the notice of this join,
+            // as if we had left again.
+            let replayed = self
+                .conv(&id)
+                .and_then(|c| c.live_after)
+                .is_some_and(|at| ev.seq <= at);
+            if replayed
+                && matches!(ev.kind, EventKind::Part { .. })
+                && ev.from.folded() == self.me.folded()
+            {
+                return;
+            }
         }
         let live = self
             .conv(&id)

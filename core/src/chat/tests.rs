@@ -677,11 +677,22 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     // repeats seq 3, then brings 4; and the room we were reading is the one open again.
     c.handle_event(&joined("#other", 1, &["me"]), T0);
     assert_eq!(c.current(), &rid("#other"));
-    c.handle_event(&joined("#a", 4, &["me", "bob"]), T0);
+    c.handle_event(&joined("#a", 6, &["me", "bob"]), T0);
     assert_eq!(c.current(), &rid("#a"));
     c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
-    c.handle_event(&say("#a", 4, "bob", "new"), T0);
+    // Our own part, replayed: said as "you left #a" when it happened, it read below the notice
+    // of this join as if we had left again.
+    c.handle_event(
+        &room_ev("#a", 4, "me", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&say("#a", 5, "bob", "new"), T0);
+    c.handle_event(&room_ev("#a", 6, "me", EventKind::Join), T0);
     let lines = kinds(&c, &rid("#a"));
+    assert!(
+        !texts(&c, "#a").iter().any(|t| t.contains("me left")),
+        "{lines:#?}"
+    );
     let said: Vec<&LineKind> = lines
         .iter()
         .filter(|l| matches!(l, LineKind::Say { .. }))
@@ -710,10 +721,16 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     assert!(
         matches!(
             &lines[lines.len() - 2..],
-            [LineKind::Gap { first: Seq(5), last: Seq(17), .. }, l] if *l == says("bob", "late")
+            [LineKind::Gap { first: Seq(6), last: Seq(17), .. }, l] if *l == says("bob", "late")
         ),
         "{lines:#?}"
     );
+    // A part of ours that is live, or history before what was shown, is said as ever.
+    c.handle_event(
+        &room_ev("#a", 21, "me", EventKind::Part { reason: None }),
+        T0,
+    );
+    assert!(texts(&c, "#a").last().unwrap().contains("me left"));
 }
 
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
