@@ -105,6 +105,16 @@ fn query_nick(line: &str) -> Option<(Nick, bool)> {
     Some((nick, !text.trim().is_empty()))
 }
 
+/// How `/query` is typed, said when it comes alone (the session said `/msg`'s usage).
+const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conversation with nick)";
+
+/// Whether `line` is `/query` with nothing after it.
+fn query_alone(line: &str) -> bool {
+    line.trim()
+        .strip_prefix('/')
+        .is_some_and(|w| w.eq_ignore_ascii_case("query"))
+}
+
 /// The commands the TUI answers itself, which the session's list ([`Chat::completions`]) does not
 /// hold: Tab completes them too.
 const OWN_COMMANDS: [&str; 2] = ["/clear", "/query"];
@@ -564,6 +574,10 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         }
         return;
     }
+    if query_alone(line) {
+        chat.note_error(QUERY_USAGE, clock::now());
+        return;
+    }
     if let Some((nick, text)) = query_nick(line) {
         chat.close_search();
         chat.open_direct(&nick);
@@ -751,6 +765,23 @@ mod tests {
             usage.find("join a room"),
             "lined up as /help lines the others up"
         );
+    }
+
+    /// `/query` alone was answered with `/msg`'s usage (`usage: /msg nick|#room text`), which
+    /// says nothing of what `/query` does: its own usage now.
+    #[test]
+    fn query_alone_says_how_query_is_typed() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a"]);
+        for line in ["/query", " /QUERY  "] {
+            send_typed(&mut chat, &tx, line);
+            let last = chat.current_conv().lines().back().unwrap();
+            assert_eq!(last.kind, LineKind::Error(QUERY_USAGE.into()), "{line:?}");
+            assert!(rx.try_recv().is_err(), "{line:?}: nothing for the session");
+        }
+        send_typed(&mut chat, &tx, "/query bob");
+        assert_eq!(chat.current(), &ConvId::direct(&Nick::new("bob").unwrap()));
+        assert!(rx.try_recv().is_err());
     }
 
     /// Tab completed `/cl` to `/close`, an admin's command that empties a room, and never to
