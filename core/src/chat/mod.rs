@@ -427,6 +427,29 @@ impl Chat {
         true
     }
 
+    /// Closes direct conversation `id` (the person is done with it; a `/msg` to a mistyped
+    /// nick started one): its lines go, and the next message with that person starts it again.
+    /// If it was open, the first room opens (or the server's conversation), as after a part.
+    /// False if `id` is no direct conversation we have.
+    pub fn close_direct(&mut self, id: &ConvId) -> bool {
+        if !matches!(id, ConvId::Direct(_)) {
+            return false;
+        }
+        let Some(i) = self.directs.iter().position(|c| c.id() == id) else {
+            return false;
+        };
+        self.directs.remove(i);
+        self.log.push(Change::List);
+        if self.current == *id {
+            let next = self
+                .rooms
+                .first()
+                .map_or(ConvId::Server, |c| c.id().clone());
+            self.show(&next);
+        }
+        true
+    }
+
     /// Opens the direct conversation with `peer`, starting it if there is none.
     pub fn open_direct(&mut self, peer: &Nick) {
         let id = self.direct_conv(peer);

@@ -518,6 +518,44 @@ fn what_is_said_in_a_room_left_right_after_we_landed_there_follows_us() {
     assert_eq!(words(&c, "#e")[1..], ["you left #b"]);
 }
 
+/// A direct conversation could not be closed: one a `/msg` to a mistyped nick started stayed
+/// listed for good. Closed, it goes (the room list says so), the first room opens if it was
+/// open, and the next message with that person starts it again.
+#[test]
+fn a_direct_conversation_can_be_closed_and_comes_back_with_the_next_message() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let dm = |from: &str, to: &str, t: &str| {
+        Event::Direct(DirectMsg {
+            from: nick(from),
+            to: nick(to),
+            id: MsgId(1),
+            at: T0,
+            text: text(t),
+        })
+    };
+    c.handle_event(&dm("bob", "me", "psst"), T0);
+    let bob = ConvId::direct(&nick("bob"));
+    c.open(&bob);
+    drain(&mut c);
+    assert!(c.close_direct(&bob));
+    assert!(c.conv(&bob).is_none());
+    assert_eq!(c.current(), &rid("#a"));
+    assert_eq!(drain(&mut c), [Change::List, Change::Current]);
+    assert!(!c.close_direct(&bob), "gone already");
+    assert!(!c.close_direct(&rid("#b")), "a room is left with /part");
+    assert!(!c.close_direct(&ConvId::Server));
+    assert!(c.conv(&rid("#b")).is_some());
+    // Not open: closed where it is.
+    c.handle_event(&dm("carol", "me", "hi"), T0);
+    let carol = ConvId::direct(&nick("carol"));
+    assert!(c.close_direct(&carol));
+    assert_eq!(c.current(), &rid("#a"));
+    // Back with the next message, without the old lines.
+    c.handle_event(&dm("bob", "me", "again"), T0);
+    let lines = kinds(&c, &bob);
+    assert_eq!(lines, [says("bob", "again")]);
+}
+
 /// Out of a room not of our accord with no kick to tell it (a rejoin refused after a failed
 /// resume): no "you left", only the refusal that follows, where we are now.
 #[test]

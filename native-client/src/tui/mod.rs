@@ -76,7 +76,7 @@ impl crossterm::Command for WheelReporting {
 /// What `/help` adds for the full-screen UI, below the commands.
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
 /command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn or the mouse wheel scroll (at the top: older \
-lines; Shift+drag selects text), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation, /clear empties the open one (/clear all: every one)";
+lines; Shift+drag selects text), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation (/part there closes it), /clear empties the open one (/clear all: every one)";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -113,6 +113,16 @@ fn query_alone(line: &str) -> bool {
     line.trim()
         .strip_prefix('/')
         .is_some_and(|w| w.eq_ignore_ascii_case("query"))
+}
+
+/// Whether `line` is `/part` (or `/leave`) naming no room: typed in a direct conversation, it
+/// closes it (the session, which has no conversations, says it is no room).
+fn part_here(line: &str) -> bool {
+    use natter_core::command::{self, Command as Typed, Input};
+    matches!(
+        command::parse(line),
+        Ok(Some(Input::Command(Typed::Part { room: None, .. })))
+    )
 }
 
 /// The commands the TUI answers itself, which the session's list ([`Chat::completions`]) does not
@@ -574,6 +584,18 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         }
         return;
     }
+    if let ConvId::Direct(peer) = chat.current().clone()
+        && part_here(line)
+    {
+        let label = chat.current_conv().label().to_owned();
+        chat.close_search();
+        chat.close_direct(&ConvId::Direct(peer));
+        chat.note(
+            format!("closed the conversation with {label} (/query {label} opens it again)"),
+            clock::now(),
+        );
+        return;
+    }
     if query_alone(line) {
         chat.note_error(QUERY_USAGE, clock::now());
         return;
@@ -765,6 +787,38 @@ mod tests {
             usage.find("join a room"),
             "lined up as /help lines the others up"
         );
+    }
+
+    /// A direct conversation could not be closed (`/part` there said it was no room): one a
+    /// `/msg` to a mistyped nick started stayed listed for good. `/part` closes it now; a
+    /// `/part #room` typed there still leaves the room.
+    #[test]
+    fn part_in_a_direct_conversation_closes_it() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a"]);
+        let bob = ConvId::direct(&Nick::new("Bob").unwrap());
+        send_typed(&mut chat, &tx, "/query Bob");
+        assert_eq!(chat.current(), &bob);
+        send_typed(&mut chat, &tx, "/part");
+        assert!(chat.conv(&bob).is_none());
+        assert_eq!(chat.current(), &rid("#a"));
+        let last = chat.current_conv().lines().back().unwrap();
+        assert_eq!(
+            last.kind,
+            LineKind::Notice("closed the conversation with Bob (/query Bob opens it again)".into())
+        );
+        assert!(rx.try_recv().is_err(), "nothing for the session");
+        send_typed(&mut chat, &tx, "/query bob");
+        send_typed(&mut chat, &tx, "/part #a");
+        assert!(
+            matches!(rx.try_recv(), Ok(Command::Input { .. })),
+            "#a is left"
+        );
+        assert_eq!(chat.current(), &bob);
+        // In a room, /part is the session's as ever.
+        chat.open(&rid("#a"));
+        send_typed(&mut chat, &tx, "/part");
+        assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
     }
 
     /// `/query` alone was answered with `/msg`'s usage (`usage: /msg nick|#room text`), which
