@@ -643,6 +643,43 @@ async fn the_mouse_wheel_scrolls_the_conversation_and_leaves_the_input_alone() {
     server.shutdown().await.expect("server shuts down");
 }
 
+/// `/part #lobby #a #b` typed in #lobby: each room the TUI opened in place of the one left
+/// went too, with the "you left" said in it, and the person, now in #c, read only "you left
+/// #b". Every one is said where they land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parting_several_rooms_says_each_where_we_land() {
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("parts");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "-- you are in #lobby").await;
+    for room in ["#a", "#b", "#c"] {
+        tmux.type_line("alice", &format!("/join {room}"));
+        tmux.wait("alice", room, |s| {
+            topic_line(s).starts_with(&format!(" {room}"))
+        })
+        .await;
+    }
+    tmux.keys("alice", "M-1");
+    tmux.wait("alice", "#lobby open", |s| {
+        topic_line(s).starts_with(" #lobby")
+    })
+    .await;
+    tmux.type_line("alice", "/part #lobby #a #b");
+    let screen = tmux
+        .wait("alice", "every part said in #c", |s| {
+            topic_line(s).starts_with(" #c") && s.contains("-- you left #b")
+        })
+        .await;
+    let said: Vec<&str> = screen
+        .lines()
+        .filter_map(|l| l.split("-- you left ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(said, ["#lobby", "#a", "#b"], "{screen}");
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
 /// irssi and WeeChat users press Tab again for the next nick that matches. The second Tab
 /// used to do nothing, so of `bob` and `bobby` only `bob` could be completed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
