@@ -680,6 +680,33 @@ async fn parting_several_rooms_says_each_where_we_land() {
     server.shutdown().await.expect("server shuts down");
 }
 
+/// Something else writing to the terminal (a background job, `wall`) left its text over the
+/// TUI, and nothing but a resize drew the screen again: Ctrl+L does now, as in irssi, WeeChat
+/// and a shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_l_draws_the_screen_again_over_what_else_wrote_there() {
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("redraw");
+    tmux.start("alice", &addr.to_string());
+    let clean = tmux.wait_for("alice", "-- you are in #lobby").await;
+    let tty = tmux.run(&["display-message", "-p", "-t", "alice", "#{pane_tty}"]);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(tty.trim())
+        .expect("the pane's terminal");
+    std::io::Write::write_all(&mut out, b"\x1b[5;30HSTRAY OUTPUT FROM ELSEWHERE")
+        .expect("write to the pane");
+    tmux.wait_for("alice", "STRAY OUTPUT").await;
+    tmux.keys("alice", "C-l");
+    let screen = tmux
+        .wait("alice", "the screen drawn again", |s| !s.contains("STRAY"))
+        .await;
+    assert!(screen.contains("-- you are in #lobby"), "{screen}");
+    assert_eq!(topic_line(&screen), topic_line(&clean), "{screen}");
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
 /// irssi and WeeChat users press Tab again for the next nick that matches. The second Tab
 /// used to do nothing, so of `bob` and `bobby` only `bob` could be completed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 //! command at the start of the line or a room we are in ([`Chat::completions`]);
 //! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W; Ctrl+Left/Right,
 //! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
-//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and so does the
+//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; Ctrl+L redraws; PgUp/PgDn scroll, and so does the
 //! mouse wheel ([`WHEEL_ROWS`] rows a notch), and either with a room's top in view loads its
 //! older lines (as the model says: below the oldest it holds, one page at a time); `/search`
 //! shows results in place of the conversation until Esc; Ctrl+C
@@ -76,7 +76,7 @@ impl crossterm::Command for WheelReporting {
 /// What `/help` adds for the full-screen UI, below the commands.
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
 /command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn or the mouse wheel scroll (at the top: older \
-lines; Shift+drag selects text), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation (/part there closes it), /clear empties the open one (/clear all: every one)";
+lines; Shift+drag selects text), Esc closes search results, Ctrl+L redraws the screen, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation (/part there closes it), /clear empties the open one (/clear all: every one)";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -242,6 +242,8 @@ pub enum Action {
     Complete,
     /// Close what covers the conversation (a search's results).
     Back,
+    /// Draw the whole screen again (Ctrl+L): something else wrote over it.
+    Redraw,
     /// Leave.
     Quit,
 }
@@ -265,6 +267,7 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
         KeyCode::Char('e') if ctrl => input.end(),
         KeyCode::Char('u') if ctrl => input.clear(),
         KeyCode::Char('w') if ctrl => input.delete_word(),
+        KeyCode::Char('l') if ctrl => return Some(Action::Redraw),
         KeyCode::Char(c @ '1'..='9') if alt => {
             return Some(Action::Room(usize::from(c as u8 - b'0')));
         }
@@ -521,6 +524,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         }
                     }
                     Some(Action::Back) => chat.close_search(),
+                    // Drawn whole on the next frame, over whatever else wrote there.
+                    Some(Action::Redraw) => terminal.clear()?,
                     Some(Action::Complete) => {
                         input.complete(|word, line_start| completions(&chat, word, line_start));
                     }
@@ -936,6 +941,12 @@ mod tests {
             assert_eq!(key_action(key(code, mods), &mut i), None);
             assert_eq!(i.cursor(), at, "{code:?} {mods:?}");
         }
+        assert_eq!(i.text(), "i two three");
+        // Ctrl+L draws the screen again, as in irssi, WeeChat and a shell; the line stays.
+        assert_eq!(
+            key_action(key(KeyCode::Char('l'), KeyModifiers::CONTROL), &mut i),
+            Some(Action::Redraw)
+        );
         assert_eq!(i.text(), "i two three");
         // Ctrl+D quit whatever was typed, a half-written line lost to a key that deletes a
         // character elsewhere: it deletes one now, and quits on an empty line only.
