@@ -8,10 +8,10 @@
 //! command at the start of the line or a room we are in ([`Chat::completions`]);
 //! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W; Ctrl+Left/Right,
 //! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
-//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; Ctrl+L redraws; PgUp/PgDn scroll, and so does the
-//! mouse wheel ([`WHEEL_ROWS`] rows a notch), and either with a room's top in view loads its
-//! older lines (as the model says: below the oldest it holds, one page at a time); `/search`
-//! shows results in place of the conversation until Esc; Ctrl+C
+//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; Ctrl+L redraws; PgUp/PgDn
+//! scroll, and so does the mouse wheel ([`WHEEL_ROWS`] rows a notch), and either with a room's
+//! top in view loads its older lines (as the model says: below the oldest it holds, one page at
+//! a time); `/search` shows results in place of the conversation until Esc; Ctrl+C
 //! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with
 //! its line breaks kept (drawn as `↵`) and sent on Enter, each line as its own message, as
 //! irssi and WeeChat do; more than [`input::PASTE_ASK_LINES`] lines are asked about first
@@ -469,7 +469,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     Some(Action::Scroll(n)) => n,
                     _ => 0,
                 };
-                if action.is_some() {
+                if action.as_ref().is_some_and(|a| *a != Action::Redraw) {
                     // The person is doing something where they are: theirs from now on.
                     first_room.chosen();
                 }
