@@ -555,7 +555,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
 }
 
 /// One line typed (or one line of a paste): to the session, in the open conversation; `/help`,
-/// `/clear` and `/query nick` are answered here.
+/// `/clear`, `/query nick` and `/part` in a direct conversation are answered here.
 fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
     // Answered here, the keys below the commands (the session's answer would come after
     // anything noted now).
