@@ -111,6 +111,31 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", target])
     }
 
+    /// A notch of the mouse wheel over column 40, row 10, as a terminal reports it to a
+    /// program that asked for mouse reports (SGR encoding): up, or down.
+    fn wheel(&self, target: &str, up: bool) {
+        let report = format!("\x1b[<{};40;10M", if up { 64 } else { 65 });
+        let hex: Vec<String> = report.bytes().map(|b| format!("{b:02x}")).collect();
+        let mut args = vec!["send-keys", "-t", target, "-H"];
+        args.extend(hex.iter().map(String::as_str));
+        self.run(&args);
+    }
+
+    /// The mouse reporting `target`'s program asked for: (presses and the wheel, in SGR
+    /// encoding, with motion while a button is held, with every motion).
+    fn mouse_modes(&self, target: &str) -> (bool, bool, bool, bool) {
+        let flags = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            target,
+            "#{mouse_standard_flag} #{mouse_sgr_flag} #{mouse_button_flag} #{mouse_all_flag}",
+        ]);
+        let on: Vec<bool> = flags.split_whitespace().map(|f| f == "1").collect();
+        assert_eq!(on.len(), 4, "{flags}");
+        (on[0], on[1], on[2], on[3])
+    }
+
     /// Polls `target`'s screen until `pred` holds.
     async fn wait(&self, target: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -559,6 +584,125 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
     assert!(screen.contains("natter exited with 0"), "{screen}");
     bob.close_stdin();
     assert!(bob.exit_status().await.success());
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// The mouse wheel browsed the input history: with mouse reporting off, a terminal sends the
+/// wheel as Up/Down in the alternate screen. The TUI asks for the wheel's reports (presses
+/// only, no motion, so a terminal still selects text with Shift held) and scrolls the
+/// conversation with it, as irssi and WeeChat do; the terminal is given back without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mouse_wheel_scrolls_the_conversation_and_leaves_the_input_alone() {
+    let (server, addr) = server().await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect("[#lobby] -- bob joined #lobby").await;
+    for i in 1..=40 {
+        bob.send(&format!("line {i:03}")).await;
+    }
+    bob.expect("[#lobby] <bob> line 040").await;
+
+    let tmux = Tmux::new("wheel");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "<bob> line 040").await;
+    assert_eq!(
+        tmux.mouse_modes("alice"),
+        (true, true, false, false),
+        "the wheel's reports, no motion"
+    );
+    tmux.type_line("alice", "my own words");
+    tmux.wait_for("alice", "<alice> my own words").await;
+    // Two notches up: older lines, the newest out of sight, the input line as it was.
+    tmux.wheel("alice", true);
+    tmux.wheel("alice", true);
+    let screen = tmux
+        .wait("alice", "the conversation scrolled up", |s| {
+            !s.contains("my own words") && !s.contains("line 040")
+        })
+        .await;
+    assert!(screen.contains("<bob> line 030"), "{screen}");
+    let input = |s: &str| s.lines().last().unwrap_or_default().to_owned();
+    assert!(!input(&screen).contains("my own words"), "{screen}");
+    // And down again to the newest.
+    tmux.wheel("alice", false);
+    tmux.wheel("alice", false);
+    let screen = tmux.wait_for("alice", "<alice> my own words").await;
+    assert!(!input(&screen).contains("my own words"), "{screen}");
+
+    tmux.keys("alice", "C-c");
+    let screen = tmux.wait_for("alice", "natter exited with").await;
+    assert!(screen.contains("natter exited with 0"), "{screen}");
+    assert_eq!(
+        tmux.mouse_modes("alice"),
+        (false, false, false, false),
+        "the terminal given back without mouse reports"
+    );
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// `/part #lobby #a #b` typed in #lobby: each room the TUI opened in place of the one left
+/// went too, with the "you left" said in it, and the person, now in #c, read only "you left
+/// #b". Every one is said where they land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parting_several_rooms_says_each_where_we_land() {
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("parts");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "-- you are in #lobby").await;
+    for room in ["#a", "#b", "#c"] {
+        tmux.type_line("alice", &format!("/join {room}"));
+        tmux.wait("alice", room, |s| {
+            topic_line(s).starts_with(&format!(" {room}"))
+        })
+        .await;
+    }
+    tmux.keys("alice", "M-1");
+    tmux.wait("alice", "#lobby open", |s| {
+        topic_line(s).starts_with(" #lobby")
+    })
+    .await;
+    tmux.type_line("alice", "/part #lobby #a #b");
+    let screen = tmux
+        .wait("alice", "every part said in #c", |s| {
+            topic_line(s).starts_with(" #c") && s.contains("-- you left #b")
+        })
+        .await;
+    let said: Vec<&str> = screen
+        .lines()
+        .filter_map(|l| l.split("-- you left ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(said, ["#lobby", "#a", "#b"], "{screen}");
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// Something else writing to the terminal (a background job, `wall`) left its text over the
+/// TUI, and nothing but a resize drew the screen again: Ctrl+L does now, as in irssi, WeeChat
+/// and a shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_l_draws_the_screen_again_over_what_else_wrote_there() {
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("redraw");
+    tmux.start("alice", &addr.to_string());
+    let clean = tmux.wait_for("alice", "-- you are in #lobby").await;
+    let tty = tmux.run(&["display-message", "-p", "-t", "alice", "#{pane_tty}"]);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(tty.trim())
+        .expect("the pane's terminal");
+    std::io::Write::write_all(&mut out, b"\x1b[5;30HSTRAY OUTPUT FROM ELSEWHERE")
+        .expect("write to the pane");
+    tmux.wait_for("alice", "STRAY OUTPUT").await;
+    tmux.keys("alice", "C-l");
+    let screen = tmux
+        .wait("alice", "the screen drawn again", |s| !s.contains("STRAY"))
+        .await;
+    assert!(screen.contains("-- you are in #lobby"), "{screen}");
+    assert_eq!(topic_line(&screen), topic_line(&clean), "{screen}");
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
 }

@@ -191,6 +191,9 @@ pub struct Conv {
     /// Rooms: older lines being loaded, failed to load, or known not to exist ([`Scrollback`]
     /// without `Full`, which the line count says).
     pub(super) older: Scrollback,
+    /// Rooms: the oldest seq of the lines `/clear` took away, which older lines are asked
+    /// below, as if they were still held.
+    cleared_below: Option<Seq>,
     /// Rooms, signed in: the account's read position here.
     pub(super) read: ReadMark,
     /// Rooms: who is in charge, modes, bans ([`RoomPolicy`]).
@@ -230,6 +233,7 @@ impl Conv {
             live_after: None,
             listed_at: None,
             older: Scrollback::More,
+            cleared_below: None,
             read: ReadMark::default(),
             policy: RoomPolicy::default(),
             policy_seen: false,
@@ -281,8 +285,8 @@ impl Conv {
         })
     }
 
-    /// The oldest seq its lines hold (events, and the first seq of a missed range), if any:
-    /// what older lines are asked below.
+    /// The oldest seq its lines hold (events, and the first seq of a missed range), or held
+    /// before a `/clear`, if any: what older lines are asked below.
     pub fn oldest_seq(&self) -> Option<Seq> {
         self.lines
             .iter()
@@ -290,6 +294,7 @@ impl Conv {
                 LineKind::Gap { first, .. } => Some(first),
                 _ => l.seq,
             })
+            .chain(self.cleared_below)
             .min()
     }
 
@@ -362,6 +367,8 @@ impl Conv {
         if self.lines.len() >= CHAT_MAX_LINES {
             self.lines.pop_front();
             dropped = 1;
+            // What was cleared is older still: below the oldest held now is what is missing.
+            self.cleared_below = None;
             // The first lines are gone: the beginning is no longer here.
             if matches!(self.older, Scrollback::Start | Scrollback::Gone) {
                 self.older = Scrollback::More;
@@ -370,6 +377,46 @@ impl Conv {
         self.lines.push_back(line);
         self.revision += 1;
         dropped
+    }
+
+    /// Takes the answers and notices at its end newer than line `mark` (at most `max`, the
+    /// newest): what was said to the person here, not the room's own lines.
+    pub(super) fn take_said_since(&mut self, mark: LineId, max: usize) -> Vec<Line> {
+        let mut said = Vec::new();
+        while said.len() < max
+            && let Some(last) = self.lines.back()
+            && last.id > mark
+            && last.seq.is_none()
+            && matches!(
+                last.kind,
+                LineKind::Notice(_) | LineKind::Error(_) | LineKind::Rooms { .. }
+            )
+            && let Some(line) = self.lines.pop_back()
+        {
+            said.push(line);
+        }
+        said.reverse();
+        said
+    }
+
+    /// Drops every line (`/clear`); returns how many. Older lines are still asked for below
+    /// the oldest of them ([`Conv::oldest_seq`]), so scrolling up does not bring them back. What
+    /// the top said (the room's beginning) is not said over the emptied view: scrolling up to it
+    /// finds it again.
+    pub(super) fn clear(&mut self) -> usize {
+        let n = self.lines.len();
+        self.cleared_below = self.oldest_seq();
+        self.lines.clear();
+        if matches!(
+            self.older,
+            Scrollback::Start | Scrollback::Gone | Scrollback::Failed(_)
+        ) {
+            self.older = Scrollback::More;
+        }
+        if n > 0 {
+            self.revision += 1;
+        }
+        n
     }
 
     /// Puts older lines (oldest first) in front of everything the room holds: they are older

@@ -105,6 +105,11 @@ pub struct Chat {
     /// joins them again at once: the room being read must come back, not the last one the
     /// model passed through while the rooms went). At most [`CHAT_MAX_LEFT`].
     reopen: Vec<ConvId>,
+    /// The open conversation is the one the model opened when the room being read was left,
+    /// and the person has not chosen another since: the newest line id then. What the model
+    /// says there after it, at its end (the "you left" of a `/part #a #b`'s first room), goes
+    /// with the person if that room is left too, instead of with the room's lines.
+    landed: Option<LineId>,
     /// Our away message while we are away (`/away`), for the status a front end shows: said
     /// once as a line, it scrolled out of sight while it still held.
     my_away: Option<Text>,
@@ -131,6 +136,7 @@ impl Chat {
             held: Vec::new(),
             left: VecDeque::new(),
             reopen: Vec::new(),
+            landed: None,
             my_away: None,
         }
     }
@@ -399,6 +405,7 @@ impl Chat {
     pub fn open(&mut self, id: &ConvId) -> bool {
         // The person chose: a room left is not opened for them when it comes back.
         self.reopen.clear();
+        self.landed = None;
         self.show(id)
     }
 
@@ -413,9 +420,33 @@ impl Chat {
                 c.read.leave();
             }
             self.current = id.clone();
+            self.landed = None;
             self.log.push(Change::Current);
         }
         self.mark_read();
+        true
+    }
+
+    /// Closes direct conversation `id` (the person is done with it; a `/msg` to a mistyped
+    /// nick started one): its lines go, and the next message with that person starts it again.
+    /// If it was open, the first room opens (or the server's conversation), as after a part.
+    /// False if `id` is no direct conversation we have.
+    pub fn close_direct(&mut self, id: &ConvId) -> bool {
+        if !matches!(id, ConvId::Direct(_)) {
+            return false;
+        }
+        let Some(i) = self.directs.iter().position(|c| c.id() == id) else {
+            return false;
+        };
+        self.directs.remove(i);
+        self.log.push(Change::List);
+        if self.current == *id {
+            let next = self
+                .rooms
+                .first()
+                .map_or(ConvId::Server, |c| c.id().clone());
+            self.show(&next);
+        }
         true
     }
 
@@ -444,6 +475,28 @@ impl Chat {
     pub fn note_error(&mut self, text: impl Into<String>, now: Millis) {
         let id = self.current.clone();
         self.notice_in(&id, LineKind::Error(text.into()), now);
+    }
+
+    /// Empties conversation `id`'s lines (IRC clients' `/clear`): only what this front end
+    /// shows; nothing is sent. Scrolling up still loads a room's lines older than those
+    /// ([`Chat::want_older`]), not those again. Said to a front end as [`Change::LinesTrimmed`]
+    /// of every line. Returns how many went.
+    pub fn clear(&mut self, id: &ConvId) -> usize {
+        let Some(c) = self.conv_mut(id) else {
+            return 0;
+        };
+        let before = c.scrollback();
+        let n = c.clear();
+        if c.scrollback() != before {
+            self.log.push(Change::Scrollback(id.clone()));
+        }
+        if n > 0 {
+            self.log.push(Change::LinesTrimmed {
+                conv: id.clone(),
+                n,
+            });
+        }
+        n
     }
 
     /// A deadline from [`Chat::poll_timeout`] has passed.
@@ -882,11 +935,23 @@ impl Chat {
         self.log.push(Change::List);
         let kicked = gone.kicked.take();
         if self.current == id {
+            // Said where we land: what the model said in the room since it put us there (the
+            // earlier rooms of a `/part #a #b #c`: their "you left"), not lost with it.
+            let said = self
+                .landed
+                .take()
+                .map(|mark| gone.take_said_since(mark, CHAT_MAX_HELD))
+                .unwrap_or_default();
             let next = self
                 .rooms
                 .first()
                 .map_or(ConvId::Server, |c| c.id().clone());
             self.show(&next);
+            self.landed = Some(LineId(self.next_line));
+            for line in said {
+                let line = self.make_line(line.at, None, line.kind);
+                self.add_line(&next, line);
+            }
             if !self.reopen.contains(&id) && self.reopen.len() < CHAT_MAX_LEFT {
                 self.reopen.push(id.clone());
             }
@@ -962,6 +1027,19 @@ impl Chat {
                 let words = render::gap_words(&ev.room, first, last);
                 let line = self.make_line(ev.at, None, LineKind::Gap { first, last, words });
                 self.add_line(&id, line);
+            }
+            // The first event after what was shown is our own part, which left the room: said
+            // as "you left" where we landed then, it read here, below the notice of this join,
+            // as if we had left again.
+            let replayed = self
+                .conv(&id)
+                .and_then(|c| c.live_after)
+                .is_some_and(|at| ev.seq <= at);
+            if replayed
+                && matches!(ev.kind, EventKind::Part { .. })
+                && ev.from.folded() == self.me.folded()
+            {
+                return;
             }
         }
         let live = self

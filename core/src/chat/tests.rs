@@ -445,6 +445,117 @@ fn parting_the_open_room_opens_the_next() {
     assert_eq!(c.conversations().count(), 0);
 }
 
+fn parted(r: &str) -> Event {
+    Event::Parted {
+        room: room(r),
+        kicked: false,
+    }
+}
+
+/// `/part #a #b` typed in #a: #a went, the model opened #b and said "you left #a" there, then
+/// #b went with that line, and the person, now in #c, read only "you left #b". What the model
+/// says in the room it opened goes on with the person while they have not chosen another; the
+/// room's own lines, and what was said before, stay with the room.
+#[test]
+fn what_is_said_in_a_room_left_right_after_we_landed_there_follows_us() {
+    let mut c = chat_in(&["#a", "#b", "#c", "#d"]);
+    c.handle_event(&say("#b", 2, "bob", "before"), T0);
+    let said_before = kinds(&c, &rid("#b"));
+    c.handle_event(&parted("#a"), T0);
+    assert_eq!(c.current(), &rid("#b"));
+    // An answer about a room we were not in, between the parts: said where we are.
+    c.handle_event(
+        &Event::Error {
+            kind: Some(ErrorKind::NotInRoom),
+            about: About::Part(room("#x")),
+            text: "you are not in #x".into(),
+        },
+        T0,
+    );
+    c.handle_event(&parted("#b"), T0);
+    assert_eq!(c.current(), &rid("#c"));
+    let words = |c: &Chat, r: &str| -> Vec<String> {
+        c.conv(&rid(r))
+            .unwrap()
+            .lines()
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LineKind::Notice(t) | LineKind::Error(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        words(&c, "#c")[1..],
+        [
+            "you left #a",
+            "could not leave #x: you are not in #x",
+            "you left #b"
+        ]
+    );
+    assert_eq!(words(&c, "#c")[0], "you are in #c with: bob");
+    // The room's own lines stay with it (and show again if it is joined again).
+    c.handle_event(&joined("#b", 9, &["me", "bob"]), T0);
+    let back = kinds(&c, &rid("#b"));
+    assert_eq!(back[..said_before.len()], said_before[..]);
+    assert!(
+        !back.contains(&LineKind::Notice("you left #a".into())),
+        "{back:#?}"
+    );
+    // Chosen by the person: the room is theirs, and what was said in it stays there.
+    c.open(&rid("#c"));
+    c.handle_event(&parted("#c"), T0);
+    assert_eq!(c.current(), &rid("#d"));
+    let d = words(&c, "#d");
+    assert_eq!(d[1..], ["you left #c"], "{d:?}");
+    // The room said something of its own after the note: the note is the room's now.
+    c.handle_event(&joined("#e", 1, &["me", "bob"]), T0);
+    c.handle_event(&parted("#d"), T0);
+    assert_eq!(c.current(), &rid("#b"));
+    c.handle_event(&say("#b", 10, "bob", "news"), T0);
+    c.handle_event(&parted("#b"), T0);
+    assert_eq!(c.current(), &rid("#e"));
+    assert_eq!(words(&c, "#e")[1..], ["you left #b"]);
+}
+
+/// A direct conversation could not be closed: one a `/msg` to a mistyped nick started stayed
+/// listed for good. Closed, it goes (the room list says so), the first room opens if it was
+/// open, and the next message with that person starts it again.
+#[test]
+fn a_direct_conversation_can_be_closed_and_comes_back_with_the_next_message() {
+    let mut c = chat_in(&["#a", "#b"]);
+    let dm = |from: &str, to: &str, t: &str| {
+        Event::Direct(DirectMsg {
+            from: nick(from),
+            to: nick(to),
+            id: MsgId(1),
+            at: T0,
+            text: text(t),
+        })
+    };
+    c.handle_event(&dm("bob", "me", "psst"), T0);
+    let bob = ConvId::direct(&nick("bob"));
+    c.open(&bob);
+    drain(&mut c);
+    assert!(c.close_direct(&bob));
+    assert!(c.conv(&bob).is_none());
+    assert_eq!(c.current(), &rid("#a"));
+    assert_eq!(drain(&mut c), [Change::List, Change::Current]);
+    assert!(!c.close_direct(&bob), "gone already");
+    assert!(!c.close_direct(&rid("#b")), "a room is left with /part");
+    assert!(!c.close_direct(&ConvId::Server));
+    assert!(c.conv(&rid("#b")).is_some());
+    // Not open: closed where it is.
+    c.handle_event(&dm("carol", "me", "hi"), T0);
+    let carol = ConvId::direct(&nick("carol"));
+    assert!(c.close_direct(&carol));
+    assert_eq!(c.current(), &rid("#a"));
+    // Back with the next message, without the old lines.
+    c.handle_event(&dm("bob", "me", "again"), T0);
+    let lines = kinds(&c, &bob);
+    assert_eq!(lines, [says("bob", "again")]);
+}
+
 /// Out of a room not of our accord with no kick to tell it (a rejoin refused after a failed
 /// resume): no "you left", only the refusal that follows, where we are now.
 #[test]
@@ -604,11 +715,22 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     // repeats seq 3, then brings 4; and the room we were reading is the one open again.
     c.handle_event(&joined("#other", 1, &["me"]), T0);
     assert_eq!(c.current(), &rid("#other"));
-    c.handle_event(&joined("#a", 4, &["me", "bob"]), T0);
+    c.handle_event(&joined("#a", 6, &["me", "bob"]), T0);
     assert_eq!(c.current(), &rid("#a"));
     c.handle_event(&say("#a", 3, "bob", "reading this"), T0);
-    c.handle_event(&say("#a", 4, "bob", "new"), T0);
+    // Our own part, replayed: said as "you left #a" when it happened, it read below the notice
+    // of this join as if we had left again.
+    c.handle_event(
+        &room_ev("#a", 4, "me", EventKind::Part { reason: None }),
+        T0,
+    );
+    c.handle_event(&say("#a", 5, "bob", "new"), T0);
+    c.handle_event(&room_ev("#a", 6, "me", EventKind::Join), T0);
     let lines = kinds(&c, &rid("#a"));
+    assert!(
+        !texts(&c, "#a").iter().any(|t| t.contains("me left")),
+        "{lines:#?}"
+    );
     let said: Vec<&LineKind> = lines
         .iter()
         .filter(|l| matches!(l, LineKind::Say { .. }))
@@ -637,10 +759,16 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     assert!(
         matches!(
             &lines[lines.len() - 2..],
-            [LineKind::Gap { first: Seq(5), last: Seq(17), .. }, l] if *l == says("bob", "late")
+            [LineKind::Gap { first: Seq(6), last: Seq(17), .. }, l] if *l == says("bob", "late")
         ),
         "{lines:#?}"
     );
+    // A part of ours that is live, or history before what was shown, is said as ever.
+    c.handle_event(
+        &room_ev("#a", 21, "me", EventKind::Part { reason: None }),
+        T0,
+    );
+    assert!(texts(&c, "#a").last().unwrap().contains("me left"));
 }
 
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
@@ -1314,6 +1442,87 @@ fn a_room_holding_its_first_event_is_at_its_beginning() {
     assert_eq!(c.conv(&a).unwrap().scrollback(), Some(Scrollback::Full));
     assert!(drain(&mut c).contains(&Change::Scrollback(a.clone())));
     assert_eq!(c.want_older(&a), None, "no room for older lines");
+}
+
+/// `/clear` (a front end's own command, as IRC clients have it) empties a conversation's
+/// lines here only: the front end hears it as every line trimmed; what comes next is added as
+/// ever, and scrolling up loads a room's lines older than those cleared, not those again (a
+/// room's beginning is not said over the emptied view, but found again above it).
+#[test]
+fn clearing_a_conversation_empties_its_lines_and_scrolling_up_loads_only_older_ones() {
+    let mut c = chat_in(&["#a", "#b"]);
+    for seq in 5..=7 {
+        c.handle_event(&say("#a", seq, "bob", &format!("line {seq}")), T0);
+    }
+    let a = rid("#a");
+    assert_eq!(c.want_older(&a), Some((room("#a"), Seq(5))));
+    let n = c.conv(&a).unwrap().lines().len();
+    assert_eq!(n, 4, "the join's notice and three lines");
+    drain(&mut c);
+    assert_eq!(c.clear(&a), n);
+    assert!(c.conv(&a).unwrap().lines().is_empty());
+    assert_eq!(drain(&mut c), [Change::LinesTrimmed { conv: a.clone(), n }]);
+    // Cleared already: nothing more to say.
+    assert_eq!(c.clear(&a), 0);
+    assert_eq!(drain(&mut c), []);
+    c.handle_event(&say("#a", 8, "bob", "after"), T0);
+    assert_eq!(texts(&c, "#a"), ["<bob> after"]);
+    assert_eq!(
+        c.want_older(&a),
+        Some((room("#a"), Seq(5))),
+        "below what was cleared"
+    );
+    c.handle_event(
+        &past(
+            "#a",
+            vec![
+                said("#a", 3, "bob", "line 3"),
+                said("#a", 4, "bob", "line 4"),
+                said("#a", 6, "bob", "line 6"),
+            ],
+            false,
+        ),
+        T0,
+    );
+    assert_eq!(
+        texts(&c, "#a"),
+        ["<bob> line 3", "<bob> line 4", "<bob> after"]
+    );
+    // A room whose beginning was held: not said over the emptied view; nothing older to load,
+    // so scrolling up finds it again.
+    c.handle_event(&room_ev("#b", 1, "bob", EventKind::Join), T0);
+    let b = rid("#b");
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
+    drain(&mut c);
+    let n = c.clear(&b);
+    assert_eq!(
+        drain(&mut c),
+        [
+            Change::Scrollback(b.clone()),
+            Change::LinesTrimmed { conv: b.clone(), n }
+        ]
+    );
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::More));
+    assert_eq!(c.want_older(&b), None);
+    assert_eq!(c.conv(&b).unwrap().scrollback(), Some(Scrollback::Start));
+    // A direct conversation and the server's are cleared too; nothing else is touched.
+    c.handle_event(
+        &Event::Direct(DirectMsg {
+            from: nick("bob"),
+            to: nick("me"),
+            id: MsgId(9),
+            at: T0,
+            text: text("psst"),
+        }),
+        T0,
+    );
+    let dm = ConvId::direct(&nick("bob"));
+    assert_eq!(c.clear(&dm), 1);
+    assert!(c.conv(&dm).unwrap().lines().is_empty());
+    assert_eq!(texts(&c, "#a").len(), 3);
+    assert!(c.clear(&ConvId::Server) > 0, "its welcome");
+    assert!(c.conv(&ConvId::Server).unwrap().lines().is_empty());
+    assert_eq!(c.clear(&rid("#nowhere")), 0);
 }
 
 #[test]

@@ -8,9 +8,10 @@
 //! command at the start of the line or a room we are in ([`Chat::completions`]);
 //! Left/Right/Home/End/Backspace/Delete edit (also Ctrl+A, Ctrl+E, Ctrl+U, Ctrl+W; Ctrl+Left/Right,
 //! Alt+Left/Right and Alt+B/Alt+F move by word); Alt+1..9
-//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; PgUp/PgDn scroll, and PgUp with a
-//! room's top in view loads its older lines (as the model says: below the oldest it holds, one
-//! page at a time); `/search` shows results in place of the conversation until Esc; Ctrl+C
+//! picks a conversation, Ctrl+N/Ctrl+P the next/previous one; Ctrl+L redraws; PgUp/PgDn
+//! scroll, and so does the mouse wheel ([`WHEEL_ROWS`] rows a notch), and either with a room's
+//! top in view loads its older lines (as the model says: below the oldest it holds, one page at
+//! a time); `/search` shows results in place of the conversation until Esc; Ctrl+C
 //! (Ctrl+D on an empty line, or `/quit`) leaves. A paste is inserted into the input line with
 //! its line breaks kept (drawn as `↵`) and sent on Enter, each line as its own message, as
 //! irssi and WeeChat do; more than [`input::PASTE_ASK_LINES`] lines are asked about first
@@ -26,7 +27,8 @@ use crate::clock;
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use crossterm::event::{
     DisableBracketedPaste, DisableFocusChange, EnableBracketedPaste, EnableFocusChange,
-    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent,
+    MouseEventKind,
 };
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
@@ -49,10 +51,32 @@ const EVENTS_PER_FRAME: usize = 256;
 /// The terminal bell.
 const BEL: &[u8] = b"\x07";
 
+/// Rows a notch of the mouse wheel scrolls, as in irssi and WeeChat.
+pub const WHEEL_ROWS: isize = 3;
+
+/// Mouse reporting for the wheel: xterm's "normal tracking" (button presses and releases, the
+/// wheel's notches among them; no motion, unlike crossterm's `EnableMouseCapture`, which asks
+/// for every move of the pointer) in SGR encoding. Without it a terminal turns the wheel into
+/// Up/Down arrows in the alternate screen (xterm's `alternateScroll`, on by default in most),
+/// and the wheel browsed the input history. With it, a terminal selects text with Shift held
+/// (Option in iTerm2) while dragging.
+#[derive(Debug, Clone, Copy)]
+pub struct WheelReporting(pub bool);
+
+impl crossterm::Command for WheelReporting {
+    fn write_ansi(&self, f: &mut impl std::fmt::Write) -> std::fmt::Result {
+        if self.0 {
+            f.write_str("\x1b[?1000h\x1b[?1006h")
+        } else {
+            f.write_str("\x1b[?1006l\x1b[?1000l")
+        }
+    }
+}
+
 /// What `/help` adds for the full-screen UI, below the commands.
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a \
-/command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll (PgUp at the top loads older \
-lines), Esc closes search results, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation";
+/command or a #room (Tab again: the next match), Ctrl+Left/Right (or Alt+B/F) move by word, Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn or the mouse wheel scroll (at the top: older \
+lines; Shift+drag selects text), Esc closes search results, Ctrl+L redraws the screen, Ctrl+C (or Ctrl+D on an empty line) quits; /query nick opens a direct conversation (/part there closes it), /clear empties the open one (/clear all: every one)";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command, which the session answers).
@@ -79,6 +103,83 @@ fn query_nick(line: &str) -> Option<(Nick, bool)> {
     let (nick, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
     let nick = Nick::new(nick).ok()?;
     Some((nick, !text.trim().is_empty()))
+}
+
+/// How `/query` is typed, said when it comes alone (the session said `/msg`'s usage).
+const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conversation with nick)";
+
+/// Whether `line` is `/query` with nothing after it.
+fn query_alone(line: &str) -> bool {
+    line.trim()
+        .strip_prefix('/')
+        .is_some_and(|w| w.eq_ignore_ascii_case("query"))
+}
+
+/// Whether `line` is `/part` (or `/leave`) naming no room: typed in a direct conversation, it
+/// closes it (the session, which has no conversations, says it is no room).
+fn part_here(line: &str) -> bool {
+    use natter_core::command::{self, Command as Typed, Input};
+    matches!(
+        command::parse(line),
+        Ok(Some(Input::Command(Typed::Part { room: None, .. })))
+    )
+}
+
+/// The commands the TUI answers itself, which the session's list ([`Chat::completions`]) does not
+/// hold: Tab completes them too.
+const OWN_COMMANDS: [&str; 2] = ["/clear", "/query"];
+
+/// What Tab completes `word` to: the TUI's own commands first (everyday ones, where the
+/// session's list puts an admin's `/close` before `/clear`), then the model's matches.
+fn completions(chat: &Chat, word: &str, line_start: bool) -> Vec<String> {
+    let typed = word.to_ascii_lowercase();
+    let own = OWN_COMMANDS
+        .iter()
+        .filter(|c| line_start && typed.starts_with('/') && c.starts_with(&typed))
+        .map(|c| (*c).to_owned());
+    own.chain(chat.completions(word, line_start)).collect()
+}
+
+/// What `/clear` asks for (IRC clients' command; answered here, nothing goes to the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clear {
+    /// `/clear`: the open conversation's lines go.
+    Open,
+    /// `/clear all` (or irssi's `/clear -all`): every conversation's.
+    All,
+    /// Something else after it: say how it is typed.
+    Usage,
+}
+
+/// How `/clear` is typed.
+const CLEAR_USAGE: &str = "usage: /clear [all] (empties the open conversation on this screen, or \
+every one; nothing is sent)";
+
+/// `/help clear`'s line, as `/help` words the session's commands.
+const CLEAR_HELP: &str = "/clear [all]             empty the open conversation on this screen \
+(all: every one); nothing is sent";
+
+/// `/help clear`: the session knows no `/clear` to help with.
+fn clear_help(line: &str) -> Option<&'static str> {
+    use natter_core::command::{self, CommandError};
+    match command::parse(line) {
+        Err(CommandError::NoHelp(name)) if name.eq_ignore_ascii_case("clear") => Some(CLEAR_HELP),
+        _ => None,
+    }
+}
+
+/// Whether `line` is `/clear`, and what it asks for.
+fn clear_command(line: &str) -> Option<Clear> {
+    let rest = line.trim().strip_prefix('/')?;
+    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !word.eq_ignore_ascii_case("clear") {
+        return None;
+    }
+    Some(match args.trim() {
+        "" => Clear::Open,
+        a if a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case("-all") => Clear::All,
+        _ => Clear::Usage,
+    })
 }
 
 /// What to say in the open conversation when `line` sends a direct message that shows in
@@ -135,10 +236,14 @@ pub enum Action {
     Step(isize),
     /// Scroll up (+) or down (-) a page.
     Page(isize),
+    /// Scroll up (+) or down (-) this many rows (the mouse wheel).
+    Scroll(isize),
     /// Complete the nick before the cursor.
     Complete,
     /// Close what covers the conversation (a search's results).
     Back,
+    /// Draw the whole screen again (Ctrl+L): something else wrote over it.
+    Redraw,
     /// Leave.
     Quit,
 }
@@ -162,6 +267,7 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
         KeyCode::Char('e') if ctrl => input.end(),
         KeyCode::Char('u') if ctrl => input.clear(),
         KeyCode::Char('w') if ctrl => input.delete_word(),
+        KeyCode::Char('l') if ctrl => return Some(Action::Redraw),
         KeyCode::Char(c @ '1'..='9') if alt => {
             return Some(Action::Room(usize::from(c as u8 - b'0')));
         }
@@ -196,11 +302,36 @@ pub fn key_action(key: KeyEvent, input: &mut InputLine) -> Option<Action> {
     None
 }
 
+/// What a mouse event asks for: the wheel scrolls the conversation (or a search's results);
+/// a click or a drag asks nothing (selecting text is the terminal's, with Shift held).
+pub fn mouse_action(mouse: MouseEvent) -> Option<Action> {
+    match mouse.kind {
+        MouseEventKind::ScrollUp => Some(Action::Scroll(WHEEL_ROWS)),
+        MouseEventKind::ScrollDown => Some(Action::Scroll(-WHEEL_ROWS)),
+        _ => None,
+    }
+}
+
+/// What a terminal event asks for, applying keys and pastes to the input line (focus changes
+/// are the main loop's).
+pub fn event_action(ev: TermEvent, input: &mut InputLine) -> Option<Action> {
+    match ev {
+        TermEvent::Key(key) => key_action(key, input),
+        TermEvent::Paste(text) => {
+            input.paste(&text);
+            None
+        }
+        TermEvent::Mouse(mouse) => mouse_action(mouse),
+        TermEvent::FocusGained | TermEvent::FocusLost | TermEvent::Resize(..) => None,
+    }
+}
+
 /// Puts the terminal back as it was. Safe to call more than once.
 fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(
         std::io::stdout(),
+        WheelReporting(false),
         DisableFocusChange,
         DisableBracketedPaste,
         LeaveAlternateScreen,
@@ -230,7 +361,8 @@ fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>
         std::io::stdout(),
         EnterAlternateScreen,
         EnableBracketedPaste,
-        EnableFocusChange
+        EnableFocusChange,
+        WheelReporting(true)
     )?;
     let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     Ok((guard, terminal))
@@ -314,11 +446,6 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
             }
             ev = keys.next() => {
                 let action = match ev {
-                    Some(Ok(TermEvent::Key(key))) => key_action(key, &mut input),
-                    Some(Ok(TermEvent::Paste(text))) => {
-                        input.paste(&text);
-                        None
-                    }
                     Some(Ok(TermEvent::FocusLost)) => {
                         chat.set_attention(false);
                         None
@@ -327,12 +454,22 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         chat.set_attention(true);
                         None
                     }
-                    Some(Ok(_)) => None,
+                    Some(Ok(ev)) => event_action(ev, &mut input),
                     // The terminal is gone: nothing left to show, so leave.
                     Some(Err(_)) | None => Some(Action::Quit),
                 };
-                let page = usize::from(terminal.size()?.height).saturating_sub(4).max(1);
-                if action.is_some() {
+                // Rows to scroll up (+) or down (-): a page less a few rows of context, or the
+                // wheel's.
+                let page = isize::try_from(terminal.size()?.height)
+                    .unwrap_or(isize::MAX)
+                    .saturating_sub(4)
+                    .max(1);
+                let rows = match action {
+                    Some(Action::Page(n)) => page * n.signum(),
+                    Some(Action::Scroll(n)) => n,
+                    _ => 0,
+                };
+                if action.as_ref().is_some_and(|a| *a != Action::Redraw) {
                     // The person is doing something where they are: theirs from now on.
                     first_room.chosen();
                 }
@@ -379,25 +516,18 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                         let conv = chat.conv_after(step);
                         open(&mut chat, conv);
                     }
-                    Some(Action::Page(n)) if chat.search().is_some() => {
-                        let rows = isize::try_from(page).unwrap_or(isize::MAX);
-                        view.scroll_search(if n > 0 { -rows } else { rows });
-                    }
-                    Some(Action::Page(n)) if n > 0 => {
-                        view.scroll_up(&chat, page);
+                    Some(Action::Page(_) | Action::Scroll(_)) => {
                         let size = terminal.size()?;
                         let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-                        let pane = draw::pane_on(&chat, &view, size, tz);
-                        // Not past the top: lines put there later must not make the view jump.
-                        view.clamp(&chat, pane.scroll);
-                        if pane.top {
+                        if scroll(&chat, &mut view, rows, size, tz) {
                             load_older(&mut chat, &cmd_tx);
                         }
                     }
-                    Some(Action::Page(_)) => view.scroll_down(&chat, page),
                     Some(Action::Back) => chat.close_search(),
+                    // Drawn whole on the next frame, over whatever else wrote there.
+                    Some(Action::Redraw) => terminal.clear()?,
                     Some(Action::Complete) => {
-                        input.complete(|word, line_start| chat.completions(word, line_start));
+                        input.complete(|word, line_start| completions(&chat, word, line_start));
                     }
                 }
             }
@@ -424,8 +554,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     Ok(driver.await??)
 }
 
-/// One line typed (or one line of a paste): to the session, in the open conversation; `/help`
-/// and `/query nick` are answered here.
+/// One line typed (or one line of a paste): to the session, in the open conversation; `/help`,
+/// `/clear`, `/query nick` and `/part` in a direct conversation are answered here.
 fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
     // Answered here, the keys below the commands (the session's answer would come after
     // anything noted now).
@@ -435,6 +565,44 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
             chat.note(l, now);
         }
         chat.note(KEYS_HELP, now);
+        return;
+    }
+    if let Some(help) = clear_help(line) {
+        chat.note(help, clock::now());
+        return;
+    }
+    if let Some(clear) = clear_command(line) {
+        let ids: Vec<ConvId> = match clear {
+            Clear::Open => vec![chat.current().clone()],
+            Clear::All => std::iter::once(ConvId::Server)
+                .chain(chat.conversations().map(|c| c.id().clone()))
+                .collect(),
+            Clear::Usage => {
+                chat.note_error(CLEAR_USAGE, clock::now());
+                return;
+            }
+        };
+        // What covers the conversation goes too: the screen is what the person cleared.
+        chat.close_search();
+        for id in ids {
+            chat.clear(&id);
+        }
+        return;
+    }
+    if let ConvId::Direct(peer) = chat.current().clone()
+        && part_here(line)
+    {
+        let label = chat.current_conv().label().to_owned();
+        chat.close_search();
+        chat.close_direct(&ConvId::Direct(peer));
+        chat.note(
+            format!("closed the conversation with {label} (/query {label} opens it again)"),
+            clock::now(),
+        );
+        return;
+    }
+    if query_alone(line) {
+        chat.note_error(QUERY_USAGE, clock::now());
         return;
     }
     if let Some((nick, text)) = query_nick(line) {
@@ -455,6 +623,25 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
             clock::now(),
         );
     }
+}
+
+/// Scrolls the open conversation (or a search's results over it) up (+) or down (-) by `rows`
+/// on a screen of `size`. True when, scrolled up, the top of the conversation is in view: PgUp
+/// or the wheel there loads a room's older lines.
+fn scroll(chat: &Chat, view: &mut View, rows: isize, size: ratatui::layout::Rect, tz: i32) -> bool {
+    if chat.search().is_some() {
+        view.scroll_search(-rows);
+        return false;
+    }
+    if rows <= 0 {
+        view.scroll_down(chat, rows.unsigned_abs());
+        return false;
+    }
+    view.scroll_up(chat, rows.unsigned_abs());
+    let pane = draw::pane_on(chat, view, size, tz);
+    // Not past the top: lines put there later must not make the view jump.
+    view.clamp(chat, pane.scroll);
+    pane.top
 }
 
 fn open(chat: &mut Chat, conv: Option<ConvId>) {
@@ -481,9 +668,207 @@ fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossterm::event::MouseButton;
+    use natter_core::chat::LineKind;
+    use view::tests::{apply, chat_in, rid, say};
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, mods)
+    }
+
+    fn mouse(kind: MouseEventKind) -> TermEvent {
+        TermEvent::Mouse(MouseEvent {
+            kind,
+            column: 40,
+            row: 10,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    /// The wheel browsed the input history (the terminal sent it as Up/Down, mouse reporting
+    /// being off): it scrolls the conversation now, a few rows a notch, as in irssi and
+    /// WeeChat, and leaves the input line alone; a click asks nothing.
+    #[test]
+    fn the_mouse_wheel_scrolls_the_conversation_not_the_input_history() {
+        let mut input = InputLine::new();
+        input.paste("sent before");
+        assert!(input.submit().is_some());
+        let mut chat = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 0..40 {
+            apply(&mut chat, &mut v, &say("#a", "bob", &format!("line {i}")));
+        }
+        let size = ratatui::layout::Rect::new(0, 0, 100, 24);
+        let shown = |v: &View| {
+            let (rows, _) = draw::message_rows(&chat, v, 60, 21, 0);
+            rows.iter()
+                .map(|r| r.iter().map(|(t, _)| t.as_str()).collect::<String>())
+                .collect::<Vec<_>>()
+        };
+        assert!(shown(&v).last().unwrap().ends_with("line 39"));
+        let wheel = |kind, v: &mut View, input: &mut InputLine| {
+            let action = event_action(mouse(kind), input);
+            let Some(Action::Scroll(rows)) = action else {
+                panic!("{kind:?}: {action:?}");
+            };
+            scroll(&chat, v, rows, size, 0)
+        };
+        assert!(!wheel(MouseEventKind::ScrollUp, &mut v, &mut input));
+        assert_eq!(v.scroll(&chat), WHEEL_ROWS.unsigned_abs());
+        assert!(shown(&v).last().unwrap().ends_with("line 36"));
+        assert_eq!(input.text(), "", "the input line is left alone");
+        wheel(MouseEventKind::ScrollUp, &mut v, &mut input);
+        wheel(MouseEventKind::ScrollDown, &mut v, &mut input);
+        assert_eq!(v.scroll(&chat), WHEEL_ROWS.unsigned_abs());
+        wheel(MouseEventKind::ScrollDown, &mut v, &mut input);
+        wheel(MouseEventKind::ScrollDown, &mut v, &mut input);
+        assert_eq!(v.scroll(&chat), 0, "not below the newest line");
+        // Up to the top, where a room's older lines are wanted.
+        let mut top = false;
+        for _ in 0..20 {
+            top = wheel(MouseEventKind::ScrollUp, &mut v, &mut input);
+        }
+        assert!(top);
+        assert!(shown(&v).iter().any(|r| r.ends_with("line 0")));
+        // Clicks and drags are the terminal's business (selecting text, with Shift).
+        for kind in [
+            MouseEventKind::Down(MouseButton::Left),
+            MouseEventKind::Up(MouseButton::Left),
+            MouseEventKind::Drag(MouseButton::Left),
+        ] {
+            assert_eq!(event_action(mouse(kind), &mut input), None, "{kind:?}");
+        }
+        assert_eq!(input.text(), "");
+        // Up is still the history's.
+        key_action(key(KeyCode::Up, KeyModifiers::NONE), &mut input);
+        assert_eq!(input.text(), "sent before");
+    }
+
+    /// `/clear` was an unknown command (the server's answer): it empties the open
+    /// conversation here, as irssi's `/clear`, and sends nothing; `/clear all` every one.
+    #[test]
+    fn clear_empties_the_open_conversation_here_and_sends_nothing() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a", "#b"]);
+        let mut v = View::new();
+        for r in ["#a", "#b"] {
+            apply(&mut chat, &mut v, &say(r, "bob", "hello"));
+        }
+        let lines = |chat: &Chat, r: &str| chat.conv(&rid(r)).unwrap().lines().len();
+        assert!(lines(&chat, "#a") > 0 && lines(&chat, "#b") > 0);
+        send_typed(&mut chat, &tx, "/clear");
+        assert_eq!(lines(&chat, "#a"), 0);
+        assert!(lines(&chat, "#b") > 0, "only the open one");
+        assert!(rx.try_recv().is_err(), "nothing for the session");
+        // What comes next shows as ever.
+        apply(&mut chat, &mut v, &say("#a", "bob", "again"));
+        assert_eq!(lines(&chat, "#a"), 1);
+        send_typed(&mut chat, &tx, " /CLEAR all");
+        assert_eq!((lines(&chat, "#a"), lines(&chat, "#b")), (0, 0));
+        assert!(rx.try_recv().is_err());
+        // Anything else after it says how it is typed (and clears nothing).
+        apply(&mut chat, &mut v, &say("#a", "bob", "kept"));
+        send_typed(&mut chat, &tx, "/clear #b");
+        let last = chat.current_conv().lines().back().unwrap();
+        assert_eq!(last.kind, LineKind::Error(CLEAR_USAGE.into()));
+        assert_eq!(lines(&chat, "#a"), 2);
+        assert_eq!(lines(&chat, "#b"), 0);
+        assert!(rx.try_recv().is_err());
+        // A word that only starts like it is the session's.
+        send_typed(&mut chat, &tx, "/clearly");
+        assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
+        assert_eq!(clear_command("/clear -all"), Some(Clear::All));
+        assert_eq!(clear_command("//clear"), None, "said, not run");
+        // `/help clear` is answered here too (the session knew no such command).
+        send_typed(&mut chat, &tx, "/help /CLEAR");
+        let last = chat.current_conv().lines().back().unwrap();
+        assert_eq!(last.kind, LineKind::Notice(CLEAR_HELP.into()));
+        assert!(rx.try_recv().is_err());
+        let usage = natter_core::command::help_lines(Some("/join"))
+            .next()
+            .unwrap();
+        assert_eq!(
+            CLEAR_HELP.find("empty"),
+            usage.find("join a room"),
+            "lined up as /help lines the others up"
+        );
+    }
+
+    /// A direct conversation could not be closed (`/part` there said it was no room): one a
+    /// `/msg` to a mistyped nick started stayed listed for good. `/part` closes it now; a
+    /// `/part #room` typed there still leaves the room.
+    #[test]
+    fn part_in_a_direct_conversation_closes_it() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a"]);
+        let bob = ConvId::direct(&Nick::new("Bob").unwrap());
+        send_typed(&mut chat, &tx, "/query Bob");
+        assert_eq!(chat.current(), &bob);
+        send_typed(&mut chat, &tx, "/part");
+        assert!(chat.conv(&bob).is_none());
+        assert_eq!(chat.current(), &rid("#a"));
+        let last = chat.current_conv().lines().back().unwrap();
+        assert_eq!(
+            last.kind,
+            LineKind::Notice("closed the conversation with Bob (/query Bob opens it again)".into())
+        );
+        assert!(rx.try_recv().is_err(), "nothing for the session");
+        send_typed(&mut chat, &tx, "/query bob");
+        send_typed(&mut chat, &tx, "/part #a");
+        assert!(
+            matches!(rx.try_recv(), Ok(Command::Input { .. })),
+            "#a is left"
+        );
+        assert_eq!(chat.current(), &bob);
+        // In a room, /part is the session's as ever.
+        chat.open(&rid("#a"));
+        send_typed(&mut chat, &tx, "/part");
+        assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
+    }
+
+    /// `/query` alone was answered with `/msg`'s usage (`usage: /msg nick|#room text`), which
+    /// says nothing of what `/query` does: its own usage now.
+    #[test]
+    fn query_alone_says_how_query_is_typed() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a"]);
+        for line in ["/query", " /QUERY  "] {
+            send_typed(&mut chat, &tx, line);
+            let last = chat.current_conv().lines().back().unwrap();
+            assert_eq!(last.kind, LineKind::Error(QUERY_USAGE.into()), "{line:?}");
+            assert!(rx.try_recv().is_err(), "{line:?}: nothing for the session");
+        }
+        send_typed(&mut chat, &tx, "/query bob");
+        assert_eq!(chat.current(), &ConvId::direct(&Nick::new("bob").unwrap()));
+        assert!(rx.try_recv().is_err());
+    }
+
+    /// Tab completed `/cl` to `/close`, an admin's command that empties a room, and never to
+    /// `/clear`; nor `/qu` to `/query`: the TUI's own commands were not in the list.
+    #[test]
+    fn tab_completes_the_tuis_own_commands_too() {
+        let chat = chat_in(&["#a"]);
+        assert_eq!(completions(&chat, "/cl", true), ["/clear", "/close"]);
+        assert_eq!(completions(&chat, "/QU", true), ["/query", "/quit"]);
+        assert_eq!(completions(&chat, "/cl", false), Vec::<String>::new());
+        assert_eq!(completions(&chat, "/jo", true), ["/join"]);
+        let mut i = InputLine::new();
+        i.paste("/cle");
+        assert!(i.complete(|w, start| completions(&chat, w, start)));
+        assert_eq!(i.text(), "/clear ");
+    }
+
+    /// The terminal is asked for the wheel (button presses, SGR-encoded) and nothing more:
+    /// no reports of every move of the pointer; and asked to stop when the TUI leaves.
+    #[test]
+    fn the_terminal_reports_the_wheel_only_while_the_tui_runs() {
+        let ansi = |on| {
+            let mut s = String::new();
+            crossterm::Command::write_ansi(&WheelReporting(on), &mut s).unwrap();
+            s
+        };
+        assert_eq!(ansi(true), "\x1b[?1000h\x1b[?1006h");
+        assert_eq!(ansi(false), "\x1b[?1006l\x1b[?1000l");
     }
 
     #[test]
@@ -556,6 +941,12 @@ mod tests {
             assert_eq!(key_action(key(code, mods), &mut i), None);
             assert_eq!(i.cursor(), at, "{code:?} {mods:?}");
         }
+        assert_eq!(i.text(), "i two three");
+        // Ctrl+L draws the screen again, as in irssi, WeeChat and a shell; the line stays.
+        assert_eq!(
+            key_action(key(KeyCode::Char('l'), KeyModifiers::CONTROL), &mut i),
+            Some(Action::Redraw)
+        );
         assert_eq!(i.text(), "i two three");
         // Ctrl+D quit whatever was typed, a half-written line lost to a key that deletes a
         // character elsewhere: it deletes one now, and quits on an empty line only.
