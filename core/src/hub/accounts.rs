@@ -1333,7 +1333,7 @@ impl Hub {
                         .get(&uid)
                         .is_some_and(|u| u.rooms.contains(&room))
                     {
-                        self.join(conn, room, now);
+                        self.join_in_place_of_guest(conn, room, now);
                     }
                 }
                 self.send_markers(conn, uid);

@@ -424,6 +424,25 @@ impl Hub {
         key: Option<&Text>,
         now: Millis,
     ) {
+        self.enter(conn, room, key, false, now);
+    }
+
+    /// [`Hub::join`] of a room the guest `conn` signed in from was in a moment ago: the
+    /// account takes its place there, a `+k` or `+i` room too (the guest had its key or its
+    /// invitation); a ban of the account or the room's limit still keep it out.
+    pub(super) fn join_in_place_of_guest(&mut self, conn: ConnId, room: RoomName, now: Millis) {
+        self.enter(conn, room, None, true, now);
+    }
+
+    /// [`Hub::join_keyed`]; `was_member`: see [`Hub::join_in_place_of_guest`].
+    fn enter(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        key: Option<&Text>,
+        was_member: bool,
+        now: Millis,
+    ) {
         let Some(uid) = self.user_of(conn) else {
             return;
         };
@@ -492,7 +511,7 @@ impl Hub {
             }
             Some(_) => {}
         }
-        if let Err((kind, detail)) = self.may_enter(uid, &room, key, now) {
+        if let Err((kind, detail)) = self.may_enter(uid, &room, key, was_member, now) {
             return self.error(conn, kind, Re::Room(room), detail);
         }
         if self.cluster_join(conn, uid, &room, now) {
