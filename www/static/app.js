@@ -1809,6 +1809,13 @@ function setUpDialog() {
     return err;
   };
   ui.nickInput.addEventListener("input", check);
+  // A key held down asks once: its repeats are no requests of their own. Enter held past a
+  // refusal (which empties the password field) would otherwise be the first button's, "Join",
+  // and the dialog would be gone with the refusal it said; held on the sidebar's Sign in
+  // button, it would close the dialog it had just opened.
+  ui.nickForm.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.repeat) e.preventDefault();
+  });
   ui.nickForm.addEventListener("submit", (e) => {
     e.preventDefault();
     const nick = ui.nickInput.value.trim();

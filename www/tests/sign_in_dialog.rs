@@ -1,9 +1,9 @@
 //! The sign-in dialog, in headless Chromium against an in-process natter-server and
-//! natter-bridge on 127.0.0.1:0: one request at a time (a double click or Enter then a click
-//! asks nothing twice, and the answer shown is the first one's); a guest signing in or
-//! registering from its page does it where it stands, its rooms and what it saw kept; and a
-//! guest's session that nobody will resume ends when its page goes, so its nick does not
-//! linger in other people's member lists.
+//! natter-bridge on 127.0.0.1:0: one request at a time (a double click, Enter then a click, or
+//! Enter held down asks nothing twice, and the answer shown is the first one's); a guest
+//! signing in or registering from its page does it where it stands, its rooms and what it saw
+//! kept; and a guest's session that nobody will resume ends when its page goes, so its nick
+//! does not linger in other people's member lists.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -221,6 +221,161 @@ async fn double_submit_scenario(browser: Browser, page: String, _addr: SocketAdd
         "one refusal, for the one wrong password asked: {lines}"
     );
     assert_eq!(text_of(b, "#nick-error").await, "");
+}
+
+// --- Enter held down ---------------------------------------------------------------------------
+
+/// A Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`), for what
+/// WebDriver's own keys cannot do: a key held down, whose repeats the browser marks as such.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Enter pressed in what has the focus (`repeat`: one of the repeats of a key held down), as
+/// the keyboard makes it: trusted, so the form's implicit submission follows. Returns once the
+/// page has handled it.
+async fn enter_down(b: &Browser, repeat: bool) {
+    let params = serde_json::json!({
+        "type": "keyDown", "key": "Enter", "code": "Enter",
+        "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13,
+        "text": "\r", "unmodifiedText": "\r", "autoRepeat": repeat,
+    });
+    timeout(
+        STEP,
+        b.issue_cmd(Cdp {
+            cmd: "Input.dispatchKeyEvent",
+            params,
+        }),
+    )
+    .await
+    .expect("the key in time")
+    .expect("chromedriver presses Enter");
+}
+
+/// Enter let go.
+async fn enter_up(b: &Browser) {
+    let params = serde_json::json!({
+        "type": "keyUp", "key": "Enter", "code": "Enter",
+        "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13,
+    });
+    timeout(
+        STEP,
+        b.issue_cmd(Cdp {
+            cmd: "Input.dispatchKeyEvent",
+            params,
+        }),
+    )
+    .await
+    .expect("the key in time")
+    .expect("chromedriver lets Enter go");
+}
+
+/// Types a wrong password in the dialog's password field and holds Enter down: the first
+/// press asks, and once the refusal is shown (the password field emptied, focused) the key's
+/// repeats must not ask again; with the field empty they would be the form's first button's,
+/// "Join", and join as a guest, the dialog gone with the refusal it showed.
+async fn hold_enter_on_a_wrong_password(b: &Browser) {
+    let password = b
+        .find(fantoccini::Locator::Id("password-input"))
+        .await
+        .expect("the password field");
+    password
+        .send_keys("not the password")
+        .await
+        .expect("type a password");
+    enter_down(b, false).await;
+    let deadline = std::time::Instant::now() + STEP;
+    while !text_of(b, "#nick-error")
+        .await
+        .contains("wrong account name or password")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal in the dialog within {STEP:?}: {} {}",
+            dialog_view(b).await,
+            every_line(b).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        enter_down(b, true).await;
+    }
+    enter_up(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enter_held_down_asks_once_and_the_refusal_stays() {
+    with_page("natter-dialog-held", held_enter_scenario).await;
+}
+
+async fn held_enter_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    // At the start: the dialog's own sign-in, refused.
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick = nick_prompt(b).await;
+    nick.clear().await.expect("clear the nick");
+    nick.send_keys("nobody").await.expect("type a nick");
+    hold_enter_on_a_wrong_password(b).await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "the dialog stays: {view}");
+    assert!(
+        view[2]
+            .as_str()
+            .is_some_and(|e| e.contains("wrong account name or password")),
+        "the refusal stays: {view}"
+    );
+    assert_eq!(view[1], "false", "it takes input again: {view}");
+    assert_eq!(text_of(b, "#me-nick").await, "", "nobody joined as a guest");
+
+    // From a guest's page: its sign-in where it stands, refused.
+    click_join(b).await;
+    wait_for!(
+        "the page to join as a guest",
+        (conn_state(b).await == "connected" && !dialog_open(b).await).then_some(())
+    );
+    js(b, "document.getElementById('sign-in-open').click();").await;
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    hold_enter_on_a_wrong_password(b).await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "the dialog stays: {view}");
+    assert!(
+        view[2]
+            .as_str()
+            .is_some_and(|e| e.contains("wrong account name or password")),
+        "the refusal stays: {view}"
+    );
+    assert_eq!(view[1], "false", "it takes input again: {view}");
+    assert_eq!(account_of(b).await, None);
+    assert_eq!(conn_state(b).await, "connected", "still the guest it was");
+    let lines = every_line(b).await;
+    assert_eq!(
+        lines.matches("wrong account name or password").count(),
+        1,
+        "asked once: {lines}"
+    );
 }
 
 // --- a guest signing in keeps its rooms ---------------------------------------------------------
