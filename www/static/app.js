@@ -1533,9 +1533,10 @@ document.addEventListener("visibilitychange", () => {
 // session for its window; shown again, it reloads and resumes). An account's page keeps
 // nothing here and closes plainly: a remembered one signs in again with its kept key. A
 // guest's session that is not kept (a guest only because its remembered sign-in was refused,
-// whose reload offers the form instead; one still asking to sign in) quits as the page goes:
-// nobody will resume it, and closed plainly the server would hold it for its resume window, its
-// nick a ghost in other people's member lists for those 2 minutes.
+// whose reload offers the form instead; one still asking to sign in) quits as the page goes,
+// into the back/forward cache too: nobody will resume it, and closed plainly the server would
+// hold it for its resume window, its nick a ghost in other people's member lists for those 2
+// minutes.
 const LEFT_THE_PAGE = 4100; // core/src/bridge.rs
 window.addEventListener("pagehide", (e) => {
   if (!client) return;
@@ -1556,7 +1557,9 @@ window.addEventListener("pagehide", (e) => {
   } catch {
     // storage disabled: a closed tab's session ends with its resume window
   }
-  if (kept === undefined && client.account() === undefined && !e.persisted) {
+  // Into the back/forward cache too: shown again, the page reloads (a new session), so
+  // nobody resumes that one either.
+  if (kept === undefined && client.account() === undefined) {
     client.handle_input("/quit left the page", now());
     pump(); // sends the quit, and closes the socket after it
     return;

@@ -556,14 +556,12 @@ async fn a_guest_page_nobody_will_resume_quits_when_it_goes() {
     with_page("natter-dialog-ghost", ghost_scenario).await;
 }
 
-async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
-    let b = &browser;
-    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
-    // rosa, remembered; her key is revoked (signed out), and the page is given it back, as
-    // a browser whose key was revoked elsewhere: the reload's sign-in with it is refused,
-    // and the page is a guest only because of that. Such a page keeps no session for a
-    // reload (the reload offers the form).
-    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
+/// rosa, remembered; her key is revoked (signed out), and the page is given it back, as a
+/// browser whose key was revoked elsewhere: the reload's sign-in with it is refused, and the
+/// page is a guest only because of that. Such a page keeps no session for a reload (the reload
+/// offers the form). Returns the guest's nick, once connected.
+async fn a_guest_whose_key_was_refused(b: &Browser, page: &str) -> String {
+    open_and_register_remembered(b, page, "rosa", "correct horse battery").await;
     let kept = js(b, "return window.natterDebug.keptSignIn();").await;
     js(b, "document.getElementById('sign-out').click();").await;
     wait_for!(
@@ -589,6 +587,13 @@ async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
     );
     let guest = text_of(b, "#me-nick").await;
     assert_ne!(guest, "rosa");
+    guest
+}
+
+async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
+    let guest = a_guest_whose_key_was_refused(b, &page).await;
     let who = lobby_who(&mut nc_w, &nc_out).await;
     assert!(who.contains(&guest), "{guest} in #lobby: {who}");
 
@@ -602,6 +607,53 @@ async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
     wait_for!(
         "the dialog on the reloaded page",
         dialog_open(b).await.then_some(())
+    );
+    wait_for!(format!("{guest} gone from #lobby"), {
+        let who = lobby_who(&mut nc_w, &nc_out).await;
+        (!who.contains(&guest)).then_some(())
+    });
+    let heard = nc_out.lines();
+    assert!(
+        heard
+            .iter()
+            .any(|l| l.contains(&guest) && l.contains("left the page")),
+        "netcat saw {guest} go: {heard:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_page_nobody_will_resume_quits_into_the_back_forward_cache() {
+    with_page("natter-dialog-bfcache", bfcache_scenario).await;
+}
+
+async fn bfcache_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
+    let guest = a_guest_whose_key_was_refused(b, &page).await;
+    let who = lobby_who(&mut nc_w, &nc_out).await;
+    assert!(who.contains(&guest), "{guest} in #lobby: {who}");
+    // Whether the browser kept the page in its back/forward cache as it went (the test's own
+    // note, read on the next page of the same origin).
+    js(
+        b,
+        "addEventListener('pagehide', (e) => \
+           localStorage.setItem('test.persisted', String(e.persisted)));",
+    )
+    .await;
+    // Navigated away (a link followed): the page goes into the back/forward cache, and comes
+    // back from it only as a reload (`pageshow`), which offers the form. Nobody resumes the
+    // guest's session, so it quits as the page goes, as on a reload or a close (until the
+    // thirty-eighth session it closed plainly there, and the server held it, the nick in
+    // #lobby, for its 2-minute resume window).
+    let away = format!("{page}away.txt");
+    timeout(STEP, b.goto(&away))
+        .await
+        .expect("navigate in time")
+        .expect("navigate away");
+    let persisted = js(b, "return localStorage.getItem('test.persisted');").await;
+    assert_eq!(
+        persisted, "true",
+        "the page went into the back/forward cache (else this tests nothing new)"
     );
     wait_for!(format!("{guest} gone from #lobby"), {
         let who = lobby_who(&mut nc_w, &nc_out).await;
