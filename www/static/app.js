@@ -1852,6 +1852,16 @@ function setUpDialog() {
     ui.nickStatus.textContent = "";
     ui.nickError.textContent = "";
     const remember = ui.rememberInput.checked;
+    const away = client?.conn().state;
+    if (away === "reconnecting" || away === "connecting") {
+      // A guest's page whose server is away (or not reached yet): asked now, the request would
+      // wait for it with the dialog busy and Escape refused, the page unusable until the server
+      // came back. Said instead, and the dialog stays as it is (Escape goes back to the page).
+      ui.nickError.textContent = away === "reconnecting"
+        ? "cannot reach the chat server right now: sign in or register once it is back"
+        : "still connecting to the chat server: try again in a moment";
+      return;
+    }
     if (client) {
       // A guest signing in or registering from its page does it where it stands: the same
       // session, its rooms and conversations kept (the server makes them the account's);

@@ -2,8 +2,9 @@
 //! natter-bridge on 127.0.0.1:0: one request at a time (a double click, Enter then a click, or
 //! Enter held down asks nothing twice, and the answer shown is the first one's); a guest
 //! signing in or registering from its page does it where it stands, its rooms and what it saw
-//! kept; and a guest's session that nobody will resume ends when its page goes, so its nick
-//! does not linger in other people's member lists.
+//! kept (while its server is away it asks nothing, and Escape goes back to the page); and a
+//! guest's session that nobody will resume ends when its page goes, so its nick does not
+//! linger in other people's member lists.
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
@@ -666,4 +667,99 @@ async fn bfcache_scenario(browser: Browser, page: String, addr: SocketAddr) {
             .any(|l| l.contains(&guest) && l.contains("left the page")),
         "netcat saw {guest} go: {heard:#?}"
     );
+}
+
+// --- signing in while the server is away -------------------------------------------------------
+
+/// As [`with_page`], the scenario given the server to stop when it wants (it is stopped after,
+/// if not).
+async fn with_page_and_server<F, Fut>(tag: &str, scenario: F)
+where
+    F: FnOnce(Browser, String, natter_server::Server) -> Fut,
+    Fut: std::future::Future<Output = Option<natter_server::Server>> + Send + 'static,
+{
+    let www = www_dir();
+    let server = natter_server::start(natter_server::ServerConfig::local_test())
+        .await
+        .expect("start natter-server");
+    let addr = *server
+        .local_addrs()
+        .first()
+        .expect("the server listens somewhere");
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new(&format!("{tag}-chromium"));
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(scenario(browser.clone(), page, server));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    match outcome {
+        Ok(Ok(server)) => {
+            if let Some(server) = server {
+                let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+            }
+        }
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_asking_to_sign_in_while_the_server_is_away_is_told_and_goes_on() {
+    with_page_and_server("natter-dialog-away", away_scenario).await;
+}
+
+async fn away_scenario(
+    browser: Browser,
+    page: String,
+    server: natter_server::Server,
+) -> Option<natter_server::Server> {
+    let b = &browser;
+    open_page_as(b, &page, Some("gus")).await;
+    // The server goes (the bridge stays): the page waits to reconnect.
+    timeout(STEP, server.shutdown())
+        .await
+        .expect("the server stops in time")
+        .expect("stop natter-server");
+    wait_for!(
+        "the page to wait to reconnect",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    // Asked meanwhile, the sign-in is not taken: said in the dialog, which the person can
+    // leave with Escape, back to the guest's page (until the thirty-eighth session it was asked
+    // and the dialog stayed busy, its buttons disabled and Escape refused, until the server
+    // came back: the page could not be used meanwhile).
+    ask_from_the_page(b, "gus", "correct horse battery", "sign-in").await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "{view}");
+    assert_ne!(
+        view[1], "true",
+        "nothing asked, nothing to wait for: {view}"
+    );
+    assert!(
+        view[2]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach the chat server")),
+        "said why: {view}"
+    );
+    b.active_element()
+        .await
+        .expect("the focused element")
+        .send_keys(&char::from(fantoccini::key::Key::Escape).to_string())
+        .await
+        .expect("press Escape");
+    wait_for!(
+        "the dialog to close on Escape",
+        (!dialog_open(b).await).then_some(())
+    );
+    assert_eq!(text_of(b, "#me-nick").await, "gus");
+    assert_eq!(account_of(b).await, None);
+    None
 }
