@@ -107,9 +107,12 @@ let dialogAsk = null;
 // guest signs in where it stands, its rooms and conversations kept; refused, it stays the
 // guest it was. Otherwise (the dialog at the start) the request has a client of its own.
 let dialogHere = false;
-// A guest's registration under another nick than its own: `{ nick, password, remember }`,
-// asked once the guest's rename to that nick is through.
+// A guest's registration under another nick than its own: `{ nick, password, remember,
+// from }`, asked once the guest's rename to that nick is through.
 let dialogRegister = null;
+// The nick a guest had before its rename for the registration asked, until that is answered:
+// refused, the guest goes back to it (it goes on as the guest it was).
+let renamedFrom = null;
 let ws = null; // the current WebSocket; callbacks from older ones are ignored
 let closeAfterFlush = false;
 let timer = null;
@@ -1690,16 +1693,24 @@ function settleDialog() {
     // On the guest's own session: refused, it goes on as the guest it was.
     const refused = client.take_refusal();
     if (refused !== undefined && !client.account_pending()) {
+      const back = renamedFrom;
       refusedInDialog(refused);
+      if (back !== null) {
+        client.rename_here(back, now());
+        pump();
+      }
       return;
     }
     if (dialogRegister !== null && client.me().toLowerCase() === dialogRegister.nick.toLowerCase()) {
       // Renamed for the registration: now the registration itself.
-      const { password, remember } = dialogRegister;
+      const { password, remember, from } = dialogRegister;
       dialogRegister = null;
+      renamedFrom = from;
       const err = client.register_here(password, remember, now());
       if (err) {
         refusedInDialog(err);
+        client.rename_here(from, now());
+        pump();
         return;
       }
       pump(); // sends it, and settles again
@@ -1720,6 +1731,7 @@ function endDialogAsk() {
   dialogAsk = null;
   dialogHere = false;
   dialogRegister = null;
+  renamedFrom = null;
   ui.nickStatus.textContent = "";
   setDialogBusy(false);
 }
@@ -1876,7 +1888,7 @@ function setUpDialog() {
       } else {
         err = password_error(password);
         if (!err) {
-          dialogRegister = { nick, password, remember };
+          dialogRegister = { nick, password, remember, from: client.me() };
           err = client.rename_here(nick, now());
         }
       }

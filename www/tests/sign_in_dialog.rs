@@ -29,8 +29,17 @@ where
     F: FnOnce(Browser, String, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    with_page_config(tag, natter_server::ServerConfig::local_test(), scenario).await;
+}
+
+/// As [`with_page`], the server configured with `config`.
+async fn with_page_config<F, Fut>(tag: &str, config: natter_server::ServerConfig, scenario: F)
+where
+    F: FnOnce(Browser, String, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let www = www_dir();
-    let server = natter_server::start(natter_server::ServerConfig::local_test())
+    let server = natter_server::start(config)
         .await
         .expect("start natter-server");
     let addr = *server
@@ -534,6 +543,39 @@ async fn keeps_rooms_scenario(browser: Browser, page: String, addr: SocketAddr) 
         !lines.contains("could not register"),
         "registered once: {lines}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_refused_after_its_rename_leaves_the_guest_as_it_was() {
+    let mut config = natter_server::ServerConfig::local_test();
+    config.hub.accounts.registration = natter_core::hub::Registration::Closed;
+    with_page_config("natter-dialog-closed", config, closed_scenario).await;
+}
+
+async fn closed_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_nc_w, nc_out) = nc(addr, "watcher").await;
+    open_page_as(b, &page, Some("gus")).await;
+    // Registering under another nick on a server that makes accounts only through its
+    // operator: the guest is renamed for it, the registration is refused, and the guest goes
+    // back to the nick it had (until the thirty-eighth session it stayed renamed, though the
+    // dialog's refusal says the page goes on as the guest it was).
+    ask_from_the_page(b, "gustav", "another good password", "register").await;
+    wait_dialog_error(
+        b,
+        "could not register: registration is closed here: accounts are made by the operator",
+    )
+    .await;
+    wait_for!(
+        "the guest back as gus",
+        (text_of(b, "#me-nick").await == "gus").then_some(())
+    );
+    wait_for!(
+        "netcat to see gus come back",
+        nc_out.has("gustav is now known as gus")
+    );
+    assert_eq!(account_of(b).await, None);
+    assert!(dialog_open(b).await, "the refusal stays said");
 }
 
 // --- no ghost -----------------------------------------------------------------------------------
