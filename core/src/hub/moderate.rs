@@ -1076,9 +1076,8 @@ impl Hub {
     }
 
     /// Whether `uid` may come into `room` (with `key`): not banned, invited to a `+i` room, the
-    /// right key, room under its `+l`. Operators pass `+i`, `+k` and `+l`; so do `was_member`'s
-    /// (an account taking the place of the guest it signed in from, which was in the room: it
-    /// had the key or the invitation) `+i` and `+k`.
+    /// right key, room under its `+l`. Operators pass `+i`, `+k` and `+l`; a `was_member`
+    /// (in the room by right: [`Hub::join_as_member`]) passes `+i` and `+k`.
     pub(super) fn may_enter(
         &mut self,
         uid: UserId,

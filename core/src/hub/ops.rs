@@ -427,14 +427,15 @@ impl Hub {
         self.enter(conn, room, key, false, now);
     }
 
-    /// [`Hub::join`] of a room the guest `conn` signed in from was in a moment ago: the
-    /// account takes its place there, a `+k` or `+i` room too (the guest had its key or its
-    /// invitation); a ban of the account or the room's limit still keep it out.
-    pub(super) fn join_in_place_of_guest(&mut self, conn: ConnId, room: RoomName, now: Millis) {
+    /// [`Hub::join`] of a room `conn`'s user is in by right: the account taking the place of
+    /// the guest `conn` signed in from, which was in it a moment ago, or coming onto this node
+    /// in a room it is in on another. A `+k` or `+i` room takes it too (the key or the
+    /// invitation was had); a ban of the account or the room's limit still keep it out.
+    pub(super) fn join_as_member(&mut self, conn: ConnId, room: RoomName, now: Millis) {
         self.enter(conn, room, None, true, now);
     }
 
-    /// [`Hub::join_keyed`]; `was_member`: see [`Hub::join_in_place_of_guest`].
+    /// [`Hub::join_keyed`]; `was_member`: see [`Hub::join_as_member`].
     fn enter(
         &mut self,
         conn: ConnId,
