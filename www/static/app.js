@@ -1864,12 +1864,13 @@ function setUpDialog() {
     ui.nickStatus.textContent = "";
     ui.nickError.textContent = "";
     const remember = ui.rememberInput.checked;
-    const away = client?.conn().state;
-    if (away === "reconnecting" || away === "connecting") {
+    const conn = client?.conn();
+    if (conn?.state === "reconnecting" || conn?.state === "connecting") {
       // A guest's page whose server is away (or not reached yet): asked now, the request would
       // wait for it with the dialog busy and Escape refused, the page unusable until the server
       // came back. Said instead, and the dialog stays as it is (Escape goes back to the page).
-      ui.nickError.textContent = away === "reconnecting"
+      // An attempt under way after a loss is still the server away.
+      ui.nickError.textContent = conn.state === "reconnecting" || conn.everConnected
         ? "cannot reach the chat server right now: sign in or register once it is back"
         : "still connecting to the chat server: try again in a moment";
       return;
