@@ -107,9 +107,12 @@ let dialogAsk = null;
 // guest signs in where it stands, its rooms and conversations kept; refused, it stays the
 // guest it was. Otherwise (the dialog at the start) the request has a client of its own.
 let dialogHere = false;
-// A guest's registration under another nick than its own: `{ nick, password, remember }`,
-// asked once the guest's rename to that nick is through.
+// A guest's registration under another nick than its own: `{ nick, password, remember,
+// from }`, asked once the guest's rename to that nick is through.
 let dialogRegister = null;
+// The nick a guest had before its rename for the registration asked, until that is answered:
+// refused, the guest goes back to it (it goes on as the guest it was).
+let renamedFrom = null;
 let ws = null; // the current WebSocket; callbacks from older ones are ignored
 let closeAfterFlush = false;
 let timer = null;
@@ -1533,9 +1536,10 @@ document.addEventListener("visibilitychange", () => {
 // session for its window; shown again, it reloads and resumes). An account's page keeps
 // nothing here and closes plainly: a remembered one signs in again with its kept key. A
 // guest's session that is not kept (a guest only because its remembered sign-in was refused,
-// whose reload offers the form instead; one still asking to sign in) quits as the page goes:
-// nobody will resume it, and closed plainly the server would hold it for its resume window, its
-// nick a ghost in other people's member lists for those 2 minutes.
+// whose reload offers the form instead; one still asking to sign in) quits as the page goes,
+// into the back/forward cache too: nobody will resume it, and closed plainly the server would
+// hold it for its resume window, its nick a ghost in other people's member lists for those 2
+// minutes.
 const LEFT_THE_PAGE = 4100; // core/src/bridge.rs
 window.addEventListener("pagehide", (e) => {
   if (!client) return;
@@ -1556,7 +1560,9 @@ window.addEventListener("pagehide", (e) => {
   } catch {
     // storage disabled: a closed tab's session ends with its resume window
   }
-  if (kept === undefined && client.account() === undefined && !e.persisted) {
+  // Into the back/forward cache too: shown again, the page reloads (a new session), so
+  // nobody resumes that one either.
+  if (kept === undefined && client.account() === undefined) {
     client.handle_input("/quit left the page", now());
     pump(); // sends the quit, and closes the socket after it
     return;
@@ -1687,16 +1693,24 @@ function settleDialog() {
     // On the guest's own session: refused, it goes on as the guest it was.
     const refused = client.take_refusal();
     if (refused !== undefined && !client.account_pending()) {
+      const back = renamedFrom;
       refusedInDialog(refused);
+      if (back !== null) {
+        client.rename_here(back, now());
+        pump();
+      }
       return;
     }
     if (dialogRegister !== null && client.me().toLowerCase() === dialogRegister.nick.toLowerCase()) {
       // Renamed for the registration: now the registration itself.
-      const { password, remember } = dialogRegister;
+      const { password, remember, from } = dialogRegister;
       dialogRegister = null;
+      renamedFrom = from;
       const err = client.register_here(password, remember, now());
       if (err) {
         refusedInDialog(err);
+        client.rename_here(from, now());
+        pump();
         return;
       }
       pump(); // sends it, and settles again
@@ -1717,6 +1731,7 @@ function endDialogAsk() {
   dialogAsk = null;
   dialogHere = false;
   dialogRegister = null;
+  renamedFrom = null;
   ui.nickStatus.textContent = "";
   setDialogBusy(false);
 }
@@ -1809,6 +1824,13 @@ function setUpDialog() {
     return err;
   };
   ui.nickInput.addEventListener("input", check);
+  // A key held down asks once: its repeats are no requests of their own. Enter held past a
+  // refusal (which empties the password field) would otherwise be the first button's, "Join",
+  // and the dialog would be gone with the refusal it said; held on the sidebar's Sign in
+  // button, it would close the dialog it had just opened.
+  ui.nickForm.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.repeat) e.preventDefault();
+  });
   ui.nickForm.addEventListener("submit", (e) => {
     e.preventDefault();
     const nick = ui.nickInput.value.trim();
@@ -1842,6 +1864,17 @@ function setUpDialog() {
     ui.nickStatus.textContent = "";
     ui.nickError.textContent = "";
     const remember = ui.rememberInput.checked;
+    const conn = client?.conn();
+    if (conn?.state === "reconnecting" || conn?.state === "connecting") {
+      // A guest's page whose server is away (or not reached yet): asked now, the request would
+      // wait for it with the dialog busy and Escape refused, the page unusable until the server
+      // came back. Said instead, and the dialog stays as it is (Escape goes back to the page).
+      // An attempt under way after a loss is still the server away.
+      ui.nickError.textContent = conn.state === "reconnecting" || conn.everConnected
+        ? "cannot reach the chat server right now: sign in or register once it is back"
+        : "still connecting to the chat server: try again in a moment";
+      return;
+    }
     if (client) {
       // A guest signing in or registering from its page does it where it stands: the same
       // session, its rooms and conversations kept (the server makes them the account's);
@@ -1856,7 +1889,7 @@ function setUpDialog() {
       } else {
         err = password_error(password);
         if (!err) {
-          dialogRegister = { nick, password, remember };
+          dialogRegister = { nick, password, remember, from: client.me() };
           err = client.rename_here(nick, now());
         }
       }

@@ -1,7 +1,8 @@
 //! The sign-in dialog, in headless Chromium against an in-process natter-server and
-//! natter-bridge on 127.0.0.1:0: one request at a time (a double click or Enter then a click
-//! asks nothing twice, and the answer shown is the first one's); a guest signing in or
-//! registering from its page does it where it stands, its rooms and what it saw kept; and a
+//! natter-bridge on 127.0.0.1:0: one request at a time (a double click, Enter then a click, or
+//! Enter held down asks nothing twice, and the answer shown is the first one's); a guest
+//! signing in or registering from its page does it where it stands, its rooms and what it saw
+//! kept (while its server is away it asks nothing, and Escape goes back to the page); and a
 //! guest's session that nobody will resume ends when its page goes, so its nick does not
 //! linger in other people's member lists.
 //!
@@ -28,8 +29,17 @@ where
     F: FnOnce(Browser, String, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    with_page_config(tag, natter_server::ServerConfig::local_test(), scenario).await;
+}
+
+/// As [`with_page`], the server configured with `config`.
+async fn with_page_config<F, Fut>(tag: &str, config: natter_server::ServerConfig, scenario: F)
+where
+    F: FnOnce(Browser, String, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let www = www_dir();
-    let server = natter_server::start(natter_server::ServerConfig::local_test())
+    let server = natter_server::start(config)
         .await
         .expect("start natter-server");
     let addr = *server
@@ -223,6 +233,161 @@ async fn double_submit_scenario(browser: Browser, page: String, _addr: SocketAdd
     assert_eq!(text_of(b, "#nick-error").await, "");
 }
 
+// --- Enter held down ---------------------------------------------------------------------------
+
+/// A Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`), for what
+/// WebDriver's own keys cannot do: a key held down, whose repeats the browser marks as such.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Enter pressed in what has the focus (`repeat`: one of the repeats of a key held down), as
+/// the keyboard makes it: trusted, so the form's implicit submission follows. Returns once the
+/// page has handled it.
+async fn enter_down(b: &Browser, repeat: bool) {
+    let params = serde_json::json!({
+        "type": "keyDown", "key": "Enter", "code": "Enter",
+        "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13,
+        "text": "\r", "unmodifiedText": "\r", "autoRepeat": repeat,
+    });
+    timeout(
+        STEP,
+        b.issue_cmd(Cdp {
+            cmd: "Input.dispatchKeyEvent",
+            params,
+        }),
+    )
+    .await
+    .expect("the key in time")
+    .expect("chromedriver presses Enter");
+}
+
+/// Enter let go.
+async fn enter_up(b: &Browser) {
+    let params = serde_json::json!({
+        "type": "keyUp", "key": "Enter", "code": "Enter",
+        "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13,
+    });
+    timeout(
+        STEP,
+        b.issue_cmd(Cdp {
+            cmd: "Input.dispatchKeyEvent",
+            params,
+        }),
+    )
+    .await
+    .expect("the key in time")
+    .expect("chromedriver lets Enter go");
+}
+
+/// Types a wrong password in the dialog's password field and holds Enter down: the first
+/// press asks, and once the refusal is shown (the password field emptied, focused) the key's
+/// repeats must not ask again; with the field empty they would be the form's first button's,
+/// "Join", and join as a guest, the dialog gone with the refusal it showed.
+async fn hold_enter_on_a_wrong_password(b: &Browser) {
+    let password = b
+        .find(fantoccini::Locator::Id("password-input"))
+        .await
+        .expect("the password field");
+    password
+        .send_keys("not the password")
+        .await
+        .expect("type a password");
+    enter_down(b, false).await;
+    let deadline = std::time::Instant::now() + STEP;
+    while !text_of(b, "#nick-error")
+        .await
+        .contains("wrong account name or password")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal in the dialog within {STEP:?}: {} {}",
+            dialog_view(b).await,
+            every_line(b).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        enter_down(b, true).await;
+    }
+    enter_up(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enter_held_down_asks_once_and_the_refusal_stays() {
+    with_page("natter-dialog-held", held_enter_scenario).await;
+}
+
+async fn held_enter_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    // At the start: the dialog's own sign-in, refused.
+    timeout(STEP, b.goto(&page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    let nick = nick_prompt(b).await;
+    nick.clear().await.expect("clear the nick");
+    nick.send_keys("nobody").await.expect("type a nick");
+    hold_enter_on_a_wrong_password(b).await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "the dialog stays: {view}");
+    assert!(
+        view[2]
+            .as_str()
+            .is_some_and(|e| e.contains("wrong account name or password")),
+        "the refusal stays: {view}"
+    );
+    assert_eq!(view[1], "false", "it takes input again: {view}");
+    assert_eq!(text_of(b, "#me-nick").await, "", "nobody joined as a guest");
+
+    // From a guest's page: its sign-in where it stands, refused.
+    click_join(b).await;
+    wait_for!(
+        "the page to join as a guest",
+        (conn_state(b).await == "connected" && !dialog_open(b).await).then_some(())
+    );
+    js(b, "document.getElementById('sign-in-open').click();").await;
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    hold_enter_on_a_wrong_password(b).await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "the dialog stays: {view}");
+    assert!(
+        view[2]
+            .as_str()
+            .is_some_and(|e| e.contains("wrong account name or password")),
+        "the refusal stays: {view}"
+    );
+    assert_eq!(view[1], "false", "it takes input again: {view}");
+    assert_eq!(account_of(b).await, None);
+    assert_eq!(conn_state(b).await, "connected", "still the guest it was");
+    let lines = every_line(b).await;
+    assert_eq!(
+        lines.matches("wrong account name or password").count(),
+        1,
+        "asked once: {lines}"
+    );
+}
+
 // --- a guest signing in keeps its rooms ---------------------------------------------------------
 
 /// The rooms the page lists, sorted.
@@ -380,6 +545,39 @@ async fn keeps_rooms_scenario(browser: Browser, page: String, addr: SocketAddr) 
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_refused_after_its_rename_leaves_the_guest_as_it_was() {
+    let mut config = natter_server::ServerConfig::local_test();
+    config.hub.accounts.registration = natter_core::hub::Registration::Closed;
+    with_page_config("natter-dialog-closed", config, closed_scenario).await;
+}
+
+async fn closed_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_nc_w, nc_out) = nc(addr, "watcher").await;
+    open_page_as(b, &page, Some("gus")).await;
+    // Registering under another nick on a server that makes accounts only through its
+    // operator: the guest is renamed for it, the registration is refused, and the guest goes
+    // back to the nick it had (until the thirty-eighth session it stayed renamed, though the
+    // dialog's refusal says the page goes on as the guest it was).
+    ask_from_the_page(b, "gustav", "another good password", "register").await;
+    wait_dialog_error(
+        b,
+        "could not register: registration is closed here: accounts are made by the operator",
+    )
+    .await;
+    wait_for!(
+        "the guest back as gus",
+        (text_of(b, "#me-nick").await == "gus").then_some(())
+    );
+    wait_for!(
+        "netcat to see gus come back",
+        nc_out.has("gustav is now known as gus")
+    );
+    assert_eq!(account_of(b).await, None);
+    assert!(dialog_open(b).await, "the refusal stays said");
+}
+
 // --- no ghost -----------------------------------------------------------------------------------
 
 /// The members of `#lobby` as netcat's `/who` lists them now.
@@ -401,14 +599,12 @@ async fn a_guest_page_nobody_will_resume_quits_when_it_goes() {
     with_page("natter-dialog-ghost", ghost_scenario).await;
 }
 
-async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
-    let b = &browser;
-    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
-    // rosa, remembered; her key is revoked (signed out), and the page is given it back, as
-    // a browser whose key was revoked elsewhere: the reload's sign-in with it is refused,
-    // and the page is a guest only because of that. Such a page keeps no session for a
-    // reload (the reload offers the form).
-    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
+/// rosa, remembered; her key is revoked (signed out), and the page is given it back, as a
+/// browser whose key was revoked elsewhere: the reload's sign-in with it is refused, and the
+/// page is a guest only because of that. Such a page keeps no session for a reload (the reload
+/// offers the form). Returns the guest's nick, once connected.
+async fn a_guest_whose_key_was_refused(b: &Browser, page: &str) -> String {
+    open_and_register_remembered(b, page, "rosa", "correct horse battery").await;
     let kept = js(b, "return window.natterDebug.keptSignIn();").await;
     js(b, "document.getElementById('sign-out').click();").await;
     wait_for!(
@@ -434,6 +630,13 @@ async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
     );
     let guest = text_of(b, "#me-nick").await;
     assert_ne!(guest, "rosa");
+    guest
+}
+
+async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
+    let guest = a_guest_whose_key_was_refused(b, &page).await;
     let who = lobby_who(&mut nc_w, &nc_out).await;
     assert!(who.contains(&guest), "{guest} in #lobby: {who}");
 
@@ -459,4 +662,146 @@ async fn ghost_scenario(browser: Browser, page: String, addr: SocketAddr) {
             .any(|l| l.contains(&guest) && l.contains("left the page")),
         "netcat saw {guest} go: {heard:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_page_nobody_will_resume_quits_into_the_back_forward_cache() {
+    with_page("natter-dialog-bfcache", bfcache_scenario).await;
+}
+
+async fn bfcache_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (mut nc_w, nc_out) = nc(addr, "watcher").await;
+    let guest = a_guest_whose_key_was_refused(b, &page).await;
+    let who = lobby_who(&mut nc_w, &nc_out).await;
+    assert!(who.contains(&guest), "{guest} in #lobby: {who}");
+    // Whether the browser kept the page in its back/forward cache as it went (the test's own
+    // note, read on the next page of the same origin).
+    js(
+        b,
+        "addEventListener('pagehide', (e) => \
+           localStorage.setItem('test.persisted', String(e.persisted)));",
+    )
+    .await;
+    // Navigated away (a link followed): the page goes into the back/forward cache, and comes
+    // back from it only as a reload (`pageshow`), which offers the form. Nobody resumes the
+    // guest's session, so it quits as the page goes, as on a reload or a close (until the
+    // thirty-eighth session it closed plainly there, and the server held it, the nick in
+    // #lobby, for its 2-minute resume window).
+    let away = format!("{page}away.txt");
+    timeout(STEP, b.goto(&away))
+        .await
+        .expect("navigate in time")
+        .expect("navigate away");
+    let persisted = js(b, "return localStorage.getItem('test.persisted');").await;
+    assert_eq!(
+        persisted, "true",
+        "the page went into the back/forward cache (else this tests nothing new)"
+    );
+    wait_for!(format!("{guest} gone from #lobby"), {
+        let who = lobby_who(&mut nc_w, &nc_out).await;
+        (!who.contains(&guest)).then_some(())
+    });
+    let heard = nc_out.lines();
+    assert!(
+        heard
+            .iter()
+            .any(|l| l.contains(&guest) && l.contains("left the page")),
+        "netcat saw {guest} go: {heard:#?}"
+    );
+}
+
+// --- signing in while the server is away -------------------------------------------------------
+
+/// As [`with_page`], the scenario given the server to stop when it wants (it is stopped after,
+/// if not).
+async fn with_page_and_server<F, Fut>(tag: &str, scenario: F)
+where
+    F: FnOnce(Browser, String, natter_server::Server) -> Fut,
+    Fut: std::future::Future<Output = Option<natter_server::Server>> + Send + 'static,
+{
+    let www = www_dir();
+    let server = natter_server::start(natter_server::ServerConfig::local_test())
+        .await
+        .expect("start natter-server");
+    let addr = *server
+        .local_addrs()
+        .first()
+        .expect("the server listens somewhere");
+    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
+        .await
+        .expect("start natter-bridge");
+    let (driver, port) = start_chromedriver();
+    let profile = TempDir::new(&format!("{tag}-chromium"));
+    let browser = open_browser(port, &profile.0, &[]).await;
+    let page = format!("http://{}/", bridge.local_addr());
+    let mut task = tokio::spawn(scenario(browser.clone(), page, server));
+    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
+    task.abort();
+    let _ = timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
+    match outcome {
+        Ok(Ok(server)) => {
+            if let Some(server) = server {
+                let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+            }
+        }
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_asking_to_sign_in_while_the_server_is_away_is_told_and_goes_on() {
+    with_page_and_server("natter-dialog-away", away_scenario).await;
+}
+
+async fn away_scenario(
+    browser: Browser,
+    page: String,
+    server: natter_server::Server,
+) -> Option<natter_server::Server> {
+    let b = &browser;
+    open_page_as(b, &page, Some("gus")).await;
+    // The server goes (the bridge stays): the page waits to reconnect.
+    timeout(STEP, server.shutdown())
+        .await
+        .expect("the server stops in time")
+        .expect("stop natter-server");
+    wait_for!(
+        "the page to wait to reconnect",
+        (conn_state(b).await == "reconnecting").then_some(())
+    );
+    // Asked meanwhile, the sign-in is not taken: said in the dialog, which the person can
+    // leave with Escape, back to the guest's page (until the thirty-eighth session it was asked
+    // and the dialog stayed busy, its buttons disabled and Escape refused, until the server
+    // came back: the page could not be used meanwhile).
+    ask_from_the_page(b, "gus", "correct horse battery", "sign-in").await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "{view}");
+    assert_ne!(
+        view[1], "true",
+        "nothing asked, nothing to wait for: {view}"
+    );
+    assert!(
+        view[2]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach the chat server")),
+        "said why: {view}"
+    );
+    b.active_element()
+        .await
+        .expect("the focused element")
+        .send_keys(&char::from(fantoccini::key::Key::Escape).to_string())
+        .await
+        .expect("press Escape");
+    wait_for!(
+        "the dialog to close on Escape",
+        (!dialog_open(b).await).then_some(())
+    );
+    assert_eq!(text_of(b, "#me-nick").await, "gus");
+    assert_eq!(account_of(b).await, None);
+    None
 }

@@ -1333,7 +1333,7 @@ impl Hub {
                         .get(&uid)
                         .is_some_and(|u| u.rooms.contains(&room))
                     {
-                        self.join(conn, room, now);
+                        self.join_as_member(conn, room, now);
                     }
                 }
                 self.send_markers(conn, uid);
@@ -2682,7 +2682,7 @@ impl Hub {
                 continue;
             }
             debug!(account = %record.name, %room, "a room the account joined elsewhere comes after its sign-in here: joined");
-            self.join(conn, room, now);
+            self.join_as_member(conn, room, now);
         }
         for (room, seq) in moved {
             if !self
@@ -2740,7 +2740,7 @@ impl Hub {
                 .by_name
                 .get(&account.folded())
                 .and_then(|a| a.read.get(&room).copied());
-            self.join(conn, room.clone(), now);
+            self.join_as_member(conn, room.clone(), now);
             markers.extend(marker.map(|seq| (room, seq)));
         }
         // Each marker after its room's `Joined` (a marker for a room the client does not

@@ -1031,12 +1031,14 @@ impl Hub {
     }
 
     /// Whether `uid` may come into `room` (with `key`): not banned, invited to a `+i` room, the
-    /// right key, room under its `+l`. Operators pass `+i`, `+k` and `+l`.
+    /// right key, room under its `+l`. Operators pass `+i`, `+k` and `+l`; a `was_member`
+    /// (in the room by right: [`Hub::join_as_member`]) passes `+i` and `+k`.
     pub(super) fn may_enter(
         &mut self,
         uid: UserId,
         room: &RoomName,
         key: Option<&Text>,
+        was_member: bool,
         now: Millis,
     ) -> Result<(), Refusal> {
         let Some(r) = self.rooms.get(room) else {
@@ -1068,7 +1070,7 @@ impl Hub {
             .map(|u| u.nick.folded())
             .unwrap_or_default();
         let invited = r.invited.iter().any(|i| i.admits(uid, &nick, now));
-        if p.modes.invite_only && !invited {
+        if p.modes.invite_only && !invited && !was_member {
             return Err((
                 ErrorKind::InviteOnly,
                 format!("{room} is invite-only: ask an operator for an invite"),
@@ -1077,6 +1079,7 @@ impl Hub {
         if let Some(k) = &p.modes.key
             && key.is_none_or(|given| given.as_str() != k.as_str())
             && !invited
+            && !was_member
         {
             // A key given and wrong is not "needs its key": the joiner gave one.
             let words = match key {

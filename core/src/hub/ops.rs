@@ -424,6 +424,26 @@ impl Hub {
         key: Option<&Text>,
         now: Millis,
     ) {
+        self.enter(conn, room, key, false, now);
+    }
+
+    /// [`Hub::join`] of a room `conn`'s user is in by right: the account taking the place of
+    /// the guest `conn` signed in from, which was in it a moment ago, or coming onto this node
+    /// in a room it is in on another. A `+k` or `+i` room takes it too (the key or the
+    /// invitation was had); a ban of the account or the room's limit still keep it out.
+    pub(super) fn join_as_member(&mut self, conn: ConnId, room: RoomName, now: Millis) {
+        self.enter(conn, room, None, true, now);
+    }
+
+    /// [`Hub::join_keyed`]; `was_member`: see [`Hub::join_as_member`].
+    fn enter(
+        &mut self,
+        conn: ConnId,
+        room: RoomName,
+        key: Option<&Text>,
+        was_member: bool,
+        now: Millis,
+    ) {
         let Some(uid) = self.user_of(conn) else {
             return;
         };
@@ -492,7 +512,7 @@ impl Hub {
             }
             Some(_) => {}
         }
-        if let Err((kind, detail)) = self.may_enter(uid, &room, key, now) {
+        if let Err((kind, detail)) = self.may_enter(uid, &room, key, was_member, now) {
             return self.error(conn, kind, Re::Room(room), detail);
         }
         if self.cluster_join(conn, uid, &room, now) {

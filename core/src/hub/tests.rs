@@ -8099,6 +8099,72 @@ mod accounts {
         );
     }
 
+    /// A guest that signs in to an account that is there already (always on) leaves its rooms,
+    /// and the account enters them in its place: a room the guest had its key for (`+k`), or
+    /// an invitation to (`+i`), is entered too, as the guest was in it (the client keeps the
+    /// room and its lines; until the thirty-eighth session the account's entry was refused,
+    /// "needs its key", and the room was gone from the page that signed in where it stood).
+    /// A ban of the account still keeps it out.
+    #[test]
+    fn a_guest_signing_in_keeps_its_keyed_and_invite_only_rooms() {
+        let mut t = T::new();
+        let (a, _) = registered(&mut t, "alice");
+        // Gone, and always on: the account is there when gus signs in.
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let (o, _) = t.txt();
+        t.line(o, "/nick olga");
+        t.line(o, "/register correct horse");
+        t.line(o, "/join #secret");
+        t.line(o, "/register #secret");
+        t.line(o, "/mode +k sesame");
+        t.line(o, "/join #vip");
+        t.line(o, "/register #vip");
+        t.line(o, "/mode +i");
+        t.line(o, "/join #closed");
+        t.line(o, "/register #closed");
+        t.line(o, "/ban account:alice");
+        let (g, _) = t.txt();
+        t.line(g, "/nick gus");
+        t.line(g, "/join #secret sesame");
+        t.line(o, "/invite gus #vip");
+        t.line(g, "/join #vip");
+        t.line(g, "/join #closed");
+        for r in ["#secret", "#vip", "#closed"] {
+            assert!(
+                t.hub.is_member(&nick("gus"), &room(r)),
+                "gus in {r}: {:?}",
+                t.lines(g)
+            );
+        }
+        t.lines(g);
+        t.line(g, "/login alice correct horse");
+        let got = t.lines(g);
+        assert!(
+            got.iter().any(|l| l == "-- you are signed in as alice"),
+            "{got:?}"
+        );
+        for r in ["#secret", "#vip"] {
+            assert!(
+                t.hub.is_member(&nick("alice"), &room(r)),
+                "alice in {r}: {got:?}"
+            );
+        }
+        assert!(
+            !got.iter()
+                .any(|l| l.contains("needs its key") || l.contains("invite-only")),
+            "{got:?}"
+        );
+        assert!(
+            !t.hub.is_member(&nick("alice"), &room("#closed")),
+            "banned: {got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|l| l.contains("you are banned from #closed")),
+            "{got:?}"
+        );
+    }
+
     // ---- operations: sign-ins counted for the metrics (hub/stats.rs) ----
 
     #[test]

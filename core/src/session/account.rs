@@ -397,11 +397,16 @@ impl Account {
                     None => Refused::Done,
                 }
             }
-            // Wrong credentials, or a registration refused for good: forget them.
+            // Wrong credentials, or a registration refused: forget them. A throttled one too:
+            // asked again by itself at a later welcome, it would register the nick the
+            // connection has then, which may not be the one asked for.
             (Some(Ask::SignIn { .. }), ErrorKind::SignInFailed)
             | (
                 Some(Ask::Register),
-                ErrorKind::RegistrationClosed | ErrorKind::NickTaken | ErrorKind::Invalid,
+                ErrorKind::RegistrationClosed
+                | ErrorKind::NickTaken
+                | ErrorKind::Invalid
+                | ErrorKind::Throttled,
             ) => {
                 self.creds = None;
                 Refused::Done
@@ -430,7 +435,7 @@ impl Account {
                 self.retry_at = Some(now + self.retry_wait);
                 Refused::Later
             }
-            // Throttled: kept, tried again at the next welcome (or by the user).
+            // A sign-in throttled: kept, tried again at the next welcome (or by the user).
             _ => Refused::Done,
         }
     }

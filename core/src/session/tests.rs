@@ -5713,3 +5713,31 @@ fn an_account_request_is_pending_until_answered_and_through_a_busy_server() {
     signed_in(&mut t, "guest", 2, None);
     assert!(!t.s.account_pending(), "signed in");
 }
+
+/// A registration refused as throttled is forgotten, as one refused for good is. Kept, it was
+/// asked again by itself at the next welcome, for the nick the connection had then: the page
+/// renames a guest back when its registration under another nick is refused, so that was a
+/// nick never asked for, registered without the person asking again.
+#[test]
+fn a_throttled_registration_is_not_asked_again_by_itself() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.register(pw("correct horse"), false, t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::Register {
+            password: pw("correct horse"),
+            remember: false
+        }]
+    );
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Throttled,
+        re: Re::Conn,
+        detail: "too many registrations from your address: try again in 1 min".into(),
+    });
+    assert!(!t.s.account_pending(), "answered");
+    let sent = restarted(&mut t, 2);
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+        "{sent:?}"
+    );
+}

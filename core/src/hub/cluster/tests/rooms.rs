@@ -697,3 +697,57 @@ fn an_account_kicked_from_another_node_while_away_is_told_at_its_next_sign_in() 
         "{got:?}"
     );
 }
+
+/// An account in a `+k` room signs in on another node: the room is the account's, so the
+/// node joins it there without the key, as on the node it joined from (until the thirty-eighth
+/// session that join was refused, "needs its key", and the device signed in there had lost
+/// the room).
+#[test]
+fn an_account_in_a_keyed_room_signs_in_on_another_node_and_is_in_it_there() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    moderate(
+        &mut net,
+        0,
+        a,
+        "#r",
+        ModAction::Mode(ModeChange::Key(Some(text("sesame")))),
+    );
+    let (b, _) = guest(&mut net, 0, "bob");
+    register(&mut net, 0, b, PW, false);
+    ask(
+        &mut net,
+        0,
+        b,
+        &ClientMsg::JoinKey {
+            room: room("#r"),
+            key: text("sesame"),
+        },
+    );
+    assert!(joined(&net.recv(0, b)));
+    net.nodes[0].hub.handle_close(b, net.now);
+    settle(&mut net);
+    let (c, _) = guest(&mut net, 1, "visitor");
+    ask(
+        &mut net,
+        1,
+        c,
+        &ClientMsg::SignIn {
+            account: nick("bob"),
+            proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
+            remember: false,
+        },
+    );
+    let got = net.recv(1, c);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::SignedIn { account, .. } if *account == nick("bob"))),
+        "{got:?}"
+    );
+    assert_eq!(error(&got), None, "{got:?}");
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room: r, .. } if *r == room("#r"))),
+        "bob in #r on node 1: {got:?}"
+    );
+}
