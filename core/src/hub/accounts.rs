@@ -2343,7 +2343,8 @@ impl Hub {
         }
     }
 
-    /// The operator removed an account: its keys stop working; its user stays a guest-like
+    /// The operator removed an account: its keys stop working, its rooms' founder, operator
+    /// and voice are lifted ([`Hub::account_rights_gone`]); its user stays a guest-like
     /// user until it leaves, and leaves at once if nothing of it is connected (an always-on
     /// account's user has nobody behind it to leave later, and would hold the nick and its
     /// rooms until a restart).
@@ -2360,6 +2361,9 @@ impl Hub {
         for id in a.keys {
             self.accounts.drop_key(id);
         }
+        // Its rooms' founder, operator and voice: not whoever registers the name next.
+        let now = self.now;
+        self.account_rights_gone(&a.name, now);
         if let Some(uid) = a.user
             && let Some(u) = self.users.get_mut(&uid)
         {
