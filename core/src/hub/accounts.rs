@@ -2535,6 +2535,12 @@ impl Hub {
             remember,
         } = r;
         self.accounts.busy.remove(&conn);
+        if created == Ok(true) {
+            // A name new to the cluster: rights its rooms still give it are an earlier
+            // account's of that name, removed while no node was there to lift them (each
+            // node lifts them as it hears of a removal). Not the newcomer's.
+            self.account_rights_gone(&nick, now);
+        }
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             // Made all the same: every node hears of it, and its owner can sign in.
             return;
