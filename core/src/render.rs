@@ -79,12 +79,11 @@ pub fn account_removed_words(change: &str, from: &Nick, room: &RoomName) -> Opti
     use crate::moderation::{ACCOUNT_REMOVED, ACCOUNT_REMOVED_FOUNDER};
     if change == ACCOUNT_REMOVED_FOUNDER {
         Some(format!(
-            "the account {from} was removed: {room} has no founder now (its operators keep \
-             running it; a server admin may take it over)"
+            "the account {from} was removed: {room} has no founder now"
         ))
     } else if change == ACCOUNT_REMOVED {
         Some(format!(
-            "the account {from} was removed: its operator and voice in {room} are lifted"
+            "the account {from} was removed: it is no operator or voiced member of {room} now"
         ))
     } else {
         None
@@ -1256,6 +1255,15 @@ mod tests {
             // Words, not letters: as they are.
             ("founder root", "alice set #lobby founder root"),
             ("+x", "alice set #lobby +x"),
+            // The operator removed alice's account: said as what it means, not as her act.
+            (
+                "account removed: no founder",
+                "the account alice was removed: #lobby has no founder now",
+            ),
+            (
+                "account removed",
+                "the account alice was removed: it is no operator or voiced member of #lobby now",
+            ),
         ] {
             assert_eq!(mode(change), words);
         }

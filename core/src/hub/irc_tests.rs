@@ -8415,8 +8415,7 @@ fn a_removed_founder_is_told_to_irc_members_and_loses_its_at() {
     assert_eq!(
         n.lines(b),
         [
-            ":natter.irc NOTICE #r :*** the account alice was removed: #r has no founder now \
-             (its operators keep running it; a server admin may take it over)",
+            ":natter.irc NOTICE #r :*** the account alice was removed: #r has no founder now",
             ":natter.irc MODE #r -ov alice alice",
         ]
     );
