@@ -524,6 +524,19 @@ async fn a_founder_removed_from_the_cluster_leaves_its_room_with_none() {
         "#r's settings with no founder",
     )
     .await;
+    // Said once, by alice's node, through the room's log.
+    let said = |m: &ServerMsg| {
+        matches!(m, ServerMsg::Event(ev) if ev.room == room("#r")
+            && matches!(&ev.kind, natter_core::wire::EventKind::Mode { change }
+                if change.as_str() == "account removed: no founder"))
+    };
+    bob.msgs_for(Duration::from_millis(500)).await;
+    assert_eq!(
+        bob.seen.iter().filter(|m| said(m)).count(),
+        1,
+        "{:?}",
+        bob.seen
+    );
     alice.send(&ClientMsg::Quit { reason: None }).await;
     // The name registered anew, on the other node (once alice's nick is free there).
     let mut newcomer = None;

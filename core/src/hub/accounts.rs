@@ -2361,9 +2361,11 @@ impl Hub {
         for id in a.keys {
             self.accounts.drop_key(id);
         }
-        // Its rooms' founder, operator and voice: not whoever registers the name next.
+        // Its rooms' founder, operator and voice: not whoever registers the name next. Said
+        // by one node of a cluster: the one with the account's user.
         let now = self.now;
-        self.account_rights_gone(&a.name, now);
+        let announce = self.cluster.is_none() || a.user.is_some();
+        self.account_rights_gone(&a.name, announce, now);
         if let Some(uid) = a.user
             && let Some(u) = self.users.get_mut(&uid)
         {
@@ -2539,7 +2541,7 @@ impl Hub {
             // A name new to the cluster: rights its rooms still give it are an earlier
             // account's of that name, removed while no node was there to lift them (each
             // node lifts them as it hears of a removal). Not the newcomer's.
-            self.account_rights_gone(&nick, now);
+            self.account_rights_gone(&nick, true, now);
         }
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             // Made all the same: every node hears of it, and its owner can sign in.

@@ -13,7 +13,7 @@
 //! - Every action is a room event (`Kick` or `Mode`) the members see and history keeps; the
 //!   room's settings go to its members whenever they change, and into the store.
 //! - Bans and mutes per room are capped ([`MAX_BANS_PER_ROOM`]), durations at a year, masks
-//!   validated; a registered room outlives its last member.
+//!   validated; a registered room (or one with settings still) outlives its last member.
 
 use super::deliver::Skip;
 use super::dialect::{AdminDone, Note, Reply, irc_shown_mask};
@@ -1178,7 +1178,6 @@ impl Hub {
         !p.modes.topic_ops || p.is_op(account.as_deref()) || self.is_admin_user(uid)
     }
 
-    /// Whether a registered room (it outlives its last member).
     /// How many rooms the account `folded` is the founder of.
     fn founded_by(&self, folded: &str) -> usize {
         self.rooms
@@ -1192,11 +1191,12 @@ impl Hub {
             .count()
     }
 
+    /// Whether `room` outlives its last member: it is registered, or has settings still (its
+    /// founder's account removed, or operators an admin made): its operators, modes and bans
+    /// are kept, on every node of a cluster too (one that let the room go would let a banned
+    /// member in), until an admin closes it.
     pub(super) fn registered_room(&self, room: &RoomName) -> bool {
-        self.rooms
-            .get(room)
-            .and_then(|r| r.policy.as_ref())
-            .is_some_and(|p| p.founder.is_some())
+        self.rooms.get(room).is_some_and(|r| r.policy.is_some())
     }
 
     /// Settings from the store, at start-up: rooms that have any are made if need be.
@@ -1786,9 +1786,14 @@ impl Hub {
     /// rooms an account founded). Each room stays, with its topic, modes, bans and history:
     /// its operators keep running it, an admin may `/takeover` it. Bans and mutes naming the
     /// account stay (a newcomer under the name inherits them: the safe side). Members are
-    /// told with a `Mode` event from the account's name ([`ACCOUNT_REMOVED`]) and the new
-    /// settings; the store gets each room's settings, the cluster the edits.
-    pub(super) fn account_rights_gone(&mut self, name: &Nick, now: Millis) {
+    /// told with a `Mode` event from the account's name ([`ACCOUNT_REMOVED`]) if `announce`,
+    /// and the new settings; the store gets each room's settings, the cluster the edits.
+    ///
+    /// In a cluster every node hears of a removal and lifts the same (the second node's edits
+    /// change nothing): only one announces, or members would hear it once per node. That is
+    /// the node of the account's user (the cluster gives its nick to one node), or the node
+    /// where the name is registered anew; with neither, members learn it from the settings.
+    pub(super) fn account_rights_gone(&mut self, name: &Nick, announce: bool, now: Millis) {
         let folded = name.folded();
         let same = |n: &Nick| n.folded() == folded;
         let rooms: Vec<RoomName> = self
@@ -1840,12 +1845,7 @@ impl Hub {
             if devoice {
                 self.cluster_room_edit(&room, PolicyEdit::Devoice(name.clone()));
             }
-            // In a cluster every node hears of the removal and lifts the same (each edit
-            // changes nothing twice): one event from each would tell members as many times.
-            // There they learn it from the new settings alone.
-            if self.cluster.is_none()
-                && let Ok(change) = Text::new(change)
-            {
+            if announce && let Ok(change) = Text::new(change) {
                 let kind = EventKind::Mode { change };
                 self.broadcast(&room, name.clone(), kind, now, Skip::None, None);
             }
@@ -1873,7 +1873,7 @@ impl Hub {
             }
         }
         for name in gone {
-            self.account_rights_gone(&name, now);
+            self.account_rights_gone(&name, true, now);
         }
     }
 

@@ -10439,6 +10439,34 @@ mod moderation {
         assert_eq!(founder_and_ops(&mut t, n, "#r").0.as_deref(), Some("carol"));
     }
 
+    /// A room whose founder's account was removed keeps its settings when its last member
+    /// leaves, store or not, as a registered room does: a ban set there still holds.
+    #[test]
+    fn a_room_whose_founder_was_removed_keeps_its_bans_when_emptied() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "nick:mallory".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        t.hub.load_accounts(Vec::new());
+        t.pump();
+        for c in [a, b] {
+            t.send(c, &ClientMsg::Quit { reason: None });
+            t.hub.handle_close(c, t.now);
+        }
+        t.pump();
+        let m = t.bin("mallory");
+        let got = t.join(m, "#r");
+        assert_eq!(kinds(&got), vec![ErrorKind::Banned], "{got:?}");
+    }
+
     /// An account removed while the server was down (`natter-server account remove` on the
     /// stopped server's store): at the next start its rooms' founder and operator go, as the
     /// reload would have done, and the store is told.

@@ -724,11 +724,15 @@ fn an_account_removed_from_the_cluster_founds_and_operates_no_room_any_more() {
     );
     settle(&mut net);
     assert_eq!(net.rooms_kv_founder(&room("#r")), None);
+    let got = net.recv(1, d);
     assert!(
-        net.recv(1, d).iter().any(|m| matches!(m,
+        got.iter().any(|m| matches!(m,
             ServerMsg::Policy { room: r, founder: None, .. } if *r == room("#r"))),
         "members on another node get the new settings"
     );
+    // Told once, by the node of alice's user, not once per node.
+    assert_eq!(removals(&got, "#r"), 1, "{got:?}");
+    assert_eq!(removals(&got, "#d"), 1, "{got:?}");
     for i in 0..2 {
         let p = net.nodes[i].hub.rooms[&room("#r")].policy.clone().unwrap();
         assert_eq!((p.founder, p.ops), (None, vec![nick("dave")]), "node {i}");
@@ -782,6 +786,10 @@ fn a_name_registered_anew_in_the_cluster_is_given_no_rights_left_under_it() {
     restart(&mut net, 0);
     restart(&mut net, 1);
     assert_eq!(net.rooms_kv_founder(&room("#r")).as_deref(), Some("alice"));
+    // bob, in #r on the other node, hears of it.
+    let (b, _) = guest(&mut net, 0, "bob");
+    join(&mut net, 0, b, "#r");
+    net.recv(0, b);
     let (n, got) = guest(&mut net, 1, "alice");
     assert_eq!(got.as_str(), "alice");
     register(&mut net, 1, n, PW, false);
@@ -792,9 +800,20 @@ fn a_name_registered_anew_in_the_cluster_is_given_no_rights_left_under_it() {
     );
     assert_eq!(net.rooms_kv_founder(&room("#r")), None);
     for i in 0..2 {
-        let p = net.nodes[i].hub.rooms[&room("#r")].policy.clone().unwrap();
+        let p = net.nodes[i]
+            .hub
+            .rooms
+            .get(&room("#r"))
+            .and_then(|r| r.policy.clone());
+        let p = p.unwrap_or_else(|| panic!("node {i} knows #r"));
         assert_eq!((p.founder, p.ops), (None, vec![nick("dave")]), "node {i}");
     }
+    let got = net.recv(0, b);
+    assert_eq!(
+        removals(&got, "#r"),
+        1,
+        "told once, by the registering node: {got:?}"
+    );
     join(&mut net, 1, n, "#r");
     net.recv(1, n);
     moderate(&mut net, 1, n, "#r", ModAction::Op(nick("alice")));
@@ -802,4 +821,14 @@ fn a_name_registered_anew_in_the_cluster_is_given_no_rights_left_under_it() {
         error(&net.recv(1, n)).map(|e| e.0),
         Some(ErrorKind::NotOperator)
     );
+}
+
+/// How many `Mode` events in `msgs` tell `r` an account was removed.
+fn removals(msgs: &[ServerMsg], r: &str) -> usize {
+    msgs.iter()
+        .filter(|m| {
+            matches!(m, ServerMsg::Event(RoomEvent { room: x, kind: EventKind::Mode { change }, .. })
+                if x.as_str() == r && change.as_str().starts_with("account removed"))
+        })
+        .count()
 }
