@@ -714,11 +714,11 @@ pub fn hub(data: &[u8]) {
             assert_eq!(rig.hub.rooms_in_use(), 0, "members left behind");
         }
         // A durable store keeps an emptied room (its topic and seqs), within the room table;
-        // so does a registered room (its founder, operators, bans), store or not.
+        // so does a room with settings (its founder, operators, bans), store or not.
         let kept = if durable || kept_users > 0 {
             rig.room_cap
         } else {
-            1 + rig.hub.registered_rooms()
+            1 + rig.hub.rooms_with_settings()
         };
         assert!(
             rig.hub.rooms() <= kept,

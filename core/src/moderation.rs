@@ -464,7 +464,18 @@ pub enum PolicyEdit {
     Uninvite(Nick),
     /// The room was closed: its settings and invitations are forgotten.
     Close,
+    /// This account was removed (`natter-server account remove`): if it is still the room's
+    /// founder, the room has none now (a founder named since, by a take-over, stays). Its
+    /// operator and voice go with [`PolicyEdit::Deop`] and [`PolicyEdit::Devoice`].
+    FounderGone(Nick),
 }
+
+/// The words of the `Mode` event that tells a room's members the rights of an account the
+/// operator removed were lifted there (its founder, operator and voice): the event is from the
+/// account's name. [`ACCOUNT_REMOVED_FOUNDER`] when it was the room's founder.
+pub const ACCOUNT_REMOVED: &str = "account removed";
+/// [`ACCOUNT_REMOVED`] when the account was the room's founder: the room has none now.
+pub const ACCOUNT_REMOVED_FOUNDER: &str = "account removed: no founder";
 
 /// A room's settings as a cluster keeps them: its policy and who is invited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -528,6 +539,11 @@ impl SharedRoom {
             PolicyEdit::Close => {
                 *self = SharedRoom::default();
                 return false;
+            }
+            PolicyEdit::FounderGone(n) => {
+                if p.founder.as_ref().is_some_and(|f| same(f, n)) {
+                    p.founder = None;
+                }
             }
         }
         true
@@ -665,6 +681,18 @@ mod tests {
         assert_eq!(a.invited.len(), MAX_INVITED - 1);
         assert!(a.apply(&PolicyEdit::Unban(Mask::parse("bob").unwrap())));
         assert_eq!(a.policy.bans.len(), 1);
+        assert!(a.apply(&PolicyEdit::Founder(nick("Erin"))));
+        assert!(a.apply(&PolicyEdit::FounderGone(nick("frank"))));
+        assert_eq!(
+            a.policy.founder,
+            Some(nick("Erin")),
+            "a founder named since stays"
+        );
+        assert!(a.apply(&PolicyEdit::FounderGone(nick("ERIN"))));
+        assert_eq!(
+            a.policy.founder, None,
+            "the removed account founds no longer"
+        );
         assert!(!a.apply(&PolicyEdit::Close), "a close keeps nothing");
         assert_eq!(a, SharedRoom::default());
     }

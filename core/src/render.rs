@@ -60,11 +60,34 @@ pub fn event_words(ev: &RoomEvent) -> Option<String> {
             Some(r) => format!("{from} put {target} out of {room} ({r})"),
             None => format!("{from} put {target} out of {room}"),
         },
-        EventKind::Mode { change } => match mode_gloss(change.as_str(), from, room) {
-            Some(gloss) => format!("{from} set {room} {change} ({gloss})"),
-            None => format!("{from} set {room} {change}"),
-        },
+        EventKind::Mode { change } => {
+            if let Some(words) = account_removed_words(change.as_str(), from, room) {
+                return Some(words);
+            }
+            match mode_gloss(change.as_str(), from, room) {
+                Some(gloss) => format!("{from} set {room} {change} ({gloss})"),
+                None => format!("{from} set {room} {change}"),
+            }
+        }
     })
+}
+
+/// The words of the event that tells a room the operator removed the account `from`, so its
+/// founder, operator and voice there are lifted (`None` for any other change): whoever
+/// registers the name next has none of them.
+pub fn account_removed_words(change: &str, from: &Nick, room: &RoomName) -> Option<String> {
+    use crate::moderation::{ACCOUNT_REMOVED, ACCOUNT_REMOVED_FOUNDER};
+    if change == ACCOUNT_REMOVED_FOUNDER {
+        Some(format!(
+            "the account {from} was removed: {room} has no founder now"
+        ))
+    } else if change == ACCOUNT_REMOVED {
+        Some(format!(
+            "the account {from} was removed: it is no operator or voiced member of {room} now"
+        ))
+    } else {
+        None
+    }
 }
 
 /// What a room's mode change means, for someone who never learnt IRC's letters (`+m`:
@@ -1232,6 +1255,15 @@ mod tests {
             // Words, not letters: as they are.
             ("founder root", "alice set #lobby founder root"),
             ("+x", "alice set #lobby +x"),
+            // The operator removed alice's account: said as what it means, not as her act.
+            (
+                "account removed: no founder",
+                "the account alice was removed: #lobby has no founder now",
+            ),
+            (
+                "account removed",
+                "the account alice was removed: it is no operator or voiced member of #lobby now",
+            ),
         ] {
             assert_eq!(mode(change), words);
         }

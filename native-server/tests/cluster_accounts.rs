@@ -487,3 +487,97 @@ async fn the_unclaimed_admin_warning_of_a_node_names_the_command_that_makes_it_i
     assert!(listed.starts_with("boss\t"), "{listed}");
     child.kill().await.unwrap();
 }
+
+/// The operator removes a room's founder from the cluster (`natter-server account remove
+/// --cluster`): a member on another node gets the room's settings with no founder, and the
+/// name registered anew there founds and operates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_founder_removed_from_the_cluster_leaves_its_room_with_none() {
+    use natter_core::wire::ModAction;
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut alice = BinClient::registered(addr(&a), "alice", "kettle lantern").await;
+    alice.join("#r").await;
+    let moderate = |action| ClientMsg::Moderate {
+        room: room("#r"),
+        action,
+    };
+    alice.send(&moderate(ModAction::Register)).await;
+    alice
+        .expect(
+            |m| matches!(m, ServerMsg::Policy { founder: Some(f), .. } if f.as_str() == "alice"),
+            "#r registered",
+        )
+        .await;
+    let (mut bob, _) = BinClient::hello(addr(&b), "bob", None).await;
+    bob.join("#r").await;
+    let founder_of = |m: &ServerMsg| match m {
+        ServerMsg::Policy {
+            room: r, founder, ..
+        } if *r == room("#r") => Some(founder.clone()),
+        _ => None,
+    };
+    let (code, out) = account_cmd(&nats, &["remove", "alice"], None).await;
+    assert_eq!(code, 0, "{out}");
+    bob.expect(
+        |m| founder_of(m) == Some(None),
+        "#r's settings with no founder",
+    )
+    .await;
+    // Said once, by alice's node, through the room's log.
+    let said = |m: &ServerMsg| {
+        matches!(m, ServerMsg::Event(ev) if ev.room == room("#r")
+            && matches!(&ev.kind, natter_core::wire::EventKind::Mode { change }
+                if change.as_str() == "account removed: no founder"))
+    };
+    bob.msgs_for(Duration::from_millis(500)).await;
+    assert_eq!(
+        bob.seen.iter().filter(|m| said(m)).count(),
+        1,
+        "{:?}",
+        bob.seen
+    );
+    alice.send(&ClientMsg::Quit { reason: None }).await;
+    // The name registered anew, on the other node (once alice's nick is free there).
+    let mut newcomer = None;
+    for _ in 0..10 {
+        let (c, w) = BinClient::hello(addr(&b), "alice", None).await;
+        if matches!(&w, ServerMsg::Welcome { nick: n, .. } if n.as_str() == "alice") {
+            newcomer = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut newcomer = newcomer.expect("the nick alice is free again");
+    assert_eq!(
+        register(&mut newcomer, "staple kettle", false)
+            .await
+            .map(|n| n.to_string()),
+        Ok("alice".to_owned())
+    );
+    newcomer.join("#r").await;
+    newcomer.send(&moderate(ModAction::Settings)).await;
+    let got = newcomer
+        .expect(|m| founder_of(m).is_some(), "#r's settings")
+        .await;
+    assert_eq!(founder_of(&got), Some(None), "{got:?}");
+    newcomer
+        .send(&moderate(ModAction::Mode(
+            natter_core::moderation::ModeChange::Moderated(true),
+        )))
+        .await;
+    newcomer
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        kind: ErrorKind::NotOperator,
+                        ..
+                    }
+                )
+            },
+            "no operator",
+        )
+        .await;
+}

@@ -614,6 +614,90 @@ async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered
     stop(child).await;
 }
 
+/// The operator removes the founder's account (`natter-server account remove`, then SIGHUP):
+/// the room's members are told it has no founder now; after a restart, whoever registers the
+/// name next is no founder or operator of the room (its operator carol still is), cannot lock
+/// or set its topic, make operators, or register the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_founders_room_does_not_pass_to_whoever_registers_the_name_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    let (mut alice, _) = TextClient::welcomed(addr, "alice").await;
+    alice.send("/nick alice").await;
+    alice.expect_has("you are now known as alice").await;
+    alice.send("/register correct horse").await;
+    alice.expect_has("you are signed in as alice").await;
+    alice.send("/join #r").await;
+    alice.send("/register #r").await;
+    alice.expect_has("alice set #r +r").await;
+    alice.send("/mode #r +t").await;
+    alice.expect_has("alice set #r +t").await;
+    let (mut carol, _) = TextClient::welcomed(addr, "carol").await;
+    carol.send("/nick carol").await;
+    carol.expect_has("you are now known as carol").await;
+    carol.send("/register carol's passphrase").await;
+    carol.expect_has("you are signed in as carol").await;
+    carol.send("/join #r").await;
+    alice.expect_has("carol joined #r").await;
+    alice.send("/op carol").await;
+    carol.expect_has("alice set #r +o carol").await;
+    let (mut bob, _) = TextClient::welcomed(addr, "bob").await;
+    bob.send("/nick bob").await;
+    bob.expect_has("you are now known as bob").await;
+    bob.send("/join #r").await;
+    bob.expect_has("you are in #r").await;
+
+    assert!(account_tool(dir.path(), &["remove", "alice"], "").await);
+    signal(&child, "-HUP");
+    log.until("accounts reloaded from the store").await;
+    bob.expect_has("the account alice was removed: #r has no founder now")
+        .await;
+    alice.send("/quit").await;
+    stop(child).await;
+
+    let (child, _log, addr, _m) = spawn_json(&args).await;
+    let (mut newcomer, _) = TextClient::welcomed(addr, "alice").await;
+    newcomer.send("/nick alice").await;
+    newcomer.expect_has("you are now known as alice").await;
+    newcomer.send("/register another passphrase").await;
+    newcomer.expect_has("you are signed in as alice").await;
+    newcomer.send("/join #r").await;
+    newcomer.expect_has("you are in #r").await;
+    newcomer.send("/mode #r").await;
+    newcomer
+        .expect_has("#r is not registered; operators: carol")
+        .await;
+    newcomer.send("/topic mine now").await;
+    newcomer
+        .expect_has("only operators set the topic of #r (+t)")
+        .await;
+    newcomer.send("/op alice").await;
+    newcomer
+        .expect_has("only the founder of #r makes operators")
+        .await;
+    newcomer.send("/register #r").await;
+    newcomer
+        .expect_has("#r has operators: one of them (or a server admin) registers it")
+        .await;
+    // Its operator runs it still, and registers it.
+    let (mut carol, _) = TextClient::welcomed(addr, "carol").await;
+    carol.send("/login carol carol's passphrase").await;
+    carol.expect_has("you are signed in as carol").await;
+    carol.send("/join #r").await;
+    carol.send("/register #r").await;
+    newcomer.expect_has("carol set #r +r").await;
+    stop(child).await;
+}
+
 /// SIGHUP to a server started with flags only (to reload its certificate after a renewal, say)
 /// is not a warning in its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

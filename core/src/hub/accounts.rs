@@ -2343,7 +2343,8 @@ impl Hub {
         }
     }
 
-    /// The operator removed an account: its keys stop working; its user stays a guest-like
+    /// The operator removed an account: its keys stop working, its rooms' founder, operator
+    /// and voice are lifted ([`Hub::account_rights_gone`]); its user stays a guest-like
     /// user until it leaves, and leaves at once if nothing of it is connected (an always-on
     /// account's user has nobody behind it to leave later, and would hold the nick and its
     /// rooms until a restart).
@@ -2360,6 +2361,11 @@ impl Hub {
         for id in a.keys {
             self.accounts.drop_key(id);
         }
+        // Its rooms' founder, operator and voice: not whoever registers the name next. Said
+        // by one node of a cluster: the one with the account's user.
+        let now = self.now;
+        let announce = self.cluster.is_none() || a.user.is_some();
+        self.account_rights_gone(&a.name, announce, now);
         if let Some(uid) = a.user
             && let Some(u) = self.users.get_mut(&uid)
         {
@@ -2531,6 +2537,12 @@ impl Hub {
             remember,
         } = r;
         self.accounts.busy.remove(&conn);
+        if created == Ok(true) {
+            // A name new to the cluster: rights its rooms still give it are an earlier
+            // account's of that name, removed while no node was there to lift them (each
+            // node lifts them as it hears of a removal). Not the newcomer's.
+            self.account_rights_gone(&nick, true, now);
+        }
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             // Made all the same: every node hears of it, and its owner can sign in.
             return;

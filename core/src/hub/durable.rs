@@ -677,6 +677,8 @@ impl Hub {
             self.restored_device(uid, &s, now);
             restored += 1;
         }
+        // Accounts removed while the server was down: their rooms' rights go now.
+        self.rights_of_accounts_gone(now);
         self.voices_of_guests_gone();
         debug!(rooms = self.rooms.len(), sessions = restored, "restored");
     }

@@ -8434,6 +8434,46 @@ fn an_irc_user_whose_account_the_operator_removes_is_logged_out() {
     assert_eq!(n.lines(a), [":natter.irc PONG natter.irc :x"]);
 }
 
+/// The founder's account removed by the operator: the channel's IRC members are told in
+/// words from the server, and nick lists lose its `@` (and `+`); the channel stays, with no
+/// founder, and the name registered anew is no operator of it.
+#[test]
+fn a_removed_founder_is_told_to_irc_members_and_loses_its_at() {
+    let mut n = Net::new();
+    let first = registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.send(a, &["JOIN #r", "MODE #r +r"]);
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #r"]);
+    n.lines(a);
+    n.lines(b);
+    n.hub.load_accounts(Vec::new());
+    n.pump();
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc NOTICE #r :*** the account alice was removed: #r has no founder now",
+            ":natter.irc MODE #r -ov alice alice",
+        ]
+    );
+    // alice's devices go (guests now); a newcomer registers the name.
+    n.send(a, &["QUIT"]);
+    n.send_bin(first, &ClientMsg::Quit { reason: None });
+    n.pump();
+    n.lines(b);
+    registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    n.send(c, &["JOIN #r"]);
+    n.lines(c);
+    n.send(c, &["MODE #r +o alice", "NAMES #r"]);
+    let l = n.lines(c);
+    assert!(l[0].contains(" 482 "), "{l:?}");
+    assert!(
+        l.iter().any(|x| x.contains(" 353 ")) && !l.iter().any(|x| x.contains("@alice")),
+        "alice is no operator: {l:?}"
+    );
+}
+
 /// `WHO nick` names a channel of the user's the asker may see, as solanum, ergo and InspIRCd
 /// answer: one they share first, else any (natter has no secret channels) unless the user is
 /// `+i`; `*` when there is none. Its flags carry the user's standing there.

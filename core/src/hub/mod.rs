@@ -1213,6 +1213,12 @@ impl Hub {
             .count()
     }
 
+    /// Rooms with settings (registered ones, and those whose founder's account was removed):
+    /// they outlive their last member, store or not.
+    pub fn rooms_with_settings(&self) -> usize {
+        self.rooms.values().filter(|r| r.policy.is_some()).count()
+    }
+
     /// Users known (attached or waiting for resume).
     pub fn users(&self) -> usize {
         self.users.len()

@@ -13,7 +13,7 @@
 //! - Every action is a room event (`Kick` or `Mode`) the members see and history keeps; the
 //!   room's settings go to its members whenever they change, and into the store.
 //! - Bans and mutes per room are capped ([`MAX_BANS_PER_ROOM`]), durations at a year, masks
-//!   validated; a registered room outlives its last member.
+//!   validated; a registered room (or one with settings still) outlives its last member.
 
 use super::deliver::Skip;
 use super::dialect::{AdminDone, Note, Reply, irc_shown_mask};
@@ -22,7 +22,8 @@ use super::room::Invite;
 use super::{Hub, UserId};
 use crate::limits::{INVITE_LIFETIME, MAX_FOUNDED_PER_ACCOUNT};
 use crate::moderation::{
-    Entry, MAX_BANS_PER_ROOM, MAX_INVITED, MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
+    ACCOUNT_REMOVED, ACCOUNT_REMOVED_FOUNDER, Entry, MAX_BANS_PER_ROOM, MAX_INVITED,
+    MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
 };
 use crate::persist::Write;
 use crate::render::count;
@@ -240,6 +241,17 @@ impl Hub {
                 }
                 if *room == RoomName::lobby() && !admin {
                     return Err((ErrorKind::Invalid, format!("{room} belongs to everyone")));
+                }
+                // A room with operators and no founder (its founder's account was removed, or
+                // an admin made them): one of them registers it, not any member passing by
+                // (the next to register a removed founder's name among them).
+                if !no_ops && !is_op {
+                    return Err((
+                        ErrorKind::NotOperator,
+                        format!(
+                            "{room} has operators: one of them (or a server admin) registers it"
+                        ),
+                    ));
                 }
                 if !admin && self.founded_by(&account) >= MAX_FOUNDED_PER_ACCOUNT {
                     // `Invalid`, as the other refusals of a registration: `TooManyRooms` is an
@@ -1169,7 +1181,6 @@ impl Hub {
         !p.modes.topic_ops || p.is_op(account.as_deref()) || self.is_admin_user(uid)
     }
 
-    /// Whether a registered room (it outlives its last member).
     /// How many rooms the account `folded` is the founder of.
     fn founded_by(&self, folded: &str) -> usize {
         self.rooms
@@ -1183,11 +1194,12 @@ impl Hub {
             .count()
     }
 
+    /// Whether `room` outlives its last member: it is registered, or has settings still (its
+    /// founder's account removed, or operators an admin made): its operators, modes and bans
+    /// are kept, on every node of a cluster too (one that let the room go would let a banned
+    /// member in), until an admin closes it.
     pub(super) fn registered_room(&self, room: &RoomName) -> bool {
-        self.rooms
-            .get(room)
-            .and_then(|r| r.policy.as_ref())
-            .is_some_and(|p| p.founder.is_some())
+        self.rooms.get(room).is_some_and(|r| r.policy.is_some())
     }
 
     /// Settings from the store, at start-up: rooms that have any are made if need be.
@@ -1769,6 +1781,103 @@ impl Hub {
         });
         self.cluster_room_edit(room, PolicyEdit::Devoice(nick.clone()));
         self.policy_to_members(room);
+    }
+
+    /// The account `name` was removed (`natter-server account remove`, applied at the reload
+    /// of the accounts or, in a cluster, on any node): no room keeps it as founder, operator or
+    /// voiced, else whoever registers the name next would have them (ergo unregisters the
+    /// rooms an account founded). Each room stays, with its topic, modes, bans and history:
+    /// its operators keep running it, an admin may `/takeover` it. Bans and mutes naming the
+    /// account stay (a newcomer under the name inherits them: the safe side). Members are
+    /// told with a `Mode` event from the account's name ([`ACCOUNT_REMOVED`]) if `announce`,
+    /// and the new settings; the store gets each room's settings, the cluster the edits.
+    ///
+    /// In a cluster every node hears of a removal and lifts the same (the second node's edits
+    /// change nothing): only one announces, or members would hear it once per node. That is
+    /// the node of the account's user (the cluster gives its nick to one node), or the node
+    /// where the name is registered anew; with neither, members learn it from the settings.
+    pub(super) fn account_rights_gone(&mut self, name: &Nick, announce: bool, now: Millis) {
+        let folded = name.folded();
+        let same = |n: &Nick| n.folded() == folded;
+        let rooms: Vec<RoomName> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| {
+                r.policy.as_deref().is_some_and(|p| {
+                    p.founder.as_ref().is_some_and(same)
+                        || p.ops.iter().any(same)
+                        || p.voiced.iter().any(same)
+                })
+            })
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in rooms {
+            let Some(p) = self
+                .rooms
+                .get_mut(&room)
+                .and_then(|r| r.policy.as_deref_mut())
+            else {
+                continue;
+            };
+            let founder = p.founder.as_ref().is_some_and(same);
+            if founder {
+                p.founder = None;
+            }
+            let (ops, voiced) = (p.ops.len(), p.voiced.len());
+            p.ops.retain(|o| !same(o));
+            p.voiced.retain(|v| !same(v));
+            let (deop, devoice) = (p.ops.len() != ops, p.voiced.len() != voiced);
+            let policy = Some(p.clone());
+            let change = if founder {
+                ACCOUNT_REMOVED_FOUNDER
+            } else {
+                ACCOUNT_REMOVED
+            };
+            info!(room = %room, account = %name, founder, "a removed account's rights lifted");
+            self.audit(Some(&room), name, change.to_owned(), now);
+            self.record(Write::RoomPolicy {
+                room: room.clone(),
+                policy,
+            });
+            if founder {
+                self.cluster_room_edit(&room, PolicyEdit::FounderGone(name.clone()));
+            }
+            if deop {
+                self.cluster_room_edit(&room, PolicyEdit::Deop(name.clone()));
+            }
+            if devoice {
+                self.cluster_room_edit(&room, PolicyEdit::Devoice(name.clone()));
+            }
+            if announce && let Ok(change) = Text::new(change) {
+                let kind = EventKind::Mode { change };
+                self.broadcast(&room, name.clone(), kind, now, Skip::None, None);
+            }
+            self.policy_to_members(&room);
+        }
+    }
+
+    /// After a restart: a founder or operator that is no account any more (removed with
+    /// `natter-server account remove` while the server was down) is lifted, as the reload of
+    /// the accounts would have ([`Self::account_rights_gone`]). Not in a cluster, whose rooms
+    /// and accounts are the cluster's and come in any order.
+    pub(super) fn rights_of_accounts_gone(&mut self, now: Millis) {
+        if self.cluster.is_some() {
+            return;
+        }
+        let mut gone: Vec<Nick> = Vec::new();
+        for r in self.rooms.values() {
+            let Some(p) = r.policy.as_deref() else {
+                continue;
+            };
+            for n in p.founder.iter().chain(&p.ops) {
+                if !self.accounts.registered(n) && !gone.iter().any(|g| g.folded() == n.folded()) {
+                    gone.push(n.clone());
+                }
+            }
+        }
+        for name in gone {
+            self.account_rights_gone(&name, true, now);
+        }
     }
 
     /// `room`'s members on this node (none if there is no such room), to go through while

@@ -10346,6 +10346,291 @@ mod moderation {
         t2.say(imp, "#r", 1, "i am bob now");
         assert_eq!(kinds(&t2.recv(imp)), vec![ErrorKind::Muted]);
     }
+
+    /// The accounts `t`'s hub registered (as the store would load them), but those named in
+    /// `removed`: what the hub reads after the operator's `natter-server account remove`.
+    fn accounts_but(t: &T, removed: &[&str]) -> Vec<crate::persist::LoadedAccount> {
+        use crate::persist::Write;
+        t.batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                Write::Account(record)
+                    if !removed
+                        .iter()
+                        .any(|r| nick(r).folded() == record.name.folded()) =>
+                {
+                    Some(crate::persist::LoadedAccount {
+                        record: record.clone(),
+                        rooms: Vec::new(),
+                        read: Vec::new(),
+                        keys: Vec::new(),
+                        held: Vec::new(),
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last settings of `r` the hub wrote to its store.
+    fn stored_policy(t: &T, r: &str) -> Option<crate::moderation::Policy> {
+        use crate::persist::Write;
+        t.batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .rev()
+            .find_map(|w| match w {
+                Write::RoomPolicy { room: x, policy } if x.as_str() == r => Some(policy.clone()),
+                _ => None,
+            })
+            .expect("settings written")
+    }
+
+    /// The founder and operators of `r` as `c` is told them (`/mode #r`).
+    fn founder_and_ops(t: &mut T, c: ConnId, r: &str) -> (Option<String>, Vec<String>) {
+        act(t, c, r, ModAction::Settings)
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Policy { founder, ops, .. } => Some((
+                    founder.as_ref().map(|f| f.to_string()),
+                    ops.iter().map(|o| o.to_string()).collect(),
+                )),
+                _ => None,
+            })
+            .expect("settings")
+    }
+
+    /// The newcomer `n`, registered under a removed account's name, is no founder or operator
+    /// of `r`: it cannot make operators, lock the topic, register the room (it has
+    /// operators), or put anyone out.
+    fn no_rights(t: &mut T, n: ConnId, r: &str, founder: Option<&str>) {
+        let (now, ops) = founder_and_ops(t, n, r);
+        assert_eq!(now.as_deref(), founder, "{r}");
+        assert!(!ops.contains(&"alice".to_owned()), "{r}: {ops:?}");
+        let mut actions = vec![
+            ModAction::Op(nick("alice")),
+            ModAction::Mode(ModeChange::TopicOps(false)),
+            ModAction::Kick {
+                nick: nick("bob"),
+                reason: None,
+            },
+        ];
+        if founder.is_none() {
+            actions.push(ModAction::Register);
+        }
+        for action in actions {
+            let got = act(t, n, r, action.clone());
+            assert_eq!(
+                kinds(&got),
+                vec![ErrorKind::NotOperator],
+                "{action:?}: {got:?}"
+            );
+        }
+        t.send(
+            n,
+            &ClientMsg::Topic {
+                room: room(r),
+                topic: Some(text("mine now")),
+            },
+        );
+        let got = t.recv(n);
+        assert_eq!(kinds(&got), vec![ErrorKind::NotOperator], "{got:?}");
+    }
+
+    /// The operator removes alice's account (`natter-server account remove`, then the reload
+    /// of the accounts): #r, which she founded, has no founder now; her operator status and
+    /// voice in #o are lifted; members are told and the store gets the settings. Whoever
+    /// registers "alice" next has none of it. The rooms keep their modes, topic and bans, and
+    /// their operators keep running them.
+    #[test]
+    fn a_removed_accounts_rooms_do_not_pass_to_whoever_registers_its_name_next() {
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let (a, b) = founded(&mut t);
+        let c = signed_up(&mut t, ip("198.51.100.30"), "carol");
+        t.join(c, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("carol")));
+        act(&mut t, a, "#r", ModAction::Mode(ModeChange::TopicOps(true)));
+        t.send(
+            a,
+            &ClientMsg::Topic {
+                room: room("#r"),
+                topic: Some(text("alice's room")),
+            },
+        );
+        act(
+            &mut t,
+            c,
+            "#r",
+            ModAction::Ban {
+                target: "198.18.0.0/16".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        // carol founds #o, where alice is an operator and voiced.
+        t.join(c, "#o");
+        act(&mut t, c, "#o", ModAction::Register);
+        act(&mut t, c, "#o", ModAction::Mode(ModeChange::TopicOps(true)));
+        t.join(a, "#o");
+        act(&mut t, c, "#o", ModAction::Op(nick("alice")));
+        act(&mut t, c, "#o", ModAction::Voice(nick("alice")));
+        for x in [a, b, c] {
+            t.recv(x);
+        }
+
+        let accounts = accounts_but(&t, &["alice"]);
+        assert_eq!(accounts.len(), 1, "carol stays");
+        t.hub.load_accounts(accounts);
+        t.pump();
+        let removed = |got: &[ServerMsg], r: &str, change: &str| {
+            got.iter().any(|m| {
+                matches!(m, ServerMsg::Event(ev) if ev.room.as_str() == r
+                    && ev.from.as_str() == "alice"
+                    && matches!(&ev.kind, EventKind::Mode { change: x } if x.as_str() == change))
+            })
+        };
+        let got = t.recv(b);
+        assert!(
+            removed(&got, "#r", crate::moderation::ACCOUNT_REMOVED_FOUNDER),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Policy { founder: None, ops, .. }
+                if ops.iter().map(|o| o.as_str()).eq(["carol"]))),
+            "members get the new settings: {got:?}"
+        );
+        let got = t.recv(c);
+        assert!(
+            removed(&got, "#o", crate::moderation::ACCOUNT_REMOVED),
+            "{got:?}"
+        );
+        let r = stored_policy(&t, "#r").expect("#r keeps its settings");
+        assert_eq!(r.founder, None);
+        assert_eq!(r.ops, vec![nick("carol")]);
+        assert!(r.modes.topic_ops, "modes stay");
+        assert_eq!(r.bans.len(), 1, "bans stay");
+        let o = stored_policy(&t, "#o").expect("#o keeps its settings");
+        assert_eq!(o.founder, Some(nick("carol")));
+        assert!(o.ops.is_empty() && o.voiced.is_empty(), "{o:?}");
+
+        // alice's device goes; a newcomer registers the name.
+        t.send(a, &ClientMsg::Quit { reason: None });
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        let n = signed_up(&mut t, ip("203.0.113.9"), "alice");
+        t.join(n, "#r");
+        t.join(n, "#o");
+        no_rights(&mut t, n, "#r", None);
+        no_rights(&mut t, n, "#o", Some("carol"));
+        t.send(
+            n,
+            &ClientMsg::Moderate {
+                room: room("#o"),
+                action: ModAction::Mode(ModeChange::Moderated(true)),
+            },
+        );
+        t.recv(n);
+        // #r keeps its topic; carol, its operator, runs it and may register it.
+        t.send(
+            c,
+            &ClientMsg::Topic {
+                room: room("#r"),
+                topic: Some(text("carol's now")),
+            },
+        );
+        assert!(kinds(&t.recv(c)).is_empty());
+        let got = act(&mut t, c, "#r", ModAction::Register);
+        assert!(kinds(&got).is_empty(), "{got:?}");
+        assert_eq!(founder_and_ops(&mut t, n, "#r").0.as_deref(), Some("carol"));
+    }
+
+    /// A room whose founder's account was removed keeps its settings when its last member
+    /// leaves, store or not, as a registered room does: a ban set there still holds.
+    #[test]
+    fn a_room_whose_founder_was_removed_keeps_its_bans_when_emptied() {
+        let mut t = T::with(cfg());
+        let (a, b) = founded(&mut t);
+        act(
+            &mut t,
+            a,
+            "#r",
+            ModAction::Ban {
+                target: "nick:mallory".into(),
+                duration: None,
+                reason: None,
+            },
+        );
+        t.hub.load_accounts(Vec::new());
+        t.pump();
+        for c in [a, b] {
+            t.send(c, &ClientMsg::Quit { reason: None });
+            t.hub.handle_close(c, t.now);
+        }
+        t.pump();
+        let m = t.bin("mallory");
+        let got = t.join(m, "#r");
+        assert_eq!(kinds(&got), vec![ErrorKind::Banned], "{got:?}");
+    }
+
+    /// An account removed while the server was down (`natter-server account remove` on the
+    /// stopped server's store): at the next start its rooms' founder and operator go, as the
+    /// reload would have done, and the store is told.
+    #[test]
+    fn an_account_removed_while_the_server_was_down_loses_its_rooms_at_the_next_start() {
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _b) = founded(&mut t);
+        let c = signed_up(&mut t, ip("198.51.100.30"), "carol");
+        t.join(c, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("carol")));
+        act(&mut t, a, "#r", ModAction::Mode(ModeChange::TopicOps(true)));
+        t.join(c, "#o");
+        act(&mut t, c, "#o", ModAction::Register);
+        act(&mut t, c, "#o", ModAction::Mode(ModeChange::TopicOps(true)));
+        t.join(a, "#o");
+        act(&mut t, c, "#o", ModAction::Op(nick("alice")));
+        let r = stored_policy(&t, "#r").unwrap();
+        let o = stored_policy(&t, "#o").unwrap();
+        let accounts = accounts_but(&t, &["alice"]);
+
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            crate::persist::Loaded {
+                accounts,
+                policies: vec![(room("#r"), r), (room("#o"), o)],
+                ..Default::default()
+            },
+            t2.now,
+        );
+        t2.pump();
+        let r = stored_policy(&t2, "#r").expect("the lifted founder is written");
+        assert_eq!(r.founder, None);
+        assert_eq!(r.ops, vec![nick("carol")]);
+        assert!(r.modes.topic_ops);
+        let o = stored_policy(&t2, "#o").expect("the lifted operator is written");
+        assert_eq!(o.founder, Some(nick("carol")));
+        assert!(o.ops.is_empty());
+        let n = signed_up(&mut t2, ip("203.0.113.9"), "alice");
+        t2.join(n, "#r");
+        t2.join(n, "#o");
+        no_rights(&mut t2, n, "#r", None);
+        no_rights(&mut t2, n, "#o", Some("carol"));
+        // Nothing more at the restart after: carol is an account, and stays.
+        let c2 = signed_up(&mut t2, ip("198.51.100.31"), "dave");
+        t2.join(c2, "#r");
+        assert_eq!(
+            founder_and_ops(&mut t2, c2, "#r").1,
+            vec!["carol".to_owned()]
+        );
+    }
 }
 
 mod admins {

@@ -751,3 +751,138 @@ fn an_account_in_a_keyed_room_signs_in_on_another_node_and_is_in_it_there() {
         "bob in #r on node 1: {got:?}"
     );
 }
+
+/// An account removed from the cluster (`natter-server account remove --cluster`) is lifted
+/// from the rooms it founded or operated, in the cluster's settings (each node that hears of
+/// the removal sends the same edits; the second changes nothing): every node, and a node
+/// restarted, reads the room with no founder, and whoever registers the name next, on any
+/// node, is no operator of it.
+#[test]
+fn an_account_removed_from_the_cluster_founds_and_operates_no_room_any_more() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
+    // dave founds #d, where alice is an operator.
+    join(&mut net, 1, d, "#d");
+    moderate(&mut net, 1, d, "#d", ModAction::Register);
+    join(&mut net, 0, a, "#d");
+    moderate(&mut net, 1, d, "#d", ModAction::Op(nick("alice")));
+    net.recv(1, d);
+    net.account_out(
+        1,
+        ClusterOut::AccountWrite {
+            account: nick("alice"),
+            write: crate::persist::Write::DropAccount(nick("alice")),
+        },
+    );
+    settle(&mut net);
+    assert_eq!(net.rooms_kv_founder(&room("#r")), None);
+    let got = net.recv(1, d);
+    assert!(
+        got.iter().any(|m| matches!(m,
+            ServerMsg::Policy { room: r, founder: None, .. } if *r == room("#r"))),
+        "members on another node get the new settings"
+    );
+    // Told once, by the node of alice's user, not once per node.
+    assert_eq!(removals(&got, "#r"), 1, "{got:?}");
+    assert_eq!(removals(&got, "#d"), 1, "{got:?}");
+    for i in 0..2 {
+        let p = net.nodes[i].hub.rooms[&room("#r")].policy.clone().unwrap();
+        assert_eq!((p.founder, p.ops), (None, vec![nick("dave")]), "node {i}");
+        let p = net.nodes[i].hub.rooms[&room("#d")].policy.clone().unwrap();
+        assert_eq!(p.founder, Some(nick("dave")), "node {i}");
+        assert!(p.ops.is_empty(), "node {i}: {p:?}");
+    }
+    // alice's device (a guest now) goes.
+    ask(&mut net, 0, a, &ClientMsg::Quit { reason: None });
+    restart(&mut net, 0);
+    let p = net.nodes[0].hub.rooms[&room("#r")].policy.clone().unwrap();
+    assert_eq!((p.founder, p.ops), (None, vec![nick("dave")]));
+    // A newcomer registers the name.
+    let (n, got) = guest(&mut net, 1, "alice");
+    assert_eq!(got.as_str(), "alice");
+    register(&mut net, 1, n, PW, false);
+    assert!(
+        net.recv(1, n).iter().any(
+            |m| matches!(m, ServerMsg::SignedIn { account, .. } if account.as_str() == "alice")
+        )
+    );
+    join(&mut net, 1, n, "#r");
+    net.recv(1, n);
+    moderate(&mut net, 1, n, "#r", ModAction::Op(nick("alice")));
+    assert_eq!(
+        error(&net.recv(1, n)).map(|e| e.0),
+        Some(ErrorKind::NotOperator)
+    );
+    moderate(&mut net, 1, n, "#r", ModAction::Register);
+    assert_eq!(
+        error(&net.recv(1, n)).map(|e| e.0),
+        Some(ErrorKind::NotOperator),
+        "#r has operators: one of them registers it"
+    );
+}
+
+/// An account removed while no node ran (`natter-server account remove --cluster` with every
+/// node down): nobody heard of it to lift its rights, so the cluster's settings still name it.
+/// Whoever registers the name next is not given them: the registering node lifts them first.
+#[test]
+fn a_name_registered_anew_in_the_cluster_is_given_no_rights_left_under_it() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    dave_in_r(&mut net);
+    moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
+    ask(&mut net, 0, a, &ClientMsg::Quit { reason: None });
+    // Every node down; the account goes from the cluster's bucket; the nodes start again.
+    // (Its always-on user's nick went with its node's lease.)
+    net.kv.accounts.remove("alice");
+    net.owners.remove("alice");
+    restart(&mut net, 0);
+    restart(&mut net, 1);
+    assert_eq!(net.rooms_kv_founder(&room("#r")).as_deref(), Some("alice"));
+    // bob, in #r on the other node, hears of it.
+    let (b, _) = guest(&mut net, 0, "bob");
+    join(&mut net, 0, b, "#r");
+    net.recv(0, b);
+    let (n, got) = guest(&mut net, 1, "alice");
+    assert_eq!(got.as_str(), "alice");
+    register(&mut net, 1, n, PW, false);
+    assert!(
+        net.recv(1, n).iter().any(
+            |m| matches!(m, ServerMsg::SignedIn { account, .. } if account.as_str() == "alice")
+        )
+    );
+    assert_eq!(net.rooms_kv_founder(&room("#r")), None);
+    for i in 0..2 {
+        let p = net.nodes[i]
+            .hub
+            .rooms
+            .get(&room("#r"))
+            .and_then(|r| r.policy.clone());
+        let p = p.unwrap_or_else(|| panic!("node {i} knows #r"));
+        assert_eq!((p.founder, p.ops), (None, vec![nick("dave")]), "node {i}");
+    }
+    let got = net.recv(0, b);
+    assert_eq!(
+        removals(&got, "#r"),
+        1,
+        "told once, by the registering node: {got:?}"
+    );
+    join(&mut net, 1, n, "#r");
+    net.recv(1, n);
+    moderate(&mut net, 1, n, "#r", ModAction::Op(nick("alice")));
+    assert_eq!(
+        error(&net.recv(1, n)).map(|e| e.0),
+        Some(ErrorKind::NotOperator)
+    );
+}
+
+/// How many `Mode` events in `msgs` tell `r` an account was removed.
+fn removals(msgs: &[ServerMsg], r: &str) -> usize {
+    msgs.iter()
+        .filter(|m| {
+            matches!(m, ServerMsg::Event(RoomEvent { room: x, kind: EventKind::Mode { change }, .. })
+                if x.as_str() == r && change.as_str().starts_with("account removed"))
+        })
+        .count()
+}

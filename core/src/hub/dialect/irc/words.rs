@@ -1787,6 +1787,28 @@ impl Irc {
                     true,
                 );
             }
+            // The operator removed the event's account: its rights in the room are lifted, in
+            // words from the server, and nick lists lose its `@` and `+` (a member still under
+            // the nick is a guest now).
+            EventKind::Mode { change }
+                if crate::render::account_removed_words(change.as_str(), &ev.from, &ev.room)
+                    .is_some() =>
+            {
+                let words =
+                    crate::render::account_removed_words(change.as_str(), &ev.from, &ev.room)
+                        .unwrap_or_default();
+                let words = format!("*** {words}");
+                let budget = IRC_MAX_LINE.saturating_sub(body_len(l.server, "NOTICE", &[room], 0));
+                l.from(
+                    &tags,
+                    l.server,
+                    "NOTICE",
+                    &[room, &fit(&words, budget)],
+                    true,
+                );
+                let nick = ev.from.as_str();
+                l.from(&tags, l.server, "MODE", &[room, "-ov", nick, nick], false);
+            }
             // A change IRC has no mode for (an admin's take-over, `founder NAME`, or close,
             // `close: reason`) is told in words: as a MODE line its words would read as letters.
             EventKind::Mode { change } if !change.as_str().starts_with(['+', '-']) => {
