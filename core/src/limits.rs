@@ -474,6 +474,11 @@ pub const CHAT_MAX_HELD: usize = 32;
 /// then `/join`): the most recently left. Up to [`CHAT_MAX_LINES`] lines each.
 pub const CHAT_MAX_LEFT: usize = 8;
 
+/// Conversations the chat model remembers having been read before the open one (most recent
+/// last): leaving the open one goes back to the most recent still there, as irssi and WeeChat
+/// go back to the previous window.
+pub const CHAT_MAX_READ_BEFORE: usize = 8;
+
 /// A line we typed looks pending (greyed, "sending") once it has waited this long for the
 /// server's echo, or at once while disconnected: a live echo takes milliseconds, so a line
 /// that is merely on its way does not flicker, and one that is stuck says so.

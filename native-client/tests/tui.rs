@@ -643,9 +643,10 @@ async fn the_mouse_wheel_scrolls_the_conversation_and_leaves_the_input_alone() {
     server.shutdown().await.expect("server shuts down");
 }
 
-/// `/part #lobby #a #b` typed in #lobby: each room the TUI opened in place of the one left
-/// went too, with the "you left" said in it, and the person, now in #c, read only "you left
-/// #b". Every one is said where they land.
+/// `/part #lobby #a #b` typed in #lobby, read after #a, #a after #b, #b after #c: each room
+/// the TUI opened in place of the one left (the one read before it) went too, with the "you
+/// left" said in it, and the person, now in #c, read only "you left #b". Every one is said
+/// where they land.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parting_several_rooms_says_each_where_we_land() {
     let (server, addr) = server().await;
@@ -659,11 +660,13 @@ async fn parting_several_rooms_says_each_where_we_land() {
         })
         .await;
     }
-    tmux.keys("alice", "M-1");
-    tmux.wait("alice", "#lobby open", |s| {
-        topic_line(s).starts_with(" #lobby")
-    })
-    .await;
+    for (key, room) in [("M-3", "#b"), ("M-2", "#a"), ("M-1", "#lobby")] {
+        tmux.keys("alice", key);
+        tmux.wait("alice", room, |s| {
+            topic_line(s).starts_with(&format!(" {room}"))
+        })
+        .await;
+    }
     tmux.type_line("alice", "/part #lobby #a #b");
     let screen = tmux
         .wait("alice", "every part said in #c", |s| {

@@ -7,7 +7,8 @@
 //! conversation, looking away). It holds:
 //! - conversations: the rooms we are in (in join order), direct conversations, and the server's
 //!   notices for when nothing else is open ([`ConvId`], [`Conv`]);
-//! - which one is open ([`Chat::current`]): typed chat goes there ([`Chat::target`]);
+//! - which one is open ([`Chat::current`]): typed chat goes there ([`Chat::target`]); when it
+//!   goes (a part), the one read before it opens, as irssi goes back to the previous window;
 //! - per conversation its lines in words ([`Line`], worded by [`crate::render`]), members
 //!   (sorted), topic, and unread and mention counts;
 //! - the lines we typed and the server has not acknowledged ([`Outgoing`]), and whether each
@@ -56,7 +57,8 @@ pub use past::{Hit, Scrollback, Search, SearchState};
 pub use policy::{Role, RoomPolicy};
 
 use crate::limits::{
-    CHAT_MAX_DIRECT, CHAT_MAX_HELD, CHAT_MAX_LEFT, PENDING_LOOK_AFTER, SESSION_MAX_PENDING,
+    CHAT_MAX_DIRECT, CHAT_MAX_HELD, CHAT_MAX_LEFT, CHAT_MAX_READ_BEFORE, PENDING_LOOK_AFTER,
+    SESSION_MAX_PENDING,
 };
 use crate::render;
 use crate::session::{About, ChatKind, ConnState, Event, Target};
@@ -110,6 +112,10 @@ pub struct Chat {
     /// says there after it, at its end (the "you left" of a `/part #a #b`'s first room), goes
     /// with the person if that room is left too, instead of with the room's lines.
     landed: Option<LineId>,
+    /// The conversations open before the open one, the most recent last (never the server's,
+    /// each once): leaving the open one goes back to the most recent still there
+    /// ([`Chat::landing`]). At most [`CHAT_MAX_READ_BEFORE`].
+    read_before: Vec<ConvId>,
     /// Our away message while we are away (`/away`), for the status a front end shows: said
     /// once as a line, it scrolled out of sight while it still held.
     my_away: Option<Text>,
@@ -137,6 +143,7 @@ impl Chat {
             left: VecDeque::new(),
             reopen: Vec::new(),
             landed: None,
+            read_before: Vec::new(),
             my_away: None,
         }
     }
@@ -419,6 +426,14 @@ impl Chat {
             if let Some(c) = self.conv_mut(&left) {
                 c.read.leave();
             }
+            // Gone (left, closed) it is no conversation to go back to.
+            if left != ConvId::Server && self.conv(&left).is_some() {
+                self.read_before.retain(|r| *r != left);
+                if self.read_before.len() >= CHAT_MAX_READ_BEFORE {
+                    self.read_before.remove(0);
+                }
+                self.read_before.push(left);
+            }
             self.current = id.clone();
             self.landed = None;
             self.log.push(Change::Current);
@@ -427,9 +442,20 @@ impl Chat {
         true
     }
 
+    /// Where the person lands when the open conversation goes: the most recent read before it
+    /// that is still there, else the first room, else the server's conversation.
+    fn landing(&self) -> ConvId {
+        self.read_before
+            .iter()
+            .rev()
+            .find(|r| **r != self.current && self.conv(r).is_some())
+            .or_else(|| self.rooms.first().map(|c| c.id()))
+            .map_or(ConvId::Server, |id| id.clone())
+    }
+
     /// Closes direct conversation `id` (the person is done with it; a `/msg` to a mistyped
     /// nick started one): its lines go, and the next message with that person starts it again.
-    /// If it was open, the first room opens (or the server's conversation), as after a part.
+    /// If it was open, the one read before it opens, as after a part ([`Chat::landing`]).
     /// False if `id` is no direct conversation we have.
     pub fn close_direct(&mut self, id: &ConvId) -> bool {
         if !matches!(id, ConvId::Direct(_)) {
@@ -441,10 +467,7 @@ impl Chat {
         self.directs.remove(i);
         self.log.push(Change::List);
         if self.current == *id {
-            let next = self
-                .rooms
-                .first()
-                .map_or(ConvId::Server, |c| c.id().clone());
+            let next = self.landing();
             self.show(&next);
         }
         true
@@ -942,10 +965,7 @@ impl Chat {
                 .take()
                 .map(|mark| gone.take_said_since(mark, CHAT_MAX_HELD))
                 .unwrap_or_default();
-            let next = self
-                .rooms
-                .first()
-                .map_or(ConvId::Server, |c| c.id().clone());
+            let next = self.landing();
             self.show(&next);
             self.landed = Some(LineId(self.next_line));
             for line in said {
@@ -1263,6 +1283,9 @@ impl Chat {
         }
         for o in self.outgoing.iter_mut().filter(|o| o.conv == old) {
             o.conv = renamed.clone();
+        }
+        for r in self.read_before.iter_mut().filter(|r| **r == old) {
+            *r = renamed.clone();
         }
         self.log.push(Change::List);
         if self.current == old {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::limits::{CHAT_MAX_CHANGES, CHAT_MAX_LINES, SEARCH_MAX_RESULTS};
+use crate::limits::{CHAT_MAX_CHANGES, CHAT_MAX_LINES, CHAT_MAX_READ_BEFORE, SEARCH_MAX_RESULTS};
 use crate::test_support::{nick, room, text};
 use crate::wire::{ErrorKind, RoomInfo};
 
@@ -452,6 +452,75 @@ fn parted(r: &str) -> Event {
     }
 }
 
+/// Parting the open room landed in the first room of the list, not in the one read before it
+/// (irssi and WeeChat go back to the previous window). The model keeps the conversations read
+/// before the open one and lands in the most recent still there; one left, closed or renamed
+/// meanwhile is passed over or followed, and the first room is what is left when none is.
+#[test]
+fn leaving_the_open_conversation_goes_back_to_the_one_read_before_it() {
+    let mut c = chat_in(&["#a", "#b", "#c", "#d", "#e"]);
+    for r in ["#e", "#c", "#b", "#d"] {
+        assert!(c.open(&rid(r)));
+    }
+    c.handle_event(&parted("#d"), T0);
+    assert_eq!(c.current(), &rid("#b"));
+    assert_eq!(
+        kinds(&c, &rid("#b")).last(),
+        Some(&LineKind::Notice("you left #d".into()))
+    );
+    // Left while not open: passed over.
+    c.handle_event(&parted("#c"), T0);
+    assert_eq!(c.current(), &rid("#b"));
+    c.handle_event(&parted("#b"), T0);
+    assert_eq!(c.current(), &rid("#e"), "not the first room, #a");
+    c.handle_event(&parted("#e"), T0);
+    assert_eq!(c.current(), &rid("#a"));
+    c.handle_event(&parted("#a"), T0);
+    assert_eq!(c.current(), &ConvId::Server);
+
+    // A direct conversation is one read before, and closing one goes back too.
+    let mut c = chat_in(&["#a", "#b", "#c"]);
+    let (bob, robert) = (
+        ConvId::direct(&nick("bob")),
+        ConvId::direct(&nick("robert")),
+    );
+    assert!(c.open(&rid("#c")));
+    c.open_direct(&nick("bob"));
+    assert!(c.close_direct(&bob));
+    assert_eq!(c.current(), &rid("#c"), "not the first room, #a");
+    c.open_direct(&nick("bob"));
+    assert!(c.open(&rid("#b")));
+    // Renamed meanwhile: followed.
+    c.handle_event(
+        &room_ev(
+            "#a",
+            2,
+            "bob",
+            EventKind::Nick {
+                new: nick("robert"),
+            },
+        ),
+        T0,
+    );
+    c.handle_event(&parted("#b"), T0);
+    assert_eq!(c.current(), &robert);
+    // At most CHAT_MAX_READ_BEFORE are kept, the most recent: past them, the first room.
+    let names: Vec<String> = (0..2 * CHAT_MAX_READ_BEFORE)
+        .map(|i| format!("#r{i}"))
+        .collect();
+    for r in &names {
+        c.handle_event(&joined(r, 1, &["me"]), T0);
+        assert!(c.open(&rid(r)));
+    }
+    assert_eq!(c.read_before.len(), CHAT_MAX_READ_BEFORE);
+    for i in (names.len() - CHAT_MAX_READ_BEFORE..names.len()).rev() {
+        c.handle_event(&parted(&names[i]), T0);
+        assert_eq!(c.current(), &rid(&names[i - 1]));
+    }
+    c.handle_event(&parted(&names[names.len() - CHAT_MAX_READ_BEFORE - 1]), T0);
+    assert_eq!(c.current(), &rid("#a"), "older ones are forgotten");
+}
+
 /// `/part #a #b` typed in #a: #a went, the model opened #b and said "you left #a" there, then
 /// #b went with that line, and the person, now in #c, read only "you left #b". What the model
 /// says in the room it opened goes on with the person while they have not chosen another; the
@@ -502,7 +571,9 @@ fn what_is_said_in_a_room_left_right_after_we_landed_there_follows_us() {
         !back.contains(&LineKind::Notice("you left #a".into())),
         "{back:#?}"
     );
-    // Chosen by the person: the room is theirs, and what was said in it stays there.
+    // Chosen by the person: the room is theirs, and what was said in it stays there. Left, it
+    // goes back to the one read before it.
+    c.open(&rid("#d"));
     c.open(&rid("#c"));
     c.handle_event(&parted("#c"), T0);
     assert_eq!(c.current(), &rid("#d"));
@@ -519,7 +590,7 @@ fn what_is_said_in_a_room_left_right_after_we_landed_there_follows_us() {
 }
 
 /// A direct conversation could not be closed: one a `/msg` to a mistyped nick started stayed
-/// listed for good. Closed, it goes (the room list says so), the first room opens if it was
+/// listed for good. Closed, it goes (the room list says so), the one read before opens if it was
 /// open, and the next message with that person starts it again.
 #[test]
 fn a_direct_conversation_can_be_closed_and_comes_back_with_the_next_message() {

@@ -673,7 +673,7 @@ pub fn draw(
         status.push_str(&format!(" │ {}", conv_name(conv)));
     }
     if scroll > 0 {
-        status.push_str(&format!(" │ scrolled up {scroll} (PgDn)"));
+        status.push_str(&format!(" │ scrolled up {scroll} (PgDn or wheel)"));
     }
     frame.render_widget(Paragraph::new(status).style(bar), areas.status);
 
@@ -1051,6 +1051,26 @@ mod tests {
         c.handle_event(&away(None), Millis(0));
         let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
         assert!(s[10].contains("[Connected] me │ #lobby"), "{:?}", s[10]);
+    }
+
+    /// Scrolled up, the status line named only PgDn as the way back down, though the mouse
+    /// wheel scrolls too: it names both.
+    #[test]
+    fn the_status_line_says_the_wheel_scrolls_back_down_too() {
+        let mut c = chat_in(&["#lobby"]);
+        let mut v = View::new();
+        for i in 0..30 {
+            apply(&mut c, &mut v, &say("#lobby", "ann", &format!("line {i}")));
+        }
+        let s = screen(&c, &v, &InputLine::new(), 100, 12);
+        assert!(!s[10].contains("scrolled up"), "{:?}", s[10]);
+        v.scroll_up(&c, 3);
+        let s = screen(&c, &v, &InputLine::new(), 100, 12);
+        assert!(
+            s[10].contains("│ #lobby │ scrolled up 3 (PgDn or wheel)"),
+            "{:?}",
+            s[10]
+        );
     }
 
     #[test]
