@@ -34,8 +34,9 @@ use std::process::ExitCode;
 const AFTER_HELP: &str = "\
 On a terminal natter runs full-screen. Keys: Enter send, Up/Down history, Tab complete a nick,
 a /command or a #room (again: the next match), Ctrl+Left/Right or Alt+B/F move by word,
-Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn scroll, Ctrl+C (or Ctrl+D on an empty
-line) quit. Type /help for commands; /query nick opens a direct conversation. Mentions of your
+Alt+1..9 or Ctrl+N/Ctrl+P switch conversations, PgUp/PgDn or the mouse wheel scroll (Shift+drag
+selects text), Ctrl+L redraws, Ctrl+C (or Ctrl+D on an empty line) quit. Type /help for commands;
+/clear empties the view; /query nick opens a direct conversation. Mentions of your
 nick are highlighted; a mention or a direct message rings the bell (--no-bell, or bell = false
 in the config file, turns that off).
 
