@@ -455,7 +455,7 @@ impl Chat {
 
     /// Closes direct conversation `id` (the person is done with it; a `/msg` to a mistyped
     /// nick started one): its lines go, and the next message with that person starts it again.
-    /// If it was open, the one read before it opens, as after a part ([`Chat::landing`]).
+    /// If it was open, the one read before it opens, as after a part.
     /// False if `id` is no direct conversation we have.
     pub fn close_direct(&mut self, id: &ConvId) -> bool {
         if !matches!(id, ConvId::Direct(_)) {
