@@ -476,6 +476,9 @@ const DEFAULT_LOG_FILTER: &str = "info,async_nats=warn";
 struct Progress {
     format: LogFormat,
     doing: &'static str,
+    /// A signal stopped the start: what it left running (a store's open on a blocking thread,
+    /// which a schema migration can keep busy for minutes) is not waited for.
+    abandoned: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -497,12 +500,26 @@ fn main() -> std::process::ExitCode {
             Some(Command::Account { .. }) => "account command failed",
             Some(Command::Audit { .. }) => "audit command failed",
         },
+        abandoned: false,
     };
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(tuned, args, &mut progress)));
+        .and_then(|runtime| {
+            let ran = runtime.block_on(run(tuned, args, &mut progress));
+            if progress.abandoned {
+                // Dropping the runtime would wait for its blocking threads: the store's open
+                // (a migration, a large store's load) went on to its end after the signal.
+                // The process exits while it runs instead, as if killed, which SQLite is made
+                // for: a migration step is one transaction, and one that did not commit is not
+                // in the file at the next open (its pages in the write-ahead log are ignored);
+                // at open, natter.seqs is only replaced by a rename. The directory's lock goes
+                // with the process.
+                runtime.shutdown_background();
+            }
+            ran
+        });
     match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // The operator's words: each cause once, no backtrace.
@@ -598,8 +615,8 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
     // waiting for the start to end (systemd kills a unit that does not stop in time).
     let server = tokio::select! {
         started = natter_server::start(running.clone()) => started?,
-        _ = int.recv() => return stopped_while_starting(),
-        _ = term.recv() => return stopped_while_starting(),
+        _ = int.recv() => return stopped_while_starting(progress),
+        _ = term.recv() => return stopped_while_starting(progress),
     };
     if let Some(addr) = server.metrics_addr() {
         info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
@@ -631,9 +648,11 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
 }
 
 /// A SIGINT or SIGTERM came before the server was started: what the start had made (its
-/// listeners, the metrics endpoint, the store) goes with it, unfinished, and the process exits 0.
-fn stopped_while_starting() -> anyhow::Result<()> {
+/// listeners, the metrics endpoint, the store) goes with it, unfinished and not waited for
+/// (`Progress::abandoned`), and the process exits 0.
+fn stopped_while_starting(progress: &mut Progress) -> anyhow::Result<()> {
     info!("signal received while starting; stopping");
+    progress.abandoned = true;
     Ok(())
 }
 
