@@ -155,9 +155,9 @@ fn write_detail(e: &WriteError) -> String {
 fn no_store_yet(command: &str, config: &natter_store::Config, makes: bool) -> bool {
     let db = config.db_path();
     // A store that was there (its seq marks beside it say rooms had lines) and is gone is not
-    // one not made yet: its open refuses it, saying so, as the server's start does.
-    let seqs = config.dir.join(natter_store::sqlite::SEQS_FILE);
-    let was_there = std::fs::metadata(&seqs).is_ok_and(|m| m.len() > 0);
+    // one not made yet: its open refuses it, saying so, as the server's start does (and only
+    // then: a marks file of junk alone says nothing).
+    let was_there = natter_store::sqlite::holds_marks(&config.dir);
     let missing = !db.exists() && !was_there;
     if missing {
         let making = if makes { ": making a new one" } else { "" };

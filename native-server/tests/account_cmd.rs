@@ -356,6 +356,23 @@ async fn a_store_gone_from_beside_its_seqs_is_said_as_gone_not_as_none_yet() {
     assert!(!d.join("natter.db").exists(), "no store made");
 }
 
+/// A `natter.seqs` of junk only (a torn line after a power cut) holds no mark: the start makes
+/// a new store beside it, and the account commands say there is no store yet, as without the
+/// file (they said "natter.db is not there" and exited 1 while the start did not refuse it).
+#[tokio::test]
+async fn a_seqs_file_of_junk_is_no_store_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("natter.seqs"), b"\0\0\0\x0012 ").unwrap();
+    let (code, out, err) = account(d, &["list"], None).await;
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.contains("there is no store at"), "{err}");
+    assert!(!d.join("natter.db").exists(), "nothing made by list");
+    let (code, out, err) = account(d, &["add", "alice"], Some(PASSWORD)).await;
+    assert_eq!((code, out.as_str()), (0, "added account alice\n"), "{err}");
+    assert!(err.contains("yet: making a new one;"), "{err}");
+}
+
 /// A `[accounts] hash_cost` argon2 refuses stops `account add` as it stops the server, naming
 /// the key, before a store is made; it used to make the store, then say "password refused".
 #[tokio::test]

@@ -53,10 +53,7 @@ pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenErr
     if log {
         return Ok(());
     }
-    if read_marks(&dir.join(SEQS_FILE))
-        .values()
-        .all(|seq| *seq == 0)
-    {
+    if !holds_marks(dir) {
         return Ok(());
     }
     if missing {
@@ -71,6 +68,14 @@ pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenErr
             "the file is empty, but {SEQS_FILE} beside it holds the seqs its rooms gave out: it was emptied or cut short (a copy onto a full disk?); put a backup in its place, or remove {SEQS_FILE} to start a new, empty store"
         ),
     })
+}
+
+/// Whether the marks file in `dir` holds a mark, a room that gave out a seq, as the store's
+/// open reads marks: one of a torn line or junk only (a power cut), or none, holds none.
+pub fn holds_marks(dir: &Path) -> bool {
+    read_marks(&dir.join(SEQS_FILE))
+        .values()
+        .any(|seq| *seq > 0)
 }
 
 /// The open marks file.
