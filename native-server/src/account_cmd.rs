@@ -81,6 +81,12 @@ pub enum AccountError {
     /// `audit` of a server without a store.
     #[error("the audit log is kept in the store, and this server is configured --ephemeral")]
     NoAuditLog,
+    /// `audit` given `--cluster` (or NATTER_CLUSTER): the nodes keep no store.
+    #[error(
+        "a cluster keeps no audit log (its nodes keep no store); each moderation action is a \
+         room event in the room's history, and counted in natter_moderation_actions_total"
+    )]
+    ClusterAuditLog,
     /// Guest nicks stay free for guests.
     #[error("{0} is a guest nick (guest and digits): those cannot be registered")]
     GuestName(Nick),

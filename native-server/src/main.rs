@@ -182,7 +182,8 @@ enum Command {
         #[command(subcommand)]
         cmd: account_cmd::AccountCmd,
     },
-    /// Prints the moderation audit log (what operators and admins did), oldest first
+    /// Prints the moderation audit log (what operators and admins did), oldest first, from the
+    /// server's store (a cluster keeps none)
     Audit {
         /// Only this room
         #[arg(long)]
@@ -587,9 +588,16 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
         return Ok(());
     }
     if let Some(Command::Audit { room, limit }) = &args.command {
-        let store = store_config(&args, &file.store)?;
-        let out = &mut std::io::stdout().lock();
-        if let Err(e) = account_cmd::audit(store, room.as_deref(), *limit, out) {
+        // `--cluster` is global (for `account`): given here, the local store's log would be
+        // printed as if it were the cluster's.
+        let done = if args.cluster.is_empty() {
+            let store = store_config(&args, &file.store)?;
+            let out = &mut std::io::stdout().lock();
+            account_cmd::audit(store, room.as_deref(), *limit, out)
+        } else {
+            Err(account_cmd::AccountError::ClusterAuditLog)
+        };
+        if let Err(e) = done {
             // As the account command's.
             eprintln!("natter-server audit: {e}");
             std::process::exit(1);
