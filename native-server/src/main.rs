@@ -491,16 +491,12 @@ fn main() -> std::process::ExitCode {
         Err(words) => {
             let argv: Vec<_> = std::env::args_os().collect();
             let format = natter_ops::logging::format_asked(&argv, Some("NATTER_LOG_FORMAT"));
-            return stopped(format, "cannot start", &words, 2);
+            return stopped(format, doing_asked(&argv), &words, 2);
         }
     };
     let mut progress = Progress {
         format: args.log_format.unwrap_or_default(),
-        doing: match args.command {
-            None => "cannot start",
-            Some(Command::Account { .. }) => "account command failed",
-            Some(Command::Audit { .. }) => "audit command failed",
-        },
+        doing: doing(args.command.as_ref()),
         abandoned: false,
     };
     let ran = tokio::runtime::Builder::new_multi_thread()
@@ -530,6 +526,34 @@ fn main() -> std::process::ExitCode {
             &natter_ops::error_words(e.as_ref()),
             1,
         ),
+    }
+}
+
+/// What a run that fails was doing, by its command: for the line that says why it stopped.
+fn doing(command: Option<&Command>) -> &'static str {
+    doing_named(match command {
+        None => None,
+        Some(Command::Account { .. }) => Some("account"),
+        Some(Command::Audit { .. }) => Some("audit"),
+    })
+}
+
+/// [`doing`] for arguments that do not parse, by the command they name as far as they read
+/// (a bad flag of `audit` was said as `cannot start`, though nothing was starting).
+fn doing_asked(argv: &[std::ffi::OsString]) -> &'static str {
+    use clap::CommandFactory;
+    let matches = Args::command()
+        .ignore_errors(true)
+        .try_get_matches_from(argv);
+    doing_named(matches.as_ref().ok().and_then(|m| m.subcommand_name()))
+}
+
+/// [`doing`] by the command's name.
+fn doing_named(command: Option<&str>) -> &'static str {
+    match command {
+        Some("account") => "account command failed",
+        Some("audit") => "audit command failed",
+        _ => "cannot start",
     }
 }
 
