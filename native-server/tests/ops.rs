@@ -1273,8 +1273,24 @@ async fn sigterm_while_the_store_opens_stops_the_server_without_waiting_for_the_
         .spawn()
         .expect("spawn natter-server");
     let mut log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
-    // Its signal handlers are set and the open has begun well before this.
-    sleep(Duration::from_millis(1500)).await;
+    // Its SIGTERM handler is set just before the start (which opens the store at once): a
+    // SIGTERM before it would end the process by the default action, not by the server.
+    let status = format!("/proc/{}/status", child.id().unwrap());
+    let caught = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (15 - 1)) != 0)
+    };
+    let set = Instant::now();
+    while !caught(&std::fs::read_to_string(&status).unwrap_or_default()) {
+        assert!(
+            set.elapsed() < Duration::from_secs(10),
+            "no SIGTERM handler"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    sleep(Duration::from_millis(500)).await;
     let asked = Instant::now();
     signal(&child, "-TERM");
     let status = timeout(Duration::from_secs(10), child.wait())
