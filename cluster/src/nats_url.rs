@@ -70,13 +70,27 @@ pub(crate) fn shown_all(urls: &[String]) -> String {
     urls.iter().map(|u| shown(u)).collect::<Vec<_>>().join(",")
 }
 
-/// Credentials for NATS, from the first address with a user part.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Credentials for NATS, from the first address with a user part. Their `Debug` shows the
+/// password or the token as `***`, as the log shows the addresses.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Credentials {
     /// `USER:PASSWORD@`.
     UserPassword(String, String),
     /// `TOKEN@`.
     Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::UserPassword(user, _) => f
+                .debug_tuple("UserPassword")
+                .field(user)
+                .field(&format_args!("***"))
+                .finish(),
+            Credentials::Token(_) => f.debug_tuple("Token").field(&format_args!("***")).finish(),
+        }
+    }
 }
 
 /// The credentials the addresses carry (percent-decoded, as in any URL), if any.
@@ -196,6 +210,21 @@ mod tests {
         assert!(!said.contains("pw-Secret"), "{said}");
         assert!(said.contains("nats://natter:***@n1:4222"), "{said}");
         assert!(said.contains("prefix: \"natter\""), "{said}");
+    }
+
+    #[test]
+    fn credentials_debug_does_not_show_the_password_or_the_token() {
+        // A `{:?}` of them (a log line, a test's panic, an `assert_eq!` that fails) printed
+        // the secret.
+        let said = format!(
+            "{:?}",
+            Credentials::UserPassword("natter".into(), "pw-Secret".into())
+        );
+        assert!(!said.contains("pw-Secret"), "{said}");
+        assert!(said.contains("natter") && said.contains("***"), "{said}");
+        let said = format!("{:?}", Credentials::Token("t0ken-Secret".into()));
+        assert!(!said.contains("t0ken-Secret"), "{said}");
+        assert!(said.contains("***"), "{said}");
     }
 
     #[test]

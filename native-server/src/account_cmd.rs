@@ -81,6 +81,12 @@ pub enum AccountError {
     /// `audit` of a server without a store.
     #[error("the audit log is kept in the store, and this server is configured --ephemeral")]
     NoAuditLog,
+    /// `audit` given `--cluster` (or NATTER_CLUSTER): the nodes keep no store.
+    #[error(
+        "a cluster keeps no audit log (its nodes keep no store); each moderation action is a \
+         room event in the room's history, and counted in natter_moderation_actions_total"
+    )]
+    ClusterAuditLog,
     /// Guest nicks stay free for guests.
     #[error("{0} is a guest nick (guest and digits): those cannot be registered")]
     GuestName(Nick),
@@ -155,9 +161,9 @@ fn write_detail(e: &WriteError) -> String {
 fn no_store_yet(command: &str, config: &natter_store::Config, makes: bool) -> bool {
     let db = config.db_path();
     // A store that was there (its seq marks beside it say rooms had lines) and is gone is not
-    // one not made yet: its open refuses it, saying so, as the server's start does.
-    let seqs = config.dir.join(natter_store::sqlite::SEQS_FILE);
-    let was_there = std::fs::metadata(&seqs).is_ok_and(|m| m.len() > 0);
+    // one not made yet: its open refuses it, saying so, as the server's start does (and only
+    // then: a marks file of junk alone says nothing).
+    let was_there = natter_store::sqlite::holds_marks(&config.dir);
     let missing = !db.exists() && !was_there;
     if missing {
         let making = if makes { ": making a new one" } else { "" };

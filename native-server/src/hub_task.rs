@@ -748,14 +748,13 @@ impl std::fmt::Display for Peer {
 
 /// Says, once per name, which of `[accounts] admins` nobody has registered while anyone may
 /// (whoever registers one first is a server admin): at start, and after a reload. `add` is
-/// the command that makes an account ([`account_add`]).
+/// how to make an account ([`account_add`]).
 pub(crate) fn warn_unclaimed_admins(hub: &Hub, add: &str) {
     for name in hub.unclaimed_admins() {
         warn!(
             admin = %name,
             "[accounts] admins names an account that does not exist, and registration is open: \
-             whoever registers it first becomes a server admin; make it now with \
-             `{}`",
+             whoever registers it first becomes a server admin; make it now with {}",
             add.replace(ACCOUNT_NAME, name.as_str())
         );
     }
@@ -764,30 +763,42 @@ pub(crate) fn warn_unclaimed_admins(hub: &Hub, add: &str) {
 /// Where [`account_add`]'s command takes the account's name.
 const ACCOUNT_NAME: &str = "{name}";
 
-/// The command an operator runs to make an account on this server's accounts: a cluster
-/// node's are the cluster's, which `account` reaches only given the cluster's NATS servers
-/// (without them it would make the account in a local store no node reads); a single node's
-/// are in its data directory `data_dir`, named too (without it `account` opens the default
-/// one, and a server given `--data-dir` elsewhere would never see the account).
+/// How an operator makes an account on this server's accounts: the command, in backticks, and
+/// what it needs. A cluster node's accounts are the cluster's, which `account` reaches only
+/// given the cluster's NATS servers (without them it would make the account in a local store
+/// no node reads); a single node's are in its data directory `data_dir`, named too (without it
+/// `account` opens the default one, and a server given `--data-dir` elsewhere would never see
+/// the account).
 pub(crate) fn account_add(
     cluster: Option<&[String]>,
     data_dir: Option<&std::path::Path>,
 ) -> String {
     match (cluster, data_dir) {
-        // A password in an address is not repeated in the log: `***`, for the operator to fill.
-        (Some(servers), _) => format!(
-            "natter-server account add {ACCOUNT_NAME} --cluster {}",
-            servers
+        (Some(servers), _) => {
+            let shown: Vec<String> = servers
                 .iter()
                 .map(|s| natter_cluster::nats_address_shown(s))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
+                .collect();
+            let shown = shown.join(",");
+            if shown == servers.join(",") {
+                format!("`natter-server account add {ACCOUNT_NAME} --cluster {shown}`")
+            } else {
+                // A password (or a token) is not repeated in the log, and the address with
+                // `***` for it fails to authenticate when pasted: the command takes the
+                // addresses from the variable that holds them (the server's own, if it read
+                // them from there), and says which they are without the secret.
+                format!(
+                    "`natter-server account add {ACCOUNT_NAME} --cluster \"$NATTER_CLUSTER\"`, \
+                     NATTER_CLUSTER holding the addresses this server was given, {shown} \
+                     (the password is not written here)"
+                )
+            }
+        }
         (None, Some(dir)) => format!(
-            "natter-server account add {ACCOUNT_NAME} --data-dir {}",
+            "`natter-server account add {ACCOUNT_NAME} --data-dir {}`",
             shell_word(&dir.display().to_string())
         ),
-        (None, None) => format!("natter-server account add {ACCOUNT_NAME}"),
+        (None, None) => format!("`natter-server account add {ACCOUNT_NAME}`"),
     }
 }
 
@@ -813,23 +824,36 @@ mod tests {
         let servers = ["nats://a:4222".to_owned(), "nats://b:4222".to_owned()];
         assert_eq!(
             account_add(Some(&servers), Some(std::path::Path::new("/x"))),
-            "natter-server account add {name} --cluster nats://a:4222,nats://b:4222"
+            "`natter-server account add {name} --cluster nats://a:4222,nats://b:4222`"
         );
-        // Not the password of natter's NATS account, which the log would carry.
-        let servers = ["nats://natter:pw-Secret@a:4222".to_owned()];
+        // Not the password of natter's NATS account, which the log would carry, nor the
+        // address with `***` for it, which fails to authenticate when pasted.
+        let servers = [
+            "nats://natter:pw-Secret@a:4222".to_owned(),
+            "nats://b:4222".to_owned(),
+        ];
         assert_eq!(
             account_add(Some(&servers), None),
-            "natter-server account add {name} --cluster nats://natter:***@a:4222"
+            "`natter-server account add {name} --cluster \"$NATTER_CLUSTER\"`, NATTER_CLUSTER \
+             holding the addresses this server was given, nats://natter:***@a:4222,nats://b:4222 \
+             (the password is not written here)"
         );
+        let token = ["nats://s3cret@a:4222".to_owned()];
+        let said = account_add(Some(&token), None);
+        assert!(said.contains("\"$NATTER_CLUSTER\"`"), "{said}");
+        assert!(!said.contains("s3cret"), "{said}");
         assert_eq!(
             account_add(None, Some(std::path::Path::new("/var/lib/natter"))),
-            "natter-server account add {name} --data-dir /var/lib/natter"
+            "`natter-server account add {name} --data-dir /var/lib/natter`"
         );
         assert_eq!(
             account_add(None, Some(std::path::Path::new("/srv/my chat/it's"))),
-            "natter-server account add {name} --data-dir '/srv/my chat/it'\\''s'"
+            "`natter-server account add {name} --data-dir '/srv/my chat/it'\\''s'`"
         );
-        assert_eq!(account_add(None, None), "natter-server account add {name}");
+        assert_eq!(
+            account_add(None, None),
+            "`natter-server account add {name}`"
+        );
     }
 
     /// The table finds a connection by its id while the hub has it, past its first page, and

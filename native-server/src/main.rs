@@ -182,7 +182,8 @@ enum Command {
         #[command(subcommand)]
         cmd: account_cmd::AccountCmd,
     },
-    /// Prints the moderation audit log (what operators and admins did), oldest first
+    /// Prints the moderation audit log (what operators and admins did), oldest first, from the
+    /// server's store (a cluster keeps none)
     Audit {
         /// Only this room
         #[arg(long)]
@@ -476,6 +477,9 @@ const DEFAULT_LOG_FILTER: &str = "info,async_nats=warn";
 struct Progress {
     format: LogFormat,
     doing: &'static str,
+    /// A signal stopped the start: what it left running (a store's open on a blocking thread,
+    /// which a schema migration can keep busy for minutes) is not waited for.
+    abandoned: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -487,22 +491,32 @@ fn main() -> std::process::ExitCode {
         Err(words) => {
             let argv: Vec<_> = std::env::args_os().collect();
             let format = natter_ops::logging::format_asked(&argv, Some("NATTER_LOG_FORMAT"));
-            return stopped(format, "cannot start", &words, 2);
+            return stopped(format, doing_asked(&argv), &words, 2);
         }
     };
     let mut progress = Progress {
         format: args.log_format.unwrap_or_default(),
-        doing: match args.command {
-            None => "cannot start",
-            Some(Command::Account { .. }) => "account command failed",
-            Some(Command::Audit { .. }) => "audit command failed",
-        },
+        doing: doing(args.command.as_ref()),
+        abandoned: false,
     };
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(tuned, args, &mut progress)));
+        .and_then(|runtime| {
+            let ran = runtime.block_on(run(tuned, args, &mut progress));
+            if progress.abandoned {
+                // Dropping the runtime would wait for its blocking threads: the store's open
+                // (a migration, a large store's load) went on to its end after the signal.
+                // The process exits while it runs instead, as if killed, which SQLite is made
+                // for: a migration step is one transaction, and one that did not commit is not
+                // in the file at the next open (its pages in the write-ahead log are ignored);
+                // at open, natter.seqs is only replaced by a rename. The directory's lock goes
+                // with the process.
+                runtime.shutdown_background();
+            }
+            ran
+        });
     match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // The operator's words: each cause once, no backtrace.
@@ -512,6 +526,34 @@ fn main() -> std::process::ExitCode {
             &natter_ops::error_words(e.as_ref()),
             1,
         ),
+    }
+}
+
+/// What a run that fails was doing, by its command: for the line that says why it stopped.
+fn doing(command: Option<&Command>) -> &'static str {
+    doing_named(match command {
+        None => None,
+        Some(Command::Account { .. }) => Some("account"),
+        Some(Command::Audit { .. }) => Some("audit"),
+    })
+}
+
+/// [`doing`] for arguments that do not parse, by the command they name as far as they read
+/// (a bad flag of `audit` was said as `cannot start`, though nothing was starting).
+fn doing_asked(argv: &[std::ffi::OsString]) -> &'static str {
+    use clap::CommandFactory;
+    let matches = Args::command()
+        .ignore_errors(true)
+        .try_get_matches_from(argv);
+    doing_named(matches.as_ref().ok().and_then(|m| m.subcommand_name()))
+}
+
+/// [`doing`] by the command's name.
+fn doing_named(command: Option<&str>) -> &'static str {
+    match command {
+        Some("account") => "account command failed",
+        Some("audit") => "audit command failed",
+        _ => "cannot start",
     }
 }
 
@@ -570,9 +612,16 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
         return Ok(());
     }
     if let Some(Command::Audit { room, limit }) = &args.command {
-        let store = store_config(&args, &file.store)?;
-        let out = &mut std::io::stdout().lock();
-        if let Err(e) = account_cmd::audit(store, room.as_deref(), *limit, out) {
+        // `--cluster` is global (for `account`): given here, the local store's log would be
+        // printed as if it were the cluster's.
+        let done = if args.cluster.is_empty() {
+            let store = store_config(&args, &file.store)?;
+            let out = &mut std::io::stdout().lock();
+            account_cmd::audit(store, room.as_deref(), *limit, out)
+        } else {
+            Err(account_cmd::AccountError::ClusterAuditLog)
+        };
+        if let Err(e) = done {
             // As the account command's.
             eprintln!("natter-server audit: {e}");
             std::process::exit(1);
@@ -598,8 +647,8 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
     // waiting for the start to end (systemd kills a unit that does not stop in time).
     let server = tokio::select! {
         started = natter_server::start(running.clone()) => started?,
-        _ = int.recv() => return stopped_while_starting(),
-        _ = term.recv() => return stopped_while_starting(),
+        _ = int.recv() => return stopped_while_starting(progress),
+        _ = term.recv() => return stopped_while_starting(progress),
     };
     if let Some(addr) = server.metrics_addr() {
         info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
@@ -631,9 +680,11 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
 }
 
 /// A SIGINT or SIGTERM came before the server was started: what the start had made (its
-/// listeners, the metrics endpoint, the store) goes with it, unfinished, and the process exits 0.
-fn stopped_while_starting() -> anyhow::Result<()> {
+/// listeners, the metrics endpoint, the store) goes with it, unfinished and not waited for
+/// (`Progress::abandoned`), and the process exits 0.
+fn stopped_while_starting(progress: &mut Progress) -> anyhow::Result<()> {
     info!("signal received while starting; stopping");
+    progress.abandoned = true;
     Ok(())
 }
 

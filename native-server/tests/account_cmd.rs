@@ -356,6 +356,63 @@ async fn a_store_gone_from_beside_its_seqs_is_said_as_gone_not_as_none_yet() {
     assert!(!d.join("natter.db").exists(), "no store made");
 }
 
+/// A `natter.seqs` of junk only (a torn line after a power cut) holds no mark: the start makes
+/// a new store beside it, and the account commands say there is no store yet, as without the
+/// file (they said "natter.db is not there" and exited 1 while the start did not refuse it).
+#[tokio::test]
+async fn a_seqs_file_of_junk_is_no_store_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("natter.seqs"), b"\0\0\0\x0012 ").unwrap();
+    let (code, out, err) = account(d, &["list"], None).await;
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.contains("there is no store at"), "{err}");
+    assert!(!d.join("natter.db").exists(), "nothing made by list");
+    let (code, out, err) = account(d, &["add", "alice"], Some(PASSWORD)).await;
+    assert_eq!((code, out.as_str()), (0, "added account alice\n"), "{err}");
+    assert!(err.contains("yet: making a new one;"), "{err}");
+}
+
+/// A cluster's nodes keep no audit log (they have no store): `audit --cluster` (or with
+/// NATTER_CLUSTER set, as a node's environment file has it) printed the local store's, another
+/// server's or none, with status 0, as if it were the cluster's. It says so, with status 1, and
+/// makes nothing.
+#[tokio::test]
+async fn audit_in_a_cluster_says_the_cluster_keeps_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    for env in [false, true] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter-server"));
+        cmd.arg("audit")
+            .arg("--data-dir")
+            .arg(&d)
+            .env_remove("NATTER_CONFIG")
+            .env_remove("NATTER_DATA_DIR")
+            .env_remove("NATTER_EPHEMERAL")
+            .env_remove("NATTER_CLUSTER")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if env {
+            cmd.env("NATTER_CLUSTER", "nats://natter:pw-Secret@127.0.0.1:1");
+        } else {
+            cmd.args(["--cluster", "nats://natter:pw-Secret@127.0.0.1:1"]);
+        }
+        let out = timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .expect("finished within 30 s")
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{env}: {err}");
+        assert!(out.stdout.is_empty(), "{env}: {out:?}");
+        assert!(
+            err.starts_with("natter-server audit: ") && err.contains("cluster keeps no audit log"),
+            "{env}: {err}"
+        );
+        assert!(!err.contains("pw-Secret"), "{err}");
+        assert!(!d.exists(), "nothing made");
+    }
+}
+
 /// A `[accounts] hash_cost` argon2 refuses stops `account add` as it stops the server, naming
 /// the key, before a store is made; it used to make the store, then say "password refused".
 #[tokio::test]

@@ -412,6 +412,30 @@ async fn every_blank_natter_variable_is_taken_as_unset() {
     );
 }
 
+/// A bad flag or value given to `audit` or `account` is said as that command's failure, as a
+/// bad config file is, not as `cannot start`: nothing was starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_flag_of_a_command_is_said_as_the_commands_failure() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["audit", "--limit", "x"], "audit command failed"),
+        (
+            &["--config", "/nonexistent", "account", "list", "--bogus"],
+            "account command failed",
+        ),
+        (&["account", "frobnicate"], "account command failed"),
+        (&["--listen", "nowhere"], "cannot start"),
+    ];
+    for (args, doing) in cases {
+        let (code, said) = refused_at_start(args, &[]).await;
+        assert_eq!(code, Some(2), "{args:?}: {said}");
+        assert_eq!(said.trim().lines().count(), 1, "{args:?}: {said}");
+        assert!(
+            said.contains(&format!(" ERROR natter_server: {doing} error=")),
+            "{args:?}: {said}"
+        );
+    }
+}
+
 /// A bad value from an environment variable is said with the variable's name (the operator
 /// set that, not the flag), in one line of the log; from the flag, with the flag's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

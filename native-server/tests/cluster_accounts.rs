@@ -432,6 +432,77 @@ async fn a_password_changed_elsewhere_ends_the_accounts_sessions_on_every_node()
     );
 }
 
+/// The command the warning says to run when the cluster's address holds a password works pasted
+/// as it is into a shell that has the server's environment, and the log never holds the
+/// password (it said `--cluster nats://natter:***@...`, which fails to authenticate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unclaimed_admin_warning_behind_a_nats_password_works_pasted_and_hides_it() {
+    let password = "N4ts-Pass-w0rd";
+    let nats = Nats::start_with_user("natter", password);
+    let url = format!("nats://natter:{password}@{}", nats.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("natter.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts]\nadmins = [\"boss\"]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
+    )
+    .unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap()];
+    let envs = [("NATTER_CLUSTER", url.as_str())];
+    let (mut child, _log, _addr, seen) =
+        support::spawn_server_seen(&args, &envs, Duration::from_secs(30)).await;
+    let all = seen.join("\n");
+    assert!(
+        !all.contains(password),
+        "the password is in the log:\n{all}"
+    );
+    let warning = seen
+        .iter()
+        .find(|l| l.contains("admins names an account that does not exist"))
+        .unwrap_or_else(|| panic!("no warning in {all}"));
+    let command = warning
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {warning}"));
+    assert_eq!(
+        command,
+        "natter-server account add boss --cluster \"$NATTER_CLUSTER\""
+    );
+    assert!(warning.contains("nats://natter:***@"), "{warning}");
+    // Pasted into a shell with the server's environment (its config for the cheap hash).
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_natter-server"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sh = |line: &str| {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(line)
+            .env("PATH", &path)
+            .env("NATTER_CLUSTER", &url)
+            .env("NATTER_CONFIG", &cfg)
+            .env("NATTER_DATA_DIR", dir.path().join("data"))
+            .env("NATTER_PASSWORD", "boss passphrase")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), cmd.output())
+                .await
+                .expect("finished within 30 s")
+                .expect("run sh")
+        }
+    };
+    let out = sh(command).await;
+    assert!(out.status.success(), "{out:?}");
+    let out = sh("natter-server account list --cluster \"$NATTER_CLUSTER\"").await;
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(listed.starts_with("boss\t"), "{listed}");
+    child.kill().await.unwrap();
+}
+
 /// A cluster node's start warns of an admin nobody has registered, and the command it says to
 /// run makes the account in the cluster: run as written, it reaches the node's NATS (the
 /// command without `--cluster` made it in a local store no node reads).

@@ -1331,6 +1331,66 @@ async fn sigterm_while_starting_stops_the_server_at_once() {
     log.until("signal received while starting; stopping").await;
 }
 
+#[tokio::test]
+async fn sigterm_while_the_store_opens_stops_the_server_without_waiting_for_the_open() {
+    // The store opens on a blocking thread (a schema migration can take minutes on a large
+    // store): a SIGTERM meanwhile stopped the start, but the process then waited for that
+    // thread, as dropping the runtime does. Here the open waits on a lock this test holds on
+    // `natter.db` (SQLite waits 5 s for it, then gives up).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("natter.db");
+    let held = rusqlite::Connection::open(&db).unwrap();
+    held.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_LOG_FORMAT")
+        .env_remove("NATTER_CLUSTER")
+        .env_remove("NATTER_EPHEMERAL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn natter-server");
+    let mut log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
+    // Its SIGTERM handler is set just before the start (which opens the store at once): a
+    // SIGTERM before it would end the process by the default action, not by the server.
+    let status = format!("/proc/{}/status", child.id().unwrap());
+    let caught = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (15 - 1)) != 0)
+    };
+    let set = Instant::now();
+    while !caught(&std::fs::read_to_string(&status).unwrap_or_default()) {
+        assert!(
+            set.elapsed() < Duration::from_secs(10),
+            "no SIGTERM handler"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    sleep(Duration::from_millis(500)).await;
+    let asked = Instant::now();
+    signal(&child, "-TERM");
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("natter-server exits within 10 s of SIGTERM")
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(status.code(), Some(0), "after {took:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "it waited {took:?} for the store's open after SIGTERM"
+    );
+    log.until("signal received while starting; stopping").await;
+    held.execute_batch("ROLLBACK").unwrap();
+}
+
 /// `chattr FLAG path`, as root or through passwordless `sudo` (as [`SmallDisk`]).
 fn chattr(flag: &str, path: &Path) {
     let mut cmd = if nix::unistd::geteuid().is_root() {

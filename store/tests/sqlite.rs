@@ -936,6 +936,53 @@ fn an_emptied_database_file_is_refused_beside_the_seqs_given_out() {
     assert!(all_events(&store, "#a").is_empty());
 }
 
+/// A `natter.seqs` that holds no mark that reads (a torn line, the zeros or the junk a power
+/// cut can leave, which the store's open skips) says no room had lines: an empty or missing
+/// `natter.db` beside it is a new store, not refused as emptied (the operator was told to
+/// remove a file that protects nothing). One mark that reads, among junk, still refuses it.
+#[test]
+fn a_seqs_file_of_junk_only_does_not_refuse_an_empty_database() {
+    for junk in [
+        &b"junk\n"[..],
+        b"12",
+        b"12 \n",
+        b"\0\0\0\0\0\0\0\0",
+        b"0 #a\n",
+        b"\xff\xfe 7 #a\n",
+    ] {
+        for emptied in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("natter.seqs"), junk).unwrap();
+            if emptied {
+                std::fs::write(dir.path().join("natter.db"), b"").unwrap();
+            }
+            let store = SqliteStore::open(&Config::new(dir.path()))
+                .unwrap_or_else(|e| panic!("{junk:?} (emptied: {emptied}): {e}"));
+            assert!(all_events(&store, "#a").is_empty());
+        }
+    }
+    // A mark after junk and before a torn last line: rooms had lines.
+    for emptied in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("natter.seqs"),
+            b"\xff\xfe junk\n3 #a\n\0\x004",
+        )
+        .unwrap();
+        if emptied {
+            std::fs::write(dir.path().join("natter.db"), b"").unwrap();
+        }
+        let refused = SqliteStore::open(&Config::new(dir.path())).err();
+        assert!(
+            matches!(
+                refused,
+                Some(OpenError::Corrupt { .. } | OpenError::Missing { .. })
+            ),
+            "emptied: {emptied}: {refused:?}"
+        );
+    }
+}
+
 /// A `natter.db` that is not there at all (deleted by mistake, or a restore that left the copy
 /// elsewhere) beside a `natter.seqs` that says rooms had lines is refused as an emptied one is:
 /// SQLite would make a new, empty store in its place, and the server started on it with only a

@@ -30,7 +30,7 @@ pub(crate) use index::{IndexCmd, Progress, run as run_index};
 pub use read::Reader;
 pub use retention::{PRUNE_CHECK_EVERY, PRUNE_STEP, Pruned};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
-pub use seqmarks::{MAX_SEQ_MARKS_BYTES, SEQS_FILE};
+pub use seqmarks::{MAX_SEQ_MARKS_BYTES, SEQS_FILE, holds_marks};
 pub(crate) use write::Checkpointer;
 pub use write::{
     CHECKPOINT_BEHIND_PAGES, CHECKPOINT_EVERY, FOLD_IDS_ROWS, ROW_EVENTS, SqliteStore,

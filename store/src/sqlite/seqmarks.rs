@@ -34,7 +34,9 @@ pub const MAX_SEQ_MARKS_BYTES: u64 = 4 * 1024 * 1024;
 /// holds a mark: SQLite takes an empty or missing file for a new database, and the store would
 /// be made again, empty, where rooms had lines (a copy cut short by a full disk, a file emptied
 /// or deleted by mistake, a restore that left the copy elsewhere). Without marks (nothing was
-/// ever stored), or with a write-ahead log beside it, it is SQLite's to read.
+/// ever stored), or with a write-ahead log beside it, it is SQLite's to read. A mark is what
+/// [`SeqMarks::open`] reads as one: a torn line, or the junk a power cut can leave in a file
+/// written without a sync, is none (it protects nothing, and the operator was told to remove it).
 pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenError> {
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
@@ -51,11 +53,7 @@ pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenErr
     if log {
         return Ok(());
     }
-    let marks = std::fs::read(dir.join(SEQS_FILE)).unwrap_or_default();
-    if !marks
-        .split(|b| *b == b'\n')
-        .any(|l| !l.trim_ascii().is_empty())
-    {
+    if !holds_marks(dir) {
         return Ok(());
     }
     if missing {
@@ -70,6 +68,14 @@ pub(crate) fn refuse_emptied(dir: &Path, db: &Path) -> Result<(), crate::OpenErr
             "the file is empty, but {SEQS_FILE} beside it holds the seqs its rooms gave out: it was emptied or cut short (a copy onto a full disk?); put a backup in its place, or remove {SEQS_FILE} to start a new, empty store"
         ),
     })
+}
+
+/// Whether the marks file in `dir` holds a mark, a room that gave out a seq, as the store's
+/// open reads marks: one of a torn line or junk only (a power cut), or none, holds none.
+pub fn holds_marks(dir: &Path) -> bool {
+    read_marks(&dir.join(SEQS_FILE))
+        .values()
+        .any(|seq| *seq > 0)
 }
 
 /// The open marks file.
@@ -186,16 +192,21 @@ impl SeqMarks {
 }
 
 /// The highest mark of each room in the file at `path` (none when it is missing; a line that
-/// does not read is skipped: a torn last line after a power cut).
+/// does not read, UTF-8 or not, is skipped: a torn last line after a power cut).
 fn read_marks(path: &Path) -> HashMap<String, u64> {
     let mut marks: HashMap<String, u64> = HashMap::new();
     let Ok(file) = File::open(path) else {
         return marks;
     };
-    for line in BufReader::new(file).lines() {
+    for line in BufReader::new(file).split(b'\n') {
         let Ok(line) = line else {
             break;
         };
+        let Ok(line) = String::from_utf8(line) else {
+            continue;
+        };
+        // As `BufRead::lines` read it.
+        let line = line.strip_suffix('\r').unwrap_or(&line);
         let Some((seq, room)) = line.split_once(' ') else {
             continue;
         };
