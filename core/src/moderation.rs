@@ -404,6 +404,17 @@ impl Policy {
         self.mutes.retain(|b| b.live(now));
     }
 
+    /// Whether it keeps anything at `now`: a founder, operators, voices, a mode, or a live
+    /// ban or mute. Settings that keep nothing (an invitation's in a cluster, a room whose
+    /// last ban ran out) are no reason to keep a room nobody is in.
+    pub fn keeps_anything(&self, now: Millis) -> bool {
+        self.founder.is_some()
+            || !self.ops.is_empty()
+            || !self.voiced.is_empty()
+            || self.modes != Modes::default()
+            || self.bans.iter().chain(&self.mutes).any(|b| b.live(now))
+    }
+
     /// The soonest time a ban or mute runs out.
     pub fn next_expiry(&self) -> Option<Millis> {
         self.bans

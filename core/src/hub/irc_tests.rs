@@ -8453,8 +8453,18 @@ fn a_removed_founder_is_told_to_irc_members_and_loses_its_at() {
         n.lines(b),
         [
             ":natter.irc NOTICE #r :*** the account alice was removed: #r has no founder now",
-            ":natter.irc MODE #r -ov alice alice",
+            // `-r`: the channel is registered no longer, as `MODE #r` now answers.
+            ":natter.irc MODE #r -rov alice alice",
         ]
+    );
+    n.send(b, &["MODE #r"]);
+    let l = n.lines(b);
+    assert!(
+        l.iter().any(|x| x.contains(" 324 ")
+            && x.split(' ')
+                .nth(4)
+                .is_some_and(|m| m.starts_with('+') && !m.contains('r'))),
+        "{l:?}"
     );
     // alice's devices go (guests now); a newcomer registers the name.
     n.send(a, &["QUIT"]);

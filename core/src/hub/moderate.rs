@@ -1197,9 +1197,14 @@ impl Hub {
     /// Whether `room` outlives its last member: it is registered, or has settings still (its
     /// founder's account removed, or operators an admin made): its operators, modes and bans
     /// are kept, on every node of a cluster too (one that let the room go would let a banned
-    /// member in), until an admin closes it.
+    /// member in), until an admin closes it. Settings that keep nothing do not hold it (a
+    /// cluster gives a room nobody registered settings for a guest's invitation: kept, a guest
+    /// would fill the room table with empty rooms).
     pub(super) fn registered_room(&self, room: &RoomName) -> bool {
-        self.rooms.get(room).is_some_and(|r| r.policy.is_some())
+        self.rooms
+            .get(room)
+            .and_then(|r| r.policy.as_deref())
+            .is_some_and(|p| p.keeps_anything(self.now))
     }
 
     /// Settings from the store, at start-up: rooms that have any are made if need be.

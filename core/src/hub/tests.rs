@@ -10631,6 +10631,52 @@ mod moderation {
             vec!["carol".to_owned()]
         );
     }
+
+    /// The operator's `account passwd` (a new hash, read at the reload of the accounts) lifts
+    /// none of the account's rooms' rights: it is the same account, not a removed one.
+    #[test]
+    fn a_password_set_by_the_operator_lifts_no_room_rights() {
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let (a, b) = founded(&mut t);
+        let c = signed_up(&mut t, ip("198.51.100.30"), "carol");
+        t.join(c, "#o");
+        act(&mut t, c, "#o", ModAction::Register);
+        t.join(a, "#o");
+        act(&mut t, c, "#o", ModAction::Op(nick("alice")));
+        act(&mut t, c, "#o", ModAction::Voice(nick("alice")));
+        for x in [a, b, c] {
+            t.recv(x);
+        }
+        let new_hash = accounts_but(&t, &["alice"])[0].record.hash.clone();
+        let mut accounts = accounts_but(&t, &[]);
+        for la in &mut accounts {
+            if la.record.name.as_str() == "alice" {
+                assert_ne!(la.record.hash, new_hash, "a new password");
+                la.record.hash = new_hash.clone();
+            }
+        }
+        t.hub.load_accounts(accounts);
+        t.pump();
+        let lifted = |got: &[ServerMsg]| {
+            got.iter().any(|m| {
+                matches!(m, ServerMsg::Event(ev) if matches!(&ev.kind,
+                    EventKind::Mode { change } if change.as_str().starts_with("account removed")))
+            })
+        };
+        let got = t.recv(b);
+        assert!(!lifted(&got), "{got:?}");
+        let got = t.recv(c);
+        assert!(!lifted(&got), "{got:?}");
+        assert_eq!(founder_and_ops(&mut t, b, "#r").0.as_deref(), Some("alice"));
+        let o = stored_policy(&t, "#o").expect("#o's settings");
+        assert_eq!(
+            (o.ops, o.voiced),
+            (vec![nick("alice")], vec![nick("alice")])
+        );
+    }
 }
 
 mod admins {

@@ -886,3 +886,34 @@ fn removals(msgs: &[ServerMsg], r: &str) -> usize {
         })
         .count()
 }
+
+/// A guest's invitation to a room nobody registered is the cluster's to keep (as the room's
+/// shared settings, none but the invitation): the room is no registered one for it, and goes
+/// with its last member, as on a single node, else a guest making rooms and inviting to each
+/// would fill the room table with empty rooms no orphan reclaim frees.
+#[test]
+fn a_guests_invitation_does_not_keep_an_unregistered_room_for_ever() {
+    let mut net = net(2);
+    let (m, _) = guest(&mut net, 0, "mallory");
+    join(&mut net, 0, m, "#x");
+    moderate(&mut net, 0, m, "#x", ModAction::Invite(nick("bob")));
+    settle(&mut net);
+    assert!(
+        net.rooms_kv.rooms.contains_key(&room("#x")),
+        "the cluster keeps the invitation"
+    );
+    ask(
+        &mut net,
+        0,
+        m,
+        &ClientMsg::Part {
+            room: room("#x"),
+            reason: None,
+        },
+    );
+    settle(&mut net);
+    assert!(
+        !net.nodes[0].hub.rooms.contains_key(&room("#x")),
+        "an empty room nobody registered goes"
+    );
+}

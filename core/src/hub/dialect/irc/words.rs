@@ -1806,8 +1806,15 @@ impl Irc {
                     &[room, &fit(&words, budget)],
                     true,
                 );
+                // `-r` too when it was the founder: the channel is registered no longer (as
+                // `MODE #channel` says now).
                 let nick = ev.from.as_str();
-                l.from(&tags, l.server, "MODE", &[room, "-ov", nick, nick], false);
+                let letters = if change.as_str() == crate::moderation::ACCOUNT_REMOVED_FOUNDER {
+                    "-rov"
+                } else {
+                    "-ov"
+                };
+                l.from(&tags, l.server, "MODE", &[room, letters, nick, nick], false);
             }
             // A change IRC has no mode for (an admin's take-over, `founder NAME`, or close,
             // `close: reason`) is told in words: as a MODE line its words would read as letters.
