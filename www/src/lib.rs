@@ -197,6 +197,12 @@ impl Client {
 
     /// The user typed `line` in the open conversation (chat for it, or a `/command`).
     pub fn handle_input(&mut self, line: &str, now: f64) {
+        self.now = self.now.max(millis(now));
+        if answered_here(&mut self.chat, line, self.now) {
+            // Closing the open direct conversation reads the one landed in.
+            self.pump(self.now);
+            return;
+        }
         let to = self.chat.target();
         self.session.handle_input_in(line, to.as_ref(), millis(now));
         self.pump(millis(now));
@@ -929,7 +935,8 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick (again: the next match), Esc \
 closes search results (or a drawer on a phone); a search hit (click, or Enter) opens its room at \
 that line; scroll to the top of a room for its older lines; click a member to write to them (an \
-operator of the room gets a menu)";
+operator of the room gets a menu); /clear empties the open conversation on this page (/clear all: every \
+one), /part in a direct conversation closes it";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command).
@@ -939,6 +946,68 @@ fn keys_help(line: &str) -> Option<&'static str> {
         Ok(Some(command::Input::Command(command::Command::Help(None))))
     )
     .then_some(KEYS_HELP)
+}
+
+/// How `/clear` is typed.
+const CLEAR_USAGE: &str = "usage: /clear [all] (empties the open conversation on this page, or \
+every one; nothing is sent)";
+
+/// `/help clear`'s line, as `/help` words the session's commands.
+const CLEAR_HELP: &str = "/clear [all]             empty the open conversation on this page \
+(all: every one); nothing is sent";
+
+/// What the page answers itself, as the terminal client does (README): `/clear` empties the
+/// open conversation here (`/clear all`: every one) and `/help clear` says so; `/part` typed
+/// in a direct conversation closes it (the session would only say it is no room). Nothing goes
+/// to the session then; true when `line` was one of them.
+fn answered_here(chat: &mut Chat, line: &str, now: Millis) -> bool {
+    use command::{Command as Typed, CommandError, Input};
+    let parsed = command::parse(line);
+    if let Err(CommandError::NoHelp(name)) = &parsed
+        && name.eq_ignore_ascii_case("clear")
+    {
+        chat.note(CLEAR_HELP, now);
+        return true;
+    }
+    if let Some(rest) = line.trim().strip_prefix('/') {
+        let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        if word.eq_ignore_ascii_case("clear") {
+            let ids: Vec<ConvId> = match args.trim() {
+                "" => vec![chat.current().clone()],
+                a if a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case("-all") => {
+                    std::iter::once(ConvId::Server)
+                        .chain(chat.conversations().map(|c| c.id().clone()))
+                        .collect()
+                }
+                _ => {
+                    chat.note_error(CLEAR_USAGE, now);
+                    return true;
+                }
+            };
+            // What covers the conversation goes too: the view is what the person cleared.
+            chat.close_search();
+            for id in ids {
+                chat.clear(&id);
+            }
+            return true;
+        }
+    }
+    if let ConvId::Direct(peer) = chat.current().clone()
+        && matches!(
+            parsed,
+            Ok(Some(Input::Command(Typed::Part { room: None, .. })))
+        )
+    {
+        let label = chat.current_conv().label().to_owned();
+        chat.close_search();
+        chat.close_direct(&ConvId::Direct(peer));
+        chat.note(
+            format!("closed the conversation with {label} (/msg {label} starts it again)"),
+            now,
+        );
+        return true;
+    }
+    false
 }
 
 /// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after

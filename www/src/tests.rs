@@ -589,3 +589,73 @@ fn the_page_calls_itself_by_its_browser_and_system() {
     );
     assert!(!odd.contains('\u{202E}') && !odd.contains('\n'), "{odd:?}");
 }
+
+/// The text of conversation `key`'s last line, if a notice or an error.
+fn last_said(c: &Chat, key: &str) -> Option<String> {
+    let id = ConvId::from_key(key).unwrap();
+    match &c.conv(&id)?.lines().back()?.kind {
+        LineKind::Notice(t) | LineKind::Error(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// `/clear`, `/help clear` and `/part` in a direct conversation typed on the page do what they
+/// do in the TUI (answered here, through core's `Chat::clear` and `Chat::close_direct`), where
+/// the session said "unknown command" and "not a room"; everything else goes to the session.
+#[test]
+fn clear_and_a_direct_part_are_answered_on_the_page() {
+    let mut c = chat();
+    c.handle_event(&say("bob", 2, "hello"), Millis(0));
+    assert!(!c.current_conv().lines().is_empty());
+    while c.poll_change().is_some() {}
+    assert!(answered_here(&mut c, "/clear", Millis(1)));
+    assert!(c.current_conv().lines().is_empty(), "#lobby is empty");
+    let ch = changes(&mut c);
+    assert!(
+        ch.iter()
+            .any(|v| v["type"] == "trimmed" && v["key"] == "#lobby"),
+        "the page is told: {ch:?}"
+    );
+
+    assert!(answered_here(&mut c, "/clear #lobby", Millis(2)));
+    assert!(
+        last_said(&c, "#lobby")
+            .unwrap()
+            .starts_with("usage: /clear [all]")
+    );
+    assert!(answered_here(&mut c, "/help clear", Millis(3)));
+    assert!(last_said(&c, "#lobby").unwrap().starts_with("/clear [all]"));
+
+    // `/part` in a direct conversation closes it and lands back in #lobby.
+    c.open_direct(&nick("bob"));
+    c.note("hi", Millis(4));
+    assert!(answered_here(&mut c, "/PART", Millis(5)));
+    assert_eq!(c.current().key(), "#lobby");
+    assert!(
+        c.conversations().all(|x| x.id().key() != "@bob"),
+        "@bob closed"
+    );
+    assert!(
+        last_said(&c, "#lobby")
+            .unwrap()
+            .contains("closed the conversation with bob")
+    );
+
+    // `/clear all` empties every conversation, the server's too.
+    c.note("again", Millis(6));
+    assert!(answered_here(&mut c, "/clear all", Millis(7)));
+    assert!(c.conversations().all(|x| x.lines().is_empty()));
+    assert!(c.current_conv().lines().is_empty());
+
+    // The rest is the session's: a room's /part, a command that only starts like it, talk.
+    for line in [
+        "/part",
+        "/part #lobby",
+        "/clearly",
+        "//clear",
+        "hello",
+        "/help",
+    ] {
+        assert!(!answered_here(&mut c, line, Millis(8)), "{line}");
+    }
+}

@@ -1407,3 +1407,108 @@ async fn narrow_scenario(browser: Browser, page: String, addr: SocketAddr) {
     assert!(share > 0.8, "the text has {share} of the line's width: {v}");
     assert_eq!(v[1], v[2], "nothing wider than the screen: {v}");
 }
+
+// --- leaving the open conversation -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_the_open_conversation_lands_where_the_person_was_before() {
+    with_page(
+        "natter-qa-leave",
+        natter_server::ServerConfig::local_test(),
+        leave_scenario,
+    )
+    .await;
+}
+
+/// What the page shows as open: the visible logs, the selected list entries, the header, and
+/// every listed conversation.
+async fn view(b: &Browser) -> serde_json::Value {
+    js(
+        b,
+        "return { visible: [...document.querySelectorAll('.log')].filter(l => !l.hidden)\
+           .map(l => l.dataset.conv), \
+         selected: [...document.querySelectorAll('.conv-list button[aria-current=\"true\"]')]\
+           .map(b => b.dataset.conv), \
+         header: document.getElementById('conv-name').textContent, \
+         listed: [...document.querySelectorAll('.conv-list button')].map(b => b.dataset.conv) };",
+    )
+    .await
+}
+
+/// Waits until the page shows `key` open and nothing else (its log, its list entry, its label
+/// on top) and `gone` is listed no more.
+async fn wait_showing(b: &Browser, key: &str, gone: &str) {
+    let mut last = serde_json::Value::Null;
+    let shown = timeout(STEP, async {
+        loop {
+            last = view(b).await;
+            let one = |f: &str| last[f] == serde_json::json!([key]);
+            let listed = last["listed"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|k| k == key));
+            let gone_too = last["listed"]
+                .as_array()
+                .is_some_and(|l| l.iter().all(|k| k != gone));
+            if one("visible")
+                && one("selected")
+                && last["header"] == key.trim_start_matches('@')
+                && listed
+                && gone_too
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(shown.is_ok(), "{key} open, {gone} gone; the page: {last:#}");
+}
+
+/// `/part` in the open room lands in the conversation read before it (not the first room), the
+/// list and the view agreeing, and the part is said there; `/part` typed in a direct
+/// conversation closes it the same way, as in the TUI (not "not a room"); `/clear` empties the
+/// open conversation on the page (not "unknown command").
+async fn leave_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_nc_w, _nc_out) = nc(addr, "netcat").await;
+    open_page_as(b, &page, Some("lee")).await;
+    send_line(b, "/join #rust").await;
+    wait_said(b, "#rust", &["you are in #rust"]).await;
+    send_line(b, "/join #go").await;
+    wait_said(b, "#go", &["you are in #go"]).await;
+    click_conv(b, "#rust").await;
+    click_conv(b, "#go").await;
+
+    send_line(b, "/part").await;
+    wait_showing(b, "#rust", "#go").await;
+    wait_said(b, "#rust", &["#go"]).await;
+
+    send_line(b, "/msg netcat psst").await;
+    wait_for!(
+        "@netcat listed",
+        view(b).await["listed"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|k| k == "@netcat"))
+            .then_some(())
+    );
+    click_conv(b, "@netcat").await;
+    wait_showing(b, "@netcat", "#go").await;
+    send_line(b, "/part").await;
+    wait_showing(b, "#rust", "@netcat").await;
+    wait_said(b, "#rust", &["closed the conversation with netcat"]).await;
+
+    send_line(b, "/clear").await;
+    wait_for!(
+        "#rust's lines to go",
+        log_of(b, "#rust").await.is_empty().then_some(())
+    );
+    wait_showing(b, "#rust", "@netcat").await;
+    for conv in ["#lobby", "#rust"] {
+        let log = log_of(b, conv).await;
+        assert!(
+            log.iter()
+                .all(|l| !l.contains("unknown") && !l.contains("not a room")),
+            "{conv}: {log:#?}"
+        );
+    }
+}
