@@ -388,6 +388,32 @@ fn typo_distance(a: &str, b: &str) -> usize {
     d[a.len() * w + b.len()]
 }
 
+/// What `/clear` asks for: IRC clients' command, which a front end answers itself (nothing
+/// goes to the server; the session knows no `/clear`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clear {
+    /// `/clear`: the open conversation's lines go.
+    Open,
+    /// `/clear all` (or irssi's `/clear -all`): every conversation's.
+    All,
+    /// Something else after it: say how it is typed.
+    Usage,
+}
+
+/// Whether `line` is `/clear` (in any case), and what it asks for; `//clear` is said, not run.
+pub fn clear(line: &str) -> Option<Clear> {
+    let rest = line.trim().strip_prefix('/')?;
+    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !word.eq_ignore_ascii_case("clear") {
+        return None;
+    }
+    Some(match args.trim() {
+        "" => Clear::Open,
+        a if a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case("-all") => Clear::All,
+        _ => Clear::Usage,
+    })
+}
+
 /// Whether a typed line carries a password (`/register`, `/login`, `/password`), which a client
 /// keeps out of its input history, so that Up does not show it to whoever looks next.
 pub fn carries_password(line: &str) -> bool {
@@ -1103,6 +1129,20 @@ pub fn parse(line: &str) -> Result<Option<Input>, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/clear` is read once for every front end: its words, in any case; `//clear` and
+    /// `/clearly` are not it.
+    #[test]
+    fn clear_is_read_with_what_it_asks_for() {
+        assert_eq!(clear("/clear"), Some(Clear::Open));
+        assert_eq!(clear("  /CLEAR  "), Some(Clear::Open));
+        assert_eq!(clear("/clear all"), Some(Clear::All));
+        assert_eq!(clear("/clear -ALL"), Some(Clear::All));
+        assert_eq!(clear("/clear #b"), Some(Clear::Usage));
+        assert_eq!(clear("//clear"), None, "said, not run");
+        assert_eq!(clear("/clearly"), None);
+        assert_eq!(clear("clear"), None);
+    }
 
     fn cmd(s: &str) -> Command {
         match parse(s) {

@@ -969,28 +969,14 @@ fn answered_here(chat: &mut Chat, line: &str, now: Millis) -> bool {
         chat.note(CLEAR_HELP, now);
         return true;
     }
-    if let Some(rest) = line.trim().strip_prefix('/') {
-        let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        if word.eq_ignore_ascii_case("clear") {
-            let ids: Vec<ConvId> = match args.trim() {
-                "" => vec![chat.current().clone()],
-                a if a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case("-all") => {
-                    std::iter::once(ConvId::Server)
-                        .chain(chat.conversations().map(|c| c.id().clone()))
-                        .collect()
-                }
-                _ => {
-                    chat.note_error(CLEAR_USAGE, now);
-                    return true;
-                }
-            };
-            // What covers the conversation goes too: the view is what the person cleared.
-            chat.close_search();
-            for id in ids {
-                chat.clear(&id);
+    if let Some(clear) = command::clear(line) {
+        match clear {
+            command::Clear::Usage => chat.note_error(CLEAR_USAGE, now),
+            command::Clear::Open | command::Clear::All => {
+                chat.clear_view(clear == command::Clear::All)
             }
-            return true;
         }
+        return true;
     }
     if let ConvId::Direct(peer) = chat.current().clone()
         && matches!(

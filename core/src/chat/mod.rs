@@ -500,6 +500,23 @@ impl Chat {
         self.notice_in(&id, LineKind::Error(text.into()), now);
     }
 
+    /// A typed `/clear` ([`crate::command::clear`]): the open conversation's lines go, or with
+    /// `all` every conversation's, the server's too, and what covers them (search results):
+    /// the view is what the person cleared.
+    pub fn clear_view(&mut self, all: bool) {
+        let ids: Vec<ConvId> = if all {
+            core::iter::once(ConvId::Server)
+                .chain(self.conversations().map(|c| c.id().clone()))
+                .collect()
+        } else {
+            vec![self.current().clone()]
+        };
+        self.close_search();
+        for id in ids {
+            self.clear(&id);
+        }
+    }
+
     /// Empties conversation `id`'s lines (IRC clients' `/clear`): only what this front end
     /// shows; nothing is sent. Scrolling up still loads a room's lines older than those
     /// ([`Chat::want_older`]), not those again. Said to a front end as [`Change::LinesTrimmed`]

@@ -35,6 +35,7 @@ use futures_util::StreamExt;
 use input::InputLine;
 use natter_core::Nick;
 use natter_core::chat::{Chat, ConvId};
+use natter_core::command::Clear;
 use natter_core::session::Session;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -140,17 +141,6 @@ fn completions(chat: &Chat, word: &str, line_start: bool) -> Vec<String> {
     own.chain(chat.completions(word, line_start)).collect()
 }
 
-/// What `/clear` asks for (IRC clients' command; answered here, nothing goes to the server).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Clear {
-    /// `/clear`: the open conversation's lines go.
-    Open,
-    /// `/clear all` (or irssi's `/clear -all`): every conversation's.
-    All,
-    /// Something else after it: say how it is typed.
-    Usage,
-}
-
 /// How `/clear` is typed.
 const CLEAR_USAGE: &str = "usage: /clear [all] (empties the open conversation on this screen, or \
 every one; nothing is sent)";
@@ -166,20 +156,6 @@ fn clear_help(line: &str) -> Option<&'static str> {
         Err(CommandError::NoHelp(name)) if name.eq_ignore_ascii_case("clear") => Some(CLEAR_HELP),
         _ => None,
     }
-}
-
-/// Whether `line` is `/clear`, and what it asks for.
-fn clear_command(line: &str) -> Option<Clear> {
-    let rest = line.trim().strip_prefix('/')?;
-    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    if !word.eq_ignore_ascii_case("clear") {
-        return None;
-    }
-    Some(match args.trim() {
-        "" => Clear::Open,
-        a if a.eq_ignore_ascii_case("all") || a.eq_ignore_ascii_case("-all") => Clear::All,
-        _ => Clear::Usage,
-    })
 }
 
 /// What to say in the open conversation when `line` sends a direct message that shows in
@@ -571,21 +547,10 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         chat.note(help, clock::now());
         return;
     }
-    if let Some(clear) = clear_command(line) {
-        let ids: Vec<ConvId> = match clear {
-            Clear::Open => vec![chat.current().clone()],
-            Clear::All => std::iter::once(ConvId::Server)
-                .chain(chat.conversations().map(|c| c.id().clone()))
-                .collect(),
-            Clear::Usage => {
-                chat.note_error(CLEAR_USAGE, clock::now());
-                return;
-            }
-        };
-        // What covers the conversation goes too: the screen is what the person cleared.
-        chat.close_search();
-        for id in ids {
-            chat.clear(&id);
+    if let Some(clear) = natter_core::command::clear(line) {
+        match clear {
+            Clear::Usage => chat.note_error(CLEAR_USAGE, clock::now()),
+            Clear::Open | Clear::All => chat.clear_view(clear == Clear::All),
         }
         return;
     }
@@ -777,8 +742,6 @@ mod tests {
         // A word that only starts like it is the session's.
         send_typed(&mut chat, &tx, "/clearly");
         assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
-        assert_eq!(clear_command("/clear -all"), Some(Clear::All));
-        assert_eq!(clear_command("//clear"), None, "said, not run");
         // `/help clear` is answered here too (the session knew no such command).
         send_typed(&mut chat, &tx, "/help /CLEAR");
         let last = chat.current_conv().lines().back().unwrap();
