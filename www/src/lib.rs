@@ -249,14 +249,10 @@ impl Client {
         remember: bool,
         now: f64,
     ) -> Option<String> {
-        let account = match Nick::new(account.trim()) {
-            Ok(a) => a,
-            Err(e) => return Some(e.to_string()),
+        let (account, proof) = match password_proof(account, password) {
+            Ok(p) => p,
+            Err(why) => return Some(why),
         };
-        if password.is_empty() {
-            return Some("type your password".into());
-        }
-        let proof = Proof::Password(Password(password.to_owned()));
         self.session.sign_in(account, proof, remember, millis(now));
         // Asked for in the dialog: refused, the session ends and says why (not a guest then).
         self.session.require_sign_in();
@@ -306,15 +302,11 @@ impl Client {
         remember: bool,
         now: f64,
     ) -> Option<String> {
-        let account = match Nick::new(account.trim()) {
-            Ok(a) => a,
-            Err(e) => return Some(e.to_string()),
+        let (account, proof) = match password_proof(account, password) {
+            Ok(p) => p,
+            Err(why) => return Some(why),
         };
-        if password.is_empty() {
-            return Some("type your password".into());
-        }
         self.refusal = None;
-        let proof = Proof::Password(Password(password.to_owned()));
         self.session.sign_in(account, proof, remember, millis(now));
         self.pump(millis(now));
         None
@@ -946,6 +938,15 @@ fn keys_help(line: &str) -> Option<&'static str> {
         Ok(Some(command::Input::Command(command::Command::Help(None))))
     )
     .then_some(KEYS_HELP)
+}
+
+/// The account and proof a password sign-in sends, or why it cannot be sent, in words.
+fn password_proof(account: &str, password: &str) -> Result<(Nick, Proof), String> {
+    let account = Nick::new(account.trim()).map_err(|e| e.to_string())?;
+    if password.is_empty() {
+        return Err("type your password".into());
+    }
+    Ok((account, Proof::Password(Password(password.to_owned()))))
 }
 
 /// How `/clear` is typed.

@@ -24,42 +24,13 @@ use tokio::time::timeout;
 /// The whole scenario must finish within this (a hung browser must not hang CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(150);
 
-/// Runs `scenario` (the browser, the page's address, the server's address) against an
-/// in-process natter-server with `config` and natter-bridge, within [`SCENARIO_LIMIT`], and
-/// stops everything whatever the scenario did.
+/// [`with_page_within`] [`SCENARIO_LIMIT`].
 async fn with_page<F, Fut>(tag: &str, config: natter_server::ServerConfig, scenario: F)
 where
     F: FnOnce(Browser, String, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let www = www_dir();
-    let server = natter_server::start(config)
-        .await
-        .expect("start natter-server");
-    let addr = *server
-        .local_addrs()
-        .first()
-        .expect("the server listens somewhere");
-    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
-        .await
-        .expect("start natter-bridge");
-    let (driver, port) = start_chromedriver();
-    let profile = TempDir::new(&format!("{tag}-chromium"));
-    let browser = open_browser(port, &profile.0, &[]).await;
-    let page = format!("http://{}/", bridge.local_addr());
-    let mut task = tokio::spawn(scenario(browser.clone(), page, addr));
-    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
-    task.abort();
-    let _ = timeout(Duration::from_secs(10), browser.close()).await;
-    drop(driver);
-    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
-    let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
-        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
-    }
+    with_page_within(SCENARIO_LIMIT, tag, config, scenario).await;
 }
 
 /// Waits until a line of `conv`'s log contains every one of `words`; returns it. Panics with
