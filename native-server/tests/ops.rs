@@ -698,6 +698,68 @@ async fn a_removed_founders_room_does_not_pass_to_whoever_registers_the_name_nex
     stop(child).await;
 }
 
+/// The operator removes alice's account and adds "alice" again for somebody else before the
+/// server rereads its accounts (`account remove alice`, `account add alice`, then SIGHUP): the
+/// old alice's rights go, and her connection is a guest's, as if the reload had come between
+/// the two. carol, registered from her client and untouched, stays signed in and an operator:
+/// the reload tells a new account from an old one by the time the store keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_removed_and_added_again_before_the_reload_keeps_no_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    let (mut alice, _) = TextClient::welcomed(addr, "alice").await;
+    alice.send("/nick alice").await;
+    alice.expect_has("you are now known as alice").await;
+    alice.send("/register correct horse").await;
+    alice.expect_has("you are signed in as alice").await;
+    alice.send("/join #r").await;
+    alice.send("/register #r").await;
+    alice.expect_has("alice set #r +r").await;
+    alice.send("/mode #r +t").await;
+    alice.expect_has("alice set #r +t").await;
+    let (mut carol, _) = TextClient::welcomed(addr, "carol").await;
+    carol.send("/nick carol").await;
+    carol.expect_has("you are now known as carol").await;
+    carol.send("/register carol's passphrase").await;
+    carol.expect_has("you are signed in as carol").await;
+    carol.send("/join #r").await;
+    alice.expect_has("carol joined #r").await;
+    alice.send("/op carol").await;
+    carol.expect_has("alice set #r +o carol").await;
+
+    assert!(account_tool(dir.path(), &["remove", "alice"], "").await);
+    assert!(account_tool(dir.path(), &["add", "alice"], "somebody else's passphrase").await);
+    signal(&child, "-HUP");
+    log.until("accounts reloaded from the store").await;
+    carol
+        .expect_has("the account alice was removed: #r has no founder now")
+        .await;
+    alice
+        .expect_has("the operator removed your account: you are a guest now")
+        .await;
+    carol.send("/mode #r").await;
+    carol
+        .expect_has("#r is not registered; operators: carol")
+        .await;
+    // carol's account is the one she registered: still signed in, still an operator.
+    carol.send("/topic carol's room").await;
+    carol.expect_has("carol set the topic of #r").await;
+    alice.send("/topic alice's again").await;
+    alice
+        .expect_has("only operators set the topic of #r (+t)")
+        .await;
+    stop(child).await;
+}
+
 /// SIGHUP to a server started with flags only (to reload its certificate after a renewal, say)
 /// is not a warning in its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

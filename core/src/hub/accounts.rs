@@ -111,6 +111,9 @@ impl Default for AccountsConfig {
 struct Account {
     name: Nick,
     hash: PasswordHash,
+    /// When it was registered, as the store keeps it: a name removed and registered again
+    /// (by the operator, between two reloads) is another account, with another time.
+    created: Millis,
     /// Its user, while it has one (a device connected, or always-on).
     user: Option<UserId>,
     /// Read markers.
@@ -558,10 +561,26 @@ impl Hub {
 
     /// Accounts as stored, at start-up (with [`Hub::restore`]) or when the operator changed
     /// them (a reload): new accounts are added, changed hashes replaced, removed accounts
-    /// forgotten (their users stay as they are until they leave).
+    /// forgotten (their users are guests from then on, and their rooms' rights lifted).
     pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
         let mut seen = FxHashSet::default();
         let mut reset = Vec::new();
+        // A name the operator removed and added again since the last reload (`natter-server
+        // account remove`, then `add`): the store's account is another one, registered at
+        // another time. The old one goes first, as if the reload had come between the two (its
+        // sessions end, its rooms' rights are lifted), and the new one comes in below as new.
+        let recreated: Vec<String> = loaded
+            .iter()
+            .filter_map(|la| {
+                let folded = la.record.name.folded();
+                let a = self.accounts.by_name.get(&folded)?;
+                (a.created != la.record.created).then_some(folded)
+            })
+            .collect();
+        for name in recreated {
+            info!(account = %name, "account removed and registered again: the old one's sessions end and its rooms' rights are lifted");
+            self.forget_account(&name);
+        }
         for la in loaded {
             if service_account(&la.record.name) {
                 continue;
@@ -607,6 +626,7 @@ impl Hub {
                         Account {
                             name: la.record.name.clone(),
                             hash: la.record.hash,
+                            created: la.record.created,
                             user: None,
                             read,
                             keys,
@@ -1583,7 +1603,7 @@ impl Hub {
         }));
         self.accounts
             .by_name
-            .insert(folded.clone(), Account::new(nick.clone(), hash));
+            .insert(folded.clone(), Account::new(nick.clone(), hash, now));
         info!(conn = %conn, account = %nick, "registered");
         self.signed_in(conn, &folded, remember, None, now);
     }
@@ -2553,7 +2573,7 @@ impl Hub {
                 self.accounts
                     .by_name
                     .entry(folded.clone())
-                    .or_insert_with(|| Account::new(nick.clone(), hash));
+                    .or_insert_with(|| Account::new(nick.clone(), hash, now));
                 info!(conn = %conn, account = %nick, "registered in the cluster");
                 self.signed_in(conn, &folded, remember, None, now);
             }
@@ -2647,7 +2667,9 @@ impl Hub {
             .accounts
             .by_name
             .entry(folded.clone())
-            .or_insert_with(|| Account::new(record.name.clone(), record.hash.clone()));
+            .or_insert_with(|| {
+                Account::new(record.name.clone(), record.hash.clone(), record.created)
+            });
         // The password changed on another node (this node's own change comes back with the
         // hash it has already): the account's sessions here end, as the changing node's do.
         let password_changed = a.hash != record.hash;
@@ -2766,10 +2788,11 @@ impl Hub {
 
 impl Account {
     /// A new account, in no room, with no read marker or key.
-    fn new(name: Nick, hash: PasswordHash) -> Account {
+    fn new(name: Nick, hash: PasswordHash, created: Millis) -> Account {
         Account {
             name,
             hash,
+            created,
             user: None,
             read: BTreeMap::new(),
             keys: VecDeque::new(),

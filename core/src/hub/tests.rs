@@ -6024,6 +6024,8 @@ mod accounts {
     #[test]
     fn a_password_the_operator_set_ends_the_accounts_sessions_at_the_reload() {
         let mut t = T::new();
+        // The store keeps the time of registration through a password change.
+        let created = t.now;
         let (a, _) = registered(&mut t, "alice");
         t.join(a, "#x");
         let (q, tq) = device(&mut t, "q", "alice");
@@ -6034,7 +6036,7 @@ mod accounts {
             record: crate::persist::AccountRecord {
                 name: nick("alice"),
                 hash,
-                created: Millis(0),
+                created,
             },
             rooms: vec![room("#x")],
             read: Vec::new(),
@@ -10547,6 +10549,59 @@ mod moderation {
         let got = act(&mut t, c, "#r", ModAction::Register);
         assert!(kinds(&got).is_empty(), "{got:?}");
         assert_eq!(founder_and_ops(&mut t, n, "#r").0.as_deref(), Some("carol"));
+    }
+
+    /// The operator removes alice's account and adds "alice" again before the server rereads
+    /// its accounts (`account remove alice`, `account add alice`, then SIGHUP): the store's
+    /// alice is another account, registered later. The old one's rights go as if the reload
+    /// had come between the two, and its device is told it is a guest; a password set by the
+    /// operator (`account passwd`: the same account, its time kept) leaves them.
+    #[test]
+    fn an_account_removed_and_added_again_between_two_reloads_keeps_no_rights() {
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let (a, b) = founded(&mut t);
+        t.recv(b);
+        let founder = |t: &T| stored_policy(t, "#r").and_then(|p| p.founder);
+
+        // `account passwd alice`: the same account.
+        let mut accounts = accounts_but(&t, &[]);
+        for la in &mut accounts {
+            la.record.hash = crate::accounts::PasswordHash("$argon2id$passwd".into());
+        }
+        t.hub.load_accounts(accounts);
+        t.pump();
+        assert_eq!(
+            founder(&t),
+            Some(nick("alice")),
+            "a new password keeps the rights"
+        );
+        t.recv(a);
+        t.recv(b);
+
+        // `account remove alice`, `account add alice`: another account of the name.
+        let mut accounts = accounts_but(&t, &[]);
+        for la in &mut accounts {
+            la.record.hash = crate::accounts::PasswordHash("$argon2id$newcomer".into());
+            la.record.created = Millis(la.record.created.0 + 60_000);
+        }
+        t.hub.load_accounts(accounts);
+        t.pump();
+        assert_eq!(founder(&t), None, "the old account's rights are lifted");
+        assert_eq!(t.hub.account_count(), 1, "the new account is there");
+        let got = t.recv(a);
+        assert!(
+            kinds(&got).contains(&ErrorKind::NotSignedIn),
+            "the old account's device is a guest now: {got:?}"
+        );
+        let got = t.recv(b);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Policy { founder: None, .. })),
+            "members hear #r has no founder: {got:?}"
+        );
     }
 
     /// A room whose founder's account was removed keeps its settings when its last member
