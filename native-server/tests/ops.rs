@@ -1459,3 +1459,88 @@ async fn readyz_says_a_store_that_cannot_be_written_is_not_ready() {
     assert_eq!(ready().await, (200, "ready\n".to_owned()));
     stop(child).await;
 }
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_store_opens_connections_are_refused_and_readyz_says_starting() {
+    // A store that takes a while to open (a migration): the open waits here on a lock this test
+    // holds on `natter.db` (SQLite waits 5 s for it). Meanwhile a client must not be accepted
+    // and left unanswered: its connection is refused (clients retry), and /readyz is 503.
+    let dir = tempfile::tempdir().unwrap();
+    let held = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+    held.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let spawn = |metrics: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_natter-server"));
+        c.args(["--listen", &addr.to_string(), "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("NATTER_CONFIG")
+            .env_remove("NATTER_LOG_FORMAT")
+            .env_remove("NATTER_CLUSTER")
+            .env_remove("NATTER_EPHEMERAL")
+            .env_remove("NATTER_METRICS_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if metrics {
+            c.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        let mut child = c.spawn().expect("spawn natter-server");
+        let log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
+        (child, log)
+    };
+
+    // The port in use stops the start at once, not after the store's open.
+    let taken = std::net::TcpListener::bind(addr).unwrap();
+    let (mut child, mut log) = spawn(false);
+    let status = timeout(Duration::from_secs(4), child.wait())
+        .await
+        .expect("an address in use is said before the store opens")
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let why = log.until("cannot start").await;
+    let why = why
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
+    assert!(why.contains(&format!("cannot listen on {addr}")), "{why}");
+    drop(taken);
+
+    let (child, mut log) = spawn(true);
+    let metrics: SocketAddr = log
+        .until("metrics endpoint listening")
+        .await
+        .get("listen")
+        .and_then(|a| a.as_str())
+        .and_then(|a| a.parse().ok())
+        .expect("the metrics address");
+    let (status, body) = get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("starting"), "{body}");
+    let refused = timeout(Duration::from_secs(2), TcpStream::connect(addr))
+        .await
+        .expect("a connection while the store opens is answered at once");
+    assert_eq!(
+        refused.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused,
+    );
+
+    held.execute_batch("ROLLBACK").unwrap();
+    log.until("store open").await;
+    log.until("listening").await;
+    let (mut c, _) = TextClient::entered(addr, "early").await;
+    c.send("/join #later").await;
+    c.expect_has("#later").await;
+    assert_eq!(get(metrics, "/readyz").await.0, 200);
+    stop(child).await;
+}
