@@ -1460,12 +1460,113 @@ async fn readyz_says_a_store_that_cannot_be_written_is_not_ready() {
     stop(child).await;
 }
 
+/// `sig` to the process this test started, by its pid (never a group).
+fn kill_child(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = child.id().expect("running child has a pid");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+    nix::sys::signal::kill(pid, sig).expect("signal the child");
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
         .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_while_shutting_down_exits_at_once_and_the_store_opens_after() {
+    // An operator's Ctrl+C (or SIGTERM) pressed again means "now". The shutdown here waits for
+    // a connection on the TLS port that has sent nothing (its handshake has the hello timeout,
+    // 20 s, within the grace of 30 s): without the second signal the process would run on that
+    // long; the second one ends it at once, and the store is whole after.
+    use nix::sys::signal::Signal;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = natter_tls::dev_ca::DevCa::new("second signal CA").unwrap();
+    let (cert, key) = ca.leaf(&["localhost"]).unwrap().write(dir.path()).unwrap();
+    let cfg = dir.path().join("natter.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "shutdown_grace_ms = 30000\ntls_listen = [\"127.0.0.1:0\"]\ntls_cert = {:?}\n\
+             tls_key = {:?}\n[limits]\nhello_timeout_ms = 20000\n",
+            cert.display().to_string(),
+            key.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.display().to_string();
+    let cfg_arg = cfg.display().to_string();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg_arg.as_str(),
+        "--data-dir",
+        data_arg.as_str(),
+    ];
+    let (child, mut log, addr, _) = spawn_json(&args).await;
+    let tls = loop {
+        let ev = log.until("listening").await;
+        if ev.get("door").and_then(|d| d.as_str()) == Some("NatterTls") {
+            break ev["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap();
+        }
+    };
+    let silent = timeout(WAIT, TcpStream::connect(tls))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (mut carol, _) = TextClient::entered(addr, "carol").await;
+    carol.send("/join #ops").await;
+    carol.expect_has("#ops").await;
+    let (mut alice, _) = TextClient::entered(addr, "alice").await;
+    alice.send("/join #ops").await;
+    alice.expect_has("#ops").await;
+    for i in 0..20 {
+        alice.send(&format!("line {i}")).await;
+    }
+    alice.send("kept before the stop").await;
+    // Seen by another client: stored (what is sent out was committed first).
+    carol.expect_has("kept before the stop").await;
+
+    kill_child(&child, Signal::SIGTERM);
+    log.until("shutting down: telling every client").await;
+    let second = Instant::now();
+    kill_child(&child, Signal::SIGTERM);
+    let said = log
+        .until("second signal while shutting down: exiting now, without waiting for the clients still being told; what the store committed is kept")
+        .await;
+    assert_eq!(said.get("signal").and_then(|s| s.as_str()), Some("SIGTERM"));
+    let mut child = child;
+    let status = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after the second SIGTERM, not after the silent connection's 20 s")
+        .unwrap();
+    assert_eq!(status.code(), Some(143), "128 + SIGTERM, as README says");
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "exited {:?} after the second signal",
+        second.elapsed()
+    );
+    drop((silent, alice, carol));
+
+    // The store is whole, and holds what was acknowledged.
+    let db = rusqlite::Connection::open(data.join("natter.db")).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(db);
+    let (child, _log, addr, _) = spawn_json(&args).await;
+    let (mut bob, _) = TextClient::entered(addr, "bob").await;
+    bob.send("/join #ops").await;
+    bob.expect_has("kept before the stop").await;
+    stop(child).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
