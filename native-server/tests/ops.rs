@@ -1645,3 +1645,49 @@ async fn while_the_store_opens_connections_are_refused_and_readyz_says_starting(
     assert_eq!(get(metrics, "/readyz").await.0, 200);
     stop(child).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_store_max_bytes_below_1_mib_is_refused_as_a_whole_naming_the_key() {
+    // As any invalid value in a reloaded file (README, "Reload"): the file is refused as a
+    // whole, the log line names the key, and nothing else in it is taken. The same value stops
+    // the server at start; `[store]` waits for a restart anyway.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("natter.toml");
+    std::fs::write(&file, "[limits]\nmax_connections = 50\n").unwrap();
+    let data = dir.path().join("data");
+    let (child, mut log, _, _) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .await;
+    std::fs::write(
+        &file,
+        "[limits]\nmax_connections = 60\n[store]\nmax_bytes = 10\n",
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    let refused = log
+        .until("config reload refused; the running config is kept")
+        .await;
+    let why = refused
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
+    assert!(
+        why.contains("[store] max_bytes = 10 is less than") && why.contains("it counts bytes"),
+        "{why}"
+    );
+    log.until("accounts reloaded from the store").await;
+    // max_connections was not taken with it: once the file is fixed, it is the change.
+    std::fs::write(&file, "[limits]\nmax_connections = 60\n").unwrap();
+    let r = reload(&child, &mut log).await;
+    assert_eq!(r.changed, ["max_connections"]);
+    assert!(r.waiting.is_empty(), "{r:?}");
+    stop(child).await;
+}
