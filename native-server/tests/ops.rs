@@ -1477,11 +1477,21 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_while_shutting_down_exits_at_once_and_the_store_opens_after() {
+    second_signal_while_shutting_down(nix::sys::signal::Signal::SIGTERM, "SIGTERM", 143).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_twice_exits_at_once_with_status_130() {
+    second_signal_while_shutting_down(nix::sys::signal::Signal::SIGINT, "SIGINT", 130).await;
+}
+
+/// `sig` twice: the first starts the graceful shutdown, the second ends the process at once
+/// with `status` (README: 128 + the signal).
+async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, name: &str, status: i32) {
     // An operator's Ctrl+C (or SIGTERM) pressed again means "now". The shutdown here waits for
     // a connection on the TLS port that has sent nothing (its handshake has the hello timeout,
     // 20 s, within the grace of 30 s): without the second signal the process would run on that
     // long; the second one ends it at once, and the store is whole after.
-    use nix::sys::signal::Signal;
     let dir = tempfile::tempdir().unwrap();
     let ca = natter_tls::dev_ca::DevCa::new("second signal CA").unwrap();
     let (cert, key) = ca.leaf(&["localhost"]).unwrap().write(dir.path()).unwrap();
@@ -1534,20 +1544,20 @@ async fn a_second_sigterm_while_shutting_down_exits_at_once_and_the_store_opens_
     // Seen by another client: stored (what is sent out was committed first).
     carol.expect_has("kept before the stop").await;
 
-    kill_child(&child, Signal::SIGTERM);
+    kill_child(&child, sig);
     log.until("shutting down: telling every client").await;
     let second = Instant::now();
-    kill_child(&child, Signal::SIGTERM);
+    kill_child(&child, sig);
     let said = log
         .until("second signal while shutting down: exiting now, without waiting for the clients still being told; what the store committed is kept")
         .await;
-    assert_eq!(said.get("signal").and_then(|s| s.as_str()), Some("SIGTERM"));
+    assert_eq!(said.get("signal").and_then(|s| s.as_str()), Some(name));
     let mut child = child;
-    let status = timeout(Duration::from_secs(10), child.wait())
+    let exited = timeout(Duration::from_secs(10), child.wait())
         .await
-        .expect("exits after the second SIGTERM, not after the silent connection's 20 s")
+        .expect("exits after the second signal, not after the silent connection's 20 s")
         .unwrap();
-    assert_eq!(status.code(), Some(143), "128 + SIGTERM, as README says");
+    assert_eq!(exited.code(), Some(status), "128 + {name}, as README says");
     assert!(
         second.elapsed() < Duration::from_secs(5),
         "exited {:?} after the second signal",
