@@ -176,8 +176,10 @@ pub enum ServerError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Binds every address in `config.listen` (and the IRC, TLS and IRC-over-TLS ones), spawns the
-/// hub and accept tasks and returns at once.
+/// Binds every address in `config.listen` (and the IRC, TLS and IRC-over-TLS ones: one in use
+/// fails the start at once), opens the store (or joins the cluster), and only then listens on
+/// them: until the hub is ready a connection is refused rather than accepted and left
+/// unanswered. Spawns the hub and accept tasks and returns.
 pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     server::start(config).await
 }

@@ -480,6 +480,10 @@ struct Progress {
     /// A signal stopped the start: what it left running (a store's open on a blocking thread,
     /// which a schema migration can keep busy for minutes) is not waited for.
     abandoned: bool,
+    /// A second SIGINT or SIGTERM came while the server shut down: the process exits at once
+    /// with this status (128 + the signal's number, as a shell reports a process a signal
+    /// ended), leaving what still runs unfinished, as `abandoned` does.
+    forced: Option<u8>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -498,6 +502,7 @@ fn main() -> std::process::ExitCode {
         format: args.log_format.unwrap_or_default(),
         doing: doing(args.command.as_ref()),
         abandoned: false,
+        forced: None,
     };
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -505,20 +510,25 @@ fn main() -> std::process::ExitCode {
         .context("cannot start the async runtime")
         .and_then(|runtime| {
             let ran = runtime.block_on(run(tuned, args, &mut progress));
-            if progress.abandoned {
+            if progress.abandoned || progress.forced.is_some() {
                 // Dropping the runtime would wait for its blocking threads: the store's open
                 // (a migration, a large store's load) went on to its end after the signal.
                 // The process exits while it runs instead, as if killed, which SQLite is made
                 // for: a migration step is one transaction, and one that did not commit is not
                 // in the file at the next open (its pages in the write-ahead log are ignored);
                 // at open, natter.seqs is only replaced by a rename. The directory's lock goes
-                // with the process.
+                // with the process. A forced stop (a second signal during the shutdown) leaves
+                // the store's writer the same way, perhaps in a commit: that commit is in the
+                // file at the next open or not at all, and those before it are.
                 runtime.shutdown_background();
             }
             ran
         });
     match ran {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => match progress.forced {
+            Some(status) => std::process::ExitCode::from(status),
+            None => std::process::ExitCode::SUCCESS,
+        },
         // The operator's words: each cause once, no backtrace.
         Err(e) => stopped(
             progress.format,
@@ -670,13 +680,57 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
             "the server's hub task stopped (see the lines above); closing every connection and exiting"
         );
         // Closes the listeners and the connections; its error is the task's, said below.
-        let _ = server.shutdown().await;
+        if let Stopped::Forced(status) = shut_down(server, &mut int, &mut term).await {
+            progress.forced = Some(status);
+            return Ok(());
+        }
         anyhow::bail!("the hub task stopped unexpectedly");
     }
     info!("signal received; shutting down");
     progress.doing = "shutdown failed";
-    server.shutdown().await?;
+    match shut_down(server, &mut int, &mut term).await {
+        Stopped::Done(done) => done?,
+        Stopped::Forced(status) => progress.forced = Some(status),
+    }
     Ok(())
+}
+
+/// How [`shut_down`] ended.
+enum Stopped {
+    /// The graceful shutdown ran to its end.
+    Done(Result<(), natter_server::ServerError>),
+    /// A second SIGINT or SIGTERM cut it short: exit now with this status.
+    Forced(u8),
+}
+
+/// The exit status after a second SIGINT: 128 + 2, as a shell reports a process Ctrl+C ended.
+const FORCED_BY_SIGINT: u8 = 130;
+/// The exit status after a second SIGTERM: 128 + 15.
+const FORCED_BY_SIGTERM: u8 = 143;
+
+/// Shuts the server down gracefully (up to its grace, and the drain after it), unless a second
+/// SIGINT or SIGTERM comes meanwhile: an operator's Ctrl+C pressed again means "now". Then
+/// it says so and gives up the shutdown where it is, for the process to exit at once. What
+/// the store committed is kept: its database is SQLite in WAL mode, for which an exit in the
+/// middle of a write (or a checkpoint) is a crash that loses nothing committed; a transaction
+/// cut short is not in the file at the next open. What clients were told was stored had been
+/// committed before they were told.
+async fn shut_down(
+    server: Server,
+    int: &mut tokio::signal::unix::Signal,
+    term: &mut tokio::signal::unix::Signal,
+) -> Stopped {
+    let (name, status) = tokio::select! {
+        done = server.shutdown() => return Stopped::Done(done),
+        _ = int.recv() => ("SIGINT", FORCED_BY_SIGINT),
+        _ = term.recv() => ("SIGTERM", FORCED_BY_SIGTERM),
+    };
+    warn!(
+        signal = name,
+        status,
+        "second signal while shutting down: exiting now, without waiting for the clients still being told; what the store committed is kept"
+    );
+    Stopped::Forced(status)
 }
 
 /// A SIGINT or SIGTERM came before the server was started: what the start had made (its

@@ -1,5 +1,9 @@
 //! Listening sockets, the accept loops and the graceful shutdown that ties the tasks together.
 //!
+//! Start runs in order: every address is bound (one in use stops the start at once), the store
+//! is opened and loaded (or the cluster joined), and only then do the sockets listen: a client
+//! that comes while a migration runs is refused and retries, never accepted and left hanging.
+//!
 //! Shutdown runs in order: the accept loops stop accepting, the hub tells every client the server
 //! is going away and closes them, the accept loops wait (at most `shutdown_grace`) for their
 //! connection tasks and abort what is left, and the hub task ends.
@@ -120,9 +124,13 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         )
         .chain(tls_doors(Door::Natter, &config.tls_listen))
         .chain(tls_doors(Door::Irc, &config.irc_tls_listen));
+    // Bound now, so that an address another server listens on stops the start at once;
+    // listening only once the hub is ready (below): meanwhile a client's connection is refused,
+    // where a listening socket would complete it and leave it unanswered for as long as the
+    // store takes to open (a migration) or NATS to answer. Clients retry a refused connection.
     let mut listeners = Vec::new();
     for (door, addr) in doors {
-        let l = natter_ops::listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let l = natter_ops::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let bound = l
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -196,6 +204,15 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             (hub, store, None)
         }
     };
+    // The hub is ready: connections are taken from now on. A listen fails here if another
+    // socket bound with address reuse listens on the port now.
+    let mut listening = Vec::new();
+    for (door, bound, addr) in listeners {
+        let l = bound
+            .listen()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        listening.push((door, l, addr));
+    }
     hub_task::warn_unclaimed_admins(&hub, &account_add);
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
     let sides = hub_task::Sides {
@@ -214,7 +231,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         hub_task::run(hub, sides, hub_rx, clock, grace, metrics).await;
     });
     let (stop, stop_rx) = watch::channel(false);
-    let accept_tasks = listeners
+    let accept_tasks = listening
         .into_iter()
         .map(|(door, listener, addr)| {
             info!(door = %door.name(), %addr, "listening");

@@ -1521,3 +1521,245 @@ async fn readyz_says_a_store_that_cannot_be_written_is_not_ready() {
     assert_eq!(ready().await, (200, "ready\n".to_owned()));
     stop(child).await;
 }
+
+/// `sig` to the process this test started, by its pid (never a group).
+fn kill_child(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = child.id().expect("running child has a pid");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+    nix::sys::signal::kill(pid, sig).expect("signal the child");
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_while_shutting_down_exits_at_once_and_the_store_opens_after() {
+    second_signal_while_shutting_down(nix::sys::signal::Signal::SIGTERM, "SIGTERM", 143).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_twice_exits_at_once_with_status_130() {
+    second_signal_while_shutting_down(nix::sys::signal::Signal::SIGINT, "SIGINT", 130).await;
+}
+
+/// `sig` twice: the first starts the graceful shutdown, the second ends the process at once
+/// with `status` (README: 128 + the signal).
+async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, name: &str, status: i32) {
+    // An operator's Ctrl+C (or SIGTERM) pressed again means "now". The shutdown here waits for
+    // a connection on the TLS port that has sent nothing (its handshake has the hello timeout,
+    // 20 s, within the grace of 30 s): without the second signal the process would run on that
+    // long; the second one ends it at once, and the store is whole after.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = natter_tls::dev_ca::DevCa::new("second signal CA").unwrap();
+    let (cert, key) = ca.leaf(&["localhost"]).unwrap().write(dir.path()).unwrap();
+    let cfg = dir.path().join("natter.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "shutdown_grace_ms = 30000\ntls_listen = [\"127.0.0.1:0\"]\ntls_cert = {:?}\n\
+             tls_key = {:?}\n[limits]\nhello_timeout_ms = 20000\n",
+            cert.display().to_string(),
+            key.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.display().to_string();
+    let cfg_arg = cfg.display().to_string();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg_arg.as_str(),
+        "--data-dir",
+        data_arg.as_str(),
+    ];
+    let (child, mut log, addr, _) = spawn_json(&args).await;
+    let tls = loop {
+        let ev = log.until("listening").await;
+        if ev.get("door").and_then(|d| d.as_str()) == Some("NatterTls") {
+            break ev["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap();
+        }
+    };
+    let silent = timeout(WAIT, TcpStream::connect(tls))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (mut carol, _) = TextClient::entered(addr, "carol").await;
+    carol.send("/join #ops").await;
+    carol.expect_has("#ops").await;
+    let (mut alice, _) = TextClient::entered(addr, "alice").await;
+    alice.send("/join #ops").await;
+    alice.expect_has("#ops").await;
+    for i in 0..20 {
+        alice.send(&format!("line {i}")).await;
+    }
+    alice.send("kept before the stop").await;
+    // Seen by another client: stored (what is sent out was committed first).
+    carol.expect_has("kept before the stop").await;
+
+    kill_child(&child, sig);
+    log.until("shutting down: telling every client").await;
+    let second = Instant::now();
+    kill_child(&child, sig);
+    let said = log
+        .until("second signal while shutting down: exiting now, without waiting for the clients still being told; what the store committed is kept")
+        .await;
+    assert_eq!(said.get("signal").and_then(|s| s.as_str()), Some(name));
+    let mut child = child;
+    let exited = timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after the second signal, not after the silent connection's 20 s")
+        .unwrap();
+    assert_eq!(exited.code(), Some(status), "128 + {name}, as README says");
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "exited {:?} after the second signal",
+        second.elapsed()
+    );
+    drop((silent, alice, carol));
+
+    // The store is whole, and holds what was acknowledged.
+    let db = rusqlite::Connection::open(data.join("natter.db")).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(db);
+    let (child, _log, addr, _) = spawn_json(&args).await;
+    let (mut bob, _) = TextClient::entered(addr, "bob").await;
+    bob.send("/join #ops").await;
+    bob.expect_has("kept before the stop").await;
+    stop(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_store_opens_connections_are_refused_and_readyz_says_starting() {
+    // A store that takes a while to open (a migration): the open waits here on a lock this test
+    // holds on `natter.db` (SQLite waits 5 s for it). Meanwhile a client must not be accepted
+    // and left unanswered: its connection is refused (clients retry), and /readyz is 503.
+    let dir = tempfile::tempdir().unwrap();
+    let held = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+    held.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let spawn = |metrics: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_natter-server"));
+        c.args(["--listen", &addr.to_string(), "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("NATTER_CONFIG")
+            .env_remove("NATTER_LOG_FORMAT")
+            .env_remove("NATTER_CLUSTER")
+            .env_remove("NATTER_EPHEMERAL")
+            .env_remove("NATTER_METRICS_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if metrics {
+            c.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        let mut child = c.spawn().expect("spawn natter-server");
+        let log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
+        (child, log)
+    };
+
+    // The port in use stops the start at once, not after the store's open.
+    let taken = std::net::TcpListener::bind(addr).unwrap();
+    let (mut child, mut log) = spawn(false);
+    let status = timeout(Duration::from_secs(4), child.wait())
+        .await
+        .expect("an address in use is said before the store opens")
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let why = log.until("cannot start").await;
+    let why = why
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
+    assert!(why.contains(&format!("cannot listen on {addr}")), "{why}");
+    drop(taken);
+
+    let (child, mut log) = spawn(true);
+    let metrics: SocketAddr = log
+        .until("metrics endpoint listening")
+        .await
+        .get("listen")
+        .and_then(|a| a.as_str())
+        .and_then(|a| a.parse().ok())
+        .expect("the metrics address");
+    let (status, body) = get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("starting"), "{body}");
+    let refused = timeout(Duration::from_secs(2), TcpStream::connect(addr))
+        .await
+        .expect("a connection while the store opens is answered at once");
+    assert_eq!(
+        refused.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused,
+    );
+
+    held.execute_batch("ROLLBACK").unwrap();
+    log.until("store open").await;
+    log.until("listening").await;
+    let (mut c, _) = TextClient::entered(addr, "early").await;
+    c.send("/join #later").await;
+    c.expect_has("#later").await;
+    assert_eq!(get(metrics, "/readyz").await.0, 200);
+    stop(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_store_max_bytes_below_1_mib_is_refused_as_a_whole_naming_the_key() {
+    // As any invalid value in a reloaded file (README, "Reload"): the file is refused as a
+    // whole, the log line names the key, and nothing else in it is taken. The same value stops
+    // the server at start; `[store]` waits for a restart anyway.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("natter.toml");
+    std::fs::write(&file, "[limits]\nmax_connections = 50\n").unwrap();
+    let data = dir.path().join("data");
+    let (child, mut log, _, _) = spawn_json(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .await;
+    std::fs::write(
+        &file,
+        "[limits]\nmax_connections = 60\n[store]\nmax_bytes = 10\n",
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    let refused = log
+        .until("config reload refused; the running config is kept")
+        .await;
+    let why = refused
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
+    assert!(
+        why.contains("[store] max_bytes = 10 is less than") && why.contains("it counts bytes"),
+        "{why}"
+    );
+    log.until("accounts reloaded from the store").await;
+    // max_connections was not taken with it: once the file is fixed, it is the change.
+    std::fs::write(&file, "[limits]\nmax_connections = 60\n").unwrap();
+    let r = reload(&child, &mut log).await;
+    assert_eq!(r.changed, ["max_connections"]);
+    assert!(r.waiting.is_empty(), "{r:?}");
+    stop(child).await;
+}

@@ -46,7 +46,7 @@ pub use files::{OpenFiles, raise_open_files};
 #[cfg(feature = "service")]
 pub use histogram::AtomicHistogram;
 #[cfg(feature = "service")]
-pub use listen::listen;
+pub use listen::{Bound, bind, listen};
 pub use logging::LogFormat;
 
 /// An error that stops a binary, in one line for the operator: its message, then each cause

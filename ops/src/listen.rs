@@ -20,9 +20,45 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// # Errors
 /// The socket's creation, options or bind, as `TcpListener::bind` would fail.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind(addr)?.listen()
+}
+
+/// `addr` bound as [`listen`] binds it, not listening yet: a server that listens on it already
+/// makes this fail at once ("Address already in use"), and a connection to it is refused, not
+/// left waiting for an `accept` that may be far off. A server that needs
+/// a while before it can serve (a store to open) binds first and listens once it can.
+///
+/// A second socket bound the same way (address reuse) may sit beside it until either listens:
+/// the second [`Bound::listen`] then fails with "Address already in use".
+///
+/// # Errors
+/// As [`listen`]'s, but for the listen itself.
+pub fn bind(addr: SocketAddr) -> std::io::Result<Bound> {
     let socket = socket_for(addr)?;
     socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    Ok(Bound(socket))
+}
+
+/// A socket from [`bind`]: bound, not listening.
+#[derive(Debug)]
+pub struct Bound(TcpSocket);
+
+impl Bound {
+    /// The bound address (with the port the OS picked for port 0).
+    ///
+    /// # Errors
+    /// As `getsockname` fails.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    /// Starts listening, with a backlog of [`LISTEN_BACKLOG`].
+    ///
+    /// # Errors
+    /// As `listen` fails (another socket bound with address reuse listens on the port now).
+    pub fn listen(self) -> std::io::Result<TcpListener> {
+        self.0.listen(LISTEN_BACKLOG)
+    }
 }
 
 /// The socket [`listen`] binds to `addr`, with its options set.
@@ -42,6 +78,36 @@ fn socket_for(addr: SocketAddr) -> std::io::Result<TcpSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_bound_socket_refuses_connections_until_it_listens() {
+        let bound = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = bound.local_addr().unwrap();
+        assert_ne!(addr.port(), 0);
+        let refused = tokio::net::TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        let l = bound.listen().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (_, peer) = l.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        // A bind beside a listener fails at once.
+        assert_eq!(
+            bind(addr).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bound_socket_whose_port_another_listens_on_meanwhile_cannot_listen() {
+        let bound = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = bound.local_addr().unwrap();
+        // Address reuse lets the other listen while this one is only bound.
+        let _other = listen(addr).unwrap();
+        assert_eq!(
+            bound.listen().unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
+    }
 
     #[tokio::test]
     async fn a_listener_accepts_on_the_port_it_was_given() {
