@@ -19,7 +19,7 @@ pub enum InvalidName {
     NickTooLong,
     /// Nick with a character outside the allowed set.
     #[error(
-        "a nick starts with a letter and uses only letters, digits and - _ [ ] {{ }} ^ | (got {0:?})"
+        "a nick starts with a letter or one of _ [ ] {{ }} ^ | and uses only letters, digits and - _ [ ] {{ }} ^ | (got {0:?})"
     )]
     NickChars(String),
     /// Room name too short, too long, or with a bad character.
@@ -816,6 +816,20 @@ mod tests {
         assert!(matches!(Nick::new("a b"), Err(InvalidName::NickChars(_))));
         assert!(matches!(Nick::new("é"), Err(InvalidName::NickChars(_))));
         assert_eq!(Nick::new("Alice").unwrap().folded(), "alice");
+    }
+
+    /// The words a refused nick gets name every first character a nick may have: `_x` and
+    /// `[bot]` are nicks (PROTOCOL.md's `Nick`, IRC's), so "starts with a letter" alone sent
+    /// the person typing `/nick 9lives` away from `_9lives`.
+    #[test]
+    fn a_refused_nick_is_told_what_a_nick_may_start_with() {
+        assert!(Nick::new("_x").is_ok() && Nick::new("[bot]").is_ok() && Nick::new("|x").is_ok());
+        let words = Nick::new("9lives").unwrap_err().to_string();
+        assert_eq!(
+            words,
+            "a nick starts with a letter or one of _ [ ] { } ^ | and uses only letters, \
+             digits and - _ [ ] { } ^ | (got \"9lives\")"
+        );
     }
 
     #[test]

@@ -697,11 +697,28 @@ impl Malformed {
         match e {
             E::UnexpectedEnd { .. } => Malformed::Truncated,
             E::UnexpectedVariant { found, .. } => Malformed::UnknownVariant(*found),
-            E::Utf8 { .. } | E::OtherString(_) | E::Other(_) => Malformed::InvalidValue,
+            E::OtherString(words) => match unknown_variant_index(words) {
+                Some(found) => Malformed::UnknownVariant(found),
+                None => Malformed::InvalidValue,
+            },
+            E::Utf8 { .. } | E::Other(_) => Malformed::InvalidValue,
             E::LimitExceeded | E::OutsideUsizeRange(_) => Malformed::TooLarge,
             _ => Malformed::Other,
         }
     }
+}
+
+/// The variant index in serde's words for an enum index it does not have (`invalid value:
+/// integer `99`, expected variant index 0 <= i < 34`, what a derived `Deserialize` says): in serde
+/// mode bincode hands the index to serde, whose refusal reaches us as words only. `None` for any
+/// other refusal (a name or text that failed validation).
+fn unknown_variant_index(words: &str) -> Option<u32> {
+    let rest = words.strip_prefix("invalid value: integer `")?;
+    let (index, expected) = rest.split_once('`')?;
+    if !expected.starts_with(", expected variant index") {
+        return None;
+    }
+    index.parse().ok()
 }
 
 /// What went wrong, as a kind a program can act on; the detail text is for people.
@@ -2180,6 +2197,40 @@ mod tests {
         assert_eq!(
             decode_payload::<ClientMsg>(&payload),
             Err(WireError::TrailingBytes(1))
+        );
+    }
+
+    /// A message kind the protocol does not have (a client of a newer version, or a typo in a
+    /// hand-written client) is named as such in the `Error`'s words, not as a bad name or text:
+    /// a client's author reads those words to find what is wrong with its bytes.
+    #[test]
+    fn an_unknown_message_kind_is_said_as_one() {
+        assert_eq!(
+            decode_payload::<ClientMsg>(&[99]),
+            Err(WireError::Malformed(Malformed::UnknownVariant(99)))
+        );
+        assert_eq!(
+            decode_payload::<ServerMsg>(&[0xfb, 0x01, 0x00]),
+            Err(WireError::Malformed(Malformed::UnknownVariant(256)))
+        );
+        // One nested in a known message: a `Moderate` whose `ModAction` is 77.
+        let mut p = encode_payload(&ClientMsg::Rooms).unwrap().to_vec();
+        p.clear();
+        p.push(23);
+        p.extend_from_slice(&[3, b'#', b'o', b'k']);
+        p.push(77);
+        assert_eq!(
+            decode_payload::<ClientMsg>(&p),
+            Err(WireError::Malformed(Malformed::UnknownVariant(77)))
+        );
+        // A bad name still says so.
+        assert_eq!(
+            decode_payload::<ClientMsg>(&[2, 3, b'#', b'O', b'K']),
+            Err(WireError::Malformed(Malformed::InvalidValue))
+        );
+        assert_eq!(
+            WireError::Malformed(Malformed::UnknownVariant(99)).to_string(),
+            "malformed message: unknown message or field kind 99"
         );
     }
 

@@ -352,8 +352,14 @@ impl Hub {
                 }
                 self.fatal(conn, kind, detail, now);
             }
-            Step::Hello(_) | Step::Forwarded { .. } if ready => {
+            Step::Hello(_) if ready => {
                 let detail = "hello was already said on this connection";
+                self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
+            }
+            // Named as what came out of turn, as before the hello (below).
+            Step::Forwarded { .. } if ready => {
+                let detail = "forwarded is only accepted first, before the hello (hello was \
+                              already said on this connection)";
                 self.fatal(conn, ErrorKind::Protocol, detail.into(), now);
             }
             Step::Hello(hello) => self.hello(conn, hello, now),

@@ -7155,6 +7155,56 @@ fn lusers_counts_unregistered_connections_and_keeps_the_maximum() {
     );
 }
 
+/// `266`'s maximum is the most users at once whether or not anyone asked `LUSERS` then: it
+/// was kept only when `LUSERS` was answered, so a crowd that came and went between two
+/// `LUSERS` showed in `265` (`max 29`) but not in `266` (`max 17`), a global maximum below the
+/// local one on a server that is the whole network.
+#[test]
+fn lusers_global_maximum_counts_a_peak_nobody_asked_about() {
+    let mut n = Net::new();
+    let bar = n.client("bar", &[]);
+    // Two users of other doors, which no LUSERS counts as they come.
+    let a = n.bin("a1");
+    let (b, _) = n.nc();
+    n.send_bin(a, &ClientMsg::Quit { reason: None });
+    n.feed(b, b"/quit\n");
+    n.lines(bar);
+    n.send(bar, &["LUSERS"]);
+    let l = n.lines(bar);
+    assert!(
+        find(&l, " 265 ").contains(" 1 3 :Current local users 1, max 3"),
+        "{l:?}"
+    );
+    assert!(
+        find(&l, " 266 ").contains(" 1 3 :Current global users 1, max 3"),
+        "{l:?}"
+    );
+}
+
+/// A long part reason reads the same on the parter's own `PART` line as on the others': cut at
+/// 300 bytes with `…` (PROTOCOL.md's *What others do*). The parter's echo was built from its
+/// line, whole, so its client showed 400 bytes where the channel read 300.
+#[test]
+fn a_long_part_reason_is_cut_alike_for_the_parter_and_the_others() {
+    let mut n = Net::new();
+    let a = n.client("parter", &[]);
+    let b = n.client("stayer", &[]);
+    n.send(a, &["JOIN #cut"]);
+    n.send(b, &["JOIN #cut"]);
+    n.lines(a);
+    n.lines(b);
+    n.send(a, &[&format!("PART #cut :{}", "r".repeat(400))]);
+    let mine = n.lines(a);
+    let theirs = n.lines(b);
+    let reason = |l: &[String]| -> String {
+        let line = find(l, " PART #cut :");
+        line.split_once(" PART #cut :").unwrap().1.to_owned()
+    };
+    let cut = format!("{}…", "r".repeat(300 - '…'.len_utf8()));
+    assert_eq!(reason(&theirs), cut, "{theirs:?}");
+    assert_eq!(reason(&mine), cut, "{mine:?}");
+}
+
 /// WHOIS as IRC servers answer it: `330` for an account, `671` for a user whose every
 /// connection came through TLS, `301` while away, and `317` (seconds since its last message,
 /// and when it signed on) for a user on IRC, in ergo's and solanum's order.

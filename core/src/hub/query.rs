@@ -425,7 +425,9 @@ impl Hub {
         self.note_users_peak();
         let local = self.users.len();
         let users = local + self.remote_user_count();
-        self.users_peak.1 = self.users_peak.1.max(users);
+        // The whole network had at least this node's users at this node's peak, whether or
+        // not anyone asked then (`note_users_peak` keeps that one as users come).
+        self.users_peak.1 = self.users_peak.1.max(users).max(self.users_peak.0);
         let unknown = self.conns.values().filter(|c| c.user().is_none()).count();
         // A user with `i` on several IRC connections is one (a scan of the connections, as
         // `unknown` is).

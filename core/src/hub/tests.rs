@@ -2595,7 +2595,9 @@ fn forwarded_only_with_the_bridge_secret() {
             secret: TEST_BRIDGE_SECRET.into(),
         },
     );
-    assert_eq!(fatal(&mut t, p).0, ErrorKind::Protocol);
+    let (k, d) = fatal(&mut t, p);
+    assert_eq!(k, ErrorKind::Protocol);
+    assert!(d.contains("forwarded is only accepted first"), "{d}");
     t.hub.handle_close(p, t.now);
     let (g, _) = t.hello(bridge, "g", None);
     t.send(
@@ -2605,7 +2607,11 @@ fn forwarded_only_with_the_bridge_secret() {
             secret: TEST_BRIDGE_SECRET.into(),
         },
     );
-    assert_eq!(fatal(&mut t, g).0, ErrorKind::Protocol);
+    // Its words name what came too late (the `Forwarded`), not only the hello before it: a
+    // bridge's author reads them to find what its bridge sent out of turn.
+    let (k, d) = fatal(&mut t, g);
+    assert_eq!(k, ErrorKind::Protocol);
+    assert!(d.contains("forwarded is only accepted first"), "{d}");
 }
 
 #[test]

@@ -540,9 +540,14 @@ impl Irc {
             ServerMsg::Parted { room } => {
                 let tags = self.own_tags(l, at);
                 match self.running.as_ref().and_then(|r| r.reason.as_ref()) {
-                    Some(reason) => {
-                        l.from(&tags, &src, "PART", &[room.as_str(), reason.as_str()], true)
-                    }
+                    // Cut as the others read it (`fit`, below), not whole as it was typed.
+                    Some(reason) => l.from(
+                        &tags,
+                        &src,
+                        "PART",
+                        &[room.as_str(), &fit(reason.as_str(), 300)],
+                        true,
+                    ),
                     None => l.from(&tags, &src, "PART", &[room.as_str()], false),
                 }
             }
