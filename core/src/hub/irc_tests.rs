@@ -4185,6 +4185,43 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
     assert!(n.closed(again));
 }
 
+/// An always-on account away when an admin closes its room hears who closed it and why as a
+/// server `NOTICE` after its SASL welcome, once, as a kick while it was away is told.
+#[test]
+fn an_account_away_when_its_room_is_closed_hears_a_notice_after_sasl() {
+    use crate::wire::AdminAction;
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let b = registered(&mut n, "bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#v") });
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Close {
+            room: room("#v"),
+            reason: Some(text("closing time")),
+        }),
+    );
+    n.advance(1_000);
+    let (c, l) = sasl_client(&mut n, "bob", "");
+    let welcome = l.iter().position(|l| l.contains(" 001 ")).expect("001");
+    let told = l
+        .iter()
+        .position(|l| {
+            l == ":natter.irc NOTICE bob :while you were away, alice closed #v (closing time)"
+        })
+        .unwrap_or_else(|| panic!("told: {l:?}"));
+    assert!(welcome < told, "{l:?}");
+    assert!(!l.iter().any(|l| l.contains(" JOIN #v")), "{l:?}");
+    n.send(c, &["QUIT"]);
+    n.advance(1_000);
+    let (_, l) = sasl_client(&mut n, "bob", "");
+    assert!(
+        !l.iter().any(|l| l.contains("while you were away")),
+        "told once: {l:?}"
+    );
+}
+
 #[test]
 fn list_naming_channels_lists_those_only() {
     let mut n = Net::new();
