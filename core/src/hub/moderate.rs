@@ -816,6 +816,9 @@ impl Hub {
                 if !self.rooms.contains_key(&room) {
                     return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
                 }
+                // An IRC user given an admin's powers by `OPER` is not signed in: the room is
+                // the admin account's it named.
+                let account = account.or_else(|| self.accounts.opers.get(&uid).cloned());
                 let Some(account) = account else {
                     return Err(gone());
                 };
@@ -1489,11 +1492,13 @@ impl Hub {
             });
             if founders {
                 let words = format!("the founder of {room} cannot be banned or muted");
-                // IRC has no command to take a room over: an admin there uses another door.
-                let words = if admin && !self.speaks_irc(conn) {
-                    format!("{words}: /takeover {room} first")
-                } else {
-                    words
+                // IRC clients have no command to take a room over: they send natter's own verb
+                // raw (irssi's, WeeChat's and HexChat's `/quote`); until the thirty-ninth
+                // session an IRC admin was told no way round.
+                let words = match (admin, self.speaks_irc(conn)) {
+                    (false, _) => words,
+                    (true, false) => format!("{words}: /takeover {room} first"),
+                    (true, true) => format!("{words}: /quote TAKEOVER {room} first"),
                 };
                 return Err((ErrorKind::NotOperator, words));
             }
