@@ -11983,6 +11983,57 @@ mod admins {
         assert!(away_words(&t.lines(c2)).is_empty(), "told once");
     }
 
+    /// A device that resumes without the room's event to replay (its client named not the
+    /// room) is told the kept words after its replay, as a sign-in is, and only once.
+    #[test]
+    fn a_resume_that_replays_no_kick_is_told_the_kept_words() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        t.join(root, "#r");
+        let carl = account(&mut t, "carl");
+        t.send(carl, &ClientMsg::Quit { reason: None });
+        let b = t.bin("someone");
+        let got = sign_in_bin(&mut t, b, "carl");
+        let token = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{got:?}"));
+        t.send(b, &ClientMsg::Ping { token: 1 });
+        t.join(b, "#r");
+        t.hub.handle_close(b, t.now);
+        t.pump();
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#r"),
+                action: ModAction::Kick {
+                    nick: nick("carl"),
+                    reason: None,
+                },
+            },
+        );
+        t.recv(root);
+        let (b2, got) = t.resume("carl", token, Vec::new());
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Welcome { resumed: true, .. })),
+            "{got:?}"
+        );
+        assert_eq!(
+            dones(&got),
+            ["while you were away, root put you out of #r"],
+            "{got:?}"
+        );
+        t.send(b2, &ClientMsg::Quit { reason: None });
+        let (c, _) = t.txt();
+        t.line(c, "/login carl correct horse");
+        assert!(away_words(&t.lines(c)).is_empty(), "told once");
+    }
+
     /// A client that cannot show what put its account out while it was away (natter's
     /// before protocol version 10, which has no `Done`) leaves it for the next that can:
     /// until the thirty-ninth session it was used up there, unseen.
