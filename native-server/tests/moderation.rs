@@ -202,3 +202,83 @@ async fn an_account_kicked_while_away_reads_why_when_it_comes_back_over_irc() {
         back.seen
     );
 }
+
+/// An always-on account away when a server admin closes its room hears who closed it and why
+/// when it comes back, once, on IRC as a server `NOTICE` after its SASL welcome (until the
+/// thirty-ninth session it came back and the room was just gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_away_when_its_room_is_closed_reads_why_when_it_comes_back_over_irc() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("natter.toml");
+    std::fs::write(
+        &config,
+        "[accounts]\nadmins = [\"root\"]\nhash_cost = { memory_kib = 8192, iterations = 1 }\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let (_server, log, addr) = patient_stored_server(
+        dir.path(),
+        &["--config", &config, "--irc-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let irc = irc_addr_then_drain(log, "Irc").await;
+    let (mut root, _) = TextClient::entered(addr, "root").await;
+    root.send("/nick root").await;
+    root.send("/register correct horse").await;
+    root.expect_has("you are signed in as root").await;
+
+    let (mut bob, _) = TextClient::entered(addr, "bob").await;
+    bob.send("/nick bob").await;
+    bob.send("/register correct horse").await;
+    bob.expect_has("you are signed in as bob").await;
+    bob.send("/join #club").await;
+    bob.expect_has("#club").await;
+    bob.send("/quit").await;
+    bob.expect_closed().await;
+    root.send("/close #club moved to #new").await;
+    root.expect_has("you closed #club: its 1 member left it")
+        .await;
+
+    let sasl = |plain: &'static str| async move {
+        let mut back = TextClient::connect(irc, "bob on IRC").await;
+        for line in [
+            "CAP LS 302",
+            "NICK bob",
+            "USER bob 0 * :Bob",
+            "CAP REQ :sasl",
+        ] {
+            back.send(line).await;
+        }
+        back.expect_has("ACK").await;
+        back.send("AUTHENTICATE PLAIN").await;
+        back.expect_has("AUTHENTICATE +").await;
+        back.send(&format!("AUTHENTICATE {plain}")).await;
+        back.expect_has(" 903 ").await;
+        back.send("CAP END").await;
+        back
+    };
+    // SASL PLAIN's `bob\0bob\0correct horse`, in base64.
+    let plain = "Ym9iAGJvYgBjb3JyZWN0IGhvcnNl";
+    let mut back = sasl(plain).await;
+    let told = back
+        .expect_has("while you were away, root closed #club (moved to #new)")
+        .await;
+    assert!(told.contains(" NOTICE bob :"), "{told}");
+    assert!(
+        !back.seen.iter().any(|l| l.contains(" JOIN #club")),
+        "{:?}",
+        back.seen
+    );
+    // Once: the next sign-in hears nothing of it (what its sign-in says comes before the
+    // answer to a PING sent after it).
+    back.send("QUIT").await;
+    back.expect_closed().await;
+    let mut again = sasl(plain).await;
+    again.send("PING :done").await;
+    again.expect_has("PONG").await;
+    assert!(
+        !again.seen.iter().any(|l| l.contains("while you were away")),
+        "{:?}",
+        again.seen
+    );
+}

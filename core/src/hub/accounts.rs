@@ -2230,20 +2230,52 @@ impl Hub {
     }
 
     /// A device signing in to an always-on account that was put out of rooms while nothing
-    /// of it was connected is told who did it and why, once (the rooms are no longer among
-    /// those it comes back to, and nothing else would say why).
-    fn tell_put_out_away(&mut self, conn: ConnId, uid: UserId) {
-        let Some(u) = self.users.get_mut(&uid) else {
+    /// of it was connected (kicked, banned, the room closed) is told who did it and why, once
+    /// (the rooms are no longer among those it comes back to, and nothing else would say why);
+    /// a resuming device too, of the rooms its resume did not replay. A client that cannot
+    /// show them (natter's before protocol version 10, which has no `Done`) leaves them for
+    /// the next that can: until the thirty-ninth session they were used up on it unseen.
+    pub(super) fn tell_put_out_away(&mut self, conn: ConnId, uid: UserId) {
+        let Some(u) = self.users.get(&uid) else {
             return;
         };
-        let told = u
-            .extra
-            .as_mut()
+        let kept = u.extra.as_ref().map_or(&[][..], |e| &e.put_out_away[..]);
+        if kept.is_empty() {
+            return;
+        }
+        let shown = |words: &str| {
+            let note = Reply::Note(Note::NickOnly(words.to_owned()));
+            self.conns
+                .get(&conn)
+                .and_then(|c| c.dialect())
+                .and_then(|d| d.render(&note, Some(&u.nick)))
+                .is_some()
+        };
+        if !kept.iter().all(|(_, w)| shown(w)) {
+            return;
+        }
+        let told = self
+            .users
+            .get_mut(&uid)
+            .and_then(|u| u.extra.as_mut())
             .map(|e| core::mem::take(&mut e.put_out_away))
             .unwrap_or_default();
-        u.drop_empty_extra();
-        for words in told {
+        if let Some(u) = self.users.get_mut(&uid) {
+            u.drop_empty_extra();
+        }
+        for (_, words) in told {
             self.reply(conn, Reply::Note(Note::NickOnly(words)));
+        }
+    }
+
+    /// `uid`'s client heard what put it out of `room` some other way (a resume's replay of
+    /// the room's event): the words kept for its sign-in go.
+    pub(super) fn forget_put_out_away(&mut self, uid: UserId, room: &RoomName) {
+        if let Some(u) = self.users.get_mut(&uid) {
+            if let Some(e) = u.extra.as_mut() {
+                e.put_out_away.retain(|(r, _)| r != room);
+            }
+            u.drop_empty_extra();
         }
     }
 

@@ -624,21 +624,21 @@ impl Hub {
     /// the `Parted` that follows, as a connected device did. Nothing when none did (the
     /// `Parted` alone says it is not in the room), or when the ring no longer holds them all
     /// (a gap for a room it is not in would have it ask for history it may not read); cut
-    /// short where the backlog is full.
+    /// short where the backlog is full. Whether it told what put it out (all of it went).
     pub(super) fn replay_until_out(
         &mut self,
         conn: ConnId,
         room: &RoomName,
         after: Seq,
         nick: &Nick,
-    ) {
+    ) -> bool {
         let lim = self.config.queue_limits();
         let (Some(r), Some(c)) = (self.rooms.get(room), self.conns.get_mut(&conn)) else {
-            return;
+            return false;
         };
         let latest = r.last_seq;
         if after >= latest || r.oldest_kept().is_none_or(|oldest| oldest > after.next()) {
-            return;
+            return false;
         }
         let key = nick.folded_key();
         let puts_out = |ev: &RoomEvent| match &ev.kind {
@@ -655,10 +655,10 @@ impl Hub {
             .map(|s| s.seq)
             .last()
         else {
-            return;
+            return false;
         };
         let dur = self.durable.as_deref();
-        push_while_fits(c, &mut self.out, dur, lim, room, r.between(after, upto));
+        push_while_fits(c, &mut self.out, dur, lim, room, r.between(after, upto)).is_none()
     }
 
     /// Events after `after` still in the ring, as far as the backlog allows; a gap for what is

@@ -4185,6 +4185,43 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
     assert!(n.closed(again));
 }
 
+/// An always-on account away when an admin closes its room hears who closed it and why as a
+/// server `NOTICE` after its SASL welcome, once, as a kick while it was away is told.
+#[test]
+fn an_account_away_when_its_room_is_closed_hears_a_notice_after_sasl() {
+    use crate::wire::AdminAction;
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let b = registered(&mut n, "bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#v") });
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Close {
+            room: room("#v"),
+            reason: Some(text("closing time")),
+        }),
+    );
+    n.advance(1_000);
+    let (c, l) = sasl_client(&mut n, "bob", "");
+    let welcome = l.iter().position(|l| l.contains(" 001 ")).expect("001");
+    let told = l
+        .iter()
+        .position(|l| {
+            l == ":natter.irc NOTICE bob :while you were away, alice closed #v (closing time)"
+        })
+        .unwrap_or_else(|| panic!("told: {l:?}"));
+    assert!(welcome < told, "{l:?}");
+    assert!(!l.iter().any(|l| l.contains(" JOIN #v")), "{l:?}");
+    n.send(c, &["QUIT"]);
+    n.advance(1_000);
+    let (_, l) = sasl_client(&mut n, "bob", "");
+    assert!(
+        !l.iter().any(|l| l.contains("while you were away")),
+        "told once: {l:?}"
+    );
+}
+
 #[test]
 fn list_naming_channels_lists_those_only() {
     let mut n = Net::new();
@@ -4571,8 +4608,9 @@ fn myinfo_names_every_channel_mode_that_takes_a_parameter() {
 
 /// An IRC admin's `+b`/`+q` of a room's founder is refused with 482, as an operator's is, and
 /// the room hears nothing: no room's ban holds its founder (it was set, said and listed, and
-/// held nobody, until the thirty-seventh session). The words name no `/takeover`, which IRC
-/// has no command for.
+/// held nobody, until the thirty-seventh session). The words name the way round an IRC user
+/// can type: natter's own `TAKEOVER` verb, sent raw (`/quote`); until the thirty-ninth session
+/// they named none. Taken over, the room's founder is the admin and the ban goes through.
 #[test]
 fn an_irc_admins_ban_of_a_rooms_founder_is_482_and_no_mode_line() {
     let mut n = with_admin_alice();
@@ -4602,14 +4640,91 @@ fn an_irc_admins_ban_of_a_rooms_founder_is_482_and_no_mode_line() {
     assert_eq!(
         l,
         [
-            ":natter.irc 482 alice #club :the founder of #club cannot be banned or muted",
-            ":natter.irc 482 alice #club :the founder of #club cannot be banned or muted",
+            ":natter.irc 482 alice #club :the founder of #club cannot be banned or muted: \
+             /quote TAKEOVER #club first",
+            ":natter.irc 482 alice #club :the founder of #club cannot be banned or muted: \
+             /quote TAKEOVER #club first",
         ]
     );
     let got = n.recv(bob);
     assert!(
         !got.iter().any(|m| matches!(m, ServerMsg::Event(_))),
         "{got:?}"
+    );
+    // The way round, as it says.
+    n.send(a, &["TAKEOVER #club"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert!(
+        l.contains(
+            &":natter.irc NOTICE alice :you took over #club: you are its founder".to_owned()
+        ),
+        "{l:?}"
+    );
+    n.recv(bob);
+    n.send(a, &["MODE #club +b bob"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert!(l.iter().any(|l| l.contains(" MODE #club +b ")), "{l:?}");
+    assert!(
+        n.recv(bob)
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Parted { .. }))
+    );
+}
+
+/// `TAKEOVER` is a server admin's: anyone else is answered 481 and nothing changes; without a
+/// channel it is 461 (to an admin; 481 to anyone else, as `KILL`); an admin given its powers
+/// by `OPER`, not signed in, takes the room over for the admin account it named; a room
+/// that does not exist is said in words.
+#[test]
+fn takeover_is_a_server_admins_on_irc_too() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let bob = registered(&mut n, "bob");
+    n.send_bin(
+        bob,
+        &ClientMsg::Join {
+            room: room("#club"),
+        },
+    );
+    n.send_bin(
+        bob,
+        &ClientMsg::Moderate {
+            room: room("#club"),
+            action: crate::wire::ModAction::Register,
+        },
+    );
+    let c = n.client("carol", &[]);
+    n.send(c, &["TAKEOVER #club", "TAKEOVER"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c)), ["481", "481"]);
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.send(c, &["TAKEOVER", "TAKEOVER #club"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["461"], "{l:?}");
+    assert!(
+        l.contains(
+            &":natter.irc NOTICE carol :you took over #club: you are its founder".to_owned()
+        ),
+        "{l:?}"
+    );
+    let got = n.recv(bob);
+    assert!(
+        got.iter().any(|m| matches!(m, ServerMsg::Event(RoomEvent {
+            kind: EventKind::Mode { change }, ..
+        }) if change.as_str() == "founder alice")),
+        "{got:?}"
+    );
+    n.send(c, &["TAKEOVER #nowhere"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(
+        l,
+        [":natter.irc 400 carol TAKEOVER :there is no room #nowhere"]
     );
 }
 

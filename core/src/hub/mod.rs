@@ -292,10 +292,12 @@ struct UserExtra {
     away: Option<Text>,
     /// The folded name of the account it is signed in to (its nick is the account's).
     account: Option<String>,
-    /// An always-on account put out of rooms while nothing of it was connected: who did it
-    /// and why, in words, for its next sign-in (at most
+    /// An always-on account put out of rooms while nothing of it was connected (no device,
+    /// or only devices waiting for a resume): each room, and who did it and why in words
+    /// (kicked, banned, the room closed), for its next sign-in on a client that shows them, or
+    /// the resume of a device that hears the room's own event instead (at most
     /// [`crate::limits::MAX_ROOMS_PER_USER`]; in memory only, as invitations are).
-    put_out_away: Vec<String>,
+    put_out_away: Vec<(RoomName, String)>,
 }
 
 impl idmap::Keyed for User {

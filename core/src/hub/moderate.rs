@@ -816,6 +816,9 @@ impl Hub {
                 if !self.rooms.contains_key(&room) {
                     return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
                 }
+                // An IRC user given an admin's powers by `OPER` is not signed in: the room is
+                // the admin account's it named.
+                let account = account.or_else(|| self.accounts.opers.get(&uid).cloned());
                 let Some(account) = account else {
                     return Err(gone());
                 };
@@ -864,6 +867,9 @@ impl Hub {
                 // that name opened again would take it up.
                 self.topic_gone(&room);
                 info!(room = %room, by = %me, members = members.len(), "room closed");
+                // An always-on member with nothing connected hears of it at its next sign-in.
+                let away_words =
+                    Self::closed_words(&room, Some(&me), reason.as_ref().map(Text::as_str));
                 // One event that every member sees (and history keeps), then each leaves
                 // quietly: O(members), not a kick per member to everyone left.
                 if let Ok(change) = Text::new(&words) {
@@ -875,6 +881,7 @@ impl Hub {
                     members: members.len(),
                 };
                 for m in members {
+                    self.keep_away_note(m, &room, away_words.clone());
                     self.leave_room(m, &room);
                 }
                 self.drop_if_empty(&room);
@@ -1485,11 +1492,13 @@ impl Hub {
             });
             if founders {
                 let words = format!("the founder of {room} cannot be banned or muted");
-                // IRC has no command to take a room over: an admin there uses another door.
-                let words = if admin && !self.speaks_irc(conn) {
-                    format!("{words}: /takeover {room} first")
-                } else {
-                    words
+                // IRC clients have no command to take a room over: they send natter's own verb
+                // raw (irssi's, WeeChat's and HexChat's `/quote`); until the thirty-ninth
+                // session an IRC admin was told no way round.
+                let words = match (admin, self.speaks_irc(conn)) {
+                    (false, _) => words,
+                    (true, false) => format!("{words}: /takeover {room} first"),
+                    (true, true) => format!("{words}: /quote TAKEOVER {room} first"),
                 };
                 return Err((ErrorKind::NotOperator, words));
             }
@@ -2036,17 +2045,40 @@ impl Hub {
         by: &Nick,
         reason: Option<&Text>,
     ) {
-        let Some(u) = self.users.get_mut(&uid).filter(|u| u.devices.is_empty()) else {
+        let why = reason.map_or(String::new(), |r| format!(" ({r})"));
+        let words = format!("while you were away, {by} put you out of {room}{why}");
+        self.keep_away_note(uid, room, words);
+    }
+
+    /// `uid` leaves `room` for a reason its client should hear (`words`): kept for its next
+    /// sign-in ([`Hub::tell_put_out_away`]) when it is an account with nothing connected, no
+    /// device at all or only devices waiting for a resume. Such a device that resumes hears
+    /// the room's own event instead (`Hub::replay_until_out`), and the words go; one that
+    /// never resumes left nothing else to say it (until the thirty-ninth session, an account
+    /// with a device waiting was told nothing at its next sign-in).
+    pub(super) fn keep_away_note(&mut self, uid: UserId, room: &RoomName, words: String) {
+        if self.user_conns(uid).next().is_some() {
+            return;
+        }
+        let Some(u) = self.users.get_mut(&uid).filter(|u| u.account().is_some()) else {
             return;
         };
-        let why = reason.map_or(String::new(), |r| format!(" ({r})"));
         let kept = &mut u.extra_mut().put_out_away;
+        kept.retain(|(r, _)| r != room);
         if kept.len() >= crate::limits::MAX_ROOMS_PER_USER {
             kept.remove(0);
         }
-        kept.push(format!(
-            "while you were away, {by} put you out of {room}{why}"
-        ));
+        kept.push((room.clone(), words));
+    }
+
+    /// The words kept for an always-on member of `room` with nothing connected when `by`
+    /// closes it (`reason`): it comes back to find the room gone, and nothing else says why.
+    pub(super) fn closed_words(room: &RoomName, by: Option<&Nick>, reason: Option<&str>) -> String {
+        let why = reason.map_or(String::new(), |r| format!(" ({r})"));
+        match by {
+            Some(by) => format!("while you were away, {by} closed {room}{why}"),
+            None => format!("while you were away, {room} was closed{why}"),
+        }
     }
 }
 

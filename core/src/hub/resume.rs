@@ -228,8 +228,10 @@ impl Hub {
         // read that room's history up to the part).
         for (room, after) in seen {
             if !rooms.contains(room) {
-                if put_out.contains(room) {
-                    self.replay_until_out(conn, room, *after, &nick);
+                if put_out.contains(room) && self.replay_until_out(conn, room, *after, &nick) {
+                    // Its client heard who and why: not again from the words kept for a
+                    // sign-in.
+                    self.forget_put_out_away(uid, room);
                 }
                 let parted = crate::wire::ServerMsg::Parted { room: room.clone() };
                 self.reply(conn, super::Reply::Msg(parted));
@@ -270,6 +272,9 @@ impl Hub {
         }
         // Its own away, as a sign-in says it: another device may have set or cleared it.
         self.tell_away_on_resume(conn, uid, did, took_over);
+        // Rooms its account was put out of while nothing of it was connected that the replay
+        // did not tell: as a sign-in tells them.
+        self.tell_put_out_away(conn, uid);
         // Direct messages kept for its account while it was away, after what its rooms had.
         self.deliver_held(uid);
     }

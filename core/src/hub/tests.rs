@@ -11816,6 +11816,320 @@ mod admins {
             });
         assert!(close.is_some(), "the store is told of the close");
     }
+
+    fn dones(got: &[ServerMsg]) -> Vec<String> {
+        got.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Done(w) => Some(w.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sign_in_bin(t: &mut T, c: ConnId, account: &str) -> Vec<ServerMsg> {
+        t.send(
+            c,
+            &ClientMsg::SignIn {
+                account: nick(account),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        let got = t.recv(c);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        got
+    }
+
+    /// A binary connection of protocol `version` that says `Hello` as `want`.
+    fn bin_of(t: &mut T, version: u16, want: &str) -> ConnId {
+        let c = t.hub.accept(LOCAL, t.now).unwrap();
+        t.feed(c, &MAGIC);
+        t.send(
+            c,
+            &ClientMsg::Hello {
+                version,
+                nick: nick(want),
+                resume: None,
+            },
+        );
+        t.recv(c);
+        c
+    }
+
+    fn away_words(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.contains("while you were away"))
+            .cloned()
+            .collect()
+    }
+
+    /// An always-on member of a room an admin closes with nothing of it connected is told
+    /// who closed it and why at its next sign-in, once, as a kick is told: until the
+    /// thirty-ninth session it came back and the room was just gone.
+    #[test]
+    fn an_account_away_when_its_room_is_closed_is_told_at_its_next_sign_in() {
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #club");
+        t.line(b, "/join #other");
+        t.line(b, "/quit");
+        assert!(t.hub.is_member(&nick("bob"), &room("#club")), "always-on");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#club"),
+                reason: Some(text("moved to #new")),
+            }),
+        );
+        t.recv(root);
+        assert!(!t.hub.is_member(&nick("bob"), &room("#club")));
+        let (b2, _) = t.txt();
+        t.line(b2, "/login bob correct horse");
+        let got = t.lines(b2);
+        assert_eq!(
+            away_words(&got),
+            ["-- while you were away, root closed #club (moved to #new)"],
+            "{got:#?}"
+        );
+        // Once.
+        let (b3, _) = t.txt();
+        t.line(b3, "/login bob correct horse");
+        assert!(away_words(&t.lines(b3)).is_empty(), "told once");
+        // A binary device is told as a `Done`; a close without a reason says none.
+        t.line(b2, "/join #club");
+        t.line(b2, "/quit");
+        t.line(b3, "/quit");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#club"),
+                reason: None,
+            }),
+        );
+        t.recv(root);
+        let c = t.bin("someone");
+        let got = sign_in_bin(&mut t, c, "bob");
+        assert_eq!(
+            dones(&got),
+            ["while you were away, root closed #club"],
+            "{got:?}"
+        );
+        // A member connected when it is closed hears it live, and nothing at its next
+        // sign-in.
+        t.join(c, "#club");
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#club"),
+                reason: None,
+            }),
+        );
+        t.recv(root);
+        t.recv(c);
+        let (b4, _) = t.txt();
+        t.line(b4, "/login bob correct horse");
+        assert!(away_words(&t.lines(b4)).is_empty(), "it was there");
+    }
+
+    /// A device waiting for its resume when its account was put out of a room (kicked, or
+    /// the room closed), which never resumes, left the account's next sign-in to say why:
+    /// until the thirty-ninth session nothing did (only a resume replayed it). A device that
+    /// does resume hears the room's own event, and the sign-in after it nothing again.
+    #[test]
+    fn an_account_whose_device_waited_for_a_resume_is_told_at_a_fresh_sign_in() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        t.join(root, "#r");
+        t.join(root, "#s");
+        let carl = account(&mut t, "carl");
+        t.join(carl, "#r");
+        t.join(carl, "#s");
+        let token = t
+            .hub
+            .conns
+            .get(&carl)
+            .and_then(|c| c.device())
+            .and_then(|d| t.hub.devices.get(&d))
+            .map(|d| d.resume.is_some());
+        assert_eq!(token, Some(true), "a binary device waits for a resume");
+        t.hub.handle_close(carl, t.now);
+        t.pump();
+        t.recv(root);
+        let kick = ModAction::Kick {
+            nick: nick("carl"),
+            reason: Some(text("rude")),
+        };
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#r"),
+                action: kick,
+            },
+        );
+        t.send(
+            root,
+            &ClientMsg::Admin(AdminAction::Close {
+                room: room("#s"),
+                reason: None,
+            }),
+        );
+        t.recv(root);
+        assert!(!t.hub.is_member(&nick("carl"), &room("#r")));
+        // Its resume window ends; it never came back.
+        t.advance(t.hub.config().resume_grace.0 + 1_000);
+        let (c, _) = t.txt();
+        t.line(c, "/login carl correct horse");
+        let got = t.lines(c);
+        assert_eq!(
+            away_words(&got),
+            [
+                "-- while you were away, root put you out of #r (rude)",
+                "-- while you were away, root closed #s",
+            ],
+            "{got:#?}"
+        );
+        t.line(c, "/join #r");
+        t.line(c, "/quit");
+
+        // A device that resumes: the replay of the kick tells it, and nothing is kept.
+        let b = t.bin("carl");
+        let got = sign_in_bin(&mut t, b, "carl");
+        let token = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .unwrap();
+        t.send(b, &ClientMsg::Ping { token: 1 });
+        let seen = t
+            .join(b, "#r")
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::Joined { room: r, seq, .. } if r.as_str() == "#r" => Some(*seq),
+                _ => None,
+            })
+            .unwrap();
+        t.hub.handle_close(b, t.now);
+        t.pump();
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#r"),
+                action: ModAction::Kick {
+                    nick: nick("carl"),
+                    reason: None,
+                },
+            },
+        );
+        t.recv(root);
+        let (_, got) = t.resume("carl", token, vec![(room("#r"), seen)]);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::Event(RoomEvent {
+                kind: EventKind::Kick { target, .. }, ..
+            }) if target.as_str() == "carl")),
+            "{got:?}"
+        );
+        assert!(dones(&got).is_empty(), "told by the kick itself: {got:?}");
+        let (c2, _) = t.txt();
+        t.line(c2, "/login carl correct horse");
+        assert!(away_words(&t.lines(c2)).is_empty(), "told once");
+    }
+
+    /// A device that resumes without the room's event to replay (its client named not the
+    /// room) is told the kept words after its replay, as a sign-in is, and only once.
+    #[test]
+    fn a_resume_that_replays_no_kick_is_told_the_kept_words() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        t.join(root, "#r");
+        let carl = account(&mut t, "carl");
+        t.send(carl, &ClientMsg::Quit { reason: None });
+        let b = t.bin("someone");
+        let got = sign_in_bin(&mut t, b, "carl");
+        let token = got
+            .iter()
+            .find_map(|m| match m {
+                ServerMsg::SignedIn { token, .. } => Some(token.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{got:?}"));
+        t.send(b, &ClientMsg::Ping { token: 1 });
+        t.join(b, "#r");
+        t.hub.handle_close(b, t.now);
+        t.pump();
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#r"),
+                action: ModAction::Kick {
+                    nick: nick("carl"),
+                    reason: None,
+                },
+            },
+        );
+        t.recv(root);
+        let (b2, got) = t.resume("carl", token, Vec::new());
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Welcome { resumed: true, .. })),
+            "{got:?}"
+        );
+        assert_eq!(
+            dones(&got),
+            ["while you were away, root put you out of #r"],
+            "{got:?}"
+        );
+        t.send(b2, &ClientMsg::Quit { reason: None });
+        let (c, _) = t.txt();
+        t.line(c, "/login carl correct horse");
+        assert!(away_words(&t.lines(c)).is_empty(), "told once");
+    }
+
+    /// A client that cannot show what put its account out while it was away (natter's
+    /// before protocol version 10, which has no `Done`) leaves it for the next that can:
+    /// until the thirty-ninth session it was used up there, unseen.
+    #[test]
+    fn an_old_client_leaves_the_away_note_for_one_that_shows_it() {
+        use crate::wire::ModAction;
+        let mut t = T::with(cfg());
+        let root = account(&mut t, "root");
+        t.join(root, "#r");
+        let bob = account(&mut t, "bob");
+        t.join(bob, "#r");
+        t.send(bob, &ClientMsg::Quit { reason: None });
+        t.send(
+            root,
+            &ClientMsg::Moderate {
+                room: room("#r"),
+                action: ModAction::Kick {
+                    nick: nick("bob"),
+                    reason: None,
+                },
+            },
+        );
+        t.recv(root);
+        let old = bin_of(&mut t, crate::wire::DONE_VERSION - 1, "someone");
+        let got = sign_in_bin(&mut t, old, "bob");
+        assert!(dones(&got).is_empty(), "{got:?}");
+        t.send(old, &ClientMsg::Quit { reason: None });
+        let new = bin_of(&mut t, crate::wire::DONE_VERSION, "someone");
+        let got = sign_in_bin(&mut t, new, "bob");
+        assert_eq!(
+            dones(&got),
+            ["while you were away, root put you out of #r"],
+            "{got:?}"
+        );
+    }
 }
 
 /// A room big enough to keep a list of its attached connections (`Room::attached`) still

@@ -20,6 +20,10 @@ use crate::wire::{EventKind, ServerMsg};
 use std::collections::BTreeMap;
 use tracing::{debug, info};
 
+/// How many of a closed room's last events are looked through for its close (who closed it
+/// and why, for a member told at its next sign-in).
+const CLOSE_LOOKBACK: usize = 16;
+
 /// How long a kick this node published is taken as on its way: a ban's news does not put the
 /// same member out again meanwhile. A kick the log refused is tried again with the room's next
 /// news after it.
@@ -257,7 +261,22 @@ impl Hub {
         if registered {
             info!(%room, members = members.len(), "room closed in the cluster");
         }
+        // Who closed it and why, if its event came here first (the room's last few events).
+        let close = r
+            .last_n(CLOSE_LOOKBACK, r.last_seq)
+            .filter_map(|s| s.event())
+            .filter_map(|ev| match &ev.kind {
+                EventKind::Mode { change } if crate::persist::closes_room(&ev.kind) => {
+                    let reason = change.as_str().strip_prefix("close: ").map(str::to_owned);
+                    Some((ev.from.clone(), reason))
+                }
+                _ => None,
+            })
+            .last();
+        let (by, reason) = close.unzip();
+        let words = Self::closed_words(room, by.as_ref(), reason.flatten().as_deref());
         for m in members {
+            self.keep_away_note(m, room, words.clone());
             self.leave_room(m, room);
         }
         self.drop_if_empty(room);

@@ -917,3 +917,45 @@ fn a_guests_invitation_does_not_keep_an_unregistered_room_for_ever() {
         "an empty room nobody registered goes"
     );
 }
+
+/// An always-on account away when an admin on another node closes its room is told at its
+/// next sign-in on its own node, as on one node; who closed it and why only if the close's
+/// event reached its node first (the cluster's news of the close comes first here, and the
+/// node leaves the room's log with its last member, before the event comes).
+#[test]
+fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next_sign_in() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    ask(&mut net, 1, d, &ClientMsg::Quit { reason: None });
+    net.recv(0, a);
+    let now = net.now;
+    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
+    net.nodes[0].hub.handle_bytes(
+        a,
+        &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
+            room: room("#r"),
+            reason: Some(text("moved")),
+        }))
+        .unwrap(),
+        now,
+    );
+    settle(&mut net);
+    let (c, _) = guest(&mut net, 1, "someone");
+    let sign_in = ClientMsg::SignIn {
+        account: nick("dave"),
+        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
+        remember: false,
+    };
+    ask(&mut net, 1, c, &sign_in);
+    let got = net.recv(1, c);
+    let told: Vec<&str> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Done(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ["while you were away, #r was closed"], "{got:?}");
+    assert!(!joined(&got), "not back in #r: {got:?}");
+}

@@ -3,7 +3,7 @@
 
 /// Each command natter's IRC listener takes: its name, its parameters, what it does. In the
 /// order [`index`] lists them.
-pub(super) const COMMANDS: [(&str, &str, &str); 38] = [
+pub(super) const COMMANDS: [(&str, &str, &str); 39] = [
     (
         "JOIN",
         "#channel[,#channel...] [key,...]",
@@ -117,6 +117,11 @@ pub(super) const COMMANDS: [(&str, &str, &str); 38] = [
         "a server admin's powers, with an admin account's password",
     ),
     ("KILL", "nick [:reason]", "server admins: disconnect a user"),
+    (
+        "TAKEOVER",
+        "#channel",
+        "server admins: become a channel's founder (natter's own; /quote TAKEOVER #channel)",
+    ),
     (
         "WALLOPS",
         ":text",

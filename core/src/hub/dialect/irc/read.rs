@@ -26,7 +26,7 @@ const ONE_REPLY: [&str; 10] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-pub(super) const KNOWN: [&str; 39] = [
+pub(super) const KNOWN: [&str; 40] = [
     "CAP",
     "PASS",
     "USER",
@@ -57,6 +57,7 @@ pub(super) const KNOWN: [&str; 39] = [
     "USERHOST",
     "KICK",
     "KILL",
+    "TAKEOVER",
     "WALLOPS",
     "INVITE",
     "OPER",
@@ -987,6 +988,19 @@ impl Irc {
                         "No such nick/channel",
                     );
                 }),
+                None => plan.admins_only(|p| p.need_more(verb)),
+            },
+            // A server admin's `/takeover #room` (natter's own verb: IRC has none, and a client
+            // sends it raw, as irssi's, WeeChat's and HexChat's `/quote TAKEOVER #room`); the
+            // hub answers anyone else 481.
+            "TAKEOVER" => match msg.param(0).map(|c| (c, names::channel(c))) {
+                Some((_, Ok(room))) => {
+                    plan.msg(ClientMsg::Admin(crate::wire::AdminAction::TakeOver(room)));
+                }
+                Some((name, Err(bad))) => {
+                    let (numeric, words) = (bad.numeric, bad.words);
+                    plan.admins_only(|p| p.num(numeric, &[name], &words));
+                }
                 None => plan.admins_only(|p| p.need_more(verb)),
             },
             // To IRC users with user mode `w` (IRC's operators' channel); a server admin's

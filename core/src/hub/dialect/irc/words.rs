@@ -1213,6 +1213,14 @@ impl Irc {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             return l.from(&tags, l.server, "NOTICE", &[me.as_str(), words], true);
         }
+        // A `TAKEOVER` went through (IRC has no reply for it, and the room's event reaches
+        // only its members): a server `NOTICE`.
+        if let Note::AdminDone(_) = note
+            && let Some(words) = note.done_words()
+        {
+            let (tags, me) = (l.tags.clone(), l.me.clone());
+            return l.from(&tags, l.server, "NOTICE", &[me.as_str(), &words], true);
+        }
         if let Note::Invited { nick, room } = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
             let params = [me.as_str(), nick.as_str(), room.as_str()];
