@@ -22,6 +22,11 @@ struct Creds {
     remember: bool,
     /// Not registered yet: the next request is a registration.
     registering: bool,
+    /// The server signed in with these once: signing in again with them (after a welcome
+    /// that is not a resume) is the session's to do. Until then they are a request the person
+    /// made, answered once: by the server, or given up when the link drops before the answer
+    /// ([`Account::drop_unanswered`]); never asked again behind their back.
+    taken: bool,
 }
 
 impl Creds {
@@ -176,6 +181,7 @@ impl Account {
             key,
             remember,
             registering: false,
+            taken: false,
         });
         self.request()
     }
@@ -196,6 +202,7 @@ impl Account {
             key: Some(key),
             remember,
             registering: false,
+            taken: false,
         });
         self.request()
     }
@@ -213,6 +220,7 @@ impl Account {
             key: None,
             remember,
             registering: true,
+            taken: false,
         });
         self.request()
     }
@@ -280,6 +288,7 @@ impl Account {
         if let Some(creds) = self.creds.as_mut() {
             creds.account = account.clone();
             creds.registering = false;
+            creds.taken = true;
             if let Some(key) = key {
                 creds.key = Some(key.clone());
             }
@@ -311,9 +320,11 @@ impl Account {
             | ErrorKind::Throttled
             | ErrorKind::RegistrationClosed
             | ErrorKind::NotSignedIn => true,
-            ErrorKind::Invalid | ErrorKind::NickTaken | ErrorKind::Unavailable => {
-                self.asking.is_some()
-            }
+            // Flood: a request refused as one too many at once is refused all the same.
+            ErrorKind::Invalid
+            | ErrorKind::NickTaken
+            | ErrorKind::Unavailable
+            | ErrorKind::Flood => self.asking.is_some(),
             _ => false,
         }
     }
@@ -334,6 +345,33 @@ impl Account {
         }
     }
 
+    /// The link was lost: a sign-in with a password, or a registration, that the server never
+    /// answered (sent, or waiting to ask a busy server again) and that never went through is
+    /// given up, its credentials forgotten; the name of what was given up (`sign in`,
+    /// `register`) is returned, for the person to be told, and to ask again if they choose.
+    /// Kept, it waited for the server to come back and then went through by itself, long after
+    /// the person gave up on it. A sign-in with a device key (no one typed it: a remembered
+    /// sign-in) and credentials that went through before are kept: the next welcome signs in
+    /// with them.
+    pub(super) fn drop_unanswered(&mut self) -> Option<&'static str> {
+        let creds = self.creds.as_ref()?;
+        if creds.taken {
+            return None;
+        }
+        let what = match (&self.asking, self.retry_at) {
+            (Some(Ask::Register), _) => "register",
+            (Some(Ask::SignIn { with_key: false }), _) => "sign in",
+            (None, Some(_)) if creds.registering => "register",
+            (None, Some(_)) if creds.key.is_none() => "sign in",
+            _ => return None,
+        };
+        self.creds = None;
+        self.asking = None;
+        self.retry_at = None;
+        self.retry_wait = Millis::ZERO;
+        Some(what)
+    }
+
     /// A password change is waiting for its answer.
     pub(super) fn is_changing_password(&self) -> bool {
         matches!(self.asking, Some(Ask::ChangePassword { .. }))
@@ -352,6 +390,7 @@ impl Account {
                 key: None,
                 remember: true,
                 registering: false,
+                taken: true,
             });
         }
         if let Some(creds) = self.creds.as_mut() {
@@ -406,8 +445,20 @@ impl Account {
                 ErrorKind::RegistrationClosed
                 | ErrorKind::NickTaken
                 | ErrorKind::Invalid
-                | ErrorKind::Throttled,
+                | ErrorKind::Throttled
+                | ErrorKind::Flood,
             ) => {
+                self.creds = None;
+                Refused::Done
+            }
+            // A password sign-in throttled (the server says wait) or refused as too fast, that
+            // never went through: forgotten too. Kept, it was sent again by itself at the next
+            // welcome that was not a resume, signing the person in behind their back long after
+            // they were told it failed. They ask again when they choose. (One that went
+            // through before, signing in again after a restart, is kept: the session's own.)
+            (Some(Ask::SignIn { with_key: false }), ErrorKind::Throttled | ErrorKind::Flood)
+                if !self.creds.as_ref().is_some_and(|c| c.taken) =>
+            {
                 self.creds = None;
                 Refused::Done
             }
