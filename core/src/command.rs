@@ -432,8 +432,7 @@ pub enum Query {
 }
 
 /// How `/query` is typed, said when it comes alone.
-pub const QUERY_USAGE: &str =
-    "usage: /query nick [text] (opens the direct conversation with nick)";
+pub const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conversation with nick)";
 
 /// Whether `line` is `/query` (in any case), and what it asks for; `//query` is said, not run.
 /// A first word that is no nick (`/query #room text`, a mistyped nick) is the session's to

@@ -1301,7 +1301,10 @@ fn query_opens_the_direct_conversation_and_says_its_usage_alone() {
     for line in ["/query", " /Query  "] {
         assert_eq!(c.typed(line, Millis(5)), Typed::Answered, "{line:?}");
         let last = c.current_conv().lines().back().unwrap();
-        assert_eq!(last.kind, LineKind::Error(crate::command::QUERY_USAGE.into()));
+        assert_eq!(
+            last.kind,
+            LineKind::Error(crate::command::QUERY_USAGE.into())
+        );
     }
     // Not a nick: the session says why (or says it in the room).
     assert_eq!(c.typed("/query b@d", Millis(6)), Typed::ToSession);

@@ -100,6 +100,9 @@ pub(super) struct Account {
     /// The new password of a change asked before the sign-in was through, for the
     /// credentials once the server takes it.
     later_password: Option<Password>,
+    /// A password sign-in given up at a drop ([`Account::drop_unanswered`]), until the next
+    /// welcome: a resumed one may show that the server took it after all.
+    given_up: Option<Creds>,
 }
 
 /// The first wait before asking a busy server again, and the longest.
@@ -175,6 +178,7 @@ impl Account {
             Proof::Password(p) => (Some(p), None),
             Proof::Key(k) => (None, Some(k)),
         };
+        self.given_up = None;
         self.creds = Some(Creds {
             account,
             password,
@@ -196,6 +200,7 @@ impl Account {
         password: Option<Password>,
         remember: bool,
     ) -> Option<ClientMsg> {
+        self.given_up = None;
         self.creds = Some(Creds {
             account,
             password,
@@ -214,6 +219,7 @@ impl Account {
         password: Password,
         remember: bool,
     ) -> Option<ClientMsg> {
+        self.given_up = None;
         self.creds = Some(Creds {
             account: nick,
             password: Some(password),
@@ -264,7 +270,26 @@ impl Account {
 
     /// A welcome: a resume keeps the account; otherwise the connection is a guest's. Returns
     /// the sign-in to send, if credentials are kept and the connection is not signed in.
-    pub(super) fn welcomed(&mut self, resumed: bool) -> Option<ClientMsg> {
+    ///
+    /// A sign-in given up at the drop may have reached the server, its answer lost: a resumed
+    /// session that now has the account's nick (`nick_was` before, `nick_now` now) is the
+    /// account's, so it is asked again, and the server, which has it signed in already, says
+    /// so (granting nothing more): the session does not take itself for a guest while the
+    /// server has it as the account. (Signing in to an account of the nick one has, this
+    /// cannot be told: it stays given up, and the person's next sign-in is told it is done.)
+    pub(super) fn welcomed(
+        &mut self,
+        resumed: bool,
+        nick_was: &Nick,
+        nick_now: &Nick,
+    ) -> Option<ClientMsg> {
+        if let Some(creds) = self.given_up.take()
+            && resumed
+            && creds.account.folded() == nick_now.folded()
+            && nick_was.folded() != nick_now.folded()
+        {
+            self.creds = Some(creds);
+        }
         // What was asked on the last link was not answered there. (A password change's new
         // password stays: if the server never took it, the sign-in with it is refused and says
         // so.)
@@ -365,7 +390,7 @@ impl Account {
             (None, Some(_)) if creds.key.is_none() => "sign in",
             _ => return None,
         };
-        self.creds = None;
+        self.given_up = self.creds.take().filter(|c| !c.registering);
         self.asking = None;
         self.retry_at = None;
         self.retry_wait = Millis::ZERO;

@@ -306,7 +306,7 @@ impl Session {
         self.handshake.signed_in_here = false;
         let asked = core::mem::replace(&mut self.nick, nick.clone());
         // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
-        let sign_in = self.account.welcomed(resumed);
+        let sign_in = self.account.welcomed(resumed, &asked, &nick);
         self.event(Event::State(ConnState::Connected));
         self.event(Event::Welcome {
             nick: nick.clone(),

@@ -3274,6 +3274,37 @@ fn a_sign_in_the_link_dropped_before_its_answer_is_given_up_and_said() {
     }
 }
 
+/// A sign-in given up at a drop may have reached the server, its answer lost: the resumed
+/// session then has the account's nick, and the sign-in is asked again, for the server (which
+/// has it signed in already) to say so; the session is not a guest while the server has it as
+/// the account. Resumed with the guest's nick, nothing is asked.
+#[test]
+fn a_sign_in_given_up_that_the_server_took_is_asked_again_when_the_resume_says_so() {
+    for (nick_now, asked) in [("rosa", true), ("alice", false)] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.sign_in(nick("rosa"), Proof::Password(pw("pw")), false, t.now);
+        t.drain_paced();
+        reconnect(&mut t);
+        t.recv(ServerMsg::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: nick(nick_now),
+            token: ResumeToken([2; 32]),
+            resumed: true,
+            limits: Limits::default(),
+        });
+        let sent = t.drain_paced();
+        assert_eq!(
+            sent.contains(&sign_in_msg("rosa", Proof::Password(pw("pw")), false)),
+            asked,
+            "resumed as {nick_now}: {sent:?}"
+        );
+        if asked {
+            signed_in(&mut t, "rosa", 3, None);
+            assert_eq!(t.s.account(), Some(&nick("rosa")));
+        }
+    }
+}
+
 /// A registration, and a sign-in waiting to ask a busy server again, are given up the same
 /// way; a session for the account only ends with it, saying why (the page's first dialog
 /// shows that and may ask again).
@@ -3286,8 +3317,10 @@ fn a_registration_or_a_sign_in_waiting_for_a_busy_server_is_given_up_at_a_drop()
     t.s.handle_disconnected("reset", t.now);
     let evs = t.events();
     assert!(
-        evs.iter().any(|e| matches!(e, Event::Error { about: About::Account, text, .. }
-            if text.starts_with("could not register: the connection dropped"))),
+        evs.iter().any(
+            |e| matches!(e, Event::Error { about: About::Account, text, .. }
+            if text.starts_with("could not register: the connection dropped"))
+        ),
         "{evs:?}"
     );
     assert!(!t.s.account_pending());
@@ -3301,7 +3334,11 @@ fn a_registration_or_a_sign_in_waiting_for_a_busy_server_is_given_up_at_a_drop()
     t.events();
     t.s.handle_disconnected("reset", t.now);
     assert!(!t.s.account_pending());
-    assert_eq!(t.s.state(), ConnState::Closed, "the account's only session ends");
+    assert_eq!(
+        t.s.state(),
+        ConnState::Closed,
+        "the account's only session ends"
+    );
     assert!(
         t.s.fatal()
             .is_some_and(|f| f.starts_with("could not sign in: the connection dropped")),
@@ -3324,11 +3361,13 @@ fn a_key_sign_in_or_one_that_went_through_before_survives_a_drop() {
         sent.first(),
         Some(&sign_in_msg("alice", Proof::Key(key.clone()), false))
     );
-    assert!(
-        !t.events()
-            .iter()
-            .any(|e| matches!(e, Event::Error { about: About::Account, .. }))
-    );
+    assert!(!t.events().iter().any(|e| matches!(
+        e,
+        Event::Error {
+            about: About::Account,
+            ..
+        }
+    )));
     assert_eq!(t.s.device_key(), Some(&key), "kept");
 
     let mut t = T::ready(Transport::Messages);
@@ -3377,11 +3416,13 @@ fn a_sign_in_refused_as_too_fast_is_answered_and_forgotten() {
     );
     // Nothing asked, a flood naming the connection is the session's, as ever.
     t.recv(error(ErrorKind::Flood, Re::Conn));
-    assert!(
-        !t.events()
-            .iter()
-            .any(|e| matches!(e, Event::Error { about: About::Account, .. }))
-    );
+    assert!(!t.events().iter().any(|e| matches!(
+        e,
+        Event::Error {
+            about: About::Account,
+            ..
+        }
+    )));
 }
 
 #[test]
