@@ -511,7 +511,9 @@ impl Account {
                 self.retry_at = Some(now + self.retry_wait);
                 Refused::Later
             }
-            // A sign-in throttled: kept, tried again at the next welcome (or by the user).
+            // Credentials that went through before, throttled or refused as too fast when
+            // signing in again after a restart (a cluster node that sent this device away says
+            // `Throttled`): kept, tried again at the next welcome (or by the user).
             _ => Refused::Done,
         }
     }

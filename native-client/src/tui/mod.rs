@@ -33,7 +33,6 @@ use crossterm::event::{
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
 use input::InputLine;
-use natter_core::Nick;
 use natter_core::chat::{Chat, ConvId};
 use natter_core::command::Clear;
 use natter_core::session::Session;
@@ -571,6 +570,7 @@ fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
 mod tests {
     use super::*;
     use crossterm::event::MouseButton;
+    use natter_core::Nick;
     use natter_core::chat::LineKind;
     use view::tests::{apply, chat_in, rid, say};
 
@@ -735,7 +735,11 @@ mod tests {
         for line in ["/query", " /QUERY  "] {
             send_typed(&mut chat, &tx, line);
             let last = chat.current_conv().lines().back().unwrap();
-            assert_eq!(last.kind, LineKind::Error(natter_core::command::QUERY_USAGE.into()), "{line:?}");
+            assert_eq!(
+                last.kind,
+                LineKind::Error(natter_core::command::QUERY_USAGE.into()),
+                "{line:?}"
+            );
             assert!(rx.try_recv().is_err(), "{line:?}: nothing for the session");
         }
         send_typed(&mut chat, &tx, "/query bob");
