@@ -414,6 +414,57 @@ pub fn clear(line: &str) -> Option<Clear> {
     })
 }
 
+/// The commands a front end with conversations (the TUI, the page) answers itself, which the
+/// session's list ([`names`]) does not hold: Tab completes them too, before the session's.
+pub const OWN_COMMANDS: [&str; 2] = ["/clear", "/query"];
+
+/// What `/query` asks of a front end with conversations: IRC clients' way to open a
+/// conversation with someone. The session alone reads `/query nick text` as `/msg` (it has no
+/// conversations to open) and `/query nick` as a usage error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `/query nick`: the direct conversation with nick opens; nothing is sent.
+    Open(Nick),
+    /// `/query nick text`: it opens, and the line goes to the session (a `/msg nick text`).
+    OpenAndSend(Nick),
+    /// `/query` alone: say how it is typed ([`QUERY_USAGE`]).
+    Usage,
+}
+
+/// How `/query` is typed, said when it comes alone.
+pub const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conversation with nick)";
+
+/// Whether `line` is `/query` (in any case), and what it asks for; `//query` is said, not run.
+/// A first word that is no nick (`/query #room text`, a mistyped nick) is the session's to
+/// answer (a line said in the room, or why the nick is not one): `None`.
+pub fn query(line: &str) -> Option<Query> {
+    let rest = line.trim().strip_prefix('/')?;
+    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !word.eq_ignore_ascii_case("query") {
+        return None;
+    }
+    let args = args.trim();
+    if args.is_empty() {
+        return Some(Query::Usage);
+    }
+    let (nick, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let nick = Nick::new(nick).ok()?;
+    Some(if text.trim().is_empty() {
+        Query::Open(nick)
+    } else {
+        Query::OpenAndSend(nick)
+    })
+}
+
+/// Whether `line` is `/part` (or `/leave`) naming no room: typed in a direct conversation, a
+/// front end with conversations closes it ([`crate::chat::Chat::typed`]).
+pub fn part_here(line: &str) -> bool {
+    matches!(
+        parse(line),
+        Ok(Some(Input::Command(Command::Part { room: None, .. })))
+    )
+}
+
 /// Whether a typed line carries a password (`/register`, `/login`, `/password`), which a client
 /// keeps out of its input history, so that Up does not show it to whoever looks next.
 pub fn carries_password(line: &str) -> bool {
@@ -1142,6 +1193,28 @@ mod tests {
         assert_eq!(clear("//clear"), None, "said, not run");
         assert_eq!(clear("/clearly"), None);
         assert_eq!(clear("clear"), None);
+    }
+
+    /// `/query` is read once for every front end with conversations: a nick opens its
+    /// conversation, text after it is sent too, nothing after it says how it is typed; what
+    /// names no nick is the session's.
+    #[test]
+    fn query_is_read_with_what_it_asks_for() {
+        let bob = Nick::new("bob").unwrap();
+        assert_eq!(query("/query bob"), Some(Query::Open(bob.clone())));
+        assert_eq!(query("  /QUERY   bob  "), Some(Query::Open(bob.clone())));
+        assert_eq!(query("/query bob hi there"), Some(Query::OpenAndSend(bob)));
+        assert_eq!(query("/query"), Some(Query::Usage));
+        assert_eq!(query(" /Query   "), Some(Query::Usage));
+        assert_eq!(query("/query #a hi"), None, "a line said in #a");
+        assert_eq!(query("/query b@d hi"), None, "the session says why");
+        assert_eq!(query("//query bob"), None, "said, not run");
+        assert_eq!(query("/queryx bob"), None);
+        assert_eq!(query("query bob"), None);
+        // The session alone still reads it as `/msg` (what goes to it after the opening).
+        assert!(matches!(cmd("/query bob hi"), Command::Msg { .. }));
+        assert!(part_here("/part") && part_here("/LEAVE bye"));
+        assert!(!part_here("/part #a") && !part_here("//part") && !part_here("part"));
     }
 
     fn cmd(s: &str) -> Command {

@@ -34,7 +34,7 @@
 use natter_core::Millis;
 use natter_core::chat::{
     Change, Chat, Conv, ConvId, Hit, Line, LineKind, Outgoing, Role, Scrollback, Search,
-    SearchState, mention_spans,
+    SearchState, Typed, mention_spans,
 };
 use natter_core::command;
 use natter_core::limits::MAX_ROOMS_PER_USER;
@@ -927,8 +927,8 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
 const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick (again: the next match), Esc \
 closes search results (or a drawer on a phone); a search hit (click, or Enter) opens its room at \
 that line; scroll to the top of a room for its older lines; click a member to write to them (an \
-operator of the room gets a menu); /clear empties the open conversation on this page (/clear all: every \
-one), /part in a direct conversation closes it";
+operator of the room gets a menu); /query nick opens a direct conversation (/part there closes it), \
+/clear empties the open conversation on this page (/clear all: every one)";
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command).
@@ -958,13 +958,13 @@ const CLEAR_HELP: &str = "/clear [all]             empty the open conversation o
 (all: every one); nothing is sent";
 
 /// What the page answers itself, as the terminal client does (README): `/clear` empties the
-/// open conversation here (`/clear all`: every one) and `/help clear` says so; `/part` typed
+/// open conversation here (`/clear all`: every one) and `/help clear` says so; `/query nick`
+/// opens the direct conversation with nick (`/query` alone says how it is typed); `/part` typed
 /// in a direct conversation closes it (the session would only say it is no room). Nothing goes
-/// to the session then; true when `line` was one of them.
+/// to the session then; true when `line` was one of them (`/query nick text` opens the
+/// conversation and is not: the text is sent, to it).
 fn answered_here(chat: &mut Chat, line: &str, now: Millis) -> bool {
-    use command::{Command as Typed, CommandError, Input};
-    let parsed = command::parse(line);
-    if let Err(CommandError::NoHelp(name)) = &parsed
+    if let Err(command::CommandError::NoHelp(name)) = command::parse(line)
         && name.eq_ignore_ascii_case("clear")
     {
         chat.note(CLEAR_HELP, now);
@@ -979,22 +979,9 @@ fn answered_here(chat: &mut Chat, line: &str, now: Millis) -> bool {
         }
         return true;
     }
-    if let ConvId::Direct(peer) = chat.current().clone()
-        && matches!(
-            parsed,
-            Ok(Some(Input::Command(Typed::Part { room: None, .. })))
-        )
-    {
-        let label = chat.current_conv().label().to_owned();
-        chat.close_search();
-        chat.close_direct(&ConvId::Direct(peer));
-        chat.note(
-            format!("closed the conversation with {label} (/msg {label} starts it again)"),
-            now,
-        );
-        return true;
-    }
-    false
+    // `/query nick [text]` opens the direct conversation with nick (the text goes to the
+    // session), `/part` in a direct conversation closes it: the conversations' own.
+    chat.typed(line, now) == Typed::Answered
 }
 
 /// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after

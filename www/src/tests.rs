@@ -599,6 +599,29 @@ fn last_said(c: &Chat, key: &str) -> Option<String> {
     }
 }
 
+/// `/query` was not the page's: `/query bob hi` went out as a `/msg` with nothing opened, and
+/// `/query bob` was a usage error. It opens (and shows) the direct conversation now, as in the
+/// TUI; with text, the text still goes to the session; alone, it says how it is typed.
+#[test]
+fn query_opens_the_direct_conversation_on_the_page() {
+    let mut c = chat();
+    assert!(answered_here(&mut c, "/query Bob", Millis(1)));
+    assert_eq!(c.current().key(), "@bob");
+    let ch = changes(&mut c);
+    assert!(
+        ch.iter().any(|v| v["type"] == "current"),
+        "the page is told: {ch:?}"
+    );
+    c.open(&ConvId::from_key("#lobby").unwrap());
+    assert!(!answered_here(&mut c, "/query bob hi", Millis(2)), "sent");
+    assert_eq!(c.current().key(), "@bob");
+    assert!(answered_here(&mut c, "/query", Millis(3)));
+    assert_eq!(
+        last_said(&c, "@bob").as_deref(),
+        Some(natter_core::command::QUERY_USAGE)
+    );
+}
+
 /// `/clear`, `/help clear` and `/part` in a direct conversation typed on the page do what they
 /// do in the TUI (answered here, through core's `Chat::clear` and `Chat::close_direct`), where
 /// the session said "unknown command" and "not a room"; everything else goes to the session.

@@ -1483,3 +1483,83 @@ async fn leave_scenario(browser: Browser, page: String, addr: SocketAddr) {
         );
     }
 }
+
+// --- /query ------------------------------------------------------------------------------------
+
+/// The conversation the page shows: its visible log's key, and the sidebar's current entry.
+async fn shown_conv(b: &Browser) -> (String, String) {
+    let v = js(
+        b,
+        "const l = document.querySelector('.log:not([hidden])'); \
+         const c = document.querySelector('.conv-list [aria-current=\"true\"]'); \
+         return [l ? l.dataset.conv : '', c ? c.dataset.conv : ''];",
+    )
+    .await;
+    (
+        v[0].as_str().unwrap_or_default().to_owned(),
+        v[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// `/query nick [text]` was the terminal client's only: the page sent `/query bob hi` as a
+/// `/msg` with nothing opened and said `/msg`'s usage to `/query bob`. It opens and shows the
+/// direct conversation now (with text, sent there), and alone says how it is typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_opens_and_shows_the_direct_conversation() {
+    with_page(
+        "natter-page-query",
+        natter_server::ServerConfig::local_test(),
+        query_scenario,
+    )
+    .await;
+}
+
+async fn query_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_bob, bob_out) = nc(addr, "bob").await;
+    open_page_as(b, &page, Some("ann")).await;
+    let lobby = || ("#lobby".to_owned(), "#lobby".to_owned());
+    assert_eq!(shown_conv(b).await, lobby());
+
+    send_line(b, "/query").await;
+    wait_said(b, "#lobby", &["usage: /query nick [text]"]).await;
+    assert_eq!(shown_conv(b).await, lobby(), "nothing opened");
+
+    send_line(b, "/query bob").await;
+    wait_for!(
+        "@bob to be shown",
+        (shown_conv(b).await == ("@bob".to_owned(), "@bob".to_owned())).then_some(())
+    );
+
+    // From #lobby, with text: opened, and the text said to bob.
+    js(
+        b,
+        "document.querySelector('.conv-list [data-conv=\"#lobby\"]').click();",
+    )
+    .await;
+    wait_for!(
+        "#lobby to be shown",
+        (shown_conv(b).await == lobby()).then_some(())
+    );
+    send_line(b, "/query bob hi from the page").await;
+    wait_for!(
+        "@bob to be shown again",
+        (shown_conv(b).await == ("@bob".to_owned(), "@bob".to_owned())).then_some(())
+    );
+    wait_for!("bob to get it", bob_out.has("hi from the page"));
+    wait_for!(
+        "the line in @bob",
+        chat(b, "@bob")
+            .await
+            .contains(&("ann".to_owned(), "hi from the page".to_owned()))
+            .then_some(())
+    );
+    // /part there closes it, saying how to open it again.
+    send_line(b, "/part").await;
+    wait_said(
+        b,
+        "#lobby",
+        &["closed the conversation with bob", "/query bob"],
+    )
+    .await;
+}

@@ -778,3 +778,65 @@ async fn away_scenario(
     assert_eq!(account_of(b).await, None);
     None
 }
+
+// --- a sign-in the connection dropped before its answer -----------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_the_connection_dropped_before_its_answer_stops_the_dialog_waiting() {
+    with_page("natter-dialog-drop", drop_scenario).await;
+}
+
+async fn drop_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    // rosa's account, made on nc (which then goes: the account stays).
+    let (mut rosa, rosa_out) = nc(addr, "rosa").await;
+    say(&mut rosa, "/register correct horse battery").await;
+    wait_for!("rosa to be signed in", rosa_out.has("signed in as rosa"));
+    say(&mut rosa, "/quit").await;
+
+    open_page_as(b, &page, Some("gus")).await;
+    js(b, "document.getElementById('sign-in-open').click();").await;
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    // The socket goes as the sign-in is asked: the page's session sent it on a link that is
+    // closing (nothing reaches the server), and no answer can come on it. Until the
+    // fortieth session the dialog stayed busy until the server was reached again, then signed
+    // in by itself, long after the person had given up on it.
+    js(
+        b,
+        "document.getElementById('nick-input').value = 'rosa'; \
+         document.getElementById('password-input').value = 'correct horse battery'; \
+         window.natterDebug.dropSocket(); \
+         document.getElementById('sign-in').click();",
+    )
+    .await;
+    wait_dialog_error(
+        b,
+        "could not sign in: the connection dropped before the server answered; try again \
+         once it is back",
+    )
+    .await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "the dialog stays, saying why: {view}");
+    assert_ne!(view[1], "true", "not waiting: {view}");
+    // Back on the server, the page is still the guest it was, and stays so.
+    wait_for!(
+        "the page to reconnect",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(account_of(b).await, None, "{}", every_line(b).await);
+    assert_eq!(text_of(b, "#me-nick").await, "gus");
+    assert_eq!(dialog_view(b).await[0], true);
+    // Asked again, it is answered.
+    js(
+        b,
+        "document.getElementById('password-input').value = 'correct horse battery'; \
+         document.getElementById('sign-in').click();",
+    )
+    .await;
+    wait_for!(
+        "the sign-in asked again to be taken",
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    wait_for!("the dialog to close", (!dialog_open(b).await).then_some(()));
+}

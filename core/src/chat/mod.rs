@@ -68,6 +68,15 @@ use crate::wire::{DirectMsg, ErrorKind, EventKind, RoomEvent};
 use change::Log;
 use std::collections::VecDeque;
 
+/// What is left of a typed line after [`Chat::typed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typed {
+    /// Answered by the conversations (opened, closed, usage said): nothing to send.
+    Answered,
+    /// The line goes to the session, for the open conversation ([`Chat::target`]).
+    ToSession,
+}
+
 /// The chat model. See the module docs.
 #[derive(Debug)]
 pub struct Chat {
@@ -353,7 +362,11 @@ impl Chat {
             if !line_start {
                 return Vec::new();
             }
-            return crate::command::names()
+            // The conversations' own commands first (everyday ones, where the session's list
+            // puts an admin's `/close` before `/clear`).
+            return crate::command::OWN_COMMANDS
+                .into_iter()
+                .chain(crate::command::names())
                 .filter(|n| n.starts_with(&prefix))
                 .map(String::from)
                 .collect();
@@ -498,6 +511,46 @@ impl Chat {
     pub fn note_error(&mut self, text: impl Into<String>, now: Millis) {
         let id = self.current.clone();
         self.notice_in(&id, LineKind::Error(text.into()), now);
+    }
+
+    /// A typed line, for what the conversations themselves answer (a front end with
+    /// conversations calls this before giving the line to the session): `/query nick` opens
+    /// the direct conversation with nick (over search results; nothing is sent), `/query nick
+    /// text` opens it and leaves the line to send (the session reads it as `/msg`), `/query`
+    /// alone says how it is typed, and `/part` typed in a direct conversation closes it (the
+    /// session would say it is no room). Whether the line still goes to the session.
+    #[must_use]
+    pub fn typed(&mut self, line: &str, now: Millis) -> Typed {
+        use crate::command::{self, Query};
+        if let ConvId::Direct(peer) = self.current.clone()
+            && command::part_here(line)
+        {
+            let label = self.current_conv().label().to_owned();
+            self.close_search();
+            self.close_direct(&ConvId::Direct(peer));
+            self.note(
+                format!("closed the conversation with {label} (/query {label} opens it again)"),
+                now,
+            );
+            return Typed::Answered;
+        }
+        match command::query(line) {
+            None => Typed::ToSession,
+            Some(Query::Usage) => {
+                self.note_error(command::QUERY_USAGE, now);
+                Typed::Answered
+            }
+            Some(Query::Open(nick)) => {
+                self.close_search();
+                self.open_direct(&nick);
+                Typed::Answered
+            }
+            Some(Query::OpenAndSend(nick)) => {
+                self.close_search();
+                self.open_direct(&nick);
+                Typed::ToSession
+            }
+        }
     }
 
     /// A typed `/clear` ([`crate::command::clear`]): the open conversation's lines go, or with

@@ -1270,6 +1270,79 @@ fn tab_completes_commands_at_the_start_and_rooms_we_are_in() {
     assert_eq!(c.completions("b", true), ["bob"]);
 }
 
+/// `/query` was the TUI's alone (the page sent `/query bob hi` as a `/msg` without opening
+/// anything, and said `/msg`'s usage to `/query bob`): the model answers it for both now.
+#[test]
+fn query_opens_the_direct_conversation_and_says_its_usage_alone() {
+    let mut c = chat_in(&["#a"]);
+    let bob = ConvId::direct(&nick("Bob"));
+    assert_eq!(c.typed("/query Bob", Millis(1)), Typed::Answered);
+    assert_eq!(c.current(), &bob, "opened");
+    assert!(c.conv(&bob).unwrap().lines().is_empty(), "nothing said");
+    // Text after the nick: opened (the same one, any case), and the line is the session's.
+    c.open(&rid("#a"));
+    assert_eq!(c.typed("/QUERY bob hi", Millis(2)), Typed::ToSession);
+    assert_eq!(c.current(), &bob);
+    assert_eq!(c.conversations().filter(|c| c.id() == &bob).count(), 1);
+    // Opened over search results, which go.
+    c.open(&rid("#a"));
+    c.handle_event(
+        &Event::Search {
+            room: None,
+            words: text("x"),
+        },
+        Millis(3),
+    );
+    assert!(c.search().is_some());
+    assert_eq!(c.typed("/query bob", Millis(4)), Typed::Answered);
+    assert!(c.search().is_none());
+    assert_eq!(c.current(), &bob);
+    // Alone: how it is typed, in the open conversation, nothing sent.
+    for line in ["/query", " /Query  "] {
+        assert_eq!(c.typed(line, Millis(5)), Typed::Answered, "{line:?}");
+        let last = c.current_conv().lines().back().unwrap();
+        assert_eq!(
+            last.kind,
+            LineKind::Error(crate::command::QUERY_USAGE.into())
+        );
+    }
+    // Not a nick: the session says why (or says it in the room).
+    assert_eq!(c.typed("/query b@d", Millis(6)), Typed::ToSession);
+    assert_eq!(c.typed("/query #a hi", Millis(6)), Typed::ToSession);
+    assert_eq!(c.typed("hello", Millis(6)), Typed::ToSession);
+    assert_eq!(c.current(), &bob);
+}
+
+/// `/part` in a direct conversation closes it (said, with how to open it again); `/part #a`
+/// there, and `/part` in a room, are the session's.
+#[test]
+fn part_in_a_direct_conversation_closes_it_and_part_in_a_room_is_the_sessions() {
+    let mut c = chat_in(&["#a"]);
+    let bob = ConvId::direct(&nick("Bob"));
+    assert_eq!(c.typed("/query Bob", Millis(1)), Typed::Answered);
+    assert_eq!(c.typed("/part #a", Millis(2)), Typed::ToSession);
+    assert_eq!(c.current(), &bob);
+    assert_eq!(c.typed("/part", Millis(3)), Typed::Answered);
+    assert!(c.conv(&bob).is_none());
+    assert_eq!(c.current(), &rid("#a"));
+    let last = c.current_conv().lines().back().unwrap();
+    assert_eq!(
+        last.kind,
+        LineKind::Notice("closed the conversation with Bob (/query Bob opens it again)".into())
+    );
+    assert_eq!(c.typed("/part", Millis(4)), Typed::ToSession, "a room");
+}
+
+/// Tab completed `/cl` to an admin's `/close` and never to `/clear`, nor `/qu` to `/query`:
+/// the conversations' own commands come first now.
+#[test]
+fn tab_completes_the_conversations_own_commands_first() {
+    let c = chat_in(&["#a"]);
+    assert_eq!(c.completions("/cl", true), ["/clear", "/close"]);
+    assert_eq!(c.completions("/QU", true), ["/query", "/quit"]);
+    assert!(c.completions("/cl", false).is_empty());
+}
+
 // ---- scrollback and search ----
 
 fn ev_at(r: &str, seq: u64, from: &str, kind: EventKind) -> RoomEvent {

@@ -22,6 +22,11 @@ struct Creds {
     remember: bool,
     /// Not registered yet: the next request is a registration.
     registering: bool,
+    /// The server signed in with these once: signing in again with them (after a welcome
+    /// that is not a resume) is the session's to do. Until then they are a request the person
+    /// made, answered once: by the server, or given up when the link drops before the answer
+    /// ([`Account::drop_unanswered`]); never asked again behind their back.
+    taken: bool,
 }
 
 impl Creds {
@@ -95,6 +100,9 @@ pub(super) struct Account {
     /// The new password of a change asked before the sign-in was through, for the
     /// credentials once the server takes it.
     later_password: Option<Password>,
+    /// A password sign-in given up at a drop ([`Account::drop_unanswered`]), until the next
+    /// welcome: a resumed one may show that the server took it after all.
+    given_up: Option<Creds>,
 }
 
 /// The first wait before asking a busy server again, and the longest.
@@ -170,12 +178,14 @@ impl Account {
             Proof::Password(p) => (Some(p), None),
             Proof::Key(k) => (None, Some(k)),
         };
+        self.given_up = None;
         self.creds = Some(Creds {
             account,
             password,
             key,
             remember,
             registering: false,
+            taken: false,
         });
         self.request()
     }
@@ -190,12 +200,14 @@ impl Account {
         password: Option<Password>,
         remember: bool,
     ) -> Option<ClientMsg> {
+        self.given_up = None;
         self.creds = Some(Creds {
             account,
             password,
             key: Some(key),
             remember,
             registering: false,
+            taken: false,
         });
         self.request()
     }
@@ -207,12 +219,14 @@ impl Account {
         password: Password,
         remember: bool,
     ) -> Option<ClientMsg> {
+        self.given_up = None;
         self.creds = Some(Creds {
             account: nick,
             password: Some(password),
             key: None,
             remember,
             registering: true,
+            taken: false,
         });
         self.request()
     }
@@ -256,7 +270,26 @@ impl Account {
 
     /// A welcome: a resume keeps the account; otherwise the connection is a guest's. Returns
     /// the sign-in to send, if credentials are kept and the connection is not signed in.
-    pub(super) fn welcomed(&mut self, resumed: bool) -> Option<ClientMsg> {
+    ///
+    /// A sign-in given up at the drop may have reached the server, its answer lost: a resumed
+    /// session that now has the account's nick (`nick_was` before, `nick_now` now) is the
+    /// account's, so it is asked again, and the server, which has it signed in already, says
+    /// so (granting nothing more): the session does not take itself for a guest while the
+    /// server has it as the account. (Signing in to an account of the nick one has, this
+    /// cannot be told: it stays given up, and the person's next sign-in is told it is done.)
+    pub(super) fn welcomed(
+        &mut self,
+        resumed: bool,
+        nick_was: &Nick,
+        nick_now: &Nick,
+    ) -> Option<ClientMsg> {
+        if let Some(creds) = self.given_up.take()
+            && resumed
+            && creds.account.folded() == nick_now.folded()
+            && nick_was.folded() != nick_now.folded()
+        {
+            self.creds = Some(creds);
+        }
         // What was asked on the last link was not answered there. (A password change's new
         // password stays: if the server never took it, the sign-in with it is refused and says
         // so.)
@@ -280,6 +313,7 @@ impl Account {
         if let Some(creds) = self.creds.as_mut() {
             creds.account = account.clone();
             creds.registering = false;
+            creds.taken = true;
             if let Some(key) = key {
                 creds.key = Some(key.clone());
             }
@@ -311,9 +345,11 @@ impl Account {
             | ErrorKind::Throttled
             | ErrorKind::RegistrationClosed
             | ErrorKind::NotSignedIn => true,
-            ErrorKind::Invalid | ErrorKind::NickTaken | ErrorKind::Unavailable => {
-                self.asking.is_some()
-            }
+            // Flood: a request refused as one too many at once is refused all the same.
+            ErrorKind::Invalid
+            | ErrorKind::NickTaken
+            | ErrorKind::Unavailable
+            | ErrorKind::Flood => self.asking.is_some(),
             _ => false,
         }
     }
@@ -334,6 +370,33 @@ impl Account {
         }
     }
 
+    /// The link was lost: a sign-in with a password, or a registration, that the server never
+    /// answered (sent, or waiting to ask a busy server again) and that never went through is
+    /// given up, its credentials forgotten; the name of what was given up (`sign in`,
+    /// `register`) is returned, for the person to be told, and to ask again if they choose.
+    /// Kept, it waited for the server to come back and then went through by itself, long after
+    /// the person gave up on it. A sign-in with a device key (no one typed it: a remembered
+    /// sign-in) and credentials that went through before are kept: the next welcome signs in
+    /// with them.
+    pub(super) fn drop_unanswered(&mut self) -> Option<&'static str> {
+        let creds = self.creds.as_ref()?;
+        if creds.taken {
+            return None;
+        }
+        let what = match (&self.asking, self.retry_at) {
+            (Some(Ask::Register), _) => "register",
+            (Some(Ask::SignIn { with_key: false }), _) => "sign in",
+            (None, Some(_)) if creds.registering => "register",
+            (None, Some(_)) if creds.key.is_none() => "sign in",
+            _ => return None,
+        };
+        self.given_up = self.creds.take().filter(|c| !c.registering);
+        self.asking = None;
+        self.retry_at = None;
+        self.retry_wait = Millis::ZERO;
+        Some(what)
+    }
+
     /// A password change is waiting for its answer.
     pub(super) fn is_changing_password(&self) -> bool {
         matches!(self.asking, Some(Ask::ChangePassword { .. }))
@@ -352,6 +415,7 @@ impl Account {
                 key: None,
                 remember: true,
                 registering: false,
+                taken: true,
             });
         }
         if let Some(creds) = self.creds.as_mut() {
@@ -406,8 +470,20 @@ impl Account {
                 ErrorKind::RegistrationClosed
                 | ErrorKind::NickTaken
                 | ErrorKind::Invalid
-                | ErrorKind::Throttled,
+                | ErrorKind::Throttled
+                | ErrorKind::Flood,
             ) => {
+                self.creds = None;
+                Refused::Done
+            }
+            // A password sign-in throttled (the server says wait) or refused as too fast, that
+            // never went through: forgotten too. Kept, it was sent again by itself at the next
+            // welcome that was not a resume, signing the person in behind their back long after
+            // they were told it failed. They ask again when they choose. (One that went
+            // through before, signing in again after a restart, is kept: the session's own.)
+            (Some(Ask::SignIn { with_key: false }), ErrorKind::Throttled | ErrorKind::Flood)
+                if !self.creds.as_ref().is_some_and(|c| c.taken) =>
+            {
                 self.creds = None;
                 Refused::Done
             }
@@ -435,7 +511,9 @@ impl Account {
                 self.retry_at = Some(now + self.retry_wait);
                 Refused::Later
             }
-            // A sign-in throttled: kept, tried again at the next welcome (or by the user).
+            // Credentials that went through before, throttled or refused as too fast when
+            // signing in again after a restart (a cluster node that sent this device away says
+            // `Throttled`): kept, tried again at the next welcome (or by the user).
             _ => Refused::Done,
         }
     }

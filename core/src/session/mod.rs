@@ -1083,6 +1083,7 @@ impl Session {
 
     /// See [`Session::reconnect_after_loss`]; `lost: false` when the link closed as asked.
     fn reconnect_link(&mut self, now: Millis, quick: bool, lost: bool) {
+        let was_welcomed = self.link.is_welcomed();
         // Commands not sent yet wait for the next welcome; joins and parts are asked again
         // from the rooms' own tracking, messages from the pending list, scrollback and searches
         // from the asks.
@@ -1106,6 +1107,32 @@ impl Session {
             self.link.closed_as_asked();
         }
         self.event(Event::State(self.state()));
+        if lost && was_welcomed {
+            self.give_up_unanswered_account();
+        }
+    }
+
+    /// The link was lost before the server answered a sign-in or registration the person
+    /// asked for ([`account::Account::drop_unanswered`]): said as its answer (an
+    /// [`Event::Error`] about [`About::Account`]), so that a UI waiting for it stops waiting;
+    /// they ask again once the server is back. A session for the account only
+    /// ([`Session::require_sign_in`]) ends with it, as when refused.
+    fn give_up_unanswered_account(&mut self) {
+        let Some(what) = self.account.drop_unanswered() else {
+            return;
+        };
+        let text = format!(
+            "could not {what}: the connection dropped before the server answered; \
+             try again once it is back"
+        );
+        self.event(Event::Error {
+            kind: None,
+            about: About::Account,
+            text: text.clone(),
+        });
+        if self.account.required_and_refused() {
+            self.close_for_good(Some(text));
+        }
     }
 
     /// Ends the session: `fatal` says why when it was not the user's `/quit`.

@@ -306,7 +306,7 @@ impl Session {
         self.handshake.signed_in_here = false;
         let asked = core::mem::replace(&mut self.nick, nick.clone());
         // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
-        let sign_in = self.account.welcomed(resumed);
+        let sign_in = self.account.welcomed(resumed, &asked, &nick);
         self.event(Event::State(ConnState::Connected));
         self.event(Event::Welcome {
             nick: nick.clone(),
@@ -637,6 +637,10 @@ impl Session {
         let refused = (about == About::Account).then(|| self.account.refused(kind, self.now));
         let text = match (what, &refused) {
             (_, Some(Refused::Later)) => clean(detail),
+            // Too fast: not a verdict on the request, which may be asked again at once.
+            (Some(Some(what)), _) if kind == ErrorKind::Flood => {
+                format!("could not {what}: {}; try again in a moment", clean(detail))
+            }
             (Some(Some(what)), _) => format!("could not {what}: {}", clean(detail)),
             _ => clean(detail),
         };

@@ -3144,8 +3144,11 @@ fn a_welcome_that_is_not_a_resume_signs_in_again_with_the_key_then_the_password(
     );
 }
 
+/// A throttled sign-in kept its password and was sent again by itself at the next welcome
+/// that was not a resume: it signed the person in behind their back, long after they were told
+/// it failed. Said about the account, and forgotten: they ask again when they choose.
 #[test]
-fn throttled_is_said_about_the_account_and_the_credentials_stay() {
+fn throttled_is_said_about_the_account_and_not_asked_again_by_itself() {
     let mut t = T::ready(Transport::Messages);
     t.s.handle_input("/login alice correct horse", t.now);
     assert_eq!(
@@ -3171,21 +3174,255 @@ fn throttled_is_said_about_the_account_and_the_credentials_stay() {
             text: "could not sign in: too many failed sign-ins; try again in 30 s".into()
         }]
     );
+    assert!(!t.s.account_pending(), "answered");
     // Said as a sentence a person reads: what was refused, no category in front of it.
     assert_eq!(
         render::error_words(&About::Account, "could not sign in: no"),
         "could not sign in: no"
     );
-    // Kept: tried again at the next fresh welcome.
     let sent = restarted(&mut t, 5);
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
+        "{sent:?}"
+    );
+    assert_eq!(t.s.account(), None);
+    // Asked again by the person, it goes out.
+    t.s.handle_input("/login alice correct horse", t.now);
     assert_eq!(
-        sent.first(),
-        Some(&sign_in_msg(
+        t.drain_paced(),
+        vec![sign_in_msg(
             "alice",
             Proof::Password(pw("correct horse")),
             false
-        ))
+        )]
     );
+}
+
+/// Credentials that went through are the session's to sign in again with after a restart:
+/// throttled then (someone else failing from the same address), they are kept for the next
+/// welcome, as before.
+#[test]
+fn a_throttled_sign_in_again_after_a_restart_keeps_what_went_through() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    let sent = restarted(&mut t, 3);
+    assert_eq!(
+        sent.first(),
+        Some(&sign_in_msg("alice", Proof::Password(pw("pw")), false))
+    );
+    t.recv(error(ErrorKind::Throttled, Re::Conn));
+    let sent = restarted(&mut t, 4);
+    assert_eq!(
+        sent.first(),
+        Some(&sign_in_msg("alice", Proof::Password(pw("pw")), false))
+    );
+}
+
+/// A sign-in sent just before the link dropped kept the page's dialog busy until the server
+/// was back, then went through by itself. The drop answers it now: said about the account
+/// (the dialog stops waiting and says so), forgotten, and not sent at the next welcome,
+/// fresh or resumed.
+#[test]
+fn a_sign_in_the_link_dropped_before_its_answer_is_given_up_and_said() {
+    for resumed in [false, true] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), true, t.now);
+        assert_eq!(
+            t.drain_paced(),
+            vec![sign_in_msg("alice", Proof::Password(pw("pw")), true)]
+        );
+        assert!(t.s.account_pending());
+        t.events();
+        t.s.handle_disconnected("connection reset", t.now);
+        let evs = t.events();
+        let said = "could not sign in: the connection dropped before the server answered; \
+                    try again once it is back";
+        assert!(
+            evs.contains(&Event::Error {
+                kind: None,
+                about: About::Account,
+                text: said.into()
+            }),
+            "{evs:?}"
+        );
+        assert!(!t.s.account_pending(), "answered: the dialog stops waiting");
+        assert!(
+            matches!(t.s.state(), ConnState::Reconnecting { .. }),
+            "the session goes on"
+        );
+        t.run_to_deadline();
+        t.events();
+        t.raw.clear();
+        t.dec = FrameDecoder::new();
+        t.s.handle_connected(t.now);
+        t.sent();
+        t.welcome(2, resumed);
+        let sent = t.drain_paced();
+        assert!(
+            !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
+            "resumed {resumed}: {sent:?}"
+        );
+        assert!(!t.s.account_pending());
+        // Asked again once the server is back, it goes out.
+        t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), true, t.now);
+        assert_eq!(
+            t.drain_paced(),
+            vec![sign_in_msg("alice", Proof::Password(pw("pw")), true)]
+        );
+    }
+}
+
+/// A sign-in given up at a drop may have reached the server, its answer lost: the resumed
+/// session then has the account's nick, and the sign-in is asked again, for the server (which
+/// has it signed in already) to say so; the session is not a guest while the server has it as
+/// the account. Resumed with the guest's nick, nothing is asked.
+#[test]
+fn a_sign_in_given_up_that_the_server_took_is_asked_again_when_the_resume_says_so() {
+    for (nick_now, asked) in [("rosa", true), ("alice", false)] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.sign_in(nick("rosa"), Proof::Password(pw("pw")), false, t.now);
+        t.drain_paced();
+        reconnect(&mut t);
+        t.recv(ServerMsg::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: nick(nick_now),
+            token: ResumeToken([2; 32]),
+            resumed: true,
+            limits: Limits::default(),
+        });
+        let sent = t.drain_paced();
+        assert_eq!(
+            sent.contains(&sign_in_msg("rosa", Proof::Password(pw("pw")), false)),
+            asked,
+            "resumed as {nick_now}: {sent:?}"
+        );
+        if asked {
+            signed_in(&mut t, "rosa", 3, None);
+            assert_eq!(t.s.account(), Some(&nick("rosa")));
+        }
+    }
+}
+
+/// A registration, and a sign-in waiting to ask a busy server again, are given up the same
+/// way; a session for the account only ends with it, saying why (the page's first dialog
+/// shows that and may ask again).
+#[test]
+fn a_registration_or_a_sign_in_waiting_for_a_busy_server_is_given_up_at_a_drop() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.register(pw("correct horse"), false, t.now);
+    t.drain_paced();
+    t.events();
+    t.s.handle_disconnected("reset", t.now);
+    let evs = t.events();
+    assert!(
+        evs.iter().any(
+            |e| matches!(e, Event::Error { about: About::Account, text, .. }
+            if text.starts_with("could not register: the connection dropped"))
+        ),
+        "{evs:?}"
+    );
+    assert!(!t.s.account_pending());
+
+    let mut t = T::ready(Transport::Messages);
+    t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
+    t.s.require_sign_in();
+    t.drain_paced();
+    t.recv(error(ErrorKind::Unavailable, Re::Conn));
+    assert!(t.s.account_pending(), "to be asked again by itself");
+    t.events();
+    t.s.handle_disconnected("reset", t.now);
+    assert!(!t.s.account_pending());
+    assert_eq!(
+        t.s.state(),
+        ConnState::Closed,
+        "the account's only session ends"
+    );
+    assert!(
+        t.s.fatal()
+            .is_some_and(|f| f.starts_with("could not sign in: the connection dropped")),
+        "{:?}",
+        t.s.fatal()
+    );
+}
+
+/// What no one typed is not given up at a drop: a remembered sign-in (the device key) and
+/// credentials that went through before are sent again at the next welcome.
+#[test]
+fn a_key_sign_in_or_one_that_went_through_before_survives_a_drop() {
+    let mut t = T::ready(Transport::Messages);
+    let key = DeviceKey([9; 32]);
+    t.s.sign_in(nick("alice"), Proof::Key(key.clone()), false, t.now);
+    t.drain_paced();
+    t.events();
+    let sent = restarted(&mut t, 2);
+    assert_eq!(
+        sent.first(),
+        Some(&sign_in_msg("alice", Proof::Key(key.clone()), false))
+    );
+    assert!(!t.events().iter().any(|e| matches!(
+        e,
+        Event::Error {
+            about: About::Account,
+            ..
+        }
+    )));
+    assert_eq!(t.s.device_key(), Some(&key), "kept");
+
+    let mut t = T::ready(Transport::Messages);
+    t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    // The server restarted: signing in again, and the link drops before that is answered.
+    restarted(&mut t, 3);
+    let sent = restarted(&mut t, 4);
+    assert_eq!(
+        sent.first(),
+        Some(&sign_in_msg("alice", Proof::Password(pw("pw")), false))
+    );
+}
+
+/// A sign-in refused as too fast (`Flood`, naming the connection) was not taken as its
+/// answer: the dialog stayed busy. It is the answer now, said as one, and forgotten.
+#[test]
+fn a_sign_in_refused_as_too_fast_is_answered_and_forgotten() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
+    t.drain_paced();
+    t.events();
+    t.recv(ServerMsg::Error {
+        kind: ErrorKind::Flood,
+        re: Re::Conn,
+        detail: "you are sending too fast: 8 commands are already waiting; this one was dropped"
+            .into(),
+    });
+    assert_eq!(
+        t.events(),
+        vec![Event::Error {
+            kind: Some(ErrorKind::Flood),
+            about: About::Account,
+            text: "could not sign in: you are sending too fast: 8 commands are already \
+                   waiting; this one was dropped; try again in a moment"
+                .into()
+        }]
+    );
+    assert!(!t.s.account_pending());
+    assert_eq!(t.s.state(), ConnState::Connected, "still the guest it was");
+    let sent = restarted(&mut t, 2);
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
+        "{sent:?}"
+    );
+    // Nothing asked, a flood naming the connection is the session's, as ever.
+    t.recv(error(ErrorKind::Flood, Re::Conn));
+    assert!(!t.events().iter().any(|e| matches!(
+        e,
+        Event::Error {
+            about: About::Account,
+            ..
+        }
+    )));
 }
 
 #[test]

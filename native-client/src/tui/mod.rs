@@ -33,7 +33,6 @@ use crossterm::event::{
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
 use input::InputLine;
-use natter_core::Nick;
 use natter_core::chat::{Chat, ConvId};
 use natter_core::command::Clear;
 use natter_core::session::Session;
@@ -90,55 +89,10 @@ fn keys_help(line: &str) -> Option<&'static str> {
     .then_some(KEYS_HELP)
 }
 
-/// The nick `/query nick [text]` names: IRC clients' way to open a conversation with someone.
-/// The session takes `/query nick text` as `/msg`; here, where there are conversations to open,
-/// it opens the direct one too, and `/query nick` alone (a usage error to the session) just
-/// opens it.
-fn query_nick(line: &str) -> Option<(Nick, bool)> {
-    let rest = line.trim_start().strip_prefix('/')?;
-    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    if !word.eq_ignore_ascii_case("query") {
-        return None;
-    }
-    let args = args.trim_start();
-    let (nick, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
-    let nick = Nick::new(nick).ok()?;
-    Some((nick, !text.trim().is_empty()))
-}
-
-/// How `/query` is typed, said when it comes alone (the session said `/msg`'s usage).
-const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conversation with nick)";
-
-/// Whether `line` is `/query` with nothing after it.
-fn query_alone(line: &str) -> bool {
-    line.trim()
-        .strip_prefix('/')
-        .is_some_and(|w| w.eq_ignore_ascii_case("query"))
-}
-
-/// Whether `line` is `/part` (or `/leave`) naming no room: typed in a direct conversation, it
-/// closes it (the session, which has no conversations, says it is no room).
-fn part_here(line: &str) -> bool {
-    use natter_core::command::{self, Command as Typed, Input};
-    matches!(
-        command::parse(line),
-        Ok(Some(Input::Command(Typed::Part { room: None, .. })))
-    )
-}
-
-/// The commands the TUI answers itself, which the session's list ([`Chat::completions`]) does not
-/// hold: Tab completes them too.
-const OWN_COMMANDS: [&str; 2] = ["/clear", "/query"];
-
-/// What Tab completes `word` to: the TUI's own commands first (everyday ones, where the
-/// session's list puts an admin's `/close` before `/clear`), then the model's matches.
+/// What Tab completes `word` to: the model's matches (the conversations' own commands,
+/// `/clear` and `/query`, first).
 fn completions(chat: &Chat, word: &str, line_start: bool) -> Vec<String> {
-    let typed = word.to_ascii_lowercase();
-    let own = OWN_COMMANDS
-        .iter()
-        .filter(|c| line_start && typed.starts_with('/') && c.starts_with(&typed))
-        .map(|c| (*c).to_owned());
-    own.chain(chat.completions(word, line_start)).collect()
+    chat.completions(word, line_start)
 }
 
 /// How `/clear` is typed.
@@ -554,30 +508,12 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         }
         return;
     }
-    if let ConvId::Direct(peer) = chat.current().clone()
-        && part_here(line)
-    {
-        let label = chat.current_conv().label().to_owned();
-        chat.close_search();
-        chat.close_direct(&ConvId::Direct(peer));
-        chat.note(
-            format!("closed the conversation with {label} (/query {label} opens it again)"),
-            clock::now(),
-        );
+    // `/query nick [text]`, and `/part` in a direct conversation: the conversations' (a
+    // `/query nick text` opens the conversation it sends to, so says nothing of it elsewhere).
+    if chat.typed(line, clock::now()) == natter_core::chat::Typed::Answered {
         return;
     }
-    if query_alone(line) {
-        chat.note_error(QUERY_USAGE, clock::now());
-        return;
-    }
-    if let Some((nick, text)) = query_nick(line) {
-        chat.close_search();
-        chat.open_direct(&nick);
-        if !text {
-            // `/query nick`: the conversation opens, nothing to send.
-            return;
-        }
-    } else if let Some(words) = sent_elsewhere(line, chat.current()) {
+    if let Some(words) = sent_elsewhere(line, chat.current()) {
         chat.note(words, clock::now());
     }
     let to = chat.target();
@@ -634,6 +570,7 @@ fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
 mod tests {
     use super::*;
     use crossterm::event::MouseButton;
+    use natter_core::Nick;
     use natter_core::chat::LineKind;
     use view::tests::{apply, chat_in, rid, say};
 
@@ -798,7 +735,11 @@ mod tests {
         for line in ["/query", " /QUERY  "] {
             send_typed(&mut chat, &tx, line);
             let last = chat.current_conv().lines().back().unwrap();
-            assert_eq!(last.kind, LineKind::Error(QUERY_USAGE.into()), "{line:?}");
+            assert_eq!(
+                last.kind,
+                LineKind::Error(natter_core::command::QUERY_USAGE.into()),
+                "{line:?}"
+            );
             assert!(rx.try_recv().is_err(), "{line:?}: nothing for the session");
         }
         send_typed(&mut chat, &tx, "/query bob");
