@@ -732,7 +732,7 @@ pub fn hub(data: &[u8]) {
 /// or (when `b` says so) a failure.
 fn run_work(w: Work, b: u8) -> WorkDone {
     let id = w.id();
-    let outcome = if b % 8 == 0 {
+    let outcome = if b.is_multiple_of(8) {
         Outcome::Failed(PasswordError::Damaged)
     } else {
         match w {
@@ -795,7 +795,7 @@ impl HubRig {
         let op = ops.byte();
         match op % 12 {
             0 | 1 if self.peers.len() < MAX_PEERS => {
-                let door = if op % 12 == 0 {
+                let door = if op.is_multiple_of(12) {
                     Door::Natter
                 } else {
                     Door::Irc
@@ -850,7 +850,7 @@ impl HubRig {
                 let how = ops.byte();
                 if !self.batches.is_empty() {
                     let b = self.batches.remove(0);
-                    if how % 4 == 0 {
+                    if how.is_multiple_of(4) {
                         self.hub.handle_store_failed(b, "disk full", self.now);
                     } else {
                         self.hub.handle_durable(b, self.now);
@@ -976,7 +976,7 @@ impl HubRig {
                         limit: ops.u16(),
                     },
                     6 => ClientMsg::Search {
-                        room: (ops.byte() % 2 == 0).then_some(r),
+                        room: ops.byte().is_multiple_of(2).then_some(r),
                         words: text(ops),
                     },
                     _ => ClientMsg::Act {
@@ -1047,7 +1047,7 @@ impl HubRig {
     /// sign out, change the password, list or forget remembered devices.
     fn account_frame(&mut self, ops: &mut Ops, n: Nick) -> (Vec<u8>, Carries) {
         let pw = |ops: &mut Ops| Password(self.passwords.pick(ops).to_owned());
-        let remember = ops.byte() % 2 == 0;
+        let remember = ops.byte().is_multiple_of(2);
         let m = match ops.byte() % 10 {
             0 | 1 => ClientMsg::SignIn {
                 account: n,
@@ -1101,7 +1101,7 @@ impl HubRig {
     }
 
     fn answer(&self, ops: &mut Ops, q: &Query) -> Answer {
-        let fail = ops.byte() % 4 == 0;
+        let fail = ops.byte().is_multiple_of(4);
         let ev = |room: &RoomName, seq: u64, ops: &mut Ops| RoomEvent {
             room: room.clone(),
             seq: Seq(seq),
@@ -1124,7 +1124,7 @@ impl HubRig {
                     .collect();
                 Ok(HistoryPage {
                     events,
-                    at_start: ops.byte() % 2 == 0,
+                    at_start: ops.byte().is_multiple_of(2),
                 })
             }),
             Query::Search(s) => Answer::Search(if fail {
@@ -1269,7 +1269,8 @@ impl HubRig {
 /// An operator's action, with names, masks, durations and modes the fuzzer picks.
 fn mod_action(ops: &mut Ops, n: Nick) -> ModAction {
     let duration = |ops: &mut Ops| {
-        (ops.byte() % 3 != 0).then(|| Millis(u64::from(ops.u16()) * 1_000 * u64::from(ops.byte())))
+        (!ops.byte().is_multiple_of(3))
+            .then(|| Millis(u64::from(ops.u16()) * 1_000 * u64::from(ops.byte())))
     };
     match ops.byte() % 16 {
         0 => ModAction::Register,
@@ -1300,13 +1301,19 @@ fn mod_action(ops: &mut Ops, n: Nick) -> ModAction {
         12 => ModAction::Invite(n),
         13 => ModAction::Settings,
         _ => ModAction::Mode(match ops.byte() % 6 {
-            0 => ModeChange::InviteOnly(ops.byte() % 2 == 0),
+            0 => ModeChange::InviteOnly(ops.byte().is_multiple_of(2)),
             1 => ModeChange::Key(
-                (ops.byte() % 2 == 0).then(|| Text::new(ops.pick(KEYS)).expect("valid text")),
+                ops.byte()
+                    .is_multiple_of(2)
+                    .then(|| Text::new(ops.pick(KEYS)).expect("valid text")),
             ),
-            2 => ModeChange::Moderated(ops.byte() % 2 == 0),
-            3 => ModeChange::TopicOps(ops.byte() % 2 == 0),
-            _ => ModeChange::Limit((ops.byte() % 2 == 0).then(|| u32::from(ops.byte() % 5))),
+            2 => ModeChange::Moderated(ops.byte().is_multiple_of(2)),
+            3 => ModeChange::TopicOps(ops.byte().is_multiple_of(2)),
+            _ => ModeChange::Limit(
+                ops.byte()
+                    .is_multiple_of(2)
+                    .then(|| u32::from(ops.byte() % 5)),
+            ),
         }),
     }
 }
@@ -1322,7 +1329,10 @@ fn other_msg(ops: &mut Ops, n: Nick, r: RoomName, id: MsgId) -> ClientMsg {
         1 => ClientMsg::Admin(AdminAction::Wall(text(ops))),
         2 => ClientMsg::Admin(AdminAction::Ban {
             target: ops.pick(MASKS).to_owned(),
-            duration: (ops.byte() % 2 == 0).then(|| Millis(u64::from(ops.u16()) * 1_000)),
+            duration: ops
+                .byte()
+                .is_multiple_of(2)
+                .then(|| Millis(u64::from(ops.u16()) * 1_000)),
             reason: opt_text(ops),
         }),
         3 => ClientMsg::Admin(AdminAction::Unban {
@@ -1373,7 +1383,7 @@ fn nc_account_line(ops: &mut Ops, n: Nick, passwords: &Passwords) -> (Vec<u8>, C
 
 /// An `nc` user's operator or admin command, or one of the newer everyday ones.
 fn nc_moderation_line(ops: &mut Ops, n: &Nick, r: &RoomName) -> Vec<u8> {
-    let at = if ops.byte() % 2 == 0 {
+    let at = if ops.byte().is_multiple_of(2) {
         format!("{r} ")
     } else {
         String::new()
@@ -1801,7 +1811,7 @@ fn server_msg(ops: &mut Ops) -> ServerMsg {
     let r = room(ops);
     let seq = Seq(u64::from(ops.u16()));
     let at = Millis(u64::from(ops.u16()));
-    let from = if ops.byte() % 3 == 0 {
+    let from = if ops.byte().is_multiple_of(3) {
         Nick::new(ME).expect("valid nick")
     } else {
         nick(ops)
@@ -1840,13 +1850,13 @@ fn server_msg(ops: &mut Ops) -> ServerMsg {
             token[0] = ops.byte();
             ServerMsg::Welcome {
                 version: wire::PROTOCOL_VERSION,
-                nick: if ops.byte() % 4 == 0 {
+                nick: if ops.byte().is_multiple_of(4) {
                     nick(ops)
                 } else {
                     Nick::new(ME).expect("valid nick")
                 },
                 token: ResumeToken(token),
-                resumed: ops.byte() % 2 == 0,
+                resumed: ops.byte().is_multiple_of(2),
                 limits: Limits {
                     flood_burst: u32::from(ops.byte()),
                     flood_refill: Millis(u64::from(ops.u16())),
@@ -1911,7 +1921,7 @@ fn server_msg(ops: &mut Ops) -> ServerMsg {
         15 => ServerMsg::Past(event(ops, r, from)),
         16 => ServerMsg::PastEnd {
             room: r,
-            at_start: ops.byte() % 2 == 0,
+            at_start: ops.byte().is_multiple_of(2),
         },
         _ => match ops.byte() % 4 {
             0 => ServerMsg::Found(event(ops, r, from)),

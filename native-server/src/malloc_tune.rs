@@ -69,11 +69,11 @@ fn take_back_name() {
         .map(|n| n.as_bytes().to_vec())
         .unwrap_or_default();
     // The kernel keeps 15 bytes; a name with a NUL cannot be given (nor could it be the file's).
-    if let Ok(name) = std::ffi::CString::new(name) {
-        if !name.as_bytes().is_empty() {
-            // Only the name in `ps` is at stake: a failure leaves `exe`.
-            let _ = nix::sys::prctl::set_name(&name);
-        }
+    if let Ok(name) = std::ffi::CString::new(name)
+        && !name.as_bytes().is_empty()
+    {
+        // Only the name in `ps` is at stake: a failure leaves `exe`.
+        let _ = nix::sys::prctl::set_name(&name);
     }
 }
 

@@ -377,10 +377,10 @@ impl Health {
     /// [`DISK_PROBE_EVERY`].
     async fn probe_disk(&self, db: &std::path::Path) -> Result<(), String> {
         let lock = || self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, last)) = lock().as_ref() {
-            if at.elapsed() < DISK_PROBE_EVERY {
-                return last.clone();
-            }
+        if let Some((at, last)) = lock().as_ref()
+            && at.elapsed() < DISK_PROBE_EVERY
+        {
+            return last.clone();
         }
         let dir = db.parent().unwrap_or(std::path::Path::new(".")).to_owned();
         let probed = tokio::task::spawn_blocking(move || {

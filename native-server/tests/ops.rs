@@ -953,11 +953,11 @@ async fn a_full_disk_is_logged_once_and_the_server_is_ready_again_when_space_ret
     let mut refused = None;
     for i in 0..2_000 {
         alice.send(&format!("{i} {line}")).await;
-        if let Got::Msg(l) = alice.next_line(Duration::from_millis(5)).await {
-            if l.contains("disk is full") {
-                refused = Some(l);
-                break;
-            }
+        if let Got::Msg(l) = alice.next_line(Duration::from_millis(5)).await
+            && l.contains("disk is full")
+        {
+            refused = Some(l);
+            break;
         }
     }
     let refused = refused.unwrap_or_else(|| panic!("never refused; seen {:#?}", alice.seen));

@@ -1582,15 +1582,15 @@ impl Hub {
             let detail = format!("{nick} could not be registered (it changed meanwhile)");
             return self.error(conn, ErrorKind::NickTaken, Re::Nick(nick), detail);
         }
-        if let Some(ip) = self.throttle_addr(conn) {
-            if self.accounts.registrations.strike(&ip, "", now) {
-                warn!(
-                    conn = %conn,
-                    peer = %ip,
-                    registrations = FREE_REGISTRATIONS,
-                    "registrations from an address throttled"
-                );
-            }
+        if let Some(ip) = self.throttle_addr(conn)
+            && self.accounts.registrations.strike(&ip, "", now)
+        {
+            warn!(
+                conn = %conn,
+                peer = %ip,
+                registrations = FREE_REGISTRATIONS,
+                "registrations from an address throttled"
+            );
         }
         if self.cluster_register(conn, &nick, &hash, remember, now) {
             // The cluster decides; `handle_account_created` goes on.

@@ -909,10 +909,10 @@ impl Hub {
                     _ => None,
                 })
             });
-        if let Some(reason) = quit {
-            if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
-                self.leave_device(did, dialect::users_quit_words(reason), now);
-            }
+        if let Some(reason) = quit
+            && let Some(did) = self.conns.get(&conn).and_then(|c| c.device())
+        {
+            self.leave_device(did, dialect::users_quit_words(reason), now);
         }
         if let Some((_, did)) = self.begin_close(conn, None) {
             self.release_device(did, reply::Gone::Closed, now);

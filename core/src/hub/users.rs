@@ -153,10 +153,10 @@ impl Hub {
                 .chars()
                 .take(MAX_NICK_LEN - suffix.len())
                 .collect();
-            if let Ok(nick) = Nick::new(&format!("{base}{suffix}")) {
-                if self.nick_free(&nick) {
-                    return nick;
-                }
+            if let Ok(nick) = Nick::new(&format!("{base}{suffix}"))
+                && self.nick_free(&nick)
+            {
+                return nick;
             }
         }
         self.guest_nick()
@@ -166,19 +166,19 @@ impl Hub {
     pub(super) fn guest_nick(&mut self) -> Nick {
         for _ in 0..100 {
             let n = 1000 + self.rng.next_u32() % 9000;
-            if let Ok(nick) = Nick::new(&format!("guest{n}")) {
-                if self.nick_free(&nick) {
-                    return nick;
-                }
+            if let Ok(nick) = Nick::new(&format!("guest{n}"))
+                && self.nick_free(&nick)
+            {
+                return nick;
             }
         }
         // Ten thousand guests at once: count on from the user counter until one is free.
         let mut n = self.next_user;
         loop {
-            if let Ok(nick) = Nick::new(&format!("guest{n}")) {
-                if self.nick_free(&nick) {
-                    return nick;
-                }
+            if let Ok(nick) = Nick::new(&format!("guest{n}"))
+                && self.nick_free(&nick)
+            {
+                return nick;
             }
             n += 1;
         }

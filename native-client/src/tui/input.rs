@@ -211,14 +211,14 @@ impl InputLine {
             })
             .find(|(_, line)| line.iter().any(|c| !c.is_whitespace()));
         let typed_before = self.text[..self.cursor].iter().any(|c| *c != '\n');
-        if let Some((at, line)) = first_line.filter(|_| !typed_before && add.contains(&'\n')) {
-            if line.first() == Some(&'/') {
-                if room == 0 {
-                    // No room for the doubled `/`: the last character goes instead.
-                    add.pop();
-                }
-                add.insert(at, '/');
+        if let Some((at, line)) = first_line.filter(|_| !typed_before && add.contains(&'\n'))
+            && line.first() == Some(&'/')
+        {
+            if room == 0 {
+                // No room for the doubled `/`: the last character goes instead.
+                add.pop();
             }
+            add.insert(at, '/');
         }
         let n = add.len();
         self.text.splice(self.cursor..self.cursor, add);

@@ -577,11 +577,11 @@ pub async fn spawn_server_wrapped(
                 seen.concat()
             );
             seen.push(line.clone());
-            if line.contains("listening") {
-                if let Some(a) = line.split("addr=").nth(1) {
-                    let a = a.split_whitespace().next().unwrap_or_default();
-                    return a.parse::<SocketAddr>().expect("an address in the log line");
-                }
+            if line.contains("listening")
+                && let Some(a) = line.split("addr=").nth(1)
+            {
+                let a = a.split_whitespace().next().unwrap_or_default();
+                return a.parse::<SocketAddr>().expect("an address in the log line");
             }
         }
     })

@@ -250,12 +250,11 @@ impl Store for SqliteHandle {
             // The lines durable now may not be indexed yet: the index thread indexes them
             // first (or, if it is held up, the search runs on what is indexed).
             let upto = progress.stored.load(std::sync::atomic::Ordering::Acquire);
-            if progress.indexed() < upto {
-                if let Some(index) = index {
-                    if index.send(IndexCmd::Hurry).is_ok() {
-                        progress.wait_for(upto, SEARCH_CATCH_UP_WAIT);
-                    }
-                }
+            if progress.indexed() < upto
+                && let Some(index) = index
+                && index.send(IndexCmd::Hurry).is_ok()
+            {
+                progress.wait_for(upto, SEARCH_CATCH_UP_WAIT);
             }
             r.search(&q)
         })

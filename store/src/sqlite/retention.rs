@@ -91,10 +91,10 @@ impl SqliteStore {
         self.retention.last_check = Some(Instant::now());
         let stepped = self.prune(now);
         self.retention.more = stepped.as_ref().is_ok_and(|p| p.more);
-        if let Ok(p) = stepped {
-            if p.events > 0 {
-                debug!(events = p.events, more = p.more, "pruned");
-            }
+        if let Ok(p) = stepped
+            && p.events > 0
+        {
+            debug!(events = p.events, more = p.more, "pruned");
         }
         stepped
     }

@@ -866,10 +866,10 @@ fn insert_row(
                 .optional()
         })
         .map_err(sql)?;
-    if let Some((s, n)) = below {
-        if s + n > seq {
-            return Err(duplicate(tx, room, first, seq));
-        }
+    if let Some((s, n)) = below
+        && s + n > seq
+    {
+        return Err(duplicate(tx, room, first, seq));
     }
     frames.clear();
     frames.push('[');

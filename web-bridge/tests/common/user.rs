@@ -228,10 +228,10 @@ impl User {
     pub fn said_counts(&self) -> HashMap<String, usize> {
         let mut m = HashMap::new();
         for e in &self.events {
-            if let Event::Room(r) = e {
-                if let EventKind::Say { text, .. } = &r.kind {
-                    *m.entry(text.as_str().to_owned()).or_default() += 1;
-                }
+            if let Event::Room(r) = e
+                && let EventKind::Say { text, .. } = &r.kind
+            {
+                *m.entry(text.as_str().to_owned()).or_default() += 1;
             }
         }
         m
