@@ -965,6 +965,51 @@ fn a_typed_line_looks_pending_only_once_it_has_waited_or_while_offline() {
     assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
 }
 
+/// The terminal's clock counted from one wall-clock reading at start, so after a laptop's
+/// sleep or a clock step every line made here bore a time off by it. A shell's `now` is
+/// monotonic and times deadlines; the wall clock read with each turn stamps the lines the model
+/// makes (notes, answers, lines typed), and lines from the server keep the server's time.
+#[test]
+fn lines_made_here_bear_the_wall_clock_read_with_the_turn_and_deadlines_stay_monotonic() {
+    let mut c = chat_in(&["#a"]);
+    let at = |c: &Chat| c.current_conv().lines().back().unwrap().at;
+    // Monotonic time starts anywhere; the wall clock is T0 there.
+    let mono = Millis(5_000);
+    c.set_wall_clock(T0, mono);
+    c.note("one", mono + Millis(200));
+    assert_eq!(at(&c), T0 + Millis(200));
+    // Asleep for an hour: the monotonic clock stood still, the wall clock did not. Read with
+    // the next turn, it stamps what is said after it.
+    let hour = Millis(3_600_000);
+    c.set_wall_clock(T0 + hour + Millis(1_000), mono + Millis(1_000));
+    c.note("two", mono + Millis(1_000));
+    assert_eq!(at(&c), T0 + hour + Millis(1_000));
+    let a = Target::Room(room("#a"));
+    c.handle_event(&queued(1, a.clone(), "typed"), mono + Millis(1_500));
+    let typed = c.outgoing(&rid("#a")).next().unwrap();
+    assert_eq!(typed.line.at, T0 + hour + Millis(1_500));
+    // Deadlines run on `now`: the wall clock's hour does not make the line look pending.
+    assert_eq!(
+        c.poll_timeout(),
+        Some(mono + Millis(1_500) + PENDING_LOOK_AFTER)
+    );
+    c.handle_timeout(mono + Millis(1_600));
+    assert_eq!(outgoing(&c, &rid("#a")), [("typed".into(), false)]);
+    // The server's line keeps the server's time.
+    c.handle_event(&say("#a", 2, "bob", "from the server"), mono + Millis(1_700));
+    assert_eq!(at(&c), T0);
+    // Stepped back (NTP): the stamps follow it, and never go below zero.
+    c.set_wall_clock(T0 + Millis(2_000), mono + Millis(2_000));
+    c.note("three", mono + Millis(2_000));
+    assert_eq!(at(&c), T0 + Millis(2_000));
+    c.set_wall_clock(Millis(0), Millis(u64::MAX));
+    c.note("four", Millis(10));
+    assert_eq!(at(&c), Millis(0));
+    c.set_wall_clock(Millis(u64::MAX), Millis(0));
+    c.note("five", Millis(10));
+    assert_eq!(at(&c), Millis(u64::MAX));
+}
+
 /// Typed before the first connection, with no room open yet: the line (for the room the
 /// session will join) waits where it was typed, visibly, not in a room nobody sees yet.
 #[test]

@@ -346,12 +346,12 @@ fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>
 
 /// Runs the TUI until the session ends or the user leaves.
 pub async fn run(session: Session, config: DriverConfig, options: Options) -> Result<(), TuiError> {
-    let tz = clock::local_offset_secs();
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut chat = Chat::new(session.nick().clone());
     if let Some(words) = &options.first_note {
-        chat.note(words.as_str(), clock::now());
+        let now = read_clocks(&mut chat);
+        chat.note(words.as_str(), now);
     }
     let mut view = View::new();
     let mut input = InputLine::new();
@@ -368,7 +368,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     let mut hangup = signal(SignalKind::hangup())?;
 
     loop {
-        let now = clock::now();
+        let now = read_clocks(&mut chat);
+        let tz = clock::local_offset_secs();
         if chat.poll_timeout().is_some_and(|t| t <= now) {
             chat.handle_timeout(now);
         }
@@ -405,6 +406,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         tokio::select! {
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
+                // Woken after a wait (a sleep, a clock step): stamped as of now.
+                read_clocks(&mut chat);
                 first_room.on_event(&ev, chat.current(), clock::now());
                 chat.handle_event(&ev, clock::now());
                 for _ in 1..EVENTS_PER_FRAME {
@@ -421,6 +424,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                 }
             }
             ev = keys.next() => {
+                read_clocks(&mut chat);
                 let action = match ev {
                     Some(Ok(TermEvent::FocusLost)) => {
                         chat.set_attention(false);
@@ -528,6 +532,14 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     drop(ev_rx);
     // The driver quits once its front-end is gone; bounded by its quit timeout.
     Ok(driver.await??)
+}
+
+/// Reads both clocks for a turn: the wall clock goes to the chat model, which stamps the lines
+/// it makes with it; the monotonic `now` returned times deadlines.
+fn read_clocks(chat: &mut Chat) -> natter_core::Millis {
+    let now = clock::now();
+    chat.set_wall_clock(clock::wall(), now);
+    now
 }
 
 /// One line typed (or one line of a paste): to the session, in the open conversation; `/help`,
