@@ -877,9 +877,11 @@ impl Chat {
         }
         self.log.push(Change::Members(id.clone()));
         self.log.push(Change::Topic(id.clone()));
-        // Operators are not known yet: the room's `Policy` follows the join.
+        // Operators are not known yet: the room's `Policy` follows the join. Said each time,
+        // as "you left" is: a room joined again keeps its lines, whose last may be the notice
+        // of the visit before, which read as if this join had not happened.
         for words in render::joined_words(room, topic, members, &[], Some(&self.me)) {
-            self.notice_in(&id, LineKind::Notice(words), now);
+            self.answer_in(&id, LineKind::Notice(words), now);
         }
         let from_server = self.current == ConvId::Server;
         let reopen = self.reopen.iter().position(|r| *r == id);
@@ -1026,7 +1028,12 @@ impl Chat {
         // refusal that follows says why.
         match kicked {
             Some(words) => self.note(words, now),
-            None if !put_out => self.note(render::parted_words(room), now),
+            // Each time: after `/part`, `/join`, `/part`, the "you left" of the part before
+            // was the last line here, and this one was not said.
+            None if !put_out => {
+                let here = self.current.clone();
+                self.answer_in(&here, LineKind::Notice(render::parted_words(room)), now);
+            }
             None => {}
         }
     }
@@ -1073,6 +1080,9 @@ impl Chat {
         if self.conv(&id).is_none() || ev.kind == EventKind::Moved {
             // A member's session moving to another server shows nothing.
             return;
+        }
+        if let Some(c) = self.conv_mut(&id) {
+            c.seen = c.seen.max(Some(ev.seq));
         }
         if let Some(after) = self.conv_mut(&id).and_then(|c| c.rejoined_after.take()) {
             if ev.seq <= after {

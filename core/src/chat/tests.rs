@@ -816,7 +816,8 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
         "{lines:#?}"
     );
     assert_eq!(c.conv(&rid("#a")).unwrap().members().len(), 2);
-    // Left again, and back much later: what nobody replayed is a marked gap.
+    // Left again, and back much later: what nobody replayed is a marked gap (after our own
+    // join, seq 6, which the notice of it said).
     c.handle_event(
         &Event::Parted {
             room: room("#a"),
@@ -830,7 +831,7 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     assert!(
         matches!(
             &lines[lines.len() - 2..],
-            [LineKind::Gap { first: Seq(6), last: Seq(17), .. }, l] if *l == says("bob", "late")
+            [LineKind::Gap { first: Seq(7), last: Seq(17), .. }, l] if *l == says("bob", "late")
         ),
         "{lines:#?}"
     );
@@ -840,6 +841,67 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
         T0,
     );
     assert!(texts(&c, "#a").last().unwrap().contains("me left"));
+}
+
+/// `/part #r`, `/join #r`, `/part #r`: the second "you left #r" was not said, as the same
+/// notice right after itself is not (a reconnect's), so #a showed only the first one, with its
+/// time, as if it were this part's; and the notice of a join again was not said below the one of
+/// the visit before. Both are answers to what the person did: said each time.
+/// And a join whose replay brings back our own parts and joins of the visits before (a new
+/// connection's, after a server restart: the server does not know what this client saw) passed
+/// over only the first replayed event after the room's newest chat line, so from the second
+/// visit on (and in a room with no chat, at once) an old part read below the notice of this
+/// join as if we had just left again.
+#[test]
+fn parting_and_joining_again_and_again_shows_each_visit_once() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    let me = |seq, kind| Event::Room(ev_at("#r", seq, "me", kind));
+    let part = || EventKind::Part { reason: None };
+    // Our join of the first visit was seq 1; each visit adds our part and our next join.
+    let mut history = vec![me(1, EventKind::Join)];
+    let mut seq = 1;
+    for visit in 2..=4 {
+        c.handle_event(&parted("#r"), T0);
+        assert_eq!(c.current(), &rid("#a"), "visit {visit}");
+        history.push(me(seq + 1, part()));
+        history.push(me(seq + 2, EventKind::Join));
+        seq += 2;
+        c.handle_event(&joined("#r", seq, &["me", "bob"]), T0);
+        assert_eq!(c.current(), &rid("#r"), "visit {visit}");
+        for ev in &history {
+            c.handle_event(ev, T0);
+        }
+        let r = texts(&c, "#r");
+        assert!(
+            !r.iter().any(|t| t.contains("left") || t.contains("joined")),
+            "visit {visit}: {r:#?}"
+        );
+        assert_eq!(
+            r.last().unwrap(),
+            "you are in #r with: bob",
+            "visit {visit}"
+        );
+        let a = texts(&c, "#a");
+        assert_eq!(
+            a.iter().filter(|t| *t == "you left #r").count(),
+            visit - 1,
+            "visit {visit}: {a:#?}"
+        );
+    }
+    // Someone else's comings and goings in the replay are still said, and bob's chat.
+    c.handle_event(&parted("#r"), T0);
+    c.handle_event(&joined("#r", seq + 4, &["me", "bob"]), T0);
+    c.handle_event(&me(seq + 1, part()), T0);
+    c.handle_event(
+        &Event::Room(ev_at("#r", seq + 2, "bob", EventKind::Join)),
+        T0,
+    );
+    c.handle_event(&say("#r", seq + 3, "bob", "you missed this"), T0);
+    c.handle_event(&me(seq + 4, EventKind::Join), T0);
+    let r = texts(&c, "#r");
+    let tail: Vec<&str> = r.iter().rev().take(2).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["bob joined #r", "<bob> you missed this"], "{r:#?}");
 }
 
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
@@ -996,7 +1058,10 @@ fn lines_made_here_bear_the_wall_clock_read_with_the_turn_and_deadlines_stay_mon
     c.handle_timeout(mono + Millis(1_600));
     assert_eq!(outgoing(&c, &rid("#a")), [("typed".into(), false)]);
     // The server's line keeps the server's time.
-    c.handle_event(&say("#a", 2, "bob", "from the server"), mono + Millis(1_700));
+    c.handle_event(
+        &say("#a", 2, "bob", "from the server"),
+        mono + Millis(1_700),
+    );
     assert_eq!(at(&c), T0);
     // Stepped back (NTP): the stamps follow it, and never go below zero.
     c.set_wall_clock(T0 + Millis(2_000), mono + Millis(2_000));
