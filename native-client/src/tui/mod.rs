@@ -33,10 +33,11 @@ use crossterm::event::{
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
 use input::InputLine;
-use natter_core::Nick;
 use natter_core::chat::{Chat, ConvId};
 use natter_core::command::Clear;
+use natter_core::limits::{HISTORY_LINES_DEFAULT, SCROLLBACK_PAGE};
 use natter_core::session::Session;
+use natter_core::{Nick, RoomName, Seq};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{Stdout, Write};
@@ -168,6 +169,24 @@ fn own_help(line: &str) -> Option<&'static str> {
                 .then_some(QUERY_HELP)
         }
     }
+}
+
+/// `/history [#room] [N]` for a room the model holds: the room, the seq to ask below and how
+/// many. Below the oldest line the model holds (as PgUp asks), not the session's oldest since
+/// the room's last join: a room joined again keeps its lines, which the session does not know.
+/// `None` for anything else, and for a room with nothing older to ask for (the session
+/// answers those as ever).
+fn history_here(chat: &mut Chat, line: &str) -> Option<(RoomName, Seq, u16)> {
+    use natter_core::command::{self, Command as Typed, Input};
+    let Ok(Some(Input::Command(Typed::History { room, count }))) = command::parse(line) else {
+        return None;
+    };
+    let id = match room {
+        Some(room) => ConvId::Room(room),
+        None => chat.current().clone(),
+    };
+    let (room, before) = chat.want_older(&id)?;
+    Some((room, before, count.unwrap_or(HISTORY_LINES_DEFAULT)))
 }
 
 /// What to say in the open conversation when `line` sends a direct message that shows in
@@ -590,6 +609,22 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         );
         return;
     }
+    if let Some((room, before, limit)) = history_here(chat, line) {
+        if commands
+            .try_send(Command::Older {
+                room,
+                before,
+                limit,
+            })
+            .is_err()
+        {
+            chat.note_error(
+                "the connection is busy; type /history again to load older lines",
+                clock::now(),
+            );
+        }
+        return;
+    }
     if query_alone(line) {
         chat.note_error(QUERY_USAGE, clock::now());
         return;
@@ -645,7 +680,13 @@ fn open(chat: &mut Chat, conv: Option<ConvId>) {
 fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
     let id = chat.current().clone();
     if let Some((room, before)) = chat.want_older(&id)
-        && commands.try_send(Command::Older { room, before }).is_err()
+        && commands
+            .try_send(Command::Older {
+                room,
+                before,
+                limit: SCROLLBACK_PAGE,
+            })
+            .is_err()
     {
         chat.note_error(
             "the connection is busy; press PgUp again to load older lines",
@@ -828,6 +869,51 @@ mod tests {
         send_typed(&mut chat, &tx, "/query bob");
         assert_eq!(chat.current(), &ConvId::direct(&Nick::new("bob").unwrap()));
         assert!(rx.try_recv().is_err());
+    }
+
+    /// `/history` asked for the lines below the oldest the session had shown since the room's
+    /// last join; a room left and joined again keeps its lines, so after `/part`, `/join` it
+    /// brought lines the model held already and nothing moved. It asks below the oldest line
+    /// the model holds, as PgUp does, for as many lines as it was told.
+    #[test]
+    fn history_asks_below_the_oldest_line_held_after_a_join_again() {
+        use natter_core::Millis;
+        use natter_core::session::Event;
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a", "#b"]);
+        chat.handle_event(&say("#a", "bob", "kept from the visit before"), Millis(0));
+        chat.handle_event(
+            &Event::Parted {
+                room: RoomName::new("#a").unwrap(),
+                kicked: false,
+            },
+            Millis(0),
+        );
+        chat.handle_event(&view::tests::joined("#a", &["me", "bob"]), Millis(0));
+        assert_eq!(chat.current(), &rid("#a"));
+        send_typed(&mut chat, &tx, "/history 5");
+        match rx.try_recv() {
+            Ok(Command::Older {
+                room,
+                before,
+                limit,
+            }) => {
+                assert_eq!((room.as_str(), before, limit), ("#a", Seq(100), 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another room by name; the default count.
+        send_typed(&mut chat, &tx, "/history #b");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Command::Older {
+                limit: HISTORY_LINES_DEFAULT,
+                ..
+            })
+        ));
+        // A room we are not in, or one at its beginning: the session answers as ever.
+        send_typed(&mut chat, &tx, "/history #nowhere");
+        assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
     }
 
     /// `/help query` (which `/help` points to: "/query nick opens a direct conversation")
