@@ -1,6 +1,9 @@
-//! The client's clock. The Session wants `now` as [`Millis`]; the client passes Unix-epoch
-//! milliseconds (so they compare with the server's `at` stamps), read once from the wall clock and
-//! then advanced by the monotonic clock, so a wall-clock step never moves time backwards.
+//! The client's clocks. The Session and the chat model want `now` as [`Millis`] for their
+//! deadlines: [`now`] is monotonic (Unix-epoch milliseconds as read once at start, advanced by the
+//! monotonic clock), so a wall-clock step never moves a deadline. What is shown as a time is the
+//! wall clock's: the server's stamps on its lines, and for the lines made here [`wall`], read with
+//! each turn of the TUI and given to the chat model ([`natter_core::chat::Chat::set_wall_clock`]),
+//! so a laptop's sleep or a clock step does not leave every later line's time behind.
 
 use natter_core::Millis;
 use std::sync::OnceLock;
@@ -8,17 +11,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
 
-/// Milliseconds since the Unix epoch, monotonic within this process.
+/// Milliseconds since the Unix epoch, monotonic within this process: for deadlines, not for
+/// showing (it does not follow the wall clock after start; see [`wall`]).
 pub fn now() -> Millis {
-    let (start, epoch) = ANCHOR.get_or_init(|| {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        (Instant::now(), u64::try_from(wall).unwrap_or(u64::MAX))
-    });
+    let (start, epoch) = ANCHOR.get_or_init(|| (Instant::now(), wall().0));
     let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     Millis(epoch.saturating_add(elapsed))
+}
+
+/// The wall clock now, in Unix milliseconds (zero before 1970): for stamping lines, which it
+/// may move backwards (a clock step); never for deadlines.
+pub fn wall() -> Millis {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    Millis(u64::try_from(wall).unwrap_or(u64::MAX))
 }
 
 /// The tokio instant at which [`now`] will read `deadline` (now, if it has passed).
@@ -26,7 +34,8 @@ pub fn instant_at(deadline: Millis) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(deadline.since(now()).0)
 }
 
-/// The local time zone's offset from UTC in seconds, read once at start (for HH:MM stamps).
+/// The local time zone's offset from UTC in seconds now (for HH:MM stamps; read each turn, so a
+/// change to or from summer time shows).
 pub fn local_offset_secs() -> i32 {
     chrono::Local::now().offset().local_minus_utc()
 }

@@ -8,7 +8,7 @@
 use crate::clock;
 use crate::keys::Keeper;
 use bytes::{Buf, Bytes};
-use natter_core::limits::{MAX_FRAME, SCROLLBACK_PAGE, SESSION_MAX_PENDING};
+use natter_core::limits::{MAX_FRAME, SESSION_MAX_PENDING};
 use natter_core::session::{ConnState, Event, Session, Target};
 use natter_core::{RoomName, Seq};
 use natter_tls::rustls::ClientConfig;
@@ -153,6 +153,8 @@ pub enum Command {
         room: RoomName,
         /// Below this seq.
         before: Seq,
+        /// How many at most (a page for PgUp, N for `/history N`).
+        limit: u16,
     },
     /// The account has read `room` up to `seq` (the TUI's chat model says when).
     Read {
@@ -501,8 +503,8 @@ pub async fn run(
                         }
                         session.handle_input_in(&line, to.as_ref(), now);
                     }
-                    Some(Command::Older { room, before }) => {
-                        session.older(room, before, SCROLLBACK_PAGE, now);
+                    Some(Command::Older { room, before, limit }) => {
+                        session.older(room, before, limit, now);
                     }
                     Some(Command::Read { room, seq }) => session.read(room, seq, now),
                     Some(Command::Quit) => {

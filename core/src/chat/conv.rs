@@ -207,10 +207,14 @@ pub struct Conv {
     /// answer to each message written to someone away (IRC's `301`) is said once per change,
     /// as IRC clients say it in a query window.
     pub(super) peer_away: Option<Text>,
-    /// Rooms left and joined again, with their lines kept: the newest seq those lines hold.
-    /// The join's replay up to it is there already; what comes after it first says what was
-    /// missed in between, if anything.
+    /// Rooms left and joined again, with their lines kept: the newest seq shown or said here
+    /// before ([`Conv::seen`]). The join's replay up to it is there already; what comes after
+    /// it first says what was missed in between, if anything.
     pub(super) rejoined_after: Option<Seq>,
+    /// Rooms: the newest seq of the room's events that came here, shown as a line or said
+    /// otherwise (our own join, which the notice of the join says), in any visit. A join again
+    /// replays our parts and joins of the visits before: up to it, they were said.
+    pub(super) seen: Option<Seq>,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -240,6 +244,7 @@ impl Conv {
             kicked: None,
             peer_away: None,
             rejoined_after: None,
+            seen: None,
             revision: 0,
             active: 0,
         }
@@ -460,7 +465,14 @@ impl Conv {
     /// A room left and now joined again: its lines stay; what the room knew of us (members,
     /// settings, a kick) is learned again.
     pub(super) fn rejoin(&mut self) {
-        self.rejoined_after = self.lines.iter().filter_map(|l| l.seq).max();
+        // Our join of the visit before (`live_after`) was said by the notice of it.
+        self.rejoined_after = self
+            .lines
+            .iter()
+            .filter_map(|l| l.seq)
+            .max()
+            .max(self.seen)
+            .max(self.live_after);
         self.members = Members::default();
         self.away.clear();
         self.counted = None;

@@ -33,7 +33,10 @@
 //! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
 //! proportion to the changes) and what to ring or notify about from [`Chat::poll_alert`].
 //! Like the session it reads no clock: `now` comes in, and [`Chat::poll_timeout`] says when a
-//! waiting line starts to look pending.
+//! waiting line starts to look pending. `now` times deadlines only; the lines the model makes
+//! itself are stamped with the wall clock, which a shell whose `now` is monotonic passes in
+//! with each turn ([`Chat::set_wall_clock`]): a laptop's sleep or a clock step moves the
+//! stamps of the lines after it, not the deadlines.
 //!
 //! Built to grow: moderation notices room events worded in [`crate::render`].
 
@@ -128,6 +131,10 @@ pub struct Chat {
     /// Our away message while we are away (`/away`), for the status a front end shows: said
     /// once as a line, it scrolled out of sight while it still held.
     my_away: Option<Text>,
+    /// The wall clock (Unix milliseconds) less `now`, as last read ([`Chat::set_wall_clock`]):
+    /// what turns a `now` into the stamp of a line made here. Zero while `now` is the wall
+    /// clock itself.
+    wall_ahead: i128,
 }
 
 impl Chat {
@@ -154,7 +161,23 @@ impl Chat {
             landed: None,
             read_before: Vec::new(),
             my_away: None,
+            wall_ahead: 0,
         }
+    }
+
+    /// The wall clock read at `now`: lines made here after it (notes, answers, lines typed) are
+    /// stamped `wall` plus the time since `now`. For a shell whose `now` is monotonic (it must
+    /// be, for deadlines to hold when the wall clock steps): read both each turn, before the
+    /// turn's calls, so a stamp is never one sleep or clock step behind. A shell that passes
+    /// the wall clock as `now` need not call it. Lines from the server keep the server's time.
+    pub fn set_wall_clock(&mut self, wall: Millis, now: Millis) {
+        self.wall_ahead = i128::from(wall.0) - i128::from(now.0);
+    }
+
+    /// The wall-clock stamp of a line made here at `now`.
+    fn stamp(&self, now: Millis) -> Millis {
+        let at = (i128::from(now.0) + self.wall_ahead).clamp(0, i128::from(u64::MAX));
+        Millis(u64::try_from(at).unwrap_or(u64::MAX))
     }
 
     // ---- reading the model ----
@@ -645,7 +668,7 @@ impl Chat {
                     last: *last,
                     words,
                 };
-                let line = self.make_line(now, None, kind);
+                let line = self.make_line(self.stamp(now), None, kind);
                 self.add_line(&id, line);
             }
             Event::Members {
@@ -702,7 +725,7 @@ impl Chat {
                     words,
                 };
                 let id = self.current.clone();
-                let line = self.make_line(now, None, kind);
+                let line = self.make_line(self.stamp(now), None, kind);
                 self.add_line(&id, line);
             }
             Event::Topic { room, topic } => {
@@ -907,9 +930,11 @@ impl Chat {
         }
         self.log.push(Change::Members(id.clone()));
         self.log.push(Change::Topic(id.clone()));
-        // Operators are not known yet: the room's `Policy` follows the join.
+        // Operators are not known yet: the room's `Policy` follows the join. Said each time,
+        // as "you left" is: a room joined again keeps its lines, whose last may be the notice
+        // of the visit before, which read as if this join had not happened.
         for words in render::joined_words(room, topic, members, &[], Some(&self.me)) {
-            self.notice_in(&id, LineKind::Notice(words), now);
+            self.answer_in(&id, LineKind::Notice(words), now);
         }
         let from_server = self.current == ConvId::Server;
         let reopen = self.reopen.iter().position(|r| *r == id);
@@ -958,7 +983,7 @@ impl Chat {
                 return;
             }
             c.peer_away = away.cloned();
-            let line = self.make_line(now, None, LineKind::Notice(words));
+            let line = self.make_line(self.stamp(now), None, LineKind::Notice(words));
             return self.add_line(&dm, line);
         }
         self.hold(std::slice::from_ref(&words));
@@ -1013,7 +1038,7 @@ impl Chat {
     /// or repeated line is kept).
     fn show_motd(&mut self, id: &ConvId, lines: &[String], now: Millis) {
         for words in lines {
-            let line = self.make_line(now, None, LineKind::Notice(words.clone()));
+            let line = self.make_line(self.stamp(now), None, LineKind::Notice(words.clone()));
             self.add_line(id, line);
         }
     }
@@ -1056,7 +1081,12 @@ impl Chat {
         // refusal that follows says why.
         match kicked {
             Some(words) => self.note(words, now),
-            None if !put_out => self.note(render::parted_words(room), now),
+            // Each time: after `/part`, `/join`, `/part`, the "you left" of the part before
+            // was the last line here, and this one was not said.
+            None if !put_out => {
+                let here = self.current.clone();
+                self.answer_in(&here, LineKind::Notice(render::parted_words(room)), now);
+            }
             None => {}
         }
     }
@@ -1103,6 +1133,9 @@ impl Chat {
         if self.conv(&id).is_none() || ev.kind == EventKind::Moved {
             // A member's session moving to another server shows nothing.
             return;
+        }
+        if let Some(c) = self.conv_mut(&id) {
+            c.seen = c.seen.max(Some(ev.seq));
         }
         if let Some(after) = self.conv_mut(&id).and_then(|c| c.rejoined_after.take()) {
             if ev.seq <= after {
@@ -1452,7 +1485,7 @@ impl Chat {
             ChatKind::Act => LineKind::Act { from, text },
             ChatKind::Notice => LineKind::UserNotice { from, text },
         };
-        let mut line = self.make_line(now, None, kind);
+        let mut line = self.make_line(self.stamp(now), None, kind);
         line.mine = true;
         if self.outgoing.len() >= SESSION_MAX_PENDING
             && let Some(old) = self.outgoing.pop_front()
@@ -1629,14 +1662,14 @@ impl Chat {
         {
             return;
         }
-        let line = self.make_line(now, None, kind);
+        let line = self.make_line(self.stamp(now), None, kind);
         self.add_line(id, line);
     }
 
     /// The answer to a question or request the person made (`/who`, `/topic`, a refused join):
     /// shown each time, even the same as the line before, so that asking again is answered.
     fn answer_in(&mut self, id: &ConvId, kind: LineKind, now: Millis) {
-        let line = self.make_line(now, None, kind);
+        let line = self.make_line(self.stamp(now), None, kind);
         self.add_line(id, line);
     }
 

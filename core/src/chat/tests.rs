@@ -816,7 +816,8 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
         "{lines:#?}"
     );
     assert_eq!(c.conv(&rid("#a")).unwrap().members().len(), 2);
-    // Left again, and back much later: what nobody replayed is a marked gap.
+    // Left again, and back much later: what nobody replayed is a marked gap (after our own
+    // join, seq 6, which the notice of it said).
     c.handle_event(
         &Event::Parted {
             room: room("#a"),
@@ -830,7 +831,7 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     assert!(
         matches!(
             &lines[lines.len() - 2..],
-            [LineKind::Gap { first: Seq(6), last: Seq(17), .. }, l] if *l == says("bob", "late")
+            [LineKind::Gap { first: Seq(7), last: Seq(17), .. }, l] if *l == says("bob", "late")
         ),
         "{lines:#?}"
     );
@@ -840,6 +841,67 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
         T0,
     );
     assert!(texts(&c, "#a").last().unwrap().contains("me left"));
+}
+
+/// `/part #r`, `/join #r`, `/part #r`: the second "you left #r" was not said, as the same
+/// notice right after itself is not (a reconnect's), so #a showed only the first one, with its
+/// time, as if it were this part's; and the notice of a join again was not said below the one of
+/// the visit before. Both are answers to what the person did: said each time.
+/// And a join whose replay brings back our own parts and joins of the visits before (a new
+/// connection's, after a server restart: the server does not know what this client saw) passed
+/// over only the first replayed event after the room's newest chat line, so from the second
+/// visit on (and in a room with no chat, at once) an old part read below the notice of this
+/// join as if we had just left again.
+#[test]
+fn parting_and_joining_again_and_again_shows_each_visit_once() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    let me = |seq, kind| Event::Room(ev_at("#r", seq, "me", kind));
+    let part = || EventKind::Part { reason: None };
+    // Our join of the first visit was seq 1; each visit adds our part and our next join.
+    let mut history = vec![me(1, EventKind::Join)];
+    let mut seq = 1;
+    for visit in 2..=4 {
+        c.handle_event(&parted("#r"), T0);
+        assert_eq!(c.current(), &rid("#a"), "visit {visit}");
+        history.push(me(seq + 1, part()));
+        history.push(me(seq + 2, EventKind::Join));
+        seq += 2;
+        c.handle_event(&joined("#r", seq, &["me", "bob"]), T0);
+        assert_eq!(c.current(), &rid("#r"), "visit {visit}");
+        for ev in &history {
+            c.handle_event(ev, T0);
+        }
+        let r = texts(&c, "#r");
+        assert!(
+            !r.iter().any(|t| t.contains("left") || t.contains("joined")),
+            "visit {visit}: {r:#?}"
+        );
+        assert_eq!(
+            r.last().unwrap(),
+            "you are in #r with: bob",
+            "visit {visit}"
+        );
+        let a = texts(&c, "#a");
+        assert_eq!(
+            a.iter().filter(|t| *t == "you left #r").count(),
+            visit - 1,
+            "visit {visit}: {a:#?}"
+        );
+    }
+    // Someone else's comings and goings in the replay are still said, and bob's chat.
+    c.handle_event(&parted("#r"), T0);
+    c.handle_event(&joined("#r", seq + 4, &["me", "bob"]), T0);
+    c.handle_event(&me(seq + 1, part()), T0);
+    c.handle_event(
+        &Event::Room(ev_at("#r", seq + 2, "bob", EventKind::Join)),
+        T0,
+    );
+    c.handle_event(&say("#r", seq + 3, "bob", "you missed this"), T0);
+    c.handle_event(&me(seq + 4, EventKind::Join), T0);
+    let r = texts(&c, "#r");
+    let tail: Vec<&str> = r.iter().rev().take(2).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["bob joined #r", "<bob> you missed this"], "{r:#?}");
 }
 
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
@@ -963,6 +1025,54 @@ fn a_typed_line_looks_pending_only_once_it_has_waited_or_while_offline() {
     assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
     c.handle_event(&Event::State(ConnState::Connected), later);
     assert_eq!(outgoing(&c, &rid("#a")), [("offline".into(), true)]);
+}
+
+/// The terminal's clock counted from one wall-clock reading at start, so after a laptop's
+/// sleep or a clock step every line made here bore a time off by it. A shell's `now` is
+/// monotonic and times deadlines; the wall clock read with each turn stamps the lines the model
+/// makes (notes, answers, lines typed), and lines from the server keep the server's time.
+#[test]
+fn lines_made_here_bear_the_wall_clock_read_with_the_turn_and_deadlines_stay_monotonic() {
+    let mut c = chat_in(&["#a"]);
+    let at = |c: &Chat| c.current_conv().lines().back().unwrap().at;
+    // Monotonic time starts anywhere; the wall clock is T0 there.
+    let mono = Millis(5_000);
+    c.set_wall_clock(T0, mono);
+    c.note("one", mono + Millis(200));
+    assert_eq!(at(&c), T0 + Millis(200));
+    // Asleep for an hour: the monotonic clock stood still, the wall clock did not. Read with
+    // the next turn, it stamps what is said after it.
+    let hour = Millis(3_600_000);
+    c.set_wall_clock(T0 + hour + Millis(1_000), mono + Millis(1_000));
+    c.note("two", mono + Millis(1_000));
+    assert_eq!(at(&c), T0 + hour + Millis(1_000));
+    let a = Target::Room(room("#a"));
+    c.handle_event(&queued(1, a.clone(), "typed"), mono + Millis(1_500));
+    let typed = c.outgoing(&rid("#a")).next().unwrap();
+    assert_eq!(typed.line.at, T0 + hour + Millis(1_500));
+    // Deadlines run on `now`: the wall clock's hour does not make the line look pending.
+    assert_eq!(
+        c.poll_timeout(),
+        Some(mono + Millis(1_500) + PENDING_LOOK_AFTER)
+    );
+    c.handle_timeout(mono + Millis(1_600));
+    assert_eq!(outgoing(&c, &rid("#a")), [("typed".into(), false)]);
+    // The server's line keeps the server's time.
+    c.handle_event(
+        &say("#a", 2, "bob", "from the server"),
+        mono + Millis(1_700),
+    );
+    assert_eq!(at(&c), T0);
+    // Stepped back (NTP): the stamps follow it, and never go below zero.
+    c.set_wall_clock(T0 + Millis(2_000), mono + Millis(2_000));
+    c.note("three", mono + Millis(2_000));
+    assert_eq!(at(&c), T0 + Millis(2_000));
+    c.set_wall_clock(Millis(0), Millis(u64::MAX));
+    c.note("four", Millis(10));
+    assert_eq!(at(&c), Millis(0));
+    c.set_wall_clock(Millis(u64::MAX), Millis(0));
+    c.note("five", Millis(10));
+    assert_eq!(at(&c), Millis(u64::MAX));
 }
 
 /// Typed before the first connection, with no room open yet: the line (for the room the

@@ -985,6 +985,29 @@ mod tests {
         assert_eq!(style_of(&c, "carol"), (nick_colour(&nick("carol")), false));
     }
 
+    /// The times shown counted from one wall-clock reading at start: after a sleep or a clock
+    /// step, every line said here showed a time off by it. The wall clock read with the turn
+    /// stamps them (fake readings here: an hour's sleep the monotonic clock did not see).
+    #[test]
+    fn lines_said_here_show_the_wall_clock_of_their_turn_after_a_sleep() {
+        let mut c = chat_in(&["#lobby"]);
+        // 2023-11-14 22:13:20 UTC.
+        let wall = Millis(1_700_000_000_000);
+        c.set_wall_clock(wall, Millis(5_000));
+        c.note("before the sleep", Millis(5_000));
+        c.set_wall_clock(wall + Millis(3_600_000), Millis(6_000));
+        c.note("after the sleep", Millis(6_000));
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(
+            s.iter().any(|l| l.contains("22:13 -- before the sleep")),
+            "{s:#?}"
+        );
+        assert!(
+            s.iter().any(|l| l.contains("23:13 -- after the sleep")),
+            "{s:#?}"
+        );
+    }
+
     #[test]
     fn before_the_first_welcome_the_top_says_connecting_not_join_a_room() {
         let c = Chat::new(nick("me"));

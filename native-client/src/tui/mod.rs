@@ -35,7 +35,9 @@ use futures_util::StreamExt;
 use input::InputLine;
 use natter_core::chat::{Chat, ConvId};
 use natter_core::command::Clear;
+use natter_core::limits::{HISTORY_LINES_DEFAULT, SCROLLBACK_PAGE};
 use natter_core::session::Session;
+use natter_core::{Nick, RoomName, Seq};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{Stdout, Write};
@@ -103,13 +105,43 @@ every one; nothing is sent)";
 const CLEAR_HELP: &str = "/clear [all]             empty the open conversation on this screen \
 (all: every one); nothing is sent";
 
-/// `/help clear`: the session knows no `/clear` to help with.
-fn clear_help(line: &str) -> Option<&'static str> {
+/// `/help query`'s line: the session's `/help query` is `/msg`'s, which opens nothing.
+const QUERY_HELP: &str = "/query nick [text]       open the direct conversation with nick \
+(text: say it there too)";
+
+/// `/help clear` (the session knows no `/clear` to help with) and `/help query` (the session's
+/// is `/msg`'s): the TUI's own commands.
+fn own_help(line: &str) -> Option<&'static str> {
     use natter_core::command::{self, CommandError};
     match command::parse(line) {
         Err(CommandError::NoHelp(name)) if name.eq_ignore_ascii_case("clear") => Some(CLEAR_HELP),
-        _ => None,
+        _ => {
+            let mut words = line.split_whitespace();
+            let help = words.next()?.eq_ignore_ascii_case("/help");
+            let name = words.next()?;
+            let query = name.strip_prefix('/').unwrap_or(name);
+            (help && query.eq_ignore_ascii_case("query") && words.next().is_none())
+                .then_some(QUERY_HELP)
+        }
     }
+}
+
+/// `/history [#room] [N]` for a room the model holds: the room, the seq to ask below and how
+/// many. Below the oldest line the model holds (as PgUp asks), not the session's oldest since
+/// the room's last join: a room joined again keeps its lines, which the session does not know.
+/// `None` for anything else, and for a room with nothing older to ask for (the session
+/// answers those as ever).
+fn history_here(chat: &mut Chat, line: &str) -> Option<(RoomName, Seq, u16)> {
+    use natter_core::command::{self, Command as Typed, Input};
+    let Ok(Some(Input::Command(Typed::History { room, count }))) = command::parse(line) else {
+        return None;
+    };
+    let id = match room {
+        Some(room) => ConvId::Room(room),
+        None => chat.current().clone(),
+    };
+    let (room, before) = chat.want_older(&id)?;
+    Some((room, before, count.unwrap_or(HISTORY_LINES_DEFAULT)))
 }
 
 /// What to say in the open conversation when `line` sends a direct message that shows in
@@ -300,12 +332,12 @@ fn setup_terminal() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Stdout>>
 
 /// Runs the TUI until the session ends or the user leaves.
 pub async fn run(session: Session, config: DriverConfig, options: Options) -> Result<(), TuiError> {
-    let tz = clock::local_offset_secs();
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut chat = Chat::new(session.nick().clone());
     if let Some(words) = &options.first_note {
-        chat.note(words.as_str(), clock::now());
+        let now = read_clocks(&mut chat);
+        chat.note(words.as_str(), now);
     }
     let mut view = View::new();
     let mut input = InputLine::new();
@@ -322,7 +354,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     let mut hangup = signal(SignalKind::hangup())?;
 
     loop {
-        let now = clock::now();
+        let now = read_clocks(&mut chat);
+        let tz = clock::local_offset_secs();
         if chat.poll_timeout().is_some_and(|t| t <= now) {
             chat.handle_timeout(now);
         }
@@ -359,6 +392,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         tokio::select! {
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
+                // Woken after a wait (a sleep, a clock step): stamped as of now.
+                read_clocks(&mut chat);
                 first_room.on_event(&ev, chat.current(), clock::now());
                 chat.handle_event(&ev, clock::now());
                 for _ in 1..EVENTS_PER_FRAME {
@@ -375,6 +410,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                 }
             }
             ev = keys.next() => {
+                read_clocks(&mut chat);
                 let action = match ev {
                     Some(Ok(TermEvent::FocusLost)) => {
                         chat.set_attention(false);
@@ -484,6 +520,14 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     Ok(driver.await??)
 }
 
+/// Reads both clocks for a turn: the wall clock goes to the chat model, which stamps the lines
+/// it makes with it; the monotonic `now` returned times deadlines.
+fn read_clocks(chat: &mut Chat) -> natter_core::Millis {
+    let now = clock::now();
+    chat.set_wall_clock(clock::wall(), now);
+    now
+}
+
 /// One line typed (or one line of a paste): to the session, in the open conversation; `/help`,
 /// `/clear`, `/query nick` and `/part` in a direct conversation are answered here.
 fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
@@ -497,7 +541,7 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         chat.note(KEYS_HELP, now);
         return;
     }
-    if let Some(help) = clear_help(line) {
+    if let Some(help) = own_help(line) {
         chat.note(help, clock::now());
         return;
     }
@@ -511,6 +555,22 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
     // `/query nick [text]`, and `/part` in a direct conversation: the conversations' (a
     // `/query nick text` opens the conversation it sends to, so says nothing of it elsewhere).
     if chat.typed(line, clock::now()) == natter_core::chat::Typed::Answered {
+        return;
+    }
+    if let Some((room, before, limit)) = history_here(chat, line) {
+        if commands
+            .try_send(Command::Older {
+                room,
+                before,
+                limit,
+            })
+            .is_err()
+        {
+            chat.note_error(
+                "the connection is busy; type /history again to load older lines",
+                clock::now(),
+            );
+        }
         return;
     }
     if let Some(words) = sent_elsewhere(line, chat.current()) {
@@ -557,7 +617,13 @@ fn open(chat: &mut Chat, conv: Option<ConvId>) {
 fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
     let id = chat.current().clone();
     if let Some((room, before)) = chat.want_older(&id)
-        && commands.try_send(Command::Older { room, before }).is_err()
+        && commands
+            .try_send(Command::Older {
+                room,
+                before,
+                limit: SCROLLBACK_PAGE,
+            })
+            .is_err()
     {
         chat.note_error(
             "the connection is busy; press PgUp again to load older lines",
@@ -745,6 +811,73 @@ mod tests {
         send_typed(&mut chat, &tx, "/query bob");
         assert_eq!(chat.current(), &ConvId::direct(&Nick::new("bob").unwrap()));
         assert!(rx.try_recv().is_err());
+    }
+
+    /// `/history` asked for the lines below the oldest the session had shown since the room's
+    /// last join; a room left and joined again keeps its lines, so after `/part`, `/join` it
+    /// brought lines the model held already and nothing moved. It asks below the oldest line
+    /// the model holds, as PgUp does, for as many lines as it was told.
+    #[test]
+    fn history_asks_below_the_oldest_line_held_after_a_join_again() {
+        use natter_core::Millis;
+        use natter_core::session::Event;
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a", "#b"]);
+        chat.handle_event(&say("#a", "bob", "kept from the visit before"), Millis(0));
+        chat.handle_event(
+            &Event::Parted {
+                room: RoomName::new("#a").unwrap(),
+                kicked: false,
+            },
+            Millis(0),
+        );
+        chat.handle_event(&view::tests::joined("#a", &["me", "bob"]), Millis(0));
+        assert_eq!(chat.current(), &rid("#a"));
+        send_typed(&mut chat, &tx, "/history 5");
+        match rx.try_recv() {
+            Ok(Command::Older {
+                room,
+                before,
+                limit,
+            }) => {
+                assert_eq!((room.as_str(), before, limit), ("#a", Seq(100), 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another room by name; the default count.
+        send_typed(&mut chat, &tx, "/history #b");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Command::Older {
+                limit: HISTORY_LINES_DEFAULT,
+                ..
+            })
+        ));
+        // A room we are not in, or one at its beginning: the session answers as ever.
+        send_typed(&mut chat, &tx, "/history #nowhere");
+        assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
+    }
+
+    /// `/help query` (which `/help` points to: "/query nick opens a direct conversation")
+    /// answered with `/msg`'s line, "send a direct message", which says nothing of the
+    /// conversation it opens here: the TUI's own line now, lined up as `/help` lines them.
+    #[test]
+    fn help_query_says_what_query_does_here() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut chat = chat_in(&["#a"]);
+        for line in ["/help query", "/help /QUERY", " /HELP  query "] {
+            send_typed(&mut chat, &tx, line);
+            let last = chat.current_conv().lines().back().unwrap();
+            assert_eq!(last.kind, LineKind::Notice(QUERY_HELP.into()), "{line:?}");
+            assert!(rx.try_recv().is_err(), "{line:?}: nothing for the session");
+        }
+        let usage = natter_core::command::help_lines(Some("/join"))
+            .next()
+            .unwrap();
+        assert_eq!(QUERY_HELP.find("open"), usage.find("join a room"));
+        // `/help msg` (and `/help dm`) is still the session's.
+        send_typed(&mut chat, &tx, "/help msg");
+        assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
     }
 
     /// Tab completed `/cl` to `/close`, an admin's command that empties a room, and never to
