@@ -37,7 +37,7 @@ use natter_core::chat::{Chat, ConvId};
 use natter_core::command::Clear;
 use natter_core::limits::{HISTORY_LINES_DEFAULT, SCROLLBACK_PAGE};
 use natter_core::session::Session;
-use natter_core::{Nick, RoomName, Seq};
+use natter_core::{RoomName, Seq};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{Stdout, Write};
