@@ -1614,6 +1614,7 @@ impl Hub {
         };
         a.hash = hash.clone();
         let name = a.name.clone();
+        let created = a.created;
         let keys: Vec<u64> = a.keys.drain(..).collect();
         // This device's label goes to its new key (below), whatever its connection said.
         let mine_label = self
@@ -1627,7 +1628,7 @@ impl Hub {
             Write::Account(AccountRecord {
                 name: name.clone(),
                 hash,
-                created: self.now,
+                created,
             }),
         );
         self.account_write(
@@ -1959,10 +1960,12 @@ impl Hub {
         };
         let account = a.name.clone();
         let mut writes = vec![
+            // Its time of registration, not now's: a failed registration's row is made by
+            // this write, and a reload reading another time would take it for another account.
             Write::Account(AccountRecord {
                 name: account.clone(),
                 hash: a.hash.clone(),
-                created: self.now,
+                created: a.created,
             }),
             Write::AccountRooms {
                 account: account.clone(),

@@ -6082,6 +6082,70 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// A registration whose batch failed is written again as the account is then
+    /// (`Hub::account_as_now`): with the time it was registered, not the time of the retry.
+    /// The store keeps the time of the write that made the row, and a reload reading another
+    /// time than the hub's takes the account for another one of the name (removed and added
+    /// again by the operator): its owner, who did nothing, would be signed out by a SIGHUP.
+    #[test]
+    fn a_registration_written_again_after_a_failed_batch_survives_a_reload() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let a = t.bin("alice");
+        t.auto_commit = false;
+        let registered_at = t.now;
+        t.send(
+            a,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        let failed = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the registration is written")
+            .id;
+        // The disk was full for a moment; the batch after it is stored.
+        t.now = t.now + Millis(5_000);
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        t.auto_commit = true;
+        t.pump();
+        t.advance(60_000);
+        let stored: Vec<crate::persist::AccountRecord> = t
+            .batches
+            .iter()
+            .filter(|b| b.id != failed)
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                Write::Account(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        // As SQLite keeps it: the first write makes the row, later ones change the hash only.
+        let record = stored.first().cloned().expect("written again");
+        assert_eq!(record.created, registered_at, "{stored:?}");
+        t.recv(a);
+        t.hub.load_accounts(vec![crate::persist::LoadedAccount {
+            record,
+            rooms: Vec::new(),
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        }]);
+        t.pump();
+        let got = t.recv(a);
+        assert!(
+            !error_kinds(&got).contains(&ErrorKind::NotSignedIn),
+            "alice is still signed in: {got:?}"
+        );
+    }
+
     #[test]
     fn failures_are_throttled_with_growing_waits_and_a_success_clears_them() {
         let mut t = T::new();
