@@ -6146,6 +6146,66 @@ mod accounts {
         );
     }
 
+    /// An account the operator added (`natter-server account add bob`, then SIGHUP; or alice
+    /// removed and added again, whose old user is a guest now) whose name a guest holds: the
+    /// guest is renamed to a guest nick, as when an owner signs in. A guest never keeps a
+    /// registered nick: else, besides passing for the account, its session restored after a
+    /// restart is made the account's user (`restored_account_user`), signed in without a
+    /// password.
+    #[test]
+    fn a_guest_holding_the_name_of_an_account_the_operator_added_is_renamed_at_the_reload() {
+        let mut t = T::new();
+        let b = t.bin("bob");
+        let c = t.bin("carol");
+        t.join(b, "#x");
+        t.join(c, "#x");
+        t.recv(b);
+        t.recv(c);
+        let hash = crate::accounts::hash_password(
+            &pw("the operator's"),
+            &[3; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        t.hub.load_accounts(vec![crate::persist::LoadedAccount {
+            record: crate::persist::AccountRecord {
+                name: nick("bob"),
+                hash,
+                created: t.now,
+            },
+            rooms: Vec::new(),
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        }]);
+        t.pump();
+        assert_eq!(t.hub.account_count(), 1);
+        let got = t.recv(b);
+        let renamed = got.iter().find_map(|m| match m {
+            ServerMsg::YourNick { nick } => Some(nick.clone()),
+            _ => None,
+        });
+        assert!(
+            renamed.is_some_and(|n| n.folded() != "bob"),
+            "the guest is renamed: {got:?}"
+        );
+        assert!(
+            error_kinds(&got).contains(&ErrorKind::NickTaken),
+            "and told why: {got:?}"
+        );
+        assert!(!t.hub.is_member(&nick("bob"), &room("#x")));
+        // bob's owner signs in with nobody to rename.
+        let o = t.bin("o");
+        let got = sign_in(
+            &mut t,
+            o,
+            "bob",
+            Proof::Password(pw("the operator's")),
+            false,
+        );
+        assert!(signed_in(&got), "{got:?}");
+    }
+
     #[test]
     fn failures_are_throttled_with_growing_waits_and_a_success_clears_them() {
         let mut t = T::new();
