@@ -264,26 +264,15 @@ pub fn up(args: UpArgs) -> Result<()> {
             // Both nodes for the bridge: a browser whose node goes away comes back on the other.
             bridge.args(["--server", &node_2_here]);
         }
-        children.0.push(
-            node.current_dir(root())
-                .spawn()
-                .context("starting the second natter-server")?,
-        );
+        children.spawn(
+            node.current_dir(root()),
+            "starting the second natter-server",
+        )?;
     }
-    children.0.push(
-        server
-            .current_dir(root())
-            .spawn()
-            .context("starting natter-server")?,
-    );
-    children.0.push(
-        bridge
-            .current_dir(root())
-            .spawn()
-            .context("starting natter-bridge")?,
-    );
-    // "Up" only once every door accepts connections (a node binds them before it joins the
-    // cluster: a connection made while it waits for JetStream is served once it has joined).
+    children.spawn(server.current_dir(root()), "starting natter-server")?;
+    children.spawn(bridge.current_dir(root()), "starting natter-bridge")?;
+    // "Up" only once every door accepts connections (a node listens once it has opened its
+    // store or joined the cluster: until then a connection is refused, and tried again).
     let mut doors = vec![server_here.as_str(), BRIDGE];
     if cluster {
         doors.push(&node_2_here);
@@ -439,11 +428,22 @@ impl Children {
         self.0.iter_mut().find_map(|c| c.try_wait().ok().flatten())
     }
 
+    /// Starts `cmd` (`what`: the words of its error) in a process group of its own: Ctrl+C
+    /// in the terminal reaches `up` alone, and each service hears of the stop once, the
+    /// SIGTERM of [`Children::stop`]. In `up`'s group it had the terminal's SIGINT too, and
+    /// natter-server takes a second signal during its shutdown for "exit now" (status 143):
+    /// its clients were never told it was going away.
+    fn spawn(&mut self, cmd: &mut Command, what: &'static str) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let child = cmd.process_group(0).spawn().context(what)?;
+        self.0.push(child);
+        Ok(())
+    }
+
     fn stop(&mut self, grace: Duration) {
         for c in &self.0 {
-            // SIGTERM lets each service tell its clients and flush (Ctrl+C already sent SIGINT
-            // to the whole foreground group; a second signal is harmless). A direct call, not
-            // the `kill` program: one process, never a group.
+            // SIGTERM lets each service tell its clients and flush: the one signal it gets
+            // (see `spawn`). A direct call, not the `kill` program: one process, never a group.
             if let Ok(pid) = i32::try_from(c.id()) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
             }
@@ -513,6 +513,23 @@ mod tests {
         let err = ports_free(&[free_addr, taken_addr.clone()]).unwrap_err();
         assert!(err.to_string().contains(&taken_addr), "{err}");
         assert!(err.to_string().contains("running there already"), "{err}");
+    }
+
+    /// Each service is in a process group of its own, so that the terminal's Ctrl+C (sent to
+    /// the foreground group) does not reach it besides `up`'s SIGTERM: two signals make
+    /// natter-server exit at once, skipping its graceful shutdown.
+    #[test]
+    fn up_starts_each_service_in_a_group_of_its_own() {
+        let mut children = Children(Vec::new());
+        children
+            .spawn(Command::new("sleep").arg("30"), "starting sleep")
+            .unwrap();
+        let pid = Pid::from_raw(i32::try_from(children.0[0].id()).unwrap());
+        let group = nix::unistd::getpgid(Some(pid)).unwrap();
+        let ours = nix::unistd::getpgid(None).unwrap();
+        children.stop(Duration::from_secs(5));
+        assert_eq!(group, pid, "a group of its own");
+        assert_ne!(group, ours);
     }
 
     /// `up` says who can reach natter-server, and how to keep it local when everyone can.

@@ -638,6 +638,17 @@ impl Hub {
                             },
                         },
                     );
+                    // A guest holding the name (the nick was free until the operator's `account
+                    // add`, or the user of the account of that name removed above) gives it up,
+                    // as to an owner signing in: a guest never keeps a registered nick (a
+                    // restart would make its restored session the account's user).
+                    let now = self.now;
+                    self.evict_nick_holder_for(
+                        &la.record.name,
+                        UserId(u64::MAX),
+                        "the operator added it",
+                        now,
+                    );
                     if self.config.accounts.always_on && !la.rooms.is_empty() {
                         self.offline_user(&folded, la.rooms);
                     }
@@ -1614,6 +1625,7 @@ impl Hub {
         };
         a.hash = hash.clone();
         let name = a.name.clone();
+        let created = a.created;
         let keys: Vec<u64> = a.keys.drain(..).collect();
         // This device's label goes to its new key (below), whatever its connection said.
         let mine_label = self
@@ -1627,7 +1639,7 @@ impl Hub {
             Write::Account(AccountRecord {
                 name: name.clone(),
                 hash,
-                created: self.now,
+                created,
             }),
         );
         self.account_write(
@@ -1866,6 +1878,11 @@ impl Hub {
 
     /// A guest holding `name` (not `except`) is renamed to a guest nick and told why.
     fn evict_nick_holder(&mut self, name: &Nick, except: UserId, now: Millis) {
+        self.evict_nick_holder_for(name, except, "its owner signed in", now);
+    }
+
+    /// [`Hub::evict_nick_holder`], saying `why` the account wants its nick now.
+    fn evict_nick_holder_for(&mut self, name: &Nick, except: UserId, why: &str, now: Millis) {
         let Some(holder) = self.nicks.get(&self.users, name.folded_key().as_str()) else {
             return;
         };
@@ -1880,9 +1897,7 @@ impl Hub {
         // `NICK` from a nick it no longer has).
         self.rename(holder, guest.clone(), on.first().copied(), now);
         for c in on {
-            let detail = format!(
-                "{name} is a registered account and its owner signed in: you are now {guest}"
-            );
+            let detail = format!("{name}{REGISTERED} and {why}: you are now {guest}");
             self.error(c, ErrorKind::NickTaken, Re::Nick(name.clone()), detail);
         }
     }
@@ -1959,10 +1974,12 @@ impl Hub {
         };
         let account = a.name.clone();
         let mut writes = vec![
+            // Its time of registration, not now's: a failed registration's row is made by
+            // this write, and a reload reading another time would take it for another account.
             Write::Account(AccountRecord {
                 name: account.clone(),
                 hash: a.hash.clone(),
-                created: self.now,
+                created: a.created,
             }),
             Write::AccountRooms {
                 account: account.clone(),

@@ -6088,6 +6088,130 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// A registration whose batch failed is written again as the account is then
+    /// (`Hub::account_as_now`): with the time it was registered, not the time of the retry.
+    /// The store keeps the time of the write that made the row, and a reload reading another
+    /// time than the hub's takes the account for another one of the name (removed and added
+    /// again by the operator): its owner, who did nothing, would be signed out by a SIGHUP.
+    #[test]
+    fn a_registration_written_again_after_a_failed_batch_survives_a_reload() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let a = t.bin("alice");
+        t.auto_commit = false;
+        let registered_at = t.now;
+        t.send(
+            a,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        let failed = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the registration is written")
+            .id;
+        // The disk was full for a moment; the batch after it is stored.
+        t.now = t.now + Millis(5_000);
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        t.auto_commit = true;
+        t.pump();
+        t.advance(60_000);
+        let stored: Vec<crate::persist::AccountRecord> = t
+            .batches
+            .iter()
+            .filter(|b| b.id != failed)
+            .flat_map(|b| b.writes.iter())
+            .filter_map(|w| match w {
+                Write::Account(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        // As SQLite keeps it: the first write makes the row, later ones change the hash only.
+        let record = stored.first().cloned().expect("written again");
+        assert_eq!(record.created, registered_at, "{stored:?}");
+        t.recv(a);
+        t.hub.load_accounts(vec![crate::persist::LoadedAccount {
+            record,
+            rooms: Vec::new(),
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        }]);
+        t.pump();
+        let got = t.recv(a);
+        assert!(
+            !error_kinds(&got).contains(&ErrorKind::NotSignedIn),
+            "alice is still signed in: {got:?}"
+        );
+    }
+
+    /// An account the operator added (`natter-server account add bob`, then SIGHUP; or alice
+    /// removed and added again, whose old user is a guest now) whose name a guest holds: the
+    /// guest is renamed to a guest nick, as when an owner signs in. A guest never keeps a
+    /// registered nick: else, besides passing for the account, its session restored after a
+    /// restart is made the account's user (`restored_account_user`), signed in without a
+    /// password.
+    #[test]
+    fn a_guest_holding_the_name_of_an_account_the_operator_added_is_renamed_at_the_reload() {
+        let mut t = T::new();
+        let b = t.bin("bob");
+        let c = t.bin("carol");
+        t.join(b, "#x");
+        t.join(c, "#x");
+        t.recv(b);
+        t.recv(c);
+        let hash = crate::accounts::hash_password(
+            &pw("the operator's"),
+            &[3; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        t.hub.load_accounts(vec![crate::persist::LoadedAccount {
+            record: crate::persist::AccountRecord {
+                name: nick("bob"),
+                hash,
+                created: t.now,
+            },
+            rooms: Vec::new(),
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        }]);
+        t.pump();
+        assert_eq!(t.hub.account_count(), 1);
+        let got = t.recv(b);
+        let renamed = got.iter().find_map(|m| match m {
+            ServerMsg::YourNick { nick } => Some(nick.clone()),
+            _ => None,
+        });
+        assert!(
+            renamed.is_some_and(|n| n.folded() != "bob"),
+            "the guest is renamed: {got:?}"
+        );
+        assert!(
+            error_kinds(&got).contains(&ErrorKind::NickTaken),
+            "and told why: {got:?}"
+        );
+        assert!(!t.hub.is_member(&nick("bob"), &room("#x")));
+        // bob's owner signs in with nobody to rename.
+        let o = t.bin("o");
+        let got = sign_in(
+            &mut t,
+            o,
+            "bob",
+            Proof::Password(pw("the operator's")),
+            false,
+        );
+        assert!(signed_in(&got), "{got:?}");
+    }
+
     #[test]
     fn failures_are_throttled_with_growing_waits_and_a_success_clears_them() {
         let mut t = T::new();
