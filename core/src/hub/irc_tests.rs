@@ -4728,6 +4728,59 @@ fn takeover_is_a_server_admins_on_irc_too() {
     );
 }
 
+/// A user signed in to an account that is no admin, given an admin's powers by `OPER`, takes
+/// a room over for the admin account it named, not for its own: its own account stays no
+/// room's founder once it gives the powers up (`MODE me -o`) or the admin account stops
+/// being one. Until this review, `TAKEOVER` made its own account the founder.
+#[test]
+fn an_opered_signed_in_users_takeover_makes_the_admin_account_founder_not_its_own() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let bob = registered(&mut n, "bob");
+    let eve = registered(&mut n, "eve");
+    n.send_bin(eve, &ClientMsg::Quit { reason: None });
+    n.send_bin(
+        bob,
+        &ClientMsg::Join {
+            room: room("#club"),
+        },
+    );
+    n.send_bin(
+        bob,
+        &ClientMsg::Moderate {
+            room: room("#club"),
+            action: crate::wire::ModAction::Register,
+        },
+    );
+    let (c, _) = sasl_client(&mut n, "eve", "");
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.recv(bob);
+    n.send(c, &["TAKEOVER #club"]);
+    n.advance(1_000);
+    n.lines(c);
+    let got = n.recv(bob);
+    let founder: Vec<&str> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                kind: EventKind::Mode { change },
+                ..
+            }) if change.as_str().starts_with("founder ") => Some(change.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(founder, ["founder alice"], "{got:?}");
+    let held = n
+        .hub
+        .rooms
+        .get(&room("#club"))
+        .and_then(|r| r.policy.as_ref());
+    let held = held.and_then(|p| p.founder.clone());
+    assert_eq!(held, Some(nick("alice")));
+}
+
 /// `MODE #r +bb bob carol` (irssi's `/ban bob carol`) bans two guests in one instant, each by
 /// nick and address. Both gone, `MODE #r -b bob` tells that bob's address still holds, and
 /// not carol's: the address a nick's ban added is the one set with it, not every address

@@ -816,9 +816,13 @@ impl Hub {
                 if !self.rooms.contains_key(&room) {
                     return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
                 }
-                // An IRC user given an admin's powers by `OPER` is not signed in: the room is
-                // the admin account's it named.
-                let account = account.or_else(|| self.accounts.opers.get(&uid).cloned());
+                // An IRC user given an admin's powers by `OPER` takes the room over for the
+                // admin account it named, whether or not it is signed in: an account of its
+                // own that is no admin's stays no founder (it would keep the room when the
+                // powers go; until this review it was made the founder).
+                let account = account
+                    .filter(|a| self.is_admin_account(a))
+                    .or_else(|| self.accounts.opers.get(&uid).cloned());
                 let Some(account) = account else {
                     return Err(gone());
                 };
