@@ -4222,6 +4222,34 @@ fn an_account_away_when_its_room_is_closed_hears_a_notice_after_sasl() {
     );
 }
 
+/// An always-on account's note of a close (or kick) while it was away, with a reason as long
+/// as natter's clients may give (2,000 bytes), is one IRC line of at most 512 bytes, cut at
+/// a character's boundary, as the `KICK` and `PART` lines cut theirs: until this review it
+/// was a `NOTICE` of over 2,000 bytes, past what IRC clients and proxies read as one line.
+#[test]
+fn an_away_note_with_a_long_reason_fits_one_irc_line() {
+    use crate::wire::AdminAction;
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let b = registered(&mut n, "bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#v") });
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    let long = "é".repeat(999);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Close {
+            room: room("#v"),
+            reason: Some(text(&long)),
+        }),
+    );
+    n.advance(1_000);
+    let (_, l) = sasl_client(&mut n, "bob", "");
+    let told = find(&l, "while you were away, alice closed #v (");
+    assert!(told.len() + 2 <= 512, "{} bytes: {told}", told.len() + 2);
+    assert!(told.starts_with(":natter.irc NOTICE bob :"), "{told}");
+    assert!(told.ends_with("é…"), "{told}");
+}
+
 #[test]
 fn list_naming_channels_lists_those_only() {
     let mut n = Net::new();
