@@ -4736,7 +4736,8 @@ fn takeover_is_a_server_admins_on_irc_too() {
     assert_eq!(numerics(&l), ["461"], "{l:?}");
     assert!(
         l.contains(
-            &":natter.irc NOTICE carol :you took over #club: you are its founder".to_owned()
+            &":natter.irc NOTICE carol :you took over #club for alice: alice is its founder"
+                .to_owned()
         ),
         "{l:?}"
     );
@@ -4787,7 +4788,11 @@ fn an_opered_signed_in_users_takeover_makes_the_admin_account_founder_not_its_ow
     n.recv(bob);
     n.send(c, &["TAKEOVER #club"]);
     n.advance(1_000);
-    n.lines(c);
+    // It is told whose the room is: not its own account's.
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc NOTICE eve :you took over #club for alice: alice is its founder"]
+    );
     let got = n.recv(bob);
     let founder: Vec<&str> = got
         .iter()

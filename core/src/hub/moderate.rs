@@ -827,16 +827,26 @@ impl Hub {
                     return Err(gone());
                 };
                 let name = self.account_name(&account).unwrap_or_else(|| me.clone());
+                // An `OPER`'d user is told whose the room is: not its own.
+                let for_other = (self.account_of(uid).as_deref() != Some(account.as_str()))
+                    .then(|| name.clone());
                 let p = self.policy_mut(&room);
                 if p.founder.as_ref().is_some_and(|f| f.folded() == account) {
-                    self.unchanged(conn, format!("you are the founder of {room} already"));
+                    let words = match &for_other {
+                        None => format!("you are the founder of {room} already"),
+                        Some(f) => format!("{f} is the founder of {room} already"),
+                    };
+                    self.unchanged(conn, words);
                     return Ok(());
                 }
                 p.founder = Some(name.clone());
                 info!(room = %room, by = %me, "room taken over");
                 let words = format!("founder {name}");
                 self.changed(&room, me, words, PolicyEdit::Founder(name), now);
-                let done = AdminDone::TookOver(room);
+                let done = AdminDone::TookOver {
+                    room,
+                    founder: for_other,
+                };
                 self.reply(conn, Reply::Note(Note::AdminDone(done)));
             }
             AdminAction::Close { room, reason } => {
