@@ -2406,6 +2406,10 @@ impl Hub {
         };
         // Whoever registers the name next has proved nothing from anywhere.
         self.accounts.known.forget(account);
+        // An `OPER` with its password gave its powers: they go with it, as its sessions do
+        // (until this review they stayed, and a `TAKEOVER` made the user's own nick the
+        // founder, finding no account of that name).
+        self.accounts.opers.retain(|_, named| named != account);
         self.accounts.held_bytes = self
             .accounts
             .held_bytes

@@ -4222,6 +4222,37 @@ fn an_account_away_when_its_room_is_closed_hears_a_notice_after_sasl() {
     );
 }
 
+/// An admin account the operator removes takes the powers an `OPER` with its password gave
+/// with it: the user is answered 481 after, and a `TAKEOVER` changes nothing. Until this
+/// review the powers stayed (`KILL`, `WALLOPS`, every room's admin standing), and a
+/// `TAKEOVER`, finding no account of that name, made the user's own nick the room's founder.
+#[test]
+fn an_oper_ends_with_the_admin_account_it_named() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #club"]);
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.lines(bob);
+    n.hub.load_accounts(Vec::new());
+    n.pump();
+    n.lines(c);
+    n.send(c, &["TAKEOVER #club", "KILL bob :out"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["481", "481"], "{l:?}");
+    let held = n
+        .hub
+        .rooms
+        .get(&room("#club"))
+        .and_then(|r| r.policy.as_ref());
+    assert_eq!(held.and_then(|p| p.founder.clone()), None);
+    assert!(n.lines(bob).is_empty());
+}
+
 /// An always-on account's note of a close (or kick) while it was away, with a reason as long
 /// as natter's clients may give (2,000 bytes), is one IRC line of at most 512 bytes, cut at
 /// a character's boundary, as the `KICK` and `PART` lines cut theirs: until this review it

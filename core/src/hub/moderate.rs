@@ -826,7 +826,10 @@ impl Hub {
                 let Some(account) = account else {
                     return Err(gone());
                 };
-                let name = self.account_name(&account).unwrap_or_else(|| me.clone());
+                // Never the user's own nick: a founder is an account.
+                let Some(name) = self.account_name(&account) else {
+                    return Err(gone());
+                };
                 // An `OPER`'d user is told whose the room is: not its own.
                 let for_other = (self.account_of(uid).as_deref() != Some(account.as_str()))
                     .then(|| name.clone());
