@@ -1673,6 +1673,9 @@ impl Hub {
     /// Else a token copied from another device, or a lost laptop's, kept the account open
     /// whatever the password became.
     fn end_sessions(&mut self, account: &str, mine: Option<DeviceId>, now: Millis) {
+        // And the powers an `OPER` with the old password gave (until this review whoever had
+        // taken them with a leaked password stayed an admin after the change).
+        self.accounts.opers.retain(|_, named| named != account);
         let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) else {
             return;
         };

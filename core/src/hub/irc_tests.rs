@@ -4253,6 +4253,37 @@ fn an_oper_ends_with_the_admin_account_it_named() {
     assert!(n.lines(bob).is_empty());
 }
 
+/// A password changed because the old one got out ends the powers an `OPER` with the old
+/// one gave, as it ends the account's sessions: until this review whoever had `OPER`ed with
+/// a leaked admin password stayed an admin after the admin changed it.
+#[test]
+fn an_oper_ends_when_the_admin_accounts_password_changes() {
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #club"]);
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.lines(bob);
+    n.send_bin(
+        a,
+        &ClientMsg::ChangePassword {
+            old: crate::types::Password("correct horse".into()),
+            new: crate::types::Password("battery staple".into()),
+        },
+    );
+    n.advance(1_000);
+    n.recv(a);
+    n.lines(c);
+    n.send(c, &["KILL bob :out", "TAKEOVER #club"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["481", "481"], "{l:?}");
+    assert!(n.lines(bob).is_empty());
+}
+
 /// An always-on account's note of a close (or kick) while it was away, with a reason as long
 /// as natter's clients may give (2,000 bytes), is one IRC line of at most 512 bytes, cut at
 /// a character's boundary, as the `KICK` and `PART` lines cut theirs: until this review it
