@@ -2727,6 +2727,9 @@ impl Hub {
         if password_changed {
             // Nobody proved the new password from here (see `password_changed`).
             self.accounts.known.forget(&folded);
+            // Nor did an `OPER` with the old one here, whether or not the account has a user
+            // here (`end_sessions`, below, runs only when it has).
+            self.accounts.opers.retain(|_, named| *named != folded);
         }
         let mut moved = Vec::new();
         for (room, seq) in read {
