@@ -1685,6 +1685,9 @@ impl Hub {
     /// Else a token copied from another device, or a lost laptop's, kept the account open
     /// whatever the password became.
     fn end_sessions(&mut self, account: &str, mine: Option<DeviceId>, now: Millis) {
+        // And the powers an `OPER` with the old password gave (until this review whoever had
+        // taken them with a leaked password stayed an admin after the change).
+        self.accounts.opers.retain(|_, named| named != account);
         let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) else {
             return;
         };
@@ -2423,6 +2426,10 @@ impl Hub {
         };
         // Whoever registers the name next has proved nothing from anywhere.
         self.accounts.known.forget(account);
+        // An `OPER` with its password gave its powers: they go with it, as its sessions do
+        // (until this review they stayed, and a `TAKEOVER` made the user's own nick the
+        // founder, finding no account of that name).
+        self.accounts.opers.retain(|_, named| named != account);
         self.accounts.held_bytes = self
             .accounts
             .held_bytes
@@ -2737,6 +2744,9 @@ impl Hub {
         if password_changed {
             // Nobody proved the new password from here (see `password_changed`).
             self.accounts.known.forget(&folded);
+            // Nor did an `OPER` with the old one here, whether or not the account has a user
+            // here (`end_sessions`, below, runs only when it has).
+            self.accounts.opers.retain(|_, named| *named != folded);
         }
         let mut moved = Vec::new();
         for (room, seq) in read {

@@ -4222,6 +4222,96 @@ fn an_account_away_when_its_room_is_closed_hears_a_notice_after_sasl() {
     );
 }
 
+/// An admin account the operator removes takes the powers an `OPER` with its password gave
+/// with it: the user is answered 481 after, and a `TAKEOVER` changes nothing. Until this
+/// review the powers stayed (`KILL`, `WALLOPS`, every room's admin standing), and a
+/// `TAKEOVER`, finding no account of that name, made the user's own nick the room's founder.
+#[test]
+fn an_oper_ends_with_the_admin_account_it_named() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #club"]);
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.lines(bob);
+    n.hub.load_accounts(Vec::new());
+    n.pump();
+    n.lines(c);
+    n.send(c, &["TAKEOVER #club", "KILL bob :out"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["481", "481"], "{l:?}");
+    let held = n
+        .hub
+        .rooms
+        .get(&room("#club"))
+        .and_then(|r| r.policy.as_ref());
+    assert_eq!(held.and_then(|p| p.founder.clone()), None);
+    assert!(n.lines(bob).is_empty());
+}
+
+/// A password changed because the old one got out ends the powers an `OPER` with the old
+/// one gave, as it ends the account's sessions: until this review whoever had `OPER`ed with
+/// a leaked admin password stayed an admin after the admin changed it.
+#[test]
+fn an_oper_ends_when_the_admin_accounts_password_changes() {
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #club"]);
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.lines(bob);
+    n.send_bin(
+        a,
+        &ClientMsg::ChangePassword {
+            old: crate::types::Password("correct horse".into()),
+            new: crate::types::Password("battery staple".into()),
+        },
+    );
+    n.advance(1_000);
+    n.recv(a);
+    n.lines(c);
+    n.send(c, &["KILL bob :out", "TAKEOVER #club"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["481", "481"], "{l:?}");
+    assert!(n.lines(bob).is_empty());
+}
+
+/// An always-on account's note of a close (or kick) while it was away, with a reason as long
+/// as natter's clients may give (2,000 bytes), is one IRC line of at most 512 bytes, cut at
+/// a character's boundary, as the `KICK` and `PART` lines cut theirs: until this review it
+/// was a `NOTICE` of over 2,000 bytes, past what IRC clients and proxies read as one line.
+#[test]
+fn an_away_note_with_a_long_reason_fits_one_irc_line() {
+    use crate::wire::AdminAction;
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let b = registered(&mut n, "bob");
+    n.send_bin(b, &ClientMsg::Join { room: room("#v") });
+    n.send_bin(b, &ClientMsg::Quit { reason: None });
+    let long = "é".repeat(999);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(AdminAction::Close {
+            room: room("#v"),
+            reason: Some(text(&long)),
+        }),
+    );
+    n.advance(1_000);
+    let (_, l) = sasl_client(&mut n, "bob", "");
+    let told = find(&l, "while you were away, alice closed #v (");
+    assert!(told.len() + 2 <= 512, "{} bytes: {told}", told.len() + 2);
+    assert!(told.starts_with(":natter.irc NOTICE bob :"), "{told}");
+    assert!(told.ends_with("é…"), "{told}");
+}
+
 #[test]
 fn list_naming_channels_lists_those_only() {
     let mut n = Net::new();
@@ -4708,7 +4798,8 @@ fn takeover_is_a_server_admins_on_irc_too() {
     assert_eq!(numerics(&l), ["461"], "{l:?}");
     assert!(
         l.contains(
-            &":natter.irc NOTICE carol :you took over #club: you are its founder".to_owned()
+            &":natter.irc NOTICE carol :you took over #club for alice: alice is its founder"
+                .to_owned()
         ),
         "{l:?}"
     );
@@ -4726,6 +4817,63 @@ fn takeover_is_a_server_admins_on_irc_too() {
         l,
         [":natter.irc 400 carol TAKEOVER :there is no room #nowhere"]
     );
+}
+
+/// A user signed in to an account that is no admin, given an admin's powers by `OPER`, takes
+/// a room over for the admin account it named, not for its own: its own account stays no
+/// room's founder once it gives the powers up (`MODE me -o`) or the admin account stops
+/// being one. Until this review, `TAKEOVER` made its own account the founder.
+#[test]
+fn an_opered_signed_in_users_takeover_makes_the_admin_account_founder_not_its_own() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let bob = registered(&mut n, "bob");
+    let eve = registered(&mut n, "eve");
+    n.send_bin(eve, &ClientMsg::Quit { reason: None });
+    n.send_bin(
+        bob,
+        &ClientMsg::Join {
+            room: room("#club"),
+        },
+    );
+    n.send_bin(
+        bob,
+        &ClientMsg::Moderate {
+            room: room("#club"),
+            action: crate::wire::ModAction::Register,
+        },
+    );
+    let (c, _) = sasl_client(&mut n, "eve", "");
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.recv(bob);
+    n.send(c, &["TAKEOVER #club"]);
+    n.advance(1_000);
+    // It is told whose the room is: not its own account's.
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc NOTICE eve :you took over #club for alice: alice is its founder"]
+    );
+    let got = n.recv(bob);
+    let founder: Vec<&str> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(RoomEvent {
+                kind: EventKind::Mode { change },
+                ..
+            }) if change.as_str().starts_with("founder ") => Some(change.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(founder, ["founder alice"], "{got:?}");
+    let held = n
+        .hub
+        .rooms
+        .get(&room("#club"))
+        .and_then(|r| r.policy.as_ref());
+    let held = held.and_then(|p| p.founder.clone());
+    assert_eq!(held, Some(nick("alice")));
 }
 
 /// `MODE #r +bb bob carol` (irssi's `/ban bob carol`) bans two guests in one instant, each by

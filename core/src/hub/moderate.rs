@@ -816,23 +816,40 @@ impl Hub {
                 if !self.rooms.contains_key(&room) {
                     return Err((ErrorKind::NotInRoom, format!("{NO_ROOM}{room}")));
                 }
-                // An IRC user given an admin's powers by `OPER` is not signed in: the room is
-                // the admin account's it named.
-                let account = account.or_else(|| self.accounts.opers.get(&uid).cloned());
+                // An IRC user given an admin's powers by `OPER` takes the room over for the
+                // admin account it named, whether or not it is signed in: an account of its
+                // own that is no admin's stays no founder (it would keep the room when the
+                // powers go; until this review it was made the founder).
+                let account = account
+                    .filter(|a| self.is_admin_account(a))
+                    .or_else(|| self.accounts.opers.get(&uid).cloned());
                 let Some(account) = account else {
                     return Err(gone());
                 };
-                let name = self.account_name(&account).unwrap_or_else(|| me.clone());
+                // Never the user's own nick: a founder is an account.
+                let Some(name) = self.account_name(&account) else {
+                    return Err(gone());
+                };
+                // An `OPER`'d user is told whose the room is: not its own.
+                let for_other = (self.account_of(uid).as_deref() != Some(account.as_str()))
+                    .then(|| name.clone());
                 let p = self.policy_mut(&room);
                 if p.founder.as_ref().is_some_and(|f| f.folded() == account) {
-                    self.unchanged(conn, format!("you are the founder of {room} already"));
+                    let words = match &for_other {
+                        None => format!("you are the founder of {room} already"),
+                        Some(f) => format!("{f} is the founder of {room} already"),
+                    };
+                    self.unchanged(conn, words);
                     return Ok(());
                 }
                 p.founder = Some(name.clone());
                 info!(room = %room, by = %me, "room taken over");
                 let words = format!("founder {name}");
                 self.changed(&room, me, words, PolicyEdit::Founder(name), now);
-                let done = AdminDone::TookOver(room);
+                let done = AdminDone::TookOver {
+                    room,
+                    founder: for_other,
+                };
                 self.reply(conn, Reply::Note(Note::AdminDone(done)));
             }
             AdminAction::Close { room, reason } => {

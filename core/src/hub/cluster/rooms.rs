@@ -262,17 +262,20 @@ impl Hub {
             info!(%room, members = members.len(), "room closed in the cluster");
         }
         // Who closed it and why, if its event came here first (the room's last few events).
+        // A close with a join after it is an earlier one: the room was opened again since,
+        // and every member here joined after it (until this review an always-on member of
+        // a room closed twice was told the first close's who and why).
         let close = r
             .last_n(CLOSE_LOOKBACK, r.last_seq)
             .filter_map(|s| s.event())
-            .filter_map(|ev| match &ev.kind {
+            .fold(None, |found, ev| match &ev.kind {
                 EventKind::Mode { change } if crate::persist::closes_room(&ev.kind) => {
                     let reason = change.as_str().strip_prefix("close: ").map(str::to_owned);
                     Some((ev.from.clone(), reason))
                 }
-                _ => None,
-            })
-            .last();
+                EventKind::Join => None,
+                _ => found,
+            });
         let (by, reason) = close.unzip();
         let words = Self::closed_words(room, by.as_ref(), reason.flatten().as_deref());
         for m in members {

@@ -1084,8 +1084,12 @@ pub(crate) enum OperAnswer {
 /// What a server admin did to a room ([`Note::AdminDone`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AdminDone {
-    /// The admin is `room`'s founder now.
-    TookOver(RoomName),
+    /// `room`'s founder is now the admin: its own account, or (`founder`) the admin account
+    /// an IRC user's `OPER` named, which is not the account it is signed in to, if any.
+    TookOver {
+        room: RoomName,
+        founder: Option<Nick>,
+    },
     /// `room` is closed: its `members` left it.
     Closed { room: RoomName, members: usize },
 }
@@ -1107,9 +1111,16 @@ impl Note {
             Note::ServerBan { mask, lifted: true } => {
                 format!("{mask} is no longer banned from the server")
             }
-            Note::AdminDone(AdminDone::TookOver(room)) => {
-                format!("you took over {room}: you are its founder")
-            }
+            Note::AdminDone(AdminDone::TookOver {
+                room,
+                founder: None,
+            }) => format!("you took over {room}: you are its founder"),
+            // Until this review an `OPER`'d user read "you are its founder" of a room that
+            // was the admin account's.
+            Note::AdminDone(AdminDone::TookOver {
+                room,
+                founder: Some(f),
+            }) => format!("you took over {room} for {f}: {f} is its founder"),
             Note::AdminDone(AdminDone::Closed { room, members }) => match members {
                 0 => format!("you closed {room}: nobody was in it"),
                 1 => format!("you closed {room}: its 1 member left it"),

@@ -1671,3 +1671,36 @@ fn a_device_sent_away_is_not_held_back_once_nothing_of_its_account_is_connected_
     let got = net.recv(0, back);
     assert_eq!(signed_in(&got).map(|s| s.0), Some(nick("alice")), "{got:?}");
 }
+
+/// An admin account's password changed on another node ends the powers an IRC `OPER` with
+/// the old one gave here, as a change on this node does, though the account has no user here
+/// (the usual case: whoever `OPER`ed is not signed in to it). Until the review of the
+/// thirty-ninth session they stayed.
+#[test]
+fn an_admin_password_changed_on_another_node_ends_an_oper_here() {
+    let mut net = net(2);
+    let (o, _) = guest(&mut net, 1, "alice");
+    register(&mut net, 1, o, PW, false);
+    assert!(signed_in(&net.recv(1, o)).is_some());
+    for n in &mut net.nodes {
+        n.hub.config.accounts.admins = vec![nick("alice")];
+    }
+    let (c, _) = guest(&mut net, 0, "carol");
+    let carol = net.nodes[0].hub.user_of(c).expect("carol");
+    // What a checked `OPER alice :password` leaves (IRC's; the cluster harness speaks natter's
+    // protocol only).
+    net.nodes[0]
+        .hub
+        .accounts
+        .opers
+        .insert(carol, "alice".to_owned());
+    assert!(net.nodes[0].hub.is_admin_user(carol));
+    let change = ClientMsg::ChangePassword {
+        old: pw(PW),
+        new: pw("battery staple"),
+    };
+    ask(&mut net, 1, o, &change);
+    assert!(net.recv(1, o).contains(&ServerMsg::PasswordChanged));
+    settle(&mut net);
+    assert!(!net.nodes[0].hub.is_admin_user(carol), "the OPER ended");
+}

@@ -959,3 +959,54 @@ fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next
     assert_eq!(told, ["while you were away, #r was closed"], "{got:?}");
     assert!(!joined(&got), "not back in #r: {got:?}");
 }
+
+/// A room closed, opened again and closed again from another node while an always-on member
+/// was away: the note its next sign-in reads is of the second close, never the first one's
+/// who and why (the first close's event may still be among the room's last events here).
+#[test]
+fn an_account_away_when_a_reopened_room_is_closed_again_is_not_told_the_first_close() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    net.recv(0, a);
+    net.recv(1, d);
+    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
+    let close = |net: &mut Net, why: &str| {
+        let now = net.now;
+        net.nodes[0].hub.handle_bytes(
+            a,
+            &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
+                room: room("#r"),
+                reason: Some(text(why)),
+            }))
+            .unwrap(),
+            now,
+        );
+        settle(net);
+    };
+    close(&mut net, "first");
+    net.recv(0, a);
+    net.recv(1, d);
+    join(&mut net, 0, a, "#r");
+    join(&mut net, 1, d, "#r");
+    ask(&mut net, 1, d, &ClientMsg::Quit { reason: None });
+    net.recv(0, a);
+    close(&mut net, "second");
+    let (c, _) = guest(&mut net, 1, "someone");
+    let sign_in = ClientMsg::SignIn {
+        account: nick("dave"),
+        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
+        remember: false,
+    };
+    ask(&mut net, 1, c, &sign_in);
+    let got = net.recv(1, c);
+    let told: Vec<&str> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Done(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "{got:?}");
+    assert!(!told[0].contains("first"), "{got:?}");
+}

@@ -1209,9 +1209,20 @@ impl Irc {
             let tags = l.tags.clone();
             return l.from(&tags, l.server, "NOTICE", &[room.as_str(), &text], true);
         }
+        // Words that may hold a reason as long as natter's clients give one (an always-on
+        // account's note of what put it out while it was away): cut to one IRC line, as the
+        // `KICK` and `PART` lines cut theirs (until this review the note was one line of
+        // over 2,000 bytes).
         if let Note::NickOnly(words) = note {
             let (tags, me) = (l.tags.clone(), l.me.clone());
-            return l.from(&tags, l.server, "NOTICE", &[me.as_str(), words], true);
+            let room = IRC_MAX_LINE.saturating_sub(body_len(l.server, "NOTICE", &[&me], 0));
+            return l.from(
+                &tags,
+                l.server,
+                "NOTICE",
+                &[me.as_str(), &fit(words, room)],
+                true,
+            );
         }
         // A `TAKEOVER` went through (IRC has no reply for it, and the room's event reaches
         // only its members): a server `NOTICE`.
