@@ -429,14 +429,18 @@ pub enum Query {
     OpenAndSend(Nick),
     /// `/query` alone: say how it is typed ([`QUERY_USAGE`]).
     Usage,
+    /// `/query b@d` (nothing after it): why the word is no nick, to say (the session would
+    /// say `/msg`'s usage, a command the person did not type).
+    NotANick(String),
 }
 
 /// How `/query` is typed, said when it comes alone.
 pub const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conversation with nick)";
 
 /// Whether `line` is `/query` (in any case), and what it asks for; `//query` is said, not run.
-/// A first word that is no nick (`/query #room text`, a mistyped nick) is the session's to
-/// answer (a line said in the room, or why the nick is not one): `None`.
+/// A first word that is no nick with text after it (`/query #room text`, a mistyped nick) is
+/// the session's to answer (a line said in the room, or why the nick is not one): `None`;
+/// without text, why it is no nick ([`Query::NotANick`]).
 pub fn query(line: &str) -> Option<Query> {
     let rest = line.trim().strip_prefix('/')?;
     let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
@@ -448,7 +452,13 @@ pub fn query(line: &str) -> Option<Query> {
         return Some(Query::Usage);
     }
     let (nick, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
-    let nick = Nick::new(nick).ok()?;
+    let nick = match Nick::new(nick) {
+        Ok(nick) => nick,
+        Err(e) if text.trim().is_empty() => {
+            return Some(Query::NotANick(CommandError::from(e).to_string()));
+        }
+        Err(_) => return None,
+    };
     Some(if text.trim().is_empty() {
         Query::Open(nick)
     } else {
@@ -1208,6 +1218,7 @@ mod tests {
         assert_eq!(query(" /Query   "), Some(Query::Usage));
         assert_eq!(query("/query #a hi"), None, "a line said in #a");
         assert_eq!(query("/query b@d hi"), None, "the session says why");
+        assert!(matches!(query("/query b@d"), Some(Query::NotANick(w)) if w.contains("b@d")));
         assert_eq!(query("//query bob"), None, "said, not run");
         assert_eq!(query("/queryx bob"), None);
         assert_eq!(query("query bob"), None);

@@ -1307,10 +1307,34 @@ fn query_opens_the_direct_conversation_and_says_its_usage_alone() {
         );
     }
     // Not a nick: the session says why (or says it in the room).
-    assert_eq!(c.typed("/query b@d", Millis(6)), Typed::ToSession);
+    assert_eq!(c.typed("/query b@d hi", Millis(6)), Typed::ToSession);
     assert_eq!(c.typed("/query #a hi", Millis(6)), Typed::ToSession);
     assert_eq!(c.typed("hello", Millis(6)), Typed::ToSession);
     assert_eq!(c.current(), &bob);
+}
+
+/// `/query b@d` (no text) went to the session, which said `usage: /msg nick|#room text`: a
+/// command the person never typed, and not what is wrong. It says why the word is no nick,
+/// as `/query b@d hi` does (the session's words), and nothing is opened or sent.
+#[test]
+fn query_of_what_is_no_nick_says_why() {
+    let mut c = chat_in(&["#a"]);
+    for (line, got) in [
+        ("/query b@d", "b@d"),
+        ("/query #a", "#a"),
+        (" /query  9lives ", "9lives"),
+    ] {
+        assert_eq!(c.typed(line, Millis(1)), Typed::Answered, "{line:?}");
+        assert_eq!(c.current(), &rid("#a"), "{line:?}: nothing opened");
+        let last = c.current_conv().lines().back().unwrap();
+        let LineKind::Error(why) = &last.kind else {
+            panic!("{line:?}: {:?}", last.kind);
+        };
+        assert!(
+            why.starts_with("a nick starts with") && why.contains(&format!("(got \"{got}\")")),
+            "{line:?}: {why}"
+        );
+    }
 }
 
 /// `/part` in a direct conversation closes it (said, with how to open it again); `/part #a`
