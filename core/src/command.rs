@@ -441,8 +441,11 @@ pub const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conve
 /// A first word that is no nick with text after it (`/query #room text`, a mistyped nick) is
 /// the session's to answer (a line said in the room, or why the nick is not one): `None`;
 /// without text, why it is no nick ([`Query::NotANick`]).
+///
+/// As for the session ([`parse`]), a line with a space before its `/` is text, not `/query`
+/// (read as one, ` /query bob hi` opened bob's conversation and sent it the whole line).
 pub fn query(line: &str) -> Option<Query> {
-    let rest = line.trim().strip_prefix('/')?;
+    let rest = strip_leading_keys(line).trim_end().strip_prefix('/')?;
     let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     if !word.eq_ignore_ascii_case("query") {
         return None;
@@ -1212,10 +1215,11 @@ mod tests {
     fn query_is_read_with_what_it_asks_for() {
         let bob = Nick::new("bob").unwrap();
         assert_eq!(query("/query bob"), Some(Query::Open(bob.clone())));
-        assert_eq!(query("  /QUERY   bob  "), Some(Query::Open(bob.clone())));
+        assert_eq!(query("/QUERY   bob  "), Some(Query::Open(bob.clone())));
+        assert_eq!(query("  /QUERY bob"), None, "text, as for the session");
         assert_eq!(query("/query bob hi there"), Some(Query::OpenAndSend(bob)));
         assert_eq!(query("/query"), Some(Query::Usage));
-        assert_eq!(query(" /Query   "), Some(Query::Usage));
+        assert_eq!(query("/Query   "), Some(Query::Usage));
         assert_eq!(query("/query #a hi"), None, "a line said in #a");
         assert_eq!(query("/query b@d hi"), None, "the session says why");
         assert!(matches!(query("/query b@d"), Some(Query::NotANick(w)) if w.contains("b@d")));
