@@ -429,16 +429,23 @@ pub enum Query {
     OpenAndSend(Nick),
     /// `/query` alone: say how it is typed ([`QUERY_USAGE`]).
     Usage,
+    /// `/query b@d` (nothing after it): why the word is no nick, to say (the session would
+    /// say `/msg`'s usage, a command the person did not type).
+    NotANick(String),
 }
 
 /// How `/query` is typed, said when it comes alone.
 pub const QUERY_USAGE: &str = "usage: /query nick [text] (opens the direct conversation with nick)";
 
 /// Whether `line` is `/query` (in any case), and what it asks for; `//query` is said, not run.
-/// A first word that is no nick (`/query #room text`, a mistyped nick) is the session's to
-/// answer (a line said in the room, or why the nick is not one): `None`.
+/// A first word that is no nick with text after it (`/query #room text`, a mistyped nick) is
+/// the session's to answer (a line said in the room, or why the nick is not one): `None`;
+/// without text, why it is no nick ([`Query::NotANick`]).
+///
+/// As for the session ([`parse`]), a line with a space before its `/` is text, not `/query`
+/// (read as one, ` /query bob hi` opened bob's conversation and sent it the whole line).
 pub fn query(line: &str) -> Option<Query> {
-    let rest = line.trim().strip_prefix('/')?;
+    let rest = strip_leading_keys(line).trim_end().strip_prefix('/')?;
     let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     if !word.eq_ignore_ascii_case("query") {
         return None;
@@ -448,7 +455,13 @@ pub fn query(line: &str) -> Option<Query> {
         return Some(Query::Usage);
     }
     let (nick, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
-    let nick = Nick::new(nick).ok()?;
+    let nick = match Nick::new(nick) {
+        Ok(nick) => nick,
+        Err(e) if text.trim().is_empty() => {
+            return Some(Query::NotANick(CommandError::from(e).to_string()));
+        }
+        Err(_) => return None,
+    };
     Some(if text.trim().is_empty() {
         Query::Open(nick)
     } else {
@@ -1202,12 +1215,14 @@ mod tests {
     fn query_is_read_with_what_it_asks_for() {
         let bob = Nick::new("bob").unwrap();
         assert_eq!(query("/query bob"), Some(Query::Open(bob.clone())));
-        assert_eq!(query("  /QUERY   bob  "), Some(Query::Open(bob.clone())));
+        assert_eq!(query("/QUERY   bob  "), Some(Query::Open(bob.clone())));
+        assert_eq!(query("  /QUERY bob"), None, "text, as for the session");
         assert_eq!(query("/query bob hi there"), Some(Query::OpenAndSend(bob)));
         assert_eq!(query("/query"), Some(Query::Usage));
-        assert_eq!(query(" /Query   "), Some(Query::Usage));
+        assert_eq!(query("/Query   "), Some(Query::Usage));
         assert_eq!(query("/query #a hi"), None, "a line said in #a");
         assert_eq!(query("/query b@d hi"), None, "the session says why");
+        assert!(matches!(query("/query b@d"), Some(Query::NotANick(w)) if w.contains("b@d")));
         assert_eq!(query("//query bob"), None, "said, not run");
         assert_eq!(query("/queryx bob"), None);
         assert_eq!(query("query bob"), None);

@@ -407,6 +407,9 @@ fn session(
         }
         // A refused password ends the client: a script must not talk under a guest's nick.
         session.require_sign_in();
+        // Asked for on the command line, not in a dialog someone watches: a link dropped
+        // before the answer signs in again once it is back (as IRC clients redo SASL).
+        session.keep_sign_in();
     }
     (session, has_password)
 }

@@ -535,3 +535,86 @@ async fn login_refused_says_how_to_make_the_account() {
     );
     server.shutdown().await.expect("server shuts down");
 }
+
+/// A relay whose first connection is cut as soon as the client sends its sign-in (never
+/// passed on: the server does not see it), after the server's welcome; every later connection
+/// is relayed as it is.
+async fn relay_cutting_the_first_sign_in(
+    server: SocketAddr,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use natter_core::wire::{ClientMsg, FrameDecoder, MAGIC, decode_payload};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut first = true;
+        // The relayed connections end when their ends close (the client exits, the server
+        // shuts down).
+        while let Ok((mut client, _)) = listener.accept().await {
+            let Ok(mut up) = TcpStream::connect(server).await else {
+                continue;
+            };
+            if !std::mem::take(&mut first) {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                });
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut dec = FrameDecoder::new();
+                let (mut cbuf, mut sbuf) = ([0u8; 4096], [0u8; 4096]);
+                loop {
+                    tokio::select! {
+                        n = client.read(&mut cbuf) => {
+                            let Ok(n @ 1..) = n else { return };
+                            let before = seen.len();
+                            seen.extend_from_slice(&cbuf[..n]);
+                            if seen.len() > MAGIC.len() {
+                                dec.extend(&seen[before.max(MAGIC.len())..]);
+                            }
+                            while let Ok(Some(f)) = dec.next_frame() {
+                                if matches!(decode_payload(&f), Ok(ClientMsg::SignIn { .. })) {
+                                    return; // both ends closed: the link dropped
+                                }
+                            }
+                            if up.write_all(&cbuf[..n]).await.is_err() { return }
+                        }
+                        n = up.read(&mut sbuf) => {
+                            let Ok(n @ 1..) = n else { return };
+                            if client.write_all(&sbuf[..n]).await.is_err() { return }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// `natter --login` whose link drops after the welcome, before the sign-in's answer: the
+/// person asked for the account on the command line, not in a dialog they watch, so the
+/// client signs in again once the link is back (as IRC clients authenticate again at every
+/// connection), rather than ending. (It ended: "could not sign in: the connection dropped".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_signs_in_again_when_the_link_drops_before_the_answer() {
+    let (server, addr) = server().await;
+    register(addr, "gil", "a long passphrase").await;
+    let (relay, relay_task) = relay_cutting_the_first_sign_in(addr).await;
+    let mut gil = Client::start_env(
+        "gil",
+        &login_args("gil", relay),
+        &[("NATTER_PASSWORD", "a long passphrase")],
+    );
+    gil.expect("-- you are signed in as gil").await;
+    let mut hal = Client::start("hal", addr, &[]);
+    hal.expect("-- connected as hal").await;
+    gil.send("signed in after the drop").await;
+    hal.expect("[#lobby] <gil> signed in after the drop").await;
+    for c in [&mut gil, &mut hal] {
+        c.close_stdin();
+        assert!(c.exit_status().await.success());
+    }
+    relay_task.abort();
+    server.shutdown().await.expect("server shuts down");
+}

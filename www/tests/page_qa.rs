@@ -1524,6 +1524,10 @@ async fn query_scenario(browser: Browser, page: String, addr: SocketAddr) {
     send_line(b, "/query").await;
     wait_said(b, "#lobby", &["usage: /query nick [text]"]).await;
     assert_eq!(shown_conv(b).await, lobby(), "nothing opened");
+    // No nick: why, not `/msg`'s usage (a command not typed).
+    send_line(b, "/query b@d").await;
+    wait_said(b, "#lobby", &["a nick starts with", "(got \"b@d\")"]).await;
+    assert_eq!(shown_conv(b).await, lobby(), "nothing opened");
 
     send_line(b, "/query bob").await;
     wait_for!(

@@ -540,7 +540,7 @@ impl Chat {
     /// conversations calls this before giving the line to the session): `/query nick` opens
     /// the direct conversation with nick (over search results; nothing is sent), `/query nick
     /// text` opens it and leaves the line to send (the session reads it as `/msg`), `/query`
-    /// alone says how it is typed, and `/part` typed in a direct conversation closes it (the
+    /// alone says how it is typed, `/query b@d` why that is no nick, and `/part` typed in a direct conversation closes it (the
     /// session would say it is no room). Whether the line still goes to the session.
     #[must_use]
     pub fn typed(&mut self, line: &str, now: Millis) -> Typed {
@@ -561,6 +561,10 @@ impl Chat {
             None => Typed::ToSession,
             Some(Query::Usage) => {
                 self.note_error(command::QUERY_USAGE, now);
+                Typed::Answered
+            }
+            Some(Query::NotANick(why)) => {
+                self.note_error(why, now);
                 Typed::Answered
             }
             Some(Query::Open(nick)) => {

@@ -1408,7 +1408,7 @@ fn query_opens_the_direct_conversation_and_says_its_usage_alone() {
     assert!(c.search().is_none());
     assert_eq!(c.current(), &bob);
     // Alone: how it is typed, in the open conversation, nothing sent.
-    for line in ["/query", " /Query  "] {
+    for line in ["/query", "/Query  "] {
         assert_eq!(c.typed(line, Millis(5)), Typed::Answered, "{line:?}");
         let last = c.current_conv().lines().back().unwrap();
         assert_eq!(
@@ -1417,10 +1417,57 @@ fn query_opens_the_direct_conversation_and_says_its_usage_alone() {
         );
     }
     // Not a nick: the session says why (or says it in the room).
-    assert_eq!(c.typed("/query b@d", Millis(6)), Typed::ToSession);
+    assert_eq!(c.typed("/query b@d hi", Millis(6)), Typed::ToSession);
     assert_eq!(c.typed("/query #a hi", Millis(6)), Typed::ToSession);
     assert_eq!(c.typed("hello", Millis(6)), Typed::ToSession);
     assert_eq!(c.current(), &bob);
+}
+
+/// `/query b@d` (no text) went to the session, which said `usage: /msg nick|#room text`: a
+/// command the person never typed, and not what is wrong. It says why the word is no nick,
+/// as `/query b@d hi` does (the session's words), and nothing is opened or sent.
+#[test]
+fn query_of_what_is_no_nick_says_why() {
+    let mut c = chat_in(&["#a"]);
+    for (line, got) in [
+        ("/query b@d", "b@d"),
+        ("/query #a", "#a"),
+        ("/query  9lives ", "9lives"),
+    ] {
+        assert_eq!(c.typed(line, Millis(1)), Typed::Answered, "{line:?}");
+        assert_eq!(c.current(), &rid("#a"), "{line:?}: nothing opened");
+        let last = c.current_conv().lines().back().unwrap();
+        let LineKind::Error(why) = &last.kind else {
+            panic!("{line:?}: {:?}", last.kind);
+        };
+        assert!(
+            why.starts_with("a nick starts with") && why.contains(&format!("(got \"{got}\")")),
+            "{line:?}: {why}"
+        );
+    }
+}
+
+/// A line with a space before its `/` is text to the session (as ` /msg bob hi` is): `/query`
+/// read it as a command all the same, so ` /query bob hi` opened bob's conversation and sent
+/// bob the line itself, `/query bob hi` and all. It is text here too: said where it was typed.
+#[test]
+fn query_after_a_space_is_text_as_for_the_session() {
+    let mut c = chat_in(&["#a"]);
+    for line in [" /query bob hi", "  /QUERY bob", " /query"] {
+        assert_eq!(c.typed(line, Millis(1)), Typed::ToSession, "{line:?}");
+        assert_eq!(c.current(), &rid("#a"), "{line:?}: nothing opened");
+        assert!(
+            matches!(
+                crate::command::parse(line),
+                Ok(Some(crate::command::Input::Say(_)))
+            ),
+            "{line:?}: the session says it"
+        );
+    }
+    assert!(
+        c.conversations()
+            .all(|c| !matches!(c.id(), ConvId::Direct(_)))
+    );
 }
 
 /// `/part` in a direct conversation closes it (said, with how to open it again); `/part #a`

@@ -22,8 +22,9 @@ struct Creds {
     remember: bool,
     /// Not registered yet: the next request is a registration.
     registering: bool,
-    /// The server signed in with these once: signing in again with them (after a welcome
-    /// that is not a resume) is the session's to do. Until then they are a request the person
+    /// The server signed in with these once, or they are the session's own from the start
+    /// ([`Account::keep`]): signing in again with them (after a welcome that is not a
+    /// resume, or a drop before the answer) is the session's to do. Until then they are a request the person
     /// made, answered once: by the server, or given up when the link drops before the answer
     /// ([`Account::drop_unanswered`]); never asked again behind their back.
     taken: bool,
@@ -130,6 +131,16 @@ impl Account {
     /// Makes signing in a condition of the session (until signed out).
     pub(super) fn require(&mut self) {
         self.required = true;
+    }
+
+    /// The credentials kept are the session's own from the start, as a configured client's
+    /// (`natter --login`): signing in with them again at a later welcome is the session's to
+    /// do, as after they went through, so a link lost before their answer does not give them
+    /// up ([`Account::drop_unanswered`]). Credentials asked for later are the person's again.
+    pub(super) fn keep(&mut self) {
+        if let Some(creds) = self.creds.as_mut() {
+            creds.taken = true;
+        }
     }
 
     /// Signing in is a condition of the session ([`Account::require`]).

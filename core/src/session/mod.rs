@@ -751,6 +751,16 @@ impl Session {
         self.account.require();
     }
 
+    /// Makes the credentials given ([`Session::sign_in`], [`Session::sign_in_with_key`]) the
+    /// session's own, as a configured client's are (`natter --login`): a link lost before the
+    /// server answers signs in with them again once it is back, as IRC clients authenticate
+    /// again at every connection, instead of giving the sign-in up and saying so (what a person
+    /// waiting on a dialog is told). Refused or throttled, they end a session that requires
+    /// them all the same. A sign-in asked later (a typed `/login`) is the person's again.
+    pub fn keep_sign_in(&mut self) {
+        self.account.keep();
+    }
+
     /// Signs out on this device: the server revokes its device key and closes the connection,
     /// and the session comes back as a guest. The kept credentials are forgotten at once
     /// ([`Event::SignedOut`]).

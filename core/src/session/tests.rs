@@ -3347,6 +3347,71 @@ fn a_registration_or_a_sign_in_waiting_for_a_busy_server_is_given_up_at_a_drop()
     );
 }
 
+/// A sign-in the session keeps as its own from the start (`natter --login`, asked on the
+/// command line: [`Session::keep_sign_in`]) is not given up at a drop before its answer: it
+/// is sent again at the next welcome, resumed or not, and the session, which requires it,
+/// goes on. It ended ("could not sign in: the connection dropped"), where IRC clients
+/// authenticate again at every connection. A refused one still ends it; one typed later is
+/// the person's, given up as ever.
+#[test]
+fn a_kept_sign_in_is_asked_again_after_a_drop_before_its_answer() {
+    for resumed in [true, false] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
+        t.s.require_sign_in();
+        t.s.keep_sign_in();
+        t.drain_paced();
+        t.events();
+        reconnect(&mut t);
+        assert!(
+            !t.events().iter().any(|e| matches!(
+                e,
+                Event::Error {
+                    about: About::Account,
+                    ..
+                }
+            )),
+            "nothing given up"
+        );
+        assert_ne!(t.s.state(), ConnState::Closed, "the session goes on");
+        t.welcome(2, resumed);
+        assert_eq!(
+            t.drain_paced().first(),
+            Some(&sign_in_msg("alice", Proof::Password(pw("pw")), false)),
+            "resumed {resumed}"
+        );
+        signed_in(&mut t, "alice", 3, None);
+        assert_eq!(t.s.account(), Some(&nick("alice")));
+    }
+    // Refused after the drop, it ends the session as ever.
+    let mut t = T::ready(Transport::Messages);
+    t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
+    t.s.require_sign_in();
+    t.s.keep_sign_in();
+    t.drain_paced();
+    let sent = restarted(&mut t, 2);
+    assert!(
+        sent.iter().any(|m| matches!(m, ClientMsg::SignIn { .. })),
+        "{sent:?}"
+    );
+    t.recv(error(ErrorKind::Throttled, Re::Conn));
+    assert_eq!(t.s.state(), ConnState::Closed, "throttled: the client ends");
+    // A `/login` typed afterwards is the person's: given up at a drop.
+    let mut t = T::ready(Transport::Messages);
+    t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
+    t.s.keep_sign_in();
+    t.drain_paced();
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    t.s.handle_input("/login bob other", t.now);
+    t.drain_paced();
+    t.events();
+    t.s.handle_disconnected("reset", t.now);
+    assert!(t.events().iter().any(
+        |e| matches!(e, Event::Error { about: About::Account, text, .. }
+            if text.starts_with("could not sign in: the connection dropped"))
+    ),);
+}
+
 /// What no one typed is not given up at a drop: a remembered sign-in (the device key) and
 /// credentials that went through before are sent again at the next welcome.
 #[test]

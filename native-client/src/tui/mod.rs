@@ -798,7 +798,7 @@ mod tests {
     fn query_alone_says_how_query_is_typed() {
         let (tx, mut rx) = mpsc::channel(8);
         let mut chat = chat_in(&["#a"]);
-        for line in ["/query", " /QUERY  "] {
+        for line in ["/query", "/QUERY  "] {
             send_typed(&mut chat, &tx, line);
             let last = chat.current_conv().lines().back().unwrap();
             assert_eq!(
