@@ -482,6 +482,26 @@ impl Conv {
         self.revision += 1;
     }
 
+    /// A room joined again whose seqs started over (a memory-only server drops a room nobody
+    /// is in and counts a new one from 1; so does every room after its restart): the lines
+    /// kept are the room before's, and their seqs say nothing of this one. Kept as lines said
+    /// (a missed stretch as its words), with no seq: nothing of the join's replay is taken for
+    /// them, older lines are asked below this room's own, and its read position is learned anew.
+    pub(super) fn made_anew(&mut self) {
+        for l in &mut self.lines {
+            l.seq = None;
+            if let LineKind::Gap { words, .. } = &l.kind {
+                l.kind = LineKind::Notice(words.clone());
+            }
+        }
+        self.rejoined_after = None;
+        self.seen = None;
+        self.cleared_below = None;
+        self.read = ReadMark::default();
+        self.older = Scrollback::More;
+        self.revision += 1;
+    }
+
     /// A direct conversation whose peer was renamed: its id and label are the new nick's.
     pub(super) fn rename(&mut self, id: ConvId, label: String) {
         self.id = id;

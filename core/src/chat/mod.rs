@@ -919,6 +919,11 @@ impl Chat {
             self.log.push(Change::List);
         }
         if let Some(c) = self.conv_mut(&id) {
+            // Our join is newer than anything the room held: one at or below it is another
+            // room's numbering.
+            if c.rejoined_after.is_some_and(|after| seq <= after) {
+                c.made_anew();
+            }
             c.members.set(members);
             // Who is away comes after it (`AwayHere`), if anyone is.
             c.away.clear();

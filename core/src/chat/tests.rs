@@ -904,6 +904,42 @@ fn parting_and_joining_again_and_again_shows_each_visit_once() {
     assert_eq!(tail, ["bob joined #r", "<bob> you missed this"], "{r:#?}");
 }
 
+/// A memory-only server drops a room nobody is in, and one made again counts its seqs from 1
+/// (`Room::made`); so does every room after a restart of one. Joined again, the new room's
+/// replay was passed over up to the newest seq the old one had shown, as if already here:
+/// what was said in the new room before our join was never shown. Our join's seq at or below
+/// what the room held says its numbering started over: nothing of the replay was here, and
+/// the old lines' seqs are no longer the room's (older lines are asked below the new ones).
+#[test]
+fn a_room_made_anew_with_seqs_from_one_shows_its_replay_in_full() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    for seq in 2..=9 {
+        c.handle_event(&say("#r", seq, "bob", &format!("old {seq}")), T0);
+    }
+    c.handle_event(&parted("#r"), T0);
+    // Made anew: bob's join is 1, then three lines; ours is 5. The replay starts at 2.
+    c.handle_event(&joined("#r", 5, &["me", "bob"]), T0);
+    assert_eq!(c.current(), &rid("#r"));
+    for seq in 2..=4 {
+        c.handle_event(&say("#r", seq, "bob", &format!("new {seq}")), T0);
+    }
+    c.handle_event(&room_ev("#r", 5, "me", EventKind::Join), T0);
+    let r = texts(&c, "#r");
+    let new: Vec<&str> = r
+        .iter()
+        .filter(|t| t.starts_with("<bob> new"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(new, ["<bob> new 2", "<bob> new 3", "<bob> new 4"], "{r:#?}");
+    assert!(r.iter().filter(|t| t.starts_with("<bob> old")).count() == 8);
+    // Older lines of the new room are below its oldest held, not the old room's.
+    assert_eq!(c.want_older(&rid("#r")), Some((room("#r"), Seq(2))));
+    // And what comes live after is said once.
+    c.handle_event(&say("#r", 6, "bob", "live"), T0);
+    assert_eq!(texts(&c, "#r").last().unwrap(), "<bob> live");
+}
+
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
 /// which held the kick, go with the room. A kick long ago in a room's history says nothing
 /// when we later leave it ourselves.

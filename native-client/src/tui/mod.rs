@@ -831,7 +831,16 @@ mod tests {
             },
             Millis(0),
         );
-        chat.handle_event(&view::tests::joined("#a", &["me", "bob"]), Millis(0));
+        // Our join is newer than the line kept (seq 100): the same room, not one made anew.
+        chat.handle_event(
+            &Event::Joined {
+                room: RoomName::new("#a").unwrap(),
+                topic: None,
+                members: vec![Nick::new("me").unwrap(), Nick::new("bob").unwrap()],
+                seq: Seq(101),
+            },
+            Millis(0),
+        );
         assert_eq!(chat.current(), &rid("#a"));
         send_typed(&mut chat, &tx, "/history 5");
         match rx.try_recv() {
