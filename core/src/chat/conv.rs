@@ -10,6 +10,7 @@ use super::read::ReadMark;
 use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
 use crate::session::Target;
 use crate::types::{Nick, RoomName, Seq, Text};
+use crate::wire::RoomEvent;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Which conversation: a room, a direct conversation, or the server's notices.
@@ -480,6 +481,14 @@ impl Conv {
         self.policy_seen = false;
         self.kicked = None;
         self.revision += 1;
+    }
+
+    /// Whether a kept line has `ev`'s seq but is another event (said at another time): the
+    /// room's seqs started over since it was shown. The same event replayed keeps its time.
+    pub(super) fn holds_other(&self, ev: &RoomEvent) -> bool {
+        self.lines
+            .iter()
+            .any(|l| l.seq == Some(ev.seq) && l.at != ev.at)
     }
 
     /// A room joined again whose seqs started over (a memory-only server drops a room nobody

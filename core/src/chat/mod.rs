@@ -1143,14 +1143,21 @@ impl Chat {
             c.seen = c.seen.max(Some(ev.seq));
         }
         if let Some(after) = self.conv_mut(&id).and_then(|c| c.rejoined_after.take()) {
-            if ev.seq <= after {
+            let anew = ev.seq <= after && self.conv(&id).is_some_and(|c| c.holds_other(ev));
+            if anew {
+                // Not the event a kept line of this seq was: the room's seqs started over
+                // (made anew; our join's seq was above the old lines'). Shown from here on.
+                if let Some(c) = self.conv_mut(&id) {
+                    c.made_anew();
+                    c.seen = Some(ev.seq);
+                }
+            } else if ev.seq <= after {
                 // Shown before we left; the rest of the replay may be too.
                 if let Some(c) = self.conv_mut(&id) {
                     c.rejoined_after = Some(after);
                 }
                 return;
-            }
-            if ev.seq.0 > after.0 + 1 {
+            } else if ev.seq.0 > after.0 + 1 {
                 let (first, last) = (Seq(after.0 + 1), Seq(ev.seq.0 - 1));
                 let words = render::gap_words(&ev.room, first, last);
                 let line = self.make_line(ev.at, None, LineKind::Gap { first, last, words });

@@ -940,6 +940,82 @@ fn a_room_made_anew_with_seqs_from_one_shows_its_replay_in_full() {
     assert_eq!(texts(&c, "#r").last().unwrap(), "<bob> live");
 }
 
+/// A room made anew that has said more than the old one held before we join again: our
+/// join's seq is above the old lines', and the replay was passed over up to them. A replayed
+/// event whose seq a kept line holds but that is not that line (another time, another sender)
+/// says the numbering started over: from it on, the replay is shown.
+#[test]
+fn a_room_made_anew_that_outgrew_the_old_one_is_told_by_its_replay() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    c.handle_event(&say("#r", 2, "bob", "old 2"), T0);
+    c.handle_event(&say("#r", 3, "bob", "old 3"), T0);
+    c.handle_event(&parted("#r"), T0);
+    // Made anew by carol (join 1, lines 2 to 7); ours is 8.
+    c.handle_event(&joined("#r", 8, &["me", "carol"]), T0);
+    let later = T0 + Millis(60_000);
+    let new = |seq: u64, kind| {
+        Event::Room(RoomEvent {
+            room: room("#r"),
+            seq: Seq(seq),
+            at: later,
+            from: nick("carol"),
+            kind,
+        })
+    };
+    c.handle_event(&new(1, EventKind::Join), T0);
+    for seq in 2..=7 {
+        let kind = EventKind::Say {
+            id: MsgId(seq),
+            text: text(&format!("new {seq}")),
+        };
+        c.handle_event(&new(seq, kind), T0);
+    }
+    c.handle_event(&room_ev("#r", 8, "me", EventKind::Join), T0);
+    let r = texts(&c, "#r");
+    let said: Vec<&str> = r
+        .iter()
+        .filter(|t| t.starts_with("<carol>"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "<carol> new 2",
+            "<carol> new 3",
+            "<carol> new 4",
+            "<carol> new 5",
+            "<carol> new 6",
+            "<carol> new 7"
+        ],
+        "{r:#?}"
+    );
+    // The same room's replay, its lines as held, is still passed over.
+    c.handle_event(&say("#r", 9, "bob", "live"), T0);
+    c.handle_event(&parted("#r"), T0);
+    c.handle_event(&joined("#r", 11, &["me", "carol"]), T0);
+    c.handle_event(
+        &new(
+            7,
+            EventKind::Say {
+                id: MsgId(7),
+                text: text("new 7"),
+            },
+        ),
+        T0,
+    );
+    c.handle_event(&say("#r", 9, "bob", "live"), T0);
+    c.handle_event(&say("#r", 10, "bob", "after"), T0);
+    let r = texts(&c, "#r");
+    assert_eq!(
+        r.iter().filter(|t| *t == "<carol> new 7").count(),
+        1,
+        "{r:#?}"
+    );
+    assert_eq!(r.iter().filter(|t| *t == "<bob> live").count(), 1, "{r:#?}");
+    assert_eq!(r.last().unwrap(), "<bob> after");
+}
+
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
 /// which held the kick, go with the room. A kick long ago in a room's history says nothing
 /// when we later leave it ourselves.
