@@ -540,11 +540,16 @@ impl Chat {
     /// conversations calls this before giving the line to the session): `/query nick` opens
     /// the direct conversation with nick (over search results; nothing is sent), `/query nick
     /// text` opens it and leaves the line to send (the session reads it as `/msg`), `/query`
-    /// alone says how it is typed, and `/part` typed in a direct conversation closes it (the
-    /// session would say it is no room). Whether the line still goes to the session.
+    /// alone says how it is typed (and `/help query` what it does: the session's is `/msg`'s),
+    /// and `/part` typed in a direct conversation closes it (the session would say it is no
+    /// room). Whether the line still goes to the session.
     #[must_use]
     pub fn typed(&mut self, line: &str, now: Millis) -> Typed {
         use crate::command::{self, Query};
+        if command::help_query(line) {
+            self.note(command::QUERY_HELP, now);
+            return Typed::Answered;
+        }
         if let ConvId::Direct(peer) = self.current.clone()
             && command::part_here(line)
         {

@@ -1492,6 +1492,37 @@ fn tab_completes_commands_at_the_start_and_rooms_we_are_in() {
     assert_eq!(c.completions("b", true), ["bob"]);
 }
 
+/// `/help query` was answered by the TUI alone: the page said `/msg`'s line ("send a direct
+/// message"), which says nothing of the conversation `/query` opens. The model answers it for
+/// both, lined up as `/help` lines the session's commands; `/help msg` is still the session's.
+#[test]
+fn help_query_says_what_query_does_in_every_front_end_with_conversations() {
+    let mut c = chat_in(&["#a"]);
+    for line in ["/help query", "/help /QUERY", " /HELP  query ", "/? query"] {
+        assert_eq!(c.typed(line, Millis(1)), Typed::Answered, "{line:?}");
+        let last = c.current_conv().lines().back().unwrap();
+        assert_eq!(
+            last.kind,
+            LineKind::Notice(crate::command::QUERY_HELP.into()),
+            "{line:?}"
+        );
+    }
+    let join = crate::command::help_lines(Some("/join")).next().unwrap();
+    assert_eq!(
+        crate::command::QUERY_HELP.find("open"),
+        join.find("join a room")
+    );
+    for line in [
+        "/help msg",
+        "/help dm",
+        "/help query bob",
+        "/help",
+        "//help query",
+    ] {
+        assert_eq!(c.typed(line, Millis(2)), Typed::ToSession, "{line:?}");
+    }
+}
+
 /// `/query` was the TUI's alone (the page sent `/query bob hi` as a `/msg` without opening
 /// anything, and said `/msg`'s usage to `/query bob`): the model answers it for both now.
 #[test]

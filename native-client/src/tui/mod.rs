@@ -105,24 +105,13 @@ every one; nothing is sent)";
 const CLEAR_HELP: &str = "/clear [all]             empty the open conversation on this screen \
 (all: every one); nothing is sent";
 
-/// `/help query`'s line: the session's `/help query` is `/msg`'s, which opens nothing.
-const QUERY_HELP: &str = "/query nick [text]       open the direct conversation with nick \
-(text: say it there too)";
-
-/// `/help clear` (the session knows no `/clear` to help with) and `/help query` (the session's
-/// is `/msg`'s): the TUI's own commands.
-fn own_help(line: &str) -> Option<&'static str> {
+/// `/help clear`: the session knows no `/clear` to help with. (`/help query` is the
+/// conversations': [`Chat::typed`].)
+fn clear_help(line: &str) -> Option<&'static str> {
     use natter_core::command::{self, CommandError};
     match command::parse(line) {
         Err(CommandError::NoHelp(name)) if name.eq_ignore_ascii_case("clear") => Some(CLEAR_HELP),
-        _ => {
-            let mut words = line.split_whitespace();
-            let help = words.next()?.eq_ignore_ascii_case("/help");
-            let name = words.next()?;
-            let query = name.strip_prefix('/').unwrap_or(name);
-            (help && query.eq_ignore_ascii_case("query") && words.next().is_none())
-                .then_some(QUERY_HELP)
-        }
+        _ => None,
     }
 }
 
@@ -541,7 +530,7 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         chat.note(KEYS_HELP, now);
         return;
     }
-    if let Some(help) = own_help(line) {
+    if let Some(help) = clear_help(line) {
         chat.note(help, clock::now());
         return;
     }
@@ -869,7 +858,7 @@ mod tests {
 
     /// `/help query` (which `/help` points to: "/query nick opens a direct conversation")
     /// answered with `/msg`'s line, "send a direct message", which says nothing of the
-    /// conversation it opens here: the TUI's own line now, lined up as `/help` lines them.
+    /// conversation it opens here: the conversations' own line now (core's, as the page says).
     #[test]
     fn help_query_says_what_query_does_here() {
         let (tx, mut rx) = mpsc::channel(8);
@@ -877,13 +866,13 @@ mod tests {
         for line in ["/help query", "/help /QUERY", " /HELP  query "] {
             send_typed(&mut chat, &tx, line);
             let last = chat.current_conv().lines().back().unwrap();
-            assert_eq!(last.kind, LineKind::Notice(QUERY_HELP.into()), "{line:?}");
+            assert_eq!(
+                last.kind,
+                LineKind::Notice(natter_core::command::QUERY_HELP.into()),
+                "{line:?}"
+            );
             assert!(rx.try_recv().is_err(), "{line:?}: nothing for the session");
         }
-        let usage = natter_core::command::help_lines(Some("/join"))
-            .next()
-            .unwrap();
-        assert_eq!(QUERY_HELP.find("open"), usage.find("join a room"));
         // `/help msg` (and `/help dm`) is still the session's.
         send_typed(&mut chat, &tx, "/help msg");
         assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
