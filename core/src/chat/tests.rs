@@ -1,5 +1,8 @@
 use super::*;
-use crate::limits::{CHAT_MAX_CHANGES, CHAT_MAX_LINES, CHAT_MAX_READ_BEFORE, SEARCH_MAX_RESULTS};
+use crate::limits::{
+    CHAT_MAX_CHANGES, CHAT_MAX_LINES, CHAT_MAX_READ_BEFORE, HISTORY_LINES_DEFAULT,
+    SEARCH_MAX_RESULTS,
+};
 use crate::test_support::{nick, room, text};
 use crate::wire::{ErrorKind, RoomInfo};
 
@@ -1490,6 +1493,45 @@ fn tab_completes_commands_at_the_start_and_rooms_we_are_in() {
     assert!(c.completions("#x", false).is_empty());
     // Anything else is a nick of the open room.
     assert_eq!(c.completions("b", true), ["bob"]);
+}
+
+/// `/history` after `/part`, `/join` asked below the oldest line the session had shown since
+/// the join: the room kept its lines, so the page got lines it held already and nothing moved
+/// (the TUI asked below the model's own). The model says what to ask for both: below its
+/// oldest line, the count typed, in the room named; nothing while a page is on its way or at
+/// the room's beginning (the session answers those lines as ever).
+#[test]
+fn history_typed_asks_below_the_oldest_line_held() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(&say("#a", 50, "bob", "kept from the visit before"), T0);
+    c.handle_event(&parted("#a"), T0);
+    c.handle_event(&joined("#a", 60, &["me", "bob"]), T0);
+    c.handle_event(&say("#a", 58, "bob", "replayed"), T0);
+    assert_eq!(c.current(), &rid("#a"));
+    assert_eq!(
+        c.history_typed("/history 5"),
+        Some((room("#a"), Seq(50), 5))
+    );
+    assert_eq!(
+        c.history_typed("/hist #a"),
+        Some((room("#a"), Seq(50), HISTORY_LINES_DEFAULT))
+    );
+    // A page on its way: not asked again.
+    c.handle_event(&Event::Older { room: room("#a") }, T0);
+    assert_eq!(c.history_typed("/history"), None);
+    // Another room by name; one not held, a direct conversation, other lines: the session's.
+    c.handle_event(&say("#b", 7, "bob", "b"), T0);
+    assert_eq!(
+        c.history_typed("/history #b 3"),
+        Some((room("#b"), Seq(7), 3))
+    );
+    assert_eq!(c.history_typed("/history #nowhere"), None);
+    assert_eq!(c.history_typed("/search x"), None);
+    assert_eq!(c.typed("/query bob", T0), Typed::Answered);
+    assert_eq!(c.history_typed("/history"), None);
+    // At the room's beginning: nothing older to ask for.
+    c.handle_event(&say("#b", 1, "bob", "first"), T0);
+    assert_eq!(c.history_typed("/history #b"), None);
 }
 
 /// `/help query` was answered by the TUI alone: the page said `/msg`'s line ("send a direct

@@ -35,9 +35,8 @@ use futures_util::StreamExt;
 use input::InputLine;
 use natter_core::chat::{Chat, ConvId};
 use natter_core::command::Clear;
-use natter_core::limits::{HISTORY_LINES_DEFAULT, SCROLLBACK_PAGE};
+use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::session::Session;
-use natter_core::{RoomName, Seq};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{Stdout, Write};
@@ -113,24 +112,6 @@ fn clear_help(line: &str) -> Option<&'static str> {
         Err(CommandError::NoHelp(name)) if name.eq_ignore_ascii_case("clear") => Some(CLEAR_HELP),
         _ => None,
     }
-}
-
-/// `/history [#room] [N]` for a room the model holds: the room, the seq to ask below and how
-/// many. Below the oldest line the model holds (as PgUp asks), not the session's oldest since
-/// the room's last join: a room joined again keeps its lines, which the session does not know.
-/// `None` for anything else, and for a room with nothing older to ask for (the session
-/// answers those as ever).
-fn history_here(chat: &mut Chat, line: &str) -> Option<(RoomName, Seq, u16)> {
-    use natter_core::command::{self, Command as Typed, Input};
-    let Ok(Some(Input::Command(Typed::History { room, count }))) = command::parse(line) else {
-        return None;
-    };
-    let id = match room {
-        Some(room) => ConvId::Room(room),
-        None => chat.current().clone(),
-    };
-    let (room, before) = chat.want_older(&id)?;
-    Some((room, before, count.unwrap_or(HISTORY_LINES_DEFAULT)))
 }
 
 /// What to say in the open conversation when `line` sends a direct message that shows in
@@ -546,7 +527,7 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
     if chat.typed(line, clock::now()) == natter_core::chat::Typed::Answered {
         return;
     }
-    if let Some((room, before, limit)) = history_here(chat, line) {
+    if let Some((room, before, limit)) = chat.history_typed(line) {
         if commands
             .try_send(Command::Older {
                 room,
@@ -625,8 +606,9 @@ fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
 mod tests {
     use super::*;
     use crossterm::event::MouseButton;
-    use natter_core::Nick;
     use natter_core::chat::LineKind;
+    use natter_core::limits::HISTORY_LINES_DEFAULT;
+    use natter_core::{Nick, RoomName, Seq};
     use view::tests::{apply, chat_in, rid, say};
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
