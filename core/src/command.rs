@@ -469,6 +469,24 @@ pub fn query(line: &str) -> Option<Query> {
     })
 }
 
+/// `/help query`'s line for a front end with conversations, lined up as [`help_lines`] lines
+/// them: the session's `/help query` is `/msg`'s (to it `/query` is `/msg`), which says nothing
+/// of the conversation `/query` opens there.
+pub const QUERY_HELP: &str =
+    "/query nick [text]       open the direct conversation with nick (text: say it there too)";
+
+/// Whether `line` is `/help query` (or `/help /query`, in any case): what a front end with
+/// conversations answers with [`QUERY_HELP`].
+pub fn help_query(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let help = words
+        .next()
+        .and_then(|w| w.strip_prefix('/'))
+        .is_some_and(|w| w.eq_ignore_ascii_case("help") || w == "?");
+    let topic = words.next().map(|w| w.strip_prefix('/').unwrap_or(w));
+    help && topic.is_some_and(|t| t.eq_ignore_ascii_case("query")) && words.next().is_none()
+}
+
 /// Whether `line` is `/part` (or `/leave`) naming no room: typed in a direct conversation, a
 /// front end with conversations closes it ([`crate::chat::Chat::typed`]).
 pub fn part_here(line: &str) -> bool {

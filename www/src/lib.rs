@@ -203,6 +203,13 @@ impl Client {
             self.pump(self.now);
             return;
         }
+        // `/history` below the oldest line held (a room joined again keeps its lines, which
+        // the session, asking below its own oldest since the join, does not know).
+        if let Some((room, before, limit)) = self.chat.history_typed(line) {
+            self.session.older(room, before, limit, millis(now));
+            self.pump(millis(now));
+            return;
+        }
         let to = self.chat.target();
         self.session.handle_input_in(line, to.as_ref(), millis(now));
         self.pump(millis(now));

@@ -1081,6 +1081,46 @@ async fn history_scenario(
     );
     assert!(seen >= 0.0);
     screenshot(b, "history_typed.png").await;
+
+    // Left and joined again, the room keeps its lines: `/history` goes on below the oldest of
+    // them. It asked below the oldest the session had shown since the join, lines the page
+    // held already, and nothing came.
+    type_line(b, "/part").await;
+    wait_for!(
+        "the part",
+        STEP,
+        js(
+            b,
+            "return document.body.textContent.includes('you left #lobby');"
+        )
+        .await
+        .as_bool()
+        .filter(|left| *left)
+    );
+    type_line(b, "/join #lobby").await;
+    wait_for!(
+        "the join again, said in the room that kept its lines",
+        STEP,
+        js(
+            b,
+            &format!(
+                "const l = {LOBBY_LOG}; return l && l.textContent.split('you are in #lobby').length > 2 \
+                 && l.textContent.includes('{last}');"
+            ),
+        )
+        .await
+        .as_bool()
+        .filter(|back| *back)
+    );
+    let wanted = format!("old line {:03}", shown - 6);
+    assert!(has_line(b, "#lobby", "netcat", &wanted).await.is_none());
+    type_line(b, "/history 3").await;
+    wait_for!(
+        "the lines /history brought after the join again",
+        STEP,
+        has_line(b, "#lobby", "netcat", &wanted).await
+    );
+    assert_no_duplicates(b, "#lobby").await;
     bridge
 }
 

@@ -10,6 +10,7 @@ use super::read::ReadMark;
 use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
 use crate::session::Target;
 use crate::types::{Nick, RoomName, Seq, Text};
+use crate::wire::RoomEvent;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Which conversation: a room, a direct conversation, or the server's notices.
@@ -479,6 +480,34 @@ impl Conv {
         self.policy = RoomPolicy::default();
         self.policy_seen = false;
         self.kicked = None;
+        self.revision += 1;
+    }
+
+    /// Whether a kept line has `ev`'s seq but is another event (said at another time): the
+    /// room's seqs started over since it was shown. The same event replayed keeps its time.
+    pub(super) fn holds_other(&self, ev: &RoomEvent) -> bool {
+        self.lines
+            .iter()
+            .any(|l| l.seq == Some(ev.seq) && l.at != ev.at)
+    }
+
+    /// A room joined again whose seqs started over (a memory-only server drops a room nobody
+    /// is in and counts a new one from 1; so does every room after its restart): the lines
+    /// kept are the room before's, and their seqs say nothing of this one. Kept as lines said
+    /// (a missed stretch as its words), with no seq: nothing of the join's replay is taken for
+    /// them, older lines are asked below this room's own, and its read position is learned anew.
+    pub(super) fn made_anew(&mut self) {
+        for l in &mut self.lines {
+            l.seq = None;
+            if let LineKind::Gap { words, .. } = &l.kind {
+                l.kind = LineKind::Notice(words.clone());
+            }
+        }
+        self.rejoined_after = None;
+        self.seen = None;
+        self.cleared_below = None;
+        self.read = ReadMark::default();
+        self.older = Scrollback::More;
         self.revision += 1;
     }
 

@@ -540,11 +540,16 @@ impl Chat {
     /// conversations calls this before giving the line to the session): `/query nick` opens
     /// the direct conversation with nick (over search results; nothing is sent), `/query nick
     /// text` opens it and leaves the line to send (the session reads it as `/msg`), `/query`
-    /// alone says how it is typed, `/query b@d` why that is no nick, and `/part` typed in a direct conversation closes it (the
-    /// session would say it is no room). Whether the line still goes to the session.
+    /// alone says how it is typed (and `/help query` what it does: the session's is `/msg`'s),
+    /// `/query b@d` why that is no nick, and `/part` typed in a direct conversation closes it
+    /// (the session would say it is no room). Whether the line still goes to the session.
     #[must_use]
     pub fn typed(&mut self, line: &str, now: Millis) -> Typed {
         use crate::command::{self, Query};
+        if command::help_query(line) {
+            self.note(command::QUERY_HELP, now);
+            return Typed::Answered;
+        }
         if let ConvId::Direct(peer) = self.current.clone()
             && command::part_here(line)
         {
@@ -923,6 +928,11 @@ impl Chat {
             self.log.push(Change::List);
         }
         if let Some(c) = self.conv_mut(&id) {
+            // Our join is newer than anything the room held: one at or below it is another
+            // room's numbering.
+            if c.rejoined_after.is_some_and(|after| seq <= after) {
+                c.made_anew();
+            }
             c.members.set(members);
             // Who is away comes after it (`AwayHere`), if anyone is.
             c.away.clear();
@@ -1142,14 +1152,21 @@ impl Chat {
             c.seen = c.seen.max(Some(ev.seq));
         }
         if let Some(after) = self.conv_mut(&id).and_then(|c| c.rejoined_after.take()) {
-            if ev.seq <= after {
+            let anew = ev.seq <= after && self.conv(&id).is_some_and(|c| c.holds_other(ev));
+            if anew {
+                // Not the event a kept line of this seq was: the room's seqs started over
+                // (made anew; our join's seq was above the old lines'). Shown from here on.
+                if let Some(c) = self.conv_mut(&id) {
+                    c.made_anew();
+                    c.seen = Some(ev.seq);
+                }
+            } else if ev.seq <= after {
                 // Shown before we left; the rest of the replay may be too.
                 if let Some(c) = self.conv_mut(&id) {
                     c.rejoined_after = Some(after);
                 }
                 return;
-            }
-            if ev.seq.0 > after.0 + 1 {
+            } else if ev.seq.0 > after.0 + 1 {
                 let (first, last) = (Seq(after.0 + 1), Seq(ev.seq.0 - 1));
                 let words = render::gap_words(&ev.room, first, last);
                 let line = self.make_line(ev.at, None, LineKind::Gap { first, last, words });

@@ -8,7 +8,7 @@ use super::Chat;
 use super::change::Change;
 use super::conv::ConvId;
 use super::line::{Line, LineId};
-use crate::limits::SEARCH_MAX_RESULTS;
+use crate::limits::{HISTORY_LINES_DEFAULT, SEARCH_MAX_RESULTS};
 use crate::render;
 use crate::time::Millis;
 use crate::types::{RoomName, Seq, Text};
@@ -135,6 +135,27 @@ impl Chat {
             return None;
         }
         Some((room.clone(), oldest.unwrap_or(Seq(0))))
+    }
+
+    /// A typed `/history [#room] [N]` for a room the model holds: the room, the seq to ask
+    /// below and how many ([`HISTORY_LINES_DEFAULT`] unless told), to pass to
+    /// [`Session::older`](crate::session::Session::older) instead of the line. Below the oldest
+    /// line the model holds ([`Chat::want_older`], as scrolling up asks), not the session's
+    /// oldest since the room's last join: a room joined again keeps its lines, which the session
+    /// does not know, so it asked for lines held already and nothing moved. `None` for anything
+    /// else, and for a room with nothing older to ask for now: the line is the session's.
+    pub fn history_typed(&mut self, line: &str) -> Option<(RoomName, Seq, u16)> {
+        use crate::command::{self, Command, Input};
+        let Ok(Some(Input::Command(Command::History { room, count }))) = command::parse(line)
+        else {
+            return None;
+        };
+        let id = match room {
+            Some(room) => ConvId::Room(room),
+            None => self.current().clone(),
+        };
+        let (room, before) = self.want_older(&id)?;
+        Some((room, before, count.unwrap_or(HISTORY_LINES_DEFAULT)))
     }
 
     /// The search asked for last and its results, until [`Chat::close_search`].

@@ -1,5 +1,8 @@
 use super::*;
-use crate::limits::{CHAT_MAX_CHANGES, CHAT_MAX_LINES, CHAT_MAX_READ_BEFORE, SEARCH_MAX_RESULTS};
+use crate::limits::{
+    CHAT_MAX_CHANGES, CHAT_MAX_LINES, CHAT_MAX_READ_BEFORE, HISTORY_LINES_DEFAULT,
+    SEARCH_MAX_RESULTS,
+};
 use crate::test_support::{nick, room, text};
 use crate::wire::{ErrorKind, RoomInfo};
 
@@ -904,6 +907,118 @@ fn parting_and_joining_again_and_again_shows_each_visit_once() {
     assert_eq!(tail, ["bob joined #r", "<bob> you missed this"], "{r:#?}");
 }
 
+/// A memory-only server drops a room nobody is in, and one made again counts its seqs from 1
+/// (`Room::made`); so does every room after a restart of one. Joined again, the new room's
+/// replay was passed over up to the newest seq the old one had shown, as if already here:
+/// what was said in the new room before our join was never shown. Our join's seq at or below
+/// what the room held says its numbering started over: nothing of the replay was here, and
+/// the old lines' seqs are no longer the room's (older lines are asked below the new ones).
+#[test]
+fn a_room_made_anew_with_seqs_from_one_shows_its_replay_in_full() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    for seq in 2..=9 {
+        c.handle_event(&say("#r", seq, "bob", &format!("old {seq}")), T0);
+    }
+    c.handle_event(&parted("#r"), T0);
+    // Made anew: bob's join is 1, then three lines; ours is 5. The replay starts at 2.
+    c.handle_event(&joined("#r", 5, &["me", "bob"]), T0);
+    assert_eq!(c.current(), &rid("#r"));
+    for seq in 2..=4 {
+        c.handle_event(&say("#r", seq, "bob", &format!("new {seq}")), T0);
+    }
+    c.handle_event(&room_ev("#r", 5, "me", EventKind::Join), T0);
+    let r = texts(&c, "#r");
+    let new: Vec<&str> = r
+        .iter()
+        .filter(|t| t.starts_with("<bob> new"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(new, ["<bob> new 2", "<bob> new 3", "<bob> new 4"], "{r:#?}");
+    assert!(r.iter().filter(|t| t.starts_with("<bob> old")).count() == 8);
+    // Older lines of the new room are below its oldest held, not the old room's.
+    assert_eq!(c.want_older(&rid("#r")), Some((room("#r"), Seq(2))));
+    // And what comes live after is said once.
+    c.handle_event(&say("#r", 6, "bob", "live"), T0);
+    assert_eq!(texts(&c, "#r").last().unwrap(), "<bob> live");
+}
+
+/// A room made anew that has said more than the old one held before we join again: our
+/// join's seq is above the old lines', and the replay was passed over up to them. A replayed
+/// event whose seq a kept line holds but that is not that line (another time, another sender)
+/// says the numbering started over: from it on, the replay is shown.
+#[test]
+fn a_room_made_anew_that_outgrew_the_old_one_is_told_by_its_replay() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    c.handle_event(&say("#r", 2, "bob", "old 2"), T0);
+    c.handle_event(&say("#r", 3, "bob", "old 3"), T0);
+    c.handle_event(&parted("#r"), T0);
+    // Made anew by carol (join 1, lines 2 to 7); ours is 8.
+    c.handle_event(&joined("#r", 8, &["me", "carol"]), T0);
+    let later = T0 + Millis(60_000);
+    let new = |seq: u64, kind| {
+        Event::Room(RoomEvent {
+            room: room("#r"),
+            seq: Seq(seq),
+            at: later,
+            from: nick("carol"),
+            kind,
+        })
+    };
+    c.handle_event(&new(1, EventKind::Join), T0);
+    for seq in 2..=7 {
+        let kind = EventKind::Say {
+            id: MsgId(seq),
+            text: text(&format!("new {seq}")),
+        };
+        c.handle_event(&new(seq, kind), T0);
+    }
+    c.handle_event(&room_ev("#r", 8, "me", EventKind::Join), T0);
+    let r = texts(&c, "#r");
+    let said: Vec<&str> = r
+        .iter()
+        .filter(|t| t.starts_with("<carol>"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "<carol> new 2",
+            "<carol> new 3",
+            "<carol> new 4",
+            "<carol> new 5",
+            "<carol> new 6",
+            "<carol> new 7"
+        ],
+        "{r:#?}"
+    );
+    // The same room's replay, its lines as held, is still passed over.
+    c.handle_event(&say("#r", 9, "bob", "live"), T0);
+    c.handle_event(&parted("#r"), T0);
+    c.handle_event(&joined("#r", 11, &["me", "carol"]), T0);
+    c.handle_event(
+        &new(
+            7,
+            EventKind::Say {
+                id: MsgId(7),
+                text: text("new 7"),
+            },
+        ),
+        T0,
+    );
+    c.handle_event(&say("#r", 9, "bob", "live"), T0);
+    c.handle_event(&say("#r", 10, "bob", "after"), T0);
+    let r = texts(&c, "#r");
+    assert_eq!(
+        r.iter().filter(|t| *t == "<carol> new 7").count(),
+        1,
+        "{r:#?}"
+    );
+    assert_eq!(r.iter().filter(|t| *t == "<bob> live").count(), 1, "{r:#?}");
+    assert_eq!(r.last().unwrap(), "<bob> after");
+}
+
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
 /// which held the kick, go with the room. A kick long ago in a room's history says nothing
 /// when we later leave it ourselves.
@@ -1378,6 +1493,76 @@ fn tab_completes_commands_at_the_start_and_rooms_we_are_in() {
     assert!(c.completions("#x", false).is_empty());
     // Anything else is a nick of the open room.
     assert_eq!(c.completions("b", true), ["bob"]);
+}
+
+/// `/history` after `/part`, `/join` asked below the oldest line the session had shown since
+/// the join: the room kept its lines, so the page got lines it held already and nothing moved
+/// (the TUI asked below the model's own). The model says what to ask for both: below its
+/// oldest line, the count typed, in the room named; nothing while a page is on its way or at
+/// the room's beginning (the session answers those lines as ever).
+#[test]
+fn history_typed_asks_below_the_oldest_line_held() {
+    let mut c = chat_in(&["#a", "#b"]);
+    c.handle_event(&say("#a", 50, "bob", "kept from the visit before"), T0);
+    c.handle_event(&parted("#a"), T0);
+    c.handle_event(&joined("#a", 60, &["me", "bob"]), T0);
+    c.handle_event(&say("#a", 58, "bob", "replayed"), T0);
+    assert_eq!(c.current(), &rid("#a"));
+    assert_eq!(
+        c.history_typed("/history 5"),
+        Some((room("#a"), Seq(50), 5))
+    );
+    assert_eq!(
+        c.history_typed("/hist #a"),
+        Some((room("#a"), Seq(50), HISTORY_LINES_DEFAULT))
+    );
+    // A page on its way: not asked again.
+    c.handle_event(&Event::Older { room: room("#a") }, T0);
+    assert_eq!(c.history_typed("/history"), None);
+    // Another room by name; one not held, a direct conversation, other lines: the session's.
+    c.handle_event(&say("#b", 7, "bob", "b"), T0);
+    assert_eq!(
+        c.history_typed("/history #b 3"),
+        Some((room("#b"), Seq(7), 3))
+    );
+    assert_eq!(c.history_typed("/history #nowhere"), None);
+    assert_eq!(c.history_typed("/search x"), None);
+    assert_eq!(c.typed("/query bob", T0), Typed::Answered);
+    assert_eq!(c.history_typed("/history"), None);
+    // At the room's beginning: nothing older to ask for.
+    c.handle_event(&say("#b", 1, "bob", "first"), T0);
+    assert_eq!(c.history_typed("/history #b"), None);
+}
+
+/// `/help query` was answered by the TUI alone: the page said `/msg`'s line ("send a direct
+/// message"), which says nothing of the conversation `/query` opens. The model answers it for
+/// both, lined up as `/help` lines the session's commands; `/help msg` is still the session's.
+#[test]
+fn help_query_says_what_query_does_in_every_front_end_with_conversations() {
+    let mut c = chat_in(&["#a"]);
+    for line in ["/help query", "/help /QUERY", " /HELP  query ", "/? query"] {
+        assert_eq!(c.typed(line, Millis(1)), Typed::Answered, "{line:?}");
+        let last = c.current_conv().lines().back().unwrap();
+        assert_eq!(
+            last.kind,
+            LineKind::Notice(crate::command::QUERY_HELP.into()),
+            "{line:?}"
+        );
+    }
+    let join = crate::command::help_lines(Some("/join")).next().unwrap();
+    assert_eq!(
+        crate::command::QUERY_HELP.find("open"),
+        join.find("join a room")
+    );
+    for line in [
+        "/help msg",
+        "/help dm",
+        "/help query bob",
+        "/help",
+        "//help query",
+    ] {
+        assert_eq!(c.typed(line, Millis(2)), Typed::ToSession, "{line:?}");
+    }
 }
 
 /// `/query` was the TUI's alone (the page sent `/query bob hi` as a `/msg` without opening

@@ -35,9 +35,8 @@ use futures_util::StreamExt;
 use input::InputLine;
 use natter_core::chat::{Chat, ConvId};
 use natter_core::command::Clear;
-use natter_core::limits::{HISTORY_LINES_DEFAULT, SCROLLBACK_PAGE};
+use natter_core::limits::SCROLLBACK_PAGE;
 use natter_core::session::Session;
-use natter_core::{RoomName, Seq};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{Stdout, Write};
@@ -105,43 +104,14 @@ every one; nothing is sent)";
 const CLEAR_HELP: &str = "/clear [all]             empty the open conversation on this screen \
 (all: every one); nothing is sent";
 
-/// `/help query`'s line: the session's `/help query` is `/msg`'s, which opens nothing.
-const QUERY_HELP: &str = "/query nick [text]       open the direct conversation with nick \
-(text: say it there too)";
-
-/// `/help clear` (the session knows no `/clear` to help with) and `/help query` (the session's
-/// is `/msg`'s): the TUI's own commands.
-fn own_help(line: &str) -> Option<&'static str> {
+/// `/help clear`: the session knows no `/clear` to help with. (`/help query` is the
+/// conversations': [`Chat::typed`].)
+fn clear_help(line: &str) -> Option<&'static str> {
     use natter_core::command::{self, CommandError};
     match command::parse(line) {
         Err(CommandError::NoHelp(name)) if name.eq_ignore_ascii_case("clear") => Some(CLEAR_HELP),
-        _ => {
-            let mut words = line.split_whitespace();
-            let help = words.next()?.eq_ignore_ascii_case("/help");
-            let name = words.next()?;
-            let query = name.strip_prefix('/').unwrap_or(name);
-            (help && query.eq_ignore_ascii_case("query") && words.next().is_none())
-                .then_some(QUERY_HELP)
-        }
+        _ => None,
     }
-}
-
-/// `/history [#room] [N]` for a room the model holds: the room, the seq to ask below and how
-/// many. Below the oldest line the model holds (as PgUp asks), not the session's oldest since
-/// the room's last join: a room joined again keeps its lines, which the session does not know.
-/// `None` for anything else, and for a room with nothing older to ask for (the session
-/// answers those as ever).
-fn history_here(chat: &mut Chat, line: &str) -> Option<(RoomName, Seq, u16)> {
-    use natter_core::command::{self, Command as Typed, Input};
-    let Ok(Some(Input::Command(Typed::History { room, count }))) = command::parse(line) else {
-        return None;
-    };
-    let id = match room {
-        Some(room) => ConvId::Room(room),
-        None => chat.current().clone(),
-    };
-    let (room, before) = chat.want_older(&id)?;
-    Some((room, before, count.unwrap_or(HISTORY_LINES_DEFAULT)))
 }
 
 /// What to say in the open conversation when `line` sends a direct message that shows in
@@ -541,7 +511,7 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         chat.note(KEYS_HELP, now);
         return;
     }
-    if let Some(help) = own_help(line) {
+    if let Some(help) = clear_help(line) {
         chat.note(help, clock::now());
         return;
     }
@@ -557,7 +527,7 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
     if chat.typed(line, clock::now()) == natter_core::chat::Typed::Answered {
         return;
     }
-    if let Some((room, before, limit)) = history_here(chat, line) {
+    if let Some((room, before, limit)) = chat.history_typed(line) {
         if commands
             .try_send(Command::Older {
                 room,
@@ -636,8 +606,9 @@ fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
 mod tests {
     use super::*;
     use crossterm::event::MouseButton;
-    use natter_core::Nick;
     use natter_core::chat::LineKind;
+    use natter_core::limits::HISTORY_LINES_DEFAULT;
+    use natter_core::{Nick, RoomName, Seq};
     use view::tests::{apply, chat_in, rid, say};
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
@@ -831,7 +802,16 @@ mod tests {
             },
             Millis(0),
         );
-        chat.handle_event(&view::tests::joined("#a", &["me", "bob"]), Millis(0));
+        // Our join is newer than the line kept (seq 100): the same room, not one made anew.
+        chat.handle_event(
+            &Event::Joined {
+                room: RoomName::new("#a").unwrap(),
+                topic: None,
+                members: vec![Nick::new("me").unwrap(), Nick::new("bob").unwrap()],
+                seq: Seq(101),
+            },
+            Millis(0),
+        );
         assert_eq!(chat.current(), &rid("#a"));
         send_typed(&mut chat, &tx, "/history 5");
         match rx.try_recv() {
@@ -860,7 +840,7 @@ mod tests {
 
     /// `/help query` (which `/help` points to: "/query nick opens a direct conversation")
     /// answered with `/msg`'s line, "send a direct message", which says nothing of the
-    /// conversation it opens here: the TUI's own line now, lined up as `/help` lines them.
+    /// conversation it opens here: the conversations' own line now (core's, as the page says).
     #[test]
     fn help_query_says_what_query_does_here() {
         let (tx, mut rx) = mpsc::channel(8);
@@ -868,13 +848,13 @@ mod tests {
         for line in ["/help query", "/help /QUERY", " /HELP  query "] {
             send_typed(&mut chat, &tx, line);
             let last = chat.current_conv().lines().back().unwrap();
-            assert_eq!(last.kind, LineKind::Notice(QUERY_HELP.into()), "{line:?}");
+            assert_eq!(
+                last.kind,
+                LineKind::Notice(natter_core::command::QUERY_HELP.into()),
+                "{line:?}"
+            );
             assert!(rx.try_recv().is_err(), "{line:?}: nothing for the session");
         }
-        let usage = natter_core::command::help_lines(Some("/join"))
-            .next()
-            .unwrap();
-        assert_eq!(QUERY_HELP.find("open"), usage.find("join a room"));
         // `/help msg` (and `/help dm`) is still the session's.
         send_typed(&mut chat, &tx, "/help msg");
         assert!(matches!(rx.try_recv(), Ok(Command::Input { .. })));
