@@ -567,6 +567,30 @@ async fn account_tool(dir: &Path, args: &[&str], password: &str) -> bool {
     out.status.success()
 }
 
+/// alice registers and founds #r (+t); carol registers, joins and is made its operator.
+async fn alice_founds_r_with_carol_its_operator(addr: SocketAddr) -> (TextClient, TextClient) {
+    let (mut alice, _) = TextClient::welcomed(addr, "alice").await;
+    alice.send("/nick alice").await;
+    alice.expect_has("you are now known as alice").await;
+    alice.send("/register correct horse").await;
+    alice.expect_has("you are signed in as alice").await;
+    alice.send("/join #r").await;
+    alice.send("/register #r").await;
+    alice.expect_has("alice set #r +r").await;
+    alice.send("/mode #r +t").await;
+    alice.expect_has("alice set #r +t").await;
+    let (mut carol, _) = TextClient::welcomed(addr, "carol").await;
+    carol.send("/nick carol").await;
+    carol.expect_has("you are now known as carol").await;
+    carol.send("/register carol's passphrase").await;
+    carol.expect_has("you are signed in as carol").await;
+    carol.send("/join #r").await;
+    alice.expect_has("carol joined #r").await;
+    alice.send("/op carol").await;
+    carol.expect_has("alice set #r +o carol").await;
+    (alice, carol)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
@@ -631,25 +655,7 @@ async fn a_removed_founders_room_does_not_pass_to_whoever_registers_the_name_nex
         data,
     ];
     let (child, mut log, addr, _m) = spawn_json(&args).await;
-    let (mut alice, _) = TextClient::welcomed(addr, "alice").await;
-    alice.send("/nick alice").await;
-    alice.expect_has("you are now known as alice").await;
-    alice.send("/register correct horse").await;
-    alice.expect_has("you are signed in as alice").await;
-    alice.send("/join #r").await;
-    alice.send("/register #r").await;
-    alice.expect_has("alice set #r +r").await;
-    alice.send("/mode #r +t").await;
-    alice.expect_has("alice set #r +t").await;
-    let (mut carol, _) = TextClient::welcomed(addr, "carol").await;
-    carol.send("/nick carol").await;
-    carol.expect_has("you are now known as carol").await;
-    carol.send("/register carol's passphrase").await;
-    carol.expect_has("you are signed in as carol").await;
-    carol.send("/join #r").await;
-    alice.expect_has("carol joined #r").await;
-    alice.send("/op carol").await;
-    carol.expect_has("alice set #r +o carol").await;
+    let (mut alice, _carol) = alice_founds_r_with_carol_its_operator(addr).await;
     let (mut bob, _) = TextClient::welcomed(addr, "bob").await;
     bob.send("/nick bob").await;
     bob.expect_has("you are now known as bob").await;
@@ -716,25 +722,7 @@ async fn an_account_removed_and_added_again_before_the_reload_keeps_no_rights() 
         data,
     ];
     let (child, mut log, addr, _m) = spawn_json(&args).await;
-    let (mut alice, _) = TextClient::welcomed(addr, "alice").await;
-    alice.send("/nick alice").await;
-    alice.expect_has("you are now known as alice").await;
-    alice.send("/register correct horse").await;
-    alice.expect_has("you are signed in as alice").await;
-    alice.send("/join #r").await;
-    alice.send("/register #r").await;
-    alice.expect_has("alice set #r +r").await;
-    alice.send("/mode #r +t").await;
-    alice.expect_has("alice set #r +t").await;
-    let (mut carol, _) = TextClient::welcomed(addr, "carol").await;
-    carol.send("/nick carol").await;
-    carol.expect_has("you are now known as carol").await;
-    carol.send("/register carol's passphrase").await;
-    carol.expect_has("you are signed in as carol").await;
-    carol.send("/join #r").await;
-    alice.expect_has("carol joined #r").await;
-    alice.send("/op carol").await;
-    carol.expect_has("alice set #r +o carol").await;
+    let (mut alice, mut carol) = alice_founds_r_with_carol_its_operator(addr).await;
 
     assert!(account_tool(dir.path(), &["remove", "alice"], "").await);
     assert!(account_tool(dir.path(), &["add", "alice"], "somebody else's passphrase").await);
