@@ -14,6 +14,18 @@ async fn start(dir: &Path) -> (Child, std::net::SocketAddr) {
     (child, addr)
 }
 
+/// Writes a config naming `root` the server's admin (with a cheap password hash) in `dir`, and
+/// returns its path for `--config`.
+fn root_is_admin(dir: &Path) -> String {
+    let config = dir.join("natter.toml");
+    std::fs::write(
+        &config,
+        "[accounts]\nadmins = [\"root\"]\nhash_cost = { memory_kib = 8192, iterations = 1 }\n",
+    )
+    .unwrap();
+    config.display().to_string()
+}
+
 async fn refused_join(bob: &mut BinClient, room_: &str) -> ServerMsg {
     bob.send(&ClientMsg::Join { room: room(room_) }).await;
     bob.expect(
@@ -103,13 +115,7 @@ async fn an_nc_founder_bans_a_user_who_stays_out_across_a_restart() {
 async fn a_server_ban_of_a_network_keeps_nc_users_from_it_out() {
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("natter.toml");
-    std::fs::write(
-        &config,
-        "[accounts]\nadmins = [\"root\"]\nhash_cost = { memory_kib = 8192, iterations = 1 }\n",
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let config = root_is_admin(dir.path());
     let (_server, _log, addr) = spawn_stored_server(
         dir.path(),
         &["--config", &config, "--trusted-proxy", "127.0.0.1"],
@@ -209,13 +215,7 @@ async fn an_account_kicked_while_away_reads_why_when_it_comes_back_over_irc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_away_when_its_room_is_closed_reads_why_when_it_comes_back_over_irc() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("natter.toml");
-    std::fs::write(
-        &config,
-        "[accounts]\nadmins = [\"root\"]\nhash_cost = { memory_kib = 8192, iterations = 1 }\n",
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let config = root_is_admin(dir.path());
     let (_server, log, addr) = patient_stored_server(
         dir.path(),
         &["--config", &config, "--irc-listen", "127.0.0.1:0"],
