@@ -565,6 +565,22 @@ impl Hub {
     pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
         let mut seen = FxHashSet::default();
         let mut reset = Vec::new();
+        // Accounts whose own record the hub has written and the store has not made durable
+        // yet (a registration, a `/password`, each maybe waiting for its retry after a failed
+        // batch): the store's copy read here is older than the hub's. They stay as the hub
+        // has them; the write lands after, and the next reload reads it.
+        let unsettled = self
+            .durable
+            .as_ref()
+            .map(|d| d.accounts_unsettled())
+            .unwrap_or_default();
+        for name in &unsettled {
+            info!(account = %name, "account written and not yet stored: this reload leaves it as it is");
+        }
+        let loaded: Vec<LoadedAccount> = loaded
+            .into_iter()
+            .filter(|la| !unsettled.contains(&la.record.name.folded()))
+            .collect();
         // A name the operator removed and added again since the last reload (`natter-server
         // account remove`, then `add`): the store's account is another one, registered at
         // another time. The old one goes first, as if the reload had come between the two (its
@@ -659,7 +675,7 @@ impl Hub {
             .accounts
             .by_name
             .keys()
-            .filter(|k| !seen.contains(*k))
+            .filter(|k| !seen.contains(*k) && !unsettled.contains(*k))
             .cloned()
             .collect();
         for name in gone {

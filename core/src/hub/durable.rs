@@ -53,6 +53,9 @@ struct Flight {
     /// The accounts it writes about: written again, whole and as they are then, if it fails
     /// (else a registration, a read marker or a new key the client was told of was lost).
     accounts: Vec<Nick>,
+    /// The accounts (folded names) whose record it writes or removes ([`Write::Account`],
+    /// [`Write::DropAccount`]): see [`Durable::accounts_unsettled`].
+    records: Vec<String>,
 }
 
 /// The durable store's state in the hub.
@@ -89,6 +92,22 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
+    /// Accounts (folded names) whose record or removal the hub has written and the store has
+    /// not yet made durable: in the batch being built, in one handed out and not reported, or
+    /// written again after a failed one. A reload of the accounts reads the store, so it does
+    /// not see these yet; what it reads of them is older than the hub's own state, not the
+    /// operator's change (until the fortieth session a registration waiting for its retry
+    /// during a run of store failures was taken for an account the operator removed).
+    pub(super) fn accounts_unsettled(&self) -> BTreeSet<String> {
+        let building = self.writes.iter().filter_map(|w| match w {
+            Write::Account(r) => Some(r.name.folded()),
+            Write::DropAccount(name) => Some(name.folded()),
+            _ => None,
+        });
+        let flying = self.flights.iter().flat_map(|f| f.records.iter().cloned());
+        building.chain(flying).collect()
+    }
+
     pub(crate) fn new() -> Durable {
         Durable {
             next: 1,
@@ -349,6 +368,7 @@ impl Hub {
         }
         let mut again = Vec::new();
         let mut accounts: Vec<Nick> = Vec::new();
+        let mut records: Vec<String> = Vec::new();
         if self.cluster.is_none() {
             for w in &d.writes {
                 let account = match w {
@@ -366,6 +386,11 @@ impl Hub {
                     | Write::RevokeKeys { account } => account,
                     _ => continue,
                 };
+                if matches!(w, Write::Account(_) | Write::DropAccount(_))
+                    && !records.contains(&account.folded())
+                {
+                    records.push(account.folded());
+                }
                 if !accounts.iter().any(|a| a.folded() == account.folded()) {
                     accounts.push(account.clone());
                 }
@@ -383,6 +408,7 @@ impl Hub {
             used: used.clone(),
             again,
             accounts,
+            records,
         });
         let writes = core::mem::take(&mut d.writes);
         self.seal_held(id);
@@ -442,6 +468,7 @@ impl Hub {
             used: Vec::new(),
             again: Vec::new(),
             accounts: Vec::new(),
+            records: Vec::new(),
         });
         for (room, upto) in &flight.used {
             note_used(&mut d.used, room, *upto);

@@ -6088,6 +6088,126 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// A reload of the accounts reads the store, which does not hold a registration whose
+    /// batch failed and waits for its retry (a full disk for a while): the account is the
+    /// hub's newer state, not one the operator removed. Its owner stays signed in, and the
+    /// retry writes it. Until the fortieth session the reload forgot it, and signed its owner
+    /// out of an account its client had been told was made.
+    #[test]
+    fn a_registration_waiting_for_its_retry_is_not_read_as_removed_by_a_reload() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let a = t.bin("alice");
+        t.auto_commit = false;
+        t.send(
+            a,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        let failed = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the registration is written")
+            .id;
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        t.recv(a);
+        // The store holds no account: the operator's SIGHUP reads none.
+        t.hub.load_accounts(Vec::new());
+        t.pump();
+        let got = t.recv(a);
+        assert!(
+            !error_kinds(&got).contains(&ErrorKind::NotSignedIn),
+            "alice is still signed in: {got:?}"
+        );
+        assert_eq!(t.hub.account_count(), 1);
+        // The retry (handed out at once after a failure) writes it; once it is stored, a
+        // reload that reads it changes nothing.
+        let retry = t.batches.last().expect("the retry").id;
+        assert_ne!(retry, failed);
+        assert!(
+            t.batches
+                .last()
+                .unwrap()
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::Account(r) if r.name.as_str() == "alice")),
+            "the registration is written again"
+        );
+        t.hub.handle_durable(retry, t.now);
+        t.auto_commit = true;
+        t.pump();
+        let accounts = moderation::accounts_but(&t, &[]);
+        t.hub.load_accounts(accounts);
+        t.pump();
+        assert!(!error_kinds(&t.recv(a)).contains(&ErrorKind::NotSignedIn));
+        assert_eq!(t.hub.account_count(), 1);
+        // Once stored, the operator's removal is heard as ever.
+        t.hub.load_accounts(Vec::new());
+        t.pump();
+        assert_eq!(t.hub.account_count(), 0);
+        assert!(error_kinds(&t.recv(a)).contains(&ErrorKind::NotSignedIn));
+    }
+
+    /// A `/password` whose batch is not stored yet when the operator's SIGHUP reads the
+    /// accounts: the store still has the old hash, which is older than the hub's, not the
+    /// operator's `account passwd`. The new password stays the one that signs in, and the
+    /// owner's sessions do not end. Until the fortieth session the reload put the old hash
+    /// back and ended every session of the account.
+    #[test]
+    fn a_password_change_not_yet_stored_is_not_undone_by_a_reload() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let (a, _) = registered(&mut t, "alice");
+        let before = moderation::accounts_but(&t, &[]);
+        t.recv(a);
+        t.auto_commit = false;
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        let change = t
+            .batches
+            .last()
+            .filter(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the new hash is written")
+            .id;
+        t.hub.load_accounts(before.clone());
+        t.pump();
+        let got = t.recv(a);
+        assert!(
+            !error_kinds(&got).contains(&ErrorKind::NotSignedIn) && !t.closed(a),
+            "alice's session goes on: {got:?}"
+        );
+        t.hub.handle_durable(change, t.now);
+        t.auto_commit = true;
+        t.pump();
+        let b = t.bin("alice2");
+        let got = sign_in(
+            &mut t,
+            b,
+            "alice",
+            Proof::Password(pw("battery staple")),
+            false,
+        );
+        assert!(
+            !error_kinds(&got).contains(&ErrorKind::SignInFailed),
+            "the new password signs in: {got:?}"
+        );
+    }
+
     /// A registration whose batch failed is written again as the account is then
     /// (`Hub::account_as_now`): with the time it was registered, not the time of the retry.
     /// The store keeps the time of the write that made the row, and a reload reading another
@@ -10481,7 +10601,7 @@ mod moderation {
 
     /// The accounts `t`'s hub registered (as the store would load them), but those named in
     /// `removed`: what the hub reads after the operator's `natter-server account remove`.
-    fn accounts_but(t: &T, removed: &[&str]) -> Vec<crate::persist::LoadedAccount> {
+    pub(super) fn accounts_but(t: &T, removed: &[&str]) -> Vec<crate::persist::LoadedAccount> {
         use crate::persist::Write;
         t.batches
             .iter()
