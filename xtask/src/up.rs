@@ -385,10 +385,15 @@ fn nats(dir: &Path) -> Result<Child> {
     Ok(child)
 }
 
-/// Fails, naming the first of `addrs` (listen addresses) something else listens on already.
+/// Fails, naming the first of `addrs` (listen addresses) something else holds already: a
+/// listener, or a natter-server still starting there (its ports are bound, alone, while its
+/// store opens). Each is bound as natter-server binds it (`natter_ops::bind`): without address
+/// reuse, then, if that fails, with it (a stopped server's connections in TIME_WAIT leave the
+/// port to the next start); an IPv6 address for IPv6 only. std's bind, with address reuse
+/// alone, found a port free beside a server that had bound it without listening yet.
 fn ports_free(addrs: &[String]) -> Result<()> {
     for addr in addrs {
-        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+        if let Err(e) = bind_as_the_server(addr) {
             anyhow::bail!(
                 "cannot listen on {addr}: {e} (is natter, or something else, running there \
                  already? stop it first)"
@@ -396,6 +401,29 @@ fn ports_free(addrs: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Binds `addr` as natter-server would (see [`ports_free`]), and lets it go.
+fn bind_as_the_server(addr: &str) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = || -> std::io::Result<Socket> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        Ok(s)
+    };
+    match socket()?.bind(&addr.into()) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let s = socket()?;
+            s.set_reuse_address(true)?;
+            s.bind(&addr.into())
+        }
+        other => other,
+    }
 }
 
 /// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if `exited`
@@ -513,6 +541,49 @@ mod tests {
         let err = ports_free(&[free_addr, taken_addr.clone()]).unwrap_err();
         assert!(err.to_string().contains(&taken_addr), "{err}");
         assert!(err.to_string().contains("running there already"), "{err}");
+    }
+
+    /// A port in TIME_WAIT after a listener that served a connection closed: the connection
+    /// closed first on the listener's side.
+    fn port_in_time_wait() -> std::net::SocketAddr {
+        use std::io::Read;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        drop(l.accept().unwrap());
+        drop(l);
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);
+        drop(client);
+        std::thread::sleep(Duration::from_millis(50));
+        addr
+    }
+
+    /// `up` checks its ports as natter-server binds them: one a server still starting has bound
+    /// (it listens once its store is open) is taken, and one where only a stopped server's
+    /// connections wait in TIME_WAIT is free (the server binds it).
+    #[test]
+    fn up_finds_its_ports_as_the_server_will() {
+        let starting = natter_ops::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = starting.local_addr().unwrap().to_string();
+        let err = ports_free(std::slice::from_ref(&addr)).unwrap_err();
+        assert!(err.to_string().contains(&addr), "{err}");
+        drop(starting);
+        assert!(ports_free(std::slice::from_ref(&addr)).is_ok());
+
+        let waiting = port_in_time_wait();
+        let addr = waiting.to_string();
+        assert!(
+            ports_free(std::slice::from_ref(&addr)).is_ok(),
+            "TIME_WAIT only"
+        );
+        // A server starting there (bound beside the TIME_WAIT) takes it.
+        let starting = natter_ops::bind(waiting).unwrap();
+        let err = ports_free(std::slice::from_ref(&addr)).unwrap_err();
+        assert!(err.to_string().contains("running there already"), "{err}");
+        drop(starting);
     }
 
     /// Each service is in a process group of its own, so that the terminal's Ctrl+C (sent to
