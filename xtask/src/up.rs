@@ -14,7 +14,7 @@
 //! one that answers. Users on either node share rooms.
 //!
 //! Killed (SIGKILL, where no handler runs), `up` takes its services with it: a guard process
-//! (`cargo xtask guard`, see [`Guard`]) watches them and stops them once `up` is gone.
+//! (`cargo xtask guard`, see `Guard`) watches them and stops them once `up` is gone.
 //!
 //! natter-server's ports (:8000, :8443, :8001) are on every interface (`0.0.0.0`), as README
 //! promises, in plaintext but for :8443: anyone who can reach the machine can connect. `up` says
