@@ -145,6 +145,17 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The address is in use: something listens on it, or another server bound it and is
+    /// starting (opening its store).
+    #[error(
+        "cannot listen on {addr}: {source} (something listens there, or another natter-server is starting there)"
+    )]
+    InUse {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// TLS listeners (natter's or IRC's) without a certificate and key.
     #[error("--tls-listen and --irc-tls-listen need --tls-cert and --tls-key")]
     NoCertificate,
@@ -176,8 +187,20 @@ pub enum ServerError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Binds every address in `config.listen` (and the IRC, TLS and IRC-over-TLS ones: one in use
-/// fails the start at once), opens the store (or joins the cluster), and only then listens on
+impl ServerError {
+    /// A listener's bind or listen on `addr` failed: [`ServerError::InUse`] if the address is
+    /// in use, which says what may hold it.
+    pub(crate) fn bind(addr: SocketAddr, source: std::io::Error) -> ServerError {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServerError::InUse { addr, source }
+        } else {
+            ServerError::Bind { addr, source }
+        }
+    }
+}
+
+/// Binds every address in `config.listen` (and the IRC, TLS and IRC-over-TLS ones: one in use,
+/// or bound by another server still starting, fails the start at once), opens the store (or joins the cluster), and only then listens on
 /// them: until the hub is ready a connection is refused rather than accepted and left
 /// unanswered. Spawns the hub and accept tasks and returns.
 pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {

@@ -1,6 +1,7 @@
 //! Listening sockets, the accept loops and the graceful shutdown that ties the tasks together.
 //!
-//! Start runs in order: every address is bound (one in use stops the start at once), the store
+//! Start runs in order: every address is bound (one in use, or bound by another server that is
+//! starting, stops the start at once; a bound socket is alone on its port), the store
 //! is opened and loaded (or the cluster joined), and only then do the sockets listen: a client
 //! that comes while a migration runs is refused and retries, never accepted and left hanging.
 //!
@@ -124,16 +125,18 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
         )
         .chain(tls_doors(Door::Natter, &config.tls_listen))
         .chain(tls_doors(Door::Irc, &config.irc_tls_listen));
-    // Bound now, so that an address another server listens on stops the start at once;
-    // listening only once the hub is ready (below): meanwhile a client's connection is refused,
-    // where a listening socket would complete it and leave it unanswered for as long as the
-    // store takes to open (a migration) or NATS to answer. Clients retry a refused connection.
+    // Bound now, so that an address another server listens on (or is starting on) stops the
+    // start at once; listening only once the hub is ready (below): meanwhile a client's
+    // connection is refused, where a listening socket would complete it and leave it unanswered
+    // for as long as the store takes to open (a migration) or NATS to answer. Clients retry a
+    // refused connection. A bound socket is alone on its port (`natter_ops::bind`): a second
+    // server started meanwhile stops at its own bind, before it opens its store.
     let mut listeners = Vec::new();
     for (door, addr) in doors {
-        let l = natter_ops::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let l = natter_ops::bind(addr).map_err(|source| ServerError::bind(addr, source))?;
         let bound = l
             .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+            .map_err(|source| ServerError::bind(addr, source))?;
         listeners.push((door, l, bound));
     }
     let bound = |want: fn(&Kind) -> bool| {
@@ -204,13 +207,12 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             (hub, store, None)
         }
     };
-    // The hub is ready: connections are taken from now on. A listen fails here if another
-    // socket bound with address reuse listens on the port now.
+    // The hub is ready: connections are taken from now on.
     let mut listening = Vec::new();
     for (door, bound, addr) in listeners {
         let l = bound
             .listen()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+            .map_err(|source| ServerError::bind(addr, source))?;
         listening.push((door, l, addr));
     }
     hub_task::warn_unclaimed_admins(&hub, &account_add);

@@ -1706,6 +1706,91 @@ async fn while_the_store_opens_connections_are_refused_and_readyz_says_starting(
     stop(child).await;
 }
 
+/// natter-server on `addr` with its store in `dir` and JSON logs: it, and its log.
+fn spawn_on(addr: SocketAddr, dir: &Path, more: &[&str]) -> (Child, Log) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter-server"))
+        .args(["--listen", &addr.to_string(), "--log-format", "json"])
+        .args(more)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_LOG_FORMAT")
+        .env_remove("NATTER_CLUSTER")
+        .env_remove("NATTER_EPHEMERAL")
+        .env_remove("NATTER_METRICS_LISTEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn natter-server");
+    let log = Log(BufReader::new(child.stderr.take().expect("piped stderr")));
+    (child, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_port_of_one_still_starting_stops_at_once_and_a_restart_binds() {
+    // The first server's store takes a while to open (a migration; here a lock this test holds
+    // on its `natter.db`, which SQLite waits 5 s for): its port is bound, not listening yet. A
+    // second server started on that port meanwhile (another store) must stop at once, before
+    // it opens (or migrates) its own store: with address reuse Linux let it bind beside the
+    // first, and it failed only at its listen, once its store was open.
+    let first_dir = tempfile::tempdir().unwrap();
+    let held = rusqlite::Connection::open(first_dir.path().join("natter.db")).unwrap();
+    held.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // Its metrics endpoint starts after its ports are bound, before the store opens.
+    let (first, mut first_log) =
+        spawn_on(addr, first_dir.path(), &["--metrics-listen", "127.0.0.1:0"]);
+    first_log.until("metrics endpoint listening").await;
+    let refused = TcpStream::connect(addr).await.map(drop).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    let second_dir = tempfile::tempdir().unwrap();
+    let (mut second, mut second_log) = spawn_on(addr, second_dir.path(), &[]);
+    let status = timeout(Duration::from_secs(3), second.wait())
+        .await
+        .expect("the second server stops at once, not after its store's open")
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let why = second_log.until("cannot start").await;
+    let why = why["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        why.contains(&format!("cannot listen on {addr}")) && why.contains("already in use"),
+        "{why}"
+    );
+    assert!(
+        !second_dir.path().join("natter.db").exists(),
+        "the second server made a store"
+    );
+
+    // The first goes on, and serves once its store is open.
+    held.execute_batch("ROLLBACK").unwrap();
+    first_log.until("store open").await;
+    first_log.until("listening").await;
+    let (mut c, _) = TextClient::entered(addr, "early").await;
+    c.send("/join #here").await;
+    c.expect_has("#here").await;
+    // Stopped with a client on: the server closes it first, which leaves the port's side of
+    // it in TIME_WAIT for a minute. A restart right away binds all the same.
+    let mut first = first;
+    signal(&first, "-TERM");
+    c.expect_closed().await;
+    drop(c);
+    let status = timeout(Duration::from_secs(10), first.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let (again, mut log) = spawn_on(addr, first_dir.path(), &[]);
+    log.until("listening").await;
+    let (mut c, _) = TextClient::entered(addr, "again").await;
+    c.send("/join #here").await;
+    c.expect_has("#here").await;
+    stop(again).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_store_max_bytes_below_1_mib_is_refused_as_a_whole_naming_the_key() {
     // As any invalid value in a reloaded file (README, "Reload"): the file is refused as a

@@ -1,5 +1,6 @@
 //! The listening sockets of natter's doors: as tokio's `TcpListener::bind` makes them (address
-//! reuse on Unix), with a larger accept backlog, and IPv6 listeners for IPv6 only.
+//! reuse on Unix, once listening), with a larger accept backlog, and IPv6 listeners for IPv6
+//! only; a socket bound and not yet listening is alone on its port.
 
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpSocket};
@@ -28,14 +29,32 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// left waiting for an `accept` that may be far off. A server that needs
 /// a while before it can serve (a store to open) binds first and listens once it can.
 ///
-/// A second socket bound the same way (address reuse) may sit beside it until either listens:
-/// the second [`Bound::listen`] then fails with "Address already in use".
+/// The socket is alone on the port until it listens: another [`bind`] of the port (a second
+/// server started meanwhile) fails at once, as any other socket's bind does. Linux lets two
+/// sockets that both have address reuse (`SO_REUSEADDR`) bind one port while neither listens,
+/// and checks the flag of both at each bind: so the port is bound without it, and only when
+/// that fails (the connections of a server stopped a moment ago may wait on the port in
+/// TIME_WAIT for a minute, which a bind without the flag counts as in use) with it, and the
+/// flag is then cleared again at once. [`Bound::listen`] sets it back, for the listen's own
+/// check against TIME_WAIT and for the accepted connections, which inherit it: their TIME_WAIT
+/// then leaves the next start a port it can bind.
 ///
 /// # Errors
 /// As [`listen`]'s, but for the listen itself.
 pub fn bind(addr: SocketAddr) -> std::io::Result<Bound> {
+    let alone = socket_for(addr)?;
+    match alone.bind(addr) {
+        Ok(()) => return Ok(Bound(alone)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+        Err(e) => return Err(e),
+    }
+    drop(alone);
     let socket = socket_for(addr)?;
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
+    #[cfg(unix)]
+    socket.set_reuseaddr(false)?;
     Ok(Bound(socket))
 }
 
@@ -52,11 +71,14 @@ impl Bound {
         self.0.local_addr()
     }
 
-    /// Starts listening, with a backlog of [`LISTEN_BACKLOG`].
+    /// Starts listening, with a backlog of [`LISTEN_BACKLOG`], and with address reuse (see
+    /// [`bind`]).
     ///
     /// # Errors
-    /// As `listen` fails (another socket bound with address reuse listens on the port now).
+    /// As `listen` fails.
     pub fn listen(self) -> std::io::Result<TcpListener> {
+        #[cfg(unix)]
+        self.0.set_reuseaddr(true)?;
         self.0.listen(LISTEN_BACKLOG)
     }
 }
@@ -70,8 +92,6 @@ fn socket_for(addr: SocketAddr) -> std::io::Result<TcpSocket> {
         socket2::SockRef::from(&socket).set_only_v6(true)?;
         socket
     };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
     Ok(socket)
 }
 
@@ -98,15 +118,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_bound_socket_whose_port_another_listens_on_meanwhile_cannot_listen() {
+    async fn a_bound_socket_is_alone_on_its_port_until_it_listens() {
+        // A second server started on the port while the first opens its store (a migration)
+        // must stop at once, not after opening its own store: with address reuse on both
+        // sockets Linux let it bind beside the first, and it failed only at its listen.
         let bound = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = bound.local_addr().unwrap();
-        // Address reuse lets the other listen while this one is only bound.
-        let _other = listen(addr).unwrap();
+        for other in [bind(addr).map(drop), listen(addr).map(drop)] {
+            assert_eq!(other.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+        }
+        // As std's listeners bind (with address reuse): what `cargo xtask up` checks with.
         assert_eq!(
-            bound.listen().unwrap_err().kind(),
+            std::net::TcpListener::bind(addr).unwrap_err().kind(),
             std::io::ErrorKind::AddrInUse
         );
+        let l = bound.listen().unwrap();
+        assert_eq!(
+            bind(addr).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
+        drop(l);
+        assert!(bind(addr).is_ok(), "free again once closed");
+    }
+
+    /// A socket bound without address reuse: how the kernel sees the port (TIME_WAIT included).
+    fn bind_without_reuse(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.bind(&addr.into())?;
+        Ok(s)
+    }
+
+    #[tokio::test]
+    async fn a_port_left_in_time_wait_by_a_stopped_server_binds_again_and_alone() {
+        // A restart right after a stop: the connections the server closed first wait in
+        // TIME_WAIT on its port for a minute. The new server binds all the same, and is then
+        // alone on the port as at any start.
+        let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = l.accept().await.unwrap();
+        drop(server_side);
+        drop(l);
+        // The client sees the server's FIN and closes too: the server's side is in TIME_WAIT.
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut client, &mut buf),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 0);
+        drop(client);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            bind_without_reuse(addr).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse,
+            "the port holds a connection in TIME_WAIT"
+        );
+        let bound = bind(addr).expect("a restart binds beside TIME_WAIT");
+        assert_eq!(
+            bind(addr).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
+        let l = bound.listen().expect("and listens");
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = l.accept().await.unwrap();
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! `natter-bridge`: serves the natter page and relays its WebSockets to natter-server.
-//! Stops on Ctrl+C / SIGTERM: closes WebSockets with 1001 and exits 0 within the grace period.
+//! Stops on Ctrl+C / SIGTERM: closes WebSockets with 1001 and exits 0 within the grace period;
+//! a second one meanwhile exits at once with 130 / 143 (128 + the signal), as natter-server does.
 //! SIGHUP rereads the TLS certificate (`--tls-cert`/`--tls-key`) and the bridge secret's file
 //! (`--server-secret-file`).
 
@@ -120,13 +121,25 @@ fn main() -> std::process::ExitCode {
     };
     let format = args.log_format;
     let mut doing = "cannot start";
+    let mut forced = None;
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(args, &mut doing)));
+        .and_then(|runtime| {
+            let ran = runtime.block_on(run(args, &mut doing, &mut forced));
+            if forced.is_some() {
+                // Dropping the runtime would wait for its blocking threads (a page file being
+                // read): a forced stop leaves them, as natter-server's does.
+                runtime.shutdown_background();
+            }
+            ran
+        });
     match ran {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => match forced {
+            Some(status) => std::process::ExitCode::from(status),
+            None => std::process::ExitCode::SUCCESS,
+        },
         // The operator's words: each cause once, no backtrace.
         Err(e) => stopped(format, doing, &natter_ops::error_words(e.as_ref()), 1),
     }
@@ -144,7 +157,12 @@ fn stopped(format: LogFormat, doing: &str, why: &str, status: u8) -> std::proces
     std::process::ExitCode::from(status)
 }
 
-async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
+/// The exit status after a second SIGINT during the shutdown: 128 + 2, as natter-server's.
+const FORCED_BY_SIGINT: u8 = 130;
+/// The exit status after a second SIGTERM: 128 + 15.
+const FORCED_BY_SIGTERM: u8 = 143;
+
+async fn run(args: Args, doing: &mut &'static str, forced: &mut Option<u8>) -> anyhow::Result<()> {
     natter_ops::logging::init(args.log_format, "info")?;
     let www = args.www.unwrap_or_else(default_www);
     if !www.join("index.html").is_file() {
@@ -234,7 +252,7 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     }
     // Before anything listens: a SIGHUP or SIGTERM that comes once the bridge says where it
     // listens must find its handler, not the default action, which ends the process at once.
-    let stop = stop_signal()?;
+    let mut stop = StopSignals::new()?;
     #[cfg(unix)]
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let bridge = natter_bridge::start(config).await?;
@@ -257,10 +275,24 @@ async fn run(args: Args, doing: &mut &'static str) -> anyhow::Result<()> {
     if let Some(addr) = bridge.metrics_addr().filter(|_| tell) {
         println!("natter-bridge: metrics on http://{addr}/metrics");
     }
-    stop.await?;
+    stop.next().await?;
     tracing::info!("shutting down");
     *doing = "shutdown failed";
-    bridge.shutdown().await?;
+    // A second SIGINT or SIGTERM meanwhile means "now" (an operator's Ctrl+C pressed again):
+    // the shutdown is left where it is (browsers not yet closed with 1001 see their connection
+    // drop, and the page reconnects), and the process exits with 128 + the signal.
+    tokio::select! {
+        done = bridge.shutdown() => done?,
+        second = stop.next() => {
+            let (name, status) = second?;
+            tracing::warn!(
+                signal = name,
+                status,
+                "second signal while shutting down: exiting now, without waiting for the connections still open"
+            );
+            *forced = Some(status);
+        }
+    }
     Ok(())
 }
 
@@ -330,23 +362,45 @@ async fn reload_on_sighup(
     }
 }
 
-/// Ctrl+C, or SIGTERM on Unix: the handlers are installed now, the future waits for either.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
+/// Ctrl+C, or SIGTERM on Unix: the handlers are installed by [`StopSignals::new`], and
+/// [`StopSignals::next`] waits for either, each time.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        Ok(async move {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            Ok(())
-        })
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> anyhow::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+            let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+            Ok(StopSignals { int, term })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    Ok(async { tokio::signal::ctrl_c().await.context("waiting for Ctrl+C") })
+
+    /// The next stop signal: its name and the status a forced exit by it has.
+    async fn next(&mut self) -> anyhow::Result<(&'static str, u8)> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => Ok(("SIGINT", FORCED_BY_SIGINT)),
+                _ = self.term.recv() => Ok(("SIGTERM", FORCED_BY_SIGTERM)),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl+C")?;
+            Ok(("SIGINT", FORCED_BY_SIGINT))
+        }
+    }
 }
 
 #[cfg(test)]

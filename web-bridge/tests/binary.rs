@@ -876,3 +876,81 @@ async fn sighup_with_nothing_to_reread_says_so() {
         "{said}"
     );
 }
+
+/// `sig` twice: the first starts the graceful shutdown, which a trusted proxy's connection that
+/// has not sent its PROXY header yet holds up for the grace period (3 s; the header may take
+/// the handshake's 10 s); the second ends the process at once with `status`.
+#[cfg(unix)]
+async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, status: i32) {
+    use std::sync::mpsc;
+    let server = FakeServer::start().await;
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &["--trusted-proxy", "127.0.0.1"],
+        "info",
+        Stdio::piped(),
+    );
+    let addr = printed_addr(&mut child).await;
+    let stderr = child.0.stderr.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let until = |words: &str| {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(l) if l.contains(words) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no {words:?} in the log: {e}"),
+            }
+        }
+    };
+    let silent = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
+    nix::sys::signal::kill(pid, sig).unwrap();
+    until("bridge stopping");
+    let second = Instant::now();
+    nix::sys::signal::kill(pid, sig).unwrap();
+    let said = until("second signal while shutting down");
+    assert!(said.contains(sig.as_str()), "{said}");
+    let exited = within(
+        "the exit after the second signal",
+        tokio::task::spawn_blocking(move || {
+            let status = child.0.wait();
+            (status, child)
+        }),
+    )
+    .await
+    .unwrap()
+    .0
+    .unwrap();
+    assert_eq!(exited.code(), Some(status), "128 + the signal: {exited:?}");
+    assert!(
+        second.elapsed() < Duration::from_millis(1500),
+        "exited {:?} after the second signal (the grace is 3 s)",
+        second.elapsed()
+    );
+    drop(silent);
+}
+
+/// README: a second SIGINT or SIGTERM while the bridge shuts down ends it at once, with
+/// 128 + the signal, as natter-server does; before, the bridge waited out its grace period.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_while_shutting_down_exits_at_once_with_143() {
+    second_signal_while_shutting_down(nix::sys::signal::Signal::SIGTERM, 143).await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_twice_exits_at_once_with_130() {
+    second_signal_while_shutting_down(nix::sys::signal::Signal::SIGINT, 130).await;
+}

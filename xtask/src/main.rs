@@ -73,6 +73,9 @@ enum Cmd {
         )]
         args: Vec<String>,
     },
+    /// Started by `up`: stops its services if `up` is killed (reads their pids on stdin)
+    #[command(hide = true)]
+    Guard,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Cmd::Web => web(),
         Cmd::Fuzz(f) => fuzz::fuzz(f),
         Cmd::Bench { args } => bench(&args),
+        Cmd::Guard => up::guard(),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

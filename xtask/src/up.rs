@@ -13,6 +13,9 @@
 //! (IRC on :6668), both given to the bridge (without `--tls`), which relays each browser to the
 //! one that answers. Users on either node share rooms.
 //!
+//! Killed (SIGKILL, where no handler runs), `up` takes its services with it: a guard process
+//! (`cargo xtask guard`, see `Guard`) watches them and stops them once `up` is gone.
+//!
 //! natter-server's ports (:8000, :8443, :8001) are on every interface (`0.0.0.0`), as README
 //! promises, in plaintext but for :8443: anyone who can reach the machine can connect. `up` says
 //! so in one line at start; `--bind 127.0.0.1` keeps them to this machine. The bridge and the
@@ -240,9 +243,10 @@ pub fn up(args: UpArgs) -> Result<()> {
         }
     }
     println!("{}", ports.reach_words());
-    let mut children = Children(Vec::new());
+    // Before the first service: a guard that stops them should `up` itself be killed.
+    let mut children = Children::guarded(guard_command()?)?;
     if cluster {
-        children.0.push(nats(&target.join("nats"))?);
+        children.adopt(nats(&target.join("nats"))?);
         let url = format!("nats://{NATS}");
         // Each node its own data directory (in a cluster only its search index is there): two
         // nodes sharing one each take the other's index for one a stopped node left.
@@ -385,10 +389,15 @@ fn nats(dir: &Path) -> Result<Child> {
     Ok(child)
 }
 
-/// Fails, naming the first of `addrs` (listen addresses) something else listens on already.
+/// Fails, naming the first of `addrs` (listen addresses) something else holds already: a
+/// listener, or a natter-server still starting there (its ports are bound, alone, while its
+/// store opens). Each is bound as natter-server binds it (`natter_ops::bind`): without address
+/// reuse, then, if that fails, with it (a stopped server's connections in TIME_WAIT leave the
+/// port to the next start); an IPv6 address for IPv6 only. std's bind, with address reuse
+/// alone, found a port free beside a server that had bound it without listening yet.
 fn ports_free(addrs: &[String]) -> Result<()> {
     for addr in addrs {
-        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+        if let Err(e) = bind_as_the_server(addr) {
             anyhow::bail!(
                 "cannot listen on {addr}: {e} (is natter, or something else, running there \
                  already? stop it first)"
@@ -396,6 +405,29 @@ fn ports_free(addrs: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Binds `addr` as natter-server would (see [`ports_free`]), and lets it go.
+fn bind_as_the_server(addr: &str) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = || -> std::io::Result<Socket> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        Ok(s)
+    };
+    match socket()?.bind(&addr.into()) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let s = socket()?;
+            s.set_reuse_address(true)?;
+            s.bind(&addr.into())
+        }
+        other => other,
+    }
 }
 
 /// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if `exited`
@@ -420,12 +452,26 @@ fn wait_listening(
     Ok(())
 }
 
-/// The services started; stopped (SIGTERM, then SIGKILL after a grace period) also on error.
-struct Children(Vec<Child>);
+/// The services started; stopped (SIGTERM, then SIGKILL after a grace period) also on error,
+/// and by their [`Guard`] if `up` is killed.
+struct Children {
+    procs: Vec<Child>,
+    guard: Option<Guard>,
+}
 
 impl Children {
+    /// No services yet, and `guard` (a `cargo xtask guard` command) started to watch them.
+    fn guarded(guard: Command) -> Result<Children> {
+        Ok(Children {
+            procs: Vec::new(),
+            guard: Some(Guard::start(guard)?),
+        })
+    }
+
     fn any_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.0.iter_mut().find_map(|c| c.try_wait().ok().flatten())
+        self.procs
+            .iter_mut()
+            .find_map(|c| c.try_wait().ok().flatten())
     }
 
     /// Starts `cmd` (`what`: the words of its error) in a process group of its own: Ctrl+C
@@ -436,12 +482,20 @@ impl Children {
     fn spawn(&mut self, cmd: &mut Command, what: &'static str) -> Result<()> {
         use std::os::unix::process::CommandExt;
         let child = cmd.process_group(0).spawn().context(what)?;
-        self.0.push(child);
+        self.adopt(child);
         Ok(())
     }
 
+    /// `child` is one of the services: stopped with them, and watched by the guard.
+    fn adopt(&mut self, child: Child) {
+        if let Some(g) = &mut self.guard {
+            g.watch(child.id());
+        }
+        self.procs.push(child);
+    }
+
     fn stop(&mut self, grace: Duration) {
-        for c in &self.0 {
+        for c in &self.procs {
             // SIGTERM lets each service tell its clients and flush: the one signal it gets
             // (see `spawn`). A direct call, not the `kill` program: one process, never a group.
             if let Ok(pid) = i32::try_from(c.id()) {
@@ -449,7 +503,7 @@ impl Children {
             }
         }
         let deadline = Instant::now() + grace;
-        for c in &mut self.0 {
+        for c in &mut self.procs {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
                     break;
@@ -458,14 +512,148 @@ impl Children {
             }
             let _ = c.kill();
             let _ = c.wait();
+            // Reaped: its pid may be another process's from now on.
+            if let Some(g) = &mut self.guard {
+                g.forget(c.id());
+            }
         }
-        self.0.clear();
+        self.procs.clear();
+        if let Some(g) = self.guard.take() {
+            g.end();
+        }
     }
 }
 
 impl Drop for Children {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(3));
+    }
+}
+
+/// How `up` runs its guard: this program, `cargo xtask guard`.
+fn guard_command() -> Result<Command> {
+    let me = std::env::current_exe().context("finding the xtask program for its guard")?;
+    let mut cmd = Command::new(me);
+    cmd.arg("guard");
+    Ok(cmd)
+}
+
+/// A process that stops `up`'s services if `up` ends without stopping them: killed (SIGKILL,
+/// the OOM killer), where no handler of its own runs, they ran on, each in a group of its own,
+/// holding the ports the next `up` wanted. `up` writes each service's pid to the guard's
+/// stdin (and `-PID` once it has reaped it); the pipe closes when `up` exits however it
+/// does, and the guard then sends SIGTERM to the pids left (SIGKILL after 10 s). Safe code
+/// only (no `pre_exec` for PR_SET_PDEATHSIG), and nats-server is covered as well. A service
+/// is unguarded only between its spawn and the write of its pid.
+struct Guard {
+    child: Child,
+    tell: Option<std::process::ChildStdin>,
+}
+
+impl Guard {
+    /// Starts `cmd` as the guard, in a group of its own (the terminal's Ctrl+C is `up`'s).
+    fn start(mut cmd: Command) -> Result<Guard> {
+        use std::os::unix::process::CommandExt;
+        let mut child = cmd
+            .process_group(0)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting the guard of the services (cargo xtask guard)")?;
+        let tell = child.stdin.take();
+        Ok(Guard { child, tell })
+    }
+
+    fn say(&mut self, line: &str) {
+        use std::io::Write;
+        if let Some(t) = &mut self.tell
+            && writeln!(t, "{line}").and_then(|()| t.flush()).is_err()
+        {
+            eprintln!("xtask: the guard of the services is gone; they stop with up only on Ctrl+C");
+            self.tell = None;
+        }
+    }
+
+    fn watch(&mut self, pid: u32) {
+        self.say(&pid.to_string());
+    }
+
+    fn forget(&mut self, pid: u32) {
+        self.say(&format!("-{pid}"));
+    }
+
+    /// Closes the pipe (nothing is left to stop) and waits for the guard to exit.
+    fn end(mut self) {
+        drop(self.tell.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long the guard gives the services it stops to exit before SIGKILL.
+const GUARD_GRACE: Duration = Duration::from_secs(10);
+
+/// `cargo xtask guard` (hidden; started by `up`): reads pids to watch on stdin (`PID`, and
+/// `-PID` for one `up` has reaped) until it closes, then stops the pids left: SIGTERM, and
+/// SIGKILL to those still running after [`GUARD_GRACE`].
+pub fn guard() -> Result<()> {
+    use std::io::BufRead;
+    let mut pids = std::collections::BTreeSet::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let (forget, pid) = match line.trim().strip_prefix('-') {
+            Some(p) => (true, p),
+            None => (false, line.trim()),
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if pid <= 0 {
+            // Never a group, never every process.
+            continue;
+        }
+        if forget {
+            pids.remove(&pid);
+        } else {
+            pids.insert(pid);
+        }
+    }
+    if pids.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask guard: cargo xtask up is gone without stopping its services; stopping {} of them",
+        pids.len()
+    );
+    for &pid in &pids {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + GUARD_GRACE;
+    while Instant::now() < deadline && pids.iter().any(|&p| running(p)) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for &pid in pids.iter().filter(|&&p| running(p)) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    Ok(())
+}
+
+/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's name in parentheses, which may hold anything.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 
@@ -515,21 +703,192 @@ mod tests {
         assert!(err.to_string().contains("running there already"), "{err}");
     }
 
+    /// A port in TIME_WAIT after a listener that served a connection closed: the connection
+    /// closed first on the listener's side.
+    fn port_in_time_wait() -> std::net::SocketAddr {
+        use std::io::Read;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        drop(l.accept().unwrap());
+        drop(l);
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);
+        drop(client);
+        std::thread::sleep(Duration::from_millis(50));
+        addr
+    }
+
+    /// `up` checks its ports as natter-server binds them: one a server still starting has bound
+    /// (it listens once its store is open) is taken, and one where only a stopped server's
+    /// connections wait in TIME_WAIT is free (the server binds it).
+    #[test]
+    fn up_finds_its_ports_as_the_server_will() {
+        let starting = natter_ops::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = starting.local_addr().unwrap().to_string();
+        let err = ports_free(std::slice::from_ref(&addr)).unwrap_err();
+        assert!(err.to_string().contains(&addr), "{err}");
+        drop(starting);
+        assert!(ports_free(std::slice::from_ref(&addr)).is_ok());
+
+        let waiting = port_in_time_wait();
+        let addr = waiting.to_string();
+        assert!(
+            ports_free(std::slice::from_ref(&addr)).is_ok(),
+            "TIME_WAIT only"
+        );
+        // A server starting there (bound beside the TIME_WAIT) takes it.
+        let starting = natter_ops::bind(waiting).unwrap();
+        let err = ports_free(std::slice::from_ref(&addr)).unwrap_err();
+        assert!(err.to_string().contains("running there already"), "{err}");
+        drop(starting);
+    }
+
     /// Each service is in a process group of its own, so that the terminal's Ctrl+C (sent to
     /// the foreground group) does not reach it besides `up`'s SIGTERM: two signals make
     /// natter-server exit at once, skipping its graceful shutdown.
     #[test]
     fn up_starts_each_service_in_a_group_of_its_own() {
-        let mut children = Children(Vec::new());
+        let mut children = Children {
+            procs: Vec::new(),
+            guard: None,
+        };
         children
             .spawn(Command::new("sleep").arg("30"), "starting sleep")
             .unwrap();
-        let pid = Pid::from_raw(i32::try_from(children.0[0].id()).unwrap());
+        let pid = Pid::from_raw(i32::try_from(children.procs[0].id()).unwrap());
         let group = nix::unistd::getpgid(Some(pid)).unwrap();
         let ours = nix::unistd::getpgid(None).unwrap();
         children.stop(Duration::from_secs(5));
         assert_eq!(group, pid, "a group of its own");
         assert_ne!(group, ours);
+    }
+
+    /// The environment variable that gives this test binary, run again by the tests below, the
+    /// part it plays: `up` (services under a guard) or `guard`.
+    const ROLE: &str = "XTASK_TEST_ROLE";
+
+    /// This test binary again, running [`role`] as `role`.
+    fn as_role(role: &str) -> Command {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "up::tests::role",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, role);
+        cmd
+    }
+
+    /// Nothing on its own; what [`as_role`] runs: `up`'s services (a `sleep`) under a guard,
+    /// their pids printed, stopped as `up` stops them (`up-stops`) or left for a SIGKILL
+    /// (`up`); or the guard itself.
+    #[test]
+    fn role() {
+        let role = std::env::var(ROLE).unwrap_or_default();
+        match role.as_str() {
+            "guard" => guard().unwrap(),
+            "up" | "up-stops" => {
+                let mut children = Children::guarded(as_role("guard")).unwrap();
+                children
+                    .spawn(Command::new("sleep").arg("60"), "starting sleep")
+                    .unwrap();
+                let guard = children.guard.as_ref().unwrap().child.id();
+                println!("service {} guard {guard}", children.procs[0].id());
+                if role == "up-stops" {
+                    children.stop(Duration::from_secs(5));
+                    println!("stopped");
+                }
+                std::thread::sleep(Duration::from_secs(60));
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits (at most 15 s) until `pid` no longer runs.
+    fn gone(pid: i32) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while running(pid) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    }
+
+    /// `up` in `role`, and the pids of its service and guard from what it prints.
+    fn start_up(
+        role: &str,
+    ) -> (
+        Child,
+        i32,
+        i32,
+        std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    ) {
+        use std::io::BufRead;
+        let mut up = as_role(role)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
+        let said = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("service ").map(|(_, w)| w.to_owned()))
+            .expect("up prints its service's pid");
+        // After libtest's `test up::tests::role ... ` on the same line.
+        let words: Vec<&str> = said.split_whitespace().collect();
+        (
+            up,
+            words[0].parse().unwrap(),
+            words[2].parse().unwrap(),
+            lines,
+        )
+    }
+
+    /// `cargo xtask up` killed (SIGKILL: no handler runs) takes its services with it: they ran
+    /// on, each in a group of its own, holding the ports the next `up` wants.
+    #[test]
+    fn up_killed_takes_its_services_with_it() {
+        let (mut up, service, guard_pid, _lines) = start_up("up");
+        assert!(running(service));
+        // By its pid, never a group.
+        kill(
+            Pid::from_raw(i32::try_from(up.id()).unwrap()),
+            Signal::SIGKILL,
+        )
+        .unwrap();
+        let _ = up.wait();
+        let stopped = gone(service);
+        if !stopped {
+            let _ = kill(Pid::from_raw(service), Signal::SIGKILL);
+        }
+        assert!(stopped, "the service runs on after up was killed");
+        assert!(gone(guard_pid), "the guard exits after stopping them");
+    }
+
+    /// Stopped by `up` itself, the services are not signalled again by the guard (their pids
+    /// may be other processes' by then), and the guard exits.
+    #[test]
+    fn up_stopping_its_services_ends_the_guard() {
+        let (mut up, service, guard_pid, mut lines) = start_up("up-stops");
+        let stopped = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("stopped"));
+        assert!(stopped);
+        assert!(!running(service));
+        assert!(
+            gone(guard_pid),
+            "the guard exits once up has stopped everything"
+        );
+        let _ = up.kill();
+        let _ = up.wait();
     }
 
     /// `up` says who can reach natter-server, and how to keep it local when everyone can.
