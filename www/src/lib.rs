@@ -12,9 +12,16 @@
 //! 2. drain `poll_transmit()` and send each `Uint8Array` as one binary WebSocket message;
 //! 3. drain `poll_change()` and update the DOM for each change; `poll_alert()` for
 //!    notifications;
-//! 4. arm one timer for `poll_timeout()` (a `Date.now()`-style time) that calls `handle_timeout`;
+//! 4. arm one timer for `poll_timeout()` (a time on the page's monotonic clock, see below) that
+//!    calls `handle_timeout`;
 //! 5. after any input (`handle_*`, `open`, `set_attention`, `load_older`, `search`,
 //!    `sign_in`, `register`, `sign_out`), go to 1.
+//!
+//! Clocks: every `now` is the page's monotonic clock (`performance.timeOrigin +
+//! performance.now()`: milliseconds like `Date.now()`'s, which a wall-clock step never moves),
+//! so keepalives and reconnects keep their schedule when the computer's clock is set back or
+//! forward. The wall clock (`Date.now()`) goes in separately with `set_wall_clock`, read with
+//! each turn: the lines the model makes here are stamped with it, as the server's lines are.
 //!
 //! Accounts: `sign_in(account, password, remember)` or `sign_in_with_key(account, key)` (a key
 //! kept from an earlier remembered sign-in), `register(password, remember)` (the nick asked
@@ -49,7 +56,7 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
 
-/// A `Date.now()` value as core's time. Negative, NaN or huge values (a confused clock) saturate
+/// A time from the page (its monotonic clock, or `Date.now()`) as core's time. Negative, NaN or huge values (a confused clock) saturate
 /// instead of failing: `as` from `f64` to `u64` clamps and maps NaN to 0.
 fn millis(now: f64) -> Millis {
     Millis(now as u64)
@@ -107,7 +114,7 @@ pub struct Client {
 #[wasm_bindgen]
 impl Client {
     /// A client for `nick` that will join `#lobby`. `seed` is any number (the page passes a random
-    /// one; it only spreads reconnect attempts), `now` is `Date.now()`. Throws the reason, in
+    /// one; it only spreads reconnect attempts), `now` is the page's monotonic clock. Throws the reason, in
     /// words, when the nick is not valid.
     #[wasm_bindgen(constructor)]
     pub fn new(nick: &str, seed: f64, now: f64) -> Result<Client, JsError> {
@@ -175,6 +182,13 @@ impl Client {
             Some(r) => js(&KeptSession::of(&r)),
             None => JsValue::UNDEFINED,
         }
+    }
+
+    /// The wall clock (`Date.now()`) read at `now` (the monotonic clock every other call is
+    /// given): the lines made here from then on are stamped with the wall clock. Read both
+    /// with each turn, before its calls (a clock step or a sleep then never shows in a stamp).
+    pub fn set_wall_clock(&mut self, wall: f64, now: f64) {
+        self.chat.set_wall_clock(millis(wall), millis(now));
     }
 
     /// The WebSocket opened.
@@ -535,7 +549,7 @@ impl Client {
         }
     }
 
-    /// When to call `handle_timeout` next (a `Date.now()` value), or `undefined` for never.
+    /// When to call `handle_timeout` next (on the monotonic clock of `now`), or `undefined` for never.
     pub fn poll_timeout(&self) -> Option<f64> {
         let next = match (self.session.poll_timeout(), self.chat.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -126,7 +126,18 @@ const history = [];
 let historyPos = 0;
 let draft = "";
 
-const now = () => Date.now();
+// The clocks. Core's `now` times deadlines (the keepalive, reconnects, when a waiting line looks
+// pending): the monotonic clock, in milliseconds since the Unix epoch as of the page's start
+// (`performance.timeOrigin`), which the computer's clock set back or forward does not move. (On
+// `Date.now()`, until the fortieth session, a clock set back an hour held the keepalive and the
+// next reconnect back an hour, and one set forward fired them at once.) The wall clock goes to
+// the model with every reading, for the times of the lines it makes here; the server's lines
+// carry the server's times.
+function now() {
+  const t = performance.timeOrigin + performance.now();
+  client?.set_wall_clock(Date.now(), t);
+  return t;
+}
 
 // --- small helpers ------------------------------------------------------------------------------
 
@@ -1657,6 +1668,7 @@ function start(nick, how = "guest", secret = "", remember = false) {
 
 // The client is made: the page follows it.
 function started() {
+  now(); // the wall clock, for the lines it makes
   client.set_device_label(deviceLabel());
   try {
     localStorage.setItem("natter.nick", client.me());

@@ -1,0 +1,209 @@
+//! The page's clocks, its Tab key and its tabs, in headless Chromium against an in-process
+//! natter-server and natter-bridge on 127.0.0.1:0: the keepalive and reconnects keep their
+//! schedule when the computer's clock is set back or forward (the page times them on the
+//! monotonic clock), while the times shown follow the wall clock.
+//!
+//! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use fantoccini::Client as Browser;
+use natter_core::wire::{ClientMsg, decode_payload};
+use serde_json::Value as Json;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The whole scenario must finish within this (a hung browser must not hang CI).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(150);
+
+/// An hour, in milliseconds: how far the wall clock is stepped.
+const HOUR: i64 = 3_600_000;
+
+/// Steps the page's wall clock (`Date.now()`, as a clock set back or forward does) to the real
+/// one plus `step_ms`, and records from then on what the page sends on its WebSocket (its time
+/// on the monotonic clock, and its bytes), for [`pings_sent`].
+async fn step_wall_clock(b: &Browser, step_ms: i64) {
+    js(
+        b,
+        &format!(
+            "if (!window.clockTest) {{
+               const real = Date.now.bind(Date);
+               window.clockTest = {{ step: 0, sends: [] }};
+               Date.now = () => real() + window.clockTest.step;
+               const send = WebSocket.prototype.send;
+               WebSocket.prototype.send = function (data) {{
+                 if (window.clockTest.sends.length < 1000) {{
+                   window.clockTest.sends.push([performance.now(), Array.from(new Uint8Array(data))]);
+                 }}
+                 return send.call(this, data);
+               }};
+             }}
+             window.clockTest.step = {step_ms};"
+        ),
+    )
+    .await;
+}
+
+/// The pings (the keepalive) the page has sent since [`step_wall_clock`] first ran: when, on
+/// the page's monotonic clock (`performance.now()`).
+async fn pings_sent(b: &Browser) -> Vec<f64> {
+    let sends = js(b, "return window.clockTest ? window.clockTest.sends : [];").await;
+    sends
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|s| {
+            let bytes: Vec<u8> = s[1]
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_u64().and_then(|x| u8::try_from(x).ok()))
+                .collect();
+            let msg: ClientMsg = decode_payload(&bytes).ok()?;
+            matches!(msg, ClientMsg::Ping { .. }).then(|| s[0].as_f64().unwrap_or(0.0))
+        })
+        .collect()
+}
+
+async fn perf_now(b: &Browser) -> f64 {
+    js(b, "return performance.now();")
+        .await
+        .as_f64()
+        .expect("a number")
+}
+
+/// The wall-clock stamp (`data-at`) of the last line of `conv`'s log.
+async fn last_stamp(b: &Browser, conv: &str) -> Option<i64> {
+    let script = format!(
+        "const l = [...document.querySelectorAll('.log[data-conv=\"{conv}\"] .line')].pop(); \
+         return l ? Number(l.dataset.at) : null;"
+    );
+    js(b, &script).await.as_i64()
+}
+
+async fn real_wall_clock(b: &Browser) -> i64 {
+    js(b, "return performance.timeOrigin + performance.now();")
+        .await
+        .as_f64()
+        .expect("a number") as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_and_reconnect_keep_their_schedule_when_the_wall_clock_steps() {
+    with_page_within(
+        SCENARIO_LIMIT,
+        "natter-clocks",
+        natter_server::ServerConfig::local_test(),
+        clocks_scenario,
+    )
+    .await;
+}
+
+async fn clocks_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("tick")).await;
+    wait_for!(
+        "#lobby on the page",
+        (!log_of(b, "#lobby").await.is_empty()).then_some(())
+    );
+
+    // Set an hour forward just after the welcome: nothing is due before the keepalive's
+    // twenty seconds of silence from the server. Anything that wakes the page (here a click
+    // on its room) must not take the hour for silence: until the fortieth session its timer
+    // was armed at once and the keepalive pinged straight away.
+    step_wall_clock(b, HOUR).await;
+    let forward = perf_now(b).await;
+    js(
+        b,
+        r##"document.querySelector('#room-list button[data-conv="#lobby"]').click();"##,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let early: Vec<f64> = pings_sent(b)
+        .await
+        .into_iter()
+        .filter(|&t| t - forward < 3_000.0)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "a clock set forward fired the keepalive early: pings {early:?} after the step at {forward}"
+    );
+
+    // Set back an hour (from the real time): the keepalive's timer was armed before, and its
+    // ping still goes after the server's twenty seconds of silence, not an hour later (until
+    // the fortieth session the page woke on time, found the deadline an hour away, and slept
+    // again).
+    step_wall_clock(b, -HOUR).await;
+    let back = perf_now(b).await;
+    let started = Instant::now();
+    let ping = wait_for!(
+        "the keepalive's ping after the clock was set back",
+        Duration::from_secs(35),
+        pings_sent(b).await.into_iter().find(|&t| t > back)
+    );
+    assert!(
+        ping - back < 25_000.0,
+        "the ping came {} ms after the clock was set back ({:?} in the test's time)",
+        ping - back,
+        started.elapsed()
+    );
+    assert_eq!(conn_state(b).await, "connected");
+
+    // Lines made here bear the wall clock, stepped or not: the times shown are the clock's.
+    type_line(b, "/help").await;
+    let real = real_wall_clock(b).await;
+    let shown = wait_for!(
+        "/help's lines",
+        last_stamp(b, "#lobby")
+            .await
+            .filter(|&at| at < real - HOUR / 2)
+    );
+    let expected = real_wall_clock(b).await - HOUR;
+    assert!(
+        (shown - expected).abs() < 60_000,
+        "a line made here is stamped {shown}, the wall clock reads {expected}"
+    );
+
+    // The connection drops; once its reconnect is scheduled (within a quarter of a second,
+    // the first step of the backoff), the clock is set back another hour: it still reconnects
+    // on time. (Until the fortieth session it waited the hour.)
+    let waited = js(
+        b,
+        &format!(
+            "window.natterDebug.dropSocket();
+             return new Promise((done) => {{
+               const from = performance.now();
+               const poll = setInterval(() => {{
+                 if (window.natterDebug.state() === 'reconnecting') {{
+                   clearInterval(poll);
+                   window.clockTest.step = {};
+                   done(performance.now() - from);
+                 }} else if (performance.now() - from > 10000) {{
+                   clearInterval(poll);
+                   done(null);
+                 }}
+               }}, 1);
+             }});",
+            -2 * HOUR
+        ),
+    )
+    .await;
+    assert!(
+        waited.is_number(),
+        "the page did not wait to reconnect: {waited}"
+    );
+    let dropped = Instant::now();
+    wait_for!(
+        "the page to reconnect after the clock was set back",
+        Duration::from_secs(10),
+        (conn_state(b).await == "connected").then_some(())
+    );
+    assert!(
+        dropped.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        dropped.elapsed()
+    );
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, Json::Array(vec![]), "no script errors");
+}
