@@ -56,8 +56,8 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
 
-/// A time from the page (its monotonic clock, or `Date.now()`) as core's time. Negative, NaN or huge values (a confused clock) saturate
-/// instead of failing: `as` from `f64` to `u64` clamps and maps NaN to 0.
+/// A time from the page (its monotonic clock, or `Date.now()`) as core's time. Negative, NaN or
+/// huge values (a confused clock) saturate instead of failing: `as` from `f64` to `u64` clamps and maps NaN to 0.
 fn millis(now: f64) -> Millis {
     Millis(now as u64)
 }
@@ -680,18 +680,20 @@ impl Client {
         }
     }
 
-    /// A member of the open room whose nick starts with `prefix` (not us): what Tab completes.
-    pub fn complete_nick(&self, prefix: &str) -> Option<String> {
-        self.chat.complete_nick(prefix).map(ToString::to_string)
-    }
-
-    /// Every member of the open room whose nick starts with `prefix` (not us), in the member
-    /// list's order: what repeated Tabs cycle through.
-    pub fn nick_completions(&self, prefix: &str) -> Vec<String> {
+    /// What Tab puts in place of `word` (the text before the cursor, back to a space), in the
+    /// order repeated Tabs cycle through, as the terminal client completes: at the start of
+    /// the line (`line_start`) a `/` word to the commands (`/jo`: `/join `), a `#` word to the
+    /// rooms we are in, anything else to the open room's members; each followed by a space,
+    /// or by `: ` for a nick that starts the line (addressing someone). Empty: nothing fits.
+    pub fn completions(&self, word: &str, line_start: bool) -> Vec<String> {
         self.chat
-            .nick_completions(prefix)
+            .completions(word, line_start)
             .into_iter()
-            .map(ToString::to_string)
+            .map(|found| {
+                let nick = !found.starts_with(['/', '#']);
+                let suffix = if line_start && nick { ": " } else { " " };
+                found + suffix
+            })
             .collect()
     }
 }
@@ -945,7 +947,8 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
 
 /// What `/help` adds on the page, below the commands: its keys and clicks (the TUI says its
 /// own).
-const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick (again: the next match), Esc \
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a /command at the start or a \
+#room you are in (again: the next match), Esc \
 closes search results (or a drawer on a phone); a search hit (click, or Enter) opens its room at \
 that line; scroll to the top of a room for its older lines; click a member to write to them (an \
 operator of the room gets a menu); /query nick opens a direct conversation (/part there closes it), \

@@ -1421,11 +1421,11 @@ ui.input.addEventListener("keydown", (e) => {
     historyPos += 1;
     ui.input.value = historyPos === history.length ? draft : history[historyPos];
   } else if (e.key === "Tab" && !e.shiftKey && (cycling() || wordBeforeCursor())) {
-    // A word being typed: Tab completes it, and stays in the input when no nick fits (moving
+    // A word being typed: Tab completes it, and stays in the input when nothing fits (moving
     // on to Send, the next Enter would send the half-typed line). After a space, or in an
     // empty input, Tab moves on as everywhere else.
     e.preventDefault();
-    completeNick();
+    complete();
     return;
   } else {
     return;
@@ -1441,20 +1441,23 @@ function wordBeforeCursor() {
   return /(\S*)$/.exec(ui.input.value.slice(0, pos))[1];
 }
 
-// A run of Tabs: the nicks that matched the word typed, which one is in the input, where it
-// starts and ends (with its suffix), and the input as that Tab left it. Any other key, or an
-// input changed since, ends it.
+// A run of Tabs: what matched the word typed, which one is in the input, where it starts and
+// ends (with its suffix), and the input as that Tab left it. Any other key, or an input changed
+// since, ends it.
 let tabCycle = null;
 
-// Whether the last key was a Tab that put a nick in, and the input is as it left it.
+// Whether the last key was a Tab that completed, and the input is as it left it.
 function cycling() {
   const pos = ui.input.selectionStart ?? ui.input.value.length;
   return tabCycle !== null && tabCycle.value === ui.input.value && tabCycle.end === pos;
 }
 
-// Tab completes a member's nick (the model's) from what is typed before the cursor; Tab again
-// puts the next nick that matched in its place, round and round (as irssi and WeeChat do).
-function completeNick() {
+// Tab completes what is typed before the cursor as the terminal client does (the model's
+// matches, with their suffix): at the start of the line a command (`/jo`: `/join `), a room we
+// are in (`#ru`), or else a member's nick (`: ` after it at the start); Tab again puts the next
+// match in its place, round and round (as irssi and WeeChat do). Until the fortieth session the
+// page completed nicks only.
+function complete() {
   if (!client) return false;
   const pos = ui.input.selectionStart ?? ui.input.value.length;
   let start;
@@ -1466,16 +1469,14 @@ function completeNick() {
   } else {
     const word = wordBeforeCursor();
     if (!word) return false;
-    matches = client.nick_completions(word);
-    if (matches.length === 0) return false;
     start = pos - word.length;
+    matches = client.completions(word, start === 0);
+    if (matches.length === 0) return false;
     i = 0;
   }
-  const hit = matches[i];
-  const suffix = start === 0 ? ": " : " ";
   const value = ui.input.value;
-  ui.input.value = value.slice(0, start) + hit + suffix + value.slice(pos);
-  const end = start + hit.length + suffix.length;
+  ui.input.value = value.slice(0, start) + matches[i] + value.slice(pos);
+  const end = start + matches[i].length;
   ui.input.setSelectionRange(end, end);
   tabCycle = { start, matches, i, end, value: ui.input.value };
   return true;

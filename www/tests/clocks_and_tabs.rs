@@ -207,3 +207,104 @@ async fn clocks_scenario(browser: Browser, page: String, _addr: SocketAddr) {
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, Json::Array(vec![]), "no script errors");
 }
+
+/// The input's text and the focused element's id.
+async fn input_state(b: &Browser) -> Json {
+    js(
+        b,
+        "return [document.getElementById('input').value, document.activeElement.id];",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tab_completes_commands_rooms_and_nicks_as_the_terminal_does() {
+    with_page_within(
+        SCENARIO_LIMIT,
+        "natter-tab",
+        natter_server::ServerConfig::local_test(),
+        tab_scenario,
+    )
+    .await;
+}
+
+async fn tab_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_clint, _clint_out) = nc(addr, "clint").await;
+    open_page_as(b, &page, Some("tabby")).await;
+    type_line(b, "/join #rust").await;
+    type_line(b, "/join #ruby").await;
+    wait_for!(
+        "#rust and #ruby on the page",
+        (text_of(b, r##"#room-list button[data-conv="#ruby"]"##).await != ""
+            && text_of(b, r##"#room-list button[data-conv="#rust"]"##).await != "")
+            .then_some(())
+    );
+    js(
+        b,
+        r##"document.querySelector('#room-list button[data-conv="#lobby"]').click();"##,
+    )
+    .await;
+    wait_for!(
+        "clint among #lobby's members",
+        (text_of(b, "#member-list").await.contains("clint")).then_some(())
+    );
+    let input = b
+        .find(fantoccini::Locator::Id("input"))
+        .await
+        .expect("the input");
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    let press = |keys: String| {
+        let input = input.clone();
+        async move { input.send_keys(&keys).await.expect("typing") }
+    };
+
+    // A command at the start of the line, then a room we are in, each taking a space; Tab
+    // again: the next match. (Until the fortieth session the page completed nicks only: `/jo`
+    // and Tab stayed `/jo`.)
+    press(format!("/jo{tab}")).await;
+    assert_eq!(input_state(b).await, serde_json::json!(["/join ", "input"]));
+    press(format!("#ru{tab}")).await;
+    assert_eq!(
+        input_state(b).await,
+        serde_json::json!(["/join #rust ", "input"])
+    );
+    press(tab.clone()).await;
+    assert_eq!(
+        input_state(b).await,
+        serde_json::json!(["/join #ruby ", "input"])
+    );
+    input.clear().await.expect("clear the input");
+    // The page's own commands as well as the session's, its own first (as in the terminal).
+    press(format!("/cl{tab}")).await;
+    assert_eq!(
+        input_state(b).await,
+        serde_json::json!(["/clear ", "input"])
+    );
+    press(tab.clone()).await;
+    assert_eq!(
+        input_state(b).await,
+        serde_json::json!(["/close ", "input"])
+    );
+    input.clear().await.expect("clear the input");
+    // A nick starting the line is addressed (`: `), elsewhere it takes a space.
+    press(format!("cl{tab}")).await;
+    assert_eq!(
+        input_state(b).await,
+        serde_json::json!(["clint: ", "input"])
+    );
+    press(format!("see /jo{tab}")).await;
+    assert_eq!(
+        input_state(b).await,
+        serde_json::json!(["clint: see /jo", "input"]),
+        "a command only at the start: in a message, nothing completes, and the input keeps the focus"
+    );
+    input.clear().await.expect("clear the input");
+    press(format!("hi cl{tab}")).await;
+    assert_eq!(
+        input_state(b).await,
+        serde_json::json!(["hi clint ", "input"])
+    );
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, Json::Array(vec![]), "no script errors");
+}
