@@ -1190,13 +1190,39 @@ function keepKey() {
     ui.banner.append(ok);
   }
   try {
-    if (key === undefined) localStorage.removeItem(KEPT_SIGN_IN);
-    else localStorage.setItem(KEPT_SIGN_IN, JSON.stringify({ account, key }));
+    // Let go, it is forgotten only if it is still this tab's: another tab may have kept its
+    // own since (a remembered sign-in there), which is the browser's now.
+    if (key === undefined) {
+      if (keptSignIn()?.key === keptKey) localStorage.removeItem(KEPT_SIGN_IN);
+    } else {
+      localStorage.setItem(KEPT_SIGN_IN, JSON.stringify({ account, key }));
+    }
   } catch {
     // storage disabled: this browser just cannot remember
   }
   keptKey = key;
 }
+
+// Tabs of one browser share its remembered sign-in (localStorage): each tab opened signs in
+// with it, side by side with the others (each its own connection, one device of the account
+// to the server). Another tab let it go (Sign out, /logout; or the server refused it): the
+// server has forgotten the key, so this tab, signed in with the same one, signs out too, as a
+// browser's tabs do, instead of going on until its next reconnect is refused. Another tab
+// keeping a sign-in of its own in its place changes nothing here.
+window.addEventListener("storage", (e) => {
+  if (e.key !== KEPT_SIGN_IN || e.newValue !== null || !client) return;
+  let gone = null;
+  try {
+    gone = JSON.parse(e.oldValue ?? "null");
+  } catch {
+    return; // not ours
+  }
+  const mine = client.device_key();
+  if (mine === undefined || gone?.key !== mine || client.account() === undefined) return;
+  keptKey = undefined; // forgotten already
+  client.sign_out(now());
+  pump();
+});
 
 // --- the devices panel ----------------------------------------------------------------------------
 

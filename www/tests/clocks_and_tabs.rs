@@ -14,6 +14,7 @@ use natter_core::wire::{ClientMsg, decode_payload};
 use serde_json::Value as Json;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use tokio::time::timeout;
 
 /// The whole scenario must finish within this (a hung browser must not hang CI).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(150);
@@ -304,6 +305,179 @@ async fn tab_scenario(browser: Browser, page: String, addr: SocketAddr) {
     assert_eq!(
         input_state(b).await,
         serde_json::json!(["hi clint ", "input"])
+    );
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, Json::Array(vec![]), "no script errors");
+}
+
+/// What a tab shows: `[state, account, nick, dialog open, banner]`.
+async fn tab_view(b: &Browser) -> Json {
+    js(
+        b,
+        "const d = window.natterDebug; \
+         const banner = document.getElementById('banner'); \
+         return [d ? d.state() : 'no page', d ? d.account() : null, \
+                 document.getElementById('me-nick').textContent, \
+                 document.getElementById('nick-dialog').open, \
+                 banner.hidden ? '' : banner.textContent];",
+    )
+    .await
+}
+
+/// The sign-in this browser keeps ("Remember me"): its account, if any.
+async fn saved_account(b: &Browser) -> Option<String> {
+    js(
+        b,
+        "const k = window.natterDebug.keptSignIn(); return k ? k.account : null;",
+    )
+    .await
+    .as_str()
+    .map(str::to_owned)
+}
+
+/// Signs in or registers (`button`) from a guest's page, "Remember me" ticked.
+async fn sign_in_remembered(b: &Browser, nick: &str, password: &str, button: &str) {
+    js(b, "document.getElementById('sign-in-open').click();").await;
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    let script = format!(
+        "document.getElementById('nick-input').value = {}; \
+         document.getElementById('password-input').value = {}; \
+         document.getElementById('remember-input').checked = true; \
+         document.getElementById('{button}').click();",
+        Json::from(nick),
+        Json::from(password)
+    );
+    js(b, &script).await;
+    wait_for!(
+        format!("{nick} signed in"),
+        (tab_view(b).await[1] == Json::from(nick) && !dialog_open(b).await).then_some(())
+    );
+}
+
+async fn switch(b: &Browser, tab: &fantoccini::wd::WindowHandle) {
+    timeout(STEP, b.switch_to_window(tab.clone()))
+        .await
+        .expect("switch in time")
+        .expect("switch tabs");
+}
+
+/// A new tab of the same browser (its profile: localStorage shared), the page opened in it.
+async fn open_tab(b: &Browser, page: &str) -> fantoccini::wd::WindowHandle {
+    let tab = timeout(STEP, b.new_window(true))
+        .await
+        .expect("a new tab in time")
+        .expect("a new tab")
+        .handle;
+    switch(b, &tab).await;
+    timeout(STEP, b.goto(page))
+        .await
+        .expect("page loads in time")
+        .expect("open the page");
+    tab
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_of_one_browser_share_its_remembered_sign_in_side_by_side() {
+    with_page_within(
+        SCENARIO_LIMIT,
+        "natter-two-tabs",
+        natter_server::ServerConfig::local_test(),
+        two_tabs_scenario,
+    )
+    .await;
+}
+
+async fn two_tabs_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_watcher, watched) = nc(addr, "watcher").await;
+    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
+    let first = b.window().await.expect("the first tab");
+
+    // A second tab signs in with the sign-in this browser keeps, no questions asked, and the
+    // two work side by side: what one says, the other shows, and neither is signed out.
+    let second = open_tab(b, &page).await;
+    wait_for!(
+        "the second tab signed in as rosa",
+        (tab_view(b).await == serde_json::json!(["connected", "rosa", "rosa", false, ""]))
+            .then_some(())
+    );
+    type_line(b, "hello from the second tab").await;
+    switch(b, &first).await;
+    wait_for!(
+        "the first tab to show the second's line",
+        page_said(b)
+            .await
+            .contains(&"<rosa> hello from the second tab".to_owned())
+            .then_some(())
+    );
+    type_line(b, "and from the first").await;
+    wait_for!(
+        "watcher to hear both",
+        watched.has("<rosa> and from the first")
+    );
+    assert_eq!(
+        tab_view(b).await,
+        serde_json::json!(["connected", "rosa", "rosa", false, ""])
+    );
+
+    // Signing out in one tab signs this browser out: the other tab, signed in with the same
+    // remembered key (which the server has just forgotten), signs out too, rather than go on
+    // until its next reconnect is refused and it says that its remembered sign-in no longer
+    // works (so until the fortieth session).
+    switch(b, &second).await;
+    js(b, "document.getElementById('sign-out').click();").await;
+    wait_for!(
+        "the second tab to sign out",
+        (tab_view(b).await[1].is_null()).then_some(())
+    );
+    switch(b, &first).await;
+    wait_for!(
+        "the first tab to sign out too",
+        (tab_view(b).await[1].is_null() && conn_state(b).await == "connected").then_some(())
+    );
+    js(b, "window.natterDebug.dropSocket();").await;
+    wait_for!(
+        "the first tab back, as a guest",
+        (conn_state(b).await == "connected").then_some(())
+    );
+    let view = tab_view(b).await;
+    assert_eq!(view[1], Json::Null, "{view}");
+    assert_eq!(view[4], "", "no banner: {view}");
+    assert_eq!(saved_account(b).await, None);
+
+    // Each tab keeps and forgets its own: the first signs in again, remembered; the second
+    // registers tess, remembered (the browser now keeps tess's sign-in). The first signing
+    // out forgets its own sign-in, not the one the browser keeps now (until the fortieth
+    // session it forgot whichever the browser kept).
+    sign_in_remembered(b, "rosa", "correct horse battery", "sign-in").await;
+    assert_eq!(saved_account(b).await.as_deref(), Some("rosa"));
+    switch(b, &second).await;
+    sign_in_remembered(b, "tess", "battery staple horse", "register").await;
+    assert_eq!(saved_account(b).await.as_deref(), Some("tess"));
+    switch(b, &first).await;
+    assert_eq!(
+        tab_view(b).await[1],
+        "rosa",
+        "the first tab goes on as rosa"
+    );
+    js(b, "document.getElementById('sign-out').click();").await;
+    wait_for!(
+        "the first tab to sign out",
+        (tab_view(b).await[1].is_null()).then_some(())
+    );
+    assert_eq!(saved_account(b).await.as_deref(), Some("tess"));
+    switch(b, &second).await;
+    assert_eq!(
+        tab_view(b).await[1],
+        "tess",
+        "another account's tab is not signed out"
+    );
+
+    // A tab opened later signs in with what the browser keeps.
+    open_tab(b, &page).await;
+    wait_for!(
+        "the third tab signed in as tess",
+        (tab_view(b).await[1] == "tess").then_some(())
     );
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, Json::Array(vec![]), "no script errors");
