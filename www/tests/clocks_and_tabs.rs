@@ -1,7 +1,9 @@
 //! The page's clocks, its Tab key and its tabs, in headless Chromium against an in-process
 //! natter-server and natter-bridge on 127.0.0.1:0: the keepalive and reconnects keep their
 //! schedule when the computer's clock is set back or forward (the page times them on the
-//! monotonic clock), while the times shown follow the wall clock.
+//! monotonic clock), while the times shown follow the wall clock; Tab completes commands, rooms
+//! and nicks as the terminal client does; and two tabs of one browser share its remembered
+//! sign-in side by side (a sign-out in one is the browser's, and each forgets only its own key).
 //!
 //! Needs the built page: `cargo xtask web` (or `cargo xtask test`) puts it in `<target>/www/`.
 
