@@ -239,9 +239,13 @@ async fn tab_scenario(browser: Browser, page: String, addr: SocketAddr) {
     type_line(b, "/join #ruby").await;
     wait_for!(
         "#rust and #ruby on the page",
-        (text_of(b, r##"#room-list button[data-conv="#ruby"]"##).await != ""
-            && text_of(b, r##"#room-list button[data-conv="#rust"]"##).await != "")
-            .then_some(())
+        (!text_of(b, r##"#room-list button[data-conv="#ruby"]"##)
+            .await
+            .is_empty()
+            && !text_of(b, r##"#room-list button[data-conv="#rust"]"##)
+                .await
+                .is_empty())
+        .then_some(())
     );
     js(
         b,
@@ -352,7 +356,7 @@ async fn sign_in_remembered(b: &Browser, nick: &str, password: &str, button: &st
     js(b, &script).await;
     wait_for!(
         format!("{nick} signed in"),
-        (tab_view(b).await[1] == Json::from(nick) && !dialog_open(b).await).then_some(())
+        (tab_view(b).await[1] == nick && !dialog_open(b).await).then_some(())
     );
 }
 
