@@ -233,6 +233,26 @@ impl Client {
         }
     }
 
+    /// The sidebar's room box: joins `room` (`rust` or `#rust`) and opens it, or says in the
+    /// open conversation why not and returns why (a name with a space is no room: the box
+    /// typed `/join #a b` for `a b` until the fortieth session, which joined `#a` with the key
+    /// `b`).
+    pub fn join(&mut self, room: &str, now: f64) -> Option<String> {
+        match RoomName::new(room.trim()) {
+            Ok(room) => {
+                self.handle_input(&format!("/join {room}"), now);
+                None
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.now = self.now.max(millis(now));
+                self.chat.note_error(why.clone(), self.now);
+                self.pump(self.now);
+                Some(why)
+            }
+        }
+    }
+
     /// The time from `poll_timeout` has come.
     pub fn handle_timeout(&mut self, now: f64) {
         let now = millis(now);

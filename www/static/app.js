@@ -1508,12 +1508,14 @@ function complete() {
   return true;
 }
 
+// The room box joins the room typed (its `#` may be left out); not a room name, the box keeps
+// it to be mended, and the conversation says why.
 ui.joinForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const room = ui.joinInput.value.trim();
-  if (!room) return;
-  ui.joinInput.value = "";
-  input(`/join ${room.startsWith("#") ? room : "#" + room}`);
+  if (!room || !client) return;
+  if (client.join(room, now()) === undefined) ui.joinInput.value = "";
+  pump();
 });
 
 $("toggle-rooms").addEventListener("click", () => {

@@ -1567,3 +1567,45 @@ async fn query_scenario(browser: Browser, page: String, addr: SocketAddr) {
     )
     .await;
 }
+
+/// The sidebar's room box joins the room typed, or says why not: `a b` there joined `#a` with
+/// the key `b` until the fortieth session (the box made it `/join #a b`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_box_joins_a_room_or_says_why_not() {
+    with_page(
+        "natter-qa-room-box",
+        natter_server::ServerConfig::local_test(),
+        room_box_scenario,
+    )
+    .await;
+}
+
+async fn room_box_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("boxy")).await;
+    let submit = |room: &str| {
+        format!(
+            "document.getElementById('join-input').value = {}; \
+             document.getElementById('join-form').requestSubmit(); \
+             return document.getElementById('join-input').value;",
+            serde_json::Value::from(room)
+        )
+    };
+    let left = js(b, &submit("a b")).await;
+    wait_said(b, "#lobby", &["a room name is", "a b"]).await;
+    assert_eq!(left, "a b", "the box keeps what was typed, to be mended");
+    assert_eq!(text_of(b, "#conv-name").await, "#lobby");
+    let rooms = js(
+        b,
+        "return [...document.querySelectorAll('#room-list button')].map(x => x.dataset.conv);",
+    )
+    .await;
+    assert_eq!(rooms, serde_json::json!(["#lobby"]), "no room joined");
+    // A name without its `#` is a room all the same.
+    let left = js(b, &submit("Rust")).await;
+    assert_eq!(left, "");
+    wait_for!(
+        "#rust open",
+        (text_of(b, "#conv-name").await == "#rust").then_some(())
+    );
+}
