@@ -1609,3 +1609,37 @@ async fn room_box_scenario(browser: Browser, page: String, _addr: SocketAddr) {
         (text_of(b, "#conv-name").await == "#rust").then_some(())
     );
 }
+
+/// `/msg nick text` typed in a room says there what was sent, as the terminal client does:
+/// until the fortieth session the line went to the direct conversation out of sight, and
+/// Enter seemed to do nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_typed_in_a_room_is_said_there() {
+    with_page(
+        "natter-qa-msg-elsewhere",
+        natter_server::ServerConfig::local_test(),
+        msg_elsewhere_scenario,
+    )
+    .await;
+}
+
+async fn msg_elsewhere_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_wren, heard) = nc(addr, "wren").await;
+    open_page_as(b, &page, Some("mo")).await;
+    type_line(b, "/msg wren hi there").await;
+    wait_for!("wren to get it", heard.has("*mo* hi there"));
+    wait_said(b, "#lobby", &["-> *wren* hi there"]).await;
+    assert_eq!(text_of(b, "#conv-name").await, "#lobby");
+    // In the direct conversation itself the line shows as it is: nothing more is said.
+    js(b, "document.querySelector('#dm-list button').click();").await;
+    wait_for!(
+        "@wren open",
+        (text_of(b, "#conv-name").await == "wren").then_some(())
+    );
+    type_line(b, "/msg wren again").await;
+    wait_for!("wren to get the second", heard.has("*mo* again"));
+    wait_said(b, "@wren", &["again"]).await;
+    let said = log_of(b, "@wren").await;
+    assert!(!said.iter().any(|l| l.contains("-> *wren*")), "{said:?}");
+}
