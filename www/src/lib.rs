@@ -12,9 +12,16 @@
 //! 2. drain `poll_transmit()` and send each `Uint8Array` as one binary WebSocket message;
 //! 3. drain `poll_change()` and update the DOM for each change; `poll_alert()` for
 //!    notifications;
-//! 4. arm one timer for `poll_timeout()` (a `Date.now()`-style time) that calls `handle_timeout`;
+//! 4. arm one timer for `poll_timeout()` (a time on the page's monotonic clock, see below) that
+//!    calls `handle_timeout`;
 //! 5. after any input (`handle_*`, `open`, `set_attention`, `load_older`, `search`,
 //!    `sign_in`, `register`, `sign_out`), go to 1.
+//!
+//! Clocks: every `now` is the page's monotonic clock (`performance.timeOrigin +
+//! performance.now()`: milliseconds like `Date.now()`'s, which a wall-clock step never moves),
+//! so keepalives and reconnects keep their schedule when the computer's clock is set back or
+//! forward. The wall clock (`Date.now()`) goes in separately with `set_wall_clock`, read with
+//! each turn: the lines the model makes here are stamped with it, as the server's lines are.
 //!
 //! Accounts: `sign_in(account, password, remember)` or `sign_in_with_key(account, key)` (a key
 //! kept from an earlier remembered sign-in), `register(password, remember)` (the nick asked
@@ -49,8 +56,8 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
 
-/// A `Date.now()` value as core's time. Negative, NaN or huge values (a confused clock) saturate
-/// instead of failing: `as` from `f64` to `u64` clamps and maps NaN to 0.
+/// A time from the page (its monotonic clock, or `Date.now()`) as core's time. Negative, NaN or
+/// huge values (a confused clock) saturate instead of failing: `as` from `f64` to `u64` clamps and maps NaN to 0.
 fn millis(now: f64) -> Millis {
     Millis(now as u64)
 }
@@ -107,7 +114,7 @@ pub struct Client {
 #[wasm_bindgen]
 impl Client {
     /// A client for `nick` that will join `#lobby`. `seed` is any number (the page passes a random
-    /// one; it only spreads reconnect attempts), `now` is `Date.now()`. Throws the reason, in
+    /// one; it only spreads reconnect attempts), `now` is the page's monotonic clock. Throws the reason, in
     /// words, when the nick is not valid.
     #[wasm_bindgen(constructor)]
     pub fn new(nick: &str, seed: f64, now: f64) -> Result<Client, JsError> {
@@ -177,6 +184,13 @@ impl Client {
         }
     }
 
+    /// The wall clock (`Date.now()`) read at `now` (the monotonic clock every other call is
+    /// given): the lines made here from then on are stamped with the wall clock. Read both
+    /// with each turn, before its calls (a clock step or a sleep then never shows in a stamp).
+    pub fn set_wall_clock(&mut self, wall: f64, now: f64) {
+        self.chat.set_wall_clock(millis(wall), millis(now));
+    }
+
     /// The WebSocket opened.
     pub fn handle_connected(&mut self, now: f64) {
         self.session.handle_connected(millis(now));
@@ -210,12 +224,35 @@ impl Client {
             self.pump(millis(now));
             return;
         }
+        if let Some(words) = sent_elsewhere(line, self.chat.current()) {
+            self.chat.note(words, self.now);
+        }
         let to = self.chat.target();
         self.session.handle_input_in(line, to.as_ref(), millis(now));
         self.pump(millis(now));
         // The whole help: the page's keys below the commands (the session answered at once).
         if let Some(keys) = keys_help(line) {
             self.chat.note(keys, self.now);
+        }
+    }
+
+    /// The sidebar's room box: joins `room` (`rust` or `#rust`) and opens it, or says in the
+    /// open conversation why not and returns why (a name with a space is no room: the box
+    /// typed `/join #a b` for `a b` until the fortieth session, which joined `#a` with the key
+    /// `b`).
+    pub fn join(&mut self, room: &str, now: f64) -> Option<String> {
+        match RoomName::new(room.trim()) {
+            Ok(room) => {
+                self.handle_input(&format!("/join {room}"), now);
+                None
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.now = self.now.max(millis(now));
+                self.chat.note_error(why.clone(), self.now);
+                self.pump(self.now);
+                Some(why)
+            }
         }
     }
 
@@ -535,7 +572,7 @@ impl Client {
         }
     }
 
-    /// When to call `handle_timeout` next (a `Date.now()` value), or `undefined` for never.
+    /// When to call `handle_timeout` next (on the monotonic clock of `now`), or `undefined` for never.
     pub fn poll_timeout(&self) -> Option<f64> {
         let next = match (self.session.poll_timeout(), self.chat.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -666,18 +703,20 @@ impl Client {
         }
     }
 
-    /// A member of the open room whose nick starts with `prefix` (not us): what Tab completes.
-    pub fn complete_nick(&self, prefix: &str) -> Option<String> {
-        self.chat.complete_nick(prefix).map(ToString::to_string)
-    }
-
-    /// Every member of the open room whose nick starts with `prefix` (not us), in the member
-    /// list's order: what repeated Tabs cycle through.
-    pub fn nick_completions(&self, prefix: &str) -> Vec<String> {
+    /// What Tab puts in place of `word` (the text before the cursor, back to a space), in the
+    /// order repeated Tabs cycle through, as the terminal client completes: at the start of
+    /// the line (`line_start`) a `/` word to the commands (`/jo`: `/join `), a `#` word to the
+    /// rooms we are in, anything else to the open room's members; each followed by a space,
+    /// or by `: ` for a nick that starts the line (addressing someone). Empty: nothing fits.
+    pub fn completions(&self, word: &str, line_start: bool) -> Vec<String> {
         self.chat
-            .nick_completions(prefix)
+            .completions(word, line_start)
             .into_iter()
-            .map(ToString::to_string)
+            .map(|found| {
+                let nick = !found.starts_with(['/', '#']);
+                let suffix = if line_start && nick { ": " } else { " " };
+                found + suffix
+            })
             .collect()
     }
 }
@@ -931,11 +970,27 @@ fn from_hex32(hex: &str) -> Option<[u8; 32]> {
 
 /// What `/help` adds on the page, below the commands: its keys and clicks (the TUI says its
 /// own).
-const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick (again: the next match), Esc \
+const KEYS_HELP: &str = "keys: Enter sends, Up/Down input history, Tab completes a nick, a /command at the start or a \
+#room you are in (again: the next match), Esc \
 closes search results (or a drawer on a phone); a search hit (click, or Enter) opens its room at \
 that line; scroll to the top of a room for its older lines; click a member to write to them (an \
 operator of the room gets a menu); /query nick opens a direct conversation (/part there closes it), \
 /clear empties the open conversation on this page (/clear all: every one)";
+
+/// What to say in the open conversation when `line` sends a direct message that shows in
+/// another (`/msg bob hi` typed in a room), as the terminal client does: without it, Enter
+/// seemed to do nothing, as the line lands in `@bob` out of sight (so on the page until the
+/// fortieth session). Worded as line mode prints a sent direct message.
+fn sent_elsewhere(line: &str, open: &ConvId) -> Option<String> {
+    match command::parse(line) {
+        Ok(Some(command::Input::Command(command::Command::Msg { to, text })))
+            if *open != ConvId::direct(&to) =>
+        {
+            Some(format!("-> *{to}* {text}"))
+        }
+        _ => None,
+    }
+}
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command).

@@ -126,7 +126,18 @@ const history = [];
 let historyPos = 0;
 let draft = "";
 
-const now = () => Date.now();
+// The clocks. Core's `now` times deadlines (the keepalive, reconnects, when a waiting line looks
+// pending): the monotonic clock, in milliseconds since the Unix epoch as of the page's start
+// (`performance.timeOrigin`), which the computer's clock set back or forward does not move. (On
+// `Date.now()`, until the fortieth session, a clock set back an hour held the keepalive and the
+// next reconnect back an hour, and one set forward fired them at once.) The wall clock goes to
+// the model with every reading, for the times of the lines it makes here; the server's lines
+// carry the server's times.
+function now() {
+  const t = performance.timeOrigin + performance.now();
+  client?.set_wall_clock(Date.now(), t);
+  return t;
+}
 
 // --- small helpers ------------------------------------------------------------------------------
 
@@ -1179,13 +1190,39 @@ function keepKey() {
     ui.banner.append(ok);
   }
   try {
-    if (key === undefined) localStorage.removeItem(KEPT_SIGN_IN);
-    else localStorage.setItem(KEPT_SIGN_IN, JSON.stringify({ account, key }));
+    // Let go, it is forgotten only if it is still this tab's: another tab may have kept its
+    // own since (a remembered sign-in there), which is the browser's now.
+    if (key === undefined) {
+      if (keptSignIn()?.key === keptKey) localStorage.removeItem(KEPT_SIGN_IN);
+    } else {
+      localStorage.setItem(KEPT_SIGN_IN, JSON.stringify({ account, key }));
+    }
   } catch {
     // storage disabled: this browser just cannot remember
   }
   keptKey = key;
 }
+
+// Tabs of one browser share its remembered sign-in (localStorage): each tab opened signs in
+// with it, side by side with the others (each its own connection, one device of the account
+// to the server). Another tab let it go (Sign out, /logout; or the server refused it): the
+// server has forgotten the key, so this tab, signed in with the same one, signs out too, as a
+// browser's tabs do, instead of going on until its next reconnect is refused. Another tab
+// keeping a sign-in of its own in its place changes nothing here.
+window.addEventListener("storage", (e) => {
+  if (e.key !== KEPT_SIGN_IN || e.newValue !== null || !client) return;
+  let gone = null;
+  try {
+    gone = JSON.parse(e.oldValue ?? "null");
+  } catch {
+    return; // not ours
+  }
+  const mine = client.device_key();
+  if (mine === undefined || gone?.key !== mine || client.account() === undefined) return;
+  keptKey = undefined; // forgotten already
+  client.sign_out(now());
+  pump();
+});
 
 // --- the devices panel ----------------------------------------------------------------------------
 
@@ -1410,11 +1447,11 @@ ui.input.addEventListener("keydown", (e) => {
     historyPos += 1;
     ui.input.value = historyPos === history.length ? draft : history[historyPos];
   } else if (e.key === "Tab" && !e.shiftKey && (cycling() || wordBeforeCursor())) {
-    // A word being typed: Tab completes it, and stays in the input when no nick fits (moving
+    // A word being typed: Tab completes it, and stays in the input when nothing fits (moving
     // on to Send, the next Enter would send the half-typed line). After a space, or in an
     // empty input, Tab moves on as everywhere else.
     e.preventDefault();
-    completeNick();
+    complete();
     return;
   } else {
     return;
@@ -1430,20 +1467,23 @@ function wordBeforeCursor() {
   return /(\S*)$/.exec(ui.input.value.slice(0, pos))[1];
 }
 
-// A run of Tabs: the nicks that matched the word typed, which one is in the input, where it
-// starts and ends (with its suffix), and the input as that Tab left it. Any other key, or an
-// input changed since, ends it.
+// A run of Tabs: what matched the word typed, which one is in the input, where it starts and
+// ends (with its suffix), and the input as that Tab left it. Any other key, or an input changed
+// since, ends it.
 let tabCycle = null;
 
-// Whether the last key was a Tab that put a nick in, and the input is as it left it.
+// Whether the last key was a Tab that completed, and the input is as it left it.
 function cycling() {
   const pos = ui.input.selectionStart ?? ui.input.value.length;
   return tabCycle !== null && tabCycle.value === ui.input.value && tabCycle.end === pos;
 }
 
-// Tab completes a member's nick (the model's) from what is typed before the cursor; Tab again
-// puts the next nick that matched in its place, round and round (as irssi and WeeChat do).
-function completeNick() {
+// Tab completes what is typed before the cursor as the terminal client does (the model's
+// matches, with their suffix): at the start of the line a command (`/jo`: `/join `), a room we
+// are in (`#ru`), or else a member's nick (`: ` after it at the start); Tab again puts the next
+// match in its place, round and round (as irssi and WeeChat do). Until the fortieth session the
+// page completed nicks only.
+function complete() {
   if (!client) return false;
   const pos = ui.input.selectionStart ?? ui.input.value.length;
   let start;
@@ -1455,27 +1495,27 @@ function completeNick() {
   } else {
     const word = wordBeforeCursor();
     if (!word) return false;
-    matches = client.nick_completions(word);
-    if (matches.length === 0) return false;
     start = pos - word.length;
+    matches = client.completions(word, start === 0);
+    if (matches.length === 0) return false;
     i = 0;
   }
-  const hit = matches[i];
-  const suffix = start === 0 ? ": " : " ";
   const value = ui.input.value;
-  ui.input.value = value.slice(0, start) + hit + suffix + value.slice(pos);
-  const end = start + hit.length + suffix.length;
+  ui.input.value = value.slice(0, start) + matches[i] + value.slice(pos);
+  const end = start + matches[i].length;
   ui.input.setSelectionRange(end, end);
   tabCycle = { start, matches, i, end, value: ui.input.value };
   return true;
 }
 
+// The room box joins the room typed (its `#` may be left out); not a room name, the box keeps
+// it to be mended, and the conversation says why.
 ui.joinForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const room = ui.joinInput.value.trim();
-  if (!room) return;
-  ui.joinInput.value = "";
-  input(`/join ${room.startsWith("#") ? room : "#" + room}`);
+  if (!room || !client) return;
+  if (client.join(room, now()) === undefined) ui.joinInput.value = "";
+  pump();
 });
 
 $("toggle-rooms").addEventListener("click", () => {
@@ -1657,6 +1697,7 @@ function start(nick, how = "guest", secret = "", remember = false) {
 
 // The client is made: the page follows it.
 function started() {
+  now(); // the wall clock, for the lines it makes
   client.set_device_label(deviceLabel());
   try {
     localStorage.setItem("natter.nick", client.me());

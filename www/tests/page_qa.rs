@@ -1567,3 +1567,79 @@ async fn query_scenario(browser: Browser, page: String, addr: SocketAddr) {
     )
     .await;
 }
+
+/// The sidebar's room box joins the room typed, or says why not: `a b` there joined `#a` with
+/// the key `b` until the fortieth session (the box made it `/join #a b`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_box_joins_a_room_or_says_why_not() {
+    with_page(
+        "natter-qa-room-box",
+        natter_server::ServerConfig::local_test(),
+        room_box_scenario,
+    )
+    .await;
+}
+
+async fn room_box_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("boxy")).await;
+    let submit = |room: &str| {
+        format!(
+            "document.getElementById('join-input').value = {}; \
+             document.getElementById('join-form').requestSubmit(); \
+             return document.getElementById('join-input').value;",
+            serde_json::Value::from(room)
+        )
+    };
+    let left = js(b, &submit("a b")).await;
+    wait_said(b, "#lobby", &["a room name is", "a b"]).await;
+    assert_eq!(left, "a b", "the box keeps what was typed, to be mended");
+    assert_eq!(text_of(b, "#conv-name").await, "#lobby");
+    let rooms = js(
+        b,
+        "return [...document.querySelectorAll('#room-list button')].map(x => x.dataset.conv);",
+    )
+    .await;
+    assert_eq!(rooms, serde_json::json!(["#lobby"]), "no room joined");
+    // A name without its `#` is a room all the same.
+    let left = js(b, &submit("Rust")).await;
+    assert_eq!(left, "");
+    wait_for!(
+        "#rust open",
+        (text_of(b, "#conv-name").await == "#rust").then_some(())
+    );
+}
+
+/// `/msg nick text` typed in a room says there what was sent, as the terminal client does:
+/// until the fortieth session the line went to the direct conversation out of sight, and
+/// Enter seemed to do nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_typed_in_a_room_is_said_there() {
+    with_page(
+        "natter-qa-msg-elsewhere",
+        natter_server::ServerConfig::local_test(),
+        msg_elsewhere_scenario,
+    )
+    .await;
+}
+
+async fn msg_elsewhere_scenario(browser: Browser, page: String, addr: SocketAddr) {
+    let b = &browser;
+    let (_wren, heard) = nc(addr, "wren").await;
+    open_page_as(b, &page, Some("mo")).await;
+    type_line(b, "/msg wren hi there").await;
+    wait_for!("wren to get it", heard.has("*mo* hi there"));
+    wait_said(b, "#lobby", &["-> *wren* hi there"]).await;
+    assert_eq!(text_of(b, "#conv-name").await, "#lobby");
+    // In the direct conversation itself the line shows as it is: nothing more is said.
+    js(b, "document.querySelector('#dm-list button').click();").await;
+    wait_for!(
+        "@wren open",
+        (text_of(b, "#conv-name").await == "wren").then_some(())
+    );
+    type_line(b, "/msg wren again").await;
+    wait_for!("wren to get the second", heard.has("*mo* again"));
+    wait_said(b, "@wren", &["again"]).await;
+    let said = log_of(b, "@wren").await;
+    assert!(!said.iter().any(|l| l.contains("-> *wren*")), "{said:?}");
+}

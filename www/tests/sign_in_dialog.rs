@@ -686,63 +686,22 @@ async fn bfcache_scenario(browser: Browser, page: String, addr: SocketAddr) {
 
 // --- signing in while the server is away -------------------------------------------------------
 
-/// As [`with_page`], the scenario given the server to stop when it wants (it is stopped after,
-/// if not).
-async fn with_page_and_server<F, Fut>(tag: &str, scenario: F)
-where
-    F: FnOnce(Browser, String, natter_server::Server) -> Fut,
-    Fut: std::future::Future<Output = Option<natter_server::Server>> + Send + 'static,
-{
-    let www = www_dir();
-    let server = natter_server::start(natter_server::ServerConfig::local_test())
-        .await
-        .expect("start natter-server");
-    let addr = *server
-        .local_addrs()
-        .first()
-        .expect("the server listens somewhere");
-    let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
-        .await
-        .expect("start natter-bridge");
-    let (driver, port) = start_chromedriver();
-    let profile = TempDir::new(&format!("{tag}-chromium"));
-    let browser = open_browser(port, &profile.0, &[]).await;
-    let page = format!("http://{}/", bridge.local_addr());
-    let mut task = tokio::spawn(scenario(browser.clone(), page, server));
-    let outcome = timeout(SCENARIO_LIMIT, &mut task).await;
-    task.abort();
-    let _ = timeout(Duration::from_secs(10), browser.close()).await;
-    drop(driver);
-    let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
-    match outcome {
-        Ok(Ok(server)) => {
-            if let Some(server) = server {
-                let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
-            }
-        }
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => panic!("the scenario task failed: {e}"),
-        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_asking_to_sign_in_while_the_server_is_away_is_told_and_goes_on() {
-    with_page_and_server("natter-dialog-away", away_scenario).await;
+    with_page_and_server_within(
+        SCENARIO_LIMIT,
+        "natter-dialog-away",
+        natter_server::ServerConfig::local_test(),
+        away_scenario,
+    )
+    .await;
 }
 
-async fn away_scenario(
-    browser: Browser,
-    page: String,
-    server: natter_server::Server,
-) -> Option<natter_server::Server> {
+async fn away_scenario(browser: Browser, page: String, server: TestServer) {
     let b = &browser;
     open_page_as(b, &page, Some("gus")).await;
     // The server goes (the bridge stays): the page waits to reconnect.
-    timeout(STEP, server.shutdown())
-        .await
-        .expect("the server stops in time")
-        .expect("stop natter-server");
+    server.stop().await;
     wait_for!(
         "the page to wait to reconnect",
         (conn_state(b).await == "reconnecting").then_some(())
@@ -776,7 +735,6 @@ async fn away_scenario(
     );
     assert_eq!(text_of(b, "#me-nick").await, "gus");
     assert_eq!(account_of(b).await, None);
-    None
 }
 
 // --- a sign-in the connection dropped before its answer -----------------------------------------

@@ -519,6 +519,48 @@ pub async fn with_page_within<F, Fut>(
     F: FnOnce(Browser, String, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    with_page_and_server_within(limit, tag, config, |b, page, server| {
+        scenario(b, page, server.addr())
+    })
+    .await;
+}
+
+/// The in-process natter-server of [`with_page_and_server_within`], which the scenario may stop
+/// when it wants ([`TestServer::stop`]); whatever the scenario did, it is stopped after.
+#[derive(Clone)]
+pub struct TestServer {
+    addr: std::net::SocketAddr,
+    server: Arc<tokio::sync::Mutex<Option<natter_server::Server>>>,
+}
+
+impl TestServer {
+    /// Where it listens (natter's own protocol).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops it (the bridge stays, and cannot reach it); nothing if it was stopped already.
+    pub async fn stop(&self) {
+        let server = self.server.lock().await.take();
+        if let Some(server) = server {
+            timeout(STEP, server.shutdown())
+                .await
+                .expect("the server stops in time")
+                .expect("stop natter-server");
+        }
+    }
+}
+
+/// As [`with_page_within`], the scenario given the server itself, to stop when it wants.
+pub async fn with_page_and_server_within<F, Fut>(
+    limit: Duration,
+    tag: &str,
+    config: natter_server::ServerConfig,
+    scenario: F,
+) where
+    F: FnOnce(Browser, String, TestServer) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let www = www_dir();
     let server = natter_server::start(config)
         .await
@@ -527,6 +569,10 @@ pub async fn with_page_within<F, Fut>(
         .local_addrs()
         .first()
         .expect("the server listens somewhere");
+    let server = TestServer {
+        addr,
+        server: Arc::new(tokio::sync::Mutex::new(Some(server))),
+    };
     let bridge = natter_bridge::start(natter_bridge::BridgeConfig::local_test(addr, www))
         .await
         .expect("start natter-bridge");
@@ -534,13 +580,17 @@ pub async fn with_page_within<F, Fut>(
     let profile = TempDir::new(&format!("{tag}-chromium"));
     let browser = open_browser(port, &profile.0, &[]).await;
     let page = format!("http://{}/", bridge.local_addr());
-    let mut task = tokio::spawn(scenario(browser.clone(), page, addr));
+    let mut task = tokio::spawn(scenario(browser.clone(), page, server.clone()));
     let outcome = timeout(limit, &mut task).await;
     task.abort();
     let _ = timeout(Duration::from_secs(10), browser.close()).await;
     drop(driver);
     let _ = timeout(Duration::from_secs(10), bridge.shutdown()).await;
-    let _ = timeout(Duration::from_secs(10), server.shutdown()).await;
+    // Stopped whatever the scenario did (a scenario that panicked holding the lock let it go).
+    let left = server.server.lock().await.take();
+    if let Some(left) = left {
+        let _ = timeout(Duration::from_secs(10), left.shutdown()).await;
+    }
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
