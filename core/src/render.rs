@@ -246,6 +246,17 @@ pub fn gap_words(room: &RoomName, first: Seq, last: Seq) -> String {
     format!("{n} {what} missed here ({room} #{first}..#{last})")
 }
 
+/// Below a room's lines kept from before it started over (a memory-only room
+/// dropped when empty and made again, or any room after a server restart: its history is
+/// another one from there): `#lobby started over since the lines above (emptied, or the server
+/// restarted); below is the new #lobby`.
+pub fn started_over_words(room: &RoomName) -> String {
+    format!(
+        "{room} started over since the lines above (emptied, or the server restarted); \
+         below is the new {room}"
+    )
+}
+
 /// The server welcomed us (as `nick` for the moment, when `signing_in` to an account: the nick
 /// a guest is given then is not worth saying, and a refused sign-in never talks under it).
 pub fn welcome_words(nick: &Nick, resumed: bool, signing_in: Option<&Nick>) -> String {
