@@ -17,7 +17,7 @@ async fn the_client_reconnects_to_a_restarted_server_and_keeps_chatting() {
     first.shutdown().await.expect("first server shuts down");
     alice
         .expect_where("a reconnect notice", |l| {
-            l.starts_with("-- connection lost; reconnecting")
+            l.starts_with("-- connection lost")
         })
         .await;
     alice.send("during the outage").await;
@@ -139,7 +139,7 @@ async fn a_dropped_connection_resumes_without_losing_or_repeating_lines() {
     relay.break_down();
     alice
         .expect_where("a reconnect notice", |l| {
-            l.starts_with("-- connection lost; reconnecting")
+            l.starts_with("-- connection lost")
         })
         .await;
     bob.send("while you were away").await;
@@ -204,7 +204,7 @@ async fn a_pipe_longer_than_what_a_reconnect_keeps_is_delivered_whole() {
     relay.break_down();
     alice
         .expect_where("a reconnect notice", |l| {
-            l.starts_with("-- connection lost; reconnecting")
+            l.starts_with("-- connection lost")
         })
         .await;
     // ~10 KB: the pipe holds what line mode does not read yet.
@@ -291,13 +291,12 @@ async fn line_mode_says_who_is_away_once_per_change_across_resumes() {
     let mut alice = Client::start("alice", relay.addr, &[]);
     alice.expect_containing("-- you are in #lobby ").await;
     alice.expect("-- away here: bob (at lunch)").await;
-    alice.expect("[#lobby] -- alice joined #lobby").await;
 
     // A change while the connection is down: said once it is back, the list not again.
     relay.break_down();
     alice
         .expect_where("a reconnect notice", |l| {
-            l.starts_with("-- connection lost; reconnecting")
+            l.starts_with("-- connection lost")
         })
         .await;
     bob.send("/away gone fishing").await;
@@ -313,7 +312,7 @@ async fn line_mode_says_who_is_away_once_per_change_across_resumes() {
     relay.break_down();
     alice
         .expect_where("a reconnect notice", |l| {
-            l.starts_with("-- connection lost; reconnecting")
+            l.starts_with("-- connection lost")
         })
         .await;
     bob.send("/back").await;

@@ -1362,7 +1362,7 @@ fn the_same_answer_to_a_question_asked_again_is_shown_again() {
 #[test]
 fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
     let mut c = chat_in(&["#a"]);
-    c.handle_event(&Event::Info("disconnected: reset".into()), T0);
+    c.handle_event(&Event::Info(render::lost_words("reset")), T0);
     let lost = ConnState::Reconnecting {
         at: T0,
         attempt: 1,
@@ -1390,8 +1390,7 @@ fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
     assert_eq!(
         kinds(&c, &rid("#a"))[1..],
         [
-            LineKind::Notice("disconnected: reset".into()),
-            LineKind::Notice("connection lost; reconnecting (attempt 1)".into()),
+            LineKind::Notice("connection lost: reset; reconnecting".into()),
             LineKind::Notice("could not connect to h:1: refused".into()),
         ]
     );

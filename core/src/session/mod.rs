@@ -388,7 +388,7 @@ impl Session {
                 self.reconnect_as_asked(now);
             }
             Phase::Open { welcomed: true } => {
-                self.info(format!("disconnected: {}", clean(reason)));
+                self.info(crate::render::lost_words(&clean(reason)));
                 self.schedule_reconnect(now);
             }
             Phase::Waiting { .. } | Phase::Closed => {}
@@ -1043,8 +1043,9 @@ impl Session {
             self.failed(why, now);
             return;
         }
+        // One notice per drop, with why (the server's `Bye` said its words already).
         if !why.is_empty() {
-            self.info(format!("connection lost: {why}"));
+            self.info(crate::render::lost_words(why));
         }
         self.event(Event::Close);
         self.schedule_reconnect(now);

@@ -289,8 +289,8 @@ impl Session {
                 self.reconnect_as_asked(now);
             }
             ServerMsg::Bye { reason } => {
-                // The server's words say why; no second notice.
-                self.info(clean(&reason));
+                // The server's words say why, in the one notice of the drop.
+                self.info(crate::render::lost_words(&clean(&reason)));
                 self.link.sent_away();
                 self.lost("", now);
             }

@@ -1603,9 +1603,23 @@ fn bye_is_shown_then_reconnects() {
         reason: "server shutting down".into(),
     });
     let evs = t.events();
-    assert_eq!(evs[0], Event::Info("server shutting down".into()));
+    // One notice of the drop, with the server's words, and nothing that words the state.
+    assert_eq!(
+        evs[0],
+        Event::Info("connection lost: server shutting down; reconnecting".into())
+    );
     assert_eq!(evs[1], Event::Close);
     assert_eq!(evs.len(), 3, "one notice: {evs:?}");
+    assert!(
+        evs.iter()
+            .filter_map(|e| match e {
+                Event::State(s) => crate::render::state_words(*s),
+                _ => None,
+            })
+            .next()
+            .is_none(),
+        "{evs:?}"
+    );
     assert!(matches!(
         t.s.state(),
         ConnState::Reconnecting { attempt: 1, .. }
@@ -4778,13 +4792,12 @@ fn a_first_connect_that_fails_says_why_and_when_it_retries_not_that_something_wa
     ));
     assert_eq!(
         printed(&t.events()),
-        [
-            "-- disconnected: the server closed the connection",
-            "-- connection lost; reconnecting (attempt 1)"
-        ]
+        ["-- connection lost: the server closed the connection; reconnecting"]
     );
     // While the server stays away, each failed attempt says why and when the next one is.
     t.run_to_deadline();
+    // Said once, with why (it was two notices: `disconnected: ...`, then `connection lost;
+    // reconnecting (attempt 1)`).
     t.events();
     t.s.handle_disconnected("could not connect to 127.0.0.1:1: refused", t.now);
     let lines = printed(&t.events());
