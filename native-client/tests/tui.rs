@@ -328,8 +328,7 @@ async fn a_line_typed_while_the_server_is_down_shows_as_pending_until_delivered(
     tmux.wait_for("carol", "-- you are in #lobby").await;
 
     first.shutdown().await.expect("first server shuts down");
-    tmux.wait_for("carol", "connection lost: ")
-        .await;
+    tmux.wait_for("carol", "connection lost: ").await;
     tmux.type_line("carol", LINE);
     let screen = tmux
         .wait_for("carol", &format!("<carol> {LINE} (sending)"))

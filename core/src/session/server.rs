@@ -117,7 +117,13 @@ impl Session {
                 self.handshake.token = Some(token);
                 self.handshake.signed_in_here = true;
                 let held = self.account.holds_messages();
-                self.account.signed_in_as(&account, key.as_ref());
+                let checked = self.account.signed_in_as(&account, key.as_ref());
+                if checked {
+                    self.info(format!(
+                        "your registration of {account} went through before the connection \
+                         dropped"
+                    ));
+                }
                 self.event(Event::SignedIn { account, key });
                 if held {
                     // The rooms asked for, then what was typed while the required sign-in was
@@ -634,8 +640,19 @@ impl Session {
         // A busy server's answer is not a refusal: the request is asked again by itself
         // (said next), so it is not said as one that could not be done.
         let what = (about == About::Account).then(|| self.account_request_words());
+        let checked = self
+            .account
+            .checking_registration()
+            .filter(|_| about == About::Account && kind == ErrorKind::SignInFailed)
+            .cloned();
         let refused = (about == About::Account).then(|| self.account.refused(kind, self.now));
         let text = match (what, &refused) {
+            // The sign-in that checked a registration whose answer a drop lost: not made.
+            _ if let Some(nick) = &checked => format!(
+                "your registration of {nick} did not go through: the connection dropped \
+                 before the server answered, and the server has no account {nick} with that \
+                 password (/register again)"
+            ),
             (_, Some(Refused::Later)) => clean(detail),
             // Too fast: not a verdict on the request, which may be asked again at once.
             (Some(Some(what)), _) if kind == ErrorKind::Flood => {

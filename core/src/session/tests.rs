@@ -3319,14 +3319,16 @@ fn a_sign_in_given_up_that_the_server_took_is_asked_again_when_the_resume_says_s
     }
 }
 
-/// A registration, and a sign-in waiting to ask a busy server again, are given up the same
-/// way; a session for the account only ends with it, saying why (the page's first dialog
-/// shows that and may ask again).
+/// A registration waiting to ask a busy server again, and a sign-in, are given up at a drop;
+/// a session for the account only ends with it, saying why (the page's first dialog shows that
+/// and may ask again).
 #[test]
 fn a_registration_or_a_sign_in_waiting_for_a_busy_server_is_given_up_at_a_drop() {
     let mut t = T::ready(Transport::Messages);
     t.s.register(pw("correct horse"), false, t.now);
     t.drain_paced();
+    t.recv(error(ErrorKind::Unavailable, Re::Conn));
+    assert!(t.s.account_pending(), "to be asked again by itself");
     t.events();
     t.s.handle_disconnected("reset", t.now);
     let evs = t.events();
@@ -3338,6 +3340,13 @@ fn a_registration_or_a_sign_in_waiting_for_a_busy_server_is_given_up_at_a_drop()
         "{evs:?}"
     );
     assert!(!t.s.account_pending());
+    let sent = restarted(&mut t, 2);
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m, ClientMsg::Register { .. } | ClientMsg::SignIn { .. })),
+        "{sent:?}"
+    );
 
     let mut t = T::ready(Transport::Messages);
     t.s.sign_in(nick("alice"), Proof::Password(pw("pw")), false, t.now);
@@ -4790,14 +4799,14 @@ fn a_first_connect_that_fails_says_why_and_when_it_retries_not_that_something_wa
             ..
         }
     ));
+    // Said once, with why (it was two notices: `disconnected: ...`, then `connection lost;
+    // reconnecting (attempt 1)`).
     assert_eq!(
         printed(&t.events()),
         ["-- connection lost: the server closed the connection; reconnecting"]
     );
     // While the server stays away, each failed attempt says why and when the next one is.
     t.run_to_deadline();
-    // Said once, with why (it was two notices: `disconnected: ...`, then `connection lost;
-    // reconnecting (attempt 1)`).
     t.events();
     t.s.handle_disconnected("could not connect to 127.0.0.1:1: refused", t.now);
     let lines = printed(&t.events());
@@ -6055,4 +6064,80 @@ fn a_throttled_registration_is_not_asked_again_by_itself() {
         !sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
         "{sent:?}"
     );
+}
+
+/// A registration whose answer a drop lost left the client a guest though the server may have
+/// made the account. The next welcome signs in with the name and password just registered
+/// (never registering again) and says what happened: it went through (here, resumed, the
+/// server had it signed in already), or it did not (a restart: the server has no such account).
+#[test]
+fn a_registration_whose_answer_a_drop_lost_is_found_out_by_signing_in() {
+    for made in [true, false] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.register(pw("correct horse"), false, t.now);
+        assert!(matches!(&t.drain_paced()[..], [ClientMsg::Register { .. }]));
+        t.events();
+        t.s.handle_disconnected("reset", t.now);
+        let evs = t.events();
+        assert!(
+            !evs.iter().any(|e| matches!(e, Event::Error { .. })),
+            "not said as failed: it may have gone through: {evs:?}"
+        );
+        assert!(
+            evs.iter().any(|e| matches!(e, Event::Info(text)
+                if text.contains("before the server answered your registration of alice"))),
+            "{evs:?}"
+        );
+        reconnect(&mut t);
+        t.welcome(2, made);
+        let sent = t.drain_paced();
+        assert_eq!(
+            sent.first(),
+            Some(&sign_in_msg(
+                "alice",
+                Proof::Password(pw("correct horse")),
+                false
+            )),
+            "made {made}: {sent:?}"
+        );
+        assert!(
+            !sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+            "never registered twice: {sent:?}"
+        );
+        t.events();
+        if made {
+            signed_in(&mut t, "alice", 3, None);
+            let evs = t.events();
+            assert!(
+                evs.iter().any(|e| matches!(e, Event::Info(text)
+                    if text == "your registration of alice went through before the connection dropped")),
+                "{evs:?}"
+            );
+            assert_eq!(t.s.account(), Some(&nick("alice")));
+        } else {
+            t.recv(ServerMsg::Error {
+                kind: ErrorKind::SignInFailed,
+                re: Re::Conn,
+                detail: "wrong account name or password".into(),
+            });
+            let evs = t.events();
+            assert!(
+                evs.iter().any(
+                    |e| matches!(e, Event::Error { about: About::Account, text, .. }
+                    if text.starts_with("your registration of alice did not go through"))
+                ),
+                "{evs:?}"
+            );
+            assert_eq!(t.s.account(), None);
+            assert!(!t.s.account_pending());
+            // Nothing is asked again behind the person's back.
+            let sent = restarted(&mut t, 4);
+            assert!(
+                !sent
+                    .iter()
+                    .any(|m| matches!(m, ClientMsg::Register { .. } | ClientMsg::SignIn { .. })),
+                "{sent:?}"
+            );
+        }
+    }
 }
