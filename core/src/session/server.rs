@@ -11,7 +11,8 @@ use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use crate::wire::{
-    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re, RoomEvent, ServerMsg,
+    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, RE_ACCOUNT_VERSION, Re, RoomEvent,
+    ServerMsg,
 };
 
 impl Session {
@@ -613,8 +614,22 @@ impl Session {
             {
                 About::Search
             }
+            // An account request refused as too fast, said so (version 14 on).
+            Re::Account => About::Account,
             // Account requests name nothing, or the account (a sign-in refused or throttled).
-            Re::Conn if self.account.answers(kind) => About::Account,
+            // A flood refusal naming nothing, from a server that names an account request's
+            // (version 14 on), refused another command: not the sign-in's answer, which is
+            // still to come.
+            Re::Conn
+                if self.account.answers(kind)
+                    && !(kind == ErrorKind::Flood
+                        && self
+                            .handshake
+                            .version
+                            .is_some_and(|v| v >= RE_ACCOUNT_VERSION)) =>
+            {
+                About::Account
+            }
             // A server admin's action names no room: its refusal answers something typed
             // (said each time, not once while it stays the same).
             Re::Conn
