@@ -30,7 +30,8 @@ async fn the_client_reconnects_to_a_restarted_server_and_keeps_chatting() {
         })
         .await;
     assert!(notice.contains("rejoining"), "{notice}");
-    alice.expect_containing("-- you are in #lobby ").await;
+    // Rejoined quietly (no `you are in` again): the join's own event says it, once.
+    alice.expect("[#lobby] -- alice joined #lobby").await;
 
     let mut bob = Client::start("bob", addr, &[]);
     bob.expect("-- connected as bob").await;
