@@ -246,6 +246,17 @@ pub fn gap_words(room: &RoomName, first: Seq, last: Seq) -> String {
     format!("{n} {what} missed here ({room} #{first}..#{last})")
 }
 
+/// Below a room's lines kept from before it started over (a memory-only room
+/// dropped when empty and made again, or any room after a server restart: its history is
+/// another one from there): `#lobby started over since the lines above (emptied, or the server
+/// restarted); below is the new #lobby`.
+pub fn started_over_words(room: &RoomName) -> String {
+    format!(
+        "{room} started over since the lines above (emptied, or the server restarted); \
+         below is the new {room}"
+    )
+}
+
 /// The server welcomed us (as `nick` for the moment, when `signing_in` to an account: the nick
 /// a guest is given then is not worth saying, and a refused sign-in never talks under it).
 pub fn welcome_words(nick: &Nick, resumed: bool, signing_in: Option<&Nick>) -> String {
@@ -522,19 +533,26 @@ pub fn nick_words(nick: &Nick) -> String {
 }
 
 /// A connection state worth a notice (`None` for connecting and connected, which the status
-/// shows, and for the wait after a failed attempt, which the session's own notice tells with
-/// its reason: `could not connect to HOST:PORT: why; retrying in 1s`).
+/// shows; for the wait after a loss, which the session's notice of it tells with why
+/// ([`lost_words`]); and for the wait after a failed attempt, which the session's own notice
+/// tells with its reason: `could not connect to HOST:PORT: why; retrying in 1s`).
 pub fn state_words(state: ConnState) -> Option<String> {
     match state {
-        ConnState::Reconnecting {
-            attempt,
-            lost: true,
-            ..
-        } => Some(format!("connection lost; reconnecting (attempt {attempt})")),
         ConnState::Closed => Some("disconnected".to_owned()),
-        ConnState::Reconnecting { lost: false, .. }
-        | ConnState::Connecting
-        | ConnState::Connected => None,
+        // A loss is said once, with why, by the session's notice of it ([`lost_words`]).
+        ConnState::Reconnecting { .. } | ConnState::Connecting | ConnState::Connected => None,
+    }
+}
+
+/// A connection the server had welcomed was lost, and why, said once per drop:
+/// `connection lost: the server closed the connection; reconnecting`. (It was two notices,
+/// `disconnected: ...` and then `connection lost; reconnecting (attempt 1)`; the status line
+/// counts the attempts.)
+pub fn lost_words(why: &str) -> String {
+    if why.is_empty() {
+        "connection lost; reconnecting".to_owned()
+    } else {
+        format!("connection lost: {why}; reconnecting")
     }
 }
 

@@ -19,7 +19,7 @@ use thiserror::Error;
 pub const MAGIC: [u8; 4] = [0x00, b'N', b'T', b'R'];
 
 /// The protocol version a client states in its hello. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 13;
+pub const PROTOCOL_VERSION: u16 = 14;
 
 /// The oldest version a server still speaks: version 5 differs from 6 only in the ban
 /// entries of [`ServerMsg::BanList`] and [`ServerMsg::ServerBans`] (no `at`), 6 from 7 only
@@ -67,6 +67,12 @@ pub const SEARCH_MORE_VERSION: u16 = 12;
 /// [`ClientMsg::NameDevice`], and its clients decode [`RememberedDevice::label`]. A client of
 /// 12 is sent [`ServerMsg::Devices`] without the labels ([`encode_frame_for`]).
 pub const DEVICE_LABEL_VERSION: u16 = 13;
+
+/// The first version whose clients are told which request a flood refusal refused when it is an
+/// account request ([`Re::Account`]): a client before it is sent [`Re::Conn`] instead
+/// ([`encode_frame_for`]), which names nothing, so it could not tell a `SignIn` refused as too
+/// fast from another command refused while its sign-in waited.
+pub const RE_ACCOUNT_VERSION: u16 = 14;
 
 /// Whether a server speaks `version` (a hello with another is refused).
 pub fn speaks(version: u16) -> bool {
@@ -641,6 +647,10 @@ pub enum Re {
     Room(RoomName),
     /// A request about this nick (a nick change: the nick asked for).
     Nick(Nick),
+    /// An account request (`SignIn`, `Register`, `ChangePassword`), where nothing else names
+    /// it: so far, its refusal as one too many at once (`Flood`). Version 14
+    /// ([`RE_ACCOUNT_VERSION`]); a client before it is sent [`Re::Conn`].
+    Account,
 }
 
 /// The limits a server enforces that a well-behaved client must respect, announced in
@@ -1202,10 +1212,27 @@ pub fn encode_frame<M: Serialize>(msg: &M) -> Result<Bytes, WireError> {
 /// [`encode_frame`], except that a client before version 7 gets a notice as a say or a direct
 /// message ([`without_notice`]), a client before version 12 a search's count no greater than
 /// the hits sent ([`SEARCH_MORE_VERSION`]), a client of 12 remembered devices without their
-/// labels ([`DEVICE_LABEL_VERSION`]), and a version-5 client ban entries without `at`.
+/// labels ([`DEVICE_LABEL_VERSION`]), a client before 14 a refusal naming [`Re::Account`] as
+/// naming [`Re::Conn`] ([`RE_ACCOUNT_VERSION`]), and a version-5 client ban entries without `at`.
 pub fn encode_frame_for(msg: &ServerMsg, version: u16) -> Result<Bytes, WireError> {
     if version >= PROTOCOL_VERSION {
         return encode_frame(msg);
+    }
+    if version < RE_ACCOUNT_VERSION
+        && let ServerMsg::Error {
+            kind,
+            re: Re::Account,
+            detail,
+        } = msg
+    {
+        return encode_frame_for(
+            &ServerMsg::Error {
+                kind: *kind,
+                re: Re::Conn,
+                detail: detail.clone(),
+            },
+            version,
+        );
     }
     if version < DEVICE_LABEL_VERSION
         && let ServerMsg::Devices { devices } = msg
@@ -1891,13 +1918,43 @@ mod tests {
         assert_eq!(RememberedDevice::id_words(0xab), "000000ab");
     }
 
+    /// A flood refusal of an account request names it (`Re::Account`) from version 14, appended
+    /// to `Re`; a client of 5 to 13, which cannot decode it, is sent `Re::Conn`, as before, and
+    /// still speaks.
+    #[test]
+    fn an_account_requests_refusal_names_it_from_version_14() {
+        assert_eq!((PROTOCOL_VERSION, RE_ACCOUNT_VERSION), (14, 14));
+        assert!((5..=14).all(speaks) && !speaks(15));
+        let refusal = |re| ServerMsg::Error {
+            kind: ErrorKind::Flood,
+            re,
+            detail: "too fast".into(),
+        };
+        let now = encode_frame_for(&refusal(Re::Account), PROTOCOL_VERSION).unwrap();
+        assert_eq!(now, encode_frame(&refusal(Re::Account)).unwrap());
+        let got: ServerMsg = decode_payload(&now[LEN_PREFIX..]).unwrap();
+        assert_eq!(got, refusal(Re::Account));
+        for old in 5..RE_ACCOUNT_VERSION {
+            assert_eq!(
+                encode_frame_for(&refusal(Re::Account), old).unwrap(),
+                encode_frame_for(&refusal(Re::Conn), old).unwrap(),
+                "version {old}"
+            );
+        }
+        // Every other refusal is written as ever.
+        assert_eq!(
+            encode_frame_for(&refusal(Re::Conn), 13).unwrap(),
+            encode_frame(&refusal(Re::Conn)).unwrap()
+        );
+    }
+
     /// Device labels came in version 13: two appended client messages, and a field of
     /// `RememberedDevice` that a client of 12 is never sent (its list keeps version 12's bytes);
     /// every client of 5 to 12 still speaks.
     #[test]
     fn device_labels_come_in_version_13_and_a_version_12_client_gets_none() {
-        assert_eq!((PROTOCOL_VERSION, DEVICE_LABEL_VERSION), (13, 13));
-        assert!((5..=13).all(speaks) && !speaks(14));
+        assert_eq!(DEVICE_LABEL_VERSION, 13);
+        assert!((5..=13).all(speaks));
         let label = DeviceLabel::new("natter on laptop").unwrap();
         let this = ClientMsg::ThisDevice {
             label: label.clone(),

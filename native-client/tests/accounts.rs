@@ -280,7 +280,7 @@ async fn a_resumed_terminal_hears_the_away_another_door_set_meanwhile() {
     ] {
         relay.set_down(true);
         term.expect_where("a reconnect notice", |l| {
-            l.starts_with("-- connection lost; reconnecting")
+            l.starts_with("-- connection lost")
         })
         .await;
         other.send(command).await;

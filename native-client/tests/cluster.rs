@@ -68,8 +68,7 @@ async fn cli_and_nc_users_on_three_nodes_see_every_line_once_in_one_order() {
         cli("carol", &[a[2], a[0], a[1]]),
     ];
     for c in &mut clis {
-        let me = c.name.clone();
-        c.expect(&format!("[#r] -- {me} joined #r")).await;
+        c.expect_containing("-- you are in #r ").await;
     }
     let mut dave = Nc::join(a[1], "dave", "#r").await;
     let mut erin = Nc::join(a[2], "erin", "#r").await;
@@ -130,9 +129,9 @@ async fn a_node_killed_mid_stream_costs_its_users_nothing_acknowledged() {
     let a: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     // Alice is on the node that dies; bob talks from another; carol (nc) listens on the third.
     let mut alice = cli("alice", &[a[0], a[1], a[2]]);
-    alice.expect("[#r] -- alice joined #r").await;
+    alice.expect_containing("-- you are in #r ").await;
     let mut bob = cli("bob", &[a[1], a[2], a[0]]);
-    bob.expect("[#r] -- bob joined #r").await;
+    bob.expect_containing("-- you are in #r ").await;
     let mut carol = Nc::join(a[2], "carol", "#r").await;
 
     // A stream of lines, one at a time as each is acknowledged (line mode's lockstep).
@@ -184,7 +183,7 @@ async fn a_node_killed_mid_stream_costs_its_users_nothing_acknowledged() {
 
     // History: someone who comes later, on the third node, gets each line once.
     let mut dave = cli("dave", &[a[2]]);
-    dave.expect("[#r] -- dave joined #r").await;
+    dave.expect_containing("-- you are in #r ").await;
     for l in &lines {
         let want = format!("[#r] <bob> {l}");
         assert_eq!(dave.count(&want), 1, "{want}: {:#?}", dave.seen);

@@ -296,7 +296,7 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
         .unwrap()
         .to_owned();
     let mut cli = Client::start("clia", addr, &[]);
-    cli.expect_containing("-- clia joined #lobby").await;
+    cli.expect_containing("-- you are in #lobby ").await;
     for joiner in [ncnick.as_str(), "clia"] {
         tmux.wait_line("irssi", &[joiner, "has joined #lobby"])
             .await;

@@ -10,7 +10,7 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
     let (server, addr) = server().await;
     let mut alice = Client::start("alice", addr, &[]);
     alice.expect("-- connected as alice").await;
-    alice.expect("[#lobby] -- alice joined #lobby").await;
+    alice.expect_containing("-- you are in #lobby ").await;
     let mut bob = Client::start("bob", addr, &[]);
     bob.expect("-- connected as bob").await;
     alice.expect("[#lobby] -- bob joined #lobby").await;
@@ -24,11 +24,11 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
 
     // A second room: joining makes it current; its chat is labelled with it.
     alice.send("/join #rust").await;
-    alice.expect("[#rust] -- alice joined #rust").await;
+    alice.expect_containing("-- you are in #rust ").await;
     bob.send("/join #Rust").await;
     alice.expect("[#rust] -- bob joined #rust").await;
     // Typed chat goes to the joined room once the join is answered.
-    bob.expect("[#rust] -- bob joined #rust").await;
+    bob.expect_containing("-- you are in #rust ").await;
     bob.send("in rust now").await;
     alice.expect("[#rust] <bob> in rust now").await;
 
@@ -100,7 +100,7 @@ async fn two_clients_chat_in_rooms_and_by_direct_message() {
 async fn a_piped_client_sends_its_lines_and_exits_once_acknowledged() {
     let (server, addr) = server().await;
     let mut alice = Client::start("alice", addr, &[]);
-    alice.expect("[#lobby] -- alice joined #lobby").await;
+    alice.expect_containing("-- you are in #lobby ").await;
 
     // Like `printf 'first\nsecond\n' | natter --nick bot`: all input is there before it connects.
     let mut bot = Client::start("bot", addr, &[]);
@@ -203,7 +203,7 @@ async fn a_server_that_cannot_be_reached_is_said_so_not_called_a_lost_connection
 async fn a_commands_answer_is_printed_before_the_next_lines() {
     let (server, addr) = server().await;
     let mut c = Client::start("kicker", addr, &[]);
-    c.expect("[#lobby] -- kicker joined #lobby").await;
+    c.expect_containing("-- you are in #lobby ").await;
     c.send("/kick nobody").await;
     c.send("/ban").await;
     c.expect_containing("error: usage: /ban").await;
@@ -391,8 +391,8 @@ async fn a_server_of_another_protocol_version_ends_the_client_with_exit_1() {
 async fn rooms_given_on_the_command_line_are_joined() {
     let (server, addr) = server().await;
     let mut c = Client::start("multi", addr, &["--room", "#one", "--room", "two"]);
-    c.expect("[#one] -- multi joined #one").await;
-    c.expect("[#two] -- multi joined #two").await;
+    c.expect_containing("-- you are in #one ").await;
+    c.expect_containing("-- you are in #two ").await;
     c.send("/rooms").await;
     let rooms = c.expect_containing("-- rooms: ").await;
     assert!(
@@ -461,14 +461,14 @@ async fn the_config_file_gives_server_nick_and_rooms_and_flags_override_it() {
 
     let mut c = Client::start_with("fromfile", &["--config".into(), config.clone()]);
     c.expect("-- connected as fromfile").await;
-    c.expect("[#cfg] -- fromfile joined #cfg").await;
+    c.expect_containing("-- you are in #cfg ").await;
     c.close_stdin();
     assert!(c.exit_status().await.success());
 
     let args = ["--config", &config, "--nick", "flagged", "--room", "#flag"].map(String::from);
     let mut d = Client::start_with("flagged", &args);
     d.expect("-- connected as flagged").await;
-    d.expect("[#flag] -- flagged joined #flag").await;
+    d.expect_containing("-- you are in #flag ").await;
     d.close_stdin();
     assert!(d.exit_status().await.success());
 
@@ -503,7 +503,7 @@ async fn the_config_file_gives_server_nick_and_rooms_and_flags_override_it() {
 async fn history_and_search_print_one_line_each_with_room_and_time() {
     let (server, addr) = server_with(long_history).await;
     let mut bob = Client::start("bob", addr, &[]);
-    bob.expect("[#lobby] -- bob joined #lobby").await;
+    bob.expect_containing("-- you are in #lobby ").await;
     for i in 1..=60 {
         bob.send(&format!("old line {i:03}")).await;
     }
@@ -637,7 +637,7 @@ async fn a_piped_question_is_answered_before_the_client_exits() {
 async fn a_client_that_quits_after_more_lines_than_the_flood_burst_frees_its_nick() {
     let (server, addr) = server().await;
     let mut alice = Client::start("alice", addr, &[]);
-    alice.expect("[#lobby] -- alice joined #lobby").await;
+    alice.expect_containing("-- you are in #lobby ").await;
     let mut bot = Client::start("bot", addr, &[]);
     bot.expect("-- connected as bot").await;
     let n = natter_core::limits::FLOOD_BURST as usize + 6;
@@ -830,11 +830,44 @@ async fn a_refused_nick_change_makes_the_exit_status_1() {
 async fn quit_typed_says_goodbye() {
     let (server, addr) = server().await;
     let mut alice = Client::start("alice", addr, &[]);
-    alice.expect("[#lobby] -- alice joined #lobby").await;
+    alice.expect_containing("-- you are in #lobby ").await;
     alice.send("/quit see you").await;
     alice.expect("-- goodbye").await;
     assert!(alice.exit_status().await.success());
     alice.drain().await;
     assert_eq!(alice.count("-- disconnected"), 0, "{:#?}", alice.seen);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// Line mode printed our own join twice: `-- you are in #lobby with: bob`, then the join's
+/// replay's last event, `[#lobby] -- alice joined #lobby`. Once now, by the notice; the
+/// replay's other joins are printed, and the others still see ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_own_join_is_printed_once() {
+    let (server, addr) = server().await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect_containing("-- you are in #lobby ").await;
+    let mut alice = Client::start("alice", addr, &[]);
+    alice.expect("-- you are in #lobby with: bob").await;
+    alice.expect("[#lobby] -- bob joined #lobby").await;
+    bob.expect("[#lobby] -- alice joined #lobby").await;
+    alice.send("hi").await;
+    alice.expect("[#lobby] <alice> hi").await;
+    assert_eq!(
+        alice.count("[#lobby] -- alice joined #lobby"),
+        0,
+        "{:#?}",
+        alice.seen
+    );
+    assert_eq!(
+        alice
+            .seen
+            .iter()
+            .filter(|l| l.starts_with("-- you are in #lobby"))
+            .count(),
+        1,
+        "{:#?}",
+        alice.seen
+    );
     server.shutdown().await.expect("server shuts down");
 }

@@ -1796,6 +1796,9 @@ impl ChangeView {
                 key: id.key(),
                 lines: outgoing(id, chat),
             },
+            // A join's replay put above the notice of the join (once a join, rare): redrawn
+            // from the model.
+            Change::LineInserted { .. } => ChangeView::All,
             Change::LinesPrepended { conv: id, first, n } => {
                 let Some(c) = conv(id) else {
                     return ChangeView::All;

@@ -67,6 +67,16 @@ pub enum Change {
         /// The line.
         id: LineId,
     },
+    /// A line was put before the line after it ([`Conv::line_after`](super::Conv::line_after)
+    /// finds that one), not at the end: an event a join replays is older than the notice of
+    /// the join (`you are in #rust with: ...`), which came first, and goes above it. No scroll
+    /// to it: it is history.
+    LineInserted {
+        /// The room.
+        conv: ConvId,
+        /// The line.
+        id: LineId,
+    },
     /// A conversation's oldest lines were dropped (it keeps at most
     /// [`crate::limits::CHAT_MAX_LINES`]).
     LinesTrimmed {
@@ -80,8 +90,9 @@ pub enum Change {
     Outgoing(ConvId),
     /// Older lines (scrollback) were put in front of a room's history: `n` lines, from the one
     /// with id `first` on (their ids are consecutive), right before the line that was the
-    /// room's oldest event (or at the end when there was none;
-    /// [`Conv::line_after`](super::Conv::line_after) finds it).
+    /// room's oldest event (in a room that started over since lines were kept, the first line
+    /// below the notice that says so), or at the end when there was none;
+    /// [`Conv::line_after`](super::Conv::line_after) finds it.
     LinesPrepended {
         /// The room.
         conv: ConvId,
@@ -123,6 +134,7 @@ impl Log {
         let idempotent = !matches!(
             change,
             Change::LineAdded { .. }
+                | Change::LineInserted { .. }
                 | Change::LinesTrimmed { .. }
                 | Change::LinesPrepended { .. }
                 | Change::MemberAdded { .. }

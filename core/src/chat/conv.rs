@@ -216,6 +216,14 @@ pub struct Conv {
     /// otherwise (our own join, which the notice of the join says), in any visit. A join again
     /// replays our parts and joins of the visits before: up to it, they were said.
     pub(super) seen: Option<Seq>,
+    /// Rooms: the first line of the notice of this visit's join (`you are in #rust with:
+    /// ...`), said when the join came and before its replay, until a live event comes: the
+    /// replay's events are older than it, and go above it ([`Conv::insert_before`]).
+    pub(super) join_mark: Option<LineId>,
+    /// Rooms that started over since lines were kept ([`Conv::made_anew`]): the line that says
+    /// so, below the old room's lines. The new room's older lines go right below it
+    /// ([`Conv::prepend`]), never among the old room's, whose seqs were another numbering.
+    pub(super) anew_mark: Option<LineId>,
     /// Bumped on every change to it, so a front end can tell cheaply whether to redraw it.
     pub(super) revision: u64,
     /// When it was last active (a model-wide counter): the stalest direct conversation goes
@@ -246,6 +254,8 @@ impl Conv {
             peer_away: None,
             rejoined_after: None,
             seen: None,
+            join_mark: None,
+            anew_mark: None,
             revision: 0,
             active: 0,
         }
@@ -369,6 +379,25 @@ impl Conv {
 
     /// Appends a line; returns how many old lines were dropped to stay within the bound (0 or 1).
     pub(super) fn push(&mut self, line: Line) -> usize {
+        let dropped = self.make_room();
+        self.lines.push_back(line);
+        self.revision += 1;
+        dropped
+    }
+
+    /// Puts a line right before the line with id `mark`; `None` (and nothing done) when that
+    /// line is not kept. Otherwise how many old lines were dropped to stay within the bound.
+    pub(super) fn insert_before(&mut self, mark: LineId, line: Line) -> Option<usize> {
+        self.lines.iter().position(|l| l.id == mark)?;
+        let dropped = self.make_room();
+        let at = self.lines.iter().position(|l| l.id == mark)?;
+        self.lines.insert(at, line);
+        self.revision += 1;
+        Some(dropped)
+    }
+
+    /// Drops the oldest line if the bound is reached, for one more; how many went (0 or 1).
+    fn make_room(&mut self) -> usize {
         let mut dropped = 0;
         if self.lines.len() >= CHAT_MAX_LINES {
             self.lines.pop_front();
@@ -380,8 +409,6 @@ impl Conv {
                 self.older = Scrollback::More;
             }
         }
-        self.lines.push_back(line);
-        self.revision += 1;
         dropped
     }
 
@@ -427,14 +454,21 @@ impl Conv {
 
     /// Puts older lines (oldest first) in front of everything the room holds: they are older
     /// than every line here, notices included (the notice of our joining marks where this
-    /// visit began, which is after them). Only as many as fit under [`CHAT_MAX_LINES`], the
-    /// newest of them. Returns how many went in.
+    /// visit began, which is after them). In a room that started over since lines were kept,
+    /// in front of everything below the notice that says so ([`Conv::anew_mark`]): the old
+    /// room's lines above it are another room's, older still, and not to be interleaved with.
+    /// Only as many as fit under [`CHAT_MAX_LINES`], the newest of them. Returns how many went
+    /// in.
     pub(super) fn prepend(&mut self, older: Vec<Line>) -> usize {
         let room = CHAT_MAX_LINES.saturating_sub(self.lines.len());
         let skip = older.len().saturating_sub(room);
         let n = older.len() - skip;
+        let start = self
+            .anew_mark
+            .and_then(|mark| self.lines.iter().position(|l| l.id == mark))
+            .map_or(0, |at| at + 1);
         for (i, line) in older.into_iter().skip(skip).enumerate() {
-            self.lines.insert(i, line);
+            self.lines.insert(start + i, line);
         }
         if n > 0 {
             self.revision += 1;
@@ -480,6 +514,7 @@ impl Conv {
         self.policy = RoomPolicy::default();
         self.policy_seen = false;
         self.kicked = None;
+        self.join_mark = None;
         self.revision += 1;
     }
 

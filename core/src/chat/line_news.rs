@@ -3,14 +3,15 @@
 //! ([`AwayNews`]); a rename or a quit once, though it comes as an event in every room we share
 //! with its user (nc says it once too), and our own rename only as the session's news of it;
 //! and `/who` with operators marked (`@alice`), from the rooms' settings the server sends after
-//! each join and change.
+//! each join and change. Our own join is said once, by the notice of it (`-- you are in #rust
+//! with: ...`), not again as the last event its replay brings (`[#rust] -- me joined #rust`).
 
 use super::away_news::AwayNews;
 use super::policy::RoomPolicy;
 use crate::limits::LINE_NEWS_MAX_USERS;
 use crate::render;
 use crate::session::Event;
-use crate::types::{Nick, RoomName};
+use crate::types::{Nick, RoomName, Seq};
 use crate::wire::{EventKind, RoomEvent};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -24,6 +25,8 @@ pub struct LineNews {
     /// The latest renames and quits said, by the user's folded nick: what it was and the
     /// rooms it came through so far.
     said: VecDeque<(String, EventKind, Vec<RoomName>)>,
+    /// Per room we joined, the seq of our join, until its replay brings it.
+    joins: BTreeMap<RoomName, Seq>,
 }
 
 impl LineNews {
@@ -32,6 +35,19 @@ impl LineNews {
         let mut lines = self.away.lines(ev, me);
         match ev {
             Event::Room(e) if self.repeats(e) => return lines,
+            // The replay's last event, our own join: the notice of the join said it.
+            Event::Room(RoomEvent {
+                room,
+                seq,
+                kind: EventKind::Join,
+                ..
+            }) if self.joins.get(room) == Some(seq) => {
+                self.joins.remove(room);
+                return lines;
+            }
+            Event::Joined { room, seq, .. } => {
+                self.joins.insert(room.clone(), *seq);
+            }
             // Our own rename: `-- you are now known as ...` (the session's `Nick`) says it, as
             // nc says it, before or after this event.
             Event::Room(RoomEvent {
@@ -53,6 +69,7 @@ impl LineNews {
             }
             Event::Parted { room, .. } => {
                 self.policies.remove(room);
+                self.joins.remove(room);
             }
             Event::Members {
                 room,
@@ -132,6 +149,50 @@ mod tests {
 
     fn renamed(new: &str) -> EventKind {
         EventKind::Nick { new: nick(new) }
+    }
+
+    /// Line mode printed our own join twice: `-- you are in #a with: bob`, then the replay's
+    /// last event, `[#a] -- me joined #a`. Once now, by the notice; the replay's other joins,
+    /// ours of an earlier visit, and a live join of ours in a room joined again are said.
+    #[test]
+    fn our_own_join_is_printed_once() {
+        let me = nick("me");
+        let mut n = LineNews::default();
+        let joined = |seq| Event::Joined {
+            room: room("#a"),
+            topic: None,
+            members: vec![nick("me"), nick("bob")],
+            seq: Seq(seq),
+        };
+        let mut said = Vec::new();
+        for ev in [
+            joined(3),
+            ev("#a", 1, "me", EventKind::Join),
+            ev("#a", 2, "bob", EventKind::Join),
+            ev("#a", 3, "me", EventKind::Join),
+        ] {
+            said.extend(n.lines(&ev, &me));
+        }
+        assert_eq!(
+            said,
+            [
+                "-- you are in #a with: bob",
+                "[#a] -- me joined #a",
+                "[#a] -- bob joined #a"
+            ]
+        );
+        assert_eq!(said.iter().filter(|l| l.contains("me joined")).count(), 1);
+        // Parted, then joined again: the same once more.
+        n.lines(
+            &Event::Parted {
+                room: room("#a"),
+                kicked: false,
+            },
+            &me,
+        );
+        let mut said = n.lines(&joined(5), &me);
+        said.extend(n.lines(&ev("#a", 5, "me", EventKind::Join), &me));
+        assert_eq!(said, ["-- you are in #a with: bob"]);
     }
 
     /// Line mode printed `-- bob is now known as bobby` once per room shared with bob (three

@@ -927,12 +927,16 @@ impl Chat {
                 .push(conv.unwrap_or_else(|| Conv::new(id.clone(), room.to_string())));
             self.log.push(Change::List);
         }
+        // Our join is newer than anything the room held: one at or below it is another room's
+        // numbering.
+        if self
+            .conv(&id)
+            .and_then(|c| c.rejoined_after)
+            .is_some_and(|after| seq <= after)
+        {
+            self.started_over(&id, self.stamp(now));
+        }
         if let Some(c) = self.conv_mut(&id) {
-            // Our join is newer than anything the room held: one at or below it is another
-            // room's numbering.
-            if c.rejoined_after.is_some_and(|after| seq <= after) {
-                c.made_anew();
-            }
             c.members.set(members);
             // Who is away comes after it (`AwayHere`), if anyone is.
             c.away.clear();
@@ -947,8 +951,13 @@ impl Chat {
         // Operators are not known yet: the room's `Policy` follows the join. Said each time,
         // as "you left" is: a room joined again keeps its lines, whose last may be the notice
         // of the visit before, which read as if this join had not happened.
+        let mark = LineId(self.next_line + 1);
         for words in render::joined_words(room, topic, members, &[], Some(&self.me)) {
             self.answer_in(&id, LineKind::Notice(words), now);
+        }
+        // The replay that follows is older than this notice: it goes above it.
+        if let Some(c) = self.conv_mut(&id) {
+            c.join_mark = Some(mark);
         }
         let from_server = self.current == ConvId::Server;
         let reopen = self.reopen.iter().position(|r| *r == id);
@@ -1148,16 +1157,24 @@ impl Chat {
             // A member's session moving to another server shows nothing.
             return;
         }
+        // Replayed by our join: older than the notice of it, so shown above it.
+        let replayed = self
+            .conv(&id)
+            .and_then(|c| c.live_after)
+            .is_some_and(|at| ev.seq <= at);
         if let Some(c) = self.conv_mut(&id) {
             c.seen = c.seen.max(Some(ev.seq));
+            if !replayed {
+                c.join_mark = None;
+            }
         }
         if let Some(after) = self.conv_mut(&id).and_then(|c| c.rejoined_after.take()) {
             let anew = ev.seq <= after && self.conv(&id).is_some_and(|c| c.holds_other(ev));
             if anew {
                 // Not the event a kept line of this seq was: the room's seqs started over
                 // (made anew; our join's seq was above the old lines'). Shown from here on.
+                self.started_over(&id, ev.at);
                 if let Some(c) = self.conv_mut(&id) {
-                    c.made_anew();
                     c.seen = Some(ev.seq);
                 }
             } else if ev.seq <= after {
@@ -1170,15 +1187,11 @@ impl Chat {
                 let (first, last) = (Seq(after.0 + 1), Seq(ev.seq.0 - 1));
                 let words = render::gap_words(&ev.room, first, last);
                 let line = self.make_line(ev.at, None, LineKind::Gap { first, last, words });
-                self.add_line(&id, line);
+                self.add_event_line(&id, line, replayed);
             }
             // The first event after what was shown is our own part, which left the room: said
             // as "you left" where we landed then, it read here, below the notice of this join,
             // as if we had left again.
-            let replayed = self
-                .conv(&id)
-                .and_then(|c| c.live_after)
-                .is_some_and(|at| ev.seq <= at);
             if replayed
                 && matches!(ev.kind, EventKind::Part { .. })
                 && ev.from.folded() == self.me.folded()
@@ -1278,7 +1291,7 @@ impl Chat {
             && ev.from.folded() == self.me.folded()
             && self.conv(&id).and_then(|c| c.live_after) == Some(ev.seq);
         if !own_join {
-            self.add_line(&id, line);
+            self.add_event_line(&id, line, replayed);
         }
         if ev.seq == Seq(1) {
             // A room's first event: nothing is older.
@@ -1670,6 +1683,54 @@ impl Chat {
         if matches!(id, ConvId::Direct(_)) {
             self.touch(id);
         }
+    }
+
+    /// A line of a room's event: one its join replays (`replayed`) goes above the notice of
+    /// the join, while that is held ([`Conv::join_mark`]); any other at the end.
+    fn add_event_line(&mut self, id: &ConvId, line: Line, replayed: bool) {
+        let line_id = line.id;
+        let Some(c) = self.conv_mut(id) else {
+            return;
+        };
+        let Some(dropped) = c
+            .join_mark
+            .filter(|_| replayed)
+            .and_then(|mark| c.insert_before(mark, line.clone()))
+        else {
+            return self.add_line(id, line);
+        };
+        if dropped > 0 {
+            self.log.push(Change::Scrollback(id.clone()));
+            self.log.push(Change::LinesTrimmed {
+                conv: id.clone(),
+                n: dropped,
+            });
+        }
+        self.log.push(Change::LineInserted {
+            conv: id.clone(),
+            id: line_id,
+        });
+    }
+
+    /// A room kept from an earlier visit started over (its seqs from 1 again: a memory-only
+    /// room dropped when empty and made again, or any room after a restart): its kept lines
+    /// are the old room's ([`Conv::made_anew`]), and a notice below them says so, above
+    /// everything of the new room: its replay, and its older lines loaded by scrolling up.
+    fn started_over(&mut self, id: &ConvId, at: Millis) {
+        let ConvId::Room(room) = id else {
+            return;
+        };
+        let words = render::started_over_words(room);
+        let line = self.make_line(at, None, LineKind::Notice(words));
+        let mark = line.id;
+        let Some(c) = self.conv_mut(id) else {
+            return;
+        };
+        c.made_anew();
+        c.anew_mark = Some(mark);
+        // Below the old lines: before this visit's join notice when that was said already.
+        let replayed = c.join_mark.is_some();
+        self.add_event_line(id, line, replayed);
     }
 
     /// A notice or error line; the same one right after itself (one per failed reconnect

@@ -831,10 +831,12 @@ fn a_room_joined_again_keeps_its_lines_and_adds_only_what_is_new() {
     c.handle_event(&joined("#a", 20, &["me"]), T0);
     c.handle_event(&say("#a", 18, "bob", "late"), T0);
     let lines = kinds(&c, &rid("#a"));
+    // Replayed: above the notice of this join.
     assert!(
         matches!(
-            &lines[lines.len() - 2..],
-            [LineKind::Gap { first: Seq(7), last: Seq(17), .. }, l] if *l == says("bob", "late")
+            &lines[lines.len() - 3..],
+            [LineKind::Gap { first: Seq(7), last: Seq(17), .. }, l, LineKind::Notice(_)]
+                if *l == says("bob", "late")
         ),
         "{lines:#?}"
     );
@@ -903,8 +905,17 @@ fn parting_and_joining_again_and_again_shows_each_visit_once() {
     c.handle_event(&say("#r", seq + 3, "bob", "you missed this"), T0);
     c.handle_event(&me(seq + 4, EventKind::Join), T0);
     let r = texts(&c, "#r");
-    let tail: Vec<&str> = r.iter().rev().take(2).rev().map(String::as_str).collect();
-    assert_eq!(tail, ["bob joined #r", "<bob> you missed this"], "{r:#?}");
+    // Replayed, above the notice of this join.
+    let tail: Vec<&str> = r.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "bob joined #r",
+            "<bob> you missed this",
+            "you are in #r with: bob"
+        ],
+        "{r:#?}"
+    );
 }
 
 /// A memory-only server drops a room nobody is in, and one made again counts its seqs from 1
@@ -1016,7 +1027,11 @@ fn a_room_made_anew_that_outgrew_the_old_one_is_told_by_its_replay() {
         "{r:#?}"
     );
     assert_eq!(r.iter().filter(|t| *t == "<bob> live").count(), 1, "{r:#?}");
-    assert_eq!(r.last().unwrap(), "<bob> after");
+    // Replayed (our join is 11): above the notice of the join.
+    assert_eq!(
+        r[r.len() - 2..],
+        ["<bob> after", "you are in #r with: carol"]
+    );
 }
 
 /// Put out of a room, we are told who did it and why where we land: the room's own lines,
@@ -1347,7 +1362,7 @@ fn the_same_answer_to_a_question_asked_again_is_shown_again() {
 #[test]
 fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
     let mut c = chat_in(&["#a"]);
-    c.handle_event(&Event::Info("disconnected: reset".into()), T0);
+    c.handle_event(&Event::Info(render::lost_words("reset")), T0);
     let lost = ConnState::Reconnecting {
         at: T0,
         attempt: 1,
@@ -1375,8 +1390,7 @@ fn repeated_notices_show_once_and_reconnects_are_marked_where_they_begin() {
     assert_eq!(
         kinds(&c, &rid("#a"))[1..],
         [
-            LineKind::Notice("disconnected: reset".into()),
-            LineKind::Notice("connection lost; reconnecting (attempt 1)".into()),
+            LineKind::Notice("connection lost: reset; reconnecting".into()),
             LineKind::Notice("could not connect to h:1: refused".into()),
         ]
     );
@@ -1746,9 +1760,9 @@ fn our_own_join_is_said_once_by_the_notice_of_it() {
     assert_eq!(
         texts(&c, "#a"),
         [
-            "you are in #a with: bob",
             "bob joined #a",
             "<bob> hi",
+            "you are in #a with: bob",
             "carol joined #a",
         ]
     );
@@ -1817,10 +1831,10 @@ fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
             "<carol> hi me, long ago",
             "dave joined #a",
             "<bob> thirty-nine",
-            "you are in #a with: bob",
             "<bob> forty",
+            "you are in #a with: bob",
         ],
-        "above the notice of our join, which stays where this visit began; 40 once"
+        "above the replay, itself above the notice of our join; 40 once"
     );
     let lines = c.conv(&a).unwrap().lines().clone();
     let first = lines[0].id;
@@ -1840,8 +1854,8 @@ fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
         c.conv(&a)
             .unwrap()
             .line_after(lines[2].id)
-            .and_then(|l| l.kind.words()),
-        Some("you are in #a with: bob"),
+            .map(|l| l.kind.clone()),
+        Some(says("bob", "forty")),
         "the page says where they went"
     );
     // History, not news: no unread count, no alert, no member change.
@@ -3192,5 +3206,118 @@ fn the_device_list_shows_each_devices_label_in_the_open_conversation() {
     assert!(
         notices[n - 1].starts_with("000000ff: remembered "),
         "{notices:?}"
+    );
+}
+
+/// On a first join the room's replay (the lines said before it) came below the notice of the
+/// join, `you are in #a with: bob`, so the times ran backwards: the replay is older and goes
+/// above it, in its order, and what comes live goes below; a front end is told where each
+/// went (`LineInserted`, the line after it being the notice), without being told to scroll.
+#[test]
+fn a_first_join_shows_its_replay_above_the_notice_of_the_join() {
+    let mut c = Chat::new(nick("me"));
+    c.handle_event(&Event::State(ConnState::Connected), T0);
+    c.handle_event(&joined("#a", 4, &["me", "bob"]), T0);
+    drain(&mut c);
+    c.handle_event(&room_ev("#a", 1, "bob", EventKind::Join), T0);
+    c.handle_event(&say("#a", 2, "bob", "first"), T0);
+    c.handle_event(&say("#a", 3, "bob", "second"), T0);
+    let changes = drain(&mut c);
+    let a = c.conv(&rid("#a")).unwrap();
+    let notice = a
+        .lines()
+        .iter()
+        .find(|l| l.kind == LineKind::Notice("you are in #a with: bob".into()))
+        .unwrap()
+        .id;
+    let inserted: Vec<LineId> = changes
+        .iter()
+        .filter_map(|ch| match ch {
+            Change::LineInserted { conv, id } if *conv == rid("#a") => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inserted.len(), 3, "{changes:?}");
+    assert!(
+        !changes
+            .iter()
+            .any(|ch| matches!(ch, Change::LineAdded { .. } | Change::LinesPrepended { .. })),
+        "{changes:?}"
+    );
+    assert_eq!(a.line_after(inserted[2]).map(|l| l.id), Some(notice));
+    c.handle_event(&room_ev("#a", 4, "me", EventKind::Join), T0);
+    c.handle_event(&say("#a", 5, "bob", "live"), T0);
+    assert_eq!(
+        texts(&c, "#a"),
+        [
+            "bob joined #a",
+            "<bob> first",
+            "<bob> second",
+            "you are in #a with: bob",
+            "<bob> live",
+        ]
+    );
+    let times: Vec<Millis> = c
+        .conv(&rid("#a"))
+        .unwrap()
+        .lines()
+        .iter()
+        .map(|l| l.at)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+/// A room made again (a memory-only room dropped when empty, or any room after a restart: seqs
+/// from 1 again) keeps the old room's lines; the new room's older lines, loaded by scrolling
+/// up, went in front of everything, above the old room's lines. They go below a notice that
+/// the room started over, after the old lines, never among them, and its replay below them.
+#[test]
+fn older_lines_of_a_room_made_again_go_below_the_old_rooms_lines() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    for seq in 2..=9 {
+        c.handle_event(&say("#r", seq, "bob", &format!("old {seq}")), T0);
+    }
+    c.handle_event(&parted("#r"), T0);
+    // Made anew: four lines before our join (seq 6); the replay brings 4 and 5.
+    c.handle_event(&joined("#r", 6, &["me", "bob"]), T0);
+    for seq in 4..=5 {
+        c.handle_event(&say("#r", seq, "bob", &format!("new {seq}")), T0);
+    }
+    c.handle_event(&room_ev("#r", 6, "me", EventKind::Join), T0);
+    assert_eq!(c.want_older(&rid("#r")), Some((room("#r"), Seq(4))));
+    c.handle_event(&Event::Older { room: room("#r") }, T0);
+    let page: Vec<RoomEvent> = (2..=3)
+        .map(|seq| said("#r", seq, "bob", &format!("new {seq}")))
+        .collect();
+    c.handle_event(
+        &Event::Past {
+            room: room("#r"),
+            events: page,
+            at_start: false,
+            oldest: None,
+        },
+        T0,
+    );
+    let r = texts(&c, "#r");
+    let at = |t: &str| {
+        r.iter()
+            .position(|l| l == t)
+            .unwrap_or_else(|| panic!("{t}: {r:#?}"))
+    };
+    let over = r
+        .iter()
+        .position(|l| l.starts_with("#r started over"))
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    assert!(at("<bob> old 9") < over, "{r:#?}");
+    let new: Vec<usize> = (2..=5).map(|s| at(&format!("<bob> new {s}"))).collect();
+    assert!(over < new[0], "{r:#?}");
+    assert!(new.windows(2).all(|w| w[0] < w[1]), "{r:#?}");
+    assert!(
+        new[3]
+            < r.iter()
+                .rposition(|l| l == "you are in #r with: bob")
+                .unwrap(),
+        "{r:#?}"
     );
 }

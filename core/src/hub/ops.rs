@@ -60,6 +60,11 @@ fn re_of_msg(m: &ClientMsg) -> Re {
         | ClientMsg::History { room, .. }
         | ClientMsg::Older { room, .. } => Re::Room(room.clone()),
         ClientMsg::Nick { nick } => Re::Nick(nick.clone()),
+        // Said so (to a client of 14 on): another command refused while a sign-in waits is
+        // not taken for the sign-in's answer.
+        ClientMsg::SignIn { .. }
+        | ClientMsg::Register { .. }
+        | ClientMsg::ChangePassword { .. } => Re::Account,
         _ => Re::Conn,
     }
 }

@@ -1695,6 +1695,18 @@ fn flood_burst_then_delay_then_refusal() {
         (e[0].0, e[0].1.clone()),
         (ErrorKind::Flood, Re::Room(room("#f")))
     );
+    // A refused account request says so (version 14): a refusal naming nothing is not its
+    // answer. (A client of 13 is sent `Conn`: `wire::encode_frame_for`.)
+    t.send(
+        a,
+        &ClientMsg::SignIn {
+            account: nick("alice"),
+            proof: crate::wire::Proof::Password(crate::types::Password("pw".into())),
+            remember: false,
+        },
+    );
+    let e = errors(&t.recv(a));
+    assert_eq!((e[0].0, e[0].1.clone()), (ErrorKind::Flood, Re::Account));
     t.advance(100);
     assert_eq!(says(&t.recv(b)), vec!["m3"]);
     // A place in the queue again: read on.

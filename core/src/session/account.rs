@@ -28,6 +28,10 @@ struct Creds {
     /// made, answered once: by the server, or given up when the link drops before the answer
     /// ([`Account::drop_unanswered`]); never asked again behind their back.
     taken: bool,
+    /// A registration the person asked for whose answer a drop lost: the server may have made
+    /// the account. Not registered again: the next welcome signs in with it instead, which
+    /// finds out ([`Account::check_lost_registration`]).
+    checking: bool,
 }
 
 impl Creds {
@@ -197,6 +201,7 @@ impl Account {
             remember,
             registering: false,
             taken: false,
+            checking: false,
         });
         self.request()
     }
@@ -219,6 +224,7 @@ impl Account {
             remember,
             registering: false,
             taken: false,
+            checking: false,
         });
         self.request()
     }
@@ -238,6 +244,7 @@ impl Account {
             remember,
             registering: true,
             taken: false,
+            checking: false,
         });
         self.request()
     }
@@ -316,12 +323,17 @@ impl Account {
     }
 
     /// The server says we are signed in to `account`; a fresh key replaces the kept one.
-    pub(super) fn signed_in_as(&mut self, account: &Nick, key: Option<&DeviceKey>) {
+    /// Returns whether that answers the check of a registration whose answer a drop lost
+    /// ([`Account::check_lost_registration`]): it went through.
+    pub(super) fn signed_in_as(&mut self, account: &Nick, key: Option<&DeviceKey>) -> bool {
         self.signed_in = Some(account.clone());
         self.asking = None;
         self.retry_at = None;
         self.retry_wait = Millis::ZERO;
+        let mut checked = false;
         if let Some(creds) = self.creds.as_mut() {
+            checked = creds.checking;
+            creds.checking = false;
             creds.account = account.clone();
             creds.registering = false;
             creds.taken = true;
@@ -329,6 +341,41 @@ impl Account {
                 creds.key = Some(key.clone());
             }
         }
+        checked
+    }
+
+    /// The sign-in waiting for its answer checks a registration whose answer a drop lost: the
+    /// account it registered, if so.
+    pub(super) fn checking_registration(&self) -> Option<&Nick> {
+        self.asking.as_ref()?;
+        self.creds
+            .as_ref()
+            .filter(|c| c.checking)
+            .map(|c| &c.account)
+    }
+
+    /// The link was lost while a registration the person asked for waited for its answer: the
+    /// server may have made the account, or not. Registering again could make a second
+    /// attempt of what went through (refused as taken, while it is theirs); leaving it, the
+    /// client stayed a guest while the server had made the account. Kept instead as a sign-in
+    /// with the same name and password, which the next welcome sends: `SignedIn` says it went
+    /// through, `SignInFailed` that it did not. The password goes nowhere the person did not
+    /// send it: to the same server, for the account they asked to become. Returns the account,
+    /// for the person to be told; `None` when no registration was waiting for its answer.
+    pub(super) fn check_lost_registration(&mut self) -> Option<Nick> {
+        if !matches!(self.asking, Some(Ask::Register)) {
+            return None;
+        }
+        let creds = self.creds.as_mut()?;
+        if creds.taken || creds.password.is_none() {
+            return None;
+        }
+        creds.registering = false;
+        creds.checking = true;
+        self.asking = None;
+        self.retry_at = None;
+        self.retry_wait = Millis::ZERO;
+        Some(creds.account.clone())
     }
 
     /// When to ask a busy server again, if it was.
@@ -427,6 +474,7 @@ impl Account {
                 remember: true,
                 registering: false,
                 taken: true,
+                checking: false,
             });
         }
         if let Some(creds) = self.creds.as_mut() {

@@ -388,7 +388,7 @@ impl Session {
                 self.reconnect_as_asked(now);
             }
             Phase::Open { welcomed: true } => {
-                self.info(format!("disconnected: {}", clean(reason)));
+                self.info(crate::render::lost_words(&clean(reason)));
                 self.schedule_reconnect(now);
             }
             Phase::Waiting { .. } | Phase::Closed => {}
@@ -1043,8 +1043,9 @@ impl Session {
             self.failed(why, now);
             return;
         }
+        // One notice per drop, with why (the server's `Bye` said its words already).
         if !why.is_empty() {
-            self.info(format!("connection lost: {why}"));
+            self.info(crate::render::lost_words(why));
         }
         self.event(Event::Close);
         self.schedule_reconnect(now);
@@ -1128,6 +1129,15 @@ impl Session {
     /// they ask again once the server is back. A session for the account only
     /// ([`Session::require_sign_in`]) ends with it, as when refused.
     fn give_up_unanswered_account(&mut self) {
+        // A registration may have gone through: the next welcome signs in to find out, never
+        // registering again.
+        if let Some(nick) = self.account.check_lost_registration() {
+            self.info(format!(
+                "the connection dropped before the server answered your registration of {nick}; \
+                 once it is back, signing in as {nick} tells whether it went through"
+            ));
+            return;
+        }
         let Some(what) = self.account.drop_unanswered() else {
             return;
         };

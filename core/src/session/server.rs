@@ -11,7 +11,8 @@ use crate::moderation::{MAX_BANS_PER_ROOM, MAX_OPS_PER_ROOM};
 use crate::time::Millis;
 use crate::types::{MsgId, Nick, ResumeToken, RoomName, Seq, Text};
 use crate::wire::{
-    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, Re, RoomEvent, ServerMsg,
+    ClientMsg, ErrorKind, EventKind, ModAction, NOTICE_VERSION, RE_ACCOUNT_VERSION, Re, RoomEvent,
+    ServerMsg,
 };
 
 impl Session {
@@ -117,7 +118,13 @@ impl Session {
                 self.handshake.token = Some(token);
                 self.handshake.signed_in_here = true;
                 let held = self.account.holds_messages();
-                self.account.signed_in_as(&account, key.as_ref());
+                let checked = self.account.signed_in_as(&account, key.as_ref());
+                if checked {
+                    self.info(format!(
+                        "your registration of {account} went through before the connection \
+                         dropped"
+                    ));
+                }
                 self.event(Event::SignedIn { account, key });
                 if held {
                     // The rooms asked for, then what was typed while the required sign-in was
@@ -289,8 +296,8 @@ impl Session {
                 self.reconnect_as_asked(now);
             }
             ServerMsg::Bye { reason } => {
-                // The server's words say why; no second notice.
-                self.info(clean(&reason));
+                // The server's words say why, in the one notice of the drop.
+                self.info(crate::render::lost_words(&clean(&reason)));
                 self.link.sent_away();
                 self.lost("", now);
             }
@@ -607,8 +614,22 @@ impl Session {
             {
                 About::Search
             }
+            // An account request refused as too fast, said so (version 14 on).
+            Re::Account => About::Account,
             // Account requests name nothing, or the account (a sign-in refused or throttled).
-            Re::Conn if self.account.answers(kind) => About::Account,
+            // A flood refusal naming nothing, from a server that names an account request's
+            // (version 14 on), refused another command: not the sign-in's answer, which is
+            // still to come.
+            Re::Conn
+                if self.account.answers(kind)
+                    && !(kind == ErrorKind::Flood
+                        && self
+                            .handshake
+                            .version
+                            .is_some_and(|v| v >= RE_ACCOUNT_VERSION)) =>
+            {
+                About::Account
+            }
             // A server admin's action names no room: its refusal answers something typed
             // (said each time, not once while it stays the same).
             Re::Conn
@@ -634,8 +655,19 @@ impl Session {
         // A busy server's answer is not a refusal: the request is asked again by itself
         // (said next), so it is not said as one that could not be done.
         let what = (about == About::Account).then(|| self.account_request_words());
+        let checked = self
+            .account
+            .checking_registration()
+            .filter(|_| about == About::Account && kind == ErrorKind::SignInFailed)
+            .cloned();
         let refused = (about == About::Account).then(|| self.account.refused(kind, self.now));
         let text = match (what, &refused) {
+            // The sign-in that checked a registration whose answer a drop lost: not made.
+            _ if let Some(nick) = &checked => format!(
+                "your registration of {nick} did not go through: the connection dropped \
+                 before the server answered, and the server has no account {nick} with that \
+                 password (/register again)"
+            ),
             (_, Some(Refused::Later)) => clean(detail),
             // Too fast: not a verdict on the request, which may be asked again at once.
             (Some(Some(what)), _) if kind == ErrorKind::Flood => {

@@ -1309,6 +1309,10 @@ mod tests {
         );
         c.handle_event(&say("#a", "bob", "after"), Millis(0));
         c.handle_event(
+            &Event::Info(natter_core::render::lost_words("reset")),
+            Millis(0),
+        );
+        c.handle_event(
             &Event::State(ConnState::Reconnecting {
                 at: Millis(4_000),
                 attempt: 1,
@@ -1320,7 +1324,7 @@ mod tests {
         let at = |text: &str| s.iter().position(|l| l.contains(text));
         let gap = at("~~~ 5 messages missed here (#a #3..#7) ~~~").expect("gap marker shown");
         assert!(at("<bob> before").unwrap() < gap && gap < at("<bob> after").unwrap());
-        assert!(at("-- connection lost; reconnecting (attempt 1)").is_some());
+        assert!(at("-- connection lost: reset; reconnecting").is_some());
         assert!(
             s[6].contains("[Reconnecting in 4s (attempt 1)] me"),
             "{:?}",

@@ -66,7 +66,7 @@ impl View {
     /// results.
     pub fn follow(&mut self, change: &Change, chat: &Chat, rows_of: impl Fn(&Line) -> usize) {
         match change {
-            Change::LineAdded { conv, id } => {
+            Change::LineAdded { conv, id } | Change::LineInserted { conv, id } => {
                 if let Some(s) = self.scroll.get_mut(conv).filter(|s| **s > 0) {
                     // Our own line's echo takes the place of the copy shown waiting at the
                     // bottom, which took as many rows: nothing moves.
