@@ -582,6 +582,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
+    // From here on the nick given is the target, as solanum names it.
     n.send(
         c,
         &[
@@ -593,9 +594,9 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         n.lines(c),
         [
-            ":natter.irc CAP * ACK :server-time echo-message",
-            ":natter.irc CAP * NAK :frobnicate server-time",
-            ":natter.irc CAP * LIST :echo-message server-time",
+            ":natter.irc CAP bob ACK :server-time echo-message",
+            ":natter.irc CAP bob NAK :frobnicate server-time",
+            ":natter.irc CAP bob LIST :echo-message server-time",
         ]
     );
     n.send(c, &["CAP BOGUS", "CAP"]);
@@ -729,6 +730,52 @@ fn registration_refusals_have_their_numerics() {
     n.send(c, &["QUIT :bye"]);
     assert_eq!(n.lines(c), ["ERROR :goodbye"]);
     assert!(n.closed(c));
+}
+
+/// Before registration, numerics name the nick the client gave (`451 x`), as InspIRCd and ergo
+/// answer, not `*`: `*` is for a client that has given none, or whose nick was refused.
+#[test]
+fn numerics_before_registration_name_the_nick_given() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["JOIN #a", "NICK x", "JOIN #a", "CAP LS", "PING :t"]);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":natter.irc 451 * :You have not registered");
+    assert_eq!(l[1], ":natter.irc 451 x :You have not registered");
+    assert!(l[2].starts_with(":natter.irc CAP x LS "), "{l:?}");
+    // A later NICK is the one named; a refused one leaves the last good one.
+    n.send(c, &["NICK y", "NICK 9bad", "WHO y"]);
+    let l = n.lines(c);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[0].starts_with(":natter.irc 432 y 9bad :"), "{l:?}");
+    assert_eq!(l[1], ":natter.irc 451 y :You have not registered");
+    // The hub's answers too: a failed SASL exchange.
+    n.send(
+        c,
+        &[
+            "CAP REQ sasl",
+            "AUTHENTICATE PLAIN",
+            "AUTHENTICATE AGJvYgBub3Bl",
+        ],
+    );
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(
+        l.iter().any(|l| l.starts_with(":natter.irc 904 y :")),
+        "{l:?}"
+    );
+    // A nick refused at registration (taken): the 433 and what follows say `*`, as before.
+    let _bob = n.bin("bob");
+    let d = n.irc();
+    n.send(d, &["NICK bob", "USER b 0 * :B", "JOIN #a"]);
+    let l = n.lines(d);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 433 * bob :Nickname is already in use",
+            ":natter.irc 451 * :You have not registered",
+        ]
+    );
 }
 
 #[test]

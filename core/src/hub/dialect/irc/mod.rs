@@ -328,6 +328,12 @@ impl Irc {
             .and_then(|(_, b)| *b)
     }
 
+    /// The nick numerics name: the user's, or before registration the one the client gave
+    /// (`451 x`, as InspIRCd and ergo answer); `None` (`*`) if it gave none that stands.
+    fn named(&self) -> Option<&Nick> {
+        self.nick.as_ref().or(self.wanted.as_ref())
+    }
+
     /// Whether the welcome was given.
     fn registered(&self) -> bool {
         self.nick.is_some()

@@ -219,7 +219,7 @@ struct Plan<'a> {
     steps: &'a mut Vec<Step>,
     /// The server's name, the source of its lines.
     server: ServerName,
-    /// The client's nick, or `*` before registration.
+    /// The client's nick: before registration the one it gave, or `*` if none.
     me: String,
     tags: Tags,
     answer: String,
@@ -362,7 +362,7 @@ impl Irc {
         let mut plan = Plan {
             steps,
             server: self.server.clone(),
-            me: self.nick.as_ref().map_or("*", Nick::as_str).to_owned(),
+            me: self.named().map_or("*", Nick::as_str).to_owned(),
             tags: Tags::none(),
             answer,
         };

@@ -304,7 +304,7 @@ impl Irc {
     fn lines(&self, me: Option<&Nick>) -> Lines<'_> {
         Lines {
             server: self.server.as_str(),
-            me: me.map_or("*", Nick::as_str).to_owned(),
+            me: me.or(self.named()).map_or("*", Nick::as_str).to_owned(),
             tags: self.reply_tags(),
             out: String::new(),
         }
@@ -894,6 +894,10 @@ impl Irc {
                 } else {
                     "Nickname is already in use"
                 };
+                if !self.registered() {
+                    // The nick given is refused: the client has none (as IRC servers say it).
+                    "*".clone_into(&mut l.me);
+                }
                 l.num(ERR_NICKNAMEINUSE, &[n.as_str()], why);
             }
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
