@@ -8664,6 +8664,48 @@ fn a_member_invites_to_an_open_channel_and_443_for_one_in_it_already() {
     assert_eq!(numerics(&n.lines(a)), ["443"]);
 }
 
+/// A client that monitors its own nick (irssi's and WeeChat's nick-recovery scripts do) and
+/// quits gets its `ERROR` and nothing after or about itself: the hub closes its link first, as
+/// IRC servers do, and then tells the others. Until this review it read `731` of its own nick
+/// just before its `ERROR`. The same for a killed one.
+#[test]
+fn a_quitter_that_monitors_itself_gets_its_error_and_nothing_about_itself() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    let amy = n.client("amy", &[]);
+    let bob = n.client("bob", &[]);
+    n.send(amy, &["MONITOR + amy,bob", "JOIN #m"]);
+    n.send(bob, &["MONITOR + amy", "JOIN #m"]);
+    n.advance(1_000);
+    n.settle(&[amy, bob, a]);
+    n.send(amy, &["QUIT :bye"]);
+    let l = n.lines(amy);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0].starts_with("ERROR :"), "{l:?}");
+    assert!(n.closed(amy));
+    let l = n.lines(bob);
+    assert!(l.contains(&":natter.irc 731 bob :amy".to_owned()), "{l:?}");
+    assert!(
+        l.iter().any(|l| l.starts_with(":amy!amy@natter QUIT ")),
+        "{l:?}"
+    );
+    // A killed user that monitors itself: its ERROR is its last line, and no 731 of itself.
+    let cat = n.client("cat", &[]);
+    n.send(cat, &["MONITOR + cat,bob"]);
+    n.advance(1_000);
+    n.settle(&[cat, bob]);
+    n.send(a, &["KILL cat :spam"]);
+    n.advance(1_000);
+    let l = n.lines(cat);
+    assert!(!l.iter().any(|l| l.contains(" 731 ")), "{l:?}");
+    assert!(l.last().is_some_and(|l| l.starts_with("ERROR :")), "{l:?}");
+    assert_eq!(n.lines(bob), Vec::<String>::new());
+    // And its list went with it: bob's next quit reaches nobody's MONITOR.
+    n.send(bob, &["QUIT"]);
+    assert!(n.hub.monitors.is_empty());
+}
+
 /// IRCv3 `MONITOR`: `730`/`731` for the nicks asked about, then as they come and go (a
 /// connection, a nick change, a quit; not a change of case), `L`, `-`, `C`, `S`, a full list
 /// (`734`), and a connection's list goes with it.
