@@ -728,7 +728,7 @@ fn registration_refusals_have_their_numerics() {
     assert!(find(&l, " 432 * abcdefghijklmnopq ").contains("at most 16"));
     assert_eq!(l.last().unwrap(), ":natter.irc PONG natter.irc :tok en");
     n.send(c, &["QUIT :bye"]);
-    assert_eq!(n.lines(c), ["ERROR :goodbye"]);
+    assert_eq!(n.lines(c), ["ERROR :Closing Link: natter (Quit: bye)"]);
     assert!(n.closed(c));
 }
 
@@ -797,7 +797,10 @@ fn a_registration_pipelined_with_commands_in_one_read_works() {
     );
     let l = n.lines(c);
     assert!(l.iter().any(|l| l == ":bot!bot@natter JOIN #ci"), "{l:?}");
-    assert_eq!(l.last().unwrap(), "ERROR :goodbye");
+    assert_eq!(
+        l.last().unwrap(),
+        "ERROR :Closing Link: natter (Client Quit)"
+    );
     let got = n.recv(b);
     let said: Vec<_> = got
         .iter()
@@ -1191,7 +1194,7 @@ fn a_conversation_between_irc_binary_and_nc_users() {
     n.feed(nc, b"/quit gone\n");
     assert_eq!(n.lines(i), [format!(":{ncn}!{ncn}@natter QUIT :gone")]);
     n.send(i, &["QUIT :bye now"]);
-    assert_eq!(n.lines(i), ["ERROR :goodbye"]);
+    assert_eq!(n.lines(i), ["ERROR :Closing Link: natter (Quit: bye now)"]);
     assert!(n.closed(i));
     let quit = n.recv(b);
     assert!(quit.iter().any(|m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Quit { reason: Some(r) }, .. }) if r.as_str() == "bye now")));
@@ -2453,7 +2456,10 @@ fn keepalive_pings_irc_clients_and_drops_the_silent() {
     n.advance(after + n.hub.config().ping_timeout.0 + 1);
     let l = n.lines(i);
     assert!(l[0].starts_with("PING :"));
-    assert_eq!(l.last().unwrap(), "ERROR :no answer to ping");
+    assert_eq!(
+        l.last().unwrap(),
+        "ERROR :Closing Link: natter (no answer to ping)"
+    );
     assert!(n.closed(i));
 }
 
@@ -2652,13 +2658,81 @@ fn a_line_refused_as_a_flood_is_answered_as_itself() {
     assert!(!l.iter().any(|l| l.contains(" 263 fast NOTICE ")), "{l:?}");
 }
 
+/// Every link the server closes ends with `ERROR :Closing Link: <host> (<reason>)`, as ircds
+/// word it and clients show it (irssi: "Closing Link: ..."), whatever closed it: a QUIT (with
+/// its reason, `Client Quit` without one, as solanum says), before registration or after, the
+/// server stopping, a ping unanswered, a server ban, a line no IRC client sends. Until this
+/// review only a registration timeout and a kill did: the rest was `ERROR :goodbye` and the like.
+#[test]
+fn every_close_is_error_closing_link() {
+    fn last(n: &mut Net, c: ConnId) -> String {
+        assert!(n.closed(c));
+        n.lines(c).pop().unwrap_or_default()
+    }
+    let mut n = with_admin_alice();
+    let q = n.client("quitter", &[]);
+    n.send(q, &["QUIT :off to lunch"]);
+    assert_eq!(
+        last(&mut n, q),
+        "ERROR :Closing Link: natter (Quit: off to lunch)"
+    );
+    let q = n.client("quiet", &[]);
+    n.send(q, &["QUIT"]);
+    assert_eq!(last(&mut n, q), "ERROR :Closing Link: natter (Client Quit)");
+    let q = n.irc();
+    n.send(q, &["NICK early", "QUIT :never mind"]);
+    assert_eq!(
+        last(&mut n, q),
+        "ERROR :Closing Link: natter (Quit: never mind)"
+    );
+    let q = n.irc();
+    n.send(q, &["GET / HTTP/1.1"]);
+    assert_eq!(
+        last(&mut n, q),
+        "ERROR :Closing Link: natter (this port speaks IRC, not HTTP)"
+    );
+    // A ping unanswered.
+    let p = n.client("sleepy", &[]);
+    n.advance(n.hub.config().ping_after.0 + n.hub.config().ping_timeout.0 + 1);
+    assert_eq!(
+        last(&mut n, p),
+        "ERROR :Closing Link: natter (no answer to ping)"
+    );
+    // A server ban: 465, then the link closes.
+    let a = registered(&mut n, "alice");
+    let s = n.client("spammer", &[]);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(crate::wire::AdminAction::Ban {
+            target: "spammer".into(),
+            duration: None,
+            reason: Some(text("spam")),
+        }),
+    );
+    let l = n.lines(s);
+    assert_eq!(numerics(&l), ["465"], "{l:?}");
+    let why = l[0].rsplit_once(" :").map(|(_, w)| w.to_owned()).unwrap();
+    assert_eq!(l[1], format!("ERROR :Closing Link: natter ({why})"));
+    let b = n.client("bob", &[]);
+    // The server stopping.
+    n.hub.shutdown(n.now);
+    n.pump();
+    assert_eq!(
+        last(&mut n, b),
+        "ERROR :Closing Link: natter (server shutting down)"
+    );
+}
+
 #[test]
 fn the_server_shutting_down_says_error() {
     let mut n = Net::new();
     let i = n.client("x", &[]);
     n.hub.shutdown(n.now);
     n.pump();
-    assert_eq!(n.lines(i), ["ERROR :server shutting down"]);
+    assert_eq!(
+        n.lines(i),
+        ["ERROR :Closing Link: natter (server shutting down)"]
+    );
     assert!(n.closed(i));
 }
 

@@ -97,8 +97,8 @@ impl Door {
                 let plain =
                     plain_port.map_or_else(String::new, |p| format!(" (plain IRC is on port {p})"));
                 format!(
-                    "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in \
-                     your IRC client{plain}"
+                    "ERROR :Closing Link: {IRC_HOST} (this port speaks TLS: turn TLS on for this \
+                     server in your IRC client{plain})"
                 )
             }
         };
@@ -1357,10 +1357,10 @@ mod tests {
         let irc = said(Door::Irc, Some(b'C'), Some(6667)).expect("refused");
         assert_eq!(
             irc,
-            "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in your IRC \
-             client (plain IRC is on port 6667)\r\n"
+            "ERROR :Closing Link: natter (this port speaks TLS: turn TLS on for this server in \
+             your IRC client (plain IRC is on port 6667))\r\n"
         );
         let irc = said(Door::Irc, Some(0), None).expect("refused");
-        assert!(irc.ends_with("in your IRC client\r\n"), "{irc}");
+        assert!(irc.ends_with("in your IRC client)\r\n"), "{irc}");
     }
 }

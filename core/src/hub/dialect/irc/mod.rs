@@ -101,7 +101,7 @@ struct Running {
     /// A `MODE #channel q` that asks for the mutes (the quiet list, `728`/`729`) rather than
     /// the bans.
     quiets_asked: bool,
-    /// A PART's reason, for the `PART` line the client gets back.
+    /// A PART's reason, for the `PART` line the client gets back; a QUIT's, for its `ERROR`.
     reason: Option<Text>,
     /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
     number: u64,

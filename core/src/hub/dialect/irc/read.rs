@@ -571,6 +571,9 @@ impl Irc {
             }
             "PING" => return ping(msg, plan),
             "QUIT" => {
+                if let Some(r) = self.running.as_mut() {
+                    r.reason = msg.param(0).and_then(|r| Text::new(&names::plain(r)).ok());
+                }
                 return plan.step(Step::Fatal {
                     limit: None,
                     kind: crate::wire::ErrorKind::Protocol,
@@ -750,6 +753,10 @@ impl Irc {
             "TAGMSG" => tagmsg(msg, plan),
             "QUIT" => {
                 let reason = msg.param(0).and_then(|r| Text::new(&names::plain(r)).ok());
+                // For its `ERROR :Closing Link: ... (Quit: reason)`.
+                if let Some(r) = self.running.as_mut() {
+                    r.reason = reason.clone();
+                }
                 plan.msg(ClientMsg::Quit { reason });
             }
             "CHATHISTORY" => chathistory(msg, plan),

@@ -338,6 +338,16 @@ impl Irc {
             .unwrap_or_else(|| "*".to_owned())
     }
 
+    /// Why the link closes when the line running is a `QUIT`: `Quit: <reason>`, or `Client
+    /// Quit` without one, as solanum says it.
+    fn quit_words(&self) -> Option<String> {
+        let running = self.running.as_ref().filter(|r| r.verb == "QUIT")?;
+        Some(running.reason.as_ref().map_or_else(
+            || "Client Quit".to_owned(),
+            |r| format!("Quit: {}", fit(r.as_str(), 300)),
+        ))
+    }
+
     /// The target and command of message `id`, sent by a line that has ended.
     fn sent_late(&self, id: MsgId) -> Option<(&str, &str)> {
         self.recent
@@ -393,24 +403,19 @@ impl Irc {
                 let within = detail
                     .strip_prefix(super::super::NO_HELLO_WITHIN)
                     .map_or_else(String::new, |w| format!(": no NICK and USER within {w}"));
-                let words = format!(
-                    "Closing Link: {} (Registration timed out{within})",
-                    names::HOST
-                );
-                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
+                closing_link(&mut l, &format!("Registration timed out{within}"));
             }
             Reply::Fatal { kind, detail } => {
                 // A server ban, as IRC servers close a banned client's link: 465, then ERROR.
                 if *kind == ErrorKind::Banned {
                     l.num(ERR_YOUREBANNEDCREEP, &[], detail);
                 }
-                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
+                // A QUIT before registration closes the link this way too.
+                closing_link(&mut l, &self.quit_words().unwrap_or_else(|| detail.clone()));
             }
             // As ircd-hybrid and InspIRCd close a killed client's link.
             Reply::Killed { by, reason } => {
-                let why = super::super::killed_words(by, reason.as_deref());
-                let words = format!("Closing Link: {} ({why})", names::HOST);
-                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
+                closing_link(&mut l, &super::super::killed_words(by, reason.as_deref()));
             }
             Reply::Note(note) => self.note(&mut l, note, me),
             Reply::Ping(token) => {
@@ -492,7 +497,7 @@ impl Irc {
                 return self.error(l, *kind, re, detail);
             }
             (_, ServerMsg::Bye { reason }) => {
-                return write_line(&mut l.out, &Tags::none(), "", "ERROR", &[reason], true);
+                return closing_link(l, &self.quit_words().unwrap_or_else(|| reason.clone()));
             }
             (None, ServerMsg::SignedIn { account, .. }) => {
                 // SASL, before registration.
@@ -1951,4 +1956,11 @@ fn who_line(l: &mut Lines<'_>, channel: &str, p: &Present, multi: bool, whox: Op
         // `%` alone: the token of nothing.
         None => l.num(RPL_WHOSPCRPL, &[], &whox.token),
     }
+}
+
+/// The last line of a link the server closes, as ircds word it (and IRC clients show it):
+/// `ERROR :Closing Link: <host> (<why>)`, `why` cut to what a line holds.
+fn closing_link(l: &mut Lines<'_>, why: &str) {
+    let words = format!("Closing Link: {} ({})", names::HOST, fit(why, 400));
+    write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
 }
