@@ -4343,6 +4343,30 @@ fn an_account_away_when_its_room_is_closed_hears_a_notice_after_sasl() {
     );
 }
 
+/// `TAKEOVER` that changes nothing is answered (a server `NOTICE` saying so, as the other
+/// dialects say it), not silence; one of a room that does not exist is `403`, not a plain `400`.
+#[test]
+fn a_takeover_that_changes_nothing_says_so_and_of_no_room_is_403() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.send(a, &["JOIN #club"]);
+    n.advance(1_000);
+    n.lines(a);
+    n.send(a, &["TAKEOVER #club"]);
+    n.advance(1_000);
+    n.lines(a);
+    n.send(a, &["TAKEOVER #club", "TAKEOVER #nowhere"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc NOTICE alice :you are the founder of #club already",
+            ":natter.irc 403 alice #nowhere :No such channel",
+        ]
+    );
+}
+
 /// An admin account the operator removes takes the powers an `OPER` with its password gave
 /// with it: the user is answered 481 after, and a `TAKEOVER` changes nothing. Until this
 /// review the powers stayed (`KILL`, `WALLOPS`, every room's admin standing), and a
@@ -4934,10 +4958,7 @@ fn takeover_is_a_server_admins_on_irc_too() {
     n.send(c, &["TAKEOVER #nowhere"]);
     n.advance(1_000);
     let l = n.lines(c);
-    assert_eq!(
-        l,
-        [":natter.irc 400 carol TAKEOVER :there is no room #nowhere"]
-    );
+    assert_eq!(l, [":natter.irc 403 carol #nowhere :No such channel"]);
 }
 
 /// A user signed in to an account that is no admin, given an admin's powers by `OPER`, takes

@@ -1234,8 +1234,12 @@ impl Irc {
             );
         }
         // A `TAKEOVER` went through (IRC has no reply for it, and the room's event reaches
-        // only its members): a server `NOTICE`.
-        if let Note::AdminDone(_) = note
+        // only its members): a server `NOTICE`; and one that changed nothing says so (natter's
+        // own verb: silence would read as a lost line; a MODE that changes nothing stays silent,
+        // as on IRC servers).
+        let admin_unchanged = matches!(note, Note::Unchanged(_))
+            && self.running.as_ref().is_some_and(|r| r.verb == "TAKEOVER");
+        if (matches!(note, Note::AdminDone(_)) || admin_unchanged)
             && let Some(words) = note.done_words()
         {
             let (tags, me) = (l.tags.clone(), l.me.clone());
