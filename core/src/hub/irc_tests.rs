@@ -4367,6 +4367,41 @@ fn a_takeover_that_changes_nothing_says_so_and_of_no_room_is_403() {
     );
 }
 
+/// What a client whose `OPER` powers ended is told (the admin account removed, no longer an
+/// admin, or its password changed): a server `NOTICE` saying so and `MODE nick -o`, so its view
+/// of its user modes is right. Until this review it went on showing `+o`.
+fn oper_ended(nick: &str) -> [String; 2] {
+    [
+        format!(
+            ":natter.irc NOTICE {nick} :*** You are no longer an IRC operator: the admin account \
+             you named was removed, is no admin any more, or its password changed"
+        ),
+        format!(":{nick}!{nick}@natter MODE {nick} -o"),
+    ]
+}
+
+/// An admin removed from `[accounts] admins` by a configuration reload takes the powers an
+/// `OPER` with its account gave with it, and the client is told.
+#[test]
+fn an_oper_ends_when_its_account_is_no_admin_after_a_reload() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse", "MODE carol +i"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    let mut config = n.hub.config().clone();
+    config.accounts.admins = Vec::new();
+    n.hub.reconfigure(config).expect("reloads");
+    n.pump();
+    assert_eq!(n.lines(c), oper_ended("carol"));
+    n.send(c, &["MODE carol", "KILL alice"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":natter.irc 221 carol +i");
+    assert_eq!(numerics(&l), ["221", "481"], "{l:?}");
+}
+
 /// An admin account the operator removes takes the powers an `OPER` with its password gave
 /// with it: the user is answered 481 after, and a `TAKEOVER` changes nothing. Until this
 /// review the powers stayed (`KILL`, `WALLOPS`, every room's admin standing), and a
@@ -4384,7 +4419,10 @@ fn an_oper_ends_with_the_admin_account_it_named() {
     n.lines(bob);
     n.hub.load_accounts(Vec::new());
     n.pump();
-    n.lines(c);
+    // The client is told its `+o` is gone, and `MODE carol` no longer shows it.
+    assert_eq!(n.lines(c), oper_ended("carol"));
+    n.send(c, &["MODE carol"]);
+    assert_eq!(n.lines(c), [":natter.irc 221 carol +"]);
     n.send(c, &["TAKEOVER #club", "KILL bob :out"]);
     n.advance(1_000);
     let l = n.lines(c);
@@ -4421,7 +4459,9 @@ fn an_oper_ends_when_the_admin_accounts_password_changes() {
     );
     n.advance(1_000);
     n.recv(a);
-    n.lines(c);
+    assert_eq!(n.lines(c), oper_ended("carol"));
+    n.send(c, &["MODE carol"]);
+    assert_eq!(n.lines(c), [":natter.irc 221 carol +"]);
     n.send(c, &["KILL bob :out", "TAKEOVER #club"]);
     n.advance(1_000);
     let l = n.lines(c);

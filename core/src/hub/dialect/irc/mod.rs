@@ -510,6 +510,10 @@ impl Dialect for Irc {
         self.umodes.insert('o');
     }
 
+    fn deopered(&mut self) -> bool {
+        self.umodes.remove(&'o')
+    }
+
     fn missed_waits(&mut self, room: &RoomName, waits: bool) {
         self.missed_waits = waits;
         if waits && !self.from_store.iter().any(|(r, _)| r == room) {

@@ -1150,6 +1150,31 @@ impl Irc {
                 }
                 OperAnswer::NotAnAdmin => l.num(ERR_NOOPERHOST, &[], "No O-lines for your host"),
                 OperAnswer::WrongPassword => l.num(ERR_PASSWDMISMATCH, &[], "Password incorrect"),
+                // No numeric says it (381 is for gaining the powers): a server `NOTICE`, then
+                // the `-o` a client reads to keep its view of its user modes right.
+                OperAnswer::Ended => {
+                    let (tags, shown) = (l.tags.clone(), l.me.clone());
+                    l.from(
+                        &tags,
+                        l.server,
+                        "NOTICE",
+                        &[
+                            shown.as_str(),
+                            "*** You are no longer an IRC operator: the admin account you named \
+                             was removed, is no admin any more, or its password changed",
+                        ],
+                        true,
+                    );
+                    if let Some(me) = me {
+                        l.from(
+                            &tags,
+                            &names::source(me),
+                            "MODE",
+                            &[me.as_str(), "-o"],
+                            false,
+                        );
+                    }
+                }
             };
         }
         if let Note::Wallops { from, text } = note {
