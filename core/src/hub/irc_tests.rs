@@ -4367,6 +4367,53 @@ fn a_takeover_that_changes_nothing_says_so_and_of_no_room_is_403() {
     );
 }
 
+/// IRC's way to close a room, as the other dialects' `/close`: natter's own `CLOSE #room
+/// [:reason]` (sent raw, `/quote CLOSE #room :reason`), a server admin's only (481 for anyone
+/// else, whatever the parameters); everyone leaves, the admin is told how many.
+#[test]
+fn an_admin_closes_a_room_with_close() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #v"]);
+    n.advance(1_000);
+    n.settle(&[a, b]);
+    n.send(b, &["CLOSE #v :mine now", "CLOSE"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["481", "481"]);
+    assert!(n.hub.rooms.contains_key(&room("#v")));
+    n.send(a, &["CLOSE", "CLOSE #nowhere", "CLOSE #v :closing time"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc 461 alice CLOSE :Not enough parameters",
+            ":natter.irc 403 alice #nowhere :No such channel",
+            ":natter.irc NOTICE alice :you closed #v: its 1 member left it",
+        ]
+    );
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc NOTICE #v :*** alice set #v close: closing time",
+            ":bob!bob@natter PART #v",
+        ]
+    );
+    assert!(!n.hub.rooms.contains_key(&room("#v")));
+    // `#lobby` is never closed; without a reason is a close all the same.
+    n.send(b, &["JOIN #w"]);
+    n.send(a, &["CLOSE #lobby", "CLOSE #w"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[0].contains("#lobby cannot be closed"), "{l:?}");
+    assert_eq!(
+        l[1],
+        ":natter.irc NOTICE alice :you closed #w: its 1 member left it"
+    );
+}
+
 /// What a client whose `OPER` powers ended is told (the admin account removed, no longer an
 /// admin, or its password changed): a server `NOTICE` saying so and `MODE nick -o`, so its view
 /// of its user modes is right. Until this review it went on showing `+o`.
