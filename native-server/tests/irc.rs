@@ -106,7 +106,7 @@ async fn bad_input_gets_its_numeric_and_error_comes_before_the_close() {
     let last = c.expect_closed().await;
     assert_eq!(
         last.last().map(String::as_str),
-        Some("ERROR :goodbye"),
+        Some("ERROR :Closing Link: natter (Quit: done)"),
         "{last:?}"
     );
     nc.expect(|l| l == "-- raw quit (done)", "the quit").await;
@@ -129,7 +129,10 @@ async fn a_form_a_web_page_posts_to_the_irc_port_says_nothing() {
     let mut c = TextClient::connect(irc, "browser").await;
     c.send_raw(post.as_bytes()).await;
     let got = c.expect_closed().await;
-    assert_eq!(got, ["ERROR :this port speaks IRC, not HTTP"]);
+    assert_eq!(
+        got,
+        ["ERROR :Closing Link: natter (this port speaks IRC, not HTTP)"]
+    );
     let heard = nc.lines_for(Duration::from_millis(500)).await;
     assert!(heard.is_empty(), "{heard:?}");
     server.shutdown().await.unwrap();
@@ -158,7 +161,7 @@ async fn shutdown_and_hello_timeout_end_with_error() {
     let got = c.expect_closed().await;
     assert_eq!(
         got.last().map(String::as_str),
-        Some("ERROR :server shutting down")
+        Some("ERROR :Closing Link: natter (server shutting down)")
     );
 }
 

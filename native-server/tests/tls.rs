@@ -545,7 +545,10 @@ async fn irc_over_tls_registers_and_chats_with_a_plain_nc_user() {
 
     i.send("QUIT :bye").await;
     let last = i.expect_closed().await;
-    assert_eq!(last.last().map(String::as_str), Some("ERROR :goodbye"));
+    assert_eq!(
+        last.last().map(String::as_str),
+        Some("ERROR :Closing Link: natter (Quit: bye)")
+    );
     nc.expect(|l| l == "-- tlsirc quit (bye)", "the quit").await;
     server.shutdown().await.unwrap();
 }
@@ -602,8 +605,8 @@ async fn plain_irc_on_the_irc_tls_port_is_refused() {
     // An ERROR line the IRC client shows (there is no plain IRC port here to point at).
     assert_eq!(
         shown,
-        "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in your IRC \
-         client\r\n"
+        "ERROR :Closing Link: natter (this port speaks TLS: turn TLS on for this server in \
+         your IRC client)\r\n"
     );
     assert!(!shown.contains("sneaky"), "{shown}");
     // Nobody registered: the nick is free and #lobby holds only the TLS client.

@@ -845,6 +845,34 @@ impl Hub {
         self.reply(conn, Reply::Note(Note::Oper(OperAnswer::Granted)));
     }
 
+    /// The powers `OPER`s gave end for the users whose admin account `ends` (removed, no
+    /// admin any more, or its password changed): their IRC connections that showed `+o` are
+    /// told (a `NOTICE` and `MODE nick -o`), so a client's view of its modes stays right.
+    pub(super) fn end_opers(&mut self, ends: impl Fn(&str) -> bool) {
+        use super::dialect::{Note, OperAnswer};
+        let gone: Vec<UserId> = self
+            .accounts
+            .opers
+            .iter()
+            .filter(|(_, named)| ends(named))
+            .map(|(uid, _)| *uid)
+            .collect();
+        for uid in gone {
+            self.accounts.opers.remove(&uid);
+            let on: Vec<ConnId> = self.user_conns(uid).collect();
+            for c in on {
+                let shown = self
+                    .conns
+                    .get_mut(&c)
+                    .and_then(|c| c.dialect_mut())
+                    .is_some_and(|d| d.deopered());
+                if shown {
+                    self.reply(c, Reply::Note(Note::Oper(OperAnswer::Ended)));
+                }
+            }
+        }
+    }
+
     /// Whether the account `folded` is a server admin (`[accounts] admins`).
     pub(super) fn is_admin_account(&self, folded: &str) -> bool {
         self.config
@@ -1703,7 +1731,7 @@ impl Hub {
     fn end_sessions(&mut self, account: &str, mine: Option<DeviceId>, now: Millis) {
         // And the powers an `OPER` with the old password gave (until this review whoever had
         // taken them with a leaked password stayed an admin after the change).
-        self.accounts.opers.retain(|_, named| named != account);
+        self.end_opers(|named| named == account);
         let Some(uid) = self.accounts.by_name.get(account).and_then(|a| a.user) else {
             return;
         };
@@ -2445,7 +2473,7 @@ impl Hub {
         // An `OPER` with its password gave its powers: they go with it, as its sessions do
         // (until this review they stayed, and a `TAKEOVER` made the user's own nick the
         // founder, finding no account of that name).
-        self.accounts.opers.retain(|_, named| named != account);
+        self.end_opers(|named| named == account);
         self.accounts.held_bytes = self
             .accounts
             .held_bytes
@@ -2757,13 +2785,6 @@ impl Hub {
             .filter(|r| !before.contains(r))
             .cloned()
             .collect();
-        if password_changed {
-            // Nobody proved the new password from here (see `password_changed`).
-            self.accounts.known.forget(&folded);
-            // Nor did an `OPER` with the old one here, whether or not the account has a user
-            // here (`end_sessions`, below, runs only when it has).
-            self.accounts.opers.retain(|_, named| *named != folded);
-        }
         let mut moved = Vec::new();
         for (room, seq) in read {
             let marker = a.read.entry(room.clone()).or_insert(Seq(0));
@@ -2772,7 +2793,15 @@ impl Hub {
                 moved.push((room, seq));
             }
         }
-        let Some(uid) = a.user else {
+        let user = a.user;
+        if password_changed {
+            // Nobody proved the new password from here (see `password_changed`).
+            self.accounts.known.forget(&folded);
+            // Nor did an `OPER` with the old one here, whether or not the account has a user
+            // here (`end_sessions`, below, runs only when it has).
+            self.end_opers(|named| named == folded);
+        }
+        let Some(uid) = user else {
             return;
         };
         if password_changed {

@@ -582,6 +582,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
+    // From here on the nick given is the target, as solanum names it.
     n.send(
         c,
         &[
@@ -593,9 +594,9 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         n.lines(c),
         [
-            ":natter.irc CAP * ACK :server-time echo-message",
-            ":natter.irc CAP * NAK :frobnicate server-time",
-            ":natter.irc CAP * LIST :echo-message server-time",
+            ":natter.irc CAP bob ACK :server-time echo-message",
+            ":natter.irc CAP bob NAK :frobnicate server-time",
+            ":natter.irc CAP bob LIST :echo-message server-time",
         ]
     );
     n.send(c, &["CAP BOGUS", "CAP"]);
@@ -727,8 +728,54 @@ fn registration_refusals_have_their_numerics() {
     assert!(find(&l, " 432 * abcdefghijklmnopq ").contains("at most 16"));
     assert_eq!(l.last().unwrap(), ":natter.irc PONG natter.irc :tok en");
     n.send(c, &["QUIT :bye"]);
-    assert_eq!(n.lines(c), ["ERROR :goodbye"]);
+    assert_eq!(n.lines(c), ["ERROR :Closing Link: natter (Quit: bye)"]);
     assert!(n.closed(c));
+}
+
+/// Before registration, numerics name the nick the client gave (`451 x`), as InspIRCd and ergo
+/// answer, not `*`: `*` is for a client that has given none, or whose nick was refused.
+#[test]
+fn numerics_before_registration_name_the_nick_given() {
+    let mut n = Net::new();
+    let c = n.irc();
+    n.send(c, &["JOIN #a", "NICK x", "JOIN #a", "CAP LS", "PING :t"]);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":natter.irc 451 * :You have not registered");
+    assert_eq!(l[1], ":natter.irc 451 x :You have not registered");
+    assert!(l[2].starts_with(":natter.irc CAP x LS "), "{l:?}");
+    // A later NICK is the one named; a refused one leaves the last good one.
+    n.send(c, &["NICK y", "NICK 9bad", "WHO y"]);
+    let l = n.lines(c);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[0].starts_with(":natter.irc 432 y 9bad :"), "{l:?}");
+    assert_eq!(l[1], ":natter.irc 451 y :You have not registered");
+    // The hub's answers too: a failed SASL exchange.
+    n.send(
+        c,
+        &[
+            "CAP REQ sasl",
+            "AUTHENTICATE PLAIN",
+            "AUTHENTICATE AGJvYgBub3Bl",
+        ],
+    );
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert!(
+        l.iter().any(|l| l.starts_with(":natter.irc 904 y :")),
+        "{l:?}"
+    );
+    // A nick refused at registration (taken): the 433 and what follows say `*`, as before.
+    let _bob = n.bin("bob");
+    let d = n.irc();
+    n.send(d, &["NICK bob", "USER b 0 * :B", "JOIN #a"]);
+    let l = n.lines(d);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 433 * bob :Nickname is already in use",
+            ":natter.irc 451 * :You have not registered",
+        ]
+    );
 }
 
 #[test]
@@ -750,7 +797,10 @@ fn a_registration_pipelined_with_commands_in_one_read_works() {
     );
     let l = n.lines(c);
     assert!(l.iter().any(|l| l == ":bot!bot@natter JOIN #ci"), "{l:?}");
-    assert_eq!(l.last().unwrap(), "ERROR :goodbye");
+    assert_eq!(
+        l.last().unwrap(),
+        "ERROR :Closing Link: natter (Client Quit)"
+    );
     let got = n.recv(b);
     let said: Vec<_> = got
         .iter()
@@ -1144,7 +1194,7 @@ fn a_conversation_between_irc_binary_and_nc_users() {
     n.feed(nc, b"/quit gone\n");
     assert_eq!(n.lines(i), [format!(":{ncn}!{ncn}@natter QUIT :gone")]);
     n.send(i, &["QUIT :bye now"]);
-    assert_eq!(n.lines(i), ["ERROR :goodbye"]);
+    assert_eq!(n.lines(i), ["ERROR :Closing Link: natter (Quit: bye now)"]);
     assert!(n.closed(i));
     let quit = n.recv(b);
     assert!(quit.iter().any(|m| matches!(m, ServerMsg::Event(RoomEvent { kind: EventKind::Quit { reason: Some(r) }, .. }) if r.as_str() == "bye now")));
@@ -2406,7 +2456,10 @@ fn keepalive_pings_irc_clients_and_drops_the_silent() {
     n.advance(after + n.hub.config().ping_timeout.0 + 1);
     let l = n.lines(i);
     assert!(l[0].starts_with("PING :"));
-    assert_eq!(l.last().unwrap(), "ERROR :no answer to ping");
+    assert_eq!(
+        l.last().unwrap(),
+        "ERROR :Closing Link: natter (no answer to ping)"
+    );
     assert!(n.closed(i));
 }
 
@@ -2605,13 +2658,81 @@ fn a_line_refused_as_a_flood_is_answered_as_itself() {
     assert!(!l.iter().any(|l| l.contains(" 263 fast NOTICE ")), "{l:?}");
 }
 
+/// Every link the server closes ends with `ERROR :Closing Link: <host> (<reason>)`, as ircds
+/// word it and clients show it (irssi: "Closing Link: ..."), whatever closed it: a QUIT (with
+/// its reason, `Client Quit` without one, as solanum says), before registration or after, the
+/// server stopping, a ping unanswered, a server ban, a line no IRC client sends. Until this
+/// review only a registration timeout and a kill did: the rest was `ERROR :goodbye` and the like.
+#[test]
+fn every_close_is_error_closing_link() {
+    fn last(n: &mut Net, c: ConnId) -> String {
+        assert!(n.closed(c));
+        n.lines(c).pop().unwrap_or_default()
+    }
+    let mut n = with_admin_alice();
+    let q = n.client("quitter", &[]);
+    n.send(q, &["QUIT :off to lunch"]);
+    assert_eq!(
+        last(&mut n, q),
+        "ERROR :Closing Link: natter (Quit: off to lunch)"
+    );
+    let q = n.client("quiet", &[]);
+    n.send(q, &["QUIT"]);
+    assert_eq!(last(&mut n, q), "ERROR :Closing Link: natter (Client Quit)");
+    let q = n.irc();
+    n.send(q, &["NICK early", "QUIT :never mind"]);
+    assert_eq!(
+        last(&mut n, q),
+        "ERROR :Closing Link: natter (Quit: never mind)"
+    );
+    let q = n.irc();
+    n.send(q, &["GET / HTTP/1.1"]);
+    assert_eq!(
+        last(&mut n, q),
+        "ERROR :Closing Link: natter (this port speaks IRC, not HTTP)"
+    );
+    // A ping unanswered.
+    let p = n.client("sleepy", &[]);
+    n.advance(n.hub.config().ping_after.0 + n.hub.config().ping_timeout.0 + 1);
+    assert_eq!(
+        last(&mut n, p),
+        "ERROR :Closing Link: natter (no answer to ping)"
+    );
+    // A server ban: 465, then the link closes.
+    let a = registered(&mut n, "alice");
+    let s = n.client("spammer", &[]);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(crate::wire::AdminAction::Ban {
+            target: "spammer".into(),
+            duration: None,
+            reason: Some(text("spam")),
+        }),
+    );
+    let l = n.lines(s);
+    assert_eq!(numerics(&l), ["465"], "{l:?}");
+    let why = l[0].rsplit_once(" :").map(|(_, w)| w.to_owned()).unwrap();
+    assert_eq!(l[1], format!("ERROR :Closing Link: natter ({why})"));
+    let b = n.client("bob", &[]);
+    // The server stopping.
+    n.hub.shutdown(n.now);
+    n.pump();
+    assert_eq!(
+        last(&mut n, b),
+        "ERROR :Closing Link: natter (server shutting down)"
+    );
+}
+
 #[test]
 fn the_server_shutting_down_says_error() {
     let mut n = Net::new();
     let i = n.client("x", &[]);
     n.hub.shutdown(n.now);
     n.pump();
-    assert_eq!(n.lines(i), ["ERROR :server shutting down"]);
+    assert_eq!(
+        n.lines(i),
+        ["ERROR :Closing Link: natter (server shutting down)"]
+    );
     assert!(n.closed(i));
 }
 
@@ -4222,6 +4343,112 @@ fn an_account_away_when_its_room_is_closed_hears_a_notice_after_sasl() {
     );
 }
 
+/// `TAKEOVER` that changes nothing is answered (a server `NOTICE` saying so, as the other
+/// dialects say it), not silence; one of a room that does not exist is `403`, not a plain `400`.
+#[test]
+fn a_takeover_that_changes_nothing_says_so_and_of_no_room_is_403() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.send(a, &["JOIN #club"]);
+    n.advance(1_000);
+    n.lines(a);
+    n.send(a, &["TAKEOVER #club"]);
+    n.advance(1_000);
+    n.lines(a);
+    n.send(a, &["TAKEOVER #club", "TAKEOVER #nowhere"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc NOTICE alice :you are the founder of #club already",
+            ":natter.irc 403 alice #nowhere :No such channel",
+        ]
+    );
+}
+
+/// IRC's way to close a room, as the other dialects' `/close`: natter's own `CLOSE #room
+/// [:reason]` (sent raw, `/quote CLOSE #room :reason`), a server admin's only (481 for anyone
+/// else, whatever the parameters); everyone leaves, the admin is told how many.
+#[test]
+fn an_admin_closes_a_room_with_close() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    let b = n.client("bob", &[]);
+    n.send(b, &["JOIN #v"]);
+    n.advance(1_000);
+    n.settle(&[a, b]);
+    n.send(b, &["CLOSE #v :mine now", "CLOSE"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(b)), ["481", "481"]);
+    assert!(n.hub.rooms.contains_key(&room("#v")));
+    n.send(a, &["CLOSE", "CLOSE #nowhere", "CLOSE #v :closing time"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(a),
+        [
+            ":natter.irc 461 alice CLOSE :Not enough parameters",
+            ":natter.irc 403 alice #nowhere :No such channel",
+            ":natter.irc NOTICE alice :you closed #v: its 1 member left it",
+        ]
+    );
+    assert_eq!(
+        n.lines(b),
+        [
+            ":natter.irc NOTICE #v :*** alice set #v close: closing time",
+            ":bob!bob@natter PART #v",
+        ]
+    );
+    assert!(!n.hub.rooms.contains_key(&room("#v")));
+    // `#lobby` is never closed; without a reason is a close all the same.
+    n.send(b, &["JOIN #w"]);
+    n.send(a, &["CLOSE #lobby", "CLOSE #w"]);
+    n.advance(1_000);
+    let l = n.lines(a);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[0].contains("#lobby cannot be closed"), "{l:?}");
+    assert_eq!(
+        l[1],
+        ":natter.irc NOTICE alice :you closed #w: its 1 member left it"
+    );
+}
+
+/// What a client whose `OPER` powers ended is told (the admin account removed, no longer an
+/// admin, or its password changed): a server `NOTICE` saying so and `MODE nick -o`, so its view
+/// of its user modes is right. Until this review it went on showing `+o`.
+fn oper_ended(nick: &str) -> [String; 2] {
+    [
+        format!(
+            ":natter.irc NOTICE {nick} :*** You are no longer an IRC operator: the admin account \
+             you named was removed, is no admin any more, or its password changed"
+        ),
+        format!(":{nick}!{nick}@natter MODE {nick} -o"),
+    ]
+}
+
+/// An admin removed from `[accounts] admins` by a configuration reload takes the powers an
+/// `OPER` with its account gave with it, and the client is told.
+#[test]
+fn an_oper_ends_when_its_account_is_no_admin_after_a_reload() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse", "MODE carol +i"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    let mut config = n.hub.config().clone();
+    config.accounts.admins = Vec::new();
+    n.hub.reconfigure(config).expect("reloads");
+    n.pump();
+    assert_eq!(n.lines(c), oper_ended("carol"));
+    n.send(c, &["MODE carol", "KILL alice"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":natter.irc 221 carol +i");
+    assert_eq!(numerics(&l), ["221", "481"], "{l:?}");
+}
+
 /// An admin account the operator removes takes the powers an `OPER` with its password gave
 /// with it: the user is answered 481 after, and a `TAKEOVER` changes nothing. Until this
 /// review the powers stayed (`KILL`, `WALLOPS`, every room's admin standing), and a
@@ -4239,7 +4466,10 @@ fn an_oper_ends_with_the_admin_account_it_named() {
     n.lines(bob);
     n.hub.load_accounts(Vec::new());
     n.pump();
-    n.lines(c);
+    // The client is told its `+o` is gone, and `MODE carol` no longer shows it.
+    assert_eq!(n.lines(c), oper_ended("carol"));
+    n.send(c, &["MODE carol"]);
+    assert_eq!(n.lines(c), [":natter.irc 221 carol +"]);
     n.send(c, &["TAKEOVER #club", "KILL bob :out"]);
     n.advance(1_000);
     let l = n.lines(c);
@@ -4276,7 +4506,9 @@ fn an_oper_ends_when_the_admin_accounts_password_changes() {
     );
     n.advance(1_000);
     n.recv(a);
-    n.lines(c);
+    assert_eq!(n.lines(c), oper_ended("carol"));
+    n.send(c, &["MODE carol"]);
+    assert_eq!(n.lines(c), [":natter.irc 221 carol +"]);
     n.send(c, &["KILL bob :out", "TAKEOVER #club"]);
     n.advance(1_000);
     let l = n.lines(c);
@@ -4813,10 +5045,7 @@ fn takeover_is_a_server_admins_on_irc_too() {
     n.send(c, &["TAKEOVER #nowhere"]);
     n.advance(1_000);
     let l = n.lines(c);
-    assert_eq!(
-        l,
-        [":natter.irc 400 carol TAKEOVER :there is no room #nowhere"]
-    );
+    assert_eq!(l, [":natter.irc 403 carol #nowhere :No such channel"]);
 }
 
 /// A user signed in to an account that is no admin, given an admin's powers by `OPER`, takes
@@ -8615,6 +8844,48 @@ fn a_member_invites_to_an_open_channel_and_443_for_one_in_it_already() {
     n.lines(a);
     n.send(a, &["INVITE ben #open"]);
     assert_eq!(numerics(&n.lines(a)), ["443"]);
+}
+
+/// A client that monitors its own nick (irssi's and WeeChat's nick-recovery scripts do) and
+/// quits gets its `ERROR` and nothing after or about itself: the hub closes its link first, as
+/// IRC servers do, and then tells the others. Until this review it read `731` of its own nick
+/// just before its `ERROR`. The same for a killed one.
+#[test]
+fn a_quitter_that_monitors_itself_gets_its_error_and_nothing_about_itself() {
+    let mut n = with_admin_alice();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    let amy = n.client("amy", &[]);
+    let bob = n.client("bob", &[]);
+    n.send(amy, &["MONITOR + amy,bob", "JOIN #m"]);
+    n.send(bob, &["MONITOR + amy", "JOIN #m"]);
+    n.advance(1_000);
+    n.settle(&[amy, bob, a]);
+    n.send(amy, &["QUIT :bye"]);
+    let l = n.lines(amy);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0].starts_with("ERROR :"), "{l:?}");
+    assert!(n.closed(amy));
+    let l = n.lines(bob);
+    assert!(l.contains(&":natter.irc 731 bob :amy".to_owned()), "{l:?}");
+    assert!(
+        l.iter().any(|l| l.starts_with(":amy!amy@natter QUIT ")),
+        "{l:?}"
+    );
+    // A killed user that monitors itself: its ERROR is its last line, and no 731 of itself.
+    let cat = n.client("cat", &[]);
+    n.send(cat, &["MONITOR + cat,bob"]);
+    n.advance(1_000);
+    n.settle(&[cat, bob]);
+    n.send(a, &["KILL cat :spam"]);
+    n.advance(1_000);
+    let l = n.lines(cat);
+    assert!(!l.iter().any(|l| l.contains(" 731 ")), "{l:?}");
+    assert!(l.last().is_some_and(|l| l.starts_with("ERROR :")), "{l:?}");
+    assert_eq!(n.lines(bob), Vec::<String>::new());
+    // And its list went with it: bob's next quit reaches nobody's MONITOR.
+    n.send(bob, &["QUIT"]);
+    assert!(n.hub.monitors.is_empty());
 }
 
 /// IRCv3 `MONITOR`: `730`/`731` for the nicks asked about, then as they come and go (a

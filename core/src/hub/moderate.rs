@@ -631,8 +631,17 @@ impl Hub {
         {
             return self.error(conn, ErrorKind::Unavailable, Re::Room(room.clone()), detail);
         }
+        // A room that does not exist is refused as being about that room (IRC: `403`).
+        let about = match &action {
+            AdminAction::TakeOver(room) | AdminAction::Close { room, .. } => Some(room.clone()),
+            _ => None,
+        };
         if let Err((kind, detail)) = self.try_administer(conn, uid, action, now) {
-            self.error(conn, kind, Re::Conn, detail);
+            let re = match about {
+                Some(room) if kind == ErrorKind::NotInRoom => Re::Room(room),
+                _ => Re::Conn,
+            };
+            self.error(conn, kind, re, detail);
         }
     }
 

@@ -367,11 +367,15 @@ impl Hub {
             ClientMsg::Quit { reason } => {
                 self.read_on_leaving(conn);
                 self.remember_irc_user(conn);
+                let did = self.conns.get(&conn).and_then(|c| c.device());
+                // Its last words first, as IRC servers close a link before they tell anyone
+                // of the quit: nothing the quit makes (its own nick gone, for a client that
+                // monitors it) is said to the quitter after its `ERROR`.
+                self.bye(conn, "goodbye", "quit");
                 // This device leaves; the user quits with its last one.
-                if let Some(did) = self.conns.get(&conn).and_then(|c| c.device()) {
+                if let Some(did) = did {
                     self.leave_device(did, super::dialect::users_quit_words(reason), now);
                 }
-                self.bye(conn, "goodbye", "quit");
             }
             ClientMsg::SignIn {
                 account,

@@ -60,6 +60,15 @@ impl Hub {
             return Err(ReconfigError::Fixed(c.clone()));
         }
         self.config = config;
+        // An account no longer among the admins takes the powers `OPER`s with it gave.
+        let admins: Vec<String> = self
+            .config
+            .accounts
+            .admins
+            .iter()
+            .map(crate::types::Nick::folded)
+            .collect();
+        self.end_opers(|named| !admins.iter().any(|a| a == named));
         Ok(changes)
     }
 }

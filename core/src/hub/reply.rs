@@ -388,6 +388,9 @@ impl Hub {
         }
         let user = c.close();
         self.timers.cancel_conn(conn);
+        // Its `MONITOR` list goes now: a closing connection hears nothing after its last
+        // words (its own nick going offline, as it quits).
+        self.monitors.clear(conn);
         if let Some(reason) = reason {
             debug!(conn = %conn, %reason, "closing");
             if c.holds_output() {

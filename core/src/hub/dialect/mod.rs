@@ -97,8 +97,8 @@ impl Door {
                 let plain =
                     plain_port.map_or_else(String::new, |p| format!(" (plain IRC is on port {p})"));
                 format!(
-                    "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in \
-                     your IRC client{plain}"
+                    "ERROR :Closing Link: {IRC_HOST} (this port speaks TLS: turn TLS on for this \
+                     server in your IRC client{plain})"
                 )
             }
         };
@@ -302,6 +302,12 @@ pub(crate) trait Dialect {
     /// The user took a server admin's powers (IRC's `OPER`): IRC's user modes show `o`.
     fn opered(&mut self) {}
 
+    /// The powers an `OPER` gave ended (its admin account removed, no admin any more, or its
+    /// password changed): whether this connection showed them (IRC's `o`), and is to be told.
+    fn deopered(&mut self) -> bool {
+        false
+    }
+
     /// A line of input kept for when it runs ([`Request::Line`]): what it means now, as steps
     /// that run at once, in order (a hello, requests, answers; no flood-control token more: the
     /// line paid one). `me` is the connection's nick once it is through its handshake, and
@@ -467,6 +473,9 @@ impl AnyDialect {
     }
     pub(crate) fn opered(&mut self) {
         self.inner_mut().opered();
+    }
+    pub(crate) fn deopered(&mut self) -> bool {
+        self.inner_mut().deopered()
     }
     pub(crate) fn read(
         &mut self,
@@ -1079,6 +1088,9 @@ pub(crate) enum OperAnswer {
     NotAnAdmin,
     /// The password is not that account's (IRC: `464`); counted as a failed sign-in.
     WrongPassword,
+    /// The powers ended: the admin account was removed, is no admin any more, or its password
+    /// changed (IRC: a `NOTICE` and `MODE nick -o`).
+    Ended,
 }
 
 /// What a server admin did to a room ([`Note::AdminDone`]).
@@ -1357,10 +1369,10 @@ mod tests {
         let irc = said(Door::Irc, Some(b'C'), Some(6667)).expect("refused");
         assert_eq!(
             irc,
-            "ERROR :Closing link: this port speaks TLS: turn TLS on for this server in your IRC \
-             client (plain IRC is on port 6667)\r\n"
+            "ERROR :Closing Link: natter (this port speaks TLS: turn TLS on for this server in \
+             your IRC client (plain IRC is on port 6667))\r\n"
         );
         let irc = said(Door::Irc, Some(0), None).expect("refused");
-        assert!(irc.ends_with("in your IRC client\r\n"), "{irc}");
+        assert!(irc.ends_with("in your IRC client)\r\n"), "{irc}");
     }
 }

@@ -426,6 +426,7 @@ impl Dialect for Text {
                         super::OperAnswer::Granted => "-- you have a server admin's powers now",
                         super::OperAnswer::NotAnAdmin => "-- that is not a server admin account",
                         super::OperAnswer::WrongPassword => "-- wrong password",
+                        super::OperAnswer::Ended => "-- your server admin's powers ended",
                     }
                     .to_owned(),
                 ),

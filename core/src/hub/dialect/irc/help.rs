@@ -3,7 +3,7 @@
 
 /// Each command natter's IRC listener takes: its name, its parameters, what it does. In the
 /// order [`index`] lists them.
-pub(super) const COMMANDS: [(&str, &str, &str); 39] = [
+pub(super) const COMMANDS: [(&str, &str, &str); 40] = [
     (
         "JOIN",
         "#channel[,#channel...] [key,...]",
@@ -121,6 +121,11 @@ pub(super) const COMMANDS: [(&str, &str, &str); 39] = [
         "TAKEOVER",
         "#channel",
         "server admins: become a channel's founder (natter's own; /quote TAKEOVER #channel)",
+    ),
+    (
+        "CLOSE",
+        "#channel [:reason]",
+        "server admins: close a channel, everyone leaves (natter's own; /quote CLOSE #channel)",
     ),
     (
         "WALLOPS",

@@ -101,7 +101,7 @@ struct Running {
     /// A `MODE #channel q` that asks for the mutes (the quiet list, `728`/`729`) rather than
     /// the bans.
     quiets_asked: bool,
-    /// A PART's reason, for the `PART` line the client gets back.
+    /// A PART's reason, for the `PART` line the client gets back; a QUIT's, for its `ERROR`.
     reason: Option<Text>,
     /// The number of the line, for the batch id (`h<n>`) of history replayed on a JOIN.
     number: u64,
@@ -328,6 +328,12 @@ impl Irc {
             .and_then(|(_, b)| *b)
     }
 
+    /// The nick numerics name: the user's, or before registration the one the client gave
+    /// (`451 x`, as InspIRCd and ergo answer); `None` (`*`) if it gave none that stands.
+    fn named(&self) -> Option<&Nick> {
+        self.nick.as_ref().or(self.wanted.as_ref())
+    }
+
     /// Whether the welcome was given.
     fn registered(&self) -> bool {
         self.nick.is_some()
@@ -502,6 +508,10 @@ impl Dialect for Irc {
 
     fn opered(&mut self) {
         self.umodes.insert('o');
+    }
+
+    fn deopered(&mut self) -> bool {
+        self.umodes.remove(&'o')
     }
 
     fn missed_waits(&mut self, room: &RoomName, waits: bool) {

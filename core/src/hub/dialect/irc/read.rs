@@ -26,7 +26,7 @@ const ONE_REPLY: [&str; 10] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-pub(super) const KNOWN: [&str; 40] = [
+pub(super) const KNOWN: [&str; 41] = [
     "CAP",
     "PASS",
     "USER",
@@ -58,6 +58,7 @@ pub(super) const KNOWN: [&str; 40] = [
     "KICK",
     "KILL",
     "TAKEOVER",
+    "CLOSE",
     "WALLOPS",
     "INVITE",
     "OPER",
@@ -219,7 +220,7 @@ struct Plan<'a> {
     steps: &'a mut Vec<Step>,
     /// The server's name, the source of its lines.
     server: ServerName,
-    /// The client's nick, or `*` before registration.
+    /// The client's nick: before registration the one it gave, or `*` if none.
     me: String,
     tags: Tags,
     answer: String,
@@ -362,7 +363,7 @@ impl Irc {
         let mut plan = Plan {
             steps,
             server: self.server.clone(),
-            me: self.nick.as_ref().map_or("*", Nick::as_str).to_owned(),
+            me: self.named().map_or("*", Nick::as_str).to_owned(),
             tags: Tags::none(),
             answer,
         };
@@ -571,6 +572,9 @@ impl Irc {
             }
             "PING" => return ping(msg, plan),
             "QUIT" => {
+                if let Some(r) = self.running.as_mut() {
+                    r.reason = msg.param(0).and_then(|r| Text::new(&names::plain(r)).ok());
+                }
                 return plan.step(Step::Fatal {
                     limit: None,
                     kind: crate::wire::ErrorKind::Protocol,
@@ -750,6 +754,10 @@ impl Irc {
             "TAGMSG" => tagmsg(msg, plan),
             "QUIT" => {
                 let reason = msg.param(0).and_then(|r| Text::new(&names::plain(r)).ok());
+                // For its `ERROR :Closing Link: ... (Quit: reason)`.
+                if let Some(r) = self.running.as_mut() {
+                    r.reason = reason.clone();
+                }
                 plan.msg(ClientMsg::Quit { reason });
             }
             "CHATHISTORY" => chathistory(msg, plan),
@@ -996,6 +1004,26 @@ impl Irc {
             "TAKEOVER" => match msg.param(0).map(|c| (c, names::channel(c))) {
                 Some((_, Ok(room))) => {
                     plan.msg(ClientMsg::Admin(crate::wire::AdminAction::TakeOver(room)));
+                }
+                Some((name, Err(bad))) => {
+                    let (numeric, words) = (bad.numeric, bad.words);
+                    plan.admins_only(|p| p.num(numeric, &[name], &words));
+                }
+                None => plan.admins_only(|p| p.need_more(verb)),
+            },
+            // A server admin's `/close #room [reason]` (natter's own verb, sent raw as
+            // TAKEOVER is: IRC has no way to close a channel, InspIRCd's `CLEARCHAN` only
+            // empties one); the hub answers anyone else 481.
+            "CLOSE" => match msg.param(0).map(|c| (c, names::channel(c))) {
+                Some((_, Ok(room))) => {
+                    let reason = msg
+                        .param(1)
+                        .filter(|r| !r.is_empty())
+                        .and_then(|r| Text::new(&names::plain(r)).ok());
+                    plan.msg(ClientMsg::Admin(crate::wire::AdminAction::Close {
+                        room,
+                        reason,
+                    }));
                 }
                 Some((name, Err(bad))) => {
                     let (numeric, words) = (bad.numeric, bad.words);

@@ -304,7 +304,7 @@ impl Irc {
     fn lines(&self, me: Option<&Nick>) -> Lines<'_> {
         Lines {
             server: self.server.as_str(),
-            me: me.map_or("*", Nick::as_str).to_owned(),
+            me: me.or(self.named()).map_or("*", Nick::as_str).to_owned(),
             tags: self.reply_tags(),
             out: String::new(),
         }
@@ -336,6 +336,16 @@ impl Irc {
             .map(|(_, t)| t.clone())
             .or_else(|| self.sent_late(id).map(|(t, _)| t.to_owned()))
             .unwrap_or_else(|| "*".to_owned())
+    }
+
+    /// Why the link closes when the line running is a `QUIT`: `Quit: <reason>`, or `Client
+    /// Quit` without one, as solanum says it.
+    fn quit_words(&self) -> Option<String> {
+        let running = self.running.as_ref().filter(|r| r.verb == "QUIT")?;
+        Some(running.reason.as_ref().map_or_else(
+            || "Client Quit".to_owned(),
+            |r| format!("Quit: {}", fit(r.as_str(), 300)),
+        ))
     }
 
     /// The target and command of message `id`, sent by a line that has ended.
@@ -393,24 +403,19 @@ impl Irc {
                 let within = detail
                     .strip_prefix(super::super::NO_HELLO_WITHIN)
                     .map_or_else(String::new, |w| format!(": no NICK and USER within {w}"));
-                let words = format!(
-                    "Closing Link: {} (Registration timed out{within})",
-                    names::HOST
-                );
-                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
+                closing_link(&mut l, &format!("Registration timed out{within}"));
             }
             Reply::Fatal { kind, detail } => {
                 // A server ban, as IRC servers close a banned client's link: 465, then ERROR.
                 if *kind == ErrorKind::Banned {
                     l.num(ERR_YOUREBANNEDCREEP, &[], detail);
                 }
-                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[detail], true);
+                // A QUIT before registration closes the link this way too.
+                closing_link(&mut l, &self.quit_words().unwrap_or_else(|| detail.clone()));
             }
             // As ircd-hybrid and InspIRCd close a killed client's link.
             Reply::Killed { by, reason } => {
-                let why = super::super::killed_words(by, reason.as_deref());
-                let words = format!("Closing Link: {} ({why})", names::HOST);
-                write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
+                closing_link(&mut l, &super::super::killed_words(by, reason.as_deref()));
             }
             Reply::Note(note) => self.note(&mut l, note, me),
             Reply::Ping(token) => {
@@ -492,7 +497,7 @@ impl Irc {
                 return self.error(l, *kind, re, detail);
             }
             (_, ServerMsg::Bye { reason }) => {
-                return write_line(&mut l.out, &Tags::none(), "", "ERROR", &[reason], true);
+                return closing_link(l, &self.quit_words().unwrap_or_else(|| reason.clone()));
             }
             (None, ServerMsg::SignedIn { account, .. }) => {
                 // SASL, before registration.
@@ -894,6 +899,10 @@ impl Irc {
                 } else {
                     "Nickname is already in use"
                 };
+                if !self.registered() {
+                    // The nick given is refused: the client has none (as IRC servers say it).
+                    "*".clone_into(&mut l.me);
+                }
                 l.num(ERR_NICKNAMEINUSE, &[n.as_str()], why);
             }
             (ErrorKind::NotInRoom, Re::Room(r)) if verb == "NAMES" => {
@@ -1141,6 +1150,31 @@ impl Irc {
                 }
                 OperAnswer::NotAnAdmin => l.num(ERR_NOOPERHOST, &[], "No O-lines for your host"),
                 OperAnswer::WrongPassword => l.num(ERR_PASSWDMISMATCH, &[], "Password incorrect"),
+                // No numeric says it (381 is for gaining the powers): a server `NOTICE`, then
+                // the `-o` a client reads to keep its view of its user modes right.
+                OperAnswer::Ended => {
+                    let (tags, shown) = (l.tags.clone(), l.me.clone());
+                    l.from(
+                        &tags,
+                        l.server,
+                        "NOTICE",
+                        &[
+                            shown.as_str(),
+                            "*** You are no longer an IRC operator: the admin account you named \
+                             was removed, is no admin any more, or its password changed",
+                        ],
+                        true,
+                    );
+                    if let Some(me) = me {
+                        l.from(
+                            &tags,
+                            &names::source(me),
+                            "MODE",
+                            &[me.as_str(), "-o"],
+                            false,
+                        );
+                    }
+                }
             };
         }
         if let Note::Wallops { from, text } = note {
@@ -1225,8 +1259,12 @@ impl Irc {
             );
         }
         // A `TAKEOVER` went through (IRC has no reply for it, and the room's event reaches
-        // only its members): a server `NOTICE`.
-        if let Note::AdminDone(_) = note
+        // only its members): a server `NOTICE`; and one that changed nothing says so (natter's
+        // own verb: silence would read as a lost line; a MODE that changes nothing stays silent,
+        // as on IRC servers).
+        let admin_unchanged = matches!(note, Note::Unchanged(_))
+            && self.running.as_ref().is_some_and(|r| r.verb == "TAKEOVER");
+        if (matches!(note, Note::AdminDone(_)) || admin_unchanged)
             && let Some(words) = note.done_words()
         {
             let (tags, me) = (l.tags.clone(), l.me.clone());
@@ -1947,4 +1985,11 @@ fn who_line(l: &mut Lines<'_>, channel: &str, p: &Present, multi: bool, whox: Op
         // `%` alone: the token of nothing.
         None => l.num(RPL_WHOSPCRPL, &[], &whox.token),
     }
+}
+
+/// The last line of a link the server closes, as ircds word it (and IRC clients show it):
+/// `ERROR :Closing Link: <host> (<why>)`, `why` cut to what a line holds.
+fn closing_link(l: &mut Lines<'_>, why: &str) {
+    let words = format!("Closing Link: {} ({})", names::HOST, fit(why, 400));
+    write_line(&mut l.out, &Tags::none(), "", "ERROR", &[&words], true);
 }
