@@ -468,10 +468,17 @@ impl Children {
         })
     }
 
+    /// The status of a service that has exited, reaped now: the guard forgets its pid, which
+    /// may be another process's from now on.
     fn any_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.procs
+        let (pid, status) = self
+            .procs
             .iter_mut()
-            .find_map(|c| c.try_wait().ok().flatten())
+            .find_map(|c| Some((c.id(), c.try_wait().ok().flatten()?)))?;
+        if let Some(g) = &mut self.guard {
+            g.forget(pid);
+        }
+        Some(status)
     }
 
     /// Starts `cmd` (`what`: the words of its error) in a process group of its own: Ctrl+C
@@ -495,7 +502,12 @@ impl Children {
     }
 
     fn stop(&mut self, grace: Duration) {
-        for c in &self.procs {
+        for c in &mut self.procs {
+            // One reaped already (`any_exited`) is not signalled: its pid may be another
+            // process's by now.
+            if let Ok(Some(_)) = c.try_wait() {
+                continue;
+            }
             // SIGTERM lets each service tell its clients and flush: the one signal it gets
             // (see `spawn`). A direct call, not the `kill` program: one process, never a group.
             if let Ok(pid) = i32::try_from(c.id()) {
@@ -540,9 +552,11 @@ fn guard_command() -> Result<Command> {
 
 /// A process that stops `up`'s services if `up` ends without stopping them: killed (SIGKILL,
 /// the OOM killer), where no handler of its own runs, they ran on, each in a group of its own,
-/// holding the ports the next `up` wanted. `up` writes each service's pid to the guard's
-/// stdin (and `-PID` once it has reaped it); the pipe closes when `up` exits however it
-/// does, and the guard then sends SIGTERM to the pids left (SIGKILL after 10 s). Safe code
+/// holding the ports the next `up` wanted. `up` writes each service's pid and start time to
+/// the guard's stdin (`PID START`, and `-PID` once it has reaped it); the pipe closes when `up`
+/// exits however it does, and the guard then sends SIGTERM to the pids left (SIGKILL after
+/// 10 s), each only while the process with that pid is the one that started then (see
+/// [`started`]): a pid is given to a new process once its own has been reaped. Safe code
 /// only (no `pre_exec` for PR_SET_PDEATHSIG), and nats-server is covered as well. A service
 /// is unguarded only between its spawn and the write of its pid.
 struct Guard {
@@ -575,7 +589,11 @@ impl Guard {
     }
 
     fn watch(&mut self, pid: u32) {
-        self.say(&pid.to_string());
+        // The child is not reaped before `up` waits for it: the start time is its own.
+        match i32::try_from(pid).ok().and_then(started) {
+            Some(start) => self.say(&format!("{pid} {start}")),
+            None => eprintln!("xtask: process {pid} ended as it started; not guarded"),
+        }
     }
 
     fn forget(&mut self, pid: u32) {
@@ -600,17 +618,30 @@ impl Guard {
 /// How long the guard gives the services it stops to exit before SIGKILL.
 const GUARD_GRACE: Duration = Duration::from_secs(10);
 
-/// `cargo xtask guard` (hidden; started by `up`): reads pids to watch on stdin (`PID`, and
-/// `-PID` for one `up` has reaped) until it closes, then stops the pids left: SIGTERM, and
-/// SIGKILL to those still running after [`GUARD_GRACE`].
+/// `cargo xtask guard` (hidden; started by `up`): reads the services to watch on stdin
+/// (`PID START`, and `-PID` for one `up` has reaped) until it closes, then stops those left:
+/// SIGTERM, and SIGKILL to those still running after [`GUARD_GRACE`].
 pub fn guard() -> Result<()> {
-    use std::io::BufRead;
-    let mut pids = std::collections::BTreeSet::new();
-    for line in std::io::stdin().lock().lines() {
+    guard_from(std::io::stdin().lock(), GUARD_GRACE)
+}
+
+/// [`guard`], reading `said`, with `grace` before SIGKILL. A process is signalled only while
+/// its pid and start time are those `up` said: one that exited and was reaped (by `up`, or by
+/// init once `up` is gone) may have left its pid to an unrelated process.
+fn guard_from(said: impl std::io::BufRead, grace: Duration) -> Result<()> {
+    let mut pids = std::collections::BTreeMap::new();
+    for line in said.lines() {
         let Ok(line) = line else { break };
-        let (forget, pid) = match line.trim().strip_prefix('-') {
-            Some(p) => (true, p),
-            None => (false, line.trim()),
+        let line = line.trim();
+        let (pid, start) = match line.strip_prefix('-') {
+            Some(p) => (p, None),
+            None => match line.split_once(' ') {
+                Some((p, start)) => match start.trim().parse::<u64>() {
+                    Ok(start) => (p, Some(start)),
+                    Err(_) => continue,
+                },
+                None => continue,
+            },
         };
         let Ok(pid) = pid.parse::<i32>() else {
             continue;
@@ -619,11 +650,10 @@ pub fn guard() -> Result<()> {
             // Never a group, never every process.
             continue;
         }
-        if forget {
-            pids.remove(&pid);
-        } else {
-            pids.insert(pid);
-        }
+        match start {
+            Some(start) => pids.insert(pid, start),
+            None => pids.remove(&pid),
+        };
     }
     if pids.is_empty() {
         return Ok(());
@@ -632,29 +662,40 @@ pub fn guard() -> Result<()> {
         "xtask guard: cargo xtask up is gone without stopping its services; stopping {} of them",
         pids.len()
     );
-    for &pid in &pids {
+    let ours = |(&pid, &start): (&i32, &u64)| (started(pid) == Some(start)).then_some(pid);
+    for pid in pids.iter().filter_map(ours) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
-    let deadline = Instant::now() + GUARD_GRACE;
-    while Instant::now() < deadline && pids.iter().any(|&p| running(p)) {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && pids.iter().filter_map(ours).next().is_some() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    for &pid in pids.iter().filter(|&&p| running(p)) {
+    for pid in pids.iter().filter_map(ours) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     Ok(())
 }
 
-/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
-fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command's name in parentheses, which may hold anything.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
+/// When process `pid` started (`/proc/PID/stat`'s 22nd field, in clock ticks after boot), if
+/// it runs (exists and is not a zombie waiting to be reaped). With the pid, it tells a process
+/// from a later one given the same pid.
+fn started(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields follow the command's name in parentheses, which may hold anything: the
+    // state (the 3rd field) first.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
     }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
+#[cfg(test)]
+fn running(pid: i32) -> bool {
+    started(pid).is_some()
 }
 
 /// A fresh random bridge secret (hex of 24 bytes from the kernel's random source).
@@ -764,6 +805,33 @@ mod tests {
         children.stop(Duration::from_secs(5));
         assert_eq!(group, pid, "a group of its own");
         assert_ne!(group, ours);
+    }
+
+    /// The guard signals a pid only while the process there is the one `up` gave it: a service
+    /// that exited and was reaped leaves its pid to the next process the kernel starts, which
+    /// the guard (SIGTERM, then SIGKILL after its grace) would otherwise have stopped. Here
+    /// `other` stands for that process: the guard has its pid with another start time.
+    #[test]
+    fn the_guard_stops_its_services_and_not_a_process_that_took_a_pid() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut service = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = |c: &Child| i32::try_from(c.id()).unwrap();
+        let start = started(pid(&service)).expect("the service's start time");
+        let other_start = started(pid(&other)).expect("the other's start time");
+        let said = format!(
+            "{} {start}\n{} {}\n",
+            pid(&service),
+            pid(&other),
+            other_start + 1
+        );
+        guard_from(said.as_bytes(), Duration::from_secs(5)).unwrap();
+        let left = other.try_wait().unwrap();
+        let _ = other.kill();
+        let _ = other.wait();
+        assert_eq!(left, None, "the guard signalled a process it was not given");
+        let status = service.wait().unwrap();
+        assert_eq!(status.signal(), Some(15), "{status:?}");
     }
 
     /// The environment variable that gives this test binary, run again by the tests below, the
