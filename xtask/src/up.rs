@@ -246,7 +246,7 @@ pub fn up(args: UpArgs) -> Result<()> {
     // Before the first service: a guard that stops them should `up` itself be killed.
     let mut children = Children::guarded(guard_command()?)?;
     if cluster {
-        children.adopt(nats(&target.join("nats"))?);
+        nats(&mut children, &target.join("nats"))?;
         let url = format!("nats://{NATS}");
         // Each node its own data directory (in a cluster only its search index is there): two
         // nodes sharing one each take the other's index for one a stopped node left.
@@ -370,23 +370,36 @@ pub fn up(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// nats-server with JetStream on [`NATS`], storing in `dir`; waits until it listens.
-fn nats(dir: &Path) -> Result<Child> {
+/// nats-server with JetStream on [`NATS`], storing in `dir`, one of `children`; waits until it
+/// listens.
+fn nats(children: &mut Children, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (host, port) = NATS.split_once(':').unwrap_or((NATS, "4222"));
-    let child = Command::new("/usr/sbin/nats-server")
-        .args(["-js", "-a", host, "-p", port, "-sd"])
-        .arg(dir)
-        .spawn()
-        .context("starting nats-server")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(NATS).is_err() {
-        if Instant::now() > deadline {
-            anyhow::bail!("nats-server did not listen on {NATS}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(child)
+    let mut cmd = Command::new("/usr/sbin/nats-server");
+    cmd.args(["-js", "-a", host, "-p", port, "-sd"]).arg(dir);
+    spawn_listening(
+        children,
+        &mut cmd,
+        "starting nats-server",
+        NATS,
+        Duration::from_secs(10),
+    )
+}
+
+/// Starts `cmd` as one of `children` (`what`: the words of its error) and waits, at most
+/// `wait`, until it listens on `addr`. One of them from its spawn: in a group of its own (the
+/// terminal's Ctrl+C stopped nats-server at once, under the nodes still shutting down), under
+/// the guard while it is waited for, and stopped with the rest if it never listens (it was
+/// left running).
+fn spawn_listening(
+    children: &mut Children,
+    cmd: &mut Command,
+    what: &'static str,
+    addr: &str,
+    wait: Duration,
+) -> Result<()> {
+    children.spawn(cmd, what)?;
+    wait_listening(&[addr], wait, || children.any_exited()).context(what)
 }
 
 /// Fails, naming the first of `addrs` (listen addresses) something else holds already: a
@@ -832,6 +845,35 @@ mod tests {
         assert_eq!(left, None, "the guard signalled a process it was not given");
         let status = service.wait().unwrap();
         assert_eq!(status.signal(), Some(15), "{status:?}");
+    }
+
+    /// A service waited for (nats-server) is one of the services from its spawn: in a group of
+    /// its own, and stopped with them when it does not listen in time.
+    #[test]
+    fn a_service_that_does_not_listen_in_time_is_stopped_with_the_rest() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut children = Children {
+            procs: Vec::new(),
+            guard: None,
+        };
+        let err = spawn_listening(
+            &mut children,
+            Command::new("sleep").arg("30"),
+            "starting sleep",
+            &addr,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("starting sleep"), "{err:#}");
+        assert_eq!(children.procs.len(), 1, "not one of the services");
+        let pid = Pid::from_raw(i32::try_from(children.procs[0].id()).unwrap());
+        let group = nix::unistd::getpgid(Some(pid)).unwrap();
+        assert_ne!(group, nix::unistd::getpgid(None).unwrap());
+        let raw = pid.as_raw();
+        drop(children);
+        assert!(!running(raw), "still running once the services are stopped");
     }
 
     /// The environment variable that gives this test binary, run again by the tests below, the
