@@ -190,6 +190,7 @@ pub fn up(args: UpArgs) -> Result<()> {
         let _ = stop_tx.send(());
     })
     .context("installing the Ctrl+C handler")?;
+    let stop = Stop::new(stop_rx);
 
     // One secret for the server and the bridge, new every time: the bridge proves itself with
     // it and may then name each browser's address.
@@ -246,7 +247,13 @@ pub fn up(args: UpArgs) -> Result<()> {
     // Before the first service: a guard that stops them should `up` itself be killed.
     let mut children = Children::guarded(guard_command()?)?;
     if cluster {
-        nats(&mut children, &target.join("nats"))?;
+        if let Err(e) = nats(&mut children, &target.join("nats"), &stop) {
+            if stop.asked() {
+                eprintln!("xtask: stopping");
+                return Ok(());
+            }
+            return Err(e);
+        }
         let url = format!("nats://{NATS}");
         // Each node its own data directory (in a cluster only its search index is there): two
         // nodes sharing one each take the other's index for one a stopped node left.
@@ -281,8 +288,15 @@ pub fn up(args: UpArgs) -> Result<()> {
     if cluster {
         doors.push(&node_2_here);
     }
-    if let Err(e) = wait_listening(&doors, Duration::from_secs(45), || children.any_exited()) {
+    let waited = wait_listening(&doors, Duration::from_secs(45), || {
+        stopped_or_exited(&stop, &mut children)
+    });
+    if let Err(e) = waited {
         children.stop(Duration::from_secs(10));
+        if stop.asked() {
+            eprintln!("xtask: stopping");
+            return Ok(());
+        }
         return Err(e);
     }
 
@@ -357,7 +371,7 @@ pub fn up(args: UpArgs) -> Result<()> {
     println!();
 
     loop {
-        if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+        if stop.wait(Duration::from_millis(500)) {
             eprintln!("xtask: stopping");
             break;
         }
@@ -372,7 +386,7 @@ pub fn up(args: UpArgs) -> Result<()> {
 
 /// nats-server with JetStream on [`NATS`], storing in `dir`, one of `children`; waits until it
 /// listens.
-fn nats(children: &mut Children, dir: &Path) -> Result<()> {
+fn nats(children: &mut Children, dir: &Path, stop: &Stop) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (host, port) = NATS.split_once(':').unwrap_or((NATS, "4222"));
     let mut cmd = Command::new("/usr/sbin/nats-server");
@@ -383,23 +397,63 @@ fn nats(children: &mut Children, dir: &Path) -> Result<()> {
         "starting nats-server",
         NATS,
         Duration::from_secs(10),
+        stop,
     )
+}
+
+/// Ctrl+C (or SIGTERM, SIGHUP) to `up`, as its handler tells it: once asked, asked for good.
+struct Stop {
+    told: mpsc::Receiver<()>,
+    asked: std::cell::Cell<bool>,
+}
+
+impl Stop {
+    fn new(told: mpsc::Receiver<()>) -> Stop {
+        Stop {
+            told,
+            asked: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether a stop was asked, waiting at most `d` for one.
+    fn wait(&self, d: Duration) -> bool {
+        if !self.asked.get() && self.told.recv_timeout(d).is_ok() {
+            self.asked.set(true);
+        }
+        self.asked.get()
+    }
+
+    /// Whether a stop was asked, now.
+    fn asked(&self) -> bool {
+        self.wait(Duration::ZERO)
+    }
+}
+
+/// Why `up` waits no longer for its services to listen: a stop asked, or one that exited.
+fn stopped_or_exited(stop: &Stop, children: &mut Children) -> Option<String> {
+    if stop.asked() {
+        return Some("stopped (Ctrl+C)".to_owned());
+    }
+    children
+        .any_exited()
+        .map(|status| format!("a service exited ({status})"))
 }
 
 /// Starts `cmd` as one of `children` (`what`: the words of its error) and waits, at most
 /// `wait`, until it listens on `addr`. One of them from its spawn: in a group of its own (the
 /// terminal's Ctrl+C stopped nats-server at once, under the nodes still shutting down), under
 /// the guard while it is waited for, and stopped with the rest if it never listens (it was
-/// left running).
+/// left running). Ctrl+C ends the wait at once.
 fn spawn_listening(
     children: &mut Children,
     cmd: &mut Command,
     what: &'static str,
     addr: &str,
     wait: Duration,
+    stop: &Stop,
 ) -> Result<()> {
     children.spawn(cmd, what)?;
-    wait_listening(&[addr], wait, || children.any_exited()).context(what)
+    wait_listening(&[addr], wait, || stopped_or_exited(stop, children)).context(what)
 }
 
 /// Fails, naming the first of `addrs` (listen addresses) something else holds already: a
@@ -443,18 +497,19 @@ fn bind_as_the_server(addr: &str) -> std::io::Result<()> {
     }
 }
 
-/// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if `exited`
-/// says a service ended (its status).
+/// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if
+/// `why_not` says why to wait no longer (a service exited, Ctrl+C: a store's migration may
+/// take minutes, and a Ctrl+C meanwhile was seen only once every door listened).
 fn wait_listening(
     addrs: &[&str],
     wait: Duration,
-    mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
+    mut why_not: impl FnMut() -> Option<String>,
 ) -> Result<()> {
     let deadline = Instant::now() + wait;
     for addr in addrs {
         while std::net::TcpStream::connect(addr).is_err() {
-            if let Some(status) = exited() {
-                anyhow::bail!("a service exited ({status}) before {addr} answered");
+            if let Some(why) = why_not() {
+                anyhow::bail!("{why} before {addr} answered");
             }
             if Instant::now() > deadline {
                 anyhow::bail!("nothing answered on {addr} within {wait:?}");
@@ -864,6 +919,7 @@ mod tests {
             "starting sleep",
             &addr,
             Duration::from_millis(300),
+            &Stop::new(mpsc::channel().1),
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("starting sleep"), "{err:#}");
@@ -874,6 +930,40 @@ mod tests {
         let raw = pid.as_raw();
         drop(children);
         assert!(!running(raw), "still running once the services are stopped");
+    }
+
+    /// Ctrl+C while a service starts (a store's migration may take minutes) ends `up`'s wait at
+    /// once; it was seen only once every door listened, or the wait had timed out.
+    #[test]
+    fn ctrl_c_while_a_service_starts_ends_the_wait() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut children = Children {
+            procs: Vec::new(),
+            guard: None,
+        };
+        let (tx, rx) = mpsc::channel();
+        let stop = Stop::new(rx);
+        tx.send(()).unwrap();
+        let began = Instant::now();
+        let err = spawn_listening(
+            &mut children,
+            Command::new("sleep").arg("30"),
+            "starting sleep",
+            &addr,
+            Duration::from_secs(20),
+            &stop,
+        )
+        .unwrap_err();
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "waited {:?} after Ctrl+C",
+            began.elapsed()
+        );
+        assert!(format!("{err:#}").contains("Ctrl+C"), "{err:#}");
+        assert!(stop.asked(), "asked for good");
+        children.stop(Duration::from_secs(5));
     }
 
     /// The environment variable that gives this test binary, run again by the tests below, the
