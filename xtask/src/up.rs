@@ -697,6 +697,7 @@ pub fn guard() -> Result<()> {
 /// its pid and start time are those `up` said: one that exited and was reaped (by `up`, or by
 /// init once `up` is gone) may have left its pid to an unrelated process.
 fn guard_from(said: impl std::io::BufRead, grace: Duration) -> Result<()> {
+    use std::io::Write;
     let mut pids = std::collections::BTreeMap::new();
     for line in said.lines() {
         let Ok(line) = line else { break };
@@ -726,7 +727,10 @@ fn guard_from(said: impl std::io::BufRead, grace: Duration) -> Result<()> {
     if pids.is_empty() {
         return Ok(());
     }
-    eprintln!(
+    // Said if it can be: with up's terminal closed, or the pipe its stderr was read from, the
+    // write fails, and `eprintln!` panicked on it before any service was stopped.
+    let _ = writeln!(
+        std::io::stderr(),
         "xtask guard: cargo xtask up is gone without stopping its services; stopping {} of them",
         pids.len()
     );
@@ -1049,6 +1053,43 @@ mod tests {
             words[2].parse().unwrap(),
             lines,
         )
+    }
+
+    /// The guard stops the services when its stderr is gone too (a closed terminal, a pipe
+    /// whose reader ended): `eprintln!` panicked on the failed write, before any signal.
+    #[test]
+    fn the_guard_stops_the_services_with_nowhere_to_say_so() {
+        use std::io::Write;
+        let mut service = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i32::try_from(service.id()).unwrap();
+        let start = started(pid).unwrap();
+        let mut guard = as_role("guard")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(guard.stderr.take());
+        let mut tell = guard.stdin.take().unwrap();
+        writeln!(tell, "{pid} {start}").unwrap();
+        drop(tell);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let ended = loop {
+            if let Some(status) = service.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if ended.is_none() {
+            let _ = service.kill();
+            let _ = service.wait();
+        }
+        let _ = guard.kill();
+        let _ = guard.wait();
+        assert!(ended.is_some(), "the guard did not stop the service");
     }
 
     /// `cargo xtask up` killed (SIGKILL: no handler runs) takes its services with it: they ran
