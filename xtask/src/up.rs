@@ -452,7 +452,7 @@ fn spawn_listening(
     wait: Duration,
     stop: &Stop,
 ) -> Result<()> {
-    children.spawn(cmd, what)?;
+    children.spawn_beneath(cmd, what)?;
     wait_listening(&[addr], wait, || stopped_or_exited(stop, children)).context(what)
 }
 
@@ -524,6 +524,8 @@ fn wait_listening(
 /// and by their [`Guard`] if `up` is killed.
 struct Children {
     procs: Vec<Child>,
+    /// Those the others use (nats-server), stopped once the others have exited.
+    beneath: Vec<Child>,
     guard: Option<Guard>,
 }
 
@@ -532,8 +534,28 @@ impl Children {
     fn guarded(guard: Command) -> Result<Children> {
         Ok(Children {
             procs: Vec::new(),
+            beneath: Vec::new(),
             guard: Some(Guard::start(guard)?),
         })
+    }
+
+    /// No services, and no guard.
+    #[cfg(test)]
+    fn unguarded() -> Children {
+        Children {
+            procs: Vec::new(),
+            beneath: Vec::new(),
+            guard: None,
+        }
+    }
+
+    /// Starts `cmd` as [`Children::spawn`] does, as a service the others use (nats-server):
+    /// [`Children::stop`] stops it once they have exited (a node that stops tells the cluster
+    /// it leaves, through NATS).
+    fn spawn_beneath(&mut self, cmd: &mut Command, what: &'static str) -> Result<()> {
+        self.spawn(cmd, what)?;
+        self.beneath.extend(self.procs.pop());
+        Ok(())
     }
 
     /// The status of a service that has exited, reaped now: the guard forgets its pid, which
@@ -542,6 +564,7 @@ impl Children {
         let (pid, status) = self
             .procs
             .iter_mut()
+            .chain(&mut self.beneath)
             .find_map(|c| Some((c.id(), c.try_wait().ok().flatten()?)))?;
         if let Some(g) = &mut self.guard {
             g.forget(pid);
@@ -569,8 +592,20 @@ impl Children {
         self.procs.push(child);
     }
 
+    /// Stops the services (SIGTERM, SIGKILL after `grace`), then those beneath them (each
+    /// with `grace` of their own), and ends the guard.
     fn stop(&mut self, grace: Duration) {
-        for c in &mut self.procs {
+        let above = std::mem::take(&mut self.procs);
+        self.stop_these(above, grace);
+        let beneath = std::mem::take(&mut self.beneath);
+        self.stop_these(beneath, grace);
+        if let Some(g) = self.guard.take() {
+            g.end();
+        }
+    }
+
+    fn stop_these(&mut self, mut procs: Vec<Child>, grace: Duration) {
+        for c in &mut procs {
             // One reaped already (`any_exited`) is not signalled: its pid may be another
             // process's by now.
             if let Ok(Some(_)) = c.try_wait() {
@@ -583,7 +618,7 @@ impl Children {
             }
         }
         let deadline = Instant::now() + grace;
-        for c in &mut self.procs {
+        for c in &mut procs {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
                     break;
@@ -596,10 +631,6 @@ impl Children {
             if let Some(g) = &mut self.guard {
                 g.forget(c.id());
             }
-        }
-        self.procs.clear();
-        if let Some(g) = self.guard.take() {
-            g.end();
         }
     }
 }
@@ -864,10 +895,7 @@ mod tests {
     /// natter-server exit at once, skipping its graceful shutdown.
     #[test]
     fn up_starts_each_service_in_a_group_of_its_own() {
-        let mut children = Children {
-            procs: Vec::new(),
-            guard: None,
-        };
+        let mut children = Children::unguarded();
         children
             .spawn(Command::new("sleep").arg("30"), "starting sleep")
             .unwrap();
@@ -913,10 +941,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
-        let mut children = Children {
-            procs: Vec::new(),
-            guard: None,
-        };
+        let mut children = Children::unguarded();
         let err = spawn_listening(
             &mut children,
             Command::new("sleep").arg("30"),
@@ -927,8 +952,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("starting sleep"), "{err:#}");
-        assert_eq!(children.procs.len(), 1, "not one of the services");
-        let pid = Pid::from_raw(i32::try_from(children.procs[0].id()).unwrap());
+        assert_eq!(children.beneath.len(), 1, "not one of the services");
+        let pid = Pid::from_raw(i32::try_from(children.beneath[0].id()).unwrap());
         let group = nix::unistd::getpgid(Some(pid)).unwrap();
         assert_ne!(group, nix::unistd::getpgid(None).unwrap());
         let raw = pid.as_raw();
@@ -943,10 +968,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
-        let mut children = Children {
-            procs: Vec::new(),
-            guard: None,
-        };
+        let mut children = Children::unguarded();
         let (tx, rx) = mpsc::channel();
         let stop = Stop::new(rx);
         tx.send(()).unwrap();
@@ -968,6 +990,36 @@ mod tests {
         assert!(format!("{err:#}").contains("Ctrl+C"), "{err:#}");
         assert!(stop.asked(), "asked for good");
         children.stop(Duration::from_secs(5));
+    }
+
+    /// A service the others use (nats-server: a node that stops tells the cluster it leaves)
+    /// gets its SIGTERM once they have exited; it had it with them, and was gone before they
+    /// could say they left.
+    #[test]
+    fn a_service_the_others_use_stops_after_them() {
+        let seen = std::env::temp_dir().join(format!("xtask-beneath-{}", std::process::id()));
+        let _ = std::fs::remove_file(&seen);
+        let mut children = Children::unguarded();
+        children
+            .spawn_beneath(Command::new("sleep").arg("30"), "starting sleep")
+            .unwrap();
+        let beneath = children.beneath[0].id();
+        // On SIGTERM it says whether the one beneath still runs.
+        let script = format!(
+            "trap 'if grep -q \"^State:[[:space:]]*[RS]\" /proc/{beneath}/status; \
+             then echo alive > {f}; else echo gone > {f}; fi; exit 0' TERM; \
+             while :; do sleep 0.05; done",
+            f = seen.display()
+        );
+        children
+            .spawn(Command::new("sh").args(["-c", &script]), "starting sh")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        children.stop(Duration::from_secs(5));
+        let said = std::fs::read_to_string(&seen).unwrap_or_default();
+        let _ = std::fs::remove_file(&seen);
+        assert_eq!(said.trim(), "alive");
+        assert!(!running(i32::try_from(beneath).unwrap()));
     }
 
     /// The environment variable that gives this test binary, run again by the tests below, the
