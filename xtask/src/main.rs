@@ -73,7 +73,7 @@ enum Cmd {
         )]
         args: Vec<String>,
     },
-    /// Started by `up`: stops its services if `up` is killed (reads their pids on stdin)
+    /// Started by `up`: stops its services if `up` is killed (reads their pids and start times on stdin)
     #[command(hide = true)]
     Guard,
 }

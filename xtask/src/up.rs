@@ -190,6 +190,7 @@ pub fn up(args: UpArgs) -> Result<()> {
         let _ = stop_tx.send(());
     })
     .context("installing the Ctrl+C handler")?;
+    let stop = Stop::new(stop_rx);
 
     // One secret for the server and the bridge, new every time: the bridge proves itself with
     // it and may then name each browser's address.
@@ -246,7 +247,13 @@ pub fn up(args: UpArgs) -> Result<()> {
     // Before the first service: a guard that stops them should `up` itself be killed.
     let mut children = Children::guarded(guard_command()?)?;
     if cluster {
-        children.adopt(nats(&target.join("nats"))?);
+        if let Err(e) = nats(&mut children, &target.join("nats"), &stop) {
+            if stop.asked() {
+                eprintln!("xtask: stopping");
+                return Ok(());
+            }
+            return Err(e);
+        }
         let url = format!("nats://{NATS}");
         // Each node its own data directory (in a cluster only its search index is there): two
         // nodes sharing one each take the other's index for one a stopped node left.
@@ -281,8 +288,15 @@ pub fn up(args: UpArgs) -> Result<()> {
     if cluster {
         doors.push(&node_2_here);
     }
-    if let Err(e) = wait_listening(&doors, Duration::from_secs(45), || children.any_exited()) {
+    let waited = wait_listening(&doors, Duration::from_secs(45), || {
+        stopped_or_exited(&stop, &mut children)
+    });
+    if let Err(e) = waited {
         children.stop(Duration::from_secs(10));
+        if stop.asked() {
+            eprintln!("xtask: stopping");
+            return Ok(());
+        }
         return Err(e);
     }
 
@@ -357,7 +371,7 @@ pub fn up(args: UpArgs) -> Result<()> {
     println!();
 
     loop {
-        if stop_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+        if stop.wait(Duration::from_millis(500)) {
             eprintln!("xtask: stopping");
             break;
         }
@@ -370,23 +384,76 @@ pub fn up(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// nats-server with JetStream on [`NATS`], storing in `dir`; waits until it listens.
-fn nats(dir: &Path) -> Result<Child> {
+/// nats-server with JetStream on [`NATS`], storing in `dir`, one of `children`; waits until it
+/// listens.
+fn nats(children: &mut Children, dir: &Path, stop: &Stop) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (host, port) = NATS.split_once(':').unwrap_or((NATS, "4222"));
-    let child = Command::new("/usr/sbin/nats-server")
-        .args(["-js", "-a", host, "-p", port, "-sd"])
-        .arg(dir)
-        .spawn()
-        .context("starting nats-server")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(NATS).is_err() {
-        if Instant::now() > deadline {
-            anyhow::bail!("nats-server did not listen on {NATS}");
+    let mut cmd = Command::new("/usr/sbin/nats-server");
+    cmd.args(["-js", "-a", host, "-p", port, "-sd"]).arg(dir);
+    spawn_listening(
+        children,
+        &mut cmd,
+        "starting nats-server",
+        NATS,
+        Duration::from_secs(10),
+        stop,
+    )
+}
+
+/// Ctrl+C (or SIGTERM, SIGHUP) to `up`, as its handler tells it: once asked, asked for good.
+struct Stop {
+    told: mpsc::Receiver<()>,
+    asked: std::cell::Cell<bool>,
+}
+
+impl Stop {
+    fn new(told: mpsc::Receiver<()>) -> Stop {
+        Stop {
+            told,
+            asked: std::cell::Cell::new(false),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(child)
+
+    /// Whether a stop was asked, waiting at most `d` for one.
+    fn wait(&self, d: Duration) -> bool {
+        if !self.asked.get() && self.told.recv_timeout(d).is_ok() {
+            self.asked.set(true);
+        }
+        self.asked.get()
+    }
+
+    /// Whether a stop was asked, now.
+    fn asked(&self) -> bool {
+        self.wait(Duration::ZERO)
+    }
+}
+
+/// Why `up` waits no longer for its services to listen: a stop asked, or one that exited.
+fn stopped_or_exited(stop: &Stop, children: &mut Children) -> Option<String> {
+    if stop.asked() {
+        return Some("stopped (Ctrl+C)".to_owned());
+    }
+    children
+        .any_exited()
+        .map(|status| format!("a service exited ({status})"))
+}
+
+/// Starts `cmd` as one of `children` (`what`: the words of its error) and waits, at most
+/// `wait`, until it listens on `addr`. One of them from its spawn: in a group of its own (the
+/// terminal's Ctrl+C stopped nats-server at once, under the nodes still shutting down), under
+/// the guard while it is waited for, and stopped with the rest if it never listens (it was
+/// left running). Ctrl+C ends the wait at once.
+fn spawn_listening(
+    children: &mut Children,
+    cmd: &mut Command,
+    what: &'static str,
+    addr: &str,
+    wait: Duration,
+    stop: &Stop,
+) -> Result<()> {
+    children.spawn_beneath(cmd, what)?;
+    wait_listening(&[addr], wait, || stopped_or_exited(stop, children)).context(what)
 }
 
 /// Fails, naming the first of `addrs` (listen addresses) something else holds already: a
@@ -430,18 +497,19 @@ fn bind_as_the_server(addr: &str) -> std::io::Result<()> {
     }
 }
 
-/// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if `exited`
-/// says a service ended (its status).
+/// Waits until each of `addrs` accepts a connection, at most `wait`; fails sooner if
+/// `why_not` says why to wait no longer (a service exited, Ctrl+C: a store's migration may
+/// take minutes, and a Ctrl+C meanwhile was seen only once every door listened).
 fn wait_listening(
     addrs: &[&str],
     wait: Duration,
-    mut exited: impl FnMut() -> Option<std::process::ExitStatus>,
+    mut why_not: impl FnMut() -> Option<String>,
 ) -> Result<()> {
     let deadline = Instant::now() + wait;
     for addr in addrs {
         while std::net::TcpStream::connect(addr).is_err() {
-            if let Some(status) = exited() {
-                anyhow::bail!("a service exited ({status}) before {addr} answered");
+            if let Some(why) = why_not() {
+                anyhow::bail!("{why} before {addr} answered");
             }
             if Instant::now() > deadline {
                 anyhow::bail!("nothing answered on {addr} within {wait:?}");
@@ -456,6 +524,8 @@ fn wait_listening(
 /// and by their [`Guard`] if `up` is killed.
 struct Children {
     procs: Vec<Child>,
+    /// Those the others use (nats-server), stopped once the others have exited.
+    beneath: Vec<Child>,
     guard: Option<Guard>,
 }
 
@@ -464,14 +534,42 @@ impl Children {
     fn guarded(guard: Command) -> Result<Children> {
         Ok(Children {
             procs: Vec::new(),
+            beneath: Vec::new(),
             guard: Some(Guard::start(guard)?),
         })
     }
 
+    /// No services, and no guard.
+    #[cfg(test)]
+    fn unguarded() -> Children {
+        Children {
+            procs: Vec::new(),
+            beneath: Vec::new(),
+            guard: None,
+        }
+    }
+
+    /// Starts `cmd` as [`Children::spawn`] does, as a service the others use (nats-server):
+    /// [`Children::stop`] stops it once they have exited (a node that stops tells the cluster
+    /// it leaves, through NATS).
+    fn spawn_beneath(&mut self, cmd: &mut Command, what: &'static str) -> Result<()> {
+        self.spawn(cmd, what)?;
+        self.beneath.extend(self.procs.pop());
+        Ok(())
+    }
+
+    /// The status of a service that has exited, reaped now: the guard forgets its pid, which
+    /// may be another process's from now on.
     fn any_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.procs
+        let (pid, status) = self
+            .procs
             .iter_mut()
-            .find_map(|c| c.try_wait().ok().flatten())
+            .chain(&mut self.beneath)
+            .find_map(|c| Some((c.id(), c.try_wait().ok().flatten()?)))?;
+        if let Some(g) = &mut self.guard {
+            g.forget(pid);
+        }
+        Some(status)
     }
 
     /// Starts `cmd` (`what`: the words of its error) in a process group of its own: Ctrl+C
@@ -494,8 +592,25 @@ impl Children {
         self.procs.push(child);
     }
 
+    /// Stops the services (SIGTERM, SIGKILL after `grace`), then those beneath them (each
+    /// with `grace` of their own), and ends the guard.
     fn stop(&mut self, grace: Duration) {
-        for c in &self.procs {
+        let above = std::mem::take(&mut self.procs);
+        self.stop_these(above, grace);
+        let beneath = std::mem::take(&mut self.beneath);
+        self.stop_these(beneath, grace);
+        if let Some(g) = self.guard.take() {
+            g.end();
+        }
+    }
+
+    fn stop_these(&mut self, mut procs: Vec<Child>, grace: Duration) {
+        for c in &mut procs {
+            // One reaped already (`any_exited`) is not signalled: its pid may be another
+            // process's by now.
+            if let Ok(Some(_)) = c.try_wait() {
+                continue;
+            }
             // SIGTERM lets each service tell its clients and flush: the one signal it gets
             // (see `spawn`). A direct call, not the `kill` program: one process, never a group.
             if let Ok(pid) = i32::try_from(c.id()) {
@@ -503,7 +618,7 @@ impl Children {
             }
         }
         let deadline = Instant::now() + grace;
-        for c in &mut self.procs {
+        for c in &mut procs {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
                     break;
@@ -516,10 +631,6 @@ impl Children {
             if let Some(g) = &mut self.guard {
                 g.forget(c.id());
             }
-        }
-        self.procs.clear();
-        if let Some(g) = self.guard.take() {
-            g.end();
         }
     }
 }
@@ -540,9 +651,11 @@ fn guard_command() -> Result<Command> {
 
 /// A process that stops `up`'s services if `up` ends without stopping them: killed (SIGKILL,
 /// the OOM killer), where no handler of its own runs, they ran on, each in a group of its own,
-/// holding the ports the next `up` wanted. `up` writes each service's pid to the guard's
-/// stdin (and `-PID` once it has reaped it); the pipe closes when `up` exits however it
-/// does, and the guard then sends SIGTERM to the pids left (SIGKILL after 10 s). Safe code
+/// holding the ports the next `up` wanted. `up` writes each service's pid and start time to
+/// the guard's stdin (`PID START`, and `-PID` once it has reaped it); the pipe closes when `up`
+/// exits however it does, and the guard then sends SIGTERM to the pids left (SIGKILL after
+/// 10 s), each only while the process with that pid is the one that started then (see
+/// [`started`]): a pid is given to a new process once its own has been reaped. Safe code
 /// only (no `pre_exec` for PR_SET_PDEATHSIG), and nats-server is covered as well. A service
 /// is unguarded only between its spawn and the write of its pid.
 struct Guard {
@@ -575,7 +688,11 @@ impl Guard {
     }
 
     fn watch(&mut self, pid: u32) {
-        self.say(&pid.to_string());
+        // The child is not reaped before `up` waits for it: the start time is its own.
+        match i32::try_from(pid).ok().and_then(started) {
+            Some(start) => self.say(&format!("{pid} {start}")),
+            None => eprintln!("xtask: process {pid} ended as it started; not guarded"),
+        }
     }
 
     fn forget(&mut self, pid: u32) {
@@ -600,17 +717,31 @@ impl Guard {
 /// How long the guard gives the services it stops to exit before SIGKILL.
 const GUARD_GRACE: Duration = Duration::from_secs(10);
 
-/// `cargo xtask guard` (hidden; started by `up`): reads pids to watch on stdin (`PID`, and
-/// `-PID` for one `up` has reaped) until it closes, then stops the pids left: SIGTERM, and
-/// SIGKILL to those still running after [`GUARD_GRACE`].
+/// `cargo xtask guard` (hidden; started by `up`): reads the services to watch on stdin
+/// (`PID START`, and `-PID` for one `up` has reaped) until it closes, then stops those left:
+/// SIGTERM, and SIGKILL to those still running after [`GUARD_GRACE`].
 pub fn guard() -> Result<()> {
-    use std::io::BufRead;
-    let mut pids = std::collections::BTreeSet::new();
-    for line in std::io::stdin().lock().lines() {
+    guard_from(std::io::stdin().lock(), GUARD_GRACE)
+}
+
+/// [`guard`], reading `said`, with `grace` before SIGKILL. A process is signalled only while
+/// its pid and start time are those `up` said: one that exited and was reaped (by `up`, or by
+/// init once `up` is gone) may have left its pid to an unrelated process.
+fn guard_from(said: impl std::io::BufRead, grace: Duration) -> Result<()> {
+    use std::io::Write;
+    let mut pids = std::collections::BTreeMap::new();
+    for line in said.lines() {
         let Ok(line) = line else { break };
-        let (forget, pid) = match line.trim().strip_prefix('-') {
-            Some(p) => (true, p),
-            None => (false, line.trim()),
+        let line = line.trim();
+        let (pid, start) = match line.strip_prefix('-') {
+            Some(p) => (p, None),
+            None => match line.split_once(' ') {
+                Some((p, start)) => match start.trim().parse::<u64>() {
+                    Ok(start) => (p, Some(start)),
+                    Err(_) => continue,
+                },
+                None => continue,
+            },
         };
         let Ok(pid) = pid.parse::<i32>() else {
             continue;
@@ -619,42 +750,55 @@ pub fn guard() -> Result<()> {
             // Never a group, never every process.
             continue;
         }
-        if forget {
-            pids.remove(&pid);
-        } else {
-            pids.insert(pid);
-        }
+        match start {
+            Some(start) => pids.insert(pid, start),
+            None => pids.remove(&pid),
+        };
     }
     if pids.is_empty() {
         return Ok(());
     }
-    eprintln!(
+    // Said if it can be: with up's terminal closed, or the pipe its stderr was read from, the
+    // write fails, and `eprintln!` panicked on it before any service was stopped.
+    let _ = writeln!(
+        std::io::stderr(),
         "xtask guard: cargo xtask up is gone without stopping its services; stopping {} of them",
         pids.len()
     );
-    for &pid in &pids {
+    let ours = |(&pid, &start): (&i32, &u64)| (started(pid) == Some(start)).then_some(pid);
+    for pid in pids.iter().filter_map(ours) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
-    let deadline = Instant::now() + GUARD_GRACE;
-    while Instant::now() < deadline && pids.iter().any(|&p| running(p)) {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && pids.iter().filter_map(ours).next().is_some() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    for &pid in pids.iter().filter(|&&p| running(p)) {
+    for pid in pids.iter().filter_map(ours) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     Ok(())
 }
 
-/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
-fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command's name in parentheses, which may hold anything.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
+/// When process `pid` started (`/proc/PID/stat`'s 22nd field, in clock ticks after boot), if
+/// it runs (exists and is not a zombie waiting to be reaped). With the pid, it tells a process
+/// from a later one given the same pid.
+fn started(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields follow the command's name in parentheses, which may hold anything: the
+    // state (the 3rd field) first.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
     }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
+#[cfg(test)]
+fn running(pid: i32) -> bool {
+    started(pid).is_some()
 }
 
 /// A fresh random bridge secret (hex of 24 bytes from the kernel's random source).
@@ -751,10 +895,7 @@ mod tests {
     /// natter-server exit at once, skipping its graceful shutdown.
     #[test]
     fn up_starts_each_service_in_a_group_of_its_own() {
-        let mut children = Children {
-            procs: Vec::new(),
-            guard: None,
-        };
+        let mut children = Children::unguarded();
         children
             .spawn(Command::new("sleep").arg("30"), "starting sleep")
             .unwrap();
@@ -764,6 +905,121 @@ mod tests {
         children.stop(Duration::from_secs(5));
         assert_eq!(group, pid, "a group of its own");
         assert_ne!(group, ours);
+    }
+
+    /// The guard signals a pid only while the process there is the one `up` gave it: a service
+    /// that exited and was reaped leaves its pid to the next process the kernel starts, which
+    /// the guard (SIGTERM, then SIGKILL after its grace) would otherwise have stopped. Here
+    /// `other` stands for that process: the guard has its pid with another start time.
+    #[test]
+    fn the_guard_stops_its_services_and_not_a_process_that_took_a_pid() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut service = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = |c: &Child| i32::try_from(c.id()).unwrap();
+        let start = started(pid(&service)).expect("the service's start time");
+        let other_start = started(pid(&other)).expect("the other's start time");
+        let said = format!(
+            "{} {start}\n{} {}\n",
+            pid(&service),
+            pid(&other),
+            other_start + 1
+        );
+        guard_from(said.as_bytes(), Duration::from_secs(5)).unwrap();
+        let left = other.try_wait().unwrap();
+        let _ = other.kill();
+        let _ = other.wait();
+        assert_eq!(left, None, "the guard signalled a process it was not given");
+        let status = service.wait().unwrap();
+        assert_eq!(status.signal(), Some(15), "{status:?}");
+    }
+
+    /// A service waited for (nats-server) is one of the services from its spawn: in a group of
+    /// its own, and stopped with them when it does not listen in time.
+    #[test]
+    fn a_service_that_does_not_listen_in_time_is_stopped_with_the_rest() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut children = Children::unguarded();
+        let err = spawn_listening(
+            &mut children,
+            Command::new("sleep").arg("30"),
+            "starting sleep",
+            &addr,
+            Duration::from_millis(300),
+            &Stop::new(mpsc::channel().1),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("starting sleep"), "{err:#}");
+        assert_eq!(children.beneath.len(), 1, "not one of the services");
+        let pid = Pid::from_raw(i32::try_from(children.beneath[0].id()).unwrap());
+        let group = nix::unistd::getpgid(Some(pid)).unwrap();
+        assert_ne!(group, nix::unistd::getpgid(None).unwrap());
+        let raw = pid.as_raw();
+        drop(children);
+        assert!(!running(raw), "still running once the services are stopped");
+    }
+
+    /// Ctrl+C while a service starts (a store's migration may take minutes) ends `up`'s wait at
+    /// once; it was seen only once every door listened, or the wait had timed out.
+    #[test]
+    fn ctrl_c_while_a_service_starts_ends_the_wait() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut children = Children::unguarded();
+        let (tx, rx) = mpsc::channel();
+        let stop = Stop::new(rx);
+        tx.send(()).unwrap();
+        let began = Instant::now();
+        let err = spawn_listening(
+            &mut children,
+            Command::new("sleep").arg("30"),
+            "starting sleep",
+            &addr,
+            Duration::from_secs(20),
+            &stop,
+        )
+        .unwrap_err();
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "waited {:?} after Ctrl+C",
+            began.elapsed()
+        );
+        assert!(format!("{err:#}").contains("Ctrl+C"), "{err:#}");
+        assert!(stop.asked(), "asked for good");
+        children.stop(Duration::from_secs(5));
+    }
+
+    /// A service the others use (nats-server: a node that stops tells the cluster it leaves)
+    /// gets its SIGTERM once they have exited; it had it with them, and was gone before they
+    /// could say they left.
+    #[test]
+    fn a_service_the_others_use_stops_after_them() {
+        let seen = std::env::temp_dir().join(format!("xtask-beneath-{}", std::process::id()));
+        let _ = std::fs::remove_file(&seen);
+        let mut children = Children::unguarded();
+        children
+            .spawn_beneath(Command::new("sleep").arg("30"), "starting sleep")
+            .unwrap();
+        let beneath = children.beneath[0].id();
+        // On SIGTERM it says whether the one beneath still runs.
+        let script = format!(
+            "trap 'if grep -q \"^State:[[:space:]]*[RS]\" /proc/{beneath}/status; \
+             then echo alive > {f}; else echo gone > {f}; fi; exit 0' TERM; \
+             while :; do sleep 0.05; done",
+            f = seen.display()
+        );
+        children
+            .spawn(Command::new("sh").args(["-c", &script]), "starting sh")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        children.stop(Duration::from_secs(5));
+        let said = std::fs::read_to_string(&seen).unwrap_or_default();
+        let _ = std::fs::remove_file(&seen);
+        assert_eq!(said.trim(), "alive");
+        assert!(!running(i32::try_from(beneath).unwrap()));
     }
 
     /// The environment variable that gives this test binary, run again by the tests below, the
@@ -849,6 +1105,43 @@ mod tests {
             words[2].parse().unwrap(),
             lines,
         )
+    }
+
+    /// The guard stops the services when its stderr is gone too (a closed terminal, a pipe
+    /// whose reader ended): `eprintln!` panicked on the failed write, before any signal.
+    #[test]
+    fn the_guard_stops_the_services_with_nowhere_to_say_so() {
+        use std::io::Write;
+        let mut service = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i32::try_from(service.id()).unwrap();
+        let start = started(pid).unwrap();
+        let mut guard = as_role("guard")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(guard.stderr.take());
+        let mut tell = guard.stdin.take().unwrap();
+        writeln!(tell, "{pid} {start}").unwrap();
+        drop(tell);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let ended = loop {
+            if let Some(status) = service.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if ended.is_none() {
+            let _ = service.kill();
+            let _ = service.wait();
+        }
+        let _ = guard.kill();
+        let _ = guard.wait();
+        assert!(ended.is_some(), "the guard did not stop the service");
     }
 
     /// `cargo xtask up` killed (SIGKILL: no handler runs) takes its services with it: they ran
