@@ -540,6 +540,30 @@ async fn tabs_password_scenario(browser: Browser, page: String, _addr: SocketAdd
         "rosa",
         "the other tab is not signed out by a refused password change"
     );
+    // A `/login` to another account typed there, refused (`/logout first`), lets nothing go
+    // either (the session holds that sign-in's password in place of the key meanwhile).
+    switch(b, &first).await;
+    type_line(b, "/login tess battery staple horse").await;
+    wait_for!(
+        "the answer to the /login",
+        js(
+            b,
+            "return [...document.querySelectorAll('.line')].some(l => \
+             l.textContent.includes('/logout first'));"
+        )
+        .await
+        .as_bool()
+        .unwrap_or(false)
+        .then_some(())
+    );
+    assert_eq!(saved_account(b).await.as_deref(), Some("rosa"));
+    switch(b, &second).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        tab_view(b).await[1],
+        "rosa",
+        "the other tab is not signed out by a /login refused"
+    );
     // The browser's key still opens the account: a tab opened now signs in with it.
     open_tab(b, &page).await;
     wait_for!(
