@@ -1173,12 +1173,20 @@ function keptSignIn() {
 }
 
 // localStorage holds the device key while the session does (remembered, not refused, not
-// signed out), and nothing otherwise.
+// signed out), and nothing otherwise. `keptFor`: the account it is for.
 let keptKey = keptSignIn()?.key;
+let keptFor = keptSignIn()?.account;
 function keepKey() {
   const key = client.device_key();
   const account = client.account();
   if (key === keptKey || (key !== undefined && account === undefined)) return;
+  // Still signed in to the kept key's account, with no key for now: a `/password` waiting for
+  // its answer holds it (given back if the change is refused, a new one kept in its place if
+  // taken), or a typed `/login` is under way. Nothing is let go yet: forgotten here, the
+  // browser's other tabs signed in with it signed out and revoked it, and a refused change
+  // left this one keeping a key that opened nothing (until the fortieth session's review).
+  if (key === undefined && account !== undefined && keptKey !== undefined &&
+      account.toLowerCase() === keptFor?.toLowerCase()) return;
   // Let go here (Sign out, /logout, /login, /password), the conversation says so; refused by
   // the server (signed out elsewhere, or the password changed), only this can.
   if (key === undefined && keptKey !== undefined && client.key_refused()) {
@@ -1201,6 +1209,7 @@ function keepKey() {
     // storage disabled: this browser just cannot remember
   }
   keptKey = key;
+  keptFor = key === undefined ? undefined : account;
 }
 
 // Tabs of one browser share its remembered sign-in (localStorage): each tab opened signs in

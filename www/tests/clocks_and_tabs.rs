@@ -488,3 +488,93 @@ async fn two_tabs_scenario(browser: Browser, page: String, addr: SocketAddr) {
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, Json::Array(vec![]), "no script errors");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_in_one_tab_signs_no_other_tab_out() {
+    with_page_within(
+        SCENARIO_LIMIT,
+        "natter-tabs-password",
+        natter_server::ServerConfig::local_test(),
+        tabs_password_scenario,
+    )
+    .await;
+}
+
+/// Two tabs signed in with the browser's remembered key; `/password` typed in one. While the
+/// change waits for the server's answer the session holds no key (it lends it to the change):
+/// until the fortieth session's review the page took that for a sign-out and forgot the
+/// browser's key, and the other tab, seeing it go, signed out, revoking the key on the
+/// server. A change refused (the old password wrong) then left the browser keeping a key that
+/// opened nothing, and the other tab signed out by a change that was not its key's.
+async fn tabs_password_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_and_register_remembered(b, &page, "rosa", "correct horse battery").await;
+    let first = b.window().await.expect("the first tab");
+    let second = open_tab(b, &page).await;
+    wait_for!(
+        "the second tab signed in as rosa",
+        (tab_view(b).await == serde_json::json!(["connected", "rosa", "rosa", false, ""]))
+            .then_some(())
+    );
+    switch(b, &first).await;
+    type_line(b, "/password wrong-old-password new-password-9").await;
+    wait_for!(
+        "the refusal",
+        js(
+            b,
+            "return [...document.querySelectorAll('.line')].some(l => \
+             l.textContent.includes('the old password is wrong'));"
+        )
+        .await
+        .as_bool()
+        .unwrap_or(false)
+        .then_some(())
+    );
+    assert_eq!(tab_view(b).await[1], "rosa");
+    assert_eq!(saved_account(b).await.as_deref(), Some("rosa"));
+    switch(b, &second).await;
+    // Give a storage event time to arrive (it comes within milliseconds when it does).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        tab_view(b).await[1],
+        "rosa",
+        "the other tab is not signed out by a refused password change"
+    );
+    // A `/login` to another account typed there, refused (`/logout first`), lets nothing go
+    // either (the session holds that sign-in's password in place of the key meanwhile).
+    switch(b, &first).await;
+    type_line(b, "/login tess battery staple horse").await;
+    wait_for!(
+        "the answer to the /login",
+        js(
+            b,
+            "return [...document.querySelectorAll('.line')].some(l => \
+             l.textContent.includes('/logout first'));"
+        )
+        .await
+        .as_bool()
+        .unwrap_or(false)
+        .then_some(())
+    );
+    assert_eq!(saved_account(b).await.as_deref(), Some("rosa"));
+    switch(b, &second).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        tab_view(b).await[1],
+        "rosa",
+        "the other tab is not signed out by a /login refused"
+    );
+    // The browser's key still opens the account: a tab opened now signs in with it.
+    open_tab(b, &page).await;
+    wait_for!(
+        "a third tab signed in by the kept key",
+        (tab_view(b).await[1] == "rosa").then_some(())
+    );
+    let view = tab_view(b).await;
+    assert!(
+        !view[4].as_str().unwrap_or("").contains("no longer works"),
+        "{view}"
+    );
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, Json::Array(vec![]), "no script errors");
+}
