@@ -4377,6 +4377,7 @@ mod durable {
             policies: Vec::new(),
             server_bans: Vec::new(),
             device_labels: labels.into_iter().collect(),
+            away_notes: Vec::new(),
         }
     }
 
@@ -7576,6 +7577,7 @@ mod accounts {
                 policies: Vec::new(),
                 server_bans: Vec::new(),
                 device_labels: Vec::new(),
+                away_notes: Vec::new(),
             },
             t2.now,
         );
@@ -8333,6 +8335,7 @@ mod accounts {
                 policies: Vec::new(),
                 server_bans: Vec::new(),
                 device_labels: Vec::new(),
+                away_notes: Vec::new(),
             },
             t2.now,
         );
@@ -9924,6 +9927,109 @@ mod moderation {
             got.iter().any(|m| matches!(m, ServerMsg::Done(w)
                 if w.as_str() == "while you were away, alice put you out of #r (again)")),
             "{got:?}"
+        );
+    }
+
+    /// The note kept for an always-on account put out while away is kept in the store
+    /// (`Write::AwayNotes`): a hub restarted from what was stored tells it at the account's
+    /// next sign-in, once, and writes it away. Until the fortieth session a restart lost it.
+    #[test]
+    fn an_account_put_out_while_away_is_told_after_a_restart() {
+        use crate::persist::{Loaded, LoadedAccount, Write};
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #r");
+        t.line(b, "/join #s");
+        t.line(b, "/quit");
+        t.line(a, "/kick bob too loud");
+        let words = "while you were away, alice put you out of #r (too loud)";
+        let writes: Vec<Write> = t.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        let last_notes = |writes: &[Write], who: &str| {
+            writes.iter().rev().find_map(|w| match w {
+                Write::AwayNotes { account, notes } if account.as_str() == who => {
+                    Some(notes.clone())
+                }
+                _ => None,
+            })
+        };
+        let notes = last_notes(&writes, "bob").expect("the note is written");
+        assert_eq!(notes, [(room("#r"), words.to_owned())]);
+        assert_eq!(
+            last_notes(&writes, "alice"),
+            None,
+            "alice was put out of nothing"
+        );
+        // What a store loads: the accounts with their rooms now, and the notes.
+        let accounts = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Account(record) => Some(LoadedAccount {
+                    record: record.clone(),
+                    rooms: writes
+                        .iter()
+                        .rev()
+                        .find_map(|w| match w {
+                            Write::AccountRooms { account, rooms }
+                                if account.folded() == record.name.folded() =>
+                            {
+                                Some(rooms.clone())
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                    read: Vec::new(),
+                    keys: Vec::new(),
+                    held: Vec::new(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            Loaded {
+                rooms: super::durable::stored(&t).rooms,
+                accounts,
+                away_notes: vec![(nick("bob"), notes)],
+                ..Default::default()
+            },
+            t2.now,
+        );
+        t2.pump();
+        assert!(t2.hub.is_member(&nick("bob"), &room("#s")), "always-on");
+        let (b2, _) = t2.txt();
+        t2.line(b2, "/login bob correct horse");
+        let got = t2.lines(b2);
+        assert_eq!(
+            got.iter()
+                .filter(|l| l.contains("while you were away"))
+                .collect::<Vec<_>>(),
+            [&format!("-- {words}")],
+            "{got:#?}"
+        );
+        let writes: Vec<Write> = t2.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        assert_eq!(
+            last_notes(&writes, "bob"),
+            Some(Vec::new()),
+            "told, it is written away"
+        );
+        let (b3, _) = t2.txt();
+        t2.line(b3, "/login bob correct horse");
+        assert!(
+            !t2.lines(b3)
+                .iter()
+                .any(|l| l.contains("while you were away")),
+            "told once"
         );
     }
 
