@@ -10033,6 +10033,59 @@ mod moderation {
         );
     }
 
+    /// A batch holding an account's notes that fails is followed by one writing them again as
+    /// they are then (`Hub::account_as_now`), so a full disk for a moment loses none.
+    #[test]
+    fn the_notes_of_a_failed_batch_are_written_again() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #r");
+        t.line(b, "/join #s");
+        t.line(b, "/quit");
+        t.auto_commit = false;
+        t.line(a, "/kick bob too loud");
+        let notes_in = |w: &Write| match w {
+            Write::AwayNotes { account, notes } if account.as_str() == "bob" => Some(notes.clone()),
+            _ => None,
+        };
+        let failed = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| notes_in(w).is_some()))
+            .expect("the note is written")
+            .id;
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        t.auto_commit = true;
+        t.pump();
+        let again: Vec<_> = t
+            .batches
+            .iter()
+            .filter(|b| b.id > failed)
+            .flat_map(|b| b.writes.iter())
+            .filter_map(notes_in)
+            .collect();
+        assert_eq!(
+            again,
+            [vec![(
+                room("#r"),
+                "while you were away, alice put you out of #r (too loud)".to_owned()
+            )]],
+            "written again as they are"
+        );
+    }
+
     /// A kicked nc user read of its own kick in the third person (`alice put guest1 out of
     /// #a`), as the room's other members read it. Put out of two rooms, one it talks in and one
     /// it does not, by a kick and by a ban: each line is addressed to it, the others' are not,
