@@ -10084,6 +10084,35 @@ mod moderation {
             )]],
             "written again as they are"
         );
+        // Told at a sign-in (the words wait for the write), the empty list's batch fails too:
+        // written again, empty.
+        t.auto_commit = false;
+        let seen = t.batches.len();
+        let (b2, _) = t.txt();
+        t.line(b2, "/login bob correct horse");
+        let failed = t.batches[seen..]
+            .iter()
+            .find(|b| b.writes.iter().any(|w| notes_in(w) == Some(Vec::new())))
+            .expect("the told note is written away")
+            .id;
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        t.auto_commit = true;
+        t.pump();
+        let again: Vec<_> = t
+            .batches
+            .iter()
+            .filter(|b| b.id > failed)
+            .flat_map(|b| b.writes.iter())
+            .filter_map(notes_in)
+            .collect();
+        assert_eq!(again, [Vec::new()], "written away again");
+        assert!(
+            t.lines(b2)
+                .iter()
+                .any(|l| l.contains("while you were away")),
+            "told, once its batch is done with"
+        );
     }
 
     /// A kicked nc user read of its own kick in the third person (`alice put guest1 out of
