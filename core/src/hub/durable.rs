@@ -384,7 +384,8 @@ impl Hub {
                     | Write::ReadMarker { account, .. }
                     | Write::AddKey { account, .. }
                     | Write::RevokeKeys { account }
-                    | Write::AwayNotes { account, .. } => account,
+                    | Write::AwayNotes { account, .. }
+                    | Write::HeldDirects { account, .. } => account,
                     _ => continue,
                 };
                 if matches!(w, Write::Account(_) | Write::DropAccount(_))

@@ -7597,6 +7597,68 @@ mod accounts {
         assert!(cleared, "delivered, the list is written empty");
     }
 
+    /// A batch holding a kept message's list (`Write::HeldDirects`) fails (a full disk for a
+    /// moment): the batch after it writes the account's list again as it is then, as for
+    /// every other account write. Until the fortieth session's review it was not written
+    /// again: the hub kept the message and the store did not, so a restart lost it (and a
+    /// lost clear after delivery brought delivered messages back).
+    #[test]
+    fn a_failed_batch_of_kept_direct_messages_is_written_again() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let c = t.bin("carol");
+        t.recv(c);
+        t.auto_commit = false;
+        let before = t.batches.len();
+        t.send(
+            c,
+            &ClientMsg::Msg {
+                to: nick("alice"),
+                id: MsgId(7),
+                text: text("see you tomorrow"),
+            },
+        );
+        let held_in = |b: &crate::persist::Batch| {
+            b.writes.iter().find_map(|w| match w {
+                Write::HeldDirects { account, held } if account.as_str() == "alice" => {
+                    Some(held.len())
+                }
+                _ => None,
+            })
+        };
+        let failed = t.batches[before..]
+            .iter()
+            .find(|b| held_in(b).is_some())
+            .expect("the kept message is written")
+            .id;
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        let told = t.recv(c);
+        t.auto_commit = true;
+        t.pump();
+        t.advance(10_000);
+        let again = t
+            .batches
+            .iter()
+            .filter(|b| b.id.0 > failed.0)
+            .find_map(held_in);
+        assert!(
+            again.is_some(),
+            "the list is written again as the hub has it; carol was told {told:?}"
+        );
+        let got = t.recv(c);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Direct(dm) if dm.id == MsgId(7))),
+            "carol's echo goes out once the list is stored: {got:?}"
+        );
+    }
+
     #[test]
     fn a_remembered_device_that_changes_the_password_gets_a_new_key_with_the_answer() {
         let mut t = T::new();
