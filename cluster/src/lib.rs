@@ -35,6 +35,10 @@
 //!   to an account with nothing connected on any node (at most 100, numbered), under its
 //!   folded name: added compare-and-swap, read and delivered by the node it next signs in on,
 //!   then removed (`held.rs`).
+//! - **Notes of rooms an account was put out of while away** (`Write::AwayNotes`: kicked,
+//!   banned, the room closed, told at its next sign-in) are not written to the cluster: the
+//!   node the account was last connected to keeps them in memory, and they go with it (a
+//!   single server keeps them in its store).
 //! - **Topics.** A KV bucket (`<prefix>_topics`) keeps each room's newest topic told, with
 //!   its event's seq (a later seq only replaces it), under the hex of its name; every node
 //!   watches it and tells its hub, so a room only other nodes' users are in has its topic.

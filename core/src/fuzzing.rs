@@ -593,6 +593,7 @@ fn loaded(bits: u8, passwords: &Passwords) -> Loaded {
             DeviceKey(ANN_KEY).id(),
             crate::types::DeviceLabel::new("ann's laptop").expect("a label"),
         )],
+        away_notes: Vec::new(),
     }
 }
 

@@ -174,6 +174,16 @@ pub enum Write {
         /// What is kept for it now.
         held: Vec<HeldDirect>,
     },
+    /// Replaces the notes kept for an always-on account put out of rooms while nothing of it
+    /// was connected (kicked, banned, the room closed): each room and the words its next
+    /// sign-in is told, at most [`crate::limits::MAX_ROOMS_PER_USER`]; none once told. Keyed by
+    /// the account and the room. Not written in a cluster, whose hubs keep them in memory.
+    AwayNotes {
+        /// The account.
+        account: Nick,
+        /// The notes kept for it now, oldest first.
+        notes: Vec<(RoomName, String)>,
+    },
 }
 
 /// Whether `kind` is the event of an admin's close of its room (`Mode` `close` or
@@ -335,6 +345,10 @@ pub struct Loaded {
     /// keys of [`Loaded::accounts`] that have one. Apart from [`KeyRecord`], which a cluster's
     /// accounts carry without labels.
     pub device_labels: Vec<(u64, crate::types::DeviceLabel)>,
+    /// The notes kept for accounts put out of rooms while away ([`Write::AwayNotes`]), per
+    /// account, oldest first. Apart from [`LoadedAccount`], which a cluster's accounts carry
+    /// without them. Empty from a store older than that record.
+    pub away_notes: Vec<(Nick, Vec<(RoomName, String)>)>,
 }
 
 /// One room as stored.

@@ -282,3 +282,60 @@ async fn an_account_away_when_its_room_is_closed_reads_why_when_it_comes_back_ov
         again.seen
     );
 }
+
+/// The note kept for an always-on account put out while away is in the store: the server
+/// restarts between the kick and the account's return, and it still reads who and why, once
+/// (told, the note is written away: a second restart does not bring it back). Until the
+/// fortieth session the notes were in memory only and a restart lost them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_kicked_while_away_reads_why_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(dir.path()).await;
+    let (mut alice, _) = TextClient::entered(addr, "alice").await;
+    alice.send("/nick alice").await;
+    alice.send("/register correct horse").await;
+    alice.expect_has("you are signed in as alice").await;
+    alice.send("/join #mod").await;
+    alice.send("/register #mod").await;
+    alice.expect_has("alice set #mod +r").await;
+
+    let (mut bob, _) = TextClient::entered(addr, "bob").await;
+    bob.send("/nick bob").await;
+    bob.send("/register correct horse").await;
+    bob.expect_has("you are signed in as bob").await;
+    bob.send("/join #mod").await;
+    alice.expect_has("bob joined #mod").await;
+    bob.send("/quit").await;
+    bob.expect_closed().await;
+    alice.expect_has("bob is away").await;
+    alice.send("/kick bob too loud").await;
+    alice
+        .expect_has("alice put bob out of #mod (too loud)")
+        .await;
+    alice.send("/quit").await;
+    alice.expect_closed().await;
+    assert!(sigterm(&mut server).await.success());
+
+    let (mut server, addr) = start(dir.path()).await;
+    let (mut back, _) = TextClient::entered(addr, "someone").await;
+    back.send("/login bob correct horse").await;
+    back.expect_has("while you were away, alice put you out of #mod (too loud)")
+        .await;
+    back.send("/quit").await;
+    back.expect_closed().await;
+    assert!(sigterm(&mut server).await.success());
+
+    // Told: written away, so neither this server nor the next tells it again.
+    let (_server, addr) = start(dir.path()).await;
+    let (mut again, _) = TextClient::entered(addr, "someone").await;
+    again.send("/login bob correct horse").await;
+    again.expect_has("you are signed in as bob").await;
+    // What a sign-in says comes before the answer to a later command.
+    again.send("/join #after").await;
+    again.expect_has("#after").await;
+    assert!(
+        !again.seen.iter().any(|l| l.contains("while you were away")),
+        "{:?}",
+        again.seen
+    );
+}

@@ -2012,7 +2012,7 @@ impl Hub {
     }
 
     /// The writes that store `name`'s account as the hub holds it now (its record, rooms, read
-    /// markers and device keys; or its removal when it is gone): what a failed batch's writes
+    /// markers, device keys, kept messages and notes; or its removal when it is gone): what a failed batch's writes
     /// about it are replaced with (see [`Hub::handle_store_failed`]). Batches after that one
     /// wrote no later state than now, so nothing newer is overwritten.
     pub(super) fn account_as_now(&self, name: &Nick) -> Vec<Write> {
@@ -2052,6 +2052,13 @@ impl Hub {
         writes.push(Write::HeldDirects {
             account: account.clone(),
             held: a.held.clone(),
+        });
+        writes.push(Write::AwayNotes {
+            account: account.clone(),
+            notes: a
+                .user
+                .and_then(|uid| self.users.get(&uid)?.extra.as_ref())
+                .map_or_else(Vec::new, |e| e.put_out_away.clone()),
         });
         writes
     }
@@ -2327,6 +2334,9 @@ impl Hub {
         if let Some(u) = self.users.get_mut(&uid) {
             u.drop_empty_extra();
         }
+        // Forgotten in the store too: the words wait for that write (as any output after a
+        // write does), so a crash before it is stored tells them again, never not at all.
+        self.write_away_notes(uid);
         for (_, words) in told {
             self.reply(conn, Reply::Note(Note::NickOnly(words)));
         }
@@ -2335,11 +2345,69 @@ impl Hub {
     /// `uid`'s client heard what put it out of `room` some other way (a resume's replay of
     /// the room's event): the words kept for its sign-in go.
     pub(super) fn forget_put_out_away(&mut self, uid: UserId, room: &RoomName) {
+        let mut forgot = false;
         if let Some(u) = self.users.get_mut(&uid) {
             if let Some(e) = u.extra.as_mut() {
+                let before = e.put_out_away.len();
                 e.put_out_away.retain(|(r, _)| r != room);
+                forgot = e.put_out_away.len() < before;
             }
             u.drop_empty_extra();
+        }
+        if forgot {
+            self.write_away_notes(uid);
+        }
+    }
+
+    /// Writes the notes kept for `uid`'s account ([`Hub::keep_away_note`]) as they are now
+    /// ([`Write::AwayNotes`]), so a restarted hub still tells them ([`Hub::restore_away_notes`]).
+    /// Not in a cluster, whose hubs keep them in memory only (lost with the node).
+    pub(super) fn write_away_notes(&mut self, uid: UserId) {
+        if self.cluster.is_some() {
+            return;
+        }
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let Some(a) = u.account().and_then(|f| self.accounts.by_name.get(f)) else {
+            return;
+        };
+        let write = Write::AwayNotes {
+            account: a.name.clone(),
+            notes: u
+                .extra
+                .as_ref()
+                .map_or_else(Vec::new, |e| e.put_out_away.clone()),
+        };
+        self.record(write);
+    }
+
+    /// A restarted hub takes back the notes kept for accounts put out of rooms while away
+    /// ([`crate::persist::Loaded::away_notes`]), onto each account's user (an always-on one,
+    /// or the one of its restored resume sessions). An account with no user now (its
+    /// sessions ran out while the server was down) has no sign-in to wait for them as a user:
+    /// its notes are forgotten, in the store too.
+    pub(super) fn restore_away_notes(&mut self, notes: Vec<(Nick, Vec<(RoomName, String)>)>) {
+        for (account, mut kept) in notes {
+            if kept.is_empty() {
+                continue;
+            }
+            let uid = self
+                .accounts
+                .by_name
+                .get(&account.folded())
+                .and_then(|a| a.user);
+            let Some(u) = uid.and_then(|uid| self.users.get_mut(&uid)) else {
+                if self.cluster.is_none() {
+                    self.record(Write::AwayNotes {
+                        account,
+                        notes: Vec::new(),
+                    });
+                }
+                continue;
+            };
+            kept.drain(..kept.len().saturating_sub(crate::limits::MAX_ROOMS_PER_USER));
+            u.extra_mut().put_out_away = kept;
         }
     }
 

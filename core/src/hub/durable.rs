@@ -383,7 +383,9 @@ impl Hub {
                     | Write::AccountRooms { account, .. }
                     | Write::ReadMarker { account, .. }
                     | Write::AddKey { account, .. }
-                    | Write::RevokeKeys { account } => account,
+                    | Write::RevokeKeys { account }
+                    | Write::AwayNotes { account, .. }
+                    | Write::HeldDirects { account, .. } => account,
                     _ => continue,
                 };
                 if matches!(w, Write::Account(_) | Write::DropAccount(_))
@@ -664,6 +666,7 @@ impl Hub {
             self.rooms.insert(lr.name, room);
         }
         let mut restored = 0;
+        let away_notes = loaded.away_notes;
         self.load_policies(loaded.policies);
         self.server_bans = loaded.server_bans;
         // Accounts before sessions: an always-on account's user is there for its devices.
@@ -704,6 +707,8 @@ impl Hub {
             self.restored_device(uid, &s, now);
             restored += 1;
         }
+        // On the accounts' users, always-on or restored above.
+        self.restore_away_notes(away_notes);
         // Accounts removed while the server was down: their rooms' rights go now.
         self.rights_of_accounts_gone(now);
         self.voices_of_guests_gone();

@@ -5688,6 +5688,7 @@ fn loaded_from(
         policies: Vec::new(),
         server_bans: Vec::new(),
         device_labels: Vec::new(),
+        away_notes: Vec::new(),
     }
 }
 

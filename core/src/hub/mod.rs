@@ -296,7 +296,8 @@ struct UserExtra {
     /// or only devices waiting for a resume): each room, and who did it and why in words
     /// (kicked, banned, the room closed), for its next sign-in on a client that shows them, or
     /// the resume of a device that hears the room's own event instead (at most
-    /// [`crate::limits::MAX_ROOMS_PER_USER`]; in memory only, as invitations are).
+    /// [`crate::limits::MAX_ROOMS_PER_USER`]; kept in the store, [`crate::persist::Write::AwayNotes`],
+    /// except in a cluster).
     put_out_away: Vec<(RoomName, String)>,
 }
 

@@ -2081,7 +2081,8 @@ impl Hub {
     /// device at all or only devices waiting for a resume. Such a device that resumes hears
     /// the room's own event instead (`Hub::replay_until_out`), and the words go; one that
     /// never resumes left nothing else to say it (until the thirty-ninth session, an account
-    /// with a device waiting was told nothing at its next sign-in).
+    /// with a device waiting was told nothing at its next sign-in). Written to the store
+    /// ([`Hub::write_away_notes`]), so a restart keeps them.
     pub(super) fn keep_away_note(&mut self, uid: UserId, room: &RoomName, words: String) {
         if self.user_conns(uid).next().is_some() {
             return;
@@ -2095,6 +2096,7 @@ impl Hub {
             kept.remove(0);
         }
         kept.push((room.clone(), words));
+        self.write_away_notes(uid);
     }
 
     /// The words kept for an always-on member of `room` with nothing connected when `by`

@@ -4389,6 +4389,7 @@ mod durable {
             policies: Vec::new(),
             server_bans: Vec::new(),
             device_labels: labels.into_iter().collect(),
+            away_notes: Vec::new(),
         }
     }
 
@@ -7588,6 +7589,7 @@ mod accounts {
                 policies: Vec::new(),
                 server_bans: Vec::new(),
                 device_labels: Vec::new(),
+                away_notes: Vec::new(),
             },
             t2.now,
         );
@@ -7605,6 +7607,68 @@ mod accounts {
             .flat_map(|b| b.writes.iter())
             .any(|w| matches!(w, Write::HeldDirects { held, .. } if held.is_empty()));
         assert!(cleared, "delivered, the list is written empty");
+    }
+
+    /// A batch holding a kept message's list (`Write::HeldDirects`) fails (a full disk for a
+    /// moment): the batch after it writes the account's list again as it is then, as for
+    /// every other account write. Until the fortieth session's review it was not written
+    /// again: the hub kept the message and the store did not, so a restart lost it (and a
+    /// lost clear after delivery brought delivered messages back).
+    #[test]
+    fn a_failed_batch_of_kept_direct_messages_is_written_again() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let (a, _) = registered(&mut t, "alice");
+        t.send(a, &ClientMsg::Quit { reason: None });
+        let c = t.bin("carol");
+        t.recv(c);
+        t.auto_commit = false;
+        let before = t.batches.len();
+        t.send(
+            c,
+            &ClientMsg::Msg {
+                to: nick("alice"),
+                id: MsgId(7),
+                text: text("see you tomorrow"),
+            },
+        );
+        let held_in = |b: &crate::persist::Batch| {
+            b.writes.iter().find_map(|w| match w {
+                Write::HeldDirects { account, held } if account.as_str() == "alice" => {
+                    Some(held.len())
+                }
+                _ => None,
+            })
+        };
+        let failed = t.batches[before..]
+            .iter()
+            .find(|b| held_in(b).is_some())
+            .expect("the kept message is written")
+            .id;
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        let told = t.recv(c);
+        t.auto_commit = true;
+        t.pump();
+        t.advance(10_000);
+        let again = t
+            .batches
+            .iter()
+            .filter(|b| b.id.0 > failed.0)
+            .find_map(held_in);
+        assert!(
+            again.is_some(),
+            "the list is written again as the hub has it; carol was told {told:?}"
+        );
+        let got = t.recv(c);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Direct(dm) if dm.id == MsgId(7))),
+            "carol's echo goes out once the list is stored: {got:?}"
+        );
     }
 
     #[test]
@@ -8345,6 +8409,7 @@ mod accounts {
                 policies: Vec::new(),
                 server_bans: Vec::new(),
                 device_labels: Vec::new(),
+                away_notes: Vec::new(),
             },
             t2.now,
         );
@@ -9936,6 +10001,191 @@ mod moderation {
             got.iter().any(|m| matches!(m, ServerMsg::Done(w)
                 if w.as_str() == "while you were away, alice put you out of #r (again)")),
             "{got:?}"
+        );
+    }
+
+    /// The note kept for an always-on account put out while away is kept in the store
+    /// (`Write::AwayNotes`): a hub restarted from what was stored tells it at the account's
+    /// next sign-in, once, and writes it away. Until the fortieth session a restart lost it.
+    #[test]
+    fn an_account_put_out_while_away_is_told_after_a_restart() {
+        use crate::persist::{Loaded, LoadedAccount, Write};
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #r");
+        t.line(b, "/join #s");
+        t.line(b, "/quit");
+        t.line(a, "/kick bob too loud");
+        let words = "while you were away, alice put you out of #r (too loud)";
+        let writes: Vec<Write> = t.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        let last_notes = |writes: &[Write], who: &str| {
+            writes.iter().rev().find_map(|w| match w {
+                Write::AwayNotes { account, notes } if account.as_str() == who => {
+                    Some(notes.clone())
+                }
+                _ => None,
+            })
+        };
+        let notes = last_notes(&writes, "bob").expect("the note is written");
+        assert_eq!(notes, [(room("#r"), words.to_owned())]);
+        assert_eq!(
+            last_notes(&writes, "alice"),
+            None,
+            "alice was put out of nothing"
+        );
+        // What a store loads: the accounts with their rooms now, and the notes.
+        let accounts = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Account(record) => Some(LoadedAccount {
+                    record: record.clone(),
+                    rooms: writes
+                        .iter()
+                        .rev()
+                        .find_map(|w| match w {
+                            Write::AccountRooms { account, rooms }
+                                if account.folded() == record.name.folded() =>
+                            {
+                                Some(rooms.clone())
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                    read: Vec::new(),
+                    keys: Vec::new(),
+                    held: Vec::new(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            Loaded {
+                rooms: super::durable::stored(&t).rooms,
+                accounts,
+                away_notes: vec![(nick("bob"), notes)],
+                ..Default::default()
+            },
+            t2.now,
+        );
+        t2.pump();
+        assert!(t2.hub.is_member(&nick("bob"), &room("#s")), "always-on");
+        let (b2, _) = t2.txt();
+        t2.line(b2, "/login bob correct horse");
+        let got = t2.lines(b2);
+        assert_eq!(
+            got.iter()
+                .filter(|l| l.contains("while you were away"))
+                .collect::<Vec<_>>(),
+            [&format!("-- {words}")],
+            "{got:#?}"
+        );
+        let writes: Vec<Write> = t2.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        assert_eq!(
+            last_notes(&writes, "bob"),
+            Some(Vec::new()),
+            "told, it is written away"
+        );
+        let (b3, _) = t2.txt();
+        t2.line(b3, "/login bob correct horse");
+        assert!(
+            !t2.lines(b3)
+                .iter()
+                .any(|l| l.contains("while you were away")),
+            "told once"
+        );
+    }
+
+    /// A batch holding an account's notes that fails is followed by one writing them again as
+    /// they are then (`Hub::account_as_now`), so a full disk for a moment loses none.
+    #[test]
+    fn the_notes_of_a_failed_batch_are_written_again() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..cfg()
+        });
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #r");
+        t.line(b, "/join #s");
+        t.line(b, "/quit");
+        t.auto_commit = false;
+        t.line(a, "/kick bob too loud");
+        let notes_in = |w: &Write| match w {
+            Write::AwayNotes { account, notes } if account.as_str() == "bob" => Some(notes.clone()),
+            _ => None,
+        };
+        let failed = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| notes_in(w).is_some()))
+            .expect("the note is written")
+            .id;
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        t.auto_commit = true;
+        t.pump();
+        let again: Vec<_> = t
+            .batches
+            .iter()
+            .filter(|b| b.id > failed)
+            .flat_map(|b| b.writes.iter())
+            .filter_map(notes_in)
+            .collect();
+        assert_eq!(
+            again,
+            [vec![(
+                room("#r"),
+                "while you were away, alice put you out of #r (too loud)".to_owned()
+            )]],
+            "written again as they are"
+        );
+        // Told at a sign-in (the words wait for the write), the empty list's batch fails too:
+        // written again, empty.
+        t.auto_commit = false;
+        let seen = t.batches.len();
+        let (b2, _) = t.txt();
+        t.line(b2, "/login bob correct horse");
+        let failed = t.batches[seen..]
+            .iter()
+            .find(|b| b.writes.iter().any(|w| notes_in(w) == Some(Vec::new())))
+            .expect("the told note is written away")
+            .id;
+        t.hub
+            .handle_store_failed(failed, "the server's disk is full", t.now);
+        t.auto_commit = true;
+        t.pump();
+        let again: Vec<_> = t
+            .batches
+            .iter()
+            .filter(|b| b.id > failed)
+            .flat_map(|b| b.writes.iter())
+            .filter_map(notes_in)
+            .collect();
+        assert_eq!(again, [Vec::new()], "written away again");
+        assert!(
+            t.lines(b2)
+                .iter()
+                .any(|l| l.contains("while you were away")),
+            "told, once its batch is done with"
         );
     }
 

@@ -1,6 +1,6 @@
 //! Accounts in the store: applying the account writes (`Account`, `DropAccount`,
-//! `AccountRooms`, `ReadMarker`, `AddKey`, `KeyUsed`, `RevokeKey`, `RevokeKeys`, `HeldDirects`) inside a writer's
-//! transaction, loading every account back, and [`AccountStore`], the operator's door to them
+//! `AccountRooms`, `ReadMarker`, `AddKey`, `KeyUsed`, `RevokeKey`, `RevokeKeys`, `HeldDirects`,
+//! `AwayNotes`) inside a writer's transaction, loading every account back, and [`AccountStore`], the operator's door to them
 //! (`natter-server account …`), which works whether or not a server has the store open.
 //! Accounts are keyed by their folded name ([`Nick::folded`]).
 
@@ -33,6 +33,7 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
                 "DELETE FROM read_markers WHERE account = ?1",
                 "DELETE FROM device_keys WHERE account = ?1",
                 "DELETE FROM held_directs WHERE account = ?1",
+                "DELETE FROM away_notes WHERE account = ?1",
             ] {
                 tx.prepare_cached(delete)
                     .and_then(|mut st| st.execute([&name]))
@@ -141,6 +142,25 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
                 .map_err(sql)?;
             }
         }
+        Write::AwayNotes { account, notes } => {
+            let account = account.folded();
+            tx.prepare_cached("DELETE FROM away_notes WHERE account = ?1")
+                .and_then(|mut st| st.execute([&account]))
+                .map_err(sql)?;
+            // One per room: a later note of a room replaces an earlier one (the hub keeps one).
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO away_notes (account, room, pos, words) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (account, room) DO UPDATE SET pos = excluded.pos,
+                     words = excluded.words",
+                )
+                .map_err(sql)?;
+            for (pos, (room, words)) in notes.iter().enumerate() {
+                let pos = int("position", pos as u64)?;
+                st.execute(params![account, room.as_str(), pos, words])
+                    .map_err(sql)?;
+            }
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -223,6 +243,43 @@ pub(super) fn labels(conn: &Connection) -> Result<Vec<(u64, DeviceLabel)>, ReadE
         let (id, label) = row.map_err(sql)?;
         if let Ok(label) = DeviceLabel::new(&label) {
             out.push((u64::from_ne_bytes(id.to_ne_bytes()), label));
+        }
+    }
+    Ok(out)
+}
+
+/// The notes kept for accounts put out of rooms while away (schema 19), per account (its name
+/// as registered), oldest first. A row naming no account (only a hand edit makes one), or a
+/// room that does not read, is left out: a note only informs.
+#[allow(clippy::type_complexity)]
+pub(super) fn away_notes(
+    conn: &Connection,
+) -> Result<Vec<(Nick, Vec<(RoomName, String)>)>, ReadError> {
+    let sql = ReadError::from_sqlite;
+    let mut st = conn
+        .prepare(
+            "SELECT a.display, n.room, n.words FROM away_notes n
+             JOIN accounts a ON a.name = n.account ORDER BY n.account, n.pos",
+        )
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(sql)?;
+    let mut out: Vec<(Nick, Vec<(RoomName, String)>)> = Vec::new();
+    for row in rows {
+        let (display, room, words) = row.map_err(sql)?;
+        let (Ok(account), Ok(room)) = (Nick::new(&display), RoomName::new(&room)) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((a, notes)) if *a == account => notes.push((room, words)),
+            _ => out.push((account, vec![(room, words)])),
         }
     }
     Ok(out)

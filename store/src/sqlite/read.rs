@@ -134,6 +134,7 @@ impl Reader {
             policies: super::policies::load(&tx)?,
             server_bans: super::policies::server_bans(&tx)?,
             device_labels: super::accounts::labels(&tx)?,
+            away_notes: super::accounts::away_notes(&tx)?,
         })
     }
 

@@ -611,6 +611,135 @@ mod accounts {
         assert_eq!(left, 0, "dropped with the account");
     }
 
+    /// The notes loaded for each account (schema 19), as words.
+    fn notes_of(store: &SqliteStore) -> Vec<(String, Vec<(String, String)>)> {
+        let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+        loaded
+            .away_notes
+            .into_iter()
+            .map(|(a, notes)| {
+                let notes = notes
+                    .into_iter()
+                    .map(|(r, w)| (r.as_str().to_owned(), w))
+                    .collect();
+                (a.as_str().to_owned(), notes)
+            })
+            .collect()
+    }
+
+    /// The notes kept for an account put out of rooms while away (schema 19): the whole list
+    /// replaced by each write, in order, under the account's name as registered, read back
+    /// after closing and opening again, an empty list clearing it, and dropping the account
+    /// dropping them.
+    #[test]
+    fn notes_kept_for_an_account_are_replaced_whole_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        two_accounts(&mut store);
+        let note = |r: &str, w: &str| (room(r), w.to_owned());
+        let kicked = note(
+            "#zeta",
+            "while you were away, bob put you out of #zeta (spam)",
+        );
+        let closed = note(
+            "#alpha",
+            "while you were away, root closed #alpha — 'bye' \"all\"",
+        );
+        for notes in [vec![kicked.clone()], vec![kicked.clone(), closed.clone()]] {
+            write(
+                &mut store,
+                vec![Write::AwayNotes {
+                    account: nick("ALICE"),
+                    notes,
+                }],
+            )
+            .unwrap();
+        }
+        write(
+            &mut store,
+            vec![Write::AwayNotes {
+                account: nick("bob"),
+                notes: vec![note("#zeta", "while you were away, #zeta was closed")],
+            }],
+        )
+        .unwrap();
+        let want = vec![
+            (
+                "Alice".to_owned(),
+                vec![
+                    ("#zeta".to_owned(), kicked.1.clone()),
+                    ("#alpha".to_owned(), closed.1.clone()),
+                ],
+            ),
+            (
+                "bob".to_owned(),
+                vec![(
+                    "#zeta".to_owned(),
+                    "while you were away, #zeta was closed".to_owned(),
+                )],
+            ),
+        ];
+        assert_eq!(notes_of(&store), want);
+        drop(store);
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        assert_eq!(notes_of(&store), want, "after closing and opening again");
+        // Fewer once one is told (a resume heard the room's own event), the order kept.
+        write(
+            &mut store,
+            vec![Write::AwayNotes {
+                account: nick("alice"),
+                notes: vec![closed.clone()],
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            notes_of(&store)[0].1,
+            [("#alpha".to_owned(), closed.1.clone())]
+        );
+        write(
+            &mut store,
+            vec![Write::AwayNotes {
+                account: nick("bob"),
+                notes: Vec::new(),
+            }],
+        )
+        .unwrap();
+        assert_eq!(notes_of(&store).len(), 1, "bob's told: none left");
+        write(&mut store, vec![Write::DropAccount(nick("alice"))]).unwrap();
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM away_notes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "dropped with the account");
+        assert!(notes_of(&store).is_empty());
+    }
+
+    /// Step 19 on a store made by schema 18 (every step before it run as such a build did):
+    /// its accounts come through with no note kept, and one can be kept after.
+    #[test]
+    fn a_schema_18_store_gains_the_away_notes_table() {
+        let dir = tempfile::tempdir().unwrap();
+        made_by_schema(dir.path(), 18, ALICE);
+        let mut store = upgraded(dir.path());
+        let got = accounts(&store);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].record.name, nick("Alice"));
+        assert!(notes_of(&store).is_empty());
+        let words = "while you were away, bob put you out of #r".to_owned();
+        write(
+            &mut store,
+            vec![Write::AwayNotes {
+                account: nick("alice"),
+                notes: vec![(room("#r"), words.clone())],
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            notes_of(&store),
+            [("Alice".to_owned(), vec![("#r".to_owned(), words)])]
+        );
+    }
+
     /// alice's account as every schema since accounts (3) stores it.
     const ALICE: &str = "INSERT INTO accounts (name, display, hash, created)
          VALUES ('alice', 'Alice', '$argon2id$a', 1700000000000);";
