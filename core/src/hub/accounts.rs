@@ -2368,7 +2368,8 @@ impl Hub {
             }
             let folded = account.folded();
             let user_of = |hub: &Hub| hub.accounts.by_name.get(&folded).and_then(|a| a.user);
-            if self.config.accounts.always_on
+            if self.cluster.is_none()
+                && self.config.accounts.always_on
                 && self.accounts.by_name.contains_key(&folded)
                 && user_of(self).is_none()
             {
