@@ -2384,19 +2384,26 @@ impl Hub {
 
     /// A restarted hub takes back the notes kept for accounts put out of rooms while away
     /// ([`crate::persist::Loaded::away_notes`]), onto each account's user (an always-on one,
-    /// or the one of its restored resume sessions). An account with no user now (its
-    /// sessions ran out while the server was down) has no sign-in to wait for them as a user:
-    /// its notes are forgotten, in the store too.
+    /// or the one of its restored resume sessions). An always-on account put out of its last
+    /// room has no user at start (one is made for an always-on account in a room): it gets
+    /// its offline user back, as it had before the restart, to hold them. An account with no
+    /// user still (not always-on, its sessions ran out while the server was down) has no
+    /// sign-in to wait for them as a user: its notes are forgotten, in the store too.
     pub(super) fn restore_away_notes(&mut self, notes: Vec<(Nick, Vec<(RoomName, String)>)>) {
         for (account, mut kept) in notes {
             if kept.is_empty() {
                 continue;
             }
-            let uid = self
-                .accounts
-                .by_name
-                .get(&account.folded())
-                .and_then(|a| a.user);
+            let folded = account.folded();
+            let user_of = |hub: &Hub| hub.accounts.by_name.get(&folded).and_then(|a| a.user);
+            if self.cluster.is_none()
+                && self.config.accounts.always_on
+                && self.accounts.by_name.contains_key(&folded)
+                && user_of(self).is_none()
+            {
+                self.offline_user(&folded, Vec::new());
+            }
+            let uid = user_of(self);
             let Some(u) = uid.and_then(|uid| self.users.get_mut(&uid)) else {
                 if self.cluster.is_none() {
                     self.record(Write::AwayNotes {

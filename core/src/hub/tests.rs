@@ -10189,6 +10189,108 @@ mod moderation {
         );
     }
 
+    /// An always-on account put out of its only room while away has no rooms left: a hub
+    /// restarted from the store makes no user for it at start (an always-on account with no
+    /// rooms has none), and its note, kept in the store, must still be told at its next
+    /// sign-in. Until the fortieth session's review `restore_away_notes` found no user and
+    /// wrote the note away unread: the commonest case (one room, kicked) lost it.
+    #[test]
+    fn an_account_put_out_of_its_only_room_while_away_is_told_after_a_restart() {
+        use crate::persist::{Loaded, LoadedAccount, Write};
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _) = t.txt();
+        t.line(a, "/nick alice");
+        t.line(a, "/register correct horse");
+        t.line(a, "/join #r");
+        t.line(a, "/register #r");
+        let (b, _) = t.txt();
+        t.line(b, "/nick bob");
+        t.line(b, "/register correct horse");
+        t.line(b, "/join #r");
+        t.line(b, "/part #lobby");
+        t.line(b, "/quit");
+        t.line(a, "/kick bob too loud");
+        let words = "while you were away, alice put you out of #r (too loud)";
+        let writes: Vec<Write> = t.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        let last_notes = |writes: &[Write], who: &str| {
+            writes.iter().rev().find_map(|w| match w {
+                Write::AwayNotes { account, notes } if account.as_str() == who => {
+                    Some(notes.clone())
+                }
+                _ => None,
+            })
+        };
+        let notes = last_notes(&writes, "bob").expect("the note is written");
+        assert_eq!(notes, [(room("#r"), words.to_owned())]);
+        let accounts = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Account(record) => Some(LoadedAccount {
+                    record: record.clone(),
+                    rooms: writes
+                        .iter()
+                        .rev()
+                        .find_map(|w| match w {
+                            Write::AccountRooms { account, rooms }
+                                if account.folded() == record.name.folded() =>
+                            {
+                                Some(rooms.clone())
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                    read: Vec::new(),
+                    keys: Vec::new(),
+                    held: Vec::new(),
+                }),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        assert!(
+            accounts
+                .iter()
+                .any(|la| la.record.name.as_str() == "bob" && la.rooms.is_empty()),
+            "bob is in no room now: {writes:?}"
+        );
+        let mut t2 = T::with(cfg);
+        t2.hub.restore(
+            Loaded {
+                rooms: super::durable::stored(&t).rooms,
+                accounts,
+                away_notes: vec![(nick("bob"), notes)],
+                ..Default::default()
+            },
+            t2.now,
+        );
+        t2.pump();
+        let writes: Vec<Write> = t2.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        assert_eq!(
+            last_notes(&writes, "bob"),
+            None,
+            "not written away at start: {writes:?}"
+        );
+        let (b2, _) = t2.txt();
+        t2.line(b2, "/login bob correct horse");
+        let got = t2.lines(b2);
+        assert_eq!(
+            got.iter()
+                .filter(|l| l.contains("while you were away"))
+                .collect::<Vec<_>>(),
+            [&format!("-- {words}")],
+            "{got:#?}"
+        );
+        let writes: Vec<Write> = t2.batches.iter().flat_map(|b| b.writes.clone()).collect();
+        assert_eq!(
+            last_notes(&writes, "bob"),
+            Some(Vec::new()),
+            "told, it is written away"
+        );
+    }
+
     /// A kicked nc user read of its own kick in the third person (`alice put guest1 out of
     /// #a`), as the room's other members read it. Put out of two rooms, one it talks in and one
     /// it does not, by a kick and by a ban: each line is addressed to it, the others' are not,
