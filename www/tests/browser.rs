@@ -669,7 +669,7 @@ async fn scenario(
     wait_for!(
         "the cli to be in #rust",
         STEP,
-        cli.out.has("[#rust] -- clint joined #rust")
+        cli.out.has("-- you are in #rust ")
     );
     cli.say("anyone here into rust?").await;
     wait_for!(
