@@ -1703,6 +1703,18 @@ pub enum ChangeView {
         /// The lines, oldest first.
         lines: Vec<LineView>,
     },
+    /// A line put before the line with id `before` (at the end when absent), not at the end:
+    /// an event a join replays goes above the notice of the join. History: the log does not go
+    /// to it, and a reader scrolled up stays where they read.
+    Inserted {
+        /// The room.
+        key: String,
+        /// The line it goes before.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<f64>,
+        /// The line.
+        line: LineView,
+    },
     /// What the top of a room's log says about older lines.
     Scrollback {
         /// The room.
@@ -1796,9 +1808,32 @@ impl ChangeView {
                 key: id.key(),
                 lines: outgoing(id, chat),
             },
-            // A join's replay put above the notice of the join (once a join, rare): redrawn
-            // from the model.
-            Change::LineInserted { .. } => ChangeView::All,
+            // A join's replay, each of its lines put above the notice of the join: inserted
+            // where it went. Redrawing everything (every log rebuilt at each join) lost where
+            // a reader scrolled up in any room was.
+            Change::LineInserted { conv: id, id: line } => {
+                let at = conv(id).and_then(|c| {
+                    let at = c.lines().iter().position(|l| l.id == *line)?;
+                    Some((c, at))
+                });
+                match at {
+                    // Before the next line the page has drawn: the changes come in the order
+                    // lines were made, so one made later (a later line of the same replay) is
+                    // not drawn yet, and goes in after this one.
+                    Some((c, at)) => ChangeView::Inserted {
+                        key: id.key(),
+                        before: c
+                            .lines()
+                            .iter()
+                            .skip(at + 1)
+                            .find(|l| l.id < *line)
+                            .map(|l| num(l.id.0)),
+                        line: LineView::of(&c.lines()[at], chat.me()),
+                    },
+                    // Already trimmed away by later lines: redrawn from the model as it is.
+                    None => ChangeView::All,
+                }
+            }
             Change::LinesPrepended { conv: id, first, n } => {
                 let Some(c) = conv(id) else {
                     return ChangeView::All;

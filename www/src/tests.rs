@@ -682,3 +682,35 @@ fn clear_and_a_direct_part_are_answered_on_the_page() {
         assert!(!answered_here(&mut c, line, Millis(8)), "{line}");
     }
 }
+
+/// A join's replay goes above the notice of the join, each line as `inserted` before the next
+/// line the page has drawn (the notice, not a later line of the same replay, which comes after
+/// it). It was `all`: every log rebuilt at each join, losing where a reader scrolled up was.
+#[test]
+fn a_joins_replay_is_inserted_above_the_notice_of_the_join() {
+    let mut c = Chat::new(nick("webby"));
+    c.handle_event(&Event::State(ConnState::Connected), Millis(0));
+    c.handle_event(
+        &Event::Joined {
+            room: RoomName::lobby(),
+            topic: None,
+            members: vec![nick("webby"), nick("bob")],
+            seq: Seq(4),
+        },
+        Millis(0),
+    );
+    changes(&mut c);
+    let notice = c.conv(&ConvId::Room(RoomName::lobby())).unwrap().lines()[0].id;
+    c.handle_event(&say("bob", 2, "first"), Millis(0));
+    c.handle_event(&say("bob", 3, "second"), Millis(0));
+    let got = changes(&mut c);
+    let inserted: Vec<&serde_json::Value> =
+        got.iter().filter(|v| v["type"] == "inserted").collect();
+    assert!(!got.iter().any(|v| v["type"] == "all"), "{got:#?}");
+    assert_eq!(inserted.len(), 2, "{got:#?}");
+    for (v, text) in inserted.iter().zip(["first", "second"]) {
+        assert_eq!(v["key"], "#lobby");
+        assert_eq!(v["before"], json!(num(notice.0)), "{v}");
+        assert_eq!(v["line"]["text"], text, "{v}");
+    }
+}

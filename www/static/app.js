@@ -383,11 +383,19 @@ function trimLines(d, n) {
 // the distance from the bottom is kept, as everything added is above it. Older lines that come
 // while the log follows its newest were typed for (`/history`; scrolling asks at the top): the
 // log goes up to the first of them, or the command would seem to do nothing.
-function prependLines(d, before, lines) {
+// `inserted`: a line of a join's replay, put above the notice of the join, near the bottom, is
+// history, not typed for: nothing is revealed; a log that follows its newest lines stays at the
+// bottom, and one scrolled up where it was (above the screen the distance from the bottom is
+// kept, below it the distance from the top).
+function prependLines(d, before, lines, inserted = false) {
   const log = d.log;
-  const reveal = !log.hidden && atBottom(log) && log.scrollTop >= NEAR_TOP;
+  const reveal = !inserted && !log.hidden && atBottom(log) && log.scrollTop >= NEAR_TOP;
+  const stick = inserted && (log.hidden || atBottom(log));
   const fromBottom = log.scrollHeight - log.scrollTop;
   const next = before === undefined ? null : d.lines.querySelector(`.line[data-id="${before}"]`);
+  const onScreenOrBelow = inserted && !log.hidden
+    && (!next || next.getBoundingClientRect().top >= log.getBoundingClientRect().top);
+  const scrollTop = log.scrollTop;
   // A day mark right before that line belongs to it: the older lines go before the mark.
   let at = next;
   while (at?.previousElementSibling?.classList.contains("day")) at = at.previousElementSibling;
@@ -411,7 +419,9 @@ function prependLines(d, before, lines) {
   } else if (at === next && next.dataset.day !== day) {
     d.lines.insertBefore(dayEl(Number(next.dataset.at)), next);
   }
-  log.scrollTop = log.scrollHeight - fromBottom;
+  if (stick) log.scrollTop = log.scrollHeight;
+  else if (onScreenOrBelow) log.scrollTop = scrollTop;
+  else log.scrollTop = log.scrollHeight - fromBottom;
   if (reveal && first) {
     log.scrollTop += first.getBoundingClientRect().top - log.getBoundingClientRect().top;
   }
@@ -1082,6 +1092,11 @@ function applyChanges() {
       case "prepended": {
         const d = logs.get(ch.key);
         if (d) prependLines(d, ch.before, ch.lines);
+        break;
+      }
+      case "inserted": {
+        const d = logs.get(ch.key);
+        if (d) prependLines(d, ch.before, [ch.line], true);
         break;
       }
       case "scrollback": {

@@ -669,7 +669,7 @@ async fn scenario(
     wait_for!(
         "the cli to be in #rust",
         STEP,
-        cli.out.has("[#rust] -- clint joined #rust")
+        cli.out.has("-- you are in #rust ")
     );
     cli.say("anyone here into rust?").await;
     wait_for!(
@@ -1121,6 +1121,33 @@ async fn history_scenario(
         has_line(b, "#lobby", "netcat", &wanted).await
     );
     assert_no_duplicates(b, "#lobby").await;
+
+    // Another room joined: its replay, said before the join, goes above the notice of the
+    // join, in order, each line inserted before the next line drawn (it redrew every log,
+    // losing where a reader scrolled up in any of them was).
+    nc.say("/join #other").await;
+    for i in 1..=5 {
+        nc.say(&format!("in other {i}")).await;
+    }
+    nc.say("/who").await;
+    wait_for!("nc in #other", STEP, nc.out.has("#other (1): netcat"));
+    type_line(b, "/join #other").await;
+    wait_for!(
+        "#other's replay",
+        STEP,
+        has_line(b, "#other", "netcat", "in other 5").await
+    );
+    let lines = page_lines(b, "#other").await;
+    let at = |t: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(t))
+            .unwrap_or_else(|| panic!("{t}: {lines:#?}"))
+    };
+    let said: Vec<usize> = (1..=5).map(|i| at(&format!("in other {i}"))).collect();
+    assert!(said.windows(2).all(|w| w[0] < w[1]), "{lines:#?}");
+    assert!(said[4] < at("you are in #other"), "{lines:#?}");
+    assert_no_duplicates(b, "#other").await;
     bridge
 }
 

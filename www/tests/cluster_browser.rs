@@ -81,10 +81,7 @@ async fn scenario(browser: Browser, page: String, mut nodes: Vec<Node>) {
     let (mut nc_w, nc_out) = nc(a[2], "netcat").await;
     let home = TempDir::new("natter-cluster-cli");
     let mut cli = Cli::start_with("clint", &[a[1], a[2], a[0]], &home.0, None).await;
-    wait_for!(
-        "the CLI in #lobby",
-        cli.out.has("[#lobby] -- clint joined #lobby")
-    );
+    wait_for!("the CLI in #lobby", cli.out.has("-- you are in #lobby "));
     wait_for!("the page to list netcat and clint", {
         let members = text_of(b, "#member-list").await;
         (members.contains("netcat") && members.contains("clint")).then_some(())

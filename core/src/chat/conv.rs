@@ -9,6 +9,7 @@ use super::policy::RoomPolicy;
 use super::read::ReadMark;
 use crate::limits::{CHAT_MAX_LINES, CHAT_MAX_MEMBERS};
 use crate::session::Target;
+use crate::time::Millis;
 use crate::types::{Nick, RoomName, Seq, Text};
 use crate::wire::RoomEvent;
 use std::collections::{BTreeMap, VecDeque};
@@ -167,6 +168,10 @@ impl AwayMembers {
     }
 }
 
+/// How many of a room's latest events held as no line a conversation keeps ([`Conv::unlined`]):
+/// a visit's own join, and a part or a rename of ours, so a few visits' worth.
+const UNLINED_KEPT: usize = 16;
+
 /// One conversation. See the module docs.
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -216,6 +221,12 @@ pub struct Conv {
     /// otherwise (our own join, which the notice of the join says), in any visit. A join again
     /// replays our parts and joins of the visits before: up to it, they were said.
     pub(super) seen: Option<Seq>,
+    /// Rooms: the latest events that came here but are held as no line (our own joins, which
+    /// the notice of each says; our own parts and renames said otherwise), by seq and time, at
+    /// most [`UNLINED_KEPT`]: a replay after a join again finds by them, as by the lines, a
+    /// room that started over ([`Conv::holds_other`]), where nothing else of that visit is
+    /// held (we made the room and left it).
+    unlined: VecDeque<(Seq, Millis)>,
     /// Rooms: the first line of the notice of this visit's join (`you are in #rust with:
     /// ...`), said when the join came and before its replay, until a live event comes: the
     /// replay's events are older than it, and go above it ([`Conv::insert_before`]).
@@ -254,6 +265,7 @@ impl Conv {
             peer_away: None,
             rejoined_after: None,
             seen: None,
+            unlined: VecDeque::new(),
             join_mark: None,
             anew_mark: None,
             revision: 0,
@@ -518,12 +530,24 @@ impl Conv {
         self.revision += 1;
     }
 
-    /// Whether a kept line has `ev`'s seq but is another event (said at another time): the
-    /// room's seqs started over since it was shown. The same event replayed keeps its time.
+    /// Whether a kept line, or an event that came here as no line ([`Conv::said_unlined`]),
+    /// has `ev`'s seq but is another event (said at another time): the room's seqs started
+    /// over since it was shown. The same event replayed keeps its time.
     pub(super) fn holds_other(&self, ev: &RoomEvent) -> bool {
         self.lines
             .iter()
-            .any(|l| l.seq == Some(ev.seq) && l.at != ev.at)
+            .map(|l| (l.seq, l.at))
+            .chain(self.unlined.iter().map(|(seq, at)| (Some(*seq), *at)))
+            .any(|(seq, at)| seq == Some(ev.seq) && at != ev.at)
+    }
+
+    /// `ev` came here and is held as no line (our own join, part or rename, said otherwise):
+    /// kept by seq and time for [`Conv::holds_other`], the latest [`UNLINED_KEPT`].
+    pub(super) fn said_unlined(&mut self, ev: &RoomEvent) {
+        if self.unlined.len() >= UNLINED_KEPT {
+            self.unlined.pop_front();
+        }
+        self.unlined.push_back((ev.seq, ev.at));
     }
 
     /// A room joined again whose seqs started over (a memory-only server drops a room nobody
@@ -540,6 +564,7 @@ impl Conv {
         }
         self.rejoined_after = None;
         self.seen = None;
+        self.unlined.clear();
         self.cleared_below = None;
         self.read = ReadMark::default();
         self.older = Scrollback::More;

@@ -1196,6 +1196,9 @@ impl Chat {
                 && matches!(ev.kind, EventKind::Part { .. })
                 && ev.from.folded() == self.me.folded()
             {
+                if let Some(c) = self.conv_mut(&id) {
+                    c.said_unlined(ev);
+                }
                 return;
             }
         }
@@ -1238,11 +1241,10 @@ impl Chat {
             if ours {
                 line.kind = LineKind::Notice(render::nick_words(new));
                 line.mine = true;
-                if self
-                    .conv(&id)
-                    .and_then(Conv::last)
-                    .is_some_and(|l| l.kind == line.kind)
+                if let Some(c) = self.conv_mut(&id)
+                    && c.last().is_some_and(|l| l.kind == line.kind)
                 {
+                    c.said_unlined(ev);
                     return;
                 }
             }
@@ -1292,6 +1294,8 @@ impl Chat {
             && self.conv(&id).and_then(|c| c.live_after) == Some(ev.seq);
         if !own_join {
             self.add_event_line(&id, line, replayed);
+        } else if let Some(c) = self.conv_mut(&id) {
+            c.said_unlined(ev);
         }
         if ev.seq == Seq(1) {
             // A room's first event: nothing is older.

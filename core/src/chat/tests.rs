@@ -3321,3 +3321,78 @@ fn older_lines_of_a_room_made_again_go_below_the_old_rooms_lines() {
         "{r:#?}"
     );
 }
+
+/// A room made again a second time, where the visit before (itself in a room made again)
+/// left no numbered lines: we made it (our join its first event) and left. Joined again once
+/// more, the new room's replay was passed over up to that visit's newest seq, as if shown: the
+/// first replayed event was lost. Nothing the room holds was that event: it is shown, and the
+/// room said to have started over.
+#[test]
+fn a_room_made_again_twice_shows_its_whole_replay() {
+    let mut c = chat_in(&["#a", "#r"]);
+    assert!(c.open(&rid("#r")));
+    for seq in 2..=9 {
+        c.handle_event(&say("#r", seq, "bob", &format!("old {seq}")), T0);
+    }
+    c.handle_event(&parted("#r"), T0);
+    // Made again by us: our join is its first event.
+    let t1 = T0 + Millis(60_000);
+    c.handle_event(&joined("#r", 1, &["me"]), t1);
+    c.handle_event(
+        &Event::Room(RoomEvent {
+            at: t1,
+            ..ev_at("#r", 1, "me", EventKind::Join)
+        }),
+        t1,
+    );
+    c.handle_event(&parted("#r"), t1);
+    // Made again by carol: her join 1, her line 2; ours is 3.
+    let t2 = T0 + Millis(120_000);
+    let carol = |seq, kind| {
+        Event::Room(RoomEvent {
+            at: t2,
+            ..ev_at("#r", seq, "carol", kind)
+        })
+    };
+    c.handle_event(&joined("#r", 3, &["me", "carol"]), t2);
+    c.handle_event(&carol(1, EventKind::Join), t2);
+    c.handle_event(
+        &carol(
+            2,
+            EventKind::Say {
+                id: MsgId(2),
+                text: text("hello"),
+            },
+        ),
+        t2,
+    );
+    c.handle_event(
+        &Event::Room(RoomEvent {
+            at: t2,
+            ..ev_at("#r", 3, "me", EventKind::Join)
+        }),
+        t2,
+    );
+    let r = texts(&c, "#r");
+    let lines = kinds(&c, &rid("#r"));
+    assert!(
+        !lines.iter().any(|k| matches!(k, LineKind::Gap { .. })),
+        "{r:#?}"
+    );
+    let at = |t: &str| {
+        r.iter()
+            .position(|l| l == t)
+            .unwrap_or_else(|| panic!("{t}: {r:#?}"))
+    };
+    assert!(at("carol joined #r") < at("<carol> hello"), "{r:#?}");
+    assert!(
+        at("<carol> hello")
+            < r.iter()
+                .rposition(|l| l.starts_with("you are in #r"))
+                .unwrap(),
+        "{r:#?}"
+    );
+    assert!(r.iter().any(|l| l.starts_with("#r started over")), "{r:#?}");
+    // Older lines of the new room are asked below its oldest held, not the old room's.
+    assert_eq!(c.want_older(&rid("#r")), None, "{r:#?}");
+}

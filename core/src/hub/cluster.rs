@@ -1197,7 +1197,10 @@ impl Hub {
         if queue.len() >= max {
             let detail =
                 "too many commands wait for your join or nick; this one was dropped".to_owned();
-            self.error(conn, ErrorKind::Flood, Re::Conn, detail);
+            // Named as the single node's flood refusal names it: a client of 14 takes a flood
+            // refusal naming nothing for another command's, and would wait for ever for the
+            // answer to its sign-in or registration dropped here.
+            self.error(conn, ErrorKind::Flood, super::ops::re_of(&req), detail);
             return None;
         }
         queue.push_back(req);

@@ -37,7 +37,7 @@ struct Said {
 /// that account's away message (IRC's `301`).
 pub(super) const KEPT_WORDS: &str = "not connected; your message waits for them";
 
-fn re_of(r: &Request) -> Re {
+pub(super) fn re_of(r: &Request) -> Re {
     match r {
         Request::Tagged { msg, .. } => re_of_msg(msg),
         Request::Msg(msg) => re_of_msg(msg),

@@ -69,11 +69,13 @@ impl View {
             Change::LineAdded { conv, id } | Change::LineInserted { conv, id } => {
                 if let Some(s) = self.scroll.get_mut(conv).filter(|s| **s > 0) {
                     // Our own line's echo takes the place of the copy shown waiting at the
-                    // bottom, which took as many rows: nothing moves.
+                    // bottom, which took as many rows: nothing moves. A line of ours a join
+                    // replays (`LineInserted`) is history, no echo: it adds its rows.
+                    let echo = matches!(change, Change::LineAdded { .. });
                     let rows = chat
                         .conv(conv)
                         .and_then(|c| c.line(*id))
-                        .filter(|l| !l.mine)
+                        .filter(|l| !(echo && l.mine))
                         .map_or(0, rows_of);
                     *s = s.saturating_add(rows);
                 }
@@ -189,6 +191,60 @@ pub(crate) mod tests {
         v.scroll_up(&c, 2);
         v.scroll_down(&c, 5);
         assert_eq!(v.scroll(&c), 0);
+    }
+
+    /// A join's replay goes above the notice of the join (`LineInserted`), below a reader
+    /// scrolled up: each line of it moves the view up as much, ours too (a line we sent from
+    /// another device while the link was down). Ours counted nothing, as if it were the echo
+    /// of a line shown waiting at the bottom, so the view slid under the reader.
+    #[test]
+    fn a_replayed_line_of_ours_keeps_a_scrolled_view_still() {
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 0..10 {
+            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
+        }
+        v.scroll_up(&c, 3);
+        let ev = |seq: u64, from: &str, text: &str| {
+            Event::Room(natter_core::wire::RoomEvent {
+                room: room("#a"),
+                seq: Seq(seq),
+                at: AT,
+                from: nick(from),
+                kind: EventKind::Say {
+                    id: MsgId(seq),
+                    text: Text::new(text).unwrap(),
+                },
+            })
+        };
+        // Back after a drop: joined again (seq 203), the replay brings what was missed.
+        apply(
+            &mut c,
+            &mut v,
+            &Event::Joined {
+                room: room("#a"),
+                topic: None,
+                members: vec![nick("me"), nick("bob")],
+                seq: Seq(203),
+            },
+        );
+        let after_notice = v.scroll(&c);
+        assert!(after_notice > 3);
+        apply(&mut c, &mut v, &ev(201, "bob", "while away"));
+        apply(&mut c, &mut v, &ev(202, "me", "from my phone"));
+        let lines = c.current_conv().lines();
+        let texts: Vec<String> = lines
+            .iter()
+            .rev()
+            .take(3)
+            .map(|l| format!("{:?}", l.kind))
+            .collect();
+        assert!(texts[0].contains("you are in #a"), "{texts:?}");
+        assert!(
+            lines.iter().rev().nth(1).is_some_and(|l| l.mine),
+            "{texts:?}"
+        );
+        assert_eq!(v.scroll(&c), after_notice + 2, "kept still");
     }
 
     /// `/history` typed while the view follows the newest lines: the older lines go in front

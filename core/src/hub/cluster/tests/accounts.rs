@@ -1704,3 +1704,51 @@ fn an_admin_password_changed_on_another_node_ends_an_oper_here() {
     settle(&mut net);
     assert!(!net.nodes[0].hub.is_admin_user(carol), "the OPER ended");
 }
+
+/// A registration dropped because too many commands waited for a join to come back through
+/// the log was refused as naming nothing (`Re::Conn`): a client of 14, told that such a flood
+/// refusal is another command's, went on waiting for the registration's answer for good. It
+/// names the account request (`Re::Account`), as the single node's flood refusal does.
+#[test]
+fn an_account_request_dropped_behind_a_join_says_it_is_the_account_requests() {
+    let mut net = net(2);
+    for (i, node) in net.nodes.iter_mut().enumerate() {
+        let mut hub = Hub::new(Config {
+            secret_seed: [i as u8; 32],
+            flood_burst: 1_000,
+            accounts: AccountsConfig {
+                hash_cost: HashCost::TEST,
+                ..AccountsConfig::default()
+            },
+            ..Config::default()
+        });
+        hub.enable_cluster();
+        node.hub = hub;
+    }
+    let (a, _) = guest(&mut net, 0, "alice");
+    let queue = crate::limits::FLOOD_QUEUE;
+    let frames: Vec<u8> = std::iter::once(ClientMsg::Join { room: room("#a") })
+        .chain((0..queue).map(|i| ClientMsg::Ping { token: i as u64 }))
+        .chain([ClientMsg::Register {
+            password: pw(PW),
+            remember: false,
+        }])
+        .flat_map(|m| encode_frame(&m).unwrap())
+        .collect();
+    let now = net.now;
+    net.nodes[0].hub.handle_bytes(a, &frames, now);
+    settle(&mut net);
+    let got = net.recv(0, a);
+    let refusals: Vec<&Re> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Error {
+                kind: ErrorKind::Flood,
+                re,
+                ..
+            } => Some(re),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refusals, [&Re::Account], "{got:?}");
+}
