@@ -9684,3 +9684,19 @@ fn lusers_counts_an_always_on_account_with_nothing_connected() {
         assert_eq!(named, always_on, "{l:?}");
     }
 }
+
+/// A connection that is closing (its last words going out, or waiting on a store commit) is no
+/// connection still registering: `253` counted it, as its user is gone, so a `LUSERS` right
+/// after someone quit said `1 unknown connection(s)` on a server where nobody was registering.
+#[test]
+fn lusers_does_not_count_a_closing_connection_as_unknown() {
+    let mut n = Net::new();
+    let solo = n.client("solo", &[]);
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["QUIT :bye"]);
+    assert!(n.closed(bob));
+    n.send(solo, &["LUSERS"]);
+    let l = n.lines(solo);
+    assert!(!l.iter().any(|l| l.contains(" 253 ")), "{l:?}");
+    assert!(find(&l, " 251 ").contains("There are 1 users"), "{l:?}");
+}
