@@ -9642,3 +9642,62 @@ fn a_join_past_the_channel_limit_is_405_and_past_the_targets_407() {
     assert!(l[0].starts_with(":natter.irc 405 many #extra :"), "{l:?}");
     assert!(!n.closed(c));
 }
+
+/// QA saw `There are 2 users` and `1 channels formed` at the welcome of the only client on a
+/// new server: an account that had signed in and left was kept always-on (its user stays, in
+/// its rooms, and `NAMES` shows it), and `LUSERS` counts it and the room it holds, as ergo
+/// counts an always-on client. Without always-on it is gone, and so are the counts.
+#[test]
+fn lusers_counts_an_always_on_account_with_nothing_connected() {
+    for always_on in [true, false] {
+        let mut n = Net::with(Config {
+            secret_seed: [3; 32],
+            accounts: AccountsConfig {
+                hash_cost: crate::accounts::HashCost::TEST,
+                always_on,
+                ..AccountsConfig::default()
+            },
+            ..Config::default()
+        });
+        let a = registered(&mut n, "root");
+        n.send_bin(a, &ClientMsg::Join { room: room("#x") });
+        n.send_bin(a, &ClientMsg::Quit { reason: None });
+        n.advance(1_000);
+        let c = n.irc();
+        n.send(c, &["NICK solo", "USER u 0 * :Solo"]);
+        let l = n.lines(c);
+        let (users, rooms) = if always_on { (2, 1) } else { (1, 0) };
+        assert!(
+            find(&l, " 251 ").ends_with(&format!(
+                ":There are {users} users and 0 invisible on 1 servers"
+            )),
+            "{always_on}: {l:?}"
+        );
+        assert!(
+            find(&l, " 254 ").contains(&format!(" {rooms} :channels formed")),
+            "{always_on}: {l:?}"
+        );
+        n.send(c, &["NAMES #x"]);
+        let l = n.lines(c);
+        let named = l
+            .iter()
+            .any(|l| l.contains(" 353 ") && l.ends_with(":root"));
+        assert_eq!(named, always_on, "{l:?}");
+    }
+}
+
+/// A connection that is closing (its last words going out, or waiting on a store commit) is no
+/// connection still registering: `253` counted it, as its user is gone, so a `LUSERS` right
+/// after someone quit said `1 unknown connection(s)` on a server where nobody was registering.
+#[test]
+fn lusers_does_not_count_a_closing_connection_as_unknown() {
+    let mut n = Net::new();
+    let solo = n.client("solo", &[]);
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["QUIT :bye"]);
+    assert!(n.closed(bob));
+    n.send(solo, &["LUSERS"]);
+    let l = n.lines(solo);
+    assert!(!l.iter().any(|l| l.contains(" 253 ")), "{l:?}");
+    assert!(find(&l, " 251 ").contains("There are 1 users"), "{l:?}");
+}

@@ -428,7 +428,13 @@ impl Hub {
         // The whole network had at least this node's users at this node's peak, whether or
         // not anyone asked then (`note_users_peak` keeps that one as users come).
         self.users_peak.1 = self.users_peak.1.max(users).max(self.users_peak.0);
-        let unknown = self.conns.values().filter(|c| c.user().is_none()).count();
+        // Connections still registering: a closing one (its user gone, its last words going
+        // out) is not one.
+        let unknown = self
+            .conns
+            .values()
+            .filter(|c| c.user().is_none() && !c.closing())
+            .count();
         // A user with `i` on several IRC connections is one (a scan of the connections, as
         // `unknown` is).
         let invisible: BTreeSet<UserId> = self
