@@ -26,6 +26,33 @@ fn root_is_admin(dir: &Path) -> String {
     config.display().to_string()
 }
 
+/// alice, an account, founds #mod; bob, an account (always on), joins it and quits; alice
+/// kicks him while nothing of him is connected ("too loud"). Returns alice's connection.
+async fn bob_kicked_from_mod_while_away(addr: std::net::SocketAddr) -> TextClient {
+    let (mut alice, _) = TextClient::entered(addr, "alice").await;
+    alice.send("/nick alice").await;
+    alice.send("/register correct horse").await;
+    alice.expect_has("you are signed in as alice").await;
+    alice.send("/join #mod").await;
+    alice.send("/register #mod").await;
+    alice.expect_has("alice set #mod +r").await;
+
+    let (mut bob, _) = TextClient::entered(addr, "bob").await;
+    bob.send("/nick bob").await;
+    bob.send("/register correct horse").await;
+    bob.expect_has("you are signed in as bob").await;
+    bob.send("/join #mod").await;
+    alice.expect_has("bob joined #mod").await;
+    bob.send("/quit").await;
+    bob.expect_closed().await;
+    alice.expect_has("bob is away").await;
+    alice.send("/kick bob too loud").await;
+    alice
+        .expect_has("alice put bob out of #mod (too loud)")
+        .await;
+    alice
+}
+
 async fn refused_join(bob: &mut BinClient, room_: &str) -> ServerMsg {
     bob.send(&ClientMsg::Join { room: room(room_) }).await;
     bob.expect(
@@ -159,27 +186,7 @@ async fn a_server_ban_of_a_network_keeps_nc_users_from_it_out() {
 async fn an_account_kicked_while_away_reads_why_when_it_comes_back_over_irc() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, addr, irc) = patient_durable_irc_server(dir.path()).await;
-    let (mut alice, _) = TextClient::entered(addr, "alice").await;
-    alice.send("/nick alice").await;
-    alice.send("/register correct horse").await;
-    alice.expect_has("you are signed in as alice").await;
-    alice.send("/join #mod").await;
-    alice.send("/register #mod").await;
-    alice.expect_has("alice set #mod +r").await;
-
-    let (mut bob, _) = TextClient::entered(addr, "bob").await;
-    bob.send("/nick bob").await;
-    bob.send("/register correct horse").await;
-    bob.expect_has("you are signed in as bob").await;
-    bob.send("/join #mod").await;
-    alice.expect_has("bob joined #mod").await;
-    bob.send("/quit").await;
-    bob.expect_closed().await;
-    alice.expect_has("bob is away").await;
-    alice.send("/kick bob too loud").await;
-    alice
-        .expect_has("alice put bob out of #mod (too loud)")
-        .await;
+    let _alice = bob_kicked_from_mod_while_away(addr).await;
 
     let mut back = TextClient::connect(irc, "bob on IRC").await;
     // SASL PLAIN's `bob\0bob\0correct horse`, in base64.
@@ -291,27 +298,7 @@ async fn an_account_away_when_its_room_is_closed_reads_why_when_it_comes_back_ov
 async fn an_account_kicked_while_away_reads_why_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, addr) = start(dir.path()).await;
-    let (mut alice, _) = TextClient::entered(addr, "alice").await;
-    alice.send("/nick alice").await;
-    alice.send("/register correct horse").await;
-    alice.expect_has("you are signed in as alice").await;
-    alice.send("/join #mod").await;
-    alice.send("/register #mod").await;
-    alice.expect_has("alice set #mod +r").await;
-
-    let (mut bob, _) = TextClient::entered(addr, "bob").await;
-    bob.send("/nick bob").await;
-    bob.send("/register correct horse").await;
-    bob.expect_has("you are signed in as bob").await;
-    bob.send("/join #mod").await;
-    alice.expect_has("bob joined #mod").await;
-    bob.send("/quit").await;
-    bob.expect_closed().await;
-    alice.expect_has("bob is away").await;
-    alice.send("/kick bob too loud").await;
-    alice
-        .expect_has("alice put bob out of #mod (too loud)")
-        .await;
+    let mut alice = bob_kicked_from_mod_while_away(addr).await;
     alice.send("/quit").await;
     alice.expect_closed().await;
     assert!(sigterm(&mut server).await.success());
