@@ -114,19 +114,6 @@ fn clear_help(line: &str) -> Option<&'static str> {
     }
 }
 
-/// What to say in the open conversation when `line` sends a direct message that shows in
-/// another (`/msg bob hi` typed in a room): without it, Enter seemed to do nothing, as the
-/// line lands in `@bob` out of sight. Worded as line mode prints a sent direct message.
-fn sent_elsewhere(line: &str, open: &ConvId) -> Option<String> {
-    use natter_core::command::{self, Command as Typed, Input};
-    match command::parse(line) {
-        Ok(Some(Input::Command(Typed::Msg { to, text }))) if *open != ConvId::direct(&to) => {
-            Some(format!("-> *{to}* {text}"))
-        }
-        _ => None,
-    }
-}
-
 /// How the TUI behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -543,7 +530,7 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         }
         return;
     }
-    if let Some(words) = sent_elsewhere(line, chat.current()) {
+    if let Some(words) = chat.sent_elsewhere(line) {
         chat.note(words, clock::now());
     }
     let to = chat.target();
