@@ -306,6 +306,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     // After `--login`: the most recently active of the account's rooms is opened, not the
     // first by name.
     let mut first_room = first_room::FirstRoom::default();
+    // The screen's size at the last frame.
+    let mut drawn_on: Option<ratatui::layout::Rect> = None;
     // Killed or hung up on: leave at once (the guard restores the terminal).
     let mut term = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
@@ -330,6 +332,16 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                 draw::line_rows(line, chat.me(), size, tz)
             });
         }
+        // Resized: a view scrolled up keeps its place (its scroll is in rows, which the width
+        // changes).
+        if let Some(old) = drawn_on.filter(|old| old.width != size.width) {
+            for id in view.scrolled() {
+                let was = draw::conv_rows(&chat, &id, old, tz);
+                let now = draw::conv_rows(&chat, &id, size, tz);
+                view.rewrap(&id, was.into_iter().zip(now));
+            }
+        }
+        drawn_on = Some(size);
         if view.scroll(&chat) > 0 {
             // Not past the top (following a change may have asked for "the top"): lines put
             // there later must not make the view jump, and PgDn must move at once.
