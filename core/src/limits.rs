@@ -281,6 +281,11 @@ pub const JOINED_NAMES_SHOWN: usize = 10;
 /// together, within one fan-out, so a few dozen users changing at once are more than enough.
 pub const LINE_NEWS_MAX_USERS: usize = 64;
 
+/// How long natter's line mode holds the notice of a join (`-- you are in #rust with: ...`) for
+/// the join's replay, which it prints above (`chat::LineNews`), when nothing comes after the
+/// replay to end it: the replay comes with the join, so this only bounds the wait.
+pub const LINE_JOIN_HELD: Millis = Millis(500);
+
 /// Rooms listed in a `rooms` reply (fits in one frame).
 pub const MAX_ROOMS_LISTED: usize = 100;
 

@@ -2,20 +2,20 @@
 //! into the Session (chat for the room last joined, or a `/command`), each once the one before
 //! it is answered (see [`DriverConfig::lockstep`]); every event is printed in the format of
 //! [`natter_core::render::session_lines`], with what only a printer that remembers says right
-//! (who is away as it changes, a rename or a quit once, operators marked in `/who`:
-//! [`natter_core::chat::LineNews`]); at the end of stdin the client waits until the server
-//! has acknowledged everything it sent, says `/quit`, and exits: with status 1 if a message was
-//! refused (not delivered), or a room it was to join, or a `/nick` it typed, so that a script
-//! does not take it for said (or said under the nick it asked for), and if a line could not be
-//! done (an unknown command, a usage error, a command the server refused): as `make -k` or
-//! `sqlite3` without `-bail` do, every line is still tried, and the status says afterwards
-//! that not all of them were done.
+//! (who is away as it changes, a rename or a quit once, operators marked in `/who`, a join's
+//! replay above the notice of the join: [`natter_core::chat::LineNews`]); at the end of stdin
+//! the client waits until the server has acknowledged everything it sent, says `/quit`, and
+//! exits: with status 1 if a message was refused (not delivered), or a room it was to join, or
+//! a `/nick` it typed, so that a script does not take it for said (or said under the nick it
+//! asked for), and if a line could not be done (an unknown command, a usage error, a command
+//! the server refused): as `make -k` or `sqlite3` without `-bail` do, every line is still
+//! tried, and the status says afterwards that not all of them were done.
 
 use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
 use natter_core::chat::LineNews;
 use natter_core::command::{Command as CommandLine, Input};
-use natter_core::limits::MAX_LINE_BYTES;
+use natter_core::limits::{LINE_JOIN_HELD, MAX_LINE_BYTES};
 use natter_core::session::Session;
 use std::io::BufRead;
 use std::sync::Arc;
@@ -120,7 +120,28 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     let mut refused = Refused::default();
     let mut news = LineNews::default();
     let mut received: u64 = 0;
-    while let Some(ev) = ev_rx.recv().await {
+    loop {
+        // A join's notice is held for its replay, which comes with it: said if nothing
+        // comes after it soon.
+        let next = if news.holding() {
+            let held = std::time::Duration::from_millis(LINE_JOIN_HELD.0);
+            tokio::time::timeout(held, ev_rx.recv()).await
+        } else {
+            Ok(ev_rx.recv().await)
+        };
+        let ev = match next {
+            Ok(Some(ev)) => ev,
+            Ok(None) => {
+                let _ = write_lines(&mut out, &news.flush()).await;
+                break;
+            }
+            Err(_) => {
+                if write_lines(&mut out, &news.flush()).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
         received += 1;
         let typed_account = account_line.get().is_some_and(|before| received > *before);
         let lines = closing_lines(

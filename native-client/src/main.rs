@@ -48,6 +48,7 @@ When stdin or stdout is not a terminal it reads lines from stdin and prints one 
   *nick* text / -> *nick* text   direct message received / sent
   -nick- text / -> -nick- text   direct notice received / sent (/notice nick text)
   error: words               errors
+  -- you are in #room with: nick, ...   a join, below the room's recent lines
   -- away here: nick (text)  who is away, after joining a room (then each change once:
                              -- nick is away: text, -- nick is back)
   -- words                   other notices

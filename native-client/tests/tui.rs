@@ -642,6 +642,55 @@ async fn the_mouse_wheel_scrolls_the_conversation_and_leaves_the_input_alone() {
     server.shutdown().await.expect("server shuts down");
 }
 
+/// A resize while scrolled up lost the person's place: the scroll, counted in rows, showed
+/// other lines at the new width (narrower, newer ones; wider, older). The line at the bottom
+/// of the view stays there, narrower and wider again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_while_scrolled_up_keeps_the_place() {
+    let (server, addr) = server().await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect_containing("-- you are in #lobby ").await;
+    let words = "some words that make this line wrap on a narrow screen and more";
+    for i in 1..=40 {
+        bob.send(&format!("line {i:03} {words}")).await;
+    }
+    bob.expect(&format!("[#lobby] <bob> line 040 {words}"))
+        .await;
+
+    let tmux = Tmux::new("resize");
+    tmux.start("alice", &addr.to_string());
+    tmux.wait_for("alice", "<bob> line 040").await;
+    // The newest line whose first row shows.
+    let bottom = |screen: &str| {
+        screen
+            .lines()
+            .filter_map(|l| l.split("<bob> line ").nth(1))
+            .filter_map(|rest| rest.get(..3)?.parse::<u32>().ok())
+            .next_back()
+    };
+    tmux.keys("alice", "PPage");
+    let screen = tmux
+        .wait("alice", "scrolled up", |s| s.contains("scrolled up"))
+        .await;
+    let was = bottom(&screen).unwrap_or_else(|| panic!("{screen}"));
+    assert!(was < 40, "{screen}");
+    // 45 columns: no side panes, each line three rows (two at 100).
+    for width in ["45", "100"] {
+        tmux.run(&["resize-window", "-t", "alice", "-x", width, "-y", "24"]);
+        // Drawn again at once on the resize; the half-second tick draws again meanwhile.
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let screen = tmux.screen("alice");
+        assert_eq!(bottom(&screen), Some(was), "width {width}: {screen}");
+    }
+
+    tmux.keys("alice", "C-c");
+    tmux.wait_for("alice", "natter exited with").await;
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
 /// `/part #lobby #a #b` typed in #lobby, read after #a, #a after #b, #b after #c: each room
 /// the TUI opened in place of the one left (the one read before it) went too, with the "you
 /// left" said in it, and the person, now in #c, read only "you left #b". Every one is said

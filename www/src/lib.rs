@@ -224,7 +224,7 @@ impl Client {
             self.pump(millis(now));
             return;
         }
-        if let Some(words) = sent_elsewhere(line, self.chat.current()) {
+        if let Some(words) = self.chat.sent_elsewhere(line) {
             self.chat.note(words, self.now);
         }
         let to = self.chat.target();
@@ -976,21 +976,6 @@ closes search results (or a drawer on a phone); a search hit (click, or Enter) o
 that line; scroll to the top of a room for its older lines; click a member to write to them (an \
 operator of the room gets a menu); /query nick opens a direct conversation (/part there closes it), \
 /clear empties the open conversation on this page (/clear all: every one)";
-
-/// What to say in the open conversation when `line` sends a direct message that shows in
-/// another (`/msg bob hi` typed in a room), as the terminal client does: without it, Enter
-/// seemed to do nothing, as the line lands in `@bob` out of sight (so on the page until the
-/// fortieth session). Worded as line mode prints a sent direct message.
-fn sent_elsewhere(line: &str, open: &ConvId) -> Option<String> {
-    match command::parse(line) {
-        Ok(Some(command::Input::Command(command::Command::Msg { to, text })))
-            if *open != ConvId::direct(&to) =>
-        {
-            Some(format!("-> *{to}* {text}"))
-        }
-        _ => None,
-    }
-}
 
 /// The keys' help when `line` asks for the whole help (`/help`, `/?`; `/help join` is about
 /// one command).

@@ -5,6 +5,14 @@
 //! and `/who` with operators marked (`@alice`), from the rooms' settings the server sends after
 //! each join and change. Our own join is said once, by the notice of it (`-- you are in #rust
 //! with: ...`), not again as the last event its replay brings (`[#rust] -- me joined #rust`).
+//!
+//! The notice of a join (with who is away there) is said below the join's replay, whose events
+//! are older, as the full-screen client and the page show it: it is held while the replay
+//! prints and said when the replay ends, by our own join, its last event, or by anything else
+//! the server says after it (the room's settings, a live event, another room's join). Held
+//! once at a time, and never for long: [`LineNews::holding`] tells a printer to say it
+//! ([`LineNews::flush`]) when nothing comes (until the forty-first session it came first, and
+//! read as if the replay had been said after the join).
 
 use super::away_news::AwayNews;
 use super::policy::RoomPolicy;
@@ -27,11 +35,75 @@ pub struct LineNews {
     said: VecDeque<(String, EventKind, Vec<RoomName>)>,
     /// Per room we joined, the seq of our join, until its replay brings it.
     joins: BTreeMap<RoomName, Seq>,
+    /// The notice of the latest join, while its replay prints.
+    held: Option<Held>,
+}
+
+/// The lines of a join's notice (`-- you are in ...`, `-- away here: ...`), held while its
+/// replay prints: see the module docs.
+#[derive(Debug)]
+struct Held {
+    room: RoomName,
+    /// The join's seq: our join's, the replay's last event; the others are below it.
+    seq: Seq,
+    lines: Vec<String>,
+}
+
+impl Held {
+    /// Whether `ev` is more of the join (its replay, who is away there, the room opening), or
+    /// nothing the server said (a line we typed, queued): the notice stays held. Anything
+    /// else comes after the replay, and the notice is said before it.
+    fn goes_on(&self, ev: &Event) -> bool {
+        match ev {
+            Event::Room(e) => e.room == self.room && e.seq < self.seq,
+            Event::Gap { room, .. } | Event::AwayHere { room, .. } | Event::Focus(room) => {
+                *room == self.room
+            }
+            Event::Queued { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 impl LineNews {
-    /// The lines to print for `ev` (`me`: our nick).
+    /// The lines to print for `ev` (`me`: our nick): the notice of a join held until its
+    /// replay has printed, then said before the lines of what comes after it.
     pub fn lines(&mut self, ev: &Event, me: &Nick) -> Vec<String> {
+        let ends_hold = self.held.as_ref().is_some_and(|h| !h.goes_on(ev));
+        let mut out = if ends_hold { self.flush() } else { Vec::new() };
+        let lines = self.lines_now(ev, me);
+        match ev {
+            Event::Joined { room, seq, .. } => {
+                self.held = Some(Held {
+                    room: room.clone(),
+                    seq: *seq,
+                    lines,
+                });
+            }
+            Event::AwayHere { room, .. } => match self.held.as_mut() {
+                Some(held) if held.room == *room => held.lines.extend(lines),
+                _ => out.extend(lines),
+            },
+            _ => out.extend(lines),
+        }
+        out
+    }
+
+    /// A join's notice is held for its replay ([`LineNews::lines`]): a printer that waits for
+    /// the next event says it ([`LineNews::flush`]) if none comes within
+    /// [`LINE_JOIN_HELD`](crate::limits::LINE_JOIN_HELD), as a replay comes at once with its
+    /// join.
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The lines of a join's notice held, to be printed now (none if nothing is held).
+    pub fn flush(&mut self) -> Vec<String> {
+        self.held.take().map(|h| h.lines).unwrap_or_default()
+    }
+
+    /// The lines for `ev` as it comes.
+    fn lines_now(&mut self, ev: &Event, me: &Nick) -> Vec<String> {
         let mut lines = self.away.lines(ev, me);
         match ev {
             Event::Room(e) if self.repeats(e) => return lines,
@@ -176,9 +248,9 @@ mod tests {
         assert_eq!(
             said,
             [
-                "-- you are in #a with: bob",
                 "[#a] -- me joined #a",
-                "[#a] -- bob joined #a"
+                "[#a] -- bob joined #a",
+                "-- you are in #a with: bob"
             ]
         );
         assert_eq!(said.iter().filter(|l| l.contains("me joined")).count(), 1);
@@ -193,6 +265,98 @@ mod tests {
         let mut said = n.lines(&joined(5), &me);
         said.extend(n.lines(&ev("#a", 5, "me", EventKind::Join), &me));
         assert_eq!(said, ["-- you are in #a with: bob"]);
+    }
+
+    /// Line mode printed the notice of a join first (`-- you are in #a with: bob`) and the
+    /// join's replay, older, below it. Now the replay first, then the notice with who is away
+    /// there, as the full-screen client and the page show it: said when our own join, the
+    /// replay's last event, comes, or before anything the server says after the replay (a
+    /// sign-in's rooms replay no join of ours), or when the printer asks (nothing came).
+    #[test]
+    fn a_joins_replay_prints_above_the_notice_of_the_join() {
+        use crate::test_support::text;
+        use crate::types::MsgId;
+        let me = nick("me");
+        let mut n = LineNews::default();
+        let joined = |r: &str, seq| Event::Joined {
+            room: room(r),
+            topic: None,
+            members: vec![nick("me"), nick("bob")],
+            seq: Seq(seq),
+        };
+        let said_by_bob = |r: &str, seq, t: &str| {
+            let id = MsgId(seq);
+            ev(r, seq, "bob", EventKind::Say { id, text: text(t) })
+        };
+        let mut said = Vec::new();
+        for e in [
+            joined("#a", 4),
+            Event::AwayHere {
+                room: room("#a"),
+                away: vec![(nick("bob"), text("lunch"))],
+            },
+            Event::Focus(room("#a")),
+            said_by_bob("#a", 2, "older"),
+            said_by_bob("#a", 3, "old"),
+        ] {
+            said.extend(n.lines(&e, &me));
+        }
+        assert_eq!(said, ["[#a] <bob> older", "[#a] <bob> old"]);
+        assert!(n.holding());
+        said.extend(n.lines(&ev("#a", 4, "me", EventKind::Join), &me));
+        said.extend(n.lines(&said_by_bob("#a", 5, "live"), &me));
+        assert_eq!(
+            said,
+            [
+                "[#a] <bob> older",
+                "[#a] <bob> old",
+                "-- you are in #a with: bob",
+                "-- away here: bob (lunch)",
+                "[#a] <bob> live"
+            ]
+        );
+        assert!(!n.holding());
+
+        // A sign-in's rooms: what was missed, no join of ours; the next room's join, then
+        // the settings the server sends after a replay, end each.
+        let mut said = Vec::new();
+        for e in [
+            joined("#b", 7),
+            said_by_bob("#b", 6, "missed"),
+            joined("#c", 9),
+            said_by_bob("#c", 8, "missed too"),
+            Event::Policy {
+                room: room("#c"),
+                founder: None,
+                ops: Vec::new(),
+                voiced: Vec::new(),
+                modes: Default::default(),
+                asked: false,
+            },
+        ] {
+            said.extend(n.lines(&e, &me));
+        }
+        assert_eq!(
+            said,
+            [
+                "[#b] <bob> missed",
+                "-- you are in #b with: bob",
+                "[#c] <bob> missed too",
+                "-- you are in #c with: bob"
+            ]
+        );
+
+        // Nothing after it: said when the printer asks, once; a live line of another room
+        // said after the notice.
+        assert!(n.lines(&joined("#d", 2), &me).is_empty());
+        assert!(n.holding());
+        assert_eq!(n.flush(), ["-- you are in #d with: bob"]);
+        assert!(!n.holding() && n.flush().is_empty());
+        assert!(n.lines(&joined("#e", 2), &me).is_empty());
+        assert_eq!(
+            n.lines(&said_by_bob("#a", 6, "elsewhere"), &me),
+            ["-- you are in #e with: bob", "[#a] <bob> elsewhere"]
+        );
     }
 
     /// Line mode printed `-- bob is now known as bobby` once per room shared with bob (three

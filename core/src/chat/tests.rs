@@ -3396,3 +3396,36 @@ fn a_room_made_again_twice_shows_its_whole_replay() {
     // Older lines of the new room are asked below its oldest held, not the old room's.
     assert_eq!(c.want_older(&rid("#r")), None, "{r:#?}");
 }
+
+/// `/msg bob hi` typed in a room lands in `@bob`, out of sight: the open conversation is told
+/// where it went, in line mode's words (the TUI and the page each wrote this until the
+/// forty-first session). Not for a `/msg` to the direct conversation open (it shows there),
+/// a line said in a room, nor a `/msg` that is no message.
+#[test]
+fn a_direct_message_typed_in_another_conversation_says_where_it_went() {
+    let mut c = chat_in(&["#a"]);
+    assert_eq!(
+        c.sent_elsewhere("/msg bob hi there"),
+        Some("-> *bob* hi there".to_owned())
+    );
+    assert_eq!(
+        c.sent_elsewhere("/MSG Bob hi"),
+        Some("-> *Bob* hi".to_owned())
+    );
+    for not_elsewhere in ["hi", "/msg #a hi", "/msg bob", "/me waves", "/msg b@d hi"] {
+        assert_eq!(c.sent_elsewhere(not_elsewhere), None, "{not_elsewhere}");
+    }
+    c.open_direct(&nick("bob"));
+    assert_eq!(c.current(), &ConvId::direct(&nick("bob")));
+    assert_eq!(
+        c.sent_elsewhere("/msg BOB hi"),
+        None,
+        "shown where it is typed"
+    );
+    assert_eq!(
+        c.sent_elsewhere("/msg carol hi"),
+        Some("-> *carol* hi".to_owned())
+    );
+    // Nothing is noted or sent by asking.
+    assert!(kinds(&c, &ConvId::direct(&nick("bob"))).is_empty());
+}

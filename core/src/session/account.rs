@@ -378,6 +378,29 @@ impl Account {
         Some(creds.account.clone())
     }
 
+    /// The link was lost while the sign-in that checks a registration whose answer a drop lost
+    /// ([`Account::check_lost_registration`]) waited for its answer (sent, or waiting to ask a
+    /// busy server again): the question is still open. Given up, it was said as `could not
+    /// sign in` to someone who asked to register, and the account the server may have made
+    /// was left unknown. Kept instead: the next welcome asks again. Returns the account, for
+    /// the person to be told; `None` when no such check was waiting.
+    pub(super) fn keep_lost_check(&mut self) -> Option<Nick> {
+        let waiting = match self.asking {
+            Some(Ask::SignIn { with_key: false }) => true,
+            None => self.retry_at.is_some(),
+            Some(_) => false,
+        };
+        let creds = self.creds.as_ref()?;
+        if !waiting || !creds.checking || creds.taken || creds.password.is_none() {
+            return None;
+        }
+        let account = creds.account.clone();
+        self.asking = None;
+        self.retry_at = None;
+        self.retry_wait = Millis::ZERO;
+        Some(account)
+    }
+
     /// When to ask a busy server again, if it was.
     pub(super) fn retry_at(&self) -> Option<Millis> {
         self.retry_at

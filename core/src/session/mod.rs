@@ -1138,6 +1138,16 @@ impl Session {
             ));
             return;
         }
+        // The sign-in that was to find that out lost too: asked again, never said as a
+        // sign-in that failed (the person asked to register, and it may have gone through).
+        if let Some(nick) = self.account.keep_lost_check() {
+            self.info(format!(
+                "the connection dropped again before the server said whether your registration \
+                 of {nick} went through; once it is back, signing in as {nick} tells whether \
+                 it did"
+            ));
+            return;
+        }
         let Some(what) = self.account.drop_unanswered() else {
             return;
         };

@@ -6182,3 +6182,96 @@ fn a_registration_whose_answer_a_drop_lost_is_found_out_by_signing_in() {
         }
     }
 }
+
+/// The sign-in that checks a registration whose answer a drop lost was itself lost in a second
+/// drop (sent, or waiting to ask a busy server again): the person, who asked to register, was
+/// told `could not sign in` and the check was given up, the account perhaps made. It is kept
+/// and asked again at the next welcome, until the server answers, and the answer says what
+/// became of the registration.
+#[test]
+fn a_lost_registrations_check_lost_in_a_drop_again_is_asked_again() {
+    let check = sign_in_msg("alice", Proof::Password(pw("correct horse")), false);
+    let told_again = |evs: &[Event]| {
+        assert!(
+            !evs.iter().any(|e| matches!(e, Event::Error { .. })),
+            "not said as failed: {evs:?}"
+        );
+        assert!(
+            evs.iter().any(|e| matches!(e, Event::Info(text)
+                if text.starts_with("the connection dropped again before the server said \
+                                     whether your registration of alice went through"))),
+            "{evs:?}"
+        );
+    };
+    for made in [true, false] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.register(pw("correct horse"), false, t.now);
+        assert!(matches!(&t.drain_paced()[..], [ClientMsg::Register { .. }]));
+        t.s.handle_disconnected("reset", t.now);
+        t.events();
+        reconnect(&mut t);
+        t.welcome(2, false);
+        assert_eq!(t.drain_paced().first(), Some(&check), "made {made}");
+        t.events();
+
+        // The check's answer lost: asked again at the next welcome.
+        t.s.handle_disconnected("reset again", t.now);
+        told_again(&t.events());
+        reconnect(&mut t);
+        t.welcome(3, false);
+        let sent = t.drain_paced();
+        assert_eq!(sent.first(), Some(&check), "made {made}: {sent:?}");
+        assert!(
+            !sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+            "never registered twice: {sent:?}"
+        );
+
+        // A busy server, then a drop while waiting to ask it again: the same.
+        t.recv(ServerMsg::Error {
+            kind: ErrorKind::Unavailable,
+            re: Re::Conn,
+            detail: "the server is busy".into(),
+        });
+        assert!(t.s.account_pending(), "asked again later");
+        t.events();
+        t.s.handle_disconnected("reset a third time", t.now);
+        told_again(&t.events());
+        reconnect(&mut t);
+        t.welcome(4, false);
+        assert_eq!(t.drain_paced().first(), Some(&check), "made {made}");
+        t.events();
+
+        if made {
+            signed_in(&mut t, "alice", 5, None);
+            let evs = t.events();
+            assert!(
+                evs.iter().any(|e| matches!(e, Event::Info(text)
+                    if text == "your registration of alice went through before the connection dropped")),
+                "{evs:?}"
+            );
+            assert_eq!(t.s.account(), Some(&nick("alice")));
+        } else {
+            t.recv(ServerMsg::Error {
+                kind: ErrorKind::SignInFailed,
+                re: Re::Conn,
+                detail: "wrong account name or password".into(),
+            });
+            let evs = t.events();
+            assert!(
+                evs.iter().any(
+                    |e| matches!(e, Event::Error { about: About::Account, text, .. }
+                    if text.starts_with("your registration of alice did not go through"))
+                ),
+                "{evs:?}"
+            );
+            assert_eq!(t.s.account(), None);
+            let sent = restarted(&mut t, 6);
+            assert!(
+                !sent
+                    .iter()
+                    .any(|m| matches!(m, ClientMsg::Register { .. } | ClientMsg::SignIn { .. })),
+                "nothing asked again behind the person's back: {sent:?}"
+            );
+        }
+    }
+}

@@ -398,6 +398,24 @@ pub fn line_rows(line: &Line, me: &Nick, size: Rect, tz_offset: i32) -> usize {
     wrap(&line_segments(line, me, tz_offset), width, STAMP_WIDTH).len()
 }
 
+/// Rows each line of conversation `id` takes on a screen of `size`, newest first, as [`pane`]
+/// stacks them (the lines waiting for the server at the bottom): for [`View::rewrap`].
+pub fn conv_rows(chat: &Chat, id: &ConvId, size: Rect, tz_offset: i32) -> Vec<usize> {
+    let (width, _) = message_size(layout(size));
+    let me = chat.me();
+    let pending: Vec<&Outgoing> = chat.outgoing(id).collect();
+    let pending = pending
+        .into_iter()
+        .rev()
+        .map(|o| wrap(&outgoing_segments(o, me, tz_offset), width, STAMP_WIDTH).len());
+    let sent = chat
+        .conv(id)
+        .into_iter()
+        .flat_map(|c| c.lines().iter().rev())
+        .map(|l| wrap(&line_segments(l, me, tz_offset), width, STAMP_WIDTH).len());
+    pending.chain(sent).collect()
+}
+
 /// Columns and rows of text in the message pane.
 fn message_size(areas: Areas) -> (usize, usize) {
     (

@@ -495,13 +495,18 @@ impl InputLine {
             .nth(self.cursor)
             .map_or(s.len(), |(b, _)| b);
         let clusters: Vec<(usize, &str)> = s.grapheme_indices(true).collect();
-        // Start far enough right that the cursor (plus one cell for it) fits.
-        let mut start = 0;
-        while let Some((at, _)) = clusters.get(start)
-            && *at < cursor
-            && s[*at..cursor].width() + 1 > width
+        // Start far enough right that the cursor (plus one cell for it) fits: walked back from
+        // the cursor while the glyphs before it fit. (Until the forty-first session each start
+        // from the line's beginning was measured to the cursor, quadratic in the line's
+        // length: typing at the end of a long pasted line lagged a second a key.)
+        let mut start = clusters.partition_point(|(at, _)| *at < cursor);
+        let mut fit = 0;
+        while let Some(prev) = start.checked_sub(1)
+            && let Some((_, g)) = clusters.get(prev)
+            && fit + g.width() < width
         {
-            start += 1;
+            fit += g.width();
+            start = prev;
         }
         let from = clusters
             .get(start)
@@ -964,6 +969,30 @@ mod tests {
         assert_eq!(big.text().len(), INPUT_MAX_BYTES);
         big.paste("\u{1b}");
         assert_eq!(big.text().len(), INPUT_MAX_BYTES);
+    }
+
+    /// A long line (a paste of up to [`INPUT_MAX_BYTES`]) is drawn in time proportional to
+    /// its length: each draw measured the line from every start up to the cursor, so a key
+    /// typed at the end of a pasted 16 KB line took a second or more to show.
+    #[test]
+    fn a_long_line_is_drawn_without_lag() {
+        let mut i = InputLine::new();
+        i.paste(&"word ".repeat(INPUT_MAX_BYTES / 5));
+        assert_eq!(i.text().len(), INPUT_MAX_BYTES);
+        let started = std::time::Instant::now();
+        for _ in 0..20 {
+            let (shown, col) = i.visible(80);
+            assert_eq!((shown.len(), col), (79, 79));
+        }
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        // The view is the same as ever: the cursor's glyphs before it, then what fits.
+        i.home();
+        assert_eq!(i.visible(12), ("word word wo".to_owned(), 0));
+        for _ in 0..7 {
+            i.right();
+        }
+        assert_eq!(i.visible(6), ("rd wor".to_owned(), 5));
     }
 
     #[test]

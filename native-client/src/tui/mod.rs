@@ -114,19 +114,6 @@ fn clear_help(line: &str) -> Option<&'static str> {
     }
 }
 
-/// What to say in the open conversation when `line` sends a direct message that shows in
-/// another (`/msg bob hi` typed in a room): without it, Enter seemed to do nothing, as the
-/// line lands in `@bob` out of sight. Worded as line mode prints a sent direct message.
-fn sent_elsewhere(line: &str, open: &ConvId) -> Option<String> {
-    use natter_core::command::{self, Command as Typed, Input};
-    match command::parse(line) {
-        Ok(Some(Input::Command(Typed::Msg { to, text }))) if *open != ConvId::direct(&to) => {
-            Some(format!("-> *{to}* {text}"))
-        }
-        _ => None,
-    }
-}
-
 /// How the TUI behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -319,6 +306,8 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
     // After `--login`: the most recently active of the account's rooms is opened, not the
     // first by name.
     let mut first_room = first_room::FirstRoom::default();
+    // The screen's size at the last frame.
+    let mut drawn_on: Option<ratatui::layout::Rect> = None;
     // Killed or hung up on: leave at once (the guard restores the terminal).
     let mut term = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
@@ -343,6 +332,16 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                 draw::line_rows(line, chat.me(), size, tz)
             });
         }
+        // Resized: a view scrolled up keeps its place (its scroll is in rows, which the width
+        // changes).
+        if let Some(old) = drawn_on.filter(|old| old.width != size.width) {
+            for id in view.scrolled() {
+                let was = draw::conv_rows(&chat, &id, old, tz);
+                let now = draw::conv_rows(&chat, &id, size, tz);
+                view.rewrap(&id, was.into_iter().zip(now));
+            }
+        }
+        drawn_on = Some(size);
         if view.scroll(&chat) > 0 {
             // Not past the top (following a change may have asked for "the top"): lines put
             // there later must not make the view jump, and PgDn must move at once.
@@ -543,7 +542,7 @@ fn send_typed(chat: &mut Chat, commands: &mpsc::Sender<Command>, line: &str) {
         }
         return;
     }
-    if let Some(words) = sent_elsewhere(line, chat.current()) {
+    if let Some(words) = chat.sent_elsewhere(line) {
         chat.note(words, clock::now());
     }
     let to = chat.target();

@@ -50,6 +50,42 @@ impl View {
         }
     }
 
+    /// The conversations scrolled up.
+    pub fn scrolled(&self) -> Vec<ConvId> {
+        self.scroll
+            .iter()
+            .filter(|(_, s)| **s > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The screen's width changed, so each line's rows: conversation `id`, scrolled up, keeps
+    /// the line that was at the bottom of its view there (the scroll, in rows, read as many
+    /// rows at the new width showed other lines: a resize lost the person's place). `rows`:
+    /// each line's rows at the old width and at the new one, newest first.
+    pub fn rewrap(&mut self, id: &ConvId, rows: impl IntoIterator<Item = (usize, usize)>) {
+        let Some(s) = self.scroll.get_mut(id).filter(|s| **s > 0) else {
+            return;
+        };
+        let (mut old_below, mut new_below) = (0, 0);
+        for (old, new) in rows {
+            if old_below + old > *s {
+                // The view's bottom is in this line, `hidden` of its rows below it.
+                let hidden = *s - old_below;
+                *s = new_below + hidden.min(new.saturating_sub(1));
+                return;
+            }
+            old_below += old;
+            new_below += new;
+            if old_below == *s {
+                *s = new_below;
+                return;
+            }
+        }
+        // Above the first line (drawing clamps it).
+        *s = new_below + (*s - old_below);
+    }
+
     /// Rows a search's results are scrolled down.
     pub fn search_scroll(&self) -> usize {
         self.search
@@ -163,6 +199,39 @@ pub(crate) mod tests {
         while let Some(change) = c.poll_change() {
             v.follow(&change, c, |_| 1);
         }
+    }
+
+    /// A resize kept the scroll's rows, which at another width show other lines: narrower,
+    /// the view slid down towards the newest lines, wider, up to older ones. The line at the
+    /// bottom of the view stays there.
+    #[test]
+    fn a_resize_keeps_the_line_at_the_bottom_of_the_view() {
+        let mut c = chat_in(&["#a", "#b"]);
+        let mut v = View::new();
+        for i in 0..10 {
+            apply(&mut c, &mut v, &say("#a", "bob", &format!("line {i}")));
+        }
+        // Newest first: rows at the old width, at the new one.
+        let rows = [(1, 2), (2, 3), (1, 1), (3, 5)];
+        let at = |v: &mut View, s: usize| {
+            v.scroll.insert(rid("#a"), s);
+            v.rewrap(&rid("#a"), rows);
+            v.scroll(&c)
+        };
+        // The bottom between two lines: the same line above it.
+        assert_eq!(at(&mut v, 3), 5);
+        assert_eq!(at(&mut v, 1), 2);
+        // In a line: as many of its rows below it as it has now, at most.
+        assert_eq!(at(&mut v, 2), 3);
+        assert_eq!(at(&mut v, 6), 2 + 3 + 1 + 2);
+        // Past the lines counted: as far above them as before.
+        assert_eq!(at(&mut v, 9), 11 + 2);
+        // At the bottom, and in other conversations: nothing moves.
+        assert_eq!(at(&mut v, 0), 0);
+        v.scroll.insert(rid("#a"), 3);
+        v.rewrap(&rid("#b"), rows);
+        assert_eq!(v.scroll(&c), 3);
+        assert_eq!(v.scrolled(), [rid("#a")]);
     }
 
     #[test]
