@@ -493,24 +493,28 @@ async fn http_phase(
         .serve_connection(TokioIo::new(tcp), service);
     let mut deadline = accepted + budget;
     let mut stopping = false;
+    // The phase is read when a deadline or the stop comes, not before the wait: the service
+    // sets it while `conn` is polled, in the middle of the wait (read before it, a page answer
+    // was still taken for a head: cut at the handshake budget, and dropped at once on shutdown).
+    let answering = || phase.load(Ordering::Relaxed) == PHASE_ANSWER;
     // Polled without shutdown, so the socket comes back: for the relay after a 101, or to close
     // it gently after an answer.
     let done = loop {
-        let answering = phase.load(Ordering::Relaxed) == PHASE_ANSWER;
         tokio::select! {
             r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break Some(r),
             _ = sleep_until(deadline) => {
                 // An answer (a page file) may take longer than a handshake; nothing else may.
-                if answering && deadline < accepted + PAGE_TIMEOUT {
+                if answering() && deadline < accepted + PAGE_TIMEOUT {
                     deadline = accepted + PAGE_TIMEOUT;
                     continue;
                 }
                 break None;
             }
-            // On shutdown, an answer in progress may finish (within the grace period); a head
-            // still coming or a handshake is dropped.
+            // On shutdown, an answer in progress goes on: it ends when it is out, or when the
+            // grace period runs out (the accept loop then cuts every connection left). A head
+            // still coming or a handshake is dropped at once.
             _ = stopped(&mut stop), if !stopping => {
-                if answering {
+                if answering() {
                     stopping = true;
                     continue;
                 }

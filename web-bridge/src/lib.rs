@@ -120,7 +120,8 @@ pub struct BridgeConfig {
     pub ping_timeout: Duration,
     /// A browser that does not take a message within this time is dropped.
     pub write_timeout: Duration,
-    /// On shutdown, how long connections get to close before they are cut.
+    /// On shutdown, how long connections get to close (WebSockets) or finish (a page file being
+    /// sent) before they are cut.
     pub shutdown_grace: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (none by default).
     pub metrics_listen: Option<SocketAddr>,
