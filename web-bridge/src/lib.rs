@@ -355,8 +355,10 @@ impl Bridge {
     }
 
     /// Stops accepting, closes every WebSocket with 1001 (going away) and waits for connections
-    /// to end, at most [`BridgeConfig::shutdown_grace`] (then the rest are cut). `/readyz` says
-    /// not ready from the start of this; the metrics endpoint stops last.
+    /// to end, at most [`BridgeConfig::shutdown_grace`] (then the rest are cut): a page file
+    /// being sent goes on until it is out; a connection with nothing to finish (a TLS handshake,
+    /// a request head or a trusted proxy's PROXY header not in yet) is closed at once.
+    /// `/readyz` says not ready from the start of this; the metrics endpoint stops last.
     pub async fn shutdown(self) -> Result<(), BridgeError> {
         let _ = self.stop.send(true);
         let done = self
@@ -797,14 +799,37 @@ async fn connection(
     slot: Option<IpSlot>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let mut plain_on_tls = false;
-    let stream: Stream = match &shared.tls {
-        None => Box::new(tcp),
+    // A TLS handshake has nothing to finish: on shutdown it is dropped at once, as a request
+    // head still coming is (`http`), instead of holding the shutdown for the grace period.
+    let opened = {
+        let mut stopping = stop.clone();
+        tokio::select! {
+            o = Box::pin(open(tcp, peer, accepted, &shared)) => o,
+            () = stopped(&mut stopping) => None,
+        }
+    };
+    let Some((stream, plain_on_tls)) = opened else {
+        return;
+    };
+    http::serve(stream, peer, accepted, shared, stop, plain_on_tls, slot).await;
+    drop(permit);
+}
+
+/// The connection's stream, after its TLS handshake with [`BridgeConfig::tls`], and whether it
+/// is plain HTTP on the HTTPS port; `None` when the handshake failed or was not done within
+/// the handshake budget.
+async fn open(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: tokio::time::Instant,
+    shared: &Shared,
+) -> Option<(Stream, bool)> {
+    match &shared.tls {
+        None => Some((Box::new(tcp), false)),
         // Plain HTTP on the HTTPS port (`http://` typed for `https://`): sent to its https
         // address rather than closed by a failed handshake (an empty response in the browser).
         Some(_) if first_byte_is_not_tls(&tcp, accepted, &shared.config).await => {
-            plain_on_tls = true;
-            Box::new(tcp)
+            Some((Box::new(tcp), true))
         }
         Some(tls) => {
             // The TLS handshake spends the same budget as the HTTP one after it.
@@ -817,20 +842,18 @@ async fn connection(
             ))
             .await
             {
-                Ok(Ok(s)) => Box::new(s),
+                Ok(Ok(s)) => Some((Box::new(s), false)),
                 Ok(Err(e)) => {
                     shared.peer_fault(Fault::TlsHandshake, peer, &e.to_string());
-                    return;
+                    None
                 }
                 Err(_) => {
                     shared.peer_fault(Fault::Timeout, peer, "TLS handshake");
-                    return;
+                    None
                 }
             }
         }
-    };
-    http::serve(stream, peer, accepted, shared, stop, plain_on_tls, slot).await;
-    drop(permit);
+    }
 }
 
 /// Whether the peer's first byte (left in the socket) shows it is not starting a TLS handshake
@@ -898,7 +921,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             let (shared, stop) = (Arc::clone(&shared), stop.clone());
             tasks.spawn(
                 async move {
-                    let Some((tcp, peer)) = proxied(tcp, peer, accepted, &shared).await else {
+                    // A header not in yet has nothing to finish: on shutdown the connection is
+                    // closed at once (it held the shutdown for the whole grace period).
+                    let header = {
+                        let mut stopping = stop.clone();
+                        tokio::select! {
+                            p = proxied(tcp, peer, accepted, &shared) => p,
+                            () = stopped(&mut stopping) => None,
+                        }
+                    };
+                    let Some((tcp, peer)) = header else {
                         return;
                     };
                     if shared.trusts(peer.ip()) {

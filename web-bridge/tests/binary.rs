@@ -877,16 +877,20 @@ async fn sighup_with_nothing_to_reread_says_so() {
     );
 }
 
-/// `sig` twice: the first starts the graceful shutdown, which a trusted proxy's connection that
-/// has not sent its PROXY header yet holds up for the grace period (3 s; the header may take
-/// the handshake's 10 s); the second ends the process at once with `status`.
+/// `sig` twice: the first starts the graceful shutdown, which a page file being sent to a
+/// browser that does not read holds up for the grace period (3 s); the second ends the process
+/// at once with `status`.
 #[cfg(unix)]
 async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, status: i32) {
+    use std::io::{Read, Write};
     use std::sync::mpsc;
     let server = FakeServer::start().await;
+    // More than the sockets' buffers take: its answer goes on for as long as it is not read.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("big.wasm"), vec![b'n'; 32 << 20]).unwrap();
     let mut child = spawn_bridge(
         &server.addr.to_string(),
-        &["--trusted-proxy", "127.0.0.1"],
+        &["--www", www.path().to_str().unwrap()],
         "info",
         Stdio::piped(),
     );
@@ -911,7 +915,12 @@ async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, status
             }
         }
     };
-    let silent = std::net::TcpStream::connect(addr).unwrap();
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    write!(silent, "GET /big.wasm HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    silent.set_read_timeout(Some(STEP)).expect("a read timeout");
+    let mut start = [0u8; 12];
+    silent.read_exact(&mut start).expect("the answer starts");
+    assert_eq!(&start, b"HTTP/1.1 200");
     std::thread::sleep(Duration::from_millis(300));
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
