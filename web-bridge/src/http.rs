@@ -24,8 +24,8 @@ use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
 use crate::{IpSlot, Shared, Stream, relay, stopped};
 use bytes::Bytes;
 use http::header::{
-    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, LOCATION, UPGRADE,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, LOCATION, ORIGIN,
+    UPGRADE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Empty, Full};
@@ -386,7 +386,21 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                         r.map(|()| Either::Right(Full::default()))
                     }
                     Answer::Refuse { status, body, why } => {
-                        self.shared.metrics.refused(why);
+                        let header = |name| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("(none)")
+                        };
+                        match why {
+                            Refused::Origin => {
+                                self.shared.peer_fault(Fault::Origin, peer, header(ORIGIN));
+                            }
+                            Refused::Host => {
+                                self.shared.peer_fault(Fault::Host, peer, header(HOST));
+                            }
+                            _ => self.shared.metrics.refused(why),
+                        }
                         self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
                         text(status, body)
                     }
@@ -399,13 +413,8 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                 Box::pin(async move { Ok(page(&shared, req).await) })
             }
             Route::NotAnUpgrade(status) => {
-                info!(
-                    %peer,
-                    %status,
-                    "websocket refused: not a WebSocket handshake (no `Upgrade: websocket`); \
-                     a reverse proxy in front must pass the Upgrade and Connection headers"
-                );
-                self.shared.metrics.refused(Refused::Handshake);
+                self.shared
+                    .peer_fault(Fault::NotAnUpgrade, peer, status.as_str());
                 self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
                 Box::pin(ready(Ok(status_text(status))))
             }

@@ -636,8 +636,9 @@ impl Shared {
         }
     }
 
-    /// Counts a peer's `fault` (a failed TLS handshake, a request head that is bad or late) in
-    /// the metrics and says it in the log: each one at `DEBUG`, and at `INFO` at most once per
+    /// Counts a peer's `fault` (a failed TLS handshake, a request head that is bad or late, a
+    /// WebSocket refused for its Origin or Host or not one) in the metrics and says it in the
+    /// log: each one at `DEBUG`, and at `INFO` (`WARN` for a Host) at most once per
     /// [`faults::SAID_EVERY`] for each kind, with how many came since that kind's last line
     /// (this peer's `detail` as an example).
     pub(crate) fn peer_fault(&self, fault: Fault, peer: SocketAddr, detail: &str) {
@@ -645,6 +646,10 @@ impl Shared {
             Fault::TlsHandshake => Refused::TlsHandshake,
             Fault::Timeout => Refused::Timeout,
             Fault::BadRequest => Refused::BadRequest,
+            Fault::Origin => Refused::Origin,
+            Fault::Host => Refused::Host,
+            Fault::NotAnUpgrade => Refused::Handshake,
+            Fault::HandshakeRate => Refused::HandshakeRate,
         });
         debug!(%peer, detail, ?fault, "a peer's fault");
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -678,6 +683,40 @@ impl Shared {
                 count,
                 "bad request heads: {count} since the last such line (answered 400 or 431; said \
                  at most every 10 s, counted in natter_bridge_refused_total{{reason=\"bad_request\"}})"
+            ),
+            Fault::Origin => info!(
+                %peer,
+                origin = detail,
+                count,
+                "websocket refused: origin not allowed: {count} since the last such line \
+                 (answered 403; a page served elsewhere needs --allow-origin; said at most every \
+                 10 s, counted in natter_bridge_refused_total{{reason=\"origin\"}})"
+            ),
+            Fault::Host => warn!(
+                %peer,
+                host = detail,
+                count,
+                "websocket refused: host not allowed (a DNS-rebinding guard): {count} since the \
+                 last such line (answered 403; if the bridge is served under this name, start it \
+                 with --allow-host; said at most every 10 s, counted in \
+                 natter_bridge_refused_total{{reason=\"host\"}})"
+            ),
+            Fault::NotAnUpgrade => info!(
+                %peer,
+                status = detail,
+                count,
+                "websocket refused: not a WebSocket handshake (no `Upgrade: websocket`): {count} \
+                 since the last such line; a reverse proxy in front must pass the Upgrade and \
+                 Connection headers (said at most every 10 s, counted in \
+                 natter_bridge_refused_total{{reason=\"handshake\"}})"
+            ),
+            Fault::HandshakeRate => info!(
+                %peer,
+                reason = detail,
+                count,
+                "TLS handshakes refused: {count} since the last such line (an address over \
+                 --max-tls-handshakes-per-ip, closed before its handshake; said at most every \
+                 10 s, counted in natter_bridge_refused_total{{reason=\"handshake_rate\"}})"
             ),
         }
     }
@@ -990,7 +1029,8 @@ fn admit(peer: SocketAddr, shared: &Arc<Shared>) -> Result<IpSlot, Refused> {
         return Err(Refused::AddressCapacity);
     };
     if let Err(why) = shared.handshake_allowed(peer.ip()) {
-        info!(%peer, reason = %why, "TLS handshake refused");
+        // Counted and said here (at most every 10 s): not again by `refuse_now`.
+        shared.peer_fault(Fault::HandshakeRate, peer, &why);
         return Err(Refused::HandshakeRate);
     }
     Ok(slot)
@@ -1059,6 +1099,8 @@ const REFUSE_DRAIN: usize = 8 * 1024;
 fn refuse_now(tcp: TcpStream, shared: &Shared, why: Refused, peer: SocketAddr) {
     match why {
         Refused::Capacity | Refused::AddressCapacity => shared.refused_at_cap(why, peer),
+        // Counted (and said) by `admit`.
+        Refused::HandshakeRate => {}
         _ => shared.metrics.refused(why),
     }
     if shared.tls.is_some() {
