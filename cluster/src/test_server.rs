@@ -16,8 +16,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
-    /// The user and password it requires, if any.
-    user: Option<(String, String)>,
+    /// Its flags for the credentials it requires (`--user U --pass P`, `--auth TOKEN`), if any.
+    auth: Vec<String>,
 }
 
 impl NatsServer {
@@ -27,7 +27,7 @@ impl NatsServer {
     /// If no port or directory can be had, or nats-server does not run or listen in time:
     /// a test cannot go on without it.
     pub fn start() -> NatsServer {
-        Self::start_as(None)
+        Self::start_as(Vec::new())
     }
 
     /// Starts one that admits only `user` with `password`, as [`NatsServer::start`].
@@ -35,15 +35,29 @@ impl NatsServer {
     /// # Panics
     /// As [`NatsServer::start`].
     pub fn start_with_user(user: &str, password: &str) -> NatsServer {
-        Self::start_as(Some((user.to_owned(), password.to_owned())))
+        Self::start_as(vec![
+            "--user".into(),
+            user.into(),
+            "--pass".into(),
+            password.into(),
+        ])
     }
 
-    fn start_as(user: Option<(String, String)>) -> NatsServer {
+    /// Starts one that admits only clients with `token` (`nats-server --auth`), as
+    /// [`NatsServer::start`].
+    ///
+    /// # Panics
+    /// As [`NatsServer::start`].
+    pub fn start_with_token(token: &str) -> NatsServer {
+        Self::start_as(vec!["--auth".into(), token.into()])
+    }
+
+    fn start_as(auth: Vec<String>) -> NatsServer {
         let mut nats = NatsServer {
             child: None,
             port: 0,
             dir: tempfile::tempdir().expect("a temporary directory"),
-            user,
+            auth,
         };
         // A free port: bound by the OS, then let go for nats-server to take. Something else
         // may take it in between (another test's connection or server): nats-server then
@@ -88,11 +102,8 @@ impl NatsServer {
     fn try_run(&mut self) -> bool {
         // A fresh log each run: "ready" in it is this run's.
         let _ = std::fs::remove_file(self.log());
-        let mut cmd = Command::new(Self::bin());
-        if let Some((user, password)) = &self.user {
-            cmd.arg("--user").arg(user).arg("--pass").arg(password);
-        }
-        let child = cmd
+        let child = Command::new(Self::bin())
+            .args(&self.auth)
             .args([
                 "-js",
                 "-a",
