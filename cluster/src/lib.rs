@@ -105,8 +105,8 @@ pub struct ClusterConfig {
     /// more CPU per message (bench/README.md).
     pub line_ids: bool,
     /// What the node signs in to NATS with, given apart from the addresses (a user and its
-    /// password, or a token: natter-server reads them from a file or its environment, out of
-    /// `ps` and the shell's history). `None`: those in the addresses
+    /// password, a token, or a credentials file's user JWT and seed: natter-server reads them
+    /// from a file or its environment, out of `ps` and the shell's history). `None`: those in the addresses
     /// (`nats://USER:PASSWORD@HOST:PORT`), if any.
     pub credentials: Option<NatsCredentials>,
 }

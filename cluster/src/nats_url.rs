@@ -1,6 +1,7 @@
 //! Credentials for NATS: given apart ([`crate::ClusterConfig::credentials`], natter-server's
-//! `--nats-user` with `--nats-password-file`, or `--nats-token-file`, or their environment
-//! variables: out of `ps` and the shell's history), or in `--cluster` addresses:
+//! `--nats-user` with `--nats-password-file`, `--nats-token-file`, or `--nats-creds` (a user's
+//! JWT and NKey seed), or their environment variables: out of `ps` and the shell's history), or
+//! in `--cluster` addresses:
 //! `nats://USER:PASSWORD@HOST:PORT` (or `nats://TOKEN@HOST:PORT`), the form nats-server's own
 //! tools take. async_nats ignores a URL's user part (it authenticates with what its
 //! `ConnectOptions` hold), and its DEBUG lines print the URL whole; so the credentials are taken
@@ -83,6 +84,19 @@ pub enum Credentials {
     UserPassword(String, String),
     /// A token (`TOKEN@`, or `--nats-token-file`).
     Token(String),
+    /// A credentials file's contents (`--nats-creds`: a user's JWT and NKey seed, as
+    /// `nsc generate creds` writes them; NATS's decentralized auth), made by
+    /// [`Credentials::creds`].
+    Creds(String),
+}
+
+impl Credentials {
+    /// The contents of a NATS credentials file, checked as the NATS client reads them: a user
+    /// JWT and an NKey seed; else why not.
+    pub fn creds(text: String) -> Result<Credentials, String> {
+        async_nats::ConnectOptions::with_credentials(&text).map_err(|e| e.to_string())?;
+        Ok(Credentials::Creds(text))
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -94,6 +108,7 @@ impl std::fmt::Debug for Credentials {
                 .field(&format_args!("***"))
                 .finish(),
             Credentials::Token(_) => f.debug_tuple("Token").field(&format_args!("***")).finish(),
+            Credentials::Creds(_) => f.debug_tuple("Creds").field(&format_args!("***")).finish(),
         }
     }
 }
@@ -121,6 +136,11 @@ pub(crate) fn with_credentials(
             options.user_and_password(user, password)
         }
         Some(Credentials::Token(token)) => options.token(token),
+        // Checked when made (`Credentials::creds`), so this does not fail; if it did, the node
+        // would go without (the options hold nothing else yet), and NATS refuse it, saying so.
+        Some(Credentials::Creds(text)) => options
+            .credentials(&text)
+            .unwrap_or_else(|_| async_nats::ConnectOptions::new()),
         None => options,
     }
 }

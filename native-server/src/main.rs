@@ -156,6 +156,10 @@ struct Args {
     /// NATTER_NATS_TOKEN)
     #[arg(long, value_name = "FILE", global = true)]
     nats_token_file: Option<PathBuf>,
+    /// With --cluster: a NATS credentials file, a user's JWT and NKey seed (NATS's
+    /// decentralized auth; `nsc generate creds`, what `nats --creds` takes)
+    #[arg(long, value_name = "FILE", env = "NATTER_NATS_CREDS", global = true)]
+    nats_creds: Option<PathBuf>,
     /// Copies JetStream keeps of each room and bucket it makes (3 on a three-server NATS
     /// cluster) [default: 1]
     #[arg(long, value_name = "N", env = "NATTER_CLUSTER_REPLICAS")]
@@ -404,21 +408,34 @@ fn with_nats_credentials(
     let user = args.nats_user.as_deref().map(str::trim);
     let password = natter_ops::secret(args.nats_password_file.as_deref(), NATS_PASSWORD_ENV)?;
     let token = natter_ops::secret(args.nats_token_file.as_deref(), NATS_TOKEN_ENV)?;
-    c.credentials = match (user.filter(|u| !u.is_empty()), password, token) {
-        (None, None, None) => None,
-        (Some(user), Some(password), None) => {
+    let creds = match &args.nats_creds {
+        Some(file) => Some((
+            file,
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --nats-creds {}", file.display()))?,
+        )),
+        None => None,
+    };
+    c.credentials = match (user.filter(|u| !u.is_empty()), password, token, creds) {
+        (None, None, None, None) => None,
+        (Some(user), Some(password), None, None) => {
             Some(NatsCredentials::UserPassword(user.to_owned(), password))
         }
-        (None, None, Some(token)) => Some(NatsCredentials::Token(token)),
-        (Some(_), None, None) => anyhow::bail!(
+        (None, None, Some(token), None) => Some(NatsCredentials::Token(token)),
+        (None, None, None, Some((file, text))) => Some(
+            NatsCredentials::creds(text)
+                .map_err(|e| anyhow::anyhow!("--nats-creds {}: {e}", file.display()))?,
+        ),
+        (Some(_), None, None, None) => anyhow::bail!(
             "--nats-user needs its password: --nats-password-file FILE, or {NATS_PASSWORD_ENV}"
         ),
-        (None, Some(_), None) => anyhow::bail!(
+        (None, Some(_), None, None) => anyhow::bail!(
             "a NATS password (--nats-password-file or {NATS_PASSWORD_ENV}) needs --nats-user"
         ),
-        (_, _, Some(_)) => anyhow::bail!(
-            "NATS takes a user with its password or a token, not both: give --nats-user with \
-             --nats-password-file ({NATS_PASSWORD_ENV}), or --nats-token-file ({NATS_TOKEN_ENV})"
+        _ => anyhow::bail!(
+            "NATS takes one kind of credentials, not several: --nats-user with \
+             --nats-password-file ({NATS_PASSWORD_ENV}), --nats-token-file ({NATS_TOKEN_ENV}), \
+             or --nats-creds"
         ),
     };
     if c.credentials_twice() {

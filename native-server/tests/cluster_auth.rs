@@ -11,10 +11,11 @@ use natter_cluster::test_server::NatsServer as Nats;
 use std::time::Duration;
 
 /// The variables of these flags, unset in each node started (the test's own environment aside).
-const NATS_VARS: [&str; 3] = [
+const NATS_VARS: [&str; 4] = [
     "NATTER_NATS_USER",
     "NATTER_NATS_PASSWORD",
     "NATTER_NATS_TOKEN",
+    "NATTER_NATS_CREDS",
 ];
 
 /// natter-server with `args` (after `--listen 127.0.0.1:0`) and `envs`, its log read until it
@@ -146,6 +147,50 @@ async fn a_node_signs_in_with_a_user_and_a_password_given_apart_and_never_logs_i
     assert!(out.status.success(), "{out:?}");
 }
 
+/// NATS's decentralized auth (an operator, accounts and users as JWTs, `nsc`): a node signs in
+/// with a user's credentials file, `--nats-creds` (or `NATTER_NATS_CREDS`); one that is not a
+/// credentials file stops the start saying so, without its contents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_signs_in_with_a_credentials_file() {
+    let (nats, creds) = Nats::start_with_creds();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = secret_file(&dir, "natter.creds", &creds);
+    let seed = creds
+        .lines()
+        .find(|l| l.starts_with("SU"))
+        .expect("a user's seed")
+        .to_owned();
+
+    let (joined, lines) = node_until_joined(&["--cluster", &url, "--nats-creds", &file], &[]).await;
+    let all = lines.join("\n");
+    assert!(joined, "the node did not join:\n{all}");
+    assert!(!all.contains(&seed), "the seed is in the log:\n{all}");
+
+    let env = [("NATTER_NATS_CREDS", file.as_str())];
+    let (joined, lines) = node_until_joined(&["--cluster", &url], &env).await;
+    assert!(
+        joined,
+        "the node did not join from the environment:\n{}",
+        lines.join("\n")
+    );
+
+    // Without them: refused.
+    let (joined, lines) = node_until_joined(&["--cluster", &url], &[]).await;
+    assert!(!joined, "joined without credentials:\n{}", lines.join("\n"));
+
+    let bad = secret_file(&dir, "bad.creds", "S3cret-not-creds");
+    let (joined, lines) = node_until_joined(&["--cluster", &url, "--nats-creds", &bad], &[]).await;
+    let all = lines.join("\n");
+    assert!(!joined, "{all}");
+    let said = lines
+        .iter()
+        .find(|l| l.contains("cannot start"))
+        .unwrap_or_else(|| panic!("no reason given:\n{all}"));
+    assert!(said.contains("--nats-creds"), "{said}");
+    assert!(!all.contains("S3cret-not-creds"), "{all}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_signs_in_with_a_token_from_a_file_or_the_environment() {
     let token = "t0ken-Apart-S3cret";
@@ -201,7 +246,7 @@ async fn credentials_that_do_not_fit_together_stop_the_start_saying_why() {
                 ("NATTER_NATS_PASSWORD", "S3cret-pw"),
                 ("NATTER_NATS_TOKEN", "t0ken"),
             ],
-            "not both",
+            "not several",
         ),
         (
             &["--nats-token-file", pw.as_str()],
