@@ -294,14 +294,13 @@ pub struct ClusterAccounts {
 impl ClusterAccounts {
     /// Connects to NATS and opens the accounts' bucket (made if missing).
     pub async fn open(cfg: &ClusterConfig) -> Result<ClusterAccounts, ClusterError> {
-        let client =
-            crate::nats_url::with_credentials(async_nats::ConnectOptions::new(), &cfg.servers)
-                .connect(crate::nats_url::bare_all(&cfg.servers).as_slice())
-                .await
-                .map_err(|source| ClusterError::Connect {
-                    servers: crate::nats_url::shown_all(&cfg.servers),
-                    source,
-                })?;
+        let client = crate::nats_url::with_credentials(async_nats::ConnectOptions::new(), cfg)
+            .connect(crate::nats_url::bare_all(&cfg.servers).as_slice())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                servers: crate::nats_url::shown_all(&cfg.servers),
+                source,
+            })?;
         let mut js = jetstream::new(client);
         js.set_timeout(cfg.ack_timeout);
         let kv = crate::node::bucket(&js, cfg, "accounts", Duration::ZERO).await?;

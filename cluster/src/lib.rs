@@ -58,6 +58,7 @@ mod line_id;
 mod link;
 mod names;
 mod nats_url;
+pub use nats_url::Credentials as NatsCredentials;
 pub use nats_url::shown as nats_address_shown;
 mod node;
 mod presence;
@@ -103,6 +104,11 @@ pub struct ClusterConfig {
     /// late copy of a line is stored once. Off by default: it costs nats-server about a third
     /// more CPU per message (bench/README.md).
     pub line_ids: bool,
+    /// What the node signs in to NATS with, given apart from the addresses (a user and its
+    /// password, a token, or a credentials file's user JWT and seed: natter-server reads them
+    /// from a file or its environment, out of `ps` and the shell's history). `None`: those in the addresses
+    /// (`nats://USER:PASSWORD@HOST:PORT`), if any.
+    pub credentials: Option<NatsCredentials>,
 }
 
 impl ClusterConfig {
@@ -118,7 +124,16 @@ impl ClusterConfig {
             session_ttl: Duration::from_secs(86_400),
             search_dir: None,
             line_ids: false,
+            credentials: None,
         }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether credentials are given apart ([`ClusterConfig::credentials`]) and in an address
+    /// too: those apart would be used, and the others silently not.
+    pub fn credentials_twice(&self) -> bool {
+        self.credentials.is_some() && nats_url::credentials(&self.servers).is_some()
     }
 }
 
@@ -134,6 +149,7 @@ impl std::fmt::Debug for ClusterConfig {
             session_ttl,
             search_dir,
             line_ids,
+            credentials,
         } = self;
         let servers: Vec<String> = servers.iter().map(|s| nats_url::shown(s)).collect();
         f.debug_struct("ClusterConfig")
@@ -146,6 +162,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("session_ttl", session_ttl)
             .field("search_dir", search_dir)
             .field("line_ids", line_ids)
+            .field("credentials", credentials)
             .finish()
     }
 }

@@ -1,8 +1,12 @@
-//! Credentials in `--cluster` addresses: `nats://USER:PASSWORD@HOST:PORT` (or
-//! `nats://TOKEN@HOST:PORT`), the form nats-server's own tools take. async_nats ignores a URL's
-//! user part (it authenticates with what its `ConnectOptions` hold), and its DEBUG lines print
-//! the URL whole; so the credentials are taken out of the addresses here and handed to
-//! `ConnectOptions`, and what the log and the errors show has the secret as `***`.
+//! Credentials for NATS: given apart ([`crate::ClusterConfig::credentials`], natter-server's
+//! `--nats-user` with `--nats-password-file`, `--nats-token-file`, or `--nats-creds` (a user's
+//! JWT and NKey seed), or their environment variables: out of `ps` and the shell's history), or
+//! in `--cluster` addresses:
+//! `nats://USER:PASSWORD@HOST:PORT` (or `nats://TOKEN@HOST:PORT`), the form nats-server's own
+//! tools take. async_nats ignores a URL's user part (it authenticates with what its
+//! `ConnectOptions` hold), and its DEBUG lines print the URL whole; so the credentials are taken
+//! out of the addresses here and handed to `ConnectOptions`, and what the log and the errors
+//! show has the secret as `***`.
 
 /// One address's user part, if any: (before it, the user part, after its `@`).
 fn split(url: &str) -> (&str, Option<&str>, &str) {
@@ -70,14 +74,29 @@ pub(crate) fn shown_all(urls: &[String]) -> String {
     urls.iter().map(|u| shown(u)).collect::<Vec<_>>().join(",")
 }
 
-/// Credentials for NATS, from the first address with a user part. Their `Debug` shows the
-/// password or the token as `***`, as the log shows the addresses.
+/// Credentials for NATS: [`crate::ClusterConfig::credentials`], or those of the first address
+/// with a user part. Their `Debug` shows the password or the token as `***`, as the log shows
+/// the addresses.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) enum Credentials {
-    /// `USER:PASSWORD@`.
+pub enum Credentials {
+    /// A user and its password (`USER:PASSWORD@`, or natter-server's `--nats-user` and
+    /// `--nats-password-file`).
     UserPassword(String, String),
-    /// `TOKEN@`.
+    /// A token (`TOKEN@`, or `--nats-token-file`).
     Token(String),
+    /// A credentials file's contents (`--nats-creds`: a user's JWT and NKey seed, as
+    /// `nsc generate creds` writes them; NATS's decentralized auth), made by
+    /// [`Credentials::creds`].
+    Creds(String),
+}
+
+impl Credentials {
+    /// The contents of a NATS credentials file, checked as the NATS client reads them: a user
+    /// JWT and an NKey seed; else why not.
+    pub fn creds(text: String) -> Result<Credentials, String> {
+        async_nats::ConnectOptions::with_credentials(&text).map_err(|e| e.to_string())?;
+        Ok(Credentials::Creds(text))
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -89,6 +108,7 @@ impl std::fmt::Debug for Credentials {
                 .field(&format_args!("***"))
                 .finish(),
             Credentials::Token(_) => f.debug_tuple("Token").field(&format_args!("***")).finish(),
+            Credentials::Creds(_) => f.debug_tuple("Creds").field(&format_args!("***")).finish(),
         }
     }
 }
@@ -102,16 +122,25 @@ pub(crate) fn credentials(urls: &[String]) -> Option<Credentials> {
     })
 }
 
-/// `options` with the credentials of `urls`, if they carry any.
+/// `options` with the credentials `cfg` gives apart, or else those of its addresses, if any.
 pub(crate) fn with_credentials(
     options: async_nats::ConnectOptions,
-    urls: &[String],
+    cfg: &crate::ClusterConfig,
 ) -> async_nats::ConnectOptions {
-    match credentials(urls) {
+    match cfg
+        .credentials
+        .clone()
+        .or_else(|| credentials(&cfg.servers))
+    {
         Some(Credentials::UserPassword(user, password)) => {
             options.user_and_password(user, password)
         }
         Some(Credentials::Token(token)) => options.token(token),
+        // Checked when made (`Credentials::creds`), so this does not fail; if it did, the node
+        // would go without (the options hold nothing else yet), and NATS refuse it, saying so.
+        Some(Credentials::Creds(text)) => options
+            .credentials(&text)
+            .unwrap_or_else(|_| async_nats::ConnectOptions::new()),
         None => options,
     }
 }
@@ -225,6 +254,21 @@ mod tests {
         let said = format!("{:?}", Credentials::Token("t0ken-Secret".into()));
         assert!(!said.contains("t0ken-Secret"), "{said}");
         assert!(said.contains("***"), "{said}");
+    }
+
+    #[test]
+    fn credentials_given_apart_are_not_shown_either() {
+        let mut cfg = crate::ClusterConfig::new(urls(&["nats://n1:4222"]));
+        cfg.credentials = Some(Credentials::UserPassword(
+            "natter".into(),
+            "pw-Secret".into(),
+        ));
+        let said = format!("{cfg:?}");
+        assert!(!said.contains("pw-Secret"), "{said}");
+        assert!(said.contains("natter"), "{said}");
+        cfg.credentials = Some(Credentials::Token("t0ken-Secret".into()));
+        let said = format!("{cfg:?}");
+        assert!(!said.contains("t0ken-Secret"), "{said}");
     }
 
     #[test]

@@ -459,7 +459,7 @@ impl Node {
         let options = || {
             let (on_event, link_tx, link_log) =
                 (on_event.clone(), link_tx.clone(), link_log.clone());
-            crate::nats_url::with_credentials(async_nats::ConnectOptions::new(), &cfg.servers)
+            crate::nats_url::with_credentials(async_nats::ConnectOptions::new(), &cfg)
                 .event_callback(move |ev| {
                     match ev {
                         async_nats::Event::Connected => {

@@ -16,8 +16,11 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
-    /// The user and password it requires, if any.
-    user: Option<(String, String)>,
+    /// Its flags for the credentials it requires (`--user U --pass P`, `--auth TOKEN`, or
+    /// `-c` and an operator's config), if any.
+    auth: Vec<String>,
+    /// Files its flags name (an operator's config), kept for its life.
+    kept: Option<tempfile::TempDir>,
 }
 
 impl NatsServer {
@@ -27,7 +30,7 @@ impl NatsServer {
     /// If no port or directory can be had, or nats-server does not run or listen in time:
     /// a test cannot go on without it.
     pub fn start() -> NatsServer {
-        Self::start_as(None)
+        Self::start_as(Vec::new())
     }
 
     /// Starts one that admits only `user` with `password`, as [`NatsServer::start`].
@@ -35,15 +38,99 @@ impl NatsServer {
     /// # Panics
     /// As [`NatsServer::start`].
     pub fn start_with_user(user: &str, password: &str) -> NatsServer {
-        Self::start_as(Some((user.to_owned(), password.to_owned())))
+        Self::start_as(vec![
+            "--user".into(),
+            user.into(),
+            "--pass".into(),
+            password.into(),
+        ])
     }
 
-    fn start_as(user: Option<(String, String)>) -> NatsServer {
+    /// Starts one that admits only clients with `token` (`nats-server --auth`), as
+    /// [`NatsServer::start`].
+    ///
+    /// # Panics
+    /// As [`NatsServer::start`].
+    pub fn start_with_token(token: &str) -> NatsServer {
+        Self::start_as(vec!["--auth".into(), token.into()])
+    }
+
+    /// Starts one in operator mode (NATS's decentralized auth, as `nsc` sets it up, with the
+    /// accounts' JWTs preloaded): a system account, and one account with JetStream whose one
+    /// user's credentials file (its JWT and NKey seed) is returned, as `nsc generate creds`
+    /// writes it. As [`NatsServer::start`] otherwise.
+    ///
+    /// # Panics
+    /// As [`NatsServer::start`], or if a key cannot be made or used.
+    #[cfg(feature = "test-server")]
+    pub fn start_with_creds() -> (NatsServer, String) {
+        use nkeys::KeyPair;
+        let operator = KeyPair::new_operator();
+        let system = KeyPair::new_account();
+        let account = KeyPair::new_account();
+        let user = KeyPair::new_user();
+        let unlimited = r#""subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1"#;
+        let operator_jwt = jwt(
+            &operator,
+            &operator.public_key(),
+            "natter-test",
+            &format!(
+                r#"{{"system_account":"{}","type":"operator","version":2}}"#,
+                system.public_key()
+            ),
+        );
+        let account_claims = |js: &str| {
+            format!(
+                r#"{{"limits":{{{unlimited}{js}}},"default_permissions":{{"pub":{{}},"sub":{{}}}},"type":"account","version":2}}"#
+            )
+        };
+        let system_jwt = jwt(&operator, &system.public_key(), "SYS", &account_claims(""));
+        let account_jwt = jwt(
+            &operator,
+            &account.public_key(),
+            "natter",
+            &account_claims(r#","mem_storage":-1,"disk_storage":-1,"streams":-1,"consumer":-1"#),
+        );
+        let user_jwt = jwt(
+            &account,
+            &user.public_key(),
+            "natter",
+            r#"{"pub":{},"sub":{},"subs":-1,"data":-1,"payload":-1,"type":"user","version":2}"#,
+        );
+        let kept = tempfile::tempdir().expect("a temporary directory");
+        let conf = kept.path().join("operator.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "operator: {operator_jwt}\nsystem_account: {sys}\nresolver: MEMORY\n\
+                 resolver_preload: {{\n  {sys}: {system_jwt}\n  {acc}: {account_jwt}\n}}\n",
+                sys = system.public_key(),
+                acc = account.public_key(),
+            ),
+        )
+        .expect("write the operator's config");
+        let seed = user.seed().expect("the user's seed");
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\
+             NKEYs are sensitive and should be treated as secrets.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
+             *************************************************************\n"
+        );
+        let conf = conf.to_str().expect("a UTF-8 path").to_owned();
+        let mut nats = Self::start_as(vec!["-c".into(), conf]);
+        nats.kept = Some(kept);
+        (nats, creds)
+    }
+
+    fn start_as(auth: Vec<String>) -> NatsServer {
         let mut nats = NatsServer {
             child: None,
             port: 0,
             dir: tempfile::tempdir().expect("a temporary directory"),
-            user,
+            auth,
+            kept: None,
         };
         // A free port: bound by the OS, then let go for nats-server to take. Something else
         // may take it in between (another test's connection or server): nats-server then
@@ -88,11 +175,8 @@ impl NatsServer {
     fn try_run(&mut self) -> bool {
         // A fresh log each run: "ready" in it is this run's.
         let _ = std::fs::remove_file(self.log());
-        let mut cmd = Command::new(Self::bin());
-        if let Some((user, password)) = &self.user {
-            cmd.arg("--user").arg(user).arg("--pass").arg(password);
-        }
-        let child = cmd
+        let child = Command::new(Self::bin())
+            .args(&self.auth)
             .args([
                 "-js",
                 "-a",
@@ -173,6 +257,25 @@ impl Drop for NatsServer {
             let _ = child.wait();
         }
     }
+}
+
+/// A JWT of NATS's decentralized auth: `nats` as its claims' `nats` part, for `subject`, signed
+/// by `issuer` (an operator for an account, an account for a user).
+#[cfg(feature = "test-server")]
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let header = b64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = b64.encode(format!(
+        r#"{{"jti":"{name}{subject}","iat":{iat},"iss":"{}","name":"{name}","sub":"{subject}","nats":{nats}}}"#,
+        issuer.public_key()
+    ));
+    let signed = format!("{header}.{claims}");
+    let signature = issuer.sign(signed.as_bytes()).expect("an nkey signs");
+    format!("{signed}.{}", b64.encode(signature))
 }
 
 /// Free ports tried before [`NatsServer::start`] gives up.

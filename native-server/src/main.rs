@@ -132,8 +132,9 @@ struct Args {
     /// Join a cluster through NATS with JetStream at this address (repeat it, or separate
     /// several with commas, for several NATS servers): rooms, history, nicks and accounts are
     /// shared with the other nodes, and the local store is not used (`account` commands then
-    /// work on the cluster's accounts). A NATS that requires credentials takes them in the
-    /// address: nats://USER:PASSWORD@HOST:PORT or nats://TOKEN@HOST:PORT (the log shows `***`)
+    /// work on the cluster's accounts). A NATS that requires credentials takes them from
+    /// --nats-user with --nats-password-file, or --nats-token-file, or in the address:
+    /// nats://USER:PASSWORD@HOST:PORT or nats://TOKEN@HOST:PORT (the log shows `***`)
     #[arg(
         long,
         value_name = "nats://HOST:PORT",
@@ -143,6 +144,22 @@ struct Args {
         global = true
     )]
     cluster: Vec<String>,
+    /// With --cluster: the NATS user natter signs in as, its password in --nats-password-file
+    /// (or NATTER_NATS_PASSWORD): unlike one in --cluster's address, out of `ps` and the
+    /// shell's history [default: none]
+    #[arg(long, value_name = "USER", env = "NATTER_NATS_USER", global = true)]
+    nats_user: Option<String>,
+    /// With --nats-user: a file holding its NATS password (or set NATTER_NATS_PASSWORD)
+    #[arg(long, value_name = "FILE", global = true)]
+    nats_password_file: Option<PathBuf>,
+    /// With --cluster: a file holding the token NATS requires (`nats-server --auth`; or set
+    /// NATTER_NATS_TOKEN)
+    #[arg(long, value_name = "FILE", global = true)]
+    nats_token_file: Option<PathBuf>,
+    /// With --cluster: a NATS credentials file, a user's JWT and NKey seed (NATS's
+    /// decentralized auth; `nsc generate creds`, what `nats --creds` takes)
+    #[arg(long, value_name = "FILE", env = "NATTER_NATS_CREDS", global = true)]
+    nats_creds: Option<PathBuf>,
     /// Copies JetStream keeps of each room and bucket it makes (3 on a three-server NATS
     /// cluster) [default: 1]
     #[arg(long, value_name = "N", env = "NATTER_CLUSTER_REPLICAS")]
@@ -334,6 +351,8 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
     hub.validate()?;
     // Before a cluster's search index reads the table for its directory only.
     check_store_file(&file.store)?;
+    // Without the NATS credentials given apart (`nats_credentials`): read at start only, not
+    // at each reload (a file removed after the start would refuse every reload).
     let cluster = (!args.cluster.is_empty()).then(|| {
         let mut c = natter_cluster::ClusterConfig::new(args.cluster.clone());
         c.replicas = args.cluster_replicas.unwrap_or(1);
@@ -367,6 +386,65 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         cluster,
     })
+}
+
+/// The environment variable holding `--nats-user`'s password, when `--nats-password-file` is
+/// not given.
+const NATS_PASSWORD_ENV: &str = "NATTER_NATS_PASSWORD";
+/// The environment variable holding the NATS token, when `--nats-token-file` is not given.
+const NATS_TOKEN_ENV: &str = "NATTER_NATS_TOKEN";
+
+/// `cluster` (none without `--cluster`) with the NATS credentials given apart from its
+/// addresses: `--nats-user` and its password, or a token, from files or the environment, never
+/// the command line. Read at start (and by the `account` commands), not at a reload.
+fn with_nats_credentials(
+    cluster: Option<&mut natter_cluster::ClusterConfig>,
+    args: &Args,
+) -> anyhow::Result<()> {
+    use natter_cluster::NatsCredentials;
+    let Some(c) = cluster else {
+        return Ok(());
+    };
+    let user = args.nats_user.as_deref().map(str::trim);
+    let password = natter_ops::secret(args.nats_password_file.as_deref(), NATS_PASSWORD_ENV)?;
+    let token = natter_ops::secret(args.nats_token_file.as_deref(), NATS_TOKEN_ENV)?;
+    let creds = match &args.nats_creds {
+        Some(file) => Some((
+            file,
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --nats-creds {}", file.display()))?,
+        )),
+        None => None,
+    };
+    c.credentials = match (user.filter(|u| !u.is_empty()), password, token, creds) {
+        (None, None, None, None) => None,
+        (Some(user), Some(password), None, None) => {
+            Some(NatsCredentials::UserPassword(user.to_owned(), password))
+        }
+        (None, None, Some(token), None) => Some(NatsCredentials::Token(token)),
+        (None, None, None, Some((file, text))) => Some(
+            NatsCredentials::creds(text)
+                .map_err(|e| anyhow::anyhow!("--nats-creds {}: {e}", file.display()))?,
+        ),
+        (Some(_), None, None, None) => anyhow::bail!(
+            "--nats-user needs its password: --nats-password-file FILE, or {NATS_PASSWORD_ENV}"
+        ),
+        (None, Some(_), None, None) => anyhow::bail!(
+            "a NATS password (--nats-password-file or {NATS_PASSWORD_ENV}) needs --nats-user"
+        ),
+        _ => anyhow::bail!(
+            "NATS takes one kind of credentials, not several: --nats-user with \
+             --nats-password-file ({NATS_PASSWORD_ENV}), --nats-token-file ({NATS_TOKEN_ENV}), \
+             or --nats-creds"
+        ),
+    };
+    if c.credentials_twice() {
+        anyhow::bail!(
+            "NATS credentials are given twice, in --cluster's address and apart (--nats-user, \
+             --nats-token-file or their variables): give them once"
+        );
+    }
+    Ok(())
 }
 
 /// The certificate and key: both or neither, and both when there are TLS listeners (natter's
@@ -605,7 +683,8 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
             account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock())
         } else {
             // In a cluster the accounts are the cluster's, not a store's.
-            let cluster = natter_cluster::ClusterConfig::new(args.cluster.clone());
+            let mut cluster = natter_cluster::ClusterConfig::new(args.cluster.clone());
+            with_nats_credentials(Some(&mut cluster), &args)?;
             account_cmd::run_cluster(cmd, &cluster, cost, &mut std::io::stdout().lock()).await
         };
         if let Err(e) = done {
@@ -639,6 +718,7 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
         return Ok(());
     }
     let mut running = server_config(&args, &file, random_seed()?)?;
+    with_nats_credentials(running.cluster.as_mut(), &args)?;
     // A file per connection (the socket cap allows an eighth more than max_connections, and
     // 64 for what a handshake holds), plus the listeners, the store's files and the like.
     let conns = running.hub.max_connections as u64;

@@ -99,6 +99,13 @@ pub const BRIDGE_SECRET_ENV: &str = "NATTER_BRIDGE_SECRET";
 /// else [`BRIDGE_SECRET_ENV`], trimmed; `None` if neither has one. A secret is never taken from
 /// the command line, where other users can read it.
 pub fn bridge_secret(file: Option<&std::path::Path>) -> Result<Option<String>, OpsError> {
+    secret(file, BRIDGE_SECRET_ENV)
+}
+
+/// A secret (a password, a token): the contents of `file` if given, else the environment
+/// variable `env`, trimmed; `None` if neither has one. Never from the command line, where other
+/// users can read it (`ps`), and where it stays in the shell's history.
+pub fn secret(file: Option<&std::path::Path>, env: &str) -> Result<Option<String>, OpsError> {
     let secret = match file {
         Some(f) => Some(
             std::fs::read_to_string(f).map_err(|source| OpsError::SecretFile {
@@ -106,7 +113,7 @@ pub fn bridge_secret(file: Option<&std::path::Path>) -> Result<Option<String>, O
                 source,
             })?,
         ),
-        None => std::env::var(BRIDGE_SECRET_ENV).ok(),
+        None => std::env::var(env).ok(),
     };
     Ok(secret
         .map(|s| s.trim().to_owned())

@@ -1,10 +1,13 @@
 //! What peers get wrong before they are browsers on a WebSocket (a TLS handshake that fails, a
-//! request head that is bad, or one not done in time), said in the log at `INFO` at most once per
-//! [`SAID_EVERY`] for each kind, with how many there were since the kind's last line. Each one
-//! is counted in the metrics; a line per failure would let any scanner write the log, and none
-//! at all (they were `DEBUG` until the thirty-second session) left an operator whose users'
-//! browsers failed the handshake (a certificate they do not trust, an old client) nothing to
-//! read at the default level.
+//! request head that is bad, or one not done in time, a TLS handshake over an address's rate; a
+//! WebSocket refused for its Origin or its Host, a request on `/ws` that is no WebSocket
+//! handshake), said in the log at `INFO` (`WARN`
+//! for a refused Host) at most once per [`SAID_EVERY`] for each kind, with how many there were
+//! since the kind's last line. Each one is counted in the metrics; a line per failure would let
+//! any scanner, or any page in any browser (it chooses how often it asks for a WebSocket), write
+//! the log, and none at all (they were `DEBUG` until the thirty-second session) left an operator
+//! whose users' browsers failed the handshake (a certificate they do not trust, an old client)
+//! nothing to read at the default level.
 
 use natter_core::Millis;
 use natter_core::time::SaidEvery;
@@ -24,6 +27,19 @@ pub(crate) enum Fault {
     /// A request head HTTP cannot read, answered 400 or 431
     /// (`refused_total{reason="bad_request"}`).
     BadRequest,
+    /// A WebSocket request from a page whose Origin is not allowed, answered 403
+    /// (`refused_total{reason="origin"}`).
+    Origin,
+    /// A WebSocket request under a Host name the bridge was not told it serves (the
+    /// DNS-rebinding guard), answered 403 (`refused_total{reason="host"}`).
+    Host,
+    /// A request on `/ws` without `Upgrade: websocket`, answered 426 or 405 (what a reverse
+    /// proxy that does not pass the Upgrade header sends for every browser;
+    /// `refused_total{reason="handshake"}`).
+    NotAnUpgrade,
+    /// A connection from an address over `--max-tls-handshakes-per-ip`, closed before its
+    /// handshake (`refused_total{reason="handshake_rate"}`).
+    HandshakeRate,
 }
 
 /// When each kind was last said and how many of it came since (core's one gate for recurring
@@ -74,5 +90,21 @@ mod tests {
         // A quiet minute later: one again.
         assert_eq!(f.note(Fault::TlsHandshake, 70_000), Some(2));
         assert_eq!(f.note(Fault::BadRequest, 70_000), Some(1));
+    }
+
+    #[test]
+    fn refused_websockets_are_said_on_schedules_of_their_own() {
+        let mut f = Faults::default();
+        assert_eq!(f.note(Fault::BadRequest, 0), Some(1));
+        // A page asking again and again with an Origin the bridge does not allow.
+        assert_eq!(f.note(Fault::Origin, 0), Some(1));
+        for t in 1..=500 {
+            assert_eq!(f.note(Fault::Origin, t), None);
+        }
+        assert_eq!(f.note(Fault::Host, 500), Some(1));
+        assert_eq!(f.note(Fault::NotAnUpgrade, 500), Some(1));
+        assert_eq!(f.note(Fault::Host, 501), None);
+        assert_eq!(f.note(Fault::Origin, 10_000), Some(501));
+        assert_eq!(f.note(Fault::Host, 10_500), Some(2));
     }
 }

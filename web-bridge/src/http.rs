@@ -24,8 +24,8 @@ use crate::upgrade::{self, Answer, OriginPolicy, Rewind};
 use crate::{IpSlot, Shared, Stream, relay, stopped};
 use bytes::Bytes;
 use http::header::{
-    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, LOCATION, UPGRADE,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST, LOCATION, ORIGIN,
+    UPGRADE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Empty, Full};
@@ -386,7 +386,21 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                         r.map(|()| Either::Right(Full::default()))
                     }
                     Answer::Refuse { status, body, why } => {
-                        self.shared.metrics.refused(why);
+                        let header = |name| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("(none)")
+                        };
+                        match why {
+                            Refused::Origin => {
+                                self.shared.peer_fault(Fault::Origin, peer, header(ORIGIN));
+                            }
+                            Refused::Host => {
+                                self.shared.peer_fault(Fault::Host, peer, header(HOST));
+                            }
+                            _ => self.shared.metrics.refused(why),
+                        }
                         self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
                         text(status, body)
                     }
@@ -399,13 +413,8 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                 Box::pin(async move { Ok(page(&shared, req).await) })
             }
             Route::NotAnUpgrade(status) => {
-                info!(
-                    %peer,
-                    %status,
-                    "websocket refused: not a WebSocket handshake (no `Upgrade: websocket`); \
-                     a reverse proxy in front must pass the Upgrade and Connection headers"
-                );
-                self.shared.metrics.refused(Refused::Handshake);
+                self.shared
+                    .peer_fault(Fault::NotAnUpgrade, peer, status.as_str());
                 self.phase.store(PHASE_ANSWER, Ordering::Relaxed);
                 Box::pin(ready(Ok(status_text(status))))
             }
@@ -493,24 +502,28 @@ async fn http_phase(
         .serve_connection(TokioIo::new(tcp), service);
     let mut deadline = accepted + budget;
     let mut stopping = false;
+    // The phase is read when a deadline or the stop comes, not before the wait: the service
+    // sets it while `conn` is polled, in the middle of the wait (read before it, a page answer
+    // was still taken for a head: cut at the handshake budget, and dropped at once on shutdown).
+    let answering = || phase.load(Ordering::Relaxed) == PHASE_ANSWER;
     // Polled without shutdown, so the socket comes back: for the relay after a 101, or to close
     // it gently after an answer.
     let done = loop {
-        let answering = phase.load(Ordering::Relaxed) == PHASE_ANSWER;
         tokio::select! {
             r = poll_fn(|cx| conn.poll_without_shutdown(cx)) => break Some(r),
             _ = sleep_until(deadline) => {
                 // An answer (a page file) may take longer than a handshake; nothing else may.
-                if answering && deadline < accepted + PAGE_TIMEOUT {
+                if answering() && deadline < accepted + PAGE_TIMEOUT {
                     deadline = accepted + PAGE_TIMEOUT;
                     continue;
                 }
                 break None;
             }
-            // On shutdown, an answer in progress may finish (within the grace period); a head
-            // still coming or a handshake is dropped.
+            // On shutdown, an answer in progress goes on: it ends when it is out, or when the
+            // grace period runs out (the accept loop then cuts every connection left). A head
+            // still coming or a handshake is dropped at once.
             _ = stopped(&mut stop), if !stopping => {
-                if answering {
+                if answering() {
                     stopping = true;
                     continue;
                 }

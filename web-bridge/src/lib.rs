@@ -120,7 +120,8 @@ pub struct BridgeConfig {
     pub ping_timeout: Duration,
     /// A browser that does not take a message within this time is dropped.
     pub write_timeout: Duration,
-    /// On shutdown, how long connections get to close before they are cut.
+    /// On shutdown, how long connections get to close (WebSockets) or finish (a page file being
+    /// sent) before they are cut.
     pub shutdown_grace: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (none by default).
     pub metrics_listen: Option<SocketAddr>,
@@ -354,8 +355,10 @@ impl Bridge {
     }
 
     /// Stops accepting, closes every WebSocket with 1001 (going away) and waits for connections
-    /// to end, at most [`BridgeConfig::shutdown_grace`] (then the rest are cut). `/readyz` says
-    /// not ready from the start of this; the metrics endpoint stops last.
+    /// to end, at most [`BridgeConfig::shutdown_grace`] (then the rest are cut): a page file
+    /// being sent goes on until it is out; a connection with nothing to finish (a TLS handshake,
+    /// a request head or a trusted proxy's PROXY header not in yet) is closed at once.
+    /// `/readyz` says not ready from the start of this; the metrics endpoint stops last.
     pub async fn shutdown(self) -> Result<(), BridgeError> {
         let _ = self.stop.send(true);
         let done = self
@@ -633,8 +636,9 @@ impl Shared {
         }
     }
 
-    /// Counts a peer's `fault` (a failed TLS handshake, a request head that is bad or late) in
-    /// the metrics and says it in the log: each one at `DEBUG`, and at `INFO` at most once per
+    /// Counts a peer's `fault` (a failed TLS handshake, a request head that is bad or late, a
+    /// WebSocket refused for its Origin or Host or not one) in the metrics and says it in the
+    /// log: each one at `DEBUG`, and at `INFO` (`WARN` for a Host) at most once per
     /// [`faults::SAID_EVERY`] for each kind, with how many came since that kind's last line
     /// (this peer's `detail` as an example).
     pub(crate) fn peer_fault(&self, fault: Fault, peer: SocketAddr, detail: &str) {
@@ -642,6 +646,10 @@ impl Shared {
             Fault::TlsHandshake => Refused::TlsHandshake,
             Fault::Timeout => Refused::Timeout,
             Fault::BadRequest => Refused::BadRequest,
+            Fault::Origin => Refused::Origin,
+            Fault::Host => Refused::Host,
+            Fault::NotAnUpgrade => Refused::Handshake,
+            Fault::HandshakeRate => Refused::HandshakeRate,
         });
         debug!(%peer, detail, ?fault, "a peer's fault");
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -675,6 +683,40 @@ impl Shared {
                 count,
                 "bad request heads: {count} since the last such line (answered 400 or 431; said \
                  at most every 10 s, counted in natter_bridge_refused_total{{reason=\"bad_request\"}})"
+            ),
+            Fault::Origin => info!(
+                %peer,
+                origin = detail,
+                count,
+                "websocket refused: origin not allowed: {count} since the last such line \
+                 (answered 403; a page served elsewhere needs --allow-origin; said at most every \
+                 10 s, counted in natter_bridge_refused_total{{reason=\"origin\"}})"
+            ),
+            Fault::Host => warn!(
+                %peer,
+                host = detail,
+                count,
+                "websocket refused: host not allowed (a DNS-rebinding guard): {count} since the \
+                 last such line (answered 403; if the bridge is served under this name, start it \
+                 with --allow-host; said at most every 10 s, counted in \
+                 natter_bridge_refused_total{{reason=\"host\"}})"
+            ),
+            Fault::NotAnUpgrade => info!(
+                %peer,
+                status = detail,
+                count,
+                "websocket refused: not a WebSocket handshake (no `Upgrade: websocket`): {count} \
+                 since the last such line; a reverse proxy in front must pass the Upgrade and \
+                 Connection headers (said at most every 10 s, counted in \
+                 natter_bridge_refused_total{{reason=\"handshake\"}})"
+            ),
+            Fault::HandshakeRate => info!(
+                %peer,
+                reason = detail,
+                count,
+                "TLS handshakes refused: {count} since the last such line (an address over \
+                 --max-tls-handshakes-per-ip, closed before its handshake; said at most every \
+                 10 s, counted in natter_bridge_refused_total{{reason=\"handshake_rate\"}})"
             ),
         }
     }
@@ -796,14 +838,37 @@ async fn connection(
     slot: Option<IpSlot>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let mut plain_on_tls = false;
-    let stream: Stream = match &shared.tls {
-        None => Box::new(tcp),
+    // A TLS handshake has nothing to finish: on shutdown it is dropped at once, as a request
+    // head still coming is (`http`), instead of holding the shutdown for the grace period.
+    let opened = {
+        let mut stopping = stop.clone();
+        tokio::select! {
+            o = Box::pin(open(tcp, peer, accepted, &shared)) => o,
+            () = stopped(&mut stopping) => None,
+        }
+    };
+    let Some((stream, plain_on_tls)) = opened else {
+        return;
+    };
+    http::serve(stream, peer, accepted, shared, stop, plain_on_tls, slot).await;
+    drop(permit);
+}
+
+/// The connection's stream, after its TLS handshake with [`BridgeConfig::tls`], and whether it
+/// is plain HTTP on the HTTPS port; `None` when the handshake failed or was not done within
+/// the handshake budget.
+async fn open(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: tokio::time::Instant,
+    shared: &Shared,
+) -> Option<(Stream, bool)> {
+    match &shared.tls {
+        None => Some((Box::new(tcp), false)),
         // Plain HTTP on the HTTPS port (`http://` typed for `https://`): sent to its https
         // address rather than closed by a failed handshake (an empty response in the browser).
         Some(_) if first_byte_is_not_tls(&tcp, accepted, &shared.config).await => {
-            plain_on_tls = true;
-            Box::new(tcp)
+            Some((Box::new(tcp), true))
         }
         Some(tls) => {
             // The TLS handshake spends the same budget as the HTTP one after it.
@@ -816,20 +881,18 @@ async fn connection(
             ))
             .await
             {
-                Ok(Ok(s)) => Box::new(s),
+                Ok(Ok(s)) => Some((Box::new(s), false)),
                 Ok(Err(e)) => {
                     shared.peer_fault(Fault::TlsHandshake, peer, &e.to_string());
-                    return;
+                    None
                 }
                 Err(_) => {
                     shared.peer_fault(Fault::Timeout, peer, "TLS handshake");
-                    return;
+                    None
                 }
             }
         }
-    };
-    http::serve(stream, peer, accepted, shared, stop, plain_on_tls, slot).await;
-    drop(permit);
+    }
 }
 
 /// Whether the peer's first byte (left in the socket) shows it is not starting a TLS handshake
@@ -897,7 +960,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             let (shared, stop) = (Arc::clone(&shared), stop.clone());
             tasks.spawn(
                 async move {
-                    let Some((tcp, peer)) = proxied(tcp, peer, accepted, &shared).await else {
+                    // A header not in yet has nothing to finish: on shutdown the connection is
+                    // closed at once (it held the shutdown for the whole grace period).
+                    let header = {
+                        let mut stopping = stop.clone();
+                        tokio::select! {
+                            p = proxied(tcp, peer, accepted, &shared) => p,
+                            () = stopped(&mut stopping) => None,
+                        }
+                    };
+                    let Some((tcp, peer)) = header else {
                         return;
                     };
                     if shared.trusts(peer.ip()) {
@@ -957,7 +1029,8 @@ fn admit(peer: SocketAddr, shared: &Arc<Shared>) -> Result<IpSlot, Refused> {
         return Err(Refused::AddressCapacity);
     };
     if let Err(why) = shared.handshake_allowed(peer.ip()) {
-        info!(%peer, reason = %why, "TLS handshake refused");
+        // Counted and said here (at most every 10 s): not again by `refuse_now`.
+        shared.peer_fault(Fault::HandshakeRate, peer, &why);
         return Err(Refused::HandshakeRate);
     }
     Ok(slot)
@@ -1026,6 +1099,8 @@ const REFUSE_DRAIN: usize = 8 * 1024;
 fn refuse_now(tcp: TcpStream, shared: &Shared, why: Refused, peer: SocketAddr) {
     match why {
         Refused::Capacity | Refused::AddressCapacity => shared.refused_at_cap(why, peer),
+        // Counted (and said) by `admit`.
+        Refused::HandshakeRate => {}
         _ => shared.metrics.refused(why),
     }
     if shared.tls.is_some() {

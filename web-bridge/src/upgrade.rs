@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 /// Which WebSocket requests the handshake accepts, from the bridge's configuration.
 pub(crate) struct OriginPolicy<'a> {
@@ -142,22 +142,12 @@ pub(crate) fn answer<B>(
     let (origin, host) = (header(http::header::ORIGIN), header(http::header::HOST));
     match policy.check(origin, host) {
         Ok(()) => Answer::Accept(accept),
+        // Said in the log by the caller, at most every 10 s for each kind (`faults`): a page
+        // can send these as fast as it likes.
         Err(refusal) => {
-            let origin = origin.unwrap_or("(none)");
-            let host = host.unwrap_or("(none)");
             let why = match refusal {
-                Refusal::Origin => {
-                    info!(%peer, origin, "websocket refused: origin not allowed");
-                    Refused::Origin
-                }
-                Refusal::Host => {
-                    warn!(
-                        %peer, origin, host,
-                        "websocket refused: host not allowed (a DNS-rebinding guard); \
-                         if the bridge is served under this name, start it with --allow-host"
-                    );
-                    Refused::Host
-                }
+                Refusal::Origin => Refused::Origin,
+                Refusal::Host => Refused::Host,
             };
             Answer::Refuse {
                 status: http::StatusCode::FORBIDDEN,

@@ -836,6 +836,86 @@ async fn failed_tls_handshakes_and_bad_heads_are_said_once_per_10_s_at_info() {
     assert!(heads[0].contains("bad_request"), "{heads:?}");
 }
 
+/// A page asking for WebSockets again and again with an Origin the bridge does not allow (or
+/// under a Host it was not told of, or without the Upgrade header) is refused each time and said
+/// in the log once per 10 s for each kind, with how many came since, as the caps' and the
+/// handshakes' refusals are. Until the forty-first session each refusal was a line of its own:
+/// any page in any browser could fill the bridge's log.
+#[cfg(unix)]
+#[tokio::test]
+async fn refused_websockets_are_said_once_per_10_s() {
+    let server = FakeServer::start().await;
+    let mut child = spawn_bridge(
+        &server.addr.to_string(),
+        &["--www", "/nonexistent"],
+        "info",
+        Stdio::piped(),
+    );
+    let addr = printed_addr(&mut child).await;
+    let stderr = child.0.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    for _ in 0..5 {
+        let e = connect_origin(addr, Some("http://evil.example"))
+            .await
+            .expect_err("a foreign origin");
+        assert!(
+            matches!(e, WsError::Http(ref r) if r.status() == 403),
+            "{e}"
+        );
+        let e = connect_as(
+            addr,
+            Some("rebound.example:8080"),
+            Some("http://rebound.example:8080"),
+        )
+        .await
+        .expect_err("a rebound host");
+        assert!(
+            matches!(e, WsError::Http(ref r) if r.status() == 403),
+            "{e}"
+        );
+        let mut s = within("connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap();
+        write_all(
+            &mut s,
+            format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let mut answer = String::new();
+        let _ = within("the answer", s.read_to_string(&mut answer)).await;
+        assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    let log = log.join().unwrap();
+    for (words, level, reason) in [
+        ("origin not allowed", " INFO ", r#"reason="origin""#),
+        ("host not allowed", " WARN ", r#"reason="host""#),
+        (
+            "not a WebSocket handshake",
+            " INFO ",
+            r#"reason="handshake""#,
+        ),
+    ] {
+        let said: Vec<&String> = log.iter().filter(|l| l.contains(words)).collect();
+        assert_eq!(said.len(), 1, "{words}: {log:#?}");
+        assert!(said[0].contains(level), "{}", said[0]);
+        assert!(said[0].contains("count=1"), "{}", said[0]);
+        assert!(said[0].contains(reason), "{}", said[0]);
+    }
+    let origin = log
+        .iter()
+        .find(|l| l.contains("origin not allowed"))
+        .unwrap();
+    assert!(origin.contains("evil.example"), "{origin}");
+}
+
 /// SIGHUP to a bridge with nothing it can reread (no `--tls-cert`, no `--server-secret-file`)
 /// says so, instead of a bare `SIGHUP received: reloading` that left the operator wondering
 /// what it did.
@@ -877,16 +957,20 @@ async fn sighup_with_nothing_to_reread_says_so() {
     );
 }
 
-/// `sig` twice: the first starts the graceful shutdown, which a trusted proxy's connection that
-/// has not sent its PROXY header yet holds up for the grace period (3 s; the header may take
-/// the handshake's 10 s); the second ends the process at once with `status`.
+/// `sig` twice: the first starts the graceful shutdown, which a page file being sent to a
+/// browser that does not read holds up for the grace period (3 s); the second ends the process
+/// at once with `status`.
 #[cfg(unix)]
 async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, status: i32) {
+    use std::io::{Read, Write};
     use std::sync::mpsc;
     let server = FakeServer::start().await;
+    // More than the sockets' buffers take: its answer goes on for as long as it is not read.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("big.wasm"), vec![b'n'; 32 << 20]).unwrap();
     let mut child = spawn_bridge(
         &server.addr.to_string(),
-        &["--trusted-proxy", "127.0.0.1"],
+        &["--www", www.path().to_str().unwrap()],
         "info",
         Stdio::piped(),
     );
@@ -911,7 +995,12 @@ async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, status
             }
         }
     };
-    let silent = std::net::TcpStream::connect(addr).unwrap();
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    write!(silent, "GET /big.wasm HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    silent.set_read_timeout(Some(STEP)).expect("a read timeout");
+    let mut start = [0u8; 12];
+    silent.read_exact(&mut start).expect("the answer starts");
+    assert_eq!(&start, b"HTTP/1.1 200");
     std::thread::sleep(Duration::from_millis(300));
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());

@@ -773,3 +773,62 @@ async fn a_server_that_never_accepts_the_connection_is_given_up_after_connect_ti
     within("shutdown", bridge.shutdown()).await.unwrap();
     drop((queued, full));
 }
+
+/// A connection with nothing to finish does not hold the shutdown: a trusted proxy's whose
+/// PROXY header is not in yet, and one still in its TLS handshake, are closed at once, as a
+/// request head still coming is. Until the forty-first session each held the shutdown for the
+/// whole grace period (the header and the handshake may take the handshake budget).
+#[tokio::test]
+async fn a_connection_with_nothing_to_finish_is_closed_at_once_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = natter_tls::dev_ca::DevCa::new("natter test CA").unwrap();
+    let (cert, key) = ca
+        .leaf(&["localhost", "127.0.0.1"])
+        .unwrap()
+        .write(dir.path())
+        .unwrap();
+    let server = FakeServer::start().await;
+    let proxy = |c: &mut BridgeConfig| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let tls = |c: &mut BridgeConfig| {
+        c.tls = Some(natter_bridge::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    };
+    /// What the case is, what it sets up, what the connection sends.
+    type Case<'a> = (&'a str, &'a dyn Fn(&mut BridgeConfig), &'a [u8]);
+    let cases: [Case; 4] = [
+        ("a proxy's connection, no byte yet", &proxy, b""),
+        (
+            "a proxy's connection, half a PROXY header",
+            &proxy,
+            b"PROXY TCP4 203.0.113.7",
+        ),
+        ("a TLS connection, no byte yet", &tls, b""),
+        (
+            "a TLS connection, half a ClientHello",
+            &tls,
+            &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01],
+        ),
+    ];
+    for (what, set, sent) in cases {
+        let mut config = BridgeConfig::local_test(server.addr, PathBuf::from("/nonexistent"));
+        config.shutdown_grace = Duration::from_secs(4);
+        config.handshake_timeout = Duration::from_secs(10);
+        set(&mut config);
+        let bridge = bridge_with(config).await;
+        let mut tcp = within("connect", TcpStream::connect(bridge.local_addr()))
+            .await
+            .unwrap();
+        within("write", tcp.write_all(sent)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t0 = tokio::time::Instant::now();
+        within("shutdown", bridge.shutdown()).await.unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{what}: the shutdown took {:?} (grace 4 s)",
+            t0.elapsed()
+        );
+        assert!(sees_eof(&mut tcp).await, "{what}: closed");
+    }
+}

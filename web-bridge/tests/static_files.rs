@@ -362,3 +362,76 @@ fn random_request_heads_are_answered_or_closed() {
         drop(server);
     });
 }
+
+/// A page directory holding one file of 32 MiB (`/big.wasm`), more than the sockets' buffers
+/// take: its answer is in progress for as long as its reader does not read.
+fn big_page() -> (tempfile::TempDir, usize) {
+    const BIG: usize = 32 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.wasm"), vec![b'n'; BIG]).unwrap();
+    (dir, BIG)
+}
+
+/// A page request that has sent its head and read `first` bytes of the answer.
+async fn reading_big(addr: SocketAddr, first: usize) -> TcpStream {
+    let mut s = within("connect", TcpStream::connect(addr)).await.unwrap();
+    let head = format!("GET /big.wasm HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    within("write", s.write_all(head.as_bytes())).await.unwrap();
+    let mut start = vec![0u8; first];
+    within("the answer starts", s.read_exact(&mut start))
+        .await
+        .unwrap();
+    assert!(start.starts_with(b"HTTP/1.1 200 "));
+    s
+}
+
+/// A page answer goes on past the handshake budget (up to `PAGE_TIMEOUT`) and through a
+/// shutdown: a reader gets the whole file, and the shutdown ends once it is out; one that does
+/// not read holds the shutdown for the grace period, then is cut. Until the forty-first
+/// session the answer was taken for a request head still coming (the phase was read before the
+/// wait, the service changes it during it): cut at the handshake budget, and dropped at once
+/// on shutdown, as a 32 MB page to a browser that did not read was seen to be.
+#[tokio::test]
+async fn a_page_answer_goes_on_past_the_handshake_budget_and_through_a_shutdown() {
+    use std::time::{Duration, Instant};
+    let (dir, size) = big_page();
+    let server = FakeServer::start().await;
+    let mut config = BridgeConfig::local_test(server.addr, dir.path().to_path_buf());
+    config.handshake_timeout = Duration::from_millis(300);
+    config.shutdown_grace = Duration::from_secs(3);
+    let bridge = bridge_with(config.clone()).await;
+    let mut s = reading_big(bridge.local_addr(), 64 * 1024).await;
+    // Past the handshake budget, the answer half sent.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let began = Instant::now();
+    let stopping = tokio::spawn(bridge.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut rest = Vec::new();
+    within("the rest of the answer", s.read_to_end(&mut rest))
+        .await
+        .expect("the answer goes on");
+    let got = 64 * 1024 + rest.len();
+    assert!(got > size, "{got} bytes of a {size}-byte file and its head");
+    assert!(rest.ends_with(b"nnnn"));
+    within("shutdown", stopping).await.unwrap().unwrap();
+    assert!(
+        began.elapsed() < Duration::from_millis(2500),
+        "the shutdown waited {:?} after the answer was out",
+        began.elapsed()
+    );
+
+    // A reader that reads no more: the shutdown waits out its grace (1 s here), no longer.
+    config.shutdown_grace = Duration::from_secs(1);
+    let bridge = bridge_with(config).await;
+    let mut s = reading_big(bridge.local_addr(), 64 * 1024).await;
+    let began = Instant::now();
+    within("shutdown", bridge.shutdown()).await.unwrap();
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "the shutdown took {took:?} with an answer in progress (grace 1 s)"
+    );
+    let mut rest = Vec::new();
+    let _ = within("cut", s.read_to_end(&mut rest)).await;
+    assert!(64 * 1024 + rest.len() < size, "the answer was cut");
+}

@@ -18,8 +18,9 @@
 //!
 //! natter-server's ports (:8000, :8443, :8001) are on every interface (`0.0.0.0`), as README
 //! promises, in plaintext but for :8443: anyone who can reach the machine can connect. `up` says
-//! so in one line at start; `--bind 127.0.0.1` keeps them to this machine. The bridge and the
-//! IRC listeners are on 127.0.0.1 either way.
+//! so in one line at start; `--bind 127.0.0.1` keeps them to this machine, and `--bind ::` is
+//! every interface over IPv6 and IPv4 (`[::]` and `0.0.0.0`: natter's IPv6 listeners take IPv6
+//! only). The bridge and the IRC listeners are on 127.0.0.1 either way.
 
 use crate::{build_release, install, root, target_dir, web};
 use anyhow::{Context, Result};
@@ -53,7 +54,8 @@ pub struct UpArgs {
     #[arg(long)]
     pub cluster: bool,
     /// The address natter-server's ports listen on: 0.0.0.0 (the default) is every interface,
-    /// where anyone who can reach this machine can connect; 127.0.0.1 keeps them to this machine
+    /// where anyone who can reach this machine can connect (:: too, over IPv6 and IPv4);
+    /// 127.0.0.1 keeps them to this machine
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
     pub bind: IpAddr,
 }
@@ -75,8 +77,24 @@ impl Ports {
         Ports { bind, here }
     }
 
-    fn listen(&self, port: u16) -> String {
-        SocketAddr::new(self.bind, port).to_string()
+    /// The addresses natter-server listens on for `port`: `bind`'s, and for `::` IPv4's
+    /// `0.0.0.0` too. natter's IPv6 listeners take IPv6 only (`IPV6_V6ONLY`, see
+    /// `natter_ops::listen`): `[::]` alone left IPv4 clients, `127.0.0.1` among them, refused,
+    /// under words that said every interface.
+    fn listens(&self, port: u16) -> Vec<String> {
+        let mut all = vec![SocketAddr::new(self.bind, port).to_string()];
+        if self.bind == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+            all.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).to_string());
+        }
+        all
+    }
+
+    /// `flag ADDR` for each of [`Ports::listens`].
+    fn listen_args(&self, flag: &str, port: u16) -> Vec<String> {
+        self.listens(port)
+            .into_iter()
+            .flat_map(|a| [flag.to_owned(), a])
+            .collect()
     }
 
     fn here(&self, port: u16) -> String {
@@ -85,22 +103,18 @@ impl Ports {
 
     /// Who can reach natter-server's ports, and how to change that: one line.
     fn reach_words(&self) -> String {
+        let at = self.listens(SERVER_PORT).join(" and ");
         if self.bind.is_unspecified() {
             format!(
-                "xtask: natter-server listens on every interface ({}): anyone who can reach \
-                 this machine can connect, in plaintext; --bind 127.0.0.1 keeps it to this machine",
-                self.listen(SERVER_PORT)
+                "xtask: natter-server listens on every interface ({at}): anyone who can reach \
+                 this machine can connect, in plaintext; --bind 127.0.0.1 keeps it to this machine"
             )
         } else if self.bind.is_loopback() {
-            format!(
-                "xtask: natter-server listens on {} only: this machine alone can connect",
-                self.listen(SERVER_PORT)
-            )
+            format!("xtask: natter-server listens on {at} only: this machine alone can connect")
         } else {
             format!(
-                "xtask: natter-server listens on {}: whoever can reach that address can \
-                 connect, in plaintext; --bind 127.0.0.1 keeps it to this machine",
-                self.listen(SERVER_PORT)
+                "xtask: natter-server listens on {at}: whoever can reach that address can \
+                 connect, in plaintext; --bind 127.0.0.1 keeps it to this machine"
             )
         }
     }
@@ -164,16 +178,15 @@ pub fn up(args: UpArgs) -> Result<()> {
     // A port already taken (often by a natter left running) is said now, before minutes of
     // building, not as "up" followed by "a service exited": the one listening there answered
     // for the server that could not bind.
-    let mut listens = vec![ports.listen(SERVER_PORT), IRC.to_owned(), BRIDGE.to_owned()];
+    let mut listens = ports.listens(SERVER_PORT);
+    listens.extend([IRC.to_owned(), BRIDGE.to_owned()]);
     if tls {
-        listens.extend([ports.listen(TLS_SERVER_PORT), IRC_TLS.to_owned()]);
+        listens.extend(ports.listens(TLS_SERVER_PORT));
+        listens.push(IRC_TLS.to_owned());
     }
     if cluster {
-        listens.extend([
-            ports.listen(NODE_2_PORT),
-            "127.0.0.1:6668".to_owned(),
-            NATS.to_owned(),
-        ]);
+        listens.extend(ports.listens(NODE_2_PORT));
+        listens.extend(["127.0.0.1:6668".to_owned(), NATS.to_owned()]);
     }
     ports_free(&listens)?;
     install::wasm_target()?;
@@ -201,12 +214,10 @@ pub fn up(args: UpArgs) -> Result<()> {
         None
     };
     let mut server = Command::new(bin.join("natter-server"));
-    server.env("NATTER_BRIDGE_SECRET", &secret).args([
-        "--listen",
-        &ports.listen(SERVER_PORT),
-        "--irc-listen",
-        IRC,
-    ]);
+    server
+        .env("NATTER_BRIDGE_SECRET", &secret)
+        .args(ports.listen_args("--listen", SERVER_PORT))
+        .args(["--irc-listen", IRC]);
     let mut bridge = Command::new(bin.join("natter-bridge"));
     bridge
         .env("NATTER_BRIDGE_SECRET", &secret)
@@ -218,12 +229,8 @@ pub fn up(args: UpArgs) -> Result<()> {
         }
         Some(t) => {
             server
-                .args([
-                    "--tls-listen",
-                    &ports.listen(TLS_SERVER_PORT),
-                    "--irc-tls-listen",
-                    IRC_TLS,
-                ])
+                .args(ports.listen_args("--tls-listen", TLS_SERVER_PORT))
+                .args(["--irc-tls-listen", IRC_TLS])
                 .arg("--tls-cert")
                 .arg(&t.cert)
                 .arg("--tls-key")
@@ -263,14 +270,9 @@ pub fn up(args: UpArgs) -> Result<()> {
         let mut node = Command::new(bin.join("natter-server"));
         node.arg("--data-dir")
             .arg(target.join("cluster").join("node-8001"));
-        node.env("NATTER_BRIDGE_SECRET", &secret).args([
-            "--listen",
-            &ports.listen(NODE_2_PORT),
-            "--irc-listen",
-            "127.0.0.1:6668",
-            "--cluster",
-            &url,
-        ]);
+        node.env("NATTER_BRIDGE_SECRET", &secret)
+            .args(ports.listen_args("--listen", NODE_2_PORT))
+            .args(["--irc-listen", "127.0.0.1:6668", "--cluster", &url]);
         if tls.is_none() {
             // Both nodes for the bridge: a browser whose node goes away comes back on the other.
             bridge.args(["--server", &node_2_here]);
@@ -553,8 +555,11 @@ impl Children {
     /// [`Children::stop`] stops it once they have exited (a node that stops tells the cluster
     /// it leaves, through NATS).
     fn spawn_beneath(&mut self, cmd: &mut Command, what: &'static str) -> Result<()> {
-        self.spawn(cmd, what)?;
-        self.beneath.extend(self.procs.pop());
+        let child = Self::start(cmd, what)?;
+        if let Some(g) = &mut self.guard {
+            g.watch(child.id(), true);
+        }
+        self.beneath.push(child);
         Ok(())
     }
 
@@ -578,18 +583,19 @@ impl Children {
     /// natter-server takes a second signal during its shutdown for "exit now" (status 143):
     /// its clients were never told it was going away.
     fn spawn(&mut self, cmd: &mut Command, what: &'static str) -> Result<()> {
-        use std::os::unix::process::CommandExt;
-        let child = cmd.process_group(0).spawn().context(what)?;
-        self.adopt(child);
+        let child = Self::start(cmd, what)?;
+        // One of the services: stopped with them, and watched by the guard.
+        if let Some(g) = &mut self.guard {
+            g.watch(child.id(), false);
+        }
+        self.procs.push(child);
         Ok(())
     }
 
-    /// `child` is one of the services: stopped with them, and watched by the guard.
-    fn adopt(&mut self, child: Child) {
-        if let Some(g) = &mut self.guard {
-            g.watch(child.id());
-        }
-        self.procs.push(child);
+    /// `cmd` started in a process group of its own (see [`Children::spawn`]).
+    fn start(cmd: &mut Command, what: &'static str) -> Result<Child> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().context(what)
     }
 
     /// Stops the services (SIGTERM, SIGKILL after `grace`), then those beneath them (each
@@ -687,9 +693,12 @@ impl Guard {
         }
     }
 
-    fn watch(&mut self, pid: u32) {
+    /// Tells the guard of a service: `beneath`, one the others use (nats-server), which the
+    /// guard stops once the others have exited, as [`Children::stop`] does.
+    fn watch(&mut self, pid: u32, beneath: bool) {
         // The child is not reaped before `up` waits for it: the start time is its own.
         match i32::try_from(pid).ok().and_then(started) {
+            Some(start) if beneath => self.say(&format!("{pid} {start} {BENEATH}")),
             Some(start) => self.say(&format!("{pid} {start}")),
             None => eprintln!("xtask: process {pid} ended as it started; not guarded"),
         }
@@ -714,12 +723,20 @@ impl Guard {
     }
 }
 
-/// How long the guard gives the services it stops to exit before SIGKILL.
+/// How long the guard gives the services it stops to exit before SIGKILL (the services, and
+/// then those beneath them, each this long).
 const GUARD_GRACE: Duration = Duration::from_secs(10);
 
+/// The word after a service's pid and start time that makes it one the others use
+/// (nats-server): the guard stops it once they have exited.
+const BENEATH: &str = "beneath";
+
 /// `cargo xtask guard` (hidden; started by `up`): reads the services to watch on stdin
-/// (`PID START`, and `-PID` for one `up` has reaped) until it closes, then stops those left:
-/// SIGTERM, and SIGKILL to those still running after [`GUARD_GRACE`].
+/// (`PID START`, `PID START beneath` for one the others use, and `-PID` for one `up` has
+/// reaped) until it closes, then stops those left as `up` would: SIGTERM, and SIGKILL to those
+/// still running after [`GUARD_GRACE`]; those beneath only once the others have exited (a
+/// node that stops tells the cluster it leaves, through NATS: stopped with the nodes,
+/// nats-server was gone before they could).
 pub fn guard() -> Result<()> {
     guard_from(std::io::stdin().lock(), GUARD_GRACE)
 }
@@ -729,19 +746,22 @@ pub fn guard() -> Result<()> {
 /// init once `up` is gone) may have left its pid to an unrelated process.
 fn guard_from(said: impl std::io::BufRead, grace: Duration) -> Result<()> {
     use std::io::Write;
+    // Each pid, with its start time and whether the others use it.
     let mut pids = std::collections::BTreeMap::new();
     for line in said.lines() {
         let Ok(line) = line else { break };
         let line = line.trim();
         let (pid, start) = match line.strip_prefix('-') {
             Some(p) => (p, None),
-            None => match line.split_once(' ') {
-                Some((p, start)) => match start.trim().parse::<u64>() {
-                    Ok(start) => (p, Some(start)),
-                    Err(_) => continue,
-                },
-                None => continue,
-            },
+            None => {
+                let mut words = line.split_whitespace();
+                let (Some(p), Some(Ok(start))) =
+                    (words.next(), words.next().map(str::parse::<u64>))
+                else {
+                    continue;
+                };
+                (p, Some((start, words.next() == Some(BENEATH))))
+            }
         };
         let Ok(pid) = pid.parse::<i32>() else {
             continue;
@@ -765,16 +785,21 @@ fn guard_from(said: impl std::io::BufRead, grace: Duration) -> Result<()> {
         "xtask guard: cargo xtask up is gone without stopping its services; stopping {} of them",
         pids.len()
     );
-    let ours = |(&pid, &start): (&i32, &u64)| (started(pid) == Some(start)).then_some(pid);
-    for pid in pids.iter().filter_map(ours) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && pids.iter().filter_map(ours).next().is_some() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for pid in pids.iter().filter_map(ours) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    // The services first, then those beneath them.
+    for beneath in [false, true] {
+        let ours = |(&pid, &(start, b)): (&i32, &(u64, bool))| {
+            (b == beneath && started(pid) == Some(start)).then_some(pid)
+        };
+        for pid in pids.iter().filter_map(ours) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && pids.iter().filter_map(ours).next().is_some() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for pid in pids.iter().filter_map(ours) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
     Ok(())
 }
@@ -1022,6 +1047,44 @@ mod tests {
         assert!(!running(i32::try_from(beneath).unwrap()));
     }
 
+    /// The guard, when `up` was killed, stops the services the others use (nats-server) once
+    /// the others have exited, as `up` itself does: it stopped them all at once, and nats-server
+    /// was gone before the nodes could tell the cluster they left.
+    #[test]
+    fn the_guard_stops_a_service_the_others_use_after_them() {
+        let seen = std::env::temp_dir().join(format!("xtask-guard-beneath-{}", std::process::id()));
+        let _ = std::fs::remove_file(&seen);
+        let mut beneath = Command::new("sleep").arg("30").spawn().unwrap();
+        let below = beneath.id();
+        // On SIGTERM it says whether the one beneath still runs, after a moment (a node's
+        // shutdown takes one).
+        let script = format!(
+            "trap 'sleep 0.3; if grep -q \"^State:[[:space:]]*[RS]\" /proc/{below}/status; \
+             then echo alive > {f}; else echo gone > {f}; fi; exit 0' TERM; \
+             while :; do sleep 0.05; done",
+            f = seen.display()
+        );
+        let mut above = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = |c: &Child| i32::try_from(c.id()).unwrap();
+        let said = format!(
+            "{} {} {BENEATH}\n{} {}\n",
+            pid(&beneath),
+            started(pid(&beneath)).unwrap(),
+            pid(&above),
+            started(pid(&above)).unwrap(),
+        );
+        guard_from(said.as_bytes(), Duration::from_secs(5)).unwrap();
+        let above_status = above.wait().unwrap();
+        let _ = beneath.kill();
+        let beneath_status = beneath.wait().unwrap();
+        let said = std::fs::read_to_string(&seen).unwrap_or_default();
+        let _ = std::fs::remove_file(&seen);
+        assert_eq!(said.trim(), "alive", "{above_status:?}");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(beneath_status.signal(), Some(15), "{beneath_status:?}");
+    }
+
     /// The environment variable that gives this test binary, run again by the tests below, the
     /// part it plays: `up` (services under a guard) or `guard`.
     const ROLE: &str = "XTASK_TEST_ROLE";
@@ -1188,7 +1251,7 @@ mod tests {
     #[test]
     fn up_says_who_can_reach_the_server() {
         let every = Ports::new("0.0.0.0".parse().unwrap());
-        assert_eq!(every.listen(SERVER_PORT), "0.0.0.0:8000");
+        assert_eq!(every.listens(SERVER_PORT), ["0.0.0.0:8000"]);
         assert_eq!(every.here(SERVER_PORT), "127.0.0.1:8000");
         let words = every.reach_words();
         assert!(words.contains("every interface (0.0.0.0:8000)"), "{words}");
@@ -1197,12 +1260,59 @@ mod tests {
         let local = Ports::new("127.0.0.1".parse().unwrap());
         assert!(local.reach_words().contains("this machine alone"));
         let v6 = Ports::new("::".parse().unwrap());
-        assert_eq!(v6.listen(SERVER_PORT), "[::]:8000");
+        assert_eq!(v6.listens(SERVER_PORT), ["[::]:8000", "0.0.0.0:8000"]);
+        assert_eq!(
+            v6.listen_args("--listen", SERVER_PORT),
+            ["--listen", "[::]:8000", "--listen", "0.0.0.0:8000"]
+        );
         assert_eq!(v6.here(SERVER_PORT), "[::1]:8000");
-        assert!(v6.reach_words().contains("every interface"));
+        let words = v6.reach_words();
+        assert!(
+            words.contains("every interface ([::]:8000 and 0.0.0.0:8000)"),
+            "{words}"
+        );
+        let one_v6 = Ports::new("::1".parse().unwrap());
+        assert_eq!(one_v6.listens(SERVER_PORT), ["[::1]:8000"]);
         let lan = Ports::new("192.0.2.7".parse().unwrap());
         assert_eq!(lan.here(NODE_2_PORT), "192.0.2.7:8001");
         assert!(lan.reach_words().contains("--bind 127.0.0.1"));
+    }
+
+    /// `--bind ::` says every interface, and is: natter-server, listening as it does
+    /// (`natter_ops::listen`, IPv6 for IPv6 only) on what `up` gives it, takes IPv4 clients as
+    /// well as IPv6 ones. Given `[::]` alone, it refused every IPv4 client, 127.0.0.1 too.
+    #[test]
+    fn bind_everywhere_on_ipv6_takes_ipv4_clients_too() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ports = Ports::new("::".parse().unwrap());
+            // A free port on both: taken by the OS for IPv6, then asked of IPv4 too.
+            let (_held, port) = (0..20)
+                .find_map(|_| {
+                    let l = natter_ops::listen("[::]:0".parse().unwrap()).ok()?;
+                    let port = l.local_addr().ok()?.port();
+                    let rest: Vec<_> = ports.listens(port)[1..]
+                        .iter()
+                        .map(|a| natter_ops::listen(a.parse().unwrap()))
+                        .collect::<Result<_, _>>()
+                        .ok()?;
+                    Some(((l, rest), port))
+                })
+                .expect("a port free for IPv6 and IPv4");
+            for client in ["127.0.0.1", "[::1]"] {
+                let addr = format!("{client}:{port}");
+                let c = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::TcpStream::connect(&addr),
+                )
+                .await
+                .expect("connects in time");
+                assert!(c.is_ok(), "{addr}: {c:?}");
+            }
+        });
     }
 
     #[test]
