@@ -16,6 +16,7 @@ import init, {
   Client,
   browser_device_label,
   carries_password,
+  dialog_words,
   kept_session_fresh,
   nick_error,
   password_error,
@@ -1889,11 +1890,12 @@ function endDialogAsk() {
   setDialogBusy(false);
 }
 
-// The dialog's request was refused (`why`): said in the dialog, which keeps the account name
-// and clears and focuses the password field for another try.
+// The dialog's request was refused (`why`): said in the dialog (in its words: what a refusal
+// says to type, the dialog's buttons do), which keeps the account name and clears and focuses
+// the password field for another try.
 function refusedInDialog(why) {
   endDialogAsk();
-  ui.nickError.textContent = why;
+  ui.nickError.textContent = dialog_words(why);
   ui.passwordInput.value = "";
   ui.passwordInput.setAttribute("aria-invalid", "true");
   ui.passwordInput.focus();
