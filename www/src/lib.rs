@@ -1131,6 +1131,30 @@ pub fn carries_password(line: &str) -> bool {
     natter_core::command::carries_password(line)
 }
 
+/// The typed commands that refusals name for what to do next, and what the sign-in dialog
+/// says instead (where nothing is typed at the bottom: its fields and buttons do it).
+const DIALOG_WORDS: [(&str, &str); 2] = [
+    // The registration whose answer a drop lost, checked and not found (core's session).
+    (" (/register again)", "; press Register to try again"),
+    // A guest's nick (`guest` and digits), which no account may have (the hub).
+    (
+        "choose a nick with /nick first",
+        "pick another nick above and press Register again",
+    ),
+];
+
+/// `why` a request of the sign-in dialog was refused, worded for the dialog: the terminal's
+/// hints (`(/register again)`) name commands typed at the bottom, which the dialog has no
+/// place for; it says which of its buttons does it.
+#[wasm_bindgen]
+pub fn dialog_words(why: &str) -> String {
+    DIALOG_WORDS
+        .iter()
+        .fold(why.to_owned(), |text, (typed, said)| {
+            text.replace(typed, said)
+        })
+}
+
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with
 /// core's own rule before connecting.
 #[wasm_bindgen]

@@ -714,3 +714,32 @@ fn a_joins_replay_is_inserted_above_the_notice_of_the_join() {
         assert_eq!(v["line"]["text"], text, "{v}");
     }
 }
+
+/// A refusal said in the sign-in dialog names its buttons, not the commands typed at the
+/// bottom that the terminal's words name (`(/register again)` read there as if something were
+/// to be typed where nothing can be).
+#[test]
+fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
+    let lost = "your registration of gus did not go through: the connection dropped before the \
+                server answered, and the server has no account gus with that password \
+                (/register again)";
+    assert_eq!(
+        dialog_words(lost),
+        "your registration of gus did not go through: the connection dropped before the \
+         server answered, and the server has no account gus with that password; press \
+         Register to try again"
+    );
+    let guest = "could not register: guest nicks cannot be registered: choose a nick with \
+                 /nick first";
+    assert_eq!(
+        dialog_words(guest),
+        "could not register: guest nicks cannot be registered: pick another nick above and \
+         press Register again"
+    );
+    for (typed, _) in DIALOG_WORDS {
+        assert!(!dialog_words(&format!("x{typed}")).contains('/'), "{typed}");
+    }
+    // Anything else is said as it is.
+    let wrong = "could not sign in: wrong account name or password";
+    assert_eq!(dialog_words(wrong), wrong);
+}

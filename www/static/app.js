@@ -7,13 +7,16 @@
 // and keeps view concerns only: the DOM drawn so far, scroll positions, the input line and its
 // history, which drawer is open. Scrolling to the top of a room asks the model for older lines
 // (it knows below which seq, and whether any are left); they go in front of the room's history
-// with what was being read kept in place. Every piece of text is put in the DOM as text, never
-// as HTML.
+// with what was being read kept in place. A log scrolled up stays where its reader left it, shown
+// or not (lines arriving, inserted above, trimmed, another conversation opened and this one
+// again), with a "new messages below" cue; one at the bottom follows its newest lines. Every
+// piece of text is put in the DOM as text, never as HTML.
 
 import init, {
   Client,
   browser_device_label,
   carries_password,
+  dialog_words,
   kept_session_fresh,
   nick_error,
   password_error,
@@ -61,6 +64,7 @@ const ui = {
   passwordInput: $("password-input"),
   rememberInput: $("remember-input"),
   meAccount: $("me-account"),
+  newBelow: $("new-below"),
   signOut: $("sign-out"),
   signInOpen: $("sign-in-open"),
   devicesOpen: $("devices-open"),
@@ -118,7 +122,10 @@ let closeAfterFlush = false;
 let timer = null;
 let bannerTimer = null;
 
-// The DOM drawn for each conversation so far: key -> { log, top, lines, outbox, lastDay }.
+// The DOM drawn for each conversation so far: key -> { log, top, lines, outbox, lastDay, place,
+// unseen }. `place`: where the reader left the log when it was last hidden (see placeOf; null:
+// at its newest lines, which it follows). `unseen`: messages that came below while the reader
+// was scrolled up, until they reach the bottom (the cue counts them).
 const logs = new Map();
 let shown = null; // key of the conversation whose log is on screen
 
@@ -182,6 +189,63 @@ function dateTime(at) {
 function atBottom(log) {
   return log.scrollHeight - log.scrollTop - log.clientHeight < 60;
 }
+
+// Where the reader is in a log on screen: null at the bottom (it follows the newest lines),
+// else the first line or day mark at least partly on screen, and how far its top is below the
+// log's (a hidden log has no scroll position of its own: the browser forgets it, and lines come
+// and go meanwhile, above and below, so a number of pixels would no longer point at the same
+// place).
+function placeOf(d) {
+  const log = d.log;
+  if (log.hidden || atBottom(log)) return null;
+  const top = log.getBoundingClientRect().top;
+  const items = [...d.lines.children, ...d.outbox.children];
+  // The first whose bottom is below the log's top (they are in order: halved each step).
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (items[mid].getBoundingClientRect().bottom > top) hi = mid;
+    else lo = mid + 1;
+  }
+  const at = items[lo];
+  return at ? { at, offset: at.getBoundingClientRect().top - top } : { at: null, offset: 0 };
+}
+
+// Scrolls a log on screen back to `place` (from placeOf): the same line at the same height;
+// at the bottom for null; at the top if that line is gone (trimmed away meanwhile).
+function restorePlace(d, place) {
+  const log = d.log;
+  if (place === null) {
+    log.scrollTop = log.scrollHeight;
+  } else if (!place.at?.isConnected) {
+    log.scrollTop = 0;
+  } else {
+    const now = place.at.getBoundingClientRect().top - log.getBoundingClientRect().top;
+    log.scrollTop += now - place.offset;
+  }
+}
+
+// The "new messages below" cue of the log on screen: shown while its reader is scrolled up
+// and messages came below since; a click goes down to them.
+function renderCue() {
+  const d = shown === null ? undefined : logs.get(shown);
+  const n = d && !d.log.hidden && !atBottom(d.log) ? d.unseen : 0;
+  ui.newBelow.hidden = n === 0;
+  ui.newBelow.textContent = n === 0 ? "" : n === 1 ? "1 new message below"
+    : `${n} new messages below`;
+}
+
+// The log on screen to its newest lines.
+function toBottom() {
+  const d = shown === null ? undefined : logs.get(shown);
+  if (d) d.log.scrollTop = d.log.scrollHeight;
+}
+
+ui.newBelow.addEventListener("click", () => {
+  toBottom();
+  ui.input.focus();
+});
 
 // --- lines: one model line, one element ------------------------------------------------------
 
@@ -343,31 +407,43 @@ function logFor(key) {
   const outbox = el("div", "outbox");
   log.append(top, lines, outbox);
   ui.logs.append(log);
-  d = { key, log, top, lines, outbox, lastDay: "" };
+  d = { key, log, top, lines, outbox, lastDay: "", place: null, unseen: 0 };
   logs.set(key, d);
   for (const l of conv.lines) appendLine(d, l);
   renderOutbox(d, conv.outgoing);
   renderTop(d, conv.scrollback);
   // Near the top of a room: its older lines, if the model says there are any to load.
   log.addEventListener("scroll", () => {
+    if (log.hidden) return;
     if (log.scrollTop < NEAR_TOP && d.top.dataset.state === "more") loadOlder(key);
+    if (atBottom(log)) d.unseen = 0;
+    if (key === shown) renderCue();
   });
   return d;
 }
 
+// A new line at the end: a log at its newest lines follows it; one scrolled up (on screen, or
+// left so) stays where it is read, and counts a message for its cue.
 function appendLine(d, l) {
-  const stick = atBottom(d.log) || d.log.hidden;
+  const stick = d.log.hidden ? d.place === null : atBottom(d.log);
   const day = new Date(l.at).toDateString();
   if (day !== d.lastDay) {
     d.lastDay = day;
     d.lines.append(dayEl(l.at));
   }
   d.lines.append(lineEl(l));
-  if (stick) d.log.scrollTop = d.log.scrollHeight;
+  if (stick) {
+    if (!d.log.hidden) d.log.scrollTop = d.log.scrollHeight;
+  } else if (l.kind === "say" || l.kind === "act" || l.kind === "said-notice") {
+    d.unseen += 1;
+    if (d.key === shown) renderCue();
+  }
 }
 
 // The model dropped its `n` oldest lines: so does the DOM (with day marks left without lines).
+// A reader scrolled up keeps their place (what went was above it).
 function trimLines(d, n) {
+  const place = placeOf(d);
   for (let i = 0; i < n && d.lines.firstElementChild; ) {
     if (d.lines.firstElementChild.classList.contains("line")) i += 1;
     d.lines.firstElementChild.remove();
@@ -376,6 +452,7 @@ function trimLines(d, n) {
     && !d.lines.firstElementChild.nextElementSibling?.classList.contains("line")) {
     d.lines.firstElementChild.remove();
   }
+  if (place !== null) restorePlace(d, place);
 }
 
 // Older lines (oldest first) go in front of the line with id `before` (at the end without one),
@@ -502,7 +579,7 @@ function openHit(h) {
   }
   seeking = h.line.seq === undefined ? null : { key: h.room, seq: h.line.seq };
   ui.searchNote.hidden = true;
-  pump(); // the room is shown (at its bottom), then seekHit goes on from there
+  pump(); // the room is shown (where it was read), then seekHit goes on from there
 }
 
 function seekHit() {
@@ -901,16 +978,26 @@ ui.banForm.addEventListener("submit", (e) => {
   }
 });
 
-// The open conversation changed (or is drawn for the first time).
+// The open conversation changed (or is drawn for the first time). The log left keeps where its
+// reader was (placeOf), and the one shown goes back there: at its newest lines if it was left at
+// them (or is new), else at the same line at the same height as before, whatever came meanwhile
+// (until the forty-first session every room shown went to its bottom, and a reader who had
+// scrolled up lost their place at each switch).
 function showCurrent() {
   const key = client.current();
-  if (shown !== null && logs.has(shown)) logs.get(shown).log.hidden = true;
+  const left = shown === null || shown === key ? undefined : logs.get(shown);
+  if (left && !left.log.hidden) {
+    left.place = placeOf(left);
+    left.log.hidden = true;
+  }
   shown = key;
   const d = logFor(key);
-  if (d) {
+  if (d && d.log.hidden) {
     d.log.hidden = false;
-    d.log.scrollTop = d.log.scrollHeight;
+    restorePlace(d, d.place);
+    if (d.place === null) d.unseen = 0;
   }
+  renderCue();
   for (const b of document.querySelectorAll(".conv-list button")) {
     if (b.dataset.conv === key) b.setAttribute("aria-current", "true");
     else b.removeAttribute("aria-current");
@@ -1457,6 +1544,8 @@ ui.inputForm.addEventListener("submit", (e) => {
   historyPos = history.length;
   draft = "";
   ui.input.value = "";
+  // Something said from a log scrolled up: down to the newest lines, where it goes.
+  if (!line.startsWith("/") || /^\/me(\s|$)/i.test(line)) toBottom();
   input(line);
 });
 
@@ -1801,11 +1890,12 @@ function endDialogAsk() {
   setDialogBusy(false);
 }
 
-// The dialog's request was refused (`why`): said in the dialog, which keeps the account name
-// and clears and focuses the password field for another try.
+// The dialog's request was refused (`why`): said in the dialog (in its words: what a refusal
+// says to type, the dialog's buttons do), which keeps the account name and clears and focuses
+// the password field for another try.
 function refusedInDialog(why) {
   endDialogAsk();
-  ui.nickError.textContent = why;
+  ui.nickError.textContent = dialog_words(why);
   ui.passwordInput.value = "";
   ui.passwordInput.setAttribute("aria-invalid", "true");
   ui.passwordInput.focus();
@@ -1833,6 +1923,7 @@ function dropClient() {
   for (const d of logs.values()) d.log.remove();
   logs.clear();
   shown = null;
+  renderCue();
   ui.roomList.replaceChildren();
   ui.dmList.replaceChildren();
   ui.memberList.replaceChildren();

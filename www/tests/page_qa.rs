@@ -621,6 +621,110 @@ async fn password_scenario(browser: Browser, page: String, _addr: SocketAddr) {
     assert_eq!(kept_key().await, Some(new_key), "the key still kept");
 }
 
+// --- a password change typed before the remembered sign-in went through ------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_before_the_sign_in_keeps_no_revoked_key() {
+    let store = TempDir::new("natter-qa-early-password-store");
+    let mut config = natter_server::ServerConfig::local_test();
+    config.store = Some(natter_store::Config::new(store.0.join("data")));
+    let again = config.clone();
+    with_page_and_server_within(
+        SCENARIO_LIMIT,
+        "natter-qa-early-password",
+        config,
+        |b, page, server| early_password_scenario(b, page, server, again),
+    )
+    .await;
+}
+
+/// A remembered page loaded while its server is away (restarted on its store), `/password`
+/// typed before the sign-in with the kept key went through: the change waits for the sign-in,
+/// and the server, taking it, revokes every key of the account, this page's with them, and
+/// gives this remembered device a new one before its answer. Until the forty-first session the
+/// session took that key for a second sign-in and the answer then dropped it, and the page
+/// went on keeping the revoked key (as for a change still waiting for its answer): its next
+/// load signed in with a key that opened nothing ("your remembered sign-in no longer works").
+/// Now the new key is kept in place of the revoked one, and the next load signs in with it.
+async fn early_password_scenario(
+    browser: Browser,
+    page: String,
+    server: TestServer,
+    config: natter_server::ServerConfig,
+) {
+    let b = &browser;
+    open_and_register_remembered(b, &page, "rosa", "old-password-1").await;
+    let kept_key = || async {
+        kept_sign_in(b)
+            .await
+            .get("key")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let old_key = wait_for!("the device key to be kept", kept_key().await);
+    server.stop().await;
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "the reloaded page to wait for its server",
+        js(
+            b,
+            "return !!window.natterDebug && window.natterDebug.state() === 'reconnecting';"
+        )
+        .await
+        .as_bool()
+        .filter(|w| *w)
+    );
+    assert_eq!(account_of(b).await, None, "not signed in yet");
+    send_line(b, "/password old-password-1 new-password-2").await;
+    let mut again = config;
+    again.listen = vec![server.addr()];
+    let restarted = timeout(STEP, natter_server::start(again))
+        .await
+        .expect("natter-server starts again in time")
+        .expect("natter-server starts again on its store and port");
+    wait_anywhere(b, "your password was changed").await;
+    assert_eq!(account_of(b).await.as_deref(), Some("rosa"));
+    let new_key = wait_for!(
+        "the revoked key replaced by the new one",
+        kept_key().await.filter(|k| *k != old_key)
+    );
+    wait_anywhere(b, "this device stays remembered").await;
+    let signed_in = every_line(b)
+        .await
+        .iter()
+        .filter(|l| l.contains("you are signed in as rosa"))
+        .count();
+    assert_eq!(signed_in, 1, "one sign-in: {:#?}", every_line(b).await);
+
+    // The next load signs in with the new key, asking nothing.
+    timeout(STEP, b.refresh())
+        .await
+        .expect("reload in time")
+        .expect("reload");
+    wait_for!(
+        "signed in again by the new key",
+        (account_of(b).await.as_deref() == Some("rosa")).then_some(())
+    );
+    assert!(!dialog_open(b).await, "nothing asked");
+    assert_eq!(kept_key().await, Some(new_key), "the key still kept");
+    let banner = js(
+        b,
+        "const e = document.getElementById('banner'); return e.hidden ? '' : e.textContent;",
+    )
+    .await;
+    assert!(
+        !banner.to_string().contains("no longer works"),
+        "the key kept works: {banner}"
+    );
+    timeout(STEP, restarted.shutdown())
+        .await
+        .expect("natter-server stops in time")
+        .expect("natter-server stops");
+}
+
 // --- kicks, away answers and an admin's answers, said once and where they belong -------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

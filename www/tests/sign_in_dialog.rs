@@ -798,3 +798,56 @@ async fn drop_scenario(browser: Browser, page: String, addr: SocketAddr) {
     );
     wait_for!("the dialog to close", (!dialog_open(b).await).then_some(()));
 }
+
+// --- a registration the connection lost, said in the dialog's words -----------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_registration_is_said_in_the_dialogs_words() {
+    with_page(
+        "natter-dialog-lost-registration",
+        lost_registration_scenario,
+    )
+    .await;
+}
+
+/// The socket goes as a registration is asked: it never reaches the server. Back, the page
+/// signs in to find out whether it went through (it did not), and the dialog says so with its
+/// own button for what to do next: the session's words end "(/register again)", a command to
+/// type at the bottom, where the dialog has nowhere to type one (until the forty-first
+/// session it said that). Its Register button then does it.
+async fn lost_registration_scenario(browser: Browser, page: String, _addr: SocketAddr) {
+    let b = &browser;
+    open_page_as(b, &page, Some("gus")).await;
+    js(b, "document.getElementById('sign-in-open').click();").await;
+    wait_for!("the dialog", dialog_open(b).await.then_some(()));
+    js(
+        b,
+        "document.getElementById('nick-input').value = 'gus'; \
+         document.getElementById('password-input').value = 'correct horse battery'; \
+         window.natterDebug.dropSocket(); \
+         document.getElementById('register').click();",
+    )
+    .await;
+    wait_dialog_error(
+        b,
+        "your registration of gus did not go through: the connection dropped before the server \
+         answered, and the server has no account gus with that password; press Register to \
+         try again",
+    )
+    .await;
+    let view = dialog_view(b).await;
+    assert_eq!(view[0], true, "the dialog stays, saying why: {view}");
+    assert_ne!(view[1], "true", "not waiting: {view}");
+    assert_eq!(account_of(b).await, None);
+    js(
+        b,
+        "document.getElementById('password-input').value = 'correct horse battery'; \
+         document.getElementById('register').click();",
+    )
+    .await;
+    wait_for!(
+        "the registration asked again to be taken",
+        (account_of(b).await.as_deref() == Some("gus")).then_some(())
+    );
+    wait_for!("the dialog to close", (!dialog_open(b).await).then_some(()));
+}

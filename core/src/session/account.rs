@@ -105,6 +105,9 @@ pub(super) struct Account {
     /// The new password of a change asked before the sign-in was through, for the
     /// credentials once the server takes it.
     later_password: Option<Password>,
+    /// The new key the server gave this remembered device with that change (before its
+    /// answer), in place of the one the change revokes once it is taken.
+    later_key: Option<DeviceKey>,
     /// A password sign-in given up at a drop ([`Account::drop_unanswered`]), until the next
     /// welcome: a resumed one may show that the server took it after all.
     given_up: Option<Creds>,
@@ -268,6 +271,7 @@ impl Account {
     /// answers it once the sign-in is through (or says we are not signed in); the new password
     /// is kept only if it takes it ([`Account::password_changed`]).
     pub(super) fn change_password(&mut self, new: &Password) {
+        self.later_key = None;
         if self.signed_in.is_none() {
             self.later_password = Some(new.clone());
             return;
@@ -483,9 +487,30 @@ impl Account {
         matches!(self.asking, Some(Ask::ChangePassword { .. }))
     }
 
+    /// A `SignedIn` to `account` with a key now is a password change's new key for this
+    /// remembered device, not a sign-in: one is asked and waits for its answer, or one asked
+    /// before the sign-in was through waits for it, that sign-in to `account` being through.
+    /// (Until the forty-first session the second was taken for a sign-in, and the change's
+    /// answer then dropped the new key with the revoked one: the device was no longer
+    /// remembered, and the page kept the revoked key for its next load.)
+    pub(super) fn rekeys(&self, account: &Nick) -> bool {
+        self.is_changing_password()
+            || (self.later_password.is_some()
+                && self.asking.is_none()
+                && self
+                    .signed_in
+                    .as_ref()
+                    .is_some_and(|a| a.folded() == account.folded()))
+    }
+
     /// The server gave this device a new key in place of the one a password change revoked
     /// (it was remembered, and stays so).
     pub(super) fn rekeyed(&mut self, key: DeviceKey) {
+        if self.later_password.is_some() && !self.is_changing_password() {
+            // The change asked before the sign-in: the key it revokes is kept until its answer.
+            self.later_key = Some(key);
+            return;
+        }
         if self.creds.is_none()
             && let Some(account) = self.signed_in.clone()
         {
@@ -513,9 +538,10 @@ impl Account {
         } else if let Some(new) = self.later_password.take()
             && let Some(creds) = self.creds.as_mut()
         {
-            // Asked before the sign-in was through: the server revoked the device keys.
+            // Asked before the sign-in was through: the server revoked the device keys, and
+            // gave this one a new key if it was remembered.
             creds.password = Some(new);
-            creds.key = None;
+            creds.key = self.later_key.take();
         }
         self.key().is_some()
     }
@@ -526,6 +552,7 @@ impl Account {
         if asked.is_none() {
             // Nothing asked: the refusal of a change asked before the sign-in was through.
             self.later_password = None;
+            self.later_key = None;
         }
         match (asked, kind) {
             // The key was revoked (signed out elsewhere, password changed): the password, once.

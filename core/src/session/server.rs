@@ -107,7 +107,7 @@ impl Session {
                 token,
                 key,
             } => {
-                if let Some(key) = key.clone().filter(|_| self.account.is_changing_password()) {
+                if let Some(key) = key.clone().filter(|_| self.account.rekeys(&account)) {
                     // A password change's new key for this remembered device (the answer
                     // follows): kept, with the new resume token; nothing else changed.
                     self.handshake.token = Some(token);

@@ -3892,6 +3892,61 @@ fn a_remembered_device_keeps_the_new_key_a_password_change_brings() {
     );
 }
 
+/// A remembered device's `/password` typed before its sign-in with the key went through (a page
+/// loaded while its server was away): the server takes the change once the sign-in is through,
+/// revokes every key and gives this device a new one before its answer. That key was taken for
+/// a second sign-in ("you are signed in" again), then dropped by the answer with the revoked
+/// one: the device was no longer remembered, and the page kept the revoked key, with which its
+/// next load failed to sign in.
+#[test]
+fn a_password_change_typed_before_a_key_sign_in_keeps_the_new_key() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+    t.s.handle_input("/password old-password new password", t.now);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    let sent = t.drain_paced();
+    assert!(
+        sent.contains(&sign_in_msg("alice", Proof::Key(DeviceKey([8; 32])), false)),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::ChangePassword { .. })),
+        "{sent:?}"
+    );
+    signed_in(&mut t, "alice", 2, None);
+    t.events();
+    // The server revokes every key, and gives this device a new one before its answer.
+    signed_in(&mut t, "alice", 3, Some(9));
+    t.recv(ServerMsg::PasswordChanged);
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Info(words)] if words.contains("this device stays remembered")),
+        "one line says so, no second sign-in: {evs:?}"
+    );
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    assert_eq!(
+        restarted(&mut t, 4).first(),
+        Some(&sign_in_msg("alice", Proof::Key(DeviceKey([9; 32])), false))
+    );
+}
+
+/// The same change for a device that was not remembered: no new key comes, and the session
+/// keeps none (the one it signed in with, if any, is revoked).
+#[test]
+fn a_password_change_typed_before_the_sign_in_leaves_no_revoked_key() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+    t.s.handle_input("/password old-password new password", t.now);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    t.recv(ServerMsg::PasswordChanged);
+    assert_eq!(t.s.device_key(), None, "every key is revoked by a change");
+}
+
 #[test]
 fn a_line_of_the_account_from_another_device_does_not_settle_ours() {
     let mut t = T::ready(Transport::Stream);
