@@ -594,6 +594,7 @@ fn loaded(bits: u8, passwords: &Passwords) -> Loaded {
             crate::types::DeviceLabel::new("ann's laptop").expect("a label"),
         )],
         away_notes: Vec::new(),
+        known: Vec::new(),
     }
 }
 

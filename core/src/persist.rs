@@ -59,7 +59,13 @@ pub enum Write {
     EndSession(TokenHash),
     /// Forgets every resume session last written before this time.
     EndSessionsBefore(Millis),
-    /// Creates an account, or replaces its password hash (keyed by its folded name).
+    /// Creates an account, or replaces its password hash (keyed by its folded name). Written
+    /// by a hub, it applies only to the account as that hub last held it (a store keeps that:
+    /// [`Loaded::known`]): one the operator removed is not made again, a name the operator
+    /// added again keeps the operator's account, a password the operator set stays (until the
+    /// hub reads the accounts again); the hub's other writes of the account ([`Write::AccountRooms`],
+    /// keys, markers, kept messages, notes) apply likewise, or change nothing. Written as read,
+    /// it is the hub taking up the account as stored.
     Account(AccountRecord),
     /// Forgets an account: its record, rooms, read markers and device keys.
     DropAccount(Nick),
@@ -349,6 +355,15 @@ pub struct Loaded {
     /// account, oldest first. Apart from [`LoadedAccount`], which a cluster's accounts carry
     /// without them. Empty from a store older than that record.
     pub away_notes: Vec<(Nick, Vec<(RoomName, String)>)>,
+    /// Each account as the server last held it (its registration time and password hash; a
+    /// removed one's too), which may differ from [`Loaded::accounts`] where the operator
+    /// changed it while the server was stopped: a name removed and added again (another
+    /// registration time: the rooms' rights naming it were the old account's, and are lifted),
+    /// or a password set (the account's sessions end). The store applies the hub's writes of
+    /// an account only while it is as held here, so a hub takes up each account it reads
+    /// ([`Write::Account`] as read). Empty from a store older than that record, and in a
+    /// cluster.
+    pub known: Vec<AccountRecord>,
 }
 
 /// One room as stored.

@@ -215,8 +215,11 @@ async fn the_store_loads_what_add_wrote_and_passwd_revokes_device_keys() {
         );
     }
 
-    // Two remembered devices, as the hub would store them; passwd revokes both.
+    // Two remembered devices, as the hub would store them (once it read the account and took
+    // it up: the store applies a server's writes of an account only as it last held it);
+    // passwd revokes both.
     {
+        let dora = loaded(d)[0].record.clone();
         let mut store = SqliteStore::open(&Config::new(d)).unwrap();
         let key = |id| KeyRecord {
             id,
@@ -228,6 +231,7 @@ async fn the_store_loads_what_add_wrote_and_passwd_revokes_device_keys() {
             .write(&Batch {
                 id: BatchId(0),
                 writes: vec![
+                    Write::Account(dora),
                     Write::AddKey {
                         account: Nick::new("dora").unwrap(),
                         key: key(1),

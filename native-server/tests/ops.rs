@@ -748,6 +748,72 @@ async fn an_account_removed_and_added_again_before_the_reload_keeps_no_rights() 
     stop(child).await;
 }
 
+/// The operator removes alice's account while the server runs, stops the server and adds
+/// "alice" again for somebody else (`account remove alice`, stop, `account add alice`, start).
+/// What the running server wrote of the old alice after her removal (a room she joined) never
+/// reached the store, so the new account is in none of her rooms; and after the start the new
+/// alice is no founder or operator of #r, which the old one founded: the start tells the two
+/// accounts apart by the registration time the store keeps of the one the server held (until
+/// the forty-first session only a reload could, and the newcomer ran #r).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_removed_and_added_again_while_the_server_was_stopped_keeps_no_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    let (child, _log, addr, _m) = spawn_json(&args).await;
+    let (mut alice, _carol) = alice_founds_r_with_carol_its_operator(addr).await;
+    assert!(account_tool(dir.path(), &["remove", "alice"], "").await);
+    // No reload: the server still takes her for an account, and writes what she does.
+    alice.send("/join #later").await;
+    alice.expect_has("you are in #later").await;
+    alice.send("/quit").await;
+    stop(child).await;
+
+    assert!(account_tool(dir.path(), &["add", "alice"], "somebody else's passphrase").await);
+    let mut store = natter_store::AccountStore::open(&natter_store::Config::new(dir.path()))
+        .expect("the store opens");
+    let newcomer = store
+        .accounts()
+        .expect("the accounts read")
+        .into_iter()
+        .find(|a| a.record.name.as_str() == "alice")
+        .expect("the new alice");
+    assert!(
+        newcomer.rooms.is_empty() && newcomer.read.is_empty(),
+        "nothing of the old alice reached the new one: {newcomer:?}"
+    );
+    drop(store);
+
+    let (child, _log, addr, _m) = spawn_json(&args).await;
+    let (mut newcomer, _) = TextClient::welcomed(addr, "someone").await;
+    newcomer
+        .send("/login alice somebody else's passphrase")
+        .await;
+    newcomer.expect_has("you are signed in as alice").await;
+    newcomer.send("/join #r").await;
+    newcomer.expect_has("you are in #r").await;
+    newcomer.send("/mode #r").await;
+    newcomer
+        .expect_has("#r is not registered; operators: carol")
+        .await;
+    newcomer.send("/topic mine now").await;
+    newcomer
+        .expect_has("only operators set the topic of #r (+t)")
+        .await;
+    newcomer.send("/op alice").await;
+    newcomer
+        .expect_has("only the founder of #r makes operators")
+        .await;
+    stop(child).await;
+}
+
 /// SIGHUP to a server started with flags only (to reload its certificate after a renewal, say)
 /// is not a warning in its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -563,19 +563,40 @@ impl Hub {
     /// them (a reload): new accounts are added, changed hashes replaced, removed accounts
     /// forgotten (their users are guests from then on, and their rooms' rights lifted).
     pub fn load_accounts(&mut self, loaded: Vec<LoadedAccount>) {
+        self.take_up_accounts(loaded, None);
+    }
+
+    /// [`Hub::load_accounts`]; at start-up also given `known`, each account as the server last
+    /// held it ([`crate::persist::Loaded::known`], by folded name). Each account the hub did
+    /// not hold as read is taken up ([`Write::Account`] as read), so that the store applies
+    /// its writes of it. At start-up, an account held at another registration time is another
+    /// account of the name (the operator removed the name and added it again while the server
+    /// was stopped): the old one's rights in the rooms are lifted, and its names returned
+    /// first, to end its resume sessions; an account whose password the operator set meanwhile
+    /// is returned second, to end its sessions as a reload would.
+    pub(super) fn take_up_accounts(
+        &mut self,
+        loaded: Vec<LoadedAccount>,
+        known: Option<&FxHashMap<String, AccountRecord>>,
+    ) -> (Vec<String>, Vec<String>) {
+        let mut again = Vec::new();
+        let mut passwd = Vec::new();
         let mut seen = FxHashSet::default();
         let mut reset = Vec::new();
         // Accounts whose own record the hub has written and the store has not made durable
         // yet (a registration, a `/password`, each maybe waiting for its retry after a failed
         // batch): the store's copy read here is older than the hub's. They stay as the hub
-        // has them; the write lands after, and the next reload reads it.
+        // has them; the write lands after, and the next reload reads it. If the operator
+        // changed the account meanwhile, the write changes nothing (the store applies the
+        // hub's writes of an account only while it is as the hub last held it): the operator's
+        // word stands, and the next reload reads it.
         let unsettled = self
             .durable
             .as_ref()
             .map(|d| d.accounts_unsettled())
             .unwrap_or_default();
         for name in &unsettled {
-            info!(account = %name, "account written and not yet stored: this reload leaves it as it is");
+            info!(account = %name, "account written and not yet stored: this reload leaves it as it is (a change the operator made to it stands in the store: reload again)");
         }
         let loaded: Vec<LoadedAccount> = loaded
             .into_iter()
@@ -607,12 +628,18 @@ impl Hub {
             for k in &la.keys {
                 self.accounts.keys.insert(k.id, (folded.clone(), k.clone()));
             }
+            let stored = self.cluster.is_none() && self.durable.is_some();
+            let mut take_up = None;
             match self.accounts.by_name.get_mut(&folded) {
                 Some(a) => {
                     // A new hash is the operator's `passwd`: the account's sessions end as
                     // at a `/password` (the store revoked its keys too).
                     if a.hash != la.record.hash {
                         reset.push(folded.clone());
+                        // Taken up as read (see below).
+                        if stored {
+                            take_up = Some(la.record.clone());
+                        }
                     }
                     a.hash = la.record.hash;
                     // Keys the store no longer lists were revoked there (`natter-server
@@ -636,6 +663,22 @@ impl Hub {
                     }
                 }
                 None => {
+                    let held = known.map(|k| k.get(&folded));
+                    if let Some(Some(h)) = held {
+                        if h.created != la.record.created {
+                            info!(account = %la.record.name, "account removed and registered again while the server was stopped: the old one's sessions end and its rooms' rights are lifted");
+                            let now = self.now;
+                            self.account_rights_gone(&la.record.name, true, now);
+                            again.push(folded.clone());
+                        } else if h.hash != la.record.hash {
+                            passwd.push(folded.clone());
+                        }
+                    }
+                    // Taken up as read, before any other write of it: the store applies the
+                    // hub's writes of an account only while it is as the hub last held it.
+                    if stored && held.is_none_or(|h| h != Some(&la.record)) {
+                        self.record(Write::Account(la.record.clone()));
+                    }
                     let read = la.read.into_iter().collect();
                     self.accounts.by_name.insert(
                         folded.clone(),
@@ -670,6 +713,9 @@ impl Hub {
                     }
                 }
             }
+            if let Some(record) = take_up {
+                self.record(Write::Account(record));
+            }
         }
         let gone: Vec<String> = self
             .accounts
@@ -682,11 +728,18 @@ impl Hub {
             self.forget_account(&name);
         }
         for name in reset {
-            info!(account = %name, "password set by the operator: the account's sessions end");
-            self.end_sessions(&name, None, self.now);
-            // Nobody proved the new password anywhere yet (see `password_changed`).
-            self.accounts.known.forget(&name);
+            self.operator_set_password(&name);
         }
+        (again, passwd)
+    }
+
+    /// The operator set `account`'s password (`natter-server account passwd`; `account` folded):
+    /// its sessions end as at a `/password`.
+    pub(super) fn operator_set_password(&mut self, account: &str) {
+        info!(%account, "password set by the operator: the account's sessions end");
+        self.end_sessions(account, None, self.now);
+        // Nobody proved the new password anywhere yet (see `password_changed`).
+        self.accounts.known.forget(account);
     }
 
     /// Accounts registered.

@@ -670,10 +670,22 @@ impl Hub {
         self.load_policies(loaded.policies);
         self.server_bans = loaded.server_bans;
         // Accounts before sessions: an always-on account's user is there for its devices.
-        self.load_accounts(loaded.accounts);
+        let known = loaded
+            .known
+            .into_iter()
+            .map(|r| (r.name.folded(), r))
+            .collect();
+        let (again, passwd) = self.take_up_accounts(loaded.accounts, Some(&known));
         self.load_device_labels(loaded.device_labels);
         for s in loaded.sessions {
             if self.tokens.contains_key(&self.devices, s.token_id) {
+                continue;
+            }
+            // A session of an account the operator removed while the server was stopped,
+            // whose name was added again since: the old account's device, nothing of the new
+            // one's. It ends (a resume of it is refused; its device signs in again).
+            if again.contains(&s.nick.folded()) {
+                self.record(Write::EndSession(s.token));
                 continue;
             }
             // Sessions of one nick are devices of one user.
@@ -709,6 +721,11 @@ impl Hub {
         }
         // On the accounts' users, always-on or restored above.
         self.restore_away_notes(away_notes);
+        // Passwords the operator set while the server was stopped: the sessions restored above
+        // end, as at the reload that reads such a password in a running server.
+        for account in passwd {
+            self.operator_set_password(&account);
+        }
         // Accounts removed while the server was down: their rooms' rights go now.
         self.rights_of_accounts_gone(now);
         self.voices_of_guests_gone();

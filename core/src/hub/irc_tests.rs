@@ -5689,6 +5689,7 @@ fn loaded_from(
         server_bans: Vec::new(),
         device_labels: Vec::new(),
         away_notes: Vec::new(),
+        known: Vec::new(),
     }
 }
 

@@ -4390,6 +4390,7 @@ mod durable {
             server_bans: Vec::new(),
             device_labels: labels.into_iter().collect(),
             away_notes: Vec::new(),
+            known: Vec::new(),
         }
     }
 
@@ -6101,6 +6102,61 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// A password the operator set while the server was stopped (`account passwd alice`, then
+    /// the start): the start ends the account's resume sessions, as the reload does in a
+    /// running server (until the forty-first session they resumed, signed in on the old
+    /// password's proof), and takes the account up with its new hash. A start that finds the
+    /// account as the server held it ends nothing.
+    #[test]
+    fn a_password_the_operator_set_while_the_server_was_down_ends_the_accounts_sessions() {
+        use crate::persist::{Loaded, LoadedAccount, TokenHash, Write};
+        let cfg = Config {
+            durable: true,
+            ..config()
+        };
+        let mut t = T::with(cfg.clone());
+        let _a = registered(&mut t, "alice");
+        let (q, tq) = device(&mut t, "q", "alice");
+        t.hub.handle_close(q, t.now);
+        t.pump();
+        let sessions = super::durable::stored(&t).sessions;
+        assert!(sessions.iter().any(|s| s.token == TokenHash::of(&tq)));
+        let held = moderation::accounts_but(&t, &[]);
+        let mut accounts = held.clone();
+        accounts[0].record.hash = crate::accounts::hash_password(
+            &pw("set by the operator"),
+            &[2; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        let start = |known: &[LoadedAccount]| {
+            let mut t2 = T::with(cfg.clone());
+            t2.hub.restore(
+                Loaded {
+                    accounts: accounts.clone(),
+                    sessions: sessions.clone(),
+                    known: known.iter().map(|la| la.record.clone()).collect(),
+                    ..Default::default()
+                },
+                t2.now,
+            );
+            t2.pump();
+            t2
+        };
+        let mut t2 = start(&held);
+        let (_, got) = t2.resume("y", tq.clone(), vec![]);
+        assert_eq!(error_kinds(&got), vec![ErrorKind::ResumeFailed], "{got:?}");
+        let taken_up = Write::Account(accounts[0].record.clone());
+        assert!(
+            t2.batches.iter().any(|b| b.writes.contains(&taken_up)),
+            "taken up with the new hash"
+        );
+        // Held as it is: nothing ends.
+        let mut t3 = start(&accounts);
+        let (_, got) = t3.resume("y", tq, vec![]);
+        assert!(resumed(&got), "{got:?}");
+    }
+
     /// A reload of the accounts reads the store, which does not hold a registration whose
     /// batch failed and waits for its retry (a full disk for a while): the account is the
     /// hub's newer state, not one the operator removed. Its owner stays signed in, and the
@@ -7590,6 +7646,7 @@ mod accounts {
                 server_bans: Vec::new(),
                 device_labels: Vec::new(),
                 away_notes: Vec::new(),
+                known: Vec::new(),
             },
             t2.now,
         );
@@ -8410,6 +8467,7 @@ mod accounts {
                 server_bans: Vec::new(),
                 device_labels: Vec::new(),
                 away_notes: Vec::new(),
+                known: Vec::new(),
             },
             t2.now,
         );
@@ -10075,6 +10133,7 @@ mod moderation {
                 rooms: super::durable::stored(&t).rooms,
                 accounts,
                 away_notes: vec![(nick("bob"), notes)],
+                known: Vec::new(),
                 ..Default::default()
             },
             t2.now,
@@ -10262,6 +10321,7 @@ mod moderation {
                 rooms: super::durable::stored(&t).rooms,
                 accounts,
                 away_notes: vec![(nick("bob"), notes)],
+                known: Vec::new(),
                 ..Default::default()
             },
             t2.now,
@@ -11298,6 +11358,144 @@ mod moderation {
         assert_eq!(
             founder_and_ops(&mut t2, c2, "#r").1,
             vec!["carol".to_owned()]
+        );
+    }
+
+    /// The operator removes alice's account and adds "alice" again while the server is
+    /// stopped (`account remove alice`, `account add alice`, then the start): the store's alice
+    /// is another account, registered later than the one the server last held
+    /// (`Loaded::known`). The rooms name their founder, operators and voices by name; the
+    /// start tells the two apart by the registration time: the old account's rights are lifted
+    /// (the store written), and its resume session ends rather than come back as the new
+    /// account's device. The new alice has none of it; she is taken up (written as read), and
+    /// the start after, which finds her held as she is, lifts and writes nothing.
+    #[test]
+    fn an_account_removed_and_added_again_while_the_server_was_down_keeps_no_rights() {
+        use crate::persist::{Loaded, Write};
+        let cfg = Config {
+            durable: true,
+            ..cfg()
+        };
+        let mut t = T::with(cfg.clone());
+        let (a, _b) = founded(&mut t);
+        let c = signed_up(&mut t, ip("198.51.100.30"), "carol");
+        t.join(c, "#r");
+        act(&mut t, a, "#r", ModAction::Op(nick("carol")));
+        act(&mut t, a, "#r", ModAction::Mode(ModeChange::TopicOps(true)));
+        t.join(c, "#o");
+        act(&mut t, c, "#o", ModAction::Register);
+        act(&mut t, c, "#o", ModAction::Mode(ModeChange::TopicOps(true)));
+        t.join(a, "#o");
+        act(&mut t, c, "#o", ModAction::Op(nick("alice")));
+        act(&mut t, c, "#o", ModAction::Voice(nick("alice")));
+        let policies = vec![
+            (room("#r"), stored_policy(&t, "#r").unwrap()),
+            (room("#o"), stored_policy(&t, "#o").unwrap()),
+        ];
+        let held = accounts_but(&t, &[]);
+        let mut accounts = held.clone();
+        for la in &mut accounts {
+            if la.record.name.as_str() == "alice" {
+                // Another registration (a minute later); the same password, to sign in below.
+                la.record.created = Millis(la.record.created.0 + 60_000);
+            }
+        }
+        let sessions = super::durable::stored(&t).sessions;
+        let old: Vec<_> = sessions
+            .iter()
+            .filter(|s| s.nick.as_str() == "alice")
+            .map(|s| s.token)
+            .collect();
+        assert!(
+            !old.is_empty(),
+            "the old alice's device has a resume session"
+        );
+        let writes = |t: &T| -> Vec<Write> {
+            t.batches
+                .iter()
+                .flat_map(|b| b.writes.iter().cloned())
+                .collect()
+        };
+
+        let mut t2 = T::with(cfg.clone());
+        t2.hub.restore(
+            Loaded {
+                accounts: accounts.clone(),
+                policies,
+                sessions,
+                known: held.iter().map(|la| la.record.clone()).collect(),
+                ..Default::default()
+            },
+            t2.now,
+        );
+        t2.pump();
+        let r = stored_policy(&t2, "#r").expect("the lifted founder is written");
+        assert_eq!(r.founder, None);
+        let o = stored_policy(&t2, "#o").expect("the lifted operator is written");
+        assert_eq!(o.founder, Some(nick("carol")));
+        assert!(o.ops.is_empty() && o.voiced.is_empty(), "{o:?}");
+        let w = writes(&t2);
+        for token in &old {
+            assert!(
+                w.contains(&Write::EndSession(*token)),
+                "the old account's session ends: {w:?}"
+            );
+        }
+        let new = accounts
+            .iter()
+            .find(|la| la.record.name.as_str() == "alice")
+            .unwrap()
+            .record
+            .clone();
+        assert!(
+            w.contains(&Write::Account(new.clone())),
+            "the new alice is taken up as read"
+        );
+        assert!(
+            !w.iter()
+                .any(|x| matches!(x, Write::Account(r) if r.name.as_str() == "carol")),
+            "carol, held as she is, is not written"
+        );
+        let n = t2.bin("newcomer");
+        t2.send(
+            n,
+            &ClientMsg::SignIn {
+                account: nick("alice"),
+                proof: crate::wire::Proof::Password(Password("correct horse".into())),
+                remember: false,
+            },
+        );
+        let got = t2.recv(n);
+        assert!(
+            got.iter().any(|m| matches!(m, ServerMsg::SignedIn { .. })),
+            "{got:?}"
+        );
+        t2.join(n, "#r");
+        t2.join(n, "#o");
+        no_rights(&mut t2, n, "#r", None);
+        no_rights(&mut t2, n, "#o", Some("carol"));
+
+        // The next start finds every account held as it is: nothing lifted, nothing taken up.
+        let policies = vec![
+            (room("#r"), stored_policy(&t2, "#r").unwrap()),
+            (room("#o"), stored_policy(&t2, "#o").unwrap()),
+        ];
+        let mut t3 = T::with(cfg);
+        t3.hub.restore(
+            Loaded {
+                known: accounts.iter().map(|la| la.record.clone()).collect(),
+                accounts,
+                policies,
+                ..Default::default()
+            },
+            t3.now,
+        );
+        t3.pump();
+        let w = writes(&t3);
+        assert!(
+            !w.iter()
+                .any(|x| matches!(x, Write::RoomPolicy { .. } | Write::Account(_))),
+            "{w:?}"
         );
     }
 

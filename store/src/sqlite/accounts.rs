@@ -18,11 +18,105 @@ use natter_core::{Millis, Nick, RoomName, Seq};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use tracing::debug;
+
+/// Who applies an account write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum By {
+    /// The running server's writer: its writes of an account apply only to the account as the
+    /// server last held it (`server_accounts`, see `migrations/020_server_accounts.sql`).
+    Server,
+    /// The operator's tool (`natter-server account …`): its word holds.
+    Operator,
+}
+
+/// The account a write is about, for the writes that belong to one (a key revoked by its id
+/// alone names none: its id is never given out again).
+fn account_of(write: &Write) -> Option<&Nick> {
+    match write {
+        Write::DropAccount(account)
+        | Write::AccountRooms { account, .. }
+        | Write::ReadMarker { account, .. }
+        | Write::AddKey { account, .. }
+        | Write::KeyUsed { account, .. }
+        | Write::KeyLabel { account, .. }
+        | Write::RevokeKeys { account }
+        | Write::HeldDirects { account, .. }
+        | Write::AwayNotes { account, .. } => Some(account),
+        _ => None,
+    }
+}
+
+/// Whether the account named `account` (folded) is stored as the server last held it: the
+/// same registration (its time) and the same password hash.
+fn held_as_stored(tx: &Connection, account: &str) -> Result<bool, WriteError> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM accounts a JOIN server_accounts s ON s.name = a.name
+         WHERE a.name = ?1 AND s.created = a.created AND s.hash = a.hash)",
+    )
+    .and_then(|mut st| st.query_row([account], |r| r.get(0)))
+    .map_err(WriteError::from_sqlite)
+}
+
+/// A server's [`Write::Account`] (a registration, a password change, or the server taking up
+/// the account as the store holds it after reading it): applied, and the account held as
+/// written, unless the operator changed it since the server last held it. Then the operator's
+/// word stands: a removed registration is not made again, a name added again keeps its new
+/// account, a password the operator set stays; the server reads it at its reload.
+fn server_account(tx: &Connection, rec: &AccountRecord) -> Result<(), WriteError> {
+    let sql = WriteError::from_sqlite;
+    let name = rec.name.folded();
+    let created = int("time", rec.created.0)?;
+    let row = |table: &str| -> Result<Option<(i64, String)>, WriteError> {
+        tx.prepare_cached(&format!(
+            "SELECT created, hash FROM {table} WHERE name = ?1"
+        ))
+        .and_then(|mut st| {
+            st.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql)
+    };
+    let (stored, held) = (row("accounts")?, row("server_accounts")?);
+    let applies = match &stored {
+        // A registration, unless it is the one the operator removed since.
+        None => held.as_ref().is_none_or(|(c, _)| *c != created),
+        // Another account of the name: the operator removed this one and added the name again.
+        Some((c, _)) if *c != created => false,
+        // Unchanged since the server held it, or the server takes up the operator's password.
+        Some(s) => held.as_ref() == Some(s) || s.1 == rec.hash.0,
+    };
+    if !applies {
+        debug!(account = %rec.name, "the server's write of an account the operator changed since it read it: not applied");
+        return Ok(());
+    }
+    upsert(tx, rec)?;
+    tx.prepare_cached(
+        "INSERT INTO server_accounts (name, created, hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET created = excluded.created, hash = excluded.hash",
+    )
+    .and_then(|mut st| st.execute(params![name, created, rec.hash.0]))
+    .map(|_| ())
+    .map_err(sql)
+}
 
 /// Applies `write` inside the open transaction `tx` if it is an account write; `Ok(false)` if it
-/// is not one.
-pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> {
+/// is not one. A server's write of an account the operator changed since the server last held
+/// it is taken and changes nothing ([`By::Server`]).
+pub(super) fn apply(tx: &Connection, write: &Write, by: By) -> Result<bool, WriteError> {
     let sql = WriteError::from_sqlite;
+    if by == By::Server {
+        if let Write::Account(rec) = write {
+            server_account(tx, rec)?;
+            return Ok(true);
+        }
+        if let Some(account) = account_of(write)
+            && !held_as_stored(tx, &account.folded())?
+        {
+            debug!(%account, "the server's write of an account the operator changed since it read it: not applied");
+            return Ok(true);
+        }
+    }
     match write {
         Write::Account(rec) => upsert(tx, rec)?,
         Write::DropAccount(name) => {
@@ -34,6 +128,8 @@ pub(super) fn apply(tx: &Connection, write: &Write) -> Result<bool, WriteError> 
                 "DELETE FROM device_keys WHERE account = ?1",
                 "DELETE FROM held_directs WHERE account = ?1",
                 "DELETE FROM away_notes WHERE account = ?1",
+                // Its name and registration time stay (see `server_accounts`), not its hash.
+                "UPDATE server_accounts SET hash = '' WHERE name = ?1",
             ] {
                 tx.prepare_cached(delete)
                     .and_then(|mut st| st.execute([&name]))
@@ -280,6 +376,39 @@ pub(super) fn away_notes(
         match out.last_mut() {
             Some((a, notes)) if *a == account => notes.push((room, words)),
             _ => out.push((account, vec![(room, words)])),
+        }
+    }
+    Ok(out)
+}
+
+/// Each account as the running server last held it (schema 20, `server_accounts`): what
+/// [`Reader::load`] returns as `known`. A row that does not read (only a hand edit makes
+/// one) is left out.
+///
+/// [`Reader::load`]: super::read::Reader::load
+pub(super) fn known(conn: &Connection) -> Result<Vec<AccountRecord>, ReadError> {
+    let sql = ReadError::from_sqlite;
+    let mut st = conn
+        .prepare("SELECT name, created, hash FROM server_accounts ORDER BY name")
+        .map_err(sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(sql)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, created, hash) = row.map_err(sql)?;
+        if let (Ok(name), Ok(created)) = (Nick::new(&name), u64::try_from(created)) {
+            out.push(AccountRecord {
+                name,
+                hash: PasswordHash(hash),
+                created: Millis(created),
+            });
         }
     }
     Ok(out)
@@ -541,7 +670,7 @@ impl AccountStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(WriteError::from_sqlite)?;
         for write in &batch.writes {
-            if !apply(&tx, write)? {
+            if !apply(&tx, write, By::Operator)? {
                 return Err(WriteError::Storage(format!(
                     "not an account write: {write:?}"
                 )));

@@ -135,6 +135,7 @@ impl Reader {
             server_bans: super::policies::server_bans(&tx)?,
             device_labels: super::accounts::labels(&tx)?,
             away_notes: super::accounts::away_notes(&tx)?,
+            known: super::accounts::known(&tx)?,
         })
     }
 

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/017_session_device_key.sql"),
     include_str!("migrations/018_device_label.sql"),
     include_str!("migrations/019_away_notes.sql"),
+    include_str!("migrations/020_server_accounts.sql"),
 ];
 
 /// The schema version this build writes.

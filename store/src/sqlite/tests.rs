@@ -517,11 +517,14 @@ mod accounts {
         assert_eq!(got[1].record.name, nick("bob"));
         assert_eq!(got.len(), 2);
 
-        // A new hash under another case replaces the hash only; new rooms replace the rooms.
+        // A new hash under another case replaces the hash only (a server writes the account's
+        // own registration time: another is another account's, see
+        // `the_servers_writes_of_an_account_the_operator_changed_land_nowhere`); new rooms
+        // replace the rooms.
         write(
             &mut store,
             vec![
-                Write::Account(record("ALICE", "$argon2id$new", 5)),
+                Write::Account(record("ALICE", "$argon2id$new", 1_700_000_000_000)),
                 Write::AccountRooms {
                     account: nick("Alice"),
                     rooms: vec![room("#beta")],
@@ -738,6 +741,181 @@ mod accounts {
             notes_of(&store),
             [("Alice".to_owned(), vec![("#r".to_owned(), words)])]
         );
+    }
+
+    /// Step 20 on a store made by schema 19: each account is held as it is (the server's
+    /// writes of it apply), and loads as known.
+    #[test]
+    fn a_schema_19_store_holds_each_account_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        made_by_schema(dir.path(), 19, ALICE);
+        let mut store = upgraded(dir.path());
+        let loaded = store.reader().unwrap().load(&load_opts()).unwrap();
+        assert_eq!(
+            loaded.known,
+            [record("alice", "$argon2id$a", 1_700_000_000_000)]
+        );
+        write(
+            &mut store,
+            vec![Write::AccountRooms {
+                account: nick("alice"),
+                rooms: vec![room("#r")],
+            }],
+        )
+        .unwrap();
+        assert_eq!(accounts(&store)[0].rooms, [room("#r")]);
+    }
+
+    /// An account is its registration: what the server writes of an account the operator
+    /// changed since the server read it (removed, removed and added again, a password set)
+    /// lands nowhere, so it never reaches another account of the name and never undoes the
+    /// operator's word, until the server takes the account up as stored (its reload, a start).
+    #[test]
+    fn the_servers_writes_of_an_account_the_operator_changed_land_nowhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        let old = record("Alice", "$argon2id$old", 10);
+        write(
+            &mut store,
+            vec![
+                Write::Account(old.clone()),
+                Write::AccountRooms {
+                    account: nick("alice"),
+                    rooms: vec![room("#old")],
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(accounts(&store)[0].rooms, [room("#old")]);
+        let known = |store: &SqliteStore| store.reader().unwrap().load(&load_opts()).unwrap().known;
+        assert_eq!(known(&store), [record("alice", "$argon2id$old", 10)]);
+
+        // `account remove alice`, `account add alice`, while the server runs on.
+        let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+        let operator = |admin: &mut AccountStore, writes: Vec<Write>| {
+            admin
+                .write(&Batch {
+                    id: BatchId(0),
+                    writes,
+                })
+                .unwrap()
+        };
+        operator(&mut admin, vec![Write::DropAccount(nick("alice"))]);
+        let new = record("Alice", "$argon2id$new", 20);
+        operator(&mut admin, vec![Write::Account(new.clone())]);
+        let held = vec![natter_core::persist::HeldDirect {
+            msg: natter_core::wire::DirectMsg {
+                from: nick("bob"),
+                to: nick("Alice"),
+                id: MsgId(1),
+                at: Millis(5),
+                text: Text::new("for the old alice").unwrap(),
+            },
+            notice: false,
+        }];
+        let old_accounts = vec![
+            Write::AccountRooms {
+                account: nick("alice"),
+                rooms: vec![room("#old")],
+            },
+            Write::ReadMarker {
+                account: nick("alice"),
+                room: room("#old"),
+                seq: Seq(3),
+            },
+            Write::AddKey {
+                account: nick("alice"),
+                key: key(1, 1, 11),
+            },
+            Write::HeldDirects {
+                account: nick("alice"),
+                held: held.clone(),
+            },
+            Write::AwayNotes {
+                account: nick("alice"),
+                notes: vec![(room("#old"), "put out".into())],
+            },
+            // The old account's password change, and its registration written again.
+            Write::Account(record("Alice", "$argon2id$changed", 10)),
+            Write::Account(old.clone()),
+        ];
+        write(&mut store, old_accounts.clone()).unwrap();
+        let got = accounts(&store);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].record, new, "the operator's account stands");
+        assert!(
+            got[0].rooms.is_empty()
+                && got[0].read.is_empty()
+                && got[0].keys.is_empty()
+                && got[0].held.is_empty(),
+            "nothing of the old account reaches the new one: {:?}",
+            got[0]
+        );
+        assert!(notes_of(&store).is_empty());
+
+        // The server reads the accounts again and takes the new one up: its writes apply.
+        write(
+            &mut store,
+            vec![
+                Write::Account(new.clone()),
+                Write::AccountRooms {
+                    account: nick("alice"),
+                    rooms: vec![room("#new")],
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(accounts(&store)[0].rooms, [room("#new")]);
+        assert_eq!(known(&store), [record("alice", "$argon2id$new", 20)]);
+
+        // `account passwd alice` while the account's own change is not yet stored: the
+        // operator's password stays, and no key of the old password lands.
+        let set = record("Alice", "$argon2id$set", 20);
+        operator(
+            &mut admin,
+            vec![
+                Write::Account(set.clone()),
+                Write::RevokeKeys {
+                    account: nick("alice"),
+                },
+            ],
+        );
+        write(
+            &mut store,
+            vec![
+                Write::Account(record("Alice", "$argon2id$mine", 20)),
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: key(2, 2, 21),
+                },
+            ],
+        )
+        .unwrap();
+        let got = accounts(&store);
+        assert_eq!(got[0].record, set, "the operator's password stays");
+        assert!(got[0].keys.is_empty());
+        // Taken up at the reload: the server's writes apply again.
+        write(
+            &mut store,
+            vec![
+                Write::Account(set.clone()),
+                Write::AddKey {
+                    account: nick("alice"),
+                    key: key(3, 3, 22),
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(accounts(&store)[0].keys, [key(3, 3, 22)]);
+
+        // `account remove alice`: the server's account written again does not make it again.
+        operator(&mut admin, vec![Write::DropAccount(nick("alice"))]);
+        write(&mut store, vec![Write::Account(set.clone())]).unwrap();
+        assert!(accounts(&store).is_empty(), "the removal stands");
+        // A registration of the name later is another account: made.
+        let later = record("alice", "$argon2id$later", 30);
+        write(&mut store, vec![Write::Account(later.clone())]).unwrap();
+        assert_eq!(accounts(&store)[0].record, later);
     }
 
     /// alice's account as every schema since accounts (3) stores it.

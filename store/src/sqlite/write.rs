@@ -708,7 +708,9 @@ fn apply(
         Write::Presence { .. } | Write::PresenceReset => apply_presence(tx, write)?,
         Write::SeqsUsed { room, upto } => seqs_used(tx, room, *upto)?,
         other => {
-            if !super::accounts::apply(tx, other)? && !super::policies::apply(tx, other)? {
+            if !super::accounts::apply(tx, other, super::accounts::By::Server)?
+                && !super::policies::apply(tx, other)?
+            {
                 // A kind of write this version of the store does not know (a newer hub):
                 // refused, so the batch fails loudly instead of losing it.
                 return Err(WriteError::Storage(format!("unknown write {write:?}")));
