@@ -30,6 +30,7 @@ pub mod moderation;
 pub mod persist;
 pub mod proxy;
 pub mod render;
+pub mod search;
 pub mod session;
 #[cfg(test)]
 mod test_support;

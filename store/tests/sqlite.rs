@@ -1674,3 +1674,54 @@ fn a_schema_5_store_is_upgraded_and_its_sessions_move_on() {
         .unwrap();
     assert_eq!(last_ids(&store, 0), vec![(1, 6, 6)]);
 }
+
+#[test]
+fn unspaced_scripts_and_emoji_are_searchable() {
+    // A run of Chinese, Japanese or Korean characters is not one word (`テキスト` is found in
+    // `日本語テキスト`), and an emoji is a word (it was dropped until the forty-first session).
+    // Each way a line reaches the index: handed over by its commit (held), and read back from
+    // `events` (a rebuild: the index file removed before the next open).
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        "日本語テキストです",
+        "great🎉party tonight",
+        "ok 👍🏽 done",
+        "한국어를 배워요",
+        "plain great words",
+        "中文搜索测试",
+    ];
+    {
+        let mut store = open(dir.path());
+        store
+            .write(&batch(
+                1,
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| say("#x", i as u64 + 1, l)),
+            ))
+            .unwrap();
+        let check = |store: &SqliteStore| {
+            let x = |seqs: &[u64]| -> Vec<(String, u64)> {
+                seqs.iter().map(|s| ("#x".to_owned(), *s)).collect()
+            };
+            assert_eq!(search(store, "テキスト", None), x(&[1]));
+            assert_eq!(search(store, "本語", None), x(&[1]));
+            assert_eq!(search(store, "本日", None), x(&[]), "characters in order");
+            assert_eq!(search(store, "🎉", None), x(&[2]));
+            assert_eq!(search(store, "great", None), x(&[5, 2]));
+            assert_eq!(search(store, "🎉 tonight", None), x(&[2]));
+            assert_eq!(search(store, "🎈", None), x(&[]));
+            assert_eq!(search(store, "👍", None), x(&[3]), "with its skin tone");
+            assert_eq!(search(store, "한국어", None), x(&[4]));
+            assert_eq!(search(store, "搜索", None), x(&[6]));
+        };
+        check(&store);
+        drop(store);
+        std::fs::remove_file(dir.path().join(natter_store::sqlite::SEARCH_FILE)).unwrap();
+        // Rebuilt in the background at open, and finished by the close.
+        drop(open(dir.path()));
+        let store = open(dir.path());
+        check(&store);
+    }
+}

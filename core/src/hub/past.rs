@@ -1036,10 +1036,12 @@ impl Room {
 }
 
 /// The words of `s` as the store's search index splits them (SQLite's `unicode61` with
-/// `remove_diacritics 2`): runs of letters and digits, in lower case, their accents taken off
-/// (`Café` is `cafe`); everything else separates them.
-fn search_tokens(s: &str) -> impl Iterator<Item = String> + '_ {
-    s.split(|c: char| !c.is_alphanumeric())
+/// `remove_diacritics 2`, over [`crate::search::searchable`]): runs of letters and digits, in
+/// lower case, their accents taken off (`Café` is `cafe`), each character of a script written
+/// without spaces and each emoji a word of its own; everything else separates them.
+fn search_tokens(s: &str) -> Vec<String> {
+    crate::search::searchable(s)
+        .split(|c: char| !crate::search::word_char(c))
         .filter(|w| !w.is_empty())
         .map(|w| {
             w.nfd()
@@ -1047,24 +1049,26 @@ fn search_tokens(s: &str) -> impl Iterator<Item = String> + '_ {
                 .flat_map(char::to_lowercase)
                 .collect()
         })
+        .collect()
 }
 
 /// What a search for `typed` asks for, as the store reads it: each of its first
-/// [`SEARCH_MAX_WORDS`] whitespace-separated words that holds a letter or digit, as the phrase
-/// of its tokens (`don't` is `don` next to `t`). Empty when none holds one: nothing matches.
+/// [`SEARCH_MAX_WORDS`] whitespace-separated words that holds something to find (a letter, a
+/// digit, an emoji), as the phrase of its tokens (`don't` is `don` next to `t`, `テキスト` is
+/// `テ` `キ` `ス` `ト`). Empty when none holds one: nothing matches.
 fn search_phrases(typed: &str) -> Vec<Vec<String>> {
     typed
         .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .filter(|w| crate::search::findable(w))
         .take(SEARCH_MAX_WORDS)
-        .map(|w| search_tokens(w).collect())
+        .map(search_tokens)
         .collect()
 }
 
 /// Whether `text` holds every phrase (and there is one): each phrase's tokens next to each
 /// other, in order.
 fn holds_phrases(text: &str, phrases: &[Vec<String>]) -> bool {
-    let tokens: Vec<String> = search_tokens(text).collect();
+    let tokens = search_tokens(text);
     !phrases.is_empty()
         && phrases.iter().all(|p| {
             !p.is_empty()
@@ -1104,6 +1108,28 @@ mod tests {
         assert!(find("5", "line 5"));
         assert!(!find("5", "line 15"));
         assert!(!find("!!", "wow !!"), "no letter or digit: nothing matches");
+    }
+
+    #[test]
+    fn unspaced_scripts_and_emoji_are_found_as_the_store_finds_them() {
+        let find = |typed: &str, line: &str| holds_phrases(line, &search_phrases(typed));
+        assert!(
+            find("テキスト", "日本語テキストです"),
+            "a piece of a Japanese line"
+        );
+        assert!(find("本語", "日本語テキスト"));
+        assert!(!find("本日", "日本語テキスト"), "its characters in order");
+        assert!(
+            find("한국어", "한국어를 배워요"),
+            "a Korean word with its particle"
+        );
+        assert!(find("🎉", "great🎉party"));
+        assert!(
+            find("great", "great🎉party"),
+            "the word beside it still found"
+        );
+        assert!(find("👍", "ok 👍🏽"), "a thumb with its skin tone");
+        assert!(!find("🎈", "great🎉party"));
     }
 
     /// Lines with seqs 10, 12, 14, ... (others' events between them), said at seq × 1000 ms.

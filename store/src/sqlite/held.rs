@@ -7,9 +7,11 @@
 //! `INSERT … SELECT` over `rarray` (the held ids), with two SQL functions of this connection
 //! handing out each line's text and room by its position.
 
+use natter_core::search::searchable;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -60,9 +62,26 @@ impl Held {
             let i = position(ctx.get::<i64>(0)?)?;
             let mut lines = lock(&lines);
             let line = lines.get_mut(i).ok_or_else(|| missing(i))?;
-            // Each line's text is asked for once: handed over, not copied.
-            Ok(std::mem::take(&mut line.text))
+            // Each line's text is asked for once: handed over, not copied (unless a script
+            // without spaces or an emoji in it must be set apart).
+            let text = std::mem::take(&mut line.text);
+            Ok(match searchable(&text) {
+                Cow::Borrowed(_) => text,
+                Cow::Owned(apart) => apart,
+            })
         })?;
+        // The text of lines read back from `events` (`INDEX_RANGE_SQL`), read the same way.
+        conn.create_scalar_function(
+            "natter_searchable",
+            1,
+            flags | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let text = ctx.get_raw(0);
+                Ok(text
+                    .as_str_or_null()?
+                    .map(|text| searchable(text).into_owned()))
+            },
+        )?;
         let lines = Arc::clone(&shared);
         conn.create_scalar_function("natter_held_room", 1, flags, move |ctx| {
             let i = position(ctx.get::<i64>(0)?)?;

@@ -41,10 +41,12 @@ pub const SEARCH_FILE: &str = "search.db";
 /// `PRAGMA application_id` of an index file: "NTS1" in ASCII.
 const APPLICATION_ID: i32 = 0x4e54_5331;
 
-/// The index file's schema version: another one is rebuilt, not migrated, except what
-/// [`upgrade`] brings up in place. 2: FTS5 merges [`AUTOMERGE`] segments at a time while
-/// indexing (1 merged at its default 4).
-const VERSION: i32 = 2;
+/// The index file's schema version: another one is rebuilt, not migrated. 3: the text indexed
+/// is [`natter_core::search::searchable`]'s, where each character of a script written without
+/// spaces (Chinese, Japanese, Korean, Thai...) and each emoji is a word of its own. Versions 1
+/// and 2 took such a run for one word and dropped emoji, so they are rebuilt at the first start
+/// (in steps, in the background: until it catches up, a search misses the older lines).
+const VERSION: i32 = 3;
 
 /// FTS5's `automerge`: a level's segments are merged once this many are there, while indexing
 /// (FTS5's default is 4). Each merge rewrites every line it holds, so with 8 a line is
@@ -120,7 +122,7 @@ pub(super) const STEP_BEGIN: rusqlite::TransactionBehavior =
 /// Indexes the chat lines with an event id in `?1 < id <= ?2`, read back from `events`.
 /// The rows holding them start after `?1 - ROW_EVENTS`; their events are picked out of them.
 pub(super) const INDEX_RANGE_SQL: &str = "INSERT INTO events_fts (rowid, text, room)
-    SELECT e.id + j.key, j.value ->> 4, e.room FROM store.events e, json_each(e.frames) j
+    SELECT e.id + j.key, natter_searchable(j.value ->> 4), e.room FROM store.events e, json_each(e.frames) j
     WHERE e.id > ?1 - 256 AND e.id <= ?2 AND e.id + j.key > ?1 AND e.id + j.key <= ?2
       AND j.value ->> 2 IN (0, 1)";
 
@@ -300,11 +302,9 @@ impl Indexer {
         stored: i64,
     ) -> Result<Indexer, OpenError> {
         let boot = boot_id();
-        let state = match Indexer::connect(path, db).and_then(|conn| {
-            Ok(upgrade(&conn)
-                .and_then(|()| read_state(&conn))?
-                .map(|s| (conn, s)))
-        }) {
+        let state = match Indexer::connect(path, db)
+            .and_then(|conn| Ok(read_state(&conn)?.map(|s| (conn, s))))
+        {
             Ok(state) => state,
             // A file this process cannot write to now (a full disk, no rights) is not a reason
             // to rebuild it: removing it would free the very room whose lack is the error, and
@@ -664,24 +664,6 @@ impl Indexer {
     pub(crate) fn sql(&self, sql: &str) -> rusqlite::Result<()> {
         self.conn.execute_batch(sql)
     }
-}
-
-/// Brings an index file of an older version up to [`VERSION`] in place where only a setting
-/// differs: version 1 is version 2 with FTS5's default `automerge`, so an upgraded server keeps
-/// its index instead of rebuilding it (searches would miss the older lines for as long as a
-/// rebuild takes). Any other version is left to [`read_state`], which refuses it.
-fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
-    let app: i32 = conn.pragma_query_value(Some("main"), "application_id", |r| r.get(0))?;
-    let version: i32 = conn.pragma_query_value(Some("main"), "user_version", |r| r.get(0))?;
-    if app == APPLICATION_ID && version == 1 {
-        conn.execute_batch(&format!(
-            "BEGIN;
-             INSERT INTO events_fts (events_fts, rank) VALUES ('automerge', {AUTOMERGE});
-             PRAGMA main.user_version = {VERSION};
-             COMMIT;"
-        ))?;
-    }
-    Ok(())
 }
 
 fn read_state(conn: &Connection) -> rusqlite::Result<Option<State>> {

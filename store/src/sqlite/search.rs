@@ -80,19 +80,23 @@ struct RowSeen {
     at: Vec<(usize, usize)>,
 }
 
-/// The phrases for `typed`: its first [`SEARCH_MAX_WORDS`] words that hold a letter or digit,
-/// each quoted, in the `text` column. Empty when no word holds anything the index stores (then
+/// The phrases for `typed`: its first [`SEARCH_MAX_WORDS`] words that hold something to find
+/// (a letter, a digit, an emoji), each read as the index reads lines
+/// ([`natter_core::search::searchable`]) and quoted, in the `text` column. Empty when no word holds anything the index stores (then
 /// nothing can match).
 ///
 /// A word is split again by the index's tokenizer inside its quotes, so `don't` is the phrase
 /// `don t` and `foo-bar` the phrase `foo bar`: they match those words next to each other, as
-/// the person meant.
+/// the person meant; `テキスト` is the phrase `テ キ ス ト`, found inside `日本語テキスト`.
 pub(crate) fn phrases(typed: &str) -> Vec<String> {
     natter_core::types::sanitize(typed)
         .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .filter(|w| natter_core::search::findable(w))
         .take(SEARCH_MAX_WORDS)
-        .map(|w| format!("text : \"{}\"", w.replace('"', "\"\"")))
+        .map(|w| {
+            let w = natter_core::search::searchable(w);
+            format!("text : \"{}\"", w.replace('"', "\"\""))
+        })
         .collect()
 }
 
@@ -357,7 +361,9 @@ mod tests {
     #[test]
     fn nothing_searchable_is_no_phrase() {
         assert!(phrases("").is_empty());
-        assert!(phrases("  * - \" : ( ) 😀 \u{0}").is_empty());
+        assert!(phrases("  * - \" : ( ) \u{FE0F} \u{0}").is_empty());
+        // An emoji is something to find (since the forty-first session): its stand-in.
+        assert_eq!(phrases("* 😀 -").len(), 1);
     }
 
     #[test]
