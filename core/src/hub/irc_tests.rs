@@ -5105,6 +5105,62 @@ fn an_opered_signed_in_users_takeover_makes_the_admin_account_founder_not_its_ow
     assert_eq!(held, Some(nick("alice")));
 }
 
+/// A `TAKEOVER` (here through `OPER`) for an admin account that is not in the channel: the
+/// members are told who the founder is (the server's `NOTICE`), and nobody is given a
+/// `MODE #club +o alice`, which named someone not there (IRC servers refuse a `+o` of a nick
+/// not in the channel, `441`, and send no such line). The founder is opped when it joins, as
+/// any operator is. Until the forty-first session the `+o` came all the same.
+#[test]
+fn a_takeover_for_a_founder_not_in_the_channel_gives_no_plus_o() {
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #club"]);
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.lines(bob);
+    n.send(c, &["TAKEOVER #club"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc NOTICE carol :you took over #club for alice: alice is its founder"]
+    );
+    assert_eq!(
+        n.lines(bob),
+        [":natter.irc NOTICE #club :*** carol set #club founder alice"]
+    );
+    // In the channel, the founder has its `@` from the join on.
+    n.send_bin(
+        a,
+        &ClientMsg::Join {
+            room: room("#club"),
+        },
+    );
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(bob),
+        [
+            ":alice!alice@natter JOIN #club",
+            ":natter.irc MODE #club +o alice"
+        ]
+    );
+    // An admin signed in to its account, taking over a room it is not in, is no member either.
+    n.send(bob, &["JOIN #den"]);
+    n.advance(1_000);
+    n.lines(bob);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(crate::wire::AdminAction::TakeOver(room("#den"))),
+    );
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(bob),
+        [":natter.irc NOTICE #den :*** alice set #den founder alice"]
+    );
+}
+
 /// `MODE #r +bb bob carol` (irssi's `/ban bob carol`) bans two guests in one instant, each by
 /// nick and address. Both gone, `MODE #r -b bob` tells that bob's address still holds, and
 /// not carol's: the address a nick's ban added is the one set with it, not every address

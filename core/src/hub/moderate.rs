@@ -1319,7 +1319,7 @@ impl Hub {
     /// The member of `room` called `nick`, here or (in a cluster) on another node; else why
     /// not: nobody has the nick (`NoSuchNick`, IRC's `401`), or whoever has it is not in the
     /// room (`NotInRoom`, IRC's `441`).
-    fn in_room(&self, nick: &Nick, room: &RoomName) -> Result<Nick, Refusal> {
+    pub(super) fn in_room(&self, nick: &Nick, room: &RoomName) -> Result<Nick, Refusal> {
         match self.named(nick) {
             Ok((target, tnick)) if self.member_of(target, room) => Ok(tnick),
             Ok((_, tnick)) => Err(not_in(&tnick, room)),

@@ -1168,7 +1168,9 @@ pub(crate) struct EventRef<'a> {
 
 /// What a live join tells of the joiner besides the join itself, found once per broadcast:
 /// IRC words it as lines after the `JOIN` (nick lists and away states are kept by clients
-/// from lines, not asked for again).
+/// from lines, not asked for again). For an admin's take-over (`founder NAME`), the new
+/// founder's standing alone: `@` when it is in the room, else empty (IRC's `MODE +o` names
+/// members only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Joiner {
     /// Its standing in the room: `@` an operator, `+` voiced, `@+` both, empty otherwise.

@@ -1890,8 +1890,12 @@ impl Irc {
                     &[room, &fit(&words, budget)],
                     true,
                 );
-                // A new founder is an operator: nick lists learn it from a `+o`.
-                if let Some(founder) = change.as_str().strip_prefix("founder ") {
+                // A new founder is an operator: nick lists learn it from a `+o`, when it is in
+                // the channel (`joiner`: the hub looked); else it is opped when it joins. Until
+                // the forty-first session the `+o` named a founder not there too.
+                if let Some(founder) = change.as_str().strip_prefix("founder ")
+                    && joiner.standing == "@"
+                {
                     l.from(&tags, l.server, "MODE", &[room, "+o", founder], false);
                 }
             }
