@@ -4280,7 +4280,7 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
         l,
         [
             ":natter.irc NOTICE #v :*** alice set #v close: closing time",
-            ":bob!bob@natter PART #v",
+            ":bob!bob@natter PART #v :Channel closed by alice: closing time",
         ]
     );
     n.send_bin(
@@ -4397,7 +4397,7 @@ fn an_admin_closes_a_room_with_close() {
         n.lines(b),
         [
             ":natter.irc NOTICE #v :*** alice set #v close: closing time",
-            ":bob!bob@natter PART #v",
+            ":bob!bob@natter PART #v :Channel closed by alice: closing time",
         ]
     );
     assert!(!n.hub.rooms.contains_key(&room("#v")));
@@ -4411,6 +4411,26 @@ fn an_admin_closes_a_room_with_close() {
     assert_eq!(
         l[1],
         ":natter.irc NOTICE alice :you closed #w: its 1 member left it"
+    );
+    // Each member's PART says why (irssi and WeeChat show a PART's reason), also when the
+    // close gave none. Until the forty-first session it gave none, the NOTICE alone saying why.
+    let l = n.lines(b);
+    assert_eq!(
+        l[l.len().saturating_sub(2)..],
+        [
+            ":natter.irc NOTICE #w :*** alice set #w close",
+            ":bob!bob@natter PART #w :Channel closed by alice",
+        ],
+        "{l:?}"
+    );
+    // The next PART of the user's own is its own again.
+    n.send(b, &["JOIN #x", "PART #x :bye"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some(":bob!bob@natter PART #x :bye"),
+        "{l:?}"
     );
 }
 

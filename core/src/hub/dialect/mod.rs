@@ -299,6 +299,12 @@ pub(crate) trait Dialect {
         let _ = room;
     }
 
+    /// The user is leaving `room` because a server admin (`by`, when known) closed it, with
+    /// `reason`: the close's event said so, and `left` and `Parted` follow.
+    fn closed(&mut self, room: &RoomName, by: Option<&Nick>, reason: Option<&str>) {
+        let _ = (room, by, reason);
+    }
+
     /// The user took a server admin's powers (IRC's `OPER`): IRC's user modes show `o`.
     fn opered(&mut self) {}
 
@@ -470,6 +476,9 @@ impl AnyDialect {
     }
     pub(crate) fn kicked(&mut self, room: &RoomName) {
         self.inner_mut().kicked(room);
+    }
+    pub(crate) fn closed(&mut self, room: &RoomName, by: Option<&Nick>, reason: Option<&str>) {
+        self.inner_mut().closed(room, by, reason);
     }
     pub(crate) fn opered(&mut self) {
         self.inner_mut().opered();

@@ -544,13 +544,20 @@ impl Irc {
             ServerMsg::Parted { room } if self.kicked.as_ref() == Some(room) => {}
             ServerMsg::Parted { room } => {
                 let tags = self.own_tags(l, at);
-                match self.running.as_ref().and_then(|r| r.reason.as_ref()) {
+                // Closed by an admin: why, as a PART's reason (irssi and WeeChat show it).
+                let closed = self
+                    .closed
+                    .as_ref()
+                    .filter(|(r, _)| r == room)
+                    .map(|(_, why)| why.as_str());
+                let asked = self.running.as_ref().and_then(|r| r.reason.as_ref());
+                match closed.or(asked.map(Text::as_str)) {
                     // Cut as the others read it (`fit`, below), not whole as it was typed.
                     Some(reason) => l.from(
                         &tags,
                         &src,
                         "PART",
-                        &[room.as_str(), &fit(reason.as_str(), 300)],
+                        &[room.as_str(), &fit(reason, 300)],
                         true,
                     ),
                     None => l.from(&tags, &src, "PART", &[room.as_str()], false),
