@@ -5125,6 +5125,50 @@ fn an_opered_signed_in_users_takeover_makes_the_admin_account_founder_not_its_ow
     assert_eq!(held, Some(nick("alice")));
 }
 
+/// The server's `MODE +o` after a room's registration (`MODE #m +r`) or an admin's take-over
+/// carries no msgid: the event's msgid names the event's own line (IRCv3 message-ids: one
+/// message each), and clients that drop a msgid they have seen dropped the `+o`. Until the
+/// forty-first session both lines carried it.
+#[test]
+fn the_servers_plus_o_after_a_registration_or_takeover_repeats_no_msgid() {
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    let b = n.client("bob", &["message-tags"]);
+    n.send(c, &["JOIN #m"]);
+    n.send(b, &["JOIN #m"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.send(c, &["MODE #m +r"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(
+        l[0].contains("msgid=m/") && l[0].ends_with(" :alice!alice@natter MODE #m +r"),
+        "{l:?}"
+    );
+    assert!(!l[1].contains("msgid="), "{l:?}");
+    assert_eq!(l[1], ":natter.irc MODE #m +o alice");
+    // A take-over of a room alice is in: the NOTICE is the event's line, the `+o` added.
+    n.send(c, &["JOIN #t"]);
+    n.send(b, &["JOIN #t"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(crate::wire::AdminAction::TakeOver(room("#t"))),
+    );
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(
+        l[0].contains("msgid=t/") && l[0].ends_with(" NOTICE #t :*** alice set #t founder alice"),
+        "{l:?}"
+    );
+    assert!(!l[1].contains("msgid="), "{l:?}");
+    assert_eq!(l[1], ":natter.irc MODE #t +o alice");
+}
+
 /// A `TAKEOVER` (here through `OPER`) for an admin account that is not in the channel: the
 /// members are told who the founder is (the server's `NOTICE`), and nobody is given a
 /// `MODE #club +o alice`, which named someone not there (IRC servers refuse a `+o` of a nick

@@ -1883,7 +1883,13 @@ impl Irc {
                 } else {
                     "-ov"
                 };
-                l.from(&tags, l.server, "MODE", &[room, letters, nick, nick], false);
+                l.from(
+                    &added,
+                    l.server,
+                    "MODE",
+                    &[room, letters, nick, nick],
+                    false,
+                );
             }
             // A change IRC has no mode for (an admin's take-over, `founder NAME`, or close,
             // `close: reason`) is told in words: as a MODE line its words would read as letters.
@@ -1903,7 +1909,7 @@ impl Irc {
                 if let Some(founder) = change.as_str().strip_prefix("founder ")
                     && joiner.standing == "@"
                 {
-                    l.from(&tags, l.server, "MODE", &[room, "+o", founder], false);
+                    l.from(&added, l.server, "MODE", &[room, "+o", founder], false);
                 }
             }
             // Each member gets its own `+k` line (`Note::KeySet`): the event does not hold the
@@ -1917,10 +1923,13 @@ impl Irc {
                 let shown = names::mode_change(change.as_str());
                 params.extend(shown.split(' ').filter(|w| !w.is_empty()));
                 l.from(&tags, &src, "MODE", &params, false);
-                // Registering a room makes its registrant the founder, an operator.
+                // Registering a room makes its registrant the founder, an operator. (Each
+                // line the server adds carries no msgid of its own: the event's names the
+                // event's line alone, as a msgid names one message; until the forty-first
+                // session these `MODE`s repeated it.)
                 if change.as_str() == "+r" {
                     l.from(
-                        &tags,
+                        &added,
                         l.server,
                         "MODE",
                         &[room, "+o", ev.from.as_str()],
