@@ -194,6 +194,17 @@ impl Hub {
                 },
                 realname: user.map(|(uid, u)| self.ident_of(uid, u).realname),
             }
+        } else if let EventKind::Mode { change } = &ev.kind
+            && let Some(founder) = change.as_str().strip_prefix("founder ")
+        {
+            // An admin's take-over: IRC's nick lists learn the new founder's `@` from a
+            // `MODE +o`, which names a member only (IRC servers give nobody a `+o` of a nick
+            // not in the channel): one not in it is opped when it joins, as any operator is.
+            let here = Nick::new(founder).is_ok_and(|f| self.in_room(&f, room).is_ok());
+            Joiner {
+                standing: if here { "@" } else { "" },
+                ..Joiner::default()
+            }
         } else {
             Joiner::default()
         };

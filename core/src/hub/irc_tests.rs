@@ -4280,7 +4280,7 @@ fn an_admins_take_over_and_close_are_notices_and_a_server_ban_is_465_then_error(
         l,
         [
             ":natter.irc NOTICE #v :*** alice set #v close: closing time",
-            ":bob!bob@natter PART #v",
+            ":bob!bob@natter PART #v :Channel closed by alice: closing time",
         ]
     );
     n.send_bin(
@@ -4397,7 +4397,7 @@ fn an_admin_closes_a_room_with_close() {
         n.lines(b),
         [
             ":natter.irc NOTICE #v :*** alice set #v close: closing time",
-            ":bob!bob@natter PART #v",
+            ":bob!bob@natter PART #v :Channel closed by alice: closing time",
         ]
     );
     assert!(!n.hub.rooms.contains_key(&room("#v")));
@@ -4411,6 +4411,26 @@ fn an_admin_closes_a_room_with_close() {
     assert_eq!(
         l[1],
         ":natter.irc NOTICE alice :you closed #w: its 1 member left it"
+    );
+    // Each member's PART says why (irssi and WeeChat show a PART's reason), also when the
+    // close gave none. Until the forty-first session it gave none, the NOTICE alone saying why.
+    let l = n.lines(b);
+    assert_eq!(
+        l[l.len().saturating_sub(2)..],
+        [
+            ":natter.irc NOTICE #w :*** alice set #w close",
+            ":bob!bob@natter PART #w :Channel closed by alice",
+        ],
+        "{l:?}"
+    );
+    // The next PART of the user's own is its own again.
+    n.send(b, &["JOIN #x", "PART #x :bye"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some(":bob!bob@natter PART #x :bye"),
+        "{l:?}"
     );
 }
 
@@ -5103,6 +5123,106 @@ fn an_opered_signed_in_users_takeover_makes_the_admin_account_founder_not_its_ow
         .and_then(|r| r.policy.as_ref());
     let held = held.and_then(|p| p.founder.clone());
     assert_eq!(held, Some(nick("alice")));
+}
+
+/// The server's `MODE +o` after a room's registration (`MODE #m +r`) or an admin's take-over
+/// carries no msgid: the event's msgid names the event's own line (IRCv3 message-ids: one
+/// message each), and clients that drop a msgid they have seen dropped the `+o`. Until the
+/// forty-first session both lines carried it.
+#[test]
+fn the_servers_plus_o_after_a_registration_or_takeover_repeats_no_msgid() {
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let (c, _) = sasl_client(&mut n, "alice", "");
+    let b = n.client("bob", &["message-tags"]);
+    n.send(c, &["JOIN #m"]);
+    n.send(b, &["JOIN #m"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.send(c, &["MODE #m +r"]);
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(
+        l[0].contains("msgid=m/") && l[0].ends_with(" :alice!alice@natter MODE #m +r"),
+        "{l:?}"
+    );
+    assert!(!l[1].contains("msgid="), "{l:?}");
+    assert_eq!(l[1], ":natter.irc MODE #m +o alice");
+    // A take-over of a room alice is in: the NOTICE is the event's line, the `+o` added.
+    n.send(c, &["JOIN #t"]);
+    n.send(b, &["JOIN #t"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(crate::wire::AdminAction::TakeOver(room("#t"))),
+    );
+    n.advance(1_000);
+    let l = n.lines(b);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(
+        l[0].contains("msgid=t/") && l[0].ends_with(" NOTICE #t :*** alice set #t founder alice"),
+        "{l:?}"
+    );
+    assert!(!l[1].contains("msgid="), "{l:?}");
+    assert_eq!(l[1], ":natter.irc MODE #t +o alice");
+}
+
+/// A `TAKEOVER` (here through `OPER`) for an admin account that is not in the channel: the
+/// members are told who the founder is (the server's `NOTICE`), and nobody is given a
+/// `MODE #club +o alice`, which named someone not there (IRC servers refuse a `+o` of a nick
+/// not in the channel, `441`, and send no such line). The founder is opped when it joins, as
+/// any operator is. Until the forty-first session the `+o` came all the same.
+#[test]
+fn a_takeover_for_a_founder_not_in_the_channel_gives_no_plus_o() {
+    let mut n = with_admin_alice();
+    let a = registered(&mut n, "alice");
+    let bob = n.client("bob", &[]);
+    n.send(bob, &["JOIN #club"]);
+    let c = n.client("carol", &[]);
+    n.send(c, &["OPER alice :correct horse"]);
+    n.advance(1_000);
+    assert_eq!(numerics(&n.lines(c))[0], "381");
+    n.lines(bob);
+    n.send(c, &["TAKEOVER #club"]);
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(c),
+        [":natter.irc NOTICE carol :you took over #club for alice: alice is its founder"]
+    );
+    assert_eq!(
+        n.lines(bob),
+        [":natter.irc NOTICE #club :*** carol set #club founder alice"]
+    );
+    // In the channel, the founder has its `@` from the join on.
+    n.send_bin(
+        a,
+        &ClientMsg::Join {
+            room: room("#club"),
+        },
+    );
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(bob),
+        [
+            ":alice!alice@natter JOIN #club",
+            ":natter.irc MODE #club +o alice"
+        ]
+    );
+    // An admin signed in to its account, taking over a room it is not in, is no member either.
+    n.send(bob, &["JOIN #den"]);
+    n.advance(1_000);
+    n.lines(bob);
+    n.send_bin(
+        a,
+        &ClientMsg::Admin(crate::wire::AdminAction::TakeOver(room("#den"))),
+    );
+    n.advance(1_000);
+    assert_eq!(
+        n.lines(bob),
+        [":natter.irc NOTICE #den :*** alice set #den founder alice"]
+    );
 }
 
 /// `MODE #r +bb bob carol` (irssi's `/ban bob carol`) bans two guests in one instant, each by

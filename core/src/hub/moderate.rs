@@ -900,15 +900,16 @@ impl Hub {
                 // quietly: O(members), not a kick per member to everyone left.
                 if let Ok(change) = Text::new(&words) {
                     let kind = EventKind::Mode { change };
-                    self.broadcast(&room, me, kind, now, Skip::None, None);
+                    self.broadcast(&room, me.clone(), kind, now, Skip::None, None);
                 }
                 let done = AdminDone::Closed {
                     room: room.clone(),
                     members: members.len(),
                 };
+                let why = reason.as_ref().map(Text::as_str);
                 for m in members {
                     self.keep_away_note(m, &room, away_words.clone());
-                    self.leave_room(m, &room);
+                    self.leave_closed(m, &room, Some(&me), why);
                 }
                 self.drop_if_empty(&room);
                 self.reply(conn, Reply::Note(Note::AdminDone(done)));
@@ -1319,7 +1320,7 @@ impl Hub {
     /// The member of `room` called `nick`, here or (in a cluster) on another node; else why
     /// not: nobody has the nick (`NoSuchNick`, IRC's `401`), or whoever has it is not in the
     /// room (`NotInRoom`, IRC's `441`).
-    fn in_room(&self, nick: &Nick, room: &RoomName) -> Result<Nick, Refusal> {
+    pub(super) fn in_room(&self, nick: &Nick, room: &RoomName) -> Result<Nick, Refusal> {
         match self.named(nick) {
             Ok((target, tnick)) if self.member_of(target, room) => Ok(tnick),
             Ok((_, tnick)) => Err(not_in(&tnick, room)),

@@ -848,6 +848,25 @@ impl Hub {
         self.leave_room(uid, room);
     }
 
+    /// `uid` leaves `room`, which a server admin (`by`, when known) closed with `reason` (its
+    /// event was sent): it leaves on every device, whose dialects may say why (IRC's `PART`
+    /// gives it as its reason).
+    pub(super) fn leave_closed(
+        &mut self,
+        uid: UserId,
+        room: &RoomName,
+        by: Option<&Nick>,
+        reason: Option<&str>,
+    ) {
+        let on: Vec<ConnId> = self.user_conns(uid).collect();
+        for c in on {
+            if let Some(d) = self.conns.get_mut(&c).and_then(|c| c.dialect_mut()) {
+                d.closed(room, by, reason);
+            }
+        }
+        self.leave_room(uid, room);
+    }
+
     fn leave_room_from(&mut self, uid: UserId, room: &RoomName, first: Option<ConnId>) -> bool {
         let room = room.clone();
         let Some(u) = self.users.get_mut(&uid) else {

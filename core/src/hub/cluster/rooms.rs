@@ -277,10 +277,11 @@ impl Hub {
                 _ => found,
             });
         let (by, reason) = close.unzip();
-        let words = Self::closed_words(room, by.as_ref(), reason.flatten().as_deref());
+        let reason = reason.flatten();
+        let words = Self::closed_words(room, by.as_ref(), reason.as_deref());
         for m in members {
             self.keep_away_note(m, room, words.clone());
-            self.leave_room(m, room);
+            self.leave_closed(m, room, by.as_ref(), reason.as_deref());
         }
         self.drop_if_empty(room);
     }

@@ -299,6 +299,12 @@ pub(crate) trait Dialect {
         let _ = room;
     }
 
+    /// The user is leaving `room` because a server admin (`by`, when known) closed it, with
+    /// `reason`: the close's event said so, and `left` and `Parted` follow.
+    fn closed(&mut self, room: &RoomName, by: Option<&Nick>, reason: Option<&str>) {
+        let _ = (room, by, reason);
+    }
+
     /// The user took a server admin's powers (IRC's `OPER`): IRC's user modes show `o`.
     fn opered(&mut self) {}
 
@@ -470,6 +476,9 @@ impl AnyDialect {
     }
     pub(crate) fn kicked(&mut self, room: &RoomName) {
         self.inner_mut().kicked(room);
+    }
+    pub(crate) fn closed(&mut self, room: &RoomName, by: Option<&Nick>, reason: Option<&str>) {
+        self.inner_mut().closed(room, by, reason);
     }
     pub(crate) fn opered(&mut self) {
         self.inner_mut().opered();
@@ -1168,7 +1177,9 @@ pub(crate) struct EventRef<'a> {
 
 /// What a live join tells of the joiner besides the join itself, found once per broadcast:
 /// IRC words it as lines after the `JOIN` (nick lists and away states are kept by clients
-/// from lines, not asked for again).
+/// from lines, not asked for again). For an admin's take-over (`founder NAME`), the new
+/// founder's standing alone: `@` when it is in the room, else empty (IRC's `MODE +o` names
+/// members only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Joiner {
     /// Its standing in the room: `@` an operator, `+` voiced, `@+` both, empty otherwise.

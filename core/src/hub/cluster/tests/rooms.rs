@@ -371,6 +371,11 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
     let (b, _) = guest(&mut net, 1, "bob");
     join(&mut net, 1, b, "#r");
     net.recv(1, b);
+    let irc = net.irc(1, "carol");
+    settle(&mut net);
+    let now = net.now;
+    net.nodes[1].hub.handle_bytes(irc, b"JOIN #r\r\n", now);
+    settle(&mut net);
     let now = net.now;
     // alice is an admin on node 0.
     net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
@@ -378,13 +383,21 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
         a,
         &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
             room: room("#r"),
-            reason: None,
+            reason: Some(text("moved")),
         }))
         .unwrap(),
         now,
     );
     settle(&mut net);
     assert!(parted(&net.recv(1, b)), "bob leaves on its node");
+    // An IRC member there is told in its PART that the channel was closed: by whom and why
+    // when the close's event came to its node first, which here it did not (the room's
+    // record said it first), as an always-on member's note says it.
+    let said = raw_text(&net, 1, irc);
+    assert!(
+        said.contains(":carol!carol@natter PART #r :Channel closed\r\n"),
+        "{said}"
+    );
     assert!(!net.rooms_kv.rooms.contains_key(&room("#r")));
     assert!(
         net.nodes[1]

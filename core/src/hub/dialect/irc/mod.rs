@@ -242,6 +242,9 @@ pub(crate) struct State {
     /// The channel the user was last put out of (its `KICK` said so: the `PART` that natter's
     /// `Parted` would make is not sent), until it enters one again.
     kicked: Option<RoomName>,
+    /// The channel a server admin closed while the user was in it, with the reason its `PART`
+    /// gives (`Channel closed by root: moved`), until it enters one again.
+    closed: Option<(RoomName, String)>,
     /// What the account missed in a room, replayed with the welcome, waits for the store: its
     /// header and footer come in different lines' turns, so they open and close no batch.
     missed_waits: bool,
@@ -500,10 +503,23 @@ impl Dialect for Irc {
     fn entered(&mut self, room: &RoomName) {
         self.channels.insert(room.clone());
         self.kicked = None;
+        self.closed = None;
     }
 
     fn kicked(&mut self, room: &RoomName) {
         self.kicked = Some(room.clone());
+    }
+
+    fn closed(&mut self, room: &RoomName, by: Option<&Nick>, reason: Option<&str>) {
+        // As IRC servers word what they do to a user (`Killed (root (spam))`): capitalised,
+        // who did it, then the words given.
+        let words = match (by, reason) {
+            (Some(by), Some(r)) => format!("Channel closed by {by}: {r}"),
+            (Some(by), None) => format!("Channel closed by {by}"),
+            (None, Some(r)) => format!("Channel closed: {r}"),
+            (None, None) => "Channel closed".to_owned(),
+        };
+        self.closed = Some((room.clone(), words));
     }
 
     fn opered(&mut self) {

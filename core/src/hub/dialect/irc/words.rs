@@ -544,13 +544,20 @@ impl Irc {
             ServerMsg::Parted { room } if self.kicked.as_ref() == Some(room) => {}
             ServerMsg::Parted { room } => {
                 let tags = self.own_tags(l, at);
-                match self.running.as_ref().and_then(|r| r.reason.as_ref()) {
+                // Closed by an admin: why, as a PART's reason (irssi and WeeChat show it).
+                let closed = self
+                    .closed
+                    .as_ref()
+                    .filter(|(r, _)| r == room)
+                    .map(|(_, why)| why.as_str());
+                let asked = self.running.as_ref().and_then(|r| r.reason.as_ref());
+                match closed.or(asked.map(Text::as_str)) {
                     // Cut as the others read it (`fit`, below), not whole as it was typed.
                     Some(reason) => l.from(
                         &tags,
                         &src,
                         "PART",
-                        &[room.as_str(), &fit(reason.as_str(), 300)],
+                        &[room.as_str(), &fit(reason, 300)],
                         true,
                     ),
                     None => l.from(&tags, &src, "PART", &[room.as_str()], false),
@@ -1876,7 +1883,13 @@ impl Irc {
                 } else {
                     "-ov"
                 };
-                l.from(&tags, l.server, "MODE", &[room, letters, nick, nick], false);
+                l.from(
+                    &added,
+                    l.server,
+                    "MODE",
+                    &[room, letters, nick, nick],
+                    false,
+                );
             }
             // A change IRC has no mode for (an admin's take-over, `founder NAME`, or close,
             // `close: reason`) is told in words: as a MODE line its words would read as letters.
@@ -1890,9 +1903,13 @@ impl Irc {
                     &[room, &fit(&words, budget)],
                     true,
                 );
-                // A new founder is an operator: nick lists learn it from a `+o`.
-                if let Some(founder) = change.as_str().strip_prefix("founder ") {
-                    l.from(&tags, l.server, "MODE", &[room, "+o", founder], false);
+                // A new founder is an operator: nick lists learn it from a `+o`, when it is in
+                // the channel (`joiner`: the hub looked); else it is opped when it joins. Until
+                // the forty-first session the `+o` named a founder not there too.
+                if let Some(founder) = change.as_str().strip_prefix("founder ")
+                    && joiner.standing == "@"
+                {
+                    l.from(&added, l.server, "MODE", &[room, "+o", founder], false);
                 }
             }
             // Each member gets its own `+k` line (`Note::KeySet`): the event does not hold the
@@ -1906,10 +1923,13 @@ impl Irc {
                 let shown = names::mode_change(change.as_str());
                 params.extend(shown.split(' ').filter(|w| !w.is_empty()));
                 l.from(&tags, &src, "MODE", &params, false);
-                // Registering a room makes its registrant the founder, an operator.
+                // Registering a room makes its registrant the founder, an operator. (Each
+                // line the server adds carries no msgid of its own: the event's names the
+                // event's line alone, as a msgid names one message; until the forty-first
+                // session these `MODE`s repeated it.)
                 if change.as_str() == "+r" {
                     l.from(
-                        &tags,
+                        &added,
                         l.server,
                         "MODE",
                         &[room, "+o", ev.from.as_str()],
