@@ -407,6 +407,36 @@ fn with_nats_credentials(
 ) -> anyhow::Result<natter_server::NatsFlags> {
     use natter_cluster::NatsCredentials;
     let Some(c) = cluster else {
+        // Flags on the command line without a cluster would be read by nothing: an `account`
+        // command made the account in a local store no node reads, a server ran alone. Their
+        // variables alone may be set for other uses, and change nothing.
+        let flag = |given: bool, env: Option<&str>| {
+            given && env.is_none_or(|v| std::env::var_os(v).is_none())
+        };
+        let given = [
+            (
+                "--nats-user",
+                flag(args.nats_user.is_some(), Some("NATTER_NATS_USER")),
+            ),
+            (
+                "--nats-password-file",
+                flag(args.nats_password_file.is_some(), None),
+            ),
+            (
+                "--nats-token-file",
+                flag(args.nats_token_file.is_some(), None),
+            ),
+            (
+                "--nats-creds",
+                flag(args.nats_creds.is_some(), Some("NATTER_NATS_CREDS")),
+            ),
+        ];
+        if let Some((name, _)) = given.iter().find(|(_, given)| *given) {
+            anyhow::bail!(
+                "{name} is for a cluster's NATS, and there is no --cluster (nor NATTER_CLUSTER): \
+                 give the cluster's addresses too"
+            );
+        }
         return Ok(natter_server::NatsFlags::default());
     };
     let user = args.nats_user.as_deref().map(str::trim);
@@ -704,6 +734,7 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
         .validate()?;
         let cost = file.accounts.hash_cost;
         let done = if args.cluster.is_empty() {
+            with_nats_credentials(None, &args)?;
             let store = store_config(&args, &file.store)?;
             account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock())
         } else {
