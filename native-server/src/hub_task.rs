@@ -771,6 +771,7 @@ const ACCOUNT_NAME: &str = "{name}";
 /// the account).
 pub(crate) fn account_add(
     cluster: Option<&[String]>,
+    nats: &crate::NatsFlags,
     data_dir: Option<&std::path::Path>,
 ) -> String {
     match (cluster, data_dir) {
@@ -780,17 +781,29 @@ pub(crate) fn account_add(
                 .map(|s| natter_cluster::nats_address_shown(s))
                 .collect();
             let shown = shown.join(",");
+            // The NATS credentials given apart, as the server was given them: without them NATS
+            // refuses the command. A password or a token is not written, only where it is.
+            let flags: String = nats
+                .args
+                .iter()
+                .map(|a| format!(" {}", shell_word(a)))
+                .collect();
+            let variable = nats.variable.map_or(String::new(), |v| {
+                format!(", {v} holding the NATS secret this server was given")
+            });
             if shown == servers.join(",") {
-                format!("`natter-server account add {ACCOUNT_NAME} --cluster {shown}`")
+                format!(
+                    "`natter-server account add {ACCOUNT_NAME} --cluster {shown}{flags}`{variable}"
+                )
             } else {
                 // A password (or a token) is not repeated in the log, and the address with
                 // `***` for it fails to authenticate when pasted: the command takes the
                 // addresses from the variable that holds them (the server's own, if it read
                 // them from there), and says which they are without the secret.
                 format!(
-                    "`natter-server account add {ACCOUNT_NAME} --cluster \"$NATTER_CLUSTER\"`, \
+                    "`natter-server account add {ACCOUNT_NAME} --cluster \"$NATTER_CLUSTER\"{flags}`, \
                      NATTER_CLUSTER holding the addresses this server was given, {shown} \
-                     (the password is not written here)"
+                     (the password is not written here){variable}"
                 )
             }
         }
@@ -821,9 +834,10 @@ mod tests {
     /// cluster's, or the data directory's, quoted for a shell when it must be.
     #[test]
     fn the_account_add_command_names_where_the_accounts_are() {
+        let none = crate::NatsFlags::default();
         let servers = ["nats://a:4222".to_owned(), "nats://b:4222".to_owned()];
         assert_eq!(
-            account_add(Some(&servers), Some(std::path::Path::new("/x"))),
+            account_add(Some(&servers), &none, Some(std::path::Path::new("/x"))),
             "`natter-server account add {name} --cluster nats://a:4222,nats://b:4222`"
         );
         // Not the password of natter's NATS account, which the log would carry, nor the
@@ -833,26 +847,52 @@ mod tests {
             "nats://b:4222".to_owned(),
         ];
         assert_eq!(
-            account_add(Some(&servers), None),
+            account_add(Some(&servers), &none, None),
             "`natter-server account add {name} --cluster \"$NATTER_CLUSTER\"`, NATTER_CLUSTER \
              holding the addresses this server was given, nats://natter:***@a:4222,nats://b:4222 \
              (the password is not written here)"
         );
         let token = ["nats://s3cret@a:4222".to_owned()];
-        let said = account_add(Some(&token), None);
+        let said = account_add(Some(&token), &none, None);
         assert!(said.contains("\"$NATTER_CLUSTER\"`"), "{said}");
         assert!(!said.contains("s3cret"), "{said}");
         assert_eq!(
-            account_add(None, Some(std::path::Path::new("/var/lib/natter"))),
+            account_add(None, &none, Some(std::path::Path::new("/var/lib/natter"))),
             "`natter-server account add {name} --data-dir /var/lib/natter`"
         );
         assert_eq!(
-            account_add(None, Some(std::path::Path::new("/srv/my chat/it's"))),
+            account_add(None, &none, Some(std::path::Path::new("/srv/my chat/it's"))),
             "`natter-server account add {name} --data-dir '/srv/my chat/it'\\''s'`"
         );
         assert_eq!(
-            account_add(None, None),
+            account_add(None, &none, None),
             "`natter-server account add {name}`"
+        );
+        // Credentials given apart: the same flags (paths quoted), and where the secret is.
+        let apart = crate::NatsFlags {
+            args: [
+                "--nats-user",
+                "natter",
+                "--nats-password-file",
+                "/etc/natter/nats pw",
+            ]
+            .map(String::from)
+            .to_vec(),
+            variable: None,
+        };
+        assert_eq!(
+            account_add(Some(&servers[1..]), &apart, None),
+            "`natter-server account add {name} --cluster nats://b:4222 --nats-user natter \
+             --nats-password-file '/etc/natter/nats pw'`"
+        );
+        let from_env = crate::NatsFlags {
+            args: Vec::new(),
+            variable: Some("NATTER_NATS_TOKEN"),
+        };
+        assert_eq!(
+            account_add(Some(&servers[1..]), &from_env, None),
+            "`natter-server account add {name} --cluster nats://b:4222`, NATTER_NATS_TOKEN \
+             holding the NATS secret this server was given"
         );
     }
 

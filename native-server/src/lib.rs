@@ -61,6 +61,22 @@ pub struct ServerConfig {
     /// Join a cluster through NATS JetStream (natter-cluster): rooms, their order and history
     /// and nicks are shared with the other nodes; the store is not used. `None`: one node.
     pub cluster: Option<natter_cluster::ClusterConfig>,
+    /// The NATS credentials flags the server was given apart from `--cluster`'s address, for
+    /// the command its unclaimed-admin warning says to run (the cluster's own are in
+    /// [`natter_cluster::ClusterConfig::credentials`]). Default: none.
+    pub nats_flags: NatsFlags,
+}
+
+/// What the `account` commands need besides `--cluster` to sign in to NATS as the server does
+/// (natter-server's `--nats-user`, `--nats-password-file`, `--nats-token-file`, `--nats-creds`):
+/// without them, the command the unclaimed-admin warning said to run was refused by NATS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsFlags {
+    /// The flags with their values: a user name, a file's path, never a password or a token.
+    pub args: Vec<String>,
+    /// The environment variable the server read its NATS password or token from, which the
+    /// command then reads too.
+    pub variable: Option<&'static str>,
 }
 
 impl ServerConfig {
@@ -94,6 +110,7 @@ impl ServerConfig {
             store: None,
             metrics_listen: None,
             cluster: None,
+            nats_flags: NatsFlags::default(),
         }
     }
 

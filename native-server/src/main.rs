@@ -385,6 +385,8 @@ fn server_config(args: &Args, file: &FileConfig, seed: [u8; 32]) -> anyhow::Resu
         store,
         metrics_listen: args.metrics_listen.or(file.metrics_listen),
         cluster,
+        // Given apart from the file, at start (`with_nats_credentials`).
+        nats_flags: natter_server::NatsFlags::default(),
     })
 }
 
@@ -396,14 +398,46 @@ const NATS_TOKEN_ENV: &str = "NATTER_NATS_TOKEN";
 
 /// `cluster` (none without `--cluster`) with the NATS credentials given apart from its
 /// addresses: `--nats-user` and its password, or a token, from files or the environment, never
-/// the command line. Read at start (and by the `account` commands), not at a reload.
+/// the command line. Read at start (and by the `account` commands), not at a reload. Returns
+/// the flags an `account` command needs to sign in as the server does (for the unclaimed-admin
+/// warning's command), which name where the secret is, never the secret.
 fn with_nats_credentials(
     cluster: Option<&mut natter_cluster::ClusterConfig>,
     args: &Args,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<natter_server::NatsFlags> {
     use natter_cluster::NatsCredentials;
     let Some(c) = cluster else {
-        return Ok(());
+        // Flags on the command line without a cluster would be read by nothing: an `account`
+        // command made the account in a local store no node reads, a server ran alone. Their
+        // variables alone may be set for other uses, and change nothing.
+        let flag = |given: bool, env: Option<&str>| {
+            given && env.is_none_or(|v| std::env::var_os(v).is_none())
+        };
+        let given = [
+            (
+                "--nats-user",
+                flag(args.nats_user.is_some(), Some("NATTER_NATS_USER")),
+            ),
+            (
+                "--nats-password-file",
+                flag(args.nats_password_file.is_some(), None),
+            ),
+            (
+                "--nats-token-file",
+                flag(args.nats_token_file.is_some(), None),
+            ),
+            (
+                "--nats-creds",
+                flag(args.nats_creds.is_some(), Some("NATTER_NATS_CREDS")),
+            ),
+        ];
+        if let Some((name, _)) = given.iter().find(|(_, given)| *given) {
+            anyhow::bail!(
+                "{name} is for a cluster's NATS, and there is no --cluster (nor NATTER_CLUSTER): \
+                 give the cluster's addresses too"
+            );
+        }
+        return Ok(natter_server::NatsFlags::default());
     };
     let user = args.nats_user.as_deref().map(str::trim);
     let password = natter_ops::secret(args.nats_password_file.as_deref(), NATS_PASSWORD_ENV)?;
@@ -444,7 +478,28 @@ fn with_nats_credentials(
              --nats-token-file or their variables): give them once"
         );
     }
-    Ok(())
+    let path = |flag: &str, file: &std::path::Path| [flag.to_owned(), file.display().to_string()];
+    let mut flags = natter_server::NatsFlags::default();
+    match &c.credentials {
+        None => {}
+        Some(NatsCredentials::UserPassword(user, _)) => {
+            flags.args.extend(["--nats-user".to_owned(), user.clone()]);
+            match &args.nats_password_file {
+                Some(file) => flags.args.extend(path("--nats-password-file", file)),
+                None => flags.variable = Some(NATS_PASSWORD_ENV),
+            }
+        }
+        Some(NatsCredentials::Token(_)) => match &args.nats_token_file {
+            Some(file) => flags.args.extend(path("--nats-token-file", file)),
+            None => flags.variable = Some(NATS_TOKEN_ENV),
+        },
+        Some(NatsCredentials::Creds(_)) => {
+            if let Some(file) = &args.nats_creds {
+                flags.args.extend(path("--nats-creds", file));
+            }
+        }
+    }
+    Ok(flags)
 }
 
 /// The certificate and key: both or neither, and both when there are TLS listeners (natter's
@@ -679,6 +734,7 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
         .validate()?;
         let cost = file.accounts.hash_cost;
         let done = if args.cluster.is_empty() {
+            with_nats_credentials(None, &args)?;
             let store = store_config(&args, &file.store)?;
             account_cmd::run(cmd, store, cost, &mut std::io::stdout().lock())
         } else {
@@ -718,7 +774,7 @@ async fn run(tuned: malloc_tune::Tuned, args: Args, progress: &mut Progress) -> 
         return Ok(());
     }
     let mut running = server_config(&args, &file, random_seed()?)?;
-    with_nats_credentials(running.cluster.as_mut(), &args)?;
+    running.nats_flags = with_nats_credentials(running.cluster.as_mut(), &args)?;
     // A file per connection (the socket cap allows an eighth more than max_connections, and
     // 64 for what a handshake holds), plus the listeners, the store's files and the like.
     let conns = running.hub.max_connections as u64;

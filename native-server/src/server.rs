@@ -175,6 +175,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
     let commit_time = metrics.as_ref().map(|m| m.store_commit.clone());
     let account_add = hub_task::account_add(
         config.cluster.as_ref().map(|c| c.servers.as_slice()),
+        &config.nats_flags,
         config.store.as_ref().map(|s| s.dir.as_path()),
     );
     let (hub, store, cluster) = match config.cluster {

@@ -652,3 +652,86 @@ async fn a_founder_removed_from_the_cluster_leaves_its_room_with_none() {
         )
         .await;
 }
+
+/// A node that signs in to NATS with credentials given apart from `--cluster` (`--nats-user`
+/// and `--nats-password-file` here) warns of an unclaimed admin with a command that takes the
+/// same credentials: pasted into a shell with the server's environment, it makes the account
+/// in the cluster. It said `account add boss --cluster nats://...` alone, which NATS refuses
+/// for want of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unclaimed_admin_warning_of_a_node_with_nats_credentials_apart_passes_them_on() {
+    let password = "N4ts-Apart-w0rd";
+    let nats = Nats::start_with_user("natter", password);
+    let url = format!("nats://{}", nats.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("natter.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts]\nadmins = [\"boss\"]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
+    )
+    .unwrap();
+    let pw_file = dir.path().join("nats password");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--cluster",
+        &url,
+        "--nats-user",
+        "natter",
+        "--nats-password-file",
+        pw_file.to_str().unwrap(),
+    ];
+    let (mut child, _log, _addr, seen) =
+        support::spawn_server_seen(&args, &[], Duration::from_secs(30)).await;
+    let all = seen.join("\n");
+    assert!(
+        !all.contains(password),
+        "the password is in the log:\n{all}"
+    );
+    let warning = seen
+        .iter()
+        .find(|l| l.contains("admins names an account that does not exist"))
+        .unwrap_or_else(|| panic!("no warning in {all}"));
+    let command = warning
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {warning}"));
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_natter-server"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sh = |line: &str| {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(line)
+            .env("PATH", &path)
+            .env_remove("NATTER_CLUSTER")
+            .env("NATTER_CONFIG", &cfg)
+            .env("NATTER_DATA_DIR", dir.path().join("data"))
+            .env("NATTER_PASSWORD", "boss passphrase")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), cmd.output())
+                .await
+                .expect("finished within 30 s")
+                .expect("run sh")
+        }
+    };
+    let out = sh(command).await;
+    assert!(out.status.success(), "{command}: {out:?}");
+    let listed = sh(&format!(
+        "natter-server account list --cluster {url} \
+         --nats-user natter --nats-password-file '{}'",
+        pw_file.display()
+    ))
+    .await;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("boss\t"), "{listed}");
+    child.kill().await.unwrap();
+}

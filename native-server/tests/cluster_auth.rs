@@ -278,3 +278,60 @@ async fn credentials_that_do_not_fit_together_stop_the_start_saying_why() {
         );
     }
 }
+
+/// NATS credentials flags without `--cluster` (nor `NATTER_CLUSTER`) stop the command saying
+/// so: `account add` went on to make the account in a local store no node reads, and the
+/// server started alone, the flags read by nothing. Their variables alone (which may be set for
+/// other uses) change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_credentials_flags_without_a_cluster_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = secret_file(&dir, "pw", "S3cret-pw");
+    let data = dir.path().join("data");
+    let account = |extra: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_natter-server"));
+        cmd.args(["account", "add", "boss"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("NATTER_PASSWORD", "boss passphrase")
+            .env_remove("NATTER_CONFIG")
+            .env_remove("NATTER_CLUSTER")
+            .env_remove("NATTER_DATA_DIR")
+            .stdin(std::process::Stdio::null());
+        for var in NATS_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(envs.iter().copied()).output().expect("runs")
+    };
+    for flags in [
+        &["--nats-user", "natter", "--nats-password-file", pw.as_str()][..],
+        &["--nats-token-file", pw.as_str()][..],
+    ] {
+        let out = account(flags, &[]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?}: {out:?}");
+        assert!(said.contains("--cluster"), "{flags:?}: {said}");
+        assert!(!said.contains("S3cret-pw"), "{flags:?}: {said}");
+    }
+    // The variables alone: the account is made in the data directory.
+    let out = account(
+        &[],
+        &[
+            ("NATTER_NATS_PASSWORD", "S3cret-pw"),
+            ("NATTER_NATS_USER", "u"),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // The server too, at its start.
+    let (joined, lines) = node_until_joined(&["--nats-token-file", pw.as_str()], &[]).await;
+    let log = lines.join("\n");
+    assert!(!joined, "{log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cannot start") && l.contains("--cluster")),
+        "{log}"
+    );
+}
