@@ -197,12 +197,16 @@ pub fn line_segments(line: &Line, me: &Nick, tz_offset: i32) -> Vec<Segment> {
     out
 }
 
-/// Whether a notice's words are [`Chat::sent_elsewhere`]'s (`-> *bob* hi`).
+/// Whether a notice's words are [`Chat::sent_elsewhere`]'s (`-> *bob* hi`, `-> -bob- hi`).
 fn is_sent_elsewhere(words: &str) -> bool {
-    words
-        .strip_prefix("-> *")
-        .and_then(|rest| rest.split_once("* "))
-        .is_some_and(|(to, _)| Nick::new(to).is_ok())
+    let to = |mark: &str| {
+        words
+            .strip_prefix("-> ")
+            .and_then(|rest| rest.strip_prefix(mark))
+            .and_then(|rest| rest.split_once(&format!("{mark} ")))
+            .is_some_and(|(to, _)| Nick::new(to).is_ok())
+    };
+    to("*") || to("-")
 }
 
 /// The segments of a line we typed that the server has not acknowledged yet: shaped like the
@@ -1232,13 +1236,15 @@ mod tests {
         let mut c = chat_in(&["#a"]);
         let words = c.sent_elsewhere("/msg bob hi there").unwrap();
         c.note(words, Millis(0));
+        let words = c.sent_elsewhere("/notice bob build passed").unwrap();
+        c.note(words, Millis(0));
         c.note("-> not an echo: a note of the front end", Millis(0));
         let said: Vec<String> = c
             .current_conv()
             .lines()
             .iter()
             .rev()
-            .take(2)
+            .take(3)
             .map(|l| {
                 line_segments(l, c.me(), 0)[1..]
                     .iter()
@@ -1250,6 +1256,7 @@ mod tests {
             said,
             [
                 "-- -> not an echo: a note of the front end",
+                "-> -bob- build passed",
                 "-> *bob* hi there"
             ]
         );
