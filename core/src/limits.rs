@@ -281,6 +281,12 @@ pub const JOINED_NAMES_SHOWN: usize = 10;
 /// together, within one fan-out, so a few dozen users changing at once are more than enough.
 pub const LINE_NEWS_MAX_USERS: usize = 64;
 
+/// How many times a session asks, by signing in, whether a registration whose answer a drop
+/// lost went through, each asking lost in a drop too, before it gives the question up and says
+/// so (the person signs in to find out): a link that drops each time it is asked does not send
+/// the password at every welcome for as long as the program runs.
+pub const LOST_REGISTRATION_CHECKS: u32 = 3;
+
 /// How long natter's line mode holds the notice of a join (`-- you are in #rust with: ...`) for
 /// the join's replay, which it prints above (`chat::LineNews`), when nothing comes after the
 /// replay to end it: the replay comes with the join, so this only bounds the wait.

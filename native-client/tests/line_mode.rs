@@ -880,3 +880,45 @@ async fn our_own_join_is_printed_once() {
     );
     server.shutdown().await.expect("server shuts down");
 }
+
+/// `/join #a #b` on one line, then the end of input at once: each room's replay prints above
+/// its own notice (`-- you are in #a ...` held while #a's replay prints, said before #b's
+/// join), every line once, nothing left held at the exit, `-- goodbye` last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rooms_joined_at_once_each_print_their_replay_above_their_notice() {
+    let (server, addr) = server().await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect_containing("-- you are in #lobby ").await;
+    for room in ["#a", "#b"] {
+        bob.send(&format!("/join {room}")).await;
+        bob.expect_containing(&format!("-- you are in {room}"))
+            .await;
+        bob.send(&format!("said in {room}")).await;
+        bob.expect(&format!("[{room}] <bob> said in {room}")).await;
+    }
+    let mut alice = Client::start("alice", addr, &[]);
+    alice.expect_containing("-- you are in #lobby ").await;
+    alice.send("/join #a #b").await;
+    alice.close_stdin();
+    alice.expect("-- goodbye").await;
+    assert!(alice.exit_status().await.success(), "{:#?}", alice.seen);
+    let at = |line: &str| {
+        assert_eq!(alice.count(line), 1, "{line}: {:#?}", alice.seen);
+        alice.seen.iter().position(|l| l == line).unwrap()
+    };
+    let notice = |room: &str| {
+        let found: Vec<usize> = (0..alice.seen.len())
+            .filter(|i| alice.seen[*i].starts_with(&format!("-- you are in {room} ")))
+            .collect();
+        assert_eq!(found.len(), 1, "{room}: {:#?}", alice.seen);
+        found[0]
+    };
+    let (a, b) = (notice("#a"), notice("#b"));
+    assert!(at("[#a] <bob> said in #a") < a, "{:#?}", alice.seen);
+    assert!(a < at("[#b] <bob> said in #b"), "{:#?}", alice.seen);
+    assert!(at("[#b] <bob> said in #b") < b, "{:#?}", alice.seen);
+    assert_eq!(alice.seen.last().map(String::as_str), Some("-- goodbye"));
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    server.shutdown().await.expect("server shuts down");
+}

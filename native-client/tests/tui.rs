@@ -1014,6 +1014,8 @@ async fn msg_from_a_room_says_what_it_sent_and_query_opens_the_conversation() {
         })
         .await;
     assert!(topic_line(&screen).starts_with(" #lobby"), "{screen}");
+    // As README, line mode and the page say it, without a notice's dashes.
+    assert!(!screen.contains("-- -> *bob*"), "{screen}");
     assert!(!screen.contains("type to talk"), "{screen}");
 
     tmux.type_line("alice", "/query bob");

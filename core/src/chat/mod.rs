@@ -588,8 +588,8 @@ impl Chat {
     /// What to say in the open conversation when `line` sends a direct message that shows in
     /// another (`/msg bob hi` typed in a room): without it, Enter seemed to do nothing, as the
     /// line lands in `@bob` out of sight. Worded as line mode prints a sent direct message
-    /// (`-> *bob* hi`). `None` for any other line, and for a `/msg` to the direct conversation
-    /// open. A front end notes it ([`Chat::note`]) as it gives the line to the session (the
+    /// (`-> *bob* hi`; a `/notice bob hi`: `-> -bob- hi`). `None` for any other line, and for
+    /// a `/msg` or `/notice` to the direct conversation open. A front end notes it ([`Chat::note`]) as it gives the line to the session (the
     /// TUI and the page each wrote this until the forty-first session).
     pub fn sent_elsewhere(&self, line: &str) -> Option<String> {
         use crate::command::{self, Command, Input};
@@ -598,6 +598,12 @@ impl Chat {
                 if self.current != ConvId::direct(&to) =>
             {
                 Some(format!("-> *{to}* {text}"))
+            }
+            // A direct notice lands there too (`-> -bob- hi`, as line mode prints one sent).
+            Ok(Some(Input::Command(Command::NoticeTo { to, text })))
+                if self.current != ConvId::direct(&to) =>
+            {
+                Some(format!("-> -{to}- {text}"))
             }
             _ => None,
         }

@@ -3415,8 +3415,15 @@ fn a_direct_message_typed_in_another_conversation_says_where_it_went() {
     for not_elsewhere in ["hi", "/msg #a hi", "/msg bob", "/me waves", "/msg b@d hi"] {
         assert_eq!(c.sent_elsewhere(not_elsewhere), None, "{not_elsewhere}");
     }
+    // `/notice bob hi` typed in a room said nothing where it was typed either.
+    assert_eq!(
+        c.sent_elsewhere("/notice bob build passed"),
+        Some("-> -bob- build passed".to_owned())
+    );
+    assert_eq!(c.sent_elsewhere("/notice #a hi"), None);
     c.open_direct(&nick("bob"));
     assert_eq!(c.current(), &ConvId::direct(&nick("bob")));
+    assert_eq!(c.sent_elsewhere("/notice bob hi"), None);
     assert_eq!(
         c.sent_elsewhere("/msg BOB hi"),
         None,

@@ -7,6 +7,7 @@
 //! the password it was given. Credentials live in memory only and go on sign-out or when the
 //! server refuses them; a device key that stopped working falls back to the password once.
 
+use crate::limits::LOST_REGISTRATION_CHECKS;
 use crate::time::Millis;
 use crate::types::{DeviceKey, Nick, Password};
 use crate::wire::{ClientMsg, ErrorKind, Proof};
@@ -111,6 +112,19 @@ pub(super) struct Account {
     /// A password sign-in given up at a drop ([`Account::drop_unanswered`]), until the next
     /// welcome: a resumed one may show that the server took it after all.
     given_up: Option<Creds>,
+    /// How many times the check of a lost registration ([`Account::check_lost_registration`])
+    /// was lost in a drop too ([`Account::keep_lost_check`]).
+    checks_lost: u32,
+}
+
+/// What became of the check of a lost registration when the link dropped before its answer
+/// ([`Account::keep_lost_check`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum LostCheck {
+    /// Asked again at the next welcome.
+    Kept(Nick),
+    /// Lost [`LOST_REGISTRATION_CHECKS`] times: given up, the password forgotten.
+    GivenUp(Nick),
 }
 
 /// The first wait before asking a busy server again, and the longest.
@@ -376,6 +390,7 @@ impl Account {
         }
         creds.registering = false;
         creds.checking = true;
+        self.checks_lost = 0;
         self.asking = None;
         self.retry_at = None;
         self.retry_wait = Millis::ZERO;
@@ -386,9 +401,12 @@ impl Account {
     /// ([`Account::check_lost_registration`]) waited for its answer (sent, or waiting to ask a
     /// busy server again): the question is still open. Given up, it was said as `could not
     /// sign in` to someone who asked to register, and the account the server may have made
-    /// was left unknown. Kept instead: the next welcome asks again. Returns the account, for
-    /// the person to be told; `None` when no such check was waiting.
-    pub(super) fn keep_lost_check(&mut self) -> Option<Nick> {
+    /// was left unknown. Kept instead: the next welcome asks again, up to
+    /// [`LOST_REGISTRATION_CHECKS`] times in all; then given up (a link that drops each time
+    /// it is asked sent the password at every welcome, with no end), the credentials
+    /// forgotten. Returns which, with the account, for the person to be told; `None` when no
+    /// such check was waiting.
+    pub(super) fn keep_lost_check(&mut self) -> Option<LostCheck> {
         let waiting = match self.asking {
             Some(Ask::SignIn { with_key: false }) => true,
             None => self.retry_at.is_some(),
@@ -402,7 +420,12 @@ impl Account {
         self.asking = None;
         self.retry_at = None;
         self.retry_wait = Millis::ZERO;
-        Some(account)
+        self.checks_lost += 1;
+        if self.checks_lost >= LOST_REGISTRATION_CHECKS {
+            self.creds = None;
+            return Some(LostCheck::GivenUp(account));
+        }
+        Some(LostCheck::Kept(account))
     }
 
     /// When to ask a busy server again, if it was.

@@ -1140,13 +1140,33 @@ impl Session {
         }
         // The sign-in that was to find that out lost too: asked again, never said as a
         // sign-in that failed (the person asked to register, and it may have gone through).
-        if let Some(nick) = self.account.keep_lost_check() {
-            self.info(format!(
-                "the connection dropped again before the server said whether your registration \
-                 of {nick} went through; once it is back, signing in as {nick} tells whether \
-                 it did"
-            ));
-            return;
+        match self.account.keep_lost_check() {
+            Some(account::LostCheck::Kept(nick)) => {
+                self.info(format!(
+                    "the connection dropped again before the server said whether your \
+                     registration of {nick} went through; once it is back, signing in as {nick} \
+                     tells whether it did"
+                ));
+                return;
+            }
+            // Asked often enough: the person finds out, when they choose.
+            Some(account::LostCheck::GivenUp(nick)) => {
+                let text = format!(
+                    "could not find out whether your registration of {nick} went through: the \
+                     connection dropped each time before the server answered; signing in as \
+                     {nick} (/login {nick} PASSWORD) tells whether it did"
+                );
+                self.event(Event::Error {
+                    kind: None,
+                    about: About::Account,
+                    text: text.clone(),
+                });
+                if self.account.required_and_refused() {
+                    self.close_for_good(Some(text));
+                }
+                return;
+            }
+            None => {}
         }
         let Some(what) = self.account.drop_unanswered() else {
             return;

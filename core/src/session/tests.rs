@@ -6330,3 +6330,48 @@ fn a_lost_registrations_check_lost_in_a_drop_again_is_asked_again() {
         }
     }
 }
+
+/// The check of a registration whose answer a drop lost was asked again after every drop, with
+/// no end: a link that drops each time it is sent (a proxy, a server that fails on it) sent
+/// the password at every welcome for as long as the program ran. Asked
+/// [`LOST_REGISTRATION_CHECKS`](crate::limits::LOST_REGISTRATION_CHECKS) times at most, then
+/// given up in words that say what is not known and how to find out, and nothing more is sent.
+#[test]
+fn a_lost_registrations_check_is_asked_again_a_bounded_number_of_times() {
+    use crate::limits::LOST_REGISTRATION_CHECKS;
+    let check = sign_in_msg("alice", Proof::Password(pw("correct horse")), false);
+    let mut t = T::ready(Transport::Messages);
+    t.s.register(pw("correct horse"), false, t.now);
+    assert!(matches!(&t.drain_paced()[..], [ClientMsg::Register { .. }]));
+    t.s.handle_disconnected("reset", t.now);
+    t.events();
+    let mut token = 2;
+    for asked in 1..=LOST_REGISTRATION_CHECKS {
+        reconnect(&mut t);
+        t.welcome(token, false);
+        token += 1;
+        assert_eq!(t.drain_paced().first(), Some(&check), "check {asked}");
+        t.events();
+        t.s.handle_disconnected("reset again", t.now);
+        let evs = t.events();
+        let given_up = evs.iter().any(|e| {
+            matches!(e, Event::Error { about: About::Account, text, .. }
+                if text == "could not find out whether your registration of alice went \
+                            through: the connection dropped each time before the server \
+                            answered; signing in as alice (/login alice PASSWORD) tells \
+                            whether it did")
+        });
+        assert_eq!(
+            given_up,
+            asked == LOST_REGISTRATION_CHECKS,
+            "check {asked}: {evs:?}"
+        );
+    }
+    let sent = restarted(&mut t, token);
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m, ClientMsg::Register { .. } | ClientMsg::SignIn { .. })),
+        "nothing asked again behind the person's back: {sent:?}"
+    );
+}

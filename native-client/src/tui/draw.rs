@@ -170,6 +170,12 @@ pub fn line_segments(line: &Line, me: &Nick, tz_offset: i32) -> Vec<Segment> {
             out.push(("- ".into(), notice));
             out.extend(text_segments(text.as_str(), me, line.mention, notice));
         }
+        // A direct message typed in another conversation (`Chat::sent_elsewhere`): in line
+        // mode's words for one sent, as README says and the page shows it, not after a
+        // notice's dashes (`-- -> *bob* hi`).
+        LineKind::Notice(words) if is_sent_elsewhere(words) => {
+            out.push((words.clone(), notice));
+        }
         LineKind::Event { words, .. } | LineKind::Notice(words) | LineKind::Rooms { words, .. } => {
             out.push((format!("-- {words}"), notice));
         }
@@ -189,6 +195,18 @@ pub fn line_segments(line: &Line, me: &Nick, tz_offset: i32) -> Vec<Segment> {
         ));
     }
     out
+}
+
+/// Whether a notice's words are [`Chat::sent_elsewhere`]'s (`-> *bob* hi`, `-> -bob- hi`).
+fn is_sent_elsewhere(words: &str) -> bool {
+    let to = |mark: &str| {
+        words
+            .strip_prefix("-> ")
+            .and_then(|rest| rest.strip_prefix(mark))
+            .and_then(|rest| rest.split_once(&format!("{mark} ")))
+            .is_some_and(|(to, _)| Nick::new(to).is_ok())
+    };
+    to("*") || to("-")
 }
 
 /// The segments of a line we typed that the server has not acknowledged yet: shaped like the
@@ -1208,6 +1226,40 @@ mod tests {
         assert_eq!(text, "-bot- build passed");
         let notice = Style::new().fg(Color::Cyan);
         assert_eq!(segs.last().unwrap().1, notice, "{segs:?}");
+    }
+
+    /// `/msg bob hi` typed in a room said `-- -> *bob* hi` there, a notice's dashes before
+    /// line mode's words for a direct message sent, while README, line mode and the page say
+    /// `-> *bob* hi`. As they do now; other notices keep their dashes.
+    #[test]
+    fn a_direct_message_sent_from_another_conversation_reads_as_line_mode_prints_it() {
+        let mut c = chat_in(&["#a"]);
+        let words = c.sent_elsewhere("/msg bob hi there").unwrap();
+        c.note(words, Millis(0));
+        let words = c.sent_elsewhere("/notice bob build passed").unwrap();
+        c.note(words, Millis(0));
+        c.note("-> not an echo: a note of the front end", Millis(0));
+        let said: Vec<String> = c
+            .current_conv()
+            .lines()
+            .iter()
+            .rev()
+            .take(3)
+            .map(|l| {
+                line_segments(l, c.me(), 0)[1..]
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "-- -> not an echo: a note of the front end",
+                "-> -bob- build passed",
+                "-> *bob* hi there"
+            ]
+        );
     }
 
     #[test]

@@ -114,6 +114,34 @@ fn clear_help(line: &str) -> Option<&'static str> {
     }
 }
 
+/// Lets the view follow what changed since the last frame, drawn on `drawn_on` (none yet),
+/// for a frame on a screen of `size`: a view scrolled up keeps its place. Its scroll is in
+/// rows of the last frame until [`View::rewrap`] counts it at the new width, so the lines that
+/// came meanwhile add their rows at the last frame's width, then a resize rewraps them with
+/// the rest (added at the new width, they were counted as rows of the old one: a line that
+/// came with a resize moved the view by the rows its width changed).
+fn keep_place(
+    view: &mut View,
+    chat: &mut Chat,
+    drawn_on: Option<ratatui::layout::Rect>,
+    size: ratatui::layout::Rect,
+    tz: i32,
+) {
+    let counted_on = drawn_on.unwrap_or(size);
+    while let Some(change) = chat.poll_change() {
+        view.follow(&change, chat, |line| {
+            draw::line_rows(line, chat.me(), counted_on, tz)
+        });
+    }
+    if counted_on.width != size.width {
+        for id in view.scrolled() {
+            let was = draw::conv_rows(chat, &id, counted_on, tz);
+            let now = draw::conv_rows(chat, &id, size, tz);
+            view.rewrap(&id, was.into_iter().zip(now));
+        }
+    }
+}
+
 /// How the TUI behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -327,20 +355,7 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
         }
         let size = terminal.size()?;
         let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-        while let Some(change) = chat.poll_change() {
-            view.follow(&change, &chat, |line| {
-                draw::line_rows(line, chat.me(), size, tz)
-            });
-        }
-        // Resized: a view scrolled up keeps its place (its scroll is in rows, which the width
-        // changes).
-        if let Some(old) = drawn_on.filter(|old| old.width != size.width) {
-            for id in view.scrolled() {
-                let was = draw::conv_rows(&chat, &id, old, tz);
-                let now = draw::conv_rows(&chat, &id, size, tz);
-                view.rewrap(&id, was.into_iter().zip(now));
-            }
-        }
+        keep_place(&mut view, &mut chat, drawn_on, size, tz);
         drawn_on = Some(size);
         if view.scroll(&chat) > 0 {
             // Not past the top (following a change may have asked for "the top"): lines put
@@ -612,6 +627,63 @@ mod tests {
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, mods)
+    }
+
+    /// A line that came with a resize, scrolled up, added its rows at the new width to a
+    /// scroll then read as rows of the old one: the view moved by the rows the resize changed
+    /// in it. The line at the bottom of the view stays there, narrower and wider.
+    #[test]
+    fn a_line_that_comes_with_a_resize_leaves_a_scrolled_view_in_place() {
+        use natter_core::session::Event;
+        use natter_core::types::MsgId;
+        use natter_core::wire::{EventKind, RoomEvent};
+        use natter_core::{Millis, Text};
+        let said = |seq: u64, text: &str| {
+            Event::Room(RoomEvent {
+                room: RoomName::new("#a").unwrap(),
+                seq: Seq(seq),
+                at: Millis(0),
+                from: Nick::new("bob").unwrap(),
+                kind: EventKind::Say {
+                    id: MsgId(seq),
+                    text: Text::new(text).unwrap(),
+                },
+            })
+        };
+        let words = "some words that make this line wrap on a narrow screen and more words";
+        let wide = ratatui::layout::Rect::new(0, 0, 100, 24);
+        let narrow = ratatui::layout::Rect::new(0, 0, 45, 24);
+        // The newest line whose first row shows.
+        let bottom = |c: &Chat, v: &View, size| {
+            let pane = draw::pane_on(c, v, size, 0);
+            pane.rows
+                .iter()
+                .map(|r| r.iter().map(|(t, _)| t.as_str()).collect::<String>())
+                .filter_map(|l| l.split("<bob> line ").nth(1)?.get(..3)?.parse::<u32>().ok())
+                .next_back()
+        };
+        for (from, to) in [(wide, narrow), (narrow, wide)] {
+            let mut c = chat_in(&["#a"]);
+            let mut v = View::new();
+            for i in 1..=40 {
+                c.handle_event(&said(10 + i, &format!("line {i:03} {words}")), Millis(0));
+            }
+            keep_place(&mut v, &mut c, None, from, 0);
+            v.scroll_up(&c, 20);
+            let was = bottom(&c, &v, from).unwrap();
+            assert!(was < 40, "{was}");
+            let long = format!("line 041 {}", words.repeat(4));
+            c.handle_event(&said(60, &long), Millis(0));
+            keep_place(&mut v, &mut c, Some(from), to, 0);
+            assert_eq!(
+                bottom(&c, &v, to),
+                Some(was),
+                "{} to {}",
+                from.width,
+                to.width
+            );
+            assert!(c.poll_change().is_none());
+        }
     }
 
     fn mouse(kind: MouseEventKind) -> TermEvent {
