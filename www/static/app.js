@@ -1567,6 +1567,21 @@ ui.inputForm.addEventListener("submit", (e) => {
 ui.input.addEventListener("keydown", (e) => {
   // Any other key ends a run of Tabs (the nick it put there stays).
   if (e.key !== "Tab") tabCycle = null;
+  const d = shown === null ? undefined : logs.get(shown);
+  if ((e.key === "PageUp" || e.key === "PageDown") && !e.altKey && !e.ctrlKey && !e.metaKey
+    && !e.shiftKey && d) {
+    // The log read while typing (as IRC clients do): a screen up or down, a line of it kept.
+    // The focus is here, not on the log, so the browser would scroll nothing.
+    e.preventDefault();
+    const page = Math.max(40, d.log.clientHeight - 40);
+    d.log.scrollBy({ top: e.key === "PageUp" ? -page : page });
+    return;
+  }
+  if (e.key === "End" && e.ctrlKey && !e.altKey && !e.metaKey && !e.shiftKey) {
+    // Down to the newest lines (the caret goes to the end of the line too, as it would).
+    toBottom();
+    return;
+  }
   if (e.key === "ArrowUp" && historyPos > 0) {
     if (historyPos === history.length) draft = ui.input.value;
     historyPos -= 1;

@@ -409,6 +409,39 @@ async fn resize_scenario(browser: Browser, page: String, server: TestServer) {
         }
     }
 
+    // From the keyboard, typing at the bottom (the log is not where the focus is): Page Up and
+    // Page Down scroll it a screen (until the forty-first session's review they did nothing
+    // there), Ctrl+End goes down to its newest lines; the input keeps the focus.
+    use fantoccini::key::Key;
+    let input = b
+        .find(fantoccini::Locator::Id("input"))
+        .await
+        .expect("the input");
+    let press = |keys: String| {
+        let input = input.clone();
+        async move {
+            timeout(STEP, input.send_keys(&keys))
+                .await
+                .expect("keys pressed in time")
+                .expect("press keys");
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    };
+    press(char::from(Key::PageUp).to_string()).await;
+    let up = offset_of(b, READ)
+        .await
+        .expect("the line read is on screen");
+    assert!(
+        up > offset + 100.0,
+        "Page Up scrolled up a screen: {offset} -> {up}"
+    );
+    press(char::from(Key::PageDown).to_string()).await;
+    assert_in_place(b, offset, "Page Up then Page Down").await;
+    press(Key::Control + &Key::End).await;
+    wait_for!("the log at its bottom", at_bottom(b).await.then_some(()));
+    let focused = js(b, "return document.activeElement.id;").await;
+    assert_eq!(focused, "input", "the input keeps the focus");
+
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, Json::Array(vec![]), "no script errors");
 }
