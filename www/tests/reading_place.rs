@@ -354,7 +354,7 @@ async fn a_room_scrolled_up_keeps_its_place_through_a_resize() {
         SCENARIO_LIMIT,
         "natter-reading-place-resize",
         config,
-        |b, page, server| resize_scenario(b, page, server),
+        resize_scenario,
     )
     .await;
 }
