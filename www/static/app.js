@@ -447,7 +447,8 @@ function appendLine(d, l) {
   d.lines.append(lineEl(l));
   if (stick) {
     if (!d.log.hidden) d.log.scrollTop = d.log.scrollHeight;
-  } else if (l.kind === "say" || l.kind === "act" || l.kind === "said-notice") {
+  } else if ((l.kind === "say" || l.kind === "act" || l.kind === "said-notice") && !l.mine) {
+    // Others' messages only: one's own (said by a command, or from another device) is no news.
     d.unseen += 1;
     if (d.key === shown) renderCue();
   }

@@ -442,6 +442,22 @@ async fn resize_scenario(browser: Browser, page: String, server: TestServer) {
     let focused = js(b, "return document.activeElement.id;").await;
     assert_eq!(focused, "input", "the input keeps the focus");
 
+    // The cue counts others' messages only: one's own said to the room by a command (which
+    // leaves the log where it is read) is not news (until the forty-first session's review it
+    // was counted); netcat's is.
+    let offset = scroll_to(b, READ).await;
+    type_line(b, "/msg #lobby said by me with a command").await;
+    wait_line(b, "said by me with a command").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_in_place(b, offset, "one's own line said by a command").await;
+    assert_eq!(cue(b).await, "", "one's own line is not a new message");
+    say(&mut nc, "said by netcat").await;
+    wait_line(b, "said by netcat").await;
+    wait_for!(
+        "the cue counting netcat's line",
+        (cue(b).await == "1 new message below").then_some(())
+    );
+
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, Json::Array(vec![]), "no script errors");
 }
