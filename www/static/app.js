@@ -123,8 +123,9 @@ let timer = null;
 let bannerTimer = null;
 
 // The DOM drawn for each conversation so far: key -> { log, top, lines, outbox, lastDay, place,
-// unseen }. `place`: where the reader left the log when it was last hidden (see placeOf; null:
-// at its newest lines, which it follows). `unseen`: messages that came below while the reader
+// reading, size, unseen }. `place`: where the reader left the log when it was last hidden (see
+// placeOf; null: at its newest lines, which it follows). `reading`: the same, of the log on
+// screen at its last scroll, for a resize; `size`: its size then (sizeOf). `unseen`: messages that came below while the reader
 // was scrolled up, until they reach the bottom (the cue counts them).
 const logs = new Map();
 let shown = null; // key of the conversation whose log is on screen
@@ -191,7 +192,7 @@ function atBottom(log) {
 }
 
 // Where the reader is in a log on screen: null at the bottom (it follows the newest lines),
-// else the first line or day mark at least partly on screen, and how far its top is below the
+// else the first line or day mark whose top is on screen, and how far it is below the
 // log's (a hidden log has no scroll position of its own: the browser forgets it, and lines come
 // and go meanwhile, above and below, so a number of pixels would no longer point at the same
 // place).
@@ -200,16 +201,24 @@ function placeOf(d) {
   if (log.hidden || atBottom(log)) return null;
   const top = log.getBoundingClientRect().top;
   const items = [...d.lines.children, ...d.outbox.children];
-  // The first whose bottom is below the log's top (they are in order: halved each step).
+  // The first whose top is on screen (they are in order: halved each step), within a pixel (a
+  // line scrolled to the top is a fraction of one off). Not one whose bottom only is, a sliver
+  // of it left at the top: it keeps the height of its top, and when it wraps anew (a resize) the
+  // line below it, the one read, would move by as much as it grew or shrank.
   let lo = 0;
   let hi = items.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (items[mid].getBoundingClientRect().bottom > top) hi = mid;
+    if (items[mid].getBoundingClientRect().top > top - 1) hi = mid;
     else lo = mid + 1;
   }
-  const at = items[lo];
+  const at = items[lo] ?? items[items.length - 1];
   return at ? { at, offset: at.getBoundingClientRect().top - top } : { at: null, offset: 0 };
+}
+
+// A log's size on screen: lines wrap anew when it changes, and a place in pixels moves.
+function sizeOf(log) {
+  return `${log.clientWidth}x${log.clientHeight}`;
 }
 
 // Scrolls a log on screen back to `place` (from placeOf): the same line at the same height;
@@ -407,14 +416,18 @@ function logFor(key) {
   const outbox = el("div", "outbox");
   log.append(top, lines, outbox);
   ui.logs.append(log);
-  d = { key, log, top, lines, outbox, lastDay: "", place: null, unseen: 0 };
+  d = { key, log, top, lines, outbox, lastDay: "", place: null, reading: null, size: "", unseen: 0 };
   logs.set(key, d);
   for (const l of conv.lines) appendLine(d, l);
   renderOutbox(d, conv.outgoing);
   renderTop(d, conv.scrollback);
+  d.size = sizeOf(log);
   // Near the top of a room: its older lines, if the model says there are any to load.
   log.addEventListener("scroll", () => {
     if (log.hidden) return;
+    // Where it is read, for a resize: not from a scroll the resize itself made (the browser
+    // keeps the pixels, and clamps them when the log gets shorter), which comes before it.
+    if (d.size === sizeOf(log)) d.reading = placeOf(d);
     if (log.scrollTop < NEAR_TOP && d.top.dataset.state === "more") loadOlder(key);
     if (atBottom(log)) d.unseen = 0;
     if (key === shown) renderCue();
@@ -434,7 +447,8 @@ function appendLine(d, l) {
   d.lines.append(lineEl(l));
   if (stick) {
     if (!d.log.hidden) d.log.scrollTop = d.log.scrollHeight;
-  } else if (l.kind === "say" || l.kind === "act" || l.kind === "said-notice") {
+  } else if ((l.kind === "say" || l.kind === "act" || l.kind === "said-notice") && !l.mine) {
+    // Others' messages only: one's own (said by a command, or from another device) is no news.
     d.unseen += 1;
     if (d.key === shown) renderCue();
   }
@@ -995,6 +1009,8 @@ function showCurrent() {
   if (d && d.log.hidden) {
     d.log.hidden = false;
     restorePlace(d, d.place);
+    d.reading = d.place;
+    d.size = sizeOf(d.log);
     if (d.place === null) d.unseen = 0;
   }
   renderCue();
@@ -1552,6 +1568,21 @@ ui.inputForm.addEventListener("submit", (e) => {
 ui.input.addEventListener("keydown", (e) => {
   // Any other key ends a run of Tabs (the nick it put there stays).
   if (e.key !== "Tab") tabCycle = null;
+  const d = shown === null ? undefined : logs.get(shown);
+  if ((e.key === "PageUp" || e.key === "PageDown") && !e.altKey && !e.ctrlKey && !e.metaKey
+    && !e.shiftKey && d) {
+    // The log read while typing (as IRC clients do): a screen up or down, a line of it kept.
+    // The focus is here, not on the log, so the browser would scroll nothing.
+    e.preventDefault();
+    const page = Math.max(40, d.log.clientHeight - 40);
+    d.log.scrollBy({ top: e.key === "PageUp" ? -page : page });
+    return;
+  }
+  if (e.key === "End" && e.ctrlKey && !e.altKey && !e.metaKey && !e.shiftKey) {
+    // Down to the newest lines (the caret goes to the end of the line too, as it would).
+    toBottom();
+    return;
+  }
   if (e.key === "ArrowUp" && historyPos > 0) {
     if (historyPos === history.length) draft = ui.input.value;
     historyPos -= 1;
@@ -1654,12 +1685,14 @@ document.addEventListener("keydown", (e) => {
   $(which).focus();
 });
 
-// A log that was at the bottom stays there when the window changes size.
-let pinned = true;
-ui.logs.addEventListener("scroll", (e) => { pinned = atBottom(e.target); }, true);
+// The window (or the room for the logs) changed size: the log on screen stays at its bottom if
+// it was, else its reader's line stays at the same height (the lines above it wrap anew, taller
+// or shorter: until the forty-first session's review its pixels stayed, and the line moved).
 new ResizeObserver(() => {
-  const d = logs.get(shown);
-  if (d && pinned) d.log.scrollTop = d.log.scrollHeight;
+  const d = shown === null ? undefined : logs.get(shown);
+  if (!d || d.log.hidden) return;
+  restorePlace(d, d.reading);
+  d.size = sizeOf(d.log);
 }).observe(ui.logs);
 
 // Back online (or back to the tab) while waiting to reconnect: try now, not at the end of the

@@ -2,7 +2,7 @@
 //! natter-bridge on 127.0.0.1:0, as every chat page keeps it: a room scrolled up stays where its
 //! reader left it while new lines arrive below, while another room's join inserts its replay,
 //! when another conversation is opened and this one again (until the forty-first session every
-//! room shown went to its bottom), and through a server restart; a "new messages below" cue
+//! room shown went to its bottom), through a server restart and a window resized; a "new messages below" cue
 //! counts what came meanwhile and goes down to it; a room at its bottom follows its newest
 //! lines, shown or not; and a line said from a room scrolled up goes down to where it is said.
 //!
@@ -338,4 +338,126 @@ async fn scenario(
         .await
         .expect("natter-server stops in time")
         .expect("natter-server stops");
+}
+
+/// Resized while scrolled up (the window narrowed or widened, so every line above wraps anew):
+/// the line read stays at the top of the log. Until the forty-first session's review only a log at
+/// its bottom was kept so: the scroll position in pixels stayed, and the reader's line moved by
+/// however much the lines above it grew or shrank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_scrolled_up_keeps_its_place_through_a_resize() {
+    let mut config = natter_server::ServerConfig::local_test();
+    config.hub.history_on_join = OLD_LINES + 20;
+    config.hub.flood_burst = 1_000;
+    config.hub.flood_refill = natter_core::Millis(1);
+    with_page_and_server_within(
+        SCENARIO_LIMIT,
+        "natter-reading-place-resize",
+        config,
+        resize_scenario,
+    )
+    .await;
+}
+
+async fn resize_scenario(browser: Browser, page: String, server: TestServer) {
+    let b = &browser;
+    let (mut nc, nc_out) = nc(server.addr(), "netcat").await;
+    // Long lines, which wrap to more rows in a narrower log.
+    let words = "and some more words to wrap ".repeat(12);
+    for i in 1..=OLD_LINES {
+        say(&mut nc, &format!("old line {i:03} {words}")).await;
+    }
+    say(&mut nc, "/who").await;
+    wait_for!("nc's /who answer", nc_out.has("#lobby (1): netcat"));
+    open_page_as(b, &page, Some("reader")).await;
+    wait_line(b, &format!("old line {OLD_LINES:03}")).await;
+    wait_line(b, "you are in #lobby").await;
+
+    let offset = scroll_to(b, READ).await;
+    assert!(offset.abs() <= SLACK, "{offset}");
+    let height = || async {
+        js(
+            b,
+            &format!(
+                "return [...{}.querySelectorAll('.line')].find(e => e.textContent.includes({})) \
+                 .getBoundingClientRect().height;",
+                log_js("#lobby"),
+                Json::from(READ)
+            ),
+        )
+        .await
+        .as_f64()
+        .expect("the line read's height")
+    };
+    let wide = height().await;
+    for (w, when) in [
+        (900, "the window narrowed"),
+        (1280, "the window widened again"),
+    ] {
+        timeout(STEP, b.set_window_size(w, 800))
+            .await
+            .expect("the browser resizes in time")
+            .expect("the browser resizes");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!at_bottom(b).await, "{when}: still scrolled up");
+        assert_in_place(b, offset, when).await;
+        if w == 900 {
+            assert!(
+                height().await > wide,
+                "the lines wrap to more rows: the test tests"
+            );
+        }
+    }
+
+    // From the keyboard, typing at the bottom (the log is not where the focus is): Page Up and
+    // Page Down scroll it a screen (until the forty-first session's review they did nothing
+    // there), Ctrl+End goes down to its newest lines; the input keeps the focus.
+    use fantoccini::key::Key;
+    let input = b
+        .find(fantoccini::Locator::Id("input"))
+        .await
+        .expect("the input");
+    let press = |keys: String| {
+        let input = input.clone();
+        async move {
+            timeout(STEP, input.send_keys(&keys))
+                .await
+                .expect("keys pressed in time")
+                .expect("press keys");
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    };
+    press(char::from(Key::PageUp).to_string()).await;
+    let up = offset_of(b, READ)
+        .await
+        .expect("the line read is on screen");
+    assert!(
+        up > offset + 100.0,
+        "Page Up scrolled up a screen: {offset} -> {up}"
+    );
+    press(char::from(Key::PageDown).to_string()).await;
+    assert_in_place(b, offset, "Page Up then Page Down").await;
+    press(Key::Control + &Key::End).await;
+    wait_for!("the log at its bottom", at_bottom(b).await.then_some(()));
+    let focused = js(b, "return document.activeElement.id;").await;
+    assert_eq!(focused, "input", "the input keeps the focus");
+
+    // The cue counts others' messages only: one's own said to the room by a command (which
+    // leaves the log where it is read) is not news (until the forty-first session's review it
+    // was counted); netcat's is.
+    let offset = scroll_to(b, READ).await;
+    type_line(b, "/msg #lobby said by me with a command").await;
+    wait_line(b, "said by me with a command").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_in_place(b, offset, "one's own line said by a command").await;
+    assert_eq!(cue(b).await, "", "one's own line is not a new message");
+    say(&mut nc, "said by netcat").await;
+    wait_line(b, "said by netcat").await;
+    wait_for!(
+        "the cue counting netcat's line",
+        (cue(b).await == "1 new message below").then_some(())
+    );
+
+    let errors = js(b, "return window.natterDebug.errors;").await;
+    assert_eq!(errors, Json::Array(vec![]), "no script errors");
 }
