@@ -636,9 +636,9 @@ impl Hub {
                     // at a `/password` (the store revoked its keys too).
                     if a.hash != la.record.hash {
                         reset.push(folded.clone());
-                        // Taken up as read (see below).
+                        // Taken up as read, and written whole (see below).
                         if stored {
-                            take_up = Some(la.record.clone());
+                            take_up = Some(la.record.name.clone());
                         }
                     }
                     a.hash = la.record.hash;
@@ -713,8 +713,15 @@ impl Hub {
                     }
                 }
             }
-            if let Some(record) = take_up {
-                self.record(Write::Account(record));
+            // The same registration with the operator's password: taken up (its record as
+            // read comes first), then written whole as the hub holds it. What the hub wrote of it
+            // since the operator's `passwd` (a room joined, a marker, a message kept for it) the
+            // store dropped, and the user was told of; it is the same account, so it lands now
+            // (the keys are the store's: `passwd` revoked them all).
+            if let Some(name) = take_up {
+                for w in self.account_as_now(&name) {
+                    self.record(w);
+                }
             }
         }
         let gone: Vec<String> = self

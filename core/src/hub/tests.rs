@@ -6102,6 +6102,64 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// The operator sets alice's password while the server runs; alice, still connected,
+    /// joins #y before the reload. The store drops the server's writes of an account the
+    /// operator changed until the server takes it up, so it never got #y; the account is the
+    /// same registration, and the reload writes it whole as the hub holds it after taking it
+    /// up (until the forty-first session's review it wrote the record alone: the join she was
+    /// told of was gone after a restart).
+    #[test]
+    fn a_reload_that_reads_the_operators_password_writes_the_account_whole() {
+        use crate::persist::{AccountRecord, LoadedAccount, Write};
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let created = t.now;
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        t.pump();
+        // `account passwd alice`; then alice joins #y, which the store drops.
+        t.join(a, "#y");
+        t.pump();
+        let hash = crate::accounts::hash_password(
+            &pw("set by the operator"),
+            &[2; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        let record = AccountRecord {
+            name: nick("alice"),
+            hash,
+            created,
+        };
+        let before = t.batches.len();
+        t.hub.load_accounts(vec![LoadedAccount {
+            record: record.clone(),
+            rooms: vec![room("#x")],
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        }]);
+        t.pump();
+        let writes: Vec<&Write> = t.batches[before..]
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .collect();
+        let taken_up = writes
+            .iter()
+            .position(|w| **w == Write::Account(record.clone()))
+            .expect("taken up with the new hash");
+        let rooms = writes
+            .iter()
+            .position(|w| {
+                matches!(w, Write::AccountRooms { account, rooms }
+                    if *account == nick("alice") && rooms.contains(&room("#y")))
+            })
+            .unwrap_or_else(|| panic!("#y written again: {writes:?}"));
+        assert!(taken_up < rooms, "{writes:?}");
+    }
+
     /// A password the operator set while the server was stopped (`account passwd alice`, then
     /// the start): the start ends the account's resume sessions, as the reload does in a
     /// running server (until the forty-first session they resumed, signed in on the old
