@@ -675,8 +675,12 @@ impl Hub {
                         }
                     }
                     // Taken up as read, before any other write of it: the store applies the
-                    // hub's writes of an account only while it is as the hub last held it.
-                    if stored && held.is_none_or(|h| h != Some(&la.record)) {
+                    // hub's writes of an account only while it is as the hub last held it. (The
+                    // store names what it held by the folded name: time and hash tell.)
+                    let as_held = |h: &AccountRecord| {
+                        h.created == la.record.created && h.hash == la.record.hash
+                    };
+                    if stored && held.is_none_or(|h| !h.is_some_and(as_held)) {
                         self.record(Write::Account(la.record.clone()));
                     }
                     let read = la.read.into_iter().collect();

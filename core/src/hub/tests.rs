@@ -6160,6 +6160,57 @@ mod accounts {
         assert!(taken_up < rooms, "{writes:?}");
     }
 
+    /// The store names each account it knows by its folded name (`server_accounts` keys on
+    /// it): a start that finds "Alice" held as she is writes nothing of her (until the
+    /// forty-first session's review every start wrote back each account whose name has a
+    /// capital letter, as if the operator had changed it).
+    #[test]
+    fn a_start_that_finds_an_account_held_as_it_is_writes_nothing_whatever_its_case() {
+        use crate::persist::{AccountRecord, Loaded, LoadedAccount, Write};
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let hash = crate::accounts::hash_password(
+            &pw("a long passphrase"),
+            &[3; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        let record = AccountRecord {
+            name: nick("Alice"),
+            hash,
+            created: Millis(500),
+        };
+        let known = AccountRecord {
+            name: nick("alice"),
+            ..record.clone()
+        };
+        t.hub.restore(
+            Loaded {
+                accounts: vec![LoadedAccount {
+                    record,
+                    rooms: Vec::new(),
+                    read: Vec::new(),
+                    keys: Vec::new(),
+                    held: Vec::new(),
+                }],
+                known: vec![known],
+                ..Default::default()
+            },
+            t.now,
+        );
+        t.pump();
+        let written: Vec<&Write> = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter(|w| matches!(w, Write::Account(_)))
+            .collect();
+        assert!(written.is_empty(), "{written:?}");
+        assert_eq!(t.hub.account_count(), 1);
+    }
+
     /// A password the operator set while the server was stopped (`account passwd alice`, then
     /// the start): the start ends the account's resume sessions, as the reload does in a
     /// running server (until the forty-first session they resumed, signed in on the old
