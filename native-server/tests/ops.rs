@@ -814,6 +814,94 @@ async fn an_account_removed_and_added_again_while_the_server_was_stopped_keeps_n
     stop(child).await;
 }
 
+/// The rooms the store holds for `account` (folded) in the store in `dir`, the server stopped.
+fn stored_rooms(dir: &Path, account: &str) -> Vec<String> {
+    let mut store =
+        natter_store::AccountStore::open(&natter_store::Config::new(dir)).expect("the store opens");
+    store
+        .accounts()
+        .expect("the accounts read")
+        .into_iter()
+        .find(|a| a.record.name.folded() == account)
+        .map(|a| a.rooms.iter().map(|r| r.as_str().to_owned()).collect())
+        .unwrap_or_else(|| panic!("{account} is stored"))
+}
+
+/// The operator adds erin while the server runs, then SIGHUP: the reload takes erin up, so
+/// what the server writes of her from then on lands (her rooms are there after the stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_added_before_the_reload_keeps_the_rooms_it_joins_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    assert!(account_tool(dir.path(), &["add", "erin"], "erin's own passphrase").await);
+    signal(&child, "-HUP");
+    log.until("accounts reloaded from the store").await;
+    let (mut e, _) = TextClient::welcomed(addr, "e").await;
+    e.send("/login erin erin's own passphrase").await;
+    e.expect_has("you are signed in as erin").await;
+    e.send("/join #erins").await;
+    e.expect_has("you are in #erins").await;
+    e.send("/quit").await;
+    stop(child).await;
+    assert!(
+        stored_rooms(dir.path(), "erin").contains(&"#erins".to_owned()),
+        "{:?}",
+        stored_rooms(dir.path(), "erin")
+    );
+}
+
+/// The operator sets dora's password while the server runs (`account passwd dora`), and dora,
+/// still connected, joins #between before the SIGHUP. The account is the same registration:
+/// the reload takes it up with its new password and writes it whole as the server holds it, so
+/// the join dora was told of stays (until the forty-first session's review the store dropped
+/// the server's writes of the account until the reload, and nothing wrote them again: after a
+/// restart dora was no longer in #between).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_joined_between_the_operators_passwd_and_the_reload_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    let (mut dora, _) = TextClient::welcomed(addr, "dora").await;
+    dora.send("/nick dora").await;
+    dora.expect_has("you are now known as dora").await;
+    dora.send("/register a long passphrase").await;
+    dora.expect_has("you are signed in as dora").await;
+    dora.send("/join #before").await;
+    dora.expect_has("you are in #before").await;
+    assert!(account_tool(dir.path(), &["passwd", "dora"], "a new passphrase").await);
+    dora.send("/join #between").await;
+    dora.expect_has("you are in #between").await;
+    signal(&child, "-HUP");
+    log.until("accounts reloaded from the store").await;
+    let (mut d2, _) = TextClient::welcomed(addr, "d2").await;
+    d2.send("/login dora a new passphrase").await;
+    d2.expect_has("you are signed in as dora").await;
+    d2.send("/quit").await;
+    dora.send("/quit").await;
+    stop(child).await;
+    let rooms = stored_rooms(dir.path(), "dora");
+    for r in ["#before", "#between"] {
+        assert!(rooms.contains(&r.to_owned()), "{r} not stored: {rooms:?}");
+    }
+}
+
 /// SIGHUP to a server started with flags only (to reload its certificate after a renewal, say)
 /// is not a warning in its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -636,9 +636,9 @@ impl Hub {
                     // at a `/password` (the store revoked its keys too).
                     if a.hash != la.record.hash {
                         reset.push(folded.clone());
-                        // Taken up as read (see below).
+                        // Taken up as read, and written whole (see below).
                         if stored {
-                            take_up = Some(la.record.clone());
+                            take_up = Some(la.record.name.clone());
                         }
                     }
                     a.hash = la.record.hash;
@@ -675,8 +675,12 @@ impl Hub {
                         }
                     }
                     // Taken up as read, before any other write of it: the store applies the
-                    // hub's writes of an account only while it is as the hub last held it.
-                    if stored && held.is_none_or(|h| h != Some(&la.record)) {
+                    // hub's writes of an account only while it is as the hub last held it. (The
+                    // store names what it held by the folded name: time and hash tell.)
+                    let as_held = |h: &AccountRecord| {
+                        h.created == la.record.created && h.hash == la.record.hash
+                    };
+                    if stored && held.is_none_or(|h| !h.is_some_and(as_held)) {
                         self.record(Write::Account(la.record.clone()));
                     }
                     let read = la.read.into_iter().collect();
@@ -713,8 +717,15 @@ impl Hub {
                     }
                 }
             }
-            if let Some(record) = take_up {
-                self.record(Write::Account(record));
+            // The same registration with the operator's password: taken up (its record as
+            // read comes first), then written whole as the hub holds it. What the hub wrote of it
+            // since the operator's `passwd` (a room joined, a marker, a message kept for it) the
+            // store dropped, and the user was told of; it is the same account, so it lands now
+            // (the keys are the store's: `passwd` revoked them all).
+            if let Some(name) = take_up {
+                for w in self.account_as_now(&name) {
+                    self.record(w);
+                }
             }
         }
         let gone: Vec<String> = self

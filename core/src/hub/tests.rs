@@ -6102,6 +6102,115 @@ mod accounts {
         assert!(t.hub.is_member(&nick("alice"), &room("#x")));
     }
 
+    /// The operator sets alice's password while the server runs; alice, still connected,
+    /// joins #y before the reload. The store drops the server's writes of an account the
+    /// operator changed until the server takes it up, so it never got #y; the account is the
+    /// same registration, and the reload writes it whole as the hub holds it after taking it
+    /// up (until the forty-first session's review it wrote the record alone: the join she was
+    /// told of was gone after a restart).
+    #[test]
+    fn a_reload_that_reads_the_operators_password_writes_the_account_whole() {
+        use crate::persist::{AccountRecord, LoadedAccount, Write};
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let created = t.now;
+        let (a, _) = registered(&mut t, "alice");
+        t.join(a, "#x");
+        t.pump();
+        // `account passwd alice`; then alice joins #y, which the store drops.
+        t.join(a, "#y");
+        t.pump();
+        let hash = crate::accounts::hash_password(
+            &pw("set by the operator"),
+            &[2; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        let record = AccountRecord {
+            name: nick("alice"),
+            hash,
+            created,
+        };
+        let before = t.batches.len();
+        t.hub.load_accounts(vec![LoadedAccount {
+            record: record.clone(),
+            rooms: vec![room("#x")],
+            read: Vec::new(),
+            keys: Vec::new(),
+            held: Vec::new(),
+        }]);
+        t.pump();
+        let writes: Vec<&Write> = t.batches[before..]
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .collect();
+        let taken_up = writes
+            .iter()
+            .position(|w| **w == Write::Account(record.clone()))
+            .expect("taken up with the new hash");
+        let rooms = writes
+            .iter()
+            .position(|w| {
+                matches!(w, Write::AccountRooms { account, rooms }
+                    if *account == nick("alice") && rooms.contains(&room("#y")))
+            })
+            .unwrap_or_else(|| panic!("#y written again: {writes:?}"));
+        assert!(taken_up < rooms, "{writes:?}");
+    }
+
+    /// The store names each account it knows by its folded name (`server_accounts` keys on
+    /// it): a start that finds "Alice" held as she is writes nothing of her (until the
+    /// forty-first session's review every start wrote back each account whose name has a
+    /// capital letter, as if the operator had changed it).
+    #[test]
+    fn a_start_that_finds_an_account_held_as_it_is_writes_nothing_whatever_its_case() {
+        use crate::persist::{AccountRecord, Loaded, LoadedAccount, Write};
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let hash = crate::accounts::hash_password(
+            &pw("a long passphrase"),
+            &[3; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        let record = AccountRecord {
+            name: nick("Alice"),
+            hash,
+            created: Millis(500),
+        };
+        let known = AccountRecord {
+            name: nick("alice"),
+            ..record.clone()
+        };
+        t.hub.restore(
+            Loaded {
+                accounts: vec![LoadedAccount {
+                    record,
+                    rooms: Vec::new(),
+                    read: Vec::new(),
+                    keys: Vec::new(),
+                    held: Vec::new(),
+                }],
+                known: vec![known],
+                ..Default::default()
+            },
+            t.now,
+        );
+        t.pump();
+        let written: Vec<&Write> = t
+            .batches
+            .iter()
+            .flat_map(|b| b.writes.iter())
+            .filter(|w| matches!(w, Write::Account(_)))
+            .collect();
+        assert!(written.is_empty(), "{written:?}");
+        assert_eq!(t.hub.account_count(), 1);
+    }
+
     /// A password the operator set while the server was stopped (`account passwd alice`, then
     /// the start): the start ends the account's resume sessions, as the reload does in a
     /// running server (until the forty-first session they resumed, signed in on the old
