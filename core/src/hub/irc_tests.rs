@@ -8600,6 +8600,78 @@ fn user_gives_the_user_name_and_real_name_that_who_and_whois_show() {
     );
 }
 
+/// WHO, WHOX, WHOIS and WHOWAS show as the user name what the prefixes show (the nick, as
+/// natter reads a mask's user name), not the `USER` name: irssi takes hosts from the WHOX it
+/// runs at a join, and its `/ban alice` of an alice registered with `USER root` made
+/// `*!*root@natter`, which banned whoever held the nick `root`.
+#[test]
+fn every_user_name_shown_is_the_prefixes_so_a_mask_made_from_it_bans_that_user() {
+    let mut n = Net::new();
+    registered(&mut n, "asker");
+    let (asker, _) = sasl_client(&mut n, "asker", "");
+    n.send(asker, &["JOIN #a", "MODE #a +r"]);
+    let alice = with_user(&mut n, "alice", "root", "Alice");
+    let root = n.client("root", &[]);
+    for c in [alice, root] {
+        n.send(c, &["JOIN #a"]);
+    }
+    n.advance(2_000);
+    for c in [alice, root, asker] {
+        n.lines(c);
+    }
+    n.send(alice, &["PRIVMSG #a :hi"]);
+    let l = n.lines(asker);
+    let prefix = find(&l, " PRIVMSG ");
+    let prefix_user = prefix[1..]
+        .split(' ')
+        .next()
+        .and_then(|p| p.split_once('!'))
+        .and_then(|(_, uh)| uh.split_once('@'))
+        .map(|(u, _)| u.to_owned())
+        .unwrap();
+    assert_eq!(prefix_user, "alice", "{prefix}");
+    n.advance(2_000);
+    n.send(asker, &["WHO #a %tcuhnar,743", "WHO alice", "WHOIS alice"]);
+    let l = n.lines(asker);
+    let shown: Vec<(&str, &str)> = l
+        .iter()
+        .filter(|l| l.contains(" alice ") || l.ends_with(" alice"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            match w[1] {
+                "354" => Some(("354", w[5])),
+                "352" | "311" => Some((w[1], w[4])),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [("354", "alice"), ("352", "alice"), ("311", "alice")],
+        "{l:?}"
+    );
+    n.send(alice, &["NICK alice2"]);
+    n.advance(2_000);
+    n.send(asker, &["WHOWAS alice"]);
+    let l = n.lines(asker);
+    assert!(
+        find(&l, " 314 ").starts_with(":natter.irc 314 asker alice alice natter * :"),
+        "{l:?}"
+    );
+    n.send(alice, &["NICK alice"]);
+    n.advance(2_000);
+    n.lines(alice);
+    n.lines(root);
+    // The mask irssi's `/ban alice` makes of what WHOX showed bans alice, not root.
+    n.lines(asker);
+    let whox_user = shown[0].1.to_owned();
+    n.send(asker, &[&format!("MODE #a +b *!*{whox_user}@natter")]);
+    n.advance(1_000);
+    let l = n.lines(root);
+    assert!(l.iter().any(|l| l.contains(" MODE #a +b alice!*@*")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" KICK #a alice ")), "{l:?}");
+}
+
 #[test]
 fn a_bad_user_name_or_real_name_is_refused_with_a_numeric_and_long_ones_are_cut() {
     let mut n = Net::new();
