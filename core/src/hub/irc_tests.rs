@@ -9230,6 +9230,30 @@ fn an_irc_user_whose_account_the_operator_removes_is_logged_out() {
     assert_eq!(n.lines(a), [":natter.irc PONG natter.irc :x"]);
 }
 
+/// The `MODE -rov` the server adds after a founder's account removal carries no msgid: the
+/// event's names its `NOTICE` alone (as after `+r` and a take-over; see
+/// `the_servers_plus_o_after_a_registration_or_takeover_repeats_no_msgid`).
+#[test]
+fn the_servers_minus_ov_after_an_account_removal_repeats_no_msgid() {
+    let mut n = Net::new();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.send(a, &["JOIN #r", "MODE #r +r"]);
+    let b = n.client("bob", &["message-tags"]);
+    n.send(b, &["JOIN #r"]);
+    n.lines(a);
+    n.lines(b);
+    n.hub.load_accounts(Vec::new());
+    n.pump();
+    let l = n.lines(b);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(
+        l[0].contains("msgid=") && l[0].contains(" NOTICE #r :*** the account alice was removed"),
+        "{l:?}"
+    );
+    assert_eq!(l[1], ":natter.irc MODE #r -rov alice alice", "{l:?}");
+}
+
 /// The founder's account removed by the operator: the channel's IRC members are told in
 /// words from the server, and nick lists lose its `@` (and `+`); the channel stays, with no
 /// founder, and the name registered anew is no operator of it.
