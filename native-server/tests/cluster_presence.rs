@@ -90,7 +90,7 @@ async fn whois_ison_and_away_know_a_user_on_another_node() {
         &mut carol,
         "WHOIS bob",
         " 318 ",
-        " 311 carol Bob ~Bob natter * :Bob",
+        " 311 carol Bob Bob natter * :Bob",
     )
     .await;
     let lines = ask(&mut carol, "ISON bob dave", " 303 ").await;
@@ -131,7 +131,7 @@ async fn whois_ison_and_away_know_a_user_on_another_node() {
         &mut carol,
         "WHOIS bob",
         " 318 ",
-        " 311 carol Bob ~Bob natter * :Bob Stone",
+        " 311 carol Bob Bob natter * :Bob Stone",
     )
     .await;
 

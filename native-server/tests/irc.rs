@@ -495,13 +495,13 @@ async fn who_whois_and_whowas_show_the_user_name_and_real_name() {
     let line = other.expect_has(" 311 other ").await;
     assert_eq!(
         line,
-        ":My.Little.Server 311 other coolNick ~myusernam natter * :My UniqueReal Name"
+        ":My.Little.Server 311 other coolNick coolNick natter * :My UniqueReal Name"
     );
     other.send("WHO *uniquereal*").await;
     let line = other.expect_has(" 352 other ").await;
     assert_eq!(
         line,
-        ":My.Little.Server 352 other * ~myusernam natter My.Little.Server coolNick H :0 My \
+        ":My.Little.Server 352 other * coolNick natter My.Little.Server coolNick H :0 My \
          UniqueReal Name"
     );
     other.expect_has(" 315 other *uniquereal* ").await;
@@ -512,7 +512,7 @@ async fn who_whois_and_whowas_show_the_user_name_and_real_name() {
     let line = other.expect_has(" 314 other ").await;
     assert_eq!(
         line,
-        ":My.Little.Server 314 other coolNick ~myusernam natter * :My UniqueReal Name"
+        ":My.Little.Server 314 other coolNick coolNick natter * :My UniqueReal Name"
     );
     other
         .expect_has(" 312 other coolNick My.Little.Server ")

@@ -2099,7 +2099,7 @@ fn queries_whois_ison_userhost_who_names_list_lusers_time_version_motd() {
     );
     assert_eq!(l[1], ":natter.irc 319 asker binny :#q");
     n.send(i, &["WHOIS natter.irc asker"]);
-    assert!(find(&n.lines(i), " 311 ").ends_with(" 311 asker asker ~u natter * :Real Name"));
+    assert!(find(&n.lines(i), " 311 ").ends_with(" 311 asker asker asker natter * :Real Name"));
 
     n.send(i, &["ISON binny nobody ASKER", "USERHOST binny asker"]);
     assert_eq!(
@@ -2206,7 +2206,7 @@ fn away_is_reported_in_whois_and_to_writers_and_notified_to_those_who_asked() {
     assert_eq!(l[0], ":natter.irc 301 quiet sleepy :gone fishing");
     assert!(l.contains(&":natter.irc 301 quiet sleepy :gone fishing".to_owned()));
     assert!(find(&l, " 302 ").ends_with("sleepy=-sleepy@natter"));
-    assert!(find(&l, " natter.irc sleepy G :0").contains(" 352 quiet #z ~u "));
+    assert!(find(&l, " natter.irc sleepy G :0").contains(" 352 quiet #z sleepy "));
     n.lines(a);
     n.send(a, &["AWAY"]);
     assert_eq!(
@@ -4726,8 +4726,10 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
     let mut n = Net::new();
     registered(&mut n, "alice");
     let (c, _) = sasl_client(&mut n, "alice", "");
-    let b = n.client("bob", &[]);
-    let d = n.client("dan", &[]);
+    // USER names that are not their nicks, and one that is another's nick: the masks the
+    // clients make come from what WHOX shows (irssi runs it at every join).
+    let b = with_user(&mut n, "bob", "dan", "Bob");
+    let d = with_user(&mut n, "dan", "root", "Dan");
     n.send(c, &["JOIN #m"]);
     n.send(b, &["JOIN #m"]);
     n.send(d, &["JOIN #m"]);
@@ -4767,14 +4769,27 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
     let l = n.lines(b);
     assert!(!l.iter().any(|l| l.contains(" MODE #m +r")), "{l:?}");
     assert!(!numerics(&l).is_empty(), "a refusal: {l:?}");
+    n.advance(1_000);
+    n.lines(c);
+    n.send(c, &["WHO #m %tcuhnar,743"]);
+    let l = n.lines(c);
+    let user_of = |nick: &str| -> String {
+        let w = l
+            .iter()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|w| w[1] == "354" && w[7] == nick)
+            .unwrap_or_else(|| panic!("{nick} in {l:?}"));
+        w[5].to_owned()
+    };
+    let (bob_user, dan_user) = (user_of("bob"), user_of("dan"));
     // WeeChat's `/ban bob` sends `*!bob@natter` (ident and host): that is bob, not everyone on
     // the pseudo-host nor a nick named `natter`.
-    n.send(c, &["MODE #m +b *!bob@natter"]);
+    n.send(c, &[&format!("MODE #m +b *!{bob_user}@natter")]);
     n.advance(1_000);
     n.lines(c);
     n.send(b, &["JOIN #m"]);
     // irssi's `*!*dan@natter` is dan.
-    n.send(c, &["MODE #m +b *!*dan@natter"]);
+    n.send(c, &[&format!("MODE #m +b *!*{dan_user}@natter")]);
     n.advance(1_000);
     let l = n.lines(b);
     assert!(l.iter().any(|l| l.contains(" KICK #m bob ")), "{l:?}");
@@ -8573,15 +8588,15 @@ fn user_gives_the_user_name_and_real_name_that_who_and_whois_show() {
     let l = n.lines(other);
     assert_eq!(
         find(&l, " 311 "),
-        ":natter.irc 311 other coolNick ~myusernam natter * :My UniqueReal Name"
+        ":natter.irc 311 other coolNick coolNick natter * :My UniqueReal Name"
     );
     // `WHO nick` names the channel they share (`*` before the thirtieth session).
     assert_eq!(
         l[5],
-        ":natter.irc 352 other #chan ~myusernam natter natter.irc coolNick H :0 My UniqueReal Name"
+        ":natter.irc 352 other #chan coolNick natter natter.irc coolNick H :0 My UniqueReal Name"
     );
     assert!(l.contains(
-        &":natter.irc 352 other #chan ~myusernam natter natter.irc coolNick H :0 My UniqueReal Name"
+        &":natter.irc 352 other #chan coolNick natter natter.irc coolNick H :0 My UniqueReal Name"
             .to_owned()
     ));
     // natter's own users: the nick as the user name, how they are connected as the real name.
@@ -8598,6 +8613,81 @@ fn user_gives_the_user_name_and_real_name_that_who_and_whois_show() {
         n.lines(other)
             .contains(&":coolNick!coolNick@natter PRIVMSG #chan :hi".to_owned())
     );
+}
+
+/// WHO, WHOX, WHOIS and WHOWAS show as the user name what the prefixes show (the nick, as
+/// natter reads a mask's user name), not the `USER` name: irssi takes hosts from the WHOX it
+/// runs at a join, and its `/ban alice` of an alice registered with `USER root` made
+/// `*!*root@natter`, which banned whoever held the nick `root`.
+#[test]
+fn every_user_name_shown_is_the_prefixes_so_a_mask_made_from_it_bans_that_user() {
+    let mut n = Net::new();
+    registered(&mut n, "asker");
+    let (asker, _) = sasl_client(&mut n, "asker", "");
+    n.send(asker, &["JOIN #a", "MODE #a +r"]);
+    let alice = with_user(&mut n, "alice", "root", "Alice");
+    let root = n.client("root", &[]);
+    for c in [alice, root] {
+        n.send(c, &["JOIN #a"]);
+    }
+    n.advance(2_000);
+    for c in [alice, root, asker] {
+        n.lines(c);
+    }
+    n.send(alice, &["PRIVMSG #a :hi"]);
+    let l = n.lines(asker);
+    let prefix = find(&l, " PRIVMSG ");
+    let prefix_user = prefix[1..]
+        .split(' ')
+        .next()
+        .and_then(|p| p.split_once('!'))
+        .and_then(|(_, uh)| uh.split_once('@'))
+        .map(|(u, _)| u.to_owned())
+        .unwrap();
+    assert_eq!(prefix_user, "alice", "{prefix}");
+    n.advance(2_000);
+    n.send(asker, &["WHO #a %tcuhnar,743", "WHO alice", "WHOIS alice"]);
+    let l = n.lines(asker);
+    let shown: Vec<(&str, &str)> = l
+        .iter()
+        .filter(|l| l.contains(" alice ") || l.ends_with(" alice"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            match w[1] {
+                "354" => Some(("354", w[5])),
+                "352" | "311" => Some((w[1], w[4])),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [("354", "alice"), ("352", "alice"), ("311", "alice")],
+        "{l:?}"
+    );
+    n.send(alice, &["NICK alice2"]);
+    n.advance(2_000);
+    n.send(asker, &["WHOWAS alice"]);
+    let l = n.lines(asker);
+    assert!(
+        find(&l, " 314 ").starts_with(":natter.irc 314 asker alice alice natter * :"),
+        "{l:?}"
+    );
+    n.send(alice, &["NICK alice"]);
+    n.advance(2_000);
+    n.lines(alice);
+    n.lines(root);
+    // The mask irssi's `/ban alice` makes of what WHOX showed bans alice, not root.
+    n.lines(asker);
+    let whox_user = shown[0].1.to_owned();
+    n.send(asker, &[&format!("MODE #a +b *!*{whox_user}@natter")]);
+    n.advance(1_000);
+    let l = n.lines(root);
+    assert!(
+        l.iter().any(|l| l.contains(" MODE #a +b alice!*@*")),
+        "{l:?}"
+    );
+    assert!(l.iter().any(|l| l.contains(" KICK #a alice ")), "{l:?}");
 }
 
 #[test]
@@ -8622,8 +8712,7 @@ fn a_bad_user_name_or_real_name_is_refused_with_a_numeric_and_long_ones_are_cut(
     n.send(c, &["WHOIS foo"]);
     let l = n.lines(c);
     let whois = find(&l, " 311 ");
-    let shown_user = format!(" ~{} ", "u".repeat(crate::limits::IRC_MAX_USERNAME));
-    assert!(whois.contains(&shown_user), "{whois}");
+    assert!(whois.contains(" 311 foo foo foo natter "), "{whois}");
     let real = whois.rsplit_once(" :").unwrap().1;
     assert_eq!(real, "é".repeat(crate::limits::IRC_MAX_REALNAME / 2));
 }
@@ -8662,7 +8751,9 @@ fn who_with_a_mask_matches_nick_user_host_and_real_name_and_hides_the_invisible(
     assert_eq!(who(&mut n, "0"), ["asker", "binny", "coolNick"]);
     assert_eq!(who(&mut n, "coolni*"), ["coolNick"]);
     assert_eq!(who(&mut n, "COOL?ICK"), ["coolNick"]);
-    assert_eq!(who(&mut n, "~myuser*"), ["coolNick"]);
+    // The user name is the nick (as in prefixes): the `USER` name is shown nowhere, and so
+    // matches nothing.
+    assert!(who(&mut n, "*myuser*").is_empty());
     assert_eq!(who(&mut n, "*uniquereal*"), ["coolNick"]);
     assert_eq!(who(&mut n, "natt?r*"), ["asker", "binny", "coolNick"]);
     assert!(who(&mut n, "nobody*").is_empty());
@@ -8731,7 +8822,8 @@ fn who_with_a_mask_matches_the_server_and_the_fields_its_flags_name() {
     assert_eq!(who(&mut n, "alice*"), ["alice", "coolNick"]);
     assert_eq!(who(&mut n, "alice* n"), ["alice"]);
     assert_eq!(who(&mut n, "alice* r%n"), ["coolNick"]);
-    assert_eq!(who(&mut n, "~as* u"), ["asker"]);
+    assert_eq!(who(&mut n, "as* u"), ["asker"]);
+    assert!(who(&mut n, "~as* u").is_empty(), "no user name is ~USER");
     assert!(who(&mut n, "*.irc n").is_empty());
     assert_eq!(who(&mut n, "*.irc s"), all);
     assert_eq!(who(&mut n, "al?ce a%na"), ["alice"], "the account");
@@ -8794,14 +8886,8 @@ fn whowas_remembers_quits_and_nick_changes_newest_first_with_a_count() {
         l[0],
         ":natter.irc 314 asker nick2 nick2 natter * :natter user"
     );
-    assert_eq!(
-        l[2],
-        ":natter.irc 314 asker nick2 ~ident3 natter * :Realname"
-    );
-    assert_eq!(
-        l[4],
-        ":natter.irc 314 asker nick2 ~ident2 natter * :Realname"
-    );
+    assert_eq!(l[2], ":natter.irc 314 asker nick2 nick2 natter * :Realname");
+    assert_eq!(l[4], ":natter.irc 314 asker nick2 nick2 natter * :Realname");
     assert!(
         l[1].starts_with(":natter.irc 312 asker nick2 natter.irc :"),
         "{}",
@@ -8912,7 +8998,7 @@ fn whox_answers_the_fields_asked_in_whox_order_with_the_token_and_account() {
         assert_eq!(
             n.lines(other),
             [
-                ":natter.irc 354 other 123 #chan ~myusernam 255.255.255.255 natter natter.irc \
+                ":natter.irc 354 other 123 #chan coolNick 255.255.255.255 natter natter.irc \
                  coolNick H 0 0 0 n/a :My UniqueReal Name",
                 ":natter.irc 315 other coolNick :End of WHO list",
             ]
@@ -9144,6 +9230,30 @@ fn an_irc_user_whose_account_the_operator_removes_is_logged_out() {
     assert_eq!(n.lines(a), [":natter.irc PONG natter.irc :x"]);
 }
 
+/// The `MODE -rov` the server adds after a founder's account removal carries no msgid: the
+/// event's names its `NOTICE` alone (as after `+r` and a take-over; see
+/// `the_servers_plus_o_after_a_registration_or_takeover_repeats_no_msgid`).
+#[test]
+fn the_servers_minus_ov_after_an_account_removal_repeats_no_msgid() {
+    let mut n = Net::new();
+    registered(&mut n, "alice");
+    let (a, _) = sasl_client(&mut n, "alice", "");
+    n.send(a, &["JOIN #r", "MODE #r +r"]);
+    let b = n.client("bob", &["message-tags"]);
+    n.send(b, &["JOIN #r"]);
+    n.lines(a);
+    n.lines(b);
+    n.hub.load_accounts(Vec::new());
+    n.pump();
+    let l = n.lines(b);
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(
+        l[0].contains("msgid=") && l[0].contains(" NOTICE #r :*** the account alice was removed"),
+        "{l:?}"
+    );
+    assert_eq!(l[1], ":natter.irc MODE #r -rov alice alice", "{l:?}");
+}
+
 /// The founder's account removed by the operator: the channel's IRC members are told in
 /// words from the server, and nick lists lose its `@` (and `+`); the channel stays, with no
 /// founder, and the name registered anew is no operator of it.
@@ -9205,7 +9315,7 @@ fn who_of_a_nick_names_a_channel_the_asker_can_see() {
     n.send(a, &["WHO bob"]);
     assert_eq!(
         n.lines(a)[0],
-        ":natter.irc 352 asker * ~u natter natter.irc bob H :0 Real Name"
+        ":natter.irc 352 asker * bob natter natter.irc bob H :0 Real Name"
     );
     // In a channel the asker is not in: that one (it is no secret).
     n.send(b, &["JOIN #zeta"]);
@@ -9213,7 +9323,7 @@ fn who_of_a_nick_names_a_channel_the_asker_can_see() {
     let l = n.lines(a);
     assert_eq!(
         l[0],
-        ":natter.irc 352 asker #zeta ~u natter natter.irc bob H :0 Real Name"
+        ":natter.irc 352 asker #zeta bob natter natter.irc bob H :0 Real Name"
     );
     assert_eq!(l[2], ":natter.irc 354 asker 7 #zeta :bob");
     // One they share comes first.
@@ -9221,18 +9331,18 @@ fn who_of_a_nick_names_a_channel_the_asker_can_see() {
     n.send(a, &["JOIN #mid"]);
     n.lines(a);
     n.send(a, &["WHO bob"]);
-    assert!(n.lines(a)[0].contains(" 352 asker #mid ~u "));
+    assert!(n.lines(a)[0].contains(" 352 asker #mid bob "));
     // An invisible user shows only a channel shared with the asker, else `*`.
     n.send(b, &["MODE bob +i"]);
     n.send(a, &["PART #mid", "WHO bob"]);
     let l = n.lines(a);
-    assert!(l.iter().any(|l| l.contains(" 352 asker * ~u ")), "{l:?}");
+    assert!(l.iter().any(|l| l.contains(" 352 asker * bob ")), "{l:?}");
     // The asker itself: its own channel.
     n.send(a, &["JOIN #mid", "WHO asker"]);
     let l = n.lines(a);
     assert!(
         l.iter()
-            .any(|l| l.contains(" 352 asker #mid ~u natter natter.irc asker H ")),
+            .any(|l| l.contains(" 352 asker #mid asker natter natter.irc asker H ")),
         "{l:?}"
     );
 }

@@ -190,7 +190,9 @@ impl WhoFields {
 /// everyone's, `natter`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ident {
-    /// An IRC user's `USER` name after a `~` (no ident is checked), else the nick.
+    /// The nick, whatever `USER` said: the user name of every prefix (`nick!nick@natter`) and
+    /// what natter reads a mask's user name as, so a ban mask a client builds from it
+    /// (irssi's `*!*nick@natter` from its WHOX) bans this user and no one else.
     pub(crate) user: Box<str>,
     /// An IRC user's real name, else words saying how the user is connected.
     pub(crate) realname: Box<str>,
@@ -213,12 +215,13 @@ impl Ident {
         }
     }
 
-    /// Of a user on another node of the cluster: its IRC user name and real name from its
-    /// record (`irc`), else words saying where it is.
+    /// Of a user on another node of the cluster: its IRC real name from its record (`irc`;
+    /// the user name there is ignored, as a node before the forty-first session sent
+    /// `~USER`), else words saying where it is.
     pub(crate) fn remote(nick: &Nick, irc: Option<&(Box<str>, Box<str>)>) -> Ident {
         match irc {
-            Some((user, realname)) => Ident {
-                user: user.clone(),
+            Some((_, realname)) => Ident {
+                user: nick.as_str().into(),
                 realname: realname.clone(),
             },
             None => Ident::natter(nick, "on another natter node"),
@@ -827,12 +830,14 @@ impl Hub {
         self.account_of(uid).and_then(|a| self.account_name(&a))
     }
 
-    /// The `USER` of `uid`'s IRC connection, if it has one.
+    /// The real name of `uid`'s IRC connection's `USER`, if it has one, with its nick as the
+    /// user name (see [`Ident::user`]: the `USER` name is shown nowhere).
     pub(super) fn irc_ident(&self, uid: UserId) -> Option<Ident> {
+        let nick = &self.users.get(&uid)?.nick;
         self.user_conns(uid)
             .find_map(|c| match self.conns.get(&c)?.dialect()? {
-                super::dialect::AnyDialect::Irc(irc) => irc.ident().map(|(user, realname)| Ident {
-                    user: format!("~{user}").into(),
+                super::dialect::AnyDialect::Irc(irc) => irc.ident().map(|(_, realname)| Ident {
+                    user: nick.as_str().into(),
                     realname: realname.into(),
                 }),
                 _ => None,

@@ -38,8 +38,9 @@ pub struct Presence {
     /// The rooms it is in (by name), so that every node lists the rooms whose members are all
     /// on other nodes (`/rooms`, IRC's `LIST`). Empty in a record an older node wrote.
     pub rooms: Vec<RoomName>,
-    /// On IRC: its user name as WHO and WHOIS show it (`~` and its `USER`) and its real name
-    /// (`USER`'s, or the last `SETNAME`), so every node shows them. `None` for natter's own
+    /// On IRC: its user name as WHO and WHOIS show it (its nick since the forty-first session;
+    /// before, `~` and its `USER`, which a reader ignores) and its real name (`USER`'s, or the
+    /// last `SETNAME`), so every node shows them. `None` for natter's own
     /// doors and nc, and in a record an older node wrote.
     pub irc: Option<(Box<str>, Box<str>)>,
     /// Nothing of the user is connected: an account that stays in its rooms (always-on). Every
