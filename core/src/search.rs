@@ -15,7 +15,10 @@
 
 use std::borrow::Cow;
 
-/// Where emoji's stand-ins start: the Basic Multilingual Plane's private use area.
+/// The Basic Multilingual Plane's private use area, where emoji's stand-ins are.
+const PRIVATE_USE: std::ops::RangeInclusive<char> = '\u{E000}'..='\u{F8FF}';
+
+/// Where emoji's stand-ins start: the start of [`PRIVATE_USE`].
 const STAND_INS: u32 = 0xE000;
 
 /// The emoji blocks given stand-ins, each `(first, last)`, laid end to end from [`STAND_INS`]
@@ -53,7 +56,7 @@ pub fn searchable(text: &str) -> Cow<'_, str> {
 /// Whether `c` belongs to a word in what [`searchable`] gives: a letter, a digit or a
 /// private-use character (an emoji's stand-in), as the index's tokenizer sees it.
 pub fn word_char(c: char) -> bool {
-    c.is_alphanumeric() || ('\u{E000}'..='\u{F8FF}').contains(&c)
+    c.is_alphanumeric() || PRIVATE_USE.contains(&c)
 }
 
 /// Whether `typed` (one search word) holds anything a search can find.
@@ -133,7 +136,7 @@ mod tests {
             for u in first..=last {
                 if let Some(c) = char::from_u32(u) {
                     let s = alone(c).unwrap();
-                    assert!(('\u{E000}'..='\u{F8FF}').contains(&s), "{u:x}");
+                    assert!(PRIVATE_USE.contains(&s), "{u:x}");
                     assert!(seen.insert(s), "{u:x} shares a stand-in");
                 }
             }

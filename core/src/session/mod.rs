@@ -1156,14 +1156,7 @@ impl Session {
                      connection dropped each time before the server answered; signing in as \
                      {nick} (/login {nick} PASSWORD) tells whether it did"
                 );
-                self.event(Event::Error {
-                    kind: None,
-                    about: About::Account,
-                    text: text.clone(),
-                });
-                if self.account.required_and_refused() {
-                    self.close_for_good(Some(text));
-                }
+                self.account_given_up(text);
                 return;
             }
             None => {}
@@ -1175,6 +1168,13 @@ impl Session {
             "could not {what}: the connection dropped before the server answered; \
              try again once it is back"
         );
+        self.account_given_up(text);
+    }
+
+    /// Says `text` as the answer to an account request given up (an [`Event::Error`] about
+    /// [`About::Account`]), and ends a session for the account only
+    /// ([`Session::require_sign_in`]) with it, as when refused.
+    fn account_given_up(&mut self, text: String) {
         self.event(Event::Error {
             kind: None,
             about: About::Account,
