@@ -11,7 +11,10 @@
 //! search word is a phrase of its words side by side, so `テキスト` is the phrase `テ キ ス ト`
 //! and finds `日本語テキスト`, as a substring search would (what CJK search engines without a
 //! dictionary do). An emoji becomes a private-use character standing for it (which the
-//! tokenizer keeps as a word): `great🎉` is `great` and `🎉`.
+//! tokenizer keeps as a word): `great🎉` is `great` and `🎉`. A private-use character a
+//! person typed (a font's icon) that could be taken for a stand-in is written after
+//! [`ESCAPE`], so `\u{E000}` typed is the word `\u{F8FF}\u{E000}`, never the emoji that
+//! `\u{E000}` stands in for.
 
 use std::borrow::Cow;
 
@@ -20,6 +23,12 @@ const PRIVATE_USE: std::ops::RangeInclusive<char> = '\u{E000}'..='\u{F8FF}';
 
 /// Where emoji's stand-ins start: the start of [`PRIVATE_USE`].
 const STAND_INS: u32 = 0xE000;
+
+/// Written before a typed private-use character that is a stand-in, or is itself: the last of
+/// [`PRIVATE_USE`], outside the stand-ins. Each such character becomes two, both word
+/// characters, so the text indexed tells a typed one from an emoji's stand-in, and reads back
+/// one way only.
+const ESCAPE: char = '\u{F8FF}';
 
 /// The emoji blocks given stand-ins, each `(first, last)`, laid end to end from [`STAND_INS`]
 /// (3,776 characters of the area's 6,400): Miscellaneous Technical (`⌛`), Miscellaneous
@@ -34,9 +43,10 @@ const EMOJI_BLOCKS: [(u32, u32); 4] = [
 
 /// `text` as the search index reads it: unchanged unless it holds a character of a script
 /// written without spaces between words or an emoji, each of which is then set apart by
-/// spaces (an emoji as its stand-in). ASCII text is never copied.
+/// spaces (an emoji as its stand-in), or a typed private-use character that could be taken for
+/// a stand-in (then written after [`ESCAPE`]). ASCII text is never copied.
 pub fn searchable(text: &str) -> Cow<'_, str> {
-    if text.is_ascii() || !text.chars().any(|c| alone(c).is_some()) {
+    if text.is_ascii() || !text.chars().any(|c| alone(c).is_some() || escaped(c)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + text.len() / 2);
@@ -47,10 +57,20 @@ pub fn searchable(text: &str) -> Cow<'_, str> {
                 out.push(word);
                 out.push(' ');
             }
+            None if escaped(c) => {
+                out.push(ESCAPE);
+                out.push(c);
+            }
             None => out.push(c),
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether a typed `c` is written after [`ESCAPE`]: a stand-in, or [`ESCAPE`] itself.
+fn escaped(c: char) -> bool {
+    let stand_ins: u32 = EMOJI_BLOCKS.iter().map(|(f, l)| l - f + 1).sum();
+    (STAND_INS..STAND_INS + stand_ins).contains(&u32::from(c)) || c == ESCAPE
 }
 
 /// Whether `c` belongs to a word in what [`searchable`] gives: a letter, a digit or a
@@ -141,6 +161,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_typed_private_use_character_is_never_an_emoji() {
+        let party = searchable("🎉");
+        let stand_in = party.trim();
+        let typed = searchable(stand_in);
+        assert_eq!(typed, format!("{ESCAPE}{stand_in}"));
+        // As words (what the index and the memory search compare), never the emoji's.
+        let words = |t: &str| -> Vec<String> {
+            searchable(t)
+                .split(|c: char| !word_char(c))
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(words(stand_in).len(), 1);
+        assert_ne!(words(stand_in), words("🎉"));
+        assert_eq!(words(&format!("my{stand_in}icon")).len(), 1);
+        // The escape typed is escaped too, so what is read back is read one way: a typed escape
+        // then a typed stand-in is not the typed stand-in alone.
+        assert_eq!(searchable(&ESCAPE.to_string()), format!("{ESCAPE}{ESCAPE}"));
+        assert_ne!(
+            words(&format!("{ESCAPE}{stand_in}")),
+            words(stand_in),
+            "{ESCAPE:?}"
+        );
+        // Private-use characters past the stand-ins are left alone, and their text not copied.
+        assert!(matches!(searchable("x\u{F000}y"), Cow::Borrowed(_)));
+        assert!(!escaped('\u{EEC0}'));
+        assert!(escaped('\u{EEBF}'));
     }
 
     #[test]

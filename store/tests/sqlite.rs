@@ -1689,7 +1689,13 @@ fn unspaced_scripts_and_emoji_are_searchable() {
         "한국어를 배워요",
         "plain great words",
         "中文搜索测试",
+        "rare 𠀀𠀁𠀂 ideographs",
     ];
+    // A private-use character typed as a font's icon, the one that stands in for 🎉 in the
+    // index: found as itself, never as the emoji.
+    let icon = natter_core::search::searchable("🎉").trim().to_owned();
+    let icon_line = format!("my {icon} icon");
+    let lines: Vec<&str> = lines.into_iter().chain([icon_line.as_str()]).collect();
     {
         let mut store = open(dir.path());
         store
@@ -1715,6 +1721,11 @@ fn unspaced_scripts_and_emoji_are_searchable() {
             assert_eq!(search(store, "👍", None), x(&[3]), "with its skin tone");
             assert_eq!(search(store, "한국어", None), x(&[4]));
             assert_eq!(search(store, "搜索", None), x(&[6]));
+            // Ideographs beyond the Basic Multilingual Plane (CJK extension B) are letters.
+            assert_eq!(search(store, "𠀁", None), x(&[7]));
+            assert_eq!(search(store, "𠀁𠀂", None), x(&[7]));
+            assert_eq!(search(store, "𠀂𠀁", None), x(&[]));
+            assert_eq!(search(store, &icon, None), x(&[8]));
         };
         check(&store);
         drop(store);

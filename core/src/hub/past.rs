@@ -1130,6 +1130,17 @@ mod tests {
         );
         assert!(find("👍", "ok 👍🏽"), "a thumb with its skin tone");
         assert!(!find("🎈", "great🎉party"));
+        let icon = crate::search::searchable("🎉").trim().to_owned();
+        assert!(
+            find(&icon, &format!("my {icon} icon")),
+            "a typed icon is found"
+        );
+        assert!(
+            !find("🎉", &format!("my {icon} icon")),
+            "but not for the emoji"
+        );
+        assert!(!find(&icon, "great🎉party"), "nor the emoji for it");
+        assert!(find("𠀁", "rare 𠀀𠀁𠀂 ideographs"), "CJK extension B");
     }
 
     /// Lines with seqs 10, 12, 14, ... (others' events between them), said at seq × 1000 ms.

@@ -43,10 +43,12 @@ const APPLICATION_ID: i32 = 0x4e54_5331;
 
 /// The index file's schema version: another one is rebuilt, not migrated. 3: the text indexed
 /// is [`natter_core::search::searchable`]'s, where each character of a script written without
-/// spaces (Chinese, Japanese, Korean, Thai...) and each emoji is a word of its own. Versions 1
-/// and 2 took such a run for one word and dropped emoji, so they are rebuilt at the first start
-/// (in steps, in the background: until it catches up, a search misses the older lines).
-const VERSION: i32 = 3;
+/// spaces (Chinese, Japanese, Korean, Thai...) and each emoji is a word of its own. 4: a typed
+/// private-use character that could be taken for an emoji's stand-in is escaped. Versions 1
+/// and 2 took such a run for one word and dropped emoji, and 3 found a line with such a typed
+/// character for the emoji, so they are rebuilt at the first start (in steps, in the
+/// background: until it catches up, a search misses the older lines).
+const VERSION: i32 = 4;
 
 /// FTS5's `automerge`: a level's segments are merged once this many are there, while indexing
 /// (FTS5's default is 4). Each merge rewrites every line it holds, so with 8 a line is
