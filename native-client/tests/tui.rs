@@ -1253,3 +1253,42 @@ async fn emoji_sequences_leave_the_rows_layout_in_place() {
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
 }
+
+/// PgUp at the top asked for a room's older lines, and PgDn, pressed before they came, took the
+/// view back to the newest lines; when they came the view jumped up to them, as it does for
+/// `/history`, and read "scrolled up" as if PgDn had done nothing (seen once in the fortieth
+/// session as "scrolled up 1"). A screen taller than the room's replay: PgUp asks at once,
+/// and PgDn is sent with it, most often read before the answer comes (a race: before the fix
+/// this failed in one run of two, "scrolled up 8"; with it, PgDn after the answer ends at the
+/// bottom too, so it never fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgdn_before_older_lines_come_keeps_the_view_at_the_newest_lines() {
+    let (server, addr) = server_with(long_history).await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect_containing("-- you are in #lobby ").await;
+    for i in 1..=60 {
+        bob.send(&format!("old line {i:03}")).await;
+    }
+    bob.expect("[#lobby] <bob> old line 060").await;
+
+    let tmux = Tmux::new("pgdn");
+    tmux.start("alice", &addr.to_string());
+    tmux.run(&["resize-window", "-t", "alice", "-x", "100", "-y", "58"]);
+    tmux.wait_for("alice", "<bob> old line 060").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        tmux.run(&["send-keys", "-t", "alice", "PPage", "NPage"]);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let screen = tmux.screen("alice");
+        assert!(
+            !screen.contains("scrolled up") && screen.contains("<bob> old line 060"),
+            "{screen}"
+        );
+    }
+    tmux.keys("alice", "C-c");
+    tmux.wait_for("alice", "natter exited with").await;
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}

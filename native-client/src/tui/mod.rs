@@ -469,8 +469,10 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     Some(Action::Page(_) | Action::Scroll(_)) => {
                         let size = terminal.size()?;
                         let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-                        if scroll_on(&mut chat, &mut view, rows, &mut drawn_on, size, tz) {
-                            load_older(&mut chat, &cmd_tx);
+                        if scroll_on(&mut chat, &mut view, rows, &mut drawn_on, size, tz)
+                            && load_older(&mut chat, &cmd_tx)
+                        {
+                            view.paging(&chat);
                         }
                     }
                     Some(Action::Back) => chat.close_search(),
@@ -617,22 +619,25 @@ fn open(chat: &mut Chat, conv: Option<ConvId>) {
 }
 
 /// The top of the open room is in view: asks for its older lines if the model wants them.
-fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
+/// Returns whether they were asked for.
+fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) -> bool {
     let id = chat.current().clone();
-    if let Some((room, before)) = chat.want_older(&id)
-        && commands
-            .try_send(Command::Older {
-                room,
-                before,
-                limit: SCROLLBACK_PAGE,
-            })
-            .is_err()
-    {
+    let Some((room, before)) = chat.want_older(&id) else {
+        return false;
+    };
+    let msg = Command::Older {
+        room,
+        before,
+        limit: SCROLLBACK_PAGE,
+    };
+    if commands.try_send(msg).is_err() {
         chat.note_error(
             "the connection is busy; press PgUp again to load older lines",
             clock::now(),
         );
+        return false;
     }
+    true
 }
 
 #[cfg(test)]
