@@ -292,6 +292,13 @@ pub const LOST_REGISTRATION_CHECKS: u32 = 3;
 /// replay to end it: the replay comes with the join, so this only bounds the wait.
 pub const LINE_JOIN_HELD: Millis = Millis(500);
 
+/// How long line mode holds the notice of a join it asked for (`/join`, `--room`): its replay
+/// ends with our own join (a big or quiet room's with the `Crowd` that follows it), which says
+/// the notice, so this bounds the wait only for a replay that never comes to its end (a server
+/// that stopped answering). Until the forty-second session such a join was held
+/// [`LINE_JOIN_HELD`] too, and a replay later than that printed below its notice.
+pub const LINE_JOIN_REPLAY_HELD: Millis = Millis(5_000);
+
 /// Rooms listed in a `rooms` reply (fits in one frame).
 pub const MAX_ROOMS_LISTED: usize = 100;
 

@@ -15,7 +15,7 @@ use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
 use natter_core::chat::LineNews;
 use natter_core::command::{Command as CommandLine, Input};
-use natter_core::limits::{LINE_JOIN_HELD, MAX_LINE_BYTES};
+use natter_core::limits::MAX_LINE_BYTES;
 use natter_core::session::Session;
 use std::io::BufRead;
 use std::sync::Arc;
@@ -89,6 +89,8 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(driver::EVENT_QUEUE);
     let mut me = session.nick().clone();
+    // The rooms given to join (`--room`): their replays end as a `/join`'s do.
+    let joins_asked = session.joining().to_vec();
     let driver = tokio::spawn(driver::run(session, config, cmd_rx, ev_tx));
     // The nicks the input asked for with `/nick`: a refusal of one of those is the script's
     // failure, unlike a rename nobody typed (a registered nick's owner signing in).
@@ -119,12 +121,15 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
     let mut out = tokio::io::stdout();
     let mut refused = Refused::default();
     let mut news = LineNews::default();
+    for room in &joins_asked {
+        news.join_asked(room.clone());
+    }
     let mut received: u64 = 0;
     loop {
-        // A join's notice is held for its replay, which comes with it: said if nothing
-        // comes after it soon.
-        let next = if news.holding() {
-            let held = std::time::Duration::from_millis(LINE_JOIN_HELD.0);
+        // A join's notice is held for its replay: said at the replay's end, or if nothing
+        // comes for as long as core says to wait.
+        let next = if let Some(held) = news.hold_for() {
+            let held = std::time::Duration::from_millis(held.0);
             tokio::time::timeout(held, ev_rx.recv()).await
         } else {
             Ok(ev_rx.recv().await)

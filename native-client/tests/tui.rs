@@ -1196,3 +1196,99 @@ async fn a_remembered_terminal_asks_for_the_password_once_its_key_is_refused() {
     );
     server.shutdown().await.expect("server shuts down");
 }
+
+/// An emoji sequence (a family joined by zero width joiners, a skin tone, an emoji with a
+/// variation selector) was drawn as one glyph two columns wide; tmux 3.3 draws a skin tone 4
+/// columns wide and `❤️` or `🏳️‍🌈` 1 (and xterm a family 6), so the rest of the row moved or
+/// was overwritten, and leftovers stayed on screen. Drawn as the emoji they are made of, each
+/// as wide on every terminal: every row's text is whole and the member list's rule in its
+/// place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emoji_sequences_leave_the_rows_layout_in_place() {
+    use unicode_width::UnicodeWidthStr;
+    let (server, addr) = server().await;
+    let tmux = Tmux::new("emoji");
+    tmux.start("alice", &addr.to_string());
+    let clean = tmux.wait_for("alice", "-- you are in #lobby").await;
+    let sent = [
+        ("👨\u{200d}👩\u{200d}👧", "👨👩👧"),
+        ("👍🏽", "👍"),
+        ("❤\u{fe0f}", "❤"),
+        ("🏳\u{fe0f}\u{200d}🌈", "🏳🌈"),
+        ("🇫🇷", "🇫🇷"),
+    ];
+    for (i, (e, _)) in sent.iter().enumerate() {
+        tmux.type_line("alice", &format!("m{i} a{e}b END{i}"));
+        tmux.wait_for("alice", &format!("END{i}")).await;
+    }
+    let screen = tmux
+        .wait("alice", "every line", |s| s.contains("END4"))
+        .await;
+    // The message pane's part of a row: between the conversation list's rule and the member
+    // list's, in columns.
+    let pane_cols = |row: &str| {
+        let parts: Vec<&str> = row.split('│').collect();
+        assert!(parts.len() >= 3, "{row:?}");
+        parts[1].width()
+    };
+    let notice = clean
+        .lines()
+        .find(|l| l.contains("-- you are in #lobby"))
+        .expect("the notice");
+    for (i, (_, drawn)) in sent.iter().enumerate() {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(&format!(" m{i} ")))
+            .unwrap_or_else(|| panic!("no m{i}:\n{screen}"));
+        assert!(
+            row.contains(&format!("m{i} a{drawn}b END{i}")),
+            "{row:?}\n{screen}"
+        );
+        assert_eq!(pane_cols(row), pane_cols(notice), "{row:?}\n{screen}");
+    }
+    assert!(
+        !screen.contains(['\u{200d}', '\u{fe0f}', '\u{1f3fd}']),
+        "no dressing drawn, no leftovers:\n{screen}"
+    );
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// PgUp at the top asked for a room's older lines, and PgDn, pressed before they came, took the
+/// view back to the newest lines; when they came the view jumped up to them, as it does for
+/// `/history`, and read "scrolled up" as if PgDn had done nothing (seen once in the fortieth
+/// session as "scrolled up 1"). A screen taller than the room's replay: PgUp asks at once,
+/// and PgDn is sent with it, most often read before the answer comes (a race: before the fix
+/// this failed in one run of two, "scrolled up 8"; with it, PgDn after the answer ends at the
+/// bottom too, so it never fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgdn_before_older_lines_come_keeps_the_view_at_the_newest_lines() {
+    let (server, addr) = server_with(long_history).await;
+    let mut bob = Client::start("bob", addr, &[]);
+    bob.expect_containing("-- you are in #lobby ").await;
+    for i in 1..=60 {
+        bob.send(&format!("old line {i:03}")).await;
+    }
+    bob.expect("[#lobby] <bob> old line 060").await;
+
+    let tmux = Tmux::new("pgdn");
+    tmux.start("alice", &addr.to_string());
+    tmux.run(&["resize-window", "-t", "alice", "-x", "100", "-y", "58"]);
+    tmux.wait_for("alice", "<bob> old line 060").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        tmux.run(&["send-keys", "-t", "alice", "PPage", "NPage"]);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let screen = tmux.screen("alice");
+        assert!(
+            !screen.contains("scrolled up") && screen.contains("<bob> old line 060"),
+            "{screen}"
+        );
+    }
+    tmux.keys("alice", "C-c");
+    tmux.wait_for("alice", "natter exited with").await;
+    bob.close_stdin();
+    assert!(bob.exit_status().await.success());
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}

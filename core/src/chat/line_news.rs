@@ -10,13 +10,20 @@
 //! are older, as the full-screen client and the page show it: it is held while the replay
 //! prints and said when the replay ends, by our own join, its last event, or by anything else
 //! the server says after it (the room's settings, a live event, another room's join). Held
-//! once at a time, and never for long: [`LineNews::holding`] tells a printer to say it
-//! ([`LineNews::flush`]) when nothing comes (until the forty-first session it came first, and
-//! read as if the replay had been said after the join).
+//! once at a time, and never for long: [`LineNews::hold_for`] tells a printer how long to wait
+//! for the next event before it says it ([`LineNews::flush`]) (until the forty-first session
+//! it came first, and read as if the replay had been said after the join). A join we asked for
+//! (the session's [`Event::Focus`] of it, or one the printer says it asked for at the start:
+//! [`LineNews::join_asked`]) is waited for until its replay's end, which the
+//! server marks (our own join; in a big or quiet room, which has none, the `Crowd` after the
+//! replay), however late the replay comes, within
+//! [`LINE_JOIN_REPLAY_HELD`](crate::limits::LINE_JOIN_REPLAY_HELD); any other (a sign-in's
+//! rooms, whose replay of what was missed has no such end) within
+//! [`LINE_JOIN_HELD`](crate::limits::LINE_JOIN_HELD).
 
 use super::away_news::AwayNews;
 use super::policy::RoomPolicy;
-use crate::limits::LINE_NEWS_MAX_USERS;
+use crate::limits::{LINE_JOIN_HELD, LINE_JOIN_REPLAY_HELD, LINE_NEWS_MAX_USERS};
 use crate::render;
 use crate::session::Event;
 use crate::types::{Nick, RoomName, Seq};
@@ -37,6 +44,8 @@ pub struct LineNews {
     joins: BTreeMap<RoomName, Seq>,
     /// The notice of the latest join, while its replay prints.
     held: Option<Held>,
+    /// Rooms a printer said it asked to join ([`LineNews::join_asked`]), until their join.
+    asked: Vec<RoomName>,
 }
 
 /// The lines of a join's notice (`-- you are in ...`, `-- away here: ...`), held while its
@@ -47,6 +56,8 @@ struct Held {
     /// The join's seq: our join's, the replay's last event; the others are below it.
     seq: Seq,
     lines: Vec<String>,
+    /// A join we asked for: its replay's end is marked (see the module docs).
+    asked: bool,
 }
 
 impl Held {
@@ -74,16 +85,29 @@ impl LineNews {
         let lines = self.lines_now(ev, me);
         match ev {
             Event::Joined { room, seq, .. } => {
+                let asked = self.asked.iter().position(|r| r == room);
+                if let Some(i) = asked {
+                    self.asked.remove(i);
+                }
                 self.held = Some(Held {
                     room: room.clone(),
                     seq: *seq,
                     lines,
+                    asked: asked.is_some(),
                 });
             }
             Event::AwayHere { room, .. } => match self.held.as_mut() {
                 Some(held) if held.room == *room => held.lines.extend(lines),
                 _ => out.extend(lines),
             },
+            Event::Focus(room) => {
+                if let Some(held) = self.held.as_mut()
+                    && held.room == *room
+                {
+                    held.asked = true;
+                }
+                out.extend(lines);
+            }
             _ => out.extend(lines),
         }
         out
@@ -95,6 +119,26 @@ impl LineNews {
     /// join.
     pub fn holding(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// The printer asked to join `room` (the rooms given at the start, which the session joins
+    /// without a [`Event::Focus`]): its replay is waited for until its end, as a `/join`'s.
+    /// At most [`MAX_ROOMS_PER_USER`](crate::limits::MAX_ROOMS_PER_USER) are kept.
+    pub fn join_asked(&mut self, room: RoomName) {
+        if !self.asked.contains(&room) && self.asked.len() < crate::limits::MAX_ROOMS_PER_USER {
+            self.asked.push(room);
+        }
+    }
+
+    /// How long a printer waits for the next event before it says the notice held
+    /// ([`LineNews::flush`]): `None` when none is held. See the module docs.
+    pub fn hold_for(&self) -> Option<crate::time::Millis> {
+        let held = self.held.as_ref()?;
+        Some(if held.asked {
+            LINE_JOIN_REPLAY_HELD
+        } else {
+            LINE_JOIN_HELD
+        })
     }
 
     /// The lines of a join's notice held, to be printed now (none if nothing is held).
@@ -357,6 +401,85 @@ mod tests {
             n.lines(&said_by_bob("#a", 6, "elsewhere"), &me),
             ["-- you are in #e with: bob", "[#a] <bob> elsewhere"]
         );
+    }
+
+    /// A join's replay that came later than [`LINE_JOIN_HELD`] printed below its notice: the
+    /// printer said the notice when nothing came within it. A join we asked for is now held
+    /// until its replay's end, which the server marks (our own join; in a big or quiet room
+    /// the `Crowd` after the replay), within [`LINE_JOIN_REPLAY_HELD`]; a join we did not ask
+    /// for (a sign-in's rooms: their replay has no such end) as briefly as before.
+    #[test]
+    fn a_joins_replay_asked_for_is_waited_for_until_its_end() {
+        use crate::test_support::text;
+        use crate::types::MsgId;
+        let me = nick("me");
+        let mut n = LineNews::default();
+        let joined = |r: &str, seq, members: Vec<Nick>| Event::Joined {
+            room: room(r),
+            topic: None,
+            members,
+            seq: Seq(seq),
+        };
+        let two = || vec![nick("me"), nick("bob")];
+        assert_eq!(n.hold_for(), None);
+        assert!(n.lines(&joined("#a", 4, two()), &me).is_empty());
+        assert_eq!(n.hold_for(), Some(LINE_JOIN_HELD), "not asked (yet)");
+        assert!(n.lines(&Event::Focus(room("#a")), &me).is_empty());
+        assert_eq!(n.hold_for(), Some(LINE_JOIN_REPLAY_HELD), "asked");
+        assert!(LINE_JOIN_REPLAY_HELD > LINE_JOIN_HELD);
+        let said = n.lines(
+            &ev(
+                "#a",
+                3,
+                "bob",
+                EventKind::Say {
+                    id: MsgId(3),
+                    text: text("late"),
+                },
+            ),
+            &me,
+        );
+        assert_eq!(said, ["[#a] <bob> late"]);
+        assert_eq!(n.hold_for(), Some(LINE_JOIN_REPLAY_HELD), "still held");
+        assert_eq!(
+            n.lines(&ev("#a", 4, "me", EventKind::Join), &me),
+            ["-- you are in #a with: bob"]
+        );
+        assert_eq!(n.hold_for(), None, "the replay's end said it");
+
+        // A room given at the start: joined with no focus, asked all the same.
+        n.join_asked(room("#s"));
+        assert!(n.lines(&joined("#s", 2, two()), &me).is_empty());
+        assert_eq!(n.hold_for(), Some(LINE_JOIN_REPLAY_HELD));
+        assert_eq!(n.flush(), ["-- you are in #s with: bob"]);
+        // Once: its next join (a sign-in's, say) is not.
+        assert!(n.lines(&joined("#s", 5, two()), &me).is_empty());
+        assert_eq!(n.hold_for(), Some(LINE_JOIN_HELD));
+        n.flush();
+
+        // A big room: no join of ours; the `Crowd` after its replay ends the hold.
+        let many: Vec<Nick> = (0..crate::limits::MAX_MEMBERS_LISTED)
+            .map(|i| nick(&format!("m{i}")))
+            .chain([nick("me")])
+            .collect();
+        assert!(n.lines(&joined("#big", 900, many), &me).is_empty());
+        assert!(n.lines(&Event::Focus(room("#big")), &me).is_empty());
+        assert_eq!(n.hold_for(), Some(LINE_JOIN_REPLAY_HELD));
+        let said = n.lines(
+            &Event::Crowd {
+                room: room("#big"),
+                joined: 0,
+                left: 0,
+                members: 404,
+            },
+            &me,
+        );
+        assert!(
+            said.first()
+                .is_some_and(|l| l.starts_with("-- you are in #big")),
+            "{said:?}"
+        );
+        assert_eq!(n.hold_for(), None);
     }
 
     /// Line mode printed `-- bob is now known as bobby` once per room shared with bob (three

@@ -558,6 +558,12 @@ impl Session {
         self.rooms.names().cloned().collect()
     }
 
+    /// Rooms whose join is asked for (sent, or to send at the welcome) and not yet answered,
+    /// in the order asked: the rooms given to join at the start, before the first welcome.
+    pub fn joining(&self) -> &[RoomName] {
+        self.rooms.joining()
+    }
+
     /// Connection state.
     pub fn state(&self) -> ConnState {
         match self.link.phase() {

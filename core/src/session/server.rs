@@ -655,11 +655,31 @@ impl Session {
         // A busy server's answer is not a refusal: the request is asked again by itself
         // (said next), so it is not said as one that could not be done.
         let what = (about == About::Account).then(|| self.account_request_words());
-        let checked = self
+        let checking = self
             .account
             .checking_registration()
-            .filter(|_| about == About::Account && kind == ErrorKind::SignInFailed)
+            .filter(|_| about == About::Account)
             .cloned();
+        let checked = checking.clone().filter(|_| kind == ErrorKind::SignInFailed);
+        // The check refused as throttled or too fast: no verdict on the registration, and
+        // given up as any password sign-in so refused (not sent again behind the person's
+        // back). Not "could not sign in" to someone who asked to register: what is not known,
+        // and how to find out.
+        let unchecked = checking
+            .filter(|_| matches!(kind, ErrorKind::Throttled | ErrorKind::Flood))
+            .map(|nick| {
+                let then = match kind {
+                    ErrorKind::Flood => "in a moment",
+                    _ => "after the wait",
+                };
+                format!(
+                    "could not find out whether your registration of {nick} went through: the \
+                     connection dropped before the server answered it, and the server refused \
+                     the sign-in that checks it ({}); {then}, signing in as {nick} \
+                     (/login {nick} PASSWORD) tells whether it did",
+                    clean(detail)
+                )
+            });
         let refused = (about == About::Account).then(|| self.account.refused(kind, self.now));
         let text = match (what, &refused) {
             // The sign-in that checked a registration whose answer a drop lost: not made.
@@ -669,6 +689,7 @@ impl Session {
                  password (/register again)"
             ),
             (_, Some(Refused::Later)) => clean(detail),
+            _ if let Some(text) = &unchecked => text.clone(),
             // Too fast: not a verdict on the request, which may be asked again at once.
             (Some(Some(what)), _) if kind == ErrorKind::Flood => {
                 format!("could not {what}: {}; try again in a moment", clean(detail))

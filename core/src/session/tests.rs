@@ -6375,3 +6375,66 @@ fn a_lost_registrations_check_is_asked_again_a_bounded_number_of_times() {
         "nothing asked again behind the person's back: {sent:?}"
     );
 }
+
+/// The sign-in that checks a registration whose answer a drop lost, refused as throttled (too
+/// many failed sign-ins from the address) or as too fast: it said "could not sign in" to
+/// someone who asked to register, and nothing of what became of the registration or what to
+/// do. It says the registration's fate is not known, why, and how to find out; the check is
+/// given up (nothing is sent again behind the person's back).
+#[test]
+fn a_lost_registrations_check_refused_as_throttled_or_too_fast_says_what_to_do() {
+    let check = sign_in_msg("alice", Proof::Password(pw("correct horse")), false);
+    let throttled = "too many failed sign-ins from your address: try again in 30 s";
+    let flood = "you are sending too fast: 8 commands are already waiting; this one was dropped";
+    for (kind, re, detail, then) in [
+        (ErrorKind::Throttled, Re::Conn, throttled, "after the wait"),
+        (ErrorKind::Flood, Re::Account, flood, "in a moment"),
+        (ErrorKind::Flood, Re::Conn, flood, ""),
+    ] {
+        let mut t = T::ready(Transport::Messages);
+        t.s.register(pw("correct horse"), false, t.now);
+        assert!(matches!(&t.drain_paced()[..], [ClientMsg::Register { .. }]));
+        t.s.handle_disconnected("reset", t.now);
+        t.events();
+        reconnect(&mut t);
+        t.welcome(2, false);
+        assert_eq!(t.drain_paced().first(), Some(&check), "{kind:?}");
+        t.events();
+        t.recv(ServerMsg::Error {
+            kind,
+            re: re.clone(),
+            detail: detail.into(),
+        });
+        let evs = t.events();
+        if then.is_empty() {
+            // A server of 14 on names an account request's flood refusal: one naming nothing
+            // refused something else, and the check still waits for its answer.
+            assert!(t.s.account_pending(), "{evs:?}");
+            continue;
+        }
+        let want = format!(
+            "could not find out whether your registration of alice went through: the \
+             connection dropped before the server answered it, and the server refused the \
+             sign-in that checks it ({detail}); {then}, signing in as alice \
+             (/login alice PASSWORD) tells whether it did"
+        );
+        assert_eq!(
+            evs,
+            vec![Event::Error {
+                kind: Some(kind),
+                about: About::Account,
+                text: want,
+            }],
+            "{kind:?}"
+        );
+        assert!(!t.s.account_pending(), "{kind:?}");
+        assert_eq!(t.s.account(), None);
+        let sent = restarted(&mut t, 3);
+        assert!(
+            !sent
+                .iter()
+                .any(|m| matches!(m, ClientMsg::Register { .. } | ClientMsg::SignIn { .. })),
+            "nothing asked again behind the person's back: {kind:?} {sent:?}"
+        );
+    }
+}

@@ -11,7 +11,8 @@
 use natter_core::limits::MAX_TEXT_BYTES;
 use std::collections::VecDeque;
 use unicode_segmentation::UnicodeSegmentation;
-use unicode_width::UnicodeWidthStr;
+
+use super::draw::{drawn_cols, glyphs};
 
 /// Lines kept for Up/Down.
 pub const HISTORY_LEN: usize = 200;
@@ -478,8 +479,9 @@ impl InputLine {
     }
 
     /// What to show in `width` columns: the visible slice of the text and the cursor's column
-    /// in it. Scrolls horizontally so the cursor stays in view. Measured by grapheme cluster,
-    /// as the terminal draws them (an emoji sequence is one glyph, two columns wide).
+    /// in it. Scrolls horizontally so the cursor stays in view. Steps by grapheme cluster, each
+    /// shown and measured as the message pane draws it ([`glyphs`]: an emoji sequence as the
+    /// emoji it is made of, as wide on every terminal).
     pub fn visible(&self, width: usize) -> (String, usize) {
         if width == 0 {
             return (String::new(), 0);
@@ -503,24 +505,24 @@ impl InputLine {
         let mut fit = 0;
         while let Some(prev) = start.checked_sub(1)
             && let Some((_, g)) = clusters.get(prev)
-            && fit + g.width() < width
+            && fit + drawn_cols(g) < width
         {
-            fit += g.width();
+            fit += drawn_cols(g);
             start = prev;
         }
         let from = clusters
             .get(start)
             .map_or(s.len(), |(at, _)| *at)
             .min(cursor);
-        let cols = s[from..cursor].width();
+        let cols = drawn_cols(&s[from..cursor]);
         let mut shown = String::new();
         let mut used = 0;
         for (_, g) in clusters.iter().skip(start) {
-            let cw = g.width();
+            let cw = drawn_cols(g);
             if used + cw > width {
                 break;
             }
-            shown.push_str(g);
+            shown.extend(glyphs(g));
             used += cw;
         }
         (shown, cols)
@@ -532,18 +534,20 @@ mod tests {
     use super::*;
 
     /// The cursor steps over an emoji sequence (a family, a flag) as over one character, and
-    /// counts it as the two columns the terminal draws, so the caret sits where it shows;
-    /// Backspace and Delete take the whole glyph.
+    /// counts the columns it is drawn in (a family as the three emoji it is made of, as the
+    /// message pane draws it: [`glyphs`]), so the caret sits where it shows; Backspace and
+    /// Delete take the whole sequence.
     #[test]
     fn the_cursor_steps_over_emoji_sequences_as_they_are_drawn() {
         let family = "👨\u{200d}👩\u{200d}👧";
+        let drawn = "👨👩👧";
         let mut i = InputLine::new();
         i.paste(&format!("a{family}b🇫🇷"));
-        assert_eq!(i.visible(20), (format!("a{family}b🇫🇷"), 6));
+        assert_eq!(i.visible(20), (format!("a{drawn}b🇫🇷"), 10));
         i.left();
-        assert_eq!(i.visible(20).1, 4);
+        assert_eq!(i.visible(20).1, 8);
         i.left();
-        assert_eq!(i.visible(20).1, 3);
+        assert_eq!(i.visible(20).1, 7);
         i.left();
         assert_eq!(i.visible(20).1, 1);
         i.delete();
@@ -551,11 +555,15 @@ mod tests {
         i.end();
         i.backspace();
         assert_eq!(i.visible(20), ("ab".to_owned(), 2));
-        // Scrolled: the caret stays in view, glyphs whole.
+        // Scrolled: the caret stays in view, sequences whole.
         let mut i = InputLine::new();
         i.paste(&family.repeat(10));
-        let (shown, col) = i.visible(7);
-        assert_eq!((shown.as_str(), col), (family.repeat(3).as_str(), 6));
+        let (shown, col) = i.visible(13);
+        assert_eq!((shown.as_str(), col), (drawn.repeat(2).as_str(), 12));
+        // A skin tone: the emoji alone, two columns.
+        let mut i = InputLine::new();
+        i.paste("👍🏽x");
+        assert_eq!(i.visible(20), ("👍x".to_owned(), 3));
     }
 
     #[test]

@@ -469,8 +469,10 @@ pub async fn run(session: Session, config: DriverConfig, options: Options) -> Re
                     Some(Action::Page(_) | Action::Scroll(_)) => {
                         let size = terminal.size()?;
                         let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-                        if scroll(&chat, &mut view, rows, size, tz) {
-                            load_older(&mut chat, &cmd_tx);
+                        if scroll_on(&mut chat, &mut view, rows, &mut drawn_on, size, tz)
+                            && load_older(&mut chat, &cmd_tx)
+                        {
+                            view.paging(&chat);
                         }
                     }
                     Some(Action::Back) => chat.close_search(),
@@ -589,6 +591,25 @@ fn scroll(chat: &Chat, view: &mut View, rows: isize, size: ratatui::layout::Rect
     pane.top
 }
 
+/// [`scroll`] by keys or the wheel on a screen of `size`, which may have changed since the last
+/// frame (`drawn_on`, a resize not drawn yet): the view's scroll, in rows of that frame, is
+/// first counted at the new width ([`keep_place`]), as the next frame would, so the rows
+/// scrolled are rows of the screen the person sees. (Until the forty-second session they were
+/// added at the new width to a scroll in rows of the old one, which the next frame then read
+/// as rows of the old width: the page moved by more or less than a page.)
+fn scroll_on(
+    chat: &mut Chat,
+    view: &mut View,
+    rows: isize,
+    drawn_on: &mut Option<ratatui::layout::Rect>,
+    size: ratatui::layout::Rect,
+    tz: i32,
+) -> bool {
+    keep_place(view, chat, *drawn_on, size, tz);
+    *drawn_on = Some(size);
+    scroll(chat, view, rows, size, tz)
+}
+
 fn open(chat: &mut Chat, conv: Option<ConvId>) {
     if let Some(conv) = conv {
         // Another conversation is what the person wants to see, not the results over it.
@@ -598,22 +619,25 @@ fn open(chat: &mut Chat, conv: Option<ConvId>) {
 }
 
 /// The top of the open room is in view: asks for its older lines if the model wants them.
-fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) {
+/// Returns whether they were asked for.
+fn load_older(chat: &mut Chat, commands: &mpsc::Sender<Command>) -> bool {
     let id = chat.current().clone();
-    if let Some((room, before)) = chat.want_older(&id)
-        && commands
-            .try_send(Command::Older {
-                room,
-                before,
-                limit: SCROLLBACK_PAGE,
-            })
-            .is_err()
-    {
+    let Some((room, before)) = chat.want_older(&id) else {
+        return false;
+    };
+    let msg = Command::Older {
+        room,
+        before,
+        limit: SCROLLBACK_PAGE,
+    };
+    if commands.try_send(msg).is_err() {
         chat.note_error(
             "the connection is busy; press PgUp again to load older lines",
             clock::now(),
         );
+        return false;
     }
+    true
 }
 
 #[cfg(test)]
@@ -683,6 +707,70 @@ mod tests {
                 to.width
             );
             assert!(c.poll_change().is_none());
+        }
+    }
+
+    /// PgUp or PgDn read after a resize, before the frame that draws it (the key came before
+    /// the terminal's resize event): the rows scrolled were counted at the new width and added
+    /// to a scroll in rows of the last frame, which the next frame read as rows of the old
+    /// width, so the page moved by more or less than a page. It moves by a page of the screen
+    /// the person sees, as if the resize had been drawn first.
+    #[test]
+    fn a_page_scrolled_after_a_resize_before_its_frame_counts_rows_of_the_new_width() {
+        use natter_core::session::Event;
+        use natter_core::types::MsgId;
+        use natter_core::wire::{EventKind, RoomEvent};
+        use natter_core::{Millis, Text};
+        let said = |seq: u64, text: &str| {
+            Event::Room(RoomEvent {
+                room: RoomName::new("#a").unwrap(),
+                seq: Seq(seq),
+                at: Millis(0),
+                from: Nick::new("bob").unwrap(),
+                kind: EventKind::Say {
+                    id: MsgId(seq),
+                    text: Text::new(text).unwrap(),
+                },
+            })
+        };
+        let words = "some words that make this line wrap on a narrow screen and more words";
+        let wide = ratatui::layout::Rect::new(0, 0, 100, 24);
+        let narrow = ratatui::layout::Rect::new(0, 0, 45, 24);
+        let scrolled_up = |size| {
+            let mut c = chat_in(&["#a"]);
+            let mut v = View::new();
+            for i in 1..=60 {
+                c.handle_event(&said(10 + i, &format!("line {i:03} {words}")), Millis(0));
+            }
+            keep_place(&mut v, &mut c, None, size, 0);
+            v.scroll_up(&c, 30);
+            (c, v)
+        };
+        for (from, to) in [(wide, narrow), (narrow, wide)] {
+            for rows in [-6, 6] {
+                // As if the resize had been drawn first: the right place.
+                let (mut c, mut want) = scrolled_up(from);
+                keep_place(&mut want, &mut c, Some(from), to, 0);
+                scroll(&c, &mut want, rows, to, 0);
+                let want = want.scroll(&c);
+                // The key read first, then the next frame.
+                let (mut c, mut v) = scrolled_up(from);
+                let mut drawn_on = Some(from);
+                scroll_on(&mut c, &mut v, rows, &mut drawn_on, to, 0);
+                keep_place(&mut v, &mut c, drawn_on, to, 0);
+                assert_eq!(
+                    v.scroll(&c),
+                    want,
+                    "{rows} rows, {} to {}",
+                    from.width,
+                    to.width
+                );
+                // What it was: scrolled at the new width, then read as rows of the old one.
+                let (mut c, mut v) = scrolled_up(from);
+                scroll(&c, &mut v, rows, to, 0);
+                keep_place(&mut v, &mut c, Some(from), to, 0);
+                assert_ne!(v.scroll(&c), want, "the test tells the two apart");
+            }
         }
     }
 

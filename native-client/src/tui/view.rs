@@ -13,6 +13,9 @@ use std::collections::HashMap;
 pub struct View {
     /// Rows scrolled up from the bottom per conversation (absent: following new lines).
     scroll: HashMap<ConvId, usize>,
+    /// Rooms whose older lines PgUp asked for ([`View::paging`]), until they come; `true` once
+    /// the person scrolled that room back down to its newest lines meanwhile.
+    paging: HashMap<ConvId, bool>,
     /// Rows of a search's results scrolled down from their top.
     search: usize,
 }
@@ -48,6 +51,17 @@ impl View {
         if let Some(s) = self.scroll.get_mut(chat.current()) {
             *s = s.saturating_sub(rows);
         }
+        if self.scroll(chat) == 0
+            && let Some(down) = self.paging.get_mut(chat.current())
+        {
+            *down = true;
+        }
+    }
+
+    /// PgUp at the top of the open conversation asked for its older lines: when they come,
+    /// a view the person took back down to the newest lines meanwhile stays there.
+    pub fn paging(&mut self, chat: &Chat) {
+        self.paging.insert(chat.current().clone(), false);
     }
 
     /// The conversations scrolled up.
@@ -119,10 +133,14 @@ impl View {
             // Older lines while the open conversation follows its newest: `/history` asked for
             // them (PgUp asks only at the top, scrolled up). They went in front, above the
             // screen: go up to them (the main loop clamps this to the top).
-            Change::LinesPrepended { conv, .. }
-                if conv == chat.current() && self.scroll(chat) == 0 =>
-            {
-                self.scroll_up(chat, usize::MAX);
+            // Not when PgUp asked for them and the person went back down (PgDn) before they
+            // came: the view jumped up again, and PgDn seemed not to have worked ("scrolled
+            // up 1" in a room a row taller than the screen).
+            Change::LinesPrepended { conv, .. } => {
+                let went_down = self.paging.remove(conv).unwrap_or(false);
+                if conv == chat.current() && self.scroll(chat) == 0 && !went_down {
+                    self.scroll_up(chat, usize::MAX);
+                }
             }
             Change::Current => {
                 self.scroll.remove(chat.current());
@@ -130,6 +148,7 @@ impl View {
             Change::List | Change::All => {
                 self.scroll
                     .retain(|id, _| *id == ConvId::Server || chat.conv(id).is_some());
+                self.paging.retain(|id, _| chat.conv(id).is_some());
             }
             Change::Search => self.search = 0,
             _ => {}
@@ -352,5 +371,50 @@ pub(crate) mod tests {
         v.scroll_up(&c, 4);
         apply(&mut c, &mut v, &older(2));
         assert_eq!(v.scroll(&c), 4);
+    }
+
+    /// PgUp at the top asked for older lines; PgDn took the view back to the newest lines
+    /// before they came; when they came the view jumped up to them, as for `/history`, and the
+    /// person read "scrolled up" after pressing PgDn. It stays down now; PgUp's lines while
+    /// the view stays up, and `/history`'s, are as before.
+    #[test]
+    fn older_lines_paged_for_do_not_undo_a_pgdn_pressed_before_they_came() {
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 10..20 {
+            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
+        }
+        let older = |from: u64| Event::Past {
+            room: room("#a"),
+            events: (from..from + 3)
+                .map(|seq| natter_core::wire::RoomEvent {
+                    room: room("#a"),
+                    seq: Seq(seq),
+                    at: AT,
+                    from: nick("bob"),
+                    kind: EventKind::Say {
+                        id: MsgId(seq),
+                        text: Text::new("old").unwrap(),
+                    },
+                })
+                .collect(),
+            at_start: false,
+            oldest: None,
+        };
+        v.scroll_up(&c, 2);
+        v.paging(&c);
+        v.scroll_down(&c, 20);
+        apply(&mut c, &mut v, &older(6));
+        assert_eq!(v.scroll(&c), 0, "PgDn holds");
+        // Asked for and waited for up there: it stays up (lines in front move nothing).
+        v.scroll_up(&c, 2);
+        v.paging(&c);
+        apply(&mut c, &mut v, &older(3));
+        assert_eq!(v.scroll(&c), 2);
+        // At the bottom, asked for by PgUp (everything fitted) or typed: shown.
+        v.scroll_down(&c, 20);
+        v.paging(&c);
+        apply(&mut c, &mut v, &older(0));
+        assert!(v.scroll(&c) > 0);
     }
 }
