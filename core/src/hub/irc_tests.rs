@@ -5516,6 +5516,44 @@ fn founder_and_guest(n: &mut Net) -> (ConnId, ConnId, ConnId) {
     (a, c, b)
 }
 
+/// irssi's, WeeChat's and HexChat's `/kickban bob reason` send `MODE #r +b mask` and then
+/// `KICK #r bob :reason`. natter's ban puts bob out at once, so the KICK found him gone and the
+/// operator was told `441 They aren't on that channel` after every kickban. A KICK of someone
+/// the channel's bans keep out changes nothing and says nothing, as a MODE that changes
+/// nothing; someone out of it and not banned is still `441`.
+#[test]
+fn a_kickban_is_answered_without_441_though_the_ban_put_the_user_out_first() {
+    let mut n = Net::new();
+    let (_a, c, b) = founder_and_guest(&mut n);
+    let d = n.client("dan", &[]);
+    n.lines(d);
+    n.advance(1_000);
+    n.send(c, &["MODE #r +b *!*bob@natter", "KICK #r bob :go away"]);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":alice!alice@natter MODE #r +b bob!*@*", "{l:?}");
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some(":alice!alice@natter KICK #r bob :banned"),
+        "{l:?}"
+    );
+    // (Between them only the notice that the ban holds a nick alone: no 441.)
+    assert!(
+        l[1..l.len() - 1]
+            .iter()
+            .all(|l| l.contains(" NOTICE alice :")),
+        "{l:?}"
+    );
+    let l = n.lines(b);
+    assert!(
+        l.contains(&":alice!alice@natter KICK #r bob :banned".to_owned()),
+        "{l:?}"
+    );
+    // Not banned and not in the channel: refused as before.
+    n.advance(1_000);
+    n.send(c, &["KICK #r dan :x"]);
+    assert_eq!(numerics(&n.lines(c)), ["441"]);
+}
+
 #[test]
 fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest() {
     let mut n = Net::new();
