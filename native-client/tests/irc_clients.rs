@@ -11,8 +11,9 @@
 //! lists the bans (who set each and when), lifts the ban with `/unban 1`, sets a key and a
 //! limit, and kills an nc user. irssi, signed in with SASL, bans with its own `/ban` (a mask
 //! built from the WHOX it ran at its join) the user it names, not the one whose nick is that
-//! user's `USER` name. irssi and WeeChat, on a server with a store that restarts, come back by
-//! themselves to their channels and are shown what was said while they were away, once.
+//! user's `USER` name, and its `/kickban` (a ban, then a kick) is not refused. irssi and
+//! WeeChat, on a server with a store that restarts, come back by themselves to their channels
+//! and are shown what was said while they were away, once.
 
 mod support;
 
@@ -820,7 +821,12 @@ async fn irssi_bans_the_nick_its_whox_showed_not_the_one_named_like_the_user() {
     // the WHOX irssi runs at its join tells it their user names.
     let mut alice = raw_irc(irc, "alice", "root").await;
     let mut root = raw_irc(irc, "root", "someone").await;
-    for (c, nick) in [(&mut alice, "alice"), (&mut root, "root")] {
+    let mut carol = raw_irc(irc, "carol", "carol").await;
+    for (c, nick) in [
+        (&mut alice, "alice"),
+        (&mut root, "root"),
+        (&mut carol, "carol"),
+    ] {
         c.send("JOIN #mod").await;
         c.expect(&[&format!(" 366 {nick} #mod ")]).await;
     }
@@ -881,6 +887,25 @@ async fn irssi_bans_the_nick_its_whox_showed_not_the_one_named_like_the_user() {
         !tmux.screen("irssi").contains("root!*@*"),
         "{}",
         tmux.screen("irssi")
+    );
+    // irssi's /kickban bans, then kicks: the ban put carol out already, and the KICK after it
+    // is not refused (it was `441 They aren't on that channel`, shown in the status window).
+    tmux.type_until(
+        "irssi",
+        "/kickban carol bye now",
+        &["carol was kicked from #mod by dora [banned]"],
+    )
+    .await;
+    carol.expect(&["KICK #mod carol :banned"]).await;
+    root.send("PRIVMSG #mod :after the kickban").await;
+    tmux.wait_line("irssi", &["< root> after the kickban"])
+        .await;
+    tmux.type_line("irssi", "/window 1");
+    tmux.wait_line("irssi", &["[(status)]"]).await;
+    let status = tmux.screen("irssi");
+    assert!(
+        !status.contains("aren't on that channel"),
+        "irssi's status window:\n{status}"
     );
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
