@@ -9,7 +9,11 @@
 //! TLS (`--irc-tls-listen`), verifying the server's certificate against a throwaway CA. WeeChat,
 //! signed in with SASL, registers a channel and bans an nc user with its own `/mode` and `/ban`,
 //! lists the bans (who set each and when), lifts the ban with `/unban 1`, sets a key and a
-//! limit, and kills an nc user.
+//! limit, and kills an nc user. irssi, signed in with SASL, bans with its own `/ban` (a mask
+//! built from the WHOX it ran at its join) the user it names, not the one whose nick is that
+//! user's `USER` name, and its `/kickban` (a ban, then a kick) is not refused. irssi and
+//! WeeChat, on a server with a store that restarts, come back by themselves to their channels
+//! and are shown what was said while they were away, once.
 
 mod support;
 
@@ -784,6 +788,253 @@ async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
     tmux.wait_line("irssi", &["< weetls> weechat over tls"])
         .await;
     nc.expect(&["<weetls> weechat over tls"]).await;
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// An IRC connection on its own (a raw client) registered as `nick` with `USER user`.
+async fn raw_irc(irc: SocketAddr, nick: &str, user: &str) -> Nc {
+    let mut c = Nc::connect(irc).await;
+    c.send(&format!("NICK {nick}\r\nUSER {user} 0 * :{nick} by hand"))
+        .await;
+    c.expect(&[&format!(" 001 {nick} ")]).await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irssi_bans_the_nick_its_whox_showed_not_the_one_named_like_the_user() {
+    let mut config = ServerConfig::local_test();
+    config.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let server = natter_server::start(config).await.expect("server starts");
+    let addr = server.local_addrs()[0];
+    let irc = server.irc_addrs()[0];
+    let mut tmux = Tmux::new();
+
+    // dora's account, registered on nc: irssi signs in to it with SASL, so it may moderate.
+    let mut nc = Nc::connect(addr).await;
+    nc.send("/nick dora").await;
+    nc.expect(&["you are now known as dora"]).await;
+    nc.send("/register sasl-passphrase").await;
+    nc.expect(&["you are signed in as dora"]).await;
+
+    // alice says `USER root`; root is someone else. Both are in #mod before irssi comes, so
+    // the WHOX irssi runs at its join tells it their user names.
+    let mut alice = raw_irc(irc, "alice", "root").await;
+    let mut root = raw_irc(irc, "root", "someone").await;
+    let mut carol = raw_irc(irc, "carol", "carol").await;
+    for (c, nick) in [
+        (&mut alice, "alice"),
+        (&mut root, "root"),
+        (&mut carol, "carol"),
+    ] {
+        c.send("JOIN #mod").await;
+        c.expect(&[&format!(" 366 {nick} #mod ")]).await;
+    }
+
+    // irssi as README says: a network with SASL PLAIN, here written in its config.
+    let irssi_home = tmux.home("irssi");
+    std::fs::write(
+        irssi_home.join("config"),
+        format!(
+            "servers = ( {{ address = \"127.0.0.1\"; chatnet = \"natter\"; port = \"{}\"; \
+             autoconnect = \"yes\"; }} );\n\
+             chatnets = {{ natter = {{ type = \"IRC\"; sasl_mechanism = \"PLAIN\"; \
+             sasl_username = \"dora\"; sasl_password = \"sasl-passphrase\"; }}; }};\n\
+             settings = {{ \"irc/core\" = {{ cmd_queue_speed = \"0msec\"; \
+             cmds_max_at_once = \"100\"; }}; core = {{ real_name = \"irssi user\"; }}; }};\n",
+            irc.port()
+        ),
+    )
+    .expect("write the irssi config");
+    let home_arg = format!("--home={}", irssi_home.display());
+    tmux.start("irssi", "/usr/bin/irssi", &[&home_arg, "-n", "irssidora"]);
+    tmux.wait_line("irssi", &["SASL authentication succeeded"])
+        .await;
+    tmux.wait_line(
+        "irssi",
+        &["Welcome to the natter IRC network, dora!dora@natter"],
+    )
+    .await;
+    tmux.type_until("irssi", "/join #mod", &["dora", "has joined #mod"])
+        .await;
+    // irssi's join is synced once its WHOX (and MODE) came back: it knows every user name.
+    tmux.wait_line("irssi", &["Join to #mod was synced"]).await;
+    tmux.type_until("irssi", "/mode +r", &["mode/#mod [+r] by dora"])
+        .await;
+    // irssi builds `*!*alice@natter` from its WHOX: that is alice, not root.
+    tmux.type_until("irssi", "/ban alice", &["mode/#mod [+b alice!*@*] by dora"])
+        .await;
+    tmux.wait_line("irssi", &["alice was kicked from #mod by dora [banned]"])
+        .await;
+    alice.expect(&["KICK #mod alice :banned"]).await;
+    alice.send("JOIN #mod").await;
+    alice.expect(&[" 474 alice #mod "]).await;
+    // root is neither put out nor kept out: it talks in #mod, parts and comes back.
+    root.send("PRIVMSG #mod :root is still here").await;
+    tmux.wait_line("irssi", &["< root> root is still here"])
+        .await;
+    root.send("PART #mod\r\nJOIN #mod").await;
+    root.expect(&[" 366 root #mod "]).await;
+    assert!(
+        !root
+            .seen
+            .iter()
+            .any(|l| l.contains(" KICK #mod root ") || l.contains(" 474 root ")),
+        "root was banned: {:#?}",
+        root.seen
+    );
+    assert!(
+        !tmux.screen("irssi").contains("root!*@*"),
+        "{}",
+        tmux.screen("irssi")
+    );
+    // irssi's /kickban bans, then kicks: the ban put carol out already, and the KICK after it
+    // is not refused (it was `441 They aren't on that channel`, shown in the status window).
+    tmux.type_until(
+        "irssi",
+        "/kickban carol bye now",
+        &["carol was kicked from #mod by dora [banned]"],
+    )
+    .await;
+    carol.expect(&["KICK #mod carol :banned"]).await;
+    root.send("PRIVMSG #mod :after the kickban").await;
+    tmux.wait_line("irssi", &["< root> after the kickban"])
+        .await;
+    tmux.type_line("irssi", "/window 1");
+    tmux.wait_line("irssi", &["[(status)]"]).await;
+    let status = tmux.screen("irssi");
+    assert!(
+        !status.contains("aren't on that channel"),
+        "irssi's status window:\n{status}"
+    );
+    drop(tmux);
+    server.shutdown().await.expect("server shuts down");
+}
+
+/// A server keeping its rooms in `dir`, on natter's `addr` and, if given, the IRC address
+/// `irc` (port 0: any), retrying while a stopped server's port is still being let go.
+async fn stored_server(
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    irc: Option<SocketAddr>,
+) -> natter_server::Server {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut config = ServerConfig::local_test();
+        config.listen = vec![addr];
+        config.irc_listen = irc.into_iter().collect();
+        config.store = Some(natter_store::Config::new(dir));
+        match natter_server::start(config).await {
+            Ok(s) => return s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("rebinding {addr}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot start the server: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irssi_and_weechat_come_back_by_themselves_after_a_restart_and_see_what_they_missed() {
+    let dir = tempfile::tempdir().expect("a data directory");
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = stored_server(dir.path(), any, Some(any)).await;
+    let addr = server.local_addrs()[0];
+    let irc = server.irc_addrs()[0];
+    let port = irc.port().to_string();
+    let mut tmux = Tmux::new();
+
+    // Both clients reconnect a second after a drop (irssi waits 5 minutes by default, WeeChat
+    // 10 seconds, longer each time).
+    let irssi_home = tmux.home("irssi");
+    std::fs::write(
+        irssi_home.join("config"),
+        format!(
+            "servers = ( {{ address = \"127.0.0.1\"; chatnet = \"natter\"; port = \"{port}\"; \
+             autoconnect = \"yes\"; }} );\n\
+             chatnets = {{ natter = {{ type = \"IRC\"; }}; }};\n\
+             settings = {{ \"irc/core\" = {{ cmd_queue_speed = \"0msec\"; \
+             cmds_max_at_once = \"100\"; }}; core = {{ real_name = \"irssi user\"; \
+             server_reconnect_time = \"1s\"; }}; }};\n"
+        ),
+    )
+    .expect("write the irssi config");
+    let home_arg = format!("--home={}", irssi_home.display());
+    tmux.start("irssi", "/usr/bin/irssi", &[&home_arg, "-n", "irssiuser"]);
+    let weechat_home = tmux.home("weechat");
+    let setup = format!(
+        "/set irc.server_default.anti_flood_prio_high 0;\
+         /set irc.server_default.anti_flood_prio_low 0;\
+         /set irc.server_default.autoreconnect_delay 1;\
+         /set irc.server_default.autoreconnect_delay_growing 1;\
+         /server add natter 127.0.0.1/{port} -notls -nicks=weeuser;\
+         /connect natter"
+    );
+    tmux.start(
+        "weechat",
+        "/usr/bin/weechat",
+        &["-d", &weechat_home.display().to_string(), "-r", &setup],
+    );
+    tmux.wait_line("irssi", &["Welcome to the natter IRC network"])
+        .await;
+    tmux.wait_line("weechat", &["Welcome to the natter IRC network"])
+        .await;
+    // Each joins two channels by hand: nothing in their configurations names them.
+    for (pane, nick) in [("irssi", "irssiuser"), ("weechat", "weeuser")] {
+        tmux.type_until(pane, "/join #lobby", &[nick, "has joined #lobby"])
+            .await;
+        tmux.type_until(pane, "/join #back", &[nick, "has joined #back"])
+            .await;
+    }
+    let mut nc = Nc::connect(addr).await;
+    nc.send("/join #back").await;
+    nc.expect(&["you are in #back"]).await;
+    nc.send("said before the restart").await;
+    tmux.wait_line("irssi", &["said before the restart"]).await;
+    tmux.wait_line("weechat", &["said before the restart"])
+        .await;
+
+    // The server stops, and starts again on its store without its IRC listener: the IRC
+    // clients cannot come back yet, and an nc user says something in #back meanwhile.
+    server.shutdown().await.expect("server shuts down");
+    tmux.wait_line("weechat", &["disconnected from server"])
+        .await;
+    let server = stored_server(dir.path(), addr, None).await;
+    let mut nc = Nc::connect(addr).await;
+    nc.send("/join #back").await;
+    nc.expect(&["<", "said before the restart"]).await;
+    nc.send("said while they were away").await;
+    // (Its last line is in the store once a later command is answered.)
+    nc.send("/join #lobby").await;
+    nc.expect(&["you are now talking in #lobby"]).await;
+    server.shutdown().await.expect("server shuts down");
+
+    // Back with its IRC listener: irssi and WeeChat reconnect by themselves, join both
+    // channels again, and are shown what was said while they were away, once, and nothing
+    // they showed before a second time.
+    let server = stored_server(dir.path(), addr, Some(irc)).await;
+    for pane in ["irssi", "weechat"] {
+        tmux.wait_line(pane, &["said while they were away"]).await;
+    }
+    // Back in #lobby too: an nc user greeted into it finds them there, or sees them come.
+    let mut nc = Nc::connect(addr).await;
+    let members = nc.expect(&["you are in #lobby"]).await;
+    for nick in ["irssiuser", "weeuser"] {
+        if !members.contains(nick) {
+            nc.expect(&[nick, "joined #lobby"]).await;
+        }
+    }
+    for pane in ["irssi", "weechat"] {
+        let screen = tmux.screen(pane);
+        for line in ["said before the restart", "said while they were away"] {
+            assert_eq!(
+                screen.matches(line).count(),
+                1,
+                "{pane} shows {line:?} once:\n{screen}"
+            );
+        }
+    }
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
 }

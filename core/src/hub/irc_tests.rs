@@ -816,6 +816,63 @@ fn a_registration_pipelined_with_commands_in_one_read_works() {
     assert_eq!(said, [("bot".to_owned(), "build green".to_owned())]);
 }
 
+/// `ADMIN`, `LINKS` and `STATS` (irssi's `/admin`, `/links`, `/stats u`; RFC 2812 3.4.9, 3.4.5,
+/// 3.4.4) were `421 Unknown command`: they are answered as a one-server network answers them,
+/// `ADMIN` with `256`-`259` (natter keeps no contact details: the lines say so), `LINKS` with
+/// the server alone (`364`, `365`), `STATS` with its end (`219`: natter keeps none of IRC's
+/// statistics), and a letter missing is `461`.
+#[test]
+fn admin_links_and_stats_are_answered_not_421() {
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("al");
+    n.settle(&[c]);
+    n.lines(c);
+    for asked in ["ADMIN", "ADMIN natter.irc", "admin al"] {
+        n.send(c, &[asked]);
+        let l = n.said(c);
+        assert_eq!(numerics(&l), ["256", "257", "258", "259"], "{asked}: {l:?}");
+        assert_eq!(
+            l[0], ":natter.irc 256 al natter.irc :Administrative info",
+            "{asked}"
+        );
+        assert!(l[1].starts_with(":natter.irc 257 al :"), "{l:?}");
+        assert!(l[3].starts_with(":natter.irc 259 al :"), "{l:?}");
+    }
+    n.send(c, &["LINKS"]);
+    assert_eq!(
+        n.said(c),
+        [
+            ":natter.irc 364 al natter.irc natter.irc :0 natter",
+            ":natter.irc 365 al * :End of /LINKS list",
+        ]
+    );
+    n.send(c, &["LINKS *.irc"]);
+    assert_eq!(
+        n.said(c),
+        [
+            ":natter.irc 364 al natter.irc natter.irc :0 natter",
+            ":natter.irc 365 al *.irc :End of /LINKS list",
+        ]
+    );
+    // A mask the server's name does not match lists nothing.
+    n.send(c, &["LINKS *.example.org"]);
+    assert_eq!(
+        n.said(c),
+        [":natter.irc 365 al *.example.org :End of /LINKS list"]
+    );
+    n.send(c, &["STATS u", "STATS"]);
+    assert_eq!(
+        n.said(c),
+        [
+            ":natter.irc 219 al u :End of /STATS report",
+            ":natter.irc 461 al STATS :Not enough parameters",
+        ]
+    );
+    // HELP names them too.
+    n.send(c, &["HELP LINKS"]);
+    assert_eq!(numerics(&n.said(c)), ["704", "705", "706"]);
+}
+
 /// `HELP` (`/quote HELP`, WeeChat's `/quote help`) was `421 Unknown command`: it is answered
 /// as ergo and InspIRCd answer it, `704`, `705`s and `706`, with the commands natter takes;
 /// `HELP command` with a line for it, `524` for one natter does not take.
@@ -5457,6 +5514,44 @@ fn founder_and_guest(n: &mut Net) -> (ConnId, ConnId, ConnId) {
     n.lines(c);
     n.recv(a);
     (a, c, b)
+}
+
+/// irssi's, WeeChat's and HexChat's `/kickban bob reason` send `MODE #r +b mask` and then
+/// `KICK #r bob :reason`. natter's ban puts bob out at once, so the KICK found him gone and the
+/// operator was told `441 They aren't on that channel` after every kickban. A KICK of someone
+/// the channel's bans keep out changes nothing and says nothing, as a MODE that changes
+/// nothing; someone out of it and not banned is still `441`.
+#[test]
+fn a_kickban_is_answered_without_441_though_the_ban_put_the_user_out_first() {
+    let mut n = Net::new();
+    let (_a, c, b) = founder_and_guest(&mut n);
+    let d = n.client("dan", &[]);
+    n.lines(d);
+    n.advance(1_000);
+    n.send(c, &["MODE #r +b *!*bob@natter", "KICK #r bob :go away"]);
+    let l = n.lines(c);
+    assert_eq!(l[0], ":alice!alice@natter MODE #r +b bob!*@*", "{l:?}");
+    assert_eq!(
+        l.last().map(String::as_str),
+        Some(":alice!alice@natter KICK #r bob :banned"),
+        "{l:?}"
+    );
+    // (Between them only the notice that the ban holds a nick alone: no 441.)
+    assert!(
+        l[1..l.len() - 1]
+            .iter()
+            .all(|l| l.contains(" NOTICE alice :")),
+        "{l:?}"
+    );
+    let l = n.lines(b);
+    assert!(
+        l.contains(&":alice!alice@natter KICK #r bob :banned".to_owned()),
+        "{l:?}"
+    );
+    // Not banned and not in the channel: refused as before.
+    n.advance(1_000);
+    n.send(c, &["KICK #r dan :x"]);
+    assert_eq!(numerics(&n.lines(c)), ["441"]);
 }
 
 #[test]

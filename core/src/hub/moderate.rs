@@ -376,6 +376,12 @@ impl Hub {
                 }
                 let (target, tnick) = self.named(&nick)?;
                 if !self.member_of(target, room) {
+                    // A kickban (irssi's, WeeChat's, HexChat's) bans first and kicks after:
+                    // the ban put the user out already, so the KICK has nothing left to do.
+                    if self.banned(target, room, now).is_some() {
+                        self.unchanged(conn, format!("{tnick} is out of {room} already (banned)"));
+                        return Ok(());
+                    }
                     return Err(not_in(&nick, room));
                 }
                 self.protected(target, room, admin, "put out")?;

@@ -3,7 +3,7 @@
 
 /// Each command natter's IRC listener takes: its name, its parameters, what it does. In the
 /// order [`index`] lists them.
-pub(super) const COMMANDS: [(&str, &str, &str); 40] = [
+pub(super) const COMMANDS: [(&str, &str, &str); 43] = [
     (
         "JOIN",
         "#channel[,#channel...] [key,...]",
@@ -103,6 +103,21 @@ pub(super) const COMMANDS: [(&str, &str, &str); 40] = [
         "the server's version and what it supports (ISUPPORT)",
     ),
     ("INFO", "", "about this server"),
+    (
+        "ADMIN",
+        "",
+        "who runs this server (natter keeps no contact details)",
+    ),
+    (
+        "LINKS",
+        "[mask]",
+        "the servers of the network: this one alone",
+    ),
+    (
+        "STATS",
+        "letter",
+        "IRC's server statistics: natter keeps none",
+    ),
     (
         "HELP",
         "[command]",

@@ -26,7 +26,7 @@ const ONE_REPLY: [&str; 10] = [
 
 /// The commands a registered client may send (every other one is answered `421` alone, so a
 /// labeled one gets the label on its `421`, not a batch around it).
-pub(super) const KNOWN: [&str; 41] = [
+pub(super) const KNOWN: [&str; 44] = [
     "CAP",
     "PASS",
     "USER",
@@ -63,6 +63,9 @@ pub(super) const KNOWN: [&str; 41] = [
     "INVITE",
     "OPER",
     "INFO",
+    "ADMIN",
+    "LINKS",
+    "STATS",
     "MONITOR",
     "SETNAME",
     "SEARCH",
@@ -882,6 +885,44 @@ impl Irc {
                     plan.num(RPL_INFO, &[], line);
                 }
                 plan.num(RPL_ENDOFINFO, &[], "End of INFO list");
+            }
+            // A network of one server, as RFC 2812 (3.4.9) has a server answer: natter keeps
+            // no contact details for its operator, and says so. A target (a server or a nick)
+            // is this server, as for TIME and MOTD.
+            "ADMIN" => {
+                plan.num(RPL_ADMINME, &[self.server.as_str()], "Administrative info");
+                plan.num(
+                    RPL_ADMINLOC1,
+                    &[],
+                    "natter: natter's clients, web pages, nc and IRC in the same rooms",
+                );
+                plan.num(
+                    RPL_ADMINLOC2,
+                    &[],
+                    "Run by whoever runs this server: natter keeps no contact details",
+                );
+                plan.num(RPL_ADMINEMAIL, &[], "No contact address is set");
+            }
+            // This server alone (RFC 2812 3.4.5), if it matches the mask.
+            "LINKS" => {
+                let mask = msg.params.last().copied().filter(|m| !m.is_empty());
+                let mask = mask.unwrap_or("*");
+                let server = self.server.as_str();
+                if wildcard_matches(mask, server) {
+                    plan.num(RPL_LINKS, &[server, server], "0 natter");
+                }
+                plan.num(RPL_ENDOFLINKS, &[mask], "End of /LINKS list");
+            }
+            // natter keeps none of IRC's statistics (RFC 2812 3.4.4): any query's end alone.
+            "STATS" => {
+                let Some(query) = msg.param(0).and_then(|q| q.chars().next()) else {
+                    return plan.need_more(verb);
+                };
+                plan.num(
+                    RPL_ENDOFSTATS,
+                    &[&query.to_string()],
+                    "End of /STATS report",
+                );
             }
             // The version, then the ISUPPORT tokens again (Modern IRC: "SHOULD respond with a
             // RPL_VERSION reply and one or more RPL_ISUPPORT replies").
