@@ -3932,6 +3932,48 @@ fn a_password_change_typed_before_a_key_sign_in_keeps_the_new_key() {
     );
 }
 
+/// The same change, the link dropping after the server gave this device its new key but before
+/// its answer, and the session not resumed (the server restarted): the key's coming says the
+/// change went through (the server stores the new password before it issues the key), so the
+/// next sign-in is with the new key. It used to be with the revoked one, refused, then the
+/// password (the old one): the device was no longer remembered.
+#[test]
+fn a_password_changes_new_key_is_kept_when_the_drop_loses_its_answer() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+    t.s.handle_input("/password old-password new password", t.now);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    signed_in(&mut t, "alice", 3, Some(9));
+    t.events();
+    // The link drops before the answer; the server does not resume the session.
+    assert_eq!(
+        restarted(&mut t, 4).first(),
+        Some(&sign_in_msg("alice", Proof::Key(DeviceKey([9; 32])), false)),
+        "the new key first"
+    );
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    signed_in(&mut t, "alice", 5, None);
+    assert_eq!(
+        t.s.device_key(),
+        Some(&DeviceKey([9; 32])),
+        "still remembered"
+    );
+    // Its password is the new one too: a later refusal of that key falls back to it.
+    restarted(&mut t, 6);
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("new password")),
+            false
+        ))
+    );
+}
+
 /// The same change for a device that was not remembered: no new key comes, and the session
 /// keeps none (the one it signed in with, if any, is revoked).
 #[test]
