@@ -236,6 +236,13 @@ impl Client {
         }
     }
 
+    /// Whether the typed `line` says something in the open conversation (a line, `/me`, a
+    /// `/msg` or `/notice` naming it): asked before `handle_input`, the page then goes down to
+    /// the newest lines, where the line goes, as after one typed plainly.
+    pub fn says_here(&self, line: &str) -> bool {
+        says_here(&self.chat, line)
+    }
+
     /// The sidebar's room box: joins `room` (`rust` or `#rust`) and opens it, or says in the
     /// open conversation why not and returns why (a name with a space is no room: the box
     /// typed `/join #a b` for `a b` until the fortieth session, which joined `#a` with the key
@@ -1029,6 +1036,24 @@ fn answered_here(chat: &mut Chat, line: &str, now: Millis) -> bool {
     // `/query nick [text]` opens the direct conversation with nick (the text goes to the
     // session), `/part` in a direct conversation closes it: the conversations' own.
     chat.typed(line, now) == Typed::Answered
+}
+
+/// Whether a typed `line` says something in the open conversation: chat for it (`//text`
+/// too), `/me`, or a `/msg` or `/notice` naming it (`/msg #thisroom hi`, or `/msg bob hi` in
+/// the conversation with bob). The page goes down to the newest lines then, where it goes.
+fn says_here(chat: &Chat, line: &str) -> bool {
+    use command::{Command, Input};
+    let here = chat.current();
+    match command::parse(line) {
+        Ok(Some(Input::Say(_) | Input::Command(Command::Me(_)))) => true,
+        Ok(Some(Input::Command(
+            Command::SayIn { room, .. } | Command::Notice { room, .. },
+        ))) => *here == ConvId::Room(room),
+        Ok(Some(Input::Command(Command::Msg { to, .. } | Command::NoticeTo { to, .. }))) => {
+            *here == ConvId::direct(&to)
+        }
+        _ => false,
+    }
 }
 
 /// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after

@@ -743,3 +743,41 @@ fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
     let wrong = "could not sign in: wrong account name or password";
     assert_eq!(dialog_words(wrong), wrong);
 }
+
+/// A line said in the open conversation takes the reader down to its newest lines, where it
+/// goes: typed plainly, `//text`, `/me`, and `/msg` or `/notice` naming the open conversation
+/// (until the forty-second session `/msg #thisroom hi` left a reader scrolled up where they
+/// were, and `//text` too); a command, or a line said in another conversation, does not.
+#[test]
+fn a_line_said_here_is_told_from_one_said_elsewhere() {
+    let mut c = chat();
+    for line in [
+        "hi",
+        "//etc/passwd is a path",
+        "/me waves",
+        "/msg #lobby hi",
+        "/MSG #Lobby hi",
+        "/notice #lobby hi",
+    ] {
+        assert!(says_here(&c, line), "{line}");
+    }
+    for line in [
+        "/msg #elsewhere hi",
+        "/msg bob hi",
+        "/notice bob hi",
+        "/join #b",
+        "/topic now",
+        "/msg #lobby",
+        "",
+        "/nosuchcommand x",
+    ] {
+        assert!(!says_here(&c, line), "{line}");
+    }
+    c.open_direct(&nick("Bob"));
+    for line in ["hi", "/msg bob hi", "/msg BOB hi", "/notice bob hi", "/me waves"] {
+        assert!(says_here(&c, line), "in @bob: {line}");
+    }
+    for line in ["/msg carol hi", "/msg #lobby hi"] {
+        assert!(!says_here(&c, line), "in @bob: {line}");
+    }
+}

@@ -1560,8 +1560,9 @@ ui.inputForm.addEventListener("submit", (e) => {
   historyPos = history.length;
   draft = "";
   ui.input.value = "";
-  // Something said from a log scrolled up: down to the newest lines, where it goes.
-  if (!line.startsWith("/") || /^\/me(\s|$)/i.test(line)) toBottom();
+  // Something said here from a log scrolled up (typed plainly, `/me`, or a `/msg` naming this
+  // conversation): down to the newest lines, where it goes.
+  if (client?.says_here(line)) toBottom();
   input(line);
 });
 
