@@ -281,6 +281,15 @@ impl Client {
         self.pump(millis(now));
     }
 
+    /// The computer may have slept (the wall clock moved far more than the monotonic one,
+    /// which stops in a sleep in Chromium on Linux and macOS), or the network is back (the
+    /// browser's `online` event): the link is checked now (a ping, a dead one given up within
+    /// the ping's timeout, not at the next keepalive), or, waiting to reconnect, reconnects now.
+    pub fn check_link(&mut self, now: f64) {
+        self.session.check_link(millis(now));
+        self.pump(millis(now));
+    }
+
     /// Opens the conversation with this key (`#room`, `@nick`). False if there is none.
     pub fn open(&mut self, key: &str) -> bool {
         let opened = ConvId::from_key(key).is_some_and(|id| self.chat.open(&id));

@@ -118,6 +118,7 @@ let dialogRegister = null;
 // refused, the guest goes back to it (it goes on as the guest it was).
 let renamedFrom = null;
 let ws = null; // the current WebSocket; callbacks from older ones are ignored
+let deaf = null; // a socket whose messages are ignored (natterDebug.deafen, for the tests)
 let closeAfterFlush = false;
 let timer = null;
 let bannerTimer = null;
@@ -1504,7 +1505,7 @@ function openSocket() {
     pump();
   };
   sock.onmessage = (m) => {
-    if (ws !== sock || !(m.data instanceof ArrayBuffer)) return;
+    if (ws !== sock || sock === deaf || !(m.data instanceof ArrayBuffer)) return;
     client.handle_message(new Uint8Array(m.data), now());
     pump();
   };
@@ -1697,19 +1698,45 @@ new ResizeObserver(() => {
 }).observe(ui.logs);
 
 // Back online (or back to the tab) while waiting to reconnect: try now, not at the end of the
-// backoff (the Client ignores this unless it is waiting). While the tab is hidden, what arrives
-// in the open conversation counts as unread.
+// backoff (the Client ignores this unless it is waiting). Back online while connected: the
+// link is checked at once (a ping), as after a sleep. While the tab is hidden, what arrives in
+// the open conversation counts as unread.
 window.addEventListener("online", () => {
   if (!client) return;
-  client.reconnect_now(now());
+  client.check_link(now());
   pump();
 });
 document.addEventListener("visibilitychange", () => {
   if (!client) return;
   client.set_attention(!document.hidden);
-  if (!document.hidden) client.reconnect_now(now());
+  if (!document.hidden && !wokeUp()) client.reconnect_now(now());
   pump();
 });
+
+// A sleep. The monotonic clock (performance.now) stops while the computer sleeps, in Chromium on
+// Linux and macOS, and so do the keepalive's deadlines on it: a link that died meanwhile was
+// found only at the next keepalive, up to about 15 s later than on the wall clock. The wall
+// clock goes on, so a wall clock that moved far more than the monotonic one since the last look
+// (every WAKE_TICK, and when the tab is shown again or back from the browser's cache) says the
+// computer slept: the link is checked at once. (A wall clock set forward looks the same, and
+// costs one ping.) Every timer stays on the monotonic clock.
+const WAKE_TICK = 2_000;
+const WAKE_GAP = 5_000;
+let wakeWall = Date.now();
+let wakeMono = performance.now();
+function wokeUp() {
+  const wall = Date.now();
+  const mono = performance.now();
+  const slept = wall - wakeWall - (mono - wakeMono);
+  wakeWall = wall;
+  wakeMono = mono;
+  if (slept < WAKE_GAP || !client) return false;
+  client.check_link(now());
+  pump();
+  return true;
+}
+setInterval(wokeUp, WAKE_TICK);
+window.addEventListener("pageshow", () => wokeUp());
 
 // Leaving the page (reloaded, closed, navigated away), which the page cannot tell apart: a
 // guest's session is kept for this tab (sessionStorage) and the connection closed with
@@ -2162,6 +2189,11 @@ window.natterDebug = {
   notifications: notes,
   dropSocket() {
     if (ws) ws.close(4000, "dropped for a test");
+    return ws !== null;
+  },
+  // The open socket hears nothing more, as a link that died in a sleep and still looks open.
+  deafen() {
+    deaf = ws;
     return ws !== null;
   },
   state: () => (client ? client.conn().state : "connecting"),

@@ -1461,6 +1461,35 @@ fn keepalive_pings_a_silent_server_and_gives_up_on_a_dead_one() {
     assert!(t.events().is_empty());
 }
 
+/// A computer that slept (its monotonic clock, and every deadline on it, stopped meanwhile) may
+/// wake to a dead connection that still looks open: checked at once (the page sees the wall
+/// clock jump past the monotonic one), it pings now and gives up after [`PING_TIMEOUT`], not
+/// after the keepalive's silence first. A ping waiting for its answer is not doubled; waiting
+/// to reconnect, it reconnects now.
+#[test]
+fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
+    let mut t = T::ready(Transport::Stream);
+    t.advance(1_000);
+    assert!(t.sent().is_empty());
+    t.s.check_link(t.now);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+    t.s.check_link(t.now);
+    assert!(t.sent().is_empty(), "one ping at a time");
+    t.events();
+    t.advance(PING_TIMEOUT.0 - 1);
+    assert_eq!(t.s.state(), ConnState::Connected);
+    t.advance(1);
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close), "{evs:?}");
+    assert!(matches!(t.s.state(), ConnState::Reconnecting { .. }));
+    t.s.check_link(t.now);
+    assert!(
+        t.events().contains(&Event::Connect),
+        "waiting to reconnect: now"
+    );
+}
+
 #[test]
 fn a_transport_that_never_opens_is_given_up_on() {
     let mut t = T::new(Transport::Messages);
