@@ -16,7 +16,6 @@ import init, {
   Client,
   browser_device_label,
   carries_password,
-  dialog_words,
   kept_session_fresh,
   nick_error,
   password_error,
@@ -1899,7 +1898,8 @@ function settleDialog() {
   }
   const conn = client.conn();
   if (conn.state === "closed") {
-    const why = conn.fatal ?? "the server closed the connection";
+    // In the dialog's words (core's name commands typed at the bottom).
+    const why = client.fatal_in_dialog() ?? "the server closed the connection";
     dropClient();
     refusedInDialog(why);
     return;
@@ -1951,12 +1951,12 @@ function endDialogAsk() {
   setDialogBusy(false);
 }
 
-// The dialog's request was refused (`why`): said in the dialog (in its words: what a refusal
-// says to type, the dialog's buttons do), which keeps the account name and clears and focuses
-// the password field for another try.
+// The dialog's request was refused (`why`, in the dialog's words, Client::take_refusal: what a
+// refusal says to type, the dialog's buttons do): said in the dialog, which keeps the account
+// name and clears and focuses the password field for another try.
 function refusedInDialog(why) {
   endDialogAsk();
-  ui.nickError.textContent = dialog_words(why);
+  ui.nickError.textContent = why;
   ui.passwordInput.value = "";
   ui.passwordInput.setAttribute("aria-invalid", "true");
   ui.passwordInput.focus();
