@@ -51,7 +51,7 @@ use natter_core::render;
 use natter_core::session::{About, ConnState, Event, Resumable, Session, SessionConfig, Transport};
 use natter_core::types::DeviceLabel;
 use natter_core::types::{DeviceKey, MsgId, Nick, Password, ResumeToken, RoomName, Seq, Text};
-use natter_core::wire::{ModAction, Proof, RememberedDevice};
+use natter_core::wire::{ErrorKind, ModAction, Proof, RememberedDevice};
 use serde::Serialize;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
@@ -106,9 +106,15 @@ pub struct Client {
     devices: Option<Vec<RememberedDevice>>,
     /// The list changed and the page has not been told (a `devices` change).
     devices_changed: bool,
-    /// Why the last account request or rename was refused, until the page takes it
-    /// (`take_refusal`).
+    /// Why the last account request or rename was refused, worded for the sign-in dialog
+    /// ([`dialog_refusal`]), until the page takes it (`take_refusal`).
     refusal: Option<String>,
+    /// The nick a registration asked for (`register`, `register_here`) is for, until a
+    /// sign-in is asked or one goes through: a refusal of it is worded by what it was.
+    registering: Option<Nick>,
+    /// The kind of the last account refusal, for the words of an end it made
+    /// (`fatal_in_dialog`).
+    refused_kind: Option<ErrorKind>,
 }
 
 #[wasm_bindgen]
@@ -236,6 +242,13 @@ impl Client {
         }
     }
 
+    /// Whether the typed `line` says something in the open conversation (a line, `/me`, a
+    /// `/msg` or `/notice` naming it): asked before `handle_input`, the page then goes down to
+    /// the newest lines, where the line goes, as after one typed plainly.
+    pub fn says_here(&self, line: &str) -> bool {
+        says_here(&self.chat, line)
+    }
+
     /// The sidebar's room box: joins `room` (`rust` or `#rust`) and opens it, or says in the
     /// open conversation why not and returns why (a name with a space is no room: the box
     /// typed `/join #a b` for `a b` until the fortieth session, which joined `#a` with the key
@@ -274,6 +287,15 @@ impl Client {
         self.pump(millis(now));
     }
 
+    /// The computer may have slept (the wall clock moved far more than the monotonic one,
+    /// which stops in a sleep in Chromium on Linux and macOS), or the network is back (the
+    /// browser's `online` event): the link is checked now (a ping, a dead one given up within
+    /// the ping's timeout, not at the next keepalive), or, waiting to reconnect, reconnects now.
+    pub fn check_link(&mut self, now: f64) {
+        self.session.check_link(millis(now));
+        self.pump(millis(now));
+    }
+
     /// Opens the conversation with this key (`#room`, `@nick`). False if there is none.
     pub fn open(&mut self, key: &str) -> bool {
         let opened = ConvId::from_key(key).is_some_and(|id| self.chat.open(&id));
@@ -297,6 +319,8 @@ impl Client {
             Ok(p) => p,
             Err(why) => return Some(why),
         };
+        self.refusal = None;
+        self.registering = None;
         self.session.sign_in(account, proof, remember, millis(now));
         // Asked for in the dialog: refused, the session ends and says why (not a guest then).
         self.session.require_sign_in();
@@ -314,6 +338,7 @@ impl Client {
         let Some(key) = key_from_hex(key) else {
             return Some("the kept sign-in key is damaged".into());
         };
+        self.registering = None;
         self.session
             .sign_in(account, Proof::Key(key), false, millis(now));
         self.pump(millis(now));
@@ -327,6 +352,11 @@ impl Client {
         if let Some(why) = password_error(password) {
             return Some(why);
         }
+        if let Some(why) = self.registration_of_guest() {
+            return Some(why);
+        }
+        self.refusal = None;
+        self.registering = Some(self.chat.me().clone());
         self.session
             .register(Password(password.to_owned()), remember, millis(now));
         self.session.require_sign_in();
@@ -351,6 +381,7 @@ impl Client {
             Err(why) => return Some(why),
         };
         self.refusal = None;
+        self.registering = None;
         self.session.sign_in(account, proof, remember, millis(now));
         self.pump(millis(now));
         None
@@ -363,7 +394,11 @@ impl Client {
         if let Some(why) = password_error(password) {
             return Some(why);
         }
+        if let Some(why) = self.registration_of_guest() {
+            return Some(why);
+        }
         self.refusal = None;
+        self.registering = Some(self.chat.me().clone());
         self.session
             .register(Password(password.to_owned()), remember, millis(now));
         self.pump(millis(now));
@@ -391,10 +426,23 @@ impl Client {
     }
 
     /// Why the sign-in, registration or rename asked last (`sign_in_here`, `register_here`,
-    /// `rename_here`) was refused, in words (`could not sign in: wrong account name or
-    /// password`); taken by this call, `undefined` when nothing was refused since.
+    /// `rename_here`) was refused, in words for the sign-in dialog (`could not sign in: wrong
+    /// account name or password`; see [`dialog_refusal`]); taken by this call, `undefined`
+    /// when nothing was refused since.
     pub fn take_refusal(&mut self) -> Option<String> {
         self.refusal.take()
+    }
+
+    /// Why the session ended for good (`conn().fatal`), worded for the sign-in dialog as
+    /// `take_refusal` is (the dialog's own client's sign-in or registration refused);
+    /// `undefined` while it goes on.
+    pub fn fatal_in_dialog(&self) -> Option<String> {
+        let fatal = self.session.fatal()?;
+        Some(dialog_refusal(
+            self.registering.as_ref(),
+            self.refused_kind,
+            fatal,
+        ))
     }
 
     /// Signs out on this device: the server revokes its key and closes the connection, and
@@ -722,6 +770,16 @@ impl Client {
 }
 
 impl Client {
+    /// Why a registration of our nick cannot be asked, when it is a guest's (`guest` and
+    /// digits, core's [`Nick::is_guest`]), which no account may have: said at once, in the
+    /// dialog's words (the server's name `/nick`, typed at the bottom).
+    fn registration_of_guest(&self) -> Option<String> {
+        self.chat
+            .me()
+            .is_guest()
+            .then(|| GUEST_NICK_REFUSED.to_owned())
+    }
+
     /// A client driving `session` (whose nick is `nick`), its first events taken.
     fn driving(session: Session, nick: Nick, now: f64) -> Client {
         let mut client = Client {
@@ -735,6 +793,8 @@ impl Client {
             devices: None,
             devices_changed: false,
             refusal: None,
+            registering: None,
+            refused_kind: None,
         };
         client.pump(millis(now));
         client
@@ -763,18 +823,23 @@ impl Client {
                     match &ev {
                         Event::Error {
                             about: About::Account,
+                            kind,
                             text,
-                            ..
                         } => {
                             refused = true;
-                            self.refusal = Some(text.clone());
+                            self.refused_kind = *kind;
+                            self.refusal =
+                                Some(dialog_refusal(self.registering.as_ref(), *kind, text));
                         }
                         Event::Error {
                             about: About::Nick(_),
                             text,
                             ..
                         } => self.refusal = Some(text.clone()),
-                        Event::SignedIn { .. } => self.key_refused = false,
+                        Event::SignedIn { .. } => {
+                            self.key_refused = false;
+                            self.registering = None;
+                        }
                         _ => {}
                     }
                     self.chat.handle_event(&ev, now);
@@ -1031,6 +1096,24 @@ fn answered_here(chat: &mut Chat, line: &str, now: Millis) -> bool {
     chat.typed(line, now) == Typed::Answered
 }
 
+/// Whether a typed `line` says something in the open conversation: chat for it (`//text`
+/// too), `/me`, or a `/msg` or `/notice` naming it (`/msg #thisroom hi`, or `/msg bob hi` in
+/// the conversation with bob). The page goes down to the newest lines then, where it goes.
+fn says_here(chat: &Chat, line: &str) -> bool {
+    use command::{Command, Input};
+    let here = chat.current();
+    match command::parse(line) {
+        Ok(Some(Input::Say(_) | Input::Command(Command::Me(_)))) => true,
+        Ok(Some(Input::Command(Command::SayIn { room, .. } | Command::Notice { room, .. }))) => {
+            *here == ConvId::Room(room)
+        }
+        Ok(Some(Input::Command(Command::Msg { to, .. } | Command::NoticeTo { to, .. }))) => {
+            *here == ConvId::direct(&to)
+        }
+        _ => false,
+    }
+}
+
 /// A guest's session as the page keeps it for its tab ([`Client::resumable`]), to resume after
 /// a reload ([`Client::resumed`]): plain data, the token in hex; its rooms, and the last seq
 /// seen in each and the key it was joined with ("" for none; in the same order), which a
@@ -1131,28 +1214,26 @@ pub fn carries_password(line: &str) -> bool {
     natter_core::command::carries_password(line)
 }
 
-/// The typed commands that refusals name for what to do next, and what the sign-in dialog
-/// says instead (where nothing is typed at the bottom: its fields and buttons do it).
-const DIALOG_WORDS: [(&str, &str); 2] = [
-    // The registration whose answer a drop lost, checked and not found (core's session).
-    (" (/register again)", "; press Register to try again"),
-    // A guest's nick (`guest` and digits), which no account may have (the hub).
-    (
-        "choose a nick with /nick first",
-        "pick another nick above and press Register again",
-    ),
-];
+/// A guest's nick asked to be registered, in the sign-in dialog's words (its nick field and
+/// Register button do what the server's words say to type at the bottom, `/nick`).
+const GUEST_NICK_REFUSED: &str = "could not register: guest nicks cannot be registered: pick another nick above and press \
+     Register again";
 
-/// `why` a request of the sign-in dialog was refused, worded for the dialog: the terminal's
-/// hints (`(/register again)`) name commands typed at the bottom, which the dialog has no
-/// place for; it says which of its buttons does it.
-#[wasm_bindgen]
-pub fn dialog_words(why: &str) -> String {
-    DIALOG_WORDS
-        .iter()
-        .fold(why.to_owned(), |text, (typed, said)| {
-            text.replace(typed, said)
-        })
+/// The refusal of an account request (of kind `kind`, said `text` by core), worded for the
+/// sign-in dialog, by what was refused, never by its words: core's name commands typed at the
+/// bottom (`(/register again)`), which the dialog has no place for; it names its buttons.
+/// `registering`: the nick a registration asked for, if that was the request. A registration
+/// is never refused as a failed sign-in: that is the sign-in that checked a registration
+/// whose answer a drop lost, and found no such account. Anything else is said as core says it.
+fn dialog_refusal(registering: Option<&Nick>, kind: Option<ErrorKind>, text: &str) -> String {
+    match (registering, kind) {
+        (Some(nick), Some(ErrorKind::SignInFailed)) => format!(
+            "your registration of {nick} did not go through: the connection dropped before the \
+             server answered, and the server has no account {nick} with that password; press \
+             Register to try again"
+        ),
+        _ => text.to_owned(),
+    }
 }
 
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with

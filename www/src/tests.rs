@@ -717,29 +717,104 @@ fn a_joins_replay_is_inserted_above_the_notice_of_the_join() {
 
 /// A refusal said in the sign-in dialog names its buttons, not the commands typed at the
 /// bottom that the terminal's words name (`(/register again)` read there as if something were
-/// to be typed where nothing can be).
+/// to be typed where nothing can be). Worded by what was refused (core's kinds), not by
+/// matching core's words: until the forty-second session the page replaced core's words with
+/// its own, and this test copied them by hand, so a change of wording in core would have
+/// silently stopped the rewording.
 #[test]
 fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
-    let lost = "your registration of gus did not go through: the connection dropped before the \
-                server answered, and the server has no account gus with that password \
-                (/register again)";
-    assert_eq!(
-        dialog_words(lost),
-        "your registration of gus did not go through: the connection dropped before the \
-         server answered, and the server has no account gus with that password; press \
-         Register to try again"
-    );
-    let guest = "could not register: guest nicks cannot be registered: choose a nick with \
-                 /nick first";
-    assert_eq!(
-        dialog_words(guest),
-        "could not register: guest nicks cannot be registered: pick another nick above and \
-         press Register again"
-    );
-    for (typed, _) in DIALOG_WORDS {
-        assert!(!dialog_words(&format!("x{typed}")).contains('/'), "{typed}");
+    let gus = nick("gus");
+    // Whatever core says of it: a registration refused as a failed sign-in is the check of one
+    // whose answer a drop lost, which found no account.
+    for core_says in [
+        "anything",
+        "your registration of gus did not go through (/register again)",
+    ] {
+        assert_eq!(
+            dialog_refusal(Some(&gus), Some(ErrorKind::SignInFailed), core_says),
+            "your registration of gus did not go through: the connection dropped before the \
+             server answered, and the server has no account gus with that password; press \
+             Register to try again"
+        );
     }
-    // Anything else is said as it is.
+    // Anything else is said as core says it: a registration refused otherwise, a sign-in.
+    let taken = "could not register: gus is registered already";
+    assert_eq!(
+        dialog_refusal(Some(&gus), Some(ErrorKind::NickTaken), taken),
+        taken
+    );
     let wrong = "could not sign in: wrong account name or password";
-    assert_eq!(dialog_words(wrong), wrong);
+    assert_eq!(
+        dialog_refusal(None, Some(ErrorKind::SignInFailed), wrong),
+        wrong
+    );
+    // A guest's nick (core's rule, `guest` and digits) is not asked to be registered: the
+    // dialog says why itself, with no command to type.
+    let config = |n: &str| SessionConfig {
+        nick: nick(n),
+        rooms: vec![RoomName::lobby()],
+        transport: Transport::Messages,
+        seed: 1,
+    };
+    let mut guest = Client::driving(
+        Session::new(config("guest4821"), Millis(0)),
+        nick("guest4821"),
+        0.0,
+    );
+    assert_eq!(
+        guest.register_here("correct horse battery", false, 0.0),
+        Some(GUEST_NICK_REFUSED.to_owned())
+    );
+    assert_eq!(
+        guest.register("correct horse battery", false, 0.0),
+        Some(GUEST_NICK_REFUSED.to_owned())
+    );
+    assert!(!guest.account_pending(), "nothing asked");
+    assert!(!GUEST_NICK_REFUSED.contains('/'));
+    let mut gus = Client::driving(Session::new(config("gus"), Millis(0)), nick("gus"), 0.0);
+    assert_eq!(gus.register("correct horse battery", false, 0.0), None);
+}
+
+/// A line said in the open conversation takes the reader down to its newest lines, where it
+/// goes: typed plainly, `//text`, `/me`, and `/msg` or `/notice` naming the open conversation
+/// (until the forty-second session `/msg #thisroom hi` left a reader scrolled up where they
+/// were, and `//text` too); a command, or a line said in another conversation, does not.
+#[test]
+fn a_line_said_here_is_told_from_one_said_elsewhere() {
+    let mut c = chat();
+    for line in [
+        "hi",
+        "//etc/passwd is a path",
+        "/me waves",
+        "/msg #lobby hi",
+        "/MSG #Lobby hi",
+        "/notice #lobby hi",
+    ] {
+        assert!(says_here(&c, line), "{line}");
+    }
+    for line in [
+        "/msg #elsewhere hi",
+        "/msg bob hi",
+        "/notice bob hi",
+        "/join #b",
+        "/topic now",
+        "/msg #lobby",
+        "",
+        "/nosuchcommand x",
+    ] {
+        assert!(!says_here(&c, line), "{line}");
+    }
+    c.open_direct(&nick("Bob"));
+    for line in [
+        "hi",
+        "/msg bob hi",
+        "/msg BOB hi",
+        "/notice bob hi",
+        "/me waves",
+    ] {
+        assert!(says_here(&c, line), "in @bob: {line}");
+    }
+    for line in ["/msg carol hi", "/msg #lobby hi"] {
+        assert!(!says_here(&c, line), "in @bob: {line}");
+    }
 }

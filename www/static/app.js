@@ -16,7 +16,6 @@ import init, {
   Client,
   browser_device_label,
   carries_password,
-  dialog_words,
   kept_session_fresh,
   nick_error,
   password_error,
@@ -118,6 +117,7 @@ let dialogRegister = null;
 // refused, the guest goes back to it (it goes on as the guest it was).
 let renamedFrom = null;
 let ws = null; // the current WebSocket; callbacks from older ones are ignored
+let deaf = null; // a socket whose messages are ignored (natterDebug.deafen, for the tests)
 let closeAfterFlush = false;
 let timer = null;
 let bannerTimer = null;
@@ -1504,7 +1504,7 @@ function openSocket() {
     pump();
   };
   sock.onmessage = (m) => {
-    if (ws !== sock || !(m.data instanceof ArrayBuffer)) return;
+    if (ws !== sock || sock === deaf || !(m.data instanceof ArrayBuffer)) return;
     client.handle_message(new Uint8Array(m.data), now());
     pump();
   };
@@ -1560,8 +1560,9 @@ ui.inputForm.addEventListener("submit", (e) => {
   historyPos = history.length;
   draft = "";
   ui.input.value = "";
-  // Something said from a log scrolled up: down to the newest lines, where it goes.
-  if (!line.startsWith("/") || /^\/me(\s|$)/i.test(line)) toBottom();
+  // Something said here from a log scrolled up (typed plainly, `/me`, or a `/msg` naming this
+  // conversation): down to the newest lines, where it goes.
+  if (client?.says_here(line)) toBottom();
   input(line);
 });
 
@@ -1696,19 +1697,45 @@ new ResizeObserver(() => {
 }).observe(ui.logs);
 
 // Back online (or back to the tab) while waiting to reconnect: try now, not at the end of the
-// backoff (the Client ignores this unless it is waiting). While the tab is hidden, what arrives
-// in the open conversation counts as unread.
+// backoff (the Client ignores this unless it is waiting). Back online while connected: the
+// link is checked at once (a ping), as after a sleep. While the tab is hidden, what arrives in
+// the open conversation counts as unread.
 window.addEventListener("online", () => {
   if (!client) return;
-  client.reconnect_now(now());
+  client.check_link(now());
   pump();
 });
 document.addEventListener("visibilitychange", () => {
   if (!client) return;
   client.set_attention(!document.hidden);
-  if (!document.hidden) client.reconnect_now(now());
+  if (!document.hidden && !wokeUp()) client.reconnect_now(now());
   pump();
 });
+
+// A sleep. The monotonic clock (performance.now) stops while the computer sleeps, in Chromium on
+// Linux and macOS, and so do the keepalive's deadlines on it: a link that died meanwhile was
+// found only at the next keepalive, up to about 15 s later than on the wall clock. The wall
+// clock goes on, so a wall clock that moved far more than the monotonic one since the last look
+// (every WAKE_TICK, and when the tab is shown again or back from the browser's cache) says the
+// computer slept: the link is checked at once. (A wall clock set forward looks the same, and
+// costs one ping.) Every timer stays on the monotonic clock.
+const WAKE_TICK = 2_000;
+const WAKE_GAP = 5_000;
+let wakeWall = Date.now();
+let wakeMono = performance.now();
+function wokeUp() {
+  const wall = Date.now();
+  const mono = performance.now();
+  const slept = wall - wakeWall - (mono - wakeMono);
+  wakeWall = wall;
+  wakeMono = mono;
+  if (slept < WAKE_GAP || !client) return false;
+  client.check_link(now());
+  pump();
+  return true;
+}
+setInterval(wokeUp, WAKE_TICK);
+window.addEventListener("pageshow", () => wokeUp());
 
 // Leaving the page (reloaded, closed, navigated away), which the page cannot tell apart: a
 // guest's session is kept for this tab (sessionStorage) and the connection closed with
@@ -1871,7 +1898,8 @@ function settleDialog() {
   }
   const conn = client.conn();
   if (conn.state === "closed") {
-    const why = conn.fatal ?? "the server closed the connection";
+    // In the dialog's words (core's name commands typed at the bottom).
+    const why = client.fatal_in_dialog() ?? "the server closed the connection";
     dropClient();
     refusedInDialog(why);
     return;
@@ -1923,12 +1951,12 @@ function endDialogAsk() {
   setDialogBusy(false);
 }
 
-// The dialog's request was refused (`why`): said in the dialog (in its words: what a refusal
-// says to type, the dialog's buttons do), which keeps the account name and clears and focuses
-// the password field for another try.
+// The dialog's request was refused (`why`, in the dialog's words, Client::take_refusal: what a
+// refusal says to type, the dialog's buttons do): said in the dialog, which keeps the account
+// name and clears and focuses the password field for another try.
 function refusedInDialog(why) {
   endDialogAsk();
-  ui.nickError.textContent = dialog_words(why);
+  ui.nickError.textContent = why;
   ui.passwordInput.value = "";
   ui.passwordInput.setAttribute("aria-invalid", "true");
   ui.passwordInput.focus();
@@ -2161,6 +2189,11 @@ window.natterDebug = {
   notifications: notes,
   dropSocket() {
     if (ws) ws.close(4000, "dropped for a test");
+    return ws !== null;
+  },
+  // The open socket hears nothing more, as a link that died in a sleep and still looks open.
+  deafen() {
+    deaf = ws;
     return ws !== null;
   },
   state: () => (client ? client.conn().state : "connecting"),

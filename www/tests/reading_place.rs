@@ -331,6 +331,16 @@ async fn scenario(
         at_bottom(b).await,
         "a line said goes down to where it is said"
     );
+    // So does one said here with `/msg #lobby` (until the forty-second session it stayed up).
+    scroll_to(b, READ).await;
+    assert!(!at_bottom(b).await);
+    type_line(b, "/msg #lobby hello with /msg").await;
+    wait_line(b, "hello with /msg").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        at_bottom(b).await,
+        "a line said with /msg #lobby goes down to where it is said"
+    );
 
     let errors = js(b, "return window.natterDebug.errors;").await;
     assert_eq!(errors, Json::Array(vec![]), "no script errors");
@@ -442,14 +452,16 @@ async fn resize_scenario(browser: Browser, page: String, server: TestServer) {
     let focused = js(b, "return document.activeElement.id;").await;
     assert_eq!(focused, "input", "the input keeps the focus");
 
-    // The cue counts others' messages only: one's own said to the room by a command (which
-    // leaves the log where it is read) is not news (until the forty-first session's review it
-    // was counted); netcat's is.
+    // The cue counts others' messages only: one's own said to the room from another
+    // conversation (`/msg #lobby` typed in #side, which leaves #lobby where it is read) is not
+    // news (until the forty-first session's review it was counted); netcat's is.
     let offset = scroll_to(b, READ).await;
+    type_line(b, "/join #side").await;
+    wait_shown(b, "#side").await;
     type_line(b, "/msg #lobby said by me with a command").await;
     wait_line(b, "said by me with a command").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_in_place(b, offset, "one's own line said by a command").await;
+    click_conv(b, "#lobby").await;
+    assert_in_place(b, offset, "one's own line said from another room").await;
     assert_eq!(cue(b).await, "", "one's own line is not a new message");
     say(&mut nc, "said by netcat").await;
     wait_line(b, "said by netcat").await;

@@ -326,6 +326,16 @@ impl Account {
         {
             self.creds = Some(creds);
         }
+        // A password change asked before the sign-in was through, whose new key for this
+        // device came before the drop lost its answer: the key's coming says the change went
+        // through (the server stores the new password before it issues it), so the new key and
+        // password are the ones to sign in with, as the answer would have made them. (Until the
+        // forty-second session the revoked key was tried, then the old password: the device was
+        // no longer remembered.)
+        if self.later_key.is_some() && !self.is_changing_password() {
+            self.password_changed();
+            self.later_key = None;
+        }
         // What was asked on the last link was not answered there. (A password change's new
         // password stays: if the server never took it, the sign-in with it is refused and says
         // so.)

@@ -211,6 +211,16 @@ impl Link {
         self.timers.set(Timer::Ping, now + CLIENT_PING_AFTER);
     }
 
+    /// Moves the keepalive's ping to `now` (see [`super::Session::check_link`]); false when
+    /// none is armed (a ping waits for its answer already, or the link is not up).
+    pub(super) fn ping_now(&mut self, now: Millis) -> bool {
+        if self.timers.at(Timer::Ping).is_none() {
+            return false;
+        }
+        self.timers.set(Timer::Ping, now);
+        true
+    }
+
     /// Feeds bytes read from a stream transport to the decoder.
     pub(super) fn decoder(&mut self) -> &mut FrameDecoder {
         &mut self.decoder

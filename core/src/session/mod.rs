@@ -925,6 +925,23 @@ impl Session {
         }
     }
 
+    /// The computer may have slept (the page saw its wall clock move far more than its
+    /// monotonic one, which stops in a sleep, as every deadline on it does), or its network
+    /// came back: a connection that looks open may be dead, and the keepalive would find out
+    /// only after its silence counted on that stopped clock. Pings now (unless a ping waits
+    /// for its answer already), so a dead one is given up within [`PING_TIMEOUT`]; waiting to
+    /// reconnect, reconnects now ([`Session::reconnect_now`]).
+    ///
+    /// [`PING_TIMEOUT`]: crate::limits::PING_TIMEOUT
+    pub fn check_link(&mut self, now: Millis) {
+        self.tick(now);
+        if let Phase::Waiting { .. } = self.link.phase() {
+            self.start_connect(now);
+        } else if self.link.ping_now(now) {
+            self.handle_timeout(now);
+        }
+    }
+
     /// Asks for the account's remembered devices (`/devices`): [`Event::Devices`] brings them;
     /// an [`Event::Error`] about [`About::Input`] says why not (not connected, a server too old).
     pub fn list_devices(&mut self, now: Millis) {

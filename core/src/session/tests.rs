@@ -1461,6 +1461,35 @@ fn keepalive_pings_a_silent_server_and_gives_up_on_a_dead_one() {
     assert!(t.events().is_empty());
 }
 
+/// A computer that slept (its monotonic clock, and every deadline on it, stopped meanwhile) may
+/// wake to a dead connection that still looks open: checked at once (the page sees the wall
+/// clock jump past the monotonic one), it pings now and gives up after [`PING_TIMEOUT`], not
+/// after the keepalive's silence first. A ping waiting for its answer is not doubled; waiting
+/// to reconnect, it reconnects now.
+#[test]
+fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
+    let mut t = T::ready(Transport::Stream);
+    t.advance(1_000);
+    assert!(t.sent().is_empty());
+    t.s.check_link(t.now);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+    t.s.check_link(t.now);
+    assert!(t.sent().is_empty(), "one ping at a time");
+    t.events();
+    t.advance(PING_TIMEOUT.0 - 1);
+    assert_eq!(t.s.state(), ConnState::Connected);
+    t.advance(1);
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close), "{evs:?}");
+    assert!(matches!(t.s.state(), ConnState::Reconnecting { .. }));
+    t.s.check_link(t.now);
+    assert!(
+        t.events().contains(&Event::Connect),
+        "waiting to reconnect: now"
+    );
+}
+
 #[test]
 fn a_transport_that_never_opens_is_given_up_on() {
     let mut t = T::new(Transport::Messages);
@@ -3929,6 +3958,48 @@ fn a_password_change_typed_before_a_key_sign_in_keeps_the_new_key() {
     assert_eq!(
         restarted(&mut t, 4).first(),
         Some(&sign_in_msg("alice", Proof::Key(DeviceKey([9; 32])), false))
+    );
+}
+
+/// The same change, the link dropping after the server gave this device its new key but before
+/// its answer, and the session not resumed (the server restarted): the key's coming says the
+/// change went through (the server stores the new password before it issues the key), so the
+/// next sign-in is with the new key. It used to be with the revoked one, refused, then the
+/// password (the old one): the device was no longer remembered.
+#[test]
+fn a_password_changes_new_key_is_kept_when_the_drop_loses_its_answer() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+    t.s.handle_input("/password old-password new password", t.now);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    signed_in(&mut t, "alice", 3, Some(9));
+    t.events();
+    // The link drops before the answer; the server does not resume the session.
+    assert_eq!(
+        restarted(&mut t, 4).first(),
+        Some(&sign_in_msg("alice", Proof::Key(DeviceKey([9; 32])), false)),
+        "the new key first"
+    );
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    signed_in(&mut t, "alice", 5, None);
+    assert_eq!(
+        t.s.device_key(),
+        Some(&DeviceKey([9; 32])),
+        "still remembered"
+    );
+    // Its password is the new one too: a later refusal of that key falls back to it.
+    restarted(&mut t, 6);
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("new password")),
+            false
+        ))
     );
 }
 

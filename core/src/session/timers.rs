@@ -24,6 +24,9 @@ impl Timers {
     pub(super) fn set(&mut self, t: Timer, at: Millis) {
         self.0[t as usize] = Some(at);
     }
+    pub(super) fn at(&self, t: Timer) -> Option<Millis> {
+        self.0[t as usize]
+    }
     pub(super) fn stop(&mut self, t: Timer) {
         self.0[t as usize] = None;
     }
