@@ -10,7 +10,7 @@ use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterIn, Node};
 use natter_core::RoomName;
 use natter_core::hub::ClusterOut;
-use natter_core::moderation::{Entry, Mask, ModeChange, PolicyEdit, SharedRoom};
+use natter_core::moderation::{Entry, Mask, ModeChange, PolicyEdit, RoomClose, SharedRoom};
 
 fn ban(mask: &str, by: &str) -> PolicyEdit {
     PolicyEdit::Ban(Entry {
@@ -22,17 +22,23 @@ fn ban(mask: &str, by: &str) -> PolicyEdit {
     })
 }
 
-/// The next news of `r` from `node` that `done` accepts (`None` in it: the room was closed).
+/// The next news of `r` from `node` that `done` accepts (`None` in it: the room was closed),
+/// and who closed it and why.
 async fn heard(
     node: &mut Node,
     r: &RoomName,
     done: impl Fn(Option<&SharedRoom>) -> bool,
-) -> Option<SharedRoom> {
+) -> (Option<SharedRoom>, Option<RoomClose>) {
     let find = async {
         loop {
             match node.next().await.expect("the node runs") {
-                ClusterIn::Room { room, shared, .. } if room == *r && done(shared.as_ref()) => {
-                    return shared;
+                ClusterIn::Room {
+                    room,
+                    shared,
+                    close,
+                    ..
+                } if room == *r && done(shared.as_ref()) => {
+                    return (shared, close);
                 }
                 _ => {}
             }
@@ -106,12 +112,44 @@ async fn edits_of_two_nodes_to_one_room_at_once_all_land_and_a_new_node_reads_th
     assert_eq!(kept[0].0, r);
     assert!(complete(Some(&kept[0].1)), "{:?}", kept[0].1);
     assert!(c.take_rooms().is_empty(), "handed over once");
-    // A close removes it: every node hears it, and a new node does not load it.
+    // A close removes it: every node hears it, who closed it and why too (until the
+    // forty-second session the removal said neither), and a new node does not load it.
+    let close = RoomClose {
+        by: nick("root"),
+        reason: natter_core::Text::new("moved").ok(),
+    };
     a.send(ClusterOut::RoomEdit {
         room: r.clone(),
-        edit: PolicyEdit::Close,
+        edit: PolicyEdit::Close(close.clone()),
     });
-    heard(&mut c, &r, |s| s.is_none()).await;
+    assert_eq!(heard(&mut c, &r, |s| s.is_none()).await.1, Some(close));
     let mut d = node(&nats).await;
     assert!(d.take_rooms().is_empty());
+    // Opened and registered again, it is kept again.
+    a.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Founder(nick("dave")),
+    });
+    let (again, _) = heard(&mut d, &r, |s| s.is_some()).await;
+    assert_eq!(again.unwrap().policy.founder, Some(nick("dave")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_of_a_room_the_cluster_keeps_nothing_of_is_heard_by_every_node() {
+    // A room nobody registered has no entry: its close wrote nothing until the forty-second
+    // session, so no other node heard of it and their members stayed in the room.
+    let nats = NatsServer::start();
+    let (a, mut b) = (node(&nats).await, node(&nats).await);
+    let r = room("#unkept");
+    let close = RoomClose {
+        by: nick("root"),
+        reason: None,
+    };
+    a.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Close(close.clone()),
+    });
+    assert_eq!(heard(&mut b, &r, |s| s.is_none()).await.1, Some(close));
+    let mut c = node(&nats).await;
+    assert!(c.take_rooms().is_empty(), "nothing to load");
 }

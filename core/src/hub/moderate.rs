@@ -23,7 +23,7 @@ use super::{Hub, UserId};
 use crate::limits::{INVITE_LIFETIME, MAX_FOUNDED_PER_ACCOUNT};
 use crate::moderation::{
     ACCOUNT_REMOVED, ACCOUNT_REMOVED_FOUNDER, Entry, MAX_BANS_PER_ROOM, MAX_INVITED,
-    MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
+    MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit, RoomClose,
 };
 use crate::persist::Write;
 use crate::render::count;
@@ -888,7 +888,11 @@ impl Hub {
                     });
                 }
                 // Every node's members leave when the close reaches them.
-                self.cluster_room_edit(&room, PolicyEdit::Close);
+                let close = RoomClose {
+                    by: me.clone(),
+                    reason: reason.clone(),
+                };
+                self.cluster_room_edit(&room, PolicyEdit::Close(close));
                 // And its topic: other nodes would answer `TOPIC` with it, and a room of
                 // that name opened again would take it up.
                 self.topic_gone(&room);

@@ -6,7 +6,7 @@
 
 use super::accounts::{PW, ask, error, guest, hub, net, register, settle};
 use super::*;
-use crate::moderation::{ModeChange, PolicyEdit, SharedRoom};
+use crate::moderation::{ModeChange, PolicyEdit, RoomClose, SharedRoom};
 use crate::wire::{ErrorKind, ModAction};
 
 /// Rooms' settings as the cluster keeps them, and news held back.
@@ -15,7 +15,7 @@ pub(super) struct RoomsKv {
     rooms: BTreeMap<RoomName, SharedRoom>,
     revision: u64,
     hold_news: bool,
-    news: Vec<(RoomName, Option<SharedRoom>, u64)>,
+    news: Vec<(RoomName, Option<SharedRoom>, Option<RoomClose>, u64)>,
     /// Answers to nodes' edits held back (their news may come first).
     hold_answers: bool,
     answers: Vec<(usize, RoomName, u64)>,
@@ -36,7 +36,11 @@ impl Net {
         } else {
             self.nodes[i].hub.handle_room_written(&room, Some(revision));
         }
-        self.rooms_kv.news.push((room, kept, revision));
+        let close = match edit {
+            PolicyEdit::Close(close) => Some(close),
+            _ => None,
+        };
+        self.rooms_kv.news.push((room, kept, close, revision));
         if !self.rooms_kv.hold_news {
             self.deliver_room_news();
         }
@@ -51,10 +55,10 @@ impl Net {
     /// Every node hears the news held so far, in order (the bucket's watch).
     fn deliver_room_news(&mut self) {
         let now = self.now;
-        for (room, shared, revision) in core::mem::take(&mut self.rooms_kv.news) {
+        for (room, shared, close, revision) in core::mem::take(&mut self.rooms_kv.news) {
             for n in &mut self.nodes {
-                n.hub
-                    .handle_room(room.clone(), shared.clone(), revision, now);
+                let (shared, close) = (shared.clone(), close.clone());
+                n.hub.handle_room(room.clone(), shared, close, revision, now);
             }
         }
     }
@@ -151,6 +155,7 @@ fn restart(net: &mut Net, i: usize) {
         fresh.handle_room(
             room.clone(),
             Some(shared.clone()),
+            None,
             net.rooms_kv.revision,
             net.now,
         );
@@ -390,12 +395,13 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
     );
     settle(&mut net);
     assert!(parted(&net.recv(1, b)), "bob leaves on its node");
-    // An IRC member there is told in its PART that the channel was closed: by whom and why
-    // when the close's event came to its node first, which here it did not (the room's
-    // record said it first), as an always-on member's note says it.
+    // An IRC member there is told in its PART that the channel was closed, by whom and why,
+    // as on the closing node: the cluster's news of the close carries them (until the
+    // forty-second session only the close's event in the room's log did, and the news came
+    // first: "Channel closed").
     let said = raw_text(&net, 1, irc);
     assert!(
-        said.contains(":carol!carol@natter PART #r :Channel closed\r\n"),
+        said.contains(":carol!carol@natter PART #r :Channel closed by alice: moved\r\n"),
         "{said}"
     );
     assert!(!net.rooms_kv.rooms.contains_key(&room("#r")));
@@ -932,8 +938,8 @@ fn a_guests_invitation_does_not_keep_an_unregistered_room_for_ever() {
 }
 
 /// An always-on account away when an admin on another node closes its room is told at its
-/// next sign-in on its own node, as on one node; who closed it and why only if the close's
-/// event reached its node first (the cluster's news of the close comes first here, and the
+/// next sign-in on its own node who closed it and why, as on one node: the cluster's news of
+/// the close carries them (it comes before the close's event in the room's log here, and the
 /// node leaves the room's log with its last member, before the event comes).
 #[test]
 fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next_sign_in() {
@@ -969,7 +975,7 @@ fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next
             _ => None,
         })
         .collect();
-    assert_eq!(told, ["while you were away, #r was closed"], "{got:?}");
+    assert_eq!(told, ["while you were away, alice closed #r (moved)"], "{got:?}");
     assert!(!joined(&got), "not back in #r: {got:?}");
 }
 
