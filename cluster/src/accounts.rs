@@ -36,8 +36,12 @@ const MAX_ENTRY_BYTES: usize = 1 << 20;
 pub(crate) enum AccountOp {
     /// Make the account unless one of that name exists.
     Create { id: u64, record: AccountRecord },
-    /// Change it.
-    Write { account: Nick, write: Write },
+    /// Change it, if it is still the registration `registered` (any, if `None`).
+    Write {
+        account: Nick,
+        registered: Option<Millis>,
+        write: Write,
+    },
 }
 
 /// An account as the bucket keeps it.
@@ -132,10 +136,14 @@ pub(crate) async fn keep_accounts(
                     return;
                 }
             }
-            AccountOp::Write { account, write } => {
+            AccountOp::Write {
+                account,
+                registered,
+                write,
+            } => {
                 let label = ("account change", &account);
                 let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
-                    apply(&accounts, &held, &me, &account, &write)
+                    apply(&accounts, &held, &me, (&account, registered), &write)
                 });
                 let revision = written.await.unwrap_or_else(|e| {
                     warn!(%account, error = %e, "account change not written; given up");
@@ -180,33 +188,33 @@ pub(crate) async fn create(
 
 /// Applies `write` to `account`'s entry: read, change, compare-and-swap on the revision read,
 /// again if another node wrote in between. The entry's revision after it; `None` if the
-/// account is not there (left alone) or was removed. A removal first forgets the direct
-/// messages kept for the account (in `held`), as one node's store drops them with it: the
-/// next account of that name is someone else's.
+/// account is not there (left alone), is another registration of the name than `registered`
+/// (the operator removed it and added it again while the write was on its way: left alone;
+/// any registration if `None`), or was removed. A removal first forgets the direct messages
+/// kept for the account (in `held`), as one node's store drops them with it: the next account
+/// of that name is someone else's.
 pub(crate) async fn apply(
     accounts: &kv::Store,
     held: &kv::Store,
     me: &str,
-    account: &Nick,
+    (account, registered): (&Nick, Option<Millis>),
     write: &Write,
 ) -> Result<Option<u64>, String> {
     let key = nick_key(account);
+    let read = || read_registration(accounts, &key, account, registered);
     if matches!(write, Write::DropAccount(_)) {
+        if registered.is_some() && read().await?.is_none() {
+            return Ok(None);
+        }
         crate::held::drop_all(held, account).await?;
     }
     for _ in 0..MAX_WRITE_TRIES {
-        let Some(entry) = accounts
-            .entry(&key)
-            .await
-            .map_err(|e| e.to_string())?
-            .filter(|e| e.operation == kv::Operation::Put)
-        else {
+        let Some((revision, mut a)) = read().await? else {
             return Ok(None);
         };
-        let mut a = decode_account(&entry.value)?;
         if !a.apply(write) {
             match accounts
-                .delete_expect_revision(&key, Some(entry.revision))
+                .delete_expect_revision(&key, Some(revision))
                 .await
             {
                 Ok(()) => return Ok(None),
@@ -217,7 +225,7 @@ pub(crate) async fn apply(
             }
         }
         let value = encode_account(&a, me)?;
-        match accounts.update(&key, value, entry.revision).await {
+        match accounts.update(&key, value, revision).await {
             Ok(revision) => return Ok(Some(revision)),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                 debug!(%account, "another node wrote the account meanwhile; again");
@@ -226,6 +234,26 @@ pub(crate) async fn apply(
         }
     }
     Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
+}
+
+/// `account`'s entry (under `key`) with its revision, if it is the registration `registered`
+/// (any, if `None`).
+async fn read_registration(
+    accounts: &kv::Store,
+    key: &str,
+    account: &Nick,
+    registered: Option<Millis>,
+) -> Result<Option<(u64, LoadedAccount)>, String> {
+    let entry = accounts.entry(key).await.map_err(|e| e.to_string())?;
+    let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+        return Ok(None);
+    };
+    let a = decode_account(&entry.value)?;
+    if registered.is_some_and(|r| r != a.record.created) {
+        info!(%account, "a write for an earlier registration of the name; left out");
+        return Ok(None);
+    }
+    Ok(Some((entry.revision, a)))
 }
 
 /// What an entry of the bucket tells the hub: the account as it is, or its removal.
@@ -340,7 +368,7 @@ impl ClusterAccounts {
 
     /// Applies `write` to `account` (merged with the nodes' writes, as theirs are).
     pub async fn write(&self, account: &Nick, write: &Write) -> Result<(), String> {
-        apply(&self.kv, &self.held, "operator", account, write)
+        apply(&self.kv, &self.held, "operator", (account, None), write)
             .await
             .map(|_| ())
     }

@@ -1961,8 +1961,16 @@ impl Driver {
                     let op = crate::accounts::AccountOp::Create { id, record };
                     let _ = self.accounts_tx.send(op);
                 }
-                ClusterOut::AccountWrite { account, write } => {
-                    let op = crate::accounts::AccountOp::Write { account, write };
+                ClusterOut::AccountWrite {
+                    account,
+                    registered,
+                    write,
+                } => {
+                    let op = crate::accounts::AccountOp::Write {
+                        account,
+                        registered,
+                        write,
+                    };
                     let _ = self.accounts_tx.send(op);
                 }
                 ClusterOut::RoomEdit { room, edit } => {

@@ -374,6 +374,8 @@ struct Registering {
     nick: Nick,
     hash: PasswordHash,
     remember: bool,
+    /// The registration asked for (the account's `created` in the cluster).
+    created: Millis,
 }
 
 impl Default for Accounts {
@@ -2668,8 +2670,16 @@ impl Hub {
         if self.cluster.is_some() {
             let a = account.clone();
             let w = write.clone();
+            // The registration this node knows: a write on its way while the operator removes
+            // the account and adds it again does not land on the new one (session 42).
+            let registered = self
+                .accounts
+                .by_name
+                .get(&account.folded())
+                .map(|a| a.created);
             self.cluster_ask(|_| ClusterOut::AccountWrite {
                 account: a,
+                registered,
                 write: w,
             });
             let own = self
@@ -2774,6 +2784,7 @@ impl Hub {
                 nick: nick.clone(),
                 hash: hash.clone(),
                 remember,
+                created: now,
             },
         );
         self.accounts.busy.insert(conn);
@@ -2794,6 +2805,7 @@ impl Hub {
             nick,
             hash,
             remember,
+            created: registered,
         } = r;
         self.accounts.busy.remove(&conn);
         if created == Ok(true) {
@@ -2812,7 +2824,7 @@ impl Hub {
                 self.accounts
                     .by_name
                     .entry(folded.clone())
-                    .or_insert_with(|| Account::new(nick.clone(), hash, now));
+                    .or_insert_with(|| Account::new(nick.clone(), hash, registered));
                 info!(conn = %conn, account = %nick, "registered in the cluster");
                 self.signed_in(conn, &folded, remember, None, now);
             }
@@ -2913,6 +2925,8 @@ impl Hub {
         // hash it has already): the account's sessions here end, as the changing node's do.
         let password_changed = a.hash != record.hash;
         a.hash = record.hash;
+        // The registration is the cluster's (its writes carry it, `ClusterOut::AccountWrite`).
+        a.created = record.created;
         a.keys = ids;
         let before = core::mem::replace(&mut a.rooms, rooms);
         // Rooms the account joined on another node that this node had not heard of: its user

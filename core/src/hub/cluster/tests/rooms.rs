@@ -792,6 +792,7 @@ fn an_account_removed_from_the_cluster_founds_and_operates_no_room_any_more() {
         1,
         ClusterOut::AccountWrite {
             account: nick("alice"),
+            registered: None,
             write: crate::persist::Write::DropAccount(nick("alice")),
         },
     );
