@@ -186,9 +186,7 @@ async fn a_write_for_a_removed_registration_does_not_land_on_the_next_account_of
     let mut a = node(&nats).await;
     let written = async |node: &mut Node| {
         next(node, "a write's answer", |i| match i {
-            ClusterIn::AccountWritten { account, revision } if account == "alice" => {
-                Some(revision)
-            }
+            ClusterIn::AccountWritten { account, revision } if account == "alice" => Some(revision),
             _ => None,
         })
         .await
@@ -208,7 +206,10 @@ async fn a_write_for_a_removed_registration_does_not_land_on_the_next_account_of
         created: Millis(2),
         ..record("alice", "h2")
     };
-    a.send(ClusterOut::CreateAccount { id: 2, record: again });
+    a.send(ClusterOut::CreateAccount {
+        id: 2,
+        record: again,
+    });
     assert_eq!(created(&mut a, 2).await, Ok(true));
     let key = |id: u64| Write::AddKey {
         account: nick("alice"),

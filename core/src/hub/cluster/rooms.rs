@@ -269,17 +269,18 @@ impl Hub {
         // again since, and every member here joined after it (until the fortieth session an
         // always-on member of a room closed twice was told the first close's who and why).
         let said = close.map(|c| (c.by, c.reason.map(|r| r.as_str().to_owned())));
-        let close = said.or_else(|| r
-            .last_n(CLOSE_LOOKBACK, r.last_seq)
-            .filter_map(|s| s.event())
-            .fold(None, |found, ev| match &ev.kind {
-                EventKind::Mode { change } if crate::persist::closes_room(&ev.kind) => {
-                    let reason = change.as_str().strip_prefix("close: ").map(str::to_owned);
-                    Some((ev.from.clone(), reason))
-                }
-                EventKind::Join => None,
-                _ => found,
-            }));
+        let close = said.or_else(|| {
+            r.last_n(CLOSE_LOOKBACK, r.last_seq)
+                .filter_map(|s| s.event())
+                .fold(None, |found, ev| match &ev.kind {
+                    EventKind::Mode { change } if crate::persist::closes_room(&ev.kind) => {
+                        let reason = change.as_str().strip_prefix("close: ").map(str::to_owned);
+                        Some((ev.from.clone(), reason))
+                    }
+                    EventKind::Join => None,
+                    _ => found,
+                })
+        });
         let (by, reason) = close.unzip();
         let reason = reason.flatten();
         let words = Self::closed_words(room, by.as_ref(), reason.as_deref());
