@@ -213,10 +213,7 @@ pub(crate) async fn apply(
             return Ok(None);
         };
         if !a.apply(write) {
-            match accounts
-                .delete_expect_revision(&key, Some(revision))
-                .await
-            {
+            match accounts.delete_expect_revision(&key, Some(revision)).await {
                 Ok(()) => return Ok(None),
                 Err(e) => {
                     debug!(%account, error = %e, "account removal raced; again");
@@ -315,7 +312,10 @@ pub struct ClusterAccounts {
     kv: kv::Store,
     /// The direct messages kept for accounts (a removed account's go with it).
     held: kv::Store,
+    /// Rooms' settings: an account added or removed here lifts the rights they give its name.
+    rooms: kv::Store,
     stream: String,
+    rooms_stream: String,
     wait: Duration,
 }
 
@@ -333,11 +333,14 @@ impl ClusterAccounts {
         js.set_timeout(cfg.ack_timeout);
         let kv = crate::node::bucket(&js, cfg, "accounts", Duration::ZERO).await?;
         let held = crate::node::bucket(&js, cfg, "held", Duration::ZERO).await?;
+        let rooms = crate::node::bucket(&js, cfg, "rooms", Duration::ZERO).await?;
         Ok(ClusterAccounts {
             js,
             kv,
             held,
+            rooms,
             stream: format!("KV_{}_accounts", cfg.prefix),
+            rooms_stream: format!("KV_{}_rooms", cfg.prefix),
             wait: 5 * cfg.ack_timeout,
         })
     }
@@ -361,16 +364,60 @@ impl ClusterAccounts {
         Ok(all.into_iter().map(|(a, _)| a).collect())
     }
 
-    /// Makes the account `record`: false if one of that name exists.
+    /// Makes the account `record`: false if one of that name exists. Made, it is given no
+    /// rights rooms still give its name (an earlier account's, removed while no node ran to
+    /// lift them): they are lifted here, as a node lifts them when the name is registered
+    /// through it (`Hub::handle_account_created`), with or without nodes running.
     pub async fn create(&self, record: AccountRecord) -> Result<bool, String> {
-        create(&self.kv, "operator", record).await
+        let name = record.name.clone();
+        let made = create(&self.kv, "operator", record).await?;
+        if made {
+            self.lift_rights(&name).await?;
+        }
+        Ok(made)
     }
 
-    /// Applies `write` to `account` (merged with the nodes' writes, as theirs are).
+    /// Applies `write` to `account` (merged with the nodes' writes, as theirs are). A removal's
+    /// rights in rooms are lifted by the running nodes as they hear of it (one of them says
+    /// so in the rooms), and, with every node down, by the name's next registration or
+    /// [`ClusterAccounts::create`].
     pub async fn write(&self, account: &Nick, write: &Write) -> Result<(), String> {
         apply(&self.kv, &self.held, "operator", (account, None), write)
             .await
             .map(|_| ())
+    }
+
+    /// Lifts the founder, operator and voice rooms give `name`, which an earlier account of
+    /// the name left. Members are not told with an event (no node's log is written): they
+    /// get the rooms' new settings, as when no node has the account's user.
+    async fn lift_rights(&self, name: &Nick) -> Result<(), String> {
+        use natter_core::moderation::PolicyEdit;
+        let (rooms, _) =
+            crate::rooms::load(&self.js, &self.rooms_stream, &self.rooms, self.wait).await?;
+        let same = |n: &Nick| n.folded() == name.folded();
+        for (room, shared, _) in rooms {
+            let p = &shared.policy;
+            let mut edits = Vec::new();
+            if p.founder.as_ref().is_some_and(same) {
+                let name = name.clone();
+                edits.push(PolicyEdit::FounderGone {
+                    name,
+                    registered: None,
+                });
+            }
+            if p.ops.iter().any(same) {
+                edits.push(PolicyEdit::Deop(name.clone()));
+            }
+            if p.voiced.iter().any(same) {
+                edits.push(PolicyEdit::Devoice(name.clone()));
+            }
+            for edit in edits {
+                let on = (&self.js, &self.kv);
+                crate::rooms::apply(on, &self.rooms, "operator", &room, &edit).await?;
+                info!(%room, account = %name, ?edit, "a room's rights of the name lifted");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -158,10 +158,12 @@ pub(crate) async fn start(
             what: "rooms' settings",
             why,
         })?;
+    // A removed founder's lift is checked against the name's registration there.
+    let accounts = crate::node::bucket(js, cfg, "accounts", Duration::ZERO).await?;
     let (edits, rx) = mpsc::unbounded_channel();
     // Ends when the driver (which holds the sender) does.
     tokio::spawn(keep_rooms(
-        js.clone(),
+        (js.clone(), accounts),
         rooms.clone(),
         me.to_owned(),
         cfg.ack_timeout,
@@ -177,7 +179,7 @@ pub(crate) async fn start(
 /// Does the hub's edits in order, each try bounded by `wait`, again while NATS does not answer,
 /// for up to [`WRITE_PATIENCE`]; answers each ([`ClusterIn::RoomWritten`]).
 async fn keep_rooms(
-    js: jetstream::Context,
+    (js, accounts): (jetstream::Context, kv::Store),
     rooms: kv::Store,
     me: String,
     wait: Duration,
@@ -187,7 +189,7 @@ async fn keep_rooms(
     while let Some((room, edit)) = rx.recv().await {
         let label = ("room settings", &room);
         let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
-            apply(&js, &rooms, &me, &room, &edit)
+            apply((&js, &accounts), &rooms, &me, &room, &edit)
         });
         let revision = match written.await {
             Ok(revision) => Some(revision),
@@ -204,15 +206,33 @@ async fn keep_rooms(
 
 /// Applies `edit` to `room`'s entry: read, apply, compare-and-swap on the revision read (a
 /// `create` if there is none), again if another node wrote in between; a close removes it
-/// ([`remove`]). The entry's revision after it.
+/// ([`remove`]). The entry's revision after it. A removed founder's lift
+/// ([`PolicyEdit::FounderGone`]) is left out when `accounts` holds the name at another
+/// registration: the new holder's `/register` of the room stands (its node lifted what it
+/// found when the name was registered again).
 pub(crate) async fn apply(
-    js: &jetstream::Context,
+    (js, accounts): (&jetstream::Context, &kv::Store),
     rooms: &kv::Store,
     me: &str,
     room: &RoomName,
     edit: &PolicyEdit,
 ) -> Result<u64, String> {
     let key = room_key(room);
+    if let PolicyEdit::FounderGone {
+        name,
+        registered: Some(registered),
+    } = edit
+        && let Some(e) = accounts
+            .entry(crate::names::nick_key(name))
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|e| e.operation == kv::Operation::Put)
+        && crate::accounts::decode_account(&e.value)?.record.created != *registered
+    {
+        info!(%room, account = %name, "a removed founder's lift after the name was registered again; left out");
+        let last = rooms.entry(&key).await.map_err(|e| e.to_string())?;
+        return Ok(last.map_or(0, |e| e.revision));
+    }
     for _ in 0..MAX_WRITE_TRIES {
         let last = rooms.entry(&key).await.map_err(|e| e.to_string())?;
         let last_revision = last.as_ref().map_or(0, |e| e.revision);
@@ -320,7 +340,7 @@ fn news(entry: &kv::Entry) -> Option<ClusterIn> {
 
 /// Every room the bucket holds with its revision (`stream`: the bucket's stream), and the
 /// revision to watch from for what comes after.
-async fn load(
+pub(crate) async fn load(
     js: &jetstream::Context,
     stream: &str,
     rooms: &kv::Store,

@@ -478,7 +478,15 @@ pub enum PolicyEdit {
     /// This account was removed (`natter-server account remove`): if it is still the room's
     /// founder, the room has none now (a founder named since, by a take-over, stays). Its
     /// operator and voice go with [`PolicyEdit::Deop`] and [`PolicyEdit::Devoice`].
-    FounderGone(Nick),
+    FounderGone {
+        /// The account's name.
+        name: Nick,
+        /// The removed account's registration (its `created`): a cluster leaves the edit out
+        /// once the name is registered again (the new holder's node lifted what it found,
+        /// and a late removal would undo the new holder's `/register` of the room). `None`:
+        /// rights an earlier account left under a name registered anew.
+        registered: Option<Millis>,
+    },
 }
 
 /// Who closed a room and why ([`PolicyEdit::Close`]). In a cluster the close's news carries
@@ -562,7 +570,7 @@ impl SharedRoom {
                 *self = SharedRoom::default();
                 return false;
             }
-            PolicyEdit::FounderGone(n) => {
+            PolicyEdit::FounderGone { name: n, .. } => {
                 if p.founder.as_ref().is_some_and(|f| same(f, n)) {
                     p.founder = None;
                 }
@@ -704,13 +712,17 @@ mod tests {
         assert!(a.apply(&PolicyEdit::Unban(Mask::parse("bob").unwrap())));
         assert_eq!(a.policy.bans.len(), 1);
         assert!(a.apply(&PolicyEdit::Founder(nick("Erin"))));
-        assert!(a.apply(&PolicyEdit::FounderGone(nick("frank"))));
+        let gone = |n: &str| PolicyEdit::FounderGone {
+            name: nick(n),
+            registered: None,
+        };
+        assert!(a.apply(&gone("frank")));
         assert_eq!(
             a.policy.founder,
             Some(nick("Erin")),
             "a founder named since stays"
         );
-        assert!(a.apply(&PolicyEdit::FounderGone(nick("ERIN"))));
+        assert!(a.apply(&gone("ERIN")));
         assert_eq!(
             a.policy.founder, None,
             "the removed account founds no longer"

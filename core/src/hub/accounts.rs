@@ -670,7 +670,7 @@ impl Hub {
                         if h.created != la.record.created {
                             info!(account = %la.record.name, "account removed and registered again while the server was stopped: the old one's sessions end and its rooms' rights are lifted");
                             let now = self.now;
-                            self.account_rights_gone(&la.record.name, true, now);
+                            self.account_rights_gone(&la.record.name, None, true, now);
                             again.push(folded.clone());
                         } else if h.hash != la.record.hash {
                             passwd.push(folded.clone());
@@ -2626,7 +2626,7 @@ impl Hub {
         // by one node of a cluster: the one with the account's user.
         let now = self.now;
         let announce = self.cluster.is_none() || a.user.is_some();
-        self.account_rights_gone(&a.name, announce, now);
+        self.account_rights_gone(&a.name, Some(a.created), announce, now);
         if let Some(uid) = a.user
             && let Some(u) = self.users.get_mut(&uid)
         {
@@ -2812,7 +2812,7 @@ impl Hub {
             // A name new to the cluster: rights its rooms still give it are an earlier
             // account's of that name, removed while no node was there to lift them (each
             // node lifts them as it hears of a removal). Not the newcomer's.
-            self.account_rights_gone(&nick, true, now);
+            self.account_rights_gone(&nick, None, true, now);
         }
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             // Made all the same: every node hears of it, and its owner can sign in.

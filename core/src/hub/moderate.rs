@@ -1841,7 +1841,15 @@ impl Hub {
     /// change nothing): only one announces, or members would hear it once per node. That is
     /// the node of the account's user (the cluster gives its nick to one node), or the node
     /// where the name is registered anew; with neither, members learn it from the settings.
-    pub(super) fn account_rights_gone(&mut self, name: &Nick, announce: bool, now: Millis) {
+    /// `registered`: the removed account's registration, carried in the cluster's
+    /// `FounderGone` (`None` for rights an earlier account left under a name registered anew).
+    pub(super) fn account_rights_gone(
+        &mut self,
+        name: &Nick,
+        registered: Option<Millis>,
+        announce: bool,
+        now: Millis,
+    ) {
         let folded = name.folded();
         let same = |n: &Nick| n.folded() == folded;
         let rooms: Vec<RoomName> = self
@@ -1885,7 +1893,8 @@ impl Hub {
                 policy,
             });
             if founder {
-                self.cluster_room_edit(&room, PolicyEdit::FounderGone(name.clone()));
+                let name = name.clone();
+                self.cluster_room_edit(&room, PolicyEdit::FounderGone { name, registered });
             }
             if deop {
                 self.cluster_room_edit(&room, PolicyEdit::Deop(name.clone()));
@@ -1921,7 +1930,7 @@ impl Hub {
             }
         }
         for name in gone {
-            self.account_rights_gone(&name, true, now);
+            self.account_rights_gone(&name, None, true, now);
         }
     }
 

@@ -25,7 +25,18 @@ impl Net {
     /// Merges a node's edit, answers it and tells every node (see `ClusterOut::RoomEdit`).
     pub(super) fn room_edit(&mut self, i: usize, room: RoomName, edit: PolicyEdit) {
         let mut shared = self.rooms_kv.rooms.remove(&room).unwrap_or_default();
-        let kept = shared.apply(&edit).then_some(shared);
+        // As natter-cluster: a removal's lift is left out once another registration holds
+        // the name.
+        let another = |name: &Nick, r: &Option<Millis>| {
+            let held = self.kv.accounts.get(&name.folded());
+            r.is_some_and(|r| held.is_some_and(|a| a.record.created != r))
+        };
+        let kept = match &edit {
+            PolicyEdit::FounderGone { name, registered } if another(name, registered) => {
+                Some(shared)
+            }
+            _ => shared.apply(&edit).then_some(shared),
+        };
         if let Some(s) = &kept {
             self.rooms_kv.rooms.insert(room.clone(), s.clone());
         }
@@ -58,7 +69,8 @@ impl Net {
         for (room, shared, close, revision) in core::mem::take(&mut self.rooms_kv.news) {
             for n in &mut self.nodes {
                 let (shared, close) = (shared.clone(), close.clone());
-                n.hub.handle_room(room.clone(), shared, close, revision, now);
+                n.hub
+                    .handle_room(room.clone(), shared, close, revision, now);
             }
         }
     }
@@ -976,7 +988,11 @@ fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next
             _ => None,
         })
         .collect();
-    assert_eq!(told, ["while you were away, alice closed #r (moved)"], "{got:?}");
+    assert_eq!(
+        told,
+        ["while you were away, alice closed #r (moved)"],
+        "{got:?}"
+    );
     assert!(!joined(&got), "not back in #r: {got:?}");
 }
 
@@ -1029,4 +1045,48 @@ fn an_account_away_when_a_reopened_room_is_closed_again_is_not_told_the_first_cl
         .collect();
     assert_eq!(told.len(), 1, "{got:?}");
     assert!(!told[0].contains("first"), "{got:?}");
+}
+
+/// A removed founder's lift from one node that reaches the cluster late, after another node's
+/// lift, the name's registration anew and the new holder's `/register` of the room, is left
+/// out: it carries the removed account's registration. Until the forty-second session it went
+/// by name and took the room from the new holder.
+#[test]
+fn a_founders_removal_heard_late_leaves_the_new_holders_room_alone() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    // Node 1 hears of the removal first; its lift of #r's founder is on its way ...
+    let now = net.now;
+    net.nodes[1].hub.handle_account_dropped("alice", now);
+    let late: Vec<ClusterOut> = core::iter::from_fn(|| net.nodes[1].hub.poll_cluster()).collect();
+    let late = late
+        .into_iter()
+        .find_map(|o| match o {
+            ClusterOut::RoomEdit { room: r, edit } if r == room("#r") => Some(edit),
+            _ => None,
+        })
+        .expect("node 1 lifts #r's founder");
+    assert!(matches!(late, PolicyEdit::FounderGone { .. }), "{late:?}");
+    // ... while the removal is done, node 0 lifts it, alice is registered again and founds #r.
+    net.account_out(
+        0,
+        ClusterOut::AccountWrite {
+            account: nick("alice"),
+            registered: None,
+            write: crate::persist::Write::DropAccount(nick("alice")),
+        },
+    );
+    settle(&mut net);
+    assert_eq!(net.rooms_kv_founder(&room("#r")), None, "lifted");
+    net.now = Millis(net.now.0 + 1_000);
+    register(&mut net, 0, a, PW, false);
+    moderate(&mut net, 0, a, "#r", ModAction::Register);
+    assert_eq!(net.rooms_kv_founder(&room("#r")).as_deref(), Some("alice"));
+    net.room_edit(1, room("#r"), late);
+    settle(&mut net);
+    assert_eq!(
+        net.rooms_kv_founder(&room("#r")).as_deref(),
+        Some("alice"),
+        "the new holder's room stays its"
+    );
 }
