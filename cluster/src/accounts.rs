@@ -36,8 +36,12 @@ const MAX_ENTRY_BYTES: usize = 1 << 20;
 pub(crate) enum AccountOp {
     /// Make the account unless one of that name exists.
     Create { id: u64, record: AccountRecord },
-    /// Change it.
-    Write { account: Nick, write: Write },
+    /// Change it, if it is still the registration `registered` (any, if `None`).
+    Write {
+        account: Nick,
+        registered: Option<Millis>,
+        write: Write,
+    },
 }
 
 /// An account as the bucket keeps it.
@@ -132,10 +136,14 @@ pub(crate) async fn keep_accounts(
                     return;
                 }
             }
-            AccountOp::Write { account, write } => {
+            AccountOp::Write {
+                account,
+                registered,
+                write,
+            } => {
                 let label = ("account change", &account);
                 let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
-                    apply(&accounts, &held, &me, &account, &write)
+                    apply(&accounts, &held, &me, (&account, registered), &write)
                 });
                 let revision = written.await.unwrap_or_else(|e| {
                     warn!(%account, error = %e, "account change not written; given up");
@@ -180,35 +188,32 @@ pub(crate) async fn create(
 
 /// Applies `write` to `account`'s entry: read, change, compare-and-swap on the revision read,
 /// again if another node wrote in between. The entry's revision after it; `None` if the
-/// account is not there (left alone) or was removed. A removal first forgets the direct
-/// messages kept for the account (in `held`), as one node's store drops them with it: the
-/// next account of that name is someone else's.
+/// account is not there (left alone), is another registration of the name than `registered`
+/// (the operator removed it and added it again while the write was on its way: left alone;
+/// any registration if `None`), or was removed. A removal first forgets the direct messages
+/// kept for the account (in `held`), as one node's store drops them with it: the next account
+/// of that name is someone else's.
 pub(crate) async fn apply(
     accounts: &kv::Store,
     held: &kv::Store,
     me: &str,
-    account: &Nick,
+    (account, registered): (&Nick, Option<Millis>),
     write: &Write,
 ) -> Result<Option<u64>, String> {
     let key = nick_key(account);
+    let read = || read_registration(accounts, &key, account, registered);
     if matches!(write, Write::DropAccount(_)) {
+        if registered.is_some() && read().await?.is_none() {
+            return Ok(None);
+        }
         crate::held::drop_all(held, account).await?;
     }
     for _ in 0..MAX_WRITE_TRIES {
-        let Some(entry) = accounts
-            .entry(&key)
-            .await
-            .map_err(|e| e.to_string())?
-            .filter(|e| e.operation == kv::Operation::Put)
-        else {
+        let Some((revision, mut a)) = read().await? else {
             return Ok(None);
         };
-        let mut a = decode_account(&entry.value)?;
         if !a.apply(write) {
-            match accounts
-                .delete_expect_revision(&key, Some(entry.revision))
-                .await
-            {
+            match accounts.delete_expect_revision(&key, Some(revision)).await {
                 Ok(()) => return Ok(None),
                 Err(e) => {
                     debug!(%account, error = %e, "account removal raced; again");
@@ -217,7 +222,7 @@ pub(crate) async fn apply(
             }
         }
         let value = encode_account(&a, me)?;
-        match accounts.update(&key, value, entry.revision).await {
+        match accounts.update(&key, value, revision).await {
             Ok(revision) => return Ok(Some(revision)),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                 debug!(%account, "another node wrote the account meanwhile; again");
@@ -226,6 +231,26 @@ pub(crate) async fn apply(
         }
     }
     Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
+}
+
+/// `account`'s entry (under `key`) with its revision, if it is the registration `registered`
+/// (any, if `None`).
+async fn read_registration(
+    accounts: &kv::Store,
+    key: &str,
+    account: &Nick,
+    registered: Option<Millis>,
+) -> Result<Option<(u64, LoadedAccount)>, String> {
+    let entry = accounts.entry(key).await.map_err(|e| e.to_string())?;
+    let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+        return Ok(None);
+    };
+    let a = decode_account(&entry.value)?;
+    if registered.is_some_and(|r| r != a.record.created) {
+        info!(%account, "a write for an earlier registration of the name; left out");
+        return Ok(None);
+    }
+    Ok(Some((entry.revision, a)))
 }
 
 /// What an entry of the bucket tells the hub: the account as it is, or its removal.
@@ -287,7 +312,10 @@ pub struct ClusterAccounts {
     kv: kv::Store,
     /// The direct messages kept for accounts (a removed account's go with it).
     held: kv::Store,
+    /// Rooms' settings: an account added or removed here lifts the rights they give its name.
+    rooms: kv::Store,
     stream: String,
+    rooms_stream: String,
     wait: Duration,
 }
 
@@ -305,11 +333,14 @@ impl ClusterAccounts {
         js.set_timeout(cfg.ack_timeout);
         let kv = crate::node::bucket(&js, cfg, "accounts", Duration::ZERO).await?;
         let held = crate::node::bucket(&js, cfg, "held", Duration::ZERO).await?;
+        let rooms = crate::node::bucket(&js, cfg, "rooms", Duration::ZERO).await?;
         Ok(ClusterAccounts {
             js,
             kv,
             held,
+            rooms,
             stream: format!("KV_{}_accounts", cfg.prefix),
+            rooms_stream: format!("KV_{}_rooms", cfg.prefix),
             wait: 5 * cfg.ack_timeout,
         })
     }
@@ -333,16 +364,60 @@ impl ClusterAccounts {
         Ok(all.into_iter().map(|(a, _)| a).collect())
     }
 
-    /// Makes the account `record`: false if one of that name exists.
+    /// Makes the account `record`: false if one of that name exists. Made, it is given no
+    /// rights rooms still give its name (an earlier account's, removed while no node ran to
+    /// lift them): they are lifted here, as a node lifts them when the name is registered
+    /// through it (`Hub::handle_account_created`), with or without nodes running.
     pub async fn create(&self, record: AccountRecord) -> Result<bool, String> {
-        create(&self.kv, "operator", record).await
+        let name = record.name.clone();
+        let made = create(&self.kv, "operator", record).await?;
+        if made {
+            self.lift_rights(&name).await?;
+        }
+        Ok(made)
     }
 
-    /// Applies `write` to `account` (merged with the nodes' writes, as theirs are).
+    /// Applies `write` to `account` (merged with the nodes' writes, as theirs are). A removal's
+    /// rights in rooms are lifted by the running nodes as they hear of it (one of them says
+    /// so in the rooms), and, with every node down, by the name's next registration or
+    /// [`ClusterAccounts::create`].
     pub async fn write(&self, account: &Nick, write: &Write) -> Result<(), String> {
-        apply(&self.kv, &self.held, "operator", account, write)
+        apply(&self.kv, &self.held, "operator", (account, None), write)
             .await
             .map(|_| ())
+    }
+
+    /// Lifts the founder, operator and voice rooms give `name`, which an earlier account of
+    /// the name left. Members are not told with an event (no node's log is written): they
+    /// get the rooms' new settings, as when no node has the account's user.
+    async fn lift_rights(&self, name: &Nick) -> Result<(), String> {
+        use natter_core::moderation::PolicyEdit;
+        let (rooms, _) =
+            crate::rooms::load(&self.js, &self.rooms_stream, &self.rooms, self.wait).await?;
+        let same = |n: &Nick| n.folded() == name.folded();
+        for (room, shared, _) in rooms {
+            let p = &shared.policy;
+            let mut edits = Vec::new();
+            if p.founder.as_ref().is_some_and(same) {
+                let name = name.clone();
+                edits.push(PolicyEdit::FounderGone {
+                    name,
+                    registered: None,
+                });
+            }
+            if p.ops.iter().any(same) {
+                edits.push(PolicyEdit::Deop(name.clone()));
+            }
+            if p.voiced.iter().any(same) {
+                edits.push(PolicyEdit::Devoice(name.clone()));
+            }
+            for edit in edits {
+                let on = (&self.js, &self.kv);
+                crate::rooms::apply(on, &self.rooms, "operator", &room, &edit).await?;
+                info!(%room, account = %name, ?edit, "a room's rights of the name lifted");
+            }
+        }
+        Ok(())
     }
 }
 

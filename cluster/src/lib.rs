@@ -133,7 +133,12 @@ impl ClusterConfig {
     /// Whether credentials are given apart ([`ClusterConfig::credentials`]) and in an address
     /// too: those apart would be used, and the others silently not.
     pub fn credentials_twice(&self) -> bool {
-        self.credentials.is_some() && nats_url::credentials(&self.servers).is_some()
+        self.credentials.is_some() && self.credentials_in_address()
+    }
+
+    /// Whether an address holds credentials (`nats://USER:PASSWORD@HOST:PORT`).
+    pub fn credentials_in_address(&self) -> bool {
+        nats_url::credentials(&self.servers).is_some()
     }
 }
 

@@ -207,6 +207,9 @@ pub enum ClusterIn {
         room: RoomName,
         /// Its settings.
         shared: Option<natter_core::moderation::SharedRoom>,
+        /// Who closed it and why, with `shared` `None` (`None` too from a node older than the
+        /// forty-second session, whose removal said neither).
+        close: Option<natter_core::moderation::RoomClose>,
         /// Its entry's revision.
         revision: u64,
     },
@@ -325,8 +328,9 @@ impl ClusterIn {
             ClusterIn::Room {
                 room,
                 shared,
+                close,
                 revision,
-            } => hub.handle_room(room, shared, revision, now),
+            } => hub.handle_room(room, shared, close, revision, now),
             ClusterIn::RoomWritten { room, revision } => hub.handle_room_written(&room, revision),
             ClusterIn::ServerBan {
                 mask,
@@ -1957,8 +1961,16 @@ impl Driver {
                     let op = crate::accounts::AccountOp::Create { id, record };
                     let _ = self.accounts_tx.send(op);
                 }
-                ClusterOut::AccountWrite { account, write } => {
-                    let op = crate::accounts::AccountOp::Write { account, write };
+                ClusterOut::AccountWrite {
+                    account,
+                    registered,
+                    write,
+                } => {
+                    let op = crate::accounts::AccountOp::Write {
+                        account,
+                        registered,
+                        write,
+                    };
                     let _ = self.accounts_tx.send(op);
                 }
                 ClusterOut::RoomEdit { room, edit } => {

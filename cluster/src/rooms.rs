@@ -5,15 +5,18 @@
 //! is ([`SharedRoom::apply`], core's rule) and written back with a compare-and-swap on the
 //! revision read (or a `create` for a room with no entry yet), again until no other node wrote
 //! in between, so two operators changing one room on two nodes at once both land. A close
-//! removes the entry. Every node watches the bucket and hands each room as it is after a
-//! change to its hub; a node starting reads every room before it serves anyone.
+//! removes the entry with a removal that carries who closed the room and why ([`RoomClose`]
+//! in the removal's body, which KV readers ignore), so that every node tells its members the
+//! same words; a room with no entry gets the removal too, for every node to hear of the close.
+//! Every node watches the bucket and hands each room as it is after a change to its hub; a
+//! node starting reads every room before it serves anyone.
 
 use crate::names::room_key;
 use crate::node::ClusterIn;
 use crate::{ClusterConfig, ClusterError};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use natter_core::moderation::{Policy, PolicyEdit, SharedRoom};
+use natter_core::moderation::{Policy, PolicyEdit, RoomClose, SharedRoom};
 use natter_core::{Nick, RoomName};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -85,6 +88,44 @@ fn decode_room(value: &[u8]) -> Result<(RoomName, SharedRoom), String> {
     Ok((s.room, shared))
 }
 
+/// A close as a room's removal carries it: the room, who closed it and why, and the node.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredClose {
+    room: RoomName,
+    close: RoomClose,
+    node: String,
+}
+
+/// The largest close read from a removal (a room name, a nick, a reason and a node's name).
+const MAX_CLOSE_BYTES: usize = 4096;
+
+fn encode_close(room: &RoomName, close: &RoomClose, node: &str) -> Result<Bytes, String> {
+    crate::kept::encode_entry(&StoredClose {
+        room: room.clone(),
+        close: close.clone(),
+        node: node.to_owned(),
+    })
+}
+
+/// Who closed the room and why, as its removal says (nothing in one from a node older than
+/// the forty-second session, or one that is not understood: logged, the close holds).
+fn decode_close(room: &RoomName, value: &[u8]) -> Option<RoomClose> {
+    if value.is_empty() {
+        return None;
+    }
+    match crate::kept::decode_entry::<StoredClose, MAX_CLOSE_BYTES>(value, "a room's close") {
+        Ok(s) if s.room == *room => Some(s.close),
+        Ok(s) => {
+            warn!(%room, other = %s.room, "a room's removal names another room; not used");
+            None
+        }
+        Err(why) => {
+            warn!(%room, %why, "who closed a room not understood; the close holds");
+            None
+        }
+    }
+}
+
 /// The room a key names (keys are the hex of its name).
 fn room_of_key(key: &str) -> Option<RoomName> {
     RoomName::new(&crate::names::unhex(key)?).ok()
@@ -117,9 +158,12 @@ pub(crate) async fn start(
             what: "rooms' settings",
             why,
         })?;
+    // A removed founder's lift is checked against the name's registration there.
+    let accounts = crate::node::bucket(js, cfg, "accounts", Duration::ZERO).await?;
     let (edits, rx) = mpsc::unbounded_channel();
     // Ends when the driver (which holds the sender) does.
     tokio::spawn(keep_rooms(
+        (js.clone(), accounts),
         rooms.clone(),
         me.to_owned(),
         cfg.ack_timeout,
@@ -135,6 +179,7 @@ pub(crate) async fn start(
 /// Does the hub's edits in order, each try bounded by `wait`, again while NATS does not answer,
 /// for up to [`WRITE_PATIENCE`]; answers each ([`ClusterIn::RoomWritten`]).
 async fn keep_rooms(
+    (js, accounts): (jetstream::Context, kv::Store),
     rooms: kv::Store,
     me: String,
     wait: Duration,
@@ -144,7 +189,7 @@ async fn keep_rooms(
     while let Some((room, edit)) = rx.recv().await {
         let label = ("room settings", &room);
         let written = crate::kept::patiently(wait, WRITE_PATIENCE, label, || {
-            apply(&rooms, &me, &room, &edit)
+            apply((&js, &accounts), &rooms, &me, &room, &edit)
         });
         let revision = match written.await {
             Ok(revision) => Some(revision),
@@ -160,36 +205,53 @@ async fn keep_rooms(
 }
 
 /// Applies `edit` to `room`'s entry: read, apply, compare-and-swap on the revision read (a
-/// `create` if there is none), again if another node wrote in between; a close removes it.
-/// The entry's revision after it (for a removal, the one it removed).
+/// `create` if there is none), again if another node wrote in between; a close removes it
+/// ([`remove`]). The entry's revision after it. A removed founder's lift
+/// ([`PolicyEdit::FounderGone`]) is left out when `accounts` holds the name at another
+/// registration: the new holder's `/register` of the room stands (its node lifted what it
+/// found when the name was registered again).
 pub(crate) async fn apply(
+    (js, accounts): (&jetstream::Context, &kv::Store),
     rooms: &kv::Store,
     me: &str,
     room: &RoomName,
     edit: &PolicyEdit,
 ) -> Result<u64, String> {
     let key = room_key(room);
-    for _ in 0..MAX_WRITE_TRIES {
-        let entry = rooms
-            .entry(&key)
+    if let PolicyEdit::FounderGone {
+        name,
+        registered: Some(registered),
+    } = edit
+        && let Some(e) = accounts
+            .entry(crate::names::nick_key(name))
             .await
             .map_err(|e| e.to_string())?
-            .filter(|e| e.operation == kv::Operation::Put);
+            .filter(|e| e.operation == kv::Operation::Put)
+        && crate::accounts::decode_account(&e.value)?.record.created != *registered
+    {
+        info!(%room, account = %name, "a removed founder's lift after the name was registered again; left out");
+        let last = rooms.entry(&key).await.map_err(|e| e.to_string())?;
+        return Ok(last.map_or(0, |e| e.revision));
+    }
+    for _ in 0..MAX_WRITE_TRIES {
+        let last = rooms.entry(&key).await.map_err(|e| e.to_string())?;
+        let last_revision = last.as_ref().map_or(0, |e| e.revision);
+        let entry = last.filter(|e| e.operation == kv::Operation::Put);
         let mut shared = match &entry {
             Some(e) => decode_room(&e.value)?.1,
             None => SharedRoom::default(),
         };
         if !shared.apply(edit) {
-            let Some(e) = entry else {
-                return Ok(0);
+            let PolicyEdit::Close(close) = edit else {
+                return Err("only a close removes a room".to_owned());
             };
-            match rooms.delete_expect_revision(&key, Some(e.revision)).await {
-                Ok(()) => {
+            match remove(js, rooms, &key, (room, close, me), last_revision).await? {
+                Some(revision) => {
                     info!(%room, "room's settings removed from the cluster");
-                    return Ok(e.revision);
+                    return Ok(revision);
                 }
-                Err(err) => {
-                    debug!(%room, error = %err, "room removal raced; again");
+                None => {
+                    debug!(%room, "room removal raced; again");
                     continue;
                 }
             }
@@ -204,6 +266,51 @@ pub(crate) async fn apply(
     Err(format!("{MAX_WRITE_TRIES} tries lost to other writers"))
 }
 
+/// Removes `key`'s entry over its last message (`revision`, 0 for none: a room nobody
+/// registered is removed too, for every node to hear of its close), the removal carrying who
+/// closed `room` and why (KV readers take a removal's body for nothing). Its revision, or
+/// `None` when another node wrote in between. A bucket reached through another JetStream
+/// domain gets a bare removal (as before the forty-second session: the words are lost).
+async fn remove(
+    js: &jetstream::Context,
+    rooms: &kv::Store,
+    key: &str,
+    (room, close, me): (&RoomName, &RoomClose, &str),
+    revision: u64,
+) -> Result<Option<u64>, String> {
+    if rooms.use_jetstream_prefix {
+        let expect = (revision > 0).then_some(revision);
+        return match rooms.delete_expect_revision(key, expect).await {
+            Ok(()) => Ok(Some(revision)),
+            Err(e) => {
+                debug!(%room, error = %e, "room removal failed");
+                Ok(None)
+            }
+        };
+    }
+    let subject = format!(
+        "{}{key}",
+        rooms.put_prefix.as_deref().unwrap_or(&rooms.prefix)
+    );
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("KV-Operation", "DEL");
+    headers.insert(
+        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+        revision.to_string().as_str(),
+    );
+    let body = encode_close(room, close, me)?;
+    let ack = js
+        .publish_with_headers(subject, headers, body)
+        .await
+        .map_err(|e| e.to_string())?;
+    match ack.await {
+        Ok(ack) => Ok(Some(ack.sequence)),
+        // The server refuses a removal over another last message: another node wrote.
+        Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// What a bucket entry tells the hub: the room as it is, or its removal.
 fn news(entry: &kv::Entry) -> Option<ClusterIn> {
     match entry.operation {
@@ -211,6 +318,7 @@ fn news(entry: &kv::Entry) -> Option<ClusterIn> {
             Ok((room, shared)) => Some(ClusterIn::Room {
                 room,
                 shared: Some(shared),
+                close: None,
                 revision: entry.revision,
             }),
             Err(why) => {
@@ -218,17 +326,21 @@ fn news(entry: &kv::Entry) -> Option<ClusterIn> {
                 None
             }
         },
-        kv::Operation::Delete | kv::Operation::Purge => Some(ClusterIn::Room {
-            room: room_of_key(&entry.key)?,
-            shared: None,
-            revision: entry.revision,
-        }),
+        kv::Operation::Delete | kv::Operation::Purge => {
+            let room = room_of_key(&entry.key)?;
+            Some(ClusterIn::Room {
+                close: decode_close(&room, &entry.value),
+                room,
+                shared: None,
+                revision: entry.revision,
+            })
+        }
     }
 }
 
 /// Every room the bucket holds with its revision (`stream`: the bucket's stream), and the
 /// revision to watch from for what comes after.
-async fn load(
+pub(crate) async fn load(
     js: &jetstream::Context,
     stream: &str,
     rooms: &kv::Store,
@@ -242,6 +354,7 @@ async fn load(
                 room,
                 shared: Some(shared),
                 revision,
+                ..
             }) => Some((room, shared, revision)),
             _ => None,
         })

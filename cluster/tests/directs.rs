@@ -310,6 +310,7 @@ async fn the_messages_kept_for_a_removed_account_go_with_it() {
     assert_eq!(take(&mut b).await.len(), 1);
     a.send(ClusterOut::AccountWrite {
         account: nick("carol"),
+        registered: None,
         write: natter_core::persist::Write::DropAccount(nick("carol")),
     });
     next(&mut a, "the removal written", |got| match got {

@@ -10,7 +10,7 @@ use natter_cluster::test_server::NatsServer;
 use natter_cluster::{ClusterIn, Node};
 use natter_core::RoomName;
 use natter_core::hub::ClusterOut;
-use natter_core::moderation::{Entry, Mask, ModeChange, PolicyEdit, SharedRoom};
+use natter_core::moderation::{Entry, Mask, ModeChange, PolicyEdit, RoomClose, SharedRoom};
 
 fn ban(mask: &str, by: &str) -> PolicyEdit {
     PolicyEdit::Ban(Entry {
@@ -22,17 +22,23 @@ fn ban(mask: &str, by: &str) -> PolicyEdit {
     })
 }
 
-/// The next news of `r` from `node` that `done` accepts (`None` in it: the room was closed).
+/// The next news of `r` from `node` that `done` accepts (`None` in it: the room was closed),
+/// and who closed it and why.
 async fn heard(
     node: &mut Node,
     r: &RoomName,
     done: impl Fn(Option<&SharedRoom>) -> bool,
-) -> Option<SharedRoom> {
+) -> (Option<SharedRoom>, Option<RoomClose>) {
     let find = async {
         loop {
             match node.next().await.expect("the node runs") {
-                ClusterIn::Room { room, shared, .. } if room == *r && done(shared.as_ref()) => {
-                    return shared;
+                ClusterIn::Room {
+                    room,
+                    shared,
+                    close,
+                    ..
+                } if room == *r && done(shared.as_ref()) => {
+                    return (shared, close);
                 }
                 _ => {}
             }
@@ -106,12 +112,113 @@ async fn edits_of_two_nodes_to_one_room_at_once_all_land_and_a_new_node_reads_th
     assert_eq!(kept[0].0, r);
     assert!(complete(Some(&kept[0].1)), "{:?}", kept[0].1);
     assert!(c.take_rooms().is_empty(), "handed over once");
-    // A close removes it: every node hears it, and a new node does not load it.
+    // A close removes it: every node hears it, who closed it and why too (until the
+    // forty-second session the removal said neither), and a new node does not load it.
+    let close = RoomClose {
+        by: nick("root"),
+        reason: natter_core::Text::new("moved").ok(),
+    };
     a.send(ClusterOut::RoomEdit {
         room: r.clone(),
-        edit: PolicyEdit::Close,
+        edit: PolicyEdit::Close(close.clone()),
     });
-    heard(&mut c, &r, |s| s.is_none()).await;
+    assert_eq!(heard(&mut c, &r, |s| s.is_none()).await.1, Some(close));
     let mut d = node(&nats).await;
     assert!(d.take_rooms().is_empty());
+    // Opened and registered again, it is kept again.
+    a.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Founder(nick("dave")),
+    });
+    let (again, _) = heard(&mut d, &r, |s| s.is_some()).await;
+    assert_eq!(again.unwrap().policy.founder, Some(nick("dave")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_of_a_room_the_cluster_keeps_nothing_of_is_heard_by_every_node() {
+    // A room nobody registered has no entry: its close wrote nothing until the forty-second
+    // session, so no other node heard of it and their members stayed in the room.
+    let nats = NatsServer::start();
+    let (a, mut b) = (node(&nats).await, node(&nats).await);
+    let r = room("#unkept");
+    let close = RoomClose {
+        by: nick("root"),
+        reason: None,
+    };
+    a.send(ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit: PolicyEdit::Close(close.clone()),
+    });
+    assert_eq!(heard(&mut b, &r, |s| s.is_none()).await.1, Some(close));
+    let mut c = node(&nats).await;
+    assert!(c.take_rooms().is_empty(), "nothing to load");
+}
+
+/// Waits for `node`'s news of `r` with settings `done` accepts, and returns them.
+async fn settled(node: &mut Node, r: &RoomName, done: impl Fn(&SharedRoom) -> bool) -> SharedRoom {
+    let (shared, _) = heard(node, r, |s| s.is_some_and(&done)).await;
+    shared.expect("settings")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_add_lifts_a_names_rights_and_a_late_lift_spares_a_new_holder() {
+    use natter_cluster::{ClusterAccounts, ClusterConfig};
+    use natter_core::Millis;
+    use natter_core::accounts::PasswordHash;
+    use natter_core::persist::{AccountRecord, Write};
+    let nats = NatsServer::start();
+    // A node without a hub: it lifts nothing itself, as if every node were down.
+    let mut a = node(&nats).await;
+    let tool = ClusterAccounts::open(&ClusterConfig::new(vec![nats.url()]))
+        .await
+        .expect("the operator's tool opens the buckets");
+    let r = room("#r");
+    let alice = || nick("alice");
+    let record = |created| AccountRecord {
+        name: alice(),
+        hash: PasswordHash("h".into()),
+        created: Millis(created),
+    };
+    let edit = |edit| ClusterOut::RoomEdit {
+        room: r.clone(),
+        edit,
+    };
+    let none_of_alice = |s: &SharedRoom| {
+        s.policy.founder.is_none() && s.policy.ops.is_empty() && s.policy.voiced.is_empty()
+    };
+    assert_eq!(tool.create(record(1)).await, Ok(true));
+    for e in [
+        PolicyEdit::Founder(alice()),
+        PolicyEdit::Op(alice()),
+        PolicyEdit::Voice(alice()),
+    ] {
+        a.send(edit(e));
+    }
+    settled(&mut a, &r, |s| s.policy.voiced.len() == 1).await;
+    // Removed with no node to hear it: the rights stay under the name until `account add`
+    // lifts them (until the forty-second session it did not, and the new alice had them).
+    tool.write(&alice(), &Write::DropAccount(alice()))
+        .await
+        .unwrap();
+    assert_eq!(tool.create(record(2)).await, Ok(true));
+    settled(&mut a, &r, none_of_alice).await;
+    // The new alice registers #r; a node's lift for the first alice comes late: left out.
+    a.send(edit(PolicyEdit::Founder(alice())));
+    a.send(edit(PolicyEdit::FounderGone {
+        name: alice(),
+        registered: Some(Millis(1)),
+    }));
+    a.send(edit(PolicyEdit::Mode(ModeChange::Moderated(true))));
+    let s = settled(&mut a, &r, |s| s.policy.modes.moderated).await;
+    assert_eq!(
+        s.policy.founder,
+        Some(alice()),
+        "the new holder's room stays its"
+    );
+    // A lift for the registration that holds the name is done.
+    a.send(edit(PolicyEdit::FounderGone {
+        name: alice(),
+        registered: Some(Millis(2)),
+    }));
+    settled(&mut a, &r, |s| s.policy.founder.is_none()).await;
 }

@@ -473,12 +473,31 @@ pub enum PolicyEdit {
     },
     /// `nick`'s invitation was used (it joined).
     Uninvite(Nick),
-    /// The room was closed: its settings and invitations are forgotten.
-    Close,
+    /// The room was closed (by whom and why): its settings and invitations are forgotten.
+    Close(RoomClose),
     /// This account was removed (`natter-server account remove`): if it is still the room's
     /// founder, the room has none now (a founder named since, by a take-over, stays). Its
     /// operator and voice go with [`PolicyEdit::Deop`] and [`PolicyEdit::Devoice`].
-    FounderGone(Nick),
+    FounderGone {
+        /// The account's name.
+        name: Nick,
+        /// The removed account's registration (its `created`): a cluster leaves the edit out
+        /// once the name is registered again (the new holder's node lifted what it found,
+        /// and a late removal would undo the new holder's `/register` of the room). `None`:
+        /// rights an earlier account left under a name registered anew.
+        registered: Option<Millis>,
+    },
+}
+
+/// Who closed a room and why ([`PolicyEdit::Close`]). In a cluster the close's news carries
+/// them, so every node tells its members the words the closing node tells its own ("Channel
+/// closed by root: moved"), whichever comes first there, the news or the close's event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomClose {
+    /// The admin who closed it.
+    pub by: Nick,
+    /// Why, as the admin said.
+    pub reason: Option<Text>,
 }
 
 /// The words of the `Mode` event that tells a room's members the rights of an account the
@@ -547,11 +566,11 @@ impl SharedRoom {
                 self.invited.push((nick.clone(), by.clone()));
             }
             PolicyEdit::Uninvite(nick) => self.invited.retain(|(n, _)| !same(n, nick)),
-            PolicyEdit::Close => {
+            PolicyEdit::Close(_) => {
                 *self = SharedRoom::default();
                 return false;
             }
-            PolicyEdit::FounderGone(n) => {
+            PolicyEdit::FounderGone { name: n, .. } => {
                 if p.founder.as_ref().is_some_and(|f| same(f, n)) {
                     p.founder = None;
                 }
@@ -693,18 +712,26 @@ mod tests {
         assert!(a.apply(&PolicyEdit::Unban(Mask::parse("bob").unwrap())));
         assert_eq!(a.policy.bans.len(), 1);
         assert!(a.apply(&PolicyEdit::Founder(nick("Erin"))));
-        assert!(a.apply(&PolicyEdit::FounderGone(nick("frank"))));
+        let gone = |n: &str| PolicyEdit::FounderGone {
+            name: nick(n),
+            registered: None,
+        };
+        assert!(a.apply(&gone("frank")));
         assert_eq!(
             a.policy.founder,
             Some(nick("Erin")),
             "a founder named since stays"
         );
-        assert!(a.apply(&PolicyEdit::FounderGone(nick("ERIN"))));
+        assert!(a.apply(&gone("ERIN")));
         assert_eq!(
             a.policy.founder, None,
             "the removed account founds no longer"
         );
-        assert!(!a.apply(&PolicyEdit::Close), "a close keeps nothing");
+        let close = PolicyEdit::Close(RoomClose {
+            by: nick("root"),
+            reason: None,
+        });
+        assert!(!a.apply(&close), "a close keeps nothing");
         assert_eq!(a, SharedRoom::default());
     }
 }

@@ -396,6 +396,11 @@ const NATS_PASSWORD_ENV: &str = "NATTER_NATS_PASSWORD";
 /// The environment variable holding the NATS token, when `--nats-token-file` is not given.
 const NATS_TOKEN_ENV: &str = "NATTER_NATS_TOKEN";
 
+/// What a start with NATS credentials both in `--cluster`'s address and apart is told.
+const TWICE: &str = "NATS credentials are given twice, in --cluster's address and apart \
+                     (--nats-user, --nats-password-file, --nats-token-file, --nats-creds or \
+                     their variables): give them once";
+
 /// `cluster` (none without `--cluster`) with the NATS credentials given apart from its
 /// addresses: `--nats-user` and its password, or a token, from files or the environment, never
 /// the command line. Read at start (and by the `account` commands), not at a reload. Returns
@@ -450,7 +455,14 @@ fn with_nats_credentials(
         )),
         None => None,
     };
-    c.credentials = match (user.filter(|u| !u.is_empty()), password, token, creds) {
+    let user = user.filter(|u| !u.is_empty());
+    let apart = user.is_some() || password.is_some() || token.is_some() || creds.is_some();
+    // Said before what is missing apart: `NATTER_NATS_USER` left in the environment beside an
+    // address with credentials was told "--nats-user needs its password" (session 42).
+    if apart && c.credentials_in_address() {
+        anyhow::bail!("{TWICE}");
+    }
+    c.credentials = match (user, password, token, creds) {
         (None, None, None, None) => None,
         (Some(user), Some(password), None, None) => {
             Some(NatsCredentials::UserPassword(user.to_owned(), password))
@@ -473,10 +485,7 @@ fn with_nats_credentials(
         ),
     };
     if c.credentials_twice() {
-        anyhow::bail!(
-            "NATS credentials are given twice, in --cluster's address and apart (--nats-user, \
-             --nats-token-file or their variables): give them once"
-        );
+        anyhow::bail!("{TWICE}");
     }
     let path = |flag: &str, file: &std::path::Path| [flag.to_owned(), file.display().to_string()];
     let mut flags = natter_server::NatsFlags::default();
@@ -977,6 +986,26 @@ async fn reload_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A NATS user given apart (`--nats-user`, or `NATTER_NATS_USER`, which clap reads the
+    /// same) beside credentials in `--cluster`'s address is told the credentials are given
+    /// twice: it was told "--nats-user needs its password", as if the address held none. A
+    /// user alone, with an address without credentials, still hears that.
+    #[test]
+    fn a_nats_user_beside_credentials_in_the_address_is_told_they_are_given_twice() {
+        let refused = |address: &str| {
+            let args = Args::parse_from(["natter-server", "--nats-user", "natter"]);
+            let mut c = natter_cluster::ClusterConfig::new(vec![address.to_owned()]);
+            with_nats_credentials(Some(&mut c), &args)
+                .unwrap_err()
+                .to_string()
+        };
+        let said = refused("nats://natter:S3cret@127.0.0.1:4222");
+        assert!(said.contains("given twice"), "{said}");
+        assert!(!said.contains("S3cret"), "{said}");
+        let said = refused("nats://127.0.0.1:4222");
+        assert!(said.contains("--nats-user needs its password"), "{said}");
+    }
 
     #[test]
     fn the_irc_server_name_comes_from_the_flag_or_the_irc_table_and_is_a_hostname() {

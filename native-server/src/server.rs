@@ -194,7 +194,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<Server, ServerError> {
             }
             // Every room's settings (founders, bans, modes...), before anyone can join.
             for (room, shared, revision) in node.take_rooms() {
-                hub.handle_room(room, Some(shared), revision, clock.now());
+                hub.handle_room(room, Some(shared), None, revision, clock.now());
             }
             // Every server-wide ban, before anyone says hello.
             for (ban, revision) in node.take_server_bans() {

@@ -12,7 +12,7 @@ use natter_core::{RoomName, Seq};
 use natter_server::{Server, ServerConfig, start};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{BinClient, Got, TextClient, room, spawn_server_within};
+use support::{BinClient, Got, TextClient, node_until_joined, room, spawn_server_within};
 
 /// How long anything in these tests may take.
 const WAIT: Duration = Duration::from_secs(20);
@@ -1238,42 +1238,6 @@ async fn a_direct_message_while_nats_is_down_is_refused_at_once() {
     );
 }
 
-/// Starts natter-server joined to NATS at `url` (RUST_LOG=debug: the NATS client's lines too)
-/// and reads its log until it has joined the cluster or exited: (joined, every line seen).
-async fn node_log_until_joined(url: &str) -> (bool, Vec<String>) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"))
-        .args(["--listen", "127.0.0.1:0", "--cluster", url])
-        .env("RUST_LOG", "debug")
-        .env("NATTER_EPHEMERAL", "true")
-        .env_remove("NATTER_CONFIG")
-        .env_remove("NATTER_CLUSTER")
-        .env_remove("NATTER_LOG_FORMAT")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("natter-server starts");
-    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut lines = Vec::new();
-    let joined = tokio::time::timeout(Duration::from_secs(40), async {
-        while let Ok(Some(line)) = log.next_line().await {
-            let joined = line.contains("joined the cluster");
-            lines.push(line);
-            if joined {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .expect("the node joins or stops within 40 s");
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    (joined, lines)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_signs_in_to_nats_with_the_credentials_in_its_address_and_never_logs_them() {
     // SECURITY.md: natter's NATS account has credentials of its own, given in the address
@@ -1282,7 +1246,7 @@ async fn a_node_signs_in_to_nats_with_the_credentials_in_its_address_and_never_l
     // saying why, without showing it either.
     let nats = Nats::start_with_user("natter", "N4ts-Pass-w0rd");
     let url = |pw: &str| format!("nats://natter:{pw}@{}", nats.addr());
-    let (joined, lines) = node_log_until_joined(&url("N4ts-Pass-w0rd")).await;
+    let (joined, lines) = node_until_joined(&["--cluster", &url("N4ts-Pass-w0rd")], &[]).await;
     let all = lines.join("\n");
     assert!(joined, "the node did not join:\n{all}");
     assert!(
@@ -1295,7 +1259,7 @@ async fn a_node_signs_in_to_nats_with_the_credentials_in_its_address_and_never_l
         .unwrap();
     assert!(said.contains("nats://natter:***@"), "{said}");
 
-    let (joined, lines) = node_log_until_joined(&url("wr0ng-Pass")).await;
+    let (joined, lines) = node_until_joined(&["--cluster", &url("wr0ng-Pass")], &[]).await;
     let all = lines.join("\n");
     assert!(!joined, "joined with a wrong password:\n{all}");
     assert!(
@@ -1322,7 +1286,7 @@ async fn a_password_written_bare_in_the_address_is_not_logged_either() {
         "nats://natter:N4ts?Pass@127.0.0.1:4222",
         "nats://natter:N4ts,Pass@127.0.0.1:4222",
     ] {
-        let (joined, lines) = node_log_until_joined(url).await;
+        let (joined, lines) = node_until_joined(&["--cluster", url], &[]).await;
         let all = lines.join("\n");
         assert!(!joined, "{url}: joined:\n{all}");
         assert!(

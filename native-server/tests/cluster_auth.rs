@@ -7,58 +7,11 @@
 //! (`nats://USER:PASSWORD@HOST:PORT`, in `ps` unless it came from `NATTER_CLUSTER`) was the only
 //! way.
 
+mod support;
+
 use natter_cluster::test_server::NatsServer as Nats;
 use std::time::Duration;
-
-/// The variables of these flags, unset in each node started (the test's own environment aside).
-const NATS_VARS: [&str; 4] = [
-    "NATTER_NATS_USER",
-    "NATTER_NATS_PASSWORD",
-    "NATTER_NATS_TOKEN",
-    "NATTER_NATS_CREDS",
-];
-
-/// natter-server with `args` (after `--listen 127.0.0.1:0`) and `envs`, its log read until it
-/// has joined the cluster or exited: (joined, every line seen).
-async fn node_until_joined(args: &[&str], envs: &[(&str, &str)]) -> (bool, Vec<String>) {
-    use tokio::io::AsyncBufReadExt;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"));
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "debug")
-        .env("NATTER_EPHEMERAL", "true")
-        .env_remove("NATTER_CONFIG")
-        .env_remove("NATTER_CLUSTER")
-        .env_remove("NATTER_LOG_FORMAT");
-    for var in NATS_VARS {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .envs(envs.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("natter-server starts");
-    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut lines = Vec::new();
-    let joined = tokio::time::timeout(Duration::from_secs(40), async {
-        while let Ok(Some(line)) = log.next_line().await {
-            let joined = line.contains("joined the cluster");
-            lines.push(line);
-            if joined {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .expect("the node joins or stops within 40 s");
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    (joined, lines)
-}
+use support::{NATS_VARS, node_until_joined};
 
 /// A file holding `secret` and a newline, as `echo SECRET > FILE` writes it.
 fn secret_file(dir: &tempfile::TempDir, name: &str, secret: &str) -> String {
@@ -229,7 +182,7 @@ async fn credentials_that_do_not_fit_together_stop_the_start_saying_why() {
     let url = "nats://127.0.0.1:1";
     /// The flags, the variables, and what the line that stops the start says.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (
             &["--nats-user", "natter"],
             &[],
@@ -251,6 +204,16 @@ async fn credentials_that_do_not_fit_together_stop_the_start_saying_why() {
         (
             &["--nats-token-file", pw.as_str()],
             &[("NATTER_CLUSTER", "nats://u:p@127.0.0.1:1")],
+            "given twice",
+        ),
+        // A user left in the environment beside a password in the address: said as given
+        // twice (until the forty-second session, "--nats-user needs its password").
+        (
+            &[],
+            &[
+                ("NATTER_NATS_USER", "natter"),
+                ("NATTER_CLUSTER", "nats://u:p@127.0.0.1:1"),
+            ],
             "given twice",
         ),
         (

@@ -224,3 +224,46 @@ async fn a_server_ban_that_ran_out_is_removed_from_the_cluster() {
     }
     assert_eq!(listed(&mut root).await, ["nick:long"]);
 }
+
+/// An admin's `/close` on one node puts out a room's member on another node, told who closed
+/// it and why as on one server: an IRC member's PART says "Channel closed by root: moved".
+/// Here the close's event in the room's log came first each time this ran, and it named them
+/// before the forty-second session too (this passes on that code); when the cluster's news of
+/// the close comes first, only the words it now carries name them: that order is tested in
+/// core (`hub::cluster::tests::rooms::a_room_closed_on_one_node_is_left_on_every_node`), and
+/// the words' way through NATS in `cluster/tests/rooms.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_on_one_node_tells_another_nodes_members_who_closed_the_room_and_why() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let b = {
+        let mut cfg = natter_server::ServerConfig::local_test_patient();
+        cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
+        cluster.ack_timeout = Duration::from_secs(2);
+        cluster.lease = Duration::from_secs(3);
+        cfg.cluster = Some(cluster);
+        natter_server::start(cfg)
+            .await
+            .expect("a clustered node starts")
+    };
+    let mut root = registered(addr(&a), "root").await;
+    root.join("#r").await;
+    let mut carol = TextClient::connect(b.irc_addrs()[0], "irc").await;
+    carol.send("NICK carol\r\nUSER c 0 * :C").await;
+    carol.expect_has(" 001 ").await;
+    carol.send("JOIN #r").await;
+    carol.expect_has(" 366 ").await;
+    admin(
+        &mut root,
+        AdminAction::Close {
+            room: natter_core::RoomName::new("#r").unwrap(),
+            reason: Some(text("moved")),
+        },
+    )
+    .await;
+    let part = carol
+        .expect(|l| l.contains("PART #r"), "carol's PART")
+        .await;
+    assert!(part.ends_with(":Channel closed by root: moved"), "{part}");
+}

@@ -374,6 +374,8 @@ struct Registering {
     nick: Nick,
     hash: PasswordHash,
     remember: bool,
+    /// The registration asked for (the account's `created` in the cluster).
+    created: Millis,
 }
 
 impl Default for Accounts {
@@ -668,7 +670,7 @@ impl Hub {
                         if h.created != la.record.created {
                             info!(account = %la.record.name, "account removed and registered again while the server was stopped: the old one's sessions end and its rooms' rights are lifted");
                             let now = self.now;
-                            self.account_rights_gone(&la.record.name, true, now);
+                            self.account_rights_gone(&la.record.name, None, true, now);
                             again.push(folded.clone());
                         } else if h.hash != la.record.hash {
                             passwd.push(folded.clone());
@@ -2624,7 +2626,7 @@ impl Hub {
         // by one node of a cluster: the one with the account's user.
         let now = self.now;
         let announce = self.cluster.is_none() || a.user.is_some();
-        self.account_rights_gone(&a.name, announce, now);
+        self.account_rights_gone(&a.name, Some(a.created), announce, now);
         if let Some(uid) = a.user
             && let Some(u) = self.users.get_mut(&uid)
         {
@@ -2668,8 +2670,16 @@ impl Hub {
         if self.cluster.is_some() {
             let a = account.clone();
             let w = write.clone();
+            // The registration this node knows: a write on its way while the operator removes
+            // the account and adds it again does not land on the new one (session 42).
+            let registered = self
+                .accounts
+                .by_name
+                .get(&account.folded())
+                .map(|a| a.created);
             self.cluster_ask(|_| ClusterOut::AccountWrite {
                 account: a,
+                registered,
                 write: w,
             });
             let own = self
@@ -2774,6 +2784,7 @@ impl Hub {
                 nick: nick.clone(),
                 hash: hash.clone(),
                 remember,
+                created: now,
             },
         );
         self.accounts.busy.insert(conn);
@@ -2794,13 +2805,14 @@ impl Hub {
             nick,
             hash,
             remember,
+            created: registered,
         } = r;
         self.accounts.busy.remove(&conn);
         if created == Ok(true) {
             // A name new to the cluster: rights its rooms still give it are an earlier
             // account's of that name, removed while no node was there to lift them (each
             // node lifts them as it hears of a removal). Not the newcomer's.
-            self.account_rights_gone(&nick, true, now);
+            self.account_rights_gone(&nick, None, true, now);
         }
         if self.conns.get(&conn).is_none_or(|c| c.closing()) {
             // Made all the same: every node hears of it, and its owner can sign in.
@@ -2812,7 +2824,7 @@ impl Hub {
                 self.accounts
                     .by_name
                     .entry(folded.clone())
-                    .or_insert_with(|| Account::new(nick.clone(), hash, now));
+                    .or_insert_with(|| Account::new(nick.clone(), hash, registered));
                 info!(conn = %conn, account = %nick, "registered in the cluster");
                 self.signed_in(conn, &folded, remember, None, now);
             }
@@ -2913,6 +2925,8 @@ impl Hub {
         // hash it has already): the account's sessions here end, as the changing node's do.
         let password_changed = a.hash != record.hash;
         a.hash = record.hash;
+        // The registration is the cluster's (its writes carry it, `ClusterOut::AccountWrite`).
+        a.created = record.created;
         a.keys = ids;
         let before = core::mem::replace(&mut a.rooms, rooms);
         // Rooms the account joined on another node that this node had not heard of: its user

@@ -200,9 +200,17 @@ pub enum ClusterOut {
     /// compare-and-swap on the entry's revision). Every node, this one too, then hears the
     /// account as it is through [`Hub::handle_account`] (or
     /// [`Hub::handle_account_dropped`]).
+    ///
+    /// `registered` is the registration the write is for (the account's `created`, as on a
+    /// single server an account is its registration): the write is left out, answered `None`,
+    /// if the entry is another registration of the name (the operator removed the account
+    /// and added it again while the write was on its way). `None`: whichever account holds
+    /// the name (the operator's own commands, and a hub that did not know the account).
     AccountWrite {
         /// The account.
         account: Nick,
+        /// The registration it is for.
+        registered: Option<crate::time::Millis>,
         /// What changes.
         write: crate::persist::Write,
     },

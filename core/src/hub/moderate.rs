@@ -23,7 +23,7 @@ use super::{Hub, UserId};
 use crate::limits::{INVITE_LIFETIME, MAX_FOUNDED_PER_ACCOUNT};
 use crate::moderation::{
     ACCOUNT_REMOVED, ACCOUNT_REMOVED_FOUNDER, Entry, MAX_BANS_PER_ROOM, MAX_INVITED,
-    MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit,
+    MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit, RoomClose,
 };
 use crate::persist::Write;
 use crate::render::count;
@@ -894,7 +894,11 @@ impl Hub {
                     });
                 }
                 // Every node's members leave when the close reaches them.
-                self.cluster_room_edit(&room, PolicyEdit::Close);
+                let close = RoomClose {
+                    by: me.clone(),
+                    reason: reason.clone(),
+                };
+                self.cluster_room_edit(&room, PolicyEdit::Close(close));
                 // And its topic: other nodes would answer `TOPIC` with it, and a room of
                 // that name opened again would take it up.
                 self.topic_gone(&room);
@@ -1843,7 +1847,15 @@ impl Hub {
     /// change nothing): only one announces, or members would hear it once per node. That is
     /// the node of the account's user (the cluster gives its nick to one node), or the node
     /// where the name is registered anew; with neither, members learn it from the settings.
-    pub(super) fn account_rights_gone(&mut self, name: &Nick, announce: bool, now: Millis) {
+    /// `registered`: the removed account's registration, carried in the cluster's
+    /// `FounderGone` (`None` for rights an earlier account left under a name registered anew).
+    pub(super) fn account_rights_gone(
+        &mut self,
+        name: &Nick,
+        registered: Option<Millis>,
+        announce: bool,
+        now: Millis,
+    ) {
         let folded = name.folded();
         let same = |n: &Nick| n.folded() == folded;
         let rooms: Vec<RoomName> = self
@@ -1887,7 +1899,8 @@ impl Hub {
                 policy,
             });
             if founder {
-                self.cluster_room_edit(&room, PolicyEdit::FounderGone(name.clone()));
+                let name = name.clone();
+                self.cluster_room_edit(&room, PolicyEdit::FounderGone { name, registered });
             }
             if deop {
                 self.cluster_room_edit(&room, PolicyEdit::Deop(name.clone()));
@@ -1923,7 +1936,7 @@ impl Hub {
             }
         }
         for name in gone {
-            self.account_rights_gone(&name, true, now);
+            self.account_rights_gone(&name, None, true, now);
         }
     }
 

@@ -700,3 +700,55 @@ pub async fn cluster_node(url: String) -> natter_server::Server {
         .await
         .expect("a clustered node starts")
 }
+
+/// The variables of these flags, unset in each node started (the test's own environment aside).
+pub const NATS_VARS: [&str; 4] = [
+    "NATTER_NATS_USER",
+    "NATTER_NATS_PASSWORD",
+    "NATTER_NATS_TOKEN",
+    "NATTER_NATS_CREDS",
+];
+
+/// natter-server with `args` (after `--listen 127.0.0.1:0`) and `envs`, RUST_LOG=debug (the NATS
+/// client's lines too), its log read until it has joined the cluster or exited: (joined, every
+/// line seen). The NATS credentials variables ([`NATS_VARS`]) of the test's own environment are
+/// not passed on.
+pub async fn node_until_joined(args: &[&str], envs: &[(&str, &str)]) -> (bool, Vec<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"));
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .env("NATTER_EPHEMERAL", "true")
+        .env_remove("NATTER_CONFIG")
+        .env_remove("NATTER_CLUSTER")
+        .env_remove("NATTER_LOG_FORMAT");
+    for var in NATS_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("natter-server starts");
+    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = Vec::new();
+    let joined = tokio::time::timeout(Duration::from_secs(40), async {
+        while let Ok(Some(line)) = log.next_line().await {
+            let joined = line.contains("joined the cluster");
+            lines.push(line);
+            if joined {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the node joins or stops within 40 s");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    (joined, lines)
+}

@@ -13,7 +13,7 @@ use super::super::room::Invite;
 use super::super::{Hub, UserId};
 use super::ClusterOut;
 use crate::limits::INVITE_LIFETIME;
-use crate::moderation::{Entry, MAX_BANS_PER_ROOM, Mask, PolicyEdit, SharedRoom};
+use crate::moderation::{Entry, MAX_BANS_PER_ROOM, Mask, PolicyEdit, RoomClose, SharedRoom};
 use crate::time::Millis;
 use crate::types::{Nick, RoomName, Text};
 use crate::wire::{EventKind, ServerMsg};
@@ -41,7 +41,7 @@ pub(crate) struct Rooms {
     /// The latest news of a room held back while this node's edits of it were unanswered
     /// (with its revision): applied once they are, if it is at least as recent as they. News
     /// may come before the answer to the edit it shows, merged with another node's edits.
-    held: BTreeMap<RoomName, (Option<SharedRoom>, u64)>,
+    held: BTreeMap<RoomName, (Option<SharedRoom>, Option<RoomClose>, u64)>,
     /// Changes made here whose `Mode` event the log refused while their edit was on its way
     /// (the link was lost before this node knew it): announced again once an edit of the room
     /// is in the cluster, so members hear of what the cluster now holds.
@@ -93,9 +93,9 @@ impl Hub {
         let Some(rooms) = self.cluster.as_mut().map(|cl| &mut cl.rooms) else {
             return;
         };
-        if let Some((shared, revision)) = rooms.held.remove(room) {
+        if let Some((shared, close, revision)) = rooms.held.remove(room) {
             let now = self.now;
-            self.handle_room(room.clone(), shared, revision, now);
+            self.handle_room(room.clone(), shared, close, revision, now);
         }
     }
 
@@ -116,7 +116,8 @@ impl Hub {
     }
 
     /// Cluster mode: `room`'s settings as the cluster holds them now, after a change made on
-    /// any node (or read when this node starts); `None`: the room was closed. `revision` is the
+    /// any node (or read when this node starts); `None`: the room was closed, by whom and why
+    /// in `close` (`None` from a node older than the forty-second session). `revision` is the
     /// cluster's version of the room (it grows with every change): news older than this node's
     /// own last change of the room, or while one is unanswered, is not applied.
     ///
@@ -127,6 +128,7 @@ impl Hub {
         &mut self,
         room: RoomName,
         shared: Option<SharedRoom>,
+        close: Option<RoomClose>,
         revision: u64,
         now: Millis,
     ) {
@@ -137,7 +139,7 @@ impl Hub {
         if let Some(&(unanswered, last)) = cl.rooms.own.get(&room) {
             if unanswered > 0 {
                 debug!(%room, revision, "room news while our changes are on their way: held");
-                cl.rooms.held.insert(room, (shared, revision));
+                cl.rooms.held.insert(room, (shared, close, revision));
                 return;
             }
             if revision < last {
@@ -147,7 +149,7 @@ impl Hub {
             cl.rooms.own.remove(&room);
         }
         let Some(shared) = shared else {
-            self.room_closed(&room);
+            self.room_closed(&room, close);
             return;
         };
         let SharedRoom { policy, invited } = shared;
@@ -249,9 +251,9 @@ impl Hub {
         }
     }
 
-    /// The room was closed (on any node): every member here leaves it quietly (the close's
-    /// event in the log told them why), and it is forgotten unless someone is still in it.
-    fn room_closed(&mut self, room: &RoomName) {
+    /// The room was closed (on any node), by whom and why in `close`: every member here leaves
+    /// it, told so as on the closing node, and it is forgotten unless someone is still in it.
+    fn room_closed(&mut self, room: &RoomName, close: Option<RoomClose>) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
@@ -261,21 +263,24 @@ impl Hub {
         if registered {
             info!(%room, members = members.len(), "room closed in the cluster");
         }
-        // Who closed it and why, if its event came here first (the room's last few events).
-        // A close with a join after it is an earlier one: the room was opened again since,
-        // and every member here joined after it (until this review an always-on member of
-        // a room closed twice was told the first close's who and why).
-        let close = r
-            .last_n(CLOSE_LOOKBACK, r.last_seq)
-            .filter_map(|s| s.event())
-            .fold(None, |found, ev| match &ev.kind {
-                EventKind::Mode { change } if crate::persist::closes_room(&ev.kind) => {
-                    let reason = change.as_str().strip_prefix("close: ").map(str::to_owned);
-                    Some((ev.from.clone(), reason))
-                }
-                EventKind::Join => None,
-                _ => found,
-            });
+        // Who closed it and why, from the news; from a node that did not say (older than the
+        // forty-second session), from the close's event if it came here first (the room's last
+        // few events). A close with a join after it is an earlier one: the room was opened
+        // again since, and every member here joined after it (until the fortieth session an
+        // always-on member of a room closed twice was told the first close's who and why).
+        let said = close.map(|c| (c.by, c.reason.map(|r| r.as_str().to_owned())));
+        let close = said.or_else(|| {
+            r.last_n(CLOSE_LOOKBACK, r.last_seq)
+                .filter_map(|s| s.event())
+                .fold(None, |found, ev| match &ev.kind {
+                    EventKind::Mode { change } if crate::persist::closes_room(&ev.kind) => {
+                        let reason = change.as_str().strip_prefix("close: ").map(str::to_owned);
+                        Some((ev.from.clone(), reason))
+                    }
+                    EventKind::Join => None,
+                    _ => found,
+                })
+        });
         let (by, reason) = close.unzip();
         let reason = reason.flatten();
         let words = Self::closed_words(room, by.as_ref(), reason.as_deref());

@@ -34,9 +34,19 @@ impl Net {
                 self.kv.held.push((i, id, record));
             }
             ClusterOut::CreateAccount { id, record } => self.create_account(i, id, record),
-            ClusterOut::AccountWrite { account, write } => {
+            ClusterOut::AccountWrite {
+                account,
+                registered,
+                write,
+            } => {
                 let key = account.folded();
-                let Some(a) = self.kv.accounts.get_mut(&key) else {
+                // As natter-cluster: a write for another registration of the name is left out.
+                let Some(a) = self
+                    .kv
+                    .accounts
+                    .get_mut(&key)
+                    .filter(|a| registered.is_none_or(|r| r == a.record.created))
+                else {
                     self.nodes[i].hub.handle_account_written(&key, None);
                     return;
                 };
@@ -473,6 +483,7 @@ fn an_account_dropped_elsewhere_stops_opening_here() {
         0,
         ClusterOut::AccountWrite {
             account: nick("alice"),
+            registered: None,
             write: crate::persist::Write::DropAccount(nick("alice")),
         },
     );
@@ -1751,4 +1762,29 @@ fn an_account_request_dropped_behind_a_join_says_it_is_the_account_requests() {
         })
         .collect();
     assert_eq!(refusals, [&Re::Account], "{got:?}");
+}
+
+/// A node's write of an account carries the account's registration: the operator removing the
+/// account and adding it again while the write is on its way (here: in the cluster before the
+/// write reaches it, not yet heard of by the node) leaves the new account as it is. Until the
+/// forty-second session the write was matched by name and landed on the new account.
+#[test]
+fn a_write_on_its_way_across_a_remove_and_add_of_the_name_leaves_the_new_account_alone() {
+    let mut net = net(2);
+    let (a, _) = guest(&mut net, 0, "alice");
+    register(&mut net, 0, a, PW, false);
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#old") });
+    net.recv(0, a);
+    assert_eq!(net.kv.accounts["alice"].rooms, [room("#old")], "written");
+    let mut again = net.kv.accounts["alice"].clone();
+    again.record.created = Millis(again.record.created.0 + 1);
+    again.rooms.clear();
+    net.kv.accounts.insert("alice".into(), again);
+    // alice (of the first registration) joins a room on node 0: the account's rooms change.
+    ask(&mut net, 0, a, &ClientMsg::Join { room: room("#new") });
+    assert!(
+        net.kv.accounts["alice"].rooms.is_empty(),
+        "the new account is in no room: {:?}",
+        net.kv.accounts["alice"].rooms
+    );
 }

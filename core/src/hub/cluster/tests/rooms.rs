@@ -6,7 +6,7 @@
 
 use super::accounts::{PW, ask, error, guest, hub, net, register, settle};
 use super::*;
-use crate::moderation::{ModeChange, PolicyEdit, SharedRoom};
+use crate::moderation::{ModeChange, PolicyEdit, RoomClose, SharedRoom};
 use crate::wire::{ErrorKind, ModAction};
 
 /// Rooms' settings as the cluster keeps them, and news held back.
@@ -15,7 +15,7 @@ pub(super) struct RoomsKv {
     rooms: BTreeMap<RoomName, SharedRoom>,
     revision: u64,
     hold_news: bool,
-    news: Vec<(RoomName, Option<SharedRoom>, u64)>,
+    news: Vec<(RoomName, Option<SharedRoom>, Option<RoomClose>, u64)>,
     /// Answers to nodes' edits held back (their news may come first).
     hold_answers: bool,
     answers: Vec<(usize, RoomName, u64)>,
@@ -25,7 +25,18 @@ impl Net {
     /// Merges a node's edit, answers it and tells every node (see `ClusterOut::RoomEdit`).
     pub(super) fn room_edit(&mut self, i: usize, room: RoomName, edit: PolicyEdit) {
         let mut shared = self.rooms_kv.rooms.remove(&room).unwrap_or_default();
-        let kept = shared.apply(&edit).then_some(shared);
+        // As natter-cluster: a removal's lift is left out once another registration holds
+        // the name.
+        let another = |name: &Nick, r: &Option<Millis>| {
+            let held = self.kv.accounts.get(&name.folded());
+            r.is_some_and(|r| held.is_some_and(|a| a.record.created != r))
+        };
+        let kept = match &edit {
+            PolicyEdit::FounderGone { name, registered } if another(name, registered) => {
+                Some(shared)
+            }
+            _ => shared.apply(&edit).then_some(shared),
+        };
         if let Some(s) = &kept {
             self.rooms_kv.rooms.insert(room.clone(), s.clone());
         }
@@ -36,7 +47,11 @@ impl Net {
         } else {
             self.nodes[i].hub.handle_room_written(&room, Some(revision));
         }
-        self.rooms_kv.news.push((room, kept, revision));
+        let close = match edit {
+            PolicyEdit::Close(close) => Some(close),
+            _ => None,
+        };
+        self.rooms_kv.news.push((room, kept, close, revision));
         if !self.rooms_kv.hold_news {
             self.deliver_room_news();
         }
@@ -51,10 +66,11 @@ impl Net {
     /// Every node hears the news held so far, in order (the bucket's watch).
     fn deliver_room_news(&mut self) {
         let now = self.now;
-        for (room, shared, revision) in core::mem::take(&mut self.rooms_kv.news) {
+        for (room, shared, close, revision) in core::mem::take(&mut self.rooms_kv.news) {
             for n in &mut self.nodes {
+                let (shared, close) = (shared.clone(), close.clone());
                 n.hub
-                    .handle_room(room.clone(), shared.clone(), revision, now);
+                    .handle_room(room.clone(), shared, close, revision, now);
             }
         }
     }
@@ -151,6 +167,7 @@ fn restart(net: &mut Net, i: usize) {
         fresh.handle_room(
             room.clone(),
             Some(shared.clone()),
+            None,
             net.rooms_kv.revision,
             net.now,
         );
@@ -390,12 +407,13 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
     );
     settle(&mut net);
     assert!(parted(&net.recv(1, b)), "bob leaves on its node");
-    // An IRC member there is told in its PART that the channel was closed: by whom and why
-    // when the close's event came to its node first, which here it did not (the room's
-    // record said it first), as an always-on member's note says it.
+    // An IRC member there is told in its PART that the channel was closed, by whom and why,
+    // as on the closing node: the cluster's news of the close carries them (until the
+    // forty-second session only the close's event in the room's log did, and the news came
+    // first: "Channel closed").
     let said = raw_text(&net, 1, irc);
     assert!(
-        said.contains(":carol!carol@natter PART #r :Channel closed\r\n"),
+        said.contains(":carol!carol@natter PART #r :Channel closed by alice: moved\r\n"),
         "{said}"
     );
     assert!(!net.rooms_kv.rooms.contains_key(&room("#r")));
@@ -786,6 +804,7 @@ fn an_account_removed_from_the_cluster_founds_and_operates_no_room_any_more() {
         1,
         ClusterOut::AccountWrite {
             account: nick("alice"),
+            registered: None,
             write: crate::persist::Write::DropAccount(nick("alice")),
         },
     );
@@ -932,8 +951,8 @@ fn a_guests_invitation_does_not_keep_an_unregistered_room_for_ever() {
 }
 
 /// An always-on account away when an admin on another node closes its room is told at its
-/// next sign-in on its own node, as on one node; who closed it and why only if the close's
-/// event reached its node first (the cluster's news of the close comes first here, and the
+/// next sign-in on its own node who closed it and why, as on one node: the cluster's news of
+/// the close carries them (it comes before the close's event in the room's log here, and the
 /// node leaves the room's log with its last member, before the event comes).
 #[test]
 fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next_sign_in() {
@@ -969,7 +988,11 @@ fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next
             _ => None,
         })
         .collect();
-    assert_eq!(told, ["while you were away, #r was closed"], "{got:?}");
+    assert_eq!(
+        told,
+        ["while you were away, alice closed #r (moved)"],
+        "{got:?}"
+    );
     assert!(!joined(&got), "not back in #r: {got:?}");
 }
 
@@ -1022,4 +1045,48 @@ fn an_account_away_when_a_reopened_room_is_closed_again_is_not_told_the_first_cl
         .collect();
     assert_eq!(told.len(), 1, "{got:?}");
     assert!(!told[0].contains("first"), "{got:?}");
+}
+
+/// A removed founder's lift from one node that reaches the cluster late, after another node's
+/// lift, the name's registration anew and the new holder's `/register` of the room, is left
+/// out: it carries the removed account's registration. Until the forty-second session it went
+/// by name and took the room from the new holder.
+#[test]
+fn a_founders_removal_heard_late_leaves_the_new_holders_room_alone() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    // Node 1 hears of the removal first; its lift of #r's founder is on its way ...
+    let now = net.now;
+    net.nodes[1].hub.handle_account_dropped("alice", now);
+    let late: Vec<ClusterOut> = core::iter::from_fn(|| net.nodes[1].hub.poll_cluster()).collect();
+    let late = late
+        .into_iter()
+        .find_map(|o| match o {
+            ClusterOut::RoomEdit { room: r, edit } if r == room("#r") => Some(edit),
+            _ => None,
+        })
+        .expect("node 1 lifts #r's founder");
+    assert!(matches!(late, PolicyEdit::FounderGone { .. }), "{late:?}");
+    // ... while the removal is done, node 0 lifts it, alice is registered again and founds #r.
+    net.account_out(
+        0,
+        ClusterOut::AccountWrite {
+            account: nick("alice"),
+            registered: None,
+            write: crate::persist::Write::DropAccount(nick("alice")),
+        },
+    );
+    settle(&mut net);
+    assert_eq!(net.rooms_kv_founder(&room("#r")), None, "lifted");
+    net.now = Millis(net.now.0 + 1_000);
+    register(&mut net, 0, a, PW, false);
+    moderate(&mut net, 0, a, "#r", ModAction::Register);
+    assert_eq!(net.rooms_kv_founder(&room("#r")).as_deref(), Some("alice"));
+    net.room_edit(1, room("#r"), late);
+    settle(&mut net);
+    assert_eq!(
+        net.rooms_kv_founder(&room("#r")).as_deref(),
+        Some("alice"),
+        "the new holder's room stays its"
+    );
 }
