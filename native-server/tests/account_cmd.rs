@@ -543,3 +543,42 @@ async fn passwd_then_sighup_stops_a_remembered_devices_key_at_once() {
         )
         .await;
 }
+
+/// `account add alice` while the server runs, and before the SIGHUP that would load it, a
+/// guest named alice registers in the server: it is told the name is taken, and is not signed
+/// in; the operator's account stays as the operator made it. Until the forty-second session
+/// the guest was told it was registered and signed in, and nothing of it was stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_after_the_operator_added_its_name_is_told_taken() {
+    use natter_core::wire::{ClientMsg, ErrorKind, ServerMsg};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let server_args = ["--listen", "127.0.0.1:0", "--data-dir", d.as_str()];
+    let (_server, _log, addr) = spawn_server(&server_args, &[("NATTER_EPHEMERAL", "false")]).await;
+    let (code, _, err) = account(dir.path(), &["add", "alice"], Some(PASSWORD)).await;
+    assert_eq!(code, 0, "{err}");
+
+    let (mut guest, _) = BinClient::hello(addr, "alice", None).await;
+    guest
+        .send(&ClientMsg::Register {
+            password: natter_core::Password(NEW_PASSWORD.into()),
+            remember: true,
+        })
+        .await;
+    let got = guest
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. } | ServerMsg::Error { .. }),
+            "the registration's answer",
+        )
+        .await;
+    let ServerMsg::Error { kind, detail, .. } = &got else {
+        panic!("registered over the operator's account: {got:?}");
+    };
+    assert_eq!(*kind, ErrorKind::NickTaken, "{got:?}");
+    assert!(detail.contains("alice is registered already"), "{detail}");
+    // The operator's account, as the operator made it.
+    let stored = loaded(dir.path());
+    assert_eq!(stored.len(), 1);
+    assert!(verifies(&stored[0], PASSWORD));
+    assert!(stored[0].keys.is_empty() && stored[0].rooms.is_empty());
+}

@@ -6266,6 +6266,72 @@ mod accounts {
         assert!(resumed(&got), "{got:?}");
     }
 
+    /// The operator adds `alice` with the tool while the server runs; before the SIGHUP that
+    /// would load it, a guest named alice registers. The store keeps the operator's account
+    /// and says it did not apply the registration (`handle_stale_accounts`, before the durable
+    /// report): the registrant is told the name is taken, and is not signed in. Until the
+    /// forty-second session it was told it was registered, and signed in to an account that
+    /// existed nowhere but in the running server. A registration the store applies signs in
+    /// once it is stored, not before.
+    #[test]
+    fn a_registration_the_store_refuses_for_the_operators_account_is_told_taken() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let a = t.bin("alice");
+        t.recv(a);
+        t.auto_commit = false;
+        t.send(
+            a,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: true,
+            },
+        );
+        let batch = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the registration is written")
+            .id;
+        t.hub.handle_stale_accounts(&[nick("Alice")], t.now);
+        t.hub.handle_durable(batch, t.now);
+        t.auto_commit = true;
+        t.pump();
+        let got = t.recv(a);
+        assert!(!signed_in(&got), "not signed in: {got:?}");
+        assert_eq!(error_kinds(&got), vec![ErrorKind::NickTaken], "{got:?}");
+        assert!(error_detail(&got).contains("operator"), "{got:?}");
+        assert_eq!(t.hub.account_count(), 0, "no account of the hub's own");
+        assert!(
+            !t.batches
+                .iter()
+                .flat_map(|b| b.writes.iter())
+                .any(|w| matches!(w, Write::AddKey { .. })),
+            "nothing written of the account that was not made"
+        );
+        // The next registration the store applies signs in once stored.
+        let b = t.bin("bob");
+        t.recv(b);
+        t.auto_commit = false;
+        t.send(
+            b,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        assert!(!signed_in(&t.recv(b)), "not before it is stored");
+        let batch = t.batches.last().expect("bob's registration").id;
+        t.hub.handle_durable(batch, t.now);
+        t.auto_commit = true;
+        t.pump();
+        assert!(signed_in(&t.recv(b)));
+        assert_eq!(t.hub.account_count(), 1);
+    }
+
     /// A reload of the accounts reads the store, which does not hold a registration whose
     /// batch failed and waits for its retry (a full disk for a while): the account is the
     /// hub's newer state, not one the operator removed. Its owner stays signed in, and the
