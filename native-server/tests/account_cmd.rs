@@ -581,4 +581,40 @@ async fn a_registration_after_the_operator_added_its_name_is_told_taken() {
     assert_eq!(stored.len(), 1);
     assert!(verifies(&stored[0], PASSWORD));
     assert!(stored[0].keys.is_empty() && stored[0].rooms.is_empty());
+    // And the server read its accounts again by itself, without a SIGHUP: the guest gives the
+    // name up, and the operator's password signs in.
+    let got = guest
+        .expect(
+            |m| matches!(m, ServerMsg::Error { detail, .. } if detail.contains("the operator added it")),
+            "the guest renamed",
+        )
+        .await;
+    assert!(
+        matches!(
+            got,
+            ServerMsg::Error {
+                kind: ErrorKind::NickTaken,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    let (mut owner, _) = BinClient::hello(addr, "owner", None).await;
+    owner
+        .send(&ClientMsg::SignIn {
+            account: Nick::new("alice").unwrap(),
+            proof: natter_core::wire::Proof::Password(natter_core::Password(PASSWORD.into())),
+            remember: false,
+        })
+        .await;
+    let got = owner
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. } | ServerMsg::Error { .. }),
+            "the sign-in's answer",
+        )
+        .await;
+    assert!(
+        matches!(got, ServerMsg::SignedIn { .. }),
+        "the operator's account does not sign in: {got:?}"
+    );
 }

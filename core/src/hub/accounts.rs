@@ -611,7 +611,7 @@ impl Hub {
             .map(|d| d.accounts_unsettled())
             .unwrap_or_default();
         for name in &unsettled {
-            info!(account = %name, "account written and not yet stored: this reload leaves it as it is (a change the operator made to it stands in the store: reload again)");
+            info!(account = %name, "account written and not yet stored: this reload leaves it as it is (if the operator changed it, the store keeps the operator's change and the accounts are read again once the write is done)");
         }
         let loaded: Vec<LoadedAccount> = loaded
             .into_iter()
@@ -1777,11 +1777,28 @@ impl Hub {
     /// last read it (`passwd`, `remove`, or `add` of a name registered here meanwhile). Call
     /// it before that [`Hub::handle_durable`]. A registration among them was not made: its
     /// registrant is told the name is taken, and not signed in.
+    ///
+    /// The hub then holds those accounts otherwise than the store: it wants its accounts read
+    /// again ([`Hub::poll_accounts_reload`]), as at a SIGHUP, so the operator's change is taken
+    /// up without one (a SIGHUP whose reload came while the account's own write was on its way
+    /// left that account as the hub had it, and the log asked for another).
     pub fn handle_stale_accounts(&mut self, accounts: &[Nick], now: Millis) {
         self.now = self.now.max(now);
         if let Some(d) = self.durable.as_mut() {
             d.stale.extend(accounts.iter().map(Nick::folded));
+            d.reload |= !accounts.is_empty();
         }
+    }
+
+    /// Whether the hub wants its accounts read from the store again and handed to
+    /// [`Hub::load_accounts`], as at a SIGHUP: the store reported writes of accounts the
+    /// operator changed ([`Hub::handle_stale_accounts`]). `true` once per such report; a shell
+    /// that reads them after every write handed out is stored (as for a SIGHUP) reads the
+    /// operator's change.
+    pub fn poll_accounts_reload(&mut self) -> bool {
+        self.durable
+            .as_mut()
+            .is_some_and(|d| core::mem::take(&mut d.reload))
     }
 
     /// Whether the account `folded` is a registration not yet stored (`Accounts::storing`).

@@ -92,6 +92,9 @@ pub(crate) struct Durable {
     /// Accounts (folded) whose writes the store reported not applied, for the next durable
     /// report ([`Hub::handle_stale_accounts`]).
     pub(super) stale: BTreeSet<String>,
+    /// The store holds accounts otherwise than the hub: they are to be read again
+    /// ([`Hub::poll_accounts_reload`]).
+    pub(super) reload: bool,
 }
 
 impl Durable {

@@ -6332,6 +6332,75 @@ mod accounts {
         assert_eq!(t.hub.account_count(), 1);
     }
 
+    /// The operator's `account passwd alice` and SIGHUP while alice's own `/password` is on
+    /// its way to the store: the reload leaves the account as the hub has it (the store's copy
+    /// may be older than the hub's), the store refuses the hub's write (the operator's word
+    /// stands) and says so, and the hub then wants its accounts read again: the operator's
+    /// password is taken up without a second SIGHUP. Until the forty-second session the log
+    /// asked for another SIGHUP, and until then the server went on with alice's password.
+    #[test]
+    fn a_reload_during_the_accounts_own_write_takes_the_operators_change_up_once_it_is_done() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let (a, _) = registered(&mut t, "alice");
+        let mut operators = moderation::accounts_but(&t, &[]);
+        operators[0].record.hash = crate::accounts::hash_password(
+            &pw("set by the operator"),
+            &[2; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        operators[0].keys.clear();
+        t.recv(a);
+        t.auto_commit = false;
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        let change = t
+            .batches
+            .last()
+            .filter(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the new hash is written")
+            .id;
+        t.hub.load_accounts(operators.clone());
+        t.pump();
+        assert!(!t.hub.poll_accounts_reload(), "nothing to read again yet");
+        t.hub.handle_stale_accounts(&[nick("alice")], t.now);
+        t.hub.handle_durable(change, t.now);
+        assert!(t.hub.poll_accounts_reload(), "the accounts are read again");
+        assert!(!t.hub.poll_accounts_reload(), "once");
+        t.auto_commit = true;
+        t.pump();
+        // What the shell reads then: the operator's password.
+        t.hub.load_accounts(operators);
+        t.pump();
+        let b = t.bin("alice2");
+        let got = sign_in(
+            &mut t,
+            b,
+            "alice",
+            Proof::Password(pw("battery staple")),
+            false,
+        );
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        let c = t.bin("alice3");
+        let got = sign_in(
+            &mut t,
+            c,
+            "alice",
+            Proof::Password(pw("set by the operator")),
+            false,
+        );
+        assert!(signed_in(&got), "the operator's password signs in: {got:?}");
+    }
+
     /// A reload of the accounts reads the store, which does not hold a registration whose
     /// batch failed and waits for its retry (a full disk for a while): the account is the
     /// hub's newer state, not one the operator removed. Its owner stays signed in, and the
