@@ -618,3 +618,55 @@ async fn a_registration_after_the_operator_added_its_name_is_told_taken() {
         "the operator's account does not sign in: {got:?}"
     );
 }
+
+/// `account remove fay` while the server runs and fay is signed in, then no SIGHUP: fay's next
+/// change of her account (a room joined, written to the store) is refused by the store, and the
+/// server reads its accounts again by itself: fay is told she is a guest now. Until the
+/// forty-second session the server went on with the removed account until a SIGHUP (what it
+/// wrote of it landing nowhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_accounts_next_write_makes_the_running_server_read_the_removal() {
+    use natter_core::RoomName;
+    use natter_core::wire::{ClientMsg, ErrorKind, ServerMsg};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let server_args = ["--listen", "127.0.0.1:0", "--data-dir", d.as_str()];
+    let (_server, _log, addr) = spawn_server(&server_args, &[("NATTER_EPHEMERAL", "false")]).await;
+    let (mut fay, _) = BinClient::hello(addr, "fay", None).await;
+    fay.send(&ClientMsg::Register {
+        password: natter_core::Password(PASSWORD.into()),
+        remember: false,
+    })
+    .await;
+    fay.expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await;
+
+    let (code, _, err) = account(dir.path(), &["remove", "fay"], None).await;
+    assert_eq!(code, 0, "{err}");
+    fay.send(&ClientMsg::Join {
+        room: RoomName::new("#after").unwrap(),
+    })
+    .await;
+    let got = fay
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        kind: ErrorKind::NotSignedIn,
+                        ..
+                    }
+                )
+            },
+            "told the account is gone, with no SIGHUP",
+        )
+        .await;
+    let ServerMsg::Error { detail, .. } = got else {
+        unreachable!()
+    };
+    assert!(
+        detail.contains("the operator removed your account"),
+        "{detail}"
+    );
+    assert!(loaded(dir.path()).is_empty(), "the removal stands");
+}
