@@ -338,6 +338,10 @@ pub(crate) struct Accounts {
     /// store applied the write ([`Hub::registrations_settled`]): it does not when the operator
     /// added the name with the tool meanwhile ([`Hub::handle_stale_accounts`]).
     storing: Vec<Storing>,
+    /// With a store: `/password`s written and not yet stored, oldest first (`remember`
+    /// unused). One the store refuses (the operator set the password meanwhile) is told so
+    /// after its answer ([`Hub::registrations_settled`]).
+    changing: Vec<Storing>,
     /// Cluster mode: per account (folded), this node's writes not yet answered and the
     /// revision of the last answered (see [`Hub::handle_account_written`]).
     own_writes: FxHashMap<String, (u32, u64)>,
@@ -409,6 +413,7 @@ impl Default for Accounts {
             known: KnownAddresses::default(),
             registering: FxHashMap::default(),
             storing: Vec::new(),
+            changing: Vec::new(),
             own_writes: FxHashMap::default(),
             opers: FxHashMap::default(),
             held_news: FxHashMap::default(),
@@ -1810,7 +1815,7 @@ impl Hub {
     /// signed in, or, if the store kept the operator's account of its name instead
     /// (`stale`), told the name is taken.
     pub(super) fn registrations_settled(&mut self, stale: &BTreeSet<String>, now: Millis) {
-        if self.accounts.storing.is_empty() {
+        if self.accounts.storing.is_empty() && self.accounts.changing.is_empty() {
             return;
         }
         let unsettled = self
@@ -1818,6 +1823,20 @@ impl Hub {
             .as_ref()
             .map(|d| d.accounts_unsettled())
             .unwrap_or_default();
+        // A `/password` the store refused: its answer (held until now) said it was changed;
+        // what follows it says it was not, and the accounts read again (`poll_accounts_reload`)
+        // bring the operator's password, which ends the account's sessions.
+        let (settled, waiting): (Vec<Storing>, Vec<Storing>) =
+            core::mem::take(&mut self.accounts.changing)
+                .into_iter()
+                .partition(|r| !unsettled.contains(&r.account));
+        self.accounts.changing = waiting;
+        for Storing { conn, account, .. } in settled {
+            if stale.contains(&account) && self.conns.get(&conn).is_some_and(|c| !c.closing()) {
+                let detail = "your new password was not kept: the server's operator set this account's password meanwhile (natter-server account passwd), and that one stands".to_owned();
+                self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+            }
+        }
         let (settled, waiting): (Vec<Storing>, Vec<Storing>) =
             core::mem::take(&mut self.accounts.storing)
                 .into_iter()
@@ -1883,6 +1902,13 @@ impl Hub {
                 account: name.clone(),
             },
         );
+        if self.durable.is_some() && self.cluster.is_none() {
+            self.accounts.changing.push(Storing {
+                conn,
+                account: account.to_owned(),
+                remember: false,
+            });
+        }
         let mine = self.conns.get(&conn).and_then(|c| c.device());
         // The device that changed it was remembered: it stays so, with a new key in place of
         // its revoked one (sent before the answer, so that its client takes it as part of the

@@ -6374,6 +6374,17 @@ mod accounts {
         assert!(!t.hub.poll_accounts_reload(), "nothing to read again yet");
         t.hub.handle_stale_accounts(&[nick("alice")], t.now);
         t.hub.handle_durable(change, t.now);
+        t.pump();
+        // Its answer, and then the truth.
+        let got = t.recv(a);
+        let at = |f: &dyn Fn(&ServerMsg) -> bool| got.iter().position(f);
+        let changed = at(&|m| matches!(m, ServerMsg::PasswordChanged))
+            .unwrap_or_else(|| panic!("not answered: {got:?}"));
+        let refused = at(
+            &|m| matches!(m, ServerMsg::Error { detail, .. } if detail.contains("was not kept")),
+        )
+        .unwrap_or_else(|| panic!("not told the change was not kept: {got:?}"));
+        assert!(changed < refused, "{got:?}");
         assert!(t.hub.poll_accounts_reload(), "the accounts are read again");
         assert!(!t.hub.poll_accounts_reload(), "once");
         t.auto_commit = true;
