@@ -69,9 +69,19 @@ pub fn searchable(text: &str) -> Cow<'_, str> {
 
 /// Whether a typed `c` is written after [`ESCAPE`]: a stand-in, or [`ESCAPE`] itself.
 fn escaped(c: char) -> bool {
-    let stand_ins: u32 = EMOJI_BLOCKS.iter().map(|(f, l)| l - f + 1).sum();
-    (STAND_INS..STAND_INS + stand_ins).contains(&u32::from(c)) || c == ESCAPE
+    (STAND_INS..STAND_INS + STAND_IN_COUNT).contains(&u32::from(c)) || c == ESCAPE
 }
+
+/// How many stand-ins [`EMOJI_BLOCKS`] take, from [`STAND_INS`] on.
+const STAND_IN_COUNT: u32 = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < EMOJI_BLOCKS.len() {
+        n += EMOJI_BLOCKS[i].1 - EMOJI_BLOCKS[i].0 + 1;
+        i += 1;
+    }
+    n
+};
 
 /// Whether `c` belongs to a word in what [`searchable`] gives: a letter, a digit or a
 /// private-use character (an emoji's stand-in), as the index's tokenizer sees it.

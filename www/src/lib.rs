@@ -427,7 +427,7 @@ impl Client {
 
     /// Why the sign-in, registration or rename asked last (`sign_in_here`, `register_here`,
     /// `rename_here`) was refused, in words for the sign-in dialog (`could not sign in: wrong
-    /// account name or password`; see [`dialog_refusal`]); taken by this call, `undefined`
+    /// account name or password`; see `dialog_refusal`); taken by this call, `undefined`
     /// when nothing was refused since.
     pub fn take_refusal(&mut self) -> Option<String> {
         self.refusal.take()
