@@ -1143,16 +1143,40 @@ const DIALOG_WORDS: [(&str, &str); 2] = [
     ),
 ];
 
+/// A sign-in to type that refusals name (`(/login gus PASSWORD)`: the check of a registration
+/// whose answer a drop lost, refused as throttled), around the account's name, and what the
+/// dialog says instead.
+const DIALOG_LOGIN: (&str, &str, &str) = (
+    "(/login ",
+    " PASSWORD)",
+    "(press Sign in with its password)",
+);
+
 /// `why` a request of the sign-in dialog was refused, worded for the dialog: the terminal's
-/// hints (`(/register again)`) name commands typed at the bottom, which the dialog has no
-/// place for; it says which of its buttons does it.
+/// hints (`(/register again)`, `(/login gus PASSWORD)`) name commands typed at the bottom,
+/// which the dialog has no place for; it says which of its buttons does it.
 #[wasm_bindgen]
 pub fn dialog_words(why: &str) -> String {
-    DIALOG_WORDS
+    let mut text = DIALOG_WORDS
         .iter()
         .fold(why.to_owned(), |text, (typed, said)| {
             text.replace(typed, said)
-        })
+        });
+    let (open, close, said) = DIALOG_LOGIN;
+    let mut from = 0;
+    // Bounded: each turn goes past one `(/login ` of the text.
+    while let Some(at) = text[from..].find(open).map(|i| from + i) {
+        let name = at + open.len();
+        match text[name..].find(close) {
+            // One account name between them (no space: nothing else the words say).
+            Some(len) if len > 0 && !text[name..name + len].contains(char::is_whitespace) => {
+                text.replace_range(at..name + len + close.len(), said);
+                from = at + said.len();
+            }
+            _ => from = name,
+        }
+    }
+    text
 }
 
 /// Why `nick` cannot be used, in words, or `undefined` if it can: the nick prompt checks with

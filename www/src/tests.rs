@@ -743,3 +743,25 @@ fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
     let wrong = "could not sign in: wrong account name or password";
     assert_eq!(dialog_words(wrong), wrong);
 }
+
+/// The check of a registration whose answer a drop lost, refused as throttled: core's words
+/// say to type `/login gus PASSWORD`, which the dialog, where it is read, has no place for.
+/// It names the dialog's Sign in button, as the dialog's other refusals name its buttons.
+#[test]
+fn a_lost_registrations_unchecked_verdict_in_the_dialog_names_its_sign_in_button() {
+    let unchecked = "could not find out whether your registration of gus went through: the \
+                     connection dropped before the server answered it, and the server refused \
+                     the sign-in that checks it (too many failed sign-ins from your address: \
+                     try again in 30 s); after the wait, signing in as gus (/login gus \
+                     PASSWORD) tells whether it did";
+    assert_eq!(
+        dialog_words(unchecked),
+        "could not find out whether your registration of gus went through: the connection \
+         dropped before the server answered it, and the server refused the sign-in that checks \
+         it (too many failed sign-ins from your address: try again in 30 s); after the wait, \
+         signing in as gus (press Sign in with its password) tells whether it did"
+    );
+    // Not a sign-in typed: as it is.
+    let other = "(/login gus) and no PASSWORD)";
+    assert_eq!(dialog_words(other), other);
+}
