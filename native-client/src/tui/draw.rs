@@ -261,7 +261,7 @@ pub fn glyphs(text: &str) -> impl Iterator<Item = &str> {
             && g.chars()
                 .any(|c| c >= '\u{1f000}' || ('\u{2600}'..='\u{27bf}').contains(&c))
             && g.chars().any(emoji_dressing);
-        let pieces: Vec<&str> = if sequence {
+        let mut pieces: Vec<&str> = if sequence {
             g.char_indices()
                 .filter(|(_, c)| !emoji_dressing(*c))
                 .map(|(i, c)| &g[i..i + c.len_utf8()])
@@ -269,6 +269,11 @@ pub fn glyphs(text: &str) -> impl Iterator<Item = &str> {
         } else {
             vec![g]
         };
+        // Nothing but dressing (two skin tones in a row, a skin tone and a joiner): its first
+        // character, which is drawn alone as it is (a skin tone's swatch), not nothing.
+        if pieces.is_empty() {
+            pieces.extend(g.chars().next().map(|c| &g[..c.len_utf8()]));
+        }
         pieces
     })
 }
@@ -906,6 +911,23 @@ mod tests {
             .unwrap_or_else(|| panic!("{s:#?}"));
         // (A wide glyph's second cell reads as a space.)
         assert!(row.contains("<bob> 👨 👩 👧 👍  ok"), "{row:?}");
+    }
+
+    /// A grapheme cluster of nothing but what dresses an emoji (two skin tones in a row, a
+    /// skin tone and a joiner) was drawn as nothing at all: the cursor stepped over it with
+    /// nothing to show for it. It is drawn as its first character, as it is alone.
+    #[test]
+    fn a_cluster_of_dressing_alone_is_still_drawn() {
+        for text in [
+            "\u{1f3fd}\u{1f3fd}",
+            "\u{1f3fd}\u{200d}",
+            "\u{1f3fd}\u{fe0f}",
+        ] {
+            assert_eq!(glyphs(text).collect::<Vec<_>>(), ["\u{1f3fd}"], "{text:?}");
+        }
+        assert_eq!(drawn_cols("\u{1f3fd}\u{1f3fd} a"), 4);
+        // After a letter they dress it (one cluster): the letter alone, as before.
+        assert_eq!(glyphs("a\u{1f3fd}\u{1f3fd}").collect::<Vec<_>>(), ["a"]);
     }
 
     #[test]
