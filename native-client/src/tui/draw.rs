@@ -571,15 +571,15 @@ fn mark_style() -> Style {
     Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
 }
 
-/// `text` cut to `width` columns, ending in `…` where it was cut (a long room name or nick in
-/// the conversation list leaves room for its unread and mention counts).
+/// `text` as drawn ([`glyphs`]) cut to `width` columns, ending in `…` where it was cut (a long
+/// room name or nick in the conversation list leaves room for its unread and mention counts).
 fn fit(text: &str, width: usize) -> String {
-    if cols(text) <= width {
-        return text.to_owned();
+    if drawn_cols(text) <= width {
+        return glyphs(text).collect();
     }
     let mut out = String::new();
     let mut used = 0;
-    for g in text.graphemes(true) {
+    for g in glyphs(text) {
         if used + cols(g) + 1 > width {
             break;
         }
@@ -617,6 +617,8 @@ pub fn draw(
         (ConvId::Server, _) if !chat.ever_connected() => " natter: connecting…".into(),
         (ConvId::Server, _) => " natter: /join #room to start".into(),
     };
+    // Drawn as the message pane draws text (an emoji sequence as the emoji it is made of).
+    let topic: String = glyphs(&topic).collect();
     frame.render_widget(Paragraph::new(topic).style(bar), areas.topic);
 
     // Conversations.
@@ -928,6 +930,35 @@ mod tests {
         assert_eq!(drawn_cols("\u{1f3fd}\u{1f3fd} a"), 4);
         // After a letter they dress it (one cluster): the letter alone, as before.
         assert_eq!(glyphs("a\u{1f3fd}\u{1f3fd}").collect::<Vec<_>>(), ["a"]);
+    }
+
+    /// The conversation list's names (`fit`) and the topic bar drew an emoji sequence whole,
+    /// measured as one glyph, where the message pane and the input line draw the emoji it is
+    /// made of: a topic with a skin tone moved the rest of the bar on tmux, as a message did.
+    /// Both draw and measure [`glyphs`] now.
+    #[test]
+    fn the_topic_and_the_conversation_list_draw_emoji_sequences_as_the_pane_does() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        assert_eq!(fit(family, 6), "👨👩👧");
+        assert_eq!(fit(family, 4), "👨…");
+        assert_eq!(fit("👍\u{1f3fd} ab", 5), "👍 ab");
+        let mut c = Chat::new(nick("me"));
+        c.handle_event(
+            &Event::State(natter_core::session::ConnState::Connected),
+            Millis(0),
+        );
+        c.handle_event(
+            &Event::Joined {
+                room: room("#lobby"),
+                topic: Some(Text::new("thumbs 👍\u{1f3fd} and ❤\u{fe0f} end").unwrap()),
+                members: vec![nick("me")],
+                seq: Seq(1),
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(s[0].contains("thumbs 👍  and ❤ end"), "{:?}", s[0]);
+        assert!(!s[0].contains('\u{1f3fd}'), "{:?}", s[0]);
     }
 
     #[test]
