@@ -249,7 +249,8 @@ fn emoji_dressing(c: char) -> bool {
 /// The glyphs `text` is drawn as: its grapheme clusters, except that an emoji sequence (a
 /// family joined by zero width joiners, a skin tone, an emoji with a variation selector) is
 /// drawn as the emoji it is made of, without what joins or dresses them (`👨‍👩‍👧` as `👨👩👧`,
-/// `👍🏽` as `👍`). Terminals do not agree on such a sequence's width: xterm, Alacritty and older
+/// `👍🏽` as `👍`; a variation selector is dropped from any emoji, `↔️` drawn as `↔`). Terminals
+/// do not agree on such a sequence's width: xterm, Alacritty and older
 /// VTE count each character (the family 6 columns), kitty, WezTerm, iTerm2 and Windows
 /// Terminal one glyph (2), and tmux 3.3 either (a family 2, a skin tone 4, `❤️` 1). Drawn as
 /// 2 where the terminal took more, the line's layout shifted (the rest of the row moved right
@@ -257,13 +258,18 @@ fn emoji_dressing(c: char) -> bool {
 /// pairs) are 2 columns everywhere and stay whole, as does text in any other script.
 pub fn glyphs(text: &str) -> impl Iterator<Item = &str> {
     text.graphemes(true).flat_map(|g| {
-        let sequence = g.chars().nth(1).is_some()
-            && g.chars()
-                .any(|c| c >= '\u{1f000}' || ('\u{2600}'..='\u{27bf}').contains(&c))
-            && g.chars().any(emoji_dressing);
+        let emoji = g
+            .chars()
+            .any(|c| c >= '\u{1f000}' || ('\u{2600}'..='\u{27bf}').contains(&c));
+        // A variation selector only chooses a presentation, of any emoji (`↔️`, `©️`, a
+        // keycap): dropped from any cluster. What joins or dresses emoji, from emoji only
+        // (a zero width joiner in Devanagari is kept).
+        let dropped =
+            |c: char| matches!(c, '\u{fe0e}' | '\u{fe0f}') || (emoji && emoji_dressing(c));
+        let sequence = g.chars().nth(1).is_some() && g.chars().any(dropped);
         let mut pieces: Vec<&str> = if sequence {
             g.char_indices()
-                .filter(|(_, c)| !emoji_dressing(*c))
+                .filter(|(_, c)| !dropped(*c))
                 .map(|(i, c)| &g[i..i + c.len_utf8()])
                 .collect()
         } else {
@@ -930,6 +936,26 @@ mod tests {
         assert_eq!(drawn_cols("\u{1f3fd}\u{1f3fd} a"), 4);
         // After a letter they dress it (one cluster): the letter alone, as before.
         assert_eq!(glyphs("a\u{1f3fd}\u{1f3fd}").collect::<Vec<_>>(), ["a"]);
+    }
+
+    /// A variation selector asking for an emoji's presentation was dropped only in the block
+    /// of `❤` and above `U+1F000`: `↔️`, `©️`, `▶️` or a keycap `1️⃣` was measured two columns
+    /// (as unicode-width counts it) and drawn one where the terminal ignores the selector
+    /// (tmux, as for `❤️`), and the rest of the row moved. Dropped from any cluster: it only
+    /// chooses a presentation. Other scripts' joiners are kept.
+    #[test]
+    fn a_variation_selector_is_dropped_whatever_the_emoji() {
+        for (text, drawn) in [
+            ("↔\u{fe0f}", "↔"),
+            ("©\u{fe0f}", "©"),
+            ("▶\u{fe0f}", "▶"),
+            ("1\u{fe0f}\u{20e3}", "1\u{20e3}"),
+        ] {
+            assert_eq!(glyphs(text).collect::<String>(), drawn, "{text:?}");
+            assert_eq!(drawn_cols(text), 1, "{text:?}");
+        }
+        let hindi = "क्\u{200d}ष";
+        assert_eq!(glyphs(hindi).collect::<String>(), hindi);
     }
 
     /// The conversation list's names (`fit`) and the topic bar drew an emoji sequence whole,
