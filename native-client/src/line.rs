@@ -125,12 +125,15 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
         news.join_asked(room.clone());
     }
     let mut received: u64 = 0;
+    // When the notice held now began to be held (its join).
+    let mut held_since: Option<tokio::time::Instant> = None;
     loop {
-        // A join's notice is held for its replay: said at the replay's end, or if nothing
-        // comes for as long as core says to wait.
+        // A join's notice is held for its replay: said at the replay's end, or once core's
+        // wait has passed since the join, however much of the replay came meanwhile.
         let next = if let Some(held) = news.hold_for() {
+            let since = *held_since.get_or_insert_with(tokio::time::Instant::now);
             let held = std::time::Duration::from_millis(held.0);
-            tokio::time::timeout(held, ev_rx.recv()).await
+            tokio::time::timeout_at(since + held, ev_rx.recv()).await
         } else {
             Ok(ev_rx.recv().await)
         };
@@ -141,6 +144,7 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
                 break;
             }
             Err(_) => {
+                held_since = None;
                 if write_lines(&mut out, &news.flush()).await.is_err() {
                     break;
                 }
@@ -158,6 +162,10 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
             news.lines(&ev, &me),
             quit_asked.load(Ordering::Relaxed),
         );
+        // A join (a new notice held) starts the wait again; nothing held, none is running.
+        if matches!(ev, natter_core::session::Event::Joined { .. }) || !news.holding() {
+            held_since = None;
+        }
         track_nick(&ev, &mut me);
         refused.note(&ev, &asked, typed_account);
         if write_lines(&mut out, &lines).await.is_err() {

@@ -933,7 +933,7 @@ async fn a_late_replay_still_prints_above_the_notice_of_the_join() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let fake = tokio::spawn(late_replay_server(listener, "slow"));
+    let fake = tokio::spawn(late_replay_server(listener, "slow", &[1_500]));
     let mut c = Client::start("slow", addr, &["--room", "#late"]);
     c.expect_containing("-- you are in #late").await;
     let said = c
@@ -963,7 +963,7 @@ async fn a_late_replay_of_each_room_of_one_join_line_prints_above_its_notice() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let fake = tokio::spawn(late_replay_server(listener, "slow"));
+    let fake = tokio::spawn(late_replay_server(listener, "slow", &[1_500]));
     let mut c = Client::start("slow", addr, &["--room", "#first"]);
     c.expect_containing("-- you are in #first").await;
     c.send("/join #a #b").await;
@@ -987,9 +987,41 @@ async fn a_late_replay_of_each_room_of_one_join_line_prints_above_its_notice() {
     fake.abort();
 }
 
-/// A fake server for `nick` that answers each join with its `Joined` at once and the replay
-/// (a line of bob's, then our own join) 1.5 s later; a quit with its goodbye.
-async fn late_replay_server(listener: tokio::net::TcpListener, nick: &str) {
+/// The notice of a join was said when nothing came for 5 s: a replay that kept coming, an
+/// event every 2 s, held it until its end however long that was (each event started the wait
+/// again), though the wait is said to be 5 s at most. It is 5 s from the join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notice_of_a_join_waits_5_s_at_most_for_a_replay_that_keeps_coming() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = tokio::spawn(late_replay_server(
+        listener,
+        "slow",
+        &[2_000, 2_000, 2_000, 2_000],
+    ));
+    let mut c = Client::start("slow", addr, &["--room", "#slow"]);
+    c.expect("[#slow] <bob> said before you came, 3").await;
+    let at = |line: &str| c.seen.iter().position(|l| l.starts_with(line));
+    let notice = at("-- you are in #slow");
+    // Said at 5 s: after the line at 4 s, before the one at 6 s.
+    assert!(
+        notice.is_some()
+            && at("[#slow] <bob> said before you came, 1") < notice
+            && notice < at("[#slow] <bob> said before you came, 2"),
+        "{:#?}",
+        c.seen
+    );
+    c.close_stdin();
+    c.exit_status().await;
+    fake.abort();
+}
+
+/// A fake server for `nick` that answers each join with its `Joined` at once and its replay
+/// late: a line of bob's after each wait of `trickle` (in ms; the first "said before you
+/// came"), then our own join; a quit with its goodbye.
+async fn late_replay_server(listener: tokio::net::TcpListener, nick: &str, trickle: &[u64]) {
     use natter_core::wire::{
         ClientMsg, EventKind, FrameDecoder, Limits, MAGIC, PROTOCOL_VERSION, RoomEvent, ServerMsg,
         decode_payload, encode_frame,
@@ -1026,31 +1058,41 @@ async fn late_replay_server(listener: tokio::net::TcpListener, nick: &str) {
                     });
                 }
                 ClientMsg::Join { room } => {
-                    let joined = ServerMsg::Joined {
-                        room: room.clone(),
-                        topic: None,
-                        members: vec![me.clone(), bob.clone()],
-                        seq: Seq(3),
-                    };
-                    sock.write_all(&encode_frame(&joined).expect("encodes"))
-                        .await
-                        .expect("write");
-                    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+                    let ours = Seq(trickle.len() as u64 + 2);
                     let event = |seq, from: &Nick, kind| {
                         ServerMsg::Event(RoomEvent {
                             room: room.clone(),
-                            seq: Seq(seq),
+                            seq,
                             at: Millis(1_700_000_000_000),
                             from: from.clone(),
                             kind,
                         })
                     };
-                    let said = EventKind::Say {
-                        id: MsgId(2),
-                        text: Text::new("said before you came").unwrap(),
+                    let joined = ServerMsg::Joined {
+                        room: room.clone(),
+                        topic: None,
+                        members: vec![me.clone(), bob.clone()],
+                        seq: ours,
                     };
-                    out.push(event(2, &bob, said));
-                    out.push(event(3, &me, EventKind::Join));
+                    sock.write_all(&encode_frame(&joined).expect("encodes"))
+                        .await
+                        .expect("write");
+                    for (i, wait) in trickle.iter().enumerate() {
+                        tokio::time::sleep(std::time::Duration::from_millis(*wait)).await;
+                        let text = match i {
+                            0 => "said before you came".to_owned(),
+                            _ => format!("said before you came, {i}"),
+                        };
+                        let said = EventKind::Say {
+                            id: MsgId(i as u64 + 1),
+                            text: Text::new(&text).unwrap(),
+                        };
+                        let said = event(Seq(i as u64 + 1), &bob, said);
+                        sock.write_all(&encode_frame(&said).expect("encodes"))
+                            .await
+                            .expect("write");
+                    }
+                    out.push(event(ours, &me, EventKind::Join));
                 }
                 ClientMsg::Quit { .. } => {
                     out.push(ServerMsg::Bye {

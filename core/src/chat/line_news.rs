@@ -10,8 +10,8 @@
 //! are older, as the full-screen client and the page show it: it is held while the replay
 //! prints and said when the replay ends, by our own join, its last event, or by anything else
 //! the server says after it (the room's settings, a live event, another room's join). Held
-//! once at a time, and never for long: [`LineNews::hold_for`] tells a printer how long to wait
-//! for the next event before it says it ([`LineNews::flush`]) (until the forty-first session
+//! once at a time, and never for long: [`LineNews::hold_for`] tells a printer how long after
+//! the join to say it ([`LineNews::flush`]) if its replay has not ended (until the forty-first session
 //! it came first, and read as if the replay had been said after the join). A join we asked for
 //! (the session's [`Event::Focus`] of it, or one the printer says it asked for, `--room` or
 //! any room of a typed `/join`: [`LineNews::join_asked`]) is waited for until its replay's end, which the
@@ -143,8 +143,9 @@ impl LineNews {
         }
     }
 
-    /// How long a printer waits for the next event before it says the notice held
-    /// ([`LineNews::flush`]): `None` when none is held. See the module docs.
+    /// How long after its join a printer says the notice held ([`LineNews::flush`]) if the
+    /// replay has not ended it, however much of the replay came meanwhile: `None` when none
+    /// is held. See the module docs.
     pub fn hold_for(&self) -> Option<crate::time::Millis> {
         let held = self.held.as_ref()?;
         Some(if held.asked {
