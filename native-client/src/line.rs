@@ -15,7 +15,7 @@ use crate::driver::{self, Command, DriverConfig, DriverError};
 use natter_core::Nick;
 use natter_core::chat::LineNews;
 use natter_core::command::{Command as CommandLine, Input};
-use natter_core::limits::MAX_LINE_BYTES;
+use natter_core::limits::{MAX_LINE_BYTES, MAX_ROOMS_PER_USER};
 use natter_core::session::Session;
 use std::io::BufRead;
 use std::sync::Arc;
@@ -125,12 +125,15 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
         news.join_asked(room.clone());
     }
     let mut received: u64 = 0;
+    // When the notice held now began to be held (its join).
+    let mut held_since: Option<tokio::time::Instant> = None;
     loop {
-        // A join's notice is held for its replay: said at the replay's end, or if nothing
-        // comes for as long as core says to wait.
+        // A join's notice is held for its replay: said at the replay's end, or once core's
+        // wait has passed since the join, however much of the replay came meanwhile.
         let next = if let Some(held) = news.hold_for() {
+            let since = *held_since.get_or_insert_with(tokio::time::Instant::now);
             let held = std::time::Duration::from_millis(held.0);
-            tokio::time::timeout(held, ev_rx.recv()).await
+            tokio::time::timeout_at(since + held, ev_rx.recv()).await
         } else {
             Ok(ev_rx.recv().await)
         };
@@ -141,6 +144,7 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
                 break;
             }
             Err(_) => {
+                held_since = None;
                 if write_lines(&mut out, &news.flush()).await.is_err() {
                     break;
                 }
@@ -148,12 +152,20 @@ pub async fn run(session: Session, mut config: DriverConfig) -> Result<(), LineE
             }
         };
         received += 1;
+        // Every room a `/join` line names is waited for (the session shows only the last).
+        for room in asked.take_joins() {
+            news.join_asked(room);
+        }
         let typed_account = account_line.get().is_some_and(|before| received > *before);
         let lines = closing_lines(
             &ev,
             news.lines(&ev, &me),
             quit_asked.load(Ordering::Relaxed),
         );
+        // A join (a new notice held) starts the wait again; nothing held, none is running.
+        if matches!(ev, natter_core::session::Event::Joined { .. }) || !news.holding() {
+            held_since = None;
+        }
         track_nick(&ev, &mut me);
         refused.note(&ev, &asked, typed_account);
         if write_lines(&mut out, &lines).await.is_err() {
@@ -183,13 +195,16 @@ struct Refused {
     last_not_done: Option<String>,
 }
 
-/// The nicks (folded) that `/nick` lines of the input asked for, and how many lines were
-/// skipped as too long, shared by the stdin thread and the event loop.
+/// The nicks (folded) that `/nick` lines of the input asked for, how many lines were skipped
+/// as too long, and the rooms `/join` lines asked for not yet handed to [`LineNews`], shared
+/// by the stdin thread and the event loop.
 #[derive(Debug, Default, Clone)]
 struct AskedNicks(
     std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Lines skipped as too long to send.
     Arc<std::sync::atomic::AtomicUsize>,
+    /// Rooms asked for by `/join` (at most [`MAX_ROOMS_PER_USER`] waiting).
+    Arc<std::sync::Mutex<Vec<natter_core::RoomName>>>,
 );
 
 impl AskedNicks {
@@ -201,6 +216,23 @@ impl AskedNicks {
 
     fn asked(&self, nick: &Nick) -> bool {
         self.0.lock().is_ok_and(|set| set.contains(&nick.folded()))
+    }
+
+    /// A `/join` line asks for `room`: [`LineNews::join_asked`], by the event loop.
+    fn ask_join(&self, room: natter_core::RoomName) {
+        if let Ok(mut rooms) = self.2.lock()
+            && rooms.len() < MAX_ROOMS_PER_USER
+        {
+            rooms.push(room);
+        }
+    }
+
+    /// The rooms asked for by `/join` lines since the last call.
+    fn take_joins(&self) -> Vec<natter_core::RoomName> {
+        self.2
+            .lock()
+            .map(|mut rooms| std::mem::take(&mut *rooms))
+            .unwrap_or_default()
     }
 
     fn skip_line(&self) {
@@ -386,6 +418,13 @@ fn read_stdin(
         };
         match natter_core::command::parse(&line) {
             Ok(Some(Input::Command(CommandLine::Nick(nick)))) => asked.ask(&nick),
+            // Said before the line goes: its joins' answers come after.
+            Ok(Some(Input::Command(
+                CommandLine::Join(room) | CommandLine::JoinKey { room, .. },
+            ))) => asked.ask_join(room),
+            Ok(Some(Input::Command(CommandLine::JoinMany(rooms)))) => {
+                rooms.into_iter().for_each(|room| asked.ask_join(room));
+            }
             Ok(Some(Input::Command(CommandLine::Quit(_)))) => {
                 quit_asked.store(true, Ordering::Relaxed);
             }

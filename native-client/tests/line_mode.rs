@@ -929,94 +929,11 @@ async fn two_rooms_joined_at_once_each_print_their_replay_above_their_notice() {
 /// come first however late they are. A fake server sends the replay 1.5 s after the `Joined`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_replay_still_prints_above_the_notice_of_the_join() {
-    use natter_core::wire::{
-        ClientMsg, EventKind, FrameDecoder, Limits, MAGIC, PROTOCOL_VERSION, RoomEvent, ServerMsg,
-        decode_payload, encode_frame,
-    };
-    use natter_core::{Millis, MsgId, Nick, ResumeToken, RoomName, Seq, Text};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let fake = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.expect("accept");
-        let mut magic = [0u8; 4];
-        sock.read_exact(&mut magic).await.expect("preamble");
-        assert_eq!(magic, MAGIC);
-        let mut frames = FrameDecoder::new();
-        let mut buf = [0u8; 4096];
-        let mut welcomed = false;
-        let room = RoomName::new("#late").unwrap();
-        let (me, bob) = (Nick::new("slow").unwrap(), Nick::new("bob").unwrap());
-        // Bounded: the client sends a hello, a join and little else.
-        for _ in 0..100 {
-            let n = sock.read(&mut buf).await.expect("read");
-            if n == 0 {
-                return;
-            }
-            frames.extend(&buf[..n]);
-            while let Some(frame) = frames.next_frame().expect("a frame") {
-                let msg: ClientMsg = decode_payload(&frame).expect("a client message");
-                let mut out = Vec::new();
-                match msg {
-                    ClientMsg::Hello { .. } if !welcomed => {
-                        welcomed = true;
-                        out.push(ServerMsg::Welcome {
-                            version: PROTOCOL_VERSION,
-                            nick: me.clone(),
-                            token: ResumeToken([7; 32]),
-                            resumed: false,
-                            limits: Limits::default(),
-                        });
-                    }
-                    ClientMsg::Join { room: r } if r == room => {
-                        let joined = ServerMsg::Joined {
-                            room: room.clone(),
-                            topic: None,
-                            members: vec![me.clone(), bob.clone()],
-                            seq: Seq(3),
-                        };
-                        sock.write_all(&encode_frame(&joined).expect("encodes"))
-                            .await
-                            .expect("write");
-                        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-                        let event = |seq, from: &Nick, kind| {
-                            ServerMsg::Event(RoomEvent {
-                                room: room.clone(),
-                                seq: Seq(seq),
-                                at: Millis(1_700_000_000_000),
-                                from: from.clone(),
-                                kind,
-                            })
-                        };
-                        let said = EventKind::Say {
-                            id: MsgId(2),
-                            text: Text::new("said before you came").unwrap(),
-                        };
-                        out.push(event(2, &bob, said));
-                        out.push(event(3, &me, EventKind::Join));
-                    }
-                    ClientMsg::Quit { .. } => {
-                        out.push(ServerMsg::Bye {
-                            reason: "bye".into(),
-                        });
-                    }
-                    _ => {}
-                }
-                let bye = out.iter().any(|m| matches!(m, ServerMsg::Bye { .. }));
-                for m in out {
-                    sock.write_all(&encode_frame(&m).expect("encodes"))
-                        .await
-                        .expect("write");
-                }
-                if bye {
-                    // The server closes after its goodbye.
-                    return;
-                }
-            }
-        }
-    });
+    let fake = tokio::spawn(late_replay_server(listener, "slow", &[1_500]));
     let mut c = Client::start("slow", addr, &["--room", "#late"]);
     c.expect_containing("-- you are in #late").await;
     let said = c
@@ -1035,4 +952,165 @@ async fn a_late_replay_still_prints_above_the_notice_of_the_join() {
     c.close_stdin();
     c.exit_status().await;
     fake.abort();
+}
+
+/// `/join #a #b`: the session shows (focuses) only the last room named, and line mode took
+/// only a shown room's join for one it asked for; #a's notice was held half a second, and its
+/// replay, later than that, printed below it. Every room the input names is waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_replay_of_each_room_of_one_join_line_prints_above_its_notice() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = tokio::spawn(late_replay_server(listener, "slow", &[1_500]));
+    let mut c = Client::start("slow", addr, &["--room", "#first"]);
+    c.expect_containing("-- you are in #first").await;
+    c.send("/join #a #b").await;
+    c.expect_containing("-- you are in #b").await;
+    for room in ["#a", "#b"] {
+        let at = |pred: &dyn Fn(&str) -> bool| {
+            let found: Vec<usize> = (0..c.seen.len()).filter(|i| pred(&c.seen[*i])).collect();
+            assert_eq!(found.len(), 1, "{room}: {:#?}", c.seen);
+            found[0]
+        };
+        let said = at(&|l: &str| l == format!("[{room}] <bob> said before you came"));
+        let notice = at(&|l: &str| l.starts_with(&format!("-- you are in {room} ")));
+        assert!(
+            said < notice,
+            "{room}'s replay above its notice: {:#?}",
+            c.seen
+        );
+    }
+    c.close_stdin();
+    c.exit_status().await;
+    fake.abort();
+}
+
+/// The notice of a join was said when nothing came for 5 s: a replay that kept coming, an
+/// event every 2 s, held it until its end however long that was (each event started the wait
+/// again), though the wait is said to be 5 s at most. It is 5 s from the join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notice_of_a_join_waits_5_s_at_most_for_a_replay_that_keeps_coming() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = tokio::spawn(late_replay_server(
+        listener,
+        "slow",
+        &[2_000, 2_000, 2_000, 2_000],
+    ));
+    let mut c = Client::start("slow", addr, &["--room", "#slow"]);
+    c.expect("[#slow] <bob> said before you came, 3").await;
+    let at = |line: &str| c.seen.iter().position(|l| l.starts_with(line));
+    let notice = at("-- you are in #slow");
+    // Said at 5 s: after the line at 4 s, before the one at 6 s.
+    assert!(
+        notice.is_some()
+            && at("[#slow] <bob> said before you came, 1") < notice
+            && notice < at("[#slow] <bob> said before you came, 2"),
+        "{:#?}",
+        c.seen
+    );
+    c.close_stdin();
+    c.exit_status().await;
+    fake.abort();
+}
+
+/// A fake server for `nick` that answers each join with its `Joined` at once and its replay
+/// late: a line of bob's after each wait of `trickle` (in ms; the first "said before you
+/// came"), then our own join; a quit with its goodbye.
+async fn late_replay_server(listener: tokio::net::TcpListener, nick: &str, trickle: &[u64]) {
+    use natter_core::wire::{
+        ClientMsg, EventKind, FrameDecoder, Limits, MAGIC, PROTOCOL_VERSION, RoomEvent, ServerMsg,
+        decode_payload, encode_frame,
+    };
+    use natter_core::{Millis, MsgId, Nick, ResumeToken, Seq, Text};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut sock, _) = listener.accept().await.expect("accept");
+    let mut magic = [0u8; 4];
+    sock.read_exact(&mut magic).await.expect("preamble");
+    assert_eq!(magic, MAGIC);
+    let mut frames = FrameDecoder::new();
+    let mut buf = [0u8; 4096];
+    let mut welcomed = false;
+    let (me, bob) = (Nick::new(nick).unwrap(), Nick::new("bob").unwrap());
+    // Bounded: the client sends a hello, its joins and little else.
+    for _ in 0..100 {
+        let n = sock.read(&mut buf).await.expect("read");
+        if n == 0 {
+            return;
+        }
+        frames.extend(&buf[..n]);
+        while let Some(frame) = frames.next_frame().expect("a frame") {
+            let msg: ClientMsg = decode_payload(&frame).expect("a client message");
+            let mut out = Vec::new();
+            match msg {
+                ClientMsg::Hello { .. } if !welcomed => {
+                    welcomed = true;
+                    out.push(ServerMsg::Welcome {
+                        version: PROTOCOL_VERSION,
+                        nick: me.clone(),
+                        token: ResumeToken([7; 32]),
+                        resumed: false,
+                        limits: Limits::default(),
+                    });
+                }
+                ClientMsg::Join { room } => {
+                    let ours = Seq(trickle.len() as u64 + 2);
+                    let event = |seq, from: &Nick, kind| {
+                        ServerMsg::Event(RoomEvent {
+                            room: room.clone(),
+                            seq,
+                            at: Millis(1_700_000_000_000),
+                            from: from.clone(),
+                            kind,
+                        })
+                    };
+                    let joined = ServerMsg::Joined {
+                        room: room.clone(),
+                        topic: None,
+                        members: vec![me.clone(), bob.clone()],
+                        seq: ours,
+                    };
+                    sock.write_all(&encode_frame(&joined).expect("encodes"))
+                        .await
+                        .expect("write");
+                    for (i, wait) in trickle.iter().enumerate() {
+                        tokio::time::sleep(std::time::Duration::from_millis(*wait)).await;
+                        let text = match i {
+                            0 => "said before you came".to_owned(),
+                            _ => format!("said before you came, {i}"),
+                        };
+                        let said = EventKind::Say {
+                            id: MsgId(i as u64 + 1),
+                            text: Text::new(&text).unwrap(),
+                        };
+                        let said = event(Seq(i as u64 + 1), &bob, said);
+                        sock.write_all(&encode_frame(&said).expect("encodes"))
+                            .await
+                            .expect("write");
+                    }
+                    out.push(event(ours, &me, EventKind::Join));
+                }
+                ClientMsg::Quit { .. } => {
+                    out.push(ServerMsg::Bye {
+                        reason: "bye".into(),
+                    });
+                }
+                _ => {}
+            }
+            let bye = out.iter().any(|m| matches!(m, ServerMsg::Bye { .. }));
+            for m in out {
+                sock.write_all(&encode_frame(&m).expect("encodes"))
+                    .await
+                    .expect("write");
+            }
+            if bye {
+                // The server closes after its goodbye.
+                return;
+            }
+        }
+    }
 }

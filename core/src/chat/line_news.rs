@@ -10,11 +10,11 @@
 //! are older, as the full-screen client and the page show it: it is held while the replay
 //! prints and said when the replay ends, by our own join, its last event, or by anything else
 //! the server says after it (the room's settings, a live event, another room's join). Held
-//! once at a time, and never for long: [`LineNews::hold_for`] tells a printer how long to wait
-//! for the next event before it says it ([`LineNews::flush`]) (until the forty-first session
+//! once at a time, and never for long: [`LineNews::hold_for`] tells a printer how long after
+//! the join to say it ([`LineNews::flush`]) if its replay has not ended (until the forty-first session
 //! it came first, and read as if the replay had been said after the join). A join we asked for
-//! (the session's [`Event::Focus`] of it, or one the printer says it asked for at the start:
-//! [`LineNews::join_asked`]) is waited for until its replay's end, which the
+//! (the session's [`Event::Focus`] of it, or one the printer says it asked for, `--room` or
+//! any room of a typed `/join`: [`LineNews::join_asked`]) is waited for until its replay's end, which the
 //! server marks (our own join; in a big or quiet room, which has none, the `Crowd` after the
 //! replay), however late the replay comes, within
 //! [`LINE_JOIN_REPLAY_HELD`](crate::limits::LINE_JOIN_REPLAY_HELD); any other (a sign-in's
@@ -25,7 +25,7 @@ use super::away_news::AwayNews;
 use super::policy::RoomPolicy;
 use crate::limits::{LINE_JOIN_HELD, LINE_JOIN_REPLAY_HELD, LINE_NEWS_MAX_USERS};
 use crate::render;
-use crate::session::Event;
+use crate::session::{About, Event};
 use crate::types::{Nick, RoomName, Seq};
 use crate::wire::{EventKind, RoomEvent};
 use std::collections::{BTreeMap, VecDeque};
@@ -106,6 +106,17 @@ impl LineNews {
                 {
                     held.asked = true;
                 }
+                // Shown: joined now (its `Joined` came first), or in it already (a `/join` of
+                // a room we are in only shows it). No join of it is waited for.
+                self.asked.retain(|r| r != room);
+                out.extend(lines);
+            }
+            // A join refused: not waited for (its room's later join is not this one's).
+            Event::Error {
+                about: About::Join(room),
+                ..
+            } => {
+                self.asked.retain(|r| r != room);
                 out.extend(lines);
             }
             _ => out.extend(lines),
@@ -121,17 +132,20 @@ impl LineNews {
         self.held.is_some()
     }
 
-    /// The printer asked to join `room` (the rooms given at the start, which the session joins
-    /// without a [`Event::Focus`]): its replay is waited for until its end, as a `/join`'s.
-    /// At most [`MAX_ROOMS_PER_USER`](crate::limits::MAX_ROOMS_PER_USER) are kept.
+    /// The printer asked to join `room` (the rooms given at the start, and every room of a
+    /// typed `/join`, which the session joins without a [`Event::Focus`] but for the last one
+    /// named): its replay is waited for until its end, as a shown join's. Forgotten at its
+    /// `Joined`, its refusal, or a [`Event::Focus`] of it (a room we were in already). At most
+    /// [`MAX_ROOMS_PER_USER`](crate::limits::MAX_ROOMS_PER_USER) are kept.
     pub fn join_asked(&mut self, room: RoomName) {
         if !self.asked.contains(&room) && self.asked.len() < crate::limits::MAX_ROOMS_PER_USER {
             self.asked.push(room);
         }
     }
 
-    /// How long a printer waits for the next event before it says the notice held
-    /// ([`LineNews::flush`]): `None` when none is held. See the module docs.
+    /// How long after its join a printer says the notice held ([`LineNews::flush`]) if the
+    /// replay has not ended it, however much of the replay came meanwhile: `None` when none
+    /// is held. See the module docs.
     pub fn hold_for(&self) -> Option<crate::time::Millis> {
         let held = self.held.as_ref()?;
         Some(if held.asked {
@@ -480,6 +494,44 @@ mod tests {
             "{said:?}"
         );
         assert_eq!(n.hold_for(), None);
+    }
+
+    /// A room asked for ([`LineNews::join_asked`]: `--room`, a room of a typed `/join`) that
+    /// is never joined (the join refused: a ban, a wrong key) or was joined already (the
+    /// `/join` only shows it) stayed asked, and its next join, which nobody asked for (a
+    /// sign-in's rooms), was held ten times as long. The refusal, or the room shown without a
+    /// join, forgets it.
+    #[test]
+    fn a_join_asked_for_and_refused_or_made_already_is_forgotten() {
+        use crate::session::About;
+        use crate::wire::ErrorKind;
+        let me = nick("me");
+        let mut n = LineNews::default();
+        n.join_asked(room("#x"));
+        n.join_asked(room("#y"));
+        n.join_asked(room("#z"));
+        let refused = Event::Error {
+            kind: Some(ErrorKind::Banned),
+            about: About::Join(room("#x")),
+            text: "you are banned from #x".into(),
+        };
+        assert_eq!(n.lines(&refused, &me).len(), 1);
+        assert!(n.lines(&Event::Focus(room("#y")), &me).is_empty());
+        for (r, held) in [
+            ("#x", LINE_JOIN_HELD),
+            ("#y", LINE_JOIN_HELD),
+            ("#z", LINE_JOIN_REPLAY_HELD),
+        ] {
+            let joined = Event::Joined {
+                room: room(r),
+                topic: None,
+                members: vec![nick("me"), nick("bob")],
+                seq: Seq(4),
+            };
+            assert!(n.lines(&joined, &me).is_empty());
+            assert_eq!(n.hold_for(), Some(held), "{r}");
+            assert_eq!(n.flush().len(), 1, "{r}");
+        }
     }
 
     /// Line mode printed `-- bob is now known as bobby` once per room shared with bob (three

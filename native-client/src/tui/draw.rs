@@ -249,7 +249,8 @@ fn emoji_dressing(c: char) -> bool {
 /// The glyphs `text` is drawn as: its grapheme clusters, except that an emoji sequence (a
 /// family joined by zero width joiners, a skin tone, an emoji with a variation selector) is
 /// drawn as the emoji it is made of, without what joins or dresses them (`👨‍👩‍👧` as `👨👩👧`,
-/// `👍🏽` as `👍`). Terminals do not agree on such a sequence's width: xterm, Alacritty and older
+/// `👍🏽` as `👍`; a variation selector is dropped from any emoji, `↔️` drawn as `↔`). Terminals
+/// do not agree on such a sequence's width: xterm, Alacritty and older
 /// VTE count each character (the family 6 columns), kitty, WezTerm, iTerm2 and Windows
 /// Terminal one glyph (2), and tmux 3.3 either (a family 2, a skin tone 4, `❤️` 1). Drawn as
 /// 2 where the terminal took more, the line's layout shifted (the rest of the row moved right
@@ -257,18 +258,28 @@ fn emoji_dressing(c: char) -> bool {
 /// pairs) are 2 columns everywhere and stay whole, as does text in any other script.
 pub fn glyphs(text: &str) -> impl Iterator<Item = &str> {
     text.graphemes(true).flat_map(|g| {
-        let sequence = g.chars().nth(1).is_some()
-            && g.chars()
-                .any(|c| c >= '\u{1f000}' || ('\u{2600}'..='\u{27bf}').contains(&c))
-            && g.chars().any(emoji_dressing);
-        let pieces: Vec<&str> = if sequence {
+        let emoji = g
+            .chars()
+            .any(|c| c >= '\u{1f000}' || ('\u{2600}'..='\u{27bf}').contains(&c));
+        // A variation selector only chooses a presentation, of any emoji (`↔️`, `©️`, a
+        // keycap): dropped from any cluster. What joins or dresses emoji, from emoji only
+        // (a zero width joiner in Devanagari is kept).
+        let dropped =
+            |c: char| matches!(c, '\u{fe0e}' | '\u{fe0f}') || (emoji && emoji_dressing(c));
+        let sequence = g.chars().nth(1).is_some() && g.chars().any(dropped);
+        let mut pieces: Vec<&str> = if sequence {
             g.char_indices()
-                .filter(|(_, c)| !emoji_dressing(*c))
+                .filter(|(_, c)| !dropped(*c))
                 .map(|(i, c)| &g[i..i + c.len_utf8()])
                 .collect()
         } else {
             vec![g]
         };
+        // Nothing but dressing (two skin tones in a row, a skin tone and a joiner): its first
+        // character, which is drawn alone as it is (a skin tone's swatch), not nothing.
+        if pieces.is_empty() {
+            pieces.extend(g.chars().next().map(|c| &g[..c.len_utf8()]));
+        }
         pieces
     })
 }
@@ -566,15 +577,15 @@ fn mark_style() -> Style {
     Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
 }
 
-/// `text` cut to `width` columns, ending in `…` where it was cut (a long room name or nick in
-/// the conversation list leaves room for its unread and mention counts).
+/// `text` as drawn ([`glyphs`]) cut to `width` columns, ending in `…` where it was cut (a long
+/// room name or nick in the conversation list leaves room for its unread and mention counts).
 fn fit(text: &str, width: usize) -> String {
-    if cols(text) <= width {
-        return text.to_owned();
+    if drawn_cols(text) <= width {
+        return glyphs(text).collect();
     }
     let mut out = String::new();
     let mut used = 0;
-    for g in text.graphemes(true) {
+    for g in glyphs(text) {
         if used + cols(g) + 1 > width {
             break;
         }
@@ -612,6 +623,8 @@ pub fn draw(
         (ConvId::Server, _) if !chat.ever_connected() => " natter: connecting…".into(),
         (ConvId::Server, _) => " natter: /join #room to start".into(),
     };
+    // Drawn as the message pane draws text (an emoji sequence as the emoji it is made of).
+    let topic: String = glyphs(&topic).collect();
     frame.render_widget(Paragraph::new(topic).style(bar), areas.topic);
 
     // Conversations.
@@ -906,6 +919,72 @@ mod tests {
             .unwrap_or_else(|| panic!("{s:#?}"));
         // (A wide glyph's second cell reads as a space.)
         assert!(row.contains("<bob> 👨 👩 👧 👍  ok"), "{row:?}");
+    }
+
+    /// A grapheme cluster of nothing but what dresses an emoji (two skin tones in a row, a
+    /// skin tone and a joiner) was drawn as nothing at all: the cursor stepped over it with
+    /// nothing to show for it. It is drawn as its first character, as it is alone.
+    #[test]
+    fn a_cluster_of_dressing_alone_is_still_drawn() {
+        for text in [
+            "\u{1f3fd}\u{1f3fd}",
+            "\u{1f3fd}\u{200d}",
+            "\u{1f3fd}\u{fe0f}",
+        ] {
+            assert_eq!(glyphs(text).collect::<Vec<_>>(), ["\u{1f3fd}"], "{text:?}");
+        }
+        assert_eq!(drawn_cols("\u{1f3fd}\u{1f3fd} a"), 4);
+        // After a letter they dress it (one cluster): the letter alone, as before.
+        assert_eq!(glyphs("a\u{1f3fd}\u{1f3fd}").collect::<Vec<_>>(), ["a"]);
+    }
+
+    /// A variation selector asking for an emoji's presentation was dropped only in the block
+    /// of `❤` and above `U+1F000`: `↔️`, `©️`, `▶️` or a keycap `1️⃣` was measured two columns
+    /// (as unicode-width counts it) and drawn one where the terminal ignores the selector
+    /// (tmux, as for `❤️`), and the rest of the row moved. Dropped from any cluster: it only
+    /// chooses a presentation. Other scripts' joiners are kept.
+    #[test]
+    fn a_variation_selector_is_dropped_whatever_the_emoji() {
+        for (text, drawn) in [
+            ("↔\u{fe0f}", "↔"),
+            ("©\u{fe0f}", "©"),
+            ("▶\u{fe0f}", "▶"),
+            ("1\u{fe0f}\u{20e3}", "1\u{20e3}"),
+        ] {
+            assert_eq!(glyphs(text).collect::<String>(), drawn, "{text:?}");
+            assert_eq!(drawn_cols(text), 1, "{text:?}");
+        }
+        let hindi = "क्\u{200d}ष";
+        assert_eq!(glyphs(hindi).collect::<String>(), hindi);
+    }
+
+    /// The conversation list's names (`fit`) and the topic bar drew an emoji sequence whole,
+    /// measured as one glyph, where the message pane and the input line draw the emoji it is
+    /// made of: a topic with a skin tone moved the rest of the bar on tmux, as a message did.
+    /// Both draw and measure [`glyphs`] now.
+    #[test]
+    fn the_topic_and_the_conversation_list_draw_emoji_sequences_as_the_pane_does() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        assert_eq!(fit(family, 6), "👨👩👧");
+        assert_eq!(fit(family, 4), "👨…");
+        assert_eq!(fit("👍\u{1f3fd} ab", 5), "👍 ab");
+        let mut c = Chat::new(nick("me"));
+        c.handle_event(
+            &Event::State(natter_core::session::ConnState::Connected),
+            Millis(0),
+        );
+        c.handle_event(
+            &Event::Joined {
+                room: room("#lobby"),
+                topic: Some(Text::new("thumbs 👍\u{1f3fd} and ❤\u{fe0f} end").unwrap()),
+                members: vec![nick("me")],
+                seq: Seq(1),
+            },
+            Millis(0),
+        );
+        let s = screen(&c, &View::new(), &InputLine::new(), 100, 12);
+        assert!(s[0].contains("thumbs 👍  and ❤ end"), "{:?}", s[0]);
+        assert!(!s[0].contains('\u{1f3fd}'), "{:?}", s[0]);
     }
 
     #[test]
