@@ -873,6 +873,31 @@ fn admin_links_and_stats_are_answered_not_421() {
     assert_eq!(numerics(&n.said(c)), ["704", "705", "706"]);
 }
 
+/// A parameter a client gave as the last one (after `:`) may hold spaces; echoed as a middle
+/// parameter of a numeric (`LINKS :a b`'s `365`) it split into two, and the client read the
+/// rest of the line wrong. An echo stops at its first space.
+#[test]
+fn an_echoed_parameter_with_a_space_stays_one_parameter() {
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("al");
+    n.settle(&[c]);
+    n.lines(c);
+    n.send(
+        c,
+        &["LINKS :*.irc and more", "STATS : u", "KICK #lobby :no body"],
+    );
+    let l = n.said(c);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 364 al natter.irc natter.irc :0 natter",
+            ":natter.irc 365 al *.irc :End of /LINKS list",
+            ":natter.irc 219 al * :End of /STATS report",
+            ":natter.irc 401 al no :No such nick/channel",
+        ]
+    );
+}
+
 /// `HELP` (`/quote HELP`, WeeChat's `/quote help`) was `421 Unknown command`: it is answered
 /// as ergo and InspIRCd answer it, `704`, `705`s and `706`, with the commands natter takes;
 /// `HELP command` with a line for it, `524` for one natter does not take.

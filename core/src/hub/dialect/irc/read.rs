@@ -905,8 +905,9 @@ impl Irc {
             }
             // This server alone (RFC 2812 3.4.5), if it matches the mask.
             "LINKS" => {
-                let mask = msg.params.last().copied().filter(|m| !m.is_empty());
-                let mask = mask.unwrap_or("*");
+                // Up to its first space, as it is echoed (`LINKS :a b`).
+                let mask = msg.params.last().and_then(|m| m.split(' ').next());
+                let mask = mask.filter(|m| !m.is_empty()).unwrap_or("*");
                 let server = self.server.as_str();
                 if wildcard_matches(mask, server) {
                     plan.num(RPL_LINKS, &[server, server], "0 natter");
