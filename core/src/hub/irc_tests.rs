@@ -5579,6 +5579,49 @@ fn a_kickban_is_answered_without_441_though_the_ban_put_the_user_out_first() {
     assert_eq!(numerics(&n.lines(c)), ["441"]);
 }
 
+/// irssi's `/mode #r +e mask` (natter keeps no exceptions) was answered with a `472` for each
+/// unknown letter and a `461` for each `o`/`v` without a nick, however often the line repeated
+/// them: one `MODE` line gets one `472` per unknown letter and one `461`, as solanum and
+/// InspIRCd answer, and the known letters around them still act.
+#[test]
+fn a_mode_line_gets_one_472_per_unknown_letter_and_one_461() {
+    let mut n = Net::new();
+    let (_a, c, _b) = founder_and_guest(&mut n);
+    n.advance(1_000);
+    let cases: &[(&str, &[&str])] = &[
+        ("MODE #r +e *!*bob@natter", &["472"]),
+        ("MODE #r +eeee-ee a b c", &["472"]),
+        ("MODE #r +e-e+I *!*@x", &["472", "472"]),
+        ("MODE #r +ooo", &["461"]),
+        ("MODE #r +eoxeov", &["472", "461", "472"]),
+        // irssi's `/mode #r +e *!*bob@natter`: the mask glued to the letter.
+        ("MODE #r +e*!*bob@natter", &["472"]),
+    ];
+    for (line, want) in cases {
+        n.send(c, &[line]);
+        n.advance(1_000);
+        let l = n.lines(c);
+        assert_eq!(numerics(&l), *want, "{line}: {l:?}");
+    }
+    // That line acted on nothing (its `t` set +t, its `r` registered, its `b` listed).
+    n.send(c, &["MODE #r +e*!*bob@natter", "MODE #r"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(
+        l[0],
+        ":natter.irc 472 alice e :is an unknown mode char to me"
+    );
+    assert!(l[1].starts_with(":natter.irc 324 alice #r +n"), "{l:?}");
+    let modes = l[1].split(" #r ").nth(1).unwrap_or_default();
+    assert!(!modes.contains('t'), "{l:?}");
+    // The known letters of a line with unknown ones still act.
+    n.send(c, &["MODE #r +emz"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["472", "472"], "{l:?}");
+    assert!(l.iter().any(|l| l.ends_with(" MODE #r +m")), "{l:?}");
+}
+
 #[test]
 fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest() {
     let mut n = Net::new();
