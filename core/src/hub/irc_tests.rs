@@ -578,7 +578,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join extended-monitor labeled-response message-tags multi-prefix server-time setname sasl=PLAIN userhost-in-names"
+            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/chathistory echo-message extended-join extended-monitor labeled-response message-tags multi-prefix server-time setname sasl=PLAIN userhost-in-names"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -8173,6 +8173,31 @@ fn a_full_irc_line_is_relayed_whole_and_a_longer_text_is_cut() {
         .collect::<Vec<_>>()
         .join(" ");
     assert_eq!(joined.split_whitespace().count(), 300, "{l:?}");
+}
+
+/// natter's user name is the nick (`bob!bob@natter`), so a NICK changes it too, and a client
+/// that keeps the user name it knew builds a `/ban bobby` from it, `*!*bob@natter`, which
+/// natter reads as the nick bob (whoever has it next, not bobby). With IRCv3 `chghost`
+/// (irssi and WeeChat ask for it) the NICK is followed by a `CHGHOST` with the new one.
+#[test]
+fn a_nick_change_is_followed_by_chghost_for_those_that_asked() {
+    let mut n = Net::new();
+    let w = n.client("watcher", &["chghost"]);
+    let o = n.client("plain", &[]);
+    let b = n.client("bob", &[]);
+    for c in [w, o, b] {
+        n.send(c, &["JOIN #x"]);
+    }
+    n.advance(1_000);
+    for c in [w, o, b] {
+        n.lines(c);
+    }
+    n.send(b, &["NICK bobby"]);
+    n.advance(1_000);
+    let nick = ":bob!bob@natter NICK :bobby";
+    let chghost = ":bobby!bob@natter CHGHOST bobby natter";
+    assert_eq!(n.said(w), [nick, chghost]);
+    assert_eq!(n.said(o), [nick]);
 }
 
 /// `userhost-in-names`: the names after a JOIN and a NAMES list `nick!user@host` (irctest's
