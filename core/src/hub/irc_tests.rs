@@ -578,7 +578,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify draft/chathistory echo-message extended-join extended-monitor labeled-response message-tags multi-prefix server-time setname sasl=PLAIN userhost-in-names"
+            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/chathistory echo-message extended-join extended-monitor labeled-response message-tags multi-prefix server-time setname sasl=PLAIN userhost-in-names"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -871,6 +871,31 @@ fn admin_links_and_stats_are_answered_not_421() {
     // HELP names them too.
     n.send(c, &["HELP LINKS"]);
     assert_eq!(numerics(&n.said(c)), ["704", "705", "706"]);
+}
+
+/// A parameter a client gave as the last one (after `:`) may hold spaces; echoed as a middle
+/// parameter of a numeric (`LINKS :a b`'s `365`) it split into two, and the client read the
+/// rest of the line wrong. An echo stops at its first space.
+#[test]
+fn an_echoed_parameter_with_a_space_stays_one_parameter() {
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("al");
+    n.settle(&[c]);
+    n.lines(c);
+    n.send(
+        c,
+        &["LINKS :*.irc and more", "STATS : u", "KICK #lobby :no body"],
+    );
+    let l = n.said(c);
+    assert_eq!(
+        l,
+        [
+            ":natter.irc 364 al natter.irc natter.irc :0 natter",
+            ":natter.irc 365 al *.irc :End of /LINKS list",
+            ":natter.irc 219 al * :End of /STATS report",
+            ":natter.irc 401 al no :No such nick/channel",
+        ]
+    );
 }
 
 /// `HELP` (`/quote HELP`, WeeChat's `/quote help`) was `421 Unknown command`: it is answered
@@ -5554,6 +5579,49 @@ fn a_kickban_is_answered_without_441_though_the_ban_put_the_user_out_first() {
     assert_eq!(numerics(&n.lines(c)), ["441"]);
 }
 
+/// irssi's `/mode #r +e mask` (natter keeps no exceptions) was answered with a `472` for each
+/// unknown letter and a `461` for each `o`/`v` without a nick, however often the line repeated
+/// them: one `MODE` line gets one `472` per unknown letter and one `461`, as solanum and
+/// InspIRCd answer, and the known letters around them still act.
+#[test]
+fn a_mode_line_gets_one_472_per_unknown_letter_and_one_461() {
+    let mut n = Net::new();
+    let (_a, c, _b) = founder_and_guest(&mut n);
+    n.advance(1_000);
+    let cases: &[(&str, &[&str])] = &[
+        ("MODE #r +e *!*bob@natter", &["472"]),
+        ("MODE #r +eeee-ee a b c", &["472"]),
+        ("MODE #r +e-e+I *!*@x", &["472", "472"]),
+        ("MODE #r +ooo", &["461"]),
+        ("MODE #r +eoxeov", &["472", "461", "472"]),
+        // irssi's `/mode #r +e *!*bob@natter`: the mask glued to the letter.
+        ("MODE #r +e*!*bob@natter", &["472"]),
+    ];
+    for (line, want) in cases {
+        n.send(c, &[line]);
+        n.advance(1_000);
+        let l = n.lines(c);
+        assert_eq!(numerics(&l), *want, "{line}: {l:?}");
+    }
+    // That line acted on nothing (its `t` set +t, its `r` registered, its `b` listed).
+    n.send(c, &["MODE #r +e*!*bob@natter", "MODE #r"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(
+        l[0],
+        ":natter.irc 472 alice e :is an unknown mode char to me"
+    );
+    assert!(l[1].starts_with(":natter.irc 324 alice #r +n"), "{l:?}");
+    let modes = l[1].split(" #r ").nth(1).unwrap_or_default();
+    assert!(!modes.contains('t'), "{l:?}");
+    // The known letters of a line with unknown ones still act.
+    n.send(c, &["MODE #r +emz"]);
+    n.advance(1_000);
+    let l = n.lines(c);
+    assert_eq!(numerics(&l), ["472", "472"], "{l:?}");
+    assert!(l.iter().any(|l| l.ends_with(" MODE #r +m")), "{l:?}");
+}
+
 #[test]
 fn a_channel_key_is_in_mode_lines_and_324_for_operators_and_starred_for_the_rest() {
     let mut n = Net::new();
@@ -8105,6 +8173,31 @@ fn a_full_irc_line_is_relayed_whole_and_a_longer_text_is_cut() {
         .collect::<Vec<_>>()
         .join(" ");
     assert_eq!(joined.split_whitespace().count(), 300, "{l:?}");
+}
+
+/// natter's user name is the nick (`bob!bob@natter`), so a NICK changes it too, and a client
+/// that keeps the user name it knew builds a `/ban bobby` from it, `*!*bob@natter`, which
+/// natter reads as the nick bob (whoever has it next, not bobby). With IRCv3 `chghost`
+/// (irssi and WeeChat ask for it) the NICK is followed by a `CHGHOST` with the new one.
+#[test]
+fn a_nick_change_is_followed_by_chghost_for_those_that_asked() {
+    let mut n = Net::new();
+    let w = n.client("watcher", &["chghost"]);
+    let o = n.client("plain", &[]);
+    let b = n.client("bob", &[]);
+    for c in [w, o, b] {
+        n.send(c, &["JOIN #x"]);
+    }
+    n.advance(1_000);
+    for c in [w, o, b] {
+        n.lines(c);
+    }
+    n.send(b, &["NICK bobby"]);
+    n.advance(1_000);
+    let nick = ":bob!bob@natter NICK :bobby";
+    let chghost = ":bobby!bob@natter CHGHOST bobby natter";
+    assert_eq!(n.said(w), [nick, chghost]);
+    assert_eq!(n.said(o), [nick]);
 }
 
 /// `userhost-in-names`: the names after a JOIN and a NAMES list `nick!user@host` (irctest's

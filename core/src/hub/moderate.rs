@@ -377,9 +377,14 @@ impl Hub {
                 let (target, tnick) = self.named(&nick)?;
                 if !self.member_of(target, room) {
                     // A kickban (irssi's, WeeChat's, HexChat's) bans first and kicks after:
-                    // the ban put the user out already, so the KICK has nothing left to do.
+                    // the ban put the user out already, so the KICK has nothing left to do
+                    // (and its reason reaches nobody). The words hold for someone never in
+                    // the room too.
                     if self.banned(target, room, now).is_some() {
-                        self.unchanged(conn, format!("{tnick} is out of {room} already (banned)"));
+                        self.unchanged(
+                            conn,
+                            format!("{tnick} is not in {room}: a ban keeps them out"),
+                        );
                         return Ok(());
                     }
                     return Err(not_in(&nick, room));

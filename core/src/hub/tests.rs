@@ -12423,6 +12423,17 @@ mod admins {
         let heard = t.lines(b);
         let said = |w: &str| heard.iter().filter(|l| l.contains(w)).count();
         assert_eq!((said("alice set #r +m"), said("-k")), (1, 0), "{heard:?}");
+        // A kick of someone a ban keeps out is not refused: bob, whom the ban put out, and
+        // carol, never in #r (the words said "out of #r already", as if she had been).
+        let (_c, carol) = t.txt();
+        for who in [&bob, &carol] {
+            t.line(a, &format!("/ban #r {who}"));
+            t.lines(a);
+            t.line(a, &format!("/kick {who} go away"));
+            let got = t.lines(a);
+            let want = format!("-- {who} is not in #r: a ban keeps them out");
+            assert!(got.contains(&want), "{who}: {got:?}");
+        }
     }
 
     /// A ban on a nick also keeps a user already connected under another nick from renaming

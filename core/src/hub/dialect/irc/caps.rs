@@ -39,15 +39,18 @@ pub(super) enum Cap {
     Sasl,
     /// `userhost-in-names`: NAMES lists each member as `nick!user@host`.
     UserhostInNames,
+    /// `chghost`: a co-member's new user name (natter's is the nick) after its NICK.
+    ChgHost,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
-const ALL: [(Cap, &str); 16] = [
+const ALL: [(Cap, &str); 17] = [
     (Cap::AccountNotify, "account-notify"),
     (Cap::AccountTag, "account-tag"),
     (Cap::AwayNotify, "away-notify"),
     (Cap::Batch, "batch"),
     (Cap::CapNotify, "cap-notify"),
+    (Cap::ChgHost, "chghost"),
     (Cap::ChatHistory, "draft/chathistory"),
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
@@ -67,8 +70,8 @@ impl Cap {
         ALL.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
     }
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -84,7 +87,7 @@ pub(super) fn offered(v302: bool) -> String {
 
 /// A set of capabilities.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Caps(u16);
+pub(super) struct Caps(u32);
 
 impl Caps {
     /// Whether `cap` is in the set.

@@ -240,12 +240,23 @@ pub(super) fn write_line(
     out.push_str("\r\n");
 }
 
-/// A middle parameter as written: without control characters; `*` when that leaves nothing, or
-/// a `:` in front (which would make it the last).
+/// A middle parameter as written: without control characters, and up to its first space (a
+/// client's last parameter, after `:`, may hold spaces, and echoed whole it would be read as
+/// several: `LINKS :a b`'s `365`); `*` when that leaves nothing, or a `:` in front (which
+/// would make it the last).
 pub(super) fn middle_param(p: &str) -> Cow<'_, str> {
-    match without_controls(p, false) {
-        p if p.is_empty() || p.starts_with(':') => Cow::Borrowed("*"),
-        p => p,
+    let first_word = |p: &str| p.split(' ').next().unwrap_or_default().len();
+    let p = match without_controls(p, false) {
+        Cow::Borrowed(p) => Cow::Borrowed(&p[..first_word(p)]),
+        Cow::Owned(mut p) => {
+            p.truncate(first_word(&p));
+            Cow::Owned(p)
+        }
+    };
+    if p.is_empty() || p.starts_with(':') {
+        Cow::Borrowed("*")
+    } else {
+        p
     }
 }
 

@@ -63,6 +63,8 @@ const F_ACCOUNT: u8 = 16;
 const F_EXTJOIN: u8 = 32;
 /// Form bits: an `AWAY` line after the JOIN of someone away (away-notify).
 const F_AWAY: u8 = 64;
+/// Form bits: a `CHGHOST` line after a NICK (chghost).
+const F_CHGHOST: u8 = 128;
 /// Form state (two bits): a live event any member with the same capabilities shares.
 const S_LIVE: u8 = 0;
 /// Form state: an answer to this connection's labeled line (its echo): tagged with the label.
@@ -359,6 +361,9 @@ impl Irc {
         }
         if self.caps.has(Cap::AwayNotify) {
             f |= F_AWAY;
+        }
+        if self.caps.has(Cap::ChgHost) {
+            f |= F_CHGHOST;
         }
         f
     }

@@ -905,8 +905,9 @@ impl Irc {
             }
             // This server alone (RFC 2812 3.4.5), if it matches the mask.
             "LINKS" => {
-                let mask = msg.params.last().copied().filter(|m| !m.is_empty());
-                let mask = mask.unwrap_or("*");
+                // Up to its first space, as it is echoed (`LINKS :a b`).
+                let mask = msg.params.last().and_then(|m| m.split(' ').next());
+                let mask = mask.filter(|m| !m.is_empty()).unwrap_or("*");
                 let server = self.server.as_str();
                 if wildcard_matches(mask, server) {
                     plan.num(RPL_LINKS, &[server, server], "0 natter");
@@ -1653,9 +1654,33 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             action: ModAction::Settings,
         });
     };
+    // irssi glues the mask of a list mode it does not know from CHANMODES to its letter
+    // (`/mode #r +e *!*bob@natter` is `MODE #r +e*!*bob@natter`): a mode string holding what
+    // is no mode letter is none, and acts on nothing (its `b`, `o`, `t` and `r` listed the
+    // bans, were 461, set +t and registered the room), one `472` naming its first unknown
+    // letter.
+    if changes
+        .chars()
+        .any(|c| !c.is_ascii_alphabetic() && c != '+' && c != '-')
+    {
+        let first = changes
+            .chars()
+            .find(|c| !"+-ovrbqimtkln".contains(*c))
+            .unwrap_or('*');
+        return plan.num(
+            ERR_UNKNOWNMODE,
+            &[&first.to_string()],
+            "is an unknown mode char to me",
+        );
+    }
     let mut args = msg.params.iter().skip(2).map(|a| a.as_ref());
     let mut on = true;
     let mut asked = 0;
+    // One `472` per unknown letter and one `461` per line, as solanum and InspIRCd answer:
+    // irssi's `/mode #r +e mask` got a line for each letter (and a line of repeated letters
+    // as many as it held). At most `IRC_MAX_MODES` letters are named.
+    let mut unknown: Vec<char> = Vec::new();
+    let mut needed = false;
     for c in changes.chars() {
         let action = match c {
             '+' => {
@@ -1668,7 +1693,10 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             }
             'o' | 'v' => {
                 let Some(nick) = args.next().and_then(|a: &str| Nick::new(a).ok()) else {
-                    plan.need_more("MODE");
+                    if !needed {
+                        needed = true;
+                        plan.need_more("MODE");
+                    }
                     continue;
                 };
                 match (c, on) {
@@ -1750,11 +1778,14 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                 }
             }
             other => {
-                plan.num(
-                    ERR_UNKNOWNMODE,
-                    &[&other.to_string()],
-                    "is an unknown mode char to me",
-                );
+                if !unknown.contains(&other) && unknown.len() < IRC_MAX_MODES {
+                    unknown.push(other);
+                    plan.num(
+                        ERR_UNKNOWNMODE,
+                        &[&other.to_string()],
+                        "is an unknown mode char to me",
+                    );
+                }
                 continue;
             }
         };

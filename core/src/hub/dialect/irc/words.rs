@@ -9,8 +9,8 @@ use super::names::{self, NETWORK};
 use super::numeric::*;
 use super::time;
 use super::{
-    F_ACCOUNT, F_AWAY, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL, S_REPLAY, STATE,
-    Whox,
+    F_ACCOUNT, F_AWAY, F_CHGHOST, F_EXTJOIN, F_TAGS, F_TIME, Irc, Running, S_BATCH, S_LABEL,
+    S_REPLAY, STATE, Whox,
 };
 use crate::hub::accounts::{ACCOUNT_REMOVED, REGISTERED};
 use crate::hub::dialect::{Form, Joiner, Note, Reply};
@@ -1838,7 +1838,14 @@ impl Irc {
                     .map_or("Quit".into(), |r| super::super::irc_quit_reason(r.as_str()));
                 l.from(&tags, &src, "QUIT", &[&fit(&reason, 300)], true);
             }
-            EventKind::Nick { new } => l.from(&tags, &src, "NICK", &[new.as_str()], true),
+            EventKind::Nick { new } => {
+                l.from(&tags, &src, "NICK", &[new.as_str()], true);
+                // The user name is the nick: it changed too (chghost).
+                if form.0 & F_CHGHOST != 0 {
+                    let now = format!("{new}!{}@{}", ev.from, names::HOST);
+                    l.from(&added, &now, "CHGHOST", &[new.as_str(), names::HOST], false);
+                }
+            }
             EventKind::Topic { topic } => {
                 let budget = IRC_MAX_LINE.saturating_sub(body_len(&src, "TOPIC", &[room], 0));
                 let topic = topic
