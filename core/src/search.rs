@@ -13,7 +13,7 @@
 //! dictionary do). An emoji becomes a private-use character standing for it (which the
 //! tokenizer keeps as a word): `great🎉` is `great` and `🎉`. A private-use character a
 //! person typed (a font's icon) that could be taken for a stand-in is written after
-//! [`ESCAPE`], so `\u{E000}` typed is the word `\u{F8FF}\u{E000}`, never the emoji that
+//! U+F8FF, so `\u{E000}` typed is the word `\u{F8FF}\u{E000}`, never the emoji that
 //! `\u{E000}` stands in for.
 
 use std::borrow::Cow;
@@ -44,7 +44,7 @@ const EMOJI_BLOCKS: [(u32, u32); 4] = [
 /// `text` as the search index reads it: unchanged unless it holds a character of a script
 /// written without spaces between words or an emoji, each of which is then set apart by
 /// spaces (an emoji as its stand-in), or a typed private-use character that could be taken for
-/// a stand-in (then written after [`ESCAPE`]). ASCII text is never copied.
+/// a stand-in (then written after U+F8FF). ASCII text is never copied.
 pub fn searchable(text: &str) -> Cow<'_, str> {
     if text.is_ascii() || !text.chars().any(|c| alone(c).is_some() || escaped(c)) {
         return Cow::Borrowed(text);
