@@ -397,24 +397,17 @@ impl ClusterAccounts {
         let same = |n: &Nick| n.folded() == name.folded();
         for (room, shared, _) in rooms {
             let p = &shared.policy;
-            let mut edits = Vec::new();
-            if p.founder.as_ref().is_some_and(same) {
-                let name = name.clone();
-                edits.push(PolicyEdit::FounderGone {
-                    name,
+            let held = p.founder.as_ref().is_some_and(same)
+                || p.ops.iter().any(same)
+                || p.voiced.iter().any(same);
+            if held {
+                let edit = PolicyEdit::AccountGone {
+                    name: name.clone(),
                     registered: None,
-                });
-            }
-            if p.ops.iter().any(same) {
-                edits.push(PolicyEdit::Deop(name.clone()));
-            }
-            if p.voiced.iter().any(same) {
-                edits.push(PolicyEdit::Devoice(name.clone()));
-            }
-            for edit in edits {
+                };
                 let on = (&self.js, &self.kv);
                 crate::rooms::apply(on, &self.rooms, "operator", &room, &edit).await?;
-                info!(%room, account = %name, ?edit, "a room's rights of the name lifted");
+                info!(%room, account = %name, "a room's rights of the name lifted");
             }
         }
         Ok(())

@@ -158,7 +158,7 @@ pub(crate) async fn start(
             what: "rooms' settings",
             why,
         })?;
-    // A removed founder's lift is checked against the name's registration there.
+    // A removed account's lift is checked against the name's registration there.
     let accounts = crate::node::bucket(js, cfg, "accounts", Duration::ZERO).await?;
     let (edits, rx) = mpsc::unbounded_channel();
     // Ends when the driver (which holds the sender) does.
@@ -207,7 +207,7 @@ async fn keep_rooms(
 /// Applies `edit` to `room`'s entry: read, apply, compare-and-swap on the revision read (a
 /// `create` if there is none), again if another node wrote in between; a close removes it
 /// ([`remove`]). The entry's revision after it. A removed founder's lift
-/// ([`PolicyEdit::FounderGone`]) is left out when `accounts` holds the name at another
+/// ([`PolicyEdit::AccountGone`], its founder, operator and voice) is left out when `accounts` holds the name at another
 /// registration: the new holder's `/register` of the room stands (its node lifted what it
 /// found when the name was registered again).
 pub(crate) async fn apply(
@@ -218,7 +218,7 @@ pub(crate) async fn apply(
     edit: &PolicyEdit,
 ) -> Result<u64, String> {
     let key = room_key(room);
-    if let PolicyEdit::FounderGone {
+    if let PolicyEdit::AccountGone {
         name,
         registered: Some(registered),
     } = edit
@@ -229,7 +229,7 @@ pub(crate) async fn apply(
             .filter(|e| e.operation == kv::Operation::Put)
         && crate::accounts::decode_account(&e.value)?.record.created != *registered
     {
-        info!(%room, account = %name, "a removed founder's lift after the name was registered again; left out");
+        info!(%room, account = %name, "a removed account's lift after the name was registered again; left out");
         let last = rooms.entry(&key).await.map_err(|e| e.to_string())?;
         return Ok(last.map_or(0, |e| e.revision));
     }

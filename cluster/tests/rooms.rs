@@ -202,9 +202,12 @@ async fn the_operators_add_lifts_a_names_rights_and_a_late_lift_spares_a_new_hol
         .unwrap();
     assert_eq!(tool.create(record(2)).await, Ok(true));
     settled(&mut a, &r, none_of_alice).await;
-    // The new alice registers #r; a node's lift for the first alice comes late: left out.
+    // The new alice registers #r and is made operator and voiced; a node's lift for the
+    // first alice comes late: left out, all three.
     a.send(edit(PolicyEdit::Founder(alice())));
-    a.send(edit(PolicyEdit::FounderGone {
+    a.send(edit(PolicyEdit::Op(alice())));
+    a.send(edit(PolicyEdit::Voice(alice())));
+    a.send(edit(PolicyEdit::AccountGone {
         name: alice(),
         registered: Some(Millis(1)),
     }));
@@ -215,10 +218,12 @@ async fn the_operators_add_lifts_a_names_rights_and_a_late_lift_spares_a_new_hol
         Some(alice()),
         "the new holder's room stays its"
     );
-    // A lift for the registration that holds the name is done.
-    a.send(edit(PolicyEdit::FounderGone {
+    assert_eq!(s.policy.ops, [alice()], "its operator stays");
+    assert_eq!(s.policy.voiced, [alice()], "its voice stays");
+    // A lift for the registration that holds the name is done, all three.
+    a.send(edit(PolicyEdit::AccountGone {
         name: alice(),
         registered: Some(Millis(2)),
     }));
-    settled(&mut a, &r, |s| s.policy.founder.is_none()).await;
+    settled(&mut a, &r, none_of_alice).await;
 }

@@ -476,14 +476,17 @@ pub enum PolicyEdit {
     /// The room was closed (by whom and why): its settings and invitations are forgotten.
     Close(RoomClose),
     /// This account was removed (`natter-server account remove`): if it is still the room's
-    /// founder, the room has none now (a founder named since, by a take-over, stays). Its
-    /// operator and voice go with [`PolicyEdit::Deop`] and [`PolicyEdit::Devoice`].
-    FounderGone {
+    /// founder, the room has none now (a founder named since, by a take-over, stays), and it
+    /// operates and is voiced no more. One edit for the three, so that the cluster leaves them
+    /// out together for a name registered again (until the forty-second session's review the
+    /// operator and voice went as a `Deop` and a `Devoice`, by name).
+    AccountGone {
         /// The account's name.
         name: Nick,
         /// The removed account's registration (its `created`): a cluster leaves the edit out
         /// once the name is registered again (the new holder's node lifted what it found,
-        /// and a late removal would undo the new holder's `/register` of the room). `None`:
+        /// and a late removal would undo the new holder's `/register` of the room, or its
+        /// `/op` and `/voice` by the founder). `None`:
         /// rights an earlier account left under a name registered anew.
         registered: Option<Millis>,
     },
@@ -570,10 +573,12 @@ impl SharedRoom {
                 *self = SharedRoom::default();
                 return false;
             }
-            PolicyEdit::FounderGone { name: n, .. } => {
+            PolicyEdit::AccountGone { name: n, .. } => {
                 if p.founder.as_ref().is_some_and(|f| same(f, n)) {
                     p.founder = None;
                 }
+                p.ops.retain(|o| !same(o, n));
+                p.voiced.retain(|v| !same(v, n));
             }
         }
         true
@@ -712,7 +717,7 @@ mod tests {
         assert!(a.apply(&PolicyEdit::Unban(Mask::parse("bob").unwrap())));
         assert_eq!(a.policy.bans.len(), 1);
         assert!(a.apply(&PolicyEdit::Founder(nick("Erin"))));
-        let gone = |n: &str| PolicyEdit::FounderGone {
+        let gone = |n: &str| PolicyEdit::AccountGone {
             name: nick(n),
             registered: None,
         };

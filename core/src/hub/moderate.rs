@@ -1853,7 +1853,7 @@ impl Hub {
     /// the node of the account's user (the cluster gives its nick to one node), or the node
     /// where the name is registered anew; with neither, members learn it from the settings.
     /// `registered`: the removed account's registration, carried in the cluster's
-    /// `FounderGone` (`None` for rights an earlier account left under a name registered anew).
+    /// `AccountGone` (`None` for rights an earlier account left under a name registered anew).
     pub(super) fn account_rights_gone(
         &mut self,
         name: &Nick,
@@ -1887,10 +1887,8 @@ impl Hub {
             if founder {
                 p.founder = None;
             }
-            let (ops, voiced) = (p.ops.len(), p.voiced.len());
             p.ops.retain(|o| !same(o));
             p.voiced.retain(|v| !same(v));
-            let (deop, devoice) = (p.ops.len() != ops, p.voiced.len() != voiced);
             let policy = Some(p.clone());
             let change = if founder {
                 ACCOUNT_REMOVED_FOUNDER
@@ -1903,16 +1901,13 @@ impl Hub {
                 room: room.clone(),
                 policy,
             });
-            if founder {
-                let name = name.clone();
-                self.cluster_room_edit(&room, PolicyEdit::FounderGone { name, registered });
-            }
-            if deop {
-                self.cluster_room_edit(&room, PolicyEdit::Deop(name.clone()));
-            }
-            if devoice {
-                self.cluster_room_edit(&room, PolicyEdit::Devoice(name.clone()));
-            }
+            // Founder, operator and voice in one edit, carrying the registration (a late one
+            // is left out for a new holder of the name, all three).
+            let gone = PolicyEdit::AccountGone {
+                name: name.clone(),
+                registered,
+            };
+            self.cluster_room_edit(&room, gone);
             if announce && let Ok(change) = Text::new(change) {
                 let kind = EventKind::Mode { change };
                 self.broadcast(&room, name.clone(), kind, now, Skip::None, None);

@@ -32,7 +32,7 @@ impl Net {
             r.is_some_and(|r| held.is_some_and(|a| a.record.created != r))
         };
         let kept = match &edit {
-            PolicyEdit::FounderGone { name, registered } if another(name, registered) => {
+            PolicyEdit::AccountGone { name, registered } if another(name, registered) => {
                 Some(shared)
             }
             _ => shared.apply(&edit).then_some(shared),
@@ -1066,7 +1066,7 @@ fn a_founders_removal_heard_late_leaves_the_new_holders_room_alone() {
             _ => None,
         })
         .expect("node 1 lifts #r's founder");
-    assert!(matches!(late, PolicyEdit::FounderGone { .. }), "{late:?}");
+    assert!(matches!(late, PolicyEdit::AccountGone { .. }), "{late:?}");
     // ... while the removal is done, node 0 lifts it, alice is registered again and founds #r.
     net.account_out(
         0,
@@ -1088,5 +1088,63 @@ fn a_founders_removal_heard_late_leaves_the_new_holders_room_alone() {
         net.rooms_kv_founder(&room("#r")).as_deref(),
         Some("alice"),
         "the new holder's room stays its"
+    );
+}
+
+/// A removed operator's (and voice's) lift from one node that reaches the cluster late, after
+/// another node's lift, the name's registration anew and the founder's `/op` and `/voice` of
+/// the new holder, is left out, as a removed founder's is: it carries the removed account's
+/// registration. Until the forty-second session's review it was a `Deop` and a `Devoice` by
+/// name and took back the new holder's operator and voice.
+#[test]
+fn an_operators_removal_heard_late_leaves_the_new_holders_operator_and_voice_alone() {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
+    moderate(&mut net, 0, a, "#r", ModAction::Voice(nick("dave")));
+    settle(&mut net);
+    let rights = |net: &Net| {
+        let p = &net.rooms_kv.rooms[&room("#r")].policy;
+        let dave = |n: &Nick| n.as_str() == "dave";
+        (p.ops.iter().any(dave), p.voiced.iter().any(dave))
+    };
+    assert_eq!(rights(&net), (true, true), "dave operates and is voiced");
+    // Node 1 hears of dave's removal first; its lifts in #r are on their way ...
+    let now = net.now;
+    net.nodes[1].hub.handle_account_dropped("dave", now);
+    let late: Vec<PolicyEdit> = core::iter::from_fn(|| net.nodes[1].hub.poll_cluster())
+        .filter_map(|o| match o {
+            ClusterOut::RoomEdit { room: r, edit } if r == room("#r") => Some(edit),
+            _ => None,
+        })
+        .collect();
+    assert!(!late.is_empty(), "node 1 lifts dave's rights in #r");
+    // ... while the removal is done, node 0 lifts them, dave is registered again, and alice
+    // makes the new dave operator and voiced.
+    net.account_out(
+        0,
+        ClusterOut::AccountWrite {
+            account: nick("dave"),
+            registered: None,
+            write: crate::persist::Write::DropAccount(nick("dave")),
+        },
+    );
+    settle(&mut net);
+    assert_eq!(rights(&net), (false, false), "lifted");
+    net.now = Millis(net.now.0 + 1_000);
+    register(&mut net, 1, d, PW, false);
+    moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
+    moderate(&mut net, 0, a, "#r", ModAction::Voice(nick("dave")));
+    settle(&mut net);
+    assert_eq!(rights(&net), (true, true), "the new dave operates");
+    for edit in late {
+        net.room_edit(1, room("#r"), edit);
+    }
+    settle(&mut net);
+    assert_eq!(
+        rights(&net),
+        (true, true),
+        "the new holder's operator and voice stay"
     );
 }
