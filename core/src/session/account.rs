@@ -369,6 +369,16 @@ impl Account {
             .map(|c| &c.account)
     }
 
+    /// The account a registration whose answer a drop lost is being checked for
+    /// ([`Account::check_lost_registration`]): from the drop until the check's answer (asked,
+    /// or to ask at the next welcome).
+    pub(super) fn lost_registration(&self) -> Option<&Nick> {
+        self.creds
+            .as_ref()
+            .filter(|c| c.checking)
+            .map(|c| &c.account)
+    }
+
     /// The link was lost while a registration the person asked for waited for its answer: the
     /// server may have made the account, or not. Registering again could make a second
     /// attempt of what went through (refused as taken, while it is theirs); leaving it, the
