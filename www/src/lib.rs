@@ -827,6 +827,22 @@ impl Client {
                             self.refusal = Some(words.clone());
                             self.last_refusal = Some((text.clone(), words));
                         }
+                        // A rename the dialog asked (`rename_here`, its Register for another
+                        // nick) refused as taken: the server's words for a registered account
+                        // name a command typed at the bottom (`sign in with /login rosa
+                        // PASSWORD`), which the dialog has its Sign in button for. Worded by
+                        // kind (until the forty-second session's review, as the server said it).
+                        Event::Error {
+                            about: About::Nick(nick),
+                            kind: Some(ErrorKind::NickTaken),
+                            ..
+                        } => {
+                            self.refusal = Some(format!(
+                                "could not take the nick {nick}: it is in use, reserved, or a \
+                                 registered account; if that account is yours, press Sign in \
+                                 with its password"
+                            ));
+                        }
                         Event::Error {
                             about: About::Nick(_),
                             text,

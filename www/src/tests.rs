@@ -912,6 +912,38 @@ fn an_end_for_another_reason_is_not_said_as_an_earlier_refusal() {
     assert_eq!(c.fatal_in_dialog().as_deref(), Some(banned));
 }
 
+/// The dialog's Register for another nick renames the guest first (`rename_here`): a nick that
+/// is a registered account is refused in the server's words, which name a command typed at the
+/// bottom (`sign in with /login rosa PASSWORD`), where the dialog has its Sign in button. Said
+/// in the dialog's words by kind (taken), never by the server's words.
+#[test]
+fn a_rename_refused_in_the_dialog_names_its_buttons() {
+    let config = SessionConfig {
+        nick: nick("gus"),
+        rooms: vec![RoomName::lobby()],
+        transport: Transport::Messages,
+        seed: 1,
+    };
+    let mut c = Client::driving(Session::new(config, Millis(0)), nick("gus"), 0.0);
+    welcome(&mut c, 1, 0.0);
+    assert_eq!(c.rename_here("rosa", 0.0), None);
+    hear(
+        &mut c,
+        ServerMsg::Error {
+            kind: ErrorKind::NickTaken,
+            re: Re::Nick(nick("rosa")),
+            detail: "rosa is a registered account: sign in with /login rosa PASSWORD".into(),
+        },
+        10.0,
+    );
+    let said = c.take_refusal().expect("refused");
+    assert!(!said.contains('/'), "{said}");
+    assert!(
+        said.contains("rosa") && said.contains("press Sign in"),
+        "{said}"
+    );
+}
+
 /// A line said in the open conversation takes the reader down to its newest lines, where it
 /// goes: typed plainly, `//text`, `/me`, and `/msg` or `/notice` naming the open conversation
 /// (until the forty-second session `/msg #thisroom hi` left a reader scrolled up where they
