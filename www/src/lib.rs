@@ -109,12 +109,13 @@ pub struct Client {
     /// Why the last account request or rename was refused, worded for the sign-in dialog
     /// ([`dialog_refusal`]), until the page takes it (`take_refusal`).
     refusal: Option<String>,
-    /// The nick a registration asked for (`register`, `register_here`) is for, until a
-    /// sign-in is asked or one goes through: a refusal of it is worded by what it was.
-    registering: Option<Nick>,
-    /// The kind of the last account refusal, for the words of an end it made
-    /// (`fatal_in_dialog`).
-    refused_kind: Option<ErrorKind>,
+    /// The nick a registration whose answer a drop lost was being checked for when the last
+    /// events were taken (core's `checking_registration`): an account refusal among the next
+    /// is that check's, worded as such ([`dialog_refusal`]).
+    checking: Option<Nick>,
+    /// The last account refusal: core's words, and the dialog's for them. An end with core's
+    /// very words is that refusal's (`fatal_in_dialog`); any other end is said as core says it.
+    last_refusal: Option<(String, String)>,
 }
 
 #[wasm_bindgen]
@@ -320,7 +321,6 @@ impl Client {
             Err(why) => return Some(why),
         };
         self.refusal = None;
-        self.registering = None;
         self.session.sign_in(account, proof, remember, millis(now));
         // Asked for in the dialog: refused, the session ends and says why (not a guest then).
         self.session.require_sign_in();
@@ -338,7 +338,6 @@ impl Client {
         let Some(key) = key_from_hex(key) else {
             return Some("the kept sign-in key is damaged".into());
         };
-        self.registering = None;
         self.session
             .sign_in(account, Proof::Key(key), false, millis(now));
         self.pump(millis(now));
@@ -356,7 +355,6 @@ impl Client {
             return Some(why);
         }
         self.refusal = None;
-        self.registering = Some(self.chat.me().clone());
         self.session
             .register(Password(password.to_owned()), remember, millis(now));
         self.session.require_sign_in();
@@ -381,7 +379,6 @@ impl Client {
             Err(why) => return Some(why),
         };
         self.refusal = None;
-        self.registering = None;
         self.session.sign_in(account, proof, remember, millis(now));
         self.pump(millis(now));
         None
@@ -398,7 +395,6 @@ impl Client {
             return Some(why);
         }
         self.refusal = None;
-        self.registering = Some(self.chat.me().clone());
         self.session
             .register(Password(password.to_owned()), remember, millis(now));
         self.pump(millis(now));
@@ -434,15 +430,15 @@ impl Client {
     }
 
     /// Why the session ended for good (`conn().fatal`), worded for the sign-in dialog as
-    /// `take_refusal` is (the dialog's own client's sign-in or registration refused);
+    /// `take_refusal` is when an account refusal ended it (the dialog's own client's sign-in
+    /// or registration refused: core ends it with that refusal's words), else as core says it;
     /// `undefined` while it goes on.
     pub fn fatal_in_dialog(&self) -> Option<String> {
         let fatal = self.session.fatal()?;
-        Some(dialog_refusal(
-            self.registering.as_ref(),
-            self.refused_kind,
-            fatal,
-        ))
+        Some(match &self.last_refusal {
+            Some((said, words)) if said == fatal => words.clone(),
+            _ => fatal.to_owned(),
+        })
     }
 
     /// Signs out on this device: the server revokes its key and closes the connection, and
@@ -793,8 +789,8 @@ impl Client {
             devices: None,
             devices_changed: false,
             refusal: None,
-            registering: None,
-            refused_kind: None,
+            checking: None,
+            last_refusal: None,
         };
         client.pump(millis(now));
         client
@@ -827,25 +823,39 @@ impl Client {
                             text,
                         } => {
                             refused = true;
-                            self.refused_kind = *kind;
-                            self.refusal =
-                                Some(dialog_refusal(self.registering.as_ref(), *kind, text));
+                            let words = dialog_refusal(self.checking.as_ref(), *kind, text);
+                            self.refusal = Some(words.clone());
+                            self.last_refusal = Some((text.clone(), words));
+                        }
+                        // A rename the dialog asked (`rename_here`, its Register for another
+                        // nick) refused as taken: the server's words for a registered account
+                        // name a command typed at the bottom (`sign in with /login rosa
+                        // PASSWORD`), which the dialog has its Sign in button for. Worded by
+                        // kind (until the forty-second session's review, as the server said it).
+                        Event::Error {
+                            about: About::Nick(nick),
+                            kind: Some(ErrorKind::NickTaken),
+                            ..
+                        } => {
+                            self.refusal = Some(format!(
+                                "could not take the nick {nick}: it is in use, reserved, or a \
+                                 registered account; if that account is yours, press Sign in \
+                                 with its password"
+                            ));
                         }
                         Event::Error {
                             about: About::Nick(_),
                             text,
                             ..
                         } => self.refusal = Some(text.clone()),
-                        Event::SignedIn { .. } => {
-                            self.key_refused = false;
-                            self.registering = None;
-                        }
+                        Event::SignedIn { .. } => self.key_refused = false,
                         _ => {}
                     }
                     self.chat.handle_event(&ev, now);
                 }
             }
         }
+        self.checking = self.session.checking_registration().cloned();
         if self.held_key && !held && refused {
             self.key_refused = true;
         }
@@ -1221,18 +1231,43 @@ const GUEST_NICK_REFUSED: &str = "could not register: guest nicks cannot be regi
 
 /// The refusal of an account request (of kind `kind`, said `text` by core), worded for the
 /// sign-in dialog, by what was refused, never by its words: core's name commands typed at the
-/// bottom (`(/register again)`), which the dialog has no place for; it names its buttons.
-/// `registering`: the nick a registration asked for, if that was the request. A registration
-/// is never refused as a failed sign-in: that is the sign-in that checked a registration
-/// whose answer a drop lost, and found no such account. Anything else is said as core says it.
-fn dialog_refusal(registering: Option<&Nick>, kind: Option<ErrorKind>, text: &str) -> String {
-    match (registering, kind) {
-        (Some(nick), Some(ErrorKind::SignInFailed)) => format!(
+/// bottom (`(/register again)`, `(/login gus PASSWORD)`), which the dialog has no place for;
+/// it names its buttons. `checking`: the nick a registration whose answer a drop lost was
+/// being checked for (by a sign-in), if one was: its check found no such account, was turned
+/// away (throttled, too fast), or was lost in drops until given up (no kind). Anything else
+/// is said as core says it. (Until the forty-second session's review the check turned away
+/// or given up was said in core's words, `/login` and all.)
+fn dialog_refusal(checking: Option<&Nick>, kind: Option<ErrorKind>, text: &str) -> String {
+    let Some(nick) = checking else {
+        return text.to_owned();
+    };
+    let unknown = |why: &str, then: &str| {
+        format!(
+            "could not find out whether your registration of {nick} went through: {why}; \
+             {then}press Sign in with {nick} and the password you chose to find out"
+        )
+    };
+    let turned_away = "the connection dropped before the server answered it, and the server \
+                       turned away the sign-in that checks it";
+    match kind {
+        Some(ErrorKind::SignInFailed) => format!(
             "your registration of {nick} did not go through: the connection dropped before the \
              server answered, and the server has no account {nick} with that password; press \
              Register to try again"
         ),
-        _ => text.to_owned(),
+        Some(ErrorKind::Throttled) => unknown(
+            &format!("{turned_away} (too many tries from your address)"),
+            "wait a while, then ",
+        ),
+        Some(ErrorKind::Flood) => unknown(
+            &format!("{turned_away} (too many requests at once)"),
+            "in a moment, ",
+        ),
+        None => unknown(
+            "the connection dropped each time before the server answered",
+            "",
+        ),
+        Some(_) => text.to_owned(),
     }
 }
 

@@ -3,8 +3,9 @@
 //! in a browser; the browser test covers those.
 
 use super::*;
+use natter_core::limits::LOST_REGISTRATION_CHECKS;
 use natter_core::types::{MsgId, Text};
-use natter_core::wire::{EventKind, RoomEvent};
+use natter_core::wire::{EventKind, Limits, Re, RoomEvent, ServerMsg};
 use serde_json::json;
 
 fn nick(s: &str) -> Nick {
@@ -724,8 +725,8 @@ fn a_joins_replay_is_inserted_above_the_notice_of_the_join() {
 #[test]
 fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
     let gus = nick("gus");
-    // Whatever core says of it: a registration refused as a failed sign-in is the check of one
-    // whose answer a drop lost, which found no account.
+    // Whatever core says of it: the check of a registration whose answer a drop lost (`gus`),
+    // refused as a failed sign-in, found no account.
     for core_says in [
         "anything",
         "your registration of gus did not go through (/register again)",
@@ -737,7 +738,7 @@ fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
              Register to try again"
         );
     }
-    // Anything else is said as core says it: a registration refused otherwise, a sign-in.
+    // Anything else is said as core says it: that check refused otherwise, a sign-in.
     let taken = "could not register: gus is registered already";
     assert_eq!(
         dialog_refusal(Some(&gus), Some(ErrorKind::NickTaken), taken),
@@ -773,6 +774,174 @@ fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
     assert!(!GUEST_NICK_REFUSED.contains('/'));
     let mut gus = Client::driving(Session::new(config("gus"), Millis(0)), nick("gus"), 0.0);
     assert_eq!(gus.register("correct horse battery", false, 0.0), None);
+}
+
+/// `msg` from the server, as the bridge hands it to the page.
+fn hear(c: &mut Client, msg: ServerMsg, now: f64) {
+    c.handle_message(&natter_core::wire::encode_frame(&msg).unwrap(), now);
+}
+
+fn welcome(c: &mut Client, token: u8, now: f64) {
+    c.handle_connected(now);
+    hear(
+        c,
+        ServerMsg::Welcome {
+            version: natter_core::wire::PROTOCOL_VERSION,
+            nick: nick("gus"),
+            token: ResumeToken([token; 32]),
+            resumed: false,
+            limits: Limits::default(),
+        },
+        now,
+    );
+}
+
+/// A client of the dialog (`register`) or of a guest's (`register_here`) whose registration's
+/// answer a drop lost, welcomed again: its check (a sign-in) is under way.
+fn checking_a_lost_registration(required: bool) -> Client {
+    let config = SessionConfig {
+        nick: nick("gus"),
+        rooms: vec![RoomName::lobby()],
+        transport: Transport::Messages,
+        seed: 1,
+    };
+    let mut c = Client::driving(Session::new(config, Millis(0)), nick("gus"), 0.0);
+    welcome(&mut c, 1, 0.0);
+    let asked = if required {
+        c.register("correct horse battery", false, 0.0)
+    } else {
+        c.register_here("correct horse battery", false, 0.0)
+    };
+    assert_eq!(asked, None);
+    c.handle_disconnected("reset", 10.0);
+    c.reconnect_now(10.0);
+    welcome(&mut c, 2, 10.0);
+    assert!(c.account_pending(), "the check is asked");
+    c
+}
+
+/// The check of a registration whose answer a drop lost, refused as throttled or too fast, or
+/// lost in drops until given up: core says what to type at the bottom (`/login gus
+/// PASSWORD`), which the sign-in dialog has no place for. Said in the dialog's words, by what
+/// it was (core's kinds, and that a lost registration was being checked), never by core's
+/// words: until this review the dialog showed core's `/login` words.
+#[test]
+fn a_lost_registrations_check_is_said_in_the_dialogs_words_however_it_ends() {
+    let throttled = "too many failed sign-ins from your address: try again in 30 s";
+    let flood = "you are sending too fast: 8 commands are already waiting; this one was dropped";
+    for required in [true, false] {
+        for (kind, re, detail, then) in [
+            (ErrorKind::Throttled, Re::Conn, throttled, "wait"),
+            (ErrorKind::Flood, Re::Account, flood, "in a moment"),
+        ] {
+            let mut c = checking_a_lost_registration(required);
+            hear(
+                &mut c,
+                ServerMsg::Error {
+                    kind,
+                    re,
+                    detail: detail.into(),
+                },
+                20.0,
+            );
+            let said = if required {
+                assert!(c.take_refusal().is_some());
+                c.fatal_in_dialog().expect("the dialog's session ends")
+            } else {
+                assert_eq!(c.fatal_in_dialog(), None, "a guest goes on");
+                c.take_refusal().expect("refused")
+            };
+            assert!(!said.contains('/'), "{kind:?} {required}: {said}");
+            assert!(
+                said.starts_with(
+                    "could not find out whether your registration of gus went through"
+                ) && said.contains(then)
+                    && said.contains("press Sign in"),
+                "{kind:?} {required}: {said}"
+            );
+        }
+        // Lost in a drop each time it is asked: given up.
+        let mut c = checking_a_lost_registration(required);
+        for at in 1..LOST_REGISTRATION_CHECKS {
+            let now = f64::from(at) * 100.0;
+            c.handle_disconnected("reset", now);
+            c.reconnect_now(now);
+            welcome(&mut c, 3, now);
+        }
+        c.handle_disconnected("reset", 1e6);
+        let said = if required {
+            c.fatal_in_dialog().expect("the dialog's session ends")
+        } else {
+            c.take_refusal().expect("given up")
+        };
+        assert!(!said.contains('/'), "given up, {required}: {said}");
+        assert!(
+            said.contains("press Sign in"),
+            "given up, {required}: {said}"
+        );
+    }
+}
+
+/// What ended the session is said as core says it, unless it was the dialog's refusal: a
+/// refusal worded for the dialog earlier (the check of a lost registration, found not made) and
+/// a later end for another reason (a ban) took the refusal's words for the ban's.
+#[test]
+fn an_end_for_another_reason_is_not_said_as_an_earlier_refusal() {
+    let mut c = checking_a_lost_registration(false);
+    hear(
+        &mut c,
+        ServerMsg::Error {
+            kind: ErrorKind::SignInFailed,
+            re: Re::Conn,
+            detail: "wrong account name or password".into(),
+        },
+        20.0,
+    );
+    assert!(c.take_refusal().unwrap().contains("press Register"));
+    assert_eq!(c.register_here("correct horse battery", false, 30.0), None);
+    let banned = "you are banned from this server: spam";
+    hear(
+        &mut c,
+        ServerMsg::Error {
+            kind: ErrorKind::Banned,
+            re: Re::Conn,
+            detail: banned.into(),
+        },
+        40.0,
+    );
+    assert_eq!(c.fatal_in_dialog().as_deref(), Some(banned));
+}
+
+/// The dialog's Register for another nick renames the guest first (`rename_here`): a nick that
+/// is a registered account is refused in the server's words, which name a command typed at the
+/// bottom (`sign in with /login rosa PASSWORD`), where the dialog has its Sign in button. Said
+/// in the dialog's words by kind (taken), never by the server's words.
+#[test]
+fn a_rename_refused_in_the_dialog_names_its_buttons() {
+    let config = SessionConfig {
+        nick: nick("gus"),
+        rooms: vec![RoomName::lobby()],
+        transport: Transport::Messages,
+        seed: 1,
+    };
+    let mut c = Client::driving(Session::new(config, Millis(0)), nick("gus"), 0.0);
+    welcome(&mut c, 1, 0.0);
+    assert_eq!(c.rename_here("rosa", 0.0), None);
+    hear(
+        &mut c,
+        ServerMsg::Error {
+            kind: ErrorKind::NickTaken,
+            re: Re::Nick(nick("rosa")),
+            detail: "rosa is a registered account: sign in with /login rosa PASSWORD".into(),
+        },
+        10.0,
+    );
+    let said = c.take_refusal().expect("refused");
+    assert!(!said.contains('/'), "{said}");
+    assert!(
+        said.contains("rosa") && said.contains("press Sign in"),
+        "{said}"
+    );
 }
 
 /// A line said in the open conversation takes the reader down to its newest lines, where it

@@ -104,11 +104,9 @@ pub(super) struct Account {
     /// The wait after the last busy answer (zero: none yet); doubles up to [`RETRY_MAX`].
     retry_wait: Millis,
     /// The new password of a change asked before the sign-in was through, for the
-    /// credentials once the server takes it.
+    /// credentials once the server takes it (its answer, or the new key it gives this
+    /// remembered device just before: [`Account::rekeyed`]).
     later_password: Option<Password>,
-    /// The new key the server gave this remembered device with that change (before its
-    /// answer), in place of the one the change revokes once it is taken.
-    later_key: Option<DeviceKey>,
     /// A password sign-in given up at a drop ([`Account::drop_unanswered`]), until the next
     /// welcome: a resumed one may show that the server took it after all.
     given_up: Option<Creds>,
@@ -285,7 +283,6 @@ impl Account {
     /// answers it once the sign-in is through (or says we are not signed in); the new password
     /// is kept only if it takes it ([`Account::password_changed`]).
     pub(super) fn change_password(&mut self, new: &Password) {
-        self.later_key = None;
         if self.signed_in.is_none() {
             self.later_password = Some(new.clone());
             return;
@@ -325,16 +322,6 @@ impl Account {
             && nick_was.folded() != nick_now.folded()
         {
             self.creds = Some(creds);
-        }
-        // A password change asked before the sign-in was through, whose new key for this
-        // device came before the drop lost its answer: the key's coming says the change went
-        // through (the server stores the new password before it issues it), so the new key and
-        // password are the ones to sign in with, as the answer would have made them. (Until the
-        // forty-second session the revoked key was tried, then the old password: the device was
-        // no longer remembered.)
-        if self.later_key.is_some() && !self.is_changing_password() {
-            self.password_changed();
-            self.later_key = None;
         }
         // What was asked on the last link was not answered there. (A password change's new
         // password stays: if the server never took it, the sign-in with it is refused and says
@@ -376,6 +363,16 @@ impl Account {
     /// account it registered, if so.
     pub(super) fn checking_registration(&self) -> Option<&Nick> {
         self.asking.as_ref()?;
+        self.creds
+            .as_ref()
+            .filter(|c| c.checking)
+            .map(|c| &c.account)
+    }
+
+    /// The account a registration whose answer a drop lost is being checked for
+    /// ([`Account::check_lost_registration`]): from the drop until the check's answer (asked,
+    /// or to ask at the next welcome).
+    pub(super) fn lost_registration(&self) -> Option<&Nick> {
         self.creds
             .as_ref()
             .filter(|c| c.checking)
@@ -538,12 +535,20 @@ impl Account {
 
     /// The server gave this device a new key in place of the one a password change revoked
     /// (it was remembered, and stays so).
+    ///
+    /// For a change asked before the sign-in was through, the key's coming says it went
+    /// through (the server stores the new password before it issues the key, and answers right
+    /// after): the new key and password are the credentials at once, as its answer would make
+    /// them. Kept aside until the answer, the revoked key stayed `device_key()`, which the page
+    /// stores: a drop that lost the answer then signed in with the revoked key, and so did the
+    /// page reloaded meanwhile (until the forty-second session's review); the device was no
+    /// longer remembered.
     pub(super) fn rekeyed(&mut self, key: DeviceKey) {
-        if self.later_password.is_some() && !self.is_changing_password() {
-            // The change asked before the sign-in: the key it revokes is kept until its answer.
-            self.later_key = Some(key);
-            return;
-        }
+        let new_password = if self.is_changing_password() {
+            None
+        } else {
+            self.later_password.take()
+        };
         if self.creds.is_none()
             && let Some(account) = self.signed_in.clone()
         {
@@ -560,6 +565,9 @@ impl Account {
         }
         if let Some(creds) = self.creds.as_mut() {
             creds.key = Some(key);
+            if new_password.is_some() {
+                creds.password = new_password;
+            }
         }
     }
 
@@ -571,10 +579,10 @@ impl Account {
         } else if let Some(new) = self.later_password.take()
             && let Some(creds) = self.creds.as_mut()
         {
-            // Asked before the sign-in was through: the server revoked the device keys, and
-            // gave this one a new key if it was remembered.
+            // Asked before the sign-in was through, and no new key came before the answer:
+            // the device was not remembered, and the key it signed in with is revoked.
             creds.password = Some(new);
-            creds.key = self.later_key.take();
+            creds.key = None;
         }
         self.key().is_some()
     }
@@ -585,7 +593,6 @@ impl Account {
         if asked.is_none() {
             // Nothing asked: the refusal of a change asked before the sign-in was through.
             self.later_password = None;
-            self.later_key = None;
         }
         match (asked, kind) {
             // The key was revoked (signed out elsewhere, password changed): the password, once.

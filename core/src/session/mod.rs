@@ -748,6 +748,14 @@ impl Session {
         self.account.is_asking() || self.account.retry_at().is_some()
     }
 
+    /// The nick a registration whose answer a drop lost is being checked for: from that drop
+    /// until the check's answer (a sign-in with the same name and password at the next
+    /// welcome). An account [`Event::Error`] made meanwhile is the check's: a UI that words
+    /// refusals its own way (the page's sign-in dialog) tells them by this, not by core's words.
+    pub fn checking_registration(&self) -> Option<&Nick> {
+        self.account.lost_registration()
+    }
+
     /// Makes the session the account's only (`natter --login`): if the sign-in asked with
     /// [`Session::sign_in`] is refused (wrong credentials, throttled), here or when signing in
     /// again after a welcome that is not a resume, the session ends ([`Session::fatal`] says

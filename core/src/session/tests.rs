@@ -4003,6 +4003,48 @@ fn a_password_changes_new_key_is_kept_when_the_drop_loses_its_answer() {
     );
 }
 
+/// The new key such a change brings before its answer is the device's at once, with the new
+/// password: the key's coming says the change went through (the server stores the new password
+/// before it issues the key, and answers right after). The page keeps `device_key()` in the
+/// browser's storage: held back until the answer, a reload between a drop that lost the answer
+/// and the next sign-in signed in with the revoked key (refused: no longer remembered).
+#[test]
+fn a_password_changes_new_key_is_the_devices_as_soon_as_it_comes() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+    t.s.handle_input("/password old-password new password", t.now);
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, None);
+    t.events();
+    signed_in(&mut t, "alice", 3, Some(9));
+    assert!(t.events().is_empty(), "no second sign-in said");
+    assert_eq!(
+        t.s.device_key(),
+        Some(&DeviceKey([9; 32])),
+        "the new key, before the answer"
+    );
+    t.recv(ServerMsg::PasswordChanged);
+    let evs = t.events();
+    assert!(
+        matches!(&evs[..], [Event::Info(words)] if words.contains("this device stays remembered")),
+        "{evs:?}"
+    );
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    // A later refusal of that key falls back to the new password.
+    restarted(&mut t, 4);
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("new password")),
+            false
+        ))
+    );
+}
+
 /// The same change for a device that was not remembered: no new key comes, and the session
 /// keeps none (the one it signed in with, if any, is revoked).
 #[test]
