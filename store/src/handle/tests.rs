@@ -39,7 +39,6 @@ async fn reports_until(reports: &mut Reports, upto: u64) -> Vec<Report> {
         let done = match &r {
             Report::Durable { upto: u } => u.0 >= upto,
             Report::Failed { batch, .. } => batch.0 >= upto,
-            Report::Stale { .. } => false,
         };
         got.push(r);
         if done {
@@ -76,7 +75,6 @@ async fn batches_are_reported_durable_in_order() {
                 last = Some(*upto);
             }
             Report::Failed { batch, error } => panic!("{batch} failed: {error}"),
-            Report::Stale { accounts } => panic!("no account written: {accounts:?}"),
         }
     }
     let page = store.history(history(200)).await.unwrap();
@@ -186,7 +184,7 @@ async fn in_a_group_only_the_bad_batch_fails() {
         .iter()
         .filter_map(|r| match r {
             Report::Failed { batch, error } => Some((*batch, error.clone())),
-            Report::Durable { .. } | Report::Stale { .. } => None,
+            Report::Durable { .. } => None,
         })
         .collect();
     assert_eq!(
