@@ -303,21 +303,11 @@ async fn a_resumed_terminal_hears_the_away_another_door_set_meanwhile() {
 /// A server keeping accounts in `dir`, whose resume sessions last a moment only (so a restart
 /// cannot resume anyone), on `addr` (port 0: any).
 async fn stored_server(dir: &Path, addr: SocketAddr) -> Server {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut config = ServerConfig::local_test_patient();
-        config.listen = vec![addr];
-        config.store = Some(natter_store::Config::new(dir));
-        config.hub.resume_grace = natter_core::Millis(1);
-        match natter_server::start(config).await {
-            Ok(s) => return s,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("rebinding {addr}: {e}; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cannot start the server: {e}"),
-        }
-    }
+    let mut config = ServerConfig::local_test_patient();
+    config.listen = vec![addr];
+    config.store = Some(natter_store::Config::new(dir));
+    config.hub.resume_grace = natter_core::Millis(1);
+    support::start_retrying(config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

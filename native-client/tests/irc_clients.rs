@@ -918,21 +918,11 @@ async fn stored_server(
     addr: SocketAddr,
     irc: Option<SocketAddr>,
 ) -> natter_server::Server {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut config = ServerConfig::local_test();
-        config.listen = vec![addr];
-        config.irc_listen = irc.into_iter().collect();
-        config.store = Some(natter_store::Config::new(dir));
-        match natter_server::start(config).await {
-            Ok(s) => return s,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("rebinding {addr}: {e}; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cannot start the server: {e}"),
-        }
-    }
+    let mut config = ServerConfig::local_test();
+    config.listen = vec![addr];
+    config.irc_listen = irc.into_iter().collect();
+    config.store = Some(natter_store::Config::new(dir));
+    support::start_retrying(config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,13 +22,7 @@ const PASSWORD: &str = "correct horse";
 async fn node(nats: &Nats) -> Server {
     let mut cfg = natter_server::ServerConfig::local_test_patient();
     cfg.hub.accounts.admins = vec![nick("root")];
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.ack_timeout = Duration::from_secs(2);
-    cluster.lease = Duration::from_secs(3);
-    cfg.cluster = Some(cluster);
-    natter_server::start(cfg)
-        .await
-        .expect("a clustered node starts")
+    support::cluster_node_with(nats.url(), cfg).await
 }
 
 fn addr(s: &Server) -> SocketAddr {
@@ -239,13 +233,7 @@ async fn a_close_on_one_node_tells_another_nodes_members_who_closed_the_room_and
     let b = {
         let mut cfg = natter_server::ServerConfig::local_test_patient();
         cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
-        let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-        cluster.ack_timeout = Duration::from_secs(2);
-        cluster.lease = Duration::from_secs(3);
-        cfg.cluster = Some(cluster);
-        natter_server::start(cfg)
-            .await
-            .expect("a clustered node starts")
+        support::cluster_node_with(nats.url(), cfg).await
     };
     let mut root = registered(addr(&a), "root").await;
     root.join("#r").await;

@@ -239,13 +239,7 @@ async fn an_account_in_no_room_is_sent_away_by_a_sign_in_on_another_node() {
 async fn irc_node(nats: &Nats) -> Server {
     let mut cfg = natter_server::ServerConfig::local_test();
     cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.ack_timeout = Duration::from_secs(2);
-    cluster.lease = Duration::from_secs(3);
-    cfg.cluster = Some(cluster);
-    natter_server::start(cfg)
-        .await
-        .expect("a clustered node starts")
+    support::cluster_node_with(nats.url(), cfg).await
 }
 
 /// An IRC client on `server` registering as alice with SASL PLAIN (her password), as a client

@@ -23,13 +23,7 @@ use tokio::time::Instant;
 async fn node(nats: &Nats) -> Server {
     let mut cfg = ServerConfig::local_test_patient();
     cfg.irc_listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
-    let mut cluster = natter_cluster::ClusterConfig::new(vec![nats.url()]);
-    cluster.ack_timeout = Duration::from_secs(2);
-    cluster.lease = Duration::from_secs(3);
-    cfg.cluster = Some(cluster);
-    natter_server::start(cfg)
-        .await
-        .expect("a clustered node starts")
+    support::cluster_node_with(nats.url(), cfg).await
 }
 
 /// An IRC user called `nick` on `server`, registered, with the capabilities `caps` (if any).

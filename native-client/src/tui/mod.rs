@@ -653,27 +653,27 @@ mod tests {
         KeyEvent::new(code, mods)
     }
 
+    /// bob's line `text` in #a, at `seq`.
+    fn said(seq: u64, text: &str) -> natter_core::session::Event {
+        use natter_core::wire::{EventKind, RoomEvent};
+        natter_core::session::Event::Room(RoomEvent {
+            room: RoomName::new("#a").unwrap(),
+            seq: Seq(seq),
+            at: natter_core::Millis(0),
+            from: Nick::new("bob").unwrap(),
+            kind: EventKind::Say {
+                id: natter_core::types::MsgId(seq),
+                text: natter_core::Text::new(text).unwrap(),
+            },
+        })
+    }
+
     /// A line that came with a resize, scrolled up, added its rows at the new width to a
     /// scroll then read as rows of the old one: the view moved by the rows the resize changed
     /// in it. The line at the bottom of the view stays there, narrower and wider.
     #[test]
     fn a_line_that_comes_with_a_resize_leaves_a_scrolled_view_in_place() {
-        use natter_core::session::Event;
-        use natter_core::types::MsgId;
-        use natter_core::wire::{EventKind, RoomEvent};
-        use natter_core::{Millis, Text};
-        let said = |seq: u64, text: &str| {
-            Event::Room(RoomEvent {
-                room: RoomName::new("#a").unwrap(),
-                seq: Seq(seq),
-                at: Millis(0),
-                from: Nick::new("bob").unwrap(),
-                kind: EventKind::Say {
-                    id: MsgId(seq),
-                    text: Text::new(text).unwrap(),
-                },
-            })
-        };
+        use natter_core::Millis;
         let words = "some words that make this line wrap on a narrow screen and more words";
         let wide = ratatui::layout::Rect::new(0, 0, 100, 24);
         let narrow = ratatui::layout::Rect::new(0, 0, 45, 24);
@@ -717,22 +717,7 @@ mod tests {
     /// the person sees, as if the resize had been drawn first.
     #[test]
     fn a_page_scrolled_after_a_resize_before_its_frame_counts_rows_of_the_new_width() {
-        use natter_core::session::Event;
-        use natter_core::types::MsgId;
-        use natter_core::wire::{EventKind, RoomEvent};
-        use natter_core::{Millis, Text};
-        let said = |seq: u64, text: &str| {
-            Event::Room(RoomEvent {
-                room: RoomName::new("#a").unwrap(),
-                seq: Seq(seq),
-                at: Millis(0),
-                from: Nick::new("bob").unwrap(),
-                kind: EventKind::Say {
-                    id: MsgId(seq),
-                    text: Text::new(text).unwrap(),
-                },
-            })
-        };
+        use natter_core::Millis;
         let words = "some words that make this line wrap on a narrow screen and more words";
         let wide = ratatui::layout::Rect::new(0, 0, 100, 24);
         let narrow = ratatui::layout::Rect::new(0, 0, 45, 24);

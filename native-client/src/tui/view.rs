@@ -335,18 +335,9 @@ pub(crate) mod tests {
         assert_eq!(v.scroll(&c), after_notice + 2, "kept still");
     }
 
-    /// `/history` typed while the view follows the newest lines: the older lines go in front
-    /// of the conversation, above the screen, so the view goes up to them (it stayed at the
-    /// bottom, and the command seemed to do nothing). Older lines PgUp asked for at the top
-    /// leave a scrolled view where it is.
-    #[test]
-    fn older_lines_typed_for_at_the_bottom_are_shown() {
-        let mut c = chat_in(&["#a"]);
-        let mut v = View::new();
-        for i in 10..20 {
-            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
-        }
-        let older = |from: u64| Event::Past {
+    /// Three of bob's older lines in #a ("old"), from seq `from`, as history brings them.
+    fn older(from: u64) -> Event {
+        Event::Past {
             room: room("#a"),
             events: (from..from + 3)
                 .map(|seq| natter_core::wire::RoomEvent {
@@ -362,7 +353,20 @@ pub(crate) mod tests {
                 .collect(),
             at_start: false,
             oldest: None,
-        };
+        }
+    }
+
+    /// `/history` typed while the view follows the newest lines: the older lines go in front
+    /// of the conversation, above the screen, so the view goes up to them (it stayed at the
+    /// bottom, and the command seemed to do nothing). Older lines PgUp asked for at the top
+    /// leave a scrolled view where it is.
+    #[test]
+    fn older_lines_typed_for_at_the_bottom_are_shown() {
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 10..20 {
+            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
+        }
         assert_eq!(v.scroll(&c), 0);
         apply(&mut c, &mut v, &older(5));
         assert!(v.scroll(&c) > 0, "up to the lines /history brought");
@@ -384,23 +388,6 @@ pub(crate) mod tests {
         for i in 10..20 {
             apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
         }
-        let older = |from: u64| Event::Past {
-            room: room("#a"),
-            events: (from..from + 3)
-                .map(|seq| natter_core::wire::RoomEvent {
-                    room: room("#a"),
-                    seq: Seq(seq),
-                    at: AT,
-                    from: nick("bob"),
-                    kind: EventKind::Say {
-                        id: MsgId(seq),
-                        text: Text::new("old").unwrap(),
-                    },
-                })
-                .collect(),
-            at_start: false,
-            oldest: None,
-        };
         v.scroll_up(&c, 2);
         v.paging(&c);
         v.scroll_down(&c, 20);

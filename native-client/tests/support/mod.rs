@@ -112,17 +112,23 @@ pub fn long_history(hub: &mut natter_core::hub::Config) {
 
 /// Starts a server on `addr` (retrying while the port is still held by the previous one).
 pub async fn server_on(addr: SocketAddr) -> Server {
+    let mut config = ServerConfig::local_test_patient();
+    config.listen = vec![addr];
+    start_retrying(config).await
+}
+
+/// Starts a server from `config`, retrying for up to [`WAIT`] while its addresses are still
+/// held by a server stopped just before (a restart on the same port).
+pub async fn start_retrying(config: ServerConfig) -> Server {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let mut config = ServerConfig::local_test_patient();
-        config.listen = vec![addr];
-        match natter_server::start(config).await {
+        match natter_server::start(config.clone()).await {
             Ok(s) => return s,
             Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("rebinding {addr}: {e}; retrying");
+                eprintln!("rebinding {:?}: {e}; retrying", config.listen);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => panic!("cannot rebind {addr}: {e}"),
+            Err(e) => panic!("cannot start the server on {:?}: {e}", config.listen),
         }
     }
 }

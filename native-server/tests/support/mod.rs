@@ -691,7 +691,15 @@ pub async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
 /// patient detection wait ([`natter_server::ServerConfig::local_test_patient`]: nc users on it
 /// press Enter, [`TextClient::entered`]).
 pub async fn cluster_node(url: String) -> natter_server::Server {
-    let mut cfg = natter_server::ServerConfig::local_test_patient();
+    cluster_node_with(url, natter_server::ServerConfig::local_test_patient()).await
+}
+
+/// A node started from `cfg`, in the cluster whose NATS is at `url`, with [`cluster_node`]'s
+/// acknowledgement timeout and lease.
+pub async fn cluster_node_with(
+    url: String,
+    mut cfg: natter_server::ServerConfig,
+) -> natter_server::Server {
     let mut cluster = natter_cluster::ClusterConfig::new(vec![url]);
     cluster.ack_timeout = Duration::from_secs(2);
     cluster.lease = Duration::from_secs(3);
