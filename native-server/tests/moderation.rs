@@ -179,18 +179,10 @@ async fn a_server_ban_of_a_network_keeps_nc_users_from_it_out() {
     other.welcome().await;
 }
 
-/// An always-on account put out of a room while nothing of it is connected hears who did it
-/// and why when it comes back, once, on IRC as a server `NOTICE` (the room is not among the
-/// channels it is joined to, and until the thirty-seventh session nothing said why).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_account_kicked_while_away_reads_why_when_it_comes_back_over_irc() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, addr, irc) = patient_durable_irc_server(dir.path()).await;
-    let _alice = bob_kicked_from_mod_while_away(addr).await;
-
+/// bob (password "correct horse") back on the IRC listener `irc`, signed in with SASL PLAIN
+/// and past `CAP END`.
+async fn bob_back_over_irc(irc: std::net::SocketAddr) -> TextClient {
     let mut back = TextClient::connect(irc, "bob on IRC").await;
-    // SASL PLAIN's `bob\0bob\0correct horse`, in base64.
-    let plain = "Ym9iAGJvYgBjb3JyZWN0IGhvcnNl";
     for line in [
         "CAP LS 302",
         "NICK bob",
@@ -202,9 +194,23 @@ async fn an_account_kicked_while_away_reads_why_when_it_comes_back_over_irc() {
     back.expect_has("ACK").await;
     back.send("AUTHENTICATE PLAIN").await;
     back.expect_has("AUTHENTICATE +").await;
-    back.send(&format!("AUTHENTICATE {plain}")).await;
+    // SASL PLAIN's `bob\0bob\0correct horse`, in base64.
+    back.send("AUTHENTICATE Ym9iAGJvYgBjb3JyZWN0IGhvcnNl").await;
     back.expect_has(" 903 ").await;
     back.send("CAP END").await;
+    back
+}
+
+/// An always-on account put out of a room while nothing of it is connected hears who did it
+/// and why when it comes back, once, on IRC as a server `NOTICE` (the room is not among the
+/// channels it is joined to, and until the thirty-seventh session nothing said why).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_kicked_while_away_reads_why_when_it_comes_back_over_irc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, irc) = patient_durable_irc_server(dir.path()).await;
+    let _alice = bob_kicked_from_mod_while_away(addr).await;
+
+    let mut back = bob_back_over_irc(irc).await;
     let told = back
         .expect_has("while you were away, alice put you out of #mod (too loud)")
         .await;
@@ -246,27 +252,7 @@ async fn an_account_away_when_its_room_is_closed_reads_why_when_it_comes_back_ov
     root.expect_has("you closed #club: its 1 member left it")
         .await;
 
-    let sasl = |plain: &'static str| async move {
-        let mut back = TextClient::connect(irc, "bob on IRC").await;
-        for line in [
-            "CAP LS 302",
-            "NICK bob",
-            "USER bob 0 * :Bob",
-            "CAP REQ :sasl",
-        ] {
-            back.send(line).await;
-        }
-        back.expect_has("ACK").await;
-        back.send("AUTHENTICATE PLAIN").await;
-        back.expect_has("AUTHENTICATE +").await;
-        back.send(&format!("AUTHENTICATE {plain}")).await;
-        back.expect_has(" 903 ").await;
-        back.send("CAP END").await;
-        back
-    };
-    // SASL PLAIN's `bob\0bob\0correct horse`, in base64.
-    let plain = "Ym9iAGJvYgBjb3JyZWN0IGhvcnNl";
-    let mut back = sasl(plain).await;
+    let mut back = bob_back_over_irc(irc).await;
     let told = back
         .expect_has("while you were away, root closed #club (moved to #new)")
         .await;
@@ -280,7 +266,7 @@ async fn an_account_away_when_its_room_is_closed_reads_why_when_it_comes_back_ov
     // answer to a PING sent after it).
     back.send("QUIT").await;
     back.expect_closed().await;
-    let mut again = sasl(plain).await;
+    let mut again = bob_back_over_irc(irc).await;
     again.send("PING :done").await;
     again.expect_has("PONG").await;
     assert!(

@@ -266,6 +266,12 @@ async fn spawn_json(args: &[&str]) -> (Child, Log, SocketAddr, SocketAddr) {
     spawn_logging(&[args, &["--log-format", "json"]].concat()).await
 }
 
+/// As [`spawn_json`], listening for natter and metrics on 127.0.0.1 port 0, with `more`.
+async fn spawn_local(more: &[&str]) -> (Child, Log, SocketAddr, SocketAddr) {
+    let local = ["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
+    spawn_json(&[&local[..], more].concat()).await
+}
+
 /// As [`spawn_json`], without the `--log-format` flag: `args` ask for JSON some other way
 /// (the config file's `log_format`).
 async fn spawn_logging(args: &[&str]) -> (Child, Log, SocketAddr, SocketAddr) {
@@ -350,15 +356,7 @@ fn signal(child: &Child, sig: &str) {
 
 /// natter-server with JSON logs, its metrics endpoint, and the config file `cfg`.
 async fn spawn_with_config(cfg: &str) -> (Child, Log, SocketAddr, SocketAddr) {
-    spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--config",
-        cfg,
-    ])
-    .await
+    spawn_local(&["--config", cfg]).await
 }
 
 /// SIGTERM to `child`: it exits 0 within 10 s.
@@ -595,15 +593,7 @@ async fn alice_founds_r_with_carol_its_operator(addr: SocketAddr) -> (TextClient
 async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let (child, mut log, addr, _m) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ])
-    .await;
+    let (child, mut log, addr, _m) = spawn_local(&["--data-dir", data]).await;
     // dora registers through the server; erin is added by the operator beside it.
     let (mut dora, _) = TextClient::welcomed(addr, "dora").await;
     dora.send("/nick dora").await;
@@ -646,15 +636,8 @@ async fn sighup_reloads_accounts_the_operator_changed_and_keeps_those_registered
 async fn a_removed_founders_room_does_not_pass_to_whoever_registers_the_name_next() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ];
-    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    let args = ["--data-dir", data];
+    let (child, mut log, addr, _m) = spawn_local(&args).await;
     let (mut alice, _carol) = alice_founds_r_with_carol_its_operator(addr).await;
     let (mut bob, _) = TextClient::welcomed(addr, "bob").await;
     bob.send("/nick bob").await;
@@ -670,7 +653,7 @@ async fn a_removed_founders_room_does_not_pass_to_whoever_registers_the_name_nex
     alice.send("/quit").await;
     stop(child).await;
 
-    let (child, _log, addr, _m) = spawn_json(&args).await;
+    let (child, _log, addr, _m) = spawn_local(&args).await;
     let (mut newcomer, _) = TextClient::welcomed(addr, "alice").await;
     newcomer.send("/nick alice").await;
     newcomer.expect_has("you are now known as alice").await;
@@ -713,15 +696,8 @@ async fn a_removed_founders_room_does_not_pass_to_whoever_registers_the_name_nex
 async fn an_account_removed_and_added_again_before_the_reload_keeps_no_rights() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ];
-    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    let args = ["--data-dir", data];
+    let (child, mut log, addr, _m) = spawn_local(&args).await;
     let (mut alice, mut carol) = alice_founds_r_with_carol_its_operator(addr).await;
 
     assert!(account_tool(dir.path(), &["remove", "alice"], "").await);
@@ -759,15 +735,8 @@ async fn an_account_removed_and_added_again_before_the_reload_keeps_no_rights() 
 async fn an_account_removed_and_added_again_while_the_server_was_stopped_keeps_no_rights() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ];
-    let (child, _log, addr, _m) = spawn_json(&args).await;
+    let args = ["--data-dir", data];
+    let (child, _log, addr, _m) = spawn_local(&args).await;
     let (mut alice, _carol) = alice_founds_r_with_carol_its_operator(addr).await;
     assert!(account_tool(dir.path(), &["remove", "alice"], "").await);
     // No reload: the server still takes her for an account, and writes what she does.
@@ -791,7 +760,7 @@ async fn an_account_removed_and_added_again_while_the_server_was_stopped_keeps_n
     );
     drop(store);
 
-    let (child, _log, addr, _m) = spawn_json(&args).await;
+    let (child, _log, addr, _m) = spawn_local(&args).await;
     let (mut newcomer, _) = TextClient::welcomed(addr, "someone").await;
     newcomer
         .send("/login alice somebody else's passphrase")
@@ -833,15 +802,8 @@ fn stored_rooms(dir: &Path, account: &str) -> Vec<String> {
 async fn an_account_added_before_the_reload_keeps_the_rooms_it_joins_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ];
-    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    let args = ["--data-dir", data];
+    let (child, mut log, addr, _m) = spawn_local(&args).await;
     assert!(account_tool(dir.path(), &["add", "erin"], "erin's own passphrase").await);
     signal(&child, "-HUP");
     log.until("accounts reloaded from the store").await;
@@ -869,15 +831,8 @@ async fn an_account_added_before_the_reload_keeps_the_rooms_it_joins_after_it() 
 async fn a_room_joined_between_the_operators_passwd_and_the_reload_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ];
-    let (child, mut log, addr, _m) = spawn_json(&args).await;
+    let args = ["--data-dir", data];
+    let (child, mut log, addr, _m) = spawn_local(&args).await;
     let (mut dora, _) = TextClient::welcomed(addr, "dora").await;
     dora.send("/nick dora").await;
     dora.expect_has("you are now known as dora").await;
@@ -906,8 +861,7 @@ async fn a_room_joined_between_the_operators_passwd_and_the_reload_is_kept() {
 /// is not a warning in its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_without_a_config_file_is_no_warning() {
-    let (child, mut log, _addr, _m) =
-        spawn_json(&["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]).await;
+    let (child, mut log, _addr, _m) = spawn_local(&[]).await;
     signal(&child, "-HUP");
     let said = log
         .until("config reload: no config file to read (the server was started without --config)")
@@ -931,11 +885,7 @@ async fn sighup_after_the_operator_makes_an_admin_account_does_not_ask_for_it_ag
     let cfg = dir.path().join("natter.toml");
     std::fs::write(&cfg, "[accounts]\nadmins = [\"boss\", \"chief\"]\n").unwrap();
     let data = dir.path().join("data");
-    let (child, mut log, _addr, _m) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
+    let (child, mut log, _addr, _m) = spawn_local(&[
         "--config",
         cfg.to_str().unwrap(),
         "--data-dir",
@@ -1050,11 +1000,7 @@ async fn a_full_disk_is_logged_once_and_the_server_is_ready_again_when_space_ret
         "[limits]\nflood_burst = 100000\nflood_refill_ms = 1\n",
     )
     .unwrap();
-    let (child, log, natter, metrics) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
+    let (child, log, natter, metrics) = spawn_local(&[
         "--config",
         &cfg.display().to_string(),
         "--data-dir",
@@ -1199,17 +1145,8 @@ async fn a_server_killed_on_a_full_disk_starts_again_and_takes_messages_once_the
     )
     .unwrap();
     let (cfg, data) = (cfg.display().to_string(), data.display().to_string());
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--config",
-        &cfg,
-        "--data-dir",
-        &data,
-    ];
-    let (mut child, _log, natter, _) = spawn_json(&args).await;
+    let args = ["--config", &cfg, "--data-dir", &data];
+    let (mut child, _log, natter, _) = spawn_local(&args).await;
     let (mut alice, _) = TextClient::welcomed(natter, "alice").await;
     alice.send("said before the disk filled").await;
     let filler = disk.fill();
@@ -1218,8 +1155,8 @@ async fn a_server_killed_on_a_full_disk_starts_again_and_takes_messages_once_the
     timeout(WAIT, child.wait()).await.expect("killed").unwrap();
     drop(alice);
 
-    // Still full: it starts all the same (spawn_json waits for it to listen).
-    let (child, log, natter, metrics) = spawn_json(&args).await;
+    // Still full: it starts all the same (spawn_local waits for it to listen).
+    let (child, log, natter, metrics) = spawn_local(&args).await;
     let drain = tokio::spawn(async move {
         let mut log = log;
         let mut line = String::new();
@@ -1306,11 +1243,7 @@ async fn sighup_says_which_changed_settings_wait_for_a_restart() {
     };
     write(&pairs[0], 30);
     let data = dir.path().join("data");
-    let (child, mut log, _, _) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
+    let (child, mut log, _, _) = spawn_local(&[
         "--config",
         file.to_str().unwrap(),
         "--data-dir",
@@ -1380,27 +1313,12 @@ async fn sighup_says_a_changed_log_format_waits_for_a_restart() {
     stop(child).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_on_a_full_disk_is_refused_at_start_saying_the_disk_is_full() {
-    // README ("Durable history"): a data directory the server cannot use stops it at start
-    // with the path and why. On a full disk SQLite says "disk I/O error" (it cannot make the
-    // log's shared-memory file), which sends an operator looking for a failing drive.
-    let disk = SmallDisk::mount(4 << 20);
-    let data = disk.0.path().join("data");
-    let (child, _, _, _) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.display().to_string(),
-    ])
-    .await;
-    stop(child).await;
-    let _filler = disk.fill();
+/// natter-server started on the store in `data`: it exits 1 at once, its last log line saying
+/// it cannot start and naming `data`; that line.
+async fn refused_at_start(data: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_natter-server"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .env_remove("NATTER_CONFIG")
         .env_remove("NATTER_EPHEMERAL")
         .stdin(Stdio::null())
@@ -1414,6 +1332,20 @@ async fn a_store_on_a_full_disk_is_refused_at_start_saying_the_disk_is_full() {
         "{stderr}"
     );
     assert!(said.contains(&data.display().to_string()), "{said}");
+    said.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_on_a_full_disk_is_refused_at_start_saying_the_disk_is_full() {
+    // README ("Durable history"): a data directory the server cannot use stops it at start
+    // with the path and why. On a full disk SQLite says "disk I/O error" (it cannot make the
+    // log's shared-memory file), which sends an operator looking for a failing drive.
+    let disk = SmallDisk::mount(4 << 20);
+    let data = disk.0.path().join("data");
+    let (child, _, _, _) = spawn_local(&["--data-dir", &data.display().to_string()]).await;
+    stop(child).await;
+    let _filler = disk.fill();
+    let said = refused_at_start(&data).await;
     assert!(said.contains("disk is full"), "{said}");
 }
 
@@ -1426,15 +1358,7 @@ async fn a_store_whose_index_cannot_be_made_on_a_full_disk_is_refused_saying_the
     // removed (which freed room) and making it again failed, said as is.
     let disk = SmallDisk::mount(4 << 20);
     let data = disk.0.path().join("data");
-    let (child, _, _, _) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.display().to_string(),
-    ])
-    .await;
+    let (child, _, _, _) = spawn_local(&["--data-dir", &data.display().to_string()]).await;
     signal(&child, "-KILL");
     let mut child = child;
     timeout(WAIT, child.wait()).await.expect("killed").unwrap();
@@ -1444,22 +1368,7 @@ async fn a_store_whose_index_cannot_be_made_on_a_full_disk_is_refused_saying_the
     );
     std::fs::remove_file(data.join("search.db-shm")).unwrap();
     let _filler = disk.fill();
-    let out = Command::new(env!("CARGO_BIN_EXE_natter-server"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env_remove("NATTER_CONFIG")
-        .env_remove("NATTER_EPHEMERAL")
-        .stdin(Stdio::null())
-        .output();
-    let out = timeout(WAIT, out).await.expect("exits").unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let said = stderr.lines().last().unwrap_or_default();
-    assert!(
-        said.contains(" ERROR natter_server: cannot start error="),
-        "{stderr}"
-    );
-    assert!(said.contains(&data.display().to_string()), "{said}");
+    let said = refused_at_start(&data).await;
     assert!(said.contains("disk is full"), "{said}");
 }
 
@@ -1471,15 +1380,8 @@ async fn sighup_rereads_the_bridge_secret_file_without_a_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("bridge-secret");
     std::fs::write(&secret, "the first bridge secret\n").unwrap();
-    let (child, mut log, _, _) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--bridge-secret-file",
-        secret.to_str().unwrap(),
-    ])
-    .await;
+    let (child, mut log, _, _) =
+        spawn_local(&["--bridge-secret-file", secret.to_str().unwrap()]).await;
     std::fs::write(&secret, "the second bridge secret\n").unwrap();
     signal(&child, "-HUP");
     let mut changed = Vec::new();
@@ -1630,15 +1532,8 @@ async fn readyz_says_a_store_that_cannot_be_written_is_not_ready() {
     // refuses root too.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (child, _log, _natter, metrics) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.display().to_string(),
-    ])
-    .await;
+    let (child, _log, _natter, metrics) =
+        spawn_local(&["--data-dir", &data.display().to_string()]).await;
     let ready = async || {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -1714,16 +1609,12 @@ async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, name: 
     let data_arg = data.display().to_string();
     let cfg_arg = cfg.display().to_string();
     let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
         "--config",
         cfg_arg.as_str(),
         "--data-dir",
         data_arg.as_str(),
     ];
-    let (child, mut log, addr, _) = spawn_json(&args).await;
+    let (child, mut log, addr, _) = spawn_local(&args).await;
     let tls = loop {
         let ev = log.until("listening").await;
         if ev.get("door").and_then(|d| d.as_str()) == Some("NatterTls") {
@@ -1776,7 +1667,7 @@ async fn second_signal_while_shutting_down(sig: nix::sys::signal::Signal, name: 
         .unwrap();
     assert_eq!(check, "ok");
     drop(db);
-    let (child, _log, addr, _) = spawn_json(&args).await;
+    let (child, _log, addr, _) = spawn_local(&args).await;
     let (mut bob, _) = TextClient::entered(addr, "bob").await;
     bob.send("/join #ops").await;
     bob.expect_has("kept before the stop").await;
@@ -1954,11 +1845,7 @@ async fn sighup_with_a_store_max_bytes_below_1_mib_is_refused_as_a_whole_naming_
     let file = dir.path().join("natter.toml");
     std::fs::write(&file, "[limits]\nmax_connections = 50\n").unwrap();
     let data = dir.path().join("data");
-    let (child, mut log, _, _) = spawn_json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
+    let (child, mut log, _, _) = spawn_local(&[
         "--config",
         file.to_str().unwrap(),
         "--data-dir",

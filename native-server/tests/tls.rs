@@ -419,14 +419,15 @@ async fn spawn_tls_only(
     spawn_server(&args, &[]).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_the_certificate_and_refuses_a_broken_key() {
-    let p = pki();
-    // TLS only: no --listen, so the one listening line is the TLS listener's.
-    let (mut child, mut log, tls) = spawn_tls_only("--tls-listen", &p).await;
-    let (mut old, nick_old) = tls_text(tls, &p.ca_file, "old").await;
-
-    // A new certificate from another CA, in the same files.
+/// A certificate from a second CA written over `p`'s files and SIGHUP sent to `child`: the log
+/// says it was reloaded, and the next handshake on `addr` sees it (the first CA no longer
+/// verifies it). The second CA's file, and `child`'s pid for more signals.
+async fn reload_from_a_second_ca(
+    child: &tokio::process::Child,
+    log: &mut BufReader<tokio::process::ChildStderr>,
+    p: &Pki,
+    addr: SocketAddr,
+) -> (PathBuf, nix::unistd::Pid) {
     let ca2 = DevCa::new("second CA").unwrap();
     ca2.leaf(&["localhost"])
         .unwrap()
@@ -435,11 +436,20 @@ async fn sighup_reloads_the_certificate_and_refuses_a_broken_key() {
     let ca2_file = write_ca(p.dir.path(), "ca2.pem", &ca2);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-    log_line(&mut log, "TLS certificate reloaded").await;
-
-    // The next handshake sees the new certificate: the old CA no longer verifies it.
-    let e = tls_connect(tls, &p.ca_file).await.unwrap_err();
+    log_line(log, "TLS certificate reloaded").await;
+    let e = tls_connect(addr, &p.ca_file).await.unwrap_err();
     assert!(natter_tls::is_certificate_error(&e), "{e}");
+    (ca2_file, pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_and_refuses_a_broken_key() {
+    let p = pki();
+    // TLS only: no --listen, so the one listening line is the TLS listener's.
+    let (mut child, mut log, tls) = spawn_tls_only("--tls-listen", &p).await;
+    let (mut old, nick_old) = tls_text(tls, &p.ca_file, "old").await;
+
+    let (ca2_file, pid) = reload_from_a_second_ca(&child, &mut log, &p, tls).await;
     let (mut new, _) = tls_text(tls, &ca2_file, "new").await;
     // The connection made before the reload is still there and chatting.
     new.send("after the reload").await;
@@ -626,18 +636,7 @@ async fn sighup_reloads_the_certificate_of_the_irc_tls_port() {
     old.send("JOIN #tls").await;
     old.expect_has(" 366 old #tls ").await;
 
-    let ca2 = DevCa::new("second CA").unwrap();
-    ca2.leaf(&["localhost"])
-        .unwrap()
-        .write(p.dir.path())
-        .unwrap();
-    let ca2_file = write_ca(p.dir.path(), "ca2.pem", &ca2);
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-    log_line(&mut log, "TLS certificate reloaded").await;
-
-    let e = tls_connect(irc, &p.ca_file).await.unwrap_err();
-    assert!(natter_tls::is_certificate_error(&e), "{e}");
+    let (ca2_file, _) = reload_from_a_second_ca(&child, &mut log, &p, irc).await;
     let mut new = irc_tls(irc, &ca2_file, "new").await;
     new.send("JOIN #tls").await;
     new.expect_has(" 366 new #tls ").await;
