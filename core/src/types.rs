@@ -603,65 +603,55 @@ impl core::fmt::Display for Seq {
 )]
 pub struct MsgId(pub u64);
 
-/// The credential a client presents to resume its session after a reconnect: an id (the first
-/// [`ResumeToken::ID_LEN`] bytes, which the server looks the session up by) and a secret (the
-/// rest, which it compares in constant time with the hash it keeps). Every welcome issues a new
-/// one; the one before stops working.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ResumeToken(pub [u8; 32]);
+/// A 32-byte credential: an id (the first `ID_LEN` bytes, which the server looks it up by; not
+/// secret) and a secret (the rest, which the server keeps only a hash of and compares in
+/// constant time). Its `Debug` shows the id, never the secret.
+macro_rules! credential {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub struct $name(pub [u8; 32]);
 
-impl ResumeToken {
-    /// Bytes of the id.
-    pub const ID_LEN: usize = 8;
+        impl $name {
+            /// Bytes of the id.
+            pub const ID_LEN: usize = 8;
 
-    /// The id, which names the session (not secret).
-    pub fn id(&self) -> u64 {
-        let mut id = [0u8; Self::ID_LEN];
-        id.copy_from_slice(&self.0[..Self::ID_LEN]);
-        u64::from_be_bytes(id)
-    }
+            /// The id, which names it (not secret).
+            pub fn id(&self) -> u64 {
+                let mut id = [0u8; Self::ID_LEN];
+                id.copy_from_slice(&self.0[..Self::ID_LEN]);
+                u64::from_be_bytes(id)
+            }
 
-    /// The secret part.
-    pub fn secret(&self) -> &[u8] {
-        &self.0[Self::ID_LEN..]
-    }
+            /// The secret part.
+            pub fn secret(&self) -> &[u8] {
+                &self.0[Self::ID_LEN..]
+            }
+        }
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                // A credential: its secret is never logged.
+                write!(f, concat!(stringify!($name), "(id {:016x}, secret …)"), self.id())
+            }
+        }
+    };
 }
 
-impl core::fmt::Debug for ResumeToken {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // A token is a credential: its secret is never logged.
-        write!(f, "ResumeToken(id {:016x}, secret …)", self.id())
-    }
+credential! {
+    /// The credential a client presents to resume its session after a reconnect: an id (the
+    /// first [`ResumeToken::ID_LEN`] bytes, which the server looks the session up by) and a
+    /// secret (the rest, which it compares in constant time with the hash it keeps). Every
+    /// welcome issues a new one; the one before stops working.
+    ResumeToken
 }
 
-/// A device's long-lived sign-in key: issued on a sign-in that asked to be remembered, shown
-/// instead of the password on later sign-ins (the page keeps it across reloads), and revoked by
-/// signing out on that device or by a password change. Like a [`ResumeToken`], an id the
-/// server looks it up by and a secret it keeps only a hash of.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct DeviceKey(pub [u8; 32]);
-
-impl DeviceKey {
-    /// Bytes of the id.
-    pub const ID_LEN: usize = 8;
-
-    /// The id (not secret).
-    pub fn id(&self) -> u64 {
-        let mut id = [0u8; Self::ID_LEN];
-        id.copy_from_slice(&self.0[..Self::ID_LEN]);
-        u64::from_be_bytes(id)
-    }
-
-    /// The secret part.
-    pub fn secret(&self) -> &[u8] {
-        &self.0[Self::ID_LEN..]
-    }
-}
-
-impl core::fmt::Debug for DeviceKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "DeviceKey(id {:016x}, secret …)", self.id())
-    }
+credential! {
+    /// A device's long-lived sign-in key: issued on a sign-in that asked to be remembered, shown
+    /// instead of the password on later sign-ins (the page keeps it across reloads), and
+    /// revoked by signing out on that device or by a password change. Like a [`ResumeToken`],
+    /// an id the server looks it up by and a secret it keeps only a hash of.
+    DeviceKey
 }
 
 /// A password as a client sends it. Never logged, never stored: the server keeps an argon2id
@@ -745,6 +735,20 @@ impl Serialize for Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resume token and a device key are logged by their id alone: the secret bytes after
+    /// it appear nowhere in their `Debug`.
+    #[test]
+    fn credentials_show_their_id_and_never_their_secret() {
+        let mut bytes = [0xabu8; 32];
+        bytes[..8].copy_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        let token = format!("{:?}", ResumeToken(bytes));
+        let key = format!("{:?}", DeviceKey(bytes));
+        assert_eq!(token, "ResumeToken(id 0102030405060708, secret …)");
+        assert_eq!(key, "DeviceKey(id 0102030405060708, secret …)");
+        assert_eq!(ResumeToken(bytes).secret(), &[0xab; 24]);
+        assert_eq!(DeviceKey(bytes).id(), 0x0102_0304_0506_0708);
+    }
 
     /// Nicks, room names and text go on the wire exactly as the `String`s they were
     /// serialized as before (now without making one).
