@@ -1301,11 +1301,21 @@ pub fn without_notice(msg: &ServerMsg) -> Option<ServerMsg> {
     }
 }
 
+/// A slice serialized as the sequence of its elements each wrapped by `.1` (an older
+/// version's form of them).
+struct Each<'a, T, W>(&'a [T], fn(&'a T) -> W);
+
+impl<T, W: Serialize> Serialize for Each<'_, T, W> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(self.1))
+    }
+}
+
 /// Version 5's forms of the messages that changed in version 6.
 mod v5 {
-    use super::{Entry, RoomName};
+    use super::{Each, Entry, RoomName};
     use serde::Serialize;
-    use serde::ser::{SerializeSeq, SerializeStructVariant, Serializer};
+    use serde::ser::{SerializeStructVariant, Serializer};
 
     /// `ServerMsg::BanList`'s variant index (checked against the enum by a test).
     pub(super) const BAN_LIST: u32 = 23;
@@ -1327,19 +1337,6 @@ mod v5 {
         }
     }
 
-    /// A list of entries without `at`.
-    struct OldEntries<'a>(&'a [Entry]);
-
-    impl Serialize for OldEntries<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut seq = s.serialize_seq(Some(self.0.len()))?;
-            for e in self.0 {
-                seq.serialize_element(&OldEntry(e))?;
-            }
-            seq.end()
-        }
-    }
-
     pub(super) struct BanList<'a> {
         pub(super) room: &'a RoomName,
         pub(super) bans: &'a [Entry],
@@ -1350,8 +1347,8 @@ mod v5 {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut v = s.serialize_struct_variant("ServerMsg", BAN_LIST, "BanList", 3)?;
             v.serialize_field("room", self.room)?;
-            v.serialize_field("bans", &OldEntries(self.bans))?;
-            v.serialize_field("mutes", &OldEntries(self.mutes))?;
+            v.serialize_field("bans", &Each(self.bans, OldEntry))?;
+            v.serialize_field("mutes", &Each(self.mutes, OldEntry))?;
             v.end()
         }
     }
@@ -1363,7 +1360,7 @@ mod v5 {
     impl Serialize for ServerBans<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut v = s.serialize_struct_variant("ServerMsg", SERVER_BANS, "ServerBans", 1)?;
-            v.serialize_field("bans", &OldEntries(self.bans))?;
+            v.serialize_field("bans", &Each(self.bans, OldEntry))?;
             v.end()
         }
     }
@@ -1372,9 +1369,9 @@ mod v5 {
 /// Version 12's form of the message that changed in version 13: [`ServerMsg::Devices`] without
 /// the devices' labels.
 mod v12 {
-    use super::RememberedDevice;
+    use super::{Each, RememberedDevice};
     use serde::Serialize;
-    use serde::ser::{SerializeSeq, SerializeStruct, SerializeStructVariant, Serializer};
+    use serde::ser::{SerializeStruct, SerializeStructVariant, Serializer};
 
     /// `ServerMsg::Devices`'s variant index (checked against the enum by a test).
     pub(super) const DEVICES: u32 = 35;
@@ -1393,18 +1390,6 @@ mod v12 {
         }
     }
 
-    struct OldDevices<'a>(&'a [RememberedDevice]);
-
-    impl Serialize for OldDevices<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut seq = s.serialize_seq(Some(self.0.len()))?;
-            for d in self.0 {
-                seq.serialize_element(&OldDevice(d))?;
-            }
-            seq.end()
-        }
-    }
-
     pub(super) struct Devices<'a> {
         pub(super) devices: &'a [RememberedDevice],
     }
@@ -1412,7 +1397,7 @@ mod v12 {
     impl Serialize for Devices<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut v = s.serialize_struct_variant("ServerMsg", DEVICES, "Devices", 1)?;
-            v.serialize_field("devices", &OldDevices(self.devices))?;
+            v.serialize_field("devices", &Each(self.devices, OldDevice))?;
             v.end()
         }
     }
