@@ -6266,6 +6266,152 @@ mod accounts {
         assert!(resumed(&got), "{got:?}");
     }
 
+    /// The operator adds `alice` with the tool while the server runs; before the SIGHUP that
+    /// would load it, a guest named alice registers. The store keeps the operator's account
+    /// and says it did not apply the registration (`handle_stale_accounts`, before the durable
+    /// report): the registrant is told the name is taken, and is not signed in. Until the
+    /// forty-second session it was told it was registered, and signed in to an account that
+    /// existed nowhere but in the running server. A registration the store applies signs in
+    /// once it is stored, not before.
+    #[test]
+    fn a_registration_the_store_refuses_for_the_operators_account_is_told_taken() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let a = t.bin("alice");
+        t.recv(a);
+        t.auto_commit = false;
+        t.send(
+            a,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: true,
+            },
+        );
+        let batch = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the registration is written")
+            .id;
+        t.hub.handle_stale_accounts(&[nick("Alice")], t.now);
+        t.hub.handle_durable(batch, t.now);
+        t.auto_commit = true;
+        t.pump();
+        let got = t.recv(a);
+        assert!(!signed_in(&got), "not signed in: {got:?}");
+        assert_eq!(error_kinds(&got), vec![ErrorKind::NickTaken], "{got:?}");
+        assert!(error_detail(&got).contains("operator"), "{got:?}");
+        assert_eq!(t.hub.account_count(), 0, "no account of the hub's own");
+        assert!(
+            !t.batches
+                .iter()
+                .flat_map(|b| b.writes.iter())
+                .any(|w| matches!(w, Write::AddKey { .. })),
+            "nothing written of the account that was not made"
+        );
+        // The next registration the store applies signs in once stored.
+        let b = t.bin("bob");
+        t.recv(b);
+        t.auto_commit = false;
+        t.send(
+            b,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        assert!(!signed_in(&t.recv(b)), "not before it is stored");
+        let batch = t.batches.last().expect("bob's registration").id;
+        t.hub.handle_durable(batch, t.now);
+        t.auto_commit = true;
+        t.pump();
+        assert!(signed_in(&t.recv(b)));
+        assert_eq!(t.hub.account_count(), 1);
+    }
+
+    /// The operator's `account passwd alice` and SIGHUP while alice's own `/password` is on
+    /// its way to the store: the reload leaves the account as the hub has it (the store's copy
+    /// may be older than the hub's), the store refuses the hub's write (the operator's word
+    /// stands) and says so, and the hub then wants its accounts read again: the operator's
+    /// password is taken up without a second SIGHUP. Until the forty-second session the log
+    /// asked for another SIGHUP, and until then the server went on with alice's password.
+    #[test]
+    fn a_reload_during_the_accounts_own_write_takes_the_operators_change_up_once_it_is_done() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let (a, _) = registered(&mut t, "alice");
+        let mut operators = moderation::accounts_but(&t, &[]);
+        operators[0].record.hash = crate::accounts::hash_password(
+            &pw("set by the operator"),
+            &[2; 16],
+            crate::accounts::HashCost::TEST,
+        )
+        .unwrap();
+        operators[0].keys.clear();
+        t.recv(a);
+        t.auto_commit = false;
+        t.send(
+            a,
+            &ClientMsg::ChangePassword {
+                old: pw(PW),
+                new: pw("battery staple"),
+            },
+        );
+        let change = t
+            .batches
+            .last()
+            .filter(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the new hash is written")
+            .id;
+        t.hub.load_accounts(operators.clone());
+        t.pump();
+        assert!(!t.hub.poll_accounts_reload(), "nothing to read again yet");
+        t.hub.handle_stale_accounts(&[nick("alice")], t.now);
+        t.hub.handle_durable(change, t.now);
+        t.pump();
+        // Its answer, and then the truth.
+        let got = t.recv(a);
+        let at = |f: &dyn Fn(&ServerMsg) -> bool| got.iter().position(f);
+        let changed = at(&|m| matches!(m, ServerMsg::PasswordChanged))
+            .unwrap_or_else(|| panic!("not answered: {got:?}"));
+        let refused = at(
+            &|m| matches!(m, ServerMsg::Error { detail, .. } if detail.contains("was not kept")),
+        )
+        .unwrap_or_else(|| panic!("not told the change was not kept: {got:?}"));
+        assert!(changed < refused, "{got:?}");
+        assert!(t.hub.poll_accounts_reload(), "the accounts are read again");
+        assert!(!t.hub.poll_accounts_reload(), "once");
+        t.auto_commit = true;
+        t.pump();
+        // What the shell reads then: the operator's password.
+        t.hub.load_accounts(operators);
+        t.pump();
+        let b = t.bin("alice2");
+        let got = sign_in(
+            &mut t,
+            b,
+            "alice",
+            Proof::Password(pw("battery staple")),
+            false,
+        );
+        assert_eq!(error_kinds(&got), vec![ErrorKind::SignInFailed], "{got:?}");
+        let c = t.bin("alice3");
+        let got = sign_in(
+            &mut t,
+            c,
+            "alice",
+            Proof::Password(pw("set by the operator")),
+            false,
+        );
+        assert!(signed_in(&got), "the operator's password signs in: {got:?}");
+    }
+
     /// A reload of the accounts reads the store, which does not hold a registration whose
     /// batch failed and waits for its retry (a full disk for a while): the account is the
     /// hub's newer state, not one the operator removed. Its owner stays signed in, and the
