@@ -1875,6 +1875,37 @@ impl Hub {
         }
     }
 
+    /// Registrations whose write was in a batch the store failed (`records`, folded; `why` in
+    /// words for people): not made. Each registrant is told at once that it stays a guest, and
+    /// what it sent meanwhile goes on. Its account is forgotten, so the batch's retry writes its
+    /// drop, which changes nothing in the store. Until the forty-second session's review a
+    /// registrant waited for a retry to be stored, unanswered and its chat held, for as long as
+    /// the disk stayed full (issue 16: refused with a clear error).
+    pub(super) fn registrations_failed(&mut self, records: &[String], why: &str, now: Millis) {
+        if self.accounts.storing.is_empty() {
+            return;
+        }
+        let (failed, waiting): (Vec<Storing>, Vec<Storing>) =
+            core::mem::take(&mut self.accounts.storing)
+                .into_iter()
+                .partition(|r| records.contains(&r.account));
+        self.accounts.storing = waiting;
+        for Storing { conn, account, .. } in failed {
+            self.accounts.busy.remove(&conn);
+            let name = self.account_name(&account);
+            self.forget_account(&account);
+            let Some(name) = name else {
+                continue;
+            };
+            info!(conn = %conn, account = %name, %why, "registration not stored");
+            if self.conns.get(&conn).is_some_and(|c| !c.closing()) {
+                let detail = format!("{why}; {name} was not registered: try again later");
+                self.error(conn, ErrorKind::Unavailable, Re::Nick(name), detail);
+                self.run_pending(conn, now);
+            }
+        }
+    }
+
     fn password_changed(&mut self, conn: ConnId, account: &str, hash: PasswordHash, now: Millis) {
         let Some(a) = self.accounts.by_name.get_mut(account) else {
             return;

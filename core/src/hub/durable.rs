@@ -487,6 +487,9 @@ impl Hub {
         d.dirty.extend(flight.sessions.iter().copied());
         // Sessions ended and keys revoked, again; accounts, as they are now.
         d.writes.extend(flight.again.iter().cloned());
+        // Registrations in it were not made: their registrants are told now, as a message's
+        // sender is, not left waiting (their input with them) for as long as the disk is full.
+        self.registrations_failed(&flight.records, why, now);
         let accounts: Vec<Write> = flight
             .accounts
             .iter()
