@@ -1868,6 +1868,19 @@ impl Hub {
             } else if here {
                 info!(conn = %conn, account = %name, "registered");
                 self.signed_in(conn, &account, remember, None, now);
+            } else {
+                // Its connection dropped before the store answered: the registration is kept
+                // as stored (a kill now would keep it all the same), and the guest waiting for
+                // its resume gives the name up, as to an owner signing in: a guest never holds
+                // a registered name (another client signing in to it would evict it). Its
+                // client checks the lost registration by signing in at its next welcome.
+                info!(conn = %conn, account = %name, "registered; its registrant's connection was gone before it was stored");
+                self.evict_nick_holder_for(
+                    &name,
+                    UserId(u64::MAX),
+                    "your registration of it was stored after your connection dropped (sign in to it)",
+                    now,
+                );
             }
             if here {
                 self.run_pending(conn, now);

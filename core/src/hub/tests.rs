@@ -6266,6 +6266,68 @@ mod accounts {
         assert!(resumed(&got), "{got:?}");
     }
 
+    /// A registrant whose connection drops before its registration is stored: the store keeps
+    /// it (as a kill at that moment would), and the guest waiting for its resume gives the
+    /// name up, as to an owner signing in: a guest never holds a registered name. Its client
+    /// checks the lost registration with a sign-in at its next welcome, which makes it the
+    /// account's. Until the forty-third session the guest kept the name, and the next client
+    /// signing in to the account evicted it (found by `store_properties`).
+    #[test]
+    fn a_registrant_cut_before_its_registration_is_stored_gives_the_name_up() {
+        use crate::persist::Write;
+        let mut t = T::with(Config {
+            durable: true,
+            ..config()
+        });
+        let (a, _, token) = t.bin_from(LOCAL, "alice");
+        let b = t.bin("bob");
+        t.join(a, "#r");
+        t.join(b, "#r");
+        t.recv(a);
+        t.recv(b);
+        t.auto_commit = false;
+        t.send(
+            a,
+            &ClientMsg::Register {
+                password: pw(PW),
+                remember: false,
+            },
+        );
+        let batch = t
+            .batches
+            .iter()
+            .find(|b| b.writes.iter().any(|w| matches!(w, Write::Account(_))))
+            .expect("the registration is written")
+            .id;
+        t.hub.handle_close(a, t.now);
+        t.pump();
+        assert_eq!(t.hub.detached(), 1, "waiting for its resume");
+        t.hub.handle_durable(batch, t.now);
+        t.auto_commit = true;
+        t.pump();
+        assert_eq!(t.hub.account_count(), 1, "the registration is kept");
+        assert!(
+            !t.hub.is_member(&nick("alice"), &room("#r")),
+            "no guest called alice is left in #r"
+        );
+        let got = t.recv(b);
+        let renamed = events(&got).into_iter().find_map(|e| match &e.kind {
+            EventKind::Nick { new } if e.from.as_str() == "alice" => Some(new.clone()),
+            _ => None,
+        });
+        let guest = renamed.unwrap_or_else(|| panic!("bob is not told: {got:?}"));
+        assert_ne!(guest.folded(), "alice");
+        // The resume finds the guest; its sign-in with the registration's password is alice.
+        let (a2, got) = t.resume("alice", token, vec![(room("#r"), Seq(0))]);
+        assert!(
+            matches!(&got[0], ServerMsg::Welcome { nick, resumed: true, .. } if *nick == guest),
+            "{got:?}"
+        );
+        let got = sign_in(&mut t, a2, "alice", Proof::Password(pw(PW)), false);
+        assert!(signed_in(&got), "{got:?}");
+        assert_eq!(t.hub.nick(a2).map(Nick::as_str), Some("alice"));
+    }
+
     /// The operator adds `alice` with the tool while the server runs; before the SIGHUP that
     /// would load it, a guest named alice registers. The store keeps the operator's account
     /// and says it did not apply the registration (`handle_stale_accounts`, before the durable
