@@ -866,7 +866,12 @@ fn a_rename_from_our_nick_after_we_were_told_it_is_someone_elses() {
             new: nick("guest4081"),
         },
     ));
-    t.recv(ev("#lobby", 3, "alice", EventKind::Nick { new: nick("cat") }));
+    t.recv(ev(
+        "#lobby",
+        3,
+        "alice",
+        EventKind::Nick { new: nick("cat") },
+    ));
     assert_eq!(t.s.nick(), &nick("cat"), "the guest's rename is not ours");
     let nicks: Vec<Event> = t
         .events()
