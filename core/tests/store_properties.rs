@@ -1201,3 +1201,32 @@ fn a_refusal_behind_a_later_line_not_yet_written_goes_with_it() {
     ];
     check_run_with(durable(), ops).unwrap();
 }
+
+/// A registrant cut before its registration was stored, the store keeping it meanwhile:
+/// another program signing in to the account took the guest's rename away from the name, heard
+/// after its own `YourNick`, for its own, and ended told read markers under the guest's nick.
+#[test]
+fn a_sign_in_hears_the_rename_of_the_guest_it_took_the_name_from_as_another_s() {
+    let ops = vec![
+        Commit(1),
+        Stall(0, false),
+        Say(0),
+        Say(0),
+        Register(2),
+        Commit(1),
+        Cut(2),
+        Say(0),
+        Logout(1),
+        Say(0),
+        Stall(0, false),
+        Say(0),
+        Say(0),
+        Say(0),
+        Commit(1),
+        Say(0),
+        Say(0),
+        Commit(1),
+        Login(1, 2),
+    ];
+    check_run_with(durable_accounts(false), ops).unwrap();
+}

@@ -195,7 +195,8 @@ struct HubTask {
 /// exactly the hub's plus what the operator changed: nothing registered or changed through the
 /// hub can be missing from them and so be forgotten or reverted.
 struct AccountsReload {
-    reply: oneshot::Sender<Result<usize, String>>,
+    /// Who asked (a SIGHUP); none when the hub asked ([`Hub::poll_accounts_reload`]).
+    reply: Option<oneshot::Sender<Result<usize, String>>>,
     read: Option<
         natter_store::StoreFuture<'static, Result<Vec<LoadedAccount>, natter_store::ReadError>>,
     >,
@@ -427,7 +428,15 @@ pub(crate) async fn run(
                         }
                         Err(e) => Err(e.to_string()),
                     };
-                    let _ = r.reply.send(answer);
+                    match r.reply {
+                        Some(reply) => {
+                            let _ = reply.send(answer);
+                        }
+                        None => match answer {
+                            Ok(n) => info!(accounts = n, "accounts read again from the store: the operator changed some since they were read"),
+                            Err(e) => warn!(error = %e, "accounts not read again from the store (the operator changed some): send SIGHUP"),
+                        },
+                    }
                 }
             }
             Some(input) = cluster_next(&mut task.cluster) => {
@@ -606,7 +615,12 @@ impl HubTask {
                 Some(_) if self.accounts.is_some() => {
                     let _ = reply.send(Err("an accounts reload is already under way".into()));
                 }
-                Some(_) => self.accounts = Some(AccountsReload { reply, read: None }),
+                Some(_) => {
+                    self.accounts = Some(AccountsReload {
+                        reply: Some(reply),
+                        read: None,
+                    });
+                }
             },
             Input::Reconfigure { config, reply } => {
                 let _ = reply.send(self.hub.reconfigure(*config));
@@ -647,6 +661,14 @@ impl HubTask {
 
     /// Starts the accounts read of a reload asked for, once every write handed out is durable.
     fn start_accounts_read(&mut self) {
+        // The store refused writes of accounts the operator changed (`Report::Stale`): read
+        // them again, as at a SIGHUP, so the operator's change is taken up now.
+        if self.accounts.is_none() && self.store.is_some() && self.hub.poll_accounts_reload() {
+            self.accounts = Some(AccountsReload {
+                reply: None,
+                read: None,
+            });
+        }
         let (Some(r), Some(store)) = (&mut self.accounts, &self.store) else {
             return;
         };

@@ -172,6 +172,10 @@ impl StoreSide {
                 }
                 hub.handle_durable(upto, now);
             }
+            StoreEvent::Report(Report::Stale { accounts }) => {
+                // Before the durable report of the same batches, as the hub wants it.
+                hub.handle_stale_accounts(&accounts, now);
+            }
             StoreEvent::Report(Report::Failed { batch, error }) => {
                 self.submitted.retain(|(id, ..)| *id != batch);
                 self.health.store_ok.store(false, Ordering::Relaxed);

@@ -543,3 +543,130 @@ async fn passwd_then_sighup_stops_a_remembered_devices_key_at_once() {
         )
         .await;
 }
+
+/// `account add alice` while the server runs, and before the SIGHUP that would load it, a
+/// guest named alice registers in the server: it is told the name is taken, and is not signed
+/// in; the operator's account stays as the operator made it. Until the forty-second session
+/// the guest was told it was registered and signed in, and nothing of it was stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_after_the_operator_added_its_name_is_told_taken() {
+    use natter_core::wire::{ClientMsg, ErrorKind, ServerMsg};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let server_args = ["--listen", "127.0.0.1:0", "--data-dir", d.as_str()];
+    let (_server, _log, addr) = spawn_server(&server_args, &[("NATTER_EPHEMERAL", "false")]).await;
+    let (code, _, err) = account(dir.path(), &["add", "alice"], Some(PASSWORD)).await;
+    assert_eq!(code, 0, "{err}");
+
+    let (mut guest, _) = BinClient::hello(addr, "alice", None).await;
+    guest
+        .send(&ClientMsg::Register {
+            password: natter_core::Password(NEW_PASSWORD.into()),
+            remember: true,
+        })
+        .await;
+    let got = guest
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. } | ServerMsg::Error { .. }),
+            "the registration's answer",
+        )
+        .await;
+    let ServerMsg::Error { kind, detail, .. } = &got else {
+        panic!("registered over the operator's account: {got:?}");
+    };
+    assert_eq!(*kind, ErrorKind::NickTaken, "{got:?}");
+    assert!(detail.contains("alice is registered already"), "{detail}");
+    // The operator's account, as the operator made it.
+    let stored = loaded(dir.path());
+    assert_eq!(stored.len(), 1);
+    assert!(verifies(&stored[0], PASSWORD));
+    assert!(stored[0].keys.is_empty() && stored[0].rooms.is_empty());
+    // And the server read its accounts again by itself, without a SIGHUP: the guest gives the
+    // name up, and the operator's password signs in.
+    let got = guest
+        .expect(
+            |m| matches!(m, ServerMsg::Error { detail, .. } if detail.contains("the operator added it")),
+            "the guest renamed",
+        )
+        .await;
+    assert!(
+        matches!(
+            got,
+            ServerMsg::Error {
+                kind: ErrorKind::NickTaken,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    let (mut owner, _) = BinClient::hello(addr, "owner", None).await;
+    owner
+        .send(&ClientMsg::SignIn {
+            account: Nick::new("alice").unwrap(),
+            proof: natter_core::wire::Proof::Password(natter_core::Password(PASSWORD.into())),
+            remember: false,
+        })
+        .await;
+    let got = owner
+        .expect(
+            |m| matches!(m, ServerMsg::SignedIn { .. } | ServerMsg::Error { .. }),
+            "the sign-in's answer",
+        )
+        .await;
+    assert!(
+        matches!(got, ServerMsg::SignedIn { .. }),
+        "the operator's account does not sign in: {got:?}"
+    );
+}
+
+/// `account remove fay` while the server runs and fay is signed in, then no SIGHUP: fay's next
+/// change of her account (a room joined, written to the store) is refused by the store, and the
+/// server reads its accounts again by itself: fay is told she is a guest now. Until the
+/// forty-second session the server went on with the removed account until a SIGHUP (what it
+/// wrote of it landing nowhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_accounts_next_write_makes_the_running_server_read_the_removal() {
+    use natter_core::RoomName;
+    use natter_core::wire::{ClientMsg, ErrorKind, ServerMsg};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let server_args = ["--listen", "127.0.0.1:0", "--data-dir", d.as_str()];
+    let (_server, _log, addr) = spawn_server(&server_args, &[("NATTER_EPHEMERAL", "false")]).await;
+    let (mut fay, _) = BinClient::hello(addr, "fay", None).await;
+    fay.send(&ClientMsg::Register {
+        password: natter_core::Password(PASSWORD.into()),
+        remember: false,
+    })
+    .await;
+    fay.expect(|m| matches!(m, ServerMsg::SignedIn { .. }), "registered")
+        .await;
+
+    let (code, _, err) = account(dir.path(), &["remove", "fay"], None).await;
+    assert_eq!(code, 0, "{err}");
+    fay.send(&ClientMsg::Join {
+        room: RoomName::new("#after").unwrap(),
+    })
+    .await;
+    let got = fay
+        .expect(
+            |m| {
+                matches!(
+                    m,
+                    ServerMsg::Error {
+                        kind: ErrorKind::NotSignedIn,
+                        ..
+                    }
+                )
+            },
+            "told the account is gone, with no SIGHUP",
+        )
+        .await;
+    let ServerMsg::Error { detail, .. } = got else {
+        unreachable!()
+    };
+    assert!(
+        detail.contains("the operator removed your account"),
+        "{detail}"
+    );
+    assert!(loaded(dir.path()).is_empty(), "the removal stands");
+}

@@ -257,6 +257,7 @@ async fn sustained_writes(
         match reports.recv().await {
             Some(Report::Durable { upto }) => done = upto.0 + 1 == batches,
             Some(Report::Failed { batch, error }) => bail!("{batch} failed: {error}"),
+            Some(Report::Stale { accounts }) => bail!("no account written: {accounts:?}"),
             None => bail!("store closed"),
         }
     }

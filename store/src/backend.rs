@@ -65,6 +65,16 @@ pub enum Report {
         /// The last batch this report covers.
         upto: BatchId,
     },
+    /// The server's writes of these accounts, in the batches the next [`Report::Durable`]
+    /// covers, were not applied: the operator changed each since the server last held it
+    /// (`natter-server account passwd`, `remove`, or `add` of a name the server registered
+    /// meanwhile), and the operator's word stands. The server holds them otherwise than the
+    /// store does (a registration among those writes was not made): it should read its
+    /// accounts again. Comes before that report.
+    Stale {
+        /// The accounts, each once.
+        accounts: Vec<natter_core::Nick>,
+    },
     /// Nothing of this batch was stored; batches before and after it are not affected.
     Failed {
         /// The batch.
@@ -108,6 +118,14 @@ impl Reporter {
     pub fn durable(&self, upto: BatchId, batches: usize) {
         // A shell that dropped its `Reports` no longer wants them.
         let _ = self.tx.send((Report::Durable { upto }, batches));
+    }
+
+    /// Reports that the server's writes of `accounts` in the batches reported durable next were
+    /// not applied ([`Report::Stale`]); nothing if there are none.
+    pub fn stale(&self, accounts: Vec<natter_core::Nick>) {
+        if !accounts.is_empty() {
+            let _ = self.tx.send((Report::Stale { accounts }, 0));
+        }
     }
 
     /// Reports `batch` failed.

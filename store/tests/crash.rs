@@ -119,6 +119,7 @@ fn child(dir: &str) {
                     out.flush().expect("stdout");
                 }
                 Some(Report::Failed { batch, error }) => panic!("{batch} failed: {error}"),
+                Some(Report::Stale { accounts }) => panic!("no account written: {accounts:?}"),
                 None => return,
             }
         }

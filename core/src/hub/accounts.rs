@@ -38,7 +38,7 @@ use core::net::IpAddr;
 use rand_core::RngCore;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use tracing::{debug, info, warn};
 
 /// What follows a nick in the words of a refusal because an account owns it. The IRC dialect
@@ -333,6 +333,15 @@ pub(crate) struct Accounts {
     /// Cluster mode: registrations waiting for the cluster to create their account, by the
     /// hub's number for the [`ClusterOut::CreateAccount`].
     registering: FxHashMap<u64, Registering>,
+    /// With a store: registrations written and not yet stored, oldest first. Their accounts
+    /// are held (a reload or a failed batch finds them), their registrants signed in once the
+    /// store applied the write ([`Hub::registrations_settled`]): it does not when the operator
+    /// added the name with the tool meanwhile ([`Hub::handle_stale_accounts`]).
+    storing: Vec<Storing>,
+    /// With a store: `/password`s written and not yet stored, oldest first (`remember`
+    /// unused). One the store refuses (the operator set the password meanwhile) is told so
+    /// after its answer ([`Hub::registrations_settled`]).
+    changing: Vec<Storing>,
     /// Cluster mode: per account (folded), this node's writes not yet answered and the
     /// revision of the last answered (see [`Hub::handle_account_written`]).
     own_writes: FxHashMap<String, (u32, u64)>,
@@ -367,6 +376,15 @@ struct HeldMarker {
     ahead: u32,
 }
 
+/// A registration written to the store, waiting for it (see `Accounts::storing`).
+#[derive(Debug)]
+struct Storing {
+    conn: ConnId,
+    /// The account (folded).
+    account: String,
+    remember: bool,
+}
+
 /// A registration whose password is hashed, waiting for the cluster to create the account.
 #[derive(Debug)]
 struct Registering {
@@ -396,6 +414,8 @@ impl Default for Accounts {
             registrations: Throttle::new(FREE_REGISTRATIONS - 1, REGISTRATION_WAIT),
             known: KnownAddresses::default(),
             registering: FxHashMap::default(),
+            storing: Vec::new(),
+            changing: Vec::new(),
             own_writes: FxHashMap::default(),
             opers: FxHashMap::default(),
             held_news: FxHashMap::default(),
@@ -503,7 +523,7 @@ impl Hub {
                     ..
                 },
                 Outcome::Verified(true),
-            ) if self.accounts.by_name.contains_key(&account) => {
+            ) if self.accounts.by_name.contains_key(&account) && !self.storing(&account) => {
                 self.signed_in(conn, &account, remember, None, now);
             }
             (Pending::SignIn { asked, .. }, Outcome::Verified(_)) => {
@@ -598,7 +618,7 @@ impl Hub {
             .map(|d| d.accounts_unsettled())
             .unwrap_or_default();
         for name in &unsettled {
-            info!(account = %name, "account written and not yet stored: this reload leaves it as it is (a change the operator made to it stands in the store: reload again)");
+            info!(account = %name, "account written and not yet stored: this reload leaves it as it is (if the operator changed it, the store keeps the operator's change and the accounts are read again once the write is done)");
         }
         let loaded: Vec<LoadedAccount> = loaded
             .into_iter()
@@ -821,7 +841,9 @@ impl Hub {
             let detail = "you are signed in to another account: /logout first".to_owned();
             return self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
         }
-        let exists = self.accounts.by_name.contains_key(&folded);
+        // A registration not yet stored is no account to sign in to: the store may refuse it
+        // (the operator made the name's account meanwhile), and its registrant signs in first.
+        let exists = self.accounts.by_name.contains_key(&folded) && !self.storing(&folded);
         match proof {
             Proof::Key(key) => {
                 let owner = self.key_owner(&key);
@@ -832,7 +854,7 @@ impl Hub {
                 }
             }
             Proof::Password(password) => {
-                let hash = match self.accounts.by_name.get(&folded) {
+                let hash = match self.accounts.by_name.get(&folded).filter(|_| exists) {
                     Some(a) => a.hash.clone(),
                     None => decoy(self.config.accounts.hash_cost),
                 };
@@ -1725,8 +1747,176 @@ impl Hub {
         self.accounts
             .by_name
             .insert(folded.clone(), Account::new(nick.clone(), hash, now));
+        if self.durable.is_some() {
+            // Signed in once the store applied it: the operator may have added the name with
+            // the tool since the server read its accounts, and then the store keeps the
+            // operator's account (`handle_stale_accounts`). What the connection sends
+            // meanwhile waits. The rooms its user is in go with the registration, in the same
+            // batch, as they did when the sign-in came at once: an account stored without
+            // them, its user's session restored after a crash, would be in rooms the store
+            // does not give it.
+            let rooms: Vec<RoomName> = self
+                .users
+                .get(&uid)
+                .map(|u| u.rooms.iter().cloned().collect())
+                .unwrap_or_default();
+            if let Some(a) = self.accounts.by_name.get_mut(&folded) {
+                a.rooms.clone_from(&rooms);
+            }
+            self.record(Write::AccountRooms {
+                account: nick.clone(),
+                rooms,
+            });
+            self.accounts.storing.push(Storing {
+                conn,
+                account: folded,
+                remember,
+            });
+            self.accounts.busy.insert(conn);
+            return;
+        }
         info!(conn = %conn, account = %nick, "registered");
         self.signed_in(conn, &folded, remember, None, now);
+    }
+
+    /// The store did not apply the server's writes of `accounts` in the batches it reports
+    /// durable next: the operator changed each with `natter-server account …` since the server
+    /// last read it (`passwd`, `remove`, or `add` of a name registered here meanwhile). Call
+    /// it before that [`Hub::handle_durable`]. A registration among them was not made: its
+    /// registrant is told the name is taken, and not signed in.
+    ///
+    /// The hub then holds those accounts otherwise than the store: it wants its accounts read
+    /// again ([`Hub::poll_accounts_reload`]), as at a SIGHUP, so the operator's change is taken
+    /// up without one (a SIGHUP whose reload came while the account's own write was on its way
+    /// left that account as the hub had it, and the log asked for another).
+    pub fn handle_stale_accounts(&mut self, accounts: &[Nick], now: Millis) {
+        self.now = self.now.max(now);
+        if let Some(d) = self.durable.as_mut() {
+            d.stale.extend(accounts.iter().map(Nick::folded));
+            d.reload |= !accounts.is_empty();
+        }
+    }
+
+    /// Whether the hub wants its accounts read from the store again and handed to
+    /// [`Hub::load_accounts`], as at a SIGHUP: the store reported writes of accounts the
+    /// operator changed ([`Hub::handle_stale_accounts`]). `true` once per such report; a shell
+    /// that reads them after every write handed out is stored (as for a SIGHUP) reads the
+    /// operator's change.
+    pub fn poll_accounts_reload(&mut self) -> bool {
+        self.durable
+            .as_mut()
+            .is_some_and(|d| core::mem::take(&mut d.reload))
+    }
+
+    /// Whether the account `folded` is a registration not yet stored (`Accounts::storing`).
+    fn storing(&self, folded: &str) -> bool {
+        self.accounts.storing.iter().any(|r| r.account == folded)
+    }
+
+    /// Registrations whose write the store reported on ([`Hub::handle_durable`]): each is
+    /// signed in, or, if the store kept the operator's account of its name instead
+    /// (`stale`), told the name is taken.
+    pub(super) fn registrations_settled(&mut self, stale: &BTreeSet<String>, now: Millis) {
+        if self.accounts.storing.is_empty() && self.accounts.changing.is_empty() {
+            return;
+        }
+        let unsettled = self
+            .durable
+            .as_ref()
+            .map(|d| d.accounts_unsettled())
+            .unwrap_or_default();
+        // A `/password` the store refused: its answer (held until now) said it was changed;
+        // what follows it says it was not, and the accounts read again (`poll_accounts_reload`)
+        // bring the operator's password, which ends the account's sessions.
+        let (settled, waiting): (Vec<Storing>, Vec<Storing>) =
+            core::mem::take(&mut self.accounts.changing)
+                .into_iter()
+                .partition(|r| !unsettled.contains(&r.account));
+        self.accounts.changing = waiting;
+        for Storing { conn, account, .. } in settled {
+            if stale.contains(&account) && self.conns.get(&conn).is_some_and(|c| !c.closing()) {
+                let detail = "your new password was not kept: the server's operator set this account's password meanwhile (natter-server account passwd), and that one stands".to_owned();
+                self.error(conn, ErrorKind::Invalid, Re::Conn, detail);
+            }
+        }
+        let (settled, waiting): (Vec<Storing>, Vec<Storing>) =
+            core::mem::take(&mut self.accounts.storing)
+                .into_iter()
+                .partition(|r| !unsettled.contains(&r.account));
+        self.accounts.storing = waiting;
+        for Storing {
+            conn,
+            account,
+            remember,
+        } in settled
+        {
+            self.accounts.busy.remove(&conn);
+            let Some(name) = self.account_name(&account) else {
+                continue;
+            };
+            let here = self.conns.get(&conn).is_some_and(|c| !c.closing());
+            if stale.contains(&account) {
+                info!(conn = %conn, account = %name, "registration not stored: the operator made an account of that name meanwhile");
+                // Not made: nothing of it stays (nobody was signed in to it).
+                self.forget_account(&account);
+                if here {
+                    let detail = format!(
+                        "{name} is registered already (the server's operator made that account); yours was not made"
+                    );
+                    self.error(conn, ErrorKind::NickTaken, Re::Nick(name), detail);
+                }
+            } else if here {
+                info!(conn = %conn, account = %name, "registered");
+                self.signed_in(conn, &account, remember, None, now);
+            } else {
+                // Its connection dropped before the store answered: the registration is kept
+                // as stored (a kill now would keep it all the same), and the guest waiting for
+                // its resume gives the name up, as to an owner signing in: a guest never holds
+                // a registered name (another client signing in to it would evict it). Its
+                // client checks the lost registration by signing in at its next welcome.
+                info!(conn = %conn, account = %name, "registered; its registrant's connection was gone before it was stored");
+                self.evict_nick_holder_for(
+                    &name,
+                    UserId(u64::MAX),
+                    "your registration of it was stored after your connection dropped (sign in to it)",
+                    now,
+                );
+            }
+            if here {
+                self.run_pending(conn, now);
+            }
+        }
+    }
+
+    /// Registrations whose write was in a batch the store failed (`records`, folded; `why` in
+    /// words for people): not made. Each registrant is told at once that it stays a guest, and
+    /// what it sent meanwhile goes on. Its account is forgotten, so the batch's retry writes its
+    /// drop, which changes nothing in the store. Until the forty-second session's review a
+    /// registrant waited for a retry to be stored, unanswered and its chat held, for as long as
+    /// the disk stayed full (issue 16: refused with a clear error).
+    pub(super) fn registrations_failed(&mut self, records: &[String], why: &str, now: Millis) {
+        if self.accounts.storing.is_empty() {
+            return;
+        }
+        let (failed, waiting): (Vec<Storing>, Vec<Storing>) =
+            core::mem::take(&mut self.accounts.storing)
+                .into_iter()
+                .partition(|r| records.contains(&r.account));
+        self.accounts.storing = waiting;
+        for Storing { conn, account, .. } in failed {
+            self.accounts.busy.remove(&conn);
+            let name = self.account_name(&account);
+            self.forget_account(&account);
+            let Some(name) = name else {
+                continue;
+            };
+            info!(conn = %conn, account = %name, %why, "registration not stored");
+            if self.conns.get(&conn).is_some_and(|c| !c.closing()) {
+                let detail = format!("{why}; {name} was not registered: try again later");
+                self.error(conn, ErrorKind::Unavailable, Re::Nick(name), detail);
+                self.run_pending(conn, now);
+            }
+        }
     }
 
     fn password_changed(&mut self, conn: ConnId, account: &str, hash: PasswordHash, now: Millis) {
@@ -1758,6 +1948,13 @@ impl Hub {
                 account: name.clone(),
             },
         );
+        if self.durable.is_some() && self.cluster.is_none() {
+            self.accounts.changing.push(Storing {
+                conn,
+                account: account.to_owned(),
+                remember: false,
+            });
+        }
         let mine = self.conns.get(&conn).and_then(|c| c.device());
         // The device that changed it was remembered: it stays so, with a new key in place of
         // its revoked one (sent before the answer, so that its client takes it as part of the

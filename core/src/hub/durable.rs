@@ -89,6 +89,12 @@ pub(crate) struct Durable {
     /// (see [`crate::limits::STORE_RETRY_MIN`]).
     failures: u32,
     retry_at: Option<Millis>,
+    /// Accounts (folded) whose writes the store reported not applied, for the next durable
+    /// report ([`Hub::handle_stale_accounts`]).
+    pub(super) stale: BTreeSet<String>,
+    /// The store holds accounts otherwise than the hub: they are to be read again
+    /// ([`Hub::poll_accounts_reload`]).
+    pub(super) reload: bool,
 }
 
 impl Durable {
@@ -430,7 +436,9 @@ impl Hub {
             d.flights.pop_front();
         }
         d.failures = 0;
+        let stale = core::mem::take(&mut d.stale);
         self.release_held(upto.0, None);
+        self.registrations_settled(&stale, now);
     }
 
     /// Batch `batch` was not stored (`why`, in words for people): its room events are taken
@@ -479,6 +487,9 @@ impl Hub {
         d.dirty.extend(flight.sessions.iter().copied());
         // Sessions ended and keys revoked, again; accounts, as they are now.
         d.writes.extend(flight.again.iter().cloned());
+        // Registrations in it were not made: their registrants are told now, as a message's
+        // sender is, not left waiting (their input with them) for as long as the disk is full.
+        self.registrations_failed(&flight.records, why, now);
         let accounts: Vec<Write> = flight
             .accounts
             .iter()

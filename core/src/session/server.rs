@@ -436,7 +436,7 @@ impl Session {
         let Some(state) = self.rooms.get_mut(&ev.room) else {
             return;
         };
-        // A rename up to our join is history: someone who had our nick then.
+        // Up to our join is history (a kick of someone who had our nick then is not ours).
         let live = ev.seq > state.joined;
         if !state.accept(ev.seq) || ev.kind == EventKind::Moved {
             // A member's session moving to another server takes its seq and shows nothing.
@@ -473,10 +473,6 @@ impl Session {
                 })
             })
             .map(|(_, id, _)| id);
-        let new_nick = match &ev.kind {
-            EventKind::Nick { new } if mine && live => Some(new.clone()),
-            _ => None,
-        };
         if let EventKind::Kick { target, .. } = &ev.kind
             && live
             && target.folded() == self.nick.folded()
@@ -488,9 +484,11 @@ impl Session {
         if let Some(id) = acked {
             self.settle(id, true);
         }
-        if let Some(nick) = new_nick {
-            self.set_nick(nick);
-        }
+        // A rename event never changes our nick: the server tells each connection of a
+        // renamed user its nick by `YourNick` (or its welcome). One from the nick we have may
+        // be another's who had it before: with a store, room events wait for their commit
+        // while `YourNick` does not, and a refill brings them later still, so a sign-in to an
+        // account whose name a guest held hears its `YourNick` before "cat is now guest4081".
     }
 
     /// Shows a newly missed range and asks the server for what it still has.

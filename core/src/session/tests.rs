@@ -847,6 +847,46 @@ fn server_replies_become_events() {
     assert_eq!(t.s.nick(), &nick("al"));
 }
 
+/// The server tells a connection its nick by `YourNick` (and its welcome): a room's rename
+/// event from the nick it has now is someone else's who had the nick before. With a store, room
+/// events wait for their commit while `YourNick` does not (and a refill brings them later
+/// still): signing in to an account whose name a guest held, the session heard `YourNick`
+/// first, then the room's "cat is now guest4081" from its new nick, and took that for its own
+/// rename (found by `store_properties`).
+#[test]
+fn a_rename_from_our_nick_after_we_were_told_it_is_someone_elses() {
+    let mut t = T::ready(Transport::Messages);
+    t.recv(ServerMsg::YourNick { nick: nick("cat") });
+    assert_eq!(t.s.nick(), &nick("cat"));
+    t.recv(ev(
+        "#lobby",
+        2,
+        "cat",
+        EventKind::Nick {
+            new: nick("guest4081"),
+        },
+    ));
+    t.recv(ev(
+        "#lobby",
+        3,
+        "alice",
+        EventKind::Nick { new: nick("cat") },
+    ));
+    assert_eq!(t.s.nick(), &nick("cat"), "the guest's rename is not ours");
+    let nicks: Vec<Event> = t
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Nick(_)))
+        .collect();
+    assert_eq!(nicks, vec![Event::Nick(nick("cat"))]);
+    // Our messages are still ours under the nick we were told.
+    t.s.handle_input("hi", t.now);
+    let sent = t.sent();
+    assert!(matches!(&sent[..], [ClientMsg::Say { id, .. }] if *id == MsgId(1)));
+    t.recv(say("#lobby", 4, "cat", 1, "hi"));
+    assert!(t.s.is_settled());
+}
+
 #[test]
 fn a_repeated_seq_is_emitted_once() {
     let mut t = T::ready(Transport::Stream);

@@ -409,6 +409,7 @@ fn commit(store: &mut SqliteStore, group: Vec<Batch>, reporter: &Reporter, strea
     let err = match store.write_group(&group) {
         Ok(()) => {
             streak.note::<_, WriteError>(WHAT, &Ok(()));
+            reporter.stale(store.take_stale());
             return reporter.durable(last, n);
         }
         Err(e) => e,
@@ -425,6 +426,8 @@ fn commit(store: &mut SqliteStore, group: Vec<Batch>, reporter: &Reporter, strea
         streak.note(WHAT, &written);
         match written {
             Ok(()) => {
+                // Said before the durable report that covers this batch.
+                reporter.stale(store.take_stale());
                 let count = durable.map_or(0, |(_, c)| c);
                 durable = Some((batch.id, count + 1));
             }

@@ -39,6 +39,7 @@ async fn reports_until(reports: &mut Reports, upto: u64) -> Vec<Report> {
         let done = match &r {
             Report::Durable { upto: u } => u.0 >= upto,
             Report::Failed { batch, .. } => batch.0 >= upto,
+            Report::Stale { .. } => false,
         };
         got.push(r);
         if done {
@@ -75,6 +76,7 @@ async fn batches_are_reported_durable_in_order() {
                 last = Some(*upto);
             }
             Report::Failed { batch, error } => panic!("{batch} failed: {error}"),
+            Report::Stale { accounts } => panic!("no account written: {accounts:?}"),
         }
     }
     let page = store.history(history(200)).await.unwrap();
@@ -184,7 +186,7 @@ async fn in_a_group_only_the_bad_batch_fails() {
         .iter()
         .filter_map(|r| match r {
             Report::Failed { batch, error } => Some((*batch, error.clone())),
-            Report::Durable { .. } => None,
+            Report::Durable { .. } | Report::Stale { .. } => None,
         })
         .collect();
     assert_eq!(

@@ -62,8 +62,9 @@ fn held_as_stored(tx: &Connection, account: &str) -> Result<bool, WriteError> {
 /// the account as the store holds it after reading it): applied, and the account held as
 /// written, unless the operator changed it since the server last held it. Then the operator's
 /// word stands: a removed registration is not made again, a name added again keeps its new
-/// account, a password the operator set stays; the server reads it at its reload.
-fn server_account(tx: &Connection, rec: &AccountRecord) -> Result<(), WriteError> {
+/// account, a password the operator set stays; the server reads it at its reload. `Ok(false)`
+/// then.
+fn server_account(tx: &Connection, rec: &AccountRecord) -> Result<bool, WriteError> {
     let sql = WriteError::from_sqlite;
     let name = rec.name.folded();
     let created = int("time", rec.created.0)?;
@@ -88,7 +89,7 @@ fn server_account(tx: &Connection, rec: &AccountRecord) -> Result<(), WriteError
     };
     if !applies {
         debug!(account = %rec.name, "the server's write of an account the operator changed since it read it: not applied");
-        return Ok(());
+        return Ok(false);
     }
     upsert(tx, rec)?;
     tx.prepare_cached(
@@ -96,24 +97,41 @@ fn server_account(tx: &Connection, rec: &AccountRecord) -> Result<(), WriteError
          ON CONFLICT (name) DO UPDATE SET created = excluded.created, hash = excluded.hash",
     )
     .and_then(|mut st| st.execute(params![name, created, rec.hash.0]))
-    .map(|_| ())
+    .map(|_| true)
     .map_err(sql)
 }
 
 /// Applies `write` inside the open transaction `tx` if it is an account write; `Ok(false)` if it
 /// is not one. A server's write of an account the operator changed since the server last held
-/// it is taken and changes nothing ([`By::Server`]).
-pub(super) fn apply(tx: &Connection, write: &Write, by: By) -> Result<bool, WriteError> {
+/// it is taken and changes nothing ([`By::Server`]); its account is added to `stale` (once), for
+/// the server to hear (`Report::Stale`): it holds that account otherwise than the store does.
+/// A drop is not: the server forgot that account already.
+pub(super) fn apply(
+    tx: &Connection,
+    write: &Write,
+    by: By,
+    stale: &mut Vec<Nick>,
+) -> Result<bool, WriteError> {
     let sql = WriteError::from_sqlite;
     if by == By::Server {
+        let mut note = |account: &Nick| {
+            if !stale.iter().any(|s| s.folded() == account.folded()) {
+                stale.push(account.clone());
+            }
+        };
         if let Write::Account(rec) = write {
-            server_account(tx, rec)?;
+            if !server_account(tx, rec)? {
+                note(&rec.name);
+            }
             return Ok(true);
         }
         if let Some(account) = account_of(write)
             && !held_as_stored(tx, &account.folded())?
         {
             debug!(%account, "the server's write of an account the operator changed since it read it: not applied");
+            if !matches!(write, Write::DropAccount(_)) {
+                note(account);
+            }
             return Ok(true);
         }
     }
@@ -670,7 +688,7 @@ impl AccountStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(WriteError::from_sqlite)?;
         for write in &batch.writes {
-            if !apply(&tx, write, By::Operator)? {
+            if !apply(&tx, write, By::Operator, &mut Vec::new())? {
                 return Err(WriteError::Storage(format!(
                     "not an account write: {write:?}"
                 )));

@@ -770,6 +770,71 @@ mod accounts {
     /// changed since the server read it (removed, removed and added again, a password set)
     /// lands nowhere, so it never reaches another account of the name and never undoes the
     /// operator's word, until the server takes the account up as stored (its reload, a start).
+    /// The operator adds `alice` with the tool while the server runs; before the SIGHUP that
+    /// would load it, a guest named alice registers in the server. The registration is not
+    /// applied (the operator's account stands), and the store says so (`take_stale`): until
+    /// the forty-second session nothing did, and the server told its user the account was
+    /// made. A write that applies, and a failed one, name nothing.
+    #[test]
+    fn a_registration_the_operators_account_of_its_name_refuses_is_said_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&Config::new(dir.path())).unwrap();
+        let mut admin = AccountStore::open(&Config::new(dir.path())).unwrap();
+        let operators = record("Alice", "$argon2id$operator", 10);
+        admin
+            .write(&Batch {
+                id: BatchId(0),
+                writes: vec![Write::Account(operators.clone())],
+            })
+            .unwrap();
+        write(
+            &mut store,
+            vec![
+                Write::Account(record("alice", "$argon2id$guest", 20)),
+                Write::AccountRooms {
+                    account: nick("alice"),
+                    rooms: vec![room("#guest")],
+                },
+                Write::Account(record("bob", "$argon2id$bob", 20)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            store.take_stale(),
+            [nick("alice")],
+            "named once, for the refused registration and its rooms"
+        );
+        assert!(store.take_stale().is_empty(), "taken");
+        let got = accounts(&store);
+        let alice = got
+            .iter()
+            .find(|a| a.record.name.folded() == "alice")
+            .unwrap();
+        assert_eq!(alice.record, operators, "the operator's account stands");
+        assert!(alice.rooms.is_empty());
+        // Applied writes name nothing.
+        write(
+            &mut store,
+            vec![Write::AccountRooms {
+                account: nick("bob"),
+                rooms: vec![room("#b")],
+            }],
+        )
+        .unwrap();
+        assert!(store.take_stale().is_empty());
+        // Nor does a failed batch: nothing of it was applied, or refused.
+        let failed = write(
+            &mut store,
+            vec![
+                Write::Account(record("alice", "$argon2id$guest", 30)),
+                // A time no row holds: the batch fails after alice's write was refused.
+                Write::Account(record("carol", "$argon2id$carol", u64::MAX)),
+            ],
+        );
+        assert!(failed.is_err());
+        assert!(store.take_stale().is_empty());
+    }
+
     #[test]
     fn the_servers_writes_of_an_account_the_operator_changed_land_nowhere() {
         let dir = tempfile::tempdir().unwrap();

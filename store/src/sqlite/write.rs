@@ -9,7 +9,7 @@ use super::schema;
 use crate::config::{Config, LOCK_FILE, WAL_AUTOCHECKPOINT_PAGES};
 use crate::{Batch, OpenError, Reader, SessionRecord, TokenHash, Write, WriteError};
 use natter_core::wire::{EventKind, RoomEvent};
-use natter_core::{Millis, RoomName, Seq};
+use natter_core::{Millis, Nick, RoomName, Seq};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
 use std::fs::File;
@@ -40,6 +40,9 @@ pub struct SqliteStore {
     pub(super) retention: super::retention::State,
     /// Each room's highest seq, kept beside `natter.db` (see `seqmarks.rs`).
     seq_marks: Option<super::seqmarks::SeqMarks>,
+    /// The accounts whose writes in the last group committed were not applied, the operator
+    /// having changed them since the server last held them (see [`SqliteStore::take_stale`]).
+    stale: Vec<Nick>,
     /// Held while open; the lock goes when the file is closed (or the process dies).
     _lock: DirLock,
 }
@@ -100,6 +103,7 @@ impl SqliteStore {
             unfolded_ids: 1,
             retention: super::retention::State::default(),
             seq_marks: None,
+            stale: Vec::new(),
             _lock: lock,
         };
         // Before anything is read: a restored backup's rooms go on after the seqs given out.
@@ -406,6 +410,7 @@ impl SqliteStore {
     /// error) none.
     pub fn write_group(&mut self, group: &[Batch]) -> Result<(), WriteError> {
         let next_id = self.next_id;
+        self.stale.clear();
         let applied = match self.apply_group(group) {
             Ok((ids, lines)) => {
                 self.unfolded_ids = match ids {
@@ -428,8 +433,19 @@ impl SqliteStore {
             // Rooms created by the failed transaction do not exist: forget every id learnt.
             self.rooms.clear();
             self.next_id = next_id;
+            self.stale.clear();
         }
         applied
+    }
+
+    /// The accounts whose writes in the batches last written ([`SqliteStore::write`],
+    /// [`SqliteStore::write_group`], when it succeeded) were not applied: the operator changed
+    /// them (`natter-server account passwd`, `remove`, `add` of a name the server registered
+    /// meanwhile) since the server last held them. The server holds them otherwise than the
+    /// store: a registration of such a name was not made, and the server should read its
+    /// accounts again. Empty after a failed write (nothing of it was applied or refused).
+    pub fn take_stale(&mut self) -> Vec<Nick> {
+        std::mem::take(&mut self.stale)
     }
 
     /// Notes in the seq marks the highest seq of each room `group` (just committed) wrote.
@@ -530,7 +546,8 @@ impl SqliteStore {
                     insert_events(&tx, ctx, &events)?;
                     events.clear();
                 }
-                apply(&tx, &mut self.rooms, &mut self.next_id, &mut meta, write)?;
+                let ctx = (&mut self.rooms, &mut self.next_id, &mut meta);
+                apply(&tx, ctx, &mut self.stale, write)?;
             }
         }
         if !events.is_empty() {
@@ -672,11 +689,11 @@ fn last_id_writes(group: &[Batch]) -> Option<HashMap<&TokenHash, (usize, usize)>
 }
 
 /// Applies one write inside the open transaction `tx`.
+/// The accounts whose writes it did not apply go to `stale` (see [`SqliteStore::take_stale`]).
 fn apply(
     tx: &Connection,
-    rooms: &mut HashMap<RoomName, i64>,
-    next_id: &mut i64,
-    meta: &mut RoomMeta,
+    (rooms, next_id, meta): (&mut HashMap<RoomName, i64>, &mut i64, &mut RoomMeta),
+    stale: &mut Vec<Nick>,
     write: &Write,
 ) -> Result<(), WriteError> {
     let sql = WriteError::from_sqlite;
@@ -708,7 +725,7 @@ fn apply(
         Write::Presence { .. } | Write::PresenceReset => apply_presence(tx, write)?,
         Write::SeqsUsed { room, upto } => seqs_used(tx, room, *upto)?,
         other => {
-            if !super::accounts::apply(tx, other, super::accounts::By::Server)?
+            if !super::accounts::apply(tx, other, super::accounts::By::Server, stale)?
                 && !super::policies::apply(tx, other)?
             {
                 // A kind of write this version of the store does not know (a newer hub):
