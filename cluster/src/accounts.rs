@@ -364,17 +364,18 @@ impl ClusterAccounts {
         Ok(all.into_iter().map(|(a, _)| a).collect())
     }
 
-    /// Makes the account `record`: false if one of that name exists. Made, it is given no
-    /// rights rooms still give its name (an earlier account's, removed while no node ran to
-    /// lift them): they are lifted here, as a node lifts them when the name is registered
-    /// through it (`Hub::handle_account_created`), with or without nodes running.
+    /// Makes the account `record`: false if one of that name exists. It is given no rights
+    /// rooms still give its name (an earlier account's, removed while no node ran to lift
+    /// them): they are lifted here, as a node lifts them when the name is registered through
+    /// it (`Hub::handle_account_created`), with or without nodes running, and before the
+    /// account is made: lifted after, a new holder quick enough to sign in and register a
+    /// room before the lift reached it lost the room (until the forty-third session).
     pub async fn create(&self, record: AccountRecord) -> Result<bool, String> {
-        let name = record.name.clone();
-        let made = create(&self.kv, "operator", record).await?;
-        if made {
-            self.lift_rights(&name).await?;
+        if self.get(&record.name).await?.is_some() {
+            return Ok(false);
         }
-        Ok(made)
+        self.lift_rights(&record.name, record.created).await?;
+        create(&self.kv, "operator", record).await
     }
 
     /// Applies `write` to `account` (merged with the nodes' writes, as theirs are). A removal's
@@ -388,9 +389,12 @@ impl ClusterAccounts {
     }
 
     /// Lifts the founder, operator and voice rooms give `name`, which an earlier account of
-    /// the name left. Members are not told with an event (no node's log is written): they
-    /// get the rooms' new settings, as when no node has the account's user.
-    async fn lift_rights(&self, name: &Nick) -> Result<(), String> {
+    /// the name left, before the account registered at `created` is made. Members are not
+    /// told with an event (no node's log is written): they get the rooms' new settings, as
+    /// when no node has the account's user. A room is left alone once another registration
+    /// holds the name (the lift carries `created`, [`crate::rooms::apply`]): a node made it
+    /// meanwhile, and lifted what it found then; this one's `create` will find it taken.
+    async fn lift_rights(&self, name: &Nick, created: Millis) -> Result<(), String> {
         use natter_core::moderation::PolicyEdit;
         let (rooms, _) =
             crate::rooms::load(&self.js, &self.rooms_stream, &self.rooms, self.wait).await?;
@@ -403,7 +407,7 @@ impl ClusterAccounts {
             if held {
                 let edit = PolicyEdit::AccountGone {
                     name: name.clone(),
-                    registered: None,
+                    registered: Some(created),
                 };
                 let on = (&self.js, &self.kv);
                 crate::rooms::apply(on, &self.rooms, "operator", &room, &edit).await?;

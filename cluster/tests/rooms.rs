@@ -227,3 +227,86 @@ async fn the_operators_add_lifts_a_names_rights_and_a_late_lift_spares_a_new_hol
     }));
     settled(&mut a, &r, none_of_alice).await;
 }
+
+/// `account add --cluster` lifts the rights an earlier account of the name left before it
+/// makes the account: a new holder who registers a room as soon as the account is there
+/// keeps it. Until the forty-third session the lift came after the account, read the rooms
+/// then, and took the room from a registration quick enough (here the rooms to read are many,
+/// as in a cluster with a long life, and the registration comes the moment the account does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_registered_the_moment_the_operator_adds_the_name_stays_the_new_holders() {
+    use natter_cluster::{ClusterAccounts, ClusterConfig};
+    use natter_core::Millis;
+    use natter_core::accounts::PasswordHash;
+    use natter_core::persist::{AccountRecord, Write};
+    let nats = NatsServer::start();
+    // Nodes without a hub: they lift nothing themselves, as if every node were down.
+    let (mut a, mut b) = (node(&nats).await, node(&nats).await);
+    let open = || async {
+        ClusterAccounts::open(&ClusterConfig::new(vec![nats.url()]))
+            .await
+            .expect("the operator's tool opens the buckets")
+    };
+    let (tool, watcher) = (open().await, open().await);
+    let alice = || nick("alice");
+    let record = |created| AccountRecord {
+        name: alice(),
+        hash: PasswordHash("h".into()),
+        created: Millis(created),
+    };
+    // The first alice founded #old; many other rooms make the bucket long to read.
+    assert_eq!(tool.create(record(1)).await, Ok(true));
+    let old = room("#old");
+    a.send(ClusterOut::RoomEdit {
+        room: old.clone(),
+        edit: PolicyEdit::Founder(alice()),
+    });
+    const OTHERS: usize = 300;
+    for i in 0..OTHERS {
+        a.send(ClusterOut::RoomEdit {
+            room: room(&format!("#other{i}")),
+            edit: PolicyEdit::Founder(nick("dave")),
+        });
+    }
+    settled(&mut a, &room(&format!("#other{}", OTHERS - 1)), |s| {
+        s.policy.founder.is_some()
+    })
+    .await;
+    tool.write(&alice(), &Write::DropAccount(alice()))
+        .await
+        .unwrap();
+    // The operator adds alice again; the moment the account is there, the new alice
+    // registers #x (through node b).
+    let x = room("#x");
+    let quick = async {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while watcher.get(&alice()).await.unwrap().is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "alice never came");
+        }
+        b.send(ClusterOut::RoomEdit {
+            room: x.clone(),
+            edit: PolicyEdit::Founder(alice()),
+        });
+        next(&mut b, "#x's write answered", |got| match got {
+            ClusterIn::RoomWritten { room, revision } if room == x => Some(revision),
+            _ => None,
+        })
+        .await
+        .expect("#x registered");
+    };
+    let (made, ()) = tokio::join!(tool.create(record(2)), quick);
+    assert_eq!(made, Ok(true));
+    // Both done: the old alice's room is lifted, the new alice's stays hers.
+    let kept = node(&nats).await.take_rooms();
+    let founder = |r: &RoomName| {
+        kept.iter()
+            .find(|(k, ..)| k == r)
+            .and_then(|(_, s, _)| s.policy.founder.clone())
+    };
+    assert_eq!(founder(&old), None, "the first alice's room is lifted");
+    assert_eq!(
+        founder(&x),
+        Some(alice()),
+        "the new holder's room stays its"
+    );
+}

@@ -486,8 +486,9 @@ pub enum PolicyEdit {
         /// The removed account's registration (its `created`): a cluster leaves the edit out
         /// once the name is registered again (the new holder's node lifted what it found,
         /// and a late removal would undo the new holder's `/register` of the room, or its
-        /// `/op` and `/voice` by the founder). `None`:
-        /// rights an earlier account left under a name registered anew.
+        /// `/op` and `/voice` by the founder); from `account add --cluster`, the registration
+        /// about to be made (left out if another was made first). `None`: rights an earlier
+        /// account left under a name registered anew.
         registered: Option<Millis>,
     },
 }

@@ -432,6 +432,69 @@ async fn a_password_changed_elsewhere_ends_the_accounts_sessions_on_every_node()
     );
 }
 
+/// The config file in `dir` of the "unclaimed admin" tests: `boss` an admin, no account of it,
+/// and a cheap hash.
+fn boss_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let cfg = dir.join("natter.toml");
+    std::fs::write(
+        &cfg,
+        "[accounts]\nadmins = [\"boss\"]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
+    )
+    .unwrap();
+    cfg
+}
+
+/// natter-server started with `args` and `envs`, and the command its warning of an unclaimed
+/// admin says to run (with the warning); `secret` is nowhere in its log.
+async fn unclaimed_warning(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    secret: &str,
+) -> (tokio::process::Child, String, String) {
+    let (child, _log, _addr, seen) =
+        support::spawn_server_seen(args, envs, Duration::from_secs(30)).await;
+    let all = seen.join("\n");
+    assert!(!all.contains(secret), "the secret is in the log:\n{all}");
+    let warning = seen
+        .iter()
+        .find(|l| l.contains("admins names an account that does not exist"))
+        .unwrap_or_else(|| panic!("no warning in {all}"));
+    let command = warning
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {warning}"));
+    (child, warning.clone(), command.to_owned())
+}
+
+/// `line` run by `sh` as pasted into a shell with the server's environment: natter-server on
+/// the PATH, the config [`boss_config`] wrote in `dir`, a data directory there, the boss's
+/// password, and `NATTER_CLUSTER` only if `cluster` is given. Its output, within 30 s.
+async fn sh(line: &str, dir: &std::path::Path, cluster: Option<&str>) -> std::process::Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_natter-server"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(line)
+        .env("PATH", &path)
+        .env_remove("NATTER_CLUSTER")
+        .env("NATTER_CONFIG", dir.join("natter.toml"))
+        .env("NATTER_DATA_DIR", dir.join("data"))
+        .env("NATTER_PASSWORD", "boss passphrase")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(url) = cluster {
+        cmd.env("NATTER_CLUSTER", url);
+    }
+    tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("finished within 30 s")
+        .expect("run sh")
+}
+
 /// The command the warning says to run when the cluster's address holds a password works pasted
 /// as it is into a shell that has the server's environment, and the log never holds the
 /// password (it said `--cluster nats://natter:***@...`, which fails to authenticate).
@@ -441,62 +504,19 @@ async fn the_unclaimed_admin_warning_behind_a_nats_password_works_pasted_and_hid
     let nats = Nats::start_with_user("natter", password);
     let url = format!("nats://natter:{password}@{}", nats.addr());
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("natter.toml");
-    std::fs::write(
-        &cfg,
-        "[accounts]\nadmins = [\"boss\"]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
-    )
-    .unwrap();
+    let cfg = boss_config(dir.path());
     let args = ["--listen", "127.0.0.1:0", "--config", cfg.to_str().unwrap()];
     let envs = [("NATTER_CLUSTER", url.as_str())];
-    let (mut child, _log, _addr, seen) =
-        support::spawn_server_seen(&args, &envs, Duration::from_secs(30)).await;
-    let all = seen.join("\n");
-    assert!(
-        !all.contains(password),
-        "the password is in the log:\n{all}"
-    );
-    let warning = seen
-        .iter()
-        .find(|l| l.contains("admins names an account that does not exist"))
-        .unwrap_or_else(|| panic!("no warning in {all}"));
-    let command = warning
-        .split('`')
-        .nth(1)
-        .unwrap_or_else(|| panic!("no command in {warning}"));
+    let (mut child, warning, command) = unclaimed_warning(&args, &envs, password).await;
     assert_eq!(
         command,
         "natter-server account add boss --cluster \"$NATTER_CLUSTER\""
     );
     assert!(warning.contains("nats://natter:***@"), "{warning}");
-    // Pasted into a shell with the server's environment (its config for the cheap hash).
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_natter-server"));
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let sh = |line: &str| {
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(line)
-            .env("PATH", &path)
-            .env("NATTER_CLUSTER", &url)
-            .env("NATTER_CONFIG", &cfg)
-            .env("NATTER_DATA_DIR", dir.path().join("data"))
-            .env("NATTER_PASSWORD", "boss passphrase")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        async move {
-            tokio::time::timeout(Duration::from_secs(30), cmd.output())
-                .await
-                .expect("finished within 30 s")
-                .expect("run sh")
-        }
-    };
-    let out = sh(command).await;
+    let out = sh(&command, dir.path(), Some(&url)).await;
     assert!(out.status.success(), "{out:?}");
-    let out = sh("natter-server account list --cluster \"$NATTER_CLUSTER\"").await;
+    let list = "natter-server account list --cluster \"$NATTER_CLUSTER\"";
+    let out = sh(list, dir.path(), Some(&url)).await;
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(listed.starts_with("boss\t"), "{listed}");
@@ -511,12 +531,7 @@ async fn the_unclaimed_admin_warning_of_a_node_names_the_command_that_makes_it_i
     let nats = Nats::start();
     let url = nats.url();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("natter.toml");
-    std::fs::write(
-        &cfg,
-        "[accounts]\nadmins = [\"boss\"]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
-    )
-    .unwrap();
+    let cfg = boss_config(dir.path());
     let args = [
         "--listen",
         "127.0.0.1:0",
@@ -525,33 +540,13 @@ async fn the_unclaimed_admin_warning_of_a_node_names_the_command_that_makes_it_i
         "--config",
         cfg.to_str().unwrap(),
     ];
-    let (mut child, _log, _addr, seen) =
-        support::spawn_server_seen(&args, &[], Duration::from_secs(30)).await;
-    let warning = seen
-        .iter()
-        .find(|l| l.contains("admins names an account that does not exist"))
-        .unwrap_or_else(|| panic!("no warning in {seen:?}"));
-    let command = warning
-        .split('`')
-        .nth(1)
-        .unwrap_or_else(|| panic!("no command in {warning}"));
+    let (mut child, _, command) = unclaimed_warning(&args, &[], "boss passphrase").await;
     assert_eq!(
         command,
         format!("natter-server account add boss --cluster {url}")
     );
-    // Run it as written (the config for its cheap hash, somewhere the user's data is not).
-    let words: Vec<&str> = command.split_whitespace().collect();
-    assert_eq!(words[0], "natter-server");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-server"))
-        .args(&words[1..])
-        .arg("--config")
-        .arg(&cfg)
-        .env("NATTER_DATA_DIR", dir.path().join("data"))
-        .env("NATTER_PASSWORD", "boss passphrase")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run the command");
+    // Run as written (the config for its cheap hash, somewhere the user's data is not).
+    let out = sh(&command, dir.path(), None).await;
     assert!(out.status.success(), "{out:?}");
     let (code, listed) = account_cmd(&nats, &["list"], None).await;
     assert_eq!(code, 0, "{listed}");
@@ -664,12 +659,7 @@ async fn the_unclaimed_admin_warning_of_a_node_with_nats_credentials_apart_passe
     let nats = Nats::start_with_user("natter", password);
     let url = format!("nats://{}", nats.addr());
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("natter.toml");
-    std::fs::write(
-        &cfg,
-        "[accounts]\nadmins = [\"boss\"]\nhash_cost = { memory_kib = 64, iterations = 1 }\n",
-    )
-    .unwrap();
+    let cfg = boss_config(dir.path());
     let pw_file = dir.path().join("nats password");
     std::fs::write(&pw_file, format!("{password}\n")).unwrap();
     let args = [
@@ -684,53 +674,15 @@ async fn the_unclaimed_admin_warning_of_a_node_with_nats_credentials_apart_passe
         "--nats-password-file",
         pw_file.to_str().unwrap(),
     ];
-    let (mut child, _log, _addr, seen) =
-        support::spawn_server_seen(&args, &[], Duration::from_secs(30)).await;
-    let all = seen.join("\n");
-    assert!(
-        !all.contains(password),
-        "the password is in the log:\n{all}"
-    );
-    let warning = seen
-        .iter()
-        .find(|l| l.contains("admins names an account that does not exist"))
-        .unwrap_or_else(|| panic!("no warning in {all}"));
-    let command = warning
-        .split('`')
-        .nth(1)
-        .unwrap_or_else(|| panic!("no command in {warning}"));
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_natter-server"));
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let sh = |line: &str| {
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(line)
-            .env("PATH", &path)
-            .env_remove("NATTER_CLUSTER")
-            .env("NATTER_CONFIG", &cfg)
-            .env("NATTER_DATA_DIR", dir.path().join("data"))
-            .env("NATTER_PASSWORD", "boss passphrase")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        async move {
-            tokio::time::timeout(Duration::from_secs(30), cmd.output())
-                .await
-                .expect("finished within 30 s")
-                .expect("run sh")
-        }
-    };
-    let out = sh(command).await;
+    let (mut child, _, command) = unclaimed_warning(&args, &[], password).await;
+    let out = sh(&command, dir.path(), None).await;
     assert!(out.status.success(), "{command}: {out:?}");
-    let listed = sh(&format!(
+    let list = format!(
         "natter-server account list --cluster {url} \
          --nats-user natter --nats-password-file '{}'",
         pw_file.display()
-    ))
-    .await;
+    );
+    let listed = sh(&list, dir.path(), None).await;
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.contains("boss\t"), "{listed}");
     child.kill().await.unwrap();

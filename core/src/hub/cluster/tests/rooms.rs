@@ -110,6 +110,78 @@ fn dave_in_r(net: &mut Net) -> ConnId {
     d
 }
 
+/// Two nodes: alice registered on node 0, `#r`'s founder, and dave registered on node 1, in it.
+fn alice_and_dave() -> (Net, ConnId, ConnId) {
+    let mut net = net(2);
+    let a = founder(&mut net);
+    let d = dave_in_r(&mut net);
+    (net, a, d)
+}
+
+/// alice (`a`, made an admin on node 0) closes `#r` there, saying `why`.
+fn close_r(net: &mut Net, a: ConnId, why: Option<&str>) {
+    let now = net.now;
+    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
+    let close = crate::wire::AdminAction::Close {
+        room: room("#r"),
+        reason: why.map(text),
+    };
+    net.nodes[0]
+        .hub
+        .handle_bytes(a, &encode_frame(&ClientMsg::Admin(close)).unwrap(), now);
+    settle(net);
+}
+
+/// A guest on node `i` signs in to `account`: its connection, what it got, and the notes
+/// (`Done`) in that.
+fn sign_in_on(net: &mut Net, i: usize, account: &str) -> (ConnId, Vec<ServerMsg>, Vec<String>) {
+    let (c, _) = guest(net, i, "someone");
+    let sign_in = ClientMsg::SignIn {
+        account: nick(account),
+        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
+        remember: false,
+    };
+    ask(net, i, c, &sign_in);
+    let got = net.recv(i, c);
+    let told = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Done(w) => Some(w.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    (c, got, told)
+}
+
+/// Node 1 hears of `account`'s removal before the cluster has done it: its lifts in `#r`,
+/// held back (to reach the cluster late).
+fn late_lifts(net: &mut Net, account: &str) -> Vec<PolicyEdit> {
+    let now = net.now;
+    net.nodes[1].hub.handle_account_dropped(account, now);
+    core::iter::from_fn(|| net.nodes[1].hub.poll_cluster())
+        .filter_map(|o| match o {
+            ClusterOut::RoomEdit { room: r, edit } if r == room("#r") => Some(edit),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `account` removed from the cluster (node 0's removal done, every node hearing it and
+/// lifting its rights); then a second passes, so that a registration of the name anew is
+/// another.
+fn removed(net: &mut Net, account: &str) {
+    net.account_out(
+        0,
+        ClusterOut::AccountWrite {
+            account: nick(account),
+            registered: None,
+            write: crate::persist::Write::DropAccount(nick(account)),
+        },
+    );
+    settle(net);
+    net.now = Millis(net.now.0 + 1_000);
+}
+
 /// A binary hello as `want` on node `i` from `ip`, settled (what it got is still to read).
 pub(super) fn hello_on(net: &mut Net, i: usize, want: &str, ip: &str) -> ConnId {
     let now = net.now;
@@ -346,9 +418,7 @@ fn a_key_a_mute_and_an_invitation_set_on_one_node_hold_on_another() {
 
 #[test]
 fn two_operators_changing_one_room_on_two_nodes_at_once_both_land() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
     net.recv(1, d);
     // Both change the room before either hears the other's change.
@@ -393,19 +463,7 @@ fn a_room_closed_on_one_node_is_left_on_every_node() {
     let now = net.now;
     net.nodes[1].hub.handle_bytes(irc, b"JOIN #r\r\n", now);
     settle(&mut net);
-    let now = net.now;
-    // alice is an admin on node 0.
-    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
-    net.nodes[0].hub.handle_bytes(
-        a,
-        &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
-            room: room("#r"),
-            reason: Some(text("moved")),
-        }))
-        .unwrap(),
-        now,
-    );
-    settle(&mut net);
+    close_r(&mut net, a, Some("moved"));
     assert!(parted(&net.recv(1, b)), "bob leaves on its node");
     // An IRC member there is told in its PART that the channel was closed, by whom and why,
     // as on the closing node: the cluster's news of the close carries them (until the
@@ -439,18 +497,7 @@ fn a_closed_rooms_topic_is_no_longer_kept_in_the_cluster() {
     settle(&mut net);
     assert!(net.topics_kv.contains_key(&room("#r")));
     assert!(net.nodes[1].hub.remote_topic(&room("#r")).is_some());
-    let now = net.now;
-    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
-    net.nodes[0].hub.handle_bytes(
-        a,
-        &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
-            room: room("#r"),
-            reason: None,
-        }))
-        .unwrap(),
-        now,
-    );
-    settle(&mut net);
+    close_r(&mut net, a, None);
     assert!(
         !net.topics_kv.contains_key(&room("#r")),
         "the cluster forgot it"
@@ -465,9 +512,7 @@ fn a_closed_rooms_topic_is_no_longer_kept_in_the_cluster() {
 
 #[test]
 fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its_nick() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     let mute = ModAction::Mute {
         target: "dave".into(),
         duration: None,
@@ -497,9 +542,7 @@ fn a_signed_in_member_on_another_node_is_muted_as_its_account_and_unmuted_by_its
 
 #[test]
 fn news_that_comes_before_the_answer_to_this_nodes_edit_is_applied_once_answered() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
     // dave's edit lands first, alice's is merged with it; dave's node hears the news of both
     // before the answer to its own edit.
@@ -536,9 +579,7 @@ fn news_that_comes_before_the_answer_to_this_nodes_edit_is_applied_once_answered
 
 #[test]
 fn a_change_of_a_rooms_settings_or_topic_while_the_cluster_is_away_is_refused_at_once() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     net.recv(0, a);
     net.recv(1, d);
     net.nodes[0].hub.handle_cluster_link(false);
@@ -588,9 +629,7 @@ fn a_change_of_a_rooms_settings_or_topic_while_the_cluster_is_away_is_refused_at
 fn a_change_whose_event_the_log_refused_is_announced_once_the_cluster_has_it() {
     // The link was lost before the node knew it: the change was made here, its event refused
     // by the log, its edit written once NATS was back. Members are told then, on every node.
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     net.recv(0, a);
     net.recv(1, d);
     net.rooms_kv.hold_answers = true;
@@ -656,9 +695,7 @@ fn joining_a_moderated_room_on_another_node_says_one_may_not_speak() {
 /// knows no such user, and the node that puts it out kept nothing).
 #[test]
 fn an_account_kicked_from_another_node_while_away_is_told_at_its_next_sign_in() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     ask(&mut net, 1, d, &ClientMsg::Quit { reason: None });
     net.recv(0, a);
     let kick = ModAction::Kick {
@@ -670,21 +707,7 @@ fn an_account_kicked_from_another_node_while_away_is_told_at_its_next_sign_in() 
         kicks(&net.recv(0, a)),
         [("alice".to_owned(), "dave".to_owned())]
     );
-    let (c, _) = guest(&mut net, 1, "someone");
-    let sign_in = ClientMsg::SignIn {
-        account: nick("dave"),
-        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
-        remember: false,
-    };
-    ask(&mut net, 1, c, &sign_in);
-    let got = net.recv(1, c);
-    let told: Vec<&str> = got
-        .iter()
-        .filter_map(|m| match m {
-            ServerMsg::Done(w) => Some(w.as_str()),
-            _ => None,
-        })
-        .collect();
+    let (c, got, told) = sign_in_on(&mut net, 1, "dave");
     assert_eq!(
         told,
         ["while you were away, alice put you out of #r (too loud)"],
@@ -695,14 +718,7 @@ fn an_account_kicked_from_another_node_while_away_is_told_at_its_next_sign_in() 
     // comes back from the log.
     join(&mut net, 1, c, "#r");
     ask(&mut net, 1, c, &ClientMsg::Quit { reason: None });
-    let (a1, _) = guest(&mut net, 1, "alice-phone");
-    let sign_in_alice = ClientMsg::SignIn {
-        account: nick("alice"),
-        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
-        remember: false,
-    };
-    ask(&mut net, 1, a1, &sign_in_alice);
-    net.recv(1, a1);
+    let (a1, ..) = sign_in_on(&mut net, 1, "alice");
     let kick = ModAction::Kick {
         nick: nick("dave"),
         reason: Some(text("again")),
@@ -712,16 +728,7 @@ fn an_account_kicked_from_another_node_while_away_is_told_at_its_next_sign_in() 
         kicks(&net.recv(1, a1)),
         [("alice".to_owned(), "dave".to_owned())]
     );
-    let (c2, _) = guest(&mut net, 1, "someone");
-    ask(&mut net, 1, c2, &sign_in);
-    let got = net.recv(1, c2);
-    let told: Vec<&str> = got
-        .iter()
-        .filter_map(|m| match m {
-            ServerMsg::Done(w) => Some(w.as_str()),
-            _ => None,
-        })
-        .collect();
+    let (_, got, told) = sign_in_on(&mut net, 1, "dave");
     assert_eq!(
         told,
         ["while you were away, alice put you out of #r (again)"],
@@ -790,9 +797,7 @@ fn an_account_in_a_keyed_room_signs_in_on_another_node_and_is_in_it_there() {
 /// node, is no operator of it.
 #[test]
 fn an_account_removed_from_the_cluster_founds_and_operates_no_room_any_more() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
     // dave founds #d, where alice is an operator.
     join(&mut net, 1, d, "#d");
@@ -956,38 +961,11 @@ fn a_guests_invitation_does_not_keep_an_unregistered_room_for_ever() {
 /// node leaves the room's log with its last member, before the event comes).
 #[test]
 fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next_sign_in() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     ask(&mut net, 1, d, &ClientMsg::Quit { reason: None });
     net.recv(0, a);
-    let now = net.now;
-    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
-    net.nodes[0].hub.handle_bytes(
-        a,
-        &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
-            room: room("#r"),
-            reason: Some(text("moved")),
-        }))
-        .unwrap(),
-        now,
-    );
-    settle(&mut net);
-    let (c, _) = guest(&mut net, 1, "someone");
-    let sign_in = ClientMsg::SignIn {
-        account: nick("dave"),
-        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
-        remember: false,
-    };
-    ask(&mut net, 1, c, &sign_in);
-    let got = net.recv(1, c);
-    let told: Vec<&str> = got
-        .iter()
-        .filter_map(|m| match m {
-            ServerMsg::Done(w) => Some(w.as_str()),
-            _ => None,
-        })
-        .collect();
+    close_r(&mut net, a, Some("moved"));
+    let (_, got, told) = sign_in_on(&mut net, 1, "dave");
     assert_eq!(
         told,
         ["while you were away, alice closed #r (moved)"],
@@ -1001,48 +979,18 @@ fn an_account_away_when_its_room_is_closed_from_another_node_is_told_at_its_next
 /// who and why (the first close's event may still be among the room's last events here).
 #[test]
 fn an_account_away_when_a_reopened_room_is_closed_again_is_not_told_the_first_close() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     net.recv(0, a);
     net.recv(1, d);
-    net.nodes[0].hub.config.accounts.admins = vec![nick("alice")];
-    let close = |net: &mut Net, why: &str| {
-        let now = net.now;
-        net.nodes[0].hub.handle_bytes(
-            a,
-            &encode_frame(&ClientMsg::Admin(crate::wire::AdminAction::Close {
-                room: room("#r"),
-                reason: Some(text(why)),
-            }))
-            .unwrap(),
-            now,
-        );
-        settle(net);
-    };
-    close(&mut net, "first");
+    close_r(&mut net, a, Some("first"));
     net.recv(0, a);
     net.recv(1, d);
     join(&mut net, 0, a, "#r");
     join(&mut net, 1, d, "#r");
     ask(&mut net, 1, d, &ClientMsg::Quit { reason: None });
     net.recv(0, a);
-    close(&mut net, "second");
-    let (c, _) = guest(&mut net, 1, "someone");
-    let sign_in = ClientMsg::SignIn {
-        account: nick("dave"),
-        proof: crate::wire::Proof::Password(crate::types::Password(PW.into())),
-        remember: false,
-    };
-    ask(&mut net, 1, c, &sign_in);
-    let got = net.recv(1, c);
-    let told: Vec<&str> = got
-        .iter()
-        .filter_map(|m| match m {
-            ServerMsg::Done(w) => Some(w.as_str()),
-            _ => None,
-        })
-        .collect();
+    close_r(&mut net, a, Some("second"));
+    let (_, got, told) = sign_in_on(&mut net, 1, "dave");
     assert_eq!(told.len(), 1, "{got:?}");
     assert!(!told[0].contains("first"), "{got:?}");
 }
@@ -1056,33 +1004,20 @@ fn a_founders_removal_heard_late_leaves_the_new_holders_room_alone() {
     let mut net = net(2);
     let a = founder(&mut net);
     // Node 1 hears of the removal first; its lift of #r's founder is on its way ...
-    let now = net.now;
-    net.nodes[1].hub.handle_account_dropped("alice", now);
-    let late: Vec<ClusterOut> = core::iter::from_fn(|| net.nodes[1].hub.poll_cluster()).collect();
-    let late = late
-        .into_iter()
-        .find_map(|o| match o {
-            ClusterOut::RoomEdit { room: r, edit } if r == room("#r") => Some(edit),
-            _ => None,
-        })
-        .expect("node 1 lifts #r's founder");
-    assert!(matches!(late, PolicyEdit::AccountGone { .. }), "{late:?}");
-    // ... while the removal is done, node 0 lifts it, alice is registered again and founds #r.
-    net.account_out(
-        0,
-        ClusterOut::AccountWrite {
-            account: nick("alice"),
-            registered: None,
-            write: crate::persist::Write::DropAccount(nick("alice")),
-        },
+    let late = late_lifts(&mut net, "alice");
+    assert!(
+        matches!(late[..], [PolicyEdit::AccountGone { .. }]),
+        "node 1 lifts #r's founder: {late:?}"
     );
-    settle(&mut net);
+    // ... while the removal is done, node 0 lifts it, alice is registered again and founds #r.
+    removed(&mut net, "alice");
     assert_eq!(net.rooms_kv_founder(&room("#r")), None, "lifted");
-    net.now = Millis(net.now.0 + 1_000);
     register(&mut net, 0, a, PW, false);
     moderate(&mut net, 0, a, "#r", ModAction::Register);
     assert_eq!(net.rooms_kv_founder(&room("#r")).as_deref(), Some("alice"));
-    net.room_edit(1, room("#r"), late);
+    for edit in late {
+        net.room_edit(1, room("#r"), edit);
+    }
     settle(&mut net);
     assert_eq!(
         net.rooms_kv_founder(&room("#r")).as_deref(),
@@ -1098,9 +1033,7 @@ fn a_founders_removal_heard_late_leaves_the_new_holders_room_alone() {
 /// name and took back the new holder's operator and voice.
 #[test]
 fn an_operators_removal_heard_late_leaves_the_new_holders_operator_and_voice_alone() {
-    let mut net = net(2);
-    let a = founder(&mut net);
-    let d = dave_in_r(&mut net);
+    let (mut net, a, d) = alice_and_dave();
     moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
     moderate(&mut net, 0, a, "#r", ModAction::Voice(nick("dave")));
     settle(&mut net);
@@ -1111,28 +1044,12 @@ fn an_operators_removal_heard_late_leaves_the_new_holders_operator_and_voice_alo
     };
     assert_eq!(rights(&net), (true, true), "dave operates and is voiced");
     // Node 1 hears of dave's removal first; its lifts in #r are on their way ...
-    let now = net.now;
-    net.nodes[1].hub.handle_account_dropped("dave", now);
-    let late: Vec<PolicyEdit> = core::iter::from_fn(|| net.nodes[1].hub.poll_cluster())
-        .filter_map(|o| match o {
-            ClusterOut::RoomEdit { room: r, edit } if r == room("#r") => Some(edit),
-            _ => None,
-        })
-        .collect();
+    let late = late_lifts(&mut net, "dave");
     assert!(!late.is_empty(), "node 1 lifts dave's rights in #r");
     // ... while the removal is done, node 0 lifts them, dave is registered again, and alice
     // makes the new dave operator and voiced.
-    net.account_out(
-        0,
-        ClusterOut::AccountWrite {
-            account: nick("dave"),
-            registered: None,
-            write: crate::persist::Write::DropAccount(nick("dave")),
-        },
-    );
-    settle(&mut net);
+    removed(&mut net, "dave");
     assert_eq!(rights(&net), (false, false), "lifted");
-    net.now = Millis(net.now.0 + 1_000);
     register(&mut net, 1, d, PW, false);
     moderate(&mut net, 0, a, "#r", ModAction::Op(nick("dave")));
     moderate(&mut net, 0, a, "#r", ModAction::Voice(nick("dave")));
