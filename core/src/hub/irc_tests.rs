@@ -4867,12 +4867,12 @@ fn an_irc_founder_registers_with_mode_r_and_bans_the_masks_irssi_and_weechat_mak
     // WeeChat's `/ban bob` sends `*!bob@natter` (ident and host): that is bob, not everyone on
     // the pseudo-host nor a nick named `natter`.
     n.send(c, &[&format!("MODE #m +b *!{bob_user}@natter")]);
-    n.advance(1_000);
+    n.advance(3_000);
     n.lines(c);
     n.send(b, &["JOIN #m"]);
     // irssi's `*!*dan@natter` is dan.
     n.send(c, &[&format!("MODE #m +b *!*{dan_user}@natter")]);
-    n.advance(1_000);
+    n.advance(3_000);
     let l = n.lines(b);
     assert!(l.iter().any(|l| l.contains(" KICK #m bob ")), "{l:?}");
     assert_eq!(numerics(&l), ["474"], "{l:?}");
@@ -5102,7 +5102,7 @@ fn an_irc_admins_ban_of_a_rooms_founder_is_482_and_no_mode_line() {
     );
     n.recv(bob);
     n.send(a, &["MODE #club +b bob"]);
-    n.advance(1_000);
+    n.advance(3_000);
     let l = n.lines(a);
     assert!(l.iter().any(|l| l.contains(" MODE #club +b ")), "{l:?}");
     assert!(
@@ -5542,23 +5542,42 @@ fn founder_and_guest(n: &mut Net) -> (ConnId, ConnId, ConnId) {
 }
 
 /// irssi's, WeeChat's and HexChat's `/kickban bob reason` send `MODE #r +b mask` and then
-/// `KICK #r bob :reason`. natter's ban puts bob out at once, so the KICK found him gone and the
-/// operator was told `441 They aren't on that channel` after every kickban. A KICK of someone
-/// the channel's bans keep out changes nothing and says nothing, as a MODE that changes
-/// nothing; someone out of it and not banned is still `441`.
+/// `KICK #r bob :reason`. natter's ban put bob out at once with the reason "banned", so the
+/// KICK found him gone: until the forty-second session the operator was told `441 They aren't on
+/// that channel`, and after it the kick's reason still reached nobody. A ban typed on IRC puts
+/// out whom it holds a moment later, and the KICK that comes meanwhile does it with its reason,
+/// for IRC, natter's and nc's users alike; the held member says nothing meanwhile. A KICK of
+/// someone the ban already put out says nothing (no `441`); someone out of the channel and not
+/// banned is still `441`.
 #[test]
-fn a_kickban_is_answered_without_441_though_the_ban_put_the_user_out_first() {
+fn a_kickban_puts_the_user_out_with_the_kicks_reason_and_no_441() {
+    use crate::wire::{EventKind, ServerMsg};
+    let kicks = |msgs: &[ServerMsg]| -> Vec<String> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Event(e) => match &e.kind {
+                    EventKind::Kick { target, reason } => Some(format!(
+                        "{target} {}",
+                        reason.as_ref().map_or("", |r| r.as_str())
+                    )),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
     let mut n = Net::new();
-    let (_a, c, b) = founder_and_guest(&mut n);
+    let (a, c, b) = founder_and_guest(&mut n);
     let d = n.client("dan", &[]);
     n.lines(d);
     n.advance(1_000);
+    // irssi: both lines at once.
     n.send(c, &["MODE #r +b *!*bob@natter", "KICK #r bob :go away"]);
     let l = n.lines(c);
     assert_eq!(l[0], ":alice!alice@natter MODE #r +b bob!*@*", "{l:?}");
     assert_eq!(
         l.last().map(String::as_str),
-        Some(":alice!alice@natter KICK #r bob :banned"),
+        Some(":alice!alice@natter KICK #r bob :go away"),
         "{l:?}"
     );
     // (Between them only the notice that the ban holds a nick alone: no 441.)
@@ -5570,9 +5589,53 @@ fn a_kickban_is_answered_without_441_though_the_ban_put_the_user_out_first() {
     );
     let l = n.lines(b);
     assert!(
-        l.contains(&":alice!alice@natter KICK #r bob :banned".to_owned()),
+        l.contains(&":alice!alice@natter KICK #r bob :go away".to_owned()),
         "{l:?}"
     );
+    assert_eq!(kicks(&n.recv(a)), ["bob go away"]);
+    // The ban's own moment passes: nobody is put out twice.
+    n.advance(5_000);
+    assert!(!n.lines(c).iter().any(|l| l.contains(" KICK ")));
+    assert!(kicks(&n.recv(a)).is_empty());
+
+    // WeeChat: the KICK two seconds after the ban, bob silent meanwhile.
+    n.send(c, &["MODE #r -b *!*bob@natter"]);
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.lines(c);
+    n.recv(a);
+    n.send(c, &["MODE #r +b *!*bob@natter"]);
+    n.advance(100);
+    n.send(b, &["PRIVMSG #r :still here"]);
+    assert_eq!(numerics(&n.lines(b)), ["404"]);
+    n.advance(1_900);
+    n.send(c, &["KICK #r bob :spam"]);
+    assert_eq!(kicks(&n.recv(a)), ["bob spam"]);
+    n.advance(5_000);
+    assert!(kicks(&n.recv(a)).is_empty());
+
+    // A ban alone (irssi's /ban) puts bob out a moment later, as "banned".
+    n.send(c, &["MODE #r -b *!*bob@natter"]);
+    n.send(b, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(b);
+    n.recv(a);
+    n.send(c, &["MODE #r +b *!*bob@natter"]);
+    n.advance(1_000);
+    assert!(n.hub.is_member(&nick("bob"), &room("#r")));
+    n.advance(2_500);
+    assert!(!n.hub.is_member(&nick("bob"), &room("#r")));
+    assert_eq!(kicks(&n.recv(a)), ["bob banned"]);
+    assert!(
+        n.lines(b)
+            .contains(&":alice!alice@natter KICK #r bob :banned".to_owned())
+    );
+    // Now the ban put him out: a KICK says nothing.
+    n.lines(c);
+    n.send(c, &["KICK #r bob :late"]);
+    assert!(numerics(&n.lines(c)).is_empty());
+
     // Not banned and not in the channel: refused as before.
     n.advance(1_000);
     n.send(c, &["KICK #r dan :x"]);
@@ -7434,7 +7497,7 @@ fn unbanning_a_nick_lifts_the_account_ban_its_ban_became_and_nothing_else() {
             "MODE #r +b account:carol",
         ],
     );
-    n.advance(2_000);
+    n.advance(3_000);
     let l = n.lines(c);
     assert!(
         l.contains(&":alice!alice@natter MODE #r +b account:dora".to_owned()),
@@ -8869,7 +8932,7 @@ fn every_user_name_shown_is_the_prefixes_so_a_mask_made_from_it_bans_that_user()
     n.lines(asker);
     let whox_user = shown[0].1.to_owned();
     n.send(asker, &[&format!("MODE #a +b *!*{whox_user}@natter")]);
-    n.advance(1_000);
+    n.advance(3_000);
     let l = n.lines(root);
     assert!(
         l.iter().any(|l| l.contains(" MODE #a +b alice!*@*")),
