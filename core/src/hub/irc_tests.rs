@@ -873,6 +873,59 @@ fn admin_links_and_stats_are_answered_not_421() {
     assert_eq!(numerics(&n.said(c)), ["704", "705", "706"]);
 }
 
+/// `ADMIN`, `LINKS` and `STATS` took any target for this server: one that names another server
+/// is `402 ERR_NOSUCHSERVER`, as servers answer (and `TIME`, `MOTD`, `VERSION` alike). This
+/// server's name in any case, a mask it matches, or a nick (on this server: natter is a network
+/// of one) is answered as before.
+#[test]
+fn a_server_target_that_is_not_this_server_is_402() {
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("al");
+    n.settle(&[c]);
+    n.lines(c);
+    for asked in [
+        "ADMIN irc.example.org",
+        "ADMIN *.example.org",
+        "LINKS irc.example.org *",
+        "STATS u irc.example.org",
+        "TIME irc.example.org",
+        "MOTD irc.example.org",
+        "VERSION irc.example.org",
+    ] {
+        n.send(c, &[asked]);
+        n.advance(1_000);
+        let l = n.said(c);
+        assert_eq!(
+            l,
+            [
+                ":natter.irc 402 al irc.example.org :No such server".replace(
+                    "irc.example.org",
+                    asked.split(' ').find(|w| w.contains('.')).unwrap()
+                )
+            ],
+            "{asked}"
+        );
+    }
+    for (asked, want) in [
+        ("ADMIN NATTER.IRC", "256"),
+        ("ADMIN *.irc", "256"),
+        ("ADMIN natter.*", "256"),
+        ("ADMIN al", "256"),
+        ("LINKS natter.irc *", "364"),
+        ("STATS u natter.irc", "219"),
+        ("TIME natter.irc", "391"),
+        ("VERSION *", "351"),
+    ] {
+        n.send(c, &[asked]);
+        n.advance(1_000);
+        let l = n.said(c);
+        assert_eq!(numerics(&l).first().copied(), Some(want), "{asked}: {l:?}");
+    }
+    // A mask alone is LINKS's mask, not a server: it lists nothing, no 402.
+    n.send(c, &["LINKS *.example.org"]);
+    assert_eq!(numerics(&n.said(c)), ["365"]);
+}
+
 /// A parameter a client gave as the last one (after `:`) may hold spaces; echoed as a middle
 /// parameter of a numeric (`LINKS :a b`'s `365`) it split into two, and the client read the
 /// rest of the line wrong. An echo stops at its first space.

@@ -870,8 +870,10 @@ impl Irc {
                 let text = msg.param(0).and_then(|t| Text::new(&names::plain(t)).ok());
                 plan.query(Query::Away(text));
             }
+            "MOTD" if self.no_such_server(msg.param(0), plan) => {}
             "MOTD" => plan.query(Query::Motd),
             "LUSERS" => plan.query(Query::Counts),
+            "TIME" if self.no_such_server(msg.param(0), plan) => {}
             "TIME" => plan.query(Query::Time),
             "INFO" => {
                 let lines = [
@@ -887,8 +889,9 @@ impl Irc {
                 plan.num(RPL_ENDOFINFO, &[], "End of INFO list");
             }
             // A network of one server, as RFC 2812 (3.4.9) has a server answer: natter keeps
-            // no contact details for its operator, and says so. A target (a server or a nick)
-            // is this server, as for TIME and MOTD.
+            // no contact details for its operator, and says so. A target not this server is
+            // `402` (`Self::no_such_server`), as for TIME, MOTD and VERSION.
+            "ADMIN" if self.no_such_server(msg.param(0), plan) => {}
             "ADMIN" => {
                 plan.num(RPL_ADMINME, &[self.server.as_str()], "Administrative info");
                 plan.num(
@@ -903,7 +906,9 @@ impl Irc {
                 );
                 plan.num(RPL_ADMINEMAIL, &[], "No contact address is set");
             }
-            // This server alone (RFC 2812 3.4.5), if it matches the mask.
+            // This server alone (RFC 2812 3.4.5), if it matches the mask. `LINKS remote mask`
+            // asks `remote`, which must be this server.
+            "LINKS" if msg.params.len() > 1 && self.no_such_server(msg.param(0), plan) => {}
             "LINKS" => {
                 // Up to its first space, as it is echoed (`LINKS :a b`).
                 let mask = msg.params.last().and_then(|m| m.split(' ').next());
@@ -919,6 +924,9 @@ impl Irc {
                 let Some(query) = msg.param(0).and_then(|q| q.chars().next()) else {
                     return plan.need_more(verb);
                 };
+                if self.no_such_server(msg.param(1), plan) {
+                    return;
+                }
                 plan.num(
                     RPL_ENDOFSTATS,
                     &[&query.to_string()],
@@ -927,6 +935,7 @@ impl Irc {
             }
             // The version, then the ISUPPORT tokens again (Modern IRC: "SHOULD respond with a
             // RPL_VERSION reply and one or more RPL_ISUPPORT replies").
+            "VERSION" if self.no_such_server(msg.param(0), plan) => {}
             "VERSION" => {
                 plan.num(
                     RPL_VERSION,
@@ -1331,6 +1340,24 @@ impl Irc {
             });
             id = MsgId(id.0 + 1);
         }
+    }
+
+    /// Whether a command's server `target` names a server other than this one, answered
+    /// `402 ERR_NOSUCHSERVER` then, as servers answer `ADMIN`, `LINKS remote mask`,
+    /// `STATS q server`, `TIME`, `MOTD` and `VERSION` for a server they do not know. This
+    /// server's name or a mask it matches is this server; so is a nick (servers answer for the
+    /// nick's server, and natter is a network of one server).
+    fn no_such_server(&self, target: Option<&str>, plan: &mut Plan<'_>) -> bool {
+        let Some(target) = target.and_then(|t| t.split(' ').next()) else {
+            return false;
+        };
+        let server = self.server.as_str();
+        let nick = !target.contains(['.', '*', '?']) && Nick::new(target).is_ok();
+        if target.is_empty() || nick || wildcard_matches(target, server) {
+            return false;
+        }
+        plan.num(ERR_NOSUCHSERVER, &[target], "No such server");
+        true
     }
 
     fn mode(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
