@@ -578,7 +578,7 @@ fn cap_negotiation_holds_registration_until_cap_end() {
     assert_eq!(
         l,
         [
-            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/chathistory echo-message extended-join extended-monitor labeled-response message-tags multi-prefix server-time setname sasl=PLAIN userhost-in-names"
+            ":natter.irc CAP * LS :account-notify account-tag away-notify batch cap-notify chghost draft/chathistory echo-message extended-join extended-monitor invite-notify labeled-response message-tags multi-prefix server-time setname sasl=PLAIN userhost-in-names"
         ]
     );
     assert_eq!(n.hub.nick(c), None, "registration waits for CAP END");
@@ -9356,6 +9356,49 @@ fn a_member_invites_to_an_open_channel_and_443_for_one_in_it_already() {
     n.lines(a);
     n.send(a, &["INVITE ben #open"]);
     assert_eq!(numerics(&n.lines(a)), ["443"]);
+}
+
+/// IRCv3 `invite-notify` was not offered: an invitation reached the invited alone. It is now,
+/// and another member's `INVITE` reaches the members with the capability who may invite
+/// themselves: every member of a channel that is not `+i`, its operators when it is. Not the
+/// inviter (who has its `341`), not a member without the capability.
+#[test]
+fn invite_notify_tells_the_members_who_may_invite_themselves() {
+    let mut n = Net::new();
+    let amy = n.client("amy", &["invite-notify"]);
+    let ben = n.client("ben", &["invite-notify"]);
+    let cid = n.client("cid", &[]);
+    let eve = n.client("eve", &[]);
+    for c in [amy, ben, cid] {
+        n.send(c, &["JOIN #open"]);
+    }
+    n.advance(1_000);
+    for c in [amy, ben, cid, eve] {
+        n.lines(c);
+    }
+    n.send(amy, &["INVITE eve #open"]);
+    assert_eq!(n.lines(amy), [":natter.irc 341 amy eve #open"]);
+    assert_eq!(n.lines(ben), [":amy!amy@natter INVITE eve #open"]);
+    assert_eq!(n.lines(cid), Vec::<String>::new());
+    assert_eq!(n.lines(eve), [":amy!amy@natter INVITE eve #open"]);
+
+    // An invite-only channel: its operators hear of it, not ben.
+    let (_a, c, _b) = founder_and_guest(&mut n);
+    registered(&mut n, "pat");
+    let (pat, _) = sasl_client(&mut n, "pat", "invite-notify");
+    n.send(pat, &["JOIN #r"]);
+    n.send(ben, &["JOIN #r"]);
+    n.advance(1_000);
+    n.send(c, &["MODE #r +o pat", "MODE #r +i"]);
+    n.advance(1_000);
+    for x in [c, pat, ben, eve] {
+        n.lines(x);
+    }
+    n.send(c, &["INVITE eve #r"]);
+    assert_eq!(numerics(&n.lines(c)), ["341"]);
+    assert_eq!(n.lines(pat), [":alice!alice@natter INVITE eve #r"]);
+    assert_eq!(n.lines(ben), Vec::<String>::new());
+    assert_eq!(n.lines(eve), [":alice!alice@natter INVITE eve #r"]);
 }
 
 /// A client that monitors its own nick (irssi's and WeeChat's nick-recovery scripts do) and

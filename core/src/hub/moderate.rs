@@ -614,6 +614,31 @@ impl Hub {
                     };
                     self.reply(c, reply);
                 }
+                // IRCv3 invite-notify: the members who may invite too (the operators of an
+                // invite-only room, every member of another) hear of it, but the inviter.
+                let p = self.rooms.get(room).and_then(|r| r.policy.as_ref());
+                let seers: Vec<ConnId> = self
+                    .rooms
+                    .get(room)
+                    .map(|r| r.members.iter().copied().collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|m| *m != uid)
+                    .filter(|m| {
+                        !invite_only
+                            || self.is_admin_user(*m)
+                            || p.is_some_and(|p| p.is_op(self.account_of(*m).as_deref()))
+                    })
+                    .flat_map(|m| self.user_conns(m).collect::<Vec<_>>())
+                    .collect();
+                for c in seers {
+                    let note = super::dialect::Note::InvitedBy {
+                        by: me.clone(),
+                        nick: invited.clone(),
+                        room: room.clone(),
+                    };
+                    self.reply(c, Reply::Note(note));
+                }
                 let note = super::dialect::Note::Invited {
                     nick: invited,
                     room: room.clone(),

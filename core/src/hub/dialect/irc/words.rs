@@ -1282,6 +1282,14 @@ impl Irc {
             let params = [me.as_str(), nick.as_str(), room.as_str()];
             return l.from(&tags, l.server, RPL_INVITING, &params, false);
         }
+        if let Note::InvitedBy { by, nick, room } = note {
+            if self.caps.has(Cap::InviteNotify) {
+                let tags = l.tags.clone();
+                let params = [nick.as_str(), room.as_str()];
+                l.from(&tags, &names::source(by), "INVITE", &params, false);
+            }
+            return;
+        }
         let Some(r) = self.replaying() else {
             return;
         };
@@ -1308,6 +1316,7 @@ impl Irc {
             | Note::NowTalkingIn(_)
             | Note::Size { .. }
             | Note::Invited { .. }
+            | Note::InvitedBy { .. }
             | Note::ServerBan { .. }
             | Note::AdminDone(_)
             | Note::Unchanged(_)
