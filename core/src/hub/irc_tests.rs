@@ -5695,6 +5695,40 @@ fn a_kickban_puts_the_user_out_with_the_kicks_reason_and_no_441() {
     assert_eq!(numerics(&n.lines(c)), ["441"]);
 }
 
+/// The check for a mask glued to its letter (`MODE #r +e*!*bob@natter`) named its first
+/// unknown letter from a list written beside the loop that knows the letters: both read one
+/// list now. For every ASCII letter, the glued form names the letter exactly when the letter
+/// alone is unknown (and its `*` otherwise).
+#[test]
+fn a_glued_mask_and_a_mode_letter_alone_agree_on_which_letters_are_unknown() {
+    let mut n = Net::new();
+    let c = n.irc_in_lobby("al");
+    n.send(c, &["JOIN #g"]);
+    n.settle(&[c]);
+    n.lines(c);
+    let mut unknown = 0;
+    for letter in ('a'..='z').chain('A'..='Z') {
+        let unknown_472 = format!(" 472 al {letter} ");
+        n.send(c, &[&format!("MODE #g +{letter}")]);
+        n.advance(1_000);
+        let alone = n.lines(c).iter().any(|l| l.contains(&unknown_472));
+        n.send(c, &[&format!("MODE #g +{letter}*!*bob@natter")]);
+        n.advance(1_000);
+        let l = n.lines(c);
+        let named = if alone { letter } else { '*' };
+        assert_eq!(
+            l,
+            [format!(
+                ":natter.irc 472 al {named} :is an unknown mode char to me"
+            )],
+            "{letter}"
+        );
+        unknown += usize::from(alone);
+    }
+    // `o v r b q i m t k l n` are known.
+    assert_eq!(unknown, 52 - 11);
+}
+
 /// irssi's `/mode #r +e mask` (natter keeps no exceptions) was answered with a `472` for each
 /// unknown letter and a `461` for each `o`/`v` without a nick, however often the line repeated
 /// them: one `MODE` line gets one `472` per unknown letter and one `461`, as solanum and

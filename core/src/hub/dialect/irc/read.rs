@@ -1670,6 +1670,31 @@ fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
     }
 }
 
+/// What a channel mode letter natter knows is: the one list of them, read by `MODE`'s check
+/// for a mask glued to its letter and by the loop that acts on each letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModeLetter {
+    /// `o`, `v`: a member's prefix, with a nick.
+    Member,
+    /// `r`: `+r` registers the room (`-r` is unknown).
+    Register,
+    /// `b`, `q`: a list of masks (listed without one).
+    List,
+    /// `i m t k l n`: a setting (`k` and `l` with a value).
+    Setting,
+}
+
+/// The kind of the channel mode letter `c`, if natter knows it.
+fn mode_letter(c: char) -> Option<ModeLetter> {
+    match c {
+        'o' | 'v' => Some(ModeLetter::Member),
+        'r' => Some(ModeLetter::Register),
+        'b' | 'q' => Some(ModeLetter::List),
+        'i' | 'm' | 't' | 'k' | 'l' | 'n' => Some(ModeLetter::Setting),
+        _ => None,
+    }
+}
+
 /// `MODE #room [changes [args...]]`: no changes asks for the settings; `+b`/`b` with no mask
 /// lists the bans; every other letter is an operator's action (`o v b q i k m t l`).
 fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Plan<'_>) {
@@ -1686,13 +1711,14 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
     // is no mode letter is none, and acts on nothing (its `b`, `o`, `t` and `r` listed the
     // bans, were 461, set +t and registered the room), one `472` naming its first unknown
     // letter.
+    // The letters known are `mode_letter`'s, as the loop below reads them.
     if changes
         .chars()
         .any(|c| !c.is_ascii_alphabetic() && c != '+' && c != '-')
     {
         let first = changes
             .chars()
-            .find(|c| !"+-ovrbqimtkln".contains(*c))
+            .find(|c| *c != '+' && *c != '-' && mode_letter(*c).is_none())
             .unwrap_or('*');
         return plan.num(
             ERR_UNKNOWNMODE,
@@ -1709,16 +1735,16 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
     let mut unknown: Vec<char> = Vec::new();
     let mut needed = false;
     for c in changes.chars() {
-        let action = match c {
-            '+' => {
+        let action = match (c, mode_letter(c)) {
+            ('+', _) => {
                 on = true;
                 continue;
             }
-            '-' => {
+            ('-', _) => {
                 on = false;
                 continue;
             }
-            'o' | 'v' => {
+            (_, Some(ModeLetter::Member)) => {
                 let Some(nick) = args.next().and_then(|a: &str| Nick::new(a).ok()) else {
                     if !needed {
                         needed = true;
@@ -1735,8 +1761,8 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             }
             // `+r` registers the room (CHANMODES lists it): the signed-in sender becomes its
             // founder, as `/register` does.
-            'r' if on => ModAction::Register,
-            'b' | 'q' => match (args.next(), c, on) {
+            (_, Some(ModeLetter::Register)) if on => ModAction::Register,
+            (_, Some(ModeLetter::List)) => match (args.next(), c, on) {
                 // A list mode with no mask lists (the mutes, for `q`: see `quiets_asked`).
                 (None, _, _) => ModAction::Bans,
                 (Some(mask), _, _) if Mask::parse(&irc_mask(mask)).is_err() => {
@@ -1774,7 +1800,7 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                     target: irc_mask(mask),
                 },
             },
-            'i' | 'm' | 't' | 'k' | 'l' | 'n' => {
+            (_, Some(ModeLetter::Setting)) => {
                 let arg = match (c, on) {
                     ('k' | 'l', true) => args.next(),
                     ('k', false) => {
@@ -1804,7 +1830,7 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                     }
                 }
             }
-            other => {
+            (other, _) => {
                 if !unknown.contains(&other) && unknown.len() < IRC_MAX_MODES {
                     unknown.push(other);
                     plan.num(
