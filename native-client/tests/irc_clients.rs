@@ -638,6 +638,15 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     .await;
     eve.send("/join #mod").await;
     eve.expect(&["you are in #mod"]).await;
+    // WeeChat's /kickban (MODE +b, then KICK): the KICK's reason reaches evelyn and the room
+    // (the ban put her out first as "banned" until the forty-third session).
+    tmux.type_until(
+        "weechat",
+        "/kickban evelyn calm down",
+        &["dora has kicked evelyn (calm down)"],
+    )
+    .await;
+    eve.expect(&["dora put you out of #mod (calm down)"]).await;
     // The founder sees the key in the MODE line; a limit past the largest room is that.
     tmux.type_until(
         "weechat",
