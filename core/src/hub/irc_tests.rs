@@ -9395,7 +9395,8 @@ fn a_member_invites_to_an_open_channel_and_443_for_one_in_it_already() {
 /// IRCv3 `invite-notify` was not offered: an invitation reached the invited alone. It is now,
 /// and another member's `INVITE` reaches the members with the capability who may invite
 /// themselves: every member of a channel that is not `+i`, its operators when it is. Not the
-/// inviter (who has its `341`), not a member without the capability.
+/// inviter (who has its `341`), not a member without the capability; `account-tag` as on the
+/// inviter's other lines.
 #[test]
 fn invite_notify_tells_the_members_who_may_invite_themselves() {
     let mut n = Net::new();
@@ -9419,7 +9420,7 @@ fn invite_notify_tells_the_members_who_may_invite_themselves() {
     // An invite-only channel: its operators hear of it, not ben.
     let (_a, c, _b) = founder_and_guest(&mut n);
     registered(&mut n, "pat");
-    let (pat, _) = sasl_client(&mut n, "pat", "invite-notify");
+    let (pat, _) = sasl_client(&mut n, "pat", "invite-notify account-tag");
     n.send(pat, &["JOIN #r"]);
     n.send(ben, &["JOIN #r"]);
     n.advance(1_000);
@@ -9430,7 +9431,11 @@ fn invite_notify_tells_the_members_who_may_invite_themselves() {
     }
     n.send(c, &["INVITE eve #r"]);
     assert_eq!(numerics(&n.lines(c)), ["341"]);
-    assert_eq!(n.lines(pat), [":alice!alice@natter INVITE eve #r"]);
+    // From a signed-in inviter, with `account-tag`: its account, as on its other lines.
+    assert_eq!(
+        n.lines(pat),
+        ["@account=alice :alice!alice@natter INVITE eve #r"]
+    );
     assert_eq!(n.lines(ben), Vec::<String>::new());
     assert_eq!(n.lines(eve), [":alice!alice@natter INVITE eve #r"]);
 }

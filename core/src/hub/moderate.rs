@@ -636,6 +636,7 @@ impl Hub {
                         by: me.clone(),
                         nick: invited.clone(),
                         room: room.clone(),
+                        signed_in,
                     };
                     self.reply(c, Reply::Note(note));
                 }
