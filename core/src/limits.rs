@@ -125,6 +125,12 @@ pub const TEXT_DETECT_WAIT: Millis = Millis(400);
 /// Short, as the queue moves fast; [`HELLO_TIMEOUT`] bounds how long a greeting can wait.
 pub const DETECT_RECHECK: Millis = Millis(10);
 
+/// A ban typed on IRC (`MODE #r +b`) puts out the members it holds this long after, unless a
+/// `KICK` of them comes first: irssi's, WeeChat's and HexChat's `/kickban` send the ban and then
+/// the kick with the operator's reason, which the room is to see, as on any IRC server. WeeChat
+/// sends its second line two seconds after the first; meanwhile the held members say nothing.
+pub const BAN_KICK_WAIT: Millis = Millis(3_000);
+
 /// An invitation into a room that nobody used lapses after this long (it lapses sooner when the
 /// invited user quits, as on IRC). Invitations live in memory only: a restart ends every session,
 /// and with it every invitation.

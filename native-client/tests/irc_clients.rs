@@ -11,7 +11,7 @@
 //! lists the bans (who set each and when), lifts the ban with `/unban 1`, sets a key and a
 //! limit, and kills an nc user. irssi, signed in with SASL, bans with its own `/ban` (a mask
 //! built from the WHOX it ran at its join) the user it names, not the one whose nick is that
-//! user's `USER` name, and its `/kickban` (a ban, then a kick) is not refused. irssi and
+//! user's `USER` name, and its `/kickban` (a ban, then a kick) puts out with its reason. irssi and
 //! WeeChat, on a server with a store that restarts, come back by themselves to their channels
 //! and are shown what was said while they were away, once.
 
@@ -638,6 +638,15 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     .await;
     eve.send("/join #mod").await;
     eve.expect(&["you are in #mod"]).await;
+    // WeeChat's /kickban (MODE +b, then KICK): the KICK's reason reaches evelyn and the room
+    // (the ban put her out first as "banned" until the forty-third session).
+    tmux.type_until(
+        "weechat",
+        "/kickban evelyn calm down",
+        &["dora has kicked evelyn (calm down)"],
+    )
+    .await;
+    eve.expect(&["dora put you out of #mod (calm down)"]).await;
     // The founder sees the key in the MODE line; a limit past the largest room is that.
     tmux.type_until(
         "weechat",
@@ -888,15 +897,16 @@ async fn irssi_bans_the_nick_its_whox_showed_not_the_one_named_like_the_user() {
         "{}",
         tmux.screen("irssi")
     );
-    // irssi's /kickban bans, then kicks: the ban put carol out already, and the KICK after it
-    // is not refused (it was `441 They aren't on that channel`, shown in the status window).
+    // irssi's /kickban bans, then kicks: the KICK puts carol out with its reason, for irssi
+    // and for carol (the ban put her out first as "banned", and the reason reached nobody;
+    // before that the KICK was `441 They aren't on that channel`, in the status window).
     tmux.type_until(
         "irssi",
         "/kickban carol bye now",
-        &["carol was kicked from #mod by dora [banned]"],
+        &["carol was kicked from #mod by dora [bye now]"],
     )
     .await;
-    carol.expect(&["KICK #mod carol :banned"]).await;
+    carol.expect(&["KICK #mod carol :bye now"]).await;
     root.send("PRIVMSG #mod :after the kickban").await;
     tmux.wait_line("irssi", &["< root> after the kickban"])
         .await;

@@ -19,8 +19,9 @@ use super::deliver::Skip;
 use super::dialect::{AdminDone, Note, Reply, irc_shown_mask};
 use super::ops::NO_ROOM;
 use super::room::Invite;
+use super::timers::Timer;
 use super::{Hub, UserId};
-use crate::limits::{INVITE_LIFETIME, MAX_FOUNDED_PER_ACCOUNT};
+use crate::limits::{BAN_KICK_WAIT, INVITE_LIFETIME, MAX_FOUNDED_PER_ACCOUNT};
 use crate::moderation::{
     ACCOUNT_REMOVED, ACCOUNT_REMOVED_FOUNDER, Entry, MAX_BANS_PER_ROOM, MAX_INVITED,
     MAX_OPS_PER_ROOM, Mask, ModeChange, Policy, PolicyEdit, RoomClose,
@@ -50,6 +51,16 @@ pub(crate) const NO_BAN_ON: &str = "no ban on ";
 pub(crate) const NOT_AN_ACCOUNT: &str = " is not signed in: operators are accounts";
 /// How an `Unmute` of a mask the list does not hold goes on (`MASK is not muted in #room`).
 pub(crate) const NOT_MUTED_IN: &str = " is not muted in ";
+
+/// A ban typed on IRC whose members leave at its [`Timer::BanKick`] (see
+/// [`crate::limits::BAN_KICK_WAIT`]), unless a `KICK` puts them out first.
+#[derive(Debug)]
+pub(super) struct BanKick {
+    room: RoomName,
+    by: Nick,
+    held: Vec<UserId>,
+    reason: Option<Text>,
+}
 
 impl Hub {
     /// Runs an operator's action.
@@ -444,11 +455,24 @@ impl Hub {
                     .into_iter()
                     .filter(|m| self.banned(*m, room, now).is_some())
                     .collect();
-                for m in held {
-                    if let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) {
-                        let why = reason.clone().or_else(|| Text::new("banned").ok());
-                        self.kick(room, &me, m, n, why, now);
+                if held.is_empty() {
+                    return Ok(());
+                }
+                let ban = BanKick {
+                    room: room.clone(),
+                    by: me,
+                    held,
+                    reason,
+                };
+                // On IRC a kickban is a ban and then a KICK with the operator's reason: the
+                // ban's members leave a moment later, unless that KICK puts them out first.
+                if self.kind(conn) == Some(super::ConnKind::Irc) {
+                    self.ban_kicks.entry(conn).or_default().push(ban);
+                    if !self.timers.is_set(Timer::BanKick(conn)) {
+                        self.timers.set(Timer::BanKick(conn), now + BAN_KICK_WAIT);
                     }
+                } else {
+                    self.ban_kick(ban, now);
                 }
             }
             ModAction::Unban { target } => {
@@ -589,6 +613,32 @@ impl Hub {
                         signed_in,
                     };
                     self.reply(c, reply);
+                }
+                // IRCv3 invite-notify: the members who may invite too (the operators of an
+                // invite-only room, every member of another) hear of it, but the inviter.
+                let p = self.rooms.get(room).and_then(|r| r.policy.as_ref());
+                let seers: Vec<ConnId> = self
+                    .rooms
+                    .get(room)
+                    .map(|r| r.members.iter().copied().collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|m| *m != uid)
+                    .filter(|m| {
+                        !invite_only
+                            || self.is_admin_user(*m)
+                            || p.is_some_and(|p| p.is_op(self.account_of(*m).as_deref()))
+                    })
+                    .flat_map(|m| self.user_conns(m).collect::<Vec<_>>())
+                    .collect();
+                for c in seers {
+                    let note = super::dialect::Note::InvitedBy {
+                        by: me.clone(),
+                        nick: invited.clone(),
+                        room: room.clone(),
+                        signed_in,
+                    };
+                    self.reply(c, Reply::Note(note));
                 }
                 let note = super::dialect::Note::Invited {
                     nick: invited,
@@ -1204,9 +1254,9 @@ impl Hub {
         if p.mute_of(account.as_deref(), &u.nick, ip, now).is_some() {
             return Err(format!("you are muted in {room}"));
         }
-        // In a cluster a member a ban holds is put out when its kick comes back from the log:
-        // it says nothing more meanwhile.
-        if self.cluster.is_some() && self.banned(uid, room, now).is_some() {
+        // A member a ban holds is put out when its kick comes back from a cluster's log, or
+        // when a ban typed on IRC puts it out (`BAN_KICK_WAIT`): it says nothing meanwhile.
+        if self.banned(uid, room, now).is_some() {
             return Err(format!("you are banned from {room}"));
         }
         if p.modes.moderated
@@ -2079,6 +2129,33 @@ impl Hub {
         }
         self.leave_kicked(target, room);
         self.drop_if_empty(room);
+    }
+
+    /// The members a ban held leave, those still in the room and still held by a ban (a
+    /// `KICK` may have put them out, a `-b` let them stay), with the ban's reason or "banned".
+    fn ban_kick(&mut self, ban: BanKick, now: Millis) {
+        let BanKick {
+            room,
+            by,
+            held,
+            reason,
+        } = ban;
+        for m in held {
+            if !self.member_of(m, &room) || self.banned(m, &room, now).is_none() {
+                continue;
+            }
+            if let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) {
+                let why = reason.clone().or_else(|| Text::new("banned").ok());
+                self.kick(&room, &by, m, n, why, now);
+            }
+        }
+    }
+
+    /// [`Timer::BanKick`]: the bans typed on `conn` put out whom they hold.
+    pub(super) fn ban_kicks_due(&mut self, conn: ConnId, now: Millis) {
+        for ban in self.ban_kicks.remove(&conn).unwrap_or_default() {
+            self.ban_kick(ban, now);
+        }
     }
 
     /// An always-on account with nothing connected, put out of `room` by `by`, hears of it

@@ -981,6 +981,15 @@ pub(crate) enum Note {
     /// The user's invitation of `nick` to `room` went through (the binary protocol has no
     /// answer for it: the invited get `Invited`).
     Invited { nick: Nick, room: RoomName },
+    /// `by` invited `nick` to `room`, told to the room's members who may invite (IRCv3
+    /// `invite-notify`: IRC clients with the capability read it as `INVITE`, with `account-tag`
+    /// the inviter's account when `signed_in`; other dialects say nothing).
+    InvitedBy {
+        by: Nick,
+        nick: Nick,
+        room: RoomName,
+        signed_in: bool,
+    },
     /// An operator's change changed nothing, in words (nc says them, the binary protocol from
     /// version 10 as `Done`; IRC servers say nothing).
     Unchanged(String),

@@ -409,6 +409,7 @@ impl Dialect for Text {
                     render::size_words(room, *members, *summed)
                 )),
                 Note::Invited { nick, room } => line(format!("-- you invited {nick} to {room}")),
+                Note::InvitedBy { .. } => None,
                 Note::Voiceless { why: words, .. } => line(format!("-- {words}")),
                 Note::Unchanged(_)
                 | Note::NickOnly(_)

@@ -41,10 +41,13 @@ pub(super) enum Cap {
     UserhostInNames,
     /// `chghost`: a co-member's new user name (natter's is the nick) after its NICK.
     ChgHost,
+    /// `invite-notify`: another member's `INVITE` to a channel one may invite to oneself (an
+    /// operator of an invite-only channel, any member of another).
+    InviteNotify,
 }
 
 /// Every capability with its name, in the order `CAP LS` lists them.
-const ALL: [(Cap, &str); 17] = [
+const ALL: [(Cap, &str); 18] = [
     (Cap::AccountNotify, "account-notify"),
     (Cap::AccountTag, "account-tag"),
     (Cap::AwayNotify, "away-notify"),
@@ -55,6 +58,7 @@ const ALL: [(Cap, &str); 17] = [
     (Cap::EchoMessage, "echo-message"),
     (Cap::ExtendedJoin, "extended-join"),
     (Cap::ExtendedMonitor, "extended-monitor"),
+    (Cap::InviteNotify, "invite-notify"),
     (Cap::LabeledResponse, "labeled-response"),
     (Cap::MessageTags, "message-tags"),
     (Cap::MultiPrefix, "multi-prefix"),

@@ -81,6 +81,7 @@ pub(super) const RPL_MOTDSTART: &str = "375";
 pub(super) const RPL_ENDOFMOTD: &str = "376";
 pub(super) const RPL_TIME: &str = "391";
 pub(super) const ERR_NOSUCHNICK: &str = "401";
+pub(super) const ERR_NOSUCHSERVER: &str = "402";
 pub(super) const ERR_NOSUCHCHANNEL: &str = "403";
 pub(super) const ERR_CANNOTSENDTOCHAN: &str = "404";
 pub(super) const ERR_TOOMANYCHANNELS: &str = "405";

@@ -870,8 +870,10 @@ impl Irc {
                 let text = msg.param(0).and_then(|t| Text::new(&names::plain(t)).ok());
                 plan.query(Query::Away(text));
             }
+            "MOTD" if self.no_such_server(msg.param(0), plan) => {}
             "MOTD" => plan.query(Query::Motd),
             "LUSERS" => plan.query(Query::Counts),
+            "TIME" if self.no_such_server(msg.param(0), plan) => {}
             "TIME" => plan.query(Query::Time),
             "INFO" => {
                 let lines = [
@@ -887,8 +889,9 @@ impl Irc {
                 plan.num(RPL_ENDOFINFO, &[], "End of INFO list");
             }
             // A network of one server, as RFC 2812 (3.4.9) has a server answer: natter keeps
-            // no contact details for its operator, and says so. A target (a server or a nick)
-            // is this server, as for TIME and MOTD.
+            // no contact details for its operator, and says so. A target not this server is
+            // `402` (`Self::no_such_server`), as for TIME, MOTD and VERSION.
+            "ADMIN" if self.no_such_server(msg.param(0), plan) => {}
             "ADMIN" => {
                 plan.num(RPL_ADMINME, &[self.server.as_str()], "Administrative info");
                 plan.num(
@@ -903,7 +906,9 @@ impl Irc {
                 );
                 plan.num(RPL_ADMINEMAIL, &[], "No contact address is set");
             }
-            // This server alone (RFC 2812 3.4.5), if it matches the mask.
+            // This server alone (RFC 2812 3.4.5), if it matches the mask. `LINKS remote mask`
+            // asks `remote`, which must be this server.
+            "LINKS" if msg.params.len() > 1 && self.no_such_server(msg.param(0), plan) => {}
             "LINKS" => {
                 // Up to its first space, as it is echoed (`LINKS :a b`).
                 let mask = msg.params.last().and_then(|m| m.split(' ').next());
@@ -919,6 +924,9 @@ impl Irc {
                 let Some(query) = msg.param(0).and_then(|q| q.chars().next()) else {
                     return plan.need_more(verb);
                 };
+                if self.no_such_server(msg.param(1), plan) {
+                    return;
+                }
                 plan.num(
                     RPL_ENDOFSTATS,
                     &[&query.to_string()],
@@ -927,6 +935,7 @@ impl Irc {
             }
             // The version, then the ISUPPORT tokens again (Modern IRC: "SHOULD respond with a
             // RPL_VERSION reply and one or more RPL_ISUPPORT replies").
+            "VERSION" if self.no_such_server(msg.param(0), plan) => {}
             "VERSION" => {
                 plan.num(
                     RPL_VERSION,
@@ -1333,6 +1342,24 @@ impl Irc {
         }
     }
 
+    /// Whether a command's server `target` names a server other than this one, answered
+    /// `402 ERR_NOSUCHSERVER` then, as servers answer `ADMIN`, `LINKS remote mask`,
+    /// `STATS q server`, `TIME`, `MOTD` and `VERSION` for a server they do not know. This
+    /// server's name or a mask it matches is this server; so is a nick (servers answer for the
+    /// nick's server, and natter is a network of one server).
+    fn no_such_server(&self, target: Option<&str>, plan: &mut Plan<'_>) -> bool {
+        let Some(target) = target.and_then(|t| t.split(' ').next()) else {
+            return false;
+        };
+        let server = self.server.as_str();
+        let nick = !target.contains(['.', '*', '?']) && Nick::new(target).is_ok();
+        if target.is_empty() || nick || wildcard_matches(target, server) {
+            return false;
+        }
+        plan.num(ERR_NOSUCHSERVER, &[target], "No such server");
+        true
+    }
+
     fn mode(&mut self, msg: &Message<'_>, plan: &mut Plan<'_>) {
         let Some(target) = msg.param(0) else {
             return plan.need_more("MODE");
@@ -1643,6 +1670,31 @@ fn topic(msg: &Message<'_>, plan: &mut Plan<'_>) {
     }
 }
 
+/// What a channel mode letter natter knows is: the one list of them, read by `MODE`'s check
+/// for a mask glued to its letter and by the loop that acts on each letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModeLetter {
+    /// `o`, `v`: a member's prefix, with a nick.
+    Member,
+    /// `r`: `+r` registers the room (`-r` is unknown).
+    Register,
+    /// `b`, `q`: a list of masks (listed without one).
+    List,
+    /// `i m t k l n`: a setting (`k` and `l` with a value).
+    Setting,
+}
+
+/// The kind of the channel mode letter `c`, if natter knows it.
+fn mode_letter(c: char) -> Option<ModeLetter> {
+    match c {
+        'o' | 'v' => Some(ModeLetter::Member),
+        'r' => Some(ModeLetter::Register),
+        'b' | 'q' => Some(ModeLetter::List),
+        'i' | 'm' | 't' | 'k' | 'l' | 'n' => Some(ModeLetter::Setting),
+        _ => None,
+    }
+}
+
 /// `MODE #room [changes [args...]]`: no changes asks for the settings; `+b`/`b` with no mask
 /// lists the bans; every other letter is an operator's action (`o v b q i k m t l`).
 fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Plan<'_>) {
@@ -1659,13 +1711,14 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
     // is no mode letter is none, and acts on nothing (its `b`, `o`, `t` and `r` listed the
     // bans, were 461, set +t and registered the room), one `472` naming its first unknown
     // letter.
+    // The letters known are `mode_letter`'s, as the loop below reads them.
     if changes
         .chars()
         .any(|c| !c.is_ascii_alphabetic() && c != '+' && c != '-')
     {
         let first = changes
             .chars()
-            .find(|c| !"+-ovrbqimtkln".contains(*c))
+            .find(|c| *c != '+' && *c != '-' && mode_letter(*c).is_none())
             .unwrap_or('*');
         return plan.num(
             ERR_UNKNOWNMODE,
@@ -1682,16 +1735,16 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
     let mut unknown: Vec<char> = Vec::new();
     let mut needed = false;
     for c in changes.chars() {
-        let action = match c {
-            '+' => {
+        let action = match (c, mode_letter(c)) {
+            ('+', _) => {
                 on = true;
                 continue;
             }
-            '-' => {
+            ('-', _) => {
                 on = false;
                 continue;
             }
-            'o' | 'v' => {
+            (_, Some(ModeLetter::Member)) => {
                 let Some(nick) = args.next().and_then(|a: &str| Nick::new(a).ok()) else {
                     if !needed {
                         needed = true;
@@ -1708,8 +1761,8 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
             }
             // `+r` registers the room (CHANMODES lists it): the signed-in sender becomes its
             // founder, as `/register` does.
-            'r' if on => ModAction::Register,
-            'b' | 'q' => match (args.next(), c, on) {
+            (_, Some(ModeLetter::Register)) if on => ModAction::Register,
+            (_, Some(ModeLetter::List)) => match (args.next(), c, on) {
                 // A list mode with no mask lists (the mutes, for `q`: see `quiets_asked`).
                 (None, _, _) => ModAction::Bans,
                 (Some(mask), _, _) if Mask::parse(&irc_mask(mask)).is_err() => {
@@ -1747,7 +1800,7 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                     target: irc_mask(mask),
                 },
             },
-            'i' | 'm' | 't' | 'k' | 'l' | 'n' => {
+            (_, Some(ModeLetter::Setting)) => {
                 let arg = match (c, on) {
                     ('k' | 'l', true) => args.next(),
                     ('k', false) => {
@@ -1777,7 +1830,7 @@ fn channel_modes(msg: &Message<'_>, room: crate::types::RoomName, plan: &mut Pla
                     }
                 }
             }
-            other => {
+            (other, _) => {
                 if !unknown.contains(&other) && unknown.len() < IRC_MAX_MODES {
                     unknown.push(other);
                     plan.num(

@@ -1282,6 +1282,23 @@ impl Irc {
             let params = [me.as_str(), nick.as_str(), room.as_str()];
             return l.from(&tags, l.server, RPL_INVITING, &params, false);
         }
+        if let Note::InvitedBy {
+            by,
+            nick,
+            room,
+            signed_in,
+        } = note
+        {
+            if self.caps.has(Cap::InviteNotify) {
+                let mut tags = l.tags.clone();
+                if *signed_in && self.caps.has(Cap::AccountTag) {
+                    tags = tags.with("account", by.as_str());
+                }
+                let params = [nick.as_str(), room.as_str()];
+                l.from(&tags, &names::source(by), "INVITE", &params, false);
+            }
+            return;
+        }
         let Some(r) = self.replaying() else {
             return;
         };
@@ -1308,6 +1325,7 @@ impl Irc {
             | Note::NowTalkingIn(_)
             | Note::Size { .. }
             | Note::Invited { .. }
+            | Note::InvitedBy { .. }
             | Note::ServerBan { .. }
             | Note::AdminDone(_)
             | Note::Unchanged(_)
