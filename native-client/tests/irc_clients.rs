@@ -99,6 +99,24 @@ impl Tmux {
         self.run(&cmd);
     }
 
+    /// Starts irssi in a session called `name`, with a throwaway home holding `config` (its
+    /// config file) and `args` after `--home`.
+    fn irssi(&mut self, name: &str, config: &str, args: &[&str]) {
+        let home = self.home(name);
+        std::fs::write(home.join("config"), config).expect("write the irssi config");
+        let home_arg = format!("--home={}", home.display());
+        let mut all = vec![home_arg.as_str()];
+        all.extend_from_slice(args);
+        self.start(name, "/usr/bin/irssi", &all);
+    }
+
+    /// Starts WeeChat in a session called `weechat`, with a throwaway home, running the
+    /// commands `setup` (`;`-separated) first.
+    fn weechat(&mut self, setup: &str) {
+        let home = self.home("weechat").display().to_string();
+        self.start("weechat", "/usr/bin/weechat", &["-d", &home, "-r", setup]);
+    }
+
     fn type_line(&self, target: &str, text: &str) {
         self.run(&["send-keys", "-t", target, "-l", text]);
         self.run(&["send-keys", "-t", target, "Enter"]);
@@ -258,32 +276,20 @@ async fn irssi_weechat_nc_and_the_cli_talk_in_one_room() {
     let mut tmux = Tmux::new();
 
     // irssi, told not to hold back its own commands (its default sends one each 2.2 s).
-    let irssi_home = tmux.home("irssi");
-    std::fs::write(
-        irssi_home.join("config"),
+    tmux.irssi(
+        "irssi",
         "settings = { \"irc/core\" = { cmd_queue_speed = \"0msec\"; cmds_max_at_once = \"100\"; }; \
          core = { real_name = \"irssi user\"; }; };\n",
-    )
-    .expect("write the irssi config");
-    let home_arg = format!("--home={}", irssi_home.display());
-    tmux.start(
-        "irssi",
-        "/usr/bin/irssi",
-        &[&home_arg, "-c", "127.0.0.1", "-p", &port, "-n", "irssiuser"],
+        &["-c", "127.0.0.1", "-p", &port, "-n", "irssiuser"],
     );
     // WeeChat, likewise without its anti-flood delay.
-    let weechat_home = tmux.home("weechat");
     let setup = format!(
         "/set irc.server_default.anti_flood_prio_high 0;\
          /set irc.server_default.anti_flood_prio_low 0;\
          /server add natter 127.0.0.1/{port} -notls -nicks=weeuser -autojoin=#lobby;\
          /connect natter"
     );
-    tmux.start(
-        "weechat",
-        "/usr/bin/weechat",
-        &["-d", &weechat_home.display().to_string(), "-r", &setup],
-    );
+    tmux.weechat(&setup);
     tmux.wait_line("irssi", &["Welcome to the natter IRC network"])
         .await;
     tmux.type_until("irssi", "/join #lobby", &["irssiuser", "has joined #lobby"])
@@ -560,7 +566,6 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
     nc.send("/register sasl-passphrase").await;
     nc.expect(&["you are signed in as dora"]).await;
 
-    let weechat_home = tmux.home("weechat");
     let setup = format!(
         "/set irc.server_default.anti_flood_prio_high 0;\
          /set irc.server_default.anti_flood_prio_low 0;\
@@ -571,11 +576,7 @@ async fn weechat_signs_in_with_sasl_as_an_account_registered_on_nc() {
          /set irc.server.natter.realname Dora Explorer;\
          /connect natter"
     );
-    tmux.start(
-        "weechat",
-        "/usr/bin/weechat",
-        &["-d", &weechat_home.display().to_string(), "-r", &setup],
-    );
+    tmux.weechat(&setup);
     // Registered as the account, not as the nick it asked for (`somebody`), and in the
     // account's rooms; extended-join shows the account in brackets and its USER's real name.
     // (WeeChat says "SASL authentication successful" in its server buffer.)
@@ -704,11 +705,7 @@ async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
     let other = natter_tls::dev_ca::DevCa::new("some other CA").expect("a CA");
     let other_file = pki.path().join("other.pem");
     std::fs::write(&other_file, other.cert_pem()).expect("write the other CA");
-    let doubter_home = tmux.home("doubter");
-    std::fs::write(doubter_home.join("config"), irssi_config(&other_file))
-        .expect("write the irssi config");
-    let home_arg = format!("--home={}", doubter_home.display());
-    tmux.start("doubter", "/usr/bin/irssi", &[&home_arg, "-n", "doubter"]);
+    tmux.irssi("doubter", &irssi_config(&other_file), &["-n", "doubter"]);
     tmux.wait_line("doubter", &["Could not verify TLS servers certificate"])
         .await;
     let refusal = tmux
@@ -720,11 +717,8 @@ async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
     );
 
     // With TLS off for the TLS port, irssi is told so in words (not a TLS alert's junk).
-    let plain_home = tmux.home("plain");
     let plain_config = irssi_config(&ca_file).replace("use_tls = \"yes\"", "use_tls = \"no\"");
-    std::fs::write(plain_home.join("config"), plain_config).expect("write the irssi config");
-    let home_arg = format!("--home={}", plain_home.display());
-    tmux.start("plain", "/usr/bin/irssi", &[&home_arg, "-n", "plain"]);
+    tmux.irssi("plain", &plain_config, &["-n", "plain"]);
     tmux.wait_line(
         "plain",
         &["this port speaks TLS: turn TLS on for this server in your IRC client"],
@@ -732,11 +726,7 @@ async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
     .await;
     assert!(!tmux.screen("plain").contains("Welcome to the natter"));
 
-    let irssi_home = tmux.home("irssi");
-    std::fs::write(irssi_home.join("config"), irssi_config(&ca_file))
-        .expect("write the irssi config");
-    let home_arg = format!("--home={}", irssi_home.display());
-    tmux.start("irssi", "/usr/bin/irssi", &[&home_arg, "-n", "tlsirssi"]);
+    tmux.irssi("irssi", &irssi_config(&ca_file), &["-n", "tlsirssi"]);
     tmux.wait_line("irssi", &["Welcome to the natter IRC network"])
         .await;
     tmux.type_until("irssi", "/join #lobby", &["tlsirssi", "has joined #lobby"])
@@ -769,7 +759,6 @@ async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
         .and_then(|m| m.trim().parse().ok())
         .expect("a WeeChat version");
     let tls_flag = if major >= 4 { "-tls" } else { "-ssl" };
-    let weechat_home = tmux.home("weechat");
     let setup = format!(
         "/set irc.server_default.anti_flood_prio_high 0;\
          /set irc.server_default.anti_flood_prio_low 0;\
@@ -779,11 +768,7 @@ async fn irssi_and_weechat_over_tls_verify_the_certificate_and_chat_with_nc() {
          /connect natter",
         ca_file.display()
     );
-    tmux.start(
-        "weechat",
-        "/usr/bin/weechat",
-        &["-d", &weechat_home.display().to_string(), "-r", &setup],
-    );
+    tmux.weechat(&setup);
     tmux.wait_line("weechat", &["weetls", "has joined #lobby"])
         .await;
     tmux.wait_line("irssi", &["weetls", "has joined #lobby"])
@@ -841,10 +826,9 @@ async fn irssi_bans_the_nick_its_whox_showed_not_the_one_named_like_the_user() {
     }
 
     // irssi as README says: a network with SASL PLAIN, here written in its config.
-    let irssi_home = tmux.home("irssi");
-    std::fs::write(
-        irssi_home.join("config"),
-        format!(
+    tmux.irssi(
+        "irssi",
+        &format!(
             "servers = ( {{ address = \"127.0.0.1\"; chatnet = \"natter\"; port = \"{}\"; \
              autoconnect = \"yes\"; }} );\n\
              chatnets = {{ natter = {{ type = \"IRC\"; sasl_mechanism = \"PLAIN\"; \
@@ -853,10 +837,8 @@ async fn irssi_bans_the_nick_its_whox_showed_not_the_one_named_like_the_user() {
              cmds_max_at_once = \"100\"; }}; core = {{ real_name = \"irssi user\"; }}; }};\n",
             irc.port()
         ),
-    )
-    .expect("write the irssi config");
-    let home_arg = format!("--home={}", irssi_home.display());
-    tmux.start("irssi", "/usr/bin/irssi", &[&home_arg, "-n", "irssidora"]);
+        &["-n", "irssidora"],
+    );
     tmux.wait_line("irssi", &["SASL authentication succeeded"])
         .await;
     tmux.wait_line(
@@ -947,10 +929,9 @@ async fn irssi_and_weechat_come_back_by_themselves_after_a_restart_and_see_what_
 
     // Both clients reconnect a second after a drop (irssi waits 5 minutes by default, WeeChat
     // 10 seconds, longer each time).
-    let irssi_home = tmux.home("irssi");
-    std::fs::write(
-        irssi_home.join("config"),
-        format!(
+    tmux.irssi(
+        "irssi",
+        &format!(
             "servers = ( {{ address = \"127.0.0.1\"; chatnet = \"natter\"; port = \"{port}\"; \
              autoconnect = \"yes\"; }} );\n\
              chatnets = {{ natter = {{ type = \"IRC\"; }}; }};\n\
@@ -958,11 +939,8 @@ async fn irssi_and_weechat_come_back_by_themselves_after_a_restart_and_see_what_
              cmds_max_at_once = \"100\"; }}; core = {{ real_name = \"irssi user\"; \
              server_reconnect_time = \"1s\"; }}; }};\n"
         ),
-    )
-    .expect("write the irssi config");
-    let home_arg = format!("--home={}", irssi_home.display());
-    tmux.start("irssi", "/usr/bin/irssi", &[&home_arg, "-n", "irssiuser"]);
-    let weechat_home = tmux.home("weechat");
+        &["-n", "irssiuser"],
+    );
     let setup = format!(
         "/set irc.server_default.anti_flood_prio_high 0;\
          /set irc.server_default.anti_flood_prio_low 0;\
@@ -971,11 +949,7 @@ async fn irssi_and_weechat_come_back_by_themselves_after_a_restart_and_see_what_
          /server add natter 127.0.0.1/{port} -notls -nicks=weeuser;\
          /connect natter"
     );
-    tmux.start(
-        "weechat",
-        "/usr/bin/weechat",
-        &["-d", &weechat_home.display().to_string(), "-r", &setup],
-    );
+    tmux.weechat(&setup);
     tmux.wait_line("irssi", &["Welcome to the natter IRC network"])
         .await;
     tmux.wait_line("weechat", &["Welcome to the natter IRC network"])

@@ -78,6 +78,19 @@ impl Tmux {
         self.run(&args);
     }
 
+    /// Starts `natter --nick NICK ADDR` ([`Tmux::start`]) and waits until its screen shows
+    /// `text`: that screen.
+    async fn start_until(&self, nick: &str, addr: &str, text: &str) -> String {
+        self.start(nick, addr);
+        self.wait_for(nick, text).await
+    }
+
+    /// Types `line` into `target` and waits until its screen shows `text`: that screen.
+    async fn type_until(&self, target: &str, line: &str, text: &str) -> String {
+        self.type_line(target, line);
+        self.wait_for(target, text).await
+    }
+
     /// Copies everything `target`'s program writes from now on to a file (the raw bytes,
     /// escapes and bells included). Returns its path; the caller removes it.
     fn record(&self, target: &str) -> PathBuf {
@@ -202,8 +215,7 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     let addr = addr.to_string();
     let tmux = Tmux::new("chat");
 
-    tmux.start("alice", &addr);
-    tmux.wait_for("alice", "[Connected] alice").await;
+    tmux.start_until("alice", &addr, "[Connected] alice").await;
     tmux.wait_for("alice", "-- you are in #lobby").await;
     let screen = tmux.screen("alice");
     assert_eq!(members(&screen), ["1 here", "alice"]);
@@ -211,8 +223,7 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     assert!(!screen.contains("alice joined"), "{screen}");
 
     // Someone joins: the member list updates.
-    tmux.start("bob", &addr);
-    tmux.wait_for("bob", "[Connected] bob").await;
+    tmux.start_until("bob", &addr, "[Connected] bob").await;
     let screen = tmux
         .wait("alice", "bob in the member list", |s| {
             members(s) == ["2 here", "alice", "bob"]
@@ -231,8 +242,7 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     assert!(!tmux.screen("alice").contains("<bob> build is green"));
 
     // /help lists the commands, and on the full screen the keys too.
-    tmux.type_line("bob", "/help");
-    tmux.wait_for("bob", "/quit [reason]").await;
+    tmux.type_until("bob", "/help", "/quit [reason]").await;
     tmux.wait_for("bob", "keys: Enter sends").await;
 
     // /join switches to the new room; chat elsewhere counts as unread.
@@ -311,8 +321,8 @@ async fn two_tui_clients_chat_switch_rooms_and_see_members() {
     assert!(!screen.contains("[Connected]"), "{screen}");
     tmux.wait_for("bob", "-- alice quit").await;
     // So does /quit.
-    tmux.type_line("bob", "/quit");
-    tmux.wait_for("bob", "natter exited with 0").await;
+    tmux.type_until("bob", "/quit", "natter exited with 0")
+        .await;
 
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
@@ -323,15 +333,14 @@ async fn a_line_typed_while_the_server_is_down_shows_as_pending_until_delivered(
     const LINE: &str = "typed while the server was down";
     let (first, addr) = server().await;
     let tmux = Tmux::new("pending");
-    tmux.start("carol", &addr.to_string());
-    tmux.wait_for("carol", "[Connected] carol").await;
+    tmux.start_until("carol", &addr.to_string(), "[Connected] carol")
+        .await;
     tmux.wait_for("carol", "-- you are in #lobby").await;
 
     first.shutdown().await.expect("first server shuts down");
     tmux.wait_for("carol", "connection lost: ").await;
-    tmux.type_line("carol", LINE);
     let screen = tmux
-        .wait_for("carol", &format!("<carol> {LINE} (sending)"))
+        .type_until("carol", LINE, &format!("<carol> {LINE} (sending)"))
         .await;
     assert!(!screen.contains("[Connected]"), "{screen}");
 
@@ -494,8 +503,8 @@ async fn pgup_at_the_top_loads_older_lines_down_to_the_beginning_and_search_show
     bob.expect("[#lobby] <bob> old line 080").await;
 
     let tmux = Tmux::new("scrollback");
-    tmux.start("alice", &addr.to_string());
-    tmux.wait_for("alice", "<bob> old line 080").await;
+    tmux.start_until("alice", &addr.to_string(), "<bob> old line 080")
+        .await;
     // PgUp until the oldest line and the beginning of the room are on screen; the first
     // PgUp that reaches the top loads the older lines.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -602,15 +611,15 @@ async fn the_mouse_wheel_scrolls_the_conversation_and_leaves_the_input_alone() {
     bob.expect("[#lobby] <bob> line 040").await;
 
     let tmux = Tmux::new("wheel");
-    tmux.start("alice", &addr.to_string());
-    tmux.wait_for("alice", "<bob> line 040").await;
+    tmux.start_until("alice", &addr.to_string(), "<bob> line 040")
+        .await;
     assert_eq!(
         tmux.mouse_modes("alice"),
         (true, true, false, false),
         "the wheel's reports, no motion"
     );
-    tmux.type_line("alice", "my own words");
-    tmux.wait_for("alice", "<alice> my own words").await;
+    tmux.type_until("alice", "my own words", "<alice> my own words")
+        .await;
     // Two notches up: older lines, the newest out of sight, the input line as it was.
     tmux.wheel("alice", true);
     tmux.wheel("alice", true);
@@ -658,8 +667,8 @@ async fn a_resize_while_scrolled_up_keeps_the_place() {
         .await;
 
     let tmux = Tmux::new("resize");
-    tmux.start("alice", &addr.to_string());
-    tmux.wait_for("alice", "<bob> line 040").await;
+    tmux.start_until("alice", &addr.to_string(), "<bob> line 040")
+        .await;
     // The newest line whose first row shows.
     let bottom = |screen: &str| {
         screen
@@ -699,8 +708,8 @@ async fn a_resize_while_scrolled_up_keeps_the_place() {
 async fn parting_several_rooms_says_each_where_we_land() {
     let (server, addr) = server().await;
     let tmux = Tmux::new("parts");
-    tmux.start("alice", &addr.to_string());
-    tmux.wait_for("alice", "-- you are in #lobby").await;
+    tmux.start_until("alice", &addr.to_string(), "-- you are in #lobby")
+        .await;
     for room in ["#a", "#b", "#c"] {
         tmux.type_line("alice", &format!("/join {room}"));
         tmux.wait("alice", room, |s| {
@@ -738,8 +747,9 @@ async fn parting_several_rooms_says_each_where_we_land() {
 async fn ctrl_l_draws_the_screen_again_over_what_else_wrote_there() {
     let (server, addr) = server().await;
     let tmux = Tmux::new("redraw");
-    tmux.start("alice", &addr.to_string());
-    let clean = tmux.wait_for("alice", "-- you are in #lobby").await;
+    let clean = tmux
+        .start_until("alice", &addr.to_string(), "-- you are in #lobby")
+        .await;
     let tty = tmux.run(&["display-message", "-p", "-t", "alice", "#{pane_tty}"]);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
@@ -769,8 +779,8 @@ async fn repeated_tabs_cycle_through_the_nicks_that_match() {
     bobby.expect_containing("-- you are in #lobby ").await;
 
     let tmux = Tmux::new("tabs");
-    tmux.start("alice", &addr.to_string());
-    tmux.wait_for("alice", "you are in #lobby with: ").await;
+    tmux.start_until("alice", &addr.to_string(), "you are in #lobby with: ")
+        .await;
     tmux.run(&["send-keys", "-t", "alice", "-l", "bo"]);
     let prompt = |s: &str| s.lines().last().unwrap_or_default().trim_end().to_owned();
     // The typed word is on the screen before the first Tab: on a busy machine the screen
@@ -826,8 +836,8 @@ async fn login_asks_for_the_password_without_echo_and_the_status_line_says_who_w
         .wait_for("tuia", "[Connected] tuia · signed in as tuia")
         .await;
     assert!(!screen.contains("hidden"), "{screen}");
-    tmux.type_line("tuia", "/quit");
-    tmux.wait_for("tuia", "natter exited with 0").await;
+    tmux.type_until("tuia", "/quit", "natter exited with 0")
+        .await;
     server.shutdown().await.expect("server shuts down");
 }
 
@@ -901,8 +911,8 @@ async fn login_opens_the_most_recently_active_room_not_the_first_by_name() {
     bob.expect("[#work] <bob> more news").await;
     tmux.wait_for("tuic", "#work (1)").await;
     assert_eq!(topic_line(&tmux.screen("tuic")).trim(), "#aaa");
-    tmux.type_line("tuic", "/quit");
-    tmux.wait_for("tuic", "natter exited with 0").await;
+    tmux.type_until("tuic", "/quit", "natter exited with 0")
+        .await;
     bob.close_stdin();
     assert!(bob.exit_status().await.success());
     server.shutdown().await.expect("server shuts down");
@@ -952,8 +962,8 @@ async fn ctrl_c_at_the_password_prompt_gives_the_terminal_back_as_it_was() {
 async fn a_direct_conversation_follows_a_rename_and_up_never_shows_a_password() {
     let (server, addr) = server().await;
     let tmux = Tmux::new("direct");
-    tmux.start("alice", &addr.to_string());
-    tmux.wait_for("alice", "-- you are in #lobby").await;
+    tmux.start_until("alice", &addr.to_string(), "-- you are in #lobby")
+        .await;
     let mut bob = Client::start("bob", addr, &[]);
     bob.expect("-- connected as bob").await;
     tmux.wait_for("alice", "-- bob joined #lobby").await;
@@ -976,9 +986,12 @@ async fn a_direct_conversation_follows_a_rename_and_up_never_shows_a_password() 
     tmux.type_line("alice", "hi robert");
     bob.expect("*alice* hi robert").await;
 
-    tmux.type_line("alice", "/login alice not-the-password");
-    tmux.wait_for("alice", "wrong account name or password")
-        .await;
+    tmux.type_until(
+        "alice",
+        "/login alice not-the-password",
+        "wrong account name or password",
+    )
+    .await;
     tmux.keys("alice", "Up");
     let screen = tmux.wait_for("alice", "> hi robert").await;
     assert!(!screen.contains("not-the-password"), "{screen}");
@@ -995,8 +1008,9 @@ async fn a_direct_conversation_follows_a_rename_and_up_never_shows_a_password() 
 async fn msg_from_a_room_says_what_it_sent_and_query_opens_the_conversation() {
     let (server, addr) = server().await;
     let tmux = Tmux::new("query");
-    tmux.start("alice", &addr.to_string());
-    let screen = tmux.wait_for("alice", "-- you are in #lobby").await;
+    let screen = tmux
+        .start_until("alice", &addr.to_string(), "-- you are in #lobby")
+        .await;
     assert!(
         screen.contains("> type to talk; /help lists commands and keys"),
         "{screen}"
@@ -1018,8 +1032,9 @@ async fn msg_from_a_room_says_what_it_sent_and_query_opens_the_conversation() {
     assert!(!screen.contains("-- -> *bob*"), "{screen}");
     assert!(!screen.contains("type to talk"), "{screen}");
 
-    tmux.type_line("alice", "/query bob");
-    let screen = tmux.wait_for("alice", "@bob: direct messages").await;
+    let screen = tmux
+        .type_until("alice", "/query bob", "@bob: direct messages")
+        .await;
     assert!(screen.contains("<alice> first words"), "{screen}");
     assert!(!screen.contains("usage"), "{screen}");
     // Typed in the conversation with bob: no "->" line, the line itself is there.
@@ -1033,8 +1048,8 @@ async fn msg_from_a_room_says_what_it_sent_and_query_opens_the_conversation() {
         topic_line(s).starts_with(" #lobby")
     })
     .await;
-    tmux.type_line("alice", "/query carol");
-    tmux.wait_for("alice", "@carol: direct messages").await;
+    tmux.type_until("alice", "/query carol", "@carol: direct messages")
+        .await;
     tmux.keys("alice", "M-1");
     tmux.wait("alice", "#lobby open", |s| {
         topic_line(s).starts_with(" #lobby")
@@ -1087,8 +1102,9 @@ async fn run_without_a_server_the_first_screen_says_which_it_tries_and_how_to_ch
     assert!(words.contains("natter/config.toml"), "{screen}");
 
     let (server, addr) = server().await;
-    tmux.start("given", &addr.to_string());
-    let screen = tmux.wait_for("given", "-- you are in #lobby").await;
+    let screen = tmux
+        .start_until("given", &addr.to_string(), "-- you are in #lobby")
+        .await;
     assert!(!screen.contains("no server given"), "{screen}");
     drop(tmux);
     server.shutdown().await.expect("server shuts down");
@@ -1151,8 +1167,8 @@ async fn a_remembered_terminal_asks_for_the_password_once_its_key_is_refused() {
     tmux.wait_for("first", "[Connected] tuir · signed in as tuir")
         .await;
     assert!(!tmux.screen("first").contains("password for"));
-    tmux.type_line("first", "/quit");
-    tmux.wait_for("first", "natter exited with 0").await;
+    tmux.type_until("first", "/quit", "natter exited with 0")
+        .await;
 
     // Forgotten from another client.
     let mut other = Client::start_env(
@@ -1186,8 +1202,8 @@ async fn a_remembered_terminal_asks_for_the_password_once_its_key_is_refused() {
     tmux.keys("second", "Enter");
     tmux.wait_for("second", "[Connected] tuir · signed in as tuir")
         .await;
-    tmux.type_line("second", "/quit");
-    tmux.wait_for("second", "natter exited with 0").await;
+    tmux.type_until("second", "/quit", "natter exited with 0")
+        .await;
     let dir = state.path().join("natter").join("devices");
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
@@ -1208,8 +1224,9 @@ async fn emoji_sequences_leave_the_rows_layout_in_place() {
     use unicode_width::UnicodeWidthStr;
     let (server, addr) = server().await;
     let tmux = Tmux::new("emoji");
-    tmux.start("alice", &addr.to_string());
-    let clean = tmux.wait_for("alice", "-- you are in #lobby").await;
+    let clean = tmux
+        .start_until("alice", &addr.to_string(), "-- you are in #lobby")
+        .await;
     let sent = [
         ("👨\u{200d}👩\u{200d}👧", "👨👩👧"),
         ("👍🏽", "👍"),

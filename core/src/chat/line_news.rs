@@ -124,10 +124,11 @@ impl LineNews {
         out
     }
 
-    /// A join's notice is held for its replay ([`LineNews::lines`]): a printer that waits for
-    /// the next event says it ([`LineNews::flush`]) if none comes within
-    /// [`LINE_JOIN_HELD`](crate::limits::LINE_JOIN_HELD), as a replay comes at once with its
-    /// join.
+    /// Whether a join's notice is held for its replay ([`LineNews::lines`]). How long after
+    /// the join a printer waits for the replay's end before it says the notice anyway
+    /// ([`LineNews::flush`]) is [`LineNews::hold_for`]'s, counted from the join however many
+    /// events come meanwhile: a printer starts that wait at a `Joined` and drops it once
+    /// nothing is held.
     pub fn holding(&self) -> bool {
         self.held.is_some()
     }

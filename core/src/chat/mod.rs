@@ -28,7 +28,8 @@
 //!   is shown here goes back to the server ([`Chat::poll_read`], debounced).
 //!
 //! A front end that prints lines instead (natter's line mode) keeps no chat model; [`LineNews`]
-//! remembers what it must there (who is away, once per change; a rename once; who operates).
+//! remembers what it must there (who is away, once per change; a rename once; who operates; a
+//! join's notice, held until its replay has printed above it).
 //!
 //! Front ends learn what changed from [`Chat::poll_change`] (so the page updates the DOM in
 //! proportion to the changes) and what to ring or notify about from [`Chat::poll_alert`].

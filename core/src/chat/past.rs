@@ -172,8 +172,14 @@ impl Chat {
 
     // ---- what the session says ----
 
+    /// Older lines were asked for. A room at its beginning stays there: a typed `/history`
+    /// goes to the session, which asks below what it saw, and nothing older can come.
     pub(super) fn on_older(&mut self, room: &RoomName) {
-        self.set_scrollback(&ConvId::Room(room.clone()), Scrollback::Loading);
+        let id = ConvId::Room(room.clone());
+        if self.conv(&id).is_some_and(|c| c.older == Scrollback::Start) {
+            return;
+        }
+        self.set_scrollback(&id, Scrollback::Loading);
     }
 
     /// A page of older events: the ones older than every line held go in front of the room's
@@ -201,7 +207,11 @@ impl Chat {
                 n,
             });
         }
-        let state = if at_start && n == wanted {
+        let state = if n == 0 && self.conv(&id).is_some_and(|c| c.older == Scrollback::Start) {
+            // The room's first event is here (held as no line when our own join made the
+            // room, so the oldest line is not seq 1): nothing came, and the beginning stays.
+            Scrollback::Start
+        } else if at_start && n == wanted {
             // Seqs start at 1 and never restart: a beginning above 1 is one the server forgot.
             match self.conv(&id).and_then(|c| c.oldest_seq()) {
                 Some(s) if s > Seq(1) => Scrollback::Gone,

@@ -1901,6 +1901,48 @@ fn older_lines_go_in_front_of_the_history_once_each_and_quietly() {
     );
 }
 
+/// A room our join made (its first event, seq 1, is our join, held as no line: the notice of
+/// the join says it) is at its beginning. A `/history` typed there (the model asks nothing: the
+/// session asks below what it saw) comes back empty at the start; the oldest line held is
+/// someone's join at seq 2, and the room was said to have lost its older lines ("older lines of
+/// #new are no longer kept") where it had said "the beginning of #new".
+#[test]
+fn an_empty_page_at_the_start_leaves_a_room_at_its_beginning() {
+    let mut c = chat_in(&[]);
+    c.handle_event(&joined("#new", 1, &["me"]), T0);
+    c.handle_event(&room_ev("#new", 1, "me", EventKind::Join), T0);
+    c.handle_event(&room_ev("#new", 2, "bob", EventKind::Join), T0);
+    let id = rid("#new");
+    assert_eq!(c.conv(&id).unwrap().scrollback(), Some(Scrollback::Start));
+    assert_eq!(
+        c.history_typed("/history"),
+        None,
+        "nothing older to ask for"
+    );
+    c.handle_event(&Event::Older { room: room("#new") }, T0);
+    c.handle_event(&past("#new", Vec::new(), true), T0);
+    assert_eq!(c.conv(&id).unwrap().scrollback(), Some(Scrollback::Start));
+    // Nor does a page of lines held already, not at the start (asked below a later join).
+    c.handle_event(&Event::Older { room: room("#new") }, T0);
+    c.handle_event(
+        &past("#new", vec![said("#new", 2, "bob", "held")], false),
+        T0,
+    );
+    assert_eq!(c.conv(&id).unwrap().scrollback(), Some(Scrollback::Start));
+    // A room whose first event the server forgot is still told apart.
+    let mut c = chat_in(&["#old"]);
+    c.handle_event(&say("#old", 40, "bob", "kept"), T0);
+    c.handle_event(&Event::Older { room: room("#old") }, T0);
+    c.handle_event(
+        &past("#old", vec![said("#old", 30, "bob", "oldest kept")], true),
+        T0,
+    );
+    assert_eq!(
+        c.conv(&rid("#old")).unwrap().scrollback(),
+        Some(Scrollback::Gone)
+    );
+}
+
 #[test]
 fn a_failed_load_says_why_and_may_be_tried_again() {
     let mut c = chat_in(&["#a"]);

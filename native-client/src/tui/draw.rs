@@ -257,6 +257,7 @@ fn emoji_dressing(c: char) -> bool {
 /// or was overwritten). Lone emoji are as wide on every terminal. Flags (regional indicator
 /// pairs) are 2 columns everywhere and stay whole, as does text in any other script.
 pub fn glyphs(text: &str) -> impl Iterator<Item = &str> {
+    // No allocation per cluster: this runs for every grapheme of every line wrapped.
     text.graphemes(true).flat_map(|g| {
         let emoji = g
             .chars()
@@ -265,22 +266,17 @@ pub fn glyphs(text: &str) -> impl Iterator<Item = &str> {
         // keycap): dropped from any cluster. What joins or dresses emoji, from emoji only
         // (a zero width joiner in Devanagari is kept).
         let dropped =
-            |c: char| matches!(c, '\u{fe0e}' | '\u{fe0f}') || (emoji && emoji_dressing(c));
+            move |c: char| matches!(c, '\u{fe0e}' | '\u{fe0f}') || (emoji && emoji_dressing(c));
         let sequence = g.chars().nth(1).is_some() && g.chars().any(dropped);
-        let mut pieces: Vec<&str> = if sequence {
-            g.char_indices()
-                .filter(|(_, c)| !dropped(*c))
-                .map(|(i, c)| &g[i..i + c.len_utf8()])
-                .collect()
-        } else {
-            vec![g]
-        };
         // Nothing but dressing (two skin tones in a row, a skin tone and a joiner): its first
         // character, which is drawn alone as it is (a skin tone's swatch), not nothing.
-        if pieces.is_empty() {
-            pieces.extend(g.chars().next().map(|c| &g[..c.len_utf8()]));
-        }
-        pieces
+        let bare = sequence && g.chars().all(dropped);
+        let whole = std::iter::once(g).filter(move |_| !sequence);
+        let pieces = if sequence { g } else { "" }
+            .char_indices()
+            .filter(move |(i, c)| !dropped(*c) || (bare && *i == 0))
+            .map(move |(i, c)| &g[i..i + c.len_utf8()]);
+        whole.chain(pieces)
     })
 }
 

@@ -5,7 +5,7 @@
 //! `/history` brought while the view was at the bottom are scrolled to), and back at the bottom
 //! when a conversation is opened; how far a search's results are scrolled down.
 
-use natter_core::chat::{Change, Chat, ConvId, Line};
+use natter_core::chat::{Change, Chat, ConvId, Line, Scrollback};
 use std::collections::HashMap;
 
 /// The TUI's view state.
@@ -13,7 +13,8 @@ use std::collections::HashMap;
 pub struct View {
     /// Rows scrolled up from the bottom per conversation (absent: following new lines).
     scroll: HashMap<ConvId, usize>,
-    /// Rooms whose older lines PgUp asked for ([`View::paging`]), until they come; `true` once
+    /// Rooms whose older lines PgUp asked for ([`View::paging`]), until the page comes (with
+    /// lines or without) or fails; `true` once
     /// the person scrolled that room back down to its newest lines meanwhile.
     paging: HashMap<ConvId, bool>,
     /// Rows of a search's results scrolled down from their top.
@@ -141,6 +142,15 @@ impl View {
                 if conv == chat.current() && self.scroll(chat) == 0 && !went_down {
                     self.scroll_up(chat, usize::MAX);
                 }
+            }
+            // The page came (or failed) without bringing a line: PgUp's ask is over all the
+            // same, or a PgDn meanwhile would keep the next `/history` from showing its lines.
+            Change::Scrollback(conv)
+                if chat
+                    .conv(conv)
+                    .is_none_or(|c| c.scrollback() != Some(Scrollback::Loading)) =>
+            {
+                self.paging.remove(conv);
             }
             Change::Current => {
                 self.scroll.remove(chat.current());
@@ -403,5 +413,31 @@ pub(crate) mod tests {
         v.paging(&c);
         apply(&mut c, &mut v, &older(0));
         assert!(v.scroll(&c) > 0);
+    }
+
+    /// PgUp at the top asked for older lines, PgDn went back down, and the page brought
+    /// nothing new (lines held already, or none older): the room stayed marked as paged for,
+    /// so the next `/history`, typed at the bottom, did not go up to its lines.
+    #[test]
+    fn a_page_that_brings_nothing_ends_the_paging() {
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 10..20 {
+            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
+        }
+        apply(&mut c, &mut v, &older(5));
+        v.scroll_down(&c, usize::MAX);
+        // PgUp at the top, then PgDn before the page came.
+        v.scroll_up(&c, 2);
+        v.paging(&c);
+        v.scroll_down(&c, 20);
+        apply(&mut c, &mut v, &Event::Older { room: room("#a") });
+        // Nothing older than what is held.
+        apply(&mut c, &mut v, &older(5));
+        assert_eq!(v.scroll(&c), 0, "PgDn holds");
+        // `/history` typed at the bottom: shown.
+        apply(&mut c, &mut v, &Event::Older { room: room("#a") });
+        apply(&mut c, &mut v, &older(1));
+        assert!(v.scroll(&c) > 0, "up to the lines /history brought");
     }
 }
