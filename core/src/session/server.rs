@@ -559,6 +559,9 @@ impl Session {
 
     fn on_error(&mut self, kind: ErrorKind, re: Re, detail: &str) {
         let re_conn = re == Re::Conn;
+        // Naming a nick: a registration of it refused (`Unavailable`: not stored), not a busy
+        // server (which names the connection).
+        let named = matches!(re, Re::Nick(_));
         // Refused before the welcome (full, too slow, ...): the Bye that follows at once, with
         // the same words, ends the attempt and says why. Said here too, the two would alternate
         // in the conversation at every attempt instead of standing once.
@@ -678,7 +681,8 @@ impl Session {
                     clean(detail)
                 )
             });
-        let refused = (about == About::Account).then(|| self.account.refused(kind, self.now));
+        let refused =
+            (about == About::Account).then(|| self.account.refused(kind, named, self.now));
         let text = match (what, &refused) {
             // The sign-in that checked a registration whose answer a drop lost: not made.
             _ if let Some(nick) = &checked => format!(

@@ -3388,6 +3388,53 @@ fn a_sign_in_given_up_that_the_server_took_is_asked_again_when_the_resume_says_s
     }
 }
 
+/// A registration the server could not store (its disk is full: `Unavailable` naming the nick,
+/// since the forty-second session's review) was not made: it is refused, said as the
+/// registration's answer, and not asked again by itself (as a busy server's `Unavailable` is:
+/// that would register whatever nick the connection had by then). Until the forty-third
+/// session's review the session took it for an answer about the nick, not the registration,
+/// which stayed asked for ever (`account_pending` true: the page's dialog waited on).
+#[test]
+fn a_registration_the_server_could_not_store_is_refused_not_asked_again() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.register(pw("correct horse"), false, t.now);
+    let sent = t.drain_paced();
+    assert!(
+        sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+        "{sent:?}"
+    );
+    t.events();
+    t.recv(error(ErrorKind::Unavailable, Re::Nick(nick("alice"))));
+    let evs = t.events();
+    assert!(
+        evs.iter().any(
+            |e| matches!(e, Event::Error { about: About::Account, text, .. }
+            if text.starts_with("could not register"))
+        ),
+        "{evs:?}"
+    );
+    assert!(!t.s.account_pending(), "answered");
+    let mut sent = Vec::new();
+    for _ in 0..40 {
+        t.advance(1_000);
+        // A live server is heard from meanwhile.
+        t.recv(ServerMsg::Pong { token: 0 });
+        sent.extend(t.sent());
+    }
+    assert!(t.s.link.is_open(), "the connection lasted");
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+        "never registered behind the person's back: {sent:?}"
+    );
+    // The person may ask again.
+    t.s.register(pw("correct horse"), false, t.now);
+    let sent = t.drain_paced();
+    assert!(
+        sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+        "{sent:?}"
+    );
+}
+
 /// A registration waiting to ask a busy server again, and a sign-in, are given up at a drop;
 /// a session for the account only ends with it, saying why (the page's first dialog shows that
 /// and may ask again).
