@@ -887,6 +887,40 @@ fn a_rename_from_our_nick_after_we_were_told_it_is_someone_elses() {
     assert!(t.s.is_settled());
 }
 
+/// A line we said, then our rename (`YourNick`) before the line's echo: the echo, from the
+/// nick we had when we said it, is ours all the same, settled once. In a cluster our rename is
+/// told at once when the cluster grants the nick, while the line comes back through the room's
+/// log; a resume after a rename (a guest evicted meanwhile) replays it under the old nick. It
+/// was taken for another's line with the same words: shown as such, and ours left waiting for
+/// an acknowledgement that a connection never sends (until a resume sent it again).
+#[test]
+fn our_line_echoed_after_our_rename_is_ours() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_input("hi", t.now);
+    let sent = t.sent();
+    assert!(matches!(&sent[..], [ClientMsg::Say { id, .. }] if *id == MsgId(1)));
+    t.recv(ServerMsg::YourNick { nick: nick("bob") });
+    t.events();
+    t.recv(say("#lobby", 2, "alice", 1, "hi"));
+    let evs = t.events();
+    assert!(
+        evs.contains(&Event::Settled {
+            id: MsgId(1),
+            delivered: true
+        }),
+        "{evs:?}"
+    );
+    assert!(t.s.is_settled());
+    // Nothing waits now: a line with the same id from the nick we had is another's (a device
+    // of the account it is now, or whoever took it).
+    t.s.handle_input("again", t.now);
+    t.sent();
+    t.recv(say("#lobby", 3, "alice", 2, "again"));
+    assert!(!t.s.is_settled(), "not ours");
+    t.recv(say("#lobby", 4, "bob", 2, "again"));
+    assert!(t.s.is_settled());
+}
+
 #[test]
 fn a_repeated_seq_is_emitted_once() {
     let mut t = T::ready(Transport::Stream);
