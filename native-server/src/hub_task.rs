@@ -183,6 +183,8 @@ struct HubTask {
     work: Worker,
     /// An accounts reload asked for: who waits, and the store read once it has started.
     accounts: Option<AccountsReload>,
+    /// SIGHUPs that came while `accounts`' read ran: another reload follows it for them.
+    accounts_next: Vec<ReloadReply>,
     /// Connections whose next read waits for a flood token ([`Hub::read_after`]), soonest
     /// first.
     paused: BinaryHeap<Reverse<(Millis, ConnId)>>,
@@ -195,11 +197,48 @@ struct HubTask {
 /// exactly the hub's plus what the operator changed: nothing registered or changed through the
 /// hub can be missing from them and so be forgotten or reverted.
 struct AccountsReload {
-    /// Who asked (a SIGHUP); none when the hub asked ([`Hub::poll_accounts_reload`]).
-    reply: Option<oneshot::Sender<Result<usize, String>>>,
+    /// Who asked (SIGHUPs); none when the hub asked ([`Hub::poll_accounts_reload`]).
+    replies: Vec<ReloadReply>,
     read: Option<
         natter_store::StoreFuture<'static, Result<Vec<LoadedAccount>, natter_store::ReadError>>,
     >,
+}
+
+/// Where an accounts reload's outcome goes: the accounts there are then, or why it failed.
+type ReloadReply = oneshot::Sender<Result<usize, String>>;
+
+/// A SIGHUP asks to read the accounts again (`reply` waits for the outcome). A reload under way
+/// whose read has not started (it waits for the store's writes) answers it too: it reads after
+/// the operator's change. One whose read runs may have read before it: another follows (`next`).
+/// Until the forty-third session's review a SIGHUP while a reload was under way was refused
+/// ("already under way"): the reloads the hub asks for itself (`Hub::poll_accounts_reload`,
+/// after the store refused a write of an account the operator changed) made that happen to an
+/// operator who sent one SIGHUP, and a change made just before it was not read.
+fn ask_reload(
+    reload: &mut Option<AccountsReload>,
+    next: &mut Vec<ReloadReply>,
+    reply: ReloadReply,
+) {
+    match reload {
+        Some(r) if r.read.is_none() => r.replies.push(reply),
+        Some(_) => next.push(reply),
+        None => {
+            *reload = Some(AccountsReload {
+                replies: vec![reply],
+                read: None,
+            });
+        }
+    }
+}
+
+/// The reload under way is done: the reload asked for while its read ran, if any, is next.
+fn reload_done(reload: &mut Option<AccountsReload>, next: &mut Vec<ReloadReply>) {
+    if reload.is_none() && !next.is_empty() {
+        *reload = Some(AccountsReload {
+            replies: core::mem::take(next),
+            read: None,
+        });
+    }
 }
 
 /// The accounts read's outcome; never, while no read runs.
@@ -353,6 +392,7 @@ pub(crate) async fn run(
         cluster,
         work: Worker::new(),
         accounts: None,
+        accounts_next: Vec::new(),
         paused: BinaryHeap::new(),
         account_add,
     };
@@ -428,15 +468,17 @@ pub(crate) async fn run(
                         }
                         Err(e) => Err(e.to_string()),
                     };
-                    match r.reply {
-                        Some(reply) => {
-                            let _ = reply.send(answer);
-                        }
-                        None => match answer {
+                    if r.replies.is_empty() {
+                        match answer {
                             Ok(n) => info!(accounts = n, "accounts read again from the store: the operator changed some since they were read"),
                             Err(e) => warn!(error = %e, "accounts not read again from the store (the operator changed some): send SIGHUP"),
-                        },
+                        }
+                    } else {
+                        for reply in r.replies {
+                            let _ = reply.send(answer.clone());
+                        }
                     }
+                    reload_done(&mut task.accounts, &mut task.accounts_next);
                 }
             }
             Some(input) = cluster_next(&mut task.cluster) => {
@@ -611,16 +653,7 @@ impl HubTask {
                 None => {
                     let _ = reply.send(Err("no store: accounts live in memory only".into()));
                 }
-                // A second request while one runs is answered by the one that runs.
-                Some(_) if self.accounts.is_some() => {
-                    let _ = reply.send(Err("an accounts reload is already under way".into()));
-                }
-                Some(_) => {
-                    self.accounts = Some(AccountsReload {
-                        reply: Some(reply),
-                        read: None,
-                    });
-                }
+                Some(_) => ask_reload(&mut self.accounts, &mut self.accounts_next, reply),
             },
             Input::Reconfigure { config, reply } => {
                 let _ = reply.send(self.hub.reconfigure(*config));
@@ -665,7 +698,7 @@ impl HubTask {
         // them again, as at a SIGHUP, so the operator's change is taken up now.
         if self.accounts.is_none() && self.store.is_some() && self.hub.poll_accounts_reload() {
             self.accounts = Some(AccountsReload {
-                reply: None,
+                replies: Vec::new(),
                 read: None,
             });
         }
@@ -916,6 +949,54 @@ mod tests {
             "`natter-server account add {name} --cluster nats://b:4222`, NATTER_NATS_TOKEN \
              holding the NATS secret this server was given"
         );
+    }
+
+    /// A SIGHUP while a reload runs is not refused: a reload the hub asked for itself whose
+    /// read waits for the store answers it too (it reads after the operator's change); while
+    /// that read runs (it may have read before the change), another reload follows for it.
+    /// Until the forty-third session's review it was refused as "already under way", and the
+    /// operator's change was not read.
+    #[test]
+    fn a_sighup_while_an_accounts_reload_runs_is_answered_by_a_read_after_it() {
+        let auto = || AccountsReload {
+            replies: Vec::new(),
+            read: None,
+        };
+        let (mut next, mut reload) = (Vec::new(), Some(auto()));
+        let (reply, mut answer) = oneshot::channel();
+        ask_reload(&mut reload, &mut next, reply);
+        assert!(
+            answer.try_recv().is_err(),
+            "not answered yet (refused before)"
+        );
+        assert_eq!(reload.as_ref().map(|r| r.replies.len()), Some(1));
+        assert!(next.is_empty());
+        // Its read runs: the SIGHUP waits for the reload after it.
+        let mut reload = Some(AccountsReload {
+            read: Some(Box::pin(std::future::pending())),
+            ..auto()
+        });
+        let (reply, mut answer) = oneshot::channel();
+        ask_reload(&mut reload, &mut next, reply);
+        assert!(
+            answer.try_recv().is_err(),
+            "not answered yet (refused before)"
+        );
+        assert_eq!(next.len(), 1);
+        assert!(reload.as_ref().is_some_and(|r| r.replies.is_empty()));
+        reload = None;
+        reload_done(&mut reload, &mut next);
+        let again = reload.expect("another reload");
+        assert!(
+            again.read.is_none(),
+            "it reads once the store's writes are done"
+        );
+        assert_eq!(again.replies.len(), 1);
+        assert!(next.is_empty());
+        // Nothing waiting: nothing follows.
+        let mut reload = None;
+        reload_done(&mut reload, &mut next);
+        assert!(reload.is_none());
     }
 
     /// The table finds a connection by its id while the hub has it, past its first page, and

@@ -474,7 +474,8 @@ impl Account {
     pub(super) fn answers_about(&self, kind: ErrorKind, nick: &Nick) -> bool {
         match kind {
             ErrorKind::SignInFailed | ErrorKind::Throttled | ErrorKind::RegistrationClosed => true,
-            ErrorKind::NickTaken | ErrorKind::Invalid => {
+            // `Unavailable` naming the nick: a registration the server could not store.
+            ErrorKind::NickTaken | ErrorKind::Invalid | ErrorKind::Unavailable => {
                 matches!(self.asking, Some(Ask::Register))
                     && self
                         .creds
@@ -587,8 +588,9 @@ impl Account {
         self.key().is_some()
     }
 
-    /// The server refused the account request asked (kind `kind`).
-    pub(super) fn refused(&mut self, kind: ErrorKind, now: Millis) -> Refused {
+    /// The server refused the account request asked (kind `kind`; `named`: the refusal names
+    /// a nick, not the connection).
+    pub(super) fn refused(&mut self, kind: ErrorKind, named: bool, now: Millis) -> Refused {
         let asked = self.asking.take();
         if asked.is_none() {
             // Nothing asked: the refusal of a change asked before the sign-in was through.
@@ -609,6 +611,14 @@ impl Account {
                     Some(msg) => Refused::Retry(msg),
                     None => Refused::Done,
                 }
+            }
+            // A registration the server could not store (`Unavailable` naming the nick: its
+            // disk is full) was not made, and is not a busy server's answer: refused as any
+            // registration. Asked again by itself, it would register whatever nick the
+            // connection had by then, behind the back of a person told it was not made.
+            (Some(Ask::Register), ErrorKind::Unavailable) if named => {
+                self.creds = None;
+                Refused::Done
             }
             // Wrong credentials, or a registration refused: forget them. A throttled one too:
             // asked again by itself at a later welcome, it would register the nick the

@@ -221,6 +221,10 @@ impl Events {
 pub struct Session {
     /// Our nick (the wanted one until welcomed).
     nick: Nick,
+    /// Nicks we had while lines we said waited for their echo, oldest first (a few): an echo
+    /// from one of them is ours all the same (a cluster tells our rename before the room's log
+    /// brings our line back; a resume after a rename replays it). Forgotten once nothing waits.
+    former_nicks: Vec<Nick>,
     link: Link,
     handshake: Handshake,
     out: Outgoing,
@@ -279,6 +283,7 @@ impl Session {
         }
         let mut s = Session {
             nick: config.nick,
+            former_nicks: Vec::new(),
             link: Link::new(config.transport, config.seed),
             handshake: Handshake::default(),
             out: Outgoing::new(now),

@@ -15,6 +15,9 @@ use crate::wire::{
     ServerMsg,
 };
 
+/// How many former nicks are kept while our lines wait for their echo (`Session::former_nicks`).
+const MAX_FORMER_NICKS: usize = 4;
+
 impl Session {
     pub(super) fn on_msg(&mut self, msg: ServerMsg, now: Millis) {
         match msg {
@@ -312,6 +315,7 @@ impl Session {
         self.handshake.resumed = resumed;
         self.handshake.signed_in_here = false;
         let asked = core::mem::replace(&mut self.nick, nick.clone());
+        self.keep_former_nick(asked.clone());
         // Not a resume: a guest again. Signed in first, so the rooms come back as the account's.
         let sign_in = self.account.welcomed(resumed, &asked, &nick);
         self.event(Event::State(ConnState::Connected));
@@ -433,6 +437,7 @@ impl Session {
         if let Some((missed, ask)) = state.after_rejoin(ev.seq) {
             self.gap_found(&ev.room, missed, ask);
         }
+        let mine = self.said_as(&ev.from);
         let Some(state) = self.rooms.get_mut(&ev.room) else {
             return;
         };
@@ -452,7 +457,6 @@ impl Session {
             // A big room's comings and goings from when it was small (see `RoomSeqs::big`).
             return;
         }
-        let mine = ev.from.folded() == self.nick.folded();
         let said = match &ev.kind {
             EventKind::Say { id, text } => Some((ChatKind::Say, *id, text)),
             EventKind::Act { id, text } => Some((ChatKind::Act, *id, text)),
@@ -511,14 +515,43 @@ impl Session {
 
     fn set_nick(&mut self, nick: Nick) {
         if nick != self.nick {
-            self.nick = nick.clone();
+            let old = core::mem::replace(&mut self.nick, nick.clone());
+            self.keep_former_nick(old);
             self.event(Event::Nick(nick));
         }
+    }
+
+    /// `old` was our nick until now: lines said under it may still come back
+    /// (`Session::former_nicks`).
+    fn keep_former_nick(&mut self, old: Nick) {
+        if self.out.pending_count() == 0
+            || old.folded() == self.nick.folded()
+            || self.former_nicks.iter().any(|n| n.folded() == old.folded())
+        {
+            return;
+        }
+        if self.former_nicks.len() >= MAX_FORMER_NICKS {
+            self.former_nicks.remove(0);
+        }
+        self.former_nicks.push(old);
+    }
+
+    /// Whether a line from `from` may be our own: our nick, or one we had while lines we said
+    /// wait for their echo. (Its id, room and words must still be a pending line's.)
+    fn said_as(&self, from: &Nick) -> bool {
+        from.folded() == self.nick.folded()
+            || self
+                .former_nicks
+                .iter()
+                .any(|n| n.folded() == from.folded())
     }
 
     /// Forgets pending message `id`: acknowledged, or refused (not to be resent either).
     fn settle(&mut self, id: MsgId, delivered: bool) {
         if self.out.settle(id) {
+            if self.out.pending_count() == 0 {
+                self.former_nicks.clear();
+            }
             self.event(Event::Settled { id, delivered });
         }
     }
@@ -559,6 +592,9 @@ impl Session {
 
     fn on_error(&mut self, kind: ErrorKind, re: Re, detail: &str) {
         let re_conn = re == Re::Conn;
+        // Naming a nick: a registration of it refused (`Unavailable`: not stored), not a busy
+        // server (which names the connection).
+        let named = matches!(re, Re::Nick(_));
         // Refused before the welcome (full, too slow, ...): the Bye that follows at once, with
         // the same words, ends the attempt and says why. Said here too, the two would alternate
         // in the conversation at every attempt instead of standing once.
@@ -678,7 +714,8 @@ impl Session {
                     clean(detail)
                 )
             });
-        let refused = (about == About::Account).then(|| self.account.refused(kind, self.now));
+        let refused =
+            (about == About::Account).then(|| self.account.refused(kind, named, self.now));
         let text = match (what, &refused) {
             // The sign-in that checked a registration whose answer a drop lost: not made.
             _ if let Some(nick) = &checked => format!(

@@ -887,6 +887,40 @@ fn a_rename_from_our_nick_after_we_were_told_it_is_someone_elses() {
     assert!(t.s.is_settled());
 }
 
+/// A line we said, then our rename (`YourNick`) before the line's echo: the echo, from the
+/// nick we had when we said it, is ours all the same, settled once. In a cluster our rename is
+/// told at once when the cluster grants the nick, while the line comes back through the room's
+/// log; a resume after a rename (a guest evicted meanwhile) replays it under the old nick. It
+/// was taken for another's line with the same words: shown as such, and ours left waiting for
+/// an acknowledgement that a connection never sends (until a resume sent it again).
+#[test]
+fn our_line_echoed_after_our_rename_is_ours() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_input("hi", t.now);
+    let sent = t.sent();
+    assert!(matches!(&sent[..], [ClientMsg::Say { id, .. }] if *id == MsgId(1)));
+    t.recv(ServerMsg::YourNick { nick: nick("bob") });
+    t.events();
+    t.recv(say("#lobby", 2, "alice", 1, "hi"));
+    let evs = t.events();
+    assert!(
+        evs.contains(&Event::Settled {
+            id: MsgId(1),
+            delivered: true
+        }),
+        "{evs:?}"
+    );
+    assert!(t.s.is_settled());
+    // Nothing waits now: a line with the same id from the nick we had is another's (a device
+    // of the account it is now, or whoever took it).
+    t.s.handle_input("again", t.now);
+    t.sent();
+    t.recv(say("#lobby", 3, "alice", 2, "again"));
+    assert!(!t.s.is_settled(), "not ours");
+    t.recv(say("#lobby", 4, "bob", 2, "again"));
+    assert!(t.s.is_settled());
+}
+
 #[test]
 fn a_repeated_seq_is_emitted_once() {
     let mut t = T::ready(Transport::Stream);
@@ -3386,6 +3420,53 @@ fn a_sign_in_given_up_that_the_server_took_is_asked_again_when_the_resume_says_s
             assert_eq!(t.s.account(), Some(&nick("rosa")));
         }
     }
+}
+
+/// A registration the server could not store (its disk is full: `Unavailable` naming the nick,
+/// since the forty-second session's review) was not made: it is refused, said as the
+/// registration's answer, and not asked again by itself (as a busy server's `Unavailable` is:
+/// that would register whatever nick the connection had by then). Until the forty-third
+/// session's review the session took it for an answer about the nick, not the registration,
+/// which stayed asked for ever (`account_pending` true: the page's dialog waited on).
+#[test]
+fn a_registration_the_server_could_not_store_is_refused_not_asked_again() {
+    let mut t = T::ready(Transport::Messages);
+    t.s.register(pw("correct horse"), false, t.now);
+    let sent = t.drain_paced();
+    assert!(
+        sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+        "{sent:?}"
+    );
+    t.events();
+    t.recv(error(ErrorKind::Unavailable, Re::Nick(nick("alice"))));
+    let evs = t.events();
+    assert!(
+        evs.iter().any(
+            |e| matches!(e, Event::Error { about: About::Account, text, .. }
+            if text.starts_with("could not register"))
+        ),
+        "{evs:?}"
+    );
+    assert!(!t.s.account_pending(), "answered");
+    let mut sent = Vec::new();
+    for _ in 0..40 {
+        t.advance(1_000);
+        // A live server is heard from meanwhile.
+        t.recv(ServerMsg::Pong { token: 0 });
+        sent.extend(t.sent());
+    }
+    assert!(t.s.link.is_open(), "the connection lasted");
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+        "never registered behind the person's back: {sent:?}"
+    );
+    // The person may ask again.
+    t.s.register(pw("correct horse"), false, t.now);
+    let sent = t.drain_paced();
+    assert!(
+        sent.iter().any(|m| matches!(m, ClientMsg::Register { .. })),
+        "{sent:?}"
+    );
 }
 
 /// A registration waiting to ask a busy server again, and a sign-in, are given up at a drop;
