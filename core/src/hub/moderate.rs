@@ -52,10 +52,11 @@ pub(crate) const NOT_AN_ACCOUNT: &str = " is not signed in: operators are accoun
 /// How an `Unmute` of a mask the list does not hold goes on (`MASK is not muted in #room`).
 pub(crate) const NOT_MUTED_IN: &str = " is not muted in ";
 
-/// A ban typed on IRC whose members leave at its [`Timer::BanKick`] (see
+/// A ban whose members leave at its moment `due` ([`Timer::BanKicks`], see
 /// [`crate::limits::BAN_KICK_WAIT`]), unless a `KICK` puts them out first.
 #[derive(Debug)]
 pub(super) struct BanKick {
+    due: Millis,
     room: RoomName,
     by: Nick,
     held: Vec<UserId>,
@@ -459,6 +460,7 @@ impl Hub {
                     return Ok(());
                 }
                 let ban = BanKick {
+                    due: now + BAN_KICK_WAIT,
                     room: room.clone(),
                     by: me,
                     held,
@@ -467,10 +469,7 @@ impl Hub {
                 // On IRC a kickban is a ban and then a KICK with the operator's reason: the
                 // ban's members leave a moment later, unless that KICK puts them out first.
                 if self.kind(conn) == Some(super::ConnKind::Irc) {
-                    self.ban_kicks.entry(conn).or_default().push(ban);
-                    if !self.timers.is_set(Timer::BanKick(conn)) {
-                        self.timers.set(Timer::BanKick(conn), now + BAN_KICK_WAIT);
-                    }
+                    self.ban_kick_later(ban);
                 } else {
                     self.ban_kick(ban, now);
                 }
@@ -2139,6 +2138,7 @@ impl Hub {
             by,
             held,
             reason,
+            ..
         } = ban;
         for m in held {
             if !self.member_of(m, &room) || self.banned(m, &room, now).is_none() {
@@ -2151,9 +2151,26 @@ impl Hub {
         }
     }
 
-    /// [`Timer::BanKick`]: the bans typed on `conn` put out whom they hold.
-    pub(super) fn ban_kicks_due(&mut self, conn: ConnId, now: Millis) {
-        for ban in self.ban_kicks.remove(&conn).unwrap_or_default() {
+    /// `ban` puts out whom it holds at its moment, each ban at its own (a ban typed just
+    /// before another's moment waits its own wait for its `KICK`).
+    pub(super) fn ban_kick_later(&mut self, ban: BanKick) {
+        if self.timers.at(Timer::BanKicks).is_none_or(|at| at > ban.due) {
+            self.timers.set(Timer::BanKicks, ban.due);
+        }
+        self.ban_kicks.push(ban);
+    }
+
+    /// [`Timer::BanKicks`]: the bans whose moment came put out whom they hold; the timer is
+    /// armed again for the next.
+    pub(super) fn ban_kicks_due(&mut self, now: Millis) {
+        let (due, later): (Vec<BanKick>, Vec<BanKick>) = core::mem::take(&mut self.ban_kicks)
+            .into_iter()
+            .partition(|b| b.due <= now);
+        self.ban_kicks = later;
+        if let Some(next) = self.ban_kicks.iter().map(|b| b.due).min() {
+            self.timers.set(Timer::BanKicks, next);
+        }
+        for ban in due {
             self.ban_kick(ban, now);
         }
     }
