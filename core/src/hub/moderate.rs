@@ -459,18 +459,18 @@ impl Hub {
                 if held.is_empty() {
                     return Ok(());
                 }
-                let ban = BanKick {
-                    due: now + BAN_KICK_WAIT,
-                    room: room.clone(),
-                    by: me,
-                    held,
-                    reason,
-                };
                 // On IRC a kickban is a ban and then a KICK with the operator's reason: the
                 // ban's members leave a moment later, unless that KICK puts them out first.
                 if self.kind(conn) == Some(super::ConnKind::Irc) {
-                    self.ban_kick_later(ban);
+                    self.ban_kick_later(room, me, held, reason, now);
                 } else {
+                    let ban = BanKick {
+                        due: now,
+                        room: room.clone(),
+                        by: me,
+                        held,
+                        reason,
+                    };
                     self.ban_kick(ban, now);
                 }
             }
@@ -2144,20 +2144,47 @@ impl Hub {
             if !self.member_of(m, &room) || self.banned(m, &room, now).is_none() {
                 continue;
             }
-            if let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) {
-                let why = reason.clone().or_else(|| Text::new("banned").ok());
-                self.kick(&room, &by, m, n, why, now);
+            let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) else {
+                continue;
+            };
+            // In a cluster, a kick of this node's on its way through the log puts it out.
+            if self.kick_on_its_way(&room, &n, now) {
+                continue;
             }
+            let why = reason.clone().or_else(|| Text::new("banned").ok());
+            self.kick(&room, &by, m, n, why, now);
         }
     }
 
-    /// `ban` puts out whom it holds at its moment, each ban at its own (a ban typed just
-    /// before another's moment waits its own wait for its `KICK`).
-    pub(super) fn ban_kick_later(&mut self, ban: BanKick) {
+    /// A ban by `by` puts out the members of `room` it holds, `held`, [`BAN_KICK_WAIT`] from
+    /// `now` (each ban its own wait: one typed just before another's moment waits its own for
+    /// its `KICK`).
+    pub(in crate::hub) fn ban_kick_later(
+        &mut self,
+        room: &RoomName,
+        by: Nick,
+        held: Vec<UserId>,
+        reason: Option<Text>,
+        now: Millis,
+    ) {
+        let ban = BanKick {
+            due: now + BAN_KICK_WAIT,
+            room: room.clone(),
+            by,
+            held,
+            reason,
+        };
         if self.timers.at(Timer::BanKicks).is_none_or(|at| at > ban.due) {
             self.timers.set(Timer::BanKicks, ban.due);
         }
         self.ban_kicks.push(ban);
+    }
+
+    /// Whether a ban of `room` waits to put out `uid` (see [`Hub::ban_kick_later`]).
+    pub(in crate::hub) fn ban_kick_waits(&self, room: &RoomName, uid: UserId) -> bool {
+        self.ban_kicks
+            .iter()
+            .any(|b| b.room == *room && b.held.contains(&uid))
     }
 
     /// [`Timer::BanKicks`]: the bans whose moment came put out whom they hold; the timer is
