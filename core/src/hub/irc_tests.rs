@@ -5734,6 +5734,31 @@ fn each_ban_waits_its_own_moment_for_its_kick() {
     assert_eq!(kicks(&n.recv(a)), ["dan spam", "bob more spam"]);
 }
 
+/// A ban of bob's nick typed on IRC waits `BAN_KICK_WAIT` for its KICK: bob renaming to
+/// robert meanwhile left the ban holding nobody in the room at its moment, so he stayed, and
+/// spoke again, a kickban dodged by a quick `/nick` (IRC servers refuse the rename of a banned
+/// member, `435`/`437`). Whom the ban held leaves at its moment under any nick, unless `-b`
+/// lifted it.
+#[test]
+fn a_rename_while_a_ban_waits_does_not_dodge_it() {
+    let mut n = Net::new();
+    let (_a, c, b) = founder_and_guest(&mut n);
+    n.advance(1_000);
+    n.send(c, &["MODE #r +b bob!*@*"]);
+    n.advance(500);
+    n.send(b, &["NICK robert"]);
+    n.advance(500);
+    n.lines(b);
+    n.send(b, &["PRIVMSG #r :hello again"]);
+    assert_eq!(numerics(&n.lines(b)), ["404"], "still held");
+    n.advance(3_000);
+    assert!(!n.hub.is_member(&nick("robert"), &room("#r")));
+    assert!(
+        n.lines(b)
+            .contains(&":alice!alice@natter KICK #r robert :banned".to_owned())
+    );
+}
+
 /// The check for a mask glued to its letter (`MODE #r +e*!*bob@natter`) named its first
 /// unknown letter from a list written beside the loop that knows the letters: both read one
 /// list now. For every ASCII letter, the glued form names the letter exactly when the letter

@@ -59,7 +59,8 @@ pub(super) struct BanKick {
     due: Millis,
     room: RoomName,
     by: Nick,
-    held: Vec<UserId>,
+    /// The members it held, with the nick each had then: a rename meanwhile does not dodge it.
+    held: Vec<(UserId, Nick)>,
     reason: Option<Text>,
 }
 
@@ -468,7 +469,7 @@ impl Hub {
                         due: now,
                         room: room.clone(),
                         by: me,
-                        held,
+                        held: self.with_nicks(held),
                         reason,
                     };
                     self.ban_kick(ban, now);
@@ -1255,7 +1256,7 @@ impl Hub {
         }
         // A member a ban holds is put out when its kick comes back from a cluster's log, or
         // when a ban typed on IRC puts it out (`BAN_KICK_WAIT`): it says nothing meanwhile.
-        if self.banned(uid, room, now).is_some() {
+        if self.banned(uid, room, now).is_some() || self.held_by_waiting_ban(uid, room, now) {
             return Err(format!("you are banned from {room}"));
         }
         if p.modes.moderated
@@ -1767,8 +1768,13 @@ impl Hub {
     /// addresses). None holds the room's founder or a server admin: a network ban that takes
     /// in the founder's address leaves the founder in (the founder is beyond operators' reach).
     pub(super) fn banned(&self, uid: UserId, room: &RoomName, now: Millis) -> Option<Entry> {
+        let nick = &self.users.get(&uid)?.nick;
+        self.banned_as(uid, room, nick, now)
+    }
+
+    /// The ban of `room` that holds `uid` were its nick `nick` (see [`Hub::banned`]).
+    fn banned_as(&self, uid: UserId, room: &RoomName, nick: &Nick, now: Millis) -> Option<Entry> {
         let p = self.rooms.get(room)?.policy.as_ref()?;
-        let u = self.users.get(&uid)?;
         let account = self.account_of(uid);
         let founder = p.founder.as_ref().map(Nick::folded);
         if (founder.is_some() && account == founder) || self.is_admin_user(uid) {
@@ -1782,7 +1788,7 @@ impl Hub {
             ips.push(None);
         }
         ips.into_iter()
-            .find_map(|ip| p.ban_of(account.as_deref(), &u.nick, ip, now))
+            .find_map(|ip| p.ban_of(account.as_deref(), nick, ip, now))
             .cloned()
     }
 
@@ -2140,8 +2146,10 @@ impl Hub {
             reason,
             ..
         } = ban;
-        for m in held {
-            if !self.member_of(m, &room) || self.banned(m, &room, now).is_none() {
+        for (m, was) in held {
+            let still = self.banned(m, &room, now).is_some()
+                || self.banned_as(m, &room, &was, now).is_some();
+            if !self.member_of(m, &room) || !still {
                 continue;
             }
             let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) else {
@@ -2171,7 +2179,7 @@ impl Hub {
             due: now + BAN_KICK_WAIT,
             room: room.clone(),
             by,
-            held,
+            held: self.with_nicks(held),
             reason,
         };
         if self.timers.at(Timer::BanKicks).is_none_or(|at| at > ban.due) {
@@ -2180,11 +2188,30 @@ impl Hub {
         self.ban_kicks.push(ban);
     }
 
+    /// `members` with their nicks now.
+    fn with_nicks(&self, members: Vec<UserId>) -> Vec<(UserId, Nick)> {
+        members
+            .into_iter()
+            .filter_map(|m| Some((m, self.users.get(&m)?.nick.clone())))
+            .collect()
+    }
+
     /// Whether a ban of `room` waits to put out `uid` (see [`Hub::ban_kick_later`]).
     pub(in crate::hub) fn ban_kick_waits(&self, room: &RoomName, uid: UserId) -> bool {
         self.ban_kicks
             .iter()
-            .any(|b| b.room == *room && b.held.contains(&uid))
+            .any(|b| b.room == *room && b.held.iter().any(|(m, _)| *m == uid))
+    }
+
+    /// Whether a ban waiting to put `uid` out of `room` holds it still under the nick it had
+    /// then (it may have renamed since; a `-b` lifts it).
+    fn held_by_waiting_ban(&self, uid: UserId, room: &RoomName, now: Millis) -> bool {
+        self.ban_kicks.iter().any(|b| {
+            b.room == *room
+                && b.held.iter().any(|(m, was)| {
+                    *m == uid && self.banned_as(uid, room, was, now).is_some()
+                })
+        })
     }
 
     /// [`Timer::BanKicks`]: the bans whose moment came put out whom they hold; the timer is
