@@ -2182,7 +2182,11 @@ impl Hub {
             held: self.with_nicks(held),
             reason,
         };
-        if self.timers.at(Timer::BanKicks).is_none_or(|at| at > ban.due) {
+        if self
+            .timers
+            .at(Timer::BanKicks)
+            .is_none_or(|at| at > ban.due)
+        {
             self.timers.set(Timer::BanKicks, ban.due);
         }
         self.ban_kicks.push(ban);
@@ -2208,9 +2212,9 @@ impl Hub {
     fn held_by_waiting_ban(&self, uid: UserId, room: &RoomName, now: Millis) -> bool {
         self.ban_kicks.iter().any(|b| {
             b.room == *room
-                && b.held.iter().any(|(m, was)| {
-                    *m == uid && self.banned_as(uid, room, was, now).is_some()
-                })
+                && b.held
+                    .iter()
+                    .any(|(m, was)| *m == uid && self.banned_as(uid, room, was, now).is_some())
         })
     }
 

@@ -309,7 +309,12 @@ impl Hub {
         true
     }
 
-    pub(in crate::hub) fn kick_on_its_way(&mut self, room: &RoomName, nick: &Nick, now: Millis) -> bool {
+    pub(in crate::hub) fn kick_on_its_way(
+        &mut self,
+        room: &RoomName,
+        nick: &Nick,
+        now: Millis,
+    ) -> bool {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };

@@ -523,7 +523,10 @@ fn a_kickban_of_a_member_on_another_node_kicks_once_with_its_reason() {
     let (o, b, c) = irc_op_and_two_on_another_node(&mut net);
     irc_says(&mut net, 0, o, "MODE #r +b bob!*@*\r\n");
     let said = irc_says(&mut net, 1, b, "PRIVMSG #r :still here\r\n");
-    assert!(said.contains(" 404 bob #r "), "held, bob cannot speak: {said}");
+    assert!(
+        said.contains(" 404 bob #r "),
+        "held, bob cannot speak: {said}"
+    );
     later(&mut net, 2_000);
     assert_eq!(kick_lines(&raw_text(&net, 1, c)), Vec::<&str>::new());
     irc_says(&mut net, 0, o, "KICK #r bob :go away\r\n");
