@@ -565,3 +565,22 @@ fn a_ban_from_another_node_puts_out_after_the_wait_unless_lifted() {
     let said = irc_says(&mut net, 1, c, "PRIVMSG #r :still here\r\n");
     assert!(!said.contains(" 404 "), "{said}");
 }
+
+/// The same `/kickban` of a member on the operator's own node in a cluster: one KICK, with
+/// its reason (the ban's news coming back to that node puts nobody out before it).
+#[test]
+fn a_kickban_of_a_member_on_the_operators_node_kicks_once_with_its_reason() {
+    let mut net = net(2);
+    let (o, _, c) = irc_op_and_two_on_another_node(&mut net);
+    let d = irc_client(&mut net, 0, "dan", "");
+    irc_says(&mut net, 0, d, "JOIN #r\r\n");
+    net.nodes[1].raw.remove(&c);
+    irc_says(&mut net, 0, o, "MODE #r +b dan!*@*\r\n");
+    later(&mut net, 2_000);
+    irc_says(&mut net, 0, o, "KICK #r dan :go away\r\n");
+    later(&mut net, crate::limits::BAN_KICK_WAIT.0);
+    let seen = raw_text(&net, 1, c);
+    let kicks = kick_lines(&seen);
+    assert_eq!(kicks.len(), 1, "one KICK: {seen}");
+    assert!(kicks[0].ends_with("KICK #r dan :go away"), "{seen}");
+}
