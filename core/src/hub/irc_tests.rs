@@ -5695,6 +5695,70 @@ fn a_kickban_puts_the_user_out_with_the_kicks_reason_and_no_441() {
     assert_eq!(numerics(&n.lines(c)), ["441"]);
 }
 
+/// An operator kickbanning two users one after the other with WeeChat (each KICK two seconds
+/// after its ban): the second ban, typed 2.5 s after the first, joined the first's wait and put
+/// bob out as "banned" half a second later, before its KICK came with the operator's reason.
+/// Each ban waits its own `BAN_KICK_WAIT`.
+#[test]
+fn each_ban_waits_its_own_moment_for_its_kick() {
+    use crate::wire::{EventKind, ServerMsg};
+    let kicks = |msgs: &[ServerMsg]| -> Vec<String> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Event(e) => match &e.kind {
+                    EventKind::Kick { target, reason } => Some(format!(
+                        "{target} {}",
+                        reason.as_ref().map_or("", |r| r.as_str())
+                    )),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let mut n = Net::new();
+    let (a, c, _b) = founder_and_guest(&mut n);
+    let d = n.client("dan", &[]);
+    n.send(d, &["JOIN #r"]);
+    n.advance(1_000);
+    n.lines(c);
+    n.recv(a);
+    n.send(c, &["MODE #r +b dan!*@*"]);
+    n.advance(2_000);
+    n.send(c, &["KICK #r dan :spam"]);
+    n.advance(500);
+    n.send(c, &["MODE #r +b bob!*@*"]);
+    n.advance(2_000);
+    n.send(c, &["KICK #r bob :more spam"]);
+    n.advance(5_000);
+    assert_eq!(kicks(&n.recv(a)), ["dan spam", "bob more spam"]);
+}
+
+/// A ban of bob's nick typed on IRC waits `BAN_KICK_WAIT` for its KICK: bob renaming to
+/// robert meanwhile left the ban holding nobody in the room at its moment, so he stayed, and
+/// spoke again, a kickban dodged by a quick `/nick` (IRC servers refuse the rename of a banned
+/// member, `435`/`437`). Whom the ban held leaves at its moment under any nick, unless `-b`
+/// lifted it.
+#[test]
+fn a_rename_while_a_ban_waits_does_not_dodge_it() {
+    let mut n = Net::new();
+    let (_a, c, b) = founder_and_guest(&mut n);
+    n.advance(1_000);
+    n.send(c, &["MODE #r +b bob!*@*"]);
+    n.advance(500);
+    n.send(b, &["NICK robert"]);
+    n.advance(500);
+    n.lines(b);
+    n.send(b, &["PRIVMSG #r :hello again"]);
+    assert_eq!(numerics(&n.lines(b)), ["404"], "still held");
+    n.advance(3_000);
+    assert!(!n.hub.is_member(&nick("robert"), &room("#r")));
+    assert!(
+        n.lines(b)
+            .contains(&":alice!alice@natter KICK #r robert :banned".to_owned())
+    );
+}
+
 /// The check for a mask glued to its letter (`MODE #r +e*!*bob@natter`) named its first
 /// unknown letter from a list written beside the loop that knows the letters: both read one
 /// list now. For every ASCII letter, the glued form names the letter exactly when the letter

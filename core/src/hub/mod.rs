@@ -678,9 +678,10 @@ pub struct Hub {
     /// A room an admin acts in from outside it (see `Hub::moderate`): kept while it is empty
     /// until the admin is told what was done, from the room's own events.
     told_outside: Option<RoomName>,
-    /// Bans typed on IRC connections whose members leave at their [`Timer::BanKick`], if a
-    /// `KICK` has not put them out first (see `moderate.rs`).
-    ban_kicks: rustc_hash::FxHashMap<ConnId, Vec<moderate::BanKick>>,
+    /// Bans whose members leave at their moment ([`Timer::BanKicks`]), if a `KICK` has not put
+    /// them out first: typed on IRC here, or come from another node (see `moderate.rs`). In
+    /// the order they came, each gone at its moment.
+    ban_kicks: Vec<moderate::BanKick>,
     out: Out,
     timers: Timers,
     ips: IpTable,
@@ -749,7 +750,7 @@ impl Hub {
             rooms: Rooms::new(),
             history_bytes: 0,
             told_outside: None,
-            ban_kicks: rustc_hash::FxHashMap::default(),
+            ban_kicks: Vec::new(),
             out: Out::default(),
             timers: Timers::default(),
             ips: IpTable::default(),
@@ -976,7 +977,7 @@ impl Hub {
                 Timer::Takeover(d) => self.takeover_probe_over(d, now),
                 Timer::Grace(d) => self.grace_over(d, now),
                 Timer::Crowds => self.crowd_summaries(),
-                Timer::BanKick(c) => self.ban_kicks_due(c, now),
+                Timer::BanKicks => self.ban_kicks_due(now),
                 Timer::ClusterRedo => self.redo_membership(now),
                 // `poll_store` hands out the next batch from now on.
                 Timer::StoreRetry => {}

@@ -52,13 +52,15 @@ pub(crate) const NOT_AN_ACCOUNT: &str = " is not signed in: operators are accoun
 /// How an `Unmute` of a mask the list does not hold goes on (`MASK is not muted in #room`).
 pub(crate) const NOT_MUTED_IN: &str = " is not muted in ";
 
-/// A ban typed on IRC whose members leave at its [`Timer::BanKick`] (see
+/// A ban whose members leave at its moment `due` ([`Timer::BanKicks`], see
 /// [`crate::limits::BAN_KICK_WAIT`]), unless a `KICK` puts them out first.
 #[derive(Debug)]
 pub(super) struct BanKick {
+    due: Millis,
     room: RoomName,
     by: Nick,
-    held: Vec<UserId>,
+    /// The members it held, with the nick each had then: a rename meanwhile does not dodge it.
+    held: Vec<(UserId, Nick)>,
     reason: Option<Text>,
 }
 
@@ -458,20 +460,18 @@ impl Hub {
                 if held.is_empty() {
                     return Ok(());
                 }
-                let ban = BanKick {
-                    room: room.clone(),
-                    by: me,
-                    held,
-                    reason,
-                };
                 // On IRC a kickban is a ban and then a KICK with the operator's reason: the
                 // ban's members leave a moment later, unless that KICK puts them out first.
                 if self.kind(conn) == Some(super::ConnKind::Irc) {
-                    self.ban_kicks.entry(conn).or_default().push(ban);
-                    if !self.timers.is_set(Timer::BanKick(conn)) {
-                        self.timers.set(Timer::BanKick(conn), now + BAN_KICK_WAIT);
-                    }
+                    self.ban_kick_later(room, me, held, reason, now);
                 } else {
+                    let ban = BanKick {
+                        due: now,
+                        room: room.clone(),
+                        by: me,
+                        held: self.with_nicks(held),
+                        reason,
+                    };
                     self.ban_kick(ban, now);
                 }
             }
@@ -1256,7 +1256,7 @@ impl Hub {
         }
         // A member a ban holds is put out when its kick comes back from a cluster's log, or
         // when a ban typed on IRC puts it out (`BAN_KICK_WAIT`): it says nothing meanwhile.
-        if self.banned(uid, room, now).is_some() {
+        if self.banned(uid, room, now).is_some() || self.held_by_waiting_ban(uid, room, now) {
             return Err(format!("you are banned from {room}"));
         }
         if p.modes.moderated
@@ -1768,8 +1768,13 @@ impl Hub {
     /// addresses). None holds the room's founder or a server admin: a network ban that takes
     /// in the founder's address leaves the founder in (the founder is beyond operators' reach).
     pub(super) fn banned(&self, uid: UserId, room: &RoomName, now: Millis) -> Option<Entry> {
+        let nick = &self.users.get(&uid)?.nick;
+        self.banned_as(uid, room, nick, now)
+    }
+
+    /// The ban of `room` that holds `uid` were its nick `nick` (see [`Hub::banned`]).
+    fn banned_as(&self, uid: UserId, room: &RoomName, nick: &Nick, now: Millis) -> Option<Entry> {
         let p = self.rooms.get(room)?.policy.as_ref()?;
-        let u = self.users.get(&uid)?;
         let account = self.account_of(uid);
         let founder = p.founder.as_ref().map(Nick::folded);
         if (founder.is_some() && account == founder) || self.is_admin_user(uid) {
@@ -1783,7 +1788,7 @@ impl Hub {
             ips.push(None);
         }
         ips.into_iter()
-            .find_map(|ip| p.ban_of(account.as_deref(), &u.nick, ip, now))
+            .find_map(|ip| p.ban_of(account.as_deref(), nick, ip, now))
             .cloned()
     }
 
@@ -2139,21 +2144,91 @@ impl Hub {
             by,
             held,
             reason,
+            ..
         } = ban;
-        for m in held {
-            if !self.member_of(m, &room) || self.banned(m, &room, now).is_none() {
+        for (m, was) in held {
+            let still = self.banned(m, &room, now).is_some()
+                || self.banned_as(m, &room, &was, now).is_some();
+            if !self.member_of(m, &room) || !still {
                 continue;
             }
-            if let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) {
-                let why = reason.clone().or_else(|| Text::new("banned").ok());
-                self.kick(&room, &by, m, n, why, now);
+            let Some(n) = self.users.get(&m).map(|u| u.nick.clone()) else {
+                continue;
+            };
+            // In a cluster, a kick of this node's on its way through the log puts it out.
+            if self.kick_on_its_way(&room, &n, now) {
+                continue;
             }
+            let why = reason.clone().or_else(|| Text::new("banned").ok());
+            self.kick(&room, &by, m, n, why, now);
         }
     }
 
-    /// [`Timer::BanKick`]: the bans typed on `conn` put out whom they hold.
-    pub(super) fn ban_kicks_due(&mut self, conn: ConnId, now: Millis) {
-        for ban in self.ban_kicks.remove(&conn).unwrap_or_default() {
+    /// A ban by `by` puts out the members of `room` it holds, `held`, [`BAN_KICK_WAIT`] from
+    /// `now` (each ban its own wait: one typed just before another's moment waits its own for
+    /// its `KICK`).
+    pub(in crate::hub) fn ban_kick_later(
+        &mut self,
+        room: &RoomName,
+        by: Nick,
+        held: Vec<UserId>,
+        reason: Option<Text>,
+        now: Millis,
+    ) {
+        let ban = BanKick {
+            due: now + BAN_KICK_WAIT,
+            room: room.clone(),
+            by,
+            held: self.with_nicks(held),
+            reason,
+        };
+        if self
+            .timers
+            .at(Timer::BanKicks)
+            .is_none_or(|at| at > ban.due)
+        {
+            self.timers.set(Timer::BanKicks, ban.due);
+        }
+        self.ban_kicks.push(ban);
+    }
+
+    /// `members` with their nicks now.
+    fn with_nicks(&self, members: Vec<UserId>) -> Vec<(UserId, Nick)> {
+        members
+            .into_iter()
+            .filter_map(|m| Some((m, self.users.get(&m)?.nick.clone())))
+            .collect()
+    }
+
+    /// Whether a ban of `room` waits to put out `uid` (see [`Hub::ban_kick_later`]).
+    pub(in crate::hub) fn ban_kick_waits(&self, room: &RoomName, uid: UserId) -> bool {
+        self.ban_kicks
+            .iter()
+            .any(|b| b.room == *room && b.held.iter().any(|(m, _)| *m == uid))
+    }
+
+    /// Whether a ban waiting to put `uid` out of `room` holds it still under the nick it had
+    /// then (it may have renamed since; a `-b` lifts it).
+    fn held_by_waiting_ban(&self, uid: UserId, room: &RoomName, now: Millis) -> bool {
+        self.ban_kicks.iter().any(|b| {
+            b.room == *room
+                && b.held
+                    .iter()
+                    .any(|(m, was)| *m == uid && self.banned_as(uid, room, was, now).is_some())
+        })
+    }
+
+    /// [`Timer::BanKicks`]: the bans whose moment came put out whom they hold; the timer is
+    /// armed again for the next.
+    pub(super) fn ban_kicks_due(&mut self, now: Millis) {
+        let (due, later): (Vec<BanKick>, Vec<BanKick>) = core::mem::take(&mut self.ban_kicks)
+            .into_iter()
+            .partition(|b| b.due <= now);
+        self.ban_kicks = later;
+        if let Some(next) = self.ban_kicks.iter().map(|b| b.due).min() {
+            self.timers.set(Timer::BanKicks, next);
+        }
+        for ban in due {
             self.ban_kick(ban, now);
         }
     }

@@ -25,9 +25,9 @@ pub(crate) enum Timer {
     /// A resume probe of a device's attached connection went unanswered: the newcomer takes
     /// over.
     Takeover(DeviceId),
-    /// The members a ban typed on this IRC connection holds leave now, those its `KICK`s did
-    /// not put out already (see [`crate::limits::BAN_KICK_WAIT`]).
-    BanKick(ConnId),
+    /// The members the bans whose moment came hold leave now, those a `KICK` did not put out
+    /// already (see [`crate::limits::BAN_KICK_WAIT`]); armed for the earliest ban waiting.
+    BanKicks,
     /// Forget per-IP connect counts that have aged out.
     PruneIps,
     /// Quiet rooms hear who came and went (see `crowd.rs`).

@@ -206,8 +206,11 @@ impl Hub {
         }
     }
 
-    /// Members here that a ban of `room` holds now are put out (unless a kick of theirs is on
-    /// its way already).
+    /// Members here that a ban of `room` holds now are put out [`crate::limits::BAN_KICK_WAIT`] later, as on
+    /// the node a ban is typed on in IRC (unless a kick of theirs is on its way already, or
+    /// comes meanwhile): an IRC operator's `/kickban` on another node sends its `KICK` with
+    /// its reason after the ban, which is to be the one the room sees. Held, they say nothing
+    /// meanwhile (see `Hub::may_speak`).
     fn enforce_bans(&mut self, room: &RoomName, now: Millis) {
         let members = self.members_here(room);
         for m in members {
@@ -217,13 +220,12 @@ impl Hub {
             let Some(nick) = self.users.get(&m).map(|u| u.nick.clone()) else {
                 continue;
             };
-            if self.kick_on_its_way(room, &nick, now) {
+            if self.kick_on_its_way(room, &nick, now) || self.ban_kick_waits(room, m) {
                 continue;
             }
-            info!(%room, target = %nick, by = %ban.by, "banned on another node: put out");
-            let why = ban.reason.clone().or_else(|| Text::new("banned").ok());
+            info!(%room, target = %nick, by = %ban.by, "banned on another node: put out soon");
             self.hold_guest_address(room, m, &ban);
-            self.kick(room, &ban.by, m, nick, why, now);
+            self.ban_kick_later(room, ban.by.clone(), vec![m], ban.reason.clone(), now);
         }
     }
 
@@ -307,7 +309,12 @@ impl Hub {
         true
     }
 
-    fn kick_on_its_way(&mut self, room: &RoomName, nick: &Nick, now: Millis) -> bool {
+    pub(in crate::hub) fn kick_on_its_way(
+        &mut self,
+        room: &RoomName,
+        nick: &Nick,
+        now: Millis,
+    ) -> bool {
         let Some(cl) = self.cluster.as_mut() else {
             return false;
         };

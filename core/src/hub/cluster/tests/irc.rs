@@ -9,6 +9,7 @@
 //! a labeled one gets its answer inside its `labeled-response` batch.
 
 use super::accounts::{PW, ask, error, guest, net, register, settle};
+use super::rooms::later;
 use super::*;
 use crate::wire::ModAction;
 
@@ -477,4 +478,109 @@ fn lines_sent_with_the_registration_wait_for_the_nick_claim() {
     assert!(got.contains(" 001 fay "), "{got}");
     assert!(!got.contains(" 451 "), "{got}");
     assert!(got.contains(":fay!") && got.contains(" JOIN #r"), "{got}");
+}
+
+/// The founder alice (see [`founder_of_r`]) on node 0 with an IRC client too, signed in and in
+/// `#r`; bob and carol, IRC guests on node 1, in `#r`; carol's lines so far read.
+fn irc_op_and_two_on_another_node(net: &mut Net) -> (ConnId, ConnId, ConnId) {
+    use base64::Engine;
+    let (a, _) = founder_of_r(net);
+    let now = net.now;
+    let o = net.nodes[0]
+        .hub
+        .accept_on(crate::hub::Door::Irc, LOCAL, now)
+        .unwrap();
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{PW}"));
+    let login = format!(
+        "CAP LS 302\r\nNICK alice\r\nUSER a 0 * :A\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n\
+         AUTHENTICATE {plain}\r\nCAP END\r\nJOIN #r\r\n"
+    );
+    let text = irc_says(net, 0, o, &login);
+    assert!(text.contains(" 903 "), "signed in: {text}");
+    let b = irc_client(net, 1, "bob", "");
+    irc_says(net, 1, b, "JOIN #r\r\n");
+    let c = irc_client(net, 1, "carol", "");
+    irc_says(net, 1, c, "JOIN #r\r\n");
+    net.recv(0, a);
+    net.nodes[1].raw.remove(&c);
+    (o, b, c)
+}
+
+/// The `KICK` lines in `text`.
+fn kick_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains(" KICK ")).collect()
+}
+
+/// An IRC operator's `/kickban` of a member on another node: WeeChat sends `MODE #r +b bob`,
+/// then two seconds later `KICK #r bob :go away`. The ban reaches bob's node at once; until the
+/// forty-third session's review that node put bob out as "banned" then and there, and the KICK
+/// put him out a second time, so the room saw two KICKs. bob's node waits as the operator's
+/// does (`BAN_KICK_WAIT`): the room sees one KICK, with the operator's reason; bob says nothing
+/// meanwhile but is still in the room.
+#[test]
+fn a_kickban_of_a_member_on_another_node_kicks_once_with_its_reason() {
+    let mut net = net(2);
+    let (o, b, c) = irc_op_and_two_on_another_node(&mut net);
+    irc_says(&mut net, 0, o, "MODE #r +b bob!*@*\r\n");
+    let said = irc_says(&mut net, 1, b, "PRIVMSG #r :still here\r\n");
+    assert!(
+        said.contains(" 404 bob #r "),
+        "held, bob cannot speak: {said}"
+    );
+    later(&mut net, 2_000);
+    assert_eq!(kick_lines(&raw_text(&net, 1, c)), Vec::<&str>::new());
+    irc_says(&mut net, 0, o, "KICK #r bob :go away\r\n");
+    later(&mut net, crate::limits::BAN_KICK_WAIT.0);
+    let seen = raw_text(&net, 1, c);
+    let kicks = kick_lines(&seen);
+    assert_eq!(kicks.len(), 1, "one KICK: {seen}");
+    assert!(
+        kicks[0].starts_with(":alice!") && kicks[0].ends_with("KICK #r bob :go away"),
+        "{seen}"
+    );
+}
+
+/// A ban from another node with no KICK after it puts bob out as "banned", `BAN_KICK_WAIT`
+/// after it came and not before; a `-b` meanwhile lets carol stay.
+#[test]
+fn a_ban_from_another_node_puts_out_after_the_wait_unless_lifted() {
+    let mut net = net(2);
+    let (o, b, c) = irc_op_and_two_on_another_node(&mut net);
+    irc_says(&mut net, 0, o, "MODE #r +b bob!*@*\r\n");
+    later(&mut net, crate::limits::BAN_KICK_WAIT.0 - 1);
+    assert_eq!(kick_lines(&raw_text(&net, 1, c)), Vec::<&str>::new());
+    later(&mut net, 1);
+    let seen = raw_text(&net, 1, c);
+    let kicks = kick_lines(&seen);
+    assert_eq!(kicks.len(), 1, "{seen}");
+    assert!(kicks[0].ends_with("KICK #r bob :banned"), "{seen}");
+    assert!(raw_text(&net, 1, b).contains("KICK #r bob :banned"));
+
+    irc_says(&mut net, 0, o, "MODE #r +b carol!*@*\r\n");
+    later(&mut net, 1_000);
+    irc_says(&mut net, 0, o, "MODE #r -b carol!*@*\r\n");
+    later(&mut net, crate::limits::BAN_KICK_WAIT.0);
+    let seen = raw_text(&net, 1, c);
+    assert_eq!(kick_lines(&seen).len(), 1, "carol stays: {seen}");
+    let said = irc_says(&mut net, 1, c, "PRIVMSG #r :still here\r\n");
+    assert!(!said.contains(" 404 "), "{said}");
+}
+
+/// The same `/kickban` of a member on the operator's own node in a cluster: one KICK, with
+/// its reason (the ban's news coming back to that node puts nobody out before it).
+#[test]
+fn a_kickban_of_a_member_on_the_operators_node_kicks_once_with_its_reason() {
+    let mut net = net(2);
+    let (o, _, c) = irc_op_and_two_on_another_node(&mut net);
+    let d = irc_client(&mut net, 0, "dan", "");
+    irc_says(&mut net, 0, d, "JOIN #r\r\n");
+    net.nodes[1].raw.remove(&c);
+    irc_says(&mut net, 0, o, "MODE #r +b dan!*@*\r\n");
+    later(&mut net, 2_000);
+    irc_says(&mut net, 0, o, "KICK #r dan :go away\r\n");
+    later(&mut net, crate::limits::BAN_KICK_WAIT.0);
+    let seen = raw_text(&net, 1, c);
+    let kicks = kick_lines(&seen);
+    assert_eq!(kicks.len(), 1, "one KICK: {seen}");
+    assert!(kicks[0].ends_with("KICK #r dan :go away"), "{seen}");
 }

@@ -76,6 +76,16 @@ impl Net {
     }
 }
 
+/// Lets `ms` pass on every node, their timers run and the net settled.
+pub(super) fn later(net: &mut Net, ms: u64) {
+    net.now = Millis(net.now.0 + ms);
+    let now = net.now;
+    for n in &mut net.nodes {
+        n.hub.handle_timeout(now);
+    }
+    settle(net);
+}
+
 fn moderate(net: &mut Net, i: usize, c: ConnId, r: &str, action: ModAction) {
     ask(
         net,
@@ -272,6 +282,10 @@ fn a_ban_on_one_node_puts_out_a_member_on_another_and_keeps_it_out() {
         reason: Some(text("spam")),
     };
     moderate(&mut net, 0, a, "#r", ban);
+    // bob's node waits for a KICK that may come after the ban (an IRC operator's /kickban).
+    let at_b = net.recv(1, b);
+    assert!(kicks(&at_b).is_empty(), "{at_b:?}");
+    later(&mut net, crate::limits::BAN_KICK_WAIT.0);
     let at_b = net.recv(1, b);
     assert_eq!(
         kicks(&at_b),

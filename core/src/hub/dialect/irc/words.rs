@@ -1289,13 +1289,9 @@ impl Irc {
             signed_in,
         } = note
         {
+            // The line the invited get (`invite_line`), as invite-notify has it.
             if self.caps.has(Cap::InviteNotify) {
-                let mut tags = l.tags.clone();
-                if *signed_in && self.caps.has(Cap::AccountTag) {
-                    tags = tags.with("account", by.as_str());
-                }
-                let params = [nick.as_str(), room.as_str()];
-                l.from(&tags, &names::source(by), "INVITE", &params, false);
+                self.invite_line(l, nick, room, by, *signed_in);
             }
             return;
         }
