@@ -1142,6 +1142,13 @@ impl Session {
                     | ClientMsg::History { .. }
             )
         });
+        // A password change sent on this link is not answered on the next one.
+        if !self
+            .out
+            .defers(|m| matches!(m, ClientMsg::ChangePassword { .. }))
+        {
+            self.account.change_lost();
+        }
         self.asks.link_lost();
         self.quiet_who.clear();
         self.link.reconnect(now, quick);

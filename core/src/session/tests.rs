@@ -2946,6 +2946,17 @@ fn sign_in_msg(account: &str, proof: Proof, remember: bool) -> ClientMsg {
     }
 }
 
+/// A restart (a welcome that is not a resume, with `token`) whose key sign-in the server refuses:
+/// the session falls back to the password `password`, the first thing it sends.
+fn refused_key_falls_back_to(t: &mut T, token: u8, password: &str) {
+    restarted(t, token);
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg("alice", Proof::Password(pw(password)), false))
+    );
+}
+
 /// A welcome that is not a resume after a reconnect; returns what went out after it.
 fn restarted(t: &mut T, token: u8) -> Vec<ClientMsg> {
     reconnect(t);
@@ -3991,16 +4002,7 @@ fn a_password_changes_new_key_is_kept_when_the_drop_loses_its_answer() {
         "still remembered"
     );
     // Its password is the new one too: a later refusal of that key falls back to it.
-    restarted(&mut t, 6);
-    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
-    assert_eq!(
-        t.drain_paced().first(),
-        Some(&sign_in_msg(
-            "alice",
-            Proof::Password(pw("new password")),
-            false
-        ))
-    );
+    refused_key_falls_back_to(&mut t, 6, "new password");
 }
 
 /// The new key such a change brings before its answer is the device's at once, with the new
@@ -4033,16 +4035,7 @@ fn a_password_changes_new_key_is_the_devices_as_soon_as_it_comes() {
     );
     assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
     // A later refusal of that key falls back to the new password.
-    restarted(&mut t, 4);
-    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
-    assert_eq!(
-        t.drain_paced().first(),
-        Some(&sign_in_msg(
-            "alice",
-            Proof::Password(pw("new password")),
-            false
-        ))
-    );
+    refused_key_falls_back_to(&mut t, 4, "new password");
 }
 
 /// The same change for a device that was not remembered: no new key comes, and the session
@@ -4058,6 +4051,99 @@ fn a_password_change_typed_before_the_sign_in_leaves_no_revoked_key() {
     signed_in(&mut t, "alice", 2, None);
     t.recv(ServerMsg::PasswordChanged);
     assert_eq!(t.s.device_key(), None, "every key is revoked by a change");
+}
+
+/// Two `/password`s typed before the sign-in was through (a page loaded while its server was
+/// away): the second went out too, and the first change's new key came with the second's
+/// password as the credentials. The second is refused while the first waits for its answer,
+/// said as such; the first goes out alone and its key and password are the device's.
+#[test]
+fn a_second_password_change_waits_for_the_first_ones_answer() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+    t.s.handle_input("/password old-password first-new", t.now);
+    t.s.handle_input("/password first-new second-new", t.now);
+    let evs = t.events();
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            Event::Error { about: About::Input, text, .. }
+                if text.contains("a password change is already on its way")
+        )),
+        "{evs:?}"
+    );
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    let changes: Vec<ClientMsg> = t
+        .drain_paced()
+        .into_iter()
+        .filter(|m| matches!(m, ClientMsg::ChangePassword { .. }))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![ClientMsg::ChangePassword {
+            old: pw("old-password"),
+            new: pw("first-new")
+        }]
+    );
+    signed_in(&mut t, "alice", 2, None);
+    // Signed in, still unanswered: refused the same way.
+    t.events();
+    t.s.handle_input("/password first-new second-new", t.now);
+    assert!(t.sent().is_empty());
+    assert!(matches!(
+        &t.events()[..],
+        [Event::Error {
+            about: About::Input,
+            ..
+        }]
+    ));
+    signed_in(&mut t, "alice", 3, Some(9));
+    t.recv(ServerMsg::PasswordChanged);
+    t.events();
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    refused_key_falls_back_to(&mut t, 4, "first-new");
+    signed_in(&mut t, "alice", 5, None);
+    // Answered: the next change goes out.
+    t.s.handle_input("/password first-new second-new", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::ChangePassword {
+            old: pw("first-new"),
+            new: pw("second-new")
+        }]
+    );
+}
+
+/// A change whose answer a drop lost is no longer on its way: the next `/password` goes out.
+#[test]
+fn a_password_change_lost_in_a_drop_does_not_hold_back_the_next() {
+    for signed in [false, true] {
+        let mut t = T::ready(Transport::Stream);
+        t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+        if signed {
+            signed_in(&mut t, "alice", 2, None);
+        }
+        t.s.handle_input("/password old-password first-new", t.now);
+        assert!(
+            t.drain_paced()
+                .iter()
+                .any(|m| matches!(m, ClientMsg::ChangePassword { .. })),
+            "signed in: {signed}"
+        );
+        reconnect(&mut t);
+        t.welcome(3, true);
+        t.drain_paced();
+        t.events();
+        t.s.handle_input("/password old-password first-new", t.now);
+        assert!(
+            t.drain_paced()
+                .iter()
+                .any(|m| matches!(m, ClientMsg::ChangePassword { .. })),
+            "signed in: {signed}: {:?}",
+            t.events()
+        );
+    }
 }
 
 #[test]
