@@ -1702,6 +1702,7 @@ new ResizeObserver(() => {
 // the open conversation counts as unread.
 window.addEventListener("online", () => {
   if (!client) return;
+  client.reconnect_now(now());
   client.check_link(now());
   pump();
 });
@@ -1717,8 +1718,10 @@ document.addEventListener("visibilitychange", () => {
 // found only at the next keepalive, up to about 15 s later than on the wall clock. The wall
 // clock goes on, so a wall clock that moved far more than the monotonic one since the last look
 // (every WAKE_TICK, and when the tab is shown again or back from the browser's cache) says the
-// computer slept: the link is checked at once. (A wall clock set forward looks the same, and
-// costs one ping.) Every timer stays on the monotonic clock.
+// computer slept: the link is checked at once.
+// (A wall clock set forward looks the same, and costs one ping; one that jumps again and again
+// gets no more reconnect attempts than the backoff allows.) Every timer stays on the monotonic
+// clock.
 const WAKE_TICK = 2_000;
 const WAKE_GAP = 5_000;
 let wakeWall = Date.now();

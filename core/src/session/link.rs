@@ -81,6 +81,22 @@ pub(super) struct Link {
     servers: Servers,
     /// Attempts since the last welcome that did not get one (what a UI shows as the attempt).
     tries: u32,
+    /// What wakes did to the reconnect backoff (see [`Link::woke`]).
+    wake: WakeSkip,
+}
+
+/// A wake may start a waiting attempt at once; the time it skipped is waited after that
+/// attempt, and no wake cuts that longer wait short. So wakes one after another (a wall clock
+/// that jumps every few seconds looks like a sleep each time) bring at most one attempt more
+/// than the backoff would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WakeSkip {
+    /// No wait cut short since the last welcome, or the time skipped was waited.
+    Free,
+    /// A wake cut a wait short by this much: added to the next wait of the backoff.
+    Owed(Millis),
+    /// The wait now running carries the time skipped: wakes leave it alone.
+    Paying,
 }
 
 impl Link {
@@ -97,6 +113,7 @@ impl Link {
             quick_retries: 0,
             servers: Servers::default(),
             tries: 0,
+            wake: WakeSkip::Free,
         }
     }
 
@@ -163,6 +180,7 @@ impl Link {
         self.timers.stop(Timer::Connect);
         self.phase = Phase::Open { welcomed: true };
         self.backoff.reset();
+        self.wake = WakeSkip::Free;
         self.quick_retries = 0;
         self.tries = 0;
         self.servers.welcomed();
@@ -221,6 +239,20 @@ impl Link {
         true
     }
 
+    /// The computer woke (see [`super::Session::check_link`]): true when a waiting attempt is
+    /// to start now. It does unless a wake cut short the wait before this one: the time that
+    /// skipped is waited first ([`WakeSkip`]).
+    pub(super) fn woke(&mut self, now: Millis) -> bool {
+        let Phase::Waiting { at, .. } = self.phase else {
+            return false;
+        };
+        if self.wake != WakeSkip::Free {
+            return false;
+        }
+        self.wake = WakeSkip::Owed(at.since(now));
+        true
+    }
+
     /// Feeds bytes read from a stream transport to the decoder.
     pub(super) fn decoder(&mut self) -> &mut FrameDecoder {
         &mut self.decoder
@@ -268,7 +300,19 @@ impl Link {
             if failed_attempt && self.servers.failed() {
                 (now, self.tries)
             } else {
-                (self.backoff.next(now), self.tries)
+                let at = self.backoff.next(now);
+                let at = match self.wake {
+                    WakeSkip::Owed(skipped) => {
+                        self.wake = WakeSkip::Paying;
+                        at + skipped
+                    }
+                    // The longer wait ended (or was cut short by the network coming back).
+                    WakeSkip::Paying | WakeSkip::Free => {
+                        self.wake = WakeSkip::Free;
+                        at
+                    }
+                };
+                (at, self.tries)
             }
         };
         self.phase = Phase::Waiting {

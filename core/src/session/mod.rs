@@ -937,14 +937,19 @@ impl Session {
     /// monotonic one, which stops in a sleep, as every deadline on it does), or its network
     /// came back: a connection that looks open may be dead, and the keepalive would find out
     /// only after its silence counted on that stopped clock. Pings now (unless a ping waits
-    /// for its answer already), so a dead one is given up within [`PING_TIMEOUT`]; waiting to
-    /// reconnect, reconnects now ([`Session::reconnect_now`]).
+    /// for its answer already), so a dead one is given up within [`PING_TIMEOUT`]. Waiting to
+    /// reconnect, reconnects now, except right
+    /// after a wake did: wakes one after another (a wall clock that jumps) never try more often
+    /// than the backoff does, one attempt ahead at most. The network coming back, or a person
+    /// asking, is [`Session::reconnect_now`], which always does.
     ///
     /// [`PING_TIMEOUT`]: crate::limits::PING_TIMEOUT
     pub fn check_link(&mut self, now: Millis) {
         self.tick(now);
         if let Phase::Waiting { .. } = self.link.phase() {
-            self.start_connect(now);
+            if self.link.woke(now) {
+                self.start_connect(now);
+            }
         } else if self.link.ping_now(now) {
             self.handle_timeout(now);
         }

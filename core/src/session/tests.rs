@@ -1490,6 +1490,66 @@ fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
     );
 }
 
+/// Connection attempts in `secs` seconds of a server that refuses every one at once, with a
+/// wake check every 2 s when `wakes` (a wall clock that jumps: each looks like a sleep).
+fn attempts_while_refused(secs: u64, wakes: bool) -> usize {
+    let mut t = T::new(Transport::Messages);
+    t.events();
+    t.s.handle_disconnected("refused", t.now);
+    let end = t.now + Millis(secs * 1_000);
+    let mut next_wake = t.now + Millis(2_000);
+    let mut attempts = 0;
+    for _ in 0..100_000 {
+        let deadline = t.s.poll_timeout().expect("a deadline");
+        let at = if wakes { deadline.min(next_wake) } else { deadline };
+        if at > end {
+            break;
+        }
+        t.now = t.now.max(at);
+        if wakes && at == next_wake {
+            next_wake = next_wake + Millis(2_000);
+            t.s.check_link(t.now);
+        } else {
+            t.s.handle_timeout(t.now);
+        }
+        if t.events().contains(&Event::Connect) {
+            attempts += 1;
+            t.s.handle_disconnected("refused", t.now);
+        }
+    }
+    attempts
+}
+
+/// A wake while waiting to reconnect tries at once (the wait was counted on a clock that
+/// stopped in the sleep), but wakes one after another do not: each used to start an attempt at
+/// once, so a wall clock jumping every 2 s tried every 2 s whatever the backoff said. The time
+/// a wake skips is waited after the next failure, so wakes never bring more attempts than the
+/// backoff's (one ahead at most); a real sleep still reconnects at once.
+#[test]
+fn repeated_wakes_while_waiting_keep_to_the_backoff() {
+    let plain = attempts_while_refused(120, false);
+    let woken = attempts_while_refused(120, true);
+    assert!(plain > 5, "{plain}");
+    assert!(woken <= plain + 1, "{woken} attempts with wakes, {plain} without");
+    // A wake after the backoff ran long: at once.
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_disconnected("network down", t.now);
+    for _ in 0..6 {
+        t.run_to_deadline();
+        t.s.handle_disconnected("still down", t.now);
+    }
+    let ConnState::Reconnecting { at, .. } = t.s.state() else {
+        panic!("{:?}", t.s.state());
+    };
+    assert!(at.since(t.now) >= Millis(RECONNECT_MAX.0 / 2));
+    t.events();
+    t.s.check_link(t.now);
+    assert_eq!(
+        t.events(),
+        vec![Event::State(ConnState::Connecting), Event::Connect]
+    );
+}
+
 #[test]
 fn a_transport_that_never_opens_is_given_up_on() {
     let mut t = T::new(Transport::Messages);
