@@ -290,8 +290,8 @@ impl Client {
 
     /// The computer may have slept (the wall clock moved far more than the monotonic one,
     /// which stops in a sleep in Chromium on Linux and macOS), or the network is back (the
-    /// browser's `online` event): the link is checked now (a ping, a dead one given up within
-    /// the ping's timeout, not at the next keepalive), or, waiting to reconnect, reconnects now unless
+    /// browser's `online` event): the link is checked now (a ping, a dead one given up within a
+    /// few seconds, not at the next keepalive), or, waiting to reconnect, reconnects now unless
     /// the last wake did (wakes one after another keep to the backoff).
     pub fn check_link(&mut self, now: f64) {
         self.session.check_link(millis(now));

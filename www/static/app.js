@@ -1698,8 +1698,8 @@ new ResizeObserver(() => {
 
 // Back online (or back to the tab) while waiting to reconnect: try now, not at the end of the
 // backoff (the Client ignores this unless it is waiting). Back online while connected: the
-// link is checked at once (a ping), as after a sleep. While the tab is hidden, what arrives in
-// the open conversation counts as unread.
+// link is checked at once (a ping with a few seconds to be answered), as after a sleep. While
+// the tab is hidden, what arrives in the open conversation counts as unread.
 window.addEventListener("online", () => {
   if (!client) return;
   client.reconnect_now(now());
@@ -1718,7 +1718,7 @@ document.addEventListener("visibilitychange", () => {
 // found only at the next keepalive, up to about 15 s later than on the wall clock. The wall
 // clock goes on, so a wall clock that moved far more than the monotonic one since the last look
 // (every WAKE_TICK, and when the tab is shown again or back from the browser's cache) says the
-// computer slept: the link is checked at once.
+// computer slept: the link is checked at once, a ping with a few seconds to be answered.
 // (A wall clock set forward looks the same, and costs one ping; one that jumps again and again
 // gets no more reconnect attempts than the backoff allows.) Every timer stays on the monotonic
 // clock.

@@ -936,14 +936,15 @@ impl Session {
     /// The computer may have slept (the page saw its wall clock move far more than its
     /// monotonic one, which stops in a sleep, as every deadline on it does), or its network
     /// came back: a connection that looks open may be dead, and the keepalive would find out
-    /// only after its silence counted on that stopped clock. Pings now (unless a ping waits
-    /// for its answer already), so a dead one is given up within [`PING_TIMEOUT`]. Waiting to
-    /// reconnect, reconnects now, except right
+    /// only after its silence counted on that stopped clock. Pings now, and gives a dead link up
+    /// within [`WAKE_PING_TIMEOUT`] (so does a ping waiting for its answer already), not after
+    /// the keepalive's [`PING_TIMEOUT`]. Waiting to reconnect, reconnects now, except right
     /// after a wake did: wakes one after another (a wall clock that jumps) never try more often
     /// than the backoff does, one attempt ahead at most. The network coming back, or a person
     /// asking, is [`Session::reconnect_now`], which always does.
     ///
     /// [`PING_TIMEOUT`]: crate::limits::PING_TIMEOUT
+    /// [`WAKE_PING_TIMEOUT`]: crate::limits::WAKE_PING_TIMEOUT
     pub fn check_link(&mut self, now: Millis) {
         self.tick(now);
         if let Phase::Waiting { .. } = self.link.phase() {

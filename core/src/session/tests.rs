@@ -1463,8 +1463,8 @@ fn keepalive_pings_a_silent_server_and_gives_up_on_a_dead_one() {
 
 /// A computer that slept (its monotonic clock, and every deadline on it, stopped meanwhile) may
 /// wake to a dead connection that still looks open: checked at once (the page sees the wall
-/// clock jump past the monotonic one), it pings now and gives up after [`PING_TIMEOUT`], not
-/// after the keepalive's silence first. A ping waiting for its answer is not doubled; waiting
+/// clock jump past the monotonic one), it pings now and gives up after [`WAKE_PING_TIMEOUT`],
+/// not after the keepalive's silence first. A ping waiting for its answer is not doubled; waiting
 /// to reconnect, it reconnects now.
 #[test]
 fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
@@ -1473,11 +1473,11 @@ fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
     assert!(t.sent().is_empty());
     t.s.check_link(t.now);
     assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
-    assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+    assert_eq!(t.s.poll_timeout(), Some(t.now + WAKE_PING_TIMEOUT));
     t.s.check_link(t.now);
     assert!(t.sent().is_empty(), "one ping at a time");
     t.events();
-    t.advance(PING_TIMEOUT.0 - 1);
+    t.advance(WAKE_PING_TIMEOUT.0 - 1);
     assert_eq!(t.s.state(), ConnState::Connected);
     t.advance(1);
     let evs = t.events();
@@ -1548,6 +1548,48 @@ fn repeated_wakes_while_waiting_keep_to_the_backoff() {
         t.events(),
         vec![Event::State(ConnState::Connecting), Event::Connect]
     );
+}
+
+/// On waking, the link is probed with a ping that has [`WAKE_PING_TIMEOUT`] to be answered: a
+/// link that died in the sleep is found within seconds, not after the keepalive's
+/// [`PING_TIMEOUT`]. A ping already waiting is given up as soon; a live link is kept.
+#[test]
+fn a_link_checked_on_waking_is_given_up_within_seconds() {
+    assert!(WAKE_PING_TIMEOUT.0 <= 5_000 && WAKE_PING_TIMEOUT < PING_TIMEOUT);
+    let mut t = T::ready(Transport::Stream);
+    t.advance(1_000);
+    t.s.check_link(t.now);
+    let sent = t.sent();
+    let [ClientMsg::Ping { token }] = sent[..] else {
+        panic!("{sent:?}");
+    };
+    assert_eq!(t.s.poll_timeout(), Some(t.now + WAKE_PING_TIMEOUT));
+    // Answered: alive, and the keepalive starts over as usual.
+    t.recv(ServerMsg::Pong { token });
+    assert_eq!(t.s.state(), ConnState::Connected);
+    assert_eq!(t.s.poll_timeout(), Some(t.now + CLIENT_PING_AFTER));
+    // The next keepalive ping has the usual time to be answered.
+    t.advance(CLIENT_PING_AFTER.0);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+    // A wake while that ping waits: given up within the wake's time, not the ping's.
+    t.advance(1_000);
+    t.s.check_link(t.now);
+    assert!(t.sent().is_empty(), "one ping at a time");
+    t.events();
+    t.advance(WAKE_PING_TIMEOUT.0 - 1);
+    assert_eq!(t.s.state(), ConnState::Connected);
+    t.advance(1);
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close), "{evs:?}");
+    // Unanswered after a fresh wake: dead within the wake's time.
+    let mut t = T::ready(Transport::Stream);
+    t.s.check_link(t.now);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    t.events();
+    t.advance(WAKE_PING_TIMEOUT.0);
+    assert!(t.events().contains(&Event::Close));
+    assert!(matches!(t.s.state(), ConnState::Reconnecting { .. }));
 }
 
 #[test]
