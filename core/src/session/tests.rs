@@ -1501,7 +1501,11 @@ fn attempts_while_refused(secs: u64, wakes: bool) -> usize {
     let mut attempts = 0;
     for _ in 0..100_000 {
         let deadline = t.s.poll_timeout().expect("a deadline");
-        let at = if wakes { deadline.min(next_wake) } else { deadline };
+        let at = if wakes {
+            deadline.min(next_wake)
+        } else {
+            deadline
+        };
         if at > end {
             break;
         }
@@ -1530,7 +1534,10 @@ fn repeated_wakes_while_waiting_keep_to_the_backoff() {
     let plain = attempts_while_refused(120, false);
     let woken = attempts_while_refused(120, true);
     assert!(plain > 5, "{plain}");
-    assert!(woken <= plain + 1, "{woken} attempts with wakes, {plain} without");
+    assert!(
+        woken <= plain + 1,
+        "{woken} attempts with wakes, {plain} without"
+    );
     // A wake after the backoff ran long: at once.
     let mut t = T::ready(Transport::Messages);
     t.s.handle_disconnected("network down", t.now);
