@@ -1709,7 +1709,12 @@ window.addEventListener("online", () => {
 document.addEventListener("visibilitychange", () => {
   if (!client) return;
   client.set_attention(!document.hidden);
-  if (!document.hidden && !wokeUp()) client.reconnect_now(now());
+  // Shown again: checked as after a sleep, and, waiting to reconnect, tried now even right
+  // after a wake did (a person is looking; wakes alone keep to the backoff).
+  if (!document.hidden) {
+    wokeUp();
+    client.reconnect_now(now());
+  }
   pump();
 });
 
