@@ -230,6 +230,8 @@ pub struct Session {
     events: Events,
     /// Why the session ended for good, when it was not `/quit`.
     fatal: Option<String>,
+    /// The server's own words for the last refused account request ([`Session::refusal_detail`]).
+    refusal_detail: Option<String>,
     /// Why the latest connection attempt came to nothing (see [`Session::last_failure`]).
     last_failure: Option<String>,
     /// Rooms whose settings or ban list were asked for by a typed command, oldest first:
@@ -287,6 +289,7 @@ impl Session {
             account: Account::default(),
             events: Events::default(),
             fatal: None,
+            refusal_detail: None,
             last_failure: None,
             typed_asks: VecDeque::new(),
             quiet_who: VecDeque::new(),
@@ -1002,6 +1005,16 @@ impl Session {
     /// speaks another protocol version): a line-mode client exits non-zero on it.
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
+    }
+
+    /// The server's own words for the last account request it refused (a sign-in, a
+    /// registration, a password change: `too many failed sign-ins from your address: try again
+    /// in 30 s`), cleaned of control characters. The [`Event::Error`] about [`About::Account`]
+    /// that said the refusal says them within core's words; a UI that words refusals its own
+    /// way (the page's sign-in dialog) takes what it needs from here, such as a throttled
+    /// request's exact wait.
+    pub fn refusal_detail(&self) -> Option<&str> {
+        self.refusal_detail.as_deref()
     }
 
     /// Why the latest connection attempt came to nothing, in words (`could not connect to
