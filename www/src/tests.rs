@@ -796,9 +796,8 @@ fn welcome(c: &mut Client, token: u8, now: f64) {
     );
 }
 
-/// A client of the dialog (`register`) or of a guest's (`register_here`) whose registration's
-/// answer a drop lost, welcomed again: its check (a sign-in) is under way.
-fn checking_a_lost_registration(required: bool) -> Client {
+/// The page's client as the guest gus, welcomed (at 0 ms, token 1).
+fn gus_welcomed() -> Client {
     let config = SessionConfig {
         nick: nick("gus"),
         rooms: vec![RoomName::lobby()],
@@ -807,6 +806,13 @@ fn checking_a_lost_registration(required: bool) -> Client {
     };
     let mut c = Client::driving(Session::new(config, Millis(0)), nick("gus"), 0.0);
     welcome(&mut c, 1, 0.0);
+    c
+}
+
+/// A client of the dialog (`register`) or of a guest's (`register_here`) whose registration's
+/// answer a drop lost, welcomed again: its check (a sign-in) is under way.
+fn checking_a_lost_registration(required: bool) -> Client {
+    let mut c = gus_welcomed();
     let asked = if required {
         c.register("correct horse battery", false, 0.0)
     } else {
@@ -925,14 +931,7 @@ fn an_end_for_another_reason_is_not_said_as_an_earlier_refusal() {
 /// in the dialog's words by kind (taken), never by the server's words.
 #[test]
 fn a_rename_refused_in_the_dialog_names_its_buttons() {
-    let config = SessionConfig {
-        nick: nick("gus"),
-        rooms: vec![RoomName::lobby()],
-        transport: Transport::Messages,
-        seed: 1,
-    };
-    let mut c = Client::driving(Session::new(config, Millis(0)), nick("gus"), 0.0);
-    welcome(&mut c, 1, 0.0);
+    let mut c = gus_welcomed();
     assert_eq!(c.rename_here("rosa", 0.0), None);
     hear(
         &mut c,
