@@ -269,6 +269,11 @@ pub const RECONNECT_MIN: Millis = Millis(250);
 /// Client side: the longest wait between reconnect attempts.
 pub const RECONNECT_MAX: Millis = Millis(15_000);
 
+/// Client side: a ping sent on waking (the computer slept, or the network came back) has this
+/// long to be answered, not [`PING_TIMEOUT`]: a link that died meanwhile is found within
+/// seconds. A live one answers far sooner; one too slow is given up and resumed.
+pub const WAKE_PING_TIMEOUT: Millis = Millis(4_000);
+
 /// Client side: a server silent this long gets a ping; silent another [`PING_TIMEOUT`] and the
 /// session treats the connection as dead and reconnects.
 pub const CLIENT_PING_AFTER: Millis = Millis(20_000);

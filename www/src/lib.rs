@@ -290,8 +290,9 @@ impl Client {
 
     /// The computer may have slept (the wall clock moved far more than the monotonic one,
     /// which stops in a sleep in Chromium on Linux and macOS), or the network is back (the
-    /// browser's `online` event): the link is checked now (a ping, a dead one given up within
-    /// the ping's timeout, not at the next keepalive), or, waiting to reconnect, reconnects now.
+    /// browser's `online` event): the link is checked now (a ping, a dead one given up within a
+    /// few seconds, not at the next keepalive), or, waiting to reconnect, reconnects now unless
+    /// the last wake did (wakes one after another keep to the backoff).
     pub fn check_link(&mut self, now: f64) {
         self.session.check_link(millis(now));
         self.pump(millis(now));
@@ -823,7 +824,12 @@ impl Client {
                             text,
                         } => {
                             refused = true;
-                            let words = dialog_refusal(self.checking.as_ref(), *kind, text);
+                            let words = dialog_refusal(
+                                self.checking.as_ref(),
+                                *kind,
+                                text,
+                                self.session.refusal_detail(),
+                            );
                             self.refusal = Some(words.clone());
                             self.last_refusal = Some((text.clone(), words));
                         }
@@ -1236,8 +1242,15 @@ const GUEST_NICK_REFUSED: &str = "could not register: guest nicks cannot be regi
 /// being checked for (by a sign-in), if one was: its check found no such account, was turned
 /// away (throttled, too fast), or was lost in drops until given up (no kind). Anything else
 /// is said as core says it. (Until the forty-second session's review the check turned away
-/// or given up was said in core's words, `/login` and all.)
-fn dialog_refusal(checking: Option<&Nick>, kind: Option<ErrorKind>, text: &str) -> String {
+/// or given up was said in core's words, `/login` and all.) `detail`: the server's own words
+/// for the refusal (core's `refusal_detail`), whose exact wait a throttled check says (until
+/// the forty-third session, "wait a while").
+fn dialog_refusal(
+    checking: Option<&Nick>,
+    kind: Option<ErrorKind>,
+    text: &str,
+    detail: Option<&str>,
+) -> String {
     let Some(nick) = checking else {
         return text.to_owned();
     };
@@ -1255,10 +1268,17 @@ fn dialog_refusal(checking: Option<&Nick>, kind: Option<ErrorKind>, text: &str) 
              server answered, and the server has no account {nick} with that password; press \
              Register to try again"
         ),
-        Some(ErrorKind::Throttled) => unknown(
-            &format!("{turned_away} (too many tries from your address)"),
-            "wait a while, then ",
-        ),
+        Some(ErrorKind::Throttled) => match detail {
+            // `too many failed sign-ins from your address: try again in 30 s`
+            Some(detail) => unknown(
+                &format!("{turned_away} ({detail})"),
+                "once that wait is over, ",
+            ),
+            None => unknown(
+                &format!("{turned_away} (too many tries)"),
+                "wait a while, then ",
+            ),
+        },
         Some(ErrorKind::Flood) => unknown(
             &format!("{turned_away} (too many requests at once)"),
             "in a moment, ",

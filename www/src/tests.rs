@@ -732,7 +732,7 @@ fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
         "your registration of gus did not go through (/register again)",
     ] {
         assert_eq!(
-            dialog_refusal(Some(&gus), Some(ErrorKind::SignInFailed), core_says),
+            dialog_refusal(Some(&gus), Some(ErrorKind::SignInFailed), core_says, None),
             "your registration of gus did not go through: the connection dropped before the \
              server answered, and the server has no account gus with that password; press \
              Register to try again"
@@ -741,12 +741,12 @@ fn refusals_in_the_dialog_name_its_buttons_not_typed_commands() {
     // Anything else is said as core says it: that check refused otherwise, a sign-in.
     let taken = "could not register: gus is registered already";
     assert_eq!(
-        dialog_refusal(Some(&gus), Some(ErrorKind::NickTaken), taken),
+        dialog_refusal(Some(&gus), Some(ErrorKind::NickTaken), taken, None),
         taken
     );
     let wrong = "could not sign in: wrong account name or password";
     assert_eq!(
-        dialog_refusal(None, Some(ErrorKind::SignInFailed), wrong),
+        dialog_refusal(None, Some(ErrorKind::SignInFailed), wrong, None),
         wrong
     );
     // A guest's nick (core's rule, `guest` and digits) is not asked to be registered: the
@@ -796,9 +796,8 @@ fn welcome(c: &mut Client, token: u8, now: f64) {
     );
 }
 
-/// A client of the dialog (`register`) or of a guest's (`register_here`) whose registration's
-/// answer a drop lost, welcomed again: its check (a sign-in) is under way.
-fn checking_a_lost_registration(required: bool) -> Client {
+/// The page's client as the guest gus, welcomed (at 0 ms, token 1).
+fn gus_welcomed() -> Client {
     let config = SessionConfig {
         nick: nick("gus"),
         rooms: vec![RoomName::lobby()],
@@ -807,6 +806,13 @@ fn checking_a_lost_registration(required: bool) -> Client {
     };
     let mut c = Client::driving(Session::new(config, Millis(0)), nick("gus"), 0.0);
     welcome(&mut c, 1, 0.0);
+    c
+}
+
+/// A client of the dialog (`register`) or of a guest's (`register_here`) whose registration's
+/// answer a drop lost, welcomed again: its check (a sign-in) is under way.
+fn checking_a_lost_registration(required: bool) -> Client {
+    let mut c = gus_welcomed();
     let asked = if required {
         c.register("correct horse battery", false, 0.0)
     } else {
@@ -824,14 +830,21 @@ fn checking_a_lost_registration(required: bool) -> Client {
 /// lost in drops until given up: core says what to type at the bottom (`/login gus
 /// PASSWORD`), which the sign-in dialog has no place for. Said in the dialog's words, by what
 /// it was (core's kinds, and that a lost registration was being checked), never by core's
-/// words: until this review the dialog showed core's `/login` words.
+/// words: until the forty-second session's review the dialog showed core's `/login` words.
+/// Throttled, it says the server's exact wait (until the forty-third, "wait a while").
 #[test]
 fn a_lost_registrations_check_is_said_in_the_dialogs_words_however_it_ends() {
     let throttled = "too many failed sign-ins from your address: try again in 30 s";
     let flood = "you are sending too fast: 8 commands are already waiting; this one was dropped";
     for required in [true, false] {
         for (kind, re, detail, then) in [
-            (ErrorKind::Throttled, Re::Conn, throttled, "wait"),
+            // The server's exact wait, not "a while".
+            (
+                ErrorKind::Throttled,
+                Re::Conn,
+                throttled,
+                "try again in 30 s",
+            ),
             (ErrorKind::Flood, Re::Account, flood, "in a moment"),
         ] {
             let mut c = checking_a_lost_registration(required);
@@ -918,14 +931,7 @@ fn an_end_for_another_reason_is_not_said_as_an_earlier_refusal() {
 /// in the dialog's words by kind (taken), never by the server's words.
 #[test]
 fn a_rename_refused_in_the_dialog_names_its_buttons() {
-    let config = SessionConfig {
-        nick: nick("gus"),
-        rooms: vec![RoomName::lobby()],
-        transport: Transport::Messages,
-        seed: 1,
-    };
-    let mut c = Client::driving(Session::new(config, Millis(0)), nick("gus"), 0.0);
-    welcome(&mut c, 1, 0.0);
+    let mut c = gus_welcomed();
     assert_eq!(c.rename_here("rosa", 0.0), None);
     hear(
         &mut c,

@@ -1698,17 +1698,23 @@ new ResizeObserver(() => {
 
 // Back online (or back to the tab) while waiting to reconnect: try now, not at the end of the
 // backoff (the Client ignores this unless it is waiting). Back online while connected: the
-// link is checked at once (a ping), as after a sleep. While the tab is hidden, what arrives in
-// the open conversation counts as unread.
+// link is checked at once (a ping with a few seconds to be answered), as after a sleep. While
+// the tab is hidden, what arrives in the open conversation counts as unread.
 window.addEventListener("online", () => {
   if (!client) return;
+  client.reconnect_now(now());
   client.check_link(now());
   pump();
 });
 document.addEventListener("visibilitychange", () => {
   if (!client) return;
   client.set_attention(!document.hidden);
-  if (!document.hidden && !wokeUp()) client.reconnect_now(now());
+  // Shown again: checked as after a sleep, and, waiting to reconnect, tried now even right
+  // after a wake did (a person is looking; wakes alone keep to the backoff).
+  if (!document.hidden) {
+    wokeUp();
+    client.reconnect_now(now());
+  }
   pump();
 });
 
@@ -1717,8 +1723,10 @@ document.addEventListener("visibilitychange", () => {
 // found only at the next keepalive, up to about 15 s later than on the wall clock. The wall
 // clock goes on, so a wall clock that moved far more than the monotonic one since the last look
 // (every WAKE_TICK, and when the tab is shown again or back from the browser's cache) says the
-// computer slept: the link is checked at once. (A wall clock set forward looks the same, and
-// costs one ping.) Every timer stays on the monotonic clock.
+// computer slept: the link is checked at once, a ping with a few seconds to be answered.
+// (A wall clock set forward looks the same, and costs one ping; one that jumps again and again
+// gets no more reconnect attempts than the backoff allows.) Every timer stays on the monotonic
+// clock.
 const WAKE_TICK = 2_000;
 const WAKE_GAP = 5_000;
 let wakeWall = Date.now();

@@ -513,6 +513,25 @@ impl Account {
         Some(what)
     }
 
+    /// A password change typed earlier has not been answered yet: asked while signed in, or
+    /// before the sign-in was through. A second one is refused meanwhile
+    /// ([`Account::change_password`] keeps one change's new password and restores one change's
+    /// key on a refusal: two at once mixed the last password with the first change's key).
+    pub(super) fn change_in_flight(&self) -> bool {
+        self.is_changing_password() || self.later_password.is_some()
+    }
+
+    /// The link dropped with the password change sent and not answered: its answer will not
+    /// come (a resumed session is not told it either), so it is no longer in flight, and a new
+    /// `/password` may be typed. Whether the server took it is not known: the credentials stay
+    /// as they are (a sign-in with a password it no longer takes is refused and says so).
+    pub(super) fn change_lost(&mut self) {
+        self.later_password = None;
+        if self.is_changing_password() {
+            self.asking = None;
+        }
+    }
+
     /// A password change is waiting for its answer.
     pub(super) fn is_changing_password(&self) -> bool {
         matches!(self.asking, Some(Ask::ChangePassword { .. }))

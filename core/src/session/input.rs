@@ -255,6 +255,17 @@ impl Session {
                 self.send_account(msg);
             }
             Command::Logout => self.sign_out(self.now),
+            // One change at a time: a second typed before the first's answer (before the
+            // sign-in was through, or while signed in) got the first change's key with the
+            // second's password, or its answer taken for the first's. The person types it
+            // again once the first is answered (said, either way).
+            Command::ChangePassword { .. } if self.account.change_in_flight() => {
+                self.error(
+                    About::Input,
+                    "a password change is already on its way: wait for the server's answer to \
+                     it, then change it again",
+                );
+            }
             Command::ChangePassword { old, new } => {
                 self.account.change_password(&new);
                 self.send_or_defer(ClientMsg::ChangePassword { old, new });

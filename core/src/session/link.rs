@@ -7,7 +7,7 @@ use super::Transport;
 use super::timers::{Timer, Timers};
 use crate::limits::{
     CLIENT_PING_AFTER, CONNECT_TIMEOUT, MAX_QUEUED_TRANSMITS, PING_TIMEOUT, QUICK_RECONNECTS,
-    RECONNECT_MAX, RECONNECT_MIN,
+    RECONNECT_MAX, RECONNECT_MIN, WAKE_PING_TIMEOUT,
 };
 use crate::time::Millis;
 use crate::wire::{self, ClientMsg, FrameDecoder, MAGIC, WireError};
@@ -81,6 +81,24 @@ pub(super) struct Link {
     servers: Servers,
     /// Attempts since the last welcome that did not get one (what a UI shows as the attempt).
     tries: u32,
+    /// The ping due now probes a link after a wake: it has [`WAKE_PING_TIMEOUT`] to be answered.
+    probe: bool,
+    /// What wakes did to the reconnect backoff (see [`Link::woke`]).
+    wake: WakeSkip,
+}
+
+/// A wake may start a waiting attempt at once; the time it skipped is waited after that
+/// attempt, and no wake cuts that longer wait short. So wakes one after another (a wall clock
+/// that jumps every few seconds looks like a sleep each time) bring at most one attempt more
+/// than the backoff would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WakeSkip {
+    /// No wait cut short since the last welcome, or the time skipped was waited.
+    Free,
+    /// A wake cut a wait short by this much: added to the next wait of the backoff.
+    Owed(Millis),
+    /// The wait now running carries the time skipped: wakes leave it alone.
+    Paying,
 }
 
 impl Link {
@@ -97,6 +115,8 @@ impl Link {
             quick_retries: 0,
             servers: Servers::default(),
             tries: 0,
+            probe: false,
+            wake: WakeSkip::Free,
         }
     }
 
@@ -163,6 +183,7 @@ impl Link {
         self.timers.stop(Timer::Connect);
         self.phase = Phase::Open { welcomed: true };
         self.backoff.reset();
+        self.wake = WakeSkip::Free;
         self.quick_retries = 0;
         self.tries = 0;
         self.servers.welcomed();
@@ -209,15 +230,37 @@ impl Link {
     pub(super) fn heard(&mut self, now: Millis) {
         self.timers.stop(Timer::PingTimeout);
         self.timers.set(Timer::Ping, now + CLIENT_PING_AFTER);
+        self.probe = false;
     }
 
-    /// Moves the keepalive's ping to `now` (see [`super::Session::check_link`]); false when
-    /// none is armed (a ping waits for its answer already, or the link is not up).
+    /// Moves the keepalive's ping to `now`, to be answered within [`WAKE_PING_TIMEOUT`] (see
+    /// [`super::Session::check_link`]); false when none is armed (the link is not up, or a ping
+    /// waits for its answer already: that one is given up as soon).
     pub(super) fn ping_now(&mut self, now: Millis) -> bool {
+        if let Some(at) = self.timers.at(Timer::PingTimeout) {
+            self.timers
+                .set(Timer::PingTimeout, at.min(now + WAKE_PING_TIMEOUT));
+            return false;
+        }
         if self.timers.at(Timer::Ping).is_none() {
             return false;
         }
         self.timers.set(Timer::Ping, now);
+        self.probe = true;
+        true
+    }
+
+    /// The computer woke (see [`super::Session::check_link`]): true when a waiting attempt is
+    /// to start now. It does unless a wake cut short the wait before this one: the time that
+    /// skipped is waited first ([`WakeSkip`]).
+    pub(super) fn woke(&mut self, now: Millis) -> bool {
+        let Phase::Waiting { at, .. } = self.phase else {
+            return false;
+        };
+        if self.wake != WakeSkip::Free {
+            return false;
+        }
+        self.wake = WakeSkip::Owed(at.since(now));
         true
     }
 
@@ -268,7 +311,19 @@ impl Link {
             if failed_attempt && self.servers.failed() {
                 (now, self.tries)
             } else {
-                (self.backoff.next(now), self.tries)
+                let at = self.backoff.next(now);
+                let at = match self.wake {
+                    WakeSkip::Owed(skipped) => {
+                        self.wake = WakeSkip::Paying;
+                        at + skipped
+                    }
+                    // The longer wait ended (or was cut short by the network coming back).
+                    WakeSkip::Paying | WakeSkip::Free => {
+                        self.wake = WakeSkip::Free;
+                        at
+                    }
+                };
+                (at, self.tries)
             }
         };
         self.phase = Phase::Waiting {
@@ -321,7 +376,12 @@ impl Link {
             dead: self.timers.take_expired(Timer::PingTimeout, now),
             ping: self.timers.take_expired(Timer::Ping, now).then(|| {
                 self.ping_token = self.ping_token.wrapping_add(1);
-                self.timers.set(Timer::PingTimeout, now + PING_TIMEOUT);
+                let answer_within = if std::mem::take(&mut self.probe) {
+                    WAKE_PING_TIMEOUT
+                } else {
+                    PING_TIMEOUT
+                };
+                self.timers.set(Timer::PingTimeout, now + answer_within);
                 self.ping_token
             }),
             reconnect: self.timers.take_expired(Timer::Reconnect, now),

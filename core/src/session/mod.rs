@@ -234,6 +234,8 @@ pub struct Session {
     events: Events,
     /// Why the session ended for good, when it was not `/quit`.
     fatal: Option<String>,
+    /// The server's own words for the last refused account request ([`Session::refusal_detail`]).
+    refusal_detail: Option<String>,
     /// Why the latest connection attempt came to nothing (see [`Session::last_failure`]).
     last_failure: Option<String>,
     /// Rooms whose settings or ban list were asked for by a typed command, oldest first:
@@ -292,6 +294,7 @@ impl Session {
             account: Account::default(),
             events: Events::default(),
             fatal: None,
+            refusal_detail: None,
             last_failure: None,
             typed_asks: VecDeque::new(),
             quiet_who: VecDeque::new(),
@@ -941,15 +944,21 @@ impl Session {
     /// The computer may have slept (the page saw its wall clock move far more than its
     /// monotonic one, which stops in a sleep, as every deadline on it does), or its network
     /// came back: a connection that looks open may be dead, and the keepalive would find out
-    /// only after its silence counted on that stopped clock. Pings now (unless a ping waits
-    /// for its answer already), so a dead one is given up within [`PING_TIMEOUT`]; waiting to
-    /// reconnect, reconnects now ([`Session::reconnect_now`]).
+    /// only after its silence counted on that stopped clock. Pings now, and gives a dead link up
+    /// within [`WAKE_PING_TIMEOUT`] (so does a ping waiting for its answer already), not after
+    /// the keepalive's [`PING_TIMEOUT`]. Waiting to reconnect, reconnects now, except right
+    /// after a wake did: wakes one after another (a wall clock that jumps) never try more often
+    /// than the backoff does, one attempt ahead at most. The network coming back, or a person
+    /// asking, is [`Session::reconnect_now`], which always does.
     ///
     /// [`PING_TIMEOUT`]: crate::limits::PING_TIMEOUT
+    /// [`WAKE_PING_TIMEOUT`]: crate::limits::WAKE_PING_TIMEOUT
     pub fn check_link(&mut self, now: Millis) {
         self.tick(now);
         if let Phase::Waiting { .. } = self.link.phase() {
-            self.start_connect(now);
+            if self.link.woke(now) {
+                self.start_connect(now);
+            }
         } else if self.link.ping_now(now) {
             self.handle_timeout(now);
         }
@@ -1001,6 +1010,16 @@ impl Session {
     /// speaks another protocol version): a line-mode client exits non-zero on it.
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
+    }
+
+    /// The server's own words for the last account request it refused (a sign-in, a
+    /// registration, a password change: `too many failed sign-ins from your address: try again
+    /// in 30 s`), cleaned of control characters. The [`Event::Error`] about [`About::Account`]
+    /// that said the refusal says them within core's words; a UI that words refusals its own
+    /// way (the page's sign-in dialog) takes what it needs from here, such as a throttled
+    /// request's exact wait.
+    pub fn refusal_detail(&self) -> Option<&str> {
+        self.refusal_detail.as_deref()
     }
 
     /// Why the latest connection attempt came to nothing, in words (`could not connect to
@@ -1147,6 +1166,13 @@ impl Session {
                     | ClientMsg::History { .. }
             )
         });
+        // A password change sent on this link is not answered on the next one.
+        if !self
+            .out
+            .defers(|m| matches!(m, ClientMsg::ChangePassword { .. }))
+        {
+            self.account.change_lost();
+        }
         self.asks.link_lost();
         self.quiet_who.clear();
         self.link.reconnect(now, quick);

@@ -189,6 +189,11 @@ impl Outgoing {
             .collect()
     }
 
+    /// A command kept for after the welcome is one `which` accepts.
+    pub(super) fn defers(&self, which: impl Fn(&ClientMsg) -> bool) -> bool {
+        self.deferred.iter().any(which)
+    }
+
     /// Keeps a command for after the welcome.
     pub(super) fn defer(&mut self, msg: ClientMsg) -> Result<(), Full> {
         if self.deferred.len() >= MAX_DEFERRED {

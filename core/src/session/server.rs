@@ -716,6 +716,9 @@ impl Session {
             });
         let refused =
             (about == About::Account).then(|| self.account.refused(kind, named, self.now));
+        if about == About::Account {
+            self.refusal_detail = Some(clean(detail));
+        }
         let text = match (what, &refused) {
             // The sign-in that checked a registration whose answer a drop lost: not made.
             _ if let Some(nick) = &checked => format!(

@@ -1537,8 +1537,8 @@ fn keepalive_pings_a_silent_server_and_gives_up_on_a_dead_one() {
 
 /// A computer that slept (its monotonic clock, and every deadline on it, stopped meanwhile) may
 /// wake to a dead connection that still looks open: checked at once (the page sees the wall
-/// clock jump past the monotonic one), it pings now and gives up after [`PING_TIMEOUT`], not
-/// after the keepalive's silence first. A ping waiting for its answer is not doubled; waiting
+/// clock jump past the monotonic one), it pings now and gives up after [`WAKE_PING_TIMEOUT`],
+/// not after the keepalive's silence first. A ping waiting for its answer is not doubled; waiting
 /// to reconnect, it reconnects now.
 #[test]
 fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
@@ -1547,11 +1547,11 @@ fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
     assert!(t.sent().is_empty());
     t.s.check_link(t.now);
     assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
-    assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+    assert_eq!(t.s.poll_timeout(), Some(t.now + WAKE_PING_TIMEOUT));
     t.s.check_link(t.now);
     assert!(t.sent().is_empty(), "one ping at a time");
     t.events();
-    t.advance(PING_TIMEOUT.0 - 1);
+    t.advance(WAKE_PING_TIMEOUT.0 - 1);
     assert_eq!(t.s.state(), ConnState::Connected);
     t.advance(1);
     let evs = t.events();
@@ -1562,6 +1562,115 @@ fn a_link_checked_after_a_sleep_pings_at_once_and_a_dead_one_is_given_up() {
         t.events().contains(&Event::Connect),
         "waiting to reconnect: now"
     );
+}
+
+/// Connection attempts in `secs` seconds of a server that refuses every one at once, with a
+/// wake check every 2 s when `wakes` (a wall clock that jumps: each looks like a sleep).
+fn attempts_while_refused(secs: u64, wakes: bool) -> usize {
+    let mut t = T::new(Transport::Messages);
+    t.events();
+    t.s.handle_disconnected("refused", t.now);
+    let end = t.now + Millis(secs * 1_000);
+    let mut next_wake = t.now + Millis(2_000);
+    let mut attempts = 0;
+    for _ in 0..100_000 {
+        let deadline = t.s.poll_timeout().expect("a deadline");
+        let at = if wakes {
+            deadline.min(next_wake)
+        } else {
+            deadline
+        };
+        if at > end {
+            break;
+        }
+        t.now = t.now.max(at);
+        if wakes && at == next_wake {
+            next_wake = next_wake + Millis(2_000);
+            t.s.check_link(t.now);
+        } else {
+            t.s.handle_timeout(t.now);
+        }
+        if t.events().contains(&Event::Connect) {
+            attempts += 1;
+            t.s.handle_disconnected("refused", t.now);
+        }
+    }
+    attempts
+}
+
+/// A wake while waiting to reconnect tries at once (the wait was counted on a clock that
+/// stopped in the sleep), but wakes one after another do not: each used to start an attempt at
+/// once, so a wall clock jumping every 2 s tried every 2 s whatever the backoff said. The time
+/// a wake skips is waited after the next failure, so wakes never bring more attempts than the
+/// backoff's (one ahead at most); a real sleep still reconnects at once.
+#[test]
+fn repeated_wakes_while_waiting_keep_to_the_backoff() {
+    let plain = attempts_while_refused(120, false);
+    let woken = attempts_while_refused(120, true);
+    assert!(plain > 5, "{plain}");
+    assert!(
+        woken <= plain + 1,
+        "{woken} attempts with wakes, {plain} without"
+    );
+    // A wake after the backoff ran long: at once.
+    let mut t = T::ready(Transport::Messages);
+    t.s.handle_disconnected("network down", t.now);
+    for _ in 0..6 {
+        t.run_to_deadline();
+        t.s.handle_disconnected("still down", t.now);
+    }
+    let ConnState::Reconnecting { at, .. } = t.s.state() else {
+        panic!("{:?}", t.s.state());
+    };
+    assert!(at.since(t.now) >= Millis(RECONNECT_MAX.0 / 2));
+    t.events();
+    t.s.check_link(t.now);
+    assert_eq!(
+        t.events(),
+        vec![Event::State(ConnState::Connecting), Event::Connect]
+    );
+}
+
+/// On waking, the link is probed with a ping that has [`WAKE_PING_TIMEOUT`] to be answered: a
+/// link that died in the sleep is found within seconds, not after the keepalive's
+/// [`PING_TIMEOUT`]. A ping already waiting is given up as soon; a live link is kept.
+#[test]
+fn a_link_checked_on_waking_is_given_up_within_seconds() {
+    assert!(WAKE_PING_TIMEOUT.0 <= 5_000 && WAKE_PING_TIMEOUT < PING_TIMEOUT);
+    let mut t = T::ready(Transport::Stream);
+    t.advance(1_000);
+    t.s.check_link(t.now);
+    let sent = t.sent();
+    let [ClientMsg::Ping { token }] = sent[..] else {
+        panic!("{sent:?}");
+    };
+    assert_eq!(t.s.poll_timeout(), Some(t.now + WAKE_PING_TIMEOUT));
+    // Answered: alive, and the keepalive starts over as usual.
+    t.recv(ServerMsg::Pong { token });
+    assert_eq!(t.s.state(), ConnState::Connected);
+    assert_eq!(t.s.poll_timeout(), Some(t.now + CLIENT_PING_AFTER));
+    // The next keepalive ping has the usual time to be answered.
+    t.advance(CLIENT_PING_AFTER.0);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    assert_eq!(t.s.poll_timeout(), Some(t.now + PING_TIMEOUT));
+    // A wake while that ping waits: given up within the wake's time, not the ping's.
+    t.advance(1_000);
+    t.s.check_link(t.now);
+    assert!(t.sent().is_empty(), "one ping at a time");
+    t.events();
+    t.advance(WAKE_PING_TIMEOUT.0 - 1);
+    assert_eq!(t.s.state(), ConnState::Connected);
+    t.advance(1);
+    let evs = t.events();
+    assert!(evs.contains(&Event::Close), "{evs:?}");
+    // Unanswered after a fresh wake: dead within the wake's time.
+    let mut t = T::ready(Transport::Stream);
+    t.s.check_link(t.now);
+    assert!(matches!(t.sent()[..], [ClientMsg::Ping { .. }]));
+    t.events();
+    t.advance(WAKE_PING_TIMEOUT.0);
+    assert!(t.events().contains(&Event::Close));
+    assert!(matches!(t.s.state(), ConnState::Reconnecting { .. }));
 }
 
 #[test]
@@ -3020,6 +3129,17 @@ fn sign_in_msg(account: &str, proof: Proof, remember: bool) -> ClientMsg {
     }
 }
 
+/// A restart (a welcome that is not a resume, with `token`) whose key sign-in the server refuses:
+/// the session falls back to the password `password`, the first thing it sends.
+fn refused_key_falls_back_to(t: &mut T, token: u8, password: &str) {
+    restarted(t, token);
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg("alice", Proof::Password(pw(password)), false))
+    );
+}
+
 /// A welcome that is not a resume after a reconnect; returns what went out after it.
 fn restarted(t: &mut T, token: u8) -> Vec<ClientMsg> {
     reconnect(t);
@@ -4112,16 +4232,7 @@ fn a_password_changes_new_key_is_kept_when_the_drop_loses_its_answer() {
         "still remembered"
     );
     // Its password is the new one too: a later refusal of that key falls back to it.
-    restarted(&mut t, 6);
-    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
-    assert_eq!(
-        t.drain_paced().first(),
-        Some(&sign_in_msg(
-            "alice",
-            Proof::Password(pw("new password")),
-            false
-        ))
-    );
+    refused_key_falls_back_to(&mut t, 6, "new password");
 }
 
 /// The new key such a change brings before its answer is the device's at once, with the new
@@ -4154,16 +4265,7 @@ fn a_password_changes_new_key_is_the_devices_as_soon_as_it_comes() {
     );
     assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
     // A later refusal of that key falls back to the new password.
-    restarted(&mut t, 4);
-    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
-    assert_eq!(
-        t.drain_paced().first(),
-        Some(&sign_in_msg(
-            "alice",
-            Proof::Password(pw("new password")),
-            false
-        ))
-    );
+    refused_key_falls_back_to(&mut t, 4, "new password");
 }
 
 /// The same change for a device that was not remembered: no new key comes, and the session
@@ -4179,6 +4281,99 @@ fn a_password_change_typed_before_the_sign_in_leaves_no_revoked_key() {
     signed_in(&mut t, "alice", 2, None);
     t.recv(ServerMsg::PasswordChanged);
     assert_eq!(t.s.device_key(), None, "every key is revoked by a change");
+}
+
+/// Two `/password`s typed before the sign-in was through (a page loaded while its server was
+/// away): the second went out too, and the first change's new key came with the second's
+/// password as the credentials. The second is refused while the first waits for its answer,
+/// said as such; the first goes out alone and its key and password are the device's.
+#[test]
+fn a_second_password_change_waits_for_the_first_ones_answer() {
+    let mut t = T::new(Transport::Stream);
+    t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+    t.s.handle_input("/password old-password first-new", t.now);
+    t.s.handle_input("/password first-new second-new", t.now);
+    let evs = t.events();
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            Event::Error { about: About::Input, text, .. }
+                if text.contains("a password change is already on its way")
+        )),
+        "{evs:?}"
+    );
+    t.s.handle_connected(t.now);
+    t.welcome(1, false);
+    let changes: Vec<ClientMsg> = t
+        .drain_paced()
+        .into_iter()
+        .filter(|m| matches!(m, ClientMsg::ChangePassword { .. }))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![ClientMsg::ChangePassword {
+            old: pw("old-password"),
+            new: pw("first-new")
+        }]
+    );
+    signed_in(&mut t, "alice", 2, None);
+    // Signed in, still unanswered: refused the same way.
+    t.events();
+    t.s.handle_input("/password first-new second-new", t.now);
+    assert!(t.sent().is_empty());
+    assert!(matches!(
+        &t.events()[..],
+        [Event::Error {
+            about: About::Input,
+            ..
+        }]
+    ));
+    signed_in(&mut t, "alice", 3, Some(9));
+    t.recv(ServerMsg::PasswordChanged);
+    t.events();
+    assert_eq!(t.s.device_key(), Some(&DeviceKey([9; 32])));
+    refused_key_falls_back_to(&mut t, 4, "first-new");
+    signed_in(&mut t, "alice", 5, None);
+    // Answered: the next change goes out.
+    t.s.handle_input("/password first-new second-new", t.now);
+    assert_eq!(
+        t.drain_paced(),
+        vec![ClientMsg::ChangePassword {
+            old: pw("first-new"),
+            new: pw("second-new")
+        }]
+    );
+}
+
+/// A change whose answer a drop lost is no longer on its way: the next `/password` goes out.
+#[test]
+fn a_password_change_lost_in_a_drop_does_not_hold_back_the_next() {
+    for signed in [false, true] {
+        let mut t = T::ready(Transport::Stream);
+        t.s.sign_in(nick("alice"), Proof::Key(DeviceKey([8; 32])), false, t.now);
+        if signed {
+            signed_in(&mut t, "alice", 2, None);
+        }
+        t.s.handle_input("/password old-password first-new", t.now);
+        assert!(
+            t.drain_paced()
+                .iter()
+                .any(|m| matches!(m, ClientMsg::ChangePassword { .. })),
+            "signed in: {signed}"
+        );
+        reconnect(&mut t);
+        t.welcome(3, true);
+        t.drain_paced();
+        t.events();
+        t.s.handle_input("/password old-password first-new", t.now);
+        assert!(
+            t.drain_paced()
+                .iter()
+                .any(|m| matches!(m, ClientMsg::ChangePassword { .. })),
+            "signed in: {signed}: {:?}",
+            t.events()
+        );
+    }
 }
 
 #[test]
