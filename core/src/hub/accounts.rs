@@ -2784,6 +2784,29 @@ impl Hub {
         );
     }
 
+    /// `room` goes from the stored rooms of `uid`'s account (and only it: in a cluster, the
+    /// other stored rooms' joins may still be on their way at sign-in).
+    pub(super) fn account_drops_room(&mut self, uid: UserId, room: &RoomName) {
+        let Some(account) = self.users.get(&uid).and_then(|u| u.account()) else {
+            return;
+        };
+        let Some(a) = self.accounts.by_name.get_mut(account) else {
+            return;
+        };
+        if !a.rooms.contains(room) {
+            return;
+        }
+        a.rooms.retain(|r| r != room);
+        let (name, rooms) = (a.name.clone(), a.rooms.clone());
+        self.account_write(
+            &name,
+            Write::AccountRooms {
+                account: name.clone(),
+                rooms,
+            },
+        );
+    }
+
     /// Whether a user with no device stays (an always-on account's).
     pub(super) fn stays_offline(&self, uid: UserId) -> bool {
         self.config.accounts.always_on
@@ -3229,6 +3252,7 @@ impl Hub {
                 .get(&account.folded())
                 .and_then(|a| a.read.get(&room).copied());
             self.join_as_member(conn, room.clone(), now);
+            self.cluster_stored_join(uid, &room);
             markers.extend(marker.map(|seq| (room, seq)));
         }
         // Each marker after its room's `Joined` (a marker for a room the client does not

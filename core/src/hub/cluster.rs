@@ -340,6 +340,9 @@ struct Published {
     join: Option<(ConnId, UserId)>,
     /// The join takes a resumed session back into a room: the resume answers it.
     rejoin: bool,
+    /// The join takes an account signing in back into a room of its stored rooms: a close
+    /// of the room since its last join there puts it out again ([`Hub::closed_while_away`]).
+    stored: bool,
     /// A change of the room's settings made here (a `Mode` event: who, and the event), to
     /// announce again once the change is in the cluster if the log refuses it.
     mode: Option<Box<(Nick, EventKind)>>,
@@ -443,6 +446,16 @@ impl InFlight {
     fn set_rejoin(&mut self, id: u64) {
         if let Some(p) = self.by_id.get_mut(&id) {
             p.rejoin = true;
+        }
+    }
+
+    /// Marks the join of `uid` into `room` on its way as one of a signing-in account's
+    /// stored rooms.
+    fn set_stored(&mut self, room: &RoomName, uid: UserId) {
+        for p in self.by_id.values_mut() {
+            if p.room == *room && p.join.is_some_and(|(_, u)| u == uid) {
+                p.stored = true;
+            }
         }
     }
 
@@ -1191,6 +1204,14 @@ impl Hub {
         true
     }
 
+    /// Cluster mode: the join of `uid` into `room` just asked is one of its account's stored
+    /// rooms, at sign-in ([`Hub::closed_while_away`] when it comes back).
+    pub(super) fn cluster_stored_join(&mut self, uid: UserId, room: &RoomName) {
+        if let Some(cl) = self.cluster.as_mut() {
+            cl.published.set_stored(room, uid);
+        }
+    }
+
     /// Cluster mode: `req` waits if a join of `conn` is on its way (what follows a join may
     /// need it done, as on a single node); else it is handed back to run now.
     pub(super) fn cluster_defer(&mut self, conn: ConnId, req: Request) -> Option<Request> {
@@ -1415,6 +1436,7 @@ impl Hub {
         }
         let was_mine = mine.is_some();
         let rejoin = mine.as_ref().is_some_and(|p| p.rejoin);
+        let stored = mine.as_ref().is_some_and(|p| p.stored);
         let mine_msg = mine.as_ref().and_then(|p| p.id);
         let (skip, sender, join, client_tags) = mine.map_or((Skip::None, None, None, None), |p| {
             (p.skip, p.sender, p.join, p.client_tags)
@@ -1425,6 +1447,19 @@ impl Hub {
                 Some((target.clone(), event.from.clone(), reason.clone()))
             }
             _ => None,
+        };
+        // A stored room closed since the account last joined it (its node was down then, so
+        // nobody here kept the words): it is not joined again, and told as on one server.
+        let mut closed_away = None;
+        let join = match join {
+            Some((c, uid)) if stored => match self.closed_while_away(&room, uid) {
+                Some(words) => {
+                    closed_away = Some((c, uid, words));
+                    None
+                }
+                None => join,
+            },
+            join => join,
         };
         if let Some((_, uid)) = join
             && let Some(u) = self.users.get_mut(&uid)
@@ -1489,10 +1524,59 @@ impl Hub {
             self.finish_resume(conn, now);
             self.run_deferred(conn, now);
         }
+        if let Some((conn, uid, words)) = closed_away {
+            self.put_out_of_closed(conn, uid, &room, words, now);
+        }
         if was_mine {
             // A room nobody here is in any more was kept for this event (`cluster_keeps`).
             self.drop_if_empty(&room);
         }
+    }
+
+    /// The words for `uid`, signing in to an account whose stored rooms hold `room`, if the
+    /// room's last events say it was closed after the account's last join there: its node
+    /// was down during the close, and the account's stored rooms still named it.
+    fn closed_while_away(&self, room: &RoomName, uid: UserId) -> Option<String> {
+        let nick = self.users.get(&uid)?.nick.folded();
+        let r = self.rooms.get(room)?;
+        let close = r
+            .last_n(rooms::CLOSE_LOOKBACK, r.last_seq)
+            .filter_map(|s| s.event())
+            .fold(None, |found, ev| match &ev.kind {
+                EventKind::Mode { change } if crate::persist::closes_room(&ev.kind) => {
+                    let reason = change.as_str().strip_prefix("close: ").map(str::to_owned);
+                    Some((ev.from.clone(), reason))
+                }
+                EventKind::Join | EventKind::Moved if ev.from.folded() == nick => None,
+                _ => found,
+            })?;
+        let (by, reason) = close;
+        Some(Self::closed_words(room, Some(&by), reason.as_deref()))
+    }
+
+    /// `uid` (on `conn`, signing in) came back into `room`, closed while it was away: it
+    /// leaves again (the other nodes hear a part), the room goes from its account's stored
+    /// rooms, and it is told `words`.
+    fn put_out_of_closed(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        room: &RoomName,
+        words: String,
+        now: Millis,
+    ) {
+        let Some(u) = self.users.get(&uid) else {
+            return;
+        };
+        let nick = u.nick.clone();
+        self.account_drops_room(uid, room);
+        if let Some(cl) = self.cluster.as_mut() {
+            let part = EventKind::Part { reason: None };
+            publish(cl, room, &nick, part, now, Skip::All, None, None, None);
+        }
+        self.reply(conn, Reply::Note(super::dialect::Note::NickOnly(words)));
+        self.finish_resume(conn, now);
+        self.run_deferred(conn, now);
     }
 
     /// A server admin's `/wall` (`ops`: `WALLOPS`) said on another node
@@ -2919,6 +3003,7 @@ fn publish(
             id,
             join,
             rejoin: false,
+            stored: false,
             mode: matches!(kind, EventKind::Mode { .. })
                 .then(|| Box::new((from.clone(), kind.clone()))),
             member: None,

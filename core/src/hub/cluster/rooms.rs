@@ -22,7 +22,7 @@ use tracing::{debug, info};
 
 /// How many of a closed room's last events are looked through for its close (who closed it
 /// and why, for a member told at its next sign-in).
-const CLOSE_LOOKBACK: usize = 16;
+pub(super) const CLOSE_LOOKBACK: usize = 16;
 
 /// How long a kick this node published is taken as on its way: a ban's news does not put the
 /// same member out again meanwhile. A kick the log refused is tried again with the room's next

@@ -1079,3 +1079,25 @@ fn an_operators_removal_heard_late_leaves_the_new_holders_operator_and_voice_alo
         "the new holder's operator and voice stay"
     );
 }
+
+/// An always-on account's node down while an admin on another node closes its room: the node
+/// comes back knowing nothing of the account's user, and the account signs in there. It is
+/// not put back into the closed room, and it is told who closed it and why, as a node that was
+/// up tells it.
+#[test]
+fn an_account_whose_node_was_down_during_its_rooms_close_is_told_at_its_next_sign_in() {
+    let (mut net, a, d) = alice_and_dave();
+    ask(&mut net, 1, d, &ClientMsg::Quit { reason: None });
+    net.recv(0, a);
+    // Node 1 goes down (dave's user with it) and comes back after the close.
+    restart(&mut net, 1);
+    close_r(&mut net, a, Some("moved"));
+    restart(&mut net, 1);
+    let (_, got, told) = sign_in_on(&mut net, 1, "dave");
+    assert!(!joined(&got), "back in the closed #r: {got:?}");
+    assert_eq!(
+        told,
+        ["while you were away, alice closed #r (moved)"],
+        "{got:?}"
+    );
+}
