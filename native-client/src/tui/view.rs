@@ -111,11 +111,29 @@ impl View {
         self.search = self.search.saturating_add_signed(rows).min(10_000);
     }
 
-    /// Follows every change of the model since the last frame ([`View::follow`]).
+    /// Follows every change of the model since the last frame ([`View::follow`]). A room whose
+    /// older lines are no longer loading once all are followed ends PgUp's paging: the page
+    /// came (or failed) without bringing a line, or a PgDn meanwhile would keep the next
+    /// `/history` from showing its lines. Not at each `Scrollback` change: the ask's and its
+    /// page's may come within one frame, and the model is read as of the frame's end (the
+    /// paging ended before the page's lines were followed, and they were scrolled to over a
+    /// PgDn).
     pub fn follow_changes(&mut self, chat: &mut Chat, rows_of: impl Fn(&Chat, &Line) -> usize) {
+        let mut told = Vec::new();
         while let Some(change) = chat.poll_change() {
+            if let Change::Scrollback(conv) = &change {
+                told.push(conv.clone());
+            }
             let chat: &Chat = chat;
             self.follow(&change, chat, |line| rows_of(chat, line));
+        }
+        for conv in told {
+            if chat
+                .conv(&conv)
+                .is_none_or(|c| c.scrollback() != Some(Scrollback::Loading))
+            {
+                self.paging.remove(&conv);
+            }
         }
     }
 
@@ -150,15 +168,6 @@ impl View {
                 if conv == chat.current() && self.scroll(chat) == 0 && !went_down {
                     self.scroll_up(chat, usize::MAX);
                 }
-            }
-            // The page came (or failed) without bringing a line: PgUp's ask is over all the
-            // same, or a PgDn meanwhile would keep the next `/history` from showing its lines.
-            Change::Scrollback(conv)
-                if chat
-                    .conv(conv)
-                    .is_none_or(|c| c.scrollback() != Some(Scrollback::Loading)) =>
-            {
-                self.paging.remove(conv);
             }
             Change::Current => {
                 self.scroll.remove(chat.current());
@@ -233,9 +242,7 @@ pub(crate) mod tests {
     /// Folds `ev` in and lets the view follow.
     pub fn apply(c: &mut Chat, v: &mut View, ev: &Event) {
         c.handle_event(ev, Millis(0));
-        while let Some(change) = c.poll_change() {
-            v.follow(&change, c, |_| 1);
-        }
+        v.follow_changes(c, |_, _| 1);
     }
 
     /// A resize kept the scroll's rows, which at another width show other lines: narrower,
