@@ -128,11 +128,9 @@ fn keep_place(
     tz: i32,
 ) {
     let counted_on = drawn_on.unwrap_or(size);
-    while let Some(change) = chat.poll_change() {
-        view.follow(&change, chat, |line| {
-            draw::line_rows(line, chat.me(), counted_on, tz)
-        });
-    }
+    view.follow_changes(chat, |chat, line| {
+        draw::line_rows(line, chat.me(), counted_on, tz)
+    });
     if counted_on.width != size.width {
         for id in view.scrolled() {
             let was = draw::conv_rows(chat, &id, counted_on, tz);

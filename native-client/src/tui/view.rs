@@ -111,6 +111,32 @@ impl View {
         self.search = self.search.saturating_add_signed(rows).min(10_000);
     }
 
+    /// Follows every change of the model since the last frame ([`View::follow`]). A room whose
+    /// older lines are no longer loading once all are followed ends PgUp's paging: the page
+    /// came (or failed) without bringing a line, or a PgDn meanwhile would keep the next
+    /// `/history` from showing its lines. Not at each `Scrollback` change: the ask's and its
+    /// page's may come within one frame, and the model is read as of the frame's end (the
+    /// paging ended before the page's lines were followed, and they were scrolled to over a
+    /// PgDn).
+    pub fn follow_changes(&mut self, chat: &mut Chat, rows_of: impl Fn(&Chat, &Line) -> usize) {
+        let mut told = Vec::new();
+        while let Some(change) = chat.poll_change() {
+            if let Change::Scrollback(conv) = &change {
+                told.push(conv.clone());
+            }
+            let chat: &Chat = chat;
+            self.follow(&change, chat, |line| rows_of(chat, line));
+        }
+        for conv in told {
+            if chat
+                .conv(&conv)
+                .is_none_or(|c| c.scrollback() != Some(Scrollback::Loading))
+            {
+                self.paging.remove(&conv);
+            }
+        }
+    }
+
     /// Follows a change of the model: a line arriving in a conversation scrolled up keeps the
     /// view still (`rows_of` says how many rows a line takes on screen); a conversation opened
     /// shows its newest lines; a conversation gone is forgotten; a new search shows its first
@@ -142,15 +168,6 @@ impl View {
                 if conv == chat.current() && self.scroll(chat) == 0 && !went_down {
                     self.scroll_up(chat, usize::MAX);
                 }
-            }
-            // The page came (or failed) without bringing a line: PgUp's ask is over all the
-            // same, or a PgDn meanwhile would keep the next `/history` from showing its lines.
-            Change::Scrollback(conv)
-                if chat
-                    .conv(conv)
-                    .is_none_or(|c| c.scrollback() != Some(Scrollback::Loading)) =>
-            {
-                self.paging.remove(conv);
             }
             Change::Current => {
                 self.scroll.remove(chat.current());
@@ -225,9 +242,7 @@ pub(crate) mod tests {
     /// Folds `ev` in and lets the view follow.
     pub fn apply(c: &mut Chat, v: &mut View, ev: &Event) {
         c.handle_event(ev, Millis(0));
-        while let Some(change) = c.poll_change() {
-            v.follow(&change, c, |_| 1);
-        }
+        v.follow_changes(c, |_, _| 1);
     }
 
     /// A resize kept the scroll's rows, which at another width show other lines: narrower,
@@ -438,6 +453,31 @@ pub(crate) mod tests {
         // `/history` typed at the bottom: shown.
         apply(&mut c, &mut v, &Event::Older { room: room("#a") });
         apply(&mut c, &mut v, &older(1));
+        assert!(v.scroll(&c) > 0, "up to the lines /history brought");
+    }
+
+    /// The ask and its page came within one frame (the main loop handles several events, then
+    /// follows their changes): the first `Scrollback` change, the ask's, was read with the
+    /// page already in, ended the paging before the page's lines were followed, and the view
+    /// jumped up to them though the person had gone back down (PgDn).
+    #[test]
+    fn a_page_within_the_frame_of_its_ask_keeps_pgdn() {
+        let mut c = chat_in(&["#a"]);
+        let mut v = View::new();
+        for i in 10..20 {
+            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
+        }
+        v.scroll_up(&c, 2);
+        v.paging(&c);
+        v.scroll_down(&c, 20);
+        c.handle_event(&Event::Older { room: room("#a") }, Millis(0));
+        c.handle_event(&older(5), Millis(0));
+        v.follow_changes(&mut c, |_, _| 1);
+        assert_eq!(v.scroll(&c), 0, "PgDn holds");
+        // The page is over: `/history` typed at the bottom goes up to its lines.
+        c.handle_event(&Event::Older { room: room("#a") }, Millis(0));
+        c.handle_event(&older(2), Millis(0));
+        v.follow_changes(&mut c, |_, _| 1);
         assert!(v.scroll(&c) > 0, "up to the lines /history brought");
     }
 }
