@@ -524,11 +524,19 @@ impl Account {
     /// The link dropped with the password change sent and not answered: its answer will not
     /// come (a resumed session is not told it either), so it is no longer in flight, and a new
     /// `/password` may be typed. Whether the server took it is not known: the credentials stay
-    /// as they are (a sign-in with a password it no longer takes is refused and says so).
+    /// as they are, but for the device's key, given back: still good if the change did not
+    /// arrive, it is tried first, and if the change did, its refusal falls back to the new
+    /// password, once. (Until the forty-third session's review the key was dropped: a change
+    /// lost before it arrived left only the new password, refused, and the device signed out.)
     pub(super) fn change_lost(&mut self) {
         self.later_password = None;
-        if self.is_changing_password() {
-            self.asking = None;
+        if let Some(Ask::ChangePassword { key, .. }) = self
+            .asking
+            .take_if(|a| matches!(a, Ask::ChangePassword { .. }))
+            && let Some(creds) = self.creds.as_mut()
+            && creds.key.is_none()
+        {
+            creds.key = key;
         }
     }
 

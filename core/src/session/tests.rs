@@ -6867,3 +6867,39 @@ fn a_lost_registrations_check_refused_as_throttled_or_too_fast_says_what_to_do()
         );
     }
 }
+
+/// A change whose answer a drop lost may not have reached the server: the device's key, still
+/// good if it did not, is tried first on the next sign-in, then the new password (which is
+/// good if it did). Giving the key up left only the new password, refused when the change was
+/// lost before it arrived: the device was signed out of an account whose key still worked.
+#[test]
+fn a_password_change_lost_in_a_drop_keeps_the_devices_key_to_try() {
+    let mut t = T::ready(Transport::Stream);
+    t.s.sign_in(
+        nick("alice"),
+        Proof::Password(pw("old-password")),
+        true,
+        t.now,
+    );
+    t.drain_paced();
+    signed_in(&mut t, "alice", 2, Some(8));
+    t.events();
+    t.s.handle_input("/password old-password first-new", t.now);
+    t.drain_paced();
+    let sent = restarted(&mut t, 3);
+    assert_eq!(
+        sent.first(),
+        Some(&sign_in_msg("alice", Proof::Key(DeviceKey([8; 32])), false)),
+        "{sent:?}"
+    );
+    // The key was revoked: the change went through, and its password is tried.
+    t.recv(error(ErrorKind::SignInFailed, Re::Conn));
+    assert_eq!(
+        t.drain_paced().first(),
+        Some(&sign_in_msg(
+            "alice",
+            Proof::Password(pw("first-new")),
+            true
+        ))
+    );
+}
