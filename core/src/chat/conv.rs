@@ -197,6 +197,9 @@ pub struct Conv {
     /// Rooms: older lines being loaded, failed to load, or known not to exist ([`Scrollback`]
     /// without `Full`, which the line count says).
     pub(super) older: Scrollback,
+    /// Rooms: older lines were asked for while `older` was [`Scrollback::Start`] (a typed
+    /// `/history`); an empty answer leaves the room at its beginning.
+    pub(super) asked_at_start: bool,
     /// Rooms: the oldest seq of the lines `/clear` took away, which older lines are asked
     /// below, as if they were still held.
     cleared_below: Option<Seq>,
@@ -257,6 +260,7 @@ impl Conv {
             live_after: None,
             listed_at: None,
             older: Scrollback::More,
+            asked_at_start: false,
             cleared_below: None,
             read: ReadMark::default(),
             policy: RoomPolicy::default(),

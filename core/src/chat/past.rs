@@ -172,12 +172,13 @@ impl Chat {
 
     // ---- what the session says ----
 
-    /// Older lines were asked for. A room at its beginning stays there: a typed `/history`
-    /// goes to the session, which asks below what it saw, and nothing older can come.
+    /// Older lines were asked for: the room is loading (the page scrolls up to its top when
+    /// that ends). A room at its beginning is remembered as such: a typed `/history` goes to
+    /// the session, which asks below what it saw, and nothing older can come.
     pub(super) fn on_older(&mut self, room: &RoomName) {
         let id = ConvId::Room(room.clone());
-        if self.conv(&id).is_some_and(|c| c.older == Scrollback::Start) {
-            return;
+        if let Some(c) = self.conv_mut(&id) {
+            c.asked_at_start = c.older == Scrollback::Start;
         }
         self.set_scrollback(&id, Scrollback::Loading);
     }
@@ -207,7 +208,10 @@ impl Chat {
                 n,
             });
         }
-        let state = if n == 0 && self.conv(&id).is_some_and(|c| c.older == Scrollback::Start) {
+        let asked_at_start = self
+            .conv_mut(&id)
+            .is_some_and(|c| std::mem::take(&mut c.asked_at_start));
+        let state = if n == 0 && asked_at_start {
             // The room's first event is here (held as no line when our own join made the
             // room, so the oldest line is not seq 1): nothing came, and the beginning stays.
             Scrollback::Start
@@ -224,10 +228,11 @@ impl Chat {
     }
 
     pub(super) fn on_older_failed(&mut self, room: &RoomName, why: &str) {
-        self.set_scrollback(
-            &ConvId::Room(room.clone()),
-            Scrollback::Failed(why.to_owned()),
-        );
+        let id = ConvId::Room(room.clone());
+        if let Some(c) = self.conv_mut(&id) {
+            c.asked_at_start = false;
+        }
+        self.set_scrollback(&id, Scrollback::Failed(why.to_owned()));
     }
 
     pub(super) fn on_search(&mut self, room: Option<&RoomName>, words: &Text) {

@@ -1920,6 +1920,9 @@ fn an_empty_page_at_the_start_leaves_a_room_at_its_beginning() {
         "nothing older to ask for"
     );
     c.handle_event(&Event::Older { room: room("#new") }, T0);
+    // Loading, then its beginning again: the page scrolls up to the beginning's marker when
+    // loading ends (a typed /history at the bottom of the room goes there).
+    assert_eq!(c.conv(&id).unwrap().scrollback(), Some(Scrollback::Loading));
     c.handle_event(&past("#new", Vec::new(), true), T0);
     assert_eq!(c.conv(&id).unwrap().scrollback(), Some(Scrollback::Start));
     // Nor does a page of lines held already, not at the start (asked below a later join).
