@@ -5602,23 +5602,25 @@ fn founder_and_guest(n: &mut Net) -> (ConnId, ConnId, ConnId) {
 /// for IRC, natter's and nc's users alike; the held member says nothing meanwhile. A KICK of
 /// someone the ban already put out says nothing (no `441`); someone out of the channel and not
 /// banned is still `441`.
+/// The kicks among `msgs`, each as "target reason".
+fn kicks(msgs: &[crate::wire::ServerMsg]) -> Vec<String> {
+    use crate::wire::{EventKind, ServerMsg};
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Event(e) => match &e.kind {
+                EventKind::Kick { target, reason } => Some(format!(
+                    "{target} {}",
+                    reason.as_ref().map_or("", |r| r.as_str())
+                )),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_kickban_puts_the_user_out_with_the_kicks_reason_and_no_441() {
-    use crate::wire::{EventKind, ServerMsg};
-    let kicks = |msgs: &[ServerMsg]| -> Vec<String> {
-        msgs.iter()
-            .filter_map(|m| match m {
-                ServerMsg::Event(e) => match &e.kind {
-                    EventKind::Kick { target, reason } => Some(format!(
-                        "{target} {}",
-                        reason.as_ref().map_or("", |r| r.as_str())
-                    )),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect()
-    };
     let mut n = Net::new();
     let (a, c, b) = founder_and_guest(&mut n);
     let d = n.client("dan", &[]);
@@ -5701,21 +5703,6 @@ fn a_kickban_puts_the_user_out_with_the_kicks_reason_and_no_441() {
 /// Each ban waits its own `BAN_KICK_WAIT`.
 #[test]
 fn each_ban_waits_its_own_moment_for_its_kick() {
-    use crate::wire::{EventKind, ServerMsg};
-    let kicks = |msgs: &[ServerMsg]| -> Vec<String> {
-        msgs.iter()
-            .filter_map(|m| match m {
-                ServerMsg::Event(e) => match &e.kind {
-                    EventKind::Kick { target, reason } => Some(format!(
-                        "{target} {}",
-                        reason.as_ref().map_or("", |r| r.as_str())
-                    )),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect()
-    };
     let mut n = Net::new();
     let (a, c, _b) = founder_and_guest(&mut n);
     let d = n.client("dan", &[]);

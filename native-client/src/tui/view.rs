@@ -385,13 +385,19 @@ pub(crate) mod tests {
     /// of the conversation, above the screen, so the view goes up to them (it stayed at the
     /// bottom, and the command seemed to do nothing). Older lines PgUp asked for at the top
     /// leave a scrolled view where it is.
-    #[test]
-    fn older_lines_typed_for_at_the_bottom_are_shown() {
+    /// In #a, bob's lines 10 to 19, followed to the bottom.
+    fn ten_lines_of_a() -> (Chat, View) {
         let mut c = chat_in(&["#a"]);
         let mut v = View::new();
         for i in 10..20 {
             apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
         }
+        (c, v)
+    }
+
+    #[test]
+    fn older_lines_typed_for_at_the_bottom_are_shown() {
+        let (mut c, mut v) = ten_lines_of_a();
         assert_eq!(v.scroll(&c), 0);
         apply(&mut c, &mut v, &older(5));
         assert!(v.scroll(&c) > 0, "up to the lines /history brought");
@@ -408,11 +414,7 @@ pub(crate) mod tests {
     /// the view stays up, and `/history`'s, are as before.
     #[test]
     fn older_lines_paged_for_do_not_undo_a_pgdn_pressed_before_they_came() {
-        let mut c = chat_in(&["#a"]);
-        let mut v = View::new();
-        for i in 10..20 {
-            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
-        }
+        let (mut c, mut v) = ten_lines_of_a();
         v.scroll_up(&c, 2);
         v.paging(&c);
         v.scroll_down(&c, 20);
@@ -435,11 +437,7 @@ pub(crate) mod tests {
     /// so the next `/history`, typed at the bottom, did not go up to its lines.
     #[test]
     fn a_page_that_brings_nothing_ends_the_paging() {
-        let mut c = chat_in(&["#a"]);
-        let mut v = View::new();
-        for i in 10..20 {
-            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
-        }
+        let (mut c, mut v) = ten_lines_of_a();
         apply(&mut c, &mut v, &older(5));
         v.scroll_down(&c, usize::MAX);
         // PgUp at the top, then PgDn before the page came.
@@ -462,11 +460,7 @@ pub(crate) mod tests {
     /// jumped up to them though the person had gone back down (PgDn).
     #[test]
     fn a_page_within_the_frame_of_its_ask_keeps_pgdn() {
-        let mut c = chat_in(&["#a"]);
-        let mut v = View::new();
-        for i in 10..20 {
-            apply(&mut c, &mut v, &say("#a", "bob", &i.to_string()));
-        }
+        let (mut c, mut v) = ten_lines_of_a();
         v.scroll_up(&c, 2);
         v.paging(&c);
         v.scroll_down(&c, 20);
